@@ -1,0 +1,146 @@
+/**
+ * The words of spotlift (see ARCHITECTURE.md): nodes, workloads, migrations. Plain data, stored as JSON;
+ * no behaviour here so every lib and app can share them without pulling in I/O.
+ */
+
+/** How spotlift reaches a node over SSH. The host key is pinned: an unknown key is refused, never accepted. */
+export interface NodeTarget {
+  id: string;
+  /** SSH address (an IP or host name the orchestrator can reach). */
+  host: string;
+  port: number;
+  user: string;
+  /** Pinned host key: `ssh-ed25519 AAAA...` (as in known_hosts, without the host field) or `SHA256:<base64>`. */
+  hostKey: string;
+  /** Address other nodes use for page traffic to this node (page-server, lazy-pages). Defaults to `host`. */
+  dataAddress?: string;
+}
+
+export type NodeState = 'ready' | 'draining' | 'terminating' | 'gone' | 'unreachable';
+export type Lifecycle = 'spot' | 'on-demand';
+
+/** What a probe over SSH found on a node. */
+export interface NodeProbe {
+  probedAt: string;
+  criuVersion?: string;
+  /** `criu check` passed ("Looks good."). */
+  criuOk: boolean;
+  criuCheckOutput?: string;
+  /** `criu check --feature X` results, e.g. mem_dirty_track, uffd-noncoop. */
+  features: Record<string, boolean>;
+  kernel?: string;
+  cpuModel?: string;
+  cpuCount?: number;
+  memTotalBytes?: number;
+  memAvailableBytes?: number;
+  diskFreeBytes?: number;
+  error?: string;
+}
+
+export interface NodeRecord extends NodeTarget {
+  name: string;
+  labels: Record<string, string>;
+  zone?: string;
+  spotPool?: string;
+  lifecycle: Lifecycle;
+  state: NodeState;
+  probe?: NodeProbe;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export type WorkloadState = 'running' | 'migrating' | 'gone';
+
+export interface WorkloadRecord {
+  id: string;
+  name: string;
+  nodeId: string;
+  /** Host PID of the tree's root (for a pid-namespaced workload: the namespace's init). */
+  pid: number;
+  pidfile?: string;
+  /** Resident memory of the whole tree, bytes, from the last inspection. */
+  rssBytes?: number;
+  /** PIDs of the tree at the last inspection, root first. */
+  tree?: number[];
+  state: WorkloadState;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export type Strategy = 'stop-and-copy' | 'pre-copy' | 'post-copy' | 'hybrid' | 'auto';
+export type Transport = 'tcp' | 'tls' | 'ssh';
+export type MigrationState = 'queued' | 'running' | 'completed' | 'rolled_back' | 'failed' | 'cancelled';
+
+/** Phase names in the order the engine runs them. */
+export type PhaseName =
+  | 'preflight'
+  | 'prepare'
+  | 'dump'
+  | 'transfer'
+  | 'restore'
+  | 'verify'
+  | 'commit'
+  | 'rollback'
+  | 'cleanup';
+
+export interface PhaseRecord {
+  name: PhaseName;
+  startedAt: string;
+  endedAt?: string;
+  durationMs?: number;
+  ok?: boolean;
+  detail?: string;
+}
+
+/** CRIU's own figures, from the stats-dump image (times in microseconds as CRIU writes them). */
+export interface DumpStats {
+  freezingTimeUs: number;
+  frozenTimeUs: number;
+  memdumpTimeUs: number;
+  memwriteTimeUs: number;
+  pagesScanned: number;
+  pagesSkippedParent: number;
+  pagesWritten: number;
+  pagesLazy: number;
+  irmapResolveUs?: number;
+  pagePipes?: number;
+  pagePipeBufs?: number;
+  shpagesScanned?: number;
+  shpagesSkippedParent?: number;
+  shpagesWritten?: number;
+}
+
+/** From the stats-restore image. */
+export interface RestoreStats {
+  pagesCompared: number;
+  pagesSkippedCow: number;
+  forkingTimeUs: number;
+  restoreTimeUs: number;
+  pagesRestored?: number;
+}
+
+export interface MigrationRecord {
+  id: string;
+  workloadId: string;
+  sourceNodeId: string;
+  destinationNodeId: string;
+  /** Why this destination (given by the caller, or the placement's reason). */
+  destinationReason: string;
+  strategy: Strategy;
+  transport: Transport;
+  state: MigrationState;
+  phases: PhaseRecord[];
+  criu: { dump?: DumpStats; restore?: RestoreStats };
+  bytes: { pages: number; images: number };
+  /** Freeze (source tasks stopped) to resume (destination tree running), measured on the nodes. */
+  downtimeMs?: number;
+  frozenAt?: string;
+  resumedAt?: string;
+  /** Host PID of the restored tree's root on the destination. */
+  restoredPid?: number;
+  error?: string;
+  rollbackReason?: string;
+  keepImages?: boolean;
+  createdAt: string;
+  updatedAt: string;
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Idempotent lab provisioning: Debian packages, and a CRIU >= 4.2.
+# CRIU: use the system's if `criu check` passes and it is new enough; otherwise build it from
+# Debian's source package (sid) and cache the binary under $SPOTLIFT_CACHE (default /var/cache/spotlift).
+set -euo pipefail
+CACHE=${SPOTLIFT_CACHE:-/var/cache/spotlift}
+CRIU_MIN=4.2
+mkdir -p "$CACHE"
+
+log() { echo "[lab/install] $*" >&2; }
+
+APT_PKGS=(redis-server openssh-server openssh-client iproute2 util-linux procps openssl rsync python3 \
+  libbsd-dev libcap-dev libgnutls28-dev libnet1-dev libnftables-dev libnl-3-dev libprotobuf-c-dev \
+  libprotobuf-dev pkgconf protobuf-c-compiler protobuf-compiler uuid-dev python3-protobuf \
+  build-essential xz-utils ca-certificates)
+
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's postinst may start services; the lab starts its own private instances.
+systemctl disable --now redis-server ssh >/dev/null 2>&1 || true
+
+version_ok() { # $1 = a criu binary
+  local v
+  v=$("$1" --version 2>/dev/null | sed -n 's/^Version: *//p') || return 1
+  [ -n "$v" ] || return 1
+  [ "$(printf '%s\n%s\n' "$CRIU_MIN" "$v" | sort -V | head -n1)" = "$CRIU_MIN" ] || return 1
+  "$1" check >/dev/null 2>&1
+}
+
+CRIU_BIN=/usr/local/sbin/criu
+if version_ok "$CRIU_BIN" 2>/dev/null; then
+  log "CRIU ok: $($CRIU_BIN --version | head -1)"
+  exit 0
+fi
+if command -v criu >/dev/null && version_ok "$(command -v criu)"; then
+  log "system CRIU ok: $(criu --version | head -1)"
+  exit 0
+fi
+
+if [ ! -x "$CACHE/criu" ] || ! version_ok "$CACHE/criu"; then
+  log "building CRIU from Debian's source package (about a minute)"
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  mkdir -p "$work/apt/lists/partial" "$work/apt/cache/archives/partial"
+  echo "deb-src http://deb.debian.org/debian sid main" > "$work/apt/sources.list"
+  aptopts=(-o "Dir::Etc::SourceList=$work/apt/sources.list" -o "Dir::Etc::SourceParts=-"
+    -o "Dir::State::Lists=$work/apt/lists" -o "Dir::Cache=$work/apt/cache" -o "APT::Sandbox::User=root")
+  apt-get "${aptopts[@]}" update -qq
+  (cd "$work" && apt-get "${aptopts[@]}" source --download-only criu >/dev/null 2>&1 || true)
+  orig=$(ls "$work"/criu_*.orig.tar.* 2>/dev/null | head -n1)
+  [ -n "$orig" ] || { log "could not download CRIU's source"; exit 1; }
+  mkdir -p "$work/src" && tar -xf "$orig" -C "$work/src" --strip-components=1
+  make -C "$work/src" -j"$(nproc)" criu >"$work/build.log" 2>&1 || { tail -50 "$work/build.log"; exit 1; }
+  install -m 0755 "$work/src/criu/criu" "$CACHE/criu"
+fi
+install -m 0755 "$CACHE/criu" "$CRIU_BIN"
+version_ok "$CRIU_BIN" || { log "CRIU at $CRIU_BIN fails 'criu check'"; "$CRIU_BIN" check || true; exit 1; }
+log "CRIU ok: $($CRIU_BIN --version | head -1)"
