@@ -1,0 +1,67 @@
+import type { MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
+
+const MiB = 2 ** 20;
+
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+export function nodesTable(nodes: NodeRecord[]): string {
+  return table([
+    ['ID', 'ADDRESS', 'STATE', 'CRIU', 'FEATURES', 'MEM FREE', 'ZONE'],
+    ...nodes.map((n) => [
+      n.id,
+      `${n.host}:${n.port}`,
+      n.state,
+      n.probe?.criuOk ? (n.probe.criuVersion ?? 'ok') : 'no',
+      Object.entries(n.probe?.features ?? {}).filter(([, v]) => v).map(([k]) => k).join(',') || '-',
+      n.probe?.memAvailableBytes ? `${Math.round(n.probe.memAvailableBytes / MiB)} MiB` : '-',
+      n.zone ?? '-',
+    ]),
+  ]);
+}
+
+export function workloadsTable(ws: WorkloadRecord[]): string {
+  return table([
+    ['ID', 'NAME', 'NODE', 'PID', 'RSS', 'STATE'],
+    ...ws.map((w) => [w.id, w.name, w.nodeId, String(w.pid), w.rssBytes ? `${Math.round(w.rssBytes / MiB)} MiB` : '-', w.state]),
+  ]);
+}
+
+export function migrationsTable(ms: MigrationRecord[]): string {
+  return table([
+    ['ID', 'WORKLOAD', 'FROM', 'TO', 'STATE', 'DOWNTIME'],
+    ...ms.map((m) => [m.id, m.workloadId, m.sourceNodeId, m.destinationNodeId, m.state, ms2(m.downtimeMs)]),
+  ]);
+}
+
+function ms2(v: number | undefined): string {
+  return v === undefined ? '-' : `${v.toFixed(1)} ms`;
+}
+
+export function phaseLine(p: MigrationRecord['phases'][number]): string {
+  const mark = p.ok === undefined ? '…' : p.ok ? '✓' : '✗';
+  return `  ${mark} ${p.name.padEnd(10)} ${ms2(p.durationMs).padStart(12)}${p.detail ? `  ${p.detail}` : ''}`;
+}
+
+export function migrationSummary(m: MigrationRecord): string {
+  const lines = [
+    `migration ${m.id}: ${m.state}`,
+    `  workload ${m.workloadId}: ${m.sourceNodeId} -> ${m.destinationNodeId} (${m.destinationReason}), ${m.strategy} over ${m.transport}`,
+    ...m.phases.map(phaseLine),
+  ];
+  if (m.downtimeMs !== undefined) lines.push(`  downtime ${ms2(m.downtimeMs)} (frozen ${m.frozenAt} -> resumed ${m.resumedAt})`);
+  const d = m.criu.dump;
+  if (d) {
+    lines.push(
+      `  criu dump: freezing ${d.freezingTimeUs} µs, frozen ${d.frozenTimeUs} µs, memdump ${d.memdumpTimeUs} µs, memwrite ${d.memwriteTimeUs} µs, pages written ${d.pagesWritten}`,
+    );
+  }
+  const r = m.criu.restore;
+  if (r) lines.push(`  criu restore: forking ${r.forkingTimeUs} µs, restore ${r.restoreTimeUs} µs`);
+  lines.push(`  bytes: pages ${m.bytes.pages}, image files ${m.bytes.images}`);
+  if (m.rollbackReason) lines.push(`  rolled back: ${m.rollbackReason}`);
+  else if (m.error) lines.push(`  error: ${m.error}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,80 @@
+import { BullModule } from '@nestjs/bullmq';
+import { type DynamicModule, Injectable, Logger, Module, type OnApplicationBootstrap } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { QueueName } from '@spotlift/queue';
+import { AuthGuard } from './common/auth.guard.js';
+import { DomainExceptionFilter } from './common/domain-exception.filter.js';
+import { AppConfig } from './config/app-config.js';
+import { CoreModule } from './core/core.module.js';
+import { HealthController } from './health/health.controller.js';
+import { MetricsController } from './metrics/metrics.controller.js';
+import { MigrationMetrics } from './metrics/migration-metrics.js';
+import { MigrationQueue } from './migrations/migration-queue.js';
+import { MigrationsController } from './migrations/migrations.controller.js';
+import { MigrationsProcessor } from './migrations/migrations.processor.js';
+import { MigrationsService } from './migrations/migrations.service.js';
+import { NodesController } from './nodes/nodes.controller.js';
+import { NodesService } from './nodes/nodes.service.js';
+import { WorkloadsController } from './workloads/workloads.controller.js';
+import { WorkloadsService } from './workloads/workloads.service.js';
+
+/** Registers the nodes of the config file at boot (probing each), so a fresh orchestrator knows its fleet. */
+@Injectable()
+class ConfigNodesLoader implements OnApplicationBootstrap {
+  private readonly logger = new Logger('nodes');
+  constructor(
+    private readonly config: AppConfig,
+    private readonly nodes: NodesService,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    await Promise.all(
+      this.config.nodes.map(async (spec) => {
+        try {
+          const node = await this.nodes.register(spec);
+          this.logger.log({ msg: 'node registered', node: node.id, state: node.state, criu: node.probe?.criuVersion });
+        } catch (error) {
+          this.logger.error({ msg: 'node refused', node: spec.id, error: (error as Error).message });
+        }
+      }),
+    );
+  }
+}
+
+/** The orchestrator; the role decides whether this process serves the API, runs migrations, or both. */
+@Module({})
+export class AppModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    const configModule: DynamicModule = {
+      module: class ConfigModule {},
+      global: true,
+      providers: [{ provide: AppConfig, useValue: config }],
+      exports: [AppConfig],
+    };
+    const url = new URL(config.redisUrl);
+    return {
+      module: AppModule,
+      imports: [
+        configModule,
+        CoreModule,
+        BullModule.forRoot({
+          prefix: `${config.redisPrefix}-bull`,
+          connection: { host: url.hostname, port: Number(url.port || 6379), ...(url.password ? { password: url.password } : {}) },
+        }),
+        BullModule.registerQueue({ name: QueueName.Migrations }),
+      ],
+      controllers: [HealthController, NodesController, WorkloadsController, MigrationsController, MetricsController],
+      providers: [
+        { provide: APP_GUARD, useClass: AuthGuard },
+        { provide: APP_FILTER, useClass: DomainExceptionFilter },
+        MigrationMetrics,
+        MigrationQueue,
+        NodesService,
+        WorkloadsService,
+        MigrationsService,
+        ConfigNodesLoader,
+        ...(config.runsWorker ? [MigrationsProcessor] : []),
+      ],
+    };
+  }
+}

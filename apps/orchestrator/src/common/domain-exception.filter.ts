@@ -1,0 +1,35 @@
+import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type { Response } from 'express';
+import { DomainError } from '@spotlift/domain';
+
+const STATUS: Record<string, number> = {
+  not_found: 404,
+  bad_request: 400,
+  conflict: 409,
+  node_unreachable: 502,
+  host_key_mismatch: 502,
+};
+
+/** One place that turns errors into `{ code, message, ... }` bodies; unknown errors get an id and a log line. */
+@Catch()
+export class DomainExceptionFilter implements ExceptionFilter {
+  private readonly logger = new Logger('http');
+
+  catch(error: unknown, host: ArgumentsHost): void {
+    const res = host.switchToHttp().getResponse<Response>();
+    if (error instanceof DomainError) {
+      res.status(STATUS[error.code] ?? 422).json({ code: error.code, message: error.message, ...error.meta });
+      return;
+    }
+    if (error instanceof HttpException) {
+      const body = error.getResponse();
+      const message = typeof body === 'string' ? body : ((body as { message?: unknown }).message ?? error.message);
+      res.status(error.getStatus()).json({ code: 'http_' + error.getStatus(), message });
+      return;
+    }
+    const errorId = randomUUID();
+    this.logger.error({ msg: 'unhandled error', errorId, err: String((error as Error)?.stack ?? error) });
+    res.status(500).json({ code: 'internal', message: 'internal error', errorId });
+  }
+}

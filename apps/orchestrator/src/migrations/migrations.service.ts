@@ -1,0 +1,126 @@
+import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import {
+  BadRequestError,
+  ConflictError,
+  NotFoundError,
+  type MigrationRecord,
+  type NodeRecord,
+  type WorkloadRecord,
+} from '@spotlift/domain';
+import { Clock, NodeOps, isFinished } from '@spotlift/engine';
+import { MigrationRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
+import { MigrationQueue } from './migration-queue.js';
+
+export const CreateMigration = z
+  .object({
+    workload: z.string().min(1).max(64),
+    destination: z.string().min(1).max(63).optional(),
+    strategy: z.enum(['stop-and-copy']).default('stop-and-copy'),
+    keepImages: z.boolean().default(false),
+  })
+  .strict();
+export type CreateMigration = z.infer<typeof CreateMigration>;
+
+const HEADROOM = 1.1;
+
+@Injectable()
+export class MigrationsService {
+  constructor(
+    private readonly migrations: MigrationRepository,
+    private readonly workloads: WorkloadRepository,
+    private readonly nodes: NodeRepository,
+    private readonly ops: NodeOps,
+    private readonly queue: MigrationQueue,
+    private readonly clock: Clock,
+  ) {}
+
+  async list(): Promise<MigrationRecord[]> {
+    return (await this.migrations.list()).reverse();
+  }
+
+  async get(id: string): Promise<MigrationRecord> {
+    const m = await this.migrations.get(id);
+    if (!m) throw new NotFoundError('migration', id);
+    return m;
+  }
+
+  /**
+   * Checks everything that can be checked without touching the workload, records the migration and queues
+   * it. Bad input is answered here with a 4xx; nothing is frozen before the job's own preflight passes.
+   */
+  async create(body: CreateMigration): Promise<MigrationRecord> {
+    const workload = await this.workloads.get(body.workload);
+    if (!workload) throw new NotFoundError('workload', body.workload);
+    const source = await this.nodes.get(workload.nodeId);
+    if (!source) throw new NotFoundError('node', workload.nodeId);
+    if (workload.state !== 'running') {
+      throw new ConflictError(`workload '${workload.id}' is ${workload.state}; only a running workload can migrate`);
+    }
+    const inFlight = (await this.migrations.list()).find((m) => m.workloadId === workload.id && !isFinished(m));
+    if (inFlight) throw new ConflictError(`workload '${workload.id}' is already migrating in ${inFlight.id}`, { migration: inFlight.id });
+
+    const tree = await this.ops.inspectTree(source, workload.pid);
+    if (!tree) {
+      throw new BadRequestError(`workload '${workload.id}' (pid ${workload.pid}) no longer runs on '${source.id}'`);
+    }
+    const { destination, reason } = await this.chooseDestination(body.destination, source, workload, tree.rssBytes);
+
+    const now = this.clock.now().toISOString();
+    const migration: MigrationRecord = {
+      id: `mig-${randomUUID().slice(0, 12)}`,
+      workloadId: workload.id,
+      sourceNodeId: source.id,
+      destinationNodeId: destination.id,
+      destinationReason: reason,
+      strategy: body.strategy,
+      transport: 'tcp',
+      state: 'queued',
+      phases: [],
+      criu: {},
+      bytes: { pages: 0, images: 0 },
+      keepImages: body.keepImages,
+      createdAt: now,
+      updatedAt: now,
+    };
+    await this.migrations.save(migration);
+    await this.queue.enqueue(migration.id);
+    return migration;
+  }
+
+  private async chooseDestination(
+    requested: string | undefined,
+    source: NodeRecord,
+    workload: WorkloadRecord,
+    rssBytes: number,
+  ): Promise<{ destination: NodeRecord; reason: string }> {
+    if (requested !== undefined) {
+      const node = await this.nodes.get(requested);
+      if (!node) throw new NotFoundError('node', requested);
+      const problem = this.unsuitable(node, source, rssBytes);
+      if (problem) throw new BadRequestError(`destination '${node.id}' cannot take workload '${workload.id}': ${problem}`);
+      return { destination: node, reason: 'requested' };
+    }
+    const candidates = (await this.nodes.list()).map((n) => ({ n, problem: this.unsuitable(n, source, rssBytes) }));
+    const fit = candidates.filter((c) => !c.problem).sort((a, b) => free(b.n) - free(a.n) || a.n.id.localeCompare(b.n.id));
+    const best = fit[0];
+    if (!best) {
+      const why = candidates.map((c) => `${c.n.id}: ${c.problem}`).join('; ');
+      throw new ConflictError(`no node can take workload '${workload.id}' (${why || 'no nodes registered'})`);
+    }
+    return { destination: best.n, reason: `most free memory among ${fit.length} suitable node(s)` };
+  }
+
+  private unsuitable(node: NodeRecord, source: NodeRecord, rssBytes: number): string | undefined {
+    if (node.id === source.id) return 'it is the source node';
+    if (node.state !== 'ready') return `it is ${node.state}`;
+    if (!node.probe?.criuOk) return `CRIU does not work there (${node.probe?.error ?? 'not probed'})`;
+    if (free(node) < rssBytes * HEADROOM) return `only ${Math.round(free(node) / 2 ** 20)} MiB available`;
+    return undefined;
+  }
+}
+
+function free(node: NodeRecord): number {
+  return node.probe?.memAvailableBytes ?? 0;
+}

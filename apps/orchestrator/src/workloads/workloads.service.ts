@@ -1,0 +1,85 @@
+import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { BadRequestError, NotFoundError, type WorkloadRecord } from '@spotlift/domain';
+import { Clock, NodeOps } from '@spotlift/engine';
+import { NodeRepository, WorkloadRepository } from '@spotlift/store';
+import { shq } from '@spotlift/transport';
+
+export const RegisterWorkload = z
+  .object({
+    name: z.string().min(1).max(120),
+    node: z.string().min(1).max(63),
+    pid: z.number().int().positive().max(4_194_304).optional(),
+    pidfile: z.string().startsWith('/').max(4096).optional(),
+  })
+  .strict()
+  .refine((w) => (w.pid === undefined) !== (w.pidfile === undefined), { message: 'give exactly one of pid or pidfile' });
+export type RegisterWorkload = z.infer<typeof RegisterWorkload>;
+
+@Injectable()
+export class WorkloadsService {
+  constructor(
+    private readonly workloads: WorkloadRepository,
+    private readonly nodes: NodeRepository,
+    private readonly ops: NodeOps,
+    private readonly clock: Clock,
+  ) {}
+
+  list(): Promise<WorkloadRecord[]> {
+    return this.workloads.list();
+  }
+
+  async get(id: string): Promise<WorkloadRecord> {
+    const w = await this.workloads.get(id);
+    if (!w) throw new NotFoundError('workload', id);
+    return w;
+  }
+
+  /** Registers a process tree after checking over SSH that it exists; reads its tree and RSS. */
+  async register(body: RegisterWorkload): Promise<WorkloadRecord> {
+    const node = await this.nodes.get(body.node);
+    if (!node) throw new NotFoundError('node', body.node);
+    const pid = body.pid ?? (await this.readPidfile(node.id, body.pidfile!));
+    const tree = await this.ops.inspectTree(node, pid);
+    if (!tree) throw new BadRequestError(`no process with pid ${pid} runs on node '${node.id}'`, { pid, node: node.id });
+    const now = this.clock.now().toISOString();
+    const workload: WorkloadRecord = {
+      id: `wl-${randomUUID().slice(0, 8)}`,
+      name: body.name,
+      nodeId: node.id,
+      pid,
+      ...(body.pidfile ? { pidfile: body.pidfile } : {}),
+      rssBytes: tree.rssBytes,
+      tree: tree.pids,
+      state: 'running',
+      createdAt: now,
+      updatedAt: now,
+    };
+    await this.workloads.save(workload);
+    return workload;
+  }
+
+  /** Reads the tree and RSS again over SSH. */
+  async refresh(id: string): Promise<WorkloadRecord> {
+    const w = await this.get(id);
+    const node = await this.nodes.get(w.nodeId);
+    if (!node || w.state === 'migrating') return w;
+    const tree = await this.ops.inspectTree(node, w.pid);
+    if (tree) Object.assign(w, { tree: tree.pids, rssBytes: tree.rssBytes, state: 'running' });
+    else w.state = 'gone';
+    w.updatedAt = this.clock.now().toISOString();
+    await this.workloads.save(w);
+    return w;
+  }
+
+  private async readPidfile(nodeId: string, pidfile: string): Promise<number> {
+    const node = (await this.nodes.get(nodeId))!;
+    const res = await this.ops.run(node, `cat ${shq(pidfile)}`, 15_000);
+    const pid = Number(res.stdout.trim());
+    if (res.code !== 0 || !Number.isInteger(pid) || pid <= 0) {
+      throw new BadRequestError(`pidfile ${pidfile} on node '${nodeId}' does not hold a pid`, { pidfile });
+    }
+    return pid;
+  }
+}

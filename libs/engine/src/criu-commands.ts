@@ -1,0 +1,45 @@
+import { dumpArgv, pageServerArgv, restoreArgv, classifyCriuFailure } from '@spotlift/criu';
+import { shellJoin, shq } from '@spotlift/transport';
+
+/**
+ * The shell commands the engine's steps run around CRIU. Argv comes from libs/criu (pure, table-tested);
+ * this file only adds what the shell on the node must do around it (pidfile reading, memory figures).
+ */
+
+export function checkAndMemory(): string {
+  return `criu check 2>&1 | tail -n 3; awk '/^MemAvailable:/{print "MEM_AVAILABLE_KB", $2}' /proc/meminfo`;
+}
+
+export function pageServer(dir: string, address: string, port: number): string {
+  return shellJoin(
+    pageServerArgv({
+      imagesDir: dir,
+      address,
+      port,
+      daemon: true,
+      pidfile: `${dir}/page-server.pid`,
+      log: { file: `${dir}/page-server.log` },
+    }),
+  );
+}
+
+export function dump(pid: number, dir: string, address: string, port: number): string {
+  return shellJoin(
+    dumpArgv({ pid, imagesDir: dir, leaveStopped: true, pageServer: { address, port }, log: { file: `${dir}/dump.log` } }),
+  );
+}
+
+export function restore(dir: string): string {
+  const pidfile = `${dir}/restored.pid`;
+  const argv = restoreArgv({ imagesDir: dir, detached: true, pidfile, log: { file: `${dir}/restore.log` } });
+  return `${shellJoin(argv)} && echo RESTORED_PID $(cat ${shq(pidfile)})`;
+}
+
+/** A person-readable account of a failed CRIU command from its log. */
+export function explainFailure(command: string, nodeId: string, log: string, exitCode: number | null): string {
+  const f = classifyCriuFailure(log, exitCode ?? undefined);
+  const lines = f.lines.length ? ` [${f.lines.join(' | ')}]` : '';
+  return `criu ${command} failed on ${nodeId} (${f.kind}): ${f.summary}${lines}`.slice(0, 1200);
+}
+
+export { parseDumpStats as parseDump, parseRestoreStats as parseRestore } from '@spotlift/criu';

@@ -1,0 +1,43 @@
+import type { MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
+
+export interface EngineConfig {
+  /** Root of per-migration image directories on every node; each migration uses `<root>/<migrationId>`. */
+  imageRoot: string;
+  /** Page-server ports are drawn from [portMin, portMax]. */
+  pageServerPortMin: number;
+  pageServerPortMax: number;
+  /** Upper bound for one CRIU command (dump, restore). */
+  criuTimeoutMs: number;
+  /** Free memory the destination must keep beyond the workload's RSS, as a fraction of the RSS. */
+  memoryHeadroom: number;
+}
+
+export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
+  imageRoot: '/var/lib/spotlift/images',
+  pageServerPortMin: 27100,
+  pageServerPortMax: 27999,
+  criuTimeoutMs: 10 * 60_000,
+  memoryHeadroom: 0.1,
+};
+
+/** Everything one migration run needs, loaded once at the start. */
+export interface MigrationContext {
+  migration: MigrationRecord;
+  workload: WorkloadRecord;
+  source: NodeRecord;
+  destination: NodeRecord;
+  sourceDir: string;
+  destinationDir: string;
+}
+
+/** A failure the engine already knows how to describe; `phase` says where it happened. */
+export class MigrationStepError extends Error {
+  constructor(
+    readonly phase: string,
+    message: string,
+    /** The workload was never frozen: nothing to roll back, the job simply fails. */
+    readonly beforeFreeze: boolean,
+  ) {
+    super(message);
+  }
+}

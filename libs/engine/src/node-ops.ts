@@ -1,0 +1,81 @@
+import type { NodeRecord } from '@spotlift/domain';
+import { NodeShell, shq, type CommandResult } from '@spotlift/transport';
+import * as sh from './node-scripts.js';
+
+export interface TreeInfo {
+  pids: number[];
+  rssBytes: number;
+}
+
+export interface TimedResult extends CommandResult {
+  startNs?: bigint;
+  endNs?: bigint;
+}
+
+/**
+ * Typed operations on one node, built from NodeShell commands. No decisions here: the engine decides, this
+ * class only runs the command and reads its one-line answer.
+ */
+export class NodeOps {
+  constructor(private readonly shell: NodeShell) {}
+
+  async inspectTree(node: NodeRecord, pid: number): Promise<TreeInfo | undefined> {
+    const res = await this.shell.exec(node, sh.inspectTree(pid), { timeoutMs: 15_000 });
+    if (res.code === 3) return undefined;
+    if (res.code !== 0) throw new Error(`inspecting pid ${pid} on ${node.id} failed: ${res.stderr.trim()}`);
+    const tree = /^TREE (.*)$/m.exec(res.stdout)?.[1] ?? '';
+    const rssKb = Number(/^RSS_KB (\d+)$/m.exec(res.stdout)?.[1] ?? '0');
+    return { pids: tree.split(/\s+/).filter(Boolean).map(Number), rssBytes: rssKb * 1024 };
+  }
+
+  /** One letter from /proc/PID/status (R, S, T, Z, ...) or 'gone'. */
+  async processState(node: NodeRecord, pid: number): Promise<string> {
+    return this.stateOf(await this.shell.exec(node, sh.processState(pid), { timeoutMs: 15_000 }));
+  }
+
+  async resumeTree(node: NodeRecord, pid: number): Promise<string> {
+    return this.stateOf(await this.shell.exec(node, sh.resumeTree(pid), { timeoutMs: 15_000 }));
+  }
+
+  async killTree(node: NodeRecord, pid: number): Promise<string> {
+    return this.stateOf(await this.shell.exec(node, sh.killTree(pid), { timeoutMs: 15_000 }));
+  }
+
+  async run(node: NodeRecord, command: string, timeoutMs: number): Promise<CommandResult> {
+    return this.shell.exec(node, command, { timeoutMs });
+  }
+
+  async runTimed(node: NodeRecord, command: string, timeoutMs: number): Promise<TimedResult> {
+    const res = await this.shell.exec(node, sh.timed(command), { timeoutMs });
+    return { ...res, ...sh.parseTimes(res.stdout) };
+  }
+
+  async readFile(node: NodeRecord, path: string): Promise<Buffer | undefined> {
+    const res = await this.shell.exec(node, sh.readFileBase64(path), { timeoutMs: 15_000 });
+    const text = res.stdout.trim();
+    return text ? Buffer.from(text, 'base64') : undefined;
+  }
+
+  async tail(node: NodeRecord, path: string, lines = 30): Promise<string> {
+    return (await this.shell.exec(node, sh.tailLog(path, lines), { timeoutMs: 15_000 })).stdout;
+  }
+
+  async makeDir(node: NodeRecord, dir: string): Promise<void> {
+    const res = await this.shell.exec(node, `rm -rf ${shq(dir)} && mkdir -p -m 0700 ${shq(dir)}`, { timeoutMs: 15_000 });
+    if (res.code !== 0) throw new Error(`cannot create ${dir} on ${node.id}: ${res.stderr.trim()}`);
+  }
+
+  /** Removes an image directory (it holds process memory). Never throws: cleanup must not mask the outcome. */
+  async removeDir(node: NodeRecord, dir: string): Promise<boolean> {
+    try {
+      const res = await this.shell.exec(node, `rm -rf ${shq(dir)}`, { timeoutMs: 60_000 });
+      return res.code === 0;
+    } catch {
+      return false;
+    }
+  }
+
+  private stateOf(res: CommandResult): string {
+    return /^STATE (\S+)$/m.exec(res.stdout)?.[1] ?? 'unknown';
+  }
+}

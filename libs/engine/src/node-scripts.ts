@@ -1,0 +1,64 @@
+import { shq } from '@spotlift/transport';
+
+/**
+ * Small POSIX shell snippets the engine runs on nodes. Each prints one machine-readable line so the engine
+ * never parses prose, and each is safe to run twice.
+ */
+
+/** `tree ROOT` prints ROOT and every descendant (all threads' children), one PID a line. */
+const TREE_FN = `tree() { echo "$1"; for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do tree "$c"; done; }`;
+
+/** Prints `STATE <letter>` for a live process, `STATE gone` otherwise. */
+export function processState(pid: number): string {
+  return `s=$(awk '/^State:/{print $2}' /proc/${pid}/status 2>/dev/null); echo "STATE \${s:-gone}"`;
+}
+
+/** Prints `TREE pid pid ...` and `RSS_KB total` for a process tree. Exit 3 when the root does not exist. */
+export function inspectTree(pid: number): string {
+  return [
+    TREE_FN,
+    `[ -d /proc/${pid} ] || { echo "no process with pid ${pid}" >&2; exit 3; }`,
+    `pids=$(tree ${pid})`,
+    `echo TREE $pids`,
+    `rss=0; for p in $pids; do r=$(awk '/^VmRSS:/{print $2}' /proc/$p/status 2>/dev/null); rss=$((rss + \${r:-0})); done`,
+    `echo RSS_KB $rss`,
+  ].join('\n');
+}
+
+/** Sends SIGCONT to every task of a stopped tree, then prints the root's state. */
+export function resumeTree(pid: number): string {
+  return [TREE_FN, `for p in $(tree ${pid}); do kill -CONT "$p" 2>/dev/null; done`, processState(pid)].join('\n');
+}
+
+/** Kills every task of a tree (a stopped tree too). Prints `STATE gone` once the root is gone. */
+export function killTree(pid: number): string {
+  return [
+    TREE_FN,
+    `[ -d /proc/${pid} ] && kill -KILL $(tree ${pid}) 2>/dev/null`,
+    `for i in $(seq 1 200); do [ -d /proc/${pid} ] || break; sleep 0.01; done`,
+    processState(pid),
+  ].join('\n');
+}
+
+/**
+ * Runs a command with node-side timestamps around it: prints `SPOTLIFT_TIMES <start-ns> <end-ns> <rc>` on
+ * stdout and exits with the command's code. Downtime comes from these, not from the orchestrator's clock.
+ */
+export function timed(command: string): string {
+  return `t0=$(date +%s%N); ${command}; rc=$?; t1=$(date +%s%N); echo "SPOTLIFT_TIMES $t0 $t1 $rc"; exit $rc`;
+}
+
+export function parseTimes(stdout: string): { startNs: bigint; endNs: bigint } | undefined {
+  const m = /SPOTLIFT_TIMES (\d+) (\d+) -?\d+/.exec(stdout);
+  return m?.[1] && m[2] ? { startNs: BigInt(m[1]), endNs: BigInt(m[2]) } : undefined;
+}
+
+/** Prints the file base64-encoded on one line, or nothing when it does not exist. */
+export function readFileBase64(path: string): string {
+  return `[ -f ${shq(path)} ] && base64 -w0 ${shq(path)}; true`;
+}
+
+/** The last lines of a CRIU log, for error messages. */
+export function tailLog(path: string, lines = 30): string {
+  return `tail -n ${lines} ${shq(path)} 2>/dev/null; true`;
+}

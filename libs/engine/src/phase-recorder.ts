@@ -1,0 +1,40 @@
+import type { MigrationRecord, PhaseName, PhaseRecord } from '@spotlift/domain';
+import type { MigrationRepository } from '@spotlift/store';
+import type { Clock } from './clock.js';
+
+/**
+ * Records each phase on the migration record and persists it before and after the phase runs, so a worker
+ * that dies mid-phase leaves a record that says exactly which step was under way (the engine's recovery
+ * reads it to decide: finish, or roll back).
+ */
+export class PhaseRecorder {
+  constructor(
+    private readonly migrations: MigrationRepository,
+    private readonly clock: Clock,
+  ) {}
+
+  async run<T>(migration: MigrationRecord, name: PhaseName, body: (phase: PhaseRecord) => Promise<T>): Promise<T> {
+    const phase: PhaseRecord = { name, startedAt: this.clock.now().toISOString() };
+    migration.phases.push(phase);
+    await this.save(migration);
+    const t0 = performance.now();
+    try {
+      const result = await body(phase);
+      phase.ok = true;
+      return result;
+    } catch (error) {
+      phase.ok = false;
+      phase.detail ??= (error as Error).message;
+      throw error;
+    } finally {
+      phase.endedAt = this.clock.now().toISOString();
+      phase.durationMs = Math.round((performance.now() - t0) * 1000) / 1000;
+      await this.save(migration);
+    }
+  }
+
+  async save(migration: MigrationRecord): Promise<void> {
+    migration.updatedAt = this.clock.now().toISOString();
+    await this.migrations.save(migration);
+  }
+}

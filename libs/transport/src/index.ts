@@ -1,0 +1,5 @@
+export * from './node-shell.port.js';
+export * from './ssh-node-shell.js';
+export * from './host-key.js';
+export * from './directory-streamer.js';
+export * from './shell.js';

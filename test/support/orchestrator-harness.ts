@@ -1,0 +1,77 @@
+import type { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AppModule } from '../../apps/orchestrator/src/app.module.js';
+import { loadConfig } from '../../apps/orchestrator/src/config/app-config.js';
+
+export interface Orchestrator {
+  app: INestApplication;
+  baseUrl: string;
+  token: string;
+  /** fetch against the API with the bearer token; JSON in and out. */
+  api<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
+  close(): Promise<void>;
+}
+
+/**
+ * Boots the real orchestrator app in this process (real Redis, real SSH to the lab nodes, real HTTP on an
+ * ephemeral loopback port), from a config file written like an operator would.
+ */
+export async function startOrchestrator(opts: {
+  nodesConfig: unknown;
+  redisPort: number;
+  prefix?: string;
+  role?: 'all' | 'api' | 'worker';
+}): Promise<Orchestrator> {
+  const token = randomBytes(24).toString('hex');
+  const configPath = join(tmpdir(), `spotlift-test-${process.pid}-${randomBytes(4).toString('hex')}.json`);
+  writeFileSync(configPath, JSON.stringify(opts.nodesConfig));
+  const config = loadConfig({
+    SPOTLIFT_CONFIG: configPath,
+    SPOTLIFT_API_TOKEN: token,
+    REDIS_URL: `redis://127.0.0.1:${opts.redisPort}`,
+    SPOTLIFT_REDIS_PREFIX: opts.prefix ?? `t${randomBytes(3).toString('hex')}`,
+    PORT: '0',
+    SPOTLIFT_ROLE: opts.role ?? 'all',
+    SPOTLIFT_LOG_FORMAT: 'text',
+  });
+  const app = await NestFactory.create(AppModule.forRoot(config), { logger: ['error', 'warn'] });
+  app.enableShutdownHooks();
+  await app.listen(0, '127.0.0.1');
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  const baseUrl = `http://127.0.0.1:${port}`;
+  return {
+    app,
+    baseUrl,
+    token,
+    async api<T>(method: string, path: string, body?: unknown) {
+      const res = await fetch(baseUrl + path, {
+        method,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+      });
+      const text = await res.text();
+      return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+    },
+    close: () => app.close(),
+  };
+}
+
+/** Polls a migration until it reaches an end state. */
+export async function waitForMigration<T extends { state: string }>(
+  orch: Orchestrator,
+  id: string,
+  timeoutMs = 120_000,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const { body } = await orch.api<T>('GET', `/migrations/${id}`);
+    if (['completed', 'rolled_back', 'failed', 'cancelled'].includes(body.state)) return body;
+    if (Date.now() > until) throw new Error(`migration ${id} still ${body.state} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
