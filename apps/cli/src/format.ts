@@ -45,11 +45,11 @@ export function phaseLine(p: MigrationRecord['phases'][number]): string {
   return `  ${mark} ${p.name.padEnd(10)} ${ms2(p.durationMs).padStart(12)}${p.detail ? `  ${p.detail}` : ''}`;
 }
 
-export function migrationSummary(m: MigrationRecord): string {
+export function migrationSummary(m: MigrationRecord, opts: { phases?: boolean } = {}): string {
   const lines = [
     `migration ${m.id}: ${m.state}`,
     `  workload ${m.workloadId}: ${m.sourceNodeId} -> ${m.destinationNodeId} (${m.destinationReason}), ${m.strategy} over ${m.transport}`,
-    ...m.phases.map(phaseLine),
+    ...(opts.phases === false ? [] : m.phases.map(phaseLine)),
   ];
   if (m.downtimeMs !== undefined) lines.push(`  downtime ${ms2(m.downtimeMs)} (frozen ${m.frozenAt} -> resumed ${m.resumedAt})`);
   const d = m.criu.dump;

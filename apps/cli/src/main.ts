@@ -78,7 +78,7 @@ program
       if (FINISHED.has(m.state)) break;
       await new Promise((r) => setTimeout(r, 200));
     }
-    print(m, () => migrationSummary(m));
+    print(m, () => migrationSummary(m, { phases: false }));
     if (m.state !== 'completed') process.exitCode = 1;
   });
 
