@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
-import { nodeAddress, nodeOfPid, pidAlive, startWorkload, stopWorkload } from '../libs/testing/src/lab/index.js';
+import { nodeAddress, nodeOfPid, pidAlive, startWorkload, stopWorkload } from '@spotlift/testing';
 import { type E2eEnv, setupE2e } from './support/e2e-env.js';
 
 let env: E2eEnv;

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
-import { nodeAddress, nodeOfPid, pidAlive, startWorkload, stopWorkload } from '../libs/testing/src/lab/index.js';
+import { nodeAddress, nodeOfPid, pidAlive, startWorkload, stopWorkload } from '@spotlift/testing';
 import { waitForMigration } from './support/orchestrator-harness.js';
 import { type E2eEnv, setupE2e, sleep, spawnInNode } from './support/e2e-env.js';
 

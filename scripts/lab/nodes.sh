@@ -4,10 +4,13 @@
 #   nodes.sh up [N]   make sure nodes node-a.. (N of them, default 3) are up and healthy; writes
 #                     <labdir>/nodes.json (the orchestrator's node config). A no-op for whatever is
 #                     already up and healthy, so several users (tests, the demo, a person) can share
-#                     one lab. Extra healthy nodes beyond N are kept and listed too.
-#   nodes.sh down     kill everything running in the nodes' namespaces (sshd, workloads, criu),
+#                     one lab. Nodes beyond N that exist are kept (repaired if need be) and listed.
+#   nodes.sh down [--if-idle]
+#                     kill everything running in the nodes' namespaces (sshd, workloads, criu),
 #                     remove namespaces, veths and the bridge, and nodes.json. Keys are kept, so host
-#                     keys stay the same across down/up.
+#                     keys stay the same across down/up. With --if-idle, do nothing while the lab is
+#                     in use (anything in a namespace besides the sshd listeners: an orchestrator's
+#                     SSH session, a workload, criu). Prints "down" or "busy".
 #   nodes.sh status   print each node's health; exit 0 only if the lab is up and healthy.
 #
 # Layout: bridge spl0 10.77.0.1/24 on the host; node-a is netns spl-node-a with eth0 10.77.0.2
@@ -22,7 +25,7 @@ NODES_JSON=$LAB/nodes.json
 SSHD=/usr/sbin/sshd # absolute: sshd re-executes itself and refuses a relative path
 
 usage() {
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -274,20 +277,17 @@ cmd_up() {
   ensure_bridge
   for ((i = 0; i < MAX_NODES; i++)); do
     node=$(node_name "$i")
-    if [ "$i" -ge "$n" ]; then
-      # Beyond N: keep a node someone else brought up, as long as it is healthy.
-      [ -e "$(netns_path "$node")" ] || continue
-      if node_net_ok "$node" "$i" && [ -n "$(sshd_pid "$node")" ]; then
-        all+=("$node")
-      else
-        log "$node: stale, removing"
-        teardown_node "$node"
-      fi
-      continue
+    # Beyond N, a node someone else brought up is kept (and repaired like the others: tearing it
+    # down would kill whatever that someone runs there).
+    [ "$i" -lt "$n" ] || [ -e "$(netns_path "$node")" ] || continue
+    local repaired=0
+    if ! node_net_ok "$node" "$i"; then
+      log "$node: setting up network"
+      ensure_node_net "$node" "$i"
+      repaired=1
     fi
-    node_net_ok "$node" "$i" || { log "$node: setting up network"; ensure_node_net "$node" "$i"; }
     ensure_sshd "$node" "$i"
-    [ $SSHD_STARTED = 0 ] || changed+=("$node")
+    [ $SSHD_STARTED = 0 ] && [ $repaired = 0 ] || changed+=("$node")
     all+=("$node")
   done
   write_client_files "${all[@]}"
@@ -304,10 +304,37 @@ cmd_up() {
   echo "$NODES_JSON"
 }
 
+# Processes in the nodes' namespaces other than the sshd listeners, one "node pid comm" a line.
+lab_users() {
+  local i node p parent
+  for ((i = 0; i < MAX_NODES; i++)); do
+    node=$(node_name "$i")
+    [ -e "$(netns_path "$node")" ] || continue
+    for p in $(ip netns pids "$(netns_of "$node")" 2>/dev/null); do
+      parent=$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null) || continue
+      # a listener is an sshd whose parent is not an sshd; a session's sshd has an sshd parent
+      if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = sshd ] && [ "$(cat "/proc/$parent/comm" 2>/dev/null)" != sshd ]; then
+        continue
+      fi
+      echo "$node $p $(cat "/proc/$p/comm" 2>/dev/null)"
+    done
+  done
+}
+
 cmd_down() {
-  local i node
+  local i node users
   [ "$(id -u)" = 0 ] || die "run as root"
   take_lock
+  if [ "${1:-}" = --if-idle ]; then
+    users=$(lab_users)
+    if [ -n "$users" ]; then
+      log "in use, left up: $(echo "$users" | head -5 | tr '\n' ';')"
+      echo busy
+      return 0
+    fi
+  elif [ -n "${1:-}" ]; then
+    usage
+  fi
   rm -f "$NODES_JSON"
   for ((i = 0; i < MAX_NODES; i++)); do
     node=$(node_name "$i")
@@ -318,6 +345,7 @@ cmd_down() {
   done
   ip link del "$BRIDGE" 2>/dev/null || true
   log "lab down"
+  echo down
 }
 
 cmd_status() {
@@ -353,7 +381,7 @@ cmd_status() {
 
 case "${1:-}" in
   up) cmd_up "${2:-3}" ;;
-  down) cmd_down ;;
+  down) cmd_down "${2:-}" ;;
   status) cmd_status ;;
   *) usage ;;
 esac

@@ -7,7 +7,7 @@ import {
   startRedis,
   stopRedis,
   type LabConfig,
-} from '../../libs/testing/src/lab/index.js';
+} from '@spotlift/testing';
 import { startOrchestrator, type Orchestrator } from './orchestrator-harness.js';
 
 /** The real world a migration suite needs: lab nodes, a private Redis, a heartbeat collector, the orchestrator. */

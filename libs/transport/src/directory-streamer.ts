@@ -31,12 +31,15 @@ export class DirectoryStreamer {
     const started = process.hrtime.bigint();
     const excludes = (opts.exclude ?? []).map((p) => `--exclude=${shq(p)}`).join(' ');
     const sender = await this.shell.spawn(source, `tar -C ${shq(sourceDir)} ${excludes} -cf - .`);
-    // `wait $!` waits for the process substitution, so the hash is complete before it is printed.
+    // The hasher is a process substitution opened by the main shell (so `$!` is its pid): closing fd 3
+    // ends its input and `wait` makes sure the hash is complete before it is printed.
     const receiver = await this.shell.spawn(
       destination,
       `bash --norc --noprofile -c ${shq(
         `set -eo pipefail; mkdir -p ${shq(destinationDir)}; cd ${shq(destinationDir)}; ` +
-          `tee >(sha256sum > .spotlift-received.sha256) | tar -xf -; wait $!; cut -c1-64 .spotlift-received.sha256; rm -f .spotlift-received.sha256`,
+          `exec 3> >(sha256sum > .spotlift-received.sha256); hasher=$!; ` +
+          `tee /dev/fd/3 | tar -xf -; exec 3>&-; wait $hasher; ` +
+          `cut -c1-64 .spotlift-received.sha256; rm -f .spotlift-received.sha256`,
       )}`,
     );
     const hash = createHash('sha256');

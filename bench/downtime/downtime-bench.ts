@@ -1,0 +1,157 @@
+/**
+ * Downtime benchmark: spotlift's stop-and-copy (REST -> queue -> worker -> SSH -> CRIU) against the bare
+ * CRIU command sequence (scripts/lab/bare-migrate.sh: same flags, run directly in the node namespaces),
+ * same machine, same run, workloads of 64 MiB, 256 MiB and 1 GiB. Both downtimes use one definition:
+ * (restore end - dump end) + CRIU's frozen + freezing time, all measured on the nodes.
+ *
+ *   bash bench/run.sh [--reps N] [--sizes 64,256,1024]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
+import {
+  bareMigrate,
+  labDir,
+  labUp,
+  nodeAddress,
+  repoRoot,
+  startRedis,
+  startWorkload,
+  stopRedis,
+  stopWorkload,
+  pidAlive,
+  HeartbeatCollector,
+} from '@spotlift/testing';
+
+const REDIS_PORT = 16390;
+const API_PORT = 18090;
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+
+class Api {
+  constructor(
+    private readonly base: string,
+    private readonly token: string,
+  ) {}
+  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await fetch(this.base + path, {
+      method,
+      headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    const json = (await res.json()) as T;
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  }
+}
+
+async function startOrchestrator(token: string): Promise<ChildProcess> {
+  const logDir = join(labDir(), 'bench');
+  mkdirSync(logDir, { recursive: true });
+  const out = openSync(join(logDir, 'orchestrator.log'), 'a');
+  const child = spawn('node', [join(repoRoot(), 'dist/apps/orchestrator/src/main.js')], {
+    env: {
+      ...process.env,
+      SPOTLIFT_CONFIG: join(labDir(), 'nodes.json'),
+      SPOTLIFT_API_TOKEN: token,
+      REDIS_URL: `redis://127.0.0.1:${REDIS_PORT}`,
+      SPOTLIFT_REDIS_PREFIX: `bench${Date.now()}`,
+      PORT: String(API_PORT),
+    },
+    stdio: ['ignore', out, out],
+  });
+  for (let i = 0; i < 100; i++) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${API_PORT}/health/ready`)).ok) return child;
+    } catch {
+      /* not up yet */
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  child.kill();
+  throw new Error('orchestrator did not become ready; see .lab/bench/orchestrator.log');
+}
+
+async function spotliftOnce(api: Api, collector: HeartbeatCollector, sizeMiB: number): Promise<number> {
+  const name = `bench-s-${sizeMiB}-${randomBytes(3).toString('hex')}`;
+  const pid = await startWorkload('node-a', { name, memMiB: sizeMiB, udpPort: collector.port });
+  await collector.waitForCount(name, 3, { from: nodeAddress('node-a'), timeoutMs: 120_000 });
+  const w = await api.call<WorkloadRecord>('POST', '/workloads', { name, node: 'node-a', pid });
+  let m = await api.call<MigrationRecord>('POST', '/migrations', { workload: w.id, destination: 'node-b' });
+  while (!['completed', 'rolled_back', 'failed'].includes(m.state)) {
+    await new Promise((r) => setTimeout(r, 100));
+    m = await api.call<MigrationRecord>('GET', `/migrations/${m.id}`);
+  }
+  if (m.restoredPid && pidAlive(m.restoredPid)) await stopWorkload(m.restoredPid);
+  if (m.state !== 'completed' || m.downtimeMs === undefined) throw new Error(`spotlift migration ${m.state}: ${m.error}`);
+  return m.downtimeMs;
+}
+
+async function bareOnce(collector: HeartbeatCollector, sizeMiB: number): Promise<{ same: number; seized: number }> {
+  const name = `bench-b-${sizeMiB}-${randomBytes(3).toString('hex')}`;
+  const pid = await startWorkload('node-a', { name, memMiB: sizeMiB, udpPort: collector.port });
+  await collector.waitForCount(name, 3, { from: nodeAddress('node-a'), timeoutMs: 120_000 });
+  const r = await bareMigrate('node-a', 'node-b', pid);
+  if (pidAlive(r.restoredPid)) await stopWorkload(r.restoredPid);
+  const frozen = (r.criu.frozenMs ?? 0) + (r.criu.freezingMs ?? 0);
+  return { same: r.dumpStartToRestoreEndMs - r.dumpMs + frozen, seized: r.downtimeMs };
+}
+
+async function main(): Promise<void> {
+  const reps = Number(arg('reps', '3'));
+  const sizes = arg('sizes', '64,256,1024').split(',').map(Number);
+  await labUp({ nodes: 2 });
+  await startRedis(REDIS_PORT);
+  const collector = new HeartbeatCollector();
+  await collector.start();
+  const token = randomBytes(24).toString('hex');
+  const orch = await startOrchestrator(token);
+  const api = new Api(`http://127.0.0.1:${API_PORT}`, token);
+  const rows: string[][] = [['size', 'bare (ms, median)', 'spotlift (ms, median)', 'ratio', 'bare runs', 'spotlift runs']];
+  try {
+    for (const size of sizes) {
+      const bare: number[] = [];
+      const ours: number[] = [];
+      for (let i = 0; i < reps; i++) {
+        // Alternate the order so neither side always runs on a warmer machine.
+        if (i % 2 === 0) {
+          bare.push((await bareOnce(collector, size)).same);
+          ours.push(await spotliftOnce(api, collector, size));
+        } else {
+          ours.push(await spotliftOnce(api, collector, size));
+          bare.push((await bareOnce(collector, size)).same);
+        }
+      }
+      const ratio = median(ours) / median(bare);
+      rows.push([
+        `${size} MiB`,
+        median(bare).toFixed(0),
+        median(ours).toFixed(0),
+        `${ratio.toFixed(3)}x`,
+        bare.map((x) => x.toFixed(0)).join(' '),
+        ours.map((x) => x.toFixed(0)).join(' '),
+      ]);
+      console.error(`[bench] ${size} MiB done`);
+    }
+  } finally {
+    orch.kill('SIGTERM');
+    await collector.stop();
+    await stopRedis(REDIS_PORT);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  console.log('stop-and-copy downtime, spotlift vs bare CRIU sequence (same flags, same machine, same run)');
+  for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join('  '));
+  console.log(`target: ratio <= 1.05x at 256 MiB and 1 GiB; reps per size: ${reps}; ${readFileSync('/proc/loadavg', 'utf8').trim()} (loadavg)`);
+}
+
+main().catch((error: Error) => {
+  console.error(error.stack ?? error.message);
+  process.exit(1);
+});

@@ -1,0 +1,208 @@
+/**
+ * The engine's decisions, with a scripted node shell replaying real outputs (CRIU's stats-dump and
+ * stats-restore captured from real runs on the lab kernel). What runs on the real kernel is covered by
+ * test/migration.e2e-spec.ts; here: every failure branch and every recovery point, deterministically.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
+import { InMemoryRecords } from '@spotlift/store';
+import { DirectoryStreamer } from '@spotlift/transport';
+import { ScriptedNodeShell, aMigration, aNode, aWorkload } from '@spotlift/testing';
+import { SystemClock } from './clock.js';
+import { DEFAULT_ENGINE_CONFIG } from './engine.types.js';
+import { MigrationEngine } from './migration-engine.js';
+import { NodeOps } from './node-ops.js';
+
+const fixture = (name: string) => readFileSync(new URL(`../../criu/test/fixtures/images/page-server/${name}`, import.meta.url));
+const TAR = Buffer.from('scripted tar stream');
+const TAR_SHA = createHash('sha256').update(TAR).digest('hex');
+
+function setup(migration: MigrationRecord = aMigration(), workload: WorkloadRecord = aWorkload()) {
+  const shell = new ScriptedNodeShell();
+  const migrations = new InMemoryRecords<MigrationRecord>();
+  const workloads = new InMemoryRecords<WorkloadRecord>();
+  const nodes = new InMemoryRecords<ReturnType<typeof aNode>>();
+  void nodes.save(aNode('node-a'));
+  void nodes.save(aNode('node-b'));
+  void migrations.save(migration);
+  void workloads.save(workload);
+  const engine = new MigrationEngine(migrations, workloads, nodes, new NodeOps(shell), new DirectoryStreamer(shell), new SystemClock(), DEFAULT_ENGINE_CONFIG);
+  return { shell, engine, migrations, workloads };
+}
+
+/** The happy path's answers; tests override single steps by adding rules before these. */
+function scriptHappyPath(shell: ScriptedNodeShell) {
+  shell
+    .on({ node: 'node-a', match: /echo TREE/, reply: { stdout: 'TREE 4242 4243\nRSS_KB 65536\n' } })
+    .on({ node: 'node-b', match: /echo TREE/, reply: { stdout: 'TREE 777 778\nRSS_KB 65536\n' } })
+    .on({ match: /criu check/, reply: { stdout: 'Looks good.\nMEM_AVAILABLE_KB 8000000\n' } })
+    .on({ node: 'node-a', match: /criu dump/, reply: { stdout: 'SPOTLIFT_TIMES 1000000000000 1001000000000 0\n' } })
+    .on({ node: 'node-a', match: /^tar -C/, reply: { stdout: TAR.toString() } })
+    .on({ node: 'node-b', match: /sha256sum/, reply: { stdout: `${TAR_SHA}\n` } })
+    .on({ node: 'node-b', match: /criu restore/, reply: { stdout: 'RESTORED_PID 777\nSPOTLIFT_TIMES 1001100000000 1001300000000 0\n' } })
+    .on({ node: 'node-b', match: /State:/, reply: { stdout: 'STATE S\n' } })
+    .on({ node: 'node-a', match: /kill -KILL/, reply: { stdout: 'STATE gone\n' } })
+    .on({ node: 'node-a', match: /kill -CONT/, reply: { stdout: 'STATE S\n' } })
+    .on({ node: 'node-b', match: /kill -KILL/, reply: { stdout: 'STATE gone\n' } })
+    .on({ node: 'node-a', match: /base64 -w0 .*stats-dump/, reply: { stdout: fixture('stats-dump').toString('base64') } })
+    .on({ node: 'node-b', match: /base64 -w0 .*stats-restore/, reply: { stdout: fixture('stats-restore').toString('base64') } });
+}
+
+const names = (m: MigrationRecord) => m.phases.map((p) => `${p.name}:${p.ok ? 'ok' : 'fail'}`);
+
+describe('MigrationEngine, stop-and-copy', () => {
+  it('completes: pages via page-server, images streamed and checksummed, restore, verify, then the source is killed', async () => {
+    const { shell, engine, workloads } = setup();
+    scriptHappyPath(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('completed');
+    expect(names(m)).toEqual(['preflight:ok', 'prepare:ok', 'dump:ok', 'transfer:ok', 'restore:ok', 'verify:ok', 'commit:ok', 'cleanup:ok']);
+    expect(shell.ran('node-b', /criu page-server .*--daemon/)).toHaveLength(1);
+    expect(shell.ran('node-a', /criu dump -t 4242 .*--leave-stopped.*--page-server --address 10\.0\.0\.\d+ --port \d+/)).toHaveLength(1);
+    expect(m.restoredPid).toBe(777);
+    // Downtime = restore end - (dump end - CRIU frozen - freezing), on the nodes' clocks.
+    const d = m.criu.dump!;
+    expect(m.downtimeMs).toBeCloseTo(300 + (d.frozenTimeUs + d.freezingTimeUs) / 1000, 3);
+    expect(m.bytes.pages).toBe(d.pagesWritten * 4096);
+    expect(m.bytes.images).toBe(TAR.length);
+    expect(m.criu.restore?.restoreTimeUs).toBeGreaterThan(0);
+    expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', pid: 777, state: 'running' });
+    // Image directories (process memory) removed on both nodes.
+    expect(shell.ran('node-a', /rm -rf \/var\/lib\/spotlift\/images\/mig-1\/src$/)).toHaveLength(1);
+    expect(shell.ran('node-b', /rm -rf \/var\/lib\/spotlift\/images\/mig-1\/dst$/)).toHaveLength(1);
+  });
+
+  it('fails without touching the workload when the pid is gone at preflight', async () => {
+    const { shell, engine, workloads } = setup();
+    shell.on({ node: 'node-a', match: /echo TREE/, reply: { code: 3, stderr: 'no process with pid 4242' } });
+    scriptHappyPath(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('failed');
+    expect(m.error).toMatch(/no longer runs on node-a/);
+    expect(shell.ran('node-a', /criu dump|kill -/)).toEqual([]);
+    expect((await workloads.get('wl-1'))!.state).toBe('running');
+  });
+
+  it('fails without touching the workload when the destination lacks memory', async () => {
+    const { shell, engine } = setup();
+    shell.on({ match: /criu check/, reply: { stdout: 'Looks good.\nMEM_AVAILABLE_KB 1000\n' } });
+    scriptHappyPath(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('failed');
+    expect(m.error).toMatch(/node-b has 1 MiB available, the workload needs 70 MiB/);
+    expect(shell.ran('node-a', /criu dump|kill -/)).toEqual([]);
+  });
+
+  it('rolls back when criu dump fails: the source is resumed, nothing restored', async () => {
+    const { shell, engine } = setup();
+    shell
+      .on({ node: 'node-a', match: /criu dump/, reply: { code: 1, stdout: 'SPOTLIFT_TIMES 1 2 1\n' } })
+      .on({ node: 'node-a', match: /tail -n 200 .*dump\.log/, reply: { stdout: '(00.01) Error (criu/cr-dump.c:2060): Dumping FAILED.\n' } });
+    scriptHappyPath(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('rolled_back');
+    expect(m.rollbackReason).toMatch(/criu dump failed on node-a/);
+    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
+    expect(shell.ran('node-b', /criu restore/)).toEqual([]);
+  });
+
+  it('rolls back when the image stream arrives corrupted (checksum mismatch)', async () => {
+    const { shell, engine } = setup();
+    shell.on({ node: 'node-b', match: /sha256sum/, reply: { stdout: `${'0'.repeat(64)}\n` } });
+    scriptHappyPath(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('rolled_back');
+    expect(m.rollbackReason).toMatch(/checksum mismatch on node-b/);
+    expect(shell.ran('node-b', /criu restore/)).toEqual([]);
+    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
+    expect(shell.ran('node-a', /kill -KILL/)).toEqual([]);
+  });
+
+  it('rolls back when the restored tree is not running (stopped): it is killed, the source resumes', async () => {
+    const { shell, engine, workloads } = setup();
+    shell.on({ node: 'node-b', match: /State:/, reply: { stdout: 'STATE T\n' } });
+    scriptHappyPath(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('rolled_back');
+    expect(m.rollbackReason).toMatch(/restored pid 777 on node-b is not running \(state T\)/);
+    expect(shell.ran('node-b', /kill -KILL/)).toHaveLength(1);
+    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
+    expect(shell.ran('node-a', /kill -KILL/)).toEqual([]);
+    expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-a', pid: 4242, state: 'running' });
+  });
+
+  it('records a workload that exited during the dump as gone, not as resumed', async () => {
+    const { shell, engine, workloads } = setup();
+    shell
+      .on({ node: 'node-a', match: /criu dump/, reply: { code: 1 } })
+      .on({ node: 'node-a', match: /kill -CONT/, reply: { stdout: 'STATE gone\n' } });
+    scriptHappyPath(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('rolled_back');
+    expect(m.phases.find((p) => p.name === 'rollback')!.detail).toMatch(/gone from node-a/);
+    expect((await workloads.get('wl-1'))!.state).toBe('gone');
+  });
+
+  it('keeps image directories when asked (forensics)', async () => {
+    const { shell, engine } = setup(aMigration({ keepImages: true }));
+    scriptHappyPath(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('completed');
+    expect(shell.ran('node-a', /^rm -rf \S+$/)).toEqual([]);
+  });
+
+  it('does nothing for a migration that already ended', async () => {
+    const { shell, engine } = setup(aMigration({ state: 'completed' }));
+    await engine.run('mig-1');
+    expect(shell.calls).toEqual([]);
+  });
+});
+
+describe('MigrationEngine recovery after a dead worker (re-run of a running job)', () => {
+  const phase = (name: MigrationRecord['phases'][number]['name']) => ({ name, startedAt: '2026-01-01T00:00:00Z' });
+
+  it.each(['dump', 'transfer', 'restore'] as const)('during %s with no restored tree: resumes the source', async (last) => {
+    const { shell, engine } = setup(aMigration({ state: 'running', phases: [phase('preflight'), phase('prepare'), phase(last)] }));
+    shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: '' } });
+    scriptHappyPath(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('rolled_back');
+    expect(m.rollbackReason).toMatch(new RegExp(`stopped during '${last}'`));
+    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
+    expect(shell.ran('node-a', /kill -KILL/)).toEqual([]);
+  });
+
+  it('during restore with a running restored tree: verifies it and commits instead of rolling back', async () => {
+    const { shell, engine, workloads } = setup(
+      aMigration({ state: 'running', phases: [phase('preflight'), phase('prepare'), phase('dump'), phase('transfer'), phase('restore')] }),
+      aWorkload({ state: 'migrating', tree: [4242, 4243] }),
+    );
+    shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: '777\n' } });
+    scriptHappyPath(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('completed');
+    expect(shell.ran('node-a', /kill -KILL/)).toHaveLength(1);
+    expect(shell.ran('node-a', /kill -CONT/)).toEqual([]);
+    expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', pid: 777 });
+  });
+
+  it('during commit: finishes the commit (the destination was already verified)', async () => {
+    const { shell, engine } = setup(aMigration({ state: 'running', restoredPid: 777, phases: [phase('verify'), phase('commit')] }));
+    scriptHappyPath(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('completed');
+    expect(shell.ran('node-a', /kill -KILL/)).toHaveLength(1);
+    expect(shell.ran('node-a', /kill -CONT/)).toEqual([]);
+  });
+
+  it('before any freeze: fails and leaves the workload alone', async () => {
+    const { shell, engine, workloads } = setup(aMigration({ state: 'running', phases: [phase('preflight'), phase('prepare')] }), aWorkload({ state: 'migrating' }));
+    scriptHappyPath(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('failed');
+    expect(m.error).toMatch(/before any freeze/);
+    expect(shell.ran('node-a', /kill -/)).toEqual([]);
+    expect((await workloads.get('wl-1'))!.state).toBe('running');
+  });
+});

@@ -1,0 +1,39 @@
+/**
+ * Resolves after `ms`, or early (without throwing) when the signal aborts: loops check `signal.aborted`
+ * right after, so an abort ends them at once instead of at the next tick.
+ */
+export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted || ms <= 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Runs `poll` every `intervalMs` (start to start) until the signal aborts, handing results to `deliver`. */
+export async function runPollLoop<T>(
+  poll: (signal: AbortSignal) => Promise<T>,
+  deliver: (result: T) => Promise<void>,
+  intervalMs: number,
+  signal: AbortSignal,
+): Promise<void> {
+  while (!signal.aborted) {
+    const started = Date.now();
+    let result: T;
+    try {
+      result = await poll(signal);
+    } catch (err) {
+      // poll() reports source errors as problems; anything thrown here is an abort or a bug in a sink.
+      if (signal.aborted) return;
+      throw err;
+    }
+    if (signal.aborted) return;
+    await deliver(result);
+    await abortableSleep(intervalMs - (Date.now() - started), signal);
+  }
+}

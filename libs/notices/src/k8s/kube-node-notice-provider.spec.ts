@@ -1,0 +1,114 @@
+import type { NoticeSink } from '../notice-provider.port.js';
+import type { Notice } from '../notice.js';
+import type { NoticeProblem } from '../notice-problem.js';
+import {
+  KubeApiError,
+  KubeNodeApi,
+  type KubeNodeList,
+  type KubeWatchHandle,
+  type KubeWatchParams,
+} from './kube-node-api.port.js';
+import { KubeNodeNoticeProvider } from './kube-node-notice-provider.js';
+
+type Script = (
+  params: KubeWatchParams,
+  onEvent: (t: string, o: unknown) => void,
+  onDone: (e?: KubeApiError) => void,
+) => void;
+
+/** A scripted KubeNodeApi: no HTTP and no @kubernetes/client-node. */
+class ScriptedKubeApi extends KubeNodeApi {
+  lists = 0;
+  readonly watches: KubeWatchParams[] = [];
+  constructor(
+    private readonly items: unknown[],
+    private readonly script: Script,
+  ) {
+    super();
+  }
+  listNodes(): Promise<KubeNodeList> {
+    this.lists++;
+    return Promise.resolve({ resourceVersion: String(100 * this.lists), items: this.items });
+  }
+  watchNodes(
+    params: KubeWatchParams,
+    onEvent: (t: string, o: unknown) => void,
+    onDone: (e?: KubeApiError) => void,
+  ): Promise<KubeWatchHandle> {
+    this.watches.push(params);
+    setTimeout(() => this.script(params, onEvent, onDone), 5);
+    return Promise.resolve({ abort: () => undefined });
+  }
+}
+
+const sink = () => {
+  const notices: Notice[] = [];
+  const problems: NoticeProblem[] = [];
+  const s: NoticeSink = { notice: (n) => void notices.push(n), problem: (p) => void problems.push(p) };
+  return { s, notices, problems };
+};
+const node = (name: string, taints: unknown[] = []) => ({ metadata: { name, resourceVersion: '1' }, spec: { taints } });
+const runFor = async (p: KubeNodeNoticeProvider, s: NoticeSink, ms: number) => {
+  const c = new AbortController();
+  const done = p.watch(s, c.signal);
+  await new Promise((r) => setTimeout(r, ms));
+  c.abort();
+  await done;
+};
+
+describe('KubeNodeNoticeProvider (scripted API)', () => {
+  it('raises from listed nodes and follows resourceVersions of events, including bookmarks', async () => {
+    let call = 0;
+    const api = new ScriptedKubeApi(
+      [node('a', [{ key: 'karpenter.sh/disrupted', effect: 'NoSchedule' }])],
+      (_p, onEvent, onDone) => {
+        if (call++ === 0) {
+          onEvent('BOOKMARK', { metadata: { resourceVersion: '150' } });
+          onDone();
+        }
+      },
+    );
+    const { s, notices } = sink();
+    await runFor(new KubeNodeNoticeProvider({ api, nodeIdOf: (n) => n }), s, 100);
+    expect(notices.map((n) => n.nodeId)).toEqual(['a']);
+    expect(api.watches.map((w) => w.resourceVersion)).toEqual(['100', '150']);
+  });
+
+  it('does not spin when the server keeps closing watches at once', async () => {
+    const api = new ScriptedKubeApi([], (_p, _e, onDone) => onDone());
+    const p = new KubeNodeNoticeProvider({ api, nodeIdOf: (n) => n, backoff: { baseMs: 100, maxMs: 1_000 } });
+    await runFor(p, sink().s, 500);
+    // Immediate, then 100, 200, ... : a handful of attempts, not hundreds.
+    expect(api.watches.length).toBeGreaterThanOrEqual(3);
+    expect(api.watches.length).toBeLessThanOrEqual(6);
+  });
+
+  it('relists on an HTTP 410 and on an ERROR 410 event, and reports other errors', async () => {
+    let call = 0;
+    const api = new ScriptedKubeApi([], (_p, onEvent, onDone) => {
+      call++;
+      if (call === 1) onDone(new KubeApiError('Gone', 410));
+      else if (call === 2) onEvent('ERROR', { kind: 'Status', code: 410, reason: 'Expired' });
+      else if (call === 3) onEvent('ERROR', { kind: 'Status', code: 500, message: 'etcd is sad' });
+    });
+    const p = new KubeNodeNoticeProvider({ api, nodeIdOf: (n) => n, backoff: { baseMs: 10 } });
+    const { s, problems } = sink();
+    await runFor(p, s, 150);
+    expect(api.lists).toBe(3);
+    expect(p.stats.relistsAfterGone).toBe(2);
+    expect(problems.map((x) => x.message)).toEqual([expect.stringMatching(/ERROR event 500 etcd is sad/)]);
+  });
+
+  it('reports an object that is not a Node, and keeps going', async () => {
+    let call = 0;
+    const api = new ScriptedKubeApi([], (_p, onEvent) => {
+      if (call++ > 0) return;
+      onEvent('MODIFIED', { metadata: { resourceVersion: '101' } });
+      onEvent('MODIFIED', node('b', [{ key: 'aws-node-termination-handler/spot-itn', effect: 'NoSchedule' }]));
+    });
+    const { s, notices, problems } = sink();
+    await runFor(new KubeNodeNoticeProvider({ api, nodeIdOf: (n) => n }), s, 100);
+    expect(problems[0]?.message).toMatch(/does not look like a Node: metadata.name/);
+    expect(notices.map((n) => n.nodeId)).toEqual(['b']);
+  });
+});

@@ -1,0 +1,99 @@
+/**
+ * Inputs and outputs of the evacuation planner. Times are seconds on the evacuation's own clock:
+ * 0 is when the first plan was made, and a re-plan keeps that origin so every figure stays comparable.
+ */
+import type { PlacementOptions } from './choose-destination.js';
+import type { StrategyModel } from './choose-strategy.js';
+import type { CandidateNode, ConcreteStrategy, PlacementWorkload, SourceNode } from './types.js';
+
+/** Everything the planner needs about one evacuation. */
+export interface EvacuationInput {
+  /** Seconds from now until the source disappears (net of detection delay and any safety margin). */
+  deadlineSeconds: number;
+  source: SourceNode;
+  /** The source's outbound capacity, shared by all concurrent transfers. */
+  sourceOutboundBytesPerSec: number;
+  workloads: readonly PlacementWorkload[];
+  /** Candidates as seen from this source (pair bandwidth, post-copy trial, inbound capacity). */
+  destinations: readonly CandidateNode[];
+  /** Fixed seconds each migration spends without moving pages (preflight, CRIU start, restore). */
+  perMigrationOverheadSeconds: number;
+  /** Ceiling of one migration's page stream (CRIU dump/restore pipeline, per-stream crypto). */
+  perMigrationMaxBytesPerSec?: number;
+  /** Most migrations at once (each holds a CRIU process and a core). Default 8. */
+  maxParallel?: number;
+  /** Freeze budget for workloads that declare none. Default 1 s. */
+  defaultDowntimeBudgetSeconds?: number;
+  /** A node that can hold checkpoints of workloads that cannot move in time. */
+  storageNodeId?: string;
+  strategyModel?: Partial<StrategyModel>;
+  placement?: PlacementOptions;
+}
+
+/** How the queue was ordered before greedy admission. */
+export type OrderingName = 'density' | 'priority' | 'value';
+
+/** One workload's line in the plan. */
+export interface PlannedMigration {
+  workloadId: string;
+  priority: number;
+  memoryBytes: number;
+  /** Work this migration saves: priority x memory bytes. */
+  value: number;
+  /** 1-based start order among scheduled migrations; absent for predicted misses. */
+  order?: number;
+  destinationId?: string;
+  destinationReason?: string;
+  strategy?: ConcreteStrategy;
+  strategyReason?: string;
+  startSeconds?: number;
+  transferStartSeconds?: number;
+  predictedFinishSeconds?: number;
+  predictedDowntimeSeconds?: number;
+  /** Bytes the link carries for it (pre-copy rounds included). */
+  predictedBytes?: number;
+  /** Already running when this plan was made (a re-plan keeps it as is). */
+  inFlight?: boolean;
+  /** Reported completed before this plan was made; kept so the plan shows the whole evacuation. */
+  completed?: boolean;
+  willMiss: boolean;
+  missReason?: string;
+  fallback?: 'checkpoint-to-storage';
+  fallbackNodeId?: string;
+}
+
+/** What happened to jobs since the last plan. */
+export interface FinishedJob {
+  workloadId: string;
+  outcome: 'completed' | 'failed';
+}
+
+/** The planner's answer. Keeps its input and history so {@link replan} needs only the news. */
+export interface EvacuationPlan {
+  deadlineSeconds: number;
+  plannedAtSeconds: number;
+  /** Slots used: migrations allowed at once. */
+  parallelism: number;
+  /** Most migrations actually running at once in the prediction. */
+  peakConcurrency: number;
+  ordering: OrderingName;
+  /** `fewest-bytes`: stop-and-copy/post-copy only; `all`: pre-copy/hybrid allowed where it cost nothing. */
+  strategies: 'fewest-bytes' | 'all';
+  /** Scheduled migrations by start, then predicted misses by value. */
+  migrations: PlannedMigration[];
+  /** Priority-weighted bytes predicted saved (including migrations already completed). */
+  workSaved: number;
+  workTotal: number;
+  /** Fractional-knapsack bound with the whole source link (no schedule can save more). */
+  upperBound: number;
+  predictedMisses: number;
+  summary: string;
+  input: EvacuationInput;
+  history: { completed: string[]; failedOn: Record<string, string[]> };
+}
+
+/** Defaults for the optional input fields. */
+export const EVACUATION_DEFAULTS = {
+  maxParallel: 8,
+  defaultDowntimeBudgetSeconds: 1,
+} as const;

@@ -1,0 +1,4 @@
+export * from './scripted-node-shell.js';
+export * from './builders.js';
+export * from './lab/index.js';
+export * from './fakes/index.js';

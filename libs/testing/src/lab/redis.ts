@@ -1,0 +1,11 @@
+import { runLabScript } from './exec.js';
+
+/** Starts a private redis-server on 127.0.0.1:PORT (no persistence) and waits for PING. Idempotent. */
+export async function startRedis(port: number): Promise<void> {
+  await runLabScript('redis.sh', ['start', String(port)], 30_000);
+}
+
+/** Shuts down the lab's redis on PORT (no save). A no-op if it is not running. */
+export async function stopRedis(port: number): Promise<void> {
+  await runLabScript('redis.sh', ['stop', String(port)], 30_000);
+}

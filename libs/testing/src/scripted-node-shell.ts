@@ -1,0 +1,81 @@
+import { PassThrough } from 'node:stream';
+import type { NodeTarget } from '@spotlift/domain';
+import { NodeShell, type CommandResult, type ExecOptions, type RemoteProcess } from '@spotlift/transport';
+
+/** One scripted answer: the first rule whose node and pattern match a command answers it. */
+export interface ShellRule {
+  node?: string;
+  match: RegExp;
+  reply: Partial<CommandResult> | ((command: string, node: string) => Partial<CommandResult> | Error);
+  /** Answer only this many times, then fall through to later rules. */
+  times?: number;
+}
+
+export interface ShellCall {
+  node: string;
+  command: string;
+}
+
+/**
+ * A NodeShell for unit tests: replays scripted outputs (captured from real CRIU and shell runs) instead of
+ * running anything, and records every command so tests can assert what was, and was not, done to a node.
+ * Unmatched commands succeed with empty output; `strict` makes them throw instead.
+ */
+export class ScriptedNodeShell extends NodeShell {
+  readonly calls: ShellCall[] = [];
+  private readonly rules: ShellRule[] = [];
+
+  constructor(private readonly strict = false) {
+    super();
+  }
+
+  on(rule: ShellRule): this {
+    this.rules.push(rule);
+    return this;
+  }
+
+  /** Commands run on a node that match a pattern. */
+  ran(node: string, match: RegExp): string[] {
+    return this.calls.filter((c) => c.node === node && match.test(c.command)).map((c) => c.command);
+  }
+
+  override connect(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  override exec(node: NodeTarget, command: string, _opts?: ExecOptions): Promise<CommandResult> {
+    this.calls.push({ node: node.id, command });
+    const rule = this.rules.find((r) => (!r.node || r.node === node.id) && r.match.test(command) && (r.times ?? 1) > 0);
+    if (!rule) {
+      if (this.strict) return Promise.reject(new Error(`unscripted command on ${node.id}: ${command}`));
+      return Promise.resolve({ code: 0, stdout: '', stderr: '' });
+    }
+    if (rule.times !== undefined) rule.times--;
+    const out = typeof rule.reply === 'function' ? rule.reply(command, node.id) : rule.reply;
+    if (out instanceof Error) return Promise.reject(out);
+    return Promise.resolve({ code: 0, stdout: '', stderr: '', ...out });
+  }
+
+  /** Streams: stdout carries the scripted stdout; stdin is drained. */
+  override async spawn(node: NodeTarget, command: string): Promise<RemoteProcess> {
+    const res = await this.exec(node, command);
+    const stdout = new PassThrough();
+    const stdin = new PassThrough();
+    stdin.resume();
+    // Like a remote command: it ends once its output is read, and, when something is piped into it,
+    // once that input has ended too.
+    let piped = false;
+    stdin.on('pipe', () => (piped = true));
+    const outputRead = new Promise<void>((resolve) => stdout.on('end', resolve));
+    const inputEnded = new Promise<void>((resolve) => stdin.on('finish', resolve));
+    const done = outputRead
+      .then(() => (piped ? inputEnded : undefined))
+      .then(() => ({ code: res.code, stderr: res.stderr }));
+    stdout.end(res.stdout);
+    return { stdin, stdout, done };
+  }
+
+  override close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
