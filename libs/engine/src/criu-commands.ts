@@ -1,4 +1,4 @@
-import { dumpArgv, pageServerArgv, restoreArgv, classifyCriuFailure } from '@spotlift/criu';
+import { dumpArgv, pageServerArgv, restoreArgv, classifyCriuFailure, type CriuTlsOptions } from '@spotlift/criu';
 import { shellJoin, shq } from '@spotlift/transport';
 
 /**
@@ -10,7 +10,7 @@ export function checkAndMemory(): string {
   return `criu check 2>&1 | tail -n 3; awk '/^MemAvailable:/{print "MEM_AVAILABLE_KB", $2}' /proc/meminfo`;
 }
 
-export function pageServer(dir: string, address: string, port: number): string {
+export function pageServer(dir: string, address: string, port: number, tls?: CriuTlsOptions): string {
   return shellJoin(
     pageServerArgv({
       imagesDir: dir,
@@ -19,19 +19,33 @@ export function pageServer(dir: string, address: string, port: number): string {
       daemon: true,
       pidfile: `${dir}/page-server.pid`,
       log: { file: `${dir}/page-server.log` },
+      ...(tls ? { tls } : {}),
     }),
   );
 }
 
-export function dump(pid: number, dir: string, address: string, port: number): string {
+export function dump(pid: number, dir: string, address: string, port: number, tls?: CriuTlsOptions): string {
   return shellJoin(
-    dumpArgv({ pid, imagesDir: dir, leaveStopped: true, pageServer: { address, port }, log: { file: `${dir}/dump.log` } }),
+    dumpArgv({
+      pid,
+      imagesDir: dir,
+      leaveStopped: true,
+      pageServer: { address, port },
+      log: { file: `${dir}/dump.log` },
+      ...(tls ? { tls } : {}),
+    }),
   );
 }
 
-export function restore(dir: string): string {
+export function restore(dir: string, opts: { lazyPages?: boolean } = {}): string {
   const pidfile = `${dir}/restored.pid`;
-  const argv = restoreArgv({ imagesDir: dir, detached: true, pidfile, log: { file: `${dir}/restore.log` } });
+  const argv = restoreArgv({
+    imagesDir: dir,
+    detached: true,
+    pidfile,
+    log: { file: `${dir}/restore.log` },
+    ...(opts.lazyPages ? { lazyPages: true } : {}),
+  });
   return `${shellJoin(argv)} && echo RESTORED_PID $(cat ${shq(pidfile)})`;
 }
 

@@ -4,3 +4,7 @@ export * from './migration-engine.js';
 export * from './node-ops.js';
 export * from './node-prober.js';
 export * from './phase-recorder.js';
+export * from './steps/migration-steps.js';
+export * from './strategies/migration-strategy.port.js';
+export * from './transports/page-transport.port.js';
+export * from './transports/tcp-page-transport.js';

@@ -1,12 +1,16 @@
-import type { MigrationRecord, NodeRecord } from '@spotlift/domain';
+import type { MigrationRecord } from '@spotlift/domain';
 import { MigrationRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
 import { DirectoryStreamer } from '@spotlift/transport';
 import { Clock } from './clock.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from './engine.types.js';
 import { NodeOps } from './node-ops.js';
 import { PhaseRecorder } from './phase-recorder.js';
-import { StopAndCopy } from './stop-and-copy.js';
 import { Rollback } from './rollback.js';
+import { MigrationSteps } from './steps/migration-steps.js';
+import type { MigrationStrategy } from './strategies/migration-strategy.port.js';
+import { StopAndCopy } from './strategies/stop-and-copy.js';
+import type { PageTransport } from './transports/page-transport.port.js';
+import { TcpPageTransport } from './transports/tcp-page-transport.js';
 
 /** Phases after which the source may be frozen: a failure from here on must roll back. */
 const FREEZE_PHASES = new Set(['dump', 'transfer', 'restore', 'verify']);
@@ -18,7 +22,8 @@ const FREEZE_PHASES = new Set(['dump', 'transfer', 'restore', 'verify']);
  */
 export class MigrationEngine {
   private readonly phases: PhaseRecorder;
-  private readonly stopAndCopy: StopAndCopy;
+  private readonly steps: MigrationSteps;
+  private readonly strategies: Map<string, MigrationStrategy>;
   private readonly rollback: Rollback;
 
   constructor(
@@ -29,10 +34,21 @@ export class MigrationEngine {
     streamer: DirectoryStreamer,
     private readonly clock: Clock,
     private readonly config: EngineConfig,
+    transports: PageTransport[] = [new TcpPageTransport()],
   ) {
     this.phases = new PhaseRecorder(migrations, clock);
-    this.stopAndCopy = new StopAndCopy(ops, streamer, this.phases, workloads, clock, config);
+    this.steps = new MigrationSteps(ops, this.phases, workloads, clock, config);
     this.rollback = new Rollback(ops, this.phases, workloads);
+    const tcp = transports.find((t) => t.name === 'tcp') ?? new TcpPageTransport();
+    this.strategies = new Map<string, MigrationStrategy>([['stop-and-copy', new StopAndCopy(this.steps, streamer, tcp)]]);
+  }
+
+  private strategyFor(ctx: MigrationContext): MigrationStrategy {
+    const strategy = this.strategies.get(ctx.migration.strategy);
+    if (!strategy) {
+      throw new MigrationStepError('preflight', `strategy '${ctx.migration.strategy}' is not available`, true);
+    }
+    return strategy;
   }
 
   async run(migrationId: string): Promise<MigrationRecord> {
@@ -50,7 +66,7 @@ export class MigrationEngine {
     await this.phases.save(migration);
     let outcome: MigrationRecord['state'];
     try {
-      await this.stopAndCopy.run(ctx);
+      await this.strategyFor(ctx).run(ctx);
       outcome = 'completed';
     } catch (error) {
       outcome = await this.fail(ctx, error as Error);
@@ -78,10 +94,10 @@ export class MigrationEngine {
     let outcome: MigrationRecord['state'];
     if (last === 'commit' || last === 'cleanup') {
       // The destination was verified; finish the commit (killing the source again is harmless).
-      await this.stopAndCopy.commit(ctx);
+      await this.steps.commit(ctx);
       outcome = 'completed';
     } else if (last && FREEZE_PHASES.has(last)) {
-      if (await this.stopAndCopy.adoptRestored(ctx)) {
+      if (await this.steps.adoptRestored(ctx)) {
         outcome = 'completed';
       } else {
         migration.rollbackReason = `the worker running this migration stopped during '${last}'; the source was resumed`;
@@ -137,4 +153,3 @@ export function isFinished(m: MigrationRecord): boolean {
   return m.state === 'completed' || m.state === 'rolled_back' || m.state === 'failed' || m.state === 'cancelled';
 }
 
-export type { NodeRecord };

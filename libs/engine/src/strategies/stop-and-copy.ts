@@ -1,0 +1,83 @@
+import type { DirectoryStreamer } from '@spotlift/transport';
+import * as criu from '../criu-commands.js';
+import { type MigrationContext, MigrationStepError } from '../engine.types.js';
+import type { MigrationSteps } from '../steps/migration-steps.js';
+import type { PageChannel, PageTransport } from '../transports/page-transport.port.js';
+import type { MigrationStrategy } from './migration-strategy.port.js';
+
+/**
+ * Stop-and-copy: the page-server waits on the destination, the source is dumped with --leave-stopped while
+ * its pages stream to that page-server, the remaining image files follow as one tar stream, the destination
+ * restores detached, and only a verified running tree lets the source be killed (the commit point).
+ */
+export class StopAndCopy implements MigrationStrategy {
+  readonly name = 'stop-and-copy' as const;
+
+  constructor(
+    private readonly steps: MigrationSteps,
+    private readonly streamer: DirectoryStreamer,
+    private readonly transport: PageTransport,
+  ) {}
+
+  async run(ctx: MigrationContext): Promise<void> {
+    const { migration, source, destination } = ctx;
+    const { phases } = this.steps;
+    const tree = await phases.run(migration, 'preflight', () => this.steps.preflight(ctx));
+    const channel = await phases.run(migration, 'prepare', () => this.prepare(ctx));
+    try {
+      await this.steps.markMigrating(ctx);
+      const dumpEndNs = await phases.run(migration, 'dump', () => this.dump(ctx, channel));
+      const transfer = await phases.run(migration, 'transfer', async (phase) => {
+        const r = await this.streamer
+          .copy(source, ctx.sourceDir, destination, ctx.destinationDir, { exclude: ['./*.log'] })
+          .catch((e: Error) => {
+            throw new MigrationStepError('transfer', e.message, false);
+          });
+        phase.detail = `${r.bytes} bytes of image files, sha256 verified on ${destination.id}`;
+        return r;
+      });
+      migration.bytes.images = transfer.bytes;
+      const resumedNs = await phases.run(migration, 'restore', () => this.steps.restore(ctx));
+      await phases.run(migration, 'verify', () => this.steps.verify(ctx, tree.length));
+      await this.steps.commit(ctx);
+      await this.steps.recordStats(ctx, (stats) => this.steps.frozenAtFromDump(dumpEndNs, stats), resumedNs);
+    } finally {
+      await channel.close();
+    }
+  }
+
+  /** Image directories on both nodes and a page-server listening on the destination, before any freeze. */
+  private async prepare(ctx: MigrationContext): Promise<PageChannel> {
+    const { destination } = ctx;
+    await this.steps.makeDirs(ctx);
+    let lastError = '';
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const channel = await this.transport.open(ctx, this.steps.pickPort());
+      ctx.migration.transport = this.transport.name;
+      const res = await this.steps.ops.run(
+        destination,
+        criu.pageServer(ctx.destinationDir, channel.listen.address, channel.listen.port, channel.tls?.server),
+        30_000,
+      );
+      if (res.code === 0) return channel;
+      await channel.close();
+      lastError = (await this.steps.ops.tail(destination, `${ctx.destinationDir}/page-server.log`, 200)) || res.stderr;
+      if (!/Address already in use/.test(lastError)) break;
+    }
+    throw new MigrationStepError('prepare', criu.explainFailure('page-server', destination.id, lastError, null), true);
+  }
+
+  private async dump(ctx: MigrationContext, channel: PageChannel): Promise<bigint> {
+    const { source, workload } = ctx;
+    const res = await this.steps.ops.runTimed(
+      source,
+      criu.dump(workload.pid, ctx.sourceDir, channel.connect.address, channel.connect.port, channel.tls?.client),
+      this.steps.config.criuTimeoutMs,
+    );
+    if (res.code !== 0 || res.endNs === undefined) {
+      const log = await this.steps.ops.tail(source, `${ctx.sourceDir}/dump.log`, 200);
+      throw new MigrationStepError('dump', criu.explainFailure('dump', source.id, log || res.stderr, res.code), false);
+    }
+    return res.endNs;
+  }
+}

@@ -1,0 +1,29 @@
+import type { CriuTlsOptions } from '@spotlift/criu';
+import type { Transport } from '@spotlift/domain';
+import type { MigrationContext } from '../engine.types.js';
+
+/**
+ * How page traffic gets from the source's `criu dump` to the destination's `criu page-server` (or from the
+ * source's lazy-pages server to the destination's daemon). Opened before the freeze, closed after.
+ */
+export interface PageChannel {
+  /** Where the server side (destination page-server) listens. */
+  listen: { address: string; port: number };
+  /** What the client side (source criu) connects to. */
+  connect: { address: string; port: number };
+  /** CRIU TLS options per side, when the channel is CRIU's own TLS. */
+  tls?: { server: CriuTlsOptions; client: CriuTlsOptions };
+  /** Bytes relayed, when the channel can count them (a relay through the orchestrator). */
+  bytesRelayed?(): number;
+  close(): Promise<void>;
+}
+
+export abstract class PageTransport {
+  abstract readonly name: Transport;
+  /** `port` is a free-looking port drawn by the engine; a transport may use it on either side. */
+  abstract open(ctx: MigrationContext, port: number): Promise<PageChannel>;
+}
+
+export function dataAddress(node: { host: string; dataAddress?: string }): string {
+  return node.dataAddress ?? node.host;
+}
