@@ -1,6 +1,6 @@
 // Jest in ESM mode (NODE_OPTIONS=--experimental-vm-modules): Nest 12 and @kubernetes/client-node are ESM-only.
 // Three projects: `unit` (pure code and fakes, parallel), `int` (real Redis / HTTP / sshd, serial),
-// `e2e` (the real lab: CRIU, sshd nodes in network namespaces, Redis; serial).
+// `e2e` (the real lab: CRIU, sshd nodes in network namespaces, Redis; serial), `qemu` (VMs with a distro kernel).
 const shared = {
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: {
@@ -19,5 +19,7 @@ export default {
     { ...shared, displayName: 'unit', testMatch: ['<rootDir>/{apps,libs}/**/*.spec.ts'] },
     { ...shared, displayName: 'int', testMatch: ['<rootDir>/{apps,libs}/**/*.int-spec.ts'] },
     { ...shared, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'] },
+    // The real-kernel lab: qemu VMs with a Debian cloud kernel (soft-dirty on), for pre-copy.
+    { ...shared, displayName: 'qemu', testMatch: ['<rootDir>/test/qemu/**/*.qemu-spec.ts'] },
   ],
 };

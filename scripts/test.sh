@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/lab/install.sh
+bash scripts/lab/qemu/install.sh   # the real-kernel lab (pre-copy needs soft-dirty, which this kernel lacks)
 [ -d node_modules ] || npm ci --no-audit --no-fund
 npm run --silent typecheck
 npm run --silent lint
-NODE_OPTIONS=--experimental-vm-modules npx jest --runInBand "$@"
+# --forceExit: a suite that leaks a handle must not hang CI past its limit (jest still reports the leak).
+NODE_OPTIONS=--experimental-vm-modules npx jest --runInBand --forceExit "$@"

@@ -17,9 +17,8 @@
 //  2. stop-and-copy of the same workload between the same VMs (one full dump to a page-server),
 //     with the same checks; prints the downtime ratio pre-copy / stop-and-copy.
 //
-// Not wired into jest's projects yet. To run it by hand (as root, with the lab installed):
-//   NODE_OPTIONS=--experimental-vm-modules npx jest --config <a config whose testMatch has
-//   '<rootDir>/test/qemu/**/*.qemu-spec.ts'> --runInBand
+// Runs in CI as the jest project `qemu` (scripts/test.sh). Alone:
+//   NODE_OPTIONS=--experimental-vm-modules npx jest --selectProjects qemu --forceExit
 // Environment: SPOTLIFT_QEMU_WORKLOAD_MIB (256), SPOTLIFT_QEMU_HOT_MIB (16), SPOTLIFT_QEMU_ROUNDS (3),
 // SPOTLIFT_QEMU_VM_MIB (1024), SPOTLIFT_LAB_DIR, SPOTLIFT_CACHE.
 import { execFile } from 'node:child_process';

@@ -31,16 +31,15 @@ export class DirectoryStreamer {
     const started = process.hrtime.bigint();
     const excludes = (opts.exclude ?? []).map((p) => `--exclude=${shq(p)}`).join(' ');
     const sender = await this.shell.spawn(source, `tar -C ${shq(sourceDir)} ${excludes} -cf - .`);
-    // The hasher is a process substitution opened by the main shell (so `$!` is its pid): closing fd 3
-    // ends its input and `wait` makes sure the hash is complete before it is printed.
+    // POSIX sh only (dash, busybox ash): tee feeds tar and, through a fifo, a background sha256sum; `wait`
+    // makes sure the hash is complete before it is printed.
+    const d = shq(destinationDir);
     const receiver = await this.shell.spawn(
       destination,
-      `bash --norc --noprofile -c ${shq(
-        `set -eo pipefail; mkdir -p ${shq(destinationDir)}; cd ${shq(destinationDir)}; ` +
-          `exec 3> >(sha256sum > .spotlift-received.sha256); hasher=$!; ` +
-          `tee /dev/fd/3 | tar -xf -; exec 3>&-; wait $hasher; ` +
-          `cut -c1-64 .spotlift-received.sha256; rm -f .spotlift-received.sha256`,
-      )}`,
+      `set -e; mkdir -p ${d}; cd ${d}; rm -f .spotlift-rx.fifo; mkfifo .spotlift-rx.fifo; ` +
+        `sha256sum < .spotlift-rx.fifo > .spotlift-rx.sha256 & ` +
+        `tee .spotlift-rx.fifo | tar -xf -; wait; ` +
+        `cut -c1-64 .spotlift-rx.sha256; rm -f .spotlift-rx.fifo .spotlift-rx.sha256`,
     );
     const hash = createHash('sha256');
     let bytes = 0;
