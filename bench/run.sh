@@ -2,6 +2,10 @@
 # Benchmarks: figures and ratios against baselines measured in the same run (not timed tests).
 #   bash bench/run.sh downtime [--reps N] [--sizes 64,256,1024]   stop-and-copy vs the bare CRIU sequence
 #   bash bench/run.sh fleet                                       evacuation planner vs FIFO vs upper bound
+#   bash bench/run.sh transport [--mib 1024] [--criu-mib 1024] [--reps N]
+#                                                                 page transports vs raw TCP and OpenSSH tunnels
+#   bash bench/run.sh notice [--trials 20] [--poll-ms 250]        notice-to-first-freeze latency (fake IMDS over SSH)
+#   bash bench/run.sh postcopy [--reps N] [--sizes 256,1024]      post-copy vs stop-and-copy downtime through spotlift
 # Run as root; installs and starts what it needs, like the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,5 +17,8 @@ npm run --silent build
 case "$what" in
   downtime) node dist/bench/downtime/downtime-bench.js "$@" ;;
   fleet) node dist/bench/fleet/fleet-sim.js "$@" ;;
-  *) echo "unknown benchmark: $what (downtime | fleet)" >&2; exit 2 ;;
+  transport) node dist/bench/transport/transport-bench.js "$@" ;;
+  notice) node dist/bench/notice/notice-bench.js "$@" ;;
+  postcopy) node dist/bench/postcopy/postcopy-bench.js "$@" ;;
+  *) echo "unknown benchmark: $what (downtime | fleet | notice | postcopy | transport)" >&2; exit 2 ;;
 esac

@@ -51,7 +51,17 @@ export function migrationSummary(m: MigrationRecord, opts: { phases?: boolean } 
     `  workload ${m.workloadId}: ${m.sourceNodeId} -> ${m.destinationNodeId} (${m.destinationReason}), ${m.strategy} over ${m.transport}`,
     ...(opts.phases === false ? [] : m.phases.map(phaseLine)),
   ];
+  if (m.requestedStrategy && m.requestedStrategy !== m.strategy) lines.push(`  requested ${m.requestedStrategy}`);
+  if (m.strategyReason && m.strategyReason !== 'requested') lines.push(`  strategy: ${m.strategyReason}`);
+  for (const f of m.fallbacks ?? []) lines.push(`  fallback: ${f}`);
+  for (const r of m.rounds ?? []) {
+    lines.push(
+      `  round ${r.round}: ${r.pagesWritten} pages written, ${r.pagesSkippedParent} from parent, ${ms2(r.durationMs)}, frozen ${ms2(r.frozenMs)}, ${(r.bandwidthBytesPerSec / 2 ** 20).toFixed(1)} MiB/s`,
+    );
+  }
+  if (m.precopy) lines.push(`  pre-copy: ${m.precopy.stopReason}`);
   if (m.downtimeMs !== undefined) lines.push(`  downtime ${ms2(m.downtimeMs)} (frozen ${m.frozenAt} -> resumed ${m.resumedAt})`);
+  if (m.postCopy?.allPagesAt) lines.push(`  post-copy: all ${m.postCopy.lazyPages ?? 0} lazy pages arrived ${ms2(m.postCopy.pagesAfterResumeMs)} after resume`);
   const d = m.criu.dump;
   if (d) {
     lines.push(

@@ -59,13 +59,19 @@ program
   .description('move a workload to another node and follow its phases')
   .option('--to <node>', 'destination (chosen by spotlift when omitted)')
   .option('--keep-images', 'keep the image directories for forensics')
+  .option('--strategy <name>', 'stop-and-copy (default), pre-copy, post-copy, hybrid or auto')
+  .option('--budget-ms <ms>', 'longest acceptable freeze (pre-copy converges to it, auto chooses by it)', (v) => Number(v))
+  .option('--deadline <iso-time>', 'when the source must be gone (bounds pre-copy rounds and auto)')
   .option('--no-wait', 'return once the migration is queued')
-  .action(async (workload: string, o: { to?: string; keepImages?: boolean; wait: boolean }) => {
+  .action(async (workload: string, o: { to?: string; keepImages?: boolean; strategy?: string; budgetMs?: number; deadline?: string; wait: boolean }) => {
     const api = client();
     let m = await api.request<MigrationRecord>('POST', '/migrations', {
       workload,
       ...(o.to ? { destination: o.to } : {}),
       ...(o.keepImages ? { keepImages: true } : {}),
+      ...(o.strategy ? { strategy: o.strategy } : {}),
+      ...(o.budgetMs !== undefined ? { downtimeBudgetMs: o.budgetMs } : {}),
+      ...(o.deadline ? { deadline: o.deadline } : {}),
     });
     if (!o.wait) return print(m, () => `queued ${m.id}: ${m.sourceNodeId} -> ${m.destinationNodeId}`);
     if (!program.opts<{ json?: boolean }>().json) console.log(`migration ${m.id}: ${m.sourceNodeId} -> ${m.destinationNodeId}`);

@@ -6,11 +6,14 @@ import { AuthGuard } from './common/auth.guard.js';
 import { DomainExceptionFilter } from './common/domain-exception.filter.js';
 import { AppConfig } from './config/app-config.js';
 import { CoreModule } from './core/core.module.js';
+import { evacuationControllers, evacuationProviders, evacuationQueues } from './evacuations/evacuations.providers.js';
 import { HealthController } from './health/health.controller.js';
 import { MetricsController } from './metrics/metrics.controller.js';
 import { MigrationMetrics } from './metrics/migration-metrics.js';
 import { MigrationQueue } from './migrations/migration-queue.js';
 import { MigrationsController } from './migrations/migrations.controller.js';
+import { MigrationCancelService } from './migrations/migration-cancel.service.js';
+import { MigrationReconciler } from './migrations/migration-reconciler.js';
 import { MigrationsProcessor } from './migrations/migrations.processor.js';
 import { MigrationsService } from './migrations/migrations.service.js';
 import { NodesController } from './nodes/nodes.controller.js';
@@ -62,8 +65,9 @@ export class AppModule {
           connection: { host: url.hostname, port: Number(url.port || 6379), ...(url.password ? { password: url.password } : {}) },
         }),
         BullModule.registerQueue({ name: QueueName.Migrations }),
+        ...evacuationQueues,
       ],
-      controllers: [HealthController, NodesController, WorkloadsController, MigrationsController, MetricsController],
+      controllers: [HealthController, NodesController, WorkloadsController, MigrationsController, MetricsController, ...evacuationControllers],
       providers: [
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: DomainExceptionFilter },
@@ -73,7 +77,9 @@ export class AppModule {
         WorkloadsService,
         MigrationsService,
         ConfigNodesLoader,
-        ...(config.runsWorker ? [MigrationsProcessor] : []),
+        MigrationCancelService,
+        ...(config.runsWorker ? [MigrationsProcessor, MigrationReconciler] : []),
+        ...evacuationProviders(config),
       ],
     };
   }

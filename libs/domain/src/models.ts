@@ -1,3 +1,5 @@
+import type { PostCopyProgress, PreCopyRound, PreCopySummary } from './live-migration.js';
+
 /**
  * The words of spotlift (see ARCHITECTURE.md): nodes, workloads, migrations. Plain data, stored as JSON;
  * no behaviour here so every lib and app can share them without pulling in I/O.
@@ -81,7 +83,11 @@ export type PhaseName =
   | 'verify'
   | 'commit'
   | 'rollback'
-  | 'cleanup';
+  | 'cleanup'
+  // Live strategies: the post-copy trial on the pair, pre-copy rounds, lazy pages arriving after resume.
+  | 'probe'
+  | 'precopy'
+  | 'pages';
 
 export interface PhaseRecord {
   name: PhaseName;
@@ -131,7 +137,10 @@ export interface MigrationRecord {
   state: MigrationState;
   phases: PhaseRecord[];
   criu: { dump?: DumpStats; restore?: RestoreStats };
-  bytes: { pages: number; images: number };
+  /** `relayed`: bytes the orchestrator relayed for page traffic (the ssh transport), source to destination. */
+  bytes: { pages: number; images: number; relayed?: number };
+  /** Measured transfer rates: pages through the page transport (CRIU's memwrite time), image files (tar stream). */
+  throughput?: { pagesBytesPerSec?: number; imagesBytesPerSec?: number };
   /** Freeze (source tasks stopped) to resume (destination tree running), measured on the nodes. */
   downtimeMs?: number;
   frozenAt?: string;
@@ -140,7 +149,28 @@ export interface MigrationRecord {
   restoredPid?: number;
   error?: string;
   rollbackReason?: string;
+  /** CRIU's stats images were missing or unreadable: what was wrong, and where downtime came from instead. */
+  statsProblem?: string;
+  /** Events outside the phase list a reader should know about: recovery by another worker, retries, cancel. */
+  notes?: string[];
   keepImages?: boolean;
+  /** What the caller asked for (`auto` included); `strategy` is what ran, after selection and fallbacks. */
+  requestedStrategy?: Strategy;
+  /** Why `strategy` was chosen (auto's prediction, or the fallback that led to it). */
+  strategyReason?: string;
+  /** Strategies that could not run, in order, each with why (`post-copy -> stop-and-copy: ...`). */
+  fallbacks?: string[];
+  /** Longest acceptable freeze for this job; pre-copy converges towards it, auto chooses by it. */
+  downtimeBudgetMs?: number;
+  /** When the source must be gone (ISO time); bounds pre-copy rounds and auto's choice. */
+  deadline?: string;
+  /** Pre-copy rounds, in order, and why they stopped. */
+  rounds?: PreCopyRound[];
+  precopy?: PreCopySummary;
+  /** Post-copy and hybrid: pages arriving after resume; the job completes only once all arrived. */
+  postCopy?: PostCopyProgress;
+  /** The evacuation this migration is part of, when a notice started it. */
+  evacuationId?: string;
   createdAt: string;
   updatedAt: string;
 }

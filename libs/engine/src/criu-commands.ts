@@ -1,4 +1,12 @@
-import { dumpArgv, pageServerArgv, restoreArgv, classifyCriuFailure, type CriuTlsOptions } from '@spotlift/criu';
+import {
+  classifyCriuFailure,
+  cpuinfoCheckArgv,
+  cpuinfoDumpArgv,
+  dumpArgv,
+  pageServerArgv,
+  restoreArgv,
+  type CriuTlsOptions,
+} from '@spotlift/criu';
 import { shellJoin, shq } from '@spotlift/transport';
 
 /**
@@ -8,6 +16,23 @@ import { shellJoin, shq } from '@spotlift/transport';
 
 export function checkAndMemory(): string {
   return `criu check 2>&1 | tail -n 3; awk '/^MemAvailable:/{print "MEM_AVAILABLE_KB", $2}' /proc/meminfo`;
+}
+
+/** `criu check`, available memory, and free bytes where the images will go (created if missing). */
+export function checkMemoryAndDisk(imageRoot: string): string {
+  return `${checkAndMemory()}; mkdir -p ${shq(imageRoot)} && df -B1 --output=avail ${shq(imageRoot)} | tail -n 1 | awk '{print "DISK_AVAIL_BYTES", $1}'`;
+}
+
+/**
+ * `criu cpuinfo dump` / `check` with `--cpu-cap=cpu`: without it CRIU compares only FPU/xsave features and
+ * passes a destination that lacks CPU capability bits the source has (libs/criu's CpuinfoOptions).
+ */
+export function cpuinfoDump(dir: string): string {
+  return `mkdir -p -m 0700 ${shq(dir)} && ${shellJoin(cpuinfoDumpArgv({ imagesDir: dir, cpuCap: ['cpu'], log: { file: `${dir}/cpuinfo-dump.log` } }))}`;
+}
+
+export function cpuinfoCheck(dir: string): string {
+  return shellJoin(cpuinfoCheckArgv({ imagesDir: dir, cpuCap: ['cpu'], log: { file: `${dir}/cpuinfo-check.log` } }));
 }
 
 export function pageServer(dir: string, address: string, port: number, tls?: CriuTlsOptions): string {

@@ -10,6 +10,12 @@ export interface EngineConfig {
   criuTimeoutMs: number;
   /** Free memory the destination must keep beyond the workload's RSS, as a fraction of the RSS. */
   memoryHeadroom: number;
+  /** How long cleanup keeps trying to remove image directories on a node that does not answer. */
+  cleanupRetryMs?: number;
+  /** How long recovery waits for a CRIU command left running by a dead worker before giving the job back. */
+  criuIdleTimeoutMs?: number;
+  /** How often a running dump checks for a cancel request. */
+  cancelPollMs?: number;
 }
 
 export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
@@ -18,6 +24,9 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   pageServerPortMax: 27999,
   criuTimeoutMs: 10 * 60_000,
   memoryHeadroom: 0.1,
+  cleanupRetryMs: 60_000,
+  criuIdleTimeoutMs: 5 * 60_000,
+  cancelPollMs: 500,
 };
 
 /** Everything one migration run needs, loaded once at the start. */

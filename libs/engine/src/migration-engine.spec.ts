@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
 import { InMemoryRecords } from '@spotlift/store';
 import { DirectoryStreamer } from '@spotlift/transport';
-import { ScriptedNodeShell, aMigration, aNode, aWorkload } from '@spotlift/testing';
+import { ScriptedNodeShell, aMigration, aNode, aWorkload, scriptHealthyPreflight } from '@spotlift/testing';
 import { SystemClock } from './clock.js';
 import { DEFAULT_ENGINE_CONFIG } from './engine.types.js';
 import { MigrationEngine } from './migration-engine.js';
@@ -33,18 +33,18 @@ function setup(migration: MigrationRecord = aMigration(), workload: WorkloadReco
 
 /** The happy path's answers; tests override single steps by adding rules before these. */
 function scriptHappyPath(shell: ScriptedNodeShell) {
-  shell
+  scriptHealthyPreflight(shell)
     .on({ node: 'node-a', match: /echo TREE/, reply: { stdout: 'TREE 4242 4243\nRSS_KB 65536\n' } })
     .on({ node: 'node-b', match: /echo TREE/, reply: { stdout: 'TREE 777 778\nRSS_KB 65536\n' } })
-    .on({ match: /criu check/, reply: { stdout: 'Looks good.\nMEM_AVAILABLE_KB 8000000\n' } })
     .on({ node: 'node-a', match: /criu dump/, reply: { stdout: 'SPOTLIFT_TIMES 1000000000000 1001000000000 0\n' } })
     .on({ node: 'node-a', match: /^tar -C/, reply: { stdout: TAR.toString() } })
     .on({ node: 'node-b', match: /sha256sum/, reply: { stdout: `${TAR_SHA}\n` } })
     .on({ node: 'node-b', match: /criu restore/, reply: { stdout: 'RESTORED_PID 777\nSPOTLIFT_TIMES 1001100000000 1001300000000 0\n' } })
-    .on({ node: 'node-b', match: /State:/, reply: { stdout: 'STATE S\n' } })
     .on({ node: 'node-a', match: /kill -KILL/, reply: { stdout: 'STATE gone\n' } })
     .on({ node: 'node-a', match: /kill -CONT/, reply: { stdout: 'STATE S\n' } })
     .on({ node: 'node-b', match: /kill -KILL/, reply: { stdout: 'STATE gone\n' } })
+    // After the kill rules: killTree's script also reads State.
+    .on({ node: 'node-b', match: /State:/, reply: { stdout: 'STATE S\n' } })
     .on({ node: 'node-a', match: /base64 -w0 .*stats-dump/, reply: { stdout: fixture('stats-dump').toString('base64') } })
     .on({ node: 'node-b', match: /base64 -w0 .*stats-restore/, reply: { stdout: fixture('stats-restore').toString('base64') } });
 }
@@ -68,9 +68,9 @@ describe('MigrationEngine, stop-and-copy', () => {
     expect(m.bytes.images).toBe(TAR.length);
     expect(m.criu.restore?.restoreTimeUs).toBeGreaterThan(0);
     expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', pid: 777, state: 'running' });
-    // Image directories (process memory) removed on both nodes.
-    expect(shell.ran('node-a', /rm -rf \/var\/lib\/spotlift\/images\/mig-1\/src$/)).toHaveLength(1);
-    expect(shell.ran('node-b', /rm -rf \/var\/lib\/spotlift\/images\/mig-1\/dst$/)).toHaveLength(1);
+    // The migration's directory (process memory, cpuinfo images) removed on both nodes.
+    expect(shell.ran('node-a', /^rm -rf \/var\/lib\/spotlift\/images\/mig-1$/)).toHaveLength(1);
+    expect(shell.ran('node-b', /^rm -rf \/var\/lib\/spotlift\/images\/mig-1$/)).toHaveLength(1);
   });
 
   it('fails without touching the workload when the pid is gone at preflight', async () => {
@@ -121,7 +121,7 @@ describe('MigrationEngine, stop-and-copy', () => {
 
   it('rolls back when the restored tree is not running (stopped): it is killed, the source resumes', async () => {
     const { shell, engine, workloads } = setup();
-    shell.on({ node: 'node-b', match: /State:/, reply: { stdout: 'STATE T\n' } });
+    shell.on({ node: 'node-b', match: /^s=\$\(awk/, reply: { stdout: 'STATE T\n' } });
     scriptHappyPath(shell);
     const m = await engine.run('mig-1');
     expect(m.state).toBe('rolled_back');
@@ -139,7 +139,8 @@ describe('MigrationEngine, stop-and-copy', () => {
       .on({ node: 'node-a', match: /kill -CONT/, reply: { stdout: 'STATE gone\n' } });
     scriptHappyPath(shell);
     const m = await engine.run('mig-1');
-    expect(m.state).toBe('rolled_back');
+    expect(m.state).toBe('failed');
+    expect(m.error).toMatch(/^workload gone: pid 4242 on node-a exited .*it runs nowhere/);
     expect(m.phases.find((p) => p.name === 'rollback')!.detail).toMatch(/gone from node-a/);
     expect((await workloads.get('wl-1'))!.state).toBe('gone');
   });
@@ -178,7 +179,7 @@ describe('MigrationEngine recovery after a dead worker (re-run of a running job)
       aMigration({ state: 'running', phases: [phase('preflight'), phase('prepare'), phase('dump'), phase('transfer'), phase('restore')] }),
       aWorkload({ state: 'migrating', tree: [4242, 4243] }),
     );
-    shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: '777\n' } });
+    shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: 'PID 777\n' } });
     scriptHappyPath(shell);
     const m = await engine.run('mig-1');
     expect(m.state).toBe('completed');
@@ -196,13 +197,18 @@ describe('MigrationEngine recovery after a dead worker (re-run of a running job)
     expect(shell.ran('node-a', /kill -CONT/)).toEqual([]);
   });
 
-  it('before any freeze: fails and leaves the workload alone', async () => {
+  it('before any freeze: releases what the dead attempt started and runs the migration again from preflight', async () => {
     const { shell, engine, workloads } = setup(aMigration({ state: 'running', phases: [phase('preflight'), phase('prepare')] }), aWorkload({ state: 'migrating' }));
     scriptHappyPath(shell);
     const m = await engine.run('mig-1');
-    expect(m.state).toBe('failed');
-    expect(m.error).toMatch(/before any freeze/);
-    expect(shell.ran('node-a', /kill -/)).toEqual([]);
+    expect(m.state).toBe('completed');
+    expect(m.notes?.[0]).toMatch(/picked up again after the previous attempt stopped during 'prepare'/);
+    // The dead attempt's page-server is looked for (and killed) before anything starts again.
+    const first = shell.calls.findIndex((c) => c.node === 'node-b' && /CRIU_IDLE/.test(c.command));
+    const preflight = shell.calls.findIndex((c) => /criu check/.test(c.command));
+    expect(first).toBeGreaterThanOrEqual(0);
+    expect(first).toBeLessThan(preflight);
+    expect(names(m).slice(2)).toEqual(['preflight:ok', 'prepare:ok', 'dump:ok', 'transfer:ok', 'restore:ok', 'verify:ok', 'commit:ok', 'cleanup:ok']);
     expect((await workloads.get('wl-1'))!.state).toBe('running');
   });
 });

@@ -1,19 +1,23 @@
-import type { MigrationRecord } from '@spotlift/domain';
-import { MigrationRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
+import { DomainError, NotFoundError, type MigrationRecord, type PhaseName } from '@spotlift/domain';
+import { InMemoryPostCopyTrials, MigrationRepository, NodeRepository, PostCopyTrials, WorkloadRepository } from '@spotlift/store';
 import { DirectoryStreamer } from '@spotlift/transport';
 import { Clock } from './clock.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from './engine.types.js';
 import { NodeOps } from './node-ops.js';
 import { PhaseRecorder } from './phase-recorder.js';
+import { watchForCancel } from './cancel-watch.js';
+import { Recovery, addNote, commitStarted, committed, mayBeFrozen, type RecoveryOutcome } from './recovery.js';
 import { Rollback } from './rollback.js';
+import { CancelledError, LeaseLostError, MigrationInterrupted, UNCONTROLLED, type RunControl } from './run-control.js';
 import { MigrationSteps } from './steps/migration-steps.js';
 import type { MigrationStrategy } from './strategies/migration-strategy.port.js';
 import { StopAndCopy } from './strategies/stop-and-copy.js';
+import { DEFAULT_LIVE_CONFIG, type LiveConfig } from './strategies/live-config.js';
+import { withLiveStrategies } from './strategies/live-strategies.js';
+import type { StrategyChain } from './strategies/strategy-chain.js';
 import type { PageTransport } from './transports/page-transport.port.js';
+import { PageTransports } from './transports/page-transports.js';
 import { TcpPageTransport } from './transports/tcp-page-transport.js';
-
-/** Phases after which the source may be frozen: a failure from here on must roll back. */
-const FREEZE_PHASES = new Set(['dump', 'transfer', 'restore', 'verify']);
 
 /**
  * Runs one migration to an end state (completed, rolled back or failed). Safe to call again for the same
@@ -25,6 +29,9 @@ export class MigrationEngine {
   private readonly steps: MigrationSteps;
   private readonly strategies: Map<string, MigrationStrategy>;
   private readonly rollback: Rollback;
+  private readonly recovery: Recovery;
+  /** Selection (auto, capabilities) and fallbacks around the strategies. */
+  private readonly chain: StrategyChain;
 
   constructor(
     private readonly migrations: MigrationRepository,
@@ -35,109 +42,172 @@ export class MigrationEngine {
     private readonly clock: Clock,
     private readonly config: EngineConfig,
     transports: PageTransport[] = [new TcpPageTransport()],
+    trials: PostCopyTrials = new InMemoryPostCopyTrials(),
+    live: LiveConfig = DEFAULT_LIVE_CONFIG,
   ) {
     this.phases = new PhaseRecorder(migrations, clock);
     this.steps = new MigrationSteps(ops, this.phases, workloads, clock, config);
-    this.rollback = new Rollback(ops, this.phases, workloads);
-    const tcp = transports.find((t) => t.name === 'tcp') ?? new TcpPageTransport();
-    this.strategies = new Map<string, MigrationStrategy>([['stop-and-copy', new StopAndCopy(this.steps, streamer, tcp)]]);
+    this.rollback = new Rollback(ops, this.phases, workloads, config);
+    // Each migration names its page transport (migration.transport); tcp is always there.
+    const pageTransports = new PageTransports(transports);
+    this.strategies = new Map<string, MigrationStrategy>([['stop-and-copy', new StopAndCopy(this.steps, streamer, pageTransports)]]);
+    const lives = withLiveStrategies(this.strategies, { steps: this.steps, streamer, transports: pageTransports, trials, clock, live });
+    this.chain = lives.chain;
+    this.recovery = new Recovery(this.steps, this.rollback, ops, config, lives.settle);
   }
 
-  private strategyFor(ctx: MigrationContext): MigrationStrategy {
-    const strategy = this.strategies.get(ctx.migration.strategy);
-    if (!strategy) {
-      throw new MigrationStepError('preflight', `strategy '${ctx.migration.strategy}' is not available`, true);
-    }
-    return strategy;
-  }
-
-  async run(migrationId: string): Promise<MigrationRecord> {
+  /**
+   * Runs (or, for a record left 'running', recovers) one migration. Returns it in an end state, or throws
+   * MigrationInterrupted when it had to stop without one (an unreachable node, a lost job lock); the record
+   * then stays 'running' and a re-run continues from what the nodes say.
+   */
+  async run(migrationId: string, control: RunControl = UNCONTROLLED): Promise<MigrationRecord> {
     const ctx = await this.load(migrationId);
     const { migration } = ctx;
     if (isFinished(migration)) return migration;
-
-    if (migration.state === 'running') {
-      // A previous worker died mid-job. Decide from the nodes, not from the queue.
-      await this.recover(ctx);
-      return migration;
-    }
-
-    migration.state = 'running';
-    await this.phases.save(migration);
-    let outcome: MigrationRecord['state'];
+    this.phases.guard(migration.id, (name) => this.guard(ctx, control, name));
     try {
-      await this.strategyFor(ctx).run(ctx);
-      outcome = 'completed';
+      let outcome: RecoveryOutcome = 'restart';
+      if (migration.state === 'running') outcome = await this.recovery.recover(ctx, control);
+      if (outcome === 'restart') outcome = await this.attempt(ctx, control);
+      await this.finish(ctx, outcome);
+      return migration;
     } catch (error) {
-      outcome = await this.fail(ctx, error as Error);
+      throw await this.interrupted(ctx, error as Error);
+    } finally {
+      this.phases.guard(migration.id, undefined);
     }
-    // The end state is written only after cleanup, so a reader never sees 'completed' with images left.
-    await this.cleanup(ctx);
-    migration.state = outcome;
-    await this.phases.save(migration);
+  }
+
+  /**
+   * Gives up on a migration that kept being interrupted: records why and cleans up what can be. Called by
+   * the worker once its retries are spent; the reason says what a person must check.
+   */
+  async giveUp(migrationId: string, reason: string): Promise<MigrationRecord> {
+    const ctx = await this.load(migrationId);
+    if (isFinished(ctx.migration)) return ctx.migration;
+    const { migration, source, destination, workload } = ctx;
+    const frozen = mayBeFrozen(migration) && !committed(migration);
+    migration.error = !frozen
+      ? reason
+      : commitStarted(migration)
+        ? `${reason}; the workload runs on ${destination.id} (pid ${migration.restoredPid ?? '?'}) but its frozen source on ${source.id} (pid ${workload.pid}) was not killed: kill it there`
+        : `${reason}; the workload may still be frozen on ${source.id} (pid ${workload.pid}): check both nodes before resuming it`;
+    await this.finish(ctx, committed(migration) ? 'completed' : 'failed', !frozen);
     return migration;
   }
 
-  private async fail(ctx: MigrationContext, error: Error): Promise<MigrationRecord['state']> {
-    const { migration } = ctx;
-    const frozen = error instanceof MigrationStepError ? !error.beforeFreeze : this.mayBeFrozen(migration);
-    migration.error = error.message;
-    if (!frozen) return 'failed';
-    migration.rollbackReason = error.message;
-    await this.rollback.run(ctx);
-    return 'rolled_back';
-  }
-
-  private async recover(ctx: MigrationContext): Promise<void> {
-    const { migration } = ctx;
-    const last = migration.phases.at(-1)?.name;
-    let outcome: MigrationRecord['state'];
-    if (last === 'commit' || last === 'cleanup') {
-      // The destination was verified; finish the commit (killing the source again is harmless).
-      await this.steps.commit(ctx);
-      outcome = 'completed';
-    } else if (last && FREEZE_PHASES.has(last)) {
-      if (await this.steps.adoptRestored(ctx)) {
-        outcome = 'completed';
-      } else {
-        migration.rollbackReason = `the worker running this migration stopped during '${last}'; the source was resumed`;
-        migration.error = migration.rollbackReason;
-        await this.rollback.run(ctx);
-        outcome = 'rolled_back';
-      }
-    } else {
-      outcome = 'failed';
-      migration.error = `the worker running this migration stopped during '${last ?? 'start'}', before any freeze; nothing was changed`;
-      // The workload was never frozen, but the record may say 'migrating'.
-      ctx.workload.state = 'running';
-      await this.workloads.save(ctx.workload);
+  /** Before every phase: stop at this boundary when the job was lost or cancelled; claim the commit point. */
+  private async guard(ctx: MigrationContext, control: RunControl, name: PhaseName): Promise<void> {
+    if (control.lost?.()) throw new LeaseLostError(name);
+    if (name === 'rollback' || name === 'cleanup') return;
+    if (name === 'commit') {
+      if (!(await control.claimCommit())) throw new CancelledError(name, false);
+      return;
     }
-    await this.cleanup(ctx);
-    migration.state = outcome;
+    if (await control.cancelRequested()) throw new CancelledError(name, !mayBeFrozen(ctx.migration));
+  }
+
+  private async attempt(ctx: MigrationContext, control: RunControl): Promise<MigrationRecord['state']> {
+    const { migration } = ctx;
+    migration.state = 'running';
     await this.phases.save(migration);
+    const interrupt = () => this.ops.waitCriuIdle(ctx.destination, ctx.destinationDir, 1_000).then(() => undefined);
+    const watch = watchForCancel(ctx, control, this.config.cancelPollMs ?? 500, interrupt);
+    try {
+      await this.chain.run(ctx);
+      return 'completed';
+    } catch (error) {
+      return await this.settle(ctx, control, error as Error);
+    } finally {
+      watch.stop();
+    }
   }
 
-  private mayBeFrozen(migration: MigrationRecord): boolean {
-    return migration.phases.some((p) => FREEZE_PHASES.has(p.name));
+  /** A strategy failed: decide the end state, rolling back when the source may be frozen. */
+  private async settle(ctx: MigrationContext, control: RunControl, error: Error): Promise<MigrationRecord['state']> {
+    const { migration, workload } = ctx;
+    if (error instanceof LeaseLostError || error instanceof MigrationInterrupted) throw error;
+    if (committed(migration)) {
+      addNote(migration, `after the commit point: ${error.message}`);
+      return 'completed';
+    }
+    // A commit that started and failed (the source could not be killed) is finished by a re-run.
+    if (commitStarted(migration)) throw error;
+    const cancelled = error instanceof CancelledError || (await control.cancelRequested());
+    const phase = migration.phases.at(-1)?.name ?? 'start';
+    const frozen = error instanceof MigrationStepError ? !error.beforeFreeze : mayBeFrozen(migration);
+    if (!frozen) {
+      // Nothing was frozen: a transient error (an unreachable node) is worth another try from the start.
+      if (!cancelled && isTransient(error)) throw error;
+      // A page-server started by 'prepare' would wait for a dump that never comes.
+      if (migration.phases.some((p) => p.name === 'prepare')) {
+        await this.ops.waitCriuIdle(ctx.destination, ctx.destinationDir, 1_000).catch(() => undefined);
+      }
+      if (workload.state === 'migrating') {
+        workload.state = 'running';
+        await this.workloads.save(workload);
+      }
+      migration.error = cancelled ? `cancelled by request before any freeze; the workload was not touched` : error.message;
+      return cancelled ? 'cancelled' : 'failed';
+    }
+    const why = cancelled ? `cancelled by request during '${phase}'` : error.message;
+    migration.rollbackReason = why;
+    migration.error = cancelled && !(error instanceof CancelledError) ? `${why} (${error.message})` : why;
+    if (await this.rollback.run(ctx)) return cancelled ? 'cancelled' : 'rolled_back';
+    migration.error = `workload gone: pid ${workload.pid} on ${ctx.source.id} exited before the migration could move it; nothing was restored and it runs nowhere (${error.message})`;
+    return cancelled ? 'cancelled' : 'failed';
   }
 
+  /** Cleanup, then the end state: a reader never sees an end state with images left behind. */
+  private async finish(ctx: MigrationContext, outcome: MigrationRecord['state'], removeImages = true): Promise<void> {
+    if (removeImages && !ctx.migration.keepImages) await this.cleanup(ctx);
+    ctx.migration.state = outcome;
+    await this.phases.save(ctx.migration);
+  }
+
+  /** Records why the run stopped without an end state; never saves after a lost lease (not ours any more). */
+  private async interrupted(ctx: MigrationContext, error: Error): Promise<MigrationInterrupted> {
+    const { migration } = ctx;
+    const frozen = mayBeFrozen(migration) && !committed(migration);
+    const lost = error instanceof LeaseLostError;
+    const result =
+      error instanceof MigrationInterrupted
+        ? error
+        : new MigrationInterrupted(`${error.message}`, lost || isTransient(error) || !(error instanceof MigrationStepError), frozen, error);
+    if (!lost) {
+      addNote(migration, `stopped without an end state: ${error.message}`);
+      await this.phases.save(migration).catch(() => undefined);
+    }
+    return result;
+  }
+
+  /**
+   * Removes `<imageRoot>/<id>` on both nodes (process memory lives there). A node that does not answer is
+   * tried again for a while (an sshd restarting); what is left after that is named in the phase detail.
+   */
   private async cleanup(ctx: MigrationContext): Promise<void> {
     const { migration } = ctx;
-    if (migration.keepImages) return;
+    const dir = this.steps.migrationDir(ctx);
+    const until = Date.now() + (this.config.cleanupRetryMs ?? 60_000);
     await this.phases
       .run(migration, 'cleanup', async (phase) => {
-        const [a, b] = await Promise.all([
-          this.ops.removeDir(ctx.source, ctx.sourceDir),
-          this.ops.removeDir(ctx.destination, ctx.destinationDir),
-        ]);
-        phase.detail = a && b ? 'image directories removed on both nodes' : 'an image directory could not be removed';
+        let left = [ctx.source, ctx.destination];
+        for (let wait = 500; ; wait = Math.min(wait * 2, 5_000)) {
+          const removed = await Promise.all(left.map((n) => this.ops.removeDir(n, dir)));
+          left = left.filter((_, i) => !removed[i]);
+          if (left.length === 0 || Date.now() + wait > until) break;
+          await new Promise((r) => setTimeout(r, wait));
+        }
+        phase.detail = left.length ? `${dir} could not be removed on ${left.map((n) => n.id).join(', ')}` : `${dir} removed on both nodes`;
+        if (left.length) throw new Error(phase.detail);
       })
       .catch(() => undefined);
   }
 
   private async load(migrationId: string): Promise<MigrationContext> {
     const migration = await this.migrations.get(migrationId);
-    if (!migration) throw new Error(`migration '${migrationId}' does not exist`);
+    if (!migration) throw new NotFoundError('migration', migrationId);
     const workload = await this.workloads.get(migration.workloadId);
     const source = await this.nodes.get(migration.sourceNodeId);
     const destination = await this.nodes.get(migration.destinationNodeId);
@@ -147,6 +217,11 @@ export class MigrationEngine {
     const dir = `${this.config.imageRoot}/${migration.id}`;
     return { migration, workload, source, destination, sourceDir: `${dir}/src`, destinationDir: `${dir}/dst` };
   }
+}
+
+/** Errors a later try may not see again: a node that did not answer over SSH. */
+function isTransient(error: Error): boolean {
+  return error instanceof DomainError && error.retryable;
 }
 
 export function isFinished(m: MigrationRecord): boolean {

@@ -75,6 +75,29 @@ export class NodeOps {
     }
   }
 
+  /** True once no CRIU process of `dir` runs on the node (page-servers of `dir` are killed); see node-scripts. */
+  async waitCriuIdle(node: NodeRecord, dir: string, timeoutMs: number): Promise<{ idle: boolean; pids: number[] }> {
+    const res = await this.shell.exec(node, sh.waitCriuIdle(dir, timeoutMs / 1000), { timeoutMs: timeoutMs + 15_000 });
+    if (res.code === 0) return { idle: true, pids: [] };
+    const busy = /^CRIU_IDLE no(.*)$/m.exec(res.stdout);
+    if (res.code !== 1 || !busy) {
+      throw new Error(`checking for CRIU processes on ${node.id} failed (${res.code}): ${(res.stderr || res.stdout).trim().slice(0, 300)}`);
+    }
+    return { idle: false, pids: (busy[1] ?? '').split(/\s+/).filter(Boolean).map(Number) };
+  }
+
+  /** The pid in a pidfile (e.g. CRIU's restored.pid), or undefined when there is none. */
+  async readPidfile(node: NodeRecord, path: string): Promise<number | undefined> {
+    const res = await this.shell.exec(node, sh.readPidfile(path), { timeoutMs: 15_000 });
+    const pid = Number(/^PID (\d+)$/m.exec(res.stdout)?.[1]);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  }
+
+  async writeFile(node: NodeRecord, path: string, data: Buffer): Promise<void> {
+    const res = await this.shell.exec(node, sh.writeFileFromBase64(path), { timeoutMs: 15_000, stdin: data.toString('base64') });
+    if (res.code !== 0) throw new Error(`cannot write ${path} on ${node.id}: ${res.stderr.trim()}`);
+  }
+
   private stateOf(res: CommandResult): string {
     return /^STATE (\S+)$/m.exec(res.stdout)?.[1] ?? 'unknown';
   }

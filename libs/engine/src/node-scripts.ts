@@ -62,3 +62,33 @@ export function readFileBase64(path: string): string {
 export function tailLog(path: string, lines = 30): string {
   return `tail -n ${lines} ${shq(path)} 2>/dev/null; true`;
 }
+
+/**
+ * Waits until no CRIU process of one migration runs on the node any more (a dump or restore whose SSH
+ * channel died with the orchestrator keeps running and would change the world after we looked). Page-servers
+ * and lazy-pages daemons of that directory are killed first: nothing will use them any more, and a dump still
+ * streaming to one then fails fast and resumes its tree. Exits 0 once idle, 1 with `CRIU_IDLE no <pids>` when
+ * the time is up.
+ */
+export function waitCriuIdle(dir: string, timeoutS: number): string {
+  return [
+    `d=${shq(dir)}`,
+    // `read` is a builtin: no fork per process on a busy node, only for the few named criu.
+    `busy() { for p in /proc/[0-9]*; do n=; read -r n 2>/dev/null < "$p/comm"; [ "$n" = criu ] || continue; ` +
+      `c=$(tr '\\0' ' ' < "$p/cmdline" 2>/dev/null); case "$c" in *"$d"*) ;; *) continue ;; esac; ` +
+      `case "$c" in *" page-server "*|*" lazy-pages "*) kill -s KILL "\${p#/proc/}" 2>/dev/null ;; *) echo "\${p#/proc/}" ;; esac; done; }`,
+    `end=$(( $(date +%s) + ${Math.max(1, Math.ceil(timeoutS))} ))`,
+    `while :; do b=$(busy); [ -z "$b" ] && { echo "CRIU_IDLE yes"; exit 0; }; ` +
+      `[ "$(date +%s)" -ge "$end" ] && { echo "CRIU_IDLE no" $b; exit 1; }; sleep 0.1; done`,
+  ].join('\n');
+}
+
+/** Prints the pid a CRIU pidfile names, or nothing (no file, or not a number). */
+export function readPidfile(path: string): string {
+  return `p=$(cat ${shq(path)} 2>/dev/null); case "$p" in ''|*[!0-9]*) ;; *) echo "PID $p" ;; esac; true`;
+}
+
+/** Writes stdin (base64) to a file, for small images like cpuinfo.img. */
+export function writeFileFromBase64(path: string): string {
+  return `base64 -d > ${shq(path)}`;
+}

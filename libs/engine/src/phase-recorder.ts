@@ -2,18 +2,30 @@ import type { MigrationRecord, PhaseName, PhaseRecord } from '@spotlift/domain';
 import type { MigrationRepository } from '@spotlift/store';
 import type { Clock } from './clock.js';
 
+/** Asked before a phase starts; throws to stop the migration at that boundary (cancel, lost lease). */
+export type PhaseGuard = (name: PhaseName) => Promise<void>;
+
 /**
  * Records each phase on the migration record and persists it before and after the phase runs, so a worker
  * that dies mid-phase leaves a record that says exactly which step was under way (the engine's recovery
  * reads it to decide: finish, or roll back).
  */
 export class PhaseRecorder {
+  /** Per migration id: phase boundaries are the safe points where a cancel takes effect, for every strategy. */
+  private readonly guards = new Map<string, PhaseGuard>();
+
   constructor(
     private readonly migrations: MigrationRepository,
     private readonly clock: Clock,
   ) {}
 
+  guard(migrationId: string, guard: PhaseGuard | undefined): void {
+    if (guard) this.guards.set(migrationId, guard);
+    else this.guards.delete(migrationId);
+  }
+
   async run<T>(migration: MigrationRecord, name: PhaseName, body: (phase: PhaseRecord) => Promise<T>): Promise<T> {
+    await this.guards.get(migration.id)?.(name);
     const phase: PhaseRecord = { name, startedAt: this.clock.now().toISOString() };
     migration.phases.push(phase);
     await this.save(migration);

@@ -3,3 +3,5 @@ export * from './ssh-node-shell.js';
 export * from './host-key.js';
 export * from './directory-streamer.js';
 export * from './shell.js';
+export * from './ssh-relay.js';
+export * from './pki/index.js';

@@ -25,6 +25,21 @@ export interface RemoteProcess {
 }
 
 /**
+ * A TCP port on a source node whose connections are relayed, through the orchestrator's SSH connections,
+ * to a port on the destination's loopback (see ssh-relay.ts for the design).
+ */
+export interface PortRelay {
+  /** Where programs on the source connect (on the source's 127.0.0.1). */
+  sourcePort: number;
+  /** Bytes relayed from source to destination so far. */
+  bytes(): number;
+  /** Bytes relayed back from destination to source so far. */
+  bytesBack(): number;
+  /** Stops listening on the source and ends every relayed connection. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/**
  * Runs shell commands on nodes. The adapter keeps one authenticated connection per node, so a command
  * inside a freeze window costs a channel open, never a new connection or DNS look-up.
  */
@@ -34,4 +49,15 @@ export abstract class NodeShell {
   /** Opens (or checks) the connection ahead of time. Throws NodeUnreachableError / HostKeyMismatchError. */
   abstract connect(node: NodeTarget): Promise<void>;
   abstract close(): Promise<void>;
+
+  /**
+   * Listens on 127.0.0.1:<port> on the source and relays each connection to 127.0.0.1:destPort on the
+   * destination. Not abstract, so adapters that cannot relay (fakes) need not change.
+   */
+  relayPort(source: NodeTarget, destination: NodeTarget, destPort: number): Promise<PortRelay> {
+    void source;
+    void destination;
+    void destPort;
+    return Promise.reject(new Error(`${this.constructor.name} cannot relay ports`));
+  }
 }

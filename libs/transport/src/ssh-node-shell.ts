@@ -1,7 +1,8 @@
 import { Client, type ClientChannel } from 'ssh2';
 import { HostKeyMismatchError, NodeUnreachableError, type NodeTarget } from '@spotlift/domain';
 import { hostKeyFingerprint, hostKeyMatches } from './host-key.js';
-import { NodeShell, type CommandResult, type ExecOptions, type RemoteProcess } from './node-shell.port.js';
+import { NodeShell, type CommandResult, type ExecOptions, type PortRelay, type RemoteProcess } from './node-shell.port.js';
+import { sshLocalConnector, sshRemoteListener, startRelay } from './ssh-relay.js';
 
 export interface SshCredentials {
   privateKey: Buffer;
@@ -72,6 +73,12 @@ export class SshNodeShell extends NodeShell {
       );
     });
     return { stdin: channel, stdout: channel, done };
+  }
+
+  /** Page traffic through SSH: see ssh-relay.ts for the design. */
+  override async relayPort(source: NodeTarget, destination: NodeTarget, destPort: number): Promise<PortRelay> {
+    const [src, dst] = await Promise.all([this.client(source), this.client(destination)]);
+    return startRelay(sshRemoteListener(src), sshLocalConnector(dst), destPort);
   }
 
   override async close(): Promise<void> {

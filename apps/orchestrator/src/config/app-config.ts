@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { EvacuationSettings, NodeMetadataSpec, NoticeEnv, noticeSettings, type NoticeSettings } from './evacuation-config.js';
 
 /** One node as the config file (and POST /nodes) describes it. */
 export const NodeSpec = z.object({
@@ -14,12 +15,15 @@ export const NodeSpec = z.object({
   spotPool: z.string().max(120).optional(),
   lifecycle: z.enum(['spot', 'on-demand']).default('spot'),
   labels: z.record(z.string(), z.string()).default({}),
+  /** The node's cloud metadata service, watched for notices over its SSH session. */
+  metadata: NodeMetadataSpec.optional(),
 });
 export type NodeSpec = z.infer<typeof NodeSpec>;
 
 export const ConfigFile = z.object({
   ssh: z.object({ privateKeyPath: z.string().min(1) }),
   nodes: z.array(NodeSpec).default([]),
+  evacuation: EvacuationSettings.default(EvacuationSettings.parse({})),
 });
 
 const Env = z.object({
@@ -33,6 +37,10 @@ const Env = z.object({
   SPOTLIFT_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   SPOTLIFT_IMAGE_ROOT: z.string().startsWith('/').default('/var/lib/spotlift/images'),
   SPOTLIFT_LOG_FORMAT: z.enum(['json', 'text']).default('json'),
+  // The page-traffic TLS CA (key stays here, generated on first use) and where nodes keep their certificates.
+  SPOTLIFT_TLS_CA_DIR: z.string().startsWith('/').default('/var/lib/spotlift/ca'),
+  SPOTLIFT_TLS_NODE_DIR: z.string().startsWith('/').default('/var/lib/spotlift/tls'),
+  ...NoticeEnv.shape,
 });
 
 /** The validated configuration; injected by type, read nowhere else from process.env. */
@@ -47,8 +55,12 @@ export class AppConfig {
   workerConcurrency!: number;
   imageRoot!: string;
   logFormat!: 'json' | 'text';
+  tlsCaDir!: string;
+  tlsNodeDir!: string;
   sshPrivateKey!: Buffer;
   nodes!: NodeSpec[];
+  evacuation!: EvacuationSettings;
+  notices!: NoticeSettings;
 
   get runsWorker(): boolean {
     return this.role === 'all' || this.role === 'worker';
@@ -95,7 +107,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     workerConcurrency: e.SPOTLIFT_WORKER_CONCURRENCY,
     imageRoot: e.SPOTLIFT_IMAGE_ROOT,
     logFormat: e.SPOTLIFT_LOG_FORMAT,
+    tlsCaDir: e.SPOTLIFT_TLS_CA_DIR,
+    tlsNodeDir: e.SPOTLIFT_TLS_NODE_DIR,
     sshPrivateKey,
     nodes: file.data.nodes,
+    evacuation: file.data.evacuation,
+    notices: noticeSettings(e),
   });
 }

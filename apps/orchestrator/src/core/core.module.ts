@@ -1,8 +1,33 @@
 import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { Redis } from 'ioredis';
-import { Clock, DEFAULT_ENGINE_CONFIG, MigrationEngine, NodeOps, NodeProber, SystemClock } from '@spotlift/engine';
-import { MigrationRepository, NodeRepository, RedisRecords, WorkloadRepository } from '@spotlift/store';
-import { DirectoryStreamer, NodeShell, SshNodeShell } from '@spotlift/transport';
+import {
+  Clock,
+  DEFAULT_ENGINE_CONFIG,
+  MigrationEngine,
+  NodeOps,
+  NodeProber,
+  SshPageTransport,
+  SystemClock,
+  TcpPageTransport,
+  TlsPageTransport,
+} from '@spotlift/engine';
+import {
+  MigrationFlags,
+  MigrationRepository,
+  NodeRepository,
+  PostCopyTrials,
+  RedisMigrationFlags,
+  RedisPostCopyTrials,
+  RedisRecords,
+  WorkloadRepository,
+} from '@spotlift/store';
+import {
+  DirectoryStreamer,
+  NodeCertificates,
+  NodeShell,
+  OpenSslCertificateAuthority,
+  SshNodeShell,
+} from '@spotlift/transport';
 import { AppConfig } from '../config/app-config.js';
 
 export const REDIS = Symbol('REDIS');
@@ -43,13 +68,32 @@ export const REDIS = Symbol('REDIS');
     },
     { provide: NodeOps, inject: [NodeShell], useFactory: (s: NodeShell) => new NodeOps(s) },
     {
+      // Page-traffic TLS: the CA key stays in tlsCaDir on this host; nodes get certificates under tlsNodeDir.
+      provide: NodeCertificates,
+      inject: [NodeShell, AppConfig],
+      useFactory: (s: NodeShell, c: AppConfig) =>
+        new NodeCertificates(s, new OpenSslCertificateAuthority({ dir: c.tlsCaDir }), { remoteDir: c.tlsNodeDir }),
+    },
+    {
       provide: NodeProber,
       inject: [NodeShell, Clock, AppConfig],
       useFactory: (s: NodeShell, clock: Clock, c: AppConfig) => new NodeProber(s, clock, c.imageRoot),
     },
     {
+      // Cancel requests and the commit claim, decided atomically in Redis (libs/store migration-flags.ts).
+      provide: MigrationFlags,
+      inject: [REDIS, AppConfig],
+      useFactory: (r: Redis, c: AppConfig) => new RedisMigrationFlags(r, c.redisPrefix),
+    },
+    {
+      // Post-copy trial results per node pair, shared by every worker (libs/store post-copy-trials.ts).
+      provide: PostCopyTrials,
+      inject: [REDIS, AppConfig],
+      useFactory: (r: Redis, c: AppConfig) => new RedisPostCopyTrials(r, c.redisPrefix),
+    },
+    {
       provide: MigrationEngine,
-      inject: [MigrationRepository, WorkloadRepository, NodeRepository, NodeOps, NodeShell, Clock, AppConfig],
+      inject: [MigrationRepository, WorkloadRepository, NodeRepository, NodeOps, NodeShell, Clock, AppConfig, NodeCertificates, PostCopyTrials],
       useFactory: (
         m: MigrationRepository,
         w: WorkloadRepository,
@@ -58,10 +102,36 @@ export const REDIS = Symbol('REDIS');
         shell: NodeShell,
         clock: Clock,
         c: AppConfig,
-      ) => new MigrationEngine(m, w, n, ops, new DirectoryStreamer(shell), clock, { ...DEFAULT_ENGINE_CONFIG, imageRoot: c.imageRoot }),
+        certs: NodeCertificates,
+        trials: PostCopyTrials,
+      ) =>
+        new MigrationEngine(
+          m,
+          w,
+          n,
+          ops,
+          new DirectoryStreamer(shell),
+          clock,
+          { ...DEFAULT_ENGINE_CONFIG, imageRoot: c.imageRoot },
+          [new TcpPageTransport(), new TlsPageTransport(certs), new SshPageTransport(shell)],
+          trials,
+        ),
     },
   ],
-  exports: [REDIS, Clock, NodeShell, NodeRepository, WorkloadRepository, MigrationRepository, NodeOps, NodeProber, MigrationEngine],
+  exports: [
+    REDIS,
+    Clock,
+    NodeShell,
+    NodeRepository,
+    WorkloadRepository,
+    MigrationRepository,
+    NodeOps,
+    NodeProber,
+    MigrationEngine,
+    NodeCertificates,
+    PostCopyTrials,
+    MigrationFlags,
+  ],
 })
 export class CoreModule implements OnApplicationShutdown {
   constructor(

@@ -11,4 +11,31 @@ export class MigrationQueue {
   async enqueue(migrationId: string): Promise<void> {
     await this.queue.add(JobName.Migrate, { migrationId }, { ...JOB_OPTIONS[JobName.Migrate], jobId: migrateJobId(migrationId) });
   }
+
+  /**
+   * Removes a job no worker holds (waiting, delayed): 'removed'. 'held' when a worker has it (its engine
+   * sees the cancel flag), 'missing' when there is no job at all.
+   */
+  async removeIfIdle(migrationId: string): Promise<'removed' | 'held' | 'missing'> {
+    const job = await this.queue.getJob(migrateJobId(migrationId));
+    if (!job) return 'missing';
+    // remove() refuses a locked (active) job, which is exactly the one we must leave to its worker.
+    return job.remove().then(
+      () => 'removed' as const,
+      () => 'held' as const,
+    );
+  }
+
+  /** The job's BullMQ state, or 'missing' when no such job exists any more. */
+  async jobState(migrationId: string): Promise<string> {
+    const job = await this.queue.getJob(migrateJobId(migrationId));
+    return job ? job.getState() : 'missing';
+  }
+
+  /** Queues the migration again under its usual id, dropping a finished or failed job record first. */
+  async requeue(migrationId: string): Promise<void> {
+    const job = await this.queue.getJob(migrateJobId(migrationId));
+    if (job) await job.remove();
+    await this.enqueue(migrationId);
+  }
 }

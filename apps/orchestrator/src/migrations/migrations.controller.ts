@@ -1,15 +1,19 @@
-import { Body, Controller, Get, Param, Post } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import type { MigrationRecord } from '@spotlift/domain';
 import { ZodBody } from '../common/zod-body.pipe.js';
+import { type CancelAnswer, MigrationCancelService } from './migration-cancel.service.js';
 import { CreateMigration, MigrationsService } from './migrations.service.js';
 
 @ApiTags('migrations')
 @ApiBearerAuth()
 @Controller('migrations')
 export class MigrationsController {
-  constructor(private readonly migrations: MigrationsService) {}
+  constructor(
+    private readonly migrations: MigrationsService,
+    private readonly cancels: MigrationCancelService,
+  ) {}
 
   @Post()
   @ApiOperation({ summary: 'Queue a migration of a workload; the destination is chosen when none is given' })
@@ -28,5 +32,14 @@ export class MigrationsController {
   @ApiOperation({ summary: 'One migration: state, phases with times, CRIU stats, bytes, downtime' })
   get(@Param('id') id: string): Promise<MigrationRecord> {
     return this.migrations.get(id);
+  }
+
+  @Post(':id/cancel')
+  @HttpCode(202)
+  @ApiOperation({
+    summary: 'Cancel a migration: a queued one never starts; a running one rolls back at its next safe point; 409 past the commit point',
+  })
+  cancel(@Param('id') id: string): Promise<CancelAnswer> {
+    return this.cancels.cancel(id);
   }
 }

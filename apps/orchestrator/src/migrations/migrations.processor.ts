@@ -1,42 +1,104 @@
 import { Processor, WorkerHost } from '@nestjs/bullmq';
 import { Logger, type OnModuleInit } from '@nestjs/common';
 import { UnrecoverableError, type Job } from 'bullmq';
-import { MigrationEngine } from '@spotlift/engine';
-import { MigrateJobData, QueueName } from '@spotlift/queue';
+import { DomainError, type MigrationRecord } from '@spotlift/domain';
+import { MigrationEngine, MigrationInterrupted, type RunControl } from '@spotlift/engine';
+import { MIGRATION_WORKER_OPTIONS, MigrateJobData, QueueName } from '@spotlift/queue';
+import { MigrationFlags } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
 import { MigrationMetrics } from '../metrics/migration-metrics.js';
 
-/** The worker role: parses the job, hands it to the engine, records the outcome. No logic of its own. */
-@Processor(QueueName.Migrations)
+/** Errors that a retry cannot fix: a bug, or input that will stay wrong. */
+const DETERMINISTIC = [TypeError, RangeError, SyntaxError, ReferenceError];
+
+/**
+ * The worker role: parses the job, hands it to the engine with its cancel flag and lock, and decides in this
+ * one place what an error means for the job:
+ * - an end state: completed and cancelled jobs complete; failed and rolled-back ones fail as unrecoverable
+ *   (the engine already rolled back; a retry would migrate again without anyone asking);
+ * - MigrationInterrupted (no end state: a node that did not answer, a rollback that could not yet prove the
+ *   destination holds no copy): retried with backoff, the record stays 'running' and the engine continues
+ *   from what the nodes say; when the attempts are spent the engine records why it gave up;
+ * - a retryable domain error (an unreachable node before the engine started) or a Redis hiccup: retried;
+ * - anything deterministic (bad job data, a missing migration, a bug): unrecoverable.
+ */
+@Processor(QueueName.Migrations, MIGRATION_WORKER_OPTIONS)
 export class MigrationsProcessor extends WorkerHost implements OnModuleInit {
   private readonly logger = new Logger('migrations');
+  /** Jobs whose lock renewal failed: another worker may own them now, so the engine stops at the next step. */
+  private readonly lost = new Set<string>();
 
   constructor(
     private readonly engine: MigrationEngine,
     private readonly config: AppConfig,
     private readonly metrics: MigrationMetrics,
+    private readonly flags: MigrationFlags,
   ) {
     super();
   }
 
   onModuleInit(): void {
     this.worker.concurrency = this.config.workerConcurrency;
+    this.worker.on('lockRenewalFailed', (ids: string[]) => ids.forEach((id) => this.lost.add(id)));
   }
 
   async process(job: Job<unknown>): Promise<{ state: string }> {
     const data = MigrateJobData.safeParse(job.data);
     if (!data.success) throw new UnrecoverableError(`malformed job data: ${data.error.message}`);
     const { migrationId } = data.data;
-    this.logger.log({ msg: 'migration started', migrationId, jobId: job.id });
-    const m = await this.engine.run(migrationId);
+    const jobId = job.id ?? migrationId;
+    this.logger.log({ msg: 'migration started', migrationId, jobId, attempt: job.attemptsMade + 1 });
+    try {
+      const m = await this.engine.run(migrationId, this.control(migrationId, jobId));
+      this.finished(m);
+      if (m.state === 'failed' || m.state === 'rolled_back') throw new UnrecoverableError(`${m.state}: ${m.error ?? ''}`);
+      return { state: m.state };
+    } catch (error) {
+      throw await this.classify(job, migrationId, error as Error);
+    } finally {
+      this.lost.delete(jobId);
+    }
+  }
+
+  private control(migrationId: string, jobId: string): RunControl {
+    return {
+      cancelRequested: () => this.flags.cancelRequested(migrationId),
+      claimCommit: () => this.flags.claimCommit(migrationId),
+      lost: () => this.lost.has(jobId),
+    };
+  }
+
+  /** The one place where an error becomes "retry" or "never again". */
+  private async classify(job: Job<unknown>, migrationId: string, error: Error): Promise<Error> {
+    if (error instanceof UnrecoverableError) return error;
+    // Another worker owns the job now: leave the record alone, whatever this attempt's number.
+    if (this.lost.has(job.id ?? migrationId)) return error;
+    const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    const retry =
+      error instanceof MigrationInterrupted
+        ? error.transient
+        : error instanceof DomainError
+          ? error.retryable
+          : !DETERMINISTIC.some((kind) => error instanceof kind);
+    this.logger.warn({ msg: 'migration interrupted', migrationId, retry, lastAttempt, error: error.message });
+    if (retry && !lastAttempt) return error;
+    if (error instanceof MigrationInterrupted || retry) {
+      // The record still says 'running': say why it stops here, so nobody waits for it.
+      const why = retry ? `gave up after ${job.attemptsMade + 1} attempts: ${error.message}` : `stopped: ${error.message}`;
+      const m = await this.engine.giveUp(migrationId, why).catch(() => undefined);
+      if (m) this.finished(m);
+    }
+    return new UnrecoverableError(error.message);
+  }
+
+  private finished(m: MigrationRecord): void {
     this.metrics.record(m);
     this.logger.log({
       msg: 'migration finished',
-      migrationId,
+      migrationId: m.id,
       state: m.state,
       downtimeMs: m.downtimeMs,
       ...(m.error ? { error: m.error } : {}),
     });
-    return { state: m.state };
   }
 }

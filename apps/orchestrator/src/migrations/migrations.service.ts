@@ -17,7 +17,14 @@ export const CreateMigration = z
   .object({
     workload: z.string().min(1).max(64),
     destination: z.string().min(1).max(63).optional(),
-    strategy: z.enum(['stop-and-copy']).default('stop-and-copy'),
+    /** `auto` picks per job from the pair's capabilities, memory, dirty rate, budget and deadline. */
+    strategy: z.enum(['stop-and-copy', 'pre-copy', 'post-copy', 'hybrid', 'auto']).default('stop-and-copy'),
+    /** Longest acceptable freeze; pre-copy converges towards it, auto chooses by it. */
+    downtimeBudgetMs: z.number().int().min(1).max(3_600_000).optional(),
+    /** When the source must be gone (e.g. a spot notice's termination time); bounds rounds and auto's choice. */
+    deadline: z.iso.datetime({ offset: true }).optional(),
+    /** Page traffic: direct TCP, CRIU's mutual TLS, or relayed through SSH (nodes without a direct route). */
+    transport: z.enum(['tcp', 'tls', 'ssh']).default('tcp'),
     keepImages: z.boolean().default(false),
   })
   .strict();
@@ -50,7 +57,7 @@ export class MigrationsService {
    * Checks everything that can be checked without touching the workload, records the migration and queues
    * it. Bad input is answered here with a 4xx; nothing is frozen before the job's own preflight passes.
    */
-  async create(body: CreateMigration): Promise<MigrationRecord> {
+  async create(body: CreateMigration, link: Pick<MigrationRecord, 'evacuationId'> = {}): Promise<MigrationRecord> {
     const workload = await this.workloads.get(body.workload);
     if (!workload) throw new NotFoundError('workload', body.workload);
     const source = await this.nodes.get(workload.nodeId);
@@ -61,6 +68,9 @@ export class MigrationsService {
     const inFlight = (await this.migrations.list()).find((m) => m.workloadId === workload.id && !isFinished(m));
     if (inFlight) throw new ConflictError(`workload '${workload.id}' is already migrating in ${inFlight.id}`, { migration: inFlight.id });
 
+    if (body.deadline !== undefined && Date.parse(body.deadline) <= this.clock.now().getTime()) {
+      throw new BadRequestError(`deadline ${body.deadline} has already passed`);
+    }
     const tree = await this.ops.inspectTree(source, workload.pid);
     if (!tree) {
       throw new BadRequestError(`workload '${workload.id}' (pid ${workload.pid}) no longer runs on '${source.id}'`);
@@ -75,12 +85,15 @@ export class MigrationsService {
       destinationNodeId: destination.id,
       destinationReason: reason,
       strategy: body.strategy,
-      transport: 'tcp',
+      transport: body.transport,
       state: 'queued',
       phases: [],
       criu: {},
       bytes: { pages: 0, images: 0 },
       keepImages: body.keepImages,
+      ...(body.downtimeBudgetMs !== undefined ? { downtimeBudgetMs: body.downtimeBudgetMs } : {}),
+      ...(body.deadline !== undefined ? { deadline: new Date(body.deadline).toISOString() } : {}),
+      ...(link.evacuationId ? { evacuationId: link.evacuationId } : {}),
       createdAt: now,
       updatedAt: now,
     };

@@ -1,10 +1,12 @@
-import type { DumpStats, RestoreStats } from '@spotlift/domain';
+import type { DumpStats } from '@spotlift/domain';
 import type { WorkloadRepository } from '@spotlift/store';
+import { shq } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
 import * as criu from '../criu-commands.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
 import type { NodeOps } from '../node-ops.js';
 import type { PhaseRecorder } from '../phase-recorder.js';
+import { checkCpuCompatible, checkCriuVersions, checkDestinationResources, checkDestinationState } from './preflight-checks.js';
 
 const RUNNING_STATES = new Set(['R', 'S', 'D']);
 
@@ -21,29 +23,29 @@ export class MigrationSteps {
     readonly config: EngineConfig,
   ) {}
 
-  /** Everything checkable without touching the workload. Returns the source tree's pids. */
+  /**
+   * Everything checkable without touching the workload: the destination's state, CRIU version order, the
+   * workload still there, `criu check`, memory and disk on the destination, CPU compatibility. Cheap checks
+   * from the records come first. Returns the source tree's pids.
+   */
   async preflight(ctx: MigrationContext): Promise<number[]> {
     const { workload, source, destination } = ctx;
-    const fail = (msg: string) => new MigrationStepError('preflight', msg, true);
-    if (destination.state === 'terminating' || destination.state === 'gone') {
-      throw fail(`destination ${destination.id} is ${destination.state}`);
-    }
+    checkDestinationState(destination);
+    checkCriuVersions(source, destination);
     const tree = await this.ops.inspectTree(source, workload.pid);
-    if (!tree) throw fail(`workload '${workload.name}' (pid ${workload.pid}) no longer runs on ${source.id}`);
-    const check = await this.ops.run(destination, criu.checkAndMemory(), 60_000);
-    if (!/Looks good/.test(check.stdout + check.stderr)) {
-      throw fail(`CRIU does not work on ${destination.id}: ${(check.stderr || check.stdout).trim().slice(0, 300)}`);
+    if (!tree) {
+      throw new MigrationStepError('preflight', `workload '${workload.name}' (pid ${workload.pid}) no longer runs on ${source.id}`, true);
     }
-    const availableKb = Number(/MEM_AVAILABLE_KB (\d+)/.exec(check.stdout)?.[1] ?? '0');
-    const needed = tree.rssBytes * (1 + this.config.memoryHeadroom);
-    if (availableKb * 1024 < needed) {
-      throw fail(
-        `${destination.id} has ${Math.round(availableKb / 1024)} MiB available, the workload needs ${Math.round(needed / 2 ** 20)} MiB`,
-      );
-    }
+    await checkDestinationResources(this.ops, ctx, tree, this.config);
+    await checkCpuCompatible(this.ops, ctx, this.migrationDir(ctx));
     workload.tree = tree.pids;
     workload.rssBytes = tree.rssBytes;
     return tree.pids;
+  }
+
+  /** `<imageRoot>/<migration id>` on every node: everything the migration writes lives below it. */
+  migrationDir(ctx: MigrationContext): string {
+    return `${this.config.imageRoot}/${ctx.migration.id}`;
   }
 
   async makeDirs(ctx: MigrationContext): Promise<void> {
@@ -103,19 +105,18 @@ export class MigrationSteps {
 
   /**
    * Recovery after a dead worker: when the destination already runs a verified restored tree, finish the
-   * commit instead of rolling back. Returns false otherwise (the caller rolls back).
+   * commit instead of rolling back. Returns false when there is no such tree (the caller rolls back); an
+   * unreachable node throws, since nothing can be decided without it.
    */
   async adoptRestored(ctx: MigrationContext): Promise<boolean> {
-    const pidText = (
-      await this.ops.run(ctx.destination, `cat ${ctx.destinationDir}/restored.pid 2>/dev/null; true`, 15_000)
-    ).stdout.trim();
-    const pid = Number(pidText);
-    if (!pidText || !Number.isInteger(pid)) return false;
+    const pid = await this.ops.readPidfile(ctx.destination, `${ctx.destinationDir}/restored.pid`);
+    if (pid === undefined) return false;
     ctx.migration.restoredPid = pid;
     try {
       await this.phases.run(ctx.migration, 'verify', () => this.verify(ctx, ctx.workload.tree?.length ?? 1));
-    } catch {
-      return false;
+    } catch (error) {
+      if (error instanceof MigrationStepError) return false;
+      throw error;
     }
     await this.commit(ctx);
     return true;
@@ -123,27 +124,81 @@ export class MigrationSteps {
 
   /**
    * CRIU's own stats, and downtime from node-side timestamps: `frozenAt` gives when the source stopped
-   * running (on its clock, possibly from the dump's stats), `resumedNs` when the restored tree ran.
+   * running (on its clock, possibly from the dump's stats), `resumedNs` when the restored tree ran. Runs
+   * after the commit point, so it never throws: a missing, truncated or corrupt stats image is recorded in
+   * `statsProblem` and the freeze start falls back to `dumpStartNs`, the dump command's start on the source
+   * (an upper bound of the downtime, since CRIU freezes a moment after it starts).
    */
   async recordStats(
     ctx: MigrationContext,
     frozenAt: (dump: DumpStats | undefined) => bigint,
     resumedNs: bigint,
+    dumpStartNs?: bigint,
   ): Promise<void> {
     const { migration } = ctx;
-    const [dumpImg, restoreImg] = await Promise.all([
-      this.ops.readFile(ctx.source, `${ctx.sourceDir}/stats-dump`),
-      this.ops.readFile(ctx.destination, `${ctx.destinationDir}/stats-restore`),
+    const problems: string[] = [];
+    const [dump, restore] = await Promise.all([
+      this.readStats(ctx.source, `${ctx.sourceDir}/stats-dump`, criu.parseDump, problems),
+      this.readStats(ctx.destination, `${ctx.destinationDir}/stats-restore`, criu.parseRestore, problems),
     ]);
-    const dump: DumpStats | undefined = dumpImg ? criu.parseDump(dumpImg) : undefined;
-    const restore: RestoreStats | undefined = restoreImg ? criu.parseRestore(restoreImg) : undefined;
     migration.criu = { ...migration.criu, ...(dump ? { dump } : {}), ...(restore ? { restore } : {}) };
-    migration.bytes.pages = (dump?.pagesWritten ?? 0) * 4096;
-    const frozenNs = frozenAt(dump);
+    if (dump) migration.bytes.pages = dump.pagesWritten * 4096;
+    let frozenNs = frozenAt(dump);
+    if (dump && dumpStartNs !== undefined && frozenNs < dumpStartNs) {
+      // CRIU's figures say the freeze began before the dump command did: the image cannot be right.
+      problems.push(`stats-dump claims a freeze of ${dump.frozenTimeUs + dump.freezingTimeUs} µs, longer than the dump command ran`);
+      frozenNs = dumpStartNs;
+    } else if (!dump && dumpStartNs !== undefined) {
+      frozenNs = dumpStartNs;
+    }
+    if (problems.length) {
+      const fallback = dumpStartNs !== undefined ? 'downtime counts from the dump command start on the source node' : 'downtime excludes the freeze during the dump';
+      migration.statsProblem = `${problems.join('; ')}; ${fallback}`;
+    }
     migration.frozenAt = new Date(Number(frozenNs / 1_000_000n)).toISOString();
     migration.resumedAt = new Date(Number(resumedNs / 1_000_000n)).toISOString();
     migration.downtimeMs = Number(resumedNs - frozenNs) / 1e6;
     await this.phases.save(migration);
+  }
+
+  /**
+   * Stats for a migration finished by recovery: the worker that ran dump and restore died with their node-side
+   * timestamps, so the stats images' own modification times stand in (CRIU writes each as its command ends).
+   */
+  async recordStatsFromFiles(ctx: MigrationContext): Promise<void> {
+    const mtime = async (node: MigrationContext['source'], path: string) => {
+      const out = (await this.ops.run(node, `date -r ${shq(path)} +%s%N 2>/dev/null; true`, 15_000).catch(() => undefined))?.stdout.trim();
+      return out && /^\d+$/.test(out) ? BigInt(out) : undefined;
+    };
+    const [dumpEnd, restoreEnd] = await Promise.all([
+      mtime(ctx.source, `${ctx.sourceDir}/stats-dump`),
+      mtime(ctx.destination, `${ctx.destinationDir}/stats-restore`),
+    ]);
+    if (dumpEnd === undefined || restoreEnd === undefined) {
+      ctx.migration.statsProblem = 'the stats images of the recovered migration are missing: no downtime figure';
+      return;
+    }
+    await this.recordStats(ctx, (stats) => this.frozenAtFromDump(dumpEnd, stats), restoreEnd);
+  }
+
+  private async readStats<T>(
+    node: MigrationContext['source'],
+    path: string,
+    parse: (buf: Uint8Array) => T,
+    problems: string[],
+  ): Promise<T | undefined> {
+    const name = path.split('/').pop();
+    try {
+      const img = await this.ops.readFile(node, path);
+      if (!img) {
+        problems.push(`${name} is missing on ${node.id}`);
+        return undefined;
+      }
+      return parse(img);
+    } catch (error) {
+      problems.push(`${name} on ${node.id} is unreadable: ${(error as Error).message}`);
+      return undefined;
+    }
   }
 
   /** Freeze start of a `--leave-stopped` dump: CRIU's frozen time runs until the dump ends. */

@@ -8,4 +8,10 @@ import type { MigrationContext } from '../engine.types.js';
 export interface MigrationStrategy {
   readonly name: Strategy;
   run(ctx: MigrationContext): Promise<void>;
+  /**
+   * Recovery after a dead worker, for strategies that keep working after the restore (post-copy's pages):
+   * waits for that work and says whether the restored tree may be adopted; otherwise stops it so the source
+   * can be resumed.
+   */
+  settle?(ctx: MigrationContext): Promise<boolean>;
 }

@@ -2,7 +2,9 @@ import type { DirectoryStreamer } from '@spotlift/transport';
 import * as criu from '../criu-commands.js';
 import { type MigrationContext, MigrationStepError } from '../engine.types.js';
 import type { MigrationSteps } from '../steps/migration-steps.js';
-import type { PageChannel, PageTransport } from '../transports/page-transport.port.js';
+import type { PageChannel } from '../transports/page-transport.port.js';
+import type { PageTransports } from '../transports/page-transports.js';
+import { measureThroughput } from '../transports/throughput.js';
 import type { MigrationStrategy } from './migration-strategy.port.js';
 
 /**
@@ -16,7 +18,7 @@ export class StopAndCopy implements MigrationStrategy {
   constructor(
     private readonly steps: MigrationSteps,
     private readonly streamer: DirectoryStreamer,
-    private readonly transport: PageTransport,
+    private readonly transports: PageTransports,
   ) {}
 
   async run(ctx: MigrationContext): Promise<void> {
@@ -26,7 +28,7 @@ export class StopAndCopy implements MigrationStrategy {
     const channel = await phases.run(migration, 'prepare', () => this.prepare(ctx));
     try {
       await this.steps.markMigrating(ctx);
-      const dumpEndNs = await phases.run(migration, 'dump', () => this.dump(ctx, channel));
+      const dumped = await phases.run(migration, 'dump', () => this.dump(ctx, channel));
       const transfer = await phases.run(migration, 'transfer', async (phase) => {
         const r = await this.streamer
           .copy(source, ctx.sourceDir, destination, ctx.destinationDir, { exclude: ['./*.log'] })
@@ -40,7 +42,10 @@ export class StopAndCopy implements MigrationStrategy {
       const resumedNs = await phases.run(migration, 'restore', () => this.steps.restore(ctx));
       await phases.run(migration, 'verify', () => this.steps.verify(ctx, tree.length));
       await this.steps.commit(ctx);
-      await this.steps.recordStats(ctx, (stats) => this.steps.frozenAtFromDump(dumpEndNs, stats), resumedNs);
+      await this.steps.recordStats(ctx, (stats) => this.steps.frozenAtFromDump(dumped.endNs, stats), resumedNs, dumped.startNs);
+      const dumpMs = migration.phases.findLast((p) => p.name === 'dump')?.durationMs;
+      migration.throughput = measureThroughput(migration, { dumpMs, imagesMs: transfer.durationMs });
+      await phases.save(migration);
     } finally {
       await channel.close();
     }
@@ -50,10 +55,12 @@ export class StopAndCopy implements MigrationStrategy {
   private async prepare(ctx: MigrationContext): Promise<PageChannel> {
     const { destination } = ctx;
     await this.steps.makeDirs(ctx);
+    // The transport the migration asked for (tcp, tls, ssh); an unconfigured one fails before any freeze.
+    const transport = this.transports.pick(ctx.migration.transport);
     let lastError = '';
     for (let attempt = 0; attempt < 5; attempt++) {
-      const channel = await this.transport.open(ctx, this.steps.pickPort());
-      ctx.migration.transport = this.transport.name;
+      const channel = await transport.open(ctx, this.steps.pickPort());
+      ctx.migration.transport = transport.name;
       const res = await this.steps.ops.run(
         destination,
         criu.pageServer(ctx.destinationDir, channel.listen.address, channel.listen.port, channel.tls?.server),
@@ -67,17 +74,22 @@ export class StopAndCopy implements MigrationStrategy {
     throw new MigrationStepError('prepare', criu.explainFailure('page-server', destination.id, lastError, null), true);
   }
 
-  private async dump(ctx: MigrationContext, channel: PageChannel): Promise<bigint> {
+  /** Node-side times of the dump command: the end anchors CRIU's frozen time, the start is the fallback. */
+  private async dump(ctx: MigrationContext, channel: PageChannel): Promise<{ startNs?: bigint; endNs: bigint }> {
     const { source, workload } = ctx;
     const res = await this.steps.ops.runTimed(
       source,
       criu.dump(workload.pid, ctx.sourceDir, channel.connect.address, channel.connect.port, channel.tls?.client),
       this.steps.config.criuTimeoutMs,
     );
+    const relayed = channel.bytesRelayed?.();
+    if (relayed !== undefined) ctx.migration.bytes.relayed = relayed;
     if (res.code !== 0 || res.endNs === undefined) {
       const log = await this.steps.ops.tail(source, `${ctx.sourceDir}/dump.log`, 200);
-      throw new MigrationStepError('dump', criu.explainFailure('dump', source.id, log || res.stderr, res.code), false);
+      const error = new MigrationStepError('dump', criu.explainFailure('dump', source.id, log || res.stderr, res.code), false);
+      channel.failed?.(error);
+      throw error;
     }
-    return res.endNs;
+    return { ...(res.startNs === undefined ? {} : { startNs: res.startNs }), endNs: res.endNs };
   }
 }

@@ -15,6 +15,8 @@ export interface PageChannel {
   tls?: { server: CriuTlsOptions; client: CriuTlsOptions };
   /** Bytes relayed, when the channel can count them (a relay through the orchestrator). */
   bytesRelayed?(): number;
+  /** Page traffic over this channel failed: the transport may drop what it cached (e.g. certificates). */
+  failed?(error: Error): void;
   close(): Promise<void>;
 }
 

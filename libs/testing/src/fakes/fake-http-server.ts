@@ -46,10 +46,14 @@ export abstract class FakeHttpServer {
   get url(): string {
     const address = this.server?.address() as AddressInfo | null | undefined;
     if (!address) throw new Error(`${this.constructor.name} is not started`);
-    return `http://127.0.0.1:${address.port}`;
+    return `http://${address.address}:${address.port}`;
   }
 
-  async start(): Promise<this> {
+  /**
+   * Listens on `host` (default loopback; e.g. the lab bridge 10.77.0.1 so a lab node's namespace can reach
+   * the fake, as a node reaches its link-local metadata service) and `port` (default ephemeral).
+   */
+  async start(opts: { host?: string; port?: number } = {}): Promise<this> {
     const server = createServer((req, res) => void this.dispatch(req, res));
     server.on('connection', (socket) => {
       this.sockets.add(socket);
@@ -57,7 +61,7 @@ export abstract class FakeHttpServer {
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
+      server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
     });
     this.server = server;
     return this;

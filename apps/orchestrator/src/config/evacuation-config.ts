@@ -1,0 +1,99 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+/**
+ * Configuration of notices and evacuations, kept out of app-config.ts so that file stays small: the node
+ * spec's `metadata`, the config file's `evacuation` section and the notice watchers' environment.
+ */
+
+/** How to reach a node's cloud metadata service (over the node's SSH session; no agent needed). */
+export const NodeMetadataSpec = z
+  .object({
+    provider: z.enum(['aws', 'gcp', 'azure']),
+    /** Default: the cloud's link-local address. A test fake elsewhere, e.g. `http://10.77.0.1:40123`. */
+    baseUrl: z.url({ protocol: /^https?$/ }).optional(),
+    /** Azure only: this VM's name as listed in an event's `Resources` (IMDS `compute/name`). */
+    vmName: z.string().min(1).max(200).optional(),
+  })
+  .strict()
+  .refine((m) => m.provider !== 'azure' || m.vmName !== undefined, {
+    message: 'vmName is required for azure (events name the VMs they apply to)',
+    path: ['vmName'],
+  });
+export type NodeMetadataSpec = z.infer<typeof NodeMetadataSpec>;
+
+const MIB = 1024 * 1024;
+
+/** The config file's `evacuation` section. Bandwidth defaults are LAB.md's measured SSH relay figures. */
+export const EvacuationSettings = z
+  .object({
+    /** Seconds kept in hand before the deadline (detection delay, clock skew, the cloud being early). */
+    safetyMarginSeconds: z.number().min(0).max(600).default(5),
+    /** Most migrations of one evacuation at once. */
+    maxParallel: z.number().int().min(1).max(64).default(4),
+    /** Seconds each migration spends without moving pages (preflight, CRIU start, restore, verify). */
+    perMigrationOverheadSeconds: z.number().min(0).max(120).default(1.5),
+    /** The source's outbound bandwidth shared by its migrations, bytes/s. */
+    sourceBandwidthBytesPerSec: z
+      .number()
+      .positive()
+      .default(500 * MIB),
+    /** One migration's page stream ceiling, bytes/s. */
+    streamBandwidthBytesPerSec: z
+      .number()
+      .positive()
+      .default(500 * MIB),
+    /** Priority of workloads that declare none (1..10). */
+    defaultPriority: z.number().int().min(1).max(10).default(5),
+    /** Dirty rate assumed for workloads never measured, bytes/s. */
+    defaultDirtyRateBytesPerSec: z.number().min(0).default(0),
+    /** A node that can hold checkpoints of workloads nothing can take in time. */
+    storageNodeId: z.string().min(1).max(63).optional(),
+    /** What a rebalance recommendation or maintenance event does: `record` (default) or `evacuate`. */
+    earlySignalPolicy: z.enum(['record', 'evacuate']).default('record'),
+    /** Approve an Azure event (StartRequests) this long before its deadline if we are not done by then. */
+    azureAckLeadSeconds: z.number().min(0).max(600).default(10),
+  })
+  .strict();
+export type EvacuationSettings = z.infer<typeof EvacuationSettings>;
+
+/** Environment of the notice watchers. */
+export const NoticeEnv = z.object({
+  /** `false` turns the SSH metadata watchers and the Kubernetes watch off in this process. */
+  SPOTLIFT_WATCH_NOTICES: z.enum(['true', 'false']).default('true'),
+  /**
+   * IMDS / Scheduled Events poll period over SSH. 250 ms (clouds advise polling at least every 1-5 s) keeps
+   * notice-to-first-freeze p99 under 1 s in bench/notice; each poll costs two curl execs on the node.
+   */
+  SPOTLIFT_NOTICE_POLL_MS: z.coerce.number().int().min(100).max(60_000).default(250),
+  /** Kubernetes API server to watch Nodes on (taints and conditions of termination handlers). */
+  SPOTLIFT_K8S_API_URL: z.url().optional(),
+  /** File holding the bearer token for the Kubernetes API (a service-account token). */
+  SPOTLIFT_K8S_TOKEN_PATH: z.string().min(1).optional(),
+  SPOTLIFT_K8S_SKIP_TLS_VERIFY: z.enum(['true', 'false']).default('false'),
+});
+export type NoticeEnv = z.infer<typeof NoticeEnv>;
+
+export interface NoticeSettings {
+  watch: boolean;
+  pollIntervalMs: number;
+  kubernetes?: { apiUrl: string; token?: string; skipTLSVerify: boolean };
+}
+
+/** Reads the notice settings from the parsed environment (the token file is read here, once). */
+export function noticeSettings(e: NoticeEnv): NoticeSettings {
+  const token = e.SPOTLIFT_K8S_TOKEN_PATH ? readFileSync(e.SPOTLIFT_K8S_TOKEN_PATH, 'utf8').trim() : undefined;
+  return {
+    watch: e.SPOTLIFT_WATCH_NOTICES === 'true',
+    pollIntervalMs: e.SPOTLIFT_NOTICE_POLL_MS,
+    ...(e.SPOTLIFT_K8S_API_URL
+      ? {
+          kubernetes: {
+            apiUrl: e.SPOTLIFT_K8S_API_URL,
+            ...(token ? { token } : {}),
+            skipTLSVerify: e.SPOTLIFT_K8S_SKIP_TLS_VERIFY === 'true',
+          },
+        }
+      : {}),
+  };
+}

@@ -1,0 +1,205 @@
+import { Logger } from '@nestjs/common';
+import type { EvacuationRecord, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
+import { SystemClock, type NodeOps } from '@spotlift/engine';
+import { InMemoryEvacuationRecords, InMemoryRecords } from '@spotlift/store';
+import { aNode, aWorkload } from '@spotlift/testing';
+import type { AppConfig } from '../config/app-config.js';
+import { EvacuationSettings } from '../config/evacuation-config.js';
+import type { CreateMigration, MigrationsService } from '../migrations/migrations.service.js';
+import { EvacuationCoordinator } from './evacuation-coordinator.js';
+
+const MIB = 2 ** 20;
+const GIB = 2 ** 30;
+
+/** The world of one coordinator: in-memory records, a MigrationsService that only records, no SSH. */
+function world(settings: Partial<EvacuationSettings> = {}) {
+  const evacuations = new InMemoryEvacuationRecords();
+  const migrations = new InMemoryRecords<MigrationRecord>();
+  const workloads = new InMemoryRecords<WorkloadRecord>();
+  const nodes = new InMemoryRecords<NodeRecord>();
+  const created: Array<{ body: CreateMigration; evacuationId?: string }> = [];
+  let n = 0;
+  const service = {
+    async create(body: CreateMigration, link: { evacuationId?: string } = {}): Promise<MigrationRecord> {
+      created.push({ body, evacuationId: link.evacuationId });
+      const now = new Date().toISOString();
+      const m = {
+        id: `mig-${++n}`,
+        workloadId: body.workload,
+        sourceNodeId: 'node-a',
+        destinationNodeId: body.destination!,
+        destinationReason: 'requested',
+        strategy: body.strategy,
+        transport: 'tcp',
+        state: 'queued',
+        phases: [],
+        criu: {},
+        bytes: { pages: 0, images: 0 },
+        evacuationId: link.evacuationId,
+        createdAt: now,
+        updatedAt: now,
+      } as MigrationRecord;
+      await migrations.save(m);
+      return m;
+    },
+  } as unknown as MigrationsService;
+  // MemAvailable "read over SSH": whatever the stored probe says.
+  const ops = { run: () => Promise.resolve({ code: 1, stdout: '', stderr: '' }) } as unknown as NodeOps;
+  const config = { evacuation: EvacuationSettings.parse({ safetyMarginSeconds: 0, ...settings }) } as AppConfig;
+  const coordinator = new EvacuationCoordinator(
+    evacuations,
+    migrations,
+    workloads,
+    nodes,
+    ops,
+    service,
+    new SystemClock(),
+    config,
+  );
+  const end = async (id: string, state: MigrationRecord['state'], downtimeMs = 120) => {
+    const m = (await migrations.get(id))!;
+    Object.assign(m, { state, ...(state === 'completed' ? { downtimeMs, resumedAt: new Date().toISOString() } : {}) });
+    await migrations.save(m);
+  };
+  return { evacuations, migrations, workloads, nodes, created, coordinator, end };
+}
+
+async function seed(w: ReturnType<typeof world>, sizes: number[], deadlineSeconds: number): Promise<EvacuationRecord> {
+  const probe = (free: number) => ({
+    probedAt: '',
+    criuOk: true,
+    features: {},
+    memAvailableBytes: free,
+    cpuModel: 'lab',
+  });
+  await w.nodes.save(aNode('node-a', { state: 'terminating', zone: 'z1', spotPool: 'p1', probe: probe(64 * GIB) }));
+  await w.nodes.save(aNode('node-b', { zone: 'z1', spotPool: 'p2', probe: probe(64 * GIB) }));
+  await w.nodes.save(aNode('node-c', { zone: 'z1', lifecycle: 'on-demand', probe: probe(64 * GIB) }));
+  for (const [i, size] of sizes.entries())
+    await w.workloads.save(aWorkload({ id: `wl-${i + 1}`, name: `w${i + 1}`, rssBytes: size }));
+  const now = new Date();
+  const deadline = new Date(now.getTime() + deadlineSeconds * 1000).toISOString();
+  const rec: EvacuationRecord = {
+    id: 'evac-1',
+    nodeId: 'node-a',
+    notice: {
+      source: 'aws',
+      kind: 'preemption',
+      deadline,
+      deadlineEstimated: false,
+      receivedAt: now.toISOString(),
+      reason: 'test',
+      dedupKey: 'k',
+      raw: {},
+    },
+    policy: 'evacuate',
+    state: 'planning',
+    deadline,
+    replans: 0,
+    jobs: [],
+    predictedMisses: [],
+    events: [],
+    createdAt: now.toISOString(),
+    updatedAt: now.toISOString(),
+  };
+  await w.evacuations.save(rec);
+  return rec;
+}
+
+async function until<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 5_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('EvacuationCoordinator', () => {
+  beforeAll(() => {
+    Logger.overrideLogger(false);
+  });
+  it('predicts the miss up front, moves what fits, and ends partial with per-job downtime', async () => {
+    const w = world({
+      sourceBandwidthBytesPerSec: 100 * MIB,
+      streamBandwidthBytesPerSec: 100 * MIB,
+      storageNodeId: 'node-c',
+    });
+    await seed(w, [64 * MIB, 8 * GIB, 32 * MIB], 30);
+    const run = w.coordinator.run('evac-1');
+    const planned = await until(async () =>
+      (await w.evacuations.get('evac-1'))!.plan ? w.evacuations.get('evac-1') : undefined,
+    );
+    expect(planned.predictedMisses).toEqual([
+      expect.objectContaining({
+        workloadId: 'wl-2',
+        reason: expect.stringMatching(/even alone/),
+        fallback: 'checkpoint-to-storage',
+        fallbackNodeId: 'node-c',
+      }),
+    ]);
+    expect(planned.storageNote).toMatch(/storage node 'node-c'.*not implemented/);
+    expect(planned.jobs.find((j) => j.workloadId === 'wl-2')!.state).toBe('missed');
+    for (const id of ['wl-1', 'wl-3']) {
+      const m = await until(async () => (await w.migrations.list()).find((x) => x.workloadId === id));
+      expect(m.evacuationId).toBe('evac-1');
+      await w.end(m.id, 'completed', id === 'wl-1' ? 150 : 90);
+    }
+    const done = (await run)!;
+    expect(done.state).toBe('partial');
+    expect(done.outcome).toMatchObject({
+      moved: 2,
+      missed: 1,
+      failed: 0,
+      beforeDeadline: true,
+      maxDowntimeMs: 150,
+      totalDowntimeMs: 240,
+    });
+    expect(
+      done.jobs
+        .filter((j) => j.state === 'completed')
+        .map((j) => j.downtimeMs)
+        .sort(),
+    ).toEqual([150, 90].sort());
+    expect(w.created.map((c) => c.body.workload)).not.toContain('wl-2');
+  });
+
+  it('keeps at most the plan parallelism in flight and starts the next as one ends', async () => {
+    const w = world({ maxParallel: 1 });
+    await seed(w, [16 * MIB, 32 * MIB, 64 * MIB], 120);
+    const run = w.coordinator.run('evac-1');
+    for (let i = 1; i <= 3; i++) {
+      await until(() => (w.created.length === i ? true : undefined));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(w.created).toHaveLength(i);
+      await w.end(`mig-${i}`, 'completed');
+    }
+    const done = (await run)!;
+    expect(done.state).toBe('completed');
+    expect(done.plan?.parallelism).toBe(1);
+    expect(done.replans).toBe(3);
+  });
+
+  it('re-plans a rolled-back job away from the node that failed it', async () => {
+    const w = world();
+    await seed(w, [64 * MIB], 120);
+    const run = w.coordinator.run('evac-1');
+    await until(() => (w.created.length === 1 ? true : undefined));
+    const first = w.created[0]!.body.destination!;
+    await w.end('mig-1', 'rolled_back');
+    await until(() => (w.created.length === 2 ? true : undefined));
+    expect(w.created[1]!.body.destination).not.toBe(first);
+    await w.end('mig-2', 'completed');
+    const done = (await run)!;
+    expect(done.state).toBe('completed');
+    expect(done.jobs[0]).toMatchObject({ migrationId: 'mig-2', earlierMigrationIds: ['mig-1'], state: 'completed' });
+  });
+
+  it('ends at once with nothing to move', async () => {
+    const w = world();
+    await seed(w, [], 60);
+    const done = (await w.coordinator.run('evac-1'))!;
+    expect(done).toMatchObject({ state: 'completed', jobs: [], outcome: { moved: 0 } });
+  });
+});

@@ -1,0 +1,233 @@
+import { Injectable, Logger } from '@nestjs/common';
+import {
+  DomainError,
+  evacuationFinished,
+  type EvacuationJob,
+  type EvacuationRecord,
+  type NodeRecord,
+} from '@spotlift/domain';
+import { Clock, NodeOps, isFinished } from '@spotlift/engine';
+import { planEvacuation, replan, type EvacuationPlan, type FinishedJob } from '@spotlift/placement';
+import { EvacuationRepository, MigrationRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
+import { AppConfig } from '../config/app-config.js';
+import { CreateMigration, MigrationsService } from '../migrations/migrations.service.js';
+import { buildEvacuationInput, planAsExecuted } from './evacuation-input.js';
+import {
+  applyPlan,
+  jobInFlight,
+  jobsFromPlan,
+  migrationEnded,
+  outcomeOf,
+  predictedMissesOf,
+} from './evacuation-jobs.js';
+import { addEvent } from './evacuation-events.js';
+
+/** How often in-flight migrations are looked at. Their ends drive re-planning, so keep it short. */
+const TICK_MS = 200;
+/** A failed workload is tried on at most this many destinations. */
+const MAX_ATTEMPTS = 2;
+/** Stop waiting for migrations this long after the deadline (the node is gone; their jobs end on their own). */
+const AFTER_DEADLINE_MS = 5 * 60_000;
+
+/**
+ * Runs one evacuation to its end, inside the `evacuate` job of whichever worker holds it. Re-entrant:
+ * everything it decides is in the record, so a worker that picks up a stalled job carries on from there.
+ */
+@Injectable()
+export class EvacuationCoordinator {
+  private readonly logger = new Logger('evacuations');
+
+  constructor(
+    private readonly evacuations: EvacuationRepository,
+    private readonly migrations: MigrationRepository,
+    private readonly workloads: WorkloadRepository,
+    private readonly nodes: NodeRepository,
+    private readonly ops: NodeOps,
+    private readonly migrationsService: MigrationsService,
+    private readonly clock: Clock,
+    private readonly config: AppConfig,
+  ) {}
+
+  async run(evacuationId: string, signal?: AbortSignal): Promise<EvacuationRecord | undefined> {
+    const rec = await this.evacuations.get(evacuationId);
+    if (!rec || evacuationFinished(rec)) return rec;
+    if (!rec.plan) await this.planFirst(rec);
+    const deadline = new Date(rec.deadline).getTime();
+    while (!signal?.aborted) {
+      const now = this.clock.now().getTime();
+      const ended = await this.collectEnded(rec);
+      if (ended.length > 0) this.replanAfter(rec, ended, now);
+      const planDeadline = new Date(rec.plannedAt!).getTime() + (rec.plan?.deadlineSeconds ?? 0) * 1000;
+      if (now >= planDeadline)
+        this.giveUpPending(rec, 'the deadline (less the safety margin) came before it could start');
+      else await this.startNext(rec);
+      if (ended.length > 0 || rec.jobs.some((j) => j.state === 'pending' || jobInFlight(j))) await this.save(rec);
+      const open = rec.jobs.some((j) => j.state === 'pending' || jobInFlight(j));
+      if (!open) break;
+      if (now > deadline + AFTER_DEADLINE_MS) {
+        addEvent(rec, this.clock.now(), 'gave up waiting for migrations still running long after the deadline');
+        break;
+      }
+      await new Promise((r) => setTimeout(r, TICK_MS));
+    }
+    if (signal?.aborted) return rec;
+    const { state, outcome } = outcomeOf(rec);
+    Object.assign(rec, { state, outcome, finishedAt: this.clock.now().toISOString() });
+    addEvent(rec, this.clock.now(), `finished ${state}: ${outcome.summary}`);
+    await this.save(rec);
+    this.logger.log({ msg: 'evacuation finished', evacuation: rec.id, node: rec.nodeId, state, ...outcome });
+    return rec;
+  }
+
+  private async planFirst(rec: EvacuationRecord): Promise<void> {
+    const now = this.clock.now();
+    const source = await this.nodes.get(rec.nodeId);
+    if (!source) throw new Error(`evacuation ${rec.id}: node '${rec.nodeId}' does not exist`);
+    const [allWorkloads, nodes, migrations] = await Promise.all([
+      this.workloads.list(),
+      this.nodes.list(),
+      this.migrations.list(),
+    ]);
+    const onNode = allWorkloads.filter((w) => w.nodeId === source.id && w.state === 'running');
+    const busy = allWorkloads.filter((w) => w.nodeId === source.id && w.state === 'migrating');
+    const reservedByNode: Record<string, number> = {};
+    for (const m of migrations.filter((x) => !isFinished(x))) {
+      const w = allWorkloads.find((x) => x.id === m.workloadId);
+      reservedByNode[m.destinationNodeId] = (reservedByNode[m.destinationNodeId] ?? 0) + (w?.rssBytes ?? 0);
+    }
+    const freshMemAvailable = await this.readMemAvailable(
+      nodes.filter((n) => n.id !== source.id && n.state === 'ready'),
+    );
+    const input = buildEvacuationInput({
+      deadline: new Date(rec.deadline),
+      now,
+      source,
+      workloads: onNode,
+      nodes,
+      freshMemAvailable,
+      reservedByNode,
+      settings: this.config.evacuation,
+    });
+    const plan = planEvacuation(input);
+    rec.plannedAt = now.toISOString();
+    rec.plan = plan;
+    rec.jobs = jobsFromPlan(plan, onNode);
+    rec.predictedMisses = predictedMissesOf(plan);
+    rec.state = 'running';
+    addEvent(rec, now, `planned: ${plan.summary}`);
+    if (busy.length)
+      addEvent(rec, now, `already migrating, left to their own migrations: ${busy.map((w) => w.id).join(', ')}`);
+    if (rec.predictedMisses.length) {
+      const storage = this.config.evacuation.storageNodeId;
+      rec.storageNote = storage
+        ? `${rec.predictedMisses.length} workload(s) cannot reach a destination in time; the plan is to checkpoint them to storage node '${storage}', which is not implemented yet (TODO): they are reported as missed`
+        : `${rec.predictedMisses.length} workload(s) cannot reach a destination in time and no storage node is configured: they will be lost with the node`;
+      addEvent(rec, now, rec.storageNote);
+    }
+    this.logger.log({ msg: 'evacuation planned', evacuation: rec.id, node: rec.nodeId, summary: plan.summary });
+  }
+
+  /** MemAvailable read now over SSH (1 s cap per node, in parallel); a node that does not answer keeps its probe. */
+  private async readMemAvailable(nodes: readonly NodeRecord[]): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    await Promise.all(
+      nodes.map(async (n) => {
+        const res = await this.ops
+          .run(n, "awk '/^MemAvailable:/ {print $2}' /proc/meminfo", 1_000)
+          .catch(() => undefined);
+        const kb = Number(res?.stdout.trim());
+        if (res?.code === 0 && Number.isFinite(kb) && kb > 0) out[n.id] = kb * 1024;
+      }),
+    );
+    return out;
+  }
+
+  /** Reads the migrations in flight; copies the ends (state, downtime) into their jobs. */
+  private async collectEnded(rec: EvacuationRecord): Promise<FinishedJob[]> {
+    const ended: FinishedJob[] = [];
+    const deadline = new Date(rec.deadline).getTime();
+    for (const job of rec.jobs.filter(jobInFlight)) {
+      const m = await this.migrations.get(job.migrationId!);
+      if (!m) continue;
+      if (!migrationEnded(m)) {
+        job.state = m.state;
+        continue;
+      }
+      const endedAt = m.resumedAt ?? m.updatedAt;
+      Object.assign(job, {
+        state: m.state,
+        endedAt,
+        beforeDeadline: new Date(endedAt).getTime() <= deadline,
+        ...(m.downtimeMs !== undefined ? { downtimeMs: m.downtimeMs } : {}),
+        ...(m.frozenAt ? { frozenAt: m.frozenAt } : {}),
+        ...(m.resumedAt ? { resumedAt: m.resumedAt } : {}),
+        ...(m.error ? { error: m.error } : {}),
+      });
+      ended.push({ workloadId: job.workloadId, outcome: m.state === 'completed' ? 'completed' : 'failed' });
+    }
+    return ended;
+  }
+
+  private replanAfter(rec: EvacuationRecord, ended: FinishedJob[], now: number): void {
+    const plannedAt = new Date(rec.plannedAt!);
+    const stored = rec.plan as unknown as EvacuationPlan; // the record keeps the placement plan whole
+    try {
+      const next = replan(planAsExecuted(stored, rec.jobs, plannedAt), ended, (now - plannedAt.getTime()) / 1000);
+      rec.plan = next;
+      rec.replans += 1;
+      applyPlan(rec.jobs, next, MAX_ATTEMPTS);
+    } catch (error) {
+      // A re-plan that cannot be made leaves the last plan in force; the jobs still run.
+      addEvent(rec, new Date(now), `re-plan failed: ${(error as Error).message}`);
+    }
+  }
+
+  private giveUpPending(rec: EvacuationRecord, reason: string): void {
+    for (const job of rec.jobs.filter((j) => j.state === 'pending'))
+      Object.assign(job, { state: 'missed', missReason: reason });
+  }
+
+  /** Starts pending jobs in plan order while fewer than the plan's parallelism are in flight. */
+  private async startNext(rec: EvacuationRecord): Promise<void> {
+    const limit = Math.max(1, rec.plan?.parallelism ?? 1);
+    const pending = rec.jobs.filter((j) => j.state === 'pending').sort((a, b) => (a.order ?? 1e9) - (b.order ?? 1e9));
+    for (const job of pending) {
+      if (rec.jobs.filter(jobInFlight).length >= limit) return;
+      await this.start(rec, job);
+    }
+  }
+
+  private async start(rec: EvacuationRecord, job: EvacuationJob): Promise<void> {
+    // The plan's strategy and the notice's deadline (which bounds pre-copy rounds), as far as this
+    // version of the API accepts them; otherwise the API's defaults.
+    const base = { workload: job.workloadId, destination: job.destinationNodeId };
+    const tries = [
+      { ...base, strategy: job.strategy, deadline: rec.deadline },
+      { ...base, strategy: job.strategy },
+      base,
+    ];
+    const body =
+      tries.map((t) => CreateMigration.safeParse(t)).find((r) => r.success)?.data ?? CreateMigration.parse(base);
+    try {
+      const m = await this.migrationsService.create(body, { evacuationId: rec.id });
+      Object.assign(job, { migrationId: m.id, state: m.state, startedAt: m.createdAt, strategy: m.strategy });
+    } catch (error) {
+      const message = error instanceof DomainError || error instanceof Error ? error.message : String(error);
+      Object.assign(job, { state: 'skipped', error: message, endedAt: this.clock.now().toISOString() });
+      addEvent(rec, this.clock.now(), `could not start ${job.workloadId}: ${message}`);
+      this.replanAfter(rec, [{ workloadId: job.workloadId, outcome: 'failed' }], this.clock.now().getTime());
+    }
+  }
+
+  /**
+   * The coordinator is the record's main writer; a notice joining (another replica) and an Azure approval
+   * (the watchers) write too, so their fields are carried over from the stored record before saving.
+   */
+  private async save(rec: EvacuationRecord): Promise<void> {
+    const stored = await this.evacuations.get(rec.id);
+    if (stored?.acknowledgement && !rec.acknowledgement) rec.acknowledgement = stored.acknowledgement;
+    if ((stored?.otherNotices?.length ?? 0) > (rec.otherNotices?.length ?? 0)) rec.otherNotices = stored!.otherNotices;
+    rec.updatedAt = this.clock.now().toISOString();
+    await this.evacuations.save(rec);
+  }
+}

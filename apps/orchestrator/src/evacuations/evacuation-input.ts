@@ -1,0 +1,109 @@
+/**
+ * Builds the placement library's evacuation input from stored records. Pure: the caller reads the
+ * records, the fresh memory figures and the reservations; this only translates them.
+ */
+import type { EvacuationJob, NodeRecord, WorkloadRecord } from '@spotlift/domain';
+import type { CandidateNode, EvacuationInput, EvacuationPlan, PlacementWorkload } from '@spotlift/placement';
+import type { EvacuationSettings } from '../config/evacuation-config.js';
+
+export interface EvacuationInputSources {
+  deadline: Date;
+  now: Date;
+  source: NodeRecord;
+  workloads: readonly WorkloadRecord[];
+  nodes: readonly NodeRecord[];
+  /** MemAvailable read just now, bytes, where the read answered; the stored probe otherwise. */
+  freshMemAvailable: Readonly<Record<string, number>>;
+  /** Memory promised to migrations in flight towards each node (not visible in MemAvailable yet). */
+  reservedByNode: Readonly<Record<string, number>>;
+  settings: EvacuationSettings;
+}
+
+/** Workload priority: a `spotlift.io/priority` label would go here; records carry none yet, so the default. */
+function priorityOf(_w: WorkloadRecord, settings: EvacuationSettings): number {
+  return settings.defaultPriority;
+}
+
+export function placementWorkload(w: WorkloadRecord, settings: EvacuationSettings): PlacementWorkload {
+  return {
+    id: w.id,
+    memoryBytes: w.rssBytes ?? 0,
+    dirtyRateBytesPerSec: settings.defaultDirtyRateBytesPerSec,
+    priority: priorityOf(w, settings),
+  };
+}
+
+export function candidateNode(n: NodeRecord, src: EvacuationInputSources): CandidateNode {
+  const s = src.settings;
+  return {
+    id: n.id,
+    state: n.state,
+    criuOk: n.probe?.criuOk ?? false,
+    freeMemoryBytes: src.freshMemAvailable[n.id] ?? n.probe?.memAvailableBytes ?? 0,
+    reservedMemoryBytes: src.reservedByNode[n.id] ?? 0,
+    cpu: { ...(n.probe?.cpuModel ? { model: n.probe.cpuModel } : {}) },
+    ...(n.zone ? { zone: n.zone } : {}),
+    ...(n.spotPool ? { spotPool: n.spotPool } : {}),
+    lifecycle: n.lifecycle,
+    labels: n.labels,
+    bandwidthFromSourceBytesPerSec: s.streamBandwidthBytesPerSec,
+    // No post-copy trial is recorded per pair yet: the planner then never proposes post-copy.
+    postCopyTrial: 'untested',
+  };
+}
+
+/** The planner's input. The deadline is net of the safety margin, on the plan's clock (0 = now). */
+export function buildEvacuationInput(src: EvacuationInputSources): EvacuationInput {
+  const s = src.settings;
+  const seconds = (src.deadline.getTime() - src.now.getTime()) / 1000 - s.safetyMarginSeconds;
+  return {
+    deadlineSeconds: Math.max(0, seconds),
+    source: {
+      id: src.source.id,
+      ...(src.source.zone ? { zone: src.source.zone } : {}),
+      ...(src.source.spotPool ? { spotPool: src.source.spotPool } : {}),
+      cpu: { ...(src.source.probe?.cpuModel ? { model: src.source.probe.cpuModel } : {}) },
+      softDirty: src.source.probe?.features?.mem_dirty_track ?? false,
+    },
+    sourceOutboundBytesPerSec: s.sourceBandwidthBytesPerSec,
+    perMigrationMaxBytesPerSec: s.streamBandwidthBytesPerSec,
+    perMigrationOverheadSeconds: s.perMigrationOverheadSeconds,
+    maxParallel: s.maxParallel,
+    workloads: src.workloads.map((w) => placementWorkload(w, s)),
+    destinations: src.nodes.filter((n) => n.id !== src.source.id).map((n) => candidateNode(n, src)),
+    ...(s.storageNodeId ? { storageNodeId: s.storageNodeId } : {}),
+    // A probe that could not read the CPU must not strand a workload with the node about to go: the
+    // restore's own CPU check still refuses a bad pair, and the job is then re-planned elsewhere.
+    placement: { allowUnverifiedCpu: true },
+  };
+}
+
+/**
+ * The plan as `replan` must see it: the plan's lines carry predicted start times, but what counts is
+ * what actually happened. A started job is running from its real start; a job not started is not
+ * running, even if the prediction said it should have started by now.
+ */
+export function planAsExecuted(plan: EvacuationPlan, jobs: readonly EvacuationJob[], plannedAt: Date): EvacuationPlan {
+  const byWorkload = new Map(jobs.map((j) => [j.workloadId, j]));
+  const migrations = plan.migrations.map((line) => {
+    const job = byWorkload.get(line.workloadId);
+    if (line.completed || !job) return line;
+    if (!job.startedAt || job.state === 'pending' || job.state === 'missed') {
+      const { startSeconds: _s, transferStartSeconds: _t, predictedFinishSeconds: _f, ...rest } = line;
+      return rest;
+    }
+    const actual = (new Date(job.startedAt).getTime() - plannedAt.getTime()) / 1000;
+    const shift = actual - (line.startSeconds ?? actual);
+    return {
+      ...line,
+      destinationId: job.destinationNodeId ?? line.destinationId,
+      willMiss: false,
+      startSeconds: actual,
+      ...(line.transferStartSeconds !== undefined ? { transferStartSeconds: line.transferStartSeconds + shift } : {}),
+      ...(line.predictedFinishSeconds !== undefined
+        ? { predictedFinishSeconds: line.predictedFinishSeconds + shift }
+        : {}),
+    };
+  });
+  return { ...plan, migrations };
+}

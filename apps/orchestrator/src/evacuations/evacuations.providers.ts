@@ -1,0 +1,50 @@
+/**
+ * What evacuations and notices add to the app, in one place so app.module.ts only spreads these lists.
+ * Roles: every role accepts `POST /notices` and serves the reads; replicas that run workers (`all`,
+ * `worker`) also run the evacuation coordinator and watch the nodes' metadata services, because they are
+ * the ones with SSH reach to the nodes (an `api` replica may sit where it cannot reach them).
+ */
+import { BullModule } from '@nestjs/bullmq';
+import type { DynamicModule, Provider, Type } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { crossSourceDedupKey, NoticeDeduplicator, RedisDedupStore } from '@spotlift/notices';
+import { EVACUATIONS_QUEUE } from '@spotlift/queue';
+import { EvacuationRepository, RedisEvacuationRecords } from '@spotlift/store';
+import { AppConfig } from '../config/app-config.js';
+import { REDIS } from '../core/core.module.js';
+import { NoticeIntake } from '../notices/notice-intake.service.js';
+import { NoticeWatchers } from '../notices/notice-watchers.service.js';
+import { NoticesController } from '../notices/notices.controller.js';
+import { EvacuationCoordinator } from './evacuation-coordinator.js';
+import { EvacuationQueue } from './evacuation-queue.js';
+import { EvacuationsController } from './evacuations.controller.js';
+import { EvacuationsProcessor } from './evacuations.processor.js';
+import { EvacuationsService } from './evacuations.service.js';
+
+export const evacuationQueues: DynamicModule[] = [BullModule.registerQueue({ name: EVACUATIONS_QUEUE })];
+
+export const evacuationControllers: Type[] = [EvacuationsController, NoticesController];
+
+export function evacuationProviders(config: AppConfig): Provider[] {
+  return [
+    {
+      provide: EvacuationRepository,
+      inject: [REDIS, AppConfig],
+      useFactory: (r: Redis, c: AppConfig) => new RedisEvacuationRecords(r, c.redisPrefix),
+    },
+    {
+      // One claim per (node, kind) across channels and replicas: the IMDS poll, a handler's taint and a
+      // pushed notice for the same node and kind raise one evacuation.
+      provide: NoticeDeduplicator,
+      inject: [REDIS, AppConfig],
+      useFactory: (r: Redis, c: AppConfig) =>
+        new NoticeDeduplicator(new RedisDedupStore(r, `${c.redisPrefix}:notice-dedup:`), {
+          keyOf: crossSourceDedupKey,
+        }),
+    },
+    EvacuationQueue,
+    EvacuationsService,
+    NoticeIntake,
+    ...(config.runsWorker ? [EvacuationCoordinator, EvacuationsProcessor, NoticeWatchers] : []),
+  ];
+}

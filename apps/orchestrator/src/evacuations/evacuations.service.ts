@@ -1,0 +1,164 @@
+import { Injectable, Logger } from '@nestjs/common';
+import {
+  NotFoundError,
+  evacuationFinished,
+  type EvacuationNotice,
+  type EvacuationPolicy,
+  type EvacuationRecord,
+} from '@spotlift/domain';
+import { Clock } from '@spotlift/engine';
+import type { Notice } from '@spotlift/notices';
+import { EvacuationRepository, NodeRepository } from '@spotlift/store';
+import { AppConfig } from '../config/app-config.js';
+import { addEvent } from './evacuation-events.js';
+import { evacuationId } from './evacuation-ids.js';
+import { EvacuationQueue } from './evacuation-queue.js';
+
+/** Kinds that mean the node goes: always evacuated. The others follow the fleet's early-signal policy. */
+const HARD_KINDS = new Set(['preemption', 'termination']);
+/** More evacuations of one (node, kind) than this in one registration of the node is a flapping source. */
+const MAX_GENERATIONS = 50;
+
+export interface RaiseResult {
+  evacuation: EvacuationRecord;
+  /** False when the notice joined an evacuation already open for the node. */
+  created: boolean;
+}
+
+/** Turns a new (already deduplicated) notice into an evacuation record and its job; serves the reads. */
+@Injectable()
+export class EvacuationsService {
+  private readonly logger = new Logger('evacuations');
+
+  constructor(
+    private readonly evacuations: EvacuationRepository,
+    private readonly nodes: NodeRepository,
+    private readonly queue: EvacuationQueue,
+    private readonly clock: Clock,
+    private readonly config: AppConfig,
+  ) {}
+
+  async list(): Promise<EvacuationRecord[]> {
+    return (await this.evacuations.list()).reverse();
+  }
+
+  async get(id: string): Promise<EvacuationRecord> {
+    const e = await this.evacuations.get(id);
+    if (!e) throw new NotFoundError('evacuation', id);
+    return e;
+  }
+
+  policyFor(kind: Notice['kind']): EvacuationPolicy {
+    return HARD_KINDS.has(kind) ? 'evacuate' : this.config.evacuation.earlySignalPolicy;
+  }
+
+  /**
+   * Marks the node terminating (placement and preflight then refuse it as a destination), records the
+   * evacuation under its deterministic id and queues it. A notice for a node that already has an open
+   * evacuation joins that one instead of starting a second.
+   */
+  async raise(notice: Notice): Promise<RaiseResult> {
+    const now = this.clock.now();
+    const node = await this.nodes.get(notice.nodeId);
+    if (!node) throw new NotFoundError('node', notice.nodeId);
+    const policy = this.policyFor(notice.kind);
+    const noticeRecord = toRecord(notice);
+    if (policy === 'evacuate' && node.state !== 'terminating' && node.state !== 'gone') {
+      node.state = 'terminating';
+      node.updatedAt = now.toISOString();
+      await this.nodes.save(node);
+    }
+    const open = (await this.evacuations.list()).find(
+      (e) => e.nodeId === node.id && e.policy === 'evacuate' && !evacuationFinished(e),
+    );
+    if (open && policy === 'evacuate') return { evacuation: await this.join(open, noticeRecord), created: false };
+
+    for (let n = 1; n <= MAX_GENERATIONS; n++) {
+      const rec = this.newRecord(evacuationId(node.id, notice.kind, node.createdAt, n), node.id, noticeRecord, policy);
+      if (await this.evacuations.createIfAbsent(rec)) {
+        await this.begin(rec);
+        return { evacuation: rec, created: true };
+      }
+      const existing = await this.evacuations.get(rec.id);
+      // Another replica created it a moment ago, or it is still open: one evacuation, not two.
+      if (existing && !evacuationFinished(existing)) return { evacuation: existing, created: false };
+    }
+    throw new Error(
+      `node '${node.id}' had ${MAX_GENERATIONS} ${notice.kind} evacuations; refusing another (flapping source?)`,
+    );
+  }
+
+  private newRecord(id: string, nodeId: string, notice: EvacuationNotice, policy: EvacuationPolicy): EvacuationRecord {
+    const at = this.clock.now().toISOString();
+    return {
+      id,
+      nodeId,
+      notice,
+      policy,
+      state: 'planning',
+      deadline: notice.deadline,
+      replans: 0,
+      jobs: [],
+      predictedMisses: [],
+      events: [{ at, msg: `notice: ${notice.reason} (${notice.source}, deadline ${notice.deadline})` }],
+      createdAt: at,
+      updatedAt: at,
+    };
+  }
+
+  private async begin(rec: EvacuationRecord): Promise<void> {
+    if (rec.policy === 'evacuate') {
+      await this.evacuations.save(rec);
+      await this.queue.enqueue(rec.id);
+      this.logger.log({
+        msg: 'evacuation raised',
+        evacuation: rec.id,
+        deadline: rec.deadline,
+        reason: rec.notice.reason,
+      });
+      return;
+    }
+    const now = this.clock.now();
+    addEvent(rec, now, `policy '${rec.policy}' for ${rec.notice.kind} notices: recorded, no migration started`);
+    Object.assign(rec, {
+      state: 'completed',
+      finishedAt: now.toISOString(),
+      outcome: {
+        moved: 0,
+        missed: 0,
+        failed: 0,
+        beforeDeadline: true,
+        summary: `${rec.notice.kind} notice recorded (policy '${rec.policy}')`,
+      },
+    });
+    await this.evacuations.save(rec);
+    this.logger.log({
+      msg: 'early signal recorded',
+      evacuation: rec.id,
+      kind: rec.notice.kind,
+      reason: rec.notice.reason,
+    });
+  }
+
+  private async join(open: EvacuationRecord, notice: EvacuationNotice): Promise<EvacuationRecord> {
+    open.otherNotices = [...(open.otherNotices ?? []), notice].slice(-20);
+    addEvent(open, this.clock.now(), `another notice for the node joined this evacuation: ${notice.reason}`);
+    open.updatedAt = this.clock.now().toISOString();
+    await this.evacuations.save(open);
+    return open;
+  }
+}
+
+function toRecord(n: Notice): EvacuationNotice {
+  return {
+    source: n.source,
+    kind: n.kind,
+    ...(n.action ? { action: n.action } : {}),
+    deadline: n.deadline.toISOString(),
+    deadlineEstimated: n.deadlineEstimated,
+    receivedAt: n.receivedAt.toISOString(),
+    reason: n.reason,
+    dedupKey: n.dedupKey,
+    raw: n.raw,
+  };
+}

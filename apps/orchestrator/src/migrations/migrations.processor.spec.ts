@@ -1,0 +1,86 @@
+/**
+ * The worker's one place of error classification: what becomes a BullMQ retry and what is unrecoverable.
+ */
+import { Logger } from '@nestjs/common';
+import { UnrecoverableError, type Job } from 'bullmq';
+import { NodeUnreachableError, NotFoundError, type MigrationRecord } from '@spotlift/domain';
+import { MigrationInterrupted, type MigrationEngine, type RunControl } from '@spotlift/engine';
+import { InMemoryMigrationFlags } from '@spotlift/store';
+import { aMigration } from '@spotlift/testing';
+import type { AppConfig } from '../config/app-config.js';
+import type { MigrationMetrics } from '../metrics/migration-metrics.js';
+import { MigrationsProcessor } from './migrations.processor.js';
+
+function setup(run: (id: string, control: RunControl) => Promise<MigrationRecord>) {
+  const gaveUp: string[] = [];
+  const engine = {
+    run,
+    giveUp: (id: string, why: string) => {
+      gaveUp.push(why);
+      return Promise.resolve(aMigration({ id, state: 'failed', error: why }));
+    },
+  } as unknown as MigrationEngine;
+  const metrics = { record: () => undefined } as unknown as MigrationMetrics;
+  const processor = new MigrationsProcessor(engine, { workerConcurrency: 1 } as AppConfig, metrics, new InMemoryMigrationFlags());
+  const job = (attemptsMade = 0, data: unknown = { migrationId: 'mig-1' }) =>
+    ({ id: 'migrate-mig-1', data, attemptsMade, opts: { attempts: 7 } }) as unknown as Job<unknown>;
+  return { processor, job, gaveUp };
+}
+
+beforeAll(() => {
+  Logger.overrideLogger(false);
+});
+
+describe('MigrationsProcessor error classification', () => {
+  it('completes a completed or cancelled migration', async () => {
+    const { processor, job } = setup(() => Promise.resolve(aMigration({ state: 'cancelled' })));
+    await expect(processor.process(job())).resolves.toEqual({ state: 'cancelled' });
+  });
+
+  it.each(['failed', 'rolled_back'] as const)('fails a %s migration as unrecoverable (it already rolled back; no retry)', async (state) => {
+    const { processor, job } = setup(() => Promise.resolve(aMigration({ state, error: 'criu restore failed on node-b (address_in_use)' })));
+    const error = await processor.process(job()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnrecoverableError);
+    expect((error as Error).message).toBe(`${state}: criu restore failed on node-b (address_in_use)`);
+  });
+
+  it('retries an interrupted migration (transient) while attempts remain, and the engine gives up on the last', async () => {
+    const interrupted = new MigrationInterrupted("node 'node-b' cannot be reached over SSH", true, true);
+    const { processor, job, gaveUp } = setup(() => Promise.reject(interrupted));
+    expect(await processor.process(job(0)).catch((e: unknown) => e)).toBe(interrupted);
+    expect(gaveUp).toEqual([]);
+    const last = await processor.process(job(6)).catch((e: unknown) => e);
+    expect(last).toBeInstanceOf(UnrecoverableError);
+    expect(gaveUp).toEqual(["gave up after 7 attempts: node 'node-b' cannot be reached over SSH"]);
+  });
+
+  it('retries a transient SSH error and a Redis hiccup; never a missing migration or bad job data', async () => {
+    const unreachable = new NodeUnreachableError('node-a', 'ECONNREFUSED');
+    const u = setup(() => Promise.reject(unreachable));
+    expect(await u.processor.process(u.job()).catch((e: unknown) => e)).toBe(unreachable);
+    const redis = new Error('Connection is closed.');
+    const r = setup(() => Promise.reject(redis));
+    expect(await r.processor.process(r.job()).catch((e: unknown) => e)).toBe(redis);
+
+    const missing = setup(() => Promise.reject(new NotFoundError('migration', 'mig-1')));
+    const e1 = await missing.processor.process(missing.job()).catch((e: unknown) => e);
+    expect(e1).toBeInstanceOf(UnrecoverableError);
+    expect(missing.gaveUp).toEqual([]);
+    const bad = setup(() => Promise.reject(new Error('not called')));
+    const e2 = await bad.processor.process(bad.job(0, { migrationId: 'a:b' })).catch((e: unknown) => e);
+    expect(e2).toBeInstanceOf(UnrecoverableError);
+    expect((e2 as Error).message).toMatch(/^malformed job data/);
+  });
+
+  it('hands the engine a control bound to the migration: cancel flag and commit claim', async () => {
+    let control: RunControl | undefined;
+    const { processor, job } = setup((_id, c) => {
+      control = c;
+      return Promise.resolve(aMigration({ state: 'completed' }));
+    });
+    await processor.process(job());
+    expect(await control!.cancelRequested()).toBe(false);
+    expect(await control!.claimCommit()).toBe(true);
+    expect(control!.lost?.()).toBe(false);
+  });
+});

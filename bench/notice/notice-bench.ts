@@ -1,0 +1,208 @@
+/**
+ * Notice-to-first-freeze latency: from the moment the fake IMDS starts serving a Spot interruption notice
+ * to the moment the first workload of the resulting evacuation is frozen on node-a. Everything real but
+ * the metadata service: the orchestrator (in this process), its SSH poll of node-a's IMDS (curl on the
+ * node), Redis, BullMQ, CRIU. Each trial uses a fresh orchestrator (its own Redis prefix), because a
+ * notice is deduplicated per node for 10 minutes and a node that got one stays terminating.
+ *
+ *   bash bench/run.sh notice [--trials 20] [--poll-ms 250] [--mem-mib 16]
+ *
+ * Stages, each measured from the notice's appearance: detected (the watcher parsed it), evacuation
+ * recorded, first migration recorded, its preflight / prepare / dump phases started, and frozenAt (the source tasks stopped,
+ * from CRIU's own freeze time on the node: the real "first freeze").
+ */
+import 'reflect-metadata';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { EvacuationRecord, MigrationRecord, WorkloadRecord } from '@spotlift/domain';
+import {
+  FakeImdsServer,
+  LAB_HOST_ADDRESS,
+  HeartbeatCollector,
+  labUp,
+  pidAlive,
+  startRedis,
+  startWorkload,
+  stopRedis,
+  stopWorkload,
+  type LabConfig,
+} from '@spotlift/testing';
+import { AppModule } from '../../apps/orchestrator/src/app.module.js';
+import { loadConfig } from '../../apps/orchestrator/src/config/app-config.js';
+
+const REDIS_PORT = 16399;
+const STAGES = ['detected', 'evacuation', 'migration', 'preflight', 'prepare', 'dumpStart', 'frozenAt'] as const;
+type Stage = (typeof STAGES)[number];
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i > 0 ? Number(process.argv[i + 1]) : NaN;
+  return Number.isFinite(v) && v > 0 ? v : fallback;
+}
+
+/** Nearest-rank percentile. */
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)]!;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface App {
+  app: INestApplication;
+  api<T>(method: string, path: string, body?: unknown): Promise<T>;
+}
+
+async function startApp(lab: LabConfig, imdsUrl: string, pollMs: number): Promise<App> {
+  const token = randomBytes(24).toString('hex');
+  const path = join(tmpdir(), `spotlift-notice-bench-${process.pid}.json`);
+  const nodes = lab.nodes.map((n) =>
+    n.id === 'node-a' ? { ...n, metadata: { provider: 'aws', baseUrl: imdsUrl } } : n,
+  );
+  writeFileSync(path, JSON.stringify({ ...lab, nodes }));
+  const config = loadConfig({
+    SPOTLIFT_CONFIG: path,
+    SPOTLIFT_API_TOKEN: token,
+    REDIS_URL: `redis://127.0.0.1:${REDIS_PORT}`,
+    SPOTLIFT_REDIS_PREFIX: `nb${randomBytes(4).toString('hex')}`,
+    SPOTLIFT_NOTICE_POLL_MS: String(pollMs),
+    SPOTLIFT_LOG_FORMAT: 'text',
+  });
+  const app = await NestFactory.create(AppModule.forRoot(config), { logger: ['error'] });
+  await app.listen(0, '127.0.0.1');
+  const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
+  return {
+    app,
+    async api<T>(method: string, p: string, body?: unknown): Promise<T> {
+      const res = await fetch(`http://127.0.0.1:${port}${p}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+      const json = (await res.json()) as T;
+      if (!res.ok) throw new Error(`${method} ${p}: ${res.status} ${JSON.stringify(json)}`);
+      return json;
+    },
+  };
+}
+
+async function poll<T>(fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error('timed out');
+    await sleep(20);
+  }
+}
+
+async function trial(
+  lab: LabConfig,
+  imds: FakeImdsServer,
+  collector: HeartbeatCollector,
+  opts: { pollMs: number; memMiB: number },
+  i: number,
+): Promise<Record<Stage, number>> {
+  const orch = await startApp(lab, imds.url, opts.pollMs);
+  const pids: number[] = [];
+  try {
+    const name = `notice-bench-${i}`;
+    const pid = await startWorkload('node-a', { name, memMiB: opts.memMiB, udpPort: collector.port });
+    pids.push(pid);
+    await orch.api<WorkloadRecord>('POST', '/workloads', { name, node: 'node-a', pid });
+    const tokens = imds.tokensIssued;
+    await poll(() => Promise.resolve(imds.tokensIssued > tokens || imds.requestCount() > 0 ? true : undefined), 10_000);
+    // A random phase against the poll period, so the trials sample the whole polling delay.
+    await sleep(500 + Math.random() * opts.pollMs);
+    const t0 = Date.now();
+    imds.setSpotInterruption({ action: 'terminate', time: new Date(t0 + 120_000) });
+    const evac = await poll(async () => (await orch.api<EvacuationRecord[]>('GET', '/evacuations'))[0], 10_000);
+    const migrationId = await poll(
+      async () =>
+        (await orch.api<EvacuationRecord>('GET', `/evacuations/${evac.id}`)).jobs.find((j) => j.migrationId)
+          ?.migrationId,
+      10_000,
+    );
+    const m = await poll(async () => {
+      const r = await orch.api<MigrationRecord>('GET', `/migrations/${migrationId}`);
+      return ['completed', 'rolled_back', 'failed', 'cancelled'].includes(r.state) ? r : undefined;
+    }, 60_000);
+    if (m.restoredPid) pids.push(m.restoredPid);
+    if (m.state !== 'completed' || !m.frozenAt)
+      throw new Error(`trial ${i}: migration ${m.id} ended ${m.state}: ${m.error ?? ''}`);
+    const at = (iso: string) => new Date(iso).getTime() - t0;
+    return {
+      detected: at(evac.notice.receivedAt),
+      evacuation: at(evac.createdAt),
+      migration: at(m.createdAt),
+      preflight: at(phase(m, 'preflight')),
+      prepare: at(phase(m, 'prepare')),
+      dumpStart: at(phase(m, 'dump')),
+      frozenAt: at(m.frozenAt),
+    };
+  } finally {
+    imds.clearSpotInterruption();
+    await orch.app.close();
+    for (const pid of pids) if (pidAlive(pid)) await stopWorkload(pid);
+  }
+}
+
+/** When a phase of the migration started (the engine records it as it enters the phase). */
+function phase(m: MigrationRecord, name: string): string {
+  const p = m.phases.find((x) => x.name === name);
+  if (!p) throw new Error(`migration ${m.id} has no ${name} phase`);
+  return p.startedAt;
+}
+
+async function main(): Promise<void> {
+  const trials = arg('trials', 20);
+  const pollMs = arg('poll-ms', 250);
+  const memMiB = arg('mem-mib', 16);
+  const lab = await labUp({ nodes: 3 });
+  await startRedis(REDIS_PORT);
+  const imds = await new FakeImdsServer().start({ host: LAB_HOST_ADDRESS });
+  const collector = new HeartbeatCollector();
+  await collector.start();
+  const rows: Record<Stage, number>[] = [];
+  try {
+    for (let i = 0; i < trials; i++) {
+      const r = await trial(lab, imds, collector, { pollMs, memMiB }, i);
+      rows.push(r);
+      console.log(`trial ${String(i + 1).padStart(3)}: ${STAGES.map((s) => `${s} ${r[s]} ms`).join(', ')}`);
+    }
+  } finally {
+    await collector.stop();
+    await imds.stop();
+    await stopRedis(REDIS_PORT);
+  }
+  console.log(
+    `\nnotice-to-first-freeze, ${rows.length} trials, IMDS poll every ${pollMs} ms over SSH, ${memMiB} MiB workload`,
+  );
+  console.log('stage (ms after the notice appeared)   p50    p99    max');
+  for (const s of STAGES) {
+    const xs = rows.map((r) => r[s]);
+    console.log(
+      `${s.padEnd(38)} ${String(pct(xs, 50)).padStart(5)}  ${String(pct(xs, 99)).padStart(5)}  ${String(Math.max(...xs)).padStart(5)}`,
+    );
+  }
+  const p99 = pct(
+    rows.map((r) => r.frozenAt),
+    99,
+  );
+  console.log(`\ntarget p99 <= 1000 ms (frozenAt): ${p99 <= 1000 ? 'met' : 'NOT met'} (${p99} ms)`);
+  console.log(JSON.stringify({ trials: rows.length, pollMs, memMiB, rows }));
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,150 @@
+/**
+ * Evacuations: everything that must leave one node before its deadline. Plain data stored as JSON, like
+ * models.ts. The plan is the placement library's own output, kept whole so a re-plan after a restart
+ * needs nothing but this record; the domain only names the fields it shows.
+ */
+import type { MigrationState } from './models.js';
+
+/** Where a notice came from, and what it means (mirrors @spotlift/notices without depending on it). */
+export type EvacuationNoticeSource = 'aws' | 'gcp' | 'azure' | 'k8s' | 'webhook';
+export type EvacuationNoticeKind = 'termination' | 'rebalance' | 'maintenance' | 'preemption';
+
+/**
+ * - `planning`: recorded, the plan is being made (or the coordinator has not picked it up yet).
+ * - `running`: migrations are under way.
+ * - `completed`: every workload left the node before the deadline (or there was nothing to move, or the
+ *   notice was only recorded by policy).
+ * - `partial`: some workloads moved, some did not.
+ * - `failed`: workloads were on the node and none moved.
+ */
+export type EvacuationState = 'planning' | 'running' | 'completed' | 'partial' | 'failed';
+
+/** What the node's owner will do on an early signal (rebalance, maintenance). */
+export type EvacuationPolicy = 'evacuate' | 'record';
+
+/** The notice as received, normalised to one deadline. */
+export interface EvacuationNotice {
+  source: EvacuationNoticeSource;
+  kind: EvacuationNoticeKind;
+  action?: string;
+  deadline: string;
+  deadlineEstimated: boolean;
+  receivedAt: string;
+  reason: string;
+  dedupKey: string;
+  /** The validated payload as received (untrusted: shown, never interpreted again). */
+  raw: unknown;
+}
+
+/**
+ * One workload's job in the evacuation.
+ * - `pending`: planned, not started yet. `missed`: not started because the plan (or the clock) said it
+ *   could not finish before the deadline. `skipped`: could not be started (the reason is in `error`).
+ * - Otherwise the state of its migration.
+ */
+export type EvacuationJobState = 'pending' | 'missed' | 'skipped' | MigrationState;
+
+export interface EvacuationJob {
+  workloadId: string;
+  workloadName?: string;
+  memoryBytes: number;
+  priority: number;
+  /** 1-based start order in the latest plan. */
+  order?: number;
+  destinationNodeId?: string;
+  strategy?: string;
+  migrationId?: string;
+  /** Migrations tried before `migrationId` (a failed attempt is re-planned away from its destination). */
+  earlierMigrationIds?: string[];
+  state: EvacuationJobState;
+  /** Seconds after the plan's origin (`plannedAt`), as predicted by the latest plan. */
+  predictedFinishSeconds?: number;
+  predictedDowntimeSeconds?: number;
+  startedAt?: string;
+  endedAt?: string;
+  /** Freeze to resume on the nodes, copied from the migration once it completed. */
+  downtimeMs?: number;
+  frozenAt?: string;
+  resumedAt?: string;
+  /** Ended before the notice's deadline. */
+  beforeDeadline?: boolean;
+  missReason?: string;
+  /** What would be done instead when nothing can take it in time. */
+  fallback?: 'checkpoint-to-storage';
+  fallbackNodeId?: string;
+  error?: string;
+}
+
+/** A workload the plan says will not make it, with why, as first predicted. */
+export interface PredictedMiss {
+  workloadId: string;
+  reason: string;
+  fallback?: 'checkpoint-to-storage';
+  fallbackNodeId?: string;
+}
+
+/** The fields of a placement plan that readers rely on (the stored object has more: input, history). */
+export interface EvacuationPlanSnapshot {
+  deadlineSeconds: number;
+  plannedAtSeconds: number;
+  parallelism: number;
+  ordering: string;
+  strategies: string;
+  predictedMisses: number;
+  workSaved: number;
+  workTotal: number;
+  upperBound: number;
+  summary: string;
+}
+
+export interface EvacuationOutcome {
+  moved: number;
+  missed: number;
+  failed: number;
+  /** Every job ended (or was given up) before the deadline. */
+  beforeDeadline: boolean;
+  maxDowntimeMs?: number;
+  totalDowntimeMs?: number;
+  summary: string;
+}
+
+/** An Azure `StartRequests` approval sent (or refused) for the notice's event. */
+export interface EvacuationAcknowledgement {
+  eventId: string;
+  at: string;
+  ok: boolean;
+  why: 'evacuation-finished' | 'deadline-near';
+  error?: string;
+}
+
+export interface EvacuationRecord {
+  /** Deterministic from (node, kind, node generation): every replica computes the same id. */
+  id: string;
+  nodeId: string;
+  notice: EvacuationNotice;
+  /** Later notices for the same node while this evacuation was open (another kind or channel). */
+  otherNotices?: EvacuationNotice[];
+  policy: EvacuationPolicy;
+  state: EvacuationState;
+  deadline: string;
+  /** Origin of the plan's clock (its second 0). */
+  plannedAt?: string;
+  plan?: EvacuationPlanSnapshot;
+  replans: number;
+  jobs: EvacuationJob[];
+  predictedMisses: PredictedMiss[];
+  /** Said when a storage node is configured and something cannot move in time. */
+  storageNote?: string;
+  outcome?: EvacuationOutcome;
+  acknowledgement?: EvacuationAcknowledgement;
+  /** Notable steps, oldest first (capped), for people reading GET /evacuations/:id. */
+  events: Array<{ at: string; msg: string }>;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt?: string;
+}
+
+/** True once nothing more will happen to the evacuation. */
+export function evacuationFinished(e: Pick<EvacuationRecord, 'state'>): boolean {
+  return e.state === 'completed' || e.state === 'partial' || e.state === 'failed';
+}

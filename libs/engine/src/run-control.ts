@@ -1,0 +1,53 @@
+import { MigrationStepError } from './engine.types.js';
+
+/**
+ * What the engine asks the world while a migration runs, bound to that one migration. The worker supplies
+ * it (a Redis flag, the BullMQ lock); without one nothing is ever cancelled and the commit is always ours.
+ */
+export interface RunControl {
+  /** A cancel was requested (POST /migrations/:id/cancel). */
+  cancelRequested(): Promise<boolean>;
+  /** Claims the commit point; false when a cancel won the race. */
+  claimCommit(): Promise<boolean>;
+  /** True once this worker lost its claim on the job (another worker may take it over). */
+  lost?(): boolean;
+}
+
+export const UNCONTROLLED: RunControl = {
+  cancelRequested: () => Promise.resolve(false),
+  claimCommit: () => Promise.resolve(true),
+};
+
+/** Raised at a safe point (a phase boundary, or a CRIU command interrupted on purpose) after a cancel. */
+export class CancelledError extends MigrationStepError {
+  readonly cancelled = true;
+  constructor(phase: string, beforeFreeze: boolean) {
+    super(phase, `cancelled by request before '${phase}'`, beforeFreeze);
+  }
+}
+
+/**
+ * The engine stopped without an end state and the record stays 'running': a re-run (a retry, or another
+ * worker after a stall) continues from what the nodes say. `transient` errors may pass on a later try
+ * (an unreachable node); `frozen` says whether the source may be frozen right now, which makes a retry
+ * urgent. The worker decides what to do with the job; the engine only says what happened.
+ */
+export class MigrationInterrupted extends Error {
+  constructor(
+    message: string,
+    readonly transient: boolean,
+    readonly frozen: boolean,
+    override readonly cause?: Error,
+  ) {
+    super(message);
+    this.name = 'MigrationInterrupted';
+  }
+}
+
+/** This worker lost its claim on the job: it stops touching the nodes and leaves the job to the next one. */
+export class LeaseLostError extends Error {
+  constructor(phase: string) {
+    super(`this worker lost its claim on the job before '${phase}'; another worker takes over`);
+    this.name = 'LeaseLostError';
+  }
+}

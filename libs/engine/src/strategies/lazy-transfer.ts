@@ -1,0 +1,150 @@
+import type { NodeRecord } from '@spotlift/domain';
+import type { CriuEndpoint } from '@spotlift/criu';
+import * as criu from '../criu-commands.js';
+import * as live from '../live-commands.js';
+import type { NodeOps } from '../node-ops.js';
+
+/** Both ends of one lazy transfer: a migration's, or the post-copy trial's. */
+export interface LazyEnds {
+  source: NodeRecord;
+  destination: NodeRecord;
+  sourceDir: string;
+  destinationDir: string;
+}
+
+/** A step of the lazy transfer failed; `phase` says which, the message is CRIU's classified account. */
+export class LazyTransferError extends Error {
+  constructor(
+    readonly phase: 'dump' | 'restore' | 'pages',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface LazyDumpStarted {
+  /** Node time the dump command started. */
+  startNs: bigint;
+  /** Node time the first task was seized (the freeze began). */
+  frozenNs: bigint;
+}
+
+/** What the destination says about the pages once the lazy-pages daemon ended. */
+export interface PagesOutcome {
+  complete: boolean;
+  /** Destination node time the daemon was seen gone. */
+  endNs?: bigint;
+  /** Per process `copied/total`. */
+  transferred: string[];
+  lazyPages: number;
+  /** Why not complete, for a person. */
+  reason?: string;
+  /** The source's lazy dump exit code (0 even when the daemon died: the destination decides). */
+  sourceExit?: number;
+}
+
+/**
+ * CRIU's post-copy machinery, step by step, shared by the post-copy and hybrid strategies and the post-copy
+ * trial: the source's lazy dump (serving pages), the destination's lazy-pages daemon, and the one question
+ * that decides the commit: did every page arrive?
+ */
+export class LazyTransfer {
+  constructor(
+    private readonly ops: NodeOps,
+    private readonly criuTimeoutMs: number,
+  ) {}
+
+  /** Freezes the source and dumps everything but memory; returns once its page server listens. */
+  async startDump(ends: LazyEnds, pid: number, serve: CriuEndpoint, prev?: string): Promise<LazyDumpStarted> {
+    const timeoutS = this.criuTimeoutMs / 1000;
+    const res = await this.ops.run(
+      ends.source,
+      live.lazyDumpStart(pid, ends.sourceDir, serve, prev, timeoutS),
+      this.criuTimeoutMs + 30_000,
+    );
+    const ready = /^LAZY_READY (\d+) (\d+)$/m.exec(res.stdout);
+    if (!ready?.[1] || ready[2] === undefined) {
+      const log = await this.ops.tail(ends.source, `${ends.sourceDir}/dump.log`, 200);
+      const code = Number(/^LAZY_FAILED (-?\d+)/m.exec(res.stdout)?.[1] ?? NaN);
+      const why = /LAZY_TIMEOUT/.test(res.stdout) ? 'its page server did not start in time' : '';
+      throw new LazyTransferError(
+        'dump',
+        criu.explainFailure(
+          'dump --lazy-pages',
+          ends.source.id,
+          log || res.stderr || why,
+          Number.isNaN(code) ? null : code,
+        ),
+      );
+    }
+    const startNs = BigInt(ready[1]);
+    return { startNs, frozenNs: startNs + BigInt(ready[2]) * 1000n };
+  }
+
+  /** Starts the destination's lazy-pages daemon, connected to the source's page server. */
+  async startDaemon(ends: LazyEnds, from: CriuEndpoint): Promise<void> {
+    const res = await this.ops.run(ends.destination, live.lazyPagesDaemon(ends.destinationDir, from), 60_000);
+    if (res.code !== 0) {
+      const log = await this.ops.tail(ends.destination, `${ends.destinationDir}/lazy-pages.log`, 200);
+      throw new LazyTransferError(
+        'restore',
+        criu.explainFailure('lazy-pages', ends.destination.id, log || res.stderr, res.code),
+      );
+    }
+  }
+
+  /**
+   * Waits until the daemon ended and judges by the destination: complete only when every process it
+   * served reports all its pages copied and its log holds no error. The source's exit code cannot decide:
+   * CRIU's lazy dump ends with "finished successfully" when the daemon dies half way (seen here).
+   */
+  async waitAllPages(ends: LazyEnds, timeoutMs: number): Promise<PagesOutcome> {
+    const res = await this.ops.run(
+      ends.destination,
+      live.lazyPagesWait(ends.destinationDir, timeoutMs / 1000),
+      timeoutMs + 30_000,
+    );
+    const out = res.stdout;
+    const transferred = [...out.matchAll(/^TRANSFERRED (\d+)\/(\d+)$/gm)].map((m) => `${m[1]}/${m[2]}`);
+    const lazyPages = transferred.reduce((sum, t) => sum + Number(t.split('/')[1]), 0);
+    const src = await this.ops.run(ends.source, live.lazyDumpWait(ends.sourceDir, 30), 60_000);
+    const done = /^LAZY_DONE (-?\d+)/m.exec(src.stdout);
+    const base = { transferred, lazyPages, ...(done?.[1] ? { sourceExit: Number(done[1]) } : {}) };
+    if (/PAGES_RUNNING/.test(out)) {
+      return {
+        ...base,
+        complete: false,
+        reason: `pages were still arriving on ${ends.destination.id} after ${Math.round(timeoutMs / 1000)} s`,
+      };
+    }
+    const end = /^PAGES_END (\d+)$/m.exec(out)?.[1];
+    if (!end) return { ...base, complete: false, reason: `no lazy-pages daemon on ${ends.destination.id} to wait for` };
+    const errors = [...out.matchAll(/^ERR (.*)$/gm)].map((m) => m[1] ?? '');
+    const short = transferred.filter((t) => t.split('/')[0] !== t.split('/')[1]);
+    if (transferred.length === 0 || short.length > 0 || errors.length > 0) {
+      const counts = transferred.length
+        ? `transferred ${transferred.join(', ')}`
+        : 'no process reported its pages complete';
+      const why = errors.length
+        ? criu.explainFailure('lazy-pages', ends.destination.id, errors.join('\n'), null)
+        : 'the daemon ended early';
+      return { ...base, complete: false, endNs: BigInt(end), reason: `${counts}; ${why}` };
+    }
+    return { ...base, complete: true, endNs: BigInt(end) };
+  }
+
+  /**
+   * Stops both halves: the daemon on the destination, then the source's dump (its tasks stay stopped by
+   * the queued SIGSTOP). The restored tree must already be dead. Safe to run twice.
+   */
+  async stop(ends: LazyEnds): Promise<void> {
+    await this.ops.run(ends.destination, live.lazyPagesStop(ends.destinationDir), 15_000).catch(() => undefined);
+    await this.ops.run(ends.source, live.lazyDumpStop(ends.sourceDir), 30_000).catch(() => undefined);
+  }
+
+  /** True when a lazy dump was started in this directory (its wrapper left a pid or done file). */
+  async started(ends: LazyEnds): Promise<boolean> {
+    const res = await this.ops.run(ends.source, live.lazyDumpWait(ends.sourceDir, 0), 15_000);
+    return !/LAZY_NONE/.test(res.stdout);
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * The live-migration scenarios (libs/engine/test/scenarios/live-migration.scenarios.json) replayed against a
+ * scripted CRIU that answers with figures captured from real runs: pre-copy rounds from the qemu lab's
+ * Debian kernel (soft-dirty on), post-copy from this machine's lab. The qemu lab runs the same scenarios for
+ * real; here they pin the engine's decisions (rounds, why they stopped, parent links on both sides).
+ */
+import { InMemoryPostCopyTrials } from '@spotlift/store';
+import { scriptPostCopyReplay, scriptPreCopyReplay } from '@spotlift/testing';
+import {
+  LAB_POSTCOPY,
+  QEMU_PRECOPY,
+  SCENARIOS,
+  TestClock,
+  liveSetup,
+  parentLinks,
+  scriptCommon,
+  scriptSoftDirty,
+} from '../../test/live-harness.js';
+
+describe.each(SCENARIOS)('scenario: $name', (s) => {
+  async function run() {
+    const clock = new TestClock();
+    const trials = new InMemoryPostCopyTrials(() => clock.ms);
+    if (s.replay.postCopyTrial) {
+      const ok = s.replay.postCopyTrial === 'ok';
+      await trials.put(
+        { sourceNodeId: 'node-a', destinationNodeId: 'node-b', ok, at: clock.now().toISOString(), durationMs: 900 },
+        60_000,
+      );
+    }
+    const env = liveSetup({
+      migration: s.job,
+      workload: { rssBytes: s.workload.memMiB * 2 ** 20 },
+      live: s.engine,
+      trials,
+      clock,
+    });
+    scriptSoftDirty(env.shell, s.replay.softDirty);
+    if (s.replay.fixture === 'qemu-precopy.json') scriptPreCopyReplay(env.shell, QEMU_PRECOPY.preCopy);
+    scriptPostCopyReplay(env.shell, LAB_POSTCOPY);
+    scriptCommon(env.shell);
+    const m = await env.engine.run('mig-1');
+    return { ...env, m };
+  }
+
+  it('ends as expected, with the expected rounds and reason', async () => {
+    const { m } = await run();
+    expect(m.state).toBe(s.expect.state);
+    expect(m.strategy).toBe(s.expect.strategy);
+    expect(m.requestedStrategy).toBe(s.job.strategy);
+    expect(m.fallbacks ?? []).toEqual([]);
+    expect(m.rounds?.length ?? 0).toBe(s.expect.rounds);
+    if (s.expect.stopReason) expect(m.precopy?.stopReason).toContain(s.expect.stopReason);
+    if (s.expect.finalPagesBelowRound1) {
+      expect(m.criu.dump!.pagesWritten).toBeLessThan(m.rounds![0]!.pagesWritten * s.expect.finalPagesBelowRound1);
+    }
+  });
+
+  it('keeps parent links consistent on both sides', async () => {
+    const { shell, m } = await run();
+    const want = s.expect.parentLinks;
+    if (m.strategy === 'pre-copy') {
+      // Dump side (pre-dump rounds, final dump) and page-server side name the same parents.
+      expect(parentLinks(shell, 'node-a', /criu (pre-dump|dump) /, 'src')).toEqual(want);
+      expect(parentLinks(shell, 'node-b', /criu page-server /, 'dst')).toEqual(want);
+      // The source's own `parent` link is not copied over the page-server's.
+      expect(shell.ran('node-a', /^tar -C .* --exclude=.\/parent/)).toHaveLength(1);
+    } else {
+      // Hybrid: rounds are local files with their parent links, copied over as they are; no page-server.
+      expect(parentLinks(shell, 'node-a', /criu (pre-dump|dump) /, 'src')).toEqual(want);
+      expect(shell.ran('node-b', /criu page-server/)).toEqual([]);
+      expect(shell.ran('node-a', /criu pre-dump .*--page-server/)).toEqual([]);
+      for (let n = 1; n <= s.expect.rounds; n++)
+        expect(shell.ran('node-a', new RegExp(`^tar -C \\S+/src/round-${n} `))).toHaveLength(1);
+      // The final copy leaves the rounds out (already there) but keeps the final images' parent link.
+      const final = shell.ran('node-a', /^tar -C \S+\/src /);
+      expect(final).toHaveLength(1);
+      expect(final[0]).toMatch(/--exclude='?\.\/round-\*/);
+      expect(final[0]).not.toMatch(/--exclude='?\.\/parent/);
+      expect(shell.ran('node-a', /criu dump .*--leave-stopped.*--lazy-pages --address \S+ --port \d+/)).toHaveLength(1);
+    }
+  });
+
+  it('records per-round stats from CRIU and the freeze from node clocks', async () => {
+    const { m } = await run();
+    expect(m.downtimeMs).toBeGreaterThan(0);
+    for (const [i, r] of (m.rounds ?? []).entries()) {
+      const captured = QEMU_PRECOPY.preCopy.rounds[i]!.stats;
+      expect(r).toMatchObject({
+        round: i + 1,
+        pagesWritten: captured.pagesWritten,
+        pagesSkippedParent: captured.pagesSkippedParent,
+      });
+      expect(r.bytes).toBe(captured.pagesWritten * 4096);
+      expect(r.bandwidthBytesPerSec).toBeGreaterThan(0);
+      expect(r.frozenMs).toBeCloseTo(captured.frozenTimeUs / 1000, 3);
+    }
+    if (m.strategy === 'pre-copy') {
+      // Final freeze as CRIU measured it in the qemu lab, next to what the rounds predicted.
+      expect(m.precopy!.predictedFinalFreezeMs).toBeGreaterThan(0);
+      expect(m.precopy!.finalPagesWritten).toBe(QEMU_PRECOPY.preCopy.final.stats.pagesWritten);
+    }
+    if (m.strategy !== 'pre-copy') {
+      expect(m.postCopy!.allPagesAt).toBeDefined();
+      expect(m.postCopy!.transferred).toEqual(LAB_POSTCOPY.transferred);
+      // Seized at 81.6 ms, restored tree running at 340 ms after the dump started (the captured run).
+      expect(m.downtimeMs).toBeCloseTo(340 - LAB_POSTCOPY.seizedUs / 1000, 3);
+    }
+  });
+});

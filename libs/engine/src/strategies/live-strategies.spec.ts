@@ -1,0 +1,357 @@
+/**
+ * Capability probing, fallback, auto's decision, and the failure paths of post-copy, with a scripted CRIU
+ * answering like real runs: the lazy transfer's failure logs are this machine's real ones (fs.pipe-max-size
+ * at its default), pre-copy figures the qemu lab's, post-copy figures this lab's.
+ */
+import { InMemoryPostCopyTrials } from '@spotlift/store';
+import { type ScriptedNodeShell, aWorkload, scriptPostCopyReplay, scriptPreCopyReplay } from '@spotlift/testing';
+import {
+  LAB_POSTCOPY,
+  QEMU_PRECOPY,
+  TestClock,
+  criuFixture,
+  liveSetup,
+  scriptCommon,
+  scriptSoftDirty,
+} from '../../test/live-harness.js';
+import { DEFAULT_LIVE_CONFIG } from './live-config.js';
+
+const MiB = 2 ** 20;
+const index = (shell: ScriptedNodeShell, node: string, re: RegExp) =>
+  shell.calls.findIndex((c) => c.node === node && re.test(c.command));
+
+/** The pair's post-copy trial fails the way it does here with fs.pipe-max-size at 1 MiB (real logs). */
+function scriptFailingTrial(shell: ScriptedNodeShell): void {
+  shell
+    .on({ node: 'node-b', match: /criu restore .*\/trial-.*--lazy-pages/, reply: { code: 1 } })
+    .on({
+      node: 'node-b',
+      match: /tail -n \d+ \S*\/trial-\S*\/restore\.log/,
+      reply: { stdout: criuFixture('logs/restore-lazy-pages-failed.log').toString() },
+    })
+    .on({
+      node: 'node-a',
+      match: /tail -n \d+ \S*\/trial-\S*\/dump\.log/,
+      reply: { stdout: criuFixture('logs/dump-lazy-pages-tee-eperm.log').toString() },
+    });
+}
+
+describe('post-copy capability: a real trial per pair, cached', () => {
+  it('a failed trial makes post-copy fall back to stop-and-copy, says what to change, and is cached', async () => {
+    const { shell, engine, trials } = liveSetup({ migration: { strategy: 'post-copy' } });
+    scriptFailingTrial(shell);
+    scriptPostCopyReplay(shell, LAB_POSTCOPY);
+    scriptPreCopyReplay(shell, QEMU_PRECOPY.preCopy); // the stop-and-copy dump's answers
+    scriptCommon(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('completed');
+    expect(m.requestedStrategy).toBe('post-copy');
+    expect(m.strategy).toBe('stop-and-copy');
+    expect(m.fallbacks).toHaveLength(1);
+    expect(m.fallbacks![0]).toMatch(
+      /^post-copy -> stop-and-copy: the post-copy trial node-a -> node-b at \S+ failed: criu restore --lazy-pages failed on node-b/,
+    );
+    expect(m.fallbacks![0]).toMatch(/to fix: raise fs\.pipe-max-size on node-a/);
+    expect(m.phases[0]).toMatchObject({ name: 'probe', ok: true });
+    expect(m.phases[0]!.detail).toMatch(/post-copy trial node-a -> node-b: failed: .*page-pipe|fs\.pipe-max-size/);
+    // The probe ran as a namespaced process and was cleaned up on both nodes.
+    expect(shell.ran('node-a', /unshare -p -f setsid sh -c/)).toHaveLength(1);
+    expect(shell.ran('node-a', /kill -KILL \$\(tree 5555\)/)).toHaveLength(1);
+    expect(shell.ran('node-b', /kill -KILL \$\(tree 888\)/)).toEqual([]);
+    const cached = await trials.get('node-a', 'node-b');
+    expect(cached).toMatchObject({ ok: false, advice: expect.stringMatching(/sysctl -w fs\.pipe-max-size=268435456/) });
+  });
+
+  it('a cached result is used until it expires; then the pair is tried again', async () => {
+    const clock = new TestClock();
+    const trials = new InMemoryPostCopyTrials(() => clock.ms);
+    await trials.put(
+      { sourceNodeId: 'node-a', destinationNodeId: 'node-b', ok: true, at: clock.now().toISOString(), durationMs: 800 },
+      DEFAULT_LIVE_CONFIG.trialTtlOkMs,
+    );
+    const first = liveSetup({ migration: { strategy: 'post-copy' }, trials, clock });
+    scriptPostCopyReplay(first.shell, LAB_POSTCOPY);
+    scriptCommon(first.shell);
+    const m = await first.engine.run('mig-1');
+    expect(m.state).toBe('completed');
+    expect(m.phases.some((p) => p.name === 'probe')).toBe(false);
+    expect(first.shell.ran('node-a', /PROBE_PID/)).toEqual([]);
+
+    clock.ms += DEFAULT_LIVE_CONFIG.trialTtlOkMs + 1;
+    const later = liveSetup({ migration: { strategy: 'post-copy' }, trials, clock });
+    scriptPostCopyReplay(later.shell, LAB_POSTCOPY);
+    scriptCommon(later.shell);
+    const m2 = await later.engine.run('mig-1');
+    expect(m2.state).toBe('completed');
+    expect(m2.phases[0]).toMatchObject({ name: 'probe', detail: expect.stringMatching(/: ok \(/) });
+    expect(later.shell.ran('node-a', /PROBE_PID/)).toHaveLength(1);
+  });
+
+  it('hybrid without a working post-copy falls back to pre-copy; without soft-dirty on to stop-and-copy', async () => {
+    const clock = new TestClock();
+    const trials = new InMemoryPostCopyTrials(() => clock.ms);
+    await trials.put(
+      {
+        sourceNodeId: 'node-a',
+        destinationNodeId: 'node-b',
+        ok: false,
+        at: clock.now().toISOString(),
+        durationMs: 700,
+        reason: 'tee EPERM',
+        advice: 'raise fs.pipe-max-size on node-a',
+      },
+      60_000,
+    );
+    const { shell, engine } = liveSetup({ migration: { strategy: 'hybrid', downtimeBudgetMs: 1500 }, trials, clock });
+    scriptSoftDirty(shell, true);
+    scriptPreCopyReplay(shell, QEMU_PRECOPY.preCopy);
+    scriptCommon(shell);
+    const m = await engine.run('mig-1');
+    expect(m).toMatchObject({ state: 'completed', strategy: 'pre-copy', requestedStrategy: 'hybrid' });
+    expect(m.fallbacks).toEqual([
+      expect.stringMatching(
+        /^hybrid -> pre-copy: the post-copy trial .* failed: tee EPERM; to fix: raise fs\.pipe-max-size on node-a$/,
+      ),
+    ]);
+
+    const none = liveSetup({ migration: { strategy: 'hybrid' }, trials, clock });
+    scriptSoftDirty(none.shell, false);
+    scriptPreCopyReplay(none.shell, QEMU_PRECOPY.preCopy);
+    scriptCommon(none.shell);
+    const m2 = await none.engine.run('mig-1');
+    expect(m2.strategy).toBe('stop-and-copy');
+    expect(m2.fallbacks).toEqual([
+      expect.stringMatching(/^hybrid -> pre-copy: node-a lacks mem_dirty_track .*Dirty tracking is OFF/),
+      expect.stringMatching(/^pre-copy -> stop-and-copy: node-a lacks mem_dirty_track/),
+    ]);
+  });
+});
+
+describe('pre-copy fallback at run time', () => {
+  it('a pre-dump that crashes (BUG at mem.c, real log) falls back to stop-and-copy; the round page-server is stopped', async () => {
+    const { shell, engine, workloads } = liveSetup({ migration: { strategy: 'pre-copy' } });
+    scriptSoftDirty(shell, true); // the feature probe can say yes and pre-dump still fail
+    shell
+      .on({ node: 'node-a', match: /criu pre-dump /, reply: { code: 134, stdout: 'SPOTLIFT_TIMES 1 2 134\n' } })
+      .on({
+        node: 'node-a',
+        match: /tail -n \d+ \S*round-1\/pre-dump\.log/,
+        reply: { stdout: criuFixture('logs/pre-dump-no-soft-dirty.log').toString() },
+      });
+    scriptPreCopyReplay(shell, QEMU_PRECOPY.preCopy);
+    scriptCommon(shell);
+    const m = await engine.run('mig-1');
+    expect(m).toMatchObject({ state: 'completed', strategy: 'stop-and-copy', requestedStrategy: 'pre-copy' });
+    expect(m.fallbacks).toEqual([
+      expect.stringMatching(
+        /^pre-copy -> stop-and-copy: criu pre-dump \(round 1\) failed on node-a \(unsupported_feature\): This kernel has no soft-dirty/,
+      ),
+    ]);
+    expect(m.strategyReason).toMatch(/pre-copy could not run \(precopy\), fell back to stop-and-copy/);
+    expect(m.phases.map((p) => p.name)).toEqual([
+      'preflight',
+      'prepare',
+      'precopy',
+      'preflight',
+      'prepare',
+      'dump',
+      'transfer',
+      'restore',
+      'verify',
+      'commit',
+      'cleanup',
+    ]);
+    expect(shell.ran('node-b', /page-server\.pid/).some((c) => /round-1\/page-server\.pid.*kill -KILL/.test(c))).toBe(
+      true,
+    );
+    expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', state: 'running' });
+  });
+});
+
+describe('auto: the pair, the memory, the dirty rate, the budget and the deadline decide', () => {
+  it('measures the dirty rate where soft-dirty works and picks pre-copy when its final freeze fits', async () => {
+    const { shell, engine } = liveSetup({
+      migration: { strategy: 'auto', downtimeBudgetMs: 800 },
+      workload: aWorkload({ rssBytes: 1024 * MiB }),
+    });
+    scriptSoftDirty(shell, true);
+    // 16 MiB dirtied in the 500 ms window: 32 MiB/s.
+    shell.on({ node: 'node-a', match: /clear_refs/, reply: { stdout: 'DIRTY_PAGES 4096 500\n' } });
+    shell.on({ node: 'node-a', match: /echo TREE/, reply: { stdout: 'TREE 4242\nRSS_KB 1048576\n' } });
+    scriptPreCopyReplay(shell, QEMU_PRECOPY.preCopy);
+    scriptCommon(shell);
+    const m = await engine.run('mig-1');
+    expect(m).toMatchObject({ state: 'completed', strategy: 'pre-copy', requestedStrategy: 'auto' });
+    expect(m.strategyReason).toMatch(
+      /^auto: pre-copy: downtime \d+ ms, .* fits the 800 ms budget; simplest that does \(1\.0 GiB, dirty 32 MiB\/s, link 400 MiB\/s\); dirty rate 32 MiB\/s measured/,
+    );
+    // Pre-copy needs no post-copy: no trial was run for it.
+    expect(shell.ran('node-a', /PROBE_PID/)).toEqual([]);
+    expect(m.rounds!.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('small workload, loose budget: stop-and-copy, with no trial and no sampling', async () => {
+    const { shell, engine } = liveSetup({
+      migration: { strategy: 'auto', downtimeBudgetMs: 2000 },
+      workload: aWorkload({ rssBytes: 64 * MiB }),
+    });
+    scriptSoftDirty(shell, false);
+    shell.on({ node: 'node-a', match: /echo TREE/, reply: { stdout: 'TREE 4242\nRSS_KB 65536\n' } });
+    scriptPreCopyReplay(shell, QEMU_PRECOPY.preCopy);
+    scriptCommon(shell);
+    const m = await engine.run('mig-1');
+    expect(m).toMatchObject({ state: 'completed', strategy: 'stop-and-copy' });
+    expect(m.strategyReason).toMatch(
+      /^auto: stop-and-copy: .* fits the 2\.00 s budget; simplest that does .*dirty rate not measured \(no soft-dirty tracking\)/,
+    );
+    expect(shell.ran('node-a', /PROBE_PID|clear_refs/)).toEqual([]);
+  });
+
+  it('tight budget without soft-dirty: runs the trial, then post-copy; with the ssh transport it cannot', async () => {
+    const { shell, engine } = liveSetup({ migration: { strategy: 'auto', downtimeBudgetMs: 400 } });
+    scriptSoftDirty(shell, false);
+    scriptPostCopyReplay(shell, LAB_POSTCOPY);
+    scriptCommon(shell);
+    const m = await engine.run('mig-1');
+    expect(m).toMatchObject({ state: 'completed', strategy: 'post-copy' });
+    expect(m.phases[0]).toMatchObject({ name: 'probe', ok: true });
+    expect(m.strategyReason).toMatch(/post-copy trial run now: ok/);
+    expect(m.fallbacks).toEqual([
+      expect.stringMatching(/^pre-copy unavailable/),
+      expect.stringMatching(/^hybrid unavailable/),
+    ]);
+
+    const ssh = liveSetup({ migration: { strategy: 'auto', downtimeBudgetMs: 400, transport: 'ssh' } });
+    scriptSoftDirty(ssh.shell, false);
+    scriptPreCopyReplay(ssh.shell, QEMU_PRECOPY.preCopy);
+    scriptCommon(ssh.shell);
+    const m2 = await ssh.engine.run('mig-1');
+    expect(m2.strategy).toBe('stop-and-copy');
+    expect(m2.fallbacks!.at(-1)).toMatch(
+      /post-copy and hybrid unavailable: they pull pages over plain tcp only, this job asked for ssh/,
+    );
+    expect(ssh.shell.ran('node-a', /PROBE_PID/)).toEqual([]);
+  });
+});
+
+describe('post-copy failures: the source stays frozen until the destination has everything', () => {
+  const setup = () => {
+    const clock = new TestClock();
+    const trials = new InMemoryPostCopyTrials(() => clock.ms);
+    void trials.put(
+      { sourceNodeId: 'node-a', destinationNodeId: 'node-b', ok: true, at: clock.now().toISOString(), durationMs: 800 },
+      60_000,
+    );
+    return liveSetup({ migration: { strategy: 'post-copy' }, trials, clock });
+  };
+
+  it('pages stop arriving after the restored tree ran: it is killed first, then the source resumed; the record says what was lost', async () => {
+    const { shell, engine, workloads } = setup();
+    shell.on({
+      node: 'node-b',
+      match: /PAGES_END/,
+      reply: {
+        stdout:
+          'PAGES_END 2000900000000\nTRANSFERRED 1200/67428\nERR (00.541804) Error (criu/page-xfer.c:1660): page-xfer: Remote side closed connection\n',
+      },
+    });
+    shell.on({
+      node: 'node-a',
+      match: /tail -n \d+ \S*\/src\/dump\.log/,
+      reply: { stdout: criuFixture('logs/dump-lazy-pages-tee-eperm.log').toString() },
+    });
+    scriptPostCopyReplay(shell, LAB_POSTCOPY);
+    scriptCommon(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('rolled_back');
+    expect(m.rollbackReason).toMatch(
+      /^post-copy could not finish: transferred 1200\/67428; criu lazy-pages failed on node-b/,
+    );
+    expect(m.rollbackReason).toMatch(/ran for 560 ms without all of its memory, so it is incomplete and is killed/);
+    expect(m.rollbackReason).toMatch(/the source says: .*fs\.pipe-max-size/);
+    expect(m.downtimeMs).toBeGreaterThan(0);
+    const killRestored = index(shell, 'node-b', /kill -KILL \$\(tree 777\)/);
+    const stopDaemon = index(shell, 'node-b', /lazy-pages\.pid.*kill -KILL/);
+    const stopDump = index(shell, 'node-a', /LAZY_STOPPED/);
+    const resume = index(shell, 'node-a', /kill -CONT/);
+    expect(killRestored).toBeGreaterThanOrEqual(0);
+    expect(killRestored).toBeLessThan(stopDaemon);
+    expect(stopDaemon).toBeLessThan(stopDump);
+    expect(stopDump).toBeLessThan(resume);
+    expect(shell.ran('node-a', /kill -KILL \$\(tree 4242\)/)).toEqual([]);
+    expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-a', pid: 4242, state: 'running' });
+  });
+
+  it('the lazy dump fails before serving (pid gone): nothing restored, the source is checked and resumed', async () => {
+    const { shell, engine } = setup();
+    shell
+      .on({
+        node: 'node-a',
+        match: /Starting lazy pages server/,
+        reply: { code: 1, stdout: 'LAZY_FAILED 1 2000100000000\n' },
+      })
+      .on({
+        node: 'node-a',
+        match: /tail -n \d+ \S*\/src\/dump\.log/,
+        reply: { stdout: criuFixture('logs/dump-pid-gone.log').toString() },
+      });
+    scriptPostCopyReplay(shell, LAB_POSTCOPY);
+    scriptCommon(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('rolled_back');
+    expect(m.rollbackReason).toMatch(/^criu dump --lazy-pages failed on node-a \(pid_gone\)/);
+    expect(shell.ran('node-b', /criu (lazy-pages|restore)/)).toEqual([]);
+    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
+  });
+
+  it('a dead worker during the pages phase: recovery waits for the pages, then adopts and commits', async () => {
+    const { shell, engine } = liveSetup({
+      migration: {
+        strategy: 'post-copy',
+        state: 'running',
+        phases: ['preflight', 'prepare', 'dump', 'transfer', 'restore', 'verify', 'pages'].map((name, i, all) => ({
+          name: name as 'pages',
+          startedAt: '2026-11-28T00:00:00Z',
+          ...(i < all.length - 1 ? { ok: true } : {}),
+        })),
+      },
+      workload: aWorkload({ state: 'migrating', tree: [4242] }),
+    });
+    shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: 'PID 777\n' } });
+    scriptPostCopyReplay(shell, LAB_POSTCOPY);
+    scriptCommon(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('completed');
+    // The daemon was waited for before anything that kills CRIU daemons ran.
+    expect(index(shell, 'node-b', /PAGES_END/)).toBeLessThan(index(shell, 'node-b', /CRIU_IDLE/));
+    expect(shell.ran('node-a', /kill -KILL \$\(tree 4242\)/)).toHaveLength(1);
+  });
+
+  it('a dead worker and pages that never all arrived: recovery kills the incomplete copy and resumes the source', async () => {
+    const { shell, engine } = liveSetup({
+      migration: {
+        strategy: 'post-copy',
+        state: 'running',
+        phases: ['preflight', 'prepare', 'dump', 'transfer', 'restore', 'verify', 'pages'].map((name, i, all) => ({
+          name: name as 'pages',
+          startedAt: '2026-11-28T00:00:00Z',
+          ...(i < all.length - 1 ? { ok: true } : {}),
+        })),
+      },
+      workload: aWorkload({ state: 'migrating', tree: [4242] }),
+    });
+    shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: 'PID 777\n' } });
+    shell.on({
+      node: 'node-b',
+      match: /PAGES_END/,
+      reply: { stdout: 'PAGES_END 2000900000000\nTRANSFERRED 10/67428\n' },
+    });
+    scriptPostCopyReplay(shell, LAB_POSTCOPY);
+    scriptCommon(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('rolled_back');
+    expect(m.rollbackReason).toMatch(/post-copy pages did not all arrive/);
+    expect(index(shell, 'node-b', /kill -KILL \$\(tree 777\)/)).toBeLessThan(index(shell, 'node-a', /kill -CONT/));
+    expect(shell.ran('node-a', /kill -KILL \$\(tree 4242\)/)).toEqual([]);
+  });
+});

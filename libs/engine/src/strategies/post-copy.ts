@@ -1,0 +1,187 @@
+import { criuErrorLines, type CriuEndpoint } from '@spotlift/criu';
+import type { PhaseRecord } from '@spotlift/domain';
+import type { DirectoryStreamer } from '@spotlift/transport';
+import * as criu from '../criu-commands.js';
+import { type MigrationContext, MigrationStepError } from '../engine.types.js';
+import * as live from '../live-commands.js';
+import type { MigrationSteps } from '../steps/migration-steps.js';
+import { dataAddress } from '../transports/page-transport.port.js';
+import { type LazyEnds, LazyTransfer, LazyTransferError, type PagesOutcome } from './lazy-transfer.js';
+import { type LiveConfig, StrategyUnavailableError } from './live-config.js';
+import type { MigrationStrategy } from './migration-strategy.port.js';
+
+const endsOf = (ctx: MigrationContext): LazyEnds => ({
+  source: ctx.source,
+  destination: ctx.destination,
+  sourceDir: ctx.sourceDir,
+  destinationDir: ctx.destinationDir,
+});
+
+const asStepError = (e: unknown): never => {
+  if (e instanceof LazyTransferError) throw new MigrationStepError(e.phase, e.message, false);
+  throw e;
+};
+
+/**
+ * Post-copy: the source is frozen and dumped without its memory (`dump --lazy-pages --leave-stopped`, serving
+ * pages), the destination restores with `--lazy-pages` while a `lazy-pages` daemon pulls every page, and the
+ * restored tree runs at once: downtime ends there. The job completes, and the source dies, only when the
+ * destination has every page. Until then the source stays frozen (never resumed, so its memory is the
+ * complete, consistent one): if the page transfer fails after the restored tree ran, that tree is incomplete
+ * and is killed, the source is resumed, and the record says what was lost (the restored tree's work since
+ * resume). Pages flow destination <- source over plain TCP only, for now.
+ */
+export class PostCopy implements MigrationStrategy {
+  readonly name: 'post-copy' | 'hybrid' = 'post-copy';
+  protected readonly lazy: LazyTransfer;
+
+  constructor(
+    protected readonly steps: MigrationSteps,
+    protected readonly streamer: DirectoryStreamer,
+    protected readonly live: LiveConfig,
+  ) {
+    this.lazy = new LazyTransfer(steps.ops, steps.config.criuTimeoutMs);
+  }
+
+  /** Hybrid runs pre-copy rounds here; returns the final dump's parent (none for plain post-copy). */
+  protected beforeFinal(_ctx: MigrationContext): Promise<string | undefined> {
+    return Promise.resolve(undefined);
+  }
+
+  async run(ctx: MigrationContext): Promise<void> {
+    const { migration, source, destination } = ctx;
+    const { phases } = this.steps;
+    const tree = await phases.run(migration, 'preflight', () => this.steps.preflight(ctx));
+    if ((migration.transport ?? 'tcp') !== 'tcp') {
+      throw new StrategyUnavailableError(
+        'preflight',
+        `${this.name} pulls pages from ${source.id} to ${destination.id} over plain tcp only; this job asked for ${migration.transport}`,
+      );
+    }
+    const serve = await phases.run(migration, 'prepare', () => this.prepare(ctx));
+    const prev = await this.beforeFinal(ctx);
+    await this.steps.markMigrating(ctx);
+    const ends = endsOf(ctx);
+    try {
+      const frozen = await phases.run(migration, 'dump', async (phase) => {
+        const r = await this.lazy.startDump(ends, ctx.workload.pid, serve, prev).catch(asStepError);
+        phase.detail = `frozen; state without memory dumped${prev ? ` (parent ${prev})` : ''}; pages served from ${serve.address}:${serve.port}`;
+        return r;
+      });
+      const transfer = await phases.run(migration, 'transfer', async (phase) => {
+        const r = await this.streamer
+          .copy(source, ctx.sourceDir, destination, ctx.destinationDir, {
+            exclude: ['./*.log', './round-*', ...live.LAZY_WRAPPER_FILES],
+          })
+          .catch((e: Error) => {
+            throw new MigrationStepError('transfer', e.message, false);
+          });
+        phase.detail = `${r.bytes} bytes of image files, sha256 verified on ${destination.id}`;
+        return r;
+      });
+      migration.bytes.images = transfer.bytes;
+      const resumedNs = await phases.run(migration, 'restore', async () => {
+        await this.lazy.startDaemon(ends, serve).catch(asStepError);
+        return this.steps.restore(ctx, { lazyPages: true });
+      });
+      await phases.run(migration, 'verify', () => this.steps.verify(ctx, tree.length));
+      // Downtime is over once the restored tree runs; recorded now so a failed page transfer still shows it.
+      migration.frozenAt = new Date(Number(frozen.frozenNs / 1_000_000n)).toISOString();
+      migration.resumedAt = new Date(Number(resumedNs / 1_000_000n)).toISOString();
+      migration.downtimeMs = Number(resumedNs - frozen.frozenNs) / 1e6;
+      await phases.run(migration, 'pages', (phase) => this.awaitPages(ctx, resumedNs, phase));
+      await this.steps.commit(ctx);
+      await this.recordRestoreStats(ctx);
+    } catch (error) {
+      await this.abort(ctx);
+      throw await this.withSourceAccount(ctx, error);
+    }
+  }
+
+  /** A failed lazy restore or page transfer is often explained only in the source's dump log (fs.pipe-max-size). */
+  private async withSourceAccount(ctx: MigrationContext, error: unknown): Promise<unknown> {
+    if (!(error instanceof MigrationStepError) || !['restore', 'pages'].includes(error.phase)) return error;
+    const log = await this.steps.ops.tail(ctx.source, `${ctx.sourceDir}/dump.log`, 60).catch(() => '');
+    if (criuErrorLines(log).length)
+      error.message += ` | the source says: ${criu.explainFailure('dump --lazy-pages', ctx.source.id, log, null)}`;
+    return error;
+  }
+
+  /**
+   * Recovery after a dead worker: a lazy transfer may still be running. Waits for it and says whether every
+   * page arrived (then the restored tree may be adopted). Otherwise stops it, killing an incomplete restored
+   * tree, so that the rollback can resume the source.
+   */
+  async settle(ctx: MigrationContext): Promise<boolean> {
+    const ends = endsOf(ctx);
+    if (!(await this.lazy.started(ends))) return true;
+    const outcome = await this.lazy.waitAllPages(ends, this.steps.config.criuTimeoutMs);
+    if (outcome.complete) return true;
+    const pid = await this.steps.ops.readPidfile(ctx.destination, `${ctx.destinationDir}/restored.pid`);
+    if (pid) ctx.migration.restoredPid = pid;
+    await this.abort(ctx);
+    return false;
+  }
+
+  private async prepare(ctx: MigrationContext): Promise<CriuEndpoint> {
+    await this.steps.makeDirs(ctx);
+    // CRIU binds its page server only after the whole freeze-and-dump: a taken port would waste a freeze.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const port = this.steps.pickPort();
+      const res = await this.steps.ops.run(ctx.source, live.portFree(port), 15_000);
+      if (/PORT_FREE/.test(res.stdout)) return { address: dataAddress(ctx.source), port };
+    }
+    throw new MigrationStepError('prepare', `no free port for CRIU's lazy page server on ${ctx.source.id}`, true);
+  }
+
+  private async awaitPages(ctx: MigrationContext, resumedNs: bigint, phase: PhaseRecord): Promise<PagesOutcome> {
+    const { migration, source, destination } = ctx;
+    const outcome = await this.lazy.waitAllPages(endsOf(ctx), this.steps.config.criuTimeoutMs);
+    const after = outcome.endNs !== undefined ? Number(outcome.endNs - resumedNs) / 1e6 : undefined;
+    migration.postCopy = {
+      lazyPages: outcome.lazyPages,
+      transferred: outcome.transferred,
+      ...(outcome.complete && outcome.endNs !== undefined
+        ? { allPagesAt: new Date(Number(outcome.endNs / 1_000_000n)).toISOString(), pagesAfterResumeMs: after }
+        : {}),
+    };
+    if (!outcome.complete) {
+      const ran = after !== undefined ? ` for ${Math.round(after)} ms` : '';
+      throw new MigrationStepError(
+        'pages',
+        `post-copy could not finish: ${outcome.reason ?? 'unknown'}. The restored tree on ${destination.id} ran${ran} ` +
+          `without all of its memory, so it is incomplete and is killed; the source on ${source.id}, frozen since the ` +
+          `dump and never resumed, still holds the complete memory and is resumed. What the restored tree did since ` +
+          `resume is lost.`,
+        false,
+      );
+    }
+    // Hybrid's rounds are counted already; lazily pulled pages come on top.
+    migration.bytes.pages += outcome.lazyPages * 4096;
+    phase.detail = `all ${outcome.lazyPages} lazy pages on ${destination.id} ${Math.round(after ?? 0)} ms after resume (${outcome.transferred.join(', ')})`;
+    return outcome;
+  }
+
+  /**
+   * Order matters: the restored (incomplete) tree dies first, then the lazy machinery stops; the source
+   * stays stopped throughout (queued SIGSTOP), and the engine's rollback resumes it afterwards.
+   */
+  private async abort(ctx: MigrationContext): Promise<void> {
+    const pid = ctx.migration.restoredPid;
+    if (pid) await this.steps.ops.killTree(ctx.destination, pid).catch(() => undefined);
+    await this.lazy.stop(endsOf(ctx));
+  }
+
+  /** The lazy dump's stats-dump is garbage in CRIU 4.2.1 (libs/criu fixtures): only the restore's is kept. */
+  private async recordRestoreStats(ctx: MigrationContext): Promise<void> {
+    const img = await this.steps.ops.readFile(ctx.destination, `${ctx.destinationDir}/stats-restore`);
+    if (img) {
+      try {
+        ctx.migration.criu = { ...ctx.migration.criu, restore: criu.parseRestore(img) };
+      } catch {
+        // Stats are figures, not a reason to fail a committed migration.
+      }
+    }
+    await this.steps.phases.save(ctx.migration);
+  }
+}

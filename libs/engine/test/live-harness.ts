@@ -1,0 +1,151 @@
+/**
+ * Shared set-up of the live-strategy unit specs: an engine over in-memory records, a scripted node shell,
+ * the qemu lab's and this lab's captured runs, and the answers every scripted migration needs.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
+import { InMemoryPostCopyTrials, InMemoryRecords, type PostCopyTrials } from '@spotlift/store';
+import {
+  type PostCopyReplay,
+  type PreCopyReplay,
+  ScriptedNodeShell,
+  aMigration,
+  aNode,
+  aWorkload,
+  scriptHealthyPreflight,
+} from '@spotlift/testing';
+import { DirectoryStreamer } from '@spotlift/transport';
+import { Clock } from '../src/clock.js';
+import { DEFAULT_ENGINE_CONFIG } from '../src/engine.types.js';
+import { MigrationEngine } from '../src/migration-engine.js';
+import { NodeOps } from '../src/node-ops.js';
+import { DEFAULT_LIVE_CONFIG, type LiveConfig } from '../src/strategies/live-config.js';
+import { TcpPageTransport } from '../src/transports/tcp-page-transport.js';
+
+const here = (p: string) => new URL(p, import.meta.url);
+export const criuFixture = (p: string): Buffer => readFileSync(here(`../../criu/test/fixtures/${p}`));
+export const QEMU_PRECOPY = JSON.parse(readFileSync(here('./fixtures/qemu-precopy.json'), 'utf8')) as {
+  preCopy: PreCopyReplay;
+};
+export const LAB_POSTCOPY = JSON.parse(readFileSync(here('./fixtures/lab-postcopy.json'), 'utf8')) as PostCopyReplay;
+
+export interface LiveScenario {
+  name: string;
+  workload: { memMiB: number; hotMiB: number };
+  job: Partial<MigrationRecord>;
+  engine: Partial<LiveConfig>;
+  expect: {
+    state: MigrationRecord['state'];
+    strategy: MigrationRecord['strategy'];
+    rounds: number;
+    stopReason?: string;
+    finalPagesBelowRound1?: number;
+    parentLinks: { dir: string; parent: string }[];
+  };
+  replay: { fixture: string; softDirty: boolean; postCopyTrial?: 'ok' | 'failed' };
+}
+export const SCENARIOS = (
+  JSON.parse(readFileSync(here('./scenarios/live-migration.scenarios.json'), 'utf8')) as { scenarios: LiveScenario[] }
+).scenarios;
+
+/** A clock tests can set (deadlines, trial TTLs). */
+export class TestClock extends Clock {
+  constructor(public ms = Date.parse('2026-11-28T00:00:00Z')) {
+    super();
+  }
+  override now(): Date {
+    return new Date(this.ms);
+  }
+}
+
+const TAR = Buffer.from('scripted tar stream');
+const TAR_SHA = createHash('sha256').update(TAR).digest('hex');
+
+export function liveSetup(
+  opts: {
+    migration?: Partial<MigrationRecord>;
+    workload?: Partial<WorkloadRecord>;
+    live?: Partial<LiveConfig>;
+    trials?: PostCopyTrials;
+    clock?: TestClock;
+  } = {},
+) {
+  const shell = new ScriptedNodeShell();
+  const migrations = new InMemoryRecords<MigrationRecord>();
+  const workloads = new InMemoryRecords<WorkloadRecord>();
+  const nodes = new InMemoryRecords<NodeRecord>();
+  const clock = opts.clock ?? new TestClock();
+  const trials = opts.trials ?? new InMemoryPostCopyTrials(() => clock.ms);
+  void nodes.save(aNode('node-a'));
+  void nodes.save(aNode('node-b'));
+  void migrations.save(aMigration(opts.migration));
+  void workloads.save(aWorkload({ rssBytes: 256 * 2 ** 20, ...opts.workload }));
+  const ops = new NodeOps(shell);
+  const live = { ...DEFAULT_LIVE_CONFIG, ...opts.live };
+  const config = { ...DEFAULT_ENGINE_CONFIG, cleanupRetryMs: 0, cancelPollMs: 5 };
+  const engine = new MigrationEngine(
+    migrations,
+    workloads,
+    nodes,
+    ops,
+    new DirectoryStreamer(shell),
+    clock,
+    config,
+    [new TcpPageTransport()],
+    trials,
+    live,
+  );
+  return { shell, engine, migrations, workloads, trials, clock };
+}
+
+/** `criu check --feature mem_dirty_track` on a node, answered as CRIU 4.2.1 does (the "no" is this machine's real output). */
+export function scriptSoftDirty(shell: ScriptedNodeShell, supported: boolean, node = 'node-a'): ScriptedNodeShell {
+  return shell.on({
+    node,
+    match: /criu check --feature mem_dirty_track/,
+    reply: supported
+      ? { stdout: 'mem_dirty_track is supported\n' }
+      : { code: 1, stdout: criuFixture('outputs/feature-mem_dirty_track.txt').toString() },
+  });
+}
+
+/** Everything around CRIU's memory transfer: preflight, the image stream, a plain restore, kills, stats-restore. */
+export function scriptCommon(shell: ScriptedNodeShell): ScriptedNodeShell {
+  return scriptHealthyPreflight(shell)
+    .on({ node: 'node-a', match: /echo TREE/, reply: { stdout: 'TREE 4242\nRSS_KB 262144\n' } })
+    .on({ node: 'node-b', match: /echo TREE/, reply: { stdout: 'TREE 777\nRSS_KB 262144\n' } })
+    .on({ node: 'node-a', match: /^tar -C/, reply: { stdout: TAR.toString() } })
+    .on({ node: 'node-b', match: /sha256sum/, reply: { stdout: `${TAR_SHA}\n` } })
+    .on({
+      node: 'node-b',
+      match: /criu restore/,
+      reply: { stdout: 'RESTORED_PID 777\nSPOTLIFT_TIMES 1100000000000 1100300000000 0\n' },
+    })
+    .on({ match: /CRIU_IDLE/, reply: { stdout: 'CRIU_IDLE yes\n' } })
+    .on({ match: /kill -KILL \$\(tree/, reply: { stdout: 'STATE gone\n' } })
+    .on({ node: 'node-a', match: /kill -CONT/, reply: { stdout: 'STATE S\n' } })
+    .on({ node: 'node-b', match: /State:/, reply: { stdout: 'STATE S\n' } })
+    .on({ node: 'node-a', match: /State:/, reply: { stdout: 'STATE S\n' } })
+    .on({
+      node: 'node-b',
+      match: /base64 -w0 .*stats-restore/,
+      reply: { stdout: criuFixture('images/lazy/stats-restore').toString('base64') },
+    });
+}
+
+/** The argv a node ran for each image directory: `dir` relative to the job's directory, and its parent link. */
+export function parentLinks(
+  shell: ScriptedNodeShell,
+  node: string,
+  command: RegExp,
+  side: 'src' | 'dst',
+): { dir: string; parent: string }[] {
+  const out: { dir: string; parent: string }[] = [];
+  for (const c of shell.ran(node, command)) {
+    const dir = new RegExp(`-D \\S*/mig-1/${side}(/(round-\\d+))? `).exec(c);
+    const prev = /--prev-images-dir (\S+)/.exec(c)?.[1];
+    if (dir && prev) out.push({ dir: dir[2] ?? '.', parent: prev });
+  }
+  return out;
+}

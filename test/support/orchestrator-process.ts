@@ -1,0 +1,131 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, openSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { labDir, repoRoot } from '@spotlift/testing';
+
+/**
+ * The real orchestrator as a child process (`node <dist>/apps/orchestrator/src/main.js`), so a test can
+ * SIGKILL it mid-migration and start it again on the same Redis, prefix, token and port, like an operator's
+ * process manager would. Built once per suite into a private directory under the lab dir: other engineers
+ * building `dist/` at the same time cannot hand this suite half-written files.
+ */
+export function buildOrchestrator(outDir = join(labDir(), 'faults', 'dist')): Promise<string> {
+  const root = repoRoot();
+  const tsc = join(root, 'node_modules', '.bin', 'tsc');
+  const alias = join(root, 'node_modules', '.bin', 'tsc-alias');
+  const run = (bin: string, args: string[]) =>
+    new Promise<string>((resolve) =>
+      execFile(bin, args, { cwd: root, maxBuffer: 16 << 20, timeout: 240_000 }, (error, stdout, stderr) =>
+        resolve(error ? `${stdout}${stderr}`.trim() || error.message : ''),
+      ),
+    );
+  return (async () => {
+    // tsc still emits when another engineer's file has a type error; main.js is what this suite needs.
+    const diagnostics = await run(tsc, ['-p', 'tsconfig.build.json', '--outDir', outDir]);
+    const aliasError = await run(alias, ['-p', 'tsconfig.build.json', '--outDir', outDir]);
+    const main = join(outDir, 'apps', 'orchestrator', 'src', 'main.js');
+    if (!existsSync(main) || aliasError) throw new Error(`build failed: ${aliasError || diagnostics}`);
+    if (diagnostics) console.warn(`tsc reported (the build was emitted anyway):\n${diagnostics.slice(0, 2000)}`);
+    return main;
+  })();
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export class OrchestratorProcess {
+  readonly token = randomBytes(24).toString('hex');
+  readonly prefix = `faults${Date.now().toString(36)}`;
+  private child: ChildProcess | undefined;
+  private port = 0;
+  readonly logFile: string;
+
+  constructor(
+    private readonly main: string,
+    private readonly redisPort: number,
+    private readonly env: Record<string, string> = {},
+  ) {
+    const dir = join(labDir(), 'faults');
+    mkdirSync(dir, { recursive: true });
+    this.logFile = join(dir, `orchestrator-${this.prefix}.log`);
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get baseUrl(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts the process and resolves once /health/ready answers (nodes are registered before it listens). */
+  async start(): Promise<void> {
+    if (!this.port) this.port = await freePort();
+    const out = openSync(this.logFile, 'a');
+    this.child = spawn('node', [this.main], {
+      env: {
+        ...process.env,
+        SPOTLIFT_CONFIG: join(labDir(), 'nodes.json'),
+        SPOTLIFT_API_TOKEN: this.token,
+        REDIS_URL: `redis://127.0.0.1:${this.redisPort}`,
+        SPOTLIFT_REDIS_PREFIX: this.prefix,
+        HOST: '127.0.0.1',
+        PORT: String(this.port),
+        SPOTLIFT_LOG_FORMAT: 'text',
+        ...this.env,
+      },
+      stdio: ['ignore', out, out],
+    });
+    const child = this.child;
+    for (let i = 0; i < 300; i++) {
+      if (child.exitCode !== null) throw new Error(`orchestrator exited with ${child.exitCode}; see ${this.logFile}`);
+      try {
+        if ((await fetch(`${this.baseUrl}/health/ready`)).ok) return;
+      } catch {
+        /* not listening yet */
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`orchestrator did not become ready in 30 s; see ${this.logFile}`);
+  }
+
+  /** SIGKILL: no shutdown hook runs, SSH channels and the BullMQ lock are simply abandoned. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill(signal);
+    await exited;
+  }
+
+  async api<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+    const res = await fetch(this.baseUrl + path, {
+      method,
+      headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+  }
+
+  /** Polls GET /migrations/:id until an end state. */
+  async waitForEnd<T extends { state: string }>(id: string, timeoutMs = 180_000): Promise<T> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const { body } = await this.api<T>('GET', `/migrations/${id}`).catch(() => ({ body: { state: 'unreachable' } as T }));
+      if (['completed', 'rolled_back', 'failed', 'cancelled'].includes(body.state)) return body;
+      if (Date.now() > until) throw new Error(`migration ${id} still ${body.state} after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
