@@ -13,7 +13,6 @@ import {
   HeartbeatCollector,
   labUp,
   nodeAddress,
-  pidAlive,
   runLabScript,
   startRedis,
   startWorkload,
@@ -21,7 +20,8 @@ import {
   stopWorkload,
 } from '@spotlift/testing';
 import { sleep, spawnInNode } from './support/e2e-env.js';
-import { PhaseWatcher, killAll, leftovers, runningCopies, sshdPidsFor, workloadCopies } from './support/faults-lab.js';
+import { type SuiteWorld, expectExactlyOnce, failedPhase, frozenMs, untilFrozen } from './support/exactly-once.js';
+import { PhaseWatcher, killAll, sshdPidsFor, workloadCopies } from './support/faults-lab.js';
 import { OrchestratorProcess, buildOrchestrator } from './support/orchestrator-process.js';
 
 const REDIS_PORT = 16382;
@@ -30,6 +30,7 @@ const IMAGE_ROOT = '/var/lib/spotlift/images';
 
 let orch: OrchestratorProcess;
 let watcher: PhaseWatcher;
+let world: SuiteWorld;
 const collector = new HeartbeatCollector();
 const started: string[] = [];
 const report: string[] = [];
@@ -40,6 +41,7 @@ beforeAll(async () => {
   await collector.start();
   orch = new OrchestratorProcess(await buildOrchestrator(), REDIS_PORT, { NODE_OPTIONS: '' });
   await orch.start();
+  world = { orch, collector, report, imageRoot: IMAGE_ROOT };
   watcher = new PhaseWatcher(REDIS_PORT, orch.prefix);
   await watcher.start();
 }, 300_000);
@@ -68,58 +70,6 @@ async function migrate(workload: WorkloadRecord): Promise<string> {
   return res.body.id;
 }
 
-const procState = (pid: number) => /^State:\s+(\S)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-
-/**
- * The invariant, from the machine: one running copy where the record says (the original pid on node-a after
- * a rollback, the restored pid on node-b after a commit), no stopped copy anywhere, heartbeats flowing from
- * that node only and without a gap in their sequence; or no copy at all and a record saying the workload was
- * gone. In every case: the migration's directory and CRIU processes are gone.
- */
-async function expectExactlyOnce(name: string, pid: number, m: MigrationRecord, label: string, extra = ''): Promise<void> {
-  const copies = workloadCopies(name);
-  const running = runningCopies(name);
-  const ms = (p: MigrationRecord['phases'][number]) => (p.durationMs === undefined ? '' : `:${Math.round(p.durationMs)}ms`);
-  const phases = m.phases.map((p) => `${p.name}${p.ok === false ? '!' : p.ok ? '' : '?'}${ms(p)}`).join(' ');
-  if (m.downtimeMs !== undefined) extra += `; downtime ${Math.round(m.downtimeMs)} ms (node clocks)`;
-  report.push(`- ${label}: ${m.state}; ${m.error ?? ''} [${phases}]${extra}`);
-  expect(leftovers(m.id, IMAGE_ROOT)).toEqual({ dir: false, criu: [] });
-  if (m.state === 'failed' && /^workload gone/.test(m.error ?? '')) {
-    expect(copies).toEqual([]);
-    return;
-  }
-  const where = m.state === 'completed' ? 'node-b' : 'node-a';
-  const expectedPid = m.state === 'completed' ? m.restoredPid : pid;
-  expect(copies).toEqual([{ pid: expectedPid, state: expect.stringMatching(/^[RSD]$/), node: where }]);
-  expect(running).toHaveLength(1);
-  expect(procState(expectedPid!)).toMatch(/^[RSD]$/);
-  if (m.state !== 'completed') expect(pidAlive(pid)).toBe(true);
-  const t = Date.now();
-  await collector.waitForCount(name, 3, { from: nodeAddress(where), since: t, timeoutMs: 20_000 });
-  expect(collector.onlyFromSince(name, nodeAddress(where), t)).toBe(true);
-  expect(collector.isSeqGapFree(name)).toBe(true);
-  expect(collector.anyNotOk(name)).toBe(false);
-  const w = await orch.api<WorkloadRecord>('GET', `/workloads/${m.workloadId}`);
-  expect(w.body).toMatchObject({ nodeId: where, pid: expectedPid, state: 'running' });
-}
-
-/** Upper bound of the freeze of a rolled-back job: from the dump's start to the rollback's end (orchestrator clock). */
-const frozenMs = (m: MigrationRecord) => {
-  const dump = m.phases.find((p) => p.name === 'dump')?.startedAt;
-  const resumed = m.phases.findLast((p) => p.name === 'rollback')?.endedAt;
-  return dump && resumed ? Date.parse(resumed) - Date.parse(dump) : undefined;
-};
-
-/** Waits until CRIU has seized and stopped the workload (ptrace stop 't', or 'T'). */
-async function untilFrozen(pid: number, timeoutMs = 10_000): Promise<void> {
-  for (const until = Date.now() + timeoutMs; Date.now() < until; await sleep(5)) {
-    if (/^[tT]$/.test(procState(pid) ?? '')) return;
-  }
-  throw new Error(`workload ${pid} was never frozen`);
-}
-
-const failedPhase = (m: MigrationRecord) => m.phases.find((p) => p.ok === false)?.name;
-
 describe('faults during a real migration: the workload runs in exactly one place', () => {
   it('(a) destination sshd killed mid-transfer: rolled back, source resumed, destination cleaned once sshd is back', async () => {
     const name = 'f-sshd';
@@ -139,7 +89,14 @@ describe('faults during a real migration: the workload runs in exactly one place
     expect(m.state).toBe('rolled_back');
     expect(failedPhase(m)).toBe('transfer');
     expect(m.rollbackReason).toMatch(/image stream node-a -> node-b broke|unpacking on node-b failed|node-b/);
-    await expectExactlyOnce(name, pid, m, '(a) sshd of node-b killed in transfer', `; killed pids ${killed.join(' ')}; end ${Date.now() - killedAt} ms after the kill`);
+    await expectExactlyOnce(
+      world,
+      name,
+      pid,
+      m,
+      '(a) sshd of node-b killed in transfer',
+      `; killed pids ${killed.join(' ')}; end ${Date.now() - killedAt} ms after the kill`,
+    );
   });
 
   it('(b) page-server killed during the dump: CRIU aborts, rolled back, source resumed', async () => {
@@ -154,21 +111,32 @@ describe('faults during a real migration: the workload runs in exactly one place
     expect(m.state).toBe('rolled_back');
     expect(failedPhase(m)).toBe('dump');
     expect(m.rollbackReason).toMatch(/criu dump failed on node-a \(page_server_connection\)/);
-    await expectExactlyOnce(name, pid, m, '(b) page-server killed in dump', `; frozen at most ${frozenMs(m)} ms (dump start to resume)`);
+    await expectExactlyOnce(
+      world,
+      name,
+      pid,
+      m,
+      '(b) page-server killed in dump',
+      `; frozen at most ${frozenMs(m)} ms (dump start to resume)`,
+    );
   });
 
   it('(c) restore failing on the destination (its port is taken there): rolled back with the class', async () => {
     const name = 'f-restore';
     const { pid, workload } = await launch(name);
     const port = collector.last(name)!.fromPort;
-    const holder = spawnInNode('node-b', ['python3', '-c', `import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', ${port})); time.sleep(600)`]);
+    const holder = spawnInNode('node-b', [
+      'python3',
+      '-c',
+      `import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', ${port})); time.sleep(600)`,
+    ]);
     try {
       await sleep(500);
       const m = await orch.waitForEnd<MigrationRecord>(await migrate(workload));
       expect(m.state).toBe('rolled_back');
       expect(failedPhase(m)).toBe('restore');
       expect(m.rollbackReason).toMatch(/criu restore failed on node-b \(address_in_use\)/);
-      await expectExactlyOnce(name, pid, m, '(c) restore fails (address in use)');
+      await expectExactlyOnce(world, name, pid, m, '(c) restore fails (address in use)');
     } finally {
       holder.kill('SIGKILL');
     }
@@ -184,14 +152,16 @@ describe('faults during a real migration: the workload runs in exactly one place
     const m = await orch.waitForEnd<MigrationRecord>(id);
     // CRIU fails on a task that dies under it; had the dump already finished, the restored copy is the workload.
     if (m.state === 'completed') {
-      await expectExactlyOnce(name, pid, m, '(d) workload killed in dump (dump had finished)');
+      await expectExactlyOnce(world, name, pid, m, '(d) workload killed in dump (dump had finished)');
       return;
     }
     expect(m.state).toBe('failed');
-    expect(m.error).toMatch(/^workload gone: pid \d+ on node-a exited before the migration could move it; nothing was restored and it runs nowhere/);
+    expect(m.error).toMatch(
+      /^workload gone: pid \d+ on node-a exited before the migration could move it; nothing was restored and it runs nowhere/,
+    );
     const w = await orch.api<WorkloadRecord>('GET', `/workloads/${workload.id}`);
     expect(w.body.state).toBe('gone');
-    await expectExactlyOnce(name, pid, m, '(d) workload killed in dump');
+    await expectExactlyOnce(world, name, pid, m, '(d) workload killed in dump');
   });
 
   // For the dump the kill waits until CRIU has the workload stopped, then lets it stream pages for 100 ms:
@@ -204,23 +174,37 @@ describe('faults during a real migration: the workload runs in exactly one place
     ['verify', 0, ['completed']],
     ['commit', 0, ['completed']],
   ];
-  it.each(crashes)('(e) orchestrator SIGKILLed during %s and restarted: finished or rolled back', async (phase, delayMs, outcomes) => {
-    const name = `f-crash-${phase}`;
-    const { pid, workload } = await launch(name);
-    const id = await migrate(workload);
-    await watcher.when(id, phase);
-    if (phase === 'dump') await untilFrozen(pid);
-    if (delayMs) await sleep(delayMs);
-    await orch.kill('SIGKILL');
-    const killedAt = Date.now();
-    const frozen = workloadCopies(name).map((c) => `${c.pid}:${c.state}`).join(',');
-    await orch.start();
-    const m = await orch.waitForEnd<MigrationRecord>(id);
-    const tookMs = Date.now() - killedAt;
-    expect(outcomes).toContain(m.state);
-    expect(m.notes?.some((n) => n.includes(`picked up again after the previous attempt stopped during '${phase}'`))).toBe(true);
-    await expectExactlyOnce(name, pid, m, `(e) orchestrator killed in ${phase}`, `; copies at the kill ${frozen}; end state ${tookMs} ms after the kill`);
-  });
+  it.each(crashes)(
+    '(e) orchestrator SIGKILLed during %s and restarted: finished or rolled back',
+    async (phase, delayMs, outcomes) => {
+      const name = `f-crash-${phase}`;
+      const { pid, workload } = await launch(name);
+      const id = await migrate(workload);
+      await watcher.when(id, phase);
+      if (phase === 'dump') await untilFrozen(pid);
+      if (delayMs) await sleep(delayMs);
+      await orch.kill('SIGKILL');
+      const killedAt = Date.now();
+      const frozen = workloadCopies(name)
+        .map((c) => `${c.pid}:${c.state}`)
+        .join(',');
+      await orch.start();
+      const m = await orch.waitForEnd<MigrationRecord>(id);
+      const tookMs = Date.now() - killedAt;
+      expect(outcomes).toContain(m.state);
+      expect(
+        m.notes?.some((n) => n.includes(`picked up again after the previous attempt stopped during '${phase}'`)),
+      ).toBe(true);
+      await expectExactlyOnce(
+        world,
+        name,
+        pid,
+        m,
+        `(e) orchestrator killed in ${phase}`,
+        `; copies at the kill ${frozen}; end state ${tookMs} ms after the kill`,
+      );
+    },
+  );
 
   it('(e) orchestrator SIGKILLed during the dump and its BullMQ job lost: boot reconciliation queues it again', async () => {
     const name = 'f-crash-lostjob';
@@ -234,13 +218,25 @@ describe('faults during a real migration: the workload runs in exactly one place
     const redis = new Redis({ port: REDIS_PORT });
     const q = `${orch.prefix}-bull:migrations`;
     const job = `migrate-${id}`;
-    await redis.multi().del(`${q}:${job}`, `${q}:${job}:lock`).lrem(`${q}:active`, 0, job).srem(`${q}:stalled`, job).exec();
+    await redis
+      .multi()
+      .del(`${q}:${job}`, `${q}:${job}:lock`)
+      .lrem(`${q}:active`, 0, job)
+      .srem(`${q}:stalled`, job)
+      .exec();
     redis.disconnect();
     await orch.start();
     const m = await orch.waitForEnd<MigrationRecord>(id);
     expect(m.state).toBe('rolled_back');
     expect(m.notes?.some((n) => n.includes("stopped during 'dump'"))).toBe(true);
-    await expectExactlyOnce(name, pid, m, '(e) orchestrator killed in dump, job lost', `; end state ${Date.now() - killedAt} ms after the kill`);
+    await expectExactlyOnce(
+      world,
+      name,
+      pid,
+      m,
+      '(e) orchestrator killed in dump, job lost',
+      `; end state ${Date.now() - killedAt} ms after the kill`,
+    );
   });
 
   it('cancel during the dump via REST: the page-server is stopped, the source resumed, state cancelled; 409 afterwards', async () => {
@@ -255,7 +251,7 @@ describe('faults during a real migration: the workload runs in exactly one place
     const m = await orch.waitForEnd<MigrationRecord>(id);
     expect(m.state).toBe('cancelled');
     expect(m.error).toMatch(/^cancelled by request during 'dump'/);
-    await expectExactlyOnce(name, pid, m, 'cancel during dump');
+    await expectExactlyOnce(world, name, pid, m, 'cancel during dump');
     const again = await orch.api<{ code: string; message: string }>('POST', `/migrations/${id}/cancel`);
     expect(again.status).toBe(409);
   });
@@ -271,6 +267,6 @@ describe('faults during a real migration: the workload runs in exactly one place
     expect(res.body.message).toMatch(/past its commit point|already ended \(completed\)/);
     const m = await orch.waitForEnd<MigrationRecord>(id);
     expect(m.state).toBe('completed');
-    await expectExactlyOnce(name, pid, m, 'cancel after commit (409)');
+    await expectExactlyOnce(world, name, pid, m, 'cancel after commit (409)');
   });
 });

@@ -159,6 +159,22 @@ describe('post-copy over REST, real CRIU', () => {
     await continuesOn(name, 'node-c', Date.now());
   });
 
+  it('answers bad strategy options with 400 and queues nothing', async () => {
+    const { workload } = await launch('pc-bad-input', 'node-a', 16);
+    const before = (await env.orch.api<MigrationRecord[]>('GET', '/migrations')).body.length;
+    const bad = [
+      { workload: workload.id, strategy: 'warp-speed' },
+      { workload: workload.id, strategy: 'pre-copy', downtimeBudgetMs: 0 },
+      { workload: workload.id, strategy: 'auto', deadline: 'tomorrow' },
+      { workload: workload.id, strategy: 'auto', deadline: new Date(Date.now() - 60_000).toISOString() },
+    ];
+    for (const body of bad) {
+      const res = await env.orch.api<{ message?: string }>('POST', '/migrations', body);
+      expect(res.status).toBe(400);
+    }
+    expect((await env.orch.api<MigrationRecord[]>('GET', '/migrations')).body.length).toBe(before);
+  });
+
   it('rolls back when the lazy-pages daemon dies mid-transfer: the incomplete copy is killed, the source resumes', async () => {
     const name = 'pc-broken';
     const { pid, workload } = await launch(name, 'node-a', 256);

@@ -114,7 +114,10 @@ export function runningCopies(name: string): WorkloadCopy[] {
 }
 
 /** The migration's directory (`<imageRoot>/<id>`, one file system for every lab node) and CRIU processes of it. */
-export function leftovers(migrationId: string, imageRoot = '/var/lib/spotlift/images'): { dir: boolean; criu: number[] } {
+export function leftovers(
+  migrationId: string,
+  imageRoot = '/var/lib/spotlift/images',
+): { dir: boolean; criu: number[] } {
   const criu: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -139,9 +142,13 @@ export function sshdPidsFor(node: string, orchPid: number): number[] {
     .filter((l) => l.includes(`pid=${orchPid},`))
     .map((l) => l.trim().split(/\s+/)[2]?.split(':').pop())
     .filter((p): p is string => !!p);
-  const sessions = execFileSync('nsenter', [`--net=${netnsPath(node)}`, 'ss', '-tnpH', 'state', 'established', '( sport = :22 )'], {
-    encoding: 'utf8',
-  })
+  const sessions = execFileSync(
+    'nsenter',
+    [`--net=${netnsPath(node)}`, 'ss', '-tnpH', 'state', 'established', '( sport = :22 )'],
+    {
+      encoding: 'utf8',
+    },
+  )
     .split('\n')
     .filter((l) => ports.some((p) => l.trim().split(/\s+/)[3]?.endsWith(`:${p}`)))
     .flatMap((l) => [...l.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1])));

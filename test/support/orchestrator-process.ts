@@ -122,7 +122,9 @@ export class OrchestratorProcess {
   async waitForEnd<T extends { state: string }>(id: string, timeoutMs = 180_000): Promise<T> {
     const until = Date.now() + timeoutMs;
     for (;;) {
-      const { body } = await this.api<T>('GET', `/migrations/${id}`).catch(() => ({ body: { state: 'unreachable' } as T }));
+      const { body } = await this.api<T>('GET', `/migrations/${id}`).catch(() => ({
+        body: { state: 'unreachable' } as T,
+      }));
       if (['completed', 'rolled_back', 'failed', 'cancelled'].includes(body.state)) return body;
       if (Date.now() > until) throw new Error(`migration ${id} still ${body.state} after ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 200));

@@ -24,7 +24,9 @@ describe('stats-dump that cannot be trusted', () => {
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('completed');
     expect(m.criu.dump).toBeUndefined();
-    expect(m.statsProblem).toMatch(bytes.length ? /^stats-dump on node-a is unreadable: / : /^stats-dump is missing on node-a/);
+    expect(m.statsProblem).toMatch(
+      bytes.length ? /^stats-dump on node-a is unreadable: / : /^stats-dump is missing on node-a/,
+    );
     expect(m.statsProblem).toMatch(/downtime counts from the dump command start on the source node$/);
     expect(m.downtimeMs).toBe(FROM_DUMP_START_MS);
     expect(m.criu.restore?.restoreTimeUs).toBeGreaterThan(0);
@@ -58,7 +60,11 @@ describe('CRIU failing with each common class', () => {
   const failDump = (kit: ReturnType<typeof engineKit>, log: string, code = 1) =>
     kit.shell
       .on({ node: 'node-a', match: /criu dump/, reply: { code, stdout: `SPOTLIFT_TIMES 1 2 ${code}\n` } })
-      .on({ node: 'node-a', match: /tail -n 200 .*dump\.log/, reply: { stdout: criuFixture(`logs/${log}`).toString() } });
+      .on({
+        node: 'node-a',
+        match: /tail -n 200 .*dump\.log/,
+        reply: { stdout: criuFixture(`logs/${log}`).toString() },
+      });
 
   it('pid gone: the workload exited before CRIU could seize it; the job says it runs nowhere', async () => {
     const kit = engineKit();
@@ -66,7 +72,9 @@ describe('CRIU failing with each common class', () => {
     scriptHappyPath(kit.shell);
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('failed');
-    expect(m.error).toMatch(/^workload gone: pid 4242 on node-a exited before the migration could move it; nothing was restored and it runs nowhere/);
+    expect(m.error).toMatch(
+      /^workload gone: pid 4242 on node-a exited before the migration could move it; nothing was restored and it runs nowhere/,
+    );
     expect(m.error).toMatch(/criu dump failed on node-a \(pid_gone\): The process to dump \(pid \d+\) does not exist/);
     expect((await kit.workloads.get('wl-1'))!.state).toBe('gone');
     expect(kit.shell.ran('node-b', /criu restore/)).toEqual([]);
@@ -89,7 +97,9 @@ describe('CRIU failing with each common class', () => {
     scriptHappyPath(kit.shell);
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('rolled_back');
-    expect(m.rollbackReason).toMatch(/^criu dump failed on node-a \(unsupported_feature\): This kernel has no soft-dirty memory tracking/);
+    expect(m.rollbackReason).toMatch(
+      /^criu dump failed on node-a \(unsupported_feature\): This kernel has no soft-dirty memory tracking/,
+    );
   });
 
   it('page-server gone mid-dump: rolled back, the reason points at the page-server', async () => {
@@ -109,7 +119,11 @@ describe('CRIU failing with each common class', () => {
     const kit = engineKit();
     kit.shell
       .on({ node: 'node-b', match: /criu restore/, reply: { code: 1, stdout: 'SPOTLIFT_TIMES 1 2 1\n' } })
-      .on({ node: 'node-b', match: /tail -n 200 .*restore\.log/, reply: { stdout: criuFixture(`logs/${log}`).toString() } });
+      .on({
+        node: 'node-b',
+        match: /tail -n 200 .*restore\.log/,
+        reply: { stdout: criuFixture(`logs/${log}`).toString() },
+      });
     scriptHappyPath(kit.shell);
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('rolled_back');

@@ -22,7 +22,12 @@ export function watchForCancel(
   let timer: NodeJS.Timeout | undefined;
   const tick = async (): Promise<void> => {
     const current = ctx.migration.phases.at(-1);
-    if (current && current.endedAt === undefined && INTERRUPTIBLE.has(current.name) && (await control.cancelRequested())) {
+    if (
+      current &&
+      current.endedAt === undefined &&
+      INTERRUPTIBLE.has(current.name) &&
+      (await control.cancelRequested())
+    ) {
       stopped = true;
       await interrupt().catch(() => undefined);
       return;

@@ -67,7 +67,14 @@ describe('cancel', () => {
     };
     const m = await kit.engine.run('mig-1', kit.control);
     expect(m.state).toBe('cancelled');
-    expect(phaseNames(m)).toEqual(['preflight:ok', 'prepare:ok', 'dump:ok', 'transfer:ok', 'rollback:ok', 'cleanup:ok']);
+    expect(phaseNames(m)).toEqual([
+      'preflight:ok',
+      'prepare:ok',
+      'dump:ok',
+      'transfer:ok',
+      'rollback:ok',
+      'cleanup:ok',
+    ]);
     expect(m.rollbackReason).toBe("cancelled by request during 'transfer'");
     expect(kit.shell.ran('node-b', /criu restore/)).toEqual([]);
     expect(kit.shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
@@ -115,7 +122,13 @@ describe('cancel', () => {
     const kit = engineKit({
       migration: aMigration({
         state: 'running',
-        phases: [aPhase('preflight', true), aPhase('prepare', true), aPhase('dump', true), aPhase('transfer', true), aPhase('restore')],
+        phases: [
+          aPhase('preflight', true),
+          aPhase('prepare', true),
+          aPhase('dump', true),
+          aPhase('transfer', true),
+          aPhase('restore'),
+        ],
       }),
     });
     kit.shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: 'PID 777\n' } });

@@ -14,7 +14,8 @@ import { MigrationEngine } from './migration-engine.js';
 import { NodeOps } from './node-ops.js';
 import type { RunControl } from './run-control.js';
 
-export const criuFixture = (path: string): Buffer => readFileSync(new URL(`../../criu/test/fixtures/${path}`, import.meta.url));
+export const criuFixture = (path: string): Buffer =>
+  readFileSync(new URL(`../../criu/test/fixtures/${path}`, import.meta.url));
 
 const TAR = Buffer.from('scripted tar stream');
 const TAR_SHA = createHash('sha256').update(TAR).digest('hex');
@@ -47,7 +48,15 @@ export function engineKit(
   void migrations.save(opts.migration ?? aMigration());
   void workloads.save(opts.workload ?? aWorkload());
   const config = { ...DEFAULT_ENGINE_CONFIG, cleanupRetryMs: 0, cancelPollMs: 5, ...opts.config };
-  const engine = new MigrationEngine(migrations, workloads, nodes, new NodeOps(shell), new DirectoryStreamer(shell), new SystemClock(), config);
+  const engine = new MigrationEngine(
+    migrations,
+    workloads,
+    nodes,
+    new NodeOps(shell),
+    new DirectoryStreamer(shell),
+    new SystemClock(),
+    config,
+  );
   const flags = new InMemoryMigrationFlags();
   const control: RunControl = {
     cancelRequested: () => flags.cancelRequested('mig-1'),
@@ -64,20 +73,35 @@ export function scriptHappyPath(shell: ScriptedNodeShell): void {
     .on({ node: 'node-a', match: /criu dump/, reply: { stdout: 'SPOTLIFT_TIMES 1000000000000 1001000000000 0\n' } })
     .on({ node: 'node-a', match: /^tar -C/, reply: { stdout: TAR.toString() } })
     .on({ node: 'node-b', match: /sha256sum/, reply: { stdout: `${TAR_SHA}\n` } })
-    .on({ node: 'node-b', match: /criu restore/, reply: { stdout: 'RESTORED_PID 777\nSPOTLIFT_TIMES 1001100000000 1001300000000 0\n' } })
+    .on({
+      node: 'node-b',
+      match: /criu restore/,
+      reply: { stdout: 'RESTORED_PID 777\nSPOTLIFT_TIMES 1001100000000 1001300000000 0\n' },
+    })
     .on({ node: 'node-a', match: /kill -KILL/, reply: { stdout: 'STATE gone\n' } })
     .on({ node: 'node-a', match: /kill -CONT/, reply: { stdout: 'STATE S\n' } })
     .on({ node: 'node-b', match: /kill -KILL/, reply: { stdout: 'STATE gone\n' } })
     // After the kill rules: killTree's script also reads State.
     .on({ node: 'node-b', match: /State:/, reply: { stdout: 'STATE S\n' } })
-    .on({ node: 'node-a', match: /base64 -w0 .*stats-dump/, reply: { stdout: criuFixture('images/page-server/stats-dump').toString('base64') } })
-    .on({ node: 'node-b', match: /base64 -w0 .*stats-restore/, reply: { stdout: criuFixture('images/page-server/stats-restore').toString('base64') } });
+    .on({
+      node: 'node-a',
+      match: /base64 -w0 .*stats-dump/,
+      reply: { stdout: criuFixture('images/page-server/stats-dump').toString('base64') },
+    })
+    .on({
+      node: 'node-b',
+      match: /base64 -w0 .*stats-restore/,
+      reply: { stdout: criuFixture('images/page-server/stats-restore').toString('base64') },
+    });
 }
 
 export const phaseNames = (m: MigrationRecord): string[] => m.phases.map((p) => `${p.name}:${p.ok ? 'ok' : 'fail'}`);
 
 /** A recorded phase; without `ok` it is one that was under way when its worker died. */
-export const aPhase = (name: MigrationRecord['phases'][number]['name'], ok?: boolean): MigrationRecord['phases'][number] => ({
+export const aPhase = (
+  name: MigrationRecord['phases'][number]['name'],
+  ok?: boolean,
+): MigrationRecord['phases'][number] => ({
   name,
   startedAt: '2026-01-01T00:00:00Z',
   ...(ok === undefined ? {} : { ok, endedAt: '2026-01-01T00:00:01Z' }),

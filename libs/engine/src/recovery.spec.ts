@@ -8,7 +8,8 @@ import { aMigration, aWorkload } from '@spotlift/testing';
 import { aPhase, engineKit, phaseNames, scriptHappyPath } from './engine-test-kit.js';
 import { MigrationInterrupted } from './run-control.js';
 
-const upTo = (...names: Parameters<typeof aPhase>[0][]) => names.map((n, i) => aPhase(n, i < names.length - 1 ? true : undefined));
+const upTo = (...names: Parameters<typeof aPhase>[0][]) =>
+  names.map((n, i) => aPhase(n, i < names.length - 1 ? true : undefined));
 const running = (...names: Parameters<typeof aPhase>[0][]) => runningWith({}, ...names);
 const runningWith = (over: Partial<MigrationRecord>, ...names: Parameters<typeof aPhase>[0][]) =>
   engineKit({
@@ -23,7 +24,9 @@ describe('recovery of a job whose worker died', () => {
     scriptHappyPath(kit.shell);
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('rolled_back');
-    const idle = kit.shell.calls.findIndex((c) => c.node === 'node-a' && /CRIU_IDLE/.test(c.command) && c.command.includes('/mig-1/src'));
+    const idle = kit.shell.calls.findIndex(
+      (c) => c.node === 'node-a' && /CRIU_IDLE/.test(c.command) && c.command.includes('/mig-1/src'),
+    );
     const resume = kit.shell.calls.findIndex((c) => c.node === 'node-a' && /kill -CONT/.test(c.command));
     expect(idle).toBeGreaterThanOrEqual(0);
     expect(idle).toBeLessThan(resume);
@@ -37,9 +40,15 @@ describe('recovery of a job whose worker died', () => {
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('rolled_back');
     expect(kit.shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
-    expect(m.phases.find((p) => p.name === 'rollback')!.detail).toMatch(/node-b did not answer; source pid 4242 on node-a resumed/);
+    expect(m.phases.find((p) => p.name === 'rollback')!.detail).toMatch(
+      /node-b did not answer; source pid 4242 on node-a resumed/,
+    );
     // The image directory on node-b could not be removed: said plainly, not hidden.
-    expect(m.phases.at(-1)).toMatchObject({ name: 'cleanup', ok: false, detail: '/var/lib/spotlift/images/mig-1 could not be removed on node-b' });
+    expect(m.phases.at(-1)).toMatchObject({
+      name: 'cleanup',
+      ok: false,
+      detail: '/var/lib/spotlift/images/mig-1 could not be removed on node-b',
+    });
   });
 
   it('during the restore with the destination unreachable: the source stays frozen and the job is interrupted, then a retry adopts', async () => {
@@ -82,7 +91,15 @@ describe('recovery of a job whose worker died', () => {
       migration: aMigration({
         state: 'running',
         rollbackReason: 'criu restore failed on node-b',
-        phases: [aPhase('preflight', true), aPhase('prepare', true), aPhase('dump', true), aPhase('transfer', true), aPhase('restore', false), aPhase('rollback', true), aPhase('cleanup')],
+        phases: [
+          aPhase('preflight', true),
+          aPhase('prepare', true),
+          aPhase('dump', true),
+          aPhase('transfer', true),
+          aPhase('restore', false),
+          aPhase('rollback', true),
+          aPhase('cleanup'),
+        ],
       }),
     });
     scriptHappyPath(kit.shell);
@@ -94,7 +111,16 @@ describe('recovery of a job whose worker died', () => {
   });
 
   it('during the commit: finishes it (the destination was verified and the commit claimed)', async () => {
-    const kit = runningWith({ restoredPid: 777 }, 'preflight', 'prepare', 'dump', 'transfer', 'restore', 'verify', 'commit');
+    const kit = runningWith(
+      { restoredPid: 777 },
+      'preflight',
+      'prepare',
+      'dump',
+      'transfer',
+      'restore',
+      'verify',
+      'commit',
+    );
     scriptHappyPath(kit.shell);
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('completed');
@@ -134,7 +160,12 @@ describe('rollback refuses to make a second copy', () => {
   it('a lost job lock stops at the next boundary without touching nodes or the record', async () => {
     const kit = engineKit();
     let lost = false;
-    kit.shell.on({ node: 'node-a', match: /criu dump/, reply: () => ((lost = true), { stdout: 'SPOTLIFT_TIMES 1 2 0\n' }), times: 1 });
+    kit.shell.on({
+      node: 'node-a',
+      match: /criu dump/,
+      reply: () => ((lost = true), { stdout: 'SPOTLIFT_TIMES 1 2 0\n' }),
+      times: 1,
+    });
     scriptHappyPath(kit.shell);
     const control = { ...kit.control, lost: () => lost };
     const error = await kit.engine.run('mig-1', control).catch((e: unknown) => e);
@@ -157,8 +188,19 @@ describe('giving up after the retries', () => {
   });
 
   it('after the commit claim: says the destination runs it and which frozen source to kill', async () => {
-    const kit = runningWith({ restoredPid: 777 }, 'preflight', 'prepare', 'dump', 'transfer', 'restore', 'verify', 'commit');
+    const kit = runningWith(
+      { restoredPid: 777 },
+      'preflight',
+      'prepare',
+      'dump',
+      'transfer',
+      'restore',
+      'verify',
+      'commit',
+    );
     const m = await kit.engine.giveUp('mig-1', 'gave up after 7 attempts: node-a unreachable');
-    expect(m.error).toMatch(/the workload runs on node-b \(pid 777\) but its frozen source on node-a \(pid 4242\) was not killed: kill it there$/);
+    expect(m.error).toMatch(
+      /the workload runs on node-b \(pid 777\) but its frozen source on node-a \(pid 4242\) was not killed: kill it there$/,
+    );
   });
 });

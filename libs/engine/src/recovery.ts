@@ -60,7 +60,11 @@ export class Recovery {
       return 'completed';
     }
     if (migration.phases.some((p) => p.name === 'rollback')) {
-      return this.rollBack(ctx, migration.rollbackReason ?? `the previous attempt stopped during its rollback`, await cancelled());
+      return this.rollBack(
+        ctx,
+        migration.rollbackReason ?? `the previous attempt stopped during its rollback`,
+        await cancelled(),
+      );
     }
     if (!mayBeFrozen(migration)) {
       // A page-server the dead attempt started would hold its port and write into a directory we recreate.
@@ -71,12 +75,20 @@ export class Recovery {
     // Before anything below kills CRIU daemons: a lazy-pages daemon still pulling pages is the restored
     // tree's memory. An incomplete transfer is stopped (restored tree killed) and the source resumed.
     if (!(await this.settleLazy(ctx))) {
-      return this.rollBack(ctx, `the previous attempt stopped during '${last}' and the post-copy pages did not all arrive`, await cancelled());
+      return this.rollBack(
+        ctx,
+        `the previous attempt stopped during '${last}' and the post-copy pages did not all arrive`,
+        await cancelled(),
+      );
     }
     const restoreStarted = migration.phases.some((p) => p.name === 'restore');
     if (restoreStarted) {
       // A restore the dead worker started may still be creating the tree: decide only once it has ended.
-      const idle = await this.ops.waitCriuIdle(destination, ctx.destinationDir, this.config.criuIdleTimeoutMs ?? 300_000);
+      const idle = await this.ops.waitCriuIdle(
+        destination,
+        ctx.destinationDir,
+        this.config.criuIdleTimeoutMs ?? 300_000,
+      );
       if (!idle.idle) throw new Error(`criu is still running on ${destination.id} (pids ${idle.pids.join(' ')})`);
     }
     const cancel = await cancelled();

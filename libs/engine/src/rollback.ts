@@ -30,30 +30,41 @@ export class Rollback {
       const restoreStarted = migration.phases.some((p) => p.name === 'restore');
       if (restoreStarted) {
         const idle = await this.ops.waitCriuIdle(destination, ctx.destinationDir, idleMs);
-        if (!idle.idle) throw new Error(`criu is still running on ${destination.id} (pids ${idle.pids.join(' ')}); the source stays frozen`);
-        const restored = migration.restoredPid ?? (await this.ops.readPidfile(destination, `${ctx.destinationDir}/restored.pid`));
+        if (!idle.idle)
+          throw new Error(
+            `criu is still running on ${destination.id} (pids ${idle.pids.join(' ')}); the source stays frozen`,
+          );
+        const restored =
+          migration.restoredPid ?? (await this.ops.readPidfile(destination, `${ctx.destinationDir}/restored.pid`));
         if (restored) {
           const state = await this.ops.killTree(destination, restored);
           if (state !== 'gone') {
-            throw new Error(`restored pid ${restored} on ${destination.id} did not die (state ${state}); the source stays frozen`);
+            throw new Error(
+              `restored pid ${restored} on ${destination.id} did not die (state ${state}); the source stays frozen`,
+            );
           }
           notes.push(`restored pid ${restored} on ${destination.id} killed`);
           delete migration.restoredPid;
         }
       } else {
         // Only a page-server can be left there; it holds no copy of the workload, so this is best effort.
-        await this.ops.waitCriuIdle(destination, ctx.destinationDir, 1_000).catch(() => notes.push(`${destination.id} did not answer`));
+        await this.ops
+          .waitCriuIdle(destination, ctx.destinationDir, 1_000)
+          .catch(() => notes.push(`${destination.id} did not answer`));
       }
       if (migration.phases.some((p) => p.name === 'dump')) {
         // A dump still running (its worker died) would stop the tree again after a SIGCONT.
         const idle = await this.ops.waitCriuIdle(source, ctx.sourceDir, idleMs);
-        if (!idle.idle) throw new Error(`criu is still running on ${source.id} (pids ${idle.pids.join(' ')}); not resuming under it`);
+        if (!idle.idle)
+          throw new Error(`criu is still running on ${source.id} (pids ${idle.pids.join(' ')}); not resuming under it`);
       }
       const state = await this.ops.resumeTree(source, workload.pid);
       if (state === 'gone') {
         alive = false;
         workload.state = 'gone';
-        notes.push(`the workload (pid ${workload.pid}) is gone from ${source.id}: it exited before or during the dump; it runs nowhere`);
+        notes.push(
+          `the workload (pid ${workload.pid}) is gone from ${source.id}: it exited before or during the dump; it runs nowhere`,
+        );
       } else if (state === 'T' || state === 't') {
         throw new Error(`source pid ${workload.pid} on ${source.id} is still stopped (state ${state}) after SIGCONT`);
       } else {

@@ -32,7 +32,10 @@ export class MigrationCancelService {
   async cancel(id: string): Promise<CancelAnswer> {
     const m = await this.migrations.get(id);
     if (!m) throw new NotFoundError('migration', id);
-    if (isFinished(m)) throw new ConflictError(`migration '${id}' already ended (${m.state}); there is nothing to cancel`, { state: m.state });
+    if (isFinished(m))
+      throw new ConflictError(`migration '${id}' already ended (${m.state}); there is nothing to cancel`, {
+        state: m.state,
+      });
     const past = () =>
       new ConflictError(
         `migration '${id}' is past its commit point: the workload already runs on ${m.destinationNodeId}; migrate it back instead`,

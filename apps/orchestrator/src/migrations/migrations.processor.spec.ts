@@ -21,7 +21,12 @@ function setup(run: (id: string, control: RunControl) => Promise<MigrationRecord
     },
   } as unknown as MigrationEngine;
   const metrics = { record: () => undefined } as unknown as MigrationMetrics;
-  const processor = new MigrationsProcessor(engine, { workerConcurrency: 1 } as AppConfig, metrics, new InMemoryMigrationFlags());
+  const processor = new MigrationsProcessor(
+    engine,
+    { workerConcurrency: 1 } as AppConfig,
+    metrics,
+    new InMemoryMigrationFlags(),
+  );
   const job = (attemptsMade = 0, data: unknown = { migrationId: 'mig-1' }) =>
     ({ id: 'migrate-mig-1', data, attemptsMade, opts: { attempts: 7 } }) as unknown as Job<unknown>;
   return { processor, job, gaveUp };
@@ -37,12 +42,17 @@ describe('MigrationsProcessor error classification', () => {
     await expect(processor.process(job())).resolves.toEqual({ state: 'cancelled' });
   });
 
-  it.each(['failed', 'rolled_back'] as const)('fails a %s migration as unrecoverable (it already rolled back; no retry)', async (state) => {
-    const { processor, job } = setup(() => Promise.resolve(aMigration({ state, error: 'criu restore failed on node-b (address_in_use)' })));
-    const error = await processor.process(job()).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(UnrecoverableError);
-    expect((error as Error).message).toBe(`${state}: criu restore failed on node-b (address_in_use)`);
-  });
+  it.each(['failed', 'rolled_back'] as const)(
+    'fails a %s migration as unrecoverable (it already rolled back; no retry)',
+    async (state) => {
+      const { processor, job } = setup(() =>
+        Promise.resolve(aMigration({ state, error: 'criu restore failed on node-b (address_in_use)' })),
+      );
+      const error = await processor.process(job()).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(UnrecoverableError);
+      expect((error as Error).message).toBe(`${state}: criu restore failed on node-b (address_in_use)`);
+    },
+  );
 
   it('retries an interrupted migration (transient) while attempts remain, and the engine gives up on the last', async () => {
     const interrupted = new MigrationInterrupted("node 'node-b' cannot be reached over SSH", true, true);

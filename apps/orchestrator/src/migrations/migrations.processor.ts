@@ -51,7 +51,8 @@ export class MigrationsProcessor extends WorkerHost implements OnModuleInit {
     try {
       const m = await this.engine.run(migrationId, this.control(migrationId, jobId));
       this.finished(m);
-      if (m.state === 'failed' || m.state === 'rolled_back') throw new UnrecoverableError(`${m.state}: ${m.error ?? ''}`);
+      if (m.state === 'failed' || m.state === 'rolled_back')
+        throw new UnrecoverableError(`${m.state}: ${m.error ?? ''}`);
       return { state: m.state };
     } catch (error) {
       throw await this.classify(job, migrationId, error as Error);
@@ -84,7 +85,9 @@ export class MigrationsProcessor extends WorkerHost implements OnModuleInit {
     if (retry && !lastAttempt) return error;
     if (error instanceof MigrationInterrupted || retry) {
       // The record still says 'running': say why it stops here, so nobody waits for it.
-      const why = retry ? `gave up after ${job.attemptsMade + 1} attempts: ${error.message}` : `stopped: ${error.message}`;
+      const why = retry
+        ? `gave up after ${job.attemptsMade + 1} attempts: ${error.message}`
+        : `stopped: ${error.message}`;
       const m = await this.engine.giveUp(migrationId, why).catch(() => undefined);
       if (m) this.finished(m);
     }

@@ -36,7 +36,9 @@ export function checkCriuVersions(source: NodeRecord, destination: NodeRecord): 
   try {
     order = compareCriuVersions(dst, src);
   } catch (error) {
-    throw fail(`cannot compare CRIU versions ${src} (${source.id}) and ${dst} (${destination.id}): ${(error as Error).message}`);
+    throw fail(
+      `cannot compare CRIU versions ${src} (${source.id}) and ${dst} (${destination.id}): ${(error as Error).message}`,
+    );
   }
   if (order < 0) {
     throw fail(
@@ -46,7 +48,12 @@ export function checkCriuVersions(source: NodeRecord, destination: NodeRecord): 
 }
 
 /** `criu check` passes on the destination, and it has the memory and the disk the workload needs. */
-export async function checkDestinationResources(ops: NodeOps, ctx: MigrationContext, tree: TreeInfo, config: EngineConfig): Promise<void> {
+export async function checkDestinationResources(
+  ops: NodeOps,
+  ctx: MigrationContext,
+  tree: TreeInfo,
+  config: EngineConfig,
+): Promise<void> {
   const { destination } = ctx;
   const check = await ops.run(destination, criu.checkMemoryAndDisk(config.imageRoot), 60_000);
   const out = check.stdout + check.stderr;
@@ -57,7 +64,9 @@ export async function checkDestinationResources(ops: NodeOps, ctx: MigrationCont
   const mib = (b: number) => Math.round(b / 2 ** 20);
   const availableKb = Number(/MEM_AVAILABLE_KB (\d+)/.exec(check.stdout)?.[1] ?? '0');
   if (availableKb * 1024 < needed) {
-    throw fail(`${destination.id} has ${Math.round(availableKb / 1024)} MiB available, the workload needs ${mib(needed)} MiB`);
+    throw fail(
+      `${destination.id} has ${Math.round(availableKb / 1024)} MiB available, the workload needs ${mib(needed)} MiB`,
+    );
   }
   const diskText = /DISK_AVAIL_BYTES (\d+)/.exec(check.stdout)?.[1];
   if (diskText === undefined) {

@@ -22,7 +22,9 @@ describe('preflight', () => {
     expect(dump).toMatch(/-D \/var\/lib\/spotlift\/images\/mig-1\/cpuinfo-src --cpu-cap=cpu/);
     expect(check).toMatch(/-D \/var\/lib\/spotlift\/images\/mig-1\/cpuinfo-dst --cpu-cap=cpu/);
     // cpuinfo.img travels from the source to the destination's directory.
-    expect(kit.shell.ran('node-b', /^base64 -d > \/var\/lib\/spotlift\/images\/mig-1\/cpuinfo-dst\/cpuinfo\.img$/)).toHaveLength(1);
+    expect(
+      kit.shell.ran('node-b', /^base64 -d > \/var\/lib\/spotlift\/images\/mig-1\/cpuinfo-dst\/cpuinfo\.img$/),
+    ).toHaveLength(1);
     // Preflight first, then everything else: the check ran before the page-server was started.
     const checkAt = kit.shell.calls.findIndex((c) => /criu cpuinfo check/.test(c.command));
     const serverAt = kit.shell.calls.findIndex((c) => /criu page-server/.test(c.command));
@@ -33,12 +35,18 @@ describe('preflight', () => {
     const kit = engineKit();
     kit.shell
       .on({ node: 'node-b', match: /criu cpuinfo check/, reply: { code: 1 } })
-      .on({ node: 'node-b', match: /tail -n 100 .*cpuinfo-check\.log/, reply: { stdout: criuFixture('logs/cpuinfo-check-capabilities.log').toString() } });
+      .on({
+        node: 'node-b',
+        match: /tail -n 100 .*cpuinfo-check\.log/,
+        reply: { stdout: criuFixture('logs/cpuinfo-check-capabilities.log').toString() },
+      });
     scriptHappyPath(kit.shell);
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('failed');
     expect(phaseNames(m)).toEqual(['preflight:fail', 'cleanup:ok']);
-    expect(m.error).toMatch(/^the CPU of node-b is not compatible with node-a's: criu cpuinfo check failed on node-b \(cpu_incompatible\)/);
+    expect(m.error).toMatch(
+      /^the CPU of node-b is not compatible with node-a's: criu cpuinfo check failed on node-b \(cpu_incompatible\)/,
+    );
     expect(m.error).toMatch(/CPU capabilities do not match run time/);
     expectUntouched(kit);
     expect((await kit.workloads.get('wl-1'))!.state).toBe('running');
@@ -61,7 +69,9 @@ describe('preflight', () => {
     scriptHappyPath(kit.shell);
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('failed');
-    expect(m.error).toBe('CRIU 4.1.1 on node-b is older than CRIU 4.2.1 on node-a; an older CRIU may not read newer images: upgrade node-b');
+    expect(m.error).toBe(
+      'CRIU 4.1.1 on node-b is older than CRIU 4.2.1 on node-a; an older CRIU may not read newer images: upgrade node-b',
+    );
     // Decided from the probes alone: not even the workload was inspected.
     expect(kit.shell.calls.filter((c) => !/^rm -rf/.test(c.command))).toEqual([]);
   });
@@ -84,7 +94,10 @@ describe('preflight', () => {
 
   it('fails when the destination lacks disk for the images', async () => {
     const kit = engineKit();
-    kit.shell.on({ match: /criu check/, reply: { stdout: 'Looks good.\nMEM_AVAILABLE_KB 8000000\nDISK_AVAIL_BYTES 10485760\n' } });
+    kit.shell.on({
+      match: /criu check/,
+      reply: { stdout: 'Looks good.\nMEM_AVAILABLE_KB 8000000\nDISK_AVAIL_BYTES 10485760\n' },
+    });
     scriptHappyPath(kit.shell);
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('failed');
@@ -101,12 +114,15 @@ describe('preflight', () => {
     expect(m.error).toMatch(/could not read the free disk space under \/var\/lib\/spotlift\/images on node-b/);
   });
 
-  it.each(['terminating', 'gone', 'draining', 'unreachable'] as const)('refuses a %s destination without a single command', async (state) => {
-    const kit = engineKit({ nodes: [aNode('node-a'), aNode('node-b', { state })] });
-    scriptHappyPath(kit.shell);
-    const m = await kit.engine.run('mig-1');
-    expect(m.state).toBe('failed');
-    expect(m.error).toBe(`destination node-b is ${state}; pick a ready node`);
-    expect(kit.shell.calls.filter((c) => !/^rm -rf/.test(c.command))).toEqual([]);
-  });
+  it.each(['terminating', 'gone', 'draining', 'unreachable'] as const)(
+    'refuses a %s destination without a single command',
+    async (state) => {
+      const kit = engineKit({ nodes: [aNode('node-a'), aNode('node-b', { state })] });
+      scriptHappyPath(kit.shell);
+      const m = await kit.engine.run('mig-1');
+      expect(m.state).toBe('failed');
+      expect(m.error).toBe(`destination node-b is ${state}; pick a ready node`);
+      expect(kit.shell.calls.filter((c) => !/^rm -rf/.test(c.command))).toEqual([]);
+    },
+  );
 });
