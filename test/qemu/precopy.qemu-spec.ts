@@ -21,180 +21,32 @@
 //   NODE_OPTIONS=--experimental-vm-modules npx jest --selectProjects qemu --forceExit
 // Environment: SPOTLIFT_QEMU_WORKLOAD_MIB (256), SPOTLIFT_QEMU_HOT_MIB (16), SPOTLIFT_QEMU_ROUNDS (3),
 // SPOTLIFT_QEMU_VM_MIB (1024), SPOTLIFT_LAB_DIR, SPOTLIFT_CACHE.
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import {
+  DST_ADDR,
+  LAB_DIR,
+  PAGE,
+  bootPair,
+  envInt,
+  kv,
+  parseStats,
+  parseStatus,
+  shutdownPair,
+  type CriuStats,
+  type Ssh,
+  type VmPair,
+  type WorkloadStatus,
+} from './support.js';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const VM_SH = join(REPO, 'scripts/lab/qemu/vm.sh');
-const BUILD_SH = join(REPO, 'scripts/lab/qemu/build-image.sh');
-const LAB_DIR = process.env.SPOTLIFT_LAB_DIR ?? join(REPO, '.lab');
-
-const envInt = (name: string, def: number): number => {
-  const v = process.env[name];
-  if (v === undefined || v === '') return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got ${v}`);
-  return n;
-};
 const SIZE_MIB = envInt('SPOTLIFT_QEMU_WORKLOAD_MIB', 256);
 const HOT_MIB = envInt('SPOTLIFT_QEMU_HOT_MIB', 16);
 const ROUNDS = envInt('SPOTLIFT_QEMU_ROUNDS', 3);
 const VM_MIB = envInt('SPOTLIFT_QEMU_VM_MIB', 1024);
-const PAGE = 4096;
 
 const PS_PORT = 27000; // criu page-server, inside vm-b
 const RECV_PORT = 27002; // image receiver + restore, inside vm-b
-const SRC_ADDR = '10.77.1.1';
-const DST_ADDR = '10.77.1.2';
-
-interface NodeInfo {
-  id: string;
-  host: string;
-  port: number;
-  user: string;
-  hostKey: string;
-  dataAddress: string;
-  privateKeyPath: string;
-}
-
-interface Run {
-  stdout: string;
-  stderr: string;
-}
-
-function run(
-  file: string,
-  args: string[],
-  opts: { timeoutMs: number; env?: NodeJS.ProcessEnv; input?: string },
-): Promise<Run> {
-  return new Promise((resolvePromise, reject) => {
-    const child = execFile(
-      file,
-      args,
-      { timeout: opts.timeoutMs, maxBuffer: 16 << 20, env: opts.env ?? process.env, killSignal: 'SIGKILL' },
-      (err, stdout, stderr) => {
-        if (err) {
-          reject(
-            new Error(
-              `${file} ${args.slice(0, 3).join(' ')} failed: ${err.message}\nstdout: ${stdout}\nstderr: ${stderr}`,
-            ),
-          );
-        } else resolvePromise({ stdout, stderr });
-      },
-    );
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
-    else child.stdin?.end();
-  });
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolvePromise(port));
-    });
-  });
-}
-
-/** SSH to a lab VM with the host key pinned from its node JSON (never accept an unknown key). */
-class Ssh {
-  private readonly knownHosts: string;
-  private readonly control: string;
-  constructor(
-    readonly node: NodeInfo,
-    workDir: string,
-  ) {
-    if (!/^ssh-ed25519 [A-Za-z0-9+/=]+$/.test(node.hostKey)) throw new Error(`bad host key for ${node.id}`);
-    this.knownHosts = join(workDir, `${node.id}.known_hosts`);
-    writeFileSync(this.knownHosts, `[${node.host}]:${node.port} ${node.hostKey}\n`, { mode: 0o600 });
-    this.control = join(workDir, `${node.id}.ctl`);
-  }
-  private opts(): string[] {
-    return [
-      '-i',
-      this.node.privateKeyPath,
-      '-p',
-      String(this.node.port),
-      '-l',
-      this.node.user,
-      '-o',
-      'IdentitiesOnly=yes',
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      'StrictHostKeyChecking=yes',
-      '-o',
-      `UserKnownHostsFile=${this.knownHosts}`,
-      '-o',
-      'GlobalKnownHostsFile=/dev/null',
-      '-o',
-      'LogLevel=ERROR',
-      '-o',
-      'ConnectTimeout=20',
-      '-o',
-      'ControlMaster=auto',
-      '-o',
-      `ControlPath=${this.control}`,
-      '-o',
-      'ControlPersist=120',
-    ];
-  }
-  /** Runs a /bin/sh script on the VM; rejects on a non-zero exit. */
-  async sh(script: string, timeoutMs = 120_000): Promise<string> {
-    const r = await run('ssh', [...this.opts(), this.node.host, 'sh -s'], { timeoutMs, input: script });
-    return r.stdout;
-  }
-  async close(): Promise<void> {
-    await run('ssh', [...this.opts(), '-O', 'exit', this.node.host], { timeoutMs: 10_000 }).catch(() => undefined);
-  }
-}
-
-interface CriuStats {
-  frozenUs?: number;
-  pagesScanned?: number;
-  pagesSkippedParent?: number;
-  pagesWritten?: number;
-}
-
-/** Parses `criu ... --display-stats` output ("Memory pages written: 4604 (0x11fc)"). */
-function parseStats(text: string): CriuStats {
-  const num = (re: RegExp): number | undefined => {
-    const m = re.exec(text);
-    return m ? Number(m[1]) : undefined;
-  };
-  return {
-    frozenUs: num(/^Frozen time: (-?\d+) us$/m),
-    pagesScanned: num(/^Memory pages scanned: (\d+)/m),
-    pagesSkippedParent: num(/^Memory pages skipped from parent: (\d+)/m),
-    pagesWritten: num(/^Memory pages written: (\d+)/m),
-  };
-}
-
-/** key=value pairs of a line (the workload's status file, timing lines). */
-function kv(line: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const m of line.matchAll(/(\w+)=(\S+)/g)) out[m[1]!] = m[2]!;
-  return out;
-}
-
-interface WorkloadStatus {
-  pid: number;
-  counter: number;
-  sum: string;
-  verify: string;
-}
-function parseStatus(text: string): WorkloadStatus {
-  const s = kv(text.trim());
-  if (!s.pid || !s.counter) throw new Error(`bad workload status: ${text}`);
-  return { pid: Number(s.pid), counter: Number(s.counter), sum: s.sum ?? '', verify: s.verify ?? '' };
-}
 
 interface MigrationResult {
   strategy: 'pre-copy' | 'stop-and-copy';
@@ -223,70 +75,24 @@ echo "restore_rc=$rc restore_ms=$(( $(nowms) - t ))"
 
 describe('qemu lab: CRIU pre-copy on a Debian 12 cloud kernel', () => {
   let work: string;
+  let vms: VmPair | undefined;
   let a: Ssh;
   let b: Ssh;
   const results: MigrationResult[] = [];
-  const names = [`spl-a-${process.pid}`, `spl-b-${process.pid}`] as const;
-
-  const vmEnv = (link: string, addr: string): NodeJS.ProcessEnv => ({
-    ...process.env,
-    SPOTLIFT_LAB_DIR: LAB_DIR,
-    SPOTLIFT_QEMU_CPUS: '1',
-    SPOTLIFT_QEMU_LINK: link,
-    SPOTLIFT_QEMU_LINK_ADDR: addr,
-  });
-  const lastJson = (out: string): NodeInfo => JSON.parse(out.trim().split('\n').pop()!) as NodeInfo;
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'spotlift-qemu-'));
-    await run('bash', [BUILD_SH], { timeoutMs: 300_000 });
-    const [portA, portB, linkPort] = [await freePort(), await freePort(), await freePort()];
-    const t0 = Date.now();
-    // vm-a listens on the link, vm-b connects (vm.sh waits for the listener): boot both at once.
-    const [outA, outB] = await Promise.all([
-      run('bash', [VM_SH, 'up', names[0], String(portA), String(VM_MIB)], {
-        timeoutMs: 240_000,
-        env: vmEnv(`listen:${linkPort}`, `${SRC_ADDR}/24`),
-      }),
-      run('bash', [VM_SH, 'up', names[1], String(portB), String(VM_MIB)], {
-        timeoutMs: 240_000,
-        env: vmEnv(`connect:${linkPort}`, `${DST_ADDR}/24`),
-      }),
-    ]);
-    console.log(`[qemu] two VMs booted in ${Date.now() - t0} ms`);
-    a = new Ssh(lastJson(outA.stdout), work);
-    b = new Ssh(lastJson(outB.stdout), work);
-    expect(a.node.dataAddress).toBe(SRC_ADDR);
+    vms = await bootPair({ tag: 'spl', vmMiB: VM_MIB, workDir: work });
+    ({ a, b } = vms);
+    expect(a.node.dataAddress).toBe('10.77.1.1');
     expect(b.node.dataAddress).toBe(DST_ADDR);
-    // align the guests' clocks with the host's (they boot from the RTC, 1 s resolution), so that the
-    // workload's own gap meter (last pass on vm-a, first pass on vm-b) means something, to within the
-    // offset printed here; the downtime asserted and printed is timed on vm-a's clock alone
-    for (const vm of [a, b]) {
-      await vm.sh('true'); // opens the control master: later calls are one channel each
-      const rtt0 = Date.now();
-      await vm.sh('nowms');
-      const rtt = Date.now() - rtt0;
-      await vm.sh(`nowms set ${Date.now() + Math.round(rtt / 2)}`);
-      const t0 = Date.now();
-      const g = Number((await vm.sh('nowms')).trim());
-      console.log(
-        `[qemu] ${vm.node.id} clock offset after sync: ${g - Math.round((t0 + Date.now()) / 2)} ms (ssh rtt ${rtt} ms)`,
-      );
-    }
     const check = await a.sh('criu check && criu check --feature mem_dirty_track && uname -r');
     console.log(`[qemu] source: ${check.trim().replace(/\n/g, '; ')}`);
     await b.sh(`rm -rf /lab/*; cat > /lab/recv.sh <<'EOF'\n${RECV_SH}EOF\nchmod +x /lab/recv.sh; criu check`);
   }, 600_000);
 
   afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    for (const n of names) {
-      await run('bash', [VM_SH, 'down', n], {
-        timeoutMs: 30_000,
-        env: { ...process.env, SPOTLIFT_LAB_DIR: LAB_DIR },
-      }).catch((e: unknown) => console.error(String(e)));
-    }
+    if (vms) await shutdownPair(vms.names, [vms.a, vms.b]);
     if (results.length) {
       const dir = join(LAB_DIR, 'qemu', 'results');
       mkdirSync(dir, { recursive: true });

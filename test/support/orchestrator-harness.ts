@@ -27,6 +27,8 @@ export async function startOrchestrator(opts: {
   redisPort: number;
   prefix?: string;
   role?: 'all' | 'api' | 'worker';
+  /** Where nodes keep images (SPOTLIFT_IMAGE_ROOT); the qemu lab's VMs put them on their /lab tmpfs. */
+  imageRoot?: string;
 }): Promise<Orchestrator> {
   const token = randomBytes(24).toString('hex');
   const configPath = join(tmpdir(), `spotlift-test-${process.pid}-${randomBytes(4).toString('hex')}.json`);
@@ -39,6 +41,7 @@ export async function startOrchestrator(opts: {
     PORT: '0',
     SPOTLIFT_ROLE: opts.role ?? 'all',
     SPOTLIFT_LOG_FORMAT: 'text',
+    ...(opts.imageRoot ? { SPOTLIFT_IMAGE_ROOT: opts.imageRoot } : {}),
   });
   const app = await NestFactory.create(AppModule.forRoot(config), { logger: ['error', 'warn'] });
   app.enableShutdownHooks();

@@ -59,11 +59,11 @@ describe('cancel', () => {
   it('between phases: stops at the next boundary (before restore) and rolls back', async () => {
     const kit = engineKit();
     scriptHappyPath(kit.shell);
-    // Request the cancel while the image stream is being unpacked.
-    const orig = kit.shell.spawn.bind(kit.shell);
-    kit.shell.spawn = async (node, command) => {
-      if (/sha256sum/.test(command)) await kit.flags.requestCancel('mig-1');
-      return orig(node, command);
+    // Request the cancel once the (pre-armed) image stream starts on the source.
+    const orig = kit.shell.exec.bind(kit.shell);
+    kit.shell.exec = async (node, command, opts) => {
+      if (/(?:^|; )tar -C/.test(command)) await kit.flags.requestCancel('mig-1');
+      return orig(node, command, opts);
     };
     const m = await kit.engine.run('mig-1', kit.control);
     expect(m.state).toBe('cancelled');

@@ -18,9 +18,12 @@ export function checkAndMemory(): string {
   return `criu check 2>&1 | tail -n 3; awk '/^MemAvailable:/{print "MEM_AVAILABLE_KB", $2}' /proc/meminfo`;
 }
 
-/** `criu check`, available memory, and free bytes where the images will go (created if missing). */
+/**
+ * `criu check`, available memory, and free bytes where the images will go (created if missing). POSIX `df -P`
+ * (busybox has no `--output`): 1024-byte blocks, 'Available' is the 4th field of the second line.
+ */
 export function checkMemoryAndDisk(imageRoot: string): string {
-  return `${checkAndMemory()}; mkdir -p ${shq(imageRoot)} && df -B1 --output=avail ${shq(imageRoot)} | tail -n 1 | awk '{print "DISK_AVAIL_BYTES", $1}'`;
+  return `${checkAndMemory()}; mkdir -p ${shq(imageRoot)} && df -P -k ${shq(imageRoot)} | awk 'NR == 2 {printf "DISK_AVAIL_BYTES %.0f\\n", $4 * 1024}'`;
 }
 
 /**

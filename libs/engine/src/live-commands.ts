@@ -7,6 +7,7 @@ import {
   type CriuTlsOptions,
 } from '@spotlift/criu';
 import { shellJoin, shq } from '@spotlift/transport';
+import { NOW_NS_FN } from './node-scripts.js';
 
 /**
  * Shell commands of the live strategies (pre-copy rounds, post-copy's lazy dump and daemon, the post-copy
@@ -118,12 +119,13 @@ export function lazyDumpStart(
     ...(prev ? { prevImagesDir: prev, trackMem: true } : {}),
   });
   // $1 is the image dir; the done file appears atomically (rename) so a reader never sees half a line.
-  const inner = `${shellJoin(argv)} & echo $! > "$1/lazy-dump.pid"; wait $!; rc=$?; echo "$rc $(date +%s%N)" > "$1/lazy-dump.done.tmp"; mv "$1/lazy-dump.done.tmp" "$1/lazy-dump.done"`;
+  const inner = `${NOW_NS_FN}; ${shellJoin(argv)} & echo $! > "$1/lazy-dump.pid"; wait $!; rc=$?; echo "$rc $(now_ns)" > "$1/lazy-dump.done.tmp"; mv "$1/lazy-dump.done.tmp" "$1/lazy-dump.done"`;
   const d = shq(dir);
   return [
     TREE_FN,
+    NOW_NS_FN,
     `rm -f ${d}/lazy-dump.done ${d}/lazy-dump.pid`,
-    `t0=$(date +%s%N)`,
+    `t0=$(now_ns)`,
     `(cd / && setsid sh -c ${shq(inner)} sh ${d} </dev/null >/dev/null 2>&1 &)`,
     `n=0; while ! grep -q 'Starting lazy pages server' ${d}/dump.log 2>/dev/null; do`,
     `  [ -f ${d}/lazy-dump.done ] && { echo "LAZY_FAILED $(cat ${d}/lazy-dump.done)"; exit 1; }`,
@@ -179,11 +181,12 @@ export function lazyPagesDaemon(dir: string, from: CriuEndpoint): string {
 export function lazyPagesWait(dir: string, timeoutS: number): string {
   const d = shq(dir);
   return [
+    NOW_NS_FN,
     `p=$(cat ${d}/lazy-pages.pid 2>/dev/null); [ -n "$p" ] || { echo PAGES_NONE; exit 0; }`,
     `n=0; while [ -d /proc/$p ] && [ "$(cat /proc/$p/comm 2>/dev/null)" = criu ]; do`,
     `  n=$((n+1)); [ $n -lt ${Math.ceil(timeoutS * 50)} ] || { echo PAGES_RUNNING; exit 0; }; sleep 0.02`,
     `done`,
-    `echo "PAGES_END $(date +%s%N)"`,
+    `echo "PAGES_END $(now_ns)"`,
     `sed -n 's/.*UFFD transferred pages: (\\([0-9]*\\/[0-9]*\\)).*/TRANSFERRED \\1/p' ${d}/lazy-pages.log 2>/dev/null`,
     `grep -E '(Error \\(|BUG at)' ${d}/lazy-pages.log 2>/dev/null | grep -v 'RLIMIT_NOFILE' | tail -n 5 | sed 's/^/ERR /'`,
     `true`,
@@ -228,8 +231,9 @@ export function startProbeProcess(lifeS: number): string {
 export function sampleDirtyPages(pid: number, windowMs: number): string {
   return [
     TREE_FN,
+    NOW_NS_FN,
     `pids=$(tree ${pid}); for p in $pids; do echo 4 > /proc/$p/clear_refs 2>/dev/null || { echo DIRTY_UNKNOWN; exit 0; }; done`,
-    `t0=$(date +%s%N); sleep ${(windowMs / 1000).toFixed(3)}; t1=$(date +%s%N)`,
+    `t0=$(now_ns); sleep ${(windowMs / 1000).toFixed(3)}; t1=$(now_ns)`,
     `n=0; for p in $pids; do`,
     `  c=$(awk '$2 ~ /^rw.p$/ {split($1, a, "-"); print a[1], a[2]}' /proc/$p/maps 2>/dev/null | while read lo hi; do`,
     // Byte offsets into pagemap: 8 bytes per 4 KiB page. Third hex digit >= 8 is bit 55 (soft-dirty).

@@ -1,10 +1,15 @@
 import type { NodeRecord } from '@spotlift/domain';
-import { NodeShell, shq, type CommandResult } from '@spotlift/transport';
+import { NodeShell, armed, shq, type CommandResult } from '@spotlift/transport';
 import * as sh from './node-scripts.js';
 
 export interface TreeInfo {
   pids: number[];
   rssBytes: number;
+}
+
+export interface ArmedCommand {
+  fire(): Promise<TimedResult>;
+  cancel(): Promise<void>;
 }
 
 export interface TimedResult extends CommandResult {
@@ -48,6 +53,39 @@ export class NodeOps {
   async runTimed(node: NodeRecord, command: string, timeoutMs: number): Promise<TimedResult> {
     const res = await this.shell.exec(node, sh.timed(command), { timeoutMs });
     return { ...res, ...sh.parseTimes(res.stdout) };
+  }
+
+  /**
+   * Opens the channel for a timed command now and runs it on `fire()`, so the freeze window holds no channel
+   * open. Exactly one of `fire()` or `cancel()` must be called.
+   */
+  async armTimed(node: NodeRecord, command: string, timeoutMs: number): Promise<ArmedCommand> {
+    const proc = await this.shell.spawn(node, armed(sh.timed(command)));
+    const out: Buffer[] = [];
+    proc.stdout.on('data', (d: Buffer) => out.push(d));
+    return {
+      fire: async () => {
+        proc.stdin.end('go\n');
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            proc.stdin.destroy();
+            reject(new Error(`command on ${node.id} timed out after ${timeoutMs} ms`));
+          }, timeoutMs);
+        });
+        try {
+          const res = await Promise.race([proc.done, timeout]);
+          const stdout = Buffer.concat(out).toString('utf8');
+          return { ...res, stdout, ...sh.parseTimes(stdout) };
+        } finally {
+          clearTimeout(timer);
+        }
+      },
+      cancel: async () => {
+        proc.stdin.end('no\n');
+        await proc.done.catch(() => undefined);
+      },
+    };
   }
 
   async readFile(node: NodeRecord, path: string): Promise<Buffer | undefined> {

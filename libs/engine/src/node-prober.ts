@@ -14,7 +14,8 @@ function probeScript(imageRoot: string): string {
     `echo '@@kernel'; uname -r`,
     `echo '@@cpu'; awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo; nproc`,
     `echo '@@mem'; awk '/^(MemTotal|MemAvailable):/{print $1, $2}' /proc/meminfo`,
-    `echo '@@disk'; mkdir -p ${shq(imageRoot)} && df -B1 --output=avail ${shq(imageRoot)} | tail -n 1`,
+    // POSIX df (busybox has no --output): 1024-byte blocks, one line per file system, 'Available' 4th
+    `echo '@@disk'; mkdir -p ${shq(imageRoot)} && df -P -k ${shq(imageRoot)} | awk 'NR == 2 {printf "%.0f\\n", $4 * 1024}'`,
   ].join('; ');
 }
 

@@ -8,6 +8,15 @@ import { shq } from '@spotlift/transport';
 /** `tree ROOT` prints ROOT and every descendant (all threads' children), one PID a line. */
 const TREE_FN = `tree() { echo "$1"; for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do tree "$c"; done; }`;
 
+/**
+ * `now_ns` prints the wall clock in ns. GNU date has `%N`; busybox date prints it literally (qemu lab guests),
+ * so there the time comes from adjtimex(2) (µs resolution), and as a last resort from whole seconds.
+ */
+export const NOW_NS_FN =
+  `now_ns() { _t=$(date +%s%N 2>/dev/null); case "$_t" in ''|*[!0-9]*) ` +
+  `_t=$(adjtimex 2>/dev/null | awk '/time.tv_sec/ {s = $2} /time.tv_usec/ {u = $2} END {if (s != "") printf "%s%06d000", s, u}'); ` +
+  `[ -n "$_t" ] || _t="$(date +%s)000000000" ;; esac; echo "$_t"; }`;
+
 /** Prints `STATE <letter>` for a live process, `STATE gone` otherwise. */
 export function processState(pid: number): string {
   return `s=$(awk '/^State:/{print $2}' /proc/${pid}/status 2>/dev/null); echo "STATE \${s:-gone}"`;
@@ -45,7 +54,7 @@ export function killTree(pid: number): string {
  * stdout and exits with the command's code. Downtime comes from these, not from the orchestrator's clock.
  */
 export function timed(command: string): string {
-  return `t0=$(date +%s%N); ${command}; rc=$?; t1=$(date +%s%N); echo "SPOTLIFT_TIMES $t0 $t1 $rc"; exit $rc`;
+  return `${NOW_NS_FN}; t0=$(now_ns); ${command}; rc=$?; t1=$(now_ns); echo "SPOTLIFT_TIMES $t0 $t1 $rc"; exit $rc`;
 }
 
 export function parseTimes(stdout: string): { startNs: bigint; endNs: bigint } | undefined {

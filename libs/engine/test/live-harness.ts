@@ -115,7 +115,7 @@ export function scriptCommon(shell: ScriptedNodeShell): ScriptedNodeShell {
   return scriptHealthyPreflight(shell)
     .on({ node: 'node-a', match: /echo TREE/, reply: { stdout: 'TREE 4242\nRSS_KB 262144\n' } })
     .on({ node: 'node-b', match: /echo TREE/, reply: { stdout: 'TREE 777\nRSS_KB 262144\n' } })
-    .on({ node: 'node-a', match: /^tar -C/, reply: { stdout: TAR.toString() } })
+    .on({ node: 'node-a', match: /(?:^|; )tar -C/, reply: { stdout: TAR.toString() } })
     .on({ node: 'node-b', match: /sha256sum/, reply: { stdout: `${TAR_SHA}\n` } })
     .on({
       node: 'node-b',

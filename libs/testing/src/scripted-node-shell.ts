@@ -11,6 +11,9 @@ export interface ShellRule {
   times?: number;
 }
 
+/** The prefix of NodeOps.armTimed / DirectoryStreamer.arm commands. */
+const ARMED = /^read spotlift_go; \[ "\$spotlift_go" = go \] \|\| exit 125; /;
+
 export interface ShellCall {
   node: string;
   command: string;
@@ -58,6 +61,7 @@ export class ScriptedNodeShell extends NodeShell {
 
   /** Streams: stdout carries the scripted stdout; stdin is drained. */
   override async spawn(node: NodeTarget, command: string): Promise<RemoteProcess> {
+    if (ARMED.test(command)) return this.spawnArmed(node, command);
     const res = await this.exec(node, command);
     const stdout = new PassThrough();
     const stdin = new PassThrough();
@@ -74,6 +78,32 @@ export class ScriptedNodeShell extends NodeShell {
     stdout.end(res.stdout);
     return { stdin, stdout, done };
   }
+
+  /**
+   * An armed command (`read spotlift_go; ... || exit 125; CMD`) runs, and is recorded, only once a `go`
+   * line arrives on its stdin, as on a node; cancelled with anything else, it never ran.
+   */
+  private spawnArmed(node: NodeTarget, command: string): Promise<RemoteProcess> {
+    const stdin = new PassThrough();
+    const stdout = new PassThrough();
+    let line = '';
+    stdin.on('data', (d: Buffer) => (line += d.toString()));
+    const done = new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+      stdin.on('finish', () => {
+        if (!line.startsWith('go')) {
+          stdout.end();
+          resolve({ code: 125, stderr: '' });
+          return;
+        }
+        this.exec(node, command.replace(ARMED, '')).then((res) => {
+          stdout.on('end', () => resolve({ code: res.code, stderr: res.stderr }));
+          stdout.end(res.stdout);
+        }, reject);
+      });
+    });
+    return Promise.resolve({ stdin, stdout, done });
+  }
+
 
   /** Relays are recorded as a `relay <dest port>` call on the source and move no bytes. */
   override relayPort(source: NodeTarget, destination: NodeTarget, destPort: number): Promise<PortRelay> {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { NodeTarget } from '@spotlift/domain';
-import { NodeShell } from './node-shell.port.js';
+import { NodeShell, type RemoteProcess } from './node-shell.port.js';
 import { shq } from './shell.js';
 
 export interface StreamResult {
@@ -12,6 +12,35 @@ export interface StreamResult {
 }
 
 export class TransferError extends Error {}
+
+/** Exclude patterns are matched by the node's shell (`case`), so only plain glob characters are allowed. */
+const EXCLUDE_PATTERN = /^\.\/[A-Za-z0-9._*?-]+$/;
+
+/**
+ * `tar` of a directory without the top-level entries matching `exclude` (`./*.log`, `./round-*`): busybox tar
+ * has no `--exclude` (qemu lab guests), so the shell lists the entries to send. Image directories hold only
+ * CRIU's file names (no blanks), so the unquoted `$(...)` splits them correctly.
+ */
+export function tarCommand(dir: string, exclude: string[]): string {
+  const d = shq(dir);
+  if (!exclude.length) return `tar -C ${d} -cf - .`;
+  for (const p of exclude) if (!EXCLUDE_PATTERN.test(p)) throw new Error(`unsupported exclude pattern '${p}'`);
+  const list =
+    `cd ${d} && for f in * .[!.]* ..?*; do { [ -e "$f" ] || [ -L "$f" ]; } || continue; ` +
+    `case "./$f" in ${exclude.join('|')}) continue ;; esac; echo "./$f"; done`;
+  return `tar -C ${d} -cf - $(${list})`;
+}
+
+/** A copy whose channels are open and waiting; exactly one of start() or cancel() is called. */
+export interface ArmedStream {
+  start(): Promise<StreamResult>;
+  cancel(): Promise<void>;
+}
+
+/** Runs `command` only after a `go` line arrives on stdin; anything else ends it unrun (exit 125). */
+export function armed(command: string): string {
+  return `read spotlift_go; [ "$spotlift_go" = go ] || exit 125; ${command}`;
+}
 
 /**
  * Copies a directory from one node to another as one tar stream relayed by the orchestrator: one channel on
@@ -28,9 +57,21 @@ export class DirectoryStreamer {
     destinationDir: string,
     opts: { exclude?: string[] } = {},
   ): Promise<StreamResult> {
-    const started = process.hrtime.bigint();
-    const excludes = (opts.exclude ?? []).map((p) => `--exclude=${shq(p)}`).join(' ');
-    const sender = await this.shell.spawn(source, `tar -C ${shq(sourceDir)} ${excludes} -cf - .`);
+    return (await this.arm(source, sourceDir, destination, destinationDir, opts)).start();
+  }
+
+  /**
+   * Opens both channels now and returns a stream that starts on `start()`: the sender waits for a go line
+   * on its stdin before running tar. Arming before a freeze keeps channel opens out of the freeze window.
+   */
+  async arm(
+    source: NodeTarget,
+    sourceDir: string,
+    destination: NodeTarget,
+    destinationDir: string,
+    opts: { exclude?: string[] } = {},
+  ): Promise<ArmedStream> {
+    const sender = await this.shell.spawn(source, armed(tarCommand(sourceDir, opts.exclude ?? [])));
     // POSIX sh only (dash, busybox ash): tee feeds tar and, through a fifo, a background sha256sum; `wait`
     // makes sure the hash is complete before it is printed.
     const d = shq(destinationDir);
@@ -41,6 +82,22 @@ export class DirectoryStreamer {
         `tee .spotlift-rx.fifo | tar -xf -; wait; ` +
         `cut -c1-64 .spotlift-rx.sha256; rm -f .spotlift-rx.fifo .spotlift-rx.sha256`,
     );
+    return {
+      start: () => this.run(source, sender, destination, receiver),
+      cancel: async () => {
+        // Drain both outputs: a channel whose output nobody reads may never report its end.
+        sender.stdout.resume();
+        receiver.stdout.resume();
+        sender.stdin.end('no\n');
+        receiver.stdin.end();
+        await Promise.allSettled([sender.done, receiver.done]);
+      },
+    };
+  }
+
+  private async run(source: NodeTarget, sender: RemoteProcess, destination: NodeTarget, receiver: RemoteProcess): Promise<StreamResult> {
+    const started = process.hrtime.bigint();
+    sender.stdin.end('go\n');
     const hash = createHash('sha256');
     let bytes = 0;
     const meter = new Transform({

@@ -4,7 +4,7 @@ import { shq } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
 import * as criu from '../criu-commands.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
-import type { NodeOps } from '../node-ops.js';
+import type { ArmedCommand, NodeOps } from '../node-ops.js';
 import type { PhaseRecorder } from '../phase-recorder.js';
 import { checkCpuCompatible, checkCriuVersions, checkDestinationResources, checkDestinationState } from './preflight-checks.js';
 
@@ -62,9 +62,11 @@ export class MigrationSteps {
   }
 
   /** Restores detached on the destination; returns the node-side time the tree was running. */
-  async restore(ctx: MigrationContext, opts: { lazyPages?: boolean } = {}): Promise<bigint> {
+  async restore(ctx: MigrationContext, opts: { lazyPages?: boolean; armed?: ArmedCommand } = {}): Promise<bigint> {
     const { destination, migration } = ctx;
-    const res = await this.ops.runTimed(destination, criu.restore(ctx.destinationDir, opts), this.config.criuTimeoutMs);
+    const res = opts.armed
+      ? await opts.armed.fire()
+      : await this.ops.runTimed(destination, criu.restore(ctx.destinationDir, opts), this.config.criuTimeoutMs);
     const pid = Number(/RESTORED_PID (\d+)/.exec(res.stdout)?.[1] ?? NaN);
     if (res.code !== 0 || !Number.isInteger(pid) || res.endNs === undefined) {
       const log = await this.ops.tail(destination, `${ctx.destinationDir}/restore.log`, 200);
@@ -72,6 +74,11 @@ export class MigrationSteps {
     }
     migration.restoredPid = pid;
     return res.endNs;
+  }
+
+  /** The restore command with its channel already open on the destination (see NodeOps.armTimed). */
+  armRestore(ctx: MigrationContext): Promise<ArmedCommand> {
+    return this.ops.armTimed(ctx.destination, criu.restore(ctx.destinationDir), this.config.criuTimeoutMs);
   }
 
   async verify(ctx: MigrationContext, expectedTasks: number): Promise<void> {

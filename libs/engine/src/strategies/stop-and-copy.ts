@@ -25,21 +25,32 @@ export class StopAndCopy implements MigrationStrategy {
     const { migration, source, destination } = ctx;
     const { phases } = this.steps;
     const tree = await phases.run(migration, 'preflight', () => this.steps.preflight(ctx));
-    const channel = await phases.run(migration, 'prepare', () => this.prepare(ctx));
+    const { channel, transferArmed, restoreArmed } = await phases.run(migration, 'prepare', async () => {
+      const channel = await this.prepare(ctx);
+      // Every channel the freeze window needs is opened now: the image stream and the restore command
+      // wait on the nodes for a go line instead of paying channel opens while the workload is frozen.
+      const transferArmed = await this.streamer.arm(source, ctx.sourceDir, destination, ctx.destinationDir, {
+        exclude: ['./*.log'],
+      });
+      const restoreArmed = await this.steps.armRestore(ctx);
+      return { channel, transferArmed, restoreArmed };
+    });
+    let transferUsed = false;
+    let restoreUsed = false;
     try {
       await this.steps.markMigrating(ctx);
       const dumped = await phases.run(migration, 'dump', () => this.dump(ctx, channel));
       const transfer = await phases.run(migration, 'transfer', async (phase) => {
-        const r = await this.streamer
-          .copy(source, ctx.sourceDir, destination, ctx.destinationDir, { exclude: ['./*.log'] })
-          .catch((e: Error) => {
-            throw new MigrationStepError('transfer', e.message, false);
-          });
+        transferUsed = true;
+        const r = await transferArmed.start().catch((e: Error) => {
+          throw new MigrationStepError('transfer', e.message, false);
+        });
         phase.detail = `${r.bytes} bytes of image files, sha256 verified on ${destination.id}`;
         return r;
       });
       migration.bytes.images = transfer.bytes;
-      const resumedNs = await phases.run(migration, 'restore', () => this.steps.restore(ctx));
+      restoreUsed = true;
+      const resumedNs = await phases.run(migration, 'restore', () => this.steps.restore(ctx, { armed: restoreArmed }));
       await phases.run(migration, 'verify', () => this.steps.verify(ctx, tree.length));
       await this.steps.commit(ctx);
       await this.steps.recordStats(ctx, (stats) => this.steps.frozenAtFromDump(dumped.endNs, stats), resumedNs, dumped.startNs);
@@ -47,6 +58,10 @@ export class StopAndCopy implements MigrationStrategy {
       migration.throughput = measureThroughput(migration, { dumpMs, imagesMs: transfer.durationMs });
       await phases.save(migration);
     } finally {
+      await Promise.allSettled([
+        transferUsed ? undefined : transferArmed.cancel(),
+        restoreUsed ? undefined : restoreArmed.cancel(),
+      ]);
       await channel.close();
     }
   }

@@ -70,7 +70,7 @@ function setup(
     .on({ node: 'node-a', match: /echo TREE/, reply: { stdout: 'TREE 4242\nRSS_KB 65536\n' } })
     .on({ node: 'node-b', match: /echo TREE/, reply: { stdout: 'TREE 777\nRSS_KB 65536\n' } })
     .on({ node: 'node-a', match: /criu dump/, reply: { stdout: 'SPOTLIFT_TIMES 1000000000000 1001000000000 0\n' } })
-    .on({ node: 'node-a', match: /^tar -C/, reply: { stdout: TAR.toString() } })
+    .on({ node: 'node-a', match: /(?:^|; )tar -C/, reply: { stdout: TAR.toString() } })
     .on({
       node: 'node-b',
       match: /sha256sum/,

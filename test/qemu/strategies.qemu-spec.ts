@@ -1,0 +1,245 @@
+// The engine's live strategies for real, through the orchestrator (REST -> queue -> worker -> SSH -> CRIU), in
+// two qemu VMs with Debian 12's cloud kernel (soft-dirty and userfaultfd on): the scenarios of
+// libs/engine/test/scenarios/live-migration.scenarios.json that an orchestrator can run unchanged (engine
+// settings at their defaults), plus stop-and-copy of the same workload for the downtime ratio.
+//
+// The VMs are registered as orchestrator nodes from their node JSON (pinned host key, dataAddress on the
+// private link); images go to the guests' /lab tmpfs. The workload is scripts/lab/qemu/workload.c in its own
+// pid namespace; after each move its counter must go on and it must verify the sum of all its memory.
+//
+// Post-copy and hybrid run smaller than their scenarios: under TCG every lazy page costs ~12 ms (64 MiB took
+// 200 s to arrive, README findings), so post-copy moves a 16 MiB workload and both use a 4 MiB hot set.
+// Environment: SPOTLIFT_QEMU_VM_MIB (1024), SPOTLIFT_QEMU_POSTCOPY_MIB (16), SPOTLIFT_QEMU_HYBRID_MIB (64),
+// SPOTLIFT_QEMU_LAZY_HOT_MIB (4).
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
+import { startRedis, stopRedis } from '@spotlift/testing';
+import { startOrchestrator, waitForMigration, type Orchestrator } from '../support/orchestrator-harness.js';
+import {
+  LAB_DIR,
+  PAGE,
+  REPO,
+  bootPair,
+  envInt,
+  parseStatus,
+  shutdownPair,
+  sleep,
+  startWorkload,
+  verifyWorkload,
+  type Ssh,
+  type VmPair,
+} from './support.js';
+
+interface Scenario {
+  name: string;
+  workload: { memMiB: number; hotMiB: number };
+  job: { strategy: 'pre-copy' | 'post-copy' | 'hybrid'; downtimeBudgetMs?: number };
+  engine: Record<string, unknown>;
+  expect: { state: string; strategy: string; rounds: number; stopReason?: string; finalPagesBelowRound1?: number };
+}
+
+const REDIS_PORT = 16400;
+const IMAGE_ROOT = '/lab/images';
+const STATUS = '/lab/w/status';
+const VM_MIB = envInt('SPOTLIFT_QEMU_VM_MIB', 1024);
+const SIZE_OVERRIDE: Partial<Record<string, number>> = {
+  'post-copy': envInt('SPOTLIFT_QEMU_POSTCOPY_MIB', 16),
+  hybrid: envInt('SPOTLIFT_QEMU_HYBRID_MIB', 64),
+};
+const LAZY_HOT_MIB = envInt('SPOTLIFT_QEMU_LAZY_HOT_MIB', 4);
+const scenarios = (
+  JSON.parse(readFileSync(join(REPO, 'libs/engine/test/scenarios/live-migration.scenarios.json'), 'utf8')) as {
+    scenarios: Scenario[];
+  }
+).scenarios.filter((s) => Object.keys(s.engine).length === 0); // the orchestrator runs the default engine
+const first = (strategy: string): Scenario => scenarios.find((s) => s.job.strategy === strategy)!;
+
+describe('qemu lab: the engine live strategies through the orchestrator', () => {
+  let work: string;
+  let vms: VmPair | undefined;
+  let orch: Orchestrator | undefined;
+  let a: Ssh;
+  let b: Ssh;
+  const done: MigrationRecord[] = [];
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'spotlift-qemu-strat-'));
+    vms = await bootPair({ tag: 'sls', vmMiB: VM_MIB, workDir: work });
+    ({ a, b } = vms);
+    await startRedis(REDIS_PORT);
+    const node = (s: Ssh) => ({
+      id: s.node.id,
+      host: s.node.host,
+      port: s.node.port,
+      user: s.node.user,
+      hostKey: s.node.hostKey,
+      dataAddress: s.node.dataAddress,
+    });
+    orch = await startOrchestrator({
+      nodesConfig: { ssh: { privateKeyPath: a.node.privateKeyPath }, nodes: [node(a), node(b)] },
+      redisPort: REDIS_PORT,
+      imageRoot: IMAGE_ROOT,
+    });
+  }, 600_000);
+
+  afterAll(async () => {
+    await orch?.close().catch((e: unknown) => console.error(String(e)));
+    await stopRedis(REDIS_PORT).catch(() => undefined);
+    if (vms) await shutdownPair(vms.names, [vms.a, vms.b]);
+    if (done.length) {
+      const dir = join(LAB_DIR, 'qemu', 'results');
+      mkdirSync(dir, { recursive: true });
+      const slim = done.map(
+        ({ id, strategy, requestedStrategy, downtimeMs, rounds, precopy, postCopy, criu, phases, fallbacks }) => ({
+          id,
+          strategy,
+          requestedStrategy,
+          downtimeMs,
+          rounds,
+          precopy,
+          postCopy,
+          fallbacks,
+          criu,
+          phases: phases.map((p) => ({ name: p.name, ok: p.ok, durationMs: p.durationMs })),
+        }),
+      );
+      writeFileSync(
+        join(dir, `strategies-${new Date().toISOString().replace(/[:.]/g, '-')}.json`),
+        JSON.stringify(slim, null, 2),
+      );
+    }
+    if (work) rmSync(work, { recursive: true, force: true });
+  }, 120_000);
+
+  /** Readlink of `<dst>/<dir>/parent` for each dir, on the destination VM ('-' when there is no link). */
+  async function parentLinks(id: string, dirs: string[]): Promise<Record<string, string>> {
+    const base = `${IMAGE_ROOT}/${id}/dst`;
+    const out = await b.sh(dirs.map((d) => `echo "${d} $(readlink ${base}/${d}/parent || echo -)"`).join('\n'));
+    return Object.fromEntries(
+      out
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' ') as [string, string]),
+    );
+  }
+
+  /**
+   * Starts a workload on vm-a, registers it, moves it to vm-b with `job`, checks its continuity there, and
+   * leaves vm-b clean (restored tree killed, kept images removed) for the next move.
+   */
+  async function move(
+    label: string,
+    sizeMiB: number,
+    hotMiB: number,
+    job: Record<string, unknown>,
+    inspect?: (m: MigrationRecord) => Promise<void>,
+  ): Promise<MigrationRecord> {
+    await a.sh(`rm -rf /lab/w`);
+    await b.sh(`rm -rf /lab/w; mkdir -p /lab/w`); // the workload rewrites its status file by rename there
+    const { pid } = await startWorkload(a, { sizeMiB, hotMiB, status: STATUS });
+    const w = await orch!.api<WorkloadRecord>('POST', '/workloads', { name: `qemu-${label}`, node: a.node.id, pid });
+    expect(w.status).toBe(201);
+    const before = parseStatus(await a.sh(`cat ${STATUS}`));
+    const t0 = Date.now();
+    const created = await orch!.api<MigrationRecord>('POST', '/migrations', {
+      workload: w.body.id,
+      destination: b.node.id,
+      keepImages: true,
+      ...job,
+    });
+    expect(created.status).toBe(201);
+    const m = await waitForMigration<MigrationRecord>(orch!, created.body.id, 400_000);
+    done.push(m);
+    console.log(
+      `[qemu] ${label} ${sizeMiB} MiB (hot ${hotMiB}): ${m.state} as ${m.strategy} in ${Date.now() - t0} ms, downtime ${m.downtimeMs?.toFixed(0)} ms; ` +
+        `phases ${m.phases.map((p) => `${p.name}${p.ok ? '' : '!'}=${Math.round(p.durationMs ?? 0)}`).join(' ')}` +
+        (m.fallbacks?.length ? `; fallbacks ${m.fallbacks.join(' | ')}` : '') +
+        (m.error ? `; error ${m.error}` : ''),
+    );
+    if (m.rounds) console.log(`[qemu] ${label} rounds ${JSON.stringify(m.rounds)} ${JSON.stringify(m.precopy)}`);
+    if (m.postCopy) console.log(`[qemu] ${label} post-copy ${JSON.stringify(m.postCopy)}`);
+    try {
+      expect(m.state).toBe('completed');
+      expect(m.restoredPid).toBeGreaterThan(1);
+      // continuity on vm-b: the counter went on from where it was frozen, and all memory checks out
+      await sleep(1000);
+      const after = parseStatus(await b.sh(`cat ${STATUS}`));
+      expect(after.pid).toBe(m.restoredPid);
+      expect(after.counter).toBeGreaterThan(before.counter);
+      const verified = await verifyWorkload(b, m.restoredPid!, STATUS);
+      expect(verified.verify).toMatch(/^ok:\d+$/);
+      await expect(a.sh(`[ ! -d /proc/${pid} ]`)).resolves.toBeDefined(); // the source is gone
+      if (inspect) await inspect(m);
+    } finally {
+      await b.sh(`kill -9 ${m.restoredPid ?? 0} 2>/dev/null; rm -rf ${IMAGE_ROOT}/${m.id}; true`);
+      await a.sh(`kill -9 ${pid} 2>/dev/null; rm -rf ${IMAGE_ROOT}/${m.id}; true`);
+    }
+    return m;
+  }
+
+  it('pre-copy: rounds converge, each round stored on the job, parent links on the destination', async () => {
+    const s = first('pre-copy');
+    const m = await move('pre-copy', s.workload.memMiB, s.workload.hotMiB, s.job, async (rec) => {
+      const links = await parentLinks(rec.id, ['.', ...rec.rounds!.map((r) => `round-${r.round}`)]);
+      const want: Record<string, string> = { '.': `round-${rec.rounds!.length}`, 'round-1': '-' };
+      for (const r of rec.rounds!.slice(1)) want[`round-${r.round}`] = `../round-${r.round - 1}`;
+      expect(links).toEqual(want);
+    });
+    expect(m.strategy).toBe('pre-copy');
+    const rounds = m.rounds!;
+    expect(rounds.length).toBeGreaterThanOrEqual(2);
+    const totalPages = (s.workload.memMiB << 20) / PAGE;
+    expect(rounds[0]!.pagesWritten).toBeGreaterThan(totalPages * 0.9);
+    for (const r of rounds.slice(1)) {
+      expect(r.pagesWritten).toBeLessThan(rounds[0]!.pagesWritten / 2);
+      expect(r.pagesSkippedParent).toBeGreaterThan(0);
+    }
+    expect(m.precopy!.finalPagesWritten!).toBeLessThan(rounds[0]!.pagesWritten * s.expect.finalPagesBelowRound1!);
+    expect(m.precopy!.stopReason).toBeTruthy();
+    // the per-round stats are on the job as GET /migrations/:id returns it
+    const got = await orch!.api<MigrationRecord>('GET', `/migrations/${m.id}`);
+    expect(got.body.rounds).toEqual(rounds);
+    console.log(
+      `[qemu] scenario "${s.name}": ${rounds.length} rounds (scenario: ${s.expect.rounds}), stop "${m.precopy!.stopReason}" (scenario: "${s.expect.stopReason}")`,
+    );
+  }, 600_000);
+
+  it('stop-and-copy of the same workload, and the downtime ratio pre-copy / stop-and-copy', async () => {
+    const s = first('pre-copy');
+    const sc = await move('stop-and-copy', s.workload.memMiB, s.workload.hotMiB, { strategy: 'stop-and-copy' });
+    expect(sc.strategy).toBe('stop-and-copy');
+    const pc = done.find((x) => x.strategy === 'pre-copy' && x.state === 'completed');
+    expect(pc).toBeDefined();
+    const ratio = pc!.downtimeMs! / sc.downtimeMs!;
+    console.log(
+      `[qemu] RATIO engine pre-copy/stop-and-copy downtime (${s.workload.memMiB} MiB, hot ${s.workload.hotMiB} MiB): ` +
+        `${pc!.downtimeMs!.toFixed(0)} / ${sc.downtimeMs!.toFixed(0)} ms = ${ratio.toFixed(3)} (target <= 0.15)`,
+    );
+    // the target is reported, not asserted: restore of all memory is inside both windows (README findings)
+    expect(ratio).toBeLessThan(1);
+  }, 600_000);
+
+  it('post-copy: resumes before the pages arrived, the job completes once all did', async () => {
+    const s = first('post-copy');
+    const m = await move('post-copy', SIZE_OVERRIDE['post-copy']!, LAZY_HOT_MIB, s.job);
+    expect(m.strategy).toBe('post-copy');
+    expect(m.rounds ?? []).toHaveLength(s.expect.rounds);
+    expect(m.postCopy!.transferred!.every((t) => t.split('/')[0] === t.split('/')[1])).toBe(true);
+    expect(Date.parse(m.postCopy!.allPagesAt!)).toBeGreaterThanOrEqual(Date.parse(m.resumedAt!));
+  }, 600_000);
+
+  it('hybrid: local rounds copied over, lazy final linked to the last round', async () => {
+    const s = first('hybrid');
+    const m = await move('hybrid', SIZE_OVERRIDE.hybrid!, LAZY_HOT_MIB, s.job, async (rec) => {
+      const n = rec.rounds!.length;
+      const links = await parentLinks(rec.id, ['.', ...rec.rounds!.map((r) => `round-${r.round}`)]);
+      expect(links['.']).toBe(`round-${n}`);
+      for (const r of rec.rounds!.slice(1)) expect(links[`round-${r.round}`]).toBe(`../round-${r.round - 1}`);
+    });
+    expect(m.strategy).toBe('hybrid');
+    expect(m.rounds!.length).toBeGreaterThanOrEqual(1);
+    expect(m.postCopy!.transferred!.every((t) => t.split('/')[0] === t.split('/')[1])).toBe(true);
+  }, 600_000);
+});
