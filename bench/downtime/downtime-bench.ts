@@ -6,17 +6,13 @@
  *
  *   bash bench/run.sh [--reps N] [--sizes 64,256,1024]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, openSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
 import {
   bareMigrate,
-  labDir,
   labUp,
   nodeAddress,
-  repoRoot,
   startRedis,
   startWorkload,
   stopRedis,
@@ -24,6 +20,7 @@ import {
   pidAlive,
   HeartbeatCollector,
 } from '@spotlift/testing';
+import { type OrchestratorProcess, startOrchestratorProcess } from '../support/orchestrator-process.js';
 
 const REDIS_PORT = 16390;
 const API_PORT = 18090;
@@ -35,51 +32,7 @@ function arg(name: string, fallback: string): string {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
-class Api {
-  constructor(
-    private readonly base: string,
-    private readonly token: string,
-  ) {}
-  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await fetch(this.base + path, {
-      method,
-      headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
-      ...(body ? { body: JSON.stringify(body) } : {}),
-    });
-    const json = (await res.json()) as T;
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-    return json;
-  }
-}
-
-async function startOrchestrator(token: string): Promise<ChildProcess> {
-  const logDir = join(labDir(), 'bench');
-  mkdirSync(logDir, { recursive: true });
-  const out = openSync(join(logDir, 'orchestrator.log'), 'a');
-  const child = spawn('node', [join(repoRoot(), 'dist/apps/orchestrator/src/main.js')], {
-    env: {
-      ...process.env,
-      SPOTLIFT_CONFIG: join(labDir(), 'nodes.json'),
-      SPOTLIFT_API_TOKEN: token,
-      REDIS_URL: `redis://127.0.0.1:${REDIS_PORT}`,
-      SPOTLIFT_REDIS_PREFIX: `bench${Date.now()}`,
-      PORT: String(API_PORT),
-    },
-    stdio: ['ignore', out, out],
-  });
-  for (let i = 0; i < 100; i++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${API_PORT}/health/ready`)).ok) return child;
-    } catch {
-      /* not up yet */
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  child.kill();
-  throw new Error('orchestrator did not become ready; see .lab/bench/orchestrator.log');
-}
-
-async function spotliftOnce(api: Api, collector: HeartbeatCollector, sizeMiB: number): Promise<number> {
+async function spotliftOnce(api: OrchestratorProcess, collector: HeartbeatCollector, sizeMiB: number): Promise<number> {
   const name = `bench-s-${sizeMiB}-${randomBytes(3).toString('hex')}`;
   const pid = await startWorkload('node-a', { name, memMiB: sizeMiB, udpPort: collector.port });
   await collector.waitForCount(name, 3, { from: nodeAddress('node-a'), timeoutMs: 120_000 });
@@ -111,9 +64,7 @@ async function main(): Promise<void> {
   await startRedis(REDIS_PORT);
   const collector = new HeartbeatCollector();
   await collector.start();
-  const token = randomBytes(24).toString('hex');
-  const orch = await startOrchestrator(token);
-  const api = new Api(`http://127.0.0.1:${API_PORT}`, token);
+  const api = await startOrchestratorProcess({ name: 'downtime', redisPort: REDIS_PORT, apiPort: API_PORT });
   const rows: string[][] = [['size', 'bare (ms, median)', 'spotlift (ms, median)', 'ratio', 'bare runs', 'spotlift runs']];
   try {
     for (const size of sizes) {
@@ -141,7 +92,7 @@ async function main(): Promise<void> {
       console.error(`[bench] ${size} MiB done`);
     }
   } finally {
-    orch.kill('SIGTERM');
+    api.stop();
     await collector.stop();
     await stopRedis(REDIS_PORT);
   }

@@ -7,23 +7,20 @@
  *
  *   bash bench/run.sh postcopy [--reps N] [--sizes 256,1024]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, openSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
 import {
   HeartbeatCollector,
-  labDir,
   labUp,
   nodeAddress,
   pidAlive,
-  repoRoot,
   startRedis,
   startWorkload,
   stopRedis,
   stopWorkload,
 } from '@spotlift/testing';
+import { type OrchestratorProcess, startOrchestratorProcess } from '../support/orchestrator-process.js';
 
 const REDIS_PORT = 16392;
 const API_PORT = 18092;
@@ -36,48 +33,8 @@ function arg(name: string, fallback: string): string {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
-async function call<T>(token: string, method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`http://127.0.0.1:${API_PORT}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const json = (await res.json()) as T;
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
-
-async function startOrchestrator(token: string): Promise<ChildProcess> {
-  const logDir = join(labDir(), 'bench');
-  mkdirSync(logDir, { recursive: true });
-  const out = openSync(join(logDir, 'postcopy-orchestrator.log'), 'a');
-  const child = spawn('node', [join(repoRoot(), 'dist/apps/orchestrator/src/main.js')], {
-    env: {
-      ...process.env,
-      SPOTLIFT_CONFIG: join(labDir(), 'nodes.json'),
-      SPOTLIFT_API_TOKEN: token,
-      REDIS_URL: `redis://127.0.0.1:${REDIS_PORT}`,
-      SPOTLIFT_REDIS_PREFIX: `benchpc${Date.now()}`,
-      PORT: String(API_PORT),
-    },
-    stdio: ['ignore', out, out],
-  });
-  // Up to 60 s: other suites and builds may share the machine.
-  for (let i = 0; i < 300; i++) {
-    if (child.exitCode !== null) break;
-    try {
-      if ((await fetch(`http://127.0.0.1:${API_PORT}/health/ready`)).ok) return child;
-    } catch {
-      /* not up yet */
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  child.kill();
-  throw new Error('orchestrator did not become ready; see .lab/bench/postcopy-orchestrator.log');
-}
-
 async function once(
-  token: string,
+  orch: OrchestratorProcess,
   collector: HeartbeatCollector,
   sizeMiB: number,
   strategy: 'post-copy' | 'stop-and-copy',
@@ -85,16 +42,16 @@ async function once(
   const name = `bench-${strategy === 'post-copy' ? 'pc' : 'sc'}-${sizeMiB}-${randomBytes(3).toString('hex')}`;
   const pid = await startWorkload('node-a', { name, memMiB: sizeMiB, udpPort: collector.port });
   await collector.waitForCount(name, 3, { from: nodeAddress('node-a'), timeoutMs: 180_000 });
-  const w = await call<WorkloadRecord>(token, 'POST', '/workloads', { name, node: 'node-a', pid });
+  const w = await orch.call<WorkloadRecord>('POST', '/workloads', { name, node: 'node-a', pid });
   const since = Date.now();
-  let m = await call<MigrationRecord>(token, 'POST', '/migrations', {
+  let m = await orch.call<MigrationRecord>('POST', '/migrations', {
     workload: w.id,
     destination: 'node-b',
     strategy,
   });
   while (!['completed', 'rolled_back', 'failed', 'cancelled'].includes(m.state)) {
     await new Promise((r) => setTimeout(r, 100));
-    m = await call<MigrationRecord>(token, 'GET', `/migrations/${m.id}`);
+    m = await orch.call<MigrationRecord>('GET', `/migrations/${m.id}`);
   }
   try {
     if (m.state !== 'completed' || m.downtimeMs === undefined)
@@ -125,8 +82,7 @@ async function main(): Promise<void> {
   await startRedis(REDIS_PORT);
   const collector = new HeartbeatCollector();
   await collector.start();
-  const token = randomBytes(24).toString('hex');
-  const orch = await startOrchestrator(token);
+  const orch = await startOrchestratorProcess({ name: 'postcopy', redisPort: REDIS_PORT, apiPort: API_PORT });
   const fmt = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(' ');
   const rows: string[][] = [
     [
@@ -141,18 +97,18 @@ async function main(): Promise<void> {
   ];
   try {
     // The first post-copy on the pair runs its capability trial: do it before measuring anything.
-    await once(token, collector, 16, 'post-copy');
+    await once(orch, collector, 16, 'post-copy');
     for (const size of sizes) {
       const sc: Measured[] = [];
       const pc: Measured[] = [];
       for (let i = 0; i < reps; i++) {
         // Alternate the order so neither side always runs on a warmer machine.
         if (i % 2 === 0) {
-          sc.push(await once(token, collector, size, 'stop-and-copy'));
-          pc.push(await once(token, collector, size, 'post-copy'));
+          sc.push(await once(orch, collector, size, 'stop-and-copy'));
+          pc.push(await once(orch, collector, size, 'post-copy'));
         } else {
-          pc.push(await once(token, collector, size, 'post-copy'));
-          sc.push(await once(token, collector, size, 'stop-and-copy'));
+          pc.push(await once(orch, collector, size, 'post-copy'));
+          sc.push(await once(orch, collector, size, 'stop-and-copy'));
         }
       }
       const s = median(sc.map((x) => x.downtimeMs));
@@ -169,7 +125,7 @@ async function main(): Promise<void> {
       console.error(`[bench] ${size} MiB done`);
     }
   } finally {
-    orch.kill('SIGTERM');
+    orch.stop();
     await collector.stop();
     await stopRedis(REDIS_PORT);
   }

@@ -9,24 +9,21 @@
  * Targets: ssh relay >= 0.9x OpenSSH `ssh -L`; spotlift tcp >= 0.8x the raw socket.
  * `--image-root DIR` puts the page-servers' image files there (spotlift and bare CRIU alike).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, openSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { MigrationRecord, NodeTarget, WorkloadRecord } from '@spotlift/domain';
 import {
   HeartbeatCollector,
   bareMigrate,
-  labDir,
   labUp,
   nodeAddress,
   pidAlive,
-  repoRoot,
   startRedis,
   startWorkload,
   stopRedis,
   stopWorkload,
 } from '@spotlift/testing';
+import { type OrchestratorProcess, startOrchestratorProcess } from '../support/orchestrator-process.js';
 import { CIPHER, opensshL, opensshTwoHop, rawTcp, spotliftRelay, ssh2SingleHop, type PipeResult } from './pipes.js';
 
 const REDIS_PORT = 16389;
@@ -41,47 +38,6 @@ function arg(name: string, fallback: string): string {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 const rate = (r: PipeResult) => r.bytes / MiB / r.seconds;
 
-async function api<T>(token: string, method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`http://127.0.0.1:${API_PORT}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const json = (await res.json()) as T;
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
-
-async function startOrchestrator(token: string, imageRoot: string | undefined): Promise<ChildProcess> {
-  const logDir = join(labDir(), 'bench');
-  mkdirSync(logDir, { recursive: true });
-  const out = openSync(join(logDir, 'orchestrator-transport.log'), 'a');
-  const child = spawn('node', [join(repoRoot(), 'dist/apps/orchestrator/src/main.js')], {
-    env: {
-      ...process.env,
-      SPOTLIFT_CONFIG: join(labDir(), 'nodes.json'),
-      SPOTLIFT_API_TOKEN: token,
-      REDIS_URL: `redis://127.0.0.1:${REDIS_PORT}`,
-      SPOTLIFT_REDIS_PREFIX: `benchtr${Date.now()}`,
-      PORT: String(API_PORT),
-      ...(imageRoot ? { SPOTLIFT_IMAGE_ROOT: imageRoot } : {}),
-    },
-    stdio: ['ignore', out, out],
-  });
-  for (let i = 0; i < 100; i++) {
-    if (
-      await fetch(`http://127.0.0.1:${API_PORT}/health/ready`).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      return child;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  child.kill();
-  throw new Error('orchestrator did not become ready; see .lab/bench/orchestrator-transport.log');
-}
-
 async function launch(collector: HeartbeatCollector, tag: string, mib: number): Promise<{ name: string; pid: number }> {
   const name = `bench-tr-${tag}-${randomBytes(3).toString('hex')}`;
   const pid = await startWorkload('node-a', { name, memMiB: mib, udpPort: collector.port });
@@ -91,21 +47,21 @@ async function launch(collector: HeartbeatCollector, tag: string, mib: number): 
 
 /** One migration through spotlift; MiB/s of pages as the job recorded it (CRIU memwrite time). */
 async function criuThroughSpotlift(
-  token: string,
+  orch: OrchestratorProcess,
   collector: HeartbeatCollector,
   transport: string,
   mib: number,
 ): Promise<number> {
   const { name, pid } = await launch(collector, transport, mib);
-  const w = await api<WorkloadRecord>(token, 'POST', '/workloads', { name, node: 'node-a', pid });
-  let m = await api<MigrationRecord>(token, 'POST', '/migrations', {
+  const w = await orch.call<WorkloadRecord>('POST', '/workloads', { name, node: 'node-a', pid });
+  let m = await orch.call<MigrationRecord>('POST', '/migrations', {
     workload: w.id,
     destination: 'node-b',
     transport,
   });
   while (!['completed', 'rolled_back', 'failed'].includes(m.state)) {
     await new Promise((r) => setTimeout(r, 100));
-    m = await api<MigrationRecord>(token, 'GET', `/migrations/${m.id}`);
+    m = await orch.call<MigrationRecord>('GET', `/migrations/${m.id}`);
   }
   for (const p of [pid, m.restoredPid]) if (p && pidAlive(p)) await stopWorkload(p);
   const bps = m.throughput?.pagesBytesPerSec;
@@ -164,12 +120,16 @@ async function main(): Promise<void> {
   await startRedis(REDIS_PORT);
   const collector = new HeartbeatCollector();
   await collector.start();
-  const token = randomBytes(24).toString('hex');
-  const orch = await startOrchestrator(token, imageRoot);
+  const orch = await startOrchestratorProcess({
+    name: 'transport',
+    redisPort: REDIS_PORT,
+    apiPort: API_PORT,
+    ...(imageRoot ? { env: { SPOTLIFT_IMAGE_ROOT: imageRoot } } : {}),
+  });
   try {
     for (let i = 0; i < reps; i++) {
       for (const t of ['tcp', 'tls', 'ssh']) {
-        const v = await criuThroughSpotlift(token, collector, t, criuMib);
+        const v = await criuThroughSpotlift(orch, collector, t, criuMib);
         add(`spotlift ${t} transport (CRIU page-server)`, v);
         console.error(`[bench] spotlift ${t}: ${v.toFixed(0)} MiB/s`);
       }
@@ -178,7 +138,7 @@ async function main(): Promise<void> {
       console.error(`[bench] bare CRIU: ${b.toFixed(0)} MiB/s`);
     }
   } finally {
-    orch.kill('SIGTERM');
+    orch.stop();
     await collector.stop();
     await stopRedis(REDIS_PORT);
   }
