@@ -51,14 +51,28 @@ async function expectUntouched(): Promise<void> {
 describe('POST /migrations with bad input', () => {
   it.each([
     ['an unknown workload', { workload: 'wl-nope' }, 404, /workload 'wl-nope' does not exist/],
-    ['an unknown destination', () => ({ workload: workload.id, destination: 'node-zz' }), 404, /node 'node-zz' does not exist/],
-    ['the source as destination', () => ({ workload: workload.id, destination: 'node-a' }), 400, /it is the source node/],
+    [
+      'an unknown destination',
+      () => ({ workload: workload.id, destination: 'node-zz' }),
+      404,
+      /node 'node-zz' does not exist/,
+    ],
+    [
+      'the source as destination',
+      () => ({ workload: workload.id, destination: 'node-a' }),
+      400,
+      /it is the source node/,
+    ],
     ['a missing workload field', {}, 400, /workload/],
     ['a wrong type', () => ({ workload: workload.id, destination: 42 }), 400, /destination/],
     ['an unknown field', () => ({ workload: workload.id, force: true }), 400, /force|unrecognized/i],
     ['an unknown strategy', () => ({ workload: workload.id, strategy: 'teleport' }), 400, /strategy/],
   ])('rejects %s', async (_label, body, status, message) => {
-    const res = await env.orch.api<{ message: string }>('POST', '/migrations', typeof body === 'function' ? body() : body);
+    const res = await env.orch.api<{ message: string }>(
+      'POST',
+      '/migrations',
+      typeof body === 'function' ? body() : body,
+    );
     expect(res.status).toBe(status);
     expect(res.body.message).toMatch(message);
     await expectUntouched();
@@ -85,13 +99,20 @@ describe('POST /migrations with bad input', () => {
 
 describe('registration with bad input', () => {
   it('refuses a workload whose pid does not exist on the node', async () => {
-    const res = await env.orch.api<{ message: string }>('POST', '/workloads', { name: 'ghost', node: 'node-a', pid: 3_999_999 });
+    const res = await env.orch.api<{ message: string }>('POST', '/workloads', {
+      name: 'ghost',
+      node: 'node-a',
+      pid: 3_999_999,
+    });
     expect(res.status).toBe(400);
     expect(res.body.message).toMatch(/no process with pid 3999999 runs on node 'node-a'/);
   });
 
   it('refuses a workload with both pid and pidfile, or neither', async () => {
-    for (const body of [{ name: 'x', node: 'node-a' }, { name: 'x', node: 'node-a', pid: 1, pidfile: '/run/x.pid' }]) {
+    for (const body of [
+      { name: 'x', node: 'node-a' },
+      { name: 'x', node: 'node-a', pid: 1, pidfile: '/run/x.pid' },
+    ]) {
       const res = await env.orch.api<{ message: string }>('POST', '/workloads', body);
       expect(res.status).toBe(400);
       expect(res.body.message).toMatch(/exactly one of pid or pidfile/);
@@ -100,11 +121,19 @@ describe('registration with bad input', () => {
 
   it('stores an unreachable node as unreachable and will not migrate to it', async () => {
     const b = env.lab.nodes.find((n) => n.id === 'node-b')!;
-    const res = await env.orch.api<NodeRecord>('POST', '/nodes', { ...b, id: 'node-dead', host: '10.77.0.99', dataAddress: '10.77.0.99' });
+    const res = await env.orch.api<NodeRecord>('POST', '/nodes', {
+      ...b,
+      id: 'node-dead',
+      host: '10.77.0.99',
+      dataAddress: '10.77.0.99',
+    });
     expect(res.status).toBe(201);
     expect(res.body.state).toBe('unreachable');
     expect(res.body.probe?.error).toMatch(/cannot be reached over SSH/);
-    const m = await env.orch.api<{ message: string }>('POST', '/migrations', { workload: workload.id, destination: 'node-dead' });
+    const m = await env.orch.api<{ message: string }>('POST', '/migrations', {
+      workload: workload.id,
+      destination: 'node-dead',
+    });
     expect(m.status).toBe(400);
     expect(m.body.message).toMatch(/it is unreachable/);
     await expectUntouched();
@@ -113,7 +142,11 @@ describe('registration with bad input', () => {
   it('refuses a node whose host key does not match the pin, and does not store it', async () => {
     const b = env.lab.nodes.find((n) => n.id === 'node-b')!;
     const c = env.lab.nodes.find((n) => n.id === 'node-c')!;
-    const res = await env.orch.api<{ code: string; message: string }>('POST', '/nodes', { ...b, id: 'node-imposter', hostKey: c.hostKey });
+    const res = await env.orch.api<{ code: string; message: string }>('POST', '/nodes', {
+      ...b,
+      id: 'node-imposter',
+      hostKey: c.hostKey,
+    });
     expect(res.status).toBe(502);
     expect(res.body.code).toBe('host_key_mismatch');
     expect(res.body.message).toMatch(/not the pinned key/);
@@ -122,9 +155,14 @@ describe('registration with bad input', () => {
 
   it('answers a migration of a workload whose process has died with 400, and freezes nothing', async () => {
     const other = await startWorkload('node-a', { name: 'e2e-dies', memMiB: 8, udpPort: env.collector.port });
-    const w = (await env.orch.api<WorkloadRecord>('POST', '/workloads', { name: 'e2e-dies', node: 'node-a', pid: other })).body;
+    const w = (
+      await env.orch.api<WorkloadRecord>('POST', '/workloads', { name: 'e2e-dies', node: 'node-a', pid: other })
+    ).body;
     await stopWorkload(other);
-    const res = await env.orch.api<{ message: string }>('POST', '/migrations', { workload: w.id, destination: 'node-b' });
+    const res = await env.orch.api<{ message: string }>('POST', '/migrations', {
+      workload: w.id,
+      destination: 'node-b',
+    });
     expect(res.status).toBe(400);
     expect(res.body.message).toMatch(/no longer runs on 'node-a'/);
     await expectUntouched();

@@ -50,7 +50,16 @@ describe('stop-and-copy over REST, real CRIU', () => {
     const m = await migrate({ workload: workload.id, destination: 'node-b' });
 
     expect(m.state).toBe('completed');
-    expect(m.phases.map((p) => p.name)).toEqual(['preflight', 'prepare', 'dump', 'transfer', 'restore', 'verify', 'commit', 'cleanup']);
+    expect(m.phases.map((p) => p.name)).toEqual([
+      'preflight',
+      'prepare',
+      'dump',
+      'transfer',
+      'restore',
+      'verify',
+      'commit',
+      'cleanup',
+    ]);
     expect(m.phases.every((p) => p.ok && p.durationMs !== undefined)).toBe(true);
     expect(m.downtimeMs).toBeGreaterThan(0);
     expect(m.downtimeMs).toBeLessThan(60_000);
@@ -96,7 +105,11 @@ describe('stop-and-copy over REST, real CRIU', () => {
     // The workload's UDP socket is bound to 0.0.0.0:<port>. Holding that port in node-c's namespace makes
     // CRIU's restore there fail with EADDRINUSE: a real restore failure, no test hook in the product.
     const port = env.collector.last(name)!.fromPort;
-    const holder = spawnInNode('node-c', ['python3', '-c', `import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', ${port})); time.sleep(600)`]);
+    const holder = spawnInNode('node-c', [
+      'python3',
+      '-c',
+      `import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', ${port})); time.sleep(600)`,
+    ]);
     try {
       await sleep(500);
       const m = await migrate({ workload: workload.id, destination: 'node-c' });

@@ -43,7 +43,8 @@ async function spotliftOnce(api: OrchestratorProcess, collector: HeartbeatCollec
     m = await api.call<MigrationRecord>('GET', `/migrations/${m.id}`);
   }
   if (m.restoredPid && pidAlive(m.restoredPid)) await stopWorkload(m.restoredPid);
-  if (m.state !== 'completed' || m.downtimeMs === undefined) throw new Error(`spotlift migration ${m.state}: ${m.error}`);
+  if (m.state !== 'completed' || m.downtimeMs === undefined)
+    throw new Error(`spotlift migration ${m.state}: ${m.error}`);
   return m.downtimeMs;
 }
 
@@ -65,7 +66,9 @@ async function main(): Promise<void> {
   const collector = new HeartbeatCollector();
   await collector.start();
   const api = await startOrchestratorProcess({ name: 'downtime', redisPort: REDIS_PORT, apiPort: API_PORT });
-  const rows: string[][] = [['size', 'bare (ms, median)', 'spotlift (ms, median)', 'ratio', 'bare runs', 'spotlift runs']];
+  const rows: string[][] = [
+    ['size', 'bare (ms, median)', 'spotlift (ms, median)', 'ratio', 'bare runs', 'spotlift runs'],
+  ];
   try {
     for (const size of sizes) {
       const bare: number[] = [];
@@ -99,7 +102,9 @@ async function main(): Promise<void> {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   console.log('stop-and-copy downtime, spotlift vs bare CRIU sequence (same flags, same machine, same run)');
   for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join('  '));
-  console.log(`target: ratio <= 1.05x at 256 MiB and 1 GiB; reps per size: ${reps}; ${readFileSync('/proc/loadavg', 'utf8').trim()} (loadavg)`);
+  console.log(
+    `target: ratio <= 1.05x at 256 MiB and 1 GiB; reps per size: ${reps}; ${readFileSync('/proc/loadavg', 'utf8').trim()} (loadavg)`,
+  );
 }
 
 main().catch((error: Error) => {

@@ -4,7 +4,14 @@ const MiB = 2 ** 20;
 
 export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function nodesTable(nodes: NodeRecord[]): string {
@@ -15,7 +22,10 @@ export function nodesTable(nodes: NodeRecord[]): string {
       `${n.host}:${n.port}`,
       n.state,
       n.probe?.criuOk ? (n.probe.criuVersion ?? 'ok') : 'no',
-      Object.entries(n.probe?.features ?? {}).filter(([, v]) => v).map(([k]) => k).join(',') || '-',
+      Object.entries(n.probe?.features ?? {})
+        .filter(([, v]) => v)
+        .map(([k]) => k)
+        .join(',') || '-',
       n.probe?.memAvailableBytes ? `${Math.round(n.probe.memAvailableBytes / MiB)} MiB` : '-',
       n.zone ?? '-',
     ]),
@@ -25,7 +35,14 @@ export function nodesTable(nodes: NodeRecord[]): string {
 export function workloadsTable(ws: WorkloadRecord[]): string {
   return table([
     ['ID', 'NAME', 'NODE', 'PID', 'RSS', 'STATE'],
-    ...ws.map((w) => [w.id, w.name, w.nodeId, String(w.pid), w.rssBytes ? `${Math.round(w.rssBytes / MiB)} MiB` : '-', w.state]),
+    ...ws.map((w) => [
+      w.id,
+      w.name,
+      w.nodeId,
+      String(w.pid),
+      w.rssBytes ? `${Math.round(w.rssBytes / MiB)} MiB` : '-',
+      w.state,
+    ]),
   ]);
 }
 
@@ -60,8 +77,12 @@ export function migrationSummary(m: MigrationRecord, opts: { phases?: boolean } 
     );
   }
   if (m.precopy) lines.push(`  pre-copy: ${m.precopy.stopReason}`);
-  if (m.downtimeMs !== undefined) lines.push(`  downtime ${ms2(m.downtimeMs)} (frozen ${m.frozenAt} -> resumed ${m.resumedAt})`);
-  if (m.postCopy?.allPagesAt) lines.push(`  post-copy: all ${m.postCopy.lazyPages ?? 0} lazy pages arrived ${ms2(m.postCopy.pagesAfterResumeMs)} after resume`);
+  if (m.downtimeMs !== undefined)
+    lines.push(`  downtime ${ms2(m.downtimeMs)} (frozen ${m.frozenAt} -> resumed ${m.resumedAt})`);
+  if (m.postCopy?.allPagesAt)
+    lines.push(
+      `  post-copy: all ${m.postCopy.lazyPages ?? 0} lazy pages arrived ${ms2(m.postCopy.pagesAfterResumeMs)} after resume`,
+    );
   const d = m.criu.dump;
   if (d) {
     lines.push(

@@ -29,10 +29,13 @@ nodes.command('list').action(async () => {
   const list = await client().request<NodeRecord[]>('GET', '/nodes');
   print(list, () => nodesTable(list));
 });
-nodes.command('add <file>').description('register a node from a JSON spec (host key pinned)').action(async (file: string) => {
-  const node = await client().request<NodeRecord>('POST', '/nodes', JSON.parse(readFileSync(file, 'utf8')));
-  print(node, () => nodesTable([node]));
-});
+nodes
+  .command('add <file>')
+  .description('register a node from a JSON spec (host key pinned)')
+  .action(async (file: string) => {
+    const node = await client().request<NodeRecord>('POST', '/nodes', JSON.parse(readFileSync(file, 'utf8')));
+    print(node, () => nodesTable([node]));
+  });
 nodes.command('probe <id>').action(async (id: string) => {
   const node = await client().request<NodeRecord>('POST', `/nodes/${encodeURIComponent(id)}/probe`);
   print(node, () => nodesTable([node]) + (node.probe?.error ? `\n${node.probe.error}` : ''));
@@ -60,33 +63,41 @@ program
   .option('--to <node>', 'destination (chosen by spotlift when omitted)')
   .option('--keep-images', 'keep the image directories for forensics')
   .option('--strategy <name>', 'stop-and-copy (default), pre-copy, post-copy, hybrid or auto')
-  .option('--budget-ms <ms>', 'longest acceptable freeze (pre-copy converges to it, auto chooses by it)', (v) => Number(v))
+  .option('--budget-ms <ms>', 'longest acceptable freeze (pre-copy converges to it, auto chooses by it)', (v) =>
+    Number(v),
+  )
   .option('--deadline <iso-time>', 'when the source must be gone (bounds pre-copy rounds and auto)')
   .option('--no-wait', 'return once the migration is queued')
-  .action(async (workload: string, o: { to?: string; keepImages?: boolean; strategy?: string; budgetMs?: number; deadline?: string; wait: boolean }) => {
-    const api = client();
-    let m = await api.request<MigrationRecord>('POST', '/migrations', {
-      workload,
-      ...(o.to ? { destination: o.to } : {}),
-      ...(o.keepImages ? { keepImages: true } : {}),
-      ...(o.strategy ? { strategy: o.strategy } : {}),
-      ...(o.budgetMs !== undefined ? { downtimeBudgetMs: o.budgetMs } : {}),
-      ...(o.deadline ? { deadline: o.deadline } : {}),
-    });
-    if (!o.wait) return print(m, () => `queued ${m.id}: ${m.sourceNodeId} -> ${m.destinationNodeId}`);
-    if (!program.opts<{ json?: boolean }>().json) console.log(`migration ${m.id}: ${m.sourceNodeId} -> ${m.destinationNodeId}`);
-    let shown = 0;
-    for (;;) {
-      m = await api.request<MigrationRecord>('GET', `/migrations/${m.id}`);
-      const done = m.phases.filter((p) => p.ok !== undefined);
-      if (!program.opts<{ json?: boolean }>().json) for (const p of done.slice(shown)) console.log(phaseLine(p));
-      shown = done.length;
-      if (FINISHED.has(m.state)) break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    print(m, () => migrationSummary(m, { phases: false }));
-    if (m.state !== 'completed') process.exitCode = 1;
-  });
+  .action(
+    async (
+      workload: string,
+      o: { to?: string; keepImages?: boolean; strategy?: string; budgetMs?: number; deadline?: string; wait: boolean },
+    ) => {
+      const api = client();
+      let m = await api.request<MigrationRecord>('POST', '/migrations', {
+        workload,
+        ...(o.to ? { destination: o.to } : {}),
+        ...(o.keepImages ? { keepImages: true } : {}),
+        ...(o.strategy ? { strategy: o.strategy } : {}),
+        ...(o.budgetMs !== undefined ? { downtimeBudgetMs: o.budgetMs } : {}),
+        ...(o.deadline ? { deadline: o.deadline } : {}),
+      });
+      if (!o.wait) return print(m, () => `queued ${m.id}: ${m.sourceNodeId} -> ${m.destinationNodeId}`);
+      if (!program.opts<{ json?: boolean }>().json)
+        console.log(`migration ${m.id}: ${m.sourceNodeId} -> ${m.destinationNodeId}`);
+      let shown = 0;
+      for (;;) {
+        m = await api.request<MigrationRecord>('GET', `/migrations/${m.id}`);
+        const done = m.phases.filter((p) => p.ok !== undefined);
+        if (!program.opts<{ json?: boolean }>().json) for (const p of done.slice(shown)) console.log(phaseLine(p));
+        shown = done.length;
+        if (FINISHED.has(m.state)) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      print(m, () => migrationSummary(m, { phases: false }));
+      if (m.state !== 'completed') process.exitCode = 1;
+    },
+  );
 
 const migrations = program.command('migrations').description('migration jobs');
 migrations.command('list').action(async () => {

@@ -62,12 +62,23 @@ export class AppModule {
         CoreModule,
         BullModule.forRoot({
           prefix: `${config.redisPrefix}-bull`,
-          connection: { host: url.hostname, port: Number(url.port || 6379), ...(url.password ? { password: url.password } : {}) },
+          connection: {
+            host: url.hostname,
+            port: Number(url.port || 6379),
+            ...(url.password ? { password: url.password } : {}),
+          },
         }),
         BullModule.registerQueue({ name: QueueName.Migrations }),
         ...evacuationQueues,
       ],
-      controllers: [HealthController, NodesController, WorkloadsController, MigrationsController, MetricsController, ...evacuationControllers],
+      controllers: [
+        HealthController,
+        NodesController,
+        WorkloadsController,
+        MigrationsController,
+        MetricsController,
+        ...evacuationControllers,
+      ],
       providers: [
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: DomainExceptionFilter },

@@ -25,7 +25,9 @@ async function bootstrap(): Promise<void> {
     .setVersion('0.1.0')
     .addBearerAuth()
     .build();
-  SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, doc), { jsonDocumentUrl: 'docs/openapi.json' });
+  SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, doc), {
+    jsonDocumentUrl: 'docs/openapi.json',
+  });
   await app.listen(config.port, config.host);
   logger.log(`listening on http://${config.host}:${config.port} (role ${config.role}); OpenAPI at /docs`, 'bootstrap');
 }

@@ -58,13 +58,11 @@ describe('stats-dump that cannot be trusted', () => {
 
 describe('CRIU failing with each common class', () => {
   const failDump = (kit: ReturnType<typeof engineKit>, log: string, code = 1) =>
-    kit.shell
-      .on({ node: 'node-a', match: /criu dump/, reply: { code, stdout: `SPOTLIFT_TIMES 1 2 ${code}\n` } })
-      .on({
-        node: 'node-a',
-        match: /tail -n 200 .*dump\.log/,
-        reply: { stdout: criuFixture(`logs/${log}`).toString() },
-      });
+    kit.shell.on({ node: 'node-a', match: /criu dump/, reply: { code, stdout: `SPOTLIFT_TIMES 1 2 ${code}\n` } }).on({
+      node: 'node-a',
+      match: /tail -n 200 .*dump\.log/,
+      reply: { stdout: criuFixture(`logs/${log}`).toString() },
+    });
 
   it('pid gone: the workload exited before CRIU could seize it; the job says it runs nowhere', async () => {
     const kit = engineKit();
@@ -117,13 +115,11 @@ describe('CRIU failing with each common class', () => {
     ['restore-empty-dir.log', 'images_missing'],
   ])('restore failing (%s): rolled back with the class %s; nothing restored stays', async (log, kind) => {
     const kit = engineKit();
-    kit.shell
-      .on({ node: 'node-b', match: /criu restore/, reply: { code: 1, stdout: 'SPOTLIFT_TIMES 1 2 1\n' } })
-      .on({
-        node: 'node-b',
-        match: /tail -n 200 .*restore\.log/,
-        reply: { stdout: criuFixture(`logs/${log}`).toString() },
-      });
+    kit.shell.on({ node: 'node-b', match: /criu restore/, reply: { code: 1, stdout: 'SPOTLIFT_TIMES 1 2 1\n' } }).on({
+      node: 'node-b',
+      match: /tail -n 200 .*restore\.log/,
+      reply: { stdout: criuFixture(`logs/${log}`).toString() },
+    });
     scriptHappyPath(kit.shell);
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('rolled_back');

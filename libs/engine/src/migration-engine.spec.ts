@@ -14,7 +14,8 @@ import { DEFAULT_ENGINE_CONFIG } from './engine.types.js';
 import { MigrationEngine } from './migration-engine.js';
 import { NodeOps } from './node-ops.js';
 
-const fixture = (name: string) => readFileSync(new URL(`../../criu/test/fixtures/images/page-server/${name}`, import.meta.url));
+const fixture = (name: string) =>
+  readFileSync(new URL(`../../criu/test/fixtures/images/page-server/${name}`, import.meta.url));
 const TAR = Buffer.from('scripted tar stream');
 const TAR_SHA = createHash('sha256').update(TAR).digest('hex');
 
@@ -27,7 +28,15 @@ function setup(migration: MigrationRecord = aMigration(), workload: WorkloadReco
   void nodes.save(aNode('node-b'));
   void migrations.save(migration);
   void workloads.save(workload);
-  const engine = new MigrationEngine(migrations, workloads, nodes, new NodeOps(shell), new DirectoryStreamer(shell), new SystemClock(), DEFAULT_ENGINE_CONFIG);
+  const engine = new MigrationEngine(
+    migrations,
+    workloads,
+    nodes,
+    new NodeOps(shell),
+    new DirectoryStreamer(shell),
+    new SystemClock(),
+    DEFAULT_ENGINE_CONFIG,
+  );
   return { shell, engine, migrations, workloads };
 }
 
@@ -39,14 +48,26 @@ function scriptHappyPath(shell: ScriptedNodeShell) {
     .on({ node: 'node-a', match: /criu dump/, reply: { stdout: 'SPOTLIFT_TIMES 1000000000000 1001000000000 0\n' } })
     .on({ node: 'node-a', match: /tar -C/, reply: { stdout: TAR.toString() } })
     .on({ node: 'node-b', match: /sha256sum/, reply: { stdout: `${TAR_SHA}\n` } })
-    .on({ node: 'node-b', match: /criu restore/, reply: { stdout: 'RESTORED_PID 777\nSPOTLIFT_TIMES 1001100000000 1001300000000 0\n' } })
+    .on({
+      node: 'node-b',
+      match: /criu restore/,
+      reply: { stdout: 'RESTORED_PID 777\nSPOTLIFT_TIMES 1001100000000 1001300000000 0\n' },
+    })
     .on({ node: 'node-a', match: /kill -KILL/, reply: { stdout: 'STATE gone\n' } })
     .on({ node: 'node-a', match: /kill -CONT/, reply: { stdout: 'STATE S\n' } })
     .on({ node: 'node-b', match: /kill -KILL/, reply: { stdout: 'STATE gone\n' } })
     // After the kill rules: killTree's script also reads State.
     .on({ node: 'node-b', match: /State:/, reply: { stdout: 'STATE S\n' } })
-    .on({ node: 'node-a', match: /base64 -w0 .*stats-dump/, reply: { stdout: fixture('stats-dump').toString('base64') } })
-    .on({ node: 'node-b', match: /base64 -w0 .*stats-restore/, reply: { stdout: fixture('stats-restore').toString('base64') } });
+    .on({
+      node: 'node-a',
+      match: /base64 -w0 .*stats-dump/,
+      reply: { stdout: fixture('stats-dump').toString('base64') },
+    })
+    .on({
+      node: 'node-b',
+      match: /base64 -w0 .*stats-restore/,
+      reply: { stdout: fixture('stats-restore').toString('base64') },
+    });
 }
 
 const names = (m: MigrationRecord) => m.phases.map((p) => `${p.name}:${p.ok ? 'ok' : 'fail'}`);
@@ -57,9 +78,20 @@ describe('MigrationEngine, stop-and-copy', () => {
     scriptHappyPath(shell);
     const m = await engine.run('mig-1');
     expect(m.state).toBe('completed');
-    expect(names(m)).toEqual(['preflight:ok', 'prepare:ok', 'dump:ok', 'transfer:ok', 'restore:ok', 'verify:ok', 'commit:ok', 'cleanup:ok']);
+    expect(names(m)).toEqual([
+      'preflight:ok',
+      'prepare:ok',
+      'dump:ok',
+      'transfer:ok',
+      'restore:ok',
+      'verify:ok',
+      'commit:ok',
+      'cleanup:ok',
+    ]);
     expect(shell.ran('node-b', /criu page-server .*--daemon/)).toHaveLength(1);
-    expect(shell.ran('node-a', /criu dump -t 4242 .*--leave-stopped.*--page-server --address 10\.0\.0\.\d+ --port \d+/)).toHaveLength(1);
+    expect(
+      shell.ran('node-a', /criu dump -t 4242 .*--leave-stopped.*--page-server --address 10\.0\.0\.\d+ --port \d+/),
+    ).toHaveLength(1);
     expect(m.restoredPid).toBe(777);
     // Downtime = restore end - (dump end - CRIU frozen - freezing), on the nodes' clocks.
     const d = m.criu.dump!;
@@ -98,7 +130,11 @@ describe('MigrationEngine, stop-and-copy', () => {
     const { shell, engine } = setup();
     shell
       .on({ node: 'node-a', match: /criu dump/, reply: { code: 1, stdout: 'SPOTLIFT_TIMES 1 2 1\n' } })
-      .on({ node: 'node-a', match: /tail -n 200 .*dump\.log/, reply: { stdout: '(00.01) Error (criu/cr-dump.c:2060): Dumping FAILED.\n' } });
+      .on({
+        node: 'node-a',
+        match: /tail -n 200 .*dump\.log/,
+        reply: { stdout: '(00.01) Error (criu/cr-dump.c:2060): Dumping FAILED.\n' },
+      });
     scriptHappyPath(shell);
     const m = await engine.run('mig-1');
     expect(m.state).toBe('rolled_back');
@@ -163,20 +199,28 @@ describe('MigrationEngine, stop-and-copy', () => {
 describe('MigrationEngine recovery after a dead worker (re-run of a running job)', () => {
   const phase = (name: MigrationRecord['phases'][number]['name']) => ({ name, startedAt: '2026-01-01T00:00:00Z' });
 
-  it.each(['dump', 'transfer', 'restore'] as const)('during %s with no restored tree: resumes the source', async (last) => {
-    const { shell, engine } = setup(aMigration({ state: 'running', phases: [phase('preflight'), phase('prepare'), phase(last)] }));
-    shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: '' } });
-    scriptHappyPath(shell);
-    const m = await engine.run('mig-1');
-    expect(m.state).toBe('rolled_back');
-    expect(m.rollbackReason).toMatch(new RegExp(`stopped during '${last}'`));
-    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
-    expect(shell.ran('node-a', /kill -KILL/)).toEqual([]);
-  });
+  it.each(['dump', 'transfer', 'restore'] as const)(
+    'during %s with no restored tree: resumes the source',
+    async (last) => {
+      const { shell, engine } = setup(
+        aMigration({ state: 'running', phases: [phase('preflight'), phase('prepare'), phase(last)] }),
+      );
+      shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: '' } });
+      scriptHappyPath(shell);
+      const m = await engine.run('mig-1');
+      expect(m.state).toBe('rolled_back');
+      expect(m.rollbackReason).toMatch(new RegExp(`stopped during '${last}'`));
+      expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
+      expect(shell.ran('node-a', /kill -KILL/)).toEqual([]);
+    },
+  );
 
   it('during restore with a running restored tree: verifies it and commits instead of rolling back', async () => {
     const { shell, engine, workloads } = setup(
-      aMigration({ state: 'running', phases: [phase('preflight'), phase('prepare'), phase('dump'), phase('transfer'), phase('restore')] }),
+      aMigration({
+        state: 'running',
+        phases: [phase('preflight'), phase('prepare'), phase('dump'), phase('transfer'), phase('restore')],
+      }),
       aWorkload({ state: 'migrating', tree: [4242, 4243] }),
     );
     shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: 'PID 777\n' } });
@@ -189,7 +233,9 @@ describe('MigrationEngine recovery after a dead worker (re-run of a running job)
   });
 
   it('during commit: finishes the commit (the destination was already verified)', async () => {
-    const { shell, engine } = setup(aMigration({ state: 'running', restoredPid: 777, phases: [phase('verify'), phase('commit')] }));
+    const { shell, engine } = setup(
+      aMigration({ state: 'running', restoredPid: 777, phases: [phase('verify'), phase('commit')] }),
+    );
     scriptHappyPath(shell);
     const m = await engine.run('mig-1');
     expect(m.state).toBe('completed');
@@ -198,7 +244,10 @@ describe('MigrationEngine recovery after a dead worker (re-run of a running job)
   });
 
   it('before any freeze: releases what the dead attempt started and runs the migration again from preflight', async () => {
-    const { shell, engine, workloads } = setup(aMigration({ state: 'running', phases: [phase('preflight'), phase('prepare')] }), aWorkload({ state: 'migrating' }));
+    const { shell, engine, workloads } = setup(
+      aMigration({ state: 'running', phases: [phase('preflight'), phase('prepare')] }),
+      aWorkload({ state: 'migrating' }),
+    );
     scriptHappyPath(shell);
     const m = await engine.run('mig-1');
     expect(m.state).toBe('completed');
@@ -208,7 +257,16 @@ describe('MigrationEngine recovery after a dead worker (re-run of a running job)
     const preflight = shell.calls.findIndex((c) => /criu check/.test(c.command));
     expect(first).toBeGreaterThanOrEqual(0);
     expect(first).toBeLessThan(preflight);
-    expect(names(m).slice(2)).toEqual(['preflight:ok', 'prepare:ok', 'dump:ok', 'transfer:ok', 'restore:ok', 'verify:ok', 'commit:ok', 'cleanup:ok']);
+    expect(names(m).slice(2)).toEqual([
+      'preflight:ok',
+      'prepare:ok',
+      'dump:ok',
+      'transfer:ok',
+      'restore:ok',
+      'verify:ok',
+      'commit:ok',
+      'cleanup:ok',
+    ]);
     expect((await workloads.get('wl-1'))!.state).toBe('running');
   });
 });

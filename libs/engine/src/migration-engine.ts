@@ -1,5 +1,11 @@
 import { DomainError, NotFoundError, type MigrationRecord, type PhaseName } from '@spotlift/domain';
-import { InMemoryPostCopyTrials, MigrationRepository, NodeRepository, PostCopyTrials, WorkloadRepository } from '@spotlift/store';
+import {
+  InMemoryPostCopyTrials,
+  MigrationRepository,
+  NodeRepository,
+  PostCopyTrials,
+  WorkloadRepository,
+} from '@spotlift/store';
 import { DirectoryStreamer } from '@spotlift/transport';
 import { Clock } from './clock.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from './engine.types.js';
@@ -50,8 +56,17 @@ export class MigrationEngine {
     this.rollback = new Rollback(ops, this.phases, workloads, config);
     // Each migration names its page transport (migration.transport); tcp is always there.
     const pageTransports = new PageTransports(transports);
-    this.strategies = new Map<string, MigrationStrategy>([['stop-and-copy', new StopAndCopy(this.steps, streamer, pageTransports)]]);
-    const lives = withLiveStrategies(this.strategies, { steps: this.steps, streamer, transports: pageTransports, trials, clock, live });
+    this.strategies = new Map<string, MigrationStrategy>([
+      ['stop-and-copy', new StopAndCopy(this.steps, streamer, pageTransports)],
+    ]);
+    const lives = withLiveStrategies(this.strategies, {
+      steps: this.steps,
+      streamer,
+      transports: pageTransports,
+      trials,
+      clock,
+      live,
+    });
     this.chain = lives.chain;
     this.recovery = new Recovery(this.steps, this.rollback, ops, config, lives.settle);
   }
@@ -148,7 +163,9 @@ export class MigrationEngine {
         workload.state = 'running';
         await this.workloads.save(workload);
       }
-      migration.error = cancelled ? `cancelled by request before any freeze; the workload was not touched` : error.message;
+      migration.error = cancelled
+        ? `cancelled by request before any freeze; the workload was not touched`
+        : error.message;
       return cancelled ? 'cancelled' : 'failed';
     }
     const why = cancelled ? `cancelled by request during '${phase}'` : error.message;
@@ -174,7 +191,12 @@ export class MigrationEngine {
     const result =
       error instanceof MigrationInterrupted
         ? error
-        : new MigrationInterrupted(`${error.message}`, lost || isTransient(error) || !(error instanceof MigrationStepError), frozen, error);
+        : new MigrationInterrupted(
+            `${error.message}`,
+            lost || isTransient(error) || !(error instanceof MigrationStepError),
+            frozen,
+            error,
+          );
     if (!lost) {
       addNote(migration, `stopped without an end state: ${error.message}`);
       await this.phases.save(migration).catch(() => undefined);
@@ -199,7 +221,9 @@ export class MigrationEngine {
           if (left.length === 0 || Date.now() + wait > until) break;
           await new Promise((r) => setTimeout(r, wait));
         }
-        phase.detail = left.length ? `${dir} could not be removed on ${left.map((n) => n.id).join(', ')}` : `${dir} removed on both nodes`;
+        phase.detail = left.length
+          ? `${dir} could not be removed on ${left.map((n) => n.id).join(', ')}`
+          : `${dir} removed on both nodes`;
         if (left.length) throw new Error(phase.detail);
       })
       .catch(() => undefined);
@@ -227,4 +251,3 @@ function isTransient(error: Error): boolean {
 export function isFinished(m: MigrationRecord): boolean {
   return m.state === 'completed' || m.state === 'rolled_back' || m.state === 'failed' || m.state === 'cancelled';
 }
-

@@ -99,7 +99,9 @@ export class NodeOps {
   }
 
   async makeDir(node: NodeRecord, dir: string): Promise<void> {
-    const res = await this.shell.exec(node, `rm -rf ${shq(dir)} && mkdir -p -m 0700 ${shq(dir)}`, { timeoutMs: 15_000 });
+    const res = await this.shell.exec(node, `rm -rf ${shq(dir)} && mkdir -p -m 0700 ${shq(dir)}`, {
+      timeoutMs: 15_000,
+    });
     if (res.code !== 0) throw new Error(`cannot create ${dir} on ${node.id}: ${res.stderr.trim()}`);
   }
 
@@ -119,7 +121,9 @@ export class NodeOps {
     if (res.code === 0) return { idle: true, pids: [] };
     const busy = /^CRIU_IDLE no(.*)$/m.exec(res.stdout);
     if (res.code !== 1 || !busy) {
-      throw new Error(`checking for CRIU processes on ${node.id} failed (${res.code}): ${(res.stderr || res.stdout).trim().slice(0, 300)}`);
+      throw new Error(
+        `checking for CRIU processes on ${node.id} failed (${res.code}): ${(res.stderr || res.stdout).trim().slice(0, 300)}`,
+      );
     }
     return { idle: false, pids: (busy[1] ?? '').split(/\s+/).filter(Boolean).map(Number) };
   }
@@ -132,7 +136,10 @@ export class NodeOps {
   }
 
   async writeFile(node: NodeRecord, path: string, data: Buffer): Promise<void> {
-    const res = await this.shell.exec(node, sh.writeFileFromBase64(path), { timeoutMs: 15_000, stdin: data.toString('base64') });
+    const res = await this.shell.exec(node, sh.writeFileFromBase64(path), {
+      timeoutMs: 15_000,
+      stdin: data.toString('base64'),
+    });
     if (res.code !== 0) throw new Error(`cannot write ${path} on ${node.id}: ${res.stderr.trim()}`);
   }
 

@@ -10,7 +10,9 @@ function probeScript(imageRoot: string): string {
   return [
     `echo '@@version'; criu --version 2>&1`,
     `echo '@@check'; criu check 2>&1 | tail -n 20`,
-    ...PROBED_FEATURES.map((f) => `echo '@@feature ${f}'; criu check --feature ${f} >/dev/null 2>&1 && echo yes || echo no`),
+    ...PROBED_FEATURES.map(
+      (f) => `echo '@@feature ${f}'; criu check --feature ${f} >/dev/null 2>&1 && echo yes || echo no`,
+    ),
     `echo '@@kernel'; uname -r`,
     `echo '@@cpu'; awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo; nproc`,
     `echo '@@mem'; awk '/^(MemTotal|MemAvailable):/{print $1, $2}' /proc/meminfo`,
@@ -46,7 +48,8 @@ export function parseProbe(output: string, probedAt: string): NodeProbe {
   if (Number.isFinite(kb('MemAvailable'))) probe.memAvailableBytes = kb('MemAvailable');
   const disk = Number(sections.get('disk'));
   if (Number.isFinite(disk)) probe.diskFreeBytes = disk;
-  if (!probe.criuOk) probe.error = version ? `criu check failed: ${check.split('\n').slice(-3).join(' | ')}` : 'criu is not installed';
+  if (!probe.criuOk)
+    probe.error = version ? `criu check failed: ${check.split('\n').slice(-3).join(' | ')}` : 'criu is not installed';
   return probe;
 }
 

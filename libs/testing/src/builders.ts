@@ -21,7 +21,16 @@ export function aNode(id: string, over: Partial<NodeRecord> = {}): NodeRecord {
 }
 
 export function aWorkload(over: Partial<WorkloadRecord> = {}): WorkloadRecord {
-  return { id: 'wl-1', name: 'demo', nodeId: 'node-a', pid: 4242, state: 'running', createdAt: T0, updatedAt: T0, ...over };
+  return {
+    id: 'wl-1',
+    name: 'demo',
+    nodeId: 'node-a',
+    pid: 4242,
+    state: 'running',
+    createdAt: T0,
+    updatedAt: T0,
+    ...over,
+  };
 }
 
 export function aMigration(over: Partial<MigrationRecord> = {}): MigrationRecord {

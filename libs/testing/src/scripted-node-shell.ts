@@ -1,6 +1,12 @@
 import { PassThrough } from 'node:stream';
 import type { NodeTarget } from '@spotlift/domain';
-import { NodeShell, type CommandResult, type ExecOptions, type PortRelay, type RemoteProcess } from '@spotlift/transport';
+import {
+  NodeShell,
+  type CommandResult,
+  type ExecOptions,
+  type PortRelay,
+  type RemoteProcess,
+} from '@spotlift/transport';
 
 /** One scripted answer: the first rule whose node and pattern match a command answers it. */
 export interface ShellRule {
@@ -104,11 +110,15 @@ export class ScriptedNodeShell extends NodeShell {
     return Promise.resolve({ stdin, stdout, done });
   }
 
-
   /** Relays are recorded as a `relay <dest port>` call on the source and move no bytes. */
   override relayPort(source: NodeTarget, destination: NodeTarget, destPort: number): Promise<PortRelay> {
     this.calls.push({ node: source.id, command: `relay ${destination.id}:${destPort}` });
-    return Promise.resolve({ sourcePort: destPort + 1, bytes: () => 0, bytesBack: () => 0, close: () => Promise.resolve() });
+    return Promise.resolve({
+      sourcePort: destPort + 1,
+      bytes: () => 0,
+      bytesBack: () => 0,
+      close: () => Promise.resolve(),
+    });
   }
 
   override close(): Promise<void> {

@@ -1,7 +1,13 @@
 import { Client, type ClientChannel } from 'ssh2';
 import { HostKeyMismatchError, NodeUnreachableError, type NodeTarget } from '@spotlift/domain';
 import { hostKeyFingerprint, hostKeyMatches } from './host-key.js';
-import { NodeShell, type CommandResult, type ExecOptions, type PortRelay, type RemoteProcess } from './node-shell.port.js';
+import {
+  NodeShell,
+  type CommandResult,
+  type ExecOptions,
+  type PortRelay,
+  type RemoteProcess,
+} from './node-shell.port.js';
 import { sshLocalConnector, sshRemoteListener, startRelay } from './ssh-relay.js';
 
 export interface SshCredentials {

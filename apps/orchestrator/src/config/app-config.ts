@@ -1,6 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { EvacuationSettings, NodeMetadataSpec, NoticeEnv, noticeSettings, type NoticeSettings } from './evacuation-config.js';
+import {
+  EvacuationSettings,
+  NodeMetadataSpec,
+  NoticeEnv,
+  noticeSettings,
+  type NoticeSettings,
+} from './evacuation-config.js';
 
 /** One node as the config file (and POST /nodes) describes it. */
 export const NodeSpec = z.object({
@@ -9,7 +15,9 @@ export const NodeSpec = z.object({
   host: z.string().min(1).max(253),
   port: z.number().int().min(1).max(65535).default(22),
   user: z.string().min(1).max(64).default('root'),
-  hostKey: z.string().regex(/^(SHA256:[A-Za-z0-9+/]{43}|[a-z0-9-]+(@[a-z.]+)? [A-Za-z0-9+/]+=*)$/, "'TYPE BASE64' or 'SHA256:...'"),
+  hostKey: z
+    .string()
+    .regex(/^(SHA256:[A-Za-z0-9+/]{43}|[a-z0-9-]+(@[a-z.]+)? [A-Za-z0-9+/]+=*)$/, "'TYPE BASE64' or 'SHA256:...'"),
   dataAddress: z.string().min(1).max(253).optional(),
   zone: z.string().max(120).optional(),
   spotPool: z.string().max(120).optional(),
@@ -30,7 +38,10 @@ const Env = z.object({
   SPOTLIFT_CONFIG: z.string().min(1).describe('path of the JSON config file (ssh key, nodes)'),
   SPOTLIFT_API_TOKEN: z.string().min(16, 'must be at least 16 characters'),
   REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
-  SPOTLIFT_REDIS_PREFIX: z.string().regex(/^[a-z0-9_-]+$/).default('spotlift'),
+  SPOTLIFT_REDIS_PREFIX: z
+    .string()
+    .regex(/^[a-z0-9_-]+$/)
+    .default('spotlift'),
   HOST: z.string().default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   SPOTLIFT_ROLE: z.enum(['all', 'api', 'worker']).default('all'),

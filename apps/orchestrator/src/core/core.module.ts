@@ -93,7 +93,17 @@ export const REDIS = Symbol('REDIS');
     },
     {
       provide: MigrationEngine,
-      inject: [MigrationRepository, WorkloadRepository, NodeRepository, NodeOps, NodeShell, Clock, AppConfig, NodeCertificates, PostCopyTrials],
+      inject: [
+        MigrationRepository,
+        WorkloadRepository,
+        NodeRepository,
+        NodeOps,
+        NodeShell,
+        Clock,
+        AppConfig,
+        NodeCertificates,
+        PostCopyTrials,
+      ],
       useFactory: (
         m: MigrationRepository,
         w: WorkloadRepository,

@@ -40,7 +40,8 @@ export class MigrationMetrics {
   record(m: MigrationRecord): void {
     this.outcomes.inc({ state: m.state, strategy: m.strategy });
     if (m.downtimeMs !== undefined) this.downtime.observe({ strategy: m.strategy }, m.downtimeMs / 1000);
-    for (const p of m.phases) if (p.durationMs !== undefined) this.phase.observe({ phase: p.name }, p.durationMs / 1000);
+    for (const p of m.phases)
+      if (p.durationMs !== undefined) this.phase.observe({ phase: p.name }, p.durationMs / 1000);
     this.bytes.inc({ kind: 'pages' }, m.bytes.pages);
     this.bytes.inc({ kind: 'images' }, m.bytes.images);
   }

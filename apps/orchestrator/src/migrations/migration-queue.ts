@@ -9,7 +9,11 @@ export class MigrationQueue {
   constructor(@InjectQueue(QueueName.Migrations) private readonly queue: Queue<MigrateJobData>) {}
 
   async enqueue(migrationId: string): Promise<void> {
-    await this.queue.add(JobName.Migrate, { migrationId }, { ...JOB_OPTIONS[JobName.Migrate], jobId: migrateJobId(migrationId) });
+    await this.queue.add(
+      JobName.Migrate,
+      { migrationId },
+      { ...JOB_OPTIONS[JobName.Migrate], jobId: migrateJobId(migrationId) },
+    );
   }
 
   /**

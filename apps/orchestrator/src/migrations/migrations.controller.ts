@@ -37,7 +37,8 @@ export class MigrationsController {
   @Post(':id/cancel')
   @HttpCode(202)
   @ApiOperation({
-    summary: 'Cancel a migration: a queued one never starts; a running one rolls back at its next safe point; 409 past the commit point',
+    summary:
+      'Cancel a migration: a queued one never starts; a running one rolls back at its next safe point; 409 past the commit point',
   })
   cancel(@Param('id') id: string): Promise<CancelAnswer> {
     return this.cancels.cancel(id);

@@ -66,7 +66,10 @@ export class MigrationsService {
       throw new ConflictError(`workload '${workload.id}' is ${workload.state}; only a running workload can migrate`);
     }
     const inFlight = (await this.migrations.list()).find((m) => m.workloadId === workload.id && !isFinished(m));
-    if (inFlight) throw new ConflictError(`workload '${workload.id}' is already migrating in ${inFlight.id}`, { migration: inFlight.id });
+    if (inFlight)
+      throw new ConflictError(`workload '${workload.id}' is already migrating in ${inFlight.id}`, {
+        migration: inFlight.id,
+      });
 
     if (body.deadline !== undefined && Date.parse(body.deadline) <= this.clock.now().getTime()) {
       throw new BadRequestError(`deadline ${body.deadline} has already passed`);
@@ -112,11 +115,14 @@ export class MigrationsService {
       const node = await this.nodes.get(requested);
       if (!node) throw new NotFoundError('node', requested);
       const problem = this.unsuitable(node, source, rssBytes);
-      if (problem) throw new BadRequestError(`destination '${node.id}' cannot take workload '${workload.id}': ${problem}`);
+      if (problem)
+        throw new BadRequestError(`destination '${node.id}' cannot take workload '${workload.id}': ${problem}`);
       return { destination: node, reason: 'requested' };
     }
     const candidates = (await this.nodes.list()).map((n) => ({ n, problem: this.unsuitable(n, source, rssBytes) }));
-    const fit = candidates.filter((c) => !c.problem).sort((a, b) => free(b.n) - free(a.n) || a.n.id.localeCompare(b.n.id));
+    const fit = candidates
+      .filter((c) => !c.problem)
+      .sort((a, b) => free(b.n) - free(a.n) || a.n.id.localeCompare(b.n.id));
     const best = fit[0];
     if (!best) {
       const why = candidates.map((c) => `${c.n.id}: ${c.problem}`).join('; ');

@@ -14,7 +14,9 @@ export const RegisterWorkload = z
     pidfile: z.string().startsWith('/').max(4096).optional(),
   })
   .strict()
-  .refine((w) => (w.pid === undefined) !== (w.pidfile === undefined), { message: 'give exactly one of pid or pidfile' });
+  .refine((w) => (w.pid === undefined) !== (w.pidfile === undefined), {
+    message: 'give exactly one of pid or pidfile',
+  });
 export type RegisterWorkload = z.infer<typeof RegisterWorkload>;
 
 @Injectable()
@@ -42,7 +44,8 @@ export class WorkloadsService {
     if (!node) throw new NotFoundError('node', body.node);
     const pid = body.pid ?? (await this.readPidfile(node.id, body.pidfile!));
     const tree = await this.ops.inspectTree(node, pid);
-    if (!tree) throw new BadRequestError(`no process with pid ${pid} runs on node '${node.id}'`, { pid, node: node.id });
+    if (!tree)
+      throw new BadRequestError(`no process with pid ${pid} runs on node '${node.id}'`, { pid, node: node.id });
     const now = this.clock.now().toISOString();
     const workload: WorkloadRecord = {
       id: `wl-${randomUUID().slice(0, 8)}`,

@@ -6,7 +6,12 @@ import * as criu from '../criu-commands.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
 import type { ArmedCommand, NodeOps } from '../node-ops.js';
 import type { PhaseRecorder } from '../phase-recorder.js';
-import { checkCpuCompatible, checkCriuVersions, checkDestinationResources, checkDestinationState } from './preflight-checks.js';
+import {
+  checkCpuCompatible,
+  checkCriuVersions,
+  checkDestinationResources,
+  checkDestinationState,
+} from './preflight-checks.js';
 
 const RUNNING_STATES = new Set(['R', 'S', 'D']);
 
@@ -34,7 +39,11 @@ export class MigrationSteps {
     checkCriuVersions(source, destination);
     const tree = await this.ops.inspectTree(source, workload.pid);
     if (!tree) {
-      throw new MigrationStepError('preflight', `workload '${workload.name}' (pid ${workload.pid}) no longer runs on ${source.id}`, true);
+      throw new MigrationStepError(
+        'preflight',
+        `workload '${workload.name}' (pid ${workload.pid}) no longer runs on ${source.id}`,
+        true,
+      );
     }
     await checkDestinationResources(this.ops, ctx, tree, this.config);
     await checkCpuCompatible(this.ops, ctx, this.migrationDir(ctx));
@@ -70,7 +79,11 @@ export class MigrationSteps {
     const pid = Number(/RESTORED_PID (\d+)/.exec(res.stdout)?.[1] ?? NaN);
     if (res.code !== 0 || !Number.isInteger(pid) || res.endNs === undefined) {
       const log = await this.ops.tail(destination, `${ctx.destinationDir}/restore.log`, 200);
-      throw new MigrationStepError('restore', criu.explainFailure('restore', destination.id, log || res.stderr, res.code), false);
+      throw new MigrationStepError(
+        'restore',
+        criu.explainFailure('restore', destination.id, log || res.stderr, res.code),
+        false,
+      );
     }
     migration.restoredPid = pid;
     return res.endNs;
@@ -100,7 +113,8 @@ export class MigrationSteps {
     const { migration, workload, source, destination } = ctx;
     await this.phases.run(migration, 'commit', async (phase) => {
       const state = await this.ops.killTree(source, workload.pid);
-      if (state !== 'gone') throw new Error(`the frozen source pid ${workload.pid} on ${source.id} did not die (state ${state})`);
+      if (state !== 'gone')
+        throw new Error(`the frozen source pid ${workload.pid} on ${source.id} did not die (state ${state})`);
       workload.nodeId = destination.id;
       workload.pid = migration.restoredPid ?? workload.pid;
       workload.state = 'running';
@@ -153,13 +167,18 @@ export class MigrationSteps {
     let frozenNs = frozenAt(dump);
     if (dump && dumpStartNs !== undefined && frozenNs < dumpStartNs) {
       // CRIU's figures say the freeze began before the dump command did: the image cannot be right.
-      problems.push(`stats-dump claims a freeze of ${dump.frozenTimeUs + dump.freezingTimeUs} µs, longer than the dump command ran`);
+      problems.push(
+        `stats-dump claims a freeze of ${dump.frozenTimeUs + dump.freezingTimeUs} µs, longer than the dump command ran`,
+      );
       frozenNs = dumpStartNs;
     } else if (!dump && dumpStartNs !== undefined) {
       frozenNs = dumpStartNs;
     }
     if (problems.length) {
-      const fallback = dumpStartNs !== undefined ? 'downtime counts from the dump command start on the source node' : 'downtime excludes the freeze during the dump';
+      const fallback =
+        dumpStartNs !== undefined
+          ? 'downtime counts from the dump command start on the source node'
+          : 'downtime excludes the freeze during the dump';
       migration.statsProblem = `${problems.join('; ')}; ${fallback}`;
     }
     migration.frozenAt = new Date(Number(frozenNs / 1_000_000n)).toISOString();
@@ -174,7 +193,9 @@ export class MigrationSteps {
    */
   async recordStatsFromFiles(ctx: MigrationContext): Promise<void> {
     const mtime = async (node: MigrationContext['source'], path: string) => {
-      const out = (await this.ops.run(node, `date -r ${shq(path)} +%s%N 2>/dev/null; true`, 15_000).catch(() => undefined))?.stdout.trim();
+      const out = (
+        await this.ops.run(node, `date -r ${shq(path)} +%s%N 2>/dev/null; true`, 15_000).catch(() => undefined)
+      )?.stdout.trim();
       return out && /^\d+$/.test(out) ? BigInt(out) : undefined;
     };
     const [dumpEnd, restoreEnd] = await Promise.all([

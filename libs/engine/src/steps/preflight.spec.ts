@@ -33,13 +33,11 @@ describe('preflight', () => {
 
   it('fails on an incompatible CPU with the class and CRIU’s own line', async () => {
     const kit = engineKit();
-    kit.shell
-      .on({ node: 'node-b', match: /criu cpuinfo check/, reply: { code: 1 } })
-      .on({
-        node: 'node-b',
-        match: /tail -n 100 .*cpuinfo-check\.log/,
-        reply: { stdout: criuFixture('logs/cpuinfo-check-capabilities.log').toString() },
-      });
+    kit.shell.on({ node: 'node-b', match: /criu cpuinfo check/, reply: { code: 1 } }).on({
+      node: 'node-b',
+      match: /tail -n 100 .*cpuinfo-check\.log/,
+      reply: { stdout: criuFixture('logs/cpuinfo-check-capabilities.log').toString() },
+    });
     scriptHappyPath(kit.shell);
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('failed');

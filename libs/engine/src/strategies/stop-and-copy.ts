@@ -53,7 +53,12 @@ export class StopAndCopy implements MigrationStrategy {
       const resumedNs = await phases.run(migration, 'restore', () => this.steps.restore(ctx, { armed: restoreArmed }));
       await phases.run(migration, 'verify', () => this.steps.verify(ctx, tree.length));
       await this.steps.commit(ctx);
-      await this.steps.recordStats(ctx, (stats) => this.steps.frozenAtFromDump(dumped.endNs, stats), resumedNs, dumped.startNs);
+      await this.steps.recordStats(
+        ctx,
+        (stats) => this.steps.frozenAtFromDump(dumped.endNs, stats),
+        resumedNs,
+        dumped.startNs,
+      );
       const dumpMs = migration.phases.findLast((p) => p.name === 'dump')?.durationMs;
       migration.throughput = measureThroughput(migration, { dumpMs, imagesMs: transfer.durationMs });
       await phases.save(migration);
@@ -101,7 +106,11 @@ export class StopAndCopy implements MigrationStrategy {
     if (relayed !== undefined) ctx.migration.bytes.relayed = relayed;
     if (res.code !== 0 || res.endNs === undefined) {
       const log = await this.steps.ops.tail(source, `${ctx.sourceDir}/dump.log`, 200);
-      const error = new MigrationStepError('dump', criu.explainFailure('dump', source.id, log || res.stderr, res.code), false);
+      const error = new MigrationStepError(
+        'dump',
+        criu.explainFailure('dump', source.id, log || res.stderr, res.code),
+        false,
+      );
       channel.failed?.(error);
       throw error;
     }
