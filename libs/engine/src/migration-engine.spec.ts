@@ -128,13 +128,11 @@ describe('MigrationEngine, stop-and-copy', () => {
 
   it('rolls back when criu dump fails: the source is resumed, nothing restored', async () => {
     const { shell, engine } = setup();
-    shell
-      .on({ node: 'node-a', match: /criu dump/, reply: { code: 1, stdout: 'SPOTLIFT_TIMES 1 2 1\n' } })
-      .on({
-        node: 'node-a',
-        match: /tail -n 200 .*dump\.log/,
-        reply: { stdout: '(00.01) Error (criu/cr-dump.c:2060): Dumping FAILED.\n' },
-      });
+    shell.on({ node: 'node-a', match: /criu dump/, reply: { code: 1, stdout: 'SPOTLIFT_TIMES 1 2 1\n' } }).on({
+      node: 'node-a',
+      match: /tail -n 200 .*dump\.log/,
+      reply: { stdout: '(00.01) Error (criu/cr-dump.c:2060): Dumping FAILED.\n' },
+    });
     scriptHappyPath(shell);
     const m = await engine.run('mig-1');
     expect(m.state).toBe('rolled_back');

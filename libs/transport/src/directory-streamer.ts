@@ -95,7 +95,12 @@ export class DirectoryStreamer {
     };
   }
 
-  private async run(source: NodeTarget, sender: RemoteProcess, destination: NodeTarget, receiver: RemoteProcess): Promise<StreamResult> {
+  private async run(
+    source: NodeTarget,
+    sender: RemoteProcess,
+    destination: NodeTarget,
+    receiver: RemoteProcess,
+  ): Promise<StreamResult> {
     const started = process.hrtime.bigint();
     sender.stdin.end('go\n');
     const hash = createHash('sha256');
@@ -116,11 +121,14 @@ export class DirectoryStreamer {
     }
     const [sent, got] = await Promise.all([sender.done, receiver.done]);
     if (sent.code !== 0) throw new TransferError(`tar on ${source.id} failed (${sent.code}): ${sent.stderr.trim()}`);
-    if (got.code !== 0) throw new TransferError(`unpacking on ${destination.id} failed (${got.code}): ${got.stderr.trim()}`);
+    if (got.code !== 0)
+      throw new TransferError(`unpacking on ${destination.id} failed (${got.code}): ${got.stderr.trim()}`);
     const sha256 = hash.digest('hex');
     const remote = Buffer.concat(received).toString('utf8').trim();
     if (remote !== sha256) {
-      throw new TransferError(`checksum mismatch on ${destination.id}: sent ${sha256}, received ${remote || 'nothing'}`);
+      throw new TransferError(
+        `checksum mismatch on ${destination.id}: sent ${sha256}, received ${remote || 'nothing'}`,
+      );
     }
     return { bytes, sha256, durationMs: Number(process.hrtime.bigint() - started) / 1e6 };
   }
