@@ -21,6 +21,7 @@ import {
   HeartbeatCollector,
 } from '@spotlift/testing';
 import { type OrchestratorProcess, startOrchestratorProcess } from '../support/orchestrator-process.js';
+import { median } from '../support/stats.js';
 
 const REDIS_PORT = 16390;
 const API_PORT = 18090;
@@ -29,8 +30,6 @@ function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
 async function spotliftOnce(api: OrchestratorProcess, collector: HeartbeatCollector, sizeMiB: number): Promise<number> {
   const name = `bench-s-${sizeMiB}-${randomBytes(3).toString('hex')}`;

@@ -21,6 +21,7 @@ import {
   stopWorkload,
 } from '@spotlift/testing';
 import { type OrchestratorProcess, startOrchestratorProcess } from '../support/orchestrator-process.js';
+import { median } from '../support/stats.js';
 
 const REDIS_PORT = 16392;
 const API_PORT = 18092;
@@ -30,8 +31,6 @@ function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
 async function once(
   orch: OrchestratorProcess,

@@ -24,6 +24,7 @@ import {
   stopWorkload,
 } from '@spotlift/testing';
 import { type OrchestratorProcess, startOrchestratorProcess } from '../support/orchestrator-process.js';
+import { median } from '../support/stats.js';
 import { CIPHER, opensshL, opensshTwoHop, rawTcp, spotliftRelay, ssh2SingleHop, type PipeResult } from './pipes.js';
 
 const REDIS_PORT = 16389;
@@ -35,7 +36,6 @@ function arg(name: string, fallback: string): string {
   return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 const rate = (r: PipeResult) => r.bytes / MiB / r.seconds;
 
 async function launch(collector: HeartbeatCollector, tag: string, mib: number): Promise<{ name: string; pid: number }> {

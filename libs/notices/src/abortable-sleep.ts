@@ -1,3 +1,6 @@
+import type { NoticeBatch } from './notice-problem.js';
+import type { NoticeSink } from './notice-provider.port.js';
+
 /**
  * Resolves after `ms`, or early (without throwing) when the signal aborts: loops check `signal.aborted`
  * right after, so an abort ends them at once instead of at the next tick.
@@ -36,4 +39,22 @@ export async function runPollLoop<T>(
     await deliver(result);
     await abortableSleep(intervalMs - (Date.now() - started), signal);
   }
+}
+
+/** The watch loop of a polling provider: each poll's problems, then its notices, go to the sink. */
+export function watchByPolling(
+  poll: (signal: AbortSignal) => Promise<NoticeBatch>,
+  sink: NoticeSink,
+  intervalMs: number,
+  signal: AbortSignal,
+): Promise<void> {
+  return runPollLoop(
+    poll,
+    async (result) => {
+      result.problems.forEach((p) => sink.problem(p));
+      for (const n of result.notices) await sink.notice(n);
+    },
+    intervalMs,
+    signal,
+  );
 }

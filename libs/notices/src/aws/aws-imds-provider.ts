@@ -11,7 +11,7 @@ import {
   transportProblem,
   type ParseContext,
 } from '../parse-context.js';
-import { runPollLoop } from '../abortable-sleep.js';
+import { watchByPolling } from '../abortable-sleep.js';
 import {
   DEFAULT_AWS_MAINTENANCE_CODES,
   IMDS_PATHS,
@@ -69,15 +69,7 @@ export class AwsImdsNoticeProvider implements PollingNoticeProvider {
 
   /** Polls until the signal aborts; each poll's notices and problems go to the sink. */
   watch(sink: NoticeSink, signal: AbortSignal): Promise<void> {
-    return runPollLoop(
-      (s) => this.poll(s),
-      async (result) => {
-        result.problems.forEach((p) => sink.problem(p));
-        for (const n of result.notices) await sink.notice(n);
-      },
-      this.options.pollIntervalMs ?? 500,
-      signal,
-    );
+    return watchByPolling((s) => this.poll(s), sink, this.options.pollIntervalMs ?? 500, signal);
   }
 
   /** Reads every enabled path once (in parallel). */

@@ -2,7 +2,7 @@ import type { MetadataClient, MetadataResponse } from '../metadata-client.port.j
 import type { NoticeBatch } from '../notice-problem.js';
 import type { NoticeSink, PollingNoticeProvider } from '../notice-provider.port.js';
 import { NoticeSourceError } from '../notice-source.error.js';
-import { runPollLoop } from '../abortable-sleep.js';
+import { watchByPolling } from '../abortable-sleep.js';
 import { batch, classifyStatus, DEFAULT_MAX_PAST_MS, transportProblem, type ParseContext } from '../parse-context.js';
 import {
   AZURE_METADATA_HEADER,
@@ -56,15 +56,7 @@ export class AzureScheduledEventsNoticeProvider implements PollingNoticeProvider
 
   /** Polls until the signal aborts. */
   watch(sink: NoticeSink, signal: AbortSignal): Promise<void> {
-    return runPollLoop(
-      (s) => this.poll(s),
-      async (result) => {
-        result.problems.forEach((p) => sink.problem(p));
-        for (const n of result.notices) await sink.notice(n);
-      },
-      this.options.pollIntervalMs ?? 500,
-      signal,
-    );
+    return watchByPolling((s) => this.poll(s), sink, this.options.pollIntervalMs ?? 500, signal);
   }
 
   /** Reads the document once. */
