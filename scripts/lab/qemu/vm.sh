@@ -49,6 +49,22 @@ node_json() { # $1 = name
     "$1" "$(cat "$d/ssh_port")" "$hk" "$addr" "$KEY" "$d/known_hosts"
 }
 
+# The client key is shared by every VM and VMs are started in parallel: make it
+# in a private temp name and move it into place, so a second "up" never finds a
+# half-made key or makes ssh-keygen ask whether to overwrite.
+ensure_client_key() {
+  [ -f "$KEY" ] && [ -f "$KEY.pub" ] && return 0
+  local tmp="$KEY.tmp.$$"
+  ssh-keygen -q -t ed25519 -N '' -C spotlift-lab -f "$tmp" </dev/null
+  mv -f "$tmp.pub" "$KEY.pub.new.$$" && mv -f "$tmp" "$KEY.new.$$"
+  if ln "$KEY.new.$$" "$KEY" 2>/dev/null; then mv -f "$KEY.pub.new.$$" "$KEY.pub"
+  else # another "up" won the race: keep its key
+    while [ ! -f "$KEY.pub" ]; do sleep 0.05; done
+    rm -f "$KEY.pub.new.$$"
+  fi
+  rm -f "$KEY.new.$$"
+}
+
 cmd_up() {
   [ $# -ge 2 ] || die "usage: vm.sh up NAME SSHPORT [MEM_MIB]"
   local name=$1 port=$2 mem=${3:-1024} cpus=${SPOTLIFT_QEMU_CPUS:-1} d=$LAB/$1
@@ -63,8 +79,8 @@ cmd_up() {
   [ -s "$IMG/vmlinuz" ] && [ -s "$IMG/initramfs.cpio.gz" ] || bash "$HERE/build-image.sh"
   mkdir -p "$d"; chmod 700 "$LAB"
   rm -f "$d"/{qemu.pid,serial.log,qemu.log,node.json,known_hosts,ssh.ctl,hostkey,hostkey.pub}
-  [ -f "$KEY" ] || ssh-keygen -q -t ed25519 -N '' -C spotlift-lab -f "$KEY"
-  ssh-keygen -q -t ed25519 -N '' -C "root@$name" -f "$d/hostkey"
+  ensure_client_key
+  ssh-keygen -q -t ed25519 -N '' -C "root@$name" -f "$d/hostkey" </dev/null
   echo "$port" > "$d/ssh_port"
   echo "[127.0.0.1]:$port $(awk '{print $1" "$2}' "$d/hostkey.pub")" > "$d/known_hosts"
 
