@@ -35,12 +35,30 @@ netns_of() { echo "spl-$1"; }           # node-a -> spl-node-a
 netns_path() { echo "/run/netns/spl-$1"; }
 veth_of() { echo "splv-${1#node-}"; }   # host end of node-a's veth pair: splv-a
 
-# Run a command in a node's network namespace only. Not `ip netns exec`: that also unshares the
-# mount namespace, and CRIU then fails to dump mounts ("has unreachable sharing").
+# Each node also has a mount namespace of its own, kept alive by a bind mount of its nsfs file, so
+# that /srv/data is private per node (real nodes do not share a file system). Its mounts are
+# private (no propagation from or to the host): CRIU refuses mounts whose shared peers it cannot
+# reach ("has unreachable sharing"), which is what `ip netns exec`'s slave mounts run into.
+MNTNS_DIR=/run/spotlift/mntns
+NODE_DATA=/srv/data
+mntns_path() { echo "$MNTNS_DIR/spl-$1"; }
+# Is the node's mount namespace handle there (an nsfs bind mount, not a plain file left behind)?
+mntns_ok() { [ "$(stat -f -c %T "$(mntns_path "$1")" 2>/dev/null)" = nsfs ]; }
+
+# Run a command in a node's namespaces (network, and mount once the node has one). Not
+# `ip netns exec`: that unshares a mount namespace per command (see above). Workloads, sshd and
+# CRIU must all share the node's one mount namespace: CRIU dumps a task whose mount namespace is
+# its own without having to dump the mounts themselves.
 in_node() {
   local node=$1
   shift
-  nsenter --net="$(netns_path "$node")" "$@"
+  node_nsenter "$node"
+  "${NSENTER[@]}" "$@"
+}
+# Sets NSENTER to the nsenter command line for node $1 (for callers that must exec it themselves).
+node_nsenter() {
+  NSENTER=(nsenter --net="$(netns_path "$1")")
+  if mntns_ok "$1"; then NSENTER+=(--mount="$(mntns_path "$1")"); fi
 }
 
 # Resolve NODE given as node-a, a, or 10.77.0.2 to node-a (validated).

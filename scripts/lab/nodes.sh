@@ -15,7 +15,9 @@
 #
 # Layout: bridge spl0 10.77.0.1/24 on the host; node-a is netns spl-node-a with eth0 10.77.0.2
 # (host end of its veth: splv-a), node-b 10.77.0.3, ... Everything for a node runs with
-# `nsenter --net=/run/netns/spl-NODE` (never `ip netns exec`, see lib.sh). State lives in
+# `nsenter --net=/run/netns/spl-NODE --mount=/run/spotlift/mntns/spl-NODE` (never `ip netns exec`,
+# see lib.sh): each node has a mount namespace of its own in which /srv/data is the node's private
+# directory <labdir>/nodes/NODE/data, as on real nodes that share no file system. State lives in
 # ${SPOTLIFT_LAB_DIR:-<repo>/.lab}: ssh/ (client key, known_hosts, ssh config) and nodes/NODE/.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -45,6 +47,8 @@ sshd_pid() {
   alive "$pid" || return 0
   [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sshd ] || return 0
   [ "$(ns_inode "/proc/$pid/ns/net")" = "$(ns_inode "$(netns_path "$node")")" ] || return 0
+  # an sshd from before the node had its mount namespace (or from an older one) counts as stale
+  [ "$(ns_inode "/proc/$pid/ns/mnt")" = "$(ns_inode "$(mntns_path "$node")")" ] || return 0
   echo "$pid"
 }
 
@@ -135,6 +139,28 @@ ensure_node_net() {
   in_node "$node" ip link set lo up
   in_node "$node" ip addr replace "$addr/24" dev eth0
   in_node "$node" ip link set eth0 up
+}
+
+# Node $1's private mount namespace: a copy of the host's mounts, all private, with its own
+# directory $LAB/nodes/NODE/data bind-mounted at /srv/data. Kept alive by a bind mount of its nsfs
+# file (unshare --mount=FILE), which needs a private mount as the handles' parent.
+ensure_node_mntns() {
+  local node=$1 data=$LAB/nodes/$1/data handle
+  handle=$(mntns_path "$node")
+  mkdir -p "$data" "$NODE_DATA" "$MNTNS_DIR"
+  echo "$node" >"$data/.spotlift-node"
+  if node_mntns_ok "$node"; then return 0; fi
+  if ! findmnt -n "$MNTNS_DIR" >/dev/null 2>&1; then mount --bind "$MNTNS_DIR" "$MNTNS_DIR"; fi
+  mount --make-private "$MNTNS_DIR"
+  umount "$handle" 2>/dev/null || true
+  touch "$handle"
+  unshare --mount="$handle" --propagation private mount --bind "$data" "$NODE_DATA"
+  node_mntns_ok "$node" || die "$node: could not set up its mount namespace"
+}
+
+# The handle is an nsfs mount and /srv/data in it is the node's own directory.
+node_mntns_ok() {
+  mntns_ok "$1" && [ "$(nsenter --mount="$(mntns_path "$1")" cat "$NODE_DATA/.spotlift-node" 2>/dev/null)" = "$1" ]
 }
 
 node_net_ok() {
@@ -245,7 +271,8 @@ teardown_node() {
   # cleans up a dropped namespace asynchronously and a later 'up' would find the old veth.
   ip link del "$(veth_of "$node")" 2>/dev/null || true
   ip netns del "$ns" 2>/dev/null || true
-  rm -f "$LAB/nodes/$node/sshd.pid"
+  umount "$(mntns_path "$node")" 2>/dev/null || true
+  rm -f "$LAB/nodes/$node/sshd.pid" "$(mntns_path "$node")"
 }
 
 # The account the orchestrator logs in as: uid 0 (CRIU needs root) with /bin/sh and an empty home.
@@ -284,6 +311,11 @@ cmd_up() {
     if ! node_net_ok "$node" "$i"; then
       log "$node: setting up network"
       ensure_node_net "$node" "$i"
+      repaired=1
+    fi
+    if ! node_mntns_ok "$node"; then
+      log "$node: setting up its mount namespace ($NODE_DATA private to the node)"
+      ensure_node_mntns "$node"
       repaired=1
     fi
     ensure_sshd "$node" "$i"
@@ -338,7 +370,7 @@ cmd_down() {
   rm -f "$NODES_JSON"
   for ((i = 0; i < MAX_NODES; i++)); do
     node=$(node_name "$i")
-    if [ -e "$(netns_path "$node")" ] || ip link show "$(veth_of "$node")" >/dev/null 2>&1; then
+    if [ -e "$(netns_path "$node")" ] || [ -e "$(mntns_path "$node")" ] || ip link show "$(veth_of "$node")" >/dev/null 2>&1; then
       teardown_node "$node"
       log "$node: down"
     fi
@@ -366,6 +398,8 @@ cmd_status() {
     local state=healthy
     if ! node_net_ok "$node" "$i"; then
       state="network broken"
+    elif ! node_mntns_ok "$node"; then
+      state="mount namespace missing"
     elif [ -z "$pid" ]; then
       state="sshd not running"
     elif ! ssh "${SSH_OPTS[@]}" "$LOGIN_USER@$addr" 'criu --version >/dev/null' 2>/dev/null; then

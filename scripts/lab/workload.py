@@ -107,6 +107,9 @@ class Pattern:
 
 def main(argv):
     a = parse_args(argv)
+    # Whatever the starter leaked beyond stdio (a shell's saved fds, a runner's pipes) may live on a
+    # mount of the host's namespace that CRIU cannot find in the node's ("Can't lookup mount").
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
     log = Log(a.log)
     # First thing: SIGUSR1's default action would kill the process.
     corrupt = []  # set by SIGUSR1; acted on in the loop, not in the handler

@@ -5,10 +5,11 @@
 #       e.g. workload.sh start node-a demo --mem-mib 64 --udp 10.77.0.1:40000
 #   workload.sh stop PID                                  kill the whole tree (also a frozen one)
 #
-# The workload runs in NODE's network namespace as the init of its own pid namespace, in its own
+# The workload runs in NODE's network and mount namespaces as the init of its own pid namespace, in its own
 # session: source and destination share one kernel here, so a restored tree must not need the pids
 # the frozen original still holds, and CRIU refuses a session leader outside the pid namespace.
-#   setsid nsenter --net=/run/netns/spl-NODE unshare -p -f setsid python3 workload.py ...
+#   setsid nsenter --net=/run/netns/spl-NODE --mount=/run/spotlift/mntns/spl-NODE \
+#     unshare -p -f setsid python3 workload.py ...
 # The printed pid is the child of unshare (pid 1 inside the namespace): that is what `criu dump -t`
 # takes. Its stdio goes to a file under the lab dir, never to the caller's pipes (CRIU cannot restore
 # pipes to a process that is gone, and a caller like execFile would wait for them to close).
@@ -38,9 +39,12 @@ cmd_start() {
   # The outer setsid puts unshare in a session of its own, away from the caller's process group
   # (a test runner killing its group must not take the workload's parent along). It does not fork
   # here (a background job is no group leader), so $! is unshare's pid.
-  (cd / && exec setsid nsenter --net="$(netns_path "$node")" \
-    unshare --pid --fork setsid "$PYTHON" "$LAB_SCRIPTS/workload.py" --name "$name" "${extra[@]}" "$@" \
-    </dev/null >>"$dir/$name.stdio.log" 2>&1) &
+  node_nsenter "$node"
+  # stdio is opened inside the node's mount namespace (by the inner sh): a file opened in the
+  # host's would sit on a mount CRIU cannot find in the node's ("Can't lookup mount").
+  (cd / && exec setsid "${NSENTER[@]}" /bin/sh -c 'log=$1; shift; exec "$@" </dev/null >>"$log" 2>&1' sh \
+    "$dir/$name.stdio.log" unshare --pid --fork setsid "$PYTHON" "$LAB_SCRIPTS/workload.py" --name "$name" "${extra[@]}" "$@" \
+    </dev/null >/dev/null 2>&1) &
   launcher=$!
 
   # Wait for unshare's child to have become python running workload.py.
