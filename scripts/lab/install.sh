@@ -14,16 +14,8 @@ APT_PKGS=(redis-server openssh-server openssh-client iproute2 util-linux procps 
   libprotobuf-dev pkgconf protobuf-c-compiler protobuf-compiler uuid-dev python3-protobuf \
   build-essential xz-utils ca-certificates)
 
-missing=()
-for p in "${APT_PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  log "installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+source "$(dirname "$0")/apt.sh"
+ensure_apt_packages "${APT_PKGS[@]}"
 # Debian's postinst may start services; the lab starts its own private instances.
 systemctl disable --now redis-server ssh >/dev/null 2>&1 || true
 

@@ -7,16 +7,8 @@ log() { echo "[lab/qemu/install] $*" >&2; }
 
 APT_PKGS=(qemu-system-x86 cpio gzip xz-utils zstd kmod build-essential openssh-client \
   ca-certificates)
-missing=()
-for p in "${APT_PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  log "installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+source "$(dirname "$0")/../apt.sh"
+ensure_apt_packages "${APT_PKGS[@]}"
 # CRIU >= 4.2 for this machine (the guest gets a copy of the same binary and its libraries).
 if [ ! -x /usr/local/sbin/criu ]; then
   bash "$(dirname "$0")/../install.sh"
