@@ -2,8 +2,8 @@
 # Benchmarks: figures and ratios against baselines measured in the same run (not timed tests).
 #   bash bench/run.sh downtime [--reps N] [--sizes 64,256,1024]   stop-and-copy vs the bare CRIU sequence
 #   bash bench/run.sh fleet                                       evacuation planner vs FIFO vs upper bound
-#   bash bench/run.sh transport [--mib 1024] [--criu-mib 1024] [--reps N]
-#                                                                 page transports vs raw TCP and OpenSSH tunnels
+#   bash bench/run.sh transport [--mib 1024] [--criu-mib 1024] [--reps N] [--pipes-only] [--image-root DIR]
+#                                                                 page transports vs raw TCP and OpenSSH tunnels (same hops)
 #   bash bench/run.sh notice [--trials 20] [--poll-ms 250]        notice-to-first-freeze latency (fake IMDS over SSH)
 #   bash bench/run.sh postcopy [--reps N] [--sizes 256,1024]      post-copy vs stop-and-copy downtime through spotlift
 # Run as root; installs and starts what it needs, like the tests.

@@ -1,13 +1,15 @@
 /**
  * Page transports with real CRIU through the REST API: stop-and-copy of a 64 MiB lab workload over plain
- * TCP, CRIU's mutual TLS (certificates issued by spotlift's CA and pushed over SSH), and SSH (page traffic
- * relayed through the orchestrator's SSH connections; the destination page-server listens on its loopback
- * only, so nothing but the relay can reach it). Continuity is checked as in migration.e2e-spec.ts. Then a
- * TLS failure (a certificate for the wrong address): CRIU aborts, the job rolls back, the workload runs once.
+ * TCP, CRIU's mutual TLS (certificates issued by spotlift's CA and pushed over SSH), and SSH, in both of its
+ * modes: node to node (OpenSSH -L on the source with a one-time key, host key pinned) and, for a pair whose
+ * destination sshd the source cannot reach, relayed through the orchestrator's SSH connections. The
+ * destination page-server listens on its loopback only, so nothing but the tunnel can reach it. Continuity
+ * is checked as in migration.e2e-spec.ts. Then a TLS failure (a certificate for the wrong address): CRIU
+ * aborts, the job rolls back, the workload runs once.
  */
 import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import type { MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
-import { nodeAddress, nodeOfPid, pidAlive, startWorkload, stopWorkload } from '@spotlift/testing';
+import { labAuthorizedKeys, nodeAddress, nodeOfPid, pidAlive, startWorkload, stopWorkload } from '@spotlift/testing';
 import { NodeCertificates, OpenSslCertificateAuthority, describeCertificate } from '@spotlift/transport';
 import { waitForMigration } from './support/orchestrator-harness.js';
 import { type E2eEnv, setupE2e } from './support/e2e-env.js';
@@ -52,6 +54,13 @@ async function migrate(body: object): Promise<MigrationRecord> {
   return done;
 }
 
+/** The one-time tunnel keys spotlift put into the lab's authorized_keys and has not removed (none, ever, after a job). */
+function tunnelKeysLeft(): string[] {
+  return readFileSync(labAuthorizedKeys(), 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('spotlift-tunnel-'));
+}
+
 /** Heartbeats continue from `to` only, gap-free, memory checks intact, from the restored pid. */
 async function expectContinuedOn(name: string, m: MigrationRecord, to: string, before: number): Promise<void> {
   const after = Date.now();
@@ -83,12 +92,15 @@ describe('stop-and-copy over each page transport, real CRIU', () => {
       expect(m.bytes.images).toBeGreaterThan(0);
       expect(m.throughput?.pagesBytesPerSec).toBeGreaterThan(0);
       expect(m.throughput?.imagesBytesPerSec).toBeGreaterThan(0);
+      // Nothing relayed by the orchestrator: ssh went node to node here (the relay has its own case below).
+      expect(m.bytes.relayed).toBeUndefined();
       if (transport === 'ssh') {
-        // Every page crossed the relay (plus CRIU's page-server protocol headers).
-        expect(m.bytes.relayed).toBeGreaterThanOrEqual(m.bytes.pages);
-        expect(m.bytes.relayed).toBeLessThan(m.bytes.pages * 1.05 + 1_000_000);
+        expect(m.transportRoute).toBe(
+          `direct: OpenSSH -L on ${from} to ${to}'s sshd at ${nodeAddress(to)}:22, one-time key`,
+        );
+        expect(tunnelKeysLeft()).toEqual([]);
       } else {
-        expect(m.bytes.relayed).toBeUndefined();
+        expect(m.transportRoute).toBeUndefined();
       }
 
       expect(pidAlive(pid)).toBe(false);
@@ -111,6 +123,41 @@ describe('stop-and-copy over each page transport, real CRIU', () => {
       }
     },
   );
+
+  it('ssh to a destination whose sshd the source cannot reach: relayed by the orchestrator, with the reason', async () => {
+    // node-c's sshd, registered again with a data address nothing answers on: the orchestrator reaches the
+    // node, the source does not (as across two private networks).
+    const c = env.lab.nodes.find((n) => n.id === 'node-c')!;
+    const far = await env.orch.api<NodeRecord>('POST', '/nodes', {
+      ...c,
+      id: 'node-c-far',
+      dataAddress: '10.77.0.250',
+    });
+    expect(far.status).toBe(201);
+    expect(far.body.state).toBe('ready');
+    const name = 'tr-ssh-relay';
+    const { pid, workload } = await launch(name, 'node-a');
+    const before = Date.now();
+    const m = await migrate({ workload: workload.id, destination: 'node-c-far', transport: 'ssh' });
+
+    expect(m.error).toBeUndefined();
+    expect(m.state).toBe('completed');
+    expect(m.transport).toBe('ssh');
+    expect(m.transportRoute).toMatch(
+      /^relay: through the orchestrator's SSH connections \(two hops\); not direct: ssh node-a -> node-c-far \(10\.77\.0\.250:22\): .*(timed out|No route to host)/,
+    );
+    expect(tunnelKeysLeft()).toEqual([]);
+    // Every page crossed the relay (plus CRIU's page-server protocol headers).
+    expect(m.bytes.relayed).toBeGreaterThanOrEqual(m.bytes.pages);
+    expect(m.bytes.relayed).toBeLessThan(m.bytes.pages * 1.05 + 1_000_000);
+    expect(m.throughput?.pagesBytesPerSec).toBeGreaterThan(0);
+
+    expect(pidAlive(pid)).toBe(false);
+    expect(nodeOfPid(m.restoredPid!)).toBe('node-c');
+    await expectContinuedOn(name, m, 'node-c', before);
+    const w = await env.orch.api<WorkloadRecord>('GET', `/workloads/${workload.id}`);
+    expect(w.body).toMatchObject({ nodeId: 'node-c-far', pid: m.restoredPid, state: 'running' });
+  });
 
   it('tls with a certificate for the wrong address: CRIU aborts, the job rolls back, the workload runs once', async () => {
     const name = 'tr-tls-bad';

@@ -36,7 +36,7 @@ import {
 import { AppModule } from '../../apps/orchestrator/src/app.module.js';
 import { loadConfig } from '../../apps/orchestrator/src/config/app-config.js';
 
-const REDIS_PORT = 16399;
+const REDIS_PORT = arg('redis-port', 16399);
 const STAGES = ['detected', 'evacuation', 'migration', 'preflight', 'prepare', 'dumpStart', 'frozenAt'] as const;
 type Stage = (typeof STAGES)[number];
 

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { labDir, repoRoot } from '@spotlift/testing';
+import { labAuthorizedKeys, labDir, repoRoot } from '@spotlift/testing';
 
 /** The built orchestrator (dist/) as a child process, the way an operator runs it, plus a REST client. */
 export interface OrchestratorProcess {
@@ -31,6 +31,7 @@ export async function startOrchestratorProcess(opts: {
       REDIS_URL: `redis://127.0.0.1:${opts.redisPort}`,
       SPOTLIFT_REDIS_PREFIX: `bench-${opts.name}-${Date.now()}`,
       PORT: String(opts.apiPort),
+      SPOTLIFT_SSH_TUNNEL_AUTHORIZED_KEYS: labAuthorizedKeys(),
       ...opts.env,
     },
     stdio: ['ignore', out, out],

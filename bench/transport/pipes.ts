@@ -1,7 +1,7 @@
 /**
  * Byte pipes between lab nodes, measured with the same sink (bench/transport/pipe.py in node-b's namespace,
  * timing first byte to EOF where the data arrives) and the same incompressible sender: a raw TCP socket,
- * OpenSSH tunnels, and spotlift's ssh2 relay.
+ * OpenSSH tunnels, spotlift's node-to-node tunnel and its ssh2 relay.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
@@ -9,8 +9,15 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Client } from 'ssh2';
 import type { NodeTarget } from '@spotlift/domain';
-import { labDir, netnsPath, repoRoot } from '@spotlift/testing';
-import { SshNodeShell, hostKeyMatches, sshLocalConnector, startRelay, type RelayListener } from '@spotlift/transport';
+import { labAuthorizedKeys, labDir, netnsPath, repoRoot } from '@spotlift/testing';
+import {
+  SshNodeShell,
+  hostKeyMatches,
+  openDirectTunnel,
+  sshLocalConnector,
+  startRelay,
+  type RelayListener,
+} from '@spotlift/transport';
 
 export interface PipeResult {
   bytes: number;
@@ -182,6 +189,31 @@ export function spotliftRelay(
       await shell.close();
     }
   }).then((r) => ({ ...r, relayed }));
+}
+
+/** spotlift's node-to-node tunnel (openDirectTunnel): OpenSSH `-L` on node-a straight to node-b's sshd, one hop. */
+export function spotliftDirect(
+  nodes: Record<string, NodeTarget>,
+  privateKey: Buffer,
+  bytes: number,
+): Promise<PipeResult> {
+  const shell = new SshNodeShell({ privateKey });
+  return measure('node-b', '127.0.0.1', async (port) => {
+    const tunnel = await openDirectTunnel(
+      shell,
+      nodes['node-a']!,
+      nodes['node-b']!,
+      { sourcePort: randomPort(), destPort: port },
+      nodes['node-b']!.hostKey,
+      { authorizedKeysFile: labAuthorizedKeys() },
+    );
+    try {
+      await send('node-a', '127.0.0.1', tunnel.sourcePort, bytes);
+    } finally {
+      await tunnel.close();
+      await shell.close();
+    }
+  });
 }
 
 /** ssh2 `forwardOut` alone (one hop, like `ssh -L`): a local listener piped into node-b's sshd. */

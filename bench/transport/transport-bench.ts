@@ -2,12 +2,16 @@
  * Transport throughput benchmark, one run, lab addresses only (bash bench/run.sh transport [--mib N]
  * [--criu-mib N] [--reps N]). The same number of bytes through:
  *   - pipes into a sink on node-b: a raw TCP socket, OpenSSH `ssh -L` (one hop), OpenSSH `-R` + `-L`
- *     (the relay's two hops), ssh2 forwardOut alone (one hop), and spotlift's ssh relay (two hops);
+ *     (the relay's two hops), ssh2 forwardOut alone (one hop), spotlift's ssh transport node to node
+ *     (OpenSSH `-L` on node-a, one hop) and relayed by the orchestrator (two hops);
  *   - CRIU: a page-server dump of an N MiB workload node-a -> node-b through spotlift's tcp, tls and ssh
- *     transports (REST -> worker -> SSH -> CRIU; rate = pages / CRIU's memwrite time, as recorded on the
- *     job), and bare CRIU (scripts/lab/bare-migrate.sh) for what the page-server path itself allows.
- * Targets: ssh relay >= 0.9x OpenSSH `ssh -L`; spotlift tcp >= 0.8x the raw socket.
+ *     (direct, and relayed: a second orchestrator with SPOTLIFT_SSH_TUNNEL=relay) transports (REST -> worker
+ *     -> SSH -> CRIU; rate = pages / CRIU's memwrite time, as recorded on the job), and bare CRIU
+ *     (scripts/lab/bare-migrate.sh) for what the page-server path itself allows.
+ * Like with like: each ssh figure against the OpenSSH tunnel with the same hops. Targets: ssh >= 0.9x
+ * OpenSSH `ssh -L` (the direct mode; one hop each); spotlift tcp >= 0.8x the raw socket.
  * `--image-root DIR` puts the page-servers' image files there (spotlift and bare CRIU alike).
+ * `--pipes-only` measures the pipes alone (no CRIU, no orchestrator).
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -25,9 +29,18 @@ import {
 } from '@spotlift/testing';
 import { type OrchestratorProcess, startOrchestratorProcess } from '../support/orchestrator-process.js';
 import { median } from '../support/stats.js';
-import { CIPHER, opensshL, opensshTwoHop, rawTcp, spotliftRelay, ssh2SingleHop, type PipeResult } from './pipes.js';
+import {
+  CIPHER,
+  opensshL,
+  opensshTwoHop,
+  rawTcp,
+  spotliftDirect,
+  spotliftRelay,
+  ssh2SingleHop,
+  type PipeResult,
+} from './pipes.js';
 
-const REDIS_PORT = 16389;
+const REDIS_PORT = 16407;
 const API_PORT = 18091;
 const MiB = 2 ** 20;
 
@@ -51,6 +64,7 @@ async function criuThroughSpotlift(
   collector: HeartbeatCollector,
   transport: string,
   mib: number,
+  route?: 'direct' | 'relay',
 ): Promise<number> {
   const { name, pid } = await launch(collector, transport, mib);
   const w = await orch.call<WorkloadRecord>('POST', '/workloads', { name, node: 'node-a', pid });
@@ -66,6 +80,8 @@ async function criuThroughSpotlift(
   for (const p of [pid, m.restoredPid]) if (p && pidAlive(p)) await stopWorkload(p);
   const bps = m.throughput?.pagesBytesPerSec;
   if (m.state !== 'completed' || !bps) throw new Error(`${transport} migration ${m.state}: ${m.error}`);
+  // A figure under the wrong label would be worse than none (e.g. ssh relayed where direct was meant).
+  if (route && !m.transportRoute?.startsWith(`${route}:`)) throw new Error(`${transport} went ${m.transportRoute}`);
   return bps / MiB;
 }
 
@@ -83,6 +99,8 @@ async function main(): Promise<void> {
   const mib = Number(arg('mib', '1024'));
   const criuMib = Number(arg('criu-mib', String(mib)));
   const reps = Number(arg('reps', '1'));
+  // Pipes only (seconds, not minutes; no CRIU, no orchestrator).
+  const skipCriu = process.argv.includes('--pipes-only');
   // Where both page-servers write pages (e.g. a tmpfs, to take the disk out of the CRIU figures).
   const imageRoot = arg('image-root', '') || undefined;
   if (imageRoot) process.env.SPOTLIFT_IMAGES_DIR = imageRoot; // bare-migrate.sh's image dir
@@ -91,74 +109,136 @@ async function main(): Promise<void> {
   const nodes: Record<string, NodeTarget> = Object.fromEntries(lab.nodes.map((n) => [n.id, n]));
   const key = readFileSync(lab.ssh.privateKeyPath);
 
+  // Each figure next to its baseline (same hops), and every other run in reverse order, so that load drifting
+  // during a run weighs on both sides of a ratio alike.
   const pipes: Array<[string, () => Promise<PipeResult>]> = [
     ['raw TCP socket (node-a -> node-b)', () => rawTcp(bytes)],
     ['OpenSSH ssh -L (1 hop)', () => opensshL(bytes)],
-    ['OpenSSH -R + -L (2 hops)', () => opensshTwoHop(bytes)],
+    ['spotlift ssh direct (1 hop)', () => spotliftDirect(nodes, key, bytes)],
     ['ssh2 forwardOut (1 hop)', () => ssh2SingleHop(nodes['node-b']!, key, bytes)],
+    ['OpenSSH -R + -L (2 hops)', () => opensshTwoHop(bytes)],
     ['spotlift ssh relay (2 hops)', () => spotliftRelay(nodes, key, bytes)],
   ];
-  const results = new Map<string, number[]>();
-  const add = (k: string, v: number) => results.set(k, [...(results.get(k) ?? []), v]);
-  for (let i = 0; i < reps; i++) {
-    for (const [label, run] of pipes) {
-      // One retry: a broken run is reported, not hidden, and does not cost the other figures.
-      for (let attempt = 1; attempt <= 2; attempt++) {
-        try {
-          const r = await run();
-          if (r.bytes !== bytes) throw new Error(`the sink got ${r.bytes} of ${bytes} bytes`);
-          add(label, rate(r));
-          console.error(`[bench] ${label}: ${rate(r).toFixed(0)} MiB/s`);
-          break;
-        } catch (error) {
-          console.error(`[bench] ${label}: attempt ${attempt} failed: ${(error as Error).message}`);
-        }
+  /** Figures by label, one slot per run (undefined: that run failed twice). */
+  const results = new Map<string, Array<number | undefined>>();
+  /** One figure, MiB/s; one retry: a broken run is reported, not hidden, and does not cost the other figures. */
+  const measureInto = async (label: string, rep: number, run: () => Promise<number>) => {
+    const slots = results.get(label) ?? Array<number | undefined>(reps).fill(undefined);
+    results.set(label, slots);
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      try {
+        slots[rep] = await run();
+        console.error(`[bench] ${label}: ${slots[rep].toFixed(0)} MiB/s`);
+        return;
+      } catch (error) {
+        console.error(`[bench] ${label}: attempt ${attempt} failed: ${(error as Error).message}`);
       }
     }
+  };
+  for (let i = 0; i < reps; i++) {
+    for (const [label, run] of i % 2 ? [...pipes].reverse() : pipes) {
+      await measureInto(label, i, async () => {
+        const r = await run();
+        if (r.bytes !== bytes) throw new Error(`the sink got ${r.bytes} of ${bytes} bytes`);
+        return rate(r);
+      });
+    }
   }
+  if (!skipCriu) await criuFigures(criuMib, reps, imageRoot, measureInto);
+  report(results, { mib, criuMib, reps, imageRoot, nodes: lab.nodes.length });
+}
 
+/** Real CRIU page-server dumps node-a -> node-b through spotlift (each transport and ssh mode) and bare. */
+async function criuFigures(
+  criuMib: number,
+  reps: number,
+  imageRoot: string | undefined,
+  measureInto: (label: string, rep: number, run: () => Promise<number>) => Promise<void>,
+): Promise<void> {
   await startRedis(REDIS_PORT);
   const collector = new HeartbeatCollector();
   await collector.start();
+  const images: Record<string, string> = imageRoot ? { SPOTLIFT_IMAGE_ROOT: imageRoot } : {};
   const orch = await startOrchestratorProcess({
     name: 'transport',
     redisPort: REDIS_PORT,
     apiPort: API_PORT,
-    ...(imageRoot ? { env: { SPOTLIFT_IMAGE_ROOT: imageRoot } } : {}),
+    env: images,
+  });
+  // The same, with the ssh transport always relayed.
+  const relayOrch = await startOrchestratorProcess({
+    name: 'transport-relay',
+    redisPort: REDIS_PORT,
+    apiPort: API_PORT + 1,
+    env: { ...images, SPOTLIFT_SSH_TUNNEL: 'relay' },
   });
   try {
     for (let i = 0; i < reps; i++) {
-      for (const t of ['tcp', 'tls', 'ssh']) {
-        const v = await criuThroughSpotlift(orch, collector, t, criuMib);
-        add(`spotlift ${t} transport (CRIU page-server)`, v);
-        console.error(`[bench] spotlift ${t}: ${v.toFixed(0)} MiB/s`);
+      for (const [label, o, t] of [
+        ['tcp', orch, 'tcp'],
+        ['tls', orch, 'tls'],
+        ['ssh direct', orch, 'ssh'],
+        ['ssh relay', relayOrch, 'ssh'],
+      ] as const) {
+        const route = t === 'ssh' ? (o === orch ? 'direct' : 'relay') : undefined;
+        await measureInto(`spotlift ${label} transport (CRIU page-server)`, i, () =>
+          criuThroughSpotlift(o, collector, t, criuMib, route),
+        );
       }
-      const b = await criuBare(collector, criuMib);
-      add('bare CRIU page-server (no spotlift)', b);
-      console.error(`[bench] bare CRIU: ${b.toFixed(0)} MiB/s`);
+      await measureInto('bare CRIU page-server (no spotlift)', i, () => criuBare(collector, criuMib));
     }
   } finally {
     orch.stop();
+    relayOrch.stop();
     await collector.stop();
     await stopRedis(REDIS_PORT);
   }
+}
 
-  const m = (k: string) => median(results.get(k) ?? [NaN]);
+function report(
+  results: Map<string, Array<number | undefined>>,
+  run: { mib: number; criuMib: number; reps: number; imageRoot: string | undefined; nodes: number },
+): void {
+  const { mib, criuMib, reps, imageRoot } = run;
+  const got = (k: string) => (results.get(k) ?? []).filter((v): v is number => v !== undefined);
+  const m = (k: string) => (got(k).length ? median(got(k)) : NaN);
   console.log(
     `transport throughput, MiB/s (median of ${reps}); pipes: ${mib} MiB into a sink; CRIU: ${criuMib} MiB workload; ssh cipher ${CIPHER}; images in ${imageRoot ?? 'the default image root'}`,
   );
   const width = Math.max(...[...results.keys()].map((k) => k.length));
   for (const [k, v] of results)
-    console.log(`  ${k.padEnd(width)}  ${m(k).toFixed(0).padStart(6)}   runs: ${v.map((x) => x.toFixed(0)).join(' ')}`);
+    console.log(
+      `  ${k.padEnd(width)}  ${m(k).toFixed(0).padStart(6)}   runs: ${v.map((x) => x?.toFixed(0) ?? 'failed').join(' ')}`,
+    );
+  /** The median of the per-run ratios (both figures of a run were measured back to back), and each run's. */
   const ratio = (label: string, a: string, b: string, target?: number) => {
-    const r = m(a) / m(b);
+    const perRun = (results.get(a) ?? [])
+      .map((x, i) => (x === undefined ? undefined : x / (results.get(b)?.[i] ?? NaN)))
+      .filter((r): r is number => r !== undefined && !Number.isNaN(r));
+    if (!perRun.length) {
+      console.log(`  ${label.padEnd(50)} n/a (a figure is missing: see the failures above)`);
+      return;
+    }
+    const r = median(perRun);
     const verdict =
       target === undefined ? '' : r >= target ? `  (target >= ${target}x: met)` : `  (target >= ${target}x: NOT met)`;
-    console.log(`  ${label.padEnd(46)} ${r.toFixed(2)}x${verdict}`);
+    console.log(
+      `  ${label.padEnd(50)} ${r.toFixed(2)}x${verdict}   runs: ${perRun.map((x) => x.toFixed(2)).join(' ')}`,
+    );
   };
-  console.log('ratios');
-  ratio('spotlift ssh relay / OpenSSH ssh -L', 'spotlift ssh relay (2 hops)', 'OpenSSH ssh -L (1 hop)', 0.9);
-  ratio('spotlift ssh relay / OpenSSH -R + -L (same hops)', 'spotlift ssh relay (2 hops)', 'OpenSSH -R + -L (2 hops)');
+  console.log('ratios (median of per-run ratios)');
+  ratio(
+    'spotlift ssh direct / OpenSSH ssh -L (1 hop each)',
+    'spotlift ssh direct (1 hop)',
+    'OpenSSH ssh -L (1 hop)',
+    0.9,
+  );
+  ratio(
+    'spotlift ssh relay / OpenSSH -R + -L (2 hops each)',
+    'spotlift ssh relay (2 hops)',
+    'OpenSSH -R + -L (2 hops)',
+  );
+  ratio('spotlift ssh relay / OpenSSH ssh -L', 'spotlift ssh relay (2 hops)', 'OpenSSH ssh -L (1 hop)');
   ratio('ssh2 forwardOut / OpenSSH ssh -L (1 hop each)', 'ssh2 forwardOut (1 hop)', 'OpenSSH ssh -L (1 hop)');
   ratio(
     'spotlift tcp transport / raw TCP socket',
@@ -177,12 +257,17 @@ async function main(): Promise<void> {
     'spotlift tcp transport (CRIU page-server)',
   );
   ratio(
-    'spotlift ssh / spotlift tcp (CRIU)',
-    'spotlift ssh transport (CRIU page-server)',
+    'spotlift ssh direct / spotlift tcp (CRIU)',
+    'spotlift ssh direct transport (CRIU page-server)',
+    'spotlift tcp transport (CRIU page-server)',
+  );
+  ratio(
+    'spotlift ssh relay / spotlift tcp (CRIU)',
+    'spotlift ssh relay transport (CRIU page-server)',
     'spotlift tcp transport (CRIU page-server)',
   );
   console.log(
-    `${readFileSync('/proc/loadavg', 'utf8').trim()} (loadavg), ${lab.nodes.length} lab nodes, 2 cores shared by senders, sshds, relay and sink`,
+    `${readFileSync('/proc/loadavg', 'utf8').trim()} (loadavg), ${run.nodes} lab nodes, 2 cores shared by senders, sshds, relay and sink`,
   );
 }
 

@@ -58,6 +58,14 @@ def parse_args(argv):
     p.add_argument("--log", default=None, help="append diagnostics here (never stdout/stderr)")
     p.add_argument("--verify-mib-per-tick", type=int, default=DEFAULT_VERIFY_MIB_PER_TICK)
     p.add_argument("--seed", type=int, default=0x5107)
+    p.add_argument("--data-file", action="append", default=[],
+                   help="append one line per tick to this file (created, truncated) and check the whole "
+                        "file on every full check: proves a file the process holds open came along")
+    p.add_argument("--ghost-file", default=None,
+                   help="create this file with --ghost-kib KiB of known content, keep it open, unlink it, "
+                        "and check its content through the open fd (CRIU's ghost files)")
+    p.add_argument("--ghost-kib", type=int, default=512)
+    p.add_argument("--cwd", default=None, help="working directory (must exist)")
     a = p.parse_args(argv)
     if a.mem_mib < 1:
         p.error("--mem-mib must be >= 1")
@@ -118,7 +126,10 @@ def main(argv):
     hot = a.hot_mib * MIB
     hot_pages = hot // PAGE
 
+    if a.cwd:
+        os.chdir(a.cwd)
     pattern = Pattern(a.seed)
+    files = FileChecks(a, pattern)
     buf = bytearray(mem)  # one anonymous mapping; filling it touches every page
     view = memoryview(buf)
     for i in range(a.mem_mib):
@@ -193,6 +204,10 @@ def main(argv):
                 fail("hot page stamps are not %d" % counter)
             if paused or (counter % FULL_CHECK_EVERY == 0):
                 check_hot_full()
+            if paused or (counter % FULL_CHECK_EVERY == 0):
+                problem = files.check()
+                if problem:
+                    fail(problem)
             if paused or len(cold_chunks) <= per_tick:
                 check_cold(cold_chunks)
             else:
@@ -200,6 +215,7 @@ def main(argv):
                 cursor = (cursor + per_tick) % len(cold_chunks)
                 check_cold(window)
         counter += 1
+        files.tick(counter)
         if hot_pages:
             stamps()[:] = stamp_array(counter)
 
@@ -215,6 +231,46 @@ def main(argv):
 
         # Do not try to catch up after a freeze: one heartbeat per tick from now on.
         next_tick = max(next_tick + interval, time.monotonic())
+
+
+class FileChecks:
+    """Files the process holds open, checked through its own fds.
+
+    Data files get one fixed-width line per tick; the file must hold exactly the lines written so far
+    (a restore with a stale or missing copy shows up as a short file or wrong lines). The ghost file is
+    unlinked right after it is written, so only CRIU's ghost-file image can bring it along."""
+
+    LINE = 13  # "%012d\n"
+
+    def __init__(self, a, pattern):
+        self.data = [(p, os.open(p, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644))
+                     for p in a.data_file]
+        self.lines = 0
+        self.ghost = None
+        if a.ghost_file:
+            self.ghost_bytes = bytes(pattern.block[:a.ghost_kib * 1024])
+            with open(a.ghost_file, "wb") as f:
+                f.write(self.ghost_bytes)
+            self.ghost = os.open(a.ghost_file, os.O_RDONLY)
+            os.unlink(a.ghost_file)
+
+    def tick(self, counter):
+        for _, fd in self.data:
+            os.write(fd, b"%012d\n" % counter)
+        self.lines = counter
+
+    def check(self):
+        for path, fd in self.data:
+            size = os.fstat(fd).st_size
+            if size != self.lines * self.LINE:
+                return "data file %s has %d bytes, expected %d" % (path, size, self.lines * self.LINE)
+            content = os.pread(fd, size, 0)
+            expected = b"".join(b"%012d\n" % i for i in range(1, self.lines + 1))
+            if content != expected:
+                return "data file %s does not hold lines 1..%d" % (path, self.lines)
+        if self.ghost is not None and os.pread(self.ghost, len(self.ghost_bytes), 0) != self.ghost_bytes:
+            return "ghost file content differs"
+        return None
 
 
 def host_pid():

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppModule } from '../../apps/orchestrator/src/app.module.js';
 import { loadConfig } from '../../apps/orchestrator/src/config/app-config.js';
+import { labAuthorizedKeys } from '@spotlift/testing';
 
 export interface Orchestrator {
   app: INestApplication;
@@ -29,6 +30,8 @@ export async function startOrchestrator(opts: {
   role?: 'all' | 'api' | 'worker';
   /** Where nodes keep images (SPOTLIFT_IMAGE_ROOT); the qemu lab's VMs put them on their /lab tmpfs. */
   imageRoot?: string;
+  /** More orchestrator environment (e.g. SPOTLIFT_SSH_TUNNEL=relay). */
+  env?: Record<string, string>;
 }): Promise<Orchestrator> {
   const token = randomBytes(24).toString('hex');
   const configPath = join(tmpdir(), `spotlift-test-${process.pid}-${randomBytes(4).toString('hex')}.json`);
@@ -42,6 +45,10 @@ export async function startOrchestrator(opts: {
     SPOTLIFT_ROLE: opts.role ?? 'all',
     SPOTLIFT_LOG_FORMAT: 'text',
     ...(opts.imageRoot ? { SPOTLIFT_IMAGE_ROOT: opts.imageRoot } : {}),
+    // The lab's sshds read one shared authorized_keys (scripts/lab/nodes.sh): the ssh transport's
+    // one-time node-to-node keys go there.
+    SPOTLIFT_SSH_TUNNEL_AUTHORIZED_KEYS: labAuthorizedKeys(),
+    ...opts.env,
   });
   const app = await NestFactory.create(AppModule.forRoot(config), { logger: ['error', 'warn'] });
   app.enableShutdownHooks();

@@ -6,6 +6,7 @@ import { AuthGuard } from './common/auth.guard.js';
 import { DomainExceptionFilter } from './common/domain-exception.filter.js';
 import { AppConfig } from './config/app-config.js';
 import { CoreModule } from './core/core.module.js';
+import { checkpointControllers, checkpointProviders, checkpointQueues } from './checkpoints/checkpoints.providers.js';
 import { evacuationControllers, evacuationProviders, evacuationQueues } from './evacuations/evacuations.providers.js';
 import { HealthController } from './health/health.controller.js';
 import { MetricsController } from './metrics/metrics.controller.js';
@@ -17,6 +18,7 @@ import { MigrationReconciler } from './migrations/migration-reconciler.js';
 import { MigrationsProcessor } from './migrations/migrations.processor.js';
 import { MigrationsService } from './migrations/migrations.service.js';
 import { NodesController } from './nodes/nodes.controller.js';
+import { NodeEvents } from './nodes/node-events.js';
 import { NodesService } from './nodes/nodes.service.js';
 import { WorkloadsController } from './workloads/workloads.controller.js';
 import { WorkloadsService } from './workloads/workloads.service.js';
@@ -70,6 +72,7 @@ export class AppModule {
         }),
         BullModule.registerQueue({ name: QueueName.Migrations }),
         ...evacuationQueues,
+        ...checkpointQueues,
       ],
       controllers: [
         HealthController,
@@ -78,12 +81,14 @@ export class AppModule {
         MigrationsController,
         MetricsController,
         ...evacuationControllers,
+        ...checkpointControllers,
       ],
       providers: [
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: DomainExceptionFilter },
         MigrationMetrics,
         MigrationQueue,
+        NodeEvents,
         NodesService,
         WorkloadsService,
         MigrationsService,
@@ -91,6 +96,7 @@ export class AppModule {
         MigrationCancelService,
         ...(config.runsWorker ? [MigrationsProcessor, MigrationReconciler] : []),
         ...evacuationProviders(config),
+        ...checkpointProviders(config),
       ],
     };
   }

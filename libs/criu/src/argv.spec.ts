@@ -8,7 +8,6 @@ import {
   pageServerArgv,
   preDumpArgv,
   restoreArgv,
-  shellQuote,
   versionArgv,
 } from './argv.js';
 import { CriuArgError } from './errors.js';
@@ -563,60 +562,5 @@ describe('criuOutputPath', () => {
   });
   it('rejects a relative base', () => {
     expect(() => criuOutputPath({ imagesDir: 'img' }, 'stats-dump')).toThrow(CriuArgError);
-  });
-});
-
-describe('shellQuote', () => {
-  const cases: [string[], string][] = [
-    [['criu', 'dump', '-t', '42', '-D', '/var/lib/x'], 'criu dump -t 42 -D /var/lib/x'],
-    [['criu', 'check', '--feature', 'uffd-noncoop'], 'criu check --feature uffd-noncoop'],
-    [['echo', 'a b'], "echo 'a b'"],
-    [['echo', "it's"], "echo 'it'\\''s'"],
-    [['echo', ''], "echo ''"],
-    [['echo', '$(reboot)', '`id`', 'a;b', 'x|y', '*', '~', '#c'], "echo '$(reboot)' '`id`' 'a;b' 'x|y' '*' '~' '#c'"],
-    [['criu', '--cpu-cap=cpu'], "criu '--cpu-cap=cpu'"],
-    [['A=b', 'cmd'], "'A=b' cmd"],
-    [['echo', "'"], "echo ''\\'''"],
-    [['echo', 'line1\nline2'], "echo 'line1\nline2'"],
-  ];
-  it.each(cases)('%j', (argv, expected) => {
-    expect(shellQuote(argv)).toBe(expected);
-  });
-
-  it('round-trips through a POSIX shell word splitter', () => {
-    // A minimal sh word parser for the two forms shellQuote emits (bare words, '...' with '\'' escapes).
-    const split = (line: string): string[] => {
-      const words: string[] = [];
-      let cur = '';
-      let inWord = false;
-      for (let i = 0; i < line.length; i++) {
-        const c = line[i]!;
-        if (c === "'") {
-          const end = line.indexOf("'", i + 1);
-          cur += line.slice(i + 1, end);
-          i = end;
-          inWord = true;
-        } else if (c === '\\') {
-          cur += line[++i];
-          inWord = true;
-        } else if (c === ' ') {
-          if (inWord) words.push(cur);
-          cur = '';
-          inWord = false;
-        } else {
-          cur += c;
-          inWord = true;
-        }
-      }
-      if (inWord) words.push(cur);
-      return words;
-    };
-    const argv = ['criu', "a'b", '', "''", ' lead', 'tail ', '--x=y', 'ünï', '$HOME', '\\'];
-    expect(split(shellQuote(argv))).toEqual(argv);
-  });
-
-  it('refuses NUL bytes and empty argv', () => {
-    expect(() => shellQuote(['echo', 'a\0b'])).toThrow(/NUL byte/);
-    expect(() => shellQuote([])).toThrow(CriuArgError);
   });
 });

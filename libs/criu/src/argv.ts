@@ -1,6 +1,6 @@
 /**
  * Typed builders for CRIU 4.2 command lines. Each returns a plain argv (`['criu', ...]`) that a
- * CommandRunner executes directly, or over SSH after {@link shellQuote}. Every value is checked here,
+ * CommandRunner executes directly, or over SSH after quoting (libs/transport `shellJoin`). Every value is checked here,
  * before anything runs on a node: a bad pid or port, a relative path CRIU would resolve against some
  * other directory, or a value starting with '-' that getopt would read as the next option.
  */
@@ -618,25 +618,4 @@ export function criuOutputPath(dirs: { imagesDir: string; workDir?: string }, fi
   if (file.startsWith('/')) return file;
   const base = checkAbsPath(dirs.workDir ?? dirs.imagesDir, dirs.workDir === undefined ? 'imagesDir' : 'workDir');
   return `${base.replace(/\/+$/, '')}/${file}`;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Shell quoting
-
-/**
- * Joins an argv into one POSIX shell command line (for SSH exec, which always goes through the remote
- * user's shell). Words made only of safe characters stay bare for readable logs; everything else is
- * single-quoted, with each `'` written as `'\''`. NUL cannot travel through a shell at all and throws.
- */
-export function shellQuote(argv: readonly string[]): string {
-  if (!Array.isArray(argv) || argv.length === 0) fail('shellQuote needs a non-empty argv');
-  return argv
-    .map((word, i) => {
-      if (typeof word !== 'string') fail(`argv[${i}] is not a string`, { index: i });
-      if (word.includes('\0')) fail(`argv[${i}] contains a NUL byte, which no shell can pass on`, { index: i });
-      // No '=' in the bare set: a first word like `A=b` would be taken as a variable assignment.
-      if (/^[A-Za-z0-9_@%+,./:-]+$/.test(word)) return word;
-      return `'${word.replace(/'/g, `'\\''`)}'`;
-    })
-    .join(' ');
 }

@@ -190,6 +190,13 @@ const realLogs: Record<string, Expected> = {
     line: /uffd: Failed sending restore finished indication: Broken pipe/,
     summary: /Post-copy \(lazy pages\) failed/,
   },
+  'restore-file-missing.log': {
+    kind: 'missing_file',
+    retryable: false,
+    crashed: false,
+    line: /Can't open file srv\/data\/fx\/journal\.log on restore: No such file/,
+    summary: /^\/srv\/data\/fx\/journal\.log is missing on the destination\. .*declare the path/,
+  },
   'cpuinfo-check-xfeatures.log': {
     kind: 'cpu_incompatible',
     retryable: false,

@@ -115,6 +115,7 @@ export type CriuFailureKind =
   | 'lazy_pages_failed'
   | 'cpu_incompatible'
   | 'images_missing'
+  | 'missing_file'
   | 'unknown';
 
 /** The state CRIU says it left the dumped tree in ("Unfreezing tasks into N"). */
@@ -247,6 +248,20 @@ const RULES: Rule[] = [
       return where
         ? `No page-server was listening at ${where}: start 'criu page-server' on the destination first (with --daemon it returns once listening). CRIU resumed the tree; trying again is safe.`
         : `The connection to the page-server broke (${message(hits[0] ?? '')}); check that the destination page-server still runs and the network between the nodes.`;
+    },
+  },
+  {
+    // Seen: "Can't open file srv/data/fx/journal.log on restore: No such file or directory" (a file the tree
+    // held open is not on the destination). Not seen here: "File ... has bad size" (a stale copy there).
+    kind: 'missing_file',
+    match:
+      /Can't open file .* on restore: No such file|Can't open file .*: No such file or directory|File .* has bad size/,
+    retryable: false,
+    summary: (hits) => {
+      const path = num(/Can't open file (\S+)/, hits) ?? num(/File (\S+) has bad size/, hits);
+      const file = path ? `/${path.replace(/^\/+/, '')}` : 'a file the workload has open';
+      const how = hits.some((h) => /has bad size/.test(h)) ? "differs from the source's copy" : 'is missing';
+      return `${file} ${how} on the destination. Nodes do not share files: declare the path (or its directory) in the workload's \`paths\` so spotlift copies it before and during the freeze, or put it on storage both nodes share (node \`sharedStorage\`).`;
     },
   },
   {

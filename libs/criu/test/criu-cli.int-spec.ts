@@ -4,6 +4,7 @@
  * writes must parse. A stop-and-copy through a page-server, as the engine runs it, on a small
  * pid-namespaced python workload; every process started here is killed by pid.
  */
+import { shellJoin } from '@spotlift/transport';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -22,7 +23,6 @@ import {
   parseFeatureCheck,
   parseRestoreStats,
   restoreArgv,
-  shellQuote,
   versionArgv,
 } from '@spotlift/criu';
 
@@ -126,9 +126,9 @@ describe('@spotlift/criu against the real CRIU', () => {
     SLOW,
   );
 
-  it('a feature check survives shellQuote and a real shell', () => {
+  it('a feature check survives shellJoin and a real shell', () => {
     const argv = checkArgv({ feature: 'uffd-noncoop' });
-    const r = spawnSync('sh', ['-c', shellQuote(argv)], { encoding: 'utf8' });
+    const r = spawnSync('sh', ['-c', shellJoin(argv)], { encoding: 'utf8' });
     const result = parseFeatureCheck('uffd-noncoop', `${r.stdout}${r.stderr}`, r.status ?? 128);
     expect(result.known).toBe(true);
   });

@@ -19,8 +19,36 @@ export type EvacuationNoticeKind = 'termination' | 'rebalance' | 'maintenance' |
  */
 export type EvacuationState = 'planning' | 'running' | 'completed' | 'partial' | 'failed';
 
-/** What the node's owner will do on an early signal (rebalance, maintenance). */
-export type EvacuationPolicy = 'evacuate' | 'record';
+/**
+ * What an evacuation does. Hard notices always `evacuate`; early signals (rebalance, maintenance) follow the
+ * fleet's policy: `record` only, `evacuate` everything, or `low-risk-first` (move the low-priority workloads
+ * now, warm up the others: see {@link EarlySignalScope}).
+ */
+export type EvacuationPolicy = 'evacuate' | 'record' | 'low-risk-first';
+
+/** What a `low-risk-first` evacuation does with one workload of the node. */
+export interface EarlySignalWorkload {
+  workloadId: string;
+  priority: number;
+  /** `move`: migrated now (planner's strategy); `pre-copy`: migrated now with pre-copy; `hold`: stays. */
+  action: 'move' | 'pre-copy' | 'hold';
+  reason: string;
+}
+
+/** The workloads a `low-risk-first` evacuation covers, decided when the early signal arrived. */
+export interface EarlySignalScope {
+  lowRiskMaxPriority: number;
+  workloads: EarlySignalWorkload[];
+}
+
+/** The Kubernetes cordon of the evacuated node (tried when a Kubernetes API is configured). */
+export interface EvacuationCordon {
+  /** The Node name(s) tried, in order. */
+  kubeNode: string;
+  at: string;
+  outcome: 'cordoned' | 'already-cordoned' | 'not-a-kubernetes-node' | 'failed';
+  error?: string;
+}
 
 /** The notice as received, normalised to one deadline. */
 export interface EvacuationNotice {
@@ -42,7 +70,7 @@ export interface EvacuationNotice {
  *   could not finish before the deadline. `skipped`: could not be started (the reason is in `error`).
  * - Otherwise the state of its migration.
  */
-export type EvacuationJobState = 'pending' | 'missed' | 'skipped' | MigrationState;
+export type EvacuationJobState = 'pending' | 'missed' | 'skipped' | 'checkpointing' | 'checkpointed' | MigrationState;
 
 export interface EvacuationJob {
   workloadId: string;
@@ -72,6 +100,11 @@ export interface EvacuationJob {
   /** What would be done instead when nothing can take it in time. */
   fallback?: 'checkpoint-to-storage';
   fallbackNodeId?: string;
+  /**
+   * The checkpoint taken instead (`fallback` done): the job is `checkpointing` while it is taken,
+   * `checkpointed` once its images are stored, `missed` (with `error`) when it failed.
+   */
+  checkpointId?: string;
   error?: string;
 }
 
@@ -101,6 +134,8 @@ export interface EvacuationOutcome {
   moved: number;
   missed: number;
   failed: number;
+  /** Not moved but checkpointed to the storage node (restorable later). */
+  checkpointed?: number;
   /** Every job ended (or was given up) before the deadline. */
   beforeDeadline: boolean;
   maxDowntimeMs?: number;
@@ -137,6 +172,10 @@ export interface EvacuationRecord {
   storageNote?: string;
   outcome?: EvacuationOutcome;
   acknowledgement?: EvacuationAcknowledgement;
+  /** `low-risk-first` only: which workloads it moves, warms up or leaves, and why. */
+  earlySignal?: EarlySignalScope;
+  /** Written once the cordon was tried; the evacuation never waits for it. */
+  cordon?: EvacuationCordon;
   /** Notable steps, oldest first (capped), for people reading GET /evacuations/:id. */
   events: Array<{ at: string; msg: string }>;
   createdAt: string;

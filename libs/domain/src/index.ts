@@ -2,3 +2,4 @@ export * from './models.js';
 export * from './live-migration.js';
 export * from './errors.js';
 export * from './evacuation.js';
+export * from './checkpoint.js';

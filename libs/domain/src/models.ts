@@ -39,6 +39,14 @@ export interface NodeProbe {
   error?: string;
 }
 
+/** A node's cloud metadata service, watched for spot notices over the node's SSH session. */
+export interface NodeMetadataSource {
+  provider: 'aws' | 'gcp' | 'azure';
+  baseUrl?: string;
+  /** Azure: this VM's name in Scheduled Events. */
+  vmName?: string;
+}
+
 export interface NodeRecord extends NodeTarget {
   name: string;
   labels: Record<string, string>;
@@ -47,11 +55,26 @@ export interface NodeRecord extends NodeTarget {
   lifecycle: Lifecycle;
   state: NodeState;
   probe?: NodeProbe;
+  /** Watched for notices by worker replicas, whether the node came from the config file or `POST /nodes`. */
+  metadata?: NodeMetadataSource;
+  /**
+   * File systems this node shares with others: nodes with the same `group` see the same files under each of
+   * `paths` (NFS, a shared volume), so a workload's declared files there are not copied between them.
+   */
+  sharedStorage?: SharedStorage;
+  /** Where this node keeps checkpoint images when it serves as a storage node (else the orchestrator's default). */
+  checkpointRoot?: string;
   createdAt: string;
   updatedAt: string;
 }
 
-export type WorkloadState = 'running' | 'migrating' | 'gone';
+/** `checkpointed`: dumped to a storage node and killed; it runs nowhere until a checkpoint restore. */
+export type WorkloadState = 'running' | 'migrating' | 'gone' | 'checkpointed';
+
+export interface SharedStorage {
+  group: string;
+  paths: string[];
+}
 
 export interface WorkloadRecord {
   id: string;
@@ -64,6 +87,16 @@ export interface WorkloadRecord {
   rssBytes?: number;
   /** PIDs of the tree at the last inspection, root first. */
   tree?: number[];
+  /** 1 (expendable) .. 10 (critical): weighs the work an evacuation saves; the fleet default when absent. */
+  priority?: number;
+  /** Declared rate of distinct pages dirtied, bytes/s (pre-copy and the planner); the fleet default when absent. */
+  dirtyRateBytesPerSec?: number;
+  /**
+   * Absolute paths (files or directories) the workload uses that must exist on the destination: its open
+   * files, working directory, data. Copied to the destination while it runs and once more, the changes only,
+   * inside the freeze; skipped where both nodes share storage for that path.
+   */
+  paths?: string[];
   state: WorkloadState;
   createdAt: string;
   updatedAt: string;
@@ -87,7 +120,9 @@ export type PhaseName =
   // Live strategies: the post-copy trial on the pair, pre-copy rounds, lazy pages arriving after resume.
   | 'probe'
   | 'precopy'
-  | 'pages';
+  | 'pages'
+  // The workload's declared files, copied while it runs.
+  | 'files';
 
 export interface PhaseRecord {
   name: PhaseName;
@@ -134,6 +169,8 @@ export interface MigrationRecord {
   destinationReason: string;
   strategy: Strategy;
   transport: Transport;
+  /** How page traffic went, when the transport had a choice (ssh: `direct: ...` node to node, or `relay: ...` and why). */
+  transportRoute?: string;
   state: MigrationState;
   phases: PhaseRecord[];
   criu: { dump?: DumpStats; restore?: RestoreStats };
@@ -164,6 +201,8 @@ export interface MigrationRecord {
   downtimeBudgetMs?: number;
   /** When the source must be gone (ISO time); bounds pre-copy rounds and auto's choice. */
   deadline?: string;
+  /** Pre-copy rounds at most for this job (the config's `live.maxRounds` otherwise). */
+  maxRounds?: number;
   /** Pre-copy rounds, in order, and why they stopped. */
   rounds?: PreCopyRound[];
   precopy?: PreCopySummary;
@@ -171,6 +210,28 @@ export interface MigrationRecord {
   postCopy?: PostCopyProgress;
   /** The evacuation this migration is part of, when a notice started it. */
   evacuationId?: string;
+  /** The workload's declared files: what was copied before and inside the freeze, or why nothing was. */
+  files?: FileSyncSummary;
   createdAt: string;
   updatedAt: string;
+}
+
+/** One copy of a workload's declared files: everything (first), or what changed since the previous copy. */
+export interface FileSyncRound {
+  /** Entries (files, directories, links) sent, and entries removed on the destination because they went. */
+  sent: number;
+  deleted: number;
+  bytes: number;
+  durationMs: number;
+}
+
+export interface FileSyncSummary {
+  /** Declared paths copied to the destination. */
+  synced: string[];
+  /** Declared paths on storage both nodes share: not copied. */
+  shared: string[];
+  /** Copies while the workload ran, in order. */
+  rounds: FileSyncRound[];
+  /** The copy inside the freeze (changes since the last round). */
+  final?: FileSyncRound;
 }

@@ -14,8 +14,10 @@ import { shellJoin, shq } from '@spotlift/transport';
  * this file only adds what the shell on the node must do around it (pidfile reading, memory figures).
  */
 
+const MEM_AVAILABLE = `awk '/^MemAvailable:/{print "MEM_AVAILABLE_KB", $2}' /proc/meminfo`;
+
 export function checkAndMemory(): string {
-  return `criu check 2>&1 | tail -n 3; awk '/^MemAvailable:/{print "MEM_AVAILABLE_KB", $2}' /proc/meminfo`;
+  return `criu check 2>&1 | tail -n 3; ${MEM_AVAILABLE}`;
 }
 
 /**
@@ -23,7 +25,16 @@ export function checkAndMemory(): string {
  * (busybox has no `--output`): 1024-byte blocks, 'Available' is the 4th field of the second line.
  */
 export function checkMemoryAndDisk(imageRoot: string): string {
-  return `${checkAndMemory()}; mkdir -p ${shq(imageRoot)} && df -P -k ${shq(imageRoot)} | awk 'NR == 2 {printf "DISK_AVAIL_BYTES %.0f\\n", $4 * 1024}'`;
+  return `${checkAndMemory()}; ${diskFree(imageRoot)}`;
+}
+
+/** Available memory and free image space without `criu check` (a recent probe already vouched for CRIU). */
+export function memoryAndDisk(imageRoot: string): string {
+  return `${MEM_AVAILABLE}; ${diskFree(imageRoot)}`;
+}
+
+function diskFree(imageRoot: string): string {
+  return `mkdir -p ${shq(imageRoot)} && df -P -k ${shq(imageRoot)} | awk 'NR == 2 {printf "DISK_AVAIL_BYTES %.0f\\n", $4 * 1024}'`;
 }
 
 /**
@@ -52,7 +63,18 @@ export function pageServer(dir: string, address: string, port: number, tls?: Cri
   );
 }
 
-export function dump(pid: number, dir: string, address: string, port: number, tls?: CriuTlsOptions): string {
+/**
+ * The freezing dump to a page-server. `ghostLimitBytes`: files the tree holds open but were deleted are
+ * carried in the images up to this size each (CRIU's default, 1 MiB, fails on bigger ones).
+ */
+export function dump(
+  pid: number,
+  dir: string,
+  address: string,
+  port: number,
+  tls?: CriuTlsOptions,
+  ghostLimitBytes?: number,
+): string {
   return shellJoin(
     dumpArgv({
       pid,
@@ -61,6 +83,7 @@ export function dump(pid: number, dir: string, address: string, port: number, tl
       pageServer: { address, port },
       log: { file: `${dir}/dump.log` },
       ...(tls ? { tls } : {}),
+      ...(ghostLimitBytes !== undefined ? { ghostLimitBytes } : {}),
     }),
   );
 }

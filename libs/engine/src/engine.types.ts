@@ -1,3 +1,4 @@
+import type { FileSyncConfig } from './files/workload-files.js';
 import type { MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
 
 export interface EngineConfig {
@@ -16,6 +17,18 @@ export interface EngineConfig {
   criuIdleTimeoutMs?: number;
   /** How often a running dump checks for a cancel request. */
   cancelPollMs?: number;
+  /**
+   * Preflight reuses the destination's last probe instead of running `criu check` when that probe passed
+   * it at most this long ago (0 = always run it).
+   */
+  probeReuseMs?: number;
+  /**
+   * Largest deleted-but-open file the tree may hold that dumps carry as a CRIU ghost file (`--ghost-limit`;
+   * CRIU's own default is 1 MiB and a bigger one fails the dump).
+   */
+  ghostLimitBytes?: number;
+  /** Copy rounds of workloads' declared files while they run (see WorkloadFiles). */
+  fileSync?: FileSyncConfig;
 }
 
 export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
@@ -27,6 +40,8 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   cleanupRetryMs: 60_000,
   criuIdleTimeoutMs: 5 * 60_000,
   cancelPollMs: 500,
+  probeReuseMs: 60_000,
+  ghostLimitBytes: 64 * 1024 * 1024,
 };
 
 /** Everything one migration run needs, loaded once at the start. */

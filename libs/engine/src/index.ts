@@ -15,3 +15,6 @@ export * from './transports/throughput.js';
 export * from './run-control.js';
 export * from './strategies/live-config.js';
 export * from './strategies/convergence.js';
+export * from './checkpoint/checkpoint-flow.js';
+export * from './files/workload-files.js';
+export { checkDeclaredPath } from './files/file-sync-commands.js';

@@ -78,6 +78,7 @@ export function finalDump(
   to: CriuEndpoint,
   prev: string | undefined,
   tls?: CriuTlsOptions,
+  ghostLimitBytes?: number,
 ): string {
   return shellJoin(
     dumpArgv({
@@ -88,6 +89,7 @@ export function finalDump(
       log: { file: `${dir}/dump.log` },
       ...(prev ? { prevImagesDir: prev, trackMem: true } : {}),
       ...(tls ? { tls } : {}),
+      ...(ghostLimitBytes !== undefined ? { ghostLimitBytes } : {}),
     }),
   );
 }
@@ -109,6 +111,7 @@ export function lazyDumpStart(
   serve: CriuEndpoint,
   prev: string | undefined,
   timeoutS: number,
+  ghostLimitBytes?: number,
 ): string {
   const argv = dumpArgv({
     pid,
@@ -117,6 +120,7 @@ export function lazyDumpStart(
     lazyPages: { address: serve.address, port: serve.port },
     log: { file: `${dir}/dump.log` },
     ...(prev ? { prevImagesDir: prev, trackMem: true } : {}),
+    ...(ghostLimitBytes !== undefined ? { ghostLimitBytes } : {}),
   });
   // $1 is the image dir; the done file appears atomically (rename) so a reader never sees half a line.
   const inner = `${NOW_NS_FN}; ${shellJoin(argv)} & echo $! > "$1/lazy-dump.pid"; wait $!; rc=$?; echo "$rc $(now_ns)" > "$1/lazy-dump.done.tmp"; mv "$1/lazy-dump.done.tmp" "$1/lazy-dump.done"`;

@@ -1,8 +1,10 @@
 import { DomainError, NotFoundError, type MigrationRecord, type PhaseName } from '@spotlift/domain';
 import {
+  InMemoryPairLinks,
   InMemoryPostCopyTrials,
   MigrationRepository,
   NodeRepository,
+  type PairLinks,
   PostCopyTrials,
   WorkloadRepository,
 } from '@spotlift/store';
@@ -10,6 +12,7 @@ import { DirectoryStreamer } from '@spotlift/transport';
 import { Clock } from './clock.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from './engine.types.js';
 import { NodeOps } from './node-ops.js';
+import { WorkloadFiles } from './files/workload-files.js';
 import { PhaseRecorder } from './phase-recorder.js';
 import { watchForCancel } from './cancel-watch.js';
 import { Recovery, addNote, commitStarted, committed, mayBeFrozen, type RecoveryOutcome } from './recovery.js';
@@ -50,9 +53,11 @@ export class MigrationEngine {
     transports: PageTransport[] = [new TcpPageTransport()],
     trials: PostCopyTrials = new InMemoryPostCopyTrials(),
     live: LiveConfig = DEFAULT_LIVE_CONFIG,
+    links: PairLinks = new InMemoryPairLinks(),
   ) {
     this.phases = new PhaseRecorder(migrations, clock);
-    this.steps = new MigrationSteps(ops, this.phases, workloads, clock, config);
+    const files = new WorkloadFiles(ops, streamer, this.phases, config.fileSync);
+    this.steps = new MigrationSteps(ops, this.phases, workloads, clock, config, files);
     this.rollback = new Rollback(ops, this.phases, workloads, config);
     // Each migration names its page transport (migration.transport); tcp is always there.
     const pageTransports = new PageTransports(transports);
@@ -64,6 +69,7 @@ export class MigrationEngine {
       streamer,
       transports: pageTransports,
       trials,
+      links,
       clock,
       live,
     });

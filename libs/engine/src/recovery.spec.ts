@@ -6,6 +6,7 @@
 import { NodeUnreachableError, type MigrationRecord } from '@spotlift/domain';
 import { aMigration, aWorkload } from '@spotlift/testing';
 import { aPhase, engineKit, phaseNames, scriptHappyPath } from './engine-test-kit.js';
+import { fileMtimeCommand, parseFileMtime } from './recovery.js';
 import { MigrationInterrupted } from './run-control.js';
 
 const upTo = (...names: Parameters<typeof aPhase>[0][]) =>
@@ -51,29 +52,37 @@ describe('recovery of a job whose worker died', () => {
     });
   });
 
-  it('during the restore with the destination unreachable: the source stays frozen and the job is interrupted, then a retry adopts', async () => {
-    const kit = running('preflight', 'prepare', 'dump', 'transfer', 'restore');
-    kit.shell.on({ node: 'node-b', match: /./, reply: () => unreachable('node-b'), times: 1 });
-    kit.shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: 'PID 777\n' } });
-    scriptHappyPath(kit.shell);
-    const error = await kit.engine.run('mig-1').catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(MigrationInterrupted);
-    expect(error).toMatchObject({ transient: true, frozen: true });
-    expect(kit.shell.ran('node-a', /kill -/)).toEqual([]);
-    expect((await kit.migrations.get('mig-1'))!.state).toBe('running');
+  // The stats images' mtimes as GNU date prints them, and as busybox stat does (qemu lab guests).
+  it.each([
+    ['GNU date', '1001000000000\n', '1001300000000\n'],
+    ['busybox stat', '1001 1970-01-01 00:16:41.000000000 +0000\n', '1001 1970-01-01 00:16:41.300000000 +0000\n'],
+  ])(
+    'during the restore with the destination unreachable: the source stays frozen and the job is interrupted, then a retry adopts (%s)',
+    async (_, dumpMtime, restoreMtime) => {
+      const kit = running('preflight', 'prepare', 'dump', 'transfer', 'restore');
+      kit.shell.on({ node: 'node-b', match: /./, reply: () => unreachable('node-b'), times: 1 });
+      kit.shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: 'PID 777\n' } });
+      scriptHappyPath(kit.shell);
+      const error = await kit.engine.run('mig-1').catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(MigrationInterrupted);
+      expect(error).toMatchObject({ transient: true, frozen: true });
+      expect(kit.shell.ran('node-a', /kill -/)).toEqual([]);
+      expect((await kit.migrations.get('mig-1'))!.state).toBe('running');
 
-    // node-b answers again: the restored tree verifies, the commit is finished.
-    kit.shell
-      .on({ node: 'node-a', match: /^date -r .*stats-dump/, reply: { stdout: '1001000000000\n' } })
-      .on({ node: 'node-b', match: /^date -r .*stats-restore/, reply: { stdout: '1001300000000\n' } });
-    const m = await kit.engine.run('mig-1');
-    expect(m.state).toBe('completed');
-    // Downtime from the stats images' modification times (the dead worker's timestamps are lost) and CRIU's frozen time.
-    expect(m.downtimeMs).toBeCloseTo(300 + (m.criu.dump!.frozenTimeUs + m.criu.dump!.freezingTimeUs) / 1000, 3);
-    expect(kit.shell.ran('node-a', /kill -KILL/)).toHaveLength(1);
-    expect(kit.shell.ran('node-a', /kill -CONT/)).toEqual([]);
-    expect(await kit.workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', pid: 777, state: 'running' });
-  });
+      // node-b answers again: the restored tree verifies, the commit is finished.
+      kit.shell
+        .on({ node: 'node-a', match: /date -r .*stats-dump/, reply: { stdout: dumpMtime } })
+        .on({ node: 'node-b', match: /date -r .*stats-restore/, reply: { stdout: restoreMtime } });
+      const m = await kit.engine.run('mig-1');
+      expect(m.state).toBe('completed');
+      expect(m.statsProblem).toBeUndefined();
+      // Downtime from the stats images' modification times (the dead worker's timestamps are lost) and CRIU's frozen time.
+      expect(m.downtimeMs).toBeCloseTo(300 + (m.criu.dump!.frozenTimeUs + m.criu.dump!.freezingTimeUs) / 1000, 3);
+      expect(kit.shell.ran('node-a', /kill -KILL/)).toHaveLength(1);
+      expect(kit.shell.ran('node-a', /kill -CONT/)).toEqual([]);
+      expect(await kit.workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', pid: 777, state: 'running' });
+    },
+  );
 
   it('during the restore while criu restore still runs there: neither adopts nor resumes', async () => {
     const kit = running('preflight', 'prepare', 'dump', 'transfer', 'restore');
@@ -126,6 +135,28 @@ describe('recovery of a job whose worker died', () => {
     expect(m.state).toBe('completed');
     expect(kit.shell.ran('node-a', /kill -KILL/)).toHaveLength(1);
     expect(kit.shell.ran('node-a', /kill -CONT/)).toEqual([]);
+  });
+});
+
+describe('stats image modification times on GNU and busybox nodes', () => {
+  it('asks GNU date first and falls back to stat, quoting the path', () => {
+    expect(fileMtimeCommand("/img/it's/stats-dump")).toBe(
+      `t=$(date -r '/img/it'\\''s/stats-dump' +%s%N 2>/dev/null); case "$t" in ''|*[!0-9]*) ` +
+        `stat -c '%Y %y' '/img/it'\\''s/stats-dump' 2>/dev/null;; *) echo "$t";; esac; true`,
+    );
+  });
+
+  it('reads GNU date ns and busybox/GNU stat seconds plus the fraction of the human time', () => {
+    expect(parseFileMtime('1795832761101177757\n')).toBe(1795832761101177757n);
+    expect(parseFileMtime('1795832760 2026-11-28 02:26:00.764000668 +0000\n')).toBe(1795832760764000668n);
+    expect(parseFileMtime('1795832760 2026-11-28 02:26:00.7640 +0100')).toBe(1795832760764000000n);
+    expect(parseFileMtime('1795832760 2026-11-28 02:26:00 +0000')).toBe(1795832760000000000n);
+  });
+
+  it('gives nothing for a missing file or busybox date output', () => {
+    expect(parseFileMtime('')).toBeUndefined();
+    expect(parseFileMtime('1795832760%N')).toBeUndefined();
+    expect(parseFileMtime("stat: can't stat 'x': No such file or directory")).toBeUndefined();
   });
 });
 

@@ -5,7 +5,13 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
-import { InMemoryPostCopyTrials, InMemoryRecords, type PostCopyTrials } from '@spotlift/store';
+import {
+  InMemoryPairLinks,
+  InMemoryPostCopyTrials,
+  InMemoryRecords,
+  type PairLinks,
+  type PostCopyTrials,
+} from '@spotlift/store';
 import {
   type PostCopyReplay,
   type PreCopyReplay,
@@ -68,6 +74,7 @@ export function liveSetup(
     workload?: Partial<WorkloadRecord>;
     live?: Partial<LiveConfig>;
     trials?: PostCopyTrials;
+    links?: PairLinks;
     clock?: TestClock;
   } = {},
 ) {
@@ -77,6 +84,7 @@ export function liveSetup(
   const nodes = new InMemoryRecords<NodeRecord>();
   const clock = opts.clock ?? new TestClock();
   const trials = opts.trials ?? new InMemoryPostCopyTrials(() => clock.ms);
+  const links = opts.links ?? new InMemoryPairLinks();
   void nodes.save(aNode('node-a'));
   void nodes.save(aNode('node-b'));
   void migrations.save(aMigration(opts.migration));
@@ -95,8 +103,9 @@ export function liveSetup(
     [new TcpPageTransport()],
     trials,
     live,
+    links,
   );
-  return { shell, engine, migrations, workloads, trials, clock };
+  return { shell, engine, migrations, workloads, trials, links, clock };
 }
 
 /** `criu check --feature mem_dirty_track` on a node, answered as CRIU 4.2.1 does (the "no" is this machine's real output). */

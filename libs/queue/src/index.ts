@@ -1,2 +1,3 @@
 export * from './queues.js';
 export * from './evacuation-jobs.js';
+export * from './checkpoint-jobs.js';

@@ -4,12 +4,18 @@ import { z } from 'zod';
 /** Queue names. One queue per kind of work, so a worker role can take some kinds and not others. */
 export const QueueName = {
   Migrations: 'migrations',
+  /** Checkpoints to a storage node and their restores (libs/engine checkpoint/). */
+  Checkpoints: 'checkpoints',
 } as const;
 export type QueueName = (typeof QueueName)[keyof typeof QueueName];
 
 export const JobName = {
   /** Runs one migration end to end; the engine keeps its own step record, so a re-run resumes or rolls back. */
   Migrate: 'migrate',
+  /** Dumps a workload to a storage node; a re-run finishes or undoes what a dead worker left. */
+  Checkpoint: 'checkpoint',
+  /** Restores a stored checkpoint on a destination node. */
+  RestoreCheckpoint: 'restore-checkpoint',
 } as const;
 export type JobName = (typeof JobName)[keyof typeof JobName];
 
@@ -25,6 +31,21 @@ export type JobName = (typeof JobName)[keyof typeof JobName];
  */
 export const JOB_OPTIONS: Record<JobName, JobsOptions> = {
   [JobName.Migrate]: {
+    attempts: 7,
+    backoff: { type: 'exponential', delay: 1_000 },
+    removeOnComplete: 1_000,
+    removeOnFail: 5_000,
+  },
+  // Checkpoint jobs end in a recorded state (stored, failed, restored, stored again after a failed
+  // restore) and never throw for a failed step; attempts cover a run interrupted without one (a node
+  // that did not answer while the source may be frozen), with the migrations' backoff.
+  [JobName.Checkpoint]: {
+    attempts: 7,
+    backoff: { type: 'exponential', delay: 1_000 },
+    removeOnComplete: 1_000,
+    removeOnFail: 5_000,
+  },
+  [JobName.RestoreCheckpoint]: {
     attempts: 7,
     backoff: { type: 'exponential', delay: 1_000 },
     removeOnComplete: 1_000,

@@ -4,3 +4,5 @@ export * from './in-memory-records.js';
 export * from './evacuation-repository.js';
 export * from './migration-flags.js';
 export * from './post-copy-trials.js';
+export * from './checkpoint-repository.js';
+export * from './pair-links.js';

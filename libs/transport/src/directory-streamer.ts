@@ -9,6 +9,8 @@ export interface StreamResult {
   bytes: number;
   sha256: string;
   durationMs: number;
+  /** What the sending command said on stderr (warnings, or a summary line it prints). */
+  senderStderr?: string;
 }
 
 export class TransferError extends Error {}
@@ -71,19 +73,38 @@ export class DirectoryStreamer {
     destinationDir: string,
     opts: { exclude?: string[] } = {},
   ): Promise<ArmedStream> {
-    const sender = await this.shell.spawn(source, armed(tarCommand(sourceDir, opts.exclude ?? [])));
-    // POSIX sh only (dash, busybox ash): tee feeds tar and, through a fifo, a background sha256sum; `wait`
-    // makes sure the hash is complete before it is printed.
-    const d = shq(destinationDir);
+    return this.armPipe(source, tarCommand(sourceDir, opts.exclude ?? []), destination, {
+      dir: destinationDir,
+      unpack: 'tar -xf -',
+      what: 'image stream',
+    });
+  }
+
+  /**
+   * The general form: `send` writes a stream on the source (it starts on `start()`), `receive.unpack` reads it
+   * on the destination in `receive.dir`, and `receive.after` runs there once it is unpacked. The stream is
+   * hashed on the way through and on arrival, as for image directories.
+   */
+  async armPipe(
+    source: NodeTarget,
+    send: string,
+    destination: NodeTarget,
+    receive: { dir: string; unpack: string; after?: string; what: string },
+  ): Promise<ArmedStream> {
+    const sender = await this.shell.spawn(source, armed(send));
+    // POSIX sh only (dash, busybox ash): tee feeds the unpacker and, through a fifo, a background sha256sum;
+    // `wait` makes sure the hash is complete before it is printed. The fifo and hash files are named after the
+    // receiving shell: two streams may arrive in one directory at once (image files, the workload's files).
+    const d = shq(receive.dir);
     const receiver = await this.shell.spawn(
       destination,
-      `set -e; mkdir -p ${d}; cd ${d}; rm -f .spotlift-rx.fifo; mkfifo .spotlift-rx.fifo; ` +
-        `sha256sum < .spotlift-rx.fifo > .spotlift-rx.sha256 & ` +
-        `tee .spotlift-rx.fifo | tar -xf -; wait; ` +
-        `cut -c1-64 .spotlift-rx.sha256; rm -f .spotlift-rx.fifo .spotlift-rx.sha256`,
+      `set -e; mkdir -p ${d}; cd ${d}; rx=.spotlift-rx.$$; rm -f $rx.fifo; mkfifo $rx.fifo; ` +
+        `sha256sum < $rx.fifo > $rx.sha256 & ` +
+        `tee $rx.fifo | ${receive.unpack}; wait; ${receive.after ? `${receive.after}; ` : ''}` +
+        `cut -c1-64 $rx.sha256; rm -f $rx.fifo $rx.sha256`,
     );
     return {
-      start: () => this.run(source, sender, destination, receiver),
+      start: () => this.run(source, sender, destination, receiver, receive.what),
       cancel: async () => {
         // Drain both outputs: a channel whose output nobody reads may never report its end.
         sender.stdout.resume();
@@ -100,6 +121,7 @@ export class DirectoryStreamer {
     sender: RemoteProcess,
     destination: NodeTarget,
     receiver: RemoteProcess,
+    what: string,
   ): Promise<StreamResult> {
     const started = process.hrtime.bigint();
     sender.stdin.end('go\n');
@@ -117,19 +139,25 @@ export class DirectoryStreamer {
     try {
       await pipeline(sender.stdout, meter, receiver.stdin);
     } catch (error) {
-      throw new TransferError(`image stream ${source.id} -> ${destination.id} broke: ${(error as Error).message}`);
+      throw new TransferError(`${what} ${source.id} -> ${destination.id} broke: ${(error as Error).message}`);
     }
     const [sent, got] = await Promise.all([sender.done, receiver.done]);
-    if (sent.code !== 0) throw new TransferError(`tar on ${source.id} failed (${sent.code}): ${sent.stderr.trim()}`);
+    if (sent.code !== 0)
+      throw new TransferError(`${what}: sending on ${source.id} failed (${sent.code}): ${sent.stderr.trim()}`);
     if (got.code !== 0)
-      throw new TransferError(`unpacking on ${destination.id} failed (${got.code}): ${got.stderr.trim()}`);
+      throw new TransferError(`${what}: unpacking on ${destination.id} failed (${got.code}): ${got.stderr.trim()}`);
     const sha256 = hash.digest('hex');
     const remote = Buffer.concat(received).toString('utf8').trim();
     if (remote !== sha256) {
       throw new TransferError(
-        `checksum mismatch on ${destination.id}: sent ${sha256}, received ${remote || 'nothing'}`,
+        `${what}: checksum mismatch on ${destination.id}: sent ${sha256}, received ${remote || 'nothing'}`,
       );
     }
-    return { bytes, sha256, durationMs: Number(process.hrtime.bigint() - started) / 1e6 };
+    return {
+      bytes,
+      sha256,
+      durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+      senderStderr: sent.stderr,
+    };
   }
 }

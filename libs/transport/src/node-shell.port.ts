@@ -60,4 +60,13 @@ export abstract class NodeShell {
     void destPort;
     return Promise.reject(new Error(`${this.constructor.name} cannot relay ports`));
   }
+
+  /**
+   * The node's host key as `TYPE BASE64`, as this shell saw and verified it against the pin (which may be
+   * a fingerprint only). Undefined when the adapter cannot tell.
+   */
+  verifiedHostKey(node: NodeTarget): Promise<string | undefined> {
+    void node;
+    return Promise.resolve(undefined);
+  }
 }

@@ -21,12 +21,20 @@ interface Connection {
   ready: Promise<Client>;
 }
 
+/** `TYPE BASE64` of an SSH public key blob (its first field is the type name). */
+function keyLine(blob: Buffer): string {
+  const typeLength = blob.readUInt32BE(0);
+  return `${blob.subarray(4, 4 + typeLength).toString('latin1')} ${blob.toString('base64')}`;
+}
+
 /**
  * NodeShell over ssh2: one pooled connection per node (keyed by id, host, port and pin), host keys pinned.
  * A dropped connection is forgotten and reopened by the next call.
  */
 export class SshNodeShell extends NodeShell {
   private readonly connections = new Map<string, Connection>();
+  /** Host keys nodes presented and their pins accepted, as `TYPE BASE64` (a pin may be a fingerprint). */
+  private readonly verifiedKeys = new Map<string, string>();
 
   constructor(private readonly credentials: SshCredentials) {
     super();
@@ -87,6 +95,11 @@ export class SshNodeShell extends NodeShell {
     return startRelay(sshRemoteListener(src), sshLocalConnector(dst), destPort);
   }
 
+  override async verifiedHostKey(node: NodeTarget): Promise<string | undefined> {
+    await this.client(node);
+    return this.verifiedKeys.get(this.key(node));
+  }
+
   override async close(): Promise<void> {
     for (const conn of this.connections.values()) conn.client.end();
     this.connections.clear();
@@ -136,7 +149,9 @@ export class SshNodeShell extends NodeShell {
         keepaliveCountMax: 3,
         hostVerifier: (hostKey: Buffer) => {
           presented = hostKey;
-          return hostKeyMatches(node.hostKey, hostKey);
+          const ok = hostKeyMatches(node.hostKey, hostKey);
+          if (ok) this.verifiedKeys.set(key, keyLine(hostKey));
+          return ok;
         },
       });
     });

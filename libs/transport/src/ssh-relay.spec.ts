@@ -24,9 +24,10 @@ class FakeListener implements RelayListener {
     this.onConnection = onConnection;
     return Promise.resolve({ port: 40123, stop: () => Promise.resolve(void this.stopped++) });
   }
-  /** A client connects to the source port; returns the client's end. */
-  connectClient(): Duplex {
+  /** A client connects to the source port; returns the client's end. `halfOpen` false: a plain TCP accept. */
+  connectClient(halfOpen = true): Duplex {
     const [client, relayEnd] = socketPair();
+    relayEnd.allowHalfOpen = halfOpen;
     this.onConnection!(
       () => relayEnd,
       () => this.rejected++,
@@ -107,6 +108,39 @@ describe('startRelay', () => {
     client.end(Buffer.from('last'));
     await ended;
     expect(relay.bytes()).toBe(4);
+    await relay.close();
+  });
+
+  it('bytes still waiting for the destination (an SSH window) survive the client closing without half-open', async () => {
+    // The destination side as an ssh2 channel behaves: a big write buffer, drained slowly as windows open;
+    // destroying it drops whatever it still holds.
+    let delivered = 0;
+    let ended = false;
+    const channel = new Duplex({
+      highWaterMark: 2 * 2 ** 20,
+      read() {},
+      write(chunk: Buffer, _enc, done) {
+        setTimeout(() => {
+          delivered += chunk.length;
+          done();
+        }, 1);
+      },
+      final(done) {
+        ended = true;
+        done();
+      },
+    });
+    const listener = new FakeListener();
+    const relay = await startRelay(listener, { connect: () => Promise.resolve(channel) }, 1);
+    // Like a TCP socket accepted without allowHalfOpen: its end closes as soon as the client's EOF arrives.
+    const client = listener.connectClient(false);
+    const payload = Buffer.alloc(2 ** 20, 7);
+    client.resume();
+    client.end(payload);
+    // Finished (everything written, then ended) or destroyed (the rest dropped), whichever comes first.
+    await new Promise<void>((resolve) => channel.once('finish', resolve).once('close', resolve));
+    expect(delivered).toBe(payload.length);
+    expect(ended).toBe(true);
     await relay.close();
   });
 

@@ -66,8 +66,11 @@ export async function startRelay(
         // pipe() keeps backpressure (SSH windows) and forwards EOF, so CRIU's half-close reaches the peer.
         inbound.pipe(outbound);
         outbound.pipe(inbound);
-        inbound.once('close', () => outbound.destroy());
-        outbound.once('close', () => inbound.destroy());
+        // A side that ended cleanly has had pipe() end the other, which closes once its buffered bytes are
+        // through (destroying it now would drop them: a peer without half-open closes right after its last
+        // write); a side that broke takes the other down at once.
+        inbound.once('close', () => inbound.readableEnded || outbound.destroy());
+        outbound.once('close', () => outbound.readableEnded || inbound.destroy());
       },
       () => inbound.destroy(),
     );

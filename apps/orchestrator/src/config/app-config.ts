@@ -1,6 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import {
+  DEFAULT_ENGINE_CONFIG,
+  DEFAULT_FILE_SYNC_CONFIG,
+  DEFAULT_LIVE_CONFIG,
+  type LiveConfig,
+} from '@spotlift/engine';
+import {
   EvacuationSettings,
   NodeMetadataSpec,
   NoticeEnv,
@@ -25,13 +31,71 @@ export const NodeSpec = z.object({
   labels: z.record(z.string(), z.string()).default({}),
   /** The node's cloud metadata service, watched for notices over its SSH session. */
   metadata: NodeMetadataSpec.optional(),
+  /**
+   * Storage this node shares with the other nodes of `group` (NFS, a shared volume): a workload's declared
+   * paths under one of `paths` are not copied between two such nodes.
+   */
+  sharedStorage: z
+    .object({
+      group: z.string().min(1).max(120),
+      paths: z
+        .array(z.string().regex(/^\/[A-Za-z0-9._@%+=:,~/-]*$/, 'an absolute path of plain characters'))
+        .min(1)
+        .max(64),
+    })
+    .strict()
+    .optional(),
+  /** Where this node keeps checkpoints when it is a storage node (default SPOTLIFT_CHECKPOINT_ROOT). */
+  checkpointRoot: z
+    .string()
+    .regex(/^\/[A-Za-z0-9._/-]*$/, 'an absolute path of plain characters')
+    .optional(),
 });
 export type NodeSpec = z.infer<typeof NodeSpec>;
+
+const LIVE = DEFAULT_LIVE_CONFIG;
+/**
+ * The config file's `live` section: the engine's pre-copy, post-copy and `auto` settings (libs/engine
+ * strategies/live-config.ts says what each does). A job may lower or raise `maxRounds` for itself.
+ */
+export const LiveSettings = z
+  .object({
+    maxRounds: z.number().int().min(1).max(100).default(LIVE.maxRounds),
+    minShrink: z.number().gt(0).max(1).default(LIVE.minShrink),
+    fixedFreezeMs: z.number().int().min(0).max(600_000).default(LIVE.fixedFreezeMs),
+    defaultDowntimeBudgetMs: z.number().int().min(1).max(3_600_000).default(LIVE.defaultDowntimeBudgetMs),
+    assumedBandwidthBytesPerSec: z.number().positive().default(LIVE.assumedBandwidthBytesPerSec),
+    dirtySampleMs: z.number().int().min(10).max(60_000).default(LIVE.dirtySampleMs),
+    trialTtlOkMs: z.number().int().min(1000).default(LIVE.trialTtlOkMs),
+    trialTtlFailedMs: z.number().int().min(1000).default(LIVE.trialTtlFailedMs),
+    trialTimeoutMs: z.number().int().min(1000).max(3_600_000).default(LIVE.trialTimeoutMs),
+  })
+  .strict();
+
+/**
+ * The config file's `files` section: how workloads' declared paths are copied (libs/engine files/) and the
+ * largest deleted-but-open file a dump carries (CRIU's --ghost-limit).
+ */
+export const FileSettings = z
+  .object({
+    maxRounds: z.number().int().min(1).max(20).default(DEFAULT_FILE_SYNC_CONFIG.maxRounds),
+    targetRoundMs: z.number().int().min(1).max(600_000).default(DEFAULT_FILE_SYNC_CONFIG.targetRoundMs),
+    ghostLimitBytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 40)
+      .default(DEFAULT_ENGINE_CONFIG.ghostLimitBytes ?? 0),
+  })
+  .strict();
+export type FileSettings = z.infer<typeof FileSettings>;
 
 export const ConfigFile = z.object({
   ssh: z.object({ privateKeyPath: z.string().min(1) }),
   nodes: z.array(NodeSpec).default([]),
   evacuation: EvacuationSettings.default(EvacuationSettings.parse({})),
+  live: LiveSettings.default(LiveSettings.parse({})),
+  files: FileSettings.default(FileSettings.parse({})),
 });
 
 const Env = z.object({
@@ -47,10 +111,20 @@ const Env = z.object({
   SPOTLIFT_ROLE: z.enum(['all', 'api', 'worker']).default('all'),
   SPOTLIFT_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   SPOTLIFT_IMAGE_ROOT: z.string().startsWith('/').default('/var/lib/spotlift/images'),
+  SPOTLIFT_CHECKPOINT_ROOT: z.string().startsWith('/').default('/var/lib/spotlift/checkpoints'),
   SPOTLIFT_LOG_FORMAT: z.enum(['json', 'text']).default('json'),
   // The page-traffic TLS CA (key stays here, generated on first use) and where nodes keep their certificates.
   SPOTLIFT_TLS_CA_DIR: z.string().startsWith('/').default('/var/lib/spotlift/ca'),
   SPOTLIFT_TLS_NODE_DIR: z.string().startsWith('/').default('/var/lib/spotlift/tls'),
+  // Preflight trusts a destination probe's `criu check` this long instead of running it again (0 = never).
+  SPOTLIFT_PROBE_REUSE_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
+  // The ssh page transport: node to node where a pair allows it (`auto`), else relayed; or always relayed.
+  SPOTLIFT_SSH_TUNNEL: z.enum(['auto', 'relay']).default('auto'),
+  // Nodes' authorized_keys (relative: under the login's $HOME), where the one-time tunnel key is put.
+  SPOTLIFT_SSH_TUNNEL_AUTHORIZED_KEYS: z
+    .string()
+    .regex(/^[A-Za-z0-9._/-]+$/, 'a path of plain characters')
+    .default('.ssh/authorized_keys'),
   ...NoticeEnv.shape,
 });
 
@@ -65,12 +139,20 @@ export class AppConfig {
   role!: 'all' | 'api' | 'worker';
   workerConcurrency!: number;
   imageRoot!: string;
+  /** Checkpoint images on storage nodes that set no `checkpointRoot` of their own. */
+  checkpointRoot!: string;
   logFormat!: 'json' | 'text';
   tlsCaDir!: string;
   tlsNodeDir!: string;
+  probeReuseMs!: number;
+  sshTunnel!: { mode: 'auto' | 'relay'; authorizedKeysFile: string };
   sshPrivateKey!: Buffer;
   nodes!: NodeSpec[];
   evacuation!: EvacuationSettings;
+  /** The engine's live-strategy settings (config file `live`). */
+  live!: LiveConfig;
+  /** Declared-file copying and ghost files (config file `files`). */
+  files!: FileSettings;
   notices!: NoticeSettings;
 
   get runsWorker(): boolean {
@@ -117,12 +199,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     role: e.SPOTLIFT_ROLE,
     workerConcurrency: e.SPOTLIFT_WORKER_CONCURRENCY,
     imageRoot: e.SPOTLIFT_IMAGE_ROOT,
+    checkpointRoot: e.SPOTLIFT_CHECKPOINT_ROOT,
     logFormat: e.SPOTLIFT_LOG_FORMAT,
     tlsCaDir: e.SPOTLIFT_TLS_CA_DIR,
     tlsNodeDir: e.SPOTLIFT_TLS_NODE_DIR,
+    probeReuseMs: e.SPOTLIFT_PROBE_REUSE_MS,
+    sshTunnel: { mode: e.SPOTLIFT_SSH_TUNNEL, authorizedKeysFile: e.SPOTLIFT_SSH_TUNNEL_AUTHORIZED_KEYS },
     sshPrivateKey,
     nodes: file.data.nodes,
     evacuation: file.data.evacuation,
+    live: file.data.live satisfies LiveConfig,
+    files: file.data.files,
     notices: noticeSettings(e),
   });
 }

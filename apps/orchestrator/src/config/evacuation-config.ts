@@ -49,8 +49,19 @@ export const EvacuationSettings = z
     defaultDirtyRateBytesPerSec: z.number().min(0).default(0),
     /** A node that can hold checkpoints of workloads nothing can take in time. */
     storageNodeId: z.string().min(1).max(63).optional(),
-    /** What a rebalance recommendation or maintenance event does: `record` (default) or `evacuate`. */
-    earlySignalPolicy: z.enum(['record', 'evacuate']).default('record'),
+    /**
+     * What a rebalance recommendation or maintenance event does: `record` (default), `evacuate` (everything,
+     * as for a termination), or `low-risk-first` (move workloads of priority <= `lowRiskMaxPriority` now,
+     * warm up the others; the node is drained so nothing new lands on it).
+     */
+    earlySignalPolicy: z.enum(['record', 'evacuate', 'low-risk-first']).default('record'),
+    /** `low-risk-first`: workloads at or below this priority move on the early signal. */
+    lowRiskMaxPriority: z.number().int().min(1).max(10).default(3),
+    /**
+     * `low-risk-first`: start the other workloads' migrations with pre-copy where the source tracks dirty
+     * pages (their freeze is then only the last dirty set); `false`, or a source without soft-dirty: they stay.
+     */
+    earlySignalPreCopy: z.boolean().default(true),
     /** Approve an Azure event (StartRequests) this long before its deadline if we are not done by then. */
     azureAckLeadSeconds: z.number().min(0).max(600).default(10),
   })

@@ -7,6 +7,7 @@ import {
   NodeOps,
   NodeProber,
   SshPageTransport,
+  DEFAULT_SSH_TUNNEL,
   SystemClock,
   TcpPageTransport,
   TlsPageTransport,
@@ -17,6 +18,8 @@ import {
   NodeRepository,
   PostCopyTrials,
   RedisMigrationFlags,
+  PairLinks,
+  RedisPairLinks,
   RedisPostCopyTrials,
   RedisRecords,
   WorkloadRepository,
@@ -92,6 +95,12 @@ export const REDIS = Symbol('REDIS');
       useFactory: (r: Redis, c: AppConfig) => new RedisPostCopyTrials(r, c.redisPrefix),
     },
     {
+      // Page throughput measured per node pair and transport, read by `auto` (libs/store pair-links.ts).
+      provide: PairLinks,
+      inject: [REDIS, AppConfig],
+      useFactory: (r: Redis, c: AppConfig) => new RedisPairLinks(r, c.redisPrefix),
+    },
+    {
       provide: MigrationEngine,
       inject: [
         MigrationRepository,
@@ -103,6 +112,7 @@ export const REDIS = Symbol('REDIS');
         AppConfig,
         NodeCertificates,
         PostCopyTrials,
+        PairLinks,
       ],
       useFactory: (
         m: MigrationRepository,
@@ -114,6 +124,7 @@ export const REDIS = Symbol('REDIS');
         c: AppConfig,
         certs: NodeCertificates,
         trials: PostCopyTrials,
+        links: PairLinks,
       ) =>
         new MigrationEngine(
           m,
@@ -122,9 +133,21 @@ export const REDIS = Symbol('REDIS');
           ops,
           new DirectoryStreamer(shell),
           clock,
-          { ...DEFAULT_ENGINE_CONFIG, imageRoot: c.imageRoot },
-          [new TcpPageTransport(), new TlsPageTransport(certs), new SshPageTransport(shell)],
+          {
+            ...DEFAULT_ENGINE_CONFIG,
+            imageRoot: c.imageRoot,
+            probeReuseMs: c.probeReuseMs,
+            ghostLimitBytes: c.files.ghostLimitBytes,
+            fileSync: { maxRounds: c.files.maxRounds, targetRoundMs: c.files.targetRoundMs },
+          },
+          [
+            new TcpPageTransport(),
+            new TlsPageTransport(certs),
+            new SshPageTransport(shell, { ...DEFAULT_SSH_TUNNEL, ...c.sshTunnel }),
+          ],
           trials,
+          c.live,
+          links,
         ),
     },
   ],

@@ -1,8 +1,9 @@
 import { Logger } from '@nestjs/common';
-import type { EvacuationRecord, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
+import type { CheckpointRecord, EvacuationRecord, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
 import { SystemClock, type NodeOps } from '@spotlift/engine';
 import { InMemoryEvacuationRecords, InMemoryRecords } from '@spotlift/store';
 import { aNode, aWorkload } from '@spotlift/testing';
+import type { CheckpointsService, CreateCheckpoint } from '../checkpoints/checkpoints.service.js';
 import type { AppConfig } from '../config/app-config.js';
 import { EvacuationSettings } from '../config/evacuation-config.js';
 import type { CreateMigration, MigrationsService } from '../migrations/migrations.service.js';
@@ -43,6 +44,29 @@ function world(settings: Partial<EvacuationSettings> = {}) {
       return m;
     },
   } as unknown as MigrationsService;
+  // A CheckpointsService that only records; tests end the checkpoints by hand.
+  const checkpoints = new InMemoryRecords<CheckpointRecord>();
+  const checkpointsService = {
+    async create(body: CreateCheckpoint, link: { evacuationId?: string } = {}): Promise<CheckpointRecord> {
+      const now = new Date().toISOString();
+      const cp = {
+        id: `cp-${body.workload}`,
+        workloadId: body.workload,
+        sourceNodeId: 'node-a',
+        storageNodeId: body.storage!,
+        imageDir: `/cp/${body.workload}`,
+        state: 'queued',
+        phases: [],
+        criu: {},
+        bytes: { pages: 0, images: 0 },
+        evacuationId: link.evacuationId,
+        createdAt: now,
+        updatedAt: now,
+      } as CheckpointRecord;
+      await checkpoints.save(cp);
+      return cp;
+    },
+  } as unknown as CheckpointsService;
   // MemAvailable "read over SSH": whatever the stored probe says.
   const ops = { run: () => Promise.resolve({ code: 1, stdout: '', stderr: '' }) } as unknown as NodeOps;
   const config = { evacuation: EvacuationSettings.parse({ safetyMarginSeconds: 0, ...settings }) } as AppConfig;
@@ -55,13 +79,20 @@ function world(settings: Partial<EvacuationSettings> = {}) {
     service,
     new SystemClock(),
     config,
+    checkpointsService,
+    checkpoints,
   );
   const end = async (id: string, state: MigrationRecord['state'], downtimeMs = 120) => {
     const m = (await migrations.get(id))!;
     Object.assign(m, { state, ...(state === 'completed' ? { downtimeMs, resumedAt: new Date().toISOString() } : {}) });
     await migrations.save(m);
   };
-  return { evacuations, migrations, workloads, nodes, created, coordinator, end };
+  const endCheckpoint = async (id: string, state: CheckpointRecord['state']) => {
+    const cp = (await checkpoints.get(id))!;
+    Object.assign(cp, { state, ...(state === 'stored' ? { storedAt: new Date().toISOString() } : { error: 'boom' }) });
+    await checkpoints.save(cp);
+  };
+  return { evacuations, migrations, workloads, nodes, created, coordinator, end, checkpoints, endCheckpoint };
 }
 
 async function seed(w: ReturnType<typeof world>, sizes: number[], deadlineSeconds: number): Promise<EvacuationRecord> {
@@ -120,7 +151,7 @@ describe('EvacuationCoordinator', () => {
   beforeAll(() => {
     Logger.overrideLogger(false);
   });
-  it('predicts the miss up front, moves what fits, and ends partial with per-job downtime', async () => {
+  it('predicts the miss up front, checkpoints it to the storage node, moves what fits, ends partial', async () => {
     const w = world({
       sourceBandwidthBytesPerSec: 100 * MIB,
       streamBandwidthBytesPerSec: 100 * MIB,
@@ -139,8 +170,16 @@ describe('EvacuationCoordinator', () => {
         fallbackNodeId: 'node-c',
       }),
     ]);
-    expect(planned.storageNote).toMatch(/storage node 'node-c'.*not implemented/);
-    expect(planned.jobs.find((j) => j.workloadId === 'wl-2')!.state).toBe('missed');
+    expect(planned.storageNote).toMatch(/checkpointed to storage node 'node-c'/);
+    expect(planned.storageNote).not.toMatch(/TODO|not implemented/);
+    const cp = await until(async () => (await w.checkpoints.get('cp-wl-2')) ?? undefined);
+    expect(cp).toMatchObject({ workloadId: 'wl-2', storageNodeId: 'node-c', evacuationId: 'evac-1' });
+    const checkpointing = await until(async () => {
+      const job = (await w.evacuations.get('evac-1'))!.jobs.find((j) => j.workloadId === 'wl-2')!;
+      return job.state === 'checkpointing' ? job : undefined;
+    });
+    expect(checkpointing.checkpointId).toBe('cp-wl-2');
+    await w.endCheckpoint('cp-wl-2', 'stored');
     for (const id of ['wl-1', 'wl-3']) {
       const m = await until(async () => (await w.migrations.list()).find((x) => x.workloadId === id));
       expect(m.evacuationId).toBe('evac-1');
@@ -150,7 +189,8 @@ describe('EvacuationCoordinator', () => {
     expect(done.state).toBe('partial');
     expect(done.outcome).toMatchObject({
       moved: 2,
-      missed: 1,
+      missed: 0,
+      checkpointed: 1,
       failed: 0,
       beforeDeadline: true,
       maxDowntimeMs: 150,
@@ -163,6 +203,28 @@ describe('EvacuationCoordinator', () => {
         .sort(),
     ).toEqual([150, 90].sort());
     expect(w.created.map((c) => c.body.workload)).not.toContain('wl-2');
+    expect(done.jobs.find((j) => j.workloadId === 'wl-2')).toMatchObject({
+      state: 'checkpointed',
+      checkpointId: 'cp-wl-2',
+      beforeDeadline: true,
+    });
+    expect(done.outcome!.summary).toMatch(/2\/3 workload\(s\) moved, 1 checkpointed to storage/);
+  });
+
+  it('a failed checkpoint leaves the workload missed, with why', async () => {
+    const w = world({
+      sourceBandwidthBytesPerSec: 100 * MIB,
+      streamBandwidthBytesPerSec: 100 * MIB,
+      storageNodeId: 'node-c',
+    });
+    await seed(w, [8 * GIB], 30);
+    const run = w.coordinator.run('evac-1');
+    await until(async () => (await w.checkpoints.get('cp-wl-1')) ?? undefined);
+    await w.endCheckpoint('cp-wl-1', 'failed');
+    const done = (await run)!;
+    expect(done.state).toBe('failed');
+    expect(done.jobs[0]).toMatchObject({ state: 'missed', checkpointId: 'cp-wl-1', error: 'checkpoint failed: boom' });
+    expect(done.outcome).toMatchObject({ moved: 0, missed: 1, failed: 0 });
   });
 
   it('keeps at most the plan parallelism in flight and starts the next as one ends', async () => {

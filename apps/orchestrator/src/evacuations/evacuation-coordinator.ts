@@ -8,10 +8,17 @@ import {
 } from '@spotlift/domain';
 import { Clock, NodeOps, isFinished } from '@spotlift/engine';
 import { planEvacuation, replan, type EvacuationPlan, type FinishedJob } from '@spotlift/placement';
-import { EvacuationRepository, MigrationRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
+import {
+  CheckpointRepository,
+  EvacuationRepository,
+  MigrationRepository,
+  NodeRepository,
+  WorkloadRepository,
+} from '@spotlift/store';
+import { CheckpointsService } from '../checkpoints/checkpoints.service.js';
 import { AppConfig } from '../config/app-config.js';
 import { CreateMigration, MigrationsService } from '../migrations/migrations.service.js';
-import { buildEvacuationInput, planAsExecuted } from './evacuation-input.js';
+import { buildEvacuationInput, planAsExecuted, strategyFor, workloadsInScope } from './evacuation-input.js';
 import {
   applyPlan,
   jobInFlight,
@@ -46,6 +53,8 @@ export class EvacuationCoordinator {
     private readonly migrationsService: MigrationsService,
     private readonly clock: Clock,
     private readonly config: AppConfig,
+    private readonly checkpointsService: CheckpointsService,
+    private readonly checkpoints: CheckpointRepository,
   ) {}
 
   async run(evacuationId: string, signal?: AbortSignal): Promise<EvacuationRecord | undefined> {
@@ -56,13 +65,22 @@ export class EvacuationCoordinator {
     while (!signal?.aborted) {
       const now = this.clock.now().getTime();
       const ended = await this.collectEnded(rec);
+      const checkpointsEnded = await this.collectCheckpoints(rec);
       if (ended.length > 0) this.replanAfter(rec, ended, now);
       const planDeadline = new Date(rec.plannedAt!).getTime() + (rec.plan?.deadlineSeconds ?? 0) * 1000;
       if (now >= planDeadline)
         this.giveUpPending(rec, 'the deadline (less the safety margin) came before it could start');
       else await this.startNext(rec);
-      if (ended.length > 0 || rec.jobs.some((j) => j.state === 'pending' || jobInFlight(j))) await this.save(rec);
-      const open = rec.jobs.some((j) => j.state === 'pending' || jobInFlight(j));
+      if (now < deadline) await this.startCheckpoints(rec);
+      const checkpointing = rec.jobs.some((j) => j.state === 'checkpointing');
+      if (
+        ended.length > 0 ||
+        checkpointsEnded ||
+        checkpointing ||
+        rec.jobs.some((j) => j.state === 'pending' || jobInFlight(j))
+      )
+        await this.save(rec);
+      const open = checkpointing || rec.jobs.some((j) => j.state === 'pending' || jobInFlight(j));
       if (!open) break;
       if (now > deadline + AFTER_DEADLINE_MS) {
         addEvent(rec, this.clock.now(), 'gave up waiting for migrations still running long after the deadline');
@@ -88,7 +106,10 @@ export class EvacuationCoordinator {
       this.nodes.list(),
       this.migrations.list(),
     ]);
-    const onNode = allWorkloads.filter((w) => w.nodeId === source.id && w.state === 'running');
+    const onNode = workloadsInScope(
+      rec,
+      allWorkloads.filter((w) => w.nodeId === source.id && w.state === 'running'),
+    );
     const busy = allWorkloads.filter((w) => w.nodeId === source.id && w.state === 'migrating');
     const reservedByNode: Record<string, number> = {};
     for (const m of migrations.filter((x) => !isFinished(x))) {
@@ -120,7 +141,7 @@ export class EvacuationCoordinator {
     if (rec.predictedMisses.length) {
       const storage = this.config.evacuation.storageNodeId;
       rec.storageNote = storage
-        ? `${rec.predictedMisses.length} workload(s) cannot reach a destination in time; the plan is to checkpoint them to storage node '${storage}', which is not implemented yet (TODO): they are reported as missed`
+        ? `${rec.predictedMisses.length} workload(s) cannot reach a destination in time: they are checkpointed to storage node '${storage}' (restorable later with POST /checkpoints/:id/restore)`
         : `${rec.predictedMisses.length} workload(s) cannot reach a destination in time and no storage node is configured: they will be lost with the node`;
       addEvent(rec, now, rec.storageNote);
     }
@@ -182,6 +203,51 @@ export class EvacuationCoordinator {
     }
   }
 
+  /**
+   * Missed jobs whose plan line says `checkpoint-to-storage`: one checkpoint each, started at once (the
+   * storage node is the one place they can still go before the node does).
+   */
+  private async startCheckpoints(rec: EvacuationRecord): Promise<void> {
+    const due = rec.jobs.filter(
+      (j) => j.state === 'missed' && j.fallback === 'checkpoint-to-storage' && j.checkpointId === undefined,
+    );
+    for (const job of due) {
+      try {
+        const cp = await this.checkpointsService.create(
+          { workload: job.workloadId, ...(job.fallbackNodeId ? { storage: job.fallbackNodeId } : {}) },
+          { evacuationId: rec.id },
+        );
+        Object.assign(job, { state: 'checkpointing', checkpointId: cp.id, startedAt: cp.createdAt });
+        addEvent(rec, this.clock.now(), `checkpointing ${job.workloadId} to ${cp.storageNodeId} as ${cp.id}`);
+      } catch (error) {
+        // Marked as tried (no id), so it is not tried again every tick.
+        Object.assign(job, { checkpointId: '', error: `checkpoint not started: ${(error as Error).message}` });
+        addEvent(rec, this.clock.now(), `could not checkpoint ${job.workloadId}: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  /** Copies the ends of checkpoints in flight into their jobs; true when one ended. */
+  private async collectCheckpoints(rec: EvacuationRecord): Promise<boolean> {
+    let any = false;
+    for (const job of rec.jobs.filter((j) => j.state === 'checkpointing' && j.checkpointId)) {
+      const cp = await this.checkpoints.get(job.checkpointId!);
+      if (!cp || cp.state === 'queued' || cp.state === 'taking') continue;
+      any = true;
+      const endedAt = cp.storedAt ?? cp.updatedAt;
+      if (cp.state === 'failed')
+        Object.assign(job, { state: 'missed', endedAt, error: `checkpoint failed: ${cp.error ?? ''}` });
+      else
+        Object.assign(job, {
+          state: 'checkpointed',
+          endedAt,
+          beforeDeadline: Date.parse(endedAt) <= Date.parse(rec.deadline),
+        });
+      addEvent(rec, this.clock.now(), `${job.workloadId}: checkpoint ${cp.id} ${cp.state}`);
+    }
+    return any;
+  }
+
   private giveUpPending(rec: EvacuationRecord, reason: string): void {
     for (const job of rec.jobs.filter((j) => j.state === 'pending'))
       Object.assign(job, { state: 'missed', missReason: reason });
@@ -202,8 +268,8 @@ export class EvacuationCoordinator {
     // version of the API accepts them; otherwise the API's defaults.
     const base = { workload: job.workloadId, destination: job.destinationNodeId };
     const tries = [
-      { ...base, strategy: job.strategy, deadline: rec.deadline },
-      { ...base, strategy: job.strategy },
+      { ...base, strategy: strategyFor(rec, job), deadline: rec.deadline },
+      { ...base, strategy: strategyFor(rec, job) },
       base,
     ];
     const body =
@@ -226,6 +292,7 @@ export class EvacuationCoordinator {
   private async save(rec: EvacuationRecord): Promise<void> {
     const stored = await this.evacuations.get(rec.id);
     if (stored?.acknowledgement && !rec.acknowledgement) rec.acknowledgement = stored.acknowledgement;
+    if (stored?.cordon && !rec.cordon) rec.cordon = stored.cordon;
     if ((stored?.otherNotices?.length ?? 0) > (rec.otherNotices?.length ?? 0)) rec.otherNotices = stored!.otherNotices;
     rec.updatedAt = this.clock.now().toISOString();
     await this.evacuations.save(rec);

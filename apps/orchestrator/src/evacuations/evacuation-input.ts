@@ -2,7 +2,14 @@
  * Builds the placement library's evacuation input from stored records. Pure: the caller reads the
  * records, the fresh memory figures and the reservations; this only translates them.
  */
-import type { EvacuationJob, NodeRecord, WorkloadRecord } from '@spotlift/domain';
+import type {
+  EarlySignalScope,
+  EarlySignalWorkload,
+  EvacuationJob,
+  EvacuationRecord,
+  NodeRecord,
+  WorkloadRecord,
+} from '@spotlift/domain';
 import type { CandidateNode, EvacuationInput, EvacuationPlan, PlacementWorkload } from '@spotlift/placement';
 import type { EvacuationSettings } from '../config/evacuation-config.js';
 
@@ -19,18 +26,57 @@ export interface EvacuationInputSources {
   settings: EvacuationSettings;
 }
 
-/** Workload priority: a `spotlift.io/priority` label would go here; records carry none yet, so the default. */
-function priorityOf(_w: WorkloadRecord, settings: EvacuationSettings): number {
-  return settings.defaultPriority;
-}
-
+/** The workload's declared priority and dirty rate where it has them, the fleet's defaults otherwise. */
 export function placementWorkload(w: WorkloadRecord, settings: EvacuationSettings): PlacementWorkload {
   return {
     id: w.id,
     memoryBytes: w.rssBytes ?? 0,
-    dirtyRateBytesPerSec: settings.defaultDirtyRateBytesPerSec,
-    priority: priorityOf(w, settings),
+    dirtyRateBytesPerSec: w.dirtyRateBytesPerSec ?? settings.defaultDirtyRateBytesPerSec,
+    priority: w.priority ?? settings.defaultPriority,
   };
+}
+
+/**
+ * `low-risk-first` on an early signal: low-priority workloads move now (a needless move costs them little);
+ * the others are warmed up with a pre-copy start where the source tracks dirty pages (the engine's pre-copy
+ * runs its rounds while the workload runs, then freezes only for the last dirty set), and otherwise stay
+ * until a termination notice, saying why.
+ */
+export function earlySignalScope(
+  workloads: readonly WorkloadRecord[],
+  source: NodeRecord,
+  settings: EvacuationSettings,
+): EarlySignalScope {
+  const max = settings.lowRiskMaxPriority;
+  const softDirty = source.probe?.features?.mem_dirty_track === true;
+  const decide = (w: WorkloadRecord): EarlySignalWorkload => {
+    const priority = w.priority ?? settings.defaultPriority;
+    const base = { workloadId: w.id, priority };
+    if (priority <= max) return { ...base, action: 'move', reason: `priority ${priority} <= ${max}: moved early` };
+    if (!settings.earlySignalPreCopy)
+      return { ...base, action: 'hold', reason: `priority ${priority} > ${max}: stays until a termination notice` };
+    if (softDirty)
+      return { ...base, action: 'pre-copy', reason: `priority ${priority} > ${max}: pre-copy started early` };
+    return {
+      ...base,
+      action: 'hold',
+      reason: `priority ${priority} > ${max}: pre-copy is unavailable on ${source.id} (no soft-dirty tracking: criu check --feature mem_dirty_track failed), so no warm-up; it stays until a termination notice`,
+    };
+  };
+  return { lowRiskMaxPriority: max, workloads: workloads.map(decide) };
+}
+
+/** The workloads an evacuation plans for: all of them, or those its early-signal scope moves. */
+export function workloadsInScope(rec: EvacuationRecord, workloads: readonly WorkloadRecord[]): WorkloadRecord[] {
+  if (!rec.earlySignal) return [...workloads];
+  const moving = new Set(rec.earlySignal.workloads.filter((w) => w.action !== 'hold').map((w) => w.workloadId));
+  return workloads.filter((w) => moving.has(w.id));
+}
+
+/** The strategy a job's migration asks for: pre-copy for an early-signal warm-up, else the plan's. */
+export function strategyFor(rec: EvacuationRecord, job: EvacuationJob): string | undefined {
+  const scoped = rec.earlySignal?.workloads.find((w) => w.workloadId === job.workloadId);
+  return scoped?.action === 'pre-copy' ? 'pre-copy' : job.strategy;
 }
 
 export function candidateNode(n: NodeRecord, src: EvacuationInputSources): CandidateNode {

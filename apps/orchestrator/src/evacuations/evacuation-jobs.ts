@@ -94,10 +94,12 @@ export function outcomeOf(rec: EvacuationRecord): { state: EvacuationState; outc
   const total = rec.jobs.length;
   const moved = rec.jobs.filter((j) => j.state === 'completed');
   const missed = rec.jobs.filter((j) => j.state === 'missed' || j.state === 'skipped' || j.state === 'pending').length;
-  const failed = total - moved.length - missed;
+  const checkpointed = rec.jobs.filter((j) => j.state === 'checkpointed').length;
+  const failed = total - moved.length - missed - checkpointed;
   const downtimes = moved.map((j) => j.downtimeMs).filter((d): d is number => d !== undefined);
   const beforeDeadline = rec.jobs.every((j) => j.state !== 'completed' || j.beforeDeadline !== false);
-  const state: EvacuationState = moved.length === total ? 'completed' : moved.length > 0 ? 'partial' : 'failed';
+  const state: EvacuationState =
+    moved.length === total ? 'completed' : moved.length + checkpointed > 0 ? 'partial' : 'failed';
   const dt = downtimes.length
     ? `; downtime max ${Math.round(Math.max(...downtimes))} ms, total ${Math.round(downtimes.reduce((a, b) => a + b, 0))} ms`
     : '';
@@ -107,11 +109,12 @@ export function outcomeOf(rec: EvacuationRecord): { state: EvacuationState; outc
       moved: moved.length,
       missed,
       failed,
+      ...(checkpointed ? { checkpointed } : {}),
       beforeDeadline,
       ...(downtimes.length
         ? { maxDowntimeMs: Math.max(...downtimes), totalDowntimeMs: downtimes.reduce((a, b) => a + b, 0) }
         : {}),
-      summary: `${moved.length}/${total} workload(s) moved${missed ? `, ${missed} missed` : ''}${failed ? `, ${failed} failed` : ''}${dt}`,
+      summary: `${moved.length}/${total} workload(s) moved${checkpointed ? `, ${checkpointed} checkpointed to storage` : ''}${missed ? `, ${missed} missed` : ''}${failed ? `, ${failed} failed` : ''}${dt}`,
     },
   };
 }

@@ -12,6 +12,7 @@ import { EVACUATIONS_QUEUE } from '@spotlift/queue';
 import { EvacuationRepository, RedisEvacuationRecords } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
 import { REDIS } from '../core/core.module.js';
+import { KubeCordoner, kubeApiProviders } from '../notices/kube-cordon.js';
 import { NoticeIntake } from '../notices/notice-intake.service.js';
 import { NoticeWatchers } from '../notices/notice-watchers.service.js';
 import { NoticesController } from '../notices/notices.controller.js';
@@ -42,6 +43,8 @@ export function evacuationProviders(config: AppConfig): Provider[] {
           keyOf: crossSourceDedupKey,
         }),
     },
+    ...kubeApiProviders(config),
+    KubeCordoner,
     EvacuationQueue,
     EvacuationsService,
     NoticeIntake,

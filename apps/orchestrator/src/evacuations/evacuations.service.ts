@@ -2,16 +2,21 @@ import { Injectable, Logger } from '@nestjs/common';
 import {
   NotFoundError,
   evacuationFinished,
+  type EarlySignalScope,
+  type EvacuationCordon,
   type EvacuationNotice,
   type EvacuationPolicy,
   type EvacuationRecord,
+  type NodeRecord,
 } from '@spotlift/domain';
 import { Clock } from '@spotlift/engine';
 import type { Notice } from '@spotlift/notices';
-import { EvacuationRepository, NodeRepository } from '@spotlift/store';
+import { EvacuationRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
+import { KubeCordoner } from '../notices/kube-cordon.js';
 import { addEvent } from './evacuation-events.js';
 import { evacuationId } from './evacuation-ids.js';
+import { earlySignalScope } from './evacuation-input.js';
 import { EvacuationQueue } from './evacuation-queue.js';
 
 /** Kinds that mean the node goes: always evacuated. The others follow the fleet's early-signal policy. */
@@ -36,6 +41,8 @@ export class EvacuationsService {
     private readonly queue: EvacuationQueue,
     private readonly clock: Clock,
     private readonly config: AppConfig,
+    private readonly workloads: WorkloadRepository,
+    private readonly cordoner: KubeCordoner,
   ) {}
 
   async list(): Promise<EvacuationRecord[]> {
@@ -53,30 +60,28 @@ export class EvacuationsService {
   }
 
   /**
-   * Marks the node terminating (placement and preflight then refuse it as a destination), records the
-   * evacuation under its deterministic id and queues it. A notice for a node that already has an open
-   * evacuation joins that one instead of starting a second.
+   * Marks the node terminating (or draining, for a `low-risk-first` early signal: placement and preflight
+   * refuse both as destinations), records the evacuation under its deterministic id and queues it, then
+   * cordons the node in Kubernetes in the background. A notice for a node that already has an open
+   * evacuation of the same reach joins that one instead of starting a second.
    */
   async raise(notice: Notice): Promise<RaiseResult> {
-    const now = this.clock.now();
     const node = await this.nodes.get(notice.nodeId);
     if (!node) throw new NotFoundError('node', notice.nodeId);
     const policy = this.policyFor(notice.kind);
     const noticeRecord = toRecord(notice);
-    if (policy === 'evacuate' && node.state !== 'terminating' && node.state !== 'gone') {
-      node.state = 'terminating';
-      node.updatedAt = now.toISOString();
-      await this.nodes.save(node);
-    }
-    const open = (await this.evacuations.list()).find(
-      (e) => e.nodeId === node.id && e.policy === 'evacuate' && !evacuationFinished(e),
-    );
-    if (open && policy === 'evacuate') return { evacuation: await this.join(open, noticeRecord), created: false };
+    await this.markNode(node, policy);
+    const openOnNode = (await this.evacuations.list()).filter((e) => e.nodeId === node.id && !evacuationFinished(e));
+    const open = openOnNode.find((e) => e.policy === 'evacuate') ?? openOnNode.find((e) => e.policy === policy);
+    if (open && policy !== 'record') return { evacuation: await this.join(open, noticeRecord), created: false };
+    const earlySignal = policy === 'low-risk-first' ? await this.earlySignalScope(node) : undefined;
 
     for (let n = 1; n <= MAX_GENERATIONS; n++) {
       const rec = this.newRecord(evacuationId(node.id, notice.kind, node.createdAt, n), node.id, noticeRecord, policy);
+      if (earlySignal) rec.earlySignal = earlySignal;
       if (await this.evacuations.createIfAbsent(rec)) {
         await this.begin(rec);
+        if (policy !== 'record') this.cordonInBackground(rec.id, node, notice);
         return { evacuation: rec, created: true };
       }
       const existing = await this.evacuations.get(rec.id);
@@ -86,6 +91,54 @@ export class EvacuationsService {
     throw new Error(
       `node '${node.id}' had ${MAX_GENERATIONS} ${notice.kind} evacuations; refusing another (flapping source?)`,
     );
+  }
+
+  /** Nothing new may land on a node that is going (terminating) or may go soon (draining). */
+  private async markNode(node: NodeRecord, policy: EvacuationPolicy): Promise<void> {
+    const next =
+      policy === 'evacuate' && node.state !== 'terminating' && node.state !== 'gone'
+        ? 'terminating'
+        : policy === 'low-risk-first' && node.state === 'ready'
+          ? 'draining'
+          : undefined;
+    if (!next) return;
+    node.state = next;
+    node.updatedAt = this.clock.now().toISOString();
+    await this.nodes.save(node);
+  }
+
+  private async earlySignalScope(node: NodeRecord): Promise<EarlySignalScope> {
+    const running = (await this.workloads.list()).filter((w) => w.nodeId === node.id && w.state === 'running');
+    return earlySignalScope(running, node, this.config.evacuation);
+  }
+
+  /** The cordon never holds the evacuation up; its outcome is written to the record when it is known. */
+  private cordonInBackground(id: string, node: NodeRecord, notice: Notice): void {
+    if (!this.cordoner.enabled) return;
+    void this.cordoner
+      .cordon(node, notice)
+      .then((cordon) => cordon && this.recordCordon(id, cordon))
+      .catch((error: unknown) =>
+        this.logger.warn({ msg: 'recording the cordon failed', evacuation: id, error: String(error) }),
+      );
+  }
+
+  /**
+   * The coordinator rewrites the whole record as it goes (carrying a stored `cordon` over); a write of ours
+   * that lands between its read and its write is lost, so look again a few times and write it back.
+   */
+  private async recordCordon(id: string, cordon: EvacuationCordon): Promise<void> {
+    for (let attempt = 0; attempt < 4; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 300));
+      const rec = await this.evacuations.get(id);
+      if (!rec) return;
+      if (rec.cordon) {
+        if (attempt > 0) return;
+        continue;
+      }
+      rec.cordon = cordon;
+      await this.evacuations.save(rec);
+    }
   }
 
   private newRecord(id: string, nodeId: string, notice: EvacuationNotice, policy: EvacuationPolicy): EvacuationRecord {
@@ -107,12 +160,14 @@ export class EvacuationsService {
   }
 
   private async begin(rec: EvacuationRecord): Promise<void> {
-    if (rec.policy === 'evacuate') {
+    if (rec.policy !== 'record') {
+      for (const w of rec.earlySignal?.workloads ?? []) addEvent(rec, this.clock.now(), `${w.workloadId}: ${w.reason}`);
       await this.evacuations.save(rec);
       await this.queue.enqueue(rec.id);
       this.logger.log({
         msg: 'evacuation raised',
         evacuation: rec.id,
+        policy: rec.policy,
         deadline: rec.deadline,
         reason: rec.notice.reason,
       });

@@ -23,6 +23,8 @@ export const CreateMigration = z
     downtimeBudgetMs: z.number().int().min(1).max(3_600_000).optional(),
     /** When the source must be gone (e.g. a spot notice's termination time); bounds rounds and auto's choice. */
     deadline: z.iso.datetime({ offset: true }).optional(),
+    /** Pre-copy and hybrid: rounds at most for this job, the first included (default: config `live.maxRounds`). */
+    maxRounds: z.number().int().min(1).max(100).optional(),
     /** Page traffic: direct TCP, CRIU's mutual TLS, or relayed through SSH (nodes without a direct route). */
     transport: z.enum(['tcp', 'tls', 'ssh']).default('tcp'),
     keepImages: z.boolean().default(false),
@@ -96,6 +98,7 @@ export class MigrationsService {
       keepImages: body.keepImages,
       ...(body.downtimeBudgetMs !== undefined ? { downtimeBudgetMs: body.downtimeBudgetMs } : {}),
       ...(body.deadline !== undefined ? { deadline: new Date(body.deadline).toISOString() } : {}),
+      ...(body.maxRounds !== undefined ? { maxRounds: body.maxRounds } : {}),
       ...(link.evacuationId ? { evacuationId: link.evacuationId } : {}),
       createdAt: now,
       updatedAt: now,

@@ -3,6 +3,7 @@ import { DomainError, HostKeyMismatchError, NotFoundError, type NodeRecord } fro
 import { Clock, NodeProber } from '@spotlift/engine';
 import { NodeRepository } from '@spotlift/store';
 import type { NodeSpec } from '../config/app-config.js';
+import { NodeEvents } from './node-events.js';
 
 @Injectable()
 export class NodesService {
@@ -12,6 +13,7 @@ export class NodesService {
     private readonly nodes: NodeRepository,
     private readonly prober: NodeProber,
     private readonly clock: Clock,
+    private readonly events: NodeEvents,
   ) {}
 
   list(): Promise<NodeRecord[]> {
@@ -41,6 +43,7 @@ export class NodesService {
     };
     await this.applyProbe(node);
     await this.nodes.save(node);
+    this.events.registered(node);
     return node;
   }
 

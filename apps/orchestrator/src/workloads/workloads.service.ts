@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { BadRequestError, NotFoundError, type WorkloadRecord } from '@spotlift/domain';
-import { Clock, NodeOps } from '@spotlift/engine';
+import { checkDeclaredPath, Clock, NodeOps } from '@spotlift/engine';
 import { NodeRepository, WorkloadRepository } from '@spotlift/store';
 import { shq } from '@spotlift/transport';
 
@@ -12,6 +12,27 @@ export const RegisterWorkload = z
     node: z.string().min(1).max(63),
     pid: z.number().int().positive().max(4_194_304).optional(),
     pidfile: z.string().startsWith('/').max(4096).optional(),
+    /** 1 (expendable) .. 10 (critical); evacuations save higher priorities first. Default: the fleet's. */
+    priority: z.number().int().min(1).max(10).optional(),
+    /** Distinct bytes the workload dirties per second, if known (up to 100 GiB/s). */
+    dirtyRateBytesPerSec: z
+      .number()
+      .min(0)
+      .max(100 * 2 ** 30)
+      .optional(),
+    /**
+     * Files and directories the workload uses that the destination must have (open files, working
+     * directory, data): copied before and, the changes only, during the freeze. Absolute paths.
+     */
+    paths: z
+      .array(
+        z.string().superRefine((p, ctx) => {
+          const problem = checkDeclaredPath(p);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        }),
+      )
+      .max(64)
+      .optional(),
   })
   .strict()
   .refine((w) => (w.pid === undefined) !== (w.pidfile === undefined), {
@@ -53,6 +74,9 @@ export class WorkloadsService {
       nodeId: node.id,
       pid,
       ...(body.pidfile ? { pidfile: body.pidfile } : {}),
+      ...(body.priority !== undefined ? { priority: body.priority } : {}),
+      ...(body.dirtyRateBytesPerSec !== undefined ? { dirtyRateBytesPerSec: body.dirtyRateBytesPerSec } : {}),
+      ...(body.paths?.length ? { paths: body.paths } : {}),
       rssBytes: tree.rssBytes,
       tree: tree.pids,
       state: 'running',
@@ -67,7 +91,7 @@ export class WorkloadsService {
   async refresh(id: string): Promise<WorkloadRecord> {
     const w = await this.get(id);
     const node = await this.nodes.get(w.nodeId);
-    if (!node || w.state === 'migrating') return w;
+    if (!node || w.state === 'migrating' || w.state === 'checkpointed') return w;
     const tree = await this.ops.inspectTree(node, w.pid);
     if (tree) Object.assign(w, { tree: tree.pids, rssBytes: tree.rssBytes, state: 'running' });
     else w.state = 'gone';

@@ -1,11 +1,12 @@
-import type { DumpStats } from '@spotlift/domain';
+import type { DumpStats, FileSyncRound, PhaseRecord } from '@spotlift/domain';
 import type { WorkloadRepository } from '@spotlift/store';
-import { shq } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
 import * as criu from '../criu-commands.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
 import type { ArmedCommand, NodeOps } from '../node-ops.js';
+import type { WorkloadFiles } from '../files/workload-files.js';
 import type { PhaseRecorder } from '../phase-recorder.js';
+import { fileMtimeCommand, parseFileMtime } from '../recovery.js';
 import {
   checkCpuCompatible,
   checkCriuVersions,
@@ -14,6 +15,11 @@ import {
 } from './preflight-checks.js';
 
 const RUNNING_STATES = new Set(['R', 'S', 'D']);
+
+/** The final file copy, for a transfer phase's detail (empty without declared files). */
+export function describeFiles(files: FileSyncRound | undefined): string {
+  return files ? `; files: ${files.sent} entries, ${files.bytes} bytes, ${files.deleted} removed` : '';
+}
 
 /**
  * The steps every strategy shares: preflight before any freeze, restore, verification, the commit point,
@@ -26,14 +32,16 @@ export class MigrationSteps {
     private readonly workloads: WorkloadRepository,
     private readonly clock: Clock,
     readonly config: EngineConfig,
+    /** The workload's declared files (absent where nothing streams them, e.g. a bare engine in a unit test). */
+    readonly files?: WorkloadFiles,
   ) {}
 
   /**
    * Everything checkable without touching the workload: the destination's state, CRIU version order, the
    * workload still there, `criu check`, memory and disk on the destination, CPU compatibility. Cheap checks
-   * from the records come first. Returns the source tree's pids.
+   * from the records come first. Returns the source tree's pids; says on `phase` whether `criu check` ran.
    */
-  async preflight(ctx: MigrationContext): Promise<number[]> {
+  async preflight(ctx: MigrationContext, phase?: PhaseRecord): Promise<number[]> {
     const { workload, source, destination } = ctx;
     checkDestinationState(destination);
     checkCriuVersions(source, destination);
@@ -45,7 +53,9 @@ export class MigrationSteps {
         true,
       );
     }
-    await checkDestinationResources(this.ops, ctx, tree, this.config);
+    const criuCheck = await checkDestinationResources(this.ops, ctx, tree, this.config, this.clock.now());
+    const files = await this.files?.check(ctx);
+    if (phase) phase.detail = files ? `${criuCheck}; ${files}` : criuCheck;
     await checkCpuCompatible(this.ops, ctx, this.migrationDir(ctx));
     workload.tree = tree.pids;
     workload.rssBytes = tree.rssBytes;
@@ -193,10 +203,8 @@ export class MigrationSteps {
    */
   async recordStatsFromFiles(ctx: MigrationContext): Promise<void> {
     const mtime = async (node: MigrationContext['source'], path: string) => {
-      const out = (
-        await this.ops.run(node, `date -r ${shq(path)} +%s%N 2>/dev/null; true`, 15_000).catch(() => undefined)
-      )?.stdout.trim();
-      return out && /^\d+$/.test(out) ? BigInt(out) : undefined;
+      const res = await this.ops.run(node, fileMtimeCommand(path), 15_000).catch(() => undefined);
+      return res ? parseFileMtime(res.stdout) : undefined;
     };
     const [dumpEnd, restoreEnd] = await Promise.all([
       mtime(ctx.source, `${ctx.sourceDir}/stats-dump`),

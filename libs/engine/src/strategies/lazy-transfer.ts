@@ -52,6 +52,7 @@ export class LazyTransfer {
   constructor(
     private readonly ops: NodeOps,
     private readonly criuTimeoutMs: number,
+    private readonly ghostLimitBytes?: number,
   ) {}
 
   /** Freezes the source and dumps everything but memory; returns once its page server listens. */
@@ -59,7 +60,7 @@ export class LazyTransfer {
     const timeoutS = this.criuTimeoutMs / 1000;
     const res = await this.ops.run(
       ends.source,
-      live.lazyDumpStart(pid, ends.sourceDir, serve, prev, timeoutS),
+      live.lazyDumpStart(pid, ends.sourceDir, serve, prev, timeoutS, this.ghostLimitBytes),
       this.criuTimeoutMs + 30_000,
     );
     const ready = /^LAZY_READY (\d+) (\d+)$/m.exec(res.stdout);

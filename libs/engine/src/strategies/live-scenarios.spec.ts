@@ -108,3 +108,23 @@ describe.each(SCENARIOS)('scenario: $name', (s) => {
     }
   });
 });
+
+describe("a job's own maxRounds", () => {
+  it('wins over the engine setting: the rounds stop at the job limit and the job says so', async () => {
+    const s = SCENARIOS.find((x) => x.job.strategy === 'pre-copy' && x.expect.rounds > 2 && !x.engine.maxRounds)!;
+    const env = liveSetup({
+      migration: { ...s.job, maxRounds: 2 },
+      workload: { rssBytes: s.workload.memMiB * 2 ** 20 },
+      live: { maxRounds: 8 },
+      trials: new InMemoryPostCopyTrials(),
+      clock: new TestClock(),
+    });
+    scriptSoftDirty(env.shell, s.replay.softDirty);
+    scriptPreCopyReplay(env.shell, QEMU_PRECOPY.preCopy);
+    scriptCommon(env.shell);
+    const m = await env.engine.run('mig-1');
+    expect(m.state).toBe('completed');
+    expect(m.rounds).toHaveLength(2);
+    expect(m.precopy!.stopReason).toMatch(/^round limit \(2\) reached/);
+  });
+});

@@ -3,6 +3,7 @@
  * transfer's failure logs are this machine's real ones (fs.pipe-max-size at its default), pre-copy figures the
  * qemu lab's, post-copy figures this lab's.
  */
+import { InMemoryPairLinks } from '@spotlift/store';
 import { InMemoryPostCopyTrials } from '@spotlift/store';
 import { type ScriptedNodeShell, aWorkload, scriptPostCopyReplay, scriptPreCopyReplay } from '@spotlift/testing';
 import {
@@ -201,6 +202,50 @@ describe('auto: the pair, the memory, the dirty rate, the budget and the deadlin
       /^auto: stop-and-copy: .* fits the 2\.00 s budget; simplest that does .*dirty rate not measured \(no soft-dirty tracking\)/,
     );
     expect(shell.ran('node-a', /PROBE_PID|clear_refs/)).toEqual([]);
+  });
+
+  it("decides with the pair's measured page throughput, and every completed job feeds that measurement", async () => {
+    // Assumed 400 MiB/s: 64 MiB stop-and-copy fits 2 s. Measured 20 MiB/s on this pair: it does not.
+    const links = new InMemoryPairLinks();
+    await links.record({
+      sourceNodeId: 'node-a',
+      destinationNodeId: 'node-b',
+      transport: 'tcp',
+      bytesPerSec: 20 * MiB,
+      at: '2026-11-28T01:00:00.000Z',
+    });
+    const { shell, engine } = liveSetup({
+      migration: { strategy: 'auto', downtimeBudgetMs: 2000 },
+      workload: aWorkload({ rssBytes: 64 * MiB }),
+      links,
+    });
+    scriptSoftDirty(shell, false);
+    shell.on({ node: 'node-a', match: /echo TREE/, reply: { stdout: 'TREE 4242\nRSS_KB 65536\n' } });
+    scriptPostCopyReplay(shell, LAB_POSTCOPY);
+    scriptCommon(shell);
+    const m = await engine.run('mig-1');
+    expect(m).toMatchObject({ state: 'completed', strategy: 'post-copy' });
+    expect(m.strategyReason).toMatch(
+      /link 20 MiB\/s measured over tcp \(1 migration\(s\), last 2026-11-28T01:00:00\.000Z\)/,
+    );
+
+    // A stop-and-copy job on a fresh pair: assumed first, then its own page throughput is what the pair knows.
+    const fresh = liveSetup({
+      migration: { strategy: 'auto', downtimeBudgetMs: 2000 },
+      workload: aWorkload({ rssBytes: 64 * MiB }),
+    });
+    scriptSoftDirty(fresh.shell, false);
+    fresh.shell.on({ node: 'node-a', match: /echo TREE/, reply: { stdout: 'TREE 4242\nRSS_KB 65536\n' } });
+    scriptPreCopyReplay(fresh.shell, QEMU_PRECOPY.preCopy);
+    scriptCommon(fresh.shell);
+    const done = await fresh.engine.run('mig-1');
+    expect(done).toMatchObject({ state: 'completed', strategy: 'stop-and-copy' });
+    expect(done.strategyReason).toMatch(/link assumed 400 MiB\/s \(no migration measured it yet\)/);
+    expect(done.throughput?.pagesBytesPerSec).toBeGreaterThan(0);
+    expect(await fresh.links.get('node-a', 'node-b', 'tcp')).toMatchObject({
+      samples: 1,
+      bytesPerSec: done.throughput!.pagesBytesPerSec,
+    });
   });
 
   it('tight budget without soft-dirty: runs the trial, then post-copy; with the ssh transport it cannot', async () => {

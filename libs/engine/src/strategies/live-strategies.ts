@@ -1,4 +1,4 @@
-import type { PostCopyTrials } from '@spotlift/store';
+import type { PairLinks, PostCopyTrials } from '@spotlift/store';
 import type { DirectoryStreamer } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
 import type { MigrationContext } from '../engine.types.js';
@@ -24,18 +24,20 @@ export function withLiveStrategies(
     streamer: DirectoryStreamer;
     transports: PageTransports;
     trials: PostCopyTrials;
+    /** Page throughput measured per node pair: completed jobs feed it, `auto` reads it. */
+    links: PairLinks;
     clock: Clock;
     live: LiveConfig;
   },
 ): { chain: StrategyChain; settle: (ctx: MigrationContext) => Promise<boolean> } {
-  const { steps, streamer, transports, trials, clock, live } = deps;
+  const { steps, streamer, transports, trials, links, clock, live } = deps;
   strategies.set('pre-copy', new PreCopy(steps, streamer, transports, live, clock));
   strategies.set('post-copy', new PostCopy(steps, streamer, live));
   strategies.set('hybrid', new Hybrid(steps, streamer, transports, live, clock));
   const runner = new PostCopyTrialRunner(steps.ops, streamer, trials, clock, steps.config, live);
-  const selector = new StrategySelector(steps.ops, runner, steps.phases, live, clock);
+  const selector = new StrategySelector(steps.ops, runner, steps.phases, live, clock, links);
   return {
-    chain: new StrategyChain(strategies, selector, steps.phases),
+    chain: new StrategyChain(strategies, selector, steps.phases, links, clock),
     // A dead worker may have left a lazy transfer running: only a complete one lets recovery adopt the tree.
     settle: async (ctx) => (await strategies.get(ctx.migration.strategy)?.settle?.(ctx)) ?? true,
   };

@@ -4,10 +4,11 @@ import type { DirectoryStreamer } from '@spotlift/transport';
 import * as criu from '../criu-commands.js';
 import { type MigrationContext, MigrationStepError } from '../engine.types.js';
 import * as live from '../live-commands.js';
-import type { MigrationSteps } from '../steps/migration-steps.js';
+import { describeFiles, type MigrationSteps } from '../steps/migration-steps.js';
 import { dataAddress } from '../transports/page-transport.port.js';
 import { type LazyEnds, LazyTransfer, LazyTransferError, type PagesOutcome } from './lazy-transfer.js';
 import { type LiveConfig, StrategyUnavailableError } from './live-config.js';
+import { FILE_SYNC_STATE_DIR } from '../files/file-sync-commands.js';
 import type { MigrationStrategy } from './migration-strategy.port.js';
 
 const endsOf = (ctx: MigrationContext): LazyEnds => ({
@@ -40,7 +41,7 @@ export class PostCopy implements MigrationStrategy {
     protected readonly streamer: DirectoryStreamer,
     protected readonly live: LiveConfig,
   ) {
-    this.lazy = new LazyTransfer(steps.ops, steps.config.criuTimeoutMs);
+    this.lazy = new LazyTransfer(steps.ops, steps.config.criuTimeoutMs, steps.config.ghostLimitBytes);
   }
 
   /** Hybrid runs pre-copy rounds here; returns the final dump's parent (none for plain post-copy). */
@@ -51,7 +52,7 @@ export class PostCopy implements MigrationStrategy {
   async run(ctx: MigrationContext): Promise<void> {
     const { migration, source, destination } = ctx;
     const { phases } = this.steps;
-    const tree = await phases.run(migration, 'preflight', () => this.steps.preflight(ctx));
+    const tree = await phases.run(migration, 'preflight', (phase) => this.steps.preflight(ctx, phase));
     if ((migration.transport ?? 'tcp') !== 'tcp') {
       throw new StrategyUnavailableError(
         'preflight',
@@ -60,6 +61,8 @@ export class PostCopy implements MigrationStrategy {
     }
     const serve = await phases.run(migration, 'prepare', () => this.prepare(ctx));
     const prev = await this.beforeFinal(ctx);
+    await this.steps.files?.presync(ctx);
+    const filesArmed = await this.steps.files?.armFinal(ctx);
     await this.steps.markMigrating(ctx);
     const ends = endsOf(ctx);
     try {
@@ -69,14 +72,17 @@ export class PostCopy implements MigrationStrategy {
         return r;
       });
       const transfer = await phases.run(migration, 'transfer', async (phase) => {
-        const r = await this.streamer
-          .copy(source, ctx.sourceDir, destination, ctx.destinationDir, {
-            exclude: ['./*.log', './round-*', ...live.LAZY_WRAPPER_FILES],
-          })
-          .catch((e: Error) => {
-            throw new MigrationStepError('transfer', e.message, false);
-          });
-        phase.detail = `${r.bytes} bytes of image files, sha256 verified on ${destination.id}`;
+        const [r, files] = await Promise.all([
+          this.streamer
+            .copy(source, ctx.sourceDir, destination, ctx.destinationDir, {
+              exclude: ['./*.log', './round-*', `./${FILE_SYNC_STATE_DIR}`, ...live.LAZY_WRAPPER_FILES],
+            })
+            .catch((e: Error) => {
+              throw new MigrationStepError('transfer', e.message, false);
+            }),
+          filesArmed ? this.steps.files?.final(ctx, filesArmed) : undefined,
+        ]);
+        phase.detail = `${r.bytes} bytes of image files, sha256 verified on ${destination.id}${describeFiles(files)}`;
         return r;
       });
       migration.bytes.images = transfer.bytes;
@@ -95,6 +101,8 @@ export class PostCopy implements MigrationStrategy {
     } catch (error) {
       await this.abort(ctx);
       throw await this.withSourceAccount(ctx, error);
+    } finally {
+      await filesArmed?.cancel();
     }
   }
 

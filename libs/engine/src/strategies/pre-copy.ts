@@ -1,11 +1,12 @@
-import type { DirectoryStreamer } from '@spotlift/transport';
+import type { ArmedStream, DirectoryStreamer } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
 import * as criu from '../criu-commands.js';
 import { type MigrationContext, MigrationStepError } from '../engine.types.js';
 import * as live from '../live-commands.js';
-import type { MigrationSteps } from '../steps/migration-steps.js';
+import { describeFiles, type MigrationSteps } from '../steps/migration-steps.js';
 import type { PageTransports } from '../transports/page-transports.js';
 import type { LiveConfig } from './live-config.js';
+import { FILE_SYNC_STATE_DIR } from '../files/file-sync-commands.js';
 import type { MigrationStrategy } from './migration-strategy.port.js';
 import { PreCopyRounds } from './precopy-rounds.js';
 
@@ -31,9 +32,9 @@ export class PreCopy implements MigrationStrategy {
   }
 
   async run(ctx: MigrationContext): Promise<void> {
-    const { migration, source, destination } = ctx;
+    const { migration } = ctx;
     const { phases } = this.steps;
-    const tree = await phases.run(migration, 'preflight', () => this.steps.preflight(ctx));
+    const tree = await phases.run(migration, 'preflight', (phase) => this.steps.preflight(ctx, phase));
     await phases.run(migration, 'prepare', async (phase) => {
       await this.steps.makeDirs(ctx);
       // The transport must exist before any round; an unconfigured one fails here, before any freeze.
@@ -42,7 +43,23 @@ export class PreCopy implements MigrationStrategy {
     });
     const n = await this.rounds.run(ctx, 'page-server');
     const prev = live.finalParent(n);
+    await this.steps.files?.presync(ctx);
+    const filesArmed = await this.steps.files?.armFinal(ctx);
+    try {
+      await this.finish(ctx, { prev, n, tasks: tree.length, filesArmed });
+    } finally {
+      await filesArmed?.cancel();
+    }
+  }
 
+  /** From the freeze on: final dump, image files and the last file changes, restore, verify, commit. */
+  private async finish(
+    ctx: MigrationContext,
+    opts: { prev: string | undefined; n: number; tasks: number; filesArmed: ArmedStream | undefined },
+  ): Promise<void> {
+    const { migration, source, destination } = ctx;
+    const { phases } = this.steps;
+    const { prev, n, filesArmed } = opts;
     await this.steps.markMigrating(ctx);
     const dumpEndNs = await phases.run(migration, 'dump', async (phase) => {
       const end = await this.finalDump(ctx, prev);
@@ -52,17 +69,22 @@ export class PreCopy implements MigrationStrategy {
     const transfer = await phases.run(migration, 'transfer', async (phase) => {
       // Rounds already sit on the destination (their page-servers wrote them); the source's own `parent`
       // link is dropped: the destination's page-server made the right one.
-      const r = await this.streamer
-        .copy(source, ctx.sourceDir, destination, ctx.destinationDir, { exclude: ['./*.log', './round-*', './parent'] })
-        .catch((e: Error) => {
-          throw new MigrationStepError('transfer', e.message, false);
-        });
-      phase.detail = `${r.bytes} bytes of image files, sha256 verified on ${destination.id}`;
+      const [r, files] = await Promise.all([
+        this.streamer
+          .copy(source, ctx.sourceDir, destination, ctx.destinationDir, {
+            exclude: ['./*.log', './round-*', './parent', `./${FILE_SYNC_STATE_DIR}`],
+          })
+          .catch((e: Error) => {
+            throw new MigrationStepError('transfer', e.message, false);
+          }),
+        filesArmed ? this.steps.files?.final(ctx, filesArmed) : undefined,
+      ]);
+      phase.detail = `${r.bytes} bytes of image files, sha256 verified on ${destination.id}${describeFiles(files)}`;
       return r;
     });
     migration.bytes.images = transfer.bytes;
     const resumedNs = await phases.run(migration, 'restore', () => this.steps.restore(ctx));
-    await phases.run(migration, 'verify', () => this.steps.verify(ctx, tree.length));
+    await phases.run(migration, 'verify', () => this.steps.verify(ctx, opts.tasks));
     await this.steps.commit(ctx);
     await this.steps.recordStats(ctx, (stats) => this.steps.frozenAtFromDump(dumpEndNs, stats), resumedNs);
     // Every page that crossed: the rounds', then the final dump's (recordStats counted only the latter).
@@ -99,7 +121,14 @@ export class PreCopy implements MigrationStrategy {
         }
         const res = await ops.runTimed(
           source,
-          live.finalDump(workload.pid, ctx.sourceDir, channel.connect, prev, channel.tls?.client),
+          live.finalDump(
+            workload.pid,
+            ctx.sourceDir,
+            channel.connect,
+            prev,
+            channel.tls?.client,
+            this.steps.config.ghostLimitBytes,
+          ),
           this.steps.config.criuTimeoutMs,
         );
         const relayed = channel.bytesRelayed?.();

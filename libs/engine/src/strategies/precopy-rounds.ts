@@ -46,7 +46,7 @@ export class PreCopyRounds {
         const d = decideAfterRound(migration.rounds, {
           budgetMs,
           fixedFreezeMs: this.live.fixedFreezeMs,
-          maxRounds: this.live.maxRounds,
+          maxRounds: migration.maxRounds ?? this.live.maxRounds,
           minShrink: this.live.minShrink,
           lazyFinal: mode === 'local',
           ...(deadline !== undefined ? { timeLeftMs: deadline - this.clock.now().getTime() } : {}),

@@ -1,10 +1,11 @@
-import type { DirectoryStreamer } from '@spotlift/transport';
+import type { ArmedStream, DirectoryStreamer } from '@spotlift/transport';
 import * as criu from '../criu-commands.js';
 import { type MigrationContext, MigrationStepError } from '../engine.types.js';
-import type { MigrationSteps } from '../steps/migration-steps.js';
+import { describeFiles, type MigrationSteps } from '../steps/migration-steps.js';
 import type { PageChannel } from '../transports/page-transport.port.js';
 import type { PageTransports } from '../transports/page-transports.js';
 import { measureThroughput } from '../transports/throughput.js';
+import { FILE_SYNC_STATE_DIR } from '../files/file-sync-commands.js';
 import type { MigrationStrategy } from './migration-strategy.port.js';
 
 /**
@@ -24,28 +25,35 @@ export class StopAndCopy implements MigrationStrategy {
   async run(ctx: MigrationContext): Promise<void> {
     const { migration, source, destination } = ctx;
     const { phases } = this.steps;
-    const tree = await phases.run(migration, 'preflight', () => this.steps.preflight(ctx));
+    const tree = await phases.run(migration, 'preflight', (phase) => this.steps.preflight(ctx, phase));
     const { channel, transferArmed, restoreArmed } = await phases.run(migration, 'prepare', async () => {
       const channel = await this.prepare(ctx);
       // Every channel the freeze window needs is opened now: the image stream and the restore command
       // wait on the nodes for a go line instead of paying channel opens while the workload is frozen.
       const transferArmed = await this.streamer.arm(source, ctx.sourceDir, destination, ctx.destinationDir, {
-        exclude: ['./*.log'],
+        exclude: ['./*.log', `./${FILE_SYNC_STATE_DIR}`],
       });
       const restoreArmed = await this.steps.armRestore(ctx);
       return { channel, transferArmed, restoreArmed };
     });
     let transferUsed = false;
     let restoreUsed = false;
+    let filesArmed: ArmedStream | undefined;
     try {
+      await this.steps.files?.presync(ctx);
+      filesArmed = await this.steps.files?.armFinal(ctx);
       await this.steps.markMigrating(ctx);
       const dumped = await phases.run(migration, 'dump', () => this.dump(ctx, channel));
       const transfer = await phases.run(migration, 'transfer', async (phase) => {
         transferUsed = true;
-        const r = await transferArmed.start().catch((e: Error) => {
-          throw new MigrationStepError('transfer', e.message, false);
-        });
-        phase.detail = `${r.bytes} bytes of image files, sha256 verified on ${destination.id}`;
+        // the workload's files (the changes since the last copy) travel next to the image files
+        const [r, files] = await Promise.all([
+          transferArmed.start().catch((e: Error) => {
+            throw new MigrationStepError('transfer', e.message, false);
+          }),
+          filesArmed ? this.steps.files?.final(ctx, filesArmed) : undefined,
+        ]);
+        phase.detail = `${r.bytes} bytes of image files, sha256 verified on ${destination.id}${describeFiles(files)}`;
         return r;
       });
       migration.bytes.images = transfer.bytes;
@@ -66,13 +74,17 @@ export class StopAndCopy implements MigrationStrategy {
       await Promise.allSettled([
         transferUsed ? undefined : transferArmed.cancel(),
         restoreUsed ? undefined : restoreArmed.cancel(),
+        filesArmed?.cancel(),
       ]);
       await channel.close();
     }
   }
 
-  /** Image directories on both nodes and a page-server listening on the destination, before any freeze. */
-  private async prepare(ctx: MigrationContext): Promise<PageChannel> {
+  /**
+   * Image directories on both nodes and a page-server listening on the destination, before any freeze.
+   * Also the checkpoint flow's (libs/engine checkpoint/), whose destination is the storage node.
+   */
+  async prepare(ctx: MigrationContext): Promise<PageChannel> {
     const { destination } = ctx;
     await this.steps.makeDirs(ctx);
     // The transport the migration asked for (tcp, tls, ssh); an unconfigured one fails before any freeze.
@@ -95,11 +107,18 @@ export class StopAndCopy implements MigrationStrategy {
   }
 
   /** Node-side times of the dump command: the end anchors CRIU's frozen time, the start is the fallback. */
-  private async dump(ctx: MigrationContext, channel: PageChannel): Promise<{ startNs?: bigint; endNs: bigint }> {
+  async dump(ctx: MigrationContext, channel: PageChannel): Promise<{ startNs?: bigint; endNs: bigint }> {
     const { source, workload } = ctx;
     const res = await this.steps.ops.runTimed(
       source,
-      criu.dump(workload.pid, ctx.sourceDir, channel.connect.address, channel.connect.port, channel.tls?.client),
+      criu.dump(
+        workload.pid,
+        ctx.sourceDir,
+        channel.connect.address,
+        channel.connect.port,
+        channel.tls?.client,
+        this.steps.config.ghostLimitBytes,
+      ),
       this.steps.config.criuTimeoutMs,
     );
     const relayed = channel.bytesRelayed?.();

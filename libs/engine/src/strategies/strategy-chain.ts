@@ -1,3 +1,5 @@
+import type { PairLinks } from '@spotlift/store';
+import type { Clock } from '../clock.js';
 import type { MigrationContext } from '../engine.types.js';
 import { MigrationStepError } from '../engine.types.js';
 import type { PhaseRecorder } from '../phase-recorder.js';
@@ -16,6 +18,8 @@ export class StrategyChain {
     private readonly strategies: ReadonlyMap<string, MigrationStrategy>,
     private readonly selector: StrategySelector,
     private readonly phases: PhaseRecorder,
+    private readonly links: PairLinks,
+    private readonly clock: Clock,
   ) {}
 
   async run(ctx: MigrationContext): Promise<void> {
@@ -36,6 +40,7 @@ export class StrategyChain {
       await this.phases.save(migration);
       try {
         await strategy.run(ctx);
+        await this.recordLink(ctx);
         return;
       } catch (error) {
         const next = plan.chain[i + 1];
@@ -44,5 +49,20 @@ export class StrategyChain {
         migration.strategyReason = `${plan.reason}; ${name} could not run (${error.phase}), fell back to ${next}`;
       }
     }
+  }
+
+  /** The page throughput this job measured, for `auto`'s next choice on the pair. Figures never fail a job. */
+  private async recordLink(ctx: MigrationContext): Promise<void> {
+    const bytesPerSec = ctx.migration.throughput?.pagesBytesPerSec;
+    if (!bytesPerSec || !Number.isFinite(bytesPerSec)) return;
+    await this.links
+      .record({
+        sourceNodeId: ctx.source.id,
+        destinationNodeId: ctx.destination.id,
+        transport: ctx.migration.transport ?? 'tcp',
+        bytesPerSec,
+        at: this.clock.now().toISOString(),
+      })
+      .catch(() => undefined);
   }
 }

@@ -1,5 +1,6 @@
 import { parseFeatureCheck } from '@spotlift/criu';
 import type { PostCopyTrialRecord, Strategy } from '@spotlift/domain';
+import type { PairLinks } from '@spotlift/store';
 import { chooseStrategy, fmtRate, type ConcreteStrategy, type PostCopyTrial } from '@spotlift/placement';
 import type { Clock } from '../clock.js';
 import type { MigrationContext } from '../engine.types.js';
@@ -100,6 +101,7 @@ export class StrategySelector {
     private readonly phases: PhaseRecorder,
     private readonly live: LiveConfig,
     private readonly clock: Clock,
+    private readonly links: PairLinks,
   ) {}
 
   async plan(ctx: MigrationContext): Promise<StrategyPlan> {
@@ -133,13 +135,14 @@ export class StrategySelector {
     const softDirty = await caps.memDirtyTrack();
     const dirty = softDirty.ok && tree ? await this.dirtyRate(ctx, tree.rssBytes) : undefined;
     const tcp = (migration.transport ?? 'tcp') === 'tcp';
+    const link = await this.linkOf(ctx);
     const budgetMs = migration.downtimeBudgetMs ?? this.live.defaultDowntimeBudgetMs;
     const deadline = migration.deadline ? Date.parse(migration.deadline) : undefined;
     const decide = (trial: PostCopyTrial) =>
       chooseStrategy({
         memoryBytes,
-        dirtyRateBytesPerSec: dirty ?? 0,
-        bandwidthBytesPerSec: this.live.assumedBandwidthBytesPerSec,
+        dirtyRateBytesPerSec: dirty ?? ctx.workload.dirtyRateBytesPerSec ?? 0,
+        bandwidthBytesPerSec: link.bytesPerSec,
         downtimeBudgetSeconds: budgetMs / 1000,
         ...(deadline !== undefined
           ? { timeLeftSeconds: Math.max(0, (deadline - this.clock.now().getTime()) / 1000) }
@@ -161,13 +164,14 @@ export class StrategySelector {
       decision = decide(r.ok ? 'ok' : 'failed');
       trialNote = `post-copy trial run now: ${r.ok ? 'ok' : `failed (${r.reason ?? ''}; to fix: ${r.advice ?? ''})`}`;
     }
+    const declared = ctx.workload.dirtyRateBytesPerSec;
     const measured =
-      dirty === undefined
-        ? 'dirty rate not measured (no soft-dirty tracking)'
-        : `dirty rate ${fmtRate(dirty)} measured`;
-    const notes = [measured, `link assumed ${fmtRate(this.live.assumedBandwidthBytesPerSec)}`, trialNote]
-      .filter(Boolean)
-      .join('; ');
+      dirty !== undefined
+        ? `dirty rate ${fmtRate(dirty)} measured`
+        : declared !== undefined
+          ? `dirty rate ${fmtRate(declared)} as declared (no soft-dirty tracking to measure it)`
+          : 'dirty rate not measured (no soft-dirty tracking)';
+    const notes = [measured, link.note, trialNote].filter(Boolean).join('; ');
     const fallbacks = [
       ...decision.fallbacks,
       ...(tcp
@@ -177,6 +181,20 @@ export class StrategySelector {
           ]),
     ];
     return { chain: [...FALLBACK_CHAIN[decision.strategy]], reason: `auto: ${decision.reason}; ${notes}`, fallbacks };
+  }
+
+  /** The pair's measured page throughput for this job's transport, or the configured assumption. */
+  private async linkOf(ctx: MigrationContext): Promise<{ bytesPerSec: number; note: string }> {
+    const transport = ctx.migration.transport ?? 'tcp';
+    const m = await this.links.get(ctx.source.id, ctx.destination.id, transport).catch(() => undefined);
+    if (m && m.bytesPerSec > 0) {
+      return {
+        bytesPerSec: m.bytesPerSec,
+        note: `link ${fmtRate(m.bytesPerSec)} measured over ${transport} (${m.samples} migration(s), last ${m.at})`,
+      };
+    }
+    const assumed = this.live.assumedBandwidthBytesPerSec;
+    return { bytesPerSec: assumed, note: `link assumed ${fmtRate(assumed)} (no migration measured it yet)` };
   }
 
   /** Bytes per second the tree dirties, from soft-dirty bits over a short window; undefined if unknown. */

@@ -11,17 +11,29 @@ import { InMemoryRecords } from '@spotlift/store';
 import { DirectoryStreamer, type EnsuredTls, type NodeCertificates } from '@spotlift/transport';
 import { ScriptedNodeShell, aMigration, aNode, aWorkload, scriptHealthyPreflight } from '@spotlift/testing';
 import { SystemClock } from '../clock.js';
-import { DEFAULT_ENGINE_CONFIG } from '../engine.types.js';
+import { DEFAULT_ENGINE_CONFIG, type MigrationContext } from '../engine.types.js';
 import { MigrationEngine } from '../migration-engine.js';
 import { NodeOps } from '../node-ops.js';
 import type { PageTransport } from './page-transport.port.js';
-import { SshPageTransport } from './ssh-page-transport.js';
+import { DEFAULT_SSH_TUNNEL, SshPageTransport } from './ssh-page-transport.js';
 import { TcpPageTransport } from './tcp-page-transport.js';
 import { TlsPageTransport } from './tls-page-transport.js';
 
 const fixture = (name: string) =>
   readFileSync(new URL(`../../../criu/test/fixtures/images/page-server/${name}`, import.meta.url));
 const TAR = Buffer.from('scripted tar stream');
+const NODE_B_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG6kQlzlwx67JwB8SLGmwN/HexEI5YUHtIUiWgPM2z+Q';
+
+/** The node-to-node tunnel's steps as real nodes answer them; `tunnelSays` is what the source's ssh printed. */
+function scriptDirectTunnel(shell: ScriptedNodeShell, tunnelSays = 'spotlift-tunnel-ready'): void {
+  shell
+    .on({
+      node: 'node-a',
+      match: /ssh-keygen -q -t ed25519/,
+      reply: { stdout: '/tmp/spotlift-tunnel.Ab12Cd\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPub spotlift-tunnel-x\n' },
+    })
+    .on({ node: 'node-a', match: /ssh -F \/dev\/null -N/, reply: { stdout: `${tunnelSays}\n` } });
+}
 
 /** NodeCertificates without a CA or a node: fixed paths per node, and a record of what was forgotten. */
 class StubCertificates {
@@ -45,13 +57,14 @@ function setup(
   migration: MigrationRecord,
   make: (shell: ScriptedNodeShell) => PageTransport[],
   first?: (shell: ScriptedNodeShell) => void,
+  nodeB: Partial<ReturnType<typeof aNode>> = {},
 ) {
   const shell = new ScriptedNodeShell();
   const migrations = new InMemoryRecords<MigrationRecord>();
   const workloads = new InMemoryRecords<WorkloadRecord>();
   const nodes = new InMemoryRecords<ReturnType<typeof aNode>>();
   void nodes.save(aNode('node-a'));
-  void nodes.save(aNode('node-b', { dataAddress: '192.168.7.3' }));
+  void nodes.save(aNode('node-b', { dataAddress: '192.168.7.3', ...nodeB }));
   void migrations.save(migration);
   void workloads.save(aWorkload());
   const ops = new NodeOps(shell);
@@ -110,10 +123,10 @@ describe('page transports in the engine', () => {
     expect(m.bytes.relayed).toBeUndefined();
   });
 
-  it('ssh: page-server on the destination loopback, the dump to the relay port on the source loopback', async () => {
+  it('ssh relay: page-server on the destination loopback, the dump to the relay port on the source loopback', async () => {
     const { shell, engine } = setup(aMigration({ transport: 'ssh' }), (s) => [
       new TcpPageTransport(),
-      new SshPageTransport(s),
+      new SshPageTransport(s, { ...DEFAULT_SSH_TUNNEL, mode: 'relay' }),
     ]);
     const m = await engine.run('mig-1');
     expect(m.state).toBe('completed');
@@ -126,6 +139,60 @@ describe('page transports in the engine', () => {
       shell.ran('node-a', new RegExp(`criu dump .*--page-server --address 127\\.0\\.0\\.1 --port ${port + 1}\\b`)),
     ).toHaveLength(1);
     expect(m.bytes.relayed).toBe(0);
+    expect(m.transportRoute).toMatch(/^relay: .*not direct: configured to relay$/);
+    expect(shell.ran('node-a', /ssh-keygen/)).toEqual([]);
+  });
+
+  it('ssh direct: a one-time key, OpenSSH -L on the source to the destination data address, revoked once up', async () => {
+    const { shell, engine } = setup(
+      aMigration({ transport: 'ssh' }),
+      (s) => [new SshPageTransport(s)],
+      scriptDirectTunnel,
+      { hostKey: NODE_B_KEY },
+    );
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('completed');
+    expect(m.transportRoute).toMatch(/^direct: OpenSSH -L on node-a to node-b's sshd at 192\.168\.7\.3:22/);
+    expect(m.bytes.relayed).toBeUndefined();
+    expect(shell.ran('node-a', /^relay /)).toEqual([]);
+    const [ps] = shell.ran('node-b', /criu page-server/);
+    const port = Number(/--address 127\.0\.0\.1 --port (\d+)/.exec(ps!)?.[1]);
+    // The source's pinned view of the destination, the key restricted to the page-server's port.
+    expect(shell.ran('node-a', /ssh-keygen/)[0]).toContain(`spotlift-destination %s\\n' '${NODE_B_KEY}'`);
+    const [authorize] = shell.ran('node-b', /permitopen/);
+    expect(authorize).toContain(`permitopen="127.0.0.1:${port}"`);
+    const [tunnel] = shell.ran('node-a', /ssh -F \/dev\/null/);
+    expect(tunnel).toContain(`-L 127.0.0.1:${port}:127.0.0.1:${port} 192.168.7.3`);
+    expect(tunnel).toMatch(/StrictHostKeyChecking=yes .*HostKeyAlias=spotlift-destination/);
+    expect(shell.ran('node-b', /mv -f "\$tmp" "\$f"/).length).toBeGreaterThanOrEqual(1);
+    expect(
+      shell.ran('node-a', new RegExp(`criu dump .*--page-server --address 127\\.0\\.0\\.1 --port ${port}\\b`)),
+    ).toHaveLength(1);
+  });
+
+  it('ssh: a pair whose direct tunnel fails is relayed with the reason, and not tried again for a while', async () => {
+    const shell = new ScriptedNodeShell();
+    scriptDirectTunnel(shell, 'spotlift-tunnel-exit 255 ssh: connect to host 192.168.7.3 port 22: No route to host');
+    let now = 1_000_000;
+    const transport = new SshPageTransport(shell, DEFAULT_SSH_TUNNEL, () => now);
+    const ctx = () =>
+      ({
+        migration: aMigration({ transport: 'ssh' }),
+        source: aNode('node-a'),
+        destination: aNode('node-b', { dataAddress: '192.168.7.3', hostKey: NODE_B_KEY }),
+      }) as unknown as MigrationContext;
+    const first = ctx();
+    const channel = await transport.open(first, 40100);
+    expect(channel.connect).toEqual({ address: '127.0.0.1', port: 40101 }); // the scripted relay's port
+    expect(first.migration.transportRoute).toMatch(/^relay: .*not direct: .*No route to host/);
+    expect(shell.ran('node-b', /mv -f/).length).toBe(1); // the key was revoked after the failed login
+    const second = ctx();
+    await transport.open(second, 40200);
+    expect(second.migration.transportRoute).toMatch(/No route to host \(cached\)$/);
+    expect(shell.ran('node-a', /ssh-keygen/)).toHaveLength(1);
+    now += DEFAULT_SSH_TUNNEL.retryDirectAfterMs;
+    await transport.open(ctx(), 40300);
+    expect(shell.ran('node-a', /ssh-keygen/)).toHaveLength(2);
   });
 
   it('tls: mutual; the dump checks the page-server name, the page-server checks the CA only', async () => {

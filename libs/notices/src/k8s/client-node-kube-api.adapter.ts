@@ -4,6 +4,7 @@ import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import {
   KubeApiError,
   KubeNodeApi,
+  type KubeCordonResult,
   type KubeNodeList,
   type KubeWatchHandle,
   type KubeWatchParams,
@@ -20,7 +21,7 @@ export interface KubeServerOptions {
   skipTLSVerify?: boolean;
 }
 
-/** Adapter: {@link KubeNodeApi} on `@kubernetes/client-node` (CoreV1Api.listNode + Watch). */
+/** Adapter: {@link KubeNodeApi} on `@kubernetes/client-node` (CoreV1Api listNode/readNode/patchNode + Watch). */
 export class ClientNodeKubeApi extends KubeNodeApi {
   private readonly core: CoreV1Api;
 
@@ -61,19 +62,27 @@ export class ClientNodeKubeApi extends KubeNodeApi {
     try {
       list = await this.core.listNode();
     } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      throw new KubeApiError(
-        `list nodes: ${err instanceof Error ? err.message : String(err)}`,
-        typeof code === 'number' ? code : undefined,
-        {
-          cause: err,
-        },
-      );
+      throw apiError('list nodes', err);
     }
     // The generated client turns timestamps into Date objects; round-trip to the wire's JSON so listed and
     // watched nodes look the same to the parser.
     const plain = JSON.parse(JSON.stringify(list)) as { metadata?: { resourceVersion?: string }; items?: unknown[] };
     return { resourceVersion: plain.metadata?.resourceVersion ?? '', items: plain.items ?? [] };
+  }
+
+  async cordonNode(name: string): Promise<KubeCordonResult> {
+    try {
+      const node = await this.core.readNode({ name });
+      if (node.spec?.unschedulable === true) return { alreadyCordoned: true };
+      // The generated client would send a JSON Patch by default; kubectl cordon sends this strategic merge.
+      await this.core.patchNode(
+        { name, body: { spec: { unschedulable: true } } },
+        this.k8s.setHeaderOptions('Content-Type', this.k8s.PatchStrategy.StrategicMergePatch),
+      );
+      return { alreadyCordoned: false };
+    } catch (err) {
+      throw apiError(`cordon node ${name}`, err);
+    }
   }
 
   async watchNodes(
@@ -108,4 +117,16 @@ export class ClientNodeKubeApi extends KubeNodeApi {
       },
     };
   }
+}
+
+/** client-node's ApiException carries the HTTP status as `code`. */
+function apiError(what: string, err: unknown): KubeApiError {
+  const code = (err as { code?: unknown }).code;
+  return new KubeApiError(
+    `${what}: ${err instanceof Error ? err.message : String(err)}`,
+    typeof code === 'number' ? code : undefined,
+    {
+      cause: err,
+    },
+  );
 }

@@ -79,8 +79,13 @@ export class KubeApiError extends Error {
   }
 }
 
+/** What a cordon found: the Node was already unschedulable (nothing written), or it is now. */
+export interface KubeCordonResult {
+  alreadyCordoned: boolean;
+}
+
 /**
- * Port: list and watch Nodes. The only implementation that talks to a real API server lives in
+ * Port: list, watch and cordon Nodes. The only implementation that talks to a real API server lives in
  * `client-node-kube-api.adapter.ts`, so everything else is testable without `@kubernetes/client-node`.
  */
 export abstract class KubeNodeApi {
@@ -96,4 +101,10 @@ export abstract class KubeNodeApi {
     onEvent: (type: string, object: unknown) => void,
     onDone: (err?: KubeApiError) => void,
   ): Promise<KubeWatchHandle>;
+
+  /**
+   * Cordons a Node as `kubectl cordon` does: reads it, and unless `spec.unschedulable` is already true,
+   * sets it with a strategic-merge patch. Idempotent. Rejects with {@link KubeApiError} (404: no such Node).
+   */
+  abstract cordonNode(name: string): Promise<KubeCordonResult>;
 }

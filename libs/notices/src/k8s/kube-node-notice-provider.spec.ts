@@ -4,6 +4,7 @@ import type { NoticeProblem } from '../notice-problem.js';
 import {
   KubeApiError,
   KubeNodeApi,
+  type KubeCordonResult,
   type KubeNodeList,
   type KubeWatchHandle,
   type KubeWatchParams,
@@ -38,6 +39,9 @@ class ScriptedKubeApi extends KubeNodeApi {
     this.watches.push(params);
     setTimeout(() => this.script(params, onEvent, onDone), 5);
     return Promise.resolve({ abort: () => undefined });
+  }
+  cordonNode(): Promise<KubeCordonResult> {
+    return Promise.reject(new Error('the notice provider never cordons'));
   }
 }
 

@@ -14,7 +14,11 @@ export interface FakeKubeNode {
     labels: Record<string, string>;
     annotations: Record<string, string>;
   };
-  spec: { taints?: { key: string; value?: string; effect: string; timeAdded?: string }[] };
+  spec: {
+    /** Set by a cordon (`kubectl cordon` / our cordon adapter). */
+    unschedulable?: boolean;
+    taints?: { key: string; value?: string; effect: string; timeAdded?: string }[];
+  };
   status: {
     conditions: { type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string }[];
   };
@@ -35,6 +39,10 @@ interface Watcher {
  * `allowWatchBookmarks=true`), honouring `resourceVersion` (replay after it) and `timeoutSeconds`. A watch
  * from a resourceVersion older than the compaction point gets an `ERROR` event with a 410 Status, as a
  * real API server does. Tests can drop watch connections, compact history, and expire live watches.
+ * `PATCH /api/v1/nodes/{name}` applies a strategic-merge or JSON merge patch (`Content-Type`
+ * `application/strategic-merge-patch+json` / `application/merge-patch+json`; for the Node fields a cordon
+ * touches, both are RFC 7386 merges), answers the patched Node, and emits MODIFIED only when something
+ * changed (a no-op patch keeps the resourceVersion, as on a real server). Other patch types get 415.
  */
 export class FakeKubernetesApiServer extends FakeHttpServer {
   private rv = 1;
@@ -118,6 +126,12 @@ export class FakeKubernetesApiServer extends FakeHttpServer {
     this.commit('DELETED', structuredClone(node));
   }
 
+  /** A copy of a node as stored now (undefined if there is none). */
+  node(name: string): FakeKubeNode | undefined {
+    const node = this.nodes.get(name);
+    return node && structuredClone(node);
+  }
+
   /** Forgets history up to now: a watch from any older resourceVersion gets 410 Gone. */
   compact(): void {
     this.compactedThrough = this.rv;
@@ -152,12 +166,13 @@ export class FakeKubernetesApiServer extends FakeHttpServer {
     for (const w of [...this.watchers]) this.close(w);
   }
 
-  protected handle(req: IncomingMessage, res: ServerResponse, _body: string, url: URL): void {
+  protected handle(req: IncomingMessage, res: ServerResponse, body: string, url: URL): void {
     if (this.token && req.headers.authorization !== `Bearer ${this.token}`) {
       return this.status(res, 401, 'Unauthorized', 'Unauthorized');
     }
-    if (req.method !== 'GET') return this.status(res, 405, 'MethodNotAllowed', 'method not allowed');
     const single = /^\/api\/v1\/nodes\/([^/]+)$/.exec(url.pathname);
+    if (single && req.method === 'PATCH') return this.patch(req, res, decodeURIComponent(single[1]!), body);
+    if (req.method !== 'GET') return this.status(res, 405, 'MethodNotAllowed', 'method not allowed');
     if (single) {
       const node = this.nodes.get(decodeURIComponent(single[1]!));
       if (!node) return this.status(res, 404, 'NotFound', `nodes "${single[1]}" not found`);
@@ -172,6 +187,36 @@ export class FakeKubernetesApiServer extends FakeHttpServer {
       metadata: { resourceVersion: String(this.rv) },
       items: [...this.nodes.values()],
     });
+  }
+
+  private patch(req: IncomingMessage, res: ServerResponse, name: string, body: string): void {
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
+    if (!MERGE_PATCH_TYPES.has(type)) {
+      const detail =
+        type === 'application/json-patch+json' || type === 'application/apply-patch+yaml'
+          ? `${type} is not implemented by this fake`
+          : `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json`;
+      return this.status(res, 415, 'UnsupportedMediaType', detail);
+    }
+    const node = this.nodes.get(name);
+    if (!node) return this.status(res, 404, 'NotFound', `nodes "${name}" not found`);
+    let patch: unknown;
+    try {
+      patch = JSON.parse(body);
+    } catch (err) {
+      return this.status(res, 400, 'BadRequest', `error decoding patch: ${(err as Error).message}`);
+    }
+    if (!isObject(patch)) return this.status(res, 400, 'BadRequest', 'patch is not a JSON object');
+    const patched = mergePatch(structuredClone(node), patch) as FakeKubeNode;
+    // Identity is the server's: a patch cannot rename a node or set its resourceVersion.
+    patched.metadata = {
+      ...patched.metadata,
+      name,
+      uid: node.metadata.uid,
+      resourceVersion: node.metadata.resourceVersion,
+    };
+    if (JSON.stringify(patched) !== JSON.stringify(node)) this.commit('MODIFIED', patched);
+    this.json(res, 200, this.nodes.get(name));
   }
 
   private watch(res: ServerResponse, url: URL): void {
@@ -246,4 +291,21 @@ function goneStatus(requested: number, current: number) {
     reason: 'Expired',
     code: 410,
   };
+}
+
+const MERGE_PATCH_TYPES = new Set(['application/strategic-merge-patch+json', 'application/merge-patch+json']);
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** RFC 7386 JSON merge patch: objects merge, `null` deletes, anything else replaces. */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (!isObject(patch)) return patch;
+  const out: Record<string, unknown> = isObject(target) ? { ...target } : {};
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete out[key];
+    else out[key] = mergePatch(out[key], value);
+  }
+  return out;
 }

@@ -21,6 +21,11 @@ export function labDir(): string {
   return join(repoRoot(), '.lab');
 }
 
+/** The one authorized_keys file every lab sshd reads (AuthorizedKeysFile in scripts/lab/nodes.sh). */
+export function labAuthorizedKeys(): string {
+  return join(labDir(), 'ssh', 'authorized_keys');
+}
+
 export function labScript(name: string): string {
   return join(repoRoot(), 'scripts', 'lab', name);
 }
@@ -39,4 +44,10 @@ export function nodeAddress(nodeId: string): string {
 export function netnsPath(nodeId: string): string {
   nodeAddress(nodeId); // validates
   return `/run/netns/spl-${nodeId}`;
+}
+
+/** The directory node NODE sees at /srv/data (its own mount namespace bind-mounts it there). */
+export function nodeDataDir(nodeId: string): string {
+  nodeAddress(nodeId); // validates
+  return join(labDir(), 'nodes', nodeId, 'data');
 }

@@ -13,6 +13,13 @@ export interface WorkloadOptions {
   /** Collector address; default the host's bridge address 10.77.0.1. */
   udpHost?: string;
   intervalMs?: number;
+  /** Files (paths as the node sees them) the workload appends a line to every tick and keeps checking. */
+  dataFiles?: string[];
+  /** A file it writes, keeps open and unlinks (CRIU's ghost files), and its size in KiB. */
+  ghostFile?: string;
+  ghostKiB?: number;
+  /** Working directory (must exist on the node). */
+  cwd?: string;
 }
 
 /**
@@ -24,6 +31,10 @@ export async function startWorkload(nodeId: string, opts: WorkloadOptions): Prom
   args.push('--udp', `${opts.udpHost ?? LAB_HOST_ADDRESS}:${opts.udpPort}`);
   if (opts.hotMiB !== undefined) args.push('--hot-mib', String(opts.hotMiB));
   if (opts.intervalMs !== undefined) args.push('--interval-ms', String(opts.intervalMs));
+  for (const f of opts.dataFiles ?? []) args.push('--data-file', f);
+  if (opts.ghostFile) args.push('--ghost-file', opts.ghostFile);
+  if (opts.ghostKiB !== undefined) args.push('--ghost-kib', String(opts.ghostKiB));
+  if (opts.cwd) args.push('--cwd', opts.cwd);
   const { stdout } = await runLabScript('workload.sh', args, 120_000);
   const pid = Number(stdout.trim().split('\n').pop());
   if (!Number.isInteger(pid) || pid <= 0) throw new Error(`lab: workload.sh printed no pid: ${stdout}`);

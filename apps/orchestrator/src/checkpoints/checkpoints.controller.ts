@@ -1,0 +1,59 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { z } from 'zod';
+import type { CheckpointRecord } from '@spotlift/domain';
+import { ZodBody } from '../common/zod-body.pipe.js';
+import { CheckpointsService, CreateCheckpoint, RestoreCheckpoint } from './checkpoints.service.js';
+
+@ApiTags('checkpoints')
+@ApiBearerAuth()
+@Controller('checkpoints')
+export class CheckpointsController {
+  constructor(private readonly checkpoints: CheckpointsService) {}
+
+  @Post()
+  @ApiOperation({
+    summary:
+      'Checkpoint a workload to a storage node (default: evacuation.storageNodeId): dumped there, killed once the images are verified',
+  })
+  @ApiBody({ schema: z.toJSONSchema(CreateCheckpoint, { io: 'input' }) as object })
+  create(@Body(new ZodBody(CreateCheckpoint)) body: CreateCheckpoint): Promise<CheckpointRecord> {
+    return this.checkpoints.create(body);
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'All checkpoints, newest first' })
+  list(): Promise<CheckpointRecord[]> {
+    return this.checkpoints.list();
+  }
+
+  @Get(':id')
+  @ApiOperation({
+    summary: 'One checkpoint: state, storage node and image directory, phases, sizes, CRIU stats, restore',
+  })
+  get(@Param('id') id: string): Promise<CheckpointRecord> {
+    return this.checkpoints.get(id);
+  }
+
+  @Post(':id/restore')
+  @HttpCode(202)
+  @ApiOperation({
+    summary:
+      'Restore a stored checkpoint on a destination (chosen by placement when none is given); 409 unless it is stored',
+  })
+  @ApiBody({ schema: z.toJSONSchema(RestoreCheckpoint, { io: 'input' }) as object })
+  restore(
+    @Param('id') id: string,
+    @Body(new ZodBody(RestoreCheckpoint)) body: RestoreCheckpoint,
+  ): Promise<CheckpointRecord> {
+    return this.checkpoints.restore(id, body);
+  }
+
+  @Delete(':id')
+  @ApiOperation({
+    summary: 'Remove the images from the storage node, then the checkpoint; 409 while a job works on it',
+  })
+  remove(@Param('id') id: string): Promise<{ id: string; removed: true; imageDir: string }> {
+    return this.checkpoints.remove(id);
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * What checkpoints add to the app, in one place so app.module.ts only spreads these lists. Every role
+ * serves the API (reads, requests, DELETE over SSH); worker roles run the take and restore jobs.
+ */
+import { BullModule } from '@nestjs/bullmq';
+import type { DynamicModule, Provider, Type } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { CheckpointFlow, Clock, DEFAULT_ENGINE_CONFIG, NodeOps } from '@spotlift/engine';
+import { QueueName } from '@spotlift/queue';
+import { CheckpointRepository, NodeRepository, RedisRecords, WorkloadRepository } from '@spotlift/store';
+import { DirectoryStreamer, NodeShell } from '@spotlift/transport';
+import { AppConfig } from '../config/app-config.js';
+import { REDIS } from '../core/core.module.js';
+import { CheckpointQueue } from './checkpoint-queue.js';
+import { CheckpointsController } from './checkpoints.controller.js';
+import { CheckpointsProcessor } from './checkpoints.processor.js';
+import { CheckpointsService } from './checkpoints.service.js';
+
+export const checkpointQueues: DynamicModule[] = [BullModule.registerQueue({ name: QueueName.Checkpoints })];
+
+export const checkpointControllers: Type[] = [CheckpointsController];
+
+export function checkpointProviders(config: AppConfig): Provider[] {
+  return [
+    {
+      provide: CheckpointRepository,
+      inject: [REDIS, AppConfig],
+      useFactory: (r: Redis, c: AppConfig) => new RedisRecords(r, c.redisPrefix, 'checkpoint'),
+    },
+    {
+      provide: CheckpointFlow,
+      inject: [CheckpointRepository, WorkloadRepository, NodeRepository, NodeOps, NodeShell, Clock, AppConfig],
+      useFactory: (
+        cps: CheckpointRepository,
+        w: WorkloadRepository,
+        n: NodeRepository,
+        ops: NodeOps,
+        shell: NodeShell,
+        clock: Clock,
+        c: AppConfig,
+      ) =>
+        new CheckpointFlow(cps, w, n, ops, new DirectoryStreamer(shell), clock, {
+          ...DEFAULT_ENGINE_CONFIG,
+          imageRoot: c.imageRoot,
+        }),
+    },
+    CheckpointQueue,
+    CheckpointsService,
+    ...(config.runsWorker ? [CheckpointsProcessor] : []),
+  ];
+}

@@ -1,0 +1,232 @@
+import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import {
+  BadRequestError,
+  ConflictError,
+  DomainError,
+  NotFoundError,
+  checkpointSettled,
+  type CheckpointRecord,
+  type NodeRecord,
+  type WorkloadRecord,
+} from '@spotlift/domain';
+import { CheckpointFlow, Clock, NodeOps, isFinished } from '@spotlift/engine';
+import { chooseDestination } from '@spotlift/placement';
+import { CheckpointRepository, MigrationRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
+import { AppConfig } from '../config/app-config.js';
+import { candidateNode, placementWorkload } from '../evacuations/evacuation-input.js';
+import { CheckpointQueue } from './checkpoint-queue.js';
+
+const NodeId = z.string().min(1).max(63);
+
+export const CreateCheckpoint = z
+  .object({
+    workload: z.string().min(1).max(64),
+    /** Default: the configured `evacuation.storageNodeId`. */
+    storage: NodeId.optional(),
+  })
+  .strict();
+export type CreateCheckpoint = z.infer<typeof CreateCheckpoint>;
+
+export const RestoreCheckpoint = z
+  .object({
+    /** Default: chosen by placement among ready nodes with CRIU and the memory. */
+    destination: NodeId.optional(),
+  })
+  .strict();
+export type RestoreCheckpoint = z.infer<typeof RestoreCheckpoint>;
+
+@Injectable()
+export class CheckpointsService {
+  constructor(
+    private readonly checkpoints: CheckpointRepository,
+    private readonly workloads: WorkloadRepository,
+    private readonly nodes: NodeRepository,
+    private readonly migrations: MigrationRepository,
+    private readonly ops: NodeOps,
+    private readonly flow: CheckpointFlow,
+    private readonly queue: CheckpointQueue,
+    private readonly clock: Clock,
+    private readonly config: AppConfig,
+  ) {}
+
+  async list(): Promise<CheckpointRecord[]> {
+    return (await this.checkpoints.list()).reverse();
+  }
+
+  async get(id: string): Promise<CheckpointRecord> {
+    const cp = await this.checkpoints.get(id);
+    if (!cp) throw new NotFoundError('checkpoint', id);
+    return cp;
+  }
+
+  /** Checks what can be checked without touching the workload, records the checkpoint and queues it. */
+  async create(body: CreateCheckpoint, link: Pick<CheckpointRecord, 'evacuationId'> = {}): Promise<CheckpointRecord> {
+    const workload = await this.workloads.get(body.workload);
+    if (!workload) throw new NotFoundError('workload', body.workload);
+    const source = await this.nodes.get(workload.nodeId);
+    if (!source) throw new NotFoundError('node', workload.nodeId);
+    if (workload.state !== 'running') {
+      throw new ConflictError(
+        `workload '${workload.id}' is ${workload.state}; only a running workload can be checkpointed`,
+      );
+    }
+    await this.refuseBusy(workload);
+    const storageId = body.storage ?? this.config.evacuation.storageNodeId;
+    if (!storageId) throw new BadRequestError('no storage node: give `storage` or configure evacuation.storageNodeId');
+    const storage = await this.nodes.get(storageId);
+    if (!storage) throw new NotFoundError('node', storageId);
+    const problem =
+      storage.id === source.id
+        ? 'it is the workload’s own node'
+        : storage.state !== 'ready'
+          ? `it is ${storage.state}`
+          : !storage.probe?.criuOk
+            ? `CRIU does not work there (${storage.probe?.error ?? 'not probed'})`
+            : undefined;
+    if (problem) throw new BadRequestError(`storage node '${storage.id}' cannot hold the checkpoint: ${problem}`);
+    const tree = await this.ops.inspectTree(source, workload.pid);
+    if (!tree) {
+      throw new BadRequestError(`workload '${workload.id}' (pid ${workload.pid}) no longer runs on '${source.id}'`);
+    }
+    const id = `cp-${randomUUID().slice(0, 12)}`;
+    const now = this.clock.now().toISOString();
+    const checkpoint: CheckpointRecord = {
+      id,
+      workloadId: workload.id,
+      workloadName: workload.name,
+      sourceNodeId: source.id,
+      storageNodeId: storage.id,
+      imageDir: `${storage.checkpointRoot ?? this.config.checkpointRoot}/${workload.id}/${id}`,
+      state: 'queued',
+      phases: [],
+      criu: {},
+      bytes: { pages: 0, images: 0 },
+      rssBytes: tree.rssBytes,
+      ...(link.evacuationId ? { evacuationId: link.evacuationId } : {}),
+      createdAt: now,
+      updatedAt: now,
+    };
+    await this.checkpoints.save(checkpoint);
+    await this.queue.enqueueTake(id);
+    return checkpoint;
+  }
+
+  /** Records a restore request on a stored checkpoint and queues it; bad input touches nothing. */
+  async restore(id: string, body: RestoreCheckpoint): Promise<CheckpointRecord> {
+    const cp = await this.get(id);
+    if (cp.state !== 'stored') throw new ConflictError(this.notRestorable(cp), { state: cp.state });
+    const workload = await this.workloads.get(cp.workloadId);
+    if (!workload) throw new NotFoundError('workload', cp.workloadId);
+    const { destination, reason } = await this.chooseDestination(body.destination, cp, workload);
+    const attempt = (cp.restore?.attempt ?? 0) + 1;
+    if (cp.restore?.error)
+      cp.notes = [...(cp.notes ?? []), `restore ${cp.restore.attempt} failed: ${cp.restore.error}`];
+    const now = this.clock.now().toISOString();
+    cp.restore = {
+      attempt,
+      destinationNodeId: destination.id,
+      destinationReason: reason,
+      requestedAt: now,
+      phases: [],
+    };
+    cp.state = 'restoring';
+    cp.updatedAt = now;
+    await this.checkpoints.save(cp);
+    await this.queue.enqueueRestore(cp.id, attempt);
+    return cp;
+  }
+
+  /** Removes the images from the storage node, then the record. */
+  async remove(id: string): Promise<{ id: string; removed: true; imageDir: string }> {
+    const cp = await this.get(id);
+    if (!checkpointSettled(cp)) {
+      throw new ConflictError(`checkpoint '${cp.id}' is ${cp.state}; delete it once that has ended`, {
+        state: cp.state,
+      });
+    }
+    if (!(await this.flow.removeImages(cp))) {
+      throw new DomainError(
+        'node_unreachable',
+        `the images in ${cp.imageDir} on '${cp.storageNodeId}' could not be removed; the checkpoint is kept, try again`,
+        { node: cp.storageNodeId },
+        true,
+      );
+    }
+    await this.checkpoints.delete(cp.id);
+    return { id: cp.id, removed: true, imageDir: cp.imageDir };
+  }
+
+  private notRestorable(cp: CheckpointRecord): string {
+    switch (cp.state) {
+      case 'restored':
+        return `checkpoint '${cp.id}' was already restored to '${cp.restore?.destinationNodeId}'; restoring it again would run the workload twice`;
+      case 'restoring':
+        return `checkpoint '${cp.id}' is being restored to '${cp.restore?.destinationNodeId}'`;
+      case 'failed':
+        return `checkpoint '${cp.id}' failed (${cp.error ?? 'no reason recorded'}); nothing is stored`;
+      default:
+        return `checkpoint '${cp.id}' is ${cp.state}; it can be restored once stored`;
+    }
+  }
+
+  private async refuseBusy(workload: WorkloadRecord): Promise<void> {
+    const migrating = (await this.migrations.list()).find((m) => m.workloadId === workload.id && !isFinished(m));
+    if (migrating) {
+      throw new ConflictError(`workload '${workload.id}' is migrating in ${migrating.id}`, { migration: migrating.id });
+    }
+    const taking = (await this.checkpoints.list()).find(
+      (c) => c.workloadId === workload.id && (c.state === 'queued' || c.state === 'taking'),
+    );
+    if (taking) {
+      throw new ConflictError(`workload '${workload.id}' is being checkpointed in ${taking.id}`, {
+        checkpoint: taking.id,
+      });
+    }
+  }
+
+  private async chooseDestination(
+    requested: string | undefined,
+    cp: CheckpointRecord,
+    workload: WorkloadRecord,
+  ): Promise<{ destination: NodeRecord; reason: string }> {
+    const settings = this.config.evacuation;
+    const wanted = { ...placementWorkload(workload, settings), memoryBytes: cp.rssBytes ?? workload.rssBytes ?? 0 };
+    const source = await this.nodes.get(cp.sourceNodeId);
+    const origin = {
+      id: cp.sourceNodeId,
+      cpu: source?.probe?.cpuModel ? { model: source.probe.cpuModel } : {},
+      softDirty: false,
+      ...(source?.zone ? { zone: source.zone } : {}),
+      ...(source?.spotPool ? { spotPool: source.spotPool } : {}),
+    };
+    const all = await this.nodes.list();
+    const view = (nodes: NodeRecord[]) =>
+      nodes.map((n) =>
+        candidateNode(n, {
+          deadline: this.clock.now(),
+          now: this.clock.now(),
+          source: source ?? n,
+          workloads: [],
+          nodes: all,
+          freshMemAvailable: {},
+          reservedByNode: {},
+          settings,
+        }),
+      );
+    if (requested !== undefined) {
+      const node = all.find((n) => n.id === requested);
+      if (!node) throw new NotFoundError('node', requested);
+      // The original node may take it back, unless it is going away (the filter says so).
+      const decision = chooseDestination(wanted, { ...origin, id: '' }, view([node]), { allowUnverifiedCpu: true });
+      if (!decision.ok) {
+        throw new BadRequestError(`destination '${node.id}' cannot take checkpoint '${cp.id}': ${decision.reason}`);
+      }
+      return { destination: node, reason: 'requested' };
+    }
+    const decision = chooseDestination(wanted, origin, view(all), { allowUnverifiedCpu: true });
+    if (!decision.ok) throw new ConflictError(`no node can take checkpoint '${cp.id}': ${decision.reason}`);
+    return { destination: all.find((n) => n.id === decision.nodeId)!, reason: decision.reason };
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * Per-workload priority and dirty rate reaching the planner, and the `low-risk-first` early-signal scope:
+ * which workloads move now, which get a pre-copy start, which stay and why.
+ */
+import type { EvacuationJob, EvacuationRecord, WorkloadRecord } from '@spotlift/domain';
+import { planEvacuation } from '@spotlift/placement';
+import { aNode, aWorkload } from '@spotlift/testing';
+import { EvacuationSettings } from '../config/evacuation-config.js';
+import {
+  buildEvacuationInput,
+  earlySignalScope,
+  placementWorkload,
+  strategyFor,
+  workloadsInScope,
+} from './evacuation-input.js';
+
+const MIB = 2 ** 20;
+const settings = EvacuationSettings.parse({ defaultPriority: 5, defaultDirtyRateBytesPerSec: 1000 });
+
+describe('placementWorkload', () => {
+  it('uses the workload’s declared priority and dirty rate', () => {
+    const w = aWorkload({ rssBytes: 64 * MIB, priority: 9, dirtyRateBytesPerSec: 8 * MIB });
+    expect(placementWorkload(w, settings)).toEqual({
+      id: 'wl-1',
+      memoryBytes: 64 * MIB,
+      priority: 9,
+      dirtyRateBytesPerSec: 8 * MIB,
+    });
+  });
+
+  it('falls back to the fleet defaults for a workload that declares neither', () => {
+    expect(placementWorkload(aWorkload({ rssBytes: MIB }), settings)).toMatchObject({
+      priority: 5,
+      dirtyRateBytesPerSec: 1000,
+    });
+  });
+
+  it('a declared priority decides who goes first when not everything fits', () => {
+    // 30 s to move 2 x 4 GiB at 200 MiB/s with one at a time: only one fits, and it is the critical one.
+    const now = new Date();
+    const workloads: WorkloadRecord[] = [
+      aWorkload({ id: 'wl-low', rssBytes: 4096 * MIB, priority: 1 }),
+      aWorkload({ id: 'wl-critical', rssBytes: 4096 * MIB, priority: 10 }),
+    ];
+    const s = EvacuationSettings.parse({
+      safetyMarginSeconds: 0,
+      maxParallel: 1,
+      sourceBandwidthBytesPerSec: 200 * MIB,
+      streamBandwidthBytesPerSec: 200 * MIB,
+    });
+    const plan = planEvacuation(
+      buildEvacuationInput({
+        deadline: new Date(now.getTime() + 30_000),
+        now,
+        source: aNode('node-a', { state: 'terminating' }),
+        workloads,
+        nodes: [
+          aNode('node-a', { state: 'terminating' }),
+          aNode('node-b', { probe: { ...aNode('node-b').probe!, memAvailableBytes: 64 * 2 ** 30 } }),
+        ],
+        freshMemAvailable: {},
+        reservedByNode: {},
+        settings: s,
+      }),
+    );
+    const line = (id: string) => plan.migrations.find((m) => m.workloadId === id)!;
+    expect(line('wl-critical')).toMatchObject({ willMiss: false, priority: 10 });
+    expect(line('wl-low')).toMatchObject({ willMiss: true, priority: 1 });
+  });
+});
+
+describe('earlySignalScope (low-risk-first)', () => {
+  const s = EvacuationSettings.parse({ earlySignalPolicy: 'low-risk-first', lowRiskMaxPriority: 3 });
+  const workloads = [
+    aWorkload({ id: 'wl-batch', priority: 2 }),
+    aWorkload({ id: 'wl-edge', priority: 3 }),
+    aWorkload({ id: 'wl-db', priority: 9 }),
+    aWorkload({ id: 'wl-default' }), // fleet default 5
+  ];
+  const withSoftDirty = aNode('node-a', { probe: { ...aNode('node-a').probe!, features: { mem_dirty_track: true } } });
+  const withoutSoftDirty = aNode('node-a', {
+    probe: { ...aNode('node-a').probe!, features: { mem_dirty_track: false } },
+  });
+  const actions = (scope: ReturnType<typeof earlySignalScope>) =>
+    Object.fromEntries(scope.workloads.map((w) => [w.workloadId, w.action]));
+
+  it('moves priorities at or below the threshold; pre-copy starts the others where the source tracks dirty pages', () => {
+    const scope = earlySignalScope(workloads, withSoftDirty, s);
+    expect(scope.lowRiskMaxPriority).toBe(3);
+    expect(actions(scope)).toEqual({
+      'wl-batch': 'move',
+      'wl-edge': 'move',
+      'wl-db': 'pre-copy',
+      'wl-default': 'pre-copy',
+    });
+  });
+
+  it('without soft-dirty on the source (this machine’s kernel) pre-copy falls back to staying, and says so', () => {
+    const scope = earlySignalScope(workloads, withoutSoftDirty, s);
+    expect(actions(scope)).toEqual({ 'wl-batch': 'move', 'wl-edge': 'move', 'wl-db': 'hold', 'wl-default': 'hold' });
+    expect(scope.workloads.find((w) => w.workloadId === 'wl-db')!.reason).toBe(
+      'priority 9 > 3: pre-copy is unavailable on node-a (no soft-dirty tracking: criu check --feature mem_dirty_track failed), so no warm-up; it stays until a termination notice',
+    );
+  });
+
+  it('with warm-up turned off, the others stay even where pre-copy would work', () => {
+    const scope = earlySignalScope(workloads, withSoftDirty, { ...s, earlySignalPreCopy: false });
+    expect(actions(scope)).toMatchObject({ 'wl-db': 'hold', 'wl-default': 'hold' });
+  });
+
+  it('plans only the workloads the scope moves, and asks pre-copy for the warmed-up ones', () => {
+    const held = { earlySignal: earlySignalScope(workloads, withoutSoftDirty, s) } as EvacuationRecord;
+    expect(workloadsInScope(held, workloads).map((w) => w.id)).toEqual(['wl-batch', 'wl-edge']);
+    const rec = { earlySignal: earlySignalScope(workloads, withSoftDirty, s) } as EvacuationRecord;
+    expect(workloadsInScope(rec, workloads)).toHaveLength(4);
+    const job = (workloadId: string): EvacuationJob => ({
+      workloadId,
+      memoryBytes: 0,
+      priority: 1,
+      state: 'pending',
+      strategy: 'stop-and-copy',
+    });
+    expect(strategyFor(rec, job('wl-batch'))).toBe('stop-and-copy');
+    expect(strategyFor(rec, job('wl-db'))).toBe('pre-copy');
+
+    const hardNotice = {} as EvacuationRecord;
+    expect(workloadsInScope(hardNotice, workloads)).toHaveLength(4);
+    expect(strategyFor(hardNotice, job('wl-db'))).toBe('stop-and-copy');
+  });
+});

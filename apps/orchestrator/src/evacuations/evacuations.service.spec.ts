@@ -1,0 +1,203 @@
+/**
+ * Raising evacuations: the node marked (terminating / draining), the early-signal scope recorded, and the
+ * Kubernetes cordon tried in the background, recorded on the evacuation, never holding it up.
+ */
+import { Logger } from '@nestjs/common';
+import type { NodeRecord, WorkloadRecord } from '@spotlift/domain';
+import { SystemClock } from '@spotlift/engine';
+import { KubeApiError, KubeNodeApi, type KubeCordonResult, type Notice } from '@spotlift/notices';
+import { InMemoryEvacuationRecords, InMemoryRecords } from '@spotlift/store';
+import { aNode, aWorkload } from '@spotlift/testing';
+import type { AppConfig } from '../config/app-config.js';
+import { EvacuationSettings } from '../config/evacuation-config.js';
+import { KubeCordoner, kubeNodeNames } from '../notices/kube-cordon.js';
+import type { EvacuationQueue } from './evacuation-queue.js';
+import { EvacuationsService } from './evacuations.service.js';
+
+/** Cordons by name from a table; a name it does not know is a 404, like the API server. */
+class ScriptedCordonApi extends KubeNodeApi {
+  readonly cordoned: string[] = [];
+  constructor(private readonly answers: Record<string, KubeCordonResult | Error | 'hang'>) {
+    super();
+  }
+  listNodes(): never {
+    throw new Error('not used');
+  }
+  watchNodes(): never {
+    throw new Error('not used');
+  }
+  cordonNode(name: string): Promise<KubeCordonResult> {
+    this.cordoned.push(name);
+    const a = this.answers[name];
+    if (a === 'hang') return new Promise(() => undefined);
+    if (a instanceof Error) return Promise.reject(a);
+    return a ? Promise.resolve(a) : Promise.reject(new KubeApiError(`nodes "${name}" not found`, 404));
+  }
+}
+
+function world(opts: {
+  settings?: Partial<EvacuationSettings>;
+  kube?: ScriptedCordonApi;
+  workloads?: WorkloadRecord[];
+}) {
+  const evacuations = new InMemoryEvacuationRecords();
+  const nodes = new InMemoryRecords<NodeRecord>();
+  const workloads = new InMemoryRecords<WorkloadRecord>();
+  void nodes.save(aNode('node-a', { name: 'ip-10-0-0-1' }));
+  for (const w of opts.workloads ?? []) void workloads.save(w);
+  const enqueued: string[] = [];
+  const queue = { enqueue: (id: string) => Promise.resolve(void enqueued.push(id)) } as unknown as EvacuationQueue;
+  const config = { evacuation: EvacuationSettings.parse(opts.settings ?? {}) } as AppConfig;
+  const clock = new SystemClock();
+  const service = new EvacuationsService(
+    evacuations,
+    nodes,
+    queue,
+    clock,
+    config,
+    workloads,
+    new KubeCordoner(clock, opts.kube),
+  );
+  return { service, evacuations, nodes, enqueued };
+}
+
+function notice(kind: Notice['kind'], over: Partial<Notice> = {}): Notice {
+  const now = Date.now();
+  return {
+    nodeId: 'node-a',
+    source: 'aws',
+    kind,
+    deadline: new Date(now + 120_000),
+    deadlineEstimated: false,
+    receivedAt: new Date(now),
+    dedupKey: `node-a:aws:${kind}`,
+    reason: `${kind} notice`,
+    raw: {},
+    ...over,
+  };
+}
+
+async function until<T>(fn: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 0; i < 200; i++) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error('timed out');
+}
+
+const cordonOf = (w: ReturnType<typeof world>, id: string) => until(async () => (await w.evacuations.get(id))?.cordon);
+
+beforeAll(() => {
+  Logger.overrideLogger(false);
+});
+
+describe('EvacuationsService.raise: Kubernetes cordon', () => {
+  it('marks the node terminating, queues the evacuation, and cordons the Node named like the node', async () => {
+    const kube = new ScriptedCordonApi({ 'ip-10-0-0-1': { alreadyCordoned: false } });
+    const w = world({ kube });
+    const { evacuation, created } = await w.service.raise(notice('preemption'));
+    expect(created).toBe(true);
+    expect(w.enqueued).toEqual([evacuation.id]);
+    expect((await w.nodes.get('node-a'))!.state).toBe('terminating');
+    expect(await cordonOf(w, evacuation.id)).toMatchObject({ kubeNode: 'ip-10-0-0-1', outcome: 'cordoned' });
+  });
+
+  it('a notice from a Node taint cordons that Node; an already cordoned one is recorded as such', async () => {
+    const kube = new ScriptedCordonApi({ 'worker-7': { alreadyCordoned: true } });
+    const w = world({ kube });
+    const { evacuation } = await w.service.raise(notice('termination', { source: 'k8s', raw: { name: 'worker-7' } }));
+    expect(await cordonOf(w, evacuation.id)).toMatchObject({ kubeNode: 'worker-7', outcome: 'already-cordoned' });
+    expect(kube.cordoned).toEqual(['worker-7']);
+  });
+
+  it('a failed cordon is recorded on the evacuation; the evacuation was queued regardless', async () => {
+    const kube = new ScriptedCordonApi({ 'ip-10-0-0-1': new KubeApiError('cordon node ip-10-0-0-1: forbidden', 403) });
+    const w = world({ kube });
+    const { evacuation } = await w.service.raise(notice('preemption'));
+    expect(w.enqueued).toEqual([evacuation.id]);
+    expect(await cordonOf(w, evacuation.id)).toMatchObject({
+      outcome: 'failed',
+      error: 'cordon node ip-10-0-0-1: forbidden',
+    });
+  });
+
+  it('a hanging Kubernetes API does not hold the evacuation up', async () => {
+    const w = world({ kube: new ScriptedCordonApi({ 'ip-10-0-0-1': 'hang' }) });
+    const { evacuation } = await w.service.raise(notice('preemption'));
+    expect(w.enqueued).toEqual([evacuation.id]);
+    expect((await w.evacuations.get(evacuation.id))!.cordon).toBeUndefined();
+  });
+
+  it('a node no Kubernetes Node is named after is not a Kubernetes node: said, nothing fails', async () => {
+    const kube = new ScriptedCordonApi({});
+    const w = world({ kube });
+    const { evacuation } = await w.service.raise(notice('preemption'));
+    expect(await cordonOf(w, evacuation.id)).toMatchObject({
+      kubeNode: 'ip-10-0-0-1, node-a',
+      outcome: 'not-a-kubernetes-node',
+    });
+  });
+
+  it('recorded early signals cordon nothing; without a Kubernetes API nothing is tried', async () => {
+    const kube = new ScriptedCordonApi({ 'ip-10-0-0-1': { alreadyCordoned: false } });
+    const recorded = world({ kube });
+    const { evacuation } = await recorded.service.raise(notice('rebalance'));
+    expect(evacuation.policy).toBe('record');
+    expect((await recorded.nodes.get('node-a'))!.state).toBe('ready');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(kube.cordoned).toEqual([]);
+
+    const none = world({});
+    const raised = await none.service.raise(notice('preemption'));
+    await new Promise((r) => setTimeout(r, 20));
+    expect((await none.evacuations.get(raised.evacuation.id))!.cordon).toBeUndefined();
+  });
+
+  it('names to try: the notice’s Node first, then our name, then our id, without repeats', () => {
+    expect(kubeNodeNames({ id: 'node-a', name: 'node-a' }, { source: 'aws', raw: {} })).toEqual(['node-a']);
+    expect(kubeNodeNames({ id: 'node-a', name: 'ip-1' }, { source: 'k8s', raw: { name: 'worker-7' } })).toEqual([
+      'worker-7',
+      'ip-1',
+      'node-a',
+    ]);
+  });
+});
+
+describe('EvacuationsService.raise: low-risk-first early signals', () => {
+  const settings = { earlySignalPolicy: 'low-risk-first', lowRiskMaxPriority: 3 } as const;
+  const workloads = [
+    aWorkload({ id: 'wl-batch', priority: 2 }),
+    aWorkload({ id: 'wl-db', priority: 9 }),
+    aWorkload({ id: 'wl-elsewhere', nodeId: 'node-b', priority: 1 }),
+  ];
+
+  it('drains the node, records which workloads move and which stay, and queues the evacuation', async () => {
+    const w = world({ settings, workloads });
+    const { evacuation } = await w.service.raise(notice('rebalance'));
+    expect(evacuation.policy).toBe('low-risk-first');
+    expect((await w.nodes.get('node-a'))!.state).toBe('draining');
+    expect(w.enqueued).toEqual([evacuation.id]);
+    const stored = (await w.evacuations.get(evacuation.id))!;
+    expect(stored.earlySignal!.workloads.map((x) => [x.workloadId, x.action])).toEqual([
+      ['wl-batch', 'move'],
+      ['wl-db', 'hold'],
+    ]);
+    expect(stored.events.map((e) => e.msg)).toContainEqual(expect.stringMatching(/^wl-db: .*pre-copy is unavailable/));
+  });
+
+  it('a termination notice afterwards raises a full evacuation and marks the node terminating', async () => {
+    const w = world({ settings, workloads });
+    const early = await w.service.raise(notice('rebalance'));
+    const hard = await w.service.raise(notice('preemption'));
+    expect(hard.created).toBe(true);
+    expect(hard.evacuation.id).not.toBe(early.evacuation.id);
+    expect(hard.evacuation).toMatchObject({ policy: 'evacuate' });
+    expect(hard.evacuation.earlySignal).toBeUndefined();
+    expect((await w.nodes.get('node-a'))!.state).toBe('terminating');
+    // A second early signal while the first is open joins it.
+    const again = await w.service.raise(notice('maintenance'));
+    expect(again.created).toBe(false);
+    expect(again.evacuation.id).toBe(hard.evacuation.id);
+  });
+});

@@ -1,0 +1,70 @@
+/**
+ * Checkpoints: a workload dumped from its node to a storage node, kept there, restored later elsewhere.
+ * Plain data stored as JSON, like models.ts.
+ */
+import type { DumpStats, PhaseRecord, RestoreStats } from './models.js';
+
+/**
+ * - `queued`: recorded, the job has not started.
+ * - `taking`: the workload is being dumped to the storage node (it may be frozen).
+ * - `stored`: the images are complete on the storage node and the source copy was killed.
+ * - `failed`: the checkpoint could not be taken; the source was resumed (or is gone, see `error`).
+ * - `restoring`: a restore to `restore.destinationNodeId` is under way.
+ * - `restored`: the workload runs again on `restore.destinationNodeId`; the images stay until DELETE.
+ */
+export type CheckpointState = 'queued' | 'taking' | 'stored' | 'failed' | 'restoring' | 'restored';
+
+/** One restore of a checkpoint (the latest; earlier failed ones are summed up in `notes`). */
+export interface CheckpointRestore {
+  /** 1-based; part of the restore job's id. */
+  attempt: number;
+  destinationNodeId: string;
+  destinationReason: string;
+  requestedAt: string;
+  phases: PhaseRecord[];
+  restoredPid?: number;
+  /** Node-side time the restored tree ran (end of `restore -d`). */
+  resumedAt?: string;
+  criu?: RestoreStats;
+  /** Bytes streamed from the storage node, sha256 verified on the destination. */
+  imageBytes?: number;
+  error?: string;
+}
+
+export interface CheckpointRecord {
+  id: string;
+  workloadId: string;
+  workloadName?: string;
+  sourceNodeId: string;
+  storageNodeId: string;
+  /** `<checkpoint root of the storage node>/<workload id>/<checkpoint id>`. */
+  imageDir: string;
+  state: CheckpointState;
+  /** Phases of taking the checkpoint (preflight .. commit, cleanup), as migrations record them. */
+  phases: PhaseRecord[];
+  /** CRIU's stats-dump; restore stats are under `restore`. */
+  criu: { dump?: DumpStats };
+  /** `pages`: written by the dump; `images`: the image files streamed after it; `stored`: on disk there. */
+  bytes: { pages: number; images: number; stored?: number };
+  /** sha256 of the image stream, checked on the storage node. */
+  sha256?: string;
+  /** The tree at dump time (root first) and its resident memory: what a restore must bring back. */
+  tree?: number[];
+  rssBytes?: number;
+  /** CRIU version that wrote the images (the source's): a restore needs one at least as new. */
+  criuVersion?: string;
+  frozenAt?: string;
+  storedAt?: string;
+  /** The evacuation that asked for it, when a notice did. */
+  evacuationId?: string;
+  restore?: CheckpointRestore;
+  error?: string;
+  notes?: string[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** True when no job works on the checkpoint right now. */
+export function checkpointSettled(c: Pick<CheckpointRecord, 'state'>): boolean {
+  return c.state === 'stored' || c.state === 'failed' || c.state === 'restored';
+}

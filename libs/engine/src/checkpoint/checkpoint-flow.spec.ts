@@ -1,0 +1,275 @@
+/**
+ * The checkpoint flow's decisions, with a scripted node shell replaying real outputs (CRIU's stats images
+ * captured from real runs). Real CRIU on the lab nodes: test/checkpoint.e2e-spec.ts.
+ * node-a runs the workload, node-c stores the checkpoint, node-b receives the restore.
+ */
+import { createHash } from 'node:crypto';
+import type { CheckpointRecord, WorkloadRecord } from '@spotlift/domain';
+import { InMemoryRecords } from '@spotlift/store';
+import { ScriptedNodeShell, aNode, aWorkload, scriptHealthyPreflight } from '@spotlift/testing';
+import { DirectoryStreamer } from '@spotlift/transport';
+import { SystemClock } from '../clock.js';
+import { criuFixture } from '../engine-test-kit.js';
+import { DEFAULT_ENGINE_CONFIG } from '../engine.types.js';
+import { NodeOps } from '../node-ops.js';
+import { CheckpointFlow } from './checkpoint-flow.js';
+
+const TAR = Buffer.from('scripted tar stream of checkpoint images');
+const TAR_SHA = createHash('sha256').update(TAR).digest('hex');
+const IMAGE_DIR = '/var/lib/spotlift/checkpoints/wl-1/cp-1';
+const T0 = '2026-01-01T00:00:00.000Z';
+
+function aCheckpoint(over: Partial<CheckpointRecord> = {}): CheckpointRecord {
+  return {
+    id: 'cp-1',
+    workloadId: 'wl-1',
+    sourceNodeId: 'node-a',
+    storageNodeId: 'node-c',
+    imageDir: IMAGE_DIR,
+    state: 'queued',
+    phases: [],
+    criu: {},
+    bytes: { pages: 0, images: 0 },
+    createdAt: T0,
+    updatedAt: T0,
+    ...over,
+  };
+}
+
+/** A checkpoint stored by an earlier take, with a restore to node-b requested. */
+const aRestoreRequest = () =>
+  aCheckpoint({
+    state: 'restoring',
+    tree: [4242, 4243],
+    rssBytes: 64 * 2 ** 20,
+    criuVersion: '4.2.1',
+    restore: { attempt: 1, destinationNodeId: 'node-b', destinationReason: 'requested', requestedAt: T0, phases: [] },
+  });
+
+function setup(checkpoint: CheckpointRecord, workload: WorkloadRecord = aWorkload()) {
+  const shell = new ScriptedNodeShell();
+  const checkpoints = new InMemoryRecords<CheckpointRecord>();
+  const workloads = new InMemoryRecords<WorkloadRecord>();
+  const nodes = new InMemoryRecords<ReturnType<typeof aNode>>();
+  for (const id of ['node-a', 'node-b', 'node-c']) void nodes.save(aNode(id));
+  void checkpoints.save(checkpoint);
+  void workloads.save(workload);
+  const flow = new CheckpointFlow(
+    checkpoints,
+    workloads,
+    nodes,
+    new NodeOps(shell),
+    new DirectoryStreamer(shell),
+    new SystemClock(),
+    { ...DEFAULT_ENGINE_CONFIG, criuIdleTimeoutMs: 1_000 },
+  );
+  return { shell, flow, checkpoints, workloads };
+}
+
+/** Healthy nodes; tests override single steps by adding rules before these. */
+function scriptHealthy(shell: ScriptedNodeShell): void {
+  scriptHealthyPreflight(shell)
+    .on({ node: 'node-a', match: /echo TREE/, reply: { stdout: 'TREE 4242 4243\nRSS_KB 65536\n' } })
+    .on({ node: 'node-b', match: /echo TREE/, reply: { stdout: 'TREE 777 778\nRSS_KB 65536\n' } })
+    .on({ node: 'node-a', match: /criu dump/, reply: { stdout: 'SPOTLIFT_TIMES 1000000000000 1001000000000 0\n' } })
+    // The stream: node-a -> node-c when taking, node-c -> node-b when restoring.
+    .on({ match: /(?:^|; )tar -C \S+ -cf/, reply: { stdout: TAR.toString() } })
+    .on({ node: 'node-c', match: /STORED_KB/, reply: { stdout: 'STORED_KB 70000\n' } })
+    .on({ node: 'node-c', match: /sha256sum -c/, reply: { code: 0 } })
+    .on({ match: /sha256sum < /, reply: { stdout: `${TAR_SHA}\n` } })
+    .on({
+      node: 'node-b',
+      match: /criu restore/,
+      reply: { stdout: 'RESTORED_PID 777\nSPOTLIFT_TIMES 1001100000000 1001300000000 0\n' },
+    })
+    .on({ match: /kill -KILL/, reply: { stdout: 'STATE gone\n' } })
+    .on({ node: 'node-a', match: /kill -CONT/, reply: { stdout: 'STATE S\n' } })
+    .on({ node: 'node-b', match: /State:/, reply: { stdout: 'STATE S\n' } })
+    .on({
+      node: 'node-c',
+      match: /base64 -w0 .*stats-dump/,
+      reply: { stdout: criuFixture('images/page-server/stats-dump').toString('base64') },
+    })
+    .on({
+      node: 'node-b',
+      match: /base64 -w0 .*stats-restore/,
+      reply: { stdout: criuFixture('images/page-server/stats-restore').toString('base64') },
+    });
+}
+
+const phaseNames = (phases: CheckpointRecord['phases']) => phases.map((p) => `${p.name}:${p.ok ? 'ok' : 'fail'}`);
+
+describe('CheckpointFlow.take', () => {
+  it('dumps to the storage node, seals the images there, and only then kills the source', async () => {
+    const { shell, flow, workloads, checkpoints } = setup(aCheckpoint());
+    scriptHealthy(shell);
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('stored');
+    expect(phaseNames(cp.phases)).toEqual([
+      'preflight:ok',
+      'prepare:ok',
+      'dump:ok',
+      'transfer:ok',
+      'verify:ok',
+      'commit:ok',
+      'cleanup:ok',
+    ]);
+    // The page-server and the image stream end in the durable directory on the storage node.
+    expect(shell.ran('node-c', /criu page-server/)[0]).toContain(`-D ${IMAGE_DIR} `);
+    expect(shell.ran('node-c', /mkfifo/)[0]).toContain(IMAGE_DIR);
+    // The CPU description a later restore checks against travels with the images.
+    expect(shell.ran('node-a', /criu cpuinfo dump/)[0]).toContain('-D /var/lib/spotlift/images/cp-1/src');
+    const order = shell.calls.map((c) => `${c.node} ${c.command}`);
+    const sealed = order.findIndex((c) => c.startsWith('node-c') && /STORED_KB/.test(c));
+    const killed = order.findIndex((c) => c.startsWith('node-a') && /kill -KILL/.test(c));
+    expect(sealed).toBeGreaterThan(-1);
+    expect(killed).toBeGreaterThan(sealed);
+    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(0);
+    // Only the source's working directory is removed; the stored images stay.
+    expect(shell.ran('node-a', /rm -rf '?\/var\/lib\/spotlift\/images\/cp-1'?$/)).toHaveLength(1);
+    expect(shell.ran('node-c', /rm -rf/).filter((c) => !/mkdir/.test(c))).toHaveLength(0);
+    expect(cp).toMatchObject({
+      tree: [4242, 4243],
+      rssBytes: 64 * 2 ** 20,
+      criuVersion: '4.2.1',
+      sha256: TAR_SHA,
+      bytes: { images: TAR.length, stored: 70000 * 1024 },
+    });
+    expect(cp.criu.dump?.pagesWritten).toBeGreaterThan(0);
+    expect(cp.bytes.pages).toBe(cp.criu.dump!.pagesWritten * 4096);
+    expect(cp.frozenAt).toBeDefined();
+    expect(cp.storedAt).toBeDefined();
+    expect((await workloads.get('wl-1'))!.state).toBe('checkpointed');
+    expect(await checkpoints.get('cp-1')).toEqual(cp);
+  });
+
+  it.each([
+    ['the image stream breaks (checksum mismatch)', { match: /sha256sum < /, reply: { stdout: 'bad\n' } }, 'transfer'],
+    [
+      'the images are incomplete on the storage node',
+      { match: /STORED_KB/, reply: { stdout: 'MISSING pages-*.img\nSTORED_KB 12\n' } },
+      'verify',
+    ],
+    [
+      'the dump fails',
+      { node: 'node-a', match: /criu dump/, reply: { code: 1, stderr: 'Error (criu/cr-dump.c)' } },
+      'dump',
+    ],
+  ])('%s: the source is resumed, the partial images removed, nothing killed', async (_what, rule, phase) => {
+    const { shell, flow, workloads } = setup(aCheckpoint());
+    shell.on(rule);
+    scriptHealthy(shell);
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('failed');
+    expect(cp.phases.find((p) => p.name === phase)?.ok).toBe(false);
+    expect(phaseNames(cp.phases)).toContain('rollback:ok');
+    expect(phaseNames(cp.phases)).not.toContain('commit:ok');
+    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
+    expect(shell.ran('node-a', /kill -KILL/)).toHaveLength(0);
+    expect(shell.ran('node-c', new RegExp(`^rm -rf '?${IMAGE_DIR}'?$`))).toHaveLength(1);
+    expect(cp.error).toBeTruthy();
+    expect((await workloads.get('wl-1'))!.state).toBe('running');
+  });
+
+  it('fails before any freeze when the storage node lacks disk: nothing touched', async () => {
+    const { shell, flow, workloads } = setup(aCheckpoint());
+    shell.on({ node: 'node-c', match: /criu check/, reply: { stdout: 'Looks good.\nDISK_AVAIL_BYTES 1024\n' } });
+    scriptHealthy(shell);
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('failed');
+    expect(cp.error).toMatch(/storage node node-c has 0 MiB free under \/var\/lib\/spotlift\/checkpoints/);
+    expect(shell.ran('node-a', /criu dump|kill -/)).toHaveLength(0);
+    expect((await workloads.get('wl-1'))!.state).toBe('running');
+  });
+
+  it("a record left 'taking' mid-dump by a dead worker is undone: the source resumed", async () => {
+    const dumping = aCheckpoint({
+      state: 'taking',
+      phases: [
+        { name: 'preflight', startedAt: T0, endedAt: T0, ok: true },
+        { name: 'prepare', startedAt: T0, endedAt: T0, ok: true },
+        { name: 'dump', startedAt: T0 },
+      ],
+    });
+    const { shell, flow, workloads } = setup(dumping, aWorkload({ state: 'migrating' }));
+    scriptHealthy(shell);
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('failed');
+    expect(cp.notes?.[0]).toMatch(/stopped during 'dump'/);
+    expect(shell.ran('node-a', /criu dump/)).toHaveLength(0);
+    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
+    expect((await workloads.get('wl-1'))!.state).toBe('running');
+  });
+
+  it("a record left 'taking' after its commit started finishes the commit: stored", async () => {
+    const committing = aCheckpoint({
+      state: 'taking',
+      phases: ['preflight', 'prepare', 'dump', 'transfer', 'verify'].map((name) => ({
+        name: name as CheckpointRecord['phases'][number]['name'],
+        startedAt: T0,
+        endedAt: T0,
+        ok: true,
+      })),
+    });
+    committing.phases.push({ name: 'commit', startedAt: T0 });
+    const { shell, flow } = setup(committing, aWorkload({ state: 'migrating' }));
+    scriptHealthy(shell);
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('stored');
+    expect(shell.ran('node-a', /kill -KILL/)).toHaveLength(1);
+    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(0);
+  });
+});
+
+describe('CheckpointFlow.restore', () => {
+  it('checks the stored images, streams them to the destination, restores, verifies, moves the workload', async () => {
+    const { shell, flow, workloads } = setup(aRestoreRequest(), aWorkload({ state: 'checkpointed' }));
+    scriptHealthy(shell);
+    const cp = await flow.restore('cp-1', 1);
+    expect(cp.state).toBe('restored');
+    expect(phaseNames(cp.restore!.phases)).toEqual([
+      'preflight:ok',
+      'transfer:ok',
+      'restore:ok',
+      'verify:ok',
+      'commit:ok',
+      'cleanup:ok',
+    ]);
+    expect(shell.ran('node-c', /sha256sum -c/)).toHaveLength(1);
+    expect(shell.ran('node-b', /criu cpuinfo check/)).toHaveLength(1);
+    expect(shell.ran('node-c', /tar -C/)[0]).toContain(IMAGE_DIR);
+    expect(cp.restore).toMatchObject({ restoredPid: 777, imageBytes: TAR.length });
+    expect(cp.restore!.criu?.pagesRestored ?? cp.restore!.criu?.restoreTimeUs).toBeDefined();
+    expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', pid: 777, state: 'running' });
+    // The images stay on the storage node until DELETE.
+    expect(shell.ran('node-c', /rm -rf/)).toHaveLength(0);
+  });
+
+  it('a restore that fails verification kills what it restored; the checkpoint stays stored', async () => {
+    const { shell, flow, workloads } = setup(aRestoreRequest(), aWorkload({ state: 'checkpointed' }));
+    shell.on({ node: 'node-b', match: /echo TREE/, reply: { code: 3 } });
+    scriptHealthy(shell);
+    const cp = await flow.restore('cp-1', 1);
+    expect(cp.state).toBe('stored');
+    expect(cp.restore!.error).toMatch(/restored pid 777 on node-b killed/);
+    expect(shell.ran('node-b', /kill -KILL/)).toHaveLength(1);
+    expect((await workloads.get('wl-1'))!.state).toBe('checkpointed');
+  });
+
+  it('damaged images fail the preflight; nothing is streamed or restored', async () => {
+    const { shell, flow } = setup(aRestoreRequest(), aWorkload({ state: 'checkpointed' }));
+    shell.on({ node: 'node-c', match: /sha256sum -c/, reply: { code: 1, stdout: 'pages-1.img: FAILED\n' } });
+    scriptHealthy(shell);
+    const cp = await flow.restore('cp-1', 1);
+    expect(cp.state).toBe('stored');
+    expect(cp.restore!.error).toMatch(/damaged or gone: pages-1.img: FAILED/);
+    expect(shell.ran('node-b', /criu restore|mkfifo/)).toHaveLength(0);
+  });
+
+  it('a stale job (another attempt, or not restoring) changes nothing', async () => {
+    const { shell, flow } = setup(aRestoreRequest());
+    const cp = await flow.restore('cp-1', 2);
+    expect(cp.state).toBe('restoring');
+    expect(shell.calls).toHaveLength(0);
+  });
+});

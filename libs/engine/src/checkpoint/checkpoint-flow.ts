@@ -1,0 +1,451 @@
+import {
+  DomainError,
+  NotFoundError,
+  type CheckpointRecord,
+  type MigrationRecord,
+  type NodeRecord,
+  type WorkloadRecord,
+} from '@spotlift/domain';
+import type { CheckpointRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
+import type { DirectoryStreamer } from '@spotlift/transport';
+import type { Clock } from '../clock.js';
+import * as criu from '../criu-commands.js';
+import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
+import type { NodeOps } from '../node-ops.js';
+import { PhaseRecorder } from '../phase-recorder.js';
+import { Rollback } from '../rollback.js';
+import { checkCriuVersions, checkDestinationResources, checkDestinationState } from '../steps/preflight-checks.js';
+import { MigrationSteps } from '../steps/migration-steps.js';
+import { StopAndCopy } from '../strategies/stop-and-copy.js';
+import type { PageTransport } from '../transports/page-transport.port.js';
+import { PageTransports } from '../transports/page-transports.js';
+import { TcpPageTransport } from '../transports/tcp-page-transport.js';
+import {
+  CHECKSUMS,
+  checkCpuFromImages,
+  checkStorage,
+  checkStoredImages,
+  sealStoredImages,
+} from './checkpoint-checks.js';
+import { CheckpointLog } from './checkpoint-log.js';
+
+/** One run of the shared steps on a checkpoint (taking it, or one restore of it). */
+interface Session {
+  cp: CheckpointRecord;
+  ctx: MigrationContext;
+  /** The migration-shaped record the shared steps work on (see CheckpointLog). */
+  view: MigrationRecord;
+  phases: PhaseRecorder;
+  steps: MigrationSteps;
+}
+
+const ran = (s: Session, name: string) => s.view.phases.some((p) => p.name === name);
+/** The commit phase ended well: the end state follows once cleanup is done, so readers never see it early. */
+const committed = (s: Session) => s.view.phases.some((p) => p.name === 'commit' && p.ok);
+
+/**
+ * Checkpoints to a storage node, and their restores, with the migration engine's own steps.
+ *
+ * Taking one is a stop-and-copy whose destination is the storage node and which ends without a restore:
+ * the page-server on the storage node receives the pages of `dump --leave-stopped`, the other image files
+ * follow as one sha256-checked tar stream into `<checkpoint root>/<workload>/<checkpoint>`, the images are
+ * checked complete, checksummed and synced, and only then is the frozen source killed (the commit point).
+ * Every failure before it resumes the source (Rollback) and removes the partial images, so the workload
+ * runs in one place or is stored in one place, never both.
+ *
+ * A restore streams the stored images to the destination (checked against their checksums first),
+ * `restore -d`, verifies the tree, and records the workload there. A failed restore kills what it
+ * restored and leaves the checkpoint stored, to be restored again.
+ */
+export class CheckpointFlow {
+  private readonly transports: PageTransports;
+
+  constructor(
+    private readonly checkpoints: CheckpointRepository,
+    private readonly workloads: WorkloadRepository,
+    private readonly nodes: NodeRepository,
+    private readonly ops: NodeOps,
+    private readonly streamer: DirectoryStreamer,
+    private readonly clock: Clock,
+    private readonly config: EngineConfig,
+    transports: PageTransport[] = [new TcpPageTransport()],
+  ) {
+    this.transports = new PageTransports(transports);
+  }
+
+  /** Takes the checkpoint; re-runnable: a record left 'taking' by a dead worker is finished or undone first. */
+  async take(checkpointId: string): Promise<CheckpointRecord> {
+    const cp = await this.load(checkpointId);
+    if (cp.state !== 'queued' && cp.state !== 'taking') return cp;
+    const [workload, source, storage] = await Promise.all([
+      this.workloads.get(cp.workloadId),
+      this.nodes.get(cp.sourceNodeId),
+      this.nodes.get(cp.storageNodeId),
+    ]);
+    if (!workload || !source || !storage) {
+      return this.end(cp, 'failed', 'the workload, its node or the storage node no longer exists');
+    }
+    const workDir = `${this.config.imageRoot}/${cp.id}`;
+    const s = this.session(cp, 'take', workload, source, storage, `${workDir}/src`, cp.imageDir, cp.id);
+    if (cp.state === 'taking' && (await this.resumeTake(s))) return this.finishTake(s, workDir);
+    cp.state = 'taking';
+    await s.phases.save(s.view);
+    try {
+      await this.takeSteps(s);
+    } catch (error) {
+      await this.undoTake(s, error as Error);
+    }
+    return this.finishTake(s, workDir);
+  }
+
+  /**
+   * Restores the checkpoint's current restore request (`restore.attempt`); a request that is not this
+   * attempt's, or a checkpoint no longer 'restoring', is left alone (the job is stale).
+   */
+  async restore(checkpointId: string, attempt: number): Promise<CheckpointRecord> {
+    const cp = await this.load(checkpointId);
+    const request = cp.restore;
+    if (cp.state !== 'restoring' || request?.attempt !== attempt) return cp;
+    const [workload, storage, destination] = await Promise.all([
+      this.workloads.get(cp.workloadId),
+      this.nodes.get(cp.storageNodeId),
+      this.nodes.get(request.destinationNodeId),
+    ]);
+    if (!workload || !storage || !destination) {
+      request.error = 'the workload, the storage node or the destination no longer exists';
+      return this.end(cp, 'stored');
+    }
+    const workDir = `${this.config.imageRoot}/${cp.id}-r${attempt}`;
+    const s = this.session(cp, 'restore', workload, storage, destination, cp.imageDir, `${workDir}/dst`, cp.id);
+    try {
+      if (ran(s, 'commit')) await this.commitRestore(s);
+      else if (ran(s, 'restore')) throw new Error('the worker restoring it stopped during the restore');
+      else await this.restoreSteps(s, workDir);
+    } catch (error) {
+      await this.undoRestore(s, error as Error);
+    }
+    await this.cleanup(s, destination, workDir);
+    return this.end(cp, committed(s) ? 'restored' : 'stored');
+  }
+
+  /** Removes the images from the storage node. False when the node did not confirm it. */
+  async removeImages(cp: CheckpointRecord): Promise<boolean> {
+    const storage = await this.nodes.get(cp.storageNodeId);
+    if (!storage) return false;
+    const removed = await this.ops.removeDir(storage, cp.imageDir);
+    // The per-workload directory goes too once it holds no other checkpoint (rmdir refuses otherwise).
+    const parent = cp.imageDir.slice(0, cp.imageDir.lastIndexOf('/'));
+    if (removed && parent)
+      await this.ops.run(storage, `rmdir '${parent}' 2>/dev/null; true`, 15_000).catch(() => undefined);
+    return removed;
+  }
+
+  private async takeSteps(s: Session): Promise<void> {
+    const { cp, ctx, phases, view, steps } = s;
+    const { source, destination: storage, workload } = ctx;
+    await phases.run(view, 'preflight', async (phase) => {
+      const tree = await this.ops.inspectTree(source, workload.pid);
+      if (!tree) {
+        throw new MigrationStepError(
+          'preflight',
+          `workload '${workload.name}' (pid ${workload.pid}) no longer runs on ${source.id}`,
+          true,
+        );
+      }
+      const root = cp.imageDir.split('/').slice(0, -2).join('/') || '/';
+      await checkStorage(this.ops, storage, root, tree.rssBytes, this.config.memoryHeadroom);
+      Object.assign(cp, { tree: tree.pids, rssBytes: tree.rssBytes, criuVersion: source.probe?.criuVersion });
+      Object.assign(workload, { tree: tree.pids, rssBytes: tree.rssBytes });
+      phase.detail = `${tree.pids.length} process(es), ${Math.round(tree.rssBytes / 2 ** 20)} MiB resident; ${storage.id} has room under ${root}`;
+    });
+    const strategy = new StopAndCopy(steps, this.streamer, this.transports);
+    const { channel, transfer } = await phases.run(view, 'prepare', async () => {
+      const channel = await strategy.prepare(ctx);
+      // A dump writes no cpuinfo.img; the restore, on a node not known yet, checks its CPU against this one.
+      const cpu = await this.ops.run(source, criu.cpuinfoDump(ctx.sourceDir), 60_000);
+      if (cpu.code !== 0) {
+        await channel.close();
+        const log = await this.ops.tail(source, `${ctx.sourceDir}/cpuinfo-dump.log`, 100);
+        throw new MigrationStepError(
+          'prepare',
+          criu.explainFailure('cpuinfo dump', source.id, log || cpu.stderr, cpu.code),
+          true,
+        );
+      }
+      const transfer = await this.streamer.arm(source, ctx.sourceDir, storage, ctx.destinationDir, {
+        exclude: ['./*.log'],
+      });
+      return { channel, transfer };
+    });
+    let transferUsed = false;
+    try {
+      await steps.markMigrating(ctx);
+      const dumped = await phases.run(view, 'dump', () => strategy.dump(ctx, channel));
+      await phases.run(view, 'transfer', async (phase) => {
+        transferUsed = true;
+        const r = await transfer.start().catch((e: Error) => {
+          throw new MigrationStepError('transfer', e.message, false);
+        });
+        Object.assign(cp.bytes, { images: r.bytes });
+        cp.sha256 = r.sha256;
+        phase.detail = `${r.bytes} bytes of image files, sha256 verified on ${storage.id}`;
+      });
+      await phases.run(view, 'verify', async (phase) => {
+        cp.bytes.stored = await sealStoredImages(this.ops, storage, cp.imageDir);
+        phase.detail = `images complete in ${cp.imageDir} on ${storage.id} (${cp.bytes.stored} bytes), ${CHECKSUMS} written, synced`;
+      });
+      await this.commitTake(s);
+      await this.recordDumpStats(s, dumped.endNs);
+    } finally {
+      await Promise.allSettled([transferUsed ? undefined : transfer.cancel()]);
+      await channel.close();
+    }
+  }
+
+  /** The commit point of taking: the images are stored and verified, so the frozen source is killed. */
+  private async commitTake(s: Session): Promise<void> {
+    const { cp, ctx, phases, view } = s;
+    const { source, workload } = ctx;
+    await phases.run(view, 'commit', async (phase) => {
+      const state = await this.ops.killTree(source, workload.pid);
+      if (state !== 'gone')
+        throw new Error(`the frozen source pid ${workload.pid} on ${source.id} did not die (state ${state})`);
+      workload.state = 'checkpointed';
+      workload.updatedAt = this.clock.now().toISOString();
+      await this.workloads.save(workload);
+      cp.storedAt = this.clock.now().toISOString();
+      phase.detail = `source pid ${workload.pid} killed on ${source.id}; the workload is stored in ${cp.imageDir} on ${ctx.destination.id}`;
+    });
+  }
+
+  /**
+   * A record left 'taking' by a dead worker. Past the commit point: finish the commit (true). Possibly frozen
+   * (a dump started): undo, as any failure before the commit point (true). Otherwise nothing was frozen:
+   * stop a page-server left waiting and start over (false).
+   */
+  private async resumeTake(s: Session): Promise<boolean> {
+    const note = `taken over from a worker that stopped during '${s.view.phases.at(-1)?.name ?? 'start'}'`;
+    s.cp.notes = [...(s.cp.notes ?? []), note];
+    if (ran(s, 'commit')) {
+      try {
+        await this.commitTake(s);
+      } catch (error) {
+        await this.undoTake(s, error as Error);
+      }
+      return true;
+    }
+    if (ran(s, 'dump')) {
+      await this.undoTake(s, new Error(note));
+      return true;
+    }
+    await this.ops.waitCriuIdle(s.ctx.destination, s.ctx.destinationDir, 1_000).catch(() => undefined);
+    return false;
+  }
+
+  /**
+   * A failure before the images were stored for good: the source is resumed (Rollback proves no CRIU runs
+   * under it first), the partial images are removed, and the checkpoint failed. A failed commit is not
+   * undone (the images are complete): it throws, and the job's next attempt kills the source again.
+   */
+  private async undoTake(s: Session, error: Error): Promise<void> {
+    const { cp, ctx } = s;
+    if (ran(s, 'commit') && !committed(s)) throw error;
+    if (committed(s)) {
+      cp.notes = [...(cp.notes ?? []), `after the commit point: ${error.message}`];
+      return;
+    }
+    if (error instanceof DomainError && error.retryable && !ran(s, 'dump')) throw error;
+    const frozen = error instanceof MigrationStepError ? !error.beforeFreeze : ran(s, 'dump');
+    cp.error = error.message;
+    if (frozen) {
+      // Throws when the source cannot be proven safe to resume: the record stays 'taking' for a retry.
+      const alive = await new Rollback(this.ops, s.phases, this.workloads, this.config).run(ctx);
+      if (!alive)
+        cp.error = `workload gone: pid ${ctx.workload.pid} on ${ctx.source.id} exited during the checkpoint; it runs nowhere (${error.message})`;
+    } else {
+      if (ran(s, 'prepare'))
+        await this.ops.waitCriuIdle(ctx.destination, ctx.destinationDir, 1_000).catch(() => undefined);
+      if (ctx.workload.state === 'migrating') {
+        ctx.workload.state = 'running';
+        await this.workloads.save(ctx.workload);
+      }
+    }
+    // Partial images are no checkpoint: nothing may later restore them next to the resumed source.
+    await this.ops.removeDir(ctx.destination, cp.imageDir);
+  }
+
+  private async finishTake(s: Session, workDir: string): Promise<CheckpointRecord> {
+    await this.cleanup(s, s.ctx.source, workDir);
+    return this.end(s.cp, committed(s) ? 'stored' : 'failed');
+  }
+
+  private async restoreSteps(s: Session, workDir: string): Promise<void> {
+    const { cp, ctx, phases, view, steps } = s;
+    const { source: storage, destination } = ctx;
+    const request = cp.restore!;
+    await phases.run(view, 'preflight', async (phase) => {
+      checkDestinationState(destination);
+      // The images were written by the source's CRIU; the destination's must not be older.
+      checkCriuVersions(
+        { ...destination, id: cp.sourceNodeId, probe: { ...destination.probe!, criuVersion: cp.criuVersion ?? '' } },
+        destination,
+      );
+      const criuCheck = await checkDestinationResources(
+        this.ops,
+        ctx,
+        { pids: cp.tree ?? [], rssBytes: cp.rssBytes ?? 0 },
+        this.config,
+        this.clock.now(),
+      );
+      await checkStoredImages(this.ops, storage, cp.imageDir);
+      await checkCpuFromImages(this.ops, storage, cp.imageDir, destination, `${workDir}/cpuinfo`);
+      phase.detail = `${criuCheck}; the images on ${storage.id} match ${CHECKSUMS}`;
+    });
+    await phases.run(view, 'transfer', async (phase) => {
+      await this.ops.makeDir(destination, ctx.destinationDir);
+      const r = await this.streamer
+        .copy(storage, cp.imageDir, destination, ctx.destinationDir, { exclude: ['./*.log', `./${CHECKSUMS}`] })
+        .catch((e: Error) => {
+          throw new MigrationStepError('transfer', e.message, true);
+        });
+      request.imageBytes = r.bytes;
+      phase.detail = `${r.bytes} bytes of images from ${storage.id}, sha256 verified on ${destination.id}`;
+    });
+    const resumedNs = await phases.run(view, 'restore', () => steps.restore(ctx));
+    request.resumedAt = new Date(Number(resumedNs / 1_000_000n)).toISOString();
+    await phases.run(view, 'verify', () => steps.verify(ctx, cp.tree?.length ?? 1));
+    await this.commitRestore(s);
+    const stats = await this.readStats(destination, `${ctx.destinationDir}/stats-restore`, criu.parseRestore, cp);
+    if (stats) request.criu = stats;
+  }
+
+  /** The restored tree runs verified: the workload lives on the destination now. */
+  private async commitRestore(s: Session): Promise<void> {
+    const { cp, ctx, phases, view } = s;
+    const { workload, destination } = ctx;
+    await phases.run(view, 'commit', async (phase) => {
+      const pid = cp.restore?.restoredPid;
+      if (!pid) throw new Error('no restored pid was recorded');
+      Object.assign(workload, {
+        nodeId: destination.id,
+        pid,
+        state: 'running',
+        updatedAt: this.clock.now().toISOString(),
+      });
+      await this.workloads.save(workload);
+      phase.detail = `workload runs as pid ${pid} on ${destination.id}`;
+    });
+  }
+
+  /**
+   * Before the restore's commit point: whatever CRIU restored on the destination is killed (after CRIU
+   * ended there), so the images stay the only copy. When that cannot be proven this throws and the
+   * checkpoint stays 'restoring' for the job's next attempt.
+   */
+  private async undoRestore(s: Session, error: Error): Promise<void> {
+    const { cp, ctx } = s;
+    const request = cp.restore!;
+    if (ran(s, 'commit')) throw error;
+    request.error = error.message;
+    if (!ran(s, 'restore')) return;
+    const idle = await this.ops.waitCriuIdle(
+      ctx.destination,
+      ctx.destinationDir,
+      this.config.criuIdleTimeoutMs ?? 300_000,
+    );
+    if (!idle.idle) throw new Error(`criu is still running on ${ctx.destination.id} (pids ${idle.pids.join(' ')})`);
+    const pid =
+      request.restoredPid ?? (await this.ops.readPidfile(ctx.destination, `${ctx.destinationDir}/restored.pid`));
+    if (pid) {
+      const state = await this.ops.killTree(ctx.destination, pid);
+      if (state !== 'gone')
+        throw new Error(`restored pid ${pid} on ${ctx.destination.id} did not die (state ${state})`);
+      request.error = `${error.message}; restored pid ${pid} on ${ctx.destination.id} killed`;
+      delete request.restoredPid;
+    }
+  }
+
+  /** CRIU's stats-dump (streamed with the images); the freeze start from it. Never throws: after the commit. */
+  private async recordDumpStats(s: Session, dumpEndNs: bigint): Promise<void> {
+    const { cp, ctx } = s;
+    const dump = await this.readStats(ctx.destination, `${cp.imageDir}/stats-dump`, criu.parseDump, cp);
+    if (!dump) return;
+    cp.criu.dump = dump;
+    cp.bytes.pages = dump.pagesWritten * 4096;
+    cp.frozenAt = new Date(Number(s.steps.frozenAtFromDump(dumpEndNs, dump) / 1_000_000n)).toISOString();
+  }
+
+  private async readStats<T>(
+    node: NodeRecord,
+    path: string,
+    parse: (b: Uint8Array) => T,
+    cp: CheckpointRecord,
+  ): Promise<T | undefined> {
+    try {
+      const img = await this.ops.readFile(node, path);
+      if (img) return parse(img);
+      cp.notes = [...(cp.notes ?? []), `${path} is missing on ${node.id}`];
+    } catch (error) {
+      cp.notes = [...(cp.notes ?? []), `${path} on ${node.id} is unreadable: ${(error as Error).message}`];
+    }
+    return undefined;
+  }
+
+  /** The working directory under the image root (cpuinfo check, a restore's images); never the stored images. */
+  private async cleanup(s: Session, node: NodeRecord, workDir: string): Promise<void> {
+    await s.phases
+      .run(s.view, 'cleanup', async (phase) => {
+        const removed = await this.ops.removeDir(node, workDir);
+        phase.detail = removed ? `${workDir} removed on ${node.id}` : `${workDir} could not be removed on ${node.id}`;
+        if (!removed) throw new Error(phase.detail);
+      })
+      .catch(() => undefined);
+  }
+
+  private session(
+    cp: CheckpointRecord,
+    part: 'take' | 'restore',
+    workload: WorkloadRecord,
+    source: NodeRecord,
+    destination: NodeRecord,
+    sourceDir: string,
+    destinationDir: string,
+    id: string,
+  ): Session {
+    const view: MigrationRecord = {
+      id,
+      workloadId: cp.workloadId,
+      sourceNodeId: source.id,
+      destinationNodeId: destination.id,
+      destinationReason: part === 'take' ? 'storage node' : cp.restore!.destinationReason,
+      strategy: 'stop-and-copy',
+      transport: 'tcp',
+      state: 'running',
+      // The same array: phases recorded on the view are the checkpoint's.
+      phases: part === 'take' ? cp.phases : cp.restore!.phases,
+      criu: {},
+      bytes: { pages: 0, images: 0 },
+      ...(part === 'restore' && cp.restore?.restoredPid ? { restoredPid: cp.restore.restoredPid } : {}),
+      createdAt: cp.createdAt,
+      updatedAt: cp.updatedAt,
+    };
+    const phases = new PhaseRecorder(new CheckpointLog(this.checkpoints, cp, part), this.clock);
+    const steps = new MigrationSteps(this.ops, phases, this.workloads, this.clock, this.config);
+    const ctx: MigrationContext = { migration: view, workload, source, destination, sourceDir, destinationDir };
+    return { cp, ctx, view, phases, steps };
+  }
+
+  private async load(id: string): Promise<CheckpointRecord> {
+    const cp = await this.checkpoints.get(id);
+    if (!cp) throw new NotFoundError('checkpoint', id);
+    return cp;
+  }
+
+  private async end(cp: CheckpointRecord, state: CheckpointRecord['state'], error?: string): Promise<CheckpointRecord> {
+    cp.state = state;
+    if (error) cp.error = error;
+    cp.updatedAt = this.clock.now().toISOString();
+    await this.checkpoints.save(cp);
+    return cp;
+  }
+}

@@ -1,0 +1,113 @@
+import { shq } from '@spotlift/transport';
+
+/**
+ * Shell commands that copy a workload's declared files from the source to the destination as one tar stream
+ * per round (carried by DirectoryStreamer.armPipe, checksummed end to end). Round one sends everything; each
+ * later round sends what changed since the previous round began, plus the list of entries that went away,
+ * which the destination removes: after the round inside the freeze the destination mirrors the source.
+ *
+ * State between rounds lives in FILE_SYNC_STATE_DIR below the migration's directory on the source:
+ *   mark           its mtime is when the last round began, 1 s early: file times come from the kernel's
+ *              coarse clock (a tick behind), and a file written just as the round began must count
+ *              as changed; sending a file again is harmless
+ *   sent       NUL-separated, sorted list of every entry the destination has
+ *   changed    the entries this round sends; deleted: those it removes (found, now: scratch)
+ * GNU find, sort, comm and tar: the nodes spotlift copies files between are full distributions.
+ */
+
+/** Below the migration's directory on the source; image streams leave it out. */
+export const FILE_SYNC_STATE_DIR = 'file-sync';
+
+/** Declared paths are absolute, normalised, and outside the kernel's virtual file systems. */
+const PATH_SHAPE = /^(?:\/[A-Za-z0-9._@%+=:,~-]+)+$/;
+const VIRTUAL = /^\/(?:proc|sys|dev|run)(?:\/|$)/;
+
+export function checkDeclaredPath(path: string): string | undefined {
+  if (!PATH_SHAPE.test(path)) return `'${path}' is not an absolute path of plain characters`;
+  if (path.split('/').some((part) => part === '.' || part === '..')) return `'${path}' has . or .. in it`;
+  if (VIRTUAL.test(path)) return `'${path}' is on a kernel file system (/proc, /sys, /dev, /run)`;
+  return undefined;
+}
+
+const relative = (path: string) => path.replace(/^\/+/, '');
+
+/** Drops duplicates and paths inside another declared path (they would be sent twice). */
+export function outermostPaths(paths: readonly string[]): string[] {
+  const sorted = [...new Set(paths)].sort();
+  return sorted.filter((p) => !sorted.some((q) => q !== p && p.startsWith(`${q}/`)));
+}
+
+/** Is `path` on storage both nodes share (same group, and under a shared path of each)? */
+export function onSharedStorage(
+  path: string,
+  a: { group: string; paths: string[] } | undefined,
+  b: { group: string; paths: string[] } | undefined,
+): boolean {
+  if (!a || !b || a.group !== b.group) return false;
+  const under = (roots: string[]) =>
+    roots.map((r) => r.replace(/\/+$/, '')).some((r) => path === r || path.startsWith(`${r}/`));
+  return under(a.paths) && under(b.paths);
+}
+
+/** The summary line a round prints on stderr before its tar stream. */
+export const ROUND_SUMMARY = /SPOTLIFT_FILES sent=(\d+) deleted=(\d+)/;
+
+/**
+ * One round's sender: updates the state files, prints the summary on stderr, then writes the tar stream.
+ * A file changing while tar reads it (exit 1) is fine while the workload runs, since the next round sends it
+ * again; inside the freeze it fails the round.
+ */
+export function sendRound(dir: string, paths: readonly string[], opts: { final: boolean }): string {
+  const state = `${dir}/${FILE_SYNC_STATE_DIR}`;
+  const rels = paths.map((p) => shq(relative(p))).join(' ');
+  const f = (name: string) => shq(`${state}/${name}`);
+  const tarOk = opts.final ? '[ $rc -eq 0 ]' : '[ $rc -le 1 ]';
+  return [
+    `mkdir -p ${shq(state)} && cd / || exit 1`,
+    // the mark: now minus 1 s, to the nanosecond (GNU date and touch)
+    `ns=$(( $(date +%s%N) - 1000000000 ))`,
+    `touch -d "@$((ns / 1000000000)).$(printf %09d $((ns % 1000000000)))" ${f('mark.next')} || exit 1`,
+    // no pipe: dash has no pipefail, and a declared path that vanished must fail the round
+    `find ${rels} -print0 > ${f('found')} || exit 1`,
+    `LC_ALL=C sort -z < ${f('found')} > ${f('now')} || exit 1`,
+    `[ -e ${f('sent')} ] || : > ${f('sent')}`,
+    `LC_ALL=C comm -z -23 ${f('sent')} ${f('now')} > ${f('deleted')} || exit 1`,
+    `if [ -e ${f('mark')} ]; then find ${rels} \\( -newer ${f('mark')} -o -cnewer ${f('mark')} \\) -print0; ` +
+      `else cat ${f('now')}; fi > ${f('changed')} || exit 1`,
+    `sent=$(tr -cd '\\000' < ${f('changed')} | wc -c); deleted=$(tr -cd '\\000' < ${f('deleted')} | wc -c)`,
+    // the deletion list travels in the same stream, to the same path on the destination
+    `printf '%s\\000' ${shq(`${relative(state)}/deleted`)} >> ${f('changed')}`,
+    `mv -f ${f('now')} ${f('sent')} && mv -f ${f('mark.next')} ${f('mark')} || exit 1`,
+    `echo "SPOTLIFT_FILES sent=$sent deleted=$deleted" >&2`,
+    `tar -cf - --null --no-recursion -T ${f('changed')}; rc=$?`,
+    `${tarOk}`,
+  ].join('\n');
+}
+
+/**
+ * The receiver's side: unpack at / keeping modes, owners and times; then remove what went away on the source.
+ * The deletion list arrives inside the stream at the source's state path (`dir`, below the migration's
+ * directory, which cleanup removes on every node).
+ */
+export function receiveRound(dir: string): { unpack: string; after: string } {
+  const list = shq(`${dir}/${FILE_SYNC_STATE_DIR}/deleted`);
+  return {
+    unpack: 'tar -C / -xpf -',
+    after: `if [ -s ${list} ]; then (cd / && xargs -0 rm -rf --) < ${list}; fi`,
+  };
+}
+
+/** Prints `MISSING <path>` for each declared path absent on the source, then `KIB <total size in KiB>`. */
+export function inspectPaths(paths: readonly string[]): string {
+  const quoted = paths.map(shq).join(' ');
+  return (
+    `for p in ${quoted}; do [ -e "$p" ] || [ -L "$p" ] || echo "MISSING $p"; done; ` +
+    `echo "KIB $(du -skc ${quoted} 2>/dev/null | tail -1 | cut -f1)"`
+  );
+}
+
+export function parseInspect(out: string): { missing: string[]; kib: number } {
+  const missing = [...out.matchAll(/^MISSING (.+)$/gm)].map((m) => m[1]!.trim());
+  const kib = Number(/^KIB (\d+)/m.exec(out)?.[1] ?? NaN);
+  return { missing, kib: Number.isFinite(kib) ? kib : 0 };
+}

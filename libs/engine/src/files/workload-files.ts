@@ -1,0 +1,137 @@
+import type { FileSyncRound, FileSyncSummary } from '@spotlift/domain';
+import type { ArmedStream, DirectoryStreamer, StreamResult } from '@spotlift/transport';
+import { type MigrationContext, MigrationStepError } from '../engine.types.js';
+import type { NodeOps } from '../node-ops.js';
+import type { PhaseRecorder } from '../phase-recorder.js';
+import {
+  ROUND_SUMMARY,
+  inspectPaths,
+  onSharedStorage,
+  outermostPaths,
+  parseInspect,
+  receiveRound,
+  sendRound,
+} from './file-sync-commands.js';
+
+export interface FileSyncConfig {
+  /** Copies while the workload runs, at most (the first sends everything). */
+  maxRounds: number;
+  /** Rounds go on until one takes at most this long: the copy left for the freeze is then about as short. */
+  targetRoundMs: number;
+}
+
+export const DEFAULT_FILE_SYNC_CONFIG: FileSyncConfig = { maxRounds: 4, targetRoundMs: 200 };
+
+/** A final copy that does nothing: for workloads without declared files, or with all of them on shared storage. */
+const NOTHING: ArmedStream = {
+  start: () => Promise.resolve({ bytes: 0, sha256: '', durationMs: 0 }),
+  cancel: () => Promise.resolve(),
+};
+
+/**
+ * The files a workload declared (`WorkloadRecord.paths`), brought to the destination the way its memory is:
+ * copies while it runs (pre-sync rounds, each sending what changed since the last began), then one more
+ * copy of the last changes inside the freeze, armed beforehand like the image stream. Paths on storage
+ * both nodes share are left alone. Every strategy calls check (preflight), presync and armFinal (prepare),
+ * and starts the armed final copy right after the freezing dump, next to the image stream.
+ */
+export class WorkloadFiles {
+  constructor(
+    private readonly ops: NodeOps,
+    private readonly streamer: DirectoryStreamer,
+    private readonly phases: PhaseRecorder,
+    private readonly config: FileSyncConfig = DEFAULT_FILE_SYNC_CONFIG,
+  ) {}
+
+  /** Which declared paths are copied and which are shared; recorded on the job. */
+  plan(ctx: MigrationContext): FileSyncSummary | undefined {
+    const declared = outermostPaths(ctx.workload.paths ?? []);
+    if (!declared.length) return undefined;
+    const shared = declared.filter((p) => onSharedStorage(p, ctx.source.sharedStorage, ctx.destination.sharedStorage));
+    return { synced: declared.filter((p) => !shared.includes(p)), shared, rounds: [] };
+  }
+
+  /** Preflight: every declared path exists on the source (a typo would otherwise surface as a failed restore). */
+  async check(ctx: MigrationContext): Promise<string | undefined> {
+    const plan = this.plan(ctx);
+    if (!plan) return undefined;
+    ctx.migration.files = plan;
+    if (!plan.synced.length) return `declared files on shared storage: ${plan.shared.join(', ')}`;
+    const res = await this.ops.run(ctx.source, inspectPaths(plan.synced), 60_000);
+    const { missing, kib } = parseInspect(res.stdout);
+    if (missing.length) {
+      throw new MigrationStepError(
+        'preflight',
+        `declared path(s) ${missing.join(', ')} do not exist on ${ctx.source.id}; fix the workload's paths`,
+        true,
+      );
+    }
+    return `${plan.synced.length} declared path(s), ${Math.round(kib / 1024)} MiB, to copy`;
+  }
+
+  /** Copies while the workload runs, until a round is short enough (or the round limit). Before any freeze. */
+  async presync(ctx: MigrationContext): Promise<void> {
+    const plan = ctx.migration.files;
+    if (!plan?.synced.length) return;
+    await this.phases.run(ctx.migration, 'files', async (phase) => {
+      for (let n = 1; n <= this.config.maxRounds; n++) {
+        const armed = await this.arm(ctx, plan.synced, false);
+        const round = await this.finish(ctx, armed, true);
+        plan.rounds.push(round);
+        phase.detail = `${plan.rounds.length} round(s) while running: ${plan.rounds.map((r) => `${r.sent} entries/${r.bytes} B`).join(', ')}`;
+        if (round.durationMs <= this.config.targetRoundMs) break;
+      }
+      await this.phases.save(ctx.migration);
+    });
+  }
+
+  /**
+   * The copy inside the freeze, with its channels open now; start it once the workload is frozen. Its
+   * cancel() does nothing once it started, so a strategy may always cancel it on the way out.
+   */
+  async armFinal(ctx: MigrationContext): Promise<ArmedStream> {
+    const plan = ctx.migration.files;
+    if (!plan?.synced.length) return NOTHING;
+    const armed = await this.arm(ctx, plan.synced, true);
+    let started = false;
+    return {
+      start: () => {
+        started = true;
+        return armed.start();
+      },
+      cancel: () => (started ? Promise.resolve() : armed.cancel()),
+    };
+  }
+
+  /** Runs the armed final copy and records it; a failure is a transfer failure (the source is resumed). */
+  async final(ctx: MigrationContext, armed: ArmedStream): Promise<FileSyncRound | undefined> {
+    const plan = ctx.migration.files;
+    if (!plan?.synced.length) return undefined;
+    plan.final = await this.finish(ctx, armed, false);
+    return plan.final;
+  }
+
+  private arm(ctx: MigrationContext, paths: string[], final: boolean): Promise<ArmedStream> {
+    return this.streamer.armPipe(ctx.source, sendRound(ctx.sourceDir, paths, { final }), ctx.destination, {
+      dir: ctx.destinationDir,
+      ...receiveRound(ctx.sourceDir),
+      what: final ? 'final file copy' : 'file copy',
+    });
+  }
+
+  private async finish(ctx: MigrationContext, armed: ArmedStream, beforeFreeze: boolean): Promise<FileSyncRound> {
+    let r: StreamResult;
+    try {
+      r = await armed.start();
+    } catch (error) {
+      throw new MigrationStepError(beforeFreeze ? 'files' : 'transfer', (error as Error).message, beforeFreeze);
+    }
+    const summary = ROUND_SUMMARY.exec(r.senderStderr ?? '');
+    return {
+      sent: Number(summary?.[1] ?? 0),
+      deleted: Number(summary?.[2] ?? 0),
+      bytes: r.bytes,
+      durationMs: Math.round(r.durationMs),
+    };
+  }
+}
