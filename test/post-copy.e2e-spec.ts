@@ -214,3 +214,27 @@ describe('post-copy over REST, real CRIU', () => {
     console.log(`[post-copy e2e] rollback ${Date.now() - killedAt} ms after the daemon was killed`);
   });
 });
+
+describe('post-copy over the tls and ssh transports, real CRIU', () => {
+  // The lazy pages flow the other way (the source serves, the destination's daemon pulls): the transport is
+  // opened reversed, with CRIU's TLS (the source's page server presents its certificate) or an SSH tunnel.
+  it.each([
+    ['tls', 'node-a', 'node-b'],
+    ['ssh', 'node-b', 'node-c'],
+  ] as const)('pulls every lazy page over %s (%s -> %s); the workload continues', async (transport, from, to) => {
+    const name = `e2e-pc-${transport}`;
+    const { pid, workload } = await launch(name, from, 64);
+    const m = await finished(
+      (await create({ workload: workload.id, destination: to, strategy: 'post-copy', transport })).id,
+    );
+    expect({ state: m.state, why: m.error ?? m.rollbackReason }).toEqual({ state: 'completed', why: undefined });
+    expect(m).toMatchObject({ strategy: 'post-copy', transport });
+    expect(m.fallbacks ?? []).toEqual([]);
+    expect(m.postCopy!.lazyPages).toBeGreaterThan(16_384 * 0.9);
+    expect(m.postCopy!.transferred.every((t) => t.split('/')[0] === t.split('/')[1])).toBe(true);
+    expect(m.phases.find((p) => p.name === 'dump')!.detail).toMatch(new RegExp(`over ${transport}$`));
+    expect(pidAlive(pid)).toBe(false);
+    expect(nodeOfPid(m.restoredPid!)).toBe(to);
+    await continuesOn(name, to, Date.now());
+  });
+});

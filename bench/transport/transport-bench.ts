@@ -1,7 +1,7 @@
 /**
  * Transport throughput benchmark, one run, lab addresses only (bash bench/run.sh transport [--mib N]
  * [--criu-mib N] [--reps N]). The same number of bytes through:
- *   - pipes into a sink on node-b: a raw TCP socket, OpenSSH `ssh -L` (one hop), OpenSSH `-R` + `-L`
+ *   - pipes into a sink on node-b: a raw TCP socket, OpenSSH `ssh -L` by hand on node-a (one hop), OpenSSH `-R` + `-L`
  *     (the relay's two hops), ssh2 forwardOut alone (one hop), spotlift's ssh transport node to node
  *     (OpenSSH `-L` on node-a, one hop) and relayed by the orchestrator (two hops);
  *   - CRIU: a page-server dump of an N MiB workload node-a -> node-b through spotlift's tcp, tls and ssh
@@ -113,7 +113,7 @@ async function main(): Promise<void> {
   // during a run weighs on both sides of a ratio alike.
   const pipes: Array<[string, () => Promise<PipeResult>]> = [
     ['raw TCP socket (node-a -> node-b)', () => rawTcp(bytes)],
-    ['OpenSSH ssh -L (1 hop)', () => opensshL(bytes)],
+    ['OpenSSH ssh -L on node-a (1 hop)', () => opensshL(bytes)],
     ['spotlift ssh direct (1 hop)', () => spotliftDirect(nodes, key, bytes)],
     ['ssh2 forwardOut (1 hop)', () => ssh2SingleHop(nodes['node-b']!, key, bytes)],
     ['OpenSSH -R + -L (2 hops)', () => opensshTwoHop(bytes)],
@@ -230,7 +230,7 @@ function report(
   ratio(
     'spotlift ssh direct / OpenSSH ssh -L (1 hop each)',
     'spotlift ssh direct (1 hop)',
-    'OpenSSH ssh -L (1 hop)',
+    'OpenSSH ssh -L on node-a (1 hop)',
     0.9,
   );
   ratio(
@@ -238,8 +238,8 @@ function report(
     'spotlift ssh relay (2 hops)',
     'OpenSSH -R + -L (2 hops)',
   );
-  ratio('spotlift ssh relay / OpenSSH ssh -L', 'spotlift ssh relay (2 hops)', 'OpenSSH ssh -L (1 hop)');
-  ratio('ssh2 forwardOut / OpenSSH ssh -L (1 hop each)', 'ssh2 forwardOut (1 hop)', 'OpenSSH ssh -L (1 hop)');
+  ratio('spotlift ssh relay / OpenSSH ssh -L', 'spotlift ssh relay (2 hops)', 'OpenSSH ssh -L on node-a (1 hop)');
+  ratio('ssh2 forwardOut / OpenSSH ssh -L (1 hop each)', 'ssh2 forwardOut (1 hop)', 'OpenSSH ssh -L on node-a (1 hop)');
   ratio(
     'spotlift tcp transport / raw TCP socket',
     'spotlift tcp transport (CRIU page-server)',

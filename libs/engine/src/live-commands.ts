@@ -112,12 +112,14 @@ export function lazyDumpStart(
   prev: string | undefined,
   timeoutS: number,
   ghostLimitBytes?: number,
+  tls?: CriuTlsOptions,
 ): string {
   const argv = dumpArgv({
     pid,
     imagesDir: dir,
     leaveStopped: true,
     lazyPages: { address: serve.address, port: serve.port },
+    ...(tls ? { tls } : {}),
     log: { file: `${dir}/dump.log` },
     ...(prev ? { prevImagesDir: prev, trackMem: true } : {}),
     ...(ghostLimitBytes !== undefined ? { ghostLimitBytes } : {}),
@@ -163,11 +165,12 @@ export function lazyDumpStop(dir: string): string {
 }
 
 /** `criu lazy-pages --daemon` on the destination: returns once its socket for `restore --lazy-pages` is ready. */
-export function lazyPagesDaemon(dir: string, from: CriuEndpoint): string {
+export function lazyPagesDaemon(dir: string, from: CriuEndpoint, tls?: CriuTlsOptions): string {
   return shellJoin(
     lazyPagesArgv({
       imagesDir: dir,
       pageServer: from,
+      ...(tls ? { tls } : {}),
       daemon: true,
       pidfile: `${dir}/lazy-pages.pid`,
       // -v4: the per-process "UFFD transferred pages: (copied/total)" lines are debug-level, and they are

@@ -26,7 +26,7 @@ export class Hybrid extends PostCopy {
     liveConfig: LiveConfig,
     clock: Clock,
   ) {
-    super(steps, streamer, liveConfig);
+    super(steps, streamer, transports, liveConfig);
     this.rounds = new PreCopyRounds(steps, streamer, transports, liveConfig, clock);
   }
 

@@ -1,5 +1,5 @@
 import type { NodeRecord } from '@spotlift/domain';
-import type { CriuEndpoint } from '@spotlift/criu';
+import type { CriuEndpoint, CriuTlsOptions } from '@spotlift/criu';
 import * as criu from '../criu-commands.js';
 import * as live from '../live-commands.js';
 import type { NodeOps } from '../node-ops.js';
@@ -56,11 +56,17 @@ export class LazyTransfer {
   ) {}
 
   /** Freezes the source and dumps everything but memory; returns once its page server listens. */
-  async startDump(ends: LazyEnds, pid: number, serve: CriuEndpoint, prev?: string): Promise<LazyDumpStarted> {
+  async startDump(
+    ends: LazyEnds,
+    pid: number,
+    serve: CriuEndpoint,
+    prev?: string,
+    tls?: CriuTlsOptions,
+  ): Promise<LazyDumpStarted> {
     const timeoutS = this.criuTimeoutMs / 1000;
     const res = await this.ops.run(
       ends.source,
-      live.lazyDumpStart(pid, ends.sourceDir, serve, prev, timeoutS, this.ghostLimitBytes),
+      live.lazyDumpStart(pid, ends.sourceDir, serve, prev, timeoutS, this.ghostLimitBytes, tls),
       this.criuTimeoutMs + 30_000,
     );
     const ready = /^LAZY_READY (\d+) (\d+)$/m.exec(res.stdout);
@@ -83,8 +89,8 @@ export class LazyTransfer {
   }
 
   /** Starts the destination's lazy-pages daemon, connected to the source's page server. */
-  async startDaemon(ends: LazyEnds, from: CriuEndpoint): Promise<void> {
-    const res = await this.ops.run(ends.destination, live.lazyPagesDaemon(ends.destinationDir, from), 60_000);
+  async startDaemon(ends: LazyEnds, from: CriuEndpoint, tls?: CriuTlsOptions): Promise<void> {
+    const res = await this.ops.run(ends.destination, live.lazyPagesDaemon(ends.destinationDir, from, tls), 60_000);
     if (res.code !== 0) {
       const log = await this.ops.tail(ends.destination, `${ends.destinationDir}/lazy-pages.log`, 200);
       throw new LazyTransferError(

@@ -32,7 +32,7 @@ export function withLiveStrategies(
 ): { chain: StrategyChain; settle: (ctx: MigrationContext) => Promise<boolean> } {
   const { steps, streamer, transports, trials, links, clock, live } = deps;
   strategies.set('pre-copy', new PreCopy(steps, streamer, transports, live, clock));
-  strategies.set('post-copy', new PostCopy(steps, streamer, live));
+  strategies.set('post-copy', new PostCopy(steps, streamer, transports, live));
   strategies.set('hybrid', new Hybrid(steps, streamer, transports, live, clock));
   const runner = new PostCopyTrialRunner(steps.ops, streamer, trials, clock, steps.config, live);
   const selector = new StrategySelector(steps.ops, runner, steps.phases, live, clock, links);

@@ -1,13 +1,14 @@
-import { criuErrorLines, type CriuEndpoint } from '@spotlift/criu';
+import { criuErrorLines } from '@spotlift/criu';
 import type { PhaseRecord } from '@spotlift/domain';
 import type { DirectoryStreamer } from '@spotlift/transport';
 import * as criu from '../criu-commands.js';
 import { type MigrationContext, MigrationStepError } from '../engine.types.js';
 import * as live from '../live-commands.js';
 import { describeFiles, type MigrationSteps } from '../steps/migration-steps.js';
-import { dataAddress } from '../transports/page-transport.port.js';
+import { type PageChannel, reversed } from '../transports/page-transport.port.js';
+import type { PageTransports } from '../transports/page-transports.js';
 import { type LazyEnds, LazyTransfer, LazyTransferError, type PagesOutcome } from './lazy-transfer.js';
-import { type LiveConfig, StrategyUnavailableError } from './live-config.js';
+import type { LiveConfig } from './live-config.js';
 import { FILE_SYNC_STATE_DIR } from '../files/file-sync-commands.js';
 import type { MigrationStrategy } from './migration-strategy.port.js';
 
@@ -30,7 +31,7 @@ const asStepError = (e: unknown): never => {
  * destination has every page. Until then the source stays frozen (never resumed, so its memory is the
  * complete, consistent one): if the page transfer fails after the restored tree ran, that tree is incomplete
  * and is killed, the source is resumed, and the record says what was lost (the restored tree's work since
- * resume). Pages flow destination <- source over plain TCP only, for now.
+ * resume). Pages flow destination <- source over the job's transport, opened the other way round.
  */
 export class PostCopy implements MigrationStrategy {
   readonly name: 'post-copy' | 'hybrid' = 'post-copy';
@@ -39,6 +40,7 @@ export class PostCopy implements MigrationStrategy {
   constructor(
     protected readonly steps: MigrationSteps,
     protected readonly streamer: DirectoryStreamer,
+    private readonly transports: PageTransports,
     protected readonly live: LiveConfig,
   ) {
     this.lazy = new LazyTransfer(steps.ops, steps.config.criuTimeoutMs, steps.config.ghostLimitBytes);
@@ -50,16 +52,22 @@ export class PostCopy implements MigrationStrategy {
   }
 
   async run(ctx: MigrationContext): Promise<void> {
-    const { migration, source, destination } = ctx;
+    const { migration } = ctx;
     const { phases } = this.steps;
     const tree = await phases.run(migration, 'preflight', (phase) => this.steps.preflight(ctx, phase));
-    if ((migration.transport ?? 'tcp') !== 'tcp') {
-      throw new StrategyUnavailableError(
-        'preflight',
-        `${this.name} pulls pages from ${source.id} to ${destination.id} over plain tcp only; this job asked for ${migration.transport}`,
-      );
+    const channel = await phases.run(migration, 'prepare', (phase) => this.prepare(ctx, phase));
+    try {
+      await this.transferAndCommit(ctx, channel, tree.length);
+    } finally {
+      await channel.close();
     }
-    const serve = await phases.run(migration, 'prepare', () => this.prepare(ctx));
+  }
+
+  /** From the rounds (hybrid) on: the lazy dump, image and declared files, lazy restore, all pages, commit. */
+  private async transferAndCommit(ctx: MigrationContext, channel: PageChannel, tasks: number): Promise<void> {
+    const { migration, source, destination } = ctx;
+    const { phases } = this.steps;
+    const serve = channel.listen;
     const prev = await this.beforeFinal(ctx);
     await this.steps.files?.presync(ctx);
     const filesArmed = await this.steps.files?.armFinal(ctx);
@@ -67,8 +75,10 @@ export class PostCopy implements MigrationStrategy {
     const ends = endsOf(ctx);
     try {
       const frozen = await phases.run(migration, 'dump', async (phase) => {
-        const r = await this.lazy.startDump(ends, ctx.workload.pid, serve, prev).catch(asStepError);
-        phase.detail = `frozen; state without memory dumped${prev ? ` (parent ${prev})` : ''}; pages served from ${serve.address}:${serve.port}`;
+        const r = await this.lazy
+          .startDump(ends, ctx.workload.pid, serve, prev, channel.tls?.server)
+          .catch(asStepError);
+        phase.detail = `frozen; state without memory dumped${prev ? ` (parent ${prev})` : ''}; pages served from ${serve.address}:${serve.port} over ${migration.transport}`;
         return r;
       });
       const transfer = await phases.run(migration, 'transfer', async (phase) => {
@@ -87,10 +97,10 @@ export class PostCopy implements MigrationStrategy {
       });
       migration.bytes.images = transfer.bytes;
       const resumedNs = await phases.run(migration, 'restore', async () => {
-        await this.lazy.startDaemon(ends, serve).catch(asStepError);
+        await this.lazy.startDaemon(ends, channel.connect, channel.tls?.client).catch(asStepError);
         return this.steps.restore(ctx, { lazyPages: true });
       });
-      await phases.run(migration, 'verify', () => this.steps.verify(ctx, tree.length));
+      await phases.run(migration, 'verify', () => this.steps.verify(ctx, tasks));
       // Downtime is over once the restored tree runs; recorded now so a failed page transfer still shows it.
       migration.frozenAt = new Date(Number(frozen.frozenNs / 1_000_000n)).toISOString();
       migration.resumedAt = new Date(Number(resumedNs / 1_000_000n)).toISOString();
@@ -131,13 +141,23 @@ export class PostCopy implements MigrationStrategy {
     return false;
   }
 
-  private async prepare(ctx: MigrationContext): Promise<CriuEndpoint> {
+  /**
+   * Image directories, and the page channel opened the other way round (the source serves, the destination's
+   * daemon pulls; see `reversed`) over the job's transport: tcp, CRIU's TLS, or an SSH tunnel.
+   */
+  private async prepare(ctx: MigrationContext, phase: PhaseRecord): Promise<PageChannel> {
     await this.steps.makeDirs(ctx);
+    const transport = this.transports.pick(ctx.migration.transport);
     // CRIU binds its page server only after the whole freeze-and-dump: a taken port would waste a freeze.
     for (let attempt = 0; attempt < 5; attempt++) {
-      const port = this.steps.pickPort();
-      const res = await this.steps.ops.run(ctx.source, live.portFree(port), 15_000);
-      if (/PORT_FREE/.test(res.stdout)) return { address: dataAddress(ctx.source), port };
+      const channel = await transport.open(reversed(ctx), this.steps.pickPort());
+      ctx.migration.transport = transport.name;
+      const res = await this.steps.ops.run(ctx.source, live.portFree(channel.listen.port), 15_000);
+      if (/PORT_FREE/.test(res.stdout)) {
+        phase.detail = `lazy pages will be served on ${ctx.source.id} at ${channel.listen.address}:${channel.listen.port} over ${transport.name}`;
+        return channel;
+      }
+      await channel.close();
     }
     throw new MigrationStepError('prepare', `no free port for CRIU's lazy page server on ${ctx.source.id}`, true);
   }

@@ -71,8 +71,6 @@ class PairCapabilities {
   }
 
   async postCopyProblem(): Promise<string | undefined> {
-    const t = this.ctx.migration.transport ?? 'tcp';
-    if (t !== 'tcp') return `post-copy pulls pages over plain tcp only; this job asked for ${t}`;
     const r = await this.postCopyTrial();
     if (r.ok) return undefined;
     return `the post-copy trial ${r.sourceNodeId} -> ${r.destinationNodeId} at ${r.at} failed: ${r.reason ?? 'unknown'}; to fix: ${r.advice ?? 'see the CRIU logs'}`;
@@ -134,7 +132,6 @@ export class StrategySelector {
     const memoryBytes = tree?.rssBytes ?? ctx.workload.rssBytes ?? 0;
     const softDirty = await caps.memDirtyTrack();
     const dirty = softDirty.ok && tree ? await this.dirtyRate(ctx, tree.rssBytes) : undefined;
-    const tcp = (migration.transport ?? 'tcp') === 'tcp';
     const link = await this.linkOf(ctx);
     const budgetMs = migration.downtimeBudgetMs ?? this.live.defaultDowntimeBudgetMs;
     const deadline = migration.deadline ? Date.parse(migration.deadline) : undefined;
@@ -148,7 +145,6 @@ export class StrategySelector {
           ? { timeLeftSeconds: Math.max(0, (deadline - this.clock.now().getTime()) / 1000) }
           : {}),
         capabilities: { softDirtyOnSource: softDirty.ok, postCopyTrial: trial },
-        ...(tcp ? {} : { allowed: ['stop-and-copy', 'pre-copy'] as const }),
         model: {
           fixedCostSeconds: this.live.fixedFreezeMs / 1000,
           maxRounds: this.live.maxRounds,
@@ -159,7 +155,7 @@ export class StrategySelector {
     const cached = await caps.cachedTrial();
     let decision = decide(cached ? (cached.ok ? 'ok' : 'failed') : 'ok');
     let trialNote = cached ? `post-copy trial cached from ${cached.at}: ${cached.ok ? 'ok' : 'failed'}` : '';
-    if (tcp && !cached && (decision.strategy === 'post-copy' || decision.strategy === 'hybrid')) {
+    if (!cached && (decision.strategy === 'post-copy' || decision.strategy === 'hybrid')) {
       const r = await caps.postCopyTrial();
       decision = decide(r.ok ? 'ok' : 'failed');
       trialNote = `post-copy trial run now: ${r.ok ? 'ok' : `failed (${r.reason ?? ''}; to fix: ${r.advice ?? ''})`}`;
@@ -172,15 +168,11 @@ export class StrategySelector {
           ? `dirty rate ${fmtRate(declared)} as declared (no soft-dirty tracking to measure it)`
           : 'dirty rate not measured (no soft-dirty tracking)';
     const notes = [measured, link.note, trialNote].filter(Boolean).join('; ');
-    const fallbacks = [
-      ...decision.fallbacks,
-      ...(tcp
-        ? []
-        : [
-            `post-copy and hybrid unavailable: they pull pages over plain tcp only, this job asked for ${migration.transport}`,
-          ]),
-    ];
-    return { chain: [...FALLBACK_CHAIN[decision.strategy]], reason: `auto: ${decision.reason}; ${notes}`, fallbacks };
+    return {
+      chain: [...FALLBACK_CHAIN[decision.strategy]],
+      reason: `auto: ${decision.reason}; ${notes}`,
+      fallbacks: decision.fallbacks,
+    };
   }
 
   /** The pair's measured page throughput for this job's transport, or the configured assumption. */

@@ -29,3 +29,19 @@ export abstract class PageTransport {
 export function dataAddress(node: { host: string; dataAddress?: string }): string {
   return node.dataAddress ?? node.host;
 }
+
+/**
+ * The same migration seen from the other end: for page traffic that flows from the destination's side, i.e.
+ * post-copy, where the source serves its pages (`dump --lazy-pages`) and the destination's lazy-pages daemon
+ * connects to pull them. A transport opened on it listens on the source and is connected to from the
+ * destination, with the same certificates, tunnels and relays as the usual direction.
+ */
+export function reversed(ctx: MigrationContext): MigrationContext {
+  return {
+    ...ctx,
+    source: ctx.destination,
+    destination: ctx.source,
+    sourceDir: ctx.destinationDir,
+    destinationDir: ctx.sourceDir,
+  };
+}
