@@ -21,6 +21,7 @@ import {
   type LabConfig,
 } from '@spotlift/testing';
 import { startOrchestrator, type Orchestrator } from './support/orchestrator-harness.js';
+import { until } from './support/poll.js';
 
 const REDIS_PORT = 16395;
 const DEADLINE_MS = 120_000;
@@ -30,16 +31,6 @@ let collector: HeartbeatCollector;
 let imds: FakeImdsServer;
 let replicas: Orchestrator[] = [];
 const started: number[] = [];
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number, everyMs = 100): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 async function evacuations(o: Orchestrator): Promise<EvacuationRecord[]> {
   const res = await o.api<EvacuationRecord[]>('GET', '/evacuations');
