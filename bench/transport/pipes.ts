@@ -100,9 +100,10 @@ export function rawTcp(bytes: number): Promise<PipeResult> {
 export function opensshL(bytes: number): Promise<PipeResult> {
   return measure('node-b', '127.0.0.1', async (port) => {
     const local = randomPort();
+    // The remote `cat` reads this client's stdin through both sessions: ending it ends the tunnel.
     const tunnel = [
-      `ssh -F ${SSH_CONFIG()} -N -c ${CIPHER} -o ExitOnForwardFailure=yes`,
-      `-L 127.0.0.1:${local}:127.0.0.1:${port} node-b </dev/null & p=$!; cat >/dev/null; kill $p`,
+      `exec ssh -F ${SSH_CONFIG()} -c ${CIPHER} -o ExitOnForwardFailure=yes`,
+      `-L 127.0.0.1:${local}:127.0.0.1:${port} node-b 'cat >/dev/null'`,
     ].join(' ');
     const ssh = spawn('ssh', ['-F', SSH_CONFIG(), 'node-a', tunnel], { stdio: ['pipe', 'ignore', 'ignore'] });
     try {
@@ -110,7 +111,7 @@ export function opensshL(bytes: number): Promise<PipeResult> {
       await send('node-a', '127.0.0.1', local, bytes);
     } finally {
       ssh.stdin.end();
-      ssh.kill();
+      await exited(ssh, 'ssh').catch(() => undefined);
     }
   });
 }

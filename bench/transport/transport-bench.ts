@@ -145,7 +145,7 @@ async function main(): Promise<void> {
     }
   }
   if (!skipCriu) await criuFigures(criuMib, reps, imageRoot, measureInto);
-  report(results, { mib, criuMib, reps, imageRoot, nodes: lab.nodes.length });
+  report(results, { mib, criuMib, reps, imageRoot, nodes: lab.nodes.length, criu: !skipCriu });
 }
 
 /** Real CRIU page-server dumps node-a -> node-b through spotlift (each transport and ssh mode) and bare. */
@@ -197,13 +197,14 @@ async function criuFigures(
 
 function report(
   results: Map<string, Array<number | undefined>>,
-  run: { mib: number; criuMib: number; reps: number; imageRoot: string | undefined; nodes: number },
+  run: { mib: number; criuMib: number; reps: number; imageRoot: string | undefined; nodes: number; criu: boolean },
 ): void {
   const { mib, criuMib, reps, imageRoot } = run;
   const got = (k: string) => (results.get(k) ?? []).filter((v): v is number => v !== undefined);
   const m = (k: string) => (got(k).length ? median(got(k)) : NaN);
   console.log(
-    `transport throughput, MiB/s (median of ${reps}); pipes: ${mib} MiB into a sink; CRIU: ${criuMib} MiB workload; ssh cipher ${CIPHER}; images in ${imageRoot ?? 'the default image root'}`,
+    `transport throughput, MiB/s (median of ${reps}); pipes: ${mib} MiB into a sink; ssh cipher ${CIPHER}` +
+      (run.criu ? `; CRIU: ${criuMib} MiB workload, images in ${imageRoot ?? 'the default image root'}` : ''),
   );
   const width = Math.max(...[...results.keys()].map((k) => k.length));
   for (const [k, v] of results)
@@ -248,6 +249,13 @@ function report(
   );
   ratio('spotlift ssh relay / OpenSSH ssh -L', 'spotlift ssh relay (2 hops)', 'OpenSSH ssh -L on node-a (1 hop)');
   ratio('ssh2 forwardOut / OpenSSH ssh -L (1 hop each)', 'ssh2 forwardOut (1 hop)', 'OpenSSH ssh -L on node-a (1 hop)');
+  if (run.criu) criuRatios(ratio);
+  console.log(
+    `${readFileSync('/proc/loadavg', 'utf8').trim()} (loadavg), ${run.nodes} lab nodes, 2 cores shared by senders, sshds, relay and sink`,
+  );
+}
+
+function criuRatios(ratio: (label: string, a: string, b: string, target?: number, paired?: boolean) => void): void {
   ratio(
     'spotlift tcp transport / raw TCP socket',
     'spotlift tcp transport (CRIU page-server)',
@@ -274,9 +282,6 @@ function report(
     'spotlift ssh relay / spotlift tcp (CRIU)',
     'spotlift ssh relay transport (CRIU page-server)',
     'spotlift tcp transport (CRIU page-server)',
-  );
-  console.log(
-    `${readFileSync('/proc/loadavg', 'utf8').trim()} (loadavg), ${run.nodes} lab nodes, 2 cores shared by senders, sshds, relay and sink`,
   );
 }
 
