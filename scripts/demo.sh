@@ -60,7 +60,9 @@ PY
 fi
 
 if ! curl -sf "$SPOTLIFT_URL/health/ready" >/dev/null 2>&1; then
+  # The lab's sshds read one shared authorized_keys: the ssh transport's one-time node-to-node keys go there.
   SPOTLIFT_CONFIG=$LAB/nodes.json REDIS_URL=redis://127.0.0.1:$REDIS_PORT PORT=$PORT SPOTLIFT_LOG_FORMAT=json \
+    SPOTLIFT_SSH_TUNNEL_AUTHORIZED_KEYS=$LAB/ssh/authorized_keys \
     setsid nohup node dist/apps/orchestrator/src/main.js >"$LAB/demo/orchestrator.log" 2>&1 </dev/null &
   echo $! > "$LAB/demo/orchestrator.pid"
   for _ in $(seq 100); do curl -sf "$SPOTLIFT_URL/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done
