@@ -65,7 +65,7 @@ export function phaseLine(p: MigrationRecord['phases'][number]): string {
 export function migrationSummary(m: MigrationRecord, opts: { phases?: boolean } = {}): string {
   const lines = [
     `migration ${m.id}: ${m.state}`,
-    `  workload ${m.workloadId}: ${m.sourceNodeId} -> ${m.destinationNodeId} (${m.destinationReason}), ${m.strategy} over ${m.transport}`,
+    `  workload ${m.workloadId}: ${m.sourceNodeId} -> ${m.destinationNodeId} (${m.destinationReason}), ${m.strategy} over ${m.transport}${m.transportRoute ? ` (${m.transportRoute})` : ''}`,
     ...(opts.phases === false ? [] : m.phases.map(phaseLine)),
   ];
   if (m.requestedStrategy && m.requestedStrategy !== m.strategy) lines.push(`  requested ${m.requestedStrategy}`);
@@ -77,6 +77,13 @@ export function migrationSummary(m: MigrationRecord, opts: { phases?: boolean } 
     );
   }
   if (m.precopy) lines.push(`  pre-copy: ${m.precopy.stopReason}`);
+  if (m.files) {
+    const r = [...m.files.rounds, ...(m.files.final ? [m.files.final] : [])];
+    const copies = r.map((x) => `${x.sent} entries/${x.bytes} B`).join(', ');
+    lines.push(
+      `  files: ${m.files.synced.length ? `${m.files.synced.join(', ')} copied (${copies}; the last inside the freeze)` : 'nothing to copy'}${m.files.shared.length ? `; on shared storage: ${m.files.shared.join(', ')}` : ''}`,
+    );
+  }
   if (m.downtimeMs !== undefined)
     lines.push(`  downtime ${ms2(m.downtimeMs)} (frozen ${m.frozenAt} -> resumed ${m.resumedAt})`);
   if (m.postCopy?.allPagesAt)

@@ -52,10 +52,22 @@ workloads
   .requiredOption('--node <node>')
   .option('--pid <pid>', 'root pid of the tree', (v) => Number(v))
   .option('--pidfile <path>', 'pidfile on the node')
-  .action(async (o: { name: string; node: string; pid?: number; pidfile?: string }) => {
-    const w = await client().request<WorkloadRecord>('POST', '/workloads', o);
-    print(w, () => workloadsTable([w]));
-  });
+  .option('--priority <1-10>', 'how much an evacuation should try to save it (10 = critical)', (v) => Number(v))
+  .option(
+    '--path <path>',
+    'a file or directory it uses, copied to the destination on every move (repeatable)',
+    (v: string, prev: string[] = []) => [...prev, v],
+  )
+  .action(
+    async (o: { name: string; node: string; pid?: number; pidfile?: string; priority?: number; path?: string[] }) => {
+      const { path, ...rest } = o;
+      const w = await client().request<WorkloadRecord>('POST', '/workloads', {
+        ...rest,
+        ...(path ? { paths: path } : {}),
+      });
+      print(w, () => workloadsTable([w]));
+    },
+  );
 
 program
   .command('migrate <workload>')
