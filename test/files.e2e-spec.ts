@@ -9,7 +9,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
+import type { CheckpointRecord, MigrationRecord, WorkloadRecord } from '@spotlift/domain';
 import {
   HeartbeatCollector,
   labDir,
@@ -25,6 +25,7 @@ import {
   type LabConfig,
 } from '@spotlift/testing';
 import { startOrchestrator, waitForMigration, type Orchestrator } from './support/orchestrator-harness.js';
+import { until } from './support/poll.js';
 
 const REDIS_PORT = 16409;
 /** Truly shared in the lab (outside /srv/data): node-a and node-c declare it as shared storage. */
@@ -162,6 +163,60 @@ describe('declared files move with the workload (real CRIU, private /srv/data pe
       readFileSync(join(nodeDataDir('node-b'), 'pc', 'state.db')).equals(readFileSync(join(dir, 'state.db'))),
     ).toBe(true);
     expect(nodeOfPid(m.restoredPid!)).toBe('node-b');
+    await continuesOn(name, 'node-b', Date.now());
+  });
+
+  it('a checkpoint keeps the declared files with its images, and its restore puts them back first', async () => {
+    const name = 'files-checkpoint';
+    const dir = freshDataDir('cp', 'node-a');
+    const blob = randomBytes(1 << 20);
+    writeFileSync(join(dir, 'model.bin'), blob);
+    const pid = await startWorkload('node-a', {
+      name,
+      memMiB: 16,
+      udpPort: collector.port,
+      dataFiles: ['/srv/data/cp/journal.log'],
+    });
+    const workload = await register(name, 'node-a', pid, ['/srv/data/cp']);
+    const taken = await orch.api<CheckpointRecord>('POST', '/checkpoints', {
+      workload: workload.id,
+      storage: 'node-c',
+    });
+    expect(taken.status).toBe(201);
+    const stored = await until(
+      'the checkpoint to be stored',
+      async () => {
+        const cp = (await orch.api<CheckpointRecord>('GET', `/checkpoints/${taken.body.id}`)).body;
+        return ['stored', 'failed'].includes(cp.state) ? cp : undefined;
+      },
+      120_000,
+    );
+    expect({ state: stored.state, error: stored.error }).toEqual({ state: 'stored', error: undefined });
+    expect(stored.paths).toEqual(['/srv/data/cp']);
+    expect(stored.bytes.files).toBeGreaterThan(blob.length);
+    expect(pidAlive(pid)).toBe(false);
+    const frozenJournal = readFileSync(join(dir, 'journal.log'));
+    // The source node goes away with its files (as a reclaimed spot node would).
+    rmSync(dir, { recursive: true });
+
+    const asked = await orch.api<CheckpointRecord>('POST', `/checkpoints/${stored.id}/restore`, {
+      destination: 'node-b',
+    });
+    expect(asked.status).toBe(202);
+    const restored = await until(
+      'the restore to end',
+      async () => {
+        const cp = (await orch.api<CheckpointRecord>('GET', `/checkpoints/${stored.id}`)).body;
+        return ['restored', 'stored'].includes(cp.state) ? cp : undefined;
+      },
+      120_000,
+    );
+    expect({ state: restored.state, error: restored.restore?.error }).toEqual({ state: 'restored', error: undefined });
+    const onB = join(nodeDataDir('node-b'), 'cp');
+    expect(readFileSync(join(onB, 'model.bin')).equals(blob)).toBe(true);
+    expect(readFileSync(join(onB, 'journal.log')).subarray(0, frozenJournal.length).equals(frozenJournal)).toBe(true);
+    started.push(restored.restore!.restoredPid!);
+    expect(nodeOfPid(restored.restore!.restoredPid!)).toBe('node-b');
     await continuesOn(name, 'node-b', Date.now());
   });
 

@@ -45,7 +45,10 @@ export interface CheckpointRecord {
   /** CRIU's stats-dump; restore stats are under `restore`. */
   criu: { dump?: DumpStats };
   /** `pages`: written by the dump; `images`: the image files streamed after it; `stored`: on disk there. */
-  bytes: { pages: number; images: number; stored?: number };
+  /** `files`: the workload's declared paths, stored as one tar next to the images (restored before it runs). */
+  bytes: { pages: number; images: number; stored?: number; files?: number };
+  /** The declared paths (WorkloadRecord.paths) stored with the checkpoint. */
+  paths?: string[];
   /** sha256 of the image stream, checked on the storage node. */
   sha256?: string;
   /** The tree at dump time (root first) and its resident memory: what a restore must bring back. */

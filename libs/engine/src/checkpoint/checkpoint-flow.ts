@@ -7,10 +7,11 @@ import {
   type WorkloadRecord,
 } from '@spotlift/domain';
 import type { CheckpointRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
-import type { DirectoryStreamer } from '@spotlift/transport';
+import { type ArmedStream, type DirectoryStreamer, shq } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
 import * as criu from '../criu-commands.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
+import { archivePaths, CHECKPOINT_FILES_TAR, outermostPaths, UNPACK_AT_ROOT } from '../files/file-sync-commands.js';
 import type { NodeOps } from '../node-ops.js';
 import { PhaseRecorder } from '../phase-recorder.js';
 import { Rollback } from '../rollback.js';
@@ -175,7 +176,8 @@ export class CheckpointFlow {
       const transfer = await this.streamer.arm(source, ctx.sourceDir, storage, ctx.destinationDir, {
         exclude: ['./*.log'],
       });
-      return { channel, transfer };
+      const files = await this.armFiles(s);
+      return { channel, transfer: { images: transfer, files } };
     });
     let transferUsed = false;
     try {
@@ -183,12 +185,13 @@ export class CheckpointFlow {
       const dumped = await phases.run(view, 'dump', () => strategy.dump(ctx, channel));
       await phases.run(view, 'transfer', async (phase) => {
         transferUsed = true;
-        const r = await transfer.start().catch((e: Error) => {
+        // The declared files, copied once the workload is frozen (nothing changes them any more).
+        const [r, files] = await Promise.all([transfer.images.start(), transfer.files?.start()]).catch((e: Error) => {
           throw new MigrationStepError('transfer', e.message, false);
         });
-        Object.assign(cp.bytes, { images: r.bytes });
+        Object.assign(cp.bytes, { images: r.bytes, ...(files ? { files: files.bytes } : {}) });
         cp.sha256 = r.sha256;
-        phase.detail = `${r.bytes} bytes of image files, sha256 verified on ${storage.id}`;
+        phase.detail = `${r.bytes} bytes of image files${files ? ` and ${files.bytes} bytes of declared files (${cp.paths!.join(', ')})` : ''}, sha256 verified on ${storage.id}`;
       });
       await phases.run(view, 'verify', async (phase) => {
         cp.bytes.stored = await sealStoredImages(this.ops, storage, cp.imageDir);
@@ -197,9 +200,21 @@ export class CheckpointFlow {
       await this.commitTake(s);
       await this.recordDumpStats(s, dumped.endNs);
     } finally {
-      await Promise.allSettled([transferUsed ? undefined : transfer.cancel()]);
+      if (!transferUsed) await Promise.allSettled([transfer.images.cancel(), transfer.files?.cancel()]);
       await channel.close();
     }
+  }
+
+  /** The workload's declared paths as one tar file next to the images; nothing when it declared none. */
+  private async armFiles(s: Session): Promise<ArmedStream | undefined> {
+    const paths = outermostPaths(s.ctx.workload.paths ?? []);
+    if (!paths.length) return undefined;
+    s.cp.paths = paths;
+    return this.streamer.armPipe(s.ctx.source, archivePaths(paths), s.ctx.destination, {
+      dir: s.cp.imageDir,
+      unpack: `cat > ${CHECKPOINT_FILES_TAR}`,
+      what: 'declared files',
+    });
   }
 
   /** The commit point of taking: the images are stored and verified, so the frozen source is killed. */
@@ -303,13 +318,25 @@ export class CheckpointFlow {
     });
     await phases.run(view, 'transfer', async (phase) => {
       await this.ops.makeDir(destination, ctx.destinationDir);
-      const r = await this.streamer
-        .copy(storage, cp.imageDir, destination, ctx.destinationDir, { exclude: ['./*.log', `./${CHECKSUMS}`] })
-        .catch((e: Error) => {
-          throw new MigrationStepError('transfer', e.message, true);
-        });
+      const [r, files] = await Promise.all([
+        this.streamer.copy(storage, cp.imageDir, destination, ctx.destinationDir, {
+          exclude: ['./*.log', `./${CHECKSUMS}`, `./${CHECKPOINT_FILES_TAR}`],
+        }),
+        // The declared files go back to their paths on the destination before the tree that opens them.
+        cp.paths?.length
+          ? this.streamer
+              .armPipe(storage, `cat ${shq(`${cp.imageDir}/${CHECKPOINT_FILES_TAR}`)}`, destination, {
+                dir: ctx.destinationDir,
+                unpack: UNPACK_AT_ROOT,
+                what: 'declared files',
+              })
+              .then((armed) => armed.start())
+          : undefined,
+      ]).catch((e: Error) => {
+        throw new MigrationStepError('transfer', e.message, true);
+      });
       request.imageBytes = r.bytes;
-      phase.detail = `${r.bytes} bytes of images from ${storage.id}, sha256 verified on ${destination.id}`;
+      phase.detail = `${r.bytes} bytes of images${files ? ` and ${cp.paths!.join(', ')} (${files.bytes} bytes)` : ''} from ${storage.id}, sha256 verified on ${destination.id}`;
     });
     const resumedNs = await phases.run(view, 'restore', () => steps.restore(ctx));
     request.resumedAt = new Date(Number(resumedNs / 1_000_000n)).toISOString();

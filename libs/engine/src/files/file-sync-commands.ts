@@ -111,3 +111,14 @@ export function parseInspect(out: string): { missing: string[]; kib: number } {
   const kib = Number(/^KIB (\d+)/m.exec(out)?.[1] ?? NaN);
   return { missing, kib: Number.isFinite(kib) ? kib : 0 };
 }
+
+/** A checkpoint keeps the declared files next to its images, as one tar file covered by their checksums. */
+export const CHECKPOINT_FILES_TAR = 'workload-files.tar';
+
+/** The declared paths as one tar stream, relative to / (a checkpoint stores it; a restore unpacks it at /). */
+export function archivePaths(paths: readonly string[]): string {
+  return `cd / && tar -cf - -- ${paths.map((p) => shq(relative(p))).join(' ')}`;
+}
+
+/** Unpacks a stream of {@link archivePaths} in place, keeping modes, owners and times. */
+export const UNPACK_AT_ROOT = 'tar -C / -xpf -';
