@@ -158,9 +158,12 @@ ensure_node_mntns() {
   node_mntns_ok "$node" || die "$node: could not set up its mount namespace"
 }
 
-# The handle is an nsfs mount and /srv/data in it is the node's own directory.
+# The handle is an nsfs mount and /srv/data in it is this lab dir's directory for the node (same device and
+# inode: a lab brought up from another checkout binds its own directory, which must not be kept).
 node_mntns_ok() {
-  mntns_ok "$1" && [ "$(nsenter --mount="$(mntns_path "$1")" cat "$NODE_DATA/.spotlift-node" 2>/dev/null)" = "$1" ]
+  local want
+  want=$(stat -c %d:%i "$LAB/nodes/$1/data" 2>/dev/null) || return 1
+  mntns_ok "$1" && [ "$(nsenter --mount="$(mntns_path "$1")" stat -c %d:%i "$NODE_DATA" 2>/dev/null)" = "$want" ]
 }
 
 node_net_ok() {
