@@ -8,6 +8,7 @@ import {
   type CriuTlsOptions,
 } from '@spotlift/criu';
 import { shellJoin, shq } from '@spotlift/transport';
+import { readFileBase64, writeFileFromBase64 } from './node-scripts.js';
 
 /**
  * The shell commands the engine's steps run around CRIU. Argv comes from libs/criu (pure, table-tested);
@@ -47,6 +48,16 @@ export function cpuinfoDump(dir: string): string {
 
 export function cpuinfoCheck(dir: string): string {
   return shellJoin(cpuinfoCheckArgv({ imagesDir: dir, cpuCap: ['cpu'], log: { file: `${dir}/cpuinfo-check.log` } }));
+}
+
+/** `criu cpuinfo dump`, then the image as base64 on stdout: one round trip. */
+export function cpuinfoDumpAndRead(dir: string): string {
+  return `${cpuinfoDump(dir)} && ${readFileBase64(`${dir}/cpuinfo.img`)}`;
+}
+
+/** The source's cpuinfo.img (base64 on stdin) written into `dir`, then `criu cpuinfo check`: one round trip. */
+export function cpuinfoWriteAndCheck(dir: string): string {
+  return `mkdir -p -m 0700 ${shq(dir)} && ${writeFileFromBase64(`${dir}/cpuinfo.img`)} && ${cpuinfoCheck(dir)}`;
 }
 
 export function pageServer(dir: string, address: string, port: number, tls?: CriuTlsOptions): string {

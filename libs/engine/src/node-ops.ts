@@ -46,8 +46,9 @@ export class NodeOps {
     return this.stateOf(await this.shell.exec(node, sh.killTree(pid), { timeoutMs: 15_000 }));
   }
 
-  async run(node: NodeRecord, command: string, timeoutMs: number): Promise<CommandResult> {
-    return this.shell.exec(node, command, { timeoutMs });
+  /** `stdin`: text the command reads (e.g. a small file as base64), in the same round trip. */
+  async run(node: NodeRecord, command: string, timeoutMs: number, stdin?: string): Promise<CommandResult> {
+    return this.shell.exec(node, command, { timeoutMs, ...(stdin !== undefined ? { stdin } : {}) });
   }
 
   async runTimed(node: NodeRecord, command: string, timeoutMs: number): Promise<TimedResult> {

@@ -23,6 +23,8 @@ const ARMED = /^read spotlift_go; \[ "\$spotlift_go" = go \] \|\| exit 125; /;
 export interface ShellCall {
   node: string;
   command: string;
+  /** What exec() fed the command on stdin, if anything. */
+  stdin?: string;
 }
 
 /**
@@ -52,8 +54,8 @@ export class ScriptedNodeShell extends NodeShell {
     return Promise.resolve();
   }
 
-  override exec(node: NodeTarget, command: string, _opts?: ExecOptions): Promise<CommandResult> {
-    this.calls.push({ node: node.id, command });
+  override exec(node: NodeTarget, command: string, opts?: ExecOptions): Promise<CommandResult> {
+    this.calls.push({ node: node.id, command, ...(opts?.stdin !== undefined ? { stdin: String(opts.stdin) } : {}) });
     const rule = this.rules.find((r) => (!r.node || r.node === node.id) && r.match.test(command) && (r.times ?? 1) > 0);
     if (!rule) {
       if (this.strict) return Promise.reject(new Error(`unscripted command on ${node.id}: ${command}`));

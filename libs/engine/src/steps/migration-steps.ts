@@ -38,8 +38,8 @@ export class MigrationSteps {
 
   /**
    * Everything checkable without touching the workload: the destination's state, CRIU version order, the
-   * workload still there, `criu check`, memory and disk on the destination, CPU compatibility. Cheap checks
-   * from the records come first. Returns the source tree's pids; says on `phase` whether `criu check` ran.
+   * workload still there, `criu check`, memory and disk on the destination, CPU compatibility, the declared
+   * files. Cheap checks from the records come first. Returns the source tree's pids; says on `phase` whether `criu check` ran.
    */
   async preflight(ctx: MigrationContext, phase?: PhaseRecord): Promise<number[]> {
     const { workload, source, destination } = ctx;
@@ -53,10 +53,14 @@ export class MigrationSteps {
         true,
       );
     }
-    const criuCheck = await checkDestinationResources(this.ops, ctx, tree, this.config, this.clock.now());
-    const files = await this.files?.check(ctx);
+    // Independent checks on the two nodes, at once: each is a few SSH round trips, and preflight is part of
+    // every evacuation's notice-to-freeze time.
+    const [criuCheck, files] = await Promise.all([
+      checkDestinationResources(this.ops, ctx, tree, this.config, this.clock.now()),
+      this.files?.check(ctx),
+      checkCpuCompatible(this.ops, ctx, this.migrationDir(ctx)),
+    ]);
     if (phase) phase.detail = files ? `${criuCheck}; ${files}` : criuCheck;
-    await checkCpuCompatible(this.ops, ctx, this.migrationDir(ctx));
     workload.tree = tree.pids;
     workload.rssBytes = tree.rssBytes;
     return tree.pids;

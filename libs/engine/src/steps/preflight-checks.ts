@@ -112,16 +112,16 @@ export async function checkCpuCompatible(ops: NodeOps, ctx: MigrationContext, mi
   const { source, destination } = ctx;
   const srcDir = `${migrationDir}/cpuinfo-src`;
   const dstDir = `${migrationDir}/cpuinfo-dst`;
-  const dumped = await ops.run(source, criu.cpuinfoDump(srcDir), 60_000);
+  // Two round trips (dump and read back; write and check): this is part of every notice-to-freeze time.
+  const dumped = await ops.run(source, criu.cpuinfoDumpAndRead(srcDir), 60_000);
   if (dumped.code !== 0) {
     const log = await ops.tail(source, `${srcDir}/cpuinfo-dump.log`, 100);
     throw fail(criu.explainFailure('cpuinfo dump', source.id, log || dumped.stderr, dumped.code));
   }
-  const image = await ops.readFile(source, `${srcDir}/cpuinfo.img`);
-  if (!image?.length) throw fail(`criu cpuinfo dump on ${source.id} wrote no cpuinfo.img`);
-  await ops.makeDir(destination, dstDir);
-  await ops.writeFile(destination, `${dstDir}/cpuinfo.img`, image);
-  const checked = await ops.run(destination, criu.cpuinfoCheck(dstDir), 60_000);
+  const image = dumped.stdout.trim();
+  if (!image || !/^[A-Za-z0-9+/=\s]+$/.test(image))
+    throw fail(`criu cpuinfo dump on ${source.id} wrote no cpuinfo.img`);
+  const checked = await ops.run(destination, criu.cpuinfoWriteAndCheck(dstDir), 60_000, image);
   if (checked.code !== 0) {
     const log = await ops.tail(destination, `${dstDir}/cpuinfo-check.log`, 100);
     throw fail(

@@ -22,9 +22,16 @@ describe('preflight', () => {
     expect(dump).toMatch(/-D \/var\/lib\/spotlift\/images\/mig-1\/cpuinfo-src --cpu-cap=cpu/);
     expect(check).toMatch(/-D \/var\/lib\/spotlift\/images\/mig-1\/cpuinfo-dst --cpu-cap=cpu/);
     // cpuinfo.img travels from the source to the destination's directory.
+    // in the same command as the check, its bytes on stdin
     expect(
-      kit.shell.ran('node-b', /^base64 -d > \/var\/lib\/spotlift\/images\/mig-1\/cpuinfo-dst\/cpuinfo\.img$/),
+      kit.shell.ran(
+        'node-b',
+        /base64 -d > \/var\/lib\/spotlift\/images\/mig-1\/cpuinfo-dst\/cpuinfo\.img && criu cpuinfo check/,
+      ),
     ).toHaveLength(1);
+    expect(kit.shell.calls.find((c) => /criu cpuinfo check/.test(c.command))?.stdin).toBe(
+      Buffer.from('cpuinfo image bytes').toString('base64'),
+    );
     // Preflight first, then everything else: the check ran before the page-server was started.
     const checkAt = kit.shell.calls.findIndex((c) => /criu cpuinfo check/.test(c.command));
     const serverAt = kit.shell.calls.findIndex((c) => /criu page-server/.test(c.command));
