@@ -5,7 +5,7 @@
 import { BullModule } from '@nestjs/bullmq';
 import type { DynamicModule, Provider, Type } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { CheckpointFlow, Clock, DEFAULT_ENGINE_CONFIG, NodeOps } from '@spotlift/engine';
+import { CheckpointFlow, Clock, NodeOps } from '@spotlift/engine';
 import { QueueName } from '@spotlift/queue';
 import { CheckpointRepository, NodeRepository, RedisRecords, WorkloadRepository } from '@spotlift/store';
 import { DirectoryStreamer, NodeShell } from '@spotlift/transport';
@@ -38,11 +38,7 @@ export function checkpointProviders(config: AppConfig): Provider[] {
         shell: NodeShell,
         clock: Clock,
         c: AppConfig,
-      ) =>
-        new CheckpointFlow(cps, w, n, ops, new DirectoryStreamer(shell), clock, {
-          ...DEFAULT_ENGINE_CONFIG,
-          imageRoot: c.imageRoot,
-        }),
+      ) => new CheckpointFlow(cps, w, n, ops, new DirectoryStreamer(shell), clock, c.engine),
     },
     CheckpointQueue,
     CheckpointsService,

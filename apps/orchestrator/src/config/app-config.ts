@@ -4,6 +4,7 @@ import {
   DEFAULT_ENGINE_CONFIG,
   DEFAULT_FILE_SYNC_CONFIG,
   DEFAULT_LIVE_CONFIG,
+  type EngineConfig,
   type LiveConfig,
 } from '@spotlift/engine';
 import {
@@ -154,6 +155,17 @@ export class AppConfig {
   /** Declared-file copying and ghost files (config file `files`). */
   files!: FileSettings;
   notices!: NoticeSettings;
+
+  /** What the engine and the checkpoint flow run with: one place, so both get every setting. */
+  get engine(): EngineConfig {
+    return {
+      ...DEFAULT_ENGINE_CONFIG,
+      imageRoot: this.imageRoot,
+      probeReuseMs: this.probeReuseMs,
+      ghostLimitBytes: this.files.ghostLimitBytes,
+      fileSync: { maxRounds: this.files.maxRounds, targetRoundMs: this.files.targetRoundMs },
+    };
+  }
 
   get runsWorker(): boolean {
     return this.role === 'all' || this.role === 'worker';

@@ -2,7 +2,6 @@ import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/comm
 import { Redis } from 'ioredis';
 import {
   Clock,
-  DEFAULT_ENGINE_CONFIG,
   MigrationEngine,
   NodeOps,
   NodeProber,
@@ -133,13 +132,7 @@ export const REDIS = Symbol('REDIS');
           ops,
           new DirectoryStreamer(shell),
           clock,
-          {
-            ...DEFAULT_ENGINE_CONFIG,
-            imageRoot: c.imageRoot,
-            probeReuseMs: c.probeReuseMs,
-            ghostLimitBytes: c.files.ghostLimitBytes,
-            fileSync: { maxRounds: c.files.maxRounds, targetRoundMs: c.files.targetRoundMs },
-          },
+          c.engine,
           [
             new TcpPageTransport(),
             new TlsPageTransport(certs),
