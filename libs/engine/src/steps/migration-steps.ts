@@ -1,5 +1,6 @@
 import type { DumpStats, FileSyncRound, PhaseRecord } from '@spotlift/domain';
 import type { WorkloadRepository } from '@spotlift/store';
+import type { ArmedStream, StreamResult } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
 import * as criu from '../criu-commands.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
@@ -17,7 +18,7 @@ import {
 const RUNNING_STATES = new Set(['R', 'S', 'D']);
 
 /** The final file copy, for a transfer phase's detail (empty without declared files). */
-export function describeFiles(files: FileSyncRound | undefined): string {
+function describeFiles(files: FileSyncRound | undefined): string {
   return files ? `; files: ${files.sent} entries, ${files.bytes} bytes, ${files.deleted} removed` : '';
 }
 
@@ -76,6 +77,30 @@ export class MigrationSteps {
       this.ops.makeDir(ctx.source, ctx.sourceDir),
       this.ops.makeDir(ctx.destination, ctx.destinationDir),
     ]);
+  }
+
+  /**
+   * The 'transfer' phase inside the freeze: the image files (`images` starts their stream) and the last
+   * changes of the workload's declared files (armed before the freeze), side by side. A failure of either
+   * is a transfer failure: the source is resumed.
+   */
+  async transfer(
+    ctx: MigrationContext,
+    images: () => Promise<StreamResult>,
+    filesArmed: ArmedStream | undefined,
+  ): Promise<StreamResult> {
+    const r = await this.phases.run(ctx.migration, 'transfer', async (phase) => {
+      const [r, files] = await Promise.all([
+        images().catch((e: Error) => {
+          throw new MigrationStepError('transfer', e.message, false);
+        }),
+        filesArmed ? this.files?.final(ctx, filesArmed) : undefined,
+      ]);
+      phase.detail = `${r.bytes} bytes of image files, sha256 verified on ${ctx.destination.id}${describeFiles(files)}`;
+      return r;
+    });
+    ctx.migration.bytes.images = r.bytes;
+    return r;
   }
 
   /** Marks the workload as migrating: from here on a failure means rollback. */

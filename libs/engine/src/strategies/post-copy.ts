@@ -4,7 +4,7 @@ import type { DirectoryStreamer } from '@spotlift/transport';
 import * as criu from '../criu-commands.js';
 import { type MigrationContext, MigrationStepError } from '../engine.types.js';
 import * as live from '../live-commands.js';
-import { describeFiles, type MigrationSteps } from '../steps/migration-steps.js';
+import type { MigrationSteps } from '../steps/migration-steps.js';
 import { type PageChannel, reversed } from '../transports/page-transport.port.js';
 import type { PageTransports } from '../transports/page-transports.js';
 import { type LazyEnds, LazyTransfer, LazyTransferError, type PagesOutcome } from './lazy-transfer.js';
@@ -81,21 +81,14 @@ export class PostCopy implements MigrationStrategy {
         phase.detail = `frozen; state without memory dumped${prev ? ` (parent ${prev})` : ''}; pages served from ${serve.address}:${serve.port} over ${migration.transport}`;
         return r;
       });
-      const transfer = await phases.run(migration, 'transfer', async (phase) => {
-        const [r, files] = await Promise.all([
-          this.streamer
-            .copy(source, ctx.sourceDir, destination, ctx.destinationDir, {
-              exclude: ['./*.log', './round-*', `./${FILE_SYNC_STATE_DIR}`, ...live.LAZY_WRAPPER_FILES],
-            })
-            .catch((e: Error) => {
-              throw new MigrationStepError('transfer', e.message, false);
-            }),
-          filesArmed ? this.steps.files?.final(ctx, filesArmed) : undefined,
-        ]);
-        phase.detail = `${r.bytes} bytes of image files, sha256 verified on ${destination.id}${describeFiles(files)}`;
-        return r;
-      });
-      migration.bytes.images = transfer.bytes;
+      await this.steps.transfer(
+        ctx,
+        () =>
+          this.streamer.copy(source, ctx.sourceDir, destination, ctx.destinationDir, {
+            exclude: ['./*.log', './round-*', `./${FILE_SYNC_STATE_DIR}`, ...live.LAZY_WRAPPER_FILES],
+          }),
+        filesArmed,
+      );
       const resumedNs = await phases.run(migration, 'restore', async () => {
         await this.lazy.startDaemon(ends, channel.connect, channel.tls?.client).catch(asStepError);
         return this.steps.restore(ctx, { lazyPages: true });

@@ -3,7 +3,7 @@ import type { Clock } from '../clock.js';
 import * as criu from '../criu-commands.js';
 import { type MigrationContext, MigrationStepError } from '../engine.types.js';
 import * as live from '../live-commands.js';
-import { describeFiles, type MigrationSteps } from '../steps/migration-steps.js';
+import type { MigrationSteps } from '../steps/migration-steps.js';
 import type { PageTransports } from '../transports/page-transports.js';
 import type { LiveConfig } from './live-config.js';
 import { FILE_SYNC_STATE_DIR } from '../files/file-sync-commands.js';
@@ -66,23 +66,16 @@ export class PreCopy implements MigrationStrategy {
       phase.detail = `final dump with parent ${prev ?? '(none)'}: only pages dirtied since round ${n}`;
       return end;
     });
-    const transfer = await phases.run(migration, 'transfer', async (phase) => {
-      // Rounds already sit on the destination (their page-servers wrote them); the source's own `parent`
-      // link is dropped: the destination's page-server made the right one.
-      const [r, files] = await Promise.all([
-        this.streamer
-          .copy(source, ctx.sourceDir, destination, ctx.destinationDir, {
-            exclude: ['./*.log', './round-*', './parent', `./${FILE_SYNC_STATE_DIR}`],
-          })
-          .catch((e: Error) => {
-            throw new MigrationStepError('transfer', e.message, false);
-          }),
-        filesArmed ? this.steps.files?.final(ctx, filesArmed) : undefined,
-      ]);
-      phase.detail = `${r.bytes} bytes of image files, sha256 verified on ${destination.id}${describeFiles(files)}`;
-      return r;
-    });
-    migration.bytes.images = transfer.bytes;
+    // Rounds already sit on the destination (their page-servers wrote them); the source's own `parent` link is
+    // dropped: the destination's page-server made the right one.
+    await this.steps.transfer(
+      ctx,
+      () =>
+        this.streamer.copy(source, ctx.sourceDir, destination, ctx.destinationDir, {
+          exclude: ['./*.log', './round-*', './parent', `./${FILE_SYNC_STATE_DIR}`],
+        }),
+      filesArmed,
+    );
     const resumedNs = await phases.run(migration, 'restore', () => this.steps.restore(ctx));
     await phases.run(migration, 'verify', () => this.steps.verify(ctx, opts.tasks));
     await this.steps.commit(ctx);

@@ -1,7 +1,7 @@
 import type { ArmedStream, DirectoryStreamer } from '@spotlift/transport';
 import * as criu from '../criu-commands.js';
 import { type MigrationContext, MigrationStepError } from '../engine.types.js';
-import { describeFiles, type MigrationSteps } from '../steps/migration-steps.js';
+import type { MigrationSteps } from '../steps/migration-steps.js';
 import type { PageChannel } from '../transports/page-transport.port.js';
 import type { PageTransports } from '../transports/page-transports.js';
 import { measureThroughput } from '../transports/throughput.js';
@@ -44,19 +44,15 @@ export class StopAndCopy implements MigrationStrategy {
       filesArmed = await this.steps.files?.armFinal(ctx);
       await this.steps.markMigrating(ctx);
       const dumped = await phases.run(migration, 'dump', () => this.dump(ctx, channel));
-      const transfer = await phases.run(migration, 'transfer', async (phase) => {
-        transferUsed = true;
-        // the workload's files (the changes since the last copy) travel next to the image files
-        const [r, files] = await Promise.all([
-          transferArmed.start().catch((e: Error) => {
-            throw new MigrationStepError('transfer', e.message, false);
-          }),
-          filesArmed ? this.steps.files?.final(ctx, filesArmed) : undefined,
-        ]);
-        phase.detail = `${r.bytes} bytes of image files, sha256 verified on ${destination.id}${describeFiles(files)}`;
-        return r;
-      });
-      migration.bytes.images = transfer.bytes;
+      // the workload's files (the changes since the last copy) travel next to the image files
+      const transfer = await this.steps.transfer(
+        ctx,
+        () => {
+          transferUsed = true;
+          return transferArmed.start();
+        },
+        filesArmed,
+      );
       restoreUsed = true;
       const resumedNs = await phases.run(migration, 'restore', () => this.steps.restore(ctx, { armed: restoreArmed }));
       await phases.run(migration, 'verify', () => this.steps.verify(ctx, tree.length));
