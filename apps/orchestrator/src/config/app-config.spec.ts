@@ -36,3 +36,33 @@ describe('config file: the live section (the engine live-strategy settings)', ()
     expect(res.error!.issues.map((i) => i.path.join('.'))).toContain(path);
   });
 });
+
+describe('config file: declared files (the files section, node sharedStorage)', () => {
+  const node = {
+    id: 'node-a',
+    host: '10.0.0.2',
+    hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0gG0u7fCbxxRKxmBIq1NNLwR4iB7F6e5r8tG1f7qzm',
+  };
+
+  it('defaults: 64 MiB ghost files, 4 rounds, rounds of 200 ms; a shared path group per node', () => {
+    const parsed = ConfigFile.parse({
+      ...base,
+      nodes: [{ ...node, sharedStorage: { group: 'nfs-1', paths: ['/mnt/nfs'] } }],
+    });
+    expect(parsed.files).toEqual({ maxRounds: 4, targetRoundMs: 200, ghostLimitBytes: 64 * 2 ** 20 });
+    expect(parsed.nodes[0]!.sharedStorage).toEqual({ group: 'nfs-1', paths: ['/mnt/nfs'] });
+  });
+
+  it.each([
+    [{ files: { ghostLimitBytes: -1 } }, 'files.ghostLimitBytes'],
+    [{ files: { maxRounds: 0 } }, 'files.maxRounds'],
+    [{ files: { rounds: 2 } }, 'files'],
+    [{ nodes: [{ ...node, sharedStorage: { group: 'nfs-1', paths: ['mnt/nfs'] } }] }, 'nodes.0.sharedStorage.paths.0'],
+    [{ nodes: [{ ...node, sharedStorage: { group: 'nfs-1', paths: [] } }] }, 'nodes.0.sharedStorage.paths'],
+    [{ nodes: [{ ...node, sharedStorage: { paths: ['/mnt/nfs'] } }] }, 'nodes.0.sharedStorage.group'],
+  ])('refuses %j, naming %s', (extra, path) => {
+    const res = ConfigFile.safeParse({ ...base, ...extra });
+    expect(res.success).toBe(false);
+    expect(res.error!.issues.map((i) => i.path.join('.'))).toContain(path);
+  });
+});

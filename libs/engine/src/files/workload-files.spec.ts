@@ -1,0 +1,77 @@
+/**
+ * Declared files inside the engine, with a scripted node shell: where each copy happens relative to the freeze,
+ * and that a failed copy leaves the workload running in exactly one place. The copies themselves run for real
+ * in file-sync-commands.int-spec.ts and test/files.e2e-spec.ts.
+ */
+import { createHash } from 'node:crypto';
+import { aWorkload } from '@spotlift/testing';
+import { engineKit, phaseNames, scriptHappyPath } from '../engine-test-kit.js';
+
+const FILES_TAR = Buffer.from('scripted tar of the declared files');
+const FILES_SHA = createHash('sha256').update(FILES_TAR).digest('hex');
+
+function setup() {
+  const kit = engineKit({ workload: aWorkload({ paths: ['/srv/data/app'] }) });
+  kit.shell.on({ node: 'node-a', match: /MISSING/, reply: { stdout: 'KIB 4096\n' } }).on({
+    node: 'node-a',
+    match: /tar -cf - --null --no-recursion/,
+    reply: { stdout: FILES_TAR.toString(), stderr: 'SPOTLIFT_FILES sent=3 deleted=0\n' },
+  });
+  return kit;
+}
+
+describe('declared files in a migration', () => {
+  it('copies them once while the workload runs and once more after the dump, before the restore', async () => {
+    const { shell, engine } = setup();
+    shell.on({ node: 'node-b', match: /tar -C \/ -xpf -/, reply: { stdout: `${FILES_SHA}\n` } });
+    scriptHappyPath(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('completed');
+    expect(phaseNames(m).slice(0, 4)).toEqual(['preflight:ok', 'prepare:ok', 'files:ok', 'dump:ok']);
+    expect(m.files).toMatchObject({
+      synced: ['/srv/data/app'],
+      shared: [],
+      rounds: [{ sent: 3, deleted: 0, bytes: FILES_TAR.length }],
+      final: { sent: 3, deleted: 0, bytes: FILES_TAR.length },
+    });
+    const order = (re: RegExp) => shell.calls.findIndex((c) => re.test(c.command));
+    const copies = shell.calls.filter((c) => /tar -cf - --null/.test(c.command)).map((c) => shell.calls.indexOf(c));
+    expect(copies).toHaveLength(2);
+    expect(copies[0]).toBeLessThan(order(/criu dump/));
+    expect(copies[1]).toBeGreaterThan(order(/criu dump/));
+    expect(copies[1]).toBeLessThan(order(/criu restore/));
+  });
+
+  it('a final copy that fails inside the freeze rolls back: the source resumes, nothing is restored', async () => {
+    const { shell, engine, workloads } = setup();
+    shell.on({ node: 'node-b', match: /tar -C \/ -xpf -/, times: 1, reply: { stdout: `${FILES_SHA}\n` } }).on({
+      node: 'node-b',
+      match: /tar -C \/ -xpf -/,
+      reply: { code: 2, stderr: 'tar: srv/data/app/journal.log: Cannot write: No space left on device\n' },
+    });
+    scriptHappyPath(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('rolled_back');
+    expect(m.rollbackReason).toMatch(/final file copy: unpacking on node-b failed \(2\): .*No space left on device/);
+    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
+    expect(shell.ran('node-a', /kill -KILL/)).toEqual([]);
+    expect(shell.ran('node-b', /criu restore/)).toEqual([]);
+    expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-a', state: 'running' });
+  });
+
+  it('a copy that fails while the workload runs fails the job before any freeze', async () => {
+    const { shell, engine, workloads } = setup();
+    shell.on({
+      node: 'node-b',
+      match: /tar -C \/ -xpf -/,
+      reply: { code: 2, stderr: 'tar: srv/data/app: Cannot mkdir: Read-only file system\n' },
+    });
+    scriptHappyPath(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('failed');
+    expect(m.error).toMatch(/file copy: unpacking on node-b failed \(2\): .*Read-only file system/);
+    expect(shell.ran('node-a', /criu dump/)).toEqual([]);
+    expect(shell.ran('node-a', /kill -CONT|kill -KILL/)).toEqual([]);
+    expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-a', state: 'running' });
+  });
+});
