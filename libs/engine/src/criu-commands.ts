@@ -5,6 +5,7 @@ import {
   dumpArgv,
   pageServerArgv,
   restoreArgv,
+  type CriuEndpoint,
   type CriuTlsOptions,
 } from '@spotlift/criu';
 import { shellJoin, shq } from '@spotlift/transport';
@@ -75,26 +76,26 @@ export function pageServer(dir: string, address: string, port: number, tls?: Cri
 }
 
 /**
- * The freezing dump to a page-server. `ghostLimitBytes`: files the tree holds open but were deleted are
- * carried in the images up to this size each (CRIU's default, 1 MiB, fails on bigger ones).
+ * The freezing dump (`--leave-stopped`) to a page-server: stop-and-copy's, and pre-copy's final one with `prev`,
+ * the last round (only pages dirtied since then go). `ghostLimitBytes`: files the tree holds open but were
+ * deleted are carried in the images up to this size each (CRIU's default, 1 MiB, fails on bigger ones).
  */
 export function dump(
   pid: number,
   dir: string,
-  address: string,
-  port: number,
-  tls?: CriuTlsOptions,
-  ghostLimitBytes?: number,
+  to: CriuEndpoint,
+  opts: { tls?: CriuTlsOptions; ghostLimitBytes?: number; prev?: string } = {},
 ): string {
   return shellJoin(
     dumpArgv({
       pid,
       imagesDir: dir,
       leaveStopped: true,
-      pageServer: { address, port },
+      pageServer: to,
       log: { file: `${dir}/dump.log` },
-      ...(tls ? { tls } : {}),
-      ...(ghostLimitBytes !== undefined ? { ghostLimitBytes } : {}),
+      ...(opts.prev ? { prevImagesDir: opts.prev, trackMem: true } : {}),
+      ...(opts.tls ? { tls: opts.tls } : {}),
+      ...(opts.ghostLimitBytes !== undefined ? { ghostLimitBytes: opts.ghostLimitBytes } : {}),
     }),
   );
 }

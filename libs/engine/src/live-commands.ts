@@ -71,29 +71,6 @@ export function preDump(
   );
 }
 
-/** The final dump of pre-copy: only pages dirtied since the last round, streamed to the page-server. */
-export function finalDump(
-  pid: number,
-  dir: string,
-  to: CriuEndpoint,
-  prev: string | undefined,
-  tls?: CriuTlsOptions,
-  ghostLimitBytes?: number,
-): string {
-  return shellJoin(
-    dumpArgv({
-      pid,
-      imagesDir: dir,
-      leaveStopped: true,
-      pageServer: to,
-      log: { file: `${dir}/dump.log` },
-      ...(prev ? { prevImagesDir: prev, trackMem: true } : {}),
-      ...(tls ? { tls } : {}),
-      ...(ghostLimitBytes !== undefined ? { ghostLimitBytes } : {}),
-    }),
-  );
-}
-
 /**
  * Starts the post-copy dump detached from the SSH session (it runs until every page was served, longer
  * than any one channel should have to live), waits until its page server listens, then queues SIGSTOP

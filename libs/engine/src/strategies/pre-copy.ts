@@ -114,14 +114,11 @@ export class PreCopy implements MigrationStrategy {
         }
         const res = await ops.runTimed(
           source,
-          live.finalDump(
-            workload.pid,
-            ctx.sourceDir,
-            channel.connect,
-            prev,
-            channel.tls?.client,
-            this.steps.config.ghostLimitBytes,
-          ),
+          criu.dump(workload.pid, ctx.sourceDir, channel.connect, {
+            ...(channel.tls ? { tls: channel.tls.client } : {}),
+            ghostLimitBytes: this.steps.config.ghostLimitBytes,
+            ...(prev ? { prev } : {}),
+          }),
           this.steps.config.criuTimeoutMs,
         );
         const relayed = channel.bytesRelayed?.();

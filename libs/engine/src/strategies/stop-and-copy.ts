@@ -107,14 +107,10 @@ export class StopAndCopy implements MigrationStrategy {
     const { source, workload } = ctx;
     const res = await this.steps.ops.runTimed(
       source,
-      criu.dump(
-        workload.pid,
-        ctx.sourceDir,
-        channel.connect.address,
-        channel.connect.port,
-        channel.tls?.client,
-        this.steps.config.ghostLimitBytes,
-      ),
+      criu.dump(workload.pid, ctx.sourceDir, channel.connect, {
+        ...(channel.tls ? { tls: channel.tls.client } : {}),
+        ghostLimitBytes: this.steps.config.ghostLimitBytes,
+      }),
       this.steps.config.criuTimeoutMs,
     );
     const relayed = channel.bytesRelayed?.();
