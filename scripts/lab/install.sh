@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent lab provisioning: Debian packages, and a CRIU >= 4.2.
-# CRIU: use the system's if `criu check` passes and it is new enough; otherwise build it from
-# Debian's source package (sid) and cache the binary under $SPOTLIFT_CACHE (default /var/cache/spotlift).
+# CRIU: built from Debian's source package (sid) with the project's patches (scripts/lab/criu), cached
+# under $SPOTLIFT_CACHE (default /var/cache/spotlift), installed as /usr/local/sbin/criu.
 set -euo pipefail
 CACHE=${SPOTLIFT_CACHE:-/var/cache/spotlift}
 CRIU_MIN=4.2
@@ -12,7 +12,7 @@ log() { echo "[lab/install] $*" >&2; }
 APT_PKGS=(redis-server openssh-server openssh-client iproute2 util-linux procps openssl rsync python3 \
   libbsd-dev libcap-dev libgnutls28-dev libnet1-dev libnftables-dev libnl-3-dev libprotobuf-c-dev \
   libprotobuf-dev pkgconf protobuf-c-compiler protobuf-compiler uuid-dev python3-protobuf \
-  build-essential xz-utils ca-certificates)
+  build-essential patch xz-utils ca-certificates)
 
 source "$(dirname "$0")/apt.sh"
 ensure_apt_packages "${APT_PKGS[@]}"
@@ -27,32 +27,42 @@ version_ok() { # $1 = a criu binary
   "$1" check >/dev/null 2>&1
 }
 
+# The lab's CRIU is Debian's source package plus the patches in scripts/lab/criu (see the README there:
+# one patch, lazy restore of parent-image pages). The build is cached per set of patches, and
+# /usr/local/sbin/criu is replaced whenever it is not that build (e.g. a stock one from an older checkout).
+PATCH_DIR="$(cd "$(dirname "$0")" && pwd)/criu"
+PATCHES_ID=$(cat "$PATCH_DIR"/*.patch 2>/dev/null | sha256sum | cut -c1-12)
+BUILT="$CACHE/criu-$PATCHES_ID"
 CRIU_BIN=/usr/local/sbin/criu
-if version_ok "$CRIU_BIN" 2>/dev/null; then
-  log "CRIU ok: $($CRIU_BIN --version | head -1)"
-  exit 0
-fi
-if command -v criu >/dev/null && version_ok "$(command -v criu)"; then
-  log "system CRIU ok: $(criu --version | head -1)"
+if [ -x "$CRIU_BIN" ] && [ -x "$BUILT" ] && cmp -s "$CRIU_BIN" "$BUILT" && version_ok "$CRIU_BIN"; then
+  log "CRIU ok: $($CRIU_BIN --version | head -1) (patches $PATCHES_ID)"
   exit 0
 fi
 
-if [ ! -x "$CACHE/criu" ] || ! version_ok "$CACHE/criu"; then
-  log "building CRIU from Debian's source package (about a minute)"
+if [ ! -x "$BUILT" ] || ! version_ok "$BUILT"; then
+  log "building CRIU from Debian's source package with scripts/lab/criu/*.patch (about a minute)"
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   mkdir -p "$work/apt/lists/partial" "$work/apt/cache/archives/partial"
   echo "deb-src http://deb.debian.org/debian sid main" > "$work/apt/sources.list"
   aptopts=(-o "Dir::Etc::SourceList=$work/apt/sources.list" -o "Dir::Etc::SourceParts=-"
     -o "Dir::State::Lists=$work/apt/lists" -o "Dir::Cache=$work/apt/cache" -o "APT::Sandbox::User=root")
-  apt-get "${aptopts[@]}" update -qq
-  (cd "$work" && apt-get "${aptopts[@]}" source --download-only criu >/dev/null 2>&1 || true)
-  orig=$(ls "$work"/criu_*.orig.tar.* 2>/dev/null | head -n1)
-  [ -n "$orig" ] || { log "could not download CRIU's source"; exit 1; }
+  orig=$(ls "$CACHE"/criu_*.orig.tar.* 2>/dev/null | head -n1 || true)
+  if [ -z "$orig" ]; then
+    apt-get "${aptopts[@]}" update -qq
+    (cd "$work" && apt-get "${aptopts[@]}" source --download-only criu >/dev/null 2>&1 || true)
+    orig=$(ls "$work"/criu_*.orig.tar.* 2>/dev/null | head -n1 || true)
+    [ -n "$orig" ] || { log "could not download CRIU's source"; exit 1; }
+    cp "$orig" "$CACHE/"
+  fi
   mkdir -p "$work/src" && tar -xf "$orig" -C "$work/src" --strip-components=1
+  for p in "$PATCH_DIR"/*.patch; do
+    [ -e "$p" ] || continue
+    patch -d "$work/src" -p1 --quiet < "$p" || { log "patch $p does not apply to $(basename "$orig")"; exit 1; }
+  done
   make -C "$work/src" -j"$(nproc)" criu >"$work/build.log" 2>&1 || { tail -50 "$work/build.log"; exit 1; }
-  install -m 0755 "$work/src/criu/criu" "$CACHE/criu"
+  install -m 0755 "$work/src/criu/criu" "$BUILT"
 fi
-install -m 0755 "$CACHE/criu" "$CRIU_BIN"
+install -m 0755 "$BUILT" "$CRIU_BIN"
 version_ok "$CRIU_BIN" || { log "CRIU at $CRIU_BIN fails 'criu check'"; "$CRIU_BIN" check || true; exit 1; }
-log "CRIU ok: $($CRIU_BIN --version | head -1)"
+log "CRIU ok: $($CRIU_BIN --version | head -1) (patches $PATCHES_ID)"

@@ -203,6 +203,12 @@ describe('qemu lab: the engine live strategies through the orchestrator', () => 
     }
     expect(m.precopy!.finalPagesWritten!).toBeLessThan(rounds[0]!.pagesWritten * s.expect.finalPagesBelowRound1!);
     expect(m.precopy!.stopReason).toBeTruthy();
+    // The lab's CRIU (scripts/lab/criu patch) restores parent-image pages lazily on both VMs: the restore leaves
+    // the memory to a local lazy-pages daemon, and the job completed only once every page was in.
+    expect(m.precopy!.restore).toBe('lazy');
+    expect(m.precopy!.lazyFill!.transferred!.every((t) => t.split('/')[0] === t.split('/')[1])).toBe(true);
+    expect(m.precopy!.lazyFill!.lazyPages!).toBeGreaterThan(totalPages * 0.9);
+    expect(Date.parse(m.precopy!.lazyFill!.allPagesAt!)).toBeGreaterThanOrEqual(Date.parse(m.resumedAt!));
     // the per-round stats are on the job as GET /migrations/:id returns it
     const got = await orch!.api<MigrationRecord>('GET', `/migrations/${m.id}`);
     expect(got.body.rounds).toEqual(rounds);
@@ -218,12 +224,16 @@ describe('qemu lab: the engine live strategies through the orchestrator', () => 
     const pc = done.find((x) => x.strategy === 'pre-copy' && x.state === 'completed');
     expect(pc).toBeDefined();
     const ratio = pc!.downtimeMs! / sc.downtimeMs!;
+    const phase = (m: MigrationRecord, name: string) => m.phases.find((p) => p.name === name)?.durationMs ?? NaN;
     console.log(
-      `[qemu] RATIO engine pre-copy/stop-and-copy downtime (${s.workload.memMiB} MiB, hot ${s.workload.hotMiB} MiB): ` +
-        `${pc!.downtimeMs!.toFixed(0)} / ${sc.downtimeMs!.toFixed(0)} ms = ${ratio.toFixed(3)} (target <= 0.15)`,
+      `[qemu] RATIO engine pre-copy (${pc!.precopy!.restore} restore)/stop-and-copy downtime (${s.workload.memMiB} MiB, hot ${s.workload.hotMiB} MiB): ` +
+        `${pc!.downtimeMs!.toFixed(0)} / ${sc.downtimeMs!.toFixed(0)} ms = ${ratio.toFixed(3)} (target <= 0.15); ` +
+        `restore ${phase(pc!, 'restore')} / ${phase(sc, 'restore')} ms; all pages in ${pc!.precopy!.lazyFill?.pagesAfterResumeMs?.toFixed(0)} ms after resume`,
     );
-    // the target is reported, not asserted: restore of all memory is inside both windows (README findings)
+    // The target is reported, not asserted (TCG timing varies with the host's load, README findings); the lazy
+    // restore must at least beat the eager one of the whole memory.
     expect(ratio).toBeLessThan(1);
+    expect(phase(pc!, 'restore')).toBeLessThan(phase(sc, 'restore'));
   }, 600_000);
 
   it("pre-copy at the round limit: a budget the dirty set cannot meet stops at the job's maxRounds, and the job says so", async () => {
@@ -265,10 +275,10 @@ describe('qemu lab: the engine live strategies through the orchestrator', () => 
     expect(m.strategy).toBe('hybrid');
     expect(m.rounds!.length).toBeGreaterThanOrEqual(1);
     expect(m.postCopy!.transferred!.every((t) => t.split('/')[0] === t.split('/')[1])).toBe(true);
-    // Only the last round's dirty set comes lazily: `criu restore --lazy-pages` loads every page the parent
-    // rounds hold before the tree resumes (their pagemap entries are PE_PARENT without PE_LAZY), so hybrid's
-    // downtime still grows with the whole memory (README findings).
-    expect(m.postCopy!.lazyPages!).toBeLessThan(m.rounds![0]!.pagesWritten / 4);
+    // Every page comes lazily: the last round's dirty set from the source's lazy page server, the parent rounds'
+    // pages from the destination's copies of the rounds (the lab's CRIU marks parent holes PE_LAZY and its daemon
+    // reads them locally; stock CRIU 4.2.1 would load them all before the tree resumes, README findings).
+    expect(m.postCopy!.lazyPages!).toBeGreaterThan(m.rounds![0]!.pagesWritten * 0.9);
     const sc = done.find((x) => x.strategy === 'stop-and-copy' && x.state === 'completed');
     if (sc && SIZE_OVERRIDE.hybrid === first('pre-copy').workload.memMiB) {
       console.log(

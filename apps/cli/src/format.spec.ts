@@ -23,6 +23,25 @@ describe('migrationSummary', () => {
     );
   });
 
+  it('says how a pre-copy restored: lazily, and when its memory was all in', () => {
+    const text = migrationSummary(
+      aMigration({
+        strategy: 'pre-copy',
+        state: 'completed',
+        precopy: {
+          stopReason: 'rounds stopped shrinking',
+          predictedFinalFreezeMs: 1209,
+          restore: 'lazy',
+          restoreReason: 'CRIU on node-a and node-b restores parent pages lazily',
+          lazyFill: { lazyPages: 65779, allPagesAt: '2026-11-28T00:00:07Z', pagesAfterResumeMs: 6900 },
+        },
+      }),
+      { phases: false },
+    );
+    expect(text).toContain('restore: lazy (CRIU on node-a and node-b restores parent pages lazily)');
+    expect(text).toContain('lazy restore: all 65779 pages in 6900.0 ms after resume');
+  });
+
   it('prints no files line for a workload that declared none', () => {
     expect(migrationSummary(aMigration(), { phases: false })).not.toMatch(/files:/);
   });

@@ -76,7 +76,13 @@ export function migrationSummary(m: MigrationRecord, opts: { phases?: boolean } 
       `  round ${r.round}: ${r.pagesWritten} pages written, ${r.pagesSkippedParent} from parent, ${ms2(r.durationMs)}, frozen ${ms2(r.frozenMs)}, ${(r.bandwidthBytesPerSec / 2 ** 20).toFixed(1)} MiB/s`,
     );
   }
-  if (m.precopy) lines.push(`  pre-copy: ${m.precopy.stopReason}`);
+  if (m.precopy) {
+    lines.push(`  pre-copy: ${m.precopy.stopReason}`);
+    if (m.precopy.restore) lines.push(`  restore: ${m.precopy.restore} (${m.precopy.restoreReason ?? ''})`);
+    const fill = m.precopy.lazyFill;
+    if (fill?.allPagesAt)
+      lines.push(`  lazy restore: all ${fill.lazyPages ?? 0} pages in ${ms2(fill.pagesAfterResumeMs)} after resume`);
+  }
   if (m.files) {
     const r = [...m.files.rounds, ...(m.files.final ? [m.files.final] : [])];
     const copies = r.map((x) => `${x.sent} entries/${x.bytes} B`).join(', ');

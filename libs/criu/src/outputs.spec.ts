@@ -83,6 +83,21 @@ describe('parseFeatureCheck on real outputs', () => {
     expect(parseFeatureCheck(feature, read(file), exitCodeOf(file))).toEqual(expected);
   });
 
+  it.each([
+    ['feature-lazy_parent_pages.txt', { supported: true, known: true }],
+    // stock CRIU does not know the patched build's feature: that is how a node without it shows
+    [
+      'feature-lazy_parent_pages-stock.txt',
+      { supported: false, known: false, reason: 'Unknown feature lazy_parent_pages' },
+    ],
+  ])('lazy_parent_pages (scripts/lab/criu patch) from %s', (name, expected) => {
+    const file = `outputs/${name}`;
+    expect(parseFeatureCheck('lazy_parent_pages', read(file), exitCodeOf(file))).toEqual({
+      feature: 'lazy_parent_pages',
+      ...expected,
+    });
+  });
+
   it('"is supported" with a failing exit code is not supported', () => {
     expect(parseFeatureCheck('uffd', 'uffd is supported\n', 1)).toMatchObject({
       supported: false,

@@ -27,6 +27,15 @@ export interface PreCopySummary {
   predictedFinalFreezeMs: number;
   /** Pages the final dump actually wrote (the remaining dirty set). */
   finalPagesWritten?: number;
+  /**
+   * `lazy`: restored with `--lazy-pages`, the memory filled from the destination's images after resume by a
+   * local lazy-pages daemon (the job completes once it is all in); `eager`: every page copied before resume.
+   */
+  restore?: 'lazy' | 'eager';
+  /** Why that restore: both nodes' CRIU restore parent pages lazily, or what was missing. */
+  restoreReason?: string;
+  /** The lazy restore's fill after resume (same figures as post-copy's). */
+  lazyFill?: PostCopyProgress;
 }
 
 /** The lazy (post-copy) part of a migration: pages keep arriving after the restored tree runs. */

@@ -141,12 +141,15 @@ export function lazyDumpStop(dir: string): string {
   ].join('\n');
 }
 
-/** `criu lazy-pages --daemon` on the destination: returns once its socket for `restore --lazy-pages` is ready. */
-export function lazyPagesDaemon(dir: string, from: CriuEndpoint, tls?: CriuTlsOptions): string {
+/**
+ * `criu lazy-pages --daemon` on the destination: returns once its socket for `restore --lazy-pages` is ready.
+ * `from` omitted: a local daemon filling the restored tree from the images in `dir` (pre-copy's lazy restore).
+ */
+export function lazyPagesDaemon(dir: string, from?: CriuEndpoint, tls?: CriuTlsOptions): string {
   return shellJoin(
     lazyPagesArgv({
       imagesDir: dir,
-      pageServer: from,
+      ...(from ? { pageServer: from } : {}),
       ...(tls ? { tls } : {}),
       daemon: true,
       pidfile: `${dir}/lazy-pages.pid`,
@@ -175,6 +178,11 @@ export function lazyPagesWait(dir: string, timeoutS: number): string {
     `grep -E '(Error \\(|BUG at)' ${d}/lazy-pages.log 2>/dev/null | grep -v 'RLIMIT_NOFILE' | tail -n 5 | sed 's/^/ERR /'`,
     `true`,
   ].join('\n');
+}
+
+/** Prints `DAEMON_STARTED` when a lazy-pages daemon was started for `dir` (its pidfile exists). */
+export function lazyPagesStarted(dir: string): string {
+  return `[ -s ${shq(`${dir}/lazy-pages.pid`)} ] && echo DAEMON_STARTED; true`;
 }
 
 /** Kills the lazy-pages daemon (the restored tree it served must already be dead). */

@@ -3,7 +3,7 @@ import { NodeShell, shq } from '@spotlift/transport';
 import type { Clock } from './clock.js';
 
 /** Features probed on every node; what each strategy needs is decided elsewhere. */
-export const PROBED_FEATURES = ['mem_dirty_track', 'uffd-noncoop'] as const;
+export const PROBED_FEATURES = ['mem_dirty_track', 'uffd-noncoop', 'lazy_parent_pages'] as const;
 
 /** One command for the whole probe: one channel, sections marked so each answer is parsed on its own. */
 function probeScript(imageRoot: string): string {

@@ -101,7 +101,7 @@ export class Recovery {
     if (!(await this.settleLazy(ctx))) {
       return this.rollBack(
         ctx,
-        `the previous attempt stopped during '${last}' and the post-copy pages did not all arrive`,
+        `the previous attempt stopped during '${last}' and the lazily restored pages did not all arrive`,
         await cancelled(),
       );
     }

@@ -11,7 +11,7 @@
 # Environment:
 #   SPOTLIFT_CACHE            cache root (default /var/cache/spotlift)
 #   SPOTLIFT_QEMU_KERNEL_PKG  kernel package (default: what Debian 12's linux-image-cloud-amd64 depends on)
-#   SPOTLIFT_CRIU             CRIU binary to put in the guest (default /usr/local/sbin/criu, else $SPOTLIFT_CACHE/criu)
+#   SPOTLIFT_CRIU             CRIU binary to put in the guest (default: the lab's build, /usr/local/sbin/criu, made by ../install.sh)
 #   SPOTLIFT_QEMU_FORCE=1     rebuild even if the stamp matches
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -40,9 +40,7 @@ fi
 
 CRIU=${SPOTLIFT_CRIU:-}
 if [ -z "$CRIU" ]; then
-  if [ -x /usr/local/sbin/criu ]; then CRIU=/usr/local/sbin/criu; else CRIU=$CACHE_ROOT/criu; fi
-fi
-if [ ! -x "$CRIU" ]; then
+  # the lab's own CRIU build (Debian source + scripts/lab/criu patches); a no-op when up to date
   bash "$HERE/../install.sh"
   CRIU=/usr/local/sbin/criu
 fi

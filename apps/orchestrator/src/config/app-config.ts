@@ -70,6 +70,7 @@ export const LiveSettings = z
     trialTtlOkMs: z.number().int().min(1000).default(LIVE.trialTtlOkMs),
     trialTtlFailedMs: z.number().int().min(1000).default(LIVE.trialTtlFailedMs),
     trialTimeoutMs: z.number().int().min(1000).max(3_600_000).default(LIVE.trialTimeoutMs),
+    lazyRestore: z.boolean().default(LIVE.lazyRestore),
   })
   .strict();
 

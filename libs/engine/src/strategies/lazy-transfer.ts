@@ -2,6 +2,7 @@ import type { NodeRecord } from '@spotlift/domain';
 import type { CriuEndpoint, CriuTlsOptions } from '@spotlift/criu';
 import * as criu from '../criu-commands.js';
 import * as live from '../live-commands.js';
+import { type MigrationContext, MigrationStepError } from '../engine.types.js';
 import type { NodeOps } from '../node-ops.js';
 
 /** Both ends of one lazy transfer: a migration's, or the post-copy trial's. */
@@ -21,6 +22,20 @@ export class LazyTransferError extends Error {
     super(message);
   }
 }
+
+/** A migration's ends. */
+export const endsOf = (ctx: MigrationContext): LazyEnds => ({
+  source: ctx.source,
+  destination: ctx.destination,
+  sourceDir: ctx.sourceDir,
+  destinationDir: ctx.destinationDir,
+});
+
+/** Rethrows a LazyTransferError as the engine's step error (not retryable: the freeze may have begun). */
+export const asStepError = (e: unknown): never => {
+  if (e instanceof LazyTransferError) throw new MigrationStepError(e.phase, e.message, false);
+  throw e;
+};
 
 export interface LazyDumpStarted {
   /** Node time the dump command started. */
@@ -88,8 +103,11 @@ export class LazyTransfer {
     return { startNs, frozenNs: startNs + BigInt(ready[2]) * 1000n };
   }
 
-  /** Starts the destination's lazy-pages daemon, connected to the source's page server. */
-  async startDaemon(ends: LazyEnds, from: CriuEndpoint, tls?: CriuTlsOptions): Promise<void> {
+  /**
+   * Starts the destination's lazy-pages daemon, connected to the source's page server; without `from`, it
+   * fills the restored tree from the destination's own images (pre-copy's lazy restore).
+   */
+  async startDaemon(ends: LazyEnds, from?: CriuEndpoint, tls?: CriuTlsOptions): Promise<void> {
     const res = await this.ops.run(ends.destination, live.lazyPagesDaemon(ends.destinationDir, from, tls), 60_000);
     if (res.code !== 0) {
       const log = await this.ops.tail(ends.destination, `${ends.destinationDir}/lazy-pages.log`, 200);
@@ -147,6 +165,12 @@ export class LazyTransfer {
   async stop(ends: LazyEnds): Promise<void> {
     await this.ops.run(ends.destination, live.lazyPagesStop(ends.destinationDir), 15_000).catch(() => undefined);
     await this.ops.run(ends.source, live.lazyDumpStop(ends.sourceDir), 30_000).catch(() => undefined);
+  }
+
+  /** True when a lazy-pages daemon was started in the destination's directory (its pidfile exists). */
+  async daemonStarted(ends: LazyEnds): Promise<boolean> {
+    const res = await this.ops.run(ends.destination, live.lazyPagesStarted(ends.destinationDir), 15_000);
+    return /DAEMON_STARTED/.test(res.stdout);
   }
 
   /** True when a lazy dump was started in this directory (its wrapper left a pid or done file). */

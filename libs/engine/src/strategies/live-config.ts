@@ -23,6 +23,12 @@ export interface LiveConfig {
   trialTtlFailedMs: number;
   /** Longest a post-copy trial may take. */
   trialTimeoutMs: number;
+  /**
+   * Pre-copy restores with `--lazy-pages` and a local lazy-pages daemon when both nodes' CRIU can restore
+   * parent-image pages lazily (`criu check --feature lazy_parent_pages`, scripts/lab/criu): the restore then
+   * no longer copies all memory inside the freeze. False: always the eager restore.
+   */
+  lazyRestore: boolean;
 }
 
 export const DEFAULT_LIVE_CONFIG: LiveConfig = {
@@ -35,6 +41,7 @@ export const DEFAULT_LIVE_CONFIG: LiveConfig = {
   trialTtlOkMs: 6 * 3600_000,
   trialTtlFailedMs: 10 * 60_000,
   trialTimeoutMs: 60_000,
+  lazyRestore: true,
 };
 
 /**

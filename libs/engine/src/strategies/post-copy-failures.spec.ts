@@ -126,7 +126,7 @@ describe('post-copy failures: the source stays frozen until the destination has 
     scriptCommon(shell);
     const m = await engine.run('mig-1');
     expect(m.state).toBe('rolled_back');
-    expect(m.rollbackReason).toMatch(/post-copy pages did not all arrive/);
+    expect(m.rollbackReason).toMatch(/lazily restored pages did not all arrive/);
     expect(index(shell, 'node-b', /kill -KILL \$\(tree 777\)/)).toBeLessThan(index(shell, 'node-a', /kill -CONT/));
     expect(shell.ran('node-a', /kill -KILL \$\(tree 4242\)/)).toEqual([]);
   });

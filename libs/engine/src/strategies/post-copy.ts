@@ -7,22 +7,10 @@ import * as live from '../live-commands.js';
 import type { MigrationSteps } from '../steps/migration-steps.js';
 import { type PageChannel, reversed } from '../transports/page-transport.port.js';
 import type { PageTransports } from '../transports/page-transports.js';
-import { type LazyEnds, LazyTransfer, LazyTransferError, type PagesOutcome } from './lazy-transfer.js';
+import { LazyTransfer, type PagesOutcome, asStepError, endsOf } from './lazy-transfer.js';
 import type { LiveConfig } from './live-config.js';
 import { FILE_SYNC_STATE_DIR } from '../files/file-sync-commands.js';
 import type { MigrationStrategy } from './migration-strategy.port.js';
-
-const endsOf = (ctx: MigrationContext): LazyEnds => ({
-  source: ctx.source,
-  destination: ctx.destination,
-  sourceDir: ctx.sourceDir,
-  destinationDir: ctx.destinationDir,
-});
-
-const asStepError = (e: unknown): never => {
-  if (e instanceof LazyTransferError) throw new MigrationStepError(e.phase, e.message, false);
-  throw e;
-};
 
 /**
  * Post-copy: the source is frozen and dumped without its memory (`dump --lazy-pages --leave-stopped`, serving

@@ -1,3 +1,5 @@
+import { parseFeatureCheck } from '@spotlift/criu';
+import type { PhaseRecord } from '@spotlift/domain';
 import type { ArmedStream, DirectoryStreamer } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
 import * as criu from '../criu-commands.js';
@@ -7,8 +9,17 @@ import type { MigrationSteps } from '../steps/migration-steps.js';
 import type { PageTransports } from '../transports/page-transports.js';
 import type { LiveConfig } from './live-config.js';
 import { FILE_SYNC_STATE_DIR } from '../files/file-sync-commands.js';
+import { LazyTransfer, endsOf } from './lazy-transfer.js';
 import type { MigrationStrategy } from './migration-strategy.port.js';
 import { PreCopyRounds } from './precopy-rounds.js';
+
+/** What `criu check --feature` names the patched CRIU's lazy restore of parent-image pages (scripts/lab/criu). */
+export const LAZY_PARENT_FEATURE = 'lazy_parent_pages';
+
+interface RestorePlan {
+  lazy: boolean;
+  reason: string;
+}
 
 /**
  * Pre-copy: `criu pre-dump` rounds while the workload runs, each streamed to a page-server on the destination
@@ -16,68 +27,125 @@ import { PreCopyRounds } from './precopy-rounds.js';
  * shrinking, the round limit, the deadline). Then the stop-and-copy sequence with only the remaining dirty
  * pages: final dump `--prev-images-dir round-N --track-mem` to a page-server linked the same way, the other
  * image files, restore, verify, commit. Needs mem_dirty_track on the source; a failed round falls back.
+ *
+ * The restore copies every page of the chain into the new process, so with an eager restore the downtime still
+ * grows with the whole memory (qemu lab: 256 MiB, restore 3-9 s of a 6-13 s freeze). Where both nodes' CRIU
+ * restore parent-image pages lazily (`lazy_parent_pages`, the lab's patched build), the restore runs with
+ * `--lazy-pages` and a local lazy-pages daemon fills the memory from the destination's images after resume;
+ * the source stays frozen until every page is in (as post-copy's does), so a failed fill still rolls back.
  */
 export class PreCopy implements MigrationStrategy {
   readonly name = 'pre-copy' as const;
   private readonly rounds: PreCopyRounds;
+  private readonly lazy: LazyTransfer;
 
   constructor(
     private readonly steps: MigrationSteps,
     private readonly streamer: DirectoryStreamer,
     private readonly transports: PageTransports,
-    live: LiveConfig,
+    private readonly liveConfig: LiveConfig,
     clock: Clock,
   ) {
-    this.rounds = new PreCopyRounds(steps, streamer, transports, live, clock);
+    this.rounds = new PreCopyRounds(steps, streamer, transports, liveConfig, clock);
+    this.lazy = new LazyTransfer(steps.ops, steps.config.criuTimeoutMs);
   }
 
   async run(ctx: MigrationContext): Promise<void> {
     const { migration } = ctx;
     const { phases } = this.steps;
     const tree = await phases.run(migration, 'preflight', (phase) => this.steps.preflight(ctx, phase));
-    await phases.run(migration, 'prepare', async (phase) => {
+    const restore = await phases.run(migration, 'prepare', async (phase) => {
       await this.steps.makeDirs(ctx);
       // The transport must exist before any round; an unconfigured one fails here, before any freeze.
       migration.transport = this.transports.pick(migration.transport).name;
-      phase.detail = `image directories ready; pages go over ${migration.transport}`;
+      const plan = await this.planRestore(ctx);
+      phase.detail = `image directories ready; pages go over ${migration.transport}; ${plan.lazy ? 'lazy' : 'eager'} restore: ${plan.reason}`;
+      return plan;
     });
     const n = await this.rounds.run(ctx, 'page-server');
     const prev = live.finalParent(n);
+    if (migration.precopy)
+      Object.assign(migration.precopy, { restore: restore.lazy ? 'lazy' : 'eager', restoreReason: restore.reason });
     await this.steps.files?.presync(ctx);
     const filesArmed = await this.steps.files?.armFinal(ctx);
     try {
-      await this.finish(ctx, { prev, n, tasks: tree.length, filesArmed });
+      await this.finish(ctx, { prev, n, tasks: tree.length, filesArmed, lazyRestore: restore.lazy });
     } finally {
       await filesArmed?.cancel();
     }
   }
 
+  /**
+   * Lazy restore only when the config allows it and both ends answer `criu check --feature lazy_parent_pages`
+   * now (a probe record may be stale): the source's dump must mark parent holes lazy, the destination's restore
+   * and daemon must handle them (and have userfaultfd; the patched check includes uffd-noncoop).
+   */
+  private async planRestore(ctx: MigrationContext): Promise<RestorePlan> {
+    if (!this.liveConfig.lazyRestore) return { lazy: false, reason: 'lazyRestore is off in the live config' };
+    const ask = async (node: MigrationContext['source']) => {
+      const res = await this.steps.ops.run(node, `criu check --feature ${LAZY_PARENT_FEATURE} 2>&1`, 30_000);
+      return { node: node.id, check: parseFeatureCheck(LAZY_PARENT_FEATURE, res.stdout + res.stderr, res.code ?? 1) };
+    };
+    const answers = await Promise.all([ask(ctx.source), ask(ctx.destination)]);
+    const missing = answers.filter((a) => !a.check.supported);
+    if (missing.length === 0)
+      return { lazy: true, reason: `CRIU on ${ctx.source.id} and ${ctx.destination.id} restores parent pages lazily` };
+    const why = missing
+      .map(
+        (a) =>
+          `${a.node}: ${a.check.known ? (a.check.reason ?? 'not supported') : 'stock CRIU (no lazy_parent_pages)'}`,
+      )
+      .join('; ');
+    return { lazy: false, reason: `every page is copied before resume (${why})` };
+  }
+
   /** From the freeze on: final dump, image files and the last file changes, restore, verify, commit. */
   private async finish(
     ctx: MigrationContext,
-    opts: { prev: string | undefined; n: number; tasks: number; filesArmed: ArmedStream | undefined },
+    opts: {
+      prev: string | undefined;
+      n: number;
+      tasks: number;
+      filesArmed: ArmedStream | undefined;
+      lazyRestore: boolean;
+    },
   ): Promise<void> {
     const { migration, source, destination } = ctx;
     const { phases } = this.steps;
     const { prev, n, filesArmed } = opts;
-    await this.steps.markMigrating(ctx);
-    const dumpEndNs = await phases.run(migration, 'dump', async (phase) => {
-      const end = await this.finalDump(ctx, prev);
-      phase.detail = `final dump with parent ${prev ?? '(none)'}: only pages dirtied since round ${n}`;
-      return end;
-    });
-    // Rounds already sit on the destination (their page-servers wrote them); the source's own `parent` link is
-    // dropped: the destination's page-server made the right one.
-    await this.steps.transfer(
-      ctx,
-      () =>
-        this.streamer.copy(source, ctx.sourceDir, destination, ctx.destinationDir, {
-          exclude: ['./*.log', './round-*', './parent', `./${FILE_SYNC_STATE_DIR}`],
-        }),
-      filesArmed,
-    );
-    const resumedNs = await phases.run(migration, 'restore', () => this.steps.restore(ctx));
-    await phases.run(migration, 'verify', () => this.steps.verify(ctx, opts.tasks));
+    // The local daemon reads nothing of the images until the restore connects: started before the freeze, its
+    // start-up (an SSH round trip and CRIU's own) stays out of the downtime.
+    const lazyRestore = opts.lazyRestore && (await this.startFill(ctx));
+    let dumpEndNs: bigint;
+    let resumedNs: bigint;
+    try {
+      await this.steps.markMigrating(ctx);
+      dumpEndNs = await phases.run(migration, 'dump', async (phase) => {
+        const end = await this.finalDump(ctx, prev);
+        phase.detail = `final dump with parent ${prev ?? '(none)'}: only pages dirtied since round ${n}`;
+        return end;
+      });
+      // Rounds already sit on the destination (their page-servers wrote them); the source's own `parent` link is
+      // dropped: the destination's page-server made the right one.
+      await this.steps.transfer(
+        ctx,
+        () =>
+          this.streamer.copy(source, ctx.sourceDir, destination, ctx.destinationDir, {
+            exclude: ['./*.log', './round-*', './parent', `./${FILE_SYNC_STATE_DIR}`],
+          }),
+        filesArmed,
+      );
+      resumedNs = await phases.run(migration, 'restore', async (phase) => {
+        if (!lazyRestore) return this.steps.restore(ctx);
+        phase.detail = `restore --lazy-pages: the memory comes from ${destination.id}'s images after resume`;
+        return this.steps.restore(ctx, { lazyPages: true });
+      });
+      await phases.run(migration, 'verify', () => this.steps.verify(ctx, opts.tasks));
+      if (lazyRestore) await phases.run(migration, 'pages', (phase) => this.awaitFill(ctx, resumedNs, phase));
+    } catch (error) {
+      if (lazyRestore) await this.stopFill(ctx);
+      throw error;
+    }
     await this.steps.commit(ctx);
     await this.steps.recordStats(ctx, (stats) => this.steps.frozenAtFromDump(dumpEndNs, stats), resumedNs);
     // Every page that crossed: the rounds', then the final dump's (recordStats counted only the latter).
@@ -86,6 +154,71 @@ export class PreCopy implements MigrationStrategy {
     if (migration.precopy && migration.criu.dump)
       migration.precopy.finalPagesWritten = migration.criu.dump.pagesWritten;
     await phases.save(migration);
+  }
+
+  /** Starts the destination's local lazy-pages daemon; if it does not start, the restore stays eager and says why. */
+  private async startFill(ctx: MigrationContext): Promise<boolean> {
+    try {
+      await this.lazy.startDaemon(endsOf(ctx));
+      return true;
+    } catch (error) {
+      await this.lazy.stop(endsOf(ctx));
+      if (ctx.migration.precopy) {
+        ctx.migration.precopy.restore = 'eager';
+        ctx.migration.precopy.restoreReason = `every page is copied before resume: the lazy-pages daemon did not start on ${ctx.destination.id} (${(error as Error).message})`;
+      }
+      return false;
+    }
+  }
+
+  /**
+   * Waits until the local daemon put every page into the restored tree. Incomplete: the tree ran without all
+   * its memory, so it is killed and the source (frozen, never resumed) is resumed by the rollback.
+   */
+  private async awaitFill(ctx: MigrationContext, resumedNs: bigint, phase: PhaseRecord): Promise<void> {
+    const { migration, source, destination } = ctx;
+    const outcome = await this.lazy.waitAllPages(endsOf(ctx), this.steps.config.criuTimeoutMs);
+    const after = outcome.endNs !== undefined ? Number(outcome.endNs - resumedNs) / 1e6 : undefined;
+    const fill = {
+      lazyPages: outcome.lazyPages,
+      transferred: outcome.transferred,
+      ...(outcome.complete && outcome.endNs !== undefined
+        ? { allPagesAt: new Date(Number(outcome.endNs / 1_000_000n)).toISOString(), pagesAfterResumeMs: after }
+        : {}),
+    };
+    if (migration.precopy) migration.precopy.lazyFill = fill;
+    if (!outcome.complete) {
+      throw new MigrationStepError(
+        'pages',
+        `the lazy restore could not fill the memory from ${destination.id}'s images: ${outcome.reason ?? 'unknown'}. ` +
+          `The restored tree ran without all of its memory, so it is killed; the source on ${source.id}, frozen ` +
+          `since the dump and never resumed, is resumed. What the restored tree did since resume is lost.`,
+        false,
+      );
+    }
+    phase.detail = `all ${outcome.lazyPages} pages in on ${destination.id} ${Math.round(after ?? 0)} ms after resume (${outcome.transferred.join(', ')})`;
+  }
+
+  /** The restored tree (if any) dies first, then the daemon; the rollback then resumes the source. */
+  private async stopFill(ctx: MigrationContext): Promise<void> {
+    const pid = ctx.migration.restoredPid;
+    if (pid) await this.steps.ops.killTree(ctx.destination, pid).catch(() => undefined);
+    await this.lazy.stop(endsOf(ctx));
+  }
+
+  /**
+   * Recovery after a dead worker: a lazy restore's daemon may still be filling. Waits for it; complete means
+   * the restored tree may be adopted, otherwise it is stopped so that the rollback can resume the source.
+   */
+  async settle(ctx: MigrationContext): Promise<boolean> {
+    const ends = endsOf(ctx);
+    if (!(await this.lazy.daemonStarted(ends))) return true;
+    const outcome = await this.lazy.waitAllPages(ends, this.steps.config.criuTimeoutMs);
+    if (outcome.complete) return true;
+    const pid = await this.steps.ops.readPidfile(ctx.destination, `${ctx.destinationDir}/restored.pid`);
+    if (pid) ctx.migration.restoredPid = pid;
+    await this.stopFill(ctx);
+    return false;
   }
 
   /** The freezing dump: page-server in the destination's final dir linked to the last round, dump linked the same. */
