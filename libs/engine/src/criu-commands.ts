@@ -100,7 +100,12 @@ export function dump(
   );
 }
 
-export function restore(dir: string, opts: { lazyPages?: boolean } = {}): string {
+/**
+ * `criu restore --restore-detached`, printing `RESTORED_PID <pid>`. `daemonFirst`: a command started just before
+ * it in the same shell (pre-copy's local lazy-pages daemon, which needs the image files to be there); when it
+ * fails the restore does not run and `LAZY_DAEMON_FAILED` is printed.
+ */
+export function restore(dir: string, opts: { lazyPages?: boolean; daemonFirst?: string } = {}): string {
   const pidfile = `${dir}/restored.pid`;
   const argv = restoreArgv({
     imagesDir: dir,
@@ -109,7 +114,8 @@ export function restore(dir: string, opts: { lazyPages?: boolean } = {}): string
     log: { file: `${dir}/restore.log` },
     ...(opts.lazyPages ? { lazyPages: true } : {}),
   });
-  return `${shellJoin(argv)} && echo RESTORED_PID $(cat ${shq(pidfile)})`;
+  const run = `${shellJoin(argv)} && echo RESTORED_PID $(cat ${shq(pidfile)})`;
+  return opts.daemonFirst ? `if ${opts.daemonFirst}; then ${run}; else echo LAZY_DAEMON_FAILED; false; fi` : run;
 }
 
 /** A person-readable account of a failed CRIU command from its log. */

@@ -3,6 +3,7 @@ import type { WorkloadRepository } from '@spotlift/store';
 import type { ArmedStream, StreamResult } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
 import * as criu from '../criu-commands.js';
+import * as live from '../live-commands.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
 import type { ArmedCommand, NodeOps } from '../node-ops.js';
 import type { WorkloadFiles } from '../files/workload-files.js';
@@ -20,6 +21,13 @@ const RUNNING_STATES = new Set(['R', 'S', 'D']);
 /** The final file copy, for a transfer phase's detail (empty without declared files). */
 function describeFiles(files: FileSyncRound | undefined): string {
   return files ? `; files: ${files.sent} entries, ${files.bytes} bytes, ${files.deleted} removed` : '';
+}
+
+/** A lazy restore's local lazy-pages daemon did not start; nothing was restored, the images are intact. */
+export class LazyDaemonFailed extends MigrationStepError {
+  constructor(message: string) {
+    super('restore', message, false);
+  }
 }
 
 /**
@@ -116,6 +124,10 @@ export class MigrationSteps {
       ? await opts.armed.fire()
       : await this.ops.runTimed(destination, criu.restore(ctx.destinationDir, opts), this.config.criuTimeoutMs);
     const pid = Number(/RESTORED_PID (\d+)/.exec(res.stdout)?.[1] ?? NaN);
+    if (/^LAZY_DAEMON_FAILED/m.test(res.stdout)) {
+      const log = await this.ops.tail(destination, `${ctx.destinationDir}/lazy-pages.log`, 200);
+      throw new LazyDaemonFailed(criu.explainFailure('lazy-pages', destination.id, log || res.stderr, res.code));
+    }
     if (res.code !== 0 || !Number.isInteger(pid) || res.endNs === undefined) {
       const log = await this.ops.tail(destination, `${ctx.destinationDir}/restore.log`, 200);
       throw new MigrationStepError(
@@ -128,9 +140,16 @@ export class MigrationSteps {
     return res.endNs;
   }
 
-  /** The restore command with its channel already open on the destination (see NodeOps.armTimed). */
-  armRestore(ctx: MigrationContext): Promise<ArmedCommand> {
-    return this.ops.armTimed(ctx.destination, criu.restore(ctx.destinationDir), this.config.criuTimeoutMs);
+  /**
+   * The restore command with its channel already open on the destination (see NodeOps.armTimed). `lazy`: with
+   * `--lazy-pages`, after starting a local lazy-pages daemon on the destination's own images (pre-copy's lazy
+   * restore); a daemon that does not start makes `restore` throw {@link LazyDaemonFailed}.
+   */
+  armRestore(ctx: MigrationContext, opts: { lazy?: boolean } = {}): Promise<ArmedCommand> {
+    const command = opts.lazy
+      ? criu.restore(ctx.destinationDir, { lazyPages: true, daemonFirst: live.lazyPagesDaemon(ctx.destinationDir) })
+      : criu.restore(ctx.destinationDir);
+    return this.ops.armTimed(ctx.destination, command, this.config.criuTimeoutMs);
   }
 
   async verify(ctx: MigrationContext, expectedTasks: number): Promise<void> {

@@ -30,11 +30,13 @@ function scriptLazyParentPages(shell: ScriptedNodeShell, nodes: Record<string, b
 const RESTORED = 'RESTORED_PID 777\nSPOTLIFT_TIMES 1100000000000 1100300000000 0\n';
 const PAGES_END = 'PAGES_END 1107200000000\nTRANSFERRED 65779/65779\n';
 
-/** The destination's local daemon and lazy restore; `pages` is what the daemon's log says at its end. */
+/**
+ * The destination's lazy restore, one command: the local daemon, then `restore --lazy-pages`; `pages` is what the
+ * daemon's log says at its end.
+ */
 function scriptLocalFill(shell: ScriptedNodeShell, pages = PAGES_END): void {
   shell
-    .on({ node: 'node-b', match: /criu lazy-pages (?![^\n]*--page-server)/, reply: { code: 0 } })
-    .on({ node: 'node-b', match: /criu restore .*--lazy-pages/, reply: { stdout: RESTORED } })
+    .on({ node: 'node-b', match: /criu lazy-pages .*criu restore .*--lazy-pages/, reply: { stdout: RESTORED } })
     .on({ node: 'node-b', match: /PAGES_END/, reply: { stdout: pages } });
 }
 
@@ -59,14 +61,13 @@ describe("pre-copy's lazy restore", () => {
       restoreReason: 'CRIU on node-a and node-b restores parent pages lazily',
       lazyFill: { lazyPages: 65779, transferred: ['65779/65779'], pagesAfterResumeMs: 6900 },
     });
-    // The daemon reads the destination's own images: no page server to pull from.
-    const daemon = shell.ran('node-b', /criu lazy-pages /);
-    expect(daemon).toHaveLength(1);
-    expect(daemon[0]).not.toMatch(/--page-server/);
-    expect(daemon[0]).toMatch(/-D \S*\/mig-1\/dst /);
-    // ... started before the freeze (it reads the images only when the restore connects)
-    expect(index(shell, 'node-b', /criu lazy-pages /)).toBeLessThan(index(shell, 'node-a', /criu dump -t /));
-    expect(shell.ran('node-b', /criu restore .*--lazy-pages/)).toHaveLength(1);
+    // The daemon reads the destination's own images (no page server to pull from); it starts in the restore's
+    // own command, armed before the freeze and fired once the image files are there.
+    const restore = shell.ran('node-b', /criu restore /);
+    expect(restore).toHaveLength(1);
+    expect(restore[0]).toMatch(/if \S*criu lazy-pages -D \S*\/mig-1\/dst .*; then \S*criu restore .*--lazy-pages/);
+    expect(restore[0]).not.toMatch(/--page-server/);
+    expect(index(shell, 'node-b', /criu restore /)).toBeGreaterThan(index(shell, 'node-a', /criu dump -t /));
     expect(m.phases.map((p) => p.name)).toEqual(expect.arrayContaining(['restore', 'verify', 'pages']));
     // The frozen source dies only once the destination has every page.
     const filled = index(shell, 'node-b', /PAGES_END/);
@@ -93,28 +94,39 @@ describe("pre-copy's lazy restore", () => {
     expect(shell.ran('node-b', /criu restore /)).toHaveLength(1);
   });
 
-  it('a daemon that does not start (before the freeze): the eager restore, with the reason', async () => {
+  it('a daemon that does not start: restored eagerly at once (the freeze is not wasted), with the reason', async () => {
     const env = liveSetup({ migration: { strategy: 'pre-copy' } });
     scriptSoftDirty(env.shell, true);
     scriptLazyParentPages(env.shell, { 'node-a': true, 'node-b': true });
-    env.shell.on({ node: 'node-b', match: /criu lazy-pages /, reply: { code: 1 } }).on({
-      node: 'node-b',
-      match: /tail -n \d+ \S*\/lazy-pages\.log/,
-      reply: { stdout: 'Error (criu/uffd.c:1416): uffd: Lazy pages are not available\n' },
-    });
+    env.shell
+      .on({
+        node: 'node-b',
+        match: /criu lazy-pages .*criu restore .*--lazy-pages/,
+        reply: { code: 1, stdout: 'LAZY_DAEMON_FAILED\nSPOTLIFT_TIMES 1100000000000 1100100000000 1\n' },
+      })
+      .on({
+        node: 'node-b',
+        match: /tail -n \d+ \S*\/lazy-pages\.log/,
+        reply: { stdout: 'Error (criu/uffd.c:1416): uffd: Lazy pages are not available\n' },
+      });
     scriptPreCopyReplay(env.shell, QEMU_PRECOPY.preCopy);
     scriptCommon(env.shell);
     const m = await env.engine.run('mig-1');
     expect(m.state).toBe('completed');
     expect(m.precopy?.restore).toBe('eager');
     expect(m.precopy?.restoreReason).toMatch(
-      /^every page is copied before resume: the lazy-pages daemon did not start on node-b \(/,
+      /^the lazy-pages daemon did not start, so every page was copied before resume: criu lazy-pages failed on node-b/,
     );
-    expect(env.shell.ran('node-b', /criu restore .*--lazy-pages/)).toEqual([]);
-    // whatever it left behind was stopped before the freeze
-    expect(index(env.shell, 'node-b', /lazy-pages\.pid.*kill -KILL/)).toBeLessThan(
-      index(env.shell, 'node-a', /criu dump -t /),
+    expect(m.precopy?.lazyFill).toBeUndefined();
+    // whatever the daemon left was stopped, then the plain restore ran
+    const failed = index(env.shell, 'node-b', /LAZY_DAEMON_FAILED/);
+    const stop = index(env.shell, 'node-b', /lazy-pages\.pid.*kill -KILL/);
+    const eager = env.shell.calls.findIndex(
+      (c) => c.node === 'node-b' && /criu restore /.test(c.command) && !/--lazy-pages/.test(c.command),
     );
+    expect(failed).toBeGreaterThanOrEqual(0);
+    expect(stop).toBeGreaterThan(failed);
+    expect(eager).toBeGreaterThan(stop);
   });
 
   it('lazyRestore off in the config: eager, without asking the nodes', async () => {

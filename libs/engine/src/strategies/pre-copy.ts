@@ -5,7 +5,7 @@ import type { Clock } from '../clock.js';
 import * as criu from '../criu-commands.js';
 import { type MigrationContext, MigrationStepError } from '../engine.types.js';
 import * as live from '../live-commands.js';
-import type { MigrationSteps } from '../steps/migration-steps.js';
+import { LazyDaemonFailed, type MigrationSteps } from '../steps/migration-steps.js';
 import type { PageTransports } from '../transports/page-transports.js';
 import type { LiveConfig } from './live-config.js';
 import { FILE_SYNC_STATE_DIR } from '../files/file-sync-commands.js';
@@ -64,8 +64,7 @@ export class PreCopy implements MigrationStrategy {
     });
     const n = await this.rounds.run(ctx, 'page-server');
     const prev = live.finalParent(n);
-    if (migration.precopy)
-      Object.assign(migration.precopy, { restore: restore.lazy ? 'lazy' : 'eager', restoreReason: restore.reason });
+    this.recordRestore(ctx, restore.lazy, restore.reason);
     await this.steps.files?.presync(ctx);
     const filesArmed = await this.steps.files?.armFinal(ctx);
     try {
@@ -113,9 +112,18 @@ export class PreCopy implements MigrationStrategy {
     const { migration, source, destination } = ctx;
     const { phases } = this.steps;
     const { prev, n, filesArmed } = opts;
-    // The local daemon reads nothing of the images until the restore connects: started before the freeze, its
-    // start-up (an SSH round trip and CRIU's own) stays out of the downtime.
-    const lazyRestore = opts.lazyRestore && (await this.startFill(ctx));
+    let lazyRestore = opts.lazyRestore;
+    // Like stop-and-copy's, the image stream and the restore command wait on the nodes before the freeze. The lazy
+    // restore starts the local daemon first, in the same command: the daemon reads inventory.img and pstree.img
+    // at start-up, so it cannot start before the image files are there.
+    // Rounds already sit on the destination (their page-servers wrote them); the source's own `parent` link is
+    // dropped: the destination's page-server made the right one.
+    const transferArmed = await this.streamer.arm(source, ctx.sourceDir, destination, ctx.destinationDir, {
+      exclude: ['./*.log', './round-*', './parent', `./${FILE_SYNC_STATE_DIR}`],
+    });
+    const restoreArmed = await this.steps.armRestore(ctx, { lazy: lazyRestore });
+    let transferUsed = false;
+    let restoreUsed = false;
     let dumpEndNs: bigint;
     let resumedNs: bigint;
     try {
@@ -125,26 +133,45 @@ export class PreCopy implements MigrationStrategy {
         phase.detail = `final dump with parent ${prev ?? '(none)'}: only pages dirtied since round ${n}`;
         return end;
       });
-      // Rounds already sit on the destination (their page-servers wrote them); the source's own `parent` link is
-      // dropped: the destination's page-server made the right one.
       await this.steps.transfer(
         ctx,
-        () =>
-          this.streamer.copy(source, ctx.sourceDir, destination, ctx.destinationDir, {
-            exclude: ['./*.log', './round-*', './parent', `./${FILE_SYNC_STATE_DIR}`],
-          }),
+        () => {
+          transferUsed = true;
+          return transferArmed.start();
+        },
         filesArmed,
       );
+      restoreUsed = true;
       resumedNs = await phases.run(migration, 'restore', async (phase) => {
-        if (!lazyRestore) return this.steps.restore(ctx);
-        phase.detail = `restore --lazy-pages: the memory comes from ${destination.id}'s images after resume`;
-        return this.steps.restore(ctx, { lazyPages: true });
+        if (!lazyRestore) return this.steps.restore(ctx, { armed: restoreArmed });
+        try {
+          const ns = await this.steps.restore(ctx, { armed: restoreArmed });
+          phase.detail = `restore --lazy-pages: the memory comes from ${destination.id}'s images after resume`;
+          return ns;
+        } catch (error) {
+          if (!(error instanceof LazyDaemonFailed)) throw error;
+          // Frozen already: restoring eagerly costs a little downtime, a rollback would waste the freeze.
+          lazyRestore = false;
+          await this.lazy.stop(endsOf(ctx));
+          this.recordRestore(
+            ctx,
+            false,
+            `the lazy-pages daemon did not start, so every page was copied before resume: ${error.message}`,
+          );
+          phase.detail = `eager restore: ${error.message}`;
+          return this.steps.restore(ctx);
+        }
       });
       await phases.run(migration, 'verify', () => this.steps.verify(ctx, opts.tasks));
       if (lazyRestore) await phases.run(migration, 'pages', (phase) => this.awaitFill(ctx, resumedNs, phase));
     } catch (error) {
       if (lazyRestore) await this.stopFill(ctx);
       throw error;
+    } finally {
+      await Promise.allSettled([
+        transferUsed ? undefined : transferArmed.cancel(),
+        restoreUsed ? undefined : restoreArmed.cancel(),
+      ]);
     }
     await this.steps.commit(ctx);
     await this.steps.recordStats(ctx, (stats) => this.steps.frozenAtFromDump(dumpEndNs, stats), resumedNs);
@@ -156,19 +183,9 @@ export class PreCopy implements MigrationStrategy {
     await phases.save(migration);
   }
 
-  /** Starts the destination's local lazy-pages daemon; if it does not start, the restore stays eager and says why. */
-  private async startFill(ctx: MigrationContext): Promise<boolean> {
-    try {
-      await this.lazy.startDaemon(endsOf(ctx));
-      return true;
-    } catch (error) {
-      await this.lazy.stop(endsOf(ctx));
-      if (ctx.migration.precopy) {
-        ctx.migration.precopy.restore = 'eager';
-        ctx.migration.precopy.restoreReason = `every page is copied before resume: the lazy-pages daemon did not start on ${ctx.destination.id} (${(error as Error).message})`;
-      }
-      return false;
-    }
+  private recordRestore(ctx: MigrationContext, lazy: boolean, reason: string): void {
+    if (ctx.migration.precopy)
+      Object.assign(ctx.migration.precopy, { restore: lazy ? 'lazy' : 'eager', restoreReason: reason });
   }
 
   /**
