@@ -7,6 +7,7 @@ export interface TreeInfo {
   rssBytes: number;
 }
 
+/** A command waiting on its node for fire(); cancel() does nothing once it fired, so it may always be called. */
 export interface ArmedCommand {
   fire(): Promise<TimedResult>;
   cancel(): Promise<void>;
@@ -58,14 +59,16 @@ export class NodeOps {
 
   /**
    * Opens the channel for a timed command now and runs it on `fire()`, so the freeze window holds no channel
-   * open. Exactly one of `fire()` or `cancel()` must be called.
+   * open. `cancel()` after `fire()` does nothing.
    */
   async armTimed(node: NodeRecord, command: string, timeoutMs: number): Promise<ArmedCommand> {
     const proc = await this.shell.spawn(node, armed(sh.timed(command)));
     const out: Buffer[] = [];
     proc.stdout.on('data', (d: Buffer) => out.push(d));
+    let fired = false;
     return {
       fire: async () => {
+        fired = true;
         proc.stdin.end('go\n');
         let timer: NodeJS.Timeout | undefined;
         const timeout = new Promise<never>((_, reject) => {
@@ -83,6 +86,7 @@ export class NodeOps {
         }
       },
       cancel: async () => {
+        if (fired) return;
         proc.stdin.end('no\n');
         await proc.done.catch(() => undefined);
       },

@@ -33,7 +33,10 @@ export function tarCommand(dir: string, exclude: string[]): string {
   return `tar -C ${d} -cf - $(${list})`;
 }
 
-/** A copy whose channels are open and waiting; exactly one of start() or cancel() is called. */
+/**
+ * A copy whose channels are open and waiting for start(). cancel() closes them unless it started, so whoever
+ * armed it may always cancel it on the way out.
+ */
 export interface ArmedStream {
   start(): Promise<StreamResult>;
   cancel(): Promise<void>;
@@ -103,9 +106,14 @@ export class DirectoryStreamer {
         `tee $rx.fifo | ${receive.unpack}; wait; ${receive.after ? `${receive.after}; ` : ''}` +
         `cut -c1-64 $rx.sha256; rm -f $rx.fifo $rx.sha256`,
     );
+    let started = false;
     return {
-      start: () => this.run(source, sender, destination, receiver, receive.what),
+      start: () => {
+        started = true;
+        return this.run(source, sender, destination, receiver, receive.what);
+      },
       cancel: async () => {
+        if (started) return;
         // Drain both outputs: a channel whose output nobody reads may never report its end.
         sender.stdout.resume();
         receiver.stdout.resume();

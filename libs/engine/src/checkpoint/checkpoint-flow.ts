@@ -179,12 +179,10 @@ export class CheckpointFlow {
       const files = await this.armFiles(s);
       return { channel, transfer: { images: transfer, files } };
     });
-    let transferUsed = false;
     try {
       await steps.markMigrating(ctx);
       const dumped = await phases.run(view, 'dump', () => strategy.dump(ctx, channel));
       await phases.run(view, 'transfer', async (phase) => {
-        transferUsed = true;
         // The declared files, copied once the workload is frozen (nothing changes them any more).
         const [r, files] = await Promise.all([transfer.images.start(), transfer.files?.start()]).catch((e: Error) => {
           throw new MigrationStepError('transfer', e.message, false);
@@ -200,7 +198,7 @@ export class CheckpointFlow {
       await this.commitTake(s);
       await this.recordDumpStats(s, dumped.endNs);
     } finally {
-      if (!transferUsed) await Promise.allSettled([transfer.images.cancel(), transfer.files?.cancel()]);
+      await Promise.allSettled([transfer.images.cancel(), transfer.files?.cancel()]);
       await channel.close();
     }
   }

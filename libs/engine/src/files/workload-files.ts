@@ -86,21 +86,13 @@ export class WorkloadFiles {
   }
 
   /**
-   * The copy inside the freeze, with its channels open now; start it once the workload is frozen. Its
-   * cancel() does nothing once it started, so a strategy may always cancel it on the way out.
+   * The copy inside the freeze, with its channels open now; start it once the workload is frozen. Like every
+   * armed stream, its cancel() does nothing once it started.
    */
   async armFinal(ctx: MigrationContext): Promise<ArmedStream> {
     const plan = ctx.migration.files;
     if (!plan?.synced.length) return NOTHING;
-    const armed = await this.arm(ctx, plan.synced, true);
-    let started = false;
-    return {
-      start: () => {
-        started = true;
-        return armed.start();
-      },
-      cancel: () => (started ? Promise.resolve() : armed.cancel()),
-    };
+    return this.arm(ctx, plan.synced, true);
   }
 
   /** Runs the armed final copy and records it; a failure is a transfer failure (the source is resumed). */

@@ -122,8 +122,6 @@ export class PreCopy implements MigrationStrategy {
       exclude: ['./*.log', './round-*', './parent', `./${FILE_SYNC_STATE_DIR}`],
     });
     const restoreArmed = await this.steps.armRestore(ctx, { lazy: lazyRestore });
-    let transferUsed = false;
-    let restoreUsed = false;
     let dumpEndNs: bigint;
     let resumedNs: bigint;
     try {
@@ -133,15 +131,7 @@ export class PreCopy implements MigrationStrategy {
         phase.detail = `final dump with parent ${prev ?? '(none)'}: only pages dirtied since round ${n}`;
         return end;
       });
-      await this.steps.transfer(
-        ctx,
-        () => {
-          transferUsed = true;
-          return transferArmed.start();
-        },
-        filesArmed,
-      );
-      restoreUsed = true;
+      await this.steps.transfer(ctx, () => transferArmed.start(), filesArmed);
       resumedNs = await phases.run(migration, 'restore', async (phase) => {
         if (!lazyRestore) return this.steps.restore(ctx, { armed: restoreArmed });
         try {
@@ -168,10 +158,8 @@ export class PreCopy implements MigrationStrategy {
       if (lazyRestore) await this.stopFill(ctx);
       throw error;
     } finally {
-      await Promise.allSettled([
-        transferUsed ? undefined : transferArmed.cancel(),
-        restoreUsed ? undefined : restoreArmed.cancel(),
-      ]);
+      // armed commands that were used ignore the cancel
+      await Promise.allSettled([transferArmed.cancel(), restoreArmed.cancel()]);
     }
     await this.steps.commit(ctx);
     await this.steps.recordStats(ctx, (stats) => this.steps.frozenAtFromDump(dumpEndNs, stats), resumedNs);

@@ -36,8 +36,6 @@ export class StopAndCopy implements MigrationStrategy {
       const restoreArmed = await this.steps.armRestore(ctx);
       return { channel, transferArmed, restoreArmed };
     });
-    let transferUsed = false;
-    let restoreUsed = false;
     let filesArmed: ArmedStream | undefined;
     try {
       await this.steps.files?.presync(ctx);
@@ -45,15 +43,7 @@ export class StopAndCopy implements MigrationStrategy {
       await this.steps.markMigrating(ctx);
       const dumped = await phases.run(migration, 'dump', () => this.dump(ctx, channel));
       // the workload's files (the changes since the last copy) travel next to the image files
-      const transfer = await this.steps.transfer(
-        ctx,
-        () => {
-          transferUsed = true;
-          return transferArmed.start();
-        },
-        filesArmed,
-      );
-      restoreUsed = true;
+      const transfer = await this.steps.transfer(ctx, () => transferArmed.start(), filesArmed);
       const resumedNs = await phases.run(migration, 'restore', () => this.steps.restore(ctx, { armed: restoreArmed }));
       await phases.run(migration, 'verify', () => this.steps.verify(ctx, tree.length));
       await this.steps.commit(ctx);
@@ -67,11 +57,8 @@ export class StopAndCopy implements MigrationStrategy {
       migration.throughput = measureThroughput(migration, { dumpMs, imagesMs: transfer.durationMs });
       await phases.save(migration);
     } finally {
-      await Promise.allSettled([
-        transferUsed ? undefined : transferArmed.cancel(),
-        restoreUsed ? undefined : restoreArmed.cancel(),
-        filesArmed?.cancel(),
-      ]);
+      // armed commands that were used ignore the cancel
+      await Promise.allSettled([transferArmed.cancel(), restoreArmed.cancel(), filesArmed?.cancel()]);
       await channel.close();
     }
   }

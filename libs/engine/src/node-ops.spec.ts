@@ -1,0 +1,71 @@
+/**
+ * Armed commands and streams (opened before a freeze, run inside it): whoever armed one may always cancel it on
+ * the way out; once fired or started, the cancel does nothing. Scripted node shell: an armed command runs, and is
+ * recorded, only when its go line arrives, as on a node.
+ */
+import type { NodeTarget } from '@spotlift/domain';
+import { ScriptedNodeShell, aNode } from '@spotlift/testing';
+import { DirectoryStreamer, type RemoteProcess } from '@spotlift/transport';
+import { NodeOps } from './node-ops.js';
+
+/** Records what each spawned command's stdin was ended with (the go line, or a cancel's "no"). */
+class RecordingShell extends ScriptedNodeShell {
+  readonly endedWith: string[] = [];
+  override async spawn(node: NodeTarget, command: string): Promise<RemoteProcess> {
+    const proc = await super.spawn(node, command);
+    const end = proc.stdin.end.bind(proc.stdin);
+    proc.stdin.end = ((chunk?: unknown) => {
+      if (typeof chunk === 'string') this.endedWith.push(chunk);
+      return end(chunk as string);
+    }) as typeof proc.stdin.end;
+    return proc;
+  }
+}
+
+describe('armed commands', () => {
+  const node = aNode('node-b');
+
+  it('fire runs it once; a cancel afterwards does nothing', async () => {
+    const shell = new RecordingShell().on({ match: /criu restore/, reply: { stdout: 'RESTORED_PID 7\n' } });
+    const armed = await new NodeOps(shell).armTimed(node, 'criu restore -D /d', 5_000);
+    const res = await armed.fire();
+    expect(res.stdout).toContain('RESTORED_PID 7');
+    await expect(armed.cancel()).resolves.toBeUndefined();
+    expect(shell.ran('node-b', /criu restore/)).toHaveLength(1);
+    expect(shell.endedWith).toEqual(['go\n']); // no "no" line after the go
+  });
+
+  it('cancel before fire: it never runs', async () => {
+    const shell = new ScriptedNodeShell();
+    const armed = await new NodeOps(shell).armTimed(node, 'criu restore -D /d', 5_000);
+    await armed.cancel();
+    expect(shell.ran('node-b', /criu restore/)).toEqual([]);
+  });
+});
+
+describe('armed streams', () => {
+  const [a, b] = [aNode('node-a'), aNode('node-b')];
+
+  it('cancel before start: nothing is sent', async () => {
+    const shell = new ScriptedNodeShell();
+    const armed = await new DirectoryStreamer(shell).arm(a, '/src', b, '/dst');
+    await armed.cancel();
+    expect(shell.ran('node-a', /tar -C/)).toEqual([]);
+  });
+
+  it('a cancel after start does not cut the stream short', async () => {
+    const shell = new ScriptedNodeShell().on({ node: 'node-a', match: /tar -C/, reply: { stdout: 'payload' } }).on({
+      node: 'node-b',
+      match: /sha256sum/,
+      reply: { stdout: 'c2b4f2a7d2c5c1c4f0b6b5a0b0ff1a4e1bd4a1d5a5e4c7b8f3d2e1c0b9a8f7e6\n' },
+    });
+    const armed = await new DirectoryStreamer(shell).arm(a, '/src', b, '/dst');
+    const started = armed.start().catch((e: Error) => e);
+    await armed.cancel();
+    const res = await started;
+    // the scripted receiver's hash is not the payload's: the stream ran to its end and was checked
+    expect(res).toBeInstanceOf(Error);
+    expect((res as Error).message).toMatch(/sha256|checksum|hash/i);
+    expect(shell.ran('node-a', /tar -C/)).toHaveLength(1);
+  }, 10_000);
+});
