@@ -21,6 +21,7 @@ import {
   aWorkload,
   scriptHealthyPreflight,
 } from '@spotlift/testing';
+import type { PhaseRecord } from '@spotlift/domain';
 import { DirectoryStreamer } from '@spotlift/transport';
 import { Clock } from '../src/clock.js';
 import { DEFAULT_ENGINE_CONFIG } from '../src/engine.types.js';
@@ -157,4 +158,25 @@ export function parentLinks(
     if (dir && prev) out.push({ dir: dir[2] ?? '.', parent: prev });
   }
   return out;
+}
+
+/**
+ * A job whose worker died in its last phase (`pages`: a lazy fill or transfer in flight): every earlier phase
+ * done, the workload `migrating`, the restored tree's pid (777) in its pidfile on node-b.
+ */
+export function deadWorkerSetup(strategy: 'pre-copy' | 'post-copy', phases: PhaseRecord['name'][]) {
+  const env = liveSetup({
+    migration: {
+      strategy,
+      state: 'running',
+      phases: phases.map((name, i) => ({
+        name,
+        startedAt: '2026-11-28T00:00:00Z',
+        ...(i < phases.length - 1 ? { ok: true } : {}),
+      })),
+    },
+    workload: aWorkload({ state: 'migrating', tree: [4242] }),
+  });
+  env.shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: 'PID 777\n' } });
+  return env;
 }

@@ -4,8 +4,15 @@
  * lab's real post-copy figures and failure logs.
  */
 import { InMemoryPostCopyTrials } from '@spotlift/store';
-import { type ScriptedNodeShell, aWorkload, scriptPostCopyReplay } from '@spotlift/testing';
-import { LAB_POSTCOPY, TestClock, criuFixture, liveSetup, scriptCommon } from '../../test/live-harness.js';
+import { type ScriptedNodeShell, scriptPostCopyReplay } from '@spotlift/testing';
+import {
+  LAB_POSTCOPY,
+  TestClock,
+  criuFixture,
+  deadWorkerSetup,
+  liveSetup,
+  scriptCommon,
+} from '../../test/live-harness.js';
 
 const index = (shell: ScriptedNodeShell, node: string, re: RegExp) =>
   shell.calls.findIndex((c) => c.node === node && re.test(c.command));
@@ -81,19 +88,15 @@ describe('post-copy failures: the source stays frozen until the destination has 
   });
 
   it('a dead worker during the pages phase: recovery waits for the pages, then adopts and commits', async () => {
-    const { shell, engine } = liveSetup({
-      migration: {
-        strategy: 'post-copy',
-        state: 'running',
-        phases: ['preflight', 'prepare', 'dump', 'transfer', 'restore', 'verify', 'pages'].map((name, i, all) => ({
-          name: name as 'pages',
-          startedAt: '2026-11-28T00:00:00Z',
-          ...(i < all.length - 1 ? { ok: true } : {}),
-        })),
-      },
-      workload: aWorkload({ state: 'migrating', tree: [4242] }),
-    });
-    shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: 'PID 777\n' } });
+    const { shell, engine } = deadWorkerSetup('post-copy', [
+      'preflight',
+      'prepare',
+      'dump',
+      'transfer',
+      'restore',
+      'verify',
+      'pages',
+    ]);
     scriptPostCopyReplay(shell, LAB_POSTCOPY);
     scriptCommon(shell);
     const m = await engine.run('mig-1');
@@ -104,19 +107,15 @@ describe('post-copy failures: the source stays frozen until the destination has 
   });
 
   it('a dead worker and pages that never all arrived: recovery kills the incomplete copy and resumes the source', async () => {
-    const { shell, engine } = liveSetup({
-      migration: {
-        strategy: 'post-copy',
-        state: 'running',
-        phases: ['preflight', 'prepare', 'dump', 'transfer', 'restore', 'verify', 'pages'].map((name, i, all) => ({
-          name: name as 'pages',
-          startedAt: '2026-11-28T00:00:00Z',
-          ...(i < all.length - 1 ? { ok: true } : {}),
-        })),
-      },
-      workload: aWorkload({ state: 'migrating', tree: [4242] }),
-    });
-    shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: 'PID 777\n' } });
+    const { shell, engine } = deadWorkerSetup('post-copy', [
+      'preflight',
+      'prepare',
+      'dump',
+      'transfer',
+      'restore',
+      'verify',
+      'pages',
+    ]);
     shell.on({
       node: 'node-b',
       match: /PAGES_END/,

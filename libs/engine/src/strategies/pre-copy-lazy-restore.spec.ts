@@ -5,8 +5,15 @@
  * restore and says why. Scripted CRIU: the feature answers are real outputs of the patched and the stock
  * build; rounds and final dump replay the qemu lab's pre-copy; the fill's figures are the qemu lab's engine run.
  */
-import { type ScriptedNodeShell, aWorkload, scriptPreCopyReplay } from '@spotlift/testing';
-import { QEMU_PRECOPY, criuFixture, liveSetup, scriptCommon, scriptSoftDirty } from '../../test/live-harness.js';
+import { type ScriptedNodeShell, scriptPreCopyReplay } from '@spotlift/testing';
+import {
+  QEMU_PRECOPY,
+  criuFixture,
+  deadWorkerSetup,
+  liveSetup,
+  scriptCommon,
+  scriptSoftDirty,
+} from '../../test/live-harness.js';
 import type { LiveConfig } from './live-config.js';
 
 const index = (shell: ScriptedNodeShell, node: string, re: RegExp) =>
@@ -162,21 +169,16 @@ describe("pre-copy's lazy restore", () => {
   });
 
   it('a dead worker while the daemon fills: recovery waits for it, then adopts the restored tree', async () => {
-    const { shell, engine } = liveSetup({
-      migration: {
-        strategy: 'pre-copy',
-        state: 'running',
-        phases: ['preflight', 'prepare', 'precopy', 'dump', 'transfer', 'restore', 'verify', 'pages'].map(
-          (name, i, all) => ({
-            name: name as 'pages',
-            startedAt: '2026-11-28T00:00:00Z',
-            ...(i < all.length - 1 ? { ok: true } : {}),
-          }),
-        ),
-      },
-      workload: aWorkload({ state: 'migrating', tree: [4242] }),
-    });
-    shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: 'PID 777\n' } });
+    const { shell, engine } = deadWorkerSetup('pre-copy', [
+      'preflight',
+      'prepare',
+      'precopy',
+      'dump',
+      'transfer',
+      'restore',
+      'verify',
+      'pages',
+    ]);
     shell.on({ node: 'node-b', match: /DAEMON_STARTED/, reply: { stdout: 'DAEMON_STARTED\n' } });
     scriptLocalFill(shell);
     scriptCommon(shell);
@@ -187,21 +189,16 @@ describe("pre-copy's lazy restore", () => {
   });
 
   it('a dead worker and a fill that never finished: recovery kills the restored tree and resumes the source', async () => {
-    const { shell, engine } = liveSetup({
-      migration: {
-        strategy: 'pre-copy',
-        state: 'running',
-        phases: ['preflight', 'prepare', 'precopy', 'dump', 'transfer', 'restore', 'verify', 'pages'].map(
-          (name, i, all) => ({
-            name: name as 'pages',
-            startedAt: '2026-11-28T00:00:00Z',
-            ...(i < all.length - 1 ? { ok: true } : {}),
-          }),
-        ),
-      },
-      workload: aWorkload({ state: 'migrating', tree: [4242] }),
-    });
-    shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: 'PID 777\n' } });
+    const { shell, engine } = deadWorkerSetup('pre-copy', [
+      'preflight',
+      'prepare',
+      'precopy',
+      'dump',
+      'transfer',
+      'restore',
+      'verify',
+      'pages',
+    ]);
     shell.on({ node: 'node-b', match: /DAEMON_STARTED/, reply: { stdout: 'DAEMON_STARTED\n' } });
     scriptLocalFill(shell, 'PAGES_END 1103000000000\nTRANSFERRED 10/65779\n');
     scriptCommon(shell);
