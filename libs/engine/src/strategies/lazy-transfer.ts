@@ -1,4 +1,4 @@
-import type { NodeRecord } from '@spotlift/domain';
+import type { NodeRecord, PostCopyProgress } from '@spotlift/domain';
 import type { CriuEndpoint, CriuTlsOptions } from '@spotlift/criu';
 import * as criu from '../criu-commands.js';
 import * as live from '../live-commands.js';
@@ -42,6 +42,18 @@ export interface LazyDumpStarted {
   startNs: bigint;
   /** Node time the first task was seized (the freeze began). */
   frozenNs: bigint;
+}
+
+/** The record of pages arriving after resume (post-copy's, or a lazy restore's fill), from the daemon's outcome. */
+export function pagesProgress(outcome: PagesOutcome, resumedNs: bigint): PostCopyProgress {
+  const after = outcome.endNs !== undefined ? Number(outcome.endNs - resumedNs) / 1e6 : undefined;
+  return {
+    lazyPages: outcome.lazyPages,
+    transferred: outcome.transferred,
+    ...(outcome.complete && outcome.endNs !== undefined
+      ? { allPagesAt: new Date(Number(outcome.endNs / 1_000_000n)).toISOString(), pagesAfterResumeMs: after }
+      : {}),
+  };
 }
 
 /** What the destination says about the pages once the lazy-pages daemon ended. */
@@ -156,6 +168,29 @@ export class LazyTransfer {
       return { ...base, complete: false, endNs: BigInt(end), reason: `${counts}; ${why}` };
     }
     return { ...base, complete: true, endNs: BigInt(end) };
+  }
+
+  /**
+   * After a failure: the restored (incomplete) tree dies first, then both halves stop; the source stays stopped
+   * throughout (post-copy's queued SIGSTOP, pre-copy's --leave-stopped), and the engine's rollback resumes it.
+   */
+  async abort(ctx: MigrationContext): Promise<void> {
+    const pid = ctx.migration.restoredPid;
+    if (pid) await this.ops.killTree(ctx.destination, pid).catch(() => undefined);
+    await this.stop(endsOf(ctx));
+  }
+
+  /**
+   * Recovery after a dead worker, for a transfer that was started: waits for it and says whether every page
+   * arrived (then the restored tree may be adopted); otherwise aborts it so that the rollback can resume the source.
+   */
+  async settle(ctx: MigrationContext): Promise<boolean> {
+    const outcome = await this.waitAllPages(endsOf(ctx), this.criuTimeoutMs);
+    if (outcome.complete) return true;
+    const pid = await this.ops.readPidfile(ctx.destination, `${ctx.destinationDir}/restored.pid`);
+    if (pid) ctx.migration.restoredPid = pid;
+    await this.abort(ctx);
+    return false;
   }
 
   /**

@@ -7,7 +7,7 @@ import * as live from '../live-commands.js';
 import type { MigrationSteps } from '../steps/migration-steps.js';
 import { type PageChannel, reversed } from '../transports/page-transport.port.js';
 import type { PageTransports } from '../transports/page-transports.js';
-import { LazyTransfer, type PagesOutcome, asStepError, endsOf } from './lazy-transfer.js';
+import { LazyTransfer, type PagesOutcome, asStepError, endsOf, pagesProgress } from './lazy-transfer.js';
 import type { LiveConfig } from './live-config.js';
 import { FILE_SYNC_STATE_DIR } from '../files/file-sync-commands.js';
 import type { MigrationStrategy } from './migration-strategy.port.js';
@@ -90,7 +90,7 @@ export class PostCopy implements MigrationStrategy {
       await this.steps.commit(ctx);
       await this.recordRestoreStats(ctx);
     } catch (error) {
-      await this.abort(ctx);
+      await this.lazy.abort(ctx);
       throw await this.withSourceAccount(ctx, error);
     } finally {
       await filesArmed?.cancel();
@@ -112,14 +112,7 @@ export class PostCopy implements MigrationStrategy {
    * tree, so that the rollback can resume the source.
    */
   async settle(ctx: MigrationContext): Promise<boolean> {
-    const ends = endsOf(ctx);
-    if (!(await this.lazy.started(ends))) return true;
-    const outcome = await this.lazy.waitAllPages(ends, this.steps.config.criuTimeoutMs);
-    if (outcome.complete) return true;
-    const pid = await this.steps.ops.readPidfile(ctx.destination, `${ctx.destinationDir}/restored.pid`);
-    if (pid) ctx.migration.restoredPid = pid;
-    await this.abort(ctx);
-    return false;
+    return (await this.lazy.started(endsOf(ctx))) ? this.lazy.settle(ctx) : true;
   }
 
   /**
@@ -146,14 +139,8 @@ export class PostCopy implements MigrationStrategy {
   private async awaitPages(ctx: MigrationContext, resumedNs: bigint, phase: PhaseRecord): Promise<PagesOutcome> {
     const { migration, source, destination } = ctx;
     const outcome = await this.lazy.waitAllPages(endsOf(ctx), this.steps.config.criuTimeoutMs);
+    migration.postCopy = pagesProgress(outcome, resumedNs);
     const after = outcome.endNs !== undefined ? Number(outcome.endNs - resumedNs) / 1e6 : undefined;
-    migration.postCopy = {
-      lazyPages: outcome.lazyPages,
-      transferred: outcome.transferred,
-      ...(outcome.complete && outcome.endNs !== undefined
-        ? { allPagesAt: new Date(Number(outcome.endNs / 1_000_000n)).toISOString(), pagesAfterResumeMs: after }
-        : {}),
-    };
     if (!outcome.complete) {
       const ran = after !== undefined ? ` for ${Math.round(after)} ms` : '';
       throw new MigrationStepError(
@@ -169,16 +156,6 @@ export class PostCopy implements MigrationStrategy {
     migration.bytes.pages += outcome.lazyPages * 4096;
     phase.detail = `all ${outcome.lazyPages} lazy pages on ${destination.id} ${Math.round(after ?? 0)} ms after resume (${outcome.transferred.join(', ')})`;
     return outcome;
-  }
-
-  /**
-   * Order matters: the restored (incomplete) tree dies first, then the lazy machinery stops; the source
-   * stays stopped throughout (queued SIGSTOP), and the engine's rollback resumes it afterwards.
-   */
-  private async abort(ctx: MigrationContext): Promise<void> {
-    const pid = ctx.migration.restoredPid;
-    if (pid) await this.steps.ops.killTree(ctx.destination, pid).catch(() => undefined);
-    await this.lazy.stop(endsOf(ctx));
   }
 
   /** The lazy dump's stats-dump is garbage in CRIU 4.2.1 (libs/criu fixtures): only the restore's is kept. */

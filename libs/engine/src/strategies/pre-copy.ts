@@ -9,7 +9,7 @@ import { LazyDaemonFailed, type MigrationSteps } from '../steps/migration-steps.
 import type { PageTransports } from '../transports/page-transports.js';
 import type { LiveConfig } from './live-config.js';
 import { FILE_SYNC_STATE_DIR } from '../files/file-sync-commands.js';
-import { LazyTransfer, endsOf } from './lazy-transfer.js';
+import { LazyTransfer, endsOf, pagesProgress } from './lazy-transfer.js';
 import type { MigrationStrategy } from './migration-strategy.port.js';
 import { PreCopyRounds } from './precopy-rounds.js';
 
@@ -155,7 +155,7 @@ export class PreCopy implements MigrationStrategy {
       await phases.run(migration, 'verify', () => this.steps.verify(ctx, opts.tasks));
       if (lazyRestore) await phases.run(migration, 'pages', (phase) => this.awaitFill(ctx, resumedNs, phase));
     } catch (error) {
-      if (lazyRestore) await this.stopFill(ctx);
+      if (lazyRestore) await this.lazy.abort(ctx);
       throw error;
     } finally {
       // armed commands that were used ignore the cancel
@@ -183,14 +183,7 @@ export class PreCopy implements MigrationStrategy {
   private async awaitFill(ctx: MigrationContext, resumedNs: bigint, phase: PhaseRecord): Promise<void> {
     const { migration, source, destination } = ctx;
     const outcome = await this.lazy.waitAllPages(endsOf(ctx), this.steps.config.criuTimeoutMs);
-    const after = outcome.endNs !== undefined ? Number(outcome.endNs - resumedNs) / 1e6 : undefined;
-    const fill = {
-      lazyPages: outcome.lazyPages,
-      transferred: outcome.transferred,
-      ...(outcome.complete && outcome.endNs !== undefined
-        ? { allPagesAt: new Date(Number(outcome.endNs / 1_000_000n)).toISOString(), pagesAfterResumeMs: after }
-        : {}),
-    };
+    const fill = pagesProgress(outcome, resumedNs);
     if (migration.precopy) migration.precopy.lazyFill = fill;
     if (!outcome.complete) {
       throw new MigrationStepError(
@@ -201,14 +194,7 @@ export class PreCopy implements MigrationStrategy {
         false,
       );
     }
-    phase.detail = `all ${outcome.lazyPages} pages in on ${destination.id} ${Math.round(after ?? 0)} ms after resume (${outcome.transferred.join(', ')})`;
-  }
-
-  /** The restored tree (if any) dies first, then the daemon; the rollback then resumes the source. */
-  private async stopFill(ctx: MigrationContext): Promise<void> {
-    const pid = ctx.migration.restoredPid;
-    if (pid) await this.steps.ops.killTree(ctx.destination, pid).catch(() => undefined);
-    await this.lazy.stop(endsOf(ctx));
+    phase.detail = `all ${outcome.lazyPages} pages in on ${destination.id} ${Math.round(fill.pagesAfterResumeMs ?? 0)} ms after resume (${outcome.transferred.join(', ')})`;
   }
 
   /**
@@ -216,14 +202,7 @@ export class PreCopy implements MigrationStrategy {
    * the restored tree may be adopted, otherwise it is stopped so that the rollback can resume the source.
    */
   async settle(ctx: MigrationContext): Promise<boolean> {
-    const ends = endsOf(ctx);
-    if (!(await this.lazy.daemonStarted(ends))) return true;
-    const outcome = await this.lazy.waitAllPages(ends, this.steps.config.criuTimeoutMs);
-    if (outcome.complete) return true;
-    const pid = await this.steps.ops.readPidfile(ctx.destination, `${ctx.destinationDir}/restored.pid`);
-    if (pid) ctx.migration.restoredPid = pid;
-    await this.stopFill(ctx);
-    return false;
+    return (await this.lazy.daemonStarted(endsOf(ctx))) ? this.lazy.settle(ctx) : true;
   }
 
   /** The freezing dump: page-server in the destination's final dir linked to the last round, dump linked the same. */
