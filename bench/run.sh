@@ -6,6 +6,7 @@
 #                                                                 page transports vs raw TCP and OpenSSH tunnels (same hops)
 #   bash bench/run.sh notice [--trials 20] [--poll-ms 250]        notice-to-first-freeze latency (fake IMDS over SSH)
 #   bash bench/run.sh postcopy [--reps N] [--sizes 256,1024]      post-copy vs stop-and-copy downtime through spotlift
+#   bash bench/run.sh precopy [--reps N]                          pre-copy (eager and lazy restore) vs stop-and-copy, qemu lab
 # Run as root; installs and starts what it needs, like the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,5 +21,6 @@ case "$what" in
   transport) node dist/bench/transport/transport-bench.js "$@" ;;
   notice) node dist/bench/notice/notice-bench.js "$@" ;;
   postcopy) node dist/bench/postcopy/postcopy-bench.js "$@" ;;
-  *) echo "unknown benchmark: $what (downtime | fleet | notice | postcopy | transport)" >&2; exit 2 ;;
+  precopy) node dist/bench/precopy/precopy-bench.js "$@" ;;
+  *) echo "unknown benchmark: $what (downtime | fleet | notice | postcopy | precopy | transport)" >&2; exit 2 ;;
 esac
