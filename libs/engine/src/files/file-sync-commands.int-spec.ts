@@ -9,7 +9,15 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { shq } from '@spotlift/transport';
-import { ROUND_SUMMARY, receiveRound, sendRound } from './file-sync-commands.js';
+import {
+  ROUND_SUMMARY,
+  freeSpaceFor,
+  inspectPaths,
+  parseFreeSpace,
+  parseInspect,
+  receiveRound,
+  sendRound,
+} from './file-sync-commands.js';
 
 let root: string;
 let data: string; // the declared path, as both "nodes" see it
@@ -124,5 +132,35 @@ describe('file sync rounds (real sh, find, comm, tar)', () => {
     rmSync(join(data, 'new\nline'));
     round(true);
     expect(Object.keys(tree(destData)).sort()).toEqual(['-dash', "it's", 'with space']);
+  });
+});
+
+describe('preflight questions (real sh, du, df)', () => {
+  it('the source says what each declared path holds and which are missing', () => {
+    writeFileSync(join(data, 'blob'), Buffer.alloc(300 * 1024, 1));
+    const gone = join(root, 'srv', 'no such dir');
+    const out = execFileSync('sh', ['-c', inspectPaths([data, gone])], { encoding: 'utf8' });
+    const { missing, kib } = parseInspect(out);
+    expect(missing).toEqual([gone]);
+    expect(kib.get(data)).toBeGreaterThanOrEqual(300);
+  });
+
+  it("the destination says, per path, its file system's free space and what it holds there already", () => {
+    writeFileSync(join(data, 'old'), Buffer.alloc(200 * 1024, 2));
+    const fresh = join(root, 'srv', 'not', 'yet', 'there');
+    const out = execFileSync('sh', ['-c', freeSpaceFor([data, fresh])], { encoding: 'utf8' });
+    const space = parseFreeSpace(out);
+    const [avail, mount] = execFileSync('sh', ['-c', `df -P -k ${shq(root)} | awk 'NR == 2 {print $4, $6}'`], {
+      encoding: 'utf8',
+    })
+      .trim()
+      .split(' ');
+    expect(space.map((s) => s.path)).toEqual([data, fresh]);
+    for (const s of space) {
+      expect(s.mount).toBe(mount); // a missing path is judged by its nearest existing ancestor
+      expect(Math.abs(s.availKib - Number(avail))).toBeLessThan(10 * 1024); // df read twice, a moment apart
+    }
+    expect(space[0]!.heldKib).toBeGreaterThanOrEqual(200);
+    expect(space[1]!.heldKib).toBe(0);
   });
 });

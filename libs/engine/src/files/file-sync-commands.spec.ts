@@ -2,6 +2,8 @@ import {
   checkDeclaredPath,
   onSharedStorage,
   outermostPaths,
+  diskShortfalls,
+  parseFreeSpace,
   parseInspect,
   ROUND_SUMMARY,
   sendRound,
@@ -83,13 +85,57 @@ describe('sendRound', () => {
 });
 
 describe('parseInspect', () => {
-  it('lists missing paths and the total size', () => {
-    expect(parseInspect('MISSING /srv/a\nMISSING /srv/b c\nKIB 2048\n')).toEqual({
-      missing: ['/srv/a', '/srv/b c'],
-      kib: 2048,
-    });
+  it('lists missing paths and the size of each present one (names with blanks kept whole)', () => {
+    const { missing, kib } = parseInspect('MISSING\t/srv/a\nSIZE\t2048\t/srv/b c\nSIZE\t\t/srv/d\n');
+    expect(missing).toEqual(['/srv/a']);
+    expect([...kib]).toEqual([
+      ['/srv/b c', 2048],
+      ['/srv/d', 0], // du printed nothing: counted as empty
+    ]);
   });
-  it('reads a size of 0 when du printed nothing (every path missing)', () => {
-    expect(parseInspect('MISSING /x\nKIB \n')).toEqual({ missing: ['/x'], kib: 0 });
+});
+
+describe('parseFreeSpace and diskShortfalls', () => {
+  const space = parseFreeSpace(
+    'FREE\t1000\t/srv\t0\t/srv/a\nFREE\t1000\t/srv\t300\t/srv/b\nFREE\t50\t/var\t0\t/var/lib/x y\nnoise\n',
+  );
+  it('reads each path with its file system, free and held KiB', () => {
+    expect(space).toEqual([
+      { availKib: 1000, mount: '/srv', heldKib: 0, path: '/srv/a' },
+      { availKib: 1000, mount: '/srv', heldKib: 300, path: '/srv/b' },
+      { availKib: 50, mount: '/var', heldKib: 0, path: '/var/lib/x y' },
+    ]);
+  });
+  it.each([
+    [
+      'everything fits',
+      [
+        ['/srv/a', 600],
+        ['/srv/b', 600],
+        ['/var/lib/x y', 50],
+      ],
+      [],
+    ],
+    // paths on one file system add up: 700 + (900 - 300 held) > 1000
+    [
+      'one file system short',
+      [
+        ['/srv/a', 700],
+        ['/srv/b', 900],
+        ['/var/lib/x y', 10],
+      ],
+      [{ mount: '/srv', paths: ['/srv/a', '/srv/b'], needKib: 1300, availKib: 1000 }],
+    ],
+    [
+      'a copy smaller than what is held needs nothing',
+      [
+        ['/srv/a', 0],
+        ['/srv/b', 100],
+        ['/var/lib/x y', 51],
+      ],
+      [{ mount: '/var', paths: ['/var/lib/x y'], needKib: 51, availKib: 50 }],
+    ],
+  ])('%s', (_, sizes, want) => {
+    expect(diskShortfalls(new Map(sizes as [string, number][]), space)).toEqual(want);
   });
 });

@@ -99,17 +99,70 @@ export function receiveRound(dir: string): { unpack: string; after: string } {
 
 /** Prints `MISSING <path>` for each declared path absent on the source, then `KIB <total size in KiB>`. */
 export function inspectPaths(paths: readonly string[]): string {
-  const quoted = paths.map(shq).join(' ');
   return (
-    `for p in ${quoted}; do [ -e "$p" ] || [ -L "$p" ] || echo "MISSING $p"; done; ` +
-    `echo "KIB $(du -skc ${quoted} 2>/dev/null | tail -1 | cut -f1)"`
+    `for p in ${paths.map(shq).join(' ')}; do if [ -e "$p" ] || [ -L "$p" ]; then ` +
+    `printf 'SIZE\\t%s\\t%s\\n' "$(du -sk "$p" 2>/dev/null | cut -f1)" "$p"; else printf 'MISSING\\t%s\\n' "$p"; fi; done`
   );
 }
 
-export function parseInspect(out: string): { missing: string[]; kib: number } {
-  const missing = [...out.matchAll(/^MISSING (.+)$/gm)].map((m) => m[1]!.trim());
-  const kib = Number(/^KIB (\d+)/m.exec(out)?.[1] ?? NaN);
-  return { missing, kib: Number.isFinite(kib) ? kib : 0 };
+/** The source's answer to {@link inspectPaths}: missing paths, and the KiB each present one holds. */
+export function parseInspect(out: string): { missing: string[]; kib: Map<string, number> } {
+  const missing = [...out.matchAll(/^MISSING\t(.+)$/gm)].map((m) => m[1]!);
+  const kib = new Map([...out.matchAll(/^SIZE\t(\d*)\t(.+)$/gm)].map((m) => [m[2]!, Number(m[1] || 0)]));
+  return { missing, kib };
+}
+
+/**
+ * On the destination, per declared path: the file system that will hold it (that of its nearest existing
+ * ancestor), its free KiB, and the KiB the path holds there already (an older copy is overwritten, not added
+ * to). Prints `FREE<tab>avail<tab>held<tab>mount<tab>path`.
+ */
+export function freeSpaceFor(paths: readonly string[]): string {
+  return (
+    `for p in ${paths.map(shq).join(' ')}; do q=$p; while [ ! -e "$q" ] && [ "$q" != / ]; do q=$(dirname "$q"); done; ` +
+    `h=0; if [ -e "$p" ]; then h=$(du -sk "$p" 2>/dev/null | cut -f1); fi; ` +
+    `d=$(df -P -k "$q" | awk 'NR == 2 {print $4 "\\t" $6}'); printf 'FREE\\t%s\\t%s\\t%s\\n' "$d" "\${h:-0}" "$p"; done`
+  );
+}
+
+export interface PathSpace {
+  path: string;
+  mount: string;
+  availKib: number;
+  heldKib: number;
+}
+
+export function parseFreeSpace(out: string): PathSpace[] {
+  return [...out.matchAll(/^FREE\t(\d+)\t([^\t]*)\t(\d+)\t(.+)$/gm)].map((m) => ({
+    availKib: Number(m[1]),
+    mount: m[2]!,
+    heldKib: Number(m[3]),
+    path: m[4]!,
+  }));
+}
+
+/** A destination file system without room for the declared paths it would receive. */
+export interface DiskShortfall {
+  mount: string;
+  paths: string[];
+  needKib: number;
+  availKib: number;
+}
+
+/**
+ * Which destination file systems lack room: each path needs what the source holds beyond what the destination
+ * holds there already; paths on one file system add up.
+ */
+export function diskShortfalls(sourceKib: ReadonlyMap<string, number>, space: readonly PathSpace[]): DiskShortfall[] {
+  const byMount = new Map<string, DiskShortfall>();
+  for (const s of space) {
+    const need = Math.max(0, (sourceKib.get(s.path) ?? 0) - s.heldKib);
+    const m = byMount.get(s.mount) ?? { mount: s.mount, paths: [], needKib: 0, availKib: s.availKib };
+    m.paths.push(s.path);
+    m.needKib += need;
+    byMount.set(s.mount, m);
+  }
+  return [...byMount.values()].filter((m) => m.needKib > m.availKib);
 }
 
 /** A checkpoint keeps the declared files next to its images, as one tar file covered by their checksums. */

@@ -10,9 +10,13 @@ import { engineKit, phaseNames, scriptHappyPath } from '../engine-test-kit.js';
 const FILES_TAR = Buffer.from('scripted tar of the declared files');
 const FILES_SHA = createHash('sha256').update(FILES_TAR).digest('hex');
 
-function setup() {
+/** node-b's answer to the free-space question: 1 GiB free on /srv, `heldKib` of /srv/data/app there already. */
+const freeOnB = (availKib = 1_048_576, heldKib = 0) => `FREE\t${availKib}\t/srv\t${heldKib}\t/srv/data/app\n`;
+
+function setup(destinationSpace = freeOnB()) {
   const kit = engineKit({ workload: aWorkload({ paths: ['/srv/data/app'] }) });
-  kit.shell.on({ node: 'node-a', match: /MISSING/, reply: { stdout: 'KIB 4096\n' } }).on({
+  kit.shell.on({ node: 'node-b', match: /FREE/, reply: { stdout: destinationSpace } });
+  kit.shell.on({ node: 'node-a', match: /MISSING/, reply: { stdout: 'SIZE\t4096\t/srv/data/app\n' } }).on({
     node: 'node-a',
     match: /tar -cf - --null --no-recursion/,
     reply: { stdout: FILES_TAR.toString(), stderr: 'SPOTLIFT_FILES sent=3 deleted=0\n' },
@@ -57,6 +61,31 @@ describe('declared files in a migration', () => {
     expect(shell.ran('node-a', /kill -KILL/)).toEqual([]);
     expect(shell.ran('node-b', /criu restore/)).toEqual([]);
     expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-a', state: 'running' });
+  });
+
+  it.each([
+    [
+      'too little room on its file system',
+      freeOnB(2048, 0),
+      /node-b lacks room for the declared files: 2 MiB free on \/srv, \/srv\/data\/app need about 4 MiB/,
+    ],
+    ['no answer about its disk', '', /could not read the free disk space for the declared files on node-b/],
+  ])('a destination with %s fails preflight: nothing frozen, nothing copied', async (_, space, why) => {
+    const { shell, engine, workloads } = setup(space);
+    scriptHappyPath(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('failed');
+    expect(m.error ?? m.rollbackReason).toMatch(why);
+    expect(shell.ran('node-a', /criu dump|tar -cf - --null/)).toEqual([]);
+    expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-a', state: 'running' });
+  });
+
+  it('an older copy on the destination counts: only the difference needs room', async () => {
+    const { shell, engine } = setup(freeOnB(2048, 3072));
+    shell.on({ node: 'node-b', match: /tar -C \/ -xpf -/, reply: { stdout: `${FILES_SHA}\n` } });
+    scriptHappyPath(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('completed');
   });
 
   it('a copy that fails while the workload runs fails the job before any freeze', async () => {

@@ -5,9 +5,12 @@ import type { NodeOps } from '../node-ops.js';
 import type { PhaseRecorder } from '../phase-recorder.js';
 import {
   ROUND_SUMMARY,
+  diskShortfalls,
+  freeSpaceFor,
   inspectPaths,
   onSharedStorage,
   outermostPaths,
+  parseFreeSpace,
   parseInspect,
   receiveRound,
   sendRound,
@@ -51,14 +54,20 @@ export class WorkloadFiles {
     return { synced: declared.filter((p) => !shared.includes(p)), shared, rounds: [] };
   }
 
-  /** Preflight: every declared path exists on the source (a typo would otherwise surface as a failed restore). */
+  /**
+   * Preflight: every declared path exists on the source (a typo would otherwise surface as a failed restore), and
+   * the destination's file systems have room for them (beyond what they hold there already).
+   */
   async check(ctx: MigrationContext): Promise<string | undefined> {
     const plan = this.plan(ctx);
     if (!plan) return undefined;
     ctx.migration.files = plan;
     if (!plan.synced.length) return `declared files on shared storage: ${plan.shared.join(', ')}`;
-    const res = await this.ops.run(ctx.source, inspectPaths(plan.synced), 60_000);
-    const { missing, kib } = parseInspect(res.stdout);
+    const [src, dst] = await Promise.all([
+      this.ops.run(ctx.source, inspectPaths(plan.synced), 60_000),
+      this.ops.run(ctx.destination, freeSpaceFor(plan.synced), 60_000),
+    ]);
+    const { missing, kib } = parseInspect(src.stdout);
     if (missing.length) {
       throw new MigrationStepError(
         'preflight',
@@ -66,7 +75,28 @@ export class WorkloadFiles {
         true,
       );
     }
-    return `${plan.synced.length} declared path(s), ${Math.round(kib / 1024)} MiB, to copy`;
+    const space = parseFreeSpace(dst.stdout);
+    if (space.length !== plan.synced.length) {
+      throw new MigrationStepError(
+        'preflight',
+        `could not read the free disk space for the declared files on ${ctx.destination.id}`,
+        true,
+      );
+    }
+    const mib = (k: number) => Math.ceil(k / 1024);
+    const short = diskShortfalls(kib, space);
+    if (short.length) {
+      const what = short.map(
+        (s) => `${mib(s.availKib)} MiB free on ${s.mount}, ${s.paths.join(', ')} need about ${mib(s.needKib)} MiB`,
+      );
+      throw new MigrationStepError(
+        'preflight',
+        `${ctx.destination.id} lacks room for the declared files: ${what.join('; ')}`,
+        true,
+      );
+    }
+    const total = [...kib.values()].reduce((a, b) => a + b, 0);
+    return `${plan.synced.length} declared path(s), ${mib(total)} MiB, to copy`;
   }
 
   /** Copies while the workload runs, until a round is short enough (or the round limit). Before any freeze. */
