@@ -15,6 +15,12 @@ import { shq } from '@spotlift/transport';
  * GNU find, sort, comm and tar: the nodes spotlift copies files between are full distributions.
  */
 
+/**
+ * How early a round's mark is set: a file written up to this long before a round began still counts as changed
+ * in the next one (file times come from the kernel's coarse clock; some file systems keep whole seconds).
+ */
+export const MARK_MARGIN_MS = 1000;
+
 /** Below the migration's directory on the source; image streams leave it out. */
 export const FILE_SYNC_STATE_DIR = 'file-sync';
 
@@ -64,8 +70,8 @@ export function sendRound(dir: string, paths: readonly string[], opts: { final: 
   const tarOk = opts.final ? '[ $rc -eq 0 ]' : '[ $rc -le 1 ]';
   return [
     `mkdir -p ${shq(state)} && cd / || exit 1`,
-    // the mark: now minus 1 s, to the nanosecond (GNU date and touch)
-    `ns=$(( $(date +%s%N) - 1000000000 ))`,
+    // the mark: now minus the margin, to the nanosecond (GNU date and touch)
+    `ns=$(( $(date +%s%N) - ${MARK_MARGIN_MS * 1_000_000} ))`,
     `touch -d "@$((ns / 1000000000)).$(printf %09d $((ns % 1000000000)))" ${f('mark.next')} || exit 1`,
     // no pipe: dash has no pipefail, and a declared path that vanished must fail the round
     `find ${rels} -print0 > ${f('found')} || exit 1`,

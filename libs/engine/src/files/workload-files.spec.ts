@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { aWorkload } from '@spotlift/testing';
 import { engineKit, phaseNames, scriptHappyPath } from '../engine-test-kit.js';
+import { MARK_MARGIN_MS } from './file-sync-commands.js';
 
 const FILES_TAR = Buffer.from('scripted tar of the declared files');
 const FILES_SHA = createHash('sha256').update(FILES_TAR).digest('hex');
@@ -15,18 +16,23 @@ const freeOnB = (availKib = 1_048_576, heldKib = 0) => `FREE\t${availKib}\t/srv\
 
 function setup(destinationSpace = freeOnB()) {
   const kit = engineKit({ workload: aWorkload({ paths: ['/srv/data/app'] }) });
+  /** When each copy began (wall clock), in order. */
+  const copiesAt: number[] = [];
   kit.shell.on({ node: 'node-b', match: /FREE/, reply: { stdout: destinationSpace } });
   kit.shell.on({ node: 'node-a', match: /MISSING/, reply: { stdout: 'SIZE\t4096\t/srv/data/app\n' } }).on({
     node: 'node-a',
     match: /tar -cf - --null --no-recursion/,
-    reply: { stdout: FILES_TAR.toString(), stderr: 'SPOTLIFT_FILES sent=3 deleted=0\n' },
+    reply: () => {
+      copiesAt.push(Date.now());
+      return { stdout: FILES_TAR.toString(), stderr: 'SPOTLIFT_FILES sent=3 deleted=0\n' };
+    },
   });
-  return kit;
+  return { ...kit, copiesAt };
 }
 
 describe('declared files in a migration', () => {
-  it('copies them once while the workload runs and once more after the dump, before the restore', async () => {
-    const { shell, engine } = setup();
+  it('copies them while the workload runs (a second round past the mark margin) and once more after the dump', async () => {
+    const { shell, engine, copiesAt } = setup();
     shell.on({ node: 'node-b', match: /tar -C \/ -xpf -/, reply: { stdout: `${FILES_SHA}\n` } });
     scriptHappyPath(shell);
     const m = await engine.run('mig-1');
@@ -35,20 +41,26 @@ describe('declared files in a migration', () => {
     expect(m.files).toMatchObject({
       synced: ['/srv/data/app'],
       shared: [],
-      rounds: [{ sent: 3, deleted: 0, bytes: FILES_TAR.length }],
+      rounds: [
+        { sent: 3, deleted: 0, bytes: FILES_TAR.length },
+        { sent: 3, deleted: 0, bytes: FILES_TAR.length },
+      ],
       final: { sent: 3, deleted: 0, bytes: FILES_TAR.length },
     });
     const order = (re: RegExp) => shell.calls.findIndex((c) => re.test(c.command));
     const copies = shell.calls.filter((c) => /tar -cf - --null/.test(c.command)).map((c) => shell.calls.indexOf(c));
-    expect(copies).toHaveLength(2);
-    expect(copies[0]).toBeLessThan(order(/criu dump/));
-    expect(copies[1]).toBeGreaterThan(order(/criu dump/));
-    expect(copies[1]).toBeLessThan(order(/criu restore/));
+    expect(copies).toHaveLength(3);
+    expect(copies[1]).toBeLessThan(order(/criu dump/));
+    expect(copies[2]).toBeGreaterThan(order(/criu dump/));
+    expect(copies[2]).toBeLessThan(order(/criu restore/));
+    // Round one was short, but a file written just before it would be in the freeze's copy (it sends what
+    // changed since MARK_MARGIN_MS before the last round began): round two begins past the margin.
+    expect(copiesAt[1]! - copiesAt[0]!).toBeGreaterThanOrEqual(MARK_MARGIN_MS);
   });
 
   it('a final copy that fails inside the freeze rolls back: the source resumes, nothing is restored', async () => {
     const { shell, engine, workloads } = setup();
-    shell.on({ node: 'node-b', match: /tar -C \/ -xpf -/, times: 1, reply: { stdout: `${FILES_SHA}\n` } }).on({
+    shell.on({ node: 'node-b', match: /tar -C \/ -xpf -/, times: 2, reply: { stdout: `${FILES_SHA}\n` } }).on({
       node: 'node-b',
       match: /tar -C \/ -xpf -/,
       reply: { code: 2, stderr: 'tar: srv/data/app/journal.log: Cannot write: No space left on device\n' },

@@ -4,6 +4,7 @@ import { type MigrationContext, MigrationStepError } from '../engine.types.js';
 import type { NodeOps } from '../node-ops.js';
 import type { PhaseRecorder } from '../phase-recorder.js';
 import {
+  MARK_MARGIN_MS,
   ROUND_SUMMARY,
   diskShortfalls,
   freeSpaceFor,
@@ -44,6 +45,8 @@ export class WorkloadFiles {
     private readonly streamer: DirectoryStreamer,
     private readonly phases: PhaseRecorder,
     private readonly config: FileSyncConfig = DEFAULT_FILE_SYNC_CONFIG,
+    private readonly sleep: (ms: number) => Promise<void> = (ms) =>
+      new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))),
   ) {}
 
   /** Which declared paths are copied and which are shared; recorded on the job. */
@@ -99,17 +102,28 @@ export class WorkloadFiles {
     return `${plan.synced.length} declared path(s), ${mib(total)} MiB, to copy`;
   }
 
-  /** Copies while the workload runs, until a round is short enough (or the round limit). Before any freeze. */
+  /**
+   * Copies while the workload runs, before any freeze, until a round is short enough and began at least
+   * MARK_MARGIN_MS after the previous one (or the round limit). The second condition keeps the freeze's copy
+   * small: it sends whatever changed from MARK_MARGIN_MS before the last round began, so without it a file
+   * written just before the migration (round one sends it) would cross again inside the freeze, however big.
+   */
   async presync(ctx: MigrationContext): Promise<void> {
     const plan = ctx.migration.files;
     if (!plan?.synced.length) return;
     await this.phases.run(ctx.migration, 'files', async (phase) => {
+      let previousStart: number | undefined;
       for (let n = 1; n <= this.config.maxRounds; n++) {
         const armed = await this.arm(ctx, plan.synced, false);
+        const start = Date.now(); // about when the round sets its mark on the source
         const round = await this.finish(ctx, armed, true);
         plan.rounds.push(round);
         phase.detail = `${plan.rounds.length} round(s) while running: ${plan.rounds.map((r) => `${r.sent} entries/${r.bytes} B`).join(', ')}`;
-        if (round.durationMs <= this.config.targetRoundMs) break;
+        const short = round.durationMs <= this.config.targetRoundMs;
+        if (short && previousStart !== undefined && start - previousStart >= MARK_MARGIN_MS) break;
+        // (plus a little: the go line reaches the node a few ms after `start`, not always equally late)
+        if (short && n < this.config.maxRounds) await this.sleep(start + MARK_MARGIN_MS + 100 - Date.now());
+        previousStart = start;
       }
       await this.phases.save(ctx.migration);
     });
