@@ -101,10 +101,10 @@ afterAll(async () => {
 describe('checkpoint to a storage node, restore elsewhere (real CRIU)', () => {
   let restored: CheckpointRecord;
 
-  it('checkpoints a workload from node-a to node-c, then restores it on node-b where it continues', async () => {
+  it('checkpoints a workload from node-a to node-c (pages over ssh), then restores it on node-b where it continues', async () => {
     const w = await launch('cp-move', 64);
     const before = Date.now();
-    const created = await orch.api<CheckpointRecord>('POST', '/checkpoints', { workload: w.id });
+    const created = await orch.api<CheckpointRecord>('POST', '/checkpoints', { workload: w.id, transport: 'ssh' });
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({
       state: 'queued',
@@ -112,11 +112,14 @@ describe('checkpoint to a storage node, restore elsewhere (real CRIU)', () => {
       sourceNodeId: 'node-a',
       storageNodeId: 'node-c',
       imageDir: `${CP_ROOT}/${w.id}/${created.body.id}`,
+      transport: 'ssh',
     });
 
     const cp = await settled(created.body.id, ['stored', 'failed']);
     expect(cp.error).toBeUndefined();
     expect(cp.state).toBe('stored');
+    // The page traffic went through an SSH tunnel node to node (node-a reaches node-c's sshd).
+    expect(cp.transportRoute).toMatch(/^direct: /);
     expect(cp.phases.map((p) => `${p.name}:${p.ok}`)).toEqual([
       'preflight:true',
       'prepare:true',
@@ -249,6 +252,12 @@ describe('checkpoint to a storage node, restore elsewhere (real CRIU)', () => {
     expect(terminating.body.message).toMatch(/destination 'node-a' cannot take .*terminating/);
     const bad = await orch.api<{ message: string }>('POST', `/checkpoints/${stored.id}/restore`, { node: 'node-b' });
     expect(bad.status).toBe(400);
+    const badTransport = await orch.api<{ message: string }>('POST', '/checkpoints', {
+      workload: stored.workloadId,
+      transport: 'udp',
+    });
+    expect(badTransport.status).toBe(400);
+    expect(badTransport.body.message).toMatch(/transport/);
     const untouched = await checkpoint(stored.id);
     expect(untouched.state).toBe('stored');
     expect(untouched.restore).toBeUndefined();

@@ -2,7 +2,7 @@
  * Checkpoints: a workload dumped from its node to a storage node, kept there, restored later elsewhere.
  * Plain data stored as JSON, like models.ts.
  */
-import type { DumpStats, PhaseRecord, RestoreStats } from './models.js';
+import type { DumpStats, PhaseRecord, RestoreStats, Transport } from './models.js';
 
 /**
  * - `queued`: recorded, the job has not started.
@@ -49,6 +49,9 @@ export interface CheckpointRecord {
   bytes: { pages: number; images: number; stored?: number; files?: number };
   /** The declared paths (WorkloadRecord.paths) stored with the checkpoint. */
   paths?: string[];
+  /** How page traffic went to the storage node (as a migration's `transport`), and the ssh route taken. */
+  transport?: Transport;
+  transportRoute?: string;
   /** sha256 of the image stream, checked on the storage node. */
   sha256?: string;
   /** The tree at dump time (root first) and its resident memory: what a restore must bring back. */

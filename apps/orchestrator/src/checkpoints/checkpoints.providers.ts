@@ -5,12 +5,12 @@
 import { BullModule } from '@nestjs/bullmq';
 import type { DynamicModule, Provider, Type } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { CheckpointFlow, Clock, NodeOps } from '@spotlift/engine';
+import { CheckpointFlow, Clock, NodeOps, type PageTransport } from '@spotlift/engine';
 import { QueueName } from '@spotlift/queue';
 import { CheckpointRepository, NodeRepository, RedisRecords, WorkloadRepository } from '@spotlift/store';
 import { DirectoryStreamer, NodeShell } from '@spotlift/transport';
 import { AppConfig } from '../config/app-config.js';
-import { REDIS } from '../core/core.module.js';
+import { PAGE_TRANSPORTS, REDIS } from '../core/core.module.js';
 import { CheckpointQueue } from './checkpoint-queue.js';
 import { CheckpointsController } from './checkpoints.controller.js';
 import { CheckpointsProcessor } from './checkpoints.processor.js';
@@ -29,7 +29,16 @@ export function checkpointProviders(config: AppConfig): Provider[] {
     },
     {
       provide: CheckpointFlow,
-      inject: [CheckpointRepository, WorkloadRepository, NodeRepository, NodeOps, NodeShell, Clock, AppConfig],
+      inject: [
+        CheckpointRepository,
+        WorkloadRepository,
+        NodeRepository,
+        NodeOps,
+        NodeShell,
+        Clock,
+        AppConfig,
+        PAGE_TRANSPORTS,
+      ],
       useFactory: (
         cps: CheckpointRepository,
         w: WorkloadRepository,
@@ -38,7 +47,8 @@ export function checkpointProviders(config: AppConfig): Provider[] {
         shell: NodeShell,
         clock: Clock,
         c: AppConfig,
-      ) => new CheckpointFlow(cps, w, n, ops, new DirectoryStreamer(shell), clock, c.engine),
+        transports: PageTransport[],
+      ) => new CheckpointFlow(cps, w, n, ops, new DirectoryStreamer(shell), clock, c.engine, transports),
     },
     CheckpointQueue,
     CheckpointsService,

@@ -25,6 +25,8 @@ export const CreateCheckpoint = z
     workload: z.string().min(1).max(64),
     /** Default: the configured `evacuation.storageNodeId`. */
     storage: NodeId.optional(),
+    /** Page traffic to the storage node, as for migrations: tcp, CRIU's TLS, or an SSH tunnel. */
+    transport: z.enum(['tcp', 'tls', 'ssh']).default('tcp'),
   })
   .strict();
 export type CreateCheckpoint = z.infer<typeof CreateCheckpoint>;
@@ -104,6 +106,7 @@ export class CheckpointsService {
       criu: {},
       bytes: { pages: 0, images: 0 },
       rssBytes: tree.rssBytes,
+      transport: body.transport,
       ...(link.evacuationId ? { evacuationId: link.evacuationId } : {}),
       createdAt: now,
       updatedAt: now,

@@ -10,6 +10,7 @@ import {
   SystemClock,
   TcpPageTransport,
   TlsPageTransport,
+  type PageTransport,
 } from '@spotlift/engine';
 import {
   MigrationFlags,
@@ -33,6 +34,8 @@ import {
 import { AppConfig } from '../config/app-config.js';
 
 export const REDIS = Symbol('REDIS');
+/** The page transports (tcp, tls, ssh) the engine and the checkpoint flow pick from. */
+export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
 
 /**
  * Binds every port to its adapter: Redis records, the ssh2 node shell, the engine. Feature modules depend on
@@ -100,6 +103,16 @@ export const REDIS = Symbol('REDIS');
       useFactory: (r: Redis, c: AppConfig) => new RedisPairLinks(r, c.redisPrefix),
     },
     {
+      // One set of page transports for migrations and checkpoints alike.
+      provide: PAGE_TRANSPORTS,
+      inject: [NodeShell, AppConfig, NodeCertificates],
+      useFactory: (shell: NodeShell, c: AppConfig, certs: NodeCertificates): PageTransport[] => [
+        new TcpPageTransport(),
+        new TlsPageTransport(certs),
+        new SshPageTransport(shell, { ...DEFAULT_SSH_TUNNEL, ...c.sshTunnel }),
+      ],
+    },
+    {
       provide: MigrationEngine,
       inject: [
         MigrationRepository,
@@ -109,7 +122,7 @@ export const REDIS = Symbol('REDIS');
         NodeShell,
         Clock,
         AppConfig,
-        NodeCertificates,
+        PAGE_TRANSPORTS,
         PostCopyTrials,
         PairLinks,
       ],
@@ -121,7 +134,7 @@ export const REDIS = Symbol('REDIS');
         shell: NodeShell,
         clock: Clock,
         c: AppConfig,
-        certs: NodeCertificates,
+        transports: PageTransport[],
         trials: PostCopyTrials,
         links: PairLinks,
       ) =>
@@ -133,11 +146,7 @@ export const REDIS = Symbol('REDIS');
           new DirectoryStreamer(shell),
           clock,
           c.engine,
-          [
-            new TcpPageTransport(),
-            new TlsPageTransport(certs),
-            new SshPageTransport(shell, { ...DEFAULT_SSH_TUNNEL, ...c.sshTunnel }),
-          ],
+          transports,
           trials,
           c.live,
           links,
@@ -146,6 +155,7 @@ export const REDIS = Symbol('REDIS');
   ],
   exports: [
     REDIS,
+    PAGE_TRANSPORTS,
     Clock,
     NodeShell,
     NodeRepository,

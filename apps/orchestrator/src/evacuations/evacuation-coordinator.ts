@@ -15,7 +15,7 @@ import {
   NodeRepository,
   WorkloadRepository,
 } from '@spotlift/store';
-import { CheckpointsService } from '../checkpoints/checkpoints.service.js';
+import { CheckpointsService, CreateCheckpoint } from '../checkpoints/checkpoints.service.js';
 import { AppConfig } from '../config/app-config.js';
 import { CreateMigration, MigrationsService } from '../migrations/migrations.service.js';
 import { buildEvacuationInput, planAsExecuted, strategyFor, workloadsInScope } from './evacuation-input.js';
@@ -214,7 +214,10 @@ export class EvacuationCoordinator {
     for (const job of due) {
       try {
         const cp = await this.checkpointsService.create(
-          { workload: job.workloadId, ...(job.fallbackNodeId ? { storage: job.fallbackNodeId } : {}) },
+          CreateCheckpoint.parse({
+            workload: job.workloadId,
+            ...(job.fallbackNodeId ? { storage: job.fallbackNodeId } : {}),
+          }),
           { evacuationId: rec.id },
         );
         Object.assign(job, { state: 'checkpointing', checkpointId: cp.id, startedAt: cp.createdAt });

@@ -182,6 +182,21 @@ describe('CheckpointFlow.take', () => {
     expect((await workloads.get('wl-1'))!.state).toBe('running');
   });
 
+  it('records the page transport it used; one the orchestrator does not offer fails before any freeze', async () => {
+    const ok = setup(aCheckpoint());
+    scriptHealthy(ok.shell);
+    expect(await ok.flow.take('cp-1')).toMatchObject({ state: 'stored', transport: 'tcp' });
+
+    // this flow was given tcp only (the app gives tcp, tls and ssh)
+    const { shell, flow, workloads } = setup(aCheckpoint({ transport: 'tls' }));
+    scriptHealthy(shell);
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('failed');
+    expect(cp.error).toMatch(/page transport 'tls' is not configured on this orchestrator \(available: tcp\)/);
+    expect(shell.ran('node-a', /criu dump|kill -/)).toHaveLength(0);
+    expect((await workloads.get('wl-1'))!.state).toBe('running');
+  });
+
   it("a record left 'taking' mid-dump by a dead worker is undone: the source resumed", async () => {
     const dumping = aCheckpoint({
       state: 'taking',

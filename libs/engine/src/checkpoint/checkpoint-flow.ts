@@ -182,6 +182,10 @@ export class CheckpointFlow {
     try {
       await steps.markMigrating(ctx);
       const dumped = await phases.run(view, 'dump', () => strategy.dump(ctx, channel));
+      Object.assign(cp, {
+        transport: view.transport,
+        ...(view.transportRoute ? { transportRoute: view.transportRoute } : {}),
+      });
       await phases.run(view, 'transfer', async (phase) => {
         // The declared files, copied once the workload is frozen (nothing changes them any more).
         const [r, files] = await Promise.all([transfer.images.start(), transfer.files?.start()]).catch((e: Error) => {
@@ -444,7 +448,7 @@ export class CheckpointFlow {
       destinationNodeId: destination.id,
       destinationReason: part === 'take' ? 'storage node' : cp.restore!.destinationReason,
       strategy: 'stop-and-copy',
-      transport: 'tcp',
+      transport: cp.transport ?? 'tcp',
       state: 'running',
       // The same array: phases recorded on the view are the checkpoint's.
       phases: part === 'take' ? cp.phases : cp.restore!.phases,
