@@ -4,50 +4,25 @@
  * a counter in its heap, a checksummed buffer it keeps verifying, and one UDP socket sending heartbeats
  * with a gap-free sequence number to a collector on the lab bridge.
  */
-import { readFileSync } from 'node:fs';
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
-import { nodeAddress, nodeOfPid, pidAlive, startWorkload, stopWorkload } from '@spotlift/testing';
-import { waitForMigration } from './support/orchestrator-harness.js';
-import { type E2eEnv, setupE2e, sleep, spawnInNode } from './support/e2e-env.js';
+import { nodeAddress, nodeOfPid, pidAlive } from '@spotlift/testing';
+import { type E2eEnv, procState, setupE2e, sleep, spawnInNode } from './support/e2e-env.js';
 
 let env: E2eEnv;
-
-function procState(pid: number): string {
-  return /^State:\s+(\S)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 'gone';
-}
-const started: number[] = [];
 
 beforeAll(async () => {
   env = await setupE2e({ nodes: 3, redisPort: 16380 });
 }, 240_000);
 
 afterAll(async () => {
-  for (const pid of started) if (pidAlive(pid)) await stopWorkload(pid);
   await env?.teardown();
 }, 120_000);
 
-async function launch(name: string, node: string, memMiB = 64): Promise<{ pid: number; workload: WorkloadRecord }> {
-  const pid = await startWorkload(node, { name, memMiB, udpPort: env.collector.port });
-  started.push(pid);
-  await env.collector.waitForCount(name, 5, { from: nodeAddress(node), timeoutMs: 30_000 });
-  const res = await env.orch.api<WorkloadRecord>('POST', '/workloads', { name, node, pid });
-  expect(res.status).toBe(201);
-  return { pid, workload: res.body };
-}
-
-async function migrate(body: object): Promise<MigrationRecord> {
-  const res = await env.orch.api<MigrationRecord>('POST', '/migrations', body);
-  expect(res.status).toBe(201);
-  const done = await waitForMigration<MigrationRecord>(env.orch, res.body.id);
-  started.push(...(done.restoredPid ? [done.restoredPid] : []));
-  return done;
-}
-
 describe('stop-and-copy over REST, real CRIU', () => {
   it('moves a 64 MiB workload from node-a to node-b; it continues there and only there', async () => {
-    const { pid, workload } = await launch('e2e-move', 'node-a');
+    const { pid, workload } = await env.launch('e2e-move', 'node-a');
     const before = Date.now();
-    const m = await migrate({ workload: workload.id, destination: 'node-b' });
+    const m = await env.migrate({ workload: workload.id, destination: 'node-b' });
 
     expect(m.state).toBe('completed');
     expect(m.phases.map((p) => p.name)).toEqual([
@@ -91,8 +66,8 @@ describe('stop-and-copy over REST, real CRIU', () => {
   });
 
   it('chooses a destination when none is given, never the source', async () => {
-    const { workload } = await launch('e2e-choose', 'node-b');
-    const m = await migrate({ workload: workload.id });
+    const { workload } = await env.launch('e2e-choose', 'node-b');
+    const m = await env.migrate({ workload: workload.id });
     expect(m.state).toBe('completed');
     expect(m.destinationNodeId).not.toBe('node-b');
     expect(m.destinationReason).toMatch(/suitable node/);
@@ -101,7 +76,7 @@ describe('stop-and-copy over REST, real CRIU', () => {
 
   it('rolls back when the restore fails on the destination: the source resumes and keeps running', async () => {
     const name = 'e2e-rollback';
-    const { pid, workload } = await launch(name, 'node-a');
+    const { pid, workload } = await env.launch(name, 'node-a');
     // The workload's UDP socket is bound to 0.0.0.0:<port>. Holding that port in node-c's namespace makes
     // CRIU's restore there fail with EADDRINUSE: a real restore failure, no test hook in the product.
     const port = env.collector.last(name)!.fromPort;
@@ -112,7 +87,7 @@ describe('stop-and-copy over REST, real CRIU', () => {
     ]);
     try {
       await sleep(500);
-      const m = await migrate({ workload: workload.id, destination: 'node-c' });
+      const m = await env.migrate({ workload: workload.id, destination: 'node-c' });
       expect(m.state).toBe('rolled_back');
       expect(m.rollbackReason).toMatch(/criu restore failed on node-c/);
       expect(m.rollbackReason).toMatch(/Address already in use|bind/i);

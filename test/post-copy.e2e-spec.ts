@@ -6,47 +6,19 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
-import { nodeAddress, nodeOfPid, pidAlive, startWorkload, stopWorkload } from '@spotlift/testing';
-import { waitForMigration } from './support/orchestrator-harness.js';
-import { type E2eEnv, setupE2e, sleep } from './support/e2e-env.js';
+import { nodeAddress, nodeOfPid, pidAlive } from '@spotlift/testing';
+import { type E2eEnv, procState, setupE2e, sleep } from './support/e2e-env.js';
 
 let env: E2eEnv;
-const started: number[] = [];
 const IMAGE_ROOT = process.env.SPOTLIFT_IMAGE_ROOT ?? '/var/lib/spotlift/images';
 
-function procState(pid: number): string {
-  return /^State:\s+(\S)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 'gone';
-}
-
 beforeAll(async () => {
-  env = await setupE2e({ nodes: 3, redisPort: 16391 });
+  env = await setupE2e({ nodes: 3, redisPort: 16391, migrationTimeoutMs: 240_000, heartbeatTimeoutMs: 60_000 });
 }, 240_000);
 
 afterAll(async () => {
-  for (const pid of started) if (pidAlive(pid)) await stopWorkload(pid);
   await env?.teardown();
 }, 120_000);
-
-async function launch(name: string, node: string, memMiB: number): Promise<{ pid: number; workload: WorkloadRecord }> {
-  const pid = await startWorkload(node, { name, memMiB, udpPort: env.collector.port });
-  started.push(pid);
-  await env.collector.waitForCount(name, 5, { from: nodeAddress(node), timeoutMs: 60_000 });
-  const res = await env.orch.api<WorkloadRecord>('POST', '/workloads', { name, node, pid });
-  expect(res.status).toBe(201);
-  return { pid, workload: res.body };
-}
-
-async function create(body: object): Promise<MigrationRecord> {
-  const res = await env.orch.api<MigrationRecord>('POST', '/migrations', body);
-  expect(res.status).toBe(201);
-  return res.body;
-}
-
-async function finished(id: string): Promise<MigrationRecord> {
-  const done = await waitForMigration<MigrationRecord>(env.orch, id, 240_000);
-  if (done.restoredPid) started.push(done.restoredPid);
-  return done;
-}
 
 /** The workload carried on after T from NODE only, with its checks passing, seqs consecutive from there. */
 async function continuesOn(name: string, node: string, since: number): Promise<void> {
@@ -59,10 +31,10 @@ async function continuesOn(name: string, node: string, since: number): Promise<v
 describe('post-copy over REST, real CRIU', () => {
   it('moves a 256 MiB workload: trial first, downtime ends at resume, the job completes when all pages arrived', async () => {
     const name = 'pc-move';
-    const { pid, workload } = await launch(name, 'node-a', 256);
+    const { pid, workload } = await env.launch(name, 'node-a', { memMiB: 256 });
     const before = Date.now();
-    const m = await finished(
-      (await create({ workload: workload.id, destination: 'node-b', strategy: 'post-copy' })).id,
+    const m = await env.finished(
+      (await env.create({ workload: workload.id, destination: 'node-b', strategy: 'post-copy' })).id,
     );
 
     expect(m.state).toBe('completed');
@@ -112,9 +84,9 @@ describe('post-copy over REST, real CRIU', () => {
   });
 
   it('uses the cached trial for the same pair: no probe phase, and auto picks post-copy for a tight budget', async () => {
-    const { workload } = await launch('pc-auto', 'node-a', 128);
-    const m = await finished(
-      (await create({ workload: workload.id, destination: 'node-b', strategy: 'auto', downtimeBudgetMs: 400 })).id,
+    const { workload } = await env.launch('pc-auto', 'node-a', { memMiB: 128 });
+    const m = await env.finished(
+      (await env.create({ workload: workload.id, destination: 'node-b', strategy: 'auto', downtimeBudgetMs: 400 })).id,
     );
     expect(m.state).toBe('completed');
     expect(m.requestedStrategy).toBe('auto');
@@ -130,9 +102,11 @@ describe('post-copy over REST, real CRIU', () => {
 
   it('pre-copy on this kernel falls back to stop-and-copy, says why, and still completes', async () => {
     const name = 'pc-precopy';
-    const { pid, workload } = await launch(name, 'node-a', 64);
+    const { pid, workload } = await env.launch(name, 'node-a', { memMiB: 64 });
     const before = Date.now();
-    const m = await finished((await create({ workload: workload.id, destination: 'node-c', strategy: 'pre-copy' })).id);
+    const m = await env.finished(
+      (await env.create({ workload: workload.id, destination: 'node-c', strategy: 'pre-copy' })).id,
+    );
     expect(m.state).toBe('completed');
     expect(m.requestedStrategy).toBe('pre-copy');
     expect(m.strategy).toBe('stop-and-copy');
@@ -160,7 +134,7 @@ describe('post-copy over REST, real CRIU', () => {
   });
 
   it('answers bad strategy options with 400 and queues nothing', async () => {
-    const { workload } = await launch('pc-bad-input', 'node-a', 16);
+    const { workload } = await env.launch('pc-bad-input', 'node-a', { memMiB: 16 });
     const before = (await env.orch.api<MigrationRecord[]>('GET', '/migrations')).body.length;
     const bad = [
       { workload: workload.id, strategy: 'warp-speed' },
@@ -177,8 +151,8 @@ describe('post-copy over REST, real CRIU', () => {
 
   it('rolls back when the lazy-pages daemon dies mid-transfer: the incomplete copy is killed, the source resumes', async () => {
     const name = 'pc-broken';
-    const { pid, workload } = await launch(name, 'node-a', 256);
-    const { id } = await create({ workload: workload.id, destination: 'node-b', strategy: 'post-copy' });
+    const { pid, workload } = await env.launch(name, 'node-a', { memMiB: 256 });
+    const { id } = await env.create({ workload: workload.id, destination: 'node-b', strategy: 'post-copy' });
     // Wait for the restored tree to run and the pages phase to start, then kill the destination's daemon.
     const pidfile = `${IMAGE_ROOT}/${id}/dst/lazy-pages.pid`;
     for (let i = 0; ; i++) {
@@ -190,7 +164,7 @@ describe('post-copy over REST, real CRIU', () => {
     }
     process.kill(Number(readFileSync(pidfile, 'utf8').trim()), 'SIGKILL');
     const killedAt = Date.now();
-    const m = await finished(id);
+    const m = await env.finished(id);
 
     expect(m.state).toBe('rolled_back');
     expect(m.rollbackReason).toMatch(/post-copy could not finish/);
@@ -223,9 +197,9 @@ describe('post-copy over the tls and ssh transports, real CRIU', () => {
     ['ssh', 'node-b', 'node-c'],
   ] as const)('pulls every lazy page over %s (%s -> %s); the workload continues', async (transport, from, to) => {
     const name = `e2e-pc-${transport}`;
-    const { pid, workload } = await launch(name, from, 64);
-    const m = await finished(
-      (await create({ workload: workload.id, destination: to, strategy: 'post-copy', transport })).id,
+    const { pid, workload } = await env.launch(name, from, { memMiB: 64 });
+    const m = await env.finished(
+      (await env.create({ workload: workload.id, destination: to, strategy: 'post-copy', transport })).id,
     );
     expect({ state: m.state, why: m.error ?? m.rollbackReason }).toEqual({ state: 'completed', why: undefined });
     expect(m).toMatchObject({ strategy: 'post-copy', transport });

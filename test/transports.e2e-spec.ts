@@ -9,13 +9,11 @@
  */
 import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import type { MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
-import { labAuthorizedKeys, nodeAddress, nodeOfPid, pidAlive, startWorkload, stopWorkload } from '@spotlift/testing';
+import { labAuthorizedKeys, nodeAddress, nodeOfPid, pidAlive } from '@spotlift/testing';
 import { NodeCertificates, OpenSslCertificateAuthority, describeCertificate } from '@spotlift/transport';
-import { waitForMigration } from './support/orchestrator-harness.js';
-import { type E2eEnv, setupE2e } from './support/e2e-env.js';
+import { type E2eEnv, procState, setupE2e } from './support/e2e-env.js';
 
 let env: E2eEnv;
-const started: number[] = [];
 // The orchestrator's defaults (AppConfig): the CA on this host, node certificates per node id.
 const CA_DIR = '/var/lib/spotlift/ca';
 const TLS_DIR = '/var/lib/spotlift/tls';
@@ -25,34 +23,8 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  for (const pid of started) if (pidAlive(pid)) await stopWorkload(pid);
   await env?.teardown();
 }, 120_000);
-
-function procState(pid: number): string {
-  return /^State:\s+(\S)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 'gone';
-}
-
-async function launch(name: string, node: string): Promise<{ pid: number; workload: WorkloadRecord }> {
-  const pid = await startWorkload(node, { name, memMiB: 64, udpPort: env.collector.port });
-  started.push(pid);
-  await env.collector.waitForCount(name, 5, { from: nodeAddress(node), timeoutMs: 30_000 });
-  const res = await env.orch.api<WorkloadRecord>('POST', '/workloads', { name, node, pid });
-  expect(res.status).toBe(201);
-  return { pid, workload: res.body };
-}
-
-async function migrate(body: object): Promise<MigrationRecord> {
-  const res = await env.orch.api<MigrationRecord>('POST', '/migrations', body);
-  expect(res.status).toBe(201);
-  const done = await waitForMigration<MigrationRecord>(env.orch, res.body.id).catch(async (error: Error) => {
-    // Say where it got stuck, not only that it did.
-    const now = await env.orch.api<MigrationRecord>('GET', `/migrations/${res.body.id}`);
-    throw new Error(`${error.message}: ${JSON.stringify(now.body.phases)}`);
-  });
-  if (done.restoredPid) started.push(done.restoredPid);
-  return done;
-}
 
 /** The one-time tunnel keys spotlift put into the lab's authorized_keys and has not removed (none, ever, after a job). */
 function tunnelKeysLeft(): string[] {
@@ -80,9 +52,9 @@ describe('stop-and-copy over each page transport, real CRIU', () => {
     '%s: moves a 64 MiB workload %s -> %s; it continues there and only there',
     async (transport, from, to) => {
       const name = `tr-${transport}`;
-      const { pid, workload } = await launch(name, from);
+      const { pid, workload } = await env.launch(name, from);
       const before = Date.now();
-      const m = await migrate({ workload: workload.id, destination: to, transport });
+      const m = await env.migrate({ workload: workload.id, destination: to, transport });
 
       expect(m.error).toBeUndefined();
       expect(m.state).toBe('completed');
@@ -136,9 +108,9 @@ describe('stop-and-copy over each page transport, real CRIU', () => {
     expect(far.status).toBe(201);
     expect(far.body.state).toBe('ready');
     const name = 'tr-ssh-relay';
-    const { pid, workload } = await launch(name, 'node-a');
+    const { pid, workload } = await env.launch(name, 'node-a');
     const before = Date.now();
-    const m = await migrate({ workload: workload.id, destination: 'node-c-far', transport: 'ssh' });
+    const m = await env.migrate({ workload: workload.id, destination: 'node-c-far', transport: 'ssh' });
 
     expect(m.error).toBeUndefined();
     expect(m.state).toBe('completed');
@@ -161,7 +133,7 @@ describe('stop-and-copy over each page transport, real CRIU', () => {
 
   it('tls with a certificate for the wrong address: CRIU aborts, the job rolls back, the workload runs once', async () => {
     const name = 'tr-tls-bad';
-    const { pid, workload } = await launch(name, 'node-a');
+    const { pid, workload } = await env.launch(name, 'node-a');
     // The orchestrator knows node-b's certificate is fine (checked or issued just now) and trusts that
     // until its recheck interval; then node-b's files are replaced behind its back by a certificate from
     // the same CA for another address, as after an address change nobody told spotlift about.
@@ -177,7 +149,7 @@ describe('stop-and-copy over each page transport, real CRIU', () => {
     writeFileSync(files.key, wrong.keyPem, { mode: 0o600 });
 
     const before = Date.now();
-    const m = await migrate({ workload: workload.id, destination: 'node-b', transport: 'tls' });
+    const m = await env.migrate({ workload: workload.id, destination: 'node-b', transport: 'tls' });
     expect(m.state).toBe('rolled_back');
     expect(m.transport).toBe('tls');
     expect(m.rollbackReason).toMatch(/criu dump failed on node-a/);
@@ -197,7 +169,7 @@ describe('stop-and-copy over each page transport, real CRIU', () => {
     expect(w.body).toMatchObject({ nodeId: 'node-a', pid, state: 'running' });
 
     // The failure made the orchestrator look at the certificates again: the next attempt re-issues and works.
-    const retry = await migrate({ workload: workload.id, destination: 'node-b', transport: 'tls' });
+    const retry = await env.migrate({ workload: workload.id, destination: 'node-b', transport: 'tls' });
     expect(retry.error).toBeUndefined();
     expect(retry.state).toBe('completed');
     expect(nodeOfPid(retry.restoredPid!)).toBe('node-b');

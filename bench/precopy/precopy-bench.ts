@@ -7,6 +7,7 @@
  * medians; the target is pre-copy / stop-and-copy <= 0.15.
  *
  *   bash bench/run.sh precopy [--reps N]       (about 2 minutes a rep)
+ *   SPOTLIFT_QEMU_WORKLOAD_MIB=512 SPOTLIFT_QEMU_VM_MIB=2048 bash bench/run.sh precopy   (a larger workload)
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
@@ -52,6 +53,8 @@ const pick = (rs: Result[], s: Result['strategy']): Result => {
 };
 
 const reps = Number(arg('reps', '3'));
+// The suite's own knobs pass through the environment (SPOTLIFT_QEMU_WORKLOAD_MIB, _HOT_MIB, _VM_MIB, _ROUNDS).
+const size = `${process.env.SPOTLIFT_QEMU_WORKLOAD_MIB ?? 256} MiB, ${process.env.SPOTLIFT_QEMU_HOT_MIB ?? 16} MiB hot set`;
 const rows: { sc: number; eager: number; lazy: number; gapLazy: number; gapSc: number }[] = [];
 for (let i = 1; i <= reps; i++) {
   const rs = runOnce();
@@ -72,7 +75,7 @@ for (let i = 1; i <= reps; i++) {
 }
 const ratio = (k: 'eager' | 'lazy') => median(rows.map((r) => r[k] / r.sc));
 console.log(
-  `\nmedians over ${reps} reps (256 MiB, 16 MiB hot set; target pre-copy / stop-and-copy <= 0.15):\n` +
+  `\nmedians over ${reps} reps (${size}; target pre-copy / stop-and-copy <= 0.15):\n` +
     `  stop-and-copy ${median(rows.map((r) => r.sc))} ms\n` +
     `  pre-copy, eager restore ${median(rows.map((r) => r.eager))} ms, ratio ${ratio('eager').toFixed(3)}\n` +
     `  pre-copy, lazy restore  ${median(rows.map((r) => r.lazy))} ms, ratio ${ratio('lazy').toFixed(3)} ` +

@@ -15,7 +15,12 @@ import { archivePaths, CHECKPOINT_FILES_TAR, outermostPaths, UNPACK_AT_ROOT } fr
 import type { NodeOps } from '../node-ops.js';
 import { PhaseRecorder } from '../phase-recorder.js';
 import { Rollback } from '../rollback.js';
-import { checkCriuVersions, checkDestinationResources, checkDestinationState } from '../steps/preflight-checks.js';
+import {
+  checkCriuVersions,
+  checkDestinationResources,
+  checkDestinationState,
+  runningTree,
+} from '../steps/preflight-checks.js';
 import { MigrationSteps } from '../steps/migration-steps.js';
 import { StopAndCopy } from '../strategies/stop-and-copy.js';
 import type { PageTransport } from '../transports/page-transport.port.js';
@@ -145,14 +150,7 @@ export class CheckpointFlow {
     const { cp, ctx, phases, view, steps } = s;
     const { source, destination: storage, workload } = ctx;
     await phases.run(view, 'preflight', async (phase) => {
-      const tree = await this.ops.inspectTree(source, workload.pid);
-      if (!tree) {
-        throw new MigrationStepError(
-          'preflight',
-          `workload '${workload.name}' (pid ${workload.pid}) no longer runs on ${source.id}`,
-          true,
-        );
-      }
+      const tree = await runningTree(this.ops, ctx);
       const root = cp.imageDir.split('/').slice(0, -2).join('/') || '/';
       await checkStorage(this.ops, storage, root, tree.rssBytes, this.config.memoryHeadroom);
       Object.assign(cp, { tree: tree.pids, rssBytes: tree.rssBytes, criuVersion: source.probe?.criuVersion });

@@ -14,6 +14,7 @@ import {
   checkCriuVersions,
   checkDestinationResources,
   checkDestinationState,
+  runningTree,
 } from './preflight-checks.js';
 
 const RUNNING_STATES = new Set(['R', 'S', 'D']);
@@ -54,14 +55,7 @@ export class MigrationSteps {
     const { workload, source, destination } = ctx;
     checkDestinationState(destination);
     checkCriuVersions(source, destination);
-    const tree = await this.ops.inspectTree(source, workload.pid);
-    if (!tree) {
-      throw new MigrationStepError(
-        'preflight',
-        `workload '${workload.name}' (pid ${workload.pid}) no longer runs on ${source.id}`,
-        true,
-      );
-    }
+    const tree = await runningTree(this.ops, ctx);
     // Independent checks on the two nodes, at once: each is a few SSH round trips, and preflight is part of
     // every evacuation's notice-to-freeze time.
     const [criuCheck, files] = await Promise.all([

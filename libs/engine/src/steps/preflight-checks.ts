@@ -60,6 +60,14 @@ export function recentCriuVerdict(destination: NodeRecord, now: Date, maxAgeMs: 
   return age >= 0 && age <= maxAgeMs ? probe : undefined;
 }
 
+/** The workload's tree as it runs now on the source; one that exited fails preflight (there is nothing to move). */
+export async function runningTree(ops: NodeOps, ctx: MigrationContext): Promise<TreeInfo> {
+  const { workload, source } = ctx;
+  const tree = await ops.inspectTree(source, workload.pid);
+  if (!tree) throw fail(`workload '${workload.name}' (pid ${workload.pid}) no longer runs on ${source.id}`);
+  return tree;
+}
+
 /**
  * `criu check` passes on the destination (or a recent probe says so, see {@link recentCriuVerdict}), and it
  * has the memory and the disk the workload needs. Memory and disk are always read now. Returns what stood
