@@ -158,8 +158,10 @@ describe('Spot interruption notice -> evacuation (fake IMDS over SSH, real CRIU)
       `evacuation: detected ${detectedMs} ms after the notice; ${done.events.find((e) => e.msg.startsWith('planned:'))?.msg}; finished ${after - before} ms after the notice; ${jobs}`,
     );
 
-    // One evacuation and one migration per workload, seen alike by both replicas, even as the notice
-    // stays up and both keep polling it.
+    // One evacuation and one completed migration per workload, seen alike by both replicas, even as the notice
+    // stays up and both keep polling it. A migration that rolled back (CRIU failed its dump: seen once here,
+    // "Parasite failed to dump /proc/self/cgroup") is re-planned once by the coordinator: a retry after a
+    // rollback is allowed, a second migration running for the same workload is not.
     await new Promise((r) => setTimeout(r, 1_500));
     for (const r of replicas) {
       const list = await evacuations(r);
@@ -167,7 +169,18 @@ describe('Spot interruption notice -> evacuation (fake IMDS over SSH, real CRIU)
       const migs = (await r.api<MigrationRecord[]>('GET', '/migrations')).body.filter(
         (m) => m.evacuationId === done.id,
       );
-      expect(migs).toHaveLength(3);
+      for (const w of workloads) {
+        const mine = migs.filter((m) => m.workloadId === w.id);
+        expect(mine.filter((m) => m.state === 'completed')).toHaveLength(1);
+        expect(mine.length).toBeLessThanOrEqual(2);
+        for (const m of mine.filter((x) => x.state !== 'completed')) {
+          expect(m.state).toBe('rolled_back');
+          expect(Date.parse(m.updatedAt)).toBeLessThanOrEqual(
+            Date.parse(mine.find((x) => x.state === 'completed')!.createdAt),
+          );
+          console.log(`evacuation: ${w.name} retried after a rollback: ${m.rollbackReason}`);
+        }
+      }
     }
   });
 
