@@ -1,5 +1,6 @@
+import { type CriuFeatureCheck, checkArgv, parseFeatureCheck } from '@spotlift/criu';
 import type { NodeRecord } from '@spotlift/domain';
-import { NodeShell, armed, shq, type CommandResult } from '@spotlift/transport';
+import { NodeShell, armed, shellJoin, shq, type CommandResult } from '@spotlift/transport';
 import * as sh from './node-scripts.js';
 
 export interface TreeInfo {
@@ -45,6 +46,12 @@ export class NodeOps {
 
   async killTree(node: NodeRecord, pid: number): Promise<string> {
     return this.stateOf(await this.shell.exec(node, sh.killTree(pid), { timeoutMs: 15_000 }));
+  }
+
+  /** `criu check --feature F` on the node, asked now (a probe record may be stale), as CRIU answered it. */
+  async checkFeature(node: NodeRecord, feature: string): Promise<CriuFeatureCheck> {
+    const res = await this.run(node, `${shellJoin(checkArgv({ feature }))} 2>&1`, 30_000);
+    return parseFeatureCheck(feature, res.stdout + res.stderr, res.code ?? 1);
   }
 
   /** `stdin`: text the command reads (e.g. a small file as base64), in the same round trip. */

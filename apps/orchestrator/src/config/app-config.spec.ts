@@ -29,6 +29,7 @@ describe('config file: the live section (the engine live-strategy settings)', ()
     [{ minShrink: 1.2 }, 'live.minShrink'],
     [{ assumedBandwidthBytesPerSec: 0 }, 'live.assumedBandwidthBytesPerSec'],
     [{ trialTtlFailedMs: 0 }, 'live.trialTtlFailedMs'],
+    [{ lazyRestore: 'yes' }, 'live.lazyRestore'],
     [{ rounds: 3 }, 'live'],
   ])('refuses %j, naming %s', (live, path) => {
     const res = ConfigFile.safeParse({ ...base, live });

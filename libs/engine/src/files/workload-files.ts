@@ -26,6 +26,8 @@ export interface FileSyncConfig {
 
 export const DEFAULT_FILE_SYNC_CONFIG: FileSyncConfig = { maxRounds: 4, targetRoundMs: 200 };
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+
 /** A final copy that does nothing: for workloads without declared files, or with all of them on shared storage. */
 const NOTHING: ArmedStream = {
   start: () => Promise.resolve({ bytes: 0, sha256: '', durationMs: 0 }),
@@ -45,8 +47,6 @@ export class WorkloadFiles {
     private readonly streamer: DirectoryStreamer,
     private readonly phases: PhaseRecorder,
     private readonly config: FileSyncConfig = DEFAULT_FILE_SYNC_CONFIG,
-    private readonly sleep: (ms: number) => Promise<void> = (ms) =>
-      new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))),
   ) {}
 
   /** Which declared paths are copied and which are shared; recorded on the job. */
@@ -122,7 +122,7 @@ export class WorkloadFiles {
         const short = round.durationMs <= this.config.targetRoundMs;
         if (short && previousStart !== undefined && start - previousStart >= MARK_MARGIN_MS) break;
         // (plus a little: the go line reaches the node a few ms after `start`, not always equally late)
-        if (short && n < this.config.maxRounds) await this.sleep(start + MARK_MARGIN_MS + 100 - Date.now());
+        if (short && n < this.config.maxRounds) await sleep(start + MARK_MARGIN_MS + 100 - Date.now());
         previousStart = start;
       }
       await this.phases.save(ctx.migration);

@@ -1,4 +1,3 @@
-import { parseFeatureCheck } from '@spotlift/criu';
 import type { PhaseRecord } from '@spotlift/domain';
 import type { ArmedStream, DirectoryStreamer } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
@@ -81,10 +80,10 @@ export class PreCopy implements MigrationStrategy {
    */
   private async planRestore(ctx: MigrationContext): Promise<RestorePlan> {
     if (!this.liveConfig.lazyRestore) return { lazy: false, reason: 'lazyRestore is off in the live config' };
-    const ask = async (node: MigrationContext['source']) => {
-      const res = await this.steps.ops.run(node, `criu check --feature ${LAZY_PARENT_FEATURE} 2>&1`, 30_000);
-      return { node: node.id, check: parseFeatureCheck(LAZY_PARENT_FEATURE, res.stdout + res.stderr, res.code ?? 1) };
-    };
+    const ask = async (node: MigrationContext['source']) => ({
+      node: node.id,
+      check: await this.steps.ops.checkFeature(node, LAZY_PARENT_FEATURE),
+    });
     const answers = await Promise.all([ask(ctx.source), ask(ctx.destination)]);
     const missing = answers.filter((a) => !a.check.supported);
     if (missing.length === 0)

@@ -1,4 +1,3 @@
-import { parseFeatureCheck } from '@spotlift/criu';
 import type { PostCopyTrialRecord, Strategy } from '@spotlift/domain';
 import type { PairLinks } from '@spotlift/store';
 import { chooseStrategy, fmtRate, type ConcreteStrategy, type PostCopyTrial } from '@spotlift/placement';
@@ -42,13 +41,10 @@ class PairCapabilities {
   ) {}
 
   memDirtyTrack(): Promise<{ ok: boolean; why: string }> {
-    this.softDirty ??= this.ops
-      .run(this.ctx.source, 'criu check --feature mem_dirty_track 2>&1', 30_000)
-      .then((res) => {
-        const f = parseFeatureCheck('mem_dirty_track', res.stdout + res.stderr, res.code ?? 1);
-        const why = `${this.ctx.source.id} lacks mem_dirty_track (kernel without CONFIG_MEM_SOFT_DIRTY; criu: ${f.reason ?? 'not supported'})`;
-        return { ok: f.supported, why };
-      });
+    this.softDirty ??= this.ops.checkFeature(this.ctx.source, 'mem_dirty_track').then((f) => {
+      const why = `${this.ctx.source.id} lacks mem_dirty_track (kernel without CONFIG_MEM_SOFT_DIRTY; criu: ${f.reason ?? 'not supported'})`;
+      return { ok: f.supported, why };
+    });
     return this.softDirty;
   }
 
