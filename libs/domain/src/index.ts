@@ -3,3 +3,4 @@ export * from './live-migration.js';
 export * from './errors.js';
 export * from './evacuation.js';
 export * from './checkpoint.js';
+export * from './workload-identity.js';

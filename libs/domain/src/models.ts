@@ -1,3 +1,4 @@
+import type { ProcessIdentity } from './workload-identity.js';
 import type { PostCopyProgress, PreCopyRound, PreCopySummary } from './live-migration.js';
 
 /**
@@ -82,6 +83,8 @@ export interface WorkloadRecord {
   nodeId: string;
   /** Host PID of the tree's root (for a pid-namespaced workload: the namespace's init). */
   pid: number;
+  /** Which process `pid` is (boot, pid namespace, start time): see workload-identity.ts. Absent on old records. */
+  identity?: ProcessIdentity;
   pidfile?: string;
   /** Resident memory of the whole tree, bytes, from the last inspection. */
   rssBytes?: number;
