@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppModule } from '../../apps/orchestrator/src/app.module.js';
+import { setupApiDocs } from '../../apps/orchestrator/src/auth/api-docs.js';
 import { loadConfig } from '../../apps/orchestrator/src/config/app-config.js';
 import { labAuthorizedKeys } from '@spotlift/testing';
 
@@ -52,6 +53,7 @@ export async function startOrchestrator(opts: {
   });
   const app = await NestFactory.create(AppModule.forRoot(config), { logger: ['error', 'warn'] });
   app.enableShutdownHooks();
+  setupApiDocs(app, config);
   await app.listen(0, '127.0.0.1');
   const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
   const baseUrl = `http://127.0.0.1:${port}`;
