@@ -27,7 +27,9 @@ export function setupApiDocs(app: INestApplication, config: AppConfig): void {
             return d.ok ? undefined : { status: 403, message: d.message };
           })();
       if (!denied) return next();
-      audit.recordWhenDone(req, res, {
+      // req.path is relative to the mount point here: the log gets the full path
+      const seen = { method: req.method, path: req.baseUrl + req.path, ...(req.ip ? { ip: req.ip } : {}) };
+      audit.recordWhenDone(seen, res, {
         ...(auth.ok ? { principal: auth.principal } : auth.tokenId ? { tokenId: auth.tokenId } : {}),
         denied: denied.message,
       });

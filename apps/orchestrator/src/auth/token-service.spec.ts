@@ -28,6 +28,8 @@ describe('TokenService', () => {
     }
     expect(await a.authenticate(undefined)).toEqual({ ok: false, reason: 'no bearer token' });
     expect(await a.authenticate(`Basic ${BOOT}`)).toEqual({ ok: false, reason: 'not a bearer token' });
+    expect(await a.authenticate(`Bearer ${BOOT} extra`)).toEqual({ ok: false, reason: 'not a bearer token' });
+    expect((await a.authenticate(`bearer ${BOOT}`)).ok).toBe(true);
   });
 
   it('compares the bootstrap token as two 32-byte digests, whatever the presented length', () => {

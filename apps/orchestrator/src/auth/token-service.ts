@@ -63,8 +63,9 @@ export class TokenService {
 
   async authenticate(authorization: string | undefined): Promise<Authentication> {
     if (!authorization) return { ok: false, reason: 'no bearer token' };
-    if (!authorization.startsWith('Bearer ')) return { ok: false, reason: 'not a bearer token' };
-    const presented = authorization.slice(7).trim();
+    const bearer = /^bearer +(\S+) *$/i.exec(authorization); // the scheme is case-insensitive (RFC 9110)
+    if (!bearer) return { ok: false, reason: 'not a bearer token' };
+    const presented = bearer[1]!;
     if (bootstrapMatches(presented, this.bootstrap)) return { ok: true, principal: BOOTSTRAP };
     const parsed = parseToken(presented);
     if (!parsed) return { ok: false, reason: 'unknown token' };
