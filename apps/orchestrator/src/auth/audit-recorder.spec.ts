@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { InMemoryAuditLog } from '@spotlift/store';
-import { AuditRecorder, auditEntry, auditTargets } from './audit-recorder.js';
+import { ANONYMOUS_REFUSALS_PER_MINUTE, AuditRecorder, auditEntry, auditTargets } from './audit-recorder.js';
 
 const AT = new Date('2026-12-06T12:00:00Z');
 
@@ -87,5 +87,36 @@ describe('AuditRecorder', () => {
     const log = new InMemoryAuditLog(3);
     for (let i = 0; i < 5; i++) await log.append(auditEntry({ method: 'POST', path: `/p${i}` }, 201, AT, {}));
     expect((await log.recent(10)).map((e) => e.route)).toEqual(['/p4', '/p3', '/p2']);
+  });
+
+  it('bounds anonymous refusals per address and minute, with a summary, so a flood cannot rotate the log', () => {
+    const log = new InMemoryAuditLog();
+    let now = Date.parse('2026-12-06T12:00:00Z');
+    const recorder = new AuditRecorder(
+      log,
+      () => undefined,
+      () => new Date(now),
+    );
+    const refuse = (ip: string, who: object = { denied: 'unknown token' }) => {
+      const res = Object.assign(new EventEmitter(), { statusCode: 401 });
+      recorder.recordWhenDone({ method: 'GET', path: '/nodes', ip }, res, who);
+      res.emit('close');
+    };
+    for (let i = 0; i < ANONYMOUS_REFUSALS_PER_MINUTE + 40; i++) refuse('10.0.0.9');
+    refuse('10.0.0.7'); // another address has its own allowance
+    refuse('10.0.0.9', { tokenId: 'revoked-one', denied: 'token revoked' }); // a known token is always recorded
+    expect(log.entries.filter((e) => e.remote === '10.0.0.9' && !e.tokenId)).toHaveLength(
+      ANONYMOUS_REFUSALS_PER_MINUTE,
+    );
+    expect(log.entries.filter((e) => e.remote === '10.0.0.7')).toHaveLength(1);
+    expect(log.entries.filter((e) => e.tokenId === 'revoked-one')).toHaveLength(1);
+    now += 60_000;
+    refuse('10.0.0.9');
+    expect(log.entries[1]).toMatchObject({
+      status: 401,
+      remote: '10.0.0.9',
+      denied: expect.stringMatching(/^40 more refusals/),
+    });
+    expect(log.entries[0]).toMatchObject({ route: '/nodes', remote: '10.0.0.9' });
   });
 });

@@ -57,10 +57,21 @@ export function auditEntry(
 }
 
 /**
+ * Refusals of callers without any valid token, per remote address and minute, that are recorded one by one;
+ * beyond, one summary entry per address and minute says how many were not. Without this bound anyone who
+ * can reach the port could push every real entry out of the capped log with a loop of bad tokens.
+ */
+export const ANONYMOUS_REFUSALS_PER_MINUTE = 60;
+const WINDOW_MS = 60_000;
+const MAX_TRACKED = 10_000;
+
+/**
  * Writes audit entries once the response is over (its final status, whichever filter wrote it). A failed
  * write is logged and never fails the call: the audit log is a record, not a gate.
  */
 export class AuditRecorder {
+  private readonly anonymous = new Map<string, { windowStart: number; count: number }>();
+
   constructor(
     private readonly log: AuditLog,
     private readonly warn: (msg: object) => void,
@@ -73,7 +84,37 @@ export class AuditRecorder {
     res: { once(event: 'close', cb: () => void): unknown; statusCode: number },
     who: { principal?: Principal; tokenId?: string; denied?: string },
   ): void {
-    res.once('close', () => this.record(auditEntry(req, res.statusCode, this.now(), who)));
+    res.once('close', () => {
+      const at = this.now();
+      if (!who.principal && !who.tokenId && !this.admitAnonymous(req.ip ?? '-', at)) return;
+      this.record(auditEntry(req, res.statusCode, at, who));
+    });
+  }
+
+  /** Whether this anonymous refusal is recorded; writes the summary of the previous window when one ends. */
+  private admitAnonymous(remote: string, at: Date): boolean {
+    const t = at.getTime();
+    const seen = this.anonymous.get(remote);
+    if (!seen || t - seen.windowStart >= WINDOW_MS) {
+      if (seen && seen.count > ANONYMOUS_REFUSALS_PER_MINUTE) this.summarise(remote, seen, at);
+      if (!seen && this.anonymous.size >= MAX_TRACKED) this.anonymous.clear();
+      this.anonymous.set(remote, { windowStart: t, count: 1 });
+      return true;
+    }
+    seen.count++;
+    return seen.count <= ANONYMOUS_REFUSALS_PER_MINUTE;
+  }
+
+  private summarise(remote: string, seen: { windowStart: number; count: number }, at: Date): void {
+    this.record({
+      at: at.toISOString(),
+      method: '*',
+      route: '*',
+      targets: {},
+      status: 401,
+      denied: `${seen.count - ANONYMOUS_REFUSALS_PER_MINUTE} more refusals without a valid token from ${remote} in the minute from ${new Date(seen.windowStart).toISOString()} not recorded one by one`,
+      remote,
+    });
   }
 
   record(entry: AuditEntry): void {
