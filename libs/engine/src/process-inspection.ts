@@ -69,7 +69,8 @@ function nsInode(link: string | undefined): string | undefined {
 }
 
 function line(stdout: string, tag: string): string | undefined {
-  return new RegExp(`^${tag} ?(.*)$`, 'm').exec(stdout)?.[1];
+  const m = new RegExp(`^${tag}(?: (.*))?$`, 'm').exec(stdout);
+  return m ? (m[1] ?? '') : undefined;
 }
 
 /**
