@@ -39,8 +39,10 @@ export function inspectTree(pid: number): string {
     `echo "SESSION_NET_NS $(readlink /proc/$$/ns/net 2>/dev/null)"`,
     `if readlink /proc/${pid}/exe >/dev/null 2>&1; then echo "EXE yes"; else echo "EXE no"; fi`,
     `echo "STAT_B64 $(base64 -w0 /proc/${pid}/stat 2>/dev/null)"`,
-    `a=$$; s=; while [ -n "$a" ] && [ "$a" -gt 0 ] 2>/dev/null; do s="$s $a"; [ "$a" -eq 1 ] && break; ` +
-      `a=$(awk '/^PPid:/{print $2}' /proc/$a/status 2>/dev/null); done; echo "SESSION$s"`,
+    // Builtins only (no fork per ancestor): preflight runs this too, inside every notice-to-freeze time.
+    `a=$$; s=; while [ -n "$a" ] && [ "$a" -gt 0 ] 2>/dev/null; do s="$s $a"; [ "$a" -eq 1 ] && break; n=; ` +
+      `while read -r k v; do [ "$k" = PPid: ] && { n=$v; break; }; done 2>/dev/null < /proc/$a/status; a=$n; done; ` +
+      `echo "SESSION$s"`,
     `pids=$(tree ${pid})`,
     `echo TREE $pids`,
     `rss=0; for p in $pids; do r=$(awk '/^VmRSS:/{print $2}' /proc/$p/status 2>/dev/null); rss=$((rss + \${r:-0})); done`,
