@@ -9,7 +9,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
 import { labDir, nodeAddress, nodeOfPid, pidAlive, startWorkload, stopWorkload } from '@spotlift/testing';
-import { type E2eEnv, procState, setupE2e } from './support/e2e-env.js';
+import { until } from './support/poll.js';
+import { type E2eEnv, procState, setupE2e, spawnInNode } from './support/e2e-env.js';
 import { startOrchestrator, type Orchestrator } from './support/orchestrator-harness.js';
 
 let env: E2eEnv;
@@ -173,5 +174,81 @@ describe('DELETE /workloads/:id', () => {
       pid: moved,
     });
     expect(fresh.status).toBe(201);
+  });
+});
+
+/**
+ * Forks in `node`'s network namespace until a child gets `pid` (through /proc/sys/kernel/ns_last_pid, as
+ * CRIU's restore does); the child becomes `sleep`. Returns once it runs.
+ */
+async function reusePid(node: string, pid: number): Promise<void> {
+  const script = [
+    'import os, sys',
+    'want = int(sys.argv[1])',
+    'for _ in range(200):',
+    "    open('/proc/sys/kernel/ns_last_pid', 'w').write(str(want - 1))",
+    '    child = os.fork()',
+    '    if child == 0:',
+    "        if os.getpid() == want: os.setsid(); os.execvp('sleep', ['sleep', '300'])",
+    '        os._exit(0)',
+    '    if child == want: sys.exit(0)',
+    '    os.waitpid(child, 0)',
+    'sys.exit(1)',
+  ].join('\n');
+  spawnInNode(node, ['python3', '-c', script, String(pid)]);
+  const isSleep = (): boolean => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sleep';
+    } catch {
+      return false;
+    }
+  };
+  await until(`pid ${pid} reused by sleep`, () => Promise.resolve(isSleep() || undefined), 15_000);
+}
+
+describe('a pid reused by another process', () => {
+  it('is observed as gone, is never frozen by a migration, and the new process registers as itself', async () => {
+    const name = 'e2e-reused';
+    const old = await startWorkload('node-a', { name, memMiB: 8, udpPort: env.collector.port });
+    const res = await env.orch.api<WorkloadRecord>('POST', '/workloads', { name, node: 'node-a', pid: old });
+    expect(res.status).toBe(201);
+    await stopWorkload(old);
+    await reusePid('node-a', old);
+    try {
+      const view = await env.orch.api<{ observed: { state: string; reason: string } }>(
+        'GET',
+        `/workloads/${res.body.id}`,
+      );
+      expect(view.body.observed).toMatchObject({
+        state: 'gone',
+        reason: expect.stringMatching(/is another process now/),
+      });
+
+      // POST /migrations may already see it (400); if it queues the job, preflight refuses before any freeze.
+      const m = await env.orch.api<MigrationRecord & { message?: string }>('POST', '/migrations', {
+        workload: res.body.id,
+        destination: 'node-b',
+      });
+      if (m.status === 201) {
+        const done = await env.finished(m.body.id);
+        expect(done.state).toBe('failed');
+        expect(done.phases.map((p) => p.name)).toEqual(['preflight', 'cleanup']);
+        expect(done.error).toMatch(new RegExp(`pid ${old} on node 'node-a' is another process now`));
+      } else {
+        expect(m.status).toBe(400);
+        expect(m.body.message).toMatch(/another process|no longer runs/);
+      }
+      expect(procState(old)).toBe('S');
+
+      const fresh = await env.orch.api<WorkloadRecord>('POST', '/workloads', {
+        name: 'impostor',
+        node: 'node-a',
+        pid: old,
+      });
+      expect(fresh.status).toBe(201);
+      expect(fresh.body.identity?.startTime).not.toBe(res.body.identity?.startTime);
+    } finally {
+      await stopWorkload(old);
+    }
   });
 });
