@@ -120,7 +120,7 @@ describe('registrationRefusal', () => {
       [2, 3],
       /pid 2 \("kthreadd"\) on node 'node-a' is a kernel thread/,
     ],
-    ['a zombie', 4242, { state: 'Z' }, [4242], /has no executable \(a zombie/],
+    ['a zombie', 4242, { state: 'Z' }, [4242], /has no executable spotlift can see \(a zombie/],
     ['no executable', 4242, { hasExe: false }, [4242], /has no executable/],
     [
       'a process of another network namespace',

@@ -128,7 +128,7 @@ export function registrationRefusal(
   if (isKernelThread(pid, root))
     return `${name} on node '${nodeId}' is a kernel thread: only user processes can be checkpointed`;
   if (root.state === 'Z' || !root.hasExe)
-    return `${name} on node '${nodeId}' has no executable (a zombie or an exiting process)`;
+    return `${name} on node '${nodeId}' has no executable spotlift can see (a zombie, an exiting process, or one its SSH user may not inspect)`;
   if (root.netNs !== root.sessionNetNs) {
     return (
       `${name} is not in node '${nodeId}''s network namespace (net:[${root.netNs}], the node's SSH session is in net:[${root.sessionNetNs}]): ` +

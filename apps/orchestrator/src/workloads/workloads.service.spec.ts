@@ -112,6 +112,14 @@ describe('WorkloadsService.register', () => {
     await expect(k.service.register(body())).rejects.toThrow("is already registered as workload 'wl-old'");
   });
 
+  it('refuses a process a record names even when the index lost its entry (a failed write)', async () => {
+    const k = kit();
+    const identity = { bootId: '53b88e37-904f-4ee1-8e18-0fb871a935bd', pidNs: '4026532201', startTime: '123456' };
+    await k.records.save(aWorkload({ id: 'wl-unindexed', identity }));
+    k.node('node-a');
+    await expect(k.service.register(body())).rejects.toThrow("is already registered as workload 'wl-unindexed'");
+  });
+
   it('passes over a holder whose record moved to another process, and one whose record was deleted', async () => {
     const k = kit();
     k.node('node-a');

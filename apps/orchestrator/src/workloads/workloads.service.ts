@@ -115,11 +115,12 @@ export class WorkloadsService {
    */
   private async claim(w: WorkloadRecord): Promise<void> {
     const key = processKey(w);
-    // Records from before identities were read are indexed by node and pid: compare those too.
-    const legacy = (await this.workloads.list()).find(
-      (o) => !o.identity && o.nodeId === w.nodeId && o.pid === w.pid && indexKey(o) !== undefined,
+    // The records themselves too: those from before identities were read are indexed by node and pid, and
+    // an index entry a failed write did not move is caught here (the claim below is the race-free part).
+    const same = (await this.workloads.list()).find(
+      (o) => indexKey(o) === key || (!o.identity && o.nodeId === w.nodeId && o.pid === w.pid && indexKey(o)),
     );
-    if (legacy) throw this.taken(w, legacy.id);
+    if (same) throw this.taken(w, same.id);
     let replacing: string | undefined;
     for (let attempt = 0; attempt < 3; attempt++) {
       const holder = await this.index.claim(key, w.id, replacing ? { replacing } : {});
