@@ -89,17 +89,18 @@ describe('parseRootProcess', () => {
 
 describe('isKernelThread', () => {
   it.each([
-    ['PF_KTHREAD in the flags', 99, { flags: 0x00208040, ppid: 0 }, true],
-    ['kthreadd itself', 2, { flags: 0, ppid: 0 }, true],
-    ['a child of kthreadd', 3, { flags: 0, ppid: 2 }, true],
-    ['a user process (PF_RANDOMIZE, PF_FORKNOEXEC)', 7841, { flags: 4194560, ppid: 7835 }, false],
+    ['PF_KTHREAD in the flags', 99, { flags: 0x00208040, ppid: 0, hasExe: false }, true],
+    ['kthreadd without PF_KTHREAD read', 2, { flags: 0, ppid: 0, hasExe: false }, true],
+    ['a child of kthreadd', 3, { flags: 0, ppid: 2, hasExe: false }, true],
+    ['pid 2 of a container (it has an executable)', 2, { flags: 4194560, ppid: 0, hasExe: true }, false],
+    ['a user process (PF_RANDOMIZE, PF_FORKNOEXEC)', 7841, { flags: 4194560, ppid: 7835, hasExe: true }, false],
   ])('%s', (_, pid, facts, expected) => {
     expect(isKernelThread(pid, facts)).toBe(expected);
   });
 
-  it('holds for the real kthreadd line', () => {
-    expect(isKernelThread(2, parseProcStat(KTHREADD)!)).toBe(true);
-    expect(isKernelThread(7841, parseProcStat(BASH)!)).toBe(false);
+  it('holds for the real kthreadd line, whatever /proc/2/exe said', () => {
+    expect(isKernelThread(2, { ...parseProcStat(KTHREADD)!, hasExe: true })).toBe(true);
+    expect(isKernelThread(7841, { ...parseProcStat(BASH)!, hasExe: true })).toBe(false);
   });
 });
 

@@ -104,9 +104,12 @@ export function parseRootProcess(stdout: string): RootProcess | undefined {
   };
 }
 
-/** Kernel threads: PF_KTHREAD, kthreadd itself (pid 2) and its children (ppid 2). */
-export function isKernelThread(pid: number, root: Pick<RootProcess, 'flags' | 'ppid'>): boolean {
-  return (root.flags & PF_KTHREAD) !== 0 || pid === 2 || root.ppid === 2;
+/**
+ * Kernel threads: PF_KTHREAD, or kthreadd (pid 2) and its children (ppid 2) without an executable. Pid 2
+ * alone proves nothing: in a container's pid namespace it is an ordinary process.
+ */
+export function isKernelThread(pid: number, root: Pick<RootProcess, 'flags' | 'ppid' | 'hasExe'>): boolean {
+  return (root.flags & PF_KTHREAD) !== 0 || ((pid === 2 || root.ppid === 2) && !root.hasExe);
 }
 
 export function initRefusal(nodeId: string): string {
