@@ -8,3 +8,4 @@ export * from './checkpoint-repository.js';
 export * from './pair-links.js';
 export * from './token-repository.js';
 export * from './audit-log.js';
+export * from './process-index.js';

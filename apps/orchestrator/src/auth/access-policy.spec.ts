@@ -63,6 +63,8 @@ describe('the role table', () => {
       'GET /workloads': 'viewer',
       'GET /workloads/:id': 'viewer',
       'POST /workloads': 'operator',
+      'POST /workloads/:id/refresh': 'operator',
+      'DELETE /workloads/:id': 'operator',
       'POST /migrations': 'operator',
       'GET /migrations': 'viewer',
       'GET /migrations/:id': 'viewer',
