@@ -18,6 +18,8 @@ import {
   NodeRepository,
   PostCopyTrials,
   RedisMigrationFlags,
+  RedisWorkloadClaims,
+  WorkloadClaims,
   PairLinks,
   RedisPairLinks,
   RedisPostCopyTrials,
@@ -64,12 +66,12 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     {
       provide: WorkloadRepository,
       inject: [REDIS, AppConfig],
-      useFactory: (r: Redis, c: AppConfig) => new RedisRecords(r, c.redisPrefix, 'workload'),
+      useFactory: (r: Redis, c: AppConfig) => new RedisRecords(r, c.redisPrefix, 'workload', { versioned: true }),
     },
     {
       provide: MigrationRepository,
       inject: [REDIS, AppConfig],
-      useFactory: (r: Redis, c: AppConfig) => new RedisRecords(r, c.redisPrefix, 'migration'),
+      useFactory: (r: Redis, c: AppConfig) => new RedisRecords(r, c.redisPrefix, 'migration', { versioned: true }),
     },
     { provide: NodeOps, inject: [NodeShell], useFactory: (s: NodeShell) => new NodeOps(s) },
     {
@@ -89,6 +91,12 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
       provide: MigrationFlags,
       inject: [REDIS, AppConfig],
       useFactory: (r: Redis, c: AppConfig) => new RedisMigrationFlags(r, c.redisPrefix),
+    },
+    {
+      // One claim per process across replicas before anything freezes it (libs/store workload-claims.ts).
+      provide: WorkloadClaims,
+      inject: [REDIS, AppConfig],
+      useFactory: (r: Redis, c: AppConfig) => new RedisWorkloadClaims(r, c.redisPrefix),
     },
     {
       // Post-copy trial results per node pair, shared by every worker (libs/store post-copy-trials.ts).
@@ -167,6 +175,7 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     NodeCertificates,
     PostCopyTrials,
     MigrationFlags,
+    WorkloadClaims,
   ],
 })
 export class CoreModule implements OnApplicationShutdown {

@@ -5,7 +5,7 @@ import { Logger } from '@nestjs/common';
 import { UnrecoverableError, type Job } from 'bullmq';
 import { NodeUnreachableError, NotFoundError, type MigrationRecord } from '@spotlift/domain';
 import { MigrationInterrupted, type MigrationEngine, type RunControl } from '@spotlift/engine';
-import { InMemoryMigrationFlags } from '@spotlift/store';
+import { InMemoryMigrationFlags, InMemoryWorkloadClaims } from '@spotlift/store';
 import { aMigration } from '@spotlift/testing';
 import type { AppConfig } from '../config/app-config.js';
 import type { MigrationMetrics } from '../metrics/migration-metrics.js';
@@ -26,6 +26,7 @@ function setup(run: (id: string, control: RunControl) => Promise<MigrationRecord
     { workerConcurrency: 1 } as AppConfig,
     metrics,
     new InMemoryMigrationFlags(),
+    new InMemoryWorkloadClaims(),
   );
   const job = (attemptsMade = 0, data: unknown = { migrationId: 'mig-1' }) =>
     ({ id: 'migrate-mig-1', data, attemptsMade, opts: { attempts: 7 } }) as unknown as Job<unknown>;

@@ -21,6 +21,7 @@ import {
   checkDestinationState,
   runningTree,
 } from '../steps/preflight-checks.js';
+import { saveWorkloadFields } from '../workload-writes.js';
 import { MigrationSteps } from '../steps/migration-steps.js';
 import { StopAndCopy } from '../strategies/stop-and-copy.js';
 import type { PageTransport } from '../transports/page-transport.port.js';
@@ -227,7 +228,7 @@ export class CheckpointFlow {
         throw new Error(`the frozen source pid ${workload.pid} on ${source.id} did not die (state ${state})`);
       workload.state = 'checkpointed';
       workload.updatedAt = this.clock.now().toISOString();
-      await this.workloads.save(workload);
+      await saveWorkloadFields(this.workloads, workload, ['state', 'updatedAt']);
       cp.storedAt = this.clock.now().toISOString();
       phase.detail = `source pid ${workload.pid} killed on ${source.id}; the workload is stored in ${cp.imageDir} on ${ctx.destination.id}`;
     });
@@ -282,7 +283,7 @@ export class CheckpointFlow {
         await this.ops.waitCriuIdle(ctx.destination, ctx.destinationDir, 1_000).catch(() => undefined);
       if (ctx.workload.state === 'migrating') {
         ctx.workload.state = 'running';
-        await this.workloads.save(ctx.workload);
+        await saveWorkloadFields(this.workloads, ctx.workload, ['state']);
       }
     }
     // Partial images are no checkpoint: nothing may later restore them next to the resumed source.
@@ -359,7 +360,7 @@ export class CheckpointFlow {
         state: 'running',
         updatedAt: this.clock.now().toISOString(),
       });
-      await this.workloads.save(workload);
+      await saveWorkloadFields(this.workloads, workload, ['nodeId', 'pid', 'state', 'updatedAt']);
       phase.detail = `workload runs as pid ${pid} on ${destination.id}`;
     });
   }

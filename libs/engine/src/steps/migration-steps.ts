@@ -9,6 +9,7 @@ import type { ArmedCommand, NodeOps } from '../node-ops.js';
 import type { WorkloadFiles } from '../files/workload-files.js';
 import type { PhaseRecorder } from '../phase-recorder.js';
 import { fileMtimeCommand, parseFileMtime } from '../recovery.js';
+import { saveWorkloadFields } from '../workload-writes.js';
 import {
   checkCpuCompatible,
   checkCriuVersions,
@@ -108,7 +109,7 @@ export class MigrationSteps {
   /** Marks the workload as migrating: from here on a failure means rollback. */
   async markMigrating(ctx: MigrationContext): Promise<void> {
     ctx.workload.state = 'migrating';
-    await this.workloads.save(ctx.workload);
+    await saveWorkloadFields(this.workloads, ctx.workload, ['state', 'tree', 'rssBytes']);
   }
 
   /** Restores detached on the destination; returns the node-side time the tree was running. */
@@ -171,7 +172,7 @@ export class MigrationSteps {
       workload.pid = migration.restoredPid ?? workload.pid;
       workload.state = 'running';
       workload.updatedAt = this.clock.now().toISOString();
-      await this.workloads.save(workload);
+      await saveWorkloadFields(this.workloads, workload, ['nodeId', 'pid', 'state', 'updatedAt']);
       phase.detail = `source pid killed on ${source.id}; workload runs as pid ${workload.pid} on ${destination.id}`;
     });
   }
