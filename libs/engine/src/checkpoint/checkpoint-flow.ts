@@ -1,6 +1,7 @@
 import {
   DomainError,
   NotFoundError,
+  processKey,
   type CheckpointRecord,
   type MigrationRecord,
   type NodeRecord,
@@ -94,15 +95,27 @@ export class CheckpointFlow {
     }
     const workDir = `${this.config.imageRoot}/${cp.id}`;
     const s = this.session(cp, 'take', workload, source, storage, `${workDir}/src`, cp.imageDir, cp.id);
-    if (cp.state === 'taking' && (await this.resumeTake(s))) return this.finishTake(s, workDir);
-    cp.state = 'taking';
-    await s.phases.save(s.view);
-    try {
-      await this.takeSteps(s);
-    } catch (error) {
-      await this.undoTake(s, error as Error);
+    // The node-side lock a migration takes (MigrationEngine.lockSource): one freezer per process on its node,
+    // whatever installation or Redis the other one uses. Held by its SSH channel until the take ended.
+    const lock = await this.ops.holdLock(source, cp.claimKey ?? processKey(workload));
+    if (!lock) {
+      const why = `another session holds the node-side lock of workload '${workload.id}' on ${source.id}`;
+      if (cp.state === 'taking') throw new Error(`${why}; the take is resumed once it is free`);
+      return this.end(cp, 'failed', `${why} (e.g. a migration); nothing was frozen`);
     }
-    return this.finishTake(s, workDir);
+    try {
+      if (cp.state === 'taking' && (await this.resumeTake(s))) return await this.finishTake(s, workDir);
+      cp.state = 'taking';
+      await s.phases.save(s.view);
+      try {
+        await this.takeSteps(s);
+      } catch (error) {
+        await this.undoTake(s, error as Error);
+      }
+      return await this.finishTake(s, workDir);
+    } finally {
+      await lock.release();
+    }
   }
 
   /**
