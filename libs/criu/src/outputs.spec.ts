@@ -271,6 +271,15 @@ describe('classifyCriuFailure on real CRIU 4.2.1 logs', () => {
     }
   });
 
+  it('says "nothing was frozen" for pid_gone only with proof that the seize itself found no process', () => {
+    const detachOnly = '(00.046367) Error (compel/src/lib/infect.c:417): Unable to detach from 4242: No such process\n';
+    const f = classifyCriuFailure(detachOnly, 1);
+    expect(f.kind).toBe('pid_gone');
+    expect(f.summary).not.toMatch(/Nothing was frozen/);
+    expect(f.summary).toMatch(/does not say whether it was frozen/);
+    expect(classifyCriuFailure(read('logs/dump-pid-gone.log'), 1).summary).toMatch(/Nothing was frozen/);
+  });
+
   it('the refused page-server log also holds a "No such process" line; it is not read as pid_gone', () => {
     const log = read('logs/dump-page-server-refused.log');
     expect(log).toMatch(/Unable to detach from \d+: No such process/);

@@ -321,7 +321,15 @@ const RULES: Rule[] = [
     retryable: false,
     summary: (hits) => {
       const pid = num(/(?:task:? |proc\/|from )(\d+)/, hits);
-      return `The process to dump${pid ? ` (pid ${pid})` : ''} does not exist: it exited before CRIU could seize it. Nothing was frozen; check whether the workload is still there.`;
+      const which = pid ? ` (pid ${pid})` : '';
+      // Proof that the seize never happened: the interrupt itself found no process. A detach failure alone
+      // proves nothing about what was frozen (the engine then asks the node).
+      const seizeFailed = hits.some((h) =>
+        /Unable to interrupt task: \d+ \(No such process\)|Failed to open \/proc\/\d+\/comm/.test(h),
+      );
+      return seizeFailed
+        ? `The process to dump${which} does not exist: it exited before CRIU could seize it. Nothing was frozen; check whether the workload is still there.`
+        : `CRIU lost the process to dump${which} (it vanished while CRIU held it); the log does not say whether it was frozen, so the node is asked.`;
     },
   },
 ];
