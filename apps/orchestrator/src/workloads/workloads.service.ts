@@ -93,11 +93,17 @@ export class WorkloadsService {
     const node = await this.nodes.get(w.nodeId);
     if (!node || w.state === 'migrating' || w.state === 'checkpointed') return w;
     const tree = await this.ops.inspectTree(node, w.pid);
-    if (tree) Object.assign(w, { tree: tree.pids, rssBytes: tree.rssBytes, state: 'running' });
-    else w.state = 'gone';
-    w.updatedAt = this.clock.now().toISOString();
-    await this.workloads.save(w);
-    return w;
+    const seen = tree
+      ? { tree: tree.pids, rssBytes: tree.rssBytes, state: 'running' as const }
+      : { state: 'gone' as const };
+    // Written onto the record as it is now (versioned: a migration may have saved it meanwhile); what was
+    // read is only applied if the record still names the process that was inspected and nothing moves it.
+    const saved = await this.workloads.update(id, (current) => {
+      if (current.nodeId !== w.nodeId || current.pid !== w.pid) return false;
+      if (current.state === 'migrating' || current.state === 'checkpointed') return false;
+      Object.assign(current, seen, { updatedAt: this.clock.now().toISOString() });
+    });
+    return saved ?? this.get(id);
   }
 
   private async readPidfile(nodeId: string, pidfile: string): Promise<number> {
