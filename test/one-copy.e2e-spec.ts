@@ -18,12 +18,15 @@ import { startOrchestrator, waitForMigration, type Orchestrator } from './suppor
 const REDIS_A = 6415;
 const REDIS_B = 6416;
 let env: E2eEnv;
+/** One line per case, printed at the end (which caller won, downtime). */
+const report: string[] = [];
 
 beforeAll(async () => {
   env = await setupE2e({ nodes: 3, redisPort: REDIS_A });
 }, 240_000);
 
 afterAll(async () => {
+  console.log(`one copy under racing callers:\n${report.join('\n')}`);
   await env?.teardown();
 }, 120_000);
 
@@ -89,6 +92,9 @@ describe('one copy under racing callers, real CRIU', () => {
     expect(mine.map((x) => x.id)).toEqual([winner.id]);
     expect(m.phases.filter((p) => p.name === 'dump')).toHaveLength(1);
     await expectOneCopy(name, m.destinationNodeId, since);
+    report.push(
+      `- 20 racing calls: ${created.length} x 201, ${refused.length} x 409; moved to ${m.destinationNodeId}, downtime ${Math.round(m.downtimeMs ?? -1)} ms`,
+    );
 
     // The claim was released at the end: the workload can move again (back to node-a).
     const back = await env.migrate({ workload: m.workloadId, destination: 'node-a' });
@@ -126,6 +132,9 @@ describe('one copy under racing callers, real CRIU', () => {
       expect(b.phases.map((p) => p.name)).not.toContain('rollback');
       expect(nodeOfPid(a.restoredPid!)).toBe('node-b');
       await expectOneCopy(name, 'node-b', since);
+      report.push(
+        `- two orchestrators, 1 GiB: A completed (downtime ${Math.round(a.downtimeMs ?? -1)} ms); B ${b.state} after [${b.phases.map((p) => p.name).join(' ')}]: ${b.error}`,
+      );
     } finally {
       await other.close();
       await stopRedis(REDIS_B);
@@ -169,5 +178,8 @@ describe('one copy under racing callers, real CRIU', () => {
     // Whoever lost the race was told who holds the workload.
     if (manual.status === 409) expect(JSON.stringify(manual.body)).toMatch(/already claimed by migration/);
     else if (line?.state === 'skipped') expect(line.error).toMatch(/already claimed by migration/);
+    report.push(
+      `- manual vs evacuation: manual ${manual.status}, evacuation line ${line?.state ?? 'none (not in scope)'}; moved by ${moved[0]!.evacuationId ? 'the evacuation' : 'the manual call'} to ${where}`,
+    );
   }, 300_000);
 });
