@@ -91,8 +91,12 @@ export class NodeOps {
         await proc.done.catch(() => undefined);
       })());
     if (/^LOCKED$/m.test(answer)) return { path, release };
-    await release();
-    const res = await proc.done.catch(() => undefined);
+    // Not ours: close the channel, without waiting for ever on a node that stopped answering.
+    proc.stdin.end();
+    const res = await Promise.race([
+      proc.done.catch(() => undefined),
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 5_000).unref()),
+    ]);
     if (/^LOCK_BUSY$/m.test(answer)) return undefined;
     throw new Error(
       `taking the lock ${path} on ${node.id} failed: ${(res?.stderr ?? '').trim() || 'no answer'}`.slice(0, 400),
