@@ -10,7 +10,7 @@
  * ran at once (the restored copy continues the source's sequence).
  */
 import type { EvacuationRecord, MigrationRecord, WorkloadRecord } from '@spotlift/domain';
-import { nodeAddress, nodeOfPid, pidAlive, startRedis, stopRedis } from '@spotlift/testing';
+import { nodeAddress, nodeOfPid, pidAlive, startRedis, stopRedis, stopWorkload } from '@spotlift/testing';
 import { type E2eEnv, procState, setupE2e, sleep } from './support/e2e-env.js';
 import { runningCopies } from './support/faults-lab.js';
 import { startOrchestrator, waitForMigration, type Orchestrator } from './support/orchestrator-harness.js';
@@ -20,6 +20,8 @@ const REDIS_B = 6416;
 let env: E2eEnv;
 /** One line per case, printed at the end (which caller won, downtime). */
 const report: string[] = [];
+/** Workload names are this run's own: a copy another run left behind must not count as ours. */
+const RUN = Date.now().toString(36).slice(-5);
 
 beforeAll(async () => {
   env = await setupE2e({ nodes: 3, redisPort: REDIS_A });
@@ -27,6 +29,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   console.log(`one copy under racing callers:\n${report.join('\n')}`);
+  // Trees restored by jobs the suite did not wait for itself (the evacuation's) are stopped too.
+  const all = env ? (await env.orch.api<MigrationRecord[]>('GET', '/migrations')).body : [];
+  for (const m of all) if (m.restoredPid && pidAlive(m.restoredPid)) await stopWorkload(m.restoredPid);
   await env?.teardown();
 }, 120_000);
 
@@ -58,7 +63,7 @@ async function expectOneCopy(name: string, node: string, since: number): Promise
 
 describe('one copy under racing callers, real CRIU', () => {
   it('20 POST /migrations at once for one process registered twice: one 201, 19 409s, one freeze, one move', async () => {
-    const name = 'one-copy-race';
+    const name = `one-copy-race-${RUN}`;
     const since = Date.now();
     const { pid, workload } = await env.launch(name, 'node-a');
     // The same process registered a second time (the reproduction: two records of one process).
@@ -103,7 +108,7 @@ describe('one copy under racing callers, real CRIU', () => {
   });
 
   it('two orchestrators with separate Redis migrating one process: the node-side lock lets one through, the other freezes nothing', async () => {
-    const name = 'one-copy-two-orchs';
+    const name = `one-copy-two-orchs-${RUN}`;
     const since = Date.now();
     const { pid, workload } = await env.launch(name, 'node-a', { memMiB: 1024 });
     await startRedis(REDIS_B);
@@ -142,7 +147,7 @@ describe('one copy under racing callers, real CRIU', () => {
   }, 300_000);
 
   it('a manual migration racing an evacuation of its node: one move, never two copies', async () => {
-    const name = 'one-copy-evac';
+    const name = `one-copy-evac-${RUN}`;
     const since = Date.now();
     const { pid, workload } = await env.launch(name, 'node-a');
     const [manual, notice] = await Promise.all([
