@@ -7,3 +7,4 @@ export * from './post-copy-trials.js';
 export * from './checkpoint-repository.js';
 export * from './pair-links.js';
 export * from './workload-claims.js';
+export * from './process-index.js';

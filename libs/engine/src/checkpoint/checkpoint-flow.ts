@@ -15,6 +15,7 @@ import { type EngineConfig, type MigrationContext, MigrationStepError } from '..
 import { archivePaths, CHECKPOINT_FILES_TAR, outermostPaths, UNPACK_AT_ROOT } from '../files/file-sync-commands.js';
 import type { NodeOps } from '../node-ops.js';
 import { PhaseRecorder } from '../phase-recorder.js';
+import { setIdentity } from '../process-inspection.js';
 import { Rollback } from '../rollback.js';
 import {
   checkCriuVersions,
@@ -373,7 +374,8 @@ export class CheckpointFlow {
         state: 'running',
         updatedAt: this.clock.now().toISOString(),
       });
-      await saveWorkloadFields(this.workloads, workload, ['nodeId', 'pid', 'state', 'updatedAt']);
+      setIdentity(workload, ctx.restoredIdentity);
+      await saveWorkloadFields(this.workloads, workload, ['nodeId', 'pid', 'state', 'updatedAt', 'identity']);
       phase.detail = `workload runs as pid ${pid} on ${destination.id}`;
     });
   }
