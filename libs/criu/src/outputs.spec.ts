@@ -125,6 +125,18 @@ const realLogs: Record<string, Expected> = {
     line: /Unable to interrupt task: \d+ \(No such process\)/,
     summary: /The process to dump \(pid \d+\) does not exist/,
   },
+  ...Object.fromEntries(
+    ['dump-seize-strace.log', 'dump-seize-gdb.log', 'dump-seize-concurrent-dump.log'].map((file) => [
+      file,
+      {
+        kind: 'tree_held',
+        retryable: false,
+        crashed: false,
+        line: /Unable to interrupt task: \d+ \(Operation not permitted\)/,
+        summary: /held by another tracer .* this command froze nothing and must not resume it/,
+      } satisfies Expected,
+    ]),
+  ),
   'pre-dump-no-soft-dirty.log': {
     kind: 'unsupported_feature',
     retryable: false,
@@ -246,6 +258,26 @@ describe('classifyCriuFailure on real CRIU 4.2.1 logs', () => {
     expect(failure.lines.some((l) => expected.line.test(l))).toBe(true);
     expect(failure.lines.join('\n')).not.toMatch(/RLIMIT_NOFILE/);
     expect(failure.summary).toMatch(expected.summary);
+  });
+
+  it('a dump refused because another tracer holds the tree also logs "Unable to detach ... No such process"; it is not pid_gone', () => {
+    for (const file of ['dump-seize-strace.log', 'dump-seize-gdb.log', 'dump-seize-concurrent-dump.log']) {
+      const log = read(`logs/${file}`);
+      expect(log).toMatch(/Unable to detach from \d+: No such process/);
+      expect(log).toMatch(/Unfreezing tasks into 1/);
+      const failure = classifyCriuFailure(log, 1);
+      expect(failure.kind).toBe('tree_held');
+      expect(failure.summary).not.toMatch(/Nothing was frozen; check whether the workload/);
+    }
+  });
+
+  it('says "nothing was frozen" for pid_gone only with proof that the seize itself found no process', () => {
+    const detachOnly = '(00.046367) Error (compel/src/lib/infect.c:417): Unable to detach from 4242: No such process\n';
+    const f = classifyCriuFailure(detachOnly, 1);
+    expect(f.kind).toBe('pid_gone');
+    expect(f.summary).not.toMatch(/Nothing was frozen/);
+    expect(f.summary).toMatch(/does not say whether it was frozen/);
+    expect(classifyCriuFailure(read('logs/dump-pid-gone.log'), 1).summary).toMatch(/Nothing was frozen/);
   });
 
   it('the refused page-server log also holds a "No such process" line; it is not read as pid_gone', () => {

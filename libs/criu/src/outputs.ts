@@ -106,6 +106,7 @@ export function parseFeatureCheck(feature: string, output: string, exitCode: num
 /** What went wrong, as far as the log tells. */
 export type CriuFailureKind =
   | 'pid_gone'
+  | 'tree_held'
   | 'permission'
   | 'unsupported_feature'
   | 'address_in_use'
@@ -168,6 +169,21 @@ const LAZY_CONTEXT = /\buffd:|lazy-pages\.socket|Lazy pages transfer|Starting la
 // page-server connection also logs "Unable to detach from PID: No such process", which on its own
 // would read as a vanished process.
 const RULES: Rule[] = [
+  {
+    // Seen (libs/criu/test/fixtures/logs/dump-seize-*.log): a second `criu dump` while another dump holds the
+    // tree, and a dump of a process under strace or gdb: compel's PTRACE_INTERRUPT gets EPERM because the
+    // seize never happened, and CRIU then fails to "detach" with ESRCH. That last line must not be read as a
+    // vanished process: the process is there, stopped or running as the *other* tracer left it, and this
+    // command froze nothing (so must resume nothing). Not seen here: EBUSY, "already traced".
+    kind: 'tree_held',
+    match:
+      /Unable to interrupt task: \d+ \((?:Operation not permitted|Device or resource busy)\)|Can't seize task.*(?:Operation not permitted|Device or resource busy)|already (?:being )?traced/,
+    retryable: false,
+    summary: (hits) => {
+      const pid = num(/(?:task:? )(\d+)/, hits);
+      return `The process to dump${pid ? ` (pid ${pid})` : ''} is held by another tracer (another CRIU dump, strace, gdb) or may not be traced: CRIU could not seize it, so this command froze nothing and must not resume it. Whoever holds it decides its fate; look for another migration of the same process.`;
+    },
+  },
   {
     kind: 'lazy_pages_failed',
     match: /page-pipe: tee: .*Operation not permitted/,
@@ -305,7 +321,15 @@ const RULES: Rule[] = [
     retryable: false,
     summary: (hits) => {
       const pid = num(/(?:task:? |proc\/|from )(\d+)/, hits);
-      return `The process to dump${pid ? ` (pid ${pid})` : ''} does not exist: it exited before CRIU could seize it. Nothing was frozen; check whether the workload is still there.`;
+      const which = pid ? ` (pid ${pid})` : '';
+      // Proof that the seize never happened: the interrupt itself found no process. A detach failure alone
+      // proves nothing about what was frozen (the engine then asks the node).
+      const seizeFailed = hits.some((h) =>
+        /Unable to interrupt task: \d+ \(No such process\)|Failed to open \/proc\/\d+\/comm/.test(h),
+      );
+      return seizeFailed
+        ? `The process to dump${which} does not exist: it exited before CRIU could seize it. Nothing was frozen; check whether the workload is still there.`
+        : `CRIU lost the process to dump${which} (it vanished while CRIU held it); the log does not say whether it was frozen, so the node is asked.`;
     },
   },
 ];
@@ -341,8 +365,9 @@ export function classifyCriuFailure(logText: string, exitCode?: number): CriuFai
       lines: hits.slice(0, 5),
       retryable: kind === rule.kind && rule.retryable,
       ...base,
-      // CRIU still logs "Unfreezing tasks into 1" for a pid that never existed; "running" would mislead.
-      ...(kind === 'pid_gone' ? {} : withLeft),
+      // CRIU still logs "Unfreezing tasks into 1" for a pid it never seized (gone, or another tracer's):
+      // "running" would mislead.
+      ...(kind === 'pid_gone' || kind === 'tree_held' ? {} : withLeft),
     };
   }
   const errors = criuErrorLines(logText);

@@ -40,6 +40,8 @@ export interface CheckpointRecord {
   /** `<checkpoint root of the storage node>/<workload id>/<checkpoint id>`. */
   imageDir: string;
   state: CheckpointState;
+  /** The process's key (`processKey`) the take claimed at creation; released when the take ends. */
+  claimKey?: string;
   /** Phases of taking the checkpoint (preflight .. commit, cleanup), as migrations record them. */
   phases: PhaseRecord[];
   /** CRIU's stats-dump; restore stats are under `restore`. */

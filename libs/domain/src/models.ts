@@ -187,6 +187,8 @@ export interface MigrationRecord {
   resumedAt?: string;
   /** Host PID of the restored tree's root on the destination. */
   restoredPid?: number;
+  /** The process's key (`processKey`) this job claimed at creation: its claim and node-side lock use it. */
+  claimKey?: string;
   error?: string;
   rollbackReason?: string;
   /** CRIU's stats images were missing or unreadable: what was wrong, and where downtime came from instead. */

@@ -9,6 +9,7 @@ import {
   type CriuTlsOptions,
 } from '@spotlift/criu';
 import { shellJoin, shq } from '@spotlift/transport';
+import { MigrationStepError } from './engine.types.js';
 import { readFileBase64, writeFileFromBase64 } from './node-scripts.js';
 
 /**
@@ -123,6 +124,16 @@ export function explainFailure(command: string, nodeId: string, log: string, exi
   const f = classifyCriuFailure(log, exitCode ?? undefined);
   const lines = f.lines.length ? ` [${f.lines.join(' | ')}]` : '';
   return `criu ${command} failed on ${nodeId} (${f.kind}): ${f.summary}${lines}`.slice(0, 1200);
+}
+
+/**
+ * A failed dump as a step error. Whether the workload may be frozen comes from CRIU's log: a dump that could
+ * not seize the tree because another tracer holds it (another job's dump) froze nothing, and the job must
+ * not roll back, since the rollback's SIGCONT would resume a tree another job froze.
+ */
+export function dumpFailure(command: string, nodeId: string, log: string, exitCode: number | null): MigrationStepError {
+  const held = classifyCriuFailure(log, exitCode ?? undefined).kind === 'tree_held';
+  return new MigrationStepError('dump', explainFailure(command, nodeId, log, exitCode), held);
 }
 
 export { parseDumpStats as parseDump, parseRestoreStats as parseRestore } from '@spotlift/criu';

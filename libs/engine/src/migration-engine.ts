@@ -1,4 +1,4 @@
-import { DomainError, NotFoundError, type MigrationRecord, type PhaseName } from '@spotlift/domain';
+import { DomainError, NotFoundError, processKey, type MigrationRecord, type PhaseName } from '@spotlift/domain';
 import {
   InMemoryPairLinks,
   InMemoryPostCopyTrials,
@@ -11,12 +11,13 @@ import {
 import { DirectoryStreamer } from '@spotlift/transport';
 import { Clock } from './clock.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from './engine.types.js';
-import { NodeOps } from './node-ops.js';
+import { type NodeLock, NodeOps } from './node-ops.js';
 import { WorkloadFiles } from './files/workload-files.js';
 import { PhaseRecorder } from './phase-recorder.js';
 import { watchForCancel } from './cancel-watch.js';
 import { Recovery, addNote, commitStarted, committed, mayBeFrozen, type RecoveryOutcome } from './recovery.js';
 import { Rollback } from './rollback.js';
+import { saveWorkloadFields } from './workload-writes.js';
 import { CancelledError, LeaseLostError, MigrationInterrupted, UNCONTROLLED, type RunControl } from './run-control.js';
 import { MigrationSteps } from './steps/migration-steps.js';
 import type { MigrationStrategy } from './strategies/migration-strategy.port.js';
@@ -41,6 +42,8 @@ export class MigrationEngine {
   private readonly recovery: Recovery;
   /** Selection (auto, capabilities) and fallbacks around the strategies. */
   private readonly chain: StrategyChain;
+  /** Node-side locks held by the runs in this process, per migration id (see lockSource). */
+  private readonly locks = new Map<string, NodeLock>();
 
   constructor(
     private readonly migrations: MigrationRepository,
@@ -89,7 +92,17 @@ export class MigrationEngine {
     this.phases.guard(migration.id, (name) => this.guard(ctx, control, name));
     try {
       let outcome: RecoveryOutcome = 'restart';
-      if (migration.state === 'running') outcome = await this.recovery.recover(ctx, control);
+      if (migration.state === 'running') {
+        // Only the job that froze the tree may resume or kill it: recovery decides under the node lock too.
+        if (mayBeFrozen(migration) && !(await this.lockSource(ctx))) {
+          throw new MigrationInterrupted(
+            `the node-side lock of this workload on ${ctx.source.id} is held by another session (a previous attempt still alive, or another orchestrator); nothing was decided, trying again later`,
+            true,
+            true,
+          );
+        }
+        outcome = await this.recovery.recover(ctx, control);
+      }
       if (outcome === 'restart') outcome = await this.attempt(ctx, control);
       await this.finish(ctx, outcome);
       return migration;
@@ -97,6 +110,54 @@ export class MigrationEngine {
       throw await this.interrupted(ctx, error as Error);
     } finally {
       this.phases.guard(migration.id, undefined);
+      await this.unlockSource(migration.id);
+    }
+  }
+
+  /** The key of the process this job moves: its claim and its node-side lock. */
+  private claimKey(ctx: MigrationContext): string {
+    return ctx.migration.claimKey ?? processKey(ctx.workload);
+  }
+
+  /**
+   * Takes the source node's lock on the process for this run (held by its own SSH channel until the run
+   * ends, after commit or rollback): false when another session holds it. A second freezer of the same
+   * process (a job of another installation, whose claims live in another Redis) stops here.
+   */
+  private async lockSource(ctx: MigrationContext): Promise<boolean> {
+    if (this.locks.has(ctx.migration.id)) return true;
+    const lock = await this.ops.holdLock(ctx.source, this.claimKey(ctx));
+    if (!lock) return false;
+    this.locks.set(ctx.migration.id, lock);
+    return true;
+  }
+
+  private async unlockSource(migrationId: string): Promise<void> {
+    const lock = this.locks.get(migrationId);
+    this.locks.delete(migrationId);
+    await lock?.release();
+  }
+
+  /**
+   * Before the first phase that may touch the workload: the job's claim (Redis, this installation) and the
+   * node-side lock (the source node, every installation). Either held by another means this job never freezes.
+   */
+  private async claimBeforeFreeze(ctx: MigrationContext, control: RunControl): Promise<void> {
+    const key = this.claimKey(ctx);
+    const holder = await control.claimWorkload?.(key);
+    if (holder) {
+      throw new MigrationStepError(
+        'prepare',
+        `workload '${ctx.workload.id}' is claimed by ${holder} (process ${key}); this job did not touch it`,
+        true,
+      );
+    }
+    if (!(await this.lockSource(ctx))) {
+      throw new MigrationStepError(
+        'prepare',
+        `another session holds the node-side lock of workload '${ctx.workload.id}' on ${ctx.source.id} (${key}), e.g. a migration run by another orchestrator; this job did not touch it`,
+        true,
+      );
     }
   }
 
@@ -118,7 +179,10 @@ export class MigrationEngine {
     return migration;
   }
 
-  /** Before every phase: stop at this boundary when the job was lost or cancelled; claim the commit point. */
+  /**
+   * Before every phase: stop at this boundary when the job was lost or cancelled; claim the workload (and its
+   * node-side lock) before 'prepare'; claim the commit point.
+   */
   private async guard(ctx: MigrationContext, control: RunControl, name: PhaseName): Promise<void> {
     if (control.lost?.()) throw new LeaseLostError(name);
     if (name === 'rollback' || name === 'cleanup') return;
@@ -127,6 +191,8 @@ export class MigrationEngine {
       return;
     }
     if (await control.cancelRequested()) throw new CancelledError(name, !mayBeFrozen(ctx.migration));
+    // 'prepare' follows the checks of every strategy and precedes anything that seizes the tree.
+    if (name === 'prepare') await this.claimBeforeFreeze(ctx, control);
   }
 
   private async attempt(ctx: MigrationContext, control: RunControl): Promise<MigrationRecord['state']> {
@@ -167,7 +233,7 @@ export class MigrationEngine {
       }
       if (workload.state === 'migrating') {
         workload.state = 'running';
-        await this.workloads.save(workload);
+        await saveWorkloadFields(this.workloads, workload, ['state']);
       }
       migration.error = cancelled
         ? `cancelled by request before any freeze; the workload was not touched`

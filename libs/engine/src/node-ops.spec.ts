@@ -69,3 +69,28 @@ describe('armed streams', () => {
     expect(shell.ran('node-a', /tar -C/)).toHaveLength(1);
   }, 10_000);
 });
+
+describe('node-side locks', () => {
+  const node = aNode('node-a');
+
+  it('LOCKED: held until released; LOCK_BUSY: not ours (undefined); no answer at all: an error, never a lock', async () => {
+    const free = new ScriptedNodeShell().on({ match: /flock -n/, reply: { stdout: 'LOCKED\n' } });
+    const lock = await new NodeOps(free).holdLock(node, 'proc:b00t:4026531836:4242:99');
+    expect(lock?.path).toBe('/run/spotlift/locks/proc_b00t_4026531836_4242_99.lock');
+    expect(free.ran('node-a', /flock/)[0]).toBe(
+      "mkdir -p /run/spotlift/locks && flock -n -E 75 /run/spotlift/locks/proc_b00t_4026531836_4242_99.lock -c 'echo LOCKED; exec cat >/dev/null'; rc=$?; [ $rc -ne 75 ] || echo LOCK_BUSY; exit $rc",
+    );
+    await expect(lock!.release()).resolves.toBeUndefined();
+
+    const busy = new ScriptedNodeShell().on({ match: /flock -n/, reply: { code: 75, stdout: 'LOCK_BUSY\n' } });
+    expect(await new NodeOps(busy).holdLock(node, 'k')).toBeUndefined();
+
+    const broken = new ScriptedNodeShell().on({
+      match: /flock -n/,
+      reply: { code: 1, stdout: '', stderr: 'mkdir: cannot create directory: Read-only file system\n' },
+    });
+    await expect(new NodeOps(broken).holdLock(node, 'k')).rejects.toThrow(
+      'taking the lock /run/spotlift/locks/k.lock on node-a failed: mkdir: cannot create directory: Read-only file system',
+    );
+  });
+});

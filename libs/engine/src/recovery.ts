@@ -9,8 +9,17 @@ import type { MigrationSteps } from './steps/migration-steps.js';
 /** Phases during or after which the source may be frozen: a failure from here on must roll back. */
 export const FREEZE_PHASES: ReadonlySet<PhaseName> = new Set<PhaseName>(['dump', 'transfer', 'restore', 'verify']);
 
+/**
+ * False only when no phase that freezes ran, or the one that did was a dump CRIU refused because another
+ * tracer held the tree (`tree_held`, libs/criu outputs.ts): that dump froze nothing, and resuming the tree
+ * would undo somebody else's freeze.
+ */
 export function mayBeFrozen(m: MigrationRecord): boolean {
-  return m.phases.some((p) => FREEZE_PHASES.has(p.name));
+  return m.phases.some((p) => FREEZE_PHASES.has(p.name) && !heldByAnother(p));
+}
+
+function heldByAnother(p: MigrationRecord['phases'][number]): boolean {
+  return p.name === 'dump' && p.ok === false && (p.detail ?? '').includes('(tree_held)');
 }
 
 /** The commit phase ran to its end: the destination is the workload, whatever happens next. */

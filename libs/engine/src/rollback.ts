@@ -2,6 +2,7 @@ import type { WorkloadRepository } from '@spotlift/store';
 import type { EngineConfig, MigrationContext } from './engine.types.js';
 import type { NodeOps } from './node-ops.js';
 import type { PhaseRecorder } from './phase-recorder.js';
+import { saveWorkloadFields } from './workload-writes.js';
 
 /**
  * Undo before the commit point. The source may be resumed only once the destination provably runs no copy:
@@ -71,7 +72,7 @@ export class Rollback {
         workload.state = 'running';
         notes.push(`source pid ${workload.pid} on ${source.id} resumed (state ${state})`);
       }
-      await this.workloads.save(workload);
+      await saveWorkloadFields(this.workloads, workload, ['state']);
       phase.detail = notes.join('; ');
     });
     return alive;

@@ -9,6 +9,11 @@ export interface RunControl {
   cancelRequested(): Promise<boolean>;
   /** Claims the commit point; false when a cancel won the race. */
   claimCommit(): Promise<boolean>;
+  /**
+   * Re-asserts this job's claim on the process it is about to freeze (WorkloadClaims, keyed by processKey):
+   * undefined when the claim is (now) this job's, else the holder. Absent: nothing else can claim it.
+   */
+  claimWorkload?(key: string): Promise<string | undefined>;
   /** True once this worker lost its claim on the job (another worker may take it over). */
   lost?(): boolean;
 }

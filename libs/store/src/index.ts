@@ -8,4 +8,5 @@ export * from './checkpoint-repository.js';
 export * from './pair-links.js';
 export * from './token-repository.js';
 export * from './audit-log.js';
+export * from './workload-claims.js';
 export * from './process-index.js';

@@ -1,46 +1,105 @@
 import type { Redis } from 'ioredis';
-import type { Repository } from './repositories.port.js';
+import { type Repository, StaleRecordError, type Versioned, updateLoop } from './repositories.port.js';
+
+// KEYS: record, version counter, index. ARGV: json, expected version (-1: unconditional), score, id.
+// Returns the new version, or -1 - found when the expected version is not the stored one.
+const SAVE = `
+local found = tonumber(redis.call('GET', KEYS[2]) or '0')
+local expected = tonumber(ARGV[2])
+if expected >= 0 and expected ~= found then return -1 - found end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], found + 1)
+redis.call('ZADD', KEYS[3], 'NX', ARGV[3], ARGV[4])
+return found + 1`;
+
+export interface RecordOptions {
+  /** Optimistic concurrency: saves compare-and-set the record's version (see Repository). */
+  versioned?: boolean;
+}
 
 /**
  * A Repository on Redis: one string key per record (`<prefix>:<kind>:<id>`, JSON) and a sorted set of ids by
- * creation order, so lists come back oldest first and a record is one GET away.
+ * creation order, so lists come back oldest first and a record is one GET away. Versioned kinds also keep
+ * `<prefix>:<kind>-version:<id>`, a counter the save script compares and bumps in the same step as the write
+ * (kept apart from the JSON so Redis never has to re-encode a record).
  */
 export class RedisRecords<T extends { id: string }> implements Repository<T> {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly kind: string,
+    private readonly options: RecordOptions = {},
   ) {}
 
   private key(id: string): string {
     return `${this.prefix}:${this.kind}:${id}`;
   }
 
+  private versionKey(id: string): string {
+    return `${this.prefix}:${this.kind}-version:${id}`;
+  }
+
   private get index(): string {
     return `${this.prefix}:${this.kind}s`;
   }
 
+  private parse(raw: string, version: string | null | undefined): T {
+    const record = JSON.parse(raw) as T & Versioned;
+    if (this.options.versioned) record.version = Number(version ?? 0);
+    return record;
+  }
+
   async get(id: string): Promise<T | undefined> {
-    const raw = await this.redis.get(this.key(id));
-    return raw ? (JSON.parse(raw) as T) : undefined;
+    if (!this.options.versioned) {
+      const raw = await this.redis.get(this.key(id));
+      return raw ? this.parse(raw, undefined) : undefined;
+    }
+    const [raw, version] = await this.redis.mget(this.key(id), this.versionKey(id));
+    return raw ? this.parse(raw, version) : undefined;
   }
 
   async list(): Promise<T[]> {
     const ids = await this.redis.zrange(this.index, 0, -1);
     if (ids.length === 0) return [];
     const raws = await this.redis.mget(ids.map((id) => this.key(id)));
-    return raws.filter((r): r is string => r !== null).map((r) => JSON.parse(r) as T);
+    const versions = this.options.versioned ? await this.redis.mget(ids.map((id) => this.versionKey(id))) : [];
+    return raws.flatMap((r, i) => (r === null ? [] : [this.parse(r, versions[i])]));
   }
 
   async save(record: T): Promise<void> {
-    await this.redis
-      .multi()
-      .set(this.key(record.id), JSON.stringify(record))
-      .zadd(this.index, 'NX', Date.now(), record.id)
-      .exec();
+    if (!this.options.versioned) {
+      await this.redis
+        .multi()
+        .set(this.key(record.id), JSON.stringify(record))
+        .zadd(this.index, 'NX', Date.now(), record.id)
+        .exec();
+      return;
+    }
+    const v = record as T & Versioned;
+    const expected = v.version ?? -1;
+    const { version: _drop, ...body } = v;
+    const r = Number(
+      await this.redis.eval(
+        SAVE,
+        3,
+        this.key(record.id),
+        this.versionKey(record.id),
+        this.index,
+        JSON.stringify(body),
+        String(expected),
+        String(Date.now()),
+        record.id,
+      ),
+    );
+    if (r < 0) throw new StaleRecordError(this.kind, record.id, expected, -1 - r);
+    v.version = r;
   }
 
   async delete(id: string): Promise<void> {
-    await this.redis.multi().del(this.key(id)).zrem(this.index, id).exec();
+    await this.redis.multi().del(this.key(id), this.versionKey(id)).zrem(this.index, id).exec();
+  }
+
+  update(id: string, change: (current: T) => boolean | void, attempts?: number): Promise<T | undefined> {
+    return updateLoop(this, id, change, attempts);
   }
 }

@@ -1,11 +1,63 @@
-import type { MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
+import { ConflictError, type MigrationRecord, type NodeRecord, type WorkloadRecord } from '@spotlift/domain';
 
-/** Records keyed by id. `save` replaces the whole record; callers read, change and save. */
+/**
+ * A save that lost a race: the record changed since this copy was read (another writer saved in between).
+ * Nothing was written; re-read and decide again (see `Repository.update`).
+ */
+export class StaleRecordError extends ConflictError {
+  constructor(kind: string, id: string, expected: number, found: number) {
+    super(
+      `${kind} '${id}' changed while this request worked on it (version ${found}, this copy was ${expected}); try again`,
+      { id, expected, found },
+    );
+    this.name = 'StaleRecordError';
+  }
+}
+
+/** The version a versioned repository stamps on every record it returns and saves. */
+export interface Versioned {
+  version?: number;
+}
+
+/**
+ * Records keyed by id. `save` replaces the whole record; callers read, change and save. In a versioned
+ * repository (the optimistic-concurrency option of the implementations) every record read carries
+ * `version`; saving it succeeds only while the stored record still has that version (else StaleRecordError)
+ * and bumps it. A record without `version` (built fresh by its creator) is written unconditionally.
+ */
 export abstract class Repository<T extends { id: string }> {
   abstract get(id: string): Promise<T | undefined>;
   abstract list(): Promise<T[]>;
   abstract save(record: T): Promise<void>;
   abstract delete(id: string): Promise<void>;
+
+  /**
+   * Read, change, save, again from a fresh read when another writer came first. `change` gets the stored
+   * record and edits it in place; returning false saves nothing. Returns the saved record (undefined when
+   * there is no such record, or `change` declined).
+   */
+  update(id: string, change: (current: T) => boolean | void, attempts?: number): Promise<T | undefined> {
+    return updateLoop(this, id, change, attempts);
+  }
+}
+
+/** Repository.update, shared by the implementations (they `implements` the abstract class). */
+export async function updateLoop<T extends { id: string }>(
+  repo: Pick<Repository<T>, 'get' | 'save'>,
+  id: string,
+  change: (current: T) => boolean | void,
+  attempts = 10,
+): Promise<T | undefined> {
+  for (let i = 1; ; i++) {
+    const current = await repo.get(id);
+    if (!current || change(current) === false) return undefined;
+    try {
+      await repo.save(current);
+      return current;
+    } catch (error) {
+      if (!(error instanceof StaleRecordError) || i >= attempts) throw error;
+    }
+  }
 }
 
 export abstract class NodeRepository extends Repository<NodeRecord> {}

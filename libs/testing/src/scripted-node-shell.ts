@@ -30,7 +30,7 @@ export interface ShellCall {
 /**
  * A NodeShell for unit tests: replays scripted outputs (captured from real CRIU and shell runs) instead of
  * running anything, and records every command so tests can assert what was, and was not, done to a node.
- * Unmatched commands succeed with empty output; `strict` makes them throw instead.
+ * Unmatched commands succeed with empty output (a node-side lock is granted); `strict` makes them throw instead.
  */
 export class ScriptedNodeShell extends NodeShell {
   readonly calls: ShellCall[] = [];
@@ -59,6 +59,8 @@ export class ScriptedNodeShell extends NodeShell {
     const rule = this.rules.find((r) => (!r.node || r.node === node.id) && r.match.test(command) && (r.times ?? 1) > 0);
     if (!rule) {
       if (this.strict) return Promise.reject(new Error(`unscripted command on ${node.id}: ${command}`));
+      // A node-side lock (NodeOps.holdLock) nobody else holds: it answers LOCKED, as on a real node.
+      if (/flock -n .*echo LOCKED/.test(command)) return Promise.resolve({ code: 0, stdout: 'LOCKED\n', stderr: '' });
       return Promise.resolve({ code: 0, stdout: '', stderr: '' });
     }
     if (rule.times !== undefined) rule.times--;

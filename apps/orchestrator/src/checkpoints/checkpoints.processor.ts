@@ -10,6 +10,7 @@ import {
   QueueName,
   RestoreCheckpointJobData,
 } from '@spotlift/queue';
+import { WorkloadClaims, checkpointOwner } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
 
 /**
@@ -26,6 +27,7 @@ export class CheckpointsProcessor extends WorkerHost implements OnModuleInit {
   constructor(
     private readonly flow: CheckpointFlow,
     private readonly config: AppConfig,
+    private readonly claims: WorkloadClaims,
   ) {
     super();
   }
@@ -40,6 +42,10 @@ export class CheckpointsProcessor extends WorkerHost implements OnModuleInit {
       const data = CheckpointJobData.safeParse(job.data);
       if (!data.success) throw new UnrecoverableError(`malformed job data: ${data.error.message}`);
       cp = await this.flow.take(data.data.checkpointId);
+      // The take ended (stored or failed): the process is free for the next job.
+      if (cp.claimKey && cp.state !== 'queued' && cp.state !== 'taking') {
+        await this.claims.release(cp.claimKey, checkpointOwner(cp.id)).catch(() => undefined);
+      }
     } else if (job.name === JobName.RestoreCheckpoint) {
       const data = RestoreCheckpointJobData.safeParse(job.data);
       if (!data.success) throw new UnrecoverableError(`malformed job data: ${data.error.message}`);

@@ -7,15 +7,24 @@ import {
   DomainError,
   NotFoundError,
   checkpointSettled,
+  processKey,
   type CheckpointRecord,
   type NodeRecord,
   type WorkloadRecord,
 } from '@spotlift/domain';
 import { CheckpointFlow, Clock, NodeOps, isFinished } from '@spotlift/engine';
 import { chooseDestination } from '@spotlift/placement';
-import { CheckpointRepository, MigrationRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
+import {
+  CheckpointRepository,
+  MigrationRepository,
+  NodeRepository,
+  WorkloadClaims,
+  WorkloadRepository,
+  checkpointOwner,
+} from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
 import { candidateNode, placementWorkload } from '../evacuations/evacuation-input.js';
+import { claimWorkload } from '../migrations/workload-claim.js';
 import { CheckpointQueue } from './checkpoint-queue.js';
 
 const NodeId = z.string().min(1).max(63);
@@ -51,6 +60,7 @@ export class CheckpointsService {
     private readonly queue: CheckpointQueue,
     private readonly clock: Clock,
     private readonly config: AppConfig,
+    private readonly claims: WorkloadClaims,
   ) {}
 
   async list(): Promise<CheckpointRecord[]> {
@@ -93,9 +103,14 @@ export class CheckpointsService {
       throw new BadRequestError(`workload '${workload.id}' (pid ${workload.pid}) no longer runs on '${source.id}'`);
     }
     const id = `cp-${randomUUID().slice(0, 12)}`;
+    // The same claim a migration takes: one job per process may freeze it (see MigrationsService.create).
+    const claimKey = processKey(workload);
+    const holders = { migrations: this.migrations, checkpoints: this.checkpoints };
+    await claimWorkload(this.claims, holders, workload.id, claimKey, checkpointOwner(id));
     const now = this.clock.now().toISOString();
     const checkpoint: CheckpointRecord = {
       id,
+      claimKey,
       workloadId: workload.id,
       workloadName: workload.name,
       sourceNodeId: source.id,
@@ -111,8 +126,13 @@ export class CheckpointsService {
       createdAt: now,
       updatedAt: now,
     };
-    await this.checkpoints.save(checkpoint);
-    await this.queue.enqueueTake(id);
+    try {
+      await this.checkpoints.save(checkpoint);
+      await this.queue.enqueueTake(id);
+    } catch (error) {
+      await this.claims.release(claimKey, checkpointOwner(id)).catch(() => undefined);
+      throw error;
+    }
     return checkpoint;
   }
 

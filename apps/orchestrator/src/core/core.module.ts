@@ -20,6 +20,8 @@ import {
   PostCopyTrials,
   ProcessIndex,
   RedisMigrationFlags,
+  RedisWorkloadClaims,
+  WorkloadClaims,
   PairLinks,
   RedisPairLinks,
   RedisPostCopyTrials,
@@ -75,12 +77,12 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
       provide: WorkloadRepository,
       inject: [REDIS, AppConfig, ProcessIndex],
       useFactory: (r: Redis, c: AppConfig, index: ProcessIndex) =>
-        new IndexedWorkloadRepository(new RedisRecords(r, c.redisPrefix, 'workload'), index),
+        new IndexedWorkloadRepository(new RedisRecords(r, c.redisPrefix, 'workload', { versioned: true }), index),
     },
     {
       provide: MigrationRepository,
       inject: [REDIS, AppConfig],
-      useFactory: (r: Redis, c: AppConfig) => new RedisRecords(r, c.redisPrefix, 'migration'),
+      useFactory: (r: Redis, c: AppConfig) => new RedisRecords(r, c.redisPrefix, 'migration', { versioned: true }),
     },
     { provide: NodeOps, inject: [NodeShell], useFactory: (s: NodeShell) => new NodeOps(s) },
     {
@@ -100,6 +102,12 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
       provide: MigrationFlags,
       inject: [REDIS, AppConfig],
       useFactory: (r: Redis, c: AppConfig) => new RedisMigrationFlags(r, c.redisPrefix),
+    },
+    {
+      // One claim per process across replicas before anything freezes it (libs/store workload-claims.ts).
+      provide: WorkloadClaims,
+      inject: [REDIS, AppConfig],
+      useFactory: (r: Redis, c: AppConfig) => new RedisWorkloadClaims(r, c.redisPrefix),
     },
     {
       // Post-copy trial results per node pair, shared by every worker (libs/store post-copy-trials.ts).
@@ -179,6 +187,7 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     NodeCertificates,
     PostCopyTrials,
     MigrationFlags,
+    WorkloadClaims,
   ],
 })
 export class CoreModule implements OnApplicationShutdown {

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { ConflictError, NotFoundError } from '@spotlift/domain';
 import { Clock, isFinished } from '@spotlift/engine';
-import { MigrationFlags, MigrationRepository } from '@spotlift/store';
+import { MigrationFlags, MigrationRepository, WorkloadClaims, migrationOwner } from '@spotlift/store';
 import { MigrationQueue } from './migration-queue.js';
 
 export interface CancelAnswer {
@@ -27,6 +27,7 @@ export class MigrationCancelService {
     private readonly flags: MigrationFlags,
     private readonly queue: MigrationQueue,
     private readonly clock: Clock,
+    private readonly claims: WorkloadClaims,
   ) {}
 
   async cancel(id: string): Promise<CancelAnswer> {
@@ -45,14 +46,16 @@ export class MigrationCancelService {
     if ((await this.flags.requestCancel(id)) === 'committed') throw past();
 
     if (m.state === 'queued' && (await this.queue.removeIfIdle(id)) !== 'held') {
-      // No worker holds the job and none will: the migration ends here, before anything ran.
-      const fresh = (await this.migrations.get(id)) ?? m;
-      if (fresh.state === 'queued') {
-        fresh.state = 'cancelled';
-        fresh.error = 'cancelled by request before it started; the workload was not touched';
-        fresh.updatedAt = this.clock.now().toISOString();
-        await this.migrations.save(fresh);
-        return { id, state: fresh.state, cancel: 'done', message: fresh.error };
+      // No worker holds the job and none will: the migration ends here, before anything ran. Versioned
+      // records: if a worker picked the job up after all, its write wins and the flag stops it instead.
+      const message = 'cancelled by request before it started; the workload was not touched';
+      const done = await this.migrations.update(id, (fresh) => {
+        if (fresh.state !== 'queued') return false;
+        Object.assign(fresh, { state: 'cancelled', error: message, updatedAt: this.clock.now().toISOString() });
+      });
+      if (done) {
+        if (done.claimKey) await this.claims.release(done.claimKey, migrationOwner(id)).catch(() => undefined);
+        return { id, state: done.state, cancel: 'done', message };
       }
     }
     return {

@@ -5,7 +5,7 @@ import { Logger } from '@nestjs/common';
 import { UnrecoverableError, type Job } from 'bullmq';
 import { NodeUnreachableError, NotFoundError, type MigrationRecord } from '@spotlift/domain';
 import { MigrationInterrupted, type MigrationEngine, type RunControl } from '@spotlift/engine';
-import { InMemoryMigrationFlags } from '@spotlift/store';
+import { InMemoryMigrationFlags, InMemoryWorkloadClaims } from '@spotlift/store';
 import { aMigration } from '@spotlift/testing';
 import type { AppConfig } from '../config/app-config.js';
 import type { MigrationMetrics } from '../metrics/migration-metrics.js';
@@ -21,15 +21,17 @@ function setup(run: (id: string, control: RunControl) => Promise<MigrationRecord
     },
   } as unknown as MigrationEngine;
   const metrics = { record: () => undefined } as unknown as MigrationMetrics;
+  const claims = new InMemoryWorkloadClaims();
   const processor = new MigrationsProcessor(
     engine,
     { workerConcurrency: 1 } as AppConfig,
     metrics,
     new InMemoryMigrationFlags(),
+    claims,
   );
   const job = (attemptsMade = 0, data: unknown = { migrationId: 'mig-1' }) =>
     ({ id: 'migrate-mig-1', data, attemptsMade, opts: { attempts: 7 } }) as unknown as Job<unknown>;
-  return { processor, job, gaveUp };
+  return { processor, job, gaveUp, claims };
 }
 
 beforeAll(() => {
@@ -92,5 +94,29 @@ describe('MigrationsProcessor error classification', () => {
     expect(await control!.cancelRequested()).toBe(false);
     expect(await control!.claimCommit()).toBe(true);
     expect(control!.lost?.()).toBe(false);
+  });
+
+  it('re-asserts the workload claim as this job, and releases it at an end state only', async () => {
+    const held: (string | undefined)[] = [];
+    const interrupted = new MigrationInterrupted('node-b unreachable', true, true);
+    let fail = true;
+    const { processor, job, claims } = setup(async (_id, c) => {
+      held.push(await c.claimWorkload!('proc:k'));
+      if (fail) throw interrupted;
+      return aMigration({ id: 'mig-1', state: 'completed', claimKey: 'proc:k' });
+    });
+    await claims.claim('proc:other', 'migration:mig-2');
+    expect(await processor.process(job()).catch((e: unknown) => e)).toBe(interrupted);
+    // a retried job keeps its claim
+    expect((await claims.holder('proc:k'))?.owner).toBe('migration:mig-1');
+    fail = false;
+    await processor.process(job(1));
+    expect(held).toEqual([undefined, undefined]);
+    expect(await claims.holder('proc:k')).toBeUndefined();
+    // another job's claim is reported as its holder, and never released by this one
+    const other = setup((_id, c) => c.claimWorkload!('proc:other').then(() => aMigration({ state: 'failed' })));
+    await other.claims.claim('proc:other', 'migration:mig-2');
+    await other.processor.process(other.job()).catch(() => undefined);
+    expect((await other.claims.holder('proc:other'))?.owner).toBe('migration:mig-2');
   });
 });

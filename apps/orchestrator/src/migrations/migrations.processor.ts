@@ -4,7 +4,7 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import { DomainError, type MigrationRecord } from '@spotlift/domain';
 import { MigrationEngine, MigrationInterrupted, type RunControl } from '@spotlift/engine';
 import { MIGRATION_WORKER_OPTIONS, MigrateJobData, QueueName } from '@spotlift/queue';
-import { MigrationFlags } from '@spotlift/store';
+import { CLAIM_REFRESH_MS, MigrationFlags, WorkloadClaims, migrationOwner } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
 import { MigrationMetrics } from '../metrics/migration-metrics.js';
 
@@ -33,6 +33,7 @@ export class MigrationsProcessor extends WorkerHost implements OnModuleInit {
     private readonly config: AppConfig,
     private readonly metrics: MigrationMetrics,
     private readonly flags: MigrationFlags,
+    private readonly claims: WorkloadClaims,
   ) {
     super();
   }
@@ -48,24 +49,36 @@ export class MigrationsProcessor extends WorkerHost implements OnModuleInit {
     const { migrationId } = data.data;
     const jobId = job.id ?? migrationId;
     this.logger.log({ msg: 'migration started', migrationId, jobId, attempt: job.attemptsMade + 1 });
+    // The claim taken by POST /migrations is refreshed while this job runs (it must not lapse under a live job).
+    const claim: { key?: string } = {};
+    const refresh = setInterval(() => {
+      if (claim.key) void this.claims.claim(claim.key, migrationOwner(migrationId)).catch(() => undefined);
+    }, CLAIM_REFRESH_MS);
     try {
-      const m = await this.engine.run(migrationId, this.control(migrationId, jobId));
-      this.finished(m);
+      const m = await this.engine.run(migrationId, this.control(migrationId, jobId, claim));
+      await this.finished(m);
       if (m.state === 'failed' || m.state === 'rolled_back')
         throw new UnrecoverableError(`${m.state}: ${m.error ?? ''}`);
       return { state: m.state };
     } catch (error) {
       throw await this.classify(job, migrationId, error as Error);
     } finally {
+      clearInterval(refresh);
       this.lost.delete(jobId);
     }
   }
 
-  private control(migrationId: string, jobId: string): RunControl {
+  private control(migrationId: string, jobId: string, claim: { key?: string }): RunControl {
     return {
       cancelRequested: () => this.flags.cancelRequested(migrationId),
       claimCommit: () => this.flags.claimCommit(migrationId),
       lost: () => this.lost.has(jobId),
+      claimWorkload: async (key) => {
+        const r = await this.claims.claim(key, migrationOwner(migrationId));
+        if (!r.ok) return r.holder;
+        claim.key = key;
+        return undefined;
+      },
     };
   }
 
@@ -89,12 +102,14 @@ export class MigrationsProcessor extends WorkerHost implements OnModuleInit {
         ? `gave up after ${job.attemptsMade + 1} attempts: ${error.message}`
         : `stopped: ${error.message}`;
       const m = await this.engine.giveUp(migrationId, why).catch(() => undefined);
-      if (m) this.finished(m);
+      if (m) await this.finished(m);
     }
     return new UnrecoverableError(error.message);
   }
 
-  private finished(m: MigrationRecord): void {
+  /** An end state: the job lets go of the workload's claim (only if it still holds it). */
+  private async finished(m: MigrationRecord): Promise<void> {
+    if (m.claimKey) await this.claims.release(m.claimKey, migrationOwner(m.id)).catch(() => undefined);
     this.metrics.record(m);
     this.logger.log({
       msg: 'migration finished',

@@ -5,13 +5,21 @@ import {
   BadRequestError,
   ConflictError,
   NotFoundError,
+  processKey,
   type MigrationRecord,
   type NodeRecord,
   type WorkloadRecord,
 } from '@spotlift/domain';
-import { Clock, NodeOps, isFinished } from '@spotlift/engine';
-import { MigrationRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
+import { Clock, NodeOps } from '@spotlift/engine';
+import {
+  MigrationRepository,
+  NodeRepository,
+  WorkloadClaims,
+  WorkloadRepository,
+  migrationOwner,
+} from '@spotlift/store';
 import { MigrationQueue } from './migration-queue.js';
+import { claimWorkload } from './workload-claim.js';
 
 export const CreateMigration = z
   .object({
@@ -43,6 +51,7 @@ export class MigrationsService {
     private readonly ops: NodeOps,
     private readonly queue: MigrationQueue,
     private readonly clock: Clock,
+    private readonly claims: WorkloadClaims,
   ) {}
 
   async list(): Promise<MigrationRecord[]> {
@@ -56,8 +65,11 @@ export class MigrationsService {
   }
 
   /**
-   * Checks everything that can be checked without touching the workload, records the migration and queues
-   * it. Bad input is answered here with a 4xx; nothing is frozen before the job's own preflight passes.
+   * Checks everything that can be checked without touching the workload, claims the workload's process for
+   * the new job, records the migration and queues it. Bad input is answered here with a 4xx; nothing is
+   * frozen before the job's own preflight passes. Two calls for the same process (the same record, two
+   * records of one process, a call and an evacuation) race on the claim, an atomic SET NX in Redis: one
+   * wins, the other gets a 409 naming the holder.
    */
   async create(body: CreateMigration, link: Pick<MigrationRecord, 'evacuationId'> = {}): Promise<MigrationRecord> {
     const workload = await this.workloads.get(body.workload);
@@ -67,15 +79,29 @@ export class MigrationsService {
     if (workload.state !== 'running') {
       throw new ConflictError(`workload '${workload.id}' is ${workload.state}; only a running workload can migrate`);
     }
-    const inFlight = (await this.migrations.list()).find((m) => m.workloadId === workload.id && !isFinished(m));
-    if (inFlight)
-      throw new ConflictError(`workload '${workload.id}' is already migrating in ${inFlight.id}`, {
-        migration: inFlight.id,
-      });
-
     if (body.deadline !== undefined && Date.parse(body.deadline) <= this.clock.now().getTime()) {
       throw new BadRequestError(`deadline ${body.deadline} has already passed`);
     }
+    const id = `mig-${randomUUID().slice(0, 12)}`;
+    const claimKey = processKey(workload);
+    await claimWorkload(this.claims, { migrations: this.migrations }, workload.id, claimKey, migrationOwner(id));
+    try {
+      return await this.record(id, claimKey, body, workload, source, link);
+    } catch (error) {
+      // Nothing was queued: the workload is free again for the next caller.
+      await this.claims.release(claimKey, migrationOwner(id)).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async record(
+    id: string,
+    claimKey: string,
+    body: CreateMigration,
+    workload: WorkloadRecord,
+    source: NodeRecord,
+    link: Pick<MigrationRecord, 'evacuationId'>,
+  ): Promise<MigrationRecord> {
     const tree = await this.ops.inspectTree(source, workload.pid);
     if (!tree) {
       throw new BadRequestError(`workload '${workload.id}' (pid ${workload.pid}) no longer runs on '${source.id}'`);
@@ -84,7 +110,8 @@ export class MigrationsService {
 
     const now = this.clock.now().toISOString();
     const migration: MigrationRecord = {
-      id: `mig-${randomUUID().slice(0, 12)}`,
+      id,
+      claimKey,
       workloadId: workload.id,
       sourceNodeId: source.id,
       destinationNodeId: destination.id,

@@ -171,6 +171,20 @@ describe('CheckpointFlow.take', () => {
     expect((await workloads.get('wl-1'))!.state).toBe('running');
   });
 
+  it('another session holding the node-side lock of the process (e.g. a migration): failed, nothing frozen or resumed', async () => {
+    const { shell, flow, workloads } = setup(aCheckpoint({ claimKey: 'proc:b:n:4242:1' }));
+    shell.on({ node: 'node-a', match: /flock -n/, reply: { code: 75, stdout: 'LOCK_BUSY\n' } });
+    scriptHealthy(shell);
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('failed');
+    expect(cp.error).toBe(
+      "another session holds the node-side lock of workload 'wl-1' on node-a (e.g. a migration); nothing was frozen",
+    );
+    expect(shell.ran('node-a', /flock -n -E 75 \/run\/spotlift\/locks\/proc_b_n_4242_1\.lock/)).toHaveLength(1);
+    expect(shell.ran('node-a', /criu dump|kill -/)).toEqual([]);
+    expect((await workloads.get('wl-1'))!.state).toBe('running');
+  });
+
   it('fails before any freeze when the storage node lacks disk: nothing touched', async () => {
     const { shell, flow, workloads } = setup(aCheckpoint());
     shell.on({ node: 'node-c', match: /criu check/, reply: { stdout: 'Looks good.\nDISK_AVAIL_BYTES 1024\n' } });

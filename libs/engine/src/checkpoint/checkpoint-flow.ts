@@ -1,6 +1,7 @@
 import {
   DomainError,
   NotFoundError,
+  processKey,
   type CheckpointRecord,
   type MigrationRecord,
   type NodeRecord,
@@ -22,6 +23,7 @@ import {
   checkDestinationState,
   runningTree,
 } from '../steps/preflight-checks.js';
+import { saveWorkloadFields } from '../workload-writes.js';
 import { MigrationSteps } from '../steps/migration-steps.js';
 import { StopAndCopy } from '../strategies/stop-and-copy.js';
 import type { PageTransport } from '../transports/page-transport.port.js';
@@ -94,15 +96,27 @@ export class CheckpointFlow {
     }
     const workDir = `${this.config.imageRoot}/${cp.id}`;
     const s = this.session(cp, 'take', workload, source, storage, `${workDir}/src`, cp.imageDir, cp.id);
-    if (cp.state === 'taking' && (await this.resumeTake(s))) return this.finishTake(s, workDir);
-    cp.state = 'taking';
-    await s.phases.save(s.view);
-    try {
-      await this.takeSteps(s);
-    } catch (error) {
-      await this.undoTake(s, error as Error);
+    // The node-side lock a migration takes (MigrationEngine.lockSource): one freezer per process on its node,
+    // whatever installation or Redis the other one uses. Held by its SSH channel until the take ended.
+    const lock = await this.ops.holdLock(source, cp.claimKey ?? processKey(workload));
+    if (!lock) {
+      const why = `another session holds the node-side lock of workload '${workload.id}' on ${source.id}`;
+      if (cp.state === 'taking') throw new Error(`${why}; the take is resumed once it is free`);
+      return this.end(cp, 'failed', `${why} (e.g. a migration); nothing was frozen`);
     }
-    return this.finishTake(s, workDir);
+    try {
+      if (cp.state === 'taking' && (await this.resumeTake(s))) return await this.finishTake(s, workDir);
+      cp.state = 'taking';
+      await s.phases.save(s.view);
+      try {
+        await this.takeSteps(s);
+      } catch (error) {
+        await this.undoTake(s, error as Error);
+      }
+      return await this.finishTake(s, workDir);
+    } finally {
+      await lock.release();
+    }
   }
 
   /**
@@ -228,7 +242,7 @@ export class CheckpointFlow {
         throw new Error(`the frozen source pid ${workload.pid} on ${source.id} did not die (state ${state})`);
       workload.state = 'checkpointed';
       workload.updatedAt = this.clock.now().toISOString();
-      await this.workloads.save(workload);
+      await saveWorkloadFields(this.workloads, workload, ['state', 'updatedAt']);
       cp.storedAt = this.clock.now().toISOString();
       phase.detail = `source pid ${workload.pid} killed on ${source.id}; the workload is stored in ${cp.imageDir} on ${ctx.destination.id}`;
     });
@@ -283,7 +297,7 @@ export class CheckpointFlow {
         await this.ops.waitCriuIdle(ctx.destination, ctx.destinationDir, 1_000).catch(() => undefined);
       if (ctx.workload.state === 'migrating') {
         ctx.workload.state = 'running';
-        await this.workloads.save(ctx.workload);
+        await saveWorkloadFields(this.workloads, ctx.workload, ['state']);
       }
     }
     // Partial images are no checkpoint: nothing may later restore them next to the resumed source.
@@ -361,7 +375,7 @@ export class CheckpointFlow {
         updatedAt: this.clock.now().toISOString(),
       });
       setIdentity(workload, ctx.restoredIdentity);
-      await this.workloads.save(workload);
+      await saveWorkloadFields(this.workloads, workload, ['nodeId', 'pid', 'state', 'updatedAt', 'identity']);
       phase.detail = `workload runs as pid ${pid} on ${destination.id}`;
     });
   }

@@ -10,6 +10,7 @@ import type { WorkloadFiles } from '../files/workload-files.js';
 import type { PhaseRecorder } from '../phase-recorder.js';
 import { setIdentity } from '../process-inspection.js';
 import { fileMtimeCommand, parseFileMtime } from '../recovery.js';
+import { saveWorkloadFields } from '../workload-writes.js';
 import {
   checkCpuCompatible,
   checkCriuVersions,
@@ -109,7 +110,7 @@ export class MigrationSteps {
   /** Marks the workload as migrating: from here on a failure means rollback. */
   async markMigrating(ctx: MigrationContext): Promise<void> {
     ctx.workload.state = 'migrating';
-    await this.workloads.save(ctx.workload);
+    await saveWorkloadFields(this.workloads, ctx.workload, ['state', 'tree', 'rssBytes']);
   }
 
   /** Restores detached on the destination; returns the node-side time the tree was running. */
@@ -175,7 +176,7 @@ export class MigrationSteps {
       setIdentity(workload, ctx.restoredIdentity);
       workload.state = 'running';
       workload.updatedAt = this.clock.now().toISOString();
-      await this.workloads.save(workload);
+      await saveWorkloadFields(this.workloads, workload, ['nodeId', 'pid', 'state', 'updatedAt', 'identity']);
       phase.detail = `source pid killed on ${source.id}; workload runs as pid ${workload.pid} on ${destination.id}`;
     });
   }

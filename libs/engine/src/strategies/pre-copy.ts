@@ -241,11 +241,7 @@ export class PreCopy implements MigrationStrategy {
         if (relayed !== undefined) ctx.migration.bytes.relayed = (ctx.migration.bytes.relayed ?? 0) + relayed;
         if (res.code !== 0 || res.endNs === undefined) {
           const log = await ops.tail(source, `${ctx.sourceDir}/dump.log`, 200);
-          throw new MigrationStepError(
-            'dump',
-            criu.explainFailure('dump', source.id, log || res.stderr, res.code),
-            false,
-          );
+          throw criu.dumpFailure('dump', source.id, log || res.stderr, res.code);
         }
         return res.endNs;
       } finally {

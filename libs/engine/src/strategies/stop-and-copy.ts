@@ -104,11 +104,7 @@ export class StopAndCopy implements MigrationStrategy {
     if (relayed !== undefined) ctx.migration.bytes.relayed = relayed;
     if (res.code !== 0 || res.endNs === undefined) {
       const log = await this.steps.ops.tail(source, `${ctx.sourceDir}/dump.log`, 200);
-      const error = new MigrationStepError(
-        'dump',
-        criu.explainFailure('dump', source.id, log || res.stderr, res.code),
-        false,
-      );
+      const error = criu.dumpFailure('dump', source.id, log || res.stderr, res.code);
       channel.failed?.(error);
       throw error;
     }

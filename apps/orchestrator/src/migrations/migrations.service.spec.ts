@@ -1,0 +1,155 @@
+/**
+ * POST /migrations and POST /migrations/:id/cancel with fakes around the services: the body's shape, the
+ * destination filter, the per-process claim (one job per process, a 409 naming the holder, released when
+ * nothing was queued, taken over from a job that ended) and the cancel's commit-point rule.
+ */
+import { ConflictError, type MigrationRecord, type NodeRecord, type WorkloadRecord } from '@spotlift/domain';
+import { SystemClock, type NodeOps } from '@spotlift/engine';
+import { InMemoryMigrationFlags, InMemoryRecords, InMemoryWorkloadClaims } from '@spotlift/store';
+import { aMigration, aNode, aWorkload } from '@spotlift/testing';
+import { MigrationCancelService } from './migration-cancel.service.js';
+import type { MigrationQueue } from './migration-queue.js';
+import { CreateMigration, MigrationsService } from './migrations.service.js';
+
+const IDENTITY = { bootId: 'b00t', pidNs: '4026531836', startTime: '12345' };
+const KEY = 'proc:b00t:4026531836:4242:12345';
+
+function setup(opts: { nodes?: NodeRecord[]; workloads?: WorkloadRecord[]; tree?: boolean } = {}) {
+  const migrations = new InMemoryRecords<MigrationRecord>({ versioned: true });
+  const workloads = new InMemoryRecords<WorkloadRecord>({ versioned: true });
+  const nodes = new InMemoryRecords<NodeRecord>();
+  for (const n of opts.nodes ?? [aNode('node-a'), aNode('node-b'), aNode('node-c')]) void nodes.save(n);
+  for (const w of opts.workloads ?? [aWorkload({ identity: IDENTITY })]) void workloads.save(w);
+  const enqueued: string[] = [];
+  const removable = new Set<string>();
+  const queue = {
+    enqueue: (id: string) => (enqueued.push(id), Promise.resolve()),
+    removeIfIdle: (id: string) => Promise.resolve(removable.has(id) ? ('removed' as const) : ('held' as const)),
+  } as unknown as MigrationQueue;
+  const inspections: number[] = [];
+  const ops = {
+    inspectTree: (_node: NodeRecord, pid: number) => {
+      inspections.push(pid);
+      return Promise.resolve(opts.tree === false ? undefined : { pids: [pid], rssBytes: 64 * 2 ** 20 });
+    },
+  } as unknown as NodeOps;
+  const claims = new InMemoryWorkloadClaims();
+  const flags = new InMemoryMigrationFlags();
+  const clock = new SystemClock();
+  const service = new MigrationsService(migrations, workloads, nodes, ops, queue, clock, claims);
+  const cancels = new MigrationCancelService(migrations, flags, queue, clock, claims);
+  return { service, cancels, migrations, workloads, claims, flags, enqueued, removable, inspections };
+}
+
+const body = (over: Record<string, unknown> = {}) => CreateMigration.parse({ workload: 'wl-1', ...over });
+
+describe('POST /migrations body', () => {
+  it('refuses unknown fields (strict), naming them', () => {
+    const res = CreateMigration.safeParse({ workload: 'wl-1', destinaton: 'node-b' });
+    expect(res.success).toBe(false);
+    expect(res.error?.issues[0]).toMatchObject({ code: 'unrecognized_keys', keys: ['destinaton'] });
+  });
+});
+
+describe('MigrationsService.create: destinations', () => {
+  it.each(['draining', 'terminating'] as const)('a %s destination asked for by name is a 400', async (state) => {
+    const kit = setup({ nodes: [aNode('node-a'), aNode('node-b', { state })] });
+    await expect(kit.service.create(body({ destination: 'node-b' }))).rejects.toMatchObject({
+      code: 'bad_request',
+      message: `destination 'node-b' cannot take workload 'wl-1': it is ${state}`,
+    });
+    expect(kit.enqueued).toEqual([]);
+    expect(await kit.claims.holder(KEY)).toBeUndefined();
+  });
+
+  it('a draining node is never chosen, even with the most free memory', async () => {
+    const big = { probedAt: 'x', criuOk: true, criuVersion: '4.2.1', features: {}, memAvailableBytes: 64 * 2 ** 30 };
+    const kit = setup({
+      nodes: [aNode('node-a'), aNode('node-b', { state: 'draining', probe: big }), aNode('node-c')],
+    });
+    const m = await kit.service.create(body());
+    expect(m.destinationNodeId).toBe('node-c');
+    expect(m.destinationReason).toBe('most free memory among 1 suitable node(s)');
+  });
+});
+
+describe('MigrationsService.create: one claim per process', () => {
+  it('20 calls at once for one workload: one 201 (queued), 19 409s naming the winner', async () => {
+    const kit = setup();
+    const results = await Promise.allSettled(Array.from({ length: 20 }, () => kit.service.create(body())));
+    const created = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    expect(created).toHaveLength(1);
+    expect(kit.enqueued).toEqual([created[0]!.id]);
+    expect(created[0]!.claimKey).toBe(KEY);
+    for (const r of results.filter((x) => x.status === 'rejected')) {
+      expect(r.reason).toBeInstanceOf(ConflictError);
+      expect(r.reason.message).toBe(
+        `workload 'wl-1' is already claimed by migration ${created[0]!.id}; try again once it has ended`,
+      );
+      expect(r.reason.meta).toMatchObject({ migration: created[0]!.id, processKey: KEY });
+    }
+    expect((await kit.claims.holder(KEY))?.owner).toBe(`migration:${created[0]!.id}`);
+  });
+
+  it('two records of one process (same identity) share the claim: the second record gets the 409', async () => {
+    const kit = setup({
+      workloads: [aWorkload({ identity: IDENTITY }), aWorkload({ id: 'wl-2', nodeId: 'node-a', identity: IDENTITY })],
+    });
+    const first = await kit.service.create(body({ destination: 'node-b' }));
+    await expect(kit.service.create(body({ workload: 'wl-2', destination: 'node-c' }))).rejects.toThrow(
+      `workload 'wl-2' is already claimed by migration ${first.id}`,
+    );
+    expect(kit.enqueued).toEqual([first.id]);
+  });
+
+  it('bad input after the claim (the process is gone) releases it: the next call is not blocked', async () => {
+    const kit = setup({ tree: false });
+    await expect(kit.service.create(body())).rejects.toMatchObject({ code: 'bad_request' });
+    expect(await kit.claims.holder(KEY)).toBeUndefined();
+    expect(await kit.migrations.list()).toEqual([]);
+  });
+
+  it('a claim left by a job that ended (its release lost) is taken over; one held by a live job is not', async () => {
+    const kit = setup();
+    await kit.migrations.save(aMigration({ id: 'mig-old', state: 'completed' }));
+    await kit.claims.claim(KEY, 'migration:mig-old');
+    const m = await kit.service.create(body());
+    expect((await kit.claims.holder(KEY))?.owner).toBe(`migration:${m.id}`);
+    await expect(kit.service.create(body())).rejects.toThrow(`already claimed by migration ${m.id}`);
+  });
+
+  it('a holder whose record is missing is left alone while it may still be creating it', async () => {
+    const kit = setup();
+    await kit.claims.claim(KEY, 'migration:mig-being-created');
+    await expect(kit.service.create(body())).rejects.toThrow('already claimed by migration mig-being-created');
+  });
+});
+
+describe('MigrationCancelService', () => {
+  it('after the commit point was claimed, a cancel is a 409 and requests nothing', async () => {
+    const kit = setup();
+    await kit.migrations.save(aMigration({ state: 'running' }));
+    expect(await kit.flags.claimCommit('mig-1')).toBe(true);
+    await expect(kit.cancels.cancel('mig-1')).rejects.toThrow(
+      "migration 'mig-1' is past its commit point: the workload already runs on node-b; migrate it back instead",
+    );
+    expect(await kit.flags.cancelRequested('mig-1')).toBe(false);
+  });
+
+  it('a queued job no worker holds is cancelled on the spot and its claim released', async () => {
+    const kit = setup();
+    const m = await kit.service.create(body());
+    kit.removable.add(m.id);
+    expect(await kit.cancels.cancel(m.id)).toMatchObject({ state: 'cancelled', cancel: 'done' });
+    expect((await kit.migrations.get(m.id))!.state).toBe('cancelled');
+    expect(await kit.claims.holder(KEY)).toBeUndefined();
+  });
+
+  it('a job a worker holds is only flagged: the record and the claim stay the worker’s', async () => {
+    const kit = setup();
+    const m = await kit.service.create(body());
+    expect(await kit.cancels.cancel(m.id)).toMatchObject({ state: 'queued', cancel: 'requested' });
+    expect(await kit.flags.cancelRequested(m.id)).toBe(true);
+    expect((await kit.claims.holder(KEY))?.owner).toBe(`migration:${m.id}`);
+  });
+});
