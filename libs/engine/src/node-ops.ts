@@ -2,6 +2,7 @@ import { type CriuFeatureCheck, checkArgv, parseFeatureCheck } from '@spotlift/c
 import type { NodeRecord } from '@spotlift/domain';
 import { NodeShell, armed, shellJoin, shq, type CommandResult } from '@spotlift/transport';
 import * as sh from './node-scripts.js';
+import { OWNER_MARKER_FILE } from './sweeper/owner-marker.js';
 
 export interface TreeInfo {
   pids: number[];
@@ -110,9 +111,12 @@ export class NodeOps {
     return (await this.shell.exec(node, sh.tailLog(path, lines), { timeoutMs: 15_000 })).stdout;
   }
 
-  async makeDir(node: NodeRecord, dir: string): Promise<void> {
-    const res = await this.shell.exec(node, `rm -rf ${shq(dir)} && mkdir -p -m 0700 ${shq(dir)}`, {
+  /** `owner`: the ownership marker's text, written into the new directory in the same round trip. */
+  async makeDir(node: NodeRecord, dir: string, owner?: string): Promise<void> {
+    const mark = owner === undefined ? '' : ` && cat > ${shq(`${dir}/${OWNER_MARKER_FILE}`)}`;
+    const res = await this.shell.exec(node, `rm -rf ${shq(dir)} && mkdir -p -m 0700 ${shq(dir)}${mark}`, {
       timeoutMs: 15_000,
+      ...(owner === undefined ? {} : { stdin: owner }),
     });
     if (res.code !== 0) throw new Error(`cannot create ${dir} on ${node.id}: ${res.stderr.trim()}`);
   }

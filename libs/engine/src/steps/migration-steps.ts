@@ -9,6 +9,7 @@ import type { ArmedCommand, NodeOps } from '../node-ops.js';
 import type { WorkloadFiles } from '../files/workload-files.js';
 import type { PhaseRecorder } from '../phase-recorder.js';
 import { fileMtimeCommand, parseFileMtime } from '../recovery.js';
+import { ownerMarker } from '../sweeper/owner-marker.js';
 import {
   checkCpuCompatible,
   checkCriuVersions,
@@ -76,8 +77,12 @@ export class MigrationSteps {
 
   async makeDirs(ctx: MigrationContext): Promise<void> {
     await Promise.all([
-      this.ops.makeDir(ctx.source, ctx.sourceDir),
-      this.ops.makeDir(ctx.destination, ctx.destinationDir),
+      this.ops.makeDir(ctx.source, ctx.sourceDir, JSON.stringify(ownerMarker(ctx, 'source', this.clock.now()))),
+      this.ops.makeDir(
+        ctx.destination,
+        ctx.destinationDir,
+        JSON.stringify(ownerMarker(ctx, 'destination', this.clock.now())),
+      ),
     ]);
   }
 
