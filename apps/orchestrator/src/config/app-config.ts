@@ -14,6 +14,7 @@ import {
   noticeSettings,
   type NoticeSettings,
 } from './evacuation-config.js';
+import { SweeperEnv, sweeperSettings, type SweeperSettings } from '../sweeper/sweeper-config.js';
 
 /** One node as the config file (and POST /nodes) describes it. */
 export const NodeSpec = z.object({
@@ -128,6 +129,7 @@ const Env = z.object({
     .regex(/^[A-Za-z0-9._/-]+$/, 'a path of plain characters')
     .default('.ssh/authorized_keys'),
   ...NoticeEnv.shape,
+  ...SweeperEnv.shape,
 });
 
 /** The validated configuration; injected by type, read nowhere else from process.env. */
@@ -156,6 +158,8 @@ export class AppConfig {
   /** Declared-file copying and ghost files (config file `files`). */
   files!: FileSettings;
   notices!: NoticeSettings;
+  /** The sweeper of dead jobs' leftovers on the nodes (SPOTLIFT_SWEEP_*). */
+  sweeper!: SweeperSettings;
 
   /** What the engine and the checkpoint flow run with: one place, so both get every setting. */
   get engine(): EngineConfig {
@@ -224,5 +228,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     live: file.data.live satisfies LiveConfig,
     files: file.data.files,
     notices: noticeSettings(e),
+    sweeper: sweeperSettings(e),
   });
 }

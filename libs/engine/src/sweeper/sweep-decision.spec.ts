@@ -1,7 +1,7 @@
 import { type SweepAction, type SweepFacts, decideSweep } from './sweep-decision.js';
 
 const HOUR = 3_600_000;
-const policy = { keepImagesMaxAgeMs: 24 * HOUR };
+const policy = { keepImagesMaxAgeMs: 24 * HOUR, orphanGraceMs: 10 * 60_000 };
 const base: SweepFacts = {
   record: 'none',
   marked: true,
@@ -19,6 +19,8 @@ type Row = [string, Partial<SweepFacts>, SweepAction, boolean];
 const table: Row[] = [
   ['live record: hands off, even frozen', { record: 'live' }, 'skip', false],
   ['lock held by a live job, record gone', { lockHeld: true }, 'skip', false],
+  ['no record and young: may be another installation mid-freeze', { ageMs: 60_000 }, 'skip', false],
+  ['finished record, young: decided at once', { record: 'finished', ageMs: 60_000 }, 'resume-source', true],
   ['CRIU still running in the directory', { criuBusy: true }, 'wait', false],
   ['source node silent', { source: undefined }, 'wait', false],
   ['frozen, destination runs nothing', {}, 'resume-source', true],

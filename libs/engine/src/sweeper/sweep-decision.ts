@@ -36,6 +36,11 @@ export interface SweepFacts {
 export interface SweepPolicy {
   /** Images a job kept on purpose (`keepImages`) are removed after this long. */
   keepImagesMaxAgeMs: number;
+  /**
+   * A directory without any record is left alone until it is this old: it may be another installation's job
+   * (another Redis) between its freeze and its restore, which only the node-side freeze lock would show.
+   */
+  orphanGraceMs: number;
 }
 
 export type SweepAction =
@@ -76,6 +81,8 @@ export function decideSweep(f: SweepFacts, policy: SweepPolicy): SweepDecision {
 
   if (f.record === 'live') return hold('skip', 'its migration is not finished: the worker (or its recovery) owns it');
   if (f.lockHeld) return hold('skip', 'the node-side freeze lock is held: its job is alive');
+  if (f.record === 'none' && f.ageMs < policy.orphanGraceMs)
+    return hold('skip', `no record, and younger than the orphan grace (${policy.orphanGraceMs} ms)`);
   if (f.criuBusy) return hold('wait', 'CRIU still runs in its directory: decide once it ended');
   if (!f.marked) {
     if (f.record === 'finished') return images('remove-images', 'its migration finished; the images were left behind');

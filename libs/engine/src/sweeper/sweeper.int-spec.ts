@@ -56,7 +56,7 @@ describe('Sweeper on real processes and files', () => {
     new Sweeper(
       new NodeOps(new LocalShell()),
       store,
-      { imageRoot: root, keepImagesMaxAgeMs: 3_600_000 },
+      { imageRoot: root, keepImagesMaxAgeMs: 3_600_000, orphanGraceMs: 0 },
       new SystemClock(),
     );
 

@@ -26,6 +26,7 @@ export interface SweepRecords {
 export interface SweeperConfig {
   imageRoot: string;
   keepImagesMaxAgeMs: number;
+  orphanGraceMs: number;
 }
 
 /** One migration directory the sweeper looked at, what it decided and did. */
@@ -145,7 +146,7 @@ export class Sweeper {
         if (restored !== undefined) facts.destination = restored;
       }
     }
-    const decision = decideSweep(facts, { keepImagesMaxAgeMs: this.config.keepImagesMaxAgeMs });
+    const decision = decideSweep(facts, this.config);
     const item: SweepItem = {
       migrationId: name,
       action: decision.action,
