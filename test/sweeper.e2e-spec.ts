@@ -8,7 +8,7 @@
  * - images kept on purpose (`keepImages`) stay until they are older than SPOTLIFT_KEEP_IMAGES_MAX_AGE_MS.
  * Every check reads the machine (/proc, the heartbeats, the image root), not only the sweeper's report.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
@@ -66,6 +66,8 @@ afterAll(async () => {
   watcher?.stop();
   await collector.stop();
   await stopRedis(REDIS_PORT);
+  // The directory kept on purpose in the last case holds a memory dump: nothing of this suite stays behind.
+  rmSync(IMAGE_ROOT, { recursive: true, force: true });
 }, 120_000);
 
 async function launch(orch: OrchestratorProcess, name: string): Promise<{ pid: number; workload: WorkloadRecord }> {

@@ -57,7 +57,7 @@ export function ownerMarker(ctx: MigrationContext, role: OwnerRole, now: Date): 
   };
 }
 
-const ID = /^[A-Za-z0-9._-]{1,128}$/;
+const ID = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 const TOKEN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** The marker read back from a node, or undefined when it is missing, too big or not one we wrote. */

@@ -6,8 +6,8 @@ import { OWNER_MARKER_FILE } from './owner-marker.js';
  * answers. Everything printed comes from a node, so the parsers accept only the shapes the commands print.
  */
 
-/** A directory name the engine could have made (a migration or checkpoint id). */
-const DIR_NAME = /^[A-Za-z0-9._-]{1,128}$/;
+/** A directory name the engine could have made (a migration or checkpoint id); never `.` or `..` (it is removed). */
+const DIR_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 
 /**
  * Lists `<root>/*`: `DIR name mtime`, `MARK name src|dst base64(marker)`, `RESTORED name pid` (CRIU's
