@@ -134,7 +134,8 @@ export class Sweeper {
       ageMs: Number.isFinite(created) ? this.clock.now().getTime() - created : 0,
     };
     let restoredPid: number | undefined;
-    if (source && marker) {
+    // A live job's directory is its own: no need to ask the nodes anything about it.
+    if (source && marker && facts.record !== 'live') {
       const srcFacts = await this.facts(source.node, [marker.pid], [marker.lockFile]);
       if (srcFacts) {
         facts.lockHeld = srcFacts.locks.get(marker.lockFile) === 'held';
