@@ -7,7 +7,7 @@ import { CheckpointRepository, MigrationRepository, NodeRepository, WorkloadRepo
 import { AppConfig } from '../config/app-config.js';
 import { REDIS } from '../core/core.module.js';
 
-/** What `GET /sweeper` answers: the last sweep (any replica's), and counts of what sweeps did so far. */
+/** What `GET /sweeper` answers: the last sweep (any replica's), and counts of what sweeps did so far (resumes, kills, directories removed, errors). */
 export interface SweeperStatus {
   last: SweepReport | null;
   /** Items of the last sweep that need a person: left frozen (`report`) or an action that failed. */
@@ -141,7 +141,8 @@ export class SweeperService implements OnApplicationBootstrap, OnApplicationShut
     const p = this.config.redisPrefix;
     const multi = this.redis.multi().set(`${p}:sweeper:last`, JSON.stringify(report));
     for (const item of report.items) {
-      if (item.action !== 'skip' && item.action !== 'wait' && !item.error)
+      // Events, not states: a tree left frozen is re-listed by every sweep (see `attention`), a kill happens once.
+      if ((item.action === 'resume-source' || item.action === 'kill-source') && !item.error)
         multi.hincrby(`${p}:sweeper:totals`, item.action, 1);
       if (item.error) multi.hincrby(`${p}:sweeper:totals`, 'errors', 1);
       if (item.removedFrom.length)
