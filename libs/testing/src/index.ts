@@ -5,3 +5,4 @@ export * from './fakes/index.js';
 export * from './scripted-preflight.js';
 export * from './scripted-live-criu.js';
 export * from './scripted-inspection.js';
+export * from './local-node-shell.js';

@@ -4,39 +4,16 @@
  * files as the engine writes them. CRIU is not needed for what is checked here (test/sweeper.e2e-spec.ts
  * runs the whole thing with real CRIU on the lab nodes).
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { NodeRecord, NodeTarget } from '@spotlift/domain';
-import { aNode } from '@spotlift/testing';
-import { type CommandResult, type ExecOptions, NodeShell, type RemoteProcess } from '@spotlift/transport';
+import type { NodeRecord } from '@spotlift/domain';
+import { LocalNodeShell, aNode } from '@spotlift/testing';
 import { SystemClock } from '../clock.js';
 import { NodeOps } from '../node-ops.js';
 import { OWNER_MARKER_FILE, type OwnerMarker } from './owner-marker.js';
 import { Sweeper, type SweepRecords } from './sweeper.js';
-
-/** Runs every node's commands here, with `sh`. */
-class LocalShell extends NodeShell {
-  exec(_node: NodeTarget, command: string, opts?: ExecOptions): Promise<CommandResult> {
-    return new Promise((resolve) => {
-      const child = execFile('sh', ['-c', command], { timeout: opts?.timeoutMs ?? 30_000 }, (error, stdout, stderr) =>
-        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
-      );
-      child.stdin?.on('error', () => undefined); // a command that reads nothing may exit first
-      child.stdin?.end(opts?.stdin ?? '');
-    });
-  }
-  spawn(): Promise<RemoteProcess> {
-    return Promise.reject(new Error('not used'));
-  }
-  connect(): Promise<void> {
-    return Promise.resolve();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 const state = (pid: number) => {
   try {
@@ -54,7 +31,7 @@ describe('Sweeper on real processes and files', () => {
   const store: SweepRecords = { stateOf: (id) => Promise.resolve(records[id] ?? 'none') };
   const sweeper = () =>
     new Sweeper(
-      new NodeOps(new LocalShell()),
+      new NodeOps(new LocalNodeShell()),
       store,
       { imageRoot: root, keepImagesMaxAgeMs: 3_600_000, orphanGraceMs: 0 },
       new SystemClock(),
