@@ -14,6 +14,7 @@ import {
   noticeSettings,
   type NoticeSettings,
 } from './evacuation-config.js';
+import { ApiEnv, apiSettings, type ApiSettings } from './api-config.js';
 import { SweeperEnv, sweeperSettings, type SweeperSettings } from '../sweeper/sweeper-config.js';
 
 /** One node as the config file (and POST /nodes) describes it. */
@@ -129,6 +130,7 @@ const Env = z.object({
     .regex(/^[A-Za-z0-9._/-]+$/, 'a path of plain characters')
     .default('.ssh/authorized_keys'),
   ...NoticeEnv.shape,
+  ...ApiEnv.shape,
   ...SweeperEnv.shape,
 });
 
@@ -158,6 +160,8 @@ export class AppConfig {
   /** Declared-file copying and ghost files (config file `files`). */
   files!: FileSettings;
   notices!: NoticeSettings;
+  /** HTTPS (SPOTLIFT_TLS_CERT/KEY) and /docs (SPOTLIFT_API_DOCS). */
+  api!: ApiSettings;
   /** The sweeper of dead jobs' leftovers on the nodes (SPOTLIFT_SWEEP_*). */
   sweeper!: SweeperSettings;
 
@@ -206,6 +210,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   } catch (error) {
     throw new ConfigError(`Cannot read SSH private key: ${(error as Error).message}`);
   }
+  let api: ApiSettings;
+  try {
+    api = apiSettings(e);
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
   return Object.assign(new AppConfig(), {
     configPath: e.SPOTLIFT_CONFIG,
     apiToken: e.SPOTLIFT_API_TOKEN,
@@ -228,6 +238,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     live: file.data.live satisfies LiveConfig,
     files: file.data.files,
     notices: noticeSettings(e),
+    api,
     sweeper: sweeperSettings(e),
   });
 }

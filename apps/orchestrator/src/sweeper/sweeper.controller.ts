@@ -1,5 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { RequireRole } from '../auth/roles.decorator.js';
 import { SweeperService, type SweeperStatus } from './sweeper.service.js';
 
 @ApiTags('operations')
@@ -9,6 +10,7 @@ export class SweeperController {
   constructor(private readonly sweeper: SweeperService) {}
 
   @Get()
+  @RequireRole('viewer')
   @ApiOperation({
     summary:
       "The last sweep of the nodes' leftovers (frozen trees, image directories): each directory, what was done and why; what needs a person; totals",
