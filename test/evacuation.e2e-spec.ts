@@ -221,11 +221,12 @@ describe('Spot interruption notice -> evacuation (fake IMDS over SSH, real CRIU)
   it('raises nothing for a duplicate notice; records an early signal without moving anything', async () => {
     const o = replicas[1]!;
     const count = (await evacuations(o)).length;
-    // The same (node, kind) as the IMDS notice, pushed by another channel: a duplicate.
+    // The same (node, kind) as the IMDS notice, pushed by another channel, with no earlier deadline: a
+    // duplicate (an earlier one would be news: it re-plans, see evacuations.service.spec.ts).
     const dup = await o.api<{ duplicate: boolean }>('POST', '/notices', {
       nodeId: 'node-a',
       kind: 'preemption',
-      secondsUntil: 90,
+      secondsUntil: 600,
     });
     expect(dup.status).toBe(202);
     expect(dup.body.duplicate).toBe(true);

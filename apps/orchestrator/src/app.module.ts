@@ -20,6 +20,7 @@ import { MigrationsService } from './migrations/migrations.service.js';
 import { NodesController } from './nodes/nodes.controller.js';
 import { NodeEvents } from './nodes/node-events.js';
 import { NodesService } from './nodes/nodes.service.js';
+import { sweeperControllers, sweeperImports, sweeperProviders } from './sweeper/sweeper.providers.js';
 import { WorkloadsController } from './workloads/workloads.controller.js';
 import { WorkloadsService } from './workloads/workloads.service.js';
 
@@ -73,6 +74,7 @@ export class AppModule {
         BullModule.registerQueue({ name: QueueName.Migrations }),
         ...evacuationQueues,
         ...checkpointQueues,
+        ...sweeperImports,
       ],
       controllers: [
         HealthController,
@@ -83,6 +85,7 @@ export class AppModule {
         ...evacuationControllers,
         ...checkpointControllers,
         ...authControllers,
+        ...sweeperControllers,
       ],
       providers: [
         ...authProviders,
@@ -98,6 +101,7 @@ export class AppModule {
         ...(config.runsWorker ? [MigrationsProcessor, MigrationReconciler] : []),
         ...evacuationProviders(config),
         ...checkpointProviders(config),
+        ...sweeperProviders,
       ],
     };
   }

@@ -152,6 +152,18 @@ export interface EvacuationAcknowledgement {
   error?: string;
 }
 
+/** A later notice moved the deadline earlier: `deadline` is now `to`. */
+export interface EvacuationDeadlineChange {
+  at: string;
+  from: string;
+  to: string;
+  source: EvacuationNoticeSource;
+  kind: EvacuationNoticeKind;
+  reason: string;
+  /** Set by the coordinator once its plan follows the new deadline (absent: not planned yet, or not re-planned). */
+  replannedAt?: string;
+}
+
 export interface EvacuationRecord {
   /** Deterministic from (node, kind, node generation): every replica computes the same id. */
   id: string;
@@ -159,6 +171,8 @@ export interface EvacuationRecord {
   notice: EvacuationNotice;
   /** Later notices for the same node while this evacuation was open (another kind or channel). */
   otherNotices?: EvacuationNotice[];
+  /** Earlier deadlines later notices brought while it was open, oldest first; each one re-planned it. */
+  deadlineChanges?: EvacuationDeadlineChange[];
   policy: EvacuationPolicy;
   state: EvacuationState;
   deadline: string;

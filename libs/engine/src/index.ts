@@ -19,3 +19,6 @@ export * from './strategies/convergence.js';
 export * from './checkpoint/checkpoint-flow.js';
 export * from './files/workload-files.js';
 export { checkDeclaredPath } from './files/file-sync-commands.js';
+export * from './sweeper/owner-marker.js';
+export * from './sweeper/sweep-decision.js';
+export * from './sweeper/sweeper.js';

@@ -3,6 +3,7 @@ import type { NodeRecord } from '@spotlift/domain';
 import { NodeShell, armed, shellJoin, shq, type CommandResult } from '@spotlift/transport';
 import * as sh from './node-scripts.js';
 import { parseRootProcess, type RootProcess } from './process-inspection.js';
+import { OWNER_MARKER_FILE } from './sweeper/owner-marker.js';
 
 export interface TreeInfo {
   pids: number[];
@@ -24,10 +25,7 @@ export interface NodeLock {
   release(): Promise<void>;
 }
 
-/** The lock file of a key (e.g. a processKey), on every node. */
-export function nodeLockPath(key: string): string {
-  return `${sh.NODE_LOCK_DIR}/${key.replace(/[^A-Za-z0-9._-]/g, '_')}.lock`;
-}
+export const nodeLockPath = sh.nodeLockPath;
 
 export interface TimedResult extends CommandResult {
   startNs?: bigint;
@@ -169,9 +167,12 @@ export class NodeOps {
     return (await this.shell.exec(node, sh.tailLog(path, lines), { timeoutMs: 15_000 })).stdout;
   }
 
-  async makeDir(node: NodeRecord, dir: string): Promise<void> {
-    const res = await this.shell.exec(node, `rm -rf ${shq(dir)} && mkdir -p -m 0700 ${shq(dir)}`, {
+  /** `owner`: the ownership marker's text, written into the new directory in the same round trip. */
+  async makeDir(node: NodeRecord, dir: string, owner?: string): Promise<void> {
+    const mark = owner === undefined ? '' : ` && cat > ${shq(`${dir}/${OWNER_MARKER_FILE}`)}`;
+    const res = await this.shell.exec(node, `rm -rf ${shq(dir)} && mkdir -p -m 0700 ${shq(dir)}${mark}`, {
       timeoutMs: 15_000,
+      ...(owner === undefined ? {} : { stdin: owner }),
     });
     if (res.code !== 0) throw new Error(`cannot create ${dir} on ${node.id}: ${res.stderr.trim()}`);
   }

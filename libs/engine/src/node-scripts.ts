@@ -121,6 +121,11 @@ export function writeFileFromBase64(path: string): string {
 /** Where node-side locks live: tmpfs, so a reboot (which ends every process they guard) clears them. */
 export const NODE_LOCK_DIR = '/run/spotlift/locks';
 
+/** The lock file of a key (a processKey), on every node: the job's freeze lock, and what the sweeper tests. */
+export function nodeLockPath(key: string): string {
+  return `${NODE_LOCK_DIR}/${key.replace(/[^A-Za-z0-9._-]/g, '_')}.lock`;
+}
+
 /**
  * Holds an flock on `path` for as long as this command's stdin stays open: prints `LOCKED` once it holds it,
  * then waits on `cat`; the lock goes when stdin closes (release, or the SSH channel dying with its

@@ -6,3 +6,4 @@ export * from './scripted-preflight.js';
 export * from './scripted-live-criu.js';
 export * from './test-certificates.js';
 export * from './scripted-inspection.js';
+export * from './local-node-shell.js';

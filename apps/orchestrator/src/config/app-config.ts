@@ -15,6 +15,7 @@ import {
   type NoticeSettings,
 } from './evacuation-config.js';
 import { ApiEnv, apiSettings, type ApiSettings } from './api-config.js';
+import { SweeperEnv, sweeperSettings, type SweeperSettings } from '../sweeper/sweeper-config.js';
 
 /** One node as the config file (and POST /nodes) describes it. */
 export const NodeSpec = z.object({
@@ -130,6 +131,7 @@ const Env = z.object({
     .default('.ssh/authorized_keys'),
   ...NoticeEnv.shape,
   ...ApiEnv.shape,
+  ...SweeperEnv.shape,
 });
 
 /** The validated configuration; injected by type, read nowhere else from process.env. */
@@ -160,6 +162,8 @@ export class AppConfig {
   notices!: NoticeSettings;
   /** HTTPS (SPOTLIFT_TLS_CERT/KEY) and /docs (SPOTLIFT_API_DOCS). */
   api!: ApiSettings;
+  /** The sweeper of dead jobs' leftovers on the nodes (SPOTLIFT_SWEEP_*). */
+  sweeper!: SweeperSettings;
 
   /** What the engine and the checkpoint flow run with: one place, so both get every setting. */
   get engine(): EngineConfig {
@@ -235,5 +239,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     files: file.data.files,
     notices: noticeSettings(e),
     api,
+    sweeper: sweeperSettings(e),
   });
 }

@@ -82,12 +82,19 @@ export const NoticeEnv = z.object({
   /** File holding the bearer token for the Kubernetes API (a service-account token). */
   SPOTLIFT_K8S_TOKEN_PATH: z.string().min(1).optional(),
   SPOTLIFT_K8S_SKIP_TLS_VERIFY: z.enum(['true', 'false']).default('false'),
+  /**
+   * Longest a notice's cross-source claim is held (otherwise until 5 min after its deadline): a notice announced
+   * far ahead must not make a real termination of that node look like a duplicate.
+   */
+  SPOTLIFT_NOTICE_DEDUP_MAX_MS: z.coerce.number().int().min(60_000).max(86_400_000).default(3_600_000),
 });
 export type NoticeEnv = z.infer<typeof NoticeEnv>;
 
 export interface NoticeSettings {
   watch: boolean;
   pollIntervalMs: number;
+  /** The cross-source dedup claim is held at most this long (SPOTLIFT_NOTICE_DEDUP_MAX_MS). */
+  dedupMaxTtlMs: number;
   kubernetes?: { apiUrl: string; token?: string; skipTLSVerify: boolean };
 }
 
@@ -97,6 +104,7 @@ export function noticeSettings(e: NoticeEnv): NoticeSettings {
   return {
     watch: e.SPOTLIFT_WATCH_NOTICES === 'true',
     pollIntervalMs: e.SPOTLIFT_NOTICE_POLL_MS,
+    dedupMaxTtlMs: e.SPOTLIFT_NOTICE_DEDUP_MAX_MS,
     ...(e.SPOTLIFT_K8S_API_URL
       ? {
           kubernetes: {

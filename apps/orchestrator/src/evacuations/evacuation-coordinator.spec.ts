@@ -258,6 +258,38 @@ describe('EvacuationCoordinator', () => {
     expect(done.jobs[0]).toMatchObject({ migrationId: 'mig-2', earlierMigrationIds: ['mig-1'], state: 'completed' });
   });
 
+  it('re-plans for an earlier deadline a later notice brought: what can no longer make it is missed', async () => {
+    const w = world({ maxParallel: 1 });
+    await seed(w, [64 * MIB, 64 * MIB, 64 * MIB], 120);
+    const run = w.coordinator.run('evac-1');
+    await until(() => (w.created.length === 1 ? true : undefined));
+    const before = (await w.evacuations.get('evac-1'))!;
+    expect(before.plan!.predictedMisses).toBe(0);
+    // What EvacuationsService.join writes when a notice with an earlier deadline joins.
+    const soon = new Date(Date.now() + 2_000).toISOString();
+    before.deadlineChanges = [
+      { at: new Date().toISOString(), from: before.deadline, to: soon, source: 'aws', kind: 'preemption', reason: 'r' },
+    ];
+    before.deadline = soon;
+    await w.evacuations.save(before);
+    const replanned = await until(async () => {
+      const e = (await w.evacuations.get('evac-1'))!;
+      return e.deadlineChanges?.[0]?.replannedAt ? e : undefined;
+    });
+    expect(replanned.deadline).toBe(soon);
+    expect(replanned.plan!.deadlineSeconds).toBeLessThan(3);
+    expect(replanned.plan!.predictedMisses).toBe(2);
+    expect(replanned.jobs.filter((j) => j.state === 'missed').map((j) => j.workloadId)).toHaveLength(2);
+    expect(replanned.events.map((e) => e.msg)).toContainEqual(
+      expect.stringMatching(/^re-planned for the earlier deadline/),
+    );
+    await w.end('mig-1', 'completed');
+    const done = (await run)!;
+    expect(w.created).toHaveLength(1);
+    expect(done.outcome).toMatchObject({ moved: 1, missed: 2 });
+    expect(done.deadline).toBe(soon);
+  });
+
   it('ends at once with nothing to move', async () => {
     const w = world();
     await seed(w, [], 60);

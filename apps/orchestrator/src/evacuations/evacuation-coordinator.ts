@@ -61,9 +61,10 @@ export class EvacuationCoordinator {
     const rec = await this.evacuations.get(evacuationId);
     if (!rec || evacuationFinished(rec)) return rec;
     if (!rec.plan) await this.planFirst(rec);
-    const deadline = new Date(rec.deadline).getTime();
     while (!signal?.aborted) {
       const now = this.clock.now().getTime();
+      await this.followDeadline(rec, now);
+      const deadline = new Date(rec.deadline).getTime();
       const ended = await this.collectEnded(rec);
       const checkpointsEnded = await this.collectCheckpoints(rec);
       if (ended.length > 0) this.replanAfter(rec, ended, now);
@@ -204,6 +205,50 @@ export class EvacuationCoordinator {
   }
 
   /**
+   * A later notice moved the deadline earlier (EvacuationsService.join writes it to the stored record): take
+   * it, and re-plan what has not started with the time now left. Running jobs keep their destinations.
+   */
+  private async followDeadline(rec: EvacuationRecord, now: number): Promise<void> {
+    const stored = await this.evacuations.get(rec.id);
+    const changes = stored?.deadlineChanges ?? [];
+    if (changes.length > (rec.deadlineChanges?.length ?? 0)) rec.deadlineChanges = changes;
+    const pending = (rec.deadlineChanges ?? []).filter((c) => !c.replannedAt);
+    if (!pending.length) return;
+    const latest = pending.reduce((a, b) => (Date.parse(b.to) < Date.parse(a.to) ? b : a));
+    if (Date.parse(latest.to) < Date.parse(rec.deadline)) rec.deadline = latest.to;
+    const at = new Date(now);
+    if (rec.plan && rec.plannedAt) {
+      const plannedAt = new Date(rec.plannedAt);
+      const stored = rec.plan as unknown as EvacuationPlan;
+      const deadlineSeconds = Math.max(
+        0,
+        (Date.parse(rec.deadline) - plannedAt.getTime()) / 1000 - this.config.evacuation.safetyMarginSeconds,
+      );
+      try {
+        const asExecuted = planAsExecuted(stored, rec.jobs, plannedAt);
+        const next = replan(
+          { ...asExecuted, input: { ...asExecuted.input, deadlineSeconds } },
+          [],
+          (now - plannedAt.getTime()) / 1000,
+        );
+        rec.plan = next;
+        rec.replans += 1;
+        applyPlan(rec.jobs, next, MAX_ATTEMPTS);
+        addEvent(rec, at, `re-planned for the earlier deadline ${rec.deadline}: ${next.summary}`);
+      } catch (error) {
+        addEvent(rec, at, `re-plan for the earlier deadline failed: ${(error as Error).message}`);
+      }
+    }
+    for (const c of pending) c.replannedAt = at.toISOString();
+    this.logger.warn({
+      msg: 'evacuation re-planned for an earlier deadline',
+      evacuation: rec.id,
+      deadline: rec.deadline,
+    });
+    await this.save(rec);
+  }
+
+  /**
    * Missed jobs whose plan line says `checkpoint-to-storage`: one checkpoint each, started at once (the
    * storage node is the one place they can still go before the node does).
    */
@@ -297,6 +342,12 @@ export class EvacuationCoordinator {
     if (stored?.acknowledgement && !rec.acknowledgement) rec.acknowledgement = stored.acknowledgement;
     if (stored?.cordon && !rec.cordon) rec.cordon = stored.cordon;
     if ((stored?.otherNotices?.length ?? 0) > (rec.otherNotices?.length ?? 0)) rec.otherNotices = stored!.otherNotices;
+    // A deadline change that arrived since the last look is taken at the next tick (followDeadline).
+    const storedChanges = stored?.deadlineChanges ?? [];
+    if (storedChanges.length > (rec.deadlineChanges?.length ?? 0)) {
+      const mine = new Map((rec.deadlineChanges ?? []).map((c) => [c.at + c.to, c]));
+      rec.deadlineChanges = storedChanges.map((c) => mine.get(c.at + c.to) ?? c);
+    }
     rec.updatedAt = this.clock.now().toISOString();
     await this.evacuations.save(rec);
   }

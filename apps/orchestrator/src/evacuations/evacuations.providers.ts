@@ -20,7 +20,7 @@ import { EvacuationCoordinator } from './evacuation-coordinator.js';
 import { EvacuationQueue } from './evacuation-queue.js';
 import { EvacuationsController } from './evacuations.controller.js';
 import { EvacuationsProcessor } from './evacuations.processor.js';
-import { EvacuationsService } from './evacuations.service.js';
+import { DEADLINE_TOLERANCE_MS, EvacuationsService } from './evacuations.service.js';
 
 export const evacuationQueues: DynamicModule[] = [BullModule.registerQueue({ name: EVACUATIONS_QUEUE })];
 
@@ -35,12 +35,15 @@ export function evacuationProviders(config: AppConfig): Provider[] {
     },
     {
       // One claim per (node, kind) across channels and replicas: the IMDS poll, a handler's taint and a
-      // pushed notice for the same node and kind raise one evacuation.
+      // pushed notice for the same node and kind raise one evacuation. Held at most dedupMaxTtlMs; a notice
+      // with an earlier deadline passes it (and re-plans the open evacuation: EvacuationsService.join).
       provide: NoticeDeduplicator,
       inject: [REDIS, AppConfig],
       useFactory: (r: Redis, c: AppConfig) =>
         new NoticeDeduplicator(new RedisDedupStore(r, `${c.redisPrefix}:notice-dedup:`), {
           keyOf: crossSourceDedupKey,
+          maxTtlMs: c.notices.dedupMaxTtlMs,
+          earlierByMs: DEADLINE_TOLERANCE_MS,
         }),
     },
     ...kubeApiProviders(config),

@@ -201,3 +201,45 @@ describe('EvacuationsService.raise: low-risk-first early signals', () => {
     expect(again.evacuation.id).toBe(hard.evacuation.id);
   });
 });
+
+describe('EvacuationsService.raise: deadlines of later notices', () => {
+  it('a later notice with an earlier deadline moves the open evacuation’s deadline and records the change', async () => {
+    const w = world({});
+    const far = new Date(Date.now() + 60 * 86_400_000);
+    const first = await w.service.raise(notice('preemption', { deadline: far, source: 'webhook' }));
+    const soon = new Date(Date.now() + 120_000);
+    const second = await w.service.raise(notice('preemption', { deadline: soon }));
+    expect(second.created).toBe(false);
+    const stored = (await w.evacuations.get(first.evacuation.id))!;
+    expect(stored.deadline).toBe(soon.toISOString());
+    expect(stored.deadlineChanges).toEqual([
+      expect.objectContaining({ from: far.toISOString(), to: soon.toISOString(), source: 'aws', kind: 'preemption' }),
+    ]);
+    expect(w.enqueued).toEqual([first.evacuation.id]);
+  });
+
+  it('a later or equal deadline (within the tolerance) changes nothing', async () => {
+    const w = world({});
+    const d = new Date(Date.now() + 120_000);
+    const first = await w.service.raise(notice('preemption', { deadline: d }));
+    await w.service.raise(notice('preemption', { deadline: new Date(d.getTime() - 4_000) }));
+    await w.service.raise(notice('preemption', { deadline: new Date(d.getTime() + 60_000) }));
+    const stored = (await w.evacuations.get(first.evacuation.id))!;
+    expect(stored.deadline).toBe(d.toISOString());
+    expect(stored.deadlineChanges).toBeUndefined();
+    expect(stored.otherNotices).toHaveLength(2);
+  });
+
+  it('an event already handled by a finished evacuation raises nothing new; an earlier deadline does', async () => {
+    const w = world({});
+    const d = new Date(Date.now() + 3_600_000);
+    const first = await w.service.raise(notice('maintenance', { deadline: d }));
+    expect((await w.evacuations.get(first.evacuation.id))!.state).toBe('completed'); // policy 'record'
+    // The dedup claim expired (1 h at most) and the source still lists the same event.
+    const again = await w.service.raise(notice('maintenance', { deadline: d }));
+    expect(again).toMatchObject({ created: false, evacuation: { id: first.evacuation.id } });
+    const sooner = await w.service.raise(notice('maintenance', { deadline: new Date(d.getTime() - 600_000) }));
+    expect(sooner.created).toBe(true);
+    expect(sooner.evacuation.id).not.toBe(first.evacuation.id);
+  });
+});

@@ -23,6 +23,11 @@ import { EvacuationQueue } from './evacuation-queue.js';
 const HARD_KINDS = new Set(['preemption', 'termination']);
 /** More evacuations of one (node, kind) than this in one registration of the node is a flapping source. */
 const MAX_GENERATIONS = 50;
+/**
+ * Deadlines closer than this are the same deadline (sources recompute theirs on every poll); the notice
+ * deduplicator uses it too, so what passes the dedup as `earlier` is what re-plans here.
+ */
+export const DEADLINE_TOLERANCE_MS = 5_000;
 
 export interface RaiseResult {
   evacuation: EvacuationRecord;
@@ -71,9 +76,14 @@ export class EvacuationsService {
     const policy = this.policyFor(notice.kind);
     const noticeRecord = toRecord(notice);
     await this.markNode(node, policy);
-    const openOnNode = (await this.evacuations.list()).filter((e) => e.nodeId === node.id && !evacuationFinished(e));
+    const all = await this.evacuations.list();
+    const openOnNode = all.filter((e) => e.nodeId === node.id && !evacuationFinished(e));
     const open = openOnNode.find((e) => e.policy === 'evacuate') ?? openOnNode.find((e) => e.policy === policy);
     if (open && policy !== 'record') return { evacuation: await this.join(open, noticeRecord), created: false };
+    // The dedup claim lasts an hour at most: an event listed for days comes back through it, and one that an
+    // evacuation already handled (same event, no earlier deadline) raises nothing new.
+    const handled = this.sameEventHandled(all, node.id, noticeRecord);
+    if (handled) return { evacuation: handled, created: false };
     const earlySignal = policy === 'low-risk-first' ? await this.earlySignalScope(node) : undefined;
 
     for (let n = 1; n <= MAX_GENERATIONS; n++) {
@@ -195,8 +205,41 @@ export class EvacuationsService {
     });
   }
 
+  /** A finished evacuation of this node raised by the same event with the same (or an earlier) deadline. */
+  private sameEventHandled(all: EvacuationRecord[], nodeId: string, n: EvacuationNotice): EvacuationRecord | undefined {
+    const deadline = Date.parse(n.deadline);
+    return all.find(
+      (e) =>
+        e.nodeId === nodeId &&
+        evacuationFinished(e) &&
+        [e.notice, ...(e.otherNotices ?? [])].some((o) => o.dedupKey === n.dedupKey && o.kind === n.kind) &&
+        deadline >= Date.parse(e.deadline) - DEADLINE_TOLERANCE_MS,
+    );
+  }
+
+  /**
+   * A notice for a node with an open evacuation joins it. When its deadline is earlier, the evacuation takes
+   * it (recorded in `deadlineChanges`); the coordinator running it re-plans at its next tick.
+   */
   private async join(open: EvacuationRecord, notice: EvacuationNotice): Promise<EvacuationRecord> {
     open.otherNotices = [...(open.otherNotices ?? []), notice].slice(-20);
+    const now = this.clock.now();
+    if (Date.parse(notice.deadline) < Date.parse(open.deadline) - DEADLINE_TOLERANCE_MS) {
+      open.deadlineChanges = [
+        ...(open.deadlineChanges ?? []),
+        {
+          at: now.toISOString(),
+          from: open.deadline,
+          to: notice.deadline,
+          source: notice.source,
+          kind: notice.kind,
+          reason: notice.reason,
+        },
+      ].slice(-20);
+      addEvent(open, now, `deadline moved earlier by a ${notice.kind} notice: ${open.deadline} -> ${notice.deadline}`);
+      open.deadline = notice.deadline;
+      this.logger.warn({ msg: 'evacuation deadline moved earlier', evacuation: open.id, deadline: open.deadline });
+    }
     addEvent(open, this.clock.now(), `another notice for the node joined this evacuation: ${notice.reason}`);
     open.updatedAt = this.clock.now().toISOString();
     await this.evacuations.save(open);

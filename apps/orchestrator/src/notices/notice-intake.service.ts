@@ -30,7 +30,10 @@ export class NoticeIntake {
   /** A validated pushed notice: the node must be ours, then the first sighting raises an evacuation. */
   async pushed(notice: Notice): Promise<IntakeResult> {
     if (!(await this.nodes.get(notice.nodeId))) throw new NotFoundError('node', notice.nodeId);
-    if (!(await this.dedup.isNew(notice))) {
+    const claim = await this.dedup.classify(notice);
+    if (claim === 'earlier')
+      this.logger.warn({ msg: 'notice with an earlier deadline', node: notice.nodeId, kind: notice.kind });
+    if (claim === 'duplicate') {
       this.logger.log({
         msg: 'duplicate notice ignored',
         node: notice.nodeId,

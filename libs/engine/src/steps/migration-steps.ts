@@ -11,6 +11,7 @@ import type { PhaseRecorder } from '../phase-recorder.js';
 import { setIdentity } from '../process-inspection.js';
 import { fileMtimeCommand, parseFileMtime } from '../recovery.js';
 import { saveWorkloadFields } from '../workload-writes.js';
+import { ownerMarker } from '../sweeper/owner-marker.js';
 import {
   checkCpuCompatible,
   checkCriuVersions,
@@ -78,8 +79,12 @@ export class MigrationSteps {
 
   async makeDirs(ctx: MigrationContext): Promise<void> {
     await Promise.all([
-      this.ops.makeDir(ctx.source, ctx.sourceDir),
-      this.ops.makeDir(ctx.destination, ctx.destinationDir),
+      this.ops.makeDir(ctx.source, ctx.sourceDir, JSON.stringify(ownerMarker(ctx, 'source', this.clock.now()))),
+      this.ops.makeDir(
+        ctx.destination,
+        ctx.destinationDir,
+        JSON.stringify(ownerMarker(ctx, 'destination', this.clock.now())),
+      ),
     ]);
   }
 

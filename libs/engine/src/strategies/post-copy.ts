@@ -11,6 +11,7 @@ import { LazyTransfer, type PagesOutcome, asStepError, endsOf, pagesProgress } f
 import type { LiveConfig } from './live-config.js';
 import { FILE_SYNC_STATE_DIR } from '../files/file-sync-commands.js';
 import type { MigrationStrategy } from './migration-strategy.port.js';
+import { OWNER_MARKER_FILE } from '../sweeper/owner-marker.js';
 
 /**
  * Post-copy: the source is frozen and dumped without its memory (`dump --lazy-pages --leave-stopped`, serving
@@ -73,7 +74,13 @@ export class PostCopy implements MigrationStrategy {
         ctx,
         () =>
           this.streamer.copy(source, ctx.sourceDir, destination, ctx.destinationDir, {
-            exclude: ['./*.log', './round-*', `./${FILE_SYNC_STATE_DIR}`, ...live.LAZY_WRAPPER_FILES],
+            exclude: [
+              './*.log',
+              './round-*',
+              `./${FILE_SYNC_STATE_DIR}`,
+              `./${OWNER_MARKER_FILE}`,
+              ...live.LAZY_WRAPPER_FILES,
+            ],
           }),
         filesArmed,
       );

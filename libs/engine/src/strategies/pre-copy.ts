@@ -11,6 +11,7 @@ import { FILE_SYNC_STATE_DIR } from '../files/file-sync-commands.js';
 import { LazyTransfer, endsOf, pagesProgress } from './lazy-transfer.js';
 import type { MigrationStrategy } from './migration-strategy.port.js';
 import { PreCopyRounds } from './precopy-rounds.js';
+import { OWNER_MARKER_FILE } from '../sweeper/owner-marker.js';
 
 /** What `criu check --feature` names the patched CRIU's lazy restore of parent-image pages (scripts/lab/criu). */
 export const LAZY_PARENT_FEATURE = 'lazy_parent_pages';
@@ -118,7 +119,7 @@ export class PreCopy implements MigrationStrategy {
     // Rounds already sit on the destination (their page-servers wrote them); the source's own `parent` link is
     // dropped: the destination's page-server made the right one.
     const transferArmed = await this.streamer.arm(source, ctx.sourceDir, destination, ctx.destinationDir, {
-      exclude: ['./*.log', './round-*', './parent', `./${FILE_SYNC_STATE_DIR}`],
+      exclude: ['./*.log', './round-*', './parent', `./${FILE_SYNC_STATE_DIR}`, `./${OWNER_MARKER_FILE}`],
     });
     const restoreArmed = await this.steps.armRestore(ctx, { lazy: lazyRestore });
     let dumpEndNs: bigint;

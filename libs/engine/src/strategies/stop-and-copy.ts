@@ -7,6 +7,7 @@ import type { PageTransports } from '../transports/page-transports.js';
 import { measureThroughput } from '../transports/throughput.js';
 import { FILE_SYNC_STATE_DIR } from '../files/file-sync-commands.js';
 import type { MigrationStrategy } from './migration-strategy.port.js';
+import { OWNER_MARKER_FILE } from '../sweeper/owner-marker.js';
 
 /**
  * Stop-and-copy: the page-server waits on the destination, the source is dumped with --leave-stopped while
@@ -31,7 +32,7 @@ export class StopAndCopy implements MigrationStrategy {
       // Every channel the freeze window needs is opened now: the image stream and the restore command
       // wait on the nodes for a go line instead of paying channel opens while the workload is frozen.
       const transferArmed = await this.streamer.arm(source, ctx.sourceDir, destination, ctx.destinationDir, {
-        exclude: ['./*.log', `./${FILE_SYNC_STATE_DIR}`],
+        exclude: ['./*.log', `./${FILE_SYNC_STATE_DIR}`, `./${OWNER_MARKER_FILE}`],
       });
       const restoreArmed = await this.steps.armRestore(ctx);
       return { channel, transferArmed, restoreArmed };

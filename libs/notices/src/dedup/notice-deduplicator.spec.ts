@@ -28,20 +28,53 @@ describe('NoticeDeduplicator', () => {
     expect(await d.isNew(notice({ deadline: new Date(clock + 120_000) }))).toBe(false);
   });
 
-  it('remembers until deadline + grace, or the minimum TTL, whichever is longer', async () => {
-    const d = new NoticeDeduplicator(new InMemoryDedupStore(now), { now, minTtlMs: 600_000, afterDeadlineMs: 300_000 });
-    const far = notice({ deadline: new Date(clock + 3 * 86_400_000), dedupKey: 'far' });
+  it('remembers until deadline + grace, at least the minimum TTL, at most the maximum', async () => {
+    const d = new NoticeDeduplicator(new InMemoryDedupStore(now), {
+      now,
+      minTtlMs: 600_000,
+      afterDeadlineMs: 300_000,
+      maxTtlMs: 3_600_000,
+    });
+    // Announced 60 days ahead: held one hour, not 60 days.
+    const far = notice({ deadline: new Date(clock + 60 * 86_400_000), dedupKey: 'far' });
+    expect(d.ttlOf(far)).toBe(3_600_000);
     expect(await d.isNew(far)).toBe(true);
-    clock += 2 * 86_400_000; // two days later, the maintenance event is still listed
+    clock += 3_599_999;
     expect(await d.isNew(far)).toBe(false);
-    clock += 86_400_000 + 300_001;
+    clock += 2;
     expect(await d.isNew(far)).toBe(true);
 
-    expect(await d.isNew(notice())).toBe(true);
+    // Deadline 30 min ahead: held until 5 min after it.
+    const mid = notice({ deadline: new Date(clock + 1_800_000), dedupKey: 'mid' });
+    expect(d.ttlOf(mid)).toBe(2_100_000);
+
+    expect(await d.isNew(notice())).toBe(true); // 2 min ahead: the minimum, 10 min
     clock += 599_999;
     expect(await d.isNew(notice())).toBe(false);
     clock += 2;
     expect(await d.isNew(notice())).toBe(true);
+  });
+
+  it('a held key does not drop a notice with an earlier deadline: news once, then a duplicate again', async () => {
+    const d = new NoticeDeduplicator(new InMemoryDedupStore(now), { now, keyOf: crossSourceDedupKey });
+    const far = notice({ source: 'webhook', deadline: new Date(clock + 60 * 86_400_000) });
+    expect(await d.classify(far)).toBe('new');
+    const real = notice({ deadline: new Date(clock + 120_000) });
+    expect(await d.classify(real)).toBe('earlier');
+    expect(await d.classify(real)).toBe('duplicate');
+    // Within the tolerance (sources recompute their deadline on every poll), or later: the same deadline.
+    expect(await d.classify(notice({ deadline: new Date(clock + 116_000) }))).toBe('duplicate');
+    expect(await d.classify(far)).toBe('duplicate');
+    expect(await d.classify(notice({ deadline: new Date(clock + 60_000) }))).toBe('earlier');
+  });
+
+  it('tells exactly one of several replicas about an earlier deadline', async () => {
+    const store = new InMemoryDedupStore(now);
+    const replicas = [1, 2, 3].map(() => new NoticeDeduplicator(store, { now }));
+    await replicas[0]!.isNew(notice({ deadline: new Date(clock + 3_600_000) }));
+    const sooner = notice({ deadline: new Date(clock + 120_000) });
+    const answers = await Promise.all(replicas.map((r) => r.classify(sooner)));
+    expect(answers.sort()).toEqual(['duplicate', 'duplicate', 'earlier']);
   });
 
   it('shares one store between instances (replicas)', async () => {

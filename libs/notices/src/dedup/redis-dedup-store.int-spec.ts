@@ -87,12 +87,43 @@ describe('RedisDedupStore on a private redis-server', () => {
     const dedup = new NoticeDeduplicator(new RedisDedupStore(redis, 'test2:'), {
       minTtlMs: 1_000,
       afterDeadlineMs: 60_000,
+      maxTtlMs: 7_200_000,
     });
     const n = notice({ deadline: new Date(Date.now() + 3_600_000) });
     expect(await dedup.isNew(n)).toBe(true);
     const pttl = await redis.pttl(`test2:${n.dedupKey}`);
     expect(pttl).toBeGreaterThan(3_600_000);
     expect(pttl).toBeLessThanOrEqual(3_660_000);
+  });
+
+  it('holds a far-off notice at most maxTtl, and lets exactly one replica see an earlier deadline', async () => {
+    const redis = client();
+    const replicas = Array.from(
+      { length: 6 },
+      () => new NoticeDeduplicator(new RedisDedupStore(client(), 'test5:'), { maxTtlMs: 3_600_000 }),
+    );
+    const far = notice({ deadline: new Date(Date.now() + 60 * 86_400_000) });
+    expect(await replicas[0]!.classify(far)).toBe('new');
+    const pttl = await redis.pttl(`test5:${far.dedupKey}`);
+    expect(pttl).toBeGreaterThan(3_500_000);
+    expect(pttl).toBeLessThanOrEqual(3_600_000);
+    const soon = notice({ deadline: new Date(Date.now() + 120_000) });
+    const answers = await Promise.all(replicas.map((d) => d.classify(soon)));
+    expect(answers.filter((a) => a === 'earlier')).toHaveLength(1);
+    expect(answers.filter((a) => a === 'duplicate')).toHaveLength(5);
+    // The key now holds the earlier deadline, with the TTL that deadline gives (10 min minimum).
+    expect(Number(await redis.get(`test5:${soon.dedupKey}`))).toBe(soon.deadline.getTime());
+    expect(await redis.pttl(`test5:${soon.dedupKey}`)).toBeLessThanOrEqual(600_000);
+    expect(await replicas[1]!.classify(notice({ deadline: new Date(soon.deadline.getTime() + 1_000) }))).toBe(
+      'duplicate',
+    );
+  });
+
+  it('treats a key written by setIfAbsent (an older version) as the latest deadline', async () => {
+    const redis = client();
+    const store = new RedisDedupStore(redis, 'test6:');
+    expect(await store.setIfAbsent('k', 60_000)).toBe(true);
+    expect(await store.claimDeadline('k', Date.now(), 60_000, 5_000)).toBe('duplicate');
   });
 
   it('does not raise again when the notice flaps within the TTL, and does after it', async () => {

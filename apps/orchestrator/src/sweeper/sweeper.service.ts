@@ -1,0 +1,153 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import type { Redis } from 'ioredis';
+import { Clock, NodeOps, Sweeper, isFinished, type SweepItem, type SweepReport } from '@spotlift/engine';
+import { CheckpointRepository, MigrationRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
+import { AppConfig } from '../config/app-config.js';
+import { REDIS } from '../core/core.module.js';
+
+/** What `GET /sweeper` answers: the last sweep (any replica's), and counts of what sweeps did so far (resumes, kills, directories removed, errors). */
+export interface SweeperStatus {
+  last: SweepReport | null;
+  /** Items of the last sweep that need a person: left frozen (`report`) or an action that failed. */
+  attention: SweepItem[];
+  totals: Record<string, number>;
+}
+
+const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+const CHECKPOINT_LIVE = new Set(['queued', 'taking', 'restoring']);
+
+/**
+ * Runs the sweeper (libs/engine sweeper) on worker replicas: at boot and every `SPOTLIFT_SWEEP_INTERVAL_MS`,
+ * one replica at a time (a Redis lease). Logs each action (an error for what it leaves to a person), keeps the
+ * last report and running totals in Redis for `GET /sweeper`, and moves a workload record to the destination's
+ * copy when the sweeper killed its frozen source.
+ */
+@Injectable()
+export class SweeperService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('sweeper');
+  private readonly sweeper: Sweeper;
+  private running: Promise<unknown> | undefined;
+
+  constructor(
+    ops: NodeOps,
+    private readonly nodes: NodeRepository,
+    private readonly migrations: MigrationRepository,
+    private readonly checkpoints: CheckpointRepository,
+    private readonly workloads: WorkloadRepository,
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly config: AppConfig,
+    private readonly clock: Clock,
+    private readonly scheduler: SchedulerRegistry,
+  ) {
+    this.sweeper = new Sweeper(
+      ops,
+      { stateOf: (id) => this.stateOf(id) },
+      {
+        imageRoot: config.imageRoot,
+        keepImagesMaxAgeMs: config.sweeper.keepImagesMaxAgeMs,
+        orphanGraceMs: config.sweeper.orphanGraceMs,
+      },
+      clock,
+    );
+  }
+
+  onApplicationBootstrap(): void {
+    const every = this.config.sweeper.intervalMs;
+    // Worker roles sweep (they have SSH reach to the nodes); every role answers GET /sweeper from Redis.
+    if (!every || !this.config.runsWorker) return;
+    this.scheduler.addInterval(
+      'sweeper',
+      setInterval(() => this.tick(), every),
+    );
+    this.tick();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.scheduler.doesExist('interval', 'sweeper')) this.scheduler.deleteInterval('sweeper');
+    await this.running;
+  }
+
+  private tick(): void {
+    if (this.running) return;
+    this.running = this.runOnce()
+      .catch((error: unknown) => this.logger.error({ msg: 'sweep failed', error: String(error) }))
+      .finally(() => (this.running = undefined));
+  }
+
+  /** One sweep, unless another replica is sweeping (then undefined). */
+  async runOnce(): Promise<SweepReport | undefined> {
+    const lease = `${this.config.redisPrefix}:sweeper:lease`;
+    const token = randomUUID();
+    const ttl = Math.max(60_000, this.config.sweeper.intervalMs * 2);
+    if ((await this.redis.set(lease, token, 'PX', ttl, 'NX')) !== 'OK') return undefined;
+    try {
+      const nodes = (await this.nodes.list()).filter((n) => n.state !== 'gone');
+      const report = await this.sweeper.sweep(nodes);
+      for (const item of report.items) await this.settle(item);
+      await this.record(report);
+      return report;
+    } finally {
+      await this.redis.eval(RELEASE, 1, lease, token).catch(() => undefined);
+    }
+  }
+
+  async status(): Promise<SweeperStatus> {
+    const [raw, totals] = await Promise.all([
+      this.redis.get(`${this.config.redisPrefix}:sweeper:last`),
+      this.redis.hgetall(`${this.config.redisPrefix}:sweeper:totals`),
+    ]);
+    const last = raw ? (JSON.parse(raw) as SweepReport) : null;
+    return {
+      last,
+      attention: last?.items.filter((i) => i.action === 'report' || i.error) ?? [],
+      totals: Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, Number(v)])),
+    };
+  }
+
+  private async stateOf(id: string): Promise<'none' | 'live' | 'finished'> {
+    const m = await this.migrations.get(id);
+    if (m) return isFinished(m) ? 'finished' : 'live';
+    // Checkpoints work in `<imageRoot>/<checkpoint id>` (taking) and `<id>-r<attempt>` (restoring).
+    const cp = await this.checkpoints.get(id.replace(/-r\d+$/, ''));
+    if (cp) return CHECKPOINT_LIVE.has(cp.state) ? 'live' : 'finished';
+    return 'none';
+  }
+
+  private async settle(item: SweepItem): Promise<void> {
+    const fields = { ...item, msg: `sweeper: ${item.action}` };
+    if (item.error) this.logger.error({ ...fields, msg: `sweeper: ${item.action} failed` });
+    else if (item.action === 'report') this.logger.error({ ...fields, msg: 'sweeper: needs a person, left as found' });
+    else if (item.action === 'resume-source' || item.action === 'kill-source') this.logger.warn(fields);
+    else if (item.action === 'remove-images' && item.removedFrom.length) this.logger.log(fields);
+    if (item.action === 'kill-source' && !item.error && item.workloadId && item.restoredPid) {
+      // The destination's copy is the workload now; a record still pointing at the killed source follows it.
+      const w = await this.workloads.get(item.workloadId);
+      if (w && w.nodeId === item.sourceNodeId && w.pid === item.pid && item.destinationNodeId) {
+        Object.assign(w, {
+          nodeId: item.destinationNodeId,
+          pid: item.restoredPid,
+          state: 'running',
+          updatedAt: this.clock.now().toISOString(),
+        });
+        delete w.identity;
+        await this.workloads.save(w);
+      }
+    }
+  }
+
+  private async record(report: SweepReport): Promise<void> {
+    const p = this.config.redisPrefix;
+    const multi = this.redis.multi().set(`${p}:sweeper:last`, JSON.stringify(report));
+    for (const item of report.items) {
+      // Events, not states: a tree left frozen is re-listed by every sweep (see `attention`), a kill happens once.
+      if ((item.action === 'resume-source' || item.action === 'kill-source') && !item.error)
+        multi.hincrby(`${p}:sweeper:totals`, item.action, 1);
+      if (item.error) multi.hincrby(`${p}:sweeper:totals`, 'errors', 1);
+      if (item.removedFrom.length)
+        multi.hincrby(`${p}:sweeper:totals`, 'image-directories-removed', item.removedFrom.length);
+    }
+    await multi.exec();
+  }
+}

@@ -1,0 +1,231 @@
+import type { NodeRecord } from '@spotlift/domain';
+import type { Clock } from '../clock.js';
+import type { NodeOps } from '../node-ops.js';
+import { type OwnerMarker, parseOwnerMarker } from './owner-marker.js';
+import {
+  type ListedDir,
+  type NodeFacts,
+  listImageDirs,
+  parseImageDirs,
+  parseProcessFacts,
+  processFacts,
+} from './sweep-commands.js';
+import {
+  type RestoredTree,
+  type SourceTree,
+  type SweepAction,
+  type SweepFacts,
+  decideSweep,
+} from './sweep-decision.js';
+
+/** Where the sweeper learns whether a directory's migration (or checkpoint) is still owned by a job. */
+export interface SweepRecords {
+  stateOf(id: string): Promise<'none' | 'live' | 'finished'>;
+}
+
+export interface SweeperConfig {
+  imageRoot: string;
+  keepImagesMaxAgeMs: number;
+  orphanGraceMs: number;
+}
+
+/** One migration directory the sweeper looked at, what it decided and did. */
+export interface SweepItem {
+  migrationId: string;
+  action: SweepAction;
+  why: string;
+  sourceNodeId?: string;
+  destinationNodeId?: string;
+  workloadId?: string;
+  pid?: number;
+  restoredPid?: number;
+  /** Nodes the image directory was removed from. */
+  removedFrom: string[];
+  /** The action failed: the tree is as it was (a failed resume or kill is retried next sweep). */
+  error?: string;
+}
+
+export interface SweepReport {
+  startedAt: string;
+  finishedAt: string;
+  unreachable: Array<{ nodeId: string; error: string }>;
+  items: SweepItem[];
+}
+
+interface Side {
+  node: NodeRecord;
+  marker: OwnerMarker;
+}
+
+const RUNNING = new Set(['R', 'S', 'D', 'I']);
+
+/**
+ * Finds what dead jobs left on the nodes (frozen trees, image directories holding process memory) and resolves
+ * it by the commit rules (see sweep-decision.ts). A node speaks for itself only: the source side is taken from
+ * the marker the source node holds about itself, the restored tree from the destination node's own directory,
+ * so one node's files can never make the sweeper kill or resume a process on another.
+ */
+export class Sweeper {
+  constructor(
+    private readonly ops: NodeOps,
+    private readonly records: SweepRecords,
+    private readonly config: SweeperConfig,
+    private readonly clock: Clock,
+  ) {}
+
+  async sweep(nodes: readonly NodeRecord[]): Promise<SweepReport> {
+    const startedAt = this.clock.now().toISOString();
+    const unreachable: SweepReport['unreachable'] = [];
+    const listings = new Map<string, Map<string, ListedDir>>();
+    await Promise.all(
+      nodes.map(async (node) => {
+        try {
+          const res = await this.ops.run(node, listImageDirs(this.config.imageRoot), 30_000);
+          if (res.code !== 0) throw new Error(res.stderr.trim().slice(0, 200) || `exit ${res.code}`);
+          const dirs = parseImageDirs(res.stdout, this.config.imageRoot);
+          listings.set(node.id, new Map(dirs.map((d) => [d.name, d])));
+        } catch (error) {
+          unreachable.push({ nodeId: node.id, error: (error as Error).message });
+        }
+      }),
+    );
+    const names = new Set([...listings.values()].flatMap((m) => [...m.keys()]));
+    const items: SweepItem[] = [];
+    for (const name of [...names].sort()) {
+      try {
+        items.push(await this.sweepOne(name, nodes, listings));
+      } catch (error) {
+        items.push({ migrationId: name, action: 'wait', why: 'looking failed', removedFrom: [], error: String(error) });
+      }
+    }
+    return { startedAt, finishedAt: this.clock.now().toISOString(), unreachable, items };
+  }
+
+  private async sweepOne(
+    name: string,
+    nodes: readonly NodeRecord[],
+    listings: Map<string, Map<string, ListedDir>>,
+  ): Promise<SweepItem> {
+    const byId = new Map(nodes.map((n) => [n.id, n]));
+    const on = (nodeId: string | undefined) => (nodeId ? listings.get(nodeId)?.get(name) : undefined);
+    // Each side's marker as its own node holds it (on a shared file system every node lists every side).
+    let source: Side | undefined;
+    let destination: Side | undefined;
+    for (const [nodeId, dirs] of listings) {
+      const d = dirs.get(name);
+      const src = parseOwnerMarker(d?.markers.src ?? '');
+      const dst = parseOwnerMarker(d?.markers.dst ?? '');
+      if (src?.role === 'source' && src.sourceNodeId === nodeId && src.migrationId === name)
+        source = { node: byId.get(nodeId)!, marker: src };
+      if (dst?.role === 'destination' && dst.destinationNodeId === nodeId && dst.migrationId === name)
+        destination = { node: byId.get(nodeId)!, marker: dst };
+    }
+    const marker = source?.marker;
+    const destNode = marker ? byId.get(marker.destinationNodeId) : destination?.node;
+    const listed = [...listings.values()].map((m) => m.get(name)).filter((d): d is ListedDir => !!d);
+    const mtime = Math.min(...listed.map((d) => d.mtimeMs ?? Infinity));
+    const created = marker ? Date.parse(marker.createdAt) : mtime;
+    const facts: SweepFacts = {
+      record: await this.records.stateOf(name),
+      marked: !!source,
+      lockHeld: false,
+      criuBusy: listed.some((d) => d.criuPids.length > 0),
+      keepImages: marker?.keepImages ?? destination?.marker.keepImages ?? false,
+      ageMs: Number.isFinite(created) ? this.clock.now().getTime() - created : 0,
+    };
+    let restoredPid: number | undefined;
+    // A live job's directory is its own: no need to ask the nodes anything about it.
+    if (source && marker && facts.record !== 'live') {
+      const srcFacts = await this.facts(source.node, [marker.pid], [marker.lockFile]);
+      if (srcFacts) {
+        facts.lockHeld = srcFacts.locks.get(marker.lockFile) === 'held';
+        facts.source = sourceTree(srcFacts, marker);
+      }
+      restoredPid = destNode ? on(destNode.id)?.restoredPid : undefined;
+      if (destNode && listings.has(destNode.id)) {
+        const restored = await this.restoredTree(destNode, restoredPid, srcFacts?.procs.get(marker.pid), marker);
+        if (restored !== undefined) facts.destination = restored;
+      }
+    }
+    const decision = decideSweep(facts, this.config);
+    const item: SweepItem = {
+      migrationId: name,
+      action: decision.action,
+      why: decision.why,
+      removedFrom: [],
+      ...(marker
+        ? {
+            sourceNodeId: marker.sourceNodeId,
+            destinationNodeId: marker.destinationNodeId,
+            workloadId: marker.workloadId,
+            pid: marker.pid,
+          }
+        : {}),
+      ...(restoredPid !== undefined ? { restoredPid } : {}),
+    };
+    try {
+      if (decision.action === 'resume-source') {
+        const state = await this.ops.resumeTree(source!.node, marker!.pid);
+        if (state === 'T' || state === 't' || state === 'unknown')
+          throw new Error(`pid ${marker!.pid} on ${source!.node.id} is still stopped (state ${state}) after SIGCONT`);
+      } else if (decision.action === 'kill-source') {
+        const state = await this.ops.killTree(source!.node, marker!.pid);
+        if (state !== 'gone') throw new Error(`pid ${marker!.pid} on ${source!.node.id} did not die (state ${state})`);
+      }
+    } catch (error) {
+      item.error = (error as Error).message;
+      return item;
+    }
+    if (decision.removeImages) {
+      // Every node that lists it: the sides' own nodes, and on separate disks any other copy too.
+      for (const node of nodes.filter((n) => listings.get(n.id)?.has(name))) {
+        if (await this.ops.removeDir(node, `${this.config.imageRoot}/${name}`)) item.removedFrom.push(node.id);
+      }
+    }
+    return item;
+  }
+
+  private async facts(node: NodeRecord, pids: number[], locks: string[]): Promise<NodeFacts | undefined> {
+    try {
+      const res = await this.ops.run(node, processFacts(pids, locks), 15_000);
+      return res.code === 0 ? parseProcessFacts(res.stdout) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * The destination's restored tree: verified when it runs with the source's task count and the same command
+   * line as the frozen source (a reused pid is something else). Undefined when the node does not answer.
+   */
+  private async restoredTree(
+    node: NodeRecord,
+    pid: number | undefined,
+    sourceProc: { cmdline: string } | undefined,
+    marker: OwnerMarker,
+  ): Promise<RestoredTree | undefined> {
+    if (pid === undefined) return 'none';
+    const facts = await this.facts(node, [pid], []);
+    if (!facts) return undefined;
+    const proc = facts.procs.get(pid);
+    if (!proc || proc.state === 'Z' || proc.state === 'X') return 'none';
+    if (!RUNNING.has(proc.state) || !sourceProc || proc.cmdline !== sourceProc.cmdline) return 'unverified';
+    const tree = await this.ops.inspectTree(node, pid).catch(() => undefined);
+    if (!tree) return 'unverified';
+    return marker.tasks === undefined || tree.pids.length === marker.tasks ? 'verified' : 'unverified';
+  }
+}
+
+/** The marker's tree on its node: a pid that now names another process (start time, boot, namespace) is gone. */
+function sourceTree(facts: NodeFacts, marker: OwnerMarker): SourceTree {
+  const proc = facts.procs.get(marker.pid);
+  if (!proc || proc.state === 'Z' || proc.state === 'X') return 'gone';
+  const id = marker.identity;
+  if (id) {
+    const digits = (s: string) => s.replace(/\D/g, '');
+    if (id.startTime !== proc.startTime) return 'gone';
+    if (facts.bootId && id.bootId !== facts.bootId) return 'gone';
+    if (proc.pidNs && digits(id.pidNs) && digits(id.pidNs) !== proc.pidNs) return 'gone';
+  }
+  return proc.state === 'T' || proc.state === 't' ? 'frozen' : 'running';
+}
