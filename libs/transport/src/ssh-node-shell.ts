@@ -30,6 +30,7 @@ export interface SshCredentials {
 
 export const DEFAULT_MAX_CHANNELS_PER_NODE = 8;
 const DEFAULT_CHANNEL_WAIT_MS = 120_000;
+const CHANNEL_REFUSED_RETRY_MS = 5_000;
 
 /** Every channel of a node's connection stayed busy for as long as a command would wait for one. */
 export class NodeBusyError extends DomainError {
@@ -67,6 +68,17 @@ interface Connection {
 function keyLine(blob: Buffer): string {
   const typeLength = blob.readUInt32BE(0);
   return `${blob.subarray(4, 4 + typeLength).toString('latin1')} ${blob.toString('base64')}`;
+}
+
+/** One `exec` channel; rejects with ssh2's error (a refused open carries a numeric `reason`). */
+function execChannel(client: Client, command: string): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => {
+    try {
+      client.exec(command, (error, channel) => (error ? reject(error) : resolve(channel)));
+    } catch (error) {
+      reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  });
 }
 
 /** A malformed pin matches nothing (and must not throw inside ssh2's event handlers). */
@@ -243,31 +255,33 @@ export class SshNodeShell extends NodeShell {
       }
       throw error;
     });
-    return new Promise<ClientChannel>((resolve, reject) => {
-      const failed = (error: Error) => {
-        release();
+    // sshd frees a session only after its main loop has collected the closed channel: a new channel opened
+    // right after others closed (the queue moving on) may be refused for a moment. Refusals on a live
+    // connection are retried for a few seconds before they count.
+    const giveUpAt = Date.now() + CHANNEL_REFUSED_RETRY_MS;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const channel = await execChannel(client, command);
+        channel.once('close', release);
+        // Present from the start: an error before the caller attaches its handlers must not be unhandled.
+        channel.on('error', () => undefined);
+        channel.stderr.on('error', () => undefined);
+        return channel;
+      } catch (e) {
+        const error = e instanceof Error ? e : new Error(String(e));
         if (conn.lost || isConnectionGone(error)) {
+          release();
           // The connection itself broke (no answer, not connected): close it so the next call reconnects.
           this.drop(node, conn, error.message);
-          reject(new NodeUnreachableError(node.id, conn.lost ?? error.message));
-        } else reject(new SshChannelRefusedError(node.id, error.message, this.channelLimit));
-      };
-      try {
-        client.exec(command, (error, channel) => {
-          if (error) {
-            failed(error);
-            return;
-          }
-          channel.once('close', release);
-          // Present from the start: an error before the caller attaches its handlers must not be unhandled.
-          channel.on('error', () => undefined);
-          channel.stderr.on('error', () => undefined);
-          resolve(channel);
-        });
-      } catch (error) {
-        failed(error instanceof Error ? error : new Error(String(error)));
+          throw new NodeUnreachableError(node.id, conn.lost ?? error.message);
+        }
+        if (!('reason' in error) || Date.now() >= giveUpAt) {
+          release();
+          throw new SshChannelRefusedError(node.id, error.message, this.channelLimit);
+        }
+        await new Promise((r) => setTimeout(r, Math.min(20 * 2 ** attempt, 500)));
       }
-    });
+    }
   }
 
   private key(node: NodeTarget): string {
