@@ -130,8 +130,14 @@ describe('output cap', () => {
     const connections = connectionsTo(node.host, node.port);
     global.gc?.();
     const before = process.memoryUsage();
+    const t0 = Date.now();
     const error = await shell.exec(node, 'yes | head -c 600000000').catch((e: unknown) => e);
     const after = process.memoryUsage();
+    const mib = (n: number) => (n / 2 ** 20).toFixed(1);
+    console.log(
+      `output cap: 600 MB flood stopped after ${Date.now() - t0} ms; rss +${mib(after.rss - before.rss)} MiB, ` +
+        `heap +${mib(after.heapUsed - before.heapUsed)} MiB`,
+    );
     expect(error).toBeInstanceOf(OutputLimitError);
     expect((error as Error).message).toMatch(/wrote more than 8388608 bytes to stdout; it was killed/);
     expect(after.rss - before.rss).toBeLessThan(150 * 2 ** 20);
