@@ -14,7 +14,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EvacuationRecord, NodeRecord, NodeTarget } from '@spotlift/domain';
-import { labDir, netnsPath, nodeAddress } from '@spotlift/testing';
+import { FakeImdsServer, LAB_HOST_ADDRESS, labDir, netnsPath, nodeAddress } from '@spotlift/testing';
 import { NodeShell, OutputLimitError, SshNodeShell } from '@spotlift/transport';
 import { type E2eEnv, setupE2e } from './support/e2e-env.js';
 import { until } from './support/poll.js';
@@ -252,6 +252,23 @@ describe('notice states survive probes', () => {
     const cleared = await env.orch.api<NodeRecord>('POST', '/nodes/node-c/clear-notice');
     expect([cleared.status, cleared.body.state]).toEqual([200, 'ready']);
     expect((await env.orch.api<NodeRecord>('GET', '/nodes/node-c')).body.state).toBe('ready');
+  });
+
+  it('a removed node is watched for notices no more', async () => {
+    const imds = await new FakeImdsServer().start({ host: LAB_HOST_ADDRESS });
+    try {
+      const spec = { ...lab('node-b'), id: 'node-b-watched', metadata: { provider: 'aws', baseUrl: imds.url } };
+      expect((await env.orch.api('POST', '/nodes', spec)).status).toBe(201);
+      await until('node-b-watched polled', () => Promise.resolve(imds.requests.length > 2 || undefined), 15_000);
+      expect((await env.orch.api('DELETE', '/nodes/node-b-watched')).status).toBe(204);
+      // Watches follow the store every 5 s; after that, no request may arrive for 2 s.
+      await new Promise((r) => setTimeout(r, 6_000));
+      const seen = imds.requests.length;
+      await new Promise((r) => setTimeout(r, 2_000));
+      expect(imds.requests.length).toBe(seen);
+    } finally {
+      await imds.stop();
+    }
   });
 
   it('DELETE /nodes/:id forgets an unused node; 404 for an unknown one', async () => {
