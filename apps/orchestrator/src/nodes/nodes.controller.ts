@@ -5,6 +5,7 @@ import type { NodeRecord } from '@spotlift/domain';
 import { NodeSpec } from '../config/app-config.js';
 import { ZodBody } from '../common/zod-body.pipe.js';
 import { NodesService } from './nodes.service.js';
+import { RequireRole } from '../auth/roles.decorator.js';
 
 @ApiTags('nodes')
 @ApiBearerAuth()
@@ -13,17 +14,20 @@ export class NodesController {
   constructor(private readonly nodes: NodesService) {}
 
   @Get()
+  @RequireRole('viewer')
   @ApiOperation({ summary: 'List nodes with their last probe' })
   list(): Promise<NodeRecord[]> {
     return this.nodes.list();
   }
 
   @Get(':id')
+  @RequireRole('viewer')
   get(@Param('id') id: string): Promise<NodeRecord> {
     return this.nodes.get(id);
   }
 
   @Post()
+  @RequireRole('admin')
   @ApiOperation({
     summary: 'Register or update a node (host key pinned) and probe it over SSH',
     description: 'A failed probe answers 502 with a log id and stores nothing (an existing node keeps its record).',
@@ -34,6 +38,7 @@ export class NodesController {
   }
 
   @Post(':id/probe')
+  @RequireRole('admin')
   @HttpCode(200)
   @ApiOperation({ summary: 'Probe a node again: CRIU version, criu check, features, kernel, CPU, memory, disk' })
   probe(@Param('id') id: string): Promise<NodeRecord> {
@@ -41,6 +46,7 @@ export class NodesController {
   }
 
   @Post(':id/clear-notice')
+  @RequireRole('admin')
   @HttpCode(200)
   @ApiOperation({
     summary: 'Clear a spurious notice: a draining or terminating node becomes ready (409 while evacuating)',
@@ -50,6 +56,7 @@ export class NodesController {
   }
 
   @Delete(':id')
+  @RequireRole('admin')
   @HttpCode(204)
   @ApiOperation({ summary: 'Forget a node (409 while a workload, unfinished migration or checkpoint refers to it)' })
   remove(@Param('id') id: string): Promise<void> {
