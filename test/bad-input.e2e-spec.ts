@@ -3,10 +3,10 @@
  * was not touched: same pid, same node, not stopped, heartbeats still arriving from its node.
  * Tried: unknown workload, unknown destination, destination = source, malformed JSON, wrong types, unknown
  * fields, a pid that does not exist, a workload whose process died after registration, an unreachable
- * node, a host key that does not match the pin, a missing or wrong token.
+ * node (refused, not stored), a host key that does not match the pin, a missing or wrong token.
  */
 import { readFileSync } from 'node:fs';
-import type { MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
+import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
 import { nodeAddress, nodeOfPid, pidAlive, startWorkload, stopWorkload } from '@spotlift/testing';
 import { type E2eEnv, setupE2e } from './support/e2e-env.js';
 
@@ -119,23 +119,26 @@ describe('registration with bad input', () => {
     }
   });
 
-  it('stores an unreachable node as unreachable and will not migrate to it', async () => {
+  it('refuses an unreachable node without storing it, and will not migrate to it', async () => {
     const b = env.lab.nodes.find((n) => n.id === 'node-b')!;
-    const res = await env.orch.api<NodeRecord>('POST', '/nodes', {
+    const res = await env.orch.api<{ message: string }>('POST', '/nodes', {
       ...b,
       id: 'node-dead',
       host: '10.77.0.99',
       dataAddress: '10.77.0.99',
     });
-    expect(res.status).toBe(201);
-    expect(res.body.state).toBe('unreachable');
-    expect(res.body.probe?.error).toMatch(/cannot be reached over SSH/);
+    // The caller learns no more than "not reachable" (the detail is in the orchestrator's log).
+    expect(res.status).toBe(502);
+    expect(res.body.message).toMatch(
+      /^node 'node-dead' could not be reached over SSH \(see the orchestrator log, id \w+\)$/,
+    );
+    expect((await env.orch.api('GET', '/nodes/node-dead')).status).toBe(404);
     const m = await env.orch.api<{ message: string }>('POST', '/migrations', {
       workload: workload.id,
       destination: 'node-dead',
     });
-    expect(m.status).toBe(400);
-    expect(m.body.message).toMatch(/it is unreachable/);
+    expect(m.status).toBe(404);
+    expect(m.body.message).toMatch(/node 'node-dead' does not exist/);
     await expectUntouched();
   });
 
@@ -148,8 +151,8 @@ describe('registration with bad input', () => {
       hostKey: c.hostKey,
     });
     expect(res.status).toBe(502);
-    expect(res.body.code).toBe('host_key_mismatch');
-    expect(res.body.message).toMatch(/not the pinned key/);
+    expect(res.body.code).toBe('node_unreachable');
+    expect(res.body.message).toMatch(/^node 'node-imposter' could not be reached over SSH \(see the orchestrator log/);
     expect((await env.orch.api('GET', '/nodes/node-imposter')).status).toBe(404);
   });
 

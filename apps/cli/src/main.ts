@@ -55,6 +55,20 @@ nodes.command('probe <id>').action(async (id: string) => {
   const node = await client().request<NodeRecord>('POST', `/nodes/${encodeURIComponent(id)}/probe`);
   print(node, () => nodesTable([node]) + (node.probe?.error ? `\n${node.probe.error}` : ''));
 });
+nodes
+  .command('clear-notice <id>')
+  .description('a draining or terminating node whose notice was spurious becomes ready again')
+  .action(async (id: string) => {
+    const node = await client().request<NodeRecord>('POST', `/nodes/${encodeURIComponent(id)}/clear-notice`);
+    print(node, () => nodesTable([node]));
+  });
+nodes
+  .command('remove <id>')
+  .description('forget a node (refused while a workload, migration or checkpoint refers to it)')
+  .action(async (id: string) => {
+    await client().request('DELETE', `/nodes/${encodeURIComponent(id)}`);
+    print({ removed: id }, () => `node ${id} removed`);
+  });
 
 const workloads = program.command('workloads').description('process trees spotlift can move');
 workloads.command('list').action(async () => {

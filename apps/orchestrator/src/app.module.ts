@@ -37,7 +37,7 @@ class ConfigNodesLoader implements OnApplicationBootstrap {
     await Promise.all(
       this.config.nodes.map(async (spec) => {
         try {
-          const node = await this.nodes.register(spec);
+          const node = await this.nodes.register(spec, { keepUnreachable: true });
           this.logger.log({ msg: 'node registered', node: node.id, state: node.state, criu: node.probe?.criuVersion });
         } catch (error) {
           this.logger.error({ msg: 'node refused', node: spec.id, error: (error as Error).message });

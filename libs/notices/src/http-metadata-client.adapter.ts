@@ -11,6 +11,35 @@ export interface HttpMetadataClientOptions {
   baseUrl: string;
   /** Used when a request gives none. NTH uses 2 s for IMDS. */
   defaultTimeoutMs?: number;
+  /** Largest response body taken; a bigger one is a transport error (metadata answers are a few KiB). */
+  maxBodyBytes?: number;
+}
+
+/** Azure's Scheduled Events document with many events is the largest legitimate answer, far below this. */
+export const DEFAULT_MAX_METADATA_BODY_BYTES = 1 << 20;
+
+/** Reads a response body up to `max` bytes; past it the stream is cancelled and the read fails. */
+async function readBounded(res: Response, max: number): Promise<string> {
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (declared > max) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new Error(`response body of ${declared} bytes exceeds the ${max}-byte limit`);
+  }
+  if (!res.body) return '';
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > max) {
+      await reader.cancel().catch(() => undefined);
+      throw new Error(`response body exceeds the ${max}-byte limit`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /**
@@ -20,11 +49,13 @@ export interface HttpMetadataClientOptions {
 export class HttpMetadataClient extends MetadataClient {
   private readonly baseUrl: string;
   private readonly defaultTimeoutMs: number;
+  private readonly maxBodyBytes: number;
 
   constructor(options: HttpMetadataClientOptions) {
     super();
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.defaultTimeoutMs = options.defaultTimeoutMs ?? 2_000;
+    this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_METADATA_BODY_BYTES;
   }
 
   async request(req: MetadataRequest): Promise<MetadataResponse> {
@@ -42,7 +73,8 @@ export class HttpMetadataClient extends MetadataClient {
         // The metadata services answer redirects nowhere useful; a redirect means a wrong endpoint.
         redirect: 'manual',
       });
-      body = await res.text();
+      // Errors of the request and of the response stream (a reset mid-body) both land in the catch below.
+      body = await readBounded(res, this.maxBodyBytes);
     } catch (err) {
       // A caller's abort is not a transport failure: let it propagate as-is so loops stop quietly.
       if (req.signal?.aborted) throw req.signal.reason;

@@ -99,13 +99,20 @@ export class DirectoryStreamer {
     // `wait` makes sure the hash is complete before it is printed. The fifo and hash files are named after the
     // receiving shell: two streams may arrive in one directory at once (image files, the workload's files).
     const d = shq(receive.dir);
-    const receiver = await this.shell.spawn(
-      destination,
-      `set -e; mkdir -p ${d}; cd ${d}; rx=.spotlift-rx.$$; rm -f $rx.fifo; mkfifo $rx.fifo; ` +
-        `sha256sum < $rx.fifo > $rx.sha256 & ` +
-        `tee $rx.fifo | ${receive.unpack}; wait; ${receive.after ? `${receive.after}; ` : ''}` +
-        `cut -c1-64 $rx.sha256; rm -f $rx.fifo $rx.sha256`,
-    );
+    const receiver = await this.shell
+      .spawn(
+        destination,
+        `set -e; mkdir -p ${d}; cd ${d}; rx=.spotlift-rx.$$; rm -f $rx.fifo; mkfifo $rx.fifo; ` +
+          `sha256sum < $rx.fifo > $rx.sha256 & ` +
+          `tee $rx.fifo | ${receive.unpack}; wait; ${receive.after ? `${receive.after}; ` : ''}` +
+          `cut -c1-64 $rx.sha256; rm -f $rx.fifo $rx.sha256`,
+      )
+      .catch((error: unknown) => {
+        // The sender's channel is open and waiting: end it unrun, or it holds a channel of the node for good.
+        sender.stdout.resume();
+        sender.stdin.end('no\n');
+        throw error;
+      });
     let started = false;
     return {
       start: () => {

@@ -1,4 +1,4 @@
-import type { NodeTarget } from '@spotlift/domain';
+import { DomainError, type NodeTarget } from '@spotlift/domain';
 import type { Readable, Writable } from 'node:stream';
 
 export interface CommandResult {
@@ -14,6 +14,33 @@ export interface ExecOptions {
   timeoutMs?: number;
   /** Written to the command's stdin, then stdin is closed. */
   stdin?: string | Buffer;
+  /**
+   * Most bytes of stdout the command may return (default {@link DEFAULT_MAX_STDOUT_BYTES}). Past it the
+   * command is killed, its channel closed, and exec rejects with OutputLimitError: a node printing without
+   * end must not fill the orchestrator's memory. Commands that legitimately print more pass their own.
+   */
+  maxOutputBytes?: number;
+  /** The same for stderr (default {@link DEFAULT_MAX_STDERR_BYTES}). */
+  maxStderrBytes?: number;
+}
+
+export interface SpawnOptions {
+  /** Most stderr bytes kept (default {@link DEFAULT_MAX_STDERR_BYTES}); past it the command is killed. */
+  maxStderrBytes?: number;
+}
+
+export const DEFAULT_MAX_STDOUT_BYTES = 8 << 20;
+export const DEFAULT_MAX_STDERR_BYTES = 1 << 20;
+
+/** A command wrote more than the caller agreed to take; it was killed. */
+export class OutputLimitError extends DomainError {
+  constructor(nodeId: string, stream: 'stdout' | 'stderr', limit: number) {
+    super(
+      'output_limit',
+      `a command on node '${nodeId}' wrote more than ${limit} bytes to ${stream}; it was killed (output cap)`,
+      { nodeId, stream, limit },
+    );
+  }
 }
 
 /** A command running on a node with its streams open, for piping data between nodes. */
@@ -45,7 +72,7 @@ export interface PortRelay {
  */
 export abstract class NodeShell {
   abstract exec(node: NodeTarget, command: string, opts?: ExecOptions): Promise<CommandResult>;
-  abstract spawn(node: NodeTarget, command: string): Promise<RemoteProcess>;
+  abstract spawn(node: NodeTarget, command: string, opts?: SpawnOptions): Promise<RemoteProcess>;
   /** Opens (or checks) the connection ahead of time. Throws NodeUnreachableError / HostKeyMismatchError. */
   abstract connect(node: NodeTarget): Promise<void>;
   abstract close(): Promise<void>;

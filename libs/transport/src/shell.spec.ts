@@ -10,6 +10,9 @@ describe('shellJoin / shq', () => {
     [['echo', '$(reboot)', '`id`', 'a;b', 'x|y', '*', '~', '#c'], "echo '$(reboot)' '`id`' 'a;b' 'x|y' '*' '~' '#c'"],
     [['criu', '--cpu-cap=cpu'], 'criu --cpu-cap=cpu'],
     [['A=b', 'cmd'], "'A=b' cmd"],
+    // A first word with `=` is quoted as a whole, and its own quotes escaped like anywhere else.
+    [["A='b", 'cmd'], "'A='\\''b' cmd"],
+    [["x=$(id)'; reboot; '", 'y'], "'x=$(id)'\\''; reboot; '\\''' y"],
     [['echo', "'"], "echo ''\\'''"],
     [['echo', 'line1\nline2'], "echo 'line1\nline2'"],
   ];
@@ -47,6 +50,8 @@ describe('shellJoin / shq', () => {
     };
     const argv = ['criu', "a'b", '', "''", ' lead', 'tail ', '--x=y', 'ünï', '$HOME', '\\'];
     expect(split(shellJoin(argv))).toEqual(argv);
+    const assignmentLike = ["a'b=c", "it's=x"];
+    expect(split(shellJoin(assignmentLike))).toEqual(assignmentLike);
   });
 
   it('quotes words with = only in first position (an assignment there), and numbers stay bare', () => {

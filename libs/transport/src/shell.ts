@@ -5,11 +5,16 @@
  */
 const BARE = /^[A-Za-z0-9_./:=@%+,-]+$/;
 
+/** Single-quotes a word whatever it holds, each `'` written as `'\''`. */
+function quoted(s: string): string {
+  if (s.includes('\0')) throw new Error(`a shell word cannot hold a NUL byte: ${JSON.stringify(s)}`);
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
 /** Quotes one word. */
 export function shq(word: string | number): string {
   const s = String(word);
-  if (s.includes('\0')) throw new Error(`a shell word cannot hold a NUL byte: ${JSON.stringify(s)}`);
-  return BARE.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+  return BARE.test(s) ? s : quoted(s);
 }
 
 /**
@@ -18,5 +23,5 @@ export function shq(word: string | number): string {
  */
 export function shellJoin(argv: readonly (string | number)[]): string {
   if (argv.length === 0) throw new Error('shellJoin needs a non-empty argv');
-  return argv.map((w, i) => (i === 0 && String(w).includes('=') ? `'${String(w)}'` : shq(w))).join(' ');
+  return argv.map((w, i) => (i === 0 && String(w).includes('=') ? quoted(String(w)) : shq(w))).join(' ');
 }

@@ -196,6 +196,8 @@ export async function openDirectTunnel(
     });
   const ready = await new Promise<{ ok: true } | { ok: false; why: string }>((resolve) => {
     const lines = createInterface({ input: tunnel.stdout });
+    // readline re-emits its input's errors; unheard, a broken channel would be an uncaught exception.
+    lines.on('error', (error: Error) => resolve({ ok: false, why: `channel broke: ${error.message}` }));
     const timer = setTimeout(
       () => resolve({ ok: false, why: `not up after ${opts.readyTimeoutMs ?? 10_000} ms` }),
       opts.readyTimeoutMs ?? 10_000,

@@ -1,12 +1,17 @@
 import { Client, type ClientChannel } from 'ssh2';
-import { HostKeyMismatchError, NodeUnreachableError, type NodeTarget } from '@spotlift/domain';
+import { DomainError, HostKeyMismatchError, NodeUnreachableError, type NodeTarget } from '@spotlift/domain';
+import { ChannelSlots } from './channel-slots.js';
 import { hostKeyFingerprint, hostKeyMatches } from './host-key.js';
 import {
+  DEFAULT_MAX_STDERR_BYTES,
+  DEFAULT_MAX_STDOUT_BYTES,
   NodeShell,
+  OutputLimitError,
   type CommandResult,
   type ExecOptions,
   type PortRelay,
   type RemoteProcess,
+  type SpawnOptions,
 } from './node-shell.port.js';
 import { sshLocalConnector, sshRemoteListener, startRelay } from './ssh-relay.js';
 
@@ -14,11 +19,49 @@ export interface SshCredentials {
   privateKey: Buffer;
   readyTimeoutMs?: number;
   keepaliveIntervalMs?: number;
+  /**
+   * Session channels (commands) open at once on one node's connection; the rest wait in line. Stock sshd
+   * refuses channels past MaxSessions (10), so the default 8 leaves room; nodes need MaxSessions >= this.
+   */
+  maxChannelsPerNode?: number;
+  /** How long a command waits in that line before it fails with NodeBusyError. */
+  channelWaitMs?: number;
+}
+
+export const DEFAULT_MAX_CHANNELS_PER_NODE = 8;
+const DEFAULT_CHANNEL_WAIT_MS = 120_000;
+const CHANNEL_REFUSED_RETRY_MS = 5_000;
+
+/** Every channel of a node's connection stayed busy for as long as a command would wait for one. */
+export class NodeBusyError extends DomainError {
+  constructor(nodeId: string, limit: number, waitedMs: number) {
+    super(
+      'node_busy',
+      `node '${nodeId}': all ${limit} SSH channels stayed busy for ${waitedMs} ms; the command was not run`,
+      { nodeId, limit },
+      true,
+    );
+  }
+}
+
+/** The node's sshd refused a session channel on a live connection (its MaxSessions is below our limit). */
+export class SshChannelRefusedError extends DomainError {
+  constructor(nodeId: string, reason: string, limit: number) {
+    super(
+      'ssh_channel_refused',
+      `node '${nodeId}' refused an SSH session channel (${reason}); its sshd needs MaxSessions >= ${limit}`,
+      { nodeId },
+      true,
+    );
+  }
 }
 
 interface Connection {
   client: Client;
   ready: Promise<Client>;
+  slots: ChannelSlots;
+  /** Why the connection went away, once it did; it is then out of the pool and closed. */
+  lost?: string;
 }
 
 /** `TYPE BASE64` of an SSH public key blob (its first field is the type name). */
@@ -27,40 +70,105 @@ function keyLine(blob: Buffer): string {
   return `${blob.subarray(4, 4 + typeLength).toString('latin1')} ${blob.toString('base64')}`;
 }
 
+/** One `exec` channel; rejects with ssh2's error (a refused open carries a numeric `reason`). */
+function execChannel(client: Client, command: string): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => {
+    try {
+      client.exec(command, (error, channel) => (error ? reject(error) : resolve(channel)));
+    } catch (error) {
+      reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  });
+}
+
+/** A malformed pin matches nothing (and must not throw inside ssh2's event handlers). */
+function pinMatches(pin: string, presented: Buffer): boolean {
+  try {
+    return hostKeyMatches(pin, presented);
+  } catch {
+    return false;
+  }
+}
+
+/** ssh2's words for a connection that is gone (as opposed to one channel refused on a live connection). */
+function isConnectionGone(error: Error): boolean {
+  return /not connected|no response from server/i.test(error.message);
+}
+
 /**
- * NodeShell over ssh2: one pooled connection per node (keyed by id, host, port and pin), host keys pinned.
- * A dropped connection is forgotten and reopened by the next call.
+ * NodeShell over ssh2: one pooled connection per node (keyed by id, host, port and pin), host keys pinned,
+ * at most `maxChannelsPerNode` commands open on it at once (FIFO queue for the rest).
+ *
+ * A peer may die, hang, reset or send garbage at any moment, and ssh2 may report one failure several times
+ * ("Timed out while waiting for handshake", then "Connection lost before handshake"). So every client and
+ * channel has an `error` listener for its whole life; the first failure closes the connection, takes it out
+ * of the pool (the next call reconnects) and fails whatever waited on it with NodeUnreachableError.
  */
 export class SshNodeShell extends NodeShell {
   private readonly connections = new Map<string, Connection>();
   /** Host keys nodes presented and their pins accepted, as `TYPE BASE64` (a pin may be a fingerprint). */
   private readonly verifiedKeys = new Map<string, string>();
+  private readonly channelLimit: number;
 
   constructor(private readonly credentials: SshCredentials) {
     super();
+    this.channelLimit = credentials.maxChannelsPerNode ?? DEFAULT_MAX_CHANNELS_PER_NODE;
   }
 
   override async connect(node: NodeTarget): Promise<void> {
-    await this.client(node);
+    await this.connection(node).ready;
   }
 
   override async exec(node: NodeTarget, command: string, opts: ExecOptions = {}): Promise<CommandResult> {
     const channel = await this.openChannel(node, command);
-    return new Promise<CommandResult>((resolve) => {
+    const maxOut = opts.maxOutputBytes ?? DEFAULT_MAX_STDOUT_BYTES;
+    const maxErr = opts.maxStderrBytes ?? DEFAULT_MAX_STDERR_BYTES;
+    return new Promise<CommandResult>((resolve, reject) => {
       const out: Buffer[] = [];
       const err: Buffer[] = [];
+      let outBytes = 0;
+      let errBytes = 0;
+      let capped: OutputLimitError | undefined;
       let timer: NodeJS.Timeout | undefined;
+      const kill = () => {
+        channel.signal('KILL');
+        channel.close();
+      };
+      // Past the cap nothing more is kept: what arrives until the close is acknowledged is dropped.
+      const cap = (stream: 'stdout' | 'stderr', limit: number) => {
+        capped ??= new OutputLimitError(node.id, stream, limit);
+        out.length = 0;
+        err.length = 0;
+        kill();
+      };
       if (opts.timeoutMs) {
         timer = setTimeout(() => {
           err.push(Buffer.from(`\n[spotlift] command timed out after ${opts.timeoutMs} ms\n`));
-          channel.signal('KILL');
-          channel.close();
+          kill();
         }, opts.timeoutMs);
       }
-      channel.on('data', (d: Buffer) => out.push(d));
-      channel.stderr.on('data', (d: Buffer) => err.push(d));
+      channel.on('data', (d: Buffer) => {
+        if (capped) return;
+        outBytes += d.length;
+        if (outBytes > maxOut) cap('stdout', maxOut);
+        else out.push(d);
+      });
+      channel.stderr.on('data', (d: Buffer) => {
+        if (capped) return;
+        errBytes += d.length;
+        if (errBytes > maxErr) cap('stderr', maxErr);
+        else err.push(d);
+      });
+      channel.on('error', (e: Error) => {
+        err.push(Buffer.from(`\n[spotlift] channel error: ${e.message}\n`));
+        channel.close();
+      });
       channel.on('close', (code: number | null, signal?: string) => {
         if (timer) clearTimeout(timer);
+        if (capped) {
+          reject(capped);
+          return;
+        }
         resolve({
           code: typeof code === 'number' ? code : null,
           ...(signal ? { signal } : {}),
@@ -73,15 +181,35 @@ export class SshNodeShell extends NodeShell {
     });
   }
 
-  override async spawn(node: NodeTarget, command: string): Promise<RemoteProcess> {
+  override async spawn(node: NodeTarget, command: string, opts: SpawnOptions = {}): Promise<RemoteProcess> {
     const channel = await this.openChannel(node, command);
+    const maxErr = opts.maxStderrBytes ?? DEFAULT_MAX_STDERR_BYTES;
     const err: Buffer[] = [];
-    channel.stderr.on('data', (d: Buffer) => err.push(d));
+    let errBytes = 0;
+    let capped = false;
+    channel.stderr.on('data', (d: Buffer) => {
+      if (capped) return;
+      errBytes += d.length;
+      if (errBytes <= maxErr) {
+        err.push(d);
+        return;
+      }
+      // The caller reads the exit status: a killed command fails, and its stderr says why.
+      capped = true;
+      err.push(Buffer.from(`\n[spotlift] stderr passed ${maxErr} bytes (output cap); the command was killed\n`));
+      channel.signal('KILL');
+      channel.close();
+    });
+    // The caller pipes stdin/stdout and may not listen for errors on them; a broken channel ends as a close.
+    channel.on('error', (e: Error) => {
+      if (!capped) err.push(Buffer.from(`\n[spotlift] channel error: ${e.message}\n`));
+      channel.close();
+    });
     const done = new Promise<{ code: number | null; signal?: string; stderr: string }>((resolve) => {
       channel.on('close', (code: number | null, signal?: string) =>
         resolve({
           code: typeof code === 'number' ? code : null,
-          ...(signal ? { signal } : {}),
+          ...(signal ? { signal } : capped ? { signal: 'KILL' } : {}),
           stderr: Buffer.concat(err).toString('utf8'),
         }),
       );
@@ -91,54 +219,120 @@ export class SshNodeShell extends NodeShell {
 
   /** Page traffic through SSH: see ssh-relay.ts for the design. */
   override async relayPort(source: NodeTarget, destination: NodeTarget, destPort: number): Promise<PortRelay> {
-    const [src, dst] = await Promise.all([this.client(source), this.client(destination)]);
+    const [src, dst] = await Promise.all([this.connection(source).ready, this.connection(destination).ready]);
     return startRelay(sshRemoteListener(src), sshLocalConnector(dst), destPort);
   }
 
   override async verifiedHostKey(node: NodeTarget): Promise<string | undefined> {
-    await this.client(node);
+    await this.connection(node).ready;
     return this.verifiedKeys.get(this.key(node));
   }
 
   override async close(): Promise<void> {
-    for (const conn of this.connections.values()) conn.client.end();
+    const all = [...this.connections.values()];
     this.connections.clear();
+    for (const conn of all) {
+      conn.lost ??= 'the shell was closed';
+      conn.slots.failAll(new Error(conn.lost));
+      conn.client.end();
+    }
     return Promise.resolve();
   }
 
+  /** Open connections, for tests and metrics. */
+  get openConnections(): number {
+    return this.connections.size;
+  }
+
   private async openChannel(node: NodeTarget, command: string): Promise<ClientChannel> {
-    const client = await this.client(node);
-    return new Promise<ClientChannel>((resolve, reject) => {
-      client.exec(command, (error, channel) => {
-        if (error) {
-          // A broken connection: forget it so the next call reconnects.
-          this.connections.delete(this.key(node));
-          reject(new NodeUnreachableError(node.id, error.message));
-        } else resolve(channel);
-      });
+    const conn = this.connection(node);
+    const client = await conn.ready;
+    const waitMs = this.credentials.channelWaitMs ?? DEFAULT_CHANNEL_WAIT_MS;
+    const release = await conn.slots.acquire(AbortSignal.timeout(waitMs)).catch((error: unknown) => {
+      if (conn.lost) throw new NodeUnreachableError(node.id, conn.lost);
+      if (error instanceof Error && error.name === 'TimeoutError') {
+        throw new NodeBusyError(node.id, this.channelLimit, waitMs);
+      }
+      throw error;
     });
+    // sshd frees a session only after its main loop has collected the closed channel: a new channel opened
+    // right after others closed (the queue moving on) may be refused for a moment. Refusals on a live
+    // connection are retried for a few seconds before they count.
+    const giveUpAt = Date.now() + CHANNEL_REFUSED_RETRY_MS;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const channel = await execChannel(client, command);
+        channel.once('close', release);
+        // Present from the start: an error before the caller attaches its handlers must not be unhandled.
+        channel.on('error', () => undefined);
+        channel.stderr.on('error', () => undefined);
+        return channel;
+      } catch (e) {
+        const error = e instanceof Error ? e : new Error(String(e));
+        if (conn.lost || isConnectionGone(error)) {
+          release();
+          // The connection itself broke (no answer, not connected): close it so the next call reconnects.
+          this.drop(node, conn, error.message);
+          throw new NodeUnreachableError(node.id, conn.lost ?? error.message);
+        }
+        if (!('reason' in error) || Date.now() >= giveUpAt) {
+          release();
+          throw new SshChannelRefusedError(node.id, error.message, this.channelLimit);
+        }
+        await new Promise((r) => setTimeout(r, Math.min(20 * 2 ** attempt, 500)));
+      }
+    }
   }
 
   private key(node: NodeTarget): string {
     return `${node.id}|${node.host}|${node.port}|${node.hostKey}`;
   }
 
-  private async client(node: NodeTarget): Promise<Client> {
+  /** Closes a connection that failed, and forgets it; what waits on it fails. Safe to call repeatedly. */
+  private drop(node: NodeTarget, conn: Connection, why: string): void {
+    if (conn.lost) return;
+    conn.lost = why;
+    const key = this.key(node);
+    if (this.connections.get(key) === conn) this.connections.delete(key);
+    conn.slots.failAll(new NodeUnreachableError(node.id, why));
+    conn.client.end();
+    conn.client.destroy();
+  }
+
+  private connection(node: NodeTarget): Connection {
     const key = this.key(node);
     const existing = this.connections.get(key);
-    if (existing) return existing.ready;
+    if (existing) return existing;
 
     const client = new Client();
     let presented: Buffer | undefined;
-    const ready = new Promise<Client>((resolve, reject) => {
-      client.once('ready', () => resolve(client));
-      client.once('error', (error: Error) => {
-        this.connections.delete(key);
-        if (presented && !hostKeyMatches(node.hostKey, presented)) {
-          reject(new HostKeyMismatchError(node.id, hostKeyFingerprint(presented)));
-        } else reject(new NodeUnreachableError(node.id, error.message));
-      });
-      client.on('close', () => this.connections.delete(key));
+    let settled = false;
+    let settle!: { resolve: (c: Client) => void; reject: (e: Error) => void };
+    const ready = new Promise<Client>((resolve, reject) => (settle = { resolve, reject }));
+    // Whoever called awaits `ready`; this only keeps a failure nobody waits for from being "unhandled".
+    ready.catch(() => undefined);
+    const conn: Connection = { client, ready, slots: new ChannelSlots(this.channelLimit) };
+    const fail = (why: string) => {
+      this.drop(node, conn, why);
+      if (settled) return;
+      settled = true;
+      settle.reject(
+        presented && !pinMatches(node.hostKey, presented)
+          ? new HostKeyMismatchError(node.id, hostKeyFingerprint(presented))
+          : new NodeUnreachableError(node.id, why),
+      );
+    };
+    client.on('ready', () => {
+      if (settled || conn.lost) return;
+      settled = true;
+      settle.resolve(client);
+    });
+    client.on('error', (error: Error) => fail(error.message));
+    // A peer that closes after its banner, before authentication, ends without any error event.
+    client.on('end', () => fail('the connection was closed by the node'));
+    client.on('close', () => fail('the connection was closed'));
+    this.connections.set(key, conn);
+    try {
       client.connect({
         host: node.host,
         port: node.port,
@@ -149,13 +343,14 @@ export class SshNodeShell extends NodeShell {
         keepaliveCountMax: 3,
         hostVerifier: (hostKey: Buffer) => {
           presented = hostKey;
-          const ok = hostKeyMatches(node.hostKey, hostKey);
+          const ok = pinMatches(node.hostKey, hostKey);
           if (ok) this.verifiedKeys.set(key, keyLine(hostKey));
           return ok;
         },
       });
-    });
-    this.connections.set(key, { client, ready });
-    return ready;
+    } catch (error) {
+      fail(error instanceof Error ? error.message : String(error));
+    }
+    return conn;
   }
 }

@@ -48,7 +48,12 @@ export async function startRelay(
       reject();
       return;
     }
-    const inbound = accept();
+    let inbound: Duplex;
+    try {
+      inbound = accept();
+    } catch {
+      return; // the source's connection went away under us: nothing to relay
+    }
     track(inbound);
     // Swallowed here: a broken relay shows up to CRIU as a broken connection, which it reports itself.
     inbound.on('error', () => inbound.destroy());

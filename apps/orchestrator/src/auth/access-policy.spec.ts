@@ -60,6 +60,8 @@ describe('the role table', () => {
       'GET /nodes/:id': 'viewer',
       'POST /nodes': 'admin',
       'POST /nodes/:id/probe': 'admin',
+      'POST /nodes/:id/clear-notice': 'admin',
+      'DELETE /nodes/:id': 'admin',
       'GET /workloads': 'viewer',
       'GET /workloads/:id': 'viewer',
       'POST /workloads': 'operator',

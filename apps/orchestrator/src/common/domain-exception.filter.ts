@@ -9,6 +9,10 @@ const STATUS: Record<string, number> = {
   conflict: 409,
   node_unreachable: 502,
   host_key_mismatch: 502,
+  // The node answered, but not usefully: every SSH channel busy, a channel refused, a command's output too large.
+  node_busy: 503,
+  ssh_channel_refused: 502,
+  output_limit: 502,
 };
 
 /** One place that turns errors into `{ code, message, ... }` bodies; unknown errors get an id and a log line. */

@@ -67,3 +67,22 @@ describe('config file: declared files (the files section, node sharedStorage)', 
     expect(res.error!.issues.map((i) => i.path.join('.'))).toContain(path);
   });
 });
+
+describe('config file: nodes', () => {
+  const node = {
+    id: 'node-a',
+    host: '10.0.0.2',
+    hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0gG0u7fCbxxRKxmBIq1NNLwR4iB7F6e5r8tG1f7qzm',
+  };
+
+  it('refuses an unknown field (a typo must not be silently ignored), naming it', () => {
+    const res = ConfigFile.safeParse({ ...base, nodes: [{ ...node, dataAdress: '10.1.0.2' }] });
+    expect(res.success).toBe(false);
+    expect(res.error!.issues).toContainEqual(
+      expect.objectContaining({ code: 'unrecognized_keys', keys: ['dataAdress'], path: ['nodes', 0] }),
+    );
+    expect(ConfigFile.parse({ ...base, nodes: [{ ...node, dataAddress: '10.1.0.2' }] }).nodes[0]!.dataAddress).toBe(
+      '10.1.0.2',
+    );
+  });
+});

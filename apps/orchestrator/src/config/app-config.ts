@@ -18,42 +18,45 @@ import { ApiEnv, apiSettings, type ApiSettings } from './api-config.js';
 import { SweeperEnv, sweeperSettings, type SweeperSettings } from '../sweeper/sweeper-config.js';
 
 /** One node as the config file (and POST /nodes) describes it. */
-export const NodeSpec = z.object({
-  id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes, at most 63'),
-  name: z.string().min(1).max(120).optional(),
-  host: z.string().min(1).max(253),
-  port: z.number().int().min(1).max(65535).default(22),
-  user: z.string().min(1).max(64).default('root'),
-  hostKey: z
-    .string()
-    .regex(/^(SHA256:[A-Za-z0-9+/]{43}|[a-z0-9-]+(@[a-z.]+)? [A-Za-z0-9+/]+=*)$/, "'TYPE BASE64' or 'SHA256:...'"),
-  dataAddress: z.string().min(1).max(253).optional(),
-  zone: z.string().max(120).optional(),
-  spotPool: z.string().max(120).optional(),
-  lifecycle: z.enum(['spot', 'on-demand']).default('spot'),
-  labels: z.record(z.string(), z.string()).default({}),
-  /** The node's cloud metadata service, watched for notices over its SSH session. */
-  metadata: NodeMetadataSpec.optional(),
-  /**
-   * Storage this node shares with the other nodes of `group` (NFS, a shared volume): a workload's declared
-   * paths under one of `paths` are not copied between two such nodes.
-   */
-  sharedStorage: z
-    .object({
-      group: z.string().min(1).max(120),
-      paths: z
-        .array(z.string().regex(/^\/[A-Za-z0-9._@%+=:,~/-]*$/, 'an absolute path of plain characters'))
-        .min(1)
-        .max(64),
-    })
-    .strict()
-    .optional(),
-  /** Where this node keeps checkpoints when it is a storage node (default SPOTLIFT_CHECKPOINT_ROOT). */
-  checkpointRoot: z
-    .string()
-    .regex(/^\/[A-Za-z0-9._/-]*$/, 'an absolute path of plain characters')
-    .optional(),
-});
+export const NodeSpec = z
+  .object({
+    id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes, at most 63'),
+    name: z.string().min(1).max(120).optional(),
+    host: z.string().min(1).max(253),
+    port: z.number().int().min(1).max(65535).default(22),
+    user: z.string().min(1).max(64).default('root'),
+    hostKey: z
+      .string()
+      .regex(/^(SHA256:[A-Za-z0-9+/]{43}|[a-z0-9-]+(@[a-z.]+)? [A-Za-z0-9+/]+=*)$/, "'TYPE BASE64' or 'SHA256:...'"),
+    dataAddress: z.string().min(1).max(253).optional(),
+    zone: z.string().max(120).optional(),
+    spotPool: z.string().max(120).optional(),
+    lifecycle: z.enum(['spot', 'on-demand']).default('spot'),
+    labels: z.record(z.string(), z.string()).default({}),
+    /** The node's cloud metadata service, watched for notices over its SSH session. */
+    metadata: NodeMetadataSpec.optional(),
+    /**
+     * Storage this node shares with the other nodes of `group` (NFS, a shared volume): a workload's declared
+     * paths under one of `paths` are not copied between two such nodes.
+     */
+    sharedStorage: z
+      .object({
+        group: z.string().min(1).max(120),
+        paths: z
+          .array(z.string().regex(/^\/[A-Za-z0-9._@%+=:,~/-]*$/, 'an absolute path of plain characters'))
+          .min(1)
+          .max(64),
+      })
+      .strict()
+      .optional(),
+    /** Where this node keeps checkpoints when it is a storage node (default SPOTLIFT_CHECKPOINT_ROOT). */
+    checkpointRoot: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._/-]*$/, 'an absolute path of plain characters')
+      .optional(),
+  })
+  // A typo (`dataAdress`) must be an error, not a silently ignored field.
+  .strict();
 export type NodeSpec = z.infer<typeof NodeSpec>;
 
 const LIVE = DEFAULT_LIVE_CONFIG;
@@ -129,6 +132,8 @@ const Env = z.object({
     .string()
     .regex(/^[A-Za-z0-9._/-]+$/, 'a path of plain characters')
     .default('.ssh/authorized_keys'),
+  // Commands open at once on one node's SSH connection (the rest queue); nodes need sshd MaxSessions above it.
+  SPOTLIFT_SSH_MAX_CHANNELS: z.coerce.number().int().min(1).max(1000).default(8),
   ...NoticeEnv.shape,
   ...ApiEnv.shape,
   ...SweeperEnv.shape,
@@ -152,6 +157,8 @@ export class AppConfig {
   tlsNodeDir!: string;
   probeReuseMs!: number;
   sshTunnel!: { mode: 'auto' | 'relay'; authorizedKeysFile: string };
+  /** Session channels open at once per node connection (SPOTLIFT_SSH_MAX_CHANNELS). */
+  sshMaxChannels!: number;
   sshPrivateKey!: Buffer;
   nodes!: NodeSpec[];
   evacuation!: EvacuationSettings;
@@ -232,6 +239,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     tlsNodeDir: e.SPOTLIFT_TLS_NODE_DIR,
     probeReuseMs: e.SPOTLIFT_PROBE_REUSE_MS,
     sshTunnel: { mode: e.SPOTLIFT_SSH_TUNNEL, authorizedKeysFile: e.SPOTLIFT_SSH_TUNNEL_AUTHORIZED_KEYS },
+    sshMaxChannels: e.SPOTLIFT_SSH_MAX_CHANNELS,
     sshPrivateKey,
     nodes: file.data.nodes,
     evacuation: file.data.evacuation,

@@ -59,7 +59,8 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     {
       provide: NodeShell,
       inject: [AppConfig],
-      useFactory: (c: AppConfig) => new SshNodeShell({ privateKey: c.sshPrivateKey }),
+      useFactory: (c: AppConfig) =>
+        new SshNodeShell({ privateKey: c.sshPrivateKey, maxChannelsPerNode: c.sshMaxChannels }),
     },
     {
       provide: NodeRepository,

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import type { NodeRecord } from '@spotlift/domain';
@@ -28,7 +28,10 @@ export class NodesController {
 
   @Post()
   @RequireRole('admin')
-  @ApiOperation({ summary: 'Register or update a node (host key pinned) and probe it over SSH' })
+  @ApiOperation({
+    summary: 'Register or update a node (host key pinned) and probe it over SSH',
+    description: 'A failed probe answers 502 with a log id and stores nothing (an existing node keeps its record).',
+  })
   @ApiBody({ schema: z.toJSONSchema(NodeSpec, { io: 'input' }) as object })
   register(@Body(new ZodBody(NodeSpec)) spec: NodeSpec): Promise<NodeRecord> {
     return this.nodes.register(spec);
@@ -40,5 +43,23 @@ export class NodesController {
   @ApiOperation({ summary: 'Probe a node again: CRIU version, criu check, features, kernel, CPU, memory, disk' })
   probe(@Param('id') id: string): Promise<NodeRecord> {
     return this.nodes.probe(id);
+  }
+
+  @Post(':id/clear-notice')
+  @RequireRole('admin')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Clear a spurious notice: a draining or terminating node becomes ready (409 while evacuating)',
+  })
+  clearNotice(@Param('id') id: string): Promise<NodeRecord> {
+    return this.nodes.clearNotice(id);
+  }
+
+  @Delete(':id')
+  @RequireRole('admin')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Forget a node (409 while a workload, unfinished migration or checkpoint refers to it)' })
+  remove(@Param('id') id: string): Promise<void> {
+    return this.nodes.remove(id);
   }
 }

@@ -86,7 +86,16 @@ export class NoticeWatchers implements OnApplicationBootstrap, OnModuleDestroy {
     for (const spec of this.config.nodes) this.watchNode(spec);
     this.unsubscribes.push(this.nodeEvents.onRegistered((node) => this.watchNode(node)));
     this.every(NODE_SYNC_MS, async () => {
-      for (const node of await this.nodes.list()) this.watchNode(node);
+      const nodes = await this.nodes.list();
+      for (const node of nodes) this.watchNode(node);
+      // A node removed (DELETE /nodes/:id on any replica) is watched no more; config nodes may still be registering.
+      const known = new Set([...nodes, ...this.config.nodes].map((n) => n.id));
+      for (const [id, watch] of this.nodeWatches) {
+        if (known.has(id)) continue;
+        watch.stop.abort(new Error('node removed'));
+        this.nodeWatches.delete(id);
+        this.logger.log({ msg: 'stopped watching notices: node removed', target: id });
+      }
     });
     if (this.kubeApi) void this.startKube(this.kubeApi);
   }

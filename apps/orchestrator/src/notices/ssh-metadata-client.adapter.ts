@@ -1,5 +1,11 @@
 import type { NodeTarget } from '@spotlift/domain';
-import { MetadataClient, MetadataTransportError, type MetadataRequest, type MetadataResponse } from '@spotlift/notices';
+import {
+  DEFAULT_MAX_METADATA_BODY_BYTES,
+  MetadataClient,
+  MetadataTransportError,
+  type MetadataRequest,
+  type MetadataResponse,
+} from '@spotlift/notices';
 import type { NodeShell } from '@spotlift/transport';
 import { CURL_COMMAND, CURL_TIMEOUT_EXIT, curlConfig, parseCurlOutput } from './curl-exchange.js';
 
@@ -35,7 +41,12 @@ export class SshMetadataClient extends MetadataClient {
     const timeoutMs = req.timeoutMs ?? this.defaultTimeoutMs;
     const stdin = curlConfig(this.baseUrl + req.path, req, timeoutMs);
     // curl's --max-time ends the exchange on the node; the channel timeout is a backstop for a stuck channel.
-    const exec = this.shell.exec(this.node, CURL_COMMAND, { stdin, timeoutMs: timeoutMs + 3_000 });
+    // A metadata answer is a few KiB: more (plus curl's status and headers) is refused, as HttpMetadataClient does.
+    const exec = this.shell.exec(this.node, CURL_COMMAND, {
+      stdin,
+      timeoutMs: timeoutMs + 3_000,
+      maxOutputBytes: DEFAULT_MAX_METADATA_BODY_BYTES + 64 * 1024,
+    });
     let res;
     try {
       res = await abortable(exec, req.signal);

@@ -157,7 +157,7 @@ export class CheckpointFlow {
     // The per-workload directory goes too once it holds no other checkpoint (rmdir refuses otherwise).
     const parent = cp.imageDir.slice(0, cp.imageDir.lastIndexOf('/'));
     if (removed && parent)
-      await this.ops.run(storage, `rmdir '${parent}' 2>/dev/null; true`, 15_000).catch(() => undefined);
+      await this.ops.run(storage, `rmdir ${shq(parent)} 2>/dev/null; true`, 15_000).catch(() => undefined);
     return removed;
   }
 

@@ -1,0 +1,105 @@
+/**
+ * Hostile peers against the real ssh2 client: TCP servers on 127.0.0.1 that stay silent, reset the
+ * connection, close in the middle of the banner, send garbage, or stop after a valid banner. Each call must
+ * reject with NodeUnreachableError saying why, nothing may escape as an uncaught exception or an unhandled
+ * 'error' event (ssh2 reports a timed-out handshake twice), and the failed connection must be forgotten.
+ * The same shell against the lab's real sshd (output cap, channel limit): test/hostile-peers.e2e-spec.ts.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { utils } from 'ssh2';
+import { NodeUnreachableError, type NodeTarget } from '@spotlift/domain';
+import { SshNodeShell } from './ssh-node-shell.js';
+
+const PIN = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBTQnxtEqyTXwlycunQpUvZvFmT1i/iyaGiR026JtSTN';
+const servers: Server[] = [];
+const sockets = new Set<Socket>();
+const escaped: unknown[] = [];
+const onEscape = (error: unknown) => escaped.push(error);
+
+async function peer(behaviour: (socket: Socket) => void): Promise<number> {
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.on('close', () => sockets.delete(socket));
+    behaviour(socket);
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return (server.address() as AddressInfo).port;
+}
+
+/** A port nothing listens on (bound and closed again). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+function node(port: number): NodeTarget {
+  return { id: `hostile-${port}`, host: '127.0.0.1', port, user: 'root', hostKey: PIN };
+}
+
+/** Lets the late events of a dead connection (a second error, close) fire before anything is asserted. */
+const settle = () => new Promise((r) => setTimeout(r, 300));
+
+let shell: SshNodeShell;
+
+beforeAll(() => {
+  process.on('uncaughtException', onEscape);
+  process.on('unhandledRejection', onEscape);
+  const key = utils.generateKeyPairSync('ed25519');
+  shell = new SshNodeShell({ privateKey: Buffer.from(key.private), readyTimeoutMs: 400, keepaliveIntervalMs: 200 });
+});
+
+afterAll(async () => {
+  await shell.close();
+  for (const s of sockets) s.destroy();
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  process.off('uncaughtException', onEscape);
+  process.off('unhandledRejection', onEscape);
+});
+
+const peers: [string, () => Promise<number>, RegExp][] = [
+  ['a closed port', closedPort, /ECONNREFUSED/],
+  ['a silent peer (accepts, never speaks)', () => peer(() => undefined), /timed out while waiting for handshake/i],
+  ['a peer that resets at once', () => peer((s) => s.resetAndDestroy()), /ECONNRESET|lost before handshake|closed/i],
+  ['a peer that closes mid-banner', () => peer((s) => s.end('SSH-2.')), /lost before handshake|closed/i],
+  [
+    'a peer that sends garbage',
+    () => peer((s) => s.end(Buffer.concat([Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n'), randomBytes(4096)]))),
+    /.+/,
+  ],
+  [
+    'a peer that sends a banner, then garbage',
+    () => peer((s) => s.write(Buffer.concat([Buffer.from('SSH-2.0-OpenSSH_9.2\r\n'), randomBytes(4096)]))),
+    /.+/,
+  ],
+  ['a peer that sends a banner, then nothing', () => peer((s) => s.write('SSH-2.0-OpenSSH_9.2\r\n')), /timed out/i],
+  ['a peer that sends a banner, then closes', () => peer((s) => s.end('SSH-2.0-OpenSSH_9.2\r\n')), /closed/i],
+];
+
+describe('SshNodeShell against hostile peers', () => {
+  it.each(peers)('%s: every call rejects with the reason, nothing escapes', async (_label, start, reason) => {
+    const target = node(await start());
+    // Concurrent calls share the one connection attempt and all see its failure.
+    const calls = [shell.connect(target), shell.exec(target, 'true'), shell.spawn(target, 'cat')];
+    const results = await Promise.allSettled(calls);
+    for (const r of results) {
+      expect(r.status).toBe('rejected');
+      const error = (r as PromiseRejectedResult).reason as Error;
+      expect(error).toBeInstanceOf(NodeUnreachableError);
+      expect(error.message).toMatch(/cannot be reached over SSH: .+/);
+      expect(error.message).toMatch(reason);
+    }
+    await settle();
+    expect(escaped).toEqual([]);
+    expect(shell.openConnections).toBe(0);
+    // Forgotten, so the next call tries again (and fails again the same way) instead of hanging.
+    await expect(shell.exec(target, 'true')).rejects.toBeInstanceOf(NodeUnreachableError);
+    await settle();
+    expect(escaped).toEqual([]);
+  });
+});
