@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { archive, gnuLong, header, member, pax } from '../test/tar-builder.js';
+import { archive, gnuLong, header, member, pax } from '@spotlift/testing';
 import { TarGuard, type TarPolicy, TarRefused } from './tar-guard.js';
 
 const ROOT = '/srv/data/app';
