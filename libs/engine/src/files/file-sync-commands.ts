@@ -129,8 +129,9 @@ export function sendRound(dir: string, paths: readonly string[], opts: { final: 
  */
 export function unpackOnly(paths: readonly string[]): string {
   const names = paths.map((p) => shq(relative(p))).join(' ');
+  // `|| rc=$?`: the receiver runs under `set -e`, which a subshell inherits
   return (
-    `(e=.spotlift-tar.$$.err; LC_ALL=C tar -C / -xpf - -- ${names} 2>$e; rc=$?; ` +
+    `(e=.spotlift-tar.$$.err; rc=0; LC_ALL=C tar -C / -xpf - -- ${names} 2>$e || rc=$?; ` +
     `if [ $rc -eq 2 ] && ! grep -qv -e ': Not found in archive$' -e '^tar: Exiting with failure status due to previous errors$' $e; ` +
     `then rc=0; fi; cat $e >&2; rm -f $e; exit $rc)`
   );
@@ -139,8 +140,8 @@ export function unpackOnly(paths: readonly string[]): string {
 /**
  * The receiver's side: unpack the declared paths and the deletion list at / (see {@link unpackOnly}); then
  * remove what went away on the source. The deletion list arrives inside the stream at the source's state path
- * (`dir`, below the migration's directory, which cleanup removes on every node); an older round's list is
- * removed first, so only this stream's (validated) list is ever applied. Entries are removed only where
+ * (`dir`, below the migration's directory, which cleanup removes on every node); it is removed once applied,
+ * so a later stream that ends early cannot apply it again (the source writes a new one each round). Entries are removed only where
  * `find` reaches them from a declared path without following a symbolic link (an entry through a link the
  * destination holds, pointing anywhere, is left alone).
  */
@@ -150,10 +151,11 @@ export function receiveRound(dir: string, paths: readonly string[]): { unpack: s
   const rels = paths.map((p) => shq(relative(p))).join(' ');
   const have = '.spotlift-have.$$';
   return {
-    unpack: `{ rm -f ${list} && ${unpackOnly([...paths, listPath])}; }`,
+    unpack: unpackOnly([...paths, listPath]),
     after:
       `if [ -s ${list} ]; then (cd / && find -H ${rels} -print0 2>/dev/null; true) | LC_ALL=C sort -z > ${have}; ` +
-      `LC_ALL=C sort -z < ${list} | LC_ALL=C comm -z -12 - ${have} | (cd / && xargs -0 -r rm -rf --); rm -f ${have}; fi`,
+      `LC_ALL=C sort -z < ${list} | LC_ALL=C comm -z -12 - ${have} | (cd / && xargs -0 -r rm -rf --); rm -f ${have}; fi; ` +
+      `rm -f ${list}`,
   };
 }
 
