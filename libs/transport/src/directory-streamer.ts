@@ -221,18 +221,26 @@ export class DirectoryStreamer {
         if (!to.write(c)) await Promise.race([once(to, 'drain'), broken]);
       }
     };
+    let atEnd = false;
     try {
       for await (const chunk of sender.stdout as AsyncIterable<Buffer>) {
         await forward(guard.write(chunk)); // what came before a refused member still goes: it passed
         if (guard.refused) throw guard.refused;
       }
+      atEnd = true;
       guard.end();
     } catch (error) {
       sender.stdout.destroy();
       if (to.writable) to.end(ABORT_BLOCK);
-      const settle = (p: Promise<unknown>) =>
-        Promise.race([p, new Promise((resolve) => setTimeout(resolve, ABORT_WAIT_MS).unref())]);
-      await Promise.allSettled([settle(sender.done), settle(receiver.done)]);
+      const settle = <T>(p: Promise<T>) =>
+        Promise.race([
+          p,
+          new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ABORT_WAIT_MS).unref()),
+        ]);
+      const [sent] = await Promise.all([settle(sender.done), settle(receiver.done)]);
+      // A stream cut short because its sender failed (a declared path gone, a tar error): say why it failed.
+      if (atEnd && sent && sent.code !== 0)
+        throw new TransferError(`${what} failed on the sender (${sent.code}): ${sent.stderr.trim()}`);
       if (!(error instanceof TarRefused)) throw error;
       throw new TransferError(
         `${what} refused by the orchestrator after ${guard.members} member(s) (the refused member and all after it ` +

@@ -139,6 +139,9 @@ export class TarGuard {
   private readonly symlinks = new Set<string>();
   private state: State = { kind: 'header' };
   private pending: Buffer = Buffer.alloc(0);
+  /** Chunks waiting until the block being read is complete (all of `pending` then, in order). */
+  private gathering: Buffer[] = [];
+  private gathered = 0;
   /** Header blocks (and meta data) of the member being read, held back until it is judged. */
   private held: Buffer[] = [];
   private longName?: string;
@@ -180,7 +183,17 @@ export class TarGuard {
   }
 
   private parse(chunk: Buffer, out: Buffer[]): void {
-    this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    // A block or a held-back deletion list gathers over many chunks: copy them together once it is complete.
+    const s = this.state;
+    const need = s.kind === 'header' ? BLOCK : s.kind === 'meta' || s.kind === 'list' ? padded(s.size) : 0;
+    if (this.gathered + chunk.length < need) {
+      this.gathering.push(chunk);
+      this.gathered += chunk.length;
+      return;
+    }
+    this.pending = this.gathering.length ? Buffer.concat([...this.gathering, chunk]) : chunk;
+    this.gathering = [];
+    this.gathered = 0;
     for (;;) {
       const s = this.state;
       if (s.kind === 'data') {
@@ -199,7 +212,12 @@ export class TarGuard {
         break;
       }
       const need = s.kind === 'header' ? BLOCK : padded(s.size);
-      if (this.pending.length < need) break;
+      if (this.pending.length < need) {
+        this.gathering = [this.pending];
+        this.gathered = this.pending.length;
+        this.pending = Buffer.alloc(0);
+        break;
+      }
       const block = this.pending.subarray(0, need);
       this.pending = this.pending.subarray(need);
       if (s.kind === 'header') out.push(...this.header(block));
@@ -217,7 +235,7 @@ export class TarGuard {
     if (this.refused) throw this.refused;
     if (this.state.kind !== 'end')
       throw new TarRefused(
-        this.state.kind === 'header' && !this.held.length && !this.pending.length
+        this.state.kind === 'header' && !this.held.length && !this.gathered
           ? 'the archive ended without its end-of-archive block'
           : 'the archive ended inside a member',
       );

@@ -1,10 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { BadRequestError, NotFoundError, type WorkloadRecord } from '@spotlift/domain';
+import { BadRequestError, NotFoundError, type NodeRecord, type WorkloadRecord } from '@spotlift/domain';
 import { checkDeclaredPath, Clock, NodeOps } from '@spotlift/engine';
 import { NodeRepository, WorkloadRepository } from '@spotlift/store';
 import { shq } from '@spotlift/transport';
+import { AppConfig } from '../config/app-config.js';
 
 export const RegisterWorkload = z
   .object({
@@ -47,6 +48,7 @@ export class WorkloadsService {
     private readonly nodes: NodeRepository,
     private readonly ops: NodeOps,
     private readonly clock: Clock,
+    private readonly config: AppConfig,
   ) {}
 
   list(): Promise<WorkloadRecord[]> {
@@ -63,6 +65,7 @@ export class WorkloadsService {
   async register(body: RegisterWorkload): Promise<WorkloadRecord> {
     const node = await this.nodes.get(body.node);
     if (!node) throw new NotFoundError('node', body.node);
+    if (body.paths?.length) await this.checkReservedPaths(node, body.paths);
     const pid = body.pid ?? (await this.readPidfile(node.id, body.pidfile!));
     const tree = await this.ops.inspectTree(node, pid);
     if (!tree)
@@ -98,6 +101,19 @@ export class WorkloadsService {
     w.updatedAt = this.clock.now().toISOString();
     await this.workloads.save(w);
     return w;
+  }
+
+  /**
+   * The schema refused system paths already; these roots depend on the installation: spotlift's image and
+   * checkpoint roots and the node's SSH login home (its authorized_keys). Migrations check both nodes again.
+   */
+  private async checkReservedPaths(node: NodeRecord, paths: string[]): Promise<void> {
+    const res = await this.ops.run(node, 'printf %s "$HOME"', 15_000);
+    const home = res.code === 0 && res.stdout.startsWith('/') ? res.stdout : undefined;
+    const storage = node.checkpointRoot ? [node.checkpointRoot] : [];
+    const reserved = [this.config.imageRoot, this.config.checkpointRoot, ...storage, ...(home ? [home] : [])];
+    const problems = paths.map((p) => checkDeclaredPath(p, reserved)).filter((why): why is string => !!why);
+    if (problems.length) throw new BadRequestError(`paths: ${problems.join('; ')}`, { paths });
   }
 
   private async readPidfile(nodeId: string, pidfile: string): Promise<number> {
