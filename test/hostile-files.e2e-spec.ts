@@ -12,13 +12,26 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
+import { createHash } from 'node:crypto';
 import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import type { CheckpointRecord, MigrationRecord, WorkloadRecord } from '@spotlift/domain';
+import {
+  archive,
   HeartbeatCollector,
   labDir,
   labUp,
+  member,
   nodeAddress,
   nodeDataDir,
   nodeOfPid,
@@ -30,6 +43,7 @@ import {
 } from '@spotlift/testing';
 import { shq } from '@spotlift/transport';
 import { startOrchestrator, waitForMigration, type Orchestrator } from './support/orchestrator-harness.js';
+import { until } from './support/poll.js';
 
 const REDIS_PORT = 6414;
 const NODE_A_MNTNS = '/run/spotlift/mntns/spl-node-a';
@@ -98,6 +112,8 @@ async function stillOnlyOnNodeA(m: MigrationRecord, name: string, pid: number): 
   await collector.waitForCount(name, 8, { from: nodeAddress('node-a'), since: Date.now(), timeoutMs: 20_000 });
   expect(collector.isSeqGapFree(name)).toBe(true);
   expect(existsSync(join('/etc', CANARY))).toBe(false);
+  // The aborted stream ended at once on both nodes (its two SSH channels did not hang until a timeout).
+  expect(m.phases.find((p) => p.name === 'files')?.durationMs).toBeLessThan(15_000);
 }
 
 const lexists = (p: string) => {
@@ -179,6 +195,55 @@ describe('a hostile source cannot write outside the declared paths on the destin
     } finally {
       uncompromiseNodeA();
     }
+  });
+
+  it("a compromised storage node's files tar is refused on its way to the restore: nothing lands, the checkpoint stays stored", async () => {
+    const name = 'hostile-checkpoint';
+    const dir = freshDataDir('hostile-cp', 'node-a');
+    writeFileSync(join(dir, 'config.txt'), 'fine\n');
+    const { pid, workload } = await registered(name, ['/srv/data/hostile-cp']);
+    const taken = await orch.api<CheckpointRecord>('POST', '/checkpoints', {
+      workload: workload.id,
+      storage: 'node-c',
+    });
+    expect(taken.status).toBe(201);
+    const cpState = (states: string[]) => async () => {
+      const cp = (await orch.api<CheckpointRecord>('GET', `/checkpoints/${taken.body.id}`)).body;
+      return states.includes(cp.state) ? cp : undefined;
+    };
+    const stored = await until('the checkpoint to be stored', cpState(['stored', 'failed']), 120_000);
+    expect({ state: stored.state, error: stored.error }).toEqual({ state: 'stored', error: undefined });
+    expect(pidAlive(pid)).toBe(false);
+    rmSync(dir, { recursive: true });
+
+    // node-c rewrites the stored tar and its line in SHA256SUMS (the storage node is a node too)
+    const tar = archive(
+      member({ name: 'srv/data/hostile-cp/config.txt', data: 'fine\n' }),
+      member({ name: 'srv/data/hostile-cp/x', type: '2', link: '/etc' }),
+      member({ name: `etc/${CANARY}`, data: 'owned\n' }),
+    );
+    writeFileSync(join(stored.imageDir, 'workload-files.tar'), tar);
+    const sums = join(stored.imageDir, 'SHA256SUMS');
+    const sha = createHash('sha256').update(tar).digest('hex');
+    writeFileSync(sums, readFileSync(sums, 'utf8').replace(/^\S+(\s+\S*workload-files\.tar)$/m, `${sha}$1`));
+
+    const asked = await orch.api('POST', `/checkpoints/${stored.id}/restore`, { destination: 'node-b' });
+    expect(asked.status).toBe(202);
+    const after = await until(
+      'the restore to end',
+      async () => {
+        const cp = await cpState(['restored', 'stored'])();
+        return cp?.restore?.error || cp?.state === 'restored' ? cp : undefined;
+      },
+      120_000,
+    );
+    expect(after.state).toBe('stored');
+    expect(after.restore?.error).toMatch(
+      /declared files from node-c refused by the orchestrator after 1 accepted member\(s\).*"srv\/data\/hostile-cp\/x" is a symbolic link to "\/etc"/,
+    );
+    expect(after.restore?.restoredPid).toBeUndefined();
+    expect(lexists(join(nodeDataDir('node-b'), 'hostile-cp', 'x'))).toBe(false);
+    expect(existsSync(join('/etc', CANARY))).toBe(false);
   });
 
   it('refuses system paths, login homes and .ssh at registration', async () => {

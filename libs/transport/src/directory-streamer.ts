@@ -230,6 +230,9 @@ export class DirectoryStreamer {
       atEnd = true;
       guard.end();
     } catch (error) {
+      // Close the sender's channel, and drain what it still sends: an ssh2 channel reports its end only
+      // once its output was read.
+      sender.stdout.resume();
       sender.stdout.destroy();
       if (to.writable) to.end(ABORT_BLOCK);
       const settle = <T>(p: Promise<T>) =>
@@ -243,7 +246,7 @@ export class DirectoryStreamer {
         throw new TransferError(`${what} failed on the sender (${sent.code}): ${sent.stderr.trim()}`);
       if (!(error instanceof TarRefused)) throw error;
       throw new TransferError(
-        `${what} refused by the orchestrator after ${guard.members} member(s) (the refused member and all after it ` +
+        `${what} refused by the orchestrator after ${guard.members} accepted member(s) (the refused member and all after it ` +
           `never reached the destination): ${error.message}`,
       );
     }

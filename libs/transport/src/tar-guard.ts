@@ -165,7 +165,7 @@ export class TarGuard {
     this.maxDeletions = policy.maxDeletions ?? DEFAULT_MAX_DELETIONS;
   }
 
-  /** Members judged so far. */
+  /** Members passed so far. */
   get members(): number {
     return this.count;
   }
@@ -247,10 +247,11 @@ export class TarGuard {
       this.state = { kind: 'end' };
       return [block];
     }
-    if (!checksumOk(block)) throw new TarRefused(`header ${this.count + 1} has a bad checksum`);
+    if (!checksumOk(block)) throw new TarRefused(`the header after member ${this.count} has a bad checksum`);
     const magic = block.subarray(257, 265).toString('latin1');
     const posix = magic === 'ustar\u000000';
-    if (!posix && magic !== 'ustar  \u0000') throw new TarRefused(`header ${this.count + 1} is not ustar or GNU tar`);
+    if (!posix && magic !== 'ustar  \u0000')
+      throw new TarRefused(`the header after member ${this.count} is not ustar or GNU tar`);
     const type = String.fromCharCode(block[156]!);
     const size = numeric(block, 124, 12, 'size');
     if (type === 'L' || type === 'K' || type === 'x') {
@@ -273,10 +274,10 @@ export class TarGuard {
     const dataSize = paxSize !== undefined ? Number(paxSize) : size;
     const mode = numeric(block, 100, 8, 'mode');
     this.longName = this.longLink = this.pax = undefined;
-    this.count++;
     const held = [...this.held, block];
     this.held = [];
     const listed = this.judge(type, name, link, mode, dataSize);
+    this.count++;
     if (listed) {
       // the deletion list: held back with its content until every entry passed
       this.held = held;
