@@ -223,7 +223,8 @@ export class DirectoryStreamer {
     };
     let atEnd = false;
     try {
-      for await (const chunk of sender.stdout as AsyncIterable<Buffer>) {
+      // not destroyed on the way out: it is drained below, which a destroyed stream would not be
+      for await (const chunk of sender.stdout.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
         await forward(guard.write(chunk)); // what came before a refused member still goes: it passed
         if (guard.refused) throw guard.refused;
       }
@@ -232,6 +233,7 @@ export class DirectoryStreamer {
     } catch (error) {
       // Close the sender's channel, and drain what it still sends: an ssh2 channel reports its end only
       // once its output was read.
+      sender.stdout.on('data', () => undefined);
       sender.stdout.resume();
       sender.stdout.destroy();
       if (to.writable) to.end(ABORT_BLOCK);
