@@ -6,3 +6,6 @@ export * from './migration-flags.js';
 export * from './post-copy-trials.js';
 export * from './checkpoint-repository.js';
 export * from './pair-links.js';
+export * from './token-repository.js';
+export * from './audit-log.js';
+export * from './process-index.js';

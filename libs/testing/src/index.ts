@@ -5,3 +5,5 @@ export * from './fakes/index.js';
 export * from './scripted-preflight.js';
 export * from './scripted-live-criu.js';
 export * from './tar-builder.js';
+export * from './test-certificates.js';
+export * from './scripted-inspection.js';

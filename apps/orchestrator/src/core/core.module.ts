@@ -13,14 +13,17 @@ import {
   type PageTransport,
 } from '@spotlift/engine';
 import {
+  IndexedWorkloadRepository,
   MigrationFlags,
   MigrationRepository,
   NodeRepository,
   PostCopyTrials,
+  ProcessIndex,
   RedisMigrationFlags,
   PairLinks,
   RedisPairLinks,
   RedisPostCopyTrials,
+  RedisProcessIndex,
   RedisRecords,
   WorkloadRepository,
 } from '@spotlift/store';
@@ -62,9 +65,17 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
       useFactory: (r: Redis, c: AppConfig) => new RedisRecords(r, c.redisPrefix, 'node'),
     },
     {
-      provide: WorkloadRepository,
+      // processKey -> workload id: one record per process (libs/store process-index.ts).
+      provide: ProcessIndex,
       inject: [REDIS, AppConfig],
-      useFactory: (r: Redis, c: AppConfig) => new RedisRecords(r, c.redisPrefix, 'workload'),
+      useFactory: (r: Redis, c: AppConfig) => new RedisProcessIndex(r, c.redisPrefix),
+    },
+    {
+      // Every save keeps the process index in step, the engine's commits included.
+      provide: WorkloadRepository,
+      inject: [REDIS, AppConfig, ProcessIndex],
+      useFactory: (r: Redis, c: AppConfig, index: ProcessIndex) =>
+        new IndexedWorkloadRepository(new RedisRecords(r, c.redisPrefix, 'workload'), index),
     },
     {
       provide: MigrationRepository,
@@ -160,6 +171,7 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     NodeShell,
     NodeRepository,
     WorkloadRepository,
+    ProcessIndex,
     MigrationRepository,
     NodeOps,
     NodeProber,
