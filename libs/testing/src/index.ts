@@ -4,6 +4,7 @@ export * from './lab/index.js';
 export * from './fakes/index.js';
 export * from './scripted-preflight.js';
 export * from './scripted-live-criu.js';
+export * from './tar-builder.js';
 export * from './test-certificates.js';
 export * from './scripted-inspection.js';
 export * from './local-node-shell.js';

@@ -1,9 +1,11 @@
-import { createHash } from 'node:crypto';
-import { Transform } from 'node:stream';
+import { createHash, type Hash } from 'node:crypto';
+import { once } from 'node:events';
+import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { NodeTarget } from '@spotlift/domain';
 import { NodeShell, type RemoteProcess } from './node-shell.port.js';
 import { shq } from './shell.js';
+import { TarGuard, type TarPolicy, TarRefused } from './tar-guard.js';
 
 export interface StreamResult {
   bytes: number;
@@ -14,6 +16,16 @@ export interface StreamResult {
 }
 
 export class TransferError extends Error {}
+
+/**
+ * Sent to the destination in place of a refused member: a block no tar reads as a header (bad checksum), so
+ * the unpacking tar fails (GNU tar: exit 2, busybox: 1) and the receiver's `after` never runs, whatever the
+ * bytes before it left on disk (only members the guard passed).
+ */
+export const ABORT_BLOCK = Buffer.alloc(512, 0xff);
+
+/** How long an aborted stream's two ends get to report their end before the copy fails anyway. */
+const ABORT_WAIT_MS = 30_000;
 
 /** Exclude patterns are matched by the node's shell (`case`), so only plain glob characters are allowed. */
 const EXCLUDE_PATTERN = /^\.\/[A-Za-z0-9._*?-]+$/;
@@ -92,7 +104,14 @@ export class DirectoryStreamer {
     source: NodeTarget,
     send: string,
     destination: NodeTarget,
-    receive: { dir: string; unpack: string; after?: string; what: string },
+    receive: {
+      dir: string;
+      unpack: string;
+      after?: string;
+      what: string;
+      /** Validate the tar stream on the way through (see tar-guard.ts); a refused member aborts the copy. */
+      guard?: TarPolicy;
+    },
   ): Promise<ArmedStream> {
     const sender = await this.shell.spawn(source, armed(send));
     // POSIX sh only (dash, busybox ash): tee feeds the unpacker and, through a fifo, a background sha256sum;
@@ -117,7 +136,7 @@ export class DirectoryStreamer {
     return {
       start: () => {
         started = true;
-        return this.run(source, sender, destination, receiver, receive.what);
+        return this.run(source, sender, destination, receiver, receive.what, receive.guard);
       },
       cancel: async () => {
         if (started) return;
@@ -137,23 +156,29 @@ export class DirectoryStreamer {
     destination: NodeTarget,
     receiver: RemoteProcess,
     what: string,
+    policy?: TarPolicy,
   ): Promise<StreamResult> {
     const started = process.hrtime.bigint();
     sender.stdin.end('go\n');
     const hash = createHash('sha256');
     let bytes = 0;
-    const meter = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        hash.update(chunk);
-        bytes += chunk.length;
-        done(null, chunk);
-      },
-    });
     const received: Buffer[] = [];
     receiver.stdout.on('data', (d: Buffer) => received.push(d));
     try {
-      await pipeline(sender.stdout, meter, receiver.stdin);
+      if (policy) {
+        bytes = await this.relayGuarded(sender, receiver, new TarGuard(policy), hash, `${what} from ${source.id}`);
+      } else {
+        const meter = new Transform({
+          transform(chunk: Buffer, _enc, done) {
+            hash.update(chunk);
+            bytes += chunk.length;
+            done(null, chunk);
+          },
+        });
+        await pipeline(sender.stdout, meter, receiver.stdin);
+      }
     } catch (error) {
+      if (error instanceof TransferError) throw error;
       throw new TransferError(`${what} ${source.id} -> ${destination.id} broke: ${(error as Error).message}`);
     }
     const [sent, got] = await Promise.all([sender.done, receiver.done]);
@@ -174,5 +199,67 @@ export class DirectoryStreamer {
       durationMs: Number(process.hrtime.bigint() - started) / 1e6,
       senderStderr: sent.stderr,
     };
+  }
+
+  /**
+   * Relays a tar stream member by member through the guard. On a refusal, or any failure on the way (a stream
+   * that ends early, a sender that breaks), the destination gets ABORT_BLOCK and the end of its input, the
+   * sender's channel is closed (its tar dies of the broken pipe), and the copy fails once both ends reported
+   * (at most ABORT_WAIT_MS): a truncated stream must not look complete to the destination's tar.
+   */
+  private async relayGuarded(
+    sender: RemoteProcess,
+    receiver: RemoteProcess,
+    guard: TarGuard,
+    hash: Hash,
+    what: string,
+  ): Promise<number> {
+    const to: Writable = receiver.stdin;
+    let bytes = 0;
+    const broken = new Promise<never>((_, reject) => {
+      to.on('error', reject);
+      to.once('close', () => reject(new Error('the receiving channel closed')));
+    });
+    broken.catch(() => undefined);
+    const forward = async (chunks: Buffer[]) => {
+      for (const c of chunks) {
+        hash.update(c);
+        bytes += c.length;
+        if (!to.write(c)) await Promise.race([once(to, 'drain'), broken]);
+      }
+    };
+    let atEnd = false;
+    try {
+      // not destroyed on the way out: it is drained below, which a destroyed stream would not be
+      for await (const chunk of sender.stdout.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+        await forward(guard.write(chunk)); // what came before a refused member still goes: it passed
+        if (guard.refused) throw guard.refused;
+      }
+      atEnd = true;
+      guard.end();
+    } catch (error) {
+      // Close the sender's channel, and drain what it still sends: an ssh2 channel reports its end only
+      // once its output was read.
+      sender.stdout.on('data', () => undefined);
+      sender.stdout.resume();
+      sender.stdout.destroy();
+      if (to.writable) to.end(ABORT_BLOCK);
+      const settle = <T>(p: Promise<T>) =>
+        Promise.race([
+          p,
+          new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ABORT_WAIT_MS).unref()),
+        ]);
+      const [sent] = await Promise.all([settle(sender.done), settle(receiver.done)]);
+      // A stream cut short because its sender failed (a declared path gone, a tar error): say why it failed.
+      if (atEnd && sent && sent.code !== 0)
+        throw new TransferError(`${what} failed on the sender (${sent.code}): ${sent.stderr.trim()}`);
+      if (!(error instanceof TarRefused)) throw error;
+      throw new TransferError(
+        `${what} refused by the orchestrator after ${guard.members} accepted member(s) (the refused member and all after it ` +
+          `never reached the destination): ${error.message}`,
+      );
+    }
+    to.end();
+    return bytes;
   }
 }

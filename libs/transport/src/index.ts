@@ -6,3 +6,4 @@ export * from './shell.js';
 export * from './ssh-relay.js';
 export * from './ssh-direct-tunnel.js';
 export * from './pki/index.js';
+export * from './tar-guard.js';

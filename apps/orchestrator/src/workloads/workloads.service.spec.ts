@@ -20,6 +20,7 @@ import {
   inspectionOutput,
   type InspectionFacts,
 } from '@spotlift/testing';
+import type { AppConfig } from '../config/app-config.js';
 import { WorkloadsService } from './workloads.service.js';
 
 function kit() {
@@ -40,6 +41,7 @@ function kit() {
     checkpoints,
     new NodeOps(shell),
     new SystemClock(),
+    { imageRoot: '/srv/spotlift/images', checkpointRoot: '/srv/spotlift/checkpoints' } as AppConfig,
   );
   /** The node answers inspectTree with these facts (`times` answers, then the next rule's). */
   const node = (id: string, facts: InspectionFacts = {}, times?: number) =>
@@ -294,5 +296,27 @@ describe('WorkloadsService.view and refresh', () => {
     expect(v.observed).toMatchObject({ state: 'gone', reason: expect.stringMatching(/pid was reused/) });
     expect(await k.workloads.get(w.id)).toMatchObject({ state: 'gone' });
     expect(k.index.holder(`proc:${identity.bootId}:${identity.pidNs}:4242:123456`)).toBeUndefined();
+  });
+});
+
+describe('WorkloadsService.register: declared paths against this installation', () => {
+  it.each([
+    [['/srv/spotlift/images/x'], /is in \/srv\/spotlift\/images/],
+    [['/srv/spotlift'], /holds \/srv\/spotlift\/images/],
+    [['/srv/data/app', '/srv/ops/app'], /'\/srv\/ops\/app' is in \/srv\/ops/],
+  ])('%j is a 400 naming the reason, nothing registered', async (paths, why) => {
+    const k = kit();
+    k.shell.on({ node: 'node-a', match: /printf %s "\$HOME"/, reply: { stdout: '/srv/ops' } });
+    k.node('node-a');
+    await expect(k.service.register(body({ paths }))).rejects.toThrow(why);
+    expect(await k.workloads.list()).toEqual([]);
+  });
+
+  it('registers paths clear of them', async () => {
+    const k = kit();
+    k.shell.on({ node: 'node-a', match: /printf %s "\$HOME"/, reply: { stdout: '/srv/ops' } });
+    k.node('node-a');
+    const w = await k.service.register(body({ paths: ['/srv/data/app'] }));
+    expect(w.paths).toEqual(['/srv/data/app']);
   });
 });

@@ -9,7 +9,15 @@ import {
   type NodeRecord,
   type WorkloadRecord,
 } from '@spotlift/domain';
-import { Clock, identityMismatch, initRefusal, isFinished, NodeOps, registrationRefusal } from '@spotlift/engine';
+import {
+  checkDeclaredPath,
+  Clock,
+  identityMismatch,
+  initRefusal,
+  isFinished,
+  NodeOps,
+  registrationRefusal,
+} from '@spotlift/engine';
 import {
   CheckpointRepository,
   indexKey,
@@ -19,6 +27,7 @@ import {
   WorkloadRepository,
 } from '@spotlift/store';
 import type { RegisterWorkload } from './register-workload.js';
+import { AppConfig } from '../config/app-config.js';
 
 export { RegisterWorkload } from './register-workload.js';
 
@@ -50,6 +59,7 @@ export class WorkloadsService {
     private readonly checkpoints: CheckpointRepository,
     private readonly ops: NodeOps,
     private readonly clock: Clock,
+    private readonly config: AppConfig,
   ) {}
 
   list(): Promise<WorkloadRecord[]> {
@@ -70,6 +80,7 @@ export class WorkloadsService {
   async register(body: RegisterWorkload): Promise<WorkloadRecord> {
     const node = await this.nodes.get(body.node);
     if (!node) throw new NotFoundError('node', body.node);
+    if (body.paths?.length) await this.checkReservedPaths(node, body.paths);
     const pid = body.pid ?? (await this.readPidfile(node, body.pidfile!));
     // Refused before SSH: its tree is the whole node, which would be walked for nothing.
     if (pid === 1) throw new BadRequestError(initRefusal(node.id), { pid, node: node.id });
@@ -130,6 +141,19 @@ export class WorkloadsService {
       replacing = holder;
     }
     throw new ConflictError(`pid ${w.pid} on node '${w.nodeId}' is being registered concurrently; try again`);
+  }
+
+  /**
+   * The schema refused system paths already; these roots depend on the installation: spotlift's image and
+   * checkpoint roots and the node's SSH login home (its authorized_keys). Migrations check both nodes again.
+   */
+  private async checkReservedPaths(node: NodeRecord, paths: string[]): Promise<void> {
+    const res = await this.ops.run(node, 'printf %s "$HOME"', 15_000);
+    const home = res.code === 0 && res.stdout.startsWith('/') ? res.stdout : undefined;
+    const storage = node.checkpointRoot ? [node.checkpointRoot] : [];
+    const reserved = [this.config.imageRoot, this.config.checkpointRoot, ...storage, ...(home ? [home] : [])];
+    const problems = paths.map((p) => checkDeclaredPath(p, reserved)).filter((why): why is string => !!why);
+    if (problems.length) throw new BadRequestError(`paths: ${problems.join('; ')}`, { paths });
   }
 
   private taken(w: WorkloadRecord, holder: string): ConflictError {

@@ -12,7 +12,7 @@ import { type ArmedStream, type DirectoryStreamer, shq } from '@spotlift/transpo
 import type { Clock } from '../clock.js';
 import * as criu from '../criu-commands.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
-import { archivePaths, CHECKPOINT_FILES_TAR, outermostPaths, UNPACK_AT_ROOT } from '../files/file-sync-commands.js';
+import { archivePaths, CHECKPOINT_FILES_TAR, outermostPaths, unpackAtRoot } from '../files/file-sync-commands.js';
 import type { NodeOps } from '../node-ops.js';
 import { PhaseRecorder } from '../phase-recorder.js';
 import { setIdentity } from '../process-inspection.js';
@@ -229,6 +229,8 @@ export class CheckpointFlow {
       dir: s.cp.imageDir,
       unpack: `cat > ${CHECKPOINT_FILES_TAR}`,
       what: 'declared files',
+      // checked on the way in too: a hostile source fails its checkpoint, not a later restore
+      guard: { roots: paths },
     });
   }
 
@@ -342,8 +344,10 @@ export class CheckpointFlow {
           ? this.streamer
               .armPipe(storage, `cat ${shq(`${cp.imageDir}/${CHECKPOINT_FILES_TAR}`)}`, destination, {
                 dir: ctx.destinationDir,
-                unpack: UNPACK_AT_ROOT,
+                // the storage node is a node too: the stored tar is checked again on its way out
+                unpack: unpackAtRoot(cp.paths),
                 what: 'declared files',
+                guard: { roots: cp.paths },
               })
               .then((armed) => armed.start())
           : undefined,

@@ -39,7 +39,7 @@ afterEach(() => rmSync(root, { recursive: true, force: true }));
 /** One round: sender on the "source", receiver on the "destination" (data bind-mounted from destData). */
 function round(final: boolean): { sent: number; deleted: number; stderr: string } {
   const send = sendRound(migDir, [data], { final });
-  const { unpack, after } = receiveRound(migDir);
+  const { unpack, after } = receiveRound(migDir, [data]);
   const receive = `${unpack} && ${after}`;
   const script =
     `set -e; sh -c ${shq(send)} 2>${shq(join(root, 'send.err'))} > ${shq(join(root, 'stream.tar'))}; ` +

@@ -12,8 +12,16 @@ import {
 describe('checkDeclaredPath', () => {
   it.each([
     ['/srv/data', undefined],
+    ['/srv/data/app', undefined],
     ['/var/lib/app/db-1.sqlite', undefined],
+    ['/var/tmp/app', undefined],
     ['/home/u/@work+x=1,y~z', undefined],
+    ['/opt/app', undefined],
+    ['/tmp/app', undefined],
+    ['/data/app', undefined],
+    ['/library/x', undefined], // starts like /lib, is not
+    ['/etcetera/x', undefined],
+    ['/var/lib/spotlifted/x', undefined],
   ])('accepts %s', (path, problem) => expect(checkDeclaredPath(path)).toBe(problem));
 
   it.each([
@@ -31,11 +39,52 @@ describe('checkDeclaredPath', () => {
     ['/sys', /kernel file system/],
     ['/dev/shm/x', /kernel file system/],
     ['/run/app.sock', /kernel file system/],
+    // system trees and everything in them
+    ['/etc', /is in \/etc /],
+    ['/etc/ssh', /is in \/etc /],
+    ['/usr/local/app', /is in \/usr /],
+    ['/bin', /is in \/bin /],
+    ['/sbin/x', /is in \/sbin /],
+    ['/lib', /\/lib\*/],
+    ['/lib64/x', /\/lib\*/],
+    ['/libx32', /\/lib\*/],
+    ['/boot/grub', /is in \/boot /],
+    ['/root', /is in \/root /],
+    ['/root/.ssh', /is in \/root /],
+    ['/var/lib/spotlift', /is in \/var\/lib\/spotlift /],
+    ['/var/lib/spotlift/images/x', /is in \/var\/lib\/spotlift /],
+    ['/var/lib/spotlift/home', /is in \/var\/lib\/spotlift /],
+    ['/var/spool/cron/crontabs', /is in \/var\/spool\/cron /],
+    // what would hold one
+    ['/var', /holds \/var\/lib\/spotlift/],
+    ['/var/lib', /holds \/var\/lib\/spotlift/],
+    ['/var/spool', /holds \/var\/spool\/cron/],
+    // too close to /
+    ['/home', /too close to \//],
+    ['/home/alice', /too close to \/ .*two levels below \/home or \/var/],
+    ['/var/log', /too close to \//],
+    ['/var/tmp', /too close to \//],
+    ['/opt', /too close to \//],
+    ['/srv', /too close to \//],
+    ['/tmp', /too close to \//],
+    ['/data', /too close to \//],
+    // login keys anywhere
+    ['/home/alice/.ssh', /login keys/],
+    ['/srv/app/.ssh/authorized_keys', /login keys/],
   ])('refuses %j', (path, why) => expect(checkDeclaredPath(path)).toMatch(why));
+
+  it.each([
+    ['/srv/spotlift/images', /is in \/srv\/spotlift\/images /],
+    ['/srv/spotlift/images/mig-1', /is in \/srv\/spotlift\/images /],
+    ['/srv/spotlift', /holds \/srv\/spotlift\/images/],
+    ['/home/ops/app', /is in \/home\/ops /],
+  ])('refuses %j under a configured root or the SSH login home', (path, why) =>
+    expect(checkDeclaredPath(path, ['/srv/spotlift/images/', '/home/ops'])).toMatch(why),
+  );
 
   it('does not mistake a name that starts like a kernel file system for one', () => {
     expect(checkDeclaredPath('/process/data')).toBeUndefined();
-    expect(checkDeclaredPath('/runner')).toBeUndefined();
+    expect(checkDeclaredPath('/runner/x')).toBeUndefined();
   });
 });
 

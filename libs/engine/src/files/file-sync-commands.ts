@@ -28,10 +28,41 @@ export const FILE_SYNC_STATE_DIR = 'file-sync';
 const PATH_SHAPE = /^(?:\/[A-Za-z0-9._@%+=:,~-]+)+$/;
 const VIRTUAL = /^\/(?:proc|sys|dev|run)(?:\/|$)/;
 
-export function checkDeclaredPath(path: string): string | undefined {
+/**
+ * Trees of the system and of spotlift itself: a hostile source could otherwise write them, as root, on every
+ * destination (its sshd host keys, authorized_keys, cron, binaries, spotlift's own images). `/lib*` is matched
+ * apart (lib, lib32, lib64, libx32).
+ */
+export const SYSTEM_TREES = ['/etc', '/usr', '/bin', '/sbin', '/boot', '/root', '/var/lib/spotlift', '/var/spool/cron'];
+const LIB = /^\/lib(?:32|64|x32)?(?:\/|$)/;
+/** Where a declared path must be one level deeper than elsewhere: shared by every user or service. */
+const SHARED_PARENTS = ['/home', '/var'];
+
+const within = (path: string, root: string) => path === root || path.startsWith(`${root}/`);
+
+/**
+ * Whether `path` may be declared as a workload's files; the reason when not. The rule:
+ * - absolute, normalised, plain characters; not under /proc, /sys, /dev, /run;
+ * - not in, and not above, a system tree ({@link SYSTEM_TREES}, /lib*) or a `reserved` one (the configured
+ *   image and checkpoint roots, the SSH login's home): `/var` or `/var/lib` would hold /var/lib/spotlift;
+ * - at least two components deep (`/srv/app`, not `/srv`, `/opt`, `/tmp`, `/home`), three under /home and
+ *   /var (`/home/u/app`, `/var/lib/app`: not a whole home, not /var/log);
+ * - no `.ssh` component (any account's login keys).
+ */
+export function checkDeclaredPath(path: string, reserved: readonly string[] = []): string | undefined {
   if (!PATH_SHAPE.test(path)) return `'${path}' is not an absolute path of plain characters`;
-  if (path.split('/').some((part) => part === '.' || part === '..')) return `'${path}' has . or .. in it`;
+  const parts = path.split('/').slice(1);
+  if (parts.some((part) => part === '.' || part === '..')) return `'${path}' has . or .. in it`;
   if (VIRTUAL.test(path)) return `'${path}' is on a kernel file system (/proc, /sys, /dev, /run)`;
+  if (LIB.test(path)) return `'${path}' is a system path (/lib*)`;
+  for (const root of [...SYSTEM_TREES, ...reserved.map((r) => r.replace(/\/+$/, '')).filter(Boolean)]) {
+    if (within(path, root)) return `'${path}' is in ${root} (a system, spotlift or SSH login path)`;
+    if (within(root, path)) return `'${path}' holds ${root} (a system, spotlift or SSH login path)`;
+  }
+  if (parts.includes('.ssh')) return `'${path}' holds login keys (.ssh)`;
+  const shared = SHARED_PARENTS.some((p) => within(path, p));
+  if (parts.length < (shared ? 3 : 2))
+    return `'${path}' is too close to / (declare the workload's own directory below it${shared ? ', two levels below /home or /var' : ''})`;
   return undefined;
 }
 
@@ -91,21 +122,54 @@ export function sendRound(dir: string, paths: readonly string[], opts: { final: 
 }
 
 /**
- * The receiver's side: unpack at / keeping modes, owners and times; then remove what went away on the source.
- * The deletion list arrives inside the stream at the source's state path (`dir`, below the migration's
- * directory, which cleanup removes on every node).
+ * GNU tar unpacking at / only the members under `paths` (relative to /), keeping modes, owners and times
+ * (root workloads need their owners): whatever else a stream holds is skipped. The orchestrator validated the
+ * stream already (TarGuard); this is the destination's own line. A name with no member in the stream (nothing
+ * under it changed this round) is not an error: tar reports it and exits 2, and only those lines are let through.
  */
-export function receiveRound(dir: string): { unpack: string; after: string } {
-  const list = shq(`${dir}/${FILE_SYNC_STATE_DIR}/deleted`);
+export function unpackOnly(paths: readonly string[]): string {
+  const names = paths.map((p) => shq(relative(p))).join(' ');
+  // `|| rc=$?`: the receiver runs under `set -e`, which a subshell inherits
+  return (
+    `(e=.spotlift-tar.$$.err; rc=0; LC_ALL=C tar -C / -xpf - -- ${names} 2>$e || rc=$?; ` +
+    `if [ $rc -eq 2 ] && ! grep -qv -e ': Not found in archive$' -e '^tar: Exiting with failure status due to previous errors$' $e; ` +
+    `then rc=0; fi; cat $e >&2; rm -f $e; exit $rc)`
+  );
+}
+
+/**
+ * The receiver's side: unpack the declared paths and the deletion list at / (see {@link unpackOnly}); then
+ * remove what went away on the source. The deletion list arrives inside the stream at the source's state path
+ * (`dir`, below the migration's directory, which cleanup removes on every node); it is removed once applied,
+ * so a later stream that ends early cannot apply it again (the source writes a new one each round). Entries are removed only where
+ * `find` reaches them from a declared path without following a symbolic link (an entry through a link the
+ * destination holds, pointing anywhere, is left alone).
+ */
+export function receiveRound(dir: string, paths: readonly string[]): { unpack: string; after: string } {
+  const listPath = `${dir}/${FILE_SYNC_STATE_DIR}/deleted`;
+  const list = shq(listPath);
+  const rels = paths.map((p) => shq(relative(p))).join(' ');
+  const have = '.spotlift-have.$$';
   return {
-    unpack: 'tar -C / -xpf -',
-    after: `if [ -s ${list} ]; then (cd / && xargs -0 rm -rf --) < ${list}; fi`,
+    unpack: unpackOnly([...paths, listPath]),
+    after:
+      `if [ -s ${list} ]; then (cd / && find -H ${rels} -print0 2>/dev/null; true) | LC_ALL=C sort -z > ${have}; ` +
+      `LC_ALL=C sort -z < ${list} | LC_ALL=C comm -z -12 - ${have} | (cd / && xargs -0 -r rm -rf --); rm -f ${have}; fi; ` +
+      `rm -f ${list}`,
   };
 }
 
-/** Prints `MISSING <path>` for each declared path absent on the source, then `KIB <total size in KiB>`. */
+/** The SSH login's home, printed first by {@link inspectPaths} and {@link freeSpaceFor}: no declared path may hold it. */
+const PRINT_HOME = `printf 'HOME\\t%s\\n' "$HOME"; `;
+
+export function parseHome(out: string): string | undefined {
+  return /^HOME\t(\/.*)$/m.exec(out)?.[1];
+}
+
+/** Prints `MISSING <path>` for each declared path absent on the source, else `SIZE <KiB> <path>`. */
 export function inspectPaths(paths: readonly string[]): string {
   return (
+    PRINT_HOME +
     `for p in ${paths.map(shq).join(' ')}; do if [ -e "$p" ] || [ -L "$p" ]; then ` +
     `printf 'SIZE\\t%s\\t%s\\n' "$(du -sk "$p" 2>/dev/null | cut -f1)" "$p"; else printf 'MISSING\\t%s\\n' "$p"; fi; done`
   );
@@ -125,6 +189,7 @@ export function parseInspect(out: string): { missing: string[]; kib: Map<string,
  */
 export function freeSpaceFor(paths: readonly string[]): string {
   return (
+    PRINT_HOME +
     `for p in ${paths.map(shq).join(' ')}; do q=$p; while [ ! -e "$q" ] && [ "$q" != / ]; do q=$(dirname "$q"); done; ` +
     `h=0; if [ -e "$p" ]; then h=$(du -sk "$p" 2>/dev/null | cut -f1); fi; ` +
     `d=$(df -P -k "$q" | awk 'NR == 2 {print $4 "\\t" $6}'); printf 'FREE\\t%s\\t%s\\t%s\\n' "$d" "\${h:-0}" "$p"; done`
@@ -179,5 +244,5 @@ export function archivePaths(paths: readonly string[]): string {
   return `cd / && tar -cf - -- ${paths.map((p) => shq(relative(p))).join(' ')}`;
 }
 
-/** Unpacks a stream of {@link archivePaths} in place, keeping modes, owners and times. */
-export const UNPACK_AT_ROOT = 'tar -C / -xpf -';
+/** Unpacks a stream of {@link archivePaths} in place (only those paths), keeping modes, owners and times. */
+export const unpackAtRoot = (paths: readonly string[]): string => unpackOnly(paths);

@@ -4,27 +4,35 @@
  * in file-sync-commands.int-spec.ts and test/files.e2e-spec.ts.
  */
 import { createHash } from 'node:crypto';
-import { aWorkload } from '@spotlift/testing';
+import { archive, aWorkload, member } from '@spotlift/testing';
 import { engineKit, phaseNames, scriptHappyPath } from '../engine-test-kit.js';
 import { MARK_MARGIN_MS } from './file-sync-commands.js';
 
-const FILES_TAR = Buffer.from('scripted tar of the declared files');
+/** What the source's tar sends (the relay checks it is a tar of the declared paths). */
+const FILES_TAR = archive(
+  member({ name: 'srv/data/app/', type: '5' }),
+  member({ name: 'srv/data/app/journal', data: 'line 1\n' }),
+  member({ name: 'var/lib/spotlift/images/mig-1/src/file-sync/deleted' }),
+);
 const FILES_SHA = createHash('sha256').update(FILES_TAR).digest('hex');
 
 /** node-b's answer to the free-space question: 1 GiB free on /srv, `heldKib` of /srv/data/app there already. */
 const freeOnB = (availKib = 1_048_576, heldKib = 0) => `FREE\t${availKib}\t/srv\t${heldKib}\t/srv/data/app\n`;
 
-function setup(destinationSpace = freeOnB()) {
-  const kit = engineKit({ workload: aWorkload({ paths: ['/srv/data/app'] }) });
+function setup(destinationSpace = freeOnB(), opts: { tars?: Buffer[]; paths?: string[]; home?: string } = {}) {
+  const kit = engineKit({ workload: aWorkload({ paths: opts.paths ?? ['/srv/data/app'] }) });
+  const tars = opts.tars ?? [];
   /** When each copy began (wall clock), in order. */
   const copiesAt: number[] = [];
   kit.shell.on({ node: 'node-b', match: /FREE/, reply: { stdout: destinationSpace } });
-  kit.shell.on({ node: 'node-a', match: /MISSING/, reply: { stdout: 'SIZE\t4096\t/srv/data/app\n' } }).on({
+  const home = `HOME\t${opts.home ?? '/var/lib/spotlift/home'}\n`;
+  kit.shell.on({ node: 'node-a', match: /MISSING/, reply: { stdout: `${home}SIZE\t4096\t/srv/data/app\n` } }).on({
     node: 'node-a',
     match: /tar -cf - --null --no-recursion/,
     reply: () => {
       copiesAt.push(Date.now());
-      return { stdout: FILES_TAR.toString(), stderr: 'SPOTLIFT_FILES sent=3 deleted=0\n' };
+      const tar = tars[copiesAt.length - 1] ?? FILES_TAR;
+      return { stdout: tar.toString('latin1'), stderr: 'SPOTLIFT_FILES sent=3 deleted=0\n' };
     },
   });
   return { ...kit, copiesAt };
@@ -114,5 +122,64 @@ describe('declared files in a migration', () => {
     expect(shell.ran('node-a', /criu dump/)).toEqual([]);
     expect(shell.ran('node-a', /kill -CONT|kill -KILL/)).toEqual([]);
     expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-a', state: 'running' });
+  });
+
+  describe('a hostile source (the relay refuses its stream; nothing of the refused member reaches node-b)', () => {
+    const hostile = archive(
+      member({ name: 'srv/data/app/', type: '5' }),
+      member({ name: 'srv/data/app/x', type: '2', link: '/etc' }),
+      member({ name: 'srv/data/app/x/passwd', data: 'root::0:0::/root:/bin/sh\n' }),
+    );
+
+    it('while the workload runs: the job fails before any freeze', async () => {
+      const { shell, engine, workloads } = setup(freeOnB(), { tars: [hostile] });
+      shell.on({
+        node: 'node-b',
+        match: /tar -C \/ -xpf -/,
+        reply: { code: 2, stderr: 'tar: Skipping to next header\n' },
+      });
+      scriptHappyPath(shell);
+      const m = await engine.run('mig-1');
+      expect(m.state).toBe('failed');
+      expect(m.error).toMatch(
+        /file copy from node-a refused by the orchestrator after 1 accepted member\(s\).*"srv\/data\/app\/x" is a symbolic link to "\/etc", outside the declared paths/,
+      );
+      expect(shell.ran('node-a', /criu dump/)).toEqual([]);
+      expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-a', state: 'running' });
+    });
+
+    it('inside the freeze: the job rolls back, the source resumes, nothing is restored', async () => {
+      const deletes = archive(
+        member({
+          name: 'var/lib/spotlift/images/mig-1/src/file-sync/deleted',
+          data: 'srv/data/app/../../../etc/passwd\0',
+        }),
+      );
+      const { shell, engine, workloads } = setup(freeOnB(), { tars: [FILES_TAR, FILES_TAR, deletes] });
+      shell
+        .on({ node: 'node-b', match: /tar -C \/ -xpf -/, times: 2, reply: { stdout: `${FILES_SHA}\n` } })
+        .on({ node: 'node-b', match: /tar -C \/ -xpf -/, reply: { code: 2 } });
+      scriptHappyPath(shell);
+      const m = await engine.run('mig-1');
+      expect(m.state).toBe('rolled_back');
+      expect(m.rollbackReason).toMatch(/final file copy from node-a refused .*has '\.\.' in it/);
+      expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
+      expect(shell.ran('node-b', /criu restore/)).toEqual([]);
+      expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-a', state: 'running' });
+    });
+  });
+
+  it.each([
+    ['a system path registered before the rules', { paths: ['/etc/ssh'] }, /'\/etc\/ssh' is in \/etc/],
+    ['a path inside the SSH login home', { home: '/srv/data' }, /'\/srv\/data\/app' is in \/srv\/data /],
+  ])('%s is refused in preflight, before anything is copied', async (_what, opts, why) => {
+    const { shell, engine } = setup(freeOnB(), opts);
+    shell.on({ node: 'node-b', match: /tar -C \/ -xpf -/, reply: { stdout: `${FILES_SHA}\n` } });
+    scriptHappyPath(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('failed');
+    expect(m.error).toMatch(why);
+    expect(m.error).toMatch(/declared files refused/);
+    expect(shell.ran('node-a', /criu dump|tar -cf - --null/)).toEqual([]);
   });
 });

@@ -3,8 +3,11 @@ import type { ArmedStream, DirectoryStreamer, StreamResult } from '@spotlift/tra
 import { type MigrationContext, MigrationStepError } from '../engine.types.js';
 import type { NodeOps } from '../node-ops.js';
 import type { PhaseRecorder } from '../phase-recorder.js';
+import { dirname } from 'node:path/posix';
 import {
+  FILE_SYNC_STATE_DIR,
   MARK_MARGIN_MS,
+  checkDeclaredPath,
   ROUND_SUMMARY,
   diskShortfalls,
   freeSpaceFor,
@@ -12,6 +15,7 @@ import {
   onSharedStorage,
   outermostPaths,
   parseFreeSpace,
+  parseHome,
   parseInspect,
   receiveRound,
   sendRound,
@@ -70,6 +74,24 @@ export class WorkloadFiles {
       this.ops.run(ctx.source, inspectPaths(plan.synced), 60_000),
       this.ops.run(ctx.destination, freeSpaceFor(plan.synced), 60_000),
     ]);
+    // Paths registered before today's rules, or that hold either SSH login's home or the image root, are
+    // refused here too: the copy would write them as root on the destination.
+    const reserved = [
+      dirname(ctx.sourceDir),
+      dirname(ctx.destinationDir),
+      parseHome(src.stdout),
+      parseHome(dst.stdout),
+    ];
+    const refused = plan.synced
+      .map((p) =>
+        checkDeclaredPath(
+          p,
+          reserved.filter((r): r is string => !!r),
+        ),
+      )
+      .filter((why): why is string => !!why);
+    if (refused.length)
+      throw new MigrationStepError('preflight', `declared files refused: ${refused.join('; ')}`, true);
     const { missing, kib } = parseInspect(src.stdout);
     if (missing.length) {
       throw new MigrationStepError(
@@ -148,10 +170,12 @@ export class WorkloadFiles {
   }
 
   private arm(ctx: MigrationContext, paths: string[], final: boolean): Promise<ArmedStream> {
+    const deletionList = `${ctx.sourceDir}/${FILE_SYNC_STATE_DIR}/deleted`;
     return this.streamer.armPipe(ctx.source, sendRound(ctx.sourceDir, paths, { final }), ctx.destination, {
       dir: ctx.destinationDir,
-      ...receiveRound(ctx.sourceDir),
+      ...receiveRound(ctx.sourceDir, paths),
       what: final ? 'final file copy' : 'file copy',
+      guard: { roots: paths, deletionList },
     });
   }
 
