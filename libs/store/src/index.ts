@@ -6,3 +6,5 @@ export * from './migration-flags.js';
 export * from './post-copy-trials.js';
 export * from './checkpoint-repository.js';
 export * from './pair-links.js';
+export * from './local-journal.js';
+export * from './journaled-repository.js';

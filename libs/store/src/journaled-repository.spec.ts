@@ -1,0 +1,114 @@
+/**
+ * The worker's journal in front of Redis: a save never fails because Redis did, reads fall back to the
+ * journal, and the write-back neither loses the worker's copy nor clobbers a newer one. Redis is stood in for
+ * by an in-memory repository that can be switched "down" (its calls reject as ioredis's do when offline).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { InMemoryRecords } from './in-memory-records.js';
+import { JournaledRepository } from './journaled-repository.js';
+import { LocalJournal } from './local-journal.js';
+import type { Repository } from './repositories.port.js';
+
+interface Rec {
+  id: string;
+  state: string;
+  updatedAt: string;
+}
+
+class Switchable implements Repository<Rec> {
+  down = false;
+  readonly mem = new InMemoryRecords<Rec>();
+  private check(): Promise<void> {
+    return this.down
+      ? Promise.reject(new Error("Stream isn't writeable and enableOfflineQueue options is false"))
+      : Promise.resolve();
+  }
+  get = async (id: string) => (await this.check(), this.mem.get(id));
+  list = async () => (await this.check(), this.mem.list());
+  save = async (r: Rec) => (await this.check(), this.mem.save(r));
+  delete = async (id: string) => (await this.check(), this.mem.delete(id));
+}
+
+let dir: string;
+let redis: Switchable;
+let t: number;
+let buffered: string[];
+const at = (s: number) => new Date(Date.UTC(2026, 11, 6, 12, 0, s)).toISOString();
+const make = () =>
+  new JournaledRepository<Rec>(
+    redis,
+    new LocalJournal(join(dir, 'migration')),
+    () => new Date(at(t)),
+    (id) => buffered.push(id),
+  );
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'journal-'));
+  redis = new Switchable();
+  t = 10;
+  buffered = [];
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('JournaledRepository', () => {
+  it('a save while Redis is down succeeds locally; reads answer from the journal; the flush writes it back', async () => {
+    const repo = make();
+    await repo.save({ id: 'm1', state: 'running', updatedAt: at(9) });
+    redis.down = true;
+    t = 20;
+    await repo.save({ id: 'm1', state: 'completed', updatedAt: at(20) });
+    expect(buffered).toEqual(['m1']);
+    expect(await repo.get('m1')).toMatchObject({ state: 'completed' });
+    expect(await repo.list()).toEqual([expect.objectContaining({ state: 'completed' })]);
+    await expect(repo.get('unknown')).rejects.toThrow(/enableOfflineQueue/);
+    expect((await repo.flush()).error).toMatch(/m1: Stream isn't writeable/);
+
+    redis.down = false;
+    // Redis came back from a snapshot older than the worker's last save: the journal copy still wins.
+    expect(await repo.get('m1')).toMatchObject({ state: 'completed' });
+    expect(await repo.flush()).toEqual({ written: ['m1'], skipped: [] });
+    expect(await redis.mem.get('m1')).toMatchObject({ state: 'completed' });
+    expect(await repo.flush()).toEqual({ written: [], skipped: [] });
+  });
+
+  it('does not clobber a record someone updated in Redis after the worker saved its copy', async () => {
+    const repo = make();
+    redis.down = true;
+    await repo.save({ id: 'w1', state: 'running', updatedAt: at(10) });
+    redis.down = false;
+    await redis.mem.save({ id: 'w1', state: 'renamed by the API', updatedAt: at(30) });
+    expect(await repo.get('w1')).toMatchObject({ state: 'renamed by the API' });
+    expect(await repo.flush()).toEqual({ written: [], skipped: ['w1'] });
+    expect(await redis.mem.get('w1')).toMatchObject({ state: 'renamed by the API' });
+    expect((await repo.journal.get('w1'))?.pending).toBe(false);
+  });
+
+  it('re-creates what Redis lost (it came back empty), and leaves records it still has alone', async () => {
+    const repo = make();
+    await repo.save({ id: 'a', state: 'completed', updatedAt: at(5) });
+    await repo.save({ id: 'b', state: 'running', updatedAt: at(6) });
+    await redis.mem.delete('a');
+    await redis.mem.save({ id: 'b', state: 'changed since', updatedAt: at(50) });
+    expect(await repo.get('a')).toMatchObject({ state: 'completed' });
+    expect(await repo.restoreMissing()).toEqual({ written: ['a'], skipped: ['b'] });
+    expect(await redis.mem.get('a')).toMatchObject({ state: 'completed' });
+    expect(await redis.mem.get('b')).toMatchObject({ state: 'changed since' });
+  });
+
+  it('delete removes the journal copy too, so a deleted record is never re-created', async () => {
+    const repo = make();
+    await repo.save({ id: 'gone', state: 'running', updatedAt: at(1) });
+    await repo.delete('gone');
+    expect(await repo.restoreMissing()).toEqual({ written: [], skipped: [] });
+    expect(await repo.get('gone')).toBeUndefined();
+  });
+
+  it('journals nothing for an id that is not a plain file name', async () => {
+    const repo = make();
+    redis.down = true;
+    await repo.save({ id: '../escape', state: 'x', updatedAt: at(1) });
+    expect(await repo.journal.list()).toEqual([]);
+  });
+});
