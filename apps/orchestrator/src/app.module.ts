@@ -1,11 +1,12 @@
 import { BullModule } from '@nestjs/bullmq';
 import { type DynamicModule, Injectable, Logger, Module, type OnApplicationBootstrap } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD, DiscoveryModule } from '@nestjs/core';
 import { QueueName } from '@spotlift/queue';
 import { AuthGuard } from './common/auth.guard.js';
 import { DomainExceptionFilter } from './common/domain-exception.filter.js';
 import { AppConfig } from './config/app-config.js';
 import { CoreModule } from './core/core.module.js';
+import { StoreResync } from './core/store-resync.js';
 import { checkpointControllers, checkpointProviders, checkpointQueues } from './checkpoints/checkpoints.providers.js';
 import { evacuationControllers, evacuationProviders, evacuationQueues } from './evacuations/evacuations.providers.js';
 import { HealthController } from './health/health.controller.js';
@@ -62,6 +63,7 @@ export class AppModule {
       imports: [
         configModule,
         CoreModule,
+        DiscoveryModule,
         BullModule.forRoot({
           prefix: `${config.redisPrefix}-bull`,
           connection: {
@@ -93,6 +95,7 @@ export class AppModule {
         WorkloadsService,
         MigrationsService,
         ConfigNodesLoader,
+        StoreResync,
         MigrationCancelService,
         ...(config.runsWorker ? [MigrationsProcessor, MigrationReconciler] : []),
         ...evacuationProviders(config),

@@ -1,5 +1,7 @@
 import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
 import {
   Clock,
   MigrationEngine,
@@ -13,9 +15,12 @@ import {
   type PageTransport,
 } from '@spotlift/engine';
 import {
+  JournaledRepository,
+  LocalJournal,
   MigrationFlags,
   MigrationRepository,
   NodeRepository,
+  OutageTolerantFlags,
   PostCopyTrials,
   RedisMigrationFlags,
   PairLinks,
@@ -32,8 +37,52 @@ import {
   SshNodeShell,
 } from '@spotlift/transport';
 import { AppConfig } from '../config/app-config.js';
+import { RedisLink } from './redis-link.js';
 
 export const REDIS = Symbol('REDIS');
+/** The engine's migration and workload records: Redis with the worker's local journal in front. */
+export const ENGINE_MIGRATIONS = Symbol('ENGINE_MIGRATIONS');
+export const ENGINE_WORKLOADS = Symbol('ENGINE_WORKLOADS');
+
+/**
+ * Our Redis client. Fails fast while Redis is away instead of queueing commands for later: no offline
+ * queue (a command on a broken link is refused at once), one retry, 1 s per command (a link that hangs
+ * rather than breaks); the API turns those errors into 503s and the engine into journal entries. It
+ * reconnects every second at most, so the end of an outage is noticed quickly. Boot waits up to 10 s for the
+ * first connection; without one the process starts anyway and catches up when Redis answers.
+ */
+async function connectRedis(url: string): Promise<Redis> {
+  const client = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: 1_000,
+    connectTimeout: 2_000,
+    retryStrategy: (times) => Math.min(times * 200, 1_000),
+  });
+  const link = new RedisLink(client);
+  const ready = new Promise<void>((resolve) => client.once('ready', () => resolve()));
+  void client.connect().catch(() => undefined);
+  await Promise.race([ready, new Promise((r) => setTimeout(r, 10_000).unref())]);
+  links.set(client, link);
+  return client;
+}
+/** Each client's link watcher, made with it so that not one error event goes unheard. */
+const links = new WeakMap<Redis, RedisLink>();
+
+function journaled<T extends { id: string; updatedAt?: string }>(
+  inner: RedisRecords<T>,
+  c: AppConfig,
+  kind: string,
+  link: RedisLink,
+): JournaledRepository<T> {
+  return new JournaledRepository<T>(
+    inner,
+    new LocalJournal<T>(join(c.stateDir, c.redisPrefix, kind)),
+    () => new Date(),
+    (_id, error) => link.report('journal', error),
+  );
+}
 /** The page transports (tcp, tls, ssh) the engine and the checkpoint flow pick from. */
 export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
 
@@ -47,9 +96,10 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     {
       provide: REDIS,
       inject: [AppConfig],
-      // maxRetriesPerRequest: null is what BullMQ asks of connections it shares.
-      useFactory: (c: AppConfig) => new Redis(c.redisUrl, { maxRetriesPerRequest: null }),
+      // Not shared with BullMQ (which makes its own connections from BullModule's options).
+      useFactory: (c: AppConfig) => connectRedis(c.redisUrl),
     },
+    { provide: RedisLink, inject: [REDIS], useFactory: (r: Redis) => links.get(r) ?? new RedisLink(r) },
     { provide: Clock, useClass: SystemClock },
     {
       provide: NodeShell,
@@ -71,6 +121,18 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
       inject: [REDIS, AppConfig],
       useFactory: (r: Redis, c: AppConfig) => new RedisRecords(r, c.redisPrefix, 'migration'),
     },
+    {
+      provide: ENGINE_MIGRATIONS,
+      inject: [REDIS, AppConfig, RedisLink],
+      useFactory: (r: Redis, c: AppConfig, l: RedisLink) =>
+        journaled(new RedisRecords<MigrationRecord>(r, c.redisPrefix, 'migration'), c, 'migration', l),
+    },
+    {
+      provide: ENGINE_WORKLOADS,
+      inject: [REDIS, AppConfig, RedisLink],
+      useFactory: (r: Redis, c: AppConfig, l: RedisLink) =>
+        journaled(new RedisRecords<WorkloadRecord>(r, c.redisPrefix, 'workload'), c, 'workload', l),
+    },
     { provide: NodeOps, inject: [NodeShell], useFactory: (s: NodeShell) => new NodeOps(s) },
     {
       // Page-traffic TLS: the CA key stays in tlsCaDir on this host; nodes get certificates under tlsNodeDir.
@@ -89,6 +151,13 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
       provide: MigrationFlags,
       inject: [REDIS, AppConfig],
       useFactory: (r: Redis, c: AppConfig) => new RedisMigrationFlags(r, c.redisPrefix),
+    },
+    {
+      // The worker's flags: a migration under way reaches its end while Redis is away (see the class).
+      provide: OutageTolerantFlags,
+      inject: [MigrationFlags, RedisLink],
+      useFactory: (f: MigrationFlags, l: RedisLink) =>
+        new OutageTolerantFlags(f, (id, what, error) => l.report(`${what} of ${id}`, error)),
     },
     {
       // Post-copy trial results per node pair, shared by every worker (libs/store post-copy-trials.ts).
@@ -114,9 +183,10 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     },
     {
       provide: MigrationEngine,
+      // The engine drives a migration to its end even when Redis goes away: its records go through the journal.
       inject: [
-        MigrationRepository,
-        WorkloadRepository,
+        ENGINE_MIGRATIONS,
+        ENGINE_WORKLOADS,
         NodeRepository,
         NodeOps,
         NodeShell,
@@ -155,6 +225,9 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
   ],
   exports: [
     REDIS,
+    RedisLink,
+    ENGINE_MIGRATIONS,
+    ENGINE_WORKLOADS,
     PAGE_TRANSPORTS,
     Clock,
     NodeShell,
@@ -167,15 +240,18 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     NodeCertificates,
     PostCopyTrials,
     MigrationFlags,
+    OutageTolerantFlags,
   ],
 })
 export class CoreModule implements OnApplicationShutdown {
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
     private readonly shell: NodeShell,
+    private readonly link: RedisLink,
   ) {}
 
   async onApplicationShutdown(): Promise<void> {
+    this.link.closing = true;
     await this.shell.close();
     await this.redis.quit().catch(() => undefined);
   }
