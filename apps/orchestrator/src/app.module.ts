@@ -70,6 +70,9 @@ export class AppModule {
             host: url.hostname,
             port: Number(url.port || 6379),
             ...(url.password ? { password: url.password } : {}),
+            // Reconnect every second at most (BullMQ's default backs off to 20 s): jobs flow again, and a
+            // job whose lock an outage cost is handed out again, soon after Redis is back.
+            retryStrategy: (times: number) => Math.min(times * 200, 1_000),
           },
         }),
         BullModule.registerQueue({ name: QueueName.Migrations }),

@@ -71,8 +71,12 @@ export class RedisLink {
 
   /** Reports an error seen on any Redis connection (ours or BullMQ's): logged once per outage. */
   report(source: string, error: Error): void {
-    if (isRedisUnreachableError(error)) this.down(source, error);
-    else this.logger.warn({ msg: 'redis error', source, error: error.message });
+    if (isRedisUnreachableError(error)) {
+      // Our client decides when an outage starts and ends; BullMQ's connections reconnect on their own
+      // schedule, and one of their errors just after ours is back is the same outage's tail.
+      if (this.isUp) this.swallowed++;
+      else this.down(source, error);
+    } else this.logger.warn({ msg: 'redis error', source, error: error.message });
   }
 
   private down(source: string, error: Error): void {

@@ -77,15 +77,19 @@ export class StoreResync implements OnApplicationBootstrap {
       );
       await this.migrations.save(m);
     }
-    const flushed = [await this.migrations.flush(), await this.workloads.flush()];
+    // Workloads before migrations: whoever sees a migration's end state finds its workload where it ended.
+    const flushed = [await this.workloads.flush(), await this.migrations.flush()];
     const marker = this.markerKey();
     let restored: string[] = [];
     if (!(await this.redis.exists(marker))) {
-      const [m, w] = [await this.migrations.restoreMissing(), await this.workloads.restoreMissing()];
+      const w = await this.workloads.restoreMissing();
       await this.markGoneWorkloads(w.written);
-      restored = [...m.written, ...w.written];
+      const m = await this.migrations.restoreMissing();
+      restored = [...w.written, ...m.written];
       await this.redis.set(marker, new Date().toISOString());
-      if (m.written.length > 0) await this.reconciler?.reconcile();
+      // At boot nothing runs here yet: an unfinished migration brought back needs a job. After an outage
+      // the ones brought back are finished or still driven by this process, so nothing is queued.
+      if (why === 'boot' && m.written.length > 0) await this.reconciler?.reconcile();
     }
     const written = flushed.flatMap((f) => f.written);
     const skipped = flushed.flatMap((f) => f.skipped);
