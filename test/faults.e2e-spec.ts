@@ -356,6 +356,19 @@ describe('Redis lost during a real migration: the worker drives it to its end, t
           .map(([k, c]) => `${k} ${c.status} in ${c.ms} ms`)
           .join(', ')}`,
       );
+      if (how === 'with-data') {
+        // The job came back with Redis's data, its lock expired: BullMQ's stalled check hands it out again,
+        // and that run must find the migration finished instead of attempting it a second time.
+        const redis = new Redis({ port: REDIS_PORT });
+        const job = `migrate-${id}`;
+        await until('the re-handed job completes', async () =>
+          (await redis.zscore(`${orch.prefix}-bull:migrations:completed`, job)) !== null ? true : undefined,
+        ).finally(() => redis.disconnect());
+        const again = await orch.api<MigrationRecord>('GET', `/migrations/${id}`);
+        expect(again.body).toMatchObject({ state: 'completed', restoredPid: m.restoredPid });
+        expect(again.body.phases).toHaveLength(m.phases.length);
+        expect(again.body.notes ?? []).not.toContainEqual(expect.stringContaining('picked up again'));
+      }
       // One line when the outage starts, one when it ends; no ioredis stack traces.
       const log = readFileSync(orch.logFile, 'utf8').slice(logBefore);
       expect(log).not.toMatch(/Unhandled error event/);

@@ -61,7 +61,8 @@ export class MigrationsProcessor extends WorkerHost implements OnModuleInit {
    */
   private lockLost(jobId: string): void {
     const since = this.startedAt.get(jobId);
-    if (since !== undefined && this.link?.wasDownSince(since)) {
+    if (since === undefined) return; // not running here (any more): nothing to stop
+    if (this.link?.wasDownSince(since)) {
       this.logger.warn({ msg: 'job lock lost to a redis outage; this worker drives the migration to its end', jobId });
       return;
     }
