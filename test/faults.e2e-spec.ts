@@ -303,6 +303,8 @@ describe('Redis lost during a real migration: the worker drives it to its end, t
   // The phase at whose start Redis goes away, how it comes back, and for how long it stays away. 'verify':
   // the commit is claimed and done while Redis is away. 12 s outlives the job lock (10 s): BullMQ hands the
   // job out again once Redis is back, and that run must find the migration finished, not start a second one.
+  /** What the cases moved: after a restart on an empty Redis, the journal must bring these back. */
+  const moved: { id: string; workloadId: string; restoredPid?: number }[] = [];
   const outages: [PhaseName, 'empty' | 'with-data', number][] = [
     ['dump', 'empty', 3_000],
     ['transfer', 'with-data', 12_000],
@@ -340,6 +342,7 @@ describe('Redis lost during a real migration: the worker drives it to its end, t
       const m = await orch.waitForEnd<MigrationRecord>(id, 120_000);
       expect(orch.alive).toBe(true);
       expect(m.state).toBe('completed');
+      moved.push({ id, workloadId: workload.id, restoredPid: m.restoredPid });
       // Nodes of the config file are registered again when Redis came back without them.
       const nodes = await until('GET /nodes lists the config nodes again', async () => {
         const res = await orch.api<NodeRecord[]>('GET', '/nodes');
@@ -376,4 +379,25 @@ describe('Redis lost during a real migration: the worker drives it to its end, t
       expect(log.match(/redis reachable again/g)?.length).toBe(1);
     },
   );
+
+  it('orchestrator and Redis restarted together, Redis empty: the moved workloads and their migrations come back', async () => {
+    expect(moved.length).toBeGreaterThan(0);
+    await orch.kill('SIGKILL');
+    await stopRedisAs(REDIS_PORT, 'empty');
+    await startRedisAgain(REDIS_PORT);
+    await watcher.rearm();
+    await orch.start();
+    // The journal is read back before the API listens: no waiting here.
+    for (const mv of moved) {
+      const m = await orch.api<MigrationRecord>('GET', `/migrations/${mv.id}`);
+      expect(m.body).toMatchObject({ id: mv.id, state: 'completed', restoredPid: mv.restoredPid });
+      const w = await orch.api<WorkloadRecord>('GET', `/workloads/${mv.workloadId}`);
+      expect(w.body).toMatchObject({ nodeId: 'node-b', pid: mv.restoredPid, state: 'running' });
+    }
+    const nodes = await orch.api<NodeRecord[]>('GET', '/nodes');
+    expect(nodes.body.map((n) => n.id)).toEqual(expect.arrayContaining(['node-a', 'node-b', 'node-c']));
+    report.push(
+      `- orchestrator + Redis restarted (empty): ${moved.length} migrations and workloads back from the journal`,
+    );
+  });
 });

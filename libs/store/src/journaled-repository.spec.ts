@@ -105,6 +105,24 @@ describe('JournaledRepository', () => {
     expect(await repo.get('gone')).toBeUndefined();
   });
 
+  it('prunes old copies that are over and in Redis; keeps pending, recent and unfinished ones', async () => {
+    const repo = make();
+    t = 1;
+    await repo.save({ id: 'old-done', state: 'completed', updatedAt: at(1) });
+    await repo.save({ id: 'old-running', state: 'running', updatedAt: at(1) });
+    redis.down = true;
+    await repo.save({ id: 'old-pending', state: 'completed', updatedAt: at(1) });
+    redis.down = false;
+    t = 40;
+    await repo.save({ id: 'new-done', state: 'completed', updatedAt: at(40) });
+    expect(await repo.prune(at(30), (r) => r.state === 'completed')).toEqual(['old-done']);
+    expect((await repo.journal.list()).map((e) => e.record.id).sort()).toEqual([
+      'new-done',
+      'old-pending',
+      'old-running',
+    ]);
+  });
+
   it('journals nothing for an id that is not a plain file name', async () => {
     const repo = make();
     redis.down = true;

@@ -85,6 +85,20 @@ export class JournaledRepository<T extends Stamped> extends Repository<T> {
     return this.writeBack(() => true, true);
   }
 
+  /**
+   * Forgets copies Redis has (not pending) that were saved before `before` and that `done` says are over
+   * (finished migrations): the journal stays the size of what may still be needed.
+   */
+  async prune(before: string, done: (record: T) => boolean): Promise<string[]> {
+    const removed: string[] = [];
+    for (const entry of await this.journal.list()) {
+      if (entry.pending || entry.savedAt >= before || !done(entry.record)) continue;
+      await this.journal.remove(entry.record.id);
+      removed.push(entry.record.id);
+    }
+    return removed;
+  }
+
   private async writeBack(which: (e: JournalEntry<T>) => boolean, missingOnly = false): Promise<FlushReport> {
     const report: FlushReport = { written: [], skipped: [] };
     for (const entry of (await this.journal.list()).filter(which)) {

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
-import { NodeOps } from '@spotlift/engine';
+import { NodeOps, isFinished } from '@spotlift/engine';
 import { type JournaledRepository, NodeRepository, OutageTolerantFlags } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
 import { MigrationReconciler } from '../migrations/migration-reconciler.js';
@@ -69,6 +69,11 @@ export class StoreResync implements OnApplicationBootstrap {
   }
 
   private async resyncJournal(why: string): Promise<void> {
+    if (why === 'boot') {
+      // Finished migrations Redis has had for a week are no longer worth a copy on this disk.
+      const weekAgo = new Date(Date.now() - 7 * 24 * 3_600_000).toISOString();
+      await this.migrations.prune(weekAgo, (m) => isFinished(m));
+    }
     for (const id of await this.flags.flushClaims()) {
       const m = await this.migrations.get(id);
       if (!m) continue;
