@@ -31,6 +31,8 @@ import { RedisLink } from './redis-link.js';
 export class StoreResync implements OnApplicationBootstrap {
   private readonly logger = new Logger('resync');
   private chain: Promise<void> = Promise.resolve();
+  /** False until the boot resync ran: Redis may be away at boot, then the first reconnect does it. */
+  private booted = false;
 
   constructor(
     private readonly config: AppConfig,
@@ -50,7 +52,7 @@ export class StoreResync implements OnApplicationBootstrap {
     this.listenToBullMq();
     this.link.onUp(() => this.run('reconnect'));
     // Nodes at boot are the config loader's; the journal is read back before the worker takes jobs.
-    if (this.link.isUp && this.config.runsWorker) await this.run('boot');
+    if (this.link.isUp) await this.run('boot');
   }
 
   /** One run at a time: outages can follow each other faster than a resync takes. */
@@ -64,8 +66,12 @@ export class StoreResync implements OnApplicationBootstrap {
   }
 
   private async resync(why: 'boot' | 'reconnect'): Promise<void> {
-    if (this.config.runsWorker) await this.resyncJournal(why);
+    const lateBoot = why === 'reconnect' && !this.booted;
+    if (this.config.runsWorker) await this.resyncJournal(lateBoot ? 'boot' : why);
+    this.booted = true;
     if (why === 'reconnect') await this.reseedNodes();
+    // Boot reconciliation could not read Redis then: unfinished migrations whose job is gone get one now.
+    if (lateBoot && this.config.runsWorker) await this.reconciler?.reconcile();
   }
 
   private async resyncJournal(why: string): Promise<void> {
