@@ -40,6 +40,12 @@ import { AppConfig } from '../config/app-config.js';
 import { RedisLink } from './redis-link.js';
 
 export const REDIS = Symbol('REDIS');
+/**
+ * A second client with ioredis's patient defaults (commands wait in an offline queue until Redis is back),
+ * for the checkpoint jobs' records: their flow has no journal, so through an outage it waits as it always
+ * did instead of failing mid-take. Its errors are reported to the same RedisLink (logged once per outage).
+ */
+export const REDIS_PATIENT = Symbol('REDIS_PATIENT');
 /** The engine's migration and workload records: Redis with the worker's local journal in front. */
 export const ENGINE_MIGRATIONS = Symbol('ENGINE_MIGRATIONS');
 export const ENGINE_WORKLOADS = Symbol('ENGINE_WORKLOADS');
@@ -100,6 +106,18 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
       useFactory: (c: AppConfig) => connectRedis(c.redisUrl),
     },
     { provide: RedisLink, inject: [REDIS], useFactory: (r: Redis) => links.get(r) ?? new RedisLink(r) },
+    {
+      provide: REDIS_PATIENT,
+      inject: [AppConfig, RedisLink],
+      useFactory: (c: AppConfig, l: RedisLink) => {
+        const client = new Redis(c.redisUrl, {
+          maxRetriesPerRequest: null,
+          retryStrategy: (times) => Math.min(times * 200, 1_000),
+        });
+        client.on('error', (error: Error) => l.report('checkpoint records', error));
+        return client;
+      },
+    },
     { provide: Clock, useClass: SystemClock },
     {
       provide: NodeShell,
@@ -225,6 +243,7 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
   ],
   exports: [
     REDIS,
+    REDIS_PATIENT,
     RedisLink,
     ENGINE_MIGRATIONS,
     ENGINE_WORKLOADS,
@@ -246,6 +265,7 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
 export class CoreModule implements OnApplicationShutdown {
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS_PATIENT) private readonly patient: Redis,
     private readonly shell: NodeShell,
     private readonly link: RedisLink,
   ) {}
@@ -254,5 +274,6 @@ export class CoreModule implements OnApplicationShutdown {
     this.link.closing = true;
     await this.shell.close();
     await this.redis.quit().catch(() => undefined);
+    await this.patient.quit().catch(() => undefined);
   }
 }
