@@ -380,6 +380,33 @@ describe('Redis lost during a real migration: the worker drives it to its end, t
     },
   );
 
+  it('Redis stopped at restore, which fails (port taken on node-b), back empty: rolled back by the usual rules', async () => {
+    const name = 'f-redis-rollback';
+    const { pid, workload } = await launch(name);
+    const port = collector.last(name)!.fromPort;
+    const holder = spawnInNode('node-b', [
+      'python3',
+      '-c',
+      `import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', ${port})); time.sleep(600)`,
+    ]);
+    try {
+      await sleep(500);
+      const id = await migrate(workload);
+      await watcher.when(id, 'restore');
+      await stopRedisAs(REDIS_PORT, 'empty');
+      await sleep(3_000);
+      await startRedisAgain(REDIS_PORT);
+      await watcher.rearm();
+      const m = await orch.waitForEnd<MigrationRecord>(id, 120_000);
+      expect(orch.alive).toBe(true);
+      expect(m.state).toBe('rolled_back');
+      expect(m.rollbackReason).toMatch(/criu restore failed on node-b \(address_in_use\)/);
+      await expectExactlyOnce(world, name, pid, m, 'Redis stopped at restore (restore fails), back empty');
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+
   it('orchestrator and Redis restarted together, Redis empty: the moved workloads and their migrations come back', async () => {
     expect(moved.length).toBeGreaterThan(0);
     await orch.kill('SIGKILL');
