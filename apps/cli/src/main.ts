@@ -68,6 +68,13 @@ workloads
       print(w, () => workloadsTable([w]));
     },
   );
+workloads
+  .command('remove <id>')
+  .description('forget a workload (nothing on its node is touched); refused while a job works on it')
+  .action(async (id: string) => {
+    await client().request('DELETE', `/workloads/${encodeURIComponent(id)}`);
+    print({ removed: id }, () => `removed ${id}`);
+  });
 
 program
   .command('migrate <workload>')

@@ -1,5 +1,5 @@
 import type { FileSyncConfig } from './files/workload-files.js';
-import type { MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
+import type { MigrationRecord, NodeRecord, ProcessIdentity, WorkloadRecord } from '@spotlift/domain';
 
 export interface EngineConfig {
   /** Root of per-migration image directories on every node; each migration uses `<root>/<migrationId>`. */
@@ -52,6 +52,8 @@ export interface MigrationContext {
   destination: NodeRecord;
   sourceDir: string;
   destinationDir: string;
+  /** Which process the restored tree's root is (read by verify): the workload's identity from the commit on. */
+  restoredIdentity?: ProcessIdentity;
 }
 
 /** A failure the engine already knows how to describe; `phase` says where it happened. */

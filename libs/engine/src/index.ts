@@ -3,6 +3,7 @@ export * from './engine.types.js';
 export * from './migration-engine.js';
 export * from './node-ops.js';
 export * from './node-prober.js';
+export * from './process-inspection.js';
 export * from './phase-recorder.js';
 export * from './steps/migration-steps.js';
 export * from './strategies/migration-strategy.port.js';

@@ -2,10 +2,13 @@ import { type CriuFeatureCheck, checkArgv, parseFeatureCheck } from '@spotlift/c
 import type { NodeRecord } from '@spotlift/domain';
 import { NodeShell, armed, shellJoin, shq, type CommandResult } from '@spotlift/transport';
 import * as sh from './node-scripts.js';
+import { parseRootProcess, type RootProcess } from './process-inspection.js';
 
 export interface TreeInfo {
   pids: number[];
   rssBytes: number;
+  /** The root's identity and what registration checks (process-inspection.ts); absent when unreadable. */
+  root?: RootProcess;
 }
 
 /** A command waiting on its node for fire(); cancel() does nothing once it fired, so it may always be called. */
@@ -32,7 +35,8 @@ export class NodeOps {
     if (res.code !== 0) throw new Error(`inspecting pid ${pid} on ${node.id} failed: ${res.stderr.trim()}`);
     const tree = /^TREE (.*)$/m.exec(res.stdout)?.[1] ?? '';
     const rssKb = Number(/^RSS_KB (\d+)$/m.exec(res.stdout)?.[1] ?? '0');
-    return { pids: tree.split(/\s+/).filter(Boolean).map(Number), rssBytes: rssKb * 1024 };
+    const root = parseRootProcess(res.stdout);
+    return { pids: tree.split(/\s+/).filter(Boolean).map(Number), rssBytes: rssKb * 1024, ...(root ? { root } : {}) };
   }
 
   /** One letter from /proc/PID/status (R, S, T, Z, ...) or 'gone'. */

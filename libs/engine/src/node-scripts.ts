@@ -22,11 +22,27 @@ export function processState(pid: number): string {
   return `s=$(awk '/^State:/{print $2}' /proc/${pid}/status 2>/dev/null); echo "STATE \${s:-gone}"`;
 }
 
-/** Prints `TREE pid pid ...` and `RSS_KB total` for a process tree. Exit 3 when the root does not exist. */
+/**
+ * Prints `TREE pid pid ...` and `RSS_KB total` for a process tree, and before them what identifies the root
+ * and where this SSH session stands (process-inspection.ts parses them): `BOOT_ID`, `PID_NS` and `NET_NS` of
+ * the root, `SESSION_NET_NS` of this shell, `EXE yes|no`, `STAT_B64` (/proc/ROOT/stat base64-encoded: a comm
+ * may hold a newline), `SESSION` (this shell and its ancestors up to pid 1, the node's sshd among them, from
+ * the `PPid:` lines, which the kernel escapes). Exit 3 when the root does not exist.
+ */
 export function inspectTree(pid: number): string {
   return [
     TREE_FN,
     `[ -d /proc/${pid} ] || { echo "no process with pid ${pid}" >&2; exit 3; }`,
+    `echo "BOOT_ID $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"`,
+    `echo "PID_NS $(readlink /proc/${pid}/ns/pid 2>/dev/null)"`,
+    `echo "NET_NS $(readlink /proc/${pid}/ns/net 2>/dev/null)"`,
+    `echo "SESSION_NET_NS $(readlink /proc/$$/ns/net 2>/dev/null)"`,
+    `if readlink /proc/${pid}/exe >/dev/null 2>&1; then echo "EXE yes"; else echo "EXE no"; fi`,
+    `echo "STAT_B64 $(base64 -w0 /proc/${pid}/stat 2>/dev/null)"`,
+    // Builtins only (no fork per ancestor): preflight runs this too, inside every notice-to-freeze time.
+    `a=$$; s=; while [ -n "$a" ] && [ "$a" -gt 0 ] 2>/dev/null; do s="$s $a"; [ "$a" -eq 1 ] && break; n=; ` +
+      `while read -r k v; do [ "$k" = PPid: ] && { n=$v; break; }; done 2>/dev/null < /proc/$a/status; a=$n; done; ` +
+      `echo "SESSION$s"`,
     `pids=$(tree ${pid})`,
     `echo TREE $pids`,
     `rss=0; for p in $pids; do r=$(awk '/^VmRSS:/{print $2}' /proc/$p/status 2>/dev/null); rss=$((rss + \${r:-0})); done`,

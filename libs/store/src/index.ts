@@ -8,3 +8,4 @@ export * from './checkpoint-repository.js';
 export * from './pair-links.js';
 export * from './local-journal.js';
 export * from './journaled-repository.js';
+export * from './process-index.js';

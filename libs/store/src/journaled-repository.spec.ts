@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InMemoryRecords } from './in-memory-records.js';
-import { JournaledRepository } from './journaled-repository.js';
+import { ForgetOnDelete, JournaledRepository } from './journaled-repository.js';
 import { LocalJournal } from './local-journal.js';
 import type { Repository } from './repositories.port.js';
 
@@ -121,6 +121,26 @@ describe('JournaledRepository', () => {
       'old-pending',
       'old-running',
     ]);
+  });
+
+  it('only outages are journaled: another save error reaches the caller', async () => {
+    const repo = new JournaledRepository<Rec>(
+      redis,
+      new LocalJournal(join(dir, 'w')),
+      () => new Date(at(t)),
+      () => undefined,
+      (e) => /enableOfflineQueue/.test(e.message),
+    );
+    redis.save = () => Promise.reject(new Error('WRONGTYPE Operation against a key holding the wrong kind of value'));
+    await expect(repo.save({ id: 'x', state: 'running', updatedAt: at(1) })).rejects.toThrow(/WRONGTYPE/);
+    expect(await repo.journal.list()).toEqual([]);
+  });
+
+  it("a delete through the API's view forgets the journal copy too", async () => {
+    const repo = make();
+    await repo.save({ id: 'w9', state: 'running', updatedAt: at(1) });
+    await new ForgetOnDelete<Rec>(redis, repo.journal).delete('w9');
+    expect(await repo.restoreMissing()).toEqual({ written: [], skipped: [] });
   });
 
   it('journals nothing for an id that is not a plain file name', async () => {

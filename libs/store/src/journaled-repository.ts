@@ -30,6 +30,8 @@ export class JournaledRepository<T extends Stamped> extends Repository<T> {
     private readonly now: () => Date = () => new Date(),
     /** Told once per record save that Redis refused (the caller logs the outage, once). */
     private readonly onBuffered: (id: string, error: Error) => void = () => undefined,
+    /** Which save errors mean "Redis is away" (journaled); any other is the caller's to see. */
+    private readonly isOutage: (error: Error) => boolean = () => true,
   ) {
     super();
   }
@@ -62,6 +64,7 @@ export class JournaledRepository<T extends Stamped> extends Repository<T> {
     try {
       await this.inner.save(record);
     } catch (error) {
+      if (!this.isOutage(error as Error)) throw error;
       await this.journal.put(record, true, savedAt);
       this.onBuffered(record.id, error as Error);
       return;
@@ -125,4 +128,30 @@ export class JournaledRepository<T extends Stamped> extends Repository<T> {
 /** The stored record was updated after the journal's copy was saved (someone else wrote it since). */
 function newerThan(stored: Stamped, entry: JournalEntry<Stamped>): boolean {
   return stored.updatedAt !== undefined && stored.updatedAt > entry.savedAt;
+}
+
+/**
+ * The API's view of records a worker journals: a delete also forgets this host's journal copy, so a record
+ * deleted on purpose is not re-created from the journal when Redis comes back empty.
+ */
+export class ForgetOnDelete<T extends { id: string }> extends Repository<T> {
+  constructor(
+    private readonly inner: Repository<T>,
+    private readonly journal: LocalJournal<T>,
+  ) {
+    super();
+  }
+  get(id: string): Promise<T | undefined> {
+    return this.inner.get(id);
+  }
+  list(): Promise<T[]> {
+    return this.inner.list();
+  }
+  save(record: T): Promise<void> {
+    return this.inner.save(record);
+  }
+  async delete(id: string): Promise<void> {
+    await this.inner.delete(id);
+    await this.journal.remove(id);
+  }
 }

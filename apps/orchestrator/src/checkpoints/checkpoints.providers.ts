@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import { CheckpointFlow, Clock, NodeOps, type PageTransport } from '@spotlift/engine';
 import { QueueName } from '@spotlift/queue';
 import type { CheckpointRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
-import { CheckpointRepository, RedisRecords } from '@spotlift/store';
+import { CheckpointRepository, IndexedWorkloadRepository, RedisProcessIndex, RedisRecords } from '@spotlift/store';
 import { DirectoryStreamer, NodeShell } from '@spotlift/transport';
 import { AppConfig } from '../config/app-config.js';
 import { PAGE_TRANSPORTS, REDIS, REDIS_PATIENT } from '../core/core.module.js';
@@ -35,7 +35,11 @@ export function checkpointProviders(config: AppConfig): Provider[] {
       useFactory: (r: Redis, ops: NodeOps, shell: NodeShell, clock: Clock, c: AppConfig, transports: PageTransport[]) =>
         new CheckpointFlow(
           new RedisRecords<CheckpointRecord>(r, c.redisPrefix, 'checkpoint'),
-          new RedisRecords<WorkloadRecord>(r, c.redisPrefix, 'workload'),
+          // Indexed as every workload writer is (libs/store process-index.ts), on the same patient client.
+          new IndexedWorkloadRepository(
+            new RedisRecords<WorkloadRecord>(r, c.redisPrefix, 'workload'),
+            new RedisProcessIndex(r, c.redisPrefix),
+          ),
           new RedisRecords<NodeRecord>(r, c.redisPrefix, 'node'),
           ops,
           new DirectoryStreamer(shell),

@@ -15,6 +15,8 @@ import {
   type PageTransport,
 } from '@spotlift/engine';
 import {
+  ForgetOnDelete,
+  IndexedWorkloadRepository,
   JournaledRepository,
   LocalJournal,
   MigrationFlags,
@@ -22,11 +24,14 @@ import {
   NodeRepository,
   OutageTolerantFlags,
   PostCopyTrials,
+  ProcessIndex,
   RedisMigrationFlags,
   PairLinks,
   RedisPairLinks,
   RedisPostCopyTrials,
+  RedisProcessIndex,
   RedisRecords,
+  type Repository,
   WorkloadRepository,
 } from '@spotlift/store';
 import {
@@ -37,7 +42,7 @@ import {
   SshNodeShell,
 } from '@spotlift/transport';
 import { AppConfig } from '../config/app-config.js';
-import { RedisLink } from './redis-link.js';
+import { RedisLink, isRedisUnreachableError } from './redis-link.js';
 
 export const REDIS = Symbol('REDIS');
 /**
@@ -77,7 +82,7 @@ async function connectRedis(url: string): Promise<Redis> {
 const links = new WeakMap<Redis, RedisLink>();
 
 function journaled<T extends { id: string; updatedAt?: string }>(
-  inner: RedisRecords<T>,
+  inner: Repository<T>,
   c: AppConfig,
   kind: string,
   link: RedisLink,
@@ -87,6 +92,7 @@ function journaled<T extends { id: string; updatedAt?: string }>(
     new LocalJournal<T>(join(c.stateDir, c.redisPrefix, kind)),
     () => new Date(),
     (_id, error) => link.report('journal', error),
+    isRedisUnreachableError,
   );
 }
 /** The page transports (tcp, tls, ssh) the engine and the checkpoint flow pick from. */
@@ -130,9 +136,21 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
       useFactory: (r: Redis, c: AppConfig) => new RedisRecords(r, c.redisPrefix, 'node'),
     },
     {
-      provide: WorkloadRepository,
+      // processKey -> workload id: one record per process (libs/store process-index.ts).
+      provide: ProcessIndex,
       inject: [REDIS, AppConfig],
-      useFactory: (r: Redis, c: AppConfig) => new RedisRecords(r, c.redisPrefix, 'workload'),
+      useFactory: (r: Redis, c: AppConfig) => new RedisProcessIndex(r, c.redisPrefix),
+    },
+    {
+      // Every save keeps the process index in step, the engine's commits included.
+      // A delete also forgets the worker's journal copy (not re-created when Redis comes back empty).
+      provide: WorkloadRepository,
+      inject: [REDIS, AppConfig, ProcessIndex, ENGINE_WORKLOADS],
+      useFactory: (r: Redis, c: AppConfig, index: ProcessIndex, engine: JournaledRepository<WorkloadRecord>) =>
+        new ForgetOnDelete(
+          new IndexedWorkloadRepository(new RedisRecords(r, c.redisPrefix, 'workload'), index),
+          engine.journal,
+        ),
     },
     {
       provide: MigrationRepository,
@@ -146,10 +164,16 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
         journaled(new RedisRecords<MigrationRecord>(r, c.redisPrefix, 'migration'), c, 'migration', l),
     },
     {
+      // The indexed repository under the journal: a write-back keeps the process index in step too.
       provide: ENGINE_WORKLOADS,
-      inject: [REDIS, AppConfig, RedisLink],
-      useFactory: (r: Redis, c: AppConfig, l: RedisLink) =>
-        journaled(new RedisRecords<WorkloadRecord>(r, c.redisPrefix, 'workload'), c, 'workload', l),
+      inject: [REDIS, AppConfig, RedisLink, ProcessIndex],
+      useFactory: (r: Redis, c: AppConfig, l: RedisLink, index: ProcessIndex) =>
+        journaled(
+          new IndexedWorkloadRepository(new RedisRecords<WorkloadRecord>(r, c.redisPrefix, 'workload'), index),
+          c,
+          'workload',
+          l,
+        ),
     },
     { provide: NodeOps, inject: [NodeShell], useFactory: (s: NodeShell) => new NodeOps(s) },
     {
@@ -252,6 +276,7 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     NodeShell,
     NodeRepository,
     WorkloadRepository,
+    ProcessIndex,
     MigrationRepository,
     NodeOps,
     NodeProber,

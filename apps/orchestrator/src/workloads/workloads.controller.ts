@@ -1,9 +1,9 @@
-import { Body, Controller, Get, Param, Post } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import type { WorkloadRecord } from '@spotlift/domain';
 import { ZodBody } from '../common/zod-body.pipe.js';
-import { RegisterWorkload, WorkloadsService } from './workloads.service.js';
+import { RegisterWorkload, type WorkloadView, WorkloadsService } from './workloads.service.js';
 
 @ApiTags('workloads')
 @ApiBearerAuth()
@@ -17,15 +17,38 @@ export class WorkloadsController {
   }
 
   @Get(':id')
-  @ApiOperation({ summary: 'A workload, with its process tree and RSS read again over SSH' })
-  get(@Param('id') id: string): Promise<WorkloadRecord> {
+  @ApiOperation({
+    summary:
+      'A workload as stored, with its tree, RSS and state as the node shows them now under `observed` (writes nothing)',
+  })
+  get(@Param('id') id: string): Promise<WorkloadView> {
+    return this.workloads.view(id);
+  }
+
+  @Post(':id/refresh')
+  @HttpCode(200)
+  @ApiOperation({
+    summary:
+      'Read the tree and RSS again over SSH and save them (or `gone`) unless a job changed the workload meanwhile',
+  })
+  refresh(@Param('id') id: string): Promise<WorkloadView> {
     return this.workloads.refresh(id);
   }
 
   @Post()
-  @ApiOperation({ summary: 'Register a process tree by node and root pid (or pidfile)' })
+  @ApiOperation({
+    summary:
+      'Register a process tree by node and root pid (or pidfile); 409 when that process is registered already, 400 for pid 1, kernel threads, another namespace, spotlift’s own SSH session',
+  })
   @ApiBody({ schema: z.toJSONSchema(RegisterWorkload, { io: 'input' }) as object })
   register(@Body(new ZodBody(RegisterWorkload)) body: RegisterWorkload): Promise<WorkloadRecord> {
     return this.workloads.register(body);
+  }
+
+  @Delete(':id')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Forget a workload (nothing on the node is touched); 409 while a job works on it' })
+  remove(@Param('id') id: string): Promise<void> {
+    return this.workloads.remove(id);
   }
 }

@@ -1,50 +1,53 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
-import { BadRequestError, NotFoundError, type WorkloadRecord } from '@spotlift/domain';
-import { checkDeclaredPath, Clock, NodeOps } from '@spotlift/engine';
-import { NodeRepository, WorkloadRepository } from '@spotlift/store';
-import { shq } from '@spotlift/transport';
+import {
+  BadRequestError,
+  checkpointSettled,
+  ConflictError,
+  NotFoundError,
+  processKey,
+  type NodeRecord,
+  type WorkloadRecord,
+} from '@spotlift/domain';
+import { Clock, identityMismatch, initRefusal, isFinished, NodeOps, registrationRefusal } from '@spotlift/engine';
+import {
+  CheckpointRepository,
+  indexKey,
+  MigrationRepository,
+  NodeRepository,
+  ProcessIndex,
+  WorkloadRepository,
+} from '@spotlift/store';
+import type { RegisterWorkload } from './register-workload.js';
 
-export const RegisterWorkload = z
-  .object({
-    name: z.string().min(1).max(120),
-    node: z.string().min(1).max(63),
-    pid: z.number().int().positive().max(4_194_304).optional(),
-    pidfile: z.string().startsWith('/').max(4096).optional(),
-    /** 1 (expendable) .. 10 (critical); evacuations save higher priorities first. Default: the fleet's. */
-    priority: z.number().int().min(1).max(10).optional(),
-    /** Distinct bytes the workload dirties per second, if known (up to 100 GiB/s). */
-    dirtyRateBytesPerSec: z
-      .number()
-      .min(0)
-      .max(100 * 2 ** 30)
-      .optional(),
-    /**
-     * Files and directories the workload uses that the destination must have (open files, working
-     * directory, data): copied before and, the changes only, during the freeze. Absolute paths.
-     */
-    paths: z
-      .array(
-        z.string().superRefine((p, ctx) => {
-          const problem = checkDeclaredPath(p);
-          if (problem) ctx.addIssue({ code: 'custom', message: problem });
-        }),
-      )
-      .max(64)
-      .optional(),
-  })
-  .strict()
-  .refine((w) => (w.pid === undefined) !== (w.pidfile === undefined), {
-    message: 'give exactly one of pid or pidfile',
-  });
-export type RegisterWorkload = z.infer<typeof RegisterWorkload>;
+export { RegisterWorkload } from './register-workload.js';
+
+/**
+ * What the node shows now, next to the stored record (GET /workloads/:id writes nothing):
+ * - `running`: the registered process is there (`processState` is its state letter: `T` while frozen);
+ * - `gone`: no process at the pid, or another one (a reused pid);
+ * - `unreachable`: the node did not answer (`reason`);
+ * - `not-read`: the workload runs nowhere (gone, checkpointed), nothing to read.
+ */
+export interface Observed {
+  at: string;
+  state: 'running' | 'gone' | 'unreachable' | 'not-read';
+  processState?: string;
+  tree?: number[];
+  rssBytes?: number;
+  reason?: string;
+}
+
+export type WorkloadView = WorkloadRecord & { observed: Observed };
 
 @Injectable()
 export class WorkloadsService {
   constructor(
     private readonly workloads: WorkloadRepository,
+    private readonly index: ProcessIndex,
     private readonly nodes: NodeRepository,
+    private readonly migrations: MigrationRepository,
+    private readonly checkpoints: CheckpointRepository,
     private readonly ops: NodeOps,
     private readonly clock: Clock,
   ) {}
@@ -59,20 +62,32 @@ export class WorkloadsService {
     return w;
   }
 
-  /** Registers a process tree after checking over SSH that it exists; reads its tree and RSS. */
+  /**
+   * Registers a process tree after reading over SSH what it is (identity, tree, RSS) and refusing what must
+   * never be a workload (process-inspection.ts: pid 1, kernel threads, another namespace's process, a tree
+   * carrying spotlift's own SSH session). One record per process: a second registration is a 409 naming the first.
+   */
   async register(body: RegisterWorkload): Promise<WorkloadRecord> {
     const node = await this.nodes.get(body.node);
     if (!node) throw new NotFoundError('node', body.node);
-    const pid = body.pid ?? (await this.readPidfile(node.id, body.pidfile!));
+    const pid = body.pid ?? (await this.readPidfile(node, body.pidfile!));
+    // Refused before SSH: its tree is the whole node, which would be walked for nothing.
+    if (pid === 1) throw new BadRequestError(initRefusal(node.id), { pid, node: node.id });
     const tree = await this.ops.inspectTree(node, pid);
     if (!tree)
       throw new BadRequestError(`no process with pid ${pid} runs on node '${node.id}'`, { pid, node: node.id });
+    if (!tree.root) {
+      throw new BadRequestError(`could not read what pid ${pid} is on node '${node.id}' (did it just exit?)`, { pid });
+    }
+    const refusal = registrationRefusal(node.id, pid, tree.root, tree.pids);
+    if (refusal) throw new BadRequestError(refusal, { pid, node: node.id });
     const now = this.clock.now().toISOString();
     const workload: WorkloadRecord = {
       id: `wl-${randomUUID().slice(0, 8)}`,
       name: body.name,
       nodeId: node.id,
       pid,
+      identity: tree.root.identity,
       ...(body.pidfile ? { pidfile: body.pidfile } : {}),
       ...(body.priority !== undefined ? { priority: body.priority } : {}),
       ...(body.dirtyRateBytesPerSec !== undefined ? { dirtyRateBytesPerSec: body.dirtyRateBytesPerSec } : {}),
@@ -83,29 +98,123 @@ export class WorkloadsService {
       createdAt: now,
       updatedAt: now,
     };
-    await this.workloads.save(workload);
+    await this.claim(workload);
+    try {
+      await this.workloads.save(workload);
+    } catch (error) {
+      await this.index.unclaim(processKey(workload), workload.id).catch(() => undefined);
+      throw error;
+    }
     return workload;
   }
 
-  /** Reads the tree and RSS again over SSH. */
-  async refresh(id: string): Promise<WorkloadRecord> {
-    const w = await this.get(id);
-    const node = await this.nodes.get(w.nodeId);
-    if (!node || w.state === 'migrating' || w.state === 'checkpointed') return w;
-    const tree = await this.ops.inspectTree(node, w.pid);
-    if (tree) Object.assign(w, { tree: tree.pids, rssBytes: tree.rssBytes, state: 'running' });
-    else w.state = 'gone';
-    w.updatedAt = this.clock.now().toISOString();
-    await this.workloads.save(w);
-    return w;
+  /**
+   * Claims the workload's process in the index (atomic across requests and replicas). A holder is only
+   * passed over when its record shows it is not that process any more (deleted, moved, gone, checkpointed)
+   * and it is not a registration still on its way to its save.
+   */
+  private async claim(w: WorkloadRecord): Promise<void> {
+    const key = processKey(w);
+    // The records themselves too: those from before identities were read are indexed by node and pid, and
+    // an index entry a failed write did not move is caught here (the claim below is the race-free part).
+    const same = (await this.workloads.list()).find(
+      (o) => indexKey(o) === key || (!o.identity && o.nodeId === w.nodeId && o.pid === w.pid && indexKey(o)),
+    );
+    if (same) throw this.taken(w, same.id);
+    let replacing: string | undefined;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const holder = await this.index.claim(key, w.id, replacing ? { replacing } : {});
+      if (holder === w.id) return;
+      const held = await this.workloads.get(holder);
+      if (held ? indexKey(held) === key : await this.index.pending(key)) throw this.taken(w, holder);
+      replacing = holder;
+    }
+    throw new ConflictError(`pid ${w.pid} on node '${w.nodeId}' is being registered concurrently; try again`);
   }
 
-  private async readPidfile(nodeId: string, pidfile: string): Promise<number> {
-    const node = (await this.nodes.get(nodeId))!;
-    const res = await this.ops.run(node, `cat ${shq(pidfile)}`, 15_000);
-    const pid = Number(res.stdout.trim());
-    if (res.code !== 0 || !Number.isInteger(pid) || pid <= 0) {
-      throw new BadRequestError(`pidfile ${pidfile} on node '${nodeId}' does not hold a pid`, { pidfile });
+  private taken(w: WorkloadRecord, holder: string): ConflictError {
+    return new ConflictError(`pid ${w.pid} on node '${w.nodeId}' is already registered as workload '${holder}'`, {
+      workload: holder,
+    });
+  }
+
+  /**
+   * Forgets a workload: the record and its index entry. Nothing on the node is touched. Refused (409) while a
+   * job works on it, and while a stored checkpoint is its only copy (the checkpoint's restore needs the record).
+   */
+  async remove(id: string): Promise<void> {
+    const w = await this.get(id);
+    const busy = await this.busyReason(w);
+    if (busy) throw new ConflictError(`workload '${id}' cannot be removed: ${busy}`, { workload: id });
+    await this.workloads.delete(id);
+  }
+
+  private async busyReason(w: WorkloadRecord): Promise<string | undefined> {
+    if (w.state === 'migrating') return 'it is migrating (a job froze or is moving it)';
+    const [migrations, checkpoints] = await Promise.all([this.migrations.list(), this.checkpoints.list()]);
+    const migration = migrations.find((m) => m.workloadId === w.id && !isFinished(m));
+    if (migration) return `migration '${migration.id}' (${migration.state}) works on it`;
+    const checkpoint = checkpoints.find((c) => c.workloadId === w.id && !checkpointSettled(c));
+    if (checkpoint) return `checkpoint '${checkpoint.id}' (${checkpoint.state}) works on it`;
+    if (w.state === 'checkpointed') {
+      const stored = checkpoints.find((c) => c.workloadId === w.id && c.state === 'stored');
+      return `it runs nowhere: its images are in checkpoint '${stored?.id ?? '?'}'; restore or delete that first`;
+    }
+    return undefined;
+  }
+
+  /** The record as stored, with what the node shows now beside it; writes nothing. */
+  async view(id: string): Promise<WorkloadView> {
+    const w = await this.get(id);
+    return { ...w, observed: await this.observe(w) };
+  }
+
+  /**
+   * Reads the tree and RSS again and saves them (or `gone`). The record is read again after the inspection
+   * and only its inspection fields change, and only if it still names the process that was read: a job that
+   * moved or froze the workload meanwhile is not overwritten.
+   */
+  async refresh(id: string): Promise<WorkloadView> {
+    const before = await this.get(id);
+    const observed = await this.observe(before);
+    const w = await this.get(id);
+    const unchanged = w.nodeId === before.nodeId && w.pid === before.pid && w.state === 'running';
+    if (unchanged && (observed.state === 'running' || observed.state === 'gone')) {
+      if (observed.state === 'gone') w.state = 'gone';
+      else Object.assign(w, { tree: observed.tree, rssBytes: observed.rssBytes });
+      w.updatedAt = observed.at;
+      await this.workloads.save(w);
+    }
+    return { ...w, observed };
+  }
+
+  private async observe(w: WorkloadRecord): Promise<Observed> {
+    const at = this.clock.now().toISOString();
+    if (w.state === 'gone' || w.state === 'checkpointed') return { at, state: 'not-read', reason: `it is ${w.state}` };
+    const node = await this.nodes.get(w.nodeId);
+    if (!node) return { at, state: 'unreachable', reason: `node '${w.nodeId}' is not registered` };
+    try {
+      const tree = await this.ops.inspectTree(node, w.pid);
+      if (!tree) return { at, state: 'gone', reason: `no process with pid ${w.pid} on '${node.id}'` };
+      if (w.identity && !tree.root) return { at, state: 'gone', reason: `pid ${w.pid} exited while it was read` };
+      const other = identityMismatch(w, tree.root?.identity);
+      if (other) return { at, state: 'gone', reason: other };
+      return {
+        at,
+        state: 'running',
+        ...(tree.root ? { processState: tree.root.state } : {}),
+        tree: tree.pids,
+        rssBytes: tree.rssBytes,
+      };
+    } catch (error) {
+      return { at, state: 'unreachable', reason: (error as Error).message };
+    }
+  }
+
+  private async readPidfile(node: NodeRecord, pidfile: string): Promise<number> {
+    const pid = await this.ops.readPidfile(node, pidfile);
+    if (pid === undefined) {
+      throw new BadRequestError(`pidfile ${pidfile} on node '${node.id}' does not hold a pid`, { pidfile });
     }
     return pid;
   }

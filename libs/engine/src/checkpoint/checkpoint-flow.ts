@@ -14,6 +14,7 @@ import { type EngineConfig, type MigrationContext, MigrationStepError } from '..
 import { archivePaths, CHECKPOINT_FILES_TAR, outermostPaths, UNPACK_AT_ROOT } from '../files/file-sync-commands.js';
 import type { NodeOps } from '../node-ops.js';
 import { PhaseRecorder } from '../phase-recorder.js';
+import { setIdentity } from '../process-inspection.js';
 import { Rollback } from '../rollback.js';
 import {
   checkCriuVersions,
@@ -359,6 +360,7 @@ export class CheckpointFlow {
         state: 'running',
         updatedAt: this.clock.now().toISOString(),
       });
+      setIdentity(workload, ctx.restoredIdentity);
       await this.workloads.save(workload);
       phase.detail = `workload runs as pid ${pid} on ${destination.id}`;
     });

@@ -8,6 +8,7 @@ import { type EngineConfig, type MigrationContext, MigrationStepError } from '..
 import type { ArmedCommand, NodeOps } from '../node-ops.js';
 import type { WorkloadFiles } from '../files/workload-files.js';
 import type { PhaseRecorder } from '../phase-recorder.js';
+import { setIdentity } from '../process-inspection.js';
 import { fileMtimeCommand, parseFileMtime } from '../recovery.js';
 import {
   checkCpuCompatible,
@@ -158,6 +159,7 @@ export class MigrationSteps {
     if (tree.pids.length !== expectedTasks) {
       throw fail(`restored tree has ${tree.pids.length} processes, the source had ${expectedTasks}`);
     }
+    ctx.restoredIdentity = tree.root?.identity;
   }
 
   /** The commit point: the destination runs verified, so the frozen source is killed and the workload moves. */
@@ -169,6 +171,8 @@ export class MigrationSteps {
         throw new Error(`the frozen source pid ${workload.pid} on ${source.id} did not die (state ${state})`);
       workload.nodeId = destination.id;
       workload.pid = migration.restoredPid ?? workload.pid;
+      // A new process: its own identity (the registration index follows the save), none if unread.
+      setIdentity(workload, ctx.restoredIdentity);
       workload.state = 'running';
       workload.updatedAt = this.clock.now().toISOString();
       await this.workloads.save(workload);

@@ -3,6 +3,7 @@ import type { NodeProbe, NodeRecord } from '@spotlift/domain';
 import * as criu from '../criu-commands.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
 import type { NodeOps, TreeInfo } from '../node-ops.js';
+import { identityMismatch } from '../process-inspection.js';
 
 /**
  * The checks of the preflight phase, each answering with a reason a person can act on. None of them
@@ -60,11 +61,20 @@ export function recentCriuVerdict(destination: NodeRecord, now: Date, maxAgeMs: 
   return age >= 0 && age <= maxAgeMs ? probe : undefined;
 }
 
-/** The workload's tree as it runs now on the source; one that exited fails preflight (there is nothing to move). */
+/**
+ * The workload's tree as it runs now on the source; one that exited fails preflight (there is nothing to move),
+ * and so does another process that got its pid since (a different start time): freezing that one would move a
+ * stranger's process.
+ */
 export async function runningTree(ops: NodeOps, ctx: MigrationContext): Promise<TreeInfo> {
   const { workload, source } = ctx;
   const tree = await ops.inspectTree(source, workload.pid);
   if (!tree) throw fail(`workload '${workload.name}' (pid ${workload.pid}) no longer runs on ${source.id}`);
+  if (workload.identity && !tree.root) {
+    throw fail(`could not read which process pid ${workload.pid} is on ${source.id} (it may have just exited)`);
+  }
+  const other = identityMismatch(workload, tree.root?.identity);
+  if (other) throw fail(`workload '${workload.name}' no longer runs: ${other}`);
   return tree;
 }
 

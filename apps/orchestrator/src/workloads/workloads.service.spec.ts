@@ -1,0 +1,298 @@
+/**
+ * WorkloadsService over in-memory records, the in-memory process index and a scripted node: what is
+ * refused at registration and why, one record per process, DELETE, and reads that write nothing.
+ */
+import { ConflictError, type CheckpointRecord, type WorkloadRecord } from '@spotlift/domain';
+import { NodeOps, SystemClock } from '@spotlift/engine';
+import {
+  IndexedWorkloadRepository,
+  InMemoryProcessIndex,
+  InMemoryRecords,
+  type CheckpointRepository,
+  type MigrationRepository,
+  type NodeRepository,
+} from '@spotlift/store';
+import {
+  ScriptedNodeShell,
+  aMigration,
+  aNode,
+  aWorkload,
+  inspectionOutput,
+  type InspectionFacts,
+} from '@spotlift/testing';
+import { WorkloadsService } from './workloads.service.js';
+
+function kit() {
+  const shell = new ScriptedNodeShell();
+  const index = new InMemoryProcessIndex();
+  const records = new InMemoryRecords<WorkloadRecord>();
+  const workloads = new IndexedWorkloadRepository(records, index);
+  const nodes = new InMemoryRecords() as unknown as NodeRepository;
+  void nodes.save(aNode('node-a'));
+  void nodes.save(aNode('node-b'));
+  const migrations = new InMemoryRecords() as unknown as MigrationRepository;
+  const checkpoints = new InMemoryRecords<CheckpointRecord>() as unknown as CheckpointRepository;
+  const service = new WorkloadsService(
+    workloads,
+    index,
+    nodes,
+    migrations,
+    checkpoints,
+    new NodeOps(shell),
+    new SystemClock(),
+  );
+  /** The node answers inspectTree with these facts (`times` answers, then the next rule's). */
+  const node = (id: string, facts: InspectionFacts = {}, times?: number) =>
+    shell.on({
+      node: id,
+      match: /echo TREE/,
+      reply: { stdout: inspectionOutput(facts) },
+      ...(times !== undefined ? { times } : {}),
+    });
+  return { shell, index, records, workloads, migrations, checkpoints, service, node };
+}
+
+const body = (over: object = {}) => ({ name: 'db', node: 'node-a', pid: 4242, ...over });
+
+describe('WorkloadsService.register', () => {
+  it('records the identity the node showed, and indexes the process', async () => {
+    const k = kit();
+    k.node('node-a', { startTime: '777', pidNs: '11', tree: [4242, 4243], rssKb: 1024 });
+    const w = await k.service.register(body());
+    expect(w).toMatchObject({
+      nodeId: 'node-a',
+      pid: 4242,
+      identity: { bootId: '53b88e37-904f-4ee1-8e18-0fb871a935bd', pidNs: '11', startTime: '777' },
+      tree: [4242, 4243],
+      rssBytes: 1024 * 1024,
+      state: 'running',
+    });
+    expect(k.index.holder('proc:53b88e37-904f-4ee1-8e18-0fb871a935bd:11:4242:777')).toBe(w.id);
+    expect(await k.index.pending('proc:53b88e37-904f-4ee1-8e18-0fb871a935bd:11:4242:777')).toBe(false);
+  });
+
+  it('answers 409 naming the first record when the same process is registered again, from any node', async () => {
+    const k = kit();
+    k.node('node-a');
+    k.node('node-b');
+    const first = await k.service.register(body());
+    for (const node of ['node-a', 'node-b']) {
+      const again = k.service.register(body({ name: 'db-again', node }));
+      await expect(again).rejects.toThrow(ConflictError);
+      await expect(again).rejects.toMatchObject({ meta: { workload: first.id } });
+      await expect(again).rejects.toThrow(`is already registered as workload '${first.id}'`);
+    }
+    expect(await k.workloads.list()).toHaveLength(1);
+  });
+
+  it('lets exactly one of concurrent registrations of one process through', async () => {
+    const k = kit();
+    k.node('node-a');
+    const results = await Promise.allSettled(Array.from({ length: 20 }, () => k.service.register(body())));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(results.filter((r) => r.status === 'rejected' && r.reason instanceof ConflictError)).toHaveLength(19);
+    expect(await k.workloads.list()).toHaveLength(1);
+  });
+
+  it('registers a reused pid (a new start time) as the new process it is, once the old one is gone', async () => {
+    const k = kit();
+    k.node('node-a', { startTime: '100' }, 1);
+    k.node('node-a', { startTime: '999' });
+    const first = await k.service.register(body());
+    expect((await k.service.refresh(first.id)).state).toBe('gone');
+    const second = await k.service.register(body());
+    expect(second.id).not.toBe(first.id);
+    expect(second.identity?.startTime).toBe('999');
+  });
+
+  it('refuses a second record for a process a record without identity (from before identities) holds', async () => {
+    const k = kit();
+    await k.workloads.save(aWorkload({ id: 'wl-old', pid: 4242, nodeId: 'node-a' }));
+    k.node('node-a');
+    await expect(k.service.register(body())).rejects.toThrow("is already registered as workload 'wl-old'");
+  });
+
+  it('refuses a process a record names even when the index lost its entry (a failed write)', async () => {
+    const k = kit();
+    const identity = { bootId: '53b88e37-904f-4ee1-8e18-0fb871a935bd', pidNs: '4026532201', startTime: '123456' };
+    await k.records.save(aWorkload({ id: 'wl-unindexed', identity }));
+    k.node('node-a');
+    await expect(k.service.register(body())).rejects.toThrow("is already registered as workload 'wl-unindexed'");
+  });
+
+  it('passes over a holder whose record moved to another process, and one whose record was deleted', async () => {
+    const k = kit();
+    k.node('node-a');
+    const first = await k.service.register(body());
+    const key = `proc:53b88e37-904f-4ee1-8e18-0fb871a935bd:4026532201:4242:123456`;
+    // A record whose index entry was not released (written by something that bypassed the index).
+    await k.records.save({ ...first, nodeId: 'node-b', pid: 777, identity: { ...first.identity!, startTime: '5' } });
+    const second = await k.service.register(body({ name: 'db-2' }));
+    expect(k.index.holder(key)).toBe(second.id);
+    await k.records.delete(second.id);
+    const third = await k.service.register(body({ name: 'db-3' }));
+    expect(k.index.holder(key)).toBe(third.id);
+  });
+
+  it('does not pass over a registration still on its way to its save', async () => {
+    const k = kit();
+    k.node('node-a');
+    const key = `proc:53b88e37-904f-4ee1-8e18-0fb871a935bd:4026532201:4242:123456`;
+    await k.index.claim(key, 'wl-pending');
+    await expect(k.service.register(body())).rejects.toThrow("already registered as workload 'wl-pending'");
+  });
+
+  it.each([
+    ['pid 1, without asking the node', { pid: 1 }, {}, /pid 1 is the init of node 'node-a'/],
+    [
+      'a kernel thread',
+      { pid: 2 },
+      { pid: 2, comm: 'kthreadd', ppid: 0, flags: 2129984, hasExe: false },
+      /kernel thread/,
+    ],
+    [
+      'a process seen from another node',
+      {},
+      { netNs: '1', sessionNetNs: '2' },
+      /not in node 'node-a''s network namespace/,
+    ],
+    [
+      'the sshd carrying the session',
+      { pid: 800 },
+      { pid: 800, comm: 'sshd', tree: [800, 9000, 9001] },
+      /spotlift's own SSH session/,
+    ],
+  ])('refuses %s with a 400 and records nothing', async (_, over, facts, reason) => {
+    const k = kit();
+    k.node('node-a', facts);
+    await expect(k.service.register(body(over))).rejects.toMatchObject({
+      code: 'bad_request',
+      message: expect.stringMatching(reason),
+    });
+    expect(await k.workloads.list()).toEqual([]);
+    if ((over as { pid?: number }).pid === 1) expect(k.shell.calls).toEqual([]);
+  });
+
+  it('refuses a pid whose identity could not be read', async () => {
+    const k = kit();
+    k.shell.on({ node: 'node-a', match: /echo TREE/, reply: { stdout: 'TREE 4242\nRSS_KB 10\n' } });
+    await expect(k.service.register(body())).rejects.toThrow(/could not read what pid 4242 is on node 'node-a'/);
+  });
+});
+
+describe('WorkloadsService.remove', () => {
+  it('removes the record and its index entry; the same process can be registered again', async () => {
+    const k = kit();
+    k.node('node-a');
+    const w = await k.service.register(body());
+    await k.service.remove(w.id);
+    expect(await k.workloads.get(w.id)).toBeUndefined();
+    expect(k.index.holder('proc:53b88e37-904f-4ee1-8e18-0fb871a935bd:4026532201:4242:123456')).toBeUndefined();
+    await expect(k.service.register(body())).resolves.toMatchObject({ pid: 4242 });
+    // Nothing but the registrations' inspections ran on the node.
+    expect(k.shell.calls.every((c) => /echo TREE/.test(c.command))).toBe(true);
+  });
+
+  it('answers 404 for an unknown workload', async () => {
+    await expect(kit().service.remove('wl-nope')).rejects.toMatchObject({ code: 'not_found' });
+  });
+
+  it.each([
+    ['migrating', { state: 'migrating' }, undefined, undefined, /it is migrating/],
+    ['an unfinished migration', {}, 'running', undefined, /migration 'mig-1' \(running\) works on it/],
+    ['a queued migration', {}, 'queued', undefined, /migration 'mig-1' \(queued\) works on it/],
+    ['a checkpoint being taken', {}, undefined, 'taking', /checkpoint 'cp-1' \(taking\) works on it/],
+    [
+      'a stored checkpoint, its only copy',
+      { state: 'checkpointed' },
+      undefined,
+      'stored',
+      /images are in checkpoint 'cp-1'/,
+    ],
+  ] as const)('answers 409 while %s', async (_, over, migration, checkpoint, reason) => {
+    const k = kit();
+    await k.workloads.save(aWorkload(over));
+    if (migration) await k.migrations.save(aMigration({ state: migration }));
+    if (checkpoint) await k.checkpoints.save({ id: 'cp-1', workloadId: 'wl-1', state: checkpoint } as CheckpointRecord);
+    await expect(k.service.remove('wl-1')).rejects.toMatchObject({
+      code: 'conflict',
+      message: expect.stringMatching(reason),
+    });
+    expect(await k.workloads.get('wl-1')).toBeDefined();
+  });
+
+  it('removes a workload whose migrations all ended', async () => {
+    const k = kit();
+    await k.workloads.save(aWorkload());
+    await k.migrations.save(aMigration({ state: 'completed' }));
+    await k.service.remove('wl-1');
+    expect(await k.workloads.get('wl-1')).toBeUndefined();
+  });
+});
+
+describe('WorkloadsService.view and refresh', () => {
+  const identity = { bootId: '53b88e37-904f-4ee1-8e18-0fb871a935bd', pidNs: '4026532201', startTime: '123456' };
+
+  it('view reads the node and writes nothing', async () => {
+    const k = kit();
+    await k.workloads.save(aWorkload({ identity, tree: [4242], rssBytes: 1 }));
+    k.node('node-a', { tree: [4242, 4243], rssKb: 2, state: 'T' });
+    const before = JSON.stringify(await k.workloads.get('wl-1'));
+    const v = await k.service.view('wl-1');
+    expect(v.observed).toMatchObject({ state: 'running', processState: 'T', tree: [4242, 4243], rssBytes: 2048 });
+    expect(v.tree).toEqual([4242]);
+    expect(JSON.stringify(await k.workloads.get('wl-1'))).toBe(before);
+  });
+
+  it('view says gone for a reused pid, and unreachable for a node that does not answer', async () => {
+    const k = kit();
+    await k.workloads.save(aWorkload({ identity }));
+    k.shell.on({ node: 'node-a', match: /echo TREE/, reply: () => new Error('connection reset'), times: 1 });
+    expect((await k.service.view('wl-1')).observed).toMatchObject({ state: 'unreachable', reason: 'connection reset' });
+    k.node('node-a', { startTime: '999' });
+    expect((await k.service.view('wl-1')).observed).toMatchObject({
+      state: 'gone',
+      reason: expect.stringMatching(/pid was reused/),
+    });
+  });
+
+  it('refresh saves the inspection fields only, and not over a job that moved the workload meanwhile', async () => {
+    const k = kit();
+    await k.workloads.save(aWorkload({ identity, tree: [4242], rssBytes: 1, priority: 3 }));
+    k.node('node-a', { tree: [4242, 4243], rssKb: 2 });
+    await k.service.refresh('wl-1');
+    expect(await k.workloads.get('wl-1')).toMatchObject({
+      tree: [4242, 4243],
+      rssBytes: 2048,
+      priority: 3,
+      state: 'running',
+    });
+
+    // A migration commits while the node is being read: the record names another node and pid now.
+    const k2 = kit();
+    await k2.workloads.save(aWorkload({ identity, tree: [4242], rssBytes: 1 }));
+    k2.shell.on({
+      node: 'node-a',
+      match: /echo TREE/,
+      reply: () => {
+        void k2.workloads.save(aWorkload({ nodeId: 'node-b', pid: 777, tree: [777], rssBytes: 5 }));
+        return { stdout: inspectionOutput({ tree: [4242, 4243] }) };
+      },
+    });
+    const v = await k2.service.refresh('wl-1');
+    expect(v).toMatchObject({ nodeId: 'node-b', pid: 777, tree: [777] });
+    expect(await k2.workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', pid: 777, tree: [777], rssBytes: 5 });
+  });
+
+  it('refresh marks a workload whose pid was reused gone, which releases its process', async () => {
+    const k = kit();
+    k.node('node-a', { startTime: '123456' }, 1);
+    k.node('node-a', { startTime: '999' });
+    const w = await k.service.register(body());
+    expect(k.index.holder(`proc:${identity.bootId}:${identity.pidNs}:4242:123456`)).toBe(w.id);
+    const v = await k.service.refresh(w.id);
+    expect(v.observed).toMatchObject({ state: 'gone', reason: expect.stringMatching(/pid was reused/) });
+    expect(await k.workloads.get(w.id)).toMatchObject({ state: 'gone' });
+    expect(k.index.holder(`proc:${identity.bootId}:${identity.pidNs}:4242:123456`)).toBeUndefined();
+  });
+});
