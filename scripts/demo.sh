@@ -87,7 +87,7 @@ echo "last heartbeat: $(tail -n 1 "$LAB/demo/heartbeats.log")   (10.77.0.3 is no
 
 cat <<TXT
 
-The orchestrator is still running at $SPOTLIFT_URL (OpenAPI: $SPOTLIFT_URL/docs, metrics: /metrics).
+The orchestrator is still running at $SPOTLIFT_URL (OpenAPI: $SPOTLIFT_URL/docs/openapi.json and /metrics, both with the bearer token).
 Try more:
   export SPOTLIFT_URL=$SPOTLIFT_URL SPOTLIFT_API_TOKEN=\$(cat $TOKEN_FILE)
   node dist/apps/cli/src/main.js migrate $WL            # back, destination chosen by spotlift

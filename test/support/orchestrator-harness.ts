@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppModule } from '../../apps/orchestrator/src/app.module.js';
+import { setupApiDocs } from '../../apps/orchestrator/src/auth/api-docs.js';
 import { loadConfig } from '../../apps/orchestrator/src/config/app-config.js';
 import { labAuthorizedKeys } from '@spotlift/testing';
 
@@ -50,11 +51,15 @@ export async function startOrchestrator(opts: {
     SPOTLIFT_SSH_TUNNEL_AUTHORIZED_KEYS: labAuthorizedKeys(),
     ...opts.env,
   });
-  const app = await NestFactory.create(AppModule.forRoot(config), { logger: ['error', 'warn'] });
+  const app = await NestFactory.create(AppModule.forRoot(config), {
+    logger: ['error', 'warn'],
+    ...(config.api.tls ? { httpsOptions: { cert: config.api.tls.cert, key: config.api.tls.key } } : {}),
+  });
   app.enableShutdownHooks();
+  setupApiDocs(app, config);
   await app.listen(0, '127.0.0.1');
   const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
-  const baseUrl = `http://127.0.0.1:${port}`;
+  const baseUrl = `${config.api.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   return {
     app,
     baseUrl,

@@ -1,3 +1,6 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+
 /** A thin client of the orchestrator's REST API: the CLI talks to nothing else. */
 export class ApiError extends Error {
   constructor(
@@ -9,26 +12,53 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * node:http(s) rather than fetch: fetch cannot be given a CA per request, and an orchestrator behind a private
+ * CA (`--ca`, SPOTLIFT_CA) is the usual HTTPS setup. Without a CA, the system's trust store applies.
+ */
 export class ApiClient {
   constructor(
     private readonly baseUrl: string,
     private readonly token: string,
+    private readonly opts: { ca?: Buffer; timeoutMs?: number } = {},
   ) {}
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    let res: Response;
+    const url = new URL(path, this.baseUrl);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+      const req = send(
+        url,
+        {
+          method,
+          headers: {
+            authorization: `Bearer ${this.token}`,
+            ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+          },
+          ...(this.opts.ca ? { ca: this.opts.ca } : {}),
+          timeout: this.opts.timeoutMs ?? 30_000,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('no answer in time')));
+      req.on('error', (error) =>
+        reject(new Error(`cannot reach the orchestrator at ${this.baseUrl}: ${error.message}`)),
+      );
+      req.end(payload);
+    });
+    let parsed: unknown = undefined;
     try {
-      res = await fetch(new URL(path, this.baseUrl), {
-        method,
-        headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-    } catch (error) {
-      throw new Error(`cannot reach the orchestrator at ${this.baseUrl}: ${(error as Error).message}`);
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = { message: text.slice(0, 300) };
     }
-    const text = await res.text();
-    const parsed: unknown = text ? JSON.parse(text) : undefined;
-    if (!res.ok) throw new ApiError(res.status, parsed);
+    if (status < 200 || status >= 300) throw new ApiError(status, parsed);
     return parsed as T;
   }
 }

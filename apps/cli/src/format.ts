@@ -1,4 +1,4 @@
-import type { MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
+import type { ApiTokenRecord, AuditEntry, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
 
 const MiB = 2 ** 20;
 
@@ -108,4 +108,28 @@ export function migrationSummary(m: MigrationRecord, opts: { phases?: boolean } 
   if (m.rollbackReason) lines.push(`  rolled back: ${m.rollbackReason}`);
   else if (m.error) lines.push(`  error: ${m.error}`);
   return lines.join('\n');
+}
+
+export function tokensTable(tokens: Array<Omit<ApiTokenRecord, 'secretSha256'>>): string {
+  return table([
+    ['ID', 'NAME', 'ROLE', 'NODE', 'CREATED', 'EXPIRES', 'REVOKED'],
+    ...tokens.map((t) => [t.id, t.name, t.role, t.nodeId ?? '-', t.createdAt, t.expiresAt ?? '-', t.revokedAt ?? '-']),
+  ]);
+}
+
+export function auditTable(entries: AuditEntry[]): string {
+  return table([
+    ['AT', 'WHO', 'ROLE', 'CALL', 'TARGETS', 'STATUS', 'DENIED'],
+    ...entries.map((e) => [
+      e.at,
+      e.tokenName ?? e.tokenId ?? '-',
+      e.role ?? '-',
+      `${e.method} ${e.route}`,
+      Object.entries(e.targets)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',') || '-',
+      String(e.status),
+      e.denied ?? '',
+    ]),
+  ]);
 }

@@ -1,23 +1,38 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { readFileSync } from 'node:fs';
-import type { MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
+import { readFileSync, realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import type { ApiTokenRecord, AuditEntry, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
 import { ApiClient } from './api-client.js';
-import { migrationSummary, migrationsTable, nodesTable, phaseLine, workloadsTable } from './format.js';
+import {
+  auditTable,
+  migrationSummary,
+  migrationsTable,
+  nodesTable,
+  phaseLine,
+  tokensTable,
+  workloadsTable,
+} from './format.js';
 
 const FINISHED = new Set(['completed', 'rolled_back', 'failed', 'cancelled']);
 
-const program = new Command()
+export const program = new Command()
   .name('spotlift')
   .description('Operate the spotlift orchestrator over its REST API')
-  .option('--url <url>', 'orchestrator URL (env SPOTLIFT_URL)', process.env.SPOTLIFT_URL ?? 'http://127.0.0.1:8080')
-  .option('--token <token>', 'API token (env SPOTLIFT_API_TOKEN)', process.env.SPOTLIFT_API_TOKEN)
+  .option('--url <url>', 'orchestrator URL (default: SPOTLIFT_URL, else http://127.0.0.1:8080)')
+  // No commander default from the environment here: --help prints defaults, and this one is a secret.
+  .option('--token <token>', 'API token (default: from SPOTLIFT_API_TOKEN)')
+  .option('--ca <file>', "PEM CA certificate(s) of the orchestrator's HTTPS (default: SPOTLIFT_CA)")
   .option('--json', 'print JSON instead of tables');
 
 function client(): ApiClient {
-  const o = program.opts<{ url: string; token?: string }>();
-  if (!o.token) throw new Error('no API token: set SPOTLIFT_API_TOKEN or pass --token');
-  return new ApiClient(o.url, o.token);
+  const o = program.opts<{ url?: string; token?: string; ca?: string }>();
+  const token = o.token ?? process.env.SPOTLIFT_API_TOKEN;
+  if (!token) throw new Error('no API token: set SPOTLIFT_API_TOKEN or pass --token');
+  const ca = o.ca ?? process.env.SPOTLIFT_CA;
+  return new ApiClient(o.url ?? process.env.SPOTLIFT_URL ?? 'http://127.0.0.1:8080', token, {
+    ...(ca ? { ca: readFileSync(ca) } : {}),
+  });
 }
 
 function print(value: unknown, human: () => string): void {
@@ -128,7 +143,45 @@ migrations.command('show <id>').action(async (id: string) => {
   print(m, () => migrationSummary(m));
 });
 
-program.parseAsync().catch((error: Error) => {
-  console.error(`spotlift: ${error.message}`);
-  process.exitCode = 1;
+const tokens = program.command('tokens').description('API tokens and their roles (admin)');
+tokens
+  .command('create')
+  .description('create a token; its secret is printed once, here')
+  .requiredOption('--name <name>', 'who or what holds it (e.g. grafana, oncall, agent-node-a)')
+  .requiredOption('--role <role>', 'viewer, operator, admin, or agent (with --node)')
+  .option('--node <node>', 'the one node an agent token pushes notices for')
+  .option('--expires <iso-time>', 'when it stops working')
+  .action(async (o: { name: string; role: string; node?: string; expires?: string }) => {
+    const t = await client().request<Omit<ApiTokenRecord, 'secretSha256'> & { token: string }>('POST', '/tokens', {
+      name: o.name,
+      role: o.role,
+      ...(o.node ? { nodeId: o.node } : {}),
+      ...(o.expires ? { expiresAt: o.expires } : {}),
+    });
+    print(t, () => `${tokensTable([t])}\n\n${t.token}\n(shown once: store it now)`);
+  });
+tokens.command('list').action(async () => {
+  const list = await client().request<Array<Omit<ApiTokenRecord, 'secretSha256'>>>('GET', '/tokens');
+  print(list, () => tokensTable(list));
 });
+tokens.command('revoke <id>').action(async (id: string) => {
+  const t = await client().request<Omit<ApiTokenRecord, 'secretSha256'>>('DELETE', `/tokens/${encodeURIComponent(id)}`);
+  print(t, () => tokensTable([t]));
+});
+
+program
+  .command('audit')
+  .description('who changed what, and who was refused, newest first (admin)')
+  .option('--limit <n>', 'entries (1..1000)', (v) => Number(v), 50)
+  .action(async (o: { limit: number }) => {
+    const list = await client().request<AuditEntry[]>('GET', `/audit?limit=${o.limit}`);
+    print(list, () => auditTable(list));
+  });
+
+// Parse only when run as the CLI, not when a test imports the program.
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  program.parseAsync().catch((error: Error) => {
+    console.error(`spotlift: ${error.message}`);
+    process.exitCode = 1;
+  });
+}

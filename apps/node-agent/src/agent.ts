@@ -29,7 +29,7 @@ export function providerFor(config: AgentConfig): NoticeProvider {
 }
 
 export async function runAgent(config: AgentConfig, signal: AbortSignal): Promise<void> {
-  const pusher = new NoticePusher(config.orchestratorUrl, config.token);
+  const pusher = new NoticePusher(config.orchestratorUrl, config.token, undefined, config.ca);
   const log = (o: object) => console.log(JSON.stringify({ time: new Date().toISOString(), node: config.nodeId, ...o }));
   log({ msg: 'watching', cloud: config.cloud, metadata: config.metadataUrl });
   await watchNotices(providerFor(config), {

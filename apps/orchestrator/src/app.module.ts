@@ -1,8 +1,8 @@
 import { BullModule } from '@nestjs/bullmq';
 import { type DynamicModule, Injectable, Logger, Module, type OnApplicationBootstrap } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD, DiscoveryModule } from '@nestjs/core';
+import { APP_FILTER, DiscoveryModule } from '@nestjs/core';
 import { QueueName } from '@spotlift/queue';
-import { AuthGuard } from './common/auth.guard.js';
+import { authControllers, authProviders } from './auth/auth.providers.js';
 import { DomainExceptionFilter } from './common/domain-exception.filter.js';
 import { AppConfig } from './config/app-config.js';
 import { CoreModule } from './core/core.module.js';
@@ -87,9 +87,10 @@ export class AppModule {
         MetricsController,
         ...evacuationControllers,
         ...checkpointControllers,
+        ...authControllers,
       ],
       providers: [
-        { provide: APP_GUARD, useClass: AuthGuard },
+        ...authProviders,
         { provide: APP_FILTER, useClass: DomainExceptionFilter },
         MigrationMetrics,
         MigrationQueue,

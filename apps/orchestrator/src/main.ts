@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { ConsoleLogger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module.js';
+import { setupApiDocs } from './auth/api-docs.js';
 import { ConfigError, loadConfig } from './config/app-config.js';
 
 async function bootstrap(): Promise<void> {
@@ -17,19 +17,20 @@ async function bootstrap(): Promise<void> {
     throw error;
   }
   const logger = new ConsoleLogger({ json: config.logFormat === 'json', prefix: 'spotlift' });
-  const app = await NestFactory.create(AppModule.forRoot(config), { logger });
-  app.enableShutdownHooks();
-  const doc = new DocumentBuilder()
-    .setTitle('spotlift')
-    .setDescription('Live migration of running processes off spot nodes, with CRIU')
-    .setVersion('0.1.0')
-    .addBearerAuth()
-    .build();
-  SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, doc), {
-    jsonDocumentUrl: 'docs/openapi.json',
+  // HTTPS when SPOTLIFT_TLS_CERT/KEY are set; otherwise plain HTTP (loopback by default, or behind a TLS proxy).
+  const app = await NestFactory.create(AppModule.forRoot(config), {
+    logger,
+    ...(config.api.tls ? { httpsOptions: { cert: config.api.tls.cert, key: config.api.tls.key } } : {}),
   });
+  app.enableShutdownHooks();
+  setupApiDocs(app, config);
   await app.listen(config.port, config.host);
-  logger.log(`listening on http://${config.host}:${config.port} (role ${config.role}); OpenAPI at /docs`, 'bootstrap');
+  const scheme = config.api.tls ? 'https' : 'http';
+  logger.log(
+    `listening on ${scheme}://${config.host}:${config.port} (role ${config.role}); ` +
+      (config.api.docs ? 'OpenAPI at /docs (viewer token)' : 'no /docs (SPOTLIFT_API_DOCS=false)'),
+    'bootstrap',
+  );
 }
 
 void bootstrap();

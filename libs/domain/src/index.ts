@@ -4,3 +4,4 @@ export * from './errors.js';
 export * from './evacuation.js';
 export * from './checkpoint.js';
 export * from './workload-identity.js';
+export * from './access.js';

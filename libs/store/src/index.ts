@@ -8,4 +8,6 @@ export * from './checkpoint-repository.js';
 export * from './pair-links.js';
 export * from './local-journal.js';
 export * from './journaled-repository.js';
+export * from './token-repository.js';
+export * from './audit-log.js';
 export * from './process-index.js';

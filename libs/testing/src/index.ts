@@ -4,4 +4,5 @@ export * from './lab/index.js';
 export * from './fakes/index.js';
 export * from './scripted-preflight.js';
 export * from './scripted-live-criu.js';
+export * from './test-certificates.js';
 export * from './scripted-inspection.js';

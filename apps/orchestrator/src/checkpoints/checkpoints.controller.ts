@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { CheckpointRecord } from '@spotlift/domain';
 import { ZodBody } from '../common/zod-body.pipe.js';
 import { CheckpointsService, CreateCheckpoint, RestoreCheckpoint } from './checkpoints.service.js';
+import { RequireRole } from '../auth/roles.decorator.js';
 
 @ApiTags('checkpoints')
 @ApiBearerAuth()
@@ -12,6 +13,7 @@ export class CheckpointsController {
   constructor(private readonly checkpoints: CheckpointsService) {}
 
   @Post()
+  @RequireRole('operator')
   @ApiOperation({
     summary:
       'Checkpoint a workload to a storage node (default: evacuation.storageNodeId): dumped there, killed once the images are verified',
@@ -22,12 +24,14 @@ export class CheckpointsController {
   }
 
   @Get()
+  @RequireRole('viewer')
   @ApiOperation({ summary: 'All checkpoints, newest first' })
   list(): Promise<CheckpointRecord[]> {
     return this.checkpoints.list();
   }
 
   @Get(':id')
+  @RequireRole('viewer')
   @ApiOperation({
     summary: 'One checkpoint: state, storage node and image directory, phases, sizes, CRIU stats, restore',
   })
@@ -36,6 +40,7 @@ export class CheckpointsController {
   }
 
   @Post(':id/restore')
+  @RequireRole('operator')
   @HttpCode(202)
   @ApiOperation({
     summary:
@@ -50,6 +55,7 @@ export class CheckpointsController {
   }
 
   @Delete(':id')
+  @RequireRole('admin')
   @ApiOperation({
     summary: 'Remove the images from the storage node, then the checkpoint; 409 while a job works on it',
   })

@@ -1,36 +1,52 @@
 import {
   type CanActivate,
   type ExecutionContext,
+  ForbiddenException,
   Injectable,
-  SetMetadata,
   UnauthorizedException,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { timingSafeEqual } from 'node:crypto';
-import type { Request } from 'express';
-import { AppConfig } from '../config/app-config.js';
+import type { Request, Response } from 'express';
+import { decide, type Principal, type RouteAccess } from '../auth/access-policy.js';
+import { AuditRecorder, type AuditedRequest, STATE_CHANGING } from '../auth/audit-recorder.js';
+import { ACCESS, PUBLIC } from '../auth/roles.decorator.js';
+import { TokenService } from '../auth/token-service.js';
 
-const PUBLIC = 'spotlift:public';
-/** Marks a route that needs no token (health probes). */
-export const Public = () => SetMetadata(PUBLIC, true);
+export { Public } from '../auth/roles.decorator.js';
 
-/** Bearer-token auth on every route but the public ones; compared in constant time. */
+/** A request once the guard let it through: who called. */
+export type AuthenticatedRequest = Request & AuditedRequest & { principal?: Principal };
+
+/**
+ * Every route but the public ones: a valid token (401 otherwise), then the role the route declares (403
+ * otherwise, naming the role needed); agent tokens only for their own node. Refused calls and every
+ * state-changing call go to the audit log with their final status.
+ */
 @Injectable()
 export class AuthGuard implements CanActivate {
-  private readonly token: Buffer;
-
   constructor(
-    config: AppConfig,
+    private readonly tokens: TokenService,
+    private readonly audit: AuditRecorder,
     private readonly reflector: Reflector,
-  ) {
-    this.token = Buffer.from(config.apiToken);
-  }
+  ) {}
 
-  canActivate(context: ExecutionContext): boolean {
-    if (this.reflector.getAllAndOverride<boolean>(PUBLIC, [context.getHandler(), context.getClass()])) return true;
-    const header = context.switchToHttp().getRequest<Request>().headers.authorization ?? '';
-    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
-    if (given.length === this.token.length && timingSafeEqual(given, this.token)) return true;
-    throw new UnauthorizedException('a valid bearer token is required (Authorization: Bearer <SPOTLIFT_API_TOKEN>)');
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const targets = [context.getHandler(), context.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(PUBLIC, targets)) return true;
+    const req = context.switchToHttp().getRequest<AuthenticatedRequest>();
+    const res = context.switchToHttp().getResponse<Response>();
+    const auth = await this.tokens.authenticate(req.headers.authorization);
+    if (!auth.ok) {
+      this.audit.recordWhenDone(req, res, { denied: auth.reason, ...(auth.tokenId ? { tokenId: auth.tokenId } : {}) });
+      throw new UnauthorizedException(`a valid bearer token is required (${auth.reason})`);
+    }
+    const decision = decide(auth.principal, this.reflector.getAllAndOverride<RouteAccess>(ACCESS, targets), req);
+    if (!decision.ok) {
+      this.audit.recordWhenDone(req, res, { principal: auth.principal, denied: decision.message });
+      throw new ForbiddenException(decision.message);
+    }
+    req.principal = auth.principal;
+    if (STATE_CHANGING.has(req.method)) this.audit.recordWhenDone(req, res, { principal: auth.principal });
+    return true;
   }
 }

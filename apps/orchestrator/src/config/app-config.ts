@@ -14,6 +14,7 @@ import {
   noticeSettings,
   type NoticeSettings,
 } from './evacuation-config.js';
+import { ApiEnv, apiSettings, type ApiSettings } from './api-config.js';
 
 /** One node as the config file (and POST /nodes) describes it. */
 export const NodeSpec = z.object({
@@ -130,6 +131,7 @@ const Env = z.object({
     .regex(/^[A-Za-z0-9._/-]+$/, 'a path of plain characters')
     .default('.ssh/authorized_keys'),
   ...NoticeEnv.shape,
+  ...ApiEnv.shape,
 });
 
 /** The validated configuration; injected by type, read nowhere else from process.env. */
@@ -160,6 +162,8 @@ export class AppConfig {
   /** Declared-file copying and ghost files (config file `files`). */
   files!: FileSettings;
   notices!: NoticeSettings;
+  /** HTTPS (SPOTLIFT_TLS_CERT/KEY) and /docs (SPOTLIFT_API_DOCS). */
+  api!: ApiSettings;
 
   /** What the engine and the checkpoint flow run with: one place, so both get every setting. */
   get engine(): EngineConfig {
@@ -206,6 +210,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   } catch (error) {
     throw new ConfigError(`Cannot read SSH private key: ${(error as Error).message}`);
   }
+  let api: ApiSettings;
+  try {
+    api = apiSettings(e);
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
   return Object.assign(new AppConfig(), {
     configPath: e.SPOTLIFT_CONFIG,
     apiToken: e.SPOTLIFT_API_TOKEN,
@@ -229,5 +239,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     live: file.data.live satisfies LiveConfig,
     files: file.data.files,
     notices: noticeSettings(e),
+    api,
   });
 }

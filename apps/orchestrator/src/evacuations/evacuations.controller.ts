@@ -2,6 +2,7 @@ import { Controller, Get, Param } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { EvacuationRecord } from '@spotlift/domain';
 import { EvacuationsService } from './evacuations.service.js';
+import { RequireRole } from '../auth/roles.decorator.js';
 
 @ApiTags('evacuations')
 @ApiBearerAuth()
@@ -10,12 +11,14 @@ export class EvacuationsController {
   constructor(private readonly evacuations: EvacuationsService) {}
 
   @Get()
+  @RequireRole('viewer')
   @ApiOperation({ summary: 'All evacuations, newest first (the plan without its input, for brevity)' })
   async list(): Promise<EvacuationRecord[]> {
     return (await this.evacuations.list()).map(withoutPlanInput);
   }
 
   @Get(':id')
+  @RequireRole('viewer')
   @ApiOperation({
     summary:
       'One evacuation: notice and deadline, the plan (with its input), each job with its state and downtime, the outcome',

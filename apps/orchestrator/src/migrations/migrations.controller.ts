@@ -5,6 +5,7 @@ import type { MigrationRecord } from '@spotlift/domain';
 import { ZodBody } from '../common/zod-body.pipe.js';
 import { type CancelAnswer, MigrationCancelService } from './migration-cancel.service.js';
 import { CreateMigration, MigrationsService } from './migrations.service.js';
+import { RequireRole } from '../auth/roles.decorator.js';
 
 @ApiTags('migrations')
 @ApiBearerAuth()
@@ -16,6 +17,7 @@ export class MigrationsController {
   ) {}
 
   @Post()
+  @RequireRole('operator')
   @ApiOperation({ summary: 'Queue a migration of a workload; the destination is chosen when none is given' })
   @ApiBody({ schema: z.toJSONSchema(CreateMigration, { io: 'input' }) as object })
   create(@Body(new ZodBody(CreateMigration)) body: CreateMigration): Promise<MigrationRecord> {
@@ -23,18 +25,21 @@ export class MigrationsController {
   }
 
   @Get()
+  @RequireRole('viewer')
   @ApiOperation({ summary: 'All migrations, newest first' })
   list(): Promise<MigrationRecord[]> {
     return this.migrations.list();
   }
 
   @Get(':id')
+  @RequireRole('viewer')
   @ApiOperation({ summary: 'One migration: state, phases with times, CRIU stats, bytes, downtime' })
   get(@Param('id') id: string): Promise<MigrationRecord> {
     return this.migrations.get(id);
   }
 
   @Post(':id/cancel')
+  @RequireRole('operator')
   @HttpCode(202)
   @ApiOperation({
     summary:

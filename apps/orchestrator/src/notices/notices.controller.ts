@@ -4,6 +4,8 @@ import { z } from 'zod';
 import { BadRequestError } from '@spotlift/domain';
 import { parseWebhookNotice, webhookNoticeSchema } from '@spotlift/notices';
 import { NoticeIntake, type IntakeResult } from './notice-intake.service.js';
+import { RequireRole } from '../auth/roles.decorator.js';
+import { bodyNodeId } from '../auth/access-policy.js';
 
 @ApiTags('notices')
 @ApiBearerAuth()
@@ -17,6 +19,7 @@ export class NoticesController {
    * `duplicate: true` and raises nothing either.
    */
   @Post()
+  @RequireRole('operator', { agentNode: bodyNodeId })
   @HttpCode(202)
   @ApiOperation({ summary: 'Push a termination/preemption/maintenance/rebalance notice for a node' })
   @ApiBody({ schema: z.toJSONSchema(webhookNoticeSchema, { io: 'input', unrepresentable: 'any' }) as object })

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { WorkloadRecord } from '@spotlift/domain';
 import { ZodBody } from '../common/zod-body.pipe.js';
 import { RegisterWorkload, type WorkloadView, WorkloadsService } from './workloads.service.js';
+import { RequireRole } from '../auth/roles.decorator.js';
 
 @ApiTags('workloads')
 @ApiBearerAuth()
@@ -12,11 +13,13 @@ export class WorkloadsController {
   constructor(private readonly workloads: WorkloadsService) {}
 
   @Get()
+  @RequireRole('viewer')
   list(): Promise<WorkloadRecord[]> {
     return this.workloads.list();
   }
 
   @Get(':id')
+  @RequireRole('viewer')
   @ApiOperation({
     summary:
       'A workload as stored, with its tree, RSS and state as the node shows them now under `observed` (writes nothing)',
@@ -26,6 +29,7 @@ export class WorkloadsController {
   }
 
   @Post(':id/refresh')
+  @RequireRole('operator')
   @HttpCode(200)
   @ApiOperation({
     summary:
@@ -36,6 +40,7 @@ export class WorkloadsController {
   }
 
   @Post()
+  @RequireRole('operator')
   @ApiOperation({
     summary:
       'Register a process tree by node and root pid (or pidfile); 409 when that process is registered already, 400 for pid 1, kernel threads, another namespace, spotlift’s own SSH session',
@@ -46,6 +51,7 @@ export class WorkloadsController {
   }
 
   @Delete(':id')
+  @RequireRole('operator')
   @HttpCode(204)
   @ApiOperation({ summary: 'Forget a workload (nothing on the node is touched); 409 while a job works on it' })
   remove(@Param('id') id: string): Promise<void> {
