@@ -7,10 +7,12 @@
  * Invariant checked: exactly one running copy, or the job says the workload was gone before the freeze.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import type { MigrationRecord, PhaseName, WorkloadRecord } from '@spotlift/domain';
+import type { MigrationRecord, NodeRecord, PhaseName, WorkloadRecord } from '@spotlift/domain';
 import {
   HeartbeatCollector,
+  labDir,
   labUp,
   nodeAddress,
   runLabScript,
@@ -21,7 +23,14 @@ import {
 } from '@spotlift/testing';
 import { sleep, spawnInNode } from './support/e2e-env.js';
 import { type SuiteWorld, expectExactlyOnce, failedPhase, frozenMs, untilFrozen } from './support/exactly-once.js';
-import { PhaseWatcher, killAll, sshdPidsFor, workloadCopies } from './support/faults-lab.js';
+import {
+  PhaseWatcher,
+  killAll,
+  sshdPidsFor,
+  startRedisAgain,
+  stopRedisAs,
+  workloadCopies,
+} from './support/faults-lab.js';
 import { OrchestratorProcess, buildOrchestrator } from './support/orchestrator-process.js';
 
 const REDIS_PORT = 16382;
@@ -39,7 +48,11 @@ beforeAll(async () => {
   await labUp({ nodes: 3 });
   await startRedis(REDIS_PORT);
   await collector.start();
-  orch = new OrchestratorProcess(await buildOrchestrator(), REDIS_PORT, { NODE_OPTIONS: '' });
+  orch = new OrchestratorProcess(await buildOrchestrator(), REDIS_PORT, {
+    NODE_OPTIONS: '',
+    // The worker's local journal (what it could not hand to Redis), private to this suite run.
+    SPOTLIFT_STATE_DIR: join(labDir(), 'faults', `state-${Date.now().toString(36)}`),
+  });
   await orch.start();
   world = { orch, collector, report, imageRoot: IMAGE_ROOT };
   watcher = new PhaseWatcher(REDIS_PORT, orch.prefix);
@@ -268,5 +281,150 @@ describe('faults during a real migration: the workload runs in exactly one place
     const m = await orch.waitForEnd<MigrationRecord>(id);
     expect(m.state).toBe('completed');
     await expectExactlyOnce(world, name, pid, m, 'cancel after commit (409)');
+  });
+});
+
+/** One request, timed from the test's side: what a caller of the API waits while Redis is away. */
+async function timed(method: string, path: string, body?: unknown): Promise<{ status: number; ms: number }> {
+  const t0 = performance.now();
+  const res = await orch.api(method, path, body).catch(() => ({ status: 0 }));
+  return { status: res.status, ms: Math.round(performance.now() - t0) };
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  for (const end = Date.now() + timeoutMs; Date.now() < end; await sleep(250)) {
+    const v = await probe();
+    if (v !== undefined) return v;
+  }
+  throw new Error(`${what}: not within ${timeoutMs} ms`);
+}
+
+describe('Redis lost during a real migration: the worker drives it to its end, the API answers 503', () => {
+  // The phase at whose start Redis goes away, how it comes back, and for how long it stays away. 'verify':
+  // the commit is claimed and done while Redis is away. 12 s outlives the job lock (10 s): BullMQ hands the
+  // job out again once Redis is back, and that run must find the migration finished, not start a second one.
+  /** What the cases moved: after a restart on an empty Redis, the journal must bring these back. */
+  const moved: { id: string; workloadId: string; restoredPid?: number }[] = [];
+  const outages: [PhaseName, 'empty' | 'with-data', number][] = [
+    ['dump', 'empty', 3_000],
+    ['transfer', 'with-data', 12_000],
+    ['verify', 'empty', 3_000],
+  ];
+  it.each(outages)(
+    'Redis stopped at %s, back %s after %i ms: completed once, nothing frozen or left, records back',
+    async (phase, how, downMs) => {
+      const name = `f-redis-${phase}`;
+      const { pid, workload } = await launch(name);
+      const logBefore = readFileSync(orch.logFile, 'utf8').length;
+      const id = await migrate(workload);
+      await watcher.when(id, phase);
+      if (phase === 'dump') await untilFrozen(pid);
+      await stopRedisAs(REDIS_PORT, how);
+      const stoppedAt = Date.now();
+      // While Redis is away: every API call that needs it fails fast with 503; liveness stays 200.
+      await sleep(300);
+      const calls = {
+        migration: await timed('GET', `/migrations/${id}`),
+        nodes: await timed('GET', '/nodes'),
+        create: await timed('POST', '/migrations', { workload: workload.id, destination: 'node-b' }),
+        ready: await timed('GET', '/health/ready'),
+        live: await timed('GET', '/health/live'),
+      };
+      expect(calls.migration.status).toBe(503);
+      expect(calls.nodes.status).toBe(503);
+      expect(calls.create.status).toBe(503);
+      expect(calls.ready.status).toBe(503);
+      expect(calls.live.status).toBe(200);
+      for (const c of Object.values(calls)) expect(c.ms).toBeLessThan(2_000);
+      await sleep(Math.max(0, downMs - (Date.now() - stoppedAt)));
+      await startRedisAgain(REDIS_PORT);
+      await watcher.rearm();
+      const m = await orch.waitForEnd<MigrationRecord>(id, 120_000);
+      expect(orch.alive).toBe(true);
+      expect(m.state).toBe('completed');
+      moved.push({ id, workloadId: workload.id, restoredPid: m.restoredPid });
+      // Nodes of the config file are registered again when Redis came back without them.
+      const nodes = await until('GET /nodes lists the config nodes again', async () => {
+        const res = await orch.api<NodeRecord[]>('GET', '/nodes');
+        return res.status === 200 && res.body.length >= 3 ? res.body : undefined;
+      });
+      expect(nodes.map((n) => n.id)).toEqual(expect.arrayContaining(['node-a', 'node-b', 'node-c']));
+      await expectExactlyOnce(
+        world,
+        name,
+        pid,
+        m,
+        `Redis stopped at ${phase}, back ${how} after ${downMs} ms`,
+        `; API while down: ${Object.entries(calls)
+          .map(([k, c]) => `${k} ${c.status} in ${c.ms} ms`)
+          .join(', ')}`,
+      );
+      if (how === 'with-data') {
+        // The job came back with Redis's data, its lock expired: BullMQ's stalled check hands it out again,
+        // and that run must find the migration finished instead of attempting it a second time.
+        const redis = new Redis({ port: REDIS_PORT });
+        const job = `migrate-${id}`;
+        await until('the re-handed job completes', async () =>
+          (await redis.zscore(`${orch.prefix}-bull:migrations:completed`, job)) !== null ? true : undefined,
+        ).finally(() => redis.disconnect());
+        const again = await orch.api<MigrationRecord>('GET', `/migrations/${id}`);
+        expect(again.body).toMatchObject({ state: 'completed', restoredPid: m.restoredPid });
+        expect(again.body.phases).toHaveLength(m.phases.length);
+        expect(again.body.notes ?? []).not.toContainEqual(expect.stringContaining('picked up again'));
+      }
+      // One line when the outage starts, one when it ends; no ioredis stack traces.
+      const log = readFileSync(orch.logFile, 'utf8').slice(logBefore);
+      expect(log).not.toMatch(/Unhandled error event/);
+      expect(log.match(/redis unreachable/g)?.length).toBe(1);
+      expect(log.match(/redis reachable again/g)?.length).toBe(1);
+    },
+  );
+
+  it('Redis stopped at restore, which fails (port taken on node-b), back empty: rolled back by the usual rules', async () => {
+    const name = 'f-redis-rollback';
+    const { pid, workload } = await launch(name);
+    const port = collector.last(name)!.fromPort;
+    const holder = spawnInNode('node-b', [
+      'python3',
+      '-c',
+      `import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', ${port})); time.sleep(600)`,
+    ]);
+    try {
+      await sleep(500);
+      const id = await migrate(workload);
+      await watcher.when(id, 'restore');
+      await stopRedisAs(REDIS_PORT, 'empty');
+      await sleep(3_000);
+      await startRedisAgain(REDIS_PORT);
+      await watcher.rearm();
+      const m = await orch.waitForEnd<MigrationRecord>(id, 120_000);
+      expect(orch.alive).toBe(true);
+      expect(m.state).toBe('rolled_back');
+      expect(m.rollbackReason).toMatch(/criu restore failed on node-b \(address_in_use\)/);
+      await expectExactlyOnce(world, name, pid, m, 'Redis stopped at restore (restore fails), back empty');
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+
+  it('orchestrator and Redis restarted together, Redis empty: the moved workloads and their migrations come back', async () => {
+    expect(moved.length).toBeGreaterThan(0);
+    await orch.kill('SIGKILL');
+    await stopRedisAs(REDIS_PORT, 'empty');
+    await startRedisAgain(REDIS_PORT);
+    await watcher.rearm();
+    await orch.start();
+    // The journal is read back before the API listens: no waiting here.
+    for (const mv of moved) {
+      const m = await orch.api<MigrationRecord>('GET', `/migrations/${mv.id}`);
+      expect(m.body).toMatchObject({ id: mv.id, state: 'completed', restoredPid: mv.restoredPid });
+      const w = await orch.api<WorkloadRecord>('GET', `/workloads/${mv.workloadId}`);
+      expect(w.body).toMatchObject({ nodeId: 'node-b', pid: mv.restoredPid, state: 'running' });
+    }
+    const nodes = await orch.api<NodeRecord[]>('GET', '/nodes');
+    expect(nodes.body.map((n) => n.id)).toEqual(expect.arrayContaining(['node-a', 'node-b', 'node-c']));
+    report.push(
+      `- orchestrator + Redis restarted (empty): ${moved.length} migrations and workloads back from the journal`,
+    );
   });
 });

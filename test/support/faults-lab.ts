@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { MigrationRecord, PhaseName } from '@spotlift/domain';
-import { labDir, netnsPath, nodeOfPid } from '@spotlift/testing';
+import { labDir, netnsPath, nodeOfPid, startRedis } from '@spotlift/testing';
 
 /**
  * What the fault-injection suite needs to see and break in the lab: when a migration enters a phase, the
@@ -26,10 +26,17 @@ export class PhaseWatcher {
   ) {
     this.sub = new Redis({ port: redisPort, lazyConnect: true, maxRetriesPerRequest: 1 });
     this.get = new Redis({ port: redisPort, lazyConnect: true, maxRetriesPerRequest: 1 });
+    // The suite stops this Redis on purpose: the watcher's clients just reconnect.
+    for (const c of [this.sub, this.get]) c.on('error', () => undefined);
   }
 
   async start(): Promise<void> {
     await Promise.all([this.sub.connect(), this.get.connect()]);
+    await this.rearm();
+  }
+
+  /** Keyspace notifications are configuration, lost when the Redis process restarts. */
+  async rearm(): Promise<void> {
     await this.get.config('SET', 'notify-keyspace-events', 'K$');
   }
 
@@ -40,7 +47,8 @@ export class PhaseWatcher {
     return new Promise<MigrationRecord>((resolve, reject) => {
       const timer = setTimeout(() => done(new Error(`migration ${migrationId} never entered '${phase}'`)), timeoutMs);
       const check = async () => {
-        const raw = await this.get.get(key);
+        // The suite stops this Redis on purpose: a read that fails then is simply not a sighting.
+        const raw = await this.get.get(key).catch(() => null);
         const m = raw ? (JSON.parse(raw) as MigrationRecord) : undefined;
         const last = m?.phases.at(-1);
         if (m && last?.name === phase && last.endedAt === undefined) done(undefined, m);
@@ -54,12 +62,15 @@ export class PhaseWatcher {
       const done = (error?: Error, m?: MigrationRecord) => {
         clearTimeout(timer);
         this.sub.off('message', onMessage);
-        void this.sub.unsubscribe(channel);
+        void this.sub.unsubscribe(channel).catch(() => undefined);
         if (error) reject(error);
         else resolve(m!);
       };
       this.sub.on('message', onMessage);
-      void this.sub.subscribe(channel).then(check);
+      void this.sub
+        .subscribe(channel)
+        .then(check)
+        .catch(() => undefined);
     });
   }
 
@@ -165,4 +176,25 @@ export function killAll(pids: number[]): void {
       /* already gone */
     }
   }
+}
+
+/**
+ * Stops the suite's Redis the way outages happen: `empty` is a crash of a Redis without persistence (SIGKILL,
+ * nothing saved: it comes back empty, as the lab and demo run it); `with-data` is a restart of one with
+ * persistence (SHUTDOWN SAVE writes the RDB the next start loads: every write up to the stop survives).
+ */
+export async function stopRedisAs(port: number, how: 'empty' | 'with-data'): Promise<void> {
+  const dir = join(labDir(), 'redis', String(port));
+  const pid = Number(readFileSync(join(dir, 'redis.pid'), 'utf8').trim());
+  rmSync(join(dir, 'dump.rdb'), { force: true });
+  if (how === 'empty') process.kill(pid, 'SIGKILL');
+  else execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'shutdown', 'save']);
+  for (let i = 0; i < 200 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 25));
+  if (existsSync(`/proc/${pid}`)) throw new Error(`redis ${pid} did not stop`);
+}
+
+/** Starts the suite's Redis again (loading what stopRedisAs saved), then drops the RDB so no later start sees it. */
+export async function startRedisAgain(port: number): Promise<void> {
+  await startRedis(port);
+  rmSync(join(labDir(), 'redis', String(port), 'dump.rdb'), { force: true });
 }

@@ -64,6 +64,11 @@ export class OrchestratorProcess {
     return this.child?.pid;
   }
 
+  /** The process runs (was started and has not exited). */
+  get alive(): boolean {
+    return !!this.child && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   get baseUrl(): string {
     return `http://127.0.0.1:${this.port}`;
   }

@@ -1,11 +1,12 @@
 import { BullModule } from '@nestjs/bullmq';
 import { type DynamicModule, Injectable, Logger, Module, type OnApplicationBootstrap } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
+import { APP_FILTER, DiscoveryModule } from '@nestjs/core';
 import { QueueName } from '@spotlift/queue';
 import { authControllers, authProviders } from './auth/auth.providers.js';
 import { DomainExceptionFilter } from './common/domain-exception.filter.js';
 import { AppConfig } from './config/app-config.js';
 import { CoreModule } from './core/core.module.js';
+import { StoreResync } from './core/store-resync.js';
 import { checkpointControllers, checkpointProviders, checkpointQueues } from './checkpoints/checkpoints.providers.js';
 import { evacuationControllers, evacuationProviders, evacuationQueues } from './evacuations/evacuations.providers.js';
 import { HealthController } from './health/health.controller.js';
@@ -63,12 +64,16 @@ export class AppModule {
       imports: [
         configModule,
         CoreModule,
+        DiscoveryModule,
         BullModule.forRoot({
           prefix: `${config.redisPrefix}-bull`,
           connection: {
             host: url.hostname,
             port: Number(url.port || 6379),
             ...(url.password ? { password: url.password } : {}),
+            // Reconnect every second at most (BullMQ's default backs off to 20 s): jobs flow again, and a
+            // job whose lock an outage cost is handed out again, soon after Redis is back.
+            retryStrategy: (times: number) => Math.min(times * 200, 1_000),
           },
         }),
         BullModule.registerQueue({ name: QueueName.Migrations }),
@@ -97,6 +102,7 @@ export class AppModule {
         WorkloadsService,
         MigrationsService,
         ConfigNodesLoader,
+        StoreResync,
         MigrationCancelService,
         ...(config.runsWorker ? [MigrationsProcessor, MigrationReconciler] : []),
         ...evacuationProviders(config),

@@ -86,6 +86,10 @@ export class MigrationEngine {
    * then stays 'running' and a re-run continues from what the nodes say.
    */
   async run(migrationId: string, control: RunControl = UNCONTROLLED): Promise<MigrationRecord> {
+    // A finished migration is answered as it is, before its workload and nodes are looked up: a job handed
+    // out again after a Redis outage must not fail (or retry) because Redis lost those records meanwhile.
+    const recorded = await this.migrations.get(migrationId);
+    if (recorded && isFinished(recorded)) return recorded;
     const ctx = await this.load(migrationId);
     const { migration } = ctx;
     if (isFinished(migration)) return migration;

@@ -6,6 +6,8 @@ export * from './migration-flags.js';
 export * from './post-copy-trials.js';
 export * from './checkpoint-repository.js';
 export * from './pair-links.js';
+export * from './local-journal.js';
+export * from './journaled-repository.js';
 export * from './token-repository.js';
 export * from './audit-log.js';
 export * from './workload-claims.js';

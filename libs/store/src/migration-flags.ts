@@ -75,3 +75,67 @@ export class InMemoryMigrationFlags extends MigrationFlags {
     return Promise.resolve(this.setFirst(migrationId, COMMIT) === COMMIT);
   }
 }
+
+/**
+ * The worker's view of the flags, for a migration that must reach an end state while Redis is away:
+ * - a cancel flag that cannot be read counts as "not cancelled": a cancel is only ever accepted by a SET in
+ *   Redis, so while Redis is unreachable no new cancel can be accepted either;
+ * - a commit claim that cannot be made is taken locally and written back (SET NX) once Redis answers. The
+ *   claim exists to order commit against cancel; with Redis down no cancel can be accepted, so committing
+ *   keeps that order. The one cancel this can overtake was accepted just before the outage and not yet seen
+ *   at a phase boundary (its read failed); `flushClaims` names such migrations so the record can say so.
+ * The API keeps the strict flags: `requestCancel` still needs Redis (a 503 without it).
+ */
+export class OutageTolerantFlags extends MigrationFlags {
+  private readonly offlineClaims = new Set<string>();
+
+  constructor(
+    private readonly inner: MigrationFlags,
+    private readonly onOutage: (migrationId: string, what: 'cancel read' | 'commit claim', error: Error) => void = () =>
+      undefined,
+  ) {
+    super();
+  }
+
+  requestCancel(migrationId: string): Promise<CancelOutcome> {
+    return this.inner.requestCancel(migrationId);
+  }
+
+  async cancelRequested(migrationId: string): Promise<boolean> {
+    try {
+      return await this.inner.cancelRequested(migrationId);
+    } catch (error) {
+      this.onOutage(migrationId, 'cancel read', error as Error);
+      return false;
+    }
+  }
+
+  async claimCommit(migrationId: string): Promise<boolean> {
+    if (this.offlineClaims.has(migrationId)) return true;
+    try {
+      return await this.inner.claimCommit(migrationId);
+    } catch (error) {
+      this.offlineClaims.add(migrationId);
+      this.onOutage(migrationId, 'commit claim', error as Error);
+      return true;
+    }
+  }
+
+  /** Claims taken while Redis was away, not yet written back. */
+  pendingClaims(): string[] {
+    return [...this.offlineClaims];
+  }
+
+  /**
+   * Writes the local claims to Redis. Returns the migrations whose flag said "cancel" (a cancel accepted
+   * before the outage that the commit overtook); stops at the first Redis error, to be called again.
+   */
+  async flushClaims(): Promise<string[]> {
+    const overtaken: string[] = [];
+    for (const id of this.pendingClaims()) {
+      if (!(await this.inner.claimCommit(id))) overtaken.push(id);
+      this.offlineClaims.delete(id);
+    }
+    return overtaken;
+  }
+}

@@ -7,10 +7,11 @@ import type { DynamicModule, Provider, Type } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { CheckpointFlow, Clock, NodeOps, type PageTransport } from '@spotlift/engine';
 import { QueueName } from '@spotlift/queue';
-import { CheckpointRepository, NodeRepository, RedisRecords, WorkloadRepository } from '@spotlift/store';
+import type { CheckpointRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
+import { CheckpointRepository, IndexedWorkloadRepository, RedisProcessIndex, RedisRecords } from '@spotlift/store';
 import { DirectoryStreamer, NodeShell } from '@spotlift/transport';
 import { AppConfig } from '../config/app-config.js';
-import { PAGE_TRANSPORTS, REDIS } from '../core/core.module.js';
+import { PAGE_TRANSPORTS, REDIS, REDIS_PATIENT } from '../core/core.module.js';
 import { CheckpointQueue } from './checkpoint-queue.js';
 import { CheckpointsController } from './checkpoints.controller.js';
 import { CheckpointsProcessor } from './checkpoints.processor.js';
@@ -29,26 +30,23 @@ export function checkpointProviders(config: AppConfig): Provider[] {
     },
     {
       provide: CheckpointFlow,
-      inject: [
-        CheckpointRepository,
-        WorkloadRepository,
-        NodeRepository,
-        NodeOps,
-        NodeShell,
-        Clock,
-        AppConfig,
-        PAGE_TRANSPORTS,
-      ],
-      useFactory: (
-        cps: CheckpointRepository,
-        w: WorkloadRepository,
-        n: NodeRepository,
-        ops: NodeOps,
-        shell: NodeShell,
-        clock: Clock,
-        c: AppConfig,
-        transports: PageTransport[],
-      ) => new CheckpointFlow(cps, w, n, ops, new DirectoryStreamer(shell), clock, c.engine, transports),
+      // Its records on the patient client: a take under way waits out a Redis outage (core.module.ts).
+      inject: [REDIS_PATIENT, NodeOps, NodeShell, Clock, AppConfig, PAGE_TRANSPORTS],
+      useFactory: (r: Redis, ops: NodeOps, shell: NodeShell, clock: Clock, c: AppConfig, transports: PageTransport[]) =>
+        new CheckpointFlow(
+          new RedisRecords<CheckpointRecord>(r, c.redisPrefix, 'checkpoint'),
+          // Indexed as every workload writer is (libs/store process-index.ts), on the same patient client.
+          new IndexedWorkloadRepository(
+            new RedisRecords<WorkloadRecord>(r, c.redisPrefix, 'workload'),
+            new RedisProcessIndex(r, c.redisPrefix),
+          ),
+          new RedisRecords<NodeRecord>(r, c.redisPrefix, 'node'),
+          ops,
+          new DirectoryStreamer(shell),
+          clock,
+          c.engine,
+          transports,
+        ),
     },
     CheckpointQueue,
     CheckpointsService,

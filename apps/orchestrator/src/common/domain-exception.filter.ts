@@ -2,6 +2,7 @@ import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger 
 import { randomUUID } from 'node:crypto';
 import type { Response } from 'express';
 import { DomainError } from '@spotlift/domain';
+import { RedisLink, isRedisUnreachableError } from '../core/redis-link.js';
 
 const STATUS: Record<string, number> = {
   not_found: 404,
@@ -20,8 +21,23 @@ const STATUS: Record<string, number> = {
 export class DomainExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger('http');
 
+  constructor(private readonly redis: RedisLink) {}
+
   catch(error: unknown, host: ArgumentsHost): void {
     const res = host.switchToHttp().getResponse<Response>();
+    // Redis away: our client refuses commands at once (no offline queue), so the caller learns in
+    // milliseconds, with a status that says "try again", and nothing was half-done (no record was written).
+    if (
+      isRedisUnreachableError(error) ||
+      (!this.redis.isUp && !(error instanceof HttpException) && !(error instanceof DomainError))
+    ) {
+      res.setHeader('retry-after', '2');
+      res.status(503).json({
+        code: 'store_unavailable',
+        message: 'Redis (jobs and records) is unreachable; nothing was changed, try again shortly',
+      });
+      return;
+    }
     if (error instanceof DomainError) {
       res.status(STATUS[error.code] ?? 422).json({ code: error.code, message: error.message, ...error.meta });
       return;

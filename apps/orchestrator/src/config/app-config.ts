@@ -119,6 +119,8 @@ const Env = z.object({
   SPOTLIFT_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   SPOTLIFT_IMAGE_ROOT: z.string().startsWith('/').default('/var/lib/spotlift/images'),
   SPOTLIFT_CHECKPOINT_ROOT: z.string().startsWith('/').default('/var/lib/spotlift/checkpoints'),
+  // The worker's local journal: migration and workload records it could not hand to Redis, and its last copies.
+  SPOTLIFT_STATE_DIR: z.string().startsWith('/').default('/var/lib/spotlift/state'),
   SPOTLIFT_LOG_FORMAT: z.enum(['json', 'text']).default('json'),
   // The page-traffic TLS CA (key stays here, generated on first use) and where nodes keep their certificates.
   SPOTLIFT_TLS_CA_DIR: z.string().startsWith('/').default('/var/lib/spotlift/ca'),
@@ -152,6 +154,8 @@ export class AppConfig {
   imageRoot!: string;
   /** Checkpoint images on storage nodes that set no `checkpointRoot` of their own. */
   checkpointRoot!: string;
+  /** This process's local journal (`<stateDir>/<redis prefix>/{migration,workload}/<id>.json`). */
+  stateDir!: string;
   logFormat!: 'json' | 'text';
   tlsCaDir!: string;
   tlsNodeDir!: string;
@@ -234,6 +238,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     workerConcurrency: e.SPOTLIFT_WORKER_CONCURRENCY,
     imageRoot: e.SPOTLIFT_IMAGE_ROOT,
     checkpointRoot: e.SPOTLIFT_CHECKPOINT_ROOT,
+    stateDir: e.SPOTLIFT_STATE_DIR,
     logFormat: e.SPOTLIFT_LOG_FORMAT,
     tlsCaDir: e.SPOTLIFT_TLS_CA_DIR,
     tlsNodeDir: e.SPOTLIFT_TLS_NODE_DIR,

@@ -1,5 +1,7 @@
 import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
 import {
   Clock,
   MigrationEngine,
@@ -13,10 +15,14 @@ import {
   type PageTransport,
 } from '@spotlift/engine';
 import {
+  ForgetOnDelete,
   IndexedWorkloadRepository,
+  JournaledRepository,
+  LocalJournal,
   MigrationFlags,
   MigrationRepository,
   NodeRepository,
+  OutageTolerantFlags,
   PostCopyTrials,
   ProcessIndex,
   RedisMigrationFlags,
@@ -27,6 +33,7 @@ import {
   RedisPostCopyTrials,
   RedisProcessIndex,
   RedisRecords,
+  type Repository,
   WorkloadRepository,
 } from '@spotlift/store';
 import {
@@ -37,8 +44,59 @@ import {
   SshNodeShell,
 } from '@spotlift/transport';
 import { AppConfig } from '../config/app-config.js';
+import { RedisLink, isRedisUnreachableError } from './redis-link.js';
 
 export const REDIS = Symbol('REDIS');
+/**
+ * A second client with ioredis's patient defaults (commands wait in an offline queue until Redis is back),
+ * for the checkpoint jobs' records: their flow has no journal, so through an outage it waits as it always
+ * did instead of failing mid-take. Its errors are reported to the same RedisLink (logged once per outage).
+ */
+export const REDIS_PATIENT = Symbol('REDIS_PATIENT');
+/** The engine's migration and workload records: Redis with the worker's local journal in front. */
+export const ENGINE_MIGRATIONS = Symbol('ENGINE_MIGRATIONS');
+export const ENGINE_WORKLOADS = Symbol('ENGINE_WORKLOADS');
+
+/**
+ * Our Redis client. Fails fast while Redis is away instead of queueing commands for later: no offline
+ * queue (a command on a broken link is refused at once), one retry, 1 s per command (a link that hangs
+ * rather than breaks); the API turns those errors into 503s and the engine into journal entries. It
+ * reconnects every second at most, so the end of an outage is noticed quickly. Boot waits up to 10 s for the
+ * first connection; without one the process starts anyway and catches up when Redis answers.
+ */
+async function connectRedis(url: string): Promise<Redis> {
+  const client = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: 1_000,
+    connectTimeout: 2_000,
+    retryStrategy: (times) => Math.min(times * 200, 1_000),
+  });
+  const link = new RedisLink(client);
+  const ready = new Promise<void>((resolve) => client.once('ready', () => resolve()));
+  void client.connect().catch(() => undefined);
+  await Promise.race([ready, new Promise((r) => setTimeout(r, 10_000).unref())]);
+  links.set(client, link);
+  return client;
+}
+/** Each client's link watcher, made with it so that not one error event goes unheard. */
+const links = new WeakMap<Redis, RedisLink>();
+
+function journaled<T extends { id: string; updatedAt?: string }>(
+  inner: Repository<T>,
+  c: AppConfig,
+  kind: string,
+  link: RedisLink,
+): JournaledRepository<T> {
+  return new JournaledRepository<T>(
+    inner,
+    new LocalJournal<T>(join(c.stateDir, c.redisPrefix, kind)),
+    () => new Date(),
+    (_id, error) => link.report('journal', error),
+    isRedisUnreachableError,
+  );
+}
 /** The page transports (tcp, tls, ssh) the engine and the checkpoint flow pick from. */
 export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
 
@@ -52,8 +110,21 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     {
       provide: REDIS,
       inject: [AppConfig],
-      // maxRetriesPerRequest: null is what BullMQ asks of connections it shares.
-      useFactory: (c: AppConfig) => new Redis(c.redisUrl, { maxRetriesPerRequest: null }),
+      // Not shared with BullMQ (which makes its own connections from BullModule's options).
+      useFactory: (c: AppConfig) => connectRedis(c.redisUrl),
+    },
+    { provide: RedisLink, inject: [REDIS], useFactory: (r: Redis) => links.get(r) ?? new RedisLink(r) },
+    {
+      provide: REDIS_PATIENT,
+      inject: [AppConfig, RedisLink],
+      useFactory: (c: AppConfig, l: RedisLink) => {
+        const client = new Redis(c.redisUrl, {
+          maxRetriesPerRequest: null,
+          retryStrategy: (times) => Math.min(times * 200, 1_000),
+        });
+        client.on('error', (error: Error) => l.report('checkpoint records', error));
+        return client;
+      },
     },
     { provide: Clock, useClass: SystemClock },
     {
@@ -75,15 +146,45 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     },
     {
       // Every save keeps the process index in step, the engine's commits included.
+      // A delete also forgets the worker's journal copy (not re-created when Redis comes back empty).
       provide: WorkloadRepository,
-      inject: [REDIS, AppConfig, ProcessIndex],
-      useFactory: (r: Redis, c: AppConfig, index: ProcessIndex) =>
-        new IndexedWorkloadRepository(new RedisRecords(r, c.redisPrefix, 'workload', { versioned: true }), index),
+      inject: [REDIS, AppConfig, ProcessIndex, ENGINE_WORKLOADS],
+      useFactory: (r: Redis, c: AppConfig, index: ProcessIndex, engine: JournaledRepository<WorkloadRecord>) =>
+        new ForgetOnDelete(
+          new IndexedWorkloadRepository(new RedisRecords(r, c.redisPrefix, 'workload', { versioned: true }), index),
+          engine.journal,
+        ),
     },
     {
       provide: MigrationRepository,
       inject: [REDIS, AppConfig],
       useFactory: (r: Redis, c: AppConfig) => new RedisRecords(r, c.redisPrefix, 'migration', { versioned: true }),
+    },
+    {
+      provide: ENGINE_MIGRATIONS,
+      inject: [REDIS, AppConfig, RedisLink],
+      useFactory: (r: Redis, c: AppConfig, l: RedisLink) =>
+        journaled(
+          new RedisRecords<MigrationRecord>(r, c.redisPrefix, 'migration', { versioned: true }),
+          c,
+          'migration',
+          l,
+        ),
+    },
+    {
+      // The indexed repository under the journal: a write-back keeps the process index in step too.
+      provide: ENGINE_WORKLOADS,
+      inject: [REDIS, AppConfig, RedisLink, ProcessIndex],
+      useFactory: (r: Redis, c: AppConfig, l: RedisLink, index: ProcessIndex) =>
+        journaled(
+          new IndexedWorkloadRepository(
+            new RedisRecords<WorkloadRecord>(r, c.redisPrefix, 'workload', { versioned: true }),
+            index,
+          ),
+          c,
+          'workload',
+          l,
+        ),
     },
     { provide: NodeOps, inject: [NodeShell], useFactory: (s: NodeShell) => new NodeOps(s) },
     {
@@ -111,6 +212,13 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
       useFactory: (r: Redis, c: AppConfig) => new RedisWorkloadClaims(r, c.redisPrefix),
     },
     {
+      // The worker's flags: a migration under way reaches its end while Redis is away (see the class).
+      provide: OutageTolerantFlags,
+      inject: [MigrationFlags, RedisLink],
+      useFactory: (f: MigrationFlags, l: RedisLink) =>
+        new OutageTolerantFlags(f, (id, what, error) => l.report(`${what} of ${id}`, error)),
+    },
+    {
       // Post-copy trial results per node pair, shared by every worker (libs/store post-copy-trials.ts).
       provide: PostCopyTrials,
       inject: [REDIS, AppConfig],
@@ -134,9 +242,10 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     },
     {
       provide: MigrationEngine,
+      // The engine drives a migration to its end even when Redis goes away: its records go through the journal.
       inject: [
-        MigrationRepository,
-        WorkloadRepository,
+        ENGINE_MIGRATIONS,
+        ENGINE_WORKLOADS,
         NodeRepository,
         NodeOps,
         NodeShell,
@@ -175,6 +284,10 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
   ],
   exports: [
     REDIS,
+    REDIS_PATIENT,
+    RedisLink,
+    ENGINE_MIGRATIONS,
+    ENGINE_WORKLOADS,
     PAGE_TRANSPORTS,
     Clock,
     NodeShell,
@@ -189,16 +302,21 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     PostCopyTrials,
     MigrationFlags,
     WorkloadClaims,
+    OutageTolerantFlags,
   ],
 })
 export class CoreModule implements OnApplicationShutdown {
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS_PATIENT) private readonly patient: Redis,
     private readonly shell: NodeShell,
+    private readonly link: RedisLink,
   ) {}
 
   async onApplicationShutdown(): Promise<void> {
+    this.link.closing = true;
     await this.shell.close();
     await this.redis.quit().catch(() => undefined);
+    await this.patient.quit().catch(() => undefined);
   }
 }

@@ -3,13 +3,21 @@ import { ApiTags } from '@nestjs/swagger';
 import type { Redis } from 'ioredis';
 import { Public } from '../common/auth.guard.js';
 import { REDIS } from '../core/core.module.js';
+import { RedisLink } from '../core/redis-link.js';
 
-/** Liveness (the process answers) and readiness (Redis answers), without a token, for probes. */
+/**
+ * Liveness (the process answers: never depends on Redis, so a Redis outage does not get the process
+ * restarted mid-migration) and readiness (Redis answers), without a token, for probes. Readiness answers
+ * 503 at once while the link is down, and within the client's 1 s command timeout when it hangs.
+ */
 @ApiTags('operations')
 @Public()
 @Controller('health')
 export class HealthController {
-  constructor(@Inject(REDIS) private readonly redis: Redis) {}
+  constructor(
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly link: RedisLink,
+  ) {}
 
   @Get('live')
   live(): { status: 'ok' } {
@@ -18,6 +26,7 @@ export class HealthController {
 
   @Get('ready')
   async ready(): Promise<{ status: 'ok'; redis: 'ok' }> {
+    if (!this.link.isUp) throw new ServiceUnavailableException('redis: unreachable');
     try {
       await this.redis.ping();
     } catch (error) {

@@ -2,17 +2,27 @@ import { InjectQueue } from '@nestjs/bullmq';
 import { Injectable } from '@nestjs/common';
 import type { Queue } from 'bullmq';
 import { JOB_OPTIONS, JobName, QueueName, migrateJobId, type MigrateJobData } from '@spotlift/queue';
+import { RedisLink, whileUp } from '../core/redis-link.js';
 
 /** The producers' view of the migrations queue: job names, ids and options come from libs/queue only. */
 @Injectable()
 export class MigrationQueue {
-  constructor(@InjectQueue(QueueName.Migrations) private readonly queue: Queue<MigrateJobData>) {}
+  constructor(
+    @InjectQueue(QueueName.Migrations) private readonly queue: Queue<MigrateJobData>,
+    private readonly link: RedisLink,
+  ) {}
 
+  /**
+   * BullMQ's connection queues commands while Redis is away; a caller must not wait for that. Fails within a
+   * second instead (a 503); the record is then 'queued' without a job, which boot reconciliation re-queues.
+   */
   async enqueue(migrationId: string): Promise<void> {
-    await this.queue.add(
-      JobName.Migrate,
-      { migrationId },
-      { ...JOB_OPTIONS[JobName.Migrate], jobId: migrateJobId(migrationId) },
+    await whileUp(this.link, 'queueing the migration job', () =>
+      this.queue.add(
+        JobName.Migrate,
+        { migrationId },
+        { ...JOB_OPTIONS[JobName.Migrate], jobId: migrateJobId(migrationId) },
+      ),
     );
   }
 

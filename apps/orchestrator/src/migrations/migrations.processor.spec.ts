@@ -5,13 +5,15 @@ import { Logger } from '@nestjs/common';
 import { UnrecoverableError, type Job } from 'bullmq';
 import { NodeUnreachableError, NotFoundError, type MigrationRecord } from '@spotlift/domain';
 import { MigrationInterrupted, type MigrationEngine, type RunControl } from '@spotlift/engine';
-import { InMemoryMigrationFlags, InMemoryWorkloadClaims } from '@spotlift/store';
+import { EventEmitter } from 'node:events';
+import { InMemoryMigrationFlags, InMemoryWorkloadClaims, OutageTolerantFlags } from '@spotlift/store';
 import { aMigration } from '@spotlift/testing';
 import type { AppConfig } from '../config/app-config.js';
+import type { RedisLink } from '../core/redis-link.js';
 import type { MigrationMetrics } from '../metrics/migration-metrics.js';
 import { MigrationsProcessor } from './migrations.processor.js';
 
-function setup(run: (id: string, control: RunControl) => Promise<MigrationRecord>) {
+function setup(run: (id: string, control: RunControl) => Promise<MigrationRecord>, redisWasDown = false) {
   const gaveUp: string[] = [];
   const engine = {
     run,
@@ -26,12 +28,17 @@ function setup(run: (id: string, control: RunControl) => Promise<MigrationRecord
     engine,
     { workerConcurrency: 1 } as AppConfig,
     metrics,
-    new InMemoryMigrationFlags(),
+    new OutageTolerantFlags(new InMemoryMigrationFlags()),
     claims,
+    { wasDownSince: () => redisWasDown } as unknown as RedisLink,
   );
+  // The BullMQ worker, as far as the processor uses it: its concurrency and its events.
+  const worker = Object.assign(new EventEmitter(), { concurrency: 0 });
+  (processor as unknown as { _worker: EventEmitter })._worker = worker;
+  processor.onModuleInit();
   const job = (attemptsMade = 0, data: unknown = { migrationId: 'mig-1' }) =>
     ({ id: 'migrate-mig-1', data, attemptsMade, opts: { attempts: 7 } }) as unknown as Job<unknown>;
-  return { processor, job, gaveUp, claims };
+  return { processor, job, gaveUp, claims, worker };
 }
 
 beforeAll(() => {
@@ -118,5 +125,43 @@ describe('MigrationsProcessor error classification', () => {
     await other.claims.claim('proc:other', 'migration:mig-2');
     await other.processor.process(other.job()).catch(() => undefined);
     expect((await other.claims.holder('proc:other'))?.owner).toBe('migration:mig-2');
+  });
+
+  it('a lock lost to a Redis outage is not "another worker has it": the engine drives on', async () => {
+    for (const redisWasDown of [true, false]) {
+      let release!: () => void;
+      let control: RunControl | undefined;
+      const { processor, job, worker } = setup((_id, c) => {
+        control = c;
+        return new Promise((resolve) => (release = () => resolve(aMigration({ state: 'completed' }))));
+      }, redisWasDown);
+      const done = processor.process(job());
+      await new Promise((r) => setImmediate(r));
+      worker.emit('lockRenewalFailed', ['migrate-mig-1']);
+      expect(control!.lost?.()).toBe(!redisWasDown);
+      release();
+      await done;
+    }
+  });
+
+  it('a second job for a migration this worker already drives joins the first run: one attempt, one outcome', async () => {
+    let runs = 0;
+    let release!: () => void;
+    const { processor, job } = setup(() => {
+      runs++;
+      return new Promise((resolve) => (release = () => resolve(aMigration({ state: 'completed' }))));
+    });
+    const first = processor.process(job());
+    const second = processor.process(job(1));
+    await new Promise((r) => setImmediate(r));
+    release();
+    expect(await Promise.all([first, second])).toEqual([{ state: 'completed' }, { state: 'completed' }]);
+    expect(runs).toBe(1);
+    // Once it ended, a new job runs the engine again (which answers from the finished record).
+    const third = processor.process(job());
+    await new Promise((r) => setImmediate(r));
+    release();
+    await third;
+    expect(runs).toBe(2);
   });
 });

@@ -4,8 +4,9 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import { DomainError, type MigrationRecord } from '@spotlift/domain';
 import { MigrationEngine, MigrationInterrupted, type RunControl } from '@spotlift/engine';
 import { MIGRATION_WORKER_OPTIONS, MigrateJobData, QueueName } from '@spotlift/queue';
-import { CLAIM_REFRESH_MS, MigrationFlags, WorkloadClaims, migrationOwner } from '@spotlift/store';
+import { CLAIM_REFRESH_MS, OutageTolerantFlags, WorkloadClaims, migrationOwner } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
+import { RedisLink } from '../core/redis-link.js';
 import { MigrationMetrics } from '../metrics/migration-metrics.js';
 
 /** Errors that a retry cannot fix: a bug, or input that will stay wrong. */
@@ -21,33 +22,76 @@ const DETERMINISTIC = [TypeError, RangeError, SyntaxError, ReferenceError];
  *   from what the nodes say; when the attempts are spent the engine records why it gave up;
  * - a retryable domain error (an unreachable node before the engine started) or a Redis hiccup: retried;
  * - anything deterministic (bad job data, a missing migration, a bug): unrecoverable.
+ *
+ * Redis going away does not stop a running migration: the engine's records go to the local journal, an
+ * unreadable cancel flag means "not cancelled", the commit claim is kept locally (OutageTolerantFlags), and a
+ * job lock that could not be renewed because of the outage is not taken as "another worker has it" (no
+ * other worker can take a job while Redis is down). When Redis returns, BullMQ may hand that job out again;
+ * in this process the second run waits for the first and returns its outcome, elsewhere the engine finds
+ * the record (written back from the journal) finished.
  */
 @Processor(QueueName.Migrations, MIGRATION_WORKER_OPTIONS)
 export class MigrationsProcessor extends WorkerHost implements OnModuleInit {
   private readonly logger = new Logger('migrations');
   /** Jobs whose lock renewal failed: another worker may own them now, so the engine stops at the next step. */
   private readonly lost = new Set<string>();
+  /** Jobs this process runs now, by job id: when each started (epoch ms). */
+  private readonly startedAt = new Map<string, number>();
+  /** Migrations this process drives now, by migration id: a second job for one joins the first run. */
+  private readonly running = new Map<string, Promise<{ state: string }>>();
 
   constructor(
     private readonly engine: MigrationEngine,
     private readonly config: AppConfig,
     private readonly metrics: MigrationMetrics,
-    private readonly flags: MigrationFlags,
+    private readonly flags: OutageTolerantFlags,
     private readonly claims: WorkloadClaims,
+    private readonly link?: RedisLink,
   ) {
     super();
   }
 
   onModuleInit(): void {
     this.worker.concurrency = this.config.workerConcurrency;
-    this.worker.on('lockRenewalFailed', (ids: string[]) => ids.forEach((id) => this.lost.add(id)));
+    this.worker.on('lockRenewalFailed', (ids: string[]) => ids.forEach((id) => this.lockLost(id)));
+  }
+
+  /**
+   * A lock lost while (or right after) Redis was away was lost to the outage, not to another worker: the
+   * lock key expired unrenewed. This worker keeps driving the migration; it alone knows where it stands.
+   */
+  private lockLost(jobId: string): void {
+    const since = this.startedAt.get(jobId);
+    if (since === undefined) return; // not running here (any more): nothing to stop
+    if (this.link?.wasDownSince(since)) {
+      this.logger.warn({ msg: 'job lock lost to a redis outage; this worker drives the migration to its end', jobId });
+      return;
+    }
+    this.lost.add(jobId);
   }
 
   async process(job: Job<unknown>): Promise<{ state: string }> {
     const data = MigrateJobData.safeParse(job.data);
     if (!data.success) throw new UnrecoverableError(`malformed job data: ${data.error.message}`);
     const { migrationId } = data.data;
+    const current = this.running.get(migrationId);
+    if (current) {
+      // BullMQ handed out again a job whose lock the outage cost us: never a second attempt beside the first.
+      this.logger.warn({ msg: 'migration already running in this worker; waiting for its end', migrationId });
+      return current;
+    }
+    const run = this.runJob(job, migrationId);
+    this.running.set(migrationId, run);
+    try {
+      return await run;
+    } finally {
+      this.running.delete(migrationId);
+    }
+  }
+
+  private async runJob(job: Job<unknown>, migrationId: string): Promise<{ state: string }> {
     const jobId = job.id ?? migrationId;
+    this.startedAt.set(jobId, Date.now());
     this.logger.log({ msg: 'migration started', migrationId, jobId, attempt: job.attemptsMade + 1 });
     // The claim taken by POST /migrations is refreshed while this job runs (it must not lapse under a live job).
     const claim: { key?: string } = {};
@@ -65,6 +109,7 @@ export class MigrationsProcessor extends WorkerHost implements OnModuleInit {
     } finally {
       clearInterval(refresh);
       this.lost.delete(jobId);
+      this.startedAt.delete(jobId);
     }
   }
 
