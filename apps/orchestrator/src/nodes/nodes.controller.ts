@@ -25,8 +25,9 @@ export class NodesController {
 
   @Post()
   @ApiOperation({ summary: 'Register or update a node (host key pinned) and probe it over SSH' })
-  @ApiBody({ schema: z.toJSONSchema(NodeSpec, { io: 'input' }) as object })
-  register(@Body(new ZodBody(NodeSpec)) spec: NodeSpec): Promise<NodeRecord> {
+  @ApiBody({ schema: z.toJSONSchema(NodeSpec.strict(), { io: 'input' }) as object })
+  // Strict here (the config file's schema is not): a misspelt optional field over REST is a 400, not dropped.
+  register(@Body(new ZodBody(NodeSpec.strict())) spec: NodeSpec): Promise<NodeRecord> {
     return this.nodes.register(spec);
   }
 
