@@ -10,7 +10,9 @@ export default {
   mutate: [
     'libs/engine/src/rollback.ts',
     'libs/engine/src/recovery.ts',
-    'libs/engine/src/migration-engine.ts',
+    // The engine's run, give-up, phase guard (cancel and commit claims), attempt, settle and finish: not its
+    // cleanup loop or loading.
+    'libs/engine/src/migration-engine.ts:86-196',
     'libs/store/src/migration-flags.ts',
     'apps/orchestrator/src/migrations/migration-cancel.service.ts',
     'libs/engine/src/steps/preflight-checks.ts',
@@ -19,6 +21,9 @@ export default {
     'libs/notices/src/dedup/in-memory-dedup-store.ts',
     'libs/notices/src/dedup/redis-dedup-store.ts',
   ],
+  // Error and log wording: a mutant that changes a message is not a second running copy, and there are
+  // hundreds of them; every other mutator runs (conditions, operators, blocks, booleans, optional chaining...).
+  mutator: { excludedMutations: ['StringLiteral'] },
   // Type errors a mutant causes are not test gaps; ts-jest runs without diagnostics anyway.
   disableTypeChecks: true,
   checkers: [],
