@@ -10,9 +10,8 @@ export default {
   mutate: [
     'libs/engine/src/rollback.ts',
     'libs/engine/src/recovery.ts',
-    // The engine's run, give-up, phase guard (cancel and commit claims), attempt, settle and finish: not its
-    // cleanup loop or loading.
-    'libs/engine/src/migration-engine.ts:86-196',
+    // The engine's phase guard (the cancel and commit claims), attempt and settle (rollback or not).
+    'libs/engine/src/migration-engine.ts:123-185',
     'libs/store/src/migration-flags.ts',
     'apps/orchestrator/src/migrations/migration-cancel.service.ts',
     'libs/engine/src/steps/preflight-checks.ts',
@@ -28,8 +27,9 @@ export default {
   disableTypeChecks: true,
   checkers: [],
   concurrency: 2,
-  // Mutants that loop (a retry loop whose exit was mutated) are cut off soon: a timeout counts as killed.
-  timeoutMS: 4_000,
+  // Beyond the covering tests' own time: jest's ESM start-up is not part of it, and on a loaded machine a
+  // lower margin turns slow runs into false timeouts (which Stryker counts as killed).
+  timeoutMS: 30_000,
   // A re-run after new tests only tests mutants whose code or tests changed (reports/stryker-incremental.json).
   incremental: true,
   incrementalFile: 'reports/stryker-incremental.json',
