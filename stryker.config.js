@@ -29,11 +29,13 @@ export default {
   concurrency: 2,
   // Beyond the covering tests' own time: jest's ESM start-up is not part of it, and on a loaded machine a
   // lower margin turns slow runs into false timeouts (which Stryker counts as killed).
-  timeoutMS: 30_000,
+  timeoutMS: 10_000,
   // A re-run after new tests only tests mutants whose code or tests changed (reports/stryker-incremental.json).
   incremental: true,
   incrementalFile: 'reports/stryker-incremental.json',
-  reporters: ['clear-text', 'progress-append-only', 'html', 'json'],
+  // event-recorder writes each tested mutant as it ends (reports/mutation/events): a run cut short still tells.
+  reporters: ['clear-text', 'progress-append-only', 'html', 'json', 'event-recorder'],
+  eventReporter: { baseDir: 'reports/mutation/events' },
   htmlReporter: { fileName: 'reports/mutation/mutation.html' },
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
   tempDirName: '.stryker-tmp',
