@@ -71,6 +71,14 @@ describe('InMemoryDedupStore', () => {
     expect(await store.setIfAbsent('k0', 10)).toBe(true);
   });
 
+  it('does not scan at 1,000 keys or fewer (the sweep is for a store past its bound, not every call)', async () => {
+    const store = new InMemoryDedupStore(now);
+    for (let i = 0; i < 999; i++) await store.setIfAbsent(`k${i}`, 10);
+    clock += 10;
+    await store.setIfAbsent('the-1000th', 10);
+    expect(store['expiries'].size).toBe(1_000);
+  });
+
   it('keeps live keys when it sweeps', async () => {
     const store = new InMemoryDedupStore(now);
     await store.setIfAbsent('live', 60_000);
