@@ -63,6 +63,34 @@ describe('preflight limits at their edges', () => {
     expect(kit.shell.ran('node-b', /criu cpuinfo check/)).toEqual([]);
   });
 
+  it('a cpuinfo dump that fails is explained from its log, or from stderr when it wrote none', async () => {
+    const withLog = engineKit();
+    withLog.shell.on({ node: 'node-a', match: /criu cpuinfo dump/, reply: { code: 1, stderr: 'ignored' } }).on({
+      node: 'node-a',
+      match: /tail -n 100 .*cpuinfo-dump\.log/,
+      reply: { stdout: '(00.002) Error (criu/cpu.c:412): cpu: Unable to read cpuinfo\n' },
+    });
+    scriptHappyPath(withLog.shell);
+    const a = await withLog.engine.run('mig-1');
+    expect(a.state).toBe('failed');
+    expect(a.error).toMatch(/^criu cpuinfo dump failed on node-a .*Unable to read cpuinfo/);
+    expect(a.error).not.toMatch(/ignored/);
+
+    const noLog = engineKit();
+    noLog.shell
+      .on({
+        node: 'node-a',
+        match: /criu cpuinfo dump/,
+        reply: { code: 1, stderr: '(00.001) Error (criu/cpu.c:99): cpu: from stderr\n' },
+      })
+      .on({ node: 'node-a', match: /tail -n 100 .*cpuinfo-dump\.log/, reply: { stdout: '' } });
+    scriptHappyPath(noLog.shell);
+    const b = await noLog.engine.run('mig-1');
+    expect(b.state).toBe('failed');
+    expect(b.error).toMatch(/^criu cpuinfo dump failed on node-a .*cpu: from stderr/);
+    expect(noLog.shell.ran('node-b', /criu cpuinfo check/)).toEqual([]);
+  });
+
   it('a destination whose CRIU does not pass `criu check` is refused with CRIU’s own words', async () => {
     const kit = engineKit();
     kit.shell.on({
