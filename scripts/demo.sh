@@ -60,10 +60,17 @@ PY
 fi
 
 if ! curl -sf "$SPOTLIFT_URL/health/ready" >/dev/null 2>&1; then
+  # A restart keeps what the previous run logged (why it stopped is often in its last lines): the old log is
+  # rotated to orchestrator.log.1 (five kept) and the new one appended to.
+  log=$LAB/demo/orchestrator.log
+  if [ -s "$log" ]; then
+    for i in 4 3 2 1; do if [ -f "$log.$i" ]; then mv -f "$log.$i" "$log.$((i + 1))"; fi; done
+    mv -f "$log" "$log.1"
+  fi
   # The lab's sshds read one shared authorized_keys: the ssh transport's one-time node-to-node keys go there.
   SPOTLIFT_CONFIG=$LAB/nodes.json REDIS_URL=redis://127.0.0.1:$REDIS_PORT PORT=$PORT SPOTLIFT_LOG_FORMAT=json \
     SPOTLIFT_SSH_TUNNEL_AUTHORIZED_KEYS=$LAB/ssh/authorized_keys \
-    setsid nohup node dist/apps/orchestrator/src/main.js >"$LAB/demo/orchestrator.log" 2>&1 </dev/null &
+    setsid nohup node dist/apps/orchestrator/src/main.js >>"$log" 2>&1 </dev/null &
   echo $! > "$LAB/demo/orchestrator.pid"
   for _ in $(seq 100); do curl -sf "$SPOTLIFT_URL/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done
   curl -sf "$SPOTLIFT_URL/health/ready" >/dev/null || { tail -30 "$LAB/demo/orchestrator.log"; exit 1; }
@@ -93,5 +100,5 @@ Try more:
   node dist/apps/cli/src/main.js migrate $WL            # back, destination chosen by spotlift
   node dist/apps/cli/src/main.js migrations list
   tail -f $LAB/demo/heartbeats.log                       # the workload's heartbeats
-Logs: $LAB/demo/orchestrator.log.   Stop everything: bash scripts/demo.sh stop
+Logs: $LAB/demo/orchestrator.log (earlier runs: .1 to .5).   Stop everything: bash scripts/demo.sh stop
 TXT

@@ -4,6 +4,8 @@
  * a counter in its heap, a checksummed buffer it keeps verifying, and one UDP socket sending heartbeats
  * with a gap-free sequence number to a collector on the lab bridge.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
 import { nodeAddress, nodeOfPid, pidAlive } from '@spotlift/testing';
 import { type E2eEnv, procState, setupE2e, sleep, spawnInNode } from './support/e2e-env.js';
@@ -95,6 +97,13 @@ describe('stop-and-copy over REST, real CRIU', () => {
       expect(rollback.ok).toBe(true);
       expect(rollback.detail).toMatch(/resumed/);
       expect(m.phases.some((p) => p.name === 'commit')).toBe(false);
+      // CRIU's logs outlive the image directory (the lab's nodes share /var/lib/spotlift): the restore's own
+      // log, where the error points, still says why.
+      const kept = m.keptLogs?.find((k) => k.nodeId === 'node-c');
+      expect(kept?.dir).toBe(`/var/lib/spotlift/logs/${m.id}`);
+      expect(m.error).toContain(`node-c:${kept!.dir}`);
+      expect(readFileSync(join(kept!.dir, 'dst', 'restore.log'), 'utf8')).toMatch(/Address already in use|bind/i);
+      expect(existsSync(`/var/lib/spotlift/images/${m.id}`)).toBe(false);
 
       // Exactly one copy: still the original pid on node-a, running (not stopped), heartbeats go on.
       expect(procState(pid)).toMatch(/^[RS]$/);

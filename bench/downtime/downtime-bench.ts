@@ -4,7 +4,10 @@
  * same machine, same run, workloads of 64 MiB, 256 MiB and 1 GiB. Both downtimes use one definition:
  * (restore end - dump end) + CRIU's frozen + freezing time, all measured on the nodes.
  *
- *   bash bench/run.sh [--reps N] [--sizes 64,256,1024]
+ * Page transport: tcp by default here (the bare sequence's page-server is plain TCP: like with like);
+ * `--transports tcp,tls` adds spotlift over CRIU's TLS (the API's default) to the same run, to price it.
+ *
+ *   bash bench/run.sh [--reps N] [--sizes 64,256,1024] [--transports tcp,tls]
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -31,12 +34,21 @@ function arg(name: string, fallback: string): string {
   return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
 
-async function spotliftOnce(api: OrchestratorProcess, collector: HeartbeatCollector, sizeMiB: number): Promise<number> {
+async function spotliftOnce(
+  api: OrchestratorProcess,
+  collector: HeartbeatCollector,
+  sizeMiB: number,
+  transport: string,
+): Promise<number> {
   const name = `bench-s-${sizeMiB}-${randomBytes(3).toString('hex')}`;
   const pid = await startWorkload('node-a', { name, memMiB: sizeMiB, udpPort: collector.port });
   await collector.waitForCount(name, 3, { from: nodeAddress('node-a'), timeoutMs: 120_000 });
   const w = await api.call<WorkloadRecord>('POST', '/workloads', { name, node: 'node-a', pid });
-  let m = await api.call<MigrationRecord>('POST', '/migrations', { workload: w.id, destination: 'node-b' });
+  let m = await api.call<MigrationRecord>('POST', '/migrations', {
+    workload: w.id,
+    destination: 'node-b',
+    transport,
+  });
   while (!['completed', 'rolled_back', 'failed'].includes(m.state)) {
     await new Promise((r) => setTimeout(r, 100));
     m = await api.call<MigrationRecord>('GET', `/migrations/${m.id}`);
@@ -60,36 +72,48 @@ async function bareOnce(collector: HeartbeatCollector, sizeMiB: number): Promise
 async function main(): Promise<void> {
   const reps = Number(arg('reps', '3'));
   const sizes = arg('sizes', '64,256,1024').split(',').map(Number);
+  const transports = arg('transports', 'tcp').split(',');
   await labUp({ nodes: 2 });
   await startRedis(REDIS_PORT);
   const collector = new HeartbeatCollector();
   await collector.start();
   const api = await startOrchestratorProcess({ name: 'downtime', redisPort: REDIS_PORT, apiPort: API_PORT });
   const rows: string[][] = [
-    ['size', 'bare (ms, median)', 'spotlift (ms, median)', 'ratio', 'bare runs', 'spotlift runs'],
+    [
+      'size',
+      'bare (ms, median)',
+      ...transports.flatMap((t) => [`spotlift ${t} (ms, median)`, `${t} / bare`]),
+      'bare runs',
+      ...transports.map((t) => `${t} runs`),
+    ],
   ];
   try {
     for (const size of sizes) {
       const bare: number[] = [];
-      const ours: number[] = [];
+      const ours = new Map(transports.map((t) => [t, [] as number[]]));
+      const spotlift = async (order: string[]) => {
+        for (const t of order) ours.get(t)!.push(await spotliftOnce(api, collector, size, t));
+      };
       for (let i = 0; i < reps; i++) {
         // Alternate the order so neither side always runs on a warmer machine.
         if (i % 2 === 0) {
           bare.push((await bareOnce(collector, size)).same);
-          ours.push(await spotliftOnce(api, collector, size));
+          await spotlift(transports);
         } else {
-          ours.push(await spotliftOnce(api, collector, size));
+          await spotlift([...transports].reverse());
           bare.push((await bareOnce(collector, size)).same);
         }
       }
-      const ratio = median(ours) / median(bare);
+      const runs = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(' ');
       rows.push([
         `${size} MiB`,
         median(bare).toFixed(0),
-        median(ours).toFixed(0),
-        `${ratio.toFixed(3)}x`,
-        bare.map((x) => x.toFixed(0)).join(' '),
-        ours.map((x) => x.toFixed(0)).join(' '),
+        ...transports.flatMap((t) => [
+          median(ours.get(t)!).toFixed(0),
+          `${(median(ours.get(t)!) / median(bare)).toFixed(3)}x`,
+        ]),
+        runs(bare),
+        ...transports.map((t) => runs(ours.get(t)!)),
       ]);
       console.error(`[bench] ${size} MiB done`);
     }

@@ -134,6 +134,8 @@ export interface PhaseRecord {
   durationMs?: number;
   ok?: boolean;
   detail?: string;
+  /** The worker died during the phase; recovery closed it (`endedAt` = when recovery found it open). */
+  interrupted?: boolean;
 }
 
 /** CRIU's own figures, from the stats-dump image (times in microseconds as CRIU writes them). */
@@ -191,6 +193,8 @@ export interface MigrationRecord {
   claimKey?: string;
   error?: string;
   rollbackReason?: string;
+  /** A job that did not complete: where the tails of its CRIU logs outlive its image directories (per node). */
+  keptLogs?: Array<{ nodeId: string; dir: string; files: number }>;
   /** CRIU's stats images were missing or unreadable: what was wrong, and where downtime came from instead. */
   statsProblem?: string;
   /** Events outside the phase list a reader should know about: recovery by another worker, retries, cancel. */

@@ -12,6 +12,7 @@ import { DirectoryStreamer } from '@spotlift/transport';
 import { Clock } from './clock.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from './engine.types.js';
 import { type NodeLock, NodeOps } from './node-ops.js';
+import { keepFailedJobLogs } from './failed-job-logs.js';
 import { WorkloadFiles } from './files/workload-files.js';
 import { PhaseRecorder } from './phase-recorder.js';
 import { watchForCancel } from './cancel-watch.js';
@@ -254,7 +255,10 @@ export class MigrationEngine {
 
   /** Cleanup, then the end state: a reader never sees an end state with images left behind. */
   private async finish(ctx: MigrationContext, outcome: MigrationRecord['state'], removeImages = true): Promise<void> {
-    if (removeImages && !ctx.migration.keepImages) await this.cleanup(ctx);
+    if (removeImages && !ctx.migration.keepImages) {
+      if (outcome !== 'completed') await keepFailedJobLogs(this.ops, ctx, this.config.imageRoot);
+      await this.cleanup(ctx);
+    }
     ctx.migration.state = outcome;
     await this.phases.save(ctx.migration);
   }

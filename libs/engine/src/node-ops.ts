@@ -187,6 +187,18 @@ export class NodeOps {
     }
   }
 
+  /** Keeps the tails of a job's CRIU logs in `logsDir` (see node-scripts); the number of logs kept, 0 on any error. */
+  async keepLogs(node: NodeRecord, imageDir: string, logsDir: string, maxBytes: number, maxAgeMin: number) {
+    try {
+      const res = await this.shell.exec(node, sh.keepLogs(imageDir, logsDir, maxBytes, maxAgeMin), {
+        timeoutMs: 30_000,
+      });
+      return Number(/^KEPT (\d+)$/m.exec(res.stdout)?.[1] ?? 0);
+    } catch {
+      return 0;
+    }
+  }
+
   /** True once no CRIU process of `dir` runs on the node (page-servers of `dir` are killed); see node-scripts. */
   async waitCriuIdle(node: NodeRecord, dir: string, timeoutMs: number): Promise<{ idle: boolean; pids: number[] }> {
     const res = await this.shell.exec(node, sh.waitCriuIdle(dir, timeoutMs / 1000), { timeoutMs: timeoutMs + 15_000 });

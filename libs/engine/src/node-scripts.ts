@@ -108,6 +108,22 @@ export function waitCriuIdle(dir: string, timeoutS: number): string {
   ].join('\n');
 }
 
+/**
+ * Copies the last `maxBytes` of every `*.log` under a job's image directory to `logsDir` (same relative
+ * paths, 0700: logs name files and addresses), before cleanup removes the images, and removes job log
+ * directories next to it older than `maxAgeMin` minutes. Prints `KEPT <count>`; never fails the caller.
+ */
+export function keepLogs(imageDir: string, logsDir: string, maxBytes: number, maxAgeMin: number): string {
+  const root = logsDir.replace(/\/+[^/]+\/*$/, '') || '/';
+  return [
+    `src=${shq(imageDir)}; dst=${shq(logsDir)}; n=0`,
+    `if [ -d "$src" ]; then for f in $(cd "$src" && find . -type f -name '*.log' | sort); do ` +
+      `mkdir -p -m 0700 "$dst/$(dirname "$f")" && tail -c ${Math.floor(maxBytes)} "$src/$f" > "$dst/$f" && n=$((n + 1)); done; fi`,
+    `find ${shq(root)} -mindepth 1 -maxdepth 1 -type d -mmin +${Math.floor(maxAgeMin)} -exec rm -rf {} + 2>/dev/null`,
+    `echo "KEPT $n"`,
+  ].join('\n');
+}
+
 /** Prints the pid a CRIU pidfile names, or nothing (no file, or not a number). */
 export function readPidfile(path: string): string {
   return `p=$(cat ${shq(path)} 2>/dev/null); case "$p" in ''|*[!0-9]*) ;; *) echo "PID $p" ;; esac; true`;

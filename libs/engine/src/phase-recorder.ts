@@ -2,6 +2,24 @@ import type { MigrationRecord, PhaseName, PhaseRecord } from '@spotlift/domain';
 import type { MigrationRepository } from '@spotlift/store';
 import type { Clock } from './clock.js';
 
+/**
+ * Phases a dead worker left open (started, never ended): closed as interrupted, ending when recovery found
+ * them, so no phase stays open on the record forever and readers can tell a death from a failure. Returns
+ * the phases it closed. A phase that ended normally has `endedAt`; a live attempt never reaches recovery.
+ */
+export function closeInterruptedPhases(migration: MigrationRecord, at: Date): PhaseRecord[] {
+  const open = migration.phases.filter((p) => p.endedAt === undefined);
+  for (const phase of open) {
+    const lastSeen = migration.updatedAt;
+    phase.ok = false;
+    phase.interrupted = true;
+    phase.endedAt = at.toISOString();
+    phase.durationMs = Math.max(0, at.getTime() - Date.parse(phase.startedAt));
+    phase.detail = `interrupted: the worker running it stopped (record last written ${lastSeen}); closed by recovery${phase.detail ? `; ${phase.detail}` : ''}`;
+  }
+  return open;
+}
+
 /** Asked before a phase starts; throws to stop the migration at that boundary (cancel, lost lease). */
 export type PhaseGuard = (name: PhaseName) => Promise<void>;
 

@@ -2,6 +2,7 @@ import type { MigrationRecord, PhaseName } from '@spotlift/domain';
 import { shq } from '@spotlift/transport';
 import type { EngineConfig, MigrationContext } from './engine.types.js';
 import type { NodeOps } from './node-ops.js';
+import { closeInterruptedPhases } from './phase-recorder.js';
 import type { Rollback } from './rollback.js';
 import type { RunControl } from './run-control.js';
 import type { MigrationSteps } from './steps/migration-steps.js';
@@ -84,6 +85,7 @@ export class Recovery {
     const { migration, destination } = ctx;
     const last = migration.phases.at(-1)?.name ?? 'start';
     addNote(migration, `picked up again after the previous attempt stopped during '${last}'`);
+    closeInterruptedPhases(migration, new Date());
     const cancelled = () => control.cancelRequested();
 
     if (commitStarted(migration)) {

@@ -34,8 +34,8 @@ export const CreateCheckpoint = z
     workload: z.string().min(1).max(64),
     /** Default: the configured `evacuation.storageNodeId`. */
     storage: NodeId.optional(),
-    /** Page traffic to the storage node, as for migrations: tcp, CRIU's TLS, or an SSH tunnel. */
-    transport: z.enum(['tcp', 'tls', 'ssh']).default('tcp'),
+    /** Page traffic to the storage node, as for migrations: CRIU's TLS (default), tcp, or an SSH tunnel. */
+    transport: z.enum(['tcp', 'tls', 'ssh']).default('tls'),
   })
   .strict();
 export type CreateCheckpoint = z.infer<typeof CreateCheckpoint>;

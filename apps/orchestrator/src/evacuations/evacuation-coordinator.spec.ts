@@ -54,6 +54,7 @@ function world(settings: Partial<EvacuationSettings> = {}) {
         workloadId: body.workload,
         sourceNodeId: 'node-a',
         storageNodeId: body.storage!,
+        transport: body.transport,
         imageDir: `/cp/${body.workload}`,
         state: 'queued',
         phases: [],
@@ -185,6 +186,9 @@ describe('EvacuationCoordinator', () => {
       expect(m.evacuationId).toBe('evac-1');
       await w.end(m.id, 'completed', id === 'wl-1' ? 150 : 90);
     }
+    // Pages leaving a terminating node are encrypted unless someone chose otherwise (the API's default).
+    expect(w.created.map((c) => c.body.transport)).toEqual(['tls', 'tls']);
+    expect(cp.transport).toBe('tls');
     const done = (await run)!;
     expect(done.state).toBe('partial');
     expect(done.outcome).toMatchObject({

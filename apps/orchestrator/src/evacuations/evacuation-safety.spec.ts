@@ -67,12 +67,14 @@ describe('the notice deduplicator as the Nest providers build it', () => {
   });
 
   it('keys by node and kind across sources, under the configured prefix: IMDS then a webhook raise once', async () => {
-    const set = new Map<string, unknown[]>();
+    // Redis as far as the dedup store uses it: its claim script, reduced to what it decides.
+    const set = new Map<string, number>();
     const redis = {
-      set: (key: string, ...rest: unknown[]) => {
-        if (set.has(key)) return Promise.resolve(null);
-        set.set(key, rest);
-        return Promise.resolve('OK');
+      eval: (_script: string, _keys: number, key: string, deadline: string, _ttl: string, earlierBy: string) => {
+        const held = set.get(key);
+        if (held !== undefined && Number(deadline) >= held - Number(earlierBy)) return Promise.resolve('duplicate');
+        set.set(key, Number(deadline));
+        return Promise.resolve(held === undefined ? 'new' : 'earlier');
       },
     } as unknown as Redis;
     const config = { redisPrefix: 'fleet1', runsWorker: false, notices: {} } as unknown as AppConfig;
@@ -81,9 +83,10 @@ describe('the notice deduplicator as the Nest providers build it', () => {
         typeof p === 'object' && 'provide' in p && p.provide === NoticeDeduplicator,
     )!;
     const dedup = (provider.useFactory as (r: Redis, c: AppConfig) => NoticeDeduplicator)(redis, config);
-    expect(await dedup.isNew(notice('aws'))).toBe(true);
+    const first = notice('aws');
+    expect(await dedup.isNew(first)).toBe(true);
     expect(await dedup.isNew(notice('webhook'))).toBe(false);
     expect([...set.keys()]).toEqual(['fleet1:notice-dedup:node-a:termination']);
-    expect(set.get('fleet1:notice-dedup:node-a:termination')).toEqual(['1', 'PX', expect.any(Number), 'NX']);
+    expect(set.get('fleet1:notice-dedup:node-a:termination')).toBe(first.deadline.getTime());
   });
 });

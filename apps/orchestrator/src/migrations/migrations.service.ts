@@ -33,8 +33,11 @@ export const CreateMigration = z
     deadline: z.iso.datetime({ offset: true }).optional(),
     /** Pre-copy and hybrid: rounds at most for this job, the first included (default: config `live.maxRounds`). */
     maxRounds: z.number().int().min(1).max(100).optional(),
-    /** Page traffic: direct TCP, CRIU's mutual TLS, or relayed through SSH (nodes without a direct route). */
-    transport: z.enum(['tcp', 'tls', 'ssh']).default('tcp'),
+    /**
+     * Page traffic: CRIU's mutual TLS (default: pages are process memory, and a plain page-server on the data
+     * address takes pages from anyone), direct TCP (an explicit choice, trusted networks), or through SSH.
+     */
+    transport: z.enum(['tcp', 'tls', 'ssh']).default('tls'),
     keepImages: z.boolean().default(false),
   })
   .strict();

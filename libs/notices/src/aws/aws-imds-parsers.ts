@@ -8,6 +8,8 @@ import { parseAwsEventDate, parseRfc3339 } from '../time-formats.js';
 export const IMDS_PATHS = {
   token: '/latest/api/token',
   instanceAction: '/latest/meta-data/spot/instance-action',
+  /** The older documented path: the termination time alone, as plain text (set only for `terminate`). */
+  terminationTime: '/latest/meta-data/spot/termination-time',
   rebalance: '/latest/meta-data/events/recommendations/rebalance',
   maintenance: '/latest/meta-data/events/maintenance/scheduled',
 } as const;
@@ -72,6 +74,40 @@ export function parseInstanceAction(ctx: ParseContext, body: string): NoticeBatc
     raw: parsed.data,
   };
   return batch([notice]);
+}
+
+/** Problems of an instance-action body that say nothing about whether a notice is there: worth the other path. */
+export const MALFORMED_INSTANCE_ACTION: ReadonlySet<string> = new Set(['malformed_json', 'invalid_payload']);
+
+/**
+ * Parses a 200 body of `spot/termination-time` (plain text, `2015-01-05T18:02:00Z`), read only when the
+ * `spot/instance-action` body was malformed: a broken body must not hide a notice the other documented path
+ * still gives. EC2 sets this path only for `terminate`; the notice says in `reason` and `raw.path` which
+ * path it came from and why.
+ */
+export function parseTerminationTime(ctx: ParseContext, body: string, instanceActionProblem: string): NoticeBatch {
+  const time = body.trim();
+  const deadline = parseRfc3339(time);
+  if (!deadline) {
+    return batch([], [problem(ctx, 'invalid_payload', `'${time.slice(0, 40)}' is not an RFC 3339 date`, { body })]);
+  }
+  const stale = staleProblem(ctx, deadline, 'termination time', body);
+  if (stale) return batch([], [stale]);
+  return batch([
+    {
+      nodeId: ctx.nodeId,
+      source: 'aws',
+      kind: 'preemption',
+      action: 'terminate',
+      deadline,
+      deadlineEstimated: false,
+      receivedAt: ctx.receivedAt,
+      // The same key as an instance-action notice: once that body is readable again it is the same event.
+      dedupKey: makeDedupKey(ctx.nodeId, 'aws', 'preemption'),
+      reason: `AWS Spot interruption: terminate at ${time} (read from spot/termination-time because spot/instance-action was malformed: ${instanceActionProblem})`,
+      raw: { path: IMDS_PATHS.terminationTime, time, instanceActionProblem },
+    },
+  ]);
 }
 
 /**

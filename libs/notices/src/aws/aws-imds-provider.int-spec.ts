@@ -175,6 +175,57 @@ describe('AwsImdsNoticeProvider against FakeImdsServer (real HTTP on loopback)',
     expect(notices[0]!.dedupKey).toContain('instance-event-1');
   });
 
+  describe('a malformed instance-action body does not hide a notice spot/termination-time still gives', () => {
+    it.each([
+      ['JSON cut short', '{"action": "terminate", "time": ', 'malformed_json'],
+      ['a field missing', '{"action":"terminate"}', 'invalid_payload'],
+    ])('%s: the notice comes from spot/termination-time and says so', async (_name, body, code) => {
+      const deadline = new Date(Math.floor(Date.now() / 1000) * 1000 + 90_000);
+      imds.setSpotInterruption({ action: 'terminate', time: deadline });
+      imds.injectFault({ path: ACTION, status: 200, body });
+      const { notices, problems } = await provider().poll();
+      expect(notices).toHaveLength(1);
+      expect(notices[0]).toMatchObject({
+        source: 'aws',
+        kind: 'preemption',
+        action: 'terminate',
+        deadlineEstimated: false,
+        dedupKey: 'node-a:aws:preemption',
+        raw: { path: '/latest/meta-data/spot/termination-time' },
+      });
+      expect(notices[0]!.reason).toMatch(
+        /read from spot\/termination-time because spot\/instance-action was malformed/,
+      );
+      expect(notices[0]!.deadline.getTime()).toBe(deadline.getTime());
+      // The broken body is still reported: someone should look at it.
+      expect(problems.map((p) => p.code)).toEqual([code]);
+      expect(imds.requestCount('/latest/meta-data/spot/termination-time', 'GET')).toBe(1);
+    });
+
+    it('a well-formed instance-action is read alone (termination-time is not asked)', async () => {
+      imds.setSpotInterruption({ action: 'terminate' });
+      const { notices } = await provider().poll();
+      expect(notices[0]!.reason).not.toMatch(/termination-time/);
+      expect(imds.requestCount('/latest/meta-data/spot/termination-time', 'GET')).toBe(0);
+    });
+
+    it('a malformed body and no termination-time (a stop action) raises nothing, only the problem', async () => {
+      imds.setSpotInterruption({ action: 'stop' });
+      imds.injectFault({ path: ACTION, status: 200, body: '<html>captive portal</html>' });
+      const { notices, problems } = await provider().poll();
+      expect(notices).toEqual([]);
+      expect(problems.map((p) => p.code)).toEqual(['malformed_json']);
+    });
+
+    it('a stale termination-time after a malformed body is not a new notice', async () => {
+      imds.setSpotInterruption({ action: 'terminate', time: '2017-09-18T08:22:00Z' });
+      imds.injectFault({ path: ACTION, status: 200, body: '{' });
+      const { notices, problems } = await provider().poll();
+      expect(notices).toEqual([]);
+      expect(problems.map((p) => p.code).sort()).toEqual(['malformed_json', 'stale']);
+    });
+  });
+
   describe('bad input raises nothing and reports a readable problem', () => {
     const cases: [string, (s: FakeImdsServer) => void, string, RegExp][] = [
       [

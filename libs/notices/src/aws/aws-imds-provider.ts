@@ -15,9 +15,11 @@ import { watchByPolling } from '../abortable-sleep.js';
 import {
   DEFAULT_AWS_MAINTENANCE_CODES,
   IMDS_PATHS,
+  MALFORMED_INSTANCE_ACTION,
   parseInstanceAction,
   parseMaintenanceEvents,
   parseRebalance,
+  parseTerminationTime,
 } from './aws-imds-parsers.js';
 import { IMDS_TOKEN_HEADER, ImdsTokenCache, type ImdsTokenCacheOptions } from './imds-token-cache.js';
 
@@ -75,9 +77,7 @@ export class AwsImdsNoticeProvider implements PollingNoticeProvider {
   /** Reads every enabled path once (in parallel). */
   async poll(signal?: AbortSignal): Promise<NoticeBatch> {
     const now = this.now();
-    const reads: Promise<NoticeBatch>[] = [
-      this.read(IMDS_PATHS.instanceAction, (ctx, body) => parseInstanceAction(ctx, body), signal),
-    ];
+    const reads: Promise<NoticeBatch>[] = [this.readInstanceAction(signal)];
     if (this.options.watchRebalance ?? true) {
       const lead = this.options.rebalanceLeadMs ?? 120_000;
       reads.push(this.read(IMDS_PATHS.rebalance, (ctx, body) => parseRebalance(ctx, body, lead), signal));
@@ -89,6 +89,22 @@ export class AwsImdsNoticeProvider implements PollingNoticeProvider {
       reads.push(this.read(IMDS_PATHS.maintenance, (ctx, body) => parseMaintenanceEvents(ctx, body, codes), signal));
     }
     return mergeBatches(await Promise.all(reads));
+  }
+
+  /**
+   * `spot/instance-action`; when its body is malformed, also `spot/termination-time` (the other documented
+   * path), so a broken JSON body cannot hide a termination. The instance-action problem is still reported.
+   */
+  private async readInstanceAction(signal?: AbortSignal): Promise<NoticeBatch> {
+    const action = await this.read(IMDS_PATHS.instanceAction, (ctx, body) => parseInstanceAction(ctx, body), signal);
+    const malformed = action.problems.find((p) => MALFORMED_INSTANCE_ACTION.has(p.code));
+    if (action.notices.length > 0 || !malformed) return action;
+    const fallback = await this.read(
+      IMDS_PATHS.terminationTime,
+      (ctx, body) => parseTerminationTime(ctx, body, malformed.message.replace(`${malformed.path}: `, '')),
+      signal,
+    );
+    return mergeBatches([action, fallback]);
   }
 
   private async read(

@@ -13,7 +13,7 @@ export class InMemoryDedupStore extends DedupStore {
     const now = this.now();
     const held = this.entries.get(key);
     if (held !== undefined && held.expiry > now) return Promise.resolve(false);
-    this.entries.set(key, { expiry: now + ttlMs, deadlineMs: -Infinity });
+    this.remember(key, { expiry: now + ttlMs, deadlineMs: -Infinity }, now);
     return Promise.resolve(true);
   }
 
@@ -22,9 +22,13 @@ export class InMemoryDedupStore extends DedupStore {
     const held = this.entries.get(key);
     const live = held !== undefined && held.expiry > now;
     if (live && !(deadlineMs < held.deadlineMs - earlierByMs)) return Promise.resolve('duplicate');
-    this.entries.set(key, { expiry: now + ttlMs, deadlineMs });
-    // Sweep lazily so a long-lived agent does not grow without bound.
-    if (this.entries.size > 1_000) for (const [k, e] of this.entries) if (e.expiry <= now) this.entries.delete(k);
+    this.remember(key, { expiry: now + ttlMs, deadlineMs }, now);
     return Promise.resolve(live ? 'earlier' : 'new');
+  }
+
+  private remember(key: string, entry: { expiry: number; deadlineMs: number }, now: number): void {
+    this.entries.set(key, entry);
+    // Sweep lazily, past a bound only, so a long-lived agent does not grow without bound nor scan every call.
+    if (this.entries.size > 1_000) for (const [k, e] of this.entries) if (e.expiry <= now) this.entries.delete(k);
   }
 }
