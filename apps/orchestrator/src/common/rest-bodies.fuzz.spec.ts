@@ -14,8 +14,14 @@ import type { CheckpointRecord, MigrationRecord, NodeRecord, WorkloadRecord } fr
 import { Clock, CheckpointFlow, NodeOps, NodeProber, SystemClock } from '@spotlift/engine';
 import {
   CheckpointRepository,
+  EvacuationRepository,
+  InMemoryEvacuationRecords,
   InMemoryMigrationFlags,
+  InMemoryProcessIndex,
   InMemoryRecords,
+  InMemoryWorkloadClaims,
+  ProcessIndex,
+  WorkloadClaims,
   MigrationFlags,
   MigrationRepository,
   NodeRepository,
@@ -38,6 +44,7 @@ import { NoticeIntake } from '../notices/notice-intake.service.js';
 import { NoticesController } from '../notices/notices.controller.js';
 import { WorkloadsController } from '../workloads/workloads.controller.js';
 import { RegisterWorkload, WorkloadsService } from '../workloads/workloads.service.js';
+import { RedisLink } from '../core/redis-link.js';
 import { DomainExceptionFilter } from './domain-exception.filter.js';
 
 const RUNS = 200;
@@ -52,6 +59,9 @@ class World {
   readonly checkpoints = new InMemoryRecords<CheckpointRecord>();
   readonly shell = new ScriptedNodeShell();
   readonly flags = new InMemoryMigrationFlags();
+  readonly claims = new InMemoryWorkloadClaims();
+  readonly index = new InMemoryProcessIndex();
+  readonly evacuations = new InMemoryEvacuationRecords();
   readonly queued: string[] = [];
   readonly pushed: unknown[] = [];
 
@@ -80,6 +90,8 @@ class World {
       this.workloads.list(),
       this.migrations.list(),
       this.checkpoints.list(),
+      this.evacuations.list(),
+      this.claims.holder('node:node-a:pid:1'),
     ]);
     return JSON.stringify({
       lists,
@@ -113,6 +125,11 @@ async function startApp(world: World): Promise<{ app: INestApplication; base: st
       { provide: MigrationRepository, useValue: world.migrations },
       { provide: CheckpointRepository, useValue: world.checkpoints },
       { provide: MigrationFlags, useValue: world.flags },
+      { provide: WorkloadClaims, useValue: world.claims },
+      // Redis as the exception filter sees it: reachable (the fuzzed bodies never reach it anyway).
+      { provide: RedisLink, useValue: { isUp: true, report: () => undefined } },
+      { provide: ProcessIndex, useValue: world.index },
+      { provide: EvacuationRepository, useValue: world.evacuations },
       { provide: NodeOps, useValue: new NodeOps(world.shell) },
       { provide: NodeProber, useValue: new NodeProber(world.shell, new SystemClock(), '/var/lib/spotlift/images') },
       { provide: MigrationQueue, useValue: { enqueue: record('enqueue'), removeIfIdle: record('removeIfIdle') } },
