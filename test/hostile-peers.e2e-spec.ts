@@ -10,18 +10,16 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EvacuationRecord, NodeRecord, NodeTarget } from '@spotlift/domain';
-import { FakeImdsServer, LAB_HOST_ADDRESS, labDir, netnsPath, nodeAddress } from '@spotlift/testing';
+import { FakeImdsServer, HostilePeers, LAB_HOST_ADDRESS, labDir, netnsPath, nodeAddress } from '@spotlift/testing';
 import { NodeShell, OutputLimitError, SshNodeShell } from '@spotlift/transport';
 import { type E2eEnv, setupE2e } from './support/e2e-env.js';
 import { until } from './support/poll.js';
 
 let env: E2eEnv;
-const servers: Server[] = [];
-const sockets = new Set<Socket>();
+const hostile = new HostilePeers();
 const escaped: unknown[] = [];
 const onEscape = (error: unknown) => escaped.push(error);
 
@@ -32,30 +30,11 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  for (const s of sockets) s.destroy();
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  await hostile.close();
   await env?.teardown();
   process.off('uncaughtException', onEscape);
   process.off('unhandledRejection', onEscape);
 }, 120_000);
-
-async function peer(behaviour: (socket: Socket) => void): Promise<number> {
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    socket.on('close', () => sockets.delete(socket));
-    behaviour(socket);
-  });
-  servers.push(server);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return (server.address() as AddressInfo).port;
-}
-
-async function closedPort(): Promise<number> {
-  const port = await peer(() => undefined);
-  await new Promise((r) => servers.pop()!.close(r));
-  return port;
-}
 
 /** Established TCP connections from this process to addr:port (`ss` with owning pids). */
 function connectionsTo(addr: string, port: number): number {
@@ -67,12 +46,12 @@ const lab = (id: string) => env.lab.nodes.find((n) => n.id === id)!;
 
 describe('POST /nodes at hostile peers', () => {
   const peers: [string, () => Promise<number>][] = [
-    ['refuses', closedPort],
-    ['stays silent', () => peer(() => undefined)],
-    ['resets', () => peer((s) => s.resetAndDestroy())],
-    ['hangs up mid-banner', () => peer((s) => s.end('SSH-2.'))],
-    ['sends garbage', () => peer((s) => s.end(randomBytes(8192)))],
-    ['sends a banner, then garbage', () => peer((s) => s.write(`SSH-2.0-OpenSSH_9.2\r\n${'x'.repeat(9000)}`))],
+    ['refuses', () => hostile.closedPort()],
+    ['stays silent', () => hostile.peer(() => undefined)],
+    ['resets', () => hostile.peer((s) => s.resetAndDestroy())],
+    ['hangs up mid-banner', () => hostile.peer((s) => s.end('SSH-2.'))],
+    ['sends garbage', () => hostile.peer((s) => s.end(randomBytes(8192)))],
+    ['sends a banner, then garbage', () => hostile.peer((s) => s.write(`SSH-2.0-OpenSSH_9.2\r\n${'x'.repeat(9000)}`))],
   ];
 
   it.each(peers)(

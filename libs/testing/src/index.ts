@@ -8,3 +8,4 @@ export * from './tar-builder.js';
 export * from './test-certificates.js';
 export * from './scripted-inspection.js';
 export * from './local-node-shell.js';
+export * from './hostile-peers.js';

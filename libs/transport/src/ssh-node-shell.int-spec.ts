@@ -6,37 +6,15 @@
  * The same shell against the lab's real sshd (output cap, channel limit): test/hostile-peers.e2e-spec.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { utils } from 'ssh2';
 import { NodeUnreachableError, type NodeTarget } from '@spotlift/domain';
+import { HostilePeers } from '@spotlift/testing';
 import { SshNodeShell } from './ssh-node-shell.js';
 
 const PIN = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBTQnxtEqyTXwlycunQpUvZvFmT1i/iyaGiR026JtSTN';
-const servers: Server[] = [];
-const sockets = new Set<Socket>();
+const hostile = new HostilePeers();
 const escaped: unknown[] = [];
 const onEscape = (error: unknown) => escaped.push(error);
-
-async function peer(behaviour: (socket: Socket) => void): Promise<number> {
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    socket.on('close', () => sockets.delete(socket));
-    behaviour(socket);
-  });
-  servers.push(server);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return (server.address() as AddressInfo).port;
-}
-
-/** A port nothing listens on (bound and closed again). */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 function node(port: number): NodeTarget {
   return { id: `hostile-${port}`, host: '127.0.0.1', port, user: 'root', hostKey: PIN };
@@ -56,29 +34,41 @@ beforeAll(() => {
 
 afterAll(async () => {
   await shell.close();
-  for (const s of sockets) s.destroy();
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  await hostile.close();
   process.off('uncaughtException', onEscape);
   process.off('unhandledRejection', onEscape);
 });
 
 const peers: [string, () => Promise<number>, RegExp][] = [
-  ['a closed port', closedPort, /ECONNREFUSED/],
-  ['a silent peer (accepts, never speaks)', () => peer(() => undefined), /timed out while waiting for handshake/i],
-  ['a peer that resets at once', () => peer((s) => s.resetAndDestroy()), /ECONNRESET|lost before handshake|closed/i],
-  ['a peer that closes mid-banner', () => peer((s) => s.end('SSH-2.')), /lost before handshake|closed/i],
+  ['a closed port', () => hostile.closedPort(), /ECONNREFUSED/],
+  [
+    'a silent peer (accepts, never speaks)',
+    () => hostile.peer(() => undefined),
+    /timed out while waiting for handshake/i,
+  ],
+  [
+    'a peer that resets at once',
+    () => hostile.peer((s) => s.resetAndDestroy()),
+    /ECONNRESET|lost before handshake|closed/i,
+  ],
+  ['a peer that closes mid-banner', () => hostile.peer((s) => s.end('SSH-2.')), /lost before handshake|closed/i],
   [
     'a peer that sends garbage',
-    () => peer((s) => s.end(Buffer.concat([Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n'), randomBytes(4096)]))),
+    () =>
+      hostile.peer((s) => s.end(Buffer.concat([Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n'), randomBytes(4096)]))),
     /.+/,
   ],
   [
     'a peer that sends a banner, then garbage',
-    () => peer((s) => s.write(Buffer.concat([Buffer.from('SSH-2.0-OpenSSH_9.2\r\n'), randomBytes(4096)]))),
+    () => hostile.peer((s) => s.write(Buffer.concat([Buffer.from('SSH-2.0-OpenSSH_9.2\r\n'), randomBytes(4096)]))),
     /.+/,
   ],
-  ['a peer that sends a banner, then nothing', () => peer((s) => s.write('SSH-2.0-OpenSSH_9.2\r\n')), /timed out/i],
-  ['a peer that sends a banner, then closes', () => peer((s) => s.end('SSH-2.0-OpenSSH_9.2\r\n')), /closed/i],
+  [
+    'a peer that sends a banner, then nothing',
+    () => hostile.peer((s) => s.write('SSH-2.0-OpenSSH_9.2\r\n')),
+    /timed out/i,
+  ],
+  ['a peer that sends a banner, then closes', () => hostile.peer((s) => s.end('SSH-2.0-OpenSSH_9.2\r\n')), /closed/i],
 ];
 
 describe('SshNodeShell against hostile peers', () => {
