@@ -151,7 +151,7 @@ describe('JournaledRepository', () => {
     expect(await repo.journal.list()).toEqual([]);
   });
 
-  it("versioned records: a Redis that came back empty takes the worker's copy afresh; a real conflict still throws", async () => {
+  it("versioned records: the worker's copy wins over an empty Redis and over its own write-back, not over a newer record", async () => {
     const inner = new InMemoryRecords<Rec & Versioned>({ versioned: true });
     const repo = new JournaledRepository<Rec & Versioned>(
       inner,
@@ -164,11 +164,19 @@ describe('JournaledRepository', () => {
     expect(rec.version).toBe(2);
     await inner.delete('m1'); // Redis restarted empty while the worker held the record at version 2
     rec.state = 'restore';
+    rec.updatedAt = at(2);
     await repo.save(rec);
     expect(await inner.get('m1')).toMatchObject({ state: 'restore', version: 1 });
-    const stale = { ...rec, version: 0, state: 'other' };
-    await inner.save({ ...(await inner.get('m1'))!, state: 'by-api' });
-    await expect(repo.save(stale)).rejects.toBeInstanceOf(StaleRecordError);
+    // The reconnect's write-back re-created it from an earlier journal copy: the version count restarted.
+    await inner.delete('m1');
+    await inner.save({ id: 'm1', state: 'restore', updatedAt: at(2) });
+    rec.state = 'verify';
+    rec.updatedAt = at(3);
+    await repo.save(rec);
+    expect(await inner.get('m1')).toMatchObject({ state: 'verify', version: 2 });
+    // Another writer's newer record is never overwritten.
+    await inner.save({ ...(await inner.get('m1'))!, state: 'by-api', updatedAt: at(9) });
+    await expect(repo.save({ ...rec, state: 'other', updatedAt: at(4) })).rejects.toBeInstanceOf(StaleRecordError);
     expect((await inner.get('m1'))!.state).toBe('by-api');
   });
 });

@@ -80,15 +80,25 @@ export class JournaledRepository<T extends Stamped> extends Repository<T> {
   }
 
   /**
-   * A versioned save that finds the record gone from Redis (it came back empty while this worker held the
-   * record) writes it afresh: this worker's copy is the only one left. Any other stale save is the caller's.
+   * A versioned save that meets another version in Redis: when the record is gone (Redis came back empty) or
+   * what Redis holds is not newer than this copy (this worker's own write-back of an earlier save, which
+   * restarted the version count), this copy is the latest and is written over it. A newer record is another
+   * writer's: the StaleRecordError stands.
    */
   private async saveToRedis(record: T): Promise<void> {
     try {
       await this.inner.save(record);
     } catch (error) {
-      if (!(error instanceof StaleRecordError) || (await this.inner.get(record.id)) !== undefined) throw error;
-      delete (record as Versioned).version;
+      if (!(error instanceof StaleRecordError)) throw error;
+      const stored = await this.inner.get(record.id);
+      if (
+        stored &&
+        !(stored.updatedAt !== undefined && record.updatedAt !== undefined && stored.updatedAt <= record.updatedAt)
+      )
+        throw error;
+      const version = (stored as Versioned | undefined)?.version;
+      if (version === undefined) delete (record as Versioned).version;
+      else (record as Versioned).version = version;
       await this.inner.save(record);
     }
   }

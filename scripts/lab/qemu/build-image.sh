@@ -158,6 +158,8 @@ copy_with_libs() { # src dst
 copy_with_libs "$CRIU" /usr/sbin/criu
 copy_with_libs "$X/usr/sbin/dropbear" /usr/sbin/dropbear
 for b in dbclient dropbearkey dropbearconvert; do copy_with_libs "$X/usr/bin/$b" "/usr/bin/$b"; done
+# util-linux's flock for the engine's node-side freeze lock (Debian's busybox-static has no flock applet)
+copy_with_libs /usr/bin/flock /usr/bin/flock
 # the dynamic loader at its ABI path (/lib64 -> usr/lib64)
 cp -L /lib64/ld-linux-x86-64.so.2 "$R/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
 ln -sf ../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$R/usr/lib64/ld-linux-x86-64.so.2"
