@@ -56,6 +56,29 @@ describe('cancel', () => {
     expect(await kit.workloads.get('wl-1')).toMatchObject({ nodeId: 'node-a', pid: 4242, state: 'running' });
   });
 
+  it("during the dump the flag is read every `cancelPollMs` (the engine's configured period)", async () => {
+    const shell = new LongDumpShell();
+    const kit = engineKit({ shell, config: { cancelPollMs: 5 } });
+    scriptHappyPath(shell);
+    let reads = 0;
+    const control = {
+      ...kit.control,
+      cancelRequested: () => {
+        reads++;
+        return kit.control.cancelRequested();
+      },
+    };
+    const run = kit.engine.run('mig-1', control);
+    while (!shell.dumpStarted) await new Promise((r) => setTimeout(r, 2));
+    const before = reads;
+    await new Promise((r) => setTimeout(r, 150));
+    const during = reads - before;
+    await kit.flags.requestCancel('mig-1');
+    expect((await run).state).toBe('cancelled');
+    // 5 ms apart: about 30 reads in 150 ms; 500 ms apart (the default) one at most.
+    expect(during).toBeGreaterThanOrEqual(5);
+  });
+
   it('between phases: stops at the next boundary (before restore) and rolls back', async () => {
     const kit = engineKit();
     scriptHappyPath(kit.shell);
