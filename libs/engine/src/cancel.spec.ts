@@ -79,6 +79,26 @@ describe('cancel', () => {
     expect(during).toBeGreaterThanOrEqual(5);
   });
 
+  it('the watch ends with the attempt: the flag is not read any more once the run returned', async () => {
+    const kit = engineKit({ config: { cancelPollMs: 2 } });
+    scriptHappyPath(kit.shell);
+    let reads = 0;
+    const control = {
+      ...kit.control,
+      cancelRequested: () => {
+        reads++;
+        return kit.control.cancelRequested();
+      },
+    };
+    const m = await kit.engine.run('mig-1', control);
+    expect(m.state).toBe('completed');
+    const after = reads;
+    // Were the watch still on, a phase the record shows open (e.g. another run's dump) would be polled.
+    m.phases.push({ name: 'dump', startedAt: new Date().toISOString() });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(reads).toBe(after);
+  });
+
   it('between phases: stops at the next boundary (before restore) and rolls back', async () => {
     const kit = engineKit();
     scriptHappyPath(kit.shell);

@@ -205,6 +205,28 @@ describe('rollback refuses to make a second copy', () => {
     expect(kit.shell.ran('node-b', /criu restore/)).toEqual([]);
     expect((await kit.migrations.get('mig-1'))!.notes ?? []).toEqual([]);
   });
+
+  it('a job lock lost before any freeze stops at the next boundary too: no end state, nothing more on the nodes', async () => {
+    const kit = engineKit();
+    let lost = false;
+    // The lease goes while 'prepare' starts the destination's page-server; 'dump' is the next boundary.
+    const exec = kit.shell.exec.bind(kit.shell);
+    kit.shell.exec = async (node, command, opts) => {
+      const r = await exec(node, command, opts);
+      if (node.id === 'node-b' && /criu page-server/.test(command)) lost = true;
+      return r;
+    };
+    scriptHappyPath(kit.shell);
+    const control = { ...kit.control, lost: () => lost };
+    const error = await kit.engine.run('mig-1', control).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'MigrationInterrupted', transient: true, frozen: false });
+    // Not settled as a failure by this worker: no page-server stopped, no workload or record written.
+    expect(kit.shell.ran('node-b', /CRIU_IDLE/)).toEqual([]);
+    expect(kit.shell.ran('node-a', /criu dump|kill -/)).toEqual([]);
+    const m = (await kit.migrations.get('mig-1'))!;
+    expect(m.error).toBeUndefined();
+    expect(m.notes ?? []).toEqual([]);
+  });
 });
 
 describe('giving up after the retries', () => {
