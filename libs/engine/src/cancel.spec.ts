@@ -71,12 +71,12 @@ describe('cancel', () => {
     const run = kit.engine.run('mig-1', control);
     while (!shell.dumpStarted) await new Promise((r) => setTimeout(r, 2));
     const before = reads;
-    await new Promise((r) => setTimeout(r, 150));
+    await new Promise((r) => setTimeout(r, 300));
     const during = reads - before;
     await kit.flags.requestCancel('mig-1');
     expect((await run).state).toBe('cancelled');
-    // 5 ms apart: about 30 reads in 150 ms; 500 ms apart (the default) one at most.
-    expect(during).toBeGreaterThanOrEqual(5);
+    // 5 ms apart: dozens of reads in 300 ms (a few on a loaded machine); 500 ms apart (the default) one at most.
+    expect(during).toBeGreaterThanOrEqual(2);
   });
 
   it('the watch ends with the attempt: the flag is not read any more once the run returned', async () => {
@@ -97,6 +97,26 @@ describe('cancel', () => {
     m.phases.push({ name: 'dump', startedAt: new Date().toISOString() });
     await new Promise((r) => setTimeout(r, 50));
     expect(reads).toBe(after);
+  });
+
+  it("after 'prepare', before the dump: the page-server it started is stopped, nothing frozen", async () => {
+    const kit = engineKit();
+    const exec = kit.shell.exec.bind(kit.shell);
+    kit.shell.exec = async (node, command, opts) => {
+      const r = await exec(node, command, opts);
+      if (node.id === 'node-b' && /criu page-server/.test(command)) await kit.flags.requestCancel('mig-1');
+      return r;
+    };
+    scriptHappyPath(kit.shell);
+    const m = await kit.engine.run('mig-1', kit.control);
+    expect(m.state).toBe('cancelled');
+    expect(m.error).toBe('cancelled by request before any freeze; the workload was not touched');
+    const order = kit.shell.calls.map((c) => `${c.node} ${c.command}`);
+    const started = order.findIndex((c) => /^node-b .*criu page-server/.test(c));
+    const stopped = order.findIndex((c) => /^node-b [\s\S]*CRIU_IDLE/.test(c));
+    expect(started).toBeGreaterThan(-1);
+    expect(stopped).toBeGreaterThan(started);
+    expect(kit.shell.ran('node-a', /criu dump|kill -/)).toEqual([]);
   });
 
   it('between phases: stops at the next boundary (before restore) and rolls back', async () => {

@@ -188,6 +188,21 @@ describe('rollback refuses to make a second copy', () => {
     expect(phaseNames(m).slice(0, 2)).toEqual(['preflight:fail', 'preflight:ok']);
   });
 
+  it('a failure before any freeze leaves the workload record as others wrote it (a tree found gone stays gone)', async () => {
+    const kit = engineKit();
+    kit.shell.on({
+      node: 'node-a',
+      match: /echo TREE/,
+      // The tree exited; a refresh of the workload recorded that meanwhile.
+      reply: () => (void kit.workloads.save(aWorkload({ state: 'gone' })), { code: 3 }),
+    });
+    scriptHappyPath(kit.shell);
+    const m = await kit.engine.run('mig-1');
+    expect(m.state).toBe('failed');
+    expect(m.error).toMatch(/no longer runs on node-a/);
+    expect((await kit.workloads.get('wl-1'))!.state).toBe('gone');
+  });
+
   it('a lost job lock stops at the next boundary without touching nodes or the record', async () => {
     const kit = engineKit();
     let lost = false;
