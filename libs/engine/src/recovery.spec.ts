@@ -6,7 +6,7 @@
 import { NodeUnreachableError, type MigrationRecord } from '@spotlift/domain';
 import { aMigration, aWorkload } from '@spotlift/testing';
 import { aPhase, engineKit, phaseNames, scriptHappyPath } from './engine-test-kit.js';
-import { fileMtimeCommand, parseFileMtime } from './recovery.js';
+import { fileMtimeCommand, mayBeFrozen, parseFileMtime } from './recovery.js';
 import { MigrationInterrupted } from './run-control.js';
 
 const upTo = (...names: Parameters<typeof aPhase>[0][]) =>
@@ -270,5 +270,40 @@ describe('giving up after the retries', () => {
     expect(m.error).toMatch(
       /the workload runs on node-b \(pid 777\) but its frozen source on node-a \(pid 4242\) was not killed: kill it there$/,
     );
+  });
+
+  it('after a commit that ended: completed (the destination is the workload), its images removed', async () => {
+    const kit = engineKit({
+      migration: aMigration({
+        state: 'running',
+        restoredPid: 777,
+        phases: [
+          ...['preflight', 'prepare', 'dump', 'transfer', 'restore', 'verify', 'commit'].map((n) =>
+            aPhase(n as Parameters<typeof aPhase>[0], true),
+          ),
+          aPhase('cleanup'),
+        ],
+      }),
+    });
+    scriptHappyPath(kit.shell);
+    const m = await kit.engine.giveUp('mig-1', 'gave up after 7 attempts: node-a unreachable');
+    expect(m.state).toBe('completed');
+    expect(m.error).toBe('gave up after 7 attempts: node-a unreachable');
+    expect(kit.shell.ran('node-a', /^rm -rf/)).toHaveLength(1);
+  });
+});
+
+describe('mayBeFrozen: only a dump CRIU refused as tree_held froze nothing', () => {
+  const held = 'criu dump failed on node-a (tree_held): The process to dump (pid 4242) is held by another tracer';
+  const withPhases = (...phases: MigrationRecord['phases']) => aMigration({ phases });
+  it('a refused dump, nothing else: not frozen', () => {
+    expect(mayBeFrozen(withPhases(aPhase('prepare', true), { ...aPhase('dump', false), detail: held }))).toBe(false);
+  });
+  it('a dump that ended well is a freeze, whatever its detail quotes', () => {
+    expect(mayBeFrozen(withPhases({ ...aPhase('dump', true), detail: held }))).toBe(true);
+  });
+  it('another phase that failed quoting tree_held is a freeze too', () => {
+    expect(mayBeFrozen(withPhases(aPhase('dump', true), { ...aPhase('transfer', false), detail: held }))).toBe(true);
+    expect(mayBeFrozen(withPhases({ ...aPhase('restore', false), detail: held }))).toBe(true);
   });
 });
