@@ -11,7 +11,7 @@ export default {
     'libs/engine/src/rollback.ts',
     'libs/engine/src/recovery.ts',
     // The engine's phase guard (the cancel and commit claims), attempt and settle (rollback or not).
-    'libs/engine/src/migration-engine.ts:123-185',
+    'libs/engine/src/migration-engine.ts:191-254',
     'libs/store/src/migration-flags.ts',
     'apps/orchestrator/src/migrations/migration-cancel.service.ts',
     'libs/engine/src/steps/preflight-checks.ts',

@@ -2,7 +2,7 @@
  * Checkpoints: a workload dumped from its node to a storage node, kept there, restored later elsewhere.
  * Plain data stored as JSON, like models.ts.
  */
-import type { DumpStats, PhaseRecord, RestoreStats, Transport } from './models.js';
+import type { DumpStats, MigrationRecord, PhaseRecord, RestoreStats, Transport } from './models.js';
 
 /**
  * - `queued`: recorded, the job has not started.
@@ -29,6 +29,8 @@ export interface CheckpointRestore {
   /** Bytes streamed from the storage node, sha256 verified on the destination. */
   imageBytes?: number;
   error?: string;
+  /** A failed restore: where the tails of its CRIU logs (the destination's) outlive its working directory. */
+  keptLogs?: MigrationRecord['keptLogs'];
 }
 
 export interface CheckpointRecord {
@@ -67,6 +69,8 @@ export interface CheckpointRecord {
   evacuationId?: string;
   restore?: CheckpointRestore;
   error?: string;
+  /** A failed take: where the tails of its CRIU logs (source, storage node) outlive the removed images. */
+  keptLogs?: MigrationRecord['keptLogs'];
   notes?: string[];
   createdAt: string;
   updatedAt: string;

@@ -56,6 +56,69 @@ describe('cancel', () => {
     expect(await kit.workloads.get('wl-1')).toMatchObject({ nodeId: 'node-a', pid: 4242, state: 'running' });
   });
 
+  it("during the dump the flag is read every `cancelPollMs` (the engine's configured period)", async () => {
+    const shell = new LongDumpShell();
+    const kit = engineKit({ shell, config: { cancelPollMs: 5 } });
+    scriptHappyPath(shell);
+    let reads = 0;
+    const control = {
+      ...kit.control,
+      cancelRequested: () => {
+        reads++;
+        return kit.control.cancelRequested();
+      },
+    };
+    const run = kit.engine.run('mig-1', control);
+    while (!shell.dumpStarted) await new Promise((r) => setTimeout(r, 2));
+    const before = reads;
+    await new Promise((r) => setTimeout(r, 300));
+    const during = reads - before;
+    await kit.flags.requestCancel('mig-1');
+    expect((await run).state).toBe('cancelled');
+    // 5 ms apart: dozens of reads in 300 ms (a few on a loaded machine); 500 ms apart (the default) one at most.
+    expect(during).toBeGreaterThanOrEqual(2);
+  });
+
+  it('the watch ends with the attempt: the flag is not read any more once the run returned', async () => {
+    const kit = engineKit({ config: { cancelPollMs: 2 } });
+    scriptHappyPath(kit.shell);
+    let reads = 0;
+    const control = {
+      ...kit.control,
+      cancelRequested: () => {
+        reads++;
+        return kit.control.cancelRequested();
+      },
+    };
+    const m = await kit.engine.run('mig-1', control);
+    expect(m.state).toBe('completed');
+    const after = reads;
+    // Were the watch still on, a phase the record shows open (e.g. another run's dump) would be polled.
+    m.phases.push({ name: 'dump', startedAt: new Date().toISOString() });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(reads).toBe(after);
+  });
+
+  it("after 'prepare', before the dump: the page-server it started is stopped, nothing frozen", async () => {
+    const kit = engineKit();
+    const exec = kit.shell.exec.bind(kit.shell);
+    kit.shell.exec = async (node, command, opts) => {
+      const r = await exec(node, command, opts);
+      if (node.id === 'node-b' && /criu page-server/.test(command)) await kit.flags.requestCancel('mig-1');
+      return r;
+    };
+    scriptHappyPath(kit.shell);
+    const m = await kit.engine.run('mig-1', kit.control);
+    expect(m.state).toBe('cancelled');
+    expect(m.error).toBe('cancelled by request before any freeze; the workload was not touched');
+    const order = kit.shell.calls.map((c) => `${c.node} ${c.command}`);
+    const started = order.findIndex((c) => /^node-b .*criu page-server/.test(c));
+    const stopped = order.findIndex((c) => /^node-b [\s\S]*CRIU_IDLE/.test(c));
+    expect(started).toBeGreaterThan(-1);
+    expect(stopped).toBeGreaterThan(started);
+    expect(kit.shell.ran('node-a', /criu dump|kill -/)).toEqual([]);
+  });
+
   it('between phases: stops at the next boundary (before restore) and rolls back', async () => {
     const kit = engineKit();
     scriptHappyPath(kit.shell);

@@ -26,10 +26,23 @@ describe('a job that did not freeze the tree never resumes it', () => {
       expect(m.error).toMatch(/criu dump failed on node-a \(tree_held\): .*this command froze nothing/);
       expect(m.error).not.toMatch(/Nothing was frozen; check whether/);
       expect(m.rollbackReason).toBeUndefined();
+      // Marked migrating for the dump, back to running on the stored record: nothing was frozen.
+      expect((await kit.workloads.get('wl-1'))!.state).toBe('running');
       expect(kit.shell.ran('node-a', /kill -CONT|kill -KILL/)).toEqual([]);
       expect(kit.shell.ran('node-b', /criu restore/)).toEqual([]);
     },
   );
+
+  it('a dump that failed with the tree frozen rolls back; the error is the failure, said once (no cancel)', async () => {
+    const kit = engineKit();
+    kit.shell.on({ node: 'node-a', match: /criu dump/, reply: { code: 1, stdout: 'SPOTLIFT_TIMES 1 2 1\n' } });
+    scriptHappyPath(kit.shell);
+    const m = await kit.engine.run('mig-1', kit.control);
+    expect(m.state).toBe('rolled_back');
+    expect(m.rollbackReason).toMatch(/^criu dump failed on node-a/);
+    expect(m.error).toBe(m.rollbackReason);
+    expect(kit.shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
+  });
 
   it('a recovered job whose only freeze phase is such a refused dump starts over instead of resuming the tree', async () => {
     const failedDump = {

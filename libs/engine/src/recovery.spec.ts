@@ -6,7 +6,7 @@
 import { NodeUnreachableError, type MigrationRecord } from '@spotlift/domain';
 import { aMigration, aWorkload } from '@spotlift/testing';
 import { aPhase, engineKit, phaseNames, scriptHappyPath } from './engine-test-kit.js';
-import { fileMtimeCommand, parseFileMtime } from './recovery.js';
+import { fileMtimeCommand, mayBeFrozen, parseFileMtime } from './recovery.js';
 import { MigrationInterrupted } from './run-control.js';
 
 const upTo = (...names: Parameters<typeof aPhase>[0][]) =>
@@ -188,6 +188,21 @@ describe('rollback refuses to make a second copy', () => {
     expect(phaseNames(m).slice(0, 2)).toEqual(['preflight:fail', 'preflight:ok']);
   });
 
+  it('a failure before any freeze leaves the workload record as others wrote it (a tree found gone stays gone)', async () => {
+    const kit = engineKit();
+    kit.shell.on({
+      node: 'node-a',
+      match: /echo TREE/,
+      // The tree exited; a refresh of the workload recorded that meanwhile.
+      reply: () => (void kit.workloads.save(aWorkload({ state: 'gone' })), { code: 3 }),
+    });
+    scriptHappyPath(kit.shell);
+    const m = await kit.engine.run('mig-1');
+    expect(m.state).toBe('failed');
+    expect(m.error).toMatch(/no longer runs on node-a/);
+    expect((await kit.workloads.get('wl-1'))!.state).toBe('gone');
+  });
+
   it('a lost job lock stops at the next boundary without touching nodes or the record', async () => {
     const kit = engineKit();
     let lost = false;
@@ -204,6 +219,28 @@ describe('rollback refuses to make a second copy', () => {
     expect(kit.shell.ran('node-a', /kill -/)).toEqual([]);
     expect(kit.shell.ran('node-b', /criu restore/)).toEqual([]);
     expect((await kit.migrations.get('mig-1'))!.notes ?? []).toEqual([]);
+  });
+
+  it('a job lock lost before any freeze stops at the next boundary too: no end state, nothing more on the nodes', async () => {
+    const kit = engineKit();
+    let lost = false;
+    // The lease goes while 'prepare' starts the destination's page-server; 'dump' is the next boundary.
+    const exec = kit.shell.exec.bind(kit.shell);
+    kit.shell.exec = async (node, command, opts) => {
+      const r = await exec(node, command, opts);
+      if (node.id === 'node-b' && /criu page-server/.test(command)) lost = true;
+      return r;
+    };
+    scriptHappyPath(kit.shell);
+    const control = { ...kit.control, lost: () => lost };
+    const error = await kit.engine.run('mig-1', control).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'MigrationInterrupted', transient: true, frozen: false });
+    // Not settled as a failure by this worker: no page-server stopped, no workload or record written.
+    expect(kit.shell.ran('node-b', /CRIU_IDLE/)).toEqual([]);
+    expect(kit.shell.ran('node-a', /criu dump|kill -/)).toEqual([]);
+    const m = (await kit.migrations.get('mig-1'))!;
+    expect(m.error).toBeUndefined();
+    expect(m.notes ?? []).toEqual([]);
   });
 });
 
@@ -233,5 +270,40 @@ describe('giving up after the retries', () => {
     expect(m.error).toMatch(
       /the workload runs on node-b \(pid 777\) but its frozen source on node-a \(pid 4242\) was not killed: kill it there$/,
     );
+  });
+
+  it('after a commit that ended: completed (the destination is the workload), its images removed', async () => {
+    const kit = engineKit({
+      migration: aMigration({
+        state: 'running',
+        restoredPid: 777,
+        phases: [
+          ...['preflight', 'prepare', 'dump', 'transfer', 'restore', 'verify', 'commit'].map((n) =>
+            aPhase(n as Parameters<typeof aPhase>[0], true),
+          ),
+          aPhase('cleanup'),
+        ],
+      }),
+    });
+    scriptHappyPath(kit.shell);
+    const m = await kit.engine.giveUp('mig-1', 'gave up after 7 attempts: node-a unreachable');
+    expect(m.state).toBe('completed');
+    expect(m.error).toBe('gave up after 7 attempts: node-a unreachable');
+    expect(kit.shell.ran('node-a', /^rm -rf/)).toHaveLength(1);
+  });
+});
+
+describe('mayBeFrozen: only a dump CRIU refused as tree_held froze nothing', () => {
+  const held = 'criu dump failed on node-a (tree_held): The process to dump (pid 4242) is held by another tracer';
+  const withPhases = (...phases: MigrationRecord['phases']) => aMigration({ phases });
+  it('a refused dump, nothing else: not frozen', () => {
+    expect(mayBeFrozen(withPhases(aPhase('prepare', true), { ...aPhase('dump', false), detail: held }))).toBe(false);
+  });
+  it('a dump that ended well is a freeze, whatever its detail quotes', () => {
+    expect(mayBeFrozen(withPhases({ ...aPhase('dump', true), detail: held }))).toBe(true);
+  });
+  it('another phase that failed quoting tree_held is a freeze too', () => {
+    expect(mayBeFrozen(withPhases(aPhase('dump', true), { ...aPhase('transfer', false), detail: held }))).toBe(true);
+    expect(mayBeFrozen(withPhases({ ...aPhase('restore', false), detail: held }))).toBe(true);
   });
 });

@@ -302,3 +302,89 @@ describe('CheckpointFlow.restore', () => {
     expect(shell.calls).toHaveLength(0);
   });
 });
+
+describe("a failed checkpoint's CRIU logs", () => {
+  const KEEP = /KEPT \$n/;
+  const at = (shell: ScriptedNodeShell, node: string, re: RegExp) =>
+    shell.calls.findIndex((c) => c.node === node && re.test(c.command));
+
+  it('a failed take keeps them on the source and the storage node before the images go, and says where', async () => {
+    const { shell, flow, checkpoints } = setup(aCheckpoint());
+    shell
+      .on({ node: 'node-a', match: /criu dump/, reply: { code: 1, stderr: 'Error (criu/cr-dump.c)' } })
+      .on({ node: 'node-a', match: KEEP, reply: { stdout: 'KEPT 2\n' } })
+      .on({ node: 'node-c', match: KEEP, reply: { stdout: 'KEPT 1\n' } });
+    scriptHealthy(shell);
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('failed');
+    const logs = '/var/lib/spotlift/logs/cp-1';
+    // The source's working directory (src/dump.log) and the storage node's partial images (page-server.log).
+    const keepA = at(shell, 'node-a', KEEP);
+    const keepC = at(shell, 'node-c', KEEP);
+    expect(shell.calls[keepA]!.command).toContain(`src=/var/lib/spotlift/images/cp-1; dst=${logs};`);
+    expect(shell.calls[keepC]!.command).toContain(`src=${IMAGE_DIR}; dst=${logs};`);
+    expect(keepA).toBeLessThan(at(shell, 'node-a', /^rm -rf '?\/var\/lib\/spotlift\/images\/cp-1'?$/));
+    expect(keepC).toBeLessThan(at(shell, 'node-c', new RegExp(`^rm -rf '?${IMAGE_DIR}'?$`)));
+    expect(cp.keptLogs).toEqual([
+      { nodeId: 'node-a', dir: logs, files: 2 },
+      { nodeId: 'node-c', dir: logs, files: 1 },
+    ]);
+    expect(cp.error).toMatch(
+      new RegExp(
+        `criu dump failed on node-a.*; CRIU's logs \\(last 256 KiB of each\\) kept for 7 days in node-a:${logs}, node-c:${logs}$`,
+        's',
+      ),
+    );
+    expect(await checkpoints.get('cp-1')).toMatchObject({ keptLogs: cp.keptLogs, error: cp.error });
+  });
+
+  it('a completed take keeps none', async () => {
+    const { shell, flow } = setup(aCheckpoint());
+    shell.on({ match: KEEP, reply: { stdout: 'KEPT 2\n' } });
+    scriptHealthy(shell);
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('stored');
+    expect(shell.calls.filter((c) => KEEP.test(c.command))).toEqual([]);
+    expect(cp.keptLogs).toBeUndefined();
+  });
+
+  it('a take that failed in preflight ran no CRIU step: none kept', async () => {
+    const { shell, flow } = setup(aCheckpoint());
+    shell
+      .on({ node: 'node-c', match: /criu check/, reply: { stdout: 'Looks good.\nDISK_AVAIL_BYTES 1024\n' } })
+      .on({ match: KEEP, reply: { stdout: 'KEPT 2\n' } });
+    scriptHealthy(shell);
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('failed');
+    expect(shell.calls.filter((c) => KEEP.test(c.command))).toEqual([]);
+    expect(cp.keptLogs).toBeUndefined();
+  });
+
+  it("a failed restore keeps the destination's, per attempt, on the restore; a completed one none", async () => {
+    const { shell, flow } = setup(aRestoreRequest(), aWorkload({ state: 'checkpointed' }));
+    shell
+      .on({ node: 'node-b', match: /echo TREE/, reply: { code: 3 } })
+      .on({ match: KEEP, reply: { stdout: 'KEPT 3\n' } });
+    scriptHealthy(shell);
+    const cp = await flow.restore('cp-1', 1);
+    expect(cp.state).toBe('stored');
+    const logs = '/var/lib/spotlift/logs/cp-1-r1';
+    const keep = at(shell, 'node-b', KEEP);
+    expect(shell.calls[keep]!.command).toContain(`src=/var/lib/spotlift/images/cp-1-r1; dst=${logs};`);
+    expect(keep).toBeLessThan(at(shell, 'node-b', /^rm -rf '?\/var\/lib\/spotlift\/images\/cp-1-r1'?$/));
+    expect(shell.calls.filter((c) => c.node !== 'node-b' && KEEP.test(c.command))).toEqual([]);
+    expect(cp.restore!.keptLogs).toEqual([{ nodeId: 'node-b', dir: logs, files: 3 }]);
+    expect(cp.restore!.error).toMatch(
+      new RegExp(`restored pid 777 on node-b killed; CRIU's logs .* kept for 7 days in node-b:${logs}$`),
+    );
+    expect(cp.keptLogs).toBeUndefined();
+
+    const ok = setup(aRestoreRequest(), aWorkload({ state: 'checkpointed' }));
+    ok.shell.on({ match: KEEP, reply: { stdout: 'KEPT 3\n' } });
+    scriptHealthy(ok.shell);
+    const restored = await ok.flow.restore('cp-1', 1);
+    expect(restored.state).toBe('restored');
+    expect(ok.shell.calls.filter((c) => KEEP.test(c.command))).toEqual([]);
+    expect(restored.restore!.keptLogs).toBeUndefined();
+  });
+});

@@ -12,6 +12,7 @@ import { type ArmedStream, type DirectoryStreamer, shq } from '@spotlift/transpo
 import type { Clock } from '../clock.js';
 import * as criu from '../criu-commands.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
+import { keepJobLogs } from '../failed-job-logs.js';
 import { archivePaths, CHECKPOINT_FILES_TAR, outermostPaths, unpackAtRoot } from '../files/file-sync-commands.js';
 import type { NodeOps } from '../node-ops.js';
 import { PhaseRecorder } from '../phase-recorder.js';
@@ -144,6 +145,9 @@ export class CheckpointFlow {
       else await this.restoreSteps(s, workDir);
     } catch (error) {
       await this.undoRestore(s, error as Error);
+      // restore.log on the destination, before cleanup removes its working directory; kept per attempt.
+      const job = { id: `${cp.id}-r${attempt}`, phases: request.phases };
+      await keepJobLogs(this.ops, job, request, [{ node: destination, dir: workDir }], this.config.imageRoot);
     }
     await this.cleanup(s, destination, workDir);
     return this.end(cp, committed(s) ? 'restored' : 'stored');
@@ -302,6 +306,17 @@ export class CheckpointFlow {
         await saveWorkloadFields(this.workloads, ctx.workload, ['state']);
       }
     }
+    // dump.log (source) and page-server.log (storage node) go with the directories removed here and at cleanup.
+    await keepJobLogs(
+      this.ops,
+      s.view,
+      cp,
+      [
+        { node: ctx.source, dir: `${this.config.imageRoot}/${cp.id}` },
+        { node: ctx.destination, dir: cp.imageDir },
+      ],
+      this.config.imageRoot,
+    );
     // Partial images are no checkpoint: nothing may later restore them next to the resumed source.
     await this.ops.removeDir(ctx.destination, cp.imageDir);
   }
