@@ -1,6 +1,7 @@
 import { aMigration, aNode, aWorkload } from '@spotlift/testing';
 import type { MigrationContext } from '../engine.types.js';
-import { nodeLockFile, ownerMarker, parseOwnerMarker } from './owner-marker.js';
+import { nodeLockPath } from '../node-scripts.js';
+import { ownerMarker, parseOwnerMarker } from './owner-marker.js';
 
 const ctx = (): MigrationContext => ({
   migration: aMigration({ id: 'mig-1', keepImages: true }),
@@ -30,7 +31,7 @@ describe('owner marker', () => {
       keepImages: true,
       createdAt: '2026-12-06T10:00:00.000Z',
     });
-    expect(m.lockFile).toBe(nodeLockFile('proc:0f1e-aa:4026531836:4242:9876'));
+    expect(m.lockFile).toBe(nodeLockPath('proc:0f1e-aa:4026531836:4242:9876'));
     expect(m.lockFile).toMatch(/^\/run\/spotlift\/locks\/proc_0f1e-aa_4026531836_4242_9876\.lock$/);
     expect(parseOwnerMarker(JSON.stringify(m))).toEqual(m);
   });

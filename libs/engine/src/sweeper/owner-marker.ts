@@ -31,9 +31,6 @@ export interface OwnerMarker {
   createdAt: string;
 }
 
-/** The lock file of a process (see processKey): the same file the job's freeze lock holds. */
-export const nodeLockFile = nodeLockPath;
-
 /** The marker for one side of a migration, as the engine knows it when it creates the image directory. */
 export function ownerMarker(ctx: MigrationContext, role: OwnerRole, now: Date): OwnerMarker {
   const { migration, workload } = ctx;
@@ -48,7 +45,7 @@ export function ownerMarker(ctx: MigrationContext, role: OwnerRole, now: Date): 
     sourceNodeId: ctx.source.id,
     destinationNodeId: ctx.destination.id,
     keepImages: migration.keepImages === true,
-    lockFile: nodeLockFile(processKey(workload)),
+    lockFile: nodeLockPath(processKey(workload)),
     createdAt: now.toISOString(),
   };
 }
