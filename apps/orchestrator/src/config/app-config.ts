@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { utils as sshUtils } from 'ssh2';
 import {
   DEFAULT_ENGINE_CONFIG,
   DEFAULT_FILE_SYNC_CONFIG,
@@ -202,6 +203,23 @@ function explain(prefix: string, error: z.ZodError): string {
   return `${prefix}:\n` + error.issues.map((i) => `  - ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n');
 }
 
+/**
+ * Reads the orchestrator's SSH key and parses it once, at boot: a key ssh2 cannot use would otherwise show up
+ * later as every node being "unreachable", which points the operator at the wrong thing.
+ */
+export function readSshPrivateKey(path: string): Buffer {
+  let key: Buffer;
+  try {
+    key = readFileSync(path);
+  } catch (error) {
+    throw new ConfigError(`Cannot read SSH private key: ${(error as Error).message}`);
+  }
+  const parsed = sshUtils.parseKey(key);
+  if (parsed instanceof Error) throw new ConfigError(`SSH private key ${path} cannot be used: ${parsed.message}`);
+  if (!parsed.isPrivateKey()) throw new ConfigError(`SSH private key ${path} cannot be used: it is a public key`);
+  return key;
+}
+
 /** Reads and validates the environment and the config file once, at boot; lists every problem at once. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const parsed = Env.safeParse(env);
@@ -215,12 +233,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   }
   const file = ConfigFile.safeParse(raw);
   if (!file.success) throw new ConfigError(explain(`Invalid config file ${e.SPOTLIFT_CONFIG}`, file.error));
-  let sshPrivateKey: Buffer;
-  try {
-    sshPrivateKey = readFileSync(file.data.ssh.privateKeyPath);
-  } catch (error) {
-    throw new ConfigError(`Cannot read SSH private key: ${(error as Error).message}`);
-  }
+  const sshPrivateKey = readSshPrivateKey(file.data.ssh.privateKeyPath);
   let api: ApiSettings;
   try {
     api = apiSettings(e);
