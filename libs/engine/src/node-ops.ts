@@ -219,6 +219,11 @@ export class NodeOps {
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   }
 
+  /** A file's modification time in ns since the epoch (GNU or busybox node), undefined when it is missing. */
+  async fileMtimeNs(node: NodeRecord, path: string): Promise<bigint | undefined> {
+    return sh.parseFileMtime((await this.shell.exec(node, sh.fileMtimeCommand(path), { timeoutMs: 15_000 })).stdout);
+  }
+
   async writeFile(node: NodeRecord, path: string, data: Buffer): Promise<void> {
     const res = await this.shell.exec(node, sh.writeFileFromBase64(path), {
       timeoutMs: 15_000,

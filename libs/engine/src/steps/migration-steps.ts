@@ -9,7 +9,6 @@ import type { ArmedCommand, NodeOps } from '../node-ops.js';
 import type { WorkloadFiles } from '../files/workload-files.js';
 import type { PhaseRecorder } from '../phase-recorder.js';
 import { setIdentity } from '../process-inspection.js';
-import { fileMtimeCommand, parseFileMtime } from '../recovery.js';
 import { saveWorkloadFields } from '../workload-writes.js';
 import { ownerMarker } from '../sweeper/owner-marker.js';
 import {
@@ -254,10 +253,8 @@ export class MigrationSteps {
    * timestamps, so the stats images' own modification times stand in (CRIU writes each as its command ends).
    */
   async recordStatsFromFiles(ctx: MigrationContext): Promise<void> {
-    const mtime = async (node: MigrationContext['source'], path: string) => {
-      const res = await this.ops.run(node, fileMtimeCommand(path), 15_000).catch(() => undefined);
-      return res ? parseFileMtime(res.stdout) : undefined;
-    };
+    const mtime = (node: MigrationContext['source'], path: string) =>
+      this.ops.fileMtimeNs(node, path).catch(() => undefined);
     const [dumpEnd, restoreEnd] = await Promise.all([
       mtime(ctx.source, `${ctx.sourceDir}/stats-dump`),
       mtime(ctx.destination, `${ctx.destinationDir}/stats-restore`),
