@@ -29,6 +29,8 @@ const restrict = (patterns, message) => [
     ],
   },
 ];
+const ENGINE_RESTRICTED = ['@nestjs/*', '**/apps/**', '@spotlift/testing', 'ioredis', 'bullmq', 'ssh2'];
+const ENGINE_WHY = 'libs/engine imports no Nest, no app code, no test helpers and no I/O client (ports only)';
 const TESTS = ['**/*.spec.ts', '**/*.int-spec.ts', '**/*.e2e-spec.ts', '**/*.qemu-spec.ts', '**/test/**/*.ts'];
 
 export default tseslint.config(
@@ -66,9 +68,18 @@ export default tseslint.config(
     files: ['libs/engine/src/**/*.ts'],
     ignores: TESTS,
     rules: {
+      'no-restricted-imports': restrict(ENGINE_RESTRICTED, ENGINE_WHY),
+    },
+  },
+  {
+    // Node commands are written in libs/engine/src/node-ops only: nobody else may mark text as a NodeCommand
+    // (the apps cannot reach node-command.ts at all: it is not exported and deep imports are refused).
+    files: ['libs/engine/src/**/*.ts'],
+    ignores: [...TESTS, 'libs/engine/src/node-ops/**'],
+    rules: {
       'no-restricted-imports': restrict(
-        ['@nestjs/*', '**/apps/**', '@spotlift/testing', 'ioredis', 'bullmq', 'ssh2'],
-        'libs/engine imports no Nest, no app code, no test helpers and no I/O client (ports only)',
+        [...ENGINE_RESTRICTED, '**/node-command.js'],
+        `${ENGINE_WHY}; node commands are written in libs/engine/src/node-ops only`,
       ),
     },
   },

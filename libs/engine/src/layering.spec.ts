@@ -17,7 +17,7 @@ async function reports(file: string, code: string): Promise<string[]> {
 
 describe('layering lint rules', () => {
   it('refuses an import cycle in libs/engine (recovery.ts <-> migration-steps.ts was one)', async () => {
-    const found = await reports('libs/engine/src/steps/migration-steps.ts', "import '../node-scripts.js';");
+    const found = await reports('libs/engine/src/steps/migration-steps.ts', "import '../node-ops/node-scripts.js';");
     expect(found).toEqual([]);
     const cycle = await reports(
       'libs/engine/src/recovery.ts',
@@ -25,12 +25,12 @@ describe('layering lint rules', () => {
     );
     expect(cycle).toEqual([]);
     const back = await reports(
-      'libs/engine/src/node-ops.ts',
-      "import { MigrationSteps } from './steps/migration-steps.js';",
+      'libs/engine/src/node-ops/node-ops.ts',
+      "import { MigrationSteps } from '../steps/migration-steps.js';",
     );
     expect(back).toEqual([
       expect.stringMatching(
-        /^spotlift\/no-cycle: import cycle: libs\/engine\/src\/node-ops\.ts -> libs\/engine\/src\/steps\/migration-steps\.ts -> .*libs\/engine\/src\/node-ops\.ts$/,
+        /^spotlift\/no-cycle: import cycle: libs\/engine\/src\/node-ops\/node-ops\.ts -> libs\/engine\/src\/steps\/migration-steps\.ts -> .*libs\/engine\/src\/node-ops\/node-ops\.ts$/,
       ),
     ]);
   });
@@ -69,6 +69,22 @@ describe('layering lint rules', () => {
     expect(await reports('apps/cli/src/format.ts', code)).toEqual(
       expect.arrayContaining([expect.stringContaining(why)]),
     );
+  });
+
+  it('only the node-operations layer writes node commands', async () => {
+    const outside = await reports(
+      'libs/engine/src/strategies/stop-and-copy.ts',
+      "import { nodeCommand } from '../node-ops/node-command.js';",
+    );
+    expect(outside).toEqual([expect.stringContaining('node commands are written in libs/engine/src/node-ops only')]);
+    const app = await reports(
+      'apps/orchestrator/src/workloads/workloads.service.ts',
+      "import { nodeCommand } from '../../../../libs/engine/src/node-ops/node-command.js';",
+    );
+    expect(app).toEqual([expect.stringContaining('no-restricted-imports')]);
+    expect(
+      await reports('libs/engine/src/node-ops/node-scripts.ts', "import { nodeCommand } from './node-command.js';"),
+    ).toEqual([]);
   });
 
   it('lets each layer import what it may', async () => {

@@ -11,7 +11,7 @@ import {
 import { DirectoryStreamer } from '@spotlift/transport';
 import { Clock } from './clock.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from './engine.types.js';
-import { type NodeLock, NodeOps } from './node-ops.js';
+import { type NodeLock, NodeOps } from './node-ops/node-ops.js';
 import { keepFailedJobLogs } from './failed-job-logs.js';
 import { WorkloadFiles } from './files/workload-files.js';
 import { PhaseRecorder } from './phase-recorder.js';

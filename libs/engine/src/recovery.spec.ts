@@ -6,7 +6,7 @@
 import { NodeUnreachableError, type MigrationRecord } from '@spotlift/domain';
 import { aMigration, aWorkload } from '@spotlift/testing';
 import { aPhase, engineKit, phaseNames, scriptHappyPath } from '@spotlift/testing';
-import { fileMtimeCommand, parseFileMtime } from './node-scripts.js';
+import { fileMtimeCommand, parseFileMtime } from './node-ops/node-scripts.js';
 import { mayBeFrozen } from './recovery.js';
 import { MigrationInterrupted } from './run-control.js';
 

@@ -1,6 +1,6 @@
 import type { MigrationRecord, PhaseName } from '@spotlift/domain';
 import type { EngineConfig, MigrationContext } from './engine.types.js';
-import type { NodeOps } from './node-ops.js';
+import type { NodeOps } from './node-ops/node-ops.js';
 import { closeInterruptedPhases } from './phase-recorder.js';
 import type { Rollback } from './rollback.js';
 import type { RunControl } from './run-control.js';

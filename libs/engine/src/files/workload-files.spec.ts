@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { archive, aWorkload, member } from '@spotlift/testing';
 import { engineKit, phaseNames, scriptHappyPath } from '@spotlift/testing';
-import { MARK_MARGIN_MS } from './file-sync-commands.js';
+import { MARK_MARGIN_MS } from '../node-ops/file-sync-commands.js';
 
 /** What the source's tar sends (the relay checks it is a tar of the declared paths). */
 const FILES_TAR = archive(

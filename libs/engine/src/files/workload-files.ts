@@ -6,7 +6,7 @@ import {
   type MigrationContext,
   MigrationStepError,
 } from '../engine.types.js';
-import type { NodeOps } from '../node-ops.js';
+import type { NodeOps } from '../node-ops/node-ops.js';
 import type { PhaseRecorder } from '../phase-recorder.js';
 import { dirname } from 'node:path/posix';
 import {
@@ -24,7 +24,7 @@ import {
   parseInspect,
   receiveRound,
   sendRound,
-} from './file-sync-commands.js';
+} from '../node-ops/file-sync-commands.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 

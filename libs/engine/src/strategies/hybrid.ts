@@ -1,7 +1,7 @@
 import type { DirectoryStreamer } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
 import type { MigrationContext } from '../engine.types.js';
-import * as live from '../live-commands.js';
+import * as live from '../node-ops/process/live-commands.js';
 import type { MigrationSteps } from '../steps/migration-steps.js';
 import type { PageTransports } from '../transports/page-transports.js';
 import type { LiveConfig } from './live-config.js';

@@ -1,15 +1,15 @@
 import { criuErrorLines } from '@spotlift/criu';
 import type { PhaseRecord } from '@spotlift/domain';
 import type { DirectoryStreamer } from '@spotlift/transport';
-import * as criu from '../criu-commands.js';
+import * as criu from '../node-ops/process/criu-commands.js';
 import { type MigrationContext, MigrationStepError } from '../engine.types.js';
-import * as live from '../live-commands.js';
+import * as live from '../node-ops/process/live-commands.js';
 import type { MigrationSteps } from '../steps/migration-steps.js';
 import { type PageChannel, reversed } from '../transports/page-transport.port.js';
 import type { PageTransports } from '../transports/page-transports.js';
 import { LazyTransfer, type PagesOutcome, asStepError, endsOf, pagesProgress } from './lazy-transfer.js';
 import type { LiveConfig } from './live-config.js';
-import { FILE_SYNC_STATE_DIR } from '../files/file-sync-commands.js';
+import { FILE_SYNC_STATE_DIR } from '../node-ops/file-sync-commands.js';
 import type { MigrationStrategy } from './migration-strategy.port.js';
 import { OWNER_MARKER_FILE } from '../sweeper/owner-marker.js';
 

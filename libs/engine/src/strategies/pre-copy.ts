@@ -1,13 +1,13 @@
 import type { PhaseRecord } from '@spotlift/domain';
 import type { ArmedStream, DirectoryStreamer } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
-import * as criu from '../criu-commands.js';
+import * as criu from '../node-ops/process/criu-commands.js';
 import { type MigrationContext, MigrationStepError } from '../engine.types.js';
-import * as live from '../live-commands.js';
+import * as live from '../node-ops/process/live-commands.js';
 import { LazyDaemonFailed, type MigrationSteps } from '../steps/migration-steps.js';
 import type { PageTransports } from '../transports/page-transports.js';
 import type { LiveConfig } from './live-config.js';
-import { FILE_SYNC_STATE_DIR } from '../files/file-sync-commands.js';
+import { FILE_SYNC_STATE_DIR } from '../node-ops/file-sync-commands.js';
 import { LazyTransfer, endsOf, pagesProgress } from './lazy-transfer.js';
 import type { MigrationStrategy } from './migration-strategy.port.js';
 import { PreCopyRounds } from './precopy-rounds.js';

@@ -1,9 +1,9 @@
 import type { DumpStats, PreCopyRound } from '@spotlift/domain';
 import type { DirectoryStreamer } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
-import * as criu from '../criu-commands.js';
+import * as criu from '../node-ops/process/criu-commands.js';
 import type { MigrationContext } from '../engine.types.js';
-import * as live from '../live-commands.js';
+import * as live from '../node-ops/process/live-commands.js';
 import type { MigrationSteps } from '../steps/migration-steps.js';
 import type { PageChannel } from '../transports/page-transport.port.js';
 import type { PageTransports } from '../transports/page-transports.js';

@@ -1,11 +1,11 @@
 import type { ArmedStream, DirectoryStreamer } from '@spotlift/transport';
-import * as criu from '../criu-commands.js';
+import * as criu from '../node-ops/process/criu-commands.js';
 import { type MigrationContext, MigrationStepError } from '../engine.types.js';
 import type { MigrationSteps } from '../steps/migration-steps.js';
 import type { PageChannel } from '../transports/page-transport.port.js';
 import type { PageTransports } from '../transports/page-transports.js';
 import { measureThroughput } from '../transports/throughput.js';
-import { FILE_SYNC_STATE_DIR } from '../files/file-sync-commands.js';
+import { FILE_SYNC_STATE_DIR } from '../node-ops/file-sync-commands.js';
 import type { MigrationStrategy } from './migration-strategy.port.js';
 import { OWNER_MARKER_FILE } from '../sweeper/owner-marker.js';
 
