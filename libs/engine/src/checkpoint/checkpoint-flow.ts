@@ -182,7 +182,14 @@ export class CheckpointFlow {
       Object.assign(workload, { tree: tree.pids, rssBytes: tree.rssBytes });
       phase.detail = `${tree.pids.length} process(es), ${Math.round(tree.rssBytes / 2 ** 20)} MiB resident; ${storage.id} has room under ${root}`;
     });
-    const strategy = new StopAndCopy(steps, this.streamer, this.transports);
+    const strategy = new StopAndCopy({
+      ops: this.ops,
+      phases,
+      config: this.config,
+      steps,
+      streamer: this.streamer,
+      transports: this.transports,
+    });
     const { channel, transfer } = await phases.run(view, 'prepare', async () => {
       const channel = await strategy.prepare(ctx);
       // A dump writes no cpuinfo.img; the restore, on a node not known yet, checks its CPU against this one.

@@ -39,13 +39,13 @@ export class LazyDaemonFailed extends MigrationStepError {
  */
 export class MigrationSteps {
   constructor(
-    readonly ops: NodeOps,
-    readonly phases: PhaseRecorder,
+    private readonly ops: NodeOps,
+    private readonly phases: PhaseRecorder,
     private readonly workloads: WorkloadRepository,
     private readonly clock: Clock,
-    readonly config: EngineConfig,
+    private readonly config: EngineConfig,
     /** The workload's declared files (absent where nothing streams them, e.g. a bare engine in a unit test). */
-    readonly files?: WorkloadFiles,
+    private readonly files?: WorkloadFiles,
   ) {}
 
   /**
