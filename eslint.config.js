@@ -1,5 +1,37 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import noCycle from './eslint-rules/no-cycle.js';
+
+// Layering (README "Architecture"). Flat config does not merge a rule's options across blocks, so every block
+// that restricts imports repeats the repository-wide patterns.
+const NO_DEEP_IMPORTS = ['@spotlift/*/src/*', '**/libs/*/src/*'];
+const IO = [
+  'node:fs',
+  'node:fs/*',
+  'fs',
+  'node:child_process',
+  'child_process',
+  'node:net',
+  'net',
+  'node:http',
+  'node:https',
+  'ssh2',
+  'ioredis',
+  'bullmq',
+  '@nestjs/*',
+];
+const restrict = (patterns, message) => [
+  'error',
+  {
+    patterns: [
+      { group: NO_DEEP_IMPORTS, message: 'import a lib through @spotlift/<lib>' },
+      { group: patterns, message },
+    ],
+  },
+];
+const ENGINE_RESTRICTED = ['@nestjs/*', '**/apps/**', '@spotlift/testing', 'ioredis', 'bullmq', 'ssh2'];
+const ENGINE_WHY = 'libs/engine imports no Nest, no app code, no test helpers and no I/O client (ports only)';
+const TESTS = ['**/*.spec.ts', '**/*.int-spec.ts', '**/*.e2e-spec.ts', '**/*.qemu-spec.ts', '**/test/**/*.ts'];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '**/*.js', '.lab/**'] },
@@ -7,6 +39,7 @@ export default tseslint.config(
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    plugins: { spotlift: { rules: { 'no-cycle': noCycle } } },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
@@ -14,18 +47,93 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/no-extraneous-class': 'off',
       '@typescript-eslint/unbound-method': 'off',
-      'no-restricted-imports': ['error', { patterns: ['@spotlift/*/src/*', '**/libs/*/src/*'] }],
+      'no-restricted-imports': ['error', { patterns: NO_DEEP_IMPORTS }],
+      // Cycles make two modules one that must be read at once (migration-steps <-> recovery was one).
+      'spotlift/no-cycle': 'error',
     },
   },
   {
-    // Pure libraries: no Nest, no I/O.
-    files: ['libs/criu/src/**/*.ts', 'libs/placement/src/**/*.ts'],
+    // Pure libraries: no Nest, no I/O, and no lib that does I/O.
+    files: ['libs/criu/src/**/*.ts', 'libs/domain/src/**/*.ts', 'libs/placement/src/**/*.ts'],
+    ignores: TESTS,
     rules: {
-      'no-restricted-imports': ['error', { patterns: ['@nestjs/*', 'ioredis', 'bullmq', 'ssh2', 'node:net', 'node:child_process'] }],
+      'no-restricted-imports': restrict(
+        [...IO, '@spotlift/*', '!@spotlift/domain', '!@spotlift/criu', '!@spotlift/placement'],
+        'pure libs (criu, domain, placement) do no I/O and import only pure libs',
+      ),
     },
   },
   {
-    files: ['**/*.spec.ts', '**/*.int-spec.ts', 'test/**/*.ts', 'libs/testing/**/*.ts'],
+    // The engine talks to ports only: no Nest, no app code, no test helpers in its sources.
+    files: ['libs/engine/src/**/*.ts'],
+    ignores: TESTS,
+    rules: {
+      'no-restricted-imports': restrict(ENGINE_RESTRICTED, ENGINE_WHY),
+    },
+  },
+  {
+    // Node commands are written in libs/engine/src/node-ops only: nobody else may mark text as a NodeCommand
+    // (the apps cannot reach node-command.ts at all: it is not exported and deep imports are refused).
+    files: ['libs/engine/src/**/*.ts'],
+    ignores: [...TESTS, 'libs/engine/src/node-ops/**'],
+    rules: {
+      'no-restricted-imports': restrict(
+        [...ENGINE_RESTRICTED, '**/node-command.js'],
+        `${ENGINE_WHY}; node commands are written in libs/engine/src/node-ops only`,
+      ),
+    },
+  },
+  {
+    // The CLI is a REST client: its HTTP client (api-client.ts) and the shared record types, nothing else.
+    files: ['apps/cli/src/**/*.ts'],
+    ignores: TESTS,
+    rules: {
+      'no-restricted-imports': restrict(
+        [
+          'ioredis',
+          'bullmq',
+          'ssh2',
+          '@nestjs/*',
+          'node:child_process',
+          'node:net',
+          '**/orchestrator/**',
+          '**/libs/**',
+        ],
+        'the CLI talks to the REST API only',
+      ),
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['@spotlift/*'], allowTypeImports: true, message: 'the CLI imports only types from the libs' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['apps/cli/src/**/*.ts'],
+    ignores: [...TESTS, 'apps/cli/src/api-client.ts'],
+    rules: {
+      'no-restricted-imports': restrict(
+        [
+          'ioredis',
+          'bullmq',
+          'ssh2',
+          '@nestjs/*',
+          'node:child_process',
+          'node:net',
+          'node:http',
+          'node:https',
+          '**/orchestrator/**',
+          '**/libs/**',
+        ],
+        'the CLI talks to the REST API through api-client.ts only',
+      ),
+    },
+  },
+  {
+    files: TESTS.concat('libs/testing/**/*.ts'),
     rules: {
       '@typescript-eslint/no-unsafe-assignment': 'off',
       '@typescript-eslint/no-unsafe-member-access': 'off',

@@ -4,7 +4,7 @@
  * with each common error class (real logs from libs/criu/test/fixtures/logs) ends the job with a reason
  * that names the class.
  */
-import { criuFixture, engineKit, scriptHappyPath } from './engine-test-kit.js';
+import { criuFixture, engineKit, scriptHappyPath } from '@spotlift/testing';
 
 const b64 = (buf: Buffer) => buf.toString('base64');
 const realDump = criuFixture('images/page-server/stats-dump');

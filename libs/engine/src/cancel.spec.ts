@@ -6,7 +6,7 @@
 import type { NodeTarget } from '@spotlift/domain';
 import { ScriptedNodeShell, aMigration } from '@spotlift/testing';
 import type { CommandResult, ExecOptions } from '@spotlift/transport';
-import { aPhase, engineKit, phaseNames, scriptHappyPath } from './engine-test-kit.js';
+import { aPhase, engineKit, phaseNames, scriptHappyPath } from '@spotlift/testing';
 
 /** A dump that runs until the destination's page-server is killed, as a real `criu dump` streaming to it would. */
 class LongDumpShell extends ScriptedNodeShell {

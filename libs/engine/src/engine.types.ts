@@ -1,5 +1,13 @@
-import type { FileSyncConfig } from './files/workload-files.js';
 import type { MigrationRecord, NodeRecord, ProcessIdentity, WorkloadRecord } from '@spotlift/domain';
+
+export interface FileSyncConfig {
+  /** Copies while the workload runs, at most (the first sends everything). */
+  maxRounds: number;
+  /** Rounds go on until one takes at most this long: the copy left for the freeze is then about as short. */
+  targetRoundMs: number;
+}
+
+export const DEFAULT_FILE_SYNC_CONFIG: FileSyncConfig = { maxRounds: 4, targetRoundMs: 200 };
 
 export interface EngineConfig {
   /** Root of per-migration image directories on every node; each migration uses `<root>/<migrationId>`. */

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keptLogsDir } from './failed-job-logs.js';
-import { keepLogs } from './node-scripts.js';
+import { keepLogs } from './node-ops/node-scripts.js';
 
 describe('keepLogs (node script) in a real shell', () => {
   let root: string;

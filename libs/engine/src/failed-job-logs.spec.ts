@@ -4,7 +4,7 @@
  * by recovery as interrupted instead of staying open on the record forever.
  */
 import { aMigration, aWorkload } from '@spotlift/testing';
-import { aPhase, engineKit, scriptHappyPath } from './engine-test-kit.js';
+import { aPhase, engineKit, scriptHappyPath } from '@spotlift/testing';
 import { keptLogsDir } from './failed-job-logs.js';
 import { closeInterruptedPhases } from './phase-recorder.js';
 

@@ -1,6 +1,6 @@
 import type { MigrationRecord, NodeRecord, PhaseRecord } from '@spotlift/domain';
 import type { MigrationContext } from './engine.types.js';
-import type { NodeOps } from './node-ops.js';
+import type { NodeOps } from './node-ops/node-ops.js';
 
 /** The tail kept of each CRIU log: the error is at the end, and a node's disk must not fill with logs. */
 export const KEPT_LOG_BYTES = 256 * 1024;

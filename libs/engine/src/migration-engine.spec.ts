@@ -12,7 +12,7 @@ import { ScriptedNodeShell, aMigration, aNode, aWorkload, scriptHealthyPreflight
 import { SystemClock } from './clock.js';
 import { DEFAULT_ENGINE_CONFIG } from './engine.types.js';
 import { MigrationEngine } from './migration-engine.js';
-import { NodeOps } from './node-ops.js';
+import { NodeOps } from './node-ops/node-ops.js';
 
 const fixture = (name: string) =>
   readFileSync(new URL(`../../criu/test/fixtures/images/page-server/${name}`, import.meta.url));

@@ -11,7 +11,7 @@ import {
 import { DirectoryStreamer } from '@spotlift/transport';
 import { Clock } from './clock.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from './engine.types.js';
-import { type NodeLock, NodeOps } from './node-ops.js';
+import { type NodeLock, NodeOps } from './node-ops/node-ops.js';
 import { keepFailedJobLogs } from './failed-job-logs.js';
 import { WorkloadFiles } from './files/workload-files.js';
 import { PhaseRecorder } from './phase-recorder.js';
@@ -22,6 +22,7 @@ import { saveWorkloadFields } from './workload-writes.js';
 import { CancelledError, LeaseLostError, MigrationInterrupted, UNCONTROLLED, type RunControl } from './run-control.js';
 import { MigrationSteps } from './steps/migration-steps.js';
 import type { MigrationStrategy } from './strategies/migration-strategy.port.js';
+import type { StrategyDeps } from './strategies/strategy-deps.js';
 import { StopAndCopy } from './strategies/stop-and-copy.js';
 import { DEFAULT_LIVE_CONFIG, type LiveConfig } from './strategies/live-config.js';
 import { withLiveStrategies } from './strategies/live-strategies.js';
@@ -65,13 +66,18 @@ export class MigrationEngine {
     this.rollback = new Rollback(ops, this.phases, workloads, config);
     // Each migration names its page transport (migration.transport); tcp is always there.
     const pageTransports = new PageTransports(transports);
-    this.strategies = new Map<string, MigrationStrategy>([
-      ['stop-and-copy', new StopAndCopy(this.steps, streamer, pageTransports)],
-    ]);
-    const lives = withLiveStrategies(this.strategies, {
+    const deps: StrategyDeps = {
+      ops,
+      phases: this.phases,
+      config,
       steps: this.steps,
       streamer,
       transports: pageTransports,
+      files,
+    };
+    this.strategies = new Map<string, MigrationStrategy>([['stop-and-copy', new StopAndCopy(deps)]]);
+    const lives = withLiveStrategies(this.strategies, {
+      ...deps,
       trials,
       links,
       clock,

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { aMigration, aWorkload } from '@spotlift/testing';
-import { aPhase, engineKit, scriptHappyPath } from './engine-test-kit.js';
+import { aPhase, engineKit, scriptHappyPath } from '@spotlift/testing';
 import { MigrationInterrupted } from './run-control.js';
 
 const seizeLog = (name: string) =>

@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
-import { inspectTree } from './node-scripts.js';
+import { inspectTree } from './node-ops/node-scripts.js';
 import { parseRootProcess, registrationRefusal } from './process-inspection.js';
 
 /** Runs the script (under `wrap`, e.g. `unshare --net`); its stdout and exit code. */

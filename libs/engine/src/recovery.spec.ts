@@ -5,8 +5,9 @@
  */
 import { NodeUnreachableError, type MigrationRecord } from '@spotlift/domain';
 import { aMigration, aWorkload } from '@spotlift/testing';
-import { aPhase, engineKit, phaseNames, scriptHappyPath } from './engine-test-kit.js';
-import { fileMtimeCommand, mayBeFrozen, parseFileMtime } from './recovery.js';
+import { aPhase, engineKit, phaseNames, scriptHappyPath } from '@spotlift/testing';
+import { fileMtimeCommand, parseFileMtime } from './node-ops/node-scripts.js';
+import { mayBeFrozen } from './recovery.js';
 import { MigrationInterrupted } from './run-control.js';
 
 const upTo = (...names: Parameters<typeof aPhase>[0][]) =>

@@ -1,7 +1,6 @@
 import type { MigrationRecord, PhaseName } from '@spotlift/domain';
-import { shq } from '@spotlift/transport';
 import type { EngineConfig, MigrationContext } from './engine.types.js';
-import type { NodeOps } from './node-ops.js';
+import type { NodeOps } from './node-ops/node-ops.js';
 import { closeInterruptedPhases } from './phase-recorder.js';
 import type { Rollback } from './rollback.js';
 import type { RunControl } from './run-control.js';
@@ -34,29 +33,6 @@ export function commitStarted(m: MigrationRecord): boolean {
 
 export function addNote(m: MigrationRecord, note: string): void {
   (m.notes ??= []).push(`${new Date().toISOString()} ${note}`);
-}
-
-/**
- * A file's modification time in ns since the epoch, on GNU and busybox nodes alike. GNU `date -r FILE +%s%N`
- * prints digits; busybox date prints `%N` literally, so there `stat -c '%Y %y'` answers (whole seconds, then the
- * human time whose fraction holds the ns: `1795832760 2026-11-28 02:26:00.764000668 +0000`; busybox `%.9Y`
- * drops the fraction). Prints nothing when the file is missing.
- */
-export function fileMtimeCommand(path: string): string {
-  const f = shq(path);
-  return (
-    `t=$(date -r ${f} +%s%N 2>/dev/null); case "$t" in ''|*[!0-9]*) stat -c '%Y %y' ${f} 2>/dev/null;; ` +
-    `*) echo "$t";; esac; true`
-  );
-}
-
-/** Parses what fileMtimeCommand printed: ns digits, or `SECONDS DATE TIME[.FRACTION] ZONE`. */
-export function parseFileMtime(out: string): bigint | undefined {
-  const text = out.trim();
-  if (/^\d+$/.test(text)) return BigInt(text);
-  const m = /^(\d+) \d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.(\d{1,9}))?\b/.exec(text);
-  if (!m?.[1]) return undefined;
-  return BigInt(m[1]) * 1_000_000_000n + BigInt((m[2] ?? '').padEnd(9, '0'));
 }
 
 /** What recovery decided: an end state, or 'restart' when nothing was frozen and the job can start over. */

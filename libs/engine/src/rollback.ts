@@ -1,6 +1,6 @@
 import type { WorkloadRepository } from '@spotlift/store';
 import type { EngineConfig, MigrationContext } from './engine.types.js';
-import type { NodeOps } from './node-ops.js';
+import type { NodeOps } from './node-ops/node-ops.js';
 import type { PhaseRecorder } from './phase-recorder.js';
 import { saveWorkloadFields } from './workload-writes.js';
 

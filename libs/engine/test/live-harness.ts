@@ -26,7 +26,7 @@ import { DirectoryStreamer } from '@spotlift/transport';
 import { Clock } from '../src/clock.js';
 import { DEFAULT_ENGINE_CONFIG } from '../src/engine.types.js';
 import { MigrationEngine } from '../src/migration-engine.js';
-import { NodeOps } from '../src/node-ops.js';
+import { NodeOps } from '../src/node-ops/node-ops.js';
 import { DEFAULT_LIVE_CONFIG, type LiveConfig } from '../src/strategies/live-config.js';
 import { TcpPageTransport } from '../src/transports/tcp-page-transport.js';
 

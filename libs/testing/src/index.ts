@@ -9,3 +9,4 @@ export * from './test-certificates.js';
 export * from './scripted-inspection.js';
 export * from './local-node-shell.js';
 export * from './hostile-peers.js';
+export * from './engine-test-kit.js';

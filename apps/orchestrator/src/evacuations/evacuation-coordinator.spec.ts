@@ -69,7 +69,7 @@ function world(settings: Partial<EvacuationSettings> = {}) {
     },
   } as unknown as CheckpointsService;
   // MemAvailable "read over SSH": whatever the stored probe says.
-  const ops = { run: () => Promise.resolve({ code: 1, stdout: '', stderr: '' }) } as unknown as NodeOps;
+  const ops = { memAvailableBytes: () => Promise.resolve(undefined) } as unknown as NodeOps;
   const config = { evacuation: EvacuationSettings.parse({ safetyMarginSeconds: 0, ...settings }) } as AppConfig;
   const coordinator = new EvacuationCoordinator(
     evacuations,

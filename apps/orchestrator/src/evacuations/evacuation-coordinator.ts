@@ -154,11 +154,8 @@ export class EvacuationCoordinator {
     const out: Record<string, number> = {};
     await Promise.all(
       nodes.map(async (n) => {
-        const res = await this.ops
-          .run(n, "awk '/^MemAvailable:/ {print $2}' /proc/meminfo", 1_000)
-          .catch(() => undefined);
-        const kb = Number(res?.stdout.trim());
-        if (res?.code === 0 && Number.isFinite(kb) && kb > 0) out[n.id] = kb * 1024;
+        const bytes = await this.ops.memAvailableBytes(n, 1_000);
+        if (bytes !== undefined) out[n.id] = bytes;
       }),
     );
     return out;

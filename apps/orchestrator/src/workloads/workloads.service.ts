@@ -148,8 +148,7 @@ export class WorkloadsService {
    * checkpoint roots and the node's SSH login home (its authorized_keys). Migrations check both nodes again.
    */
   private async checkReservedPaths(node: NodeRecord, paths: string[]): Promise<void> {
-    const res = await this.ops.run(node, 'printf %s "$HOME"', 15_000);
-    const home = res.code === 0 && res.stdout.startsWith('/') ? res.stdout : undefined;
+    const home = await this.ops.loginHome(node);
     const storage = node.checkpointRoot ? [node.checkpointRoot] : [];
     const reserved = [this.config.imageRoot, this.config.checkpointRoot, ...storage, ...(home ? [home] : [])];
     const problems = paths.map((p) => checkDeclaredPath(p, reserved)).filter((why): why is string => !!why);

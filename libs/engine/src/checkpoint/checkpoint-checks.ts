@@ -1,8 +1,8 @@
 import type { NodeRecord } from '@spotlift/domain';
-import { shq } from '@spotlift/transport';
-import * as criu from '../criu-commands.js';
+import * as criu from '../node-ops/process/criu-commands.js';
+import { checkImages, sealImages } from '../node-ops/process/image-store-commands.js';
 import { MigrationStepError } from '../engine.types.js';
-import type { NodeOps } from '../node-ops.js';
+import type { NodeOps } from '../node-ops/node-ops.js';
 
 /**
  * What a checkpoint checks on the storage node: before the freeze, that CRIU works there (its page-server
@@ -55,14 +55,7 @@ export async function checkStorage(
  * so a stored checkpoint survives a crash of the storage node. Returns the bytes on disk.
  */
 export async function sealStoredImages(ops: NodeOps, storage: NodeRecord, dir: string): Promise<number> {
-  const present = REQUIRED.map((f) => `set -- ${f}; [ -s "$1" ] || echo "MISSING ${f}";`).join(' ');
-  const res = await ops.run(
-    storage,
-    `cd ${shq(dir)} || exit 1; ${present} ` +
-      `sha256sum $(ls | grep -v -e '\\.log$' -e '^${CHECKSUMS}$') > ${CHECKSUMS} && sync && ` +
-      `echo STORED_KB $(du -sk . | cut -f1)`,
-    120_000,
-  );
+  const res = await ops.run(storage, sealImages(dir, REQUIRED, CHECKSUMS), 120_000);
   const missing = [...res.stdout.matchAll(/^MISSING (\S+)$/gm)].map((m) => m[1]);
   if (missing.length) throw fail('verify', `the images on ${storage.id} lack ${missing.join(', ')} (in ${dir})`);
   const kb = Number(/^STORED_KB (\d+)$/m.exec(res.stdout)?.[1] ?? NaN);
@@ -74,11 +67,7 @@ export async function sealStoredImages(ops: NodeOps, storage: NodeRecord, dir: s
 
 /** The stored images still match their checksum list (disk rot, a hand that touched them). */
 export async function checkStoredImages(ops: NodeOps, storage: NodeRecord, dir: string): Promise<void> {
-  const res = await ops.run(
-    storage,
-    `cd ${shq(dir)} || exit 2; out=$(sha256sum -c ${CHECKSUMS} 2>&1); rc=$?; printf '%s\\n' "$out" | grep -v ': OK$' | head -n 5; exit $rc`,
-    120_000,
-  );
+  const res = await ops.run(storage, checkImages(dir, CHECKSUMS), 120_000);
   if (res.code !== 0) {
     throw fail(
       'preflight',

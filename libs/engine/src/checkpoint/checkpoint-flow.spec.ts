@@ -9,9 +9,9 @@ import { InMemoryRecords } from '@spotlift/store';
 import { ScriptedNodeShell, aNode, aWorkload, scriptHealthyPreflight } from '@spotlift/testing';
 import { DirectoryStreamer } from '@spotlift/transport';
 import { SystemClock } from '../clock.js';
-import { criuFixture } from '../engine-test-kit.js';
+import { criuFixture } from '@spotlift/testing';
 import { DEFAULT_ENGINE_CONFIG } from '../engine.types.js';
-import { NodeOps } from '../node-ops.js';
+import { NodeOps } from '../node-ops/node-ops.js';
 import { CheckpointFlow } from './checkpoint-flow.js';
 
 const TAR = Buffer.from('scripted tar stream of checkpoint images');

@@ -8,13 +8,20 @@ import {
   type WorkloadRecord,
 } from '@spotlift/domain';
 import type { CheckpointRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
-import { type ArmedStream, type DirectoryStreamer, shq } from '@spotlift/transport';
+import { type ArmedStream, type DirectoryStreamer } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
-import * as criu from '../criu-commands.js';
+import * as criu from '../node-ops/process/criu-commands.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
 import { keepJobLogs } from '../failed-job-logs.js';
-import { archivePaths, CHECKPOINT_FILES_TAR, outermostPaths, unpackAtRoot } from '../files/file-sync-commands.js';
-import type { NodeOps } from '../node-ops.js';
+import {
+  archivePaths,
+  CHECKPOINT_FILES_TAR,
+  outermostPaths,
+  readStoredArchive,
+  storeArchive,
+  unpackAtRoot,
+} from '../node-ops/file-sync-commands.js';
+import type { NodeOps } from '../node-ops/node-ops.js';
 import { PhaseRecorder } from '../phase-recorder.js';
 import { setIdentity } from '../process-inspection.js';
 import { Rollback } from '../rollback.js';
@@ -160,8 +167,7 @@ export class CheckpointFlow {
     const removed = await this.ops.removeDir(storage, cp.imageDir);
     // The per-workload directory goes too once it holds no other checkpoint (rmdir refuses otherwise).
     const parent = cp.imageDir.slice(0, cp.imageDir.lastIndexOf('/'));
-    if (removed && parent)
-      await this.ops.run(storage, `rmdir ${shq(parent)} 2>/dev/null; true`, 15_000).catch(() => undefined);
+    if (removed && parent) await this.ops.removeEmptyDir(storage, parent);
     return removed;
   }
 
@@ -176,7 +182,14 @@ export class CheckpointFlow {
       Object.assign(workload, { tree: tree.pids, rssBytes: tree.rssBytes });
       phase.detail = `${tree.pids.length} process(es), ${Math.round(tree.rssBytes / 2 ** 20)} MiB resident; ${storage.id} has room under ${root}`;
     });
-    const strategy = new StopAndCopy(steps, this.streamer, this.transports);
+    const strategy = new StopAndCopy({
+      ops: this.ops,
+      phases,
+      config: this.config,
+      steps,
+      streamer: this.streamer,
+      transports: this.transports,
+    });
     const { channel, transfer } = await phases.run(view, 'prepare', async () => {
       const channel = await strategy.prepare(ctx);
       // A dump writes no cpuinfo.img; the restore, on a node not known yet, checks its CPU against this one.
@@ -231,7 +244,7 @@ export class CheckpointFlow {
     s.cp.paths = paths;
     return this.streamer.armPipe(s.ctx.source, archivePaths(paths), s.ctx.destination, {
       dir: s.cp.imageDir,
-      unpack: `cat > ${CHECKPOINT_FILES_TAR}`,
+      unpack: storeArchive(),
       what: 'declared files',
       // checked on the way in too: a hostile source fails its checkpoint, not a later restore
       guard: { roots: paths },
@@ -357,7 +370,7 @@ export class CheckpointFlow {
         // The declared files go back to their paths on the destination before the tree that opens them.
         cp.paths?.length
           ? this.streamer
-              .armPipe(storage, `cat ${shq(`${cp.imageDir}/${CHECKPOINT_FILES_TAR}`)}`, destination, {
+              .armPipe(storage, readStoredArchive(cp.imageDir), destination, {
                 dir: ctx.destinationDir,
                 // the storage node is a node too: the stored tar is checked again on its way out
                 unpack: unpackAtRoot(cp.paths),

@@ -19,7 +19,7 @@ import {
   shq,
   type TarPolicy,
 } from '@spotlift/transport';
-import { FILE_SYNC_STATE_DIR, receiveRound, sendRound } from './file-sync-commands.js';
+import { FILE_SYNC_STATE_DIR, receiveRound, sendRound } from '../node-ops/file-sync-commands.js';
 
 /** Runs commands with this machine's sh; node `dst` inside `wrap` (its mount namespace). */
 class LocalShell extends NodeShell {

@@ -5,8 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import { archive, aWorkload, member } from '@spotlift/testing';
-import { engineKit, phaseNames, scriptHappyPath } from '../engine-test-kit.js';
-import { MARK_MARGIN_MS } from './file-sync-commands.js';
+import { engineKit, phaseNames, scriptHappyPath } from '@spotlift/testing';
+import { MARK_MARGIN_MS } from '../node-ops/file-sync-commands.js';
 
 /** What the source's tar sends (the relay checks it is a tar of the declared paths). */
 const FILES_TAR = archive(

@@ -1,7 +1,12 @@
 import type { FileSyncRound, FileSyncSummary } from '@spotlift/domain';
 import type { ArmedStream, DirectoryStreamer, StreamResult } from '@spotlift/transport';
-import { type MigrationContext, MigrationStepError } from '../engine.types.js';
-import type { NodeOps } from '../node-ops.js';
+import {
+  DEFAULT_FILE_SYNC_CONFIG,
+  type FileSyncConfig,
+  type MigrationContext,
+  MigrationStepError,
+} from '../engine.types.js';
+import type { NodeOps } from '../node-ops/node-ops.js';
 import type { PhaseRecorder } from '../phase-recorder.js';
 import { dirname } from 'node:path/posix';
 import {
@@ -19,16 +24,7 @@ import {
   parseInspect,
   receiveRound,
   sendRound,
-} from './file-sync-commands.js';
-
-export interface FileSyncConfig {
-  /** Copies while the workload runs, at most (the first sends everything). */
-  maxRounds: number;
-  /** Rounds go on until one takes at most this long: the copy left for the freeze is then about as short. */
-  targetRoundMs: number;
-}
-
-export const DEFAULT_FILE_SYNC_CONFIG: FileSyncConfig = { maxRounds: 4, targetRoundMs: 200 };
+} from '../node-ops/file-sync-commands.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 

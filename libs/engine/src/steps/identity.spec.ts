@@ -3,7 +3,7 @@
  * freeze), and the commit makes the restored process the workload's identity.
  */
 import { aWorkload, inspectionOutput } from '@spotlift/testing';
-import { engineKit, phaseNames, scriptHappyPath } from '../engine-test-kit.js';
+import { engineKit, phaseNames, scriptHappyPath } from '@spotlift/testing';
 
 const identity = { bootId: '53b88e37-904f-4ee1-8e18-0fb871a935bd', pidNs: '4026532201', startTime: '123456' };
 

@@ -2,14 +2,13 @@ import type { DumpStats, FileSyncRound, PhaseRecord } from '@spotlift/domain';
 import type { WorkloadRepository } from '@spotlift/store';
 import type { ArmedStream, StreamResult } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
-import * as criu from '../criu-commands.js';
-import * as live from '../live-commands.js';
+import * as criu from '../node-ops/process/criu-commands.js';
+import * as live from '../node-ops/process/live-commands.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
-import type { ArmedCommand, NodeOps } from '../node-ops.js';
+import type { ArmedCommand, NodeOps } from '../node-ops/node-ops.js';
 import type { WorkloadFiles } from '../files/workload-files.js';
 import type { PhaseRecorder } from '../phase-recorder.js';
 import { setIdentity } from '../process-inspection.js';
-import { fileMtimeCommand, parseFileMtime } from '../recovery.js';
 import { saveWorkloadFields } from '../workload-writes.js';
 import { ownerMarker } from '../sweeper/owner-marker.js';
 import {
@@ -43,13 +42,13 @@ const PAGE_SERVER_EXIT_MS = 10_000;
 
 export class MigrationSteps {
   constructor(
-    readonly ops: NodeOps,
-    readonly phases: PhaseRecorder,
+    private readonly ops: NodeOps,
+    private readonly phases: PhaseRecorder,
     private readonly workloads: WorkloadRepository,
     private readonly clock: Clock,
-    readonly config: EngineConfig,
+    private readonly config: EngineConfig,
     /** The workload's declared files (absent where nothing streams them, e.g. a bare engine in a unit test). */
-    readonly files?: WorkloadFiles,
+    private readonly files?: WorkloadFiles,
   ) {}
 
   /**
@@ -257,10 +256,8 @@ export class MigrationSteps {
    * timestamps, so the stats images' own modification times stand in (CRIU writes each as its command ends).
    */
   async recordStatsFromFiles(ctx: MigrationContext): Promise<void> {
-    const mtime = async (node: MigrationContext['source'], path: string) => {
-      const res = await this.ops.run(node, fileMtimeCommand(path), 15_000).catch(() => undefined);
-      return res ? parseFileMtime(res.stdout) : undefined;
-    };
+    const mtime = (node: MigrationContext['source'], path: string) =>
+      this.ops.fileMtimeNs(node, path).catch(() => undefined);
     const [dumpEnd, restoreEnd] = await Promise.all([
       mtime(ctx.source, `${ctx.sourceDir}/stats-dump`),
       mtime(ctx.destination, `${ctx.destinationDir}/stats-restore`),

@@ -4,7 +4,7 @@
  * memory, disk and the CPU check are always done now.
  */
 import { aNode } from '@spotlift/testing';
-import { engineKit, scriptHappyPath } from '../engine-test-kit.js';
+import { engineKit, scriptHappyPath } from '@spotlift/testing';
 import { recentCriuVerdict } from './preflight-checks.js';
 
 const NOW = new Date('2026-03-01T12:00:00.000Z');

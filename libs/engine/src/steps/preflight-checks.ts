@@ -1,8 +1,8 @@
 import { compareCriuVersions } from '@spotlift/criu';
 import type { NodeProbe, NodeRecord } from '@spotlift/domain';
-import * as criu from '../criu-commands.js';
+import * as criu from '../node-ops/process/criu-commands.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
-import type { NodeOps, TreeInfo } from '../node-ops.js';
+import type { NodeOps, TreeInfo } from '../node-ops/node-ops.js';
 import { identityMismatch } from '../process-inspection.js';
 
 /**

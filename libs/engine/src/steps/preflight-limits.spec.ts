@@ -4,7 +4,7 @@
  * headroom is refused; a little more than that passes. Also a cpuinfo image that is not base64.
  */
 import { aNode } from '@spotlift/testing';
-import { engineKit, scriptHappyPath } from '../engine-test-kit.js';
+import { engineKit, scriptHappyPath } from '@spotlift/testing';
 import { checkCriuVersions } from './preflight-checks.js';
 
 // The happy path's tree is 65,536 KiB resident; the default headroom is 10 %: 72,090 KiB needed.

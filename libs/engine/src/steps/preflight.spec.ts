@@ -3,7 +3,7 @@
  * act on. The CPU check's failure is CRIU's real log from an edited cpuinfo.img (libs/criu fixtures).
  */
 import { aNode } from '@spotlift/testing';
-import { criuFixture, engineKit, phaseNames, scriptHappyPath } from '../engine-test-kit.js';
+import { criuFixture, engineKit, phaseNames, scriptHappyPath } from '@spotlift/testing';
 
 /** Nothing was done to the workload: no dump, no signal, no directory for images. */
 function expectUntouched(kit: ReturnType<typeof engineKit>): void {

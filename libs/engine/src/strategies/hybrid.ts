@@ -1,12 +1,10 @@
-import type { DirectoryStreamer } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
 import type { MigrationContext } from '../engine.types.js';
-import * as live from '../live-commands.js';
-import type { MigrationSteps } from '../steps/migration-steps.js';
-import type { PageTransports } from '../transports/page-transports.js';
+import * as live from '../node-ops/process/live-commands.js';
 import type { LiveConfig } from './live-config.js';
 import { PostCopy } from './post-copy.js';
 import { PreCopyRounds } from './precopy-rounds.js';
+import type { StrategyDeps } from './strategy-deps.js';
 
 /**
  * Hybrid: pre-copy rounds while the workload runs, then a lazy final (post-copy of what is still dirty).
@@ -19,15 +17,9 @@ export class Hybrid extends PostCopy {
   override readonly name = 'hybrid' as const;
   private readonly rounds: PreCopyRounds;
 
-  constructor(
-    steps: MigrationSteps,
-    streamer: DirectoryStreamer,
-    transports: PageTransports,
-    liveConfig: LiveConfig,
-    clock: Clock,
-  ) {
-    super(steps, streamer, transports, liveConfig);
-    this.rounds = new PreCopyRounds(steps, streamer, transports, liveConfig, clock);
+  constructor(deps: StrategyDeps, liveConfig: LiveConfig, clock: Clock) {
+    super(deps, liveConfig);
+    this.rounds = new PreCopyRounds(deps, liveConfig, clock);
   }
 
   protected override async beforeFinal(ctx: MigrationContext): Promise<string | undefined> {

@@ -1,9 +1,9 @@
 import type { NodeRecord, PostCopyProgress } from '@spotlift/domain';
 import type { CriuEndpoint, CriuTlsOptions } from '@spotlift/criu';
-import * as criu from '../criu-commands.js';
-import * as live from '../live-commands.js';
+import * as criu from '../node-ops/process/criu-commands.js';
+import * as live from '../node-ops/process/live-commands.js';
 import { type MigrationContext, MigrationStepError } from '../engine.types.js';
-import type { NodeOps } from '../node-ops.js';
+import type { NodeOps } from '../node-ops/node-ops.js';
 
 /** Both ends of one lazy transfer: a migration's, or the post-copy trial's. */
 export interface LazyEnds {

@@ -1,9 +1,6 @@
 import type { PairLinks, PostCopyTrials } from '@spotlift/store';
-import type { DirectoryStreamer } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
 import type { MigrationContext } from '../engine.types.js';
-import type { MigrationSteps } from '../steps/migration-steps.js';
-import type { PageTransports } from '../transports/page-transports.js';
 import { Hybrid } from './hybrid.js';
 import type { LiveConfig } from './live-config.js';
 import type { MigrationStrategy } from './migration-strategy.port.js';
@@ -12,6 +9,7 @@ import { PostCopy } from './post-copy.js';
 import { PreCopy } from './pre-copy.js';
 import { StrategyChain } from './strategy-chain.js';
 import { StrategySelector } from './strategy-selector.js';
+import type { StrategyDeps } from './strategy-deps.js';
 
 /**
  * Wires the live strategies (pre-copy, post-copy, hybrid), `auto` and the fallbacks into an engine that
@@ -19,10 +17,7 @@ import { StrategySelector } from './strategy-selector.js';
  */
 export function withLiveStrategies(
   strategies: Map<string, MigrationStrategy>,
-  deps: {
-    steps: MigrationSteps;
-    streamer: DirectoryStreamer;
-    transports: PageTransports;
+  deps: StrategyDeps & {
     trials: PostCopyTrials;
     /** Page throughput measured per node pair: completed jobs feed it, `auto` reads it. */
     links: PairLinks;
@@ -30,14 +25,14 @@ export function withLiveStrategies(
     live: LiveConfig;
   },
 ): { chain: StrategyChain; settle: (ctx: MigrationContext) => Promise<boolean> } {
-  const { steps, streamer, transports, trials, links, clock, live } = deps;
-  strategies.set('pre-copy', new PreCopy(steps, streamer, transports, live, clock));
-  strategies.set('post-copy', new PostCopy(steps, streamer, transports, live));
-  strategies.set('hybrid', new Hybrid(steps, streamer, transports, live, clock));
-  const runner = new PostCopyTrialRunner(steps.ops, streamer, trials, clock, steps.config, live);
-  const selector = new StrategySelector(steps.ops, runner, steps.phases, live, clock, links);
+  const { ops, phases, config, streamer, trials, links, clock, live } = deps;
+  strategies.set('pre-copy', new PreCopy(deps, live, clock));
+  strategies.set('post-copy', new PostCopy(deps, live));
+  strategies.set('hybrid', new Hybrid(deps, live, clock));
+  const runner = new PostCopyTrialRunner(ops, streamer, trials, clock, config, live);
+  const selector = new StrategySelector(ops, runner, phases, live, clock, links);
   return {
-    chain: new StrategyChain(strategies, selector, steps.phases, links, clock),
+    chain: new StrategyChain(strategies, selector, phases, links, clock),
     // A dead worker may have left a lazy transfer running: only a complete one lets recovery adopt the tree.
     settle: async (ctx) => (await strategies.get(ctx.migration.strategy)?.settle?.(ctx)) ?? true,
   };

@@ -1,16 +1,20 @@
 import { criuErrorLines } from '@spotlift/criu';
 import type { PhaseRecord } from '@spotlift/domain';
 import type { DirectoryStreamer } from '@spotlift/transport';
-import * as criu from '../criu-commands.js';
-import { type MigrationContext, MigrationStepError } from '../engine.types.js';
-import * as live from '../live-commands.js';
+import * as criu from '../node-ops/process/criu-commands.js';
+import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
+import * as live from '../node-ops/process/live-commands.js';
 import type { MigrationSteps } from '../steps/migration-steps.js';
 import { type PageChannel, reversed } from '../transports/page-transport.port.js';
 import type { PageTransports } from '../transports/page-transports.js';
 import { LazyTransfer, type PagesOutcome, asStepError, endsOf, pagesProgress } from './lazy-transfer.js';
 import type { LiveConfig } from './live-config.js';
-import { FILE_SYNC_STATE_DIR } from '../files/file-sync-commands.js';
+import { FILE_SYNC_STATE_DIR } from '../node-ops/file-sync-commands.js';
 import type { MigrationStrategy } from './migration-strategy.port.js';
+import type { StrategyDeps } from './strategy-deps.js';
+import type { WorkloadFiles } from '../files/workload-files.js';
+import type { NodeOps } from '../node-ops/node-ops.js';
+import type { PhaseRecorder } from '../phase-recorder.js';
 import { OWNER_MARKER_FILE } from '../sweeper/owner-marker.js';
 
 /**
@@ -25,14 +29,26 @@ import { OWNER_MARKER_FILE } from '../sweeper/owner-marker.js';
 export class PostCopy implements MigrationStrategy {
   readonly name: 'post-copy' | 'hybrid' = 'post-copy';
   protected readonly lazy: LazyTransfer;
+  protected readonly ops: NodeOps;
+  protected readonly phases: PhaseRecorder;
+  protected readonly config: EngineConfig;
+  protected readonly steps: MigrationSteps;
+  protected readonly streamer: DirectoryStreamer;
+  private readonly transports: PageTransports;
+  protected readonly files: WorkloadFiles | undefined;
 
   constructor(
-    protected readonly steps: MigrationSteps,
-    protected readonly streamer: DirectoryStreamer,
-    private readonly transports: PageTransports,
+    deps: StrategyDeps,
     protected readonly live: LiveConfig,
   ) {
-    this.lazy = new LazyTransfer(steps.ops, steps.config.criuTimeoutMs, steps.config.ghostLimitBytes);
+    this.ops = deps.ops;
+    this.phases = deps.phases;
+    this.config = deps.config;
+    this.steps = deps.steps;
+    this.streamer = deps.streamer;
+    this.transports = deps.transports;
+    this.files = deps.files;
+    this.lazy = new LazyTransfer(deps.ops, deps.config.criuTimeoutMs, deps.config.ghostLimitBytes);
   }
 
   /** Hybrid runs pre-copy rounds here; returns the final dump's parent (none for plain post-copy). */
@@ -42,7 +58,7 @@ export class PostCopy implements MigrationStrategy {
 
   async run(ctx: MigrationContext): Promise<void> {
     const { migration } = ctx;
-    const { phases } = this.steps;
+    const phases = this.phases;
     const tree = await phases.run(migration, 'preflight', (phase) => this.steps.preflight(ctx, phase));
     const channel = await phases.run(migration, 'prepare', (phase) => this.prepare(ctx, phase));
     try {
@@ -55,11 +71,11 @@ export class PostCopy implements MigrationStrategy {
   /** From the rounds (hybrid) on: the lazy dump, image and declared files, lazy restore, all pages, commit. */
   private async transferAndCommit(ctx: MigrationContext, channel: PageChannel, tasks: number): Promise<void> {
     const { migration, source, destination } = ctx;
-    const { phases } = this.steps;
+    const phases = this.phases;
     const serve = channel.listen;
     const prev = await this.beforeFinal(ctx);
-    await this.steps.files?.presync(ctx);
-    const filesArmed = await this.steps.files?.armFinal(ctx);
+    await this.files?.presync(ctx);
+    const filesArmed = await this.files?.armFinal(ctx);
     await this.steps.markMigrating(ctx);
     const ends = endsOf(ctx);
     try {
@@ -107,7 +123,7 @@ export class PostCopy implements MigrationStrategy {
   /** A failed lazy restore or page transfer is often explained only in the source's dump log (fs.pipe-max-size). */
   private async withSourceAccount(ctx: MigrationContext, error: unknown): Promise<unknown> {
     if (!(error instanceof MigrationStepError) || !['restore', 'pages'].includes(error.phase)) return error;
-    const log = await this.steps.ops.tail(ctx.source, `${ctx.sourceDir}/dump.log`, 60).catch(() => '');
+    const log = await this.ops.tail(ctx.source, `${ctx.sourceDir}/dump.log`, 60).catch(() => '');
     if (criuErrorLines(log).length)
       error.message += ` | the source says: ${criu.explainFailure('dump --lazy-pages', ctx.source.id, log, null)}`;
     return error;
@@ -133,7 +149,7 @@ export class PostCopy implements MigrationStrategy {
     for (let attempt = 0; attempt < 5; attempt++) {
       const channel = await transport.open(reversed(ctx), this.steps.pickPort());
       ctx.migration.transport = transport.name;
-      const res = await this.steps.ops.run(ctx.source, live.portFree(channel.listen.port), 15_000);
+      const res = await this.ops.run(ctx.source, live.portFree(channel.listen.port), 15_000);
       if (/PORT_FREE/.test(res.stdout)) {
         phase.detail = `lazy pages will be served on ${ctx.source.id} at ${channel.listen.address}:${channel.listen.port} over ${transport.name}`;
         return channel;
@@ -145,7 +161,7 @@ export class PostCopy implements MigrationStrategy {
 
   private async awaitPages(ctx: MigrationContext, resumedNs: bigint, phase: PhaseRecord): Promise<PagesOutcome> {
     const { migration, source, destination } = ctx;
-    const outcome = await this.lazy.waitAllPages(endsOf(ctx), this.steps.config.criuTimeoutMs);
+    const outcome = await this.lazy.waitAllPages(endsOf(ctx), this.config.criuTimeoutMs);
     migration.postCopy = pagesProgress(outcome, resumedNs);
     const after = outcome.endNs !== undefined ? Number(outcome.endNs - resumedNs) / 1e6 : undefined;
     if (!outcome.complete) {
@@ -167,7 +183,7 @@ export class PostCopy implements MigrationStrategy {
 
   /** The lazy dump's stats-dump is garbage in CRIU 4.2.1 (libs/criu fixtures): only the restore's is kept. */
   private async recordRestoreStats(ctx: MigrationContext): Promise<void> {
-    const img = await this.steps.ops.readFile(ctx.destination, `${ctx.destinationDir}/stats-restore`);
+    const img = await this.ops.readFile(ctx.destination, `${ctx.destinationDir}/stats-restore`);
     if (img) {
       try {
         ctx.migration.criu = { ...ctx.migration.criu, restore: criu.parseRestore(img) };
@@ -175,6 +191,6 @@ export class PostCopy implements MigrationStrategy {
         // Stats are figures, not a reason to fail a committed migration.
       }
     }
-    await this.steps.phases.save(ctx.migration);
+    await this.phases.save(ctx.migration);
   }
 }

@@ -1,15 +1,19 @@
 import type { PhaseRecord } from '@spotlift/domain';
 import type { ArmedStream, DirectoryStreamer } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
-import * as criu from '../criu-commands.js';
-import { type MigrationContext, MigrationStepError } from '../engine.types.js';
-import * as live from '../live-commands.js';
+import * as criu from '../node-ops/process/criu-commands.js';
+import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
+import * as live from '../node-ops/process/live-commands.js';
 import { LazyDaemonFailed, type MigrationSteps } from '../steps/migration-steps.js';
 import type { PageTransports } from '../transports/page-transports.js';
 import type { LiveConfig } from './live-config.js';
-import { FILE_SYNC_STATE_DIR } from '../files/file-sync-commands.js';
+import { FILE_SYNC_STATE_DIR } from '../node-ops/file-sync-commands.js';
 import { LazyTransfer, endsOf, pagesProgress } from './lazy-transfer.js';
 import type { MigrationStrategy } from './migration-strategy.port.js';
+import type { StrategyDeps } from './strategy-deps.js';
+import type { WorkloadFiles } from '../files/workload-files.js';
+import type { NodeOps } from '../node-ops/node-ops.js';
+import type { PhaseRecorder } from '../phase-recorder.js';
 import { PreCopyRounds } from './precopy-rounds.js';
 import { OWNER_MARKER_FILE } from '../sweeper/owner-marker.js';
 
@@ -38,21 +42,33 @@ export class PreCopy implements MigrationStrategy {
   readonly name = 'pre-copy' as const;
   private readonly rounds: PreCopyRounds;
   private readonly lazy: LazyTransfer;
+  private readonly ops: NodeOps;
+  private readonly phases: PhaseRecorder;
+  private readonly config: EngineConfig;
+  private readonly steps: MigrationSteps;
+  private readonly streamer: DirectoryStreamer;
+  private readonly transports: PageTransports;
+  private readonly files: WorkloadFiles | undefined;
 
   constructor(
-    private readonly steps: MigrationSteps,
-    private readonly streamer: DirectoryStreamer,
-    private readonly transports: PageTransports,
+    deps: StrategyDeps,
     private readonly liveConfig: LiveConfig,
     clock: Clock,
   ) {
-    this.rounds = new PreCopyRounds(steps, streamer, transports, liveConfig, clock);
-    this.lazy = new LazyTransfer(steps.ops, steps.config.criuTimeoutMs);
+    this.ops = deps.ops;
+    this.phases = deps.phases;
+    this.config = deps.config;
+    this.steps = deps.steps;
+    this.streamer = deps.streamer;
+    this.transports = deps.transports;
+    this.files = deps.files;
+    this.rounds = new PreCopyRounds(deps, liveConfig, clock);
+    this.lazy = new LazyTransfer(deps.ops, deps.config.criuTimeoutMs);
   }
 
   async run(ctx: MigrationContext): Promise<void> {
     const { migration } = ctx;
-    const { phases } = this.steps;
+    const phases = this.phases;
     const tree = await phases.run(migration, 'preflight', (phase) => this.steps.preflight(ctx, phase));
     const restore = await phases.run(migration, 'prepare', async (phase) => {
       await this.steps.makeDirs(ctx);
@@ -65,8 +81,8 @@ export class PreCopy implements MigrationStrategy {
     const n = await this.rounds.run(ctx, 'page-server');
     const prev = live.finalParent(n);
     this.recordRestore(ctx, restore.lazy, restore.reason);
-    await this.steps.files?.presync(ctx);
-    const filesArmed = await this.steps.files?.armFinal(ctx);
+    await this.files?.presync(ctx);
+    const filesArmed = await this.files?.armFinal(ctx);
     try {
       await this.finish(ctx, { prev, n, tasks: tree.length, filesArmed, lazyRestore: restore.lazy });
     } finally {
@@ -83,7 +99,7 @@ export class PreCopy implements MigrationStrategy {
     if (!this.liveConfig.lazyRestore) return { lazy: false, reason: 'lazyRestore is off in the live config' };
     const ask = async (node: MigrationContext['source']) => ({
       node: node.id,
-      check: await this.steps.ops.checkFeature(node, LAZY_PARENT_FEATURE),
+      check: await this.ops.checkFeature(node, LAZY_PARENT_FEATURE),
     });
     const answers = await Promise.all([ask(ctx.source), ask(ctx.destination)]);
     const missing = answers.filter((a) => !a.check.supported);
@@ -110,7 +126,7 @@ export class PreCopy implements MigrationStrategy {
     },
   ): Promise<void> {
     const { migration, source, destination } = ctx;
-    const { phases } = this.steps;
+    const phases = this.phases;
     const { prev, n, filesArmed } = opts;
     let lazyRestore = opts.lazyRestore;
     // Like stop-and-copy's, the image stream and the restore command wait on the nodes before the freeze. The lazy
@@ -182,7 +198,7 @@ export class PreCopy implements MigrationStrategy {
    */
   private async awaitFill(ctx: MigrationContext, resumedNs: bigint, phase: PhaseRecord): Promise<void> {
     const { migration, source, destination } = ctx;
-    const outcome = await this.lazy.waitAllPages(endsOf(ctx), this.steps.config.criuTimeoutMs);
+    const outcome = await this.lazy.waitAllPages(endsOf(ctx), this.config.criuTimeoutMs);
     const fill = pagesProgress(outcome, resumedNs);
     if (migration.precopy) migration.precopy.lazyFill = fill;
     if (!outcome.complete) {
@@ -208,7 +224,7 @@ export class PreCopy implements MigrationStrategy {
   /** The freezing dump: page-server in the destination's final dir linked to the last round, dump linked the same. */
   private async finalDump(ctx: MigrationContext, prev: string | undefined): Promise<bigint> {
     const { source, destination, workload } = ctx;
-    const ops = this.steps.ops;
+    const ops = this.ops;
     const transport = this.transports.pick(ctx.migration.transport);
     let lastError = '';
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -233,10 +249,10 @@ export class PreCopy implements MigrationStrategy {
           source,
           criu.dump(workload.pid, ctx.sourceDir, channel.connect, {
             ...(channel.tls ? { tls: channel.tls.client } : {}),
-            ghostLimitBytes: this.steps.config.ghostLimitBytes,
+            ghostLimitBytes: this.config.ghostLimitBytes,
             ...(prev ? { prev } : {}),
           }),
-          this.steps.config.criuTimeoutMs,
+          this.config.criuTimeoutMs,
         );
         const relayed = channel.bytesRelayed?.();
         if (relayed !== undefined) ctx.migration.bytes.relayed = (ctx.migration.bytes.relayed ?? 0) + relayed;

@@ -1,14 +1,17 @@
 import type { DumpStats, PreCopyRound } from '@spotlift/domain';
 import type { DirectoryStreamer } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
-import * as criu from '../criu-commands.js';
-import type { MigrationContext } from '../engine.types.js';
-import * as live from '../live-commands.js';
+import * as criu from '../node-ops/process/criu-commands.js';
+import type { EngineConfig, MigrationContext } from '../engine.types.js';
+import * as live from '../node-ops/process/live-commands.js';
 import type { MigrationSteps } from '../steps/migration-steps.js';
 import type { PageChannel } from '../transports/page-transport.port.js';
 import type { PageTransports } from '../transports/page-transports.js';
 import { decideAfterRound } from './convergence.js';
 import { type LiveConfig, StrategyUnavailableError } from './live-config.js';
+import type { StrategyDeps } from './strategy-deps.js';
+import type { NodeOps } from '../node-ops/node-ops.js';
+import type { PhaseRecorder } from '../phase-recorder.js';
 
 const PAGE = 4096;
 
@@ -26,17 +29,29 @@ export type RoundsMode = 'page-server' | 'local';
  * itself with `parent -> round-<last>`. Returns the number of rounds run.
  */
 export class PreCopyRounds {
+  private readonly ops: NodeOps;
+  private readonly phases: PhaseRecorder;
+  private readonly config: EngineConfig;
+  private readonly steps: MigrationSteps;
+  private readonly streamer: DirectoryStreamer;
+  private readonly transports: PageTransports;
+
   constructor(
-    private readonly steps: MigrationSteps,
-    private readonly streamer: DirectoryStreamer,
-    private readonly transports: PageTransports,
+    deps: StrategyDeps,
     private readonly live: LiveConfig,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.ops = deps.ops;
+    this.phases = deps.phases;
+    this.config = deps.config;
+    this.steps = deps.steps;
+    this.streamer = deps.streamer;
+    this.transports = deps.transports;
+  }
 
   async run(ctx: MigrationContext, mode: RoundsMode): Promise<number> {
     const { migration } = ctx;
-    return this.steps.phases.run(migration, 'precopy', async (phase) => {
+    return this.phases.run(migration, 'precopy', async (phase) => {
       const budgetMs = migration.downtimeBudgetMs ?? this.live.defaultDowntimeBudgetMs;
       const deadline = migration.deadline ? Date.parse(migration.deadline) : undefined;
       migration.rounds = [];
@@ -52,7 +67,7 @@ export class PreCopyRounds {
           ...(deadline !== undefined ? { timeLeftMs: deadline - this.clock.now().getTime() } : {}),
         });
         phase.detail = d.reason;
-        await this.steps.phases.save(migration);
+        await this.phases.save(migration);
         if (d.stop) {
           migration.precopy = { stopReason: d.reason, predictedFinalFreezeMs: Math.round(d.predictedFreezeMs) };
           return n;
@@ -63,7 +78,7 @@ export class PreCopyRounds {
 
   private async toPageServer(ctx: MigrationContext, n: number): Promise<PreCopyRound> {
     const { source, destination, workload } = ctx;
-    const ops = this.steps.ops;
+    const ops = this.ops;
     const dir = live.roundDir(ctx.sourceDir, n);
     const peerDir = live.roundDir(ctx.destinationDir, n);
     await Promise.all([ops.makeDir(source, dir), ops.makeDir(destination, peerDir)]);
@@ -72,7 +87,7 @@ export class PreCopyRounds {
       const res = await ops.runTimed(
         source,
         live.preDump(workload.pid, dir, live.roundParent(n), channel.connect, channel.tls?.client),
-        this.steps.config.criuTimeoutMs,
+        this.config.criuTimeoutMs,
       );
       const round = await this.roundResult(ctx, n, dir, res);
       // the next round and the final dump link to this round's images: they must be whole
@@ -88,13 +103,13 @@ export class PreCopyRounds {
 
   private async toLocalFiles(ctx: MigrationContext, n: number): Promise<PreCopyRound> {
     const { source, destination, workload } = ctx;
-    const ops = this.steps.ops;
+    const ops = this.ops;
     const dir = live.roundDir(ctx.sourceDir, n);
     await ops.makeDir(source, dir);
     const res = await ops.runTimed(
       source,
       live.preDump(workload.pid, dir, live.roundParent(n)),
-      this.steps.config.criuTimeoutMs,
+      this.config.criuTimeoutMs,
     );
     const round = await this.roundResult(ctx, n, dir, res);
     // The round's files, its `parent` link included (the destination's chain must match the source's).
@@ -121,14 +136,14 @@ export class PreCopyRounds {
     let lastError = '';
     for (let attempt = 0; attempt < 5; attempt++) {
       const channel = await transport.open(ctx, this.steps.pickPort());
-      const res = await this.steps.ops.run(
+      const res = await this.ops.run(
         ctx.destination,
         live.pageServerWithParent(dir, channel.listen, prev, channel.tls?.server),
         30_000,
       );
       if (res.code === 0) return channel;
       await channel.close();
-      lastError = (await this.steps.ops.tail(ctx.destination, `${dir}/page-server.log`, 200)) || res.stderr;
+      lastError = (await this.ops.tail(ctx.destination, `${dir}/page-server.log`, 200)) || res.stderr;
       if (!/Address already in use/.test(lastError)) break;
     }
     throw new StrategyUnavailableError(
@@ -148,7 +163,7 @@ export class PreCopyRounds {
     dir: string,
     res: { code: number | null; stderr: string; startNs?: bigint; endNs?: bigint },
   ): Promise<PreCopyRound> {
-    const ops = this.steps.ops;
+    const ops = this.ops;
     if (res.code !== 0 || res.startNs === undefined || res.endNs === undefined) {
       const log = await ops.tail(ctx.source, `${dir}/pre-dump.log`, 200);
       if ((await ops.processState(ctx.source, ctx.workload.pid)) === 'T')

@@ -1,12 +1,16 @@
 import type { ArmedStream, DirectoryStreamer } from '@spotlift/transport';
-import * as criu from '../criu-commands.js';
-import { type MigrationContext, MigrationStepError } from '../engine.types.js';
+import * as criu from '../node-ops/process/criu-commands.js';
+import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
+import type { NodeOps } from '../node-ops/node-ops.js';
+import type { PhaseRecorder } from '../phase-recorder.js';
 import type { MigrationSteps } from '../steps/migration-steps.js';
 import type { PageChannel } from '../transports/page-transport.port.js';
 import type { PageTransports } from '../transports/page-transports.js';
 import { measureThroughput } from '../transports/throughput.js';
-import { FILE_SYNC_STATE_DIR } from '../files/file-sync-commands.js';
+import { FILE_SYNC_STATE_DIR } from '../node-ops/file-sync-commands.js';
 import type { MigrationStrategy } from './migration-strategy.port.js';
+import type { StrategyDeps } from './strategy-deps.js';
+import type { WorkloadFiles } from '../files/workload-files.js';
 import { OWNER_MARKER_FILE } from '../sweeper/owner-marker.js';
 
 /**
@@ -17,15 +21,27 @@ import { OWNER_MARKER_FILE } from '../sweeper/owner-marker.js';
 export class StopAndCopy implements MigrationStrategy {
   readonly name = 'stop-and-copy' as const;
 
-  constructor(
-    private readonly steps: MigrationSteps,
-    private readonly streamer: DirectoryStreamer,
-    private readonly transports: PageTransports,
-  ) {}
+  private readonly ops: NodeOps;
+  private readonly phases: PhaseRecorder;
+  private readonly config: EngineConfig;
+  private readonly steps: MigrationSteps;
+  private readonly streamer: DirectoryStreamer;
+  private readonly transports: PageTransports;
+  private readonly files: WorkloadFiles | undefined;
+
+  constructor(deps: StrategyDeps) {
+    this.ops = deps.ops;
+    this.phases = deps.phases;
+    this.config = deps.config;
+    this.steps = deps.steps;
+    this.streamer = deps.streamer;
+    this.transports = deps.transports;
+    this.files = deps.files;
+  }
 
   async run(ctx: MigrationContext): Promise<void> {
     const { migration, source, destination } = ctx;
-    const { phases } = this.steps;
+    const phases = this.phases;
     const tree = await phases.run(migration, 'preflight', (phase) => this.steps.preflight(ctx, phase));
     const { channel, transferArmed, restoreArmed } = await phases.run(migration, 'prepare', async () => {
       const channel = await this.prepare(ctx);
@@ -39,8 +55,8 @@ export class StopAndCopy implements MigrationStrategy {
     });
     let filesArmed: ArmedStream | undefined;
     try {
-      await this.steps.files?.presync(ctx);
-      filesArmed = await this.steps.files?.armFinal(ctx);
+      await this.files?.presync(ctx);
+      filesArmed = await this.files?.armFinal(ctx);
       await this.steps.markMigrating(ctx);
       const dumped = await phases.run(migration, 'dump', () => this.dump(ctx, channel));
       // the workload's files (the changes since the last copy) travel next to the image files
@@ -77,14 +93,14 @@ export class StopAndCopy implements MigrationStrategy {
     for (let attempt = 0; attempt < 5; attempt++) {
       const channel = await transport.open(ctx, this.steps.pickPort());
       ctx.migration.transport = transport.name;
-      const res = await this.steps.ops.run(
+      const res = await this.ops.run(
         destination,
         criu.pageServer(ctx.destinationDir, channel.listen.address, channel.listen.port, channel.tls?.server),
         30_000,
       );
       if (res.code === 0) return channel;
       await channel.close();
-      lastError = (await this.steps.ops.tail(destination, `${ctx.destinationDir}/page-server.log`, 200)) || res.stderr;
+      lastError = (await this.ops.tail(destination, `${ctx.destinationDir}/page-server.log`, 200)) || res.stderr;
       if (!/Address already in use/.test(lastError)) break;
     }
     throw new MigrationStepError('prepare', criu.explainFailure('page-server', destination.id, lastError, null), true);
@@ -93,18 +109,18 @@ export class StopAndCopy implements MigrationStrategy {
   /** Node-side times of the dump command: the end anchors CRIU's frozen time, the start is the fallback. */
   async dump(ctx: MigrationContext, channel: PageChannel): Promise<{ startNs?: bigint; endNs: bigint }> {
     const { source, workload } = ctx;
-    const res = await this.steps.ops.runTimed(
+    const res = await this.ops.runTimed(
       source,
       criu.dump(workload.pid, ctx.sourceDir, channel.connect, {
         ...(channel.tls ? { tls: channel.tls.client } : {}),
-        ghostLimitBytes: this.steps.config.ghostLimitBytes,
+        ghostLimitBytes: this.config.ghostLimitBytes,
       }),
-      this.steps.config.criuTimeoutMs,
+      this.config.criuTimeoutMs,
     );
     const relayed = channel.bytesRelayed?.();
     if (relayed !== undefined) ctx.migration.bytes.relayed = relayed;
     if (res.code !== 0 || res.endNs === undefined) {
-      const log = await this.steps.ops.tail(source, `${ctx.sourceDir}/dump.log`, 200);
+      const log = await this.ops.tail(source, `${ctx.sourceDir}/dump.log`, 200);
       const error = criu.dumpFailure('dump', source.id, log || res.stderr, res.code);
       channel.failed?.(error);
       throw error;

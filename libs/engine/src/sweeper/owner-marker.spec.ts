@@ -1,6 +1,6 @@
 import { aMigration, aNode, aWorkload } from '@spotlift/testing';
 import type { MigrationContext } from '../engine.types.js';
-import { nodeLockPath } from '../node-scripts.js';
+import { nodeLockPath } from '../node-ops/node-scripts.js';
 import { ownerMarker, parseOwnerMarker } from './owner-marker.js';
 
 const ctx = (): MigrationContext => ({

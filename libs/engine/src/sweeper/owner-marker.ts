@@ -1,6 +1,6 @@
 import { processKey, type ProcessIdentity } from '@spotlift/domain';
 import type { MigrationContext } from '../engine.types.js';
-import { nodeLockPath } from '../node-scripts.js';
+import { nodeLockPath } from '../node-ops/node-scripts.js';
 
 /**
  * The ownership marker the engine writes into each side's image directory (`<imageRoot>/<id>/src` on the

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { NodeRecord } from '@spotlift/domain';
 import { LocalNodeShell, aNode } from '@spotlift/testing';
 import { SystemClock } from '../clock.js';
-import { NodeOps } from '../node-ops.js';
+import { NodeOps } from '../node-ops/node-ops.js';
 import { OWNER_MARKER_FILE, type OwnerMarker } from './owner-marker.js';
 import { Sweeper, type SweepRecords } from './sweeper.js';
 

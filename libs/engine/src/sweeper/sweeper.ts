@@ -1,6 +1,6 @@
 import type { NodeRecord } from '@spotlift/domain';
 import type { Clock } from '../clock.js';
-import type { NodeOps } from '../node-ops.js';
+import type { NodeOps } from '../node-ops/node-ops.js';
 import { type OwnerMarker, parseOwnerMarker } from './owner-marker.js';
 import {
   type ListedDir,
@@ -9,7 +9,7 @@ import {
   parseImageDirs,
   parseProcessFacts,
   processFacts,
-} from './sweep-commands.js';
+} from '../node-ops/sweep-commands.js';
 import {
   type RestoredTree,
   type SourceTree,

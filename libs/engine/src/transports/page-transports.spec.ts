@@ -13,7 +13,7 @@ import { ScriptedNodeShell, aMigration, aNode, aWorkload, scriptHealthyPreflight
 import { SystemClock } from '../clock.js';
 import { DEFAULT_ENGINE_CONFIG, type MigrationContext } from '../engine.types.js';
 import { MigrationEngine } from '../migration-engine.js';
-import { NodeOps } from '../node-ops.js';
+import { NodeOps } from '../node-ops/node-ops.js';
 import type { PageTransport } from './page-transport.port.js';
 import { DEFAULT_SSH_TUNNEL, SshPageTransport } from './ssh-page-transport.js';
 import { TcpPageTransport } from './tcp-page-transport.js';

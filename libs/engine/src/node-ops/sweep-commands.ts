@@ -1,5 +1,6 @@
 import { shq } from '@spotlift/transport';
-import { OWNER_MARKER_FILE } from './owner-marker.js';
+import { OWNER_MARKER_FILE } from '../sweeper/owner-marker.js';
+import { type NodeCommand, nodeCommand } from './node-command.js';
 
 /**
  * The sweeper's node commands (POSIX sh, GNU or busybox tools) and the parsers of their one-line-per-fact
@@ -14,17 +15,19 @@ const DIR_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
  * restored.pid on the destination side) and `CRIU pid cmdline` for every CRIU process (its directory is in
  * its command line). A missing root prints nothing: nothing was ever left there.
  */
-export function listImageDirs(root: string): string {
-  return [
-    `r=${shq(root)}`,
-    `if [ -d "$r" ]; then for d in "$r"/*/; do [ -d "$d" ] || continue; n=$(basename "$d"); ` +
-      `echo "DIR $n $(stat -c %Y "$d" 2>/dev/null)"; ` +
-      `for s in src dst; do f="$d$s/${OWNER_MARKER_FILE}"; [ -f "$f" ] && echo "MARK $n $s $(head -c 4096 "$f" | base64 | tr -d '\\n')"; done; ` +
-      `p=$(cat "$d/dst/restored.pid" 2>/dev/null); case "$p" in ''|*[!0-9]*) ;; *) echo "RESTORED $n $p" ;; esac; done; fi`,
-    `for p in /proc/[0-9]*; do n=; read -r n 2>/dev/null < "$p/comm"; [ "$n" = criu ] || continue; ` +
-      `echo "CRIU \${p#/proc/} $(tr '\\0' ' ' < "$p/cmdline" 2>/dev/null)"; done`,
-    'true',
-  ].join('\n');
+export function listImageDirs(root: string): NodeCommand {
+  return nodeCommand(
+    [
+      `r=${shq(root)}`,
+      `if [ -d "$r" ]; then for d in "$r"/*/; do [ -d "$d" ] || continue; n=$(basename "$d"); ` +
+        `echo "DIR $n $(stat -c %Y "$d" 2>/dev/null)"; ` +
+        `for s in src dst; do f="$d$s/${OWNER_MARKER_FILE}"; [ -f "$f" ] && echo "MARK $n $s $(head -c 4096 "$f" | base64 | tr -d '\\n')"; done; ` +
+        `p=$(cat "$d/dst/restored.pid" 2>/dev/null); case "$p" in ''|*[!0-9]*) ;; *) echo "RESTORED $n $p" ;; esac; done; fi`,
+      `for p in /proc/[0-9]*; do n=; read -r n 2>/dev/null < "$p/comm"; [ "$n" = criu ] || continue; ` +
+        `echo "CRIU \${p#/proc/} $(tr '\\0' ' ' < "$p/cmdline" 2>/dev/null)"; done`,
+      'true',
+    ].join('\n'),
+  );
 }
 
 export interface ListedDir {
@@ -68,7 +71,7 @@ export function parseImageDirs(stdout: string, root: string): ListedDir[] {
  * pid that does not exist) and `LOCK file held|free|none` (`none`: no such file, or no flock on the node, in
  * which case no job can hold one either). `flock -n` on a free lock takes and drops it at once.
  */
-export function processFacts(pids: readonly number[], lockFiles: readonly string[]): string {
+export function processFacts(pids: readonly number[], lockFiles: readonly string[]): NodeCommand {
   const lines = ['echo "BOOT $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"'];
   for (const pid of pids) {
     const p = `/proc/${pid}`;
@@ -86,7 +89,7 @@ export function processFacts(pids: readonly number[], lockFiles: readonly string
     );
   }
   lines.push('true');
-  return lines.join('\n');
+  return nodeCommand(lines.join('\n'));
 }
 
 export interface ProcFact {

@@ -9,8 +9,9 @@ import {
   type CriuTlsOptions,
 } from '@spotlift/criu';
 import { shellJoin, shq } from '@spotlift/transport';
-import { MigrationStepError } from './engine.types.js';
-import { readFileBase64, writeFileFromBase64 } from './node-scripts.js';
+import { MigrationStepError } from '../../engine.types.js';
+import { readFileBase64, writeFileFromBase64 } from '../node-scripts.js';
+import { type NodeCommand, nodeCommand } from '../node-command.js';
 
 /**
  * The shell commands the engine's steps run around CRIU. Argv comes from libs/criu (pure, table-tested);
@@ -19,21 +20,21 @@ import { readFileBase64, writeFileFromBase64 } from './node-scripts.js';
 
 const MEM_AVAILABLE = `awk '/^MemAvailable:/{print "MEM_AVAILABLE_KB", $2}' /proc/meminfo`;
 
-export function checkAndMemory(): string {
-  return `criu check 2>&1 | tail -n 3; ${MEM_AVAILABLE}`;
+export function checkAndMemory(): NodeCommand {
+  return nodeCommand(`criu check 2>&1 | tail -n 3; ${MEM_AVAILABLE}`);
 }
 
 /**
  * `criu check`, available memory, and free bytes where the images will go (created if missing). POSIX `df -P`
  * (busybox has no `--output`): 1024-byte blocks, 'Available' is the 4th field of the second line.
  */
-export function checkMemoryAndDisk(imageRoot: string): string {
-  return `${checkAndMemory()}; ${diskFree(imageRoot)}`;
+export function checkMemoryAndDisk(imageRoot: string): NodeCommand {
+  return nodeCommand(`${checkAndMemory()}; ${diskFree(imageRoot)}`);
 }
 
 /** Available memory and free image space without `criu check` (a recent probe already vouched for CRIU). */
-export function memoryAndDisk(imageRoot: string): string {
-  return `${MEM_AVAILABLE}; ${diskFree(imageRoot)}`;
+export function memoryAndDisk(imageRoot: string): NodeCommand {
+  return nodeCommand(`${MEM_AVAILABLE}; ${diskFree(imageRoot)}`);
 }
 
 function diskFree(imageRoot: string): string {
@@ -44,35 +45,43 @@ function diskFree(imageRoot: string): string {
  * `criu cpuinfo dump` / `check` with `--cpu-cap=cpu`: without it CRIU compares only FPU/xsave features and
  * passes a destination that lacks CPU capability bits the source has (libs/criu's CpuinfoOptions).
  */
-export function cpuinfoDump(dir: string): string {
-  return `mkdir -p -m 0700 ${shq(dir)} && ${shellJoin(cpuinfoDumpArgv({ imagesDir: dir, cpuCap: ['cpu'], log: { file: `${dir}/cpuinfo-dump.log` } }))}`;
+export function cpuinfoDump(dir: string): NodeCommand {
+  return nodeCommand(
+    `mkdir -p -m 0700 ${shq(dir)} && ${shellJoin(cpuinfoDumpArgv({ imagesDir: dir, cpuCap: ['cpu'], log: { file: `${dir}/cpuinfo-dump.log` } }))}`,
+  );
 }
 
-export function cpuinfoCheck(dir: string): string {
-  return shellJoin(cpuinfoCheckArgv({ imagesDir: dir, cpuCap: ['cpu'], log: { file: `${dir}/cpuinfo-check.log` } }));
+export function cpuinfoCheck(dir: string): NodeCommand {
+  return nodeCommand(
+    shellJoin(cpuinfoCheckArgv({ imagesDir: dir, cpuCap: ['cpu'], log: { file: `${dir}/cpuinfo-check.log` } })),
+  );
 }
 
 /** `criu cpuinfo dump`, then the image as base64 on stdout: one round trip. */
-export function cpuinfoDumpAndRead(dir: string): string {
-  return `${cpuinfoDump(dir)} && ${readFileBase64(`${dir}/cpuinfo.img`)}`;
+export function cpuinfoDumpAndRead(dir: string): NodeCommand {
+  return nodeCommand(`${cpuinfoDump(dir)} && ${readFileBase64(`${dir}/cpuinfo.img`)}`);
 }
 
 /** The source's cpuinfo.img (base64 on stdin) written into `dir`, then `criu cpuinfo check`: one round trip. */
-export function cpuinfoWriteAndCheck(dir: string): string {
-  return `mkdir -p -m 0700 ${shq(dir)} && ${writeFileFromBase64(`${dir}/cpuinfo.img`)} && ${cpuinfoCheck(dir)}`;
+export function cpuinfoWriteAndCheck(dir: string): NodeCommand {
+  return nodeCommand(
+    `mkdir -p -m 0700 ${shq(dir)} && ${writeFileFromBase64(`${dir}/cpuinfo.img`)} && ${cpuinfoCheck(dir)}`,
+  );
 }
 
-export function pageServer(dir: string, address: string, port: number, tls?: CriuTlsOptions): string {
-  return shellJoin(
-    pageServerArgv({
-      imagesDir: dir,
-      address,
-      port,
-      daemon: true,
-      pidfile: `${dir}/page-server.pid`,
-      log: { file: `${dir}/page-server.log` },
-      ...(tls ? { tls } : {}),
-    }),
+export function pageServer(dir: string, address: string, port: number, tls?: CriuTlsOptions): NodeCommand {
+  return nodeCommand(
+    shellJoin(
+      pageServerArgv({
+        imagesDir: dir,
+        address,
+        port,
+        daemon: true,
+        pidfile: `${dir}/page-server.pid`,
+        log: { file: `${dir}/page-server.log` },
+        ...(tls ? { tls } : {}),
+      }),
+    ),
   );
 }
 
@@ -101,18 +110,20 @@ export function dump(
   dir: string,
   to: CriuEndpoint,
   opts: { tls?: CriuTlsOptions; ghostLimitBytes?: number; prev?: string } = {},
-): string {
-  return shellJoin(
-    dumpArgv({
-      pid,
-      imagesDir: dir,
-      leaveStopped: true,
-      pageServer: to,
-      log: { file: `${dir}/dump.log` },
-      ...(opts.prev ? { prevImagesDir: opts.prev, trackMem: true } : {}),
-      ...(opts.tls ? { tls: opts.tls } : {}),
-      ...(opts.ghostLimitBytes !== undefined ? { ghostLimitBytes: opts.ghostLimitBytes } : {}),
-    }),
+): NodeCommand {
+  return nodeCommand(
+    shellJoin(
+      dumpArgv({
+        pid,
+        imagesDir: dir,
+        leaveStopped: true,
+        pageServer: to,
+        log: { file: `${dir}/dump.log` },
+        ...(opts.prev ? { prevImagesDir: opts.prev, trackMem: true } : {}),
+        ...(opts.tls ? { tls: opts.tls } : {}),
+        ...(opts.ghostLimitBytes !== undefined ? { ghostLimitBytes: opts.ghostLimitBytes } : {}),
+      }),
+    ),
   );
 }
 
@@ -121,7 +132,7 @@ export function dump(
  * it in the same shell (pre-copy's local lazy-pages daemon, which needs the image files to be there); when it
  * fails the restore does not run and `LAZY_DAEMON_FAILED` is printed.
  */
-export function restore(dir: string, opts: { lazyPages?: boolean; daemonFirst?: string } = {}): string {
+export function restore(dir: string, opts: { lazyPages?: boolean; daemonFirst?: string } = {}): NodeCommand {
   const pidfile = `${dir}/restored.pid`;
   const argv = restoreArgv({
     imagesDir: dir,
@@ -131,7 +142,9 @@ export function restore(dir: string, opts: { lazyPages?: boolean; daemonFirst?: 
     ...(opts.lazyPages ? { lazyPages: true } : {}),
   });
   const run = `${shellJoin(argv)} && echo RESTORED_PID $(cat ${shq(pidfile)})`;
-  return opts.daemonFirst ? `if ${opts.daemonFirst}; then ${run}; else echo LAZY_DAEMON_FAILED; false; fi` : run;
+  return nodeCommand(
+    opts.daemonFirst ? `if ${opts.daemonFirst}; then ${run}; else echo LAZY_DAEMON_FAILED; false; fi` : run,
+  );
 }
 
 /** A person-readable account of a failed CRIU command from its log. */

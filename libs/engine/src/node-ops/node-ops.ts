@@ -1,9 +1,10 @@
 import { type CriuFeatureCheck, checkArgv, parseFeatureCheck } from '@spotlift/criu';
 import type { NodeRecord } from '@spotlift/domain';
 import { NodeShell, armed, shellJoin, shq, type CommandResult } from '@spotlift/transport';
+import { type NodeCommand, nodeCommand } from './node-command.js';
 import * as sh from './node-scripts.js';
-import { parseRootProcess, type RootProcess } from './process-inspection.js';
-import { OWNER_MARKER_FILE } from './sweeper/owner-marker.js';
+import { parseRootProcess, type RootProcess } from '../process-inspection.js';
+import { OWNER_MARKER_FILE } from '../sweeper/owner-marker.js';
 
 export interface TreeInfo {
   pids: number[];
@@ -107,16 +108,16 @@ export class NodeOps {
 
   /** `criu check --feature F` on the node, asked now (a probe record may be stale), as CRIU answered it. */
   async checkFeature(node: NodeRecord, feature: string): Promise<CriuFeatureCheck> {
-    const res = await this.run(node, `${shellJoin(checkArgv({ feature }))} 2>&1`, 30_000);
+    const res = await this.run(node, nodeCommand(`${shellJoin(checkArgv({ feature }))} 2>&1`), 30_000);
     return parseFeatureCheck(feature, res.stdout + res.stderr, res.code ?? 1);
   }
 
   /** `stdin`: text the command reads (e.g. a small file as base64), in the same round trip. */
-  async run(node: NodeRecord, command: string, timeoutMs: number, stdin?: string): Promise<CommandResult> {
+  async run(node: NodeRecord, command: NodeCommand, timeoutMs: number, stdin?: string): Promise<CommandResult> {
     return this.shell.exec(node, command, { timeoutMs, ...(stdin !== undefined ? { stdin } : {}) });
   }
 
-  async runTimed(node: NodeRecord, command: string, timeoutMs: number): Promise<TimedResult> {
+  async runTimed(node: NodeRecord, command: NodeCommand, timeoutMs: number): Promise<TimedResult> {
     const res = await this.shell.exec(node, sh.timed(command), { timeoutMs });
     return { ...res, ...sh.parseTimes(res.stdout) };
   }
@@ -125,7 +126,7 @@ export class NodeOps {
    * Opens the channel for a timed command now and runs it on `fire()`, so the freeze window holds no channel
    * open. `cancel()` after `fire()` does nothing.
    */
-  async armTimed(node: NodeRecord, command: string, timeoutMs: number): Promise<ArmedCommand> {
+  async armTimed(node: NodeRecord, command: NodeCommand, timeoutMs: number): Promise<ArmedCommand> {
     const proc = await this.shell.spawn(node, armed(sh.timed(command)));
     const out: Buffer[] = [];
     proc.stdout.on('data', (d: Buffer) => out.push(d));
@@ -217,6 +218,29 @@ export class NodeOps {
     const res = await this.shell.exec(node, sh.readPidfile(path), { timeoutMs: 15_000 });
     const pid = Number(/^PID (\d+)$/m.exec(res.stdout)?.[1]);
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  }
+
+  /** A file's modification time in ns since the epoch (GNU or busybox node), undefined when it is missing. */
+  async fileMtimeNs(node: NodeRecord, path: string): Promise<bigint | undefined> {
+    return sh.parseFileMtime((await this.shell.exec(node, sh.fileMtimeCommand(path), { timeoutMs: 15_000 })).stdout);
+  }
+
+  /** Removes `dir` when it holds nothing (e.g. a workload's checkpoint parent); never throws. */
+  async removeEmptyDir(node: NodeRecord, dir: string): Promise<void> {
+    await this.shell.exec(node, sh.removeEmptyDir(dir), { timeoutMs: 15_000 }).catch(() => undefined);
+  }
+
+  /** The node's SSH login home (where its authorized_keys live), or undefined when it does not say. */
+  async loginHome(node: NodeRecord): Promise<string | undefined> {
+    const res = await this.shell.exec(node, sh.PRINT_LOGIN_HOME, { timeoutMs: 15_000 });
+    return res.code === 0 && res.stdout.startsWith('/') ? res.stdout : undefined;
+  }
+
+  /** MemAvailable in bytes, read now; undefined when the node did not answer within `timeoutMs` or made no sense. */
+  async memAvailableBytes(node: NodeRecord, timeoutMs: number): Promise<number | undefined> {
+    const res = await this.shell.exec(node, sh.MEM_AVAILABLE_KB, { timeoutMs }).catch(() => undefined);
+    const kb = Number(res?.stdout.trim());
+    return res?.code === 0 && Number.isFinite(kb) && kb > 0 ? kb * 1024 : undefined;
   }
 
   async writeFile(node: NodeRecord, path: string, data: Buffer): Promise<void> {

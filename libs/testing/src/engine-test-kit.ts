@@ -1,18 +1,23 @@
 /**
  * Shared set-up of the engine's unit specs: in-memory records, a scripted node shell answering like healthy
- * lab nodes (stats images captured from real CRIU runs), and an engine over them. Not exported from the lib.
+ * lab nodes (stats images captured from real CRIU runs), and an engine over them.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
 import { InMemoryMigrationFlags, InMemoryRecords } from '@spotlift/store';
-import { ScriptedNodeShell, aMigration, aNode, aWorkload, scriptHealthyPreflight } from '@spotlift/testing';
+import {
+  DEFAULT_ENGINE_CONFIG,
+  type EngineConfig,
+  MigrationEngine,
+  NodeOps,
+  type RunControl,
+  SystemClock,
+} from '@spotlift/engine';
 import { DirectoryStreamer } from '@spotlift/transport';
-import { SystemClock } from './clock.js';
-import { DEFAULT_ENGINE_CONFIG, type EngineConfig } from './engine.types.js';
-import { MigrationEngine } from './migration-engine.js';
-import { NodeOps } from './node-ops.js';
-import type { RunControl } from './run-control.js';
+import { aMigration, aNode, aWorkload } from './builders.js';
+import { ScriptedNodeShell } from './scripted-node-shell.js';
+import { scriptHealthyPreflight } from './scripted-preflight.js';
 
 export const criuFixture = (path: string): Buffer =>
   readFileSync(new URL(`../../criu/test/fixtures/${path}`, import.meta.url));

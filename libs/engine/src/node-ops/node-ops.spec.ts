@@ -6,6 +6,7 @@
 import type { NodeTarget } from '@spotlift/domain';
 import { ScriptedNodeShell, aNode } from '@spotlift/testing';
 import { DirectoryStreamer, type RemoteProcess } from '@spotlift/transport';
+import { nodeCommand } from './node-command.js';
 import { NodeOps } from './node-ops.js';
 
 /** Records what each spawned command's stdin was ended with (the go line, or a cancel's "no"). */
@@ -27,7 +28,7 @@ describe('armed commands', () => {
 
   it('fire runs it once; a cancel afterwards does nothing', async () => {
     const shell = new RecordingShell().on({ match: /criu restore/, reply: { stdout: 'RESTORED_PID 7\n' } });
-    const armed = await new NodeOps(shell).armTimed(node, 'criu restore -D /d', 5_000);
+    const armed = await new NodeOps(shell).armTimed(node, nodeCommand('criu restore -D /d'), 5_000);
     const res = await armed.fire();
     expect(res.stdout).toContain('RESTORED_PID 7');
     await expect(armed.cancel()).resolves.toBeUndefined();
@@ -37,7 +38,7 @@ describe('armed commands', () => {
 
   it('cancel before fire: it never runs', async () => {
     const shell = new ScriptedNodeShell();
-    const armed = await new NodeOps(shell).armTimed(node, 'criu restore -D /d', 5_000);
+    const armed = await new NodeOps(shell).armTimed(node, nodeCommand('criu restore -D /d'), 5_000);
     await armed.cancel();
     expect(shell.ran('node-b', /criu restore/)).toEqual([]);
   });

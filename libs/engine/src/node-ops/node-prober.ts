@@ -1,24 +1,27 @@
 import type { NodeProbe, NodeTarget } from '@spotlift/domain';
 import { NodeShell, shq } from '@spotlift/transport';
-import type { Clock } from './clock.js';
+import type { Clock } from '../clock.js';
+import { type NodeCommand, nodeCommand } from './node-command.js';
 
 /** Features probed on every node; what each strategy needs is decided elsewhere. */
 export const PROBED_FEATURES = ['mem_dirty_track', 'uffd-noncoop', 'lazy_parent_pages'] as const;
 
 /** One command for the whole probe: one channel, sections marked so each answer is parsed on its own. */
-function probeScript(imageRoot: string): string {
-  return [
-    `echo '@@version'; criu --version 2>&1`,
-    `echo '@@check'; criu check 2>&1 | tail -n 20`,
-    ...PROBED_FEATURES.map(
-      (f) => `echo '@@feature ${f}'; criu check --feature ${f} >/dev/null 2>&1 && echo yes || echo no`,
-    ),
-    `echo '@@kernel'; uname -r`,
-    `echo '@@cpu'; awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo; nproc`,
-    `echo '@@mem'; awk '/^(MemTotal|MemAvailable):/{print $1, $2}' /proc/meminfo`,
-    // POSIX df (busybox has no --output): 1024-byte blocks, one line per file system, 'Available' 4th
-    `echo '@@disk'; mkdir -p ${shq(imageRoot)} && df -P -k ${shq(imageRoot)} | awk 'NR == 2 {printf "%.0f\\n", $4 * 1024}'`,
-  ].join('; ');
+function probeScript(imageRoot: string): NodeCommand {
+  return nodeCommand(
+    [
+      `echo '@@version'; criu --version 2>&1`,
+      `echo '@@check'; criu check 2>&1 | tail -n 20`,
+      ...PROBED_FEATURES.map(
+        (f) => `echo '@@feature ${f}'; criu check --feature ${f} >/dev/null 2>&1 && echo yes || echo no`,
+      ),
+      `echo '@@kernel'; uname -r`,
+      `echo '@@cpu'; awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo; nproc`,
+      `echo '@@mem'; awk '/^(MemTotal|MemAvailable):/{print $1, $2}' /proc/meminfo`,
+      // POSIX df (busybox has no --output): 1024-byte blocks, one line per file system, 'Available' 4th
+      `echo '@@disk'; mkdir -p ${shq(imageRoot)} && df -P -k ${shq(imageRoot)} | awk 'NR == 2 {printf "%.0f\\n", $4 * 1024}'`,
+    ].join('; '),
+  );
 }
 
 export function parseProbe(output: string, probedAt: string): NodeProbe {

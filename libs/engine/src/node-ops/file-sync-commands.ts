@@ -1,4 +1,5 @@
 import { shq } from '@spotlift/transport';
+import { type NodeCommand, nodeCommand } from './node-command.js';
 
 /**
  * Shell commands that copy a workload's declared files from the source to the destination as one tar stream
@@ -94,31 +95,33 @@ export const ROUND_SUMMARY = /SPOTLIFT_FILES sent=(\d+) deleted=(\d+)/;
  * A file changing while tar reads it (exit 1) is fine while the workload runs, since the next round sends it
  * again; inside the freeze it fails the round.
  */
-export function sendRound(dir: string, paths: readonly string[], opts: { final: boolean }): string {
+export function sendRound(dir: string, paths: readonly string[], opts: { final: boolean }): NodeCommand {
   const state = `${dir}/${FILE_SYNC_STATE_DIR}`;
   const rels = paths.map((p) => shq(relative(p))).join(' ');
   const f = (name: string) => shq(`${state}/${name}`);
   const tarOk = opts.final ? '[ $rc -eq 0 ]' : '[ $rc -le 1 ]';
-  return [
-    `mkdir -p ${shq(state)} && cd / || exit 1`,
-    // the mark: now minus the margin, to the nanosecond (GNU date and touch)
-    `ns=$(( $(date +%s%N) - ${MARK_MARGIN_MS * 1_000_000} ))`,
-    `touch -d "@$((ns / 1000000000)).$(printf %09d $((ns % 1000000000)))" ${f('mark.next')} || exit 1`,
-    // no pipe: dash has no pipefail, and a declared path that vanished must fail the round
-    `find ${rels} -print0 > ${f('found')} || exit 1`,
-    `LC_ALL=C sort -z < ${f('found')} > ${f('now')} || exit 1`,
-    `[ -e ${f('sent')} ] || : > ${f('sent')}`,
-    `LC_ALL=C comm -z -23 ${f('sent')} ${f('now')} > ${f('deleted')} || exit 1`,
-    `if [ -e ${f('mark')} ]; then find ${rels} \\( -newer ${f('mark')} -o -cnewer ${f('mark')} \\) -print0; ` +
-      `else cat ${f('now')}; fi > ${f('changed')} || exit 1`,
-    `sent=$(tr -cd '\\000' < ${f('changed')} | wc -c); deleted=$(tr -cd '\\000' < ${f('deleted')} | wc -c)`,
-    // the deletion list travels in the same stream, to the same path on the destination
-    `printf '%s\\000' ${shq(`${relative(state)}/deleted`)} >> ${f('changed')}`,
-    `mv -f ${f('now')} ${f('sent')} && mv -f ${f('mark.next')} ${f('mark')} || exit 1`,
-    `echo "SPOTLIFT_FILES sent=$sent deleted=$deleted" >&2`,
-    `tar -cf - --null --no-recursion -T ${f('changed')}; rc=$?`,
-    `${tarOk}`,
-  ].join('\n');
+  return nodeCommand(
+    [
+      `mkdir -p ${shq(state)} && cd / || exit 1`,
+      // the mark: now minus the margin, to the nanosecond (GNU date and touch)
+      `ns=$(( $(date +%s%N) - ${MARK_MARGIN_MS * 1_000_000} ))`,
+      `touch -d "@$((ns / 1000000000)).$(printf %09d $((ns % 1000000000)))" ${f('mark.next')} || exit 1`,
+      // no pipe: dash has no pipefail, and a declared path that vanished must fail the round
+      `find ${rels} -print0 > ${f('found')} || exit 1`,
+      `LC_ALL=C sort -z < ${f('found')} > ${f('now')} || exit 1`,
+      `[ -e ${f('sent')} ] || : > ${f('sent')}`,
+      `LC_ALL=C comm -z -23 ${f('sent')} ${f('now')} > ${f('deleted')} || exit 1`,
+      `if [ -e ${f('mark')} ]; then find ${rels} \\( -newer ${f('mark')} -o -cnewer ${f('mark')} \\) -print0; ` +
+        `else cat ${f('now')}; fi > ${f('changed')} || exit 1`,
+      `sent=$(tr -cd '\\000' < ${f('changed')} | wc -c); deleted=$(tr -cd '\\000' < ${f('deleted')} | wc -c)`,
+      // the deletion list travels in the same stream, to the same path on the destination
+      `printf '%s\\000' ${shq(`${relative(state)}/deleted`)} >> ${f('changed')}`,
+      `mv -f ${f('now')} ${f('sent')} && mv -f ${f('mark.next')} ${f('mark')} || exit 1`,
+      `echo "SPOTLIFT_FILES sent=$sent deleted=$deleted" >&2`,
+      `tar -cf - --null --no-recursion -T ${f('changed')}; rc=$?`,
+      `${tarOk}`,
+    ].join('\n'),
+  );
 }
 
 /**
@@ -127,13 +130,13 @@ export function sendRound(dir: string, paths: readonly string[], opts: { final: 
  * stream already (TarGuard); this is the destination's own line. A name with no member in the stream (nothing
  * under it changed this round) is not an error: tar reports it and exits 2, and only those lines are let through.
  */
-export function unpackOnly(paths: readonly string[]): string {
+export function unpackOnly(paths: readonly string[]): NodeCommand {
   const names = paths.map((p) => shq(relative(p))).join(' ');
   // `|| rc=$?`: the receiver runs under `set -e`, which a subshell inherits
-  return (
+  return nodeCommand(
     `(e=.spotlift-tar.$$.err; rc=0; LC_ALL=C tar -C / -xpf - -- ${names} 2>$e || rc=$?; ` +
-    `if [ $rc -eq 2 ] && ! grep -qv -e ': Not found in archive$' -e '^tar: Exiting with failure status due to previous errors$' $e; ` +
-    `then rc=0; fi; cat $e >&2; rm -f $e; exit $rc)`
+      `if [ $rc -eq 2 ] && ! grep -qv -e ': Not found in archive$' -e '^tar: Exiting with failure status due to previous errors$' $e; ` +
+      `then rc=0; fi; cat $e >&2; rm -f $e; exit $rc)`,
   );
 }
 
@@ -167,11 +170,11 @@ export function parseHome(out: string): string | undefined {
 }
 
 /** Prints `MISSING <path>` for each declared path absent on the source, else `SIZE <KiB> <path>`. */
-export function inspectPaths(paths: readonly string[]): string {
-  return (
+export function inspectPaths(paths: readonly string[]): NodeCommand {
+  return nodeCommand(
     PRINT_HOME +
-    `for p in ${paths.map(shq).join(' ')}; do if [ -e "$p" ] || [ -L "$p" ]; then ` +
-    `printf 'SIZE\\t%s\\t%s\\n' "$(du -sk "$p" 2>/dev/null | cut -f1)" "$p"; else printf 'MISSING\\t%s\\n' "$p"; fi; done`
+      `for p in ${paths.map(shq).join(' ')}; do if [ -e "$p" ] || [ -L "$p" ]; then ` +
+      `printf 'SIZE\\t%s\\t%s\\n' "$(du -sk "$p" 2>/dev/null | cut -f1)" "$p"; else printf 'MISSING\\t%s\\n' "$p"; fi; done`,
   );
 }
 
@@ -187,12 +190,12 @@ export function parseInspect(out: string): { missing: string[]; kib: Map<string,
  * ancestor), its free KiB, and the KiB the path holds there already (an older copy is overwritten, not added
  * to). Prints `FREE<tab>avail<tab>held<tab>mount<tab>path`.
  */
-export function freeSpaceFor(paths: readonly string[]): string {
-  return (
+export function freeSpaceFor(paths: readonly string[]): NodeCommand {
+  return nodeCommand(
     PRINT_HOME +
-    `for p in ${paths.map(shq).join(' ')}; do q=$p; while [ ! -e "$q" ] && [ "$q" != / ]; do q=$(dirname "$q"); done; ` +
-    `h=0; if [ -e "$p" ]; then h=$(du -sk "$p" 2>/dev/null | cut -f1); fi; ` +
-    `d=$(df -P -k "$q" | awk 'NR == 2 {print $4 "\\t" $6}'); printf 'FREE\\t%s\\t%s\\t%s\\n' "$d" "\${h:-0}" "$p"; done`
+      `for p in ${paths.map(shq).join(' ')}; do q=$p; while [ ! -e "$q" ] && [ "$q" != / ]; do q=$(dirname "$q"); done; ` +
+      `h=0; if [ -e "$p" ]; then h=$(du -sk "$p" 2>/dev/null | cut -f1); fi; ` +
+      `d=$(df -P -k "$q" | awk 'NR == 2 {print $4 "\\t" $6}'); printf 'FREE\\t%s\\t%s\\t%s\\n' "$d" "\${h:-0}" "$p"; done`,
   );
 }
 
@@ -240,9 +243,16 @@ export function diskShortfalls(sourceKib: ReadonlyMap<string, number>, space: re
 export const CHECKPOINT_FILES_TAR = 'workload-files.tar';
 
 /** The declared paths as one tar stream, relative to / (a checkpoint stores it; a restore unpacks it at /). */
-export function archivePaths(paths: readonly string[]): string {
-  return `cd / && tar -cf - -- ${paths.map((p) => shq(relative(p))).join(' ')}`;
+export function archivePaths(paths: readonly string[]): NodeCommand {
+  return nodeCommand(`cd / && tar -cf - -- ${paths.map((p) => shq(relative(p))).join(' ')}`);
 }
 
 /** Unpacks a stream of {@link archivePaths} in place (only those paths), keeping modes, owners and times. */
 export const unpackAtRoot = (paths: readonly string[]): string => unpackOnly(paths);
+
+/** Writes the stream of {@link archivePaths} as the checkpoint's tar file (run in its image directory). */
+export const storeArchive = (): NodeCommand => nodeCommand(`cat > ${CHECKPOINT_FILES_TAR}`);
+
+/** Streams a stored checkpoint's tar file back out. */
+export const readStoredArchive = (imageDir: string): NodeCommand =>
+  nodeCommand(`cat ${shq(`${imageDir}/${CHECKPOINT_FILES_TAR}`)}`);

@@ -1,0 +1,98 @@
+/**
+ * The layering rules of eslint.config.js fire: each case lints a small import through the project's own
+ * configuration, as if it were the first lines of a real file of that layer, and expects the rule's report.
+ * (A rule that cannot fail would let the layers grow back together without anyone noticing.)
+ */
+import { ESLint } from 'eslint';
+
+const eslint = new ESLint({
+  cwd: process.cwd(),
+  ruleFilter: ({ ruleId }) => /restricted-imports|no-cycle/.test(ruleId),
+});
+
+async function reports(file: string, code: string): Promise<string[]> {
+  const [result] = await eslint.lintText(`${code}\nexport {};\n`, { filePath: file });
+  return (result?.messages ?? []).map((m) => `${m.ruleId}: ${m.message}`);
+}
+
+describe('layering lint rules', () => {
+  it('refuses an import cycle in libs/engine (recovery.ts <-> migration-steps.ts was one)', async () => {
+    const found = await reports('libs/engine/src/steps/migration-steps.ts', "import '../node-ops/node-scripts.js';");
+    expect(found).toEqual([]);
+    const cycle = await reports(
+      'libs/engine/src/recovery.ts',
+      "import type { MigrationSteps } from './steps/migration-steps.js';",
+    );
+    expect(cycle).toEqual([]);
+    const back = await reports(
+      'libs/engine/src/node-ops/node-ops.ts',
+      "import { MigrationSteps } from '../steps/migration-steps.js';",
+    );
+    expect(back).toEqual([
+      expect.stringMatching(
+        /^spotlift\/no-cycle: import cycle: libs\/engine\/src\/node-ops\/node-ops\.ts -> libs\/engine\/src\/steps\/migration-steps\.ts -> .*libs\/engine\/src\/node-ops\/node-ops\.ts$/,
+      ),
+    ]);
+  });
+
+  it.each([
+    ['libs/criu/src/argv.ts', "import { spawn } from 'node:child_process';"],
+    ['libs/criu/src/argv.ts', "import { readFileSync } from 'node:fs';"],
+    ['libs/domain/src/models.ts', "import Redis from 'ioredis';"],
+    ['libs/placement/src/index.ts', "import { Injectable } from '@nestjs/common';"],
+    ['libs/placement/src/index.ts', "import { NodeShell } from '@spotlift/transport';"],
+    ['libs/domain/src/models.ts', "import { Client } from 'ssh2';"],
+    ['libs/criu/src/argv.ts', "import { Queue } from 'bullmq';"],
+  ])('a pure lib does no I/O: %s may not %s', async (file, code) => {
+    expect(await reports(file, code)).toEqual([
+      expect.stringContaining('pure libs (criu, domain, placement) do no I/O'),
+    ]);
+  });
+
+  it.each([
+    "import { Injectable } from '@nestjs/common';",
+    "import { AppConfig } from '../../../apps/orchestrator/src/config/app-config.js';",
+    "import { ScriptedNodeShell } from '@spotlift/testing';",
+    "import Redis from 'ioredis';",
+  ])('libs/engine imports no Nest, app code or test helper: %s', async (code) => {
+    expect(await reports('libs/engine/src/rollback.ts', code)).toEqual(
+      expect.arrayContaining([expect.stringContaining('libs/engine imports no Nest, no app code')]),
+    );
+  });
+
+  it.each([
+    ["import { NodeOps } from '@spotlift/engine';", 'the CLI imports only types'],
+    ["import { aNode } from '@spotlift/testing';", 'the CLI imports only types'],
+    ["import { request } from 'node:http';", 'through api-client.ts only'],
+    ["import Redis from 'ioredis';", 'through api-client.ts only'],
+  ])('the CLI imports only its HTTP client and shared types: %s', async (code, why) => {
+    expect(await reports('apps/cli/src/format.ts', code)).toEqual(
+      expect.arrayContaining([expect.stringContaining(why)]),
+    );
+  });
+
+  it('only the node-operations layer writes node commands', async () => {
+    const outside = await reports(
+      'libs/engine/src/strategies/stop-and-copy.ts',
+      "import { nodeCommand } from '../node-ops/node-command.js';",
+    );
+    expect(outside).toEqual([expect.stringContaining('node commands are written in libs/engine/src/node-ops only')]);
+    const app = await reports(
+      'apps/orchestrator/src/workloads/workloads.service.ts',
+      "import { nodeCommand } from '../../../../libs/engine/src/node-ops/node-command.js';",
+    );
+    expect(app).toEqual([expect.stringContaining('no-restricted-imports')]);
+    expect(
+      await reports('libs/engine/src/node-ops/node-scripts.ts', "import { nodeCommand } from './node-command.js';"),
+    ).toEqual([]);
+  });
+
+  it('lets each layer import what it may', async () => {
+    expect(await reports('apps/cli/src/format.ts', "import type { NodeRecord } from '@spotlift/domain';")).toEqual([]);
+    expect(await reports('apps/cli/src/api-client.ts', "import { request } from 'node:https';")).toEqual([]);
+    expect(await reports('libs/placement/src/index.ts', "import { isFinished } from '@spotlift/domain';")).toEqual([]);
+    expect(
+      await reports('libs/engine/src/rollback.ts', "import { DirectoryStreamer } from '@spotlift/transport';"),
+    ).toEqual([]);
+  });
+});

@@ -1,0 +1,24 @@
+import { shq } from '@spotlift/transport';
+import { type NodeCommand, nodeCommand } from '../node-command.js';
+
+/**
+ * Commands on a storage node's stored images (checkpoints): sealing them with a checksum list and checking
+ * them again before a restore. The checks' meaning lives in checkpoint/checkpoint-checks.ts.
+ */
+
+/** Prints `MISSING <glob>` for each required file that is absent or empty, then writes `checksums`, syncs and prints `STORED_KB n`. */
+export function sealImages(dir: string, required: readonly string[], checksums: string): NodeCommand {
+  const present = required.map((f) => `set -- ${f}; [ -s "$1" ] || echo "MISSING ${f}";`).join(' ');
+  return nodeCommand(
+    `cd ${shq(dir)} || exit 1; ${present} ` +
+      `sha256sum $(ls | grep -v -e '\\.log$' -e '^${checksums}$') > ${checksums} && sync && ` +
+      `echo STORED_KB $(du -sk . | cut -f1)`,
+  );
+}
+
+/** Exits non-zero when a file no longer matches `checksums`, printing the first five bad lines. */
+export function checkImages(dir: string, checksums: string): NodeCommand {
+  return nodeCommand(
+    `cd ${shq(dir)} || exit 2; out=$(sha256sum -c ${checksums} 2>&1); rc=$?; printf '%s\\n' "$out" | grep -v ': OK$' | head -n 5; exit $rc`,
+  );
+}
