@@ -93,11 +93,13 @@ export function pageServer(dir: string, address: string, port: number, tls?: Cri
  * EOF`, seen in a CI run of the qemu pre-copy). Exits 0 once the server is gone (a zombie counts as gone), 1 if it
  * still runs after `timeoutMs`.
  */
-export function awaitPageServerExit(dir: string, timeoutMs: number): string {
+export function awaitPageServerExit(dir: string, timeoutMs: number): NodeCommand {
   const pidfile = shq(`${dir}/page-server.pid`);
   const tries = Math.max(1, Math.ceil(timeoutMs / 50));
   const alive = `[ "$(cat /proc/$p/comm 2>/dev/null)" = criu ] && ! grep -q '^State:[[:space:]]*Z' /proc/$p/status 2>/dev/null`;
-  return `p=$(cat ${pidfile} 2>/dev/null); [ -n "$p" ] || exit 0; i=0; while ${alive}; do [ $i -ge ${tries} ] && exit 1; i=$((i + 1)); sleep 0.05; done; exit 0`;
+  return nodeCommand(
+    `p=$(cat ${pidfile} 2>/dev/null); [ -n "$p" ] || exit 0; i=0; while ${alive}; do [ $i -ge ${tries} ] && exit 1; i=$((i + 1)); sleep 0.05; done; exit 0`,
+  );
 }
 
 /**
