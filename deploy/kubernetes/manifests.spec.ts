@@ -106,7 +106,7 @@ describe('deploy/kubernetes/base', () => {
   );
 
   it('the checks can fail: a wrong type, a missing required field, a misspelt field', () => {
-    const api = byName('Deployment', 'spotlift-api') as { spec: { replicas: unknown; template: unknown } };
+    const api = byName('Deployment', 'spotlift-api') as unknown as { spec: { replicas: unknown; template: unknown } };
     expect(() => new Deployment({ ...api, spec: { ...api.spec, replicas: 'two' } } as never).validate()).toThrow(
       /replicas/,
     );
