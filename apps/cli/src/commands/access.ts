@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import type { ApiTokenRecord, AuditEntry } from '@spotlift/domain';
 import { ApiClient } from '../api-client.js';
-import { readConfigFile, writeConfigFile } from '../cli-config.js';
+import { DEFAULT_URL, readConfigFile, writeConfigFile } from '../cli-config.js';
 import type { CliContext } from '../cli-context.js';
 import { UsageError } from '../exit-codes.js';
 import { auditTable, tokensTable } from '../format.js';
@@ -36,8 +37,10 @@ export function registerAccess(program: Command, cli: CliContext): void {
       const path = cli.configPath();
       const file = readConfigFile(path, cli.io.err);
       const flags = cli.opts;
-      const url = flags.url ?? cli.io.env.SPOTLIFT_URL ?? file.url ?? 'http://127.0.0.1:8080';
-      const ca = flags.ca ?? cli.io.env.SPOTLIFT_CA ?? file.ca;
+      const url = flags.url ?? cli.io.env.SPOTLIFT_URL ?? file.url ?? DEFAULT_URL;
+      // Stored absolute: later commands run from other directories.
+      const givenCa = flags.ca ?? cli.io.env.SPOTLIFT_CA ?? file.ca;
+      const ca = givenCa ? resolve(givenCa) : undefined;
       const token = o.tokenStdin
         ? await readSecret('')
         : (flags.token ?? cli.io.env.SPOTLIFT_API_TOKEN ?? (await readSecret('API token: ')));
