@@ -84,10 +84,11 @@ describe('checkCriuVersions', () => {
     expect(await refusal(() => checkCriuVersions(withCriu('node-a', src), withCriu('node-b', dst)))).toBe(refused);
   });
 
-  it('a node without any probe is unknown too', async () => {
-    expect(
-      await refusal(() => checkCriuVersions(withCriu('node-a', '4.2.1'), aNode('node-b', { probe: undefined }))),
-    ).toBe(unknown('node-b'));
+  it.each([
+    ['source', aNode('node-a', { probe: undefined }), withCriu('node-b', '4.2.1'), 'node-a'],
+    ['destination', withCriu('node-a', '4.2.1'), aNode('node-b', { probe: undefined }), 'node-b'],
+  ])('a %s never probed at all is unknown too', async (_which, source, destination, named) => {
+    expect(await refusal(() => checkCriuVersions(source, destination))).toBe(unknown(named));
   });
 
   it('an unparsable version is refused, naming both versions and why', async () => {
