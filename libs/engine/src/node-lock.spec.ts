@@ -22,13 +22,13 @@ describe('taking a node lock', () => {
     await lock!.release();
   });
 
-  it('without an owner each lock is its own (no two share a token); the lease is 30 s', async () => {
+  it('without an owner each lock is its own (no two share a token); the lease is 20 s', async () => {
     const shell = new ScriptedNodeShell();
     const a = await takeNodeLock(shell, node, 'k');
     const b = await takeNodeLock(shell, node, 'k');
     expect(a!.owner).toMatch(/^[0-9a-f]{16}$/);
     expect(a!.owner).not.toBe(b!.owner);
-    expect(shell.calls[0]!.command).toMatch(/; n=30\n/);
+    expect(shell.calls[0]!.command).toMatch(/; n=20\n/);
     await Promise.all([a!.release(), b!.release()]);
   });
 

@@ -20,7 +20,7 @@ export interface NodeLockOptions {
    * (its lease renewed) instead of being refused. Default: a fresh random token, so only this NodeLock.
    */
   owner?: string;
-  /** How long the lock outlives the last renewal (default 30 s; whole seconds on the node). */
+  /** How long the lock outlives the last renewal (default 20 s; whole seconds on the node). */
   leaseMs?: number;
   /** How often the lease is renewed (default 5 s). */
   renewMs?: number;
@@ -38,7 +38,7 @@ export interface NodeLock {
   release(): Promise<void>;
 }
 
-const DEFAULT_LEASE_MS = 30_000;
+const DEFAULT_LEASE_MS = 20_000;
 const DEFAULT_RENEW_MS = 5_000;
 
 /** `read` of the lease file: its owner `w` and holder pid `p`, when the file is there. */
