@@ -2,6 +2,7 @@ import { type CriuFeatureCheck, checkArgv, parseFeatureCheck } from '@spotlift/c
 import type { NodeRecord } from '@spotlift/domain';
 import { NodeShell, armed, shellJoin, shq, type CommandResult } from '@spotlift/transport';
 import { type NodeCommand, nodeCommand } from './node-command.js';
+import { type NodeLock, type NodeLockOptions, takeNodeLock } from './node-lock.js';
 import * as sh from './node-scripts.js';
 import { parseRootProcess, type RootProcess } from '../process-inspection.js';
 import { OWNER_MARKER_FILE } from '../sweeper/owner-marker.js';
@@ -19,12 +20,7 @@ export interface ArmedCommand {
   cancel(): Promise<void>;
 }
 
-/** A lock held on a node by an open SSH channel (see NodeOps.holdLock). */
-export interface NodeLock {
-  readonly path: string;
-  /** Closes the channel, which releases the lock. Safe to call twice. */
-  release(): Promise<void>;
-}
+export type { NodeLock, NodeLockOptions } from './node-lock.js';
 
 export const nodeLockPath = sh.nodeLockPath;
 
@@ -64,46 +60,13 @@ export class NodeOps {
   }
 
   /**
-   * Takes the node-side lock of `key` and holds it through its own channel until `release()`: a second
-   * holder (another job, another orchestrator installation with its own Redis) gets undefined and must not
-   * touch what the lock guards. Throws when the node could not answer either way.
+   * Takes the node-side lock of `key`, held on the node under a lease this process renews (node-lock.ts), so
+   * a broken channel does not free it: a second holder (another job, another orchestrator installation with
+   * its own Redis) gets undefined and must not touch what the lock guards. Throws when the node could not
+   * answer either way.
    */
-  async holdLock(node: NodeRecord, key: string, timeoutMs = 15_000): Promise<NodeLock | undefined> {
-    const path = nodeLockPath(key);
-    const proc = await this.shell.spawn(node, sh.holdLock(path));
-    let out = '';
-    let timer: NodeJS.Timeout | undefined;
-    const answer = await Promise.race([
-      new Promise<string>((resolve) => {
-        proc.stdout.on('data', (d: Buffer) => {
-          out += d.toString('utf8');
-          if (/^(?:LOCKED|LOCK_BUSY)$/m.test(out)) resolve(out);
-        });
-        proc.stdout.on('end', () => resolve(out));
-        proc.done.then(
-          () => resolve(out),
-          () => resolve(out),
-        );
-      }),
-      new Promise<string>((resolve) => (timer = setTimeout(() => resolve(out), timeoutMs))),
-    ]).finally(() => clearTimeout(timer));
-    let released: Promise<void> | undefined;
-    const release = () =>
-      (released ??= (async () => {
-        proc.stdin.end();
-        await proc.done.catch(() => undefined);
-      })());
-    if (/^LOCKED$/m.test(answer)) return { path, release };
-    // Not ours: close the channel, without waiting for ever on a node that stopped answering.
-    proc.stdin.end();
-    const res = await Promise.race([
-      proc.done.catch(() => undefined),
-      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 5_000).unref()),
-    ]);
-    if (/^LOCK_BUSY$/m.test(answer)) return undefined;
-    throw new Error(
-      `taking the lock ${path} on ${node.id} failed: ${(res?.stderr ?? '').trim() || 'no answer'}`.slice(0, 400),
-    );
+  async holdLock(node: NodeRecord, key: string, opts?: NodeLockOptions): Promise<NodeLock | undefined> {
+    return takeNodeLock(this.shell, node, key, opts);
   }
 
   /** `criu check --feature F` on the node, asked now (a probe record may be stale), as CRIU answered it. */

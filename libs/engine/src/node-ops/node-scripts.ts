@@ -184,20 +184,10 @@ export const MEM_AVAILABLE_KB: NodeCommand = nodeCommand("awk '/^MemAvailable:/ 
 /** Where node-side locks live: tmpfs, so a reboot (which ends every process they guard) clears them. */
 export const NODE_LOCK_DIR = '/run/spotlift/locks';
 
-/** The lock file of a key (a processKey), on every node: the job's freeze lock, and what the sweeper tests. */
+/**
+ * The lock file of a key (a processKey), on every node: the job's freeze lock, and what the sweeper tests. Its
+ * holder and lease: node-lock.ts.
+ */
 export function nodeLockPath(key: string): string {
   return `${NODE_LOCK_DIR}/${key.replace(/[^A-Za-z0-9._-]/g, '_')}.lock`;
-}
-
-/**
- * Holds an flock on `path` for as long as this command's stdin stays open: prints `LOCKED` once it holds it,
- * then waits on `cat`; the lock goes when stdin closes (release, or the SSH channel dying with its
- * orchestrator). Prints `LOCK_BUSY` and exits 75 when another session holds it.
- */
-export function holdLock(path: string): string {
-  const dir = path.slice(0, path.lastIndexOf('/')) || '/';
-  return (
-    `mkdir -p ${shq(dir)} && flock -n -E 75 ${shq(path)} -c 'echo LOCKED; exec cat >/dev/null'; ` +
-    `rc=$?; [ $rc -ne 75 ] || echo LOCK_BUSY; exit $rc`
-  );
 }
