@@ -134,9 +134,10 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
         new SshNodeShell({ privateKey: c.sshPrivateKey, maxChannelsPerNode: c.sshMaxChannels }),
     },
     {
+      // Versioned: a probe, a notice and a clear-notice write the same record (NodesService uses update).
       provide: NodeRepository,
       inject: [REDIS, AppConfig],
-      useFactory: (r: Redis, c: AppConfig) => new RedisRecords(r, c.redisPrefix, 'node'),
+      useFactory: (r: Redis, c: AppConfig) => new RedisRecords(r, c.redisPrefix, 'node', { versioned: true }),
     },
     {
       // processKey -> workload id: one record per process (libs/store process-index.ts).

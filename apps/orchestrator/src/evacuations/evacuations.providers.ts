@@ -18,6 +18,12 @@ import { NoticeWatchers } from '../notices/notice-watchers.service.js';
 import { NoticesController } from '../notices/notices.controller.js';
 import { EvacuationCoordinator } from './evacuation-coordinator.js';
 import { EvacuationQueue } from './evacuation-queue.js';
+import {
+  CheckpointEndListener,
+  EvacuationChangeListener,
+  EvacuationSignals,
+  MigrationEndListener,
+} from './evacuation-signals.js';
 import { EvacuationsController } from './evacuations.controller.js';
 import { EvacuationsProcessor } from './evacuations.processor.js';
 import { DEADLINE_TOLERANCE_MS, EvacuationsService } from './evacuations.service.js';
@@ -51,6 +57,17 @@ export function evacuationProviders(config: AppConfig): Provider[] {
     EvacuationQueue,
     EvacuationsService,
     NoticeIntake,
-    ...(config.runsWorker ? [EvacuationCoordinator, EvacuationsProcessor, NoticeWatchers] : []),
+    ...(config.runsWorker
+      ? [
+          EvacuationCoordinator,
+          EvacuationsProcessor,
+          NoticeWatchers,
+          // Queue events wake the coordinators (see evacuation-signals.ts).
+          { provide: EvacuationSignals, useFactory: () => new EvacuationSignals() },
+          MigrationEndListener,
+          CheckpointEndListener,
+          EvacuationChangeListener,
+        ]
+      : []),
   ];
 }
