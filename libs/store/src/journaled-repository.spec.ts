@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InMemoryRecords } from './in-memory-records.js';
-import { ForgetOnDelete, JournaledRepository } from './journaled-repository.js';
+import { ForgetOnDelete, JournalCopies, JournaledRepository } from './journaled-repository.js';
 import { LocalJournal } from './local-journal.js';
 import { StaleRecordError, type Repository, type Versioned, updateLoop } from './repositories.port.js';
 
@@ -255,5 +255,33 @@ describe('JournaledRepository', () => {
       await repo.save(rec);
       expect(await inner.get('m1')).toMatchObject({ state: 'verify' });
     });
+  });
+
+  it("JournalCopies (nodes, evacuations): Redis's answer as it is, each copy it took journaled and re-created after Redis came back empty", async () => {
+    const inner = new InMemoryRecords<Rec & Versioned>({ versioned: true });
+    const down = { on: false };
+    const redisView: Repository<Rec & Versioned> = {
+      get: (id) => (down.on ? Promise.reject(new Error('enableOfflineQueue')) : inner.get(id)),
+      list: () => (down.on ? Promise.reject(new Error('enableOfflineQueue')) : inner.list()),
+      save: (r) => (down.on ? Promise.reject(new Error('enableOfflineQueue')) : inner.save(r)),
+      delete: (id) => inner.delete(id),
+      update: (id, change) => updateLoop(redisView, id, change),
+    };
+    const journal = new JournaledRepository<Rec & Versioned>(redisView, new LocalJournal(join(dir, 'node')));
+    const api = new JournalCopies(redisView, journal);
+    await api.save({ id: 'node-d', state: 'ready', updatedAt: at(1) });
+    await api.update('node-d', (n) => void (n.state = 'terminating'));
+    await api.save({ id: 'node-gone', state: 'ready', updatedAt: at(1) });
+    await api.delete('node-gone');
+    // While Redis is away the API's calls fail (its 503s); nothing is buffered for later.
+    down.on = true;
+    await expect(api.save({ id: 'node-e', state: 'ready', updatedAt: at(2) })).rejects.toThrow(/enableOfflineQueue/);
+    await expect(api.list()).rejects.toThrow(/enableOfflineQueue/);
+    down.on = false;
+    await inner.delete('node-d'); // Redis came back empty
+    expect(await journal.restoreMissing()).toEqual({ written: ['node-d'], skipped: [] });
+    expect(await api.get('node-d')).toMatchObject({ state: 'terminating', version: 1 });
+    expect(await api.get('node-gone')).toBeUndefined();
+    expect(await api.get('node-e')).toBeUndefined();
   });
 });

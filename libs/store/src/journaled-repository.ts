@@ -106,6 +106,16 @@ export class JournaledRepository<T extends Stamped> extends Repository<T> {
     this.seen.delete(id);
   }
 
+  /** Journals a copy that Redis has just taken through another handle on the same records (JournalCopies). */
+  async remember(record: T): Promise<void> {
+    const prior = await this.journal.get(record.id);
+    const stamp = stampOf(record);
+    this.seen.set(record.id, stamp);
+    await this.journal.put(record, false, this.now().toISOString(), {
+      written: [...(prior?.written ?? []), stamp].slice(-WRITTEN_KEPT),
+    });
+  }
+
   /** The copy of Redis's a copy saved now was made from: the one read or written last at its version. */
   private basisOf(record: T, prior: JournalEntry<T> | undefined): RecordStamp | undefined {
     const version = (record as Versioned).version;
@@ -230,5 +240,35 @@ export class ForgetOnDelete<T extends { id: string }> extends Repository<T> {
   async delete(id: string): Promise<void> {
     await this.inner.delete(id);
     await this.journal.remove(id);
+  }
+}
+
+/**
+ * The API's view of records that must come back when Redis does without them (nodes added by `POST /nodes`,
+ * evacuations): reads and writes go to Redis as they are (an outage is the caller's 503, as for every other
+ * record), and every copy Redis took is also journaled on this host, so the journal's `restoreMissing`
+ * re-creates it after Redis came back empty. A delete forgets it.
+ */
+export class JournalCopies<T extends Stamped> extends Repository<T> {
+  constructor(
+    private readonly inner: Repository<T>,
+    private readonly journaled: JournaledRepository<T>,
+  ) {
+    super();
+  }
+  get(id: string): Promise<T | undefined> {
+    return this.inner.get(id);
+  }
+  list(): Promise<T[]> {
+    return this.inner.list();
+  }
+  async save(record: T): Promise<void> {
+    await this.inner.save(record);
+    // Best effort: Redis has it; the copy is for the day Redis loses it.
+    await this.journaled.remember(record).catch(() => undefined);
+  }
+  async delete(id: string): Promise<void> {
+    await this.inner.delete(id);
+    await this.journaled.journal.remove(id);
   }
 }
