@@ -47,7 +47,9 @@ export class RedisRecords<T extends { id: string }> implements Repository<T> {
 
   private parse(raw: string, version: string | null | undefined): T {
     const record = JSON.parse(raw) as T & Versioned;
-    if (this.options.versioned) record.version = Number(version ?? 0);
+    // A record without a counter was written before its kind was versioned: its next save is unconditional,
+    // as every save was then, and starts the count (version 0 would ask for create-if-absent and be refused).
+    if (this.options.versioned && version !== null && version !== undefined) record.version = Number(version);
     return record;
   }
 

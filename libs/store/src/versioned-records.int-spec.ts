@@ -75,5 +75,8 @@ describe('versioned evacuation records on Redis', () => {
     const repo = new RedisEvacuationRecords(redis, 'e3');
     expect(await repo.createIfAbsent(anEvacuation([]))).toBe(false);
     expect((await repo.get('evac-1'))!.state).toBe('completed');
+    // Its first update after the upgrade is written (unconditionally, as before) and starts the count.
+    await repo.update('evac-1', (e) => void (e.replans = 1));
+    expect(await repo.get('evac-1')).toMatchObject({ replans: 1, version: 1 });
   });
 });
