@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InMemoryRecords } from './in-memory-records.js';
-import { ForgetOnDelete, JournaledRepository } from './journaled-repository.js';
+import { ForgetOnDelete, JournalCopies, JournaledRepository } from './journaled-repository.js';
 import { LocalJournal } from './local-journal.js';
 import { StaleRecordError, type Repository, type Versioned, updateLoop } from './repositories.port.js';
 
@@ -178,5 +178,110 @@ describe('JournaledRepository', () => {
     await inner.save({ ...(await inner.get('m1'))!, state: 'by-api', updatedAt: at(9) });
     await expect(repo.save({ ...rec, state: 'other', updatedAt: at(4) })).rejects.toBeInstanceOf(StaleRecordError);
     expect((await inner.get('m1'))!.state).toBe('by-api');
+  });
+
+  describe('hosts whose clocks disagree: nothing is decided by updatedAt', () => {
+    const HOUR = 3_600;
+    const versioned = () => {
+      const inner = new InMemoryRecords<Rec & Versioned>({ versioned: true });
+      const down = { on: false };
+      const flaky: Repository<Rec & Versioned> = {
+        get: (id) => (down.on ? Promise.reject(new Error('enableOfflineQueue')) : inner.get(id)),
+        list: () => inner.list(),
+        save: (r) => (down.on ? Promise.reject(new Error('enableOfflineQueue')) : inner.save(r)),
+        delete: (id) => inner.delete(id),
+        update: (id, change) => updateLoop(flaky, id, change),
+      };
+      // The worker's clock says t; its records carry that time.
+      const repo = new JournaledRepository<Rec & Versioned>(
+        flaky,
+        new LocalJournal(join(dir, 'skew')),
+        () => new Date(at(t)),
+      );
+      return { inner, down, repo };
+    };
+
+    it("the worker's clock behind: its copy made from another host's later-stamped record is written back, not dropped", async () => {
+      const { inner, down, repo } = versioned();
+      // The API, on a host an hour ahead, created the record.
+      await inner.save({ id: 'm1', state: 'queued', updatedAt: at(10 + HOUR) });
+      const rec = (await repo.get('m1'))!;
+      down.on = true;
+      rec.state = 'completed';
+      rec.updatedAt = at(t);
+      await repo.save(rec);
+      down.on = false;
+      expect(await repo.get('m1')).toMatchObject({ state: 'completed' });
+      expect(await repo.flush()).toEqual({ written: ['m1'], skipped: [] });
+      expect(await inner.get('m1')).toMatchObject({ state: 'completed', version: 2 });
+    });
+
+    it("the worker's clock ahead: another writer's later record is never overwritten, by a save or by the flush", async () => {
+      const { inner, down, repo } = versioned();
+      t = 10 + HOUR;
+      const rec: Rec & Versioned = { id: 'm1', state: 'dump', updatedAt: at(t) };
+      await repo.save(rec);
+      // The API, on a host an hour behind, notes something a minute later (its clock says an hour earlier).
+      await inner.save({ ...(await inner.get('m1'))!, state: 'noted by the API', updatedAt: at(70) });
+      rec.state = 'restore';
+      rec.updatedAt = at(t + 1);
+      await expect(repo.save(rec)).rejects.toBeInstanceOf(StaleRecordError);
+      expect((await inner.get('m1'))!.state).toBe('noted by the API');
+
+      const other: Rec & Versioned = { id: 'm2', state: 'dump', updatedAt: at(t) };
+      await repo.save(other);
+      down.on = true;
+      other.state = 'restore';
+      other.updatedAt = at(t + 2);
+      await repo.save(other);
+      down.on = false;
+      await inner.save({ ...(await inner.get('m2'))!, state: 'noted by the API', updatedAt: at(80) });
+      expect(await repo.get('m2')).toMatchObject({ state: 'noted by the API' });
+      expect(await repo.flush()).toEqual({ written: [], skipped: ['m2'] });
+      expect((await inner.get('m2'))!.state).toBe('noted by the API');
+    });
+
+    it('a copy this worker wrote earlier (Redis restored from an older snapshot) is written over, whatever the clocks', async () => {
+      const { inner, repo } = versioned();
+      const rec: Rec & Versioned = { id: 'm1', state: 'dump', updatedAt: at(50) };
+      await repo.save(rec);
+      const snapshot = (await inner.get('m1'))!;
+      rec.state = 'restore';
+      rec.updatedAt = at(5); // the clock stepped back
+      await repo.save(rec);
+      await inner.delete('m1');
+      await inner.save({ ...snapshot, version: undefined }); // Redis came back from the older snapshot
+      rec.state = 'verify';
+      await repo.save(rec);
+      expect(await inner.get('m1')).toMatchObject({ state: 'verify' });
+    });
+  });
+
+  it("JournalCopies (nodes, evacuations): Redis's answer as it is, each copy it took journaled and re-created after Redis came back empty", async () => {
+    const inner = new InMemoryRecords<Rec & Versioned>({ versioned: true });
+    const down = { on: false };
+    const redisView: Repository<Rec & Versioned> = {
+      get: (id) => (down.on ? Promise.reject(new Error('enableOfflineQueue')) : inner.get(id)),
+      list: () => (down.on ? Promise.reject(new Error('enableOfflineQueue')) : inner.list()),
+      save: (r) => (down.on ? Promise.reject(new Error('enableOfflineQueue')) : inner.save(r)),
+      delete: (id) => inner.delete(id),
+      update: (id, change) => updateLoop(redisView, id, change),
+    };
+    const journal = new JournaledRepository<Rec & Versioned>(redisView, new LocalJournal(join(dir, 'node')));
+    const api = new JournalCopies(redisView, journal);
+    await api.save({ id: 'node-d', state: 'ready', updatedAt: at(1) });
+    await api.update('node-d', (n) => void (n.state = 'terminating'));
+    await api.save({ id: 'node-gone', state: 'ready', updatedAt: at(1) });
+    await api.delete('node-gone');
+    // While Redis is away the API's calls fail (its 503s); nothing is buffered for later.
+    down.on = true;
+    await expect(api.save({ id: 'node-e', state: 'ready', updatedAt: at(2) })).rejects.toThrow(/enableOfflineQueue/);
+    await expect(api.list()).rejects.toThrow(/enableOfflineQueue/);
+    down.on = false;
+    await inner.delete('node-d'); // Redis came back empty
+    expect(await journal.restoreMissing()).toEqual({ written: ['node-d'], skipped: [] });
+    expect(await api.get('node-d')).toMatchObject({ state: 'terminating', version: 1 });
+    expect(await api.get('node-gone')).toBeUndefined();
+    expect(await api.get('node-e')).toBeUndefined();
   });
 });

@@ -1,7 +1,11 @@
-import type { JournalEntry, LocalJournal } from './local-journal.js';
+import { createHash } from 'node:crypto';
+import type { JournalEntry, LocalJournal, RecordStamp } from './local-journal.js';
 import { Repository, StaleRecordError, type Versioned } from './repositories.port.js';
 
 type Stamped = { id: string; updatedAt?: string };
+
+/** Copies of a record this worker wrote that its journal remembers (enough for a Redis snapshot a few saves old). */
+const WRITTEN_KEPT = 8;
 
 /** What a flush did: copies written back, copies dropped because Redis held a newer one, and why it stopped. */
 export interface FlushReport {
@@ -9,6 +13,15 @@ export interface FlushReport {
   skipped: string[];
   error?: string;
 }
+
+/** The exact identity of one copy of a record: its version and a digest of the rest. */
+export function stampOf(record: object): RecordStamp {
+  const { version, ...body } = record as Versioned;
+  const digest = createHash('sha256').update(JSON.stringify(body)).digest('base64url').slice(0, 22);
+  return version !== undefined ? { version, digest } : { digest };
+}
+
+const same = (a: RecordStamp, b: RecordStamp): boolean => a.version === b.version && a.digest === b.digest;
 
 /**
  * A Repository (the Redis one) with a local journal in front, for the worker's engine: a migration in
@@ -21,9 +34,14 @@ export interface FlushReport {
  * - `flush` writes pending copies back once Redis answers, unless someone updated the record in Redis after
  *   this worker saved it (then Redis's copy stands); `restoreMissing` re-creates every journaled record Redis
  *   lost (called when Redis came back empty).
- * Records are compared by `updatedAt` (ISO, or absent) against the journal's `savedAt`.
+ * "Redis's copy is not newer than this worker's" is decided exactly, with no clock: Redis holds a copy this
+ * worker wrote (the journal keeps the stamps of its last writes, see RecordStamp), or, for a pending copy, the
+ * very copy it was made from. Anything else in Redis was written by someone else since, and stands.
  */
 export class JournaledRepository<T extends Stamped> extends Repository<T> {
+  /** Per id, the stamp of Redis's copy this process last read or wrote: what a pending copy was made from. */
+  private readonly seen = new Map<string, RecordStamp>();
+
   constructor(
     private readonly inner: Repository<T>,
     readonly journal: LocalJournal<T>,
@@ -46,7 +64,8 @@ export class JournaledRepository<T extends Stamped> extends Repository<T> {
       throw error;
     }
     if (!stored) return entry?.record;
-    return entry?.pending && !newerThan(stored, entry) ? entry.record : stored;
+    this.seen.set(id, stampOf(stored));
+    return entry?.pending && !redisHasNewer(stored, entry) ? entry.record : stored;
   }
 
   async list(): Promise<T[]> {
@@ -61,41 +80,65 @@ export class JournaledRepository<T extends Stamped> extends Repository<T> {
 
   async save(record: T): Promise<void> {
     const savedAt = this.now().toISOString();
+    const prior = await this.journal.get(record.id);
+    const written = prior?.written ?? [];
     try {
-      await this.saveToRedis(record);
+      await this.saveToRedis(record, written);
     } catch (error) {
       // A stale version is another writer's newer record, never an outage to buffer.
       if (error instanceof StaleRecordError || !this.isOutage(error as Error)) throw error;
-      await this.journal.put(record, true, savedAt);
+      const basis = this.basisOf(record, prior);
+      await this.journal.put(record, true, savedAt, { written, ...(basis ? { basis } : {}) });
       this.onBuffered(record.id, error as Error);
       return;
     }
+    const stamp = stampOf(record);
+    this.seen.set(record.id, stamp);
     // Best effort: Redis has this copy; the journal's is for the day Redis loses it.
-    await this.journal.put(record, false, savedAt).catch(() => undefined);
+    await this.journal
+      .put(record, false, savedAt, { written: [...written, stamp].slice(-WRITTEN_KEPT) })
+      .catch(() => undefined);
   }
 
   async delete(id: string): Promise<void> {
     await this.inner.delete(id);
     await this.journal.remove(id);
+    this.seen.delete(id);
+  }
+
+  /** Journals a copy that Redis has just taken through another handle on the same records (JournalCopies). */
+  async remember(record: T): Promise<void> {
+    const prior = await this.journal.get(record.id);
+    const stamp = stampOf(record);
+    this.seen.set(record.id, stamp);
+    await this.journal.put(record, false, this.now().toISOString(), {
+      written: [...(prior?.written ?? []), stamp].slice(-WRITTEN_KEPT),
+    });
+  }
+
+  /** The copy of Redis's a copy saved now was made from: the one read or written last at its version. */
+  private basisOf(record: T, prior: JournalEntry<T> | undefined): RecordStamp | undefined {
+    const version = (record as Versioned).version;
+    const seen = this.seen.get(record.id);
+    if (seen && seen.version === version) return seen;
+    const written = [...(prior?.written ?? [])].reverse().find((w) => w.version === version);
+    return written ?? (prior?.pending ? prior.basis : undefined);
   }
 
   /**
-   * A versioned save that meets another version in Redis: when the record is gone (Redis came back empty) or
-   * what Redis holds is not newer than this copy (this worker's own write-back of an earlier save, which
-   * restarted the version count), this copy is the latest and is written over it. A newer record is another
-   * writer's: the StaleRecordError stands.
+   * A versioned save that meets another version in Redis: when the record is gone (Redis came back empty), or
+   * Redis holds a copy this worker wrote at a lower version than this one (an older snapshot, or this worker's
+   * own write-back, which restarted the version count), this copy is the latest and is written over it. Any
+   * other copy is another writer's (or this worker's newer one, saved through another copy): the
+   * StaleRecordError stands.
    */
-  private async saveToRedis(record: T): Promise<void> {
+  private async saveToRedis(record: T, written: RecordStamp[]): Promise<void> {
     try {
       await this.inner.save(record);
     } catch (error) {
       if (!(error instanceof StaleRecordError)) throw error;
       const stored = await this.inner.get(record.id);
-      if (
-        stored &&
-        !(stored.updatedAt !== undefined && record.updatedAt !== undefined && stored.updatedAt <= record.updatedAt)
-      )
-        throw error;
+      if (stored && !supersedes(record, stored, written)) throw error;
       const version = (stored as Versioned | undefined)?.version;
       if (version === undefined) delete (record as Versioned).version;
       else (record as Versioned).version = version;
@@ -131,10 +174,12 @@ export class JournaledRepository<T extends Stamped> extends Repository<T> {
     const report: FlushReport = { written: [], skipped: [] };
     for (const entry of (await this.journal.list()).filter(which)) {
       const id = entry.record.id;
+      const written = entry.written ?? [];
       try {
         const stored = await this.inner.get(id);
-        if (stored && (missingOnly || newerThan(stored, entry))) {
-          if (entry.pending && newerThan(stored, entry)) await this.journal.put(stored, false, entry.savedAt);
+        const newer = stored !== undefined && redisHasNewer(stored, entry);
+        if (stored && (missingOnly || newer)) {
+          if (entry.pending && newer) await this.journal.put(stored, false, entry.savedAt, { written });
           report.skipped.push(id);
           continue;
         }
@@ -143,7 +188,11 @@ export class JournaledRepository<T extends Stamped> extends Repository<T> {
         if (version === undefined) delete (entry.record as Versioned).version;
         else (entry.record as Versioned).version = version;
         await this.inner.save(entry.record);
-        await this.journal.put(entry.record, false, entry.savedAt);
+        const stamp = stampOf(entry.record);
+        this.seen.set(id, stamp);
+        await this.journal.put(entry.record, false, entry.savedAt, {
+          written: [...written, stamp].slice(-WRITTEN_KEPT),
+        });
         report.written.push(id);
       } catch (error) {
         report.error = `${id}: ${(error as Error).message}`;
@@ -154,9 +203,18 @@ export class JournaledRepository<T extends Stamped> extends Repository<T> {
   }
 }
 
-/** The stored record was updated after the journal's copy was saved (someone else wrote it since). */
-function newerThan(stored: Stamped, entry: JournalEntry<Stamped>): boolean {
-  return stored.updatedAt !== undefined && stored.updatedAt > entry.savedAt;
+/** Redis holds a copy neither written by this worker nor the one its pending copy was made from. */
+function redisHasNewer(stored: object, entry: JournalEntry<unknown>): boolean {
+  const s = stampOf(stored);
+  return !((entry.written ?? []).some((w) => same(w, s)) || (entry.basis !== undefined && same(entry.basis, s)));
+}
+
+/** `record` may be written over `stored`: a copy this worker wrote, at a lower version than `record`'s. */
+function supersedes(record: object, stored: object, written: RecordStamp[]): boolean {
+  const s = stampOf(stored);
+  if (!written.some((w) => same(w, s))) return false;
+  const mine = (record as Versioned).version;
+  return mine === undefined || s.version === undefined || mine > s.version;
 }
 
 /**
@@ -182,5 +240,35 @@ export class ForgetOnDelete<T extends { id: string }> extends Repository<T> {
   async delete(id: string): Promise<void> {
     await this.inner.delete(id);
     await this.journal.remove(id);
+  }
+}
+
+/**
+ * The API's view of records that must come back when Redis does without them (nodes added by `POST /nodes`,
+ * evacuations): reads and writes go to Redis as they are (an outage is the caller's 503, as for every other
+ * record), and every copy Redis took is also journaled on this host, so the journal's `restoreMissing`
+ * re-creates it after Redis came back empty. A delete forgets it.
+ */
+export class JournalCopies<T extends Stamped> extends Repository<T> {
+  constructor(
+    private readonly inner: Repository<T>,
+    private readonly journaled: JournaledRepository<T>,
+  ) {
+    super();
+  }
+  get(id: string): Promise<T | undefined> {
+    return this.inner.get(id);
+  }
+  list(): Promise<T[]> {
+    return this.inner.list();
+  }
+  async save(record: T): Promise<void> {
+    await this.inner.save(record);
+    // Best effort: Redis has it; the copy is for the day Redis loses it.
+    await this.journaled.remember(record).catch(() => undefined);
+  }
+  async delete(id: string): Promise<void> {
+    await this.inner.delete(id);
+    await this.journaled.journal.remove(id);
   }
 }

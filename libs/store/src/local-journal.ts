@@ -1,13 +1,27 @@
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
+/**
+ * One copy of a record in Redis, exactly: its version (absent in unversioned kinds) and a digest of its
+ * content. Versions alone cannot say it (the count restarts when Redis comes back empty); clocks cannot either
+ * (worker hosts' clocks disagree).
+ */
+export interface RecordStamp {
+  version?: number;
+  digest: string;
+}
+
 /** One record as this process last saved it, and whether Redis has that copy yet. */
 export interface JournalEntry<T> {
   record: T;
   /** True while Redis has not acknowledged this copy (it was unreachable when the record was saved). */
   pending: boolean;
-  /** When this process saved it (its own clock): a Redis copy updated later than this is newer. */
+  /** When this process saved it (its own clock): for pruning only, never to compare with Redis's copy. */
   savedAt: string;
+  /** The last copies this process wrote to Redis, oldest first: Redis holding one of them holds nothing newer. */
+  written?: RecordStamp[];
+  /** A pending copy: the copy of Redis's it was made from, when known (Redis still holding it means no one wrote since). */
+  basis?: RecordStamp;
 }
 
 /** Ids become file names: anything else than plain characters is not journaled (and never read back). */
@@ -28,11 +42,22 @@ export class LocalJournal<T extends { id: string }> {
     return join(this.dir, `${id}.json`);
   }
 
-  async put(record: T, pending: boolean, savedAt: string): Promise<void> {
+  async put(
+    record: T,
+    pending: boolean,
+    savedAt: string,
+    stamps: Pick<JournalEntry<T>, 'written' | 'basis'> = {},
+  ): Promise<void> {
     if (!SAFE_ID.test(record.id)) return;
     this.ready ??= mkdir(this.dir, { recursive: true, mode: 0o700 });
     await this.ready;
-    const entry: JournalEntry<T> = { record, pending, savedAt };
+    const entry: JournalEntry<T> = {
+      record,
+      pending,
+      savedAt,
+      ...(stamps.written?.length ? { written: stamps.written } : {}),
+      ...(stamps.basis ? { basis: stamps.basis } : {}),
+    };
     const tmp = `${this.file(record.id)}.${process.pid}.tmp`;
     await writeFile(tmp, JSON.stringify(entry), { mode: 0o600 });
     await rename(tmp, this.file(record.id));

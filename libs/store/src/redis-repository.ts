@@ -1,12 +1,14 @@
 import type { Redis } from 'ioredis';
 import { type Repository, StaleRecordError, type Versioned, updateLoop } from './repositories.port.js';
 
-// KEYS: record, version counter, index. ARGV: json, expected version (-1: unconditional), score, id.
-// Returns the new version, or -1 - found when the expected version is not the stored one.
+// KEYS: record, version counter, index. ARGV: json, expected version (-1: unconditional, 0: only if absent),
+// score, id. Returns the new version, or -1 - found when the expected version is not the stored one.
+// (Version 0 also checks the record key: a record written before its kind was versioned has no counter.)
 const SAVE = `
 local found = tonumber(redis.call('GET', KEYS[2]) or '0')
 local expected = tonumber(ARGV[2])
 if expected >= 0 and expected ~= found then return -1 - found end
+if expected == 0 and redis.call('EXISTS', KEYS[1]) == 1 then return -1 - found end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], found + 1)
 redis.call('ZADD', KEYS[3], 'NX', ARGV[3], ARGV[4])
@@ -45,7 +47,9 @@ export class RedisRecords<T extends { id: string }> implements Repository<T> {
 
   private parse(raw: string, version: string | null | undefined): T {
     const record = JSON.parse(raw) as T & Versioned;
-    if (this.options.versioned) record.version = Number(version ?? 0);
+    // A record without a counter was written before its kind was versioned: its next save is unconditional,
+    // as every save was then, and starts the count (version 0 would ask for create-if-absent and be refused).
+    if (this.options.versioned && version !== null && version !== undefined) record.version = Number(version);
     return record;
   }
 

@@ -23,7 +23,8 @@ export interface Versioned {
  * Records keyed by id. `save` replaces the whole record; callers read, change and save. In a versioned
  * repository (the optimistic-concurrency option of the implementations) every record read carries
  * `version`; saving it succeeds only while the stored record still has that version (else StaleRecordError)
- * and bumps it. A record without `version` (built fresh by its creator) is written unconditionally.
+ * and bumps it. A record without `version` (built fresh by its creator) is written unconditionally; one with
+ * `version: 0` only if no record has its id (create-if-absent, see `createIfAbsent`).
  */
 export abstract class Repository<T extends { id: string }> {
   abstract get(id: string): Promise<T | undefined>;
@@ -38,6 +39,26 @@ export abstract class Repository<T extends { id: string }> {
    */
   update(id: string, change: (current: T) => boolean | void, attempts?: number): Promise<T | undefined> {
     return updateLoop(this, id, change, attempts);
+  }
+}
+
+/**
+ * Stores `record` unless one with its id exists (versioned repositories: the same compare-and-set as every
+ * save, expecting version 0). True when this call stored it; the record then carries its version.
+ */
+export async function createIfAbsent<T extends { id: string }>(
+  repo: Pick<Repository<T>, 'save'>,
+  record: T,
+): Promise<boolean> {
+  const v = record as T & Versioned;
+  v.version = 0;
+  try {
+    await repo.save(record);
+    return true;
+  } catch (error) {
+    delete v.version;
+    if (error instanceof StaleRecordError) return false;
+    throw error;
   }
 }
 

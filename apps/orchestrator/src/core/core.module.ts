@@ -1,7 +1,7 @@
 import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
+import type { EvacuationRecord, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
 import {
   Clock,
   MigrationEngine,
@@ -17,6 +17,7 @@ import {
 import {
   ForgetOnDelete,
   IndexedWorkloadRepository,
+  JournalCopies,
   JournaledRepository,
   LocalJournal,
   MigrationFlags,
@@ -56,6 +57,12 @@ export const REDIS_PATIENT = Symbol('REDIS_PATIENT');
 /** The engine's migration and workload records: Redis with the worker's local journal in front. */
 export const ENGINE_MIGRATIONS = Symbol('ENGINE_MIGRATIONS');
 export const ENGINE_WORKLOADS = Symbol('ENGINE_WORKLOADS');
+/**
+ * Node and evacuation records: Redis, each copy Redis took also journaled on this host (JournalCopies), so a
+ * Redis that came back empty gets them back (StoreResync). These are the journals, for the restore.
+ */
+export const NODE_JOURNAL = Symbol('NODE_JOURNAL');
+export const EVACUATION_JOURNAL = Symbol('EVACUATION_JOURNAL');
 
 /**
  * Our Redis client. Fails fast while Redis is away instead of queueing commands for later: no offline
@@ -134,9 +141,28 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
         new SshNodeShell({ privateKey: c.sshPrivateKey, maxChannelsPerNode: c.sshMaxChannels }),
     },
     {
+      provide: NODE_JOURNAL,
+      inject: [REDIS, AppConfig, RedisLink],
+      useFactory: (r: Redis, c: AppConfig, l: RedisLink) =>
+        journaled(new RedisRecords<NodeRecord>(r, c.redisPrefix, 'node', { versioned: true }), c, 'node', l),
+    },
+    {
+      // Versioned: a probe, a notice and a clear-notice write the same record (NodesService uses update).
       provide: NodeRepository,
-      inject: [REDIS, AppConfig],
-      useFactory: (r: Redis, c: AppConfig) => new RedisRecords(r, c.redisPrefix, 'node'),
+      inject: [REDIS, AppConfig, NODE_JOURNAL],
+      useFactory: (r: Redis, c: AppConfig, j: JournaledRepository<NodeRecord>) =>
+        new JournalCopies(new RedisRecords<NodeRecord>(r, c.redisPrefix, 'node', { versioned: true }), j),
+    },
+    {
+      provide: EVACUATION_JOURNAL,
+      inject: [REDIS, AppConfig, RedisLink],
+      useFactory: (r: Redis, c: AppConfig, l: RedisLink) =>
+        journaled(
+          new RedisRecords<EvacuationRecord>(r, c.redisPrefix, 'evacuation', { versioned: true }),
+          c,
+          'evacuation',
+          l,
+        ),
     },
     {
       // processKey -> workload id: one record per process (libs/store process-index.ts).
@@ -288,6 +314,8 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     RedisLink,
     ENGINE_MIGRATIONS,
     ENGINE_WORKLOADS,
+    NODE_JOURNAL,
+    EVACUATION_JOURNAL,
     PAGE_TRANSPORTS,
     Clock,
     NodeShell,

@@ -5,13 +5,20 @@ import { Queue, type Worker } from 'bullmq';
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
+import {
+  evacuationFinished,
+  type EvacuationRecord,
+  type MigrationRecord,
+  type NodeRecord,
+  type WorkloadRecord,
+} from '@spotlift/domain';
 import { NodeOps, isFinished } from '@spotlift/engine';
 import { type JournaledRepository, NodeRepository, OutageTolerantFlags } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
 import { MigrationReconciler } from '../migrations/migration-reconciler.js';
 import { NodesService } from '../nodes/nodes.service.js';
-import { ENGINE_MIGRATIONS, ENGINE_WORKLOADS, REDIS } from './core.module.js';
+import { EvacuationQueue } from '../evacuations/evacuation-queue.js';
+import { ENGINE_MIGRATIONS, ENGINE_WORKLOADS, EVACUATION_JOURNAL, NODE_JOURNAL, REDIS } from './core.module.js';
 import { RedisLink } from './redis-link.js';
 
 /**
@@ -23,9 +30,12 @@ import { RedisLink } from './redis-link.js';
  *   came back without this worker's marker key (it restarted empty), every journaled migration and workload
  *   it lacks is re-created, a workload marked 'gone' when its node says its pid no longer runs, and boot
  *   reconciliation re-queues what is unfinished;
+ * - nodes and evacuations this host wrote (JournalCopies) are re-created when Redis came back empty (nodes
+ *   first), an open evacuation queued again;
  * - nodes of the config file that Redis lacks are registered (and probed) again.
- * Not recovered: nodes added by POST /nodes, workloads this worker never moved, evacuations, checkpoints,
- * notice claims, BullMQ jobs (unfinished migrations get new ones from reconciliation).
+ * Not recovered: nodes and evacuations only an `api`-role replica wrote (its journal is not read back),
+ * workloads this worker never moved, checkpoints, notice claims, BullMQ jobs (unfinished migrations get new
+ * ones from reconciliation).
  */
 @Injectable()
 export class StoreResync implements OnApplicationBootstrap {
@@ -45,7 +55,10 @@ export class StoreResync implements OnApplicationBootstrap {
     @Inject(ENGINE_MIGRATIONS) private readonly migrations: JournaledRepository<MigrationRecord>,
     @Inject(ENGINE_WORKLOADS) private readonly workloads: JournaledRepository<WorkloadRecord>,
     private readonly flags: OutageTolerantFlags,
+    @Inject(NODE_JOURNAL) private readonly nodeJournal: JournaledRepository<NodeRecord>,
+    @Inject(EVACUATION_JOURNAL) private readonly evacuationJournal: JournaledRepository<EvacuationRecord>,
     @Optional() private readonly reconciler?: MigrationReconciler,
+    @Optional() private readonly evacuationQueue?: EvacuationQueue,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -93,11 +106,15 @@ export class StoreResync implements OnApplicationBootstrap {
     const marker = this.markerKey();
     let restored: string[] = [];
     if (!(await this.redis.exists(marker))) {
+      // Nodes first: a workload brought back is checked on its node.
+      const n = await this.nodeJournal.restoreMissing();
+      const e = await this.evacuationJournal.restoreMissing();
       const w = await this.workloads.restoreMissing();
       await this.markGoneWorkloads(w.written);
       const m = await this.migrations.restoreMissing();
-      restored = [...w.written, ...m.written];
+      restored = [...n.written, ...e.written, ...w.written, ...m.written];
       await this.redis.set(marker, new Date().toISOString());
+      await this.requeueEvacuations(e.written);
       // At boot nothing runs here yet: an unfinished migration brought back needs a job. After an outage
       // the ones brought back are finished or still driven by this process, so nothing is queued.
       if (why === 'boot' && m.written.length > 0) await this.reconciler?.reconcile();
@@ -107,6 +124,17 @@ export class StoreResync implements OnApplicationBootstrap {
     const error = flushed.find((f) => f.error)?.error;
     if (written.length || skipped.length || restored.length || error) {
       this.logger.log({ msg: 'journal written back to redis', why, written, skipped, restored, error });
+    }
+  }
+
+  /**
+   * An open evacuation brought back lost its job with Redis: queued again under its usual id (a no-op where
+   * the job survived); the coordinator carries on from the record.
+   */
+  private async requeueEvacuations(ids: string[]): Promise<void> {
+    for (const id of ids) {
+      const e = await this.evacuationJournal.get(id);
+      if (e && !evacuationFinished(e) && e.policy !== 'record') await this.evacuationQueue?.enqueue(id);
     }
   }
 

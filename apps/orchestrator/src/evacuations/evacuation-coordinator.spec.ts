@@ -1,42 +1,60 @@
 import { Logger } from '@nestjs/common';
 import type { CheckpointRecord, EvacuationRecord, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
-import { SystemClock, type NodeOps } from '@spotlift/engine';
+import { Clock, type NodeOps } from '@spotlift/engine';
 import { InMemoryEvacuationRecords, InMemoryRecords } from '@spotlift/store';
 import { aNode, aWorkload } from '@spotlift/testing';
 import type { CheckpointsService, CreateCheckpoint } from '../checkpoints/checkpoints.service.js';
 import type { AppConfig } from '../config/app-config.js';
 import { EvacuationSettings } from '../config/evacuation-config.js';
-import type { CreateMigration, MigrationsService } from '../migrations/migrations.service.js';
+import type { MigrationRequest, MigrationsService } from '../migrations/migrations.service.js';
 import { EvacuationCoordinator } from './evacuation-coordinator.js';
+import { EvacuationSignals, type Timers } from './evacuation-signals.js';
 
 const MIB = 2 ** 20;
 const GIB = 2 ** 30;
 
-/** The world of one coordinator: in-memory records, a MigrationsService that only records, no SSH. */
+/** Time that moves only when a test says so. */
+class ManualClock extends Clock {
+  t = Date.UTC(2026, 11, 6, 12, 0, 0);
+  override now(): Date {
+    return new Date(this.t);
+  }
+}
+
+/** Timers that never fire: the coordinator moves only on a signal (the safety net is not under test here). */
+const NEVER: Timers = { setTimeout: () => 0, clearTimeout: () => undefined };
+
+/**
+ * The world of one coordinator: in-memory records, a MigrationsService that only records, no SSH, a clock
+ * that stands still and signals the test gives by hand (ending a migration or a checkpoint signals, as the
+ * queue's events would). Nothing here waits on wall-clock time, so nothing can hang under load.
+ */
 function world(settings: Partial<EvacuationSettings> = {}) {
+  const clock = new ManualClock();
+  const signals = new EvacuationSignals(NEVER);
   const evacuations = new InMemoryEvacuationRecords();
   const migrations = new InMemoryRecords<MigrationRecord>();
   const workloads = new InMemoryRecords<WorkloadRecord>();
   const nodes = new InMemoryRecords<NodeRecord>();
-  const created: Array<{ body: CreateMigration; evacuationId?: string }> = [];
+  const created: MigrationRequest[] = [];
   let n = 0;
   const service = {
-    async create(body: CreateMigration, link: { evacuationId?: string } = {}): Promise<MigrationRecord> {
-      created.push({ body, evacuationId: link.evacuationId });
-      const now = new Date().toISOString();
+    async start(request: MigrationRequest): Promise<MigrationRecord> {
+      created.push(request);
+      const now = clock.now().toISOString();
       const m = {
         id: `mig-${++n}`,
-        workloadId: body.workload,
+        workloadId: request.workloadId,
         sourceNodeId: 'node-a',
-        destinationNodeId: body.destination!,
+        destinationNodeId: request.destinationNodeId!,
         destinationReason: 'requested',
-        strategy: body.strategy,
-        transport: 'tcp',
+        strategy: request.strategy,
+        transport: request.transport,
         state: 'queued',
         phases: [],
         criu: {},
         bytes: { pages: 0, images: 0 },
-        evacuationId: link.evacuationId,
+        evacuationId: request.evacuationId,
         createdAt: now,
         updatedAt: now,
       } as MigrationRecord;
@@ -48,7 +66,7 @@ function world(settings: Partial<EvacuationSettings> = {}) {
   const checkpoints = new InMemoryRecords<CheckpointRecord>();
   const checkpointsService = {
     async create(body: CreateCheckpoint, link: { evacuationId?: string } = {}): Promise<CheckpointRecord> {
-      const now = new Date().toISOString();
+      const now = clock.now().toISOString();
       const cp = {
         id: `cp-${body.workload}`,
         workloadId: body.workload,
@@ -78,22 +96,37 @@ function world(settings: Partial<EvacuationSettings> = {}) {
     nodes,
     ops,
     service,
-    new SystemClock(),
+    clock,
     config,
     checkpointsService,
     checkpoints,
+    signals,
   );
   const end = async (id: string, state: MigrationRecord['state'], downtimeMs = 120) => {
     const m = (await migrations.get(id))!;
-    Object.assign(m, { state, ...(state === 'completed' ? { downtimeMs, resumedAt: new Date().toISOString() } : {}) });
+    Object.assign(m, { state, ...(state === 'completed' ? { downtimeMs, resumedAt: clock.now().toISOString() } : {}) });
     await migrations.save(m);
+    signals.wake();
   };
   const endCheckpoint = async (id: string, state: CheckpointRecord['state']) => {
     const cp = (await checkpoints.get(id))!;
-    Object.assign(cp, { state, ...(state === 'stored' ? { storedAt: new Date().toISOString() } : { error: 'boom' }) });
+    Object.assign(cp, { state, ...(state === 'stored' ? { storedAt: clock.now().toISOString() } : { error: 'boom' }) });
     await checkpoints.save(cp);
+    signals.wake();
   };
-  return { evacuations, migrations, workloads, nodes, created, coordinator, end, checkpoints, endCheckpoint };
+  return {
+    evacuations,
+    migrations,
+    workloads,
+    nodes,
+    created,
+    coordinator,
+    end,
+    checkpoints,
+    endCheckpoint,
+    clock,
+    signals,
+  };
 }
 
 async function seed(w: ReturnType<typeof world>, sizes: number[], deadlineSeconds: number): Promise<EvacuationRecord> {
@@ -109,7 +142,7 @@ async function seed(w: ReturnType<typeof world>, sizes: number[], deadlineSecond
   await w.nodes.save(aNode('node-c', { zone: 'z1', lifecycle: 'on-demand', probe: probe(64 * GIB) }));
   for (const [i, size] of sizes.entries())
     await w.workloads.save(aWorkload({ id: `wl-${i + 1}`, name: `w${i + 1}`, rssBytes: size }));
-  const now = new Date();
+  const now = w.clock.now();
   const deadline = new Date(now.getTime() + deadlineSeconds * 1000).toISOString();
   const rec: EvacuationRecord = {
     id: 'evac-1',
@@ -187,7 +220,7 @@ describe('EvacuationCoordinator', () => {
       await w.end(m.id, 'completed', id === 'wl-1' ? 150 : 90);
     }
     // Pages leaving a terminating node are encrypted unless someone chose otherwise (the API's default).
-    expect(w.created.map((c) => c.body.transport)).toEqual(['tls', 'tls']);
+    expect(w.created.map((c) => c.transport)).toEqual(['tls', 'tls']);
     expect(cp.transport).toBe('tls');
     const done = (await run)!;
     expect(done.state).toBe('partial');
@@ -206,7 +239,7 @@ describe('EvacuationCoordinator', () => {
         .map((j) => j.downtimeMs)
         .sort(),
     ).toEqual([150, 90].sort());
-    expect(w.created.map((c) => c.body.workload)).not.toContain('wl-2');
+    expect(w.created.map((c) => c.workloadId)).not.toContain('wl-2');
     expect(done.jobs.find((j) => j.workloadId === 'wl-2')).toMatchObject({
       state: 'checkpointed',
       checkpointId: 'cp-wl-2',
@@ -237,7 +270,8 @@ describe('EvacuationCoordinator', () => {
     const run = w.coordinator.run('evac-1');
     for (let i = 1; i <= 3; i++) {
       await until(() => (w.created.length === i ? true : undefined));
-      await new Promise((r) => setTimeout(r, 300));
+      // Parked until the next signal: everything it would start now, it has started.
+      await until(() => (w.signals.waiting === 1 ? true : undefined));
       expect(w.created).toHaveLength(i);
       await w.end(`mig-${i}`, 'completed');
     }
@@ -252,10 +286,10 @@ describe('EvacuationCoordinator', () => {
     await seed(w, [64 * MIB], 120);
     const run = w.coordinator.run('evac-1');
     await until(() => (w.created.length === 1 ? true : undefined));
-    const first = w.created[0]!.body.destination!;
+    const first = w.created[0]!.destinationNodeId!;
     await w.end('mig-1', 'rolled_back');
     await until(() => (w.created.length === 2 ? true : undefined));
-    expect(w.created[1]!.body.destination).not.toBe(first);
+    expect(w.created[1]!.destinationNodeId).not.toBe(first);
     await w.end('mig-2', 'completed');
     const done = (await run)!;
     expect(done.state).toBe('completed');
@@ -269,13 +303,15 @@ describe('EvacuationCoordinator', () => {
     await until(() => (w.created.length === 1 ? true : undefined));
     const before = (await w.evacuations.get('evac-1'))!;
     expect(before.plan!.predictedMisses).toBe(0);
-    // What EvacuationsService.join writes when a notice with an earlier deadline joins.
-    const soon = new Date(Date.now() + 2_000).toISOString();
-    before.deadlineChanges = [
-      { at: new Date().toISOString(), from: before.deadline, to: soon, source: 'aws', kind: 'preemption', reason: 'r' },
-    ];
-    before.deadline = soon;
-    await w.evacuations.save(before);
+    // What EvacuationsService.join writes when a notice with an earlier deadline joins (then it nudges).
+    const soon = new Date(w.clock.t + 2_000).toISOString();
+    await w.evacuations.update('evac-1', (e) => {
+      e.deadlineChanges = [
+        { at: w.clock.now().toISOString(), from: e.deadline, to: soon, source: 'aws', kind: 'preemption', reason: 'r' },
+      ];
+      e.deadline = soon;
+    });
+    w.signals.wake();
     const replanned = await until(async () => {
       const e = (await w.evacuations.get('evac-1'))!;
       return e.deadlineChanges?.[0]?.replannedAt ? e : undefined;
@@ -287,6 +323,8 @@ describe('EvacuationCoordinator', () => {
     expect(replanned.events.map((e) => e.msg)).toContainEqual(
       expect.stringMatching(/^re-planned for the earlier deadline/),
     );
+    // The earlier deadline comes and goes while mig-1 runs.
+    w.clock.t += 3_000;
     await w.end('mig-1', 'completed');
     const done = (await run)!;
     expect(w.created).toHaveLength(1);

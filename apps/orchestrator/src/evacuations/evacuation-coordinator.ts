@@ -5,6 +5,7 @@ import {
   type EvacuationJob,
   type EvacuationRecord,
   type NodeRecord,
+  type Strategy,
 } from '@spotlift/domain';
 import { Clock, NodeOps, isFinished } from '@spotlift/engine';
 import { planEvacuation, replan, type EvacuationPlan, type FinishedJob } from '@spotlift/placement';
@@ -17,7 +18,7 @@ import {
 } from '@spotlift/store';
 import { CheckpointsService, CreateCheckpoint } from '../checkpoints/checkpoints.service.js';
 import { AppConfig } from '../config/app-config.js';
-import { CreateMigration, MigrationsService } from '../migrations/migrations.service.js';
+import { MigrationsService } from '../migrations/migrations.service.js';
 import { buildEvacuationInput, planAsExecuted, strategyFor, workloadsInScope } from './evacuation-input.js';
 import {
   applyPlan,
@@ -27,14 +28,39 @@ import {
   outcomeOf,
   predictedMissesOf,
 } from './evacuation-jobs.js';
-import { addEvent } from './evacuation-events.js';
+import { addEvent, appendEvents } from './evacuation-events.js';
+import { EvacuationSignals } from './evacuation-signals.js';
 
-/** How often in-flight migrations are looked at. Their ends drive re-planning, so keep it short. */
-const TICK_MS = 200;
+/**
+ * The coordinator waits for signals (EvacuationSignals: a migration or checkpoint job ended, a notice changed
+ * the record), not on a timer. A signal can be lost: the queues' event streams live in Redis, and a Redis that
+ * restarted (empty, or down while a job ended) never delivers it. So it also looks again after this long
+ * without one: a safety net, slow on purpose.
+ */
+export const SAFETY_NET_MS = 5_000;
 /** A failed workload is tried on at most this many destinations. */
 const MAX_ATTEMPTS = 2;
 /** Stop waiting for migrations this long after the deadline (the node is gone; their jobs end on their own). */
 const AFTER_DEADLINE_MS = 5 * 60_000;
+/** What a plan line may ask for; anything else (an older plan's word) falls back to the default. */
+const STRATEGIES: ReadonlySet<string> = new Set<Strategy>(['stop-and-copy', 'pre-copy', 'post-copy', 'hybrid', 'auto']);
+/**
+ * The record's fields this coordinator writes. The others are other writers': a notice joining (another
+ * replica: `otherNotices`, `deadlineChanges`, `deadline`), the cordon, an Azure approval. Every save applies
+ * these fields, the events this coordinator added and its re-plan marks to the record as stored at that moment
+ * (a versioned update), so nobody's write is lost and nobody's fields are copied by hand.
+ */
+const OWNED = [
+  'state',
+  'plannedAt',
+  'plan',
+  'replans',
+  'jobs',
+  'predictedMisses',
+  'storageNote',
+  'outcome',
+  'finishedAt',
+] as const;
 
 /**
  * Runs one evacuation to its end, inside the `evacuate` job of whichever worker holds it. Re-entrant:
@@ -55,47 +81,60 @@ export class EvacuationCoordinator {
     private readonly config: AppConfig,
     private readonly checkpointsService: CheckpointsService,
     private readonly checkpoints: CheckpointRepository,
+    private readonly signals: EvacuationSignals,
   ) {}
 
   async run(evacuationId: string, signal?: AbortSignal): Promise<EvacuationRecord | undefined> {
-    const rec = await this.evacuations.get(evacuationId);
+    let rec = await this.evacuations.get(evacuationId);
     if (!rec || evacuationFinished(rec)) return rec;
-    if (!rec.plan) await this.planFirst(rec);
+    /** The events already stored: a save appends only the ones added since. */
+    let read = new Set<object>(rec.events);
+    if (!rec.plan) {
+      await this.planFirst(rec);
+      rec = await this.save(rec, read);
+    }
     while (!signal?.aborted) {
+      const seen = this.signals.generation;
+      // Fresh each time: what other writers changed (an earlier deadline) is in it.
+      rec = (await this.evacuations.get(evacuationId)) ?? rec;
+      read = new Set(rec.events);
       const now = this.clock.now().getTime();
-      await this.followDeadline(rec, now);
+      const replanned = this.followDeadline(rec, now);
       const deadline = new Date(rec.deadline).getTime();
       const ended = await this.collectEnded(rec);
       const checkpointsEnded = await this.collectCheckpoints(rec);
       if (ended.length > 0) this.replanAfter(rec, ended, now);
-      const planDeadline = new Date(rec.plannedAt!).getTime() + (rec.plan?.deadlineSeconds ?? 0) * 1000;
+      const planDeadline = this.planDeadline(rec);
       if (now >= planDeadline)
         this.giveUpPending(rec, 'the deadline (less the safety margin) came before it could start');
       else await this.startNext(rec);
       if (now < deadline) await this.startCheckpoints(rec);
       const checkpointing = rec.jobs.some((j) => j.state === 'checkpointing');
-      if (
-        ended.length > 0 ||
-        checkpointsEnded ||
-        checkpointing ||
-        rec.jobs.some((j) => j.state === 'pending' || jobInFlight(j))
-      )
-        await this.save(rec);
       const open = checkpointing || rec.jobs.some((j) => j.state === 'pending' || jobInFlight(j));
+      if (replanned || ended.length > 0 || checkpointsEnded || open) {
+        rec = await this.save(rec, read);
+        read = new Set(rec.events);
+      }
       if (!open) break;
       if (now > deadline + AFTER_DEADLINE_MS) {
         addEvent(rec, this.clock.now(), 'gave up waiting for migrations still running long after the deadline');
         break;
       }
-      await new Promise((r) => setTimeout(r, TICK_MS));
+      const wakeAt = [planDeadline, deadline + AFTER_DEADLINE_MS + 1].filter((t) => t > now);
+      await this.signals.next(seen, Math.min(SAFETY_NET_MS, ...wakeAt.map((t) => t - now)), signal);
     }
     if (signal?.aborted) return rec;
     const { state, outcome } = outcomeOf(rec);
     Object.assign(rec, { state, outcome, finishedAt: this.clock.now().toISOString() });
     addEvent(rec, this.clock.now(), `finished ${state}: ${outcome.summary}`);
-    await this.save(rec);
+    rec = await this.save(rec, read);
     this.logger.log({ msg: 'evacuation finished', evacuation: rec.id, node: rec.nodeId, state, ...outcome });
     return rec;
+  }
+
+  /** The plan's own deadline: the notice's, less the safety margin, as planned (epoch ms). */
+  private planDeadline(rec: EvacuationRecord): number {
+    return new Date(rec.plannedAt!).getTime() + (rec.plan?.deadlineSeconds ?? 0) * 1000;
   }
 
   private async planFirst(rec: EvacuationRecord): Promise<void> {
@@ -202,15 +241,13 @@ export class EvacuationCoordinator {
   }
 
   /**
-   * A later notice moved the deadline earlier (EvacuationsService.join writes it to the stored record): take
-   * it, and re-plan what has not started with the time now left. Running jobs keep their destinations.
+   * A later notice moved the deadline earlier (EvacuationsService.join writes it to the stored record, which
+   * this tick read): take it, and re-plan what has not started with the time now left. Running jobs keep their
+   * destinations. True when it re-planned (the record needs saving).
    */
-  private async followDeadline(rec: EvacuationRecord, now: number): Promise<void> {
-    const stored = await this.evacuations.get(rec.id);
-    const changes = stored?.deadlineChanges ?? [];
-    if (changes.length > (rec.deadlineChanges?.length ?? 0)) rec.deadlineChanges = changes;
+  private followDeadline(rec: EvacuationRecord, now: number): boolean {
     const pending = (rec.deadlineChanges ?? []).filter((c) => !c.replannedAt);
-    if (!pending.length) return;
+    if (!pending.length) return false;
     const latest = pending.reduce((a, b) => (Date.parse(b.to) < Date.parse(a.to) ? b : a));
     if (Date.parse(latest.to) < Date.parse(rec.deadline)) rec.deadline = latest.to;
     const at = new Date(now);
@@ -242,7 +279,7 @@ export class EvacuationCoordinator {
       evacuation: rec.id,
       deadline: rec.deadline,
     });
-    await this.save(rec);
+    return true;
   }
 
   /**
@@ -309,18 +346,19 @@ export class EvacuationCoordinator {
   }
 
   private async start(rec: EvacuationRecord, job: EvacuationJob): Promise<void> {
-    // The plan's strategy and the notice's deadline (which bounds pre-copy rounds), as far as this
-    // version of the API accepts them; otherwise the API's defaults.
-    const base = { workload: job.workloadId, destination: job.destinationNodeId };
-    const tries = [
-      { ...base, strategy: strategyFor(rec, job), deadline: rec.deadline },
-      { ...base, strategy: strategyFor(rec, job) },
-      base,
-    ];
-    const body =
-      tries.map((t) => CreateMigration.safeParse(t)).find((r) => r.success)?.data ?? CreateMigration.parse(base);
+    // The plan's strategy and the notice's deadline (which bounds pre-copy rounds); pages leaving a node that
+    // is going are encrypted (the API's default transport).
+    const strategy = strategyFor(rec, job);
     try {
-      const m = await this.migrationsService.create(body, { evacuationId: rec.id });
+      const m = await this.migrationsService.start({
+        workloadId: job.workloadId,
+        ...(job.destinationNodeId ? { destinationNodeId: job.destinationNodeId } : {}),
+        strategy: strategy && STRATEGIES.has(strategy) ? (strategy as Strategy) : 'stop-and-copy',
+        transport: 'tls',
+        keepImages: false,
+        deadline: new Date(rec.deadline),
+        evacuationId: rec.id,
+      });
       Object.assign(job, { migrationId: m.id, state: m.state, startedAt: m.createdAt, strategy: m.strategy });
     } catch (error) {
       const message = error instanceof DomainError || error instanceof Error ? error.message : String(error);
@@ -331,21 +369,22 @@ export class EvacuationCoordinator {
   }
 
   /**
-   * The coordinator is the record's main writer; a notice joining (another replica) and an Azure approval
-   * (the watchers) write too, so their fields are carried over from the stored record before saving.
+   * Writes this coordinator's fields (OWNED), the events it added since `read` and its re-plan marks onto the
+   * record as stored now: a versioned update, retried from a fresh read when another writer came first.
    */
-  private async save(rec: EvacuationRecord): Promise<void> {
-    const stored = await this.evacuations.get(rec.id);
-    if (stored?.acknowledgement && !rec.acknowledgement) rec.acknowledgement = stored.acknowledgement;
-    if (stored?.cordon && !rec.cordon) rec.cordon = stored.cordon;
-    if ((stored?.otherNotices?.length ?? 0) > (rec.otherNotices?.length ?? 0)) rec.otherNotices = stored!.otherNotices;
-    // A deadline change that arrived since the last look is taken at the next tick (followDeadline).
-    const storedChanges = stored?.deadlineChanges ?? [];
-    if (storedChanges.length > (rec.deadlineChanges?.length ?? 0)) {
-      const mine = new Map((rec.deadlineChanges ?? []).map((c) => [c.at + c.to, c]));
-      rec.deadlineChanges = storedChanges.map((c) => mine.get(c.at + c.to) ?? c);
-    }
-    rec.updatedAt = this.clock.now().toISOString();
-    await this.evacuations.save(rec);
+  private async save(rec: EvacuationRecord, read: ReadonlySet<object>): Promise<EvacuationRecord> {
+    const added = rec.events.filter((e) => !read.has(e));
+    const marks = new Map((rec.deadlineChanges ?? []).map((c) => [c.at + c.to, c.replannedAt]));
+    const saved = await this.evacuations.update(rec.id, (stored) => {
+      const target = stored as unknown as Record<string, unknown>;
+      for (const key of OWNED) {
+        if (rec[key] === undefined) delete target[key];
+        else target[key] = rec[key];
+      }
+      appendEvents(stored, added);
+      for (const c of stored.deadlineChanges ?? []) c.replannedAt ??= marks.get(c.at + c.to);
+      stored.updatedAt = this.clock.now().toISOString();
+    });
+    return saved ?? rec;
   }
 }

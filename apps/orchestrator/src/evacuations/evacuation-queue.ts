@@ -21,4 +21,13 @@ export class EvacuationQueue {
       { ...EVACUATE_JOB_OPTIONS, jobId: evacuateJobId(evacuationId) },
     );
   }
+
+  /**
+   * Tells the coordinator running the evacuation (whichever worker holds its job) that its record changed:
+   * the job's progress is set, which the queue's event stream carries to every EvacuationChangeListener.
+   */
+  async nudge(evacuationId: string): Promise<void> {
+    const job = await this.queue.getJob(evacuateJobId(evacuationId));
+    await job?.updateProgress({ changedAt: new Date().toISOString() });
+  }
 }

@@ -9,15 +9,28 @@ import type { DynamicModule, Provider, Type } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { crossSourceDedupKey, NoticeDeduplicator, RedisDedupStore } from '@spotlift/notices';
 import { EVACUATIONS_QUEUE } from '@spotlift/queue';
-import { EvacuationRepository, RedisEvacuationRecords } from '@spotlift/store';
+import type { EvacuationRecord } from '@spotlift/domain';
+import {
+  EvacuationRepository,
+  JournalCopies,
+  type JournaledRepository,
+  RedisRecords,
+  VersionedEvacuationRecords,
+} from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
-import { REDIS } from '../core/core.module.js';
+import { EVACUATION_JOURNAL, REDIS } from '../core/core.module.js';
 import { KubeCordoner, kubeApiProviders } from '../notices/kube-cordon.js';
 import { NoticeIntake } from '../notices/notice-intake.service.js';
 import { NoticeWatchers } from '../notices/notice-watchers.service.js';
 import { NoticesController } from '../notices/notices.controller.js';
 import { EvacuationCoordinator } from './evacuation-coordinator.js';
 import { EvacuationQueue } from './evacuation-queue.js';
+import {
+  CheckpointEndListener,
+  EvacuationChangeListener,
+  EvacuationSignals,
+  MigrationEndListener,
+} from './evacuation-signals.js';
 import { EvacuationsController } from './evacuations.controller.js';
 import { EvacuationsProcessor } from './evacuations.processor.js';
 import { DEADLINE_TOLERANCE_MS, EvacuationsService } from './evacuations.service.js';
@@ -29,9 +42,13 @@ export const evacuationControllers: Type[] = [EvacuationsController, NoticesCont
 export function evacuationProviders(config: AppConfig): Provider[] {
   return [
     {
+      // Versioned; each copy Redis took is journaled too, for a Redis that comes back empty (core.module.ts).
       provide: EvacuationRepository,
-      inject: [REDIS, AppConfig],
-      useFactory: (r: Redis, c: AppConfig) => new RedisEvacuationRecords(r, c.redisPrefix),
+      inject: [REDIS, AppConfig, EVACUATION_JOURNAL],
+      useFactory: (r: Redis, c: AppConfig, j: JournaledRepository<EvacuationRecord>) =>
+        new VersionedEvacuationRecords(
+          new JournalCopies(new RedisRecords<EvacuationRecord>(r, c.redisPrefix, 'evacuation', { versioned: true }), j),
+        ),
     },
     {
       // One claim per (node, kind) across channels and replicas: the IMDS poll, a handler's taint and a
@@ -51,6 +68,17 @@ export function evacuationProviders(config: AppConfig): Provider[] {
     EvacuationQueue,
     EvacuationsService,
     NoticeIntake,
-    ...(config.runsWorker ? [EvacuationCoordinator, EvacuationsProcessor, NoticeWatchers] : []),
+    ...(config.runsWorker
+      ? [
+          EvacuationCoordinator,
+          EvacuationsProcessor,
+          NoticeWatchers,
+          // Queue events wake the coordinators (see evacuation-signals.ts).
+          { provide: EvacuationSignals, useFactory: () => new EvacuationSignals() },
+          MigrationEndListener,
+          CheckpointEndListener,
+          EvacuationChangeListener,
+        ]
+      : []),
   ];
 }

@@ -46,7 +46,11 @@ function world(opts: {
   void nodes.save(aNode('node-a', { name: 'ip-10-0-0-1' }));
   for (const w of opts.workloads ?? []) void workloads.save(w);
   const enqueued: string[] = [];
-  const queue = { enqueue: (id: string) => Promise.resolve(void enqueued.push(id)) } as unknown as EvacuationQueue;
+  const nudged: string[] = [];
+  const queue = {
+    enqueue: (id: string) => Promise.resolve(void enqueued.push(id)),
+    nudge: (id: string) => Promise.resolve(void nudged.push(id)),
+  } as unknown as EvacuationQueue;
   const config = { evacuation: EvacuationSettings.parse(opts.settings ?? {}) } as AppConfig;
   const clock = new SystemClock();
   const service = new EvacuationsService(
@@ -58,7 +62,7 @@ function world(opts: {
     workloads,
     new KubeCordoner(clock, opts.kube),
   );
-  return { service, evacuations, nodes, enqueued };
+  return { service, evacuations, nodes, enqueued, nudged };
 }
 
 function notice(kind: Notice['kind'], over: Partial<Notice> = {}): Notice {
@@ -216,6 +220,8 @@ describe('EvacuationsService.raise: deadlines of later notices', () => {
       expect.objectContaining({ from: far.toISOString(), to: soon.toISOString(), source: 'aws', kind: 'preemption' }),
     ]);
     expect(w.enqueued).toEqual([first.evacuation.id]);
+    // The coordinator running it is told (it learns from the queue's events, not by polling).
+    expect(w.nudged).toEqual([first.evacuation.id]);
   });
 
   it('a later or equal deadline (within the tolerance) changes nothing', async () => {
@@ -228,6 +234,7 @@ describe('EvacuationsService.raise: deadlines of later notices', () => {
     expect(stored.deadline).toBe(d.toISOString());
     expect(stored.deadlineChanges).toBeUndefined();
     expect(stored.otherNotices).toHaveLength(2);
+    expect(w.nudged).toEqual([]);
   });
 
   it('an event already handled by a finished evacuation raises nothing new; an earlier deadline does', async () => {

@@ -115,16 +115,18 @@ export class EvacuationsService {
 
   /** Nothing new may land on a node that is going (terminating) or may go soon (draining). */
   private async markNode(node: NodeRecord, policy: EvacuationPolicy): Promise<void> {
-    const next =
-      policy === 'evacuate' && node.state !== 'terminating' && node.state !== 'gone'
-        ? 'terminating'
-        : policy === 'low-risk-first' && node.state === 'ready'
-          ? 'draining'
-          : undefined;
-    if (!next) return;
-    node.state = next;
-    node.updatedAt = this.clock.now().toISOString();
-    await this.nodes.save(node);
+    // A versioned update: a probe or re-registration racing the notice neither loses this state nor its probe.
+    await this.nodes.update(node.id, (current) => {
+      const next =
+        policy === 'evacuate' && current.state !== 'terminating' && current.state !== 'gone'
+          ? 'terminating'
+          : policy === 'low-risk-first' && current.state === 'ready'
+            ? 'draining'
+            : undefined;
+      if (!next) return false;
+      current.state = next;
+      current.updatedAt = this.clock.now().toISOString();
+    });
   }
 
   private async earlySignalScope(node: NodeRecord): Promise<EarlySignalScope> {
@@ -143,22 +145,12 @@ export class EvacuationsService {
       );
   }
 
-  /**
-   * The coordinator rewrites the whole record as it goes (carrying a stored `cordon` over); a write of ours
-   * that lands between its read and its write is lost, so look again a few times and write it back.
-   */
+  /** A versioned update: the coordinator's writes and this one both land, whichever comes first. */
   private async recordCordon(id: string, cordon: EvacuationCordon): Promise<void> {
-    for (let attempt = 0; attempt < 4; attempt++) {
-      if (attempt > 0) await new Promise((r) => setTimeout(r, 300));
-      const rec = await this.evacuations.get(id);
-      if (!rec) return;
-      if (rec.cordon) {
-        if (attempt > 0) return;
-        continue;
-      }
+    await this.evacuations.update(id, (rec) => {
+      if (rec.cordon) return false;
       rec.cordon = cordon;
-      await this.evacuations.save(rec);
-    }
+    });
   }
 
   private newRecord(id: string, nodeId: string, notice: EvacuationNotice, policy: EvacuationPolicy): EvacuationRecord {
@@ -181,8 +173,14 @@ export class EvacuationsService {
 
   private async begin(rec: EvacuationRecord): Promise<void> {
     if (rec.policy !== 'record') {
-      for (const w of rec.earlySignal?.workloads ?? []) addEvent(rec, this.clock.now(), `${w.workloadId}: ${w.reason}`);
-      await this.evacuations.save(rec);
+      const early = rec.earlySignal?.workloads ?? [];
+      if (early.length) {
+        const at = this.clock.now();
+        const saved = await this.evacuations.update(rec.id, (current) => {
+          for (const w of early) addEvent(current, at, `${w.workloadId}: ${w.reason}`);
+        });
+        if (saved) Object.assign(rec, saved);
+      }
       await this.queue.enqueue(rec.id);
       this.logger.log({
         msg: 'evacuation raised',
@@ -194,19 +192,25 @@ export class EvacuationsService {
       return;
     }
     const now = this.clock.now();
-    addEvent(rec, now, `policy '${rec.policy}' for ${rec.notice.kind} notices: recorded, no migration started`);
-    Object.assign(rec, {
-      state: 'completed',
-      finishedAt: now.toISOString(),
-      outcome: {
-        moved: 0,
-        missed: 0,
-        failed: 0,
-        beforeDeadline: true,
-        summary: `${rec.notice.kind} notice recorded (policy '${rec.policy}')`,
-      },
+    const saved = await this.evacuations.update(rec.id, (current) => {
+      addEvent(
+        current,
+        now,
+        `policy '${current.policy}' for ${current.notice.kind} notices: recorded, no migration started`,
+      );
+      Object.assign(current, {
+        state: 'completed',
+        finishedAt: now.toISOString(),
+        outcome: {
+          moved: 0,
+          missed: 0,
+          failed: 0,
+          beforeDeadline: true,
+          summary: `${current.notice.kind} notice recorded (policy '${current.policy}')`,
+        },
+      });
     });
-    await this.evacuations.save(rec);
+    if (saved) Object.assign(rec, saved);
     this.logger.log({
       msg: 'early signal recorded',
       evacuation: rec.id,
@@ -229,31 +233,40 @@ export class EvacuationsService {
 
   /**
    * A notice for a node with an open evacuation joins it. When its deadline is earlier, the evacuation takes
-   * it (recorded in `deadlineChanges`); the coordinator running it re-plans at its next tick.
+   * it (recorded in `deadlineChanges`) and the coordinator running it is told to re-plan.
    */
   private async join(open: EvacuationRecord, notice: EvacuationNotice): Promise<EvacuationRecord> {
-    open.otherNotices = [...(open.otherNotices ?? []), notice].slice(-20);
-    const now = this.clock.now();
-    if (Date.parse(notice.deadline) < Date.parse(open.deadline) - DEADLINE_TOLERANCE_MS) {
-      open.deadlineChanges = [
-        ...(open.deadlineChanges ?? []),
-        {
-          at: now.toISOString(),
-          from: open.deadline,
-          to: notice.deadline,
-          source: notice.source,
-          kind: notice.kind,
-          reason: notice.reason,
-        },
-      ].slice(-20);
-      addEvent(open, now, `deadline moved earlier by a ${notice.kind} notice: ${open.deadline} -> ${notice.deadline}`);
-      open.deadline = notice.deadline;
-      this.logger.warn({ msg: 'evacuation deadline moved earlier', evacuation: open.id, deadline: open.deadline });
+    let moved = false;
+    // A versioned update: applied to the record as stored now, so the coordinator's writes are never lost.
+    const saved = await this.evacuations.update(open.id, (rec) => {
+      rec.otherNotices = [...(rec.otherNotices ?? []), notice].slice(-20);
+      const now = this.clock.now();
+      moved = Date.parse(notice.deadline) < Date.parse(rec.deadline) - DEADLINE_TOLERANCE_MS;
+      if (moved) {
+        rec.deadlineChanges = [
+          ...(rec.deadlineChanges ?? []),
+          {
+            at: now.toISOString(),
+            from: rec.deadline,
+            to: notice.deadline,
+            source: notice.source,
+            kind: notice.kind,
+            reason: notice.reason,
+          },
+        ].slice(-20);
+        addEvent(rec, now, `deadline moved earlier by a ${notice.kind} notice: ${rec.deadline} -> ${notice.deadline}`);
+        rec.deadline = notice.deadline;
+      }
+      addEvent(rec, now, `another notice for the node joined this evacuation: ${notice.reason}`);
+      rec.updatedAt = now.toISOString();
+    });
+    if (!saved) return open;
+    if (moved) {
+      this.logger.warn({ msg: 'evacuation deadline moved earlier', evacuation: saved.id, deadline: saved.deadline });
+      // The coordinator running it re-plans when it hears this (a slow re-read catches a lost signal).
+      await this.queue.nudge(saved.id).catch(() => undefined);
     }
-    addEvent(open, this.clock.now(), `another notice for the node joined this evacuation: ${notice.reason}`);
-    open.updatedAt = this.clock.now().toISOString();
-    await this.evacuations.save(open);
-    return open;
+    return saved;
   }
 }
 

@@ -8,6 +8,7 @@ import {
   processKey,
   type MigrationRecord,
   type NodeRecord,
+  type Strategy,
   type WorkloadRecord,
 } from '@spotlift/domain';
 import { Clock, NodeOps } from '@spotlift/engine';
@@ -43,6 +44,39 @@ export const CreateMigration = z
   .strict();
 export type CreateMigration = z.infer<typeof CreateMigration>;
 
+/**
+ * The domain command behind every migration, whoever asks: `POST /migrations` (its body, defaults applied)
+ * and the evacuation coordinator (its plan line) both build one. Typed, so a caller inside the orchestrator
+ * never goes through a REST body.
+ */
+export interface MigrationRequest {
+  workloadId: string;
+  /** Absent: the node with the most free memory among the suitable ones. */
+  destinationNodeId?: string;
+  strategy: Strategy;
+  transport: MigrationRecord['transport'];
+  keepImages: boolean;
+  downtimeBudgetMs?: number;
+  deadline?: Date;
+  maxRounds?: number;
+  /** The evacuation that asked for it. */
+  evacuationId?: string;
+}
+
+/** The command a REST body stands for. */
+export function requestFromBody(body: CreateMigration): MigrationRequest {
+  return {
+    workloadId: body.workload,
+    ...(body.destination !== undefined ? { destinationNodeId: body.destination } : {}),
+    strategy: body.strategy,
+    transport: body.transport,
+    keepImages: body.keepImages,
+    ...(body.downtimeBudgetMs !== undefined ? { downtimeBudgetMs: body.downtimeBudgetMs } : {}),
+    ...(body.deadline !== undefined ? { deadline: new Date(body.deadline) } : {}),
+    ...(body.maxRounds !== undefined ? { maxRounds: body.maxRounds } : {}),
+  };
+}
+
 const HEADROOM = 1.1;
 
 @Injectable()
@@ -74,22 +108,27 @@ export class MigrationsService {
    * records of one process, a call and an evacuation) race on the claim, an atomic SET NX in Redis: one
    * wins, the other gets a 409 naming the holder.
    */
-  async create(body: CreateMigration, link: Pick<MigrationRecord, 'evacuationId'> = {}): Promise<MigrationRecord> {
-    const workload = await this.workloads.get(body.workload);
-    if (!workload) throw new NotFoundError('workload', body.workload);
+  async create(body: CreateMigration): Promise<MigrationRecord> {
+    return this.start(requestFromBody(body));
+  }
+
+  /** The domain command (see MigrationRequest); `create` is its REST adapter. */
+  async start(request: MigrationRequest): Promise<MigrationRecord> {
+    const workload = await this.workloads.get(request.workloadId);
+    if (!workload) throw new NotFoundError('workload', request.workloadId);
     const source = await this.nodes.get(workload.nodeId);
     if (!source) throw new NotFoundError('node', workload.nodeId);
     if (workload.state !== 'running') {
       throw new ConflictError(`workload '${workload.id}' is ${workload.state}; only a running workload can migrate`);
     }
-    if (body.deadline !== undefined && Date.parse(body.deadline) <= this.clock.now().getTime()) {
-      throw new BadRequestError(`deadline ${body.deadline} has already passed`);
+    if (request.deadline !== undefined && request.deadline.getTime() <= this.clock.now().getTime()) {
+      throw new BadRequestError(`deadline ${request.deadline.toISOString()} has already passed`);
     }
     const id = `mig-${randomUUID().slice(0, 12)}`;
     const claimKey = processKey(workload);
     await claimWorkload(this.claims, { migrations: this.migrations }, workload.id, claimKey, migrationOwner(id));
     try {
-      return await this.record(id, claimKey, body, workload, source, link);
+      return await this.record(id, claimKey, request, workload, source);
     } catch (error) {
       // Nothing was queued: the workload is free again for the next caller.
       await this.claims.release(claimKey, migrationOwner(id)).catch(() => undefined);
@@ -100,16 +139,20 @@ export class MigrationsService {
   private async record(
     id: string,
     claimKey: string,
-    body: CreateMigration,
+    request: MigrationRequest,
     workload: WorkloadRecord,
     source: NodeRecord,
-    link: Pick<MigrationRecord, 'evacuationId'>,
   ): Promise<MigrationRecord> {
     const tree = await this.ops.inspectTree(source, workload.pid);
     if (!tree) {
       throw new BadRequestError(`workload '${workload.id}' (pid ${workload.pid}) no longer runs on '${source.id}'`);
     }
-    const { destination, reason } = await this.chooseDestination(body.destination, source, workload, tree.rssBytes);
+    const { destination, reason } = await this.chooseDestination(
+      request.destinationNodeId,
+      source,
+      workload,
+      tree.rssBytes,
+    );
 
     const now = this.clock.now().toISOString();
     const migration: MigrationRecord = {
@@ -119,17 +162,17 @@ export class MigrationsService {
       sourceNodeId: source.id,
       destinationNodeId: destination.id,
       destinationReason: reason,
-      strategy: body.strategy,
-      transport: body.transport,
+      strategy: request.strategy,
+      transport: request.transport,
       state: 'queued',
       phases: [],
       criu: {},
       bytes: { pages: 0, images: 0 },
-      keepImages: body.keepImages,
-      ...(body.downtimeBudgetMs !== undefined ? { downtimeBudgetMs: body.downtimeBudgetMs } : {}),
-      ...(body.deadline !== undefined ? { deadline: new Date(body.deadline).toISOString() } : {}),
-      ...(body.maxRounds !== undefined ? { maxRounds: body.maxRounds } : {}),
-      ...(link.evacuationId ? { evacuationId: link.evacuationId } : {}),
+      keepImages: request.keepImages,
+      ...(request.downtimeBudgetMs !== undefined ? { downtimeBudgetMs: request.downtimeBudgetMs } : {}),
+      ...(request.deadline !== undefined ? { deadline: request.deadline.toISOString() } : {}),
+      ...(request.maxRounds !== undefined ? { maxRounds: request.maxRounds } : {}),
+      ...(request.evacuationId ? { evacuationId: request.evacuationId } : {}),
       createdAt: now,
       updatedAt: now,
     };

@@ -26,13 +26,20 @@ import { NodeRegistrationError, NodesService } from './nodes.service.js';
 /** Answers probes from a table: a probe result, or the error the shell would have thrown. */
 class ScriptedProber extends NodeProber {
   readonly answers = new Map<string, NodeProbe | Error>();
+  /** When set, probes wait for it (a slow SSH round trip, during which other writers act). */
+  hold?: Promise<void>;
+  /** Probes under way, for a test to know one has started. */
+  started = 0;
   constructor() {
     super(undefined as never, new SystemClock(), '/unused');
   }
-  override probe(node: NodeTarget): Promise<NodeProbe> {
+  override async probe(node: NodeTarget): Promise<NodeProbe> {
+    this.started += 1;
+    if (this.hold) await this.hold;
     const a = this.answers.get(node.host);
-    if (!a) return Promise.reject(new Error(`no scripted answer for ${node.host}`));
-    return a instanceof Error ? Promise.reject(a) : Promise.resolve(a);
+    if (!a) throw new Error(`no scripted answer for ${node.host}`);
+    if (a instanceof Error) throw a;
+    return a;
   }
 }
 
@@ -49,7 +56,8 @@ const spec = (over: Partial<NodeSpec> = {}): NodeSpec => ({
 });
 
 function world() {
-  const nodes = new InMemoryRecords<NodeRecord>();
+  // Versioned, as in the app (core.module.ts): the race specs below depend on it.
+  const nodes = new InMemoryRecords<NodeRecord>({ versioned: true });
   const workloads = new InMemoryRecords<WorkloadRecord>();
   const migrations = new InMemoryRecords<MigrationRecord>();
   const checkpoints = new InMemoryRecords<CheckpointRecord>();
@@ -159,6 +167,38 @@ describe('NodesService.probe: reachability apart from the notice state', () => {
       expect((await w.nodes.get('node-x'))?.state).toBe(state);
     },
   );
+});
+
+describe('NodesService: a notice that lands while a probe runs', () => {
+  /** Starts `act`, lets a notice mark the node terminating while its probe is held, then lets the probe end. */
+  async function raceWithNotice(w: ReturnType<typeof world>, act: () => Promise<NodeRecord>): Promise<NodeRecord> {
+    let release!: () => void;
+    w.prober.hold = new Promise<void>((r) => (release = r));
+    const pending = act();
+    while (w.prober.started === 0) await Promise.resolve();
+    // What EvacuationsService.markNode does (its own versioned update).
+    await w.nodes.update('node-x', (n) => void (n.state = 'terminating'));
+    release();
+    return pending;
+  }
+
+  it('probe: the node ends terminating with the new probe (neither write lost)', async () => {
+    const w = world();
+    await w.nodes.save(aNode('node-x', { host: '10.0.0.9', state: 'unreachable' }));
+    w.prober.answers.set('10.0.0.9', { ...GOOD, memAvailableBytes: 7 });
+    const node = await raceWithNotice(w, () => w.service.probe('node-x'));
+    expect(node).toMatchObject({ state: 'terminating', probe: { memAvailableBytes: 7 } });
+    expect(await w.nodes.get('node-x')).toMatchObject({ state: 'terminating', probe: { memAvailableBytes: 7 } });
+  });
+
+  it('re-registration: the node ends terminating with the new spec and probe', async () => {
+    const w = world();
+    await w.nodes.save(aNode('node-x', { host: '10.0.0.9' }));
+    w.prober.answers.set('10.0.0.9', { ...GOOD, memAvailableBytes: 9 });
+    const node = await raceWithNotice(w, () => w.service.register(spec({ labels: { zone: 'b' } })));
+    expect(node).toMatchObject({ state: 'terminating', labels: { zone: 'b' }, probe: { memAvailableBytes: 9 } });
+    expect(await w.nodes.get('node-x')).toMatchObject({ state: 'terminating', labels: { zone: 'b' } });
+  });
 });
 
 describe('NodesService.clearNotice', () => {

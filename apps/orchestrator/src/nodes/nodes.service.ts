@@ -6,6 +6,7 @@ import {
   DomainError,
   evacuationFinished,
   NotFoundError,
+  type NodeProbe,
   type NodeRecord,
   type NodeState,
 } from '@spotlift/domain';
@@ -16,6 +17,7 @@ import {
   MigrationRepository,
   NodeRepository,
   WorkloadRepository,
+  createIfAbsent,
 } from '@spotlift/store';
 import type { NodeSpec } from '../config/app-config.js';
 import { NodeEvents } from './node-events.js';
@@ -67,51 +69,84 @@ export class NodesService {
    * Registers (or updates) a node and probes it. A probe that fails (unreachable, host key not the pin) is
    * answered with NodeRegistrationError and changes nothing: a new node is not stored, an existing one keeps
    * its record. `keepUnreachable` (the config file at boot) stores a new node as 'unreachable' instead, so the
-   * operator's fleet is known and can be probed again. A draining/terminating state survives re-registration.
+   * operator's fleet is known and can be probed again. A draining/terminating state survives re-registration,
+   * also one a notice set while the probe ran: the spec and probe are applied to the record as stored then.
    */
   async register(spec: NodeSpec, opts: { keepUnreachable?: boolean } = {}): Promise<NodeRecord> {
-    const now = this.clock.now().toISOString();
     const existing = await this.nodes.get(spec.id);
-    const node: NodeRecord = {
-      ...spec,
-      name: spec.name ?? spec.id,
-      state: existing && NOTICE_STATES.has(existing.state) ? existing.state : 'ready',
-      createdAt: existing?.createdAt ?? now,
-      updatedAt: now,
-      ...(existing?.probe ? { probe: existing.probe } : {}),
-      ...(existing?.drain ? { drain: existing.drain } : {}),
+    const build = (current: NodeRecord | undefined): NodeRecord => {
+      const now = this.clock.now().toISOString();
+      return {
+        ...spec,
+        name: spec.name ?? spec.id,
+        state: current && NOTICE_STATES.has(current.state) ? current.state : 'ready',
+        createdAt: current?.createdAt ?? now,
+        updatedAt: now,
+        ...(current?.probe ? { probe: current.probe } : {}),
+        ...(current?.drain ? { drain: current.drain } : {}),
+      };
     };
+    let probe: NodeProbe | undefined;
+    let failure: string | undefined;
     try {
-      node.probe = await this.prober.probe(node);
+      probe = await this.prober.probe(build(existing));
     } catch (error) {
       const errorId = randomBytes(6).toString('hex');
       const detail = error instanceof Error ? error.message : String(error);
       this.logger.warn({ msg: 'node registration: probe failed', node: spec.id, host: spec.host, errorId, detail });
       if (!opts.keepUnreachable || existing) throw new NodeRegistrationError(spec.id, errorId);
-      this.recordProbeFailure(node, detail);
-      await this.nodes.save(node);
-      this.events.registered(node);
-      return node;
+      failure = detail;
     }
-    await this.nodes.save(node);
+    const node = await this.upsert(spec.id, (current) => {
+      const next = build(current);
+      if (probe) next.probe = probe;
+      else this.recordProbeFailure(next, failure ?? 'probe failed');
+      return next;
+    });
     this.events.registered(node);
     return node;
+  }
+
+  /**
+   * Writes `build(stored)` over the stored node through the versioned update (re-read and retried when
+   * another writer came first), or creates it when there is none; a create that loses to another one updates.
+   */
+  private async upsert(id: string, build: (current: NodeRecord | undefined) => NodeRecord): Promise<NodeRecord> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const updated = await this.nodes.update(id, (current) => {
+        const next = build(current);
+        for (const key of Object.keys(current))
+          if (key !== 'version') delete (current as unknown as Record<string, unknown>)[key];
+        Object.assign(current, next);
+      });
+      if (updated) return updated;
+      const created = build(undefined);
+      if (await createIfAbsent(this.nodes, created)) return created;
+    }
+    throw new ConflictError(`node '${id}' kept changing while it was registered; try again`, { nodeId: id });
   }
 
   /** Probes a registered node again; a failure is recorded on the node (unreachable), its notice state kept. */
   async probe(id: string): Promise<NodeRecord> {
     const node = await this.get(id);
+    let probe: NodeProbe | undefined;
+    let failure = '';
     try {
-      node.probe = await this.prober.probe(node);
-      if (node.state === 'unreachable') node.state = 'ready';
+      probe = await this.prober.probe(node);
     } catch (error) {
-      const detail = error instanceof Error ? error.message : String(error);
-      this.logger.warn({ msg: 'probe failed', node: node.id, detail });
-      this.recordProbeFailure(node, detail);
+      failure = error instanceof Error ? error.message : String(error);
+      this.logger.warn({ msg: 'probe failed', node: node.id, detail: failure });
     }
-    node.updatedAt = this.clock.now().toISOString();
-    await this.nodes.save(node);
-    return node;
+    // Applied to the record as stored now: a notice that marked the node while the probe ran keeps its state.
+    const saved = await this.nodes.update(id, (current) => {
+      if (probe) {
+        current.probe = probe;
+        if (current.state === 'unreachable') current.state = 'ready';
+      } else this.recordProbeFailure(current, failure);
+      current.updatedAt = this.clock.now().toISOString();
+    });
+    if (!saved) throw new NotFoundError('node', id);
+    return saved;
   }
 
   /**
@@ -128,12 +163,15 @@ export class NodesService {
         evacuationId: open.id,
       });
     }
-    // An operator's drain outlives a spurious notice: only undrain lifts it.
-    node.state = node.drain ? 'draining' : node.probe?.error ? 'unreachable' : 'ready';
-    node.updatedAt = this.clock.now().toISOString();
-    await this.nodes.save(node);
-    this.logger.log({ msg: 'notice cleared', node: id, state: node.state });
-    return node;
+    const cleared = await this.nodes.update(id, (current) => {
+      if (!NOTICE_STATES.has(current.state)) return false;
+      // An operator's drain outlives a spurious notice: only undrain lifts it.
+      current.state = current.drain ? 'draining' : current.probe?.error ? 'unreachable' : 'ready';
+      current.updatedAt = this.clock.now().toISOString();
+    });
+    if (!cleared) return this.get(id);
+    this.logger.log({ msg: 'notice cleared', node: id, state: cleared.state });
+    return cleared;
   }
 
   /**
@@ -144,12 +182,14 @@ export class NodesService {
   async drain(id: string): Promise<NodeRecord> {
     const node = await this.get(id);
     await this.refuseWhileEvacuating(node.id, 'drain');
-    if (node.state !== 'ready' && node.state !== 'unreachable') return node;
-    const now = this.clock.now().toISOString();
-    Object.assign(node, { state: 'draining', drain: { at: now }, updatedAt: now });
-    await this.nodes.save(node);
+    const drained = await this.nodes.update(id, (current) => {
+      if (current.state !== 'ready' && current.state !== 'unreachable') return false;
+      const now = this.clock.now().toISOString();
+      Object.assign(current, { state: 'draining', drain: { at: now }, updatedAt: now });
+    });
+    if (!drained) return this.get(id);
     this.logger.log({ msg: 'node drained', node: id });
-    return node;
+    return drained;
   }
 
   /**
@@ -161,14 +201,19 @@ export class NodesService {
     const node = await this.get(id);
     await this.refuseWhileEvacuating(node.id, 'undrain');
     if (!node.drain) return node;
-    const since = node.drain.at;
-    const noticeAfterDrain = (await this.evacuations.list()).some((e) => e.nodeId === id && e.createdAt >= since);
-    delete node.drain;
-    if (node.state === 'draining' && !noticeAfterDrain) node.state = node.probe?.error ? 'unreachable' : 'ready';
-    node.updatedAt = this.clock.now().toISOString();
-    await this.nodes.save(node);
-    this.logger.log({ msg: 'node undrained', node: id, state: node.state });
-    return node;
+    const evacuations = await this.evacuations.list();
+    const undrained = await this.nodes.update(id, (current) => {
+      if (!current.drain) return false;
+      const since = current.drain.at;
+      const noticeAfterDrain = evacuations.some((e) => e.nodeId === id && e.createdAt >= since);
+      delete current.drain;
+      if (current.state === 'draining' && !noticeAfterDrain)
+        current.state = current.probe?.error ? 'unreachable' : 'ready';
+      current.updatedAt = this.clock.now().toISOString();
+    });
+    if (!undrained) return this.get(id);
+    this.logger.log({ msg: 'node undrained', node: id, state: undrained.state });
+    return undrained;
   }
 
   private async refuseWhileEvacuating(id: string, what: string): Promise<void> {

@@ -50,14 +50,14 @@ export class AzureAcknowledger {
   }
 
   private async recordAck(id: string, ack: EvacuationAcknowledgement): Promise<void> {
-    const rec = await this.evacuations.get(id);
-    if (!rec) return;
-    rec.acknowledgement = ack;
-    rec.events.push({
-      at: ack.at,
-      msg: `Azure event ${ack.eventId} ${ack.ok ? 'approved' : 'not approved'} (${ack.why})`,
+    // A versioned update: the coordinator writing the same record at the same moment loses nothing of this.
+    await this.evacuations.update(id, (rec) => {
+      rec.acknowledgement = ack;
+      rec.events.push({
+        at: ack.at,
+        msg: `Azure event ${ack.eventId} ${ack.ok ? 'approved' : 'not approved'} (${ack.why})`,
+      });
     });
-    await this.evacuations.save(rec);
   }
 }
 
