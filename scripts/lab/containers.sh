@@ -32,12 +32,15 @@ events_logger = "file"
 CONF
 }
 
+# Node $1's run-time container state on the host (tmpfs); removed when the node goes down.
+node_run_dir() { echo "/run/spotlift/nodes/$1"; }
+
 # "host-path node-path" of each per-node container directory, one a line.
 node_container_dirs() {
   echo "$LAB/nodes/$1/containers /var/lib/containers"
-  echo "/run/spotlift/nodes/$1/containers /run/containers"
-  echo "/run/spotlift/nodes/$1/libpod /run/libpod"
-  echo "/run/spotlift/nodes/$1/runc /run/runc"
+  echo "$(node_run_dir "$1")/containers /run/containers"
+  echo "$(node_run_dir "$1")/libpod /run/libpod"
+  echo "$(node_run_dir "$1")/runc /run/runc"
 }
 
 # Are node $1's container directories bound at the standard paths in its mount namespace?

@@ -281,7 +281,7 @@ teardown_node() {
   umount "$(mntns_path "$node")" 2>/dev/null || true
   rm -f "$LAB/nodes/$node/sshd.pid" "$(mntns_path "$node")"
   # Its containers died with it: forget their run state, as a reboot would (Podman then marks them exited).
-  rm -rf "/run/spotlift/nodes/$node"
+  rm -rf "$(node_run_dir "$node")"
 }
 
 # The account the orchestrator logs in as: uid 0 (CRIU needs root) with /bin/sh and an empty home.
