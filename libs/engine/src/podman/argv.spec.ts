@@ -10,6 +10,7 @@ import {
   podmanImageSaveArgv,
   podmanInspectArgv,
   podmanRestoreArgv,
+  podmanRestoreLocalArgv,
   podmanRmArgv,
 } from './index.js';
 
@@ -71,6 +72,11 @@ describe('podman argv builders: golden command lines', () => {
           ignoreVolumes: true,
         }),
       'podman container restore --import /srv/final.tar --import-previous /srv/pre.tar --name web-1.moved --publish 18080:8080 --publish 127.0.0.1:9000:9000/udp --tcp-established --file-locks --print-stats --ignore-volumes --ignore-static-ip --ignore-static-mac',
+    ],
+    [
+      'rollback: restore the source from the checkpoint it kept',
+      () => podmanRestoreLocalArgv({ container: 'web-1' }),
+      'podman container restore --tcp-established --file-locks --print-stats -- web-1',
     ],
     ['inspect', () => podmanInspectArgv('web-1'), 'podman container inspect -- web-1'],
     [
@@ -150,6 +156,7 @@ describe('podman argv builders: refused before anything runs', () => {
       /publish must look like/,
     ],
     ['a restore name that is an option', () => podmanRestoreArgv({ import: '/x', name: '-n' }), /name must be/],
+    ['a local restore of an option', () => podmanRestoreLocalArgv({ container: '--all' }), /container must be/],
     [
       'an image that is an option',
       () => podmanImageSaveArgv({ image: '-o/etc/passwd' }),

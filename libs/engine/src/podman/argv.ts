@@ -166,6 +166,27 @@ export function podmanRestoreArgv(o: PodmanRestoreOptions): string[] {
   return argv;
 }
 
+/**
+ * The rollback on the source after the destination failed to restore: `podman container restore CONTAINER`
+ * from the checkpoint Podman kept in the container's own storage (State.CheckpointPath). Checked in the lab:
+ * after `checkpoint --export` (into a FIFO, with or without `--keep`) the source container is exited and
+ * checkpointed, and this brings it back with its memory; no archive is needed on the source. The CRIU images
+ * themselves do stay on the source's disk until the container is removed (the commit point).
+ */
+export function podmanRestoreLocalArgv(o: {
+  container: string;
+  tcpEstablished?: boolean;
+  fileLocks?: boolean;
+  printStats?: boolean;
+}): string[] {
+  const argv = [PODMAN_BIN, 'container', 'restore'];
+  if (o.tcpEstablished ?? true) argv.push('--tcp-established');
+  if (o.fileLocks ?? true) argv.push('--file-locks');
+  if (o.printStats ?? true) argv.push('--print-stats');
+  argv.push('--', checkContainerRef(o.container));
+  return argv;
+}
+
 /** `podman container inspect CONTAINER` (a JSON array of one; see inspect.ts). */
 export function podmanInspectArgv(container: string): string[] {
   return [PODMAN_BIN, 'container', 'inspect', '--', checkContainerRef(container)];
