@@ -4,7 +4,8 @@
  * A heartbeat container (the lab image, on node-a only) moves node-a -> node-b: node-b lacks the image, so
  * `image save | image load` sends it first; then `container checkpoint --export` into a FIFO (no archive on
  * the source's disk), streamed over SSH into a file on node-b, and `container restore --import` there. Its
- * counter goes on from where it froze and it runs only on node-b; the parsers read the real outputs.
+ * counter goes on from where it froze and it runs only on node-b; the parsers read the real outputs. Then the
+ * rollback: an export that lands nowhere, and the source restored from the checkpoint Podman kept.
  * No skips: without Podman, runc or a working CRIU it fails.
  *
  *   export SPOTLIFT_LAB_DIR=/work/main/.lab
@@ -27,6 +28,7 @@ import {
   podmanInspectArgv,
   podmanMoveFigures,
   podmanRestoreArgv,
+  podmanRestoreLocalArgv,
   podmanRmArgv,
   statsOf,
   type ContainerInspection,
@@ -305,5 +307,30 @@ describe('lab: Podman checkpoint --export / restore --import between two namespa
         `CRIU frozen ${figures.frozenMs} ms, ${figures.pagesWritten} pages); restore ${restoreMs} ms (podman ${figures.restoreMs} ms, ` +
         `CRIU ${figures.criuRestoreMs} ms); image send ${image.ms} ms, ${(image.bytes / 1048576).toFixed(2)} MiB`,
     );
+  }, 240_000);
+
+  it('rolls back where the copy cannot land: the source restores from the checkpoint Podman kept, and goes on', async () => {
+    // The container now runs on node-b. Its export goes nowhere (a destination that failed); then the source
+    // side's rollback, as the engine will do it before the commit point.
+    const before = collector.last(NAME)!;
+    expect(before.from).toBe(B);
+    const lost = await pipeNodes('node-b', checkpointIntoStdout(NAME), 'node-b', 'cat > /dev/null');
+    expect(lost.bytes).toBeGreaterThan(MEM_MIB * 1024 * 1024);
+    expect(await inspectOn('node-b', NAME)).toMatchObject({ running: false, checkpointed: true });
+
+    const frozenLast = collector.last(NAME)!;
+    const back = await onNode('node-b', shellJoin(podmanRestoreLocalArgv({ container: NAME })), 120_000);
+    expect(back.code).toBe(0);
+    expect(parsePodmanRestoreStats(back.stdout).containers[0]!.criu.pagesRestored).toBeGreaterThan(
+      (MEM_MIB * 1024 * 1024) / 4096,
+    );
+    const restoredAt = Date.now();
+    await collector.waitForCount(NAME, 10, { since: restoredAt, from: B, timeoutMs: 30_000 });
+    const next = collector.heartbeats(NAME).find((h) => h.seq > frozenLast.seq)!;
+    expect(next.seq).toBe(frozenLast.seq + 1);
+    expect(next.counter).toBe(frozenLast.counter + 1);
+    expect(collector.isSeqGapFree(NAME)).toBe(true);
+    expect(collector.anyNotOk(NAME)).toBe(false);
+    expect(collector.onlyFromSince(NAME, B, before.at)).toBe(true);
   }, 240_000);
 });
