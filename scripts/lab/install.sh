@@ -12,14 +12,27 @@ log() { echo "[lab/install] $*" >&2; }
 APT_PKGS=(redis-server openssh-server openssh-client iproute2 util-linux procps openssl rsync python3 \
   libbsd-dev libcap-dev libgnutls28-dev libnet1-dev libnftables-dev libnl-3-dev libprotobuf-c-dev \
   libprotobuf-dev pkgconf protobuf-c-compiler protobuf-compiler uuid-dev python3-protobuf \
-  build-essential patch xz-utils ca-certificates)
+  build-essential patch xz-utils ca-certificates \
+  podman runc busybox-static)
 # deploy/ checks: the image build and smoke run (deploy/container), systemd-analyze (deploy/systemd).
-APT_PKGS+=(buildah podman runc busybox-static systemd)
+APT_PKGS+=(buildah systemd)
 
 source "$(dirname "$0")/apt.sh"
 ensure_apt_packages "${APT_PKGS[@]}"
 # Debian's postinst may start services; the lab starts its own private instances.
 systemctl disable --now redis-server ssh >/dev/null 2>&1 || true
+systemctl disable --now podman.socket >/dev/null 2>&1 || true
+
+# Podman for the lab nodes (containers.sh): Debian's podman with runc, one containers.conf for every node.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/containers.sh"
+if [ "$(containers_conf_text)" != "$(cat "$LAB_CONTAINERS_CONF" 2>/dev/null)" ]; then
+  mkdir -p "$(dirname "$LAB_CONTAINERS_CONF")"
+  containers_conf_text >"$LAB_CONTAINERS_CONF"
+  log "wrote $LAB_CONTAINERS_CONF"
+fi
+# runc, not crun: containers.conf names it, and Debian 12's crun cannot checkpoint here (LAB.md).
+command -v runc >/dev/null || { log "runc is missing after install"; exit 1; }
 
 version_ok() { # $1 = a criu binary
   local v

@@ -13,6 +13,8 @@
 #                     SSH session, a workload, criu). Prints "down" or "busy".
 #   nodes.sh status   print each node's health; exit 0 only if the lab is up and healthy.
 #
+# Podman: each node has its own container storage and run directories at the standard paths in its mount
+# namespace, and the lab image on node-a only (see containers.sh).
 # Layout: bridge spl0 10.77.0.1/24 on the host; node-a is netns spl-node-a with eth0 10.77.0.2
 # (host end of its veth: splv-a), node-b 10.77.0.3, ... Everything for a node runs with
 # `nsenter --net=/run/netns/spl-NODE --mount=/run/spotlift/mntns/spl-NODE` (never `ip netns exec`,
@@ -21,6 +23,7 @@
 # ${SPOTLIFT_LAB_DIR:-<repo>/.lab}: ssh/ (client key, known_hosts, ssh config) and nodes/NODE/.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/containers.sh"
 
 CLIENT_KEY=$LAB/ssh/id_ed25519
 NODES_JSON=$LAB/nodes.json
@@ -93,7 +96,8 @@ MaxStartups 64:30:128
 ClientAliveInterval 15
 ClientAliveCountMax 4
 # criu lives in /usr/local/sbin; sessions would otherwise get sshd's compiled-in default PATH.
-SetEnv PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# CONTAINERS_CONF: the lab's podman settings (containers.sh).
+SetEnv PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin CONTAINERS_CONF=$LAB_CONTAINERS_CONF
 Subsystem sftp internal-sftp
 LogLevel INFO
 EOF
@@ -276,6 +280,8 @@ teardown_node() {
   ip netns del "$ns" 2>/dev/null || true
   umount "$(mntns_path "$node")" 2>/dev/null || true
   rm -f "$LAB/nodes/$node/sshd.pid" "$(mntns_path "$node")"
+  # Its containers died with it: forget their run state, as a reboot would (Podman then marks them exited).
+  rm -rf "$(node_run_dir "$node")"
 }
 
 # The account the orchestrator logs in as: uid 0 (CRIU needs root) with /bin/sh and an empty home.
@@ -296,7 +302,8 @@ cmd_up() {
   local n=${1:-3} i node changed=() all=()
   [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le $MAX_NODES ] || die "N must be 1..$MAX_NODES"
   [ "$(id -u)" = 0 ] || die "run as root"
-  for c in ip nsenter ssh-keygen ssh flock "$SSHD"; do command -v "$c" >/dev/null || die "missing $c (run scripts/lab/install.sh)"; done
+  for c in ip nsenter ssh-keygen ssh flock "$SSHD" podman runc; do command -v "$c" >/dev/null || die "missing $c (run scripts/lab/install.sh)"; done
+  [ -s "$LAB_CONTAINERS_CONF" ] || die "missing $LAB_CONTAINERS_CONF (run scripts/lab/install.sh)"
   take_lock
   mkdir -p /run/sshd "$LAB/nodes" # /run/sshd: sshd's privilege-separation directory
   # Post-copy asks for page pipes bigger than the 1 MiB default limit, and root here lacks the
@@ -321,11 +328,17 @@ cmd_up() {
       ensure_node_mntns "$node"
       repaired=1
     fi
+    if ! node_containers_ok "$node"; then
+      log "$node: binding its own container storage and run directories"
+      ensure_node_containers "$node"
+      repaired=1
+    fi
     ensure_sshd "$node" "$i"
     [ $SSHD_STARTED = 0 ] && [ $repaired = 0 ] || changed+=("$node")
     all+=("$node")
   done
   write_client_files "${all[@]}"
+  ensure_lab_image "$LAB_IMAGE_NODE"
   # Prove what we (re)started works the way the orchestrator will use it: key login, pinned host
   # key, and criu on the session's PATH.
   for node in "${changed[@]}"; do
@@ -403,6 +416,8 @@ cmd_status() {
       state="network broken"
     elif ! node_mntns_ok "$node"; then
       state="mount namespace missing"
+    elif ! node_containers_ok "$node"; then
+      state="container directories not bound"
     elif [ -z "$pid" ]; then
       state="sshd not running"
     elif ! ssh "${SSH_OPTS[@]}" "$LOGIN_USER@$addr" 'criu --version >/dev/null' 2>/dev/null; then

@@ -22,3 +22,4 @@ export { checkDeclaredPath } from './node-ops/file-sync-commands.js';
 export * from './sweeper/owner-marker.js';
 export * from './sweeper/sweep-decision.js';
 export * from './sweeper/sweeper.js';
+export * from './podman/index.js';
