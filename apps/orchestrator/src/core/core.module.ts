@@ -1,7 +1,7 @@
 import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
+import type { MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
 import {
   Clock,
   MigrationEngine,
@@ -44,6 +44,9 @@ import {
   SshNodeShell,
 } from '@spotlift/transport';
 import { AppConfig } from '../config/app-config.js';
+import { EventPublisher, eventStreamKey } from '../events/event-publisher.js';
+import { EventedRepository } from '../events/evented-repository.js';
+import { migrationEvents, nodeEvents, nodeRemoved } from '../events/record-events.js';
 import { RedisLink, isRedisUnreachableError } from './redis-link.js';
 
 export const REDIS = Symbol('REDIS');
@@ -126,6 +129,13 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
         return client;
       },
     },
+    {
+      // Events derived from record saves, appended to the Redis stream GET /events reads (see events/).
+      provide: EventPublisher,
+      inject: [REDIS, AppConfig, RedisLink],
+      useFactory: (r: Redis, c: AppConfig, l: RedisLink) =>
+        new EventPublisher(r, eventStreamKey(c.redisPrefix), c.events.retention, (e) => l.report('events', e)),
+    },
     { provide: Clock, useClass: SystemClock },
     {
       provide: NodeShell,
@@ -135,8 +145,11 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     },
     {
       provide: NodeRepository,
-      inject: [REDIS, AppConfig],
-      useFactory: (r: Redis, c: AppConfig) => new RedisRecords(r, c.redisPrefix, 'node'),
+      inject: [REDIS, AppConfig, EventPublisher],
+      useFactory: (r: Redis, c: AppConfig, p: EventPublisher) =>
+        new EventedRepository(new RedisRecords<NodeRecord>(r, c.redisPrefix, 'node'), p, nodeEvents, (id) =>
+          nodeRemoved(id, new Date().toISOString()),
+        ),
     },
     {
       // processKey -> workload id: one record per process (libs/store process-index.ts).
@@ -157,8 +170,13 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     },
     {
       provide: MigrationRepository,
-      inject: [REDIS, AppConfig],
-      useFactory: (r: Redis, c: AppConfig) => new RedisRecords(r, c.redisPrefix, 'migration', { versioned: true }),
+      inject: [REDIS, AppConfig, EventPublisher],
+      useFactory: (r: Redis, c: AppConfig, p: EventPublisher) =>
+        new EventedRepository(
+          new RedisRecords<MigrationRecord>(r, c.redisPrefix, 'migration', { versioned: true }),
+          p,
+          migrationEvents,
+        ),
     },
     {
       provide: ENGINE_MIGRATIONS,
@@ -254,6 +272,7 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
         PAGE_TRANSPORTS,
         PostCopyTrials,
         PairLinks,
+        EventPublisher,
       ],
       useFactory: (
         m: MigrationRepository,
@@ -266,9 +285,12 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
         transports: PageTransport[],
         trials: PostCopyTrials,
         links: PairLinks,
+        publisher: EventPublisher,
       ) =>
         new MigrationEngine(
-          m,
+          // The journal stays under the events: a save the journal took while Redis was away still publishes
+          // (and that XADD fails quietly), and the engine never waits for an event.
+          new EventedRepository(m, publisher, migrationEvents),
           w,
           n,
           ops,
@@ -284,6 +306,7 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
   ],
   exports: [
     REDIS,
+    EventPublisher,
     REDIS_PATIENT,
     RedisLink,
     ENGINE_MIGRATIONS,

@@ -11,6 +11,9 @@ import { crossSourceDedupKey, NoticeDeduplicator, RedisDedupStore } from '@spotl
 import { EVACUATIONS_QUEUE } from '@spotlift/queue';
 import { EvacuationRepository, RedisEvacuationRecords } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
+import { EventPublisher } from '../events/event-publisher.js';
+import { EventedEvacuations } from '../events/evented-repository.js';
+import { evacuationEvents } from '../events/record-events.js';
 import { REDIS } from '../core/core.module.js';
 import { KubeCordoner, kubeApiProviders } from '../notices/kube-cordon.js';
 import { NoticeIntake } from '../notices/notice-intake.service.js';
@@ -29,9 +32,11 @@ export const evacuationControllers: Type[] = [EvacuationsController, NoticesCont
 export function evacuationProviders(config: AppConfig): Provider[] {
   return [
     {
+      // Saves publish notices, plans, jobs and outcomes to the event stream (events/record-events.ts).
       provide: EvacuationRepository,
-      inject: [REDIS, AppConfig],
-      useFactory: (r: Redis, c: AppConfig) => new RedisEvacuationRecords(r, c.redisPrefix),
+      inject: [REDIS, AppConfig, EventPublisher],
+      useFactory: (r: Redis, c: AppConfig, p: EventPublisher) =>
+        new EventedEvacuations(new RedisEvacuationRecords(r, c.redisPrefix), p, evacuationEvents),
     },
     {
       // One claim per (node, kind) across channels and replicas: the IMDS poll, a handler's taint and a
