@@ -5,7 +5,11 @@ import { AppConfig } from '../config/app-config.js';
 import { REDIS } from '../core/core.module.js';
 import { eventStreamKey } from './event-publisher.js';
 
-type Listener = (e: DeliveredEvent) => void;
+/** What a listener hears: events, and whether the stream can be read at all (false while Redis is away). */
+export interface Listener {
+  event(e: DeliveredEvent): void;
+  reachable(up: boolean): void;
+}
 /** Stream entries as ioredis returns them: [id, [field, value, ...]]. */
 type Entry = [string, string[]];
 
@@ -41,6 +45,8 @@ export class EventHub implements OnApplicationShutdown {
   private cursor: string | undefined;
   private starting: Promise<void> | undefined;
   private closed = false;
+  /** Whether the last read worked; listeners hear each change (a dashboard says "Redis unreachable"). */
+  private reachable = true;
 
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
@@ -90,28 +96,40 @@ export class EventHub implements OnApplicationShutdown {
   }
 
   private async loop(): Promise<void> {
-    this.reader ??= new Redis(this.config.redisUrl, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      retryStrategy: (times) => Math.min(times * 200, 1_000),
-    });
-    this.reader.on('error', () => undefined); // our main client's RedisLink reports outages
+    if (!this.reader) {
+      this.reader = new Redis(this.config.redisUrl, {
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        retryStrategy: (times) => Math.min(times * 200, 1_000),
+      });
+      this.reader.on('error', () => undefined); // our main client's RedisLink reports outages
+      // Back as soon as the connection is, not after the next XREAD's block; the reads go on from the cursor.
+      this.reader.on('ready', () => this.setReachable(true));
+    }
+    const reader = this.reader;
     while (!this.closed && this.listeners.size > 0) {
       try {
-        const res = await this.reader.xread('COUNT', PAGE, 'BLOCK', BLOCK_MS, 'STREAMS', this.key, this.cursor!);
+        const res = await reader.xread('COUNT', PAGE, 'BLOCK', BLOCK_MS, 'STREAMS', this.key, this.cursor!);
         for (const entry of res?.[0]?.[1] ?? []) {
           this.cursor = entry[0];
           const e = toDelivered(entry);
-          if (e) for (const l of this.listeners) l(e);
+          if (e) for (const l of this.listeners) l.event(e);
         }
       } catch (error) {
         if (this.closed) break;
+        this.setReachable(false);
         this.logger.debug?.({ msg: 'event stream read failed; retrying', error: (error as Error).message });
         await new Promise((r) => setTimeout(r, 1_000).unref());
       }
     }
     // Nobody listens: the next subscriber starts from the stream's end again.
     this.cursor = undefined;
+  }
+
+  private setReachable(up: boolean): void {
+    if (up === this.reachable) return;
+    this.reachable = up;
+    for (const l of this.listeners) l.reachable(up);
   }
 
   onApplicationShutdown(): void {

@@ -39,7 +39,7 @@ export class EventPublisher {
           JSON.stringify(e),
         );
       } catch (error) {
-        sent = Promise.reject(error);
+        sent = Promise.reject(error instanceof Error ? error : new Error(String(error)));
       }
       sent.catch((error: Error) => {
         this.dropped++;

@@ -62,7 +62,11 @@ export class EventsController {
     );
     if (resumeAfter) client.resumeAfter(resumeAfter);
     // Live first (held while the replay runs), then the replay: the two overlap, so nothing falls between.
-    const unsubscribe = await this.hub.subscribe((e) => client.live(e));
+    const unsubscribe = await this.hub.subscribe({
+      event: (e) => client.live(e),
+      // Said to the client, which stays connected: events resume (none lost) once Redis is back.
+      reachable: (up) => client.notice('redis', { reachable: up }),
+    });
     let heartbeat: NodeJS.Timeout | undefined;
     const closed = new Promise<void>((resolve) =>
       res.on('close', () => {
