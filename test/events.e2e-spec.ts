@@ -7,6 +7,7 @@ import { connect, type Socket } from 'node:net';
 import type { DeliveredEvent, MigrationRecord } from '@spotlift/domain';
 import { startRedis, stopRedis } from '@spotlift/testing';
 import { compareIds } from '../apps/orchestrator/src/events/event-hub.js';
+import { followEvents } from '../apps/cli/src/watch.js';
 import { EventPublisher } from '../apps/orchestrator/src/events/event-publisher.js';
 import { type E2eEnv, setupE2e, sleep } from './support/e2e-env.js';
 import { openEvents, type SseReader } from './support/sse.js';
@@ -107,6 +108,27 @@ describe('GET /events', () => {
     const byQuery = await stream(`?workload=${workload.id}&lastEventId=${last}`);
     await byQuery.waitFor(ended(m.id), 10_000);
     expect(byQuery.events.map((e) => e.id)).toEqual(again.events.map((e) => e.id));
+  });
+
+  it("the CLI's follower (spotlift watch) follows a real migration to its end, the same events as the stream", async () => {
+    const { workload } = await env.launch('ev-watch', 'node-c');
+    const reference = await stream(`?workload=${workload.id}`);
+    const stop = new AbortController();
+    const seen: DeliveredEvent[] = [];
+    const following = (async () => {
+      const settings = { url: env.orch.baseUrl, token: env.orch.token };
+      for await (const e of followEvents(settings, { filter: { workload: workload.id }, signal: stop.signal })) {
+        seen.push(e);
+        if (e.type === 'migration.state' && e.state !== 'running') break;
+      }
+    })();
+    await sleep(300);
+    const m = await env.create({ workload: workload.id, destination: 'node-a' });
+    await following;
+    stop.abort();
+    await reference.waitFor(ended(m.id), 10_000);
+    expect(seen.map((e) => e.id)).toEqual(reference.events.map((e) => e.id));
+    expect(seen[seen.length - 1]).toMatchObject({ type: 'migration.state', state: 'completed' });
   });
 
   it('needs a viewer token: none 401, an agent 403; a viewer streams; bad input 400', async () => {

@@ -13,6 +13,7 @@ import {
   tokensTable,
   workloadsTable,
 } from './format.js';
+import { addWatchCommand } from './watch.js';
 
 const FINISHED = new Set(['completed', 'rolled_back', 'failed', 'cancelled']);
 
@@ -34,6 +35,18 @@ function client(): ApiClient {
     ...(ca ? { ca: readFileSync(ca) } : {}),
   });
 }
+
+addWatchCommand(program, () => {
+  const o = program.opts<{ url?: string; token?: string; ca?: string }>();
+  const token = o.token ?? process.env.SPOTLIFT_API_TOKEN;
+  if (!token) throw new Error('no API token: set SPOTLIFT_API_TOKEN or pass --token');
+  const ca = o.ca ?? process.env.SPOTLIFT_CA;
+  return {
+    url: o.url ?? process.env.SPOTLIFT_URL ?? 'http://127.0.0.1:8080',
+    token,
+    ...(ca ? { ca: readFileSync(ca) } : {}),
+  };
+});
 
 function print(value: unknown, human: () => string): void {
   console.log(program.opts<{ json?: boolean }>().json ? JSON.stringify(value, null, 2) : human());
