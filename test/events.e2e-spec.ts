@@ -34,7 +34,7 @@ beforeAll(async () => {
   env = await setupE2e({
     nodes: 3,
     redisPort: 6477,
-    env: { SPOTLIFT_EVENTS_HEARTBEAT_MS: '500', SPOTLIFT_EVENTS_CLIENT_BUFFER_BYTES: '65536' },
+    env: { SPOTLIFT_EVENTS_HEARTBEAT_MS: '500', SPOTLIFT_EVENTS_CLIENT_BUFFER_BYTES: '262144' },
   });
 }, 240_000);
 
@@ -132,10 +132,11 @@ describe('GET /events', () => {
   });
 
   it('needs a viewer token: none 401, an agent 403; a viewer streams; bad input 400', async () => {
-    const none = await openEvents(env.orch.baseUrl, undefined);
+    const none = await stream('', {}, '');
     expect(none.status).toBe(401);
-    const agent = await openEvents(env.orch.baseUrl, await token('agent', { nodeId: 'node-a' }));
+    const agent = await stream('', {}, await token('agent', { nodeId: 'node-a' }));
     expect(agent.status).toBe(403);
+    expect(agent.refusal).toMatch(/viewer/);
     const viewer = await stream('', {}, await token('viewer'));
     expect(viewer.status).toBe(200);
     await viewer.waitForComment(5_000); // heartbeats every 500 ms in this suite
@@ -145,7 +146,7 @@ describe('GET /events', () => {
       ['', { 'last-event-id': 'yesterday' }],
       ['?lastEventId=1-x', {}],
     ] as const) {
-      const bad = await openEvents(env.orch.baseUrl, env.orch.token, query, headers);
+      const bad = await stream(query, headers);
       expect(bad.status).toBe(400);
     }
   });
@@ -178,12 +179,13 @@ describe('GET /events', () => {
     await nodeC.waitFor((e) => e.type === 'node.updated' && e.node.state === 'ready', 10_000);
   });
 
-  it('a client that stops reading is dropped at its bound; a reading client gets everything meanwhile', async () => {
+  it('a client that stops reading is dropped at its bound (256 KiB here); a reading client gets everything meanwhile', async () => {
     const reading = await stream('?node=node-z');
     const slow = await rawStream();
     const publisher = env.orch.app.get(EventPublisher);
-    const detail = 'x'.repeat(8_000);
-    const total = 3_000; // 24 MB: more than the kernel's socket buffers hold on loopback
+    // 1 KB events (a real one is a few hundred bytes), 16 MB in all: more than the loopback socket buffers hold.
+    const detail = 'x'.repeat(1_000);
+    const total = 16_000;
     for (let i = 0; i < total; i++)
       publisher.publish([
         {
@@ -202,6 +204,9 @@ describe('GET /events', () => {
     expect(slow.bytes).toBeLessThan(total * detail.length);
     expect(slow.bytes).toBeGreaterThan(0);
     expect(reading.events).toHaveLength(total);
+    console.log(
+      `events: a client that stopped reading got ${slow.bytes} bytes of ${total * detail.length} before it was dropped`,
+    );
   });
 
   it('Redis away: a new GET /events is a 503; a connected client stays and gets what is published once Redis is back', async () => {
@@ -209,7 +214,10 @@ describe('GET /events', () => {
     await live.waitForComment(5_000);
     await stopRedis(env.redisPort);
     try {
-      const refused = await openEvents(env.orch.baseUrl, env.orch.token, '?node=node-y');
+      // The connected client hears it first; then a new one is refused.
+      await live.waitForNotice('redis', 15_000);
+      expect(live.notices).toEqual([{ type: 'redis', data: { reachable: false } }]);
+      const refused = await stream('?node=node-y');
       expect(refused.status).toBe(503);
     } finally {
       await startRedis(env.redisPort);
@@ -221,6 +229,10 @@ describe('GET /events', () => {
       .publish([{ type: 'node.removed', at: new Date().toISOString(), nodes: ['node-y'] }]);
     await live.waitFor((e) => e.type === 'node.removed', 15_000, 'the event published after the outage');
     expect(live.events.map((e) => e.type)).toEqual(['node.removed']);
+    expect(live.notices).toEqual([
+      { type: 'redis', data: { reachable: false } },
+      { type: 'redis', data: { reachable: true } },
+    ]);
   });
 });
 

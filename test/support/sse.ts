@@ -3,6 +3,8 @@ import type { DeliveredEvent } from '@spotlift/domain';
 /** A `GET /events` reader for tests: frames parsed as the SSE spec says, kept in order, waitable. */
 export interface SseReader {
   status: number;
+  /** The body of a non-200 answer. */
+  refusal?: string;
   events: DeliveredEvent[];
   /** Named events without an id (`gap`) and comment lines (heartbeats), in order. */
   notices: { type: string; data: unknown }[];
@@ -10,6 +12,7 @@ export interface SseReader {
   /** Resolves when `pred` holds for some received event (checked as they arrive), rejects after `ms`. */
   waitFor(pred: (e: DeliveredEvent) => boolean, ms?: number, what?: string): Promise<DeliveredEvent>;
   waitForComment(ms?: number): Promise<void>;
+  waitForNotice(type: string, ms?: number): Promise<void>;
   /** Resolves when the server ended the stream. */
   ended: Promise<void>;
   close(): void;
@@ -48,6 +51,8 @@ export async function openEvents(
       events.push(parsed);
     } else notices.push({ type, data: parsed });
   };
+  // A refusal's body is read now, so its connection is not left open.
+  const refusal = res.ok ? undefined : await res.text().catch(() => '');
   const ended = (async () => {
     if (!res.ok || !res.body) return;
     const decoder = new TextDecoder();
@@ -87,10 +92,15 @@ export async function openEvents(
     });
   return {
     status: res.status,
+    ...(refusal !== undefined ? { refusal } : {}),
     events,
     notices,
     comments,
     waitFor: (pred, ms = 60_000, what = 'matching event') => waitUntil(() => events.find(pred), ms, what),
+    waitForNotice: (type, ms = 5_000) =>
+      waitUntil(() => (notices.some((n) => n.type === type) ? true : undefined), ms, `${type} notice`).then(
+        () => undefined,
+      ),
     waitForComment: (ms = 5_000) =>
       waitUntil(() => (comments.length > 0 ? true : undefined), ms, 'comment').then(() => undefined),
     ended,

@@ -3,18 +3,26 @@ import { Redis } from 'ioredis';
 import type { DeliveredEvent, SpotliftEvent } from '@spotlift/domain';
 import { AppConfig } from '../config/app-config.js';
 import { REDIS } from '../core/core.module.js';
+import { RedisLink } from '../core/redis-link.js';
 import { eventStreamKey } from './event-publisher.js';
 
 /** What a listener hears: events, and whether the stream can be read at all (false while Redis is away). */
 export interface Listener {
   event(e: DeliveredEvent): void;
   reachable(up: boolean): void;
+  /** The process is shutting down: end the response (an open stream would hold the HTTP server's close). */
+  close(): void;
 }
 /** Stream entries as ioredis returns them: [id, [field, value, ...]]. */
 type Entry = [string, string[]];
 
-/** Entries read per XRANGE / XREAD call. */
+/** Entries read per XRANGE call (a replay page). */
 const PAGE = 500;
+/**
+ * Entries per live XREAD: what one burst may put in front of every client at once (events are a few hundred
+ * bytes, so ~50 KB), well under a client's unread-bytes bound.
+ */
+const LIVE_BATCH = 100;
 /** How long one XREAD waits for news before asking again (a Redis outage is noticed at most this late). */
 const BLOCK_MS = 5_000;
 
@@ -51,6 +59,7 @@ export class EventHub implements OnApplicationShutdown {
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
     private readonly config: AppConfig,
+    private readonly link: RedisLink,
   ) {
     this.key = eventStreamKey(config.redisPrefix);
   }
@@ -60,6 +69,8 @@ export class EventHub implements OnApplicationShutdown {
    * so a replay read after this call overlaps the live events instead of leaving a hole. 503 while Redis is away.
    */
   async subscribe(listener: Listener): Promise<() => void> {
+    if (!this.link.isUp || (this.cursor !== undefined && !this.reachable))
+      throw new ServiceUnavailableException('event stream: redis is unreachable; try again shortly');
     this.listeners.add(listener);
     const unsubscribe = () => void this.listeners.delete(listener);
     try {
@@ -108,8 +119,13 @@ export class EventHub implements OnApplicationShutdown {
     }
     const reader = this.reader;
     while (!this.closed && this.listeners.size > 0) {
+      if (reader.status !== 'ready') {
+        // Connecting (at first, or after an outage): no read yet; unreachable only if it takes a while.
+        if (!(await readyWithin(reader, 2_000))) this.setReachable(false);
+        continue;
+      }
       try {
-        const res = await reader.xread('COUNT', PAGE, 'BLOCK', BLOCK_MS, 'STREAMS', this.key, this.cursor!);
+        const res = await reader.xread('COUNT', LIVE_BATCH, 'BLOCK', BLOCK_MS, 'STREAMS', this.key, this.cursor!);
         for (const entry of res?.[0]?.[1] ?? []) {
           this.cursor = entry[0];
           const e = toDelivered(entry);
@@ -132,10 +148,26 @@ export class EventHub implements OnApplicationShutdown {
     for (const l of this.listeners) l.reachable(up);
   }
 
+  /** Runs before Nest closes the HTTP server, which would otherwise wait for every open stream. */
   onApplicationShutdown(): void {
     this.closed = true;
+    for (const l of [...this.listeners]) l.close();
+    this.listeners.clear();
     this.reader?.disconnect();
   }
+}
+
+function readyWithin(client: Redis, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => done(false), ms);
+    const onReady = () => done(true);
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+      resolve(ok);
+    };
+    client.once('ready', onReady);
+  });
 }
 
 /** Orders stream ids (`<ms>-<seq>`) numerically. */

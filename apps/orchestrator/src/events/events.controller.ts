@@ -58,14 +58,16 @@ export class EventsController {
     const resumeAfter = header ?? fromQuery;
 
     const client = new SseClient(res, filter, this.config.events.clientBufferBytes, compareIds, (reason) =>
-      this.logger.warn({ msg: 'event client dropped', reason, from: req.ip }),
+      this.logger.warn({ msg: 'event client dropped', reason, from: req.socket.remoteAddress }),
     );
     if (resumeAfter) client.resumeAfter(resumeAfter);
     // Live first (held while the replay runs), then the replay: the two overlap, so nothing falls between.
     const unsubscribe = await this.hub.subscribe({
       event: (e) => client.live(e),
-      // Said to the client, which stays connected: events resume (none lost) once Redis is back.
-      reachable: (up) => client.notice('redis', { reachable: up }),
+      // Said to the client, which stays connected: events resume (none lost) once Redis is back. Not before
+      // the head is written (that write would send a default one).
+      reachable: (up) => res.headersSent && client.notice('redis', { reachable: up }),
+      close: () => res.end(),
     });
     let heartbeat: NodeJS.Timeout | undefined;
     const closed = new Promise<void>((resolve) =>

@@ -90,8 +90,13 @@ export class SseClient {
     if (eventMatches(e, this.filter)) this.write(frame(e));
   }
 
+  /**
+   * Checked before writing: the bytes still unread from earlier writes. A burst may take a reading client over
+   * the bound for a moment; a client still over it when the next event comes has stopped reading. So at most
+   * the bound plus one burst (a live batch) waits for a client in memory.
+   */
   private write(chunk: string): void {
+    if (this.backedUp && this.held === undefined) return this.drop(`more than ${this.maxBufferedBytes} bytes unread`);
     this.sink.write(chunk);
-    if (this.backedUp && this.held === undefined) this.drop(`more than ${this.maxBufferedBytes} bytes unread`);
   }
 }
