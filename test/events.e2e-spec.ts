@@ -8,6 +8,8 @@ import type { DeliveredEvent, MigrationRecord } from '@spotlift/domain';
 import { startRedis, stopRedis } from '@spotlift/testing';
 import { compareIds } from '../apps/orchestrator/src/events/event-hub.js';
 import { followEvents } from '../apps/cli/src/watch.js';
+import type { Redis } from 'ioredis';
+import { REDIS } from '../apps/orchestrator/src/core/core.module.js';
 import { EventPublisher } from '../apps/orchestrator/src/events/event-publisher.js';
 import { type E2eEnv, setupE2e, sleep } from './support/e2e-env.js';
 import { openEvents, type SseReader } from './support/sse.js';
@@ -183,10 +185,14 @@ describe('GET /events', () => {
     const reading = await stream('?node=node-z');
     const slow = await rawStream();
     const publisher = env.orch.app.get(EventPublisher);
-    // 1 KB events (a real one is a few hundred bytes), 16 MB in all: more than the loopback socket buffers hold.
-    const detail = 'x'.repeat(1_000);
-    const total = 16_000;
-    for (let i = 0; i < total; i++)
+    // 16 MB in all, more than the loopback socket buffers hold, in fewer events than the stream keeps (10,000).
+    const detail = 'x'.repeat(2_000);
+    const total = 8_000;
+    const redis = env.orch.app.get<symbol, Redis>(REDIS);
+    const droppedBefore = publisher.dropped;
+    for (let i = 0; i < total; i++) {
+      // Our client gives each command 1 s: let each batch reach Redis before the next (a PING answers after it).
+      if (i % 500 === 0) await redis.ping();
       publisher.publish([
         {
           type: 'migration.phase',
@@ -197,6 +203,9 @@ describe('GET /events', () => {
           nodes: ['node-z'],
         },
       ]);
+    }
+    await redis.ping();
+    expect(publisher.dropped).toBe(droppedBefore);
     await reading.waitFor(() => reading.events.length >= total, 60_000, `${total} events`);
     // The slow client's socket was destroyed by the server: reading what reached it ends, far short of it all.
     slow.socket.resume();

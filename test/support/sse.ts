@@ -79,7 +79,14 @@ export async function openEvents(
       if (found !== undefined) return resolve(found);
       const timer = setTimeout(() => {
         waiters.delete(w);
-        reject(new Error(`no ${what} within ${ms} ms; got ${events.map((e) => e.type).join(', ')}`));
+        reject(
+          new Error(
+            `no ${what} within ${ms} ms; got ${events.length} events: ${events
+              .slice(-5)
+              .map((e) => e.type)
+              .join(', ')}...`,
+          ),
+        );
       }, ms);
       const w = () => {
         const hit = check();

@@ -248,17 +248,23 @@ function render() {
   });
 }
 
-function openEvacuation(nodeId) {
-  return [...state.evacuations.values()].find(
-    (e) => e.nodeId === nodeId && !['completed', 'partial', 'failed'].includes(e.state),
-  );
+/**
+ * The notice a node is under: its open evacuation, or, while the node is still marked terminating or draining,
+ * its latest one (an empty node's evacuation ends at once, and the deadline still stands).
+ */
+function noticeOf(node) {
+  const mine = [...state.evacuations.values()].filter((e) => e.nodeId === node.id)
+    .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  const open = mine.find((e) => !['completed', 'partial', 'failed'].includes(e.state));
+  if (open) return open;
+  return node.state === 'terminating' || node.state === 'draining' ? mine[0] : undefined;
 }
 
 function renderNodes() {
   const nodes = [...state.nodes.values()].sort((a, b) => a.id.localeCompare(b.id));
   $('#nodes tbody').innerHTML = nodes.length
     ? nodes.map((n) => {
-      const evac = openEvacuation(n.id);
+      const evac = noticeOf(n);
       const notice = evac
         ? `${esc(evac.notice.kind)} (${esc(evac.notice.source)}): <span class="countdown" data-deadline="${esc(evac.deadline)}">${esc(countdown(evac.deadline))}</span>`
         : '';
