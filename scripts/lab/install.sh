@@ -19,6 +19,8 @@ APT_PKGS+=(buildah systemd)
 
 source "$(dirname "$0")/apt.sh"
 ensure_apt_packages "${APT_PKGS[@]}"
+# The dashboard test (test/dashboard.e2e-spec.ts) drives Debian's Chromium through playwright-core.
+ensure_apt_packages chromium
 # Debian's postinst may start services; the lab starts its own private instances.
 systemctl disable --now redis-server ssh >/dev/null 2>&1 || true
 systemctl disable --now podman.socket >/dev/null 2>&1 || true

@@ -55,13 +55,19 @@ export async function setupE2e(opts: {
   /** Defaults of `finished` (120 s) and of `launch`'s wait for the first heartbeats (30 s). */
   migrationTimeoutMs?: number;
   heartbeatTimeoutMs?: number;
+  /** More orchestrator environment (e.g. SPOTLIFT_EVENTS_HEARTBEAT_MS). */
+  env?: Record<string, string>;
 }): Promise<E2eEnv> {
   const ownLab = !(await labIsHealthy());
   const lab = await labUp({ nodes: opts.nodes ?? 3 });
   await startRedis(opts.redisPort);
   const collector = new HeartbeatCollector();
   await collector.start();
-  const orch = await startOrchestrator({ nodesConfig: lab, redisPort: opts.redisPort });
+  const orch = await startOrchestrator({
+    nodesConfig: lab,
+    redisPort: opts.redisPort,
+    ...(opts.env ? { env: opts.env } : {}),
+  });
   const started: number[] = [];
   const create = async (body: object): Promise<MigrationRecord> => {
     const res = await orch.api<MigrationRecord>('POST', '/migrations', body);

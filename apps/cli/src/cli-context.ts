@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { ApiClient } from './api-client.js';
 import { configPath, readConfigFile, resolveSettings } from './cli-config.js';
 import { NoTokenError, type ExitCode } from './exit-codes.js';
+import type { StreamSettings } from './watch.js';
 
 /** Where output goes; tests give their own. */
 export interface CliIo {
@@ -53,10 +54,16 @@ export class CliContext {
     return resolveSettings(this.opts, this.io.env, readConfigFile(this.configPath(), this.io.err));
   }
 
-  client(): ApiClient {
+  /** Where and how to reach the orchestrator, for the API client and the event stream (`watch`). */
+  connection(): StreamSettings {
     const s = this.settings();
     if (!s.token) throw new NoTokenError('no API token: run spotlift login, set SPOTLIFT_API_TOKEN, or pass --token');
-    return new ApiClient(s.url, s.token, s.ca ? { ca: readFileSync(s.ca) } : {});
+    return { url: s.url, token: s.token, ...(s.ca ? { ca: readFileSync(s.ca) } : {}) };
+  }
+
+  client(): ApiClient {
+    const c = this.connection();
+    return new ApiClient(c.url, c.token, c.ca ? { ca: c.ca } : {});
   }
 
   /** JSON (the record as the API gave it) with --json, else the human form. */

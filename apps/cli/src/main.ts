@@ -7,6 +7,7 @@ import { registerAccess } from './commands/access.js';
 import { registerNodes, registerWorkloads } from './commands/fleet.js';
 import { registerCheckpoints, registerEvacuations, registerMigrations, type UpdateSources } from './commands/jobs.js';
 import { bashCompletion } from './completion.js';
+import { addWatchCommand } from './watch.js';
 import { EXIT, exitCodeOfError, UsageError } from './exit-codes.js';
 import { ApiError } from './api-client.js';
 
@@ -33,6 +34,7 @@ export function buildCli(io: CliIo = processIo(), sources: UpdateSources = {}): 
   registerMigrations(program, cli, sources);
   registerEvacuations(program, cli, sources);
   registerCheckpoints(program, cli);
+  addWatchCommand(program, () => cli.connection());
   program
     .command('completion')
     .argument('[shell]', 'bash (zsh: autoload bashcompinit && bashcompinit first)', 'bash')

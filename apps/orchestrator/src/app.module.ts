@@ -8,6 +8,7 @@ import { AppConfig } from './config/app-config.js';
 import { CoreModule } from './core/core.module.js';
 import { StoreResync } from './core/store-resync.js';
 import { checkpointControllers, checkpointProviders, checkpointQueues } from './checkpoints/checkpoints.providers.js';
+import { eventControllers, eventProviders } from './events/events.providers.js';
 import { evacuationControllers, evacuationProviders, evacuationQueues } from './evacuations/evacuations.providers.js';
 import { HealthController } from './health/health.controller.js';
 import { MetricsController } from './metrics/metrics.controller.js';
@@ -91,6 +92,7 @@ export class AppModule {
         ...checkpointControllers,
         ...authControllers,
         ...sweeperControllers,
+        ...eventControllers,
       ],
       providers: [
         ...authProviders,
@@ -108,6 +110,7 @@ export class AppModule {
         ...evacuationProviders(config),
         ...checkpointProviders(config),
         ...sweeperProviders,
+        ...eventProviders,
       ],
     };
   }

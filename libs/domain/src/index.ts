@@ -5,3 +5,4 @@ export * from './evacuation.js';
 export * from './checkpoint.js';
 export * from './workload-identity.js';
 export * from './access.js';
+export * from './events.js';

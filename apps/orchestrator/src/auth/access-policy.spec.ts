@@ -6,6 +6,8 @@ import 'reflect-metadata';
 import { RequestMethod, type Type } from '@nestjs/common';
 import { CheckpointsController } from '../checkpoints/checkpoints.controller.js';
 import { EvacuationsController } from '../evacuations/evacuations.controller.js';
+import { EventsController } from '../events/events.controller.js';
+import { UiController } from '../events/ui.controller.js';
 import { HealthController } from '../health/health.controller.js';
 import { MetricsController } from '../metrics/metrics.controller.js';
 import { MigrationsController } from '../migrations/migrations.controller.js';
@@ -27,6 +29,8 @@ const CONTROLLERS: Type[] = [
   CheckpointsController,
   TokensController,
   AuditController,
+  EventsController,
+  UiController,
 ];
 
 /** `METHOD /path` -> the role it needs ('public', 'admin*' for undeclared routes, '+agent' when agents may call it). */
@@ -87,10 +91,14 @@ describe('the role table', () => {
       'GET /tokens': 'admin',
       'DELETE /tokens/:id': 'admin',
       'GET /audit': 'admin',
+      'GET /events': 'viewer',
+      // The dashboard's static files; the data it shows needs a viewer token (GET /events and the reads).
+      'GET /ui': 'public',
+      'GET /ui/:file': 'public',
     });
   });
 
-  it('declares a role on every route but the health probes (undeclared would mean admin only)', () => {
+  it('declares a role on every route but the health probes and the dashboard files (undeclared would mean admin only)', () => {
     const undeclared = Object.entries(roleTable()).filter(([, role]) => role === 'admin*');
     expect(undeclared).toEqual([]);
   });

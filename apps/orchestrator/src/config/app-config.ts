@@ -19,6 +19,7 @@ import {
 } from './evacuation-config.js';
 import { ApiEnv, apiSettings, type ApiSettings } from './api-config.js';
 import { SweeperEnv, sweeperSettings, type SweeperSettings } from '../sweeper/sweeper-config.js';
+import { EventsEnv, eventsSettings, type EventsSettings } from '../events/events-config.js';
 
 /** One node as the config file (and POST /nodes) describes it. */
 export const NodeSpec = z
@@ -142,6 +143,7 @@ const Env = z.object({
   ...NoticeEnv.shape,
   ...ApiEnv.shape,
   ...SweeperEnv.shape,
+  ...EventsEnv.shape,
 });
 
 /** The validated configuration; injected by type, read nowhere else from process.env. */
@@ -178,6 +180,8 @@ export class AppConfig {
   api!: ApiSettings;
   /** The sweeper of dead jobs' leftovers on the nodes (SPOTLIFT_SWEEP_*). */
   sweeper!: SweeperSettings;
+  /** The event stream behind GET /events (SPOTLIFT_EVENTS_*). */
+  events!: EventsSettings;
 
   /** What the engine and the checkpoint flow run with: one place, so both get every setting. */
   get engine(): EngineConfig {
@@ -268,5 +272,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     notices: noticeSettings(e),
     api,
     sweeper: sweeperSettings(e),
+    events: eventsSettings(e),
   });
 }

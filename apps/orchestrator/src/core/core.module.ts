@@ -45,6 +45,9 @@ import {
   SshNodeShell,
 } from '@spotlift/transport';
 import { AppConfig } from '../config/app-config.js';
+import { EventPublisher, eventStreamKey } from '../events/event-publisher.js';
+import { EventedRepository } from '../events/evented-repository.js';
+import { migrationEvents, nodeEvents, nodeRemoved } from '../events/record-events.js';
 import { RedisLink, isRedisUnreachableError } from './redis-link.js';
 
 export const REDIS = Symbol('REDIS');
@@ -133,6 +136,13 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
         return client;
       },
     },
+    {
+      // Events derived from record saves, appended to the Redis stream GET /events reads (see events/).
+      provide: EventPublisher,
+      inject: [REDIS, AppConfig, RedisLink],
+      useFactory: (r: Redis, c: AppConfig, l: RedisLink) =>
+        new EventPublisher(r, eventStreamKey(c.redisPrefix), c.events.retention, (e) => l.report('events', e)),
+    },
     { provide: Clock, useClass: SystemClock },
     {
       provide: NodeShell,
@@ -149,9 +159,15 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     {
       // Versioned: a probe, a notice and a clear-notice write the same record (NodesService uses update).
       provide: NodeRepository,
-      inject: [REDIS, AppConfig, NODE_JOURNAL],
-      useFactory: (r: Redis, c: AppConfig, j: JournaledRepository<NodeRecord>) =>
-        new JournalCopies(new RedisRecords<NodeRecord>(r, c.redisPrefix, 'node', { versioned: true }), j),
+      // Saves also publish what changed to the event stream (events/record-events.ts).
+      inject: [REDIS, AppConfig, NODE_JOURNAL, EventPublisher],
+      useFactory: (r: Redis, c: AppConfig, j: JournaledRepository<NodeRecord>, p: EventPublisher) =>
+        new EventedRepository(
+          new JournalCopies(new RedisRecords<NodeRecord>(r, c.redisPrefix, 'node', { versioned: true }), j),
+          p,
+          nodeEvents,
+          (id) => nodeRemoved(id, new Date().toISOString()),
+        ),
     },
     {
       provide: EVACUATION_JOURNAL,
@@ -183,8 +199,13 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     },
     {
       provide: MigrationRepository,
-      inject: [REDIS, AppConfig],
-      useFactory: (r: Redis, c: AppConfig) => new RedisRecords(r, c.redisPrefix, 'migration', { versioned: true }),
+      inject: [REDIS, AppConfig, EventPublisher],
+      useFactory: (r: Redis, c: AppConfig, p: EventPublisher) =>
+        new EventedRepository(
+          new RedisRecords<MigrationRecord>(r, c.redisPrefix, 'migration', { versioned: true }),
+          p,
+          migrationEvents,
+        ),
     },
     {
       provide: ENGINE_MIGRATIONS,
@@ -280,6 +301,7 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
         PAGE_TRANSPORTS,
         PostCopyTrials,
         PairLinks,
+        EventPublisher,
       ],
       useFactory: (
         m: MigrationRepository,
@@ -292,9 +314,12 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
         transports: PageTransport[],
         trials: PostCopyTrials,
         links: PairLinks,
+        publisher: EventPublisher,
       ) =>
         new MigrationEngine(
-          m,
+          // The journal stays under the events: a save the journal took while Redis was away still publishes
+          // (and that XADD fails quietly), and the engine never waits for an event.
+          new EventedRepository(m, publisher, migrationEvents),
           w,
           n,
           ops,
@@ -310,6 +335,7 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
   ],
   exports: [
     REDIS,
+    EventPublisher,
     REDIS_PATIENT,
     RedisLink,
     ENGINE_MIGRATIONS,

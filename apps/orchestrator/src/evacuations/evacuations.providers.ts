@@ -18,6 +18,9 @@ import {
   VersionedEvacuationRecords,
 } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
+import { EventPublisher } from '../events/event-publisher.js';
+import { EventedEvacuations } from '../events/evented-repository.js';
+import { evacuationEvents } from '../events/record-events.js';
 import { EVACUATION_JOURNAL, REDIS } from '../core/core.module.js';
 import { KubeCordoner, kubeApiProviders } from '../notices/kube-cordon.js';
 import { NoticeIntake } from '../notices/notice-intake.service.js';
@@ -42,12 +45,20 @@ export const evacuationControllers: Type[] = [EvacuationsController, NoticesCont
 export function evacuationProviders(config: AppConfig): Provider[] {
   return [
     {
-      // Versioned; each copy Redis took is journaled too, for a Redis that comes back empty (core.module.ts).
+      // Versioned; each copy Redis took is journaled too, for a Redis that comes back empty (core.module.ts);
+      // saves publish notices, plans, jobs and outcomes to the event stream (events/record-events.ts).
       provide: EvacuationRepository,
-      inject: [REDIS, AppConfig, EVACUATION_JOURNAL],
-      useFactory: (r: Redis, c: AppConfig, j: JournaledRepository<EvacuationRecord>) =>
-        new VersionedEvacuationRecords(
-          new JournalCopies(new RedisRecords<EvacuationRecord>(r, c.redisPrefix, 'evacuation', { versioned: true }), j),
+      inject: [REDIS, AppConfig, EVACUATION_JOURNAL, EventPublisher],
+      useFactory: (r: Redis, c: AppConfig, j: JournaledRepository<EvacuationRecord>, p: EventPublisher) =>
+        new EventedEvacuations(
+          new VersionedEvacuationRecords(
+            new JournalCopies(
+              new RedisRecords<EvacuationRecord>(r, c.redisPrefix, 'evacuation', { versioned: true }),
+              j,
+            ),
+          ),
+          p,
+          evacuationEvents,
         ),
     },
     {
