@@ -84,7 +84,7 @@ export default tseslint.config(
     },
   },
   {
-    // The CLI is a REST client: its HTTP client (api-client.ts) and the shared record types, nothing else.
+    // The CLI is a REST client: its HTTP clients (api-client.ts, event-stream-client.ts) and the shared record types, nothing else.
     files: ['apps/cli/src/**/*.ts'],
     ignores: TESTS,
     rules: {
@@ -113,7 +113,7 @@ export default tseslint.config(
   },
   {
     files: ['apps/cli/src/**/*.ts'],
-    ignores: [...TESTS, 'apps/cli/src/api-client.ts'],
+    ignores: [...TESTS, 'apps/cli/src/api-client.ts', 'apps/cli/src/event-stream-client.ts'],
     rules: {
       'no-restricted-imports': restrict(
         [
@@ -128,7 +128,7 @@ export default tseslint.config(
           '**/orchestrator/**',
           '**/libs/**',
         ],
-        'the CLI talks to the REST API through api-client.ts only',
+        'the CLI talks to the REST API through api-client.ts and event-stream-client.ts only',
       ),
     },
   },

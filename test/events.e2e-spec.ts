@@ -7,7 +7,7 @@ import { connect, type Socket } from 'node:net';
 import type { DeliveredEvent, MigrationRecord } from '@spotlift/domain';
 import { startRedis, stopRedis } from '@spotlift/testing';
 import { compareIds } from '../apps/orchestrator/src/events/event-hub.js';
-import { followEvents } from '../apps/cli/src/watch.js';
+import { followEvents } from '../apps/cli/src/event-stream-client.js';
 import type { Redis } from 'ioredis';
 import { REDIS } from '../apps/orchestrator/src/core/core.module.js';
 import { EventPublisher } from '../apps/orchestrator/src/events/event-publisher.js';

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { ApiClient } from './api-client.js';
 import { configPath, readConfigFile, resolveSettings } from './cli-config.js';
 import { NoTokenError, type ExitCode } from './exit-codes.js';
-import type { StreamSettings } from './watch.js';
+import type { StreamSettings } from './event-stream-client.js';
 
 /** Where output goes; tests give their own. */
 export interface CliIo {

@@ -1,5 +1,6 @@
 import type { DeliveredEvent } from '@spotlift/domain';
-import { eventLine, parseFrame } from './watch.js';
+import { parseFrame } from './event-stream-client.js';
+import { eventLine } from './watch.js';
 
 const phase = {
   id: '17-0',
