@@ -4,9 +4,9 @@
  * nothing was queued, taken over from a job that ended) and the cancel's commit-point rule.
  */
 import { ConflictError, type MigrationRecord, type NodeRecord, type WorkloadRecord } from '@spotlift/domain';
-import { SystemClock, type NodeOps } from '@spotlift/engine';
+import { SystemClock } from '@spotlift/engine';
 import { InMemoryMigrationFlags, InMemoryRecords, InMemoryWorkloadClaims } from '@spotlift/store';
-import { aMigration, aNode, aWorkload } from '@spotlift/testing';
+import { FakeNodeOps, aMigration, aNode, aWorkload } from '@spotlift/testing';
 import { MigrationCancelService } from './migration-cancel.service.js';
 import type { MigrationQueue } from './migration-queue.js';
 import type { AppConfig } from '../config/app-config.js';
@@ -28,20 +28,17 @@ function setup(opts: { nodes?: NodeRecord[]; workloads?: WorkloadRecord[]; tree?
     enqueue: (id: string) => (enqueued.push(id), Promise.resolve()),
     removeIfIdle: (id: string) => Promise.resolve(removable.has(id) ? ('removed' as const) : ('held' as const)),
   } as unknown as MigrationQueue;
-  const inspections: number[] = [];
-  const ops = {
-    inspectTree: (_node: NodeRecord, pid: number) => {
-      inspections.push(pid);
-      return Promise.resolve(opts.tree === false ? undefined : { pids: [pid], rssBytes: 64 * 2 ** 20 });
-    },
-  } as unknown as NodeOps;
+  // node-a runs the workload's process (pid 4242, 64 MiB) unless the test says it is gone.
+  const ops = new FakeNodeOps({
+    'node-a': { processes: opts.tree === false ? [] : [{ pid: 4242, rssBytes: 64 * 2 ** 20 }] },
+  });
   const claims = new InMemoryWorkloadClaims();
   const flags = new InMemoryMigrationFlags();
   const clock = new SystemClock();
   const config = { evacuation: EvacuationSettings.parse({}) } as AppConfig;
-  const service = new MigrationsService(migrations, workloads, nodes, ops, queue, clock, claims, config);
+  const service = new MigrationsService(migrations, workloads, nodes, ops.asNodeOps(), queue, clock, claims, config);
   const cancels = new MigrationCancelService(migrations, flags, queue, clock, claims);
-  return { service, cancels, migrations, workloads, claims, flags, enqueued, removable, inspections };
+  return { service, cancels, migrations, workloads, claims, flags, enqueued, removable, ops };
 }
 
 const body = (over: Record<string, unknown> = {}) => CreateMigration.parse({ workload: 'wl-1', ...over });
@@ -156,6 +153,7 @@ describe('MigrationsService.create: one claim per process', () => {
   it('bad input after the claim (the process is gone) releases it: the next call is not blocked', async () => {
     const kit = setup({ tree: false });
     await expect(kit.service.create(body())).rejects.toMatchObject({ code: 'bad_request' });
+    expect(kit.ops.ran('inspectTree')).toEqual(['node-a:4242']);
     expect(await kit.claims.holder(KEY)).toBeUndefined();
     expect(await kit.migrations.list()).toEqual([]);
   });
