@@ -102,6 +102,29 @@ describe('MigrationsService.create: destinations', () => {
     );
   });
 
+  it('a named node with another CPU model is left to preflight (criu cpuinfo check); unnamed, a same-model node wins', async () => {
+    const probe = (cpuModel: string) => ({
+      probedAt: 'x',
+      criuOk: true,
+      criuVersion: '4.2.1',
+      features: {},
+      memAvailableBytes: 8 * 2 ** 30,
+      cpuModel,
+    });
+    const kit = setup({
+      nodes: [
+        aNode('node-a', { probe: probe('EPYC') }),
+        aNode('node-b', { probe: probe('Xeon') }),
+        aNode('node-c', { probe: probe('EPYC') }),
+      ],
+    });
+    const named = await kit.service.create(body({ destination: 'node-b' }));
+    expect(named).toMatchObject({ destinationNodeId: 'node-b', destinationReason: 'requested' });
+    await kit.migrations.save({ ...named, state: 'completed' });
+    const chosen = await kit.service.create(body());
+    expect(chosen.destinationNodeId).toBe('node-c');
+  });
+
   it('a node without the memory for the workload and its headroom is refused by name, and never chosen', async () => {
     const small = { probedAt: 'x', criuOk: true, criuVersion: '4.2.1', features: {}, memAvailableBytes: 100 * 2 ** 20 };
     const kit = setup({

@@ -183,8 +183,12 @@ export class MigrationsService {
       const refuse = (why: string) =>
         new BadRequestError(`destination '${node.id}' cannot take workload '${workload.id}': ${why}`);
       if (node.id === source.id) throw refuse('it is the source node');
-      const decision = chooseDestination(wanted, origin, view([node]), options);
-      if (!decision.ok) throw refuse(decision.excluded.flatMap((x) => x.reasons.map((r) => r.message)).join('; '));
+      // A named node's CPU is judged by preflight's `criu cpuinfo check`, as before: a model name that differs
+      // from the source's is not proof that the restore would fail.
+      const why = chooseDestination(wanted, origin, view([node]), options)
+        .excluded.flatMap((x) => x.reasons)
+        .filter((r) => r.code !== 'cpu-incompatible');
+      if (why.length) throw refuse(why.map((r) => r.message).join('; '));
       return { destination: node, reason: 'requested' };
     }
     const decision = chooseDestination(wanted, origin, view(all), options);
