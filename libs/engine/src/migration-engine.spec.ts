@@ -141,6 +141,30 @@ describe('MigrationEngine, stop-and-copy', () => {
     expect(shell.ran('node-b', /criu restore/)).toEqual([]);
   });
 
+  it('waits for the page-server to close its images after the dump, before anything reads them', async () => {
+    const { shell, engine } = setup();
+    scriptHappyPath(shell);
+    expect((await engine.run('mig-1')).state).toBe('completed');
+    const order = shell.calls.map((c) => c.command);
+    const dumped = order.findIndex((c) => /criu dump/.test(c));
+    const waited = order.findIndex((c) => /page-server\.pid.*while/.test(c));
+    const streamed = order.findIndex((c) => /tar -C/.test(c));
+    expect(dumped).toBeGreaterThanOrEqual(0);
+    expect(waited).toBeGreaterThan(dumped);
+    expect(streamed).toBeGreaterThan(waited);
+  });
+
+  it('rolls back when the page-server still runs after the dump: its images are not restored from', async () => {
+    const { shell, engine } = setup();
+    shell.on({ node: 'node-b', match: /page-server\.pid.*while/, reply: { code: 1 } });
+    scriptHappyPath(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('rolled_back');
+    expect(m.rollbackReason).toMatch(/page-server on node-b did not finish writing the images/);
+    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
+    expect(shell.ran('node-b', /criu restore/)).toEqual([]);
+  });
+
   it('rolls back when the image stream arrives corrupted (checksum mismatch)', async () => {
     const { shell, engine } = setup();
     shell.on({ node: 'node-b', match: /sha256sum/, reply: { stdout: `${'0'.repeat(64)}\n` } });

@@ -37,6 +37,9 @@ export class LazyDaemonFailed extends MigrationStepError {
  * The steps every strategy shares: preflight before any freeze, restore, verification, the commit point,
  * and CRIU's stats. Strategies differ only in how memory gets to the destination.
  */
+/** How long a page-server may take to close its images after its dump disconnected (normally a few ms). */
+const PAGE_SERVER_EXIT_MS = 10_000;
+
 export class MigrationSteps {
   constructor(
     private readonly ops: NodeOps,
@@ -290,6 +293,25 @@ export class MigrationSteps {
   frozenAtFromDump(dumpEndNs: bigint, stats: DumpStats | undefined): bigint {
     const frozenUs = stats ? BigInt(stats.frozenTimeUs + stats.freezingTimeUs) : 0n;
     return dumpEndNs - frozenUs * 1000n;
+  }
+
+  /**
+   * After a dump or pre-dump to a page-server returned 0: the server's images are complete only once it exited
+   * (see `criu.awaitPageServerExit`). A server that does not exit leaves images nothing may restore from.
+   */
+  async pageServerFinished(ctx: MigrationContext, dir: string, phase: 'dump' | 'precopy'): Promise<void> {
+    const res = await this.ops.run(
+      ctx.destination,
+      criu.awaitPageServerExit(dir, PAGE_SERVER_EXIT_MS),
+      PAGE_SERVER_EXIT_MS + 15_000,
+    );
+    if (res.code !== 0) {
+      throw new MigrationStepError(
+        phase,
+        `the page-server on ${ctx.destination.id} did not finish writing the images in ${dir} within ${PAGE_SERVER_EXIT_MS} ms after the dump; they cannot be restored from`,
+        false,
+      );
+    }
   }
 
   pickPort(): number {

@@ -260,6 +260,7 @@ export class PreCopy implements MigrationStrategy {
           const log = await ops.tail(source, `${ctx.sourceDir}/dump.log`, 200);
           throw criu.dumpFailure('dump', source.id, log || res.stderr, res.code);
         }
+        await this.steps.pageServerFinished(ctx, ctx.destinationDir, 'dump');
         return res.endNs;
       } finally {
         await channel.close();

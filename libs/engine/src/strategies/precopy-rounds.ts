@@ -89,7 +89,12 @@ export class PreCopyRounds {
         live.preDump(workload.pid, dir, live.roundParent(n), channel.connect, channel.tls?.client),
         this.config.criuTimeoutMs,
       );
-      return await this.roundResult(ctx, n, dir, res);
+      const round = await this.roundResult(ctx, n, dir, res);
+      // the next round and the final dump link to this round's images: they must be whole
+      await this.steps.pageServerFinished(ctx, peerDir, 'precopy').catch((e: Error) => {
+        throw new StrategyUnavailableError('precopy', e.message);
+      });
+      return round;
     } finally {
       await channel.close();
       await ops.run(destination, live.stopPageServer(peerDir), 15_000).catch(() => undefined);

@@ -125,6 +125,7 @@ export class StopAndCopy implements MigrationStrategy {
       channel.failed?.(error);
       throw error;
     }
+    await this.steps.pageServerFinished(ctx, ctx.destinationDir, 'dump');
     return { ...(res.startNs === undefined ? {} : { startNs: res.startNs }), endNs: res.endNs };
   }
 }

@@ -86,6 +86,23 @@ export function pageServer(dir: string, address: string, port: number, tls?: Cri
 }
 
 /**
+ * Waits, bounded, for the page-server in `dir` to exit by itself once its dump has disconnected. CRIU's page server
+ * acknowledges the dump's final close *before* it closes its image files (`page_server_serve`: the ack, then
+ * `page_server_close()`; the pagemap goes through a write buffer), so the dump returns while the destination's
+ * images may still be short. Killing the server then, or restoring at once, reads a truncated image (`Unexpected
+ * EOF`, seen in a CI run of the qemu pre-copy). Exits 0 once the server is gone (a zombie counts as gone), 1 if it
+ * still runs after `timeoutMs`.
+ */
+export function awaitPageServerExit(dir: string, timeoutMs: number): NodeCommand {
+  const pidfile = shq(`${dir}/page-server.pid`);
+  const tries = Math.max(1, Math.ceil(timeoutMs / 50));
+  const alive = `[ "$(cat /proc/$p/comm 2>/dev/null)" = criu ] && ! grep -q '^State:[[:space:]]*Z' /proc/$p/status 2>/dev/null`;
+  return nodeCommand(
+    `p=$(cat ${pidfile} 2>/dev/null); [ -n "$p" ] || exit 0; i=0; while ${alive}; do [ $i -ge ${tries} ] && exit 1; i=$((i + 1)); sleep 0.05; done; exit 0`,
+  );
+}
+
+/**
  * The freezing dump (`--leave-stopped`) to a page-server: stop-and-copy's, and pre-copy's final one with `prev`,
  * the last round (only pages dirtied since then go). `ghostLimitBytes`: files the tree holds open but were
  * deleted are carried in the images up to this size each (CRIU's default, 1 MiB, fails on bigger ones).
