@@ -46,6 +46,11 @@ const GOLDEN: Array<[string, () => string, string]> = [
     'criu page-server -D /img/m1/dst --address 10.0.0.2 --port 27100 --daemon --pidfile /img/m1/dst/page-server.pid --tls --tls-cacert /t/ca.pem --tls-cert /t/node.pem --tls-key /t/node.key -o /img/m1/dst/page-server.log -v4',
   ],
   [
+    'criu awaitPageServerExit',
+    () => criu.awaitPageServerExit('/img/m1/dst', 5_000),
+    'p=$(cat /img/m1/dst/page-server.pid 2>/dev/null); [ -n "$p" ] || exit 0; i=0; while [ "$(cat /proc/$p/comm 2>/dev/null)" = criu ] && ! grep -q \'^State:[[:space:]]*Z\' /proc/$p/status 2>/dev/null; do [ $i -ge 100 ] && exit 1; i=$((i + 1)); sleep 0.05; done; exit 0',
+  ],
+  [
     'criu dump',
     () => criu.dump(4242, '/img/m1/src', to, { ghostLimitBytes: 64 * 2 ** 20 }),
     'criu dump -t 4242 -D /img/m1/src --leave-stopped --page-server --address 10.0.0.2 --port 27100 --ghost-limit 67108864 -o /img/m1/src/dump.log -v4',
