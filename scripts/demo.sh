@@ -97,8 +97,8 @@ cat <<TXT
 The orchestrator is still running at $SPOTLIFT_URL (OpenAPI: $SPOTLIFT_URL/docs/openapi.json and /metrics, both with the bearer token).
 Try more:
   export SPOTLIFT_URL=$SPOTLIFT_URL SPOTLIFT_API_TOKEN=\$(cat $TOKEN_FILE)
-  node dist/apps/cli/src/main.js migrate $WL            # back, destination chosen by spotlift
-  node dist/apps/cli/src/main.js migrations list
+  npx spotlift migrate $WL                               # back, destination chosen by spotlift (npm install -g . for a plain 'spotlift')
+  npx spotlift migrations ls
   tail -f $LAB/demo/heartbeats.log                       # the workload's heartbeats
 Logs: $LAB/demo/orchestrator.log (earlier runs: .1 to .5).   Stop everything: bash scripts/demo.sh stop
 TXT

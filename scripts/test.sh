@@ -13,5 +13,6 @@ teardown() { [ "$lab_was_up" = 1 ] || bash scripts/lab/nodes.sh down >/dev/null 
 trap teardown EXIT
 npm run --silent typecheck
 npm run --silent lint
+npm run --silent build   # the CLI test installs and runs the built command (apps/cli/src/cli.int-spec.ts)
 # --forceExit: a suite that leaks a handle must not hang CI past its limit (jest still reports the leak).
 NODE_OPTIONS=--experimental-vm-modules npx jest --runInBand --forceExit "$@"

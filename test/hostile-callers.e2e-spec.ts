@@ -6,14 +6,15 @@
  * refusal happens before a node is touched, and the allowed agent path is one notice.
  * Also: the API over HTTPS with a private CA, reached by the CLI with --ca.
  */
-import { jest } from '@jest/globals';
 import type { AuditEntry, EvacuationRecord, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
 import { issueTestCertificates, labUp, startRedis, stopRedis, type LabConfig } from '@spotlift/testing';
-import { program } from '../apps/cli/src/main.js';
+import { run } from '../apps/cli/src/main.js';
 import { startOrchestrator, type Orchestrator } from './support/orchestrator-harness.js';
 import { until } from './support/poll.js';
 
 const REDIS_PORT = 6412;
+/** No config file and no token from the environment: every call names its URL and token. */
+const CLI_ENV = { SPOTLIFT_CLI_CONFIG: '/nonexistent/spotlift-cli.json' };
 
 let lab: LabConfig;
 let orch: Orchestrator;
@@ -52,15 +53,13 @@ async function call<T = unknown>(
   return { status: res.status, body: parsed as T };
 }
 
-/** The CLI, in this process, against the orchestrator; returns what it printed (JSON mode). */
+/** The CLI, in this process, against the orchestrator; returns what it printed (JSON mode), throws what it said. */
 async function cli(args: string[]): Promise<unknown> {
   const out: string[] = [];
-  const spy = jest.spyOn(console, 'log').mockImplementation((s: unknown) => void out.push(String(s)));
-  try {
-    await program.parseAsync(['node', 'spotlift', '--json', ...args]);
-  } finally {
-    spy.mockRestore();
-  }
+  const err: string[] = [];
+  const io = { out: (s: string) => void out.push(s), err: (s: string) => void err.push(s), env: CLI_ENV };
+  const code = await run(['--json', ...args], io);
+  if (code !== 0) throw new Error(`exit ${code}: ${err.join('\n')}`);
   return JSON.parse(out.join('\n'));
 }
 

@@ -13,6 +13,8 @@ APT_PKGS=(redis-server openssh-server openssh-client iproute2 util-linux procps 
   libbsd-dev libcap-dev libgnutls28-dev libnet1-dev libnftables-dev libnl-3-dev libprotobuf-c-dev \
   libprotobuf-dev pkgconf protobuf-c-compiler protobuf-compiler uuid-dev python3-protobuf \
   build-essential patch xz-utils ca-certificates)
+# deploy/ checks: the image build and smoke run (deploy/container), systemd-analyze (deploy/systemd).
+APT_PKGS+=(buildah podman runc busybox-static systemd)
 
 source "$(dirname "$0")/apt.sh"
 ensure_apt_packages "${APT_PKGS[@]}"

@@ -12,13 +12,16 @@ export class ApiError extends Error {
   }
 }
 
+/** No HTTP answer at all: connection refused, DNS, TLS, or no answer in time. */
+export class UnreachableError extends Error {}
+
 /**
  * node:http(s) rather than fetch: fetch cannot be given a CA per request, and an orchestrator behind a private
  * CA (`--ca`, SPOTLIFT_CA) is the usual HTTPS setup. Without a CA, the system's trust store applies.
  */
 export class ApiClient {
   constructor(
-    private readonly baseUrl: string,
+    readonly baseUrl: string,
     private readonly token: string,
     private readonly opts: { ca?: Buffer; timeoutMs?: number } = {},
   ) {}
@@ -43,12 +46,12 @@ export class ApiClient {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', reject);
+          res.on('error', (error) => reject(new UnreachableError(`the answer broke off: ${error.message}`)));
         },
       );
       req.on('timeout', () => req.destroy(new Error('no answer in time')));
       req.on('error', (error) =>
-        reject(new Error(`cannot reach the orchestrator at ${this.baseUrl}: ${error.message}`)),
+        reject(new UnreachableError(`cannot reach the orchestrator at ${this.baseUrl}: ${error.message}`)),
       );
       req.end(payload);
     });

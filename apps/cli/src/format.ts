@@ -1,4 +1,12 @@
-import type { ApiTokenRecord, AuditEntry, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
+import type {
+  ApiTokenRecord,
+  AuditEntry,
+  CheckpointRecord,
+  EvacuationRecord,
+  MigrationRecord,
+  NodeRecord,
+  WorkloadRecord,
+} from '@spotlift/domain';
 
 const MiB = 2 ** 20;
 
@@ -132,4 +140,110 @@ export function auditTable(entries: AuditEntry[]): string {
       e.denied ?? '',
     ]),
   ]);
+}
+
+/** `key  value` lines, the absent ones left out. */
+export function details(pairs: Array<[string, string | number | undefined]>): string {
+  const shown = pairs.filter((p): p is [string, string | number] => p[1] !== undefined && p[1] !== '');
+  const w = Math.max(...shown.map(([k]) => k.length));
+  return shown.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
+}
+
+const mib = (b: number | undefined) => (b === undefined ? undefined : `${Math.round(b / MiB)} MiB`);
+
+export function nodeDetails(n: NodeRecord): string {
+  const p = n.probe;
+  return details([
+    ['id', n.id],
+    ['address', `${n.user}@${n.host}:${n.port}`],
+    ['state', n.state + (n.drain ? ` (drained ${n.drain.at})` : '')],
+    ['zone / pool', [n.zone ?? '-', n.spotPool ?? '-'].join(' / ')],
+    ['lifecycle', n.lifecycle],
+    ['criu', p ? `${p.criuVersion ?? '?'} ${p.criuOk ? '(check ok)' : '(check failed)'}` : 'not probed'],
+    [
+      'features',
+      Object.entries(p?.features ?? {})
+        .map(([k, v]) => `${k}=${v ? 'yes' : 'no'}`)
+        .join(' '),
+    ],
+    ['kernel', p?.kernel],
+    ['cpu', p?.cpuModel ? `${p.cpuCount ?? '?'} x ${p.cpuModel}` : undefined],
+    ['memory free', mib(p?.memAvailableBytes)],
+    ['disk free', mib(p?.diskFreeBytes)],
+    ['probed', p?.probedAt],
+    ['probe error', p?.error],
+  ]);
+}
+
+export function workloadDetails(w: WorkloadRecord & { observed?: { state: string; reason?: string } }): string {
+  return details([
+    ['id', w.id],
+    ['name', w.name],
+    ['node / pid', `${w.nodeId} / ${w.pid}`],
+    ['state', w.state],
+    ['observed', w.observed ? w.observed.state + (w.observed.reason ? ` (${w.observed.reason})` : '') : undefined],
+    ['rss', mib(w.rssBytes)],
+    ['priority', w.priority],
+    ['paths', w.paths?.join(', ')],
+  ]);
+}
+
+export function evacuationsTable(es: EvacuationRecord[]): string {
+  return table([
+    ['ID', 'NODE', 'KIND', 'STATE', 'DEADLINE', 'JOBS', 'OUTCOME'],
+    ...es.map((e) => [
+      e.id,
+      e.nodeId,
+      e.notice.kind,
+      e.state,
+      e.deadline,
+      String(e.jobs.length),
+      e.outcome?.summary ?? '-',
+    ]),
+  ]);
+}
+
+export function evacuationSummary(e: EvacuationRecord): string {
+  const lines = [
+    `evacuation ${e.id}: ${e.state}`,
+    `  node ${e.nodeId}, ${e.notice.kind} (${e.notice.source}): ${e.notice.reason}`,
+    `  deadline ${e.deadline}, policy ${e.policy}, ${e.replans} re-plans`,
+    ...e.jobs.map(
+      (j) =>
+        `  ${j.order ?? '-'}. ${j.workloadId}: ${j.state}${j.destinationNodeId ? ` -> ${j.destinationNodeId}` : ''}${j.migrationId ? ` (${j.migrationId})` : ''}${j.downtimeMs !== undefined ? `, downtime ${ms2(j.downtimeMs)}` : ''}${j.missReason ? `: ${j.missReason}` : ''}`,
+    ),
+    ...e.predictedMisses.map((m) => `  predicted miss: ${JSON.stringify(m)}`),
+  ];
+  if (e.outcome) lines.push(`  outcome: ${e.outcome.summary}`);
+  return lines.join('\n');
+}
+
+export function checkpointsTable(cs: CheckpointRecord[]): string {
+  return table([
+    ['ID', 'WORKLOAD', 'FROM', 'STORAGE', 'STATE', 'STORED', 'RESTORED ON'],
+    ...cs.map((c) => [
+      c.id,
+      c.workloadId,
+      c.sourceNodeId,
+      c.storageNodeId,
+      c.state,
+      mib(c.bytes.stored) ?? '-',
+      c.restore?.destinationNodeId ?? '-',
+    ]),
+  ]);
+}
+
+export function checkpointSummary(c: CheckpointRecord): string {
+  const lines = [
+    `checkpoint ${c.id}: ${c.state}`,
+    `  workload ${c.workloadId} from ${c.sourceNodeId}, stored on ${c.storageNodeId} in ${c.imageDir}`,
+    ...c.phases.map(phaseLine),
+    `  bytes: pages ${c.bytes.pages}, image files ${c.bytes.images}${c.bytes.stored !== undefined ? `, on disk ${c.bytes.stored}` : ''}`,
+  ];
+  if (c.restore) {
+    lines.push(`  restore #${c.restore.attempt} on ${c.restore.destinationNodeId} (${c.restore.destinationReason})`);
+    lines.push(...c.restore.phases.map(phaseLine));
+    if (c.restore.error) lines.push(`  restore error: ${c.restore.error}`);
+  }
+  return lines.join('\n');
 }

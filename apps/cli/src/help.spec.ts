@@ -30,7 +30,8 @@ describe('spotlift --help', () => {
   it('says where the token comes from and never shows it', async () => {
     const help = await helpOf(['--help']);
     expect(help).toContain('--token <token>');
-    expect(help).toContain('(default: from SPOTLIFT_API_TOKEN)');
+    expect(help).toMatch(/\(default: from SPOTLIFT_API_TOKEN,\s+else the config\s+file\)/);
+    expect(help).toMatch(/Exit codes: 0 done, 1 failed, 2 bad input/);
     expect(help).toContain('--ca <file>');
     expect(help).not.toContain(SECRET);
     expect(help).not.toContain('do-not-print-me');

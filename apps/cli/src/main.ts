@@ -1,201 +1,90 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
-import { readFileSync, realpathSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import type { ApiTokenRecord, AuditEntry, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
-import { ApiClient } from './api-client.js';
-import {
-  auditTable,
-  migrationSummary,
-  migrationsTable,
-  nodesTable,
-  phaseLine,
-  tokensTable,
-  workloadsTable,
-} from './format.js';
+import { CliContext, processIo, type CliIo } from './cli-context.js';
+import { registerAccess } from './commands/access.js';
+import { registerNodes, registerWorkloads } from './commands/fleet.js';
+import { registerCheckpoints, registerEvacuations, registerMigrations, type UpdateSources } from './commands/jobs.js';
+import { bashCompletion } from './completion.js';
+import { EXIT, exitCodeOfError, UsageError } from './exit-codes.js';
+import { ApiError } from './api-client.js';
 
-const FINISHED = new Set(['completed', 'rolled_back', 'failed', 'cancelled']);
-
-export const program = new Command()
-  .name('spotlift')
-  .description('Operate the spotlift orchestrator over its REST API')
-  .option('--url <url>', 'orchestrator URL (default: SPOTLIFT_URL, else http://127.0.0.1:8080)')
-  // No commander default from the environment here: --help prints defaults, and this one is a secret.
-  .option('--token <token>', 'API token (default: from SPOTLIFT_API_TOKEN)')
-  .option('--ca <file>', "PEM CA certificate(s) of the orchestrator's HTTPS (default: SPOTLIFT_CA)")
-  .option('--json', 'print JSON instead of tables');
-
-function client(): ApiClient {
-  const o = program.opts<{ url?: string; token?: string; ca?: string }>();
-  const token = o.token ?? process.env.SPOTLIFT_API_TOKEN;
-  if (!token) throw new Error('no API token: set SPOTLIFT_API_TOKEN or pass --token');
-  const ca = o.ca ?? process.env.SPOTLIFT_CA;
-  return new ApiClient(o.url ?? process.env.SPOTLIFT_URL ?? 'http://127.0.0.1:8080', token, {
-    ...(ca ? { ca: readFileSync(ca) } : {}),
-  });
-}
-
-function print(value: unknown, human: () => string): void {
-  console.log(program.opts<{ json?: boolean }>().json ? JSON.stringify(value, null, 2) : human());
-}
-
-const nodes = program.command('nodes').description('nodes spotlift can reach over SSH');
-nodes.command('list').action(async () => {
-  const list = await client().request<NodeRecord[]>('GET', '/nodes');
-  print(list, () => nodesTable(list));
-});
-nodes
-  .command('add <file>')
-  .description('register a node from a JSON spec (host key pinned)')
-  .action(async (file: string) => {
-    const node = await client().request<NodeRecord>('POST', '/nodes', JSON.parse(readFileSync(file, 'utf8')));
-    print(node, () => nodesTable([node]));
-  });
-nodes.command('probe <id>').action(async (id: string) => {
-  const node = await client().request<NodeRecord>('POST', `/nodes/${encodeURIComponent(id)}/probe`);
-  print(node, () => nodesTable([node]) + (node.probe?.error ? `\n${node.probe.error}` : ''));
-});
-nodes
-  .command('clear-notice <id>')
-  .description('a draining or terminating node whose notice was spurious becomes ready again')
-  .action(async (id: string) => {
-    const node = await client().request<NodeRecord>('POST', `/nodes/${encodeURIComponent(id)}/clear-notice`);
-    print(node, () => nodesTable([node]));
-  });
-nodes
-  .command('remove <id>')
-  .description('forget a node (refused while a workload, migration or checkpoint refers to it)')
-  .action(async (id: string) => {
-    await client().request('DELETE', `/nodes/${encodeURIComponent(id)}`);
-    print({ removed: id }, () => `node ${id} removed`);
-  });
-
-const workloads = program.command('workloads').description('process trees spotlift can move');
-workloads.command('list').action(async () => {
-  const list = await client().request<WorkloadRecord[]>('GET', '/workloads');
-  print(list, () => workloadsTable(list));
-});
-workloads
-  .command('add')
-  .requiredOption('--name <name>')
-  .requiredOption('--node <node>')
-  .option('--pid <pid>', 'root pid of the tree', (v) => Number(v))
-  .option('--pidfile <path>', 'pidfile on the node')
-  .option('--priority <1-10>', 'how much an evacuation should try to save it (10 = critical)', (v) => Number(v))
-  .option(
-    '--path <path>',
-    'a file or directory it uses, copied to the destination on every move (repeatable)',
-    (v: string, prev: string[] = []) => [...prev, v],
-  )
-  .action(
-    async (o: { name: string; node: string; pid?: number; pidfile?: string; priority?: number; path?: string[] }) => {
-      const { path, ...rest } = o;
-      const w = await client().request<WorkloadRecord>('POST', '/workloads', {
-        ...rest,
-        ...(path ? { paths: path } : {}),
-      });
-      print(w, () => workloadsTable([w]));
-    },
-  );
-workloads
-  .command('remove <id>')
-  .description('forget a workload (nothing on its node is touched); refused while a job works on it')
-  .action(async (id: string) => {
-    await client().request('DELETE', `/workloads/${encodeURIComponent(id)}`);
-    print({ removed: id }, () => `removed ${id}`);
-  });
-
-program
-  .command('migrate <workload>')
-  .description('move a workload to another node and follow its phases')
-  .option('--to <node>', 'destination (chosen by spotlift when omitted)')
-  .option('--keep-images', 'keep the image directories for forensics')
-  .option('--strategy <name>', 'stop-and-copy (default), pre-copy, post-copy, hybrid or auto')
-  .option('--budget-ms <ms>', 'longest acceptable freeze (pre-copy converges to it, auto chooses by it)', (v) =>
-    Number(v),
-  )
-  .option('--deadline <iso-time>', 'when the source must be gone (bounds pre-copy rounds and auto)')
-  .option('--no-wait', 'return once the migration is queued')
-  .action(
-    async (
-      workload: string,
-      o: { to?: string; keepImages?: boolean; strategy?: string; budgetMs?: number; deadline?: string; wait: boolean },
-    ) => {
-      const api = client();
-      let m = await api.request<MigrationRecord>('POST', '/migrations', {
-        workload,
-        ...(o.to ? { destination: o.to } : {}),
-        ...(o.keepImages ? { keepImages: true } : {}),
-        ...(o.strategy ? { strategy: o.strategy } : {}),
-        ...(o.budgetMs !== undefined ? { downtimeBudgetMs: o.budgetMs } : {}),
-        ...(o.deadline ? { deadline: o.deadline } : {}),
-      });
-      if (!o.wait) return print(m, () => `queued ${m.id}: ${m.sourceNodeId} -> ${m.destinationNodeId}`);
-      if (!program.opts<{ json?: boolean }>().json)
-        console.log(`migration ${m.id}: ${m.sourceNodeId} -> ${m.destinationNodeId}`);
-      let shown = 0;
-      for (;;) {
-        m = await api.request<MigrationRecord>('GET', `/migrations/${m.id}`);
-        const done = m.phases.filter((p) => p.ok !== undefined);
-        if (!program.opts<{ json?: boolean }>().json) for (const p of done.slice(shown)) console.log(phaseLine(p));
-        shown = done.length;
-        if (FINISHED.has(m.state)) break;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      print(m, () => migrationSummary(m, { phases: false }));
-      if (m.state !== 'completed') process.exitCode = 1;
-    },
-  );
-
-const migrations = program.command('migrations').description('migration jobs');
-migrations.command('list').action(async () => {
-  const list = await client().request<MigrationRecord[]>('GET', '/migrations');
-  print(list, () => migrationsTable(list));
-});
-migrations.command('show <id>').action(async (id: string) => {
-  const m = await client().request<MigrationRecord>('GET', `/migrations/${encodeURIComponent(id)}`);
-  print(m, () => migrationSummary(m));
-});
-
-const tokens = program.command('tokens').description('API tokens and their roles (admin)');
-tokens
-  .command('create')
-  .description('create a token; its secret is printed once, here')
-  .requiredOption('--name <name>', 'who or what holds it (e.g. grafana, oncall, agent-node-a)')
-  .requiredOption('--role <role>', 'viewer, operator, admin, or agent (with --node)')
-  .option('--node <node>', 'the one node an agent token pushes notices for')
-  .option('--expires <iso-time>', 'when it stops working')
-  .action(async (o: { name: string; role: string; node?: string; expires?: string }) => {
-    const t = await client().request<Omit<ApiTokenRecord, 'secretSha256'> & { token: string }>('POST', '/tokens', {
-      name: o.name,
-      role: o.role,
-      ...(o.node ? { nodeId: o.node } : {}),
-      ...(o.expires ? { expiresAt: o.expires } : {}),
+/** The whole CLI as one commander program over one context (tests build their own with their own io). */
+export function buildCli(io: CliIo = processIo(), sources: UpdateSources = {}): { program: Command; cli: CliContext } {
+  const program = new Command()
+    .name('spotlift')
+    .description('Operate the spotlift orchestrator over its REST API')
+    .option('--url <url>', 'orchestrator URL (default: SPOTLIFT_URL, else the config file, else http://127.0.0.1:8080)')
+    // No commander default from the environment here: --help prints defaults, and this one is a secret.
+    .option('--token <token>', 'API token (default: from SPOTLIFT_API_TOKEN, else the config file)')
+    .option('--ca <file>', "PEM CA certificate(s) of the orchestrator's HTTPS (default: SPOTLIFT_CA)")
+    .option('--json', 'print JSON (the API records) instead of tables; errors as JSON on stderr')
+    .addHelpText(
+      'after',
+      '\nConfig file: ~/.config/spotlift/config.json (SPOTLIFT_CLI_CONFIG), written by `spotlift login`.\n' +
+        'Exit codes: 0 done, 1 failed, 2 bad input (400/404/409, bad arguments), 3 rolled back, 4 cancelled,\n' +
+        '            5 no token or refused (401/403), 6 orchestrator unreachable.',
+    );
+  const cli = new CliContext(program, io);
+  registerAccess(program, cli);
+  registerNodes(program, cli);
+  registerWorkloads(program, cli);
+  registerMigrations(program, cli, sources);
+  registerEvacuations(program, cli, sources);
+  registerCheckpoints(program, cli);
+  program
+    .command('completion')
+    .argument('[shell]', 'bash (zsh: autoload bashcompinit && bashcompinit first)', 'bash')
+    .description('print a shell completion script: source <(spotlift completion bash)')
+    .action((shell: string) => {
+      if (shell !== 'bash' && shell !== 'zsh') throw new UsageError(`no completion for '${shell}' (bash, zsh)`);
+      io.out(bashCompletion(program));
     });
-    print(t, () => `${tokensTable([t])}\n\n${t.token}\n(shown once: store it now)`);
-  });
-tokens.command('list').action(async () => {
-  const list = await client().request<Array<Omit<ApiTokenRecord, 'secretSha256'>>>('GET', '/tokens');
-  print(list, () => tokensTable(list));
-});
-tokens.command('revoke <id>').action(async (id: string) => {
-  const t = await client().request<Omit<ApiTokenRecord, 'secretSha256'>>('DELETE', `/tokens/${encodeURIComponent(id)}`);
-  print(t, () => tokensTable([t]));
-});
+  return { program, cli };
+}
 
-program
-  .command('audit')
-  .description('who changed what, and who was refused, newest first (admin)')
-  .option('--limit <n>', 'entries (1..1000)', (v) => Number(v), 50)
-  .action(async (o: { limit: number }) => {
-    const list = await client().request<AuditEntry[]>('GET', `/audit?limit=${o.limit}`);
-    print(list, () => auditTable(list));
-  });
+/** The tests' `program` (help output) and the launcher's entry point. */
+export const { program } = buildCli();
 
-// Parse only when run as the CLI, not when a test imports the program.
+/** Runs one command line and answers its exit code; never throws. */
+export async function run(argv: string[], io: CliIo = processIo(), sources: UpdateSources = {}): Promise<number> {
+  const { program: p, cli } = buildCli(io, sources);
+  const quiet = (c: Command): void => {
+    c.exitOverride().configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
+    c.commands.forEach(quiet);
+  };
+  quiet(p);
+  try {
+    await p.parseAsync(argv, { from: 'user' });
+    return cli.exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return EXIT.ok;
+      if (error.code === 'commander.help') return EXIT.ok;
+      return EXIT.badInput; // commander printed the problem already
+    }
+    const code = exitCodeOfError(error);
+    const message = (error as Error).message;
+    if (cli.json) {
+      const status = error instanceof ApiError ? error.status : undefined;
+      io.err(JSON.stringify({ error: message, exitCode: code, ...(status ? { status } : {}) }));
+    } else io.err(`spotlift: ${message}`);
+    return code;
+  }
+}
+
+/** The process entry point (bin/spotlift.js, or this file run directly). */
+export async function main(argv: string[]): Promise<void> {
+  // `spotlift nodes ls | head`: a reader that goes away early is no error.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw error;
+  });
+  process.exitCode = await run(argv);
+}
+
+// Run only when started as the CLI, not when a test imports the program.
 if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
-  program.parseAsync().catch((error: Error) => {
-    console.error(`spotlift: ${error.message}`);
-    process.exitCode = 1;
-  });
+  void main(process.argv.slice(2));
 }

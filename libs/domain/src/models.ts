@@ -65,6 +65,8 @@ export interface NodeRecord extends NodeTarget {
   sharedStorage?: SharedStorage;
   /** Where this node keeps checkpoint images when it serves as a storage node (else the orchestrator's default). */
   checkpointRoot?: string;
+  /** Set by `POST /nodes/:id/drain` when it made the node `draining`; `undrain` removes it (see NodesService). */
+  drain?: { at: string };
   createdAt: string;
   updatedAt: string;
 }

@@ -46,6 +46,11 @@ import { WorkloadsController } from '../workloads/workloads.controller.js';
 import { RegisterWorkload, WorkloadsService } from '../workloads/workloads.service.js';
 import { RedisLink } from '../core/redis-link.js';
 import { DomainExceptionFilter } from './domain-exception.filter.js';
+import { EvacuationQueue } from '../evacuations/evacuation-queue.js';
+import { EvacuationsController } from '../evacuations/evacuations.controller.js';
+import { EvacuationsService } from '../evacuations/evacuations.service.js';
+import { ManualEvacuationBody, manualNotice } from '../evacuations/manual-evacuation.js';
+import { KubeCordoner } from '../notices/kube-cordon.js';
 
 const RUNS = 200;
 const HOST_KEY = `ssh-ed25519 ${'A'.repeat(68)}`;
@@ -110,8 +115,18 @@ async function startApp(world: World): Promise<{ app: INestApplication; base: st
       return Promise.reject(new Error(`${what} must not be reached`));
     };
   const moduleRef = await Test.createTestingModule({
-    controllers: [MigrationsController, NodesController, WorkloadsController, CheckpointsController, NoticesController],
+    controllers: [
+      MigrationsController,
+      NodesController,
+      WorkloadsController,
+      CheckpointsController,
+      NoticesController,
+      EvacuationsController,
+    ],
     providers: [
+      EvacuationsService,
+      { provide: EvacuationQueue, useValue: { enqueue: record('enqueueEvacuation') } },
+      { provide: KubeCordoner, useValue: new KubeCordoner(new SystemClock()) },
       MigrationsService,
       MigrationCancelService,
       NodesService,
@@ -298,6 +313,34 @@ const ENDPOINTS: Record<string, Endpoint> = {
       eventId: ['', long(201)],
     },
   },
+  'POST /evacuations': {
+    path: '/evacuations',
+    // The deadline rules (not past, at most 60 days ahead) are the service's first step, before any record.
+    accepts: (b) => {
+      const r = ManualEvacuationBody.safeParse(b);
+      if (!r.success) return false;
+      try {
+        manualNotice(r.data, new Date());
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    valid: fc
+      .record({
+        node: fc.constant('node-a'),
+        secondsUntil: fc.integer({ min: 10, max: 3600 }),
+        reason: opt(fc.string({ maxLength: 50 })),
+      })
+      .map(compact),
+    required: ['node', 'secondsUntil'],
+    wrong: {
+      node: ['', '   ', 1, null, long(254), ['node-a']],
+      secondsUntil: [0, -1, 'soon', 60 * 60 * 24 * 61, null],
+      deadline: [future(), 'tomorrow', '2000-01-01T00:00:00Z'],
+      reason: [long(1001), 1],
+    },
+  },
   'POST /checkpoints': {
     path: '/checkpoints',
     accepts: (b) => CreateCheckpoint.safeParse(b).success,
@@ -422,11 +465,17 @@ describe('REST bodies under fuzzing: always a 4xx, never a 5xx, nothing changed'
     );
   });
 
-  it('ids in paths that name nothing: 404 and nothing changed (cancel, restore, probe)', async () => {
+  it('ids in paths that name nothing: 404 and nothing changed (cancel, restore, probe, drain, undrain)', async () => {
     const before = await world.snapshot();
     await fc.assert(
       fc.asyncProperty(
-        fc.constantFrom('/migrations/%/cancel', '/checkpoints/%/restore', '/nodes/%/probe'),
+        fc.constantFrom(
+          '/migrations/%/cancel',
+          '/checkpoints/%/restore',
+          '/nodes/%/probe',
+          '/nodes/%/drain',
+          '/nodes/%/undrain',
+        ),
         fc
           .string({ minLength: 1, maxLength: 40 })
           .filter((s) => !['cp-1', 'node-a', 'node-b', 'node-c', '.', '..'].includes(s)),

@@ -1,7 +1,10 @@
-import { Controller, Get, Param } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { z } from 'zod';
 import type { EvacuationRecord } from '@spotlift/domain';
-import { EvacuationsService } from './evacuations.service.js';
+import { ZodBody } from '../common/zod-body.pipe.js';
+import { EvacuationsService, type RaiseResult } from './evacuations.service.js';
+import { ManualEvacuationBody } from './manual-evacuation.js';
 import { RequireRole } from '../auth/roles.decorator.js';
 
 @ApiTags('evacuations')
@@ -15,6 +18,20 @@ export class EvacuationsController {
   @ApiOperation({ summary: 'All evacuations, newest first (the plan without its input, for brevity)' })
   async list(): Promise<EvacuationRecord[]> {
     return (await this.evacuations.list()).map(withoutPlanInput);
+  }
+
+  @Post()
+  @RequireRole('operator')
+  @HttpCode(202)
+  @ApiOperation({
+    summary: 'Evacuate a node by hand before a deadline: a termination notice of its own, planned like any other',
+    description:
+      '`{node, deadline | secondsUntil, reason?}`. 202 `{created, evacuation}`; an evacuation already open for the ' +
+      'node is joined (`created: false`, its deadline moved earlier if this one is). 404 unknown node.',
+  })
+  @ApiBody({ schema: z.toJSONSchema(ManualEvacuationBody, { io: 'input' }) as object })
+  evacuate(@Body(new ZodBody(ManualEvacuationBody)) body: ManualEvacuationBody): Promise<RaiseResult> {
+    return this.evacuations.evacuateNow(body);
   }
 
   @Get(':id')

@@ -243,3 +243,43 @@ describe('EvacuationsService.raise: deadlines of later notices', () => {
     expect(sooner.evacuation.id).not.toBe(first.evacuation.id);
   });
 });
+
+describe('EvacuationsService.evacuateNow: an operator empties a node by hand', () => {
+  it('raises a termination evacuation with the given deadline and queues it; the node becomes terminating', async () => {
+    const w = world({});
+    const deadline = new Date(Date.now() + 300_000).toISOString();
+    const { evacuation, created } = await w.service.evacuateNow({ node: 'node-a', deadline, reason: 'kernel update' });
+    expect(created).toBe(true);
+    expect(evacuation).toMatchObject({ nodeId: 'node-a', policy: 'evacuate', deadline });
+    expect(evacuation.notice).toMatchObject({ kind: 'termination', action: 'manual' });
+    expect(evacuation.notice.reason).toBe('manual evacuation: kernel update');
+    expect(w.enqueued).toEqual([evacuation.id]);
+    expect((await w.nodes.get('node-a'))!.state).toBe('terminating');
+  });
+
+  it('a second request joins the open evacuation and moves its deadline earlier, never a second evacuation', async () => {
+    const w = world({});
+    const first = await w.service.evacuateNow({ node: 'node-a', secondsUntil: 600 });
+    const second = await w.service.evacuateNow({ node: 'node-a', secondsUntil: 60 });
+    expect(second.created).toBe(false);
+    expect(second.evacuation.id).toBe(first.evacuation.id);
+    expect(Date.parse(second.evacuation.deadline)).toBeLessThan(Date.parse(first.evacuation.deadline) - 500_000);
+    expect(w.enqueued).toEqual([first.evacuation.id]);
+  });
+
+  it('refuses a past or malformed deadline (400) and an unknown node (404), and raises nothing', async () => {
+    const w = world({});
+    await expect(
+      w.service.evacuateNow({ node: 'node-a', deadline: new Date(Date.now() - 60_000).toISOString() }),
+    ).rejects.toMatchObject({ code: 'bad_request' });
+    await expect(w.service.evacuateNow({ node: 'node-a', deadline: 'tomorrow' })).rejects.toMatchObject({
+      code: 'bad_request',
+      message: expect.stringContaining('RFC 3339') as unknown,
+    });
+    await expect(w.service.evacuateNow({ node: 'node-zz', secondsUntil: 60 })).rejects.toMatchObject({
+      code: 'not_found',
+    });
+    expect(await w.evacuations.list()).toEqual([]);
+    expect((await w.nodes.get('node-a'))!.state).toBe('ready');
+  });
+});

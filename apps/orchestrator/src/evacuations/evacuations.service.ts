@@ -18,6 +18,7 @@ import { addEvent } from './evacuation-events.js';
 import { evacuationId } from './evacuation-ids.js';
 import { earlySignalScope } from './evacuation-input.js';
 import { EvacuationQueue } from './evacuation-queue.js';
+import { manualNotice, type ManualEvacuationBody } from './manual-evacuation.js';
 
 /** Kinds that mean the node goes: always evacuated. The others follow the fleet's early-signal policy. */
 const HARD_KINDS = new Set(['preemption', 'termination']);
@@ -58,6 +59,15 @@ export class EvacuationsService {
     const e = await this.evacuations.get(id);
     if (!e) throw new NotFoundError('evacuation', id);
     return e;
+  }
+
+  /**
+   * An operator's evacuation: a termination notice of its own (see manual-evacuation.ts), raised without the
+   * notice deduplicator (a person asking twice means it; an open evacuation of the node is joined, not doubled).
+   */
+  async evacuateNow(body: ManualEvacuationBody): Promise<RaiseResult> {
+    const notice = manualNotice(body, this.clock.now());
+    return this.raise(notice);
   }
 
   policyFor(kind: Notice['kind']): EvacuationPolicy {

@@ -55,6 +55,26 @@ export class NodesController {
     return this.nodes.clearNotice(id);
   }
 
+  @Post(':id/drain')
+  @RequireRole('operator')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Take a node out of placement: draining, nothing lands on it, nothing on it moves (409 while evacuating)',
+  })
+  drain(@Param('id') id: string): Promise<NodeRecord> {
+    return this.nodes.drain(id);
+  }
+
+  @Post(':id/undrain')
+  @RequireRole('operator')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Lift a drain: ready again unless a notice holds the node (409 while evacuating)',
+  })
+  undrain(@Param('id') id: string): Promise<NodeRecord> {
+    return this.nodes.undrain(id);
+  }
+
   @Delete(':id')
   @RequireRole('admin')
   @HttpCode(204)

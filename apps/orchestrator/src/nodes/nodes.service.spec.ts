@@ -192,6 +192,77 @@ describe('NodesService.clearNotice', () => {
   });
 });
 
+describe('NodesService.drain / undrain', () => {
+  const evacuation = (state: EvacuationRecord['state'], createdAt = '2026-01-01T00:00:00.000Z') =>
+    ({ id: 'evac-node-x-rebalance-1', nodeId: 'node-x', state, createdAt }) as EvacuationRecord;
+
+  it('drain makes a ready node draining (placement and preflight refuse it), undrain makes it ready again', async () => {
+    const w = world();
+    await w.nodes.save(aNode('node-x'));
+    const drained = await w.service.drain('node-x');
+    expect(drained.state).toBe('draining');
+    expect(drained.drain?.at).toEqual(expect.any(String));
+    expect(await w.nodes.get('node-x')).toMatchObject({ state: 'draining', drain: { at: drained.drain!.at } });
+    const back = await w.service.undrain('node-x');
+    expect(back.state).toBe('ready');
+    expect(back.drain).toBeUndefined();
+    expect((await w.nodes.get('node-x'))?.state).toBe('ready');
+  });
+
+  it('a drain survives probes, re-registration and a spurious notice being cleared; only undrain lifts it', async () => {
+    const w = world();
+    w.prober.answers.set('10.0.0.9', GOOD);
+    await w.service.register(spec());
+    await w.service.drain('node-x');
+    await w.service.probe('node-x');
+    await w.service.register(spec({ zone: 'z2' }));
+    const n = await w.nodes.get('node-x');
+    expect(n).toMatchObject({ state: 'draining', zone: 'z2', drain: { at: expect.any(String) as unknown } });
+    await w.nodes.save({ ...n!, state: 'terminating' }); // a notice arrives, then is found spurious
+    expect((await w.service.clearNotice('node-x')).state).toBe('draining');
+    expect((await w.service.undrain('node-x')).state).toBe('ready');
+  });
+
+  it('undrain leaves a state a notice holds: a terminating node, or an early signal raised after the drain', async () => {
+    const w = world();
+    await w.nodes.save(aNode('node-x'));
+    const { drain } = await w.service.drain('node-x');
+    await w.evacuations.save(evacuation('completed', new Date(Date.parse(drain!.at) + 1).toISOString()));
+    const held = await w.service.undrain('node-x');
+    expect(held.state).toBe('draining');
+    expect(held.drain).toBeUndefined();
+
+    await w.nodes.save(aNode('node-y', { state: 'terminating' }));
+    expect((await w.service.drain('node-y')).drain).toBeUndefined(); // a notice holds it: no operator mark
+    expect((await w.service.undrain('node-y')).state).toBe('terminating');
+  });
+
+  it('undrain of a node whose last probe failed makes it unreachable, not ready', async () => {
+    const w = world();
+    await w.nodes.save(
+      aNode('node-x', { state: 'unreachable', probe: { probedAt: 'x', criuOk: false, features: {}, error: 'down' } }),
+    );
+    expect((await w.service.drain('node-x')).state).toBe('draining');
+    expect((await w.service.undrain('node-x')).state).toBe('unreachable');
+  });
+
+  it('both refuse with 409 while an evacuation of the node is in flight, and change nothing; 404 unknown', async () => {
+    const w = world();
+    await w.nodes.save(aNode('node-x'));
+    await w.evacuations.save(evacuation('running'));
+    for (const call of [() => w.service.drain('node-x'), () => w.service.undrain('node-x')]) {
+      await expect(call()).rejects.toMatchObject({
+        code: 'conflict',
+        message: expect.stringMatching(/evacuation 'evac-node-x-rebalance-1' is in flight/) as unknown,
+      });
+    }
+    expect(await w.nodes.get('node-x')).toMatchObject({ state: 'ready' });
+    expect((await w.nodes.get('node-x'))?.drain).toBeUndefined();
+    await expect(w.service.drain('node-zz')).rejects.toMatchObject({ code: 'not_found' });
+    await expect(w.service.undrain('node-zz')).rejects.toMatchObject({ code: 'not_found' });
+  });
+});
+
 describe('NodesService.remove', () => {
   it('removes a node nothing refers to (finished migrations and gone workloads do not count)', async () => {
     const w = world();

@@ -79,6 +79,7 @@ export class NodesService {
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,
       ...(existing?.probe ? { probe: existing.probe } : {}),
+      ...(existing?.drain ? { drain: existing.drain } : {}),
     };
     try {
       node.probe = await this.prober.probe(node);
@@ -127,11 +128,57 @@ export class NodesService {
         evacuationId: open.id,
       });
     }
-    node.state = node.probe?.error ? 'unreachable' : 'ready';
+    // An operator's drain outlives a spurious notice: only undrain lifts it.
+    node.state = node.drain ? 'draining' : node.probe?.error ? 'unreachable' : 'ready';
     node.updatedAt = this.clock.now().toISOString();
     await this.nodes.save(node);
     this.logger.log({ msg: 'notice cleared', node: id, state: node.state });
     return node;
+  }
+
+  /**
+   * An operator takes a node out of placement: `draining`, so no migration, checkpoint restore or evacuation
+   * lands on it; nothing on it moves. The `drain` mark says the operator did it, not a notice, so that undrain
+   * may lift it. A node a notice already holds (draining, terminating) or that is gone is left as it is.
+   */
+  async drain(id: string): Promise<NodeRecord> {
+    const node = await this.get(id);
+    await this.refuseWhileEvacuating(node.id, 'drain');
+    if (node.state !== 'ready' && node.state !== 'unreachable') return node;
+    const now = this.clock.now().toISOString();
+    Object.assign(node, { state: 'draining', drain: { at: now }, updatedAt: now });
+    await this.nodes.save(node);
+    this.logger.log({ msg: 'node drained', node: id });
+    return node;
+  }
+
+  /**
+   * Back to ready (or unreachable, when its last probe failed), unless a notice holds the node: it is
+   * terminating, or an evacuation of it was raised after the drain (an early signal while drained leaves the
+   * state `draining` and is only lifted by clear-notice). The drain mark goes either way.
+   */
+  async undrain(id: string): Promise<NodeRecord> {
+    const node = await this.get(id);
+    await this.refuseWhileEvacuating(node.id, 'undrain');
+    if (!node.drain) return node;
+    const since = node.drain.at;
+    const noticeAfterDrain = (await this.evacuations.list()).some((e) => e.nodeId === id && e.createdAt >= since);
+    delete node.drain;
+    if (node.state === 'draining' && !noticeAfterDrain) node.state = node.probe?.error ? 'unreachable' : 'ready';
+    node.updatedAt = this.clock.now().toISOString();
+    await this.nodes.save(node);
+    this.logger.log({ msg: 'node undrained', node: id, state: node.state });
+    return node;
+  }
+
+  private async refuseWhileEvacuating(id: string, what: string): Promise<void> {
+    const open = (await this.evacuations.list()).find((e) => e.nodeId === id && !evacuationFinished(e));
+    if (open) {
+      throw new ConflictError(`cannot ${what} node '${id}': evacuation '${open.id}' is in flight`, {
+        nodeId: id,
+        evacuationId: open.id,
+      });
+    }
   }
 
   /** Forgets a node nothing refers to any more; 409 names what still does. */

@@ -1,0 +1,150 @@
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import type { NodeRecord, WorkloadRecord } from '@spotlift/domain';
+import type { CliContext } from '../cli-context.js';
+import { UsageError } from '../exit-codes.js';
+import { nodeDetails, nodesTable, workloadDetails, workloadsTable } from '../format.js';
+
+const enc = encodeURIComponent;
+
+export function number(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`${name} must be a number, not '${v}'`);
+    return n;
+  };
+}
+
+export function registerNodes(program: Command, cli: CliContext): void {
+  const nodes = program.command('nodes').description('nodes spotlift reaches over SSH');
+  nodes
+    .command('ls')
+    .alias('list')
+    .description('every node with its state and last probe')
+    .action(async () => {
+      const list = await cli.client().request<NodeRecord[]>('GET', '/nodes');
+      cli.print(list, () => nodesTable(list));
+    });
+  nodes
+    .command('show <node>')
+    .description('one node: address, state, CRIU, kernel, CPU, memory, disk')
+    .action(async (id: string) => {
+      const n = await cli.client().request<NodeRecord>('GET', `/nodes/${enc(id)}`);
+      cli.print(n, () => nodeDetails(n));
+    });
+  nodes
+    .command('add <file>')
+    .description('register a node from a JSON spec {id, host, port, user, hostKey, ...} (admin; probed at once)')
+    .action(async (file: string) => {
+      let spec: unknown;
+      try {
+        spec = JSON.parse(readFileSync(file, 'utf8'));
+      } catch (error) {
+        throw new UsageError(`cannot read a JSON node spec from ${file}: ${(error as Error).message}`);
+      }
+      const node = await cli.client().request<NodeRecord>('POST', '/nodes', spec);
+      cli.print(node, () => nodesTable([node]));
+    });
+  nodes
+    .command('probe <node>')
+    .description('probe again over SSH (admin)')
+    .action(async (id: string) => {
+      const node = await cli.client().request<NodeRecord>('POST', `/nodes/${enc(id)}/probe`);
+      cli.print(node, () => nodesTable([node]) + (node.probe?.error ? `\n${node.probe.error}` : ''));
+    });
+  nodes
+    .command('drain <node>')
+    .description('take a node out of placement: nothing new lands on it, nothing on it moves')
+    .action(async (id: string) => {
+      const node = await cli.client().request<NodeRecord>('POST', `/nodes/${enc(id)}/drain`);
+      cli.print(node, () =>
+        node.drain ? `node ${id} drained` : `node ${id} is ${node.state} (a notice holds it; left as it is)`,
+      );
+    });
+  nodes
+    .command('undrain <node>')
+    .description('lift a drain: ready again, unless a notice holds the node')
+    .action(async (id: string) => {
+      const node = await cli.client().request<NodeRecord>('POST', `/nodes/${enc(id)}/undrain`);
+      cli.print(node, () =>
+        node.state === 'draining' || node.state === 'terminating'
+          ? `node ${id} is still ${node.state}: a notice holds it (spotlift nodes clear-notice ${id} if it was spurious)`
+          : `node ${id} is ${node.state}`,
+      );
+    });
+  nodes
+    .command('clear-notice <node>')
+    .description('a draining or terminating node whose notice was spurious becomes ready again (admin)')
+    .action(async (id: string) => {
+      const node = await cli.client().request<NodeRecord>('POST', `/nodes/${enc(id)}/clear-notice`);
+      cli.print(node, () => nodesTable([node]));
+    });
+  nodes
+    .command('rm <node>')
+    .alias('remove')
+    .description('forget a node (admin; refused while a workload, migration or checkpoint refers to it)')
+    .action(async (id: string) => {
+      await cli.client().request('DELETE', `/nodes/${enc(id)}`);
+      cli.print({ removed: id }, () => `node ${id} removed`);
+    });
+}
+
+export function registerWorkloads(program: Command, cli: CliContext): void {
+  const workloads = program.command('workloads').description('process trees spotlift can move');
+  workloads
+    .command('ls')
+    .alias('list')
+    .description('every workload with its node, pid, memory and state')
+    .action(async () => {
+      const list = await cli.client().request<WorkloadRecord[]>('GET', '/workloads');
+      cli.print(list, () => workloadsTable(list));
+    });
+  workloads
+    .command('show <workload>')
+    .description('one workload as stored, and what its node shows now')
+    .action(async (id: string) => {
+      const w = await cli
+        .client()
+        .request<WorkloadRecord & { observed?: { state: string } }>('GET', `/workloads/${enc(id)}`);
+      cli.print(w, () => workloadDetails(w));
+    });
+  workloads
+    .command('add')
+    .description('register a process tree by root pid or pidfile')
+    .requiredOption('--name <name>')
+    .requiredOption('--node <node>')
+    .option('--pid <pid>', 'root pid of the tree', number('--pid'))
+    .option('--pidfile <path>', 'pidfile on the node')
+    .option('--priority <1-10>', 'how much an evacuation should try to save it (10 = critical)', number('--priority'))
+    .option(
+      '--path <path>',
+      'a file or directory it uses, copied to the destination on every move (repeatable)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .action(
+      async (o: { name: string; node: string; pid?: number; pidfile?: string; priority?: number; path?: string[] }) => {
+        if ((o.pid === undefined) === (o.pidfile === undefined)) throw new UsageError('give one of --pid or --pidfile');
+        const { path, ...rest } = o;
+        const w = await cli.client().request<WorkloadRecord>('POST', '/workloads', {
+          ...rest,
+          ...(path ? { paths: path } : {}),
+        });
+        cli.print(w, () => workloadsTable([w]));
+      },
+    );
+  workloads
+    .command('refresh <workload>')
+    .description('read its tree and memory on the node again')
+    .action(async (id: string) => {
+      const w = await cli.client().request<WorkloadRecord>('POST', `/workloads/${enc(id)}/refresh`);
+      cli.print(w, () => workloadDetails(w));
+    });
+  workloads
+    .command('rm <workload>')
+    .alias('remove')
+    .description('forget a workload (nothing on its node is touched); refused while a job works on it')
+    .action(async (id: string) => {
+      await cli.client().request('DELETE', `/workloads/${enc(id)}`);
+      cli.print({ removed: id }, () => `workload ${id} removed`);
+    });
+}

@@ -1,0 +1,210 @@
+import type { Command } from 'commander';
+import type { CheckpointRecord, EvacuationRecord, MigrationRecord } from '@spotlift/domain';
+import type { CliContext } from '../cli-context.js';
+import { EXIT, exitCodeOfMigration, UsageError } from '../exit-codes.js';
+import {
+  checkpointSummary,
+  checkpointsTable,
+  evacuationSummary,
+  evacuationsTable,
+  migrationSummary,
+  migrationsTable,
+} from '../format.js';
+import {
+  EvacuationProgress,
+  MigrationProgress,
+  pollEvacuation,
+  pollMigration,
+  type RecordUpdates,
+} from '../progress.js';
+import { number } from './fleet.js';
+
+const enc = encodeURIComponent;
+
+/** Where `migrate` and `evacuate --wait` get their updates from; the event stream can replace the polling. */
+export interface UpdateSources {
+  migration?: RecordUpdates<MigrationRecord>;
+  evacuation?: RecordUpdates<EvacuationRecord>;
+}
+
+export function registerMigrations(program: Command, cli: CliContext, sources: UpdateSources = {}): void {
+  program
+    .command('migrate <workload>')
+    .description('move a workload to another node and follow its phases (exit 0 moved, 3 rolled back, 1 failed)')
+    .option('--to <node>', 'destination (chosen by spotlift when omitted)')
+    .option('--strategy <name>', 'stop-and-copy (default), pre-copy, post-copy, hybrid or auto')
+    .option('--transport <name>', 'page traffic: tls (default), tcp or ssh')
+    .option(
+      '--budget-ms <ms>',
+      'longest acceptable freeze (pre-copy converges to it, auto chooses by it)',
+      number('--budget-ms'),
+    )
+    .option('--deadline <iso-time>', 'when the source must be gone (bounds pre-copy rounds and auto)')
+    .option('--max-rounds <n>', 'pre-copy rounds at most', number('--max-rounds'))
+    .option('--keep-images', 'keep the image directories for forensics')
+    .option('--no-wait', 'return once the migration is queued')
+    .action(
+      async (
+        workload: string,
+        o: {
+          to?: string;
+          strategy?: string;
+          transport?: string;
+          budgetMs?: number;
+          deadline?: string;
+          maxRounds?: number;
+          keepImages?: boolean;
+          wait: boolean;
+        },
+      ) => {
+        const api = cli.client();
+        let m = await api.request<MigrationRecord>('POST', '/migrations', {
+          workload,
+          ...(o.to ? { destination: o.to } : {}),
+          ...(o.strategy ? { strategy: o.strategy } : {}),
+          ...(o.transport ? { transport: o.transport } : {}),
+          ...(o.budgetMs !== undefined ? { downtimeBudgetMs: o.budgetMs } : {}),
+          ...(o.deadline ? { deadline: o.deadline } : {}),
+          ...(o.maxRounds !== undefined ? { maxRounds: o.maxRounds } : {}),
+          ...(o.keepImages ? { keepImages: true } : {}),
+        });
+        if (!o.wait) return cli.print(m, () => `queued ${m.id}: ${m.sourceNodeId} -> ${m.destinationNodeId}`);
+        cli.note(`migration ${m.id}: ${m.sourceNodeId} -> ${m.destinationNodeId} (${m.destinationReason})`);
+        const progress = new MigrationProgress({
+          out: (s) => cli.note(s),
+          ...(cli.io.live && !cli.json ? { live: cli.io.live } : {}),
+        });
+        for await (const rec of (sources.migration ?? pollMigration(api))(m.id)) {
+          m = rec;
+          progress.update(m);
+        }
+        progress.end();
+        cli.print(m, () => migrationSummary(m, { phases: false }));
+        cli.exitCode = exitCodeOfMigration(m.state);
+      },
+    );
+
+  const migrations = program.command('migrations').description('migration jobs');
+  migrations
+    .command('ls')
+    .alias('list')
+    .description('every migration with its state and downtime')
+    .action(async () => {
+      const list = await cli.client().request<MigrationRecord[]>('GET', '/migrations');
+      cli.print(list, () => migrationsTable(list));
+    });
+  migrations
+    .command('show <migration>')
+    .description('phases with times, CRIU stats, bytes, downtime, rollback reason')
+    .action(async (id: string) => {
+      const m = await cli.client().request<MigrationRecord>('GET', `/migrations/${enc(id)}`);
+      cli.print(m, () => migrationSummary(m));
+    });
+  migrations
+    .command('cancel <migration>')
+    .description('a queued one never starts; a running one rolls back at its next safe point')
+    .action(async (id: string) => {
+      const a = await cli
+        .client()
+        .request<{ state: string; cancel: string; message: string }>('POST', `/migrations/${enc(id)}/cancel`);
+      cli.print(a, () => a.message);
+    });
+}
+
+export function registerEvacuations(program: Command, cli: CliContext, sources: UpdateSources = {}): void {
+  program
+    .command('evacuate <node>')
+    .description('move every workload off a node before a deadline, planned like a spot notice (operator)')
+    .option('--deadline <iso-time>', 'when the node must be empty')
+    .option('--in <seconds>', 'deadline this many seconds from now (default 300)', number('--in'))
+    .option('--reason <text>', 'recorded on the evacuation')
+    .option('--wait', 'follow its jobs until it ends (exit 0 all moved, 1 otherwise)')
+    .action(async (node: string, o: { deadline?: string; in?: number; reason?: string; wait?: boolean }) => {
+      if (o.deadline !== undefined && o.in !== undefined) throw new UsageError('give --deadline or --in, not both');
+      const api = cli.client();
+      const answer = await api.request<{ created: boolean; evacuation: EvacuationRecord }>('POST', '/evacuations', {
+        node,
+        ...(o.deadline !== undefined ? { deadline: o.deadline } : { secondsUntil: o.in ?? 300 }),
+        ...(o.reason ? { reason: o.reason } : {}),
+      });
+      let e = answer.evacuation;
+      if (!o.wait)
+        return cli.print(answer, () =>
+          answer.created
+            ? `evacuation ${e.id} of ${node} raised, deadline ${e.deadline}`
+            : `${node} is being evacuated already: joined ${e.id}, deadline ${e.deadline}`,
+        );
+      cli.note(`evacuation ${e.id} of ${node}, deadline ${e.deadline}`);
+      const progress = new EvacuationProgress({ out: (s) => cli.note(s) });
+      for await (const rec of (sources.evacuation ?? pollEvacuation(api, 500))(e.id)) {
+        e = rec;
+        progress.update(e);
+      }
+      cli.print(e, () => evacuationSummary(e));
+      const o2 = e.outcome;
+      cli.exitCode = e.state === 'completed' && o2 && o2.missed === 0 && o2.failed === 0 ? EXIT.ok : EXIT.failed;
+    });
+
+  const evacuations = program.command('evacuations').description('evacuations raised by notices or by hand');
+  evacuations
+    .command('ls')
+    .alias('list')
+    .description('every evacuation, newest first')
+    .action(async () => {
+      const list = await cli.client().request<EvacuationRecord[]>('GET', '/evacuations');
+      cli.print(list, () => evacuationsTable(list));
+    });
+  evacuations
+    .command('show <evacuation>')
+    .description('notice, deadline, the plan, each job with its migration and downtime, the outcome')
+    .action(async (id: string) => {
+      const e = await cli.client().request<EvacuationRecord>('GET', `/evacuations/${enc(id)}`);
+      cli.print(e, () => evacuationSummary(e));
+    });
+}
+
+export function registerCheckpoints(program: Command, cli: CliContext): void {
+  const checkpoints = program.command('checkpoints').description('workloads stored on a storage node');
+  checkpoints
+    .command('ls')
+    .alias('list')
+    .description('every checkpoint, newest first')
+    .action(async () => {
+      const list = await cli.client().request<CheckpointRecord[]>('GET', '/checkpoints');
+      cli.print(list, () => checkpointsTable(list));
+    });
+  checkpoints
+    .command('show <checkpoint>')
+    .description('state, storage node and image directory, phases, sizes, the restore')
+    .action(async (id: string) => {
+      const c = await cli.client().request<CheckpointRecord>('GET', `/checkpoints/${enc(id)}`);
+      cli.print(c, () => checkpointSummary(c));
+    });
+  checkpoints
+    .command('create <workload>')
+    .description('checkpoint a workload to a storage node: it runs nowhere until restored')
+    .option('--storage <node>', 'storage node (default: evacuation.storageNodeId)')
+    .option('--transport <name>', 'page traffic: tls (default), tcp or ssh')
+    .action(async (workload: string, o: { storage?: string; transport?: string }) => {
+      const c = await cli.client().request<CheckpointRecord>('POST', '/checkpoints', { workload, ...o });
+      cli.print(c, () => `checkpoint ${c.id} of ${workload} queued (storage ${c.storageNodeId})`);
+    });
+  checkpoints
+    .command('restore <checkpoint>')
+    .description('run a stored checkpoint again on a node (chosen by placement when --to is omitted)')
+    .option('--to <node>', 'destination')
+    .action(async (id: string, o: { to?: string }) => {
+      const c = await cli
+        .client()
+        .request<CheckpointRecord>('POST', `/checkpoints/${enc(id)}/restore`, o.to ? { destination: o.to } : {});
+      cli.print(c, () => `checkpoint ${c.id}: restore queued on ${c.restore?.destinationNodeId ?? '?'}`);
+    });
+  checkpoints
+    .command('rm <checkpoint>')
+    .alias('remove')
+    .description('remove the images from the storage node, then the record (admin)')
+    .action(async (id: string) => {
+      const r = await cli.client().request<{ id: string; imageDir: string }>('DELETE', `/checkpoints/${enc(id)}`);
+      cli.print(r, () => `checkpoint ${id} removed (${r.imageDir})`);
+    });
+}
