@@ -3,6 +3,7 @@ export * from './engine.types.js';
 export * from './migration-engine.js';
 export * from './node-ops/node-ops.js';
 export * from './node-ops/node-prober.js';
+export * from './node-ops/metadata-curl.js';
 export * from './process-inspection.js';
 export * from './phase-recorder.js';
 export * from './steps/migration-steps.js';

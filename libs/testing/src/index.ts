@@ -10,3 +10,4 @@ export * from './scripted-inspection.js';
 export * from './local-node-shell.js';
 export * from './hostile-peers.js';
 export * from './engine-test-kit.js';
+export * from './fake-node-ops.js';

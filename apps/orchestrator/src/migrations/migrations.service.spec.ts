@@ -4,11 +4,13 @@
  * nothing was queued, taken over from a job that ended) and the cancel's commit-point rule.
  */
 import { ConflictError, type MigrationRecord, type NodeRecord, type WorkloadRecord } from '@spotlift/domain';
-import { SystemClock, type NodeOps } from '@spotlift/engine';
+import { SystemClock } from '@spotlift/engine';
 import { InMemoryMigrationFlags, InMemoryRecords, InMemoryWorkloadClaims } from '@spotlift/store';
-import { aMigration, aNode, aWorkload } from '@spotlift/testing';
+import { FakeNodeOps, aMigration, aNode, aWorkload } from '@spotlift/testing';
 import { MigrationCancelService } from './migration-cancel.service.js';
 import type { MigrationQueue } from './migration-queue.js';
+import type { AppConfig } from '../config/app-config.js';
+import { EvacuationSettings } from '../config/evacuation-config.js';
 import { CreateMigration, MigrationsService } from './migrations.service.js';
 
 const IDENTITY = { bootId: 'b00t', pidNs: '4026531836', startTime: '12345' };
@@ -26,19 +28,17 @@ function setup(opts: { nodes?: NodeRecord[]; workloads?: WorkloadRecord[]; tree?
     enqueue: (id: string) => (enqueued.push(id), Promise.resolve()),
     removeIfIdle: (id: string) => Promise.resolve(removable.has(id) ? ('removed' as const) : ('held' as const)),
   } as unknown as MigrationQueue;
-  const inspections: number[] = [];
-  const ops = {
-    inspectTree: (_node: NodeRecord, pid: number) => {
-      inspections.push(pid);
-      return Promise.resolve(opts.tree === false ? undefined : { pids: [pid], rssBytes: 64 * 2 ** 20 });
-    },
-  } as unknown as NodeOps;
+  // node-a runs the workload's process (pid 4242, 64 MiB) unless the test says it is gone.
+  const ops = new FakeNodeOps({
+    'node-a': { processes: opts.tree === false ? [] : [{ pid: 4242, rssBytes: 64 * 2 ** 20 }] },
+  });
   const claims = new InMemoryWorkloadClaims();
   const flags = new InMemoryMigrationFlags();
   const clock = new SystemClock();
-  const service = new MigrationsService(migrations, workloads, nodes, ops, queue, clock, claims);
+  const config = { evacuation: EvacuationSettings.parse({}) } as AppConfig;
+  const service = new MigrationsService(migrations, workloads, nodes, ops.asNodeOps(), queue, clock, claims, config);
   const cancels = new MigrationCancelService(migrations, flags, queue, clock, claims);
-  return { service, cancels, migrations, workloads, claims, flags, enqueued, removable, inspections };
+  return { service, cancels, migrations, workloads, claims, flags, enqueued, removable, ops };
 }
 
 const body = (over: Record<string, unknown> = {}) => CreateMigration.parse({ workload: 'wl-1', ...over });
@@ -56,7 +56,7 @@ describe('MigrationsService.create: destinations', () => {
     const kit = setup({ nodes: [aNode('node-a'), aNode('node-b', { state })] });
     await expect(kit.service.create(body({ destination: 'node-b' }))).rejects.toMatchObject({
       code: 'bad_request',
-      message: `destination 'node-b' cannot take workload 'wl-1': it is ${state}`,
+      message: expect.stringMatching(new RegExp(`^destination 'node-b' cannot take workload 'wl-1': is ${state}\\b`)),
     });
     expect(kit.enqueued).toEqual([]);
     expect(await kit.claims.holder(KEY)).toBeUndefined();
@@ -69,7 +69,78 @@ describe('MigrationsService.create: destinations', () => {
     });
     const m = await kit.service.create(body());
     expect(m.destinationNodeId).toBe('node-c');
-    expect(m.destinationReason).toBe('most free memory among 1 suitable node(s)');
+    expect(m.destinationReason).toMatch(/^placement among 1 suitable node\(s\): node-c \(score [\d.]+\): /);
+  });
+
+  it('the source itself asked for by name is a 400 saying so', async () => {
+    const kit = setup();
+    await expect(kit.service.create(body({ destination: 'node-a' }))).rejects.toMatchObject({
+      code: 'bad_request',
+      message: "destination 'node-a' cannot take workload 'wl-1': it is the source node",
+    });
+  });
+
+  it('chooses through libs/placement: the same zone and another spot pool win over more free memory', async () => {
+    const probe = (gib: number) => ({
+      probedAt: 'x',
+      criuOk: true,
+      criuVersion: '4.2.1',
+      features: {},
+      memAvailableBytes: gib * 2 ** 30,
+    });
+    const kit = setup({
+      nodes: [
+        aNode('node-a', { zone: 'z1', spotPool: 'p1' }),
+        aNode('node-b', { zone: 'z2', spotPool: 'p1', probe: probe(64) }),
+        aNode('node-c', { zone: 'z1', spotPool: 'p2', probe: probe(4) }),
+      ],
+    });
+    const m = await kit.service.create(body());
+    expect(m.destinationNodeId).toBe('node-c');
+    expect(m.destinationReason).toMatch(
+      /^placement among 2 suitable node\(s\): node-c \(score [\d.]+; next node-b [\d.]+\): same zone z1/,
+    );
+  });
+
+  it('a named node with another CPU model is left to preflight (criu cpuinfo check); unnamed, a same-model node wins', async () => {
+    const probe = (cpuModel: string) => ({
+      probedAt: 'x',
+      criuOk: true,
+      criuVersion: '4.2.1',
+      features: {},
+      memAvailableBytes: 8 * 2 ** 30,
+      cpuModel,
+    });
+    const kit = setup({
+      nodes: [
+        aNode('node-a', { probe: probe('EPYC') }),
+        aNode('node-b', { probe: probe('Xeon') }),
+        aNode('node-c', { probe: probe('EPYC') }),
+      ],
+    });
+    const named = await kit.service.create(body({ destination: 'node-b' }));
+    expect(named).toMatchObject({ destinationNodeId: 'node-b', destinationReason: 'requested' });
+    await kit.migrations.save({ ...named, state: 'completed' });
+    const chosen = await kit.service.create(body());
+    expect(chosen.destinationNodeId).toBe('node-c');
+  });
+
+  it('a node without the memory for the workload and its headroom is refused by name, and never chosen', async () => {
+    const small = { probedAt: 'x', criuOk: true, criuVersion: '4.2.1', features: {}, memAvailableBytes: 100 * 2 ** 20 };
+    const kit = setup({
+      nodes: [aNode('node-a'), aNode('node-b', { probe: small }), aNode('node-c', { probe: small })],
+    });
+    await expect(kit.service.create(body({ destination: 'node-b' }))).rejects.toMatchObject({
+      code: 'bad_request',
+      message: expect.stringMatching(/^destination 'node-b' cannot take workload 'wl-1': needs .* with headroom/),
+    });
+    await expect(kit.service.create(body())).rejects.toMatchObject({
+      code: 'conflict',
+      message: expect.stringMatching(
+        /^no node can take workload 'wl-1' \(.*node-b: needs .* with headroom.*node-c: needs/,
+      ),
+    });
+    expect(kit.enqueued).toEqual([]);
   });
 });
 
@@ -105,6 +176,7 @@ describe('MigrationsService.create: one claim per process', () => {
   it('bad input after the claim (the process is gone) releases it: the next call is not blocked', async () => {
     const kit = setup({ tree: false });
     await expect(kit.service.create(body())).rejects.toMatchObject({ code: 'bad_request' });
+    expect(kit.ops.ran('inspectTree')).toEqual(['node-a:4242']);
     expect(await kit.claims.holder(KEY)).toBeUndefined();
     expect(await kit.migrations.list()).toEqual([]);
   });

@@ -19,6 +19,9 @@ import {
   WorkloadRepository,
   migrationOwner,
 } from '@spotlift/store';
+import { chooseDestination } from '@spotlift/placement';
+import { AppConfig } from '../config/app-config.js';
+import { candidateNode, placementWorkload } from '../evacuations/evacuation-input.js';
 import { MigrationQueue } from './migration-queue.js';
 import { claimWorkload } from './workload-claim.js';
 
@@ -77,8 +80,6 @@ export function requestFromBody(body: CreateMigration): MigrationRequest {
   };
 }
 
-const HEADROOM = 1.1;
-
 @Injectable()
 export class MigrationsService {
   constructor(
@@ -89,6 +90,7 @@ export class MigrationsService {
     private readonly queue: MigrationQueue,
     private readonly clock: Clock,
     private readonly claims: WorkloadClaims,
+    private readonly config: AppConfig,
   ) {}
 
   async list(): Promise<MigrationRecord[]> {
@@ -181,41 +183,64 @@ export class MigrationsService {
     return migration;
   }
 
+  /**
+   * Where the workload goes, decided by libs/placement as evacuations and checkpoint restores decide it: a
+   * named node must pass placement's hard filters (state, CRIU, memory with headroom, CPU, labels); with no
+   * name, placement's best-scored node (zone, spot pool, lifecycle, free memory), its reason recorded.
+   */
   private async chooseDestination(
     requested: string | undefined,
     source: NodeRecord,
     workload: WorkloadRecord,
     rssBytes: number,
   ): Promise<{ destination: NodeRecord; reason: string }> {
+    const settings = this.config.evacuation;
+    const wanted = { ...placementWorkload(workload, settings), memoryBytes: rssBytes };
+    const all = await this.nodes.list();
+    const now = this.clock.now();
+    const view = (nodes: NodeRecord[]) =>
+      nodes.map((n) =>
+        candidateNode(n, {
+          deadline: now,
+          now,
+          source,
+          workloads: [],
+          nodes: all,
+          freshMemAvailable: {},
+          reservedByNode: {},
+          settings,
+        }),
+      );
+    const origin = {
+      id: source.id,
+      cpu: source.probe?.cpuModel ? { model: source.probe.cpuModel } : {},
+      softDirty: source.probe?.features?.mem_dirty_track ?? false,
+      ...(source.zone ? { zone: source.zone } : {}),
+      ...(source.spotPool ? { spotPool: source.spotPool } : {}),
+    };
+    // The restore's own CPU check refuses a bad pair; a probe without a CPU model must not block a move.
+    const options = { allowUnverifiedCpu: true };
     if (requested !== undefined) {
       const node = await this.nodes.get(requested);
       if (!node) throw new NotFoundError('node', requested);
-      const problem = this.unsuitable(node, source, rssBytes);
-      if (problem)
-        throw new BadRequestError(`destination '${node.id}' cannot take workload '${workload.id}': ${problem}`);
+      const refuse = (why: string) =>
+        new BadRequestError(`destination '${node.id}' cannot take workload '${workload.id}': ${why}`);
+      if (node.id === source.id) throw refuse('it is the source node');
+      // A named node's CPU is judged by preflight's `criu cpuinfo check`, as before: a model name that differs
+      // from the source's is not proof that the restore would fail.
+      const why = chooseDestination(wanted, origin, view([node]), options)
+        .excluded.flatMap((x) => x.reasons)
+        .filter((r) => r.code !== 'cpu-incompatible');
+      if (why.length) throw refuse(why.map((r) => r.message).join('; '));
       return { destination: node, reason: 'requested' };
     }
-    const candidates = (await this.nodes.list()).map((n) => ({ n, problem: this.unsuitable(n, source, rssBytes) }));
-    const fit = candidates
-      .filter((c) => !c.problem)
-      .sort((a, b) => free(b.n) - free(a.n) || a.n.id.localeCompare(b.n.id));
-    const best = fit[0];
-    if (!best) {
-      const why = candidates.map((c) => `${c.n.id}: ${c.problem}`).join('; ');
-      throw new ConflictError(`no node can take workload '${workload.id}' (${why || 'no nodes registered'})`);
+    const decision = chooseDestination(wanted, origin, view(all), options);
+    if (!decision.ok) {
+      throw new ConflictError(
+        `no node can take workload '${workload.id}' (${all.length ? decision.reason : 'no nodes registered'})`,
+      );
     }
-    return { destination: best.n, reason: `most free memory among ${fit.length} suitable node(s)` };
+    const destination = all.find((n) => n.id === decision.nodeId)!;
+    return { destination, reason: `placement among ${decision.ranked.length} suitable node(s): ${decision.reason}` };
   }
-
-  private unsuitable(node: NodeRecord, source: NodeRecord, rssBytes: number): string | undefined {
-    if (node.id === source.id) return 'it is the source node';
-    if (node.state !== 'ready') return `it is ${node.state}`;
-    if (!node.probe?.criuOk) return `CRIU does not work there (${node.probe?.error ?? 'not probed'})`;
-    if (free(node) < rssBytes * HEADROOM) return `only ${Math.round(free(node) / 2 ** 20)} MiB available`;
-    return undefined;
-  }
-}
-
-function free(node: NodeRecord): number {
-  return node.probe?.memAvailableBytes ?? 0;
 }

@@ -7,7 +7,7 @@ import {
   type MetadataResponse,
 } from '@spotlift/notices';
 import type { NodeShell } from '@spotlift/transport';
-import { CURL_COMMAND, CURL_TIMEOUT_EXIT, curlConfig, parseCurlOutput } from './curl-exchange.js';
+import { CURL_COMMAND, CURL_TIMEOUT_EXIT, curlConfig, parseCurlOutput } from '@spotlift/engine';
 
 /** Link-local metadata endpoints by cloud (GCP's by address: no DNS inside the poll). */
 export const DEFAULT_METADATA_BASE_URL = {

@@ -4,6 +4,8 @@ import { NodeShell, armed, shellJoin, shq, type CommandResult } from '@spotlift/
 import { type NodeCommand, nodeCommand } from './node-command.js';
 import { type NodeLock, type NodeLockOptions, takeNodeLock } from './node-lock.js';
 import * as sh from './node-scripts.js';
+import * as sweep from './sweep-commands.js';
+import type { ListedDir, NodeFacts } from './sweep-commands.js';
 import { parseRootProcess, type RootProcess } from '../process-inspection.js';
 import { OWNER_MARKER_FILE } from '../sweeper/owner-marker.js';
 
@@ -204,6 +206,31 @@ export class NodeOps {
     const res = await this.shell.exec(node, sh.MEM_AVAILABLE_KB, { timeoutMs }).catch(() => undefined);
     const kb = Number(res?.stdout.trim());
     return res?.code === 0 && Number.isFinite(kb) && kb > 0 ? kb * 1024 : undefined;
+  }
+
+  /** The image directories under `root` with their markers and CRIU processes (sweep-commands.ts); throws when the node cannot list them. */
+  async listImageDirs(node: NodeRecord, root: string): Promise<ListedDir[]> {
+    const res = await this.shell.exec(node, sweep.listImageDirs(root), { timeoutMs: 30_000 });
+    if (res.code !== 0) throw new Error(res.stderr.trim().slice(0, 200) || `exit ${res.code}`);
+    return sweep.parseImageDirs(res.stdout, root);
+  }
+
+  /**
+   * What identifies each of `pids` now (state, start time, pid namespace, command-line checksum), the node's
+   * boot id and whether each lock file is held, in one command for any number of them; undefined when the
+   * node did not answer.
+   */
+  async processFacts(
+    node: NodeRecord,
+    pids: readonly number[],
+    locks: readonly string[] = [],
+  ): Promise<NodeFacts | undefined> {
+    try {
+      const res = await this.shell.exec(node, sweep.processFacts(pids, locks), { timeoutMs: 15_000 });
+      return res.code === 0 ? sweep.parseProcessFacts(res.stdout) : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   async writeFile(node: NodeRecord, path: string, data: Buffer): Promise<void> {

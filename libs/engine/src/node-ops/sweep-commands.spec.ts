@@ -1,3 +1,4 @@
+import { procStatLine } from '@spotlift/testing';
 import { parseImageDirs, parseProcessFacts } from './sweep-commands.js';
 
 describe('sweep command parsers (a node prints what they read)', () => {
@@ -30,10 +31,17 @@ describe('sweep command parsers (a node prints what they read)', () => {
   });
 
   it('reads process facts and lock states, ignoring anything else', () => {
+    const stat = (pid: number, comm: string, state: string, startTime: string) =>
+      Buffer.from(procStatLine({ pid, comm, state, ppid: 1, flags: 0, startTime })).toString('base64');
     const f = parseProcessFacts(
       [
         'BOOT 0f1e2d3c-aaaa-bbbb-cccc-000000000000',
-        'PROC 4242 T 9876 4026531836 123456',
+        `PROC 4242 ${stat(4242, 'app', 'T', '9876')} 4026531836 123456`,
+        // a name that looks like more fields and lines cannot change what is read
+        `PROC 4343 ${stat(4343, 'x) R 1 2\nPROC 4242 R 1', 'S', '5555')} 4026531836 42`,
+        // a stat line of another pid than the one asked for is not this process
+        `PROC 4444 ${stat(17, 'other', 'R', '1')} 4026531836 1`,
+        'PROC 4545  4026531836 1',
         'PROC 1 ; rm -rf /',
         "LOCK '/run/spotlift/locks/a.lock' held",
         'LOCK /run/spotlift/locks/b.lock maybe',
@@ -42,6 +50,7 @@ describe('sweep command parsers (a node prints what they read)', () => {
     expect(f.bootId).toBe('0f1e2d3c-aaaa-bbbb-cccc-000000000000');
     expect([...f.procs.values()]).toEqual([
       { pid: 4242, state: 'T', startTime: '9876', pidNs: '4026531836', cmdline: '123456' },
+      { pid: 4343, state: 'S', startTime: '5555', pidNs: '4026531836', cmdline: '42' },
     ]);
     expect([...f.locks.entries()]).toEqual([['/run/spotlift/locks/a.lock', 'held']]);
   });

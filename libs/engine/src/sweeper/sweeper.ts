@@ -2,14 +2,7 @@ import type { NodeRecord } from '@spotlift/domain';
 import type { Clock } from '../clock.js';
 import type { NodeOps } from '../node-ops/node-ops.js';
 import { type OwnerMarker, parseOwnerMarker } from './owner-marker.js';
-import {
-  type ListedDir,
-  type NodeFacts,
-  listImageDirs,
-  parseImageDirs,
-  parseProcessFacts,
-  processFacts,
-} from '../node-ops/sweep-commands.js';
+import type { ListedDir, NodeFacts } from '../node-ops/sweep-commands.js';
 import {
   type RestoredTree,
   type SourceTree,
@@ -80,9 +73,7 @@ export class Sweeper {
     await Promise.all(
       nodes.map(async (node) => {
         try {
-          const res = await this.ops.run(node, listImageDirs(this.config.imageRoot), 30_000);
-          if (res.code !== 0) throw new Error(res.stderr.trim().slice(0, 200) || `exit ${res.code}`);
-          const dirs = parseImageDirs(res.stdout, this.config.imageRoot);
+          const dirs = await this.ops.listImageDirs(node, this.config.imageRoot);
           listings.set(node.id, new Map(dirs.map((d) => [d.name, d])));
         } catch (error) {
           unreachable.push({ nodeId: node.id, error: (error as Error).message });
@@ -136,7 +127,7 @@ export class Sweeper {
     let restoredPid: number | undefined;
     // A live job's directory is its own: no need to ask the nodes anything about it.
     if (source && marker && facts.record !== 'live') {
-      const srcFacts = await this.facts(source.node, [marker.pid], [marker.lockFile]);
+      const srcFacts = await this.ops.processFacts(source.node, [marker.pid], [marker.lockFile]);
       if (srcFacts) {
         facts.lockHeld = srcFacts.locks.get(marker.lockFile) === 'held';
         facts.source = sourceTree(srcFacts, marker);
@@ -185,15 +176,6 @@ export class Sweeper {
     return item;
   }
 
-  private async facts(node: NodeRecord, pids: number[], locks: string[]): Promise<NodeFacts | undefined> {
-    try {
-      const res = await this.ops.run(node, processFacts(pids, locks), 15_000);
-      return res.code === 0 ? parseProcessFacts(res.stdout) : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
   /**
    * The destination's restored tree: verified when it runs with the source's task count and the same command
    * line as the frozen source (a reused pid is something else). Undefined when the node does not answer.
@@ -205,7 +187,7 @@ export class Sweeper {
     marker: OwnerMarker,
   ): Promise<RestoredTree | undefined> {
     if (pid === undefined) return 'none';
-    const facts = await this.facts(node, [pid], []);
+    const facts = await this.ops.processFacts(node, [pid], []);
     if (!facts) return undefined;
     const proc = facts.procs.get(pid);
     if (!proc || proc.state === 'Z' || proc.state === 'X') return 'none';

@@ -1,4 +1,4 @@
-import { CURL_COMMAND, curlConfig, parseCurlOutput } from './curl-exchange.js';
+import { CURL_COMMAND, curlConfig, parseCurlOutput } from './metadata-curl.js';
 
 describe('curlConfig', () => {
   it('puts everything on stdin, quoted for curl, never on the command line', () => {

@@ -1,14 +1,16 @@
 /**
- * The pure half of the SSH metadata client: the curl config sent on stdin (so tokens and bodies never
- * appear on a command line or in `ps` on the node) and the parsing of `curl -D -` output.
+ * The node side of the SSH metadata client (apps/orchestrator notices): the curl command, the curl config
+ * sent on its stdin (so tokens and bodies never appear on a command line or in `ps` on the node) and the
+ * parsing of `curl -D -` output.
  */
 import type { MetadataRequest, MetadataResponse } from '@spotlift/notices';
+import { type NodeCommand, nodeCommand } from './node-command.js';
 
 /**
  * Runs on the node. `-K -` reads every option from stdin; `-D -` writes the response headers before the
  * body on stdout; `--noproxy '*'` because IMDS refuses token requests that went through a proxy.
  */
-export const CURL_COMMAND = "curl -sS -D - --noproxy '*' -K -";
+export const CURL_COMMAND: NodeCommand = nodeCommand("curl -sS -D - --noproxy '*' -K -");
 
 /** One value in curl's config-file syntax: double-quoted, with the escapes curl understands. */
 function quote(value: string): string {

@@ -1,0 +1,274 @@
+/**
+ * Golden table of the node-operations layer: every command builder, called with typical arguments, and the
+ * exact text a node receives. The engine's and apps' specs check behaviour (through ScriptedNodeShell replays
+ * or FakeNodeOps); this table is where a change to what runs on a node shows, line by line, in review.
+ * A deliberate change updates the string here.
+ */
+import * as files from './file-sync-commands.js';
+import * as sh from './node-scripts.js';
+import * as images from './process/image-store-commands.js';
+import * as criu from './process/criu-commands.js';
+import * as live from './process/live-commands.js';
+import * as sweep from './sweep-commands.js';
+
+const to = { address: '10.0.0.2', port: 27100 };
+const tls = { cacert: '/t/ca.pem', cert: '/t/node.pem', key: '/t/node.key' };
+
+const GOLDEN: Array<[string, () => string, string]> = [
+  [
+    'criu checkAndMemory',
+    () => criu.checkAndMemory(),
+    'criu check 2>&1 | tail -n 3; awk \'/^MemAvailable:/{print "MEM_AVAILABLE_KB", $2}\' /proc/meminfo',
+  ],
+  [
+    'criu checkMemoryAndDisk',
+    () => criu.checkMemoryAndDisk('/var/lib/spotlift/images'),
+    'criu check 2>&1 | tail -n 3; awk \'/^MemAvailable:/{print "MEM_AVAILABLE_KB", $2}\' /proc/meminfo; mkdir -p /var/lib/spotlift/images && df -P -k /var/lib/spotlift/images | awk \'NR == 2 {printf "DISK_AVAIL_BYTES %.0f\\n", $4 * 1024}\'',
+  ],
+  [
+    'criu memoryAndDisk',
+    () => criu.memoryAndDisk("/img/it's"),
+    "awk '/^MemAvailable:/{print \"MEM_AVAILABLE_KB\", $2}' /proc/meminfo; mkdir -p '/img/it'\\''s' && df -P -k '/img/it'\\''s' | awk 'NR == 2 {printf \"DISK_AVAIL_BYTES %.0f\\n\", $4 * 1024}'",
+  ],
+  [
+    'criu cpuinfoDumpAndRead',
+    () => criu.cpuinfoDumpAndRead('/img/m1/src'),
+    'mkdir -p -m 0700 /img/m1/src && criu cpuinfo dump -D /img/m1/src --cpu-cap=cpu -o /img/m1/src/cpuinfo-dump.log -v4 && [ -f /img/m1/src/cpuinfo.img ] && base64 -w0 /img/m1/src/cpuinfo.img; true',
+  ],
+  [
+    'criu cpuinfoWriteAndCheck',
+    () => criu.cpuinfoWriteAndCheck('/img/m1/dst'),
+    'mkdir -p -m 0700 /img/m1/dst && base64 -d > /img/m1/dst/cpuinfo.img && criu cpuinfo check -D /img/m1/dst --cpu-cap=cpu -o /img/m1/dst/cpuinfo-check.log -v4',
+  ],
+  [
+    'criu pageServer tls',
+    () => criu.pageServer('/img/m1/dst', '10.0.0.2', 27100, tls),
+    'criu page-server -D /img/m1/dst --address 10.0.0.2 --port 27100 --daemon --pidfile /img/m1/dst/page-server.pid --tls --tls-cacert /t/ca.pem --tls-cert /t/node.pem --tls-key /t/node.key -o /img/m1/dst/page-server.log -v4',
+  ],
+  [
+    'criu awaitPageServerExit',
+    () => criu.awaitPageServerExit('/img/m1/dst', 5_000),
+    'p=$(cat /img/m1/dst/page-server.pid 2>/dev/null); [ -n "$p" ] || exit 0; i=0; while [ "$(cat /proc/$p/comm 2>/dev/null)" = criu ] && ! grep -q \'^State:[[:space:]]*Z\' /proc/$p/status 2>/dev/null; do [ $i -ge 100 ] && exit 1; i=$((i + 1)); sleep 0.05; done; exit 0',
+  ],
+  [
+    'criu dump',
+    () => criu.dump(4242, '/img/m1/src', to, { ghostLimitBytes: 64 * 2 ** 20 }),
+    'criu dump -t 4242 -D /img/m1/src --leave-stopped --page-server --address 10.0.0.2 --port 27100 --ghost-limit 67108864 -o /img/m1/src/dump.log -v4',
+  ],
+  [
+    'criu dump final of pre-copy over tls',
+    () => criu.dump(4242, '/img/m1/src', to, { tls, prev: 'round-3' }),
+    'criu dump -t 4242 -D /img/m1/src --leave-stopped --page-server --address 10.0.0.2 --port 27100 --prev-images-dir round-3 --track-mem --tls --tls-cacert /t/ca.pem --tls-cert /t/node.pem --tls-key /t/node.key -o /img/m1/src/dump.log -v4',
+  ],
+  [
+    'criu restore',
+    () => criu.restore('/img/m1/dst'),
+    'criu restore -D /img/m1/dst --restore-detached --pidfile /img/m1/dst/restored.pid -o /img/m1/dst/restore.log -v4 && echo RESTORED_PID $(cat /img/m1/dst/restored.pid)',
+  ],
+  [
+    'criu restore lazy, daemon first',
+    () => criu.restore('/img/m1/dst', { lazyPages: true, daemonFirst: live.lazyPagesDaemon('/img/m1/dst') }),
+    'if criu lazy-pages -D /img/m1/dst --daemon --pidfile /img/m1/dst/lazy-pages.pid -o /img/m1/dst/lazy-pages.log -v4; then criu restore -D /img/m1/dst --restore-detached --pidfile /img/m1/dst/restored.pid --lazy-pages -o /img/m1/dst/restore.log -v4 && echo RESTORED_PID $(cat /img/m1/dst/restored.pid); else echo LAZY_DAEMON_FAILED; false; fi',
+  ],
+  [
+    'live pageServerWithParent',
+    () => live.pageServerWithParent('/img/m1/dst/round-2', to, '../round-1', tls),
+    'criu page-server -D /img/m1/dst/round-2 --address 10.0.0.2 --port 27100 --daemon --pidfile /img/m1/dst/round-2/page-server.pid --prev-images-dir ../round-1 --tls --tls-cacert /t/ca.pem --tls-cert /t/node.pem --tls-key /t/node.key -o /img/m1/dst/round-2/page-server.log -v4',
+  ],
+  [
+    'live stopPageServer',
+    () => live.stopPageServer('/img/m1/dst'),
+    'p=$(cat /img/m1/dst/page-server.pid 2>/dev/null); [ -n "$p" ] && [ "$(cat /proc/$p/comm 2>/dev/null)" = criu ] && kill -KILL "$p" 2>/dev/null; true',
+  ],
+  [
+    'live preDump local (hybrid)',
+    () => live.preDump(4242, '/img/m1/src/round-1', undefined),
+    'criu pre-dump -t 4242 -D /img/m1/src/round-1 --track-mem -o /img/m1/src/round-1/pre-dump.log -v4',
+  ],
+  [
+    'live preDump',
+    () => live.preDump(4242, '/img/m1/src/round-2', '../round-1', to, tls),
+    'criu pre-dump -t 4242 -D /img/m1/src/round-2 --page-server --address 10.0.0.2 --port 27100 --prev-images-dir ../round-1 --track-mem --tls --tls-cacert /t/ca.pem --tls-cert /t/node.pem --tls-key /t/node.key -o /img/m1/src/round-2/pre-dump.log -v4',
+  ],
+  [
+    'live lazyDumpStart',
+    () => live.lazyDumpStart(4242, '/img/m1/src', to, 'round-2', 600, 1024, tls),
+    'tree() { echo "$1"; for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do tree "$c"; done; }\nnow_ns() { _t=$(date +%s%N 2>/dev/null); case "$_t" in \'\'|*[!0-9]*) _t=$(adjtimex 2>/dev/null | awk \'/time.tv_sec/ {s = $2} /time.tv_usec/ {u = $2} END {if (s != "") printf "%s%06d000", s, u}\'); [ -n "$_t" ] || _t="$(date +%s)000000000" ;; esac; echo "$_t"; }\nrm -f /img/m1/src/lazy-dump.done /img/m1/src/lazy-dump.pid\nt0=$(now_ns)\n(cd / && setsid sh -c \'now_ns() { _t=$(date +%s%N 2>/dev/null); case "$_t" in \'\\\'\'\'\\\'\'|*[!0-9]*) _t=$(adjtimex 2>/dev/null | awk \'\\\'\'/time.tv_sec/ {s = $2} /time.tv_usec/ {u = $2} END {if (s != "") printf "%s%06d000", s, u}\'\\\'\'); [ -n "$_t" ] || _t="$(date +%s)000000000" ;; esac; echo "$_t"; }; criu dump -t 4242 -D /img/m1/src --leave-stopped --prev-images-dir round-2 --track-mem --lazy-pages --address 10.0.0.2 --port 27100 --ghost-limit 1024 --tls --tls-cacert /t/ca.pem --tls-cert /t/node.pem --tls-key /t/node.key -o /img/m1/src/dump.log -v4 & echo $! > "$1/lazy-dump.pid"; wait $!; rc=$?; echo "$rc $(now_ns)" > "$1/lazy-dump.done.tmp"; mv "$1/lazy-dump.done.tmp" "$1/lazy-dump.done"\' sh /img/m1/src </dev/null >/dev/null 2>&1 &)\nn=0; while ! grep -q \'Starting lazy pages server\' /img/m1/src/dump.log 2>/dev/null; do\n  [ -f /img/m1/src/lazy-dump.done ] && { echo "LAZY_FAILED $(cat /img/m1/src/lazy-dump.done)"; exit 1; }\n  n=$((n+1)); [ $n -lt 60000 ] || { echo LAZY_TIMEOUT; exit 2; }; sleep 0.01\ndone\nfor p in $(tree 4242); do kill -STOP "$p" 2>/dev/null; done\ns=$(sed -n \'s/^(\\([0-9]*\\)\\.\\([0-9]*\\)) Seized task.*/\\1\\2/p\' /img/m1/src/dump.log | head -n 1)\necho "LAZY_READY $t0 $(expr "${s:-0}" + 0)"',
+  ],
+  [
+    'live lazyDumpWait',
+    () => live.lazyDumpWait('/img/m1/src', 30),
+    '[ -f /img/m1/src/lazy-dump.pid ] || [ -f /img/m1/src/lazy-dump.done ] || { echo LAZY_NONE; exit 0; }\nn=0; while [ ! -f /img/m1/src/lazy-dump.done ]; do n=$((n+1)); [ $n -lt 600 ] || { echo LAZY_RUNNING; exit 0; }; sleep 0.05; done\necho "LAZY_DONE $(cat /img/m1/src/lazy-dump.done)"',
+  ],
+  [
+    'live lazyDumpStop',
+    () => live.lazyDumpStop('/img/m1/src'),
+    'p=$(cat /img/m1/src/lazy-dump.pid 2>/dev/null)\nif [ -n "$p" ] && [ "$(cat /proc/$p/comm 2>/dev/null)" = criu ]; then kill -KILL "$p" 2>/dev/null;\n  for i in $(seq 1 300); do [ -d /proc/$p ] || break; sleep 0.01; done; fi\necho LAZY_STOPPED',
+  ],
+  [
+    'live lazyPagesDaemon from source over tls',
+    () => live.lazyPagesDaemon('/img/m1/dst', to, tls),
+    'criu lazy-pages -D /img/m1/dst --page-server --address 10.0.0.2 --port 27100 --daemon --pidfile /img/m1/dst/lazy-pages.pid --tls --tls-cacert /t/ca.pem --tls-cert /t/node.pem --tls-key /t/node.key -o /img/m1/dst/lazy-pages.log -v4',
+  ],
+  [
+    'live lazyPagesWait',
+    () => live.lazyPagesWait('/img/m1/dst', 60),
+    'now_ns() { _t=$(date +%s%N 2>/dev/null); case "$_t" in \'\'|*[!0-9]*) _t=$(adjtimex 2>/dev/null | awk \'/time.tv_sec/ {s = $2} /time.tv_usec/ {u = $2} END {if (s != "") printf "%s%06d000", s, u}\'); [ -n "$_t" ] || _t="$(date +%s)000000000" ;; esac; echo "$_t"; }\np=$(cat /img/m1/dst/lazy-pages.pid 2>/dev/null); [ -n "$p" ] || { echo PAGES_NONE; exit 0; }\nn=0; while [ -d /proc/$p ] && [ "$(cat /proc/$p/comm 2>/dev/null)" = criu ]; do\n  n=$((n+1)); [ $n -lt 3000 ] || { echo PAGES_RUNNING; exit 0; }; sleep 0.02\ndone\necho "PAGES_END $(now_ns)"\nsed -n \'s/.*UFFD transferred pages: (\\([0-9]*\\/[0-9]*\\)).*/TRANSFERRED \\1/p\' /img/m1/dst/lazy-pages.log 2>/dev/null\ngrep -E \'(Error \\(|BUG at)\' /img/m1/dst/lazy-pages.log 2>/dev/null | grep -v \'RLIMIT_NOFILE\' | tail -n 5 | sed \'s/^/ERR /\'\ntrue',
+  ],
+  [
+    'live lazyPagesStarted',
+    () => live.lazyPagesStarted('/img/m1/dst'),
+    '[ -s /img/m1/dst/lazy-pages.pid ] && echo DAEMON_STARTED; true',
+  ],
+  [
+    'live lazyPagesStop',
+    () => live.lazyPagesStop('/img/m1/dst'),
+    'p=$(cat /img/m1/dst/lazy-pages.pid 2>/dev/null); [ -n "$p" ] && [ "$(cat /proc/$p/comm 2>/dev/null)" = criu ] && kill -KILL "$p" 2>/dev/null; true',
+  ],
+  [
+    'live portFree',
+    () => live.portFree(27100),
+    'if command -v ss >/dev/null 2>&1 && [ -n "$(ss -Hltn "sport = :27100" 2>/dev/null)" ]; then echo PORT_BUSY; else echo PORT_FREE; fi',
+  ],
+  [
+    'live startProbeProcess',
+    () => live.startProbeProcess(60),
+    "(cd / && exec setsid unshare -p -f setsid sh -c 'v=$(head -c 6291456 /dev/urandom | base64 -w0); sleep 60 & wait' </dev/null >/dev/null 2>&1) & u=$!\nfor i in $(seq 1 500); do c=$(cat /proc/$u/task/*/children 2>/dev/null | awk '{print $1}');\n  for k in $(cat /proc/$c/task/*/children 2>/dev/null); do\n    [ \"$(cat /proc/$k/comm 2>/dev/null)\" = sleep ] && { echo \"PROBE_PID $c\"; exit 0; }; done; sleep 0.02; done\necho 'the probe process did not start' >&2; exit 1",
+  ],
+  [
+    'live sampleDirtyPages',
+    () => live.sampleDirtyPages(4242, 500),
+    'tree() { echo "$1"; for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do tree "$c"; done; }\nnow_ns() { _t=$(date +%s%N 2>/dev/null); case "$_t" in \'\'|*[!0-9]*) _t=$(adjtimex 2>/dev/null | awk \'/time.tv_sec/ {s = $2} /time.tv_usec/ {u = $2} END {if (s != "") printf "%s%06d000", s, u}\'); [ -n "$_t" ] || _t="$(date +%s)000000000" ;; esac; echo "$_t"; }\npids=$(tree 4242); for p in $pids; do echo 4 > /proc/$p/clear_refs 2>/dev/null || { echo DIRTY_UNKNOWN; exit 0; }; done\nt0=$(now_ns); sleep 0.500; t1=$(now_ns)\nn=0; for p in $pids; do\n  c=$(awk \'$2 ~ /^rw.p$/ {split($1, a, "-"); print a[1], a[2]}\' /proc/$p/maps 2>/dev/null | while read lo hi; do\n    s=$(( 0x$lo / 4096 * 8 )); l=$(( (0x$hi - 0x$lo) / 4096 * 8 ));\n    dd if=/proc/$p/pagemap bs=1M iflag=skip_bytes,count_bytes skip=$s count=$l 2>/dev/null | od -An -v -tx8;\n  done | awk \'{for (i = 1; i <= NF; i++) if (substr($i, 3, 1) ~ /[89a-f]/) c++} END {print c + 0}\')\n  n=$((n + c)); done\necho "DIRTY_PAGES $n $(( (t1 - t0) / 1000000 ))"',
+  ],
+  [
+    'node processState',
+    () => sh.processState(4242),
+    's=$(awk \'/^State:/{print $2}\' /proc/4242/status 2>/dev/null); echo "STATE ${s:-gone}"',
+  ],
+  [
+    'node inspectTree',
+    () => sh.inspectTree(4242),
+    'tree() { echo "$1"; for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do tree "$c"; done; }\n[ -d /proc/4242 ] || { echo "no process with pid 4242" >&2; exit 3; }\necho "BOOT_ID $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"\necho "PID_NS $(readlink /proc/4242/ns/pid 2>/dev/null)"\necho "NET_NS $(readlink /proc/4242/ns/net 2>/dev/null)"\necho "SESSION_NET_NS $(readlink /proc/$$/ns/net 2>/dev/null)"\nif readlink /proc/4242/exe >/dev/null 2>&1; then echo "EXE yes"; else echo "EXE no"; fi\necho "STAT_B64 $(base64 -w0 /proc/4242/stat 2>/dev/null)"\na=$$; s=; while [ -n "$a" ] && [ "$a" -gt 0 ] 2>/dev/null; do s="$s $a"; [ "$a" -eq 1 ] && break; n=; while read -r k v; do [ "$k" = PPid: ] && { n=$v; break; }; done 2>/dev/null < /proc/$a/status; a=$n; done; echo "SESSION$s"\npids=$(tree 4242)\necho TREE $pids\nrss=0; for p in $pids; do r=$(awk \'/^VmRSS:/{print $2}\' /proc/$p/status 2>/dev/null); rss=$((rss + ${r:-0})); done\necho RSS_KB $rss',
+  ],
+  [
+    'node resumeTree',
+    () => sh.resumeTree(4242),
+    'tree() { echo "$1"; for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do tree "$c"; done; }\nfor p in $(tree 4242); do kill -CONT "$p" 2>/dev/null; done\ns=$(awk \'/^State:/{print $2}\' /proc/4242/status 2>/dev/null); echo "STATE ${s:-gone}"',
+  ],
+  [
+    'node killTree',
+    () => sh.killTree(4242),
+    'tree() { echo "$1"; for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do tree "$c"; done; }\n[ -d /proc/4242 ] && kill -KILL $(tree 4242) 2>/dev/null\nfor i in $(seq 1 200); do [ -d /proc/4242 ] || break; sleep 0.01; done\ns=$(awk \'/^State:/{print $2}\' /proc/4242/status 2>/dev/null); echo "STATE ${s:-gone}"',
+  ],
+  [
+    'node timed',
+    () => sh.timed('criu restore'),
+    'now_ns() { _t=$(date +%s%N 2>/dev/null); case "$_t" in \'\'|*[!0-9]*) _t=$(adjtimex 2>/dev/null | awk \'/time.tv_sec/ {s = $2} /time.tv_usec/ {u = $2} END {if (s != "") printf "%s%06d000", s, u}\'); [ -n "$_t" ] || _t="$(date +%s)000000000" ;; esac; echo "$_t"; }; t0=$(now_ns); criu restore; rc=$?; t1=$(now_ns); echo "SPOTLIFT_TIMES $t0 $t1 $rc"; exit $rc',
+  ],
+  [
+    'node readFileBase64',
+    () => sh.readFileBase64('/img/m1/src/cpuinfo.img'),
+    '[ -f /img/m1/src/cpuinfo.img ] && base64 -w0 /img/m1/src/cpuinfo.img; true',
+  ],
+  ['node tailLog', () => sh.tailLog('/img/m1/src/dump.log', 60), 'tail -n 60 /img/m1/src/dump.log 2>/dev/null; true'],
+  [
+    'node waitCriuIdle',
+    () => sh.waitCriuIdle('/img/m1/src', 30),
+    'd=/img/m1/src\nbusy() { for p in /proc/[0-9]*; do n=; read -r n 2>/dev/null < "$p/comm"; [ "$n" = criu ] || continue; c=$(tr \'\\0\' \' \' < "$p/cmdline" 2>/dev/null); case "$c" in *"$d"*) ;; *) continue ;; esac; case "$c" in *" page-server "*|*" lazy-pages "*) kill -s KILL "${p#/proc/}" 2>/dev/null ;; *) echo "${p#/proc/}" ;; esac; done; }\nend=$(( $(date +%s) + 30 ))\nwhile :; do b=$(busy); [ -z "$b" ] && { echo "CRIU_IDLE yes"; exit 0; }; [ "$(date +%s)" -ge "$end" ] && { echo "CRIU_IDLE no" $b; exit 1; }; sleep 0.1; done',
+  ],
+  [
+    'node keepLogs',
+    () => sh.keepLogs('/img/m1/src', '/var/lib/spotlift/logs/m1', 65536, 10080),
+    'src=/img/m1/src; dst=/var/lib/spotlift/logs/m1; n=0\nif [ -d "$src" ]; then for f in $(cd "$src" && find . -type f -name \'*.log\' | sort); do mkdir -p -m 0700 "$dst/$(dirname "$f")" && tail -c 65536 "$src/$f" > "$dst/$f" && n=$((n + 1)); done; fi\nfind /var/lib/spotlift/logs -mindepth 1 -maxdepth 1 -type d -mmin +10080 -exec rm -rf {} + 2>/dev/null\necho "KEPT $n"',
+  ],
+  [
+    'node readPidfile',
+    () => sh.readPidfile('/run/app.pid'),
+    'p=$(cat /run/app.pid 2>/dev/null); case "$p" in \'\'|*[!0-9]*) ;; *) echo "PID $p" ;; esac; true',
+  ],
+  [
+    'node writeFileFromBase64',
+    () => sh.writeFileFromBase64('/img/m1/dst/cpuinfo.img'),
+    'base64 -d > /img/m1/dst/cpuinfo.img',
+  ],
+  [
+    'node fileMtimeCommand',
+    () => sh.fileMtimeCommand("/img/it's/stats-dump"),
+    "t=$(date -r '/img/it'\\''s/stats-dump' +%s%N 2>/dev/null); case \"$t\" in ''|*[!0-9]*) stat -c '%Y %y' '/img/it'\\''s/stats-dump' 2>/dev/null;; *) echo \"$t\";; esac; true",
+  ],
+  [
+    'node removeEmptyDir',
+    () => sh.removeEmptyDir('/var/lib/spotlift/checkpoints/wl-1'),
+    'rmdir /var/lib/spotlift/checkpoints/wl-1 2>/dev/null; true',
+  ],
+  ['node PRINT_LOGIN_HOME', () => sh.PRINT_LOGIN_HOME, 'printf %s "$HOME"'],
+  ['node MEM_AVAILABLE_KB', () => sh.MEM_AVAILABLE_KB, "awk '/^MemAvailable:/ {print $2}' /proc/meminfo"],
+  // the lock's holder and lease scripts: node-lock.spec.ts
+  [
+    'node nodeLockPath',
+    () => sh.nodeLockPath('proc:b00t:4026531836:4242:12345'),
+    '/run/spotlift/locks/proc_b00t_4026531836_4242_12345.lock',
+  ],
+  [
+    'files sendRound',
+    () => files.sendRound('/img/m1/src', ['/srv/data/app'], { final: false }),
+    "mkdir -p /img/m1/src/file-sync && cd / || exit 1\nns=$(( $(date +%s%N) - 1000000000 ))\ntouch -d \"@$((ns / 1000000000)).$(printf %09d $((ns % 1000000000)))\" /img/m1/src/file-sync/mark.next || exit 1\nfind srv/data/app -print0 > /img/m1/src/file-sync/found || exit 1\nLC_ALL=C sort -z < /img/m1/src/file-sync/found > /img/m1/src/file-sync/now || exit 1\n[ -e /img/m1/src/file-sync/sent ] || : > /img/m1/src/file-sync/sent\nLC_ALL=C comm -z -23 /img/m1/src/file-sync/sent /img/m1/src/file-sync/now > /img/m1/src/file-sync/deleted || exit 1\nif [ -e /img/m1/src/file-sync/mark ]; then find srv/data/app \\( -newer /img/m1/src/file-sync/mark -o -cnewer /img/m1/src/file-sync/mark \\) -print0; else cat /img/m1/src/file-sync/now; fi > /img/m1/src/file-sync/changed || exit 1\nsent=$(tr -cd '\\000' < /img/m1/src/file-sync/changed | wc -c); deleted=$(tr -cd '\\000' < /img/m1/src/file-sync/deleted | wc -c)\nprintf '%s\\000' img/m1/src/file-sync/deleted >> /img/m1/src/file-sync/changed\nmv -f /img/m1/src/file-sync/now /img/m1/src/file-sync/sent && mv -f /img/m1/src/file-sync/mark.next /img/m1/src/file-sync/mark || exit 1\necho \"SPOTLIFT_FILES sent=$sent deleted=$deleted\" >&2\ntar -cf - --null --no-recursion -T /img/m1/src/file-sync/changed; rc=$?\n[ $rc -le 1 ]",
+  ],
+  [
+    'files sendRound final',
+    () => files.sendRound('/img/m1/src', ['/srv/data/app', '/srv/data/b c'], { final: true }),
+    "mkdir -p /img/m1/src/file-sync && cd / || exit 1\nns=$(( $(date +%s%N) - 1000000000 ))\ntouch -d \"@$((ns / 1000000000)).$(printf %09d $((ns % 1000000000)))\" /img/m1/src/file-sync/mark.next || exit 1\nfind srv/data/app 'srv/data/b c' -print0 > /img/m1/src/file-sync/found || exit 1\nLC_ALL=C sort -z < /img/m1/src/file-sync/found > /img/m1/src/file-sync/now || exit 1\n[ -e /img/m1/src/file-sync/sent ] || : > /img/m1/src/file-sync/sent\nLC_ALL=C comm -z -23 /img/m1/src/file-sync/sent /img/m1/src/file-sync/now > /img/m1/src/file-sync/deleted || exit 1\nif [ -e /img/m1/src/file-sync/mark ]; then find srv/data/app 'srv/data/b c' \\( -newer /img/m1/src/file-sync/mark -o -cnewer /img/m1/src/file-sync/mark \\) -print0; else cat /img/m1/src/file-sync/now; fi > /img/m1/src/file-sync/changed || exit 1\nsent=$(tr -cd '\\000' < /img/m1/src/file-sync/changed | wc -c); deleted=$(tr -cd '\\000' < /img/m1/src/file-sync/deleted | wc -c)\nprintf '%s\\000' img/m1/src/file-sync/deleted >> /img/m1/src/file-sync/changed\nmv -f /img/m1/src/file-sync/now /img/m1/src/file-sync/sent && mv -f /img/m1/src/file-sync/mark.next /img/m1/src/file-sync/mark || exit 1\necho \"SPOTLIFT_FILES sent=$sent deleted=$deleted\" >&2\ntar -cf - --null --no-recursion -T /img/m1/src/file-sync/changed; rc=$?\n[ $rc -eq 0 ]",
+  ],
+  [
+    'files receiveRound',
+    () => JSON.stringify(files.receiveRound('/img/m1/dst', ['/srv/data/app'])),
+    '{"unpack":"(e=.spotlift-tar.$$.err; rc=0; LC_ALL=C tar -C / -xpf - -- srv/data/app img/m1/dst/file-sync/deleted 2>$e || rc=$?; if [ $rc -eq 2 ] && ! grep -qv -e \': Not found in archive$\' -e \'^tar: Exiting with failure status due to previous errors$\' $e; then rc=0; fi; cat $e >&2; rm -f $e; exit $rc)","after":"if [ -s /img/m1/dst/file-sync/deleted ]; then (cd / && find -H srv/data/app -print0 2>/dev/null; true) | LC_ALL=C sort -z > .spotlift-have.$$; LC_ALL=C sort -z < /img/m1/dst/file-sync/deleted | LC_ALL=C comm -z -12 - .spotlift-have.$$ | (cd / && xargs -0 -r rm -rf --); rm -f .spotlift-have.$$; fi; rm -f /img/m1/dst/file-sync/deleted"}',
+  ],
+  [
+    'files inspectPaths',
+    () => files.inspectPaths(['/srv/data/app']),
+    'printf \'HOME\\t%s\\n\' "$HOME"; for p in /srv/data/app; do if [ -e "$p" ] || [ -L "$p" ]; then printf \'SIZE\\t%s\\t%s\\n\' "$(du -sk "$p" 2>/dev/null | cut -f1)" "$p"; else printf \'MISSING\\t%s\\n\' "$p"; fi; done',
+  ],
+  [
+    'files freeSpaceFor',
+    () => files.freeSpaceFor(['/srv/data/app', '/opt/x']),
+    'printf \'HOME\\t%s\\n\' "$HOME"; for p in /srv/data/app /opt/x; do q=$p; while [ ! -e "$q" ] && [ "$q" != / ]; do q=$(dirname "$q"); done; h=0; if [ -e "$p" ]; then h=$(du -sk "$p" 2>/dev/null | cut -f1); fi; d=$(df -P -k "$q" | awk \'NR == 2 {print $4 "\\t" $6}\'); printf \'FREE\\t%s\\t%s\\t%s\\n\' "$d" "${h:-0}" "$p"; done',
+  ],
+  ['files archivePaths', () => files.archivePaths(['/srv/data/app']), 'cd / && tar -cf - -- srv/data/app'],
+  ['files storeArchive', () => files.storeArchive(), 'cat > workload-files.tar'],
+  [
+    'files readStoredArchive',
+    () => files.readStoredArchive('/var/lib/spotlift/checkpoints/wl-1/cp-1'),
+    'cat /var/lib/spotlift/checkpoints/wl-1/cp-1/workload-files.tar',
+  ],
+  [
+    'images sealImages',
+    () => images.sealImages('/cp/1', ['inventory.img', 'pages-*.img'], 'SHA256SUMS'),
+    'cd /cp/1 || exit 1; set -- inventory.img; [ -s "$1" ] || echo "MISSING inventory.img"; set -- pages-*.img; [ -s "$1" ] || echo "MISSING pages-*.img"; sha256sum $(ls | grep -v -e \'\\.log$\' -e \'^SHA256SUMS$\') > SHA256SUMS && sync && echo STORED_KB $(du -sk . | cut -f1)',
+  ],
+  [
+    'images checkImages',
+    () => images.checkImages('/cp/1', 'SHA256SUMS'),
+    "cd /cp/1 || exit 2; out=$(sha256sum -c SHA256SUMS 2>&1); rc=$?; printf '%s\\n' \"$out\" | grep -v ': OK$' | head -n 5; exit $rc",
+  ],
+  [
+    'sweep listImageDirs',
+    () => sweep.listImageDirs('/var/lib/spotlift/images'),
+    'r=/var/lib/spotlift/images\nif [ -d "$r" ]; then for d in "$r"/*/; do [ -d "$d" ] || continue; n=$(basename "$d"); echo "DIR $n $(stat -c %Y "$d" 2>/dev/null)"; for s in src dst; do f="$d$s/spotlift-owner.json"; [ -f "$f" ] && echo "MARK $n $s $(head -c 4096 "$f" | base64 | tr -d \'\\n\')"; done; p=$(cat "$d/dst/restored.pid" 2>/dev/null); case "$p" in \'\'|*[!0-9]*) ;; *) echo "RESTORED $n $p" ;; esac; done; fi\nfor p in /proc/[0-9]*; do n=; read -r n 2>/dev/null < "$p/comm"; [ "$n" = criu ] || continue; echo "CRIU ${p#/proc/} $(tr \'\\0\' \' \' < "$p/cmdline" 2>/dev/null)"; done\ntrue',
+  ],
+  [
+    'sweep processFacts',
+    () => sweep.processFacts([4242, 17], ['/run/spotlift/locks/k.lock']),
+    'echo "BOOT $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"\n[ -d /proc/4242 ] && echo "PROC 4242 $(base64 -w0 /proc/4242/stat 2>/dev/null) $(readlink /proc/4242/ns/pid 2>/dev/null | tr -dc 0-9) $(cksum < /proc/4242/cmdline 2>/dev/null | cut -d\' \' -f1)"\n[ -d /proc/17 ] && echo "PROC 17 $(base64 -w0 /proc/17/stat 2>/dev/null) $(readlink /proc/17/ns/pid 2>/dev/null | tr -dc 0-9) $(cksum < /proc/17/cmdline 2>/dev/null | cut -d\' \' -f1)"\nif [ ! -e /run/spotlift/locks/k.lock ] || ! command -v flock >/dev/null; then echo "LOCK /run/spotlift/locks/k.lock none"; elif flock -n /run/spotlift/locks/k.lock true; then echo "LOCK /run/spotlift/locks/k.lock free"; else echo "LOCK /run/spotlift/locks/k.lock held"; fi\ntrue',
+  ],
+];
+
+describe('node commands (golden table)', () => {
+  it.each(GOLDEN)('%s', (_name, build, expected) => {
+    expect(build()).toBe(expected);
+  });
+
+  it('names each case once', () => {
+    expect(new Set(GOLDEN.map(([name]) => name)).size).toBe(GOLDEN.length);
+  });
+});
