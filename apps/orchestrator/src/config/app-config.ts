@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { utils as sshUtils } from 'ssh2';
+// ssh2 is CommonJS and Node's ESM loader finds no named `utils` export in it (jest's transform does):
+// the default import works in both, so the built orchestrator starts.
+import ssh2 from 'ssh2';
 import {
   DEFAULT_ENGINE_CONFIG,
   DEFAULT_FILE_SYNC_CONFIG,
@@ -214,7 +216,7 @@ export function readSshPrivateKey(path: string): Buffer {
   } catch (error) {
     throw new ConfigError(`Cannot read SSH private key: ${(error as Error).message}`);
   }
-  const parsed = sshUtils.parseKey(key);
+  const parsed = ssh2.utils.parseKey(key);
   if (parsed instanceof Error) throw new ConfigError(`SSH private key ${path} cannot be used: ${parsed.message}`);
   if (!parsed.isPrivateKey()) throw new ConfigError(`SSH private key ${path} cannot be used: it is a public key`);
   return key;
