@@ -125,7 +125,11 @@ export class MigrationsProcessor extends WorkerHost implements OnModuleInit {
           // created or claim the workload meanwhile; the node-side lock taken next stops any other freezer.
           // The refresh writes the claim again once Redis answers (it may have come back empty).
           if (!isRedisUnreachableError(error)) throw error;
-          this.logger.warn({ msg: 'workload claim not re-checked: redis unreachable', migrationId, key });
+          this.logger.warn({
+            msg: 'workload claim not re-checked while Redis is away (the creation claim and the node lock stand)',
+            migrationId,
+            key,
+          });
           return { ok: true as const };
         });
         if (!r.ok) {
