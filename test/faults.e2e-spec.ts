@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { MigrationRecord, NodeRecord, PhaseName, WorkloadRecord } from '@spotlift/domain';
-import { labDir, runLabScript } from '@spotlift/testing';
+import { labDir, runLabScript, stopWorkload } from '@spotlift/testing';
 import { setupE2e, sleep, spawnInNode, type E2eEnv } from './support/e2e-env.js';
 import { type SuiteWorld, expectExactlyOnce, failedPhase, frozenMs, untilFrozen } from './support/exactly-once.js';
 import {
@@ -52,7 +52,23 @@ afterAll(async () => {
   console.log(`fault injection, ${MEM_MIB} MiB workloads, stop-and-copy node-a -> node-b:\n${report.join('\n')}`);
 }, 120_000);
 
+/** What the Redis cases moved: after a restart on an empty Redis, the journal must bring these back. */
+const moved: { id: string; workloadId: string; name: string; restoredPid?: number }[] = [];
+/** The workloads each case launched. */
+const launched: string[] = [];
+
+// A 256 MiB workload left running costs the cases after it CPU (it keeps checking its memory): each is stopped
+// once its case has looked at it, but for the last three moves, which the restart case reads back.
+afterEach(async () => {
+  while (moved.length > 3) launched.push(moved.shift()!.name);
+  for (const name of launched.splice(0)) {
+    if (moved.some((m) => m.name === name)) continue;
+    for (const c of workloadCopies(name)) await stopWorkload(c.pid).catch(() => undefined);
+  }
+}, 60_000);
+
 async function launch(name: string, memMiB = MEM_MIB): Promise<{ pid: number; workload: WorkloadRecord }> {
+  launched.push(name);
   return env.launch(name, 'node-a', { memMiB, heartbeatTimeoutMs: 60_000 });
 }
 
@@ -285,8 +301,6 @@ describe('Redis lost during a real migration: the worker drives it to its end, t
   // one with persistence). Down 3 s, except at the transfer with its data: 12 s outlives the job lock (10 s), so
   // BullMQ hands the job out again once Redis is back, and that run must find the migration finished, not start
   // a second one. 'prepare' takes the workload's claim and 'commit' the commit point while Redis is away.
-  /** What the cases moved: after a restart on an empty Redis, the journal must bring these back. */
-  const moved: { id: string; workloadId: string; restoredPid?: number }[] = [];
   const phases: PhaseName[] = ['preflight', 'prepare', 'dump', 'transfer', 'restore', 'verify', 'commit', 'cleanup'];
   const outages: [PhaseName, 'empty' | 'with-data', number][] = phases.flatMap((phase) => [
     [phase, 'empty', 3_000],
@@ -324,7 +338,7 @@ describe('Redis lost during a real migration: the worker drives it to its end, t
       const m = await orch.waitForEnd<MigrationRecord>(id, 120_000);
       expect(orch.alive).toBe(true);
       expect(m.state).toBe('completed');
-      moved.push({ id, workloadId: workload.id, restoredPid: m.restoredPid });
+      moved.push({ id, workloadId: workload.id, name, restoredPid: m.restoredPid });
       // Nodes of the config file are registered again when Redis came back without them.
       const nodes = await until('GET /nodes lists the config nodes again', async () => {
         const res = await orch.api<NodeRecord[]>('GET', '/nodes');
