@@ -8,13 +8,15 @@
  */
 import { jest } from '@jest/globals';
 import type { AuditEntry, EvacuationRecord, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
-import { issueTestCertificates, labUp, startRedis, stopRedis, type LabConfig } from '@spotlift/testing';
+import { issueTestCertificates, type LabConfig } from '@spotlift/testing';
 import { program } from '../apps/cli/src/main.js';
+import { setupE2e, type E2eEnv } from './support/e2e-env.js';
 import { startOrchestrator, type Orchestrator } from './support/orchestrator-harness.js';
 import { until } from './support/poll.js';
 
 const REDIS_PORT = 6412;
 
+let env: E2eEnv;
 let lab: LabConfig;
 let orch: Orchestrator;
 /** Every secret this suite saw: none may appear in a listing or the audit log. */
@@ -83,9 +85,8 @@ let operator: Created;
 let agentA: Created;
 
 beforeAll(async () => {
-  lab = await labUp({ nodes: 3 });
-  await startRedis(REDIS_PORT);
-  orch = await startOrchestrator({ nodesConfig: lab, redisPort: REDIS_PORT });
+  env = await setupE2e({ redisPort: REDIS_PORT });
+  ({ lab, orch } = env);
   secrets.push(orch.token);
   viewer = await mint('grafana', 'viewer');
   operator = await mint('oncall', 'operator');
@@ -93,8 +94,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await orch?.close();
-  await stopRedis(REDIS_PORT);
+  await env?.teardown();
 }, 60_000);
 
 describe('an agent token', () => {
