@@ -9,20 +9,10 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { CheckpointRecord, EvacuationRecord, MigrationRecord, WorkloadRecord } from '@spotlift/domain';
-import {
-  HeartbeatCollector,
-  labUp,
-  nodeAddress,
-  nodeOfPid,
-  pidAlive,
-  startRedis,
-  startWorkload,
-  stopRedis,
-  stopWorkload,
-  type LabConfig,
-} from '@spotlift/testing';
+import { nodeAddress, nodeOfPid, pidAlive, type HeartbeatCollector, type LabConfig } from '@spotlift/testing';
 import { SshNodeShell } from '@spotlift/transport';
-import { startOrchestrator, type Orchestrator } from './support/orchestrator-harness.js';
+import { setupE2e, type E2eEnv } from './support/e2e-env.js';
+import type { Orchestrator } from './support/orchestrator-harness.js';
 import { until } from './support/poll.js';
 
 const REDIS_PORT = 16401;
@@ -30,11 +20,11 @@ const MIB = 2 ** 20;
 /** node-c keeps checkpoints here (its own checkpointRoot, per node in the config file). */
 const CP_ROOT = `/var/lib/spotlift/checkpoints-e2e-${randomBytes(3).toString('hex')}`;
 
+let env: E2eEnv;
 let lab: LabConfig;
 let orch: Orchestrator;
 let collector: HeartbeatCollector;
 let shell: SshNodeShell;
-const started: number[] = [];
 
 /** Runs a command on a lab node over SSH (the nodes may have their own mount namespaces). */
 async function onNode(nodeId: string, command: string): Promise<string> {
@@ -61,41 +51,33 @@ async function settled(
 }
 
 async function launch(name: string, memMiB: number): Promise<WorkloadRecord> {
-  const pid = await startWorkload('node-a', { name, memMiB, udpPort: collector.port });
-  started.push(pid);
-  await collector.waitForCount(name, 5, { from: nodeAddress('node-a'), timeoutMs: 30_000 });
-  const res = await orch.api<WorkloadRecord>('POST', '/workloads', { name, node: 'node-a', pid });
-  expect(res.status).toBe(201);
-  return res.body;
+  return (await env.launch(name, 'node-a', { memMiB })).workload;
 }
 
 beforeAll(async () => {
-  lab = await labUp({ nodes: 3 });
-  await startRedis(REDIS_PORT);
-  collector = new HeartbeatCollector();
-  await collector.start();
+  env = await setupE2e({
+    redisPort: REDIS_PORT,
+    config: (l) => ({
+      ...l,
+      nodes: l.nodes.map((n) => (n.id === 'node-c' ? { ...n, checkpointRoot: CP_ROOT } : n)),
+      // The planner believes in a slow source (20 MiB/s), so a 256 MiB workload cannot leave in 12 s.
+      evacuation: {
+        storageNodeId: 'node-c',
+        safetyMarginSeconds: 2,
+        sourceBandwidthBytesPerSec: 20 * MIB,
+        streamBandwidthBytesPerSec: 20 * MIB,
+      },
+    }),
+  });
+  ({ lab, orch, collector } = env);
   shell = new SshNodeShell({ privateKey: readFileSync(lab.ssh.privateKeyPath) });
-  const config = {
-    ...lab,
-    nodes: lab.nodes.map((n) => (n.id === 'node-c' ? { ...n, checkpointRoot: CP_ROOT } : n)),
-    // The planner believes in a slow source (20 MiB/s), so a 256 MiB workload cannot leave in 12 s.
-    evacuation: {
-      storageNodeId: 'node-c',
-      safetyMarginSeconds: 2,
-      sourceBandwidthBytesPerSec: 20 * MIB,
-      streamBandwidthBytesPerSec: 20 * MIB,
-    },
-  };
-  orch = await startOrchestrator({ nodesConfig: config, redisPort: REDIS_PORT });
 }, 240_000);
 
 afterAll(async () => {
-  for (const pid of started) if (pidAlive(pid)) await stopWorkload(pid);
   await onNode('node-c', `rm -rf '${CP_ROOT}'`).catch(() => undefined);
-  await orch?.close();
   await shell?.close();
-  await collector?.stop();
-  await stopRedis(REDIS_PORT);
+  // Stops every copy of the suite's workloads (restored ones included, found by name), the app, Redis.
+  await env?.teardown();
 }, 120_000);
 
 describe('checkpoint to a storage node, restore elsewhere (real CRIU)', () => {
@@ -160,7 +142,6 @@ describe('checkpoint to a storage node, restore elsewhere (real CRIU)', () => {
     expect(restored.state).toBe('restored');
     expect(restored.restore!.phases.every((p) => p.ok)).toBe(true);
     const pid = restored.restore!.restoredPid!;
-    started.push(pid);
     expect(nodeOfPid(pid)).toBe('node-b');
     expect(restored.restore!.criu?.restoreTimeUs).toBeGreaterThan(0);
     expect(restored.restore!.imageBytes).toBeGreaterThan(0);
@@ -228,7 +209,6 @@ describe('checkpoint to a storage node, restore elsewhere (real CRIU)', () => {
     expect(pidAlive(big.pid)).toBe(false);
     expect(await onNode('node-c', `ls '${stored.imageDir}'`)).toMatch(/pages-\d+\.img/);
     const m = (await orch.api<MigrationRecord>('GET', `/migrations/${smallJob.migrationId}`)).body;
-    started.push(m.restoredPid!);
     expect(nodeOfPid(m.restoredPid!)).toBe(smallJob.destinationNodeId);
   });
 

@@ -4,33 +4,19 @@
  * there evacuates three real workloads to node-b and node-c with real CRIU before the deadline. Two
  * orchestrator replicas on one Redis (same prefix) watch node-a at once: one evacuation.
  */
-import { randomBytes } from 'node:crypto';
 import type { EvacuationRecord, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
-import {
-  FakeImdsServer,
-  HeartbeatCollector,
-  LAB_HOST_ADDRESS,
-  labUp,
-  nodeAddress,
-  nodeOfPid,
-  pidAlive,
-  startRedis,
-  startWorkload,
-  stopRedis,
-  stopWorkload,
-  type LabConfig,
-} from '@spotlift/testing';
-import { startOrchestrator, type Orchestrator } from './support/orchestrator-harness.js';
+import { FakeImdsServer, LAB_HOST_ADDRESS, nodeAddress, nodeOfPid, type HeartbeatCollector } from '@spotlift/testing';
+import { setupE2e, type E2eEnv } from './support/e2e-env.js';
+import type { Orchestrator } from './support/orchestrator-harness.js';
 import { until } from './support/poll.js';
 
 const REDIS_PORT = 16395;
 const DEADLINE_MS = 120_000;
 
-let lab: LabConfig;
+let env: E2eEnv;
 let collector: HeartbeatCollector;
 let imds: FakeImdsServer;
 let replicas: Orchestrator[] = [];
-const started: number[] = [];
 
 async function evacuations(o: Orchestrator): Promise<EvacuationRecord[]> {
   const res = await o.api<EvacuationRecord[]>('GET', '/evacuations');
@@ -39,38 +25,29 @@ async function evacuations(o: Orchestrator): Promise<EvacuationRecord[]> {
 }
 
 beforeAll(async () => {
-  lab = await labUp({ nodes: 3 });
-  await startRedis(REDIS_PORT);
-  collector = new HeartbeatCollector();
-  await collector.start();
-  imds = await new FakeImdsServer().start({ host: LAB_HOST_ADDRESS });
-  const config = {
-    ...lab,
-    nodes: lab.nodes.map((n) => (n.id === 'node-a' ? { ...n, metadata: { provider: 'aws', baseUrl: imds.url } } : n)),
-  };
-  const prefix = `evac${randomBytes(3).toString('hex')}`;
   // Two replicas of the same deployment: same Redis, same prefix, both running workers and watchers.
-  replicas = [
-    await startOrchestrator({ nodesConfig: config, redisPort: REDIS_PORT, prefix }),
-    await startOrchestrator({ nodesConfig: config, redisPort: REDIS_PORT, prefix }),
-  ];
+  env = await setupE2e({
+    redisPort: REDIS_PORT,
+    replicas: 1,
+    config: async (l) => {
+      imds = await new FakeImdsServer().start({ host: LAB_HOST_ADDRESS });
+      return {
+        ...l,
+        nodes: l.nodes.map((n) => (n.id === 'node-a' ? { ...n, metadata: { provider: 'aws', baseUrl: imds.url } } : n)),
+      };
+    },
+  });
+  ({ collector } = env);
+  replicas = [env.orch, ...env.replicas];
 }, 240_000);
 
 afterAll(async () => {
-  for (const pid of started) if (pidAlive(pid)) await stopWorkload(pid);
-  for (const r of replicas) await r.close();
+  await env?.teardown();
   await imds?.stop();
-  await collector?.stop();
-  await stopRedis(REDIS_PORT);
 }, 120_000);
 
 async function launch(name: string, memMiB: number): Promise<WorkloadRecord> {
-  const pid = await startWorkload('node-a', { name, memMiB, udpPort: collector.port });
-  started.push(pid);
-  await collector.waitForCount(name, 5, { from: nodeAddress('node-a'), timeoutMs: 30_000 });
-  const res = await replicas[0]!.api<WorkloadRecord>('POST', '/workloads', { name, node: 'node-a', pid });
-  expect(res.status).toBe(201);
-  return res.body;
+  return (await env.launch(name, 'node-a', { memMiB })).workload;
 }
 
 describe('Spot interruption notice -> evacuation (fake IMDS over SSH, real CRIU)', () => {
@@ -134,7 +111,6 @@ describe('Spot interruption notice -> evacuation (fake IMDS over SSH, real CRIU)
         destinationNodeId: job.destinationNodeId,
       });
       expect(m.downtimeMs).toBe(job.downtimeMs);
-      started.push(m.restoredPid!);
       expect(nodeOfPid(m.restoredPid!)).toBe(job.destinationNodeId);
 
       // Continuity: heartbeats from the new node, the sequence gap-free across the move, memory intact.

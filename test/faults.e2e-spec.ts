@@ -10,18 +10,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { MigrationRecord, NodeRecord, PhaseName, WorkloadRecord } from '@spotlift/domain';
-import {
-  HeartbeatCollector,
-  labDir,
-  labUp,
-  nodeAddress,
-  runLabScript,
-  startRedis,
-  startWorkload,
-  stopRedis,
-  stopWorkload,
-} from '@spotlift/testing';
-import { sleep, spawnInNode } from './support/e2e-env.js';
+import { labDir, runLabScript, stopWorkload } from '@spotlift/testing';
+import { setupE2e, sleep, spawnInNode, type E2eEnv } from './support/e2e-env.js';
 import { type SuiteWorld, expectExactlyOnce, failedPhase, frozenMs, untilFrozen } from './support/exactly-once.js';
 import {
   PhaseWatcher,
@@ -31,57 +21,60 @@ import {
   stopRedisAs,
   workloadCopies,
 } from './support/faults-lab.js';
-import { OrchestratorProcess, buildOrchestrator } from './support/orchestrator-process.js';
+import type { OrchestratorProcess } from './support/orchestrator-process.js';
 
-const REDIS_PORT = 16382;
+const REDIS_PORT = 6455;
 const MEM_MIB = 256;
 const IMAGE_ROOT = '/var/lib/spotlift/images';
 
+let env: E2eEnv<OrchestratorProcess>;
 let orch: OrchestratorProcess;
 let watcher: PhaseWatcher;
 let world: SuiteWorld;
-const collector = new HeartbeatCollector();
-const started: string[] = [];
 const report: string[] = [];
 
 beforeAll(async () => {
-  await labUp({ nodes: 3 });
-  await startRedis(REDIS_PORT);
-  await collector.start();
-  orch = new OrchestratorProcess(await buildOrchestrator(), REDIS_PORT, {
-    NODE_OPTIONS: '',
+  env = await setupE2e({
+    mode: 'process',
+    redisPort: REDIS_PORT,
     // The worker's local journal (what it could not hand to Redis), private to this suite run.
-    SPOTLIFT_STATE_DIR: join(labDir(), 'faults', `state-${Date.now().toString(36)}`),
+    env: { SPOTLIFT_STATE_DIR: join(labDir(), 'faults', `state-${Date.now().toString(36)}`) },
   });
-  await orch.start();
-  world = { orch, collector, report, imageRoot: IMAGE_ROOT };
+  orch = env.orch;
+  world = { orch, collector: env.collector, report, imageRoot: IMAGE_ROOT };
   watcher = new PhaseWatcher(REDIS_PORT, orch.prefix);
   await watcher.start();
 }, 300_000);
 
 afterAll(async () => {
-  for (const name of started) for (const c of workloadCopies(name)) await stopWorkload(c.pid).catch(() => undefined);
-  await orch?.kill('SIGTERM');
   watcher?.stop();
-  await collector.stop();
-  await stopRedis(REDIS_PORT);
+  await env?.teardown();
   console.log(`fault injection, ${MEM_MIB} MiB workloads, stop-and-copy node-a -> node-b:\n${report.join('\n')}`);
 }, 120_000);
 
+/** What the Redis cases moved: after a restart on an empty Redis, the journal must bring these back. */
+const moved: { id: string; workloadId: string; name: string; restoredPid?: number }[] = [];
+/** The workloads each case launched. */
+const launched: string[] = [];
+
+// A 256 MiB workload left running costs the cases after it CPU (it keeps checking its memory): each is stopped
+// once its case has looked at it, but for the last three moves, which the restart case reads back.
+afterEach(async () => {
+  while (moved.length > 3) launched.push(moved.shift()!.name);
+  for (const name of launched.splice(0)) {
+    if (moved.some((m) => m.name === name)) continue;
+    for (const c of workloadCopies(name)) await stopWorkload(c.pid).catch(() => undefined);
+  }
+}, 60_000);
+
 async function launch(name: string, memMiB = MEM_MIB): Promise<{ pid: number; workload: WorkloadRecord }> {
-  const pid = await startWorkload('node-a', { name, memMiB, udpPort: collector.port });
-  started.push(name);
-  await collector.waitForCount(name, 3, { from: nodeAddress('node-a'), timeoutMs: 60_000 });
-  const res = await orch.api<WorkloadRecord>('POST', '/workloads', { name, node: 'node-a', pid });
-  expect(res.status).toBe(201);
-  return { pid, workload: res.body };
+  launched.push(name);
+  return env.launch(name, 'node-a', { memMiB, heartbeatTimeoutMs: 60_000 });
 }
 
 async function migrate(workload: WorkloadRecord, transport?: 'tcp'): Promise<string> {
   const body = { workload: workload.id, destination: 'node-b', ...(transport ? { transport } : {}) };
-  const res = await orch.api<MigrationRecord>('POST', '/migrations', body);
-  expect(res.status).toBe(201);
-  return res.body.id;
+  return (await env.create(body)).id;
 }
 
 describe('faults during a real migration: the workload runs in exactly one place', () => {
@@ -140,7 +133,7 @@ describe('faults during a real migration: the workload runs in exactly one place
   it('(c) restore failing on the destination (its port is taken there): rolled back with the class', async () => {
     const name = 'f-restore';
     const { pid, workload } = await launch(name);
-    const port = collector.last(name)!.fromPort;
+    const port = env.collector.last(name)!.fromPort;
     const holder = spawnInNode('node-b', [
       'python3',
       '-c',
@@ -303,20 +296,20 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 }
 
 describe('Redis lost during a real migration: the worker drives it to its end, the API answers 503', () => {
-  // The phase at whose start Redis goes away, how it comes back, and for how long it stays away. 'verify':
-  // the commit is claimed and done while Redis is away. 12 s outlives the job lock (10 s): BullMQ hands the
-  // job out again once Redis is back, and that run must find the migration finished, not start a second one.
-  /** What the cases moved: after a restart on an empty Redis, the journal must bring these back. */
-  const moved: { id: string; workloadId: string; restoredPid?: number }[] = [];
-  const outages: [PhaseName, 'empty' | 'with-data', number][] = [
-    ['dump', 'empty', 3_000],
-    ['transfer', 'with-data', 12_000],
-    ['verify', 'empty', 3_000],
-  ];
+  // The matrix: Redis goes away at the start of each phase of a stop-and-copy (the phase record saved, its body
+  // about to run), and comes back empty (a crash of a Redis without persistence) or with its data (a restart of
+  // one with persistence). Down 3 s, except at the transfer with its data: 12 s outlives the job lock (10 s), so
+  // BullMQ hands the job out again once Redis is back, and that run must find the migration finished, not start
+  // a second one. 'prepare' takes the workload's claim and 'commit' the commit point while Redis is away.
+  const phases: PhaseName[] = ['preflight', 'prepare', 'dump', 'transfer', 'restore', 'verify', 'commit', 'cleanup'];
+  const outages: [PhaseName, 'empty' | 'with-data', number][] = phases.flatMap((phase) => [
+    [phase, 'empty', 3_000],
+    [phase, 'with-data', phase === 'transfer' ? 12_000 : 3_000],
+  ]);
   it.each(outages)(
     'Redis stopped at %s, back %s after %i ms: completed once, nothing frozen or left, records back',
     async (phase, how, downMs) => {
-      const name = `f-redis-${phase}`;
+      const name = `f-redis-${phase}-${how}`;
       const { pid, workload } = await launch(name);
       const logBefore = readFileSync(orch.logFile, 'utf8').length;
       const id = await migrate(workload);
@@ -345,7 +338,7 @@ describe('Redis lost during a real migration: the worker drives it to its end, t
       const m = await orch.waitForEnd<MigrationRecord>(id, 120_000);
       expect(orch.alive).toBe(true);
       expect(m.state).toBe('completed');
-      moved.push({ id, workloadId: workload.id, restoredPid: m.restoredPid });
+      moved.push({ id, workloadId: workload.id, name, restoredPid: m.restoredPid });
       // Nodes of the config file are registered again when Redis came back without them.
       const nodes = await until('GET /nodes lists the config nodes again', async () => {
         const res = await orch.api<NodeRecord[]>('GET', '/nodes');
@@ -363,8 +356,9 @@ describe('Redis lost during a real migration: the worker drives it to its end, t
           .join(', ')}`,
       );
       if (how === 'with-data') {
-        // The job came back with Redis's data, its lock expired: BullMQ's stalled check hands it out again,
-        // and that run must find the migration finished instead of attempting it a second time.
+        // The job came back with Redis's data. Its lock expired (12 s down): BullMQ's stalled check hands it
+        // out again, and that run must find the migration finished instead of attempting it a second time.
+        // Its lock held (3 s): the first run's completion lands. Either way: one run's outcome, unchanged.
         const redis = new Redis({ port: REDIS_PORT });
         const job = `migrate-${id}`;
         await until('the re-handed job completes', async () =>
@@ -386,7 +380,7 @@ describe('Redis lost during a real migration: the worker drives it to its end, t
   it('Redis stopped at restore, which fails (port taken on node-b), back empty: rolled back by the usual rules', async () => {
     const name = 'f-redis-rollback';
     const { pid, workload } = await launch(name);
-    const port = collector.last(name)!.fromPort;
+    const port = env.collector.last(name)!.fromPort;
     const holder = spawnInNode('node-b', [
       'python3',
       '-c',

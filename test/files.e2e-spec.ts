@@ -11,49 +11,42 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { CheckpointRecord, MigrationRecord, WorkloadRecord } from '@spotlift/domain';
 import {
-  HeartbeatCollector,
   labDir,
-  labUp,
   nodeAddress,
   nodeDataDir,
   nodeOfPid,
   pidAlive,
-  startRedis,
   startWorkload,
-  stopRedis,
-  stopWorkload,
+  type HeartbeatCollector,
   type LabConfig,
 } from '@spotlift/testing';
-import { startOrchestrator, waitForMigration, type Orchestrator } from './support/orchestrator-harness.js';
+import { setupE2e, type E2eEnv } from './support/e2e-env.js';
+import type { Orchestrator } from './support/orchestrator-harness.js';
 import { until } from './support/poll.js';
 
 const REDIS_PORT = 16409;
 /** Truly shared in the lab (outside /srv/data): node-a and node-c declare it as shared storage. */
 const SHARED = join(labDir(), 'shared-storage');
 
+let env: E2eEnv;
 let orch: Orchestrator;
 let collector: HeartbeatCollector;
-const started: number[] = [];
 
 beforeAll(async () => {
-  const lab = await labUp({ nodes: 3 });
-  const config: LabConfig = {
-    ...lab,
-    nodes: lab.nodes.map((n) =>
-      n.id === 'node-a' || n.id === 'node-c' ? { ...n, sharedStorage: { group: 'lab-nfs', paths: [SHARED] } } : n,
-    ),
-  };
-  await startRedis(REDIS_PORT);
-  collector = new HeartbeatCollector();
-  await collector.start();
-  orch = await startOrchestrator({ nodesConfig: config, redisPort: REDIS_PORT });
+  env = await setupE2e({
+    redisPort: REDIS_PORT,
+    config: (lab): LabConfig => ({
+      ...lab,
+      nodes: lab.nodes.map((n) =>
+        n.id === 'node-a' || n.id === 'node-c' ? { ...n, sharedStorage: { group: 'lab-nfs', paths: [SHARED] } } : n,
+      ),
+    }),
+  });
+  ({ orch, collector } = env);
 }, 240_000);
 
 afterAll(async () => {
-  for (const pid of started) if (pidAlive(pid)) await stopWorkload(pid);
-  await orch?.close();
-  await collector?.stop();
-  await stopRedis(REDIS_PORT);
+  await env?.teardown();
 }, 120_000);
 
 /** A fresh directory NAME under each node's /srv/data (absent on every node but `on`). */
@@ -65,7 +58,7 @@ function freshDataDir(name: string, on: string): string {
 }
 
 async function register(name: string, node: string, pid: number, paths?: string[]): Promise<WorkloadRecord> {
-  started.push(pid);
+  env.track(pid);
   await collector.waitForCount(name, 5, { from: nodeAddress(node), timeoutMs: 30_000 });
   const res = await orch.api<WorkloadRecord>('POST', '/workloads', { name, node, pid, ...(paths ? { paths } : {}) });
   expect(res.status).toBe(201);
@@ -73,11 +66,7 @@ async function register(name: string, node: string, pid: number, paths?: string[
 }
 
 async function migrate(body: object): Promise<MigrationRecord> {
-  const res = await orch.api<MigrationRecord>('POST', '/migrations', body);
-  expect(res.status).toBe(201);
-  const done = await waitForMigration<MigrationRecord>(orch, res.body.id);
-  if (done.restoredPid) started.push(done.restoredPid);
-  return done;
+  return env.migrate(body);
 }
 
 /** Completed, or a failure that shows its reason. */
@@ -215,7 +204,7 @@ describe('declared files move with the workload (real CRIU, private /srv/data pe
     const onB = join(nodeDataDir('node-b'), 'cp');
     expect(readFileSync(join(onB, 'model.bin')).equals(blob)).toBe(true);
     expect(readFileSync(join(onB, 'journal.log')).subarray(0, frozenJournal.length).equals(frozenJournal)).toBe(true);
-    started.push(restored.restore!.restoredPid!);
+    env.track(restored.restore!.restoredPid!);
     expect(nodeOfPid(restored.restore!.restoredPid!)).toBe('node-b');
     await continuesOn(name, 'node-b', Date.now());
   });
@@ -265,7 +254,7 @@ describe('declared files move with the workload (real CRIU, private /srv/data pe
     const name = 'files-bad';
     freshDataDir('bad', 'node-a');
     const pid = await startWorkload('node-a', { name, memMiB: 8, udpPort: collector.port });
-    started.push(pid);
+    env.track(pid);
     await collector.waitForCount(name, 3, { from: nodeAddress('node-a'), timeoutMs: 30_000 });
     // Tried: a relative path, .. components, a kernel file system, a non-array.
     for (const paths of [['srv/data'], ['/srv/data/../etc'], ['/proc/self'], '/srv/data']) {

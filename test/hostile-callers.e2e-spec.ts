@@ -7,8 +7,9 @@
  * Also: the API over HTTPS with a private CA, reached by the CLI with --ca.
  */
 import type { AuditEntry, EvacuationRecord, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
-import { issueTestCertificates, labUp, startRedis, stopRedis, type LabConfig } from '@spotlift/testing';
+import { issueTestCertificates, type LabConfig } from '@spotlift/testing';
 import { run } from '../apps/cli/src/main.js';
+import { setupE2e, type E2eEnv } from './support/e2e-env.js';
 import { startOrchestrator, type Orchestrator } from './support/orchestrator-harness.js';
 import { until } from './support/poll.js';
 
@@ -16,6 +17,7 @@ const REDIS_PORT = 6412;
 /** No config file and no token from the environment: every call names its URL and token. */
 const CLI_ENV = { SPOTLIFT_CLI_CONFIG: '/nonexistent/spotlift-cli.json' };
 
+let env: E2eEnv;
 let lab: LabConfig;
 let orch: Orchestrator;
 /** Every secret this suite saw: none may appear in a listing or the audit log. */
@@ -82,9 +84,8 @@ let operator: Created;
 let agentA: Created;
 
 beforeAll(async () => {
-  lab = await labUp({ nodes: 3 });
-  await startRedis(REDIS_PORT);
-  orch = await startOrchestrator({ nodesConfig: lab, redisPort: REDIS_PORT });
+  env = await setupE2e({ redisPort: REDIS_PORT });
+  ({ lab, orch } = env);
   secrets.push(orch.token);
   viewer = await mint('grafana', 'viewer');
   operator = await mint('oncall', 'operator');
@@ -92,8 +93,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await orch?.close();
-  await stopRedis(REDIS_PORT);
+  await env?.teardown();
 }, 60_000);
 
 describe('an agent token', () => {

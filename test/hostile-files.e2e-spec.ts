@@ -28,21 +28,18 @@ import { join } from 'node:path';
 import type { CheckpointRecord, MigrationRecord, WorkloadRecord } from '@spotlift/domain';
 import {
   archive,
-  HeartbeatCollector,
   labDir,
-  labUp,
   member,
   nodeAddress,
   nodeDataDir,
   nodeOfPid,
   pidAlive,
-  startRedis,
   startWorkload,
-  stopRedis,
-  stopWorkload,
+  type HeartbeatCollector,
 } from '@spotlift/testing';
 import { shq } from '@spotlift/transport';
-import { startOrchestrator, waitForMigration, type Orchestrator } from './support/orchestrator-harness.js';
+import { setupE2e, type E2eEnv } from './support/e2e-env.js';
+import type { Orchestrator } from './support/orchestrator-harness.js';
 import { until } from './support/poll.js';
 
 const REDIS_PORT = 6414;
@@ -50,24 +47,18 @@ const NODE_A_MNTNS = '/run/spotlift/mntns/spl-node-a';
 const HOSTILE_DIR = join(labDir(), 'hostile-files');
 const CANARY = `spotlift-hostile-${randomBytes(4).toString('hex')}`;
 
+let env: E2eEnv;
 let orch: Orchestrator;
 let collector: HeartbeatCollector;
-const started: number[] = [];
 
 beforeAll(async () => {
-  const lab = await labUp({ nodes: 3 });
-  await startRedis(REDIS_PORT);
-  collector = new HeartbeatCollector();
-  await collector.start();
-  orch = await startOrchestrator({ nodesConfig: lab, redisPort: REDIS_PORT });
+  env = await setupE2e({ redisPort: REDIS_PORT });
+  ({ orch, collector } = env);
 }, 240_000);
 
 afterAll(async () => {
   uncompromiseNodeA();
-  for (const pid of started) if (pidAlive(pid)) await stopWorkload(pid);
-  await orch?.close();
-  await collector?.stop();
-  await stopRedis(REDIS_PORT);
+  await env?.teardown();
   rmSync(HOSTILE_DIR, { recursive: true, force: true });
   rmSync(join('/etc', CANARY), { force: true }); // only there if the test failed
 }, 120_000);
@@ -81,25 +72,15 @@ function freshDataDir(name: string, on: string): string {
 }
 
 async function registered(name: string, paths: string[]): Promise<{ pid: number; workload: WorkloadRecord }> {
-  const pid = await startWorkload('node-a', {
-    name,
+  return env.launch(name, 'node-a', {
     memMiB: 8,
-    udpPort: collector.port,
-    dataFiles: [`${paths[0]}/journal.log`],
+    workload: { dataFiles: [`${paths[0]}/journal.log`] },
+    fields: { paths },
   });
-  started.push(pid);
-  await collector.waitForCount(name, 5, { from: nodeAddress('node-a'), timeoutMs: 30_000 });
-  const res = await orch.api<WorkloadRecord>('POST', '/workloads', { name, node: 'node-a', pid, paths });
-  expect(res.status).toBe(201);
-  return { pid, workload: res.body };
 }
 
 async function migrate(workload: WorkloadRecord): Promise<MigrationRecord> {
-  const res = await orch.api<MigrationRecord>('POST', '/migrations', { workload: workload.id, destination: 'node-b' });
-  expect(res.status).toBe(201);
-  const done = await waitForMigration<MigrationRecord>(orch, res.body.id);
-  if (done.restoredPid) started.push(done.restoredPid);
-  return done;
+  return env.migrate({ workload: workload.id, destination: 'node-b' });
 }
 
 /** Failed before any freeze, with nothing restored: the workload runs once, on node-a, heartbeats gap-free. */
@@ -249,7 +230,7 @@ describe('a hostile source cannot write outside the declared paths on the destin
   it('refuses system paths, login homes and .ssh at registration', async () => {
     const name = 'hostile-register';
     const pid = await startWorkload('node-a', { name, memMiB: 8, udpPort: collector.port });
-    started.push(pid);
+    env.track(pid);
     for (const paths of [
       ['/etc'],
       ['/root/.ssh'],

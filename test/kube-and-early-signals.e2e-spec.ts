@@ -17,31 +17,26 @@ import type { EvacuationRecord, MigrationRecord, NodeRecord, WorkloadRecord } fr
 import {
   FakeImdsServer,
   FakeKubernetesApiServer,
-  HeartbeatCollector,
   LAB_HOST_ADDRESS,
-  labUp,
   nodeAddress,
   nodeOfPid,
-  pidAlive,
-  startRedis,
-  startWorkload,
-  stopRedis,
-  stopWorkload,
+  type HeartbeatCollector,
   type LabConfig,
 } from '@spotlift/testing';
-import { startOrchestrator, type Orchestrator } from './support/orchestrator-harness.js';
+import { setupE2e, type E2eEnv } from './support/e2e-env.js';
+import type { Orchestrator } from './support/orchestrator-harness.js';
 import { until } from './support/poll.js';
 
 const REDIS_PORT = 16403;
 const KUBE_TOKEN = `kube-${randomBytes(8).toString('hex')}`;
 const SPOT_ITN = 'aws-node-termination-handler/spot-itn';
 
+let env: E2eEnv;
 let lab: LabConfig;
 let collector: HeartbeatCollector;
 let kube: FakeKubernetesApiServer;
 let imds: FakeImdsServer;
 let orch: Orchestrator;
-const started: number[] = [];
 const workloads: Record<string, WorkloadRecord> = {};
 
 const evacuationOf = (nodeId: string, kind: string) =>
@@ -77,52 +72,41 @@ const cordonOf = (id: string) =>
 const nodeState = async (id: string) => (await orch.api<NodeRecord>('GET', `/nodes/${id}`)).body.state;
 
 beforeAll(async () => {
-  lab = await labUp({ nodes: 3 });
-  await startRedis(REDIS_PORT);
-  collector = new HeartbeatCollector();
-  await collector.start();
   kube = await new FakeKubernetesApiServer(KUBE_TOKEN).start();
   for (const id of ['node-a', 'node-b', 'node-c']) kube.addNode(id, { labels: { 'kubernetes.io/hostname': id } });
-  imds = await new FakeImdsServer().start({ host: LAB_HOST_ADDRESS });
   const tokenPath = join(tmpdir(), `spotlift-kube-token-${process.pid}`);
   writeFileSync(tokenPath, `${KUBE_TOKEN}\n`, { mode: 0o600 });
-  orch = await startOrchestrator({
-    // node-c is not in the config file: it is registered over REST in the third test.
-    nodesConfig: {
-      ...lab,
-      nodes: lab.nodes.filter((n) => n.id !== 'node-c'),
-      evacuation: { earlySignalPolicy: 'low-risk-first', lowRiskMaxPriority: 3 },
-    },
+  env = await setupE2e({
     redisPort: REDIS_PORT,
+    config: async (l) => {
+      imds = await new FakeImdsServer().start({ host: LAB_HOST_ADDRESS });
+      // node-c is not in the config file: it is registered over REST in the third test.
+      return {
+        ...l,
+        nodes: l.nodes.filter((n) => n.id !== 'node-c'),
+        evacuation: { earlySignalPolicy: 'low-risk-first', lowRiskMaxPriority: 3 },
+      };
+    },
     // The fake speaks plain HTTP, which client-node only allows with TLS verification off.
     env: { SPOTLIFT_K8S_API_URL: kube.url, SPOTLIFT_K8S_TOKEN_PATH: tokenPath, SPOTLIFT_K8S_SKIP_TLS_VERIFY: 'true' },
   });
+  ({ lab, collector, orch } = env);
 }, 240_000);
 
 afterAll(async () => {
-  for (const pid of started) if (pidAlive(pid)) await stopWorkload(pid);
-  await orch?.close();
+  await env?.teardown();
   await imds?.stop();
   await kube?.stop();
-  await collector?.stop();
-  await stopRedis(REDIS_PORT);
 }, 120_000);
 
 async function launch(name: string, priority: number): Promise<WorkloadRecord> {
-  const pid = await startWorkload('node-a', { name, memMiB: 16, udpPort: collector.port });
-  started.push(pid);
-  await collector.waitForCount(name, 5, { from: nodeAddress('node-a'), timeoutMs: 30_000 });
-  const res = await orch.api<WorkloadRecord>('POST', '/workloads', {
-    name,
-    node: 'node-a',
-    pid,
-    priority,
-    dirtyRateBytesPerSec: 1_048_576,
+  const { workload } = await env.launch(name, 'node-a', {
+    memMiB: 16,
+    fields: { priority, dirtyRateBytesPerSec: 1_048_576 },
   });
-  expect(res.status).toBe(201);
-  expect(res.body).toMatchObject({ priority, dirtyRateBytesPerSec: 1_048_576 });
-  workloads[name] = res.body;
-  return res.body;
+  expect(workload).toMatchObject({ priority, dirtyRateBytesPerSec: 1_048_576 });
+  workloads[name] = workload;
+  return workload;
 }
 
 /** The job's migration completed, the tree runs on the destination only, heartbeats gap-free across. */
@@ -131,7 +115,6 @@ async function expectMoved(evac: EvacuationRecord, w: WorkloadRecord, since: num
   expect(job).toMatchObject({ state: 'completed', destinationNodeId: 'node-b' });
   const m = (await orch.api<MigrationRecord>('GET', `/migrations/${job.migrationId}`)).body;
   expect(m).toMatchObject({ state: 'completed', evacuationId: evac.id, sourceNodeId: 'node-a' });
-  started.push(m.restoredPid!);
   expect(nodeOfPid(m.restoredPid!)).toBe('node-b');
   await collector.waitForCount(w.name, 5, { from: nodeAddress('node-b'), since: Date.now(), timeoutMs: 15_000 });
   expect(collector.isSeqGapFree(w.name, since - 2_000)).toBe(true);

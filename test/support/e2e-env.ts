@@ -1,9 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
 import {
   HeartbeatCollector,
-  labIsHealthy,
+  labConfigPath,
+  labDir,
   labUp,
   netnsPath,
   nodeAddress,
@@ -13,24 +16,31 @@ import {
   stopRedis,
   stopWorkload,
   type LabConfig,
+  type WorkloadOptions,
 } from '@spotlift/testing';
-import { startOrchestrator, waitForMigration, type Orchestrator } from './orchestrator-harness.js';
+import { workloadCopies } from './faults-lab.js';
+import { startOrchestrator, waitForMigration, type ApiClient, type Orchestrator } from './orchestrator-harness.js';
+import { OrchestratorProcess, buildOrchestrator } from './orchestrator-process.js';
 
 /** The real world a migration suite needs: lab nodes, a private Redis, a heartbeat collector, the orchestrator. */
-export interface E2eEnv {
+export interface E2eEnv<O extends ApiClient = Orchestrator> {
   lab: LabConfig;
   redisPort: number;
+  /** The Redis key prefix the orchestrator and its replicas share. */
+  prefix: string;
   collector: HeartbeatCollector;
-  orch: Orchestrator;
+  orch: O;
+  /** `replicas` more orchestrators of the same deployment (same Redis, same prefix, same config). */
+  replicas: O[];
   /**
    * Starts a lab workload (scripts/lab/workload.py, heartbeats to the collector) on `node`, waits for its first
-   * heartbeats and registers it. It, and every tree a migration restores, is stopped at teardown.
+   * heartbeats and registers it. Every copy of it (original or restored, on any node) is stopped at teardown.
    */
-  launch(
-    name: string,
-    node: string,
-    opts?: { memMiB?: number; heartbeatTimeoutMs?: number },
-  ): Promise<{ pid: number; workload: WorkloadRecord }>;
+  launch(name: string, node: string, opts?: LaunchOptions): Promise<{ pid: number; workload: WorkloadRecord }>;
+  /** launch without the registration: the workload runs and heartbeats, no record exists. */
+  start(name: string, node: string, opts?: Omit<LaunchOptions, 'fields'>): Promise<number>;
+  /** A pid (a restored copy, a workload started by hand) the teardown stops too. */
+  track(pid: number): void;
   /** POST /migrations (201 expected). */
   create(body: object): Promise<MigrationRecord>;
   /** Waits for a migration's end state; on a timeout the error says which phases it got through. */
@@ -38,6 +48,38 @@ export interface E2eEnv {
   /** create + finished. */
   migrate(body: object, timeoutMs?: number): Promise<MigrationRecord>;
   teardown(): Promise<void>;
+}
+
+export interface LaunchOptions {
+  /** Default 64. */
+  memMiB?: number;
+  /** How long to wait for the first heartbeats (default: the suite's, 30 s). */
+  heartbeatTimeoutMs?: number;
+  /** More of scripts/lab/workload.py's options (data files, ghost file, cwd, ...). */
+  workload?: Omit<WorkloadOptions, 'name' | 'memMiB' | 'udpPort'>;
+  /** More fields of POST /workloads (paths, priority, ...). */
+  fields?: Record<string, unknown>;
+}
+
+export interface E2eOptions {
+  redisPort: number;
+  nodes?: number;
+  /** Defaults of `finished` (120 s) and of `launch`'s wait for the first heartbeats (30 s). */
+  migrationTimeoutMs?: number;
+  heartbeatTimeoutMs?: number;
+  /**
+   * The config file the orchestrators read, made from the lab's (extra sections, node fields); default: the lab's.
+   * Called once the lab is up (a fake metadata server on the lab bridge can be started here).
+   */
+  config?: (lab: LabConfig) => unknown;
+  /** Redis key prefix (default: a fresh one per suite). */
+  prefix?: string;
+  /** More orchestrator environment, for every replica (e.g. SPOTLIFT_SSH_TUNNEL=relay). */
+  env?: Record<string, string>;
+  /** Further replicas: a count, or one environment each (added to `env`, e.g. SPOTLIFT_ROLE). */
+  replicas?: number | Record<string, string>[];
+  /** In-process (default): the app in the test's process. `process`: the built orchestrator as child processes. */
+  mode?: 'in-process' | 'process';
 }
 
 /** A process's state letter from /proc (`gone` once it exited). */
@@ -49,26 +91,59 @@ export function procState(pid: number): string {
   }
 }
 
-export async function setupE2e(opts: {
-  nodes?: number;
-  redisPort: number;
-  /** Defaults of `finished` (120 s) and of `launch`'s wait for the first heartbeats (30 s). */
-  migrationTimeoutMs?: number;
-  heartbeatTimeoutMs?: number;
-  /** More orchestrator environment (e.g. SPOTLIFT_EVENTS_HEARTBEAT_MS). */
-  env?: Record<string, string>;
-}): Promise<E2eEnv> {
-  const ownLab = !(await labIsHealthy());
+export function setupE2e(opts: E2eOptions & { mode: 'process' }): Promise<E2eEnv<OrchestratorProcess>>;
+export function setupE2e(opts: E2eOptions & { mode?: 'in-process' }): Promise<E2eEnv>;
+export async function setupE2e(opts: E2eOptions): Promise<E2eEnv<Orchestrator | OrchestratorProcess>> {
   const lab = await labUp({ nodes: opts.nodes ?? 3 });
   await startRedis(opts.redisPort);
   const collector = new HeartbeatCollector();
   await collector.start();
-  const orch = await startOrchestrator({
-    nodesConfig: lab,
-    redisPort: opts.redisPort,
-    ...(opts.env ? { env: opts.env } : {}),
-  });
+  const prefix = opts.prefix ?? `t${randomBytes(3).toString('hex')}`;
+  const nodesConfig: unknown = opts.config ? await opts.config(lab) : lab;
+  const envs = [
+    {},
+    ...(typeof opts.replicas === 'number' ? Array.from({ length: opts.replicas }, () => ({})) : (opts.replicas ?? [])),
+  ].map((own) => ({ ...opts.env, ...own }));
+  let orchs: (Orchestrator | OrchestratorProcess)[];
+  if (opts.mode === 'process') {
+    const main = await buildOrchestrator();
+    let configPath = labConfigPath();
+    if (opts.config) {
+      const dir = join(labDir(), 'e2e');
+      mkdirSync(dir, { recursive: true });
+      configPath = join(dir, `config-${prefix}.json`);
+      writeFileSync(configPath, JSON.stringify(nodesConfig));
+    }
+    orchs = envs.map(
+      (env) =>
+        new OrchestratorProcess(
+          main,
+          opts.redisPort,
+          { NODE_OPTIONS: '', SPOTLIFT_CONFIG: configPath, ...env },
+          prefix,
+        ),
+    );
+    // One after another: each registers the config nodes at boot.
+    for (const o of orchs) await (o as OrchestratorProcess).start();
+  } else {
+    orchs = [];
+    for (const env of envs) {
+      orchs.push(await startOrchestrator({ nodesConfig, redisPort: opts.redisPort, prefix, env }));
+    }
+  }
+  const orch = orchs[0]!;
+  const names: string[] = [];
   const started: number[] = [];
+  const start = async (name: string, node: string, o: LaunchOptions = {}): Promise<number> => {
+    const pid = await startWorkload(node, { ...o.workload, name, memMiB: o.memMiB ?? 64, udpPort: collector.port });
+    names.push(name);
+    started.push(pid);
+    await collector.waitForCount(name, 5, {
+      from: nodeAddress(node),
+      timeoutMs: o.heartbeatTimeoutMs ?? opts.heartbeatTimeoutMs ?? 30_000,
+    });
+    return pid;
+  };
   const create = async (body: object): Promise<MigrationRecord> => {
     const res = await orch.api<MigrationRecord>('POST', '/migrations', body);
     if (res.status !== 201) throw new Error(`POST /migrations: ${res.status} ${JSON.stringify(res.body)}`);
@@ -87,28 +162,32 @@ export async function setupE2e(opts: {
   return {
     lab,
     redisPort: opts.redisPort,
+    prefix,
     collector,
     orch,
+    replicas: orchs.slice(1),
+    start,
     async launch(name, node, o = {}) {
-      const pid = await startWorkload(node, { name, memMiB: o.memMiB ?? 64, udpPort: collector.port });
-      started.push(pid);
-      await collector.waitForCount(name, 5, {
-        from: nodeAddress(node),
-        timeoutMs: o.heartbeatTimeoutMs ?? opts.heartbeatTimeoutMs ?? 30_000,
-      });
-      const res = await orch.api<WorkloadRecord>('POST', '/workloads', { name, node, pid });
+      const pid = await start(name, node, o);
+      const res = await orch.api<WorkloadRecord>('POST', '/workloads', { name, node, pid, ...o.fields });
       if (res.status !== 201) throw new Error(`POST /workloads: ${res.status} ${JSON.stringify(res.body)}`);
       return { pid, workload: res.body };
     },
+    track: (pid) => void started.push(pid),
     create,
     finished,
     migrate: async (body, timeoutMs) => finished((await create(body)).id, timeoutMs),
     async teardown() {
-      for (const pid of started) if (pidAlive(pid)) await stopWorkload(pid);
-      await orch.close();
+      // Every copy by name too: a restored copy a test never waited for (a crash case) is found in /proc.
+      for (const name of names) for (const c of workloadCopies(name)) started.push(c.pid);
+      for (const pid of new Set(started)) if (pidAlive(pid)) await stopWorkload(pid).catch(() => undefined);
+      for (const o of orchs.toReversed()) {
+        if (o instanceof OrchestratorProcess) await o.kill('SIGTERM');
+        else await o.close();
+      }
       await collector.stop();
       await stopRedis(opts.redisPort);
-      void ownLab; // the lab stays up for the next suite; test.sh takes it down at the end
+      // The lab stays up for the next suite; test.sh takes it down at the end.
     },
   };
 }

@@ -60,9 +60,17 @@ export async function expectExactlyOnce(
   await collector.waitForCount(name, 3, { from: nodeAddress(where), since: t, timeoutMs: 20_000 });
   expect(collector.onlyFromSince(name, nodeAddress(where), t)).toBe(true);
   expect(collector.isSeqGapFree(name)).toBe(true);
+  expect(seqFromTwoNodes(collector, name)).toEqual([]);
   expect(collector.anyNotOk(name)).toBe(false);
   const w = await orch.api<WorkloadRecord>('GET', `/workloads/${m.workloadId}`);
   expect(w.body).toMatchObject({ nodeId: where, pid: expectedPid, state: 'running' });
+}
+
+/** Sequence numbers of NAME's heartbeats that arrived from two addresses: two copies ran at once. */
+export function seqFromTwoNodes(collector: HeartbeatCollector, name: string): number[] {
+  const from = new Map<number, Set<string>>();
+  for (const hb of collector.heartbeats(name)) from.set(hb.seq, (from.get(hb.seq) ?? new Set()).add(hb.from));
+  return [...from].filter(([, s]) => s.size > 1).map(([seq]) => seq);
 }
 
 /** Upper bound of the freeze of a rolled-back job: from the dump's start to the rollback's end (orchestrator clock). */

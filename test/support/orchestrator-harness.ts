@@ -11,12 +11,16 @@ import { setupApiDocs } from '../../apps/orchestrator/src/auth/api-docs.js';
 import { loadConfig } from '../../apps/orchestrator/src/config/app-config.js';
 import { labAuthorizedKeys } from '@spotlift/testing';
 
-export interface Orchestrator {
+/** What a test needs of any orchestrator, in this process or a child one: its API with the bearer token. */
+export interface ApiClient {
+  /** fetch against the API with the bearer token; JSON in and out. */
+  api<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
+}
+
+export interface Orchestrator extends ApiClient {
   app: INestApplication;
   baseUrl: string;
   token: string;
-  /** fetch against the API with the bearer token; JSON in and out. */
-  api<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
   close(): Promise<void>;
 }
 
@@ -79,7 +83,7 @@ export async function startOrchestrator(opts: {
 
 /** Polls a migration until it reaches an end state. */
 export async function waitForMigration<T extends { state: string }>(
-  orch: Orchestrator,
+  orch: ApiClient,
   id: string,
   timeoutMs = 120_000,
 ): Promise<T> {

@@ -45,7 +45,7 @@ async function freePort(): Promise<number> {
 
 export class OrchestratorProcess {
   readonly token = randomBytes(24).toString('hex');
-  readonly prefix = `faults${Date.now().toString(36)}`;
+  readonly prefix: string;
   private child: ChildProcess | undefined;
   private port = 0;
   readonly logFile: string;
@@ -54,10 +54,13 @@ export class OrchestratorProcess {
     private readonly main: string,
     private readonly redisPort: number,
     private readonly env: Record<string, string> = {},
+    /** Redis key prefix; replicas of one deployment share it. */
+    prefix = `faults${Date.now().toString(36)}${randomBytes(2).toString('hex')}`,
   ) {
+    this.prefix = prefix;
     const dir = join(labDir(), 'faults');
     mkdirSync(dir, { recursive: true });
-    this.logFile = join(dir, `orchestrator-${this.prefix}.log`);
+    this.logFile = join(dir, `orchestrator-${this.prefix}-${randomBytes(3).toString('hex')}.log`);
   }
 
   get pid(): number | undefined {
@@ -92,7 +95,8 @@ export class OrchestratorProcess {
       stdio: ['ignore', out, out],
     });
     const child = this.child;
-    for (let i = 0; i < 300; i++) {
+    // Up to 120 s: boot registers and probes the config nodes, slow on a machine other suites share.
+    for (let i = 0; i < 1200; i++) {
       if (child.exitCode !== null) throw new Error(`orchestrator exited with ${child.exitCode}; see ${this.logFile}`);
       try {
         if ((await fetch(`${this.baseUrl}/health/ready`)).ok) return;
@@ -101,7 +105,7 @@ export class OrchestratorProcess {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`orchestrator did not become ready in 30 s; see ${this.logFile}`);
+    throw new Error(`orchestrator did not become ready in 120 s; see ${this.logFile}`);
   }
 
   /** SIGKILL: no shutdown hook runs, SSH channels and the BullMQ lock are simply abandoned. */

@@ -1,5 +1,5 @@
 import type { WorkloadRecord } from '@spotlift/domain';
-import type { WorkloadRepository } from '@spotlift/store';
+import { StaleRecordError, type WorkloadRepository } from '@spotlift/store';
 
 /**
  * Writes the named fields of the engine's copy of a workload onto the stored record. The engine holds its
@@ -13,9 +13,19 @@ export async function saveWorkloadFields(
   fields: readonly (keyof WorkloadRecord)[],
 ): Promise<void> {
   const pick = () => Object.fromEntries(fields.map((f) => [f, workload[f]])) as Partial<WorkloadRecord>;
-  const saved = await repo.update(workload.id, (current) => {
-    Object.assign(current, pick());
-  });
+  let saved: WorkloadRecord | undefined;
+  try {
+    saved = await repo.update(workload.id, (current) => {
+      Object.assign(current, pick());
+    });
+  } catch (error) {
+    if (error instanceof StaleRecordError) throw error;
+    // The record could not be read: the store is away and holds no local copy of it yet (the worker's journal
+    // keeps what it wrote, and this may be its first write of the workload). Nobody can write the record while
+    // the store is away either, so the engine's copy is the latest: saved whole, the journal keeps it.
+    await repo.save({ ...workload });
+    return;
+  }
   // A record deleted under a running migration: write the engine's copy back (unconditionally, as a new one).
   if (!saved) await repo.save({ ...workload, version: undefined } as WorkloadRecord);
 }

@@ -127,6 +127,22 @@ describe('MigrationsProcessor error classification', () => {
     expect((await other.claims.holder('proc:other'))?.owner).toBe('migration:mig-2');
   });
 
+  it('Redis away when the job re-asserts the claim: the creation claim stands and the job goes on; other errors stop it', async () => {
+    const held: (string | undefined)[] = [];
+    const { processor, job, claims } = setup(async (_id, c) => {
+      held.push(await c.claimWorkload!('proc:k'));
+      return aMigration({ id: 'mig-1', state: 'completed', claimKey: 'proc:k' });
+    });
+    claims.claim = () => Promise.reject(new Error("Stream isn't writeable and enableOfflineQueue options is false"));
+    await expect(processor.process(job())).resolves.toEqual({ state: 'completed' });
+    expect(held).toEqual([undefined]);
+
+    const broken = new Error('WRONGTYPE Operation against a key holding the wrong kind of value');
+    const other = setup((_id, c) => c.claimWorkload!('proc:k').then(() => aMigration({ state: 'completed' })));
+    other.claims.claim = () => Promise.reject(broken);
+    await expect(other.processor.process(other.job())).rejects.toThrow(/WRONGTYPE/);
+  });
+
   it('a lock lost to a Redis outage is not "another worker has it": the engine drives on', async () => {
     for (const redisWasDown of [true, false]) {
       let release!: () => void;

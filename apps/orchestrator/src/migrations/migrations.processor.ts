@@ -6,7 +6,7 @@ import { MigrationEngine, MigrationInterrupted, type RunControl } from '@spotlif
 import { MIGRATION_WORKER_OPTIONS, MigrateJobData, QueueName } from '@spotlift/queue';
 import { CLAIM_REFRESH_MS, OutageTolerantFlags, WorkloadClaims, migrationOwner } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
-import { RedisLink } from '../core/redis-link.js';
+import { RedisLink, isRedisUnreachableError } from '../core/redis-link.js';
 import { MigrationMetrics } from '../metrics/migration-metrics.js';
 
 /** Errors that a retry cannot fix: a bug, or input that will stay wrong. */
@@ -119,9 +119,23 @@ export class MigrationsProcessor extends WorkerHost implements OnModuleInit {
       claimCommit: () => this.flags.claimCommit(migrationId),
       lost: () => this.lost.has(jobId),
       claimWorkload: async (key) => {
-        const r = await this.claims.claim(key, migrationOwner(migrationId));
-        if (!r.ok) return r.holder;
         claim.key = key;
+        const r = await this.claims.claim(key, migrationOwner(migrationId)).catch((error: Error) => {
+          // Redis away: POST /migrations took this claim, and no other job of this installation can be
+          // created or claim the workload meanwhile; the node-side lock taken next stops any other freezer.
+          // The refresh writes the claim again once Redis answers (it may have come back empty).
+          if (!isRedisUnreachableError(error)) throw error;
+          this.logger.warn({
+            msg: 'workload claim not re-checked while Redis is away (the creation claim and the node lock stand)',
+            migrationId,
+            key,
+          });
+          return { ok: true as const };
+        });
+        if (!r.ok) {
+          claim.key = undefined;
+          return r.holder;
+        }
         return undefined;
       },
     };
