@@ -63,8 +63,8 @@ describe('layering lint rules', () => {
   it.each([
     ["import { NodeOps } from '@spotlift/engine';", 'the CLI imports only types'],
     ["import { aNode } from '@spotlift/testing';", 'the CLI imports only types'],
-    ["import { request } from 'node:http';", 'through api-client.ts only'],
-    ["import Redis from 'ioredis';", 'through api-client.ts only'],
+    ["import { request } from 'node:http';", 'through api-client.ts and event-stream-client.ts only'],
+    ["import Redis from 'ioredis';", 'through api-client.ts and event-stream-client.ts only'],
   ])('the CLI imports only its HTTP client and shared types: %s', async (code, why) => {
     expect(await reports('apps/cli/src/format.ts', code)).toEqual(
       expect.arrayContaining([expect.stringContaining(why)]),
