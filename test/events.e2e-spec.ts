@@ -8,6 +8,8 @@ import type { DeliveredEvent, MigrationRecord } from '@spotlift/domain';
 import { startRedis, stopRedis } from '@spotlift/testing';
 import { compareIds } from '../apps/orchestrator/src/events/event-hub.js';
 import { followEvents } from '../apps/cli/src/event-stream-client.js';
+import { EXIT } from '../apps/cli/src/exit-codes.js';
+import { run } from '../apps/cli/src/main.js';
 import type { Redis } from 'ioredis';
 import { REDIS } from '../apps/orchestrator/src/core/core.module.js';
 import { EventPublisher } from '../apps/orchestrator/src/events/event-publisher.js';
@@ -131,6 +133,22 @@ describe('GET /events', () => {
     await reference.waitFor(ended(m.id), 10_000);
     expect(seen.map((e) => e.id)).toEqual(reference.events.map((e) => e.id));
     expect(seen[seen.length - 1]).toMatchObject({ type: 'migration.state', state: 'completed' });
+  });
+
+  it('`spotlift migrate` follows a real migration through the stream: each phase printed, exit 0', async () => {
+    const { workload } = await env.launch('ev-cli-migrate', 'node-b');
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = { out: (l: string) => out.push(l), err: (l: string) => err.push(l), env: {} };
+    const argv = ['--url', env.orch.baseUrl, '--token', env.orch.token, 'migrate', workload.id, '--to', 'node-c'];
+    const code = await run(argv, io);
+    expect({ code, err: err.filter((l) => /error|HTTP/i.test(l)) }).toEqual({ code: EXIT.ok, err: [] });
+    const lines = [...out, ...err].join('\n');
+    for (const phase of ['preflight', 'dump', 'restore', 'verify', 'commit']) expect(lines).toMatch(new RegExp(phase));
+    const m = (await env.orch.api<MigrationRecord[]>('GET', '/migrations')).body.find(
+      (x) => x.workloadId === workload.id,
+    );
+    expect(m).toMatchObject({ state: 'completed', destinationNodeId: 'node-c' });
   });
 
   it('needs a viewer token: none 401, an agent 403; a viewer streams; bad input 400', async () => {

@@ -3,9 +3,9 @@ import type { ApiClient } from './api-client.js';
 import { phaseLine } from './format.js';
 
 /**
- * The seam between "where updates come from" and "what people see". Today updates come from polling the
- * record; the event stream (`GET /events`) can be plugged in as another `RecordUpdates` without touching the
- * renderers below: they only ever see successive copies of the record.
+ * The seam between "where updates come from" and "what people see": the renderers below only ever see
+ * successive copies of the record, read again when the event stream (`GET /events`) says it changed
+ * (`followRecord`); tests plug in their own `RecordUpdates`.
  */
 export type RecordUpdates<T> = (id: string) => AsyncIterable<T>;
 
@@ -19,27 +19,51 @@ export function evacuationDone(e: Pick<EvacuationRecord, 'state'>): boolean {
   return EVACUATION_DONE.has(e.state);
 }
 
-/** Yields the record every `intervalMs` until it is done (the last copy yielded is the finished one). */
-export function pollRecord<T>(
+/** Events about one record from the event stream (filtered by the server); it ends or throws when the stream does. */
+export type EventFeed = (filter: Record<string, string>, signal: AbortSignal) => AsyncIterable<unknown>;
+
+/**
+ * Reads the record again each time the event stream says something about it, and at least every `safetyMs`
+ * even without an event (one missed, or the record finishing between the first read and the stream's start,
+ * cannot stall the command). A stream that ends or is refused (an orchestrator without `GET /events`) turns it
+ * into polling every `pollMs`.
+ */
+export function followRecord<T>(
   api: ApiClient,
   path: (id: string) => string,
   done: (t: T) => boolean,
-  intervalMs = 250,
+  feed: EventFeed,
+  key: 'migration' | 'evacuation',
+  timing: { safetyMs?: number; pollMs?: number } = {},
 ): RecordUpdates<T> {
+  const { safetyMs = 5_000, pollMs = 250 } = timing;
   return async function* (id: string) {
-    for (;;) {
-      const rec = await api.request<T>('GET', path(id));
-      yield rec;
-      if (done(rec)) return;
-      await new Promise((r) => setTimeout(r, intervalMs));
+    const stop = new AbortController();
+    const events = feed({ [key]: id }, stop.signal)[Symbol.asyncIterator]();
+    const nextEvent = (): Promise<'event' | 'ended'> =>
+      events.next().then(
+        (r) => (r.done ? 'ended' : 'event'),
+        () => 'ended',
+      );
+    // subscribed before the first read, so an event between the two is not lost
+    let pending: Promise<'event' | 'ended'> | undefined = nextEvent();
+    try {
+      for (;;) {
+        const rec = await api.request<T>('GET', path(id));
+        yield rec;
+        if (done(rec)) return;
+        let timer: NodeJS.Timeout | undefined;
+        const tick = new Promise<'tick'>((r) => (timer = setTimeout(() => r('tick'), pending ? safetyMs : pollMs)));
+        const woke = await Promise.race(pending ? [pending, tick] : [tick]);
+        clearTimeout(timer);
+        if (woke === 'event') pending = nextEvent();
+        else if (woke === 'ended') pending = undefined;
+      }
+    } finally {
+      stop.abort();
     }
   };
 }
-
-export const pollMigration = (api: ApiClient, intervalMs?: number): RecordUpdates<MigrationRecord> =>
-  pollRecord<MigrationRecord>(api, (id) => `/migrations/${encodeURIComponent(id)}`, migrationDone, intervalMs);
-export const pollEvacuation = (api: ApiClient, intervalMs?: number): RecordUpdates<EvacuationRecord> =>
-  pollRecord<EvacuationRecord>(api, (id) => `/evacuations/${encodeURIComponent(id)}`, evacuationDone, intervalMs);
 
 interface Out {
   out: (line: string) => void;

@@ -10,11 +10,15 @@ import {
   migrationSummary,
   migrationsTable,
 } from '../format.js';
+import type { ApiClient } from '../api-client.js';
+import { followEvents } from '../event-stream-client.js';
 import {
+  type EventFeed,
   EvacuationProgress,
+  evacuationDone,
+  followRecord,
   MigrationProgress,
-  pollEvacuation,
-  pollMigration,
+  migrationDone,
   type RecordUpdates,
 } from '../progress.js';
 import { number } from './fleet.js';
@@ -26,6 +30,18 @@ export interface UpdateSources {
   migration?: RecordUpdates<MigrationRecord>;
   evacuation?: RecordUpdates<EvacuationRecord>;
 }
+
+/** The event stream as `followRecord` wants it, with this CLI's URL, token and CA. */
+const streamOf =
+  (cli: CliContext): EventFeed =>
+  (filter, signal) =>
+    followEvents(cli.connection(), { filter, signal });
+
+/** A migration's updates: read again at each event about it (not polled), at least every 5 s. */
+const followMigration = (api: ApiClient, cli: CliContext): RecordUpdates<MigrationRecord> =>
+  followRecord<MigrationRecord>(api, (id) => `/migrations/${enc(id)}`, migrationDone, streamOf(cli), 'migration');
+const followEvacuation = (api: ApiClient, cli: CliContext): RecordUpdates<EvacuationRecord> =>
+  followRecord<EvacuationRecord>(api, (id) => `/evacuations/${enc(id)}`, evacuationDone, streamOf(cli), 'evacuation');
 
 export function registerMigrations(program: Command, cli: CliContext, sources: UpdateSources = {}): void {
   program
@@ -74,7 +90,7 @@ export function registerMigrations(program: Command, cli: CliContext, sources: U
           out: (s) => cli.note(s),
           ...(cli.io.live && !cli.json ? { live: cli.io.live } : {}),
         });
-        for await (const rec of (sources.migration ?? pollMigration(api))(m.id)) {
+        for await (const rec of (sources.migration ?? followMigration(api, cli))(m.id)) {
           m = rec;
           progress.update(m);
         }
@@ -136,7 +152,7 @@ export function registerEvacuations(program: Command, cli: CliContext, sources: 
         );
       cli.note(`evacuation ${e.id} of ${node}, deadline ${e.deadline}`);
       const progress = new EvacuationProgress({ out: (s) => cli.note(s) });
-      for await (const rec of (sources.evacuation ?? pollEvacuation(api, 500))(e.id)) {
+      for await (const rec of (sources.evacuation ?? followEvacuation(api, cli))(e.id)) {
         e = rec;
         progress.update(e);
       }
