@@ -136,11 +136,15 @@ describe('several worker hosts: Redis lost during a migration held by one of two
     );
   });
 
-  // In the dump (seconds for 256 MiB, once CRIU has the workload stopped): nothing restored anywhere yet. In the
-  // restore: CRIU's restore on node-b goes on without the holder, so a copy may run there beside the frozen source.
+  // Killed in the restore, CRIU's restore on node-b goes on without the holder, so a copy may run there beside the
+  // frozen source. Killed in the dump, the same can happen: on a quiet machine 256 MiB dump in about a second, and
+  // the holder (which goes on from its journal while Redis is away) may be in the restore by the time the kill
+  // lands (seen in a clean-clone run). Either way at most one copy runs, and only on node-a or node-b.
   it.each([['dump'], ['restore']] as const)(
     'Redis killed in the %s, the holder SIGKILLed while it is down, Redis back empty, the holder restarted: one end state',
     async (phase) => {
+      // a case that failed half-way must not leave the next one a dead worker
+      for (const w of env.replicas as OrchestratorProcess[]) if (!w.alive) await w.start();
       const name = `hosts-kill-${phase}-${RUN}`;
       const { pid, workload } = await env.launch(name, 'node-a', { memMiB: MEM_MIB, heartbeatTimeoutMs: 60_000 });
       const { id } = await env.create({ workload: workload.id, destination: 'node-b' });
@@ -158,7 +162,7 @@ describe('several worker hosts: Redis lost during a migration held by one of two
       await sleep(5_000);
       const meanwhile = workloadCopies(name);
       expect(runningCopies(name).length).toBeLessThanOrEqual(1);
-      expect(meanwhile.filter((c) => c.node !== 'node-a' && (phase === 'dump' || c.node !== 'node-b'))).toEqual([]);
+      expect(meanwhile.filter((c) => c.node !== 'node-a' && c.node !== 'node-b')).toEqual([]);
       expect(startedBy(other, id)).toBe(0);
       // Its process manager starts the holder again (same host, same journal): the journal brings the migration
       // back and it gets a job; whichever worker takes that job drives it to an end by the recovery rules.

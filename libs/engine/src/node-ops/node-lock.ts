@@ -47,7 +47,9 @@ const READ_LEASE = `[ -f "$f" ] && read -r w p < "$f"`;
 /**
  * The detached holder (`sh -c`, positional: lock, owner, lease file, answer file, lease seconds): takes the
  * flock on fd 9, writes the lease and answers, then holds the lock while the lease is its own and fresh; it
- * removes its lease when it ends. Single quotes only around it: none inside.
+ * removes its lease when it ends. Single quotes only around it: none inside. The lease is counted in whole
+ * seconds (`stat -c %Y`, `date +%s`), so it ends when it is *more* than `$5` seconds old (`-le`): between $5 and
+ * $5 + 1 s after the last renewal, never before (with `-lt` a 1 s lease renewed every 0.3 s was dropped).
  */
 const HOLDER = [
   'exec 9>>"$1"',
@@ -55,7 +57,7 @@ const HOLDER = [
   'exec </dev/null >/dev/null 2>&1',
   // Children get no fd 9 (`9>&-`): the lock ends with this shell, at once when release kills it.
   'while [ -f "$3" ] && read -r w p < "$3" && [ "$w $p" = "$2 $$" ] && m=$(stat -c %Y "$3" 9>&-) && ' +
-    '[ $(( $(date +%s 9>&-) - m )) -lt "$5" ]; do sleep 1 9>&-; done',
+    '[ $(( $(date +%s 9>&-) - m )) -le "$5" ]; do sleep 1 9>&-; done',
   'if [ -f "$3" ] && read -r w p < "$3" && [ "$p" = "$$" ]; then rm -f "$3"; fi',
 ].join('\n');
 
