@@ -144,7 +144,7 @@ describe('several worker hosts: Redis lost during a migration held by one of two
     'Redis killed in the %s, the holder SIGKILLed while it is down, Redis back empty, the holder restarted: one end state',
     async (phase) => {
       // a case that failed half-way must not leave the next one a dead worker
-      for (const w of env.replicas as OrchestratorProcess[]) if (!w.alive) await w.start();
+      for (const w of env.replicas) if (!w.alive) await w.start();
       const name = `hosts-kill-${phase}-${RUN}`;
       const { pid, workload } = await env.launch(name, 'node-a', { memMiB: MEM_MIB, heartbeatTimeoutMs: 60_000 });
       const { id } = await env.create({ workload: workload.id, destination: 'node-b' });
