@@ -265,6 +265,19 @@ describe('MigrationEngine recovery after a dead worker (re-run of a running job)
     expect(shell.ran('node-a', /kill -CONT/)).toEqual([]);
   });
 
+  it('during commit, run again after the commit was saved: kills nothing (the record names the restored pid on node-b)', async () => {
+    const { shell, engine, workloads } = setup(
+      aMigration({ state: 'running', restoredPid: 777, phases: [phase('verify'), phase('commit')] }),
+      aWorkload({ nodeId: 'node-b', pid: 777, state: 'running' }),
+    );
+    scriptHappyPath(shell);
+    const m = await engine.run('mig-1');
+    expect(m.state).toBe('completed');
+    expect(shell.ran('node-a', /kill -/)).toEqual([]);
+    expect(shell.ran('node-b', /kill -/)).toEqual([]);
+    expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', pid: 777, state: 'running' });
+  });
+
   it('before any freeze: releases what the dead attempt started and runs the migration again from preflight', async () => {
     const { shell, engine, workloads } = setup(
       aMigration({ state: 'running', phases: [phase('preflight'), phase('prepare')] }),

@@ -174,6 +174,23 @@ export class MigrationSteps {
   async commit(ctx: MigrationContext): Promise<void> {
     const { migration, workload, source, destination } = ctx;
     await this.phases.run(migration, 'commit', async (phase) => {
+      // A commit that already happened (a job run again from a stale copy of its migration, e.g. a journal
+      // written back after Redis came back empty): the workload record names the restored pid on the
+      // destination. Killing "the source pid" then would kill that pid on the source node, which is not the
+      // workload any more (in the lab, where nodes share a pid namespace, it was the restored copy itself).
+      if (
+        workload.nodeId === destination.id &&
+        migration.restoredPid !== undefined &&
+        workload.pid === migration.restoredPid
+      ) {
+        phase.detail = `already committed: the workload runs as pid ${workload.pid} on ${destination.id}; nothing killed`;
+        return;
+      }
+      if (workload.nodeId !== source.id) {
+        throw new Error(
+          `the workload record names node '${workload.nodeId}', not the source '${source.id}': pid ${workload.pid} on ${source.id} is not killed`,
+        );
+      }
       const state = await this.ops.killTree(source, workload.pid);
       if (state !== 'gone')
         throw new Error(`the frozen source pid ${workload.pid} on ${source.id} did not die (state ${state})`);
