@@ -100,7 +100,9 @@ export class MigrationEngine {
     const ctx = await this.load(migrationId);
     const { migration } = ctx;
     if (isFinished(migration)) return migration;
-    this.phases.guard(migration.id, (name) => this.guard(ctx, control, name));
+    // A job run again after its worker stopped: a node lock held now may be that worker's own, under its lease.
+    const resumed = migration.state === 'running';
+    this.phases.guard(migration.id, (name) => this.guard(ctx, control, name, resumed));
     try {
       let outcome: RecoveryOutcome = 'restart';
       if (migration.state === 'running') {
@@ -153,7 +155,7 @@ export class MigrationEngine {
    * Before the first phase that may touch the workload: the job's claim (Redis, this installation) and the
    * node-side lock (the source node, every installation). Either held by another means this job never freezes.
    */
-  private async claimBeforeFreeze(ctx: MigrationContext, control: RunControl): Promise<void> {
+  private async claimBeforeFreeze(ctx: MigrationContext, control: RunControl, resumed: boolean): Promise<void> {
     const key = this.claimKey(ctx);
     const holder = await control.claimWorkload?.(key);
     if (holder) {
@@ -164,6 +166,15 @@ export class MigrationEngine {
       );
     }
     if (!(await this.lockSource(ctx))) {
+      // The lock outlives a dead worker for its lease (node-lock.ts): a run resumed after that worker stopped
+      // waits it out through the job's retries instead of failing a migration nothing else holds.
+      if (resumed) {
+        throw new MigrationInterrupted(
+          `the node-side lock of this workload on ${ctx.source.id} is held by another session (the previous attempt's, until its lease ends, or another orchestrator's); nothing was touched, trying again later`,
+          true,
+          false,
+        );
+      }
       throw new MigrationStepError(
         'prepare',
         `another session holds the node-side lock of workload '${ctx.workload.id}' on ${ctx.source.id} (${key}), e.g. a migration run by another orchestrator; this job did not touch it`,
@@ -194,7 +205,7 @@ export class MigrationEngine {
    * Before every phase: stop at this boundary when the job was lost or cancelled; claim the workload (and its
    * node-side lock) before 'prepare'; claim the commit point.
    */
-  private async guard(ctx: MigrationContext, control: RunControl, name: PhaseName): Promise<void> {
+  private async guard(ctx: MigrationContext, control: RunControl, name: PhaseName, resumed: boolean): Promise<void> {
     if (control.lost?.()) throw new LeaseLostError(name);
     if (name === 'rollback' || name === 'cleanup') return;
     if (name === 'commit') {
@@ -203,7 +214,7 @@ export class MigrationEngine {
     }
     if (await control.cancelRequested()) throw new CancelledError(name, !mayBeFrozen(ctx.migration));
     // 'prepare' follows the checks of every strategy and precedes anything that seizes the tree.
-    if (name === 'prepare') await this.claimBeforeFreeze(ctx, control);
+    if (name === 'prepare') await this.claimBeforeFreeze(ctx, control, resumed);
   }
 
   private async attempt(ctx: MigrationContext, control: RunControl): Promise<MigrationRecord['state']> {

@@ -97,6 +97,22 @@ describe('a job that did not freeze the tree never resumes it', () => {
     expect((await kit.workloads.get('wl-1'))!.state).toBe('running');
   });
 
+  it("a job run again after its worker stopped before the freeze waits out a held lock (the dead worker's lease): retried, not failed", async () => {
+    const kit = engineKit({
+      migration: aMigration({ state: 'running', phases: [aPhase('preflight', true), aPhase('prepare')] }),
+      workload: aWorkload({ state: 'running' }),
+    });
+    kit.shell.on({ node: 'node-a', match: /flock -n/, reply: { code: 75, stdout: 'LOCK_BUSY\n' } });
+    scriptHappyPath(kit.shell);
+    const error = await kit.engine.run('mig-1', kit.control).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MigrationInterrupted);
+    expect(error).toMatchObject({ transient: true, frozen: false });
+    expect((error as Error).message).toMatch(/the previous attempt's, until its lease ends/);
+    expect((await kit.migrations.get('mig-1'))!.state).toBe('running');
+    expect(kit.shell.ran('node-a', /criu dump|kill -/)).toEqual([]);
+    expect(kit.shell.ran('node-b', /criu page-server/)).toEqual([]);
+  });
+
   it('recovery of a possibly frozen job waits while another session holds the lock: nothing decided, no SIGCONT', async () => {
     const kit = engineKit({
       migration: aMigration({
