@@ -3,21 +3,14 @@
  * stats-restore captured from real runs on the lab kernel). What runs on the real kernel is covered by
  * test/migration.e2e-spec.ts; here: every failure branch and every recovery point, deterministically.
  */
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
 import { InMemoryRecords } from '@spotlift/store';
 import { DirectoryStreamer } from '@spotlift/transport';
-import { ScriptedNodeShell, aMigration, aNode, aWorkload, scriptHealthyPreflight } from '@spotlift/testing';
+import { ScriptedNodeShell, TAR, aMigration, aNode, aWorkload, scriptHappyPath } from '@spotlift/testing';
 import { SystemClock } from './clock.js';
 import { DEFAULT_ENGINE_CONFIG } from './engine.types.js';
 import { MigrationEngine } from './migration-engine.js';
 import { NodeOps } from './node-ops/node-ops.js';
-
-const fixture = (name: string) =>
-  readFileSync(new URL(`../../criu/test/fixtures/images/page-server/${name}`, import.meta.url));
-const TAR = Buffer.from('scripted tar stream');
-const TAR_SHA = createHash('sha256').update(TAR).digest('hex');
 
 function setup(migration: MigrationRecord = aMigration(), workload: WorkloadRecord = aWorkload()) {
   const shell = new ScriptedNodeShell();
@@ -38,36 +31,6 @@ function setup(migration: MigrationRecord = aMigration(), workload: WorkloadReco
     DEFAULT_ENGINE_CONFIG,
   );
   return { shell, engine, migrations, workloads };
-}
-
-/** The happy path's answers; tests override single steps by adding rules before these. */
-function scriptHappyPath(shell: ScriptedNodeShell) {
-  scriptHealthyPreflight(shell)
-    .on({ node: 'node-a', match: /echo TREE/, reply: { stdout: 'TREE 4242 4243\nRSS_KB 65536\n' } })
-    .on({ node: 'node-b', match: /echo TREE/, reply: { stdout: 'TREE 777 778\nRSS_KB 65536\n' } })
-    .on({ node: 'node-a', match: /criu dump/, reply: { stdout: 'SPOTLIFT_TIMES 1000000000000 1001000000000 0\n' } })
-    .on({ node: 'node-a', match: /tar -C/, reply: { stdout: TAR.toString() } })
-    .on({ node: 'node-b', match: /sha256sum/, reply: { stdout: `${TAR_SHA}\n` } })
-    .on({
-      node: 'node-b',
-      match: /criu restore/,
-      reply: { stdout: 'RESTORED_PID 777\nSPOTLIFT_TIMES 1001100000000 1001300000000 0\n' },
-    })
-    .on({ node: 'node-a', match: /kill -KILL/, reply: { stdout: 'STATE gone\n' } })
-    .on({ node: 'node-a', match: /kill -CONT/, reply: { stdout: 'STATE S\n' } })
-    .on({ node: 'node-b', match: /kill -KILL/, reply: { stdout: 'STATE gone\n' } })
-    // After the kill rules: killTree's script also reads State.
-    .on({ node: 'node-b', match: /State:/, reply: { stdout: 'STATE S\n' } })
-    .on({
-      node: 'node-a',
-      match: /base64 -w0 .*stats-dump/,
-      reply: { stdout: fixture('stats-dump').toString('base64') },
-    })
-    .on({
-      node: 'node-b',
-      match: /base64 -w0 .*stats-restore/,
-      reply: { stdout: fixture('stats-restore').toString('base64') },
-    });
 }
 
 const names = (m: MigrationRecord) => m.phases.map((p) => `${p.name}:${p.ok ? 'ok' : 'fail'}`);

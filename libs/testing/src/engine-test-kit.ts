@@ -22,7 +22,8 @@ import { scriptHealthyPreflight } from './scripted-preflight.js';
 export const criuFixture = (path: string): Buffer =>
   readFileSync(new URL(`../../criu/test/fixtures/${path}`, import.meta.url));
 
-const TAR = Buffer.from('scripted tar stream');
+/** What the scripted source answers for the image tar stream (and its checksum on the destination). */
+export const TAR = Buffer.from('scripted tar stream');
 const TAR_SHA = createHash('sha256').update(TAR).digest('hex');
 
 export interface EngineKit {
