@@ -250,6 +250,86 @@ describe('CheckpointFlow.take', () => {
   });
 });
 
+/** Every phase on the record ended; the ones a dead worker left open are marked interrupted. */
+const openPhases = (phases: CheckpointRecord['phases']) => phases.filter((p) => p.endedAt === undefined);
+
+describe('phases a dead worker left open on a checkpoint', () => {
+  it("a take left 'taking' mid-dump: the dump phase is closed as interrupted, with an end time", async () => {
+    const dumping = aCheckpoint({
+      state: 'taking',
+      phases: [
+        { name: 'preflight', startedAt: T0, endedAt: T0, ok: true },
+        { name: 'prepare', startedAt: T0, endedAt: T0, ok: true },
+        { name: 'dump', startedAt: T0 },
+      ],
+      updatedAt: '2026-01-01T00:00:02.000Z',
+    });
+    const { shell, flow } = setup(dumping, aWorkload({ state: 'migrating' }));
+    scriptHealthy(shell);
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('failed');
+    expect(openPhases(cp.phases)).toEqual([]);
+    const dump = cp.phases.find((p) => p.name === 'dump')!;
+    expect(dump).toMatchObject({ ok: false, interrupted: true });
+    expect(dump.detail).toMatch(/interrupted: the worker running it stopped \(record last written 2026-01-01T00:00:02/);
+    expect(cp.phases.filter((p) => p.interrupted)).toEqual([dump]);
+  });
+
+  it("a take left 'taking' mid-prepare (nothing frozen) starts over; the old prepare phase is closed", async () => {
+    const preparing = aCheckpoint({
+      state: 'taking',
+      phases: [
+        { name: 'preflight', startedAt: T0, endedAt: T0, ok: true },
+        { name: 'prepare', startedAt: T0 },
+      ],
+    });
+    const { shell, flow } = setup(preparing, aWorkload({ state: 'migrating' }));
+    scriptHealthy(shell);
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('stored');
+    expect(openPhases(cp.phases)).toEqual([]);
+    expect(cp.phases[1]).toMatchObject({ name: 'prepare', ok: false, interrupted: true });
+    expect(phaseNames(cp.phases.slice(2))).toEqual([
+      'preflight:ok',
+      'prepare:ok',
+      'dump:ok',
+      'transfer:ok',
+      'verify:ok',
+      'commit:ok',
+      'cleanup:ok',
+    ]);
+  });
+
+  it('a restore whose worker stopped during the restore: that phase is closed as interrupted; still stored', async () => {
+    const request = aRestoreRequest();
+    request.restore!.phases.push(
+      { name: 'preflight', startedAt: T0, endedAt: T0, ok: true },
+      { name: 'transfer', startedAt: T0, endedAt: T0, ok: true },
+      { name: 'restore', startedAt: T0 },
+    );
+    const { shell, flow } = setup(request, aWorkload({ state: 'checkpointed' }));
+    scriptHealthy(shell);
+    const cp = await flow.restore('cp-1', 1);
+    expect(cp.state).toBe('stored');
+    expect(openPhases(cp.restore!.phases)).toEqual([]);
+    expect(cp.restore!.phases.find((p) => p.name === 'restore')).toMatchObject({ ok: false, interrupted: true });
+  });
+
+  it('a restore whose worker stopped during the transfer starts over; the old transfer phase is closed', async () => {
+    const request = aRestoreRequest();
+    request.restore!.phases.push(
+      { name: 'preflight', startedAt: T0, endedAt: T0, ok: true },
+      { name: 'transfer', startedAt: T0 },
+    );
+    const { shell, flow } = setup(request, aWorkload({ state: 'checkpointed' }));
+    scriptHealthy(shell);
+    const cp = await flow.restore('cp-1', 1);
+    expect(cp.state).toBe('restored');
+    expect(openPhases(cp.restore!.phases)).toEqual([]);
+    expect(cp.restore!.phases[1]).toMatchObject({ name: 'transfer', ok: false, interrupted: true });
+  });
+});
+
 describe('CheckpointFlow.restore', () => {
   it('checks the stored images, streams them to the destination, restores, verifies, moves the workload', async () => {
     const { shell, flow, workloads } = setup(aRestoreRequest(), aWorkload({ state: 'checkpointed' }));

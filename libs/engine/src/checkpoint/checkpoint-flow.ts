@@ -22,7 +22,7 @@ import {
   unpackAtRoot,
 } from '../node-ops/file-sync-commands.js';
 import type { NodeOps } from '../node-ops/node-ops.js';
-import { PhaseRecorder } from '../phase-recorder.js';
+import { PhaseRecorder, closeInterruptedPhases } from '../phase-recorder.js';
 import { setIdentity } from '../process-inspection.js';
 import { Rollback } from '../rollback.js';
 import {
@@ -113,6 +113,8 @@ export class CheckpointFlow {
       return this.end(cp, 'failed', `${why} (e.g. a migration); nothing was frozen`);
     }
     try {
+      // A phase the dead worker left open ends here, as interrupted, whatever the take does next.
+      if (cp.state === 'taking') closeInterruptedPhases(s.view, this.clock.now());
       if (cp.state === 'taking' && (await this.resumeTake(s))) return await this.finishTake(s, workDir);
       cp.state = 'taking';
       await s.phases.save(s.view);
@@ -146,6 +148,8 @@ export class CheckpointFlow {
     }
     const workDir = `${this.config.imageRoot}/${cp.id}-r${attempt}`;
     const s = this.session(cp, 'restore', workload, storage, destination, cp.imageDir, `${workDir}/dst`, cp.id);
+    // A job running this attempt again: its dead worker's open phase ends here, as interrupted.
+    closeInterruptedPhases(s.view, this.clock.now());
     try {
       if (ran(s, 'commit')) await this.commitRestore(s);
       else if (ran(s, 'restore')) throw new Error('the worker restoring it stopped during the restore');
