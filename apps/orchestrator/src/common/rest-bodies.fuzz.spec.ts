@@ -19,6 +19,7 @@ import {
   InMemoryMigrationFlags,
   InMemoryProcessIndex,
   InMemoryRecords,
+  InMemoryTokenRepository,
   InMemoryWorkloadClaims,
   ProcessIndex,
   WorkloadClaims,
@@ -28,7 +29,7 @@ import {
   WorkloadRepository,
 } from '@spotlift/store';
 import { parseWebhookNotice } from '@spotlift/notices';
-import { ScriptedNodeShell, aNode, aWorkload } from '@spotlift/testing';
+import { ScriptedNodeShell, aMigration, aNode, aWorkload } from '@spotlift/testing';
 import { CheckpointQueue } from '../checkpoints/checkpoint-queue.js';
 import { CheckpointsController } from '../checkpoints/checkpoints.controller.js';
 import { CheckpointsService, CreateCheckpoint, RestoreCheckpoint } from '../checkpoints/checkpoints.service.js';
@@ -51,6 +52,9 @@ import { EvacuationsController } from '../evacuations/evacuations.controller.js'
 import { EvacuationsService } from '../evacuations/evacuations.service.js';
 import { ManualEvacuationBody, manualNotice } from '../evacuations/manual-evacuation.js';
 import { KubeCordoner } from '../notices/kube-cordon.js';
+import { BOOTSTRAP, CreateToken, TokenService } from '../auth/token-service.js';
+import { TokensController } from '../auth/tokens.controller.js';
+import type { AuthenticatedRequest } from './auth.guard.js';
 
 const RUNS = 200;
 const HOST_KEY = `ssh-ed25519 ${'A'.repeat(68)}`;
@@ -67,12 +71,15 @@ class World {
   readonly claims = new InMemoryWorkloadClaims();
   readonly index = new InMemoryProcessIndex();
   readonly evacuations = new InMemoryEvacuationRecords();
+  readonly tokens = new InMemoryTokenRepository();
   readonly queued: string[] = [];
   readonly pushed: unknown[] = [];
 
   async seed(): Promise<void> {
     for (const id of ['node-a', 'node-b', 'node-c']) await this.nodes.save(aNode(id));
     await this.workloads.save(aWorkload({ id: 'wl-1', nodeId: 'node-a' }));
+    // An ended migration: cancelling it is a 409 whatever the body says.
+    await this.migrations.save(aMigration({ id: 'mig-done', state: 'completed' }));
     const now = new Date().toISOString();
     await this.checkpoints.save({
       id: 'cp-1',
@@ -96,6 +103,7 @@ class World {
       this.migrations.list(),
       this.checkpoints.list(),
       this.evacuations.list(),
+      this.tokens.list(),
       this.claims.holder('node:node-a:pid:1'),
     ]);
     return JSON.stringify({
@@ -122,6 +130,7 @@ async function startApp(world: World): Promise<{ app: INestApplication; base: st
       CheckpointsController,
       NoticesController,
       EvacuationsController,
+      TokensController,
     ],
     providers: [
       EvacuationsService,
@@ -145,6 +154,7 @@ async function startApp(world: World): Promise<{ app: INestApplication; base: st
       { provide: RedisLink, useValue: { isUp: true, report: () => undefined } },
       { provide: ProcessIndex, useValue: world.index },
       { provide: EvacuationRepository, useValue: world.evacuations },
+      { provide: TokenService, useValue: new TokenService(world.tokens, 'fuzz-bootstrap-token-0123456789') },
       { provide: NodeOps, useValue: new NodeOps(world.shell) },
       { provide: NodeProber, useValue: new NodeProber(world.shell, new SystemClock(), '/var/lib/spotlift/images') },
       { provide: MigrationQueue, useValue: { enqueue: record('enqueue'), removeIfIdle: record('removeIfIdle') } },
@@ -164,6 +174,11 @@ async function startApp(world: World): Promise<{ app: INestApplication; base: st
     ],
   }).compile();
   const app = moduleRef.createNestApplication({ logger: false });
+  // The guard is not under test here (auth.guard.spec.ts): every request is the bootstrap admin's.
+  app.use((req: AuthenticatedRequest, _res: unknown, next: () => void) => {
+    req.principal = BOOTSTRAP;
+    next();
+  });
   await app.listen(0, '127.0.0.1');
   return { app, base: await app.getUrl() };
 }
@@ -358,6 +373,39 @@ const ENDPOINTS: Record<string, Endpoint> = {
       transport: ['udp', null],
     },
   },
+  'POST /tokens': {
+    path: '/tokens',
+    // Whether the role needs a nodeId, and an expiry in the past, are the service's first checks.
+    accepts: (b) => {
+      const r = CreateToken.safeParse(b);
+      if (!r.success) return false;
+      const t = r.data;
+      if ((t.role === 'agent') !== (t.nodeId !== undefined)) return false;
+      return t.expiresAt === undefined || Date.parse(t.expiresAt) > Date.now();
+    },
+    valid: fc
+      .oneof(
+        fc.record({
+          name: fc.stringMatching(/^[\w .:@/-]{1,40}$/),
+          role: fc.constantFrom('viewer', 'operator', 'admin'),
+          expiresAt: opt(fc.constant(null).map(future)),
+        }),
+        fc.record({
+          name: fc.stringMatching(/^[\w .:@/-]{1,40}$/),
+          role: fc.constant('agent'),
+          nodeId: fc.constant('node-a'),
+          expiresAt: opt(fc.constant(null).map(future)),
+        }),
+      )
+      .map(compact),
+    required: ['name', 'role'],
+    wrong: {
+      name: ['', long(121), 'semi;colon', 'new\nline', 1, null],
+      role: ['root', 'Admin', 'agent ', null, 1],
+      nodeId: ['', 'Node-A', '-x', long(64), 1, null],
+      expiresAt: ['tomorrow', '2000-01-01T00:00:00Z', 123, null],
+    },
+  },
   'POST /checkpoints/:id/restore': {
     path: '/checkpoints/cp-1/restore',
     accepts: (b) => RestoreCheckpoint.safeParse(b).success,
@@ -410,9 +458,10 @@ describe('REST bodies under fuzzing: always a 4xx, never a 5xx, nothing changed'
     await app.close();
   });
 
-  const post = async (path: string, raw: string): Promise<{ status: number; text: string }> => {
+  const post = (path: string, raw: string) => send('POST', path, raw);
+  const send = async (method: string, path: string, raw: string): Promise<{ status: number; text: string }> => {
     const res = await fetch(base + path, {
-      method: 'POST',
+      method,
       headers: { 'content-type': 'application/json' },
       body: raw,
     });
@@ -465,30 +514,50 @@ describe('REST bodies under fuzzing: always a 4xx, never a 5xx, nothing changed'
     );
   });
 
-  it('ids in paths that name nothing: 404 and nothing changed (cancel, restore, probe, drain, undrain)', async () => {
+  it('ids in paths that name nothing, whatever the body: 404 (or 400 for the body) and nothing changed (cancel, restore, probe, clear-notice, drain, undrain, every DELETE)', async () => {
     const before = await world.snapshot();
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(
-          '/migrations/%/cancel',
-          '/checkpoints/%/restore',
-          '/nodes/%/probe',
-          '/nodes/%/drain',
-          '/nodes/%/undrain',
+          'POST /migrations/%/cancel',
+          'POST /checkpoints/%/restore',
+          'POST /nodes/%/probe',
+          'POST /nodes/%/clear-notice',
+          'POST /nodes/%/drain',
+          'POST /nodes/%/undrain',
+          'POST /workloads/%/refresh',
+          'DELETE /nodes/%',
+          'DELETE /workloads/%',
+          'DELETE /checkpoints/%',
+          'DELETE /tokens/%',
         ),
         fc
           .string({ minLength: 1, maxLength: 40 })
-          .filter((s) => !['cp-1', 'node-a', 'node-b', 'node-c', '.', '..'].includes(s)),
-        async (template, id) => {
-          const res = await post(template.replace('%', encodeURIComponent(id)), '{}');
-          if (res.status !== 404)
-            throw new Error(`${template} with id ${JSON.stringify(id)}: ${res.status} ${res.text}`);
+          .filter((s) => !['cp-1', 'wl-1', 'mig-done', 'node-a', 'node-b', 'node-c', '.', '..'].includes(s)),
+        fc.oneof(fc.constant('{}'), anyJsonText),
+        async (route, id, raw) => {
+          const [method, template] = route.split(' ') as [string, string];
+          // The restore body is validated before the lookup: only a valid one reaches the 404.
+          const body = template.includes('restore') ? '{}' : raw;
+          const res = await send(method, template.replace('%', encodeURIComponent(id)), body);
+          // A body that is not an object may be refused first (400: the JSON parser takes objects and arrays).
+          const refused = body === '{}' ? res.status === 404 : res.status >= 400 && res.status < 500;
+          if (!refused)
+            throw new Error(`${route} with id ${JSON.stringify(id)} and ${body}: ${res.status} ${res.text}`);
           if ((await world.snapshot()) !== before)
-            throw new Error(`${template} with id ${JSON.stringify(id)} changed state`);
+            throw new Error(`${route} with id ${JSON.stringify(id)} changed state`);
         },
       ),
       { numRuns: RUNS },
     );
+  });
+
+  it('POST /migrations/:id/cancel of an ended migration, whatever the body: 409 and nothing changed', async () => {
+    await refusedUnchanged(
+      '/migrations/mig-done/cancel',
+      fc.oneof(fc.constant('{}'), anyJsonText).map((raw) => ({ raw, what: 'a cancel body' })),
+    );
+    expect((await post('/migrations/mig-done/cancel', '{}')).status).toBe(409);
   });
 
   it.each(Object.entries(ENDPOINTS))(
