@@ -201,6 +201,12 @@ const GOLDEN: Array<[string, () => string, string]> = [
     () => sh.removeEmptyDir('/var/lib/spotlift/checkpoints/wl-1'),
     'rmdir /var/lib/spotlift/checkpoints/wl-1 2>/dev/null; true',
   ],
+  [
+    // The checkpoint's per-workload directory once hand-quoted its path: a quote in it must stay one word.
+    'node removeEmptyDir (a quote in the path)',
+    () => sh.removeEmptyDir("/srv/cp/it's; rm -rf /"),
+    "rmdir '/srv/cp/it'\\''s; rm -rf /' 2>/dev/null; true",
+  ],
   ['node PRINT_LOGIN_HOME', () => sh.PRINT_LOGIN_HOME, 'printf %s "$HOME"'],
   ['node MEM_AVAILABLE_KB', () => sh.MEM_AVAILABLE_KB, "awk '/^MemAvailable:/ {print $2}' /proc/meminfo"],
   // the lock's holder and lease scripts: node-lock.spec.ts
