@@ -73,14 +73,16 @@ describe('parseRootProcess', () => {
   });
 
   it('is not fooled by a comm holding a newline: the stat line travels base64-encoded', () => {
-    const out = inspectionOutput().replace(/^STAT_B64 .*$/m, `STAT_B64 ${NEWLINE_B64}`);
+    const out = inspectionOutput().replace(/^PROC 4242 \S+/m, `PROC 26886 ${NEWLINE_B64}`);
     expect(parseRootProcess(out)).toMatchObject({ comm: 'a\nTREE 1', identity: { startTime: '55712' } });
   });
 
   it.each([
-    ['no boot id', /^BOOT_ID .*$/m, 'BOOT_ID '],
-    ['an unreadable pid namespace (the process exited)', /^PID_NS .*$/m, 'PID_NS '],
-    ['an unreadable stat', /^STAT_B64 .*$/m, 'STAT_B64 '],
+    ['no boot id', /^BOOT .*$/m, 'BOOT '],
+    ['an unreadable pid namespace (the process exited)', /^(PROC \S+ \S+) \d+/m, '$1 '],
+    ['an unreadable stat', /^PROC (\S+) \S+/m, 'PROC $1 '],
+    ['no PROC line (the process exited)', /^PROC .*$/m, ''],
+    ['a PROC line whose stat names another pid', /^PROC 4242 /m, 'PROC 4243 '],
     ['a node that printed only the tree', /^(?!TREE|RSS_KB).*$/gm, ''],
   ])('gives nothing for %s', (_, line, by) => {
     expect(parseRootProcess(inspectionOutput().replace(line, by))).toBeUndefined();

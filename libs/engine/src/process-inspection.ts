@@ -63,6 +63,40 @@ export function parseProcStat(text: string): ProcStat | undefined {
   };
 }
 
+export interface ProcIdentity {
+  stat: ProcStat;
+  /** Inode of the process's pid namespace (digits; '' when it could not be read). */
+  pidNs: string;
+  /** cksum of /proc/pid/cmdline, as printed. */
+  cmdline: string;
+}
+
+export interface Identities {
+  /** '' when the node did not say (or said something else). */
+  bootId: string;
+  procs: Map<number, ProcIdentity>;
+}
+
+/**
+ * Reads what node-ops identityLines printed, ignoring every other line. A PROC line counts only when its stat line
+ * parses and names the pid it was printed for: anything else is not that process.
+ */
+export function parseIdentities(stdout: string): Identities {
+  const out: Identities = { bootId: '', procs: new Map() };
+  for (const line of stdout.split('\n')) {
+    const parts = line.trim().split(' ');
+    if (parts[0] === 'BOOT' && /^[0-9a-f-]{1,64}$/i.test(parts[1] ?? '')) out.bootId = parts[1]!;
+    if (parts[0] === 'PROC' && /^\d+$/.test(parts[1] ?? '') && /^[A-Za-z0-9+/=]{1,4000}$/.test(parts[2] ?? '')) {
+      const [, pid, statB64 = '', pidNs = '', cmdline = ''] = parts;
+      const stat = parseProcStat(Buffer.from(statB64, 'base64').toString('utf8'));
+      if (stat?.pid === Number(pid) && /^[A-Za-z]$/.test(stat.state) && /^\d{0,20}$/.test(pidNs)) {
+        out.procs.set(stat.pid, { stat, pidNs, cmdline });
+      }
+    }
+  }
+  return out;
+}
+
 /** `pid:[4026531836]` (readlink of /proc/<pid>/ns/X) -> `4026531836`; undefined for anything else. */
 function nsInode(link: string | undefined): string | undefined {
   return /^[a-z_]+:\[(\d+)\]$/.exec(link?.trim() ?? '')?.[1];
@@ -74,25 +108,25 @@ function line(stdout: string, tag: string): string | undefined {
 }
 
 /**
- * The root's facts from inspectTree's output (lines `BOOT_ID`, `PID_NS`, `NET_NS`, `SESSION_NET_NS`, `EXE`,
- * `STAT_B64`, `SESSION`). The stat line travels base64-encoded: a comm with a newline cannot forge lines.
- * Undefined when any of them is missing or malformed (the process exited while it was read, or a node that
- * printed only the tree).
+ * The root's facts from inspectTree's output: its identity lines (`BOOT`, `PROC`, see parseIdentities) and
+ * `NET_NS`, `SESSION_NET_NS`, `EXE`, `SESSION`. Undefined when any of them is missing or malformed (the process
+ * exited while it was read, or a node that printed only the tree). `pid` picks the root's PROC line (default:
+ * the only one inspectTree prints).
  */
-export function parseRootProcess(stdout: string): RootProcess | undefined {
-  const bootId = line(stdout, 'BOOT_ID')?.trim();
-  const pidNs = nsInode(line(stdout, 'PID_NS'));
+export function parseRootProcess(stdout: string, pid?: number): RootProcess | undefined {
+  const { bootId, procs } = parseIdentities(stdout);
+  const proc = pid === undefined ? (procs.size === 1 ? [...procs.values()][0] : undefined) : procs.get(pid);
   const netNs = nsInode(line(stdout, 'NET_NS'));
   const sessionNetNs = nsInode(line(stdout, 'SESSION_NET_NS'));
-  const statB64 = line(stdout, 'STAT_B64')?.trim();
-  const stat = statB64 ? parseProcStat(Buffer.from(statB64, 'base64').toString('utf8')) : undefined;
-  if (!bootId || !/^[0-9a-f-]{8,64}$/i.test(bootId) || !pidNs || !netNs || !sessionNetNs || !stat) return undefined;
+  if (!/^[0-9a-f-]{8,64}$/i.test(bootId) || !proc || !/^\d+$/.test(proc.pidNs) || !netNs || !sessionNetNs)
+    return undefined;
+  const { stat } = proc;
   const sessionPids = (line(stdout, 'SESSION') ?? '')
     .split(/\s+/)
     .filter((p) => /^\d+$/.test(p))
     .map(Number);
   return {
-    identity: { bootId, pidNs, startTime: stat.startTime },
+    identity: { bootId, pidNs: proc.pidNs, startTime: stat.startTime },
     comm: stat.comm,
     state: stat.state,
     ppid: stat.ppid,

@@ -1,6 +1,6 @@
 /**
  * What NodeOps.inspectTree's script prints on a node, for ScriptedNodeShell rules: the root's identity lines
- * (libs/engine node-scripts inspectTree) and the tree. Defaults describe an ordinary process in the session's
+ * (libs/engine node-ops identity-script, printed by inspectTree) and the tree. Defaults describe an ordinary process in the session's
  * own network namespace; tests change one fact at a time.
  */
 export interface InspectionFacts {
@@ -46,12 +46,11 @@ export function inspectionOutput(facts: InspectionFacts = {}): string {
     startTime: facts.startTime ?? '123456',
   });
   return [
-    `BOOT_ID ${facts.bootId ?? '53b88e37-904f-4ee1-8e18-0fb871a935bd'}`,
-    `PID_NS pid:[${facts.pidNs ?? '4026532201'}]`,
+    `BOOT ${facts.bootId ?? '53b88e37-904f-4ee1-8e18-0fb871a935bd'}`,
+    `PROC ${pid} ${Buffer.from(stat).toString('base64')} ${facts.pidNs ?? '4026532201'} 1234567`,
     `NET_NS net:[${facts.netNs ?? '4026532100'}]`,
     `SESSION_NET_NS net:[${facts.sessionNetNs ?? facts.netNs ?? '4026532100'}]`,
     `EXE ${facts.hasExe === false ? 'no' : 'yes'}`,
-    `STAT_B64 ${Buffer.from(stat).toString('base64')}`,
     `SESSION ${(facts.sessionPids ?? [9001, 9000, 800, 1]).join(' ')}`,
     `TREE ${(facts.tree ?? [pid]).join(' ')}`,
     `RSS_KB ${facts.rssKb ?? 65536}`,

@@ -6,6 +6,7 @@
  */
 import * as files from './file-sync-commands.js';
 import * as sh from './node-scripts.js';
+import { identityLines } from './identity-script.js';
 import * as images from './process/image-store-commands.js';
 import * as criu from './process/criu-commands.js';
 import * as live from './process/live-commands.js';
@@ -148,7 +149,13 @@ const GOLDEN: Array<[string, () => string, string]> = [
   [
     'node inspectTree',
     () => sh.inspectTree(4242),
-    'tree() { echo "$1"; for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do tree "$c"; done; }\n[ -d /proc/4242 ] || { echo "no process with pid 4242" >&2; exit 3; }\necho "BOOT_ID $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"\necho "PID_NS $(readlink /proc/4242/ns/pid 2>/dev/null)"\necho "NET_NS $(readlink /proc/4242/ns/net 2>/dev/null)"\necho "SESSION_NET_NS $(readlink /proc/$$/ns/net 2>/dev/null)"\nif readlink /proc/4242/exe >/dev/null 2>&1; then echo "EXE yes"; else echo "EXE no"; fi\necho "STAT_B64 $(base64 -w0 /proc/4242/stat 2>/dev/null)"\na=$$; s=; while [ -n "$a" ] && [ "$a" -gt 0 ] 2>/dev/null; do s="$s $a"; [ "$a" -eq 1 ] && break; n=; while read -r k v; do [ "$k" = PPid: ] && { n=$v; break; }; done 2>/dev/null < /proc/$a/status; a=$n; done; echo "SESSION$s"\npids=$(tree 4242)\necho TREE $pids\nrss=0; for p in $pids; do r=$(awk \'/^VmRSS:/{print $2}\' /proc/$p/status 2>/dev/null); rss=$((rss + ${r:-0})); done\necho RSS_KB $rss',
+    'tree() { echo "$1"; for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do tree "$c"; done; }\n[ -d /proc/4242 ] || { echo "no process with pid 4242" >&2; exit 3; }\necho "BOOT $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"\n[ -d /proc/4242 ] && echo "PROC 4242 $(base64 -w0 /proc/4242/stat 2>/dev/null) $(readlink /proc/4242/ns/pid 2>/dev/null | tr -dc 0-9) $(cksum < /proc/4242/cmdline 2>/dev/null | cut -d\' \' -f1)"\necho "NET_NS $(readlink /proc/4242/ns/net 2>/dev/null)"\necho "SESSION_NET_NS $(readlink /proc/$$/ns/net 2>/dev/null)"\nif readlink /proc/4242/exe >/dev/null 2>&1; then echo "EXE yes"; else echo "EXE no"; fi\na=$$; s=; while [ -n "$a" ] && [ "$a" -gt 0 ] 2>/dev/null; do s="$s $a"; [ "$a" -eq 1 ] && break; n=; while read -r k v; do [ "$k" = PPid: ] && { n=$v; break; }; done 2>/dev/null < /proc/$a/status; a=$n; done; echo "SESSION$s"\npids=$(tree 4242)\necho TREE $pids\nrss=0; for p in $pids; do r=$(awk \'/^VmRSS:/{print $2}\' /proc/$p/status 2>/dev/null); rss=$((rss + ${r:-0})); done\necho RSS_KB $rss',
+  ],
+  [
+    // One identity script: registration's inspectTree and the sweeper's processFacts both print these lines.
+    'node identityLines',
+    () => identityLines([4242, 17]).join('\n'),
+    'echo "BOOT $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"\n[ -d /proc/4242 ] && echo "PROC 4242 $(base64 -w0 /proc/4242/stat 2>/dev/null) $(readlink /proc/4242/ns/pid 2>/dev/null | tr -dc 0-9) $(cksum < /proc/4242/cmdline 2>/dev/null | cut -d\' \' -f1)"\n[ -d /proc/17 ] && echo "PROC 17 $(base64 -w0 /proc/17/stat 2>/dev/null) $(readlink /proc/17/ns/pid 2>/dev/null | tr -dc 0-9) $(cksum < /proc/17/cmdline 2>/dev/null | cut -d\' \' -f1)"',
   ],
   [
     'node resumeTree',

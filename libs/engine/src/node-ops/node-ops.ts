@@ -44,7 +44,7 @@ export class NodeOps {
     if (res.code !== 0) throw new Error(`inspecting pid ${pid} on ${node.id} failed: ${res.stderr.trim()}`);
     const tree = /^TREE (.*)$/m.exec(res.stdout)?.[1] ?? '';
     const rssKb = Number(/^RSS_KB (\d+)$/m.exec(res.stdout)?.[1] ?? '0');
-    const root = parseRootProcess(res.stdout);
+    const root = parseRootProcess(res.stdout, pid);
     return { pids: tree.split(/\s+/).filter(Boolean).map(Number), rssBytes: rssKb * 1024, ...(root ? { root } : {}) };
   }
 

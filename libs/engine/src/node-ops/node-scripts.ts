@@ -1,5 +1,6 @@
 import { shq } from '@spotlift/transport';
 import { type NodeCommand, nodeCommand } from './node-command.js';
+import { identityLines } from './identity-script.js';
 
 /**
  * Small POSIX shell snippets the engine runs on nodes. Each prints one machine-readable line so the engine
@@ -25,9 +26,9 @@ export function processState(pid: number): NodeCommand {
 
 /**
  * Prints `TREE pid pid ...` and `RSS_KB total` for a process tree, and before them what identifies the root
- * and where this SSH session stands (process-inspection.ts parses them): `BOOT_ID`, `PID_NS` and `NET_NS` of
- * the root, `SESSION_NET_NS` of this shell, `EXE yes|no`, `STAT_B64` (/proc/ROOT/stat base64-encoded: a comm
- * may hold a newline), `SESSION` (this shell and its ancestors up to pid 1, the node's sshd among them, from
+ * and where this SSH session stands (process-inspection.ts parses them): the root's identity lines (`BOOT`,
+ * `PROC`: identity-script.ts, the same the sweeper reads), `NET_NS` of the root, `SESSION_NET_NS` of this
+ * shell, `EXE yes|no`, `SESSION` (this shell and its ancestors up to pid 1, the node's sshd among them, from
  * the `PPid:` lines, which the kernel escapes). Exit 3 when the root does not exist.
  */
 export function inspectTree(pid: number): NodeCommand {
@@ -35,12 +36,10 @@ export function inspectTree(pid: number): NodeCommand {
     [
       TREE_FN,
       `[ -d /proc/${pid} ] || { echo "no process with pid ${pid}" >&2; exit 3; }`,
-      `echo "BOOT_ID $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"`,
-      `echo "PID_NS $(readlink /proc/${pid}/ns/pid 2>/dev/null)"`,
+      ...identityLines([pid]),
       `echo "NET_NS $(readlink /proc/${pid}/ns/net 2>/dev/null)"`,
       `echo "SESSION_NET_NS $(readlink /proc/$$/ns/net 2>/dev/null)"`,
       `if readlink /proc/${pid}/exe >/dev/null 2>&1; then echo "EXE yes"; else echo "EXE no"; fi`,
-      `echo "STAT_B64 $(base64 -w0 /proc/${pid}/stat 2>/dev/null)"`,
       // Builtins only (no fork per ancestor): preflight runs this too, inside every notice-to-freeze time.
       `a=$$; s=; while [ -n "$a" ] && [ "$a" -gt 0 ] 2>/dev/null; do s="$s $a"; [ "$a" -eq 1 ] && break; n=; ` +
         `while read -r k v; do [ "$k" = PPid: ] && { n=$v; break; }; done 2>/dev/null < /proc/$a/status; a=$n; done; ` +

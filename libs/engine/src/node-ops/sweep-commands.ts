@@ -1,6 +1,7 @@
 import { shq } from '@spotlift/transport';
-import { parseProcStat } from '../process-inspection.js';
 import { OWNER_MARKER_FILE } from '../sweeper/owner-marker.js';
+import { parseIdentities } from '../process-inspection.js';
+import { identityLines } from './identity-script.js';
 import { type NodeCommand, nodeCommand } from './node-command.js';
 
 /**
@@ -68,21 +69,12 @@ export function parseImageDirs(stdout: string, root: string): ListedDir[] {
 }
 
 /**
- * Facts about processes and lock files: `BOOT id`, `PROC pid base64(/proc/pid/stat) pidns cmdline-cksum`
- * (nothing for a pid that does not exist) and `LOCK file held|free|none` (`none`: no such file, or no flock on
- * the node, in which case no job can hold one either). `flock -n` on a free lock takes and drops it at once.
- * The stat line travels base64-encoded and is read by the same parser as registration's (process-inspection.ts
- * `parseProcStat`), so a process's state and start time are read one way everywhere, whatever its name holds.
+ * Facts about processes and lock files: the identity lines (identity-script.ts, the same as registration's
+ * inspectTree prints) and `LOCK file held|free|none` (`none`: no such file, or no flock on the node, in which
+ * case no job can hold one either). `flock -n` on a free lock takes and drops it at once.
  */
 export function processFacts(pids: readonly number[], lockFiles: readonly string[]): NodeCommand {
-  const lines = ['echo "BOOT $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"'];
-  for (const pid of pids) {
-    const p = `/proc/${pid}`;
-    lines.push(
-      `[ -d ${p} ] && echo "PROC ${pid} $(base64 -w0 ${p}/stat 2>/dev/null) ` +
-        `$(readlink ${p}/ns/pid 2>/dev/null | tr -dc 0-9) $(cksum < ${p}/cmdline 2>/dev/null | cut -d' ' -f1)"`,
-    );
-  }
+  const lines = identityLines(pids);
   for (const f of lockFiles) {
     const q = shq(f);
     lines.push(
@@ -109,17 +101,12 @@ export interface NodeFacts {
 }
 
 export function parseProcessFacts(stdout: string): NodeFacts {
-  const facts: NodeFacts = { bootId: '', procs: new Map(), locks: new Map() };
+  const { bootId, procs } = parseIdentities(stdout);
+  const facts: NodeFacts = { bootId, procs: new Map(), locks: new Map() };
+  for (const [pid, p] of procs)
+    facts.procs.set(pid, { pid, state: p.stat.state, startTime: p.stat.startTime, pidNs: p.pidNs, cmdline: p.cmdline });
   for (const line of stdout.split('\n')) {
     const parts = line.trim().split(' ');
-    if (parts[0] === 'BOOT' && /^[0-9a-f-]{1,64}$/.test(parts[1] ?? '')) facts.bootId = parts[1]!;
-    if (parts[0] === 'PROC' && /^\d+$/.test(parts[1] ?? '') && /^[A-Za-z0-9+/=]{1,4000}$/.test(parts[2] ?? '')) {
-      const [, pid, statB64 = '', pidNs = '', cmdline = ''] = parts;
-      const stat = parseProcStat(Buffer.from(statB64, 'base64').toString('utf8'));
-      if (stat?.pid === Number(pid) && /^[A-Za-z]$/.test(stat.state)) {
-        facts.procs.set(stat.pid, { pid: stat.pid, state: stat.state, startTime: stat.startTime, pidNs, cmdline });
-      }
-    }
     if (parts[0] === 'LOCK' && ['held', 'free', 'none'].includes(parts[2] ?? ''))
       facts.locks.set(parts[1]!.replace(/^'|'$/g, ''), parts[2] as 'held' | 'free' | 'none');
   }
