@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { MigrationRecord, NodeRecord, PhaseName, WorkloadRecord } from '@spotlift/domain';
-import { labDir, runLabScript, stopWorkload } from '@spotlift/testing';
+import { labDir, runLabScript, stopWorkload, type OrchestratorProcess } from '@spotlift/testing';
 import { setupE2e, sleep, spawnInNode, type E2eEnv } from './support/e2e-env.js';
 import { type SuiteWorld, expectExactlyOnce, failedPhase, frozenMs, untilFrozen } from './support/exactly-once.js';
 import {
@@ -21,7 +21,6 @@ import {
   stopRedisAs,
   workloadCopies,
 } from './support/faults-lab.js';
-import type { OrchestratorProcess } from './support/orchestrator-process.js';
 
 const REDIS_PORT = 6455;
 const MEM_MIB = 256;

@@ -22,10 +22,11 @@ import {
   startWorkload,
   stopRedis,
   stopWorkload,
+  OrchestratorProcess,
+  buildOrchestrator,
 } from '@spotlift/testing';
 import { sleep } from './support/e2e-env.js';
 import { PhaseWatcher, workloadCopies } from './support/faults-lab.js';
-import { OrchestratorProcess, buildOrchestrator } from './support/orchestrator-process.js';
 
 const REDIS_PORT = 6431;
 const MEM_MIB = 64;

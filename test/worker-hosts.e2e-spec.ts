@@ -9,11 +9,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
-import { labDir } from '@spotlift/testing';
+import { labDir, type OrchestratorProcess } from '@spotlift/testing';
 import { setupE2e, sleep, type E2eEnv } from './support/e2e-env.js';
 import { type SuiteWorld, expectExactlyOnce, untilFrozen } from './support/exactly-once.js';
 import { PhaseWatcher, runningCopies, startRedisAgain, stopRedisAs, workloadCopies } from './support/faults-lab.js';
-import type { OrchestratorProcess } from './support/orchestrator-process.js';
 import { until } from './support/poll.js';
 
 const REDIS_PORT = 6456;

@@ -22,12 +22,12 @@ import {
   stopWorkload,
   pidAlive,
   HeartbeatCollector,
+  type OrchestratorProcess,
+  startBenchOrchestrator,
 } from '@spotlift/testing';
-import { type OrchestratorProcess, startOrchestratorProcess } from '../support/orchestrator-process.js';
 import { median } from '../support/stats.js';
 
 const REDIS_PORT = 16390;
-const API_PORT = 18090;
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   await startRedis(REDIS_PORT);
   const collector = new HeartbeatCollector();
   await collector.start();
-  const api = await startOrchestratorProcess({ name: 'downtime', redisPort: REDIS_PORT, apiPort: API_PORT });
+  const api = await startBenchOrchestrator('downtime', REDIS_PORT);
   const rows: string[][] = [
     [
       'size',
@@ -118,7 +118,7 @@ async function main(): Promise<void> {
       console.error(`[bench] ${size} MiB done`);
     }
   } finally {
-    api.stop();
+    await api.kill('SIGTERM');
     await collector.stop();
     await stopRedis(REDIS_PORT);
   }

@@ -1,7 +1,7 @@
 /**
  * Notice-to-first-freeze latency: from the moment the fake IMDS starts serving a Spot interruption notice
  * to the moment the first workload of the resulting evacuation is frozen on node-a. Everything real but
- * the metadata service: the orchestrator (in this process), its SSH poll of node-a's IMDS (curl on the
+ * the metadata service: the orchestrator (the built one, as a child process), its SSH poll of node-a's IMDS (curl on the
  * node), Redis, BullMQ, CRIU. Each trial uses a fresh orchestrator (its own Redis prefix), because a
  * notice is deduplicated per node for 10 minutes and a node that got one stays terminating.
  *
@@ -11,15 +11,9 @@
  * recorded, first migration recorded, its preflight / prepare / dump phases started, and frozenAt (the source tasks stopped,
  * from CRIU's own freeze time on the node: the real "first freeze").
  */
-import 'reflect-metadata';
-import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { INestApplication } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
 import type { EvacuationRecord, MigrationRecord, WorkloadRecord } from '@spotlift/domain';
 import {
   FakeImdsServer,
@@ -31,10 +25,10 @@ import {
   startWorkload,
   stopRedis,
   stopWorkload,
+  startBenchOrchestrator,
   type LabConfig,
+  type OrchestratorProcess,
 } from '@spotlift/testing';
-import { AppModule } from '../../apps/orchestrator/src/app.module.js';
-import { loadConfig } from '../../apps/orchestrator/src/config/app-config.js';
 
 const REDIS_PORT = arg('redis-port', 16399);
 const STAGES = ['detected', 'evacuation', 'migration', 'preflight', 'prepare', 'dumpStart', 'frozenAt'] as const;
@@ -54,42 +48,17 @@ function pct(xs: number[], p: number): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface App {
-  app: INestApplication;
-  api<T>(method: string, path: string, body?: unknown): Promise<T>;
-}
-
-async function startApp(lab: LabConfig, imdsUrl: string, pollMs: number): Promise<App> {
-  const token = randomBytes(24).toString('hex');
+/** The lab's orchestrator with node-a's metadata served by the fake IMDS, polled every `pollMs`. */
+async function startApp(lab: LabConfig, imdsUrl: string, pollMs: number, trial: number): Promise<OrchestratorProcess> {
   const path = join(tmpdir(), `spotlift-notice-bench-${process.pid}.json`);
   const nodes = lab.nodes.map((n) =>
     n.id === 'node-a' ? { ...n, metadata: { provider: 'aws', baseUrl: imdsUrl } } : n,
   );
   writeFileSync(path, JSON.stringify({ ...lab, nodes }));
-  const config = loadConfig({
+  return startBenchOrchestrator(`notice-${trial}`, REDIS_PORT, {
     SPOTLIFT_CONFIG: path,
-    SPOTLIFT_API_TOKEN: token,
-    REDIS_URL: `redis://127.0.0.1:${REDIS_PORT}`,
-    SPOTLIFT_REDIS_PREFIX: `nb${randomBytes(4).toString('hex')}`,
     SPOTLIFT_NOTICE_POLL_MS: String(pollMs),
-    SPOTLIFT_LOG_FORMAT: 'text',
   });
-  const app = await NestFactory.create(AppModule.forRoot(config), { logger: ['error'] });
-  await app.listen(0, '127.0.0.1');
-  const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
-  return {
-    app,
-    async api<T>(method: string, p: string, body?: unknown): Promise<T> {
-      const res = await fetch(`http://127.0.0.1:${port}${p}`, {
-        method,
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        ...(body ? { body: JSON.stringify(body) } : {}),
-      });
-      const json = (await res.json()) as T;
-      if (!res.ok) throw new Error(`${method} ${p}: ${res.status} ${JSON.stringify(json)}`);
-      return json;
-    },
-  };
 }
 
 async function poll<T>(fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
@@ -109,28 +78,28 @@ async function trial(
   opts: { pollMs: number; memMiB: number },
   i: number,
 ): Promise<Record<Stage, number>> {
-  const orch = await startApp(lab, imds.url, opts.pollMs);
+  const orch = await startApp(lab, imds.url, opts.pollMs, i);
   const pids: number[] = [];
   try {
     const name = `notice-bench-${i}`;
     const pid = await startWorkload('node-a', { name, memMiB: opts.memMiB, udpPort: collector.port });
     pids.push(pid);
-    await orch.api<WorkloadRecord>('POST', '/workloads', { name, node: 'node-a', pid });
+    await orch.call<WorkloadRecord>('POST', '/workloads', { name, node: 'node-a', pid });
     const tokens = imds.tokensIssued;
     await poll(() => Promise.resolve(imds.tokensIssued > tokens || imds.requestCount() > 0 ? true : undefined), 10_000);
     // A random phase against the poll period, so the trials sample the whole polling delay.
     await sleep(500 + Math.random() * opts.pollMs);
     const t0 = Date.now();
     imds.setSpotInterruption({ action: 'terminate', time: new Date(t0 + 120_000) });
-    const evac = await poll(async () => (await orch.api<EvacuationRecord[]>('GET', '/evacuations'))[0], 10_000);
+    const evac = await poll(async () => (await orch.call<EvacuationRecord[]>('GET', '/evacuations'))[0], 10_000);
     const migrationId = await poll(
       async () =>
-        (await orch.api<EvacuationRecord>('GET', `/evacuations/${evac.id}`)).jobs.find((j) => j.migrationId)
+        (await orch.call<EvacuationRecord>('GET', `/evacuations/${evac.id}`)).jobs.find((j) => j.migrationId)
           ?.migrationId,
       10_000,
     );
     const m = await poll(async () => {
-      const r = await orch.api<MigrationRecord>('GET', `/migrations/${migrationId}`);
+      const r = await orch.call<MigrationRecord>('GET', `/migrations/${migrationId}`);
       return ['completed', 'rolled_back', 'failed', 'cancelled'].includes(r.state) ? r : undefined;
     }, 60_000);
     if (m.restoredPid) pids.push(m.restoredPid);
@@ -148,7 +117,7 @@ async function trial(
     };
   } finally {
     imds.clearSpotInterruption();
-    await orch.app.close();
+    await orch.kill('SIGTERM');
     for (const pid of pids) if (pidAlive(pid)) await stopWorkload(pid);
   }
 }

@@ -19,12 +19,12 @@ import {
   startWorkload,
   stopRedis,
   stopWorkload,
+  type OrchestratorProcess,
+  startBenchOrchestrator,
 } from '@spotlift/testing';
-import { type OrchestratorProcess, startOrchestratorProcess } from '../support/orchestrator-process.js';
 import { median } from '../support/stats.js';
 
 const REDIS_PORT = 16392;
-const API_PORT = 18092;
 type Measured = { downtimeMs: number; gapMs: number; pagesAfterMs?: number };
 
 function arg(name: string, fallback: string): string {
@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   await startRedis(REDIS_PORT);
   const collector = new HeartbeatCollector();
   await collector.start();
-  const orch = await startOrchestratorProcess({ name: 'postcopy', redisPort: REDIS_PORT, apiPort: API_PORT });
+  const orch = await startBenchOrchestrator('postcopy', REDIS_PORT);
   const fmt = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(' ');
   const rows: string[][] = [
     [
@@ -124,7 +124,7 @@ async function main(): Promise<void> {
       console.error(`[bench] ${size} MiB done`);
     }
   } finally {
-    orch.stop();
+    await orch.kill('SIGTERM');
     await collector.stop();
     await stopRedis(REDIS_PORT);
   }

@@ -26,8 +26,9 @@ import {
   startWorkload,
   stopRedis,
   stopWorkload,
+  type OrchestratorProcess,
+  startBenchOrchestrator,
 } from '@spotlift/testing';
-import { type OrchestratorProcess, startOrchestratorProcess } from '../support/orchestrator-process.js';
 import { median } from '../support/stats.js';
 import {
   CIPHER,
@@ -41,7 +42,6 @@ import {
 } from './pipes.js';
 
 const REDIS_PORT = 16407;
-const API_PORT = 18091;
 const MiB = 2 ** 20;
 
 function arg(name: string, fallback: string): string {
@@ -159,18 +159,11 @@ async function criuFigures(
   const collector = new HeartbeatCollector();
   await collector.start();
   const images: Record<string, string> = imageRoot ? { SPOTLIFT_IMAGE_ROOT: imageRoot } : {};
-  const orch = await startOrchestratorProcess({
-    name: 'transport',
-    redisPort: REDIS_PORT,
-    apiPort: API_PORT,
-    env: images,
-  });
+  const orch = await startBenchOrchestrator('transport', REDIS_PORT, images);
   // The same, with the ssh transport always relayed.
-  const relayOrch = await startOrchestratorProcess({
-    name: 'transport-relay',
-    redisPort: REDIS_PORT,
-    apiPort: API_PORT + 1,
-    env: { ...images, SPOTLIFT_SSH_TUNNEL: 'relay' },
+  const relayOrch = await startBenchOrchestrator('transport-relay', REDIS_PORT, {
+    ...images,
+    SPOTLIFT_SSH_TUNNEL: 'relay',
   });
   try {
     for (let i = 0; i < reps; i++) {
@@ -188,8 +181,8 @@ async function criuFigures(
       await measureInto('bare CRIU page-server (no spotlift)', i, () => criuBare(collector, criuMib));
     }
   } finally {
-    orch.stop();
-    relayOrch.stop();
+    await orch.kill('SIGTERM');
+    await relayOrch.kill('SIGTERM');
     await collector.stop();
     await stopRedis(REDIS_PORT);
   }

@@ -17,10 +17,11 @@ import {
   stopWorkload,
   type LabConfig,
   type WorkloadOptions,
+  OrchestratorProcess,
+  buildOrchestrator,
 } from '@spotlift/testing';
 import { workloadCopies } from './faults-lab.js';
 import { startOrchestrator, waitForMigration, type ApiClient, type Orchestrator } from './orchestrator-harness.js';
-import { OrchestratorProcess, buildOrchestrator } from './orchestrator-process.js';
 
 /** The real world a migration suite needs: lab nodes, a private Redis, a heartbeat collector, the orchestrator. */
 export interface E2eEnv<O extends ApiClient = Orchestrator> {

@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
-import { type HeartbeatCollector, nodeAddress, pidAlive } from '@spotlift/testing';
+import { type HeartbeatCollector, nodeAddress, pidAlive, type OrchestratorProcess } from '@spotlift/testing';
 import { sleep } from './e2e-env.js';
 import { leftovers, runningCopies, workloadCopies } from './faults-lab.js';
-import type { OrchestratorProcess } from './orchestrator-process.js';
 
 /** What the fault suite checks after every case, and small probes of a workload's state. */
 

@@ -9,3 +9,4 @@ export * from './redis.js';
 export * from './workload.js';
 export * from './bare-migrate.js';
 export * from './heartbeat-collector.js';
+export * from './orchestrator-process.js';

@@ -3,13 +3,14 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { labDir, repoRoot } from '@spotlift/testing';
+import { labAuthorizedKeys, labDir, repoRoot } from './paths.js';
 
 /**
  * The real orchestrator as a child process (`node <dist>/apps/orchestrator/src/main.js`), so a test can
  * SIGKILL it mid-migration and start it again on the same Redis, prefix, token and port, like an operator's
- * process manager would. Built once per suite into a private directory under the lab dir: other engineers
- * building `dist/` at the same time cannot hand this suite half-written files.
+ * process manager would; the benches start theirs with it too (from the repository's `dist/`). A suite builds
+ * it once into a private directory under the lab dir: other engineers building `dist/` at the same time cannot
+ * hand this suite half-written files.
  */
 export function buildOrchestrator(outDir = join(labDir(), 'faults', 'dist')): Promise<string> {
   const root = repoRoot();
@@ -43,6 +44,18 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** Where a process writes its log, and a fixed port (default: a free one, kept across restarts). */
+export interface OrchestratorProcessPlace {
+  /** Default `<lab>/faults`. */
+  logDir?: string;
+  port?: number;
+}
+
+/** The orchestrator the repository's `npm run build` wrote (what the benches run after bench/run.sh built it). */
+export function builtOrchestratorMain(): string {
+  return join(repoRoot(), 'dist', 'apps', 'orchestrator', 'src', 'main.js');
+}
+
 export class OrchestratorProcess {
   readonly token = randomBytes(24).toString('hex');
   readonly prefix: string;
@@ -56,9 +69,11 @@ export class OrchestratorProcess {
     private readonly env: Record<string, string> = {},
     /** Redis key prefix; replicas of one deployment share it. */
     prefix = `faults${Date.now().toString(36)}${randomBytes(2).toString('hex')}`,
+    place: OrchestratorProcessPlace = {},
   ) {
     this.prefix = prefix;
-    const dir = join(labDir(), 'faults');
+    this.port = place.port ?? 0;
+    const dir = place.logDir ?? join(labDir(), 'faults');
     mkdirSync(dir, { recursive: true });
     this.logFile = join(dir, `orchestrator-${this.prefix}-${randomBytes(3).toString('hex')}.log`);
   }
@@ -127,6 +142,14 @@ export class OrchestratorProcess {
     return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
   }
 
+  /** As `api`, for scripts: the body of a 2xx answer, else an error with the status and the body. */
+  async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.api<T>(method, path, body);
+    if (res.status < 200 || res.status >= 300)
+      throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body;
+  }
+
   /** Polls GET /migrations/:id until an end state. */
   async waitForEnd<T extends { state: string }>(id: string, timeoutMs = 180_000): Promise<T> {
     const until = Date.now() + timeoutMs;
@@ -139,4 +162,24 @@ export class OrchestratorProcess {
       await new Promise((r) => setTimeout(r, 200));
     }
   }
+}
+
+/**
+ * A benchmark's orchestrator (bench/run.sh builds `dist/` first): the lab's nodes, a key prefix of its own, the
+ * lab's shared authorized_keys for the ssh transport's node-to-node keys, its log in `<lab>/bench`.
+ */
+export async function startBenchOrchestrator(
+  name: string,
+  redisPort: number,
+  env: Record<string, string> = {},
+): Promise<OrchestratorProcess> {
+  const orch = new OrchestratorProcess(
+    builtOrchestratorMain(),
+    redisPort,
+    { SPOTLIFT_SSH_TUNNEL_AUTHORIZED_KEYS: labAuthorizedKeys(), ...env },
+    `bench-${name}-${Date.now()}`,
+    { logDir: join(labDir(), 'bench') },
+  );
+  await orch.start();
+  return orch;
 }
