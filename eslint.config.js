@@ -20,9 +20,17 @@ const IO = [
   'bullmq',
   '@nestjs/*',
 ];
-const restrict = (patterns, message) => [
+// The node-command brand is made only where node commands are written: libs/engine/src/node-ops and
+// libs/node-commands (transport's own commands; transport cannot import the engine).
+const NODE_COMMAND_MAKER = {
+  name: '@spotlift/node-commands',
+  importNames: ['nodeCommand'],
+  message: 'node commands are written in libs/engine/src/node-ops and libs/node-commands only',
+};
+const restrict = (patterns, message, paths = [NODE_COMMAND_MAKER]) => [
   'error',
   {
+    paths,
     patterns: [
       { group: NO_DEEP_IMPORTS, message: 'import a lib through @spotlift/<lib>' },
       { group: patterns, message },
@@ -47,19 +55,31 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/no-extraneous-class': 'off',
       '@typescript-eslint/unbound-method': 'off',
-      'no-restricted-imports': ['error', { patterns: NO_DEEP_IMPORTS }],
+      'no-restricted-imports': ['error', { paths: [NODE_COMMAND_MAKER], patterns: NO_DEEP_IMPORTS }],
       // Cycles make two modules one that must be read at once (migration-steps <-> recovery was one).
       'spotlift/no-cycle': 'error',
     },
   },
   {
     // Pure libraries: no Nest, no I/O, and no lib that does I/O.
-    files: ['libs/criu/src/**/*.ts', 'libs/domain/src/**/*.ts', 'libs/placement/src/**/*.ts'],
+    files: [
+      'libs/criu/src/**/*.ts',
+      'libs/domain/src/**/*.ts',
+      'libs/placement/src/**/*.ts',
+      'libs/node-commands/src/**/*.ts',
+    ],
     ignores: TESTS,
     rules: {
       'no-restricted-imports': restrict(
-        [...IO, '@spotlift/*', '!@spotlift/domain', '!@spotlift/criu', '!@spotlift/placement'],
-        'pure libs (criu, domain, placement) do no I/O and import only pure libs',
+        [
+          ...IO,
+          '@spotlift/*',
+          '!@spotlift/domain',
+          '!@spotlift/criu',
+          '!@spotlift/placement',
+          '!@spotlift/node-commands',
+        ],
+        'pure libs (criu, domain, placement, node-commands) do no I/O and import only pure libs',
       ),
     },
   },
@@ -80,6 +100,23 @@ export default tseslint.config(
       'no-restricted-imports': restrict(
         [...ENGINE_RESTRICTED, '**/node-command.js'],
         `${ENGINE_WHY}; node commands are written in libs/engine/src/node-ops only`,
+      ),
+    },
+  },
+  {
+    // The node-commands layer itself: the engine's rules (node-ops) or a pure lib's (node-commands), and the brand.
+    files: ['libs/engine/src/node-ops/**/*.ts'],
+    ignores: TESTS,
+    rules: { 'no-restricted-imports': restrict(ENGINE_RESTRICTED, ENGINE_WHY, []) },
+  },
+  {
+    files: ['libs/node-commands/src/**/*.ts'],
+    ignores: TESTS,
+    rules: {
+      'no-restricted-imports': restrict(
+        [...IO, '@spotlift/*', '!@spotlift/domain'],
+        'pure libs (criu, domain, placement, node-commands) do no I/O and import only pure libs',
+        [],
       ),
     },
   },

@@ -43,9 +43,11 @@ describe('layering lint rules', () => {
     ['libs/placement/src/index.ts', "import { NodeShell } from '@spotlift/transport';"],
     ['libs/domain/src/models.ts', "import { Client } from 'ssh2';"],
     ['libs/criu/src/argv.ts', "import { Queue } from 'bullmq';"],
+    ['libs/node-commands/src/shell.ts', "import { spawn } from 'node:child_process';"],
+    ['libs/node-commands/src/shell.ts', "import Redis from 'ioredis';"],
   ])('a pure lib does no I/O: %s may not %s', async (file, code) => {
     expect(await reports(file, code)).toEqual([
-      expect.stringContaining('pure libs (criu, domain, placement) do no I/O'),
+      expect.stringContaining('pure libs (criu, domain, placement, node-commands) do no I/O'),
     ]);
   });
 
@@ -84,6 +86,27 @@ describe('layering lint rules', () => {
     expect(app).toEqual([expect.stringContaining('no-restricted-imports')]);
     expect(
       await reports('libs/engine/src/node-ops/node-scripts.ts', "import { nodeCommand } from './node-command.js';"),
+    ).toEqual([]);
+  });
+
+  it.each([
+    'libs/transport/src/directory-streamer.ts',
+    'libs/engine/src/strategies/stop-and-copy.ts',
+    'apps/orchestrator/src/workloads/workloads.service.ts',
+    'test/migration.e2e-spec.ts',
+  ])("the brand's own lib lets no one else make a node command: %s", async (file) => {
+    expect(await reports(file, "import { nodeCommand } from '@spotlift/node-commands';")).toEqual([
+      expect.stringContaining('node commands are written in libs/engine/src/node-ops and libs/node-commands only'),
+    ]);
+    // Its builders (each a named, quoted command) are anyone's to use.
+    expect(await reports(file, "import { tarCommand, type NodeCommand } from '@spotlift/node-commands';")).toEqual([]);
+  });
+
+  it('the node-commands layer makes them: node-ops and libs/node-commands', async () => {
+    const make = "import { nodeCommand } from '@spotlift/node-commands';";
+    expect(await reports('libs/engine/src/node-ops/node-command.ts', make)).toEqual([]);
+    expect(
+      await reports('libs/node-commands/src/tunnel-commands.ts', "import { nodeCommand } from './node-command.js';"),
     ).toEqual([]);
   });
 

@@ -4,7 +4,7 @@ import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { NodeTarget } from '@spotlift/domain';
 import { NodeShell, type RemoteProcess } from './node-shell.port.js';
-import { shq } from './shell.js';
+import { type NodeCommand, UNPACK_TAR, armed, receiveStream, tarCommand } from '@spotlift/node-commands';
 import { TarGuard, type TarPolicy, TarRefused } from './tar-guard.js';
 
 export interface StreamResult {
@@ -27,24 +27,6 @@ export const ABORT_BLOCK = Buffer.alloc(512, 0xff);
 /** How long an aborted stream's two ends get to report their end before the copy fails anyway. */
 const ABORT_WAIT_MS = 30_000;
 
-/** Exclude patterns are matched by the node's shell (`case`), so only plain glob characters are allowed. */
-const EXCLUDE_PATTERN = /^\.\/[A-Za-z0-9._*?-]+$/;
-
-/**
- * `tar` of a directory without the top-level entries matching `exclude` (`./*.log`, `./round-*`): busybox tar
- * has no `--exclude` (qemu lab guests), so the shell lists the entries to send. Image directories hold only
- * CRIU's file names (no blanks), so the unquoted `$(...)` splits them correctly.
- */
-export function tarCommand(dir: string, exclude: string[]): string {
-  const d = shq(dir);
-  if (!exclude.length) return `tar -C ${d} -cf - .`;
-  for (const p of exclude) if (!EXCLUDE_PATTERN.test(p)) throw new Error(`unsupported exclude pattern '${p}'`);
-  const list =
-    `cd ${d} && for f in * .[!.]* ..?*; do { [ -e "$f" ] || [ -L "$f" ]; } || continue; ` +
-    `case "./$f" in ${exclude.join('|')}) continue ;; esac; echo "./$f"; done`;
-  return `tar -C ${d} -cf - $(${list})`;
-}
-
 /**
  * A copy whose channels are open and waiting for start(). cancel() closes them unless it started, so whoever
  * armed it may always cancel it on the way out.
@@ -52,11 +34,6 @@ export function tarCommand(dir: string, exclude: string[]): string {
 export interface ArmedStream {
   start(): Promise<StreamResult>;
   cancel(): Promise<void>;
-}
-
-/** Runs `command` only after a `go` line arrives on stdin; anything else ends it unrun (exit 125). */
-export function armed(command: string): string {
-  return `read spotlift_go; [ "$spotlift_go" = go ] || exit 125; ${command}`;
 }
 
 /**
@@ -90,7 +67,7 @@ export class DirectoryStreamer {
   ): Promise<ArmedStream> {
     return this.armPipe(source, tarCommand(sourceDir, opts.exclude ?? []), destination, {
       dir: destinationDir,
-      unpack: 'tar -xf -',
+      unpack: UNPACK_TAR,
       what: 'image stream',
     });
   }
@@ -102,30 +79,21 @@ export class DirectoryStreamer {
    */
   async armPipe(
     source: NodeTarget,
-    send: string,
+    send: NodeCommand,
     destination: NodeTarget,
     receive: {
       dir: string;
-      unpack: string;
-      after?: string;
+      unpack: NodeCommand;
+      after?: NodeCommand;
       what: string;
       /** Validate the tar stream on the way through (see tar-guard.ts); a refused member aborts the copy. */
       guard?: TarPolicy;
     },
   ): Promise<ArmedStream> {
     const sender = await this.shell.spawn(source, armed(send));
-    // POSIX sh only (dash, busybox ash): tee feeds the unpacker and, through a fifo, a background sha256sum;
-    // `wait` makes sure the hash is complete before it is printed. The fifo and hash files are named after the
-    // receiving shell: two streams may arrive in one directory at once (image files, the workload's files).
-    const d = shq(receive.dir);
+    // The receiver prints the sha256 of what arrived once it is unpacked (receiveStream).
     const receiver = await this.shell
-      .spawn(
-        destination,
-        `set -e; mkdir -p ${d}; cd ${d}; rx=.spotlift-rx.$$; rm -f $rx.fifo; mkfifo $rx.fifo; ` +
-          `sha256sum < $rx.fifo > $rx.sha256 & ` +
-          `tee $rx.fifo | ${receive.unpack}; wait; ${receive.after ? `${receive.after}; ` : ''}` +
-          `cut -c1-64 $rx.sha256; rm -f $rx.fifo $rx.sha256`,
-      )
+      .spawn(destination, receiveStream(receive.dir, receive.unpack, receive.after))
       .catch((error: unknown) => {
         // The sender's channel is open and waiting: end it unrun, or it holds a channel of the node for good.
         sender.stdout.resume();

@@ -2,7 +2,16 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import type { NodeTarget } from '@spotlift/domain';
 import type { NodeShell } from './node-shell.port.js';
-import { shq } from './shell.js';
+import {
+  KEY_LINE,
+  TUNNEL_EXIT,
+  TUNNEL_READY,
+  authorizeTunnelKeyCommand,
+  removeTunnelKeyDirCommand,
+  revokeTunnelKeyCommand,
+  tunnelCommand,
+  tunnelKeyCommand,
+} from '@spotlift/node-commands';
 
 /**
  * Page traffic through SSH, node to node: the source runs OpenSSH `ssh -N -L` straight to the destination's
@@ -43,104 +52,6 @@ export interface DirectTunnel {
   close(): Promise<void>;
 }
 
-/** Ciphers the tunnel offers, AES-GCM first (AES-NI); OpenSSH's own default puts chacha20-poly1305 first. */
-export const TUNNEL_CIPHERS = 'aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr';
-const READY = 'spotlift-tunnel-ready';
-const EXIT = 'spotlift-tunnel-exit';
-const KEY_LINE = /^(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa) [A-Za-z0-9+/]+=*$/;
-
-/** The authorized_keys file as a shell word: relative paths under the login's $HOME. */
-function keysFileWord(file: string): string {
-  return file.startsWith('/') ? shq(file) : `"$HOME"/${shq(file)}`;
-}
-
-/** Shell that runs BODY holding an exclusive lock next to the keys file (flock where it exists). */
-function underKeysLock(file: string, body: string): string {
-  return [
-    `f=${keysFileWord(file)}`,
-    `[ -f "$f" ] || { echo "no authorized_keys file at $f" >&2; exit 3; }`,
-    `lock="$(dirname "$f")/.spotlift-tunnel.lock"`,
-    `if command -v flock >/dev/null 2>&1; then exec 9>"$lock"; flock -w 10 9; fi`,
-    body,
-  ].join('\n');
-}
-
-/** Appends the one-time key, restricted to forwarding to 127.0.0.1:destPort, expiring in 10 minutes. */
-export function authorizeTunnelKeyCommand(file: string, publicKey: string, marker: string, destPort: number): string {
-  const [type, blob] = publicKey.trim().split(/\s+/);
-  if (!type || !blob || !KEY_LINE.test(`${type} ${blob}`)) throw new Error(`not a public key: ${publicKey}`);
-  const options = `restrict,port-forwarding,permitopen="127.0.0.1:${destPort}",command="/bin/false"`;
-  return underKeysLock(
-    file,
-    [
-      // Local time, as sshd reads expiry-time without a zone.
-      `exp=$(date -d "@$(( $(date +%s) + 600 ))" +%Y%m%d%H%M)`,
-      `printf '%s,expiry-time="%s" %s\\n' ${shq(options)} "$exp" ${shq(`${type} ${blob} ${marker}`)} >>"$f"`,
-    ].join('\n'),
-  );
-}
-
-/** Removes every line carrying `marker` by an atomic rename (sshd never reads a half-written file). */
-export function revokeTunnelKeyCommand(file: string, marker: string): string {
-  if (!/^spotlift-tunnel-[0-9a-f]+$/.test(marker)) throw new Error(`bad tunnel key marker ${marker}`);
-  return underKeysLock(
-    file,
-    [
-      `grep -qF ${marker} "$f" || exit 0`,
-      `tmp=$(mktemp "$f.XXXXXX")`,
-      `grep -vF ${marker} "$f" >"$tmp" || [ $? -eq 1 ]`,
-      `chown --reference="$f" "$tmp" 2>/dev/null; chmod --reference="$f" "$tmp" 2>/dev/null`,
-      `mv -f "$tmp" "$f"`,
-    ].join('\n'),
-  );
-}
-
-/** Source side, step 1: the key pair and known_hosts in a private temp dir; prints the dir and the public key. */
-export function tunnelKeyCommand(marker: string, destinationHostKey: string): string {
-  return [
-    'set -e',
-    `command -v ssh >/dev/null 2>&1 || { echo 'no OpenSSH client (ssh) on the PATH' >&2; exit 3; }`,
-    'd=$(mktemp -d /tmp/spotlift-tunnel.XXXXXX)',
-    `ssh-keygen -q -t ed25519 -N '' -C ${marker} -f "$d/key"`,
-    `printf 'spotlift-destination %s\\n' ${shq(destinationHostKey)} >"$d/known_hosts"`,
-    `printf '%s\\n' "$d"`,
-    'cat "$d/key.pub"',
-  ].join('\n');
-}
-
-/** Source side, step 3: the tunnel, killed when the orchestrator's channel (our stdin) ends. */
-export function tunnelCommand(
-  dir: string,
-  target: { user: string; address: string; port: number },
-  sourcePort: number,
-  destPort: number,
-  connectTimeoutSeconds: number,
-): string {
-  const ssh = [
-    'ssh -F /dev/null -N -i "$d/key" -o IdentitiesOnly=yes -o BatchMode=yes',
-    '-o StrictHostKeyChecking=yes -o UserKnownHostsFile="$d/known_hosts" -o GlobalKnownHostsFile=/dev/null',
-    '-o HostKeyAlias=spotlift-destination -o ExitOnForwardFailure=yes',
-    `-o ConnectTimeout=${connectTimeoutSeconds} -o ServerAliveInterval=5 -o ServerAliveCountMax=3`,
-    `-o Ciphers=${TUNNEL_CIPHERS} -o PermitLocalCommand=yes`,
-    // Runs once logged in with the -L listener bound: the private key is no longer needed.
-    `-o "LocalCommand=rm -f $d/key; echo ${READY}"`,
-    `-p ${target.port} -l ${shq(target.user)} -L 127.0.0.1:${sourcePort}:127.0.0.1:${destPort} ${shq(target.address)}`,
-    '</dev/null 2>"$d/err" &',
-  ].join(' ');
-  return [
-    `d=${shq(dir)}`,
-    'exec 3<&0',
-    ssh,
-    'p=$!',
-    // Background lists get /dev/null as stdin unless told otherwise: read the channel through fd 3.
-    '( cat <&3 >/dev/null 2>&1; kill $p 2>/dev/null ) &',
-    'wait $p; rc=$?',
-    `err=$(tr '\\n' ' ' <"$d/err" | cut -c1-400)`,
-    'rm -rf "$d"',
-    `echo "${EXIT} $rc $err"`,
-  ].join('\n');
-}
-
 /** Opens a node-to-node tunnel (see the top of this file); rejects with the reason when it cannot. */
 export async function openDirectTunnel(
   shell: NodeShell,
@@ -160,7 +71,8 @@ export async function openDirectTunnel(
   if (keys.code !== 0 || !dir || !/^\/tmp\/spotlift-tunnel\.[A-Za-z0-9]+$/.test(dir) || !publicKey) {
     throw new Error(`one-time key on ${source.id}: ${keys.stderr.trim() || `exit ${keys.code}`}`);
   }
-  const removeKeyDir = () => shell.exec(source, `rm -rf ${shq(dir)}`, { timeoutMs: 10_000 }).catch(() => undefined);
+  const removeKeyDir = () =>
+    shell.exec(source, removeTunnelKeyDirCommand(dir), { timeoutMs: 10_000 }).catch(() => undefined);
   const revoke = async () => {
     const res = await shell.exec(destination, revokeTunnelKeyCommand(opts.authorizedKeysFile, marker), {
       timeoutMs: 15_000,
@@ -203,8 +115,8 @@ export async function openDirectTunnel(
       opts.readyTimeoutMs ?? 10_000,
     );
     lines.on('line', (line) => {
-      if (line === READY) resolve({ ok: true });
-      else if (line.startsWith(EXIT)) resolve({ ok: false, why: line.slice(EXIT.length).trim() });
+      if (line === TUNNEL_READY) resolve({ ok: true });
+      else if (line.startsWith(TUNNEL_EXIT)) resolve({ ok: false, why: line.slice(TUNNEL_EXIT.length).trim() });
       else return;
       clearTimeout(timer);
     });

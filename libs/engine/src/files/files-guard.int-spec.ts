@@ -20,6 +20,7 @@ import {
   type TarPolicy,
 } from '@spotlift/transport';
 import { FILE_SYNC_STATE_DIR, receiveRound, sendRound } from '../node-ops/file-sync-commands.js';
+import { nodeCommand } from '../node-ops/node-command.js';
 
 /** Runs commands with this machine's sh; node `dst` inside `wrap` (its mount namespace). */
 class LocalShell extends NodeShell {
@@ -95,7 +96,7 @@ const listPath = () => `${migDir}/${FILE_SYNC_STATE_DIR}/deleted`;
 async function send(tar: Buffer, guard: TarPolicy | undefined): Promise<string | undefined> {
   const file = join(root, `stream-${Math.random().toString(36).slice(2)}.tar`);
   writeFileSync(file, tar);
-  const armed = await streamer.armPipe(SRC, `cat ${shq(file)}`, DST, {
+  const armed = await streamer.armPipe(SRC, nodeCommand(`cat ${shq(file)}`), DST, {
     dir: migDir,
     ...receiveRound(migDir, [app]),
     what: 'file copy',

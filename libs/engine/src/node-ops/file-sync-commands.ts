@@ -148,17 +148,18 @@ export function unpackOnly(paths: readonly string[]): NodeCommand {
  * `find` reaches them from a declared path without following a symbolic link (an entry through a link the
  * destination holds, pointing anywhere, is left alone).
  */
-export function receiveRound(dir: string, paths: readonly string[]): { unpack: string; after: string } {
+export function receiveRound(dir: string, paths: readonly string[]): { unpack: NodeCommand; after: NodeCommand } {
   const listPath = `${dir}/${FILE_SYNC_STATE_DIR}/deleted`;
   const list = shq(listPath);
   const rels = paths.map((p) => shq(relative(p))).join(' ');
   const have = '.spotlift-have.$$';
   return {
     unpack: unpackOnly([...paths, listPath]),
-    after:
+    after: nodeCommand(
       `if [ -s ${list} ]; then (cd / && find -H ${rels} -print0 2>/dev/null; true) | LC_ALL=C sort -z > ${have}; ` +
-      `LC_ALL=C sort -z < ${list} | LC_ALL=C comm -z -12 - ${have} | (cd / && xargs -0 -r rm -rf --); rm -f ${have}; fi; ` +
-      `rm -f ${list}`,
+        `LC_ALL=C sort -z < ${list} | LC_ALL=C comm -z -12 - ${have} | (cd / && xargs -0 -r rm -rf --); rm -f ${have}; fi; ` +
+        `rm -f ${list}`,
+    ),
   };
 }
 
@@ -248,7 +249,7 @@ export function archivePaths(paths: readonly string[]): NodeCommand {
 }
 
 /** Unpacks a stream of {@link archivePaths} in place (only those paths), keeping modes, owners and times. */
-export const unpackAtRoot = (paths: readonly string[]): string => unpackOnly(paths);
+export const unpackAtRoot = (paths: readonly string[]): NodeCommand => unpackOnly(paths);
 
 /** Writes the stream of {@link archivePaths} as the checkpoint's tar file (run in its image directory). */
 export const storeArchive = (): NodeCommand => nodeCommand(`cat > ${CHECKPOINT_FILES_TAR}`);

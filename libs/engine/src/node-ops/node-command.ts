@@ -1,10 +1,5 @@
-declare const brand: unique symbol;
-
 /**
- * Shell text for a node. Only this layer's builders make one (with `nodeCommand`, which a lint rule keeps
- * inside libs/engine/src/node-ops), so `NodeOps.run` cannot be handed raw text by a strategy or an app: every
- * command a node runs is written, quoted and documented here, per kind of workload.
+ * The node-command brand lives in @spotlift/node-commands (libs/transport's own commands are written there
+ * too, since transport cannot import the engine); inside the engine it is made here only (a lint rule).
  */
-export type NodeCommand = string & { readonly [brand]: true };
-
-export const nodeCommand = (text: string): NodeCommand => text as NodeCommand;
+export { type NodeCommand, nodeCommand } from '@spotlift/node-commands';

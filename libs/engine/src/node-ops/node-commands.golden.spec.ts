@@ -6,6 +6,19 @@
  */
 import * as files from './file-sync-commands.js';
 import * as sh from './node-scripts.js';
+import {
+  armed,
+  authorizeTunnelKeyCommand,
+  installNodeTlsCommand,
+  readNodeTlsCommand,
+  receiveStream,
+  removeTunnelKeyDirCommand,
+  revokeTunnelKeyCommand,
+  tarCommand,
+  tunnelCommand,
+  tunnelKeyCommand,
+  UNPACK_TAR,
+} from '@spotlift/node-commands';
 import { identityLines } from './identity-script.js';
 import * as images from './process/image-store-commands.js';
 import * as criu from './process/criu-commands.js';
@@ -273,6 +286,66 @@ const GOLDEN: Array<[string, () => string, string]> = [
     'sweep processFacts',
     () => sweep.processFacts([4242, 17], ['/run/spotlift/locks/k.lock']),
     'echo "BOOT $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"\n[ -d /proc/4242 ] && echo "PROC 4242 $(base64 -w0 /proc/4242/stat 2>/dev/null) $(readlink /proc/4242/ns/pid 2>/dev/null | tr -dc 0-9) $(cksum < /proc/4242/cmdline 2>/dev/null | cut -d\' \' -f1)"\n[ -d /proc/17 ] && echo "PROC 17 $(base64 -w0 /proc/17/stat 2>/dev/null) $(readlink /proc/17/ns/pid 2>/dev/null | tr -dc 0-9) $(cksum < /proc/17/cmdline 2>/dev/null | cut -d\' \' -f1)"\nif [ ! -e /run/spotlift/locks/k.lock ] || ! command -v flock >/dev/null; then echo "LOCK /run/spotlift/locks/k.lock none"; elif flock -n /run/spotlift/locks/k.lock true; then echo "LOCK /run/spotlift/locks/k.lock free"; else echo "LOCK /run/spotlift/locks/k.lock held"; fi\ntrue',
+  ],
+  // libs/transport's own commands, written in @spotlift/node-commands (transport cannot import the engine).
+  ['transport tarCommand', () => tarCommand('/img/m1/src', []), 'tar -C /img/m1/src -cf - .'],
+  [
+    'transport tarCommand (excluding)',
+    () => tarCommand("/img/it's", ['./*.log', './round-*']),
+    "tar -C '/img/it'\\''s' -cf - $(cd '/img/it'\\''s' && for f in * .[!.]* ..?*; do { [ -e \"$f\" ] || [ -L \"$f\" ]; } || continue; case \"./$f\" in ./*.log|./round-*) continue ;; esac; echo \"./$f\"; done)",
+  ],
+  ['transport UNPACK_TAR', () => UNPACK_TAR, 'tar -xf -'],
+  ['transport armed', () => armed(UNPACK_TAR), 'read spotlift_go; [ "$spotlift_go" = go ] || exit 125; tar -xf -'],
+  [
+    'transport receiveStream',
+    () => receiveStream('/img/m1/dst', UNPACK_TAR),
+    'set -e; mkdir -p /img/m1/dst; cd /img/m1/dst; rx=.spotlift-rx.$$; rm -f $rx.fifo; mkfifo $rx.fifo; sha256sum < $rx.fifo > $rx.sha256 & tee $rx.fifo | tar -xf -; wait; cut -c1-64 $rx.sha256; rm -f $rx.fifo $rx.sha256',
+  ],
+  [
+    'transport receiveStream (with after)',
+    () => receiveStream("/srv/it's", UNPACK_TAR, armed(UNPACK_TAR)),
+    "set -e; mkdir -p '/srv/it'\\''s'; cd '/srv/it'\\''s'; rx=.spotlift-rx.$$; rm -f $rx.fifo; mkfifo $rx.fifo; sha256sum < $rx.fifo > $rx.sha256 & tee $rx.fifo | tar -xf -; wait; read spotlift_go; [ \"$spotlift_go\" = go ] || exit 125; tar -xf -; cut -c1-64 $rx.sha256; rm -f $rx.fifo $rx.sha256",
+  ],
+  [
+    'transport authorizeTunnelKeyCommand',
+    () =>
+      authorizeTunnelKeyCommand(
+        '.ssh/authorized_keys',
+        'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBTQ',
+        'spotlift-tunnel-0a1b',
+        7001,
+      ),
+    'f="$HOME"/.ssh/authorized_keys\n[ -f "$f" ] || { echo "no authorized_keys file at $f" >&2; exit 3; }\nlock="$(dirname "$f")/.spotlift-tunnel.lock"\nif command -v flock >/dev/null 2>&1; then exec 9>"$lock"; flock -w 10 9; fi\nexp=$(date -d "@$(( $(date +%s) + 600 ))" +%Y%m%d%H%M)\nprintf \'%s,expiry-time="%s" %s\\n\' \'restrict,port-forwarding,permitopen="127.0.0.1:7001",command="/bin/false"\' "$exp" \'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBTQ spotlift-tunnel-0a1b\' >>"$f"',
+  ],
+  [
+    'transport revokeTunnelKeyCommand',
+    () => revokeTunnelKeyCommand('/root/.ssh/authorized_keys', 'spotlift-tunnel-0a1b'),
+    'f=/root/.ssh/authorized_keys\n[ -f "$f" ] || { echo "no authorized_keys file at $f" >&2; exit 3; }\nlock="$(dirname "$f")/.spotlift-tunnel.lock"\nif command -v flock >/dev/null 2>&1; then exec 9>"$lock"; flock -w 10 9; fi\ngrep -qF spotlift-tunnel-0a1b "$f" || exit 0\ntmp=$(mktemp "$f.XXXXXX")\ngrep -vF spotlift-tunnel-0a1b "$f" >"$tmp" || [ $? -eq 1 ]\nchown --reference="$f" "$tmp" 2>/dev/null; chmod --reference="$f" "$tmp" 2>/dev/null\nmv -f "$tmp" "$f"',
+  ],
+  [
+    'transport tunnelKeyCommand',
+    () => tunnelKeyCommand('spotlift-tunnel-0a1b', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBTQ'),
+    "set -e\ncommand -v ssh >/dev/null 2>&1 || { echo 'no OpenSSH client (ssh) on the PATH' >&2; exit 3; }\nd=$(mktemp -d /tmp/spotlift-tunnel.XXXXXX)\nssh-keygen -q -t ed25519 -N '' -C spotlift-tunnel-0a1b -f \"$d/key\"\nprintf 'spotlift-destination %s\\n' 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBTQ' >\"$d/known_hosts\"\nprintf '%s\\n' \"$d\"\ncat \"$d/key.pub\"",
+  ],
+  [
+    'transport tunnelCommand',
+    () => tunnelCommand('/tmp/spotlift-tunnel.abc123', { user: 'root', address: '10.77.0.3', port: 22 }, 7002, 7001, 5),
+    'd=/tmp/spotlift-tunnel.abc123\nexec 3<&0\nssh -F /dev/null -N -i "$d/key" -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$d/known_hosts" -o GlobalKnownHostsFile=/dev/null -o HostKeyAlias=spotlift-destination -o ExitOnForwardFailure=yes -o ConnectTimeout=5 -o ServerAliveInterval=5 -o ServerAliveCountMax=3 -o Ciphers=aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr -o PermitLocalCommand=yes -o "LocalCommand=rm -f $d/key; echo spotlift-tunnel-ready" -p 22 -l root -L 127.0.0.1:7002:127.0.0.1:7001 10.77.0.3 </dev/null 2>"$d/err" &\np=$!\n( cat <&3 >/dev/null 2>&1; kill $p 2>/dev/null ) &\nwait $p; rc=$?\nerr=$(tr \'\\n\' \' \' <"$d/err" | cut -c1-400)\nrm -rf "$d"\necho "spotlift-tunnel-exit $rc $err"',
+  ],
+  [
+    'transport removeTunnelKeyDirCommand',
+    () => removeTunnelKeyDirCommand('/tmp/spotlift-tunnel.abc123'),
+    'rm -rf /tmp/spotlift-tunnel.abc123',
+  ],
+  [
+    'transport readNodeTlsCommand',
+    () => readNodeTlsCommand('/var/lib/spotlift/tls/node-a'),
+    'g=$(readlink /var/lib/spotlift/tls/node-a/current 2>/dev/null) && [ -s /var/lib/spotlift/tls/node-a/"$g"/key.pem ] && echo "GEN $g" && echo "CA $(base64 -w0 /var/lib/spotlift/tls/node-a/"$g"/ca.pem)" && echo "CERT $(base64 -w0 /var/lib/spotlift/tls/node-a/"$g"/cert.pem)"; true',
+  ],
+  [
+    'transport installNodeTlsCommand',
+    () => installNodeTlsCommand('/var/lib/spotlift/tls/node-a', 'gen-0123abcd'),
+    'set -e; umask 077\nmkdir -p -m 0700 /var/lib/spotlift/tls/node-a; cd /var/lib/spotlift/tls/node-a; rm -rf gen-0123abcd.tmp; mkdir -m 0700 gen-0123abcd.tmp\nIFS= read -r ca; IFS= read -r cert; IFS= read -r key\nprintf %s "$ca" | base64 -d > gen-0123abcd.tmp/ca.pem\nprintf %s "$cert" | base64 -d > gen-0123abcd.tmp/cert.pem\nprintf %s "$key" | base64 -d > gen-0123abcd.tmp/key.pem\nchmod 0600 gen-0123abcd.tmp/*; rm -rf gen-0123abcd; mv gen-0123abcd.tmp gen-0123abcd\nprev=$(readlink current 2>/dev/null || true)\nln -sfn gen-0123abcd current.tmp; mv -Tf current.tmp current\nfor o in gen-*; do [ "$o" = gen-0123abcd ] || [ "$o" = "$prev" ] || rm -rf "$o"; done',
   ],
 ];
 

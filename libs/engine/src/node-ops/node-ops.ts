@@ -1,6 +1,7 @@
 import { type CriuFeatureCheck, checkArgv, parseFeatureCheck } from '@spotlift/criu';
 import type { NodeRecord } from '@spotlift/domain';
-import { NodeShell, armed, shellJoin, shq, type CommandResult } from '@spotlift/transport';
+import { armed } from '@spotlift/node-commands';
+import { NodeShell, shellJoin, shq, type CommandResult } from '@spotlift/transport';
 import { type NodeCommand, nodeCommand } from './node-command.js';
 import { type NodeLock, type NodeLockOptions, takeNodeLock } from './node-lock.js';
 import * as sh from './node-scripts.js';

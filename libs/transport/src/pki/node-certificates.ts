@@ -1,6 +1,6 @@
 import type { NodeTarget } from '@spotlift/domain';
 import { NodeShell } from '../node-shell.port.js';
-import { shq } from '../shell.js';
+import { installNodeTlsCommand, readNodeTlsCommand } from '@spotlift/node-commands';
 import { CertificateAuthority } from './certificate-authority.port.js';
 import { describeCertificate, rotationReason } from './certificate-policy.js';
 
@@ -128,13 +128,7 @@ export class NodeCertificates {
 
   /** The current generation on the node: its name, CA and certificate (base64, one line each). */
   private async read(node: NodeTarget): Promise<{ gen?: string; certPem?: string; nodeCaPem?: string }> {
-    const d = shq(this.dir(node));
-    const res = await this.shell.exec(
-      node,
-      `g=$(readlink ${d}/current 2>/dev/null) && [ -s ${d}/"$g"/key.pem ] && ` +
-        `echo "GEN $g" && echo "CA $(base64 -w0 ${d}/"$g"/ca.pem)" && echo "CERT $(base64 -w0 ${d}/"$g"/cert.pem)"; true`,
-      { timeoutMs: 15_000 },
-    );
+    const res = await this.shell.exec(node, readNodeTlsCommand(this.dir(node)), { timeoutMs: 15_000 });
     const line = (tag: string) => new RegExp(`^${tag} (\\S+)$`, 'm').exec(res.stdout)?.[1];
     const decode = (b64: string | undefined) => (b64 ? Buffer.from(b64, 'base64').toString('utf8') : undefined);
     const gen = line('GEN');
@@ -147,21 +141,8 @@ export class NodeCertificates {
    * with a rename, and removes generations older than the previous one.
    */
   private async push(node: NodeTarget, gen: string, ca: string, cert: string, key: string): Promise<void> {
-    const d = shq(this.dir(node));
-    const script = [
-      'set -e; umask 077',
-      `mkdir -p -m 0700 ${d}; cd ${d}; rm -rf ${gen}.tmp; mkdir -m 0700 ${gen}.tmp`,
-      'IFS= read -r ca; IFS= read -r cert; IFS= read -r key',
-      `printf %s "$ca" | base64 -d > ${gen}.tmp/ca.pem`,
-      `printf %s "$cert" | base64 -d > ${gen}.tmp/cert.pem`,
-      `printf %s "$key" | base64 -d > ${gen}.tmp/key.pem`,
-      `chmod 0600 ${gen}.tmp/*; rm -rf ${gen}; mv ${gen}.tmp ${gen}`,
-      'prev=$(readlink current 2>/dev/null || true)',
-      `ln -sfn ${gen} current.tmp; mv -Tf current.tmp current`,
-      `for o in gen-*; do [ "$o" = ${gen} ] || [ "$o" = "$prev" ] || rm -rf "$o"; done`,
-    ].join('\n');
     const b64 = (s: string) => Buffer.from(s).toString('base64');
-    const res = await this.shell.exec(node, script, {
+    const res = await this.shell.exec(node, installNodeTlsCommand(this.dir(node), gen), {
       timeoutMs: 15_000,
       stdin: `${b64(ca)}\n${b64(cert)}\n${b64(key)}\n`,
     });

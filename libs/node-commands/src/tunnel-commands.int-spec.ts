@@ -8,7 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { authorizeTunnelKeyCommand, revokeTunnelKeyCommand, tunnelCommand } from './ssh-direct-tunnel.js';
+import { authorizeTunnelKeyCommand, revokeTunnelKeyCommand, tunnelCommand } from '@spotlift/node-commands';
 
 const ORCHESTRATOR_KEY =
   'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBTQnxtEqyTXwlycunQpUvZvFmT1i/iyaGiR026JtSTN orchestrator';
