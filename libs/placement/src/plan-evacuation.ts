@@ -121,6 +121,33 @@ function cheaper(a: Scored, b: Scored): boolean {
   return a.r.makespan < b.r.makespan - 1e-6;
 }
 
+/** Rounds of adjacent swaps tried on the chosen queue (each round: n - 1 passes). */
+const SWAP_ROUNDS = 3;
+
+/**
+ * Local search on the chosen queue: swap neighbours while that lowers the weighted downtime without saving
+ * less. Who overlaps whom decides how much each freeze is stretched, which the fixed orders do not capture.
+ */
+function improveOrder(
+  start: Scored,
+  pass: (queue: PlacementWorkload[]) => ScheduleResult,
+  costOf: (r: ScheduleResult) => number,
+): Scored {
+  let best = start;
+  for (let round = 0; round < SWAP_ROUNDS; round++) {
+    let improved = false;
+    for (let i = 0; i + 1 < best.queue.length; i++) {
+      const queue = [...best.queue];
+      [queue[i], queue[i + 1]] = [queue[i + 1]!, queue[i]!];
+      const r = pass(queue);
+      const sc: Scored = { ...best, r, queue, cost: costOf(r) };
+      if (cheaper(sc, best)) [best, improved] = [sc, true];
+    }
+    if (!improved) break;
+  }
+  return best;
+}
+
 /** Run the portfolio and assemble the plan (shared by {@link planEvacuation} and {@link replan}). */
 export function planCore(c: Core): EvacuationPlan {
   const { input, now } = c;
@@ -168,8 +195,15 @@ export function planCore(c: Core): EvacuationPlan {
   /** The cheapest plan found per parallelism, to say why the chosen one needs more at once. */
   const perK = new Map<number, Scored>([[chosen.k, chosen]]);
   if (kind === 'downtime') {
-    for (const ordering of ORDERINGS) {
-      const queue = orderQueue(input, c.queue, ordering);
+    // Reversed orders too: with several at once, whoever runs last runs alone, the least slowed.
+    const queues = ORDERINGS.flatMap((ordering) => {
+      const q = orderQueue(input, c.queue, ordering);
+      return [
+        { ordering, queue: q },
+        { ordering, queue: [...q].reverse() },
+      ];
+    });
+    for (const { ordering, queue } of queues) {
       for (const allowed of [ALL, FEWEST_BYTES, STOP_ONLY]) {
         // Cost rises with k once everything is saved (parallel freezes share the CPU and the link).
         let local: Scored | undefined;
@@ -183,6 +217,20 @@ export function planCore(c: Core): EvacuationPlan {
           if (!local || cheaper(sc, local)) [local, stale] = [sc, 0];
           else stale += 1;
         }
+      }
+    }
+    // Local search from every start order, at the chosen parallelism and one either side, same strategy family:
+    // who overlaps whom decides how much each freeze is stretched, which the fixed orders do not capture.
+    const { k: k0, allowed } = chosen;
+    for (const k of [k0, k0 + 1, k0 - 1].filter((x) => x >= minK && x <= topK)) {
+      const pass = (queue: PlacementWorkload[]): ScheduleResult =>
+        schedulePass({ ...base, parallelism: k, allowed, queue, objective: 'downtime' });
+      for (const { ordering, queue } of [{ ordering: chosen.ordering, queue: chosen.queue }, ...queues]) {
+        const r0 = pass(queue);
+        const sc = improveOrder({ ...chosen, k, ordering, queue, r: r0, cost: costOf(r0) }, pass, costOf);
+        if (cheaper(sc, chosen)) chosen = sc;
+        const atK = perK.get(k);
+        if (!atK || cheaper(sc, atK)) perK.set(k, sc);
       }
     }
     strategies = chosen.allowed === ALL ? 'all' : 'fewest-bytes';
