@@ -1,9 +1,10 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, Optional } from '@nestjs/common';
 import {
   DomainError,
   evacuationFinished,
   type EvacuationJob,
   type EvacuationRecord,
+  type MigrationRecord,
   type NodeRecord,
   type Strategy,
 } from '@spotlift/domain';
@@ -14,6 +15,8 @@ import {
   EvacuationRepository,
   MigrationRepository,
   NodeRepository,
+  PairLinks,
+  PostCopyTrials,
   WorkloadRepository,
 } from '@spotlift/store';
 import { CheckpointsService, CreateCheckpoint } from '../checkpoints/checkpoints.service.js';
@@ -29,6 +32,8 @@ import {
   predictedMissesOf,
 } from './evacuation-jobs.js';
 import { addEvent, appendEvents } from './evacuation-events.js';
+import { executedPlan } from './evacuation-executed.js';
+import { pairCapabilities } from './evacuation-capabilities.js';
 import { EvacuationSignals } from './evacuation-signals.js';
 
 /**
@@ -38,6 +43,9 @@ import { EvacuationSignals } from './evacuation-signals.js';
  * without one: a safety net, slow on purpose.
  */
 export const SAFETY_NET_MS = 5_000;
+/** Post-copy and hybrid: resume to every page in, as the migration measured it. */
+const allPagesMs = (m: MigrationRecord): number | undefined =>
+  m.postCopy?.pagesAfterResumeMs ?? m.precopy?.lazyFill?.pagesAfterResumeMs;
 /** A failed workload is tried on at most this many destinations. */
 const MAX_ATTEMPTS = 2;
 /** Stop waiting for migrations this long after the deadline (the node is gone; their jobs end on their own). */
@@ -60,6 +68,7 @@ const OWNED = [
   'storageNote',
   'outcome',
   'finishedAt',
+  'executed',
 ] as const;
 
 /**
@@ -82,6 +91,9 @@ export class EvacuationCoordinator {
     private readonly checkpointsService: CheckpointsService,
     private readonly checkpoints: CheckpointRepository,
     private readonly signals: EvacuationSignals,
+    /** Post-copy trials and page throughput measured per pair (absent in unit tests: the fleet's figures). */
+    @Optional() private readonly trials?: PostCopyTrials,
+    @Optional() private readonly links?: PairLinks,
   ) {}
 
   async run(evacuationId: string, signal?: AbortSignal): Promise<EvacuationRecord | undefined> {
@@ -112,6 +124,7 @@ export class EvacuationCoordinator {
       const checkpointing = rec.jobs.some((j) => j.state === 'checkpointing');
       const open = checkpointing || rec.jobs.some((j) => j.state === 'pending' || jobInFlight(j));
       if (replanned || ended.length > 0 || checkpointsEnded || open) {
+        rec.executed = executedPlan(rec, this.clock.now());
         rec = await this.save(rec, read);
         read = new Set(rec.events);
       }
@@ -126,6 +139,7 @@ export class EvacuationCoordinator {
     if (signal?.aborted) return rec;
     const { state, outcome } = outcomeOf(rec);
     Object.assign(rec, { state, outcome, finishedAt: this.clock.now().toISOString() });
+    rec.executed = executedPlan(rec, this.clock.now());
     addEvent(rec, this.clock.now(), `finished ${state}: ${outcome.summary}`);
     rec = await this.save(rec, read);
     this.logger.log({ msg: 'evacuation finished', evacuation: rec.id, node: rec.nodeId, state, ...outcome });
@@ -168,6 +182,7 @@ export class EvacuationCoordinator {
       freshMemAvailable,
       reservedByNode,
       settings: this.config.evacuation,
+      pairs: await pairCapabilities(source, nodes, this.trials, this.links),
     });
     const plan = planEvacuation(input);
     rec.plannedAt = now.toISOString();
@@ -220,6 +235,7 @@ export class EvacuationCoordinator {
         ...(m.frozenAt ? { frozenAt: m.frozenAt } : {}),
         ...(m.resumedAt ? { resumedAt: m.resumedAt } : {}),
         ...(m.error ? { error: m.error } : {}),
+        ...(allPagesMs(m) !== undefined ? { timeToAllPagesMs: allPagesMs(m) } : {}),
       });
       ended.push({ workloadId: job.workloadId, outcome: m.state === 'completed' ? 'completed' : 'failed' });
     }
