@@ -74,6 +74,13 @@ export const EvacuationSettings = z
     parallelDumpSlowdown: z.number().min(0).max(10).default(1),
     /** Seconds of post-copy page fill counted as this fraction of a second of downtime. */
     postCopyStallWeight: z.number().min(0).max(10).default(0.25),
+    /**
+     * With slack (the plan made without them finishes this long before the deadline, nothing missed), the
+     * missing post-copy trials of the source's pairs run first, for at most this many seconds; 0: never.
+     */
+    trialBudgetSeconds: z.number().min(0).max(300).default(15),
+    /** Every this many seconds one node pair without a stored post-copy trial gets one (ahead of notices); 0: off. */
+    trialRefreshSeconds: z.number().min(0).max(86_400).default(0),
     /** Approve an Azure event (StartRequests) this long before its deadline if we are not done by then. */
     azureAckLeadSeconds: z.number().min(0).max(600).default(10),
   })
