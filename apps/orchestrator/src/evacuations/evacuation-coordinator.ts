@@ -40,6 +40,7 @@ import {
 import { addEvent, appendEvents } from './evacuation-events.js';
 import { executedPlan } from './evacuation-executed.js';
 import { pairCapabilities } from './evacuation-capabilities.js';
+import { calibrateFromMigrations } from './evacuation-calibration.js';
 import { PairTrials, trialable } from './pair-trials.js';
 import { EvacuationSignals } from './evacuation-signals.js';
 
@@ -182,6 +183,7 @@ export class EvacuationCoordinator {
     const freshMemAvailable = await this.readMemAvailable(
       nodes.filter((n) => n.id !== source.id && n.state === 'ready'),
     );
+    const calibration = calibrateFromMigrations(migrations);
     const inputAt = async (at: Date) =>
       buildEvacuationInput({
         deadline: new Date(rec.deadline),
@@ -193,6 +195,7 @@ export class EvacuationCoordinator {
         reservedByNode,
         settings: this.config.evacuation,
         pairs: await pairCapabilities(source, nodes, this.trials, this.links),
+        calibration,
       });
     const input = await inputAt(now);
     let plan = planEvacuation(input);
@@ -206,6 +209,12 @@ export class EvacuationCoordinator {
     rec.jobs = jobsFromPlan(plan, onNode);
     rec.predictedMisses = predictedMissesOf(plan);
     rec.state = 'running';
+    if (calibration.perMigrationOverheadSeconds !== undefined)
+      addEvent(
+        rec,
+        now,
+        `model calibrated from ${calibration.samples} completed stop-and-copy migration(s): ${calibration.perMigrationOverheadSeconds.toFixed(2)} s without pages per migration, ${calibration.fixedCostSeconds!.toFixed(2)} s of freeze without pages`,
+      );
     addEvent(rec, now, `planned: ${plan.summary}`);
     if (busy.length)
       addEvent(rec, now, `already migrating, left to their own migrations: ${busy.map((w) => w.id).join(', ')}`);

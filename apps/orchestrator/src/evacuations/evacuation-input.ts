@@ -13,6 +13,7 @@ import type {
 import type { CandidateNode, EvacuationInput, EvacuationPlan, PlacementWorkload } from '@spotlift/placement';
 import type { EvacuationSettings } from '../config/evacuation-config.js';
 import type { PairCapability } from './evacuation-capabilities.js';
+import type { Calibration } from './evacuation-calibration.js';
 
 export interface EvacuationInputSources {
   deadline: Date;
@@ -27,6 +28,8 @@ export interface EvacuationInputSources {
   settings: EvacuationSettings;
   /** Per destination: the stored post-copy trial and measured throughput from the source (absent: unknown). */
   pairs?: Readonly<Record<string, PairCapability>>;
+  /** Fixed costs measured on completed migrations (absent, or too few samples: the settings' figures). */
+  calibration?: Calibration;
 }
 
 /** The workload's declared priority and dirty rate where it has them, the fleet's defaults otherwise. */
@@ -117,7 +120,10 @@ export function buildEvacuationInput(src: EvacuationInputSources): EvacuationInp
     },
     sourceOutboundBytesPerSec: s.sourceBandwidthBytesPerSec,
     perMigrationMaxBytesPerSec: s.streamBandwidthBytesPerSec,
-    perMigrationOverheadSeconds: s.perMigrationOverheadSeconds,
+    perMigrationOverheadSeconds: src.calibration?.perMigrationOverheadSeconds ?? s.perMigrationOverheadSeconds,
+    ...(src.calibration?.fixedCostSeconds !== undefined
+      ? { strategyModel: { fixedCostSeconds: src.calibration.fixedCostSeconds } }
+      : {}),
     maxParallel: s.maxParallel,
     objective: s.objective,
     parallelDumpSlowdown: s.parallelDumpSlowdown,
