@@ -123,6 +123,11 @@ function cheaper(a: Scored, b: Scored): boolean {
 
 /** Rounds of adjacent swaps tried on the chosen queue (each round: n - 1 passes). */
 const SWAP_ROUNDS = 3;
+/**
+ * Passes the local search may spend per plan, whatever the number of workloads: it runs on every re-plan, and
+ * a pass over a large fleet costs milliseconds. The chosen start and parallelism come first.
+ */
+const LOCAL_SEARCH_PASSES = 160;
 
 /**
  * Local search on the chosen queue: swap neighbours while that lowers the weighted downtime without saving
@@ -132,11 +137,12 @@ function improveOrder(
   start: Scored,
   pass: (queue: PlacementWorkload[]) => ScheduleResult,
   costOf: (r: ScheduleResult) => number,
+  budget: { left: number },
 ): Scored {
   let best = start;
   for (let round = 0; round < SWAP_ROUNDS; round++) {
     let improved = false;
-    for (let i = 0; i + 1 < best.queue.length; i++) {
+    for (let i = 0; i + 1 < best.queue.length && budget.left > 0; i++, budget.left--) {
       const queue = [...best.queue];
       [queue[i], queue[i + 1]] = [queue[i + 1]!, queue[i]!];
       const r = pass(queue);
@@ -222,12 +228,15 @@ export function planCore(c: Core): EvacuationPlan {
     // Local search from every start order, at the chosen parallelism and one either side, same strategy family:
     // who overlaps whom decides how much each freeze is stretched, which the fixed orders do not capture.
     const { k: k0, allowed } = chosen;
+    const budget = { left: LOCAL_SEARCH_PASSES };
+    const first = { ordering: chosen.ordering, queue: chosen.queue };
     for (const k of [k0, k0 + 1, k0 - 1].filter((x) => x >= minK && x <= topK)) {
       const pass = (queue: PlacementWorkload[]): ScheduleResult =>
         schedulePass({ ...base, parallelism: k, allowed, queue, objective: 'downtime' });
-      for (const { ordering, queue } of [{ ordering: chosen.ordering, queue: chosen.queue }, ...queues]) {
+      for (const { ordering, queue } of [first, ...queues]) {
+        if (budget.left-- <= 0) break;
         const r0 = pass(queue);
-        const sc = improveOrder({ ...chosen, k, ordering, queue, r: r0, cost: costOf(r0) }, pass, costOf);
+        const sc = improveOrder({ ...chosen, k, ordering, queue, r: r0, cost: costOf(r0) }, pass, costOf, budget);
         if (cheaper(sc, chosen)) chosen = sc;
         const atK = perK.get(k);
         if (!atK || cheaper(sc, atK)) perK.set(k, sc);
