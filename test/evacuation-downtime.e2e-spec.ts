@@ -90,7 +90,9 @@ describe('evacuations choose the least downtime the deadline allows (real CRIU)'
     expect(done.events.some((e) => /ran the missing post-copy trials/.test(e.msg))).toBe(false);
     expect(done.events.find((e) => /no post-copy trial for/.test(e.msg))?.msg).toMatch(/no slack/);
     const ms = await migrationsOf(done);
-    expect(ms.map((m) => m.strategy)).toEqual(['stop-and-copy', 'stop-and-copy']);
+    // Everything on node-b moves (the first test's workloads too, when it ran first).
+    expect(ms.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(ms.map((m) => m.strategy))).toEqual(new Set(['stop-and-copy']));
     expect(done.executed!.peakConcurrency).toBe(peakFromMigrations(ms));
   });
 });
