@@ -54,7 +54,9 @@ function peakFromMigrations(ms: readonly MigrationRecord[]): number {
 
 async function migrationsOf(e: EvacuationRecord): Promise<MigrationRecord[]> {
   return Promise.all(
-    e.jobs.map(async (j) => (await orch.api<MigrationRecord>('GET', `/migrations/${j.migrationId}`)).body),
+    e.jobs
+      .filter((j) => j.migrationId !== undefined)
+      .map(async (j) => (await orch.api<MigrationRecord>('GET', `/migrations/${j.migrationId}`)).body),
   );
 }
 
