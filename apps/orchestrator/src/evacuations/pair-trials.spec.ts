@@ -1,6 +1,6 @@
 import type { NodeRecord, PostCopyTrialRecord } from '@spotlift/domain';
-import { Clock, type NodeOps } from '@spotlift/engine';
-import { InMemoryPostCopyTrials, InMemoryRecords, type NodeRepository } from '@spotlift/store';
+import { SystemClock, type NodeOps } from '@spotlift/engine';
+import { InMemoryPostCopyTrials, InMemoryRecords } from '@spotlift/store';
 import { aNode } from '@spotlift/testing';
 import type { NodeShell } from '@spotlift/transport';
 import type { AppConfig } from '../config/app-config.js';
@@ -16,7 +16,7 @@ class ScriptedTrials extends PairTrials {
     private readonly script: Record<string, 'ok' | 'failed' | 'hang'>,
   ) {
     const config = { evacuation: EvacuationSettings.parse({}), engine: {}, live: {} } as unknown as AppConfig;
-    super({} as NodeOps, {} as NodeShell, store, new Clock(), config, nodes as unknown as NodeRepository);
+    super({} as NodeOps, {} as NodeShell, store, new SystemClock(), config, nodes);
   }
   override run(source: NodeRecord, destination: NodeRecord): Promise<PostCopyTrialRecord> {
     this.ran.push(`${source.id}->${destination.id}`);
