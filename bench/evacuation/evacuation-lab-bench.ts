@@ -78,15 +78,18 @@ async function once(
     const x = e.executed;
     const pages = ms.reduce((s, m) => s + m.bytes.pages, 0);
     const elapsed = x?.finishSeconds ?? 0;
+    // CRIU's page-server rate is measured by stop-and-copy dumps only (a lazy dump has no memwrite time).
     const criuRates = ms.map((m) => m.throughput?.pagesBytesPerSec ?? 0).filter((r) => r > 0);
-    const criu = criuRates.length ? criuRates.reduce((a, b) => a + b, 0) / criuRates.length : 0;
+    const criu = criuRates.length
+      ? `${(criuRates.reduce((a, b) => a + b, 0) / criuRates.length / MIB).toFixed(0)} MiB/s`
+      : 'n/a (no stop-and-copy dump)';
     const strategies = [...new Set(ms.map((m) => m.strategy))].join('+');
     const trial = e.events.find((ev) => /post-copy trial/.test(ev.msg))?.msg ?? 'no trial event';
     return (
       `${e.state}, ${e.outcome?.moved ?? 0}/${sizes.length} moved by ${strategies}, up to ${x?.peakConcurrency ?? '?'} at once; ` +
-      `downtime total ${x?.totalDowntimeMs ?? '?'} ms (predicted ${x?.predictedTotalDowntimeMs ?? '?'}), max ${x?.maxDowntimeMs ?? '?'} ms; ` +
+      `downtime total ${Math.round(x?.totalDowntimeMs ?? 0)} ms (predicted ${x?.predictedTotalDowntimeMs ?? '?'}), max ${Math.round(x?.maxDowntimeMs ?? 0)} ms; ` +
       `last end ${elapsed.toFixed(1)} s after the plan; evacuation ${(pages / MIB / Math.max(elapsed, 1e-9)).toFixed(0)} MiB/s ` +
-      `vs CRIU page-server ${(criu / MIB).toFixed(0)} MiB/s (mean over its migrations) | ${trial.slice(0, 160)}`
+      `vs CRIU page-server ${criu} (mean over its migrations) | ${trial.slice(0, 160)}`
     );
   } finally {
     for (const p of [...ms.map((m) => m.restoredPid), ...pids]) if (p && pidAlive(p)) await stopWorkload(p);
