@@ -55,4 +55,23 @@ describe('PairTrials', () => {
     await t.refreshOne();
     expect(t.ran).toEqual(['b->d']);
   });
+
+  it('a probe change (here a new CRIU) makes the stored trials of that node stale', async () => {
+    const nodes = new InMemoryRecords<NodeRecord>();
+    for (const n of [ready('b'), ready('d')]) await nodes.save(n);
+    const store = new InMemoryPostCopyTrials();
+    for (const [s, d] of [
+      ['b', 'd'],
+      ['d', 'b'],
+    ])
+      await store.put({ sourceNodeId: s!, destinationNodeId: d!, ok: false, at: '', durationMs: 1 }, 60_000);
+    const t = new ScriptedTrials(store, nodes, {});
+    expect(await t.refreshOne()).toBeUndefined();
+    const d = (await nodes.get('d'))!;
+    await nodes.save({ ...d, probe: { ...d.probe!, criuVersion: '9.9.9' } });
+    await t.refreshOne();
+    await t.refreshOne();
+    expect(await t.refreshOne()).toBeUndefined();
+    expect(t.ran).toEqual(['b->d', 'd->b']);
+  });
 });

@@ -5,6 +5,10 @@ import { NodeRepository, PostCopyTrials } from '@spotlift/store';
 import { DirectoryStreamer, NodeShell } from '@spotlift/transport';
 import { AppConfig } from '../config/app-config.js';
 
+/** What a probe change that can change a trial's answer looks like: CRIU, kernel, features. */
+const fingerprint = (n: NodeRecord): string =>
+  [n.probe?.criuVersion, n.probe?.kernel, JSON.stringify(n.probe?.features ?? {})].join('|');
+
 /** A node a trial may touch: ready (not draining, not under notice) and with a working CRIU. */
 export const trialable = (n: NodeRecord): boolean => n.state === 'ready' && n.probe?.criuOk === true;
 
@@ -20,6 +24,9 @@ export class PairTrials implements OnApplicationBootstrap, OnApplicationShutdown
   private readonly runner: PostCopyTrialRunner;
   private readonly running = new Map<string, Promise<PostCopyTrialRecord>>();
   private timer?: NodeJS.Timeout;
+  /** Each node's probe fingerprint at the last scheduled pass, and the pairs a change since made stale. */
+  private readonly seen = new Map<string, string>();
+  private readonly stale = new Set<string>();
 
   constructor(
     ops: NodeOps,
@@ -63,15 +70,24 @@ export class PairTrials implements OnApplicationBootstrap, OnApplicationShutdown
   }
 
   /**
-   * One scheduled pass: the first pair among ready nodes (both ends) with no stored trial gets one. One pair per
-   * pass keeps it cheap (a trial freezes a probe for well under a second and moves a few pages).
+   * One scheduled pass: the first pair among ready nodes (both ends) with no stored trial, or whose trial a probe
+   * change since made stale, gets one (a node registered since has none). One pair per pass keeps it cheap (a trial freezes a probe for well under a second and moves a few pages).
    */
   async refreshOne(): Promise<PostCopyTrialRecord | undefined> {
     const ready = (await this.nodes.list()).filter(trialable);
+    // A probe that found a new CRIU, kernel or feature set makes every stored trial of that node stale.
+    for (const n of ready) {
+      const before = this.seen.get(n.id);
+      this.seen.set(n.id, fingerprint(n));
+      if (before === undefined || before === fingerprint(n)) continue;
+      for (const o of ready) if (o.id !== n.id) this.stale.add(`${n.id}->${o.id}`).add(`${o.id}->${n.id}`);
+    }
     for (const s of ready)
       for (const d of ready) {
-        if (s.id === d.id || this.running.has(`${s.id}->${d.id}`)) continue;
-        if (await this.trials.get(s.id, d.id).catch(() => ({}))) continue;
+        const key = `${s.id}->${d.id}`;
+        if (s.id === d.id || this.running.has(key)) continue;
+        if (!this.stale.has(key) && (await this.trials.get(s.id, d.id).catch(() => ({})))) continue;
+        this.stale.delete(key);
         return this.run(s, d);
       }
     return undefined;
