@@ -69,6 +69,7 @@ interface Row {
   saved: number;
   planMs: number[];
   parallelism: number[];
+  downtime?: number;
 }
 
 function runScenario(
@@ -77,7 +78,8 @@ function runScenario(
   notice: (i: number) => number,
 ): { rows: Row[]; total: number; count: number; bound: number; perNode: string[] } {
   const policies: Array<{ name: string; run: (input: ReturnType<typeof evacuationInput>) => Outcome }> = [
-    { name: 'planner', run: runPlanner },
+    { name: 'planner (downtime)', run: runPlanner },
+    { name: 'planner (finish)', run: (i) => runPlanner({ ...i, objective: 'finish' }) },
     { name: 'FIFO, 1 at a time', run: (i) => runFifo(i, 1) },
     { name: 'FIFO, 4 at a time', run: (i) => runFifo(i, 4) },
     { name: 'priority, 4, no check', run: (i) => runPriorityNoCheck(i, 4) },
@@ -100,7 +102,8 @@ function runScenario(
       row.saved += out.saved;
       if (out.planMs !== undefined) row.planMs.push(out.planMs);
       if (out.parallelism !== undefined) row.parallelism.push(out.parallelism);
-      if (verbose && pol.name === 'planner') {
+      if (out.downtimeSeconds !== undefined) row.downtime = (row.downtime ?? 0) + out.downtimeSeconds;
+      if (verbose && pol.name.startsWith('planner (downtime')) {
         const mem = input.workloads.reduce((s, w) => s + w.memoryBytes, 0);
         perNode.push(
           `  ${id}: ${input.workloads.length} workloads, ${(mem / GIB).toFixed(1)} GiB, deadline ${input.deadlineSeconds} s -> saved ${out.saved}, k=${out.parallelism}`,
@@ -157,6 +160,7 @@ for (const p of profiles) {
       lpad('% bound', 8),
       lpad('saved', 10),
       lpad('plan ms', 12),
+      lpad('downtime s', 11),
     ].join(' '),
   );
   for (const sc of scenarios) {
@@ -179,6 +183,7 @@ for (const p of profiles) {
           lpad(((100 * row.value) / r.bound).toFixed(1), 8),
           lpad(`${row.saved}/${r.count}`, 10),
           lpad(ms, 12),
+          lpad(row.downtime !== undefined ? row.downtime.toFixed(0) : '', 11),
         ].join(' '),
       );
     }

@@ -48,6 +48,8 @@ export interface Outcome {
   placed: Array<{ workload: PlacementWorkload; nodeId: string }>;
   planMs?: number;
   parallelism?: number;
+  /** Predicted downtime summed over the workloads saved (planner policies). */
+  downtimeSeconds?: number;
 }
 
 /** A fresh shared state from the fleet's probed figures. */
@@ -119,6 +121,7 @@ export function runPlanner(input: EvacuationInput): Outcome {
     placed: kept.map((m) => ({ workload: byId.get(m.workloadId)!, nodeId: m.destinationId! })),
     planMs,
     parallelism: plan.parallelism,
+    downtimeSeconds: plan.objective.totalDowntimeSeconds,
   };
 }
 

@@ -88,6 +88,12 @@ export interface EvacuationJob {
   /** Seconds after the plan's origin (`plannedAt`), as predicted by the latest plan. */
   predictedFinishSeconds?: number;
   predictedDowntimeSeconds?: number;
+  /** Post-copy/hybrid: predicted seconds from resume until every page is in. */
+  predictedStallSeconds?: number;
+  /** The plan's why: strategy, timing, alone or alongside whom (as planned when the job started). */
+  explanation?: string;
+  /** Post-copy/hybrid, measured: from resume to every page on the destination (the migration's fill). */
+  timeToAllPagesMs?: number;
   startedAt?: string;
   endedAt?: string;
   /** Freeze to resume on the nodes, copied from the migration once it completed. */
@@ -127,6 +133,16 @@ export interface EvacuationPlanSnapshot {
   workSaved: number;
   workTotal: number;
   upperBound: number;
+  /** The objective's values (placement's PlanObjective): what the plan was chosen on. */
+  objective?: {
+    kind: string;
+    weightedCostSeconds: number;
+    totalDowntimeSeconds: number;
+    maxDowntimeSeconds: number;
+    totalStallSeconds: number;
+    stallWeight: number;
+    makespanSeconds: number;
+  };
   summary: string;
 }
 
@@ -190,11 +206,45 @@ export interface EvacuationRecord {
   earlySignal?: EarlySignalScope;
   /** Written once the cordon was tried; the evacuation never waits for it. */
   cordon?: EvacuationCordon;
+  /** The plan as it ran (from the jobs' migrations), next to what was predicted; written as jobs end. */
+  executed?: ExecutedPlan;
   /** Notable steps, oldest first (capped), for people reading GET /evacuations/:id. */
   events: Array<{ at: string; msg: string }>;
   createdAt: string;
   updatedAt: string;
   finishedAt?: string;
+}
+
+/** One job as it ran: seconds are on the plan's clock (0 = `plannedAt`). */
+export interface ExecutedJob {
+  workloadId: string;
+  migrationId?: string;
+  destinationNodeId?: string;
+  strategy?: string;
+  state: string;
+  startSeconds?: number;
+  /** When its migration ended (the workload runs on the destination, every page in). */
+  finishSeconds?: number;
+  /** Jobs whose migrations overlapped this one in time. */
+  concurrentWith: string[];
+  predictedFinishSeconds?: number;
+  predictedDowntimeMs?: number;
+  downtimeMs?: number;
+  predictedStallMs?: number;
+  /** Post-copy/hybrid: resume to every page in. The workload's own longest stall is not observable from here. */
+  timeToAllPagesMs?: number;
+}
+
+/** The evacuation as executed: what ran at once, when, how; the truth next to the plan's prediction. */
+export interface ExecutedPlan {
+  peakConcurrency: number;
+  jobs: ExecutedJob[];
+  totalDowntimeMs: number;
+  maxDowntimeMs: number;
+  predictedTotalDowntimeMs: number;
+  /** Last migration end on the plan's clock. */
+  finishSeconds?: number;
+  summary: string;
 }
 
 /** True once nothing more will happen to the evacuation. */

@@ -94,6 +94,8 @@ export interface WorkloadRecord {
   tree?: number[];
   /** 1 (expendable) .. 10 (critical): weighs the work an evacuation saves; the fleet default when absent. */
   priority?: number;
+  /** Longest freeze an evacuation may plan for it, ms: the planner never plans a move predicted longer. */
+  maxDowntimeMs?: number;
   /** Declared rate of distinct pages dirtied, bytes/s (pre-copy and the planner); the fleet default when absent. */
   dirtyRateBytesPerSec?: number;
   /**

@@ -16,6 +16,7 @@ export * from './transports/tls-page-transport.js';
 export * from './transports/throughput.js';
 export * from './run-control.js';
 export * from './strategies/live-config.js';
+export { PostCopyTrialRunner } from './strategies/post-copy-trial.js';
 export * from './strategies/convergence.js';
 export * from './checkpoint/checkpoint-flow.js';
 export * from './files/workload-files.js';

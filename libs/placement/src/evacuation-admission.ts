@@ -5,7 +5,14 @@
  */
 import { reservedBytes, type CapacityLedger } from './capacity-ledger.js';
 import { chooseDestination } from './choose-destination.js';
-import { chooseStrategy, DEFAULT_STRATEGY_MODEL, type StrategyDecision } from './choose-strategy.js';
+import {
+  chooseStrategy,
+  DEFAULT_STRATEGY_MODEL,
+  type StrategyDecision,
+  type StrategyModel,
+  type StrategyPrediction,
+} from './choose-strategy.js';
+import { costSeconds, moveCost, stallWeightOf, type CostedStrategy } from './evacuation-cost.js';
 import { streamCap, streamCapOf } from './evacuation-model.js';
 import { EVACUATION_DEFAULTS, type EvacuationInput, type PlannedMigration } from './evacuation-types.js';
 import { fmtRate, fmtSeconds } from './format.js';
@@ -37,6 +44,17 @@ export interface ScheduleContext {
   failedOn: Readonly<Record<string, readonly string[]>>;
   /** Per workload, the destinations that pass the filters that cannot change during a plan (optional speed-up). */
   eligible?: ReadonlyMap<string, readonly CandidateNode[]>;
+  /**
+   * `downtime`: try the allowed strategies cheapest first (downtime + weighted page fill) and take the first that
+   * keeps everyone in time and within their caps. `finish` (default): `chooseStrategy`'s simplest-in-budget pick.
+   */
+  objective?: 'downtime' | 'finish';
+}
+
+/** What was admitted, as far as later admissions must keep it within its downtime cap. */
+export interface Pick {
+  decision: CostedStrategy;
+  maxDowntimeSeconds?: number;
 }
 
 /** The state of a pass as it unfolds. */
@@ -51,6 +69,8 @@ export interface State {
   byId: Map<string, CandidateNode>;
   /** The fastest stream any destination offers (for the timing pre-check). */
   bestCap: number;
+  /** Admitted jobs by workload id (pinned in-flight jobs have none: their freeze is not ours to change). */
+  picks: Map<string, Pick>;
 }
 
 /** Whether a workload may start now, and with what (or why not). */
@@ -143,7 +163,8 @@ export function tryAdmit(ctx: ScheduleContext, st: State, w: PlacementWorkload, 
     const dest = st.byId.get(cand.nodeId)!;
     const cap = streamCap(input, dest.id);
     const inbound = dest.inboundBandwidthBytesPerSec ?? Number.POSITIVE_INFINITY;
-    const est = Math.min(cap, links.sourceBytesPerSec / (st.active.length + 1), inbound / (into(dest.id) + 1));
+    const slow = 1 + (links.contention ?? 0) * st.active.length;
+    const est = Math.min(cap / slow, links.sourceBytesPerSec / (st.active.length + 1), inbound / (into(dest.id) + 1));
     const decision = chooseStrategy({
       memoryBytes: w.memoryBytes,
       dirtyRateBytesPerSec: w.dirtyRateBytesPerSec,
@@ -157,35 +178,124 @@ export function tryAdmit(ctx: ScheduleContext, st: State, w: PlacementWorkload, 
       allowed: ctx.allowed,
       model,
     });
-    const alone = st.now + o + decision.predictedBytes / cap;
-    if (alone > ctx.deadline + EPS) {
-      const need = alone - st.now;
-      const waited = st.now > ctx.now + EPS && ctx.now + need <= ctx.deadline + EPS;
-      const when = waited ? ` at ${fmtSeconds(st.now)}, after higher-ranked migrations had the link` : '';
-      lastReason = `needs ${fmtSeconds(need)} even alone on ${dest.id} by ${decision.strategy} (${fmtSeconds(o)} overhead + transfer), only ${fmtSeconds(ctx.deadline - st.now)} left${when}`;
-      continue;
+    const options = ctx.objective === 'downtime' ? cheapestFirst(decision, w, est, model, ctx) : [decision];
+    const passedOver: string[] = [];
+    for (const option of options) {
+      const alone = st.now + o + option.predictedBytes / cap;
+      if (alone > ctx.deadline + EPS) {
+        const need = alone - st.now;
+        const waited = st.now > ctx.now + EPS && ctx.now + need <= ctx.deadline + EPS;
+        const when = waited ? ` at ${fmtSeconds(st.now)}, after higher-ranked migrations had the link` : '';
+        lastReason = `needs ${fmtSeconds(need)} even alone on ${dest.id} by ${option.strategy} (${fmtSeconds(o)} overhead + transfer), only ${fmtSeconds(ctx.deadline - st.now)} left${when}`;
+        passedOver.push(`${option.strategy} too slow`);
+        continue;
+      }
+      allAlone = false;
+      const job: SimJob = {
+        id: w.id,
+        destinationId: dest.id,
+        capBytesPerSec: cap,
+        overheadLeftSeconds: o,
+        bytesLeft: option.predictedBytes,
+        startedAt: st.now,
+      };
+      const fin = finishTimes([...st.active, job], links, st.now);
+      const late = [...st.mustMeet, w.id].filter((id) => (fin.get(id)?.finishedAt ?? 0) > ctx.deadline + EPS);
+      const over = overCap(ctx, st, fin, w, option);
+      if (late.length === 0 && over.length === 0) {
+        const destinationReason =
+          dest.id === placement.nodeId
+            ? placement.reason
+            : `${dest.id} (best-scored ${placement.nodeId} too crowded to finish in time)`;
+        const reason = passedOver.length ? `${option.reason} (passed over: ${passedOver.join('; ')})` : option.reason;
+        return { ok: true, job, decision: { ...option, reason }, destinationReason };
+      }
+      lastReason =
+        over.length > 0
+          ? `would freeze ${over.join(', ')} longer than its maxDowntime`
+          : late.includes(w.id)
+            ? `would finish at ${fmtSeconds(fin.get(w.id)!.finishedAt)}, after the deadline (${fmtSeconds(ctx.deadline)}), sharing the link with ${st.active.length} higher-ranked migration(s)`
+            : `would have made ${late.join(', ')} miss the deadline`;
+      passedOver.push(`${option.strategy} ${lastReason}`);
     }
-    allAlone = false;
-    const job: SimJob = {
-      id: w.id,
-      destinationId: dest.id,
-      capBytesPerSec: cap,
-      overheadLeftSeconds: o,
-      bytesLeft: decision.predictedBytes,
-      startedAt: st.now,
-    };
-    const fin = finishTimes([...st.active, job], links, st.now);
-    const late = [...st.mustMeet, w.id].filter((id) => (fin.get(id)?.finishedAt ?? 0) > ctx.deadline + EPS);
-    if (late.length === 0) {
-      const destinationReason =
-        dest.id === placement.nodeId
-          ? placement.reason
-          : `${dest.id} (best-scored ${placement.nodeId} too crowded to finish in time)`;
-      return { ok: true, job, decision, destinationReason };
-    }
-    lastReason = late.includes(w.id)
-      ? `would finish at ${fmtSeconds(fin.get(w.id)!.finishedAt)}, after the deadline (${fmtSeconds(ctx.deadline)}), sharing the link with ${st.active.length} higher-ranked migration(s)`
-      : `would have made ${late.join(', ')} miss the deadline`;
   }
   return { ok: false, permanent: allAlone, reason: lastReason };
+}
+
+/** Workloads (this one or those admitted) the model says would freeze longer than their cap with `option` added. */
+function overCap(
+  ctx: ScheduleContext,
+  st: State,
+  fin: ReadonlyMap<string, { finishedAt: number; transferStartedAt: number }>,
+  w: PlacementWorkload,
+  option: CostedStrategy,
+): string[] {
+  const tFix = ctx.input.strategyModel?.fixedCostSeconds ?? DEFAULT_STRATEGY_MODEL.fixedCostSeconds;
+  const picks: Array<[string, Pick]> = [
+    ...st.picks.entries(),
+    [
+      w.id,
+      { decision: option, ...(w.maxDowntimeSeconds !== undefined ? { maxDowntimeSeconds: w.maxDowntimeSeconds } : {}) },
+    ],
+  ];
+  return picks
+    .filter(([id, p]) => {
+      const f = fin.get(id);
+      if (p.maxDowntimeSeconds === undefined || !f) return false;
+      return moveCost(p.decision, f.transferStartedAt, f.finishedAt, tFix).downtime > p.maxDowntimeSeconds + EPS;
+    })
+    .map(([id]) => id);
+}
+
+/**
+ * The allowed strategies this pair supports, cheapest first for the workload alone at `est` (freeze plus the
+ * weighted page fill), each as a decision saying why it ranks where it does.
+ */
+function cheapestFirst(
+  d: StrategyDecision,
+  w: PlacementWorkload,
+  est: number,
+  model: StrategyModel,
+  ctx: ScheduleContext,
+): StrategyDecision[] {
+  const weight = stallWeightOf(ctx.input);
+  // Hybrid whose rounds did not shrink the lazy set is post-copy that sent the memory twice.
+  const usable = d.alternatives.filter(
+    (p) =>
+      p.supported &&
+      ctx.allowed.includes(p.strategy) &&
+      !(p.strategy === 'hybrid' && p.finalBytes > model.minShrink * w.memoryBytes),
+  );
+  const costed = usable
+    .map((p) => {
+      const c = moveCost(
+        { strategy: p.strategy, predictedBytes: p.bytes, finalBytes: p.finalBytes },
+        0,
+        p.bytes / est,
+        model.fixedCostSeconds,
+      );
+      return { p, ...c, cost: costSeconds(c.downtime, c.stall, weight) };
+    })
+    .sort((a, b) => a.cost - b.cost || a.p.bytes - b.p.bytes);
+  const label = (x: { p: StrategyPrediction; downtime: number; stall: number; cost: number }): string =>
+    `${x.p.strategy} ${fmtSeconds(x.cost)}` +
+    (x.stall > 0 ? ` (${fmtSeconds(x.downtime)} freeze + ${weight} x ${fmtSeconds(x.stall)} page fill)` : ' freeze');
+  const unavailable = d.fallbacks.length ? `; ${d.fallbacks.join('; ')}` : '';
+  return costed.map((x, i) => {
+    const others = costed.filter((y) => y !== x).map(label);
+    const rank = i === 0 ? 'least downtime cost' : `next cheapest`;
+    return {
+      strategy: x.p.strategy,
+      predictedTotalSeconds: x.p.totalSeconds,
+      predictedDowntimeSeconds: x.p.downtimeSeconds,
+      predictedBytes: x.p.bytes,
+      rounds: x.p.rounds,
+      finalBytes: x.p.finalBytes,
+      meetsBudget: x.p.meetsBudget,
+      meetsDeadline: x.p.meetsDeadline,
+      reason: `${rank}: ${label(x)}${others.length ? ` vs ${others.join(', ')}` : ''} at ${fmtRate(est)}${unavailable}`,
+      fallbacks: d.fallbacks,
+      alternatives: d.alternatives,
+    };
+  });
 }

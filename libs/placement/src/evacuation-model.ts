@@ -12,7 +12,11 @@ export function linksOf(input: EvacuationInput): Links {
   const inbound: Record<string, number> = {};
   for (const d of input.destinations)
     if (d.inboundBandwidthBytesPerSec !== undefined) inbound[d.id] = d.inboundBandwidthBytesPerSec;
-  return { sourceBytesPerSec: input.sourceOutboundBytesPerSec, inboundBytesPerSec: inbound };
+  return {
+    sourceBytesPerSec: input.sourceOutboundBytesPerSec,
+    inboundBytesPerSec: inbound,
+    ...(input.parallelDumpSlowdown ? { contention: input.parallelDumpSlowdown } : {}),
+  };
 }
 
 /** The ceiling of one stream from the source to `destId`. */

@@ -4,6 +4,7 @@
  */
 import { reserve } from './capacity-ledger.js';
 import { DEFAULT_STRATEGY_MODEL, type StrategyDecision } from './choose-strategy.js';
+import { moveCost } from './evacuation-cost.js';
 import { EPS, refresh, tryAdmit, type ScheduleContext, type State } from './evacuation-admission.js';
 import { linksOf, streamCapOf, valueOf } from './evacuation-model.js';
 import type { PlannedMigration } from './evacuation-types.js';
@@ -17,14 +18,6 @@ export interface ScheduleResult {
   workSaved: number;
   peakConcurrency: number;
   makespan: number;
-}
-
-/** Freeze predicted from the simulated transfer: all of it for stop-and-copy, the last round for pre-copy. */
-function downtimeOf(m: PlannedMigration, d: StrategyDecision, tFix: number): number {
-  const dur = (m.predictedFinishSeconds ?? 0) - (m.transferStartSeconds ?? 0);
-  if (d.strategy === 'stop-and-copy') return tFix + dur;
-  if (d.strategy === 'pre-copy') return dur > 0 ? tFix + d.finalBytes / (d.predictedBytes / dur) : tFix;
-  return tFix;
 }
 
 /** Run one pass: admit greedily in queue order, advance the model event by event, record the outcome. */
@@ -45,6 +38,7 @@ export function schedulePass(ctx: ScheduleContext): ScheduleResult {
     view: new Map(),
     byId,
     bestCap,
+    picks: new Map(),
   };
   for (const id of byId.keys()) refresh(ctx.input, st, id);
   const records = new Map<string, PlannedMigration>();
@@ -82,6 +76,10 @@ export function schedulePass(ctx: ScheduleContext): ScheduleResult {
         if (w.antiAffinityGroup !== undefined) (st.groups[a.job.destinationId] ??= []).push(w.antiAffinityGroup);
         refresh(ctx.input, st, a.job.destinationId);
         decisions.set(w.id, a.decision);
+        st.picks.set(w.id, {
+          decision: a.decision,
+          ...(w.maxDowntimeSeconds !== undefined ? { maxDowntimeSeconds: w.maxDowntimeSeconds } : {}),
+        });
         records.set(w.id, {
           workloadId: w.id,
           priority: w.priority,
@@ -111,8 +109,13 @@ export function schedulePass(ctx: ScheduleContext): ScheduleResult {
       if (rec.destinationId) refresh(ctx.input, st, rec.destinationId);
       rec.transferStartSeconds = f.transferStartedAt;
       rec.predictedFinishSeconds = f.finishedAt;
+      st.picks.delete(f.id);
       const d = decisions.get(f.id);
-      if (d) rec.predictedDowntimeSeconds = downtimeOf(rec, d, tFix);
+      if (d) {
+        const c = moveCost(d, f.transferStartedAt, f.finishedAt, tFix);
+        rec.predictedDowntimeSeconds = c.downtime;
+        if (c.stall > 0) rec.predictedStallSeconds = c.stall;
+      }
       if (f.finishedAt > ctx.deadline + EPS) {
         rec.willMiss = true;
         rec.missReason = 'in flight when planned and predicted to finish after the deadline';

@@ -137,9 +137,12 @@ describe('planEvacuation', () => {
     const packed = planEvacuation(input({ workloads: ws, destinations }));
     expect(line(packed, 'small').destinationId).toBe('c');
     expect(saved(packed)).toEqual(['big', 'small']);
-    const spread = planEvacuation(input({ workloads: ws, destinations, placement: { memoryFit: 'spread' } }));
+    const spreadIn = input({ workloads: ws, destinations, placement: { memoryFit: 'spread' }, objective: 'finish' });
+    const spread = planEvacuation(spreadIn);
     expect(line(spread, 'small').destinationId).toBe('b');
     expect(line(spread, 'big').willMiss).toBe(true);
+    // The downtime objective also tries each order reversed, and `big` first leaves `small` the small hole.
+    expect(saved(planEvacuation({ ...spreadIn, objective: 'downtime' }))).toEqual(['big', 'small']);
   });
 
   it('suggests checkpointing misses to the storage node', () => {

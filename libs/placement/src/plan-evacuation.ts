@@ -5,11 +5,16 @@
  *
  * Heuristic: a small portfolio of greedy passes (three queue orders x every parallelism up to the cap),
  * each admitting a workload only if it and everything admitted before still finish on the shared-link
- * model; the best pass wins. Fewest-bytes strategies first; pre-copy/hybrid only if they cost no work.
+ * model. Level one (both objectives): the most work saved, fewest-bytes strategies first. Level two,
+ * `downtime` (issue 16): among the passes saving that much, the least priority-weighted downtime, with each
+ * workload's strategy tried cheapest first (post-copy's page fill priced in) and parallelism only where fewer
+ * at once would save less; `finish` (before issue 16): the earliest last finish.
  */
 import { createLedger, type CapacityLedger } from './capacity-ledger.js';
 import type { PinnedJob, ScheduleContext } from './evacuation-admission.js';
 import { evacuationUpperBound } from './evacuation-bound.js';
+import { objectiveOf, stallWeightOf } from './evacuation-cost.js';
+import { explainTiming } from './evacuation-explain.js';
 import { staticEligible, valueOf } from './evacuation-model.js';
 import { schedulePass, type ScheduleResult } from './evacuation-scheduler.js';
 import {
@@ -79,18 +84,81 @@ export interface Core {
 
 /** A larger parallelism must finish at least this much earlier to beat a smaller one on equal work. */
 const MAKESPAN_GAIN_SECONDS = 0.5;
+/** Only the stop-and-copy freeze: the fallback family when every lazier strategy costs a miss. */
+const STOP_ONLY: readonly ConcreteStrategy[] = ['stop-and-copy'];
 
-/** More work; then fewer misses; then a clearly earlier last finish (slack against misprediction). */
+const sameWork = (a: ScheduleResult, b: ScheduleResult): boolean =>
+  Math.abs(a.workSaved - b.workSaved) <= 1e-9 * Math.max(1, a.workSaved, b.workSaved);
+
+/** `finish`: more work; then fewer misses; then a clearly earlier last finish (slack against misprediction). */
 function better(a: ScheduleResult, b: ScheduleResult): boolean {
-  const tol = 1e-9 * Math.max(1, a.workSaved, b.workSaved);
-  if (Math.abs(a.workSaved - b.workSaved) > tol) return a.workSaved > b.workSaved;
+  if (!sameWork(a, b)) return a.workSaved > b.workSaved;
   if (a.missed.length !== b.missed.length) return a.missed.length < b.missed.length;
   return a.makespan < b.makespan - MAKESPAN_GAIN_SECONDS;
+}
+
+/** A pass with the figures `downtime` compares on. */
+interface Scored {
+  r: ScheduleResult;
+  k: number;
+  ordering: OrderingName;
+  queue: PlacementWorkload[];
+  allowed: readonly ConcreteStrategy[];
+  cost: number;
+}
+
+/**
+ * `downtime`: the two-level objective. More work first (never trade a saved workload for downtime); then
+ * fewer misses; then less priority-weighted downtime (a 0.1 % or 1 ms difference is noise); then fewer at
+ * once; then an earlier finish.
+ */
+function cheaper(a: Scored, b: Scored): boolean {
+  if (!sameWork(a.r, b.r)) return a.r.workSaved > b.r.workSaved;
+  if (a.r.missed.length !== b.r.missed.length) return a.r.missed.length < b.r.missed.length;
+  const tol = Math.max(1e-3, 1e-3 * Math.min(a.cost, b.cost));
+  if (Math.abs(a.cost - b.cost) > tol) return a.cost < b.cost;
+  if (a.k !== b.k) return a.k < b.k;
+  return a.r.makespan < b.r.makespan - 1e-6;
+}
+
+/** Rounds of adjacent swaps tried on the chosen queue (each round: n - 1 passes). */
+const SWAP_ROUNDS = 3;
+/**
+ * Passes the local search may spend per plan, whatever the number of workloads: it runs on every re-plan, and
+ * a pass over a large fleet costs milliseconds. The chosen start and parallelism come first.
+ */
+const LOCAL_SEARCH_PASSES = 160;
+
+/**
+ * Local search on the chosen queue: swap neighbours while that lowers the weighted downtime without saving
+ * less. Who overlaps whom decides how much each freeze is stretched, which the fixed orders do not capture.
+ */
+function improveOrder(
+  start: Scored,
+  pass: (queue: PlacementWorkload[]) => ScheduleResult,
+  costOf: (r: ScheduleResult) => number,
+  budget: { left: number },
+): Scored {
+  let best = start;
+  for (let round = 0; round < SWAP_ROUNDS; round++) {
+    let improved = false;
+    for (let i = 0; i + 1 < best.queue.length && budget.left > 0; i++, budget.left--) {
+      const queue = [...best.queue];
+      [queue[i], queue[i + 1]] = [queue[i + 1]!, queue[i]!];
+      const r = pass(queue);
+      const sc: Scored = { ...best, r, queue, cost: costOf(r) };
+      if (cheaper(sc, best)) [best, improved] = [sc, true];
+    }
+    if (!improved) break;
+  }
+  return best;
 }
 
 /** Run the portfolio and assemble the plan (shared by {@link planEvacuation} and {@link replan}). */
 export function planCore(c: Core): EvacuationPlan {
   const { input, now } = c;
+  const kind = input.objective ?? 'downtime';
+  const weight = stallWeightOf(input);
   const maxK = Math.max(1, c.pinned.length, input.maxParallel ?? EVACUATION_DEFAULTS.maxParallel);
   const eligible = staticEligible(input, c.queue, c.history.failedOn);
   const base: Omit<ScheduleContext, 'parallelism' | 'allowed' | 'queue'> = {
@@ -103,6 +171,7 @@ export function planCore(c: Core): EvacuationPlan {
     failedOn: c.history.failedOn,
     eligible,
   };
+  const costOf = (r: ScheduleResult): number => objectiveOf(r.scheduled, kind, weight).weightedCostSeconds;
   let best: { r: ScheduleResult; k: number; ordering: OrderingName; queue: PlacementWorkload[] } | undefined;
   const minK = Math.max(1, c.pinned.length);
   const topK = Math.min(maxK, Math.max(minK, c.pinned.length + c.queue.length));
@@ -121,18 +190,75 @@ export function planCore(c: Core): EvacuationPlan {
     // Nothing missed: other orders could only reshuffle the same complete set.
     if (best && best.r.missed.length === 0 && best.r.scheduled.every((m) => !m.willMiss)) break;
   }
-  const chosen = best!;
+  const legacy = best!;
   let strategies: EvacuationPlan['strategies'] = 'fewest-bytes';
-  const all = schedulePass({ ...base, parallelism: chosen.k, allowed: ALL, queue: chosen.queue });
-  if (all.workSaved >= chosen.r.workSaved * (1 - 1e-9) && all.missed.length <= chosen.r.missed.length) {
-    chosen.r = all;
+  const all = schedulePass({ ...base, parallelism: legacy.k, allowed: ALL, queue: legacy.queue });
+  if (all.workSaved >= legacy.r.workSaved * (1 - 1e-9) && all.missed.length <= legacy.r.missed.length) {
+    legacy.r = all;
     strategies = 'all';
+  }
+  let chosen: Scored = { ...legacy, allowed: strategies === 'all' ? ALL : FEWEST_BYTES, cost: costOf(legacy.r) };
+  /** The cheapest plan found per parallelism, to say why the chosen one needs more at once. */
+  const perK = new Map<number, Scored>([[chosen.k, chosen]]);
+  if (kind === 'downtime') {
+    // Reversed orders too: with several at once, whoever runs last runs alone, the least slowed.
+    const queues = ORDERINGS.flatMap((ordering) => {
+      const q = orderQueue(input, c.queue, ordering);
+      return [
+        { ordering, queue: q },
+        { ordering, queue: [...q].reverse() },
+      ];
+    });
+    for (const { ordering, queue } of queues) {
+      for (const allowed of [ALL, FEWEST_BYTES, STOP_ONLY]) {
+        // Cost rises with k once everything is saved (parallel freezes share the CPU and the link).
+        let local: Scored | undefined;
+        let stale = 0;
+        for (let k = minK; k <= topK && stale < 2; k++) {
+          const r = schedulePass({ ...base, parallelism: k, allowed, queue, objective: 'downtime' });
+          const sc: Scored = { r, k, ordering, queue, allowed, cost: costOf(r) };
+          if (cheaper(sc, chosen)) chosen = sc;
+          const atK = perK.get(k);
+          if (!atK || cheaper(sc, atK)) perK.set(k, sc);
+          if (!local || cheaper(sc, local)) [local, stale] = [sc, 0];
+          else stale += 1;
+        }
+      }
+    }
+    // Local search from every start order, at the chosen parallelism and one either side, same strategy family:
+    // who overlaps whom decides how much each freeze is stretched, which the fixed orders do not capture.
+    const { k: k0, allowed } = chosen;
+    const budget = { left: LOCAL_SEARCH_PASSES };
+    const first = { ordering: chosen.ordering, queue: chosen.queue };
+    for (const k of [k0, k0 + 1, k0 - 1].filter((x) => x >= minK && x <= topK)) {
+      const pass = (queue: PlacementWorkload[]): ScheduleResult =>
+        schedulePass({ ...base, parallelism: k, allowed, queue, objective: 'downtime' });
+      for (const { ordering, queue } of [first, ...queues]) {
+        if (budget.left-- <= 0) break;
+        const r0 = pass(queue);
+        const sc = improveOrder({ ...chosen, k, ordering, queue, r: r0, cost: costOf(r0) }, pass, costOf, budget);
+        if (cheaper(sc, chosen)) chosen = sc;
+        const atK = perK.get(k);
+        if (!atK || cheaper(sc, atK)) perK.set(k, sc);
+      }
+    }
+    strategies = chosen.allowed === ALL ? 'all' : 'fewest-bytes';
   }
   const r = chosen.r;
   const scheduled = [...r.scheduled].sort(
     (a, b) => (a.startSeconds ?? 0) - (b.startSeconds ?? 0) || (a.order ?? 0) - (b.order ?? 0),
   );
   scheduled.forEach((m, i) => (m.order = i + 1));
+  const fewer = perK.get(chosen.k - 1);
+  explainTiming(scheduled, {
+    kind,
+    deadline: input.deadlineSeconds,
+    k: chosen.k,
+    ...(fewer
+      ? { fewer: { k: fewer.k, workSaved: fewer.r.workSaved, misses: fewer.r.missed.length, cost: fewer.cost } }
+      : {}),
+    workSaved: r.workSaved,
+  });
   const storage = input.storageNodeId;
   const missed = [...r.missed]
     .sort((a, b) => b.value - a.value || (a.workloadId < b.workloadId ? -1 : 1))
@@ -143,10 +269,19 @@ export function planCore(c: Core): EvacuationPlan {
     doneValue + input.workloads.filter((w) => !c.history.completed.includes(w.id)).reduce((s, w) => s + valueOf(w), 0);
   const misses = missed.length + scheduled.filter((m) => m.willMiss).length;
   const pct = workTotal > 0 ? ((100 * workSaved) / workTotal).toFixed(1) : '100.0';
+  const objective = objectiveOf([...c.done, ...scheduled], kind, weight);
+  const strategyWord =
+    kind === 'downtime'
+      ? 'least-downtime strategies'
+      : strategies === 'all'
+        ? 'pre-copy allowed'
+        : 'fewest-bytes strategies';
   const summary =
     `saves ${pct}% of priority-weighted memory (${scheduled.length - scheduled.filter((m) => m.willMiss).length + c.done.length}/` +
-    `${input.workloads.length} workloads), ${misses} predicted miss(es); up to ${chosen.k} at once, ${chosen.ordering} order, ` +
-    `${strategies === 'all' ? 'pre-copy allowed' : 'fewest-bytes strategies'}; last finish ${fmtSeconds(r.makespan)} of ${fmtSeconds(input.deadlineSeconds)}`;
+    `${input.workloads.length} workloads), ${misses} predicted miss(es); up to ${r.peakConcurrency} at once` +
+    `${c.done.length ? ` from ${fmtSeconds(now)} (${c.done.length} already done)` : ''}, ${chosen.ordering} order, ` +
+    `${strategyWord}; predicted downtime ${fmtSeconds(objective.totalDowntimeSeconds)} in total (max ${fmtSeconds(objective.maxDowntimeSeconds)}); ` +
+    `last finish ${fmtSeconds(r.makespan)} of ${fmtSeconds(input.deadlineSeconds)}`;
   return {
     deadlineSeconds: input.deadlineSeconds,
     plannedAtSeconds: now,
@@ -159,6 +294,7 @@ export function planCore(c: Core): EvacuationPlan {
     workTotal,
     upperBound: doneValue + c.bound,
     predictedMisses: misses,
+    objective,
     summary,
     input,
     history: c.history,

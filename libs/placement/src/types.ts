@@ -32,6 +32,8 @@ export interface PlacementWorkload {
   antiAffinityGroup?: string;
   /** Longest acceptable freeze, seconds. Planner default applies when absent. */
   downtimeBudgetSeconds?: number;
+  /** Hard cap on the freeze, seconds: the evacuation planner never plans a move predicted to freeze longer. */
+  maxDowntimeSeconds?: number;
 }
 
 /** The node being drained or reclaimed. */

@@ -62,6 +62,25 @@ export const EvacuationSettings = z
      * pages (their freeze is then only the last dirty set); `false`, or a source without soft-dirty: they stay.
      */
     earlySignalPreCopy: z.boolean().default(true),
+    /**
+     * `downtime`: save the most work, then the least priority-weighted downtime (sequential where there is slack);
+     * `finish`: save the most work, then finish earliest (the planner before issue 16).
+     */
+    objective: z.enum(['downtime', 'finish']).default('downtime'),
+    /**
+     * CPU contention between dumps leaving one source at once: each extra one stretches every stream by this
+     * fraction (issue 16 measured ~1.25 on the lab: three parallel 512 MiB dumps froze 5.6-6.1 s, one 1.7 s).
+     */
+    parallelDumpSlowdown: z.number().min(0).max(10).default(1),
+    /** Seconds of post-copy page fill counted as this fraction of a second of downtime. */
+    postCopyStallWeight: z.number().min(0).max(10).default(0.25),
+    /**
+     * With slack (the plan made without them finishes this long before the deadline, nothing missed), the
+     * missing post-copy trials of the source's pairs run first, for at most this many seconds; 0: never.
+     */
+    trialBudgetSeconds: z.number().min(0).max(300).default(15),
+    /** Every this many seconds one node pair without a stored post-copy trial gets one (ahead of notices); 0: off. */
+    trialRefreshSeconds: z.number().min(0).max(86_400).default(0),
     /** Approve an Azure event (StartRequests) this long before its deadline if we are not done by then. */
     azureAckLeadSeconds: z.number().min(0).max(600).default(10),
   })

@@ -354,6 +354,7 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     MigrationEngine,
     NodeCertificates,
     PostCopyTrials,
+    PairLinks,
     MigrationFlags,
     WorkloadClaims,
     OutageTolerantFlags,

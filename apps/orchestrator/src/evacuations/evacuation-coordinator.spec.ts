@@ -1,7 +1,12 @@
 import { Logger } from '@nestjs/common';
 import type { CheckpointRecord, EvacuationRecord, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
 import { Clock, type NodeOps } from '@spotlift/engine';
-import { InMemoryEvacuationRecords, InMemoryRecords } from '@spotlift/store';
+import {
+  InMemoryEvacuationRecords,
+  InMemoryPostCopyTrials,
+  InMemoryRecords,
+  type PostCopyTrials,
+} from '@spotlift/store';
 import { aNode, aWorkload } from '@spotlift/testing';
 import type { CheckpointsService, CreateCheckpoint } from '../checkpoints/checkpoints.service.js';
 import type { AppConfig } from '../config/app-config.js';
@@ -29,7 +34,7 @@ const NEVER: Timers = { setTimeout: () => 0, clearTimeout: () => undefined };
  * that stands still and signals the test gives by hand (ending a migration or a checkpoint signals, as the
  * queue's events would). Nothing here waits on wall-clock time, so nothing can hang under load.
  */
-function world(settings: Partial<EvacuationSettings> = {}) {
+function world(settings: Partial<EvacuationSettings> = {}, pairs: { trials?: PostCopyTrials } = {}) {
   const clock = new ManualClock();
   const signals = new EvacuationSignals(NEVER);
   const evacuations = new InMemoryEvacuationRecords();
@@ -101,6 +106,7 @@ function world(settings: Partial<EvacuationSettings> = {}) {
     checkpointsService,
     checkpoints,
     signals,
+    pairs.trials,
   );
   const end = async (id: string, state: MigrationRecord['state'], downtimeMs = 120) => {
     const m = (await migrations.get(id))!;
@@ -330,6 +336,47 @@ describe('EvacuationCoordinator', () => {
     expect(w.created).toHaveLength(1);
     expect(done.outcome).toMatchObject({ moved: 1, missed: 2 });
     expect(done.deadline).toBe(soon);
+  });
+
+  it('slack and a stored post-copy trial: one at a time by post-copy; the record shows what ran and what was predicted', async () => {
+    const trials = new InMemoryPostCopyTrials();
+    for (const to of ['node-b', 'node-c'])
+      await trials.put({ sourceNodeId: 'node-a', destinationNodeId: to, ok: true, at: '', durationMs: 900 }, 3_600_000);
+    const w = world({}, { trials });
+    await seed(w, [512 * MIB, 512 * MIB, 512 * MIB], 120);
+    const run = w.coordinator.run('evac-1');
+    for (let i = 1; i <= 3; i++) {
+      await until(() => (w.created.length === i ? true : undefined));
+      await until(() => (w.signals.waiting === 1 ? true : undefined));
+      expect(w.created).toHaveLength(i);
+      w.clock.t += 2_000;
+      await w.end(`mig-${i}`, 'completed', 300);
+    }
+    const done = (await run)!;
+    expect(w.created.map((c) => c.strategy)).toEqual(['post-copy', 'post-copy', 'post-copy']);
+    expect(done.jobs[0]!.explanation).toMatch(/alone: one at a time/);
+    expect(done.plan?.objective?.kind).toBe('downtime');
+    expect(done.executed).toMatchObject({ peakConcurrency: 1, totalDowntimeMs: 900, finishSeconds: 6 });
+    expect(done.executed!.summary).toMatch(/up to 1 at once \(3 post-copy\)/);
+    for (const [i, j] of done.executed!.jobs.entries()) {
+      expect(j).toMatchObject({ concurrentWith: [], startSeconds: 2 * i, finishSeconds: 2 * (i + 1), downtimeMs: 300 });
+      expect(j.predictedDowntimeMs).toBe(100);
+    }
+  });
+
+  it('no slack: all three at once by stop-and-copy, and the executed plan says three ran at once', async () => {
+    const w = world({}, { trials: new InMemoryPostCopyTrials() });
+    await seed(w, [GIB, GIB, GIB], 9);
+    const run = w.coordinator.run('evac-1');
+    await until(() => (w.created.length === 3 ? true : undefined));
+    expect(w.created.map((c) => c.strategy)).toEqual(['stop-and-copy', 'stop-and-copy', 'stop-and-copy']);
+    w.clock.t += 7_000;
+    for (let i = 1; i <= 3; i++) await w.end(`mig-${i}`, 'completed', 6_000);
+    const done = (await run)!;
+    expect(done.jobs[0]!.explanation).toMatch(/alongside .* would save less/);
+    expect(done.executed!.peakConcurrency).toBe(3);
+    expect(done.executed!.summary).toMatch(/up to 3 at once \(3 stop-and-copy\)/);
+    expect(done.executed!.jobs.map((j) => j.concurrentWith.length)).toEqual([2, 2, 2]);
   });
 
   it('ends at once with nothing to move', async () => {

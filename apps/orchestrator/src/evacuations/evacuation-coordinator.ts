@@ -1,19 +1,28 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, Optional } from '@nestjs/common';
 import {
   DomainError,
   evacuationFinished,
   type EvacuationJob,
   type EvacuationRecord,
+  type MigrationRecord,
   type NodeRecord,
   type Strategy,
 } from '@spotlift/domain';
 import { Clock, NodeOps, isFinished } from '@spotlift/engine';
-import { planEvacuation, replan, type EvacuationPlan, type FinishedJob } from '@spotlift/placement';
+import {
+  planEvacuation,
+  replan,
+  type EvacuationInput,
+  type EvacuationPlan,
+  type FinishedJob,
+} from '@spotlift/placement';
 import {
   CheckpointRepository,
   EvacuationRepository,
   MigrationRepository,
   NodeRepository,
+  PairLinks,
+  PostCopyTrials,
   WorkloadRepository,
 } from '@spotlift/store';
 import { CheckpointsService, CreateCheckpoint } from '../checkpoints/checkpoints.service.js';
@@ -29,6 +38,10 @@ import {
   predictedMissesOf,
 } from './evacuation-jobs.js';
 import { addEvent, appendEvents } from './evacuation-events.js';
+import { executedPlan } from './evacuation-executed.js';
+import { pairCapabilities } from './evacuation-capabilities.js';
+import { calibrateFromMigrations } from './evacuation-calibration.js';
+import { PairTrials, trialable } from './pair-trials.js';
 import { EvacuationSignals } from './evacuation-signals.js';
 
 /**
@@ -38,6 +51,9 @@ import { EvacuationSignals } from './evacuation-signals.js';
  * without one: a safety net, slow on purpose.
  */
 export const SAFETY_NET_MS = 5_000;
+/** Post-copy and hybrid: resume to every page in, as the migration measured it. */
+const allPagesMs = (m: MigrationRecord): number | undefined =>
+  m.postCopy?.pagesAfterResumeMs ?? m.precopy?.lazyFill?.pagesAfterResumeMs;
 /** A failed workload is tried on at most this many destinations. */
 const MAX_ATTEMPTS = 2;
 /** Stop waiting for migrations this long after the deadline (the node is gone; their jobs end on their own). */
@@ -60,6 +76,7 @@ const OWNED = [
   'storageNote',
   'outcome',
   'finishedAt',
+  'executed',
 ] as const;
 
 /**
@@ -82,6 +99,11 @@ export class EvacuationCoordinator {
     private readonly checkpointsService: CheckpointsService,
     private readonly checkpoints: CheckpointRepository,
     private readonly signals: EvacuationSignals,
+    /** Post-copy trials and page throughput measured per pair (absent in unit tests: the fleet's figures). */
+    @Optional() private readonly trials?: PostCopyTrials,
+    @Optional() private readonly links?: PairLinks,
+    /** Runs missing post-copy trials when there is slack (absent in unit tests: trials are never run). */
+    @Optional() private readonly pairTrials?: PairTrials,
   ) {}
 
   async run(evacuationId: string, signal?: AbortSignal): Promise<EvacuationRecord | undefined> {
@@ -112,6 +134,7 @@ export class EvacuationCoordinator {
       const checkpointing = rec.jobs.some((j) => j.state === 'checkpointing');
       const open = checkpointing || rec.jobs.some((j) => j.state === 'pending' || jobInFlight(j));
       if (replanned || ended.length > 0 || checkpointsEnded || open) {
+        rec.executed = executedPlan(rec, this.clock.now());
         rec = await this.save(rec, read);
         read = new Set(rec.events);
       }
@@ -126,6 +149,7 @@ export class EvacuationCoordinator {
     if (signal?.aborted) return rec;
     const { state, outcome } = outcomeOf(rec);
     Object.assign(rec, { state, outcome, finishedAt: this.clock.now().toISOString() });
+    rec.executed = executedPlan(rec, this.clock.now());
     addEvent(rec, this.clock.now(), `finished ${state}: ${outcome.summary}`);
     rec = await this.save(rec, read);
     this.logger.log({ msg: 'evacuation finished', evacuation: rec.id, node: rec.nodeId, state, ...outcome });
@@ -138,7 +162,7 @@ export class EvacuationCoordinator {
   }
 
   private async planFirst(rec: EvacuationRecord): Promise<void> {
-    const now = this.clock.now();
+    let now = this.clock.now();
     const source = await this.nodes.get(rec.nodeId);
     if (!source) throw new Error(`evacuation ${rec.id}: node '${rec.nodeId}' does not exist`);
     const [allWorkloads, nodes, migrations] = await Promise.all([
@@ -159,22 +183,38 @@ export class EvacuationCoordinator {
     const freshMemAvailable = await this.readMemAvailable(
       nodes.filter((n) => n.id !== source.id && n.state === 'ready'),
     );
-    const input = buildEvacuationInput({
-      deadline: new Date(rec.deadline),
-      now,
-      source,
-      workloads: onNode,
-      nodes,
-      freshMemAvailable,
-      reservedByNode,
-      settings: this.config.evacuation,
-    });
-    const plan = planEvacuation(input);
+    const calibration = calibrateFromMigrations(migrations);
+    const inputAt = async (at: Date) =>
+      buildEvacuationInput({
+        deadline: new Date(rec.deadline),
+        now: at,
+        source,
+        workloads: onNode,
+        nodes,
+        freshMemAvailable,
+        reservedByNode,
+        settings: this.config.evacuation,
+        pairs: await pairCapabilities(source, nodes, this.trials, this.links),
+        calibration,
+      });
+    const input = await inputAt(now);
+    let plan = planEvacuation(input);
+    const tried = await this.trialsFirst(rec, source, nodes, input, plan);
+    if (tried) {
+      now = this.clock.now();
+      plan = planEvacuation(await inputAt(now));
+    }
     rec.plannedAt = now.toISOString();
     rec.plan = plan;
     rec.jobs = jobsFromPlan(plan, onNode);
     rec.predictedMisses = predictedMissesOf(plan);
     rec.state = 'running';
+    if (calibration.perMigrationOverheadSeconds !== undefined)
+      addEvent(
+        rec,
+        now,
+        `model calibrated from ${calibration.samples} completed stop-and-copy migration(s): ${calibration.perMigrationOverheadSeconds.toFixed(2)} s without pages per migration, ${calibration.fixedCostSeconds!.toFixed(2)} s of freeze without pages`,
+      );
     addEvent(rec, now, `planned: ${plan.summary}`);
     if (busy.length)
       addEvent(rec, now, `already migrating, left to their own migrations: ${busy.map((w) => w.id).join(', ')}`);
@@ -186,6 +226,47 @@ export class EvacuationCoordinator {
       addEvent(rec, now, rec.storageNote);
     }
     this.logger.log({ msg: 'evacuation planned', evacuation: rec.id, node: rec.nodeId, summary: plan.summary });
+  }
+
+  /**
+   * With slack, the missing post-copy trials of the source's pairs run first (bounded by `trialBudgetSeconds`),
+   * so the plan can choose post-copy; without slack (a predicted miss, or the plan would end within the budget
+   * of the deadline) nothing runs and the record says why. True when trials ran (the plan is then made again).
+   */
+  private async trialsFirst(
+    rec: EvacuationRecord,
+    source: NodeRecord,
+    nodes: readonly NodeRecord[],
+    input: EvacuationInput,
+    plan: EvacuationPlan,
+  ): Promise<boolean> {
+    const budget = this.config.evacuation.trialBudgetSeconds;
+    const untested = input.destinations.filter((d) => d.postCopyTrial === 'untested').map((d) => d.id);
+    const targets = nodes.filter((n) => untested.includes(n.id) && trialable(n)).slice(0, 4);
+    if (!this.pairTrials || budget <= 0 || targets.length === 0 || input.workloads.length === 0) return false;
+    const at = this.clock.now();
+    const names = targets.map((n) => `${source.id}->${n.id}`).join(', ');
+    const slack = input.deadlineSeconds - plan.objective.makespanSeconds;
+    if (plan.predictedMisses > 0 || slack < budget) {
+      addEvent(
+        rec,
+        at,
+        `no post-copy trial for ${names}: no slack (${plan.predictedMisses} predicted miss(es), ${slack.toFixed(1)} s left after the plan, a trial may take ${budget} s)`,
+      );
+      return false;
+    }
+    const r = await this.pairTrials.runMissing(source, targets, budget * 1000);
+    const said = r.done.map(
+      (t) =>
+        `${t.sourceNodeId}->${t.destinationNodeId} ${t.ok ? 'ok' : `failed (${t.advice ?? t.reason ?? ''})`} in ${(t.durationMs / 1000).toFixed(1)} s`,
+    );
+    if (r.unfinished.length) said.push(`${r.unfinished.join(', ')} not done within ${budget} s (planned as untested)`);
+    addEvent(
+      rec,
+      this.clock.now(),
+      `slack of ${slack.toFixed(1)} s: ran the missing post-copy trials first: ${said.join('; ')}`,
+    );
+    return true;
   }
 
   /** MemAvailable read now over SSH (1 s cap per node, in parallel); a node that does not answer keeps its probe. */
@@ -220,6 +301,7 @@ export class EvacuationCoordinator {
         ...(m.frozenAt ? { frozenAt: m.frozenAt } : {}),
         ...(m.resumedAt ? { resumedAt: m.resumedAt } : {}),
         ...(m.error ? { error: m.error } : {}),
+        ...(allPagesMs(m) !== undefined ? { timeToAllPagesMs: allPagesMs(m) } : {}),
       });
       ended.push({ workloadId: job.workloadId, outcome: m.state === 'completed' ? 'completed' : 'failed' });
     }

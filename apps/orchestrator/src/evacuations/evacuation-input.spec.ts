@@ -69,6 +69,30 @@ describe('placementWorkload', () => {
   });
 });
 
+describe('buildEvacuationInput: what is known per pair and per workload', () => {
+  it('feeds the stored post-copy trial, the measured pair throughput, maxDowntime and the objective settings', () => {
+    const now = new Date();
+    const input = buildEvacuationInput({
+      deadline: new Date(now.getTime() + 60_000),
+      now,
+      source: aNode('node-a', { state: 'terminating' }),
+      workloads: [aWorkload({ rssBytes: 64 * MIB, maxDowntimeMs: 400 })],
+      nodes: [aNode('node-a'), aNode('node-b'), aNode('node-c')],
+      freshMemAvailable: {},
+      reservedByNode: {},
+      settings: EvacuationSettings.parse({ parallelDumpSlowdown: 1.25, objective: 'finish' }),
+      pairs: { 'node-b': { postCopyTrial: 'ok', trialAt: now.toISOString(), bandwidthBytesPerSec: 123 * MIB } },
+    });
+    const b = input.destinations.find((d) => d.id === 'node-b')!;
+    const c = input.destinations.find((d) => d.id === 'node-c')!;
+    expect(b).toMatchObject({ postCopyTrial: 'ok', bandwidthFromSourceBytesPerSec: 123 * MIB });
+    // Never tried, never measured: untested, and the fleet's stream figure.
+    expect(c).toMatchObject({ postCopyTrial: 'untested', bandwidthFromSourceBytesPerSec: 500 * MIB });
+    expect(input.workloads[0]!.maxDowntimeSeconds).toBe(0.4);
+    expect(input).toMatchObject({ objective: 'finish', parallelDumpSlowdown: 1.25, postCopyStallWeight: 0.25 });
+  });
+});
+
 describe('earlySignalScope (low-risk-first)', () => {
   const s = EvacuationSettings.parse({ earlySignalPolicy: 'low-risk-first', lowRiskMaxPriority: 3 });
   const workloads = [

@@ -12,6 +12,8 @@ import type {
 } from '@spotlift/domain';
 import type { CandidateNode, EvacuationInput, EvacuationPlan, PlacementWorkload } from '@spotlift/placement';
 import type { EvacuationSettings } from '../config/evacuation-config.js';
+import type { PairCapability } from './evacuation-capabilities.js';
+import type { Calibration } from './evacuation-calibration.js';
 
 export interface EvacuationInputSources {
   deadline: Date;
@@ -24,6 +26,10 @@ export interface EvacuationInputSources {
   /** Memory promised to migrations in flight towards each node (not visible in MemAvailable yet). */
   reservedByNode: Readonly<Record<string, number>>;
   settings: EvacuationSettings;
+  /** Per destination: the stored post-copy trial and measured throughput from the source (absent: unknown). */
+  pairs?: Readonly<Record<string, PairCapability>>;
+  /** Fixed costs measured on completed migrations (absent, or too few samples: the settings' figures). */
+  calibration?: Calibration;
 }
 
 /** The workload's declared priority and dirty rate where it has them, the fleet's defaults otherwise. */
@@ -33,6 +39,7 @@ export function placementWorkload(w: WorkloadRecord, settings: EvacuationSetting
     memoryBytes: w.rssBytes ?? 0,
     dirtyRateBytesPerSec: w.dirtyRateBytesPerSec ?? settings.defaultDirtyRateBytesPerSec,
     priority: w.priority ?? settings.defaultPriority,
+    ...(w.maxDowntimeMs !== undefined ? { maxDowntimeSeconds: w.maxDowntimeMs / 1000 } : {}),
   };
 }
 
@@ -92,9 +99,9 @@ export function candidateNode(n: NodeRecord, src: EvacuationInputSources): Candi
     ...(n.spotPool ? { spotPool: n.spotPool } : {}),
     lifecycle: n.lifecycle,
     labels: n.labels,
-    bandwidthFromSourceBytesPerSec: s.streamBandwidthBytesPerSec,
-    // No post-copy trial is recorded per pair yet: the planner then never proposes post-copy.
-    postCopyTrial: 'untested',
+    // What migrations on this pair measured, else the fleet's figure; the trial as stored (untested: none).
+    bandwidthFromSourceBytesPerSec: src.pairs?.[n.id]?.bandwidthBytesPerSec ?? s.streamBandwidthBytesPerSec,
+    postCopyTrial: src.pairs?.[n.id]?.postCopyTrial ?? 'untested',
   };
 }
 
@@ -113,8 +120,14 @@ export function buildEvacuationInput(src: EvacuationInputSources): EvacuationInp
     },
     sourceOutboundBytesPerSec: s.sourceBandwidthBytesPerSec,
     perMigrationMaxBytesPerSec: s.streamBandwidthBytesPerSec,
-    perMigrationOverheadSeconds: s.perMigrationOverheadSeconds,
+    perMigrationOverheadSeconds: src.calibration?.perMigrationOverheadSeconds ?? s.perMigrationOverheadSeconds,
+    ...(src.calibration?.fixedCostSeconds !== undefined
+      ? { strategyModel: { fixedCostSeconds: src.calibration.fixedCostSeconds } }
+      : {}),
     maxParallel: s.maxParallel,
+    objective: s.objective,
+    parallelDumpSlowdown: s.parallelDumpSlowdown,
+    postCopyStallWeight: s.postCopyStallWeight,
     workloads: src.workloads.map((w) => placementWorkload(w, s)),
     destinations: src.nodes.filter((n) => n.id !== src.source.id).map((n) => candidateNode(n, src)),
     ...(s.storageNodeId ? { storageNodeId: s.storageNodeId } : {}),

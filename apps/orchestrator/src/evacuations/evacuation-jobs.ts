@@ -30,6 +30,8 @@ function lineFields(line: PlannedMigration): Partial<EvacuationJob> {
     ...(line.strategy ? { strategy: line.strategy } : {}),
     ...(line.predictedFinishSeconds !== undefined ? { predictedFinishSeconds: line.predictedFinishSeconds } : {}),
     ...(line.predictedDowntimeSeconds !== undefined ? { predictedDowntimeSeconds: line.predictedDowntimeSeconds } : {}),
+    ...(line.predictedStallSeconds !== undefined ? { predictedStallSeconds: line.predictedStallSeconds } : {}),
+    ...(line.explanation ? { explanation: line.explanation } : {}),
     ...(line.missReason ? { missReason: line.missReason } : {}),
     ...(line.fallback ? { fallback: line.fallback } : {}),
     ...(line.fallbackNodeId ? { fallbackNodeId: line.fallbackNodeId } : {}),

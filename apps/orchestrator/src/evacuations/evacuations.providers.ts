@@ -28,6 +28,7 @@ import { NoticeWatchers } from '../notices/notice-watchers.service.js';
 import { NoticesController } from '../notices/notices.controller.js';
 import { EvacuationCoordinator } from './evacuation-coordinator.js';
 import { EvacuationQueue } from './evacuation-queue.js';
+import { PairTrials } from './pair-trials.js';
 import {
   CheckpointEndListener,
   EvacuationChangeListener,
@@ -82,6 +83,7 @@ export function evacuationProviders(config: AppConfig): Provider[] {
     ...(config.runsWorker
       ? [
           EvacuationCoordinator,
+          PairTrials,
           EvacuationsProcessor,
           NoticeWatchers,
           // Queue events wake the coordinators (see evacuation-signals.ts).

@@ -10,6 +10,8 @@ export const RegisterWorkload = z
     pidfile: z.string().startsWith('/').max(4096).optional(),
     /** 1 (expendable) .. 10 (critical); evacuations save higher priorities first. Default: the fleet's. */
     priority: z.number().int().min(1).max(10).optional(),
+    /** Longest freeze an evacuation may plan for it, ms (the planner never exceeds it; none: no cap). */
+    maxDowntimeMs: z.number().int().min(1).max(3_600_000).optional(),
     /** Distinct bytes the workload dirties per second, if known (up to 100 GiB/s). */
     dirtyRateBytesPerSec: z
       .number()

@@ -101,6 +101,7 @@ export class WorkloadsService {
       identity: tree.root.identity,
       ...(body.pidfile ? { pidfile: body.pidfile } : {}),
       ...(body.priority !== undefined ? { priority: body.priority } : {}),
+      ...(body.maxDowntimeMs !== undefined ? { maxDowntimeMs: body.maxDowntimeMs } : {}),
       ...(body.dirtyRateBytesPerSec !== undefined ? { dirtyRateBytesPerSec: body.dirtyRateBytesPerSec } : {}),
       ...(body.paths?.length ? { paths: body.paths } : {}),
       rssBytes: tree.rssBytes,
