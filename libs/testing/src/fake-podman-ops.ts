@@ -30,8 +30,8 @@ export interface FakePodmanFailures {
   restore?: string;
   /** restore --import says it worked, but the container is not running afterwards. */
   restoredNotRunning?: boolean;
-  /** Removing the source's container at the commit fails. */
-  removeOnSource?: boolean;
+  /** Removing a container fails on these nodes (it stays as it was). */
+  removeOn?: string[];
   /** The source's restore from its kept checkpoint fails. */
   restoreLocal?: string;
 }
@@ -209,7 +209,7 @@ export class FakePodmanOps {
 
   remove(node: NodeRecord, id: string): Promise<boolean> {
     return this.answer('remove', node, [id.slice(0, 12)], (n) => {
-      if (this.fail.removeOnSource && (n.containers ?? []).some((c) => c.id === id && c.checkpointed)) return false;
+      if (this.fail.removeOn?.includes(node.id)) return false;
       n.containers = (n.containers ?? []).filter((c) => c.id !== id);
       return true;
     });

@@ -91,7 +91,8 @@ export class ContainerStopAndCopy {
       filesArmed = await this.d.files?.armFinal(ctx);
       await this.d.steps.markMigrating(ctx);
       const sent = await phases.run(migration, 'dump', (phase) => this.checkpoint(ctx, checkpoint, phase));
-      if (filesArmed) {
+      // The declared paths' last changes (bind mounts), next to the archive; nothing when none were declared.
+      if (filesArmed && migration.files?.synced.length) {
         const armed = filesArmed;
         await phases.run(migration, 'transfer', async (phase) => {
           const r = await this.d.files!.final(ctx, armed);
