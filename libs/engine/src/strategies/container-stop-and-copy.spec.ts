@@ -28,12 +28,10 @@ const C = aContainer({ mainPid: 4242 });
 const IMAGE_ID = C.image.id;
 
 function kit(opts: { migration?: Partial<MigrationRecord>; imageOnB?: boolean } = {}) {
-  const shell = new ScriptedNodeShell()
-    .on({ match: /MemAvailable/, reply: { stdout: '8000000\n' } })
-    .on({
-      match: /echo TREE/,
-      reply: (cmd) => ({ stdout: `TREE ${/tree (\d+)/.exec(cmd)?.[1] ?? '1'}\nRSS_KB 65536\n` }),
-    });
+  const shell = new ScriptedNodeShell().on({ match: /MemAvailable/, reply: { stdout: '8000000\n' } }).on({
+    match: /echo TREE/,
+    reply: (cmd) => ({ stdout: `TREE ${/tree (\d+)/.exec(cmd)?.[1] ?? '1'}\nRSS_KB 65536\n` }),
+  });
   const podman = new FakePodmanOps({
     'node-a': { containers: [{ ...C }], images: [IMAGE_ID] },
     'node-b': { images: opts.imageOnB ? [IMAGE_ID] : [] },
