@@ -7,6 +7,7 @@
 import * as files from './file-sync-commands.js';
 import * as sh from './node-scripts.js';
 import * as images from './process/image-store-commands.js';
+import * as pc from './podman/podman-commands.js';
 import * as criu from './process/criu-commands.js';
 import * as live from './process/live-commands.js';
 import * as sweep from './sweep-commands.js';
@@ -261,6 +262,51 @@ const GOLDEN: Array<[string, () => string, string]> = [
     () => sweep.processFacts([4242, 17], ['/run/spotlift/locks/k.lock']),
     'echo "BOOT $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"\n[ -d /proc/4242 ] && echo "PROC 4242 $(base64 -w0 /proc/4242/stat 2>/dev/null) $(readlink /proc/4242/ns/pid 2>/dev/null | tr -dc 0-9) $(cksum < /proc/4242/cmdline 2>/dev/null | cut -d\' \' -f1)"\n[ -d /proc/17 ] && echo "PROC 17 $(base64 -w0 /proc/17/stat 2>/dev/null) $(readlink /proc/17/ns/pid 2>/dev/null | tr -dc 0-9) $(cksum < /proc/17/cmdline 2>/dev/null | cut -d\' \' -f1)"\nif [ ! -e /run/spotlift/locks/k.lock ] || ! command -v flock >/dev/null; then echo "LOCK /run/spotlift/locks/k.lock none"; elif flock -n /run/spotlift/locks/k.lock true; then echo "LOCK /run/spotlift/locks/k.lock free"; else echo "LOCK /run/spotlift/locks/k.lock held"; fi\ntrue',
   ],
+  ['podman inspect', () => pc.inspect('web'), 'podman container inspect -- web'],
+  ['podman imageExists', () => pc.imageExists('sha256abc'), 'podman image exists -- sha256abc'],
+  [
+    'podman imageSave',
+    () => pc.imageSave('localhost/app:1'),
+    'podman image save --format docker-archive -- localhost/app:1',
+  ],
+  [
+    'podman imageLoad',
+    () => pc.imageLoad('/img/m1/dst/image-load.out'),
+    'podman image load >/img/m1/dst/image-load.out',
+  ],
+  [
+    'podman checkpointToStdout (bounded FIFO reader)',
+    () => pc.checkpointToStdout('0123abcd', '/img/m1/src', 600),
+    'now_ns() { _t=$(date +%s%N 2>/dev/null); case "$_t" in \'\'|*[!0-9]*) _t=$(adjtimex 2>/dev/null | awk \'/time.tv_sec/ {s = $2} /time.tv_usec/ {u = $2} END {if (s != "") printf "%s%06d000", s, u}\'); [ -n "$_t" ] || _t="$(date +%s)000000000" ;; esac; echo "$_t"; }\ncd /img/m1/src || exit 1\nrm -f export.fifo checkpoint.rc; mkfifo -m 600 export.fifo || exit 1\nnow_ns > checkpoint.start\n( timeout 600 podman container checkpoint --export /img/m1/src/export.fifo --compress none --tcp-established --file-locks --print-stats -- 0123abcd >checkpoint-stats.json 2>checkpoint.log; echo $? >checkpoint.rc ) &\nck=$!\ntimeout 600 cat export.fifo & rd=$!\nwait $ck\nrc=$(cat checkpoint.rc 2>/dev/null); rc=${rc:-1}\n[ "$rc" = 0 ] || kill $rd 2>/dev/null\nwait $rd; rrc=$?\nrm -f export.fifo\n[ "$rc" = 0 ] || { tail -c 4000 checkpoint.log >&2; exit $rc; }\n[ "$rrc" = 0 ] || { echo "reading the export FIFO failed ($rrc)" >&2; exit 1; }',
+  ],
+  ['podman receiveArchive', () => pc.receiveArchive('/img/m1/dst/checkpoint.tar'), 'cat >/img/m1/dst/checkpoint.tar'],
+  [
+    'podman restoreImport',
+    () => pc.restoreImport('/img/m1/dst/checkpoint.tar', 600),
+    'timeout 600 podman container restore --import /img/m1/dst/checkpoint.tar --tcp-established --file-locks --print-stats',
+  ],
+  [
+    'podman restoreLocal',
+    () => pc.restoreLocal('0123abcd', 600),
+    'timeout 600 podman container restore --tcp-established --file-locks --print-stats -- 0123abcd',
+  ],
+  ['podman remove', () => pc.remove('0123abcd'), 'podman container rm --force --ignore --time 0 -- 0123abcd'],
+  [
+    'podman RUNTIME_CHECK',
+    () => pc.RUNTIME_CHECK,
+    'for b in podman runc criu; do command -v $b >/dev/null || { echo "$b is not installed" >&2; exit 3; }; done\necho "RUNTIME $(podman info --format \'{{.Host.OCIRuntime.Name}}\' 2>/dev/null)"\nif criu check >/dev/null 2>&1; then echo "CRIU_OK yes"; else echo "CRIU_OK no"; fi',
+  ],
+  [
+    'podman portsInUse',
+    () => pc.portsInUse([8080, 53]),
+    'for p in 8080 53; do ss -Htuln "sport = :$p" 2>/dev/null | grep -q . && echo "LISTEN $p"; done; true',
+  ],
+  [
+    'podman volumesPresent',
+    () => pc.volumesPresent(['data', 'logs']),
+    "podman volume exists -- data && echo 'VOLUME data'; podman volume exists -- logs && echo 'VOLUME logs'; true",
+  ],
+  ['podman removeVolumes', () => pc.removeVolumes(['data']), 'podman volume rm --force -- data'],
 ];
 
 describe('node commands (golden table)', () => {
