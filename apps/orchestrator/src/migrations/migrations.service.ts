@@ -124,9 +124,14 @@ export class MigrationsService {
       throw new ConflictError(`workload '${workload.id}' is ${workload.state}; only a running workload can migrate`);
     }
     if (workload.kind === 'podman' && !(CONTAINER_STRATEGIES as readonly string[]).includes(request.strategy)) {
-      throw new BadRequestError(`strategy '${request.strategy}' is not available: ${CONTAINER_LIVE_UNAVAILABLE}`, {
-        workload: workload.id,
-      });
+      // A caller asked for what cannot run: 400. An evacuation's plan chose it by memory and dirty rate: the
+      // container still has to leave, by the one way it can.
+      if (request.evacuationId === undefined) {
+        throw new BadRequestError(`strategy '${request.strategy}' is not available: ${CONTAINER_LIVE_UNAVAILABLE}`, {
+          workload: workload.id,
+        });
+      }
+      request = { ...request, strategy: 'stop-and-copy' };
     }
     if (request.deadline !== undefined && request.deadline.getTime() <= this.clock.now().getTime()) {
       throw new BadRequestError(`deadline ${request.deadline.toISOString()} has already passed`);
