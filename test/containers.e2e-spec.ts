@@ -5,7 +5,7 @@
  * /migrations: its image is sent first (node-b lacks it), its counter goes on, it runs only on node-b, the
  * volume's data is there. A destination whose restore fails (the container's name taken there after
  * preflight) rolls back: the container runs on node-a again, nothing of it is left on node-b. Bad input is
- * a 4xx and touches nothing. No skips: without Podman, runc or a working CRIU it fails.
+ * a 4xx and touches nothing. An evacuation of node-a moves a process and a container. No skips: without Podman, runc or a working CRIU it fails.
  *
  *   export SPOTLIFT_LAB_DIR=/work/main/.lab
  *   flock /tmp/spotlift-lab-tests.lock env NODE_OPTIONS=--experimental-vm-modules \
@@ -14,7 +14,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
+import { evacuationFinished, type EvacuationRecord, type MigrationRecord, type WorkloadRecord } from '@spotlift/domain';
 import { labDir, nodeAddress, nodeOfPid } from '@spotlift/testing';
 import { type E2eEnv, setupE2e, sleep } from './support/e2e-env.js';
 
@@ -101,6 +101,7 @@ const register = (body: object) => env.orch.api<WorkloadRecord & { message?: str
 
 describe('Podman containers over REST, real Podman, runc and CRIU', () => {
   let moved: WorkloadRecord;
+  let rolledBack: WorkloadRecord;
 
   it('moves a 256 MiB container with a named volume node-a -> node-b: image sent, counter goes on, runs only there', async () => {
     await must('node-a', `podman volume create ${VOLUME}`);
@@ -222,6 +223,8 @@ describe('Podman containers over REST, real Podman, runc and CRIU', () => {
     expect((await container('node-b', ROLLBACK))?.id).toBe(occupant.id);
     const w = await env.orch.api<WorkloadRecord>('GET', `/workloads/${reg.body.id}`);
     expect(w.body).toMatchObject({ nodeId: 'node-a', pid: back.pid, state: 'running' });
+    rolledBack = w.body;
+    await must('node-b', `podman rm --force ${occupant.id}`);
   }, 240_000);
 
   it('answers bad input with a 4xx and the reason, and touches nothing', async () => {
@@ -263,4 +266,41 @@ describe('Podman containers over REST, real Podman, runc and CRIU', () => {
     expect((await env.orch.api<MigrationRecord[]>('GET', '/migrations')).body.length).toBe(migrations);
     expect((await container('node-b', MOVE))?.running).toBe(true);
   }, 120_000);
+
+  it('evacuates node-a running a process and a container: both move to node-b and go on there', async () => {
+    const procName = `ct-evac-proc-${TAG}`;
+    const proc = await env.launch(procName, 'node-a', { memMiB: 32 });
+    const res = await env.orch.api<{ created: boolean; evacuation: EvacuationRecord }>('POST', '/evacuations', {
+      node: 'node-a',
+      secondsUntil: 300,
+      reason: 'containers e2e',
+    });
+    expect(res.status).toBe(202);
+    const id = res.body.evacuation.id;
+    let ev: EvacuationRecord | undefined;
+    for (const started = Date.now(); Date.now() - started < 180_000; await sleep(250)) {
+      ev = (await env.orch.api<EvacuationRecord>('GET', `/evacuations/${id}`)).body;
+      if (evacuationFinished(ev)) break;
+    }
+    expect(ev?.state).toBe('completed');
+    const jobs = Object.fromEntries(ev!.jobs.map((j) => [j.workloadId, j]));
+    expect(jobs[proc.workload.id]).toMatchObject({ state: 'completed', destinationNodeId: 'node-b' });
+    expect(jobs[rolledBack.id]).toMatchObject({
+      state: 'completed',
+      destinationNodeId: 'node-b',
+      strategy: 'stop-and-copy',
+    });
+
+    const onB = (await container('node-b', ROLLBACK))!;
+    expect(onB).toMatchObject({ id: rolledBack.container, running: true });
+    expect(await container('node-a', ROLLBACK)).toBeUndefined();
+    const since = Date.now();
+    for (const name of [ROLLBACK, procName]) {
+      await env.collector.waitForCount(name, 5, { from: B, since, timeoutMs: 30_000 });
+      expect(env.collector.isSeqGapFree(name)).toBe(true);
+      expect(env.collector.anyNotOk(name)).toBe(false);
+    }
+    const w = await env.orch.api<WorkloadRecord>('GET', `/workloads/${rolledBack.id}`);
+    expect(w.body).toMatchObject({ nodeId: 'node-b', pid: onB.pid, state: 'running' });
+  }, 240_000);
 });
