@@ -78,8 +78,10 @@ async function viaSpotlift(orch: OrchestratorProcess, collector: HeartbeatCollec
     await new Promise((r) => setTimeout(r, 100));
     m = await orch.call<MigrationRecord>('GET', `/migrations/${m.id}`);
   }
-  if (m.state !== 'completed' || m.downtimeMs === undefined) throw new Error(`migration ${m.state}: ${m.error}`);
-  await orch.call('DELETE', `/workloads/${w.id}`);
+  if (m.state !== 'completed' || m.downtimeMs === undefined) {
+    for (const node of ['node-a', 'node-b']) await on(node, `podman rm --force --ignore --time 0 ${name}`);
+    throw new Error(`migration ${m.state}: ${m.error}`);
+  }
   return { downtimeMs: m.downtimeMs, gapMs: await finish(collector, name, since), image: m.container?.image };
 }
 
