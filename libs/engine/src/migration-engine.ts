@@ -211,11 +211,16 @@ export class MigrationEngine {
     if (isFinished(ctx.migration)) return ctx.migration;
     const { migration, source, destination, workload } = ctx;
     const frozen = mayBeFrozen(migration) && !committed(migration);
+    const id = workload.container?.slice(0, 12);
     migration.error = !frozen
       ? reason
-      : commitStarted(migration)
-        ? `${reason}; the workload runs on ${destination.id} (pid ${migration.restoredPid ?? '?'}) but its frozen source on ${source.id} (pid ${workload.pid}) was not killed: kill it there`
-        : `${reason}; the workload may still be frozen on ${source.id} (pid ${workload.pid}): check both nodes before resuming it`;
+      : isContainer(ctx)
+        ? commitStarted(migration)
+          ? `${reason}; container ${id} runs on ${destination.id} but its checkpointed copy on ${source.id} was not removed: podman rm it there`
+          : `${reason}; container ${id} may be checkpointed (stopped) on ${source.id}, or restored on ${destination.id}: check both nodes' Podman before restoring it`
+        : commitStarted(migration)
+          ? `${reason}; the workload runs on ${destination.id} (pid ${migration.restoredPid ?? '?'}) but its frozen source on ${source.id} (pid ${workload.pid}) was not killed: kill it there`
+          : `${reason}; the workload may still be frozen on ${source.id} (pid ${workload.pid}): check both nodes before resuming it`;
     await this.finish(ctx, committed(migration) ? 'completed' : 'failed', !frozen);
     return migration;
   }
