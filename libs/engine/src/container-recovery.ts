@@ -83,6 +83,8 @@ export class ContainerRecovery {
     private readonly move: ContainerStopAndCopy,
     private readonly rollback: ContainerRollback,
     private readonly phases: PhaseRecorder,
+    private readonly podman: PodmanOps,
+    private readonly config: EngineConfig,
   ) {}
 
   async recover(ctx: MigrationContext, control: RunControl): Promise<RecoveryOutcome> {
@@ -101,6 +103,18 @@ export class ContainerRecovery {
     if (!mayBeFrozen(migration)) {
       workload.state = 'running';
       return 'restart';
+    }
+    // A checkpoint or restore the dead worker started may still run on a node: decide only once both ended.
+    const idleMs = this.config.criuIdleTimeoutMs ?? 300_000;
+    for (const [node, dir] of [
+      [ctx.source, ctx.sourceDir],
+      [ctx.destination, ctx.destinationDir],
+    ] as const) {
+      if (!(await this.podman.waitIdle(node, dir, idleMs))) {
+        throw new Error(
+          `a Podman checkpoint or restore of this migration still runs on ${node.id}; nothing was decided`,
+        );
+      }
     }
     if (!cancel && migration.phases.some((p) => p.name === 'restore')) {
       const adopted = await this.phases

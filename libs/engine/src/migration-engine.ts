@@ -100,7 +100,7 @@ export class MigrationEngine {
     this.containers = {
       move,
       rollback: containerRollback,
-      recovery: new ContainerRecovery(move, containerRollback, this.phases),
+      recovery: new ContainerRecovery(move, containerRollback, this.phases, podman, config),
     };
   }
 

@@ -215,6 +215,13 @@ export class FakePodmanOps {
     });
   }
 
+  /** Nodes where a Podman command of the migration still runs (waitIdle answers false there). */
+  busy: string[] = [];
+
+  waitIdle(node: NodeRecord, path: string): Promise<boolean> {
+    return this.answer('waitIdle', node, [path], () => !this.busy.includes(node.id));
+  }
+
   volumesPresent(node: NodeRecord, names: readonly string[]): Promise<string[]> {
     return this.answer('volumesPresent', node, [...names], (n) => names.filter((v) => (n.volumes ?? []).includes(v)));
   }

@@ -307,6 +307,11 @@ const GOLDEN: Array<[string, () => string, string]> = [
     "podman volume exists -- data && echo 'VOLUME data'; podman volume exists -- logs && echo 'VOLUME logs'; true",
   ],
   ['podman removeVolumes', () => pc.removeVolumes(['data']), 'podman volume rm --force -- data'],
+  [
+    'podman waitPodmanIdle',
+    () => pc.waitPodmanIdle('/var/lib/spotlift/images/mig-1.a/src', 2),
+    'i=0; while pgrep -f -- \'podman container (checkpoint|restore) .*/var/lib/spotlift/images/mig-1\\.a/src\' >/dev/null; do [ $i -ge 10 ] && { echo "PODMAN_IDLE no"; exit 1; }; i=$((i + 1)); sleep 0.2; done; echo "PODMAN_IDLE yes"',
+  ],
 ];
 
 describe('node commands (golden table)', () => {

@@ -278,4 +278,19 @@ describe('container migration picked up after its worker died', () => {
     expect(k.running('node-a')).toBe(true);
     expect(k.podman.container('node-b', C.id)).toBeUndefined();
   });
+
+  it('decides nothing while a checkpoint or restore of the dead worker still runs on a node', async () => {
+    const k = kit({
+      migration: { state: 'running', phases: [aPhase('preflight', true), aPhase('prepare', true), aPhase('dump')] },
+    });
+    Object.assign(k.podman.nodes['node-a']!.containers![0]!, {
+      running: false,
+      checkpointed: true,
+      rawState: 'exited',
+    });
+    k.podman.busy = ['node-a'];
+    await expect(k.run()).rejects.toThrow(/still runs on node-a; nothing was decided/);
+    expect(k.podman.ran('restoreLocal')).toEqual([]);
+    expect(k.podman.ran('remove')).toEqual([]);
+  });
 });

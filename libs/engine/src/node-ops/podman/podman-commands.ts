@@ -125,6 +125,22 @@ export function portsInUse(ports: readonly number[]): NodeCommand {
   );
 }
 
+/**
+ * Waits (at most `timeoutS`) until no `podman container checkpoint` or `restore` naming `path` runs: a dead
+ * worker's commands go on without it, and nothing may be decided under them. `path` is a migration's own
+ * directory (the export FIFO's, the archive's), so a shared pid namespace (the lab's) cannot confuse two nodes.
+ * Prints `PODMAN_IDLE yes`, or `PODMAN_IDLE no` with exit 1.
+ */
+export function waitPodmanIdle(path: string, timeoutS: number): NodeCommand {
+  const pattern = shq(
+    `podman container (checkpoint|restore) .*${checkAbsPath(path, 'path').replace(/[.[\]{}()*+?^$|\\]/g, '\\$&')}`,
+  );
+  const rounds = Math.max(1, Math.ceil(timeoutS * 5));
+  return nodeCommand(
+    `i=0; while pgrep -f -- ${pattern} >/dev/null; do [ $i -ge ${rounds} ] && { echo "PODMAN_IDLE no"; exit 1; }; i=$((i + 1)); sleep 0.2; done; echo "PODMAN_IDLE yes"`,
+  );
+}
+
 /** Prints `VOLUME <name>` for each of `names` the node has (`restore --import` refuses to overwrite one). */
 export function volumesPresent(names: readonly string[]): NodeCommand {
   return nodeCommand(

@@ -128,6 +128,17 @@ export class PodmanOps {
     return (await this.inspect(node, container)) === undefined;
   }
 
+  /** True once no Podman checkpoint or restore naming `path` runs on `node` (waits up to `timeoutMs`). */
+  async waitIdle(node: NodeRecord, path: string, timeoutMs: number): Promise<boolean> {
+    const res = await this.ops.run(node, pc.waitPodmanIdle(path, timeoutMs / 1000), timeoutMs + 15_000);
+    if (res.code !== 0 && !/^PODMAN_IDLE no$/m.test(res.stdout)) {
+      throw new Error(
+        `checking for Podman commands on ${node.id} failed (${res.code}): ${res.stderr.trim().slice(0, 200)}`,
+      );
+    }
+    return res.code === 0;
+  }
+
   /** Which of the named volumes `node` has already. */
   async volumesPresent(node: NodeRecord, names: readonly string[]): Promise<string[]> {
     if (!names.length) return [];
