@@ -9,6 +9,7 @@
 #   bash bench/run.sh notice [--trials 20] [--poll-ms 250]        notice-to-first-freeze latency (fake IMDS over SSH)
 #   bash bench/run.sh postcopy [--reps N] [--sizes 256,1024]      post-copy vs stop-and-copy downtime through spotlift
 #   bash bench/run.sh precopy [--reps N]                          pre-copy (eager and lazy restore) vs stop-and-copy, qemu lab
+#   bash bench/run.sh container [--reps N] [--mib 256]            Podman container stop-and-copy vs the bare Podman sequence
 # Run as root; installs and starts what it needs, like the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,5 +27,6 @@ case "$what" in
   notice) node dist/bench/notice/notice-bench.js "$@" ;;
   postcopy) node dist/bench/postcopy/postcopy-bench.js "$@" ;;
   precopy) node dist/bench/precopy/precopy-bench.js "$@" ;;
-  *) echo "unknown benchmark: $what (downtime | evacuation | evacuation-lab | fleet | notice | postcopy | precopy | transport)" >&2; exit 2 ;;
+  container) node dist/bench/container/container-bench.js "$@" ;;
+  *) echo "unknown benchmark: $what (container | downtime | evacuation | evacuation-lab | fleet | notice | postcopy | precopy | transport)" >&2; exit 2 ;;
 esac

@@ -79,11 +79,25 @@ export interface SharedStorage {
   paths: string[];
 }
 
+/** `process`: a process tree registered by pid; `podman`: a Podman container, moved by Podman's checkpoint/restore. */
+export type WorkloadKind = 'process' | 'podman';
+
 export interface WorkloadRecord {
   id: string;
   name: string;
   nodeId: string;
-  /** Host PID of the tree's root (for a pid-namespaced workload: the namespace's init). */
+  /** Absent: `process` (records from before kinds existed). */
+  kind?: WorkloadKind;
+  /** `podman`: the container's full id (Podman keeps it across `restore --import`). */
+  container?: string;
+  /** `podman`: the container's name, as Podman shows it (the destination must not have another by that name). */
+  containerName?: string;
+  /** `podman`: the container's image (name and id), sent to a destination that lacks it. */
+  image?: { name: string; id: string };
+  /**
+   * Host PID of the tree's root (for a pid-namespaced workload: the namespace's init; for a container: its main
+   * process, read again after every move).
+   */
   pid: number;
   /** Which process `pid` is (boot, pid namespace, start time): see workload-identity.ts. Absent on old records. */
   identity?: ProcessIdentity;
@@ -225,6 +239,8 @@ export interface MigrationRecord {
   evacuationId?: string;
   /** The workload's declared files: what was copied before and inside the freeze, or why nothing was. */
   files?: FileSyncSummary;
+  /** A container's move: its image (sent before the freeze when the destination lacked it) and Podman's figures. */
+  container?: ContainerMoveSummary;
   createdAt: string;
   updatedAt: string;
 }
@@ -247,4 +263,18 @@ export interface FileSyncSummary {
   rounds: FileSyncRound[];
   /** The copy inside the freeze (changes since the last round). */
   final?: FileSyncRound;
+}
+
+/** What a container's migration did besides CRIU's own figures (those go to `criu` as for processes). */
+export interface ContainerMoveSummary {
+  /** The image: `sent` when the destination lacked it (`podman image save | load`, before any freeze). */
+  image: { name: string; id: string; sent: boolean; bytes?: number; durationMs?: number };
+  /** `podman container checkpoint --export` streamed to the destination: archive size (named volumes inside). */
+  archiveBytes?: number;
+  /** Podman's own durations (ms): the whole checkpoint command, the whole restore command, CRIU's frozen time. */
+  checkpointMs?: number;
+  restoreMs?: number;
+  frozenMs?: number;
+  /** Named volumes carried inside Podman's archive. */
+  volumes?: string[];
 }

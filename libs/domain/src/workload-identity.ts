@@ -14,10 +14,18 @@ export interface ProcessIdentity {
 }
 
 /**
- * The key that one claim, one lock and one registration are held under. Records from before identities
+ * The key that one claim, one lock and one registration are held under (for a container: node and container id). Records from before identities
  * were read have none: they fall back to node and pid, the best that was known about them.
  */
-export function processKey(w: { nodeId: string; pid: number; identity?: ProcessIdentity }): string {
+export function processKey(w: {
+  nodeId: string;
+  pid: number;
+  identity?: ProcessIdentity;
+  kind?: string;
+  container?: string;
+}): string {
+  // A container is named by its id on its node: its main pid changes with every move, its id does not.
+  if (w.kind === 'podman' && w.container) return `podman:${w.nodeId}:${w.container}`;
   if (!w.identity) return `node:${w.nodeId}:pid:${w.pid}`;
   const { bootId, pidNs, startTime } = w.identity;
   return `proc:${bootId}:${pidNs}:${w.pid}:${startTime}`;

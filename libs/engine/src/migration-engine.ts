@@ -13,6 +13,9 @@ import { Clock } from './clock.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from './engine.types.js';
 import { type NodeLock, NodeOps } from './node-ops/node-ops.js';
 import { keepFailedJobLogs } from './failed-job-logs.js';
+import { ContainerRecovery, ContainerRollback } from './container-recovery.js';
+import { PodmanOps } from './node-ops/podman/podman-ops.js';
+import { ContainerStopAndCopy } from './strategies/container-stop-and-copy.js';
 import { WorkloadFiles } from './files/workload-files.js';
 import { PhaseRecorder } from './phase-recorder.js';
 import { watchForCancel } from './cancel-watch.js';
@@ -44,6 +47,12 @@ export class MigrationEngine {
   private readonly recovery: Recovery;
   /** Selection (auto, capabilities) and fallbacks around the strategies. */
   private readonly chain: StrategyChain;
+  /** The `podman` kind: its stop-and-copy, rollback and recovery (the process kind's are the ones above). */
+  private readonly containers: {
+    move: ContainerStopAndCopy;
+    rollback: ContainerRollback;
+    recovery: ContainerRecovery;
+  };
   /** Node-side locks held by the runs in this process, per migration id (see lockSource). */
   private readonly locks = new Map<string, NodeLock>();
 
@@ -59,6 +68,7 @@ export class MigrationEngine {
     trials: PostCopyTrials = new InMemoryPostCopyTrials(),
     live: LiveConfig = DEFAULT_LIVE_CONFIG,
     links: PairLinks = new InMemoryPairLinks(),
+    podman: PodmanOps = new PodmanOps(ops, streamer),
   ) {
     this.phases = new PhaseRecorder(migrations, clock);
     const files = new WorkloadFiles(ops, streamer, this.phases, config.fileSync);
@@ -85,6 +95,13 @@ export class MigrationEngine {
     });
     this.chain = lives.chain;
     this.recovery = new Recovery(this.steps, this.rollback, ops, config, lives.settle);
+    const move = new ContainerStopAndCopy({ ...deps, podman, workloads, clock });
+    const containerRollback = new ContainerRollback(podman, this.phases, workloads, config);
+    this.containers = {
+      move,
+      rollback: containerRollback,
+      recovery: new ContainerRecovery(move, containerRollback, this.phases, podman, config),
+    };
   }
 
   /**
@@ -114,7 +131,9 @@ export class MigrationEngine {
             true,
           );
         }
-        outcome = await this.recovery.recover(ctx, control);
+        outcome = isContainer(ctx)
+          ? await this.containers.recovery.recover(ctx, control)
+          : await this.recovery.recover(ctx, control);
       }
       if (outcome === 'restart') outcome = await this.attempt(ctx, control);
       await this.finish(ctx, outcome);
@@ -192,11 +211,16 @@ export class MigrationEngine {
     if (isFinished(ctx.migration)) return ctx.migration;
     const { migration, source, destination, workload } = ctx;
     const frozen = mayBeFrozen(migration) && !committed(migration);
+    const id = workload.container?.slice(0, 12);
     migration.error = !frozen
       ? reason
-      : commitStarted(migration)
-        ? `${reason}; the workload runs on ${destination.id} (pid ${migration.restoredPid ?? '?'}) but its frozen source on ${source.id} (pid ${workload.pid}) was not killed: kill it there`
-        : `${reason}; the workload may still be frozen on ${source.id} (pid ${workload.pid}): check both nodes before resuming it`;
+      : isContainer(ctx)
+        ? commitStarted(migration)
+          ? `${reason}; container ${id} runs on ${destination.id} but its checkpointed copy on ${source.id} was not removed: podman rm it there`
+          : `${reason}; container ${id} may be checkpointed (stopped) on ${source.id}, or restored on ${destination.id}: check both nodes' Podman before restoring it`
+        : commitStarted(migration)
+          ? `${reason}; the workload runs on ${destination.id} (pid ${migration.restoredPid ?? '?'}) but its frozen source on ${source.id} (pid ${workload.pid}) was not killed: kill it there`
+          : `${reason}; the workload may still be frozen on ${source.id} (pid ${workload.pid}): check both nodes before resuming it`;
     await this.finish(ctx, committed(migration) ? 'completed' : 'failed', !frozen);
     return migration;
   }
@@ -224,7 +248,8 @@ export class MigrationEngine {
     const interrupt = () => this.ops.waitCriuIdle(ctx.destination, ctx.destinationDir, 1_000).then(() => undefined);
     const watch = watchForCancel(ctx, control, this.config.cancelPollMs ?? 500, interrupt);
     try {
-      await this.chain.run(ctx);
+      if (isContainer(ctx)) await this.containers.move.run(ctx);
+      else await this.chain.run(ctx);
       return 'completed';
     } catch (error) {
       return await this.settle(ctx, control, error as Error);
@@ -265,7 +290,12 @@ export class MigrationEngine {
     const why = cancelled ? `cancelled by request during '${phase}'` : error.message;
     migration.rollbackReason = why;
     migration.error = cancelled && !(error instanceof CancelledError) ? `${why} (${error.message})` : why;
-    if (await this.rollback.run(ctx)) return cancelled ? 'cancelled' : 'rolled_back';
+    const rollback = isContainer(ctx) ? this.containers.rollback : this.rollback;
+    if (await rollback.run(ctx)) return cancelled ? 'cancelled' : 'rolled_back';
+    if (isContainer(ctx)) {
+      migration.error = `workload gone: its container left ${ctx.source.id} before the migration could move it; it runs nowhere (${error.message})`;
+      return cancelled ? 'cancelled' : 'failed';
+    }
     migration.error = `workload gone: pid ${workload.pid} on ${ctx.source.id} exited before the migration could move it; nothing was restored and it runs nowhere (${error.message})`;
     return cancelled ? 'cancelled' : 'failed';
   }
@@ -338,6 +368,11 @@ export class MigrationEngine {
     const dir = `${this.config.imageRoot}/${migration.id}`;
     return { migration, workload, source, destination, sourceDir: `${dir}/src`, destinationDir: `${dir}/dst` };
   }
+}
+
+/** A Podman container (kind `podman`): the kind's own move, rollback and recovery run. */
+function isContainer(ctx: MigrationContext): boolean {
+  return ctx.workload.kind === 'podman';
 }
 
 /** Errors a later try may not see again: a node that did not answer over SSH. */

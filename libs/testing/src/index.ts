@@ -11,3 +11,4 @@ export * from './local-node-shell.js';
 export * from './hostile-peers.js';
 export * from './engine-test-kit.js';
 export * from './fake-node-ops.js';
+export * from './fake-podman-ops.js';

@@ -110,11 +110,12 @@ export function registerWorkloads(program: Command, cli: CliContext): void {
     });
   workloads
     .command('add')
-    .description('register a process tree by root pid or pidfile')
-    .requiredOption('--name <name>')
+    .description('register a process tree by root pid or pidfile, or a Podman container by name or id')
+    .option('--name <name>', "required for a process; a container's defaults to its Podman name")
     .requiredOption('--node <node>')
     .option('--pid <pid>', 'root pid of the tree', number('--pid'))
     .option('--pidfile <path>', 'pidfile on the node')
+    .option('--container <name|id>', 'a running Podman container on the node (kind podman)')
     .option('--priority <1-10>', 'how much an evacuation should try to save it (10 = critical)', number('--priority'))
     .option(
       '--path <path>',
@@ -122,11 +123,22 @@ export function registerWorkloads(program: Command, cli: CliContext): void {
       (v: string, prev: string[] = []) => [...prev, v],
     )
     .action(
-      async (o: { name: string; node: string; pid?: number; pidfile?: string; priority?: number; path?: string[] }) => {
-        if ((o.pid === undefined) === (o.pidfile === undefined)) throw new UsageError('give one of --pid or --pidfile');
+      async (o: {
+        name?: string;
+        node: string;
+        pid?: number;
+        pidfile?: string;
+        container?: string;
+        priority?: number;
+        path?: string[];
+      }) => {
+        const given = [o.pid, o.pidfile, o.container].filter((v) => v !== undefined).length;
+        if (given !== 1) throw new UsageError('give one of --pid, --pidfile or --container');
+        if (o.container === undefined && o.name === undefined) throw new UsageError('a process needs --name');
         const { path, ...rest } = o;
         const w = await cli.client().request<WorkloadRecord>('POST', '/workloads', {
           ...rest,
+          ...(o.container !== undefined ? { kind: 'podman' } : {}),
           ...(path ? { paths: path } : {}),
         });
         cli.print(w, () => workloadsTable([w]));

@@ -84,6 +84,11 @@ export class CheckpointsService {
         `workload '${workload.id}' is ${workload.state}; only a running workload can be checkpointed`,
       );
     }
+    if (workload.kind === 'podman') {
+      throw new BadRequestError(
+        `workload '${workload.id}' is a Podman container: checkpoints to storage are not available for containers yet (they migrate node to node)`,
+      );
+    }
     await this.refuseBusy(workload);
     const storageId = body.storage ?? this.config.evacuation.storageNodeId;
     if (!storageId) throw new BadRequestError('no storage node: give `storage` or configure evacuation.storageNodeId');

@@ -11,7 +11,8 @@ import { APP_FILTER } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import fc from 'fast-check';
 import type { CheckpointRecord, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
-import { Clock, CheckpointFlow, NodeOps, NodeProber, SystemClock } from '@spotlift/engine';
+import { Clock, CheckpointFlow, NodeOps, NodeProber, PodmanOps, SystemClock } from '@spotlift/engine';
+import { DirectoryStreamer } from '@spotlift/transport';
 import {
   CheckpointRepository,
   EvacuationRepository,
@@ -156,6 +157,7 @@ async function startApp(world: World): Promise<{ app: INestApplication; base: st
       { provide: EvacuationRepository, useValue: world.evacuations },
       { provide: TokenService, useValue: new TokenService(world.tokens, 'fuzz-bootstrap-token-0123456789') },
       { provide: NodeOps, useValue: new NodeOps(world.shell) },
+      { provide: PodmanOps, useValue: new PodmanOps(new NodeOps(world.shell), new DirectoryStreamer(world.shell)) },
       { provide: NodeProber, useValue: new NodeProber(world.shell, new SystemClock(), '/var/lib/spotlift/images') },
       { provide: MigrationQueue, useValue: { enqueue: record('enqueue'), removeIfIdle: record('removeIfIdle') } },
       {
@@ -266,6 +268,8 @@ const ENDPOINTS: Record<string, Endpoint> = {
       node: ['', long(64), 7, null],
       pid: [0, -1, 1.5, '42', 4_194_305, null],
       pidfile: ['/run/app.pid'],
+      kind: ['docker', 'podman', 1, null],
+      container: ['web', '-web', '', 'a b', 7],
       priority: [0, 11, 2.5, '5'],
       dirtyRateBytesPerSec: [-1, '1', 101 * 2 ** 30],
       paths: ['/srv', ['relative/path'], [1], ['/'], Array.from({ length: 65 }, (_, i) => `/srv/${i}`)],

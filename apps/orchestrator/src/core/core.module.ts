@@ -6,6 +6,7 @@ import {
   Clock,
   MigrationEngine,
   NodeOps,
+  PodmanOps,
   NodeProber,
   SshPageTransport,
   DEFAULT_SSH_TUNNEL,
@@ -235,6 +236,12 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     },
     { provide: NodeOps, inject: [NodeShell], useFactory: (s: NodeShell) => new NodeOps(s) },
     {
+      // The container kind's operations (inspect at registration; the engine builds its own from the same parts).
+      provide: PodmanOps,
+      inject: [NodeOps, NodeShell],
+      useFactory: (o: NodeOps, s: NodeShell) => new PodmanOps(o, new DirectoryStreamer(s)),
+    },
+    {
       // Page-traffic TLS: the CA key stays in tlsCaDir on this host; nodes get certificates under tlsNodeDir.
       provide: NodeCertificates,
       inject: [NodeShell, AppConfig],
@@ -350,6 +357,7 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
     ProcessIndex,
     MigrationRepository,
     NodeOps,
+    PodmanOps,
     NodeProber,
     MigrationEngine,
     NodeCertificates,

@@ -225,3 +225,38 @@ describe('MigrationCancelService', () => {
     expect((await kit.claims.holder(KEY))?.owner).toBe(`migration:${m.id}`);
   });
 });
+
+describe('MigrationsService.start: Podman containers', () => {
+  const container = () => aWorkload({ kind: 'podman', container: 'c'.repeat(64), containerName: 'web' });
+
+  it.each(['pre-copy', 'post-copy', 'hybrid'])(
+    'refuses %s with a 400 naming why, queuing nothing',
+    async (strategy) => {
+      const kit = setup({ workloads: [container()] });
+      await expect(kit.service.create(body({ destination: 'node-b', strategy }))).rejects.toMatchObject({
+        code: 'bad_request',
+        message: expect.stringMatching(
+          new RegExp(`^strategy '${strategy}' is not available: containers move by stop-and-copy only`),
+        ),
+      });
+      expect(kit.enqueued).toEqual([]);
+      expect(await kit.migrations.list()).toEqual([]);
+    },
+  );
+
+  it('takes stop-and-copy and auto; an evacuation whose plan chose pre-copy moves it by stop-and-copy', async () => {
+    const kit = setup({ workloads: [container()] });
+    const m = await kit.service.create(body({ destination: 'node-b', strategy: 'auto' }));
+    expect(m.strategy).toBe('auto');
+    await kit.migrations.save({ ...m, state: 'completed' });
+    const e = await kit.service.start({
+      workloadId: 'wl-1',
+      destinationNodeId: 'node-b',
+      strategy: 'pre-copy',
+      transport: 'tls',
+      keepImages: false,
+      evacuationId: 'ev-1',
+    });
+    expect(e.strategy).toBe('stop-and-copy');
+  });
+});

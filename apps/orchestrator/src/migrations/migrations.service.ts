@@ -11,7 +11,7 @@ import {
   type Strategy,
   type WorkloadRecord,
 } from '@spotlift/domain';
-import { Clock, NodeOps } from '@spotlift/engine';
+import { Clock, CONTAINER_LIVE_UNAVAILABLE, CONTAINER_STRATEGIES, NodeOps } from '@spotlift/engine';
 import {
   MigrationRepository,
   NodeRepository,
@@ -122,6 +122,16 @@ export class MigrationsService {
     if (!source) throw new NotFoundError('node', workload.nodeId);
     if (workload.state !== 'running') {
       throw new ConflictError(`workload '${workload.id}' is ${workload.state}; only a running workload can migrate`);
+    }
+    if (workload.kind === 'podman' && !(CONTAINER_STRATEGIES as readonly string[]).includes(request.strategy)) {
+      // A caller asked for what cannot run: 400. An evacuation's plan chose it by memory and dirty rate: the
+      // container still has to leave, by the one way it can.
+      if (request.evacuationId === undefined) {
+        throw new BadRequestError(`strategy '${request.strategy}' is not available: ${CONTAINER_LIVE_UNAVAILABLE}`, {
+          workload: workload.id,
+        });
+      }
+      request = { ...request, strategy: 'stop-and-copy' };
     }
     if (request.deadline !== undefined && request.deadline.getTime() <= this.clock.now().getTime()) {
       throw new BadRequestError(`deadline ${request.deadline.toISOString()} has already passed`);

@@ -1,11 +1,22 @@
 import { z } from 'zod';
 import { checkDeclaredPath } from '@spotlift/engine';
 
-/** The body of POST /workloads. What the node shows about the pid is checked later, over SSH. */
+/**
+ * The body of POST /workloads: a process (`pid` or `pidfile`, `kind` absent or 'process') or a Podman container
+ * (`kind: 'podman'`, `container`: its name or id on the node). What the node shows is checked later, over SSH.
+ */
 export const RegisterWorkload = z
   .object({
-    name: z.string().min(1).max(120),
+    /** Required for a process; a container's defaults to its Podman name. */
+    name: z.string().min(1).max(120).optional(),
     node: z.string().min(1).max(63),
+    kind: z.enum(['process', 'podman']).optional(),
+    /** Podman's own rule for names (ids match it too); never read as an option on the node. */
+    container: z
+      .string()
+      .max(253)
+      .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'a Podman container name or id')
+      .optional(),
     pid: z.number().int().positive().max(4_194_304).optional(),
     pidfile: z.string().startsWith('/').max(4096).optional(),
     /** 1 (expendable) .. 10 (critical); evacuations save higher priorities first. Default: the fleet's. */
@@ -33,7 +44,18 @@ export const RegisterWorkload = z
       .optional(),
   })
   .strict()
-  .refine((w) => (w.pid === undefined) !== (w.pidfile === undefined), {
-    message: 'give exactly one of pid or pidfile',
+  .superRefine((w, ctx) => {
+    if (w.kind === 'podman') {
+      if (w.container === undefined) ctx.addIssue({ code: 'custom', message: "kind 'podman' needs container" });
+      if (w.pid !== undefined || w.pidfile !== undefined) {
+        ctx.addIssue({ code: 'custom', message: "kind 'podman' takes container, not pid or pidfile" });
+      }
+      return;
+    }
+    if (w.container !== undefined) ctx.addIssue({ code: 'custom', message: "container needs kind 'podman'" });
+    if ((w.pid === undefined) === (w.pidfile === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of pid or pidfile' });
+    }
+    if (w.name === undefined) ctx.addIssue({ code: 'custom', message: 'name is required for a process' });
   });
 export type RegisterWorkload = z.infer<typeof RegisterWorkload>;

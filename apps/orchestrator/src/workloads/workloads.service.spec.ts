@@ -2,8 +2,8 @@
  * WorkloadsService over in-memory records, the in-memory process index and a scripted node: what is
  * refused at registration and why, one record per process, DELETE, and reads that write nothing.
  */
-import { ConflictError, type CheckpointRecord, type WorkloadRecord } from '@spotlift/domain';
-import { NodeOps, SystemClock } from '@spotlift/engine';
+import { BadRequestError, ConflictError, type CheckpointRecord, type WorkloadRecord } from '@spotlift/domain';
+import { NodeOps, SystemClock, type ContainerInspection } from '@spotlift/engine';
 import {
   IndexedWorkloadRepository,
   InMemoryProcessIndex,
@@ -13,7 +13,9 @@ import {
   type NodeRepository,
 } from '@spotlift/store';
 import {
+  FakePodmanOps,
   ScriptedNodeShell,
+  aContainer,
   aMigration,
   aNode,
   aWorkload,
@@ -25,6 +27,7 @@ import { WorkloadsService } from './workloads.service.js';
 
 function kit() {
   const shell = new ScriptedNodeShell();
+  const podman = new FakePodmanOps();
   const index = new InMemoryProcessIndex();
   const records = new InMemoryRecords<WorkloadRecord>();
   const workloads = new IndexedWorkloadRepository(records, index);
@@ -42,6 +45,7 @@ function kit() {
     new NodeOps(shell),
     new SystemClock(),
     { imageRoot: '/srv/spotlift/images', checkpointRoot: '/srv/spotlift/checkpoints' } as AppConfig,
+    podman.asPodmanOps(),
   );
   /** The node answers inspectTree with these facts (`times` answers, then the next rule's). */
   const node = (id: string, facts: InspectionFacts = {}, times?: number) =>
@@ -51,7 +55,7 @@ function kit() {
       reply: { stdout: inspectionOutput(facts) },
       ...(times !== undefined ? { times } : {}),
     });
-  return { shell, index, records, workloads, migrations, checkpoints, service, node };
+  return { shell, podman, index, records, workloads, migrations, checkpoints, service, node };
 }
 
 const body = (over: object = {}) => ({ name: 'db', node: 'node-a', pid: 4242, ...over });
@@ -318,5 +322,86 @@ describe('WorkloadsService.register: declared paths against this installation', 
     k.node('node-a');
     const w = await k.service.register(body({ paths: ['/srv/data/app'] }));
     expect(w.paths).toEqual(['/srv/data/app']);
+  });
+});
+
+describe('WorkloadsService.register: Podman containers', () => {
+  const container = (over: object = {}) => ({ node: 'node-a', kind: 'podman' as const, container: 'web', ...over });
+
+  it('records the container by id with its name, image, main pid and RSS, and indexes it by node and id', async () => {
+    const k = kit();
+    const c = aContainer({ mainPid: 4242 });
+    k.podman.nodes['node-a'] = { containers: [c] };
+    k.node('node-a', { tree: [4242, 4243], rssKb: 2048 });
+    const w = await k.service.register(container({ paths: ['/srv/data/web'] }));
+    expect(w).toMatchObject({
+      name: 'web',
+      kind: 'podman',
+      container: c.id,
+      containerName: 'web',
+      image: c.image,
+      pid: 4242,
+      tree: [4242, 4243],
+      rssBytes: 2048 * 1024,
+      paths: ['/srv/data/web'],
+      state: 'running',
+    });
+    expect(k.index.holder(`podman:node-a:${c.id}`)).toBe(w.id);
+  });
+
+  it('answers 409 when the same container is registered again, by name or by id', async () => {
+    const k = kit();
+    const c = aContainer();
+    k.podman.nodes['node-a'] = { containers: [c] };
+    k.node('node-a');
+    const first = await k.service.register(container());
+    for (const ref of ['web', c.id]) {
+      await expect(k.service.register(container({ container: ref, name: 'again' }))).rejects.toThrow(
+        `container web on node 'node-a' is already registered as workload '${first.id}'`,
+      );
+    }
+    expect(await k.workloads.list()).toHaveLength(1);
+  });
+
+  it.each([
+    ['an unknown container', {}, "no container 'web' on node 'node-a'"],
+    [
+      'a stopped container',
+      { running: false, state: 'exited', rawState: 'exited' },
+      'is exited: only a running container moves',
+    ],
+    [
+      'a container with a device',
+      { devices: [{ hostPath: '/dev/fuse', containerPath: '/dev/fuse' }] },
+      'has host device /dev/fuse mapped at /dev/fuse',
+    ],
+    ['a privileged container', { privileged: true }, 'is privileged'],
+    ['a runtime that cannot checkpoint', { runtime: 'crun' }, 'runs under crun, which cannot checkpoint'],
+    [
+      'a bind mount that is not a declared path',
+      { binds: [{ source: '/srv/data/app', destination: '/data', readOnly: false }] },
+      'bind mount /srv/data/app (at /data) must be one of the declared paths',
+    ],
+  ] as Array<[string, Partial<ContainerInspection>, string]>)(
+    'refuses %s with 400 and the reason, storing nothing',
+    async (_what, over, reason) => {
+      const k = kit();
+      k.podman.nodes['node-a'] = { containers: _what === 'an unknown container' ? [] : [aContainer(over)] };
+      const res = k.service.register(container());
+      await expect(res).rejects.toThrow(BadRequestError);
+      await expect(res).rejects.toThrow(reason);
+      expect(await k.workloads.list()).toHaveLength(0);
+    },
+  );
+
+  it('takes a bind mount under a declared path', async () => {
+    const k = kit();
+    k.podman.nodes['node-a'] = {
+      containers: [aContainer({ binds: [{ source: '/srv/data/app/db', destination: '/db', readOnly: false }] })],
+    };
+    k.node('node-a');
+    await expect(k.service.register(container({ paths: ['/srv/data/app'] }))).resolves.toMatchObject({
+      kind: 'podman',
+    });
   });
 });

@@ -15,7 +15,9 @@ import {
   identityMismatch,
   initRefusal,
   isFinished,
+  movable,
   NodeOps,
+  PodmanOps,
   registrationRefusal,
 } from '@spotlift/engine';
 import {
@@ -60,6 +62,7 @@ export class WorkloadsService {
     private readonly ops: NodeOps,
     private readonly clock: Clock,
     private readonly config: AppConfig,
+    private readonly podman: PodmanOps,
   ) {}
 
   list(): Promise<WorkloadRecord[]> {
@@ -81,6 +84,7 @@ export class WorkloadsService {
     const node = await this.nodes.get(body.node);
     if (!node) throw new NotFoundError('node', body.node);
     if (body.paths?.length) await this.checkReservedPaths(node, body.paths);
+    if (body.kind === 'podman') return this.save(await this.containerRecord(node, body, body.container!));
     const pid = body.pid ?? (await this.readPidfile(node, body.pidfile!));
     // Refused before SSH: its tree is the whole node, which would be walked for nothing.
     if (pid === 1) throw new BadRequestError(initRefusal(node.id), { pid, node: node.id });
@@ -95,7 +99,7 @@ export class WorkloadsService {
     const now = this.clock.now().toISOString();
     const workload: WorkloadRecord = {
       id: `wl-${randomUUID().slice(0, 8)}`,
-      name: body.name,
+      name: body.name!,
       nodeId: node.id,
       pid,
       identity: tree.root.identity,
@@ -110,6 +114,10 @@ export class WorkloadsService {
       createdAt: now,
       updatedAt: now,
     };
+    return this.save(workload);
+  }
+
+  private async save(workload: WorkloadRecord): Promise<WorkloadRecord> {
     await this.claim(workload);
     try {
       await this.workloads.save(workload);
@@ -118,6 +126,51 @@ export class WorkloadsService {
       throw error;
     }
     return workload;
+  }
+
+  /**
+   * A Podman container, as `podman container inspect` shows it on the node: refused (400) with movable()'s
+   * reasons when it cannot move (unknown, not running, a device, privileged, a runtime that cannot checkpoint,
+   * a pod...), and when a bind mount is not one of the declared paths (its files would be missing on the
+   * destination). Named volumes need nothing: they travel inside Podman's checkpoint archive.
+   */
+  private async containerRecord(node: NodeRecord, body: RegisterWorkload, ref: string): Promise<WorkloadRecord> {
+    const c = await this.podman.inspect(node, ref);
+    if (!c) throw new BadRequestError(`no container '${ref}' on node '${node.id}'`, { container: ref, node: node.id });
+    const verdict = movable(c);
+    const unbound = verdict.bindsToProvide.filter(
+      (b) => !(body.paths ?? []).some((p) => b.source === p || b.source.startsWith(`${p}/`)),
+    );
+    const refusals = [
+      ...verdict.refusals.map((r) => r.message),
+      ...unbound.map((b) => `bind mount ${b.source} (at ${b.destination}) must be one of the declared paths`),
+    ];
+    if (refusals.length || c.mainPid === undefined) {
+      throw new BadRequestError(refusals.join('; ') || `container ${c.name} has no main process`, {
+        container: c.id,
+        node: node.id,
+        refusals: verdict.refusals.map((r) => r.code),
+      });
+    }
+    const tree = await this.ops.inspectTree(node, c.mainPid);
+    const now = this.clock.now().toISOString();
+    return {
+      id: `wl-${randomUUID().slice(0, 8)}`,
+      name: body.name ?? c.name,
+      nodeId: node.id,
+      kind: 'podman',
+      container: c.id,
+      containerName: c.name,
+      image: c.image,
+      pid: c.mainPid,
+      ...(body.priority !== undefined ? { priority: body.priority } : {}),
+      ...(body.dirtyRateBytesPerSec !== undefined ? { dirtyRateBytesPerSec: body.dirtyRateBytesPerSec } : {}),
+      ...(body.paths?.length ? { paths: body.paths } : {}),
+      ...(tree ? { rssBytes: tree.rssBytes, tree: tree.pids } : {}),
+      state: 'running',
+      createdAt: now,
+      updatedAt: now,
+    };
   }
 
   /**
@@ -157,7 +210,8 @@ export class WorkloadsService {
   }
 
   private taken(w: WorkloadRecord, holder: string): ConflictError {
-    return new ConflictError(`pid ${w.pid} on node '${w.nodeId}' is already registered as workload '${holder}'`, {
+    const what = w.kind === 'podman' ? `container ${w.containerName ?? w.container}` : `pid ${w.pid}`;
+    return new ConflictError(`${what} on node '${w.nodeId}' is already registered as workload '${holder}'`, {
       workload: holder,
     });
   }

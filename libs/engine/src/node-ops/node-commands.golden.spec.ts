@@ -21,6 +21,7 @@ import {
 } from '@spotlift/node-commands';
 import { identityLines } from './identity-script.js';
 import * as images from './process/image-store-commands.js';
+import * as pc from './podman/podman-commands.js';
 import * as criu from './process/criu-commands.js';
 import * as live from './process/live-commands.js';
 import * as sweep from './sweep-commands.js';
@@ -346,6 +347,56 @@ const GOLDEN: Array<[string, () => string, string]> = [
     'transport installNodeTlsCommand',
     () => installNodeTlsCommand('/var/lib/spotlift/tls/node-a', 'gen-0123abcd'),
     'set -e; umask 077\nmkdir -p -m 0700 /var/lib/spotlift/tls/node-a; cd /var/lib/spotlift/tls/node-a; rm -rf gen-0123abcd.tmp; mkdir -m 0700 gen-0123abcd.tmp\nIFS= read -r ca; IFS= read -r cert; IFS= read -r key\nprintf %s "$ca" | base64 -d > gen-0123abcd.tmp/ca.pem\nprintf %s "$cert" | base64 -d > gen-0123abcd.tmp/cert.pem\nprintf %s "$key" | base64 -d > gen-0123abcd.tmp/key.pem\nchmod 0600 gen-0123abcd.tmp/*; rm -rf gen-0123abcd; mv gen-0123abcd.tmp gen-0123abcd\nprev=$(readlink current 2>/dev/null || true)\nln -sfn gen-0123abcd current.tmp; mv -Tf current.tmp current\nfor o in gen-*; do [ "$o" = gen-0123abcd ] || [ "$o" = "$prev" ] || rm -rf "$o"; done',
+  ],
+  ['podman inspect', () => pc.inspect('web'), 'podman container inspect -- web'],
+  ['podman imageExists', () => pc.imageExists('sha256abc'), 'podman image exists -- sha256abc'],
+  [
+    'podman imageSave',
+    () => pc.imageSave('localhost/app:1'),
+    'podman image save --format docker-archive -- localhost/app:1',
+  ],
+  [
+    'podman imageLoad',
+    () => pc.imageLoad('/img/m1/dst/image-load.out'),
+    'podman image load >/img/m1/dst/image-load.out',
+  ],
+  [
+    'podman checkpointToStdout (bounded FIFO reader)',
+    () => pc.checkpointToStdout('0123abcd', '/img/m1/src', 600),
+    'now_ns() { _t=$(date +%s%N 2>/dev/null); case "$_t" in \'\'|*[!0-9]*) _t=$(adjtimex 2>/dev/null | awk \'/time.tv_sec/ {s = $2} /time.tv_usec/ {u = $2} END {if (s != "") printf "%s%06d000", s, u}\'); [ -n "$_t" ] || _t="$(date +%s)000000000" ;; esac; echo "$_t"; }\ncd /img/m1/src || exit 1\nrm -f export.fifo checkpoint.rc; mkfifo -m 600 export.fifo || exit 1\nnow_ns > checkpoint.start\n( timeout 600 podman container checkpoint --export /img/m1/src/export.fifo --compress none --tcp-established --file-locks --print-stats -- 0123abcd >checkpoint-stats.json 2>checkpoint.log; echo $? >checkpoint.rc ) &\nck=$!\ntimeout 600 cat export.fifo & rd=$!\nwait $ck\nrc=$(cat checkpoint.rc 2>/dev/null); rc=${rc:-1}\n[ "$rc" = 0 ] || kill $rd 2>/dev/null\nwait $rd; rrc=$?\nrm -f export.fifo\n[ "$rc" = 0 ] || { tail -c 4000 checkpoint.log >&2; exit $rc; }\n[ "$rrc" = 0 ] || { echo "reading the export FIFO failed ($rrc)" >&2; exit 1; }',
+  ],
+  ['podman receiveArchive', () => pc.receiveArchive('/img/m1/dst/checkpoint.tar'), 'cat >/img/m1/dst/checkpoint.tar'],
+  [
+    'podman restoreImport',
+    () => pc.restoreImport('/img/m1/dst/checkpoint.tar', 600),
+    'timeout 600 podman container restore --import /img/m1/dst/checkpoint.tar --tcp-established --file-locks --print-stats',
+  ],
+  [
+    'podman restoreLocal',
+    () => pc.restoreLocal('0123abcd', 600),
+    'timeout 600 podman container restore --tcp-established --file-locks --print-stats -- 0123abcd',
+  ],
+  ['podman remove', () => pc.remove('0123abcd'), 'podman container rm --force --ignore --time 0 -- 0123abcd'],
+  [
+    'podman RUNTIME_CHECK',
+    () => pc.RUNTIME_CHECK,
+    'for b in podman runc criu; do command -v $b >/dev/null || { echo "$b is not installed" >&2; exit 3; }; done\necho "RUNTIME $(podman info --format \'{{.Host.OCIRuntime.Name}}\' 2>/dev/null)"\nif criu check >/dev/null 2>&1; then echo "CRIU_OK yes"; else echo "CRIU_OK no"; fi',
+  ],
+  [
+    'podman portsInUse',
+    () => pc.portsInUse([8080, 53]),
+    'for p in 8080 53; do ss -Htuln "sport = :$p" 2>/dev/null | grep -q . && echo "LISTEN $p"; done; true',
+  ],
+  [
+    'podman volumesPresent',
+    () => pc.volumesPresent(['data', 'logs']),
+    "podman volume exists -- data && echo 'VOLUME data'; podman volume exists -- logs && echo 'VOLUME logs'; true",
+  ],
+  ['podman removeVolumes', () => pc.removeVolumes(['data']), 'podman volume rm --force -- data'],
+  [
+    'podman waitPodmanIdle',
+    () => pc.waitPodmanIdle('/var/lib/spotlift/images/mig-1.a/src', 2),
+    'i=0; while pgrep -f -- \'podman container (checkpoint|restore) .*/var/lib/spotlift/images/mig-1\\.a/src\' >/dev/null; do [ $i -ge 10 ] && { echo "PODMAN_IDLE no"; exit 1; }; i=$((i + 1)); sleep 0.2; done; echo "PODMAN_IDLE yes"',
   ],
 ];
 

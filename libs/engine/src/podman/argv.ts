@@ -251,3 +251,13 @@ export function podmanImageLoadArgv(o: { input?: string } = {}): string[] {
   if (o.input !== undefined) argv.push('--input', checkAbsPath(o.input, 'input'));
   return argv;
 }
+
+/** `podman volume exists NAME`: exit 0 if the node has it, 1 if not (volume names follow the container rule). */
+export function podmanVolumeExistsArgv(name: string): string[] {
+  return [PODMAN_BIN, 'volume', 'exists', '--', checkContainerRef(name, 'volume')];
+}
+
+/** `podman volume rm --force NAMES...` (`--force`: also one a stopped container still names). */
+export function podmanVolumeRmArgv(names: readonly string[]): string[] {
+  return [PODMAN_BIN, 'volume', 'rm', '--force', '--', ...names.map((n) => checkContainerRef(n, 'volume'))];
+}

@@ -1,0 +1,296 @@
+/**
+ * A Podman container's move through the engine, with the container kind's operations faked as data
+ * (FakePodmanOps: containers and images per node) and the node-level ones (directories, locks, memory, the
+ * main pid's tree) scripted: the sequence, each guard of "exactly one running copy", the rollback and the
+ * recovery of a dead worker. What the commands are is in the golden table; the real thing in
+ * test/containers.e2e-spec.ts.
+ */
+import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
+import { InMemoryRecords } from '@spotlift/store';
+import { DirectoryStreamer } from '@spotlift/transport';
+import {
+  FakePodmanOps,
+  ScriptedNodeShell,
+  aContainer,
+  aMigration,
+  aNode,
+  aPhase,
+  aWorkload,
+  phaseNames,
+} from '@spotlift/testing';
+import { DEFAULT_ENGINE_CONFIG } from '../engine.types.js';
+import { MigrationEngine } from '../migration-engine.js';
+import { NodeOps } from '../node-ops/node-ops.js';
+import { SystemClock } from '../clock.js';
+import type { RunControl } from '../run-control.js';
+
+const C = aContainer({ mainPid: 4242 });
+const IMAGE_ID = C.image.id;
+
+function kit(opts: { migration?: Partial<MigrationRecord>; imageOnB?: boolean } = {}) {
+  const shell = new ScriptedNodeShell().on({ match: /MemAvailable/, reply: { stdout: '8000000\n' } }).on({
+    match: /echo TREE/,
+    reply: (cmd) => ({ stdout: `TREE ${/tree (\d+)/.exec(cmd)?.[1] ?? '1'}\nRSS_KB 65536\n` }),
+  });
+  const podman = new FakePodmanOps({
+    'node-a': { containers: [{ ...C }], images: [IMAGE_ID] },
+    'node-b': { images: opts.imageOnB ? [IMAGE_ID] : [] },
+  });
+  const migrations = new InMemoryRecords<MigrationRecord>();
+  const workloads = new InMemoryRecords<WorkloadRecord>();
+  const nodes = new InMemoryRecords<ReturnType<typeof aNode>>();
+  void nodes.save(aNode('node-a'));
+  void nodes.save(aNode('node-b'));
+  void migrations.save(aMigration(opts.migration));
+  void workloads.save(
+    aWorkload({ kind: 'podman', container: C.id, containerName: C.name, image: C.image, pid: 4242, tree: [4242] }),
+  );
+  const ops = new NodeOps(shell);
+  const engine = new MigrationEngine(
+    migrations,
+    workloads,
+    nodes,
+    ops,
+    new DirectoryStreamer(shell),
+    new SystemClock(),
+    { ...DEFAULT_ENGINE_CONFIG, cleanupRetryMs: 0, cancelPollMs: 5 },
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    podman.asPodmanOps(),
+  );
+  const control: RunControl = {
+    cancelRequested: () => Promise.resolve(false),
+    claimCommit: () => Promise.resolve(true),
+  };
+  const running = (node: string) => podman.container(node, C.id)?.running === true;
+  return { engine, podman, workloads, control, running, run: () => engine.run('mig-1', control) };
+}
+
+describe('container stop-and-copy (kind podman)', () => {
+  it('sends the missing image before the freeze, streams the checkpoint, restores, and removes the source only after the restored one runs', async () => {
+    const k = kit();
+    const m = await k.run();
+    expect(m.error).toBeUndefined();
+    expect(phaseNames(m)).toEqual([
+      'preflight:ok',
+      'prepare:ok',
+      'dump:ok',
+      'restore:ok',
+      'verify:ok',
+      'commit:ok',
+      'cleanup:ok',
+    ]);
+    const order = (op: string) => k.podman.calls.findIndex((c) => c.startsWith(op));
+    // the image and both channels of the freeze window come before the checkpoint
+    expect(order('sendImage node-b')).toBeGreaterThan(-1);
+    expect(order('sendImage')).toBeLessThan(order('checkpoint node-a'));
+    expect(order('armRestoreImport')).toBeLessThan(order('checkpoint node-a'));
+    // the source goes only after the destination's Podman said it runs
+    expect(order('inspect node-b')).toBeLessThan(order('restoreImport'));
+    const verified = k.podman.calls.findLastIndex((c) => c.startsWith('inspect node-b'));
+    expect(verified).toBeLessThan(order('remove node-a'));
+    expect(order('restoreImport')).toBeLessThan(order('remove node-a'));
+    expect(k.running('node-b')).toBe(true);
+    expect(k.podman.container('node-a', C.id)).toBeUndefined();
+    expect(m.container).toMatchObject({
+      image: { id: IMAGE_ID, sent: true, bytes: 2_000_000 },
+      archiveBytes: 300_000_000,
+      frozenMs: 826,
+    });
+    // Downtime: the checkpoint's start on the source to restore --import returning on the destination.
+    expect(m.downtimeMs).toBe(2500);
+    expect(m.criu.dump?.pagesWritten).toBe(66_000);
+    expect(m.criu.restore?.pagesRestored).toBe(66_000);
+    const w = await k.workloads.get('wl-1');
+    expect(w).toMatchObject({ nodeId: 'node-b', pid: m.restoredPid, state: 'running' });
+    expect(m.restoredPid).toBe(k.podman.container('node-b', C.id)!.mainPid);
+  });
+
+  it('does not send an image the destination has', async () => {
+    const k = kit({ imageOnB: true });
+    const m = await k.run();
+    expect(m.state).toBe('completed');
+    expect(k.podman.ran('sendImage')).toEqual([]);
+    expect(m.container?.image).toMatchObject({ sent: false });
+  });
+
+  it.each([
+    [
+      'the name is taken on the destination',
+      (p: FakePodmanOps): void => {
+        p.nodes['node-b']!.containers = [aContainer({ id: 'e'.repeat(64) })];
+      },
+      /the name web is taken on node-b/,
+    ],
+    [
+      'a published port is in use there',
+      (p: FakePodmanOps) => {
+        p.nodes['node-a']!.containers![0]!.ports = [{ containerPort: 80, protocol: 'tcp', hostIp: '', hostPort: 8080 }];
+        p.nodes['node-b']!.portsInUse = [8080];
+      },
+      /published port\(s\) 8080 are in use on node-b/,
+    ],
+    [
+      'one of its volumes exists there',
+      (p: FakePodmanOps) => {
+        p.nodes['node-a']!.containers![0]!.volumes = [
+          { name: 'data', driver: 'local', source: '/v', destination: '/data', readOnly: false },
+        ];
+        p.nodes['node-b']!.volumes = ['data'];
+      },
+      /node-b already has volume\(s\) data/,
+    ],
+    [
+      'the destination cannot checkpoint',
+      (p: FakePodmanOps): void => {
+        p.nodes['node-b']!.runtimeProblem = "node-b: Podman's runtime is crun";
+      },
+      /cannot restore containers: node-b: Podman's runtime is crun/,
+    ],
+    [
+      'the container stopped since registration',
+      (p: FakePodmanOps) => Object.assign(p.nodes['node-a']!.containers![0]!, { running: false, rawState: 'exited' }),
+      /only a running container moves/,
+    ],
+  ] as const)(
+    'fails before any freeze when %s: nothing checkpointed, nothing on the destination',
+    async (_what, arrange, why) => {
+      const k = kit();
+      arrange(k.podman);
+      const m = await k.run();
+      expect(m.state).toBe('failed');
+      expect(m.error).toMatch(why);
+      expect(k.podman.ran('checkpoint')).toEqual([]);
+      expect(k.podman.ran('sendImage')).toEqual([]);
+      expect(m.phases.map((p) => p.name)).not.toContain('dump');
+    },
+  );
+
+  it('refuses live strategies before anything runs, naming why', async () => {
+    const k = kit({ migration: { strategy: 'pre-copy' } });
+    const m = await k.run();
+    expect(m.state).toBe('failed');
+    expect(m.error).toMatch(/strategy 'pre-copy' is not available: containers move by stop-and-copy only/);
+    expect(k.podman.calls).toEqual([]);
+  });
+
+  it('rolls back a restore that failed: the half-created copy removed by id, the source restored from its kept checkpoint', async () => {
+    const k = kit();
+    k.podman.fail.restore = 'Error: the container name "web" is already in use';
+    const m = await k.run();
+    expect(m.state).toBe('rolled_back');
+    expect(phaseNames(m)).toEqual([
+      'preflight:ok',
+      'prepare:ok',
+      'dump:ok',
+      'restore:fail',
+      'rollback:ok',
+      'cleanup:ok',
+    ]);
+    expect(m.rollbackReason).toMatch(/restore --import on node-b failed \(125\).*already in use/);
+    expect(k.podman.container('node-b', C.id)).toBeUndefined();
+    expect(k.running('node-a')).toBe(true);
+    expect(k.podman.ran('restoreLocal')).toEqual([`node-a:${C.id.slice(0, 12)}`]);
+    const w = await k.workloads.get('wl-1');
+    expect(w).toMatchObject({ nodeId: 'node-a', state: 'running', pid: k.podman.container('node-a', C.id)!.mainPid });
+  });
+
+  it('rolls back a restored container that does not run (verify), removing it before the source comes back', async () => {
+    const k = kit();
+    k.podman.fail.restoredNotRunning = true;
+    const m = await k.run();
+    expect(m.state).toBe('rolled_back');
+    expect(m.error).toMatch(/does not run on node-b \(exited\)/);
+    const removed = k.podman.calls.indexOf(`remove node-b:${C.id.slice(0, 12)}`);
+    expect(removed).toBeGreaterThan(-1);
+    expect(removed).toBeLessThan(k.podman.calls.indexOf(`restoreLocal node-a:${C.id.slice(0, 12)}`));
+    expect(k.podman.container('node-b', C.id)).toBeUndefined();
+    expect(k.running('node-a')).toBe(true);
+    expect(k.podman.container('node-a', C.id)).toBeDefined();
+  });
+
+  it('keeps the source stopped when the destination copy cannot be removed (stopped beats running twice)', async () => {
+    const k = kit();
+    k.podman.fail.restoredNotRunning = true;
+    k.podman.fail.removeOn = ['node-b'];
+    await expect(k.run()).rejects.toThrow(/could not be removed; the source stays stopped/);
+    expect(k.podman.ran('restoreLocal')).toEqual([]);
+    expect(k.running('node-a')).toBe(false);
+  });
+
+  it('does not restore a source the checkpoint never stopped', async () => {
+    const k = kit();
+    k.podman.fail.checkpointBeforeFreeze = 'criu failed: (00.012345) Error (criu/tty.c): tty not supported';
+    const m = await k.run();
+    expect(m.state).toBe('rolled_back');
+    expect(m.error).toMatch(/checkpoint of the container on node-a failed: criu failed/);
+    expect(k.podman.ran('restoreLocal')).toEqual([]);
+    expect(k.running('node-a')).toBe(true);
+    expect(m.phases.find((p) => p.name === 'rollback')?.detail).toMatch(/still runs on node-a/);
+  });
+
+  it('rolls back a checkpoint whose stream broke after the freeze: the source restored, nothing imported', async () => {
+    const k = kit();
+    k.podman.fail.checkpointAfterFreeze = 'checkpoint archive: the receiving channel closed';
+    const m = await k.run();
+    expect(m.state).toBe('rolled_back');
+    expect(k.podman.ran('restoreImport')).toEqual([]);
+    expect(k.running('node-a')).toBe(true);
+    expect(k.podman.container('node-b', C.id)).toBeUndefined();
+  });
+});
+
+describe('container migration picked up after its worker died', () => {
+  it('adopts a restored container that runs on the destination: commit removes the source', async () => {
+    const k = kit({
+      migration: {
+        state: 'running',
+        phases: [aPhase('preflight', true), aPhase('prepare', true), aPhase('dump', true), aPhase('restore')],
+      },
+    });
+    // What the dead worker left: the source checkpointed, the destination running the restored copy.
+    Object.assign(k.podman.nodes['node-a']!.containers![0]!, {
+      running: false,
+      checkpointed: true,
+      rawState: 'exited',
+    });
+    k.podman.nodes['node-b']!.containers = [aContainer({ id: C.id, mainPid: 9001 })];
+    const m = await k.run();
+    expect(m.state).toBe('completed');
+    expect(k.podman.container('node-a', C.id)).toBeUndefined();
+    expect(k.running('node-b')).toBe(true);
+    expect(await k.workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', pid: 9001 });
+  });
+
+  it('restores the source when nothing runs on the destination', async () => {
+    const k = kit({
+      migration: { state: 'running', phases: [aPhase('preflight', true), aPhase('prepare', true), aPhase('dump')] },
+    });
+    Object.assign(k.podman.nodes['node-a']!.containers![0]!, {
+      running: false,
+      checkpointed: true,
+      rawState: 'exited',
+    });
+    const m = await k.run();
+    expect(m.state).toBe('rolled_back');
+    expect(k.running('node-a')).toBe(true);
+    expect(k.podman.container('node-b', C.id)).toBeUndefined();
+  });
+
+  it('decides nothing while a checkpoint or restore of the dead worker still runs on a node', async () => {
+    const k = kit({
+      migration: { state: 'running', phases: [aPhase('preflight', true), aPhase('prepare', true), aPhase('dump')] },
+    });
+    Object.assign(k.podman.nodes['node-a']!.containers![0]!, {
+      running: false,
+      checkpointed: true,
+      rawState: 'exited',
+    });
+    k.podman.busy = ['node-a'];
+    await expect(k.run()).rejects.toThrow(/still runs on node-a; nothing was decided/);
+    expect(k.podman.ran('restoreLocal')).toEqual([]);
+    expect(k.podman.ran('remove')).toEqual([]);
+  });
+});

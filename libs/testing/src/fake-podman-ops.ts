@@ -1,0 +1,255 @@
+/**
+ * A fake of the `podman` kind's node operations (libs/engine node-ops/podman PodmanOps) for unit tests of the
+ * registration and of the container move: nodes hold containers and images as data, every operation answers
+ * from them and is recorded, and `fail` makes one operation fail the way the real one does (a checkpoint that
+ * stops the container and then breaks, a restore Podman refuses). What the commands are is checked in the
+ * layer's golden table and in the lab (test/containers.e2e-spec.ts).
+ */
+import type { NodeRecord } from '@spotlift/domain';
+import type { ArmedCommand, ContainerInspection, PodmanOps, TimedResult } from '@spotlift/engine';
+
+export interface FakePodmanNode {
+  containers?: ContainerInspection[];
+  /** Image ids the node has. */
+  images?: string[];
+  /** What runtimeProblem answers (undefined: podman + runc + criu are fine). */
+  runtimeProblem?: string;
+  portsInUse?: number[];
+  /** Named volumes the node has. */
+  volumes?: string[];
+  unreachable?: boolean;
+}
+
+/** Operations that can be made to fail, and how. */
+export interface FakePodmanFailures {
+  /** The checkpoint fails before stopping the container (CRIU refused): it keeps running. */
+  checkpointBeforeFreeze?: string;
+  /** The checkpoint stopped the container, then the stream broke (the destination went away). */
+  checkpointAfterFreeze?: string;
+  /** restore --import fails on the destination (a name taken...), leaving a created container there. */
+  restore?: string;
+  /** restore --import says it worked, but the container is not running afterwards. */
+  restoredNotRunning?: boolean;
+  /** Removing a container fails on these nodes (it stays as it was). */
+  removeOn?: string[];
+  /** The source's restore from its kept checkpoint fails. */
+  restoreLocal?: string;
+}
+
+const HEX = (n: number) => n.toString(16).padStart(64, '0');
+
+/** A running, movable container (Podman 4.3's inspection as parseContainerInspect returns it). */
+export function aContainer(over: Partial<ContainerInspection> = {}): ContainerInspection {
+  return {
+    id: HEX(0xc0ffee),
+    name: 'web',
+    state: 'running',
+    rawState: 'running',
+    running: true,
+    paused: false,
+    mainPid: 5100,
+    conmonPid: 5090,
+    checkpointed: false,
+    image: { name: 'localhost/spotlift-heartbeat:lab', id: HEX(0x1a6e) },
+    runtime: 'runc',
+    isInfra: false,
+    privileged: false,
+    volumes: [],
+    binds: [],
+    tmpfs: [],
+    otherMounts: [],
+    devices: [],
+    networkMode: 'host',
+    ports: [],
+    dependencies: [],
+    ...over,
+  };
+}
+
+export class FakePodmanOps {
+  readonly calls: string[] = [];
+  fail: FakePodmanFailures = {};
+  private nextPid = 7000;
+
+  constructor(readonly nodes: Record<string, FakePodmanNode> = {}) {}
+
+  asPodmanOps(): PodmanOps {
+    return this as unknown as PodmanOps;
+  }
+
+  /** The container with `id` on `node` now (a copy), if any. */
+  container(node: string, id: string): ContainerInspection | undefined {
+    const c = this.node(node).containers?.find((x) => x.id === id || x.name === id);
+    return c ? { ...c } : undefined;
+  }
+
+  inspect(node: NodeRecord, ref: string): Promise<ContainerInspection | undefined> {
+    return this.answer('inspect', node, [ref.slice(0, 12)], () => this.container(node.id, ref));
+  }
+
+  runtimeProblem(node: NodeRecord): Promise<string | undefined> {
+    return this.answer('runtimeProblem', node, [], (n) => n.runtimeProblem);
+  }
+
+  hasImage(node: NodeRecord, image: string): Promise<boolean> {
+    return this.answer('hasImage', node, [image.slice(0, 12)], (n) => (n.images ?? []).includes(image));
+  }
+
+  sendImage(source: NodeRecord, destination: NodeRecord, image: string) {
+    return this.answer('sendImage', destination, [source.id, image], () => {
+      const c = this.node(source.id).containers?.find((x) => x.image.name === image || x.image.id === image);
+      const dst = this.node(destination.id);
+      dst.images = [...(dst.images ?? []), c?.image.id ?? image];
+      return { bytes: 2_000_000, sha256: 'f'.repeat(64), durationMs: 240 };
+    });
+  }
+
+  armCheckpoint(source: NodeRecord, _dir: string, id: string, destination: NodeRecord, archive: string) {
+    return this.answer('armCheckpoint', source, [id.slice(0, 12), destination.id], () => ({
+      start: async () => {
+        await Promise.resolve(); // answers come later, as the stream's would
+        this.calls.push(`checkpoint ${source.id} ${id.slice(0, 12)}`);
+        if (this.fail.checkpointBeforeFreeze) throw new Error(this.fail.checkpointBeforeFreeze);
+        const c = this.node(source.id).containers?.find((x) => x.id === id);
+        if (!c) throw new Error(`no container ${id}`);
+        Object.assign(c, { running: false, checkpointed: true, state: 'exited', rawState: 'exited' });
+        delete c.mainPid;
+        if (this.fail.checkpointAfterFreeze) throw new Error(this.fail.checkpointAfterFreeze);
+        this.archives.set(`${destination.id}:${archive}`, { ...c });
+        return { bytes: 300_000_000, sha256: 'a'.repeat(64), durationMs: 900 };
+      },
+      cancel: () => Promise.resolve(),
+    }));
+  }
+
+  /** Archives received: `node:path` -> the container as it was checkpointed. */
+  readonly archives = new Map<string, ContainerInspection>();
+
+  checkpointOutcome(source: NodeRecord) {
+    return this.answer('checkpointOutcome', source, [], () => ({
+      startNs: 1_000_000_000_000n,
+      log: this.fail.checkpointBeforeFreeze ?? '',
+      stats: {
+        podmanUs: 1_142_681,
+        containers: [...this.archives.values(), ...(this.node(source.id).containers ?? [])].map((c) => ({
+          id: c.id,
+          runtimeUs: 292_273,
+          criu: {
+            freezingTimeUs: 1326,
+            frozenTimeUs: 826_120,
+            memdumpTimeUs: 6431,
+            memwriteTimeUs: 5009,
+            pagesScanned: 70_000,
+            pagesSkippedParent: 0,
+            pagesWritten: 66_000,
+          },
+        })),
+      },
+    }));
+  }
+
+  armRestoreImport(destination: NodeRecord, archive: string): Promise<ArmedCommand> {
+    return this.answer('armRestoreImport', destination, [archive], () => ({
+      fire: async (): Promise<TimedResult> => {
+        await Promise.resolve();
+        this.calls.push(`restoreImport ${destination.id}`);
+        const c = this.archives.get(`${destination.id}:${archive}`);
+        const dst = this.node(destination.id);
+        if (!c) return { code: 125, stdout: '', stderr: `no archive ${archive}` };
+        if (this.fail.restore) {
+          // Podman created the container before CRIU failed: a half-restored copy is left behind.
+          dst.containers = [...(dst.containers ?? []), { ...c, state: 'created', rawState: 'created' }];
+          return { code: 125, stdout: '', stderr: this.fail.restore };
+        }
+        dst.volumes = [...(dst.volumes ?? []), ...c.volumes.map((v) => v.name)];
+        const running = !this.fail.restoredNotRunning;
+        dst.containers = [
+          ...(dst.containers ?? []),
+          {
+            ...c,
+            running,
+            checkpointed: false,
+            state: running ? 'running' : 'exited',
+            rawState: running ? 'running' : 'exited',
+            ...(running ? { mainPid: this.nextPid++ } : {}),
+          },
+        ];
+        const stats = {
+          podman_restore_duration: 700_000,
+          container_statistics: [
+            {
+              Id: c.id,
+              runtime_restore_duration: 500_000,
+              criu_statistics: { forking_time: 100, restore_time: 400_000, pages_restored: 66_000 },
+            },
+          ],
+        };
+        return {
+          code: 0,
+          stdout: `${JSON.stringify(stats)}\nSPOTLIFT_TIMES 1000000000000 1002500000000 0\n`,
+          stderr: '',
+          startNs: 1_000_000_000_000n,
+          endNs: 1_002_500_000_000n,
+        };
+      },
+      cancel: () => Promise.resolve(),
+    }));
+  }
+
+  restoreLocal(node: NodeRecord, id: string) {
+    return this.answer('restoreLocal', node, [id.slice(0, 12)], () => {
+      if (this.fail.restoreLocal) return { ok: false, error: this.fail.restoreLocal };
+      const c = this.node(node.id).containers?.find((x) => x.id === id);
+      if (!c) return { ok: false, error: 'no such container' };
+      Object.assign(c, { running: true, checkpointed: false, state: 'running', rawState: 'running' });
+      c.mainPid = this.nextPid++;
+      return { ok: true, error: '' };
+    });
+  }
+
+  remove(node: NodeRecord, id: string): Promise<boolean> {
+    return this.answer('remove', node, [id.slice(0, 12)], (n) => {
+      if (this.fail.removeOn?.includes(node.id)) return false;
+      n.containers = (n.containers ?? []).filter((c) => c.id !== id);
+      return true;
+    });
+  }
+
+  /** Nodes where a Podman command of the migration still runs (waitIdle answers false there). */
+  busy: string[] = [];
+
+  waitIdle(node: NodeRecord, path: string): Promise<boolean> {
+    return this.answer('waitIdle', node, [path], () => !this.busy.includes(node.id));
+  }
+
+  volumesPresent(node: NodeRecord, names: readonly string[]): Promise<string[]> {
+    return this.answer('volumesPresent', node, [...names], (n) => names.filter((v) => (n.volumes ?? []).includes(v)));
+  }
+
+  removeVolumes(node: NodeRecord, names: readonly string[]): Promise<boolean> {
+    return this.answer('removeVolumes', node, [...names], (n) => {
+      n.volumes = (n.volumes ?? []).filter((v) => !names.includes(v));
+      return true;
+    });
+  }
+
+  portsInUse(node: NodeRecord, ports: readonly number[]): Promise<number[]> {
+    return this.answer('portsInUse', node, [...ports], (n) => ports.filter((p) => (n.portsInUse ?? []).includes(p)));
+  }
+
+  /** The calls of one operation, as `node:arg,arg`. */
+  ran(op: string): string[] {
+    return this.calls.filter((c) => c.startsWith(`${op} `)).map((c) => c.slice(op.length + 1));
+  }
+
+  private node(id: string): FakePodmanNode {
+    return (this.nodes[id] ??= {});
+  }
+
+  private answer<T>(op: string, node: NodeRecord, args: unknown[], read: (n: FakePodmanNode) => T): Promise<T> {
+    this.calls.push(`${op} ${node.id}:${args.join(',')}`);
+    const n = this.node(node.id);
+    if (n.unreachable) return Promise.reject(new Error(`node ${node.id} is unreachable`));
+    return Promise.resolve(read(n));
+  }
+}

@@ -1,0 +1,306 @@
+/**
+ * Podman containers as workloads, through the REST API, with real Podman 4.3, runc and CRIU 4.2 on the lab's
+ * nodes (each with its own container storage; the lab image on node-a only). A container with a 256 MiB
+ * memory workload, a UDP heartbeat and a named volume holding data moves node-a -> node-b by POST
+ * /migrations: its image is sent first (node-b lacks it), its counter goes on, it runs only on node-b, the
+ * volume's data is there. A destination whose restore fails (the container's name taken there after
+ * preflight) rolls back: the container runs on node-a again, nothing of it is left on node-b. Bad input is
+ * a 4xx and touches nothing. An evacuation of node-a moves a process and a container. No skips: without Podman, runc or a working CRIU it fails.
+ *
+ *   export SPOTLIFT_LAB_DIR=/work/main/.lab
+ *   flock /tmp/spotlift-lab-tests.lock env NODE_OPTIONS=--experimental-vm-modules \
+ *     npx jest --runInBand --forceExit --selectProjects e2e test/containers.e2e-spec.ts
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { evacuationFinished, type EvacuationRecord, type MigrationRecord, type WorkloadRecord } from '@spotlift/domain';
+import { labDir, nodeAddress, nodeOfPid } from '@spotlift/testing';
+import { type E2eEnv, setupE2e, sleep } from './support/e2e-env.js';
+
+const execFileP = promisify(execFile);
+const IMAGE = 'localhost/spotlift-heartbeat:lab';
+const TAG = `${process.pid}`;
+const MOVE = `ct-move-${TAG}`;
+const ROLLBACK = `ct-rb-${TAG}`;
+const STOPPED = `ct-stopped-${TAG}`;
+const DEVICE = `ct-device-${TAG}`;
+const VOLUME = `ct-vol-${TAG}`;
+const NAMES = [MOVE, ROLLBACK, STOPPED, DEVICE];
+const A = nodeAddress('node-a');
+const B = nodeAddress('node-b');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A command line on a lab node through its sshd (the session has the lab's CONTAINERS_CONF); never throws. */
+async function onNode(node: string, command: string, timeoutMs = 60_000): Promise<Run> {
+  try {
+    const { stdout, stderr } = await execFileP('ssh', ['-F', join(labDir(), 'ssh', 'config'), node, command], {
+      timeout: timeoutMs,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+async function must(node: string, command: string): Promise<string> {
+  const r = await onNode(node, command);
+  if (r.code !== 0) throw new Error(`${node}: '${command}' exited ${r.code}: ${r.stderr.trim()}`);
+  return r.stdout.trim();
+}
+
+/** Podman's view of a container on a node: its id, whether it runs, its main pid; undefined when unknown. */
+async function container(
+  node: string,
+  name: string,
+): Promise<{ id: string; running: boolean; pid: number } | undefined> {
+  const r = await onNode(
+    node,
+    `podman container inspect --format '{{.Id}} {{.State.Running}} {{.State.Pid}}' -- ${name}`,
+  );
+  if (r.code !== 0) return undefined;
+  const [id, running, pid] = r.stdout.trim().split(' ');
+  return { id: id!, running: running === 'true', pid: Number(pid) };
+}
+
+const volumeExists = async (node: string) => (await onNode(node, `podman volume exists ${VOLUME}`)).code === 0;
+
+async function cleanNodes(): Promise<void> {
+  for (const node of ['node-a', 'node-b']) {
+    await onNode(node, `podman rm --force --ignore --time 0 ${NAMES.join(' ')}; podman volume rm --force ${VOLUME}`);
+  }
+}
+
+function runHeartbeat(name: string, memMiB: number, extra = ''): string {
+  return `podman run --detach --name ${name} --network host ${extra} ${IMAGE} ${name} ${memMiB} ${env.collector.host} ${env.collector.port} 100`;
+}
+
+let env: E2eEnv;
+
+beforeAll(async () => {
+  env = await setupE2e({ nodes: 2, redisPort: 6460, migrationTimeoutMs: 180_000 });
+  await cleanNodes();
+  // node-b lacks the image, as a fresh node does (an earlier run may have sent it there).
+  await onNode('node-b', `podman image rm --force -- ${IMAGE}`);
+}, 240_000);
+
+afterAll(async () => {
+  await cleanNodes().catch(() => undefined);
+  await onNode('node-b', `podman image rm --force -- ${IMAGE}`).catch(() => undefined);
+  await env?.teardown();
+}, 120_000);
+
+const register = (body: object) => env.orch.api<WorkloadRecord & { message?: string }>('POST', '/workloads', body);
+
+describe('Podman containers over REST, real Podman, runc and CRIU', () => {
+  let moved: WorkloadRecord;
+  let rolledBack: WorkloadRecord;
+
+  it('moves a 256 MiB container with a named volume node-a -> node-b: image sent, counter goes on, runs only there', async () => {
+    await must('node-a', `podman volume create ${VOLUME}`);
+    await must('node-a', runHeartbeat(MOVE, 256, `--volume ${VOLUME}:/data`));
+    await must('node-a', `podman exec ${MOVE} sh -c 'echo payload-${TAG} > /data/kept'`);
+    await env.collector.waitForCount(MOVE, 10, { from: A, timeoutMs: 30_000 });
+    const source = (await container('node-a', MOVE))!;
+
+    const reg = await register({ node: 'node-a', kind: 'podman', container: MOVE });
+    expect(reg.status).toBe(201);
+    moved = reg.body;
+    expect(moved).toMatchObject({
+      kind: 'podman',
+      container: source.id,
+      containerName: MOVE,
+      name: MOVE,
+      pid: source.pid,
+    });
+    expect(moved.rssBytes).toBeGreaterThan(256 * 1024 * 1024);
+    // The same container again (by id this time): 409 naming the first record.
+    const again = await register({ node: 'node-a', kind: 'podman', container: source.id, name: 'again' });
+    expect(again.status).toBe(409);
+    expect(JSON.stringify(again.body)).toContain(moved.id);
+
+    const before = Date.now();
+    const m = await env.migrate({ workload: moved.id, destination: 'node-b' });
+    expect(m.error).toBeUndefined();
+    expect(m.state).toBe('completed');
+    expect(m.phases.map((p) => p.name)).toEqual([
+      'preflight',
+      'prepare',
+      'dump',
+      'restore',
+      'verify',
+      'commit',
+      'cleanup',
+    ]);
+    // The image went first, before the freeze (prepare), because node-b lacked it.
+    expect(m.container?.image).toMatchObject({ name: IMAGE, sent: true });
+    expect(m.container!.image.bytes).toBeGreaterThan(100_000);
+    expect(m.container?.volumes).toEqual([VOLUME]);
+    expect(m.container!.archiveBytes).toBeGreaterThan(256 * 1024 * 1024);
+    // CRIU's own figures through Podman's --print-stats: at least 256 MiB of pages written and restored.
+    expect(m.criu.dump?.pagesWritten).toBeGreaterThanOrEqual(65_536);
+    expect(m.criu.restore?.pagesRestored).toBe(m.criu.dump?.pagesWritten);
+    expect(m.downtimeMs).toBeGreaterThan(m.container!.frozenMs!);
+    expect(m.statsProblem).toBeUndefined();
+
+    // Exactly one copy: gone from node-a's Podman, running in node-b's, its pid in node-b's namespace.
+    expect(await container('node-a', MOVE)).toBeUndefined();
+    expect(await volumeExists('node-a')).toBe(false);
+    const onB = (await container('node-b', MOVE))!;
+    expect(onB).toMatchObject({ id: source.id, running: true });
+    expect(m.restoredPid).toBe(onB.pid);
+    expect(nodeOfPid(onB.pid)).toBe('node-b');
+    expect(await must('node-b', `podman exec ${MOVE} cat /data/kept`)).toBe(`payload-${TAG}`);
+
+    // Its memory moved: the next datagram and the next tick, only from node-b since.
+    const after = Date.now();
+    await env.collector.waitForCount(MOVE, 10, { from: B, since: after, timeoutMs: 30_000 });
+    const hbs = env.collector.heartbeats(MOVE);
+    const lastA = hbs.filter((h) => h.from === A).at(-1)!;
+    const firstB = hbs.find((h) => h.from === B)!;
+    expect(firstB.seq).toBe(lastA.seq + 1);
+    expect(firstB.counter).toBe(lastA.counter + 1);
+    expect(env.collector.isSeqGapFree(MOVE, before - 2_000)).toBe(true);
+    expect(env.collector.anyNotOk(MOVE)).toBe(false);
+    expect(env.collector.onlyFromSince(MOVE, B, firstB.at)).toBe(true);
+
+    const w = await env.orch.api<WorkloadRecord>('GET', `/workloads/${moved.id}`);
+    expect(w.body).toMatchObject({ nodeId: 'node-b', pid: onB.pid, state: 'running', container: source.id });
+    console.log(
+      `container stop-and-copy 256 MiB: downtime ${m.downtimeMs} ms (CRIU frozen ${m.container!.frozenMs} ms, ` +
+        `podman checkpoint ${m.container!.checkpointMs} ms, restore ${m.container!.restoreMs} ms), receiver's silence ` +
+        `${firstB.at - lastA.at} ms; archive ${(m.container!.archiveBytes! / 1048576).toFixed(1)} MiB; image ` +
+        `${(m.container!.image.bytes! / 1048576).toFixed(2)} MiB in ${m.container!.image.durationMs} ms`,
+    );
+  }, 240_000);
+
+  it('rolls back when the restore fails on the destination (its name taken there after preflight): runs on node-a, nothing on node-b', async () => {
+    await must('node-a', runHeartbeat(ROLLBACK, 256));
+    await env.collector.waitForCount(ROLLBACK, 10, { from: A, timeoutMs: 30_000 });
+    const source = (await container('node-a', ROLLBACK))!;
+    const reg = await register({ node: 'node-a', kind: 'podman', container: ROLLBACK });
+    expect(reg.status).toBe(201);
+
+    const started = await env.create({ workload: reg.body.id, destination: 'node-b' });
+    // Preflight saw the name free; once it passed, another container takes the name on node-b (a container
+    // from a root file system needs no image), so the restore after the freeze fails.
+    for (let i = 0; ; i++) {
+      const now = await env.orch.api<MigrationRecord>('GET', `/migrations/${started.id}`);
+      if (now.body.phases.some((p) => p.name === 'prepare')) break;
+      if (i > 2_000) throw new Error(`migration never got to prepare: ${JSON.stringify(now.body.phases)}`);
+      await sleep(10);
+    }
+    await must(
+      'node-b',
+      `mkdir -p /srv/data/${ROLLBACK}-root && podman create --name ${ROLLBACK} --rootfs /srv/data/${ROLLBACK}-root /bin/true`,
+    );
+    const occupant = (await container('node-b', ROLLBACK))!;
+    expect(occupant.id).not.toBe(source.id);
+
+    const m = await env.finished(started.id);
+    expect(m.state).toBe('rolled_back');
+    expect(m.phases.map((p) => p.name)).toEqual(['preflight', 'prepare', 'dump', 'restore', 'rollback', 'cleanup']);
+    expect(m.rollbackReason).toMatch(/restore --import on node-b failed.*already in use/s);
+
+    // One copy, on node-a: restored from the checkpoint Podman kept, going on where it froze.
+    const back = (await container('node-a', ROLLBACK))!;
+    expect(back).toMatchObject({ id: source.id, running: true });
+    expect(nodeOfPid(back.pid)).toBe('node-a');
+    const after = Date.now();
+    await env.collector.waitForCount(ROLLBACK, 10, { from: A, since: after, timeoutMs: 30_000 });
+    expect(env.collector.isSeqGapFree(ROLLBACK)).toBe(true);
+    expect(env.collector.anyNotOk(ROLLBACK)).toBe(false);
+    expect(env.collector.onlyFromSince(ROLLBACK, A, 0)).toBe(true);
+    // node-b holds only the occupant (the rollback removes by id, never by name).
+    expect(await container('node-b', source.id)).toBeUndefined();
+    expect((await container('node-b', ROLLBACK))?.id).toBe(occupant.id);
+    const w = await env.orch.api<WorkloadRecord>('GET', `/workloads/${reg.body.id}`);
+    expect(w.body).toMatchObject({ nodeId: 'node-a', pid: back.pid, state: 'running' });
+    rolledBack = w.body;
+    await must('node-b', `podman rm --force ${occupant.id}`);
+  }, 240_000);
+
+  it('answers bad input with a 4xx and the reason, and touches nothing', async () => {
+    await must(
+      'node-a',
+      `podman create --name ${STOPPED} ${IMAGE} ${STOPPED} 8 ${env.collector.host} ${env.collector.port} 100`,
+    );
+    await must('node-a', runHeartbeat(DEVICE, 8, '--device /dev/zero:/dev/xzero'));
+    const count = async () => (await env.orch.api<WorkloadRecord[]>('GET', '/workloads')).body.length;
+    const n = await count();
+
+    const cases: Array<[object, RegExp]> = [
+      [{ node: 'node-a', kind: 'podman', container: `nope-${TAG}` }, /no container 'nope-\d+' on node 'node-a'/],
+      [{ node: 'node-a', kind: 'podman', container: STOPPED }, /is created: only a running container moves/],
+      [{ node: 'node-a', kind: 'podman', container: DEVICE }, /host device \/dev\/zero mapped at \/dev\/xzero/],
+      [{ node: 'node-a', kind: 'podman', container: '-rf' }, /container/],
+      [{ node: 'node-a', kind: 'podman', pid: 4242 }, /kind 'podman' needs container/],
+    ];
+    for (const [body, why] of cases) {
+      const r = await register(body);
+      expect({ body, status: r.status }).toEqual({ body, status: 400 });
+      expect(JSON.stringify(r.body)).toMatch(why);
+    }
+    expect(await count()).toBe(n);
+    expect((await container('node-a', STOPPED))?.running).toBe(false);
+    expect((await container('node-a', DEVICE))?.running).toBe(true);
+
+    // A strategy containers cannot use: 400 naming why, no job, the container untouched on node-b.
+    const migrations = (await env.orch.api<MigrationRecord[]>('GET', '/migrations')).body.length;
+    for (const strategy of ['pre-copy', 'post-copy', 'hybrid']) {
+      const r = await env.orch.api<{ message: string }>('POST', '/migrations', {
+        workload: moved.id,
+        destination: 'node-a',
+        strategy,
+      });
+      expect(r.status).toBe(400);
+      expect(r.body.message).toMatch(/containers move by stop-and-copy only/);
+    }
+    expect((await env.orch.api<MigrationRecord[]>('GET', '/migrations')).body.length).toBe(migrations);
+    expect((await container('node-b', MOVE))?.running).toBe(true);
+  }, 120_000);
+
+  it('evacuates node-a running a process and a container: both move to node-b and go on there', async () => {
+    const procName = `ct-evac-proc-${TAG}`;
+    const proc = await env.launch(procName, 'node-a', { memMiB: 32 });
+    const res = await env.orch.api<{ created: boolean; evacuation: EvacuationRecord }>('POST', '/evacuations', {
+      node: 'node-a',
+      secondsUntil: 300,
+      reason: 'containers e2e',
+    });
+    expect(res.status).toBe(202);
+    const id = res.body.evacuation.id;
+    let ev: EvacuationRecord | undefined;
+    for (const started = Date.now(); Date.now() - started < 180_000; await sleep(250)) {
+      ev = (await env.orch.api<EvacuationRecord>('GET', `/evacuations/${id}`)).body;
+      if (evacuationFinished(ev)) break;
+    }
+    expect(ev?.state).toBe('completed');
+    const jobs = Object.fromEntries(ev!.jobs.map((j) => [j.workloadId, j]));
+    expect(jobs[proc.workload.id]).toMatchObject({ state: 'completed', destinationNodeId: 'node-b' });
+    expect(jobs[rolledBack.id]).toMatchObject({
+      state: 'completed',
+      destinationNodeId: 'node-b',
+      strategy: 'stop-and-copy',
+    });
+
+    const onB = (await container('node-b', ROLLBACK))!;
+    expect(onB).toMatchObject({ id: rolledBack.container, running: true });
+    expect(await container('node-a', ROLLBACK)).toBeUndefined();
+    const since = Date.now();
+    for (const name of [ROLLBACK, procName]) {
+      await env.collector.waitForCount(name, 5, { from: B, since, timeoutMs: 30_000 });
+      expect(env.collector.isSeqGapFree(name)).toBe(true);
+      expect(env.collector.anyNotOk(name)).toBe(false);
+    }
+    const w = await env.orch.api<WorkloadRecord>('GET', `/workloads/${rolledBack.id}`);
+    expect(w.body).toMatchObject({ nodeId: 'node-b', pid: onB.pid, state: 'running' });
+  }, 240_000);
+});
