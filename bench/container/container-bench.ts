@@ -15,12 +15,19 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
-import { HeartbeatCollector, labDir, labUp, nodeAddress, startRedis, stopRedis } from '@spotlift/testing';
-import { type OrchestratorProcess, startOrchestratorProcess } from '../support/orchestrator-process.js';
+import {
+  HeartbeatCollector,
+  labDir,
+  labUp,
+  nodeAddress,
+  type OrchestratorProcess,
+  startBenchOrchestrator,
+  startRedis,
+  stopRedis,
+} from '@spotlift/testing';
 import { median } from '../support/stats.js';
 
 const REDIS_PORT = 6461;
-const API_PORT = 18461;
 const IMAGE = 'localhost/spotlift-heartbeat:lab';
 const execFileP = promisify(execFile);
 type Measured = { downtimeMs: number; gapMs: number };
@@ -113,7 +120,7 @@ async function main(): Promise<void> {
   await startRedis(REDIS_PORT);
   const collector = new HeartbeatCollector();
   await collector.start();
-  const orch = await startOrchestratorProcess({ name: 'container', redisPort: REDIS_PORT, apiPort: API_PORT });
+  const orch = await startBenchOrchestrator('container', REDIS_PORT);
   const s: Measured[] = [];
   const h: Measured[] = [];
   let imageMs = 0;
@@ -135,7 +142,7 @@ async function main(): Promise<void> {
       console.error(`[bench] rep ${i + 1}/${reps} done`);
     }
   } finally {
-    orch.stop();
+    await orch.kill('SIGTERM');
     await collector.stop();
     await stopRedis(REDIS_PORT);
   }

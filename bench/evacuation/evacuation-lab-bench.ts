@@ -22,11 +22,11 @@ import {
   startWorkload,
   stopRedis,
   stopWorkload,
+  type OrchestratorProcess,
+  startBenchOrchestrator,
 } from '@spotlift/testing';
-import { type OrchestratorProcess, startOrchestratorProcess } from '../support/orchestrator-process.js';
 
 const REDIS_PORT = 6466;
-const API_PORT = 18466;
 const MIB = 1024 * 1024;
 
 function arg(name: string, fallback: string): string {
@@ -39,12 +39,7 @@ async function orchestrator(objective: 'finish' | 'downtime'): Promise<Orchestra
   const evacuation =
     objective === 'finish' ? { objective, trialBudgetSeconds: 0 } : { objective, trialBudgetSeconds: 20 };
   writeFileSync(config, JSON.stringify({ ...readLabConfig(), evacuation }));
-  return startOrchestratorProcess({
-    name: `evacuation-${objective}`,
-    redisPort: REDIS_PORT,
-    apiPort: API_PORT,
-    env: { SPOTLIFT_CONFIG: config },
-  });
+  return startBenchOrchestrator(`evacuation-${objective}`, REDIS_PORT, { SPOTLIFT_CONFIG: config });
 }
 
 async function once(
@@ -115,7 +110,7 @@ async function main(): Promise<void> {
           console.error(`[bench] ${lines[lines.length - 1]}`);
         }
       } finally {
-        orch.stop();
+        await orch.kill('SIGTERM');
       }
     }
   } finally {

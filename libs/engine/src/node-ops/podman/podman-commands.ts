@@ -41,16 +41,16 @@ export function imageExists(image: string): NodeCommand {
 }
 
 /** The sender of an image copy: the archive on stdout (a stream's sending side, see DirectoryStreamer.armPipe). */
-export function imageSave(image: string): string {
-  return shellJoin(podmanImageSaveArgv({ image }));
+export function imageSave(image: string): NodeCommand {
+  return nodeCommand(shellJoin(podmanImageSaveArgv({ image })));
 }
 
 /**
  * The receiver of an image copy: loads stdin. Podman's "Loaded image:" line goes to a file: the stream's
  * receiver prints nothing but the checksum of what it received.
  */
-export function imageLoad(outFile: string): string {
-  return `${shellJoin(podmanImageLoadArgv())} >${shq(checkAbsPath(outFile, 'outFile'))}`;
+export function imageLoad(outFile: string): NodeCommand {
+  return nodeCommand(`${shellJoin(podmanImageLoadArgv())} >${shq(checkAbsPath(outFile, 'outFile'))}`);
 }
 
 /**
@@ -61,12 +61,12 @@ export function imageLoad(outFile: string): string {
  * before it opens the FIFO would leave a bare `cat FIFO` waiting for ever (it once held the lab for 18 min);
  * the reader is killed as soon as the checkpoint failed.
  */
-export function checkpointToStdout(container: string, dir: string, timeoutS: number): string {
+export function checkpointToStdout(container: string, dir: string, timeoutS: number): NodeCommand {
   const d = shq(checkAbsPath(dir, 'dir'));
   const f = CHECKPOINT_FILES;
   const checkpoint = shellJoin(podmanCheckpointArgv({ container, export: `${dir}/${f.fifo}` }));
   const t = Math.max(1, Math.ceil(timeoutS));
-  return [
+  const lines = [
     NOW_NS_FN,
     `cd ${d} || exit 1`,
     `rm -f ${f.fifo} ${f.rc}; mkfifo -m 600 ${f.fifo} || exit 1`,
@@ -81,17 +81,20 @@ export function checkpointToStdout(container: string, dir: string, timeoutS: num
     `rm -f ${f.fifo}`,
     `[ "$rc" = 0 ] || { tail -c 4000 ${f.log} >&2; exit $rc; }`,
     '[ "$rrc" = 0 ] || { echo "reading the export FIFO failed ($rrc)" >&2; exit 1; }',
-  ].join('\n');
+  ];
+  return nodeCommand(lines.join('\n'));
 }
 
 /** The receiver of the checkpoint archive: a regular file (`restore --import` reads it more than once). */
-export function receiveArchive(path: string): string {
-  return `cat >${shq(checkAbsPath(path, 'archive'))}`;
+export function receiveArchive(path: string): NodeCommand {
+  return nodeCommand(`cat >${shq(checkAbsPath(path, 'archive'))}`);
 }
 
 /** `restore --import` of the received archive (stats JSON on stdout), bounded. */
-export function restoreImport(archive: string, timeoutS: number): string {
-  return `timeout ${Math.max(1, Math.ceil(timeoutS))} ${shellJoin(podmanRestoreArgv({ import: archive }))}`;
+export function restoreImport(archive: string, timeoutS: number): NodeCommand {
+  return nodeCommand(
+    `timeout ${Math.max(1, Math.ceil(timeoutS))} ${shellJoin(podmanRestoreArgv({ import: archive }))}`,
+  );
 }
 
 /** The rollback on the source: restore the container from the checkpoint Podman kept in its storage. */

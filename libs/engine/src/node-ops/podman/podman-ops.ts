@@ -1,6 +1,5 @@
 import type { NodeRecord } from '@spotlift/domain';
 import type { ArmedStream, DirectoryStreamer, StreamResult } from '@spotlift/transport';
-import { nodeCommand } from '../node-command.js';
 import type { ArmedCommand, NodeOps } from '../node-ops.js';
 import * as pc from './podman-commands.js';
 import { type ContainerInspection, parseContainerInspect } from '../../podman/inspect.js';
@@ -113,7 +112,7 @@ export class PodmanOps {
 
   /** `restore --import` with its channel open now; fire() runs it (stats JSON and node times on stdout). */
   armRestoreImport(destination: NodeRecord, archive: string, timeoutMs: number): Promise<ArmedCommand> {
-    return this.ops.armTimed(destination, nodeCommand(pc.restoreImport(archive, timeoutMs / 1000)), timeoutMs);
+    return this.ops.armTimed(destination, pc.restoreImport(archive, timeoutMs / 1000), timeoutMs);
   }
 
   /** Restores the source's container from the checkpoint Podman kept; true when Podman said so. */
