@@ -11,6 +11,7 @@ import {
   migrationsTable,
 } from '../format.js';
 import type { ApiClient } from '../api-client.js';
+import { inspectTables, searchTable, type InspectAnswer, type InspectSections } from '../forensics-format.js';
 import { followEvents } from '../event-stream-client.js';
 import {
   type EventFeed,
@@ -201,9 +202,35 @@ export function registerCheckpoints(program: Command, cli: CliContext): void {
     .description('checkpoint a workload to a storage node: it runs nowhere until restored')
     .option('--storage <node>', 'storage node (default: evacuation.storageNodeId)')
     .option('--transport <name>', 'page traffic: tls (default), tcp or ssh')
-    .action(async (workload: string, o: { storage?: string; transport?: string }) => {
-      const c = await cli.client().request<CheckpointRecord>('POST', '/checkpoints', { workload, ...o });
+    .option('--forensic', 'a copy of the running workload (dump --leave-running): it keeps running')
+    .action(async (workload: string, o: { storage?: string; transport?: string; forensic?: boolean }) => {
+      const { forensic, ...rest } = o;
+      const body = { workload, ...rest, ...(forensic ? { mode: 'forensic' } : {}) };
+      const c = await cli.client().request<CheckpointRecord>('POST', '/checkpoints', body);
       cli.print(c, () => `checkpoint ${c.id} of ${workload} queued (storage ${c.storageNodeId})`);
+    });
+  checkpoints
+    .command('inspect <checkpoint>')
+    .description('what the stored images hold: processes, open files, sockets, mappings (admin; audited)')
+    .option('--tree', 'the process tree only')
+    .option('--files', 'open files only')
+    .option('--sockets', 'sockets only')
+    .option('--mappings', 'memory mappings only')
+    .action(async (id: string, o: InspectSections) => {
+      const a = await cli.client().request<InspectAnswer>('GET', `/checkpoints/${enc(id)}/inspect`);
+      cli.print(a, () => inspectTables(a, o));
+    });
+  checkpoints
+    .command('search <checkpoint> <pattern>')
+    .description('search the dumped memory; each hit with process, address and mapping (admin; audited)')
+    .option('--hex', 'the pattern is hex digits (two per byte)')
+    .option('--max-hits <n>', 'stop after n hits (default 100)', Number)
+    .action(async (id: string, pattern: string, o: { hex?: boolean; maxHits?: number }) => {
+      const body = { pattern, encoding: o.hex ? 'hex' : 'utf8', ...(o.maxHits ? { maxHits: o.maxHits } : {}) };
+      const r = await cli
+        .client()
+        .request<Parameters<typeof searchTable>[0]>('POST', `/checkpoints/${enc(id)}/search`, body);
+      cli.print(r, () => searchTable(r));
     });
   checkpoints
     .command('restore <checkpoint>')

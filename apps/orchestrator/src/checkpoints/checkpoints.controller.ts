@@ -5,12 +5,16 @@ import type { CheckpointRecord } from '@spotlift/domain';
 import { ZodBody } from '../common/zod-body.pipe.js';
 import { CheckpointsService, CreateCheckpoint, RestoreCheckpoint } from './checkpoints.service.js';
 import { RequireRole } from '../auth/roles.decorator.js';
+import { ForensicsService, SearchCheckpoint, type CheckpointInspection } from './forensics.service.js';
 
 @ApiTags('checkpoints')
 @ApiBearerAuth()
 @Controller('checkpoints')
 export class CheckpointsController {
-  constructor(private readonly checkpoints: CheckpointsService) {}
+  constructor(
+    private readonly checkpoints: CheckpointsService,
+    private readonly forensics: ForensicsService,
+  ) {}
 
   @Post()
   @RequireRole('operator')
@@ -37,6 +41,28 @@ export class CheckpointsController {
   })
   get(@Param('id') id: string): Promise<CheckpointRecord> {
     return this.checkpoints.get(id);
+  }
+
+  @Get(':id/inspect')
+  @RequireRole('admin', { audited: true })
+  @ApiOperation({
+    summary:
+      'What the stored images hold, decoded from CRIU’s image format: processes, credentials, open files, sockets, mappings, namespaces, stats (admin; audited)',
+  })
+  inspect(@Param('id') id: string): Promise<CheckpointInspection> {
+    return this.forensics.inspect(id);
+  }
+
+  @Post(':id/search')
+  @RequireRole('admin', { audited: true })
+  @HttpCode(200)
+  @ApiOperation({
+    summary:
+      'Search the dumped memory for a pattern: each hit with process, address, mapping and bytes around it; bounded in hits and time (admin; audited)',
+  })
+  @ApiBody({ schema: z.toJSONSchema(SearchCheckpoint, { io: 'input' }) as object })
+  search(@Param('id') id: string, @Body(new ZodBody(SearchCheckpoint)) body: SearchCheckpoint) {
+    return this.forensics.search(id, body);
   }
 
   @Post(':id/restore')

@@ -22,3 +22,22 @@ export function checkImages(dir: string, checksums: string): NodeCommand {
     `cd ${shq(dir)} || exit 2; out=$(sha256sum -c ${checksums} 2>&1); rc=$?; printf '%s\\n' "$out" | grep -v ': OK$' | head -n 5; exit $rc`,
   );
 }
+
+/** Prints `FILE <bytes> <name>` for each regular file directly in `dir` (a stored checkpoint's images). */
+export function listImageFiles(dir: string): NodeCommand {
+  return nodeCommand(`cd ${shq(dir)} || exit 2; find . -maxdepth 1 -type f -printf 'FILE %s %f\\n'`);
+}
+
+/**
+ * Prints `IMG <name> <base64>` for each named file of `dir`, in one round trip. The caller names files it
+ * listed and sized first (listImageFiles), so the answer is bounded before it is asked for.
+ */
+export function readImageFiles(dir: string, names: readonly string[]): NodeCommand {
+  const each = names.map((n) => `printf 'IMG %s ' ${shq(n)}; base64 -w0 ${shq(n)}; echo;`).join(' ');
+  return nodeCommand(`cd ${shq(dir)} || exit 2; ${each}`);
+}
+
+/** `length` bytes of `dir/name` from `offset`, as base64 (tail seeks in a regular file: no read of the start). */
+export function readImageRange(dir: string, name: string, offset: number, length: number): NodeCommand {
+  return nodeCommand(`tail -c +${offset + 1} ${shq(`${dir}/${name}`)} | head -c ${length} | base64 -w0`);
+}
