@@ -6,7 +6,9 @@
  * a string the workload holds and not one it does not, and bad requests are refused without touching anything.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AuditEntry, CheckpointRecord, WorkloadRecord } from '@spotlift/domain';
 import type { SearchResult } from '@spotlift/criu';
@@ -203,11 +205,52 @@ describe('forensic checkpoints (real CRIU)', () => {
     );
   });
 
+  it('export: a tar in Podman’s layout that crit reads, with the metadata checkpointctl reads and what is missing', async () => {
+    const t0 = Date.now();
+    const res = await fetch(`${orch.baseUrl}/checkpoints/${cp.id}/export`, {
+      headers: { authorization: `Bearer ${orch.token}` },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/x-tar');
+    expect(res.headers.get('x-spotlift-unfilled')).toContain('rootfs-diff.tar');
+    const tar = Buffer.from(await res.arrayBuffer());
+    const ms = Date.now() - t0;
+    const dir = mkdtempSync(join(tmpdir(), 'fx-export-'));
+    try {
+      writeFileSync(join(dir, 'cp.tar'), tar);
+      execFileSync('tar', ['-xf', 'cp.tar'], { cwd: dir });
+      const top = readdirSync(dir).sort();
+      expect(top).toEqual(['checkpoint', 'config.dump', 'cp.tar', 'spec.dump', 'spotlift-export.json', 'stats-dump']);
+      const images = readdirSync(join(dir, 'checkpoint'));
+      expect(images).toEqual(expect.arrayContaining(['inventory.img', 'pstree.img', 'core-1.img', 'mm-1.img']));
+      expect(images.some((n) => n.endsWith('.log') || n === 'SHA256SUMS')).toBe(false);
+      const crit = (img: string) =>
+        JSON.parse(
+          execFileSync('crit', ['decode', '--pretty', '-i', join(dir, 'checkpoint', img)], { encoding: 'utf8' }),
+        ) as {
+          entries: Record<string, any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+        };
+      expect(crit('pstree.img').entries[0]!.pid).toBe(1);
+      expect(crit('core-1.img').entries[0]!.tc.comm).toBe('python3');
+      expect(crit('stats-dump').entries[0]!.dump.pages_written).toBe(cp.criu.dump!.pagesWritten);
+      const config = JSON.parse(readFileSync(join(dir, 'config.dump'), 'utf8')) as Record<string, unknown>;
+      expect(config).toMatchObject({ id: cp.id, name: NAME, createdTime: cp.createdAt });
+      const spec = JSON.parse(readFileSync(join(dir, 'spec.dump'), 'utf8')) as { process: { args: string[] } };
+      expect(spec.process.args).toEqual(before.cmdline);
+      // the staging directory next to the images is gone again
+      expect(await onNode('node-c', `ls -d '${cp.imageDir}'.export-* 2>/dev/null | wc -l`)).toBe('0\n');
+      console.log(`[forensics] export ${ms} ms, ${Math.round(tar.length / 2 ** 20)} MiB`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('each inspection and search is in the audit log', async () => {
     const audit = (await orch.api<AuditEntry[]>('GET', '/audit?limit=50')).body;
     const mine = audit.filter((e) => e.targets.id === cp.id);
     expect(mine.filter((e) => e.method === 'GET' && e.route === '/checkpoints/:id/inspect')).toHaveLength(1);
     expect(mine.filter((e) => e.method === 'POST' && e.route === '/checkpoints/:id/search')).toHaveLength(2);
+    expect(mine.filter((e) => e.method === 'GET' && e.route === '/checkpoints/:id/export')).toHaveLength(1);
   });
 
   it('bad input: 4xx, nothing touched', async () => {
@@ -215,6 +258,7 @@ describe('forensic checkpoints (real CRIU)', () => {
     const n = await count();
     expect((await orch.api('GET', '/checkpoints/cp-nope/inspect')).status).toBe(404);
     expect((await orch.api('POST', '/checkpoints/cp-nope/search', { pattern: 'x' })).status).toBe(404);
+    expect((await orch.api('GET', '/checkpoints/cp-nope/export')).status).toBe(404);
     const long = await orch.api<{ message: string }>('POST', `/checkpoints/${cp.id}/search`, {
       pattern: 'a'.repeat(600),
     });

@@ -1,7 +1,15 @@
 import { Injectable } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { BadRequestError, ConflictError, NotFoundError, type CheckpointRecord } from '@spotlift/domain';
-import { MAX_PATTERN_BYTES, patternBytes, type ImageInspection, type SearchResult } from '@spotlift/criu';
+import {
+  MAX_PATTERN_BYTES,
+  patternBytes,
+  type ExportLayout,
+  type ImageInspection,
+  type SearchResult,
+} from '@spotlift/criu';
+import type { RemoteProcess } from '@spotlift/transport';
 import { Clock, NodeOps, StoredImages } from '@spotlift/engine';
 import { CheckpointRepository, NodeRepository } from '@spotlift/store';
 
@@ -87,6 +95,27 @@ export class ForensicsService {
       expired: () => this.clock.now().getTime() >= deadline,
     });
     return { checkpoint: cp.id, ...result, durationMs: this.clock.now().getTime() - started };
+  }
+
+  /** The archive stream (Podman's layout) from the storage node, and what it could not fill. */
+  async export(id: string): Promise<{ proc: RemoteProcess; layout: ExportLayout; filename: string }> {
+    const { cp, images } = await this.open(id);
+    const source = await this.nodes.get(cp.sourceNodeId);
+    const { proc, layout } = await images.export(
+      {
+        checkpointId: cp.id,
+        workloadId: cp.workloadId,
+        ...(cp.workloadName ? { workloadName: cp.workloadName } : {}),
+        createdAt: cp.createdAt,
+        ...(cp.storedAt ? { storedAt: cp.storedAt } : {}),
+        mode: cp.mode ?? 'storage',
+        sourceNodeId: cp.sourceNodeId,
+        ...(cp.criuVersion ? { criuVersion: cp.criuVersion } : {}),
+        ...(source?.probe?.kernel ? { kernel: source.probe.kernel } : {}),
+      },
+      `${cp.imageDir}.export-${randomBytes(4).toString('hex')}`,
+    );
+    return { proc, layout, filename: `checkpoint-${cp.workloadId}-${cp.id}.tar` };
   }
 
   /** A checkpoint whose images are on its storage node (stored, or restored: the images stay until DELETE). */

@@ -4,3 +4,4 @@ export * from './pages.js';
 export * from './inspect.js';
 export * from './search.js';
 export { CRIU_PROTOS_VERSION } from './criu-protos.js';
+export * from './export-layout.js';

@@ -1,7 +1,10 @@
 import { type CheckpointRecord, DomainError, type NodeRecord } from '@spotlift/domain';
 import {
   CriuImageError,
+  exportLayout,
   inspectImages,
+  type ExportInput,
+  type ExportLayout,
   metadataImageNames,
   readPagemap,
   searchMemory,
@@ -12,7 +15,13 @@ import {
   type SearchResult,
 } from '@spotlift/criu';
 import type { NodeOps } from '../node-ops/node-ops.js';
-import { listImageFiles, readImageFiles, readImageRange } from '../node-ops/process/image-store-commands.js';
+import type { RemoteProcess } from '@spotlift/transport';
+import {
+  exportArchive,
+  listImageFiles,
+  readImageFiles,
+  readImageRange,
+} from '../node-ops/process/image-store-commands.js';
 
 /**
  * A stored checkpoint's images, read from the storage node for inspection and search. The storage node is
@@ -152,5 +161,21 @@ export class StoredImages {
       if (files[name]) maps.set(p.pid, readPagemap(name, files[name]));
     }
     return searchMemory(processes, maps, this.pageSource(), pattern, limits);
+  }
+
+  /**
+   * The checkpoint as an archive in Podman's layout, streamed from the storage node (tar's stdout): the
+   * metadata files come from the decoded images; `stageDir` (next to the images) is removed when tar ends.
+   */
+  async export(
+    input: Omit<ExportInput, 'inspection'>,
+    stageDir: string,
+  ): Promise<{ proc: RemoteProcess; layout: ExportLayout }> {
+    const { inspection } = await this.inspect();
+    const layout = exportLayout({ ...input, inspection });
+    const names = Object.keys(layout.files);
+    const stdin = names.map((n) => `${n} ${Buffer.from(layout.files[n]!).toString('base64')}\n`).join('');
+    const proc = await this.ops.stream(this.node, exportArchive(this.dir, stageDir, names), stdin);
+    return { proc, layout };
   }
 }

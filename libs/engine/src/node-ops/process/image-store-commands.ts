@@ -41,3 +41,19 @@ export function readImageFiles(dir: string, names: readonly string[]): NodeComma
 export function readImageRange(dir: string, name: string, offset: number, length: number): NodeCommand {
   return nodeCommand(`tail -c +${offset + 1} ${shq(`${dir}/${name}`)} | head -c ${length} | base64 -w0`);
 }
+
+/**
+ * Streams a checkpoint archive in Podman's layout to stdout: the images under `checkpoint/` (a symlink to
+ * the stored directory, followed by tar -h), the metadata files read from stdin (one `name base64` line
+ * each) and `stats-dump` at the top. Logs and spotlift's own SHA256SUMS stay out. The staging directory is
+ * removed when tar ends, however it ends.
+ */
+export function exportArchive(imageDir: string, stageDir: string, names: readonly string[]): NodeCommand {
+  const reads = names.map((n) => `read -r _ b && printf '%s' "$b" | base64 -d > ${shq(n)} || exit 3;`).join(' ');
+  return nodeCommand(
+    `rm -rf ${shq(stageDir)} && mkdir -p -m 0700 ${shq(stageDir)} && cd ${shq(stageDir)} || exit 2; ` +
+      `trap 'rm -rf ${shq(stageDir)}' EXIT; ${reads} ` +
+      `ln -s ${shq(imageDir)} checkpoint && cp ${shq(`${imageDir}/stats-dump`)} stats-dump 2>/dev/null; ` +
+      `tar -chf - --exclude='checkpoint/*.log' --exclude='checkpoint/SHA256SUMS' ${names.map(shq).join(' ')} $(ls stats-dump 2>/dev/null) checkpoint`,
+  );
+}
