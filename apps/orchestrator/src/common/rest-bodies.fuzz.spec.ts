@@ -32,6 +32,7 @@ import { ScriptedNodeShell, aNode, aWorkload } from '@spotlift/testing';
 import { CheckpointQueue } from '../checkpoints/checkpoint-queue.js';
 import { CheckpointsController } from '../checkpoints/checkpoints.controller.js';
 import { CheckpointsService, CreateCheckpoint, RestoreCheckpoint } from '../checkpoints/checkpoints.service.js';
+import { ForensicsService } from '../checkpoints/forensics.service.js';
 import { AppConfig, NodeSpec } from '../config/app-config.js';
 import { MigrationCancelService } from '../migrations/migration-cancel.service.js';
 import { MigrationQueue } from '../migrations/migration-queue.js';
@@ -132,6 +133,7 @@ async function startApp(world: World): Promise<{ app: INestApplication; base: st
       NodesService,
       WorkloadsService,
       CheckpointsService,
+      ForensicsService,
       NodeEvents,
       { provide: APP_FILTER, useClass: DomainExceptionFilter },
       { provide: Clock, useClass: SystemClock },
@@ -349,6 +351,7 @@ const ENDPOINTS: Record<string, Endpoint> = {
         workload: fc.constant('wl-1'),
         storage: opt(fc.constant('node-c')),
         transport: opt(fc.constantFrom('tcp', 'tls', 'ssh')),
+        mode: opt(fc.constantFrom('storage', 'forensic')),
       })
       .map(compact),
     required: ['workload'],
@@ -356,6 +359,7 @@ const ENDPOINTS: Record<string, Endpoint> = {
       workload: ['', 1, long(65), null],
       storage: ['', long(64), 3, null],
       transport: ['udp', null],
+      mode: ['guard', 'FORENSIC', 1, null],
     },
   },
   'POST /checkpoints/:id/restore': {
