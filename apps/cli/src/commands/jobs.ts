@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import type { CheckpointRecord, EvacuationRecord, MigrationRecord } from '@spotlift/domain';
 import type { CliContext } from '../cli-context.js';
 import { EXIT, exitCodeOfMigration, UsageError } from '../exit-codes.js';
@@ -219,6 +221,23 @@ export function registerCheckpoints(program: Command, cli: CliContext): void {
     .action(async (id: string, o: InspectSections) => {
       const a = await cli.client().request<InspectAnswer>('GET', `/checkpoints/${enc(id)}/inspect`);
       cli.print(a, () => inspectTables(a, o));
+    });
+  checkpoints
+    .command('export <checkpoint>')
+    .description('download the checkpoint as a tar in Podman’s layout (admin; audited); mode 0600: it holds memory')
+    .requiredOption('-o, --output <file>', 'where to write the archive')
+    .action(async (id: string, o: { output: string }) => {
+      // wx: never over an existing file; a failed download leaves no partial archive behind.
+      const out = createWriteStream(o.output, { mode: 0o600, flags: 'wx' });
+      const bytes = await cli
+        .client()
+        .download(`/checkpoints/${enc(id)}/export`, out)
+        .catch(async (error: Error) => {
+          out.destroy();
+          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') await rm(o.output, { force: true });
+          throw error;
+        });
+      cli.print({ id, output: o.output, bytes }, () => `checkpoint ${id} exported to ${o.output} (${bytes} bytes)`);
     });
   checkpoints
     .command('search <checkpoint> <pattern>')
