@@ -12,7 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AuditEntry, CheckpointRecord, WorkloadRecord } from '@spotlift/domain';
 import type { SearchResult } from '@spotlift/criu';
-import { nodeDataDir, pidAlive, stopWorkload, type HeartbeatCollector, type LabConfig } from '@spotlift/testing';
+import {
+  nodeDataDir,
+  nodeOfPid,
+  pidAlive,
+  stopWorkload,
+  type HeartbeatCollector,
+  type LabConfig,
+} from '@spotlift/testing';
 import { SshNodeShell } from '@spotlift/transport';
 import type { CheckpointInspection } from '../apps/orchestrator/src/checkpoints/forensics.service.js';
 import { setupE2e, type E2eEnv } from './support/e2e-env.js';
@@ -251,6 +258,44 @@ describe('forensic checkpoints (real CRIU)', () => {
     expect(mine.filter((e) => e.method === 'GET' && e.route === '/checkpoints/:id/inspect')).toHaveLength(1);
     expect(mine.filter((e) => e.method === 'POST' && e.route === '/checkpoints/:id/search')).toHaveLength(2);
     expect(mine.filter((e) => e.method === 'GET' && e.route === '/checkpoints/:id/export')).toHaveLength(1);
+  });
+
+  it('restoring a forensic copy on another node makes a clone; the workload record stays with the original', async () => {
+    const name = `${NAME}-clone`;
+    const orig = (await env.launch(name, 'node-a', { memMiB: 16 })).workload;
+    const created = await orch.api<CheckpointRecord>('POST', '/checkpoints', { workload: orig.id, mode: 'forensic' });
+    expect((await settled(created.body.id)).state).toBe('stored');
+    const asked = await orch.api<CheckpointRecord>('POST', `/checkpoints/${created.body.id}/restore`, {
+      destination: 'node-b',
+    });
+    expect(asked.status).toBe(202);
+    const done = await until(
+      'the clone restore to end',
+      async () => {
+        const c = (await orch.api<CheckpointRecord>('GET', `/checkpoints/${created.body.id}`)).body;
+        return c.state === 'restored' || (c.state === 'stored' && c.restore?.error) ? c : undefined;
+      },
+      120_000,
+    );
+    expect(done.restore?.error).toBeUndefined();
+    expect(done.restore).toMatchObject({ clone: true, destinationNodeId: 'node-b' });
+    const clonePid = done.restore!.restoredPid!;
+    env.track(clonePid);
+    expect(nodeOfPid(clonePid)).toBe('node-b');
+    expect(pidAlive(orig.pid)).toBe(true);
+    expect((await orch.api<WorkloadRecord>('GET', `/workloads/${orig.id}`)).body).toMatchObject({
+      nodeId: 'node-a',
+      pid: orig.pid,
+      state: 'running',
+    });
+    // both copies send heartbeats: the original from node-a, the clone from node-b
+    const t = Date.now();
+    await until(
+      'heartbeats from both copies',
+      () => Promise.resolve(collector.sourcesSince(name, t).length === 2 ? true : undefined),
+      15_000,
+    );
+    await stopWorkload(clonePid);
   });
 
   it('bad input: 4xx, nothing touched', async () => {
