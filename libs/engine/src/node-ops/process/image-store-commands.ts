@@ -52,7 +52,8 @@ export function exportArchive(imageDir: string, stageDir: string, names: readonl
   const reads = names.map((n) => `read -r _ b && printf '%s' "$b" | base64 -d > ${shq(n)} || exit 3;`).join(' ');
   return nodeCommand(
     `rm -rf ${shq(stageDir)} && mkdir -p -m 0700 ${shq(stageDir)} && cd ${shq(stageDir)} || exit 2; ` +
-      `trap 'rm -rf ${shq(stageDir)}' EXIT; ${reads} ` +
+      // A hung-up SSH channel (the caller left) is a signal: turned into an exit, so the EXIT trap cleans up.
+      `trap 'rm -rf ${shq(stageDir)}' EXIT; trap 'exit 1' HUP INT TERM PIPE; ${reads} ` +
       `ln -s ${shq(imageDir)} checkpoint && cp ${shq(`${imageDir}/stats-dump`)} stats-dump 2>/dev/null; ` +
       `tar -chf - --exclude='checkpoint/*.log' --exclude='checkpoint/SHA256SUMS' ${names.map(shq).join(' ')} $(ls stats-dump 2>/dev/null) checkpoint`,
   );
