@@ -83,3 +83,5 @@ fi
 install -m 0755 "$BUILT" "$CRIU_BIN"
 version_ok "$CRIU_BIN" || { log "CRIU at $CRIU_BIN fails 'criu check'"; "$CRIU_BIN" check || true; exit 1; }
 log "CRIU ok: $($CRIU_BIN --version | head -1) (patches $PATCHES_ID)"
+# crit, CRIU's image decoder, from the same source: the forensic tests cross-check spotlift's decoding with it.
+bash "$(cd "$(dirname "$0")" && pwd)/crit.sh"

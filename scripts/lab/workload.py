@@ -66,6 +66,8 @@ def parse_args(argv):
                         "and check its content through the open fd (CRIU's ghost files)")
     p.add_argument("--ghost-kib", type=int, default=512)
     p.add_argument("--cwd", default=None, help="working directory (must exist)")
+    p.add_argument("--tcp-listen", type=int, default=None,
+                   help="also hold a TCP listener on 0.0.0.0:PORT (never accepts; forensic inspection finds it)")
     a = p.parse_args(argv)
     if a.mem_mib < 1:
         p.error("--mem-mib must be >= 1")
@@ -157,6 +159,12 @@ def main(argv):
     stamps()[:] = stamp_array(counter)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # the one socket; never re-created
+    listener = None
+    if a.tcp_listen is not None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("0.0.0.0", a.tcp_listen))
+        listener.listen(4)
     interval = a.interval_ms / 1000.0
     log("start name=%s mem_mib=%d hot_mib=%d target=%s:%d pid=%d" % (
         a.name, a.mem_mib, a.hot_mib, a.udp_addr[0], a.udp_addr[1], os.getpid()))

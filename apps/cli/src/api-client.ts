@@ -1,5 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import type { Writable } from 'node:stream';
 
 /** A thin client of the orchestrator's REST API: the CLI talks to nothing else. */
 export class ApiError extends Error {
@@ -63,5 +64,55 @@ export class ApiClient {
     }
     if (status < 200 || status >= 300) throw new ApiError(status, parsed);
     return parsed as T;
+  }
+
+  /**
+   * Streams a binary answer (a checkpoint export) into `out`; the bytes written. A non-2xx answer is read as
+   * the usual JSON error instead. An answer that breaks off rejects: the file is then incomplete.
+   */
+  async download(path: string, out: Writable): Promise<number> {
+    const url = new URL(path, this.baseUrl);
+    return new Promise<number>((resolve, reject) => {
+      const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+      const req = send(
+        url,
+        {
+          method: 'GET',
+          headers: { authorization: `Bearer ${this.token}` },
+          ...(this.opts.ca ? { ca: this.opts.ca } : {}),
+          timeout: this.opts.timeoutMs ?? 30_000,
+        },
+        (res) => {
+          const status = res.statusCode ?? 0;
+          if (status < 200 || status >= 300) {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => {
+              const text = Buffer.concat(chunks).toString('utf8');
+              let body: unknown;
+              try {
+                body = JSON.parse(text);
+              } catch {
+                body = { message: text.slice(0, 300) };
+              }
+              reject(new ApiError(status, body));
+            });
+            return;
+          }
+          let bytes = 0;
+          res.on('data', (c: Buffer) => (bytes += c.length));
+          res.on('aborted', () => reject(new UnreachableError('the download broke off; the file is incomplete')));
+          res.on('error', (error) => reject(new UnreachableError(`the download broke off: ${error.message}`)));
+          out.on('error', reject);
+          out.on('finish', () => resolve(bytes));
+          res.pipe(out);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('no answer in time')));
+      req.on('error', (error) =>
+        reject(new UnreachableError(`cannot reach the orchestrator at ${this.baseUrl}: ${error.message}`)),
+      );
+      req.end();
+    });
   }
 }

@@ -7,3 +7,4 @@ export * from './argv.js';
 export * from './stats.js';
 export * from './version.js';
 export * from './outputs.js';
+export * from './images/index.js';

@@ -31,10 +31,21 @@ export interface CheckpointRestore {
   error?: string;
   /** A failed restore: where the tails of its CRIU logs (the destination's) outlive its working directory. */
   keptLogs?: MigrationRecord['keptLogs'];
+  /** A forensic checkpoint's restore: a second copy next to the running original, not the workload. */
+  clone?: boolean;
 }
+
+/**
+ * `storage` (default): the workload leaves its node and lives in the images until restored.
+ * `forensic`: a copy of a running workload (`dump --leave-running`, frozen only for the dump); the original
+ * keeps running where it was, and a restore of the copy elsewhere is a clone, never the workload itself.
+ */
+export type CheckpointMode = 'storage' | 'forensic';
 
 export interface CheckpointRecord {
   id: string;
+  /** Absent: 'storage' (records from before forensic checkpoints). */
+  mode?: CheckpointMode;
   workloadId: string;
   workloadName?: string;
   sourceNodeId: string;

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import type { CheckpointRecord, EvacuationRecord, MigrationRecord } from '@spotlift/domain';
 import type { CliContext } from '../cli-context.js';
 import { EXIT, exitCodeOfMigration, UsageError } from '../exit-codes.js';
@@ -11,6 +13,7 @@ import {
   migrationsTable,
 } from '../format.js';
 import type { ApiClient } from '../api-client.js';
+import { inspectTables, searchTable, type InspectAnswer, type InspectSections } from '../forensics-format.js';
 import { followEvents } from '../event-stream-client.js';
 import {
   type EventFeed,
@@ -201,9 +204,52 @@ export function registerCheckpoints(program: Command, cli: CliContext): void {
     .description('checkpoint a workload to a storage node: it runs nowhere until restored')
     .option('--storage <node>', 'storage node (default: evacuation.storageNodeId)')
     .option('--transport <name>', 'page traffic: tls (default), tcp or ssh')
-    .action(async (workload: string, o: { storage?: string; transport?: string }) => {
-      const c = await cli.client().request<CheckpointRecord>('POST', '/checkpoints', { workload, ...o });
+    .option('--forensic', 'a copy of the running workload (dump --leave-running): it keeps running')
+    .action(async (workload: string, o: { storage?: string; transport?: string; forensic?: boolean }) => {
+      const { forensic, ...rest } = o;
+      const body = { workload, ...rest, ...(forensic ? { mode: 'forensic' } : {}) };
+      const c = await cli.client().request<CheckpointRecord>('POST', '/checkpoints', body);
       cli.print(c, () => `checkpoint ${c.id} of ${workload} queued (storage ${c.storageNodeId})`);
+    });
+  checkpoints
+    .command('inspect <checkpoint>')
+    .description('what the stored images hold: processes, open files, sockets, mappings (admin; audited)')
+    .option('--tree', 'the process tree only')
+    .option('--files', 'open files only')
+    .option('--sockets', 'sockets only')
+    .option('--mappings', 'memory mappings only')
+    .action(async (id: string, o: InspectSections) => {
+      const a = await cli.client().request<InspectAnswer>('GET', `/checkpoints/${enc(id)}/inspect`);
+      cli.print(a, () => inspectTables(a, o));
+    });
+  checkpoints
+    .command('export <checkpoint>')
+    .description('download the checkpoint as a tar in Podman’s layout (admin; audited); mode 0600: it holds memory')
+    .requiredOption('-o, --output <file>', 'where to write the archive')
+    .action(async (id: string, o: { output: string }) => {
+      // wx: never over an existing file; a failed download leaves no partial archive behind.
+      const out = createWriteStream(o.output, { mode: 0o600, flags: 'wx' });
+      const bytes = await cli
+        .client()
+        .download(`/checkpoints/${enc(id)}/export`, out)
+        .catch(async (error: Error) => {
+          out.destroy();
+          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') await rm(o.output, { force: true });
+          throw error;
+        });
+      cli.print({ id, output: o.output, bytes }, () => `checkpoint ${id} exported to ${o.output} (${bytes} bytes)`);
+    });
+  checkpoints
+    .command('search <checkpoint> <pattern>')
+    .description('search the dumped memory; each hit with process, address and mapping (admin; audited)')
+    .option('--hex', 'the pattern is hex digits (two per byte)')
+    .option('--max-hits <n>', 'stop after n hits (default 100)', Number)
+    .action(async (id: string, pattern: string, o: { hex?: boolean; maxHits?: number }) => {
+      const body = { pattern, encoding: o.hex ? 'hex' : 'utf8', ...(o.maxHits ? { maxHits: o.maxHits } : {}) };
+      const r = await cli
+        .client()
+        .request<Parameters<typeof searchTable>[0]>('POST', `/checkpoints/${enc(id)}/search`, body);
+      cli.print(r, () => searchTable(r));
     });
   checkpoints
     .command('restore <checkpoint>')

@@ -16,6 +16,8 @@ export interface RouteAccess {
    * agents. Only `POST /notices` has one (the body's `nodeId`).
    */
   agentNode?: (request: { body?: unknown; params?: Record<string, unknown> }) => unknown;
+  /** Audit every call, reads too: routes that show what a workload holds (a checkpoint's memory, files). */
+  audited?: boolean;
 }
 
 /** Routes that declare nothing need admin: a route added without a decorator is closed, not open. */

@@ -1,16 +1,21 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
+import type { Response } from 'express';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import type { CheckpointRecord } from '@spotlift/domain';
 import { ZodBody } from '../common/zod-body.pipe.js';
 import { CheckpointsService, CreateCheckpoint, RestoreCheckpoint } from './checkpoints.service.js';
 import { RequireRole } from '../auth/roles.decorator.js';
+import { ForensicsService, SearchCheckpoint, type CheckpointInspection } from './forensics.service.js';
 
 @ApiTags('checkpoints')
 @ApiBearerAuth()
 @Controller('checkpoints')
 export class CheckpointsController {
-  constructor(private readonly checkpoints: CheckpointsService) {}
+  constructor(
+    private readonly checkpoints: CheckpointsService,
+    private readonly forensics: ForensicsService,
+  ) {}
 
   @Post()
   @RequireRole('operator')
@@ -37,6 +42,47 @@ export class CheckpointsController {
   })
   get(@Param('id') id: string): Promise<CheckpointRecord> {
     return this.checkpoints.get(id);
+  }
+
+  @Get(':id/inspect')
+  @RequireRole('admin', { audited: true })
+  @ApiOperation({
+    summary:
+      'What the stored images hold, decoded from CRIU’s image format: processes, credentials, open files, sockets, mappings, namespaces, stats (admin; audited)',
+  })
+  inspect(@Param('id') id: string): Promise<CheckpointInspection> {
+    return this.forensics.inspect(id);
+  }
+
+  @Post(':id/search')
+  @RequireRole('admin', { audited: true })
+  @HttpCode(200)
+  @ApiOperation({
+    summary:
+      'Search the dumped memory for a pattern: each hit with process, address, mapping and bytes around it; bounded in hits and time (admin; audited)',
+  })
+  @ApiBody({ schema: z.toJSONSchema(SearchCheckpoint, { io: 'input' }) as object })
+  search(@Param('id') id: string, @Body(new ZodBody(SearchCheckpoint)) body: SearchCheckpoint) {
+    return this.forensics.search(id, body);
+  }
+
+  @Get(':id/export')
+  @RequireRole('admin', { audited: true })
+  @ApiOperation({
+    summary:
+      'The checkpoint as a tar archive in Podman’s layout (images under checkpoint/, config.dump, spec.dump, stats-dump, spotlift-export.json listing what a bare process cannot fill) (admin; audited)',
+  })
+  async export(@Param('id') id: string, @Res() res: Response): Promise<void> {
+    const { proc, layout, filename } = await this.forensics.export(id);
+    res.status(200);
+    res.setHeader('content-type', 'application/x-tar');
+    res.setHeader('content-disposition', `attachment; filename="${filename}"`);
+    res.setHeader('x-spotlift-unfilled', layout.unfilled.map((u) => u.file).join(', '));
+    proc.stdout.pipe(res);
+    // A caller that hangs up stops tar on the node; a tar that fails cuts the response (no silent short file).
+    res.once('close', () => proc.stdout.destroy());
+    const done = await proc.done;
+    if (done.code !== 0) res.destroy(new Error(`export failed on the storage node (exit ${done.code})`));
   }
 
   @Post(':id/restore')

@@ -16,6 +16,7 @@ import { CheckpointQueue } from './checkpoint-queue.js';
 import { CheckpointsController } from './checkpoints.controller.js';
 import { CheckpointsProcessor } from './checkpoints.processor.js';
 import { CheckpointsService } from './checkpoints.service.js';
+import { ForensicsService } from './forensics.service.js';
 
 export const checkpointQueues: DynamicModule[] = [BullModule.registerQueue({ name: QueueName.Checkpoints })];
 
@@ -50,6 +51,7 @@ export function checkpointProviders(config: AppConfig): Provider[] {
     },
     CheckpointQueue,
     CheckpointsService,
+    ForensicsService,
     ...(config.runsWorker ? [CheckpointsProcessor] : []),
   ];
 }

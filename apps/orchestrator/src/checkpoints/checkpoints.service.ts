@@ -36,6 +36,11 @@ export const CreateCheckpoint = z
     storage: NodeId.optional(),
     /** Page traffic to the storage node, as for migrations: CRIU's TLS (default), tcp, or an SSH tunnel. */
     transport: z.enum(['tcp', 'tls', 'ssh']).default('tls'),
+    /**
+     * `storage` (default): the workload is killed once stored and lives in the images. `forensic`: a copy of
+     * the running workload (`dump --leave-running`): it keeps running; a restore of the copy is a clone.
+     */
+    mode: z.enum(['storage', 'forensic']).default('storage'),
   })
   .strict();
 export type CreateCheckpoint = z.infer<typeof CreateCheckpoint>;
@@ -127,6 +132,7 @@ export class CheckpointsService {
       bytes: { pages: 0, images: 0 },
       rssBytes: tree.rssBytes,
       transport: body.transport,
+      ...(body.mode === 'forensic' ? { mode: 'forensic' as const } : {}),
       ...(link.evacuationId ? { evacuationId: link.evacuationId } : {}),
       createdAt: now,
       updatedAt: now,
@@ -148,6 +154,14 @@ export class CheckpointsService {
     const workload = await this.workloads.get(cp.workloadId);
     if (!workload) throw new NotFoundError('workload', cp.workloadId);
     const { destination, reason } = await this.chooseDestination(body.destination, cp, workload);
+    if (cp.mode === 'forensic' && destination.id === workload.nodeId) {
+      // Its pids, ports and files are in use there by the original, which still runs: CRIU would fail at
+      // best; a clone belongs on another node.
+      throw new ConflictError(
+        `checkpoint '${cp.id}' is a forensic copy of workload '${workload.id}', which runs on '${workload.nodeId}'; restore the clone on another node`,
+        { node: workload.nodeId },
+      );
+    }
     const attempt = (cp.restore?.attempt ?? 0) + 1;
     if (cp.restore?.error)
       cp.notes = [...(cp.notes ?? []), `restore ${cp.restore.attempt} failed: ${cp.restore.error}`];
@@ -229,7 +243,10 @@ export class CheckpointsService {
       ...(source?.zone ? { zone: source.zone } : {}),
       ...(source?.spotPool ? { spotPool: source.spotPool } : {}),
     };
-    const all = await this.nodes.list();
+    // A forensic copy's original still runs on its node: a clone goes elsewhere (see restore).
+    const all = (await this.nodes.list()).filter(
+      (n) => cp.mode !== 'forensic' || n.id !== workload.nodeId || requested === n.id,
+    );
     const view = (nodes: NodeRecord[]) =>
       nodes.map((n) =>
         candidateNode(n, {

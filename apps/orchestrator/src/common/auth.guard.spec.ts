@@ -37,6 +37,10 @@ class ThingsController {
   @Get('health')
   @Public()
   health(): void {}
+
+  @Get('memory')
+  @RequireRole('admin', { audited: true })
+  memory(): void {}
 }
 
 const BOOT = 'bootstrap-token-0123456789abcdef';
@@ -124,5 +128,17 @@ describe('AuthGuard', () => {
     await run('list', 'GET', BOOT);
     await run('push', 'POST', BOOT, { nodeId: 'node-c' });
     expect(log.entries.map((e) => [e.method, e.tokenId])).toEqual([['POST', 'bootstrap']]);
+  });
+
+  it('audits successful reads of routes that ask for it (a checkpoint’s memory), and their refusals', async () => {
+    const { run, log, tokens } = setup();
+    const viewer = await tokens.create({ name: 'grafana', role: 'viewer' }, BOOTSTRAP);
+    await run('memory', 'GET', BOOT);
+    await run('memory', 'GET', viewer.token);
+    // newest first
+    expect(log.entries.map((e) => [e.method, e.status, e.tokenName])).toEqual([
+      ['GET', 403, 'grafana'],
+      ['GET', 200, 'SPOTLIFT_API_TOKEN'],
+    ]);
   });
 });

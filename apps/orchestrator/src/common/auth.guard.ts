@@ -40,13 +40,15 @@ export class AuthGuard implements CanActivate {
       this.audit.recordWhenDone(req, res, { denied: auth.reason, ...(auth.tokenId ? { tokenId: auth.tokenId } : {}) });
       throw new UnauthorizedException(`a valid bearer token is required (${auth.reason})`);
     }
-    const decision = decide(auth.principal, this.reflector.getAllAndOverride<RouteAccess>(ACCESS, targets), req);
+    const access = this.reflector.getAllAndOverride<RouteAccess>(ACCESS, targets);
+    const decision = decide(auth.principal, access, req);
     if (!decision.ok) {
       this.audit.recordWhenDone(req, res, { principal: auth.principal, denied: decision.message });
       throw new ForbiddenException(decision.message);
     }
     req.principal = auth.principal;
-    if (STATE_CHANGING.has(req.method)) this.audit.recordWhenDone(req, res, { principal: auth.principal });
+    if (STATE_CHANGING.has(req.method) || access?.audited)
+      this.audit.recordWhenDone(req, res, { principal: auth.principal });
     return true;
   }
 }

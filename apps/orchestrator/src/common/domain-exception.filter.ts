@@ -14,6 +14,9 @@ const STATUS: Record<string, number> = {
   node_busy: 503,
   ssh_channel_refused: 502,
   output_limit: 502,
+  // A stored checkpoint's images (on the storage node) are damaged, missing or cannot be read.
+  criu_bad_image: 502,
+  images_unavailable: 502,
 };
 
 /** One place that turns errors into `{ code, message, ... }` bodies; unknown errors get an id and a log line. */

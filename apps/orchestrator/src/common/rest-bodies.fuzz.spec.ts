@@ -34,6 +34,7 @@ import { ScriptedNodeShell, aMigration, aNode, aWorkload } from '@spotlift/testi
 import { CheckpointQueue } from '../checkpoints/checkpoint-queue.js';
 import { CheckpointsController } from '../checkpoints/checkpoints.controller.js';
 import { CheckpointsService, CreateCheckpoint, RestoreCheckpoint } from '../checkpoints/checkpoints.service.js';
+import { ForensicsService } from '../checkpoints/forensics.service.js';
 import { AppConfig, NodeSpec } from '../config/app-config.js';
 import { MigrationCancelService } from '../migrations/migration-cancel.service.js';
 import { MigrationQueue } from '../migrations/migration-queue.js';
@@ -142,6 +143,7 @@ async function startApp(world: World): Promise<{ app: INestApplication; base: st
       NodesService,
       WorkloadsService,
       CheckpointsService,
+      ForensicsService,
       NodeEvents,
       { provide: APP_FILTER, useClass: DomainExceptionFilter },
       { provide: Clock, useClass: SystemClock },
@@ -368,6 +370,7 @@ const ENDPOINTS: Record<string, Endpoint> = {
         workload: fc.constant('wl-1'),
         storage: opt(fc.constant('node-c')),
         transport: opt(fc.constantFrom('tcp', 'tls', 'ssh')),
+        mode: opt(fc.constantFrom('storage', 'forensic')),
       })
       .map(compact),
     required: ['workload'],
@@ -375,6 +378,7 @@ const ENDPOINTS: Record<string, Endpoint> = {
       workload: ['', 1, long(65), null],
       storage: ['', long(64), 3, null],
       transport: ['udp', null],
+      mode: ['guard', 'FORENSIC', 1, null],
     },
   },
   'POST /tokens': {

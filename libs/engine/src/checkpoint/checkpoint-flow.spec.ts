@@ -468,3 +468,50 @@ describe("a failed checkpoint's CRIU logs", () => {
     expect(restored.restore!.keptLogs).toBeUndefined();
   });
 });
+
+describe('CheckpointFlow, forensic copies', () => {
+  it('dumps with --leave-running, stores the images, and kills nothing: the workload runs on where it was', async () => {
+    const { shell, flow, workloads } = setup(aCheckpoint({ mode: 'forensic' }));
+    scriptHealthy(shell);
+    const seen: string[] = [];
+    const save = workloads.save.bind(workloads);
+    workloads.save = (w) => (seen.push(w.state), save(w));
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('stored');
+    expect(phaseNames(cp.phases)).toEqual([
+      'preflight:ok',
+      'prepare:ok',
+      'dump:ok',
+      'transfer:ok',
+      'verify:ok',
+      'commit:ok',
+      'cleanup:ok',
+    ]);
+    const dump = shell.ran('node-a', /criu dump/)[0]!;
+    expect(dump).toContain('--leave-running');
+    expect(dump).not.toContain('--leave-stopped');
+    expect(shell.ran('node-a', /kill -KILL/)).toHaveLength(0);
+    expect(cp.phases.find((p) => p.name === 'commit')!.detail).toMatch(/forensic copy stored .* pid 4242 runs on/);
+    // never 'migrating' (nothing may treat it as frozen or moving), never 'checkpointed'
+    expect(seen.filter((s) => s !== 'running')).toEqual([]);
+    expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-a', pid: 4242, state: 'running' });
+  });
+
+  it('a storage checkpoint of the same workload still dumps --leave-stopped and kills the source', async () => {
+    const { shell, flow } = setup(aCheckpoint());
+    scriptHealthy(shell);
+    await flow.take('cp-1');
+    expect(shell.ran('node-a', /criu dump/)[0]).toContain('--leave-stopped');
+    expect(shell.ran('node-a', /kill -KILL/)).toHaveLength(1);
+  });
+
+  it('restoring a forensic copy makes a clone: recorded as such, the workload record is not moved', async () => {
+    const { shell, flow, workloads } = setup({ ...aRestoreRequest(), mode: 'forensic' });
+    scriptHealthy(shell);
+    const cp = await flow.restore('cp-1', 1);
+    expect(cp.state).toBe('restored');
+    expect(cp.restore).toMatchObject({ restoredPid: 777, clone: true });
+    expect(cp.restore!.phases.find((p) => p.name === 'commit')!.detail).toMatch(/clone .* pid 777 on node-b/);
+    expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-a', pid: 4242, state: 'running' });
+  });
+});

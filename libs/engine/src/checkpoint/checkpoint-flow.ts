@@ -59,6 +59,7 @@ interface Session {
 const ran = (s: Session, name: string) => s.view.phases.some((p) => p.name === name);
 /** The commit phase ended well: the end state follows once cleanup is done, so readers never see it early. */
 const committed = (s: Session) => s.view.phases.some((p) => p.name === 'commit' && p.ok);
+const forensic = (cp: CheckpointRecord) => cp.mode === 'forensic';
 
 /**
  * Checkpoints to a storage node, and their restores, with the migration engine's own steps.
@@ -214,8 +215,12 @@ export class CheckpointFlow {
       return { channel, transfer: { images: transfer, files } };
     });
     try {
-      await steps.markMigrating(ctx);
-      const dumped = await phases.run(view, 'dump', () => strategy.dump(ctx, channel));
+      // A forensic copy leaves the workload where it runs: it is never 'migrating', and CRIU resumes it
+      // as soon as its memory is dumped (--leave-running); the freeze is the dump's frozen time only.
+      if (!forensic(cp)) await steps.markMigrating(ctx);
+      const dumped = await phases.run(view, 'dump', () =>
+        strategy.dump(ctx, channel, forensic(cp) ? { leaveRunning: true } : {}),
+      );
       Object.assign(cp, {
         transport: view.transport,
         ...(view.transportRoute ? { transportRoute: view.transportRoute } : {}),
@@ -255,10 +260,21 @@ export class CheckpointFlow {
     });
   }
 
-  /** The commit point of taking: the images are stored and verified, so the frozen source is killed. */
+  /**
+   * The commit point of taking: the images are stored and verified, so the frozen source is killed.
+   * A forensic copy kills nothing: the workload ran on (CRIU resumed it after the dump) and stays the workload.
+   */
   private async commitTake(s: Session): Promise<void> {
     const { cp, ctx, phases, view } = s;
     const { source, workload } = ctx;
+    if (forensic(cp)) {
+      await phases.run(view, 'commit', (phase) => {
+        cp.storedAt = this.clock.now().toISOString();
+        phase.detail = `forensic copy stored in ${cp.imageDir} on ${ctx.destination.id}; pid ${workload.pid} runs on, on ${source.id}`;
+        return Promise.resolve();
+      });
+      return;
+    }
     await phases.run(view, 'commit', async (phase) => {
       const state = await this.ops.killTree(source, workload.pid);
       if (state !== 'gone')
@@ -397,13 +413,21 @@ export class CheckpointFlow {
     if (stats) request.criu = stats;
   }
 
-  /** The restored tree runs verified: the workload lives on the destination now. */
+  /**
+   * The restored tree runs verified: the workload lives on the destination now. A forensic checkpoint's
+   * restore is a clone: the workload record (the original, still running) is left as it is.
+   */
   private async commitRestore(s: Session): Promise<void> {
     const { cp, ctx, phases, view } = s;
     const { workload, destination } = ctx;
     await phases.run(view, 'commit', async (phase) => {
       const pid = cp.restore?.restoredPid;
       if (!pid) throw new Error('no restored pid was recorded');
+      if (forensic(cp)) {
+        cp.restore!.clone = true;
+        phase.detail = `clone of a forensic copy runs as pid ${pid} on ${destination.id}; workload '${workload.id}' itself is unchanged (pid ${workload.pid} on ${workload.nodeId})`;
+        return;
+      }
       Object.assign(workload, {
         nodeId: destination.id,
         pid,

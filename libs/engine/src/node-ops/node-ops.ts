@@ -1,7 +1,7 @@
 import { type CriuFeatureCheck, checkArgv, parseFeatureCheck } from '@spotlift/criu';
 import type { NodeRecord } from '@spotlift/domain';
 import { armed } from '@spotlift/node-commands';
-import { NodeShell, shellJoin, shq, type CommandResult } from '@spotlift/transport';
+import { NodeShell, shellJoin, shq, type CommandResult, type RemoteProcess } from '@spotlift/transport';
 import { type NodeCommand, nodeCommand } from './node-command.js';
 import { type NodeLock, type NodeLockOptions, takeNodeLock } from './node-lock.js';
 import * as sh from './node-scripts.js';
@@ -81,6 +81,13 @@ export class NodeOps {
   /** `stdin`: text the command reads (e.g. a small file as base64), in the same round trip. */
   async run(node: NodeRecord, command: NodeCommand, timeoutMs: number, stdin?: string): Promise<CommandResult> {
     return this.shell.exec(node, command, { timeoutMs, ...(stdin !== undefined ? { stdin } : {}) });
+  }
+
+  /** Starts a command whose stdout the caller streams on (an export archive); `stdin` is written and closed. */
+  async stream(node: NodeRecord, command: NodeCommand, stdin: string): Promise<RemoteProcess> {
+    const proc = await this.shell.spawn(node, command);
+    proc.stdin.end(stdin);
+    return proc;
   }
 
   async runTimed(node: NodeRecord, command: NodeCommand, timeoutMs: number): Promise<TimedResult> {

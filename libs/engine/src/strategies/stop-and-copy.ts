@@ -107,12 +107,17 @@ export class StopAndCopy implements MigrationStrategy {
   }
 
   /** Node-side times of the dump command: the end anchors CRIU's frozen time, the start is the fallback. */
-  async dump(ctx: MigrationContext, channel: PageChannel): Promise<{ startNs?: bigint; endNs: bigint }> {
+  async dump(
+    ctx: MigrationContext,
+    channel: PageChannel,
+    opts: { leaveRunning?: boolean } = {},
+  ): Promise<{ startNs?: bigint; endNs: bigint }> {
     const { source, workload } = ctx;
     const res = await this.ops.runTimed(
       source,
       criu.dump(workload.pid, ctx.sourceDir, channel.connect, {
         ...(channel.tls ? { tls: channel.tls.client } : {}),
+        ...(opts.leaveRunning ? { leaveRunning: true } : {}),
         ghostLimitBytes: this.config.ghostLimitBytes,
       }),
       this.config.criuTimeoutMs,

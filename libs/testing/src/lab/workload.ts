@@ -20,6 +20,8 @@ export interface WorkloadOptions {
   ghostKiB?: number;
   /** Working directory (must exist on the node). */
   cwd?: string;
+  /** Also hold a TCP listener on 0.0.0.0:port in the node's network namespace. */
+  tcpListen?: number;
 }
 
 /**
@@ -35,6 +37,7 @@ export async function startWorkload(nodeId: string, opts: WorkloadOptions): Prom
   if (opts.ghostFile) args.push('--ghost-file', opts.ghostFile);
   if (opts.ghostKiB !== undefined) args.push('--ghost-kib', String(opts.ghostKiB));
   if (opts.cwd) args.push('--cwd', opts.cwd);
+  if (opts.tcpListen !== undefined) args.push('--tcp-listen', String(opts.tcpListen));
   const { stdout } = await runLabScript('workload.sh', args, 120_000);
   const pid = Number(stdout.trim().split('\n').pop());
   if (!Number.isInteger(pid) || pid <= 0) throw new Error(`lab: workload.sh printed no pid: ${stdout}`);

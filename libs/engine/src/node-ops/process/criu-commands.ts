@@ -111,14 +111,15 @@ export function dump(
   pid: number,
   dir: string,
   to: CriuEndpoint,
-  opts: { tls?: CriuTlsOptions; ghostLimitBytes?: number; prev?: string } = {},
+  opts: { tls?: CriuTlsOptions; ghostLimitBytes?: number; prev?: string; leaveRunning?: boolean } = {},
 ): NodeCommand {
   return nodeCommand(
     shellJoin(
       dumpArgv({
         pid,
         imagesDir: dir,
-        leaveStopped: true,
+        // A forensic copy resumes the tree itself; everything else stays frozen until its commit point.
+        ...(opts.leaveRunning ? { leaveRunning: true } : { leaveStopped: true }),
         pageServer: to,
         log: { file: `${dir}/dump.log` },
         ...(opts.prev ? { prevImagesDir: opts.prev, trackMem: true } : {}),

@@ -22,3 +22,39 @@ export function checkImages(dir: string, checksums: string): NodeCommand {
     `cd ${shq(dir)} || exit 2; out=$(sha256sum -c ${checksums} 2>&1); rc=$?; printf '%s\\n' "$out" | grep -v ': OK$' | head -n 5; exit $rc`,
   );
 }
+
+/** Prints `FILE <bytes> <name>` for each regular file directly in `dir` (a stored checkpoint's images). */
+export function listImageFiles(dir: string): NodeCommand {
+  return nodeCommand(`cd ${shq(dir)} || exit 2; find . -maxdepth 1 -type f -printf 'FILE %s %f\\n'`);
+}
+
+/**
+ * Prints `IMG <name> <base64>` for each named file of `dir`, in one round trip. The caller names files it
+ * listed and sized first (listImageFiles), so the answer is bounded before it is asked for.
+ */
+export function readImageFiles(dir: string, names: readonly string[]): NodeCommand {
+  const each = names.map((n) => `printf 'IMG %s ' ${shq(n)}; base64 -w0 ${shq(n)}; echo;`).join(' ');
+  return nodeCommand(`cd ${shq(dir)} || exit 2; ${each}`);
+}
+
+/** `length` bytes of `dir/name` from `offset`, as base64 (tail seeks in a regular file: no read of the start). */
+export function readImageRange(dir: string, name: string, offset: number, length: number): NodeCommand {
+  return nodeCommand(`tail -c +${offset + 1} ${shq(`${dir}/${name}`)} | head -c ${length} | base64 -w0`);
+}
+
+/**
+ * Streams a checkpoint archive in Podman's layout to stdout: the images under `checkpoint/` (a symlink to
+ * the stored directory, followed by tar -h), the metadata files read from stdin (one `name base64` line
+ * each) and `stats-dump` at the top. Logs and spotlift's own SHA256SUMS stay out. The staging directory is
+ * removed when tar ends, however it ends.
+ */
+export function exportArchive(imageDir: string, stageDir: string, names: readonly string[]): NodeCommand {
+  const reads = names.map((n) => `read -r _ b && printf '%s' "$b" | base64 -d > ${shq(n)} || exit 3;`).join(' ');
+  return nodeCommand(
+    `rm -rf ${shq(stageDir)} && mkdir -p -m 0700 ${shq(stageDir)} && cd ${shq(stageDir)} || exit 2; ` +
+      // A hung-up SSH channel (the caller left) is a signal: turned into an exit, so the EXIT trap cleans up.
+      `trap 'rm -rf ${shq(stageDir)}' EXIT; trap 'exit 1' HUP INT TERM PIPE; ${reads} ` +
+      `ln -s ${shq(imageDir)} checkpoint && cp ${shq(`${imageDir}/stats-dump`)} stats-dump 2>/dev/null; ` +
+      `tar -chf - --exclude='checkpoint/*.log' --exclude='checkpoint/SHA256SUMS' ${names.map(shq).join(' ')} $(ls stats-dump 2>/dev/null) checkpoint`,
+  );
+}

@@ -1,0 +1,134 @@
+import { Injectable } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { BadRequestError, ConflictError, NotFoundError, type CheckpointRecord } from '@spotlift/domain';
+import {
+  MAX_PATTERN_BYTES,
+  patternBytes,
+  type ExportLayout,
+  type ImageInspection,
+  type SearchResult,
+} from '@spotlift/criu';
+import type { RemoteProcess } from '@spotlift/transport';
+import { Clock, NodeOps, StoredImages } from '@spotlift/engine';
+import { CheckpointRepository, NodeRepository } from '@spotlift/store';
+
+export const SearchCheckpoint = z
+  .object({
+    /** Up to 256 bytes once encoded (a hex pattern: two digits per byte). */
+    pattern: z
+      .string()
+      .min(1)
+      .max(MAX_PATTERN_BYTES * 2),
+    encoding: z.enum(['utf8', 'hex']).default('utf8'),
+    maxHits: z.number().int().min(1).max(1000).default(100),
+    /** Bytes shown before and after each hit. */
+    context: z.number().int().min(0).max(256).default(32),
+    /** The scan ends after this long and says so (`truncated: 'time'`). */
+    timeoutMs: z.number().int().min(100).max(120_000).default(30_000),
+  })
+  .strict();
+export type SearchCheckpoint = z.infer<typeof SearchCheckpoint>;
+
+export interface CheckpointInspection {
+  checkpoint: string;
+  mode: 'storage' | 'forensic';
+  workloadId: string;
+  storageNodeId: string;
+  imageDir: string;
+  /** Not in the images (CRIU writes neither): the writing node's CRIU and kernel as its probe recorded them. */
+  writer: { nodeId: string; criuVersion?: string; kernel?: string };
+  /** Every file of the stored checkpoint with its size. */
+  imageFiles: Record<string, number>;
+  inspection: ImageInspection;
+  durationMs: number;
+}
+
+/**
+ * Inspection and memory search of stored checkpoints (admin only, every call audited: the images hold the
+ * workload's memory). Reads from the storage node over SSH (StoredImages), decodes in the orchestrator.
+ */
+@Injectable()
+export class ForensicsService {
+  constructor(
+    private readonly checkpoints: CheckpointRepository,
+    private readonly nodes: NodeRepository,
+    private readonly ops: NodeOps,
+    private readonly clock: Clock,
+  ) {}
+
+  async inspect(id: string): Promise<CheckpointInspection> {
+    const started = this.clock.now().getTime();
+    const { cp, images } = await this.open(id);
+    const { inspection, files } = await images.inspect();
+    const source = await this.nodes.get(cp.sourceNodeId);
+    return {
+      checkpoint: cp.id,
+      mode: cp.mode ?? 'storage',
+      workloadId: cp.workloadId,
+      storageNodeId: cp.storageNodeId,
+      imageDir: cp.imageDir,
+      writer: {
+        nodeId: cp.sourceNodeId,
+        ...(cp.criuVersion ? { criuVersion: cp.criuVersion } : {}),
+        ...(source?.probe?.kernel ? { kernel: source.probe.kernel } : {}),
+      },
+      imageFiles: files,
+      inspection,
+      durationMs: this.clock.now().getTime() - started,
+    };
+  }
+
+  async search(id: string, body: SearchCheckpoint): Promise<SearchResult & { checkpoint: string; durationMs: number }> {
+    let pattern: Uint8Array;
+    try {
+      pattern = patternBytes(body.pattern, body.encoding);
+    } catch (error) {
+      throw new BadRequestError(`pattern: ${(error as Error).message}`);
+    }
+    const started = this.clock.now().getTime();
+    const { cp, images } = await this.open(id);
+    const deadline = started + body.timeoutMs;
+    const result = await images.search(pattern, {
+      maxHits: body.maxHits,
+      context: body.context,
+      expired: () => this.clock.now().getTime() >= deadline,
+    });
+    return { checkpoint: cp.id, ...result, durationMs: this.clock.now().getTime() - started };
+  }
+
+  /** The archive stream (Podman's layout) from the storage node, and what it could not fill. */
+  async export(id: string): Promise<{ proc: RemoteProcess; layout: ExportLayout; filename: string }> {
+    const { cp, images } = await this.open(id);
+    const source = await this.nodes.get(cp.sourceNodeId);
+    const { proc, layout } = await images.export(
+      {
+        checkpointId: cp.id,
+        workloadId: cp.workloadId,
+        ...(cp.workloadName ? { workloadName: cp.workloadName } : {}),
+        createdAt: cp.createdAt,
+        ...(cp.storedAt ? { storedAt: cp.storedAt } : {}),
+        mode: cp.mode ?? 'storage',
+        sourceNodeId: cp.sourceNodeId,
+        ...(cp.criuVersion ? { criuVersion: cp.criuVersion } : {}),
+        ...(source?.probe?.kernel ? { kernel: source.probe.kernel } : {}),
+      },
+      `${cp.imageDir}.export-${randomBytes(4).toString('hex')}`,
+    );
+    return { proc, layout, filename: `checkpoint-${cp.workloadId}-${cp.id}.tar` };
+  }
+
+  /** A checkpoint whose images are on its storage node (stored, or restored: the images stay until DELETE). */
+  private async open(id: string): Promise<{ cp: CheckpointRecord; images: StoredImages }> {
+    const cp = await this.checkpoints.get(id);
+    if (!cp) throw new NotFoundError('checkpoint', id);
+    if (cp.state !== 'stored' && cp.state !== 'restored' && cp.state !== 'restoring') {
+      throw new ConflictError(`checkpoint '${cp.id}' is ${cp.state}: it has no complete images to read`, {
+        state: cp.state,
+      });
+    }
+    const storage = await this.nodes.get(cp.storageNodeId);
+    if (!storage) throw new NotFoundError('node', cp.storageNodeId);
+    return { cp, images: StoredImages.of(this.ops, storage, cp) };
+  }
+}

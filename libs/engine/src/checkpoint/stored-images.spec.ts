@@ -1,0 +1,90 @@
+/**
+ * Reading a stored checkpoint from its storage node, with a scripted node answering from the real fixture
+ * dump (libs/criu/test/fixtures/forensic): what is listed bounds what is read, and a storage node that
+ * answers otherwise fails the read with an image error. The lab run: test/forensics.e2e-spec.ts.
+ */
+import { aNode, ScriptedNodeShell } from '@spotlift/testing';
+import { patternBytes } from '@spotlift/criu';
+import { loadImages, WORKDIR } from '../../../criu/test/forensic-fixture.js';
+import { NodeOps } from '../node-ops/node-ops.js';
+import { STORED_IMAGE_LIMITS, StoredImages } from './stored-images.js';
+
+const DIR = '/var/lib/spotlift/checkpoints/wl-1/cp-1';
+const files = loadImages();
+const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
+
+function storageNode(over: { list?: string; files?: Record<string, Uint8Array> } = {}) {
+  const shell = new ScriptedNodeShell();
+  const served = over.files ?? files;
+  const list =
+    over.list ??
+    Object.entries(files)
+      .map(([n, b]) => `FILE ${b.length} ${n}`)
+      .join('\n');
+  shell
+    .on({ node: 'node-c', match: /find \. -maxdepth 1/, reply: { stdout: `${list}\n` } })
+    .on({
+      node: 'node-c',
+      match: /printf 'IMG/,
+      reply: (cmd) => ({
+        stdout: [...cmd.matchAll(/printf 'IMG %s ' '?([^' ;]+)'?;/g)]
+          .map((m) => `IMG ${m[1]} ${served[m[1]!] ? b64(served[m[1]!]!) : ''}`)
+          .join('\n'),
+      }),
+    })
+    .on({
+      node: 'node-c',
+      match: /tail -c \+\d+ /,
+      reply: (cmd) => {
+        const [, off, name, len] = /tail -c \+(\d+) '?[^ ']*\/([^ '/]+)'? \| head -c (\d+)/.exec(cmd)!;
+        const buf = served[name!]!;
+        return { stdout: b64(buf.subarray(Number(off) - 1, Number(off) - 1 + Number(len))) };
+      },
+    });
+  return { shell, images: new StoredImages(new NodeOps(shell), aNode('node-c'), DIR) };
+}
+
+describe('StoredImages', () => {
+  it('inspects: lists, reads the metadata images in one round trip, pages only where command lines are', async () => {
+    const { shell, images } = storageNode();
+    const { inspection, files: listed } = await images.inspect();
+    expect(listed['pages-1.img']).toBe(61440);
+    expect(inspection.processes[0]!.cmdline?.[0]).toBe(`${WORKDIR}/workload`);
+    expect(shell.ran('node-c', /printf 'IMG/)).toHaveLength(1);
+    expect(shell.ran('node-c', /printf 'IMG/)[0]).not.toContain('pages-');
+    // one 1 MiB block of each pages file covers its command line (a 60 KiB file: the whole file)
+    expect(shell.ran('node-c', /tail -c/)).toHaveLength(2);
+  });
+
+  it('searches the pages over SSH in bounded blocks', async () => {
+    const { images } = storageNode();
+    const r = await images.search(patternBytes('SPOTLIFT-FORENSIC-NEEDLE-4711', 'utf8'), {
+      maxHits: 10,
+      context: 4,
+      expired: () => false,
+    });
+    expect(r.hits.filter((h) => h.mapping.endsWith('[heap]')).map((h) => h.pid)).toEqual([1, 2]);
+  });
+
+  it('a file that arrives with another size than listed is an image error', async () => {
+    const { images } = storageNode({ files: { ...files, 'core-1.img': files['core-1.img']!.subarray(0, 100) } });
+    await expect(images.inspect()).rejects.toThrow("core-1.img from 'node-c' arrived with 100 bytes, listed as 2324");
+  });
+
+  it('a metadata image listed larger than the bound is not read at all', async () => {
+    const list = Object.entries(files)
+      .map(([n, b]) => `FILE ${n === 'mm-1.img' ? STORED_IMAGE_LIMITS.maxFileBytes + 1 : b.length} ${n}`)
+      .join('\n');
+    const { shell, images } = storageNode({ list });
+    await expect(images.inspect()).rejects.toThrow(/mm-1.img on 'node-c' is 4194305 bytes; a metadata image over/);
+    expect(shell.ran('node-c', /printf 'IMG/)).toHaveLength(0);
+  });
+
+  it('names that are not plain image names are ignored; a missing pstree is said plainly', async () => {
+    const list = Object.entries(files)
+      .map(([n, b]) => `FILE ${b.length} ${n === 'pstree.img' ? '../pstree.img' : n}`)
+      .join('\n');
+    const { images } = storageNode({ list });
+    await expect(images.inspect()).rejects.toThrow('pstree.img is missing from the images');
+  });
+});

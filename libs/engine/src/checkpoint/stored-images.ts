@@ -1,0 +1,181 @@
+import { type CheckpointRecord, DomainError, type NodeRecord } from '@spotlift/domain';
+import {
+  CriuImageError,
+  exportLayout,
+  inspectImages,
+  type ExportInput,
+  type ExportLayout,
+  metadataImageNames,
+  readPagemap,
+  searchMemory,
+  type ImageInspection,
+  type PageSource,
+  type Pagemap,
+  type SearchLimits,
+  type SearchResult,
+} from '@spotlift/criu';
+import type { NodeOps } from '../node-ops/node-ops.js';
+import type { RemoteProcess } from '@spotlift/transport';
+import {
+  exportArchive,
+  listImageFiles,
+  readImageFiles,
+  readImageRange,
+} from '../node-ops/process/image-store-commands.js';
+
+/**
+ * A stored checkpoint's images, read from the storage node for inspection and search. The storage node is
+ * a node too (trusted with nothing): names are checked, sizes are listed before anything is read and bounded,
+ * what arrives must match what was listed, and every byte is decoded by the bounded pure reader.
+ */
+export const STORED_IMAGE_LIMITS = {
+  /** One metadata image (core, mm, files...): real ones are KiB. */
+  maxFileBytes: 4 << 20,
+  /** All metadata images of one checkpoint together, read in one round trip: as base64 within the 8 MiB stdout bound. */
+  maxMetadataBytes: 5 << 20,
+  /** Pages are read in blocks of this size, a few kept. */
+  block: 1 << 20,
+  cachedBlocks: 8,
+} as const;
+
+const NAME = /^[A-Za-z0-9._-]{1,128}$/;
+
+export class StoredImages {
+  private sizes?: Map<string, number>;
+  private readonly blocks = new Map<string, Uint8Array>();
+
+  constructor(
+    private readonly ops: NodeOps,
+    private readonly node: NodeRecord,
+    private readonly dir: string,
+  ) {}
+
+  static of(ops: NodeOps, node: NodeRecord, cp: CheckpointRecord): StoredImages {
+    return new StoredImages(ops, node, cp.imageDir);
+  }
+
+  /** File name -> size, as the storage node lists them; names that are not plain image names are dropped. */
+  async list(): Promise<Map<string, number>> {
+    if (this.sizes) return this.sizes;
+    const res = await this.ops.run(this.node, listImageFiles(this.dir), 30_000);
+    if (res.code !== 0) {
+      throw new DomainError(
+        'images_unavailable',
+        `the images in ${this.dir} on '${this.node.id}' cannot be listed (exit ${res.code}): ${res.stderr.trim().slice(0, 200)}`,
+        { node: this.node.id },
+        true,
+      );
+    }
+    const sizes = new Map<string, number>();
+    for (const m of res.stdout.matchAll(/^FILE (\d+) (\S+)$/gm)) if (NAME.test(m[2]!)) sizes.set(m[2]!, Number(m[1]));
+    this.sizes = sizes;
+    return sizes;
+  }
+
+  /** The named files' bytes; each must be listed, within the bounds, and arrive with the listed size. */
+  async read(names: readonly string[]): Promise<Record<string, Uint8Array>> {
+    const sizes = await this.list();
+    let total = 0;
+    for (const n of names) {
+      const size = sizes.get(n);
+      if (size === undefined) throw new CriuImageError(`${n} is not in ${this.dir} on '${this.node.id}'`);
+      if (size > STORED_IMAGE_LIMITS.maxFileBytes) {
+        throw new CriuImageError(
+          `${n} on '${this.node.id}' is ${size} bytes; a metadata image over ${STORED_IMAGE_LIMITS.maxFileBytes} is not read`,
+        );
+      }
+      total += size;
+    }
+    if (total > STORED_IMAGE_LIMITS.maxMetadataBytes) {
+      throw new CriuImageError(
+        `the checkpoint's metadata images are ${total} bytes together, over ${STORED_IMAGE_LIMITS.maxMetadataBytes}`,
+      );
+    }
+    const res = await this.ops.run(this.node, readImageFiles(this.dir, names), 60_000);
+    const out: Record<string, Uint8Array> = {};
+    for (const m of res.stdout.matchAll(/^IMG (\S+) ([A-Za-z0-9+/=]*)$/gm)) {
+      if (names.includes(m[1]!)) out[m[1]!] = new Uint8Array(Buffer.from(m[2]!, 'base64'));
+    }
+    for (const n of names) {
+      if (out[n]?.length !== sizes.get(n)) {
+        throw new CriuImageError(
+          `${n} from '${this.node.id}' arrived with ${out[n]?.length ?? 0} bytes, listed as ${sizes.get(n)}`,
+        );
+      }
+    }
+    return out;
+  }
+
+  /** Pages read in aligned blocks over SSH, only within the listed size of each pages file. */
+  pageSource(): PageSource {
+    return {
+      read: async (file, offset, length) => {
+        const size = (await this.list()).get(file);
+        if (size === undefined || offset < 0 || offset + length > size) return undefined;
+        const out = new Uint8Array(length);
+        const { block } = STORED_IMAGE_LIMITS;
+        for (let at = offset; at < offset + length;) {
+          const start = at - (at % block);
+          const bytes = await this.block(file, start, Math.min(block, size - start));
+          const from = at - start;
+          const take = Math.min(bytes.length - from, offset + length - at);
+          if (take <= 0) return undefined;
+          out.set(bytes.subarray(from, from + take), at - offset);
+          at += take;
+        }
+        return out;
+      },
+    };
+  }
+
+  private async block(file: string, start: number, length: number): Promise<Uint8Array> {
+    const key = `${file}@${start}`;
+    const cached = this.blocks.get(key);
+    if (cached) return cached;
+    const res = await this.ops.run(this.node, readImageRange(this.dir, file, start, length), 60_000);
+    const bytes = new Uint8Array(Buffer.from(res.stdout.trim(), 'base64'));
+    if (bytes.length !== length) {
+      throw new CriuImageError(`${file} on '${this.node.id}': ${bytes.length} bytes at ${start}, expected ${length}`);
+    }
+    if (this.blocks.size >= STORED_IMAGE_LIMITS.cachedBlocks) this.blocks.delete(this.blocks.keys().next().value!);
+    this.blocks.set(key, bytes);
+    return bytes;
+  }
+
+  /** What the images hold (inspectImages), pages read only where a command line lies. */
+  async inspect(): Promise<{ inspection: ImageInspection; files: Record<string, number> }> {
+    const sizes = await this.list();
+    const files = await this.read(metadataImageNames([...sizes.keys()]));
+    const inspection = await inspectImages(files, this.pageSource());
+    return { inspection, files: Object.fromEntries([...sizes].sort(([a], [b]) => a.localeCompare(b))) };
+  }
+
+  /** Scans every dumped page for `pattern`, within `limits`. */
+  async search(pattern: Uint8Array, limits: SearchLimits): Promise<SearchResult> {
+    const sizes = await this.list();
+    const files = await this.read(metadataImageNames([...sizes.keys()]));
+    const { processes } = await inspectImages(files, this.pageSource());
+    const maps = new Map<number, Pagemap>();
+    for (const p of processes) {
+      const name = `pagemap-${p.pid}.img`;
+      if (files[name]) maps.set(p.pid, readPagemap(name, files[name]));
+    }
+    return searchMemory(processes, maps, this.pageSource(), pattern, limits);
+  }
+
+  /**
+   * The checkpoint as an archive in Podman's layout, streamed from the storage node (tar's stdout): the
+   * metadata files come from the decoded images; `stageDir` (next to the images) is removed when tar ends.
+   */
+  async export(
+    input: Omit<ExportInput, 'inspection'>,
+    stageDir: string,
+  ): Promise<{ proc: RemoteProcess; layout: ExportLayout }> {
+    const { inspection } = await this.inspect();
+    const layout = exportLayout({ ...input, inspection });
+    const names = Object.keys(layout.files);
+    const stdin = names.map((n) => `${n} ${Buffer.from(layout.files[n]!).toString('base64')}\n`).join('');
+    const proc = await this.ops.stream(this.node, exportArchive(this.dir, stageDir, names), stdin);
+    return { proc, layout };
+  }
+}
