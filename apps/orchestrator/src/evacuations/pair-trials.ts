@@ -169,7 +169,10 @@ export class PairTrials implements OnApplicationBootstrap, OnApplicationShutdown
     });
     // At boot: every pair missing a trial or with an old one; then new nodes and probe changes every minute.
     this.kick(true);
-    this.timers = [setInterval(() => this.kick(false), Math.min(CHECK_MS, every)), setInterval(() => this.kick(true), every)];
+    this.timers = [
+      setInterval(() => this.kick(false), Math.min(CHECK_MS, every)),
+      setInterval(() => this.kick(true), every),
+    ];
     for (const t of this.timers) t.unref();
   }
 
