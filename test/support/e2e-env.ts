@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
 import {
   HeartbeatCollector,
-  labConfigPath,
+  withoutTrialsAhead,
   labDir,
   labUp,
   netnsPath,
@@ -108,13 +108,11 @@ export async function setupE2e(opts: E2eOptions): Promise<E2eEnv<Orchestrator | 
   let orchs: (Orchestrator | OrchestratorProcess)[];
   if (opts.mode === 'process') {
     const main = await buildOrchestrator();
-    let configPath = labConfigPath();
-    if (opts.config) {
-      const dir = join(labDir(), 'e2e');
-      mkdirSync(dir, { recursive: true });
-      configPath = join(dir, `config-${prefix}.json`);
-      writeFileSync(configPath, JSON.stringify(nodesConfig));
-    }
+    // Always a file of the suite's own: no trials ahead of notices unless it asks (withoutTrialsAhead).
+    const dir = join(labDir(), 'e2e');
+    mkdirSync(dir, { recursive: true });
+    const configPath = join(dir, `config-${prefix}.json`);
+    writeFileSync(configPath, JSON.stringify(withoutTrialsAhead(nodesConfig)));
     orchs = envs.map(
       (env) =>
         new OrchestratorProcess(

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { AppModule } from '../../apps/orchestrator/src/app.module.js';
 import { setupApiDocs } from '../../apps/orchestrator/src/auth/api-docs.js';
 import { loadConfig } from '../../apps/orchestrator/src/config/app-config.js';
-import { labAuthorizedKeys } from '@spotlift/testing';
+import { labAuthorizedKeys, withoutTrialsAhead } from '@spotlift/testing';
 
 /** What a test needs of any orchestrator, in this process or a child one: its API with the bearer token. */
 export interface ApiClient {
@@ -40,7 +40,7 @@ export async function startOrchestrator(opts: {
 }): Promise<Orchestrator> {
   const token = randomBytes(24).toString('hex');
   const configPath = join(tmpdir(), `spotlift-test-${process.pid}-${randomBytes(4).toString('hex')}.json`);
-  writeFileSync(configPath, JSON.stringify(opts.nodesConfig));
+  writeFileSync(configPath, JSON.stringify(withoutTrialsAhead(opts.nodesConfig)));
   const config = loadConfig({
     SPOTLIFT_CONFIG: configPath,
     SPOTLIFT_API_TOKEN: token,

@@ -79,8 +79,12 @@ export const EvacuationSettings = z
      * missing post-copy trials of the source's pairs run first, for at most this many seconds; 0: never.
      */
     trialBudgetSeconds: z.number().min(0).max(300).default(15),
-    /** Every this many seconds one node pair without a stored post-copy trial gets one (ahead of notices); 0: off. */
-    trialRefreshSeconds: z.number().min(0).max(86_400).default(0),
+    /**
+     * Post-copy trials ahead of notices (pair-trials.ts): pairs of a node (re-)registered or whose probe changed,
+     * at once; every pair whose trial is older than this, every this many seconds; one at a time per
+     * installation. 0: none ahead of notices (only the evacuation's own, with slack).
+     */
+    trialRefreshSeconds: z.number().min(0).max(604_800).default(21_600),
     /** Approve an Azure event (StartRequests) this long before its deadline if we are not done by then. */
     azureAckLeadSeconds: z.number().min(0).max(600).default(10),
   })

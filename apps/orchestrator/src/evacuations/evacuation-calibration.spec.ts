@@ -42,7 +42,33 @@ describe('calibrateFromMigrations', () => {
     expect(c.fixedCostSeconds).toBeCloseTo(0.3);
   });
 
-  it('keeps the configured figures with fewer than three usable samples (post-copy, failed, unmeasured ignored)', () => {
+  it.each([
+    // 512 MiB at 256 MiB/s = 2 s of pages, arriving after resume: the move ends with the pages phase.
+    ['post-copy', 0.3, 5, 0.3],
+    ['hybrid', 0.4, 6, 0.4],
+  ] as const)(
+    'reads completed %s migrations by their pages phase: whole freeze fixed',
+    (strategy, downS, endS, fixed) => {
+      const lazy = (i: number) =>
+        done(i, 512, 1, downS, {
+          strategy,
+          phases: [
+            {
+              name: 'pages',
+              startedAt: new Date(T0 + i * 60_000 + 1000).toISOString(),
+              endedAt: new Date(T0 + i * 60_000 + endS * 1000).toISOString(),
+              ok: true,
+            },
+          ],
+        });
+      const c = calibrateFromMigrations([lazy(1), lazy(2), lazy(3)]);
+      expect(c.samples).toBe(3);
+      expect(c.perMigrationOverheadSeconds).toBeCloseTo(endS - 2);
+      expect(c.fixedCostSeconds).toBeCloseTo(fixed);
+    },
+  );
+
+  it('keeps the configured figures with fewer than three usable samples (failed, unmeasured, pages unfinished ignored)', () => {
     const c = calibrateFromMigrations([
       done(1, 512, 3, 2.2),
       done(2, 512, 3, 0.3, { strategy: 'post-copy' }),

@@ -213,7 +213,7 @@ export class EvacuationCoordinator {
       addEvent(
         rec,
         now,
-        `model calibrated from ${calibration.samples} completed stop-and-copy migration(s): ${calibration.perMigrationOverheadSeconds.toFixed(2)} s without pages per migration, ${calibration.fixedCostSeconds!.toFixed(2)} s of freeze without pages`,
+        `model calibrated from ${calibration.samples} completed migration(s) (stop-and-copy, post-copy, hybrid): ${calibration.perMigrationOverheadSeconds.toFixed(2)} s without pages per migration, ${calibration.fixedCostSeconds!.toFixed(2)} s of freeze without pages`,
       );
     addEvent(rec, now, `planned: ${plan.summary}`);
     if (busy.length)

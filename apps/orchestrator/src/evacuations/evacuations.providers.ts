@@ -29,6 +29,7 @@ import { NoticesController } from '../notices/notices.controller.js';
 import { EvacuationCoordinator } from './evacuation-coordinator.js';
 import { EvacuationQueue } from './evacuation-queue.js';
 import { PairTrials } from './pair-trials.js';
+import { RedisTrialLease, TrialLease } from './trial-lease.js';
 import {
   CheckpointEndListener,
   EvacuationChangeListener,
@@ -84,6 +85,11 @@ export function evacuationProviders(config: AppConfig): Provider[] {
       ? [
           EvacuationCoordinator,
           PairTrials,
+          {
+            provide: TrialLease,
+            inject: [REDIS, AppConfig],
+            useFactory: (r: Redis, c: AppConfig) => new RedisTrialLease(r, `${c.redisPrefix}:pair-trials:lease`),
+          },
           EvacuationsProcessor,
           NoticeWatchers,
           // Queue events wake the coordinators (see evacuation-signals.ts).

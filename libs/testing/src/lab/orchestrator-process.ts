@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, openSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { labAuthorizedKeys, labDir, repoRoot } from './paths.js';
@@ -56,6 +57,24 @@ export function builtOrchestratorMain(): string {
   return join(repoRoot(), 'dist', 'apps', 'orchestrator', 'src', 'main.js');
 }
 
+/**
+ * A suite's orchestrator config: no post-copy trials ahead of notices unless the suite sets
+ * `evacuation.trialRefreshSeconds` itself. They are on by default in the product (pair-trials.ts); here a trial
+ * starting on its own would add probe migrations, trial records and node locks that suites count or time.
+ */
+export function withoutTrialsAhead(config: unknown): unknown {
+  const c = config as { evacuation?: Record<string, unknown> };
+  return { ...c, evacuation: { trialRefreshSeconds: 0, ...c.evacuation } };
+}
+
+/** The lab's nodes.json as a suite's config (withoutTrialsAhead), written to a file of this process. */
+function labConfigForTests(): string {
+  const path = join(tmpdir(), `spotlift-lab-config-${process.pid}.json`);
+  const lab: unknown = JSON.parse(readFileSync(join(labDir(), 'nodes.json'), 'utf8'));
+  writeFileSync(path, JSON.stringify(withoutTrialsAhead(lab)));
+  return path;
+}
+
 export class OrchestratorProcess {
   readonly token = randomBytes(24).toString('hex');
   readonly prefix: string;
@@ -98,7 +117,7 @@ export class OrchestratorProcess {
     this.child = spawn('node', [this.main], {
       env: {
         ...process.env,
-        SPOTLIFT_CONFIG: join(labDir(), 'nodes.json'),
+        SPOTLIFT_CONFIG: labConfigForTests(),
         SPOTLIFT_API_TOKEN: this.token,
         REDIS_URL: `redis://127.0.0.1:${this.redisPort}`,
         SPOTLIFT_REDIS_PREFIX: this.prefix,
