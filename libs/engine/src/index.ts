@@ -24,3 +24,4 @@ export * from './sweeper/owner-marker.js';
 export * from './sweeper/sweep-decision.js';
 export * from './sweeper/sweeper.js';
 export * from './podman/index.js';
+export * from './copy-order.js';
