@@ -63,6 +63,8 @@ const host = (name: string, ordered = true) =>
     ordered ? ORDER : undefined,
   );
 
+const versionIn = (r: Rec | undefined): number => r?.version ?? 0;
+
 const emptyRedis = async () => {
   for (const r of await redis.list()) await redis.delete(r.id);
 };
@@ -103,6 +105,18 @@ describe('copies of one record on two worker hosts, Redis emptied twice', () => 
     await emptyRedis();
     for (const h of order) await hosts[h].restoreMissing();
     expect(await redis.get('m1')).toMatchObject({ state: 'completed' });
+  });
+
+  it('an unfinished copy saved on since (a higher version) still never stands over the final one', async () => {
+    const { a, b } = await staleOnA();
+    await emptyRedis();
+    await a.restoreMissing();
+    // A stale re-run saved on top of A's copy before B's write-back came: its version passes B's final one.
+    for (let i = 0; i < 5; i++) await redis.save((await redis.get('m1'))!);
+    expect(versionIn(await redis.get('m1'))).toBeGreaterThan(versionIn((await b.journal.get('m1'))!.record));
+    await b.restoreMissing();
+    expect(await redis.get('m1')).toMatchObject({ state: 'completed' });
+    expect(await b.get('m1')).toMatchObject({ state: 'completed' });
   });
 
   it('versions keep counting across a write-back: a later unfinished copy beats an earlier one, whoever writes first', async () => {
