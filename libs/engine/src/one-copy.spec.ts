@@ -246,10 +246,10 @@ describe('a stale copy of a migration run again', () => {
   });
 
   it('the process key no longer matches the one the job claimed (another process at that pid): nothing resumed', async () => {
-    const identity = { bootId: 'boot', pidNs: 'ns', startTime: 99 };
+    const identity = { bootId: 'boot', pidNs: 'ns', startTime: '99' };
     const kit = engineKit({
       migration: { ...staleUpToRestore(), restoredPid: undefined, claimKey: 'proc:boot:ns:4242:99' },
-      workload: aWorkload({ identity: { ...identity, startTime: 123 } }),
+      workload: aWorkload({ identity: { ...identity, startTime: '123' } }),
     });
     scriptHappyPath(kit.shell);
     const m = await kit.engine.run('mig-1', kit.control);

@@ -310,7 +310,7 @@ describe('rollback: a workload that exited', () => {
 });
 
 describe('rollback: only while the stored workload record names the process this job started from', () => {
-  const identity = (startTime: number) => ({ bootId: 'b', pidNs: 'ns', startTime });
+  const identity = (startTime: number) => ({ bootId: 'b', pidNs: 'ns', startTime: String(startTime) });
   const moved = (why: string) =>
     `${why}: the workload moved elsewhere, so this job rolls nothing back (no kill, no resume); nothing was touched`;
   type Row = [string, Partial<WorkloadRecord>, Partial<MigrationRecord>, string | undefined];
