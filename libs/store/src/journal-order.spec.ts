@@ -53,14 +53,14 @@ const shared = (): Repository<Rec> => {
   return r;
 };
 
-const host = (name: string, ordered = true) =>
+const host = (name: string, ordered: boolean | RecordOrder<Rec> = true) =>
   new JournaledRepository<Rec>(
     shared(),
     new LocalJournal(join(dir, name)),
     () => new Date('2026-12-06T22:00:00.000Z'),
     () => undefined,
     () => true,
-    ordered ? ORDER : undefined,
+    ordered === true ? ORDER : ordered || undefined,
   );
 
 const versionIn = (r: Rec | undefined): number => r?.version ?? 0;
@@ -139,6 +139,44 @@ describe('copies of one record on two worker hosts, Redis emptied twice', () => 
     expect(await redis.get('w1')).toMatchObject({ state: 'on node-b', version: 5 });
   });
 
+  it('a copy saved while Redis was away goes over the same version written back by another host, not over a later one', async () => {
+    const a = host('a');
+    const b = host('b');
+    await a.save({ id: 'm1', state: 'running', updatedAt: '0' });
+    const onA = (await a.get('m1'))!;
+    await b.get('m1');
+    await b.save((await b.get('m1'))!); // B's journal: v2
+    down = true;
+    await a.save({ ...onA, updatedAt: 'a' }); // pending on A, made from v1: its next save
+    down = false;
+    await emptyRedis();
+    await redis.saveAtLeast({ id: 'm1', state: 'running', updatedAt: 'v1 from elsewhere' }, 1); // v1, not A's basis
+    expect(await a.flush()).toEqual({ written: ['m1'], skipped: [] });
+    expect(await redis.get('m1')).toMatchObject({ updatedAt: 'a', version: 2 });
+    // B's v2 copy is the same version as A's pending one (both next saves of v1): Redis's copy stands.
+    await emptyRedis();
+    await b.restoreMissing();
+    down = true;
+    await a.save({ ...onA, updatedAt: 'a again' });
+    down = false;
+    expect(await a.flush()).toEqual({ written: [], skipped: ['m1'] });
+    expect(await redis.get('m1')).toMatchObject({ version: 2 });
+    expect((await redis.get('m1'))!.updatedAt).not.toMatch(/^a/);
+  });
+
+  it("a save never goes over another host's final copy, nor over its copy of the same version", async () => {
+    const a = host('a');
+    const b = host('b');
+    await a.save({ id: 'm1', state: 'running', updatedAt: '0' });
+    const onA = (await a.get('m1'))!;
+    const onB = (await b.get('m1'))!;
+    await b.save({ ...onB, updatedAt: 'b' }); // v2 by B
+    await expect(a.save({ ...onA, updatedAt: 'a' })).rejects.toThrow(/changed while/);
+    await b.save({ ...(await b.get('m1'))!, state: 'completed' }); // v3, final
+    await expect(a.save({ ...onA, version: 9, updatedAt: 'a' })).rejects.toThrow(/changed while/);
+    expect(await redis.get('m1')).toMatchObject({ state: 'completed', version: 3 });
+  });
+
   it('two copies made from one version while Redis was away: the final one wins over the unfinished one', async () => {
     const a = host('a');
     const b = host('b');
@@ -176,7 +214,7 @@ describe('copies of one record on two worker hosts, Redis emptied twice', () => 
 });
 
 describe('an unfinished copy written back into a Redis that lost the record', () => {
-  it('is marked (whatever runs it next decides from the nodes); a finished one, or one written over a copy, is not', async () => {
+  it('is marked (whatever runs it next decides from the nodes); a finished one, or a pending one flushed, is not', async () => {
     const a = host('a');
     await a.save({ id: 'm1', state: 'running', updatedAt: '1' });
     await a.save({ id: 'm2', state: 'completed', updatedAt: '1' });
@@ -194,6 +232,22 @@ describe('an unfinished copy written back into a Redis that lost the record', ()
     expect(await b.flush()).toEqual({ written: ['m3'], skipped: [] });
     expect(await redis.get('m3')).toMatchObject({ updatedAt: 'pending' });
     expect((await redis.get('m3'))!.restoredFromJournal).toBeUndefined();
+    // Written over an older copy Redis holds (not lost): not marked either.
+    const c = host('c');
+    for (let i = 0; i < 3; i++) await c.save({ id: 'm4', state: 'running', updatedAt: 'c' });
+    await redis.delete('m4');
+    await redis.save({ id: 'm4', state: 'running', updatedAt: 'older' });
+    expect(await c.restoreMissing()).toMatchObject({ written: ['m4'] });
+    expect(await redis.get('m4')).toMatchObject({ updatedAt: 'c', version: 3 });
+    expect((await redis.get('m4'))!.restoredFromJournal).toBeUndefined();
+    // The same into a Redis that came back empty: the pending copy is the latest of a run this host drove.
+    await emptyRedis();
+    down = true;
+    await b.save({ ...(await b.get('m3'))!, updatedAt: 'pending again' });
+    down = false;
+    expect(await b.flush()).toEqual({ written: ['m3'], skipped: [] });
+    expect(await redis.get('m3')).toMatchObject({ updatedAt: 'pending again' });
+    expect((await redis.get('m3'))!.restoredFromJournal).toBeUndefined();
   });
 
   it('without an order (nodes, evacuations) nothing changes: Redis keeps the copy it has, versions restart', async () => {
@@ -206,5 +260,13 @@ describe('an unfinished copy written back into a Redis that lost the record', ()
     await b.restoreMissing();
     expect(await redis.get('n1')).toMatchObject({ state: 'old', version: 1 });
     expect((await redis.get('n1'))!.restoredFromJournal).toBeUndefined();
+  });
+
+  it('an order without a mark (workloads) writes back unmarked', async () => {
+    const a = host('a', { isFinal: () => false });
+    await a.save({ id: 'w1', state: 'on node-a', updatedAt: '1' });
+    await emptyRedis();
+    expect(await a.restoreMissing()).toEqual({ written: ['w1'], skipped: [] });
+    expect((await redis.get('w1'))!.restoredFromJournal).toBeUndefined();
   });
 });

@@ -93,15 +93,14 @@ export class JournaledRepository<T extends Stamped> extends Repository<T> {
   /**
    * Whether the journal's copy stands over Redis's. Unordered kinds: only a pending copy, and only while Redis
    * holds nothing someone else wrote since. Ordered kinds (RecordOrder): a final copy over an unfinished one;
-   * else a pending copy over the copy it was made from (or one this worker wrote); else the higher version (a
-   * pending copy counts one above the version it was made from: it is that version's next save). Equal
-   * versions from two writers: Redis's copy stands (it was there first).
+   * else the higher version, a pending copy counting one above the version it was made from (it is that
+   * version's next save, so it also goes over the very copy it was made from). Equal versions from two writers:
+   * Redis's copy stands (it was there first).
    */
   private journalWins(entry: JournalEntry<T>, stored: T): boolean {
     if (!this.order) return entry.pending && !redisHasNewer(stored, entry);
     const mineFinal = this.order.isFinal(entry.record);
     if (mineFinal !== this.order.isFinal(stored)) return mineFinal;
-    if (entry.pending && !redisHasNewer(stored, entry)) return true;
     return versionOf(entry.record) + (entry.pending ? 1 : 0) > versionOf(stored);
   }
 
