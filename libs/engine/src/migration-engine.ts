@@ -131,7 +131,10 @@ export class MigrationEngine {
     } catch (error) {
       if (error instanceof MovedElsewhere) {
         // Decided from the records and nothing touched: an end state now (a retry would find the same), and no
-        // cleanup (the image directories may be the other run's).
+        // cleanup (the image directories may be the other run's). The run that moved it may have written its end
+        // state meanwhile: that one is the migration's outcome, and stays.
+        const current = await this.migrations.get(migration.id).catch(() => undefined);
+        if (current && isFinished(current)) return current;
         migration.error = error.message;
         await this.finish(ctx, 'failed', false);
         return migration;

@@ -224,6 +224,29 @@ describe('a stale copy of a migration run again', () => {
     expect(await kit.workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', pid: 777, state: 'running' });
   });
 
+  it("the end state the other run wrote meanwhile stays the migration's outcome (not overwritten by 'failed')", async () => {
+    const kit = engineKit({
+      migration: staleUpToRestore(),
+      workload: aWorkload({ nodeId: 'node-b', pid: 777, state: 'running' }),
+    });
+    kit.shell.on({
+      node: 'node-b',
+      match: /CRIU_IDLE/,
+      reply: () => {
+        void kit.migrations.update('mig-1', (m) => {
+          m.state = 'completed';
+          m.notes = ['by the other worker'];
+        });
+        return { stdout: 'CRIU_IDLE yes\n' };
+      },
+    });
+    scriptHappyPath(kit.shell);
+    const m = await kit.engine.run('mig-1', kit.control);
+    expect(m).toMatchObject({ state: 'completed', notes: ['by the other worker'] });
+    expect(await kit.migrations.get('mig-1')).toMatchObject({ state: 'completed', notes: ['by the other worker'] });
+    expect(kit.shell.ran('node-b', /kill -KILL|kill -CONT/)).toEqual([]);
+  });
+
   it('the record moved by another worker while this run was under way (read afresh): the rollback touches nothing', async () => {
     const kit = engineKit();
     kit.shell.on({
