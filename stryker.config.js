@@ -10,8 +10,8 @@ export default {
   mutate: [
     'libs/engine/src/rollback.ts',
     'libs/engine/src/recovery.ts',
-    // The engine's phase guard (the cancel and commit claims), attempt and settle (rollback or not).
-    'libs/engine/src/migration-engine.ts:191-254',
+    // The engine's phase guard (the cancel and commit claims, a lost node-lock lease), attempt and settle.
+    'libs/engine/src/migration-engine.ts:239-326',
     'libs/store/src/migration-flags.ts',
     'apps/orchestrator/src/migrations/migration-cancel.service.ts',
     'libs/engine/src/steps/preflight-checks.ts',

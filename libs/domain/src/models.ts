@@ -209,6 +209,12 @@ export interface MigrationRecord {
   restoredPid?: number;
   /** The process's key (`processKey`) this job claimed at creation: its claim and node-side lock use it. */
   claimKey?: string;
+  /**
+   * When a worker's journal wrote this unfinished record back into a Redis that had lost it: it may be a stale
+   * copy of a host that did not drive the job to its end, so a job run from it only recovers from what the
+   * nodes say and never starts the migration over (libs/store RecordOrder, the engine's run).
+   */
+  restoredFromJournal?: string;
   error?: string;
   rollbackReason?: string;
   /** A job that did not complete: where the tails of its CRIU logs outlive its image directories (per node). */

@@ -22,7 +22,14 @@ import { watchForCancel } from './cancel-watch.js';
 import { Recovery, addNote, commitStarted, committed, mayBeFrozen, type RecoveryOutcome } from './recovery.js';
 import { Rollback } from './rollback.js';
 import { saveWorkloadFields } from './workload-writes.js';
-import { CancelledError, LeaseLostError, MigrationInterrupted, UNCONTROLLED, type RunControl } from './run-control.js';
+import {
+  CancelledError,
+  LeaseLostError,
+  MigrationInterrupted,
+  MovedElsewhere,
+  UNCONTROLLED,
+  type RunControl,
+} from './run-control.js';
 import { MigrationSteps } from './steps/migration-steps.js';
 import type { MigrationStrategy } from './strategies/migration-strategy.port.js';
 import type { StrategyDeps } from './strategies/strategy-deps.js';
@@ -135,15 +142,46 @@ export class MigrationEngine {
           ? await this.containers.recovery.recover(ctx, control)
           : await this.recovery.recover(ctx, control);
       }
-      if (outcome === 'restart') outcome = await this.attempt(ctx, control);
+      if (outcome === 'restart') {
+        outcome = migration.restoredFromJournal ? await this.notStartedAgain(ctx) : await this.attempt(ctx, control);
+      }
       await this.finish(ctx, outcome);
       return migration;
     } catch (error) {
+      if (error instanceof MovedElsewhere) {
+        // Decided from the records and nothing touched: an end state now (a retry would find the same), and no
+        // cleanup (the image directories may be the other run's). The run that moved it may have written its end
+        // state meanwhile: that one is the migration's outcome, and stays.
+        const current = await this.migrations.get(migration.id).catch(() => undefined);
+        if (current && isFinished(current)) return current;
+        migration.error = error.message;
+        await this.finish(ctx, 'failed', false);
+        return migration;
+      }
       throw await this.interrupted(ctx, error as Error);
     } finally {
       this.phases.guard(migration.id, undefined);
       await this.unlockSource(migration.id);
     }
+  }
+
+  /**
+   * A record a worker's journal brought back after Redis lost it (`restoredFromJournal`), in which recovery
+   * found nothing frozen: it may be a stale copy of a migration another worker finished (or drives) since, so
+   * it is never started over, which would freeze the workload again on the word of an old record. Under the
+   * node-side lock (a run still driving it holds that lock: then wait for it), it ends `failed`, the workload
+   * untouched.
+   */
+  private async notStartedAgain(ctx: MigrationContext): Promise<MigrationRecord['state']> {
+    if (!(await this.lockSource(ctx))) {
+      throw new MigrationInterrupted(
+        `the node-side lock of this workload on ${ctx.source.id} is held by another session (a run still driving this migration?); nothing was touched, trying again later`,
+        true,
+        false,
+      );
+    }
+    ctx.migration.error = `this record was brought back from a worker's journal after Redis lost it (${ctx.migration.restoredFromJournal}) and nothing of it was frozen: not started again, since the copy may be stale (another worker may have moved the workload since); the workload was not touched; start a new migration if it should still move`;
+    return 'failed';
   }
 
   /** The key of the process this job moves: its claim and its node-side lock. */
@@ -236,9 +274,29 @@ export class MigrationEngine {
       if (!(await control.claimCommit())) throw new CancelledError(name, false);
       return;
     }
+    await this.checkLease(ctx, name);
     if (await control.cancelRequested()) throw new CancelledError(name, !mayBeFrozen(ctx.migration));
     // 'prepare' follows the checks of every strategy and precedes anything that seizes the tree.
     if (name === 'prepare') await this.claimBeforeFreeze(ctx, control, resumed);
+  }
+
+  /**
+   * The node-side lock's lease (node-lock.ts) found lost: its holder ended, so another session may hold the
+   * lock now. Before the freeze the job stops here and is retried (the retry takes the lock afresh, or waits
+   * for whoever holds it); the lease is renewed right before a phase that seizes the tree (the dump, a pre-copy
+   * round), so a lapse is seen there rather than by the next timer. After the freeze nothing is stopped: what
+   * this job froze is its own to finish or roll back by the usual rules, and no later phase seizes the tree.
+   */
+  private async checkLease(ctx: MigrationContext, name: PhaseName): Promise<void> {
+    const lock = this.locks.get(ctx.migration.id);
+    if (!lock || mayBeFrozen(ctx.migration)) return;
+    const lost = SEIZES.has(name) ? (await lock.renew()) === 'lost' : lock.lost;
+    if (!lost) return;
+    throw new MigrationInterrupted(
+      `the node-side lock's lease on ${ctx.source.id} was lost before '${name}' (another session may hold the lock now); nothing was frozen, trying again`,
+      true,
+      false,
+    );
   }
 
   private async attempt(ctx: MigrationContext, control: RunControl): Promise<MigrationRecord['state']> {
@@ -374,6 +432,9 @@ export class MigrationEngine {
 function isContainer(ctx: MigrationContext): boolean {
   return ctx.workload.kind === 'podman';
 }
+
+/** Phases that seize the source tree (a dump, a pre-dump round): the lease is renewed right before them. */
+const SEIZES: ReadonlySet<PhaseName> = new Set<PhaseName>(['dump', 'precopy']);
 
 /** Errors a later try may not see again: a node that did not answer over SSH. */
 function isTransient(error: Error): boolean {

@@ -5,8 +5,10 @@
  * is still busy keeps the source frozen, and a commit whose source kill failed never rolls back.
  */
 import { readFileSync } from 'node:fs';
+import { jest } from '@jest/globals';
 import { aMigration, aWorkload } from '@spotlift/testing';
 import { aPhase, engineKit, scriptHappyPath } from '@spotlift/testing';
+import { NodeOps } from './node-ops/node-ops.js';
 import { MigrationInterrupted } from './run-control.js';
 
 const seizeLog = (name: string) =>
@@ -159,5 +161,186 @@ describe('rollback and commit keep the one copy', () => {
     expect(m.state).toBe('running');
     expect(m.phases.map((p) => p.name)).not.toContain('rollback');
     expect(await kit.flags.requestCancel('mig-1')).toBe('committed');
+  });
+});
+
+/**
+ * A stale copy of a migration run again (issue 9, test/worker-hosts.e2e-spec.ts): a worker's journal wrote back
+ * an unfinished copy after Redis came back empty, while another worker had finished the migration. Whatever
+ * the stale record says, the run decides from the workload record and the nodes, and touches nothing that is
+ * no longer this job's.
+ */
+describe('a stale copy of a migration run again', () => {
+  const RESTORED = '2026-12-06T22:00:00.000Z';
+  /** The copy as the stale host last saw it: restored on node-b (pid 777), not yet verified. */
+  const staleUpToRestore = () =>
+    aMigration({
+      state: 'running',
+      restoredPid: 777,
+      restoredFromJournal: RESTORED,
+      phases: ['preflight', 'prepare', 'dump', 'transfer', 'restore']
+        .map((n) => aPhase(n as 'dump', true))
+        .concat(aPhase('verify')),
+    });
+
+  it('brought back from a journal with nothing frozen: never started over; failed, the workload untouched', async () => {
+    const kit = engineKit({
+      migration: aMigration({ state: 'running', restoredFromJournal: RESTORED, phases: [aPhase('preflight', true)] }),
+    });
+    scriptHappyPath(kit.shell);
+    const m = await kit.engine.run('mig-1', kit.control);
+    expect(m.state).toBe('failed');
+    expect(m.error).toMatch(/brought back from a worker's journal after Redis lost it .* not started again/);
+    expect(kit.shell.ran('node-a', /criu dump|criu pre-dump|kill -KILL|kill -CONT/)).toEqual([]);
+    expect(kit.shell.ran('node-b', /criu page-server|criu restore|kill -KILL|kill -CONT/)).toEqual([]);
+    expect(await kit.workloads.get('wl-1')).toMatchObject({ nodeId: 'node-a', pid: 4242, state: 'running' });
+  });
+
+  it('... unless a run still driving it holds the node-side lock: then it waits (retried), nothing decided', async () => {
+    const kit = engineKit({
+      migration: aMigration({ state: 'running', restoredFromJournal: RESTORED, phases: [aPhase('preflight', true)] }),
+    });
+    kit.shell.on({ node: 'node-a', match: /flock -n/, reply: { code: 75, stdout: 'LOCK_BUSY\n' } });
+    scriptHappyPath(kit.shell);
+    const error = await kit.engine.run('mig-1', kit.control).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'MigrationInterrupted', transient: true, frozen: false });
+    expect((await kit.migrations.get('mig-1'))!.state).toBe('running');
+  });
+
+  it('the workload record names the copy another worker committed on node-b: the rollback kills and resumes nothing', async () => {
+    const kit = engineKit({
+      migration: staleUpToRestore(),
+      workload: aWorkload({ nodeId: 'node-b', pid: 777, state: 'running' }),
+    });
+    scriptHappyPath(kit.shell); // no restored.pid left on node-b (the other worker cleaned up): recovery rolls back
+    const m = await kit.engine.run('mig-1', kit.control);
+    expect(m.state).toBe('failed');
+    expect(m.error).toBe(
+      "the workload record names pid 777 on 'node-b', not pid 777 on the source 'node-a' this job started from: the workload moved elsewhere, so this job rolls nothing back (no kill, no resume); nothing was touched",
+    );
+    expect(kit.shell.ran('node-b', /kill -KILL|kill -CONT/)).toEqual([]);
+    expect(kit.shell.ran('node-a', /kill -KILL|kill -CONT/)).toEqual([]);
+    expect(m.phases.map((p) => p.name)).not.toContain('rollback');
+    expect(await kit.workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', pid: 777, state: 'running' });
+  });
+
+  it("the end state the other run wrote meanwhile stays the migration's outcome (not overwritten by 'failed')", async () => {
+    const kit = engineKit({
+      migration: staleUpToRestore(),
+      workload: aWorkload({ nodeId: 'node-b', pid: 777, state: 'running' }),
+    });
+    kit.shell.on({
+      node: 'node-b',
+      match: /CRIU_IDLE/,
+      reply: () => {
+        void kit.migrations.update('mig-1', (m) => {
+          m.state = 'completed';
+          m.notes = ['by the other worker'];
+        });
+        return { stdout: 'CRIU_IDLE yes\n' };
+      },
+    });
+    scriptHappyPath(kit.shell);
+    const m = await kit.engine.run('mig-1', kit.control);
+    expect(m).toMatchObject({ state: 'completed', notes: ['by the other worker'] });
+    expect(await kit.migrations.get('mig-1')).toMatchObject({ state: 'completed', notes: ['by the other worker'] });
+    expect(kit.shell.ran('node-b', /kill -KILL|kill -CONT/)).toEqual([]);
+  });
+
+  it('the record moved by another worker while this run was under way (read afresh): the rollback touches nothing', async () => {
+    const kit = engineKit();
+    kit.shell.on({
+      node: 'node-b',
+      match: /criu restore/,
+      reply: () => {
+        // another worker moved the workload meanwhile (its record now names node-c)
+        void kit.workloads.update('wl-1', (w) => {
+          w.nodeId = 'node-c';
+          w.pid = 9;
+        });
+        return { code: 1, stdout: 'SPOTLIFT_TIMES 1 2 1\n' };
+      },
+    });
+    scriptHappyPath(kit.shell);
+    const m = await kit.engine.run('mig-1', kit.control);
+    expect(m.state).toBe('failed');
+    expect(m.error).toMatch(/names pid 9 on 'node-c', not pid 4242 on the source 'node-a'.*rolls nothing back/);
+    expect(kit.shell.ran('node-a', /kill -CONT/)).toEqual([]);
+  });
+
+  it('the process key no longer matches the one the job claimed (another process at that pid): nothing resumed', async () => {
+    const identity = { bootId: 'boot', pidNs: 'ns', startTime: '99' };
+    const kit = engineKit({
+      migration: { ...staleUpToRestore(), restoredPid: undefined, claimKey: 'proc:boot:ns:4242:99' },
+      workload: aWorkload({ identity: { ...identity, startTime: '123' } }),
+    });
+    scriptHappyPath(kit.shell);
+    const m = await kit.engine.run('mig-1', kit.control);
+    expect(m.state).toBe('failed');
+    expect(m.error).toMatch(/names another process \(proc:boot:ns:4242:123\) than the one this job claimed/);
+    expect(kit.shell.ran('node-a', /kill -KILL|kill -CONT/)).toEqual([]);
+  });
+
+  it('a stale commit whose workload moved on to node-c: kills nothing on the source, failed with why', async () => {
+    const kit = engineKit({
+      migration: aMigration({
+        state: 'running',
+        restoredPid: 777,
+        phases: [aPhase('verify', true), aPhase('commit')],
+      }),
+      workload: aWorkload({ nodeId: 'node-c', pid: 4242, state: 'running' }),
+    });
+    scriptHappyPath(kit.shell);
+    const m = await kit.engine.run('mig-1', kit.control);
+    expect(m.state).toBe('failed');
+    expect(m.error).toMatch(
+      /names pid 4242 on 'node-c'.* so this job kills nothing \(pid 4242 on node-a is not killed\)/,
+    );
+    expect(kit.shell.ran('node-a', /kill -KILL|kill -CONT/)).toEqual([]);
+    expect(kit.shell.ran('node-b', /kill -KILL|kill -CONT/)).toEqual([]);
+  });
+});
+
+describe("the node-side lock's lease found lost", () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  it('before the freeze (renewed right before the dump): the job stops without freezing and is retried', async () => {
+    const kit = engineKit();
+    kit.shell.on({ node: 'node-a', match: /echo RENEWED/, reply: { stdout: 'LEASE_LOST\n' } });
+    scriptHappyPath(kit.shell);
+    const error = await kit.engine.run('mig-1', kit.control).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MigrationInterrupted);
+    expect(error).toMatchObject({ transient: true, frozen: false });
+    expect((error as Error).message).toMatch(/lease on node-a was lost before 'dump'/);
+    expect(kit.shell.ran('node-a', /criu dump|kill -/)).toEqual([]);
+    expect((await kit.migrations.get('mig-1'))!.state).toBe('running');
+  });
+
+  it('after the freeze: the job drives the migration to its end (one dump, completed), it does not stop half way', async () => {
+    const kit = engineKit();
+    let frozen = false;
+    kit.shell.on({
+      node: 'node-a',
+      match: /criu dump/,
+      reply: () => ((frozen = true), { stdout: 'SPOTLIFT_TIMES 1000000000000 1001000000000 0\n' }),
+    });
+    scriptHappyPath(kit.shell);
+    // The lease is lost the moment the tree is frozen (its holder ended): every later phase boundary sees it.
+    const hold = NodeOps.prototype.holdLock;
+    jest.spyOn(NodeOps.prototype, 'holdLock').mockImplementation(async function (this: NodeOps, ...args) {
+      const lock = (await hold.apply(this, args))!;
+      return {
+        path: lock.path,
+        owner: lock.owner,
+        renew: lock.renew,
+        release: lock.release,
+        get lost() {
+          return frozen;
+        },
+      };
+    });
+    const m = await kit.engine.run('mig-1', kit.control);
+    expect(m.state).toBe('completed');
+    expect(kit.shell.ran('node-a', /criu dump/)).toHaveLength(1);
   });
 });

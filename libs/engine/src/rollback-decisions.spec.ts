@@ -54,7 +54,12 @@ function step(c: ShellCall): string {
 async function rollBack(
   phases: PhaseName[],
   nodes: Nodes,
-  over: { migration?: Partial<MigrationRecord>; config?: Partial<EngineConfig> } = {},
+  over: {
+    migration?: Partial<MigrationRecord>;
+    config?: Partial<EngineConfig>;
+    /** The stored workload record (another worker may have moved it); the job's own copy is unchanged. */
+    stored?: Partial<WorkloadRecord>;
+  } = {},
 ) {
   const shell = new ScriptedNodeShell(true);
   shell
@@ -75,7 +80,7 @@ async function rollBack(
   const migrations = new InMemoryRecords<MigrationRecord>();
   const workloads = new InMemoryRecords<WorkloadRecord>();
   // Someone else renamed the workload meanwhile: rollback writes only its state over that.
-  await workloads.save(aWorkload({ state: 'migrating', name: 'renamed-meanwhile' }));
+  await workloads.save(aWorkload({ state: 'migrating', name: 'renamed-meanwhile', ...over.stored }));
   const workload = aWorkload({ state: 'migrating' });
   const ctx: MigrationContext = {
     migration,
@@ -301,5 +306,69 @@ describe('rollback: a workload that exited', () => {
     expect(r.alive).toBe(true);
     expect(r.stored.state).toBe('running');
     expect(r.phase.detail).toBe(`source pid 4242 on node-a resumed (state ${state})`);
+  });
+});
+
+describe('rollback: only while the stored workload record names the process this job started from', () => {
+  const identity = (startTime: number) => ({ bootId: 'b', pidNs: 'ns', startTime: String(startTime) });
+  const moved = (why: string) =>
+    `${why}: the workload moved elsewhere, so this job rolls nothing back (no kill, no resume); nothing was touched`;
+  type Row = [string, Partial<WorkloadRecord>, Partial<MigrationRecord>, string | undefined];
+  const rows: Row[] = [
+    [
+      'moved to node-b by another worker (its restored copy, same pid): nothing killed, nothing resumed',
+      { nodeId: 'node-b', pid: 4242 },
+      { restoredPid: 4242 },
+      moved(
+        "the workload record names pid 4242 on 'node-b', not pid 4242 on the source 'node-a' this job started from",
+      ),
+    ],
+    [
+      'another pid on the source node',
+      { pid: 5 },
+      {},
+      moved("the workload record names pid 5 on 'node-a', not pid 4242 on the source 'node-a' this job started from"),
+    ],
+    [
+      'the same pid but another process than the one claimed (its start time)',
+      { identity: identity(2) },
+      { claimKey: 'proc:b:ns:4242:1' },
+      moved(
+        'the workload record names another process (proc:b:ns:4242:2) than the one this job claimed (proc:b:ns:4242:1)',
+      ),
+    ],
+    [
+      'the process the job claimed: rolled back',
+      { identity: identity(1) },
+      { claimKey: 'proc:b:ns:4242:1' },
+      undefined,
+    ],
+    [
+      'a claim made before the identity was known (node:...:pid:...): the node and pid decide, rolled back',
+      { identity: identity(1) },
+      { claimKey: 'node:node-a:pid:4242' },
+      undefined,
+    ],
+  ];
+  it.each(rows)('%s', async (_what, stored, migration, error) => {
+    const r = await rollBack(
+      ['preflight', 'prepare', 'dump', 'transfer', 'restore'],
+      { pidfile: 777 },
+      { stored, migration },
+    );
+    expect(r.error).toBe(error);
+    if (error) {
+      expect(r.steps).toEqual([]);
+      expect(r.migration.phases.map((p) => p.name)).not.toContain('rollback');
+      expect(r.stored).toMatchObject(stored);
+    } else {
+      expect(r.steps).toEqual([
+        `idle? node-b ${DST_DIR} 42s`,
+        ...(migration.restoredPid ? [] : ['pidfile node-b']),
+        'kill node-b 777',
+        `idle? node-a ${SRC_DIR} 42s`,
+        'resume node-a 4242',
+      ]);
+    }
   });
 });

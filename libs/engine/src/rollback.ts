@@ -2,7 +2,8 @@ import type { WorkloadRepository } from '@spotlift/store';
 import type { EngineConfig, MigrationContext } from './engine.types.js';
 import type { NodeOps } from './node-ops/node-ops.js';
 import type { PhaseRecorder } from './phase-recorder.js';
-import { saveWorkloadFields } from './workload-writes.js';
+import { MovedElsewhere } from './run-control.js';
+import { movedAwayFromSource, saveWorkloadFields } from './workload-writes.js';
 
 /**
  * Undo before the commit point. The source may be resumed only once the destination provably runs no copy:
@@ -12,6 +13,10 @@ import { saveWorkloadFields } from './workload-writes.js';
  * copy can exist and an unreachable destination does not hold the source back.
  *
  * Every step is idempotent, so a rollback that dies half way simply runs again.
+ *
+ * A rollback undoes only this job's own move: when the workload record no longer names the process the job
+ * started from (another worker finished the migration and this run comes from a stale copy of its record), it
+ * throws MovedElsewhere before touching anything; the restored tree it would kill may be the workload itself.
  */
 export class Rollback {
   constructor(
@@ -26,6 +31,8 @@ export class Rollback {
     const { migration, workload, source, destination } = ctx;
     const idleMs = this.config.criuIdleTimeoutMs ?? 5 * 60_000;
     let alive = true;
+    const moved = await movedAwayFromSource(this.workloads, ctx);
+    if (moved) throw new MovedElsewhere('rolls nothing back (no kill, no resume)', moved);
     await this.phases.run(migration, 'rollback', async (phase) => {
       const notes: string[] = [];
       const restoreStarted = migration.phases.some((p) => p.name === 'restore');

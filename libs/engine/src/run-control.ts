@@ -56,3 +56,17 @@ export class LeaseLostError extends Error {
     this.name = 'LeaseLostError';
   }
 }
+
+/**
+ * The workload record no longer names the process this job started from (its source node and pid, the process
+ * it claimed): the workload moved elsewhere, e.g. another worker finished this migration and this run comes from
+ * a stale copy of its record. Resuming or killing "the source" now could hit another process (or, where nodes
+ * share a pid namespace, the workload's running copy), so the job ends `failed` with this message and touches
+ * nothing.
+ */
+export class MovedElsewhere extends Error {
+  constructor(action: string, why: string) {
+    super(`${why}: the workload moved elsewhere, so this job ${action}; nothing was touched`);
+    this.name = 'MovedElsewhere';
+  }
+}

@@ -1,4 +1,5 @@
-import type { WorkloadRecord } from '@spotlift/domain';
+import { processKey, type WorkloadRecord } from '@spotlift/domain';
+import type { MigrationContext } from './engine.types.js';
 import { StaleRecordError, type WorkloadRepository } from '@spotlift/store';
 
 /**
@@ -28,4 +29,26 @@ export async function saveWorkloadFields(
   }
   // A record deleted under a running migration: write the engine's copy back (unconditionally, as a new one).
   if (!saved) await repo.save({ ...workload, version: undefined } as WorkloadRecord);
+}
+
+/**
+ * Why the stored workload record no longer names the process this migration started from (undefined while it
+ * does): another node, another pid, or (both keys carrying the process's identity) another process than the
+ * one the job claimed. Read afresh: the engine's copy may predate a move made by another worker. A record that
+ * cannot be read (the store away, nothing journaled) leaves the engine's copy to decide.
+ */
+export async function movedAwayFromSource(
+  repo: WorkloadRepository,
+  ctx: MigrationContext,
+): Promise<string | undefined> {
+  const { migration, workload, source } = ctx;
+  const current = (await repo.get(workload.id).catch(() => undefined)) ?? workload;
+  if (current.nodeId !== source.id || current.pid !== workload.pid) {
+    return `the workload record names pid ${current.pid} on '${current.nodeId}', not pid ${workload.pid} on the source '${source.id}' this job started from`;
+  }
+  const key = processKey(current);
+  if (migration.claimKey?.startsWith('proc:') && key.startsWith('proc:') && key !== migration.claimKey) {
+    return `the workload record names another process (${key}) than the one this job claimed (${migration.claimKey})`;
+  }
+  return undefined;
 }

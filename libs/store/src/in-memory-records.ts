@@ -26,14 +26,19 @@ export class InMemoryRecords<T extends { id: string }> implements Repository<T> 
   }
 
   save(record: T): Promise<void> {
+    return this.saveAtLeast(record, 0);
+  }
+
+  saveAtLeast(record: T, atLeast: number): Promise<void> {
     const v = record as T & Versioned;
     const found = this.records.get(record.id)?.version ?? 0;
     if (this.options.versioned && v.version !== undefined && v.version !== found) {
       return Promise.reject(new StaleRecordError('record', record.id, v.version, found));
     }
     const { version: _drop, ...body } = v;
-    this.records.set(record.id, { raw: JSON.stringify(body), version: found + 1 });
-    if (this.options.versioned) v.version = found + 1;
+    const next = Math.max(found + 1, atLeast);
+    this.records.set(record.id, { raw: JSON.stringify(body), version: next });
+    if (this.options.versioned) v.version = next;
     return Promise.resolve();
   }
 

@@ -24,6 +24,26 @@ export function stampOf(record: object): RecordStamp {
 const same = (a: RecordStamp, b: RecordStamp): boolean => a.version === b.version && a.digest === b.digest;
 
 /**
+ * How copies of one record made on different hosts are ordered (migrations and workloads, whose copies
+ * several worker hosts journal). Versions order them: a copy written back keeps its version (saveAtLeast)
+ * instead of restarting the count when Redis came back empty, so every later copy, on any host, carries a
+ * higher one; clocks and local stamps cannot order copies across hosts. A final copy (a migration's end state)
+ * outranks every unfinished one whatever the versions: the host that drove the job to its end knows more than
+ * one that saw it under way.
+ */
+export interface RecordOrder<T> {
+  isFinal(record: T): boolean;
+  /**
+   * Marks an unfinished copy written back into a Redis that had lost the record: it may be a stale copy of a
+   * host that did not drive the job to its end (the driver's copy lost with Redis, or not written back yet), so
+   * whatever runs it next must decide from the nodes, not from this copy.
+   */
+  restored?(record: T, at: string): void;
+}
+
+const versionOf = (record: object): number => (record as Versioned).version ?? 0;
+
+/**
  * A Repository (the Redis one) with a local journal in front, for the worker's engine: a migration in
  * flight must reach an end state even when Redis goes away under it, so
  * - `save` never fails because Redis did: the copy goes to the journal, marked pending, and the caller
@@ -50,6 +70,8 @@ export class JournaledRepository<T extends Stamped> extends Repository<T> {
     private readonly onBuffered: (id: string, error: Error) => void = () => undefined,
     /** Which save errors mean "Redis is away" (journaled); any other is the caller's to see. */
     private readonly isOutage: (error: Error) => boolean = () => true,
+    /** Copies of this kind from several hosts are ordered (see RecordOrder); absent: Redis's copy stands. */
+    private readonly order?: RecordOrder<T>,
   ) {
     super();
   }
@@ -65,7 +87,21 @@ export class JournaledRepository<T extends Stamped> extends Repository<T> {
     }
     if (!stored) return entry?.record;
     this.seen.set(id, stampOf(stored));
-    return entry?.pending && !redisHasNewer(stored, entry) ? entry.record : stored;
+    return entry && this.journalWins(entry, stored) ? entry.record : stored;
+  }
+
+  /**
+   * Whether the journal's copy stands over Redis's. Unordered kinds: only a pending copy, and only while Redis
+   * holds nothing someone else wrote since. Ordered kinds (RecordOrder): a final copy over an unfinished one;
+   * else the higher version, a pending copy counting one above the version it was made from (it is that
+   * version's next save, so it also goes over the very copy it was made from). Equal versions from two writers:
+   * Redis's copy stands (it was there first).
+   */
+  private journalWins(entry: JournalEntry<T>, stored: T): boolean {
+    if (!this.order) return entry.pending && !redisHasNewer(stored, entry);
+    const mineFinal = this.order.isFinal(entry.record);
+    if (mineFinal !== this.order.isFinal(stored)) return mineFinal;
+    return versionOf(entry.record) + (entry.pending ? 1 : 0) > versionOf(stored);
   }
 
   async list(): Promise<T[]> {
@@ -138,12 +174,30 @@ export class JournaledRepository<T extends Stamped> extends Repository<T> {
     } catch (error) {
       if (!(error instanceof StaleRecordError)) throw error;
       const stored = await this.inner.get(record.id);
-      if (stored && !supersedes(record, stored, written)) throw error;
+      if (stored && !supersedes(record, stored, written) && !this.outranks(record, stored)) throw error;
+      // Ordered kinds keep their place in the order: this save is the next version after the one it was made from.
+      const next = versionOf(record) + 1;
       const version = (stored as Versioned | undefined)?.version;
       if (version === undefined) delete (record as Versioned).version;
       else (record as Versioned).version = version;
-      await this.inner.save(record);
+      await this.write(record, next);
     }
+  }
+
+  /**
+   * Ordered kinds: a save made from a version above Redis's (Redis holds an older copy, e.g. another host's
+   * stale one written back after Redis came back empty) is the newer copy, unless Redis's is final and it is not.
+   */
+  private outranks(record: T, stored: T): boolean {
+    if (!this.order) return false;
+    if (this.order.isFinal(stored) && !this.order.isFinal(record)) return false;
+    return versionOf(record) > versionOf(stored);
+  }
+
+  /** A save that keeps the record's place in the order of versions (ordered kinds, where Redis can). */
+  private async write(record: T, atLeast: number): Promise<void> {
+    if (this.order && this.inner.saveAtLeast) await this.inner.saveAtLeast(record, atLeast);
+    else await this.inner.save(record);
   }
 
   /** Writes pending copies back; stops at the first Redis error (the next reconnect tries again). */
@@ -151,7 +205,10 @@ export class JournaledRepository<T extends Stamped> extends Repository<T> {
     return this.writeBack((e) => e.pending);
   }
 
-  /** Re-creates every journaled record Redis does not have (pending ones included). */
+  /**
+   * Re-creates every journaled record Redis does not have (pending ones included); for ordered kinds also
+   * writes over an older copy Redis holds (another host's, written back before this one's: see RecordOrder).
+   */
   async restoreMissing(): Promise<FlushReport> {
     return this.writeBack(() => true, true);
   }
@@ -177,17 +234,28 @@ export class JournaledRepository<T extends Stamped> extends Repository<T> {
       const written = entry.written ?? [];
       try {
         const stored = await this.inner.get(id);
-        const newer = stored !== undefined && redisHasNewer(stored, entry);
-        if (stored && (missingOnly || newer)) {
-          if (entry.pending && newer) await this.journal.put(stored, false, entry.savedAt, { written });
+        if (stored !== undefined && !this.writesOver(entry, stored, missingOnly)) {
+          // Redis's copy stands; the journal takes it in place of a copy it beat (a pending one; for ordered
+          // kinds any), so a later write-back (Redis emptied again) cannot bring a stale copy back.
+          const beaten = this.order
+            ? !same(stampOf(stored), stampOf(entry.record))
+            : entry.pending && redisHasNewer(stored, entry);
+          if (beaten) await this.journal.put(stored, false, entry.savedAt, { written });
           report.skipped.push(id);
           continue;
         }
-        // The journal's copy wins here: write it over what Redis holds (its version), or afresh.
+        // The journal's copy wins here: write it over what Redis holds (its version), or afresh; ordered kinds at
+        // (at least) the copy's own version, so that it keeps its place among the copies other hosts hold.
+        const atLeast = versionOf(entry.record);
         const version = (stored as Versioned | undefined)?.version;
         if (version === undefined) delete (entry.record as Versioned).version;
         else (entry.record as Versioned).version = version;
-        await this.inner.save(entry.record);
+        // A copy Redis lost, brought back from what this host last wrote (not a pending copy: that is the latest
+        // of a run this host drove through the outage) may be stale: marked (RecordOrder.restored).
+        if (stored === undefined && missingOnly && !entry.pending) {
+          this.order?.restored?.(entry.record, this.now().toISOString());
+        }
+        await this.write(entry.record, atLeast);
         const stamp = stampOf(entry.record);
         this.seen.set(id, stamp);
         await this.journal.put(entry.record, false, entry.savedAt, {
@@ -200,6 +268,16 @@ export class JournaledRepository<T extends Stamped> extends Repository<T> {
       }
     }
     return report;
+  }
+
+  /**
+   * A write-back's journal copy goes over the copy Redis holds: ordered kinds by the order (journalWins);
+   * unordered ones only from the flush, for a pending copy Redis holds nothing newer than (restoreMissing leaves
+   * a record Redis has alone: without an order nothing says whose copy is newer).
+   */
+  private writesOver(entry: JournalEntry<T>, stored: T, missingOnly: boolean): boolean {
+    if (this.order) return this.journalWins(entry, stored);
+    return !missingOnly && this.journalWins(entry, stored);
   }
 }
 

@@ -168,6 +168,11 @@ export class IndexedWorkloadRepository extends WorkloadRepository {
     await this.index.follow(record.id, indexKey(record));
   }
 
+  override async saveAtLeast(record: WorkloadRecord, atLeast: number): Promise<void> {
+    await (this.records.saveAtLeast ? this.records.saveAtLeast(record, atLeast) : this.records.save(record));
+    await this.index.follow(record.id, indexKey(record));
+  }
+
   async delete(id: string): Promise<void> {
     await this.records.delete(id);
     await this.index.follow(id, undefined);

@@ -2,17 +2,19 @@ import type { Redis } from 'ioredis';
 import { type Repository, StaleRecordError, type Versioned, updateLoop } from './repositories.port.js';
 
 // KEYS: record, version counter, index. ARGV: json, expected version (-1: unconditional, 0: only if absent),
-// score, id. Returns the new version, or -1 - found when the expected version is not the stored one.
+// score, id, least new version (0: none; see Repository.saveAtLeast). Returns the new version, or -1 - found
+// when the expected version is not the stored one.
 // (Version 0 also checks the record key: a record written before its kind was versioned has no counter.)
 const SAVE = `
 local found = tonumber(redis.call('GET', KEYS[2]) or '0')
 local expected = tonumber(ARGV[2])
 if expected >= 0 and expected ~= found then return -1 - found end
 if expected == 0 and redis.call('EXISTS', KEYS[1]) == 1 then return -1 - found end
+local next = math.max(found + 1, tonumber(ARGV[5] or '0'))
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('SET', KEYS[2], found + 1)
+redis.call('SET', KEYS[2], next)
 redis.call('ZADD', KEYS[3], 'NX', ARGV[3], ARGV[4])
-return found + 1`;
+return next`;
 
 export interface RecordOptions {
   /** Optimistic concurrency: saves compare-and-set the record's version (see Repository). */
@@ -70,7 +72,11 @@ export class RedisRecords<T extends { id: string }> implements Repository<T> {
     return raws.flatMap((r, i) => (r === null ? [] : [this.parse(r, versions[i])]));
   }
 
-  async save(record: T): Promise<void> {
+  save(record: T): Promise<void> {
+    return this.saveAtLeast(record, 0);
+  }
+
+  async saveAtLeast(record: T, atLeast: number): Promise<void> {
     if (!this.options.versioned) {
       await this.redis
         .multi()
@@ -93,6 +99,7 @@ export class RedisRecords<T extends { id: string }> implements Repository<T> {
         String(expected),
         String(Date.now()),
         record.id,
+        String(atLeast),
       ),
     );
     if (r < 0) throw new StaleRecordError(this.kind, record.id, expected, -1 - r);

@@ -31,6 +31,12 @@ export abstract class Repository<T extends { id: string }> {
   abstract list(): Promise<T[]>;
   abstract save(record: T): Promise<void>;
   abstract delete(id: string): Promise<void>;
+  /**
+   * `save`, with the stored version becoming at least `atLeast` (versioned repositories): a copy written back
+   * from a worker's journal keeps its place in the record's order of versions instead of restarting the count
+   * (JournaledRepository with a RecordOrder). Optional: a repository without it gets plain saves.
+   */
+  saveAtLeast?(record: T, atLeast: number): Promise<void>;
 
   /**
    * Read, change, save, again from a fresh read when another writer came first. `change` gets the stored

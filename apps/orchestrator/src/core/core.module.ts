@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import type { EvacuationRecord, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
 import {
   Clock,
+  MIGRATION_COPY_ORDER,
   MigrationEngine,
   NodeOps,
   PodmanOps,
@@ -13,6 +14,7 @@ import {
   SystemClock,
   TcpPageTransport,
   TlsPageTransport,
+  WORKLOAD_COPY_ORDER,
   type PageTransport,
 } from '@spotlift/engine';
 import {
@@ -35,6 +37,7 @@ import {
   RedisPostCopyTrials,
   RedisProcessIndex,
   RedisRecords,
+  type RecordOrder,
   type Repository,
   WorkloadRepository,
 } from '@spotlift/store';
@@ -99,6 +102,8 @@ function journaled<T extends { id: string; updatedAt?: string }>(
   c: AppConfig,
   kind: string,
   link: RedisLink,
+  /** Migrations and workloads: copies several worker hosts journal are ordered when written back. */
+  order?: RecordOrder<T>,
 ): JournaledRepository<T> {
   return new JournaledRepository<T>(
     inner,
@@ -106,6 +111,7 @@ function journaled<T extends { id: string; updatedAt?: string }>(
     () => new Date(),
     (_id, error) => link.report('journal', error),
     isRedisUnreachableError,
+    order,
   );
 }
 /** The page transports (tcp, tls, ssh) the engine and the checkpoint flow pick from. */
@@ -217,6 +223,7 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
           c,
           'migration',
           l,
+          MIGRATION_COPY_ORDER,
         ),
     },
     {
@@ -232,6 +239,7 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
           c,
           'workload',
           l,
+          WORKLOAD_COPY_ORDER,
         ),
     },
     { provide: NodeOps, inject: [NodeShell], useFactory: (s: NodeShell) => new NodeOps(s) },

@@ -83,8 +83,10 @@ export class StoreResync implements OnApplicationBootstrap {
     if (this.config.runsWorker) await this.resyncJournal(lateBoot ? 'boot' : why);
     this.booted = true;
     if (why === 'reconnect') await this.reseedNodes();
-    // Boot reconciliation could not read Redis then: unfinished migrations whose job is gone get one now.
-    if (lateBoot && this.config.runsWorker) await this.reconciler?.reconcile();
+    // At boot (or at the first reconnect when Redis was away then), only after the journal's write-back: unfinished
+    // migrations whose job is gone get one. Before it, Redis may still hold another host's stale copy of a
+    // migration this host's journal knows finished (worker-hosts.e2e: it was queued, and run again).
+    if ((why === 'boot' || lateBoot) && this.config.runsWorker) await this.reconciler?.reconcile();
   }
 
   private async resyncJournal(why: string): Promise<void> {
@@ -115,9 +117,8 @@ export class StoreResync implements OnApplicationBootstrap {
       restored = [...n.written, ...e.written, ...w.written, ...m.written];
       await this.redis.set(marker, new Date().toISOString());
       await this.requeueEvacuations(e.written);
-      // At boot nothing runs here yet: an unfinished migration brought back needs a job. After an outage
-      // the ones brought back are finished or still driven by this process, so nothing is queued.
-      if (why === 'boot' && m.written.length > 0) await this.reconciler?.reconcile();
+      // After an outage the migrations brought back are finished or still driven by this process: nothing is
+      // queued here (at boot, `resync` reconciles once this write-back is done).
     }
     const written = flushed.flatMap((f) => f.written);
     const skipped = flushed.flatMap((f) => f.skipped);

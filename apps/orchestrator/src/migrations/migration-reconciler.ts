@@ -1,4 +1,4 @@
-import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { MigrationRepository } from '@spotlift/store';
 import { MigrationQueue } from './migration-queue.js';
 
@@ -13,7 +13,7 @@ const QUEUE_STILL_OWNS = new Set(['active', 'waiting', 'wait', 'delayed', 'prior
  * queue still owns are left to it: BullMQ's stalled-job check hands a dead worker's job to a live one.
  */
 @Injectable()
-export class MigrationReconciler implements OnApplicationBootstrap {
+export class MigrationReconciler {
   private readonly logger = new Logger('migrations');
 
   constructor(
@@ -21,13 +21,8 @@ export class MigrationReconciler implements OnApplicationBootstrap {
     private readonly queue: MigrationQueue,
   ) {}
 
-  async onApplicationBootstrap(): Promise<void> {
-    try {
-      await this.reconcile();
-    } catch (error) {
-      this.logger.error({ msg: 'migration reconciliation failed', error: (error as Error).message });
-    }
-  }
+  // Not on its own at boot: StoreResync calls it once the worker's journal is written back (a stale copy Redis
+  // held a moment before, from another host's journal, would otherwise be queued; found by worker-hosts.e2e).
 
   /** Returns the ids queued again. */
   async reconcile(): Promise<string[]> {

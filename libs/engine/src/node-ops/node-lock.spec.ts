@@ -79,7 +79,9 @@ describe('the lease of a node lock', () => {
 
   it('LEASE_LOST: lost for good; it is not asked again', async () => {
     const { lock, renewals } = await held([{ stdout: 'LEASE_LOST\n' }]);
+    expect(lock.lost).toBe(false);
     expect(await lock.renew()).toBe('lost');
+    expect(lock.lost).toBe(true); // what the engine reads at its phase boundaries
     expect(await lock.renew()).toBe('lost');
     expect(renewals()).toBe(1);
   });

@@ -32,6 +32,8 @@ export type LeaseRenewal = 'renewed' | 'lost' | 'unreachable';
 export interface NodeLock {
   readonly path: string;
   readonly owner: string;
+  /** True once a renewal found the lease gone (its holder ended: the lock may be another session's now). */
+  readonly lost: boolean;
   /** Renews the lease now (a timer does it every `renewMs`). 'lost': the holder is gone; renewals stop. */
   renew(): Promise<LeaseRenewal>;
   /** Ends the holder and the lease; the lock is free when this resolves. Never throws; safe to call twice. */
@@ -148,5 +150,13 @@ export async function takeNodeLock(
       // A node that does not answer keeps the lock until the lease runs out: bounded, and never a throw here.
       await shell.exec(node, releaseLockScript(path, owner), { timeoutMs: 15_000 }).catch(() => undefined);
     })());
-  return { path, owner, renew, release };
+  return {
+    path,
+    owner,
+    get lost() {
+      return lost;
+    },
+    renew,
+    release,
+  };
 }

@@ -9,7 +9,8 @@ import type { ArmedCommand, NodeOps } from '../node-ops/node-ops.js';
 import type { WorkloadFiles } from '../files/workload-files.js';
 import type { PhaseRecorder } from '../phase-recorder.js';
 import { setIdentity } from '../process-inspection.js';
-import { saveWorkloadFields } from '../workload-writes.js';
+import { MovedElsewhere } from '../run-control.js';
+import { movedAwayFromSource, saveWorkloadFields } from '../workload-writes.js';
 import { ownerMarker } from '../sweeper/owner-marker.js';
 import {
   checkCpuCompatible,
@@ -186,11 +187,8 @@ export class MigrationSteps {
         phase.detail = `already committed: the workload runs as pid ${workload.pid} on ${destination.id}; nothing killed`;
         return;
       }
-      if (workload.nodeId !== source.id) {
-        throw new Error(
-          `the workload record names node '${workload.nodeId}', not the source '${source.id}': pid ${workload.pid} on ${source.id} is not killed`,
-        );
-      }
+      const moved = await movedAwayFromSource(this.workloads, ctx);
+      if (moved) throw new MovedElsewhere(`kills nothing (pid ${workload.pid} on ${source.id} is not killed)`, moved);
       const state = await this.ops.killTree(source, workload.pid);
       if (state !== 'gone')
         throw new Error(`the frozen source pid ${workload.pid} on ${source.id} did not die (state ${state})`);
