@@ -7,6 +7,7 @@
 #   bash bench/run.sh notice [--trials 20] [--poll-ms 250]        notice-to-first-freeze latency (fake IMDS over SSH)
 #   bash bench/run.sh postcopy [--reps N] [--sizes 256,1024]      post-copy vs stop-and-copy downtime through spotlift
 #   bash bench/run.sh precopy [--reps N]                          pre-copy (eager and lazy restore) vs stop-and-copy, qemu lab
+#   bash bench/run.sh scale --records [--sizes 0,10000,100000]    list and create latency, RSS with 100,000 records
 # Run as root; installs and starts what it needs, like the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,5 +23,6 @@ case "$what" in
   notice) node dist/bench/notice/notice-bench.js "$@" ;;
   postcopy) node dist/bench/postcopy/postcopy-bench.js "$@" ;;
   precopy) node dist/bench/precopy/precopy-bench.js "$@" ;;
-  *) echo "unknown benchmark: $what (downtime | fleet | notice | postcopy | precopy | transport)" >&2; exit 2 ;;
+  scale) node dist/bench/scale/records-bench.js "$@" ;;
+  *) echo "unknown benchmark: $what (downtime | fleet | notice | postcopy | precopy | scale | transport)" >&2; exit 2 ;;
 esac

@@ -45,6 +45,8 @@ describe('Redis connection options', () => {
       ],
       name: 'spotlift',
       sentinelPassword: 'sp',
+      failoverDetector: true,
+      reconnectOnError: expect.any(Function),
       tls: {},
       enableTLSForSentinelMode: true,
       sentinelTLS: {},

@@ -81,6 +81,10 @@ export function redisOptions(s: RedisSettings, extra: RedisOptions = {}): RedisO
         sentinels: s.sentinels,
         name: s.sentinelName,
         ...(s.sentinelPassword ? { sentinelPassword: s.sentinelPassword } : {}),
+        // Told of a failover by the sentinels (not only at the next broken connection), and a write that meets
+        // the old master, now a replica, reconnects to the new one and is sent again.
+        failoverDetector: true,
+        reconnectOnError: (error: Error) => (error.message.startsWith('READONLY') ? 2 : false),
         // The master's connection is TLS as the URL says; the sentinels' too (one network, one policy).
         ...(url.protocol === 'rediss:' ? { tls: {}, enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
       }
