@@ -161,15 +161,21 @@ export class RedisRecords<T extends { id: string }> implements Repository<T> {
   }
 
   /**
-   * One page from the sorted sets: the first `where` term's set (else every record's), walked from the cursor
-   * in `order` within since/until; further terms are checked on the records read. Reads at most SCAN_LIMIT
-   * entries: a page may come back short with a `next` to go on from.
+   * One page from the sorted sets: the smallest of the `where` terms' sets (else every record's) walked from the
+   * cursor in `order` within since/until; the other terms are checked against their sets (ZMSCORE) before any
+   * record is read. Reads at most SCAN_LIMIT entries: a page may come back short with a `next` to go on from.
    */
   async page(query: PageQuery, fallback: RecordIndex<T>): Promise<Page<T>> {
     if (!this.index) return pageOf(await this.list(), query, fallback);
-    const index = this.index;
-    const [first, ...rest] = query.where ?? [];
-    const key = first !== undefined ? this.termPrefix + first : this.all;
+    const terms = [...new Set(query.where ?? [])].map((t) => this.termPrefix + t);
+    let key = this.all;
+    let rest: string[] = [];
+    if (terms.length) {
+      const sizes = await Promise.all(terms.map((t) => this.redis.zcard(t)));
+      const smallest = sizes.indexOf(Math.min(...sizes));
+      key = terms[smallest]!;
+      rest = terms.filter((_, i) => i !== smallest);
+    }
     const desc = query.order === 'desc';
     let low = query.since ?? -Infinity;
     let high = query.until ?? Infinity;
@@ -181,22 +187,27 @@ export class RedisRecords<T extends { id: string }> implements Repository<T> {
     const bound = (n: number) => (n === Infinity ? '+inf' : n === -Infinity ? '-inf' : String(n));
     const items: T[] = [];
     let last: { score: number; id: string } | undefined;
-    let offset = 0;
-    while (offset < SCAN_LIMIT) {
+    for (let offset = 0; offset < SCAN_LIMIT; offset += BATCH) {
       const flat = desc
         ? await this.redis.zrevrangebyscore(key, bound(high), bound(low), 'WITHSCORES', 'LIMIT', offset, BATCH)
         : await this.redis.zrangebyscore(key, bound(low), bound(high), 'WITHSCORES', 'LIMIT', offset, BATCH);
-      offset += BATCH;
-      const entries: { id: string; score: number }[] = [];
+      let entries: { id: string; score: number }[] = [];
       for (let i = 0; i < flat.length; i += 2) entries.push({ id: flat[i]!, score: Number(flat[i + 1]) });
-      const fresh = query.cursor ? entries.filter((e) => before(query.cursor!, e, query.order)) : entries;
-      const records = new Map((await this.load(fresh.map((e) => e.id))).map((r) => [r.id, r]));
-      for (const e of fresh) {
-        last = e;
+      if (query.cursor) entries = entries.filter((e) => before(query.cursor!, e, query.order));
+      const scanned = entries.at(-1);
+      for (const term of rest) {
+        if (entries.length === 0) break;
+        const scores = await this.redis.zmscore(term, ...entries.map((e) => e.id));
+        entries = entries.filter((_, i) => scores[i] !== null);
+      }
+      const records = new Map((await this.load(entries.map((e) => e.id))).map((r) => [r.id, r]));
+      for (const e of entries) {
         const r = records.get(e.id);
-        if (r && rest.every((t) => index.terms(r).includes(t))) items.push(r);
+        if (!r) continue; // deleted since it was listed
+        items.push(r);
         if (items.length === query.limit) return { items, next: encodeCursor(e) };
       }
+      last = scanned ?? last;
       if (flat.length < 2 * BATCH) return { items };
     }
     return last ? { items, next: encodeCursor(last) } : { items };
