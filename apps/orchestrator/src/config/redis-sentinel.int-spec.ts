@@ -17,7 +17,8 @@ import { judgeDurability, readPersistence } from '../core/redis-durability.js';
 import { RedisEnv, bullConnection, redisOptions, redisSettings } from './redis-config.js';
 
 const MASTER = 6476;
-const REPLICA = 6477;
+// The replica listens in the sentinel port range: other suites start lab Redis instances on 64xx ports.
+const REPLICA = 26477;
 const SENTINEL = 26476;
 const NAME = 'spotlift-it';
 
