@@ -77,7 +77,7 @@ async function seed(redis: Redis, prefix: string, n: number): Promise<void> {
       keepImages: false,
       createdAt: at,
       updatedAt: at,
-    } as MigrationRecord;
+    };
     const p: Promise<void> = repo.save(m).then(() => void inFlight.delete(p));
     inFlight.add(p);
     if (inFlight.size >= 256) await Promise.race(inFlight);
