@@ -10,6 +10,7 @@
 #   bash bench/run.sh postcopy [--reps N] [--sizes 256,1024]      post-copy vs stop-and-copy downtime through spotlift
 #   bash bench/run.sh precopy [--reps N]                          pre-copy (eager and lazy restore) vs stop-and-copy, qemu lab
 #   bash bench/run.sh container [--reps N] [--mib 256]            Podman container stop-and-copy vs the bare Podman sequence
+#   bash bench/run.sh scale --records [--sizes 0,10000,100000]    list and create latency, RSS with 100,000 records
 # Run as root; installs and starts what it needs, like the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,5 +29,6 @@ case "$what" in
   postcopy) node dist/bench/postcopy/postcopy-bench.js "$@" ;;
   precopy) node dist/bench/precopy/precopy-bench.js "$@" ;;
   container) node dist/bench/container/container-bench.js "$@" ;;
-  *) echo "unknown benchmark: $what (container | downtime | evacuation | evacuation-lab | fleet | notice | postcopy | precopy | transport)" >&2; exit 2 ;;
+  scale) node dist/bench/scale/records-bench.js "$@" ;;
+  *) echo "unknown benchmark: $what (container | downtime | evacuation | evacuation-lab | fleet | notice | postcopy | precopy | rebalance | scale | transport)" >&2; exit 2 ;;
 esac

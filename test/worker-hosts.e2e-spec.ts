@@ -135,6 +135,32 @@ describe('several worker hosts: Redis lost during a migration held by one of two
     );
   });
 
+  it('the holder SIGKILLed in the transfer with Redis up: the other worker takes the job over and ends it once', async () => {
+    for (const w of env.replicas) if (!w.alive) await w.start();
+    const name = `hosts-takeover-${RUN}`;
+    const { pid, workload } = await env.launch(name, 'node-a', { memMiB: MEM_MIB, heartbeatTimeoutMs: 60_000 });
+    const { id } = await env.create({ workload: workload.id, destination: 'node-b' });
+    await watcher.when(id, 'transfer');
+    const [holder, other] = await holderOf(id);
+    await holder.kill('SIGKILL');
+    // The holder's job lock lapses; BullMQ's stalled check hands the job to the other worker, whose run finds
+    // the migration under way (frozen source, images half sent) and ends it by the recovery rules.
+    const m = await endState(id);
+    expect(['completed', 'rolled_back']).toContain(m.state);
+    expect(startedBy(other, id)).toBeGreaterThanOrEqual(1);
+    expect(other.alive && env.orch.alive).toBe(true);
+    await expectRecordsAgree(m, pid);
+    await expectExactlyOnce(
+      world,
+      name,
+      pid,
+      m,
+      'holder SIGKILLed in the transfer, Redis up, the other worker took over',
+      `; runs started: other ${startedBy(other, id)}`,
+    );
+    await holder.start();
+  });
+
   // Killed in the restore, CRIU's restore on node-b goes on without the holder, so a copy may run there beside the
   // frozen source. Killed in the dump, the same can happen: on a quiet machine 256 MiB dump in about a second, and
   // the holder (which goes on from its journal while Redis is away) may be in the restore by the time the kill

@@ -9,7 +9,7 @@ mkdir -p "$CACHE"
 
 log() { echo "[lab/install] $*" >&2; }
 
-APT_PKGS=(redis-server openssh-server openssh-client iproute2 util-linux procps openssl rsync python3 \
+APT_PKGS=(redis-server redis-sentinel openssh-server openssh-client iproute2 util-linux procps openssl rsync python3 \
   libbsd-dev libcap-dev libgnutls28-dev libnet1-dev libnftables-dev libnl-3-dev libprotobuf-c-dev \
   libprotobuf-dev pkgconf protobuf-c-compiler protobuf-compiler uuid-dev python3-protobuf \
   build-essential patch xz-utils ca-certificates \
@@ -22,7 +22,7 @@ ensure_apt_packages "${APT_PKGS[@]}"
 # The dashboard test (test/dashboard.e2e-spec.ts) drives Debian's Chromium through playwright-core.
 ensure_apt_packages chromium
 # Debian's postinst may start services; the lab starts its own private instances.
-systemctl disable --now redis-server ssh >/dev/null 2>&1 || true
+systemctl disable --now redis-server redis-sentinel ssh >/dev/null 2>&1 || true
 systemctl disable --now podman.socket >/dev/null 2>&1 || true
 
 # Podman for the lab nodes (containers.sh): Debian's podman with runc, one containers.conf for every node.

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # A private Redis for tests and the demo (nothing on this machine starts one; the distro service is
-# disabled by install.sh). Loopback only, no persistence: test data must not outlive the instance.
+# disabled by install.sh). Loopback only; run as production needs it (README "Redis in production"):
+# AOF (appendonly yes, appendfsync everysec) and maxmemory-policy noeviction, so a restart keeps every
+# acknowledged write. Test data must not outlive the instance: `stop` deletes it, `restart` keeps it.
 #
-#   redis.sh start PORT   start redis-server on 127.0.0.1:PORT (daemonized) and wait for PING;
-#                         a no-op if our instance on PORT already answers
-#   redis.sh stop PORT    shut it down (no save) and wait until it is gone
+#   redis.sh start PORT     start redis-server on 127.0.0.1:PORT (daemonized) and wait for PING;
+#                           a no-op if our instance on PORT already answers
+#   redis.sh stop PORT      shut it down, delete its data, and wait until it is gone
+#   redis.sh restart PORT   shut it down (the AOF flushed) and start it again from its AOF
 #
 # Data dir, pidfile and log: <labdir>/redis/PORT/.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 usage() {
-  sed -n '5,9p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '7,12p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -40,7 +43,8 @@ cmd_start() {
   if ping; then die "port $PORT answers PING but is not the lab's redis ($PIDFILE)"; fi
   rm -f "$PIDFILE"
   redis-server --bind 127.0.0.1 --port "$PORT" --daemonize yes --pidfile "$PIDFILE" \
-    --dir "$DIR" --logfile "$DIR/redis.log" --save '' --appendonly no \
+    --dir "$DIR" --logfile "$DIR/redis.log" --save '' \
+    --appendonly yes --appendfsync everysec --maxmemory-policy noeviction \
     --protected-mode yes --databases 16 ||
     die "redis-server did not start (see $DIR/redis.log)"
   for _ in $(seq 100); do
@@ -61,11 +65,26 @@ cmd_stop() {
   redis-cli -h 127.0.0.1 -p "$PORT" shutdown nosave >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
   wait_gone 50 "$pid" || { kill -KILL "$pid" 2>/dev/null || true; wait_gone 20 "$pid" || true; }
   rm -f "$PIDFILE"
+  # The instance's data ends with it (the next start is empty).
+  rm -rf "$DIR/appendonlydir" "$DIR/dump.rdb"
   log "stopped on port $PORT"
+}
+
+cmd_restart() {
+  local pid
+  pid=$(our_pid)
+  if [ -n "$pid" ]; then
+    # SHUTDOWN with AOF on writes and fsyncs the AOF: every acknowledged write is in it.
+    redis-cli -h 127.0.0.1 -p "$PORT" shutdown >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
+    wait_gone 100 "$pid" || die "redis on port $PORT did not shut down"
+    rm -f "$PIDFILE"
+  fi
+  cmd_start
 }
 
 case "$1" in
   start) cmd_start ;;
   stop) cmd_stop ;;
+  restart) cmd_restart ;;
   *) usage ;;
 esac

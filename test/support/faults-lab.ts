@@ -179,9 +179,9 @@ export function killAll(pids: number[]): void {
 }
 
 /**
- * Stops the suite's Redis the way outages happen: `empty` is a crash of a Redis without persistence (SIGKILL,
- * nothing saved: it comes back empty, as the lab and demo run it); `with-data` is a restart of one with
- * persistence (SHUTDOWN SAVE writes the RDB the next start loads: every write up to the stop survives).
+ * Stops the suite's Redis the way outages happen: `empty` is a crash that loses the data (SIGKILL, and its AOF
+ * deleted, as a Redis without persistence or one whose disk is gone: it comes back empty); `with-data` is a
+ * restart (SHUTDOWN SAVE; the AOF the lab runs with is flushed too: every write up to the stop survives).
  */
 export async function stopRedisAs(port: number, how: 'empty' | 'with-data'): Promise<void> {
   const dir = join(labDir(), 'redis', String(port));
@@ -191,6 +191,7 @@ export async function stopRedisAs(port: number, how: 'empty' | 'with-data'): Pro
   else execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'shutdown', 'save']);
   for (let i = 0; i < 200 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 25));
   if (existsSync(`/proc/${pid}`)) throw new Error(`redis ${pid} did not stop`);
+  if (how === 'empty') rmSync(join(dir, 'appendonlydir'), { recursive: true, force: true });
 }
 
 /** Starts the suite's Redis again (loading what stopRedisAs saved), then drops the RDB so no later start sees it. */

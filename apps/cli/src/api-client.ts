@@ -28,34 +28,53 @@ export class ApiClient {
   ) {}
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return (await this.exchange<T>(method, path, body)).body;
+  }
+
+  /** One page of a list: its items and the cursor of the next page (the `x-next-cursor` header), if any. */
+  async page<T>(path: string): Promise<{ items: T[]; next?: string }> {
+    const { body, next } = await this.exchange<T[]>('GET', path);
+    return { items: body, ...(next ? { next } : {}) };
+  }
+
+  private async exchange<T>(method: string, path: string, body?: unknown): Promise<{ body: T; next?: string }> {
     const url = new URL(path, this.baseUrl);
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-      const req = send(
-        url,
-        {
-          method,
-          headers: {
-            authorization: `Bearer ${this.token}`,
-            ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+    const { status, text, next } = await new Promise<{ status: number; text: string; next?: string }>(
+      (resolve, reject) => {
+        const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+        const req = send(
+          url,
+          {
+            method,
+            headers: {
+              authorization: `Bearer ${this.token}`,
+              ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+            },
+            ...(this.opts.ca ? { ca: this.opts.ca } : {}),
+            timeout: this.opts.timeoutMs ?? 30_000,
           },
-          ...(this.opts.ca ? { ca: this.opts.ca } : {}),
-          timeout: this.opts.timeoutMs ?? 30_000,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', (error) => reject(new UnreachableError(`the answer broke off: ${error.message}`)));
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error('no answer in time')));
-      req.on('error', (error) =>
-        reject(new UnreachableError(`cannot reach the orchestrator at ${this.baseUrl}: ${error.message}`)),
-      );
-      req.end(payload);
-    });
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            const cursor = res.headers['x-next-cursor'];
+            res.on('end', () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                text: Buffer.concat(chunks).toString('utf8'),
+                ...(typeof cursor === 'string' ? { next: cursor } : {}),
+              }),
+            );
+            res.on('error', (error) => reject(new UnreachableError(`the answer broke off: ${error.message}`)));
+          },
+        );
+        req.on('timeout', () => req.destroy(new Error('no answer in time')));
+        req.on('error', (error) =>
+          reject(new UnreachableError(`cannot reach the orchestrator at ${this.baseUrl}: ${error.message}`)),
+        );
+        req.end(payload);
+      },
+    );
     let parsed: unknown = undefined;
     try {
       parsed = text ? JSON.parse(text) : undefined;
@@ -63,7 +82,7 @@ export class ApiClient {
       parsed = { message: text.slice(0, 300) };
     }
     if (status < 200 || status >= 300) throw new ApiError(status, parsed);
-    return parsed as T;
+    return { body: parsed as T, ...(next ? { next } : {}) };
   }
 
   /**

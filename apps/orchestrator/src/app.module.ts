@@ -5,8 +5,11 @@ import { QueueName } from '@spotlift/queue';
 import { authControllers, authProviders } from './auth/auth.providers.js';
 import { DomainExceptionFilter } from './common/domain-exception.filter.js';
 import { AppConfig } from './config/app-config.js';
+import { bullConnection } from './config/redis-config.js';
 import { CoreModule } from './core/core.module.js';
 import { StoreResync } from './core/store-resync.js';
+import { RedisDurabilityCheck } from './core/redis-durability.js';
+import { RecordRetention } from './core/record-retention.js';
 import { checkpointControllers, checkpointProviders, checkpointQueues } from './checkpoints/checkpoints.providers.js';
 import { eventControllers, eventProviders } from './events/events.providers.js';
 import { evacuationControllers, evacuationProviders, evacuationQueues } from './evacuations/evacuations.providers.js';
@@ -59,7 +62,6 @@ export class AppModule {
       providers: [{ provide: AppConfig, useValue: config }],
       exports: [AppConfig],
     };
-    const url = new URL(config.redisUrl);
     return {
       module: AppModule,
       imports: [
@@ -68,14 +70,8 @@ export class AppModule {
         DiscoveryModule,
         BullModule.forRoot({
           prefix: `${config.redisPrefix}-bull`,
-          connection: {
-            host: url.hostname,
-            port: Number(url.port || 6379),
-            ...(url.password ? { password: url.password } : {}),
-            // Reconnect every second at most (BullMQ's default backs off to 20 s): jobs flow again, and a
-            // job whose lock an outage cost is handed out again, soon after Redis is back.
-            retryStrategy: (times: number) => Math.min(times * 200, 1_000),
-          },
+          // The same connection as every other client (TLS, ACL user, password, db, sentinels: redis-config.ts).
+          connection: bullConnection(config.redis),
         }),
         BullModule.registerQueue({ name: QueueName.Migrations }),
         ...evacuationQueues,
@@ -103,8 +99,10 @@ export class AppModule {
         NodesService,
         WorkloadsService,
         MigrationsService,
+        RedisDurabilityCheck,
         ConfigNodesLoader,
         StoreResync,
+        RecordRetention,
         MigrationCancelService,
         ...(config.runsWorker ? [MigrationsProcessor, MigrationReconciler] : []),
         ...evacuationProviders(config),

@@ -4,6 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module.js';
 import { setupApiDocs } from './auth/api-docs.js';
 import { ConfigError, loadConfig } from './config/app-config.js';
+import { RedisNotDurable } from './core/redis-durability.js';
 
 async function bootstrap(): Promise<void> {
   let config;
@@ -24,7 +25,16 @@ async function bootstrap(): Promise<void> {
   });
   app.enableShutdownHooks();
   setupApiDocs(app, config);
-  await app.listen(config.port, config.host);
+  try {
+    await app.listen(config.port, config.host);
+  } catch (error) {
+    // Refused at start (SPOTLIFT_REDIS_REQUIRE_DURABILITY=refuse): the reason, not a stack trace.
+    if (error instanceof RedisNotDurable) {
+      logger.error(error.message, 'redis');
+      process.exit(3);
+    }
+    throw error;
+  }
   const scheme = config.api.tls ? 'https' : 'http';
   logger.log(
     `listening on ${scheme}://${config.host}:${config.port} (role ${config.role}); ` +

@@ -3,6 +3,7 @@ import type { EvacuationRecord } from '@spotlift/domain';
 import { InMemoryRecords } from './in-memory-records.js';
 import { RedisRecords } from './redis-repository.js';
 import { Repository, createIfAbsent } from './repositories.port.js';
+import type { Page, PageQuery, RecordIndex } from './record-pages.js';
 
 /**
  * Evacuations, versioned like every record several writers touch (the coordinator, a notice joining from
@@ -27,6 +28,10 @@ export class VersionedEvacuationRecords extends EvacuationRepository {
 
   list(): Promise<EvacuationRecord[]> {
     return this.records.list();
+  }
+
+  override page(query: PageQuery, index: RecordIndex<EvacuationRecord>): Promise<Page<EvacuationRecord>> {
+    return this.records.page(query, index);
   }
 
   save(record: EvacuationRecord): Promise<void> {

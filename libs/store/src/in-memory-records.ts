@@ -1,4 +1,5 @@
 import { type Repository, StaleRecordError, type Versioned, updateLoop } from './repositories.port.js';
+import { type Page, type PageQuery, type RecordIndex, pageOf } from './record-pages.js';
 import type { RecordOptions } from './redis-repository.js';
 
 /**
@@ -45,6 +46,10 @@ export class InMemoryRecords<T extends { id: string }> implements Repository<T> 
   delete(id: string): Promise<void> {
     this.records.delete(id);
     return Promise.resolve();
+  }
+
+  async page(query: PageQuery, index: RecordIndex<T>): Promise<Page<T>> {
+    return pageOf(await this.list(), query, index);
   }
 
   update(id: string, change: (current: T) => boolean | void, attempts?: number): Promise<T | undefined> {

@@ -12,3 +12,5 @@ export * from './token-repository.js';
 export * from './audit-log.js';
 export * from './workload-claims.js';
 export * from './process-index.js';
+export * from './record-pages.js';
+export * from './record-indexes.js';

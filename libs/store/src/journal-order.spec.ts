@@ -49,6 +49,7 @@ const shared = (): Repository<Rec> => {
     saveAtLeast: async (x, v) => (await check(), redis.saveAtLeast(x, v)),
     delete: async (id) => (await check(), redis.delete(id)),
     update: (id, change) => updateLoop(r, id, change),
+    page: async (query, index) => (await check(), redis.page(query, index)),
   };
   return r;
 };

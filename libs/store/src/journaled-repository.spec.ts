@@ -10,6 +10,7 @@ import { InMemoryRecords } from './in-memory-records.js';
 import { ForgetOnDelete, JournalCopies, JournaledRepository } from './journaled-repository.js';
 import { LocalJournal } from './local-journal.js';
 import { StaleRecordError, type Repository, type Versioned, updateLoop } from './repositories.port.js';
+import type { PageQuery, RecordIndex } from './record-pages.js';
 
 interface Rec {
   id: string;
@@ -30,6 +31,7 @@ class Switchable implements Repository<Rec> {
   save = async (r: Rec) => (await this.check(), this.mem.save(r));
   delete = async (id: string) => (await this.check(), this.mem.delete(id));
   update = (id: string, change: (current: Rec) => boolean | void) => updateLoop<Rec>(this, id, change);
+  page = async (q: PageQuery, i: RecordIndex<Rec>) => (await this.check(), this.mem.page(q, i));
 }
 
 let dir: string;
@@ -191,6 +193,7 @@ describe('JournaledRepository', () => {
         save: (r) => (down.on ? Promise.reject(new Error('enableOfflineQueue')) : inner.save(r)),
         delete: (id) => inner.delete(id),
         update: (id, change) => updateLoop(flaky, id, change),
+        page: (q, i) => inner.page(q, i),
       };
       // The worker's clock says t; its records carry that time.
       const repo = new JournaledRepository<Rec & Versioned>(
@@ -266,6 +269,7 @@ describe('JournaledRepository', () => {
       save: (r) => (down.on ? Promise.reject(new Error('enableOfflineQueue')) : inner.save(r)),
       delete: (id) => inner.delete(id),
       update: (id, change) => updateLoop(redisView, id, change),
+      page: (q, i) => inner.page(q, i),
     };
     const journal = new JournaledRepository<Rec & Versioned>(redisView, new LocalJournal(join(dir, 'node')));
     const api = new JournalCopies(redisView, journal);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { JournalEntry, LocalJournal, RecordStamp } from './local-journal.js';
+import type { Page, PageQuery, RecordIndex } from './record-pages.js';
 import { Repository, StaleRecordError, type Versioned } from './repositories.port.js';
 
 type Stamped = { id: string; updatedAt?: string };
@@ -112,6 +113,11 @@ export class JournaledRepository<T extends Stamped> extends Repository<T> {
       if (entries.length === 0) throw error;
       return entries.map((e) => e.record);
     }
+  }
+
+  /** Pages come from Redis only (the journal answers for single records while Redis is away). */
+  override page(query: PageQuery, index: RecordIndex<T>): Promise<Page<T>> {
+    return this.inner.page(query, index);
   }
 
   async save(record: T): Promise<void> {
@@ -312,6 +318,9 @@ export class ForgetOnDelete<T extends { id: string }> extends Repository<T> {
   list(): Promise<T[]> {
     return this.inner.list();
   }
+  override page(query: PageQuery, index: RecordIndex<T>): Promise<Page<T>> {
+    return this.inner.page(query, index);
+  }
   save(record: T): Promise<void> {
     return this.inner.save(record);
   }
@@ -339,6 +348,9 @@ export class JournalCopies<T extends Stamped> extends Repository<T> {
   }
   list(): Promise<T[]> {
     return this.inner.list();
+  }
+  override page(query: PageQuery, index: RecordIndex<T>): Promise<Page<T>> {
+    return this.inner.page(query, index);
   }
   async save(record: T): Promise<void> {
     await this.inner.save(record);

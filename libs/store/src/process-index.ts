@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { processKey, type WorkloadRecord } from '@spotlift/domain';
 import { type Repository, WorkloadRepository } from './repositories.port.js';
+import type { Page, PageQuery, RecordIndex } from './record-pages.js';
 
 /**
  * One workload record per process (issue 9): an index `processKey -> workload id` that registrations claim
@@ -161,6 +162,10 @@ export class IndexedWorkloadRepository extends WorkloadRepository {
 
   list(): Promise<WorkloadRecord[]> {
     return this.records.list();
+  }
+
+  override page(query: PageQuery, index: RecordIndex<WorkloadRecord>): Promise<Page<WorkloadRecord>> {
+    return this.records.page(query, index);
   }
 
   async save(record: WorkloadRecord): Promise<void> {

@@ -1,4 +1,5 @@
 import { ConflictError, type MigrationRecord, type NodeRecord, type WorkloadRecord } from '@spotlift/domain';
+import { MAX_PAGE, type Page, type PageQuery, type RecordIndex, decodeCursor, pageOf } from './record-pages.js';
 
 /**
  * A save that lost a race: the record changed since this copy was read (another writer saved in between).
@@ -37,6 +38,14 @@ export abstract class Repository<T extends { id: string }> {
    * (JournaledRepository with a RecordOrder). Optional: a repository without it gets plain saves.
    */
   saveAtLeast?(record: T, atLeast: number): Promise<void>;
+
+  /**
+   * One page of records (see record-pages.ts). Repositories on Redis answer from their indexes; this default
+   * reads them all and is for the in-memory ones; wrappers pass it on to the repository they wrap.
+   */
+  async page(query: PageQuery, index: RecordIndex<T>): Promise<Page<T>> {
+    return pageOf(await this.list(), query, index);
+  }
 
   /**
    * Read, change, save, again from a fresh read when another writer came first. `change` gets the stored
@@ -90,3 +99,25 @@ export async function updateLoop<T extends { id: string }>(
 export abstract class NodeRepository extends Repository<NodeRecord> {}
 export abstract class WorkloadRepository extends Repository<WorkloadRecord> {}
 export abstract class MigrationRepository extends Repository<MigrationRecord> {}
+
+/**
+ * Every record with all of `where`'s terms (`workload=w1`), page by page from the indexes: for checks that
+ * need a workload's or a node's records, never every record of the kind.
+ */
+export async function allWhere<T extends { id: string }>(
+  repo: Pick<Repository<T>, 'page'>,
+  index: RecordIndex<T>,
+  where: string[],
+): Promise<T[]> {
+  const found: T[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await repo.page(
+      { limit: MAX_PAGE, order: 'asc', where, ...(cursor ? { cursor: decodeCursor(cursor) } : {}) },
+      index,
+    );
+    found.push(...page.items);
+    cursor = page.next;
+  } while (cursor);
+  return found;
+}

@@ -4,6 +4,7 @@ import type { NodeRecord, WorkloadRecord } from '@spotlift/domain';
 import type { CliContext } from '../cli-context.js';
 import { UsageError } from '../exit-codes.js';
 import { nodeDetails, nodesTable, workloadDetails, workloadsTable } from '../format.js';
+import { type ListOptions, listOptions, moreHint, readList } from '../list-pages.js';
 
 const enc = encodeURIComponent;
 
@@ -17,14 +18,13 @@ export function number(name: string): (v: string) => number {
 
 export function registerNodes(program: Command, cli: CliContext): void {
   const nodes = program.command('nodes').description('nodes spotlift reaches over SSH');
-  nodes
-    .command('ls')
-    .alias('list')
-    .description('every node with its state and last probe')
-    .action(async () => {
-      const list = await cli.client().request<NodeRecord[]>('GET', '/nodes');
+  listOptions(nodes.command('ls').alias('list').description('nodes with their state and last probe'), ['state']).action(
+    async (o: ListOptions) => {
+      const { items: list, more } = await readList<NodeRecord>(cli.client(), '/nodes', o);
       cli.print(list, () => nodesTable(list));
-    });
+      moreHint(more);
+    },
+  );
   nodes
     .command('show <node>')
     .description('one node: address, state, CRIU, kernel, CPU, memory, disk')
@@ -91,14 +91,14 @@ export function registerNodes(program: Command, cli: CliContext): void {
 
 export function registerWorkloads(program: Command, cli: CliContext): void {
   const workloads = program.command('workloads').description('process trees spotlift can move');
-  workloads
-    .command('ls')
-    .alias('list')
-    .description('every workload with its node, pid, memory and state')
-    .action(async () => {
-      const list = await cli.client().request<WorkloadRecord[]>('GET', '/workloads');
-      cli.print(list, () => workloadsTable(list));
-    });
+  listOptions(workloads.command('ls').alias('list').description('workloads with their node, pid, memory and state'), [
+    'state',
+    'node',
+  ]).action(async (o: ListOptions) => {
+    const { items: list, more } = await readList<WorkloadRecord>(cli.client(), '/workloads', o);
+    cli.print(list, () => workloadsTable(list));
+    moreHint(more);
+  });
   workloads
     .command('show <workload>')
     .description('one workload as stored, and what its node shows now')

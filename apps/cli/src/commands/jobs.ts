@@ -15,6 +15,7 @@ import {
 import type { ApiClient } from '../api-client.js';
 import { inspectTables, searchTable, type InspectAnswer, type InspectSections } from '../forensics-format.js';
 import { followEvents } from '../event-stream-client.js';
+import { type ListOptions, listOptions, moreHint, readList } from '../list-pages.js';
 import {
   type EventFeed,
   EvacuationProgress,
@@ -104,14 +105,14 @@ export function registerMigrations(program: Command, cli: CliContext, sources: U
     );
 
   const migrations = program.command('migrations').description('migration jobs');
-  migrations
-    .command('ls')
-    .alias('list')
-    .description('every migration with its state and downtime')
-    .action(async () => {
-      const list = await cli.client().request<MigrationRecord[]>('GET', '/migrations');
-      cli.print(list, () => migrationsTable(list));
-    });
+  listOptions(
+    migrations.command('ls').alias('list').description('migrations, newest first, with their state and downtime'),
+    ['state', 'node', 'workload'],
+  ).action(async (o: ListOptions) => {
+    const { items: list, more } = await readList<MigrationRecord>(cli.client(), '/migrations', o);
+    cli.print(list, () => migrationsTable(list));
+    moreHint(more);
+  });
   migrations
     .command('show <migration>')
     .description('phases with times, CRIU stats, bytes, downtime, rollback reason')
@@ -165,14 +166,14 @@ export function registerEvacuations(program: Command, cli: CliContext, sources: 
     });
 
   const evacuations = program.command('evacuations').description('evacuations raised by notices or by hand');
-  evacuations
-    .command('ls')
-    .alias('list')
-    .description('every evacuation, newest first')
-    .action(async () => {
-      const list = await cli.client().request<EvacuationRecord[]>('GET', '/evacuations');
-      cli.print(list, () => evacuationsTable(list));
-    });
+  listOptions(evacuations.command('ls').alias('list').description('evacuations, newest first'), [
+    'state',
+    'node',
+  ]).action(async (o: ListOptions) => {
+    const { items: list, more } = await readList<EvacuationRecord>(cli.client(), '/evacuations', o);
+    cli.print(list, () => evacuationsTable(list));
+    moreHint(more);
+  });
   evacuations
     .command('show <evacuation>')
     .description('notice, deadline, the plan, each job with its migration and downtime, the outcome')
@@ -184,14 +185,15 @@ export function registerEvacuations(program: Command, cli: CliContext, sources: 
 
 export function registerCheckpoints(program: Command, cli: CliContext): void {
   const checkpoints = program.command('checkpoints').description('workloads stored on a storage node');
-  checkpoints
-    .command('ls')
-    .alias('list')
-    .description('every checkpoint, newest first')
-    .action(async () => {
-      const list = await cli.client().request<CheckpointRecord[]>('GET', '/checkpoints');
-      cli.print(list, () => checkpointsTable(list));
-    });
+  listOptions(checkpoints.command('ls').alias('list').description('checkpoints, newest first'), [
+    'state',
+    'node',
+    'workload',
+  ]).action(async (o: ListOptions) => {
+    const { items: list, more } = await readList<CheckpointRecord>(cli.client(), '/checkpoints', o);
+    cli.print(list, () => checkpointsTable(list));
+    moreHint(more);
+  });
   checkpoints
     .command('show <checkpoint>')
     .description('state, storage node and image directory, phases, sizes, the restore')

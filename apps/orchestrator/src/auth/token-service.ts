@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { type ApiTokenRecord, BadRequestError, NotFoundError } from '@spotlift/domain';
-import type { TokenRepository } from '@spotlift/store';
+import { TOKEN_INDEX, type Page, type PageQuery, type TokenRepository, pageOf } from '@spotlift/store';
 import type { Principal } from './access-policy.js';
 import { bootstrapMatches, newToken, parseToken, secretMatches, sha256 } from './token-secrets.js';
 
@@ -126,6 +126,12 @@ export class TokenService {
 
   async list(): Promise<TokenView[]> {
     return (await this.repo.list()).map(view);
+  }
+
+  /** One page of tokens; read whole from Redis (tokens are made by hand: a few hundred at most). */
+  async page(query: PageQuery): Promise<Page<TokenView>> {
+    const page = pageOf(await this.repo.list(), query, TOKEN_INDEX);
+    return { ...page, items: page.items.map(view) };
   }
 
   /** Revokes a token: on this replica at once, on the others within TOKEN_CACHE_MS. Idempotent. */

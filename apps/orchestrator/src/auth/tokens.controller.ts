@@ -1,10 +1,13 @@
-import { Body, Controller, Delete, Get, Param, Post, Query, Req } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Param, Post, Query, Req, Res } from '@nestjs/common';
+import type { Response } from 'express';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import { type AuditEntry, BadRequestError } from '@spotlift/domain';
 import { AuditLog } from '@spotlift/store';
 import type { AuthenticatedRequest } from '../common/auth.guard.js';
 import { ZodBody } from '../common/zod-body.pipe.js';
+import { ListDocs, parseListQuery, sendPage } from '../common/list-query.js';
+import { TOKEN_STATES } from '@spotlift/store';
 import { RequireRole } from './roles.decorator.js';
 import { CreateToken, type TokenView, TokenService } from './token-service.js';
 
@@ -31,9 +34,14 @@ export class TokensController {
 
   @Get()
   @RequireRole('admin')
-  @ApiOperation({ summary: 'All tokens, revoked ones included, without their secrets' })
-  list(): Promise<TokenView[]> {
-    return this.tokens.list();
+  @ApiOperation({
+    summary:
+      'Tokens, revoked ones included (state=active|revoked), without their secrets, oldest first, one page at a time',
+  })
+  @ListDocs(TOKEN_STATES, ['state', 'node'])
+  async list(@Query() query: unknown, @Res({ passthrough: true }) res: Response): Promise<TokenView[]> {
+    const q = parseListQuery(query, 'asc', TOKEN_STATES, ['state', 'node']);
+    return sendPage(res, await this.tokens.page(q));
   }
 
   @Delete(':id')

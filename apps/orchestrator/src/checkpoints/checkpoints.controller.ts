@@ -1,9 +1,11 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import type { CheckpointRecord } from '@spotlift/domain';
 import { ZodBody } from '../common/zod-body.pipe.js';
+import { ListDocs, parseListQuery, sendPage } from '../common/list-query.js';
+import { CHECKPOINT_STATES } from '@spotlift/store';
 import { CheckpointsService, CreateCheckpoint, RestoreCheckpoint } from './checkpoints.service.js';
 import { RequireRole } from '../auth/roles.decorator.js';
 import { ForensicsService, SearchCheckpoint, type CheckpointInspection } from './forensics.service.js';
@@ -30,9 +32,11 @@ export class CheckpointsController {
 
   @Get()
   @RequireRole('viewer')
-  @ApiOperation({ summary: 'All checkpoints, newest first' })
-  list(): Promise<CheckpointRecord[]> {
-    return this.checkpoints.list();
+  @ApiOperation({ summary: 'Checkpoints, newest first, one page at a time (filters: state, node, workload, time)' })
+  @ListDocs(CHECKPOINT_STATES, ['state', 'node', 'workload'])
+  async list(@Query() query: unknown, @Res({ passthrough: true }) res: Response): Promise<CheckpointRecord[]> {
+    const q = parseListQuery(query, 'desc', CHECKPOINT_STATES, ['state', 'node', 'workload']);
+    return sendPage(res, await this.checkpoints.page(q));
   }
 
   @Get(':id')

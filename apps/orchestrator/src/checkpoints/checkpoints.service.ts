@@ -21,6 +21,11 @@ import {
   WorkloadClaims,
   WorkloadRepository,
   checkpointOwner,
+  CHECKPOINT_INDEX,
+  type Page,
+  type PageQuery,
+  MIGRATION_INDEX,
+  allWhere,
 } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
 import { candidateNode, placementWorkload } from '../evacuations/evacuation-input.js';
@@ -70,6 +75,10 @@ export class CheckpointsService {
 
   async list(): Promise<CheckpointRecord[]> {
     return (await this.checkpoints.list()).reverse();
+  }
+
+  page(query: PageQuery): Promise<Page<CheckpointRecord>> {
+    return this.checkpoints.page(query, CHECKPOINT_INDEX);
   }
 
   async get(id: string): Promise<CheckpointRecord> {
@@ -214,12 +223,13 @@ export class CheckpointsService {
   }
 
   private async refuseBusy(workload: WorkloadRecord): Promise<void> {
-    const migrating = (await this.migrations.list()).find((m) => m.workloadId === workload.id && !isFinished(m));
+    const ofWorkload = [`workload=${workload.id}`];
+    const migrating = (await allWhere(this.migrations, MIGRATION_INDEX, ofWorkload)).find((m) => !isFinished(m));
     if (migrating) {
       throw new ConflictError(`workload '${workload.id}' is migrating in ${migrating.id}`, { migration: migrating.id });
     }
-    const taking = (await this.checkpoints.list()).find(
-      (c) => c.workloadId === workload.id && (c.state === 'queued' || c.state === 'taking'),
+    const taking = (await allWhere(this.checkpoints, CHECKPOINT_INDEX, ofWorkload)).find(
+      (c) => c.state === 'queued' || c.state === 'taking',
     );
     if (taking) {
       throw new ConflictError(`workload '${workload.id}' is being checkpointed in ${taking.id}`, {

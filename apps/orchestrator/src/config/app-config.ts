@@ -20,6 +20,7 @@ import {
 import { ApiEnv, apiSettings, type ApiSettings } from './api-config.js';
 import { SweeperEnv, sweeperSettings, type SweeperSettings } from '../sweeper/sweeper-config.js';
 import { EventsEnv, eventsSettings, type EventsSettings } from '../events/events-config.js';
+import { RedisEnv, redisSettings, type RedisSettings } from './redis-config.js';
 
 /** One node as the config file (and POST /nodes) describes it. */
 export const NodeSpec = z
@@ -112,7 +113,6 @@ export const ConfigFile = z.object({
 const Env = z.object({
   SPOTLIFT_CONFIG: z.string().min(1).describe('path of the JSON config file (ssh key, nodes)'),
   SPOTLIFT_API_TOKEN: z.string().min(16, 'must be at least 16 characters'),
-  REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
   SPOTLIFT_REDIS_PREFIX: z
     .string()
     .regex(/^[a-z0-9_-]+$/)
@@ -144,6 +144,7 @@ const Env = z.object({
   ...ApiEnv.shape,
   ...SweeperEnv.shape,
   ...EventsEnv.shape,
+  ...RedisEnv.shape,
 });
 
 /** The validated configuration; injected by type, read nowhere else from process.env. */
@@ -151,6 +152,8 @@ export class AppConfig {
   configPath!: string;
   apiToken!: string;
   redisUrl!: string;
+  /** Every Redis client's connection (URL, sentinels), the start-up durability check, record retention. */
+  redis!: RedisSettings;
   redisPrefix!: string;
   host!: string;
   port!: number;
@@ -250,6 +253,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     configPath: e.SPOTLIFT_CONFIG,
     apiToken: e.SPOTLIFT_API_TOKEN,
     redisUrl: e.REDIS_URL,
+    redis: redisSettings(e),
     redisPrefix: e.SPOTLIFT_REDIS_PREFIX,
     host: e.HOST,
     port: e.PORT,

@@ -49,6 +49,7 @@ import {
   SshNodeShell,
 } from '@spotlift/transport';
 import { AppConfig } from '../config/app-config.js';
+import { type RedisSettings, redisOptions } from '../config/redis-config.js';
 import { EventPublisher, eventStreamKey } from '../events/event-publisher.js';
 import { EventedRepository } from '../events/evented-repository.js';
 import { migrationEvents, nodeEvents, nodeRemoved } from '../events/record-events.js';
@@ -78,8 +79,9 @@ export const EVACUATION_JOURNAL = Symbol('EVACUATION_JOURNAL');
  * reconnects every second at most, so the end of an outage is noticed quickly. Boot waits up to 10 s for the
  * first connection; without one the process starts anyway and catches up when Redis answers.
  */
-async function connectRedis(url: string): Promise<Redis> {
-  const client = new Redis(url, {
+async function connectRedis(settings: RedisSettings): Promise<Redis> {
+  const client = new Redis({
+    ...redisOptions(settings),
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
@@ -128,14 +130,15 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
       provide: REDIS,
       inject: [AppConfig],
       // Not shared with BullMQ (which makes its own connections from BullModule's options).
-      useFactory: (c: AppConfig) => connectRedis(c.redisUrl),
+      useFactory: (c: AppConfig) => connectRedis(c.redis),
     },
     { provide: RedisLink, inject: [REDIS], useFactory: (r: Redis) => links.get(r) ?? new RedisLink(r) },
     {
       provide: REDIS_PATIENT,
       inject: [AppConfig, RedisLink],
       useFactory: (c: AppConfig, l: RedisLink) => {
-        const client = new Redis(c.redisUrl, {
+        const client = new Redis({
+          ...redisOptions(c.redis),
           maxRetriesPerRequest: null,
           retryStrategy: (times) => Math.min(times * 200, 1_000),
         });

@@ -1,8 +1,11 @@
-import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import type { Response } from 'express';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import type { EvacuationRecord } from '@spotlift/domain';
 import { ZodBody } from '../common/zod-body.pipe.js';
+import { ListDocs, parseListQuery, sendPage } from '../common/list-query.js';
+import { EVACUATION_STATES } from '@spotlift/store';
 import { EvacuationsService, type RaiseResult } from './evacuations.service.js';
 import { ManualEvacuationBody } from './manual-evacuation.js';
 import { RequireRole } from '../auth/roles.decorator.js';
@@ -15,9 +18,14 @@ export class EvacuationsController {
 
   @Get()
   @RequireRole('viewer')
-  @ApiOperation({ summary: 'All evacuations, newest first (the plan without its input, for brevity)' })
-  async list(): Promise<EvacuationRecord[]> {
-    return (await this.evacuations.list()).map(withoutPlanInput);
+  @ApiOperation({
+    summary:
+      'Evacuations, newest first, one page at a time (the plan without its input, for brevity; filters: state, node, time)',
+  })
+  @ListDocs(EVACUATION_STATES, ['state', 'node'])
+  async list(@Query() query: unknown, @Res({ passthrough: true }) res: Response): Promise<EvacuationRecord[]> {
+    const q = parseListQuery(query, 'desc', EVACUATION_STATES, ['state', 'node']);
+    return sendPage(res, await this.evacuations.page(q)).map(withoutPlanInput);
   }
 
   @Post()

@@ -11,7 +11,14 @@ import {
 } from '@spotlift/domain';
 import { Clock } from '@spotlift/engine';
 import type { Notice } from '@spotlift/notices';
-import { EvacuationRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
+import {
+  EvacuationRepository,
+  NodeRepository,
+  WorkloadRepository,
+  EVACUATION_INDEX,
+  type Page,
+  type PageQuery,
+} from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
 import { KubeCordoner } from '../notices/kube-cordon.js';
 import { addEvent } from './evacuation-events.js';
@@ -53,6 +60,10 @@ export class EvacuationsService {
 
   async list(): Promise<EvacuationRecord[]> {
     return (await this.evacuations.list()).reverse();
+  }
+
+  page(query: PageQuery): Promise<Page<EvacuationRecord>> {
+    return this.evacuations.page(query, EVACUATION_INDEX);
   }
 
   async get(id: string): Promise<EvacuationRecord> {

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown, ServiceUnavaila
 import { Redis } from 'ioredis';
 import type { DeliveredEvent, SpotliftEvent } from '@spotlift/domain';
 import { AppConfig } from '../config/app-config.js';
+import { redisOptions } from '../config/redis-config.js';
 import { REDIS } from '../core/core.module.js';
 import { RedisLink } from '../core/redis-link.js';
 import { eventStreamKey } from './event-publisher.js';
@@ -108,7 +109,8 @@ export class EventHub implements OnApplicationShutdown {
 
   private async loop(): Promise<void> {
     if (!this.reader) {
-      this.reader = new Redis(this.config.redisUrl, {
+      this.reader = new Redis({
+        ...redisOptions(this.config.redis),
         enableOfflineQueue: false,
         maxRetriesPerRequest: 1,
         retryStrategy: (times) => Math.min(times * 200, 1_000),

@@ -1,5 +1,5 @@
 import type { EvacuationRecord, SpotliftEvent } from '@spotlift/domain';
-import { EvacuationRepository, Repository } from '@spotlift/store';
+import { EvacuationRepository, type Page, type PageQuery, type RecordIndex, Repository } from '@spotlift/store';
 import type { EventPublisher } from './event-publisher.js';
 
 /** Records remembered per repository for diffing (the ones in flight; the oldest are forgotten first). */
@@ -67,6 +67,10 @@ export class EventedRepository<T extends { id: string }> extends Repository<T> {
     return this.inner.list();
   }
 
+  override page(query: PageQuery, index: RecordIndex<T>): Promise<Page<T>> {
+    return this.inner.page(query, index);
+  }
+
   async save(record: T): Promise<void> {
     await this.inner.save(record);
     const events = eventsOf(this.diff, this.seen.get(record.id), record, this.onError);
@@ -107,6 +111,10 @@ export class EventedEvacuations extends EvacuationRepository {
 
   list(): Promise<EvacuationRecord[]> {
     return this.records.list();
+  }
+
+  override page(query: PageQuery, index: RecordIndex<EvacuationRecord>): Promise<Page<EvacuationRecord>> {
+    return this.records.page(query, index);
   }
 
   save(record: EvacuationRecord): Promise<void> {

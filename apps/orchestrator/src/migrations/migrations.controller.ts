@@ -1,8 +1,11 @@
-import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import type { Response } from 'express';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import type { MigrationRecord } from '@spotlift/domain';
 import { ZodBody } from '../common/zod-body.pipe.js';
+import { ListDocs, parseListQuery, sendPage } from '../common/list-query.js';
+import { MIGRATION_STATES } from '@spotlift/store';
 import { type CancelAnswer, MigrationCancelService } from './migration-cancel.service.js';
 import { CreateMigration, MigrationsService } from './migrations.service.js';
 import { RequireRole } from '../auth/roles.decorator.js';
@@ -26,9 +29,11 @@ export class MigrationsController {
 
   @Get()
   @RequireRole('viewer')
-  @ApiOperation({ summary: 'All migrations, newest first' })
-  list(): Promise<MigrationRecord[]> {
-    return this.migrations.list();
+  @ApiOperation({ summary: 'Migrations, newest first, one page at a time (filters: state, node, workload, time)' })
+  @ListDocs(MIGRATION_STATES, ['state', 'node', 'workload'])
+  async list(@Query() query: unknown, @Res({ passthrough: true }) res: Response): Promise<MigrationRecord[]> {
+    const q = parseListQuery(query, 'desc', MIGRATION_STATES, ['state', 'node', 'workload']);
+    return sendPage(res, await this.migrations.page(q));
   }
 
   @Get(':id')

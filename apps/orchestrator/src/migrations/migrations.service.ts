@@ -13,8 +13,11 @@ import {
 } from '@spotlift/domain';
 import { Clock, CONTAINER_LIVE_UNAVAILABLE, CONTAINER_STRATEGIES, NodeOps } from '@spotlift/engine';
 import {
+  MIGRATION_INDEX,
   MigrationRepository,
   NodeRepository,
+  type Page,
+  type PageQuery,
   WorkloadClaims,
   WorkloadRepository,
   migrationOwner,
@@ -95,6 +98,11 @@ export class MigrationsService {
 
   async list(): Promise<MigrationRecord[]> {
     return (await this.migrations.list()).reverse();
+  }
+
+  /** One page of migrations (GET /migrations): from the indexes, never a read of every record. */
+  page(query: PageQuery): Promise<Page<MigrationRecord>> {
+    return this.migrations.page(query, MIGRATION_INDEX);
   }
 
   async get(id: string): Promise<MigrationRecord> {

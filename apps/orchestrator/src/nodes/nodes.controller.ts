@@ -1,9 +1,12 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import type { Response } from 'express';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import type { NodeRecord } from '@spotlift/domain';
 import { NodeSpec } from '../config/app-config.js';
 import { ZodBody } from '../common/zod-body.pipe.js';
+import { ListDocs, parseListQuery, sendPage } from '../common/list-query.js';
+import { NODE_STATES } from '@spotlift/store';
 import { NodesService } from './nodes.service.js';
 import { RequireRole } from '../auth/roles.decorator.js';
 
@@ -15,9 +18,11 @@ export class NodesController {
 
   @Get()
   @RequireRole('viewer')
-  @ApiOperation({ summary: 'List nodes with their last probe' })
-  list(): Promise<NodeRecord[]> {
-    return this.nodes.list();
+  @ApiOperation({ summary: 'Nodes with their last probe, oldest first, one page at a time (filters: state, time)' })
+  @ListDocs(NODE_STATES, ['state'])
+  async list(@Query() query: unknown, @Res({ passthrough: true }) res: Response): Promise<NodeRecord[]> {
+    const q = parseListQuery(query, 'asc', NODE_STATES, ['state']);
+    return sendPage(res, await this.nodes.page(q));
   }
 
   @Get(':id')

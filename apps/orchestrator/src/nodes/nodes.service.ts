@@ -18,6 +18,9 @@ import {
   NodeRepository,
   WorkloadRepository,
   createIfAbsent,
+  NODE_INDEX,
+  type Page,
+  type PageQuery,
 } from '@spotlift/store';
 import type { NodeSpec } from '../config/app-config.js';
 import { NodeEvents } from './node-events.js';
@@ -57,6 +60,10 @@ export class NodesService {
 
   list(): Promise<NodeRecord[]> {
     return this.nodes.list();
+  }
+
+  page(query: PageQuery): Promise<Page<NodeRecord>> {
+    return this.nodes.page(query, NODE_INDEX);
   }
 
   async get(id: string): Promise<NodeRecord> {

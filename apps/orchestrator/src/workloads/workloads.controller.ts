@@ -1,8 +1,11 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import type { Response } from 'express';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import type { WorkloadRecord } from '@spotlift/domain';
 import { ZodBody } from '../common/zod-body.pipe.js';
+import { ListDocs, parseListQuery, sendPage } from '../common/list-query.js';
+import { WORKLOAD_STATES } from '@spotlift/store';
 import { RegisterWorkload, type WorkloadView, WorkloadsService } from './workloads.service.js';
 import { RequireRole } from '../auth/roles.decorator.js';
 
@@ -14,8 +17,11 @@ export class WorkloadsController {
 
   @Get()
   @RequireRole('viewer')
-  list(): Promise<WorkloadRecord[]> {
-    return this.workloads.list();
+  @ApiOperation({ summary: 'Workloads, oldest first, one page at a time (filters: state, node, time)' })
+  @ListDocs(WORKLOAD_STATES, ['state', 'node'])
+  async list(@Query() query: unknown, @Res({ passthrough: true }) res: Response): Promise<WorkloadRecord[]> {
+    const q = parseListQuery(query, 'asc', WORKLOAD_STATES, ['state', 'node']);
+    return sendPage(res, await this.workloads.page(q));
   }
 
   @Get(':id')

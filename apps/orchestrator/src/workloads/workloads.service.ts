@@ -27,6 +27,12 @@ import {
   NodeRepository,
   ProcessIndex,
   WorkloadRepository,
+  WORKLOAD_INDEX,
+  type Page,
+  type PageQuery,
+  MIGRATION_INDEX,
+  CHECKPOINT_INDEX,
+  allWhere,
 } from '@spotlift/store';
 import type { RegisterWorkload } from './register-workload.js';
 import { AppConfig } from '../config/app-config.js';
@@ -67,6 +73,10 @@ export class WorkloadsService {
 
   list(): Promise<WorkloadRecord[]> {
     return this.workloads.list();
+  }
+
+  page(query: PageQuery): Promise<Page<WorkloadRecord>> {
+    return this.workloads.page(query, WORKLOAD_INDEX);
   }
 
   async get(id: string): Promise<WorkloadRecord> {
@@ -229,7 +239,11 @@ export class WorkloadsService {
 
   private async busyReason(w: WorkloadRecord): Promise<string | undefined> {
     if (w.state === 'migrating') return 'it is migrating (a job froze or is moving it)';
-    const [migrations, checkpoints] = await Promise.all([this.migrations.list(), this.checkpoints.list()]);
+    const ofWorkload = [`workload=${w.id}`];
+    const [migrations, checkpoints] = await Promise.all([
+      allWhere(this.migrations, MIGRATION_INDEX, ofWorkload),
+      allWhere(this.checkpoints, CHECKPOINT_INDEX, ofWorkload),
+    ]);
     const migration = migrations.find((m) => m.workloadId === w.id && !isFinished(m));
     if (migration) return `migration '${migration.id}' (${migration.state}) works on it`;
     const checkpoint = checkpoints.find((c) => c.workloadId === w.id && !checkpointSettled(c));
