@@ -67,6 +67,8 @@ export interface NodeRecord extends NodeTarget {
   checkpointRoot?: string;
   /** Set by `POST /nodes/:id/drain` when it made the node `draining`; `undrain` removes it (see NodesService). */
   drain?: { at: string };
+  /** Set by capacity rebalancing (`consolidate`) when it emptied the node: it may be released. spotlift never terminates it. */
+  releasable?: { at: string; planId: string };
   createdAt: string;
   updatedAt: string;
 }
@@ -96,6 +98,10 @@ export interface WorkloadRecord {
   priority?: number;
   /** Declared rate of distinct pages dirtied, bytes/s (pre-copy and the planner); the fleet default when absent. */
   dirtyRateBytesPerSec?: number;
+  /** `false`: capacity rebalancing never moves it (evacuations still do). */
+  movable?: boolean;
+  /** Longest freeze a rebalancing move may cost it, ms: a move predicted above it is never proposed. */
+  maxDowntimeMs?: number;
   /**
    * Absolute paths (files or directories) the workload uses that must exist on the destination: its open
    * files, working directory, data. Copied to the destination while it runs and once more, the changes only,

@@ -20,6 +20,7 @@ import {
 import { ApiEnv, apiSettings, type ApiSettings } from './api-config.js';
 import { SweeperEnv, sweeperSettings, type SweeperSettings } from '../sweeper/sweeper-config.js';
 import { EventsEnv, eventsSettings, type EventsSettings } from '../events/events-config.js';
+import { RebalanceSettings } from '../rebalance/rebalance-config.js';
 
 /** One node as the config file (and POST /nodes) describes it. */
 export const NodeSpec = z
@@ -107,6 +108,7 @@ export const ConfigFile = z.object({
   evacuation: EvacuationSettings.default(EvacuationSettings.parse({})),
   live: LiveSettings.default(LiveSettings.parse({})),
   files: FileSettings.default(FileSettings.parse({})),
+  rebalance: RebalanceSettings.default(RebalanceSettings.parse({})),
 });
 
 const Env = z.object({
@@ -182,6 +184,8 @@ export class AppConfig {
   sweeper!: SweeperSettings;
   /** The event stream behind GET /events (SPOTLIFT_EVENTS_*). */
   events!: EventsSettings;
+  /** Capacity rebalancing (config file `rebalance`). */
+  rebalance!: RebalanceSettings;
 
   /** What the engine and the checkpoint flow run with: one place, so both get every setting. */
   get engine(): EngineConfig {
@@ -273,5 +277,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     api,
     sweeper: sweeperSettings(e),
     events: eventsSettings(e),
+    rebalance: file.data.rebalance,
   });
 }

@@ -16,6 +16,10 @@ export const RegisterWorkload = z
       .min(0)
       .max(100 * 2 ** 30)
       .optional(),
+    /** `false`: rebalancing never moves it (evacuations still do). */
+    movable: z.boolean().optional(),
+    /** Longest freeze a rebalancing move may cost it: a move predicted above it is never proposed. */
+    maxDowntimeMs: z.number().int().min(1).max(3_600_000).optional(),
     /**
      * Files and directories the workload uses that the destination must have (open files, working
      * directory, data): copied before and, the changes only, during the freeze. Absolute paths.

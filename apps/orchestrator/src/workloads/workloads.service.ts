@@ -102,6 +102,8 @@ export class WorkloadsService {
       ...(body.pidfile ? { pidfile: body.pidfile } : {}),
       ...(body.priority !== undefined ? { priority: body.priority } : {}),
       ...(body.dirtyRateBytesPerSec !== undefined ? { dirtyRateBytesPerSec: body.dirtyRateBytesPerSec } : {}),
+      ...(body.movable !== undefined ? { movable: body.movable } : {}),
+      ...(body.maxDowntimeMs !== undefined ? { maxDowntimeMs: body.maxDowntimeMs } : {}),
       ...(body.paths?.length ? { paths: body.paths } : {}),
       rssBytes: tree.rssBytes,
       tree: tree.pids,
