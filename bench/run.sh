@@ -2,6 +2,7 @@
 # Benchmarks: figures and ratios against baselines measured in the same run (not timed tests).
 #   bash bench/run.sh downtime [--reps N] [--sizes 64,256,1024]   stop-and-copy vs the bare CRIU sequence
 #   bash bench/run.sh fleet                                       evacuation planner vs FIFO vs upper bound
+#   bash bench/run.sh rebalance [--seed=N] [--hours=168]           a week: evacuation only vs live rebalancing vs restarts
 #   bash bench/run.sh transport [--mib 1024] [--criu-mib 1024] [--reps N] [--pipes-only] [--image-root DIR]
 #                                                                 page transports vs raw TCP and OpenSSH tunnels (same hops)
 #   bash bench/run.sh notice [--trials 20] [--poll-ms 250]        notice-to-first-freeze latency (fake IMDS over SSH)
@@ -18,9 +19,10 @@ npm run --silent build
 case "$what" in
   downtime) node dist/bench/downtime/downtime-bench.js "$@" ;;
   fleet) node dist/bench/fleet/fleet-sim.js "$@" ;;
+  rebalance) node dist/bench/rebalance/rebalance-sim.js "$@" ;;
   transport) node dist/bench/transport/transport-bench.js "$@" ;;
   notice) node dist/bench/notice/notice-bench.js "$@" ;;
   postcopy) node dist/bench/postcopy/postcopy-bench.js "$@" ;;
   precopy) node dist/bench/precopy/precopy-bench.js "$@" ;;
-  *) echo "unknown benchmark: $what (downtime | fleet | notice | postcopy | precopy | transport)" >&2; exit 2 ;;
+  *) echo "unknown benchmark: $what (downtime | fleet | rebalance | notice | postcopy | precopy | transport)" >&2; exit 2 ;;
 esac

@@ -37,8 +37,8 @@ const three = (): RebalanceNode[] => [
   node('b', 8, [w('b1', { memoryBytes: gib(4) }), w('b2', { memoryBytes: gib(4) })]),
   node('c', 1, [w('c1', { memoryBytes: gib(1) })]),
 ];
-const recommendation = (pool: string, hoursAgo = 1) => ({
-  nodeId: 'x',
+const recommendation = (pool: string, hoursAgo = 1, nodeId = 'x') => ({
+  nodeId,
   spotPool: pool,
   kind: 'recommendation' as const,
   at: NOW.getTime() - hoursAgo * HOUR,
@@ -120,9 +120,10 @@ describe('planRebalance: each policy', () => {
       node('r2', 0, [], { spotPool: 'hot' }),
       node('s', 4, [], { spotPool: 'cold' }),
     ];
-    const plan = planRebalance(input({ policies: ['de-risk'], nodes, notices: [recommendation('hot')] }));
+    // The pool's one recommendation (0.5) makes r2 no source; r itself was named (0.5 + 0.5 = 1).
+    const plan = planRebalance(input({ policies: ['de-risk'], nodes, notices: [recommendation('hot', 1, 'r')] }));
     expect(pairs(plan)).toEqual(['hi:r>s:de-risk', 'lo:r>s:de-risk']);
-    expect(plan.moves[0]!.gain.riskRemoved).toBeCloseTo(0.45);
+    expect(plan.moves[0]!.gain.riskRemoved).toBeCloseTo(0.9);
     expect(plan.moves[0]!.score).toBeGreaterThan(1);
     expect(plan.moves[0]!.reason).toContain('spot pool hot');
   });
@@ -132,9 +133,9 @@ describe('planRebalance: each policy', () => {
       node('r', 4, [w('x', { priority: 9 })], { spotPool: 'hot' }),
       node('od', 4, [], { lifecycle: 'on-demand' }),
     ];
-    const old = planRebalance(input({ policies: ['de-risk'], nodes, notices: [recommendation('hot', 24 * 8)] }));
+    const old = planRebalance(input({ policies: ['de-risk'], nodes, notices: [recommendation('hot', 24 * 8, 'r')] }));
     expect(old.moves).toEqual([]);
-    const fresh = planRebalance(input({ policies: ['de-risk'], nodes, notices: [recommendation('hot')] }));
+    const fresh = planRebalance(input({ policies: ['de-risk'], nodes, notices: [recommendation('hot', 1, 'r')] }));
     expect(pairs(fresh)).toEqual(['x:r>od:de-risk']);
   });
 });
@@ -147,7 +148,11 @@ describe('planRebalance: combinations', () => {
       node('c', 1, [w('c1', { memoryBytes: gib(1) })], { spotPool: 'cold' }),
     ];
     const plan = planRebalance(
-      input({ policies: ['consolidate', 'de-risk'], nodes, notices: [recommendation('hot')] }),
+      input({
+        policies: ['consolidate', 'de-risk'],
+        nodes,
+        notices: [recommendation('hot', 1, 'a'), recommendation('hot', 2, 'a')],
+      }),
     );
     const ids = plan.moves.map((m) => m.workloadId);
     expect(new Set(ids).size).toBe(ids.length);

@@ -36,21 +36,26 @@ export const DEFAULT_REBALANCE_WEIGHTS: RebalanceWeights = {
 const WEEK_SECONDS = 7 * 86_400;
 const NOTICE_WEIGHT = { interruption: 1, recommendation: 0.5 } as const;
 
-/** Risk of each node: notices in the window on its spot pool (or on the node itself when it has no pool); 0 on demand. */
+/**
+ * Risk of each node: the weight of the notices in the window on its spot pool (interruption 1, rebalance
+ * recommendation 0.5), plus those about the node itself counted once more (a recommendation names one
+ * instance: that one is the likeliest to go). On-demand nodes: 0.
+ */
 export function nodeRisks(input: Pick<RebalanceInput, 'nodes' | 'notices' | 'riskWindowSeconds' | 'now'>) {
   const since = input.now.getTime() - (input.riskWindowSeconds ?? WEEK_SECONDS) * 1000;
-  const byKey = new Map<string, number>();
+  const pools = new Map<string, number>();
+  const own = new Map<string, number>();
   for (const n of input.notices ?? []) {
     if (n.at < since || n.at > input.now.getTime()) continue;
-    const key = n.spotPool !== undefined ? `pool:${n.spotPool}` : `node:${n.nodeId}`;
-    byKey.set(key, (byKey.get(key) ?? 0) + NOTICE_WEIGHT[n.kind]);
+    if (n.spotPool !== undefined) pools.set(n.spotPool, (pools.get(n.spotPool) ?? 0) + NOTICE_WEIGHT[n.kind]);
+    own.set(n.nodeId, (own.get(n.nodeId) ?? 0) + NOTICE_WEIGHT[n.kind]);
   }
   return new Map(
     input.nodes.map((n) => [
       n.id,
       n.lifecycle === 'on-demand'
         ? 0
-        : (byKey.get(n.spotPool !== undefined ? `pool:${n.spotPool}` : `node:${n.id}`) ?? 0),
+        : (n.spotPool !== undefined ? (pools.get(n.spotPool) ?? 0) : 0) + (own.get(n.id) ?? 0),
     ]),
   );
 }
@@ -62,10 +67,13 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
   const threshold = input.scoreThreshold ?? 1;
   const policies = new Set(input.policies);
   const risk = nodeRisks(input);
-  const minRisk = input.deRisk?.minRisk ?? 0.5;
+  const minRisk = input.deRisk?.minRisk ?? 1;
   const sorted = [...input.nodes].sort((a, b) => (a.id < b.id ? -1 : 1));
   const byId = new Map(sorted.map((n) => [n.id, n]));
   let used = new Map(sorted.map((n) => [n.id, n.memoryCapacityBytes - n.freeMemoryBytes]));
+  // Workload bytes per node: a spot node never takes more than it could send away within a notice.
+  let carried = new Map(sorted.map((n) => [n.id, n.workloads.reduce((s, w) => s + w.memoryBytes, 0)]));
+  const evacuable = input.spotEvacuableBytes ?? Infinity;
   let groups = new Map(
     sorted.map((n) => [
       n.id,
@@ -120,7 +128,13 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
       .filter((n) => n.id !== from.id && usable(n) && !avoid(n))
       .map((n) => ({
         ...n,
-        freeMemoryBytes: Math.max(0, target * n.memoryCapacityBytes - (used.get(n.id) ?? 0)),
+        freeMemoryBytes: Math.max(
+          0,
+          Math.min(
+            target * n.memoryCapacityBytes - (used.get(n.id) ?? 0),
+            n.lifecycle === 'spot' ? evacuable - (carried.get(n.id) ?? 0) : Infinity,
+          ),
+        ),
         reservedMemoryBytes: 0,
         antiAffinityGroups: groups.get(n.id) ?? [],
       }));
@@ -146,6 +160,8 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
     const w = byId.get(m.fromNodeId)!.workloads.find((x) => x.id === m.workloadId)!;
     used.set(m.fromNodeId, (used.get(m.fromNodeId) ?? 0) - w.memoryBytes);
     used.set(m.toNodeId, (used.get(m.toNodeId) ?? 0) + w.memoryBytes);
+    carried.set(m.fromNodeId, (carried.get(m.fromNodeId) ?? 0) - w.memoryBytes);
+    carried.set(m.toNodeId, (carried.get(m.toNodeId) ?? 0) + w.memoryBytes);
     if (w.antiAffinityGroup) groups.get(m.toNodeId)?.push(w.antiAffinityGroup);
     moved.add(w.id);
     received.add(m.toNodeId);
@@ -254,18 +270,23 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
       const cap = n.memoryCapacityBytes;
       const cpuFrac = n.cpuCount && n.cpuLoad !== undefined ? n.cpuLoad / n.cpuCount : 0;
       const memOver = (used.get(n.id) ?? 0) > over * cap;
-      if (!memOver && cpuFrac <= over) continue;
+      // A spot node carrying more than it could send away within a notice is overfull too.
+      const heavy = (): boolean => n.lifecycle === 'spot' && (carried.get(n.id) ?? 0) > evacuable;
+      const wasHeavy = heavy();
+      if (!memOver && cpuFrac <= over && !wasHeavy) continue;
       // CPU share per workload is not measured: a CPU-full node sheds its load's excess share of its workloads.
       let cpuMoves = cpuFrac > over ? Math.ceil(n.workloads.length * (1 - target / cpuFrac)) : 0;
       const ws = [...n.workloads]
         .filter((w) => !moved.has(w.id))
         .sort((a, b) => a.priority - b.priority || b.memoryBytes - a.memoryBytes || (a.id < b.id ? -1 : 1));
       for (const w of ws) {
-        if ((used.get(n.id) ?? 0) <= target * cap && cpuMoves <= 0) break;
+        if ((used.get(n.id) ?? 0) <= target * cap && cpuMoves <= 0 && !heavy()) break;
         const why = memOver
           ? `node ${n.id} is overfull (${fmtBytes(used.get(n.id) ?? 0)} of ${fmtBytes(cap)} used)`
-          : `node ${n.id} is CPU-bound (load ${n.cpuLoad} on ${n.cpuCount} CPUs)`;
-        const relief = memOver ? w.memoryBytes / cap : 1 / Math.max(1, n.workloads.length);
+          : wasHeavy
+            ? `spot node ${n.id} carries ${fmtBytes(carried.get(n.id) ?? 0)}, more than leaves within a notice (${fmtBytes(evacuable)})`
+            : `node ${n.id} is CPU-bound (load ${n.cpuLoad} on ${n.cpuCount} CPUs)`;
+        const relief = memOver || wasHeavy ? w.memoryBytes / cap : 1 / Math.max(1, n.workloads.length);
         if (single(w, n, 'spread', why, target, risky, () => ({ gain: { relief }, points: relief * weights.spread })))
           cpuMoves -= 1;
       }
@@ -276,10 +297,16 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
   if (policies.has('consolidate')) {
     const target = input.consolidate?.targetFraction ?? 0.8;
     const maxNodes = input.consolidate?.maxNodesPerPlan ?? 1;
+    // Trials place every workload of a node: only the least used nodes are tried (the likeliest to empty).
+    const maxCandidates = input.consolidate?.maxCandidates ?? 20;
     for (const n of sorted) if (usable(n) && n.workloads.length === 0) releasable.push(n.id);
     // Empties one node on a copy of the ledger: every workload placed (packing), or the reason it cannot be.
     const trial = (n: RebalanceNode): Trial => {
-      const saved = { used: new Map(used), groups: new Map([...groups].map(([k, v]) => [k, [...v]])) };
+      const saved = {
+        used: new Map(used),
+        carried: new Map(carried),
+        groups: new Map([...groups].map(([k, v]) => [k, [...v]])),
+      };
       emptying.add(n.id);
       try {
         const ws = [...n.workloads]
@@ -302,6 +329,7 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
         emptying.delete(n.id);
         for (const m of ws0(n)) moved.delete(m);
         used = saved.used;
+        carried = saved.carried;
         groups = saved.groups;
         for (const id of [...received]) if (!moves.some((m) => m.toNodeId === id)) received.delete(id);
       }
@@ -311,8 +339,11 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
     const last = new Map<string, RebalanceSkip>();
     for (let round = 0; round < maxNodes; round++) {
       let best: { n: RebalanceNode; moves: PlannedMove[]; score: number } | undefined;
-      for (const n of sorted) {
-        if (!usable(n) || n.workloads.length === 0 || received.has(n.id) || releasable.includes(n.id)) continue;
+      const candidates = sorted
+        .filter((n) => usable(n) && n.workloads.length > 0 && !received.has(n.id) && !releasable.includes(n.id))
+        .sort((a, b) => (used.get(a.id) ?? 0) - (used.get(b.id) ?? 0) || (a.id < b.id ? -1 : 1))
+        .slice(0, maxCandidates);
+      for (const n of candidates) {
         const t = trial(n);
         if ('reason' in t) {
           last.set(n.id, {

@@ -93,9 +93,14 @@ export interface RebalanceInput {
   /** A move is proposed only when gain / disruption reaches this (default 1). */
   scoreThreshold?: number;
   weights?: Partial<RebalanceWeights>;
-  consolidate?: { maxNodesPerPlan?: number; targetFraction?: number };
+  consolidate?: { maxNodesPerPlan?: number; targetFraction?: number; maxCandidates?: number };
   spread?: { overfullFraction?: number; targetFraction?: number };
   deRisk?: { minRisk?: number; minPriority?: number };
+  /**
+   * Workload memory a spot node can send away within a notice (its link x the notice's seconds): moves never
+   * fill a spot node beyond it, so packing does not make the next evacuation miss. Unbounded when absent.
+   */
+  spotEvacuableBytes?: number;
   /** Throughput a move's pages get when the pair has no measured figure. */
   bandwidthBytesPerSec: number;
   /** Freeze a move aims below when the workload declares no `maxDowntimeMs`. */

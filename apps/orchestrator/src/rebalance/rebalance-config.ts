@@ -74,8 +74,8 @@ export const RebalanceSettings = z
       .default({ overfullFraction: 0.9, targetFraction: 0.8 }),
     deRisk: z
       .object({
-        /** Notice weight (interruption 1, recommendation 0.5) in the window from which a pool is left. */
-        minRisk: z.number().gt(0).max(1000).default(0.5),
+        /** Notice weight (interruption 1, recommendation 0.5; the pool's, plus the node's own again) from which a node is left. */
+        minRisk: z.number().gt(0).max(1000).default(1),
         minPriority: z.number().int().min(1).max(10).default(1),
         windowSeconds: z
           .number()
@@ -85,7 +85,7 @@ export const RebalanceSettings = z
           .default(7 * 86_400),
       })
       .strict()
-      .default({ minRisk: 0.5, minPriority: 1, windowSeconds: 7 * 86_400 }),
+      .default({ minRisk: 1, minPriority: 1, windowSeconds: 7 * 86_400 }),
     /** Price per hour of each node (node id -> price, any one currency): the cost a consolidation saves. */
     nodePrices: z.record(z.string().max(63), z.number().min(0).max(1_000_000)).default({}),
     /** Plans kept (newest); older ones are dropped. */
