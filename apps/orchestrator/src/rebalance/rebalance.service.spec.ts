@@ -13,7 +13,7 @@ import {
 } from '@spotlift/domain';
 import { Clock, type NodeOps } from '@spotlift/engine';
 import type { MoveStart } from '@spotlift/placement';
-import { InMemoryEvacuationRecords, InMemoryRecords, type MigrationRepository } from '@spotlift/store';
+import { InMemoryEvacuationRecords, InMemoryRecords } from '@spotlift/store';
 import { aMigration, aNode, aWorkload } from '@spotlift/testing';
 import { ConfigFile, type AppConfig } from '../config/app-config.js';
 import { EvacuationSettings } from '../config/evacuation-config.js';
