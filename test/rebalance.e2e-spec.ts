@@ -103,7 +103,9 @@ describe('capacity rebalancing (lab, real CRIU)', () => {
     const m = (await api<MigrationRecord>('GET', `/migrations/${done.moves[0]!.migrationId}`)).body;
     expect(m.state).toBe('completed');
     expect(env.collector.isSeqGapFree('rb-c1', since - 2_000)).toBe(true);
-    const metrics = (await api<string>('GET', '/metrics')).body;
+    const metrics = await (
+      await fetch(`${env.orch.baseUrl}/metrics`, { headers: { authorization: `Bearer ${env.orch.token}` } })
+    ).text();
     expect(metrics).toMatch(/spotlift_rebalance_nodes_released_total 1/);
     expect(metrics).toMatch(/spotlift_rebalance_moves_total\{policy="consolidate",outcome="completed"\} 1/);
     // Applying a plan that ended, and a plan that does not exist.
@@ -138,15 +140,17 @@ describe('capacity rebalancing (lab, real CRIU)', () => {
     const plan = await evaluate(['de-risk']);
     expect(plan.moves.filter((m) => m.fromNodeId === 'node-a').length).toBeGreaterThanOrEqual(3);
     expect((await api('POST', `/rebalance/plans/${plan.id}/apply`)).status).toBe(202);
-    await until(
-      'the first move to start',
-      async () =>
-        (await api<Plan>('GET', `/rebalance/plans/${plan.id}`)).body.moves.some((m) => m.state === 'started')
-          ? true
-          : undefined,
+    const first = await until(
+      'the first move to start (or every move to end)',
+      async () => {
+        const p = (await api<Plan>('GET', `/rebalance/plans/${plan.id}`)).body;
+        return p.moves.some((m) => m.state === 'started') || p.state !== 'applying' ? p : undefined;
+      },
       30_000,
       100,
     );
+    if (first.state !== 'applying') console.log(JSON.stringify(first, null, 1));
+    expect(first.state).toBe('applying');
     const noticeAt = Date.now();
     const term = await api<{ evacuation: EvacuationRecord }>('POST', '/notices', {
       nodeId: 'node-a',
