@@ -134,11 +134,15 @@ describe('capacity rebalancing (lab, real CRIU)', () => {
   }, 150_000);
 
   it('a termination notice during an apply cancels the moves not started; the evacuation wins', async () => {
-    // Two more recommendations make node-a the riskiest: de-risk plans every workload on it towards node-b.
-    for (const reason of ['again', 'and again'])
-      await api('POST', '/notices', { nodeId: 'node-a', kind: 'rebalance', secondsUntil: 600, reason });
+    // A recommendation and a maintenance event make node-a the riskiest (2 against node-b's 1): de-risk plans every
+    // workload on it towards node-b (never the releasable node-c).
+    for (const kind of ['rebalance', 'maintenance'])
+      expect((await api('POST', '/notices', { nodeId: 'node-a', kind, secondsUntil: 600, reason: kind })).status).toBe(
+        202,
+      );
     const plan = await evaluate(['de-risk']);
     expect(plan.moves.filter((m) => m.fromNodeId === 'node-a').length).toBeGreaterThanOrEqual(3);
+    expect(plan.moves.every((m) => m.toNodeId === 'node-b')).toBe(true);
     expect((await api('POST', `/rebalance/plans/${plan.id}/apply`)).status).toBe(202);
     const first = await until(
       'the first move to start (or every move to end)',

@@ -82,7 +82,8 @@ export function buildRebalanceInput(src: RebalanceSources): RebalanceInput {
         bandwidthFromSourceBytesPerSec: ev.streamBandwidthBytesPerSec,
         postCopyTrial: 'untested',
         ...(price !== undefined ? { pricePerHour: price } : {}),
-        underNotice: pausedBy(n, src.evacuations) !== undefined,
+        // A node consolidation emptied is left alone both ways: it is about to be released.
+        underNotice: pausedBy(n, src.evacuations) !== undefined || n.releasable !== undefined,
         workloads: running
           .filter((w) => w.nodeId === n.id)
           .map((w) => ({

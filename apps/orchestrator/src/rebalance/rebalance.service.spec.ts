@@ -279,6 +279,14 @@ describe('RebalanceService', () => {
     expect((await w.service.get(plan.id)).released).toEqual([]);
   });
 
+  it('a releasable node is neither source nor target when planning', async () => {
+    const w = world();
+    await w.nodes.update('node-c', (n) => void (n.releasable = { at: T0.toISOString(), planId: 'rb-x' }));
+    await w.workloads.save(wl('c9', 'node-c', { state: 'running' }));
+    const plan = await w.service.evaluate('request');
+    expect(plan.moves.some((m) => m.fromNodeId === 'node-c' || m.toNodeId === 'node-c')).toBe(false);
+  });
+
   it('a node under notice is neither source nor target when planning', async () => {
     const w = world();
     await w.evacuations.save(evacuation('node-c'));
