@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build the rebalancing benchmark and run it. Builds only what it needs (libs/placement, libs/domain, this
 # folder) so unrelated work in progress elsewhere cannot break it; `npm run build` produces the same
-# dist/bench/rebalance/rebalance-sim.js. Arguments go to the benchmark (--seed=N --nic-gbps=10 --stream-mibps=500
-# --overhead=1.5 --verbose).
+# dist/bench/rebalance/rebalance-sim.js. Arguments go to the benchmark (--seed=N --hours=168; DEBUG_SIM=1 prints
+# each workload a notice catches).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 npx tsc -p bench/rebalance/tsconfig.bench.json
