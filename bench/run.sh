@@ -4,6 +4,7 @@
 #   bash bench/run.sh fleet                                       evacuation planner vs FIFO vs upper bound
 #   bash bench/run.sh evacuation [--contention=1.25]              downtime objective vs today's vs the offline best (model)
 #   bash bench/run.sh evacuation-lab [--sizes 256,384,512]        both objectives on the lab, real CRIU, 120 s and 30 s notices
+#   bash bench/run.sh rebalance [--seed=N] [--hours=168]           a week: evacuation only vs live rebalancing vs restarts
 #   bash bench/run.sh transport [--mib 1024] [--criu-mib 1024] [--reps N] [--pipes-only] [--image-root DIR]
 #                                                                 page transports vs raw TCP and OpenSSH tunnels (same hops)
 #   bash bench/run.sh notice [--trials 20] [--poll-ms 250]        notice-to-first-freeze latency (fake IMDS over SSH)
@@ -24,6 +25,7 @@ case "$what" in
   fleet) node dist/bench/fleet/fleet-sim.js "$@" ;;
   evacuation) node dist/bench/evacuation/evacuation-bench.js "$@" ;;
   evacuation-lab) node dist/bench/evacuation/evacuation-lab-bench.js "$@" ;;
+  rebalance) node dist/bench/rebalance/rebalance-sim.js "$@" ;;
   transport) node dist/bench/transport/transport-bench.js "$@" ;;
   notice) node dist/bench/notice/notice-bench.js "$@" ;;
   postcopy) node dist/bench/postcopy/postcopy-bench.js "$@" ;;

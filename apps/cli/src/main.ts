@@ -6,6 +6,7 @@ import { CliContext, processIo, type CliIo } from './cli-context.js';
 import { registerAccess } from './commands/access.js';
 import { registerNodes, registerWorkloads } from './commands/fleet.js';
 import { registerCheckpoints, registerEvacuations, registerMigrations, type UpdateSources } from './commands/jobs.js';
+import { registerRebalance } from './commands/rebalance.js';
 import { bashCompletion } from './completion.js';
 import { addWatchCommand } from './watch.js';
 import { EXIT, exitCodeOfError, UsageError } from './exit-codes.js';
@@ -34,6 +35,7 @@ export function buildCli(io: CliIo = processIo(), sources: UpdateSources = {}): 
   registerMigrations(program, cli, sources);
   registerEvacuations(program, cli, sources);
   registerCheckpoints(program, cli);
+  registerRebalance(program, cli);
   addWatchCommand(program, () => cli.connection());
   program
     .command('completion')

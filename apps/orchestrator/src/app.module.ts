@@ -25,6 +25,7 @@ import { MigrationsService } from './migrations/migrations.service.js';
 import { NodesController } from './nodes/nodes.controller.js';
 import { NodeEvents } from './nodes/node-events.js';
 import { NodesService } from './nodes/nodes.service.js';
+import { rebalanceControllers, rebalanceProviders } from './rebalance/rebalance.providers.js';
 import { sweeperControllers, sweeperImports, sweeperProviders } from './sweeper/sweeper.providers.js';
 import { WorkloadsController } from './workloads/workloads.controller.js';
 import { WorkloadsService } from './workloads/workloads.service.js';
@@ -89,6 +90,7 @@ export class AppModule {
         ...authControllers,
         ...sweeperControllers,
         ...eventControllers,
+        ...rebalanceControllers,
       ],
       providers: [
         ...authProviders,
@@ -109,6 +111,7 @@ export class AppModule {
         ...checkpointProviders(config),
         ...sweeperProviders,
         ...eventProviders,
+        ...rebalanceProviders,
       ],
     };
   }

@@ -67,6 +67,8 @@ export interface NodeRecord extends NodeTarget {
   checkpointRoot?: string;
   /** Set by `POST /nodes/:id/drain` when it made the node `draining`; `undrain` removes it (see NodesService). */
   drain?: { at: string };
+  /** Set by capacity rebalancing (`consolidate`) when it emptied the node: it may be released. spotlift never terminates it. */
+  releasable?: { at: string; planId: string };
   createdAt: string;
   updatedAt: string;
 }
@@ -108,10 +110,15 @@ export interface WorkloadRecord {
   tree?: number[];
   /** 1 (expendable) .. 10 (critical): weighs the work an evacuation saves; the fleet default when absent. */
   priority?: number;
-  /** Longest freeze an evacuation may plan for it, ms: the planner never plans a move predicted longer. */
+  /**
+   * Longest freeze a move may cost it, ms: evacuations never plan a move predicted longer, rebalancing never
+   * proposes one.
+   */
   maxDowntimeMs?: number;
   /** Declared rate of distinct pages dirtied, bytes/s (pre-copy and the planner); the fleet default when absent. */
   dirtyRateBytesPerSec?: number;
+  /** `false`: capacity rebalancing never moves it (evacuations still do). */
+  movable?: boolean;
   /**
    * Absolute paths (files or directories) the workload uses that must exist on the destination: its open
    * files, working directory, data. Copied to the destination while it runs and once more, the changes only,

@@ -15,4 +15,6 @@ export type { PinnedJob, ScheduleContext } from './evacuation-admission.js';
 export { schedulePass, type ScheduleResult } from './evacuation-scheduler.js';
 export { orderQueue, planEvacuation } from './plan-evacuation.js';
 export { replan, type ReplanOptions } from './replan.js';
+export * from './rebalance-types.js';
+export * from './rebalance-budgets.js';
 export * from './plan-rebalance.js';

@@ -1,77 +1,335 @@
-import { candidate, gib, workload } from './fixtures.js';
-import { planRebalance, type RebalanceNode } from './plan-rebalance.js';
+import { candidate, gib, mib, workload } from './fixtures.js';
+import { planRebalance } from './plan-rebalance.js';
+import { cronProblem, inWindow, startVerdict, windowVerdict } from './rebalance-budgets.js';
+import type { RebalanceInput, RebalanceNode, RebalanceWorkload } from './rebalance-types.js';
 
-const node = (id: string, usedGib: number, over: Partial<RebalanceNode> = {}): RebalanceNode => ({
-  ...candidate(id),
+const NOW = new Date('2026-03-04T12:00:00Z');
+const HOUR = 3_600_000;
+const node = (
+  id: string,
+  usedGib: number,
+  ws: RebalanceWorkload[] = [],
+  over: Partial<RebalanceNode> = {},
+): RebalanceNode => ({
+  ...candidate(id, { spotPool: `pool-${id}`, postCopyTrial: 'untested' }),
   memoryCapacityBytes: gib(32),
   freeMemoryBytes: gib(32 - usedGib),
-  workloads: [],
+  workloads: ws,
   ...over,
 });
+const w = (id: string, over: Partial<RebalanceWorkload> = {}): RebalanceWorkload => workload(id, over);
+const open = { maxConcurrentMoves: 2, maxMovesPerHour: 100, minMoveIntervalSeconds: 0, windows: [] };
+const input = (over: Partial<RebalanceInput>): RebalanceInput => ({
+  now: NOW,
+  policies: [],
+  nodes: [],
+  budgets: open,
+  history: [],
+  bandwidthBytesPerSec: gib(1),
+  ...over,
+});
+const pairs = (r: ReturnType<typeof planRebalance>) =>
+  r.moves.map((m) => `${m.workloadId}:${m.fromNodeId}>${m.toNodeId}:${m.policy}`);
 
-describe('planRebalance', () => {
-  it('moves workloads off a pool with a rebalance recommendation, most valuable first, never into that pool', () => {
-    const risky = node('r1', 6, {
-      spotPool: 'pool-hot',
-      workloads: [
-        workload('lo', { priority: 2, memoryBytes: gib(2) }),
-        workload('hi', { priority: 9, memoryBytes: gib(2) }),
-      ],
-    });
-    const sibling = node('r2', 0, { spotPool: 'pool-hot' });
-    const safe = node('s1', 4, { spotPool: 'pool-cold' });
-    const plan = planRebalance({ nodes: [risky, sibling, safe], atRiskPools: ['pool-hot'] });
-    expect(plan.moves.map((m) => [m.workloadId, m.toNodeId])).toEqual([
-      ['hi', 's1'],
-      ['lo', 's1'],
+/** A fleet of three: a busy, b busy, c nearly empty (one small workload). */
+const three = (): RebalanceNode[] => [
+  node('a', 8, [w('a1', { memoryBytes: gib(4) }), w('a2', { memoryBytes: gib(4) })]),
+  node('b', 8, [w('b1', { memoryBytes: gib(4) }), w('b2', { memoryBytes: gib(4) })]),
+  node('c', 1, [w('c1', { memoryBytes: gib(1) })]),
+];
+const recommendation = (pool: string, hoursAgo = 1, nodeId = 'x') => ({
+  nodeId,
+  spotPool: pool,
+  kind: 'recommendation' as const,
+  at: NOW.getTime() - hoursAgo * HOUR,
+});
+
+describe('planRebalance: each policy', () => {
+  it.each([
+    [
+      'consolidate empties the cheapest node to disrupt and lists it releasable',
+      ['consolidate'],
+      ['c1:c>a:consolidate'],
+      ['c'],
+    ],
+    ['spread has nothing to relieve when no node is above the threshold', ['spread'], [], []],
+    ['de-risk has nothing to do without notices', ['de-risk'], [], []],
+    ['no policy, no moves', [], [], []],
+  ] as const)('%s', (_name, policies, expected, releasable) => {
+    const plan = planRebalance(input({ policies: [...policies], nodes: three() }));
+    expect(pairs(plan)).toEqual(expected);
+    expect(plan.releasable).toEqual(releasable);
+  });
+
+  it('consolidate records gain (one node freed, its price saved) and a predicted live downtime', () => {
+    const nodes = three().map((n) => (n.id === 'c' ? { ...n, pricePerHour: 0.2 } : n));
+    const plan = planRebalance(input({ policies: ['consolidate'], nodes }));
+    expect(plan.totals.nodesFreed).toBe(1);
+    expect(plan.totals.costPerHourSaved).toBeCloseTo(0.2);
+    const m = plan.moves[0]!;
+    expect(m.strategy).toBe('stop-and-copy');
+    // 1 GiB at 1 GiB/s plus the model's fixed cost: about a second, not a restart.
+    expect(m.predictedDowntimeMs).toBeGreaterThan(900);
+    expect(m.predictedDowntimeMs).toBeLessThan(1500);
+    expect(m.score).toBeGreaterThan(1);
+  });
+
+  it('consolidate moves nothing of a node it cannot empty completely', () => {
+    const nodes = [
+      node('a', 24, [w('a1', { memoryBytes: gib(24) })]),
+      node('b', 24, [w('b1', { memoryBytes: gib(24) })]),
+    ];
+    const plan = planRebalance(input({ policies: ['consolidate'], nodes }));
+    expect(plan.moves).toEqual([]);
+    expect(plan.skipped.map((s) => s.nodeId)).toEqual(['a', 'b']);
+    expect(plan.skipped[0]!.reason).toContain('nowhere to go');
+  });
+
+  it('consolidate empties at most maxNodesPerPlan nodes, and never into a node it empties', () => {
+    const nodes = [node('a', 2, [w('a1')]), node('b', 2, [w('b1')]), node('c', 2, [w('c1')])];
+    const one = planRebalance(input({ policies: ['consolidate'], nodes }));
+    expect(one.releasable).toHaveLength(1);
+    const two = planRebalance(input({ policies: ['consolidate'], nodes, consolidate: { maxNodesPerPlan: 2 } }));
+    expect(two.releasable).toHaveLength(2);
+    const targets = new Set(two.moves.map((m) => m.toNodeId));
+    for (const r of two.releasable) expect(targets.has(r)).toBe(false);
+  });
+
+  it('spread sheds the least valuable, largest first, down to the target, with the relief as gain', () => {
+    const full = node('f', 30, [
+      w('crit', { priority: 10, memoryBytes: gib(10) }),
+      w('batch-a', { priority: 1, memoryBytes: gib(3) }),
+      w('batch-b', { priority: 1, memoryBytes: gib(2) }),
+      w('web', { priority: 5, memoryBytes: gib(8) }),
     ]);
-    expect(plan.moves[0]!.reason).toContain('rebalance recommendation');
+    const plan = planRebalance(input({ policies: ['spread'], nodes: [full, node('e', 2)] }));
+    expect(pairs(plan)).toEqual(['batch-a:f>e:spread', 'batch-b:f>e:spread']);
+    expect(plan.moves[0]!.gain.relief).toBeCloseTo(3 / 32);
   });
 
-  it('sheds the least valuable workloads of an overfull node down to the target', () => {
-    const full = node('f', 31, {
-      workloads: [
-        workload('crit', { priority: 10, memoryBytes: gib(10) }),
-        workload('batch-a', { priority: 1, memoryBytes: gib(3) }),
-        workload('batch-b', { priority: 1, memoryBytes: gib(2) }),
-        workload('web', { priority: 5, memoryBytes: gib(8) }),
-      ],
-    });
-    const plan = planRebalance({ nodes: [full, node('e', 2)], overfullFraction: 0.9, targetFraction: 0.8 });
-    // 31 of 32 GiB used, target 25.6 GiB: the batch jobs (5 GiB) are not enough, web goes too, crit stays.
-    expect(plan.moves.map((m) => m.workloadId)).toEqual(['batch-a', 'batch-b', 'web']);
-    expect(plan.moves.every((m) => m.toNodeId === 'e')).toBe(true);
-    expect(plan.moves[0]!.reason).toContain('overfull');
+  it('spread relieves a CPU-bound node', () => {
+    const hot = node('h', 4, [w('h1'), w('h2'), w('h3'), w('h4')], { cpuCount: 2, cpuLoad: 4 });
+    const plan = planRebalance(input({ policies: ['spread'], nodes: [hot, node('e', 2)] }));
+    expect(plan.moves.length).toBeGreaterThan(0);
+    expect(plan.moves[0]!.reason).toContain('CPU-bound');
   });
 
-  const quiet = [
-    { name: 'nothing at risk and nothing overfull', nodes: [node('a', 10), node('b', 10)], pools: [] as string[] },
-    {
-      name: 'an at-risk pool holding only on-demand nodes',
-      nodes: [node('a', 10, { lifecycle: 'on-demand', spotPool: 'p' })],
-      pools: ['p'],
-    },
-  ];
-  it.each(quiet)('proposes nothing when $name', ({ nodes, pools }) => {
-    expect(planRebalance({ nodes, atRiskPools: pools }).moves).toEqual([]);
+  it('de-risk moves off a pool with a recent recommendation, most valuable first, to a pool with a better record', () => {
+    const nodes = [
+      node('r', 4, [w('lo', { priority: 2 }), w('hi', { priority: 9 })], { spotPool: 'hot' }),
+      node('r2', 0, [], { spotPool: 'hot' }),
+      node('s', 4, [], { spotPool: 'cold' }),
+    ];
+    // The pool's one recommendation (0.5) makes r2 no source; r itself was named (0.5 + 0.5 = 1).
+    const plan = planRebalance(input({ policies: ['de-risk'], nodes, notices: [recommendation('hot', 1, 'r')] }));
+    expect(pairs(plan)).toEqual(['hi:r>s:de-risk', 'lo:r>s:de-risk']);
+    expect(plan.moves[0]!.gain.riskRemoved).toBeCloseTo(0.9);
+    expect(plan.moves[0]!.score).toBeGreaterThan(1);
+    expect(plan.moves[0]!.reason).toContain('spot pool hot');
   });
 
-  it('reports workloads it cannot place and respects the move cap', () => {
-    const risky = node('r', 20, {
-      spotPool: 'hot',
-      workloads: [1, 2, 3].map((i) => workload(`w${i}`, { memoryBytes: gib(6) })),
-    });
-    const small = node('s', 20, { spotPool: 'cold' });
-    const plan = planRebalance({ nodes: [risky, small], atRiskPools: ['hot'], maxMoves: 5 });
-    expect(plan.moves).toHaveLength(0);
-    expect(plan.skipped).toHaveLength(3);
-    expect(plan.skipped[0]!.reason).toContain('unreserved');
-    const capped = planRebalance({
-      nodes: [risky, node('big', 0, { spotPool: 'cold', memoryCapacityBytes: gib(64), freeMemoryBytes: gib(64) })],
-      atRiskPools: ['hot'],
-      maxMoves: 2,
-    });
-    expect(capped.moves).toHaveLength(2);
-    expect(capped.summary).toContain('cap');
+  it('de-risk ignores notices older than the window and prefers on-demand nodes (no risk)', () => {
+    const nodes = [
+      node('r', 4, [w('x', { priority: 9 })], { spotPool: 'hot' }),
+      node('od', 4, [], { lifecycle: 'on-demand' }),
+    ];
+    const old = planRebalance(input({ policies: ['de-risk'], nodes, notices: [recommendation('hot', 24 * 8, 'r')] }));
+    expect(old.moves).toEqual([]);
+    const fresh = planRebalance(input({ policies: ['de-risk'], nodes, notices: [recommendation('hot', 1, 'r')] }));
+    expect(pairs(fresh)).toEqual(['x:r>od:de-risk']);
+  });
+});
+
+describe('planRebalance: combinations', () => {
+  it('de-risk then consolidate: a node a move landed on is not emptied, a workload moves once', () => {
+    const nodes = [
+      node('a', 8, [w('a1', { memoryBytes: gib(4) }), w('a2', { memoryBytes: gib(4) })], { spotPool: 'hot' }),
+      node('b', 8, [w('b1', { memoryBytes: gib(4) })], { spotPool: 'cold' }),
+      node('c', 1, [w('c1', { memoryBytes: gib(1) })], { spotPool: 'cold' }),
+    ];
+    const plan = planRebalance(
+      input({
+        policies: ['consolidate', 'de-risk'],
+        nodes,
+        notices: [recommendation('hot', 1, 'a'), recommendation('hot', 2, 'a')],
+      }),
+    );
+    const ids = plan.moves.map((m) => m.workloadId);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(
+      plan.moves
+        .filter((m) => m.policy === 'de-risk')
+        .map((m) => m.workloadId)
+        .sort(),
+    ).toEqual(['a1', 'a2']);
+    const landed = new Set(plan.moves.filter((m) => m.policy === 'de-risk').map((m) => m.toNodeId));
+    for (const r of plan.releasable) expect(landed.has(r)).toBe(false);
+    // Consolidation never moves into the risky pool either.
+    expect(plan.moves.filter((m) => m.policy === 'consolidate').every((m) => m.toNodeId !== 'a')).toBe(true);
+  });
+
+  it('never a target: draining, terminating, under notice, failed criu check', () => {
+    const nodes = [
+      node('c', 1, [w('c1')]),
+      node('d', 0, [], { state: 'draining' }),
+      node('t', 0, [], { state: 'terminating' }),
+      node('n', 0, [], { underNotice: true }),
+      node('k', 0, [], { criuOk: false }),
+    ];
+    const plan = planRebalance(input({ policies: ['consolidate', 'spread', 'de-risk'], nodes }));
+    expect(plan.moves).toEqual([]);
+    expect(plan.releasable).toEqual([]);
+  });
+
+  it('a node under notice is never a source either', () => {
+    const nodes = [node('c', 1, [w('c1')], { underNotice: true, spotPool: 'hot' }), node('a', 2)];
+    const plan = planRebalance(
+      input({ policies: ['consolidate', 'de-risk'], nodes, notices: [recommendation('hot')] }),
+    );
+    expect(plan.moves).toEqual([]);
+  });
+});
+
+describe('planRebalance: constraints and the score', () => {
+  it('movable: false keeps a workload, and so its whole node, where it is', () => {
+    const nodes = three().map((n) =>
+      n.id === 'c' ? { ...n, workloads: [w('c1', { movable: false, memoryBytes: gib(1) })] } : n,
+    );
+    const plan = planRebalance(input({ policies: ['consolidate'], nodes }));
+    expect(plan.moves.some((m) => m.fromNodeId === 'c')).toBe(false);
+    expect(plan.skipped.find((s) => s.nodeId === 'c')!.reason).toContain('movable: false');
+  });
+
+  it('maxDowntimeMs: a move predicted above it is never proposed', () => {
+    const nodes = three().map((n) =>
+      n.id === 'c' ? { ...n, workloads: [w('c1', { memoryBytes: gib(1), maxDowntimeMs: 200 })] } : n,
+    );
+    const plan = planRebalance(input({ policies: ['consolidate'], nodes }));
+    expect(plan.moves.some((m) => m.workloadId === 'c1')).toBe(false);
+    expect(plan.skipped.find((s) => s.nodeId === 'c')!.reason).toContain('exceeds its maxDowntimeMs 200');
+    const roomy = three().map((n) =>
+      n.id === 'c' ? { ...n, workloads: [w('c1', { memoryBytes: gib(1), maxDowntimeMs: 5000 })] } : n,
+    );
+    expect(pairs(planRebalance(input({ policies: ['consolidate'], nodes: roomy })))).toEqual(['c1:c>a:consolidate']);
+  });
+
+  it.each([
+    [1, 1],
+    [10, 1],
+    [20, 0],
+  ])('threshold %d: a node whose emptying scores ~13 is proposed %d time(s)', (threshold, count) => {
+    const plan = planRebalance(input({ policies: ['consolidate'], nodes: three(), scoreThreshold: threshold }));
+    expect(plan.releasable.filter((r) => r === 'c')).toHaveLength(count);
+    if (!count) expect(plan.skipped.find((s) => s.nodeId === 'c')!.reason).toMatch(/scores 13\.\d+ < threshold 20/);
+  });
+
+  it('a restart-priced move scores far lower than a live one (the benchmark baseline)', () => {
+    const restart = () => ({ strategy: 'restart' as const, downtimeSeconds: 60, totalSeconds: 60 });
+    const plan = planRebalance(input({ policies: ['consolidate'], nodes: three(), predict: restart }));
+    expect(plan.moves).toEqual([]);
+    expect(plan.skipped.find((s) => s.nodeId === 'c')!.reason).toContain(
+      `scores ${(100 / (60 * 5 + 2)).toFixed(2)} < threshold 1`,
+    );
+  });
+});
+
+describe('budgets and windows (fixed clock)', () => {
+  const win = (cron: string, durationSeconds: number, kind: 'allow' | 'forbid') => ({ cron, durationSeconds, kind });
+
+  it.each([
+    ['inside a daily 2 h window from 11:00', win('0 11 * * *', 7200, 'allow'), true],
+    ['after a daily 30 min window from 11:00', win('0 11 * * *', 1800, 'allow'), false],
+    ['a window starting exactly now', win('0 12 * * *', 60, 'allow'), true],
+    ['a weekend window on a Wednesday', win('0 0 * * 6', 2 * 86_400, 'allow'), false],
+  ])('inWindow: %s', (_n, window, expected) => {
+    expect(inWindow(window, NOW)).toBe(expected);
+  });
+
+  it('windowVerdict: forbid beats allow; with allow windows only inside one', () => {
+    expect(windowVerdict([win('0 11 * * *', 7200, 'allow')], NOW)).toBeUndefined();
+    expect(windowVerdict([win('0 11 * * *', 7200, 'allow'), win('30 11 * * *', 3600, 'forbid')], NOW)).toContain(
+      'forbidden',
+    );
+    expect(windowVerdict([win('0 2 * * *', 3600, 'allow')], NOW)).toContain('outside every allowed window');
+  });
+
+  it('cronProblem names a bad expression and accepts a good one', () => {
+    expect(cronProblem('0 2 * * *')).toBeUndefined();
+    expect(cronProblem('every night')).toBeDefined();
+  });
+
+  it('startVerdict: moves per hour and moves at once', () => {
+    const h = [1, 2, 3].map((i) => ({ workloadId: `w${i}`, at: NOW.getTime() - i * 60_000 }));
+    const b = { ...open, maxMovesPerHour: 4, maxConcurrentMoves: 1 };
+    expect(startVerdict(b, h, NOW)).toBeUndefined();
+    expect(startVerdict(b, h, NOW, 1)).toContain('4 move(s) in the last hour');
+    expect(startVerdict(b, [], NOW, 0, 1)).toContain('1 move(s) running');
+    // An hour later the old moves no longer count.
+    expect(startVerdict(b, h, new Date(NOW.getTime() + HOUR), 1)).toBeUndefined();
+  });
+
+  it('a closed window defers every move, with the reason, and proposes none', () => {
+    const plan = planRebalance(
+      input({
+        policies: ['consolidate'],
+        nodes: three(),
+        budgets: { ...open, windows: [win('0 2 * * *', 3600, 'allow')] },
+      }),
+    );
+    expect(plan.moves).toEqual([]);
+    expect(plan.skipped.find((s) => s.nodeId === 'c')).toMatchObject({ deferred: true });
+    expect(plan.skipped.find((s) => s.nodeId === 'c')!.reason).toContain('outside every allowed window');
+  });
+
+  it('moves per hour: a consolidation that would overrun the hour is deferred whole', () => {
+    const nodes = [
+      node('a', 8, [w('a1'), w('a2')]),
+      node('b', 8, [w('b1'), w('b2')]),
+      node('c', 2, [w('c1'), w('c2')]),
+    ];
+    const history = [{ workloadId: 'old', at: NOW.getTime() - 10 * 60_000 }];
+    const plan = planRebalance(
+      input({ policies: ['consolidate'], nodes, history, budgets: { ...open, maxMovesPerHour: 2 } }),
+    );
+    expect(plan.moves).toEqual([]);
+    expect(plan.skipped.every((s) => s.deferred)).toBe(true);
+  });
+
+  it('the minimum interval holds back a workload that moved recently', () => {
+    const history = [{ workloadId: 'c1', at: NOW.getTime() - 5 * 60_000 }];
+    const plan = planRebalance(
+      input({ policies: ['consolidate'], nodes: three(), history, budgets: { ...open, minMoveIntervalSeconds: 3600 } }),
+    );
+    expect(plan.moves.some((m) => m.workloadId === 'c1')).toBe(false);
+    expect(plan.skipped.find((s) => s.nodeId === 'c')!.reason).toContain('moved 300.00 s ago');
+  });
+
+  it('spread admits moves up to the hourly budget and defers the rest', () => {
+    const full = node('f', 31, [
+      w('x1', { memoryBytes: gib(4) }),
+      w('x2', { memoryBytes: gib(4) }),
+      w('x3', { memoryBytes: gib(4) }),
+    ]);
+    const plan = planRebalance(
+      input({
+        policies: ['spread'],
+        nodes: [full, node('e', 0)],
+        budgets: { ...open, maxMovesPerHour: 1 },
+        spread: { targetFraction: 0.5 },
+      }),
+    );
+    expect(plan.moves).toHaveLength(1);
+    expect(plan.skipped.filter((s) => s.deferred).length).toBeGreaterThan(0);
+  });
+
+  it("the predicted downtime follows the pair's measured bandwidth", () => {
+    const c = node('c', 1, [w('c1', { memoryBytes: mib(64), dirtyRateBytesPerSec: mib(1) })]);
+    const fast = planRebalance(input({ policies: ['consolidate'], nodes: [node('a', 4), c] }));
+    const slow = planRebalance(
+      input({ policies: ['consolidate'], nodes: [node('a', 4, [], { bandwidthFromSourceBytesPerSec: mib(64) }), c] }),
+    );
+    // 64 MiB over the pair's 1 GiB/s vs 64 MiB/s, plus the model's fixed 0.1 s.
+    expect(fast.moves[0]!.predictedDowntimeMs).toBe(163);
+    expect(slow.moves[0]!.predictedDowntimeMs).toBe(1100);
   });
 });

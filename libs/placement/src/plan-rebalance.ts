@@ -1,82 +1,141 @@
 /**
- * Proactive moves before any notice: off spot pools that got a rebalance recommendation (an early,
- * advisory reclaim signal) and off nodes fuller than the fleet allows. Pure: it proposes moves with
- * reasons; the caller turns them into ordinary migration jobs.
+ * Capacity rebalancing: proposes live moves under three combinable policies, each move with its reason,
+ * predicted downtime and gain, and a Balanced-like score (gain points / disruption points, as Karpenter's
+ * Balanced consolidation weighs savings against disruption) that must reach a threshold. Policies run in a
+ * fixed order on one shared ledger: `de-risk` (leave spot pools with recent notices), `spread` (relieve full
+ * nodes), `consolidate` (empty whole nodes for release); a workload moves at most once per plan, a node a
+ * move lands on is never emptied in the same plan, and a node being emptied is never a target. Never a
+ * target either: a node that is not `ready`, has failed `criu check`, or is under a notice. Budgets and
+ * windows (rebalance-budgets.ts) defer moves with the reason. Pure: the caller reads the fleet and applies.
  */
-import { chooseDestination, type PlacementOptions } from './choose-destination.js';
-import { fmtBytes } from './format.js';
-import type { CandidateNode, PlacementWorkload } from './types.js';
+import { chooseDestination } from './choose-destination.js';
+import { chooseStrategy } from './choose-strategy.js';
+import { fmtBytes, fmtSeconds } from './format.js';
+import { intervalVerdict, startVerdict } from './rebalance-budgets.js';
+import type {
+  MovePrediction,
+  PlannedMove,
+  RebalanceInput,
+  RebalanceNode,
+  RebalancePlanResult,
+  RebalancePolicy,
+  RebalanceSkip,
+  RebalanceWeights,
+  RebalanceWorkload,
+} from './rebalance-types.js';
+import type { CandidateNode } from './types.js';
 
-/** A node with its total memory and the workloads it runs. `freeMemoryBytes` is the probed free memory. */
-export interface RebalanceNode extends CandidateNode {
-  memoryCapacityBytes: number;
-  softDirty?: boolean;
-  workloads: readonly PlacementWorkload[];
-}
+export const DEFAULT_REBALANCE_WEIGHTS: RebalanceWeights = {
+  nodeFreed: 100,
+  costPerHour: 100,
+  risk: 200,
+  spread: 200,
+  downtimeSecond: 5,
+  perMove: 2,
+};
+const WEEK_SECONDS = 7 * 86_400;
+const NOTICE_WEIGHT = { interruption: 1, recommendation: 0.5 } as const;
 
-/** Fleet state and policy. */
-export interface RebalanceInput {
-  nodes: readonly RebalanceNode[];
-  /** Spot pools with a rebalance recommendation: their nodes are drained and never receive moves. */
-  atRiskPools?: readonly string[];
-  /** Individual nodes with an early signal (rebalance recommendation, maintenance event). */
-  atRiskNodeIds?: readonly string[];
-  /** Only move workloads at or above this priority off at-risk nodes (default 1: all of them). */
-  minPriorityAtRisk?: number;
-  /** A node above this used fraction is overfull (default 0.9). */
-  overfullFraction?: number;
-  /** Moves stop filling a destination, or emptying an overfull node, at this used fraction (default 0.8). */
-  targetFraction?: number;
-  /** Cap on proposed moves, so a rebalance never floods the queue (default 20). */
-  maxMoves?: number;
-  placement?: PlacementOptions;
-}
-
-/** One proposed migration. */
-export interface RebalanceMove {
-  workloadId: string;
-  fromNodeId: string;
-  toNodeId: string;
-  reason: string;
-}
-
-/** Proposed moves, and the workloads that should move but cannot, with why. */
-export interface RebalancePlan {
-  moves: RebalanceMove[];
-  skipped: Array<{ workloadId: string; fromNodeId: string; reason: string }>;
-  summary: string;
-}
-
-/** Propose moves off at-risk pools/nodes (most valuable first) and off overfull nodes (least valuable first). */
-export function planRebalance(input: RebalanceInput): RebalancePlan {
-  const target = input.targetFraction ?? 0.8;
-  const overfull = input.overfullFraction ?? 0.9;
-  const maxMoves = input.maxMoves ?? 20;
-  const pools = new Set(input.atRiskPools ?? []);
-  const riskyIds = new Set(input.atRiskNodeIds ?? []);
-  const atRisk = (n: RebalanceNode): boolean =>
-    riskyIds.has(n.id) || (n.lifecycle === 'spot' && n.spotPool !== undefined && pools.has(n.spotPool));
-  const used = new Map(input.nodes.map((n) => [n.id, n.memoryCapacityBytes - n.freeMemoryBytes]));
-  const groups = new Map(
+/**
+ * Risk of each node: the weight of the notices in the window on its spot pool (interruption 1, rebalance
+ * recommendation 0.5), plus those about the node itself counted once more (a recommendation names one
+ * instance: that one is the likeliest to go). On-demand nodes: 0.
+ */
+export function nodeRisks(input: Pick<RebalanceInput, 'nodes' | 'notices' | 'riskWindowSeconds' | 'now'>) {
+  const since = input.now.getTime() - (input.riskWindowSeconds ?? WEEK_SECONDS) * 1000;
+  const pools = new Map<string, number>();
+  const own = new Map<string, number>();
+  for (const n of input.notices ?? []) {
+    if (n.at < since || n.at > input.now.getTime()) continue;
+    if (n.spotPool !== undefined) pools.set(n.spotPool, (pools.get(n.spotPool) ?? 0) + NOTICE_WEIGHT[n.kind]);
+    own.set(n.nodeId, (own.get(n.nodeId) ?? 0) + NOTICE_WEIGHT[n.kind]);
+  }
+  return new Map(
     input.nodes.map((n) => [
       n.id,
-      [
-        ...(n.antiAffinityGroups ?? []),
-        ...n.workloads.flatMap((w) => (w.antiAffinityGroup ? [w.antiAffinityGroup] : [])),
-      ],
+      n.lifecycle === 'on-demand'
+        ? 0
+        : (n.spotPool !== undefined ? (pools.get(n.spotPool) ?? 0) : 0) + (own.get(n.id) ?? 0),
     ]),
   );
-  const moves: RebalanceMove[] = [];
-  const skipped: RebalancePlan['skipped'] = [];
-  const sorted = [...input.nodes].sort((a, b) => (a.id < b.id ? -1 : 1));
+}
 
-  const place = (w: PlacementWorkload, from: RebalanceNode, why: string): boolean => {
-    // Destinations are filled only up to the target fraction, so a move never creates a new overfull node.
+type Trial = { moves: PlannedMove[]; disruption: number } | { reason: string; deferred?: boolean };
+
+export function planRebalance(input: RebalanceInput): RebalancePlanResult {
+  const weights = { ...DEFAULT_REBALANCE_WEIGHTS, ...input.weights };
+  const threshold = input.scoreThreshold ?? 1;
+  const policies = new Set(input.policies);
+  const risk = nodeRisks(input);
+  const minRisk = input.deRisk?.minRisk ?? 1;
+  const sorted = [...input.nodes].sort((a, b) => (a.id < b.id ? -1 : 1));
+  const byId = new Map(sorted.map((n) => [n.id, n]));
+  let used = new Map(sorted.map((n) => [n.id, n.memoryCapacityBytes - n.freeMemoryBytes]));
+  // Workload bytes per node: a spot node never takes more than it could send away within a notice.
+  let carried = new Map(sorted.map((n) => [n.id, n.workloads.reduce((s, w) => s + w.memoryBytes, 0)]));
+  const evacuable = input.spotEvacuableBytes ?? Infinity;
+  let groups = new Map(
+    sorted.map((n) => [
+      n.id,
+      [...(n.antiAffinityGroups ?? []), ...n.workloads.flatMap((w) => w.antiAffinityGroup ?? [])],
+    ]),
+  );
+  const moves: PlannedMove[] = [];
+  const skipped: RebalanceSkip[] = [];
+  const moved = new Set<string>();
+  const received = new Set<string>();
+  const emptying = new Set<string>();
+
+  const usable = (n: RebalanceNode): boolean =>
+    n.state === 'ready' && n.criuOk && !n.underNotice && !emptying.has(n.id);
+  const predict =
+    input.predict ??
+    ((w: RebalanceWorkload, from: RebalanceNode, to: RebalanceNode): MovePrediction => {
+      const budget = w.maxDowntimeMs !== undefined ? w.maxDowntimeMs / 1000 : (input.defaultDowntimeBudgetSeconds ?? 1);
+      const d = chooseStrategy({
+        memoryBytes: w.memoryBytes,
+        dirtyRateBytesPerSec: w.dirtyRateBytesPerSec,
+        bandwidthBytesPerSec: to.bandwidthFromSourceBytesPerSec ?? input.bandwidthBytesPerSec,
+        downtimeBudgetSeconds: budget,
+        capabilities: { softDirtyOnSource: from.softDirty ?? false, postCopyTrial: to.postCopyTrial ?? 'untested' },
+        ...(input.strategyModel ? { model: input.strategyModel } : {}),
+      });
+      return {
+        strategy: d.strategy,
+        downtimeSeconds: d.predictedDowntimeSeconds,
+        totalSeconds: d.predictedTotalSeconds,
+      };
+    });
+  const disruption = (w: RebalanceWorkload, p: MovePrediction): number =>
+    p.downtimeSeconds * weights.downtimeSecond * (w.priority / 5) + weights.perMove;
+
+  /** Why the workload may not move in this plan at all (constraint or budget), or undefined. */
+  const hold = (w: RebalanceWorkload): { reason: string; deferred?: boolean } | undefined => {
+    if (w.movable === false) return { reason: `'${w.id}' is movable: false` };
+    const interval = intervalVerdict(input.budgets, input.history, w.id, input.now);
+    return interval ? { reason: interval, deferred: true } : undefined;
+  };
+
+  /** Finds a destination and predicts the move; commits it to the ledger only when `commit`. */
+  const place = (
+    w: RebalanceWorkload,
+    from: RebalanceNode,
+    target: number,
+    avoid: (n: RebalanceNode) => boolean,
+    fit: 'spread' | 'pack',
+  ): { to: RebalanceNode; prediction: MovePrediction; why: string } | { reason: string } => {
     const view: CandidateNode[] = sorted
-      .filter((n) => !atRisk(n))
+      .filter((n) => n.id !== from.id && usable(n) && !avoid(n))
       .map((n) => ({
         ...n,
-        freeMemoryBytes: Math.max(0, target * n.memoryCapacityBytes - (used.get(n.id) ?? 0)),
+        freeMemoryBytes: Math.max(
+          0,
+          Math.min(
+            target * n.memoryCapacityBytes - (used.get(n.id) ?? 0),
+            n.lifecycle === 'spot' ? evacuable - (carried.get(n.id) ?? 0) : Infinity,
+          ),
+        ),
+        reservedMemoryBytes: 0,
         antiAffinityGroups: groups.get(n.id) ?? [],
       }));
     const source = {
@@ -86,45 +145,266 @@ export function planRebalance(input: RebalanceInput): RebalancePlan {
       ...(from.zone ? { zone: from.zone } : {}),
       ...(from.spotPool ? { spotPool: from.spotPool } : {}),
     };
-    const d = chooseDestination(w, source, view, { ...input.placement, avoidSpotPools: [...pools] });
-    if (!d.ok) {
-      skipped.push({ workloadId: w.id, fromNodeId: from.id, reason: `${why}, but ${d.reason}` });
+    const d = chooseDestination(w, source, view, { allowUnverifiedCpu: true, ...input.placement, memoryFit: fit });
+    if (!d.ok)
+      return { reason: view.length ? d.reason : 'no node may take it (none ready, safe and outside the plan)' };
+    const to = byId.get(d.nodeId)!;
+    const prediction = predict(w, from, to);
+    if (w.maxDowntimeMs !== undefined && prediction.downtimeSeconds * 1000 > w.maxDowntimeMs)
+      return {
+        reason: `predicted downtime ${fmtSeconds(prediction.downtimeSeconds)} (${prediction.strategy}) exceeds its maxDowntimeMs ${w.maxDowntimeMs}`,
+      };
+    return { to, prediction, why: d.reason };
+  };
+  const commit = (m: PlannedMove): void => {
+    const w = byId.get(m.fromNodeId)!.workloads.find((x) => x.id === m.workloadId)!;
+    used.set(m.fromNodeId, (used.get(m.fromNodeId) ?? 0) - w.memoryBytes);
+    used.set(m.toNodeId, (used.get(m.toNodeId) ?? 0) + w.memoryBytes);
+    carried.set(m.fromNodeId, (carried.get(m.fromNodeId) ?? 0) - w.memoryBytes);
+    carried.set(m.toNodeId, (carried.get(m.toNodeId) ?? 0) + w.memoryBytes);
+    if (w.antiAffinityGroup) groups.get(m.toNodeId)?.push(w.antiAffinityGroup);
+    moved.add(w.id);
+    received.add(m.toNodeId);
+  };
+  const budgetHold = (count: number): string | undefined =>
+    startVerdict(input.budgets, input.history, input.now, moves.length + count - 1);
+  const move = (
+    w: RebalanceWorkload,
+    from: RebalanceNode,
+    policy: RebalancePolicy,
+    p: { to: RebalanceNode; prediction: MovePrediction; why: string },
+    reason: string,
+    gain: Partial<PlannedMove['gain']>,
+    score: number,
+  ): PlannedMove => ({
+    workloadId: w.id,
+    fromNodeId: from.id,
+    toNodeId: p.to.id,
+    policy,
+    reason: `${reason}; to ${p.why}`,
+    strategy: p.prediction.strategy,
+    predictedDowntimeMs: Math.round(p.prediction.downtimeSeconds * 1000),
+    predictedTotalSeconds: p.prediction.totalSeconds,
+    memoryBytes: w.memoryBytes,
+    gain: { nodesFreed: 0, costPerHourSaved: 0, riskRemoved: 0, relief: 0, ...gain },
+    score,
+  });
+
+  /** One move judged on its own (de-risk, spread): placed, scored against the threshold, admitted by the budgets. */
+  const single = (
+    w: RebalanceWorkload,
+    from: RebalanceNode,
+    policy: RebalancePolicy,
+    why: string,
+    target: number,
+    avoid: (n: RebalanceNode) => boolean,
+    gainOf: (to: RebalanceNode) => { gain: Partial<PlannedMove['gain']>; points: number },
+  ): boolean => {
+    const held = hold(w);
+    if (held) return (void skipped.push({ policy, workloadId: w.id, nodeId: from.id, ...held }), false);
+    const p = place(w, from, target, avoid, 'spread');
+    if ('reason' in p)
+      return (
+        void skipped.push({ policy, workloadId: w.id, nodeId: from.id, reason: `${why}, but ${p.reason}` }),
+        false
+      );
+    const { gain, points } = gainOf(p.to);
+    const score = points / disruption(w, p.prediction);
+    if (score < threshold) {
+      skipped.push({
+        policy,
+        workloadId: w.id,
+        nodeId: from.id,
+        reason: `${why}, but score ${score.toFixed(2)} < threshold ${threshold}`,
+      });
       return false;
     }
-    used.set(from.id, (used.get(from.id) ?? 0) - w.memoryBytes);
-    used.set(d.nodeId, (used.get(d.nodeId) ?? 0) + w.memoryBytes);
-    if (w.antiAffinityGroup) groups.get(d.nodeId)?.push(w.antiAffinityGroup);
-    moves.push({ workloadId: w.id, fromNodeId: from.id, toNodeId: d.nodeId, reason: `${why}; to ${d.reason}` });
+    const budget = budgetHold(1);
+    if (budget)
+      return (void skipped.push({ policy, workloadId: w.id, nodeId: from.id, reason: budget, deferred: true }), false);
+    const m = move(w, from, policy, p, why, gain, score);
+    moves.push(m);
+    commit(m);
     return true;
   };
+  const risky = (n: RebalanceNode): boolean => (risk.get(n.id) ?? 0) >= minRisk;
 
-  for (const n of sorted.filter(atRisk)) {
-    const why = riskyIds.has(n.id)
-      ? `node ${n.id} has an early reclaim signal`
-      : `spot pool ${n.spotPool} got a rebalance recommendation`;
-    const ws = [...n.workloads]
-      .filter((w) => w.priority >= (input.minPriorityAtRisk ?? 1))
-      .sort((a, b) => b.priority - a.priority || b.memoryBytes - a.memoryBytes || (a.id < b.id ? -1 : 1));
-    for (const w of ws) {
-      if (moves.length >= maxMoves) break;
-      place(w, n, `${why} (priority ${w.priority})`);
+  if (policies.has('de-risk')) {
+    const minPriority = input.deRisk?.minPriority ?? 1;
+    for (const n of sorted.filter((x) => !x.underNotice && risky(x))) {
+      const r = risk.get(n.id)!;
+      const why = `${n.spotPool ? `spot pool ${n.spotPool}` : `node ${n.id}`} has notice risk ${r}`;
+      const ws = [...n.workloads]
+        .filter((w) => !moved.has(w.id))
+        .sort((a, b) => b.priority - a.priority || b.memoryBytes - a.memoryBytes || (a.id < b.id ? -1 : 1));
+      for (const w of ws) {
+        if (w.priority < minPriority) {
+          skipped.push({
+            policy: 'de-risk',
+            workloadId: w.id,
+            nodeId: n.id,
+            reason: `priority ${w.priority} < ${minPriority}`,
+          });
+          continue;
+        }
+        single(
+          w,
+          n,
+          'de-risk',
+          `${why} (priority ${w.priority})`,
+          input.spread?.targetFraction ?? 0.8,
+          (d) => (risk.get(d.id) ?? 0) >= r,
+          (to) => {
+            const removed = ((r - (risk.get(to.id) ?? 0)) * w.priority) / 10;
+            return { gain: { riskRemoved: removed }, points: removed * weights.risk };
+          },
+        );
+      }
     }
   }
-  for (const n of sorted.filter((x) => !atRisk(x))) {
-    const cap = n.memoryCapacityBytes;
-    if ((used.get(n.id) ?? 0) <= overfull * cap) continue;
-    // Least valuable first (a move costs a freeze), largest first within a priority (fewer moves).
-    const ws = [...n.workloads].sort(
-      (a, b) => a.priority - b.priority || b.memoryBytes - a.memoryBytes || (a.id < b.id ? -1 : 1),
-    );
-    for (const w of ws) {
-      if (moves.length >= maxMoves || (used.get(n.id) ?? 0) <= target * cap) break;
-      const why = `node ${n.id} is overfull (${fmtBytes(used.get(n.id) ?? 0)} of ${fmtBytes(cap)} used)`;
-      place(w, n, why);
+
+  if (policies.has('spread')) {
+    const over = input.spread?.overfullFraction ?? 0.9;
+    const target = input.spread?.targetFraction ?? 0.8;
+    for (const n of sorted.filter((x) => !x.underNotice && x.state === 'ready')) {
+      const cap = n.memoryCapacityBytes;
+      const cpuFrac = n.cpuCount && n.cpuLoad !== undefined ? n.cpuLoad / n.cpuCount : 0;
+      const memOver = (used.get(n.id) ?? 0) > over * cap;
+      // A spot node carrying more than it could send away within a notice is overfull too.
+      const heavy = (): boolean => n.lifecycle === 'spot' && (carried.get(n.id) ?? 0) > evacuable;
+      const wasHeavy = heavy();
+      if (!memOver && cpuFrac <= over && !wasHeavy) continue;
+      // CPU share per workload is not measured: a CPU-full node sheds its load's excess share of its workloads.
+      let cpuMoves = cpuFrac > over ? Math.ceil(n.workloads.length * (1 - target / cpuFrac)) : 0;
+      const ws = [...n.workloads]
+        .filter((w) => !moved.has(w.id))
+        .sort((a, b) => a.priority - b.priority || b.memoryBytes - a.memoryBytes || (a.id < b.id ? -1 : 1));
+      for (const w of ws) {
+        if ((used.get(n.id) ?? 0) <= target * cap && cpuMoves <= 0 && !heavy()) break;
+        const why = memOver
+          ? `node ${n.id} is overfull (${fmtBytes(used.get(n.id) ?? 0)} of ${fmtBytes(cap)} used)`
+          : wasHeavy
+            ? `spot node ${n.id} carries ${fmtBytes(carried.get(n.id) ?? 0)}, more than leaves within a notice (${fmtBytes(evacuable)})`
+            : `node ${n.id} is CPU-bound (load ${n.cpuLoad} on ${n.cpuCount} CPUs)`;
+        const relief = memOver || wasHeavy ? w.memoryBytes / cap : 1 / Math.max(1, n.workloads.length);
+        if (single(w, n, 'spread', why, target, risky, () => ({ gain: { relief }, points: relief * weights.spread })))
+          cpuMoves -= 1;
+      }
     }
   }
+
+  const releasable: string[] = [];
+  if (policies.has('consolidate')) {
+    const target = input.consolidate?.targetFraction ?? 0.8;
+    const maxNodes = input.consolidate?.maxNodesPerPlan ?? 1;
+    // Trials place every workload of a node: only the least used nodes are tried (the likeliest to empty).
+    const maxCandidates = input.consolidate?.maxCandidates ?? 20;
+    for (const n of sorted) if (usable(n) && n.workloads.length === 0) releasable.push(n.id);
+    // Empties one node on a copy of the ledger: every workload placed (packing), or the reason it cannot be.
+    const trial = (n: RebalanceNode): Trial => {
+      const saved = {
+        used: new Map(used),
+        carried: new Map(carried),
+        groups: new Map([...groups].map(([k, v]) => [k, [...v]])),
+      };
+      emptying.add(n.id);
+      try {
+        const ws = [...n.workloads]
+          .filter((w) => !moved.has(w.id))
+          .sort((a, b) => b.memoryBytes - a.memoryBytes || (a.id < b.id ? -1 : 1));
+        const out: PlannedMove[] = [];
+        let cost = 0;
+        for (const w of ws) {
+          const held = hold(w);
+          if (held) return held;
+          const p = place(w, n, target, risky, 'pack');
+          if ('reason' in p) return { reason: `'${w.id}' has nowhere to go: ${p.reason}` };
+          cost += disruption(w, p.prediction);
+          const m = move(w, n, 'consolidate', p, `emptying node ${n.id} for release`, {}, 0);
+          out.push(m);
+          commit(m);
+        }
+        return { moves: out, disruption: cost };
+      } finally {
+        emptying.delete(n.id);
+        for (const m of ws0(n)) moved.delete(m);
+        used = saved.used;
+        carried = saved.carried;
+        groups = saved.groups;
+        for (const id of [...received]) if (!moves.some((m) => m.toNodeId === id)) received.delete(id);
+      }
+    };
+    const ws0 = (n: RebalanceNode): string[] =>
+      n.workloads.map((w) => w.id).filter((id) => !moves.some((m) => m.workloadId === id));
+    const last = new Map<string, RebalanceSkip>();
+    for (let round = 0; round < maxNodes; round++) {
+      let best: { n: RebalanceNode; moves: PlannedMove[]; score: number } | undefined;
+      const candidates = sorted
+        .filter((n) => usable(n) && n.workloads.length > 0 && !received.has(n.id) && !releasable.includes(n.id))
+        .sort((a, b) => (used.get(a.id) ?? 0) - (used.get(b.id) ?? 0) || (a.id < b.id ? -1 : 1))
+        .slice(0, maxCandidates);
+      for (const n of candidates) {
+        const t = trial(n);
+        if ('reason' in t) {
+          last.set(n.id, {
+            policy: 'consolidate',
+            nodeId: n.id,
+            reason: `node ${n.id} stays: ${t.reason}`,
+            ...(t.deferred ? { deferred: true } : {}),
+          });
+          continue;
+        }
+        const saving = n.pricePerHour ?? 0;
+        const score = (weights.nodeFreed + saving * weights.costPerHour) / Math.max(t.disruption, 1e-9);
+        if (score < threshold) {
+          last.set(n.id, {
+            policy: 'consolidate',
+            nodeId: n.id,
+            reason: `emptying node ${n.id} scores ${score.toFixed(2)} < threshold ${threshold}`,
+          });
+          continue;
+        }
+        const budget = budgetHold(t.moves.length);
+        if (budget) {
+          last.set(n.id, {
+            policy: 'consolidate',
+            nodeId: n.id,
+            reason: `emptying node ${n.id} (${t.moves.length} move(s)): ${budget}`,
+            deferred: true,
+          });
+          continue;
+        }
+        last.delete(n.id);
+        if (!best || score > best.score) best = { n, moves: t.moves, score };
+      }
+      if (!best) break;
+      const share = 1 / best.moves.length;
+      for (const m of best.moves) {
+        const done = {
+          ...m,
+          score: best.score,
+          gain: { ...m.gain, nodesFreed: share, costPerHourSaved: (best.n.pricePerHour ?? 0) * share },
+        };
+        moves.push(done);
+        commit(done);
+      }
+      emptying.add(best.n.id);
+      releasable.push(best.n.id);
+      last.delete(best.n.id);
+    }
+    skipped.push(...last.values());
+  }
+
+  const totals = {
+    nodesFreed: moves.reduce((s, m) => s + m.gain.nodesFreed, 0),
+    costPerHourSaved: moves.reduce((s, m) => s + m.gain.costPerHourSaved, 0),
+    riskRemoved: moves.reduce((s, m) => s + m.gain.riskRemoved, 0),
+    predictedDowntimeMs: moves.reduce((s, m) => s + m.predictedDowntimeMs, 0),
+  };
+  const deferred = skipped.filter((s) => s.deferred).length;
   const summary =
-    `${moves.length} move(s) proposed, ${skipped.length} workload(s) could not be placed` +
-    (moves.length >= maxMoves ? ` (stopped at the ${maxMoves}-move cap)` : '');
-  return { moves, skipped, summary };
+    `${moves.length} move(s) proposed (${[...policies].join(', ') || 'no policy'}), ` +
+    `${Math.round(totals.nodesFreed)} node(s) freed, predicted downtime ${fmtSeconds(totals.predictedDowntimeMs / 1000)} in all; ` +
+    `${skipped.length - deferred} not proposed, ${deferred} deferred by budgets`;
+  return { moves, skipped, releasable, totals, summary };
 }

@@ -21,6 +21,7 @@ import { ApiEnv, apiSettings, type ApiSettings } from './api-config.js';
 import { SweeperEnv, sweeperSettings, type SweeperSettings } from '../sweeper/sweeper-config.js';
 import { EventsEnv, eventsSettings, type EventsSettings } from '../events/events-config.js';
 import { RedisEnv, redisSettings, type RedisSettings } from './redis-config.js';
+import { RebalanceSettings } from '../rebalance/rebalance-config.js';
 
 /** One node as the config file (and POST /nodes) describes it. */
 export const NodeSpec = z
@@ -108,6 +109,7 @@ export const ConfigFile = z.object({
   evacuation: EvacuationSettings.default(EvacuationSettings.parse({})),
   live: LiveSettings.default(LiveSettings.parse({})),
   files: FileSettings.default(FileSettings.parse({})),
+  rebalance: RebalanceSettings.default(RebalanceSettings.parse({})),
 });
 
 const Env = z.object({
@@ -185,6 +187,8 @@ export class AppConfig {
   sweeper!: SweeperSettings;
   /** The event stream behind GET /events (SPOTLIFT_EVENTS_*). */
   events!: EventsSettings;
+  /** Capacity rebalancing (config file `rebalance`). */
+  rebalance!: RebalanceSettings;
 
   /** What the engine and the checkpoint flow run with: one place, so both get every setting. */
   get engine(): EngineConfig {
@@ -277,5 +281,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     api,
     sweeper: sweeperSettings(e),
     events: eventsSettings(e),
+    rebalance: file.data.rebalance,
   });
 }

@@ -21,7 +21,7 @@ export const RegisterWorkload = z
     pidfile: z.string().startsWith('/').max(4096).optional(),
     /** 1 (expendable) .. 10 (critical); evacuations save higher priorities first. Default: the fleet's. */
     priority: z.number().int().min(1).max(10).optional(),
-    /** Longest freeze an evacuation may plan for it, ms (the planner never exceeds it; none: no cap). */
+    /** Longest freeze a move may cost it, ms (evacuation plans and rebalancing proposals never exceed it; none: no cap). */
     maxDowntimeMs: z.number().int().min(1).max(3_600_000).optional(),
     /** Distinct bytes the workload dirties per second, if known (up to 100 GiB/s). */
     dirtyRateBytesPerSec: z
@@ -29,6 +29,8 @@ export const RegisterWorkload = z
       .min(0)
       .max(100 * 2 ** 30)
       .optional(),
+    /** `false`: rebalancing never moves it (evacuations still do). */
+    movable: z.boolean().optional(),
     /**
      * Files and directories the workload uses that the destination must have (open files, working
      * directory, data): copied before and, the changes only, during the freeze. Absolute paths.

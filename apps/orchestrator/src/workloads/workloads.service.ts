@@ -117,6 +117,7 @@ export class WorkloadsService {
       ...(body.priority !== undefined ? { priority: body.priority } : {}),
       ...(body.maxDowntimeMs !== undefined ? { maxDowntimeMs: body.maxDowntimeMs } : {}),
       ...(body.dirtyRateBytesPerSec !== undefined ? { dirtyRateBytesPerSec: body.dirtyRateBytesPerSec } : {}),
+      ...(body.movable !== undefined ? { movable: body.movable } : {}),
       ...(body.paths?.length ? { paths: body.paths } : {}),
       rssBytes: tree.rssBytes,
       tree: tree.pids,

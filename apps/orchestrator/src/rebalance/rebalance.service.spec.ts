@@ -1,0 +1,398 @@
+/**
+ * The rebalance service with in-memory records, a fixed clock and a MigrationsService that records what it
+ * was asked: plans stored and listed, apply once, the re-check of every move (stale, paused by a notice,
+ * budgets), cancel, releasable nodes, one evaluation per tick whatever the replicas, and the config's errors.
+ */
+import { SchedulerRegistry } from '@nestjs/schedule';
+import {
+  ConflictError,
+  type EvacuationRecord,
+  type MigrationRecord,
+  type NodeRecord,
+  type WorkloadRecord,
+} from '@spotlift/domain';
+import { Clock, type NodeOps } from '@spotlift/engine';
+import type { MoveStart } from '@spotlift/placement';
+import { InMemoryEvacuationRecords, InMemoryRecords } from '@spotlift/store';
+import { aMigration, aNode, aWorkload } from '@spotlift/testing';
+import { ConfigFile, type AppConfig } from '../config/app-config.js';
+import { EvacuationSettings } from '../config/evacuation-config.js';
+import { MigrationMetrics } from '../metrics/migration-metrics.js';
+import type { MigrationRequest, MigrationsService } from '../migrations/migrations.service.js';
+import { EvaluateBody, RebalanceSettings } from './rebalance-config.js';
+import { RebalanceMetrics } from './rebalance-metrics.js';
+import { RebalanceStore, type RebalancePlanRecord } from './rebalance-store.js';
+import { RebalanceService } from './rebalance.service.js';
+
+const GIB = 2 ** 30;
+const T0 = new Date('2026-03-04T12:00:00Z');
+
+class FixedClock extends Clock {
+  constructor(public t: Date) {
+    super();
+  }
+  now(): Date {
+    return this.t;
+  }
+}
+
+/** The store's semantics (NX claims, TTL-free leases a test can drop) in memory. */
+class MemoryStore extends RebalanceStore {
+  plans = new Map<string, string>();
+  order: string[] = [];
+  claims = new Set<string>();
+  leases = new Set<string>();
+  cancels = new Set<string>();
+  moves: MoveStart[] = [];
+  save(p: RebalancePlanRecord) {
+    this.plans.set(p.id, JSON.stringify(p));
+    return Promise.resolve();
+  }
+  async add(p: RebalancePlanRecord, keep: number) {
+    await this.save(p);
+    this.order.unshift(p.id);
+    for (const id of this.order.splice(keep)) this.plans.delete(id);
+  }
+  get(id: string) {
+    const raw = this.plans.get(id);
+    return Promise.resolve(raw ? (JSON.parse(raw) as RebalancePlanRecord) : undefined);
+  }
+  async list() {
+    return (await Promise.all(this.order.map((id) => this.get(id)))).filter((p) => p !== undefined);
+  }
+  private nx(key: string) {
+    if (this.claims.has(key)) return Promise.resolve(false);
+    this.claims.add(key);
+    return Promise.resolve(true);
+  }
+  claimApply(id: string) {
+    return this.nx(`apply:${id}`);
+  }
+  claimTick(slot: number) {
+    return this.nx(`tick:${slot}`);
+  }
+  holdLease(id: string) {
+    return Promise.resolve(void this.leases.add(id));
+  }
+  leaseHeld(id: string) {
+    return Promise.resolve(this.leases.has(id));
+  }
+  requestCancel(id: string) {
+    return Promise.resolve(void this.cancels.add(id));
+  }
+  cancelRequested(id: string) {
+    return Promise.resolve(this.cancels.has(id));
+  }
+  recordStart(s: MoveStart) {
+    return Promise.resolve(void this.moves.push({ workloadId: s.workloadId, at: s.at }));
+  }
+  history() {
+    return Promise.resolve([...this.moves]);
+  }
+}
+
+const node = (id: string, over: Partial<NodeRecord> = {}) =>
+  aNode(id, {
+    spotPool: `pool-${id}`,
+    probe: {
+      probedAt: T0.toISOString(),
+      criuOk: true,
+      features: {},
+      memTotalBytes: 16 * GIB,
+      memAvailableBytes: 12 * GIB,
+    },
+    ...over,
+  });
+const wl = (id: string, nodeId: string, over: Partial<WorkloadRecord> = {}) =>
+  aWorkload({ id, name: id, nodeId, rssBytes: GIB / 4, ...over });
+
+function world(settings: Record<string, unknown> = {}, store = new MemoryStore(), shared?: ReturnType<typeof records>) {
+  const r = shared ?? records();
+  const clock = new FixedClock(T0);
+  const started: MigrationRequest[] = [];
+  const migrations = {
+    start: async (req: MigrationRequest) => {
+      const w = await r.workloads.get(req.workloadId);
+      if (w?.state !== 'running') throw new ConflictError(`workload '${req.workloadId}' is busy`);
+      started.push(req);
+      const m = aMigration({
+        id: `mig-${started.length}`,
+        workloadId: req.workloadId,
+        sourceNodeId: w.nodeId,
+        destinationNodeId: req.destinationNodeId!,
+      });
+      await r.migrations.save(m);
+      return m;
+    },
+  } as unknown as MigrationsService;
+  const ops = { memAvailableBytes: () => Promise.resolve(undefined) } as unknown as NodeOps;
+  const config = {
+    runsWorker: true,
+    rebalance: RebalanceSettings.parse({ mode: 'plan', policies: ['consolidate'], ...settings }),
+    evacuation: EvacuationSettings.parse({}),
+  } as AppConfig;
+  const metrics = new RebalanceMetrics(new MigrationMetrics());
+  const service = new RebalanceService(
+    store,
+    r.nodes,
+    r.workloads,
+    r.evacuations,
+    r.migrations,
+    migrations,
+    ops,
+    config,
+    clock,
+    metrics,
+    new SchedulerRegistry(),
+  );
+  service.driveInBackground = false;
+  return { service, store, clock, started, metrics, ...r };
+}
+
+/** node-a and node-b carry two workloads each, node-c one: consolidation empties node-c. */
+function records() {
+  const nodes = new InMemoryRecords<NodeRecord>();
+  const workloads = new InMemoryRecords<WorkloadRecord>();
+  const migrations = new InMemoryRecords<MigrationRecord>();
+  const evacuations = new InMemoryEvacuationRecords();
+  for (const id of ['node-a', 'node-b', 'node-c']) void nodes.save(node(id));
+  for (const [id, n] of [
+    ['a1', 'node-a'],
+    ['a2', 'node-a'],
+    ['b1', 'node-b'],
+    ['b2', 'node-b'],
+    ['c1', 'node-c'],
+  ] as const)
+    void workloads.save(wl(id, n));
+  return { nodes, workloads, migrations, evacuations };
+}
+
+async function finish(w: ReturnType<typeof world>, migrationId: string, state: MigrationRecord['state'] = 'completed') {
+  const m = (await w.migrations.get(migrationId))!;
+  await w.migrations.save({ ...m, state, downtimeMs: 420 });
+  if (state === 'completed') await w.workloads.update(m.workloadId, (x) => void (x.nodeId = m.destinationNodeId));
+}
+
+const metric = async (w: ReturnType<typeof world>, name: string) =>
+  (await w.metrics.moves.get()).values.find((v) => Object.entries(v.labels).join() === name)?.value ?? 0;
+
+function evacuation(nodeId: string): EvacuationRecord {
+  return {
+    id: `evac-${nodeId}`,
+    nodeId,
+    notice: {
+      source: 'aws',
+      kind: 'termination',
+      deadline: new Date(T0.getTime() + 120_000).toISOString(),
+      deadlineEstimated: false,
+      receivedAt: T0.toISOString(),
+      reason: 'test',
+      dedupKey: 'k',
+      raw: {},
+    },
+    policy: 'evacuate',
+    state: 'running',
+    deadline: new Date(T0.getTime() + 120_000).toISOString(),
+    replans: 0,
+    jobs: [],
+    predictedMisses: [],
+    events: [],
+    createdAt: T0.toISOString(),
+    updatedAt: T0.toISOString(),
+  };
+}
+
+describe('RebalanceService', () => {
+  it('evaluates into a stored, listed plan; off refuses', async () => {
+    const w = world();
+    const plan = await w.service.evaluate('request');
+    expect(plan.state).toBe('proposed');
+    expect(plan.moves.map((m) => [m.workloadId, m.fromNodeId, m.state])).toEqual([['c1', 'node-c', 'proposed']]);
+    expect(plan.releasable).toEqual(['node-c']);
+    expect((await w.service.list()).map((p) => p.id)).toEqual([plan.id]);
+    expect((await w.service.get(plan.id)).summary).toContain('1 move(s) proposed');
+    await expect(world({ mode: 'off' }).service.evaluate('request')).rejects.toThrow(ConflictError);
+  });
+
+  it('applies once: the move starts through MigrationsService.start, a second apply is a 409, the emptied node is marked releasable', async () => {
+    const w = world();
+    const plan = await w.service.evaluate('request');
+    await w.service.apply(plan.id, 'alice');
+    await expect(w.service.apply(plan.id, 'bob')).rejects.toThrow(/only a proposed plan can be applied/);
+    expect(await w.service.step(plan.id)).toBe(false);
+    expect(w.started).toEqual([
+      expect.objectContaining({ workloadId: 'c1', destinationNodeId: plan.moves[0]!.toNodeId }),
+    ]);
+    expect(await w.service.step(plan.id)).toBe(false); // still running: nothing started twice
+    expect(w.started).toHaveLength(1);
+    await finish(w, 'mig-1');
+    expect(await w.service.step(plan.id)).toBe(true);
+    const done = await w.service.get(plan.id);
+    expect(done.state).toBe('applied');
+    expect(done.moves[0]).toMatchObject({ state: 'completed', downtimeMs: 420 });
+    expect(done.released).toEqual(['node-c']);
+    expect((await w.nodes.get('node-c'))!.releasable).toEqual({ at: T0.toISOString(), planId: plan.id });
+    expect((await w.metrics.released.get()).values[0]!.value).toBe(1);
+    expect(await metric(w, 'policy,consolidate,outcome,completed')).toBe(1);
+  });
+
+  it('two callers racing to apply: one wins, the other gets a 409 (the claim, not the state read)', async () => {
+    const w = world();
+    const plan = await w.service.evaluate('request');
+    const results = await Promise.allSettled([w.service.apply(plan.id, 'a'), w.service.apply(plan.id, 'b')]);
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+  });
+
+  it('a stale move (the workload moved since the plan) is skipped with the reason, nothing started', async () => {
+    const w = world();
+    const plan = await w.service.evaluate('request');
+    await w.workloads.update('c1', (x) => void (x.nodeId = 'node-b'));
+    await w.service.apply(plan.id, 'alice');
+    expect(await w.service.step(plan.id)).toBe(true);
+    const done = await w.service.get(plan.id);
+    expect(done.moves[0]).toMatchObject({ state: 'skipped' });
+    expect(done.moves[0]!.detail).toContain('is on node-b now, not node-c');
+    expect(w.started).toEqual([]);
+    expect(done.released).toEqual([]);
+    expect((await w.nodes.get('node-c'))!.releasable).toBeUndefined();
+  });
+
+  it('a notice during apply cancels the moves that had not started; the started one runs on', async () => {
+    const r = records();
+    // node-c's two workloads are the smallest: emptying it disrupts least.
+    await r.workloads.save(wl('c2', 'node-c', { rssBytes: GIB / 16 }));
+    await r.workloads.update('c1', (x) => void (x.rssBytes = GIB / 16));
+    const w = world({}, new MemoryStore(), r);
+    const plan = await w.service.evaluate('request');
+    expect(plan.moves.map((m) => m.fromNodeId)).toEqual(['node-c', 'node-c']);
+    await w.service.apply(plan.id, 'alice');
+    await w.service.step(plan.id); // one at a time (maxConcurrentMoves 1)
+    expect(w.started).toHaveLength(1);
+    await w.evacuations.save(evacuation('node-c'));
+    await w.service.step(plan.id);
+    const now = await w.service.get(plan.id);
+    expect(now.moves.map((m) => m.state)).toEqual(['started', 'cancelled']);
+    expect(now.moves[1]!.detail).toContain('paused: node node-c is under notice (termination');
+    expect(w.started).toHaveLength(1);
+    await finish(w, 'mig-1');
+    expect(await w.service.step(plan.id)).toBe(true);
+    expect((await w.service.get(plan.id)).released).toEqual([]);
+  });
+
+  it('a releasable node is neither source nor target when planning', async () => {
+    const w = world();
+    await w.nodes.update('node-c', (n) => void (n.releasable = { at: T0.toISOString(), planId: 'rb-x' }));
+    await w.workloads.save(wl('c9', 'node-c', { state: 'running' }));
+    const plan = await w.service.evaluate('request');
+    expect(plan.moves.some((m) => m.fromNodeId === 'node-c' || m.toNodeId === 'node-c')).toBe(false);
+  });
+
+  it('a node under notice is neither source nor target when planning', async () => {
+    const w = world();
+    await w.evacuations.save(evacuation('node-c'));
+    expect((await w.service.evaluate('request')).moves.every((m) => m.fromNodeId !== 'node-c')).toBe(true);
+  });
+
+  it('cancel: a proposed plan is cancelled and can no longer be applied; an applying one stops what had not started', async () => {
+    const w = world();
+    const plan = await w.service.evaluate('request');
+    expect((await w.service.cancel(plan.id, 'alice')).state).toBe('cancelled');
+    await expect(w.service.apply(plan.id, 'alice')).rejects.toThrow(ConflictError);
+    await expect(w.service.cancel(plan.id, 'alice')).rejects.toThrow(/nothing to cancel/);
+
+    const again = await w.service.evaluate('request');
+    await w.service.apply(again.id, 'alice');
+    await w.service.cancel(again.id, 'alice');
+    expect(await w.service.step(again.id)).toBe(true);
+    const done = await w.service.get(again.id);
+    expect(done.state).toBe('cancelled');
+    expect(done.moves[0]).toMatchObject({ state: 'cancelled', detail: 'plan cancelled' });
+    expect(w.started).toEqual([]);
+  });
+
+  it('budgets at apply: a move over the hourly budget is skipped with the reason', async () => {
+    const store = new MemoryStore();
+    const w = world({ budgets: { maxMovesPerHour: 1 } }, store);
+    const plan = await w.service.evaluate('request');
+    store.moves.push({ workloadId: 'other', at: T0.getTime() - 60_000 });
+    await w.service.apply(plan.id, 'alice');
+    expect(await w.service.step(plan.id)).toBe(true);
+    expect((await w.service.get(plan.id)).moves[0]!.detail).toContain('budget: 1 move(s) in the last hour');
+    expect(w.started).toEqual([]);
+  });
+
+  it('auto mode applies what it plans', async () => {
+    const w = world({ mode: 'auto' });
+    const plan = await w.service.evaluate('schedule');
+    expect(plan.state).toBe('applying');
+    await w.service.step(plan.id);
+    expect(w.started.map((s) => s.workloadId)).toEqual(['c1']);
+  });
+
+  it('two replicas evaluate once per tick', async () => {
+    const store = new MemoryStore();
+    const r = records();
+    const one = world({}, store, r);
+    const two = world({}, store, r);
+    const results = await Promise.all([one.service.tickOnce(), two.service.tickOnce()]);
+    expect(results.filter(Boolean)).toHaveLength(1);
+    expect(await store.list()).toHaveLength(1);
+    one.clock.t = two.clock.t = new Date(T0.getTime() + 300_000);
+    await Promise.all([one.service.tickOnce(), two.service.tickOnce()]);
+    expect(await store.list()).toHaveLength(2);
+  });
+
+  it('a plan left applying by a process that stopped is marked interrupted at the next tick', async () => {
+    const w = world();
+    const plan = await w.service.evaluate('request');
+    await w.service.apply(plan.id, 'alice');
+    await w.service.onApplicationShutdown();
+    w.store.leases.clear();
+    await w.service.tickOnce();
+    const p = await w.service.get(plan.id);
+    expect(p.state).toBe('interrupted');
+    expect(p.moves[0]!.detail).toBe('the applying process stopped');
+  });
+});
+
+describe('rebalance config and bodies', () => {
+  const file = (rebalance: unknown) => ConfigFile.safeParse({ ssh: { privateKeyPath: '/k' }, rebalance });
+
+  it('lists every problem at once: unknown policy, nonsensical budget, bad cron, unknown field', () => {
+    const r = file({
+      policies: ['consolidate', 'shuffle'],
+      budgets: { maxConcurrentMoves: 10, maxMovesPerHour: 2, windows: [{ cron: 'at night', durationSeconds: 3600 }] },
+      spread: { overfullFraction: 0.5, targetFraction: 0.7 },
+      mdoe: 'auto',
+    });
+    expect(r.success).toBe(false);
+    const paths = r.error!.issues.map((i) => i.path.join('.'));
+    expect(paths).toEqual(
+      expect.arrayContaining(['rebalance.policies.1', 'rebalance.budgets.windows.0.cron', 'rebalance']),
+    );
+    const messages = r.error!.issues.map((i) => i.message).join(' | ');
+    expect(messages).toContain('a policy is one of de-risk, spread, consolidate');
+    expect(messages).toContain('not a cron expression');
+  });
+
+  it.each([
+    [{ budgets: { maxConcurrentMoves: 10, maxMovesPerHour: 2 } }, 'maxConcurrentMoves cannot exceed maxMovesPerHour'],
+    [{ spread: { overfullFraction: 0.5, targetFraction: 0.7 } }, 'targetFraction must be below overfullFraction'],
+    [{ budgets: { maxMovesPerHour: 0 } }, 'Too small'],
+  ])('refuses %j', (rebalance, message) => {
+    const r = file(rebalance);
+    expect(r.success).toBe(false);
+    expect(r.error!.issues.map((i) => i.message).join(' | ')).toContain(message);
+  });
+
+  it('defaults: off, every policy, one move at a time', () => {
+    const r = file(undefined);
+    expect(r.data!.rebalance).toMatchObject({ mode: 'off', budgets: { maxConcurrentMoves: 1, maxMovesPerHour: 12 } });
+  });
+
+  it('POST /rebalance/evaluate body: an unknown policy is refused, none means the configured ones', () => {
+    expect(EvaluateBody.safeParse({ policies: ['nope'] }).success).toBe(false);
+    expect(EvaluateBody.safeParse({ extra: 1 }).success).toBe(false);
+    expect(EvaluateBody.parse(undefined)).toEqual({});
+  });
+});

@@ -1,0 +1,161 @@
+/**
+ * Shapes of capacity rebalancing (plan-rebalance.ts): the fleet as the planner sees it, the policies and
+ * their settings, budgets, and the plan it answers with. Plain data; times are epoch milliseconds or Dates,
+ * sizes bytes, durations seconds unless the name says otherwise.
+ */
+import type { PlacementOptions } from './choose-destination.js';
+import type { StrategyModel } from './choose-strategy.js';
+import type { CandidateNode, ConcreteStrategy, PlacementWorkload } from './types.js';
+
+/** `consolidate` empties whole nodes, `spread` relieves full ones, `de-risk` leaves spot pools with a bad record. */
+export type RebalancePolicy = 'consolidate' | 'spread' | 'de-risk';
+export const REBALANCE_POLICIES: readonly RebalancePolicy[] = ['de-risk', 'spread', 'consolidate'];
+
+export interface RebalanceWorkload extends PlacementWorkload {
+  /** `false`: never moved by rebalancing (evacuations still move it). */
+  movable?: boolean;
+  /** A move predicted to freeze it longer than this is never proposed. */
+  maxDowntimeMs?: number;
+}
+
+export interface RebalanceNode extends CandidateNode {
+  memoryCapacityBytes: number;
+  cpuCount?: number;
+  /** 1-minute load average, as read on the node. */
+  cpuLoad?: number;
+  /** Pre-copy is possible from this node (`mem_dirty_track`). */
+  softDirty?: boolean;
+  /** Price per hour of the instance, any currency (optional; cost gain is 0 without it). */
+  pricePerHour?: number;
+  /** An evacuation is open for the node (a notice that moves work): rebalancing leaves it alone, both ways. */
+  underNotice?: boolean;
+  workloads: readonly RebalanceWorkload[];
+}
+
+/** A notice spotlift recorded, as the risk of a pool (or of a node without a pool) is judged from. */
+export interface NoticeSighting {
+  nodeId: string;
+  spotPool?: string;
+  kind: 'interruption' | 'recommendation';
+  at: number;
+}
+
+/** A window in which moves are allowed (`allow`) or not (`forbid`): starts at each cron time (UTC), lasts `durationSeconds`. */
+export interface BudgetWindow {
+  cron: string;
+  durationSeconds: number;
+  kind: 'allow' | 'forbid';
+}
+
+export interface RebalanceBudgets {
+  /** Rebalancing migrations running at once (an apply starts the next as one ends). */
+  maxConcurrentMoves: number;
+  /** Moves started in any sliding hour, all plans together. */
+  maxMovesPerHour: number;
+  /** Two moves of one workload are at least this far apart. */
+  minMoveIntervalSeconds: number;
+  /** With any `allow` window, moves happen only inside one; never inside a `forbid` window. */
+  windows: readonly BudgetWindow[];
+}
+
+/** A move that started (the budgets count them). */
+export interface MoveStart {
+  workloadId: string;
+  at: number;
+}
+
+/** Points that weigh gain against disruption (the Balanced-like score). */
+export interface RebalanceWeights {
+  /** A node emptied for release. */
+  nodeFreed: number;
+  /** Per unit of price per hour saved. */
+  costPerHour: number;
+  /** Per unit of pool risk removed, at priority 10 (scaled by priority / 10). */
+  risk: number;
+  /** Per fraction of a node's capacity taken off an overfull node. */
+  spread: number;
+  /** Per second of predicted downtime, at priority 5 (scaled by priority / 5). */
+  downtimeSecond: number;
+  /** Fixed cost of any move (a migration's traffic and work). */
+  perMove: number;
+}
+
+export interface RebalanceInput {
+  now: Date;
+  policies: readonly RebalancePolicy[];
+  nodes: readonly RebalanceNode[];
+  notices?: readonly NoticeSighting[];
+  /** Notices older than this do not count (default a week). */
+  riskWindowSeconds?: number;
+  budgets: RebalanceBudgets;
+  /** Moves started so far (enough history for an hour and the per-workload interval). */
+  history: readonly MoveStart[];
+  /** A move is proposed only when gain / disruption reaches this (default 1). */
+  scoreThreshold?: number;
+  weights?: Partial<RebalanceWeights>;
+  consolidate?: { maxNodesPerPlan?: number; targetFraction?: number; maxCandidates?: number };
+  spread?: { overfullFraction?: number; targetFraction?: number };
+  deRisk?: { minRisk?: number; minPriority?: number };
+  /**
+   * Workload memory a spot node can send away within a notice (its link x the notice's seconds): moves never
+   * fill a spot node beyond it, so packing does not make the next evacuation miss. Unbounded when absent.
+   */
+  spotEvacuableBytes?: number;
+  /** Throughput a move's pages get when the pair has no measured figure. */
+  bandwidthBytesPerSec: number;
+  /** Freeze a move aims below when the workload declares no `maxDowntimeMs`. */
+  defaultDowntimeBudgetSeconds?: number;
+  /** Predicts a move's downtime (default: live migration, chooseStrategy). The benchmark passes a restart. */
+  predict?: (w: RebalanceWorkload, from: RebalanceNode, to: RebalanceNode) => MovePrediction;
+  strategyModel?: Partial<StrategyModel>;
+  placement?: PlacementOptions;
+}
+
+export interface MovePrediction {
+  strategy: ConcreteStrategy | 'restart';
+  downtimeSeconds: number;
+  totalSeconds: number;
+}
+
+export interface MoveGain {
+  /** This move's share of the nodes the plan frees (a node's moves share its 1). */
+  nodesFreed: number;
+  costPerHourSaved: number;
+  riskRemoved: number;
+  /** Fraction of the source's capacity taken off an overfull node. */
+  relief: number;
+}
+
+export interface PlannedMove {
+  workloadId: string;
+  fromNodeId: string;
+  toNodeId: string;
+  policy: RebalancePolicy;
+  reason: string;
+  strategy: MovePrediction['strategy'];
+  predictedDowntimeMs: number;
+  predictedTotalSeconds: number;
+  memoryBytes: number;
+  gain: MoveGain;
+  /** Gain points / disruption points (for a consolidation: the whole node's). */
+  score: number;
+}
+
+/** Something considered and not proposed, with why (policy, budget, window, threshold, constraint). */
+export interface RebalanceSkip {
+  policy: RebalancePolicy;
+  workloadId?: string;
+  nodeId?: string;
+  reason: string;
+  /** True when only a budget or window held it back: it may be proposed later as it is. */
+  deferred?: boolean;
+}
+
+export interface RebalancePlanResult {
+  moves: PlannedMove[];
+  skipped: RebalanceSkip[];
+  /** Nodes the plan empties (consolidate), and ready nodes already without workloads. */
+  releasable: string[];
+  totals: { nodesFreed: number; costPerHourSaved: number; riskRemoved: number; predictedDowntimeMs: number };
+  summary: string;
+}
