@@ -24,6 +24,7 @@ export * from './files/workload-files.js';
 export { checkDeclaredPath } from './node-ops/file-sync-commands.js';
 export * from './sweeper/owner-marker.js';
 export * from './sweeper/sweep-decision.js';
+export * from './sweeper/container-sweep-decision.js';
 export * from './sweeper/sweeper.js';
 export * from './podman/index.js';
 export { CONTAINER_LIVE_UNAVAILABLE, CONTAINER_STRATEGIES } from './strategies/container-stop-and-copy.js';
