@@ -4,9 +4,9 @@ import type { PodmanOps } from './node-ops/podman/podman-ops.js';
 import type { PhaseRecorder } from './phase-recorder.js';
 import { closeInterruptedPhases } from './phase-recorder.js';
 import { addNote, commitStarted, mayBeFrozen, type RecoveryOutcome } from './recovery.js';
-import type { RunControl } from './run-control.js';
+import { MovedElsewhere, type RunControl } from './run-control.js';
 import { type ContainerStopAndCopy, containerId } from './strategies/container-stop-and-copy.js';
-import { saveWorkloadFields } from './workload-writes.js';
+import { movedAwayFromSource, saveWorkloadFields } from './workload-writes.js';
 
 /**
  * Undo of a container's move before the commit point. The source's container may be restored only once the
@@ -14,6 +14,9 @@ import { saveWorkloadFields } from './workload-writes.js';
  * else's) is removed first, and a removal that fails leaves the source stopped (stopped beats running twice).
  * Then the source: still running (the checkpoint failed before stopping it) -> nothing to do; checkpointed ->
  * `podman container restore` from the checkpoint Podman kept; unknown to Podman -> gone. Idempotent.
+ * As for processes, a rollback undoes only this job's own move: when the stored workload record no longer
+ * names the container's source (a stale copy of the job run again after another worker committed), it
+ * throws MovedElsewhere before removing anything: the destination's container may be the workload itself.
  */
 export class ContainerRollback {
   constructor(
@@ -28,6 +31,8 @@ export class ContainerRollback {
     const { migration, workload, source, destination } = ctx;
     const id = containerId(ctx);
     let alive = true;
+    const moved = await movedAwayFromSource(this.workloads, ctx);
+    if (moved) throw new MovedElsewhere('rolls nothing back (nothing removed, nothing restored)', moved);
     await this.phases.run(migration, 'rollback', async (phase) => {
       const notes: string[] = [];
       if (migration.phases.some((p) => p.name === 'restore')) {

@@ -231,6 +231,23 @@ describe('container stop-and-copy (kind podman)', () => {
     expect(m.phases.find((p) => p.name === 'rollback')?.detail).toMatch(/still runs on node-a/);
   });
 
+  it('a stale run (the stored record moved on meanwhile) neither removes the destination copy nor restores the source', async () => {
+    const k = kit();
+    // The restore fails; as it does, another worker's committed move of the same workload lands in the store
+    // (this run is a stale copy of the job: its rollback must see the record moved on).
+    Object.defineProperty(k.podman.fail, 'restore', {
+      get: () => {
+        void k.workloads.update('wl-1', (w) => void Object.assign(w, { nodeId: 'node-b', pid: 9001 }));
+        return 'Error: the container name "web" is already in use';
+      },
+    });
+    const m = await k.run();
+    expect(m.state).toBe('failed');
+    expect(m.error).toMatch(/the workload moved elsewhere, so this job rolls nothing back/);
+    expect(k.podman.ran('remove')).toEqual([]);
+    expect(k.podman.ran('restoreLocal')).toEqual([]);
+  });
+
   it('rolls back a checkpoint whose stream broke after the freeze: the source restored, nothing imported', async () => {
     const k = kit();
     k.podman.fail.checkpointAfterFreeze = 'checkpoint archive: the receiving channel closed';

@@ -11,7 +11,8 @@ import { type ContainerInspection, movable } from '../podman/inspect.js';
 import { type PodmanRestoreStats, parsePodmanRestoreStats, statsOf } from '../podman/stats.js';
 import type { MigrationSteps } from '../steps/migration-steps.js';
 import { checkDestinationState } from '../steps/preflight-checks.js';
-import { saveWorkloadFields } from '../workload-writes.js';
+import { MovedElsewhere } from '../run-control.js';
+import { movedAwayFromSource, saveWorkloadFields } from '../workload-writes.js';
 
 export interface ContainerDeps {
   ops: NodeOps;
@@ -253,6 +254,9 @@ export class ContainerStopAndCopy {
           `the workload record names node '${workload.nodeId}', not the source '${source.id}': nothing removed`,
         );
       }
+      // The stored record, read afresh: this run's copy may predate a move another worker committed.
+      const moved = await movedAwayFromSource(this.d.workloads, ctx);
+      if (moved) throw new MovedElsewhere('commits nothing (nothing removed)', moved);
       if (!(await this.d.podman.remove(source, id))) {
         throw new Error(`the source's container ${id.slice(0, 12)} on ${source.id} could not be removed`);
       }
