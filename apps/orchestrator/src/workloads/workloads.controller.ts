@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
-import type { WorkloadRecord } from '@spotlift/domain';
+import type { GuardReport, WorkloadRecord } from '@spotlift/domain';
 import { ZodBody } from '../common/zod-body.pipe.js';
 import { RegisterWorkload, type WorkloadView, WorkloadsService } from './workloads.service.js';
 import { RequireRole } from '../auth/roles.decorator.js';
@@ -26,6 +26,16 @@ export class WorkloadsController {
   })
   get(@Param('id') id: string): Promise<WorkloadView> {
     return this.workloads.view(id);
+  }
+
+  @Get(':id/guard')
+  @RequireRole('viewer')
+  @ApiOperation({
+    summary:
+      'Guard mode: RPO (age of the last good guard checkpoint), freeze per checkpoint and per hour, the stored guard checkpoints',
+  })
+  guard(@Param('id') id: string): Promise<GuardReport> {
+    return this.workloads.guard(id);
   }
 
   @Post(':id/refresh')

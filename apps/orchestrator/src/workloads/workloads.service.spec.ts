@@ -3,7 +3,7 @@
  * refused at registration and why, one record per process, DELETE, and reads that write nothing.
  */
 import { BadRequestError, ConflictError, type CheckpointRecord, type WorkloadRecord } from '@spotlift/domain';
-import { NodeOps, SystemClock, type ContainerInspection } from '@spotlift/engine';
+import { Clock, NodeOps, SystemClock, type ContainerInspection } from '@spotlift/engine';
 import {
   IndexedWorkloadRepository,
   InMemoryProcessIndex,
@@ -25,7 +25,7 @@ import {
 import type { AppConfig } from '../config/app-config.js';
 import { WorkloadsService } from './workloads.service.js';
 
-function kit() {
+function kit(clock: Clock = new SystemClock()) {
   const shell = new ScriptedNodeShell();
   const podman = new FakePodmanOps();
   const index = new InMemoryProcessIndex();
@@ -43,7 +43,7 @@ function kit() {
     migrations,
     checkpoints,
     new NodeOps(shell),
-    new SystemClock(),
+    clock,
     { imageRoot: '/srv/spotlift/images', checkpointRoot: '/srv/spotlift/checkpoints' } as AppConfig,
     podman.asPodmanOps(),
   );
@@ -403,5 +403,50 @@ describe('WorkloadsService.register: Podman containers', () => {
     await expect(k.service.register(container({ paths: ['/srv/data/app'] }))).resolves.toMatchObject({
       kind: 'podman',
     });
+  });
+});
+
+describe('WorkloadsService: guard mode', () => {
+  const NOW = new Date('2026-12-06T12:00:00.000Z');
+  const fixed = new (class extends Clock {
+    now() {
+      return NOW;
+    }
+  })();
+
+  it('records guard settings at registration', async () => {
+    const k = kit(fixed);
+    k.node('node-a', { tree: [4242] });
+    const w = await k.service.register(body({ guard: { intervalSeconds: 30, keep: 3 } }));
+    expect(w.guard).toEqual({ intervalSeconds: 30, keep: 3 });
+  });
+
+  it('reports the RPO and overhead from the stored guard checkpoints, other modes ignored; 404 when unguarded', async () => {
+    const k = kit(fixed);
+    await k.records.save(aWorkload({ id: 'wl-g', guard: { intervalSeconds: 60 } }));
+    await k.records.save(aWorkload({ id: 'wl-plain' }));
+    const stored = (id: string, mode: CheckpointRecord['mode'], frozenAt: string, frozenTimeUs: number) =>
+      k.checkpoints.save({
+        id,
+        mode,
+        workloadId: 'wl-g',
+        state: 'stored',
+        criu: { dump: { frozenTimeUs } },
+        bytes: { pages: 0, images: 0, stored: 10 },
+        frozenAt,
+        createdAt: frozenAt,
+        updatedAt: frozenAt,
+      } as CheckpointRecord);
+    await stored('cp-old', 'guard', '2026-12-06T11:58:00.000Z', 10_000);
+    await stored('cp-new', 'guard', '2026-12-06T11:59:00.000Z', 30_000);
+    await stored('cp-forensic', 'forensic', '2026-12-06T11:59:50.000Z', 1);
+    const r = await k.service.guard('wl-g');
+    expect(r).toMatchObject({
+      rpoSeconds: 60,
+      lastGoodCheckpointId: 'cp-new',
+      overhead: { meanFreezeMs: 20, freezeMsPerHour: 1200 },
+    });
+    expect(r.checkpoints.map((c) => c.id)).toEqual(['cp-new', 'cp-old']);
+    await expect(k.service.guard('wl-plain')).rejects.toMatchObject({ code: 'not_found' });
   });
 });

@@ -3,6 +3,8 @@ import { randomUUID } from 'node:crypto';
 import {
   BadRequestError,
   checkpointSettled,
+  guardReport,
+  type GuardReport,
   ConflictError,
   NotFoundError,
   processKey,
@@ -65,6 +67,15 @@ export class WorkloadsService {
     private readonly podman: PodmanOps,
   ) {}
 
+  /** Guard mode's report: RPO, freeze overhead, the stored guard checkpoints (libs/domain guard.ts). */
+  async guard(id: string): Promise<GuardReport> {
+    const workload = await this.workloads.get(id);
+    if (!workload) throw new NotFoundError('workload', id);
+    if (!workload.guard) throw new NotFoundError('guard settings of workload', id);
+    const mine = (await this.checkpoints.list()).filter((c) => c.workloadId === id && c.mode === 'guard');
+    return guardReport(workload.guard, mine, undefined, this.clock.now());
+  }
+
   list(): Promise<WorkloadRecord[]> {
     return this.workloads.list();
   }
@@ -108,6 +119,7 @@ export class WorkloadsService {
       ...(body.maxDowntimeMs !== undefined ? { maxDowntimeMs: body.maxDowntimeMs } : {}),
       ...(body.dirtyRateBytesPerSec !== undefined ? { dirtyRateBytesPerSec: body.dirtyRateBytesPerSec } : {}),
       ...(body.paths?.length ? { paths: body.paths } : {}),
+      ...(body.guard ? { guard: body.guard } : {}),
       rssBytes: tree.rssBytes,
       tree: tree.pids,
       state: 'running',
