@@ -35,7 +35,7 @@ describe('decideGuard', () => {
   });
 
   it('counts a skip as a decision: the next try is an interval after it', () => {
-    const status = { workloadId: 'w1', lastDecisionAt: ago(10) };
+    const status = { id: 'w1', lastDecisionAt: ago(10) };
     expect(decideGuard({ settings, checkpoints: [cp('a', 300)], status, now: NOW }).action).toBe('wait');
   });
 
@@ -101,7 +101,7 @@ describe('guardReport', () => {
   });
 
   it('has no RPO before the first good one and says why one was skipped', () => {
-    const status = { workloadId: 'w1', skipped: { at: ago(1), reason: 'predicted freeze' } };
+    const status = { id: 'w1', skipped: { at: ago(1), reason: 'predicted freeze' } };
     const r = guardReport({ intervalSeconds: 10 }, [], status, NOW);
     expect(r.rpoSeconds).toBeUndefined();
     expect(r.settings.keep).toBe(2);

@@ -10,7 +10,8 @@ export const GUARD_DEFAULT_KEEP = 2;
 
 /** What the scheduler last decided for a workload, kept so readers see why nothing was taken. */
 export interface GuardStatus {
-  workloadId: string;
+  /** The workload's id. */
+  id: string;
   /** When a take was last started or skipped: the next one is due an interval later. */
   lastDecisionAt?: string;
   /** The last skip and its reason (cleared by the next take). */
