@@ -2,7 +2,13 @@
  * WorkloadsService over in-memory records, the in-memory process index and a scripted node: what is
  * refused at registration and why, one record per process, DELETE, and reads that write nothing.
  */
-import { BadRequestError, ConflictError, type CheckpointRecord, type WorkloadRecord } from '@spotlift/domain';
+import {
+  BadRequestError,
+  ConflictError,
+  type CheckpointRecord,
+  type GuardStatus,
+  type WorkloadRecord,
+} from '@spotlift/domain';
 import { Clock, NodeOps, SystemClock, type ContainerInspection } from '@spotlift/engine';
 import {
   IndexedWorkloadRepository,
@@ -23,6 +29,7 @@ import {
   type InspectionFacts,
 } from '@spotlift/testing';
 import type { AppConfig } from '../config/app-config.js';
+import { GuardStatusRepository } from '../guard/guard-status.js';
 import { WorkloadsService } from './workloads.service.js';
 
 function kit(clock: Clock = new SystemClock()) {
@@ -36,6 +43,7 @@ function kit(clock: Clock = new SystemClock()) {
   void nodes.save(aNode('node-b'));
   const migrations = new InMemoryRecords() as unknown as MigrationRepository;
   const checkpoints = new InMemoryRecords<CheckpointRecord>() as unknown as CheckpointRepository;
+  const guardStatuses = new InMemoryRecords<GuardStatus>() as unknown as GuardStatusRepository;
   const service = new WorkloadsService(
     workloads,
     index,
@@ -46,6 +54,7 @@ function kit(clock: Clock = new SystemClock()) {
     clock,
     { imageRoot: '/srv/spotlift/images', checkpointRoot: '/srv/spotlift/checkpoints' } as AppConfig,
     podman.asPodmanOps(),
+    guardStatuses,
   );
   /** The node answers inspectTree with these facts (`times` answers, then the next rule's). */
   const node = (id: string, facts: InspectionFacts = {}, times?: number) =>
@@ -55,7 +64,7 @@ function kit(clock: Clock = new SystemClock()) {
       reply: { stdout: inspectionOutput(facts) },
       ...(times !== undefined ? { times } : {}),
     });
-  return { shell, podman, index, records, workloads, migrations, checkpoints, service, node };
+  return { shell, podman, index, records, workloads, migrations, checkpoints, guardStatuses, service, node };
 }
 
 const body = (over: object = {}) => ({ name: 'db', node: 'node-a', pid: 4242, ...over });
@@ -447,6 +456,8 @@ describe('WorkloadsService: guard mode', () => {
       overhead: { meanFreezeMs: 20, freezeMsPerHour: 1200 },
     });
     expect(r.checkpoints.map((c) => c.id)).toEqual(['cp-new', 'cp-old']);
+    await k.guardStatuses.save({ id: 'wl-g', skipped: { at: '2026-12-06T11:59:59.000Z', reason: 'predicted freeze' } });
+    expect((await k.service.guard('wl-g')).skipped?.reason).toBe('predicted freeze');
     await expect(k.service.guard('wl-plain')).rejects.toMatchObject({ code: 'not_found' });
   });
 });

@@ -32,6 +32,7 @@ import {
 } from '@spotlift/store';
 import type { RegisterWorkload } from './register-workload.js';
 import { AppConfig } from '../config/app-config.js';
+import { GuardStatusRepository } from '../guard/guard-status.js';
 
 export { RegisterWorkload } from './register-workload.js';
 
@@ -65,6 +66,7 @@ export class WorkloadsService {
     private readonly clock: Clock,
     private readonly config: AppConfig,
     private readonly podman: PodmanOps,
+    private readonly guardStatuses: GuardStatusRepository,
   ) {}
 
   /** Guard mode's report: RPO, freeze overhead, the stored guard checkpoints (libs/domain guard.ts). */
@@ -73,7 +75,8 @@ export class WorkloadsService {
     if (!workload) throw new NotFoundError('workload', id);
     if (!workload.guard) throw new NotFoundError('guard settings of workload', id);
     const mine = (await this.checkpoints.list()).filter((c) => c.workloadId === id && c.mode === 'guard');
-    return guardReport(workload.guard, mine, undefined, this.clock.now());
+    const status = await this.guardStatuses.get(id);
+    return guardReport(workload.guard, mine, status, this.clock.now());
   }
 
   list(): Promise<WorkloadRecord[]> {
