@@ -143,6 +143,8 @@ const Env = z.object({
   ...NoticeEnv.shape,
   ...ApiEnv.shape,
   ...SweeperEnv.shape,
+  /** Guard mode's pass, ms (apps/orchestrator/src/guard); 0: off. */
+  SPOTLIFT_GUARD_TICK_MS: z.coerce.number().int().min(0).max(3_600_000).default(5_000),
   ...EventsEnv.shape,
 });
 
@@ -182,6 +184,8 @@ export class AppConfig {
   sweeper!: SweeperSettings;
   /** The event stream behind GET /events (SPOTLIFT_EVENTS_*). */
   events!: EventsSettings;
+  /** Guard mode's pass on worker replicas, ms (SPOTLIFT_GUARD_TICK_MS); 0: off. */
+  guardTickMs!: number;
 
   /** What the engine and the checkpoint flow run with: one place, so both get every setting. */
   get engine(): EngineConfig {
@@ -273,5 +277,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     api,
     sweeper: sweeperSettings(e),
     events: eventsSettings(e),
+    guardTickMs: e.SPOTLIFT_GUARD_TICK_MS,
   });
 }

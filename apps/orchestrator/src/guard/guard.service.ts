@@ -12,15 +12,6 @@ import { GuardStatusRepository } from './guard-status.js';
 
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 
-/** How often guarded workloads are looked at, ms (SPOTLIFT_GUARD_TICK_MS; 0 turns guard mode off). */
-export function guardTickMs(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.SPOTLIFT_GUARD_TICK_MS;
-  const n = raw === undefined ? 5_000 : Number(raw);
-  if (!Number.isInteger(n) || n < 0)
-    throw new Error(`SPOTLIFT_GUARD_TICK_MS must be a whole number of ms, not '${raw}'`);
-  return n;
-}
-
 /**
  * Runs guard mode's pass (guard-scheduler.ts) on worker replicas every tick, one replica at a time (a Redis
  * lease, as the sweeper does): each guarded workload's checkpoints are taken once per installation.
@@ -30,7 +21,6 @@ export class GuardService implements OnApplicationBootstrap, OnApplicationShutdo
   private readonly logger = new Logger('guard');
   private readonly pass: GuardScheduler;
   private running: Promise<unknown> | undefined;
-  private readonly every = guardTickMs();
 
   constructor(
     workloads: WorkloadRepository,
@@ -44,6 +34,10 @@ export class GuardService implements OnApplicationBootstrap, OnApplicationShutdo
     private readonly scheduler: SchedulerRegistry,
   ) {
     this.pass = new GuardScheduler(workloads, nodes, checkpoints, statuses, service, clock);
+  }
+
+  private get every(): number {
+    return this.config.guardTickMs;
   }
 
   onApplicationBootstrap(): void {
