@@ -1,9 +1,10 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import type { GuardReport, WorkloadRecord } from '@spotlift/domain';
 import { ZodBody } from '../common/zod-body.pipe.js';
 import { RegisterWorkload, type WorkloadView, WorkloadsService } from './workloads.service.js';
+import { GuardBody } from './register-workload.js';
 import { RequireRole } from '../auth/roles.decorator.js';
 
 @ApiTags('workloads')
@@ -58,6 +59,21 @@ export class WorkloadsController {
   @ApiBody({ schema: z.toJSONSchema(RegisterWorkload, { io: 'input' }) as object })
   register(@Body(new ZodBody(RegisterWorkload)) body: RegisterWorkload): Promise<WorkloadRecord> {
     return this.workloads.register(body);
+  }
+
+  @Put(':id/guard')
+  @RequireRole('operator')
+  @ApiOperation({ summary: 'Guard mode on (or its settings changed): periodic --leave-running checkpoints' })
+  @ApiBody({ schema: z.toJSONSchema(GuardBody, { io: 'input' }) as object })
+  setGuard(@Param('id') id: string, @Body(new ZodBody(GuardBody)) body: GuardBody): Promise<WorkloadRecord> {
+    return this.workloads.setGuard(id, body);
+  }
+
+  @Delete(':id/guard')
+  @RequireRole('operator')
+  @ApiOperation({ summary: 'Guard mode off; its guard checkpoints stay until deleted' })
+  endGuard(@Param('id') id: string): Promise<WorkloadRecord> {
+    return this.workloads.setGuard(id, undefined);
   }
 
   @Delete(':id')

@@ -423,6 +423,19 @@ describe('WorkloadsService: guard mode', () => {
     }
   })();
 
+  it('sets, changes and ends guard mode on a stored workload; refused for a container', async () => {
+    const k = kit(fixed);
+    await k.records.save(aWorkload({ id: 'wl-g' }));
+    expect((await k.service.setGuard('wl-g', { intervalSeconds: 60 })).guard).toEqual({ intervalSeconds: 60 });
+    await k.service.setGuard('wl-g', { intervalSeconds: 10, keep: 1 });
+    expect((await k.records.get('wl-g'))?.guard).toEqual({ intervalSeconds: 10, keep: 1 });
+    await k.service.setGuard('wl-g', undefined);
+    expect((await k.records.get('wl-g'))?.guard).toBeUndefined();
+    await k.records.save(aWorkload({ id: 'wl-c', kind: 'podman' }));
+    await expect(k.service.setGuard('wl-c', { intervalSeconds: 60 })).rejects.toBeInstanceOf(BadRequestError);
+    expect((await k.records.get('wl-c'))?.guard).toBeUndefined();
+  });
+
   it('records guard settings at registration', async () => {
     const k = kit(fixed);
     k.node('node-a', { tree: [4242] });

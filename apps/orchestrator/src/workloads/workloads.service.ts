@@ -30,7 +30,7 @@ import {
   ProcessIndex,
   WorkloadRepository,
 } from '@spotlift/store';
-import type { RegisterWorkload } from './register-workload.js';
+import type { GuardBody, RegisterWorkload } from './register-workload.js';
 import { AppConfig } from '../config/app-config.js';
 import { GuardStatusRepository } from '../guard/guard-status.js';
 
@@ -77,6 +77,24 @@ export class WorkloadsService {
     const mine = (await this.checkpoints.list()).filter((c) => c.workloadId === id && c.mode === 'guard');
     const status = await this.guardStatuses.get(id);
     return guardReport(workload.guard, mine, status, this.clock.now());
+  }
+
+  /**
+   * Sets (or, with undefined, ends) guard mode on a workload; a compare-and-set on the record, so a job that
+   * moves it meanwhile loses nothing. Its guard checkpoints stay until deleted.
+   */
+  async setGuard(id: string, guard: GuardBody | undefined): Promise<WorkloadRecord> {
+    const w = await this.get(id);
+    if (guard && w.kind === 'podman') {
+      throw new BadRequestError(`workload '${id}' is a Podman container: guard mode is not available for containers`);
+    }
+    const saved = await this.workloads.update(id, (current) => {
+      if (guard) current.guard = guard;
+      else delete current.guard;
+      current.updatedAt = this.clock.now().toISOString();
+    });
+    if (!saved) throw new NotFoundError('workload', id);
+    return saved;
   }
 
   list(): Promise<WorkloadRecord[]> {
