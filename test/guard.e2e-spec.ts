@@ -2,7 +2,8 @@
  * Guard mode, for real: lab nodes, real CRIU, real Redis, the orchestrator in-process with a 1 s guard pass.
  * A workload registered with `guard: {intervalSeconds: 5, keep: 2}` on node-a gets guard checkpoints on
  * node-c while it keeps running (heartbeats gap-free), only the newest two stay (records and image
- * directories), and GET /workloads/:id/guard reports the RPO and the freeze overhead.
+ * directories), and GET /workloads/:id/guard reports the RPO and the freeze overhead; a freeze budget set
+ * by PUT below the measured freeze skips the next one with the reason; DELETE ends guard mode.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -95,6 +96,22 @@ describe('guard mode (real CRIU)', () => {
     expect(now).toMatchObject({ nodeId: 'node-a', pid: w.pid, state: 'running' });
     await collector.waitForCount(NAME, collector.heartbeats(NAME).length + 10, { timeoutMs: 10_000 });
     expect(collector.seqReport(NAME, since).gapFree).toBe(true);
+    // A budget below the measured freeze: the next one is skipped, with the reason; then guard mode off.
+    const put = await orch.api<WorkloadRecord>('PUT', `/workloads/${w.id}/guard`, {
+      intervalSeconds: 5,
+      keep: 2,
+      maxFreezeMs: 1,
+    });
+    expect(put.status).toBe(200);
+    const skipped = await until(
+      'the next guard checkpoint skipped over the freeze budget',
+      async () => (await orch.api<GuardReport>('GET', `/workloads/${w.id}/guard`)).body.skipped,
+      30_000,
+    );
+    expect(skipped.reason).toMatch(/above maxFreezeMs 1$/);
+    expect((await orch.api('PUT', `/workloads/${w.id}/guard`, { intervalSeconds: 1 })).status).toBe(400);
+    expect((await orch.api<WorkloadRecord>('DELETE', `/workloads/${w.id}/guard`)).body.guard).toBeUndefined();
+    expect((await orch.api('GET', `/workloads/${w.id}/guard`)).status).toBe(404);
     console.log(
       `[guard] ${seen.size} guard checkpoints stored, kept ${stored.length}; freezes ${report.checkpoints
         .map((c) => c.freezeMs?.toFixed(1))
