@@ -39,8 +39,14 @@ export interface CheckpointRestore {
  * `storage` (default): the workload leaves its node and lives in the images until restored.
  * `forensic`: a copy of a running workload (`dump --leave-running`, frozen only for the dump); the original
  * keeps running where it was, and a restore of the copy elsewhere is a clone, never the workload itself.
+ * `guard`: taken as a forensic copy is, periodically by the guard scheduler (guard.ts), kept the last N.
  */
-export type CheckpointMode = 'storage' | 'forensic';
+export type CheckpointMode = 'storage' | 'forensic' | 'guard';
+
+/** The workload keeps running where it was after the take (`dump --leave-running`). */
+export function leavesRunning(c: Pick<CheckpointRecord, 'mode'>): boolean {
+  return c.mode === 'forensic' || c.mode === 'guard';
+}
 
 export interface CheckpointRecord {
   id: string;

@@ -6,3 +6,4 @@ export * from './checkpoint.js';
 export * from './workload-identity.js';
 export * from './access.js';
 export * from './events.js';
+export * from './guard.js';

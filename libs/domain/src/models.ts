@@ -84,6 +84,15 @@ export interface SharedStorage {
 /** `process`: a process tree registered by pid; `podman`: a Podman container, moved by Podman's checkpoint/restore. */
 export type WorkloadKind = 'process' | 'podman';
 
+export interface GuardSettings {
+  /** A guard checkpoint is due this long after the last one began. */
+  intervalSeconds: number;
+  /** Guard checkpoints kept on the storage node (older ones are removed). Default 2. */
+  keep?: number;
+  /** A guard checkpoint whose freeze is predicted (from the last one) above this is skipped, with the reason. */
+  maxFreezeMs?: number;
+}
+
 export interface WorkloadRecord {
   id: string;
   name: string;
@@ -125,6 +134,8 @@ export interface WorkloadRecord {
    * inside the freeze; skipped where both nodes share storage for that path.
    */
   paths?: string[];
+  /** Guard mode: periodic `--leave-running` checkpoints to the storage node (guard.ts). */
+  guard?: GuardSettings;
   state: WorkloadState;
   createdAt: string;
   updatedAt: string;

@@ -17,6 +17,8 @@ import { CheckpointsController } from './checkpoints.controller.js';
 import { CheckpointsProcessor } from './checkpoints.processor.js';
 import { CheckpointsService } from './checkpoints.service.js';
 import { ForensicsService } from './forensics.service.js';
+import { GuardService } from '../guard/guard.service.js';
+import { GuardStatusRepository, guardStatuses } from '../guard/guard-status.js';
 
 export const checkpointQueues: DynamicModule[] = [BullModule.registerQueue({ name: QueueName.Checkpoints })];
 
@@ -52,6 +54,8 @@ export function checkpointProviders(config: AppConfig): Provider[] {
     CheckpointQueue,
     CheckpointsService,
     ForensicsService,
-    ...(config.runsWorker ? [CheckpointsProcessor] : []),
+    // Guard mode's statuses are read by every role (GET /workloads/:id/guard); worker roles run the passes.
+    { provide: GuardStatusRepository, inject: [REDIS, AppConfig], useFactory: guardStatuses },
+    ...(config.runsWorker ? [CheckpointsProcessor, GuardService] : []),
   ];
 }

@@ -7,6 +7,8 @@ import {
   DomainError,
   NotFoundError,
   checkpointSettled,
+  leavesRunning,
+  type CheckpointMode,
   processKey,
   type CheckpointRecord,
   type NodeRecord,
@@ -88,7 +90,10 @@ export class CheckpointsService {
   }
 
   /** Checks what can be checked without touching the workload, records the checkpoint and queues it. */
-  async create(body: CreateCheckpoint, link: Pick<CheckpointRecord, 'evacuationId'> = {}): Promise<CheckpointRecord> {
+  async create(
+    body: Omit<CreateCheckpoint, 'mode'> & { mode: CheckpointMode },
+    link: Pick<CheckpointRecord, 'evacuationId'> = {},
+  ): Promise<CheckpointRecord> {
     const workload = await this.workloads.get(body.workload);
     if (!workload) throw new NotFoundError('workload', body.workload);
     const source = await this.nodes.get(workload.nodeId);
@@ -141,7 +146,7 @@ export class CheckpointsService {
       bytes: { pages: 0, images: 0 },
       rssBytes: tree.rssBytes,
       transport: body.transport,
-      ...(body.mode === 'forensic' ? { mode: 'forensic' as const } : {}),
+      ...(body.mode !== 'storage' ? { mode: body.mode } : {}),
       ...(link.evacuationId ? { evacuationId: link.evacuationId } : {}),
       createdAt: now,
       updatedAt: now,
@@ -163,7 +168,7 @@ export class CheckpointsService {
     const workload = await this.workloads.get(cp.workloadId);
     if (!workload) throw new NotFoundError('workload', cp.workloadId);
     const { destination, reason } = await this.chooseDestination(body.destination, cp, workload);
-    if (cp.mode === 'forensic' && destination.id === workload.nodeId) {
+    if (leavesRunning(cp) && destination.id === workload.nodeId) {
       // Its pids, ports and files are in use there by the original, which still runs: CRIU would fail at
       // best; a clone belongs on another node.
       throw new ConflictError(
@@ -255,7 +260,7 @@ export class CheckpointsService {
     };
     // A forensic copy's original still runs on its node: a clone goes elsewhere (see restore).
     const all = (await this.nodes.list()).filter(
-      (n) => cp.mode !== 'forensic' || n.id !== workload.nodeId || requested === n.id,
+      (n) => !leavesRunning(cp) || n.id !== workload.nodeId || requested === n.id,
     );
     const view = (nodes: NodeRecord[]) =>
       nodes.map((n) =>

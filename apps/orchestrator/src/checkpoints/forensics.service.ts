@@ -32,7 +32,7 @@ export type SearchCheckpoint = z.infer<typeof SearchCheckpoint>;
 
 export interface CheckpointInspection {
   checkpoint: string;
-  mode: 'storage' | 'forensic';
+  mode: 'storage' | 'forensic' | 'guard';
   workloadId: string;
   storageNodeId: string;
   imageDir: string;

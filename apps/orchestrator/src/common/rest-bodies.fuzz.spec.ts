@@ -10,7 +10,7 @@ import { Logger } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import fc from 'fast-check';
-import type { CheckpointRecord, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
+import type { CheckpointRecord, GuardStatus, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
 import { Clock, CheckpointFlow, NodeOps, NodeProber, PodmanOps, SystemClock } from '@spotlift/engine';
 import { DirectoryStreamer } from '@spotlift/transport';
 import {
@@ -47,6 +47,7 @@ import { NoticeIntake } from '../notices/notice-intake.service.js';
 import { NoticesController } from '../notices/notices.controller.js';
 import { WorkloadsController } from '../workloads/workloads.controller.js';
 import { RegisterWorkload, WorkloadsService } from '../workloads/workloads.service.js';
+import { GuardStatusRepository } from '../guard/guard-status.js';
 import { RedisLink } from '../core/redis-link.js';
 import { DomainExceptionFilter } from './domain-exception.filter.js';
 import { EvacuationQueue } from '../evacuations/evacuation-queue.js';
@@ -151,6 +152,7 @@ async function startApp(world: World): Promise<{ app: INestApplication; base: st
       { provide: WorkloadRepository, useValue: world.workloads },
       { provide: MigrationRepository, useValue: world.migrations },
       { provide: CheckpointRepository, useValue: world.checkpoints },
+      { provide: GuardStatusRepository, useValue: new InMemoryRecords<GuardStatus>() },
       { provide: MigrationFlags, useValue: world.flags },
       { provide: WorkloadClaims, useValue: world.claims },
       // Redis as the exception filter sees it: reachable (the fuzzed bodies never reach it anyway).

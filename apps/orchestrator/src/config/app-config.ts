@@ -145,6 +145,8 @@ const Env = z.object({
   ...NoticeEnv.shape,
   ...ApiEnv.shape,
   ...SweeperEnv.shape,
+  /** Guard mode's pass, ms (apps/orchestrator/src/guard); 0: off. */
+  SPOTLIFT_GUARD_TICK_MS: z.coerce.number().int().min(0).max(3_600_000).default(5_000),
   ...EventsEnv.shape,
   ...RedisEnv.shape,
 });
@@ -189,6 +191,8 @@ export class AppConfig {
   events!: EventsSettings;
   /** Capacity rebalancing (config file `rebalance`). */
   rebalance!: RebalanceSettings;
+  /** Guard mode's pass on worker replicas, ms (SPOTLIFT_GUARD_TICK_MS); 0: off. */
+  guardTickMs!: number;
 
   /** What the engine and the checkpoint flow run with: one place, so both get every setting. */
   get engine(): EngineConfig {
@@ -282,5 +286,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     sweeper: sweeperSettings(e),
     events: eventsSettings(e),
     rebalance: file.data.rebalance,
+    guardTickMs: e.SPOTLIFT_GUARD_TICK_MS,
   });
 }

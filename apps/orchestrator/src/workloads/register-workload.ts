@@ -1,6 +1,16 @@
 import { z } from 'zod';
 import { checkDeclaredPath } from '@spotlift/engine';
 
+/** Guard mode's settings (POST /workloads `guard`, PUT /workloads/:id/guard). */
+export const GuardBody = z
+  .object({
+    intervalSeconds: z.number().int().min(5).max(86_400),
+    keep: z.number().int().min(1).max(20).optional(),
+    maxFreezeMs: z.number().int().min(1).max(3_600_000).optional(),
+  })
+  .strict();
+export type GuardBody = z.infer<typeof GuardBody>;
+
 /**
  * The body of POST /workloads: a process (`pid` or `pidfile`, `kind` absent or 'process') or a Podman container
  * (`kind: 'podman'`, `container`: its name or id on the node). What the node shows is checked later, over SSH.
@@ -44,10 +54,14 @@ export const RegisterWorkload = z
       )
       .max(64)
       .optional(),
+    /** Guard mode: periodic `--leave-running` checkpoints to the storage node, the last `keep` kept. */
+    guard: GuardBody.optional(),
   })
   .strict()
   .superRefine((w, ctx) => {
     if (w.kind === 'podman') {
+      // Guard checkpoints are checkpoints to storage, not available for containers yet.
+      if (w.guard !== undefined) ctx.addIssue({ code: 'custom', message: "guard is not available for kind 'podman'" });
       if (w.container === undefined) ctx.addIssue({ code: 'custom', message: "kind 'podman' needs container" });
       if (w.pid !== undefined || w.pidfile !== undefined) {
         ctx.addIssue({ code: 'custom', message: "kind 'podman' takes container, not pid or pidfile" });

@@ -1,12 +1,13 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
-import type { WorkloadRecord } from '@spotlift/domain';
+import type { GuardReport, WorkloadRecord } from '@spotlift/domain';
 import { ZodBody } from '../common/zod-body.pipe.js';
 import { ListDocs, parseListQuery, sendPage } from '../common/list-query.js';
 import { WORKLOAD_STATES } from '@spotlift/store';
 import { RegisterWorkload, type WorkloadView, WorkloadsService } from './workloads.service.js';
+import { GuardBody } from './register-workload.js';
 import { RequireRole } from '../auth/roles.decorator.js';
 
 @ApiTags('workloads')
@@ -34,6 +35,16 @@ export class WorkloadsController {
     return this.workloads.view(id);
   }
 
+  @Get(':id/guard')
+  @RequireRole('viewer')
+  @ApiOperation({
+    summary:
+      'Guard mode: RPO (age of the last good guard checkpoint), freeze per checkpoint and per hour, the stored guard checkpoints',
+  })
+  guard(@Param('id') id: string): Promise<GuardReport> {
+    return this.workloads.guard(id);
+  }
+
   @Post(':id/refresh')
   @RequireRole('operator')
   @HttpCode(200)
@@ -54,6 +65,21 @@ export class WorkloadsController {
   @ApiBody({ schema: z.toJSONSchema(RegisterWorkload, { io: 'input' }) as object })
   register(@Body(new ZodBody(RegisterWorkload)) body: RegisterWorkload): Promise<WorkloadRecord> {
     return this.workloads.register(body);
+  }
+
+  @Put(':id/guard')
+  @RequireRole('operator')
+  @ApiOperation({ summary: 'Guard mode on (or its settings changed): periodic --leave-running checkpoints' })
+  @ApiBody({ schema: z.toJSONSchema(GuardBody, { io: 'input' }) as object })
+  setGuard(@Param('id') id: string, @Body(new ZodBody(GuardBody)) body: GuardBody): Promise<WorkloadRecord> {
+    return this.workloads.setGuard(id, body);
+  }
+
+  @Delete(':id/guard')
+  @RequireRole('operator')
+  @ApiOperation({ summary: 'Guard mode off; its guard checkpoints stay until deleted' })
+  endGuard(@Param('id') id: string): Promise<WorkloadRecord> {
+    return this.workloads.setGuard(id, undefined);
   }
 
   @Delete(':id')

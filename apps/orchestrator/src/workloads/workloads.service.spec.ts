@@ -2,8 +2,14 @@
  * WorkloadsService over in-memory records, the in-memory process index and a scripted node: what is
  * refused at registration and why, one record per process, DELETE, and reads that write nothing.
  */
-import { BadRequestError, ConflictError, type CheckpointRecord, type WorkloadRecord } from '@spotlift/domain';
-import { NodeOps, SystemClock, type ContainerInspection } from '@spotlift/engine';
+import {
+  BadRequestError,
+  ConflictError,
+  type CheckpointRecord,
+  type GuardStatus,
+  type WorkloadRecord,
+} from '@spotlift/domain';
+import { Clock, NodeOps, SystemClock, type ContainerInspection } from '@spotlift/engine';
 import {
   IndexedWorkloadRepository,
   InMemoryProcessIndex,
@@ -23,9 +29,10 @@ import {
   type InspectionFacts,
 } from '@spotlift/testing';
 import type { AppConfig } from '../config/app-config.js';
+import { GuardStatusRepository } from '../guard/guard-status.js';
 import { WorkloadsService } from './workloads.service.js';
 
-function kit() {
+function kit(clock: Clock = new SystemClock()) {
   const shell = new ScriptedNodeShell();
   const podman = new FakePodmanOps();
   const index = new InMemoryProcessIndex();
@@ -36,6 +43,7 @@ function kit() {
   void nodes.save(aNode('node-b'));
   const migrations = new InMemoryRecords() as unknown as MigrationRepository;
   const checkpoints = new InMemoryRecords<CheckpointRecord>() as unknown as CheckpointRepository;
+  const guardStatuses = new InMemoryRecords<GuardStatus>() as unknown as GuardStatusRepository;
   const service = new WorkloadsService(
     workloads,
     index,
@@ -43,9 +51,10 @@ function kit() {
     migrations,
     checkpoints,
     new NodeOps(shell),
-    new SystemClock(),
+    clock,
     { imageRoot: '/srv/spotlift/images', checkpointRoot: '/srv/spotlift/checkpoints' } as AppConfig,
     podman.asPodmanOps(),
+    guardStatuses,
   );
   /** The node answers inspectTree with these facts (`times` answers, then the next rule's). */
   const node = (id: string, facts: InspectionFacts = {}, times?: number) =>
@@ -55,7 +64,7 @@ function kit() {
       reply: { stdout: inspectionOutput(facts) },
       ...(times !== undefined ? { times } : {}),
     });
-  return { shell, podman, index, records, workloads, migrations, checkpoints, service, node };
+  return { shell, podman, index, records, workloads, migrations, checkpoints, guardStatuses, service, node };
 }
 
 const body = (over: object = {}) => ({ name: 'db', node: 'node-a', pid: 4242, ...over });
@@ -403,5 +412,65 @@ describe('WorkloadsService.register: Podman containers', () => {
     await expect(k.service.register(container({ paths: ['/srv/data/app'] }))).resolves.toMatchObject({
       kind: 'podman',
     });
+  });
+});
+
+describe('WorkloadsService: guard mode', () => {
+  const NOW = new Date('2026-12-06T12:00:00.000Z');
+  const fixed = new (class extends Clock {
+    now() {
+      return NOW;
+    }
+  })();
+
+  it('sets, changes and ends guard mode on a stored workload; refused for a container', async () => {
+    const k = kit(fixed);
+    await k.records.save(aWorkload({ id: 'wl-g' }));
+    expect((await k.service.setGuard('wl-g', { intervalSeconds: 60 })).guard).toEqual({ intervalSeconds: 60 });
+    await k.service.setGuard('wl-g', { intervalSeconds: 10, keep: 1 });
+    expect((await k.records.get('wl-g'))?.guard).toEqual({ intervalSeconds: 10, keep: 1 });
+    await k.service.setGuard('wl-g', undefined);
+    expect((await k.records.get('wl-g'))?.guard).toBeUndefined();
+    await k.records.save(aWorkload({ id: 'wl-c', kind: 'podman' }));
+    await expect(k.service.setGuard('wl-c', { intervalSeconds: 60 })).rejects.toBeInstanceOf(BadRequestError);
+    expect((await k.records.get('wl-c'))?.guard).toBeUndefined();
+  });
+
+  it('records guard settings at registration', async () => {
+    const k = kit(fixed);
+    k.node('node-a', { tree: [4242] });
+    const w = await k.service.register(body({ guard: { intervalSeconds: 30, keep: 3 } }));
+    expect(w.guard).toEqual({ intervalSeconds: 30, keep: 3 });
+  });
+
+  it('reports the RPO and overhead from the stored guard checkpoints, other modes ignored; 404 when unguarded', async () => {
+    const k = kit(fixed);
+    await k.records.save(aWorkload({ id: 'wl-g', guard: { intervalSeconds: 60 } }));
+    await k.records.save(aWorkload({ id: 'wl-plain' }));
+    const stored = (id: string, mode: CheckpointRecord['mode'], frozenAt: string, frozenTimeUs: number) =>
+      k.checkpoints.save({
+        id,
+        mode,
+        workloadId: 'wl-g',
+        state: 'stored',
+        criu: { dump: { frozenTimeUs } },
+        bytes: { pages: 0, images: 0, stored: 10 },
+        frozenAt,
+        createdAt: frozenAt,
+        updatedAt: frozenAt,
+      } as CheckpointRecord);
+    await stored('cp-old', 'guard', '2026-12-06T11:58:00.000Z', 10_000);
+    await stored('cp-new', 'guard', '2026-12-06T11:59:00.000Z', 30_000);
+    await stored('cp-forensic', 'forensic', '2026-12-06T11:59:50.000Z', 1);
+    const r = await k.service.guard('wl-g');
+    expect(r).toMatchObject({
+      rpoSeconds: 60,
+      lastGoodCheckpointId: 'cp-new',
+      overhead: { meanFreezeMs: 20, freezeMsPerHour: 1200 },
+    });
+    expect(r.checkpoints.map((c) => c.id)).toEqual(['cp-new', 'cp-old']);
+    await k.guardStatuses.save({ id: 'wl-g', skipped: { at: '2026-12-06T11:59:59.000Z', reason: 'predicted freeze' } });
+    expect((await k.service.guard('wl-g')).skipped?.reason).toBe('predicted freeze');
+    await expect(k.service.guard('wl-plain')).rejects.toMatchObject({ code: 'not_found' });
   });
 });

@@ -3,6 +3,8 @@ import { randomUUID } from 'node:crypto';
 import {
   BadRequestError,
   checkpointSettled,
+  guardReport,
+  type GuardReport,
   ConflictError,
   NotFoundError,
   processKey,
@@ -34,8 +36,9 @@ import {
   CHECKPOINT_INDEX,
   allWhere,
 } from '@spotlift/store';
-import type { RegisterWorkload } from './register-workload.js';
+import type { GuardBody, RegisterWorkload } from './register-workload.js';
 import { AppConfig } from '../config/app-config.js';
+import { GuardStatusRepository } from '../guard/guard-status.js';
 
 export { RegisterWorkload } from './register-workload.js';
 
@@ -69,7 +72,36 @@ export class WorkloadsService {
     private readonly clock: Clock,
     private readonly config: AppConfig,
     private readonly podman: PodmanOps,
+    private readonly guardStatuses: GuardStatusRepository,
   ) {}
+
+  /** Guard mode's report: RPO, freeze overhead, the stored guard checkpoints (libs/domain guard.ts). */
+  async guard(id: string): Promise<GuardReport> {
+    const workload = await this.workloads.get(id);
+    if (!workload) throw new NotFoundError('workload', id);
+    if (!workload.guard) throw new NotFoundError('guard settings of workload', id);
+    const mine = (await this.checkpoints.list()).filter((c) => c.workloadId === id && c.mode === 'guard');
+    const status = await this.guardStatuses.get(id);
+    return guardReport(workload.guard, mine, status, this.clock.now());
+  }
+
+  /**
+   * Sets (or, with undefined, ends) guard mode on a workload; a compare-and-set on the record, so a job that
+   * moves it meanwhile loses nothing. Its guard checkpoints stay until deleted.
+   */
+  async setGuard(id: string, guard: GuardBody | undefined): Promise<WorkloadRecord> {
+    const w = await this.get(id);
+    if (guard && w.kind === 'podman') {
+      throw new BadRequestError(`workload '${id}' is a Podman container: guard mode is not available for containers`);
+    }
+    const saved = await this.workloads.update(id, (current) => {
+      if (guard) current.guard = guard;
+      else delete current.guard;
+      current.updatedAt = this.clock.now().toISOString();
+    });
+    if (!saved) throw new NotFoundError('workload', id);
+    return saved;
+  }
 
   list(): Promise<WorkloadRecord[]> {
     return this.workloads.list();
@@ -119,6 +151,7 @@ export class WorkloadsService {
       ...(body.dirtyRateBytesPerSec !== undefined ? { dirtyRateBytesPerSec: body.dirtyRateBytesPerSec } : {}),
       ...(body.movable !== undefined ? { movable: body.movable } : {}),
       ...(body.paths?.length ? { paths: body.paths } : {}),
+      ...(body.guard ? { guard: body.guard } : {}),
       rssBytes: tree.rssBytes,
       tree: tree.pids,
       state: 'running',

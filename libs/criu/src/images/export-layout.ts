@@ -14,7 +14,7 @@ export interface ExportInput {
   /** The checkpoint's creation and storing times (ISO). */
   createdAt: string;
   storedAt?: string;
-  mode: 'storage' | 'forensic';
+  mode: 'storage' | 'forensic' | 'guard';
   sourceNodeId: string;
   criuVersion?: string;
   kernel?: string;

@@ -1,6 +1,7 @@
 import {
   DomainError,
   NotFoundError,
+  leavesRunning,
   processKey,
   type CheckpointRecord,
   type MigrationRecord,
@@ -59,7 +60,8 @@ interface Session {
 const ran = (s: Session, name: string) => s.view.phases.some((p) => p.name === name);
 /** The commit phase ended well: the end state follows once cleanup is done, so readers never see it early. */
 const committed = (s: Session) => s.view.phases.some((p) => p.name === 'commit' && p.ok);
-const forensic = (cp: CheckpointRecord) => cp.mode === 'forensic';
+// Forensic and guard copies: the workload runs on after the dump (libs/domain checkpoint.ts).
+const forensic = (cp: CheckpointRecord) => leavesRunning(cp);
 
 /**
  * Checkpoints to a storage node, and their restores, with the migration engine's own steps.
