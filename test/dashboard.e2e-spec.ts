@@ -173,6 +173,8 @@ describe('the dashboard at /ui, in Chromium', () => {
     await page.waitForFunction(() => document.querySelector('#link')?.textContent === 'live', undefined, {
       timeout: 30_000,
     });
+    // The snapshot read right after Redis is back may still meet a 503; the page retries until it reads.
+    await page.waitForSelector('#banner', { state: 'hidden', timeout: 30_000 });
     expect(await page.isHidden('#banner')).toBe(true);
   });
 

@@ -66,7 +66,10 @@ describe('evacuations choose the least downtime the deadline allows (real CRIU)'
     const done = await evacuate('node-a', 120);
     expect(done.state).toBe('completed');
     const trialEvent = done.events.find((e) => /ran the missing post-copy trials first/.test(e.msg));
-    expect(trialEvent?.msg).toMatch(/node-a->node-b ok/);
+    // Both pairs are tried; a real trial can fail on a loaded machine (the plan then uses the pair that passed).
+    expect(trialEvent?.msg).toMatch(/node-a->node-b (ok|failed)/);
+    expect(trialEvent?.msg).toMatch(/node-a->node-c (ok|failed)/);
+    expect(trialEvent?.msg).toMatch(/node-a->node-[bc] ok/);
     expect(new Date(trialEvent!.at).getTime()).toBeLessThanOrEqual(new Date(done.plannedAt!).getTime());
     expect(done.jobs.map((j) => j.strategy)).toEqual(['post-copy', 'post-copy']);
     for (const j of done.jobs) expect(j.explanation).toMatch(/alone: one at a time.*Strategy post-copy/);

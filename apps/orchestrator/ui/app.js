@@ -35,7 +35,7 @@ function bytes(n) {
   if (n === undefined || n === null) return '';
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
-  while (n >= 1024 && i < units.length - 1) (n /= 1024), i++;
+  while (n >= 1024 && i < units.length - 1) ((n /= 1024), i++);
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
@@ -48,8 +48,12 @@ function ms(n) {
 function countdown(deadline) {
   const left = Math.round((Date.parse(deadline) - Date.now()) / 1000);
   const abs = Math.abs(left);
-  const text = abs >= 3600 ? `${Math.floor(abs / 3600)}h ${String(Math.floor((abs % 3600) / 60)).padStart(2, '0')}m`
-    : abs >= 60 ? `${Math.floor(abs / 60)}m ${String(abs % 60).padStart(2, '0')}s` : `${abs}s`;
+  const text =
+    abs >= 3600
+      ? `${Math.floor(abs / 3600)}h ${String(Math.floor((abs % 3600) / 60)).padStart(2, '0')}m`
+      : abs >= 60
+        ? `${Math.floor(abs / 60)}m ${String(abs % 60).padStart(2, '0')}s`
+        : `${abs}s`;
   return left >= 0 ? `in ${text}` : `passed ${text} ago`;
 }
 
@@ -97,6 +101,25 @@ async function loadSnapshot() {
   state.nodes = new Map(nodes.map((n) => [n.id, n]));
   state.migrations = new Map(migrations.map((m) => [m.id, m]));
   state.evacuations = new Map(evacuations.map((e) => [e.id, e]));
+}
+
+/**
+ * The records again once Redis is back. The first reads may still meet a 503 (the API's view of Redis lags the
+ * stream's by a moment): retried every second for up to 30 s, the banner saying why meanwhile.
+ */
+async function reloadAfterOutage() {
+  for (let i = 0; ; i++) {
+    try {
+      await loadSnapshot();
+      setProblem(undefined);
+      render();
+      return;
+    } catch (error) {
+      setProblem(explain(error));
+      if (i >= 30) return;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
 }
 
 /** Re-reads a record an event named (debounced per record): the event says what changed, the record says all. */
@@ -187,7 +210,7 @@ function onFrame(text) {
     if (JSON.parse(data.join('\n')).reachable) {
       setLink('live', 'live');
       setProblem(undefined);
-      void loadSnapshot().then(render, (error) => setProblem(explain(error)));
+      void reloadAfterOutage();
     } else {
       setLink('down', 'waiting for Redis');
       setProblem(explain({ status: 503 }));
@@ -253,7 +276,8 @@ function render() {
  * its latest one (an empty node's evacuation ends at once, and the deadline still stands).
  */
 function noticeOf(node) {
-  const mine = [...state.evacuations.values()].filter((e) => e.nodeId === node.id)
+  const mine = [...state.evacuations.values()]
+    .filter((e) => e.nodeId === node.id)
     .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   const open = mine.find((e) => !['completed', 'partial', 'failed'].includes(e.state));
   if (open) return open;
@@ -263,45 +287,67 @@ function noticeOf(node) {
 function renderNodes() {
   const nodes = [...state.nodes.values()].sort((a, b) => a.id.localeCompare(b.id));
   $('#nodes tbody').innerHTML = nodes.length
-    ? nodes.map((n) => {
-      const evac = noticeOf(n);
-      const notice = evac
-        ? `${esc(evac.notice.kind)} (${esc(evac.notice.source)}): <span class="countdown" data-deadline="${esc(evac.deadline)}">${esc(countdown(evac.deadline))}</span>`
-        : '';
-      const mem = n.probe?.memAvailableBytes !== undefined
-        ? `${bytes(n.probe.memAvailableBytes)}${n.probe.memTotalBytes ? ` of ${bytes(n.probe.memTotalBytes)}` : ''}` : '';
-      return `<tr data-node="${esc(n.id)}"><td>${esc(n.id)}</td><td>${badge(n.state)}</td><td>${esc(n.zone)}</td>` +
-        `<td>${esc(n.spotPool)}</td><td>${esc(n.lifecycle)}</td><td>${mem}</td><td data-field="notice">${notice}</td></tr>`;
-    }).join('')
+    ? nodes
+        .map((n) => {
+          const evac = noticeOf(n);
+          const notice = evac
+            ? `${esc(evac.notice.kind)} (${esc(evac.notice.source)}): <span class="countdown" data-deadline="${esc(evac.deadline)}">${esc(countdown(evac.deadline))}</span>`
+            : '';
+          const mem =
+            n.probe?.memAvailableBytes !== undefined
+              ? `${bytes(n.probe.memAvailableBytes)}${n.probe.memTotalBytes ? ` of ${bytes(n.probe.memTotalBytes)}` : ''}`
+              : '';
+          return (
+            `<tr data-node="${esc(n.id)}"><td>${esc(n.id)}</td><td>${badge(n.state)}</td><td>${esc(n.zone)}</td>` +
+            `<td>${esc(n.spotPool)}</td><td>${esc(n.lifecycle)}</td><td>${mem}</td><td data-field="notice">${notice}</td></tr>`
+          );
+        })
+        .join('')
     : '<tr><td colspan="7" class="empty">no nodes yet: add one with POST /nodes or the config file</td></tr>';
 }
 
 function renderEvacuations() {
   const list = [...state.evacuations.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt)).slice(0, 10);
   $('#evacuations').innerHTML = list.length
-    ? list.map((e) => {
-      const moved = e.jobs.filter((j) => j.state === 'completed' || j.state === 'checkpointed').length;
-      const jobs = e.jobs.map((j) =>
-        `<tr data-workload="${esc(j.workloadId)}"><td>${esc(j.order ?? '')}</td><td>${esc(j.workloadName || j.workloadId)}</td>` +
-        `<td>${esc(j.destinationNodeId)}</td><td>${esc(j.strategy)}</td><td>${badge(j.state)}</td>` +
-        `<td>${esc(ms(j.downtimeMs))}</td><td class="muted">${esc(j.missReason || j.error || '')}</td></tr>`).join('');
-      const finished = ['completed', 'partial', 'failed'].includes(e.state);
-      return `<div class="evac" data-evacuation="${esc(e.id)}">` +
-        `<strong>${esc(e.nodeId)}</strong> ${badge(e.state)} ${esc(e.notice.kind)} from ${esc(e.notice.source)}, deadline ` +
-        (finished ? esc(time(e.deadline)) : `<span class="countdown" data-deadline="${esc(e.deadline)}">${esc(countdown(e.deadline))}</span>`) +
-        ` &middot; ${moved}/${e.jobs.length} moved` +
-        (e.plan ? ` &middot; <span class="muted">${esc(e.plan.summary)}</span>` : '') +
-        (e.outcome ? ` &middot; ${esc(e.outcome.summary)}` : '') +
-        (jobs ? `<table><thead><tr><th>#</th><th>workload</th><th>to</th><th>strategy</th><th>state</th><th>downtime</th><th></th></tr></thead><tbody>${jobs}</tbody></table>` : '') +
-        '</div>';
-    }).join('')
+    ? list
+        .map((e) => {
+          const moved = e.jobs.filter((j) => j.state === 'completed' || j.state === 'checkpointed').length;
+          const jobs = e.jobs
+            .map(
+              (j) =>
+                `<tr data-workload="${esc(j.workloadId)}"><td>${esc(j.order ?? '')}</td><td>${esc(j.workloadName || j.workloadId)}</td>` +
+                `<td>${esc(j.destinationNodeId)}</td><td>${esc(j.strategy)}</td><td>${badge(j.state)}</td>` +
+                `<td>${esc(ms(j.downtimeMs))}</td><td class="muted">${esc(j.missReason || j.error || '')}</td></tr>`,
+            )
+            .join('');
+          const finished = ['completed', 'partial', 'failed'].includes(e.state);
+          return (
+            `<div class="evac" data-evacuation="${esc(e.id)}">` +
+            `<strong>${esc(e.nodeId)}</strong> ${badge(e.state)} ${esc(e.notice.kind)} from ${esc(e.notice.source)}, deadline ` +
+            (finished
+              ? esc(time(e.deadline))
+              : `<span class="countdown" data-deadline="${esc(e.deadline)}">${esc(countdown(e.deadline))}</span>`) +
+            ` &middot; ${moved}/${e.jobs.length} moved` +
+            (e.plan ? ` &middot; <span class="muted">${esc(e.plan.summary)}</span>` : '') +
+            (e.outcome ? ` &middot; ${esc(e.outcome.summary)}` : '') +
+            (jobs
+              ? `<table><thead><tr><th>#</th><th>workload</th><th>to</th><th>strategy</th><th>state</th><th>downtime</th><th></th></tr></thead><tbody>${jobs}</tbody></table>`
+              : '') +
+            '</div>'
+          );
+        })
+        .join('')
     : '<p class="empty">no evacuations</p>';
 }
 
 function phases(m) {
-  return m.phases.map((p) =>
-    `<span class="phase" data-phase="${esc(p.name)}" data-ok="${p.ok === undefined ? '' : p.ok}" data-open="${!p.endedAt}">` +
-    `${esc(p.name)}${p.durationMs !== undefined ? ` ${esc(ms(p.durationMs))}` : ''}</span>`).join('');
+  return m.phases
+    .map(
+      (p) =>
+        `<span class="phase" data-phase="${esc(p.name)}" data-ok="${p.ok === undefined ? '' : p.ok}" data-open="${!p.endedAt}">` +
+        `${esc(p.name)}${p.durationMs !== undefined ? ` ${esc(ms(p.durationMs))}` : ''}</span>`,
+    )
+    .join('');
 }
 
 function progress(m) {
@@ -311,7 +357,12 @@ function progress(m) {
     parts.push(`round ${last.round}: ${bytes(last.bytes)} at ${bytes(last.bandwidthBytesPerSec)}/s`);
   }
   const fill = m.postCopy || m.precopy?.lazyFill;
-  if (fill) parts.push(fill.allPagesAt ? `all pages in (${ms(fill.pagesAfterResumeMs)} after resume)` : `lazy pages: ${fill.lazyPages ?? 0}`);
+  if (fill)
+    parts.push(
+      fill.allPagesAt
+        ? `all pages in (${ms(fill.pagesAfterResumeMs)} after resume)`
+        : `lazy pages: ${fill.lazyPages ?? 0}`,
+    );
   if (m.downtimeMs !== undefined) parts.push(`downtime ${ms(m.downtimeMs)}`);
   return esc(parts.join(' · '));
 }
@@ -324,14 +375,24 @@ function renderMigrations() {
   const all = [...state.migrations.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   const live = all.filter((m) => m.state === 'queued' || m.state === 'running');
   $('#inflight tbody').innerHTML = live.length
-    ? live.map((m) => `<tr data-migration="${esc(m.id)}"><td>${esc(m.id)}</td><td>${esc(m.workloadId)}</td><td>${route(m)}</td>` +
-      `<td>${esc(m.strategy)}</td><td data-field="phases">${phases(m)}</td><td data-field="progress">${progress(m)}</td></tr>`).join('')
+    ? live
+        .map(
+          (m) =>
+            `<tr data-migration="${esc(m.id)}"><td>${esc(m.id)}</td><td>${esc(m.workloadId)}</td><td>${route(m)}</td>` +
+            `<td>${esc(m.strategy)}</td><td data-field="phases">${phases(m)}</td><td data-field="progress">${progress(m)}</td></tr>`,
+        )
+        .join('')
     : '<tr><td colspan="6" class="empty">nothing moving</td></tr>';
   const done = all.filter((m) => m.state !== 'queued' && m.state !== 'running').slice(0, RECENT);
   $('#recent tbody').innerHTML = done.length
-    ? done.map((m) => `<tr data-migration="${esc(m.id)}"><td>${esc(m.id)}</td><td>${esc(m.workloadId)}</td><td>${route(m)}</td>` +
-      `<td>${esc(m.strategy)}</td><td data-field="outcome">${badge(m.state)} <span class="muted">${esc(m.rollbackReason || m.error || '')}</span></td>` +
-      `<td data-field="downtime">${esc(ms(m.downtimeMs))}</td><td>${esc(time(m.updatedAt))}</td></tr>`).join('')
+    ? done
+        .map(
+          (m) =>
+            `<tr data-migration="${esc(m.id)}"><td>${esc(m.id)}</td><td>${esc(m.workloadId)}</td><td>${route(m)}</td>` +
+            `<td>${esc(m.strategy)}</td><td data-field="outcome">${badge(m.state)} <span class="muted">${esc(m.rollbackReason || m.error || '')}</span></td>` +
+            `<td data-field="downtime">${esc(ms(m.downtimeMs))}</td><td>${esc(time(m.updatedAt))}</td></tr>`,
+        )
+        .join('')
     : '<tr><td colspan="7" class="empty">no migrations yet</td></tr>';
 }
 
@@ -341,9 +402,13 @@ function renderCharts() {
     .filter((m) => m.downtimeMs !== undefined && m.state === 'completed')
     .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
     .slice(-CHART_POINTS);
-  const W = 600, H = 220, L = 50, B = 24;
+  const W = 600,
+    H = 220,
+    L = 50,
+    B = 24;
   if (points.length === 0) {
-    $('#chart-time').innerHTML = `<svg viewBox="0 0 ${W} ${H}"><text x="${W / 2}" y="${H / 2}" text-anchor="middle">no completed migration with a downtime yet</text></svg>`;
+    $('#chart-time').innerHTML =
+      `<svg viewBox="0 0 ${W} ${H}"><text x="${W / 2}" y="${H / 2}" text-anchor="middle">no completed migration with a downtime yet</text></svg>`;
     $('#chart-strategy').innerHTML = '';
     return;
   }
@@ -352,9 +417,14 @@ function renderCharts() {
   const max = Math.max(...points.map((m) => m.downtimeMs), 1);
   const x = (m) => L + ((Date.parse(m.createdAt) - t0) / (t1 - t0)) * (W - L - 10);
   const y = (v) => H - B - (v / max) * (H - B - 10);
-  const dots = points.map((m) =>
-    `<circle data-migration="${esc(m.id)}" cx="${x(m).toFixed(1)}" cy="${y(m.downtimeMs).toFixed(1)}" r="4" fill="${STRATEGY_COLORS[m.strategy] || '#000'}"><title>${esc(m.id)} ${esc(m.strategy)}: ${esc(ms(m.downtimeMs))}</title></circle>`).join('');
-  $('#chart-time').innerHTML = `<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="downtime per migration over time">` +
+  const dots = points
+    .map(
+      (m) =>
+        `<circle data-migration="${esc(m.id)}" cx="${x(m).toFixed(1)}" cy="${y(m.downtimeMs).toFixed(1)}" r="4" fill="${STRATEGY_COLORS[m.strategy] || '#000'}"><title>${esc(m.id)} ${esc(m.strategy)}: ${esc(ms(m.downtimeMs))}</title></circle>`,
+    )
+    .join('');
+  $('#chart-time').innerHTML =
+    `<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="downtime per migration over time">` +
     `<line x1="${L}" y1="${H - B}" x2="${W}" y2="${H - B}" stroke="#ccc"/><line x1="${L}" y1="0" x2="${L}" y2="${H - B}" stroke="#ccc"/>` +
     `<text x="${L - 4}" y="14" text-anchor="end">${esc(ms(max))}</text><text x="${L - 4}" y="${H - B}" text-anchor="end">0</text>` +
     `<text x="${L}" y="${H - 6}">${esc(time(points[0].createdAt))}</text><text x="${W - 10}" y="${H - 6}" text-anchor="end">${esc(time(points[points.length - 1].createdAt))}</text>` +
@@ -365,26 +435,33 @@ function renderCharts() {
   // Narrower than the time chart (it gets a third of the row): its own width keeps its labels readable.
   const SW = 300;
   const bw = (SW - L) / Math.max(rows.length, 1);
-  const bars = rows.map(([s, v], i) => {
-    const mean = v.reduce((a, b) => a + b, 0) / v.length;
-    const top = Math.max(...v);
-    const bx = L + i * bw + bw * 0.2;
-    return `<g data-strategy="${esc(s)}"><rect x="${bx.toFixed(1)}" y="${y(mean).toFixed(1)}" width="${(bw * 0.6).toFixed(1)}" height="${(H - B - y(mean)).toFixed(1)}" fill="${STRATEGY_COLORS[s] || '#000'}"><title>${esc(s)}: mean ${esc(ms(mean))}, max ${esc(ms(top))}, ${v.length} migrations</title></rect>` +
-      `<line x1="${bx.toFixed(1)}" x2="${(bx + bw * 0.6).toFixed(1)}" y1="${y(top).toFixed(1)}" y2="${y(top).toFixed(1)}" stroke="#000"/>` +
-      `<text x="${(bx + bw * 0.3).toFixed(1)}" y="${H - 6}" text-anchor="middle">${esc(s)} (${v.length})</text></g>`;
-  }).join('');
-  $('#chart-strategy').innerHTML = `<svg viewBox="0 0 ${SW} ${H}" role="img" aria-label="mean (bar) and max (line) downtime per strategy">` +
+  const bars = rows
+    .map(([s, v], i) => {
+      const mean = v.reduce((a, b) => a + b, 0) / v.length;
+      const top = Math.max(...v);
+      const bx = L + i * bw + bw * 0.2;
+      return (
+        `<g data-strategy="${esc(s)}"><rect x="${bx.toFixed(1)}" y="${y(mean).toFixed(1)}" width="${(bw * 0.6).toFixed(1)}" height="${(H - B - y(mean)).toFixed(1)}" fill="${STRATEGY_COLORS[s] || '#000'}"><title>${esc(s)}: mean ${esc(ms(mean))}, max ${esc(ms(top))}, ${v.length} migrations</title></rect>` +
+        `<line x1="${bx.toFixed(1)}" x2="${(bx + bw * 0.6).toFixed(1)}" y1="${y(top).toFixed(1)}" y2="${y(top).toFixed(1)}" stroke="#000"/>` +
+        `<text x="${(bx + bw * 0.3).toFixed(1)}" y="${H - 6}" text-anchor="middle">${esc(s)} (${v.length})</text></g>`
+      );
+    })
+    .join('');
+  $('#chart-strategy').innerHTML =
+    `<svg viewBox="0 0 ${SW} ${H}" role="img" aria-label="mean (bar) and max (line) downtime per strategy">` +
     `<line x1="${L}" y1="${H - B}" x2="${SW}" y2="${H - B}" stroke="#ccc"/><text x="${L - 4}" y="14" text-anchor="end">${esc(ms(max))}</text>${bars}</svg>`;
 }
 
 function describe(e) {
   const what = {
     'migration.queued': () => `${e.migration} queued: ${e.source} -> ${e.destination} (${e.strategy}, ${e.transport})`,
-    'migration.phase': () => `${e.migration} ${e.phase} ${e.status}${e.durationMs !== undefined ? ` in ${ms(e.durationMs)}` : ''}${e.ok === false ? ' (failed)' : ''}`,
+    'migration.phase': () =>
+      `${e.migration} ${e.phase} ${e.status}${e.durationMs !== undefined ? ` in ${ms(e.durationMs)}` : ''}${e.ok === false ? ' (failed)' : ''}`,
     'migration.round': () => `${e.migration} pre-copy round ${e.round.round}: ${bytes(e.round.bytes)}`,
-    'migration.fill': () => `${e.migration} lazy pages ${e.done ? 'all in' : e.progress.lazyPages ?? ''}`,
+    'migration.fill': () => `${e.migration} lazy pages ${e.done ? 'all in' : (e.progress.lazyPages ?? '')}`,
     'migration.downtime': () => `${e.migration} downtime ${ms(e.downtimeMs)}`,
-    'migration.state': () => `${e.migration} ${e.state}${e.rollbackReason ? `: ${e.rollbackReason}` : e.error ? `: ${e.error}` : ''}`,
+    'migration.state': () =>
+      `${e.migration} ${e.state}${e.rollbackReason ? `: ${e.rollbackReason}` : e.error ? `: ${e.error}` : ''}`,
     'node.updated': () => `${e.nodes[0]} ${e.previousState ? `${e.previousState} -> ` : ''}${e.node.state}`,
     'node.removed': () => `${e.nodes[0]} removed`,
     notice: () => `${e.nodes[0]}: ${e.kind} notice from ${e.source}, deadline ${time(e.deadline)}`,
@@ -398,7 +475,10 @@ function describe(e) {
 
 function renderEvents() {
   $('#events').innerHTML = state.events.length
-    ? state.events.slice(0, 50).map((e) => `<li data-type="${esc(e.type)}">${esc(time(e.at))} ${esc(describe(e))}</li>`).join('')
+    ? state.events
+        .slice(0, 50)
+        .map((e) => `<li data-type="${esc(e.type)}">${esc(time(e.at))} ${esc(describe(e))}</li>`)
+        .join('')
     : '<li class="empty">waiting for events</li>';
 }
 

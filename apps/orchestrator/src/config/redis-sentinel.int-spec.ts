@@ -138,6 +138,19 @@ describe('Redis Sentinel (real failover)', () => {
         const [, port] = (await sentinel.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', NAME)) as string[];
         return port === String(REPLICA) ? true : undefined;
       });
+      // The switch is over only once the old master is a replica and the client talks to the new one: a write
+      // made in between goes to the old master and is dropped when it resyncs (a failover's documented window).
+      await until('the old master to be demoted', async () => {
+        const old = plain(MASTER);
+        try {
+          return /^role:slave/m.test(await old.info('replication')) ? true : undefined;
+        } finally {
+          old.disconnect();
+        }
+      });
+      await until('the client to follow the new master', async () =>
+        new RegExp(`^tcp_port:${REPLICA}\\b`, 'm').test(await client.info('server')) ? true : undefined,
+      );
       const done = new Promise<string>((resolve) => {
         worker = new Worker(
           'snt-migrations',

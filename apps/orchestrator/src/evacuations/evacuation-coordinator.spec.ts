@@ -287,6 +287,21 @@ describe('EvacuationCoordinator', () => {
     expect(done.replans).toBe(3);
   });
 
+  it('skips a planned job whose workload another migration moved off the node meanwhile, starting nothing for it', async () => {
+    const w = world({ maxParallel: 1 });
+    await seed(w, [16 * MIB, 32 * MIB], 120);
+    const run = w.coordinator.run('evac-1');
+    await until(() => (w.created.length === 1 ? true : undefined));
+    // While the first moves, a manual migration (elsewhere) moves the second to node-c.
+    await w.workloads.update('wl-1', (x) => void (x.nodeId = 'node-c'));
+    await w.workloads.update('wl-2', (x) => void (x.nodeId = 'node-c'));
+    await w.end('mig-1', 'completed');
+    const done = (await run)!;
+    expect(w.created).toHaveLength(1);
+    const skipped = done.jobs.find((j) => j.state === 'skipped');
+    expect(skipped?.error).toMatch(/already left node-a: it runs on 'node-c' now/);
+  });
+
   it('re-plans a rolled-back job away from the node that failed it', async () => {
     const w = world();
     await seed(w, [64 * MIB], 120);

@@ -431,6 +431,14 @@ export class EvacuationCoordinator {
     // The plan's strategy and the notice's deadline (which bounds pre-copy rounds); pages leaving a node that
     // is going are encrypted (the API's default transport).
     const strategy = strategyFor(rec, job);
+    // Planned while it ran here; a manual migration may have moved it since (the plan can wait out trials first).
+    const now = await this.workloads.get(job.workloadId).catch(() => undefined);
+    if (now && now.nodeId !== rec.nodeId) {
+      const message = `already left ${rec.nodeId}: it runs on '${now.nodeId}' now (moved by another migration)`;
+      Object.assign(job, { state: 'skipped', error: message, endedAt: this.clock.now().toISOString() });
+      addEvent(rec, this.clock.now(), `not starting ${job.workloadId}: ${message}`);
+      return;
+    }
     try {
       const m = await this.migrationsService.start({
         workloadId: job.workloadId,
