@@ -125,7 +125,12 @@ export class FakePodmanOps {
         if (!c) throw new Error(`no container ${id}`);
         if (opts.leaveRunning) {
           if (this.fail.checkpointAfterFreeze) throw new Error(this.fail.checkpointAfterFreeze);
-          this.archives.set(`${destination.id}:${archive}`, { ...c, running: false, state: 'exited', rawState: 'exited' });
+          this.archives.set(`${destination.id}:${archive}`, {
+            ...c,
+            running: false,
+            state: 'exited',
+            rawState: 'exited',
+          });
           return { bytes: 300_000_000, sha256: 'a'.repeat(64), durationMs: 900 };
         }
         Object.assign(c, { running: false, checkpointed: true, state: 'exited', rawState: 'exited' });

@@ -133,7 +133,8 @@ export class ContainerCheckpoints {
     const { source, destination: storage, workload } = ctx;
     const c = await this.podman.inspect(source, id);
     if (!c) refuse(`container ${id.slice(0, 12)} is gone from ${source.id}`);
-    if (!c!.running || c!.mainPid === undefined) refuse(`container ${id.slice(0, 12)} is ${c!.rawState} on ${source.id}`);
+    if (!c!.running || c!.mainPid === undefined)
+      refuse(`container ${id.slice(0, 12)} is ${c!.rawState} on ${source.id}`);
     const tree = await this.ops.inspectTree(source, c!.mainPid!);
     const rss = tree?.rssBytes ?? workload.rssBytes ?? 0;
     const root = cp.imageDir.split('/').slice(0, -2).join('/') || '/';
@@ -239,7 +240,12 @@ export class ContainerCheckpoints {
           request.imageSentBytes = img.bytes;
           notes.push(`image ${c.image.name} loaded from the checkpoint (${img.bytes} bytes)`);
         } else notes.push(`${destination.id} has image ${c.image.name}`);
-        const r = await this.podman.copyStoredArchive(storage, `${cp.imageDir}/${CONTAINER_ARCHIVE}`, destination, archive);
+        const r = await this.podman.copyStoredArchive(
+          storage,
+          `${cp.imageDir}/${CONTAINER_ARCHIVE}`,
+          destination,
+          archive,
+        );
         request.imageBytes = r.bytes;
         notes.unshift(`${r.bytes} bytes of archive from ${storage.id}, sha256 verified on ${destination.id}`);
       } catch (e) {

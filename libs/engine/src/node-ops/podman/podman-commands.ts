@@ -70,7 +70,11 @@ export function checkpointToStdout(
   const d = shq(checkAbsPath(dir, 'dir'));
   const f = CHECKPOINT_FILES;
   const checkpoint = shellJoin(
-    podmanCheckpointArgv({ container, export: `${dir}/${f.fifo}`, ...(opts.leaveRunning ? { leaveRunning: true } : {}) }),
+    podmanCheckpointArgv({
+      container,
+      export: `${dir}/${f.fifo}`,
+      ...(opts.leaveRunning ? { leaveRunning: true } : {}),
+    }),
   );
   const t = Math.max(1, Math.ceil(timeoutS));
   const lines = [

@@ -173,7 +173,12 @@ export class PodmanOps {
   }
 
   /** The stored `image.tar` at `path` on `storage` loaded into `destination`'s Podman (`dir`: its work dir). */
-  async loadStoredImage(storage: NodeRecord, path: string, destination: NodeRecord, dir: string): Promise<StreamResult> {
+  async loadStoredImage(
+    storage: NodeRecord,
+    path: string,
+    destination: NodeRecord,
+    dir: string,
+  ): Promise<StreamResult> {
     const armed = await this.streamer.armPipe(storage, pc.sendStoredFile(path), destination, {
       dir,
       unpack: pc.imageLoad(`${dir}/image-load.out`),
