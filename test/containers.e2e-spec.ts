@@ -5,7 +5,8 @@
  * /migrations: its image is sent first (node-b lacks it), its counter goes on, it runs only on node-b, the
  * volume's data is there. A destination whose restore fails (the container's name taken there after
  * preflight) rolls back: the container runs on node-a again, nothing of it is left on node-b. Bad input is
- * a 4xx and touches nothing. An evacuation of node-a moves a process and a container. No skips: without Podman, runc or a working CRIU it fails.
+ * a 4xx and touches nothing. A container checkpointed to a storage node (node-b) and removed from node-a is
+ * restored on node-b (its image sent from the checkpoint) and goes on counting. An evacuation of node-a moves a process and a container. No skips: without Podman, runc or a working CRIU it fails.
  *
  *   export SPOTLIFT_LAB_DIR=/work/main/.lab
  *   flock /tmp/spotlift-lab-tests.lock env NODE_OPTIONS=--experimental-vm-modules \
@@ -14,7 +15,13 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { evacuationFinished, type EvacuationRecord, type MigrationRecord, type WorkloadRecord } from '@spotlift/domain';
+import {
+  evacuationFinished,
+  type CheckpointRecord,
+  type EvacuationRecord,
+  type MigrationRecord,
+  type WorkloadRecord,
+} from '@spotlift/domain';
 import { labDir, nodeAddress, nodeOfPid } from '@spotlift/testing';
 import { type E2eEnv, setupE2e, sleep } from './support/e2e-env.js';
 
@@ -25,8 +32,9 @@ const MOVE = `ct-move-${TAG}`;
 const ROLLBACK = `ct-rb-${TAG}`;
 const STOPPED = `ct-stopped-${TAG}`;
 const DEVICE = `ct-device-${TAG}`;
+const STORED = `ct-stored-${TAG}`;
 const VOLUME = `ct-vol-${TAG}`;
-const NAMES = [MOVE, ROLLBACK, STOPPED, DEVICE];
+const NAMES = [MOVE, ROLLBACK, STOPPED, DEVICE, STORED];
 const A = nodeAddress('node-a');
 const B = nodeAddress('node-b');
 
@@ -102,6 +110,87 @@ const register = (body: object) => env.orch.api<WorkloadRecord & { message?: str
 describe('Podman containers over REST, real Podman, runc and CRIU', () => {
   let moved: WorkloadRecord;
   let rolledBack: WorkloadRecord;
+
+  it('checkpoints a container to storage (node-b), removing it from node-a; restored on node-b it goes on counting', async () => {
+    await must('node-a', runHeartbeat(STORED, 32));
+    await env.collector.waitForCount(STORED, 10, { from: A, timeoutMs: 30_000 });
+    const source = (await container('node-a', STORED))!;
+    const reg = await register({ node: 'node-a', kind: 'podman', container: STORED });
+    expect(reg.status).toBe(201);
+    const cpApi = (method: string, path: string, body?: object) =>
+      env.orch.api<CheckpointRecord & { message?: string }>(method, path, body);
+    const until = async (id: string, states: string[]) => {
+      for (const t0 = Date.now(); Date.now() - t0 < 120_000; await sleep(200)) {
+        const cp = (await cpApi('GET', `/checkpoints/${id}`)).body;
+        if (states.includes(cp.state)) return cp;
+      }
+      throw new Error(`checkpoint ${id} never reached ${states.join('|')}`);
+    };
+
+    // Bad input: its own node as storage, an unknown mode: 400, nothing recorded, the container untouched.
+    for (const [body, why] of [
+      [{ workload: reg.body.id, storage: 'node-a' }, /it is the workload’s own node/],
+      [{ workload: reg.body.id, storage: 'node-b', mode: 'bogus' }, /mode/],
+    ] as const) {
+      const r = await cpApi('POST', '/checkpoints', body);
+      expect(r.status).toBe(400);
+      expect(JSON.stringify(r.body)).toMatch(why);
+    }
+    expect((await container('node-a', STORED))?.running).toBe(true);
+
+    const created = await cpApi('POST', '/checkpoints', { workload: reg.body.id, storage: 'node-b' });
+    expect(created.status).toBe(201);
+    const cp = await until(created.body.id, ['stored', 'failed']);
+    expect(cp.error).toBeUndefined();
+    expect(cp).toMatchObject({ state: 'stored', kind: 'podman', storageNodeId: 'node-b' });
+    expect(cp.container).toMatchObject({ id: source.id, name: STORED, image: { name: IMAGE } });
+    expect(cp.phases.map((p) => p.name)).toEqual(['preflight', 'prepare', 'dump', 'verify', 'commit', 'cleanup']);
+    // Stored as a process checkpoint is: the archive and the image under their checksum list, on node-b.
+    const sums = await must('node-b', `cat ${cp.imageDir}/SHA256SUMS`);
+    expect(sums).toMatch(/ checkpoint\.tar\n.* image\.tar|image\.tar\n.* checkpoint\.tar/s);
+    expect(await must('node-b', `cd ${cp.imageDir} && sha256sum -c --quiet SHA256SUMS && echo intact`)).toBe('intact');
+    expect(cp.criu.dump?.pagesWritten).toBeGreaterThan(8_000);
+    // One copy: in the storage only. node-a's Podman no longer knows the container, and it runs nowhere.
+    expect(await container('node-a', STORED)).toBeUndefined();
+    expect(await container('node-b', STORED)).toBeUndefined();
+    expect((await env.orch.api<WorkloadRecord>('GET', `/workloads/${reg.body.id}`)).body.state).toBe('checkpointed');
+
+    const asked = await cpApi('POST', `/checkpoints/${cp.id}/restore`, { destination: 'node-b' });
+    expect(asked.status).toBe(202);
+    const restored = await until(cp.id, ['restored', 'stored']);
+    expect(restored.restore?.error).toBeUndefined();
+    expect(restored.state).toBe('restored');
+    // node-b lacked the image (beforeAll removed it): the one stored with the checkpoint was loaded.
+    expect(restored.restore!.imageSentBytes).toBeGreaterThan(100_000);
+    const onB = (await container('node-b', STORED))!;
+    expect(onB).toMatchObject({ id: source.id, running: true });
+    expect(restored.restore!.restoredPid).toBe(onB.pid);
+    expect(nodeOfPid(onB.pid)).toBe('node-b');
+    const after = Date.now();
+    await env.collector.waitForCount(STORED, 5, { from: B, since: after, timeoutMs: 30_000 });
+    const hbs = env.collector.heartbeats(STORED);
+    const lastA = hbs.filter((h) => h.from === A).at(-1)!;
+    const firstB = hbs.find((h) => h.from === B)!;
+    expect(firstB.seq).toBe(lastA.seq + 1);
+    expect(firstB.counter).toBe(lastA.counter + 1);
+    expect(env.collector.anyNotOk(STORED)).toBe(false);
+    const w = (await env.orch.api<WorkloadRecord>('GET', `/workloads/${reg.body.id}`)).body;
+    expect(w).toMatchObject({ nodeId: 'node-b', pid: onB.pid, state: 'running' });
+
+    // Restoring it again would run it twice: 409, nothing started.
+    const again = await cpApi('POST', `/checkpoints/${cp.id}/restore`, { destination: 'node-a' });
+    expect(again.status).toBe(409);
+    expect(await container('node-a', STORED)).toBeUndefined();
+    console.log(
+      `container checkpoint to storage (32 MiB): archive ${cp.bytes.images} bytes, image ${cp.container!.imageBytes} bytes, ` +
+        `CRIU frozen ${cp.container!.frozenMs} ms; stored in ${Date.parse(cp.storedAt!) - Date.parse(cp.createdAt)} ms`,
+    );
+    // The rest of the suite expects node-b without the image: this container and the image leave it again.
+    const removed = await cpApi('DELETE', `/checkpoints/${cp.id}`);
+    expect(removed.status).toBe(200);
+    await must('node-b', `podman rm --force --time 0 ${STORED} && podman image rm --force -- ${IMAGE}`);
+    await env.orch.api('DELETE', `/workloads/${reg.body.id}`);
+  }, 180_000);
 
   it('moves a 256 MiB container with a named volume node-a -> node-b: image sent, counter goes on, runs only there', async () => {
     await must('node-a', `podman volume create ${VOLUME}`);
