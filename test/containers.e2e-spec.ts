@@ -6,7 +6,8 @@
  * volume's data is there. A destination whose restore fails (the container's name taken there after
  * preflight) rolls back: the container runs on node-a again, nothing of it is left on node-b. Bad input is
  * a 4xx and touches nothing. A container checkpointed to a storage node (node-b) and removed from node-a is
- * restored on node-b (its image sent from the checkpoint) and goes on counting. An evacuation of node-a moves a process and a container. No skips: without Podman, runc or a working CRIU it fails.
+ * restored on node-b (its image sent from the checkpoint) and goes on counting. A container a dead job left
+ * checkpointed on node-a (its owner markers on both nodes, no record) is restored there by the sweeper. An evacuation of node-a moves a process and a container. No skips: without Podman, runc or a working CRIU it fails.
  *
  *   export SPOTLIFT_LAB_DIR=/work/main/.lab
  *   flock /tmp/spotlift-lab-tests.lock env NODE_OPTIONS=--experimental-vm-modules \
@@ -22,7 +23,10 @@ import {
   type MigrationRecord,
   type WorkloadRecord,
 } from '@spotlift/domain';
-import { labDir, nodeAddress, nodeOfPid } from '@spotlift/testing';
+import { ownerMarker } from '@spotlift/engine';
+import { aMigration, labDir, nodeAddress, nodeOfPid } from '@spotlift/testing';
+import { AppConfig } from '../apps/orchestrator/src/config/app-config.js';
+import { SweeperService } from '../apps/orchestrator/src/sweeper/sweeper.service.js';
 import { type E2eEnv, setupE2e, sleep } from './support/e2e-env.js';
 
 const execFileP = promisify(execFile);
@@ -33,8 +37,9 @@ const ROLLBACK = `ct-rb-${TAG}`;
 const STOPPED = `ct-stopped-${TAG}`;
 const DEVICE = `ct-device-${TAG}`;
 const STORED = `ct-stored-${TAG}`;
+const SWEPT = `ct-swept-${TAG}`;
 const VOLUME = `ct-vol-${TAG}`;
-const NAMES = [MOVE, ROLLBACK, STOPPED, DEVICE, STORED];
+const NAMES = [MOVE, ROLLBACK, STOPPED, DEVICE, STORED, SWEPT];
 const A = nodeAddress('node-a');
 const B = nodeAddress('node-b');
 
@@ -191,6 +196,59 @@ describe('Podman containers over REST, real Podman, runc and CRIU', () => {
     await must('node-b', `podman rm --force --time 0 ${STORED} && podman image rm --force -- ${IMAGE}`);
     await env.orch.api('DELETE', `/workloads/${reg.body.id}`);
   }, 180_000);
+
+  it('the sweeper restores a container a dead job left checkpointed on node-a (markers on both nodes, no record)', async () => {
+    await must('node-a', runHeartbeat(SWEPT, 16));
+    await env.collector.waitForCount(SWEPT, 5, { from: A, timeoutMs: 30_000 });
+    const reg = await register({ node: 'node-a', kind: 'podman', container: SWEPT });
+    expect(reg.status).toBe(201);
+    const w = reg.body;
+    // What a worker that died in the freeze leaves: the container checkpointed (Podman keeps the checkpoint),
+    // the owner markers in both sides' directories, and no migration record.
+    const id = `mig-swept-${TAG}`;
+    const root = env.orch.app.get(AppConfig).imageRoot;
+    const ctx = {
+      migration: aMigration({ id }),
+      workload: w,
+      source: { id: 'node-a' },
+      destination: { id: 'node-b' },
+    } as unknown as Parameters<typeof ownerMarker>[0];
+    const old = new Date(Date.now() - 2 * 3_600_000);
+    for (const [node, side, role] of [
+      ['node-a', 'src', 'source'],
+      ['node-b', 'dst', 'destination'],
+    ] as const) {
+      const marker = Buffer.from(JSON.stringify(ownerMarker(ctx, role, old))).toString('base64');
+      await must(
+        node,
+        `mkdir -p -m 700 ${root}/${id}/${side} && echo ${marker} | base64 -d > ${root}/${id}/${side}/spotlift-owner.json`,
+      );
+    }
+    await must('node-a', `podman container checkpoint --tcp-established --file-locks ${w.container}`);
+    expect((await container('node-a', SWEPT))?.running).toBe(false);
+    const stoppedAt = Date.now();
+
+    const sweeper = env.orch.app.get(SweeperService);
+    let report = await sweeper.runOnce();
+    for (let i = 0; !report && i < 50; i++) report = await sleep(200).then(() => sweeper.runOnce());
+    const item = report!.items.find((i) => i.migrationId === id)!;
+    expect(item).toMatchObject({ action: 'resume-source', workloadId: w.id, sourceNodeId: 'node-a' });
+    expect(item.error).toBeUndefined();
+    // (every lab node lists the directory: their image roots are one file system)
+    expect(item.removedFrom).toEqual(expect.arrayContaining(['node-a', 'node-b']));
+    const back = (await container('node-a', SWEPT))!;
+    expect(back).toMatchObject({ id: w.container, running: true, pid: item.containerPid });
+    expect(await container('node-b', SWEPT)).toBeUndefined();
+    // It goes on where it was checkpointed, from node-a; the record follows its new main pid.
+    await env.collector.waitForCount(SWEPT, 5, { from: A, since: stoppedAt, timeoutMs: 30_000 });
+    expect(env.collector.isSeqGapFree(SWEPT)).toBe(true);
+    expect(env.collector.anyNotOk(SWEPT)).toBe(false);
+    const after = (await env.orch.api<WorkloadRecord>('GET', `/workloads/${w.id}`)).body;
+    expect(after).toMatchObject({ nodeId: 'node-a', pid: back.pid, state: 'running' });
+    expect((await onNode('node-a', `ls ${root}/${id}`)).code).not.toBe(0);
+    await must('node-a', `podman rm --force --time 0 ${SWEPT}`);
+    await env.orch.api('DELETE', `/workloads/${w.id}`);
+  }, 120_000);
 
   it('moves a 256 MiB container with a named volume node-a -> node-b: image sent, counter goes on, runs only there', async () => {
     await must('node-a', `podman volume create ${VOLUME}`);
