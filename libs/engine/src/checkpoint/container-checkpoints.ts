@@ -13,10 +13,9 @@ import type { NodeOps } from '../node-ops/node-ops.js';
 import type { PodmanOps } from '../node-ops/podman/podman-ops.js';
 import type { PhaseRecorder } from '../phase-recorder.js';
 import { parsePodmanRestoreStats, statsOf } from '../podman/stats.js';
-import { MovedElsewhere } from '../run-control.js';
 import { checkDestinationState } from '../steps/preflight-checks.js';
 import type { MigrationSteps } from '../steps/migration-steps.js';
-import { movedAwayFromSource, saveWorkloadFields } from '../workload-writes.js';
+import { refuseStaleRun, saveWorkloadFields } from '../workload-writes.js';
 import { CHECKSUMS, checkStorage, checkStoredImages, sealStoredImages } from './checkpoint-checks.js';
 
 /** One run of a checkpoint's steps (CheckpointFlow's session, as far as a container's steps use it). */
@@ -167,8 +166,7 @@ export class ContainerCheckpoints {
         phase.detail = `forensic copy stored in ${cp.imageDir} on ${ctx.destination.id}; container ${id.slice(0, 12)} runs on, on ${source.id}`;
         return;
       }
-      const moved = await movedAwayFromSource(this.workloads, ctx);
-      if (moved) throw new MovedElsewhere('commits nothing (nothing removed)', moved);
+      await refuseStaleRun(this.workloads, ctx, 'commits nothing (nothing removed)');
       if (!(await this.podman.remove(source, id))) {
         throw new Error(`the source's container ${id.slice(0, 12)} on ${source.id} could not be removed`);
       }
