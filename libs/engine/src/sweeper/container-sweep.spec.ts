@@ -159,6 +159,24 @@ describe('the sweeper on a container move left by a dead job', () => {
     expect(item.removedCopyOn).toBeUndefined();
   });
 
+  it('removes nothing when the copy runs by the time it would be removed (looked at again just before)', async () => {
+    const k = kit({ record: 'finished', source: 'running', destination: 'not-running' });
+    const inspect = k.podman.inspect.bind(k.podman);
+    let onB = 0;
+    // The copy starts running between the sweep's look and its removal (a restore someone else finished).
+    k.podman.inspect = (node, ref) => {
+      if (node.id === 'node-b' && ++onB === 2) {
+        Object.assign(k.podman.nodes['node-b']!.containers![0]!, { running: true, mainPid: 8888, state: 'running' });
+      }
+      return inspect(node, ref);
+    };
+    const item = await k.sweep();
+    expect(item.error).toMatch(/runs now: nothing removed/);
+    expect(touched(k.podman)).toEqual([]);
+    expect(k.podman.container('node-b', C.id)?.running).toBe(true);
+    expect(item.removedFrom).toEqual([]);
+  });
+
   it('waits while a Podman checkpoint or restore of the move still runs on a node', async () => {
     const k = kit({ source: 'checkpointed', destination: 'not-running' });
     k.podman.busy = ['node-b'];
