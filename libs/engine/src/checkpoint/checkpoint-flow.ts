@@ -80,6 +80,9 @@ const isContainer = (s: Session) => s.cp.kind === 'podman' || s.ctx.workload.kin
  * A restore streams the stored images to the destination (checked against their checksums first),
  * `restore -d`, verifies the tree, and records the workload there. A failed restore kills what it
  * restored and leaves the checkpoint stored, to be restored again.
+ *
+ * A Podman container's checkpoint (kind `podman`) keeps these states, locks, records and end points; its steps
+ * (take, commit, undo, restore) are ContainerCheckpoints', with Podman's exported archive in place of CRIU's images.
  */
 export class CheckpointFlow {
   private readonly transports: PageTransports;
