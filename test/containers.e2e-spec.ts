@@ -5,7 +5,9 @@
  * /migrations: its image is sent first (node-b lacks it), its counter goes on, it runs only on node-b, the
  * volume's data is there. A destination whose restore fails (the container's name taken there after
  * preflight) rolls back: the container runs on node-a again, nothing of it is left on node-b. Bad input is
- * a 4xx and touches nothing. An evacuation of node-a moves a process and a container. No skips: without Podman, runc or a working CRIU it fails.
+ * a 4xx and touches nothing. A container checkpointed to a storage node (node-b) and removed from node-a is
+ * restored on node-b (its image sent from the checkpoint) and goes on counting. A container a dead job left
+ * checkpointed on node-a (its owner markers on both nodes, no record) is restored there by the sweeper. An evacuation of node-a moves a process and a container. No skips: without Podman, runc or a working CRIU it fails.
  *
  *   export SPOTLIFT_LAB_DIR=/work/main/.lab
  *   flock /tmp/spotlift-lab-tests.lock env NODE_OPTIONS=--experimental-vm-modules \
@@ -14,8 +16,17 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { evacuationFinished, type EvacuationRecord, type MigrationRecord, type WorkloadRecord } from '@spotlift/domain';
-import { labDir, nodeAddress, nodeOfPid } from '@spotlift/testing';
+import {
+  evacuationFinished,
+  type CheckpointRecord,
+  type EvacuationRecord,
+  type MigrationRecord,
+  type WorkloadRecord,
+} from '@spotlift/domain';
+import { ownerMarker } from '@spotlift/engine';
+import { aMigration, labDir, nodeAddress, nodeOfPid } from '@spotlift/testing';
+import { AppConfig } from '../apps/orchestrator/src/config/app-config.js';
+import { SweeperService } from '../apps/orchestrator/src/sweeper/sweeper.service.js';
 import { type E2eEnv, setupE2e, sleep } from './support/e2e-env.js';
 
 const execFileP = promisify(execFile);
@@ -25,8 +36,10 @@ const MOVE = `ct-move-${TAG}`;
 const ROLLBACK = `ct-rb-${TAG}`;
 const STOPPED = `ct-stopped-${TAG}`;
 const DEVICE = `ct-device-${TAG}`;
+const STORED = `ct-stored-${TAG}`;
+const SWEPT = `ct-swept-${TAG}`;
 const VOLUME = `ct-vol-${TAG}`;
-const NAMES = [MOVE, ROLLBACK, STOPPED, DEVICE];
+const NAMES = [MOVE, ROLLBACK, STOPPED, DEVICE, STORED, SWEPT];
 const A = nodeAddress('node-a');
 const B = nodeAddress('node-b');
 
@@ -102,6 +115,140 @@ const register = (body: object) => env.orch.api<WorkloadRecord & { message?: str
 describe('Podman containers over REST, real Podman, runc and CRIU', () => {
   let moved: WorkloadRecord;
   let rolledBack: WorkloadRecord;
+
+  it('checkpoints a container to storage (node-b), removing it from node-a; restored on node-b it goes on counting', async () => {
+    await must('node-a', runHeartbeat(STORED, 32));
+    await env.collector.waitForCount(STORED, 10, { from: A, timeoutMs: 30_000 });
+    const source = (await container('node-a', STORED))!;
+    const reg = await register({ node: 'node-a', kind: 'podman', container: STORED });
+    expect(reg.status).toBe(201);
+    const cpApi = (method: string, path: string, body?: object) =>
+      env.orch.api<CheckpointRecord & { message?: string }>(method, path, body);
+    const until = async (id: string, states: string[]) => {
+      for (const t0 = Date.now(); Date.now() - t0 < 120_000; await sleep(200)) {
+        const cp = (await cpApi('GET', `/checkpoints/${id}`)).body;
+        if (states.includes(cp.state)) return cp;
+      }
+      throw new Error(`checkpoint ${id} never reached ${states.join('|')}`);
+    };
+
+    // Bad input: its own node as storage, an unknown mode: 400, nothing recorded, the container untouched.
+    for (const [body, why] of [
+      [{ workload: reg.body.id, storage: 'node-a' }, /it is the workload’s own node/],
+      [{ workload: reg.body.id, storage: 'node-b', mode: 'bogus' }, /mode/],
+    ] as const) {
+      const r = await cpApi('POST', '/checkpoints', body);
+      expect(r.status).toBe(400);
+      expect(JSON.stringify(r.body)).toMatch(why);
+    }
+    expect((await container('node-a', STORED))?.running).toBe(true);
+
+    const created = await cpApi('POST', '/checkpoints', { workload: reg.body.id, storage: 'node-b' });
+    expect(created.status).toBe(201);
+    const cp = await until(created.body.id, ['stored', 'failed']);
+    expect(cp.error).toBeUndefined();
+    expect(cp).toMatchObject({ state: 'stored', kind: 'podman', storageNodeId: 'node-b' });
+    expect(cp.container).toMatchObject({ id: source.id, name: STORED, image: { name: IMAGE } });
+    expect(cp.phases.map((p) => p.name)).toEqual(['preflight', 'prepare', 'dump', 'verify', 'commit', 'cleanup']);
+    // Stored as a process checkpoint is: the archive and the image under their checksum list, on node-b.
+    const sums = await must('node-b', `cat ${cp.imageDir}/SHA256SUMS`);
+    expect(sums).toMatch(/ checkpoint\.tar\n.* image\.tar|image\.tar\n.* checkpoint\.tar/s);
+    expect(await must('node-b', `cd ${cp.imageDir} && sha256sum -c --quiet SHA256SUMS && echo intact`)).toBe('intact');
+    expect(cp.criu.dump?.pagesWritten).toBeGreaterThan(8_000);
+    // One copy: in the storage only. node-a's Podman no longer knows the container, and it runs nowhere.
+    expect(await container('node-a', STORED)).toBeUndefined();
+    expect(await container('node-b', STORED)).toBeUndefined();
+    expect((await env.orch.api<WorkloadRecord>('GET', `/workloads/${reg.body.id}`)).body.state).toBe('checkpointed');
+
+    const asked = await cpApi('POST', `/checkpoints/${cp.id}/restore`, { destination: 'node-b' });
+    expect(asked.status).toBe(202);
+    const restored = await until(cp.id, ['restored', 'stored']);
+    expect(restored.restore?.error).toBeUndefined();
+    expect(restored.state).toBe('restored');
+    // node-b lacked the image (beforeAll removed it): the one stored with the checkpoint was loaded.
+    expect(restored.restore!.imageSentBytes).toBeGreaterThan(100_000);
+    const onB = (await container('node-b', STORED))!;
+    expect(onB).toMatchObject({ id: source.id, running: true });
+    expect(restored.restore!.restoredPid).toBe(onB.pid);
+    expect(nodeOfPid(onB.pid)).toBe('node-b');
+    const after = Date.now();
+    await env.collector.waitForCount(STORED, 5, { from: B, since: after, timeoutMs: 30_000 });
+    const hbs = env.collector.heartbeats(STORED);
+    const lastA = hbs.filter((h) => h.from === A).at(-1)!;
+    const firstB = hbs.find((h) => h.from === B)!;
+    expect(firstB.seq).toBe(lastA.seq + 1);
+    expect(firstB.counter).toBe(lastA.counter + 1);
+    expect(env.collector.anyNotOk(STORED)).toBe(false);
+    const w = (await env.orch.api<WorkloadRecord>('GET', `/workloads/${reg.body.id}`)).body;
+    expect(w).toMatchObject({ nodeId: 'node-b', pid: onB.pid, state: 'running' });
+
+    // Restoring it again would run it twice: 409, nothing started.
+    const again = await cpApi('POST', `/checkpoints/${cp.id}/restore`, { destination: 'node-a' });
+    expect(again.status).toBe(409);
+    expect(await container('node-a', STORED)).toBeUndefined();
+    console.log(
+      `container checkpoint to storage (32 MiB): archive ${cp.bytes.images} bytes, image ${cp.container!.imageBytes} bytes, ` +
+        `CRIU frozen ${cp.container!.frozenMs} ms; stored in ${Date.parse(cp.storedAt!) - Date.parse(cp.createdAt)} ms`,
+    );
+    // The rest of the suite expects node-b without the image: this container and the image leave it again.
+    const removed = await cpApi('DELETE', `/checkpoints/${cp.id}`);
+    expect(removed.status).toBe(200);
+    await must('node-b', `podman rm --force --time 0 ${STORED} && podman image rm --force -- ${IMAGE}`);
+    await env.orch.api('DELETE', `/workloads/${reg.body.id}`);
+  }, 180_000);
+
+  it('the sweeper restores a container a dead job left checkpointed on node-a (markers on both nodes, no record)', async () => {
+    await must('node-a', runHeartbeat(SWEPT, 16));
+    await env.collector.waitForCount(SWEPT, 5, { from: A, timeoutMs: 30_000 });
+    const reg = await register({ node: 'node-a', kind: 'podman', container: SWEPT });
+    expect(reg.status).toBe(201);
+    const w = reg.body;
+    // What a worker that died in the freeze leaves: the container checkpointed (Podman keeps the checkpoint),
+    // the owner markers in both sides' directories, and no migration record.
+    const id = `mig-swept-${TAG}`;
+    const root = env.orch.app.get(AppConfig).imageRoot;
+    const ctx = {
+      migration: aMigration({ id }),
+      workload: w,
+      source: { id: 'node-a' },
+      destination: { id: 'node-b' },
+    } as unknown as Parameters<typeof ownerMarker>[0];
+    const old = new Date(Date.now() - 2 * 3_600_000);
+    for (const [node, side, role] of [
+      ['node-a', 'src', 'source'],
+      ['node-b', 'dst', 'destination'],
+    ] as const) {
+      const marker = Buffer.from(JSON.stringify(ownerMarker(ctx, role, old))).toString('base64');
+      await must(
+        node,
+        `mkdir -p -m 700 ${root}/${id}/${side} && echo ${marker} | base64 -d > ${root}/${id}/${side}/spotlift-owner.json`,
+      );
+    }
+    await must('node-a', `podman container checkpoint --tcp-established --file-locks ${w.container}`);
+    expect((await container('node-a', SWEPT))?.running).toBe(false);
+    const stoppedAt = Date.now();
+
+    const sweeper = env.orch.app.get(SweeperService);
+    let report = await sweeper.runOnce();
+    for (let i = 0; !report && i < 50; i++) report = await sleep(200).then(() => sweeper.runOnce());
+    const item = report!.items.find((i) => i.migrationId === id)!;
+    expect(item).toMatchObject({ action: 'resume-source', workloadId: w.id, sourceNodeId: 'node-a' });
+    expect(item.error).toBeUndefined();
+    // (every lab node lists the directory: their image roots are one file system)
+    expect(item.removedFrom).toEqual(expect.arrayContaining(['node-a', 'node-b']));
+    const back = (await container('node-a', SWEPT))!;
+    expect(back).toMatchObject({ id: w.container, running: true, pid: item.containerPid });
+    expect(await container('node-b', SWEPT)).toBeUndefined();
+    // It goes on where it was checkpointed, from node-a; the record follows its new main pid.
+    await env.collector.waitForCount(SWEPT, 5, { from: A, since: stoppedAt, timeoutMs: 30_000 });
+    expect(env.collector.isSeqGapFree(SWEPT)).toBe(true);
+    expect(env.collector.anyNotOk(SWEPT)).toBe(false);
+    const after = (await env.orch.api<WorkloadRecord>('GET', `/workloads/${w.id}`)).body;
+    expect(after).toMatchObject({ nodeId: 'node-a', pid: back.pid, state: 'running' });
+    expect((await onNode('node-a', `ls ${root}/${id}`)).code).not.toBe(0);
+    await must('node-a', `podman rm --force --time 0 ${SWEPT}`);
+    await env.orch.api('DELETE', `/workloads/${w.id}`);
+  }, 120_000);
 
   it('moves a 256 MiB container with a named volume node-a -> node-b: image sent, counter goes on, runs only there', async () => {
     await must('node-a', `podman volume create ${VOLUME}`);

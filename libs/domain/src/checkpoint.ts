@@ -2,7 +2,7 @@
  * Checkpoints: a workload dumped from its node to a storage node, kept there, restored later elsewhere.
  * Plain data stored as JSON, like models.ts.
  */
-import type { DumpStats, MigrationRecord, PhaseRecord, RestoreStats, Transport } from './models.js';
+import type { DumpStats, MigrationRecord, PhaseRecord, RestoreStats, Transport, WorkloadKind } from './models.js';
 
 /**
  * - `queued`: recorded, the job has not started.
@@ -33,6 +33,8 @@ export interface CheckpointRestore {
   keptLogs?: MigrationRecord['keptLogs'];
   /** A forensic checkpoint's restore: a second copy next to the running original, not the workload. */
   clone?: boolean;
+  /** A container's restore: the destination lacked the image and was sent the stored one (bytes). */
+  imageSentBytes?: number;
 }
 
 /**
@@ -48,8 +50,32 @@ export function leavesRunning(c: Pick<CheckpointRecord, 'mode'>): boolean {
   return c.mode === 'forensic' || c.mode === 'guard';
 }
 
+/**
+ * A container's checkpoint (kind `podman`): Podman's exported archive (`checkpoint.tar`, named volumes inside)
+ * and the container's image (`image.tar`, `podman image save`) side by side in `imageDir`, under the same
+ * checksum list as a process's images, so a restore needs neither the source node nor a registry.
+ */
+export interface CheckpointContainer {
+  /** The container's full id (Podman keeps it across `restore --import`) and its name. */
+  id: string;
+  name: string;
+  image: { name: string; id: string };
+  /** Bytes of `image.tar` on the storage node. */
+  imageBytes?: number;
+  volumes: string[];
+  /** Published host ports: a restore's destination must have them free. */
+  ports: number[];
+  /** Podman's own durations (ms): the checkpoint command, CRIU's frozen time. */
+  checkpointMs?: number;
+  frozenMs?: number;
+}
+
 export interface CheckpointRecord {
   id: string;
+  /** The workload's kind when taken; absent: `process`. */
+  kind?: WorkloadKind;
+  /** Kind `podman`: the container stored (see CheckpointContainer). */
+  container?: CheckpointContainer;
   /** Absent: 'storage' (records from before forensic checkpoints). */
   mode?: CheckpointMode;
   workloadId: string;

@@ -4,9 +4,9 @@ import type { PodmanOps } from './node-ops/podman/podman-ops.js';
 import type { PhaseRecorder } from './phase-recorder.js';
 import { closeInterruptedPhases } from './phase-recorder.js';
 import { addNote, commitStarted, mayBeFrozen, type RecoveryOutcome } from './recovery.js';
-import { MovedElsewhere, type RunControl } from './run-control.js';
+import type { RunControl } from './run-control.js';
 import { type ContainerStopAndCopy, containerId } from './strategies/container-stop-and-copy.js';
-import { movedAwayFromSource, saveWorkloadFields } from './workload-writes.js';
+import { refuseStaleRun, saveWorkloadFields } from './workload-writes.js';
 
 /**
  * Undo of a container's move before the commit point. The source's container may be restored only once the
@@ -31,8 +31,7 @@ export class ContainerRollback {
     const { migration, workload, source, destination } = ctx;
     const id = containerId(ctx);
     let alive = true;
-    const moved = await movedAwayFromSource(this.workloads, ctx);
-    if (moved) throw new MovedElsewhere('rolls nothing back (nothing removed, nothing restored)', moved);
+    await refuseStaleRun(this.workloads, ctx, 'rolls nothing back (nothing removed, nothing restored)');
     await this.phases.run(migration, 'rollback', async (phase) => {
       const notes: string[] = [];
       if (migration.phases.some((p) => p.name === 'restore')) {

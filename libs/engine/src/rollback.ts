@@ -2,8 +2,7 @@ import type { WorkloadRepository } from '@spotlift/store';
 import type { EngineConfig, MigrationContext } from './engine.types.js';
 import type { NodeOps } from './node-ops/node-ops.js';
 import type { PhaseRecorder } from './phase-recorder.js';
-import { MovedElsewhere } from './run-control.js';
-import { movedAwayFromSource, saveWorkloadFields } from './workload-writes.js';
+import { refuseStaleRun, saveWorkloadFields } from './workload-writes.js';
 
 /**
  * Undo before the commit point. The source may be resumed only once the destination provably runs no copy:
@@ -31,8 +30,7 @@ export class Rollback {
     const { migration, workload, source, destination } = ctx;
     const idleMs = this.config.criuIdleTimeoutMs ?? 5 * 60_000;
     let alive = true;
-    const moved = await movedAwayFromSource(this.workloads, ctx);
-    if (moved) throw new MovedElsewhere('rolls nothing back (no kill, no resume)', moved);
+    await refuseStaleRun(this.workloads, ctx, 'rolls nothing back (no kill, no resume)');
     await this.phases.run(migration, 'rollback', async (phase) => {
       const notes: string[] = [];
       const restoreStarted = migration.phases.some((p) => p.name === 'restore');

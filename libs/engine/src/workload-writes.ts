@@ -1,5 +1,6 @@
 import { processKey, type WorkloadRecord } from '@spotlift/domain';
 import type { MigrationContext } from './engine.types.js';
+import { MovedElsewhere } from './run-control.js';
 import { StaleRecordError, type WorkloadRepository } from '@spotlift/store';
 
 /**
@@ -51,4 +52,14 @@ export async function movedAwayFromSource(
     return `the workload record names another process (${key}) than the one this job claimed (${migration.claimKey})`;
   }
   return undefined;
+}
+
+/**
+ * The stale-run step every undo and commit takes first (Rollback, ContainerRollback, the commits of both kinds):
+ * a run whose workload record no longer names its source (movedAwayFromSource) throws MovedElsewhere, saying
+ * `action` (what it therefore does not do), before it touches anything.
+ */
+export async function refuseStaleRun(repo: WorkloadRepository, ctx: MigrationContext, action: string): Promise<void> {
+  const moved = await movedAwayFromSource(repo, ctx);
+  if (moved) throw new MovedElsewhere(action, moved);
 }

@@ -34,6 +34,8 @@ export interface FakePodmanFailures {
   removeOn?: string[];
   /** The source's restore from its kept checkpoint fails. */
   restoreLocal?: string;
+  /** Storing the image on the storage node fails (before any freeze). */
+  storeImage?: string;
 }
 
 const HEX = (n: number) => n.toString(16).padStart(64, '0');
@@ -104,14 +106,33 @@ export class FakePodmanOps {
     });
   }
 
-  armCheckpoint(source: NodeRecord, _dir: string, id: string, destination: NodeRecord, archive: string) {
-    return this.answer('armCheckpoint', source, [id.slice(0, 12), destination.id], () => ({
+  armCheckpoint(
+    source: NodeRecord,
+    _dir: string,
+    id: string,
+    destination: NodeRecord,
+    archive: string,
+    _timeoutMs?: number,
+    opts: { leaveRunning?: boolean } = {},
+  ) {
+    const args = [id.slice(0, 12), destination.id, ...(opts.leaveRunning ? ['leave-running'] : [])];
+    return this.answer('armCheckpoint', source, args, () => ({
       start: async () => {
         await Promise.resolve(); // answers come later, as the stream's would
         this.calls.push(`checkpoint ${source.id} ${id.slice(0, 12)}`);
         if (this.fail.checkpointBeforeFreeze) throw new Error(this.fail.checkpointBeforeFreeze);
         const c = this.node(source.id).containers?.find((x) => x.id === id);
         if (!c) throw new Error(`no container ${id}`);
+        if (opts.leaveRunning) {
+          if (this.fail.checkpointAfterFreeze) throw new Error(this.fail.checkpointAfterFreeze);
+          this.archives.set(`${destination.id}:${archive}`, {
+            ...c,
+            running: false,
+            state: 'exited',
+            rawState: 'exited',
+          });
+          return { bytes: 300_000_000, sha256: 'a'.repeat(64), durationMs: 900 };
+        }
         Object.assign(c, { running: false, checkpointed: true, state: 'exited', rawState: 'exited' });
         delete c.mainPid;
         if (this.fail.checkpointAfterFreeze) throw new Error(this.fail.checkpointAfterFreeze);
@@ -120,6 +141,37 @@ export class FakePodmanOps {
       },
       cancel: () => Promise.resolve(),
     }));
+  }
+
+  /** Image files stored (`node:path` -> image id), as storeImage wrote them. */
+  readonly storedImages = new Map<string, string>();
+
+  storeImage(source: NodeRecord, image: string, storage: NodeRecord, path: string) {
+    return this.answer('storeImage', storage, [source.id, image], () => {
+      if (this.fail.storeImage) throw new Error(this.fail.storeImage);
+      const c = this.node(source.id).containers?.find((x) => x.image.name === image || x.image.id === image);
+      this.storedImages.set(`${storage.id}:${path}`, c?.image.id ?? image);
+      return { bytes: 2_000_000, sha256: 'e'.repeat(64), durationMs: 200 };
+    });
+  }
+
+  loadStoredImage(storage: NodeRecord, path: string, destination: NodeRecord) {
+    return this.answer('loadStoredImage', destination, [storage.id], () => {
+      const image = this.storedImages.get(`${storage.id}:${path}`);
+      if (!image) throw new Error(`no stored image ${path} on ${storage.id}`);
+      const dst = this.node(destination.id);
+      dst.images = [...(dst.images ?? []), image];
+      return { bytes: 2_000_000, sha256: 'e'.repeat(64), durationMs: 200 };
+    });
+  }
+
+  copyStoredArchive(storage: NodeRecord, path: string, destination: NodeRecord, archive: string) {
+    return this.answer('copyStoredArchive', destination, [storage.id], () => {
+      const c = this.archives.get(`${storage.id}:${path}`);
+      if (!c) throw new Error(`no stored archive ${path} on ${storage.id}`);
+      this.archives.set(`${destination.id}:${archive}`, { ...c });
+      return { bytes: 300_000_000, sha256: 'a'.repeat(64), durationMs: 900 };
+    });
   }
 
   /** Archives received: `node:path` -> the container as it was checkpointed. */

@@ -14,7 +14,7 @@ import {
   type NodeRecord,
   type WorkloadRecord,
 } from '@spotlift/domain';
-import { CheckpointFlow, Clock, NodeOps, isFinished } from '@spotlift/engine';
+import { CheckpointFlow, Clock, NodeOps, PodmanOps, isFinished } from '@spotlift/engine';
 import { chooseDestination } from '@spotlift/placement';
 import {
   CheckpointRepository,
@@ -73,6 +73,7 @@ export class CheckpointsService {
     private readonly clock: Clock,
     private readonly config: AppConfig,
     private readonly claims: WorkloadClaims,
+    private readonly podman: PodmanOps,
   ) {}
 
   async list(): Promise<CheckpointRecord[]> {
@@ -103,11 +104,6 @@ export class CheckpointsService {
         `workload '${workload.id}' is ${workload.state}; only a running workload can be checkpointed`,
       );
     }
-    if (workload.kind === 'podman') {
-      throw new BadRequestError(
-        `workload '${workload.id}' is a Podman container: checkpoints to storage are not available for containers yet (they migrate node to node)`,
-      );
-    }
     await this.refuseBusy(workload);
     const storageId = body.storage ?? this.config.evacuation.storageNodeId;
     if (!storageId) throw new BadRequestError('no storage node: give `storage` or configure evacuation.storageNodeId');
@@ -122,10 +118,7 @@ export class CheckpointsService {
             ? `CRIU does not work there (${storage.probe?.error ?? 'not probed'})`
             : undefined;
     if (problem) throw new BadRequestError(`storage node '${storage.id}' cannot hold the checkpoint: ${problem}`);
-    const tree = await this.ops.inspectTree(source, workload.pid);
-    if (!tree) {
-      throw new BadRequestError(`workload '${workload.id}' (pid ${workload.pid}) no longer runs on '${source.id}'`);
-    }
+    const tree = await this.runningTree(workload, source);
     const id = `cp-${randomUUID().slice(0, 12)}`;
     // The same claim a migration takes: one job per process may freeze it (see MigrationsService.create).
     const claimKey = processKey(workload);
@@ -146,6 +139,7 @@ export class CheckpointsService {
       bytes: { pages: 0, images: 0 },
       rssBytes: tree.rssBytes,
       transport: body.transport,
+      ...(workload.kind === 'podman' ? { kind: 'podman' as const } : {}),
       ...(body.mode !== 'storage' ? { mode: body.mode } : {}),
       ...(link.evacuationId ? { evacuationId: link.evacuationId } : {}),
       createdAt: now,
@@ -225,6 +219,23 @@ export class CheckpointsService {
       default:
         return `checkpoint '${cp.id}' is ${cp.state}; it can be restored once stored`;
     }
+  }
+
+  /** The workload's tree as it runs now (a container: asked of its node's Podman by id first); 400 when it does not. */
+  private async runningTree(workload: WorkloadRecord, source: NodeRecord) {
+    let pid = workload.pid;
+    if (workload.kind === 'podman') {
+      const c = workload.container ? await this.podman.inspect(source, workload.container) : undefined;
+      if (!c?.running || c.mainPid === undefined) {
+        throw new BadRequestError(
+          `workload '${workload.id}': container ${workload.container?.slice(0, 12)} ${c ? `is ${c.rawState}` : 'is unknown to Podman'} on '${source.id}'`,
+        );
+      }
+      pid = c.mainPid;
+    }
+    const tree = await this.ops.inspectTree(source, pid);
+    if (!tree) throw new BadRequestError(`workload '${workload.id}' (pid ${pid}) no longer runs on '${source.id}'`);
+    return tree;
   }
 
   private async refuseBusy(workload: WorkloadRecord): Promise<void> {

@@ -12,8 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { CheckpointRecord, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
-import { NodeOps, OWNER_MARKER_FILE, type OwnerMarker, SystemClock } from '@spotlift/engine';
+import { NodeOps, OWNER_MARKER_FILE, type OwnerMarker, PodmanOps, SystemClock } from '@spotlift/engine';
 import { InMemoryRecords } from '@spotlift/store';
+import { DirectoryStreamer } from '@spotlift/transport';
 import { LocalNodeShell, aMigration, aNode, aWorkload, startRedis, stopRedis } from '@spotlift/testing';
 import type { AppConfig } from '../config/app-config.js';
 import { SweeperService } from './sweeper.service.js';
@@ -80,8 +81,9 @@ describe('SweeperService (real Redis, real processes)', () => {
       runsWorker: true,
       sweeper: { intervalMs: 0, keepImagesMaxAgeMs: 3_600_000, orphanGraceMs: 0 },
     } as unknown as AppConfig;
+    const shell = new LocalNodeShell();
     service = new SweeperService(
-      new NodeOps(new LocalNodeShell()),
+      new NodeOps(shell),
       nodes,
       migrations,
       checkpoints,
@@ -90,6 +92,7 @@ describe('SweeperService (real Redis, real processes)', () => {
       config,
       new SystemClock(),
       new SchedulerRegistry(),
+      new PodmanOps(new NodeOps(shell), new DirectoryStreamer(shell)),
     );
   });
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import type { Redis } from 'ioredis';
-import { Clock, NodeOps, Sweeper, isFinished, type SweepItem, type SweepReport } from '@spotlift/engine';
+import { Clock, NodeOps, PodmanOps, Sweeper, isFinished, type SweepItem, type SweepReport } from '@spotlift/engine';
 import { CheckpointRepository, MigrationRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
 import { REDIS } from '../core/core.module.js';
@@ -40,6 +40,7 @@ export class SweeperService implements OnApplicationBootstrap, OnApplicationShut
     private readonly config: AppConfig,
     private readonly clock: Clock,
     private readonly scheduler: SchedulerRegistry,
+    podman: PodmanOps,
   ) {
     this.sweeper = new Sweeper(
       ops,
@@ -50,6 +51,7 @@ export class SweeperService implements OnApplicationBootstrap, OnApplicationShut
         orphanGraceMs: config.sweeper.orphanGraceMs,
       },
       clock,
+      podman,
     );
   }
 
@@ -119,7 +121,8 @@ export class SweeperService implements OnApplicationBootstrap, OnApplicationShut
     const fields = { ...item, msg: `sweeper: ${item.action}` };
     if (item.error) this.logger.error({ ...fields, msg: `sweeper: ${item.action} failed` });
     else if (item.action === 'report') this.logger.error({ ...fields, msg: 'sweeper: needs a person, left as found' });
-    else if (item.action === 'resume-source' || item.action === 'kill-source') this.logger.warn(fields);
+    else if (item.action === 'resume-source' || item.action === 'kill-source' || item.removedCopyOn)
+      this.logger.warn(fields);
     else if (item.action === 'remove-images' && item.removedFrom.length) this.logger.log(fields);
     if (item.action === 'kill-source' && !item.error && item.workloadId && item.restoredPid) {
       // The destination's copy is the workload now; a record still pointing at the killed source follows it.
@@ -135,6 +138,14 @@ export class SweeperService implements OnApplicationBootstrap, OnApplicationShut
         await this.workloads.save(w);
       }
     }
+    if (item.action === 'resume-source' && !item.error && item.workloadId && item.containerPid) {
+      // A container restored from its kept checkpoint runs under a new main pid: the record follows it.
+      const w = await this.workloads.get(item.workloadId);
+      if (w && w.kind === 'podman' && w.nodeId === item.sourceNodeId && w.pid === item.pid) {
+        Object.assign(w, { pid: item.containerPid, state: 'running', updatedAt: this.clock.now().toISOString() });
+        await this.workloads.save(w);
+      }
+    }
   }
 
   private async record(report: SweepReport): Promise<void> {
@@ -145,6 +156,7 @@ export class SweeperService implements OnApplicationBootstrap, OnApplicationShut
       if ((item.action === 'resume-source' || item.action === 'kill-source') && !item.error)
         multi.hincrby(`${p}:sweeper:totals`, item.action, 1);
       if (item.error) multi.hincrby(`${p}:sweeper:totals`, 'errors', 1);
+      if (item.removedCopyOn) multi.hincrby(`${p}:sweeper:totals`, 'copies-removed', 1);
       if (item.removedFrom.length)
         multi.hincrby(`${p}:sweeper:totals`, 'image-directories-removed', item.removedFrom.length);
     }

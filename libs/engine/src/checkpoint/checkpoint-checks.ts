@@ -51,11 +51,16 @@ export async function checkStorage(
 }
 
 /**
- * Every file CRIU needs is there and not empty; then the checksum list is written and everything synced,
+ * Every file CRIU needs (or `required`: a container's archive and image) is there and not empty; then the checksum list is written and everything synced,
  * so a stored checkpoint survives a crash of the storage node. Returns the bytes on disk.
  */
-export async function sealStoredImages(ops: NodeOps, storage: NodeRecord, dir: string): Promise<number> {
-  const res = await ops.run(storage, sealImages(dir, REQUIRED, CHECKSUMS), 120_000);
+export async function sealStoredImages(
+  ops: NodeOps,
+  storage: NodeRecord,
+  dir: string,
+  required: readonly string[] = REQUIRED,
+): Promise<number> {
+  const res = await ops.run(storage, sealImages(dir, required, CHECKSUMS), 120_000);
   const missing = [...res.stdout.matchAll(/^MISSING (\S+)$/gm)].map((m) => m[1]);
   if (missing.length) throw fail('verify', `the images on ${storage.id} lack ${missing.join(', ')} (in ${dir})`);
   const kb = Number(/^STORED_KB (\d+)$/m.exec(res.stdout)?.[1] ?? NaN);

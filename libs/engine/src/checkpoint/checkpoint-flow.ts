@@ -23,6 +23,7 @@ import {
   unpackAtRoot,
 } from '../node-ops/file-sync-commands.js';
 import type { NodeOps } from '../node-ops/node-ops.js';
+import { PodmanOps } from '../node-ops/podman/podman-ops.js';
 import { PhaseRecorder, closeInterruptedPhases } from '../phase-recorder.js';
 import { setIdentity } from '../process-inspection.js';
 import { Rollback } from '../rollback.js';
@@ -46,6 +47,7 @@ import {
   sealStoredImages,
 } from './checkpoint-checks.js';
 import { CheckpointLog } from './checkpoint-log.js';
+import { ContainerCheckpoints } from './container-checkpoints.js';
 
 /** One run of the shared steps on a checkpoint (taking it, or one restore of it). */
 interface Session {
@@ -62,6 +64,8 @@ const ran = (s: Session, name: string) => s.view.phases.some((p) => p.name === n
 const committed = (s: Session) => s.view.phases.some((p) => p.name === 'commit' && p.ok);
 // Forensic and guard copies: the workload runs on after the dump (libs/domain checkpoint.ts).
 const forensic = (cp: CheckpointRecord) => leavesRunning(cp);
+/** A Podman container's checkpoint: its steps are ContainerCheckpoints' (the states and commit points are these). */
+const isContainer = (s: Session) => s.cp.kind === 'podman' || s.ctx.workload.kind === 'podman';
 
 /**
  * Checkpoints to a storage node, and their restores, with the migration engine's own steps.
@@ -76,9 +80,13 @@ const forensic = (cp: CheckpointRecord) => leavesRunning(cp);
  * A restore streams the stored images to the destination (checked against their checksums first),
  * `restore -d`, verifies the tree, and records the workload there. A failed restore kills what it
  * restored and leaves the checkpoint stored, to be restored again.
+ *
+ * A Podman container's checkpoint (kind `podman`) keeps these states, locks, records and end points; its steps
+ * (take, commit, undo, restore) are ContainerCheckpoints', with Podman's exported archive in place of CRIU's images.
  */
 export class CheckpointFlow {
   private readonly transports: PageTransports;
+  private readonly containers: ContainerCheckpoints;
 
   constructor(
     private readonly checkpoints: CheckpointRepository,
@@ -89,8 +97,10 @@ export class CheckpointFlow {
     private readonly clock: Clock,
     private readonly config: EngineConfig,
     transports: PageTransport[] = [new TcpPageTransport()],
+    podman: PodmanOps = new PodmanOps(ops, streamer),
   ) {
     this.transports = new PageTransports(transports);
+    this.containers = new ContainerCheckpoints(ops, podman, workloads, clock, config);
   }
 
   /** Takes the checkpoint; re-runnable: a record left 'taking' by a dead worker is finished or undone first. */
@@ -156,9 +166,11 @@ export class CheckpointFlow {
     try {
       if (ran(s, 'commit')) await this.commitRestore(s);
       else if (ran(s, 'restore')) throw new Error('the worker restoring it stopped during the restore');
+      else if (isContainer(s)) await this.containers.restoreSteps(s);
       else await this.restoreSteps(s, workDir);
     } catch (error) {
-      await this.undoRestore(s, error as Error);
+      if (isContainer(s)) await this.containers.undoRestore(s, error as Error);
+      else await this.undoRestore(s, error as Error);
       // restore.log on the destination, before cleanup removes its working directory; kept per attempt.
       const job = { id: `${cp.id}-r${attempt}`, phases: request.phases };
       await keepJobLogs(this.ops, job, request, [{ node: destination, dir: workDir }], this.config.imageRoot);
@@ -179,6 +191,7 @@ export class CheckpointFlow {
   }
 
   private async takeSteps(s: Session): Promise<void> {
+    if (isContainer(s)) return this.containers.takeSteps(s);
     const { cp, ctx, phases, view, steps } = s;
     const { source, destination: storage, workload } = ctx;
     await phases.run(view, 'preflight', async (phase) => {
@@ -267,6 +280,7 @@ export class CheckpointFlow {
    * A forensic copy kills nothing: the workload ran on (CRIU resumed it after the dump) and stays the workload.
    */
   private async commitTake(s: Session): Promise<void> {
+    if (isContainer(s)) return this.containers.commitTake(s);
     const { cp, ctx, phases, view } = s;
     const { source, workload } = ctx;
     if (forensic(cp)) {
@@ -319,6 +333,10 @@ export class CheckpointFlow {
    * undone (the images are complete): it throws, and the job's next attempt kills the source again.
    */
   private async undoTake(s: Session, error: Error): Promise<void> {
+    if (isContainer(s)) {
+      await this.containers.undoTake(s, error);
+      return;
+    }
     const { cp, ctx } = s;
     if (ran(s, 'commit') && !committed(s)) throw error;
     if (committed(s)) {
@@ -420,6 +438,7 @@ export class CheckpointFlow {
    * restore is a clone: the workload record (the original, still running) is left as it is.
    */
   private async commitRestore(s: Session): Promise<void> {
+    if (isContainer(s)) return this.containers.commitRestore(s);
     const { cp, ctx, phases, view } = s;
     const { workload, destination } = ctx;
     await phases.run(view, 'commit', async (phase) => {

@@ -9,8 +9,7 @@ import type { ArmedCommand, NodeOps } from '../node-ops/node-ops.js';
 import type { WorkloadFiles } from '../files/workload-files.js';
 import type { PhaseRecorder } from '../phase-recorder.js';
 import { setIdentity } from '../process-inspection.js';
-import { MovedElsewhere } from '../run-control.js';
-import { movedAwayFromSource, saveWorkloadFields } from '../workload-writes.js';
+import { refuseStaleRun, saveWorkloadFields } from '../workload-writes.js';
 import { ownerMarker } from '../sweeper/owner-marker.js';
 import {
   checkCpuCompatible,
@@ -187,8 +186,7 @@ export class MigrationSteps {
         phase.detail = `already committed: the workload runs as pid ${workload.pid} on ${destination.id}; nothing killed`;
         return;
       }
-      const moved = await movedAwayFromSource(this.workloads, ctx);
-      if (moved) throw new MovedElsewhere(`kills nothing (pid ${workload.pid} on ${source.id} is not killed)`, moved);
+      await refuseStaleRun(this.workloads, ctx, `kills nothing (pid ${workload.pid} on ${source.id} is not killed)`);
       const state = await this.ops.killTree(source, workload.pid);
       if (state !== 'gone')
         throw new Error(`the frozen source pid ${workload.pid} on ${source.id} did not die (state ${state})`);

@@ -20,7 +20,26 @@ type Row = [string, Partial<ContainerSweepFacts>, SweepAction, boolean];
 const table: Row[] = [
   ['checkpointed source, no copy: restored from the kept checkpoint', {}, 'resume-source', true],
   ['checkpointed source, copy runs: the source container is removed', { destination: 'running' }, 'kill-source', true],
-  ['checkpointed source, copy does not run: report', { destination: 'not-running' }, 'report', false],
+  [
+    'checkpointed source, copy does not run: the copy is removed (then the source decided again)',
+    { destination: 'not-running' },
+    'remove-copy',
+    false,
+  ],
+  [
+    'running source, copy does not run (a rolled-back move): the copy is removed',
+    { source: 'running', destination: 'not-running' },
+    'remove-copy',
+    false,
+  ],
+  [
+    'source gone, copy does not run: untouched (it may be all there is)',
+    { source: 'gone', destination: 'not-running' },
+    'remove-images',
+    true,
+  ],
+  ['copy does not run, but a live record: hands off', { destination: 'not-running', record: 'live' }, 'skip', false],
+  ['copy does not run, but Podman still busy: wait', { destination: 'not-running', podmanBusy: true }, 'wait', false],
   ['checkpointed source, destination silent: report', { destination: undefined }, 'report', false],
   ['Podman still checkpointing or restoring: wait', { podmanBusy: true }, 'wait', false],
   ['live record: hands off', { record: 'live' }, 'skip', false],
@@ -62,6 +81,11 @@ describe('decideContainerSweep', () => {
         const { action } = decideContainerSweep({ ...base, source, destination }, policy);
         if (action === 'resume-source') expect([source, destination]).toEqual(['checkpointed', 'none']);
         if (action === 'kill-source') expect(destination).toBe('running');
+        // Never a running copy, never one whose source is gone or unrestorable (it may be the only one).
+        if (action === 'remove-copy') {
+          expect(destination).toBe('not-running');
+          expect(['running', 'checkpointed']).toContain(source);
+        }
       }
   });
 });

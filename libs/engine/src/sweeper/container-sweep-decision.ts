@@ -47,7 +47,17 @@ export function decideContainerSweep(f: ContainerSweepFacts, policy: SweepPolicy
     destination: destination === undefined ? undefined : DESTINATION[destination],
   };
   const d = decideSweep(facts, policy);
-  if (source !== 'stopped' || !f.marked || d.action === 'skip' || d.action === 'wait') return d;
+  if (!f.marked || d.action === 'skip' || d.action === 'wait') return d;
+  // A copy that does not run (a restore that failed or lost the race, a rolled-back move's) next to a source that
+  // still holds the workload: it is never the only copy, and it blocks a later move by its id and name.
+  if (destination === 'not-running' && (source === 'running' || source === 'checkpointed')) {
+    return {
+      action: 'remove-copy',
+      removeImages: false,
+      why: `the destination's copy does not run and the source's container is ${source}: the copy is removed, then the source is decided again`,
+    };
+  }
+  if (source !== 'stopped') return d;
   // A stopped source without a kept checkpoint cannot be restored: only a running copy elsewhere settles it.
   if (destination === 'running') {
     return {

@@ -36,6 +36,15 @@ describe('owner marker', () => {
     expect(parseOwnerMarker(JSON.stringify(m))).toEqual(m);
   });
 
+  it("records a container's kind and full id (what the sweeper asks Podman about), and reads them back", () => {
+    const c = ctx();
+    c.workload = { ...c.workload, kind: 'podman', container: 'c0ffee'.padEnd(64, '0') };
+    const m = ownerMarker(c, 'source', new Date('2026-12-06T10:00:00Z'));
+    expect(m).toMatchObject({ kind: 'podman', container: 'c0ffee'.padEnd(64, '0') });
+    expect(parseOwnerMarker(JSON.stringify(m))).toEqual(m);
+    expect(ownerMarker(ctx(), 'source', new Date())).not.toHaveProperty('kind');
+  });
+
   it.each([
     ['not JSON', '{'],
     ['too big', JSON.stringify({ pad: 'x'.repeat(5000) })],
@@ -47,6 +56,10 @@ describe('owner marker', () => {
     ['a bad role', { role: 'both' }],
     ['an identity with shell in it', { identity: { bootId: '$(reboot)', pidNs: '1', startTime: '1' } }],
     ['no creation time', { createdAt: 'yesterday' }],
+    ['another kind', { kind: 'docker', container: 'c'.repeat(64) }],
+    ['a container name instead of its id', { kind: 'podman', container: 'web' }],
+    ['a container option', { kind: 'podman', container: `-${'c'.repeat(63)}` }],
+    ['a container without its kind', { container: 'c'.repeat(64) }],
   ])('refuses a marker with %s (a node wrote it)', (_what, over) => {
     const good = ownerMarker(ctx(), 'destination', new Date());
     const text = typeof over === 'string' ? over : JSON.stringify({ ...good, ...over });

@@ -29,6 +29,12 @@ export interface OwnerMarker {
   /** The node-side lock file a live job holds while the tree is frozen. */
   lockFile: string;
   createdAt: string;
+  /**
+   * `podman`: the workload is a container, `container` its full id. The sweeper then asks each node's Podman
+   * about that id (container-sweep.ts) instead of looking at `pid`, which a checkpointed container no longer has.
+   */
+  kind?: 'podman';
+  container?: string;
 }
 
 /** The marker for one side of a migration, as the engine knows it when it creates the image directory. */
@@ -47,11 +53,16 @@ export function ownerMarker(ctx: MigrationContext, role: OwnerRole, now: Date): 
     keepImages: migration.keepImages === true,
     lockFile: nodeLockPath(processKey(workload)),
     createdAt: now.toISOString(),
+    ...(workload.kind === 'podman' && workload.container
+      ? { kind: 'podman' as const, container: workload.container }
+      : {}),
   };
 }
 
 const ID = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 const TOKEN = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Podman's container ids: 64 hex digits (a marker holds the full id, never a name another container may take). */
+const CONTAINER_ID = /^[0-9a-f]{64}$/;
 
 /** The marker read back from a node, or undefined when it is missing, too big or not one we wrote. */
 export function parseOwnerMarker(text: string): OwnerMarker | undefined {
@@ -73,6 +84,8 @@ export function parseOwnerMarker(text: string): OwnerMarker | undefined {
   if (typeof m.keepImages !== 'boolean' || !str('createdAt', /^[0-9T:.Z+-]{10,40}$/)) return undefined;
   if (Number.isNaN(Date.parse(m.createdAt as string))) return undefined;
   if (!str('lockFile', /^\/run\/spotlift\/locks\/[A-Za-z0-9._-]{1,210}$/)) return undefined;
+  if (m.kind !== undefined && (m.kind !== 'podman' || !str('container', CONTAINER_ID))) return undefined;
+  if (m.kind === undefined && m.container !== undefined) return undefined;
   let identity: ProcessIdentity | undefined;
   if (m.identity !== undefined) {
     const i = m.identity as Record<string, unknown> | null;
@@ -92,5 +105,6 @@ export function parseOwnerMarker(text: string): OwnerMarker | undefined {
     keepImages: m.keepImages,
     lockFile: m.lockFile as string,
     createdAt: m.createdAt as string,
+    ...(m.kind === 'podman' ? { kind: 'podman' as const, container: m.container as string } : {}),
   };
 }

@@ -53,7 +53,12 @@ export type SweepAction =
   /** Needs a person: logged as an error and recorded; the tree stays as it is and the images stay. */
   | 'report'
   /** Nothing is frozen: only the images go (or stay, when kept on purpose and young). */
-  | 'remove-images';
+  | 'remove-images'
+  /**
+   * Containers only (container-sweep-decision.ts): the destination's copy, which does not run, is removed while
+   * the source's container is still there (running, or checkpointed to be restored); then decided again.
+   */
+  | 'remove-copy';
 
 export interface SweepDecision {
   action: SweepAction;

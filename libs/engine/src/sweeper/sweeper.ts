@@ -1,12 +1,15 @@
 import type { NodeRecord } from '@spotlift/domain';
 import type { Clock } from '../clock.js';
 import type { NodeOps } from '../node-ops/node-ops.js';
+import type { PodmanOps } from '../node-ops/podman/podman-ops.js';
+import { ContainerSweep, type ContainerSweepOutcome } from './container-sweep.js';
 import { type OwnerMarker, parseOwnerMarker } from './owner-marker.js';
 import type { ListedDir, NodeFacts } from '../node-ops/sweep-commands.js';
 import {
   type RestoredTree,
   type SourceTree,
   type SweepAction,
+  type SweepDecision,
   type SweepFacts,
   decideSweep,
 } from './sweep-decision.js';
@@ -34,6 +37,10 @@ export interface SweepItem {
   restoredPid?: number;
   /** Nodes the image directory was removed from. */
   removedFrom: string[];
+  /** A container's move: its main pid after resume-source (restored on the source from its kept checkpoint). */
+  containerPid?: number;
+  /** A container's move: the node a copy that did not run was removed from (remove-copy, before the action). */
+  removedCopyOn?: string;
   /** The action failed: the tree is as it was (a failed resume or kill is retried next sweep). */
   error?: string;
 }
@@ -59,12 +66,18 @@ const RUNNING = new Set(['R', 'S', 'D', 'I']);
  * so one node's files can never make the sweeper kill or resume a process on another.
  */
 export class Sweeper {
+  /** A container's leftovers (marker kind `podman`): asked of and acted on through each node's Podman. */
+  private readonly containers?: ContainerSweep;
+
   constructor(
     private readonly ops: NodeOps,
     private readonly records: SweepRecords,
     private readonly config: SweeperConfig,
     private readonly clock: Clock,
-  ) {}
+    podman?: PodmanOps,
+  ) {
+    if (podman) this.containers = new ContainerSweep(ops, podman, config);
+  }
 
   async sweep(nodes: readonly NodeRecord[]): Promise<SweepReport> {
     const startedAt = this.clock.now().toISOString();
@@ -98,7 +111,6 @@ export class Sweeper {
     listings: Map<string, Map<string, ListedDir>>,
   ): Promise<SweepItem> {
     const byId = new Map(nodes.map((n) => [n.id, n]));
-    const on = (nodeId: string | undefined) => (nodeId ? listings.get(nodeId)?.get(name) : undefined);
     // Each side's marker as its own node holds it (on a shared file system every node lists every side).
     let source: Side | undefined;
     let destination: Side | undefined;
@@ -124,6 +136,58 @@ export class Sweeper {
       keepImages: marker?.keepImages ?? destination?.marker.keepImages ?? false,
       ageMs: Number.isFinite(created) ? this.clock.now().getTime() - created : 0,
     };
+    const dest = destNode && listings.has(destNode.id) ? destNode : undefined;
+    const outcome: ContainerSweepOutcome =
+      marker?.kind !== 'podman'
+        ? await this.sweepProcess(name, facts, source, destNode, listings)
+        : this.containers
+          ? await this.containers.sweep(name, facts, source!.node, marker, dest)
+          : {
+              decision: {
+                action: 'report',
+                removeImages: false,
+                why: 'a container move, and no Podman operations here',
+              },
+            };
+    const { decision, error, restoredPid, containerPid, removedCopyOn } = outcome;
+    const item: SweepItem = {
+      migrationId: name,
+      action: decision.action,
+      why: decision.why,
+      removedFrom: [],
+      ...(marker
+        ? {
+            sourceNodeId: marker.sourceNodeId,
+            destinationNodeId: marker.destinationNodeId,
+            workloadId: marker.workloadId,
+            pid: marker.pid,
+          }
+        : {}),
+      ...(restoredPid !== undefined ? { restoredPid } : {}),
+      ...(containerPid !== undefined ? { containerPid } : {}),
+      ...(removedCopyOn !== undefined ? { removedCopyOn } : {}),
+      ...(error !== undefined ? { error } : {}),
+    };
+    if (error !== undefined) return item;
+    if (decision.removeImages) {
+      // Every node that lists it: the sides' own nodes, and on separate disks any other copy too.
+      for (const node of nodes.filter((n) => listings.get(n.id)?.has(name))) {
+        if (await this.ops.removeDir(node, `${this.config.imageRoot}/${name}`)) item.removedFrom.push(node.id);
+      }
+    }
+    return item;
+  }
+
+  /** A process tree's leftovers: the frozen source and the restored tree, by pid, decided and acted on. */
+  private async sweepProcess(
+    name: string,
+    facts: SweepFacts,
+    source: Side | undefined,
+    destNode: NodeRecord | undefined,
+    listings: Map<string, Map<string, ListedDir>>,
+  ): Promise<{ decision: SweepDecision; error?: string; restoredPid?: number }> {
+    const marker = source?.marker;
+    const on = (nodeId: string | undefined) => (nodeId ? listings.get(nodeId)?.get(name) : undefined);
     let restoredPid: number | undefined;
     // A live job's directory is its own: no need to ask the nodes anything about it.
     if (source && marker && facts.record !== 'live') {
@@ -139,21 +203,7 @@ export class Sweeper {
       }
     }
     const decision = decideSweep(facts, this.config);
-    const item: SweepItem = {
-      migrationId: name,
-      action: decision.action,
-      why: decision.why,
-      removedFrom: [],
-      ...(marker
-        ? {
-            sourceNodeId: marker.sourceNodeId,
-            destinationNodeId: marker.destinationNodeId,
-            workloadId: marker.workloadId,
-            pid: marker.pid,
-          }
-        : {}),
-      ...(restoredPid !== undefined ? { restoredPid } : {}),
-    };
+    const pidOf = restoredPid !== undefined ? { restoredPid } : {};
     try {
       if (decision.action === 'resume-source') {
         const state = await this.ops.resumeTree(source!.node, marker!.pid);
@@ -164,16 +214,9 @@ export class Sweeper {
         if (state !== 'gone') throw new Error(`pid ${marker!.pid} on ${source!.node.id} did not die (state ${state})`);
       }
     } catch (error) {
-      item.error = (error as Error).message;
-      return item;
+      return { decision, error: (error as Error).message, ...pidOf };
     }
-    if (decision.removeImages) {
-      // Every node that lists it: the sides' own nodes, and on separate disks any other copy too.
-      for (const node of nodes.filter((n) => listings.get(n.id)?.has(name))) {
-        if (await this.ops.removeDir(node, `${this.config.imageRoot}/${name}`)) item.removedFrom.push(node.id);
-      }
-    }
-    return item;
+    return { decision, ...pidOf };
   }
 
   /**

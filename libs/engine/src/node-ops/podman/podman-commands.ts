@@ -61,10 +61,21 @@ export function imageLoad(outFile: string): NodeCommand {
  * before it opens the FIFO would leave a bare `cat FIFO` waiting for ever (it once held the lab for 18 min);
  * the reader is killed as soon as the checkpoint failed.
  */
-export function checkpointToStdout(container: string, dir: string, timeoutS: number): NodeCommand {
+export function checkpointToStdout(
+  container: string,
+  dir: string,
+  timeoutS: number,
+  opts: { leaveRunning?: boolean } = {},
+): NodeCommand {
   const d = shq(checkAbsPath(dir, 'dir'));
   const f = CHECKPOINT_FILES;
-  const checkpoint = shellJoin(podmanCheckpointArgv({ container, export: `${dir}/${f.fifo}` }));
+  const checkpoint = shellJoin(
+    podmanCheckpointArgv({
+      container,
+      export: `${dir}/${f.fifo}`,
+      ...(opts.leaveRunning ? { leaveRunning: true } : {}),
+    }),
+  );
   const t = Math.max(1, Math.ceil(timeoutS));
   const lines = [
     NOW_NS_FN,
@@ -88,6 +99,11 @@ export function checkpointToStdout(container: string, dir: string, timeoutS: num
 /** The receiver of the checkpoint archive: a regular file (`restore --import` reads it more than once). */
 export function receiveArchive(path: string): NodeCommand {
   return nodeCommand(`cat >${shq(checkAbsPath(path, 'archive'))}`);
+}
+
+/** The sender of a stored archive (a checkpoint's `checkpoint.tar` or `image.tar`): the file on stdout. */
+export function sendStoredFile(path: string): NodeCommand {
+  return nodeCommand(`cat ${shq(checkAbsPath(path, 'stored file'))}`);
 }
 
 /** `restore --import` of the received archive (stats JSON on stdout), bounded. */

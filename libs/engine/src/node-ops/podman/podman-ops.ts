@@ -80,8 +80,10 @@ export class PodmanOps {
     destination: NodeRecord,
     archive: string,
     timeoutMs: number,
+    opts: { leaveRunning?: boolean } = {},
   ): Promise<ArmedStream> {
-    return this.streamer.armPipe(source, pc.checkpointToStdout(container, sourceDir, timeoutMs / 1000), destination, {
+    const command = pc.checkpointToStdout(container, sourceDir, timeoutMs / 1000, opts);
+    return this.streamer.armPipe(source, command, destination, {
       dir: archive.slice(0, archive.lastIndexOf('/')) || '/',
       unpack: pc.receiveArchive(archive),
       what: `checkpoint archive of ${container}`,
@@ -156,5 +158,47 @@ export class PodmanOps {
     if (!ports.length) return [];
     const res = await this.ops.run(node, pc.portsInUse(ports), 15_000);
     return [...res.stdout.matchAll(/^LISTEN (\d+)$/gm)].map((m) => Number(m[1]));
+  }
+
+  // Checkpoints to a storage node (CheckpointFlow, kind podman): the image and the archive as files there.
+
+  /** `podman image save` on `source` into the file `path` on `storage`, checksummed end to end. */
+  async storeImage(source: NodeRecord, image: string, storage: NodeRecord, path: string): Promise<StreamResult> {
+    const armed = await this.streamer.armPipe(source, pc.imageSave(image), storage, {
+      dir: path.slice(0, path.lastIndexOf('/')) || '/',
+      unpack: pc.receiveArchive(path),
+      what: `image ${image}`,
+    });
+    return armed.start();
+  }
+
+  /** The stored `image.tar` at `path` on `storage` loaded into `destination`'s Podman (`dir`: its work dir). */
+  async loadStoredImage(
+    storage: NodeRecord,
+    path: string,
+    destination: NodeRecord,
+    dir: string,
+  ): Promise<StreamResult> {
+    const armed = await this.streamer.armPipe(storage, pc.sendStoredFile(path), destination, {
+      dir,
+      unpack: pc.imageLoad(`${dir}/image-load.out`),
+      what: `stored image ${path}`,
+    });
+    return armed.start();
+  }
+
+  /** The stored archive at `path` on `storage` copied into the regular file `archive` on `destination`. */
+  async copyStoredArchive(
+    storage: NodeRecord,
+    path: string,
+    destination: NodeRecord,
+    archive: string,
+  ): Promise<StreamResult> {
+    const armed = await this.streamer.armPipe(storage, pc.sendStoredFile(path), destination, {
+      dir: archive.slice(0, archive.lastIndexOf('/')) || '/',
+      unpack: pc.receiveArchive(archive),
+      what: `stored checkpoint archive ${path}`,
+    });
+    return armed.start();
   }
 }
