@@ -61,10 +61,22 @@ export function imageLoad(outFile: string): NodeCommand {
  * before it opens the FIFO would leave a bare `cat FIFO` waiting for ever (it once held the lab for 18 min);
  * the reader is killed as soon as the checkpoint failed.
  */
-export function checkpointToStdout(container: string, dir: string, timeoutS: number): NodeCommand {
+export function checkpointToStdout(
+  container: string,
+  dir: string,
+  timeoutS: number,
+  round: CheckpointRound = 'final',
+): NodeCommand {
   const d = shq(checkAbsPath(dir, 'dir'));
   const f = CHECKPOINT_FILES;
-  const checkpoint = shellJoin(podmanCheckpointArgv({ container, export: `${dir}/${f.fifo}` }));
+  const checkpoint = shellJoin(
+    podmanCheckpointArgv({
+      container,
+      export: `${dir}/${f.fifo}`,
+      ...(round === 'pre' ? { preCheckpoint: true } : {}),
+      ...(round === 'with-previous' ? { withPrevious: true } : {}),
+    }),
+  );
   const t = Math.max(1, Math.ceil(timeoutS));
   const lines = [
     NOW_NS_FN,
@@ -85,16 +97,21 @@ export function checkpointToStdout(container: string, dir: string, timeoutS: num
   return nodeCommand(lines.join('\n'));
 }
 
+/**
+ * Which checkpoint: `final` (stop-and-copy), `pre` (`--pre-checkpoint`: memory only, the container keeps
+ * running) or `with-previous` (the final one after a pre-checkpoint: only what changed since).
+ */
+export type CheckpointRound = 'final' | 'pre' | 'with-previous';
+
 /** The receiver of the checkpoint archive: a regular file (`restore --import` reads it more than once). */
 export function receiveArchive(path: string): NodeCommand {
   return nodeCommand(`cat >${shq(checkAbsPath(path, 'archive'))}`);
 }
 
 /** `restore --import` of the received archive (stats JSON on stdout), bounded. */
-export function restoreImport(archive: string, timeoutS: number): NodeCommand {
-  return nodeCommand(
-    `timeout ${Math.max(1, Math.ceil(timeoutS))} ${shellJoin(podmanRestoreArgv({ import: archive }))}`,
-  );
+export function restoreImport(archive: string, timeoutS: number, previous?: string): NodeCommand {
+  const argv = podmanRestoreArgv({ import: archive, ...(previous !== undefined ? { importPrevious: previous } : {}) });
+  return nodeCommand(`timeout ${Math.max(1, Math.ceil(timeoutS))} ${shellJoin(argv)}`);
 }
 
 /** The rollback on the source: restore the container from the checkpoint Podman kept in its storage. */
