@@ -115,7 +115,8 @@ describe('qemu lab: container pre-copy (Podman --pre-checkpoint / --with-previou
     expect(m.rounds).toHaveLength(1);
     expect(m.rounds![0]!.pagesWritten).toBeGreaterThan(pages * 0.9);
     expect(m.precopy!.finalPagesWritten!).toBeLessThan(m.rounds![0]!.pagesWritten / 2);
-    expect(m.criu.dump!.pagesSkippedParent).toBeGreaterThan(pages * 0.5);
+    // (Podman's --print-stats has no pages_skipped_parent: the final's pages written are the evidence)
+    expect(m.criu.dump!.pagesWritten).toBe(m.precopy!.finalPagesWritten);
     expect(m.downtimeMs).toBeGreaterThan(0);
 
     // exactly one running copy: on vm-b, where it went on from where it was frozen and verifies all its memory
