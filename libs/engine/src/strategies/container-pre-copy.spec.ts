@@ -111,7 +111,10 @@ describe('container pre-copy (kind podman)', () => {
     expect(order(`restoreImport node-b`)).toBeLessThan(order(`remove node-a:${ID12}`));
     expect(m.rounds).toHaveLength(1);
     expect(m.rounds![0]).toMatchObject({ round: 1, pagesWritten: 68_000, bytes: 68_000 * 4096, durationMs: 14_000 });
-    expect(m.precopy?.stopReason).toMatch(/Podman keeps one pre-checkpoint per container/);
+    expect(m.precopy?.stopReason).toMatch(
+      /^Podman keeps one pre-checkpoint per container.*; final freeze at most 14300 ms \(as if every page were dirty again\) against a 1000 ms budget$/,
+    );
+    expect(m.precopy?.predictedFinalFreezeMs).toBe(14_300);
     // the freeze wrote only what the container dirtied since the round
     expect(m.precopy?.finalPagesWritten).toBe(4_000);
     expect(m.criu.dump).toMatchObject({ pagesWritten: 4_000, pagesSkippedParent: 62_000 });

@@ -117,13 +117,16 @@ export class ContainerPreCopy extends ContainerStopAndCopy {
     migration.rounds = [round];
     const budgetMs = migration.downtimeBudgetMs ?? this.live.defaultDowntimeBudgetMs;
     // The final checkpoint carries what the container dirties from now on; one round is all Podman can chain.
+    // The round dumped every page (no parent), so convergence's prediction from it is an upper bound only.
     const d = decideAfterRound(migration.rounds, {
       budgetMs,
       fixedFreezeMs: this.live.fixedFreezeMs,
       maxRounds: 1,
       minShrink: this.live.minShrink,
     });
-    const stopReason = `${d.reason} (${CONTAINER_ROUNDS_NOTE})`;
+    const stopReason = d.reason.startsWith('converged')
+      ? `${d.reason} (${CONTAINER_ROUNDS_NOTE})`
+      : `${CONTAINER_ROUNDS_NOTE}; final freeze at most ${Math.round(d.predictedFreezeMs)} ms (as if every page were dirty again) against a ${budgetMs} ms budget`;
     migration.precopy = { stopReason, predictedFinalFreezeMs: Math.round(d.predictedFreezeMs) };
     await this.d.phases.save(migration);
     return `pre-checkpoint streamed to ${destination.id}: ${sent.bytes} bytes, ${round.pagesWritten} pages; ${stopReason}`;
