@@ -169,7 +169,13 @@ const labEnv = (): NodeJS.ProcessEnv => ({ ...process.env, SPOTLIFT_LAB_DIR: LAB
  * VMs (the engine's downtime: freeze on vm-a to resume on vm-b) then mean something, to within the offset
  * printed here.
  */
-export async function bootPair(opts: { tag: string; vmMiB: number; workDir: string }): Promise<VmPair> {
+export async function bootPair(opts: {
+  tag: string;
+  vmMiB: number;
+  workDir: string;
+  /** Append the Podman layer (scripts/lab/qemu/build-podman-layer.sh): podman, runc, conmon in both VMs. */
+  podman?: boolean;
+}): Promise<VmPair> {
   await run('bash', [BUILD_SH], { timeoutMs: 300_000 });
   const names = [`${opts.tag}-a-${process.pid}`, `${opts.tag}-b-${process.pid}`] as const;
   const [portA, portB, linkPort] = [await freePort(), await freePort(), await freePort()];
@@ -178,6 +184,7 @@ export async function bootPair(opts: { tag: string; vmMiB: number; workDir: stri
     SPOTLIFT_QEMU_CPUS: '1',
     SPOTLIFT_QEMU_LINK: link,
     SPOTLIFT_QEMU_LINK_ADDR: addr,
+    ...(opts.podman ? { SPOTLIFT_QEMU_PODMAN: '1' } : {}),
   });
   const lastJson = (out: string): NodeInfo => JSON.parse(out.trim().split('\n').pop()!) as NodeInfo;
   const t0 = Date.now();

@@ -15,6 +15,7 @@ import { type NodeLock, NodeOps } from './node-ops/node-ops.js';
 import { keepFailedJobLogs } from './failed-job-logs.js';
 import { ContainerRecovery, ContainerRollback } from './container-recovery.js';
 import { PodmanOps } from './node-ops/podman/podman-ops.js';
+import { ContainerPreCopy } from './strategies/container-pre-copy.js';
 import { ContainerStopAndCopy } from './strategies/container-stop-and-copy.js';
 import { WorkloadFiles } from './files/workload-files.js';
 import { PhaseRecorder } from './phase-recorder.js';
@@ -57,6 +58,7 @@ export class MigrationEngine {
   /** The `podman` kind: its stop-and-copy, rollback and recovery (the process kind's are the ones above). */
   private readonly containers: {
     move: ContainerStopAndCopy;
+    preCopy: ContainerPreCopy;
     rollback: ContainerRollback;
     recovery: ContainerRecovery;
   };
@@ -106,6 +108,7 @@ export class MigrationEngine {
     const containerRollback = new ContainerRollback(podman, this.phases, workloads, config);
     this.containers = {
       move,
+      preCopy: new ContainerPreCopy({ ...deps, podman, workloads, clock }, live),
       rollback: containerRollback,
       recovery: new ContainerRecovery(move, containerRollback, this.phases, podman, config),
     };
@@ -306,8 +309,10 @@ export class MigrationEngine {
     const interrupt = () => this.ops.waitCriuIdle(ctx.destination, ctx.destinationDir, 1_000).then(() => undefined);
     const watch = watchForCancel(ctx, control, this.config.cancelPollMs ?? 500, interrupt);
     try {
-      if (isContainer(ctx)) await this.containers.move.run(ctx);
-      else await this.chain.run(ctx);
+      if (isContainer(ctx)) {
+        const requested = ctx.migration.requestedStrategy ?? ctx.migration.strategy;
+        await (requested === 'pre-copy' ? this.containers.preCopy : this.containers.move).run(ctx);
+      } else await this.chain.run(ctx);
       return 'completed';
     } catch (error) {
       return await this.settle(ctx, control, error as Error);

@@ -24,6 +24,8 @@ export interface FakeNode {
   pidfiles?: Record<string, number>;
   home?: string;
   memAvailableBytes?: number;
+  /** `criu check --feature NAME` answers: true supported, false not (absent: not supported). */
+  features?: Record<string, boolean>;
   /** Every operation on this node fails as an unreachable node's would. */
   unreachable?: boolean;
 }
@@ -34,7 +36,10 @@ export interface FakeOpCall {
   args: unknown[];
 }
 
-type FakedOps = Pick<NodeOps, 'inspectTree' | 'readPidfile' | 'loginHome' | 'memAvailableBytes' | 'processState'>;
+type FakedOps = Pick<
+  NodeOps,
+  'inspectTree' | 'readPidfile' | 'loginHome' | 'memAvailableBytes' | 'processState' | 'checkFeature'
+>;
 
 export class FakeNodeOps implements FakedOps {
   readonly calls: FakeOpCall[] = [];
@@ -70,6 +75,14 @@ export class FakeNodeOps implements FakedOps {
   memAvailableBytes(node: NodeRecord, _timeoutMs: number): Promise<number | undefined> {
     // The real operation never throws: a node that does not answer gives undefined.
     return this.answer('memAvailableBytes', node, [], (n) => n.memAvailableBytes).catch(() => undefined);
+  }
+
+  checkFeature(node: NodeRecord, feature: string) {
+    return this.answer('checkFeature', node, [feature], (n) => {
+      const supported = n.features?.[feature] === true;
+      // as CRIU words it (libs/criu parseFeatureCheck)
+      return { feature, supported, known: true, ...(supported ? {} : { reason: `${feature} is not supported` }) };
+    });
   }
 
   processState(node: NodeRecord, pid: number): Promise<string> {

@@ -36,6 +36,8 @@ export interface FakePodmanFailures {
   restoreLocal?: string;
   /** Storing the image on the storage node fails (before any freeze). */
   storeImage?: string;
+  /** A pre-checkpoint fails (CRIU's pre-dump aborted): the container keeps running, as Podman leaves it. */
+  preCheckpoint?: string;
 }
 
 const HEX = (n: number) => n.toString(16).padStart(64, '0');
@@ -108,22 +110,23 @@ export class FakePodmanOps {
 
   armCheckpoint(
     source: NodeRecord,
-    _dir: string,
+    dir: string,
     id: string,
     destination: NodeRecord,
     archive: string,
     _timeoutMs?: number,
-    opts: { leaveRunning?: boolean } = {},
+    round: 'final' | 'pre' | 'with-previous' | 'leave-running' = 'final',
   ) {
-    const args = [id.slice(0, 12), destination.id, ...(opts.leaveRunning ? ['leave-running'] : [])];
+    if (round === 'pre') return this.armPreCheckpoint(source, dir, id, destination, archive);
+    const args = [id.slice(0, 12), destination.id, ...(round === 'final' ? [] : [round])];
     return this.answer('armCheckpoint', source, args, () => ({
       start: async () => {
         await Promise.resolve(); // answers come later, as the stream's would
-        this.calls.push(`checkpoint ${source.id} ${id.slice(0, 12)}`);
+        this.calls.push(`checkpoint ${source.id} ${id.slice(0, 12)}${round === 'final' ? '' : ` ${round}`}`);
         if (this.fail.checkpointBeforeFreeze) throw new Error(this.fail.checkpointBeforeFreeze);
         const c = this.node(source.id).containers?.find((x) => x.id === id);
         if (!c) throw new Error(`no container ${id}`);
-        if (opts.leaveRunning) {
+        if (round === 'leave-running') {
           if (this.fail.checkpointAfterFreeze) throw new Error(this.fail.checkpointAfterFreeze);
           this.archives.set(`${destination.id}:${archive}`, {
             ...c,
@@ -133,11 +136,39 @@ export class FakePodmanOps {
           });
           return { bytes: 300_000_000, sha256: 'a'.repeat(64), durationMs: 900 };
         }
+        // Podman: --with-previous without a pre-checkpoint of this container fails before stopping it
+        if (round === 'with-previous' && !this.preCheckpointed.has(`${source.id}:${id}`)) {
+          throw new Error('no pre-checkpoint images for --with-previous');
+        }
         Object.assign(c, { running: false, checkpointed: true, state: 'exited', rawState: 'exited' });
         delete c.mainPid;
         if (this.fail.checkpointAfterFreeze) throw new Error(this.fail.checkpointAfterFreeze);
         this.archives.set(`${destination.id}:${archive}`, { ...c });
-        return { bytes: 300_000_000, sha256: 'a'.repeat(64), durationMs: 900 };
+        if (round === 'with-previous') this.withPrevious.add(`${destination.id}:${archive}`);
+        const bytes = round === 'with-previous' ? 20_000_000 : 300_000_000;
+        return { bytes, sha256: 'a'.repeat(64), durationMs: 900 };
+      },
+      cancel: () => Promise.resolve(),
+    }));
+  }
+
+  /** Containers (`node:id`) with a pre-checkpoint, and the pre-checkpoint archives received (`node:path`). */
+  readonly preCheckpointed = new Set<string>();
+  readonly preArchives = new Set<string>();
+  /** Final archives that need their pre-checkpoint at restore (`node:path`). */
+  readonly withPrevious = new Set<string>();
+
+  private armPreCheckpoint(source: NodeRecord, dir: string, id: string, destination: NodeRecord, archive: string) {
+    return this.answer('armCheckpoint', source, [id.slice(0, 12), destination.id, 'pre'], () => ({
+      start: async () => {
+        await Promise.resolve();
+        this.calls.push(`preCheckpoint ${source.id} ${id.slice(0, 12)} ${dir}`);
+        const c = this.node(source.id).containers?.find((x) => x.id === id);
+        if (!c?.running) throw new Error(`container ${id} is not running`);
+        if (this.fail.preCheckpoint) throw new Error(this.fail.preCheckpoint);
+        this.preCheckpointed.add(`${source.id}:${id}`);
+        this.preArchives.add(`${destination.id}:${archive}`);
+        return { bytes: 280_000_000, sha256: 'b'.repeat(64), durationMs: 14_000 };
       },
       cancel: () => Promise.resolve(),
     }));
@@ -177,10 +208,12 @@ export class FakePodmanOps {
   /** Archives received: `node:path` -> the container as it was checkpointed. */
   readonly archives = new Map<string, ContainerInspection>();
 
-  checkpointOutcome(source: NodeRecord) {
-    return this.answer('checkpointOutcome', source, [], () => ({
+  checkpointOutcome(source: NodeRecord, dir = '') {
+    // a pre-checkpoint round's directory (container-pre-copy.ts: <sourceDir>/pre-N): every page, no freeze
+    const pre = /\/pre-\d+$/.test(dir);
+    return this.answer('checkpointOutcome', source, pre ? [dir] : [], () => ({
       startNs: 1_000_000_000_000n,
-      log: this.fail.checkpointBeforeFreeze ?? '',
+      log: (pre ? this.fail.preCheckpoint : this.fail.checkpointBeforeFreeze) ?? '',
       stats: {
         podmanUs: 1_142_681,
         containers: [...this.archives.values(), ...(this.node(source.id).containers ?? [])].map((c) => ({
@@ -192,22 +225,35 @@ export class FakePodmanOps {
             memdumpTimeUs: 6431,
             memwriteTimeUs: 5009,
             pagesScanned: 70_000,
-            pagesSkippedParent: 0,
-            pagesWritten: 66_000,
+            // the final checkpoint after a pre-checkpoint writes the dirty pages only
+            pagesSkippedParent: !pre && this.preCheckpointed.has(`${source.id}:${c.id}`) ? 62_000 : 0,
+            pagesWritten: pre ? 68_000 : this.preCheckpointed.has(`${source.id}:${c.id}`) ? 4_000 : 66_000,
           },
         })),
       },
     }));
   }
 
-  armRestoreImport(destination: NodeRecord, archive: string): Promise<ArmedCommand> {
-    return this.answer('armRestoreImport', destination, [archive], () => ({
+  armRestoreImport(
+    destination: NodeRecord,
+    archive: string,
+    _timeoutMs?: number,
+    previous?: string,
+  ): Promise<ArmedCommand> {
+    const args = previous === undefined ? [archive] : [archive, previous];
+    return this.answer('armRestoreImport', destination, args, () => ({
       fire: async (): Promise<TimedResult> => {
         await Promise.resolve();
         this.calls.push(`restoreImport ${destination.id}`);
         const c = this.archives.get(`${destination.id}:${archive}`);
         const dst = this.node(destination.id);
         if (!c) return { code: 125, stdout: '', stderr: `no archive ${archive}` };
+        // a --with-previous archive restores only with its pre-checkpoint (--import-previous) next to it
+        if (this.withPrevious.has(`${destination.id}:${archive}`)) {
+          if (previous === undefined || !this.preArchives.has(`${destination.id}:${previous}`)) {
+            return { code: 125, stdout: '', stderr: 'the checkpoint needs its pre-checkpoint (--import-previous)' };
+          }
+        }
         if (this.fail.restore) {
           // Podman created the container before CRIU failed: a half-restored copy is left behind.
           dst.containers = [...(dst.containers ?? []), { ...c, state: 'created', rawState: 'created' }];

@@ -236,6 +236,8 @@ else
   dropbearkey -t ed25519 -f /etc/dropbear/dropbear_ed25519_host_key >/dev/null 2>&1
 fi
 chmod 600 /root/.ssh/authorized_keys 2>/dev/null
+# optional layers appended by vm.sh (e.g. Podman's) bring their own boot hooks
+for f in /etc/lab/rc.d/*; do [ -x "$f" ] && "$f"; done
 say "ready $LAB_NAME $(uname -r) mem=$(awk '/MemTotal/{print $2}' /proc/meminfo)kB"
 EOF
 chmod 0755 "$R/etc/lab/rcS"

@@ -16,6 +16,7 @@
 #   SPOTLIFT_QEMU_FWD="8000:8000 ..."          more forwards 127.0.0.1:HOSTPORT -> guest GUESTPORT
 #   SPOTLIFT_QEMU_APPEND="..."                 extra kernel arguments (default "mitigations=off")
 #   SPOTLIFT_QEMU_BOOT_TIMEOUT=180             seconds to wait for SSH
+#   SPOTLIFT_QEMU_PODMAN=1                     append the Podman layer (build-podman-layer.sh): podman, runc, conmon
 # Files: ${SPOTLIFT_LAB_DIR:-<repo>/.lab}/qemu/NAME/{qemu.pid,serial.log,qemu.log,node.json,known_hosts,...}
 # and the lab's client key ${SPOTLIFT_LAB_DIR}/qemu/id_ed25519 (made on first use).
 set -euo pipefail
@@ -120,7 +121,12 @@ cmd_up() {
   printf 'LAB_NAME=%s\nLAB_LINK_ADDR=%s\n' "$name" "$link_addr" > "$ov/etc/lab/vm.conf"
   install -m 600 "$d/hostkey" "$ov/etc/dropbear/host_ed25519.openssh"
   install -m 600 "$KEY.pub" "$ov/root/.ssh/authorized_keys"
-  { cat "$IMG/initramfs.cpio.gz"; (cd "$ov" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -1); } > "$d/initrd.cpio.gz"
+  local layers=()
+  if [ "${SPOTLIFT_QEMU_PODMAN:-0}" = 1 ]; then
+    bash "$HERE/build-podman-layer.sh"
+    layers+=("$IMG/podman.cpio.gz")
+  fi
+  { cat "$IMG/initramfs.cpio.gz" "${layers[@]}"; (cd "$ov" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -1); } > "$d/initrd.cpio.gz"
   rm -rf "$ov"
 
   local t0 t1

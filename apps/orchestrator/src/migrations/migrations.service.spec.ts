@@ -229,34 +229,65 @@ describe('MigrationCancelService', () => {
 describe('MigrationsService.start: Podman containers', () => {
   const container = () => aWorkload({ kind: 'podman', container: 'c'.repeat(64), containerName: 'web' });
 
-  it.each(['pre-copy', 'post-copy', 'hybrid'])(
-    'refuses %s with a 400 naming why, queuing nothing',
-    async (strategy) => {
+  it.each(['post-copy', 'hybrid'])('refuses %s with a 400 naming why, queuing nothing', async (strategy) => {
+    const kit = setup({ workloads: [container()] });
+    await expect(kit.service.create(body({ destination: 'node-b', strategy }))).rejects.toMatchObject({
+      code: 'bad_request',
+      message: expect.stringMatching(
+        new RegExp(`^strategy '${strategy}' is not available: .*no lazy-pages \\(post-copy\\) option`),
+      ),
+    });
+    expect(kit.enqueued).toEqual([]);
+    expect(await kit.migrations.list()).toEqual([]);
+  });
+
+  it('refuses pre-copy with a 400 when the source cannot track dirty memory (asked of the source), queuing nothing', async () => {
+    const kit = setup({ workloads: [container()] });
+    await expect(kit.service.create(body({ destination: 'node-b', strategy: 'pre-copy' }))).rejects.toMatchObject({
+      code: 'bad_request',
+      message: expect.stringMatching(
+        /^strategy 'pre-copy' is not available: node-a cannot track dirty memory \(criu check --feature mem_dirty_track/,
+      ),
+    });
+    expect(kit.ops.ran('checkFeature')).toEqual(['node-a:mem_dirty_track']);
+    expect(kit.enqueued).toEqual([]);
+    expect(await kit.migrations.list()).toEqual([]);
+  });
+
+  it('queues pre-copy where the source tracks dirty memory', async () => {
+    const kit = setup({ workloads: [container()] });
+    kit.ops.nodes['node-a']!.features = { mem_dirty_track: true };
+    const m = await kit.service.create(body({ destination: 'node-b', strategy: 'pre-copy' }));
+    expect(m.strategy).toBe('pre-copy');
+    expect(kit.enqueued).toEqual([m.id]);
+  });
+
+  it.each([
+    [false, 'stop-and-copy'],
+    [true, 'pre-copy'],
+  ] as const)(
+    'an evacuation whose plan chose pre-copy (source tracks dirty memory: %s) moves it by %s',
+    async (dirty, expected) => {
       const kit = setup({ workloads: [container()] });
-      await expect(kit.service.create(body({ destination: 'node-b', strategy }))).rejects.toMatchObject({
-        code: 'bad_request',
-        message: expect.stringMatching(
-          new RegExp(`^strategy '${strategy}' is not available: containers move by stop-and-copy only`),
-        ),
+      kit.ops.nodes['node-a']!.features = { mem_dirty_track: dirty };
+      const e = await kit.service.start({
+        workloadId: 'wl-1',
+        destinationNodeId: 'node-b',
+        strategy: 'pre-copy',
+        transport: 'tls',
+        keepImages: false,
+        evacuationId: 'ev-1',
       });
-      expect(kit.enqueued).toEqual([]);
-      expect(await kit.migrations.list()).toEqual([]);
+      expect(e.strategy).toBe(expected);
     },
   );
 
-  it('takes stop-and-copy and auto; an evacuation whose plan chose pre-copy moves it by stop-and-copy', async () => {
+  it('takes stop-and-copy and auto', async () => {
     const kit = setup({ workloads: [container()] });
     const m = await kit.service.create(body({ destination: 'node-b', strategy: 'auto' }));
     expect(m.strategy).toBe('auto');
     await kit.migrations.save({ ...m, state: 'completed' });
-    const e = await kit.service.start({
-      workloadId: 'wl-1',
-      destinationNodeId: 'node-b',
-      strategy: 'pre-copy',
-      transport: 'tls',
-      keepImages: false,
-      evacuationId: 'ev-1',
-    });
-    expect(e.strategy).toBe('stop-and-copy');
+    const s = await kit.service.create(body({ destination: 'node-b', strategy: 'stop-and-copy' }));
+    expect(s.strategy).toBe('stop-and-copy');
   });
 });

@@ -141,6 +141,17 @@ export class MigrationsService {
       }
       request = { ...request, strategy: 'stop-and-copy' };
     }
+    if (workload.kind === 'podman' && request.strategy === 'pre-copy') {
+      // Podman's --pre-checkpoint is CRIU's pre-dump: a source without soft-dirty tracking aborts it mid-dump.
+      const dirty = await this.ops.checkFeature(source, 'mem_dirty_track');
+      if (!dirty.supported) {
+        const why = `${source.id} cannot track dirty memory (criu check --feature mem_dirty_track: ${dirty.reason ?? 'not supported'}; a kernel without CONFIG_MEM_SOFT_DIRTY)`;
+        if (request.evacuationId === undefined) {
+          throw new BadRequestError(`strategy 'pre-copy' is not available: ${why}`, { workload: workload.id });
+        }
+        request = { ...request, strategy: 'stop-and-copy' };
+      }
+    }
     if (request.deadline !== undefined && request.deadline.getTime() <= this.clock.now().getTime()) {
       throw new BadRequestError(`deadline ${request.deadline.toISOString()} has already passed`);
     }

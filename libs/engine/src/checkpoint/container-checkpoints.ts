@@ -83,7 +83,7 @@ export class ContainerCheckpoints {
         storage,
         `${cp.imageDir}/${CONTAINER_ARCHIVE}`,
         this.config.criuTimeoutMs,
-        forensic ? { leaveRunning: true } : {},
+        forensic ? 'leave-running' : 'final',
       );
       phase.detail = `image ${c.image.name} stored on ${storage.id} (${img.bytes} bytes, sha256 verified)`;
       return armed;

@@ -367,7 +367,7 @@ const GOLDEN: Array<[string, () => string, string]> = [
   ],
   [
     'podman checkpointToStdout --leave-running (a forensic copy to storage)',
-    () => pc.checkpointToStdout('0123abcd', '/img/cp-1/src', 600, { leaveRunning: true }).split('\n')[4]!,
+    () => pc.checkpointToStdout('0123abcd', '/img/cp-1/src', 600, 'leave-running').split('\n')[4]!,
     '( timeout 600 podman container checkpoint --export /img/cp-1/src/export.fifo --compress none --tcp-established --file-locks --print-stats --leave-running -- 0123abcd >checkpoint-stats.json 2>checkpoint.log; echo $? >checkpoint.rc ) &',
   ],
   [
@@ -375,11 +375,26 @@ const GOLDEN: Array<[string, () => string, string]> = [
     () => pc.sendStoredFile('/var/lib/spotlift/checkpoints/wl 1/cp-1/checkpoint.tar'),
     "cat '/var/lib/spotlift/checkpoints/wl 1/cp-1/checkpoint.tar'",
   ],
+  [
+    'podman checkpointToStdout, a pre-checkpoint round (container pre-copy)',
+    () => pc.checkpointToStdout('0123abcd', '/img/m1/src/pre-1', 600, 'pre'),
+    'now_ns() { _t=$(date +%s%N 2>/dev/null); case "$_t" in \'\'|*[!0-9]*) _t=$(adjtimex 2>/dev/null | awk \'/time.tv_sec/ {s = $2} /time.tv_usec/ {u = $2} END {if (s != "") printf "%s%06d000", s, u}\'); [ -n "$_t" ] || _t="$(date +%s)000000000" ;; esac; echo "$_t"; }\ncd /img/m1/src/pre-1 || exit 1\nrm -f export.fifo checkpoint.rc; mkfifo -m 600 export.fifo || exit 1\nnow_ns > checkpoint.start\n( timeout 600 podman container checkpoint --export /img/m1/src/pre-1/export.fifo --compress none --tcp-established --file-locks --print-stats --pre-checkpoint -- 0123abcd >checkpoint-stats.json 2>checkpoint.log; echo $? >checkpoint.rc ) &\nck=$!\ntimeout 600 cat export.fifo & rd=$!\nwait $ck\nrc=$(cat checkpoint.rc 2>/dev/null); rc=${rc:-1}\n[ "$rc" = 0 ] || kill $rd 2>/dev/null\nwait $rd; rrc=$?\nrm -f export.fifo\n[ "$rc" = 0 ] || { tail -c 4000 checkpoint.log >&2; exit $rc; }\n[ "$rrc" = 0 ] || { echo "reading the export FIFO failed ($rrc)" >&2; exit 1; }',
+  ],
+  [
+    'podman checkpointToStdout, the final checkpoint after a pre-checkpoint',
+    () => pc.checkpointToStdout('0123abcd', '/img/m1/src', 600, 'with-previous'),
+    'now_ns() { _t=$(date +%s%N 2>/dev/null); case "$_t" in \'\'|*[!0-9]*) _t=$(adjtimex 2>/dev/null | awk \'/time.tv_sec/ {s = $2} /time.tv_usec/ {u = $2} END {if (s != "") printf "%s%06d000", s, u}\'); [ -n "$_t" ] || _t="$(date +%s)000000000" ;; esac; echo "$_t"; }\ncd /img/m1/src || exit 1\nrm -f export.fifo checkpoint.rc; mkfifo -m 600 export.fifo || exit 1\nnow_ns > checkpoint.start\n( timeout 600 podman container checkpoint --export /img/m1/src/export.fifo --compress none --tcp-established --file-locks --print-stats --with-previous -- 0123abcd >checkpoint-stats.json 2>checkpoint.log; echo $? >checkpoint.rc ) &\nck=$!\ntimeout 600 cat export.fifo & rd=$!\nwait $ck\nrc=$(cat checkpoint.rc 2>/dev/null); rc=${rc:-1}\n[ "$rc" = 0 ] || kill $rd 2>/dev/null\nwait $rd; rrc=$?\nrm -f export.fifo\n[ "$rc" = 0 ] || { tail -c 4000 checkpoint.log >&2; exit $rc; }\n[ "$rrc" = 0 ] || { echo "reading the export FIFO failed ($rrc)" >&2; exit 1; }',
+  ],
   ['podman receiveArchive', () => pc.receiveArchive('/img/m1/dst/checkpoint.tar'), 'cat >/img/m1/dst/checkpoint.tar'],
   [
     'podman restoreImport',
     () => pc.restoreImport('/img/m1/dst/checkpoint.tar', 600),
     'timeout 600 podman container restore --import /img/m1/dst/checkpoint.tar --tcp-established --file-locks --print-stats',
+  ],
+  [
+    'podman restoreImport with its pre-checkpoint',
+    () => pc.restoreImport('/img/m1/dst/checkpoint.tar', 600, '/img/m1/dst/pre-checkpoint.tar'),
+    'timeout 600 podman container restore --import /img/m1/dst/checkpoint.tar --import-previous /img/m1/dst/pre-checkpoint.tar --tcp-established --file-locks --print-stats',
   ],
   [
     'podman restoreLocal',

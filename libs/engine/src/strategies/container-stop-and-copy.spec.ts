@@ -168,11 +168,11 @@ describe('container stop-and-copy (kind podman)', () => {
     },
   );
 
-  it('refuses live strategies before anything runs, naming why', async () => {
-    const k = kit({ migration: { strategy: 'pre-copy' } });
+  it('refuses post-copy before anything runs, naming why', async () => {
+    const k = kit({ migration: { strategy: 'post-copy' } });
     const m = await k.run();
     expect(m.state).toBe('failed');
-    expect(m.error).toMatch(/strategy 'pre-copy' is not available: containers move by stop-and-copy only/);
+    expect(m.error).toMatch(/strategy 'post-copy' is not available: .*no lazy-pages \(post-copy\) option/);
     expect(k.podman.calls).toEqual([]);
   });
 

@@ -26,9 +26,9 @@ export interface ContainerDeps {
 }
 
 /** The strategies a container can be moved with, and why the others cannot (recorded, and a 400 at the API). */
-export const CONTAINER_STRATEGIES = ['stop-and-copy', 'auto'] as const;
+export const CONTAINER_STRATEGIES = ['stop-and-copy', 'pre-copy', 'auto'] as const;
 export const CONTAINER_LIVE_UNAVAILABLE =
-  "containers move by stop-and-copy only: Podman's --pre-checkpoint needs soft-dirty tracking (not on this kernel) and Podman 4.3 has no post-copy (lazy pages) for containers";
+  "containers move by stop-and-copy or pre-copy: Podman 4.3's `container checkpoint` has no lazy-pages (post-copy) option, so post-copy and hybrid are not available for containers";
 
 /** The container's id: what every Podman command of a move names (its name may be taken on the destination). */
 export function containerId(ctx: MigrationContext): string {
@@ -47,7 +47,7 @@ export function containerId(ctx: MigrationContext): string {
 export class ContainerStopAndCopy {
   readonly name = 'stop-and-copy' as const;
 
-  constructor(private readonly d: ContainerDeps) {}
+  constructor(protected readonly d: ContainerDeps) {}
 
   async run(ctx: MigrationContext): Promise<void> {
     const { migration, source, destination } = ctx;
@@ -115,7 +115,7 @@ export class ContainerStopAndCopy {
    * and movable on the source, podman + runc + criu on the destination, its id and name and published ports
    * free there, and memory for it. Reads the main pid and RSS again.
    */
-  private async preflight(ctx: MigrationContext, id: string, phase: PhaseRecord): Promise<ContainerInspection> {
+  protected async preflight(ctx: MigrationContext, id: string, phase: PhaseRecord): Promise<ContainerInspection> {
     const { source, destination, workload } = ctx;
     const { podman, ops } = this.d;
     const refuse = (why: string): never => {
@@ -159,7 +159,7 @@ export class ContainerStopAndCopy {
   }
 
   /** `podman image save | load` when the destination lacks the image (by id), before any freeze. */
-  private async sendImage(ctx: MigrationContext, c: ContainerInspection): Promise<string> {
+  protected async sendImage(ctx: MigrationContext, c: ContainerInspection): Promise<string> {
     const { source, destination, migration } = ctx;
     const image = { name: c.image.name, id: c.image.id };
     if (await this.d.podman.hasImage(destination, image.id)) {
@@ -183,7 +183,7 @@ export class ContainerStopAndCopy {
   }
 
   /** The freeze: the checkpoint streamed into the destination's archive file. */
-  private async checkpoint(ctx: MigrationContext, armed: ArmedStream, phase: PhaseRecord) {
+  protected async checkpoint(ctx: MigrationContext, armed: ArmedStream, phase: PhaseRecord) {
     const { source, destination, migration } = ctx;
     let failure: Error | undefined;
     const sent = await armed.start().catch((e: Error) => {
@@ -205,7 +205,7 @@ export class ContainerStopAndCopy {
     return { sent, outcome };
   }
 
-  private async restore(ctx: MigrationContext, armed: ArmedCommand) {
+  protected async restore(ctx: MigrationContext, armed: ArmedCommand) {
     const res = await armed.fire();
     if (res.code !== 0 || res.endNs === undefined) {
       throw new MigrationStepError(
@@ -282,7 +282,7 @@ export class ContainerStopAndCopy {
    * nodes' clocks: from the checkpoint command's start (CRIU freezes a moment later, after Podman's own checks:
    * an upper bound, since Podman does not say when the freeze began) to `restore --import` returning.
    */
-  private recordStats(
+  protected recordStats(
     ctx: MigrationContext,
     id: string,
     ck: CheckpointOutcome,

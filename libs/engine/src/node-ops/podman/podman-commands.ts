@@ -65,7 +65,7 @@ export function checkpointToStdout(
   container: string,
   dir: string,
   timeoutS: number,
-  opts: { leaveRunning?: boolean } = {},
+  round: CheckpointRound = 'final',
 ): NodeCommand {
   const d = shq(checkAbsPath(dir, 'dir'));
   const f = CHECKPOINT_FILES;
@@ -73,7 +73,9 @@ export function checkpointToStdout(
     podmanCheckpointArgv({
       container,
       export: `${dir}/${f.fifo}`,
-      ...(opts.leaveRunning ? { leaveRunning: true } : {}),
+      ...(round === 'pre' ? { preCheckpoint: true } : {}),
+      ...(round === 'with-previous' ? { withPrevious: true } : {}),
+      ...(round === 'leave-running' ? { leaveRunning: true } : {}),
     }),
   );
   const t = Math.max(1, Math.ceil(timeoutS));
@@ -96,6 +98,12 @@ export function checkpointToStdout(
   return nodeCommand(lines.join('\n'));
 }
 
+/**
+ * Which checkpoint: `final` (stop-and-copy), `pre` (`--pre-checkpoint`: memory only, the container keeps
+ * running) or `with-previous` (the final one after a pre-checkpoint: only what changed since).
+ */
+export type CheckpointRound = 'final' | 'pre' | 'with-previous' | 'leave-running';
+
 /** The receiver of the checkpoint archive: a regular file (`restore --import` reads it more than once). */
 export function receiveArchive(path: string): NodeCommand {
   return nodeCommand(`cat >${shq(checkAbsPath(path, 'archive'))}`);
@@ -107,10 +115,9 @@ export function sendStoredFile(path: string): NodeCommand {
 }
 
 /** `restore --import` of the received archive (stats JSON on stdout), bounded. */
-export function restoreImport(archive: string, timeoutS: number): NodeCommand {
-  return nodeCommand(
-    `timeout ${Math.max(1, Math.ceil(timeoutS))} ${shellJoin(podmanRestoreArgv({ import: archive }))}`,
-  );
+export function restoreImport(archive: string, timeoutS: number, previous?: string): NodeCommand {
+  const argv = podmanRestoreArgv({ import: archive, ...(previous !== undefined ? { importPrevious: previous } : {}) });
+  return nodeCommand(`timeout ${Math.max(1, Math.ceil(timeoutS))} ${shellJoin(argv)}`);
 }
 
 /** The rollback on the source: restore the container from the checkpoint Podman kept in its storage. */

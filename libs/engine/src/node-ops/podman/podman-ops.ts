@@ -80,9 +80,9 @@ export class PodmanOps {
     destination: NodeRecord,
     archive: string,
     timeoutMs: number,
-    opts: { leaveRunning?: boolean } = {},
+    round: pc.CheckpointRound = 'final',
   ): Promise<ArmedStream> {
-    const command = pc.checkpointToStdout(container, sourceDir, timeoutMs / 1000, opts);
+    const command = pc.checkpointToStdout(container, sourceDir, timeoutMs / 1000, round);
     return this.streamer.armPipe(source, command, destination, {
       dir: archive.slice(0, archive.lastIndexOf('/')) || '/',
       unpack: pc.receiveArchive(archive),
@@ -112,9 +112,17 @@ export class PodmanOps {
     return out;
   }
 
-  /** `restore --import` with its channel open now; fire() runs it (stats JSON and node times on stdout). */
-  armRestoreImport(destination: NodeRecord, archive: string, timeoutMs: number): Promise<ArmedCommand> {
-    return this.ops.armTimed(destination, pc.restoreImport(archive, timeoutMs / 1000), timeoutMs);
+  /**
+   * `restore --import` with its channel open now; fire() runs it (stats JSON and node times on stdout).
+   * `previous`: the pre-checkpoint archive a `with-previous` checkpoint needs (`--import-previous`).
+   */
+  armRestoreImport(
+    destination: NodeRecord,
+    archive: string,
+    timeoutMs: number,
+    previous?: string,
+  ): Promise<ArmedCommand> {
+    return this.ops.armTimed(destination, pc.restoreImport(archive, timeoutMs / 1000, previous), timeoutMs);
   }
 
   /** Restores the source's container from the checkpoint Podman kept; true when Podman said so. */
