@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { leaseTimingsProblem, type WatchLeaseTimings } from '@spotlift/notices';
 
 /**
  * Configuration of notices and evacuations, kept out of app-config.ts so that file stays small: the node
@@ -110,6 +111,14 @@ export const NoticeEnv = z.object({
    * far ahead must not make a real termination of that node look like a duplicate.
    */
   SPOTLIFT_NOTICE_DEDUP_MAX_MS: z.coerce.number().int().min(60_000).max(86_400_000).default(3_600_000),
+  /**
+   * Watcher sharding across replicas: a node's watch lease lapses this long after its holder's last renewal
+   * (a killed replica's nodes are watched again within lease + renew ms); renewed every SPOTLIFT_WATCH_RENEW_MS.
+   */
+  SPOTLIFT_WATCH_LEASE_MS: z.coerce.number().int().default(5_000),
+  SPOTLIFT_WATCH_RENEW_MS: z.coerce.number().int().default(1_000),
+  /** Nodes a replica may hold above an even share (ceil(nodes / replicas)) before giving the excess back. */
+  SPOTLIFT_WATCH_SLACK: z.coerce.number().int().min(0).max(1_000).default(0),
 });
 export type NoticeEnv = z.infer<typeof NoticeEnv>;
 
@@ -118,16 +127,22 @@ export interface NoticeSettings {
   pollIntervalMs: number;
   /** The cross-source dedup claim is held at most this long (SPOTLIFT_NOTICE_DEDUP_MAX_MS). */
   dedupMaxTtlMs: number;
+  /** Watch leases (libs/notices shards): each node watched by one live replica. */
+  lease: WatchLeaseTimings & { slack: number };
   kubernetes?: { apiUrl: string; token?: string; skipTLSVerify: boolean };
 }
 
 /** Reads the notice settings from the parsed environment (the token file is read here, once). */
 export function noticeSettings(e: NoticeEnv): NoticeSettings {
+  const lease = { leaseMs: e.SPOTLIFT_WATCH_LEASE_MS, renewMs: e.SPOTLIFT_WATCH_RENEW_MS };
+  const problem = leaseTimingsProblem(lease);
+  if (problem) throw new RangeError(`SPOTLIFT_WATCH_LEASE_MS / SPOTLIFT_WATCH_RENEW_MS: ${problem}`);
   const token = e.SPOTLIFT_K8S_TOKEN_PATH ? readFileSync(e.SPOTLIFT_K8S_TOKEN_PATH, 'utf8').trim() : undefined;
   return {
     watch: e.SPOTLIFT_WATCH_NOTICES === 'true',
     pollIntervalMs: e.SPOTLIFT_NOTICE_POLL_MS,
     dedupMaxTtlMs: e.SPOTLIFT_NOTICE_DEDUP_MAX_MS,
+    lease: { ...lease, slack: e.SPOTLIFT_WATCH_SLACK },
     ...(e.SPOTLIFT_K8S_API_URL
       ? {
           kubernetes: {
