@@ -101,6 +101,11 @@ export const NoticeEnv = z.object({
    * notice-to-first-freeze p99 under 1 s in bench/notice; each poll costs two curl execs on the node.
    */
   SPOTLIFT_NOTICE_POLL_MS: z.coerce.number().int().min(100).max(60_000).default(250),
+  /**
+   * `stream`: one long-lived loop per node polls its metadata endpoint locally and prints only changes over one
+   * SSH channel; `exec`: one curl exec over SSH per request (what every poll cost before).
+   */
+  SPOTLIFT_NOTICE_WATCH_MODE: z.enum(['stream', 'exec']).default('stream'),
   /** Kubernetes API server to watch Nodes on (taints and conditions of termination handlers). */
   SPOTLIFT_K8S_API_URL: z.url().optional(),
   /** File holding the bearer token for the Kubernetes API (a service-account token). */
@@ -125,6 +130,7 @@ export type NoticeEnv = z.infer<typeof NoticeEnv>;
 export interface NoticeSettings {
   watch: boolean;
   pollIntervalMs: number;
+  watchMode: 'stream' | 'exec';
   /** The cross-source dedup claim is held at most this long (SPOTLIFT_NOTICE_DEDUP_MAX_MS). */
   dedupMaxTtlMs: number;
   /** Watch leases (libs/notices shards): each node watched by one live replica. */
@@ -141,6 +147,7 @@ export function noticeSettings(e: NoticeEnv): NoticeSettings {
   return {
     watch: e.SPOTLIFT_WATCH_NOTICES === 'true',
     pollIntervalMs: e.SPOTLIFT_NOTICE_POLL_MS,
+    watchMode: e.SPOTLIFT_NOTICE_WATCH_MODE,
     dedupMaxTtlMs: e.SPOTLIFT_NOTICE_DEDUP_MAX_MS,
     lease: { ...lease, slack: e.SPOTLIFT_WATCH_SLACK },
     ...(e.SPOTLIFT_K8S_API_URL

@@ -178,6 +178,8 @@ export class NoticeWatchers implements OnApplicationBootstrap, OnModuleDestroy {
     const signal = AbortSignal.any([this.abort.signal, stop.signal]);
     const provider = metadataProvider(this.shell, node, node.metadata, {
       pollIntervalMs: this.config.notices.pollIntervalMs,
+      mode: this.config.notices.watchMode,
+      signal,
     });
     this.start(provider, node.id, signal);
     const acks = this.acks!;
