@@ -155,10 +155,9 @@ export class NoticeWatchers implements OnApplicationBootstrap, OnModuleDestroy {
     }
     this.candidates.set(node.id, node);
     const current = this.nodeWatches.get(node.id);
-    if (current && current.fingerprint !== fingerprintOf(node)) {
-      this.unwatch(node.id, 'node re-registered');
-      this.watchNode(node.id);
-    }
+    if (current && current.fingerprint !== fingerprintOf(node)) this.unwatch(node.id, 'node re-registered');
+    // Held here (also a node whose metadata source came back while its lease was kept): watched with the new spec.
+    if (this.keeper?.holds(node.id)) this.watchNode(node.id);
   }
 
   private unwatch(id: string, why: string): void {

@@ -44,6 +44,10 @@ export class WatchShardKeeper {
     return [...this.held].sort();
   }
 
+  holds(node: string): boolean {
+    return this.held.has(node);
+  }
+
   async period(nodes: readonly string[]): Promise<ShardPeriod> {
     const liveReplicas = await this.store.heartbeat();
     const dropped: ShardPeriod['dropped'] = [];
