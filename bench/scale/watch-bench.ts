@@ -5,16 +5,19 @@
  * them (distinct node ids on the same hosts: each has its own loop or its own execs, over its host's one SSH
  * connection), all polling one fake IMDS on the lab bridge with curl run on the node, as 169.254.169.254
  * would be. Measured per mode over the window: SSH execs/s, loop channels, IMDS requests/s (the polling work
- * done on the nodes, equal in both modes), orchestrator CPU (this process: the watchers and the SSH client)
+ * done on the nodes), orchestrator CPU (this process: the watchers and the SSH client; the fake IMDS runs in a
+ * child process, imds-child.ts, so its CPU is not counted)
  * and event-loop lag p99, then the same per 1,000 nodes, linearly.
  *
  *   bash bench/run.sh scale --watch [--nodes 30] [--seconds 10]
  */
+import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { NodeTarget } from '@spotlift/domain';
 import { AwsImdsNoticeProvider, type MetadataClient, type NoticeSink } from '@spotlift/notices';
-import { FakeImdsServer, LAB_HOST_ADDRESS, labUp } from '@spotlift/testing';
+import { labUp } from '@spotlift/testing';
 import { type ExecOptions, SshNodeShell } from '@spotlift/transport';
 import { SshMetadataClient } from '../../apps/orchestrator/src/notices/ssh-metadata-client.adapter.js';
 import { StreamingMetadataClient } from '../../apps/orchestrator/src/notices/ssh-metadata-watch.adapter.js';
@@ -47,7 +50,33 @@ interface Figures {
   lagP99Ms: number;
 }
 
-async function measure(mode: 'exec' | 'stream', nodes: NodeTarget[], imds: FakeImdsServer, key: Buffer) {
+/** The fake IMDS child: its URL, and the requests it served since the last count. */
+class ImdsChild {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly url: string,
+  ) {}
+
+  static async start(): Promise<ImdsChild> {
+    const child = fork(fileURLToPath(new URL('./imds-child.js', import.meta.url)));
+    const url = await new Promise<string>((resolve) => child.once('message', (m: { url: string }) => resolve(m.url)));
+    return new ImdsChild(child, url);
+  }
+
+  count(): Promise<number> {
+    const answer = new Promise<number>((resolve) =>
+      this.child.once('message', (m: { count: number }) => resolve(m.count)),
+    );
+    this.child.send('count');
+    return answer;
+  }
+
+  stop(): void {
+    this.child.send('stop');
+  }
+}
+
+async function measure(mode: 'exec' | 'stream', nodes: NodeTarget[], imds: ImdsChild, key: Buffer) {
   // Enough channels per host for every watched node's loop (the lab's sshd allows 64 sessions).
   const shell = new CountingShell({ privateKey: key, maxChannelsPerNode: 60 });
   const stop = new AbortController();
@@ -71,16 +100,18 @@ async function measure(mode: 'exec' | 'stream', nodes: NodeTarget[], imds: FakeI
   await sleep(3_000); // warm-up: connections, tokens, loops started
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
-  const [execs0, imds0, cpu0, t0] = [shell.execs, imds.requests.length, process.cpuUsage(), Date.now()];
+  await imds.count();
+  const [execs0, cpu0, t0] = [shell.execs, process.cpuUsage(), Date.now()];
   await sleep(SECONDS * 1000);
   const cpu = process.cpuUsage(cpu0);
   const secs = (Date.now() - t0) / 1000;
+  const polls = await imds.count();
   lag.disable();
   const f: Figures = {
     mode,
     execsPerSec: (shell.execs - execs0) / secs,
     loops: streams.reduce((a, s) => a + s.starts, 0),
-    imdsPerSec: (imds.requests.length - imds0) / secs,
+    imdsPerSec: polls / secs,
     cpuPct: ((cpu.user + cpu.system) / 1000 / (secs * 1000)) * 100,
     lagP99Ms: lag.percentile(99) / 1e6,
   };
@@ -94,17 +125,14 @@ async function measure(mode: 'exec' | 'stream', nodes: NodeTarget[], imds: FakeI
 async function main(): Promise<void> {
   const lab = await labUp({ nodes: 3 });
   const key = readFileSync(lab.ssh.privateKeyPath);
-  const imds = await new FakeImdsServer().start({ host: LAB_HOST_ADDRESS });
+  const imds = await ImdsChild.start();
   const nodes = Array.from({ length: N }, (_, i) => ({ ...lab.nodes[i % lab.nodes.length]!, id: `watched-${i}` }));
   console.log(
     `metadata watch cost: ${N} watched nodes over ${lab.nodes.length} lab hosts, AWS IMDS poll ${POLL_MS} ms, ${SECONDS} s per mode`,
   );
   const rows: Figures[] = [];
-  for (const mode of ['exec', 'stream'] as const) {
-    imds.requests.length = 0;
-    rows.push(await measure(mode, nodes, imds, key));
-  }
-  await imds.stop();
+  for (const mode of ['exec', 'stream'] as const) rows.push(await measure(mode, nodes, imds, key));
+  imds.stop();
   for (const r of rows) {
     const per1k = 1000 / N;
     console.log(
