@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import type { NodeTarget } from '@spotlift/domain';
 import { type CommandResult, type ExecOptions, NodeShell, type RemoteProcess } from '@spotlift/transport';
 
@@ -17,15 +17,8 @@ export class LocalNodeShell extends NodeShell {
     });
   }
 
-  spawn(_node: NodeTarget, command: string): Promise<RemoteProcess> {
-    const child = spawn('sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-    child.stdin.on('error', () => undefined);
-    const done = new Promise<{ code: number | null; signal?: string; stderr: string }>((resolve) =>
-      child.on('close', (code, signal) => resolve({ code, ...(signal ? { signal } : {}), stderr })),
-    );
-    return Promise.resolve({ stdin: child.stdin, stdout: child.stdout, done });
+  spawn(): Promise<RemoteProcess> {
+    return Promise.reject(new Error('LocalNodeShell runs commands with exec only'));
   }
 
   connect(): Promise<void> {
