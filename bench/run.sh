@@ -12,6 +12,7 @@
 #   bash bench/run.sh precopy [--reps N]                          pre-copy (eager and lazy restore) vs stop-and-copy, qemu lab
 #   bash bench/run.sh container [--reps N] [--mib 256]            Podman container stop-and-copy vs the bare Podman sequence
 #   bash bench/run.sh scale --records [--sizes 0,10000,100000]    list and create latency, RSS with 100,000 records
+#   bash bench/run.sh scale --watch [--nodes 30] [--seconds 10]     metadata watch cost, exec vs stream mode
 # Run as root; installs and starts what it needs, like the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,8 @@ case "$what" in
   postcopy) node dist/bench/postcopy/postcopy-bench.js "$@" ;;
   precopy) node dist/bench/precopy/precopy-bench.js "$@" ;;
   container) node dist/bench/container/container-bench.js "$@" ;;
-  scale) node dist/bench/scale/records-bench.js "$@" ;;
+  scale)
+    if [ "${1:-}" = "--watch" ]; then shift; node dist/bench/scale/watch-bench.js "$@"
+    else node dist/bench/scale/records-bench.js "$@"; fi ;;
   *) echo "unknown benchmark: $what (container | downtime | evacuation | evacuation-lab | fleet | notice | postcopy | precopy | rebalance | scale | transport)" >&2; exit 2 ;;
 esac

@@ -227,7 +227,7 @@ async function measure(redis: Redis, n: number, config: string): Promise<Row> {
 
 async function main(): Promise<void> {
   if (!args.includes('--records')) {
-    console.error('bench/run.sh scale: only --records is built (watcher sharding and SSH cost are not)');
+    console.error('bench/run.sh scale: --records or --watch');
     process.exit(2);
   }
   await startRedis(REDIS_PORT);

@@ -5,6 +5,7 @@ export * from './node-ops/node-ops.js';
 export * from './node-ops/podman/podman-ops.js';
 export * from './node-ops/node-prober.js';
 export * from './node-ops/metadata-curl.js';
+export * from './node-ops/metadata-watch.js';
 export * from './process-inspection.js';
 export * from './phase-recorder.js';
 export * from './steps/migration-steps.js';

@@ -33,3 +33,7 @@ export * from './dedup/dedup-store.port.js';
 export * from './dedup/in-memory-dedup-store.js';
 export * from './dedup/redis-dedup-store.js';
 export * from './dedup/notice-deduplicator.js';
+
+export * from './shards/watch-shards.js';
+export * from './shards/watch-shard-keeper.js';
+export * from './shards/watch-leases.js';

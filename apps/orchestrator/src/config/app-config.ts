@@ -252,8 +252,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (!file.success) throw new ConfigError(explain(`Invalid config file ${e.SPOTLIFT_CONFIG}`, file.error));
   const sshPrivateKey = readSshPrivateKey(file.data.ssh.privateKeyPath);
   let api: ApiSettings;
+  let notices: NoticeSettings;
   try {
     api = apiSettings(e);
+    notices = noticeSettings(e);
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
@@ -281,7 +283,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     evacuation: file.data.evacuation,
     live: file.data.live satisfies LiveConfig,
     files: file.data.files,
-    notices: noticeSettings(e),
+    notices,
     api,
     sweeper: sweeperSettings(e),
     events: eventsSettings(e),

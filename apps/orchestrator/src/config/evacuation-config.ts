@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { leaseTimingsProblem, type WatchLeaseTimings } from '@spotlift/notices';
 
 /**
  * Configuration of notices and evacuations, kept out of app-config.ts so that file stays small: the node
@@ -100,6 +101,11 @@ export const NoticeEnv = z.object({
    * notice-to-first-freeze p99 under 1 s in bench/notice; each poll costs two curl execs on the node.
    */
   SPOTLIFT_NOTICE_POLL_MS: z.coerce.number().int().min(100).max(60_000).default(250),
+  /**
+   * `stream`: one long-lived loop per node polls its metadata endpoint locally and prints only changes over one
+   * SSH channel; `exec`: one curl exec over SSH per request (what every poll cost before).
+   */
+  SPOTLIFT_NOTICE_WATCH_MODE: z.enum(['stream', 'exec']).default('stream'),
   /** Kubernetes API server to watch Nodes on (taints and conditions of termination handlers). */
   SPOTLIFT_K8S_API_URL: z.url().optional(),
   /** File holding the bearer token for the Kubernetes API (a service-account token). */
@@ -110,24 +116,40 @@ export const NoticeEnv = z.object({
    * far ahead must not make a real termination of that node look like a duplicate.
    */
   SPOTLIFT_NOTICE_DEDUP_MAX_MS: z.coerce.number().int().min(60_000).max(86_400_000).default(3_600_000),
+  /**
+   * Watcher sharding across replicas: a node's watch lease lapses this long after its holder's last renewal
+   * (a killed replica's nodes are watched again within lease + renew ms); renewed every SPOTLIFT_WATCH_RENEW_MS.
+   */
+  SPOTLIFT_WATCH_LEASE_MS: z.coerce.number().int().default(5_000),
+  SPOTLIFT_WATCH_RENEW_MS: z.coerce.number().int().default(1_000),
+  /** Nodes a replica may hold above an even share (ceil(nodes / replicas)) before giving the excess back. */
+  SPOTLIFT_WATCH_SLACK: z.coerce.number().int().min(0).max(1_000).default(0),
 });
 export type NoticeEnv = z.infer<typeof NoticeEnv>;
 
 export interface NoticeSettings {
   watch: boolean;
   pollIntervalMs: number;
+  watchMode: 'stream' | 'exec';
   /** The cross-source dedup claim is held at most this long (SPOTLIFT_NOTICE_DEDUP_MAX_MS). */
   dedupMaxTtlMs: number;
+  /** Watch leases (libs/notices shards): each node watched by one live replica. */
+  lease: WatchLeaseTimings & { slack: number };
   kubernetes?: { apiUrl: string; token?: string; skipTLSVerify: boolean };
 }
 
 /** Reads the notice settings from the parsed environment (the token file is read here, once). */
 export function noticeSettings(e: NoticeEnv): NoticeSettings {
+  const lease = { leaseMs: e.SPOTLIFT_WATCH_LEASE_MS, renewMs: e.SPOTLIFT_WATCH_RENEW_MS };
+  const problem = leaseTimingsProblem(lease);
+  if (problem) throw new RangeError(`SPOTLIFT_WATCH_LEASE_MS / SPOTLIFT_WATCH_RENEW_MS: ${problem}`);
   const token = e.SPOTLIFT_K8S_TOKEN_PATH ? readFileSync(e.SPOTLIFT_K8S_TOKEN_PATH, 'utf8').trim() : undefined;
   return {
     watch: e.SPOTLIFT_WATCH_NOTICES === 'true',
     pollIntervalMs: e.SPOTLIFT_NOTICE_POLL_MS,
+    watchMode: e.SPOTLIFT_NOTICE_WATCH_MODE,
     dedupMaxTtlMs: e.SPOTLIFT_NOTICE_DEDUP_MAX_MS,
+    lease: { ...lease, slack: e.SPOTLIFT_WATCH_SLACK },
     ...(e.SPOTLIFT_K8S_API_URL
       ? {
           kubernetes: {

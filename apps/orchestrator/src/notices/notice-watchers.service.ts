@@ -6,6 +6,8 @@ import {
   type OnApplicationBootstrap,
   type OnModuleDestroy,
 } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { NodeMetadataSource, NodeTarget } from '@spotlift/domain';
 import {
@@ -13,6 +15,8 @@ import {
   KubeNodeApi,
   KubeNodeNoticeProvider,
   NoticeDeduplicator,
+  RedisWatchLeases,
+  WatchShardKeeper,
   watchNotices,
   type NoticeProvider,
 } from '@spotlift/notices';
@@ -39,11 +43,12 @@ interface NodeWatch {
 }
 
 /**
- * Watches every node's metadata service over SSH (and the Kubernetes API when configured), in replicas
- * that run workers: the config file's nodes from boot, and nodes registered later (`POST /nodes`) as soon
- * as this process registers them or, registered through another replica, at the next sync with the store.
- * Every such replica watches every node, so losing one loses no notice; the Redis deduplicator makes the
- * first sighting across replicas raise the evacuation and the rest nothing.
+ * Watches nodes' metadata services over SSH (and the Kubernetes API when configured), in replicas that run
+ * workers. Nodes with a metadata source are sharded across those replicas by leases in Redis
+ * (libs/notices shards): each is watched by the one live replica holding its lease, a killed replica's
+ * nodes are taken by the others within lease + renew ms, and nodes registered (config file, `POST /nodes`
+ * here or on another replica) or removed are picked up at the next period. The Redis deduplicator still
+ * makes the first sighting raise the evacuation, should two replicas briefly watch one node (Redis away).
  */
 @Injectable()
 export class NoticeWatchers implements OnApplicationBootstrap, OnModuleDestroy {
@@ -52,6 +57,9 @@ export class NoticeWatchers implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly running: Promise<void>[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly nodeWatches = new Map<string, NodeWatch>();
+  /** Nodes with a metadata source this process knows of (config, store, registrations), by id. */
+  private readonly candidates = new Map<string, WatchableNode>();
+  private keeper?: WatchShardKeeper;
   private readonly unsubscribes: (() => void)[] = [];
   private kubeNames = new Map<string, string>();
   private kubeLabel?: string;
@@ -82,21 +90,43 @@ export class NoticeWatchers implements OnApplicationBootstrap, OnModuleDestroy {
       this.evacuations,
       this.config.evacuation.azureAckLeadSeconds * 1000,
     );
-    // The config's nodes at once (before their probes end), then whatever registrations bring.
-    for (const spec of this.config.nodes) this.watchNode(spec);
-    this.unsubscribes.push(this.nodeEvents.onRegistered((node) => this.watchNode(node)));
-    this.every(NODE_SYNC_MS, async () => {
-      const nodes = await this.nodes.list();
-      for (const node of nodes) this.watchNode(node);
-      // A node removed (DELETE /nodes/:id on any replica) is watched no more; config nodes may still be registering.
-      const known = new Set([...nodes, ...this.config.nodes].map((n) => n.id));
-      for (const [id, watch] of this.nodeWatches) {
-        if (known.has(id)) continue;
-        watch.stop.abort(new Error('node removed'));
-        this.nodeWatches.delete(id);
-        this.logger.log({ msg: 'stopped watching notices: node removed', target: id });
+    for (const spec of this.config.nodes) this.consider(spec);
+    this.unsubscribes.push(this.nodeEvents.onRegistered((node) => this.consider(node)));
+    this.every(NODE_SYNC_MS, async () => this.sync(await this.nodes.list()));
+    const { leaseMs, renewMs, slack } = this.config.notices.lease;
+    const self = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    const leases = new RedisWatchLeases(this.redis, this.config.redisPrefix, self, { leaseMs, renewMs });
+    this.keeper = new WatchShardKeeper(
+      leases,
+      (id) => this.watchNode(id),
+      (id, why) => this.unwatch(id, why === 'lost' ? 'lease lost' : 'lease given back'),
+      slack,
+    );
+    const keeper = this.keeper;
+    let failing = false;
+    const period = async () => {
+      try {
+        const p = await keeper.period([...this.candidates.keys()]);
+        failing = false;
+        if (!p.taken.length && !p.dropped.length) return;
+        const { taken, dropped, liveReplicas } = p;
+        this.logger.log({
+          msg: 'watch shard changed',
+          replica: self,
+          taken,
+          dropped,
+          quota: p.plan.quota,
+          liveReplicas,
+        });
+      } catch (error) {
+        // Said once per outage, not every period; the nodes held stay watched (see WatchShardKeeper).
+        if (!failing)
+          this.logger.warn({ msg: 'watch leases not renewed: keeping current watches', error: String(error) });
+        failing = true;
       }
-    });
+    };
+    // The first period at once, so the config's nodes are watched before their probes end.
+    this.every(renewMs, period, this.abort.signal, true);
     if (this.kubeApi) void this.startKube(this.kubeApi);
   }
 
@@ -104,28 +134,51 @@ export class NoticeWatchers implements OnApplicationBootstrap, OnModuleDestroy {
     this.unsubscribes.forEach((unsubscribe) => unsubscribe());
     this.abort.abort(new Error('orchestrator shutting down'));
     for (const t of this.timers) clearInterval(t);
+    // Leases given back now: the other replicas take these nodes at their next period, not a lease later.
+    await this.keeper?.leave().catch(() => undefined);
     await Promise.allSettled(this.running);
   }
 
-  /** Starts, restarts (address, key or metadata changed) or stops (metadata removed) one node's watch. */
-  private watchNode(node: WatchableNode): void {
-    if (this.abort.signal.aborted) return;
-    const current = this.nodeWatches.get(node.id);
-    const fingerprint = node.metadata
-      ? JSON.stringify([node.host, node.port, node.user, node.hostKey, node.metadata])
-      : undefined;
-    if (current?.fingerprint === fingerprint) return;
-    if (current) {
-      current.stop.abort(new Error('node re-registered'));
-      this.nodeWatches.delete(node.id);
-      this.logger.log({ msg: 'stopped watching notices', target: node.id });
+  /** Nodes now in the store (plus the config's, which may still be registering); the rest are forgotten. */
+  private sync(nodes: WatchableNode[]): void {
+    for (const node of nodes) this.consider(node);
+    const known = new Set([...nodes, ...this.config.nodes].map((n) => n.id));
+    for (const id of this.candidates.keys()) if (!known.has(id)) this.candidates.delete(id);
+  }
+
+  /** A node seen (config, store, registration): a candidate if it has a metadata source; restarted if held and changed. */
+  private consider(node: WatchableNode): void {
+    if (!node.metadata) {
+      this.candidates.delete(node.id);
+      this.unwatch(node.id, 'metadata source removed');
+      return;
     }
-    if (!node.metadata || !fingerprint) return;
+    this.candidates.set(node.id, node);
+    const current = this.nodeWatches.get(node.id);
+    if (current && current.fingerprint !== fingerprintOf(node)) this.unwatch(node.id, 'node re-registered');
+    // Held here (also a node whose metadata source came back while its lease was kept): watched with the new spec.
+    if (this.keeper?.holds(node.id)) this.watchNode(node.id);
+  }
+
+  private unwatch(id: string, why: string): void {
+    const current = this.nodeWatches.get(id);
+    if (!current) return;
+    current.stop.abort(new Error(why));
+    this.nodeWatches.delete(id);
+    this.logger.log({ msg: `stopped watching notices: ${why}`, target: id });
+  }
+
+  /** Starts one node's watch (its lease is held here). */
+  private watchNode(id: string): void {
+    const node = this.candidates.get(id);
+    if (this.abort.signal.aborted || !node?.metadata || this.nodeWatches.has(id)) return;
     const stop = new AbortController();
-    this.nodeWatches.set(node.id, { fingerprint, stop });
+    this.nodeWatches.set(node.id, { fingerprint: fingerprintOf(node), stop });
     const signal = AbortSignal.any([this.abort.signal, stop.signal]);
     const provider = metadataProvider(this.shell, node, node.metadata, {
       pollIntervalMs: this.config.notices.pollIntervalMs,
+      mode: this.config.notices.watchMode,
+      signal,
     });
     this.start(provider, node.id, signal);
     const acks = this.acks!;
@@ -148,18 +201,20 @@ export class NoticeWatchers implements OnApplicationBootstrap, OnModuleDestroy {
     this.running.push(run);
   }
 
-  /** Runs `fn` every `ms`, never two at once, until `signal` (default: shutdown) aborts. */
-  private every(ms: number, fn: () => Promise<void>, signal: AbortSignal = this.abort.signal): void {
+  /** Runs `fn` every `ms` (and at once if asked), never two at once, until `signal` (default: shutdown) aborts. */
+  private every(ms: number, fn: () => Promise<void>, signal: AbortSignal = this.abort.signal, atOnce = false): void {
     let busy = false;
-    const t = setInterval(() => {
+    const tick = () => {
       if (signal.aborted) return clearInterval(t);
       if (busy) return;
       busy = true;
       fn()
         .catch((error: unknown) => this.logger.warn({ msg: 'periodic notice task failed', error: String(error) }))
         .finally(() => (busy = false));
-    }, ms);
+    };
+    const t = setInterval(tick, ms);
     t.unref();
+    if (atOnce) tick();
     this.timers.push(t);
   }
 
@@ -186,4 +241,9 @@ export class NoticeWatchers implements OnApplicationBootstrap, OnModuleDestroy {
       this.abort.signal,
     );
   }
+}
+
+/** How to reach a node and its metadata service: a watch restarts when this changes. */
+function fingerprintOf(node: WatchableNode): string {
+  return JSON.stringify([node.host, node.port, node.user, node.hostKey, node.metadata]);
 }
