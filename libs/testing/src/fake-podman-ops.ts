@@ -7,6 +7,7 @@
  */
 import type { NodeRecord } from '@spotlift/domain';
 import type { ArmedCommand, ContainerInspection, PodmanOps, TimedResult } from '@spotlift/engine';
+import type { DirectRoute } from '@spotlift/transport';
 
 export interface FakePodmanNode {
   containers?: ContainerInspection[];
@@ -18,6 +19,8 @@ export interface FakePodmanNode {
   /** Named volumes the node has. */
   volumes?: string[];
   unreachable?: boolean;
+  /** What directProblem answers for a pair with this destination (a missing tool). */
+  directProblem?: string;
 }
 
 /** Operations that can be made to fail, and how. */
@@ -34,6 +37,16 @@ export interface FakePodmanFailures {
   removeOn?: string[];
   /** The source's restore from its kept checkpoint fails. */
   restoreLocal?: string;
+  /** A direct route's listener does not come up when the archive's stream is armed (before the freeze). */
+  directListenerDown?: string;
+  /** The direct image stream fails (before the freeze). */
+  directImage?: string;
+  /**
+   * The direct archive stream fails after the container was stopped: its listener died before the sender
+   * connected (nothing arrived), the stream was cut half-way (a partial archive arrived), or all of it arrived
+   * but the two ends' sha256 differ (the archive file is complete, and wrong).
+   */
+  directStream?: 'listener-died' | 'cut' | 'checksum';
 }
 
 const HEX = (n: number) => n.toString(16).padStart(64, '0');
@@ -95,8 +108,17 @@ export class FakePodmanOps {
     return this.answer('hasImage', node, [image.slice(0, 12)], (n) => (n.images ?? []).includes(image));
   }
 
-  sendImage(source: NodeRecord, destination: NodeRecord, image: string) {
+  /** How each stream went: `image direct|relay`, `archive direct|relay`. */
+  readonly routes: string[] = [];
+
+  directProblem(_source: NodeRecord, destination: NodeRecord): Promise<string | undefined> {
+    return this.answer('directProblem', destination, [], (n) => n.directProblem);
+  }
+
+  sendImage(source: NodeRecord, destination: NodeRecord, image: string, _dir: string, route?: DirectRoute) {
     return this.answer('sendImage', destination, [source.id, image], () => {
+      this.routes.push(`image ${route ? 'direct' : 'relay'}`);
+      if (route && this.fail.directImage) throw new Error(this.fail.directImage);
       const c = this.node(source.id).containers?.find((x) => x.image.name === image || x.image.id === image);
       const dst = this.node(destination.id);
       dst.images = [...(dst.images ?? []), c?.image.id ?? image];
@@ -104,9 +126,25 @@ export class FakePodmanOps {
     });
   }
 
-  armCheckpoint(source: NodeRecord, _dir: string, id: string, destination: NodeRecord, archive: string) {
+  /** Partial or corrupt archives a failed direct stream left: `node:path`. */
+  readonly leftovers: string[] = [];
+
+  armCheckpoint(
+    source: NodeRecord,
+    _dir: string,
+    id: string,
+    destination: NodeRecord,
+    archive: string,
+    _timeoutMs: number,
+    route?: DirectRoute,
+  ) {
+    if (route && this.fail.directListenerDown) {
+      this.calls.push(`armCheckpoint ${source.id}:${id.slice(0, 12)},${destination.id}`);
+      return Promise.reject(new Error(this.fail.directListenerDown));
+    }
     return this.answer('armCheckpoint', source, [id.slice(0, 12), destination.id], () => ({
       start: async () => {
+        this.routes.push(`archive ${route ? 'direct' : 'relay'}`);
         await Promise.resolve(); // answers come later, as the stream's would
         this.calls.push(`checkpoint ${source.id} ${id.slice(0, 12)}`);
         if (this.fail.checkpointBeforeFreeze) throw new Error(this.fail.checkpointBeforeFreeze);
@@ -115,6 +153,17 @@ export class FakePodmanOps {
         Object.assign(c, { running: false, checkpointed: true, state: 'exited', rawState: 'exited' });
         delete c.mainPid;
         if (this.fail.checkpointAfterFreeze) throw new Error(this.fail.checkpointAfterFreeze);
+        const broke = route ? this.fail.directStream : undefined;
+        if (broke) {
+          if (broke !== 'listener-died') this.leftovers.push(`${destination.id}:${archive}`);
+          throw new Error(
+            {
+              'listener-died': `checkpoint archive: receiving failed (1): the listener on port ${route!.listen.port} failed (143)`,
+              cut: 'checkpoint archive: sending failed (112): the connection broke (1)',
+              checksum: `checkpoint archive: checksum mismatch on ${destination.id}: sent ${'a'.repeat(64)}, received ${'b'.repeat(64)}`,
+            }[broke],
+          );
+        }
         this.archives.set(`${destination.id}:${archive}`, { ...c });
         return { bytes: 300_000_000, sha256: 'a'.repeat(64), durationMs: 900 };
       },
@@ -250,6 +299,10 @@ export class FakePodmanOps {
     this.calls.push(`${op} ${node.id}:${args.join(',')}`);
     const n = this.node(node.id);
     if (n.unreachable) return Promise.reject(new Error(`node ${node.id} is unreachable`));
-    return Promise.resolve(read(n));
+    try {
+      return Promise.resolve(read(n));
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
   }
 }

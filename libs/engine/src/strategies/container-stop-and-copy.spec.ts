@@ -65,7 +65,7 @@ function kit(opts: { migration?: Partial<MigrationRecord>; imageOnB?: boolean } 
     claimCommit: () => Promise.resolve(true),
   };
   const running = (node: string) => podman.container(node, C.id)?.running === true;
-  return { engine, podman, workloads, control, running, run: () => engine.run('mig-1', control) };
+  return { engine, podman, workloads, shell, control, running, run: () => engine.run('mig-1', control) };
 }
 
 describe('container stop-and-copy (kind podman)', () => {
@@ -257,6 +257,74 @@ describe('container stop-and-copy (kind podman)', () => {
     expect(k.running('node-a')).toBe(true);
     expect(k.podman.container('node-b', C.id)).toBeUndefined();
   });
+});
+
+describe("the container's image and archive over the migration's transport", () => {
+  it('tcp: both go node to node, the route recorded on the job', async () => {
+    const k = kit();
+    const m = await k.run();
+    expect(m.state).toBe('completed');
+    expect(k.podman.routes).toEqual(['image direct', 'archive direct']);
+    expect(m.container?.route).toMatch(/^direct tcp: node-a -> node-b listening on \S+:\d+$/);
+    expect(m.phases.find((p) => p.name === 'dump')?.detail).toMatch(/streamed to node-b \(direct tcp\)/);
+  });
+
+  it('a pair lacking the tools of a direct stream is relayed by the orchestrator, with the reason', async () => {
+    const k = kit();
+    k.podman.nodes['node-b']!.directProblem = 'node-b has no busybox nc';
+    const m = await k.run();
+    expect(m.state).toBe('completed');
+    expect(k.podman.routes).toEqual(['image relay', 'archive relay']);
+    expect(m.container?.route).toBe(
+      "relay: through the orchestrator's SSH channels; not direct: node-b has no busybox nc",
+    );
+  });
+
+  it('a direct image stream that fails is sent again relayed, before any freeze', async () => {
+    const k = kit();
+    k.podman.fail.directImage = 'image x: checksum mismatch on node-b';
+    const m = await k.run();
+    expect(m.state).toBe('completed');
+    expect(k.podman.routes).toEqual(['image direct', 'image relay', 'archive relay']);
+    expect(m.container?.route).toMatch(
+      /^relay: .*direct tcp route failed before the freeze: sending the image: .*checksum/,
+    );
+  });
+
+  it('an archive listener that does not come up falls back to the relay before the freeze', async () => {
+    const k = kit({ imageOnB: true });
+    k.podman.fail.directListenerDown = 'the listener on node-b port 40000 ended before a connection (97): port in use';
+    const m = await k.run();
+    expect(m.state).toBe('completed');
+    expect(k.podman.routes).toEqual(['archive relay']);
+    expect(m.container?.route).toMatch(/failed before the freeze: arming the archive's listener: .*port in use/);
+    expect(k.running('node-b')).toBe(true);
+  });
+
+  it.each([
+    ['the listener died', 'listener-died' as const, /receiving failed .*listener/],
+    ['the stream was cut half-way', 'cut' as const, /sending failed \(112\)/],
+    ['the checksums differ', 'checksum' as const, /checksum mismatch on node-b/],
+  ])(
+    '%s after the freeze: rolled back, the source runs again, nothing imported or left on node-b',
+    async (_, how, why) => {
+      const k = kit();
+      k.podman.fail.directStream = how;
+      const m = await k.run();
+      expect(m.state).toBe('rolled_back');
+      expect(m.rollbackReason).toMatch(why);
+      expect(k.podman.ran('restoreImport')).toEqual([]);
+      expect(k.podman.ran('restoreLocal')).toEqual([`node-a:${C.id.slice(0, 12)}`]);
+      expect(k.running('node-a')).toBe(true);
+      expect(k.podman.container('node-b', C.id)).toBeUndefined();
+      // What arrived (a partial or corrupt archive) is in the migration's directory, removed on node-b.
+      for (const left of k.podman.leftovers) {
+        const dir = left.slice('node-b:'.length).replace(/\/dst\/checkpoint\.tar$/, '');
+        expect(k.shell.ran('node-b', new RegExp(`^rm -rf ${dir}$`))).toHaveLength(1);
+      }
+      expect(k.podman.leftovers.length).toBe(how === 'listener-died' ? 0 : 1);
+    },
+  );
 });
 
 describe('container migration picked up after its worker died', () => {
