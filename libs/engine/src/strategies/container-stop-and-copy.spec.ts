@@ -23,11 +23,19 @@ import { MigrationEngine } from '../migration-engine.js';
 import { NodeOps } from '../node-ops/node-ops.js';
 import { SystemClock } from '../clock.js';
 import type { RunControl } from '../run-control.js';
+import type { PageTransport } from '../transports/page-transport.port.js';
+import { DEFAULT_SSH_TUNNEL, SshPageTransport } from '../transports/ssh-page-transport.js';
 
 const C = aContainer({ mainPid: 4242 });
 const IMAGE_ID = C.image.id;
 
-function kit(opts: { migration?: Partial<MigrationRecord>; imageOnB?: boolean } = {}) {
+function kit(
+  opts: {
+    migration?: Partial<MigrationRecord>;
+    imageOnB?: boolean;
+    transports?: (shell: ScriptedNodeShell) => PageTransport[];
+  } = {},
+) {
   const shell = new ScriptedNodeShell().on({ match: /MemAvailable/, reply: { stdout: '8000000\n' } }).on({
     match: /echo TREE/,
     reply: (cmd) => ({ stdout: `TREE ${/tree (\d+)/.exec(cmd)?.[1] ?? '1'}\nRSS_KB 65536\n` }),
@@ -54,7 +62,7 @@ function kit(opts: { migration?: Partial<MigrationRecord>; imageOnB?: boolean } 
     new DirectoryStreamer(shell),
     new SystemClock(),
     { ...DEFAULT_ENGINE_CONFIG, cleanupRetryMs: 0, cancelPollMs: 5 },
-    undefined,
+    opts.transports?.(shell),
     undefined,
     undefined,
     undefined,
@@ -278,6 +286,21 @@ describe("the container's image and archive over the migration's transport", () 
     expect(m.container?.route).toBe(
       "relay: through the orchestrator's SSH channels; not direct: node-b has no busybox nc",
     );
+  });
+
+  it("ssh: a pair the ssh transport relays goes through the orchestrator's relay, with the transport's reason", async () => {
+    const k = kit({
+      migration: { transport: 'ssh' },
+      transports: (shell) => [new SshPageTransport(shell, { ...DEFAULT_SSH_TUNNEL, mode: 'relay' })],
+    });
+    const m = await k.run();
+    expect(m.state).toBe('completed');
+    expect(m.transport).toBe('ssh');
+    expect(k.podman.routes).toEqual(['image relay', 'archive relay']);
+    expect(m.container?.route).toMatch(
+      /^relay: .*not direct: the ssh transport relays this pair \(relay: .*configured to relay\)$/,
+    );
+    expect(k.podman.ran('directProblem')).toEqual([]);
   });
 
   it('a direct image stream that fails is sent again relayed, before any freeze', async () => {
