@@ -108,8 +108,9 @@ export class FakePodmanOps {
     return this.answer('hasImage', node, [image.slice(0, 12)], (n) => (n.images ?? []).includes(image));
   }
 
-  /** How each stream went: `image direct|relay`, `archive direct|relay`. */
+  /** How each stream went: `image direct|relay`, `archive direct|relay`; the direct routes as given. */
   readonly routes: string[] = [];
+  readonly directRoutes: DirectRoute[] = [];
 
   directProblem(_source: NodeRecord, destination: NodeRecord): Promise<string | undefined> {
     return this.answer('directProblem', destination, [], (n) => n.directProblem);
@@ -118,6 +119,7 @@ export class FakePodmanOps {
   sendImage(source: NodeRecord, destination: NodeRecord, image: string, _dir: string, route?: DirectRoute) {
     return this.answer('sendImage', destination, [source.id, image], () => {
       this.routes.push(`image ${route ? 'direct' : 'relay'}`);
+      if (route) this.directRoutes.push(route);
       if (route && this.fail.directImage) throw new Error(this.fail.directImage);
       const c = this.node(source.id).containers?.find((x) => x.image.name === image || x.image.id === image);
       const dst = this.node(destination.id);
@@ -145,6 +147,7 @@ export class FakePodmanOps {
     return this.answer('armCheckpoint', source, [id.slice(0, 12), destination.id], () => ({
       start: async () => {
         this.routes.push(`archive ${route ? 'direct' : 'relay'}`);
+        if (route) this.directRoutes.push(route);
         await Promise.resolve(); // answers come later, as the stream's would
         this.calls.push(`checkpoint ${source.id} ${id.slice(0, 12)}`);
         if (this.fail.checkpointBeforeFreeze) throw new Error(this.fail.checkpointBeforeFreeze);

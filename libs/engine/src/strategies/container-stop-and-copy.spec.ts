@@ -7,7 +7,7 @@
  */
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
 import { InMemoryRecords } from '@spotlift/store';
-import { DirectoryStreamer } from '@spotlift/transport';
+import { DirectoryStreamer, type NodeCertificates } from '@spotlift/transport';
 import {
   FakePodmanOps,
   ScriptedNodeShell,
@@ -25,6 +25,7 @@ import { SystemClock } from '../clock.js';
 import type { RunControl } from '../run-control.js';
 import type { PageTransport } from '../transports/page-transport.port.js';
 import { DEFAULT_SSH_TUNNEL, SshPageTransport } from '../transports/ssh-page-transport.js';
+import { TlsPageTransport } from '../transports/tls-page-transport.js';
 
 const C = aContainer({ mainPid: 4242 });
 const IMAGE_ID = C.image.id;
@@ -286,6 +287,28 @@ describe("the container's image and archive over the migration's transport", () 
     expect(m.container?.route).toBe(
       "relay: through the orchestrator's SSH channels; not direct: node-b has no busybox nc",
     );
+  });
+
+  it("tls: node to node with each node's certificates, the destination's checked at its data address", async () => {
+    const ensure = (node: { id: string }) =>
+      Promise.resolve({
+        cacert: `/tls/${node.id}/ca.pem`,
+        cert: `/tls/${node.id}/cert.pem`,
+        key: `/tls/${node.id}/key.pem`,
+        notAfter: new Date(0),
+      });
+    const certs = { ensure, forget: () => undefined } as unknown as NodeCertificates;
+    const k = kit({ migration: { transport: 'tls' }, transports: () => [new TlsPageTransport(certs)] });
+    const m = await k.run();
+    expect(m.state).toBe('completed');
+    expect(m.container?.route).toMatch(/^direct tls: node-a -> node-b listening on /);
+    expect(k.podman.routes).toEqual(['image direct', 'archive direct']);
+    const route = k.podman.directRoutes[1]!;
+    expect(route.tls).toEqual({
+      server: { cacert: '/tls/node-b/ca.pem', cert: '/tls/node-b/cert.pem', key: '/tls/node-b/key.pem' },
+      client: { cacert: '/tls/node-a/ca.pem', cert: '/tls/node-a/cert.pem', key: '/tls/node-a/key.pem' },
+    });
+    expect(route.connect).toEqual(route.listen);
   });
 
   it("ssh: a pair the ssh transport relays goes through the orchestrator's relay, with the transport's reason", async () => {
