@@ -306,7 +306,7 @@ describe('Podman containers over REST, real Podman, runc and CRIU', () => {
 });
 
 describe("the container's archive over the migration's own transport, node to node", () => {
-  const names = { tcp: `ct-tcp-${TAG}`, ssh: `ct-ssh-${TAG}` };
+  const names = { tcp: `ct-tcp-${TAG}`, ssh: `ct-ssh-${TAG}`, tls: `ct-tls-${TAG}` };
 
   afterAll(async () => {
     for (const node of ['node-a', 'node-b']) {
@@ -319,6 +319,8 @@ describe("the container's archive over the migration's own transport, node to no
   it.each([
     ['tcp' as const, /^direct tcp: node-a -> node-b listening on 10\.77\.0\.3:\d+$/],
     ['ssh' as const, /^direct ssh: node-a -> node-b listening on 127\.0\.0\.1:\d+ \(direct: OpenSSH -L on node-a/],
+    // The default: openssl with the nodes' own certificates, the destination's checked at its data address.
+    ['tls' as const, /^direct tls: node-a -> node-b listening on 10\.77\.0\.3:\d+$/],
   ])(
     'moves a 256 MiB container node-a -> node-b over %s: the route recorded, counter goes on, runs only there',
     async (transport, route) => {
