@@ -15,6 +15,8 @@ export interface ContainerRoute {
   record: string;
   /** The route failed before the freeze (a listener that did not come up): the rest goes relayed. */
   fallBack(why: string): void;
+  /** A direct stream failed: the transport may drop what it cached (tls: the nodes' certificates). */
+  failed(error: Error): void;
   close(): Promise<void>;
 }
 
@@ -43,6 +45,7 @@ export async function openContainerRoute(
   const relayed = (why: string): ContainerRoute => ({
     record: `relay: through the orchestrator's SSH channels; not direct: ${why}`,
     fallBack: () => undefined,
+    failed: () => undefined,
     close: () => Promise.resolve(),
   });
   let channel: PageChannel;
@@ -80,9 +83,11 @@ export async function openContainerRoute(
     },
     record: `direct ${transport.name}: ${ctx.source.id} -> ${ctx.destination.id} listening on ${channel.listen.address}:${channel.listen.port}${via}`,
     fallBack: (why) => {
+      channel.failed?.(new Error(why));
       delete route.direct;
       route.record = `relay: through the orchestrator's SSH channels; the direct ${transport.name} route failed before the freeze: ${why}`;
     },
+    failed: (error) => channel.failed?.(error),
     close: () => channel.close(),
   };
   return route;

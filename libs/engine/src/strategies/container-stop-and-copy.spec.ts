@@ -297,10 +297,12 @@ describe("the container's image and archive over the migration's transport", () 
         key: `/tls/${node.id}/key.pem`,
         notAfter: new Date(0),
       });
-    const certs = { ensure, forget: () => undefined } as unknown as NodeCertificates;
+    const forgotten: string[] = [];
+    const certs = { ensure, forget: (id: string) => forgotten.push(id) } as unknown as NodeCertificates;
     const k = kit({ migration: { transport: 'tls' }, transports: () => [new TlsPageTransport(certs)] });
     const m = await k.run();
     expect(m.state).toBe('completed');
+    expect(forgotten).toEqual([]);
     expect(m.container?.route).toMatch(/^direct tls: node-a -> node-b listening on /);
     expect(k.podman.routes).toEqual(['image direct', 'archive direct']);
     const route = k.podman.directRoutes[1]!;
@@ -309,6 +311,18 @@ describe("the container's image and archive over the migration's transport", () 
       client: { cacert: '/tls/node-a/ca.pem', cert: '/tls/node-a/cert.pem', key: '/tls/node-a/key.pem' },
     });
     expect(route.connect).toEqual(route.listen);
+  });
+
+  it('tls: a direct stream that failed after the freeze makes both nodes be checked again next time', async () => {
+    const forgotten: string[] = [];
+    const ensure = (node: { id: string }) =>
+      Promise.resolve({ cacert: `/tls/${node.id}/ca.pem`, cert: 'c', key: 'k', notAfter: new Date(0) });
+    const certs = { ensure, forget: (id: string) => forgotten.push(id) } as unknown as NodeCertificates;
+    const k = kit({ migration: { transport: 'tls' }, transports: () => [new TlsPageTransport(certs)] });
+    k.podman.fail.directStream = 'listener-died';
+    const m = await k.run();
+    expect(m.state).toBe('rolled_back');
+    expect(forgotten.sort()).toEqual(['node-a', 'node-b']);
   });
 
   it("ssh: a pair the ssh transport relays goes through the orchestrator's relay, with the transport's reason", async () => {

@@ -96,7 +96,12 @@ export class ContainerStopAndCopy {
       await this.d.files?.presync(ctx);
       filesArmed = await this.d.files?.armFinal(ctx);
       await this.d.steps.markMigrating(ctx);
-      const sent = await phases.run(migration, 'dump', (phase) => this.checkpoint(ctx, checkpoint, phase));
+      const sent = await phases
+        .run(migration, 'dump', (phase) => this.checkpoint(ctx, checkpoint, phase))
+        .catch((error: Error) => {
+          if (route?.direct) route.failed(error);
+          throw error;
+        });
       // The declared paths' last changes (bind mounts), next to the archive; nothing when none were declared.
       if (filesArmed && migration.files?.synced.length) {
         const armed = filesArmed;
