@@ -456,3 +456,66 @@ describe('Podman containers over REST, real Podman, runc and CRIU', () => {
     expect(w.body).toMatchObject({ nodeId: 'node-b', pid: onB.pid, state: 'running' });
   }, 240_000);
 });
+
+describe("the container's archive over the migration's own transport, node to node", () => {
+  const names = { tcp: `ct-tcp-${TAG}`, ssh: `ct-ssh-${TAG}`, tls: `ct-tls-${TAG}` };
+
+  afterAll(async () => {
+    for (const node of ['node-a', 'node-b']) {
+      await onNode(node, `podman rm --force --ignore --time 0 ${Object.values(names).join(' ')}`).catch(
+        () => undefined,
+      );
+    }
+  }, 60_000);
+
+  it.each([
+    ['tcp' as const, /^direct tcp: node-a -> node-b listening on 10\.77\.0\.3:\d+$/],
+    ['ssh' as const, /^direct ssh: node-a -> node-b listening on 127\.0\.0\.1:\d+ \(direct: OpenSSH -L on node-a/],
+    // The default: openssl with the nodes' own certificates, the destination's checked at its data address.
+    ['tls' as const, /^direct tls: node-a -> node-b listening on 10\.77\.0\.3:\d+$/],
+  ])(
+    'moves a 256 MiB container node-a -> node-b over %s: the route recorded, counter goes on, runs only there',
+    async (transport, route) => {
+      const name = names[transport];
+      await must('node-a', runHeartbeat(name, 256));
+      await env.collector.waitForCount(name, 10, { from: A, timeoutMs: 30_000 });
+      const source = (await container('node-a', name))!;
+      const reg = await register({ node: 'node-a', kind: 'podman', container: name });
+      expect(reg.status).toBe(201);
+
+      const before = Date.now();
+      const m = await env.migrate({ workload: reg.body.id, destination: 'node-b', transport });
+      expect(m.error).toBeUndefined();
+      expect(m.state).toBe('completed');
+      expect(m.transport).toBe(transport);
+      // The archive (and the image, when node-b lacked it) went node to node, not through the orchestrator.
+      expect(m.container?.route).toMatch(route);
+      expect(m.phases.find((p) => p.name === 'dump')?.detail).toMatch(
+        new RegExp(`streamed to node-b \\(direct ${transport}\\): \\d+ bytes, sha256 verified`),
+      );
+      expect(m.container!.archiveBytes).toBeGreaterThan(256 * 1024 * 1024);
+
+      expect(await container('node-a', name)).toBeUndefined();
+      const onB = (await container('node-b', name))!;
+      expect(onB).toMatchObject({ id: source.id, running: true });
+      expect(nodeOfPid(onB.pid)).toBe('node-b');
+      const after = Date.now();
+      await env.collector.waitForCount(name, 5, { from: B, since: after, timeoutMs: 30_000 });
+      const hbs = env.collector.heartbeats(name);
+      const lastA = hbs.filter((h) => h.from === A).at(-1)!;
+      const firstB = hbs.find((h) => h.from === B)!;
+      expect(firstB.counter).toBe(lastA.counter + 1);
+      expect(env.collector.isSeqGapFree(name, before - 2_000)).toBe(true);
+      expect(env.collector.onlyFromSince(name, B, firstB.at)).toBe(true);
+      console.log(
+        `container over ${transport} (${m.container!.route}): downtime ${m.downtimeMs} ms (CRIU frozen ` +
+          `${m.container!.frozenMs} ms), silence ${firstB.at - lastA.at} ms, archive ` +
+          `${(m.container!.archiveBytes! / 1048576).toFixed(1)} MiB` +
+          (m.container!.image.sent
+            ? `, image ${m.container!.image.bytes} bytes in ${m.container!.image.durationMs} ms`
+            : ''),
+      );
+    },
+    180_000,
+  );
+});

@@ -7,7 +7,10 @@
  * command's start to restore's end, on this process's clock). Also the time to send the missing image
  * (spotlift's first run, node-b without it) against `podman image save | load` by hand.
  *
- *   bash bench/run.sh container [--reps N] [--mib 256]
+ * spotlift's run uses the migration's transport (`--transport`, tls by default, as POST /migrations): the
+ * archive goes node to node over it where the pair allows, else through the orchestrator; the route is printed.
+ *
+ *   bash bench/run.sh container [--reps N] [--mib 256] [--transport tls|tcp|ssh]
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -75,12 +78,12 @@ async function finish(collector: HeartbeatCollector, name: string, since: number
   return gap;
 }
 
-async function viaSpotlift(orch: OrchestratorProcess, collector: HeartbeatCollector, mib: number) {
+async function viaSpotlift(orch: OrchestratorProcess, collector: HeartbeatCollector, mib: number, transport: string) {
   const name = `bench-ct-s-${randomBytes(3).toString('hex')}`;
   await startContainer(collector, name, mib);
   const w = await orch.call<WorkloadRecord>('POST', '/workloads', { node: 'node-a', kind: 'podman', container: name });
   const since = Date.now();
-  let m = await orch.call<MigrationRecord>('POST', '/migrations', { workload: w.id, destination: 'node-b' });
+  let m = await orch.call<MigrationRecord>('POST', '/migrations', { workload: w.id, destination: 'node-b', transport });
   while (!['completed', 'rolled_back', 'failed', 'cancelled'].includes(m.state)) {
     await new Promise((r) => setTimeout(r, 100));
     m = await orch.call<MigrationRecord>('GET', `/migrations/${m.id}`);
@@ -89,7 +92,12 @@ async function viaSpotlift(orch: OrchestratorProcess, collector: HeartbeatCollec
     for (const node of ['node-a', 'node-b']) await on(node, `podman rm --force --ignore --time 0 ${name}`);
     throw new Error(`migration ${m.state}: ${m.error}`);
   }
-  return { downtimeMs: m.downtimeMs, gapMs: await finish(collector, name, since), image: m.container?.image };
+  return {
+    downtimeMs: m.downtimeMs,
+    gapMs: await finish(collector, name, since),
+    image: m.container?.image,
+    route: m.container?.route,
+  };
 }
 
 async function byHand(collector: HeartbeatCollector, mib: number): Promise<Measured> {
@@ -116,6 +124,8 @@ async function byHand(collector: HeartbeatCollector, mib: number): Promise<Measu
 async function main(): Promise<void> {
   const reps = Number(arg('reps', '3'));
   const mib = Number(arg('mib', '256'));
+  const transport = arg('transport', 'tls');
+  let route = '';
   await labUp({ nodes: 2 });
   await startRedis(REDIS_PORT);
   const collector = new HeartbeatCollector();
@@ -135,7 +145,8 @@ async function main(): Promise<void> {
     await on('node-b', `podman image rm --force -- ${IMAGE} >/dev/null`);
     for (let i = 0; i < reps; i++) {
       // Alternate the order so neither side always runs on a warmer machine (spotlift first: it sends the image).
-      const first = await viaSpotlift(orch, collector, mib);
+      const first = await viaSpotlift(orch, collector, mib, transport);
+      route = first.route ?? route;
       if (first.image?.sent) ({ durationMs: imageMs = 0, bytes: imageBytes = 0 } = first.image);
       s.push(first);
       h.push(await byHand(collector, mib));
@@ -165,6 +176,7 @@ async function main(): Promise<void> {
   console.log(
     `  missing image sent:    spotlift ${imageMs} ms (${(imageBytes / 1048576).toFixed(2)} MiB, before the freeze), by hand ${handImageMs} ms`,
   );
+  console.log(`  spotlift's archive route (${transport}): ${route}`);
   console.log(`  ${readFileSync('/proc/loadavg', 'utf8').trim()} (loadavg)`);
 }
 

@@ -295,6 +295,11 @@ export interface ContainerMoveSummary {
   image: { name: string; id: string; sent: boolean; bytes?: number; durationMs?: number };
   /** `podman container checkpoint --export` streamed to the destination: archive size (named volumes inside). */
   archiveBytes?: number;
+  /**
+   * How the image and the archive travelled: `direct <transport>: ...` (node to node over the migration's
+   * transport) or `relay: ...; not direct: <why>` (through the orchestrator's SSH channels).
+   */
+  route?: string;
   /** Podman's own durations (ms): the whole checkpoint command, the whole restore command, CRIU's frozen time. */
   checkpointMs?: number;
   restoreMs?: number;

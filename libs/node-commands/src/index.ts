@@ -8,3 +8,4 @@ export * from './shell.js';
 export * from './stream-commands.js';
 export * from './tunnel-commands.js';
 export * from './certificate-commands.js';
+export * from './direct-stream-commands.js';

@@ -7,6 +7,7 @@
  */
 import type { NodeRecord } from '@spotlift/domain';
 import type { ArmedCommand, ContainerInspection, PodmanOps, TimedResult } from '@spotlift/engine';
+import type { DirectRoute } from '@spotlift/transport';
 
 export interface FakePodmanNode {
   containers?: ContainerInspection[];
@@ -18,6 +19,8 @@ export interface FakePodmanNode {
   /** Named volumes the node has. */
   volumes?: string[];
   unreachable?: boolean;
+  /** What directProblem answers for a pair with this destination (a missing tool). */
+  directProblem?: string;
 }
 
 /** Operations that can be made to fail, and how. */
@@ -38,6 +41,16 @@ export interface FakePodmanFailures {
   storeImage?: string;
   /** A pre-checkpoint fails (CRIU's pre-dump aborted): the container keeps running, as Podman leaves it. */
   preCheckpoint?: string;
+  /** A direct route's listener does not come up when the archive's stream is armed (before the freeze). */
+  directListenerDown?: string;
+  /** The direct image stream fails (before the freeze). */
+  directImage?: string;
+  /**
+   * The direct archive stream fails after the container was stopped: its listener died before the sender
+   * connected (nothing arrived), the stream was cut half-way (a partial archive arrived), or all of it arrived
+   * but the two ends' sha256 differ (the archive file is complete, and wrong).
+   */
+  directStream?: 'listener-died' | 'cut' | 'checksum';
 }
 
 const HEX = (n: number) => n.toString(16).padStart(64, '0');
@@ -99,14 +112,28 @@ export class FakePodmanOps {
     return this.answer('hasImage', node, [image.slice(0, 12)], (n) => (n.images ?? []).includes(image));
   }
 
-  sendImage(source: NodeRecord, destination: NodeRecord, image: string) {
+  /** How each stream went: `image direct|relay`, `archive direct|relay`; the direct routes as given. */
+  readonly routes: string[] = [];
+  readonly directRoutes: DirectRoute[] = [];
+
+  directProblem(_source: NodeRecord, destination: NodeRecord): Promise<string | undefined> {
+    return this.answer('directProblem', destination, [], (n) => n.directProblem);
+  }
+
+  sendImage(source: NodeRecord, destination: NodeRecord, image: string, _dir: string, route?: DirectRoute) {
     return this.answer('sendImage', destination, [source.id, image], () => {
+      this.routes.push(`image ${route ? 'direct' : 'relay'}`);
+      if (route) this.directRoutes.push(route);
+      if (route && this.fail.directImage) throw new Error(this.fail.directImage);
       const c = this.node(source.id).containers?.find((x) => x.image.name === image || x.image.id === image);
       const dst = this.node(destination.id);
       dst.images = [...(dst.images ?? []), c?.image.id ?? image];
       return { bytes: 2_000_000, sha256: 'f'.repeat(64), durationMs: 240 };
     });
   }
+
+  /** Partial or corrupt archives a failed direct stream left: `node:path`. */
+  readonly leftovers: string[] = [];
 
   armCheckpoint(
     source: NodeRecord,
@@ -116,11 +143,18 @@ export class FakePodmanOps {
     archive: string,
     _timeoutMs?: number,
     round: 'final' | 'pre' | 'with-previous' | 'leave-running' = 'final',
+    route?: DirectRoute,
   ) {
     if (round === 'pre') return this.armPreCheckpoint(source, dir, id, destination, archive);
+    if (route && this.fail.directListenerDown) {
+      this.calls.push(`armCheckpoint ${source.id}:${id.slice(0, 12)},${destination.id}`);
+      return Promise.reject(new Error(this.fail.directListenerDown));
+    }
     const args = [id.slice(0, 12), destination.id, ...(round === 'final' ? [] : [round])];
     return this.answer('armCheckpoint', source, args, () => ({
       start: async () => {
+        this.routes.push(`archive ${route ? 'direct' : 'relay'}`);
+        if (route) this.directRoutes.push(route);
         await Promise.resolve(); // answers come later, as the stream's would
         this.calls.push(`checkpoint ${source.id} ${id.slice(0, 12)}${round === 'final' ? '' : ` ${round}`}`);
         if (this.fail.checkpointBeforeFreeze) throw new Error(this.fail.checkpointBeforeFreeze);
@@ -143,6 +177,17 @@ export class FakePodmanOps {
         Object.assign(c, { running: false, checkpointed: true, state: 'exited', rawState: 'exited' });
         delete c.mainPid;
         if (this.fail.checkpointAfterFreeze) throw new Error(this.fail.checkpointAfterFreeze);
+        const broke = route ? this.fail.directStream : undefined;
+        if (broke) {
+          if (broke !== 'listener-died') this.leftovers.push(`${destination.id}:${archive}`);
+          throw new Error(
+            {
+              'listener-died': `checkpoint archive: receiving failed (1): the listener on port ${route!.listen.port} failed (143)`,
+              cut: 'checkpoint archive: sending failed (112): the connection broke (1)',
+              checksum: `checkpoint archive: checksum mismatch on ${destination.id}: sent ${'a'.repeat(64)}, received ${'b'.repeat(64)}`,
+            }[broke],
+          );
+        }
         this.archives.set(`${destination.id}:${archive}`, { ...c });
         if (round === 'with-previous') this.withPrevious.add(`${destination.id}:${archive}`);
         const bytes = round === 'with-previous' ? 20_000_000 : 300_000_000;
@@ -348,6 +393,10 @@ export class FakePodmanOps {
     this.calls.push(`${op} ${node.id}:${args.join(',')}`);
     const n = this.node(node.id);
     if (n.unreachable) return Promise.reject(new Error(`node ${node.id} is unreachable`));
-    return Promise.resolve(read(n));
+    try {
+      return Promise.resolve(read(n));
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
   }
 }

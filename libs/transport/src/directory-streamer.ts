@@ -6,16 +6,10 @@ import type { NodeTarget } from '@spotlift/domain';
 import { NodeShell, type RemoteProcess } from './node-shell.port.js';
 import { type NodeCommand, UNPACK_TAR, armed, receiveStream, tarCommand } from '@spotlift/node-commands';
 import { TarGuard, type TarPolicy, TarRefused } from './tar-guard.js';
+import { DirectStreamer } from './direct-stream.js';
+import { type ArmedStream, type StreamResult, TransferError } from './stream-types.js';
 
-export interface StreamResult {
-  bytes: number;
-  sha256: string;
-  durationMs: number;
-  /** What the sending command said on stderr (warnings, or a summary line it prints). */
-  senderStderr?: string;
-}
-
-export class TransferError extends Error {}
+export { type StreamResult, TransferError } from './stream-types.js';
 
 /**
  * Sent to the destination in place of a refused member: a block no tar reads as a header (bad checksum), so
@@ -27,14 +21,7 @@ export const ABORT_BLOCK = Buffer.alloc(512, 0xff);
 /** How long an aborted stream's two ends get to report their end before the copy fails anyway. */
 const ABORT_WAIT_MS = 30_000;
 
-/**
- * A copy whose channels are open and waiting for start(). cancel() closes them unless it started, so whoever
- * armed it may always cancel it on the way out.
- */
-export interface ArmedStream {
-  start(): Promise<StreamResult>;
-  cancel(): Promise<void>;
-}
+export type { ArmedStream } from './stream-types.js';
 
 /**
  * Copies a directory from one node to another as one tar stream relayed by the orchestrator: one channel on
@@ -42,7 +29,12 @@ export interface ArmedStream {
  * hash equals the one computed on the way through.
  */
 export class DirectoryStreamer {
-  constructor(private readonly shell: NodeShell) {}
+  /** The same copies node to node, over a route the engine opened (tcp, tls, an SSH tunnel). */
+  readonly direct: DirectStreamer;
+
+  constructor(private readonly shell: NodeShell) {
+    this.direct = new DirectStreamer(shell);
+  }
 
   async copy(
     source: NodeTarget,

@@ -8,3 +8,4 @@ export * from './ssh-relay.js';
 export * from './ssh-direct-tunnel.js';
 export * from './pki/index.js';
 export * from './tar-guard.js';
+export * from './direct-stream.js';

@@ -9,6 +9,9 @@ import * as sh from './node-scripts.js';
 import {
   armed,
   authorizeTunnelKeyCommand,
+  directReceive,
+  directSend,
+  directStreamProbe,
   installNodeTlsCommand,
   readNodeTlsCommand,
   receiveStream,
@@ -422,6 +425,49 @@ const GOLDEN: Array<[string, () => string, string]> = [
     'podman waitPodmanIdle',
     () => pc.waitPodmanIdle('/var/lib/spotlift/images/mig-1.a/src', 2),
     'i=0; while pgrep -f -- \'podman container (checkpoint|restore) .*/var/lib/spotlift/images/mig-1\\.a/src\' >/dev/null; do [ $i -ge 10 ] && { echo "PODMAN_IDLE no"; exit 1; }; i=$((i + 1)); sleep 0.2; done; echo "PODMAN_IDLE yes"',
+  ],
+  [
+    'directStreamProbe receive tcp',
+    () => directStreamProbe('receive', false),
+    'command -v ss >/dev/null 2>&1 || echo "DIRECT_MISSING ss"\ncommand -v sha256sum >/dev/null 2>&1 || echo "DIRECT_MISSING sha256sum"\ncommand -v timeout >/dev/null 2>&1 || echo "DIRECT_MISSING timeout"\nbusybox nc --help >/dev/null 2>&1 || echo "DIRECT_MISSING busybox nc"\ntrue',
+  ],
+  [
+    'directStreamProbe send tls',
+    () => directStreamProbe('send', true),
+    'command -v bash >/dev/null 2>&1 || echo "DIRECT_MISSING bash"\ncommand -v sha256sum >/dev/null 2>&1 || echo "DIRECT_MISSING sha256sum"\ncommand -v openssl >/dev/null 2>&1 || echo "DIRECT_MISSING openssl"\ntrue',
+  ],
+  [
+    'directReceive tcp',
+    () =>
+      directReceive({
+        dir: '/img/m1/dst',
+        listen: { address: '127.0.0.1', port: 27100 },
+        unpack: pc.receiveArchive('/img/m1/dst/checkpoint.tar'),
+        timeoutS: 120,
+      }),
+    'mkdir -p /img/m1/dst && cd /img/m1/dst || exit 1\nexec 3<&0\nrx=.spotlift-direct.$$\nrm -f $rx.*; mkfifo $rx.data $rx.h $rx.n $rx.in || exit 1\nif ss -Htln "sport = :27100" | grep -q .; then echo "port 27100 is in use on this node" >&2; rm -f $rx.*; exit 97; fi\nsha256sum <$rx.h >$rx.sha & wc -c <$rx.n >$rx.bytes &\n{ tee $rx.h $rx.n <$rx.data | cat >/img/m1/dst/checkpoint.tar; echo $? >$rx.urc; } & cons=$!\ntimeout 120 busybox nc -l -p 27100 0<>$rx.in >$rx.data 2>$rx.err & ls=$!\n( cat <&3 >/dev/null 2>&1; kill $ls 2>/dev/null ) & w=$!\ni=0\nuntil ss -Htln "sport = :27100" | grep -q .; do\n  kill -0 $ls 2>/dev/null || break\n  i=$((i + 1)); [ $i -ge 200 ] && { kill $ls 2>/dev/null; break; }\n  sleep 0.05\ndone\nkill -0 $ls 2>/dev/null && echo SPOTLIFT_LISTENING\nwait $ls; lrc=$?\nwait $cons\nkill $w 2>/dev/null\nwait\nurc=$(cat $rx.urc 2>/dev/null); urc=${urc:-1}\n[ "$lrc" = 0 ] || { echo "the listener on port 27100 failed ($lrc): $(tail -c 400 $rx.err)" >&2; rm -f $rx.*; exit 1; }\n[ "$urc" = 0 ] || { echo "unpacking what arrived failed ($urc)" >&2; rm -f $rx.*; exit 1; }\necho "SPOTLIFT_RECEIVED $(tr -d \' \' <$rx.bytes) $(cut -c1-64 $rx.sha)"\nrm -f $rx.*',
+  ],
+  [
+    'directReceive tls',
+    () =>
+      directReceive({
+        dir: '/img/m1/dst',
+        listen: to,
+        unpack: pc.receiveArchive('/img/m1/dst/checkpoint.tar'),
+        timeoutS: 120,
+        tls,
+      }),
+    'mkdir -p /img/m1/dst && cd /img/m1/dst || exit 1\nexec 3<&0\nrx=.spotlift-direct.$$\nrm -f $rx.*; mkfifo $rx.data $rx.h $rx.n $rx.in || exit 1\nif ss -Htln "sport = :27100" | grep -q .; then echo "port 27100 is in use on this node" >&2; rm -f $rx.*; exit 97; fi\nsha256sum <$rx.h >$rx.sha & wc -c <$rx.n >$rx.bytes &\n{ tee $rx.h $rx.n <$rx.data | cat >/img/m1/dst/checkpoint.tar; echo $? >$rx.urc; } & cons=$!\ntimeout 120 openssl s_server -quiet -naccept 1 -accept 10.0.0.2:27100 -cert /t/node.pem -key /t/node.key -CAfile /t/ca.pem -Verify 1 -verify_return_error 0<>$rx.in >$rx.data 2>$rx.err & ls=$!\n( cat <&3 >/dev/null 2>&1; kill $ls 2>/dev/null ) & w=$!\ni=0\nuntil ss -Htln "sport = :27100" | grep -q .; do\n  kill -0 $ls 2>/dev/null || break\n  i=$((i + 1)); [ $i -ge 200 ] && { kill $ls 2>/dev/null; break; }\n  sleep 0.05\ndone\nkill -0 $ls 2>/dev/null && echo SPOTLIFT_LISTENING\nwait $ls; lrc=$?\nwait $cons\nkill $w 2>/dev/null\nwait\nurc=$(cat $rx.urc 2>/dev/null); urc=${urc:-1}\n[ "$lrc" = 0 ] || { echo "the listener on port 27100 failed ($lrc): $(tail -c 400 $rx.err)" >&2; rm -f $rx.*; exit 1; }\n[ "$urc" = 0 ] || { echo "unpacking what arrived failed ($urc)" >&2; rm -f $rx.*; exit 1; }\necho "SPOTLIFT_RECEIVED $(tr -d \' \' <$rx.bytes) $(cut -c1-64 $rx.sha)"\nrm -f $rx.*',
+  ],
+  [
+    'directSend tcp',
+    () => directSend({ send: pc.imageSave('x'), connect: to, timeoutS: 120 }),
+    'bash -c \'tx=$(mktemp -d /tmp/spotlift-direct.XXXXXX) || exit 1\nmkfifo $tx/h || exit 1\nsha256sum <$tx/h >$tx/sha &\n{ ( podman image save --format docker-archive -- x ); echo $? >$tx/rc; } | tee $tx/h | cat >/dev/tcp/10.0.0.2/27100 2>>$tx/net.err\nnet=${PIPESTATUS[2]}\nwait\nrc=$(cat $tx/rc 2>/dev/null); rc=${rc:-1}\nerr=$(tail -c 400 $tx/net.err 2>/dev/null)\nsha=$(cut -c1-64 $tx/sha)\nrm -rf $tx\n[ "$rc" = 0 ] || exit $rc\n[ "$net" = 0 ] || { echo "the connection to 10.0.0.2:27100 broke ($net) $err" >&2; exit 112; }\necho "SPOTLIFT_SENT $sha"\'',
+  ],
+  [
+    'directSend tls',
+    () => directSend({ send: pc.imageSave('x'), connect: to, timeoutS: 120, tls }),
+    'bash -c \'tx=$(mktemp -d /tmp/spotlift-direct.XXXXXX) || exit 1\nmkfifo $tx/h || exit 1\nsha256sum <$tx/h >$tx/sha &\n{ ( podman image save --format docker-archive -- x ); echo $? >$tx/rc; } | tee $tx/h | timeout 120 openssl s_client -quiet -no_ign_eof -nocommands -connect 10.0.0.2:27100 -cert /t/node.pem -key /t/node.key -CAfile /t/ca.pem -verify_return_error -verify_ip 10.0.0.2 >/dev/null 2>>$tx/net.err\nnet=${PIPESTATUS[2]}\nwait\nrc=$(cat $tx/rc 2>/dev/null); rc=${rc:-1}\nerr=$(tail -c 400 $tx/net.err 2>/dev/null)\nsha=$(cut -c1-64 $tx/sha)\nrm -rf $tx\n[ "$rc" = 0 ] || exit $rc\n[ "$net" = 0 ] || { echo "the connection to 10.0.0.2:27100 broke ($net) $err" >&2; exit 112; }\necho "SPOTLIFT_SENT $sha"\'',
   ],
 ];
 

@@ -7,7 +7,7 @@
  */
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
 import { InMemoryRecords } from '@spotlift/store';
-import { DirectoryStreamer } from '@spotlift/transport';
+import { DirectoryStreamer, type NodeCertificates } from '@spotlift/transport';
 import {
   FakePodmanOps,
   ScriptedNodeShell,
@@ -23,11 +23,20 @@ import { MigrationEngine } from '../migration-engine.js';
 import { NodeOps } from '../node-ops/node-ops.js';
 import { SystemClock } from '../clock.js';
 import type { RunControl } from '../run-control.js';
+import type { PageTransport } from '../transports/page-transport.port.js';
+import { DEFAULT_SSH_TUNNEL, SshPageTransport } from '../transports/ssh-page-transport.js';
+import { TlsPageTransport } from '../transports/tls-page-transport.js';
 
 const C = aContainer({ mainPid: 4242 });
 const IMAGE_ID = C.image.id;
 
-function kit(opts: { migration?: Partial<MigrationRecord>; imageOnB?: boolean } = {}) {
+function kit(
+  opts: {
+    migration?: Partial<MigrationRecord>;
+    imageOnB?: boolean;
+    transports?: (shell: ScriptedNodeShell) => PageTransport[];
+  } = {},
+) {
   const shell = new ScriptedNodeShell().on({ match: /MemAvailable/, reply: { stdout: '8000000\n' } }).on({
     match: /echo TREE/,
     reply: (cmd) => ({ stdout: `TREE ${/tree (\d+)/.exec(cmd)?.[1] ?? '1'}\nRSS_KB 65536\n` }),
@@ -54,7 +63,7 @@ function kit(opts: { migration?: Partial<MigrationRecord>; imageOnB?: boolean } 
     new DirectoryStreamer(shell),
     new SystemClock(),
     { ...DEFAULT_ENGINE_CONFIG, cleanupRetryMs: 0, cancelPollMs: 5 },
-    undefined,
+    opts.transports?.(shell),
     undefined,
     undefined,
     undefined,
@@ -65,7 +74,7 @@ function kit(opts: { migration?: Partial<MigrationRecord>; imageOnB?: boolean } 
     claimCommit: () => Promise.resolve(true),
   };
   const running = (node: string) => podman.container(node, C.id)?.running === true;
-  return { engine, podman, workloads, control, running, run: () => engine.run('mig-1', control) };
+  return { engine, podman, workloads, shell, control, running, run: () => engine.run('mig-1', control) };
 }
 
 describe('container stop-and-copy (kind podman)', () => {
@@ -257,6 +266,125 @@ describe('container stop-and-copy (kind podman)', () => {
     expect(k.running('node-a')).toBe(true);
     expect(k.podman.container('node-b', C.id)).toBeUndefined();
   });
+});
+
+describe("the container's image and archive over the migration's transport", () => {
+  it('tcp: both go node to node, the route recorded on the job', async () => {
+    const k = kit();
+    const m = await k.run();
+    expect(m.state).toBe('completed');
+    expect(k.podman.routes).toEqual(['image direct', 'archive direct']);
+    expect(m.container?.route).toMatch(/^direct tcp: node-a -> node-b listening on \S+:\d+$/);
+    expect(m.phases.find((p) => p.name === 'dump')?.detail).toMatch(/streamed to node-b \(direct tcp\)/);
+  });
+
+  it('a pair lacking the tools of a direct stream is relayed by the orchestrator, with the reason', async () => {
+    const k = kit();
+    k.podman.nodes['node-b']!.directProblem = 'node-b has no busybox nc';
+    const m = await k.run();
+    expect(m.state).toBe('completed');
+    expect(k.podman.routes).toEqual(['image relay', 'archive relay']);
+    expect(m.container?.route).toBe(
+      "relay: through the orchestrator's SSH channels; not direct: node-b has no busybox nc",
+    );
+  });
+
+  it("tls: node to node with each node's certificates, the destination's checked at its data address", async () => {
+    const ensure = (node: { id: string }) =>
+      Promise.resolve({
+        cacert: `/tls/${node.id}/ca.pem`,
+        cert: `/tls/${node.id}/cert.pem`,
+        key: `/tls/${node.id}/key.pem`,
+        notAfter: new Date(0),
+      });
+    const forgotten: string[] = [];
+    const certs = { ensure, forget: (id: string) => forgotten.push(id) } as unknown as NodeCertificates;
+    const k = kit({ migration: { transport: 'tls' }, transports: () => [new TlsPageTransport(certs)] });
+    const m = await k.run();
+    expect(m.state).toBe('completed');
+    expect(forgotten).toEqual([]);
+    expect(m.container?.route).toMatch(/^direct tls: node-a -> node-b listening on /);
+    expect(k.podman.routes).toEqual(['image direct', 'archive direct']);
+    const route = k.podman.directRoutes[1]!;
+    expect(route.tls).toEqual({
+      server: { cacert: '/tls/node-b/ca.pem', cert: '/tls/node-b/cert.pem', key: '/tls/node-b/key.pem' },
+      client: { cacert: '/tls/node-a/ca.pem', cert: '/tls/node-a/cert.pem', key: '/tls/node-a/key.pem' },
+    });
+    expect(route.connect).toEqual(route.listen);
+  });
+
+  it('tls: a direct stream that failed after the freeze makes both nodes be checked again next time', async () => {
+    const forgotten: string[] = [];
+    const ensure = (node: { id: string }) =>
+      Promise.resolve({ cacert: `/tls/${node.id}/ca.pem`, cert: 'c', key: 'k', notAfter: new Date(0) });
+    const certs = { ensure, forget: (id: string) => forgotten.push(id) } as unknown as NodeCertificates;
+    const k = kit({ migration: { transport: 'tls' }, transports: () => [new TlsPageTransport(certs)] });
+    k.podman.fail.directStream = 'listener-died';
+    const m = await k.run();
+    expect(m.state).toBe('rolled_back');
+    expect(forgotten.sort()).toEqual(['node-a', 'node-b']);
+  });
+
+  it("ssh: a pair the ssh transport relays goes through the orchestrator's relay, with the transport's reason", async () => {
+    const k = kit({
+      migration: { transport: 'ssh' },
+      transports: (shell) => [new SshPageTransport(shell, { ...DEFAULT_SSH_TUNNEL, mode: 'relay' })],
+    });
+    const m = await k.run();
+    expect(m.state).toBe('completed');
+    expect(m.transport).toBe('ssh');
+    expect(k.podman.routes).toEqual(['image relay', 'archive relay']);
+    expect(m.container?.route).toMatch(
+      /^relay: .*not direct: the ssh transport relays this pair \(relay: .*configured to relay\)$/,
+    );
+    expect(k.podman.ran('directProblem')).toEqual([]);
+  });
+
+  it('a direct image stream that fails is sent again relayed, before any freeze', async () => {
+    const k = kit();
+    k.podman.fail.directImage = 'image x: checksum mismatch on node-b';
+    const m = await k.run();
+    expect(m.state).toBe('completed');
+    expect(k.podman.routes).toEqual(['image direct', 'image relay', 'archive relay']);
+    expect(m.container?.route).toMatch(
+      /^relay: .*direct tcp route failed before the freeze: sending the image: .*checksum/,
+    );
+  });
+
+  it('an archive listener that does not come up falls back to the relay before the freeze', async () => {
+    const k = kit({ imageOnB: true });
+    k.podman.fail.directListenerDown = 'the listener on node-b port 40000 ended before a connection (97): port in use';
+    const m = await k.run();
+    expect(m.state).toBe('completed');
+    expect(k.podman.routes).toEqual(['archive relay']);
+    expect(m.container?.route).toMatch(/failed before the freeze: arming the archive's listener: .*port in use/);
+    expect(k.running('node-b')).toBe(true);
+  });
+
+  it.each([
+    ['the listener died', 'listener-died' as const, /receiving failed .*listener/],
+    ['the stream was cut half-way', 'cut' as const, /sending failed \(112\)/],
+    ['the checksums differ', 'checksum' as const, /checksum mismatch on node-b/],
+  ])(
+    '%s after the freeze: rolled back, the source runs again, nothing imported or left on node-b',
+    async (_, how, why) => {
+      const k = kit();
+      k.podman.fail.directStream = how;
+      const m = await k.run();
+      expect(m.state).toBe('rolled_back');
+      expect(m.rollbackReason).toMatch(why);
+      expect(k.podman.ran('restoreImport')).toEqual([]);
+      expect(k.podman.ran('restoreLocal')).toEqual([`node-a:${C.id.slice(0, 12)}`]);
+      expect(k.running('node-a')).toBe(true);
+      expect(k.podman.container('node-b', C.id)).toBeUndefined();
+      // What arrived (a partial or corrupt archive) is in the migration's directory, removed on node-b.
+      for (const left of k.podman.leftovers) {
+        const dir = left.slice('node-b:'.length).replace(/\/dst\/checkpoint\.tar$/, '');
+        expect(k.shell.ran('node-b', new RegExp(`^rm -rf ${dir}$`))).toHaveLength(1);
+      }
+      expect(k.podman.leftovers.length).toBe(how === 'listener-died' ? 0 : 1);
+    },
+  );
 });
 
 describe('container migration picked up after its worker died', () => {

@@ -13,6 +13,8 @@ import type { MigrationSteps } from '../steps/migration-steps.js';
 import { checkDestinationState } from '../steps/preflight-checks.js';
 import { MovedElsewhere } from '../run-control.js';
 import { movedAwayFromSource, saveWorkloadFields } from '../workload-writes.js';
+import type { PageTransports } from '../transports/page-transports.js';
+import { type ContainerRoute, openContainerRoute } from './container-route.js';
 
 export interface ContainerDeps {
   ops: NodeOps;
@@ -22,6 +24,7 @@ export interface ContainerDeps {
   steps: MigrationSteps;
   workloads: WorkloadRepository;
   clock: Clock;
+  transports: PageTransports;
   files?: WorkloadFiles;
 }
 
@@ -50,7 +53,7 @@ export class ContainerStopAndCopy {
   constructor(protected readonly d: ContainerDeps) {}
 
   async run(ctx: MigrationContext): Promise<void> {
-    const { migration, source, destination } = ctx;
+    const { migration, destination } = ctx;
     const { phases, podman, config } = this.d;
     const requested = migration.requestedStrategy ?? migration.strategy;
     if (!(CONTAINER_STRATEGIES as readonly string[]).includes(requested)) {
@@ -68,30 +71,37 @@ export class ContainerStopAndCopy {
     const id = containerId(ctx);
     const archive = `${ctx.destinationDir}/checkpoint.tar`;
     const c = await phases.run(migration, 'preflight', (phase) => this.preflight(ctx, id, phase));
+    let route: ContainerRoute | undefined;
     const { checkpoint, restore } = await phases.run(migration, 'prepare', async (phase) => {
       await this.d.steps.makeDirs(ctx);
-      phase.detail = await this.sendImage(ctx, c);
-      // Both commands of the freeze window have their channels open before it (as the process path's).
-      const checkpoint = await podman.armCheckpoint(
-        source,
-        ctx.sourceDir,
-        id,
-        destination,
-        archive,
-        config.criuTimeoutMs,
-      );
-      const restore = await podman.armRestoreImport(destination, archive, config.criuTimeoutMs).catch(async (e) => {
-        await checkpoint.cancel();
-        throw e;
-      });
-      return { checkpoint, restore };
+      route = await openContainerRoute(ctx, this.d.transports, podman, this.d.steps.pickPort(), config.criuTimeoutMs);
+      try {
+        const image = await this.sendImage(ctx, c, route);
+        // Both commands of the freeze window have their channels open before it (as the process path's).
+        const checkpoint = await this.armCheckpoint(ctx, id, archive, route);
+        const restore = await podman.armRestoreImport(destination, archive, config.criuTimeoutMs).catch(async (e) => {
+          await checkpoint.cancel();
+          throw e;
+        });
+        migration.container = { ...migration.container!, route: route.record };
+        phase.detail = `${image}; ${route.record}`;
+        return { checkpoint, restore };
+      } catch (error) {
+        await route.close();
+        throw error;
+      }
     });
     let filesArmed: ArmedStream | undefined;
     try {
       await this.d.files?.presync(ctx);
       filesArmed = await this.d.files?.armFinal(ctx);
       await this.d.steps.markMigrating(ctx);
-      const sent = await phases.run(migration, 'dump', (phase) => this.checkpoint(ctx, checkpoint, phase));
+      const sent = await phases
+        .run(migration, 'dump', (phase) => this.checkpoint(ctx, checkpoint, phase))
+        .catch((error: Error) => {
+          if (route?.direct) route.failed(error);
+          throw error;
+        });
       // The declared paths' last changes (bind mounts), next to the archive; nothing when none were declared.
       if (filesArmed && migration.files?.synced.length) {
         const armed = filesArmed;
@@ -106,7 +116,33 @@ export class ContainerStopAndCopy {
       this.recordStats(ctx, id, sent.outcome, restored);
       await phases.save(migration);
     } finally {
-      await Promise.allSettled([checkpoint.cancel(), restore.cancel(), filesArmed?.cancel()]);
+      await Promise.allSettled([checkpoint.cancel(), restore.cancel(), filesArmed?.cancel(), route?.close()]);
+    }
+  }
+
+  /**
+   * The checkpoint's stream, armed: node to node when the route allows it and its listener comes up, else
+   * (before any freeze, so nothing is lost) relayed by the orchestrator, the reason recorded.
+   */
+  private async armCheckpoint(ctx: MigrationContext, id: string, archive: string, route: ContainerRoute) {
+    const { source, destination } = ctx;
+    const arm = () =>
+      this.d.podman.armCheckpoint(
+        source,
+        ctx.sourceDir,
+        id,
+        destination,
+        archive,
+        this.d.config.criuTimeoutMs,
+        'final',
+        route.direct,
+      );
+    if (!route.direct) return arm();
+    try {
+      return await arm();
+    } catch (error) {
+      route.fallBack(`arming the archive's listener: ${(error as Error).message}`);
+      return arm();
     }
   }
 
@@ -158,8 +194,12 @@ export class ContainerStopAndCopy {
     return c!;
   }
 
-  /** `podman image save | load` when the destination lacks the image (by id), before any freeze. */
-  protected async sendImage(ctx: MigrationContext, c: ContainerInspection): Promise<string> {
+  /**
+   * `podman image save | load` when the destination lacks the image (by id), before any freeze; a direct
+   * route that fails is given up for the orchestrator relay (the reason recorded) and the image sent again.
+   * Without a route (container pre-copy today) the orchestrator relays it.
+   */
+  protected async sendImage(ctx: MigrationContext, c: ContainerInspection, route?: ContainerRoute): Promise<string> {
     const { source, destination, migration } = ctx;
     const image = { name: c.image.name, id: c.image.id };
     if (await this.d.podman.hasImage(destination, image.id)) {
@@ -167,7 +207,13 @@ export class ContainerStopAndCopy {
       return `${destination.id} has image ${image.name}`;
     }
     try {
-      const r = await this.d.podman.sendImage(source, destination, image.name || image.id, ctx.destinationDir);
+      const send = () =>
+        this.d.podman.sendImage(source, destination, image.name || image.id, ctx.destinationDir, route?.direct);
+      const r = await send().catch((error: Error) => {
+        if (!route?.direct) throw error;
+        route.fallBack(`sending the image: ${error.message}`);
+        return send();
+      });
       migration.container = {
         ...migration.container!,
         image: { ...image, sent: true, bytes: r.bytes, durationMs: Math.round(r.durationMs) },
@@ -201,7 +247,7 @@ export class ContainerStopAndCopy {
     }
     migration.bytes.images = sent.bytes;
     migration.container = { ...migration.container!, archiveBytes: sent.bytes };
-    phase.detail = `podman container checkpoint --export streamed to ${destination.id}: ${sent.bytes} bytes, sha256 verified`;
+    phase.detail = `podman container checkpoint --export streamed to ${destination.id} (${migration.container?.route?.split(':')[0] ?? 'relay'}): ${sent.bytes} bytes, sha256 verified`;
     return { sent, outcome };
   }
 

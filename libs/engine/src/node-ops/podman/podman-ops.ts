@@ -1,5 +1,5 @@
 import type { NodeRecord } from '@spotlift/domain';
-import type { ArmedStream, DirectoryStreamer, StreamResult } from '@spotlift/transport';
+import type { ArmedStream, DirectRoute, DirectoryStreamer, StreamResult } from '@spotlift/transport';
 import type { ArmedCommand, NodeOps } from '../node-ops.js';
 import * as pc from './podman-commands.js';
 import { type ContainerInspection, parseContainerInspect } from '../../podman/inspect.js';
@@ -58,20 +58,34 @@ export class PodmanOps {
     throw new Error(`podman image exists on ${node.id} failed (${res.code}): ${res.stderr.trim().slice(0, 200)}`);
   }
 
-  /** `podman image save | podman image load` from `source` to `destination`, checksummed end to end. */
-  async sendImage(source: NodeRecord, destination: NodeRecord, image: string, dir: string): Promise<StreamResult> {
-    const armed = await this.streamer.armPipe(source, pc.imageSave(image), destination, {
-      dir,
-      unpack: pc.imageLoad(`${dir}/image-load.out`),
-      what: `image ${image}`,
-    });
+  /**
+   * `podman image save | podman image load` from `source` to `destination`, checksummed end to end: node to
+   * node over `route` when given, else relayed by the orchestrator.
+   */
+  async sendImage(
+    source: NodeRecord,
+    destination: NodeRecord,
+    image: string,
+    dir: string,
+    route?: DirectRoute,
+  ): Promise<StreamResult> {
+    const receive = { dir, unpack: pc.imageLoad(`${dir}/image-load.out`), what: `image ${image}` };
+    const armed = route
+      ? await this.streamer.direct.armPipe(source, pc.imageSave(image), destination, receive, route)
+      : await this.streamer.armPipe(source, pc.imageSave(image), destination, receive);
     return armed.start();
+  }
+
+  /** What the pair lacks to stream node to node (tools), or undefined when it has everything. */
+  directProblem(source: NodeRecord, destination: NodeRecord, tls: boolean): Promise<string | undefined> {
+    return this.streamer.direct.problem(source, destination, tls);
   }
 
   /**
    * The checkpoint of `container` on `source`, streamed into `archive` on `destination`, with both channels
    * open now and nothing run until start(): the freeze begins when it starts. The archive is a regular file
-   * there (restore --import needs one).
+   * there (restore --import needs one). Node to node over `route` (its listener is up when this resolves),
+   * else relayed by the orchestrator.
    */
   armCheckpoint(
     source: NodeRecord,
@@ -81,13 +95,17 @@ export class PodmanOps {
     archive: string,
     timeoutMs: number,
     round: pc.CheckpointRound = 'final',
+    route?: DirectRoute,
   ): Promise<ArmedStream> {
-    const command = pc.checkpointToStdout(container, sourceDir, timeoutMs / 1000, round);
-    return this.streamer.armPipe(source, command, destination, {
+    const send = pc.checkpointToStdout(container, sourceDir, timeoutMs / 1000, round);
+    const receive = {
       dir: archive.slice(0, archive.lastIndexOf('/')) || '/',
       unpack: pc.receiveArchive(archive),
       what: `checkpoint archive of ${container}`,
-    });
+    };
+    return route
+      ? this.streamer.direct.armPipe(source, send, destination, receive, route)
+      : this.streamer.armPipe(source, send, destination, receive);
   }
 
   /** What the checkpoint left on the source (read after it ended, whether it succeeded or not). */
