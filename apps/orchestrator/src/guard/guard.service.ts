@@ -91,7 +91,8 @@ export class GuardService implements OnApplicationBootstrap, OnApplicationShutdo
     if ((await this.redis.set(lease, token, 'PX', Math.max(60_000, this.every * 2), 'NX')) !== 'OK') return;
     try {
       for (const item of await this.loss.runOnce()) {
-        if (item.action !== 'wait') this.logger.warn({ msg: `node loss: ${item.action}`, ...item });
+        if (item.action === 'restore' || item.action === 'refused')
+          this.logger.warn({ msg: `node loss: ${item.action}`, ...item });
       }
       for (const item of await this.pass.runOnce()) {
         if (item.action === 'take' || item.action === 'skip' || item.action === 'refused' || item.removed) {
