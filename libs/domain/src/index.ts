@@ -8,3 +8,4 @@ export * from './access.js';
 export * from './events.js';
 export * from './guard.js';
 export * from './node-loss.js';
+export * from './short-notice.js';
