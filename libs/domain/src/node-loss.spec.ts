@@ -39,7 +39,12 @@ const facts = (n: LossNode, over: Partial<LossFacts> = {}): LossFacts => ({
 
 describe('nodeLossVerdict', () => {
   const table: [string, LossFacts, boolean, RegExp][] = [
-    ['answers, not confirmed', facts(node({ state: 'ready', unreachableSince: undefined })), false, /answers over SSH$/],
+    [
+      'answers, not confirmed',
+      facts(node({ state: 'ready', unreachableSince: undefined })),
+      false,
+      /answers over SSH$/,
+    ],
     [
       'answers, confirmed by an operator: refused, it may still run the workload',
       facts(node({ state: 'ready', unreachableSince: undefined, lost: OPERATOR })),
@@ -58,7 +63,12 @@ describe('nodeLossVerdict', () => {
       false,
       /below the 30 s threshold .* and not confirmed gone/,
     ],
-    ['silent beyond the threshold, not confirmed', facts(node()), false, /not confirmed gone: a silence may be a partition/],
+    [
+      'silent beyond the threshold, not confirmed',
+      facts(node()),
+      false,
+      /not confirmed gone: a silence may be a partition/,
+    ],
     [
       'a notice whose deadline has not passed yet is no confirmation',
       facts(node(), { noticeDeadline: { at: ago(-5), evacuationId: 'ev-1' } }),
@@ -66,6 +76,12 @@ describe('nodeLossVerdict', () => {
       /not confirmed gone/,
     ],
     ['silent beyond the threshold, confirmed by an operator', facts(node({ lost: OPERATOR })), true, /operator/],
+    [
+      'a terminating node (under notice) silent beyond the threshold, its deadline passed',
+      facts(node({ state: 'terminating' }), { noticeDeadline: { at: ago(5), evacuationId: 'ev-1' } }),
+      true,
+      /notice-deadline/,
+    ],
     [
       'silent beyond the threshold, a notice deadline passed',
       facts(node(), { noticeDeadline: { at: ago(5), evacuationId: 'ev-1' } }),

@@ -38,15 +38,15 @@ export function lossConfirmation(facts: LossFacts): NodeLossConfirmation | undef
 }
 
 export type NodeLossVerdict =
-  | { lost: false; reason: string }
-  | { lost: true; confirmation: NodeLossConfirmation; silentMs: number };
+  { lost: false; reason: string } | { lost: true; confirmation: NodeLossConfirmation; silentMs: number };
 
 /** Whether the node counts as lost now; when not, the reason a restore waits. */
 export function nodeLossVerdict(facts: LossFacts): NodeLossVerdict {
   const { node, now, thresholdMs } = facts;
   const confirmation = lossConfirmation(facts);
   const confirmHow = `POST /nodes/${node.id}/lost, or a notice whose deadline passed`;
-  if (!node.unreachableSince || node.state !== 'unreachable') {
+  // The silence, not the state: a node under notice stays `terminating` while it goes quiet.
+  if (!node.unreachableSince) {
     return {
       lost: false,
       reason: confirmation

@@ -66,7 +66,8 @@ export class NodeLossPass {
       const node = stored.fence ? stored : await this.track(stored);
       const verdict = nodeLossVerdict({
         node,
-        ...(await this.noticeDeadline(nodeId)),
+        // Only a silent node can be lost: the evacuations are read for those alone.
+        ...(node.unreachableSince ? await this.noticeDeadline(nodeId) : {}),
         thresholdMs: this.thresholdMs,
         now: this.clock.now(),
       });
@@ -86,8 +87,9 @@ export class NodeLossPass {
     verdict: NodeLossVerdict,
     fence: NodeRecord['fence'],
   ): Promise<LossTickItem> {
+    if (!verdict.lost) return { nodeId, workloadId: w.id, action: 'wait', reason: verdict.reason };
     const key = `${w.id}:${nodeId}:${fence?.at ?? ''}`;
-    const claimed = fence ? await this.claims.get(key) : undefined;
+    const claimed = await this.claims.get(key);
     const mine = (await this.checkpoints.list()).filter((c) => c.workloadId === w.id);
     const decision = decideLossRestore({
       verdict,

@@ -148,7 +148,8 @@ export class NodesService {
     const saved = await this.nodes.update(id, (current) => {
       if (probe) {
         current.probe = probe;
-        if (current.state === 'unreachable') current.state = 'ready';
+        // A fenced node stays out of placement whatever a probe finds (re-registering it lifts the fence).
+        if (current.state === 'unreachable' && !current.fence) current.state = 'ready';
       } else this.recordProbeFailure(current, failure);
       current.updatedAt = this.clock.now().toISOString();
     });
