@@ -1,7 +1,7 @@
 /** Node loss decisions with a fixed clock: silence AND confirmation, then which guard checkpoint, once. */
 import type { CheckpointRecord } from './checkpoint.js';
 import type { NodeLossConfirmation } from './models.js';
-import { decideLossRestore, nodeLossVerdict, type LossFacts, type LossNode } from './node-loss.js';
+import { decideLossRestore, nodeLossVerdict, staleCopyAction, type LossFacts, type LossNode } from './node-loss.js';
 
 const NOW = new Date('2026-12-06T12:00:00.000Z');
 const ago = (s: number) => new Date(NOW.getTime() - s * 1000).toISOString();
@@ -161,5 +161,23 @@ describe('decideLossRestore', () => {
       action: 'wait',
       reason: "node 'node-a' is lost but the workload has no stored guard checkpoint to restore",
     });
+  });
+});
+
+describe('staleCopyAction', () => {
+  const t = {
+    fromNodeId: 'node-a',
+    stalePid: 42,
+    staleIdentity: { bootId: 'b', pidNs: 'p', startTime: '1000' },
+  };
+  it.each([
+    ['nothing under the pid: gone', undefined, 'gone', /no longer runs on node-a/],
+    ['the same process (same start time): killed', { startTime: '1000' }, 'kill', undefined],
+    ['another process under the reused pid: left alone', { startTime: '2000' }, 'gone', /another process now/],
+    ['no start time readable: killed (the pid was the workload’s)', {}, 'kill', undefined],
+  ] as const)('%s', (_n, found, action, why) => {
+    const a = staleCopyAction(t, found);
+    expect(a.action).toBe(action);
+    if (why) expect(a.action === 'gone' && a.outcome).toMatch(why);
   });
 });

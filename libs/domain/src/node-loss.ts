@@ -7,7 +7,7 @@
  * Both conditions, never one: a silence alone may be a partition (the workload still runs, and a restore
  * would make two copies); a confirmation alone, with the node still answering, is a mistake to refuse.
  */
-import type { CheckpointRecord } from './checkpoint.js';
+import type { CheckpointRecord, LossTakeover } from './checkpoint.js';
 import { goodGuardCheckpoints } from './guard.js';
 import type { NodeLossConfirmation, NodeRecord } from './models.js';
 
@@ -117,4 +117,24 @@ export function decideLossRestore(input: LossRestoreInput): LossRestoreDecision 
     rpoSeconds: Math.max(0, (now.getTime() - since) / 1000),
     reason: `node '${nodeId}' lost (${verdict.confirmation.source}, silent ${Math.round(verdict.silentMs / 1000)} s): restoring guard checkpoint ${chosen.id}`,
   };
+}
+
+/**
+ * What the sweeper does with a restored workload's copy on its returned (fenced) node: `found` is what the
+ * node shows under the stale pid now (undefined: nothing). Only the very process that was the workload is
+ * killed: a pid reused by another process (another start time, the restored copy too on nodes sharing a
+ * kernel) is left alone.
+ */
+export function staleCopyAction(
+  t: LossTakeover,
+  found: { startTime?: string } | undefined,
+): { action: 'kill' } | { action: 'gone'; outcome: string } {
+  if (!found) return { action: 'gone', outcome: `pid ${t.stalePid} no longer runs on ${t.fromNodeId}` };
+  if (t.staleIdentity && found.startTime && found.startTime !== t.staleIdentity.startTime) {
+    return {
+      action: 'gone',
+      outcome: `pid ${t.stalePid} on ${t.fromNodeId} is another process now (started ${found.startTime}); left alone`,
+    };
+  }
+  return { action: 'kill' };
 }

@@ -3,7 +3,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import { SchedulerRegistry } from '@nestjs/schedule';
 import type { Redis } from 'ioredis';
 import { Clock, NodeOps, Sweeper, isFinished, type SweepItem, type SweepReport } from '@spotlift/engine';
-import type { NodeRecord } from '@spotlift/domain';
+import { staleCopyAction, type NodeRecord } from '@spotlift/domain';
 import { CheckpointRepository, MigrationRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
 import { REDIS } from '../core/core.module.js';
@@ -113,10 +113,9 @@ export class SweeperService implements OnApplicationBootstrap, OnApplicationShut
       let outcome: string;
       try {
         const tree = await ops.inspectTree(node, t.stalePid);
-        const start = tree?.root?.identity.startTime;
-        if (!tree) outcome = `pid ${t.stalePid} no longer runs on ${node.id}`;
-        else if (t.staleIdentity && start && start !== t.staleIdentity.startTime)
-          outcome = `pid ${t.stalePid} on ${node.id} is another process now (started ${start}); left alone`;
+        const found = tree ? { ...(tree.root ? { startTime: tree.root.identity.startTime } : {}) } : undefined;
+        const decided = staleCopyAction(t, found);
+        if (decided.action === 'gone') outcome = decided.outcome;
         else {
           const state = await ops.killTree(node, t.stalePid);
           if (state !== 'gone') throw new Error(`pid ${t.stalePid} did not die (state ${state})`);
