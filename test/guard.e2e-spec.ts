@@ -185,6 +185,12 @@ describe('guard mode (real CRIU)', () => {
       expect((await orch.api<NodeRecord>('GET', '/nodes/node-a')).body.fence?.reason).toMatch(
         /lost: instance terminated/,
       );
+      // The workload moves at the restore's commit; the checkpoint ends 'restored' after its cleanup.
+      await until(
+        'the restore ended',
+        async () => ((await guardOf()).some((c) => c.state === 'restored') ? true : undefined),
+        30_000,
+      );
       const restored = (await guardOf()).filter((c) => c.restore);
       expect(restored).toHaveLength(1);
       expect(restored[0]).toMatchObject({ id: last.id, state: 'restored', restore: { attempt: 1 } });
