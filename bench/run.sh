@@ -11,6 +11,7 @@
 #   bash bench/run.sh postcopy [--reps N] [--sizes 256,1024]      post-copy vs stop-and-copy downtime through spotlift
 #   bash bench/run.sh precopy [--reps N]                          pre-copy (eager and lazy restore) vs stop-and-copy, qemu lab
 #   bash bench/run.sh container [--reps N] [--mib 256]            Podman container stop-and-copy vs the bare Podman sequence
+#   bash bench/run.sh guard [--count 4] [--interval 10] [--mib 256] guard checkpoints vs full ones on demand, restore after a loss
 #   bash bench/run.sh scale --records [--sizes 0,10000,100000]    list and create latency, RSS with 100,000 records
 #   bash bench/run.sh scale --watch [--nodes 30] [--seconds 10]     metadata watch cost, exec vs stream mode
 # Run as root; installs and starts what it needs, like the tests.
@@ -35,5 +36,6 @@ case "$what" in
   scale)
     if [ "${1:-}" = "--watch" ]; then shift; node dist/bench/scale/watch-bench.js "$@"
     else node dist/bench/scale/records-bench.js "$@"; fi ;;
-  *) echo "unknown benchmark: $what (container | downtime | evacuation | evacuation-lab | fleet | notice | postcopy | precopy | rebalance | scale | transport)" >&2; exit 2 ;;
+  guard) node dist/bench/guard/guard-bench.js "$@" ;;
+  *) echo "unknown benchmark: $what (container | downtime | evacuation | evacuation-lab | fleet | guard | notice | postcopy | precopy | rebalance | scale | transport)" >&2; exit 2 ;;
 esac

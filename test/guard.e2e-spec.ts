@@ -4,13 +4,17 @@
  * node-c while it keeps running (heartbeats gap-free), only the newest two stay (records and image
  * directories), and GET /workloads/:id/guard reports the RPO and the freeze overhead; a freeze budget set
  * by PUT below the measured freeze skips the next one with the reason; DELETE ends guard mode.
+ * Node loss: node-a's sshd killed and the workload frozen there (SIGSTOP: a hibernated instance that may come
+ * back); silent but not confirmed: nothing restored, the reason shown; POST /nodes/node-a/lost: fenced, the
+ * workload restored elsewhere from its last guard checkpoint, once; sshd back: the sweeper kills the stale copy.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { CheckpointRecord, GuardReport, WorkloadRecord } from '@spotlift/domain';
-import type { HeartbeatCollector, LabConfig } from '@spotlift/testing';
+import type { CheckpointRecord, GuardReport, NodeRecord, WorkloadRecord } from '@spotlift/domain';
+import { nodeOfPid, pidAlive, runLabScript, type HeartbeatCollector, type LabConfig } from '@spotlift/testing';
 import { SshNodeShell } from '@spotlift/transport';
 import { setupE2e, type E2eEnv } from './support/e2e-env.js';
+import { killAll, sshdPidsFor } from './support/faults-lab.js';
 import type { Orchestrator } from './support/orchestrator-harness.js';
 import { until } from './support/poll.js';
 
@@ -33,7 +37,7 @@ async function onNode(nodeId: string, command: string): Promise<string> {
 beforeAll(async () => {
   env = await setupE2e({
     redisPort: REDIS_PORT,
-    env: { SPOTLIFT_GUARD_TICK_MS: '1000' },
+    env: { SPOTLIFT_GUARD_TICK_MS: '1000', SPOTLIFT_NODE_LOSS_AFTER_MS: '3000', SPOTLIFT_SWEEP_INTERVAL_MS: '2000' },
     config: (l) => ({
       ...l,
       nodes: l.nodes.map((n) => (n.id === 'node-c' ? { ...n, checkpointRoot: CP_ROOT } : n)),
@@ -120,4 +124,109 @@ describe('guard mode (real CRIU)', () => {
         )} ms; RPO ${report.rpoSeconds?.toFixed(1)} s; ${report.overhead.freezeMsPerHour} ms frozen per hour`,
     );
   }, 150_000);
+
+  it('a lost node: nothing restored until confirmed; then fenced and restored once from the last guard checkpoint', async () => {
+    const name = `${NAME}-loss`;
+    const w = (await env.launch(name, 'node-a', { memMiB: 16, fields: { guard: { intervalSeconds: 5, keep: 2 } } }))
+      .workload;
+    const guardOf = async () =>
+      (await orch.api<CheckpointRecord[]>('GET', '/checkpoints')).body.filter(
+        (c) => c.workloadId === w.id && c.mode === 'guard',
+      );
+    await until(
+      'two guard checkpoints stored',
+      async () => ((await guardOf()).filter((c) => c.state === 'stored').length >= 2 ? true : undefined),
+      60_000,
+    );
+    // No take under way when the node vanishes (the next one is a minute away): the last one is the one to restore.
+    expect((await orch.api('PUT', `/workloads/${w.id}/guard`, { intervalSeconds: 60, keep: 2 })).status).toBe(200);
+    await until(
+      'no guard checkpoint under way',
+      async () => ((await guardOf()).every((c) => c.state !== 'queued' && c.state !== 'taking') ? true : undefined),
+      30_000,
+    );
+    await collector.waitForCount(name, collector.heartbeats(name).length + 2, { timeoutMs: 10_000 });
+    // The node vanishes: its sshd (listener and the orchestrator's sessions) killed, the workload frozen there.
+    const lastBefore = collector.last(name)!;
+    const lostAt = Date.now();
+    process.kill(w.pid, 'SIGSTOP');
+    killAll(sshdPidsFor('node-a', process.pid));
+    try {
+      const waiting = await until(
+        'the restore waiting for a confirmation',
+        async () => {
+          const loss = (await orch.api<GuardReport>('GET', `/workloads/${w.id}/guard`)).body.loss;
+          return loss && /not confirmed gone/.test(loss.reason) ? loss : undefined;
+        },
+        30_000,
+      );
+      expect(waiting.action).toBe('wait');
+      expect((await guardOf()).filter((c) => c.restore)).toEqual([]);
+      expect((await orch.api<NodeRecord>('GET', '/nodes/node-a')).body).toMatchObject({ state: 'unreachable' });
+      // Bad confirmations change nothing.
+      expect((await orch.api('POST', '/nodes/node-a/lost', { reason: 'x', force: true })).status).toBe(400);
+      expect((await orch.api('POST', '/nodes/node-zz/lost', {})).status).toBe(404);
+
+      const last = (await guardOf())
+        .filter((c) => c.state === 'stored')
+        .sort((a, b) => b.createdAt.localeCompare(a.createdAt))[0]!;
+      const confirmed = await orch.api<NodeRecord>('POST', '/nodes/node-a/lost', { reason: 'instance terminated' });
+      expect(confirmed.status).toBe(200);
+      expect(confirmed.body.lost).toMatchObject({ source: 'operator', reason: 'instance terminated' });
+      const moved = await until(
+        'the workload restored on another node',
+        async () => {
+          const now = (await orch.api<WorkloadRecord>('GET', `/workloads/${w.id}`)).body;
+          return now.nodeId !== 'node-a' && now.state === 'running' ? now : undefined;
+        },
+        90_000,
+      );
+      const restoredAt = Date.now();
+      expect((await orch.api<NodeRecord>('GET', '/nodes/node-a')).body.fence?.reason).toMatch(
+        /lost: instance terminated/,
+      );
+      // The workload moves at the restore's commit; the checkpoint ends 'restored' after its cleanup.
+      await until(
+        'the restore ended',
+        async () => ((await guardOf()).some((c) => c.state === 'restored') ? true : undefined),
+        30_000,
+      );
+      const restored = (await guardOf()).filter((c) => c.restore);
+      expect(restored).toHaveLength(1);
+      expect(restored[0]).toMatchObject({ id: last.id, state: 'restored', restore: { attempt: 1 } });
+      expect(restored[0]!.restore!.takeover).toMatchObject({ fromNodeId: 'node-a', stalePid: w.pid });
+      expect(restored[0]!.restore!.clone).toBeUndefined();
+      expect(moved.pid).toBe(restored[0]!.restore!.restoredPid);
+      env.track(moved.pid);
+      expect(nodeOfPid(moved.pid)).toBe(moved.nodeId);
+      // Its counter resumes from the checkpoint: below the last one sent before the loss (the lost window).
+      await collector.waitFor(name, (hb) => hb.some((h) => h.pid === moved.pid), 15_000);
+      const first = collector.heartbeats(name, lostAt).find((h) => h.pid === moved.pid)!;
+      expect(first.counter).toBeGreaterThan(0);
+      expect(first.counter).toBeLessThanOrEqual(lastBefore.counter);
+
+      // node-a answers again: the sweeper kills its frozen copy first; the restored one runs on, alone.
+      await runLabScript('nodes.sh', ['up', '3'], 180_000);
+      const gone = await until(
+        'the stale copy on node-a gone',
+        async () => (await guardOf()).find((c) => c.id === last.id)?.restore?.takeover?.staleGoneAt,
+        60_000,
+      );
+      expect(gone).toBeDefined();
+      expect(pidAlive(w.pid)).toBe(false);
+      expect(pidAlive(moved.pid)).toBe(true);
+      await collector.waitForCount(name, collector.heartbeats(name).length + 3, { timeoutMs: 10_000 });
+      expect(new Set(collector.heartbeats(name, restoredAt).map((h) => h.pid))).toEqual(new Set([moved.pid]));
+      expect((await orch.api<WorkloadRecord>('GET', `/workloads/${w.id}`)).body).toMatchObject({
+        nodeId: moved.nodeId,
+        pid: moved.pid,
+      });
+      console.log(
+        `[guard] node loss: restored ${last.id} on ${moved.nodeId} ${((restoredAt - lostAt) / 1000).toFixed(1)} s after the loss (confirmation included); counter ${lastBefore.counter} before, ${first.counter} after (lost window ${lastBefore.counter - first.counter} ticks)`,
+      );
+    } finally {
+      if (pidAlive(w.pid)) process.kill(w.pid, 'SIGKILL');
+      await runLabScript('nodes.sh', ['up', '3'], 180_000).catch(() => undefined);
+    }
+  }, 240_000);
 });

@@ -2,6 +2,7 @@
  * Checkpoints: a workload dumped from its node to a storage node, kept there, restored later elsewhere.
  * Plain data stored as JSON, like models.ts.
  */
+import type { ProcessIdentity } from './workload-identity.js';
 import type { DumpStats, MigrationRecord, PhaseRecord, RestoreStats, Transport, WorkloadKind } from './models.js';
 
 /**
@@ -35,6 +36,18 @@ export interface CheckpointRestore {
   clone?: boolean;
   /** A container's restore: the destination lacked the image and was sent the stored one (bytes). */
   imageSentBytes?: number;
+  /** A guard checkpoint restored because its node was lost (node-loss.ts): the restored copy is the workload. */
+  takeover?: LossTakeover;
+}
+
+/** The copy left on a lost node: the sweeper kills it there, first thing, should the node answer again. */
+export interface LossTakeover {
+  fromNodeId: string;
+  stalePid: number;
+  staleIdentity?: ProcessIdentity;
+  /** Set once the sweeper saw the stale copy gone on the returned node (killed, or no longer there). */
+  staleGoneAt?: string;
+  staleOutcome?: string;
 }
 
 /**

@@ -111,6 +111,11 @@ export interface EvacuationJob {
    * `checkpointed` once its images are stored, `missed` (with `error`) when it failed.
    */
   checkpointId?: string;
+  /**
+   * A guarded workload's last guard checkpoint stood in (short-notice.ts): `checkpointId` names it, and this
+   * is the work lost with it (its age when chosen). The workload is restored from it once the node is lost.
+   */
+  guardRpoSeconds?: number;
   error?: string;
 }
 

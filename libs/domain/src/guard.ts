@@ -16,6 +16,8 @@ export interface GuardStatus {
   lastDecisionAt?: string;
   /** The last skip and its reason (cleared by the next take). */
   skipped?: { at: string; reason: string };
+  /** Its node is silent or said to be gone: what the node-loss pass decided last, and why (node-loss.ts). */
+  loss?: { at: string; action: 'wait' | 'restore' | 'in-progress' | 'refused'; reason: string; checkpointId?: string };
 }
 
 export type GuardDecision =
@@ -101,6 +103,8 @@ export interface GuardReport {
   /** Mean freeze per checkpoint and what that costs per hour at the interval. */
   overhead: { meanFreezeMs?: number; freezeMsPerHour?: number };
   skipped?: GuardStatus['skipped'];
+  /** Why a restore after a node loss waits, or which one runs (absent while the node answers). */
+  loss?: GuardStatus['loss'];
   lastFailure?: { id: string; error?: string; at: string };
 }
 
@@ -139,6 +143,7 @@ export function guardReport(
           }
         : {},
     ...(status?.skipped ? { skipped: status.skipped } : {}),
+    ...(status?.loss ? { loss: status.loss } : {}),
     ...(newestFailed?.state === 'failed'
       ? {
           lastFailure: {

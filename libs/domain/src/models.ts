@@ -19,6 +19,15 @@ export interface NodeTarget {
   dataAddress?: string;
 }
 
+/** Who said a node is gone for good (a restore from guard checkpoints needs this and a silence). */
+export interface NodeLossConfirmation {
+  source: 'operator' | 'notice-deadline';
+  at: string;
+  /** The operator's token name, or the evacuation whose notice deadline passed. */
+  by: string;
+  reason?: string;
+}
+
 export type NodeState = 'ready' | 'draining' | 'terminating' | 'gone' | 'unreachable';
 export type Lifecycle = 'spot' | 'on-demand';
 
@@ -69,6 +78,12 @@ export interface NodeRecord extends NodeTarget {
   drain?: { at: string };
   /** Set by capacity rebalancing (`consolidate`) when it emptied the node: it may be released. spotlift never terminates it. */
   releasable?: { at: string; planId: string };
+  /** When the guard pass first found it not answering over SSH; cleared once it answers (node-loss.ts). */
+  unreachableSince?: string;
+  /** Confirmed gone: by an operator (`POST /nodes/:id/lost`) or a notice whose deadline passed (node-loss.ts). */
+  lost?: NodeLossConfirmation;
+  /** Fenced after a confirmed loss: no command but the sweeper's kill of copies restored elsewhere; agent tokens refused. */
+  fence?: { at: string; reason: string };
   createdAt: string;
   updatedAt: string;
 }

@@ -2,6 +2,7 @@ export * from './clock.js';
 export * from './engine.types.js';
 export * from './migration-engine.js';
 export * from './node-ops/node-ops.js';
+export { NodeFencedError } from './node-ops/fenced-shell.js';
 export * from './node-ops/podman/podman-ops.js';
 export * from './node-ops/node-prober.js';
 export * from './node-ops/metadata-curl.js';

@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import type { NodeRecord, WorkloadRecord } from '@spotlift/domain';
+import type { GuardReport, NodeRecord, WorkloadRecord } from '@spotlift/domain';
 import type { CliContext } from '../cli-context.js';
 import { UsageError } from '../exit-codes.js';
 import { nodeDetails, nodesTable, workloadDetails, workloadsTable } from '../format.js';
+import { guardDetails } from '../guard-format.js';
 import { type ListOptions, listOptions, moreHint, readList } from '../list-pages.js';
 
 const enc = encodeURIComponent;
@@ -59,6 +60,19 @@ export function registerNodes(program: Command, cli: CliContext): void {
       const node = await cli.client().request<NodeRecord>('POST', `/nodes/${enc(id)}/drain`);
       cli.print(node, () =>
         node.drain ? `node ${id} drained` : `node ${id} is ${node.state} (a notice holds it; left as it is)`,
+      );
+    });
+  nodes
+    .command('lost <node>')
+    .description('confirm a node gone for good: once also silent, it is fenced and its guarded workloads restored')
+    .option('--reason <text>', 'recorded on the node and in the audit log')
+    .action(async (id: string, o: { reason?: string }) => {
+      const node = await cli
+        .client()
+        .request<NodeRecord>('POST', `/nodes/${enc(id)}/lost`, o.reason ? { reason: o.reason } : {});
+      cli.print(
+        node,
+        () => `node ${id} confirmed lost by ${node.lost?.by} (${node.state}${node.fence ? ', fenced' : ''})`,
       );
     });
   nodes
@@ -144,6 +158,31 @@ export function registerWorkloads(program: Command, cli: CliContext): void {
         cli.print(w, () => workloadsTable([w]));
       },
     );
+  workloads
+    .command('guard <workload>')
+    .description('guard mode: show RPO and freeze cost; --interval turns it on (or changes it), --off ends it')
+    .option('--interval <s>', 'a --leave-running checkpoint every this many seconds', number('--interval'))
+    .option('--keep <n>', 'guard checkpoints kept on the storage node', number('--keep'))
+    .option('--max-freeze-ms <ms>', 'skip a checkpoint predicted to freeze longer', number('--max-freeze-ms'))
+    .option('--off', 'end guard mode (its checkpoints stay until deleted)')
+    .action(async (id: string, o: { interval?: number; keep?: number; maxFreezeMs?: number; off?: boolean }) => {
+      const path = `/workloads/${enc(id)}/guard`;
+      if (o.off) {
+        await cli.client().request('DELETE', path);
+        return cli.print({ id, guard: null }, () => `guard mode of ${id} ended`);
+      }
+      if (o.interval === undefined && (o.keep !== undefined || o.maxFreezeMs !== undefined))
+        throw new UsageError('--keep and --max-freeze-ms go with --interval');
+      if (o.interval !== undefined) {
+        await cli.client().request('PUT', path, {
+          intervalSeconds: o.interval,
+          ...(o.keep !== undefined ? { keep: o.keep } : {}),
+          ...(o.maxFreezeMs !== undefined ? { maxFreezeMs: o.maxFreezeMs } : {}),
+        });
+      }
+      const report = await cli.client().request<GuardReport>('GET', path);
+      cli.print(report, () => guardDetails(id, report));
+    });
   workloads
     .command('refresh <workload>')
     .description('read its tree and memory on the node again')

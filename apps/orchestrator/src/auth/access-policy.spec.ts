@@ -66,6 +66,7 @@ describe('the role table', () => {
       'POST /nodes/:id/probe': 'admin',
       'POST /nodes/:id/clear-notice': 'admin',
       'POST /nodes/:id/drain': 'operator',
+      'POST /nodes/:id/lost': 'operator',
       'POST /nodes/:id/undrain': 'operator',
       'DELETE /nodes/:id': 'admin',
       'GET /workloads': 'viewer',

@@ -11,6 +11,7 @@ import {
   type CheckpointMode,
   processKey,
   type CheckpointRecord,
+  type LossTakeover,
   type NodeRecord,
   type WorkloadRecord,
 } from '@spotlift/domain';
@@ -155,8 +156,11 @@ export class CheckpointsService {
     return checkpoint;
   }
 
-  /** Records a restore request on a stored checkpoint and queues it; bad input touches nothing. */
-  async restore(id: string, body: RestoreCheckpoint): Promise<CheckpointRecord> {
+  /**
+   * Records a restore request on a stored checkpoint and queues it; bad input touches nothing. `takeover`:
+   * the guard pass restoring a lost (fenced) node's workload: the restored copy becomes the workload.
+   */
+  async restore(id: string, body: RestoreCheckpoint, takeover?: LossTakeover): Promise<CheckpointRecord> {
     const cp = await this.get(id);
     if (cp.state !== 'stored') throw new ConflictError(this.notRestorable(cp), { state: cp.state });
     const workload = await this.workloads.get(cp.workloadId);
@@ -180,6 +184,7 @@ export class CheckpointsService {
       destinationReason: reason,
       requestedAt: now,
       phases: [],
+      ...(takeover ? { takeover } : {}),
     };
     cp.state = 'restoring';
     cp.updatedAt = now;

@@ -14,7 +14,8 @@ import {
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { EventEmitter } from 'node:events';
-import { InMemoryAuditLog, InMemoryTokenRepository } from '@spotlift/store';
+import type { NodeRecord } from '@spotlift/domain';
+import { InMemoryAuditLog, InMemoryRecords, InMemoryTokenRepository, type NodeRepository } from '@spotlift/store';
 import { bodyNodeId } from '../auth/access-policy.js';
 import { AuditRecorder } from '../auth/audit-recorder.js';
 import { Public, RequireRole } from '../auth/roles.decorator.js';
@@ -48,7 +49,8 @@ const BOOT = 'bootstrap-token-0123456789abcdef';
 function setup() {
   const log = new InMemoryAuditLog();
   const tokens = new TokenService(new InMemoryTokenRepository(), BOOT);
-  const guard = new AuthGuard(tokens, new AuditRecorder(log, () => undefined), new Reflector());
+  const nodes = new InMemoryRecords<NodeRecord>() as unknown as NodeRepository;
+  const guard = new AuthGuard(tokens, new AuditRecorder(log, () => undefined), new Reflector(), nodes);
   const closed: EventEmitter[] = [];
   const run = async (handler: keyof ThingsController, method: string, token?: string, body?: unknown) => {
     const req = {
@@ -76,7 +78,7 @@ function setup() {
       return { ok: false, error: error as Error, req };
     }
   };
-  return { log, tokens, run };
+  return { log, tokens, run, nodes };
 }
 
 describe('AuthGuard', () => {
@@ -113,6 +115,21 @@ describe('AuthGuard', () => {
       ['GET', 403, null],
       ['POST', 403, 'node-b'],
       ['POST', 200, 'node-a'],
+    ]);
+  });
+
+  it('refuses the agent of a fenced node (confirmed lost), audited; an operator still passes', async () => {
+    const { run, tokens, log, nodes } = setup();
+    const agent = await tokens.create({ name: 'agent-a', role: 'agent', nodeId: 'node-a' }, BOOTSTRAP);
+    const op = await tokens.create({ name: 'op', role: 'operator' }, BOOTSTRAP);
+    await nodes.save({ id: 'node-a', fence: { at: '2026-12-07T00:00:00.000Z', reason: 'lost' } } as NodeRecord);
+    const refused = await run('push', 'POST', agent.token, { nodeId: 'node-a' });
+    expect(refused.error).toBeInstanceOf(ForbiddenException);
+    expect(refused.error!.message).toBe("node 'node-a' is fenced (confirmed lost); its agent tokens are refused");
+    expect((await run('push', 'POST', op.token, { nodeId: 'node-a' })).ok).toBe(true);
+    expect(log.entries.map((e) => [e.method, e.status, e.denied ?? null])).toEqual([
+      ['POST', 200, null],
+      ['POST', 403, "node 'node-a' is fenced (confirmed lost); its agent tokens are refused"],
     ]);
   });
 

@@ -147,6 +147,7 @@ const Env = z.object({
   ...SweeperEnv.shape,
   /** Guard mode's pass, ms (apps/orchestrator/src/guard); 0: off. */
   SPOTLIFT_GUARD_TICK_MS: z.coerce.number().int().min(0).max(3_600_000).default(5_000),
+  SPOTLIFT_NODE_LOSS_AFTER_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(60_000),
   ...EventsEnv.shape,
   ...RedisEnv.shape,
 });
@@ -193,6 +194,8 @@ export class AppConfig {
   rebalance!: RebalanceSettings;
   /** Guard mode's pass on worker replicas, ms (SPOTLIFT_GUARD_TICK_MS); 0: off. */
   guardTickMs!: number;
+  /** A node hosting guarded workloads silent this long (and confirmed gone) is lost (SPOTLIFT_NODE_LOSS_AFTER_MS). */
+  nodeLossAfterMs!: number;
 
   /** What the engine and the checkpoint flow run with: one place, so both get every setting. */
   get engine(): EngineConfig {
@@ -289,5 +292,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     events: eventsSettings(e),
     rebalance: file.data.rebalance,
     guardTickMs: e.SPOTLIFT_GUARD_TICK_MS,
+    nodeLossAfterMs: e.SPOTLIFT_NODE_LOSS_AFTER_MS,
   });
 }

@@ -270,6 +270,71 @@ describe('EvacuationCoordinator', () => {
     expect(done.outcome).toMatchObject({ moved: 0, missed: 1, failed: 0 });
   });
 
+  describe('a guarded workload the notice is too short for', () => {
+    /** wl-1 (8 GiB: missed by the plan) guarded, with a stored guard checkpoint whose take lasted `takeS`. */
+    async function guardedMiss(takeS: number) {
+      const w = world({
+        sourceBandwidthBytesPerSec: 100 * MIB,
+        streamBandwidthBytesPerSec: 100 * MIB,
+        storageNodeId: 'node-c',
+      });
+      await seed(w, [8 * GIB], 30);
+      const wl = (await w.workloads.get('wl-1'))!;
+      await w.workloads.save({ ...wl, guard: { intervalSeconds: 10 } });
+      const t = (s: number) => new Date(w.clock.now().getTime() - s * 1000).toISOString();
+      await w.checkpoints.save({
+        id: 'cp-guard',
+        mode: 'guard',
+        workloadId: 'wl-1',
+        sourceNodeId: 'node-a',
+        storageNodeId: 'node-c',
+        imageDir: '/cp/wl-1/cp-guard',
+        state: 'stored',
+        phases: [
+          { name: 'dump', startedAt: t(9), ok: true },
+          { name: 'commit', startedAt: t(9 - takeS), endedAt: t(9 - takeS), ok: true },
+        ],
+        criu: {},
+        bytes: { pages: 0, images: 0 },
+        frozenAt: t(9),
+        createdAt: t(10),
+        updatedAt: t(9 - takeS),
+      });
+      return w;
+    }
+
+    it('a final checkpoint would not fit: the last guard checkpoint stands in, with the RPO, nothing is dumped', async () => {
+      const w = await guardedMiss(45);
+      const done = (await w.coordinator.run('evac-1'))!;
+      expect(done.jobs[0]).toMatchObject({
+        state: 'checkpointed',
+        checkpointId: 'cp-guard',
+        guardRpoSeconds: 9,
+        missReason: expect.stringMatching(/needs about 45.0 s, 30.0 s left: guard checkpoint cp-guard is the copy/),
+      });
+      expect(await w.checkpoints.get('cp-wl-1')).toBeUndefined();
+      expect(done.outcome).toMatchObject({ checkpointed: 1, missed: 0 });
+    });
+
+    it('a final checkpoint fits: it is taken; when it fails, the guard checkpoint stands in', async () => {
+      const w = await guardedMiss(5);
+      const run = w.coordinator.run('evac-1');
+      await until(async () => (await w.checkpoints.get('cp-wl-1')) ?? undefined);
+      await w.endCheckpoint('cp-wl-1', 'failed');
+      const done = (await run)!;
+      expect(done.jobs[0]).toMatchObject({
+        state: 'checkpointed',
+        checkpointId: 'cp-guard',
+        missReason: expect.stringMatching(
+          /the final checkpoint cp-wl-1 failed \(boom\); .*guard checkpoint cp-guard is the copy/,
+        ),
+      });
+      expect(done.events.map((e) => e.msg).join('\n')).toMatch(
+        /wl-1 \(guarded\): a final checkpoint fits: .* took 5.0 s/,
+      );
+    });
+  });
+
   it('keeps at most the plan parallelism in flight and starts the next as one ends', async () => {
     const w = world({ maxParallel: 1 });
     await seed(w, [16 * MIB, 32 * MIB, 64 * MIB], 120);

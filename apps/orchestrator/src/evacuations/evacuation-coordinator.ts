@@ -3,6 +3,7 @@ import {
   DomainError,
   evacuationFinished,
   type EvacuationJob,
+  decideShortNotice,
   type EvacuationRecord,
   type MigrationRecord,
   type NodeRecord,
@@ -373,6 +374,7 @@ export class EvacuationCoordinator {
       (j) => j.state === 'missed' && j.fallback === 'checkpoint-to-storage' && j.checkpointId === undefined,
     );
     for (const job of due) {
+      if (await this.guardStandsIn(rec, job)) continue;
       try {
         const cp = await this.checkpointsService.create(
           CreateCheckpoint.parse({
@@ -387,8 +389,42 @@ export class EvacuationCoordinator {
         // Marked as tried (no id), so it is not tried again every tick.
         Object.assign(job, { checkpointId: '', error: `checkpoint not started: ${(error as Error).message}` });
         addEvent(rec, this.clock.now(), `could not checkpoint ${job.workloadId}: ${(error as Error).message}`);
+        await this.guardStandsIn(rec, job, `the final checkpoint did not start (${(error as Error).message})`);
       }
     }
+  }
+
+  /**
+   * A guarded workload the plan misses (short-notice.ts): its last guard checkpoint stands in when a final
+   * checkpoint does not fit before the deadline (true: the job is `checkpointed` with it and its RPO), or when
+   * the final one failed (`failed`: why). False: a final checkpoint is to be taken (or there is no guard one).
+   */
+  private async guardStandsIn(rec: EvacuationRecord, job: EvacuationJob, failed?: string): Promise<boolean> {
+    const workload = await this.workloads.get(job.workloadId).catch(() => undefined);
+    if (!workload?.guard) return false;
+    const now = this.clock.now();
+    const checkpoints = (await this.checkpoints.list()).filter((c) => c.workloadId === workload.id);
+    const secondsLeft = (Date.parse(rec.deadline) - now.getTime()) / 1000 - this.config.evacuation.safetyMarginSeconds;
+    const decision = decideShortNotice({
+      checkpoints,
+      // A final checkpoint that already failed (or could not start) is not tried again.
+      secondsLeft: failed ? 0 : secondsLeft,
+      storageAvailable: !failed && job.fallback === 'checkpoint-to-storage',
+      now,
+    });
+    const why = failed ? `${failed}; ${decision.reason}` : decision.reason;
+    addEvent(rec, now, `${job.workloadId} (guarded): ${why}`);
+    if (decision.use !== 'guard-checkpoint') return false;
+    Object.assign(job, {
+      state: 'checkpointed',
+      checkpointId: decision.checkpointId,
+      guardRpoSeconds: Math.round(decision.rpoSeconds * 10) / 10,
+      endedAt: now.toISOString(),
+      beforeDeadline: true,
+      missReason: why,
+    });
+    delete job.error;
+    return true;
   }
 
   /** Copies the ends of checkpoints in flight into their jobs; true when one ended. */
@@ -399,9 +435,10 @@ export class EvacuationCoordinator {
       if (!cp || cp.state === 'queued' || cp.state === 'taking') continue;
       any = true;
       const endedAt = cp.storedAt ?? cp.updatedAt;
-      if (cp.state === 'failed')
+      if (cp.state === 'failed') {
         Object.assign(job, { state: 'missed', endedAt, error: `checkpoint failed: ${cp.error ?? ''}` });
-      else
+        await this.guardStandsIn(rec, job, `the final checkpoint ${cp.id} failed (${cp.error ?? ''})`);
+      } else
         Object.assign(job, {
           state: 'checkpointed',
           endedAt,

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
@@ -9,6 +9,10 @@ import { ListDocs, parseListQuery, sendPage } from '../common/list-query.js';
 import { NODE_STATES } from '@spotlift/store';
 import { NodesService } from './nodes.service.js';
 import { RequireRole } from '../auth/roles.decorator.js';
+import type { AuthenticatedRequest } from '../common/auth.guard.js';
+
+const LostBody = z.object({ reason: z.string().min(1).max(500).optional() }).strict();
+type LostBody = z.infer<typeof LostBody>;
 
 @ApiTags('nodes')
 @ApiBearerAuth()
@@ -78,6 +82,24 @@ export class NodesController {
   })
   undrain(@Param('id') id: string): Promise<NodeRecord> {
     return this.nodes.undrain(id);
+  }
+
+  @Post(':id/lost')
+  @RequireRole('operator')
+  @HttpCode(200)
+  @ApiOperation({
+    summary:
+      'Confirm a node gone for good: once it is also silent beyond the threshold, it is fenced and its guarded workloads restored elsewhere',
+    description:
+      'Recorded on the node (who, when, why) and audited. Nothing is restored while the node still answers over SSH.',
+  })
+  @ApiBody({ schema: z.toJSONSchema(LostBody, { io: 'input' }) as object })
+  lost(
+    @Param('id') id: string,
+    @Body(new ZodBody(LostBody)) body: LostBody,
+    @Req() req: AuthenticatedRequest,
+  ): Promise<NodeRecord> {
+    return this.nodes.confirmLost(id, req.principal?.name ?? 'api', body.reason);
   }
 
   @Delete(':id')

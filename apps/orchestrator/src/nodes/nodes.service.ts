@@ -148,7 +148,8 @@ export class NodesService {
     const saved = await this.nodes.update(id, (current) => {
       if (probe) {
         current.probe = probe;
-        if (current.state === 'unreachable') current.state = 'ready';
+        // A fenced node stays out of placement whatever a probe finds (re-registering it lifts the fence).
+        if (current.state === 'unreachable' && !current.fence) current.state = 'ready';
       } else this.recordProbeFailure(current, failure);
       current.updatedAt = this.clock.now().toISOString();
     });
@@ -231,6 +232,24 @@ export class NodesService {
         evacuationId: open.id,
       });
     }
+  }
+
+  /**
+   * An operator's word that the node is gone for good (node-loss.ts): recorded once (the first word stands).
+   * The guard pass acts on it only once the node is also silent beyond the threshold: then it fences the node
+   * and restores its guarded workloads elsewhere.
+   */
+  async confirmLost(id: string, by: string, reason?: string): Promise<NodeRecord> {
+    await this.get(id);
+    const now = this.clock.now().toISOString();
+    const saved = await this.nodes.update(id, (current) => {
+      if (current.lost) return false;
+      current.lost = { source: 'operator', at: now, by, ...(reason ? { reason } : {}) };
+      current.updatedAt = now;
+    });
+    if (!saved) return this.get(id);
+    this.logger.warn({ msg: 'node confirmed lost', node: id, by, reason });
+    return saved;
   }
 
   /** Forgets a node nothing refers to any more; 409 names what still does. */

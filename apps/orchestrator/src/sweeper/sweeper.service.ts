@@ -3,6 +3,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import { SchedulerRegistry } from '@nestjs/schedule';
 import type { Redis } from 'ioredis';
 import { Clock, NodeOps, PodmanOps, Sweeper, isFinished, type SweepItem, type SweepReport } from '@spotlift/engine';
+import { staleCopyAction, type NodeRecord } from '@spotlift/domain';
 import { CheckpointRepository, MigrationRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
 import { REDIS } from '../core/core.module.js';
@@ -31,7 +32,7 @@ export class SweeperService implements OnApplicationBootstrap, OnApplicationShut
   private running: Promise<unknown> | undefined;
 
   constructor(
-    ops: NodeOps,
+    private readonly ops: NodeOps,
     private readonly nodes: NodeRepository,
     private readonly migrations: MigrationRepository,
     private readonly checkpoints: CheckpointRepository,
@@ -85,13 +86,60 @@ export class SweeperService implements OnApplicationBootstrap, OnApplicationShut
     const ttl = Math.max(60_000, this.config.sweeper.intervalMs * 2);
     if ((await this.redis.set(lease, token, 'PX', ttl, 'NX')) !== 'OK') return undefined;
     try {
-      const nodes = (await this.nodes.list()).filter((n) => n.state !== 'gone');
+      const all = await this.nodes.list();
+      await this.killStaleCopies(all.filter((n) => n.fence));
+      // A fenced node is not swept: nothing but the kill above may run there (fenced-shell.ts).
+      const nodes = all.filter((n) => n.state !== 'gone' && !n.fence);
       const report = await this.sweeper.sweep(nodes);
       for (const item of report.items) await this.settle(item);
       await this.record(report);
       return report;
     } finally {
       await this.redis.eval(RELEASE, 1, lease, token).catch(() => undefined);
+    }
+  }
+
+  /**
+   * First thing each sweep: on a fenced (lost) node that answers again, the copy of each workload restored
+   * elsewhere from a guard checkpoint is killed, when it is still that process (same start time: a reused pid
+   * is someone else's). The restored copy is never touched: only the takeover's stale pid on its old node.
+   */
+  private async killStaleCopies(fenced: NodeRecord[]): Promise<void> {
+    if (!fenced.length) return;
+    const ops = this.ops.unfenced();
+    const stale = (await this.checkpoints.list()).filter((c) => c.restore?.takeover && !c.restore.takeover.staleGoneAt);
+    for (const cp of stale) {
+      const t = cp.restore!.takeover!;
+      const node = fenced.find((n) => n.id === t.fromNodeId);
+      if (!node) continue;
+      let outcome: string;
+      try {
+        const tree = await ops.inspectTree(node, t.stalePid);
+        const found = tree ? { ...(tree.root ? { startTime: tree.root.identity.startTime } : {}) } : undefined;
+        const decided = staleCopyAction(t, found);
+        if (decided.action === 'gone') outcome = decided.outcome;
+        else {
+          const state = await ops.killTree(node, t.stalePid);
+          if (state !== 'gone') throw new Error(`pid ${t.stalePid} did not die (state ${state})`);
+          outcome = `stale copy pid ${t.stalePid} killed on ${node.id}`;
+          this.logger.warn({
+            msg: 'sweeper: stale copy of a restored workload killed',
+            checkpointId: cp.id,
+            node: node.id,
+            pid: t.stalePid,
+          });
+        }
+      } catch (error) {
+        // Still silent (or the kill failed): the next sweep tries again; the node stays fenced meanwhile.
+        this.logger.debug({ msg: 'sweeper: fenced node not swept yet', node: node.id, error: String(error) });
+        continue;
+      }
+      const at = this.clock.now().toISOString();
+      await this.checkpoints.update(cp.id, (current) => {
+        if (!current.restore?.takeover) return false;
+        Object.assign(current.restore.takeover, { staleGoneAt: at, staleOutcome: outcome });
+      });
+      await this.redis.hincrby(`${this.config.redisPrefix}:sweeper:totals`, 'stale-copies-gone', 1);
     }
   }
 

@@ -514,4 +514,16 @@ describe('CheckpointFlow, forensic copies', () => {
     expect(cp.restore!.phases.find((p) => p.name === 'commit')!.detail).toMatch(/clone .* pid 777 on node-b/);
     expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-a', pid: 4242, state: 'running' });
   });
+
+  it('restoring a guard checkpoint for its lost node moves the workload (no clone): the restored copy is it', async () => {
+    const request = aRestoreRequest();
+    const takeover = { fromNodeId: 'node-a', stalePid: 4242 };
+    const { shell, flow, workloads } = setup({ ...request, mode: 'guard', restore: { ...request.restore!, takeover } });
+    scriptHealthy(shell);
+    const cp = await flow.restore('cp-1', 1);
+    expect(cp.state).toBe('restored');
+    expect(cp.restore?.clone).toBeUndefined();
+    expect(cp.restore).toMatchObject({ restoredPid: 777, takeover });
+    expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', pid: 777, state: 'running' });
+  });
 });

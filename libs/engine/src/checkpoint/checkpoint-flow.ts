@@ -435,7 +435,8 @@ export class CheckpointFlow {
 
   /**
    * The restored tree runs verified: the workload lives on the destination now. A forensic checkpoint's
-   * restore is a clone: the workload record (the original, still running) is left as it is.
+   * restore is a clone: the workload record (the original, still running) is left as it is. A guard
+   * checkpoint restored for its lost node (`restore.takeover`) moves the workload, as a storage one does.
    */
   private async commitRestore(s: Session): Promise<void> {
     if (isContainer(s)) return this.containers.commitRestore(s);
@@ -444,7 +445,8 @@ export class CheckpointFlow {
     await phases.run(view, 'commit', async (phase) => {
       const pid = cp.restore?.restoredPid;
       if (!pid) throw new Error('no restored pid was recorded');
-      if (forensic(cp)) {
+      // A guard checkpoint restored for a lost node (fenced first) is the workload again, not a clone.
+      if (forensic(cp) && !cp.restore?.takeover) {
         cp.restore!.clone = true;
         phase.detail = `clone of a forensic copy runs as pid ${pid} on ${destination.id}; workload '${workload.id}' itself is unchanged (pid ${workload.pid} on ${workload.nodeId})`;
         return;

@@ -2,6 +2,7 @@ import { type CriuFeatureCheck, checkArgv, parseFeatureCheck } from '@spotlift/c
 import type { NodeRecord } from '@spotlift/domain';
 import { armed } from '@spotlift/node-commands';
 import { NodeShell, shellJoin, shq, type CommandResult, type RemoteProcess } from '@spotlift/transport';
+import { fenceChecked } from './fenced-shell.js';
 import { type NodeCommand, nodeCommand } from './node-command.js';
 import { type NodeLock, type NodeLockOptions, takeNodeLock } from './node-lock.js';
 import * as sh from './node-scripts.js';
@@ -37,7 +38,29 @@ export interface TimedResult extends CommandResult {
  * class only runs the command and reads its one-line answer.
  */
 export class NodeOps {
-  constructor(private readonly shell: NodeShell) {}
+  private readonly shell: NodeShell;
+
+  /** `unfenced`: the sweeper's own view, which may kill a stale copy on a fenced node (fenced-shell.ts). */
+  constructor(
+    private readonly raw: NodeShell,
+    unfenced = false,
+  ) {
+    this.shell = unfenced ? raw : fenceChecked(raw);
+  }
+
+  /** These operations on fenced nodes too: only for killing what a lost node still runs of a restored workload. */
+  unfenced(): NodeOps {
+    return new NodeOps(this.raw, true);
+  }
+
+  /** Whether the node answers a trivial command over SSH within the time. */
+  async reachable(node: NodeRecord, timeoutMs: number): Promise<boolean> {
+    try {
+      return (await this.shell.exec(node, nodeCommand('true'), { timeoutMs })).code === 0;
+    } catch {
+      return false;
+    }
+  }
 
   async inspectTree(node: NodeRecord, pid: number): Promise<TreeInfo | undefined> {
     const res = await this.shell.exec(node, sh.inspectTree(pid), { timeoutMs: 15_000 });
