@@ -356,7 +356,10 @@ describe('EvacuationCoordinator', () => {
   it('slack and a stored post-copy trial: one at a time by post-copy; the record shows what ran and what was predicted', async () => {
     const trials = new InMemoryPostCopyTrials();
     for (const to of ['node-b', 'node-c'])
-      await trials.put({ sourceNodeId: 'node-a', destinationNodeId: to, ok: true, at: '', durationMs: 900 }, 3_600_000);
+      await trials.put(
+        { sourceNodeId: 'node-a', destinationNodeId: to, ok: true, at: '2026-01-01T00:00:00.000Z', durationMs: 900 },
+        3_600_000,
+      );
     const w = world({}, { trials });
     await seed(w, [512 * MIB, 512 * MIB, 512 * MIB], 120);
     const run = w.coordinator.run('evac-1');
@@ -369,6 +372,10 @@ describe('EvacuationCoordinator', () => {
     }
     const done = (await run)!;
     expect(w.created.map((c) => c.strategy)).toEqual(['post-copy', 'post-copy', 'post-copy']);
+    // Why no trial ran first: both pairs' trials were stored ahead of the notice, each with its time.
+    const stored = done.events.find((e) => /no post-copy trial run first/.test(e.msg))?.msg;
+    expect(stored).toMatch(/node-a->node-b ok at 2026-01-01T00:00:00.000Z \(\d+\.\d s before the notice\)/);
+    expect(stored).toMatch(/node-a->node-c ok at 2026-01-01T00:00:00.000Z/);
     expect(done.jobs[0]!.explanation).toMatch(/alone: one at a time/);
     expect(done.plan?.objective?.kind).toBe('downtime');
     expect(done.executed).toMatchObject({ peakConcurrency: 1, totalDowntimeMs: 900, finishSeconds: 6 });

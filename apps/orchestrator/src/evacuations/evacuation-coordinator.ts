@@ -39,9 +39,9 @@ import {
 } from './evacuation-jobs.js';
 import { addEvent, appendEvents } from './evacuation-events.js';
 import { executedPlan } from './evacuation-executed.js';
-import { pairCapabilities } from './evacuation-capabilities.js';
 import { calibrateFromMigrations } from './evacuation-calibration.js';
 import { PairTrials, trialable } from './pair-trials.js';
+import { pairCapabilities, type PairCapability } from './evacuation-capabilities.js';
 import { EvacuationSignals } from './evacuation-signals.js';
 
 /**
@@ -184,7 +184,7 @@ export class EvacuationCoordinator {
       nodes.filter((n) => n.id !== source.id && n.state === 'ready'),
     );
     const calibration = calibrateFromMigrations(migrations);
-    const inputAt = async (at: Date) =>
+    const inputAt = (at: Date, pairs: Record<string, PairCapability>) =>
       buildEvacuationInput({
         deadline: new Date(rec.deadline),
         now: at,
@@ -194,15 +194,16 @@ export class EvacuationCoordinator {
         freshMemAvailable,
         reservedByNode,
         settings: this.config.evacuation,
-        pairs: await pairCapabilities(source, nodes, this.trials, this.links),
+        pairs,
         calibration,
       });
-    const input = await inputAt(now);
+    const pairs = await pairCapabilities(source, nodes, this.trials, this.links);
+    const input = inputAt(now, pairs);
     let plan = planEvacuation(input);
-    const tried = await this.trialsFirst(rec, source, nodes, input, plan);
+    const tried = await this.trialsFirst(rec, source, nodes, input, plan, pairs);
     if (tried) {
       now = this.clock.now();
-      plan = planEvacuation(await inputAt(now));
+      plan = planEvacuation(inputAt(now, await pairCapabilities(source, nodes, this.trials, this.links)));
     }
     rec.plannedAt = now.toISOString();
     rec.plan = plan;
@@ -231,7 +232,9 @@ export class EvacuationCoordinator {
   /**
    * With slack, the missing post-copy trials of the source's pairs run first (bounded by `trialBudgetSeconds`),
    * so the plan can choose post-copy; without slack (a predicted miss, or the plan would end within the budget
-   * of the deadline) nothing runs and the record says why. True when trials ran (the plan is then made again).
+   * of the deadline) nothing runs and the record says why. When every usable pair's trial was stored ahead of
+   * the notice (PairTrials), the record says that too, with each trial's time. True when trials ran (the plan
+   * is then made again).
    */
   private async trialsFirst(
     rec: EvacuationRecord,
@@ -239,10 +242,12 @@ export class EvacuationCoordinator {
     nodes: readonly NodeRecord[],
     input: EvacuationInput,
     plan: EvacuationPlan,
+    pairs: Readonly<Record<string, PairCapability>>,
   ): Promise<boolean> {
     const budget = this.config.evacuation.trialBudgetSeconds;
     const untested = input.destinations.filter((d) => d.postCopyTrial === 'untested').map((d) => d.id);
     const targets = nodes.filter((n) => untested.includes(n.id) && trialable(n)).slice(0, 4);
+    if (targets.length === 0 && input.workloads.length > 0) this.sayTrialsStored(rec, source, input, pairs);
     if (!this.pairTrials || budget <= 0 || targets.length === 0 || input.workloads.length === 0) return false;
     const at = this.clock.now();
     const names = targets.map((n) => `${source.id}->${n.id}`).join(', ');
@@ -267,6 +272,29 @@ export class EvacuationCoordinator {
       `slack of ${slack.toFixed(1)} s: ran the missing post-copy trials first: ${said.join('; ')}`,
     );
     return true;
+  }
+
+  /** Why no trial runs first: the destinations' trials were stored before the notice (ran ahead of it). */
+  private sayTrialsStored(
+    rec: EvacuationRecord,
+    source: NodeRecord,
+    input: EvacuationInput,
+    pairs: Readonly<Record<string, PairCapability>>,
+  ): void {
+    const noticeAt = Date.parse(rec.notice.receivedAt);
+    const stored = input.destinations.flatMap((d) => {
+      const p = pairs[d.id];
+      if (!p?.trialAt) return [];
+      const ahead = (noticeAt - Date.parse(p.trialAt)) / 1000;
+      const when = ahead >= 0 ? `${ahead.toFixed(1)} s before the notice` : `${(-ahead).toFixed(1)} s after it`;
+      return [`${source.id}->${d.id} ${p.postCopyTrial} at ${p.trialAt} (${when})`];
+    });
+    if (stored.length)
+      addEvent(
+        rec,
+        this.clock.now(),
+        `no post-copy trial run first: every pair's trial is stored: ${stored.join('; ')}`,
+      );
   }
 
   /** MemAvailable read now over SSH (1 s cap per node, in parallel); a node that does not answer keeps its probe. */
