@@ -248,7 +248,12 @@ export interface ExecutedJob {
   predictedDowntimeMs?: number;
   downtimeMs?: number;
   predictedStallMs?: number;
-  /** Post-copy/hybrid: resume to every page in. The workload's own longest stall is not observable from here. */
+  /**
+   * Post-copy/hybrid: resume to every page in. The workload's own longest stall is not recorded: a thread that
+   * touches a missing page waits in the kernel (userfaultfd) until CRIU's lazy-pages daemon copies it, and
+   * neither the daemon's stats nor anything spotlift reads times those waits; only the workload can (the lab
+   * workload's heartbeats do: bench/evacuation/evacuation-lab-bench.ts prints it beside this figure).
+   */
   timeToAllPagesMs?: number;
 }
 

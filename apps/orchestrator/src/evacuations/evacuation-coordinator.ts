@@ -214,7 +214,10 @@ export class EvacuationCoordinator {
       addEvent(
         rec,
         now,
-        `model calibrated from ${calibration.samples} completed migration(s) (stop-and-copy, post-copy, hybrid): ${calibration.perMigrationOverheadSeconds.toFixed(2)} s without pages per migration, ${calibration.fixedCostSeconds!.toFixed(2)} s of freeze without pages`,
+        `model calibrated from ${calibration.samples} completed migration(s) (stop-and-copy, post-copy, hybrid): ${calibration.perMigrationOverheadSeconds.toFixed(2)} s without pages per migration, ${calibration.fixedCostSeconds!.toFixed(2)} s of freeze without pages` +
+          (calibration.lazyFillBytesPerSec
+            ? `, lazy pages filled at ${(calibration.lazyFillBytesPerSec / 2 ** 20).toFixed(0)} MiB/s (x${(input.strategyModel?.lazyTransferFactor ?? 1).toFixed(2)} a stream's time)`
+            : ''),
       );
     addEvent(rec, now, `planned: ${plan.summary}`);
     if (busy.length)
