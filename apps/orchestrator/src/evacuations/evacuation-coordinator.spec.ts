@@ -386,6 +386,35 @@ describe('EvacuationCoordinator', () => {
     }
   });
 
+  it('a post-copy job ends when its last page is in, not at resume: the source serves pages until then', async () => {
+    const trials = new InMemoryPostCopyTrials();
+    await trials.put(
+      {
+        sourceNodeId: 'node-a',
+        destinationNodeId: 'node-b',
+        ok: true,
+        at: '2026-01-01T00:00:00.000Z',
+        durationMs: 900,
+      },
+      3_600_000,
+    );
+    const w = world({}, { trials });
+    await seed(w, [512 * MIB], 30);
+    const run = w.coordinator.run('evac-1');
+    await until(() => (w.signals.waiting === 1 ? true : undefined));
+    w.clock.t += 2_000;
+    // Resumed 2 s after the plan, every page in 40 s later: past the 30 s deadline.
+    const m = (await w.migrations.get('mig-1'))!;
+    m.postCopy = { pagesAfterResumeMs: 40_000 };
+    await w.migrations.save(m);
+    await w.end('mig-1', 'completed', 300);
+    const done = (await run)!;
+    expect(w.created.map((c) => c.strategy)).toEqual(['post-copy']);
+    expect(done.jobs[0]).toMatchObject({ timeToAllPagesMs: 40_000, beforeDeadline: false });
+    expect(Date.parse(done.jobs[0]!.endedAt!) - Date.parse(done.jobs[0]!.resumedAt!)).toBe(40_000);
+    expect(done.executed!.finishSeconds).toBe(42);
+  });
+
   it('no slack: all three at once by stop-and-copy, and the executed plan says three ran at once', async () => {
     const w = world({}, { trials: new InMemoryPostCopyTrials() });
     await seed(w, [GIB, GIB, GIB], 9);

@@ -54,6 +54,15 @@ export const SAFETY_NET_MS = 5_000;
 /** Post-copy and hybrid: resume to every page in, as the migration measured it. */
 const allPagesMs = (m: MigrationRecord): number | undefined =>
   m.postCopy?.pagesAfterResumeMs ?? m.precopy?.lazyFill?.pagesAfterResumeMs;
+/**
+ * When a move stopped needing its source: a lazy move (post-copy, hybrid) when its last page arrived (the source
+ * serves pages until then: a node gone before that loses the workload), any other at resume.
+ */
+const sourceFreedAt = (m: MigrationRecord): string => {
+  const fill = allPagesMs(m);
+  if (m.resumedAt && fill !== undefined) return new Date(Date.parse(m.resumedAt) + fill).toISOString();
+  return m.resumedAt ?? m.updatedAt;
+};
 /** A failed workload is tried on at most this many destinations. */
 const MAX_ATTEMPTS = 2;
 /** Stop waiting for migrations this long after the deadline (the node is gone; their jobs end on their own). */
@@ -323,7 +332,7 @@ export class EvacuationCoordinator {
         job.state = m.state;
         continue;
       }
-      const endedAt = m.resumedAt ?? m.updatedAt;
+      const endedAt = sourceFreedAt(m);
       Object.assign(job, {
         state: m.state,
         endedAt,
