@@ -161,7 +161,8 @@ async function once(
       : 'n/a (no stop-and-copy dump)';
     const strategies = [...new Set(ms.map((m) => m.strategy))].join('+');
     const trial = e.events.find((ev) => /post-copy trial/.test(ev.msg))?.msg ?? 'no trial event';
-    const calibrated = e.events.some((ev) => /model calibrated/.test(ev.msg)) ? 'calibrated' : 'not calibrated';
+    const calibration = e.events.find((ev) => /model calibrated/.test(ev.msg))?.msg;
+    const calibrated = calibration ? calibration.replace(/^model calibrated/, 'calibrated') : 'not calibrated';
     return (
       `${moves(e)} (model ${calibrated}); ${stalls(e, ms, collector, names)}\n      ` +
       `${e.state}, ${e.outcome?.moved ?? 0}/${sizes.length} moved by ${strategies}, up to ${x?.peakConcurrency ?? '?'} at once; ` +
