@@ -3,12 +3,16 @@
  * - slack and no post-copy trial stored for the pairs: the trials run first, then the plan chooses post-copy
  *   and moves one workload at a time;
  * - no slack: no trial, stop-and-copy;
- * - the record's executed plan matches what ran, recomputed here from the migration records' own times.
+ * - the record's executed plan matches what ran, recomputed here from the migration records' own times;
+ * - trials ahead of notices ON (an orchestrator of its own, the product's default): booting runs every pair's
+ *   trial, a re-registration re-runs the node's pairs but none with a node under notice, and a notice with
+ *   slack then evacuates without a trial first, the record saying which stored trials it used.
  * Manual evacuations (`POST /evacuations`): the notice path itself is test/evacuation.e2e-spec.ts's.
  */
-import type { EvacuationRecord, MigrationRecord } from '@spotlift/domain';
+import { randomBytes } from 'node:crypto';
+import type { EvacuationRecord, MigrationRecord, PostCopyTrialRecord } from '@spotlift/domain';
 import { setupE2e, type E2eEnv } from './support/e2e-env.js';
-import type { Orchestrator } from './support/orchestrator-harness.js';
+import { startOrchestrator, type Orchestrator } from './support/orchestrator-harness.js';
 import { until } from './support/poll.js';
 
 const REDIS_PORT = 6465;
@@ -28,6 +32,19 @@ afterAll(async () => {
   await env?.teardown();
 }, 120_000);
 
+/** Waits for an evacuation's end state on `o`. */
+function finished(o: Orchestrator, id: string, withinMs: number): Promise<EvacuationRecord> {
+  return until(
+    'the evacuation to finish',
+    async () => {
+      const e = (await o.api<EvacuationRecord>('GET', `/evacuations/${id}`)).body;
+      return ['completed', 'partial', 'failed'].includes(e.state) ? e : undefined;
+    },
+    withinMs,
+    250,
+  );
+}
+
 async function evacuate(node: string, secondsUntil: number): Promise<EvacuationRecord> {
   const res = await orch.api<{ evacuation: EvacuationRecord }>('POST', '/evacuations', {
     node,
@@ -35,15 +52,7 @@ async function evacuate(node: string, secondsUntil: number): Promise<EvacuationR
     reason: 'issue 16 e2e',
   });
   expect(res.status).toBe(202);
-  return until(
-    'the evacuation to finish',
-    async () => {
-      const e = (await orch.api<EvacuationRecord>('GET', `/evacuations/${res.body.evacuation.id}`)).body;
-      return ['completed', 'partial', 'failed'].includes(e.state) ? e : undefined;
-    },
-    (secondsUntil + 120) * 1000,
-    250,
-  );
+  return finished(orch, res.body.evacuation.id, (secondsUntil + 120) * 1000);
 }
 
 /** Most migrations running at one instant, from the migration records (created -> resumed, or last update). */
@@ -100,4 +109,69 @@ describe('evacuations choose the least downtime the deadline allows (real CRIU)'
     expect(new Set(ms.map((m) => m.strategy))).toEqual(new Set(['stop-and-copy']));
     expect(done.executed!.peakConcurrency).toBe(peakFromMigrations(ms));
   });
+
+  it('trials ahead of notices: pairs tried from registration on, never with a node under notice; a notice with slack needs none', async () => {
+    const ahead = await startOrchestrator({
+      nodesConfig: { ...env.lab, evacuation: { safetyMarginSeconds: 2, trialRefreshSeconds: 3_600 } },
+      redisPort: REDIS_PORT,
+      prefix: `ta${randomBytes(3).toString('hex')}`,
+    });
+    const bootedAt = Date.now();
+    const trials = async (node: string) =>
+      (await ahead.api<PostCopyTrialRecord[]>('GET', `/nodes/${node}/trials`)).body;
+    const pair = (ts: PostCopyTrialRecord[], s: string, d: string) =>
+      ts.find((t) => t.sourceNodeId === s && t.destinationNodeId === d);
+    const startedMs = (t: PostCopyTrialRecord) => Date.parse(t.at) - t.durationMs;
+    try {
+      // The pass the nodes' registration started runs node-a->node-b first (pairs in registration order).
+      const toB = await until(
+        'the trial node-a->node-b',
+        async () => pair(await trials('node-a'), 'node-a', 'node-b'),
+        90_000,
+        250,
+      );
+      expect(startedMs(toB)).toBeGreaterThanOrEqual(bootedAt - 1_000);
+      // node-c under notice now: the pass goes on (node-b->node-a), but no trial with node-c starts from here.
+      const cNotice = await ahead.api('POST', '/notices', { nodeId: 'node-c', kind: 'termination', secondsUntil: 600 });
+      expect(cNotice.status).toBe(202);
+      const cNoticeAt = Date.now();
+      await until(
+        'the trial node-b->node-a',
+        async () => pair(await trials('node-b'), 'node-b', 'node-a'),
+        90_000,
+        250,
+      );
+
+      // A notice with slack: the stored trial is used, none runs first, the record says which and when.
+      const pid = await env.start('dt-ahead', 'node-a', { memMiB: 64 });
+      expect((await ahead.api('POST', '/workloads', { name: 'dt-ahead', node: 'node-a', pid })).status).toBe(201);
+      const noticeAt = Date.now();
+      const notice = await ahead.api<{ evacuation: EvacuationRecord }>('POST', '/notices', {
+        nodeId: 'node-a',
+        kind: 'termination',
+        secondsUntil: 120,
+      });
+      expect(notice.status).toBe(202);
+      const done = await finished(ahead, notice.body.evacuation.id, 120_000);
+      expect(done.events.some((e) => /ran the missing post-copy trials/.test(e.msg))).toBe(false);
+      const why = done.events.find((e) => /no post-copy trial run first/.test(e.msg))?.msg;
+      expect(why).toContain(`node-a->node-b ${toB.ok ? 'ok' : 'failed'} at ${toB.at}`);
+      expect(Date.parse(toB.at)).toBeLessThan(noticeAt);
+      // node-c is under notice: never a destination. Post-copy where the stored trial passed (a real trial can
+      // fail on a loaded machine: then stop-and-copy, and the record says the trial failed).
+      expect(done.jobs.map((j) => [j.destinationNodeId, j.strategy])).toEqual([
+        ['node-b', toB.ok ? 'post-copy' : 'stop-and-copy'],
+      ]);
+      expect(done.state).toBe('completed');
+      // By now the pass has reached node-c's pairs: none started once node-c was under notice.
+      const withC = await trials('node-c');
+      for (const t of withC) expect(startedMs(t)).toBeLessThan(cNoticeAt);
+      console.log(
+        `trials ahead: node-a->node-b ${toB.ok ? 'ok' : 'failed'} in ${toB.durationMs} ms, ${((noticeAt - Date.parse(toB.at)) / 1000).toFixed(1)} s before the notice; ` +
+          `trials with node-c: ${withC.length} (all started before its notice); evacuation ${done.jobs[0]?.strategy}, downtime ${done.jobs[0]?.downtimeMs} ms`,
+      );
+    } finally {
+      await ahead.close();
+    }
+  }, 240_000);
 });

@@ -24,7 +24,13 @@ const report: string[] = [];
 const RUN = Date.now().toString(36).slice(-5);
 
 beforeAll(async () => {
-  env = await setupE2e({ nodes: 3, redisPort: REDIS_A });
+  // No post-copy trials before an evacuation's moves (`trialBudgetSeconds: 0`): with slack they would run first
+  // and the manual move would finish before the evacuation started, so the race would no longer be a race.
+  env = await setupE2e({
+    nodes: 3,
+    redisPort: REDIS_A,
+    config: (lab) => ({ ...lab, evacuation: { trialBudgetSeconds: 0 } }),
+  });
 }, 240_000);
 
 afterAll(async () => {

@@ -5,6 +5,7 @@
  */
 import {
   advance,
+  DEFAULT_STRATEGY_MODEL,
   chooseDestination,
   boundGroup,
   sharedMemoryBound,
@@ -48,7 +49,7 @@ export interface Outcome {
   placed: Array<{ workload: PlacementWorkload; nodeId: string }>;
   planMs?: number;
   parallelism?: number;
-  /** Predicted downtime summed over the workloads saved (planner policies). */
+  /** Predicted downtime summed over the workloads saved (FIFO: its stop-and-copy freezes on the same model). */
   downtimeSeconds?: number;
 }
 
@@ -174,6 +175,9 @@ export function runFifo(
       const w = input.workloads.find((x) => x.id === f.id)!;
       out.value += w.priority * w.memoryBytes;
       out.saved += 1;
+      // Stop-and-copy: frozen from its first page to its last, plus the model's fixed freeze (as the planner counts).
+      const fixed = input.strategyModel?.fixedCostSeconds ?? DEFAULT_STRATEGY_MODEL.fixedCostSeconds;
+      out.downtimeSeconds = (out.downtimeSeconds ?? 0) + (f.finishedAt - f.transferStartedAt) + fixed;
       out.placed.push({ workload: w, nodeId: dest.get(w.id)! });
     }
   }

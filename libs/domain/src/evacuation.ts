@@ -127,27 +127,44 @@ export interface PredictedMiss {
   fallbackNodeId?: string;
 }
 
-/** The fields of a placement plan that readers rely on (the stored object has more: input, history). */
+/**
+ * The figures a plan is chosen on, over the migrations it predicts will finish in time. Declared here, once:
+ * the placement planner computes it (placement depends on the domain, never the reverse).
+ */
+export interface PlanObjective {
+  kind: 'downtime' | 'finish';
+  /** Sum of priority x (downtime + stallWeight x stall): what `downtime` minimises. */
+  weightedCostSeconds: number;
+  totalDowntimeSeconds: number;
+  maxDowntimeSeconds: number;
+  /** Sum of post-copy fill times (pages arriving after resume). */
+  totalStallSeconds: number;
+  stallWeight: number;
+  /** Latest predicted finish. */
+  makespanSeconds: number;
+}
+
+/**
+ * The fields of a placement plan that readers rely on. Placement's `EvacuationPlan` extends it (narrower
+ * names, plus its input and history), so the stored plan and this view cannot drift apart.
+ */
 export interface EvacuationPlanSnapshot {
   deadlineSeconds: number;
   plannedAtSeconds: number;
+  /** Slots used: migrations allowed at once. */
   parallelism: number;
+  /** How the queue was ordered before greedy admission. */
   ordering: string;
+  /** Which strategies the plan allowed (`fewest-bytes` or `all`). */
   strategies: string;
   predictedMisses: number;
+  /** Priority-weighted bytes predicted saved (including migrations already completed). */
   workSaved: number;
   workTotal: number;
+  /** Fractional-knapsack bound with the whole source link (no schedule can save more). */
   upperBound: number;
-  /** The objective's values (placement's PlanObjective): what the plan was chosen on. */
-  objective?: {
-    kind: string;
-    weightedCostSeconds: number;
-    totalDowntimeSeconds: number;
-    maxDowntimeSeconds: number;
-    totalStallSeconds: number;
-    stallWeight: number;
-    makespanSeconds: number;
-  };
+  /** What the plan was chosen on (absent on records written before issue 16). */
+  objective?: PlanObjective;
   summary: string;
 }
 
@@ -236,7 +253,12 @@ export interface ExecutedJob {
   predictedDowntimeMs?: number;
   downtimeMs?: number;
   predictedStallMs?: number;
-  /** Post-copy/hybrid: resume to every page in. The workload's own longest stall is not observable from here. */
+  /**
+   * Post-copy/hybrid: resume to every page in. The workload's own longest stall is not recorded: a thread that
+   * touches a missing page waits in the kernel (userfaultfd) until CRIU's lazy-pages daemon copies it, and
+   * neither the daemon's stats nor anything spotlift reads times those waits; only the workload can (the lab
+   * workload's heartbeats do: bench/evacuation/evacuation-lab-bench.ts prints it beside this figure).
+   */
   timeToAllPagesMs?: number;
 }
 

@@ -2,6 +2,7 @@
  * Inputs and outputs of the evacuation planner. Times are seconds on the evacuation's own clock:
  * 0 is when the first plan was made, and a re-plan keeps that origin so every figure stays comparable.
  */
+import type { EvacuationPlanSnapshot, PlanObjective } from '@spotlift/domain';
 import type { PlacementOptions } from './choose-destination.js';
 import type { StrategyModel } from './choose-strategy.js';
 import type { CandidateNode, ConcreteStrategy, PlacementWorkload, SourceNode } from './types.js';
@@ -87,12 +88,11 @@ export interface FinishedJob {
   outcome: 'completed' | 'failed';
 }
 
-/** The planner's answer. Keeps its input and history so {@link replan} needs only the news. */
-export interface EvacuationPlan {
-  deadlineSeconds: number;
-  plannedAtSeconds: number;
-  /** Slots used: migrations allowed at once. */
-  parallelism: number;
+/**
+ * The planner's answer. Keeps its input and history so {@link replan} needs only the news. The fields readers
+ * rely on are the domain's {@link EvacuationPlanSnapshot} (stored whole on the evacuation record).
+ */
+export interface EvacuationPlan extends EvacuationPlanSnapshot {
   /** Most migrations actually running at once in the prediction. */
   peakConcurrency: number;
   ordering: OrderingName;
@@ -100,32 +100,14 @@ export interface EvacuationPlan {
   strategies: 'fewest-bytes' | 'all';
   /** Scheduled migrations by start, then predicted misses by value. */
   migrations: PlannedMigration[];
-  /** Priority-weighted bytes predicted saved (including migrations already completed). */
-  workSaved: number;
-  workTotal: number;
-  /** Fractional-knapsack bound with the whole source link (no schedule can save more). */
-  upperBound: number;
-  predictedMisses: number;
   /** The objective's values for this plan (the second level: downtime, among plans saving `workSaved`). */
   objective: PlanObjective;
-  summary: string;
   input: EvacuationInput;
   history: { completed: string[]; failedOn: Record<string, string[]> };
 }
 
-/** The figures a plan is chosen on, over the migrations it predicts will finish in time. */
-export interface PlanObjective {
-  kind: 'downtime' | 'finish';
-  /** Sum of priority x (downtime + stallWeight x stall): what `downtime` minimises. */
-  weightedCostSeconds: number;
-  totalDowntimeSeconds: number;
-  maxDowntimeSeconds: number;
-  /** Sum of post-copy fill times (pages arriving after resume). */
-  totalStallSeconds: number;
-  stallWeight: number;
-  /** Latest predicted finish. */
-  makespanSeconds: number;
-}
+/** Declared in the domain (the record stores it); re-exported for the planner's callers. */
+export type { PlanObjective };
 
 /** Defaults for the optional input fields. */
 export const EVACUATION_DEFAULTS = {

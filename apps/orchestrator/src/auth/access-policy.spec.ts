@@ -62,6 +62,7 @@ describe('the role table', () => {
       'GET /health/ready': 'public',
       'GET /nodes': 'viewer',
       'GET /nodes/:id': 'viewer',
+      'GET /nodes/:id/trials': 'viewer',
       'POST /nodes': 'admin',
       'POST /nodes/:id/probe': 'admin',
       'POST /nodes/:id/clear-notice': 'admin',

@@ -47,11 +47,12 @@ describe('calibrateFromMigrations', () => {
     ['post-copy', 0.3, 5, 0.3],
     ['hybrid', 0.4, 6, 0.4],
   ] as const)(
-    'reads completed %s migrations by their pages phase: whole freeze fixed',
+    'reads completed %s migrations by their pages phase (as recorded: no stream throughput): whole freeze fixed',
     (strategy, downS, endS, fixed) => {
       const lazy = (i: number) =>
         done(i, 512, 1, downS, {
           strategy,
+          throughput: undefined,
           phases: [
             {
               name: 'pages',
@@ -63,10 +64,18 @@ describe('calibrateFromMigrations', () => {
         });
       const c = calibrateFromMigrations([lazy(1), lazy(2), lazy(3)]);
       expect(c.samples).toBe(3);
-      expect(c.perMigrationOverheadSeconds).toBeCloseTo(endS - 2);
+      // Pages from 1 s to endS s: the fill is the pages phase; the rest of the move moved no pages.
+      expect(c.perMigrationOverheadSeconds).toBeCloseTo(1);
       expect(c.fixedCostSeconds).toBeCloseTo(fixed);
+      expect(c.lazyFillBytesPerSec).toBeCloseTo((512 * MIB) / (endS - 1));
     },
   );
+
+  it('gives a lazy fill rate only from three lazy samples or more', () => {
+    const c = calibrateFromMigrations([done(1, 512, 3, 2.2), done(2, 512, 4, 2.3), done(3, 512, 11, 2.4)]);
+    expect(c.samples).toBe(3);
+    expect(c.lazyFillBytesPerSec).toBeUndefined();
+  });
 
   it('keeps the configured figures with fewer than three usable samples (failed, unmeasured, pages unfinished ignored)', () => {
     const c = calibrateFromMigrations([

@@ -421,7 +421,10 @@ describe('EvacuationCoordinator', () => {
   it('slack and a stored post-copy trial: one at a time by post-copy; the record shows what ran and what was predicted', async () => {
     const trials = new InMemoryPostCopyTrials();
     for (const to of ['node-b', 'node-c'])
-      await trials.put({ sourceNodeId: 'node-a', destinationNodeId: to, ok: true, at: '', durationMs: 900 }, 3_600_000);
+      await trials.put(
+        { sourceNodeId: 'node-a', destinationNodeId: to, ok: true, at: '2026-01-01T00:00:00.000Z', durationMs: 900 },
+        3_600_000,
+      );
     const w = world({}, { trials });
     await seed(w, [512 * MIB, 512 * MIB, 512 * MIB], 120);
     const run = w.coordinator.run('evac-1');
@@ -434,6 +437,10 @@ describe('EvacuationCoordinator', () => {
     }
     const done = (await run)!;
     expect(w.created.map((c) => c.strategy)).toEqual(['post-copy', 'post-copy', 'post-copy']);
+    // Why no trial ran first: both pairs' trials were stored ahead of the notice, each with its time.
+    const stored = done.events.find((e) => /no post-copy trial run first/.test(e.msg))?.msg;
+    expect(stored).toMatch(/node-a->node-b ok at 2026-01-01T00:00:00.000Z \(\d+\.\d s before the notice\)/);
+    expect(stored).toMatch(/node-a->node-c ok at 2026-01-01T00:00:00.000Z/);
     expect(done.jobs[0]!.explanation).toMatch(/alone: one at a time/);
     expect(done.plan?.objective?.kind).toBe('downtime');
     expect(done.executed).toMatchObject({ peakConcurrency: 1, totalDowntimeMs: 900, finishSeconds: 6 });
@@ -442,6 +449,35 @@ describe('EvacuationCoordinator', () => {
       expect(j).toMatchObject({ concurrentWith: [], startSeconds: 2 * i, finishSeconds: 2 * (i + 1), downtimeMs: 300 });
       expect(j.predictedDowntimeMs).toBe(100);
     }
+  });
+
+  it('a post-copy job ends when its last page is in, not at resume: the source serves pages until then', async () => {
+    const trials = new InMemoryPostCopyTrials();
+    await trials.put(
+      {
+        sourceNodeId: 'node-a',
+        destinationNodeId: 'node-b',
+        ok: true,
+        at: '2026-01-01T00:00:00.000Z',
+        durationMs: 900,
+      },
+      3_600_000,
+    );
+    const w = world({}, { trials });
+    await seed(w, [512 * MIB], 30);
+    const run = w.coordinator.run('evac-1');
+    await until(() => (w.signals.waiting === 1 ? true : undefined));
+    w.clock.t += 2_000;
+    // Resumed 2 s after the plan, every page in 40 s later: past the 30 s deadline.
+    const m = (await w.migrations.get('mig-1'))!;
+    m.postCopy = { pagesAfterResumeMs: 40_000 };
+    await w.migrations.save(m);
+    await w.end('mig-1', 'completed', 300);
+    const done = (await run)!;
+    expect(w.created.map((c) => c.strategy)).toEqual(['post-copy']);
+    expect(done.jobs[0]).toMatchObject({ timeToAllPagesMs: 40_000, beforeDeadline: false });
+    expect(Date.parse(done.jobs[0]!.endedAt!) - Date.parse(done.jobs[0]!.resumedAt!)).toBe(40_000);
+    expect(done.executed!.finishSeconds).toBe(42);
   });
 
   it('no slack: all three at once by stop-and-copy, and the executed plan says three ran at once', async () => {

@@ -40,9 +40,9 @@ import {
 } from './evacuation-jobs.js';
 import { addEvent, appendEvents } from './evacuation-events.js';
 import { executedPlan } from './evacuation-executed.js';
-import { pairCapabilities } from './evacuation-capabilities.js';
 import { calibrateFromMigrations } from './evacuation-calibration.js';
 import { PairTrials, trialable } from './pair-trials.js';
+import { pairCapabilities, type PairCapability } from './evacuation-capabilities.js';
 import { EvacuationSignals } from './evacuation-signals.js';
 
 /**
@@ -55,6 +55,15 @@ export const SAFETY_NET_MS = 5_000;
 /** Post-copy and hybrid: resume to every page in, as the migration measured it. */
 const allPagesMs = (m: MigrationRecord): number | undefined =>
   m.postCopy?.pagesAfterResumeMs ?? m.precopy?.lazyFill?.pagesAfterResumeMs;
+/**
+ * When a move stopped needing its source: a lazy move (post-copy, hybrid) when its last page arrived (the source
+ * serves pages until then: a node gone before that loses the workload), any other at resume.
+ */
+const sourceFreedAt = (m: MigrationRecord): string => {
+  const fill = allPagesMs(m);
+  if (m.resumedAt && fill !== undefined) return new Date(Date.parse(m.resumedAt) + fill).toISOString();
+  return m.resumedAt ?? m.updatedAt;
+};
 /** A failed workload is tried on at most this many destinations. */
 const MAX_ATTEMPTS = 2;
 /** Stop waiting for migrations this long after the deadline (the node is gone; their jobs end on their own). */
@@ -185,7 +194,7 @@ export class EvacuationCoordinator {
       nodes.filter((n) => n.id !== source.id && n.state === 'ready'),
     );
     const calibration = calibrateFromMigrations(migrations);
-    const inputAt = async (at: Date) =>
+    const inputAt = (at: Date, pairs: Record<string, PairCapability>) =>
       buildEvacuationInput({
         deadline: new Date(rec.deadline),
         now: at,
@@ -195,15 +204,16 @@ export class EvacuationCoordinator {
         freshMemAvailable,
         reservedByNode,
         settings: this.config.evacuation,
-        pairs: await pairCapabilities(source, nodes, this.trials, this.links),
+        pairs,
         calibration,
       });
-    const input = await inputAt(now);
+    const pairs = await pairCapabilities(source, nodes, this.trials, this.links);
+    const input = inputAt(now, pairs);
     let plan = planEvacuation(input);
-    const tried = await this.trialsFirst(rec, source, nodes, input, plan);
+    const tried = await this.trialsFirst(rec, source, nodes, input, plan, pairs);
     if (tried) {
       now = this.clock.now();
-      plan = planEvacuation(await inputAt(now));
+      plan = planEvacuation(inputAt(now, await pairCapabilities(source, nodes, this.trials, this.links)));
     }
     rec.plannedAt = now.toISOString();
     rec.plan = plan;
@@ -214,7 +224,10 @@ export class EvacuationCoordinator {
       addEvent(
         rec,
         now,
-        `model calibrated from ${calibration.samples} completed migration(s) (stop-and-copy, post-copy, hybrid): ${calibration.perMigrationOverheadSeconds.toFixed(2)} s without pages per migration, ${calibration.fixedCostSeconds!.toFixed(2)} s of freeze without pages`,
+        `model calibrated from ${calibration.samples} completed migration(s) (stop-and-copy, post-copy, hybrid): ${calibration.perMigrationOverheadSeconds.toFixed(2)} s without pages per migration, ${calibration.fixedCostSeconds!.toFixed(2)} s of freeze without pages` +
+          (calibration.lazyFillBytesPerSec
+            ? `, lazy pages filled at ${(calibration.lazyFillBytesPerSec / 2 ** 20).toFixed(0)} MiB/s (x${(input.strategyModel?.lazyTransferFactor ?? 1).toFixed(2)} a stream's time)`
+            : ''),
       );
     addEvent(rec, now, `planned: ${plan.summary}`);
     if (busy.length)
@@ -232,7 +245,9 @@ export class EvacuationCoordinator {
   /**
    * With slack, the missing post-copy trials of the source's pairs run first (bounded by `trialBudgetSeconds`),
    * so the plan can choose post-copy; without slack (a predicted miss, or the plan would end within the budget
-   * of the deadline) nothing runs and the record says why. True when trials ran (the plan is then made again).
+   * of the deadline) nothing runs and the record says why. When every usable pair's trial was stored ahead of
+   * the notice (PairTrials), the record says that too, with each trial's time. True when trials ran (the plan
+   * is then made again).
    */
   private async trialsFirst(
     rec: EvacuationRecord,
@@ -240,10 +255,12 @@ export class EvacuationCoordinator {
     nodes: readonly NodeRecord[],
     input: EvacuationInput,
     plan: EvacuationPlan,
+    pairs: Readonly<Record<string, PairCapability>>,
   ): Promise<boolean> {
     const budget = this.config.evacuation.trialBudgetSeconds;
     const untested = input.destinations.filter((d) => d.postCopyTrial === 'untested').map((d) => d.id);
     const targets = nodes.filter((n) => untested.includes(n.id) && trialable(n)).slice(0, 4);
+    if (targets.length === 0 && input.workloads.length > 0) this.sayTrialsStored(rec, source, input, pairs);
     if (!this.pairTrials || budget <= 0 || targets.length === 0 || input.workloads.length === 0) return false;
     const at = this.clock.now();
     const names = targets.map((n) => `${source.id}->${n.id}`).join(', ');
@@ -270,6 +287,29 @@ export class EvacuationCoordinator {
     return true;
   }
 
+  /** Why no trial runs first: the destinations' trials were stored before the notice (ran ahead of it). */
+  private sayTrialsStored(
+    rec: EvacuationRecord,
+    source: NodeRecord,
+    input: EvacuationInput,
+    pairs: Readonly<Record<string, PairCapability>>,
+  ): void {
+    const noticeAt = Date.parse(rec.notice.receivedAt);
+    const stored = input.destinations.flatMap((d) => {
+      const p = pairs[d.id];
+      if (!p?.trialAt) return [];
+      const ahead = (noticeAt - Date.parse(p.trialAt)) / 1000;
+      const when = ahead >= 0 ? `${ahead.toFixed(1)} s before the notice` : `${(-ahead).toFixed(1)} s after it`;
+      return [`${source.id}->${d.id} ${p.postCopyTrial} at ${p.trialAt} (${when})`];
+    });
+    if (stored.length)
+      addEvent(
+        rec,
+        this.clock.now(),
+        `no post-copy trial run first: every pair's trial is stored: ${stored.join('; ')}`,
+      );
+  }
+
   /** MemAvailable read now over SSH (1 s cap per node, in parallel); a node that does not answer keeps its probe. */
   private async readMemAvailable(nodes: readonly NodeRecord[]): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
@@ -293,7 +333,7 @@ export class EvacuationCoordinator {
         job.state = m.state;
         continue;
       }
-      const endedAt = m.resumedAt ?? m.updatedAt;
+      const endedAt = sourceFreedAt(m);
       Object.assign(job, {
         state: m.state,
         endedAt,

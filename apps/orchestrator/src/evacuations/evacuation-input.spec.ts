@@ -70,6 +70,24 @@ describe('placementWorkload', () => {
 });
 
 describe('buildEvacuationInput: what is known per pair and per workload', () => {
+  it('turns a calibrated lazy fill rate into the lazy slowdown against the stream rate (never below 1)', () => {
+    const now = new Date();
+    const at = (lazyFillBytesPerSec: number) =>
+      buildEvacuationInput({
+        deadline: new Date(now.getTime() + 60_000),
+        now,
+        source: aNode('node-a', { state: 'terminating' }),
+        workloads: [aWorkload({ rssBytes: 64 * MIB })],
+        nodes: [aNode('node-a'), aNode('node-b')],
+        freshMemAvailable: {},
+        reservedByNode: {},
+        settings: EvacuationSettings.parse({ streamBandwidthBytesPerSec: 300 * MIB }),
+        calibration: { samples: 3, fixedCostSeconds: 0.2, lazyFillBytesPerSec },
+      }).strategyModel;
+    expect(at(100 * MIB)).toEqual({ fixedCostSeconds: 0.2, lazyTransferFactor: 3 });
+    expect(at(600 * MIB)).toEqual({ fixedCostSeconds: 0.2, lazyTransferFactor: 1 });
+  });
+
   it('feeds the stored post-copy trial, the measured pair throughput, maxDowntime and the objective settings', () => {
     const now = new Date();
     const input = buildEvacuationInput({

@@ -105,6 +105,22 @@ export function candidateNode(n: NodeRecord, src: EvacuationInputSources): Candi
   };
 }
 
+/**
+ * The calibrated parts of the strategy model. Lazy pages: the planner times a fill as pages / stream rate x
+ * `lazyTransferFactor`, so the measured fill rate becomes that factor against the configured stream rate (the
+ * per-migration cap the planner uses; never below 1: a fill is never faster than a stream here).
+ */
+function strategyModelOf(src: EvacuationInputSources): Pick<EvacuationInput, 'strategyModel'> {
+  const c = src.calibration;
+  const model = {
+    ...(c?.fixedCostSeconds !== undefined ? { fixedCostSeconds: c.fixedCostSeconds } : {}),
+    ...(c?.lazyFillBytesPerSec
+      ? { lazyTransferFactor: Math.max(1, src.settings.streamBandwidthBytesPerSec / c.lazyFillBytesPerSec) }
+      : {}),
+  };
+  return Object.keys(model).length ? { strategyModel: model } : {};
+}
+
 /** The planner's input. The deadline is net of the safety margin, on the plan's clock (0 = now). */
 export function buildEvacuationInput(src: EvacuationInputSources): EvacuationInput {
   const s = src.settings;
@@ -121,9 +137,7 @@ export function buildEvacuationInput(src: EvacuationInputSources): EvacuationInp
     sourceOutboundBytesPerSec: s.sourceBandwidthBytesPerSec,
     perMigrationMaxBytesPerSec: s.streamBandwidthBytesPerSec,
     perMigrationOverheadSeconds: src.calibration?.perMigrationOverheadSeconds ?? s.perMigrationOverheadSeconds,
-    ...(src.calibration?.fixedCostSeconds !== undefined
-      ? { strategyModel: { fixedCostSeconds: src.calibration.fixedCostSeconds } }
-      : {}),
+    ...strategyModelOf(src),
     maxParallel: s.maxParallel,
     objective: s.objective,
     parallelDumpSlowdown: s.parallelDumpSlowdown,

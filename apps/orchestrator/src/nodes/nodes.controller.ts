@@ -1,12 +1,12 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Optional, Param, Post, Query, Req, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
-import type { NodeRecord } from '@spotlift/domain';
+import type { NodeRecord, PostCopyTrialRecord } from '@spotlift/domain';
 import { NodeSpec } from '../config/app-config.js';
 import { ZodBody } from '../common/zod-body.pipe.js';
 import { ListDocs, parseListQuery, sendPage } from '../common/list-query.js';
-import { NODE_STATES } from '@spotlift/store';
+import { NODE_STATES, PostCopyTrials } from '@spotlift/store';
 import { NodesService } from './nodes.service.js';
 import { RequireRole } from '../auth/roles.decorator.js';
 import type { AuthenticatedRequest } from '../common/auth.guard.js';
@@ -18,7 +18,10 @@ type LostBody = z.infer<typeof LostBody>;
 @ApiBearerAuth()
 @Controller('nodes')
 export class NodesController {
-  constructor(private readonly nodes: NodesService) {}
+  constructor(
+    private readonly nodes: NodesService,
+    @Optional() private readonly trials?: PostCopyTrials,
+  ) {}
 
   @Get()
   @RequireRole('viewer')
@@ -33,6 +36,21 @@ export class NodesController {
   @RequireRole('viewer')
   get(@Param('id') id: string): Promise<NodeRecord> {
     return this.nodes.get(id);
+  }
+
+  @Get(':id/trials')
+  @RequireRole('viewer')
+  @ApiOperation({
+    summary: "The node's stored post-copy trials, to and from every other node (result, when, how long)",
+    description: 'Pairs never tried, or whose trial expired, are absent. Trials run ahead of notices (issue 16).',
+  })
+  async trialsOf(@Param('id') id: string): Promise<PostCopyTrialRecord[]> {
+    await this.nodes.get(id);
+    const trials = this.trials;
+    if (!trials) return [];
+    const others = (await this.nodes.list()).filter((n) => n.id !== id);
+    const found = await Promise.all(others.flatMap((o) => [trials.get(id, o.id), trials.get(o.id, id)]));
+    return found.filter((t): t is PostCopyTrialRecord => t !== undefined);
   }
 
   @Post()
