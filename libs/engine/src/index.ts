@@ -4,6 +4,7 @@ export * from './migration-engine.js';
 export * from './node-ops/node-ops.js';
 export * from './node-ops/podman/podman-ops.js';
 export * from './node-ops/node-prober.js';
+export type { CpuSample } from './node-ops/cpu-sample.js';
 export * from './node-ops/metadata-curl.js';
 export * from './process-inspection.js';
 export * from './phase-recorder.js';

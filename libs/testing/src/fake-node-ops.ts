@@ -7,7 +7,7 @@
  * through ScriptedNodeShell.
  */
 import type { NodeRecord } from '@spotlift/domain';
-import type { NodeOps, RootProcess, TreeInfo } from '@spotlift/engine';
+import type { CpuSample, NodeOps, RootProcess, TreeInfo } from '@spotlift/engine';
 
 export interface FakeProcess {
   pid: number;
@@ -24,6 +24,8 @@ export interface FakeNode {
   pidfiles?: Record<string, number>;
   home?: string;
   memAvailableBytes?: number;
+  /** What a CPU sample reads (busy CPUs, CPUs per pid); absent: the node gives no sample. */
+  cpu?: CpuSample;
   /** Every operation on this node fails as an unreachable node's would. */
   unreachable?: boolean;
 }
@@ -34,7 +36,10 @@ export interface FakeOpCall {
   args: unknown[];
 }
 
-type FakedOps = Pick<NodeOps, 'inspectTree' | 'readPidfile' | 'loginHome' | 'memAvailableBytes' | 'processState'>;
+type FakedOps = Pick<
+  NodeOps,
+  'inspectTree' | 'readPidfile' | 'loginHome' | 'memAvailableBytes' | 'cpuSample' | 'processState'
+>;
 
 export class FakeNodeOps implements FakedOps {
   readonly calls: FakeOpCall[] = [];
@@ -70,6 +75,10 @@ export class FakeNodeOps implements FakedOps {
   memAvailableBytes(node: NodeRecord, _timeoutMs: number): Promise<number | undefined> {
     // The real operation never throws: a node that does not answer gives undefined.
     return this.answer('memAvailableBytes', node, [], (n) => n.memAvailableBytes).catch(() => undefined);
+  }
+
+  cpuSample(node: NodeRecord, pids: readonly number[], _timeoutMs: number): Promise<CpuSample | undefined> {
+    return this.answer('cpuSample', node, [...pids], (n) => n.cpu).catch(() => undefined);
   }
 
   processState(node: NodeRecord, pid: number): Promise<string> {

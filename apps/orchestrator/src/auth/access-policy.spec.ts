@@ -67,6 +67,7 @@ describe('the role table', () => {
       'POST /nodes/:id/clear-notice': 'admin',
       'POST /nodes/:id/drain': 'operator',
       'POST /nodes/:id/undrain': 'operator',
+      'DELETE /nodes/:id/releasable': 'operator',
       'DELETE /nodes/:id': 'admin',
       'GET /workloads': 'viewer',
       'GET /workloads/:id': 'viewer',

@@ -8,13 +8,17 @@ import { ZodBody } from '../common/zod-body.pipe.js';
 import { ListDocs, parseListQuery, sendPage } from '../common/list-query.js';
 import { NODE_STATES } from '@spotlift/store';
 import { NodesService } from './nodes.service.js';
+import { ReleasableMarks } from '../rebalance/releasable-marks.js';
 import { RequireRole } from '../auth/roles.decorator.js';
 
 @ApiTags('nodes')
 @ApiBearerAuth()
 @Controller('nodes')
 export class NodesController {
-  constructor(private readonly nodes: NodesService) {}
+  constructor(
+    private readonly nodes: NodesService,
+    private readonly marks: ReleasableMarks,
+  ) {}
 
   @Get()
   @RequireRole('viewer')
@@ -78,6 +82,16 @@ export class NodesController {
   })
   undrain(@Param('id') id: string): Promise<NodeRecord> {
     return this.nodes.undrain(id);
+  }
+
+  @Delete(':id/releasable')
+  @RequireRole('operator')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Keep a node rebalancing marked releasable: the mark (and its Kubernetes annotation) is removed',
+  })
+  keep(@Param('id') id: string): Promise<NodeRecord> {
+    return this.marks.clear(id, 'DELETE /nodes/:id/releasable');
   }
 
   @Delete(':id')
