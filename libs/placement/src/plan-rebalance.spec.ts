@@ -417,13 +417,13 @@ describe('planRebalance: CPU read from the nodes', () => {
     for (const m of plan.moves) expect(m.reason).toContain('CPU-bound');
   });
 
-  it('consolidate does not pack a node past the CPU target', () => {
+  it('a memory spread move does not land on a node it would push past the CPU target', () => {
+    const full = node('f', 30, [w('f1', { memoryBytes: gib(6), cpuCores: 2 })]);
     const nodes = [
-      node('a', 4, [w('a1', { cpuCores: 3 })], { cpuCount: 4, cpuLoad: 3 }),
-      node('c', 1, [w('c1', { cpuCores: 1 })], { cpuCount: 4, cpuLoad: 1 }),
+      full,
+      node('hot', 2, [], { cpuCount: 4, cpuLoad: 2 }),
+      node('cool', 8, [], { cpuCount: 4, cpuLoad: 0 }),
     ];
-    const plan = planRebalance(input({ policies: ['consolidate'], nodes }));
-    expect(plan.moves).toEqual([]);
-    expect(plan.skipped.map((s) => s.nodeId)).toEqual(['c', 'a']);
+    expect(pairs(planRebalance(input({ policies: ['spread'], nodes })))).toEqual(['f1:f>cool:spread']);
   });
 });

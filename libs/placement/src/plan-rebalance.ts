@@ -146,7 +146,7 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
     fit: 'spread' | 'pack',
   ): { to: RebalanceNode; prediction: MovePrediction; why: string } | { reason: string } => {
     const view: CandidateNode[] = sorted
-      .filter((n) => n.id !== from.id && usable(n) && !avoid(n) && cpuRoom(n, w, target))
+      .filter((n) => n.id !== from.id && usable(n) && !avoid(n))
       .map((n) => ({
         ...n,
         freeMemoryBytes: Math.max(
@@ -315,7 +315,9 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
         const relief = memOver || heavy ? w.memoryBytes / cap : (cpuOf.get(w.id) ?? 0) / Math.max(1, cpuCap);
         // Off a node that could not be evacuated in time, a move is risk removed: workloads a notice would catch.
         const points = heavy && !memOver ? weights.risk * (w.priority / 10) : relief * weights.spread;
-        single(w, n, 'spread', why, target, risky, () => ({ gain: { relief }, points }));
+        // Never onto a node the move would push past the CPU target (only spread weighs CPU when placing).
+        const avoid = (d: RebalanceNode): boolean => risky(d) || !cpuRoom(d, w, target);
+        single(w, n, 'spread', why, target, avoid, () => ({ gain: { relief }, points }));
       }
     }
   }
