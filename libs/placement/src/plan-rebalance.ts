@@ -5,8 +5,11 @@
  * fixed order on one shared ledger: `de-risk` (leave spot pools with recent notices), `spread` (relieve full
  * nodes), `consolidate` (empty whole nodes for release); a workload moves at most once per plan, a node a
  * move lands on is never emptied in the same plan, and a node being emptied is never a target. Never a
- * target either: a node that is not `ready`, has failed `criu check`, or is under a notice. Budgets and
- * windows (rebalance-budgets.ts) defer moves with the reason. Pure: the caller reads the fleet and applies.
+ * target either: a node that is not `ready`, has failed `criu check`, or is under a notice. With an
+ * evacuation model, no move fills a node beyond what leaves within its notice, a consolidation never leaves
+ * another node without the room to evacuate into, and `spread` relieves a node past either
+ * (rebalance-evacuability.ts). Budgets and windows (rebalance-budgets.ts) defer moves with the reason. Pure:
+ * the caller reads the fleet and applies.
  */
 import { chooseDestination } from './choose-destination.js';
 import { chooseStrategy } from './choose-strategy.js';

@@ -1,6 +1,6 @@
 /**
  * Builds the rebalancing planner's input from stored records (nodes, workloads, evacuations) and what was read
- * just now (MemAvailable). Pure: the service reads, this translates; the service's re-check at apply time
+ * just now (MemAvailable, CPU samples). Pure: the service reads, this translates; the service's re-check at apply time
  * uses the same `underNotice` rule the planner saw.
  */
 import {
@@ -93,7 +93,8 @@ export function buildRebalanceInput(src: RebalanceSources): RebalanceInput {
           : n.probe?.cpuCount
             ? { cpuCount: n.probe.cpuCount }
             : {}),
-        ...(notice !== undefined ? { noticeSeconds: notice, uplinkBytesPerSec: ev.sourceBandwidthBytesPerSec } : {}),
+        // Out over the configured source bandwidth (the evacuation section's, LAB.md's measured relay figure).
+        ...(notice !== undefined ? { noticeSeconds: notice } : {}),
         ...(n.zone ? { zone: n.zone } : {}),
         ...(n.spotPool ? { spotPool: n.spotPool } : {}),
         lifecycle: n.lifecycle,

@@ -23,6 +23,7 @@ import type { MigrationRequest, MigrationsService } from '../migrations/migratio
 import { EvaluateBody, RebalanceSettings } from './rebalance-config.js';
 import { RebalanceMetrics } from './rebalance-metrics.js';
 import { RebalanceStore, type RebalancePlanRecord } from './rebalance-store.js';
+import { buildRebalanceInput } from './rebalance-input.js';
 import { RebalanceService } from './rebalance.service.js';
 import { ReleasableMarks } from './releasable-marks.js';
 
@@ -416,6 +417,29 @@ describe('RebalanceService', () => {
 
 describe('rebalance config and bodies', () => {
   const file = (rebalance: unknown) => ConfigFile.safeParse({ ssh: { privateKeyPath: '/k' }, rebalance });
+
+  it.each([
+    ['an aws spot node: 120 s', { provider: 'aws' }, 'spot', 120],
+    ['a gcp spot node: 30 s', { provider: 'gcp' }, 'spot', 30],
+    ['an azure spot node: 30 s', { provider: 'azure', vmName: 'vm-1' }, 'spot', 30],
+    ['a spot node without cloud metadata: no notice to plan for', undefined, 'spot', undefined],
+    ['an on-demand node: none', { provider: 'aws' }, 'on-demand', undefined],
+  ] as const)('the notice a node is packed within: %s', (_name, metadata, lifecycle, expected) => {
+    const n = node('node-x', { lifecycle, ...(metadata ? { metadata } : {}) });
+    const input = buildRebalanceInput({
+      now: T0,
+      policies: ['consolidate'],
+      nodes: [n],
+      workloads: [],
+      evacuations: [],
+      freshMemAvailable: {},
+      history: [],
+      settings: RebalanceSettings.parse({}),
+      evacuation: EvacuationSettings.parse({}),
+    });
+    expect(input.nodes[0]!.noticeSeconds).toBe(expected);
+    expect(input.evacuation).toMatchObject({ safetyMarginSeconds: 5, maxParallel: 4, reserveFraction: 0.2 });
+  });
 
   it('lists every problem at once: unknown policy, nonsensical budget, bad cron, unknown field', () => {
     const r = file({
