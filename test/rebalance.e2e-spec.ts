@@ -215,4 +215,14 @@ describe('capacity rebalancing (lab, real CRIU)', () => {
     const last = (await api<Plan[]>('GET', '/rebalance/plans')).body.find((p) => p.state === 'applied')!;
     expect((await api('POST', `/rebalance/plans/${last.id}/cancel`)).status).toBe(409);
   });
+
+  it('DELETE /nodes/:id/releasable keeps node-c: the mark goes, a second DELETE changes nothing, an unknown node 404', async () => {
+    expect((await api<NodeRecord>('GET', '/nodes/node-c')).body.releasable).toBeDefined();
+    const kept = await api<NodeRecord>('DELETE', '/nodes/node-c/releasable');
+    expect(kept.status).toBe(200);
+    expect(kept.body.releasable).toBeUndefined();
+    expect((await api<NodeRecord>('GET', '/nodes/node-c')).body.releasable).toBeUndefined();
+    expect((await api('DELETE', '/nodes/node-c/releasable')).status).toBe(200);
+    expect((await api('DELETE', '/nodes/nope/releasable')).status).toBe(404);
+  });
 });

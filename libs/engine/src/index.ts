@@ -5,6 +5,7 @@ export * from './node-ops/node-ops.js';
 export { NodeFencedError } from './node-ops/fenced-shell.js';
 export * from './node-ops/podman/podman-ops.js';
 export * from './node-ops/node-prober.js';
+export type { CpuSample } from './node-ops/cpu-sample.js';
 export * from './node-ops/metadata-curl.js';
 export * from './node-ops/metadata-watch.js';
 export * from './process-inspection.js';

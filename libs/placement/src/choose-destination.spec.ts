@@ -146,3 +146,37 @@ describe('chooseDestination: soft scores', () => {
     expect(d.ok && d.reason).toContain('SAME spot pool');
   });
 });
+
+describe('chooseDestination: releasable nodes (emptied by rebalancing) only when nothing else fits', () => {
+  const src = sourceNode();
+  it.each([
+    [
+      'the roomier releasable node loses to any other that fits',
+      [
+        candidate('rel', { freeMemoryBytes: gib(64), releasable: true }),
+        candidate('other', { freeMemoryBytes: gib(8) }),
+      ],
+      'other',
+    ],
+    [
+      'nothing else fits: the releasable node, saying so',
+      [
+        candidate('rel', { freeMemoryBytes: gib(64), releasable: true }),
+        candidate('small', { freeMemoryBytes: gib(1) }),
+      ],
+      'rel',
+    ],
+    [
+      'two releasable nodes only: the better of them',
+      [
+        candidate('rel-a', { freeMemoryBytes: gib(8), releasable: true }),
+        candidate('rel-b', { freeMemoryBytes: gib(64), releasable: true }),
+      ],
+      'rel-b',
+    ],
+  ] as const)('%s', (_name, nodes, expected) => {
+    const d = chooseDestination(workload('w', { memoryBytes: gib(4) }), src, nodes);
+    expect(d.ok && d.nodeId).toBe(expected);
+    expect(d.reason.includes('releasable, but no other node fits')).toBe(expected.startsWith('rel'));
+  });
+});

@@ -203,7 +203,7 @@ export function chooseDestination(
   const weights = { ...DEFAULT_WEIGHTS, ...options.weights };
   const highPriority = options.highPriorityThreshold ?? 7;
   const excluded: Exclusion[] = [];
-  const eligible: CandidateNode[] = [];
+  let eligible: CandidateNode[] = [];
   for (const node of candidates) {
     const reasons = hardFilter(workload, source, node, options);
     if (reasons.length > 0) excluded.push({ nodeId: node.id, reasons });
@@ -218,6 +218,9 @@ export function chooseDestination(
       excluded,
     };
   }
+  // A node emptied for release (rebalancing marked it) takes work only when nothing else fits.
+  const kept = eligible.filter((n) => !n.releasable);
+  if (kept.length > 0 && kept.length < eligible.length) eligible = kept;
   const need = requiredMemoryBytes(workload.memoryBytes, options);
   const freeAfter = (n: CandidateNode): number => n.freeMemoryBytes - (n.reservedMemoryBytes ?? 0) - need;
   let maxFree = 0;
@@ -265,6 +268,7 @@ export function chooseDestination(
   const bestNode = byId.get(best.nodeId)!;
   const runnerUp = ranked[1];
   const vs = runnerUp ? `; next ${runnerUp.nodeId} ${runnerUp.score.total.toFixed(1)}` : '';
-  const reason = `${best.nodeId} (score ${best.score.total.toFixed(1)}${vs}): ${describe(bestNode, source, best)}`;
+  const last = bestNode.releasable ? '; releasable, but no other node fits' : '';
+  const reason = `${best.nodeId} (score ${best.score.total.toFixed(1)}${vs}): ${describe(bestNode, source, best)}${last}`;
   return { ok: true, nodeId: best.nodeId, score: best.score, reason, ranked, excluded };
 }

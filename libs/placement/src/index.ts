@@ -17,4 +17,5 @@ export { orderQueue, planEvacuation } from './plan-evacuation.js';
 export { replan, type ReplanOptions } from './replan.js';
 export * from './rebalance-types.js';
 export * from './rebalance-budgets.js';
+export * from './rebalance-evacuability.js';
 export * from './plan-rebalance.js';

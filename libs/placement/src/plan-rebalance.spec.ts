@@ -333,3 +333,97 @@ describe('budgets and windows (fixed clock)', () => {
     expect(slow.moves[0]!.predictedDowntimeMs).toBe(1100);
   });
 });
+
+describe('planRebalance: never packs a node beyond what leaves within its notice', () => {
+  // 500 MiB/s out, 5 s margin, 1.5 s per wave of four: a 30 s notice lets ~11.75 GiB leave, a 120 s one ~56 GiB.
+  const evacuation = {
+    safetyMarginSeconds: 5,
+    perMigrationOverheadSeconds: 1.5,
+    maxParallel: 4,
+    sourceBandwidthBytesPerSec: mib(500),
+  };
+  const big = (id: string, gb: number) => w(id, { memoryBytes: gib(gb) });
+  const fleet = (aNotice: number, bNotice: number) => [
+    node('a', 11, [big('a1', 11)], { noticeSeconds: aNotice }),
+    node('b', 10, [big('b1', 10)], { noticeSeconds: bNotice }),
+    node('c', 2, [big('c1', 2)], { noticeSeconds: 30 }),
+  ];
+  it.each([
+    ['without a model it packs the fullest node', false, 30, 30, ['c1:c>a:consolidate']],
+    ['a 30 s node at 11 GiB takes no 2 GiB more: the 120 s one (10 GiB) does', true, 30, 120, ['c1:c>b:consolidate']],
+    ['two 120 s nodes: packing as before', true, 120, 120, ['c1:c>a:consolidate']],
+    ['two 30 s nodes near their limit: nothing moves', true, 30, 30, []],
+  ] as const)('%s', (_name, withModel, aNotice, bNotice, expected) => {
+    const plan = planRebalance(
+      input({ policies: ['consolidate'], nodes: fleet(aNotice, bNotice), ...(withModel ? { evacuation } : {}) }),
+    );
+    expect(pairs(plan)).toEqual(expected);
+    if (!expected.length) expect(plan.skipped.find((s) => s.nodeId === 'c')!.reason).toContain('nowhere to go');
+  });
+
+  it('a node is not emptied when the room it takes away leaves another unable to evacuate', () => {
+    // a (120 s) carries 20 GiB: in time for its link, but only c's free memory could receive it.
+    const nodes = [
+      node('a', 20, [big('a1', 10), big('a2', 10)], { noticeSeconds: 120 }),
+      node('b', 31, [big('b1', 31)], { lifecycle: 'on-demand' }),
+      node('c', 1, [big('c1', 1)], { lifecycle: 'on-demand' }),
+    ];
+    const plan = planRebalance(input({ policies: ['consolidate'], nodes, evacuation }));
+    expect(plan.moves).toEqual([]);
+    expect(plan.skipped.find((s) => s.nodeId === 'c')!.reason).toMatch(
+      /leave a unable to evacuate.*could not be received/,
+    );
+    // Without a notice on a nothing holds c's emptying back.
+    const calm = nodes.map((n) => (n.id === 'a' ? { ...n, noticeSeconds: undefined } : n));
+    expect(pairs(planRebalance(input({ policies: ['consolidate'], nodes: calm, evacuation })))).toEqual([
+      'c1:c>a:consolidate',
+    ]);
+  });
+
+  it.each([
+    ['a 30 s node that refilled to 20 GiB sheds down to what leaves in time', 30, 2],
+    ['the same on a 120 s node is fine', 120, 0],
+  ] as const)('spread: %s', (_name, notice, expectedMoves) => {
+    const nodes = [
+      node('f', 20, [big('f1', 5), big('f2', 5), big('f3', 5), big('f4', 5)], { noticeSeconds: notice }),
+      node('e', 0, [], { lifecycle: 'on-demand' }),
+    ];
+    const plan = planRebalance(input({ policies: ['spread'], nodes, evacuation }));
+    expect(plan.moves).toHaveLength(expectedMoves);
+    for (const m of plan.moves) expect(m.reason).toContain('could not be evacuated in time');
+  });
+});
+
+describe('planRebalance: CPU read from the nodes', () => {
+  const hot = (shares: number[]) =>
+    node(
+      'h',
+      8,
+      shares.map((c, i) => w(`h${i + 1}`, { cpuCores: c })),
+      { cpuCount: 4, cpuLoad: shares.reduce((s, c) => s + c, 0) },
+    );
+  it.each([
+    ['one busy workload: only it moves, to the node with CPU to spare', [2.5, 0.5, 0.4, 0.4], ['h1:h>idle:spread']],
+    ['equal shares: one moves, enough to come under the target (0.8)', [1, 1, 1, 0.9], ['h1:h>idle:spread']],
+    ['below the threshold (0.9 of 4 CPUs): nothing', [1.5, 1.0, 0.5, 0.5], []],
+  ] as const)('spread: %s', (_name, shares, expected) => {
+    const nodes = [
+      hot([...shares]),
+      node('busy', 2, [], { cpuCount: 4, cpuLoad: 3 }),
+      node('idle', 2, [], { cpuCount: 4, cpuLoad: 0.2 }),
+    ];
+    const plan = planRebalance(input({ policies: ['spread'], nodes }));
+    expect(pairs(plan)).toEqual(expected);
+    for (const m of plan.moves) expect(m.reason).toContain('CPU-bound');
+  });
+
+  it('a memory spread move does not land on a node it would push past the CPU target', () => {
+    const full = node('f', 30, [w('f1', { memoryBytes: gib(6), cpuCores: 2 })]);
+    const nodes = [
+      full,
+      node('hot', 2, [], { cpuCount: 4, cpuLoad: 2 }),
+      node('cool', 8, [], { cpuCount: 4, cpuLoad: 0 }),
+    ];
+    expect(pairs(planRebalance(input({ policies: ['spread'], nodes })))).toEqual(['f1:f>cool:spread']);
+  });
+});

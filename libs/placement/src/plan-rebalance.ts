@@ -5,13 +5,17 @@
  * fixed order on one shared ledger: `de-risk` (leave spot pools with recent notices), `spread` (relieve full
  * nodes), `consolidate` (empty whole nodes for release); a workload moves at most once per plan, a node a
  * move lands on is never emptied in the same plan, and a node being emptied is never a target. Never a
- * target either: a node that is not `ready`, has failed `criu check`, or is under a notice. Budgets and
- * windows (rebalance-budgets.ts) defer moves with the reason. Pure: the caller reads the fleet and applies.
+ * target either: a node that is not `ready`, has failed `criu check`, or is under a notice. With an
+ * evacuation model, no move fills a node beyond what leaves within its notice, a consolidation never leaves
+ * another node without the room to evacuate into, and `spread` relieves a node past either
+ * (rebalance-evacuability.ts). Budgets and windows (rebalance-budgets.ts) defer moves with the reason. Pure:
+ * the caller reads the fleet and applies.
  */
 import { chooseDestination } from './choose-destination.js';
 import { chooseStrategy } from './choose-strategy.js';
 import { fmtBytes, fmtSeconds } from './format.js';
 import { intervalVerdict, startVerdict } from './rebalance-budgets.js';
+import { evacuableBytes, unevacuable } from './rebalance-evacuability.js';
 import type {
   MovePrediction,
   PlannedMove,
@@ -71,9 +75,17 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
   const sorted = [...input.nodes].sort((a, b) => (a.id < b.id ? -1 : 1));
   const byId = new Map(sorted.map((n) => [n.id, n]));
   let used = new Map(sorted.map((n) => [n.id, n.memoryCapacityBytes - n.freeMemoryBytes]));
-  // Workload bytes per node: a spot node never takes more than it could send away within a notice.
+  // Workload bytes and count per node: a node never takes more than it could send away within its notice.
   let carried = new Map(sorted.map((n) => [n.id, n.workloads.reduce((s, w) => s + w.memoryBytes, 0)]));
-  const evacuable = input.spotEvacuableBytes ?? Infinity;
+  let count = new Map(sorted.map((n) => [n.id, n.workloads.length]));
+  // CPUs busy per node; a workload without a measured share is counted an equal share of its node's load.
+  const cpuOf = new Map(
+    sorted.flatMap((n) =>
+      n.workloads.map((w) => [w.id, w.cpuCores ?? (n.cpuLoad ?? 0) / Math.max(1, n.workloads.length)] as const),
+    ),
+  );
+  let cpuUsed = new Map(sorted.map((n) => [n.id, n.cpuLoad ?? 0]));
+  const model = input.evacuation;
   let groups = new Map(
     sorted.map((n) => [
       n.id,
@@ -88,6 +100,18 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
 
   const usable = (n: RebalanceNode): boolean =>
     n.state === 'ready' && n.criuOk && !n.underNotice && !emptying.has(n.id);
+  // Room an evacuation could use on a node (up to the model's fill fraction of its memory).
+  const fill = model?.fillFraction ?? 1;
+  const free = (n: RebalanceNode): number =>
+    usable(n) ? Math.max(0, fill * n.memoryCapacityBytes - (used.get(n.id) ?? 0)) : 0;
+  /** Why the node, as the ledger has it now, could not be evacuated within its notice (time or room elsewhere). */
+  const totalFree = (): number => sorted.reduce((s, x) => s + free(x), 0);
+  const stuck = (n: RebalanceNode, total = totalFree()): string | undefined => {
+    if (!model || n.noticeSeconds === undefined) return undefined;
+    return unevacuable(n, carried.get(n.id) ?? 0, count.get(n.id) ?? 0, total - free(n), model);
+  };
+  const cpuRoom = (n: RebalanceNode, w: RebalanceWorkload, target: number): boolean =>
+    !n.cpuCount || (cpuUsed.get(n.id) ?? 0) + (cpuOf.get(w.id) ?? 0) <= target * n.cpuCount;
   const predict =
     input.predict ??
     ((w: RebalanceWorkload, from: RebalanceNode, to: RebalanceNode): MovePrediction => {
@@ -132,7 +156,7 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
           0,
           Math.min(
             target * n.memoryCapacityBytes - (used.get(n.id) ?? 0),
-            n.lifecycle === 'spot' ? evacuable - (carried.get(n.id) ?? 0) : Infinity,
+            evacuableBytes(n, (count.get(n.id) ?? 0) + 1, model) - (carried.get(n.id) ?? 0),
           ),
         ),
         reservedMemoryBytes: 0,
@@ -162,6 +186,10 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
     used.set(m.toNodeId, (used.get(m.toNodeId) ?? 0) + w.memoryBytes);
     carried.set(m.fromNodeId, (carried.get(m.fromNodeId) ?? 0) - w.memoryBytes);
     carried.set(m.toNodeId, (carried.get(m.toNodeId) ?? 0) + w.memoryBytes);
+    count.set(m.fromNodeId, (count.get(m.fromNodeId) ?? 0) - 1);
+    count.set(m.toNodeId, (count.get(m.toNodeId) ?? 0) + 1);
+    cpuUsed.set(m.fromNodeId, (cpuUsed.get(m.fromNodeId) ?? 0) - (cpuOf.get(w.id) ?? 0));
+    cpuUsed.set(m.toNodeId, (cpuUsed.get(m.toNodeId) ?? 0) + (cpuOf.get(w.id) ?? 0));
     if (w.antiAffinityGroup) groups.get(m.toNodeId)?.push(w.antiAffinityGroup);
     moved.add(w.id);
     received.add(m.toNodeId);
@@ -268,27 +296,31 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
     const target = input.spread?.targetFraction ?? 0.8;
     for (const n of sorted.filter((x) => !x.underNotice && x.state === 'ready')) {
       const cap = n.memoryCapacityBytes;
-      const cpuFrac = n.cpuCount && n.cpuLoad !== undefined ? n.cpuLoad / n.cpuCount : 0;
+      const cpuCap = n.cpuCount ?? 0;
+      const cpuFrac = (): number => (cpuCap ? (cpuUsed.get(n.id) ?? 0) / cpuCap : 0);
       const memOver = (used.get(n.id) ?? 0) > over * cap;
-      // A spot node carrying more than it could send away within a notice is overfull too.
-      const heavy = (): boolean => n.lifecycle === 'spot' && (carried.get(n.id) ?? 0) > evacuable;
-      const wasHeavy = heavy();
-      if (!memOver && cpuFrac <= over && !wasHeavy) continue;
-      // CPU share per workload is not measured: a CPU-full node sheds its load's excess share of its workloads.
-      let cpuMoves = cpuFrac > over ? Math.ceil(n.workloads.length * (1 - target / cpuFrac)) : 0;
+      const cpuOver = cpuFrac() > over;
+      // A node carrying more than it could send away within its notice (or than others could take) is overfull too.
+      const heavy = stuck(n);
+      if (!memOver && !cpuOver && !heavy) continue;
+      // CPU-bound: the busiest workloads first; otherwise the largest. Least valuable first either way.
+      const size = (x: RebalanceWorkload): number => (cpuOver ? (cpuOf.get(x.id) ?? 0) : x.memoryBytes);
       const ws = [...n.workloads]
-        .filter((w) => !moved.has(w.id))
-        .sort((a, b) => a.priority - b.priority || b.memoryBytes - a.memoryBytes || (a.id < b.id ? -1 : 1));
+        .filter((x) => !moved.has(x.id))
+        .sort((a, b) => a.priority - b.priority || size(b) - size(a) || (a.id < b.id ? -1 : 1));
+      const why = memOver
+        ? `node ${n.id} is overfull (${fmtBytes(used.get(n.id) ?? 0)} of ${fmtBytes(cap)} used)`
+        : heavy
+          ? `node ${n.id} could not be evacuated in time: ${heavy}`
+          : `node ${n.id} is CPU-bound (${(cpuUsed.get(n.id) ?? 0).toFixed(1)} of ${cpuCap} CPUs busy)`;
       for (const w of ws) {
-        if ((used.get(n.id) ?? 0) <= target * cap && cpuMoves <= 0 && !heavy()) break;
-        const why = memOver
-          ? `node ${n.id} is overfull (${fmtBytes(used.get(n.id) ?? 0)} of ${fmtBytes(cap)} used)`
-          : wasHeavy
-            ? `spot node ${n.id} carries ${fmtBytes(carried.get(n.id) ?? 0)}, more than leaves within a notice (${fmtBytes(evacuable)})`
-            : `node ${n.id} is CPU-bound (load ${n.cpuLoad} on ${n.cpuCount} CPUs)`;
-        const relief = memOver || wasHeavy ? w.memoryBytes / cap : 1 / Math.max(1, n.workloads.length);
-        if (single(w, n, 'spread', why, target, risky, () => ({ gain: { relief }, points: relief * weights.spread })))
-          cpuMoves -= 1;
+        if ((used.get(n.id) ?? 0) <= target * cap && cpuFrac() <= target && !stuck(n)) break;
+        const relief = memOver || heavy ? w.memoryBytes / cap : (cpuOf.get(w.id) ?? 0) / Math.max(1, cpuCap);
+        // Off a node that could not be evacuated in time, a move is risk removed: workloads a notice would catch.
+        const points = heavy && !memOver ? weights.risk * (w.priority / 10) : relief * weights.spread;
+        // Never onto a node the move would push past the CPU target (only spread weighs CPU when placing).
+        const avoid = (d: RebalanceNode): boolean => risky(d) || !cpuRoom(d, w, target);
+        single(w, n, 'spread', why, target, avoid, () => ({ gain: { relief }, points }));
       }
     }
   }
@@ -305,8 +337,15 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
       const saved = {
         used: new Map(used),
         carried: new Map(carried),
+        count: new Map(count),
+        cpuUsed: new Map(cpuUsed),
         groups: new Map([...groups].map(([k, v]) => [k, [...v]])),
       };
+      // Nodes that could be evacuated in time before: emptying this one must not take that away (its room goes).
+      const before = totalFree();
+      const fine = sorted.filter(
+        (x) => x.id !== n.id && usable(x) && x.noticeSeconds !== undefined && !stuck(x, before),
+      );
       emptying.add(n.id);
       try {
         const ws = [...n.workloads]
@@ -324,12 +363,19 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
           out.push(m);
           commit(m);
         }
+        const after = totalFree();
+        for (const x of fine) {
+          const why = stuck(x, after);
+          if (why) return { reason: `emptying it would leave ${x.id} unable to evacuate in time: ${why}` };
+        }
         return { moves: out, disruption: cost };
       } finally {
         emptying.delete(n.id);
         for (const m of ws0(n)) moved.delete(m);
         used = saved.used;
         carried = saved.carried;
+        count = saved.count;
+        cpuUsed = saved.cpuUsed;
         groups = saved.groups;
         for (const id of [...received]) if (!moves.some((m) => m.toNodeId === id)) received.delete(id);
       }

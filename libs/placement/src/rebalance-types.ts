@@ -4,6 +4,7 @@
  * sizes bytes, durations seconds unless the name says otherwise.
  */
 import type { PlacementOptions } from './choose-destination.js';
+import type { EvacuableNode, EvacuationModel } from './rebalance-evacuability.js';
 import type { StrategyModel } from './choose-strategy.js';
 import type { CandidateNode, ConcreteStrategy, PlacementWorkload } from './types.js';
 
@@ -16,12 +17,14 @@ export interface RebalanceWorkload extends PlacementWorkload {
   movable?: boolean;
   /** A move predicted to freeze it longer than this is never proposed. */
   maxDowntimeMs?: number;
+  /** CPUs it kept busy when last read (/proc/PID/stat deltas); absent: an equal share of the node's load. */
+  cpuCores?: number;
 }
 
-export interface RebalanceNode extends CandidateNode {
+export interface RebalanceNode extends CandidateNode, EvacuableNode {
   memoryCapacityBytes: number;
   cpuCount?: number;
-  /** 1-minute load average, as read on the node. */
+  /** CPUs busy, as read on the node (/proc/stat deltas over a second). */
   cpuLoad?: number;
   /** Pre-copy is possible from this node (`mem_dirty_track`). */
   softDirty?: boolean;
@@ -97,10 +100,11 @@ export interface RebalanceInput {
   spread?: { overfullFraction?: number; targetFraction?: number };
   deRisk?: { minRisk?: number; minPriority?: number };
   /**
-   * Workload memory a spot node can send away within a notice (its link x the notice's seconds): moves never
-   * fill a spot node beyond it, so packing does not make the next evacuation miss. Unbounded when absent.
+   * How an evacuation of a node with a notice (`noticeSeconds`) would go: no move fills a node beyond what
+   * leaves within its notice or what the other nodes could receive, and `spread` relieves a node past either
+   * (rebalance-evacuability.ts). Unbounded when absent.
    */
-  spotEvacuableBytes?: number;
+  evacuation?: EvacuationModel;
   /** Throughput a move's pages get when the pair has no measured figure. */
   bandwidthBytesPerSec: number;
   /** Freeze a move aims below when the workload declares no `maxDowntimeMs`. */

@@ -69,4 +69,6 @@ export interface CandidateNode {
   inboundBandwidthBytesPerSec?: number;
   /** Post-copy trial result for the pair (source, this node). */
   postCopyTrial?: PostCopyTrial;
+  /** Rebalancing emptied it for release: it takes work only when no other node can. */
+  releasable?: boolean;
 }

@@ -7,7 +7,7 @@
  * through ScriptedNodeShell.
  */
 import type { NodeRecord } from '@spotlift/domain';
-import type { NodeOps, RootProcess, TreeInfo } from '@spotlift/engine';
+import type { CpuSample, NodeOps, RootProcess, TreeInfo } from '@spotlift/engine';
 
 export interface FakeProcess {
   pid: number;
@@ -26,6 +26,8 @@ export interface FakeNode {
   memAvailableBytes?: number;
   /** `criu check --feature NAME` answers: true supported, false not (absent: not supported). */
   features?: Record<string, boolean>;
+  /** What a CPU sample reads (busy CPUs, CPUs per pid); absent: the node gives no sample. */
+  cpu?: CpuSample;
   /** Every operation on this node fails as an unreachable node's would. */
   unreachable?: boolean;
 }
@@ -38,7 +40,7 @@ export interface FakeOpCall {
 
 type FakedOps = Pick<
   NodeOps,
-  'inspectTree' | 'readPidfile' | 'loginHome' | 'memAvailableBytes' | 'processState' | 'checkFeature'
+  'inspectTree' | 'readPidfile' | 'loginHome' | 'memAvailableBytes' | 'cpuSample' | 'processState' | 'checkFeature'
 >;
 
 export class FakeNodeOps implements FakedOps {
@@ -83,6 +85,10 @@ export class FakeNodeOps implements FakedOps {
       // as CRIU words it (libs/criu parseFeatureCheck)
       return { feature, supported, known: true, ...(supported ? {} : { reason: `${feature} is not supported` }) };
     });
+  }
+
+  cpuSample(node: NodeRecord, pids: readonly number[], _timeoutMs: number): Promise<CpuSample | undefined> {
+    return this.answer('cpuSample', node, [...pids], (n) => n.cpu).catch(() => undefined);
   }
 
   processState(node: NodeRecord, pid: number): Promise<string> {

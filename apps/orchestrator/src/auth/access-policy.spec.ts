@@ -69,6 +69,7 @@ describe('the role table', () => {
       'POST /nodes/:id/drain': 'operator',
       'POST /nodes/:id/lost': 'operator',
       'POST /nodes/:id/undrain': 'operator',
+      'DELETE /nodes/:id/releasable': 'operator',
       'DELETE /nodes/:id': 'admin',
       'GET /workloads': 'viewer',
       'GET /workloads/:id': 'viewer',

@@ -42,6 +42,7 @@ import { MigrationsController } from '../migrations/migrations.controller.js';
 import { CreateMigration, MigrationsService } from '../migrations/migrations.service.js';
 import { NodeEvents } from '../nodes/node-events.js';
 import { NodesController } from '../nodes/nodes.controller.js';
+import { ReleasableMarks } from '../rebalance/releasable-marks.js';
 import { NodesService } from '../nodes/nodes.service.js';
 import { NoticeIntake } from '../notices/notice-intake.service.js';
 import { NoticesController } from '../notices/notices.controller.js';
@@ -142,6 +143,7 @@ async function startApp(world: World): Promise<{ app: INestApplication; base: st
       MigrationsService,
       MigrationCancelService,
       NodesService,
+      ReleasableMarks,
       WorkloadsService,
       CheckpointsService,
       ForensicsService,

@@ -102,6 +102,7 @@ export function candidateNode(n: NodeRecord, src: EvacuationInputSources): Candi
     // What migrations on this pair measured, else the fleet's figure; the trial as stored (untested: none).
     bandwidthFromSourceBytesPerSec: src.pairs?.[n.id]?.bandwidthBytesPerSec ?? s.streamBandwidthBytesPerSec,
     postCopyTrial: src.pairs?.[n.id]?.postCopyTrial ?? 'untested',
+    ...(n.releasable ? { releasable: true } : {}),
   };
 }
 

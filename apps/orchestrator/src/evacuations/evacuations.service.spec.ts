@@ -26,6 +26,9 @@ class ScriptedCordonApi extends KubeNodeApi {
   watchNodes(): never {
     throw new Error('not used');
   }
+  annotateNode(): Promise<void> {
+    return Promise.reject(new Error('evacuations never annotate'));
+  }
   cordonNode(name: string): Promise<KubeCordonResult> {
     this.cordoned.push(name);
     const a = this.answers[name];

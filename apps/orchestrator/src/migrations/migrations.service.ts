@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import {
@@ -25,6 +25,7 @@ import {
 import { chooseDestination } from '@spotlift/placement';
 import { AppConfig } from '../config/app-config.js';
 import { candidateNode, placementWorkload } from '../evacuations/evacuation-input.js';
+import { ReleasableMarks } from '../rebalance/releasable-marks.js';
 import { MigrationQueue } from './migration-queue.js';
 import { claimWorkload } from './workload-claim.js';
 
@@ -94,6 +95,7 @@ export class MigrationsService {
     private readonly clock: Clock,
     private readonly claims: WorkloadClaims,
     private readonly config: AppConfig,
+    @Optional() private readonly marks?: ReleasableMarks,
   ) {}
 
   async list(): Promise<MigrationRecord[]> {
@@ -208,6 +210,8 @@ export class MigrationsService {
       updatedAt: now,
     };
     await this.migrations.save(migration);
+    // Work lands there: a node rebalancing emptied for release is no longer releasable.
+    if (destination.releasable) await this.marks?.clear(destination.id, `migration ${id} lands there`);
     await this.queue.enqueue(migration.id);
     return migration;
   }

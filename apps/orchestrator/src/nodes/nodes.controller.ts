@@ -8,6 +8,7 @@ import { ZodBody } from '../common/zod-body.pipe.js';
 import { ListDocs, parseListQuery, sendPage } from '../common/list-query.js';
 import { NODE_STATES, PostCopyTrials } from '@spotlift/store';
 import { NodesService } from './nodes.service.js';
+import { ReleasableMarks } from '../rebalance/releasable-marks.js';
 import { RequireRole } from '../auth/roles.decorator.js';
 import type { AuthenticatedRequest } from '../common/auth.guard.js';
 
@@ -20,6 +21,7 @@ type LostBody = z.infer<typeof LostBody>;
 export class NodesController {
   constructor(
     private readonly nodes: NodesService,
+    private readonly marks: ReleasableMarks,
     @Optional() private readonly trials?: PostCopyTrials,
   ) {}
 
@@ -118,6 +120,16 @@ export class NodesController {
     @Req() req: AuthenticatedRequest,
   ): Promise<NodeRecord> {
     return this.nodes.confirmLost(id, req.principal?.name ?? 'api', body.reason);
+  }
+
+  @Delete(':id/releasable')
+  @RequireRole('operator')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Keep a node rebalancing marked releasable: the mark (and its Kubernetes annotation) is removed',
+  })
+  keep(@Param('id') id: string): Promise<NodeRecord> {
+    return this.marks.clear(id, 'DELETE /nodes/:id/releasable');
   }
 
   @Delete(':id')

@@ -86,6 +86,11 @@ export const RebalanceSettings = z
       })
       .strict()
       .default({ minRisk: 1, minPriority: 1, windowSeconds: 7 * 86_400 }),
+    /**
+     * Part of a spot node's notice that packing leaves unused (0..0.9): the cluster's scheduler adds work between two
+     * evaluations. No move fills a node beyond what leaves within its notice (aws 120 s, gcp/azure 30 s) otherwise.
+     */
+    noticeReserveFraction: z.number().min(0).max(0.9).default(0.2),
     /** Price per hour of each node (node id -> price, any one currency): the cost a consolidation saves. */
     nodePrices: z.record(z.string().max(63), z.number().min(0).max(1_000_000)).default({}),
     /** Plans kept (newest); older ones are dropped. */

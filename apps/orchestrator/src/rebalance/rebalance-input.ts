@@ -1,6 +1,6 @@
 /**
  * Builds the rebalancing planner's input from stored records (nodes, workloads, evacuations) and what was read
- * just now (MemAvailable). Pure: the service reads, this translates; the service's re-check at apply time
+ * just now (MemAvailable, CPU samples). Pure: the service reads, this translates; the service's re-check at apply time
  * uses the same `underNotice` rule the planner saw.
  */
 import {
@@ -14,6 +14,17 @@ import type { MoveStart, NoticeSighting, RebalanceInput, RebalanceNode, Rebalanc
 import type { EvacuationSettings } from '../config/evacuation-config.js';
 import type { RebalanceSettings } from './rebalance-config.js';
 
+/** Lead time of a spot notice by cloud (AWS two minutes; GCP preemption and Azure eviction 30 s). */
+export const NOTICE_SECONDS = { aws: 120, gcp: 30, azure: 30 } as const;
+
+/** CPU read just now on a node (NodeOps.cpuSample): CPUs busy and each workload's share. */
+export interface FreshCpu {
+  busyCpus: number;
+  cpuCount: number;
+  /** CPUs each workload's root process kept busy, by workload id. */
+  workloads: Readonly<Record<string, number>>;
+}
+
 export interface RebalanceSources {
   now: Date;
   policies: readonly RebalancePolicy[];
@@ -22,6 +33,8 @@ export interface RebalanceSources {
   evacuations: readonly EvacuationRecord[];
   /** MemAvailable read just now, where the node answered. */
   freshMemAvailable: Readonly<Record<string, number>>;
+  /** CPU read just now, where the node answered. */
+  freshCpu?: Readonly<Record<string, FreshCpu>>;
   history: readonly MoveStart[];
   settings: RebalanceSettings;
   evacuation: EvacuationSettings;
@@ -66,6 +79,8 @@ export function buildRebalanceInput(src: RebalanceSources): RebalanceInput {
       const capacity = n.probe?.memTotalBytes ?? 0;
       const free = src.freshMemAvailable[n.id] ?? n.probe?.memAvailableBytes ?? 0;
       const price = s.nodePrices[n.id];
+      const cpu = src.freshCpu?.[n.id];
+      const notice = n.lifecycle === 'spot' && n.metadata ? NOTICE_SECONDS[n.metadata.provider] : undefined;
       return {
         id: n.id,
         state: n.state,
@@ -73,7 +88,13 @@ export function buildRebalanceInput(src: RebalanceSources): RebalanceInput {
         freeMemoryBytes: free,
         memoryCapacityBytes: capacity,
         cpu: { ...(n.probe?.cpuModel ? { model: n.probe.cpuModel } : {}) },
-        ...(n.probe?.cpuCount ? { cpuCount: n.probe.cpuCount } : {}),
+        ...(cpu
+          ? { cpuCount: cpu.cpuCount, cpuLoad: cpu.busyCpus }
+          : n.probe?.cpuCount
+            ? { cpuCount: n.probe.cpuCount }
+            : {}),
+        // Out over the configured source bandwidth (the evacuation section's, LAB.md's measured relay figure).
+        ...(notice !== undefined ? { noticeSeconds: notice } : {}),
         ...(n.zone ? { zone: n.zone } : {}),
         ...(n.spotPool ? { spotPool: n.spotPool } : {}),
         lifecycle: n.lifecycle,
@@ -93,6 +114,7 @@ export function buildRebalanceInput(src: RebalanceSources): RebalanceInput {
             priority: w.priority ?? ev.defaultPriority,
             ...(w.movable !== undefined ? { movable: w.movable } : {}),
             ...(w.maxDowntimeMs !== undefined ? { maxDowntimeMs: w.maxDowntimeMs } : {}),
+            ...(cpu?.workloads[w.id] !== undefined ? { cpuCores: cpu.workloads[w.id] } : {}),
           })),
       };
     });
@@ -109,6 +131,13 @@ export function buildRebalanceInput(src: RebalanceSources): RebalanceInput {
     spread: s.spread,
     deRisk: { minRisk: s.deRisk.minRisk, minPriority: s.deRisk.minPriority },
     bandwidthBytesPerSec: ev.streamBandwidthBytesPerSec,
+    evacuation: {
+      safetyMarginSeconds: ev.safetyMarginSeconds,
+      perMigrationOverheadSeconds: ev.perMigrationOverheadSeconds,
+      maxParallel: ev.maxParallel,
+      sourceBandwidthBytesPerSec: ev.sourceBandwidthBytesPerSec,
+      reserveFraction: s.noticeReserveFraction,
+    },
     placement: { allowUnverifiedCpu: true },
   };
 }

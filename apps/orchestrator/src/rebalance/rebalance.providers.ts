@@ -9,6 +9,7 @@ import { REDIS } from '../core/core.module.js';
 import { RebalanceController } from './rebalance.controller.js';
 import { RebalanceMetrics } from './rebalance-metrics.js';
 import { RebalanceService } from './rebalance.service.js';
+import { ReleasableMarks } from './releasable-marks.js';
 import { RebalanceStore, RedisRebalanceStore } from './rebalance-store.js';
 
 export const rebalanceControllers: Type[] = [RebalanceController];
@@ -19,5 +20,6 @@ export const rebalanceProviders: Provider[] = [
     inject: [REDIS, AppConfig],
     useFactory: (redis: Redis, config: AppConfig) => new RedisRebalanceStore(redis, config.redisPrefix),
   },
+  ReleasableMarks,
   RebalanceService,
 ];

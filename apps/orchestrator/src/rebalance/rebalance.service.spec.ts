@@ -11,7 +11,8 @@ import {
   type NodeRecord,
   type WorkloadRecord,
 } from '@spotlift/domain';
-import { Clock, type NodeOps } from '@spotlift/engine';
+import { Clock, type CpuSample, type NodeOps } from '@spotlift/engine';
+import { KubeNodeApi, type KubeCordonResult } from '@spotlift/notices';
 import type { MoveStart } from '@spotlift/placement';
 import { InMemoryEvacuationRecords, InMemoryRecords } from '@spotlift/store';
 import { aMigration, aNode, aWorkload } from '@spotlift/testing';
@@ -22,7 +23,9 @@ import type { MigrationRequest, MigrationsService } from '../migrations/migratio
 import { EvaluateBody, RebalanceSettings } from './rebalance-config.js';
 import { RebalanceMetrics } from './rebalance-metrics.js';
 import { RebalanceStore, type RebalancePlanRecord } from './rebalance-store.js';
+import { buildRebalanceInput } from './rebalance-input.js';
 import { RebalanceService } from './rebalance.service.js';
+import { ReleasableMarks } from './releasable-marks.js';
 
 const GIB = 2 ** 30;
 const T0 = new Date('2026-03-04T12:00:00Z');
@@ -106,8 +109,32 @@ const node = (id: string, over: Partial<NodeRecord> = {}) =>
 const wl = (id: string, nodeId: string, over: Partial<WorkloadRecord> = {}) =>
   aWorkload({ id, name: id, nodeId, rssBytes: GIB / 4, ...over });
 
-function world(settings: Record<string, unknown> = {}, store = new MemoryStore(), shared?: ReturnType<typeof records>) {
+/** Records each annotation as `node key=value` (or `node key-` for a removal); other calls are not expected. */
+class AnnotationsKubeApi extends KubeNodeApi {
+  readonly annotations: string[] = [];
+  listNodes(): never {
+    throw new Error('not listed here');
+  }
+  watchNodes(): never {
+    throw new Error('not watched here');
+  }
+  cordonNode(): Promise<KubeCordonResult> {
+    return Promise.reject(new Error('not cordoned here'));
+  }
+  annotateNode(name: string, key: string, value: string | null): Promise<void> {
+    this.annotations.push(value === null ? `${name} ${key}-` : `${name} ${key}=${value}`);
+    return Promise.resolve();
+  }
+}
+
+function world(
+  settings: Record<string, unknown> = {},
+  store = new MemoryStore(),
+  shared?: ReturnType<typeof records>,
+  cpu: Record<string, CpuSample> = {},
+) {
   const r = shared ?? records();
+  const kube = new AnnotationsKubeApi();
   const clock = new FixedClock(T0);
   const started: MigrationRequest[] = [];
   const migrations = {
@@ -125,7 +152,10 @@ function world(settings: Record<string, unknown> = {}, store = new MemoryStore()
       return m;
     },
   } as unknown as MigrationsService;
-  const ops = { memAvailableBytes: () => Promise.resolve(undefined) } as unknown as NodeOps;
+  const ops = {
+    memAvailableBytes: () => Promise.resolve(undefined),
+    cpuSample: (n: NodeRecord) => Promise.resolve(cpu[n.id]),
+  } as unknown as NodeOps;
   const config = {
     runsWorker: true,
     rebalance: RebalanceSettings.parse({ mode: 'plan', policies: ['consolidate'], ...settings }),
@@ -144,9 +174,10 @@ function world(settings: Record<string, unknown> = {}, store = new MemoryStore()
     clock,
     metrics,
     new SchedulerRegistry(),
+    new ReleasableMarks(r.nodes, clock, kube),
   );
   service.driveInBackground = false;
-  return { service, store, clock, started, metrics, ...r };
+  return { service, store, clock, started, metrics, kube, ...r };
 }
 
 /** node-a and node-b carry two workloads each, node-c one: consolidation empties node-c. */
@@ -232,6 +263,7 @@ describe('RebalanceService', () => {
     expect(done.moves[0]).toMatchObject({ state: 'completed', downtimeMs: 420 });
     expect(done.released).toEqual(['node-c']);
     expect((await w.nodes.get('node-c'))!.releasable).toEqual({ at: T0.toISOString(), planId: plan.id });
+    expect(w.kube.annotations).toEqual(['node-c spotlift.io/releasable=true']);
     expect((await w.metrics.released.get()).values[0]!.value).toBe(1);
     expect(await metric(w, 'policy,consolidate,outcome,completed')).toBe(1);
   });
@@ -279,12 +311,40 @@ describe('RebalanceService', () => {
     expect((await w.service.get(plan.id)).released).toEqual([]);
   });
 
-  it('a releasable node is neither source nor target when planning', async () => {
+  it('an empty releasable node is no target when planning', async () => {
+    const w = world({ policies: ['consolidate'] });
+    await w.nodes.save(node('node-d', { releasable: { at: T0.toISOString(), planId: 'rb-x' } }));
+    const plan = await w.service.evaluate('request');
+    expect(plan.moves.length).toBeGreaterThan(0);
+    expect(plan.moves.some((m) => m.toNodeId === 'node-d')).toBe(false);
+    expect((await w.nodes.get('node-d'))!.releasable).toBeDefined();
+  });
+
+  it('a releasable node that runs a workload again is releasable no more: mark and annotation cleared', async () => {
     const w = world();
     await w.nodes.update('node-c', (n) => void (n.releasable = { at: T0.toISOString(), planId: 'rb-x' }));
     await w.workloads.save(wl('c9', 'node-c', { state: 'running' }));
+    await w.service.evaluate('request');
+    expect((await w.nodes.get('node-c'))!.releasable).toBeUndefined();
+    expect(w.kube.annotations).toEqual(['node-c spotlift.io/releasable-']);
+  });
+
+  it('spread reads CPU from the nodes: the busiest workload of a CPU-bound node moves', async () => {
+    const sample = (busy: number, pids: Record<number, number> = {}): CpuSample => ({
+      cpuCount: 4,
+      busyCpus: busy,
+      pids,
+    });
+    const w = world({ policies: ['spread'] }, new MemoryStore(), undefined, {
+      'node-a': sample(3.9, { 101: 3, 102: 0.5 }),
+      'node-b': sample(3.5),
+      'node-c': sample(0.2),
+    });
+    await w.workloads.update('a1', (x) => void (x.pid = 101));
+    await w.workloads.update('a2', (x) => void (x.pid = 102));
     const plan = await w.service.evaluate('request');
-    expect(plan.moves.some((m) => m.fromNodeId === 'node-c' || m.toNodeId === 'node-c')).toBe(false);
+    expect(plan.moves.map((m) => `${m.workloadId}:${m.fromNodeId}>${m.toNodeId}`)).toEqual(['a1:node-a>node-c']);
+    expect(plan.moves[0]!.reason).toContain('CPU-bound (3.9 of 4 CPUs busy)');
   });
 
   it('a node under notice is neither source nor target when planning', async () => {
@@ -357,6 +417,29 @@ describe('RebalanceService', () => {
 
 describe('rebalance config and bodies', () => {
   const file = (rebalance: unknown) => ConfigFile.safeParse({ ssh: { privateKeyPath: '/k' }, rebalance });
+
+  it.each([
+    ['an aws spot node: 120 s', { provider: 'aws' }, 'spot', 120],
+    ['a gcp spot node: 30 s', { provider: 'gcp' }, 'spot', 30],
+    ['an azure spot node: 30 s', { provider: 'azure', vmName: 'vm-1' }, 'spot', 30],
+    ['a spot node without cloud metadata: no notice to plan for', undefined, 'spot', undefined],
+    ['an on-demand node: none', { provider: 'aws' }, 'on-demand', undefined],
+  ] as const)('the notice a node is packed within: %s', (_name, metadata, lifecycle, expected) => {
+    const n = node('node-x', { lifecycle, ...(metadata ? { metadata } : {}) });
+    const input = buildRebalanceInput({
+      now: T0,
+      policies: ['consolidate'],
+      nodes: [n],
+      workloads: [],
+      evacuations: [],
+      freshMemAvailable: {},
+      history: [],
+      settings: RebalanceSettings.parse({}),
+      evacuation: EvacuationSettings.parse({}),
+    });
+    expect(input.nodes[0]!.noticeSeconds).toBe(expected);
+    expect(input.evacuation).toMatchObject({ safetyMarginSeconds: 5, maxParallel: 4, reserveFraction: 0.2 });
+  });
 
   it('lists every problem at once: unknown policy, nonsensical budget, bad cron, unknown field', () => {
     const r = file({

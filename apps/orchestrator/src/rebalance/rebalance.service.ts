@@ -8,8 +8,9 @@ import { EvacuationRepository, MigrationRepository, NodeRepository, WorkloadRepo
 import { AppConfig } from '../config/app-config.js';
 import { MigrationsService } from '../migrations/migrations.service.js';
 import type { EvaluateBody } from './rebalance-config.js';
-import { buildRebalanceInput, pausedBy } from './rebalance-input.js';
+import { buildRebalanceInput, pausedBy, type FreshCpu } from './rebalance-input.js';
 import { RebalanceMetrics } from './rebalance-metrics.js';
+import { ReleasableMarks } from './releasable-marks.js';
 import { addPlanEvent, RebalanceStore, type PlanMove, type RebalancePlanRecord } from './rebalance-store.js';
 
 /** How often an apply looks at its migrations and starts the next moves; its lease lasts a few of these. */
@@ -45,6 +46,7 @@ export class RebalanceService implements OnApplicationBootstrap, OnApplicationSh
     private readonly clock: Clock,
     private readonly metrics: RebalanceMetrics,
     private readonly scheduler: SchedulerRegistry,
+    private readonly marks: ReleasableMarks,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -102,21 +104,15 @@ export class RebalanceService implements OnApplicationBootstrap, OnApplicationSh
     const s = this.config.rebalance;
     if (s.mode === 'off') throw new ConflictError('rebalancing is off (config file rebalance.mode)');
     const now = this.clock.now();
-    const [nodes, workloads, evacuations, history] = await Promise.all([
-      this.nodes.list(),
-      this.workloads.list(),
-      this.evacuations.list(),
-      this.store.history(),
-    ]);
-    const fresh: Record<string, number> = {};
-    await Promise.all(
-      nodes
-        .filter((n) => n.state === 'ready')
-        .map(async (n) => {
-          const bytes = await this.ops.memAvailableBytes(n, 1_000);
-          if (bytes !== undefined) fresh[n.id] = bytes;
-        }),
-    );
+    const fleet = await this.fleet();
+    const { workloads, evacuations, history } = fleet;
+    // A releasable node that runs work again (registered, migrated or evacuated there since) is not releasable.
+    for (const n of fleet.nodes.filter(
+      (x) => x.releasable && workloads.some((w) => w.nodeId === x.id && w.state !== 'gone'),
+    ))
+      await this.marks.clear(n.id, 'a workload runs on it');
+    const nodes = await this.nodes.list();
+    const { fresh, freshCpu } = await this.readNodes(nodes, workloads);
     const policies = body.policies ?? s.policies;
     const result = planRebalance(
       buildRebalanceInput({
@@ -126,6 +122,7 @@ export class RebalanceService implements OnApplicationBootstrap, OnApplicationSh
         workloads,
         evacuations,
         freshMemAvailable: fresh,
+        freshCpu,
         history,
         settings: s,
         evacuation: this.config.evacuation,
@@ -196,6 +193,48 @@ export class RebalanceService implements OnApplicationBootstrap, OnApplicationSh
     return plan;
   }
 
+  /** The stored fleet both an evaluation and each apply step judge moves on. */
+  private async fleet() {
+    const [nodes, workloads, evacuations, history] = await Promise.all([
+      this.nodes.list(),
+      this.workloads.list(),
+      this.evacuations.list(),
+      this.store.history(),
+    ]);
+    return { nodes, workloads, evacuations, history };
+  }
+
+  /** MemAvailable and CPU use (the node's and each running workload's) read now, where the node answers. */
+  private async readNodes(nodes: readonly NodeRecord[], workloads: readonly WorkloadRecord[]) {
+    const fresh: Record<string, number> = {};
+    const freshCpu: Record<string, FreshCpu> = {};
+    await Promise.all(
+      nodes
+        .filter((n) => n.state === 'ready')
+        .map(async (n) => {
+          const mine = workloads.filter((w) => w.nodeId === n.id && w.state === 'running');
+          const [bytes, cpu] = await Promise.all([
+            this.ops.memAvailableBytes(n, 1_000),
+            this.ops.cpuSample(
+              n,
+              mine.map((w) => w.pid),
+              3_000,
+            ),
+          ]);
+          if (bytes !== undefined) fresh[n.id] = bytes;
+          if (cpu)
+            freshCpu[n.id] = {
+              busyCpus: cpu.busyCpus,
+              cpuCount: cpu.cpuCount,
+              workloads: Object.fromEntries(
+                mine.filter((w) => cpu.pids[w.pid] !== undefined).map((w) => [w.id, cpu.pids[w.pid]!]),
+              ),
+            };
+        }),
+    );
+    return { fresh, freshCpu };
+  }
+
   private async drive(id: string): Promise<void> {
     try {
       while (!this.stopped && !(await this.step(id))) await new Promise((r) => setTimeout(r, APPLY_POLL_MS));
@@ -210,12 +249,7 @@ export class RebalanceService implements OnApplicationBootstrap, OnApplicationSh
     if (!plan || plan.state !== 'applying') return true;
     await this.store.holdLease(id, LEASE_MS);
     const now = this.clock.now();
-    const [nodes, workloads, evacuations, history] = await Promise.all([
-      this.nodes.list(),
-      this.workloads.list(),
-      this.evacuations.list(),
-      this.store.history(),
-    ]);
+    const { nodes, workloads, evacuations, history } = await this.fleet();
     await this.collect(plan, now);
     const cancelled = await this.store.cancelRequested(id);
     let running = plan.moves.filter((m) => m.state === 'started').length;
@@ -324,10 +358,7 @@ export class RebalanceService implements OnApplicationBootstrap, OnApplicationSh
           );
         continue;
       }
-      await this.nodes.update(nodeId, (cur) => {
-        cur.releasable = { at: now.toISOString(), planId: plan.id };
-        cur.updatedAt = now.toISOString();
-      });
+      await this.marks.mark(nodeId, plan.id);
       plan.released.push(nodeId);
       this.metrics.released.inc();
       addPlanEvent(plan, now, `node ${nodeId} is empty: marked releasable`);

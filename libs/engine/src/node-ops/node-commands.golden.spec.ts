@@ -4,6 +4,7 @@
  * or FakeNodeOps); this table is where a change to what runs on a node shows, line by line, in review.
  * A deliberate change updates the string here.
  */
+import { cpuSampleCommand } from './cpu-sample.js';
 import * as files from './file-sync-commands.js';
 import * as sh from './node-scripts.js';
 import {
@@ -233,6 +234,11 @@ const GOLDEN: Array<[string, () => string, string]> = [
   ],
   ['node PRINT_LOGIN_HOME', () => sh.PRINT_LOGIN_HOME, 'printf %s "$HOME"'],
   ['node MEM_AVAILABLE_KB', () => sh.MEM_AVAILABLE_KB, "awk '/^MemAvailable:/ {print $2}' /proc/meminfo"],
+  [
+    'node cpuSampleCommand',
+    () => cpuSampleCommand([4242, 4243], 1),
+    `s() { echo @@; head -n 1 /proc/stat; grep -c '^cpu[0-9]' /proc/stat; for p in 4242 4243; do echo "P $p $(cat /proc/$p/stat 2>/dev/null)"; done; }; s; sleep 1; s`,
+  ],
   // the lock's holder and lease scripts: node-lock.spec.ts
   [
     'node nodeLockPath',

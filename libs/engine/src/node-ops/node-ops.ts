@@ -5,6 +5,7 @@ import { NodeShell, shellJoin, shq, type CommandResult, type RemoteProcess } fro
 import { fenceChecked } from './fenced-shell.js';
 import { type NodeCommand, nodeCommand } from './node-command.js';
 import { type NodeLock, type NodeLockOptions, takeNodeLock } from './node-lock.js';
+import { type CpuSample, cpuSampleCommand, parseCpuSample } from './cpu-sample.js';
 import * as sh from './node-scripts.js';
 import * as sweep from './sweep-commands.js';
 import type { ListedDir, NodeFacts } from './sweep-commands.js';
@@ -237,6 +238,15 @@ export class NodeOps {
     const res = await this.shell.exec(node, sh.MEM_AVAILABLE_KB, { timeoutMs }).catch(() => undefined);
     const kb = Number(res?.stdout.trim());
     return res?.code === 0 && Number.isFinite(kb) && kb > 0 ? kb * 1024 : undefined;
+  }
+
+  /**
+   * CPU use read now over one second (cpu-sample.ts): busy CPUs and each pid's share; undefined when the node
+   * did not answer within `timeoutMs` or made no sense. Never throws.
+   */
+  async cpuSample(node: NodeRecord, pids: readonly number[], timeoutMs: number): Promise<CpuSample | undefined> {
+    const res = await this.shell.exec(node, cpuSampleCommand(pids, 1), { timeoutMs }).catch(() => undefined);
+    return res?.code === 0 ? parseCpuSample(res.stdout) : undefined;
   }
 
   /** The image directories under `root` with their markers and CRIU processes (sweep-commands.ts); throws when the node cannot list them. */

@@ -85,6 +85,17 @@ export class ClientNodeKubeApi extends KubeNodeApi {
     }
   }
 
+  async annotateNode(name: string, key: string, value: string | null): Promise<void> {
+    try {
+      await this.core.patchNode(
+        { name, body: { metadata: { annotations: { [key]: value } } } },
+        this.k8s.setHeaderOptions('Content-Type', this.k8s.PatchStrategy.MergePatch),
+      );
+    } catch (err) {
+      throw apiError(`annotate node ${name}`, err);
+    }
+  }
+
   async watchNodes(
     params: KubeWatchParams,
     onEvent: (type: string, object: unknown) => void,

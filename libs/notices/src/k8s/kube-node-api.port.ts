@@ -107,4 +107,10 @@ export abstract class KubeNodeApi {
    * sets it with a strategic-merge patch. Idempotent. Rejects with {@link KubeApiError} (404: no such Node).
    */
   abstract cordonNode(name: string): Promise<KubeCordonResult>;
+
+  /**
+   * Sets (a string) or removes (`null`) one annotation of a Node with a JSON merge patch
+   * (`application/merge-patch+json`), touching nothing else. Rejects with {@link KubeApiError} (404: no such Node).
+   */
+  abstract annotateNode(name: string, key: string, value: string | null): Promise<void>;
 }

@@ -43,6 +43,9 @@ class ScriptedKubeApi extends KubeNodeApi {
   cordonNode(): Promise<KubeCordonResult> {
     return Promise.reject(new Error('the notice provider never cordons'));
   }
+  annotateNode(): Promise<void> {
+    return Promise.reject(new Error('the notice provider never annotates'));
+  }
 }
 
 const sink = () => {
