@@ -8,13 +8,16 @@
 #                           a no-op if our instance on PORT already answers
 #   redis.sh stop PORT      shut it down, delete its data, and wait until it is gone
 #   redis.sh restart PORT   shut it down (the AOF flushed) and start it again from its AOF
+#   redis.sh start-tls PORT as start, but TLS only (no plain port) with ACL users and `default` off:
+#                           `spotlift` (password `secret`; keys spotlift:* and bull:*, every command) and
+#                           `narrow` (password `secret`; INFO and CONFIG refused); CA in <dir>/tls/ca.pem
 #
-# Data dir, pidfile and log: <labdir>/redis/PORT/.
+# Data dir, pidfile and log: <labdir>/redis/PORT/ (TLS: a throwaway CA and server cert in its tls/).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 usage() {
-  sed -n '7,12p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '7,15p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -23,7 +26,16 @@ PORT=$2
 DIR=$LAB/redis/$PORT
 PIDFILE=$DIR/redis.pid
 
-ping() { [ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$PORT" ping 2>/dev/null)" = PONG ]; }
+TLS_DIR=$DIR/tls
+# A TLS instance is recognised by its CA, so stop/restart/ping talk TLS (and as `spotlift`) to it.
+rcli() {
+  if [ -f "$TLS_DIR/ca.pem" ]; then
+    REDISCLI_AUTH=secret timeout 2 redis-cli --tls --cacert "$TLS_DIR/ca.pem" --user spotlift -h 127.0.0.1 -p "$PORT" "$@"
+  else
+    timeout 2 redis-cli -h 127.0.0.1 -p "$PORT" "$@"
+  fi
+}
+ping() { [ "$(rcli ping 2>/dev/null)" = PONG ]; }
 
 our_pid() { # pid of our redis on PORT, empty if not running
   local pid
@@ -42,7 +54,17 @@ cmd_start() {
   # Something else on the port would make tests talk to a stranger's data: refuse.
   if ping; then die "port $PORT answers PING but is not the lab's redis ($PIDFILE)"; fi
   rm -f "$PIDFILE"
-  redis-server --bind 127.0.0.1 --port "$PORT" --daemonize yes --pidfile "$PIDFILE" \
+  local listen=(--port "$PORT")
+  if [ "${1:-}" = tls ]; then
+    [ -f "$TLS_DIR/server.pem" ] || make_tls # kept by `restart`: clients hold this CA
+    listen=(--port 0 --tls-port "$PORT" --tls-cert-file "$TLS_DIR/server.pem" --tls-key-file "$TLS_DIR/server.key"
+      --tls-ca-cert-file "$TLS_DIR/ca.pem" --tls-auth-clients no
+      --user default off --user spotlift on '>secret' '~spotlift:*' '~bull:*' '&*' '+@all'
+      --user narrow on '>secret' '~spotlift:*' '~bull:*' '&*' '+@all' '-info' '-config')
+  else
+    rm -rf "$TLS_DIR"
+  fi
+  redis-server --bind 127.0.0.1 "${listen[@]}" --daemonize yes --pidfile "$PIDFILE" \
     --dir "$DIR" --logfile "$DIR/redis.log" --save '' \
     --appendonly yes --appendfsync everysec --maxmemory-policy noeviction \
     --protected-mode yes --databases 16 ||
@@ -55,6 +77,21 @@ cmd_start() {
   die "redis on port $PORT does not answer PING"
 }
 
+# A CA and a server certificate for 127.0.0.1 and localhost (EC P-256, valid 7 days); `stop` deletes them.
+make_tls() {
+  rm -rf "$TLS_DIR"
+  mkdir -p "$TLS_DIR"
+  (
+    cd "$TLS_DIR"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+      -keyout ca.key -out ca.pem -subj /CN=spotlift-lab-redis-ca
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -keyout server.key -out server.csr -subj /CN=127.0.0.1
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 7 -out server.pem \
+      -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n')
+  ) >/dev/null 2>&1 || die "could not make the TLS certificates in $TLS_DIR"
+}
+
 cmd_stop() {
   local pid
   pid=$(our_pid)
@@ -62,11 +99,11 @@ cmd_stop() {
     log "not running on port $PORT"
     return 0
   fi
-  redis-cli -h 127.0.0.1 -p "$PORT" shutdown nosave >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
+  rcli shutdown nosave >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
   wait_gone 50 "$pid" || { kill -KILL "$pid" 2>/dev/null || true; wait_gone 20 "$pid" || true; }
   rm -f "$PIDFILE"
   # The instance's data ends with it (the next start is empty).
-  rm -rf "$DIR/appendonlydir" "$DIR/dump.rdb"
+  rm -rf "$DIR/appendonlydir" "$DIR/dump.rdb" "$TLS_DIR"
   log "stopped on port $PORT"
 }
 
@@ -75,15 +112,16 @@ cmd_restart() {
   pid=$(our_pid)
   if [ -n "$pid" ]; then
     # SHUTDOWN with AOF on writes and fsyncs the AOF: every acknowledged write is in it.
-    redis-cli -h 127.0.0.1 -p "$PORT" shutdown >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
+    rcli shutdown >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
     wait_gone 100 "$pid" || die "redis on port $PORT did not shut down"
     rm -f "$PIDFILE"
   fi
-  cmd_start
+  if [ -f "$TLS_DIR/ca.pem" ]; then cmd_start tls; else cmd_start; fi
 }
 
 case "$1" in
   start) cmd_start ;;
+  start-tls) cmd_start tls ;;
   stop) cmd_stop ;;
   restart) cmd_restart ;;
   *) usage ;;

@@ -256,7 +256,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const sshPrivateKey = readSshPrivateKey(file.data.ssh.privateKeyPath);
   let api: ApiSettings;
   let notices: NoticeSettings;
+  let redis: RedisSettings;
   try {
+    redis = redisSettings(e);
     api = apiSettings(e);
     notices = noticeSettings(e);
   } catch (error) {
@@ -266,7 +268,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     configPath: e.SPOTLIFT_CONFIG,
     apiToken: e.SPOTLIFT_API_TOKEN,
     redisUrl: e.REDIS_URL,
-    redis: redisSettings(e),
+    redis,
     redisPrefix: e.SPOTLIFT_REDIS_PREFIX,
     host: e.HOST,
     port: e.PORT,

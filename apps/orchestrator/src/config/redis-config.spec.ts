@@ -1,4 +1,7 @@
 /** Every Redis client's connection comes from REDIS_URL and the sentinels, with TLS, ACL user, password and db. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { RedisEnv, bullConnection, redisOptions, redisSettings, redisWhere } from './redis-config.js';
 
 const settings = (env: Record<string, string>, nodeEnv?: string) => redisSettings(RedisEnv.parse(env), nodeEnv);
@@ -56,6 +59,29 @@ describe('Redis connection options', () => {
     });
     expect(bullConnection(s)).toMatchObject({ sentinels: o.sentinels, name: 'spotlift', db: 2, password: 'pw' });
     expect(redisWhere(s)).toBe('sentinel spotlift via 10.0.0.1:26379,sentinel-b:26380');
+  });
+
+  it('checks the server against SPOTLIFT_REDIS_TLS_CA, for the master and the sentinels; no SNI for an IP', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'redis-ca-'));
+    try {
+      const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+      writeFileSync(join(dir, 'ca.pem'), pem);
+      writeFileSync(join(dir, 'key.pem'), '-----BEGIN PRIVATE KEY-----\n');
+      const ca = Buffer.from(pem);
+      const direct = settings({ REDIS_URL: 'rediss://u:p@10.1.2.3:6380', SPOTLIFT_REDIS_TLS_CA: join(dir, 'ca.pem') });
+      expect(redisOptions(direct).tls).toEqual({ ca });
+      const viaSentinels = settings({
+        REDIS_URL: 'rediss://u:p@x:1',
+        SPOTLIFT_REDIS_TLS_CA: join(dir, 'ca.pem'),
+        SPOTLIFT_REDIS_SENTINELS: 'a:26379',
+      });
+      expect(redisOptions(viaSentinels)).toMatchObject({ tls: { ca }, sentinelTLS: { ca } });
+      expect(() => settings({ SPOTLIFT_REDIS_TLS_CA: join(dir, 'key.pem') })).toThrow(/holds no PEM certificate/);
+      expect(() => settings({ SPOTLIFT_REDIS_TLS_CA: join(dir, 'none.pem') })).toThrow(/cannot read/);
+      expect(() => RedisEnv.parse({ SPOTLIFT_REDIS_TLS_CA: 'ca.pem' })).toThrow();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses what it cannot connect with, and never logs the password', () => {

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import type { RedisOptions as BullRedisOptions } from 'bullmq';
 import type { RedisOptions } from 'ioredis';
 import { z } from 'zod';
@@ -12,6 +14,11 @@ export const RedisEnv = z.object({
     .url()
     .refine((u) => /^rediss?:$/.test(new URL(u).protocol), 'redis:// or rediss://')
     .default('redis://127.0.0.1:6379'),
+  /**
+   * PEM file of the CA(s) that signed Redis's (and the sentinels') TLS certificate, for a `rediss://` URL whose
+   * server a private CA signed; unset: the system's CAs.
+   */
+  SPOTLIFT_REDIS_TLS_CA: z.string().startsWith('/').optional(),
   /** Redis Sentinel: `host:port,host:port`; every client asks them for the current master of `NAME`. */
   SPOTLIFT_REDIS_SENTINELS: z
     .string()
@@ -38,6 +45,8 @@ export interface RedisSettings {
   sentinels?: { host: string; port: number }[];
   sentinelName: string;
   sentinelPassword?: string;
+  /** The CA(s) a `rediss://` server's certificate is checked against (SPOTLIFT_REDIS_TLS_CA); unset: the system's. */
+  tlsCa?: Buffer;
   requireDurability: 'refuse' | 'warn' | 'off';
   /** Finished records older than this are trimmed (0: never). */
   retentionMs: number;
@@ -56,9 +65,24 @@ export function redisSettings(e: z.infer<typeof RedisEnv>, nodeEnv = process.env
       : {}),
     sentinelName: e.SPOTLIFT_REDIS_SENTINEL_NAME,
     ...(e.SPOTLIFT_REDIS_SENTINEL_PASSWORD ? { sentinelPassword: e.SPOTLIFT_REDIS_SENTINEL_PASSWORD } : {}),
+    ...(e.SPOTLIFT_REDIS_TLS_CA ? { tlsCa: readCa(e.SPOTLIFT_REDIS_TLS_CA) } : {}),
     requireDurability: e.SPOTLIFT_REDIS_REQUIRE_DURABILITY ?? (nodeEnv === 'production' ? 'refuse' : 'warn'),
     retentionMs: Math.round(e.SPOTLIFT_RECORD_RETENTION_DAYS * 86_400_000),
   };
+}
+
+/** Read at boot: an unreadable CA file is a config error now, not a TLS failure on every reconnect later. */
+function readCa(path: string): Buffer {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(path);
+  } catch (error) {
+    throw new Error(`SPOTLIFT_REDIS_TLS_CA: cannot read ${path}: ${(error as Error).message}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new Error(`SPOTLIFT_REDIS_TLS_CA: ${path} holds no PEM certificate`);
+  }
+  return pem;
 }
 
 /**
@@ -70,7 +94,12 @@ export function redisOptions(s: RedisSettings, extra: RedisOptions = {}): RedisO
   const url = new URL(s.url);
   const db = url.pathname.replace(/^\//, '');
   if (db && !/^\d{1,2}$/.test(db)) throw new Error(`REDIS_URL: the db must be a number, not '${db}'`);
-  const tls = url.protocol === 'rediss:' ? { tls: { servername: url.hostname } } : {};
+  const ca = s.tlsCa ? { ca: s.tlsCa } : {};
+  // SNI takes a host name only (an IP address there is deprecated in Node); the certificate is checked against
+  // the host either way.
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const sni = isIP(host) ? {} : { servername: host };
+  const tls = url.protocol === 'rediss:' ? { tls: { ...sni, ...ca } } : {};
   const auth = {
     ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
     ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
@@ -86,9 +115,11 @@ export function redisOptions(s: RedisSettings, extra: RedisOptions = {}): RedisO
         failoverDetector: true,
         reconnectOnError: (error: Error) => (error.message.startsWith('READONLY') ? 2 : false),
         // The master's connection is TLS as the URL says; the sentinels' too (one network, one policy).
-        ...(url.protocol === 'rediss:' ? { tls: {}, enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+        ...(url.protocol === 'rediss:'
+          ? { tls: { ...ca }, enableTLSForSentinelMode: true, sentinelTLS: { ...ca } }
+          : {}),
       }
-    : { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 6379), ...tls };
+    : { host, port: Number(url.port || 6379), ...tls };
   return { ...where, ...auth, ...extra };
 }
 
