@@ -110,6 +110,27 @@ describe('layering lint rules', () => {
     ).toEqual([]);
   });
 
+  it("calls NodeOps' runners only inside node-ops: everyone else names the operation", async () => {
+    const runner = new ESLint({ cwd: process.cwd(), ruleFilter: ({ ruleId }) => ruleId === 'spotlift/no-node-runner' });
+    const code = [
+      "import type { NodeRecord } from '@spotlift/domain';",
+      "import type { NodeOps } from '../node-ops/node-ops.js';",
+      'export async function f(ops: NodeOps, n: NodeRecord, c: never) {',
+      '  const o = ops;',
+      '  await o.run(n, c, 1_000);',
+      '  await ops.armTimed(n, c, 1_000);',
+      "  await ops.stopPageServer(n, '/d');",
+      '}',
+    ].join('\n');
+    const lint = async (file: string) =>
+      ((await runner.lintText(code, { filePath: file }))[0]?.messages ?? []).map((m) => m.message);
+    expect(await lint('libs/engine/src/strategies/stop-and-copy.ts')).toEqual([
+      expect.stringContaining("'run' runs a raw node command"),
+      expect.stringContaining("'armTimed' runs a raw node command"),
+    ]);
+    expect(await lint('libs/engine/src/node-ops/podman/podman-ops.ts')).toEqual([]);
+  });
+
   it('lets each layer import what it may', async () => {
     expect(await reports('apps/cli/src/format.ts', "import type { NodeRecord } from '@spotlift/domain';")).toEqual([]);
     expect(await reports('apps/cli/src/api-client.ts', "import { request } from 'node:https';")).toEqual([]);

@@ -3,6 +3,8 @@ import type { NodeRecord } from '@spotlift/domain';
 import { armed } from '@spotlift/node-commands';
 import { NodeShell, shellJoin, shq, type CommandResult, type RemoteProcess } from '@spotlift/transport';
 import { type NodeCommand, nodeCommand } from './node-command.js';
+import type { ArmedCommand, TimedResult } from './op-results.js';
+import { ProcessNodeOps } from './process/process-ops.js';
 import { type NodeLock, type NodeLockOptions, takeNodeLock } from './node-lock.js';
 import * as sh from './node-scripts.js';
 import * as sweep from './sweep-commands.js';
@@ -17,27 +19,23 @@ export interface TreeInfo {
   root?: RootProcess;
 }
 
-/** A command waiting on its node for fire(); cancel() does nothing once it fired, so it may always be called. */
-export interface ArmedCommand {
-  fire(): Promise<TimedResult>;
-  cancel(): Promise<void>;
-}
-
 export type { NodeLock, NodeLockOptions } from './node-lock.js';
 
 export const nodeLockPath = sh.nodeLockPath;
 
-export interface TimedResult extends CommandResult {
-  startNs?: bigint;
-  endNs?: bigint;
-}
+export type { ArmedCommand, TimedResult } from './op-results.js';
+export type { DumpOptions } from './process/process-ops.js';
 
 /**
  * Typed operations on one node, built from NodeShell commands. No decisions here: the engine decides, this
- * class only runs the command and reads its one-line answer.
+ * class only runs the command and reads its one-line answer. The process kind's named operations (dump,
+ * restore, page-servers, stored images...) are in process/process-ops.ts; this class gives them their runners.
+ * The runners (`run`, `runTimed`, `armTimed`, `stream`) are for this layer only (ESLint `no-restricted-syntax`).
  */
-export class NodeOps {
-  constructor(private readonly shell: NodeShell) {}
+export class NodeOps extends ProcessNodeOps {
+  constructor(private readonly shell: NodeShell) {
+    super();
+  }
 
   async inspectTree(node: NodeRecord, pid: number): Promise<TreeInfo | undefined> {
     const res = await this.shell.exec(node, sh.inspectTree(pid), { timeoutMs: 15_000 });
