@@ -2,6 +2,7 @@ export * from './clock.js';
 export * from './engine.types.js';
 export * from './migration-engine.js';
 export * from './node-ops/node-ops.js';
+export { ProcessNodeOps } from './node-ops/process/process-ops.js';
 export * from './node-ops/podman/podman-ops.js';
 export * from './node-ops/node-prober.js';
 export * from './node-ops/metadata-curl.js';

@@ -12,3 +12,4 @@ export * from './hostile-peers.js';
 export * from './engine-test-kit.js';
 export * from './fake-node-ops.js';
 export * from './fake-podman-ops.js';
+export * from './fake-process-ops.js';
