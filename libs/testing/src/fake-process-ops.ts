@@ -65,7 +65,7 @@ export class FakeProcessOps {
 
   /** Scripts `op`; the first matching rule that is not used up answers (rules added first win). */
   on<K extends OpName>(op: K, reply: FakeReply<K>, opts: FakeRuleOptions<K> = {}): this {
-    this.rules.push({ op, reply, opts: opts, used: false });
+    this.rules.push({ op, reply, opts, used: false });
     return this;
   }
 
