@@ -123,3 +123,28 @@ describe("inspectTree reads the node's answer", () => {
     });
   });
 });
+
+// The adapter under Rollback (rollback-decisions.spec.ts gives Rollback these answers through the fake).
+describe("rollback's operations read the node's answer", () => {
+  const node = aNode('node-b');
+  const on = (match: RegExp, reply: { code?: number; stdout?: string; stderr?: string }) =>
+    new NodeOps(new ScriptedNodeShell().on({ node: 'node-b', match, reply }));
+
+  it('waitCriuIdle: exit 0 idle; CRIU_IDLE no with exit 1: the busy pids; anything else: an error', async () => {
+    const wait = (reply: { code?: number; stdout?: string; stderr?: string }) =>
+      on(/CRIU_IDLE/, reply).waitCriuIdle(node, '/img/m1/dst', 42_000);
+    expect(await wait({ code: 0, stdout: 'CRIU_IDLE yes\n' })).toEqual({ idle: true, pids: [] });
+    expect(await wait({ code: 1, stdout: 'CRIU_IDLE no 991 992\n' })).toEqual({ idle: false, pids: [991, 992] });
+    await expect(wait({ code: 2, stderr: 'sh: syntax error' })).rejects.toThrow(
+      'checking for CRIU processes on node-b failed (2): sh: syntax error',
+    );
+  });
+
+  it("readPidfile: the pid, or undefined; killTree and resumeTree: the state letter after, 'unknown' without one", async () => {
+    expect(await on(/restored\.pid/, { stdout: 'PID 778\n' }).readPidfile(node, '/d/restored.pid')).toBe(778);
+    expect(await on(/restored\.pid/, { stdout: '' }).readPidfile(node, '/d/restored.pid')).toBeUndefined();
+    expect(await on(/kill -KILL/, { stdout: 'STATE gone\n' }).killTree(node, 777)).toBe('gone');
+    expect(await on(/kill -KILL/, { stdout: '' }).killTree(node, 777)).toBe('unknown');
+    expect(await on(/kill -CONT/, { stdout: 'STATE T\n' }).resumeTree(node, 4242)).toBe('T');
+  });
+});
