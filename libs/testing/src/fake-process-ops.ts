@@ -7,7 +7,7 @@
  * process-ops.golden.spec.ts, node-commands.golden.spec.ts). The raw runners throw: the engine calls none.
  */
 import type { NodeRecord } from '@spotlift/domain';
-import { NodeOps, ProcessNodeOps } from '@spotlift/engine';
+import { type ArmedCommand, NodeOps, ProcessNodeOps, type TimedResult } from '@spotlift/engine';
 
 const RUNNERS = new Set(['run', 'runTimed', 'armTimed', 'stream']);
 
@@ -39,7 +39,8 @@ interface Rule {
 }
 
 export interface FakeProcessCall {
-  op: OpName;
+  /** The operation, or `<op>.fire` when an armed command it returned (fakeArmed) was fired. */
+  op: OpName | `${OpName}.fire`;
   node: string;
   /** The arguments after the node. */
   args: unknown[];
@@ -47,6 +48,8 @@ export interface FakeProcessCall {
 
 export class FakeProcessOps {
   readonly calls: FakeProcessCall[] = [];
+  /** Operations called with no rule to answer them (they rejected; the engine may have swallowed that). */
+  readonly unanswered: string[] = [];
   private readonly rules: Rule[] = [];
 
   constructor() {
@@ -81,6 +84,20 @@ export class FakeProcessOps {
       .map((c) => c.args as Args<K> extends [unknown, ...infer R] ? R : never);
   }
 
+  /**
+   * An armed command (armRestore's answer) whose fire() is recorded as `<op>.fire` and answers `result`;
+   * cancel() does nothing.
+   */
+  armed(op: 'armRestore', node: string, result: TimedResult | Error): ArmedCommand {
+    return {
+      fire: () => {
+        this.calls.push({ op: `${op}.fire`, node, args: [] });
+        return result instanceof Error ? Promise.reject(result) : Promise.resolve(result);
+      },
+      cancel: () => Promise.resolve(),
+    };
+  }
+
   /** The operations called, in order, as `op@node`. */
   sequence(): string[] {
     return this.calls.map((c) => `${c.op}@${c.node}`);
@@ -96,7 +113,10 @@ export class FakeProcessOps {
         (r.opts.node === undefined || r.opts.node === node) &&
         (r.opts.when === undefined || (r.opts.when as (...a: unknown[]) => boolean)(...args)),
     );
-    if (!rule) return Promise.reject(new Error(`FakeProcessOps: no answer scripted for ${op} on ${node}`));
+    if (!rule) {
+      this.unanswered.push(`${op}@${node}`);
+      return Promise.reject(new Error(`FakeProcessOps: no answer scripted for ${op} on ${node}`));
+    }
     rule.used = true;
     const out: unknown =
       typeof rule.reply === 'function' ? (rule.reply as (...a: unknown[]) => unknown)(...args) : rule.reply;
