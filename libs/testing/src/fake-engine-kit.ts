@@ -5,12 +5,13 @@
  */
 import { createHash } from 'node:crypto';
 import type { MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
-import { InMemoryRecords } from '@spotlift/store';
+import { InMemoryMigrationFlags, InMemoryRecords } from '@spotlift/store';
 import {
   DEFAULT_ENGINE_CONFIG,
   type EngineConfig,
   MigrationEngine,
   type NodeLock,
+  type RunControl,
   SystemClock,
 } from '@spotlift/engine';
 import { DirectoryStreamer } from '@spotlift/transport';
@@ -27,6 +28,9 @@ export interface FakeEngineKit {
   migrations: InMemoryRecords<MigrationRecord>;
   workloads: InMemoryRecords<WorkloadRecord>;
   nodes: InMemoryRecords<NodeRecord>;
+  flags: InMemoryMigrationFlags;
+  /** A RunControl over `flags` for migration mig-1. */
+  control: RunControl;
 }
 
 export function fakeEngineKit(
@@ -52,9 +56,14 @@ export function fakeEngineKit(
     ops.asNodeOps(),
     new DirectoryStreamer(streams),
     new SystemClock(),
-    { ...DEFAULT_ENGINE_CONFIG, ...opts.config },
+    { ...DEFAULT_ENGINE_CONFIG, cleanupRetryMs: 0, cancelPollMs: 5, ...opts.config },
   );
-  return { ops, streams, engine, migrations, workloads, nodes };
+  const flags = new InMemoryMigrationFlags();
+  const control: RunControl = {
+    cancelRequested: () => flags.cancelRequested('mig-1'),
+    claimCommit: () => flags.claimCommit('mig-1'),
+  };
+  return { ops, streams, engine, migrations, workloads, nodes, flags, control };
 }
 
 const ok = (stdout = '') => ({ code: 0, stdout, stderr: '' });

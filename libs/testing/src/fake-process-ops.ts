@@ -19,8 +19,12 @@ export type OpName = Exclude<
 type Args<K extends OpName> = Parameters<NodeOps[K]>;
 type Answer<K extends OpName> = Awaited<ReturnType<NodeOps[K]>>;
 
-/** A scripted answer: the value, an Error (the operation rejects with it), or a function of the call's arguments. */
-export type FakeReply<K extends OpName> = Answer<K> | Error | ((...args: Args<K>) => Answer<K> | Error);
+/**
+ * A scripted answer: the value, an Error (the operation rejects with it), or a function of the call's arguments
+ * (which may return a promise: an operation that takes as long as the spec wants).
+ */
+export type FakeReply<K extends OpName> =
+  Answer<K> | Error | ((...args: Args<K>) => Answer<K> | Error | Promise<Answer<K>>);
 
 export interface FakeRuleOptions<K extends OpName> {
   /** Only calls on this node (default: any). */
