@@ -13,6 +13,7 @@ import {
   type PostCopyTrials,
 } from '@spotlift/store';
 import {
+  FakeProcessOps,
   type PostCopyReplay,
   type PreCopyReplay,
   ScriptedNodeShell,
@@ -77,6 +78,8 @@ export function liveSetup(
     trials?: PostCopyTrials;
     links?: PairLinks;
     clock?: TestClock;
+    /** The node operations (default: NodeOps over `shell`); with FakeProcessOps, `shell` carries the image streams only. */
+    ops?: FakeProcessOps;
   } = {},
 ) {
   const shell = new ScriptedNodeShell();
@@ -90,7 +93,7 @@ export function liveSetup(
   void nodes.save(aNode('node-b'));
   void migrations.save(aMigration(opts.migration));
   void workloads.save(aWorkload({ rssBytes: 256 * 2 ** 20, ...opts.workload }));
-  const ops = new NodeOps(shell);
+  const ops = opts.ops ? opts.ops.asNodeOps() : new NodeOps(shell);
   const live = { ...DEFAULT_LIVE_CONFIG, ...opts.live };
   const config = { ...DEFAULT_ENGINE_CONFIG, cleanupRetryMs: 0, cancelPollMs: 5 };
   const engine = new MigrationEngine(
@@ -164,8 +167,13 @@ export function parentLinks(
  * A job whose worker died in its last phase (`pages`: a lazy fill or transfer in flight): every earlier phase
  * done, the workload `migrating`, the restored tree's pid (777) in its pidfile on node-b.
  */
-export function deadWorkerSetup(strategy: 'pre-copy' | 'post-copy', phases: PhaseRecord['name'][]) {
+export function deadWorkerSetup(
+  strategy: 'pre-copy' | 'post-copy',
+  phases: PhaseRecord['name'][],
+  ops?: FakeProcessOps,
+) {
   const env = liveSetup({
+    ...(ops ? { ops } : {}),
     migration: {
       strategy,
       state: 'running',
@@ -177,6 +185,74 @@ export function deadWorkerSetup(strategy: 'pre-copy' | 'post-copy', phases: Phas
     },
     workload: aWorkload({ state: 'migrating', tree: [4242] }),
   });
-  env.shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: 'PID 777\n' } });
+  if (ops) ops.on('readPidfile', 777, { node: 'node-b', when: (_n, path) => path.endsWith('/restored.pid') });
+  else env.shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: 'PID 777\n' } });
   return env;
+}
+
+const said = (stdout = '', code = 0) => ({ code, stdout, stderr: '' });
+
+/**
+ * scriptCommon over the fake node operations: preflight, a plain restore, kills, stats-restore answered by
+ * name; the image stream (tar, checksum) stays on `streams`.
+ */
+export function scriptCommonOps(ops: FakeProcessOps, streams: ScriptedNodeShell): FakeProcessOps {
+  streams
+    .on({ node: 'node-a', match: /(?:^|; )tar -C/, reply: { stdout: TAR.toString() } })
+    .on({ node: 'node-b', match: /sha256sum/, reply: { stdout: `${TAR_SHA}\n` } });
+  const MiB = 2 ** 20;
+  return ops
+    .on('inspectTree', { pids: [4242], rssBytes: 256 * MiB }, { node: 'node-a' })
+    .on('inspectTree', { pids: [777], rssBytes: 256 * MiB }, { node: 'node-b' })
+    .on('memoryAndDisk', said(`Looks good.\nMEM_AVAILABLE_KB 8000000\nDISK_AVAIL_BYTES ${50 * 2 ** 30}\n`))
+    .on('cpuinfoDumpAndRead', said(Buffer.from('cpuinfo image bytes').toString('base64')))
+    .on('cpuinfoWriteAndCheck', said())
+    .on('holdLock', (_n, key) => ({
+      path: `/run/spotlift/locks/${key}.lock`,
+      owner: 'fake',
+      lost: false,
+      renew: () => Promise.resolve('renewed' as const),
+      release: () => Promise.resolve(),
+    }))
+    .on('makeDir', undefined)
+    .on('restore', { ...said('RESTORED_PID 777\n'), startNs: 1_100_000_000_000n, endNs: 1_100_300_000_000n })
+    .on('waitCriuIdle', { idle: true, pids: [] })
+    .on('killTree', 'gone')
+    .on('resumeTree', 'S', { node: 'node-a' })
+    .on('processState', 'S')
+    .on('readFile', criuFixture('images/lazy/stats-restore'), {
+      node: 'node-b',
+      when: (_n, path) => path.endsWith('/stats-restore'),
+    })
+    .on('readFile', undefined)
+    .on('tail', '')
+    .on('readPidfile', undefined)
+    .on('removeDir', true)
+    .on('removeEmptyDir', undefined)
+    .on('keepLogs', 0);
+}
+
+/** scriptPostCopyReplay over the fake node operations (the same captured run, answered by name). */
+export function scriptPostCopyReplayOps(ops: FakeProcessOps, replay: PostCopyReplay): FakeProcessOps {
+  const t0 = 2_000_000_000_000n;
+  const at = (ms: number) => t0 + BigInt(Math.round(ms * 1e6));
+  return ops
+    .on('portFree', said('PORT_FREE\n'), { node: 'node-a' })
+    .on('lazyDumpStart', said(`LAZY_READY ${t0} ${replay.seizedUs}\n`), { node: 'node-a' })
+    .on('lazyDumpWait', said(`LAZY_DONE 0 ${at(replay.allPagesMs)}\n`), { node: 'node-a' })
+    .on('lazyDumpStop', said())
+    .on('startProbeProcess', said('PROBE_PID 5555\n'), { node: 'node-a' })
+    .on('lazyPagesDaemon', said(), { node: 'node-b' })
+    .on('lazyPagesStop', said())
+    .on('restoreProbe', said('RESTORED_PID 888\n'), { node: 'node-b' })
+    .on(
+      'restore',
+      { ...said('RESTORED_PID 777\n'), startNs: at(replay.restoredMs - 150), endNs: at(replay.restoredMs) },
+      { node: 'node-b', when: (_n, _dir, o) => o.lazyPages === true },
+    )
+    .on(
+      'lazyPagesWait',
+      said(`PAGES_END ${at(replay.allPagesMs)}\n${replay.transferred.map((t) => `TRANSFERRED ${t}`).join('\n')}\n`),
+      { node: 'node-b' },
+    );
 }
