@@ -227,6 +227,8 @@ export function scriptCommonOps(ops: FakeProcessOps, streams: ScriptedNodeShell)
     .on('readFile', undefined)
     .on('tail', '')
     .on('readPidfile', undefined)
+    // No timing marker files on these nodes (a scripted shell's empty answer).
+    .on('fileMtimeNs', undefined)
     .on('removeDir', true)
     .on('removeEmptyDir', undefined)
     .on('keepLogs', 0);
