@@ -4,6 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { encodeStatsImage, parseFeatureCheck } from '@spotlift/criu';
+import type { DumpStats } from '@spotlift/domain';
 import type { MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
 import {
   InMemoryPairLinks,
@@ -201,37 +203,43 @@ export function scriptCommonOps(ops: FakeProcessOps, streams: ScriptedNodeShell)
     .on({ node: 'node-a', match: /(?:^|; )tar -C/, reply: { stdout: TAR.toString() } })
     .on({ node: 'node-b', match: /sha256sum/, reply: { stdout: `${TAR_SHA}\n` } });
   const MiB = 2 ** 20;
-  return ops
-    .on('inspectTree', { pids: [4242], rssBytes: 256 * MiB }, { node: 'node-a' })
-    .on('inspectTree', { pids: [777], rssBytes: 256 * MiB }, { node: 'node-b' })
-    .on('memoryAndDisk', said(`Looks good.\nMEM_AVAILABLE_KB 8000000\nDISK_AVAIL_BYTES ${50 * 2 ** 30}\n`))
-    .on('cpuinfoDumpAndRead', said(Buffer.from('cpuinfo image bytes').toString('base64')))
-    .on('cpuinfoWriteAndCheck', said())
-    .on('holdLock', (_n, key) => ({
-      path: `/run/spotlift/locks/${key}.lock`,
-      owner: 'fake',
-      lost: false,
-      renew: () => Promise.resolve('renewed' as const),
-      release: () => Promise.resolve(),
-    }))
-    .on('makeDir', undefined)
-    .on('restore', { ...said('RESTORED_PID 777\n'), startNs: 1_100_000_000_000n, endNs: 1_100_300_000_000n })
-    .on('waitCriuIdle', { idle: true, pids: [] })
-    .on('killTree', 'gone')
-    .on('resumeTree', 'S', { node: 'node-a' })
-    .on('processState', 'S')
-    .on('readFile', criuFixture('images/lazy/stats-restore'), {
-      node: 'node-b',
-      when: (_n, path) => path.endsWith('/stats-restore'),
-    })
-    .on('readFile', undefined)
-    .on('tail', '')
-    .on('readPidfile', undefined)
-    // No timing marker files on these nodes (a scripted shell's empty answer).
-    .on('fileMtimeNs', undefined)
-    .on('removeDir', true)
-    .on('removeEmptyDir', undefined)
-    .on('keepLogs', 0);
+  return (
+    ops
+      .on('inspectTree', { pids: [4242], rssBytes: 256 * MiB }, { node: 'node-a' })
+      .on('inspectTree', { pids: [777], rssBytes: 256 * MiB }, { node: 'node-b' })
+      .on('memoryAndDisk', said(`Looks good.\nMEM_AVAILABLE_KB 8000000\nDISK_AVAIL_BYTES ${50 * 2 ** 30}\n`))
+      .on('cpuinfoDumpAndRead', said(Buffer.from('cpuinfo image bytes').toString('base64')))
+      .on('cpuinfoWriteAndCheck', said())
+      .on('holdLock', (_n, key) => ({
+        path: `/run/spotlift/locks/${key}.lock`,
+        owner: 'fake',
+        lost: false,
+        renew: () => Promise.resolve('renewed' as const),
+        release: () => Promise.resolve(),
+      }))
+      .on('makeDir', undefined)
+      .on('restore', { ...said('RESTORED_PID 777\n'), startNs: 1_100_000_000_000n, endNs: 1_100_300_000_000n })
+      .on('waitCriuIdle', { idle: true, pids: [] })
+      .on('killTree', 'gone')
+      .on('resumeTree', 'S', { node: 'node-a' })
+      .on('processState', 'S')
+      .on('readFile', criuFixture('images/lazy/stats-restore'), {
+        node: 'node-b',
+        when: (_n, path) => path.endsWith('/stats-restore'),
+      })
+      .on('readFile', undefined)
+      .on('tail', '')
+      .on('readPidfile', undefined)
+      // No timing marker files on these nodes, no lazy dump on the source, no daemon left to stop (a scripted
+      // shell's empty answer to each).
+      .on('fileMtimeNs', undefined)
+      .on('lazyDumpWait', said())
+      .on('lazyDumpStop', said())
+      .on('lazyPagesStop', said())
+      .on('removeDir', true)
+      .on('removeEmptyDir', undefined)
+      .on('keepLogs', 0)
+  );
 }
 
 /** scriptPostCopyReplay over the fake node operations (the same captured run, answered by name). */
@@ -257,4 +265,44 @@ export function scriptPostCopyReplayOps(ops: FakeProcessOps, replay: PostCopyRep
       said(`PAGES_END ${at(replay.allPagesMs)}\n${replay.transferred.map((t) => `TRANSFERRED ${t}`).join('\n')}\n`),
       { node: 'node-b' },
     );
+}
+
+/** `criu check --feature F` answered by name from CRIU's real output (`out`, exit `code`) on `node`. */
+export function scriptFeatureOps(ops: FakeProcessOps, node: string, feature: string, out: string, code: number) {
+  return ops.on('checkFeature', parseFeatureCheck(feature, out, code), { node, when: (_n, f) => f === feature });
+}
+
+/** scriptSoftDirty over the fake node operations. */
+export function scriptSoftDirtyOps(ops: FakeProcessOps, supported: boolean, node = 'node-a'): FakeProcessOps {
+  return supported
+    ? scriptFeatureOps(ops, node, 'mem_dirty_track', 'mem_dirty_track is supported\n', 0)
+    : scriptFeatureOps(ops, node, 'mem_dirty_track', criuFixture('outputs/feature-mem_dirty_track.txt').toString(), 1);
+}
+
+/**
+ * scriptPreCopyReplay over the fake node operations: round N of the pre-dump takes the captured time and
+ * leaves the captured stats-dump in its round-N directory, the final dump likewise; page-servers start, exit
+ * and stop.
+ */
+export function scriptPreCopyReplayOps(ops: FakeProcessOps, replay: PreCopyReplay, node = 'node-a'): FakeProcessOps {
+  const round = (n: number) => replay.rounds[Math.min(n, replay.rounds.length) - 1]!;
+  let clock = 1_000_000_000_000n;
+  const timed = (ms: number) => {
+    const startNs = clock;
+    clock += BigInt(Math.round(ms * 1e6)) + 50_000_000n;
+    return { ...said(), startNs, endNs: startNs + BigInt(Math.round(ms * 1e6)) };
+  };
+  const image = (stats: DumpStats) => Buffer.from(encodeStatsImage({ dump: stats }));
+  const roundOf = (path: string) => Number(/\/round-(\d+)(?:\/|$)/.exec(path)?.[1] ?? 1);
+  return ops
+    .on('preDump', (_n, _pid, dir) => timed(round(roundOf(dir)).ms), { node })
+    .on('readFile', (_n, path) => image(round(roundOf(path)).stats), {
+      node,
+      when: (_n, path) => /\/round-\d+\/stats-dump$/.test(path),
+    })
+    .on('dump', () => timed(replay.final.ms), { node })
+    .on('readFile', image(replay.final.stats), { node, when: (_n, path) => path.endsWith('/src/stats-dump') })
+    .on('startPageServerWithParent', said())
+    .on('awaitPageServerExit', said())
+    .on('stopPageServer', said());
 }
