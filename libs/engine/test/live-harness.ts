@@ -219,6 +219,17 @@ export function scriptCommonOps(ops: FakeProcessOps, streams: ScriptedNodeShell)
       }))
       .on('makeDir', undefined)
       .on('restore', { ...said('RESTORED_PID 777\n'), startNs: 1_100_000_000_000n, endNs: 1_100_300_000_000n })
+      .on('armRestore', (n) =>
+        ops.armed('armRestore', n.id, {
+          ...said('RESTORED_PID 777\n'),
+          startNs: 1_100_000_000_000n,
+          endNs: 1_100_300_000_000n,
+        }),
+      )
+      // stop-and-copy's page-server (its dump is the replay's final one)
+      .on('startPageServer', said(), { node: 'node-b' })
+      .on('awaitPageServerExit', said())
+      .on('stopPageServer', said())
       .on('waitCriuIdle', { idle: true, pids: [] })
       .on('killTree', 'gone')
       .on('resumeTree', 'S', { node: 'node-a' })
@@ -236,6 +247,10 @@ export function scriptCommonOps(ops: FakeProcessOps, streams: ScriptedNodeShell)
       .on('lazyDumpWait', said())
       .on('lazyDumpStop', said())
       .on('lazyPagesStop', said())
+      // no dirty-page sample where a spec gives none (the rate is then unknown)
+      .on('sampleDirtyPages', said())
+      // a feature nobody scripted: CRIU's empty answer with exit 0, read as the real check reads it
+      .on('checkFeature', (_n, feature) => parseFeatureCheck(feature, '', 0))
       .on('removeDir', true)
       .on('removeEmptyDir', undefined)
       .on('keepLogs', 0)
