@@ -22,7 +22,6 @@ import {
   aMigration,
   aNode,
   aWorkload,
-  scriptHealthyPreflight,
 } from '@spotlift/testing';
 import type { PhaseRecord } from '@spotlift/domain';
 import { DirectoryStreamer } from '@spotlift/transport';
@@ -112,57 +111,6 @@ export function liveSetup(
     links,
   );
   return { shell, engine, migrations, workloads, trials, links, clock };
-}
-
-/** `criu check --feature mem_dirty_track` on a node, answered as CRIU 4.2.1 does (the "no" is this machine's real output). */
-export function scriptSoftDirty(shell: ScriptedNodeShell, supported: boolean, node = 'node-a'): ScriptedNodeShell {
-  return shell.on({
-    node,
-    match: /criu check --feature mem_dirty_track/,
-    reply: supported
-      ? { stdout: 'mem_dirty_track is supported\n' }
-      : { code: 1, stdout: criuFixture('outputs/feature-mem_dirty_track.txt').toString() },
-  });
-}
-
-/** Everything around CRIU's memory transfer: preflight, the image stream, a plain restore, kills, stats-restore. */
-export function scriptCommon(shell: ScriptedNodeShell): ScriptedNodeShell {
-  return scriptHealthyPreflight(shell)
-    .on({ node: 'node-a', match: /echo TREE/, reply: { stdout: 'TREE 4242\nRSS_KB 262144\n' } })
-    .on({ node: 'node-b', match: /echo TREE/, reply: { stdout: 'TREE 777\nRSS_KB 262144\n' } })
-    .on({ node: 'node-a', match: /(?:^|; )tar -C/, reply: { stdout: TAR.toString() } })
-    .on({ node: 'node-b', match: /sha256sum/, reply: { stdout: `${TAR_SHA}\n` } })
-    .on({
-      node: 'node-b',
-      match: /criu restore/,
-      reply: { stdout: 'RESTORED_PID 777\nSPOTLIFT_TIMES 1100000000000 1100300000000 0\n' },
-    })
-    .on({ match: /CRIU_IDLE/, reply: { stdout: 'CRIU_IDLE yes\n' } })
-    .on({ match: /kill -KILL \$\(tree/, reply: { stdout: 'STATE gone\n' } })
-    .on({ node: 'node-a', match: /kill -CONT/, reply: { stdout: 'STATE S\n' } })
-    .on({ node: 'node-b', match: /State:/, reply: { stdout: 'STATE S\n' } })
-    .on({ node: 'node-a', match: /State:/, reply: { stdout: 'STATE S\n' } })
-    .on({
-      node: 'node-b',
-      match: /base64 -w0 .*stats-restore/,
-      reply: { stdout: criuFixture('images/lazy/stats-restore').toString('base64') },
-    });
-}
-
-/** The argv a node ran for each image directory: `dir` relative to the job's directory, and its parent link. */
-export function parentLinks(
-  shell: ScriptedNodeShell,
-  node: string,
-  command: RegExp,
-  side: 'src' | 'dst',
-): { dir: string; parent: string }[] {
-  const out: { dir: string; parent: string }[] = [];
-  for (const c of shell.ran(node, command)) {
-    const dir = new RegExp(`-D \\S*/mig-1/${side}(/(round-\\d+))? `).exec(c);
-    const prev = /--prev-images-dir (\S+)/.exec(c)?.[1];
-    if (dir && prev) out.push({ dir: dir[2] ?? '.', parent: prev });
-  }
-  return out;
 }
 
 /**
