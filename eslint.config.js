@@ -1,6 +1,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import noCycle from './eslint-rules/no-cycle.js';
+import noNodeRunner from './eslint-rules/no-node-runner.js';
 
 // Layering (README "Architecture"). Flat config does not merge a rule's options across blocks, so every block
 // that restricts imports repeats the repository-wide patterns.
@@ -47,7 +48,7 @@ export default tseslint.config(
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
-    plugins: { spotlift: { rules: { 'no-cycle': noCycle } } },
+    plugins: { spotlift: { rules: { 'no-cycle': noCycle, 'no-node-runner': noNodeRunner } } },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
@@ -58,6 +59,8 @@ export default tseslint.config(
       'no-restricted-imports': ['error', { paths: [NODE_COMMAND_MAKER], patterns: NO_DEEP_IMPORTS }],
       // Cycles make two modules one that must be read at once (migration-steps <-> recovery was one).
       'spotlift/no-cycle': 'error',
+      // NodeOps' runners take any command: outside libs/engine/src/node-ops, callers use its named operations.
+      'spotlift/no-node-runner': 'error',
     },
   },
   {

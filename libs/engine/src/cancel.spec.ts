@@ -2,64 +2,80 @@
  * Cancel: a flag the engine reads at every phase boundary and, during a dump, every few milliseconds. Before
  * the commit point a cancel rolls back (source resumed, destination tree killed, images removed); from the
  * commit claim on, it is refused. The flag and the commit claim are one atomic decision (MigrationFlags).
+ * Over the fake node operations (fakeEngineKit): the nodes answer by operation name.
  */
-import type { NodeTarget } from '@spotlift/domain';
-import { ScriptedNodeShell, aMigration } from '@spotlift/testing';
-import type { CommandResult, ExecOptions } from '@spotlift/transport';
-import { aPhase, engineKit, phaseNames, scriptHappyPath } from '@spotlift/testing';
+import { aMigration, aPhase, fakeEngineKit, phaseNames, scriptHappyOps } from '@spotlift/testing';
+
+const ok = (code = 0) => ({ code, stdout: '', stderr: '' });
+
+function kitOf(...args: Parameters<typeof fakeEngineKit>) {
+  const kit = fakeEngineKit(...args);
+  const did = (node: string, names: RegExp) =>
+    kit.ops.sequence().filter((c) => c.endsWith(`@${node}`) && names.test(c.split('@')[0]!));
+  return { ...kit, did, happy: () => scriptHappyOps(kit.ops, kit.streams) };
+}
 
 /** A dump that runs until the destination's page-server is killed, as a real `criu dump` streaming to it would. */
-class LongDumpShell extends ScriptedNodeShell {
-  private release!: () => void;
-  private readonly released = new Promise<void>((r) => (this.release = r));
-  dumpStarted = false;
-
-  override async exec(node: NodeTarget, command: string, opts?: ExecOptions): Promise<CommandResult> {
-    if (node.id === 'node-b' && /CRIU_IDLE/.test(command)) this.release();
-    if (node.id === 'node-a' && /criu dump/.test(command)) {
-      this.dumpStarted = true;
-      void super.exec(node, command, opts);
-      await this.released;
-      return { code: 1, stdout: 'SPOTLIFT_TIMES 1 2 1\n', stderr: '' };
-    }
-    return super.exec(node, command, opts);
-  }
+function longDump(kit: ReturnType<typeof kitOf>) {
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  const state = { dumpStarted: false };
+  kit.ops
+    .on(
+      'waitCriuIdle',
+      () => {
+        release();
+        return { idle: true, pids: [] };
+      },
+      { node: 'node-b' },
+    )
+    .on(
+      'dump',
+      async () => {
+        state.dumpStarted = true;
+        await released;
+        return { ...ok(1), startNs: 1n, endNs: 2n };
+      },
+      { node: 'node-a' },
+    );
+  return state;
 }
 
 describe('cancel', () => {
   it('of a job that has not started: nothing runs on the nodes, state cancelled', async () => {
-    const kit = engineKit();
-    scriptHappyPath(kit.shell);
+    const kit = kitOf();
+    kit.happy();
     expect(await kit.flags.requestCancel('mig-1')).toBe('requested');
     const m = await kit.engine.run('mig-1', kit.control);
     expect(m.state).toBe('cancelled');
     expect(m.error).toBe('cancelled by request before any freeze; the workload was not touched');
-    expect(kit.shell.calls.filter((c) => !/^rm -rf/.test(c.command))).toEqual([]);
+    expect(kit.ops.calls.filter((c) => c.op !== 'removeDir')).toEqual([]);
+    expect(kit.streams.calls).toEqual([]);
     expect((await kit.workloads.get('wl-1'))!.state).toBe('running');
   });
 
   it('during the dump: the destination page-server is killed so CRIU aborts and resumes the tree, then rollback', async () => {
-    const shell = new LongDumpShell();
-    const kit = engineKit({ shell });
-    scriptHappyPath(shell);
+    const kit = kitOf();
+    const dump = longDump(kit);
+    kit.happy();
     const run = kit.engine.run('mig-1', kit.control);
-    while (!shell.dumpStarted) await new Promise((r) => setTimeout(r, 2));
+    while (!dump.dumpStarted) await new Promise((r) => setTimeout(r, 2));
     await kit.flags.requestCancel('mig-1');
     const m = await run;
     expect(m.state).toBe('cancelled');
     expect(phaseNames(m)).toEqual(['preflight:ok', 'prepare:ok', 'dump:fail', 'rollback:ok', 'cleanup:ok']);
     expect(m.error).toMatch(/^cancelled by request during 'dump' \(criu dump failed on node-a/);
     // The page-server (not criu dump, which may have its parasite inside the workload) was what got killed.
-    expect(shell.ran('node-b', /CRIU_IDLE/).length).toBeGreaterThanOrEqual(1);
-    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
-    expect(shell.ran('node-b', /criu restore/)).toEqual([]);
+    expect(kit.did('node-b', /^waitCriuIdle$/).length).toBeGreaterThanOrEqual(1);
+    expect(kit.did('node-a', /^resumeTree$/)).toHaveLength(1);
+    expect(kit.did('node-b', /^(restore|armRestore\.fire)$/)).toEqual([]);
     expect(await kit.workloads.get('wl-1')).toMatchObject({ nodeId: 'node-a', pid: 4242, state: 'running' });
   });
 
   it("during the dump the flag is read every `cancelPollMs` (the engine's configured period)", async () => {
-    const shell = new LongDumpShell();
-    const kit = engineKit({ shell, config: { cancelPollMs: 5 } });
-    scriptHappyPath(shell);
+    const kit = kitOf({ config: { cancelPollMs: 5 } });
+    const dump = longDump(kit);
+    kit.happy();
     let reads = 0;
     const control = {
       ...kit.control,
@@ -69,7 +85,7 @@ describe('cancel', () => {
       },
     };
     const run = kit.engine.run('mig-1', control);
-    while (!shell.dumpStarted) await new Promise((r) => setTimeout(r, 2));
+    while (!dump.dumpStarted) await new Promise((r) => setTimeout(r, 2));
     const before = reads;
     await new Promise((r) => setTimeout(r, 300));
     const during = reads - before;
@@ -80,8 +96,8 @@ describe('cancel', () => {
   });
 
   it('the watch ends with the attempt: the flag is not read any more once the run returned', async () => {
-    const kit = engineKit({ config: { cancelPollMs: 2 } });
-    scriptHappyPath(kit.shell);
+    const kit = kitOf({ config: { cancelPollMs: 2 } });
+    kit.happy();
     let reads = 0;
     const control = {
       ...kit.control,
@@ -100,31 +116,33 @@ describe('cancel', () => {
   });
 
   it("after 'prepare', before the dump: the page-server it started is stopped, nothing frozen", async () => {
-    const kit = engineKit();
-    const exec = kit.shell.exec.bind(kit.shell);
-    kit.shell.exec = async (node, command, opts) => {
-      const r = await exec(node, command, opts);
-      if (node.id === 'node-b' && /criu page-server/.test(command)) await kit.flags.requestCancel('mig-1');
-      return r;
-    };
-    scriptHappyPath(kit.shell);
+    const kit = kitOf();
+    kit.ops.on(
+      'startPageServer',
+      async () => {
+        await kit.flags.requestCancel('mig-1');
+        return ok();
+      },
+      { node: 'node-b' },
+    );
+    kit.happy();
     const m = await kit.engine.run('mig-1', kit.control);
     expect(m.state).toBe('cancelled');
     expect(m.error).toBe('cancelled by request before any freeze; the workload was not touched');
-    const order = kit.shell.calls.map((c) => `${c.node} ${c.command}`);
-    const started = order.findIndex((c) => /^node-b .*criu page-server/.test(c));
-    const stopped = order.findIndex((c) => /^node-b [\s\S]*CRIU_IDLE/.test(c));
+    const order = kit.ops.sequence();
+    const started = order.indexOf('startPageServer@node-b');
+    const stopped = order.indexOf('waitCriuIdle@node-b', started);
     expect(started).toBeGreaterThan(-1);
     expect(stopped).toBeGreaterThan(started);
-    expect(kit.shell.ran('node-a', /criu dump|kill -/)).toEqual([]);
+    expect(kit.did('node-a', /^(dump|killTree|resumeTree)$/)).toEqual([]);
   });
 
   it('between phases: stops at the next boundary (before restore) and rolls back', async () => {
-    const kit = engineKit();
-    scriptHappyPath(kit.shell);
+    const kit = kitOf();
     // Request the cancel once the (pre-armed) image stream starts on the source.
-    const orig = kit.shell.exec.bind(kit.shell);
-    kit.shell.exec = async (node, command, opts) => {
+    kit.happy();
+    const orig = kit.streams.exec.bind(kit.streams);
+    kit.streams.exec = async (node, command, opts) => {
       if (/(?:^|; )tar -C/.test(command)) await kit.flags.requestCancel('mig-1');
       return orig(node, command, opts);
     };
@@ -139,21 +157,21 @@ describe('cancel', () => {
       'cleanup:ok',
     ]);
     expect(m.rollbackReason).toBe("cancelled by request during 'transfer'");
-    expect(kit.shell.ran('node-b', /criu restore/)).toEqual([]);
-    expect(kit.shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
+    expect(kit.did('node-b', /^(restore|armRestore\.fire)$/)).toEqual([]);
+    expect(kit.did('node-a', /^resumeTree$/)).toHaveLength(1);
   });
 
   it('after verify, before the commit: the commit claim loses, the restored tree is killed, the source resumes', async () => {
-    const kit = engineKit();
-    kit.shell.on({
-      node: 'node-b',
-      match: /^s=\$\(awk/,
-      reply: () => {
+    const kit = kitOf();
+    kit.ops.on(
+      'processState',
+      () => {
         void kit.flags.requestCancel('mig-1');
-        return { stdout: 'STATE S\n' };
+        return 'S';
       },
-    });
-    scriptHappyPath(kit.shell);
+      { node: 'node-b' },
+    );
+    kit.happy();
     const m = await kit.engine.run('mig-1', kit.control);
     expect(m.state).toBe('cancelled');
     expect(phaseNames(m)).toEqual([
@@ -166,15 +184,15 @@ describe('cancel', () => {
       'rollback:ok',
       'cleanup:ok',
     ]);
-    expect(kit.shell.ran('node-b', /kill -KILL/)).toHaveLength(1);
-    expect(kit.shell.ran('node-a', /kill -KILL/)).toEqual([]);
-    expect(kit.shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
+    expect(kit.ops.argsOf('killTree', 'node-b')).toEqual([[777]]);
+    expect(kit.did('node-a', /^killTree$/)).toEqual([]);
+    expect(kit.did('node-a', /^resumeTree$/)).toHaveLength(1);
     expect(await kit.workloads.get('wl-1')).toMatchObject({ nodeId: 'node-a', pid: 4242, state: 'running' });
   });
 
   it('after the commit claim: refused, the migration completes', async () => {
-    const kit = engineKit();
-    scriptHappyPath(kit.shell);
+    const kit = kitOf();
+    kit.happy();
     const m = await kit.engine.run('mig-1', kit.control);
     expect(m.state).toBe('completed');
     expect(await kit.flags.requestCancel('mig-1')).toBe('committed');
@@ -182,7 +200,7 @@ describe('cancel', () => {
   });
 
   it('of a recovered job that a dead worker left restored on the destination: rolls back instead of adopting', async () => {
-    const kit = engineKit({
+    const kit = kitOf({
       migration: aMigration({
         state: 'running',
         phases: [
@@ -194,13 +212,13 @@ describe('cancel', () => {
         ],
       }),
     });
-    kit.shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: 'PID 777\n' } });
-    scriptHappyPath(kit.shell);
+    kit.ops.on('readPidfile', 777, { node: 'node-b', when: (_n, path) => path.endsWith('/restored.pid') });
+    kit.happy();
     await kit.flags.requestCancel('mig-1');
     const m = await kit.engine.run('mig-1', kit.control);
     expect(m.state).toBe('cancelled');
     expect(m.rollbackReason).toMatch(/^cancelled by request; the previous attempt had stopped during 'restore'/);
-    expect(kit.shell.ran('node-b', /kill -KILL/)).toHaveLength(1);
-    expect(kit.shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
+    expect(kit.ops.argsOf('killTree', 'node-b')).toEqual([[777]]);
+    expect(kit.did('node-a', /^resumeTree$/)).toHaveLength(1);
   });
 });

@@ -3,6 +3,7 @@ export * from './engine.types.js';
 export * from './migration-engine.js';
 export * from './node-ops/node-ops.js';
 export { NodeFencedError } from './node-ops/fenced-shell.js';
+export { ProcessNodeOps } from './node-ops/process/process-ops.js';
 export * from './node-ops/podman/podman-ops.js';
 export * from './node-ops/node-prober.js';
 export type { CpuSample } from './node-ops/cpu-sample.js';

@@ -110,6 +110,29 @@ describe('layering lint rules', () => {
     ).toEqual([]);
   });
 
+  it("calls NodeOps' runners only inside node-ops: everyone else names the operation", async () => {
+    const runner = new ESLint({ cwd: process.cwd(), ruleFilter: ({ ruleId }) => ruleId === 'spotlift/no-node-runner' });
+    const code = [
+      "import type { NodeRecord } from '@spotlift/domain';",
+      "import type { ProcessNodeOps } from '../node-ops/process/process-ops.js';",
+      'export async function f(ops: ProcessNodeOps, n: NodeRecord, c: never) {',
+      '  const o = ops;',
+      '  await o.run(n, c, 1_000);',
+      '  await ops.armTimed(n, c, 1_000);',
+      "  await ops.stopPageServer(n, '/d');",
+      '}',
+    ].join('\n');
+    const lint = async (file: string) =>
+      ((await runner.lintText(code, { filePath: file }))[0]?.messages ?? []).map((m) => m.message);
+    // Neither this file nor what it imports is linted with other text above: the type-aware parser keeps one
+    // program per process, and types a file it was handed other text for (node-ops.ts, above) from that text.
+    expect(await lint('libs/engine/src/strategies/post-copy.ts')).toEqual([
+      expect.stringContaining("'run' runs a raw node command"),
+      expect.stringContaining("'armTimed' runs a raw node command"),
+    ]);
+    expect(await lint('libs/engine/src/node-ops/podman/podman-ops.ts')).toEqual([]);
+  });
+
   it('lets each layer import what it may', async () => {
     expect(await reports('apps/cli/src/format.ts', "import type { NodeRecord } from '@spotlift/domain';")).toEqual([]);
     expect(await reports('apps/cli/src/api-client.ts', "import { request } from 'node:https';")).toEqual([]);

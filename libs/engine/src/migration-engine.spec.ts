@@ -1,46 +1,33 @@
 /**
- * The engine's decisions, with a scripted node shell replaying real outputs (CRIU's stats-dump and
- * stats-restore captured from real runs on the lab kernel). What runs on the real kernel is covered by
- * test/migration.e2e-spec.ts; here: every failure branch and every recovery point, deterministically.
+ * The engine's decisions over the fake node operations (FakeProcessOps): each node answers by operation name,
+ * CRIU's stats-dump and stats-restore are real outputs captured on the lab kernel, and the image stream runs
+ * through the real DirectoryStreamer over a scripted shell. What each operation runs on a node is golden in
+ * node-ops (process-ops.golden.spec.ts, node-commands.golden.spec.ts); what runs on the real kernel is
+ * covered by test/migration.e2e-spec.ts. Here: every failure branch and every recovery point, deterministically.
  */
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
-import { InMemoryRecords } from '@spotlift/store';
-import { DirectoryStreamer } from '@spotlift/transport';
-import { ScriptedNodeShell, TAR, aMigration, aNode, aWorkload, scriptHappyPath } from '@spotlift/testing';
-import { SystemClock } from './clock.js';
-import { DEFAULT_ENGINE_CONFIG } from './engine.types.js';
-import { MigrationEngine } from './migration-engine.js';
-import { NodeOps } from './node-ops/node-ops.js';
+import { TAR, aMigration, aWorkload, fakeEngineKit, scriptHappyOps } from '@spotlift/testing';
+
+const IMAGES = '/var/lib/spotlift/images/mig-1';
+const ok = (over: { code?: number; stdout?: string } = {}) => ({ code: 0, stdout: '', stderr: '', ...over });
 
 function setup(migration: MigrationRecord = aMigration(), workload: WorkloadRecord = aWorkload()) {
-  const shell = new ScriptedNodeShell();
-  const migrations = new InMemoryRecords<MigrationRecord>();
-  const workloads = new InMemoryRecords<WorkloadRecord>();
-  const nodes = new InMemoryRecords<ReturnType<typeof aNode>>();
-  void nodes.save(aNode('node-a'));
-  void nodes.save(aNode('node-b'));
-  void migrations.save(migration);
-  void workloads.save(workload);
-  const engine = new MigrationEngine(
-    migrations,
-    workloads,
-    nodes,
-    new NodeOps(shell),
-    new DirectoryStreamer(shell),
-    new SystemClock(),
-    DEFAULT_ENGINE_CONFIG,
-  );
-  return { shell, engine, migrations, workloads };
+  const kit = fakeEngineKit({ migration, workload });
+  /** The operations called on `node` whose names match `ops`, as `op@node`. */
+  const did = (node: string, names: RegExp) =>
+    kit.ops.sequence().filter((c) => c.endsWith(`@${node}`) && names.test(c.split('@')[0]!));
+  return { ...kit, did, happy: () => scriptHappyOps(kit.ops, kit.streams) };
 }
 
 const names = (m: MigrationRecord) => m.phases.map((p) => `${p.name}:${p.ok ? 'ok' : 'fail'}`);
 
 describe('MigrationEngine, stop-and-copy', () => {
   it('completes: pages via page-server, images streamed and checksummed, restore, verify, then the source is killed', async () => {
-    const { shell, engine, workloads } = setup();
-    scriptHappyPath(shell);
+    const { ops, engine, workloads, happy } = setup();
+    happy();
     const m = await engine.run('mig-1');
     expect(m.state).toBe('completed');
+    expect(ops.unanswered).toEqual([]);
     expect(names(m)).toEqual([
       'preflight:ok',
       'prepare:ok',
@@ -51,10 +38,17 @@ describe('MigrationEngine, stop-and-copy', () => {
       'commit:ok',
       'cleanup:ok',
     ]);
-    expect(shell.ran('node-b', /criu page-server .*--daemon/)).toHaveLength(1);
-    expect(
-      shell.ran('node-a', /criu dump -t 4242 .*--leave-stopped.*--page-server --address 10\.0\.0\.\d+ --port \d+/),
-    ).toHaveLength(1);
+    expect(ops.argsOf('startPageServer', 'node-b')).toHaveLength(1);
+    // The freezing dump (no leaveRunning: --leave-stopped) to the page-server's address on node-b.
+    expect(ops.argsOf('dump', 'node-a')).toEqual([
+      [
+        4242,
+        `${IMAGES}/src`,
+        expect.objectContaining({ address: expect.stringMatching(/^10\.0\.0\.\d+$/), port: expect.any(Number) }),
+        expect.not.objectContaining({ leaveRunning: true }),
+        expect.any(Number),
+      ],
+    ]);
     expect(m.restoredPid).toBe(777);
     // Downtime = restore end - (dump end - CRIU frozen - freezing), on the nodes' clocks.
     const d = m.criu.dump!;
@@ -64,101 +58,109 @@ describe('MigrationEngine, stop-and-copy', () => {
     expect(m.criu.restore?.restoreTimeUs).toBeGreaterThan(0);
     expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', pid: 777, state: 'running' });
     // The migration's directory (process memory, cpuinfo images) removed on both nodes.
-    expect(shell.ran('node-a', /^rm -rf \/var\/lib\/spotlift\/images\/mig-1$/)).toHaveLength(1);
-    expect(shell.ran('node-b', /^rm -rf \/var\/lib\/spotlift\/images\/mig-1$/)).toHaveLength(1);
+    expect(ops.argsOf('removeDir', 'node-a')).toEqual([[IMAGES]]);
+    expect(ops.argsOf('removeDir', 'node-b')).toEqual([[IMAGES]]);
   });
 
   it('fails without touching the workload when the pid is gone at preflight', async () => {
-    const { shell, engine, workloads } = setup();
-    shell.on({ node: 'node-a', match: /echo TREE/, reply: { code: 3, stderr: 'no process with pid 4242' } });
-    scriptHappyPath(shell);
+    const { ops, engine, workloads, did, happy } = setup();
+    ops.on('inspectTree', undefined, { node: 'node-a', when: (_n, pid) => pid === 4242 });
+    happy();
     const m = await engine.run('mig-1');
     expect(m.state).toBe('failed');
     expect(m.error).toMatch(/no longer runs on node-a/);
-    expect(shell.ran('node-a', /criu dump|kill -/)).toEqual([]);
+    expect(did('node-a', /^(dump|killTree|resumeTree)$/)).toEqual([]);
     expect((await workloads.get('wl-1'))!.state).toBe('running');
   });
 
   it('fails without touching the workload when the destination lacks memory', async () => {
-    const { shell, engine } = setup();
-    shell.on({ match: /criu check/, reply: { stdout: 'Looks good.\nMEM_AVAILABLE_KB 1000\n' } });
-    scriptHappyPath(shell);
+    const { ops, engine, did, happy } = setup();
+    ops.on('memoryAndDisk', ok({ stdout: 'Looks good.\nMEM_AVAILABLE_KB 1000\n' }));
+    happy();
     const m = await engine.run('mig-1');
     expect(m.state).toBe('failed');
     expect(m.error).toMatch(/node-b has 1 MiB available, the workload needs 70 MiB/);
-    expect(shell.ran('node-a', /criu dump|kill -/)).toEqual([]);
+    expect(did('node-a', /^(dump|killTree|resumeTree)$/)).toEqual([]);
   });
 
   it('rolls back when criu dump fails: the source is resumed, nothing restored', async () => {
-    const { shell, engine } = setup();
-    shell.on({ node: 'node-a', match: /criu dump/, reply: { code: 1, stdout: 'SPOTLIFT_TIMES 1 2 1\n' } }).on({
-      node: 'node-a',
-      match: /tail -n 200 .*dump\.log/,
-      reply: { stdout: '(00.01) Error (criu/cr-dump.c:2060): Dumping FAILED.\n' },
-    });
-    scriptHappyPath(shell);
+    const { ops, engine, did, happy } = setup();
+    ops
+      .on('dump', { ...ok({ code: 1 }), startNs: 1n, endNs: 2n })
+      .on('tail', '(00.01) Error (criu/cr-dump.c:2060): Dumping FAILED.\n', {
+        node: 'node-a',
+        when: (_n, path, lines) => path === `${IMAGES}/src/dump.log` && lines === 200,
+      });
+    happy();
     const m = await engine.run('mig-1');
     expect(m.state).toBe('rolled_back');
     expect(m.rollbackReason).toMatch(/criu dump failed on node-a/);
-    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
-    expect(shell.ran('node-b', /criu restore/)).toEqual([]);
+    expect(did('node-a', /^resumeTree$/)).toHaveLength(1);
+    expect(did('node-b', /^(restore|armRestore\.fire)$/)).toEqual([]);
   });
 
   it('waits for the page-server to close its images after the dump, before anything reads them', async () => {
-    const { shell, engine } = setup();
-    scriptHappyPath(shell);
+    const { ops, streams, engine, happy } = setup();
+    // What had run on the nodes when the source began streaming the images.
+    let beforeStream: string[] | undefined;
+    streams.on({
+      node: 'node-a',
+      match: /(?:^|; )tar -C/,
+      reply: () => {
+        beforeStream = ops.sequence();
+        return { stdout: TAR.toString() };
+      },
+    });
+    happy();
     expect((await engine.run('mig-1')).state).toBe('completed');
-    const order = shell.calls.map((c) => c.command);
-    const dumped = order.findIndex((c) => /criu dump/.test(c));
-    const waited = order.findIndex((c) => /page-server\.pid.*while/.test(c));
-    const streamed = order.findIndex((c) => /tar -C/.test(c));
+    const dumped = beforeStream!.indexOf('dump@node-a');
+    const waited = beforeStream!.indexOf('awaitPageServerExit@node-b');
     expect(dumped).toBeGreaterThanOrEqual(0);
     expect(waited).toBeGreaterThan(dumped);
-    expect(streamed).toBeGreaterThan(waited);
+    expect(ops.argsOf('awaitPageServerExit', 'node-b')[0]?.[0]).toBe(`${IMAGES}/dst`);
   });
 
   it('rolls back when the page-server still runs after the dump: its images are not restored from', async () => {
-    const { shell, engine } = setup();
-    shell.on({ node: 'node-b', match: /page-server\.pid.*while/, reply: { code: 1 } });
-    scriptHappyPath(shell);
+    const { ops, engine, did, happy } = setup();
+    ops.on('awaitPageServerExit', ok({ code: 1 }), { node: 'node-b' });
+    happy();
     const m = await engine.run('mig-1');
     expect(m.state).toBe('rolled_back');
     expect(m.rollbackReason).toMatch(/page-server on node-b did not finish writing the images/);
-    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
-    expect(shell.ran('node-b', /criu restore/)).toEqual([]);
+    expect(did('node-a', /^resumeTree$/)).toHaveLength(1);
+    expect(did('node-b', /^(restore|armRestore\.fire)$/)).toEqual([]);
   });
 
   it('rolls back when the image stream arrives corrupted (checksum mismatch)', async () => {
-    const { shell, engine } = setup();
-    shell.on({ node: 'node-b', match: /sha256sum/, reply: { stdout: `${'0'.repeat(64)}\n` } });
-    scriptHappyPath(shell);
+    const { ops, streams, engine, did, happy } = setup();
+    streams.on({ node: 'node-b', match: /sha256sum/, reply: { stdout: `${'0'.repeat(64)}\n` } });
+    happy();
     const m = await engine.run('mig-1');
     expect(m.state).toBe('rolled_back');
     expect(m.rollbackReason).toMatch(/checksum mismatch on node-b/);
-    expect(shell.ran('node-b', /criu restore/)).toEqual([]);
-    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
-    expect(shell.ran('node-a', /kill -KILL/)).toEqual([]);
+    expect(did('node-b', /^(restore|armRestore\.fire)$/)).toEqual([]);
+    expect(did('node-a', /^resumeTree$/)).toHaveLength(1);
+    expect(did('node-a', /^killTree$/)).toEqual([]);
+    expect(ops.unanswered).toEqual([]);
   });
 
   it('rolls back when the restored tree is not running (stopped): it is killed, the source resumes', async () => {
-    const { shell, engine, workloads } = setup();
-    shell.on({ node: 'node-b', match: /^s=\$\(awk/, reply: { stdout: 'STATE T\n' } });
-    scriptHappyPath(shell);
+    const { ops, engine, workloads, did, happy } = setup();
+    ops.on('processState', 'T', { node: 'node-b', when: (_n, pid) => pid === 777 });
+    happy();
     const m = await engine.run('mig-1');
     expect(m.state).toBe('rolled_back');
     expect(m.rollbackReason).toMatch(/restored pid 777 on node-b is not running \(state T\)/);
-    expect(shell.ran('node-b', /kill -KILL/)).toHaveLength(1);
-    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
-    expect(shell.ran('node-a', /kill -KILL/)).toEqual([]);
+    expect(ops.argsOf('killTree', 'node-b')).toEqual([[777]]);
+    expect(did('node-a', /^resumeTree$/)).toHaveLength(1);
+    expect(did('node-a', /^killTree$/)).toEqual([]);
     expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-a', pid: 4242, state: 'running' });
   });
 
   it('records a workload that exited during the dump as gone, not as resumed', async () => {
-    const { shell, engine, workloads } = setup();
-    shell
-      .on({ node: 'node-a', match: /criu dump/, reply: { code: 1 } })
-      .on({ node: 'node-a', match: /kill -CONT/, reply: { stdout: 'STATE gone\n' } });
-    scriptHappyPath(shell);
+    const { ops, engine, workloads, happy } = setup();
+    ops.on('dump', ok({ code: 1 })).on('resumeTree', 'gone', { node: 'node-a' });
+    happy();
     const m = await engine.run('mig-1');
     expect(m.state).toBe('failed');
     expect(m.error).toMatch(/^workload gone: pid 4242 on node-a exited .*it runs nowhere/);
@@ -167,17 +169,18 @@ describe('MigrationEngine, stop-and-copy', () => {
   });
 
   it('keeps image directories when asked (forensics)', async () => {
-    const { shell, engine } = setup(aMigration({ keepImages: true }));
-    scriptHappyPath(shell);
+    const { ops, engine, happy } = setup(aMigration({ keepImages: true }));
+    happy();
     const m = await engine.run('mig-1');
     expect(m.state).toBe('completed');
-    expect(shell.ran('node-a', /^rm -rf \S+$/)).toEqual([]);
+    expect(ops.argsOf('removeDir', 'node-a')).toEqual([]);
   });
 
   it('does nothing for a migration that already ended', async () => {
-    const { shell, engine } = setup(aMigration({ state: 'completed' }));
+    const { ops, streams, engine } = setup(aMigration({ state: 'completed' }));
     await engine.run('mig-1');
-    expect(shell.calls).toEqual([]);
+    expect(ops.calls).toEqual([]);
+    expect(streams.calls).toEqual([]);
   });
 });
 
@@ -187,72 +190,72 @@ describe('MigrationEngine recovery after a dead worker (re-run of a running job)
   it.each(['dump', 'transfer', 'restore'] as const)(
     'during %s with no restored tree: resumes the source',
     async (last) => {
-      const { shell, engine } = setup(
+      const { ops, engine, did, happy } = setup(
         aMigration({ state: 'running', phases: [phase('preflight'), phase('prepare'), phase(last)] }),
       );
-      shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: '' } });
-      scriptHappyPath(shell);
+      ops.on('readPidfile', undefined, { node: 'node-b', when: (_n, path) => path === `${IMAGES}/dst/restored.pid` });
+      happy();
       const m = await engine.run('mig-1');
       expect(m.state).toBe('rolled_back');
       expect(m.rollbackReason).toMatch(new RegExp(`stopped during '${last}'`));
-      expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
-      expect(shell.ran('node-a', /kill -KILL/)).toEqual([]);
+      expect(did('node-a', /^resumeTree$/)).toHaveLength(1);
+      expect(did('node-a', /^killTree$/)).toEqual([]);
     },
   );
 
   it('during restore with a running restored tree: verifies it and commits instead of rolling back', async () => {
-    const { shell, engine, workloads } = setup(
+    const { ops, engine, workloads, did, happy } = setup(
       aMigration({
         state: 'running',
         phases: [phase('preflight'), phase('prepare'), phase('dump'), phase('transfer'), phase('restore')],
       }),
       aWorkload({ state: 'migrating', tree: [4242, 4243] }),
     );
-    shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: 'PID 777\n' } });
-    scriptHappyPath(shell);
+    ops.on('readPidfile', 777, { node: 'node-b', when: (_n, path) => path === `${IMAGES}/dst/restored.pid` });
+    happy();
     const m = await engine.run('mig-1');
     expect(m.state).toBe('completed');
-    expect(shell.ran('node-a', /kill -KILL/)).toHaveLength(1);
-    expect(shell.ran('node-a', /kill -CONT/)).toEqual([]);
+    expect(ops.argsOf('killTree', 'node-a')).toEqual([[4242]]);
+    expect(did('node-a', /^resumeTree$/)).toEqual([]);
     expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', pid: 777 });
   });
 
   it('during commit: finishes the commit (the destination was already verified)', async () => {
-    const { shell, engine } = setup(
+    const { ops, engine, did, happy } = setup(
       aMigration({ state: 'running', restoredPid: 777, phases: [phase('verify'), phase('commit')] }),
     );
-    scriptHappyPath(shell);
+    happy();
     const m = await engine.run('mig-1');
     expect(m.state).toBe('completed');
-    expect(shell.ran('node-a', /kill -KILL/)).toHaveLength(1);
-    expect(shell.ran('node-a', /kill -CONT/)).toEqual([]);
+    expect(ops.argsOf('killTree', 'node-a')).toEqual([[4242]]);
+    expect(did('node-a', /^resumeTree$/)).toEqual([]);
   });
 
   it('during commit, run again after the commit was saved: kills nothing (the record names the restored pid on node-b)', async () => {
-    const { shell, engine, workloads } = setup(
+    const { engine, workloads, did, happy } = setup(
       aMigration({ state: 'running', restoredPid: 777, phases: [phase('verify'), phase('commit')] }),
       aWorkload({ nodeId: 'node-b', pid: 777, state: 'running' }),
     );
-    scriptHappyPath(shell);
+    happy();
     const m = await engine.run('mig-1');
     expect(m.state).toBe('completed');
-    expect(shell.ran('node-a', /kill -/)).toEqual([]);
-    expect(shell.ran('node-b', /kill -/)).toEqual([]);
+    expect(did('node-a', /^(killTree|resumeTree)$/)).toEqual([]);
+    expect(did('node-b', /^(killTree|resumeTree)$/)).toEqual([]);
     expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', pid: 777, state: 'running' });
   });
 
   it('before any freeze: releases what the dead attempt started and runs the migration again from preflight', async () => {
-    const { shell, engine, workloads } = setup(
+    const { ops, engine, workloads, happy } = setup(
       aMigration({ state: 'running', phases: [phase('preflight'), phase('prepare')] }),
       aWorkload({ state: 'migrating' }),
     );
-    scriptHappyPath(shell);
+    happy();
     const m = await engine.run('mig-1');
     expect(m.state).toBe('completed');
     expect(m.notes?.[0]).toMatch(/picked up again after the previous attempt stopped during 'prepare'/);
     // The dead attempt's page-server is looked for (and killed) before anything starts again.
-    const first = shell.calls.findIndex((c) => c.node === 'node-b' && /CRIU_IDLE/.test(c.command));
-    const preflight = shell.calls.findIndex((c) => /criu check/.test(c.command));
+    const first = ops.sequence().indexOf('waitCriuIdle@node-b');
+    const preflight = ops.sequence().indexOf('memoryAndDisk@node-b');
     expect(first).toBeGreaterThanOrEqual(0);
     expect(first).toBeLessThan(preflight);
     expect(names(m).slice(2)).toEqual([

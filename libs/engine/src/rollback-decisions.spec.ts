@@ -3,14 +3,15 @@
  * spec reached). Each row says which phases the failed job had started and what the nodes answer; the row
  * pins what rollback then does to which node and in which order, whether the source is resumed, what the
  * workload record says afterwards, and the words of a refusal. Driven on Rollback directly (the engine's
- * specs reach it only through whole migrations), over a scripted shell.
+ * specs reach it only through whole migrations), over the fake node operations (FakeProcessOps): the nodes
+ * answer waitCriuIdle, readPidfile, killTree and resumeTree by name. What those run on a node, and how their
+ * answers are read, is the layer's own (node-commands.golden.spec.ts, node-ops.spec.ts).
  */
 import type { MigrationRecord, PhaseName, WorkloadRecord } from '@spotlift/domain';
 import { InMemoryRecords } from '@spotlift/store';
-import { ScriptedNodeShell, aMigration, aNode, aPhase, aWorkload, type ShellCall } from '@spotlift/testing';
+import { FakeProcessOps, aMigration, aNode, aPhase, aWorkload, type FakeProcessCall } from '@spotlift/testing';
 import { SystemClock } from './clock.js';
 import { DEFAULT_ENGINE_CONFIG, type EngineConfig, type MigrationContext } from './engine.types.js';
-import { NodeOps } from './node-ops/node-ops.js';
 import { PhaseRecorder } from './phase-recorder.js';
 import { Rollback } from './rollback.js';
 
@@ -33,22 +34,19 @@ interface Nodes {
 
 const idleAnswer = (node: string, how: Idle) =>
   how === 'down'
-    ? () => new Error(`connect ECONNREFUSED ${node}`)
+    ? new Error(`connect ECONNREFUSED ${node}`)
     : how === 'busy'
-      ? { code: 1, stdout: 'CRIU_IDLE no 991 992\n' }
-      : { code: 0, stdout: 'CRIU_IDLE yes\n' };
+      ? { idle: false, pids: [991, 992] }
+      : { idle: true, pids: [] };
 
-/** One shell call as a short line: what was done, on which node, to what. */
-function step(c: ShellCall): string {
-  if (/CRIU_IDLE/.test(c.command)) {
-    const dir = /^d=(\S+)/.exec(c.command)?.[1]?.replace(/'/g, '');
-    const secs = /\+ (\d+) \)\)/.exec(c.command)?.[1];
-    return `idle? ${c.node} ${dir} ${secs}s`;
-  }
-  if (/restored\.pid/.test(c.command)) return `pidfile ${c.node}`;
-  if (/kill -KILL/.test(c.command)) return `kill ${c.node} ${/\/proc\/(\d+)/.exec(c.command)?.[1]}`;
-  if (/kill -CONT/.test(c.command)) return `resume ${c.node} ${/\$\(tree (\d+)\)/.exec(c.command)?.[1]}`;
-  return `other ${c.node}: ${c.command}`;
+/** One operation as a short line: what was done, on which node, to what. */
+function step(c: FakeProcessCall): string {
+  const [a, b] = c.args as [unknown, unknown];
+  if (c.op === 'waitCriuIdle') return `idle? ${c.node} ${String(a)} ${Number(b) / 1000}s`;
+  if (c.op === 'readPidfile' && a === `${DST_DIR}/restored.pid`) return `pidfile ${c.node}`;
+  if (c.op === 'killTree') return `kill ${c.node} ${String(a)}`;
+  if (c.op === 'resumeTree') return `resume ${c.node} ${String(a)}`;
+  return `other ${c.node}: ${c.op} ${JSON.stringify(c.args)}`;
 }
 
 async function rollBack(
@@ -61,17 +59,12 @@ async function rollBack(
     stored?: Partial<WorkloadRecord>;
   } = {},
 ) {
-  const shell = new ScriptedNodeShell(true);
-  shell
-    .on({ node: 'node-b', match: /CRIU_IDLE/, reply: idleAnswer('node-b', nodes.dst ?? 'idle') })
-    .on({ node: 'node-a', match: /CRIU_IDLE/, reply: idleAnswer('node-a', nodes.src ?? 'idle') })
-    .on({
-      node: 'node-b',
-      match: /restored\.pid/,
-      reply: { stdout: nodes.pidfile === undefined ? '' : `PID ${nodes.pidfile}\n` },
-    })
-    .on({ node: 'node-b', match: /kill -KILL/, reply: { stdout: `STATE ${nodes.killed ?? 'gone'}\n` } })
-    .on({ node: 'node-a', match: /kill -CONT/, reply: { stdout: `STATE ${nodes.resumed ?? 'S'}\n` } });
+  const ops = new FakeProcessOps()
+    .on('waitCriuIdle', idleAnswer('node-b', nodes.dst ?? 'idle'), { node: 'node-b', when: (_n, d) => d === DST_DIR })
+    .on('waitCriuIdle', idleAnswer('node-a', nodes.src ?? 'idle'), { node: 'node-a', when: (_n, d) => d === SRC_DIR })
+    .on('readPidfile', nodes.pidfile, { node: 'node-b', when: (_n, path) => path === `${DST_DIR}/restored.pid` })
+    .on('killTree', nodes.killed ?? 'gone', { node: 'node-b' })
+    .on('resumeTree', nodes.resumed ?? 'S', { node: 'node-a' });
   const migration = aMigration({
     state: 'running',
     phases: phases.map((n) => aPhase(n, false)),
@@ -91,12 +84,7 @@ async function rollBack(
     destinationDir: DST_DIR,
   };
   const config: EngineConfig = { ...DEFAULT_ENGINE_CONFIG, criuIdleTimeoutMs: 42_000, ...over.config };
-  const rollback = new Rollback(
-    new NodeOps(shell),
-    new PhaseRecorder(migrations, new SystemClock()),
-    workloads,
-    config,
-  );
+  const rollback = new Rollback(ops.asNodeOps(), new PhaseRecorder(migrations, new SystemClock()), workloads, config);
   let alive: boolean | undefined;
   let error: string | undefined;
   try {
@@ -108,7 +96,7 @@ async function rollBack(
   return {
     alive,
     error,
-    steps: shell.calls.map(step),
+    steps: ops.calls.map(step),
     stored: (await workloads.get('wl-1'))!,
     workload,
     migration,

@@ -4,6 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { encodeStatsImage, parseFeatureCheck } from '@spotlift/criu';
+import type { DumpStats } from '@spotlift/domain';
 import type { MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
 import {
   InMemoryPairLinks,
@@ -13,13 +15,13 @@ import {
   type PostCopyTrials,
 } from '@spotlift/store';
 import {
+  FakeProcessOps,
   type PostCopyReplay,
   type PreCopyReplay,
   ScriptedNodeShell,
   aMigration,
   aNode,
   aWorkload,
-  scriptHealthyPreflight,
 } from '@spotlift/testing';
 import type { PhaseRecord } from '@spotlift/domain';
 import { DirectoryStreamer } from '@spotlift/transport';
@@ -77,6 +79,8 @@ export function liveSetup(
     trials?: PostCopyTrials;
     links?: PairLinks;
     clock?: TestClock;
+    /** The node operations (default: NodeOps over `shell`); with FakeProcessOps, `shell` carries the image streams only. */
+    ops?: FakeProcessOps;
   } = {},
 ) {
   const shell = new ScriptedNodeShell();
@@ -90,7 +94,7 @@ export function liveSetup(
   void nodes.save(aNode('node-b'));
   void migrations.save(aMigration(opts.migration));
   void workloads.save(aWorkload({ rssBytes: 256 * 2 ** 20, ...opts.workload }));
-  const ops = new NodeOps(shell);
+  const ops = opts.ops ? opts.ops.asNodeOps() : new NodeOps(shell);
   const live = { ...DEFAULT_LIVE_CONFIG, ...opts.live };
   const config = { ...DEFAULT_ENGINE_CONFIG, cleanupRetryMs: 0, cancelPollMs: 5 };
   const engine = new MigrationEngine(
@@ -109,63 +113,17 @@ export function liveSetup(
   return { shell, engine, migrations, workloads, trials, links, clock };
 }
 
-/** `criu check --feature mem_dirty_track` on a node, answered as CRIU 4.2.1 does (the "no" is this machine's real output). */
-export function scriptSoftDirty(shell: ScriptedNodeShell, supported: boolean, node = 'node-a'): ScriptedNodeShell {
-  return shell.on({
-    node,
-    match: /criu check --feature mem_dirty_track/,
-    reply: supported
-      ? { stdout: 'mem_dirty_track is supported\n' }
-      : { code: 1, stdout: criuFixture('outputs/feature-mem_dirty_track.txt').toString() },
-  });
-}
-
-/** Everything around CRIU's memory transfer: preflight, the image stream, a plain restore, kills, stats-restore. */
-export function scriptCommon(shell: ScriptedNodeShell): ScriptedNodeShell {
-  return scriptHealthyPreflight(shell)
-    .on({ node: 'node-a', match: /echo TREE/, reply: { stdout: 'TREE 4242\nRSS_KB 262144\n' } })
-    .on({ node: 'node-b', match: /echo TREE/, reply: { stdout: 'TREE 777\nRSS_KB 262144\n' } })
-    .on({ node: 'node-a', match: /(?:^|; )tar -C/, reply: { stdout: TAR.toString() } })
-    .on({ node: 'node-b', match: /sha256sum/, reply: { stdout: `${TAR_SHA}\n` } })
-    .on({
-      node: 'node-b',
-      match: /criu restore/,
-      reply: { stdout: 'RESTORED_PID 777\nSPOTLIFT_TIMES 1100000000000 1100300000000 0\n' },
-    })
-    .on({ match: /CRIU_IDLE/, reply: { stdout: 'CRIU_IDLE yes\n' } })
-    .on({ match: /kill -KILL \$\(tree/, reply: { stdout: 'STATE gone\n' } })
-    .on({ node: 'node-a', match: /kill -CONT/, reply: { stdout: 'STATE S\n' } })
-    .on({ node: 'node-b', match: /State:/, reply: { stdout: 'STATE S\n' } })
-    .on({ node: 'node-a', match: /State:/, reply: { stdout: 'STATE S\n' } })
-    .on({
-      node: 'node-b',
-      match: /base64 -w0 .*stats-restore/,
-      reply: { stdout: criuFixture('images/lazy/stats-restore').toString('base64') },
-    });
-}
-
-/** The argv a node ran for each image directory: `dir` relative to the job's directory, and its parent link. */
-export function parentLinks(
-  shell: ScriptedNodeShell,
-  node: string,
-  command: RegExp,
-  side: 'src' | 'dst',
-): { dir: string; parent: string }[] {
-  const out: { dir: string; parent: string }[] = [];
-  for (const c of shell.ran(node, command)) {
-    const dir = new RegExp(`-D \\S*/mig-1/${side}(/(round-\\d+))? `).exec(c);
-    const prev = /--prev-images-dir (\S+)/.exec(c)?.[1];
-    if (dir && prev) out.push({ dir: dir[2] ?? '.', parent: prev });
-  }
-  return out;
-}
-
 /**
  * A job whose worker died in its last phase (`pages`: a lazy fill or transfer in flight): every earlier phase
  * done, the workload `migrating`, the restored tree's pid (777) in its pidfile on node-b.
  */
-export function deadWorkerSetup(strategy: 'pre-copy' | 'post-copy', phases: PhaseRecord['name'][]) {
+export function deadWorkerSetup(
+  strategy: 'pre-copy' | 'post-copy',
+  phases: PhaseRecord['name'][],
+  ops?: FakeProcessOps,
+) {
   const env = liveSetup({
+    ...(ops ? { ops } : {}),
     migration: {
       strategy,
       state: 'running',
@@ -177,6 +135,137 @@ export function deadWorkerSetup(strategy: 'pre-copy' | 'post-copy', phases: Phas
     },
     workload: aWorkload({ state: 'migrating', tree: [4242] }),
   });
-  env.shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: 'PID 777\n' } });
+  if (ops) ops.on('readPidfile', 777, { node: 'node-b', when: (_n, path) => path.endsWith('/restored.pid') });
+  else env.shell.on({ node: 'node-b', match: /restored\.pid/, reply: { stdout: 'PID 777\n' } });
   return env;
+}
+
+const said = (stdout = '', code = 0) => ({ code, stdout, stderr: '' });
+
+/**
+ * scriptCommon over the fake node operations: preflight, a plain restore, kills, stats-restore answered by
+ * name; the image stream (tar, checksum) stays on `streams`.
+ */
+export function scriptCommonOps(ops: FakeProcessOps, streams: ScriptedNodeShell): FakeProcessOps {
+  streams
+    .on({ node: 'node-a', match: /(?:^|; )tar -C/, reply: { stdout: TAR.toString() } })
+    .on({ node: 'node-b', match: /sha256sum/, reply: { stdout: `${TAR_SHA}\n` } });
+  const MiB = 2 ** 20;
+  return (
+    ops
+      .on('inspectTree', { pids: [4242], rssBytes: 256 * MiB }, { node: 'node-a' })
+      .on('inspectTree', { pids: [777], rssBytes: 256 * MiB }, { node: 'node-b' })
+      .on('memoryAndDisk', said(`Looks good.\nMEM_AVAILABLE_KB 8000000\nDISK_AVAIL_BYTES ${50 * 2 ** 30}\n`))
+      .on('cpuinfoDumpAndRead', said(Buffer.from('cpuinfo image bytes').toString('base64')))
+      .on('cpuinfoWriteAndCheck', said())
+      .on('holdLock', (_n, key) => ({
+        path: `/run/spotlift/locks/${key}.lock`,
+        owner: 'fake',
+        lost: false,
+        renew: () => Promise.resolve('renewed' as const),
+        release: () => Promise.resolve(),
+      }))
+      .on('makeDir', undefined)
+      .on('restore', { ...said('RESTORED_PID 777\n'), startNs: 1_100_000_000_000n, endNs: 1_100_300_000_000n })
+      .on('armRestore', (n) =>
+        ops.armed('armRestore', n.id, {
+          ...said('RESTORED_PID 777\n'),
+          startNs: 1_100_000_000_000n,
+          endNs: 1_100_300_000_000n,
+        }),
+      )
+      // stop-and-copy's page-server (its dump is the replay's final one)
+      .on('startPageServer', said(), { node: 'node-b' })
+      .on('awaitPageServerExit', said())
+      .on('stopPageServer', said())
+      .on('waitCriuIdle', { idle: true, pids: [] })
+      .on('killTree', 'gone')
+      .on('resumeTree', 'S', { node: 'node-a' })
+      .on('processState', 'S')
+      .on('readFile', criuFixture('images/lazy/stats-restore'), {
+        node: 'node-b',
+        when: (_n, path) => path.endsWith('/stats-restore'),
+      })
+      .on('readFile', undefined)
+      .on('tail', '')
+      .on('readPidfile', undefined)
+      // No timing marker files on these nodes, no lazy dump on the source, no daemon left to stop (a scripted
+      // shell's empty answer to each).
+      .on('fileMtimeNs', undefined)
+      .on('lazyDumpWait', said())
+      .on('lazyDumpStop', said())
+      .on('lazyPagesStop', said())
+      // no dirty-page sample where a spec gives none (the rate is then unknown)
+      .on('sampleDirtyPages', said())
+      // a feature nobody scripted: CRIU's empty answer with exit 0, read as the real check reads it
+      .on('checkFeature', (_n, feature) => parseFeatureCheck(feature, '', 0))
+      .on('removeDir', true)
+      .on('removeEmptyDir', undefined)
+      .on('keepLogs', 0)
+  );
+}
+
+/** scriptPostCopyReplay over the fake node operations (the same captured run, answered by name). */
+export function scriptPostCopyReplayOps(ops: FakeProcessOps, replay: PostCopyReplay): FakeProcessOps {
+  const t0 = 2_000_000_000_000n;
+  const at = (ms: number) => t0 + BigInt(Math.round(ms * 1e6));
+  return ops
+    .on('portFree', said('PORT_FREE\n'), { node: 'node-a' })
+    .on('lazyDumpStart', said(`LAZY_READY ${t0} ${replay.seizedUs}\n`), { node: 'node-a' })
+    .on('lazyDumpWait', said(`LAZY_DONE 0 ${at(replay.allPagesMs)}\n`), { node: 'node-a' })
+    .on('lazyDumpStop', said())
+    .on('startProbeProcess', said('PROBE_PID 5555\n'), { node: 'node-a' })
+    .on('lazyPagesDaemon', said(), { node: 'node-b' })
+    .on('lazyPagesStop', said())
+    .on('restoreProbe', said('RESTORED_PID 888\n'), { node: 'node-b' })
+    .on(
+      'restore',
+      { ...said('RESTORED_PID 777\n'), startNs: at(replay.restoredMs - 150), endNs: at(replay.restoredMs) },
+      { node: 'node-b', when: (_n, _dir, o) => o.lazyPages === true },
+    )
+    .on(
+      'lazyPagesWait',
+      said(`PAGES_END ${at(replay.allPagesMs)}\n${replay.transferred.map((t) => `TRANSFERRED ${t}`).join('\n')}\n`),
+      { node: 'node-b' },
+    );
+}
+
+/** `criu check --feature F` answered by name from CRIU's real output (`out`, exit `code`) on `node`. */
+export function scriptFeatureOps(ops: FakeProcessOps, node: string, feature: string, out: string, code: number) {
+  return ops.on('checkFeature', parseFeatureCheck(feature, out, code), { node, when: (_n, f) => f === feature });
+}
+
+/** scriptSoftDirty over the fake node operations. */
+export function scriptSoftDirtyOps(ops: FakeProcessOps, supported: boolean, node = 'node-a'): FakeProcessOps {
+  return supported
+    ? scriptFeatureOps(ops, node, 'mem_dirty_track', 'mem_dirty_track is supported\n', 0)
+    : scriptFeatureOps(ops, node, 'mem_dirty_track', criuFixture('outputs/feature-mem_dirty_track.txt').toString(), 1);
+}
+
+/**
+ * scriptPreCopyReplay over the fake node operations: round N of the pre-dump takes the captured time and
+ * leaves the captured stats-dump in its round-N directory, the final dump likewise; page-servers start, exit
+ * and stop.
+ */
+export function scriptPreCopyReplayOps(ops: FakeProcessOps, replay: PreCopyReplay, node = 'node-a'): FakeProcessOps {
+  const round = (n: number) => replay.rounds[Math.min(n, replay.rounds.length) - 1]!;
+  let clock = 1_000_000_000_000n;
+  const timed = (ms: number) => {
+    const startNs = clock;
+    clock += BigInt(Math.round(ms * 1e6)) + 50_000_000n;
+    return { ...said(), startNs, endNs: startNs + BigInt(Math.round(ms * 1e6)) };
+  };
+  const image = (stats: DumpStats) => Buffer.from(encodeStatsImage({ dump: stats }));
+  const roundOf = (path: string) => Number(/\/round-(\d+)(?:\/|$)/.exec(path)?.[1] ?? 1);
+  return ops
+    .on('preDump', (_n, _pid, dir) => timed(round(roundOf(dir)).ms), { node })
+    .on('readFile', (_n, path) => image(round(roundOf(path)).stats), {
+      node,
+      when: (_n, path) => /\/round-\d+\/stats-dump$/.test(path),
+    })
+    .on('dump', () => timed(replay.final.ms), { node })
+    .on('readFile', image(replay.final.stats), { node, when: (_n, path) => path.endsWith('/src/stats-dump') })
+    .on('startPageServerWithParent', said())
+    .on('awaitPageServerExit', said())
+    .on('stopPageServer', said());
 }

@@ -3,8 +3,8 @@
  * services and coordinators. Nodes are data (processes, pidfiles, homes, memory); each typed operation answers
  * from them and is recorded, so a spec checks behaviour ("inspected pid 4242 on node-a", "registered nothing")
  * instead of matching shell text. What the commands are is checked once, in the golden table of the layer
- * (libs/engine/src/node-ops/node-commands.golden.spec.ts); the engine's own specs replay real CRIU output
- * through ScriptedNodeShell.
+ * (libs/engine/src/node-ops/node-commands.golden.spec.ts); the engine's own specs use FakeProcessOps, which
+ * answers every named operation (fake-process-ops.ts).
  */
 import type { NodeRecord } from '@spotlift/domain';
 import type { CpuSample, NodeOps, RootProcess, TreeInfo } from '@spotlift/engine';

@@ -13,3 +13,5 @@ export * from './engine-test-kit.js';
 export * from './fake-node-ops.js';
 export * from './fake-podman-ops.js';
 export * from './in-memory-watch-leases.js';
+export * from './fake-process-ops.js';
+export * from './fake-engine-kit.js';

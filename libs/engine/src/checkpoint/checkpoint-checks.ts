@@ -1,6 +1,5 @@
 import type { NodeRecord } from '@spotlift/domain';
 import * as criu from '../node-ops/process/criu-commands.js';
-import { checkImages, sealImages } from '../node-ops/process/image-store-commands.js';
 import { MigrationStepError } from '../engine.types.js';
 import type { NodeOps } from '../node-ops/node-ops.js';
 
@@ -30,7 +29,7 @@ export async function checkStorage(
   if (UNFIT_STORAGE.has(storage.state)) {
     throw fail('preflight', `storage node ${storage.id} is ${storage.state}; configure a ready one`);
   }
-  const check = await ops.run(storage, criu.checkMemoryAndDisk(root), 60_000);
+  const check = await ops.memoryAndDisk(storage, root, { criuCheck: true });
   if (!/Looks good/.test(check.stdout + check.stderr)) {
     throw fail(
       'preflight',
@@ -60,7 +59,7 @@ export async function sealStoredImages(
   dir: string,
   required: readonly string[] = REQUIRED,
 ): Promise<number> {
-  const res = await ops.run(storage, sealImages(dir, required, CHECKSUMS), 120_000);
+  const res = await ops.sealImages(storage, dir, required, CHECKSUMS);
   const missing = [...res.stdout.matchAll(/^MISSING (\S+)$/gm)].map((m) => m[1]);
   if (missing.length) throw fail('verify', `the images on ${storage.id} lack ${missing.join(', ')} (in ${dir})`);
   const kb = Number(/^STORED_KB (\d+)$/m.exec(res.stdout)?.[1] ?? NaN);
@@ -72,7 +71,7 @@ export async function sealStoredImages(
 
 /** The stored images still match their checksum list (disk rot, a hand that touched them). */
 export async function checkStoredImages(ops: NodeOps, storage: NodeRecord, dir: string): Promise<void> {
-  const res = await ops.run(storage, checkImages(dir, CHECKSUMS), 120_000);
+  const res = await ops.checkImages(storage, dir, CHECKSUMS);
   if (res.code !== 0) {
     throw fail(
       'preflight',
@@ -96,7 +95,7 @@ export async function checkCpuFromImages(
   if (!image?.length) throw fail('preflight', `the checkpoint in ${imageDir} on ${storage.id} has no cpuinfo.img`);
   await ops.makeDir(destination, checkDir);
   await ops.writeFile(destination, `${checkDir}/cpuinfo.img`, image);
-  const checked = await ops.run(destination, criu.cpuinfoCheck(checkDir), 60_000);
+  const checked = await ops.cpuinfoCheck(destination, checkDir);
   if (checked.code !== 0) {
     const log = await ops.tail(destination, `${checkDir}/cpuinfo-check.log`, 100);
     throw fail(

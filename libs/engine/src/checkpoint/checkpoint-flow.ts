@@ -213,7 +213,7 @@ export class CheckpointFlow {
     const { channel, transfer } = await phases.run(view, 'prepare', async () => {
       const channel = await strategy.prepare(ctx);
       // A dump writes no cpuinfo.img; the restore, on a node not known yet, checks its CPU against this one.
-      const cpu = await this.ops.run(source, criu.cpuinfoDump(ctx.sourceDir), 60_000);
+      const cpu = await this.ops.cpuinfoDump(source, ctx.sourceDir);
       if (cpu.code !== 0) {
         await channel.close();
         const log = await this.ops.tail(source, `${ctx.sourceDir}/cpuinfo-dump.log`, 100);

@@ -1,59 +1,57 @@
 /**
- * Reading a stored checkpoint from its storage node, with a scripted node answering from the real fixture
- * dump (libs/criu/test/fixtures/forensic): what is listed bounds what is read, and a storage node that
- * answers otherwise fails the read with an image error. The lab run: test/forensics.e2e-spec.ts.
+ * Reading a stored checkpoint from its storage node, through the fake node operations answering from the
+ * real fixture dump (libs/criu/test/fixtures/forensic): what is listed bounds what is read, and a storage
+ * node that answers otherwise fails the read with an image error. The commands behind listImageFiles,
+ * readImageFiles and readImageRange are golden in node-ops/process/process-ops.golden.spec.ts; the lab run:
+ * test/forensics.e2e-spec.ts.
  */
-import { aNode, ScriptedNodeShell } from '@spotlift/testing';
+import { aNode, FakeProcessOps } from '@spotlift/testing';
 import { patternBytes } from '@spotlift/criu';
 import { loadImages, WORKDIR } from '../../../criu/test/forensic-fixture.js';
-import { NodeOps } from '../node-ops/node-ops.js';
 import { STORED_IMAGE_LIMITS, StoredImages } from './stored-images.js';
 
 const DIR = '/var/lib/spotlift/checkpoints/wl-1/cp-1';
 const files = loadImages();
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
+const ok = (stdout: string) => ({ code: 0, stdout, stderr: '' });
 
 function storageNode(over: { list?: string; files?: Record<string, Uint8Array> } = {}) {
-  const shell = new ScriptedNodeShell();
+  const ops = new FakeProcessOps();
   const served = over.files ?? files;
   const list =
     over.list ??
     Object.entries(files)
       .map(([n, b]) => `FILE ${b.length} ${n}`)
       .join('\n');
-  shell
-    .on({ node: 'node-c', match: /find \. -maxdepth 1/, reply: { stdout: `${list}\n` } })
-    .on({
-      node: 'node-c',
-      match: /printf 'IMG/,
-      reply: (cmd) => ({
-        stdout: [...cmd.matchAll(/printf 'IMG %s ' '?([^' ;]+)'?;/g)]
-          .map((m) => `IMG ${m[1]} ${served[m[1]!] ? b64(served[m[1]!]!) : ''}`)
-          .join('\n'),
-      }),
-    })
-    .on({
-      node: 'node-c',
-      match: /tail -c \+\d+ /,
-      reply: (cmd) => {
-        const [, off, name, len] = /tail -c \+(\d+) '?[^ ']*\/([^ '/]+)'? \| head -c (\d+)/.exec(cmd)!;
-        const buf = served[name!]!;
-        return { stdout: b64(buf.subarray(Number(off) - 1, Number(off) - 1 + Number(len))) };
+  ops
+    .on('listImageFiles', ok(`${list}\n`), { node: 'node-c', when: (_n, dir) => dir === DIR })
+    .on(
+      'readImageFiles',
+      (_n, _dir, names) => ok(names.map((n) => `IMG ${n} ${served[n] ? b64(served[n]) : ''}`).join('\n')),
+      { node: 'node-c', when: (_n, dir) => dir === DIR },
+    )
+    .on(
+      'readImageRange',
+      (_n, _dir, name, offset, length) => ok(b64(served[name]!.subarray(offset, offset + length))),
+      {
+        node: 'node-c',
+        when: (_n, dir) => dir === DIR,
       },
-    });
-  return { shell, images: new StoredImages(new NodeOps(shell), aNode('node-c'), DIR) };
+    );
+  return { ops, images: new StoredImages(ops.asNodeOps(), aNode('node-c'), DIR) };
 }
 
 describe('StoredImages', () => {
   it('inspects: lists, reads the metadata images in one round trip, pages only where command lines are', async () => {
-    const { shell, images } = storageNode();
+    const { ops, images } = storageNode();
     const { inspection, files: listed } = await images.inspect();
     expect(listed['pages-1.img']).toBe(61440);
     expect(inspection.processes[0]!.cmdline?.[0]).toBe(`${WORKDIR}/workload`);
-    expect(shell.ran('node-c', /printf 'IMG/)).toHaveLength(1);
-    expect(shell.ran('node-c', /printf 'IMG/)[0]).not.toContain('pages-');
+    const reads = ops.argsOf('readImageFiles', 'node-c');
+    expect(reads).toHaveLength(1);
+    expect(reads[0]![1].filter((n) => n.startsWith('pages-'))).toEqual([]);
     // one 1 MiB block of each pages file covers its command line (a 60 KiB file: the whole file)
-    expect(shell.ran('node-c', /tail -c/)).toHaveLength(2);
+    expect(ops.argsOf('readImageRange', 'node-c')).toHaveLength(2);
   });
 
   it('searches the pages over SSH in bounded blocks', async () => {
@@ -75,9 +73,9 @@ describe('StoredImages', () => {
     const list = Object.entries(files)
       .map(([n, b]) => `FILE ${n === 'mm-1.img' ? STORED_IMAGE_LIMITS.maxFileBytes + 1 : b.length} ${n}`)
       .join('\n');
-    const { shell, images } = storageNode({ list });
+    const { ops, images } = storageNode({ list });
     await expect(images.inspect()).rejects.toThrow(/mm-1.img on 'node-c' is 4194305 bytes; a metadata image over/);
-    expect(shell.ran('node-c', /printf 'IMG/)).toHaveLength(0);
+    expect(ops.argsOf('readImageFiles')).toHaveLength(0);
   });
 
   it('names that are not plain image names are ignored; a missing pstree is said plainly', async () => {

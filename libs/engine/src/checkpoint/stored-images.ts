@@ -16,12 +16,6 @@ import {
 } from '@spotlift/criu';
 import type { NodeOps } from '../node-ops/node-ops.js';
 import type { RemoteProcess } from '@spotlift/transport';
-import {
-  exportArchive,
-  listImageFiles,
-  readImageFiles,
-  readImageRange,
-} from '../node-ops/process/image-store-commands.js';
 
 /**
  * A stored checkpoint's images, read from the storage node for inspection and search. The storage node is
@@ -57,7 +51,7 @@ export class StoredImages {
   /** File name -> size, as the storage node lists them; names that are not plain image names are dropped. */
   async list(): Promise<Map<string, number>> {
     if (this.sizes) return this.sizes;
-    const res = await this.ops.run(this.node, listImageFiles(this.dir), 30_000);
+    const res = await this.ops.listImageFiles(this.node, this.dir);
     if (res.code !== 0) {
       throw new DomainError(
         'images_unavailable',
@@ -91,7 +85,7 @@ export class StoredImages {
         `the checkpoint's metadata images are ${total} bytes together, over ${STORED_IMAGE_LIMITS.maxMetadataBytes}`,
       );
     }
-    const res = await this.ops.run(this.node, readImageFiles(this.dir, names), 60_000);
+    const res = await this.ops.readImageFiles(this.node, this.dir, names);
     const out: Record<string, Uint8Array> = {};
     for (const m of res.stdout.matchAll(/^IMG (\S+) ([A-Za-z0-9+/=]*)$/gm)) {
       if (names.includes(m[1]!)) out[m[1]!] = new Uint8Array(Buffer.from(m[2]!, 'base64'));
@@ -132,7 +126,7 @@ export class StoredImages {
     const key = `${file}@${start}`;
     const cached = this.blocks.get(key);
     if (cached) return cached;
-    const res = await this.ops.run(this.node, readImageRange(this.dir, file, start, length), 60_000);
+    const res = await this.ops.readImageRange(this.node, this.dir, file, start, length);
     const bytes = new Uint8Array(Buffer.from(res.stdout.trim(), 'base64'));
     if (bytes.length !== length) {
       throw new CriuImageError(`${file} on '${this.node.id}': ${bytes.length} bytes at ${start}, expected ${length}`);
@@ -175,7 +169,7 @@ export class StoredImages {
     const layout = exportLayout({ ...input, inspection });
     const names = Object.keys(layout.files);
     const stdin = names.map((n) => `${n} ${Buffer.from(layout.files[n]!).toString('base64')}\n`).join('');
-    const proc = await this.ops.stream(this.node, exportArchive(this.dir, stageDir, names), stdin);
+    const proc = await this.ops.exportArchive(this.node, this.dir, stageDir, names, stdin);
     return { proc, layout };
   }
 }

@@ -15,8 +15,6 @@ import {
   checkDeclaredPath,
   ROUND_SUMMARY,
   diskShortfalls,
-  freeSpaceFor,
-  inspectPaths,
   onSharedStorage,
   outermostPaths,
   parseFreeSpace,
@@ -67,8 +65,8 @@ export class WorkloadFiles {
     ctx.migration.files = plan;
     if (!plan.synced.length) return `declared files on shared storage: ${plan.shared.join(', ')}`;
     const [src, dst] = await Promise.all([
-      this.ops.run(ctx.source, inspectPaths(plan.synced), 60_000),
-      this.ops.run(ctx.destination, freeSpaceFor(plan.synced), 60_000),
+      this.ops.inspectPaths(ctx.source, plan.synced),
+      this.ops.freeSpace(ctx.destination, plan.synced),
     ]);
     // Paths registered before today's rules, or that hold either SSH login's home or the image root, are
     // refused here too: the copy would write them as root on the destination.

@@ -4,7 +4,7 @@
  * recorded, only when its go line arrives, as on a node.
  */
 import type { NodeTarget } from '@spotlift/domain';
-import { ScriptedNodeShell, aNode } from '@spotlift/testing';
+import { ScriptedNodeShell, aNode, inspectionOutput } from '@spotlift/testing';
 import { DirectoryStreamer, type RemoteProcess } from '@spotlift/transport';
 import { nodeCommand } from './node-command.js';
 import { NodeOps } from './node-ops.js';
@@ -92,5 +92,59 @@ describe('node-side locks', () => {
     await expect(new NodeOps(broken).holdLock(node, 'k')).rejects.toThrow(
       'taking the lock /run/spotlift/locks/k.lock on node-a failed: mkdir: cannot create directory: Read-only file system',
     );
+  });
+});
+
+// The adapter under runningTree (preflight-refusals.spec.ts gives runningTree these answers through the fake).
+describe("inspectTree reads the node's answer", () => {
+  const node = aNode('node-a');
+  const answering = (reply: { code?: number; stdout?: string; stderr?: string }) =>
+    new NodeOps(new ScriptedNodeShell().on({ node: 'node-a', match: /echo TREE/, reply }));
+
+  it('exit 3 (no such process): undefined; any other failure: an error naming the node', async () => {
+    expect(await answering({ code: 3, stderr: 'no process with pid 4242' }).inspectTree(node, 4242)).toBeUndefined();
+    await expect(answering({ code: 1, stderr: 'boom' }).inspectTree(node, 4242)).rejects.toThrow(
+      'inspecting pid 4242 on node-a failed: boom',
+    );
+  });
+
+  it('the tree and its RSS; the root only when its identity lines were readable', async () => {
+    const bare = await answering({ stdout: 'TREE 4242 4243\nRSS_KB 100\n' }).inspectTree(node, 4242);
+    expect(bare).toEqual({ pids: [4242, 4243], rssBytes: 102_400 });
+    const full = await answering({ stdout: inspectionOutput({ tree: [4242, 4243], startTime: '999999' }) }).inspectTree(
+      node,
+      4242,
+    );
+    expect(full?.pids).toEqual([4242, 4243]);
+    expect(full?.root?.identity).toEqual({
+      bootId: '53b88e37-904f-4ee1-8e18-0fb871a935bd',
+      pidNs: '4026532201',
+      startTime: '999999',
+    });
+  });
+});
+
+// The adapter under Rollback (rollback-decisions.spec.ts gives Rollback these answers through the fake).
+describe("rollback's operations read the node's answer", () => {
+  const node = aNode('node-b');
+  const on = (match: RegExp, reply: { code?: number; stdout?: string; stderr?: string }) =>
+    new NodeOps(new ScriptedNodeShell().on({ node: 'node-b', match, reply }));
+
+  it('waitCriuIdle: exit 0 idle; CRIU_IDLE no with exit 1: the busy pids; anything else: an error', async () => {
+    const wait = (reply: { code?: number; stdout?: string; stderr?: string }) =>
+      on(/CRIU_IDLE/, reply).waitCriuIdle(node, '/img/m1/dst', 42_000);
+    expect(await wait({ code: 0, stdout: 'CRIU_IDLE yes\n' })).toEqual({ idle: true, pids: [] });
+    expect(await wait({ code: 1, stdout: 'CRIU_IDLE no 991 992\n' })).toEqual({ idle: false, pids: [991, 992] });
+    await expect(wait({ code: 2, stderr: 'sh: syntax error' })).rejects.toThrow(
+      'checking for CRIU processes on node-b failed (2): sh: syntax error',
+    );
+  });
+
+  it("readPidfile: the pid, or undefined; killTree and resumeTree: the state letter after, 'unknown' without one", async () => {
+    expect(await on(/restored\.pid/, { stdout: 'PID 778\n' }).readPidfile(node, '/d/restored.pid')).toBe(778);
+    expect(await on(/restored\.pid/, { stdout: '' }).readPidfile(node, '/d/restored.pid')).toBeUndefined();
+    expect(await on(/kill -KILL/, { stdout: 'STATE gone\n' }).killTree(node, 777)).toBe('gone');
+    expect(await on(/kill -KILL/, { stdout: '' }).killTree(node, 777)).toBe('unknown');
+    expect(await on(/kill -CONT/, { stdout: 'STATE T\n' }).resumeTree(node, 4242)).toBe('T');
   });
 });

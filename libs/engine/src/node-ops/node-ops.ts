@@ -4,6 +4,8 @@ import { armed } from '@spotlift/node-commands';
 import { NodeShell, shellJoin, shq, type CommandResult, type RemoteProcess } from '@spotlift/transport';
 import { fenceChecked } from './fenced-shell.js';
 import { type NodeCommand, nodeCommand } from './node-command.js';
+import type { ArmedCommand, TimedResult } from './op-results.js';
+import { ProcessNodeOps } from './process/process-ops.js';
 import { type NodeLock, type NodeLockOptions, takeNodeLock } from './node-lock.js';
 import { type CpuSample, cpuSampleCommand, parseCpuSample } from './cpu-sample.js';
 import * as sh from './node-scripts.js';
@@ -19,26 +21,20 @@ export interface TreeInfo {
   root?: RootProcess;
 }
 
-/** A command waiting on its node for fire(); cancel() does nothing once it fired, so it may always be called. */
-export interface ArmedCommand {
-  fire(): Promise<TimedResult>;
-  cancel(): Promise<void>;
-}
-
 export type { NodeLock, NodeLockOptions } from './node-lock.js';
 
 export const nodeLockPath = sh.nodeLockPath;
 
-export interface TimedResult extends CommandResult {
-  startNs?: bigint;
-  endNs?: bigint;
-}
+export type { ArmedCommand, TimedResult } from './op-results.js';
+export type { DumpOptions } from './process/process-ops.js';
 
 /**
  * Typed operations on one node, built from NodeShell commands. No decisions here: the engine decides, this
- * class only runs the command and reads its one-line answer.
+ * class only runs the command and reads its one-line answer. The process kind's named operations (dump,
+ * restore, page-servers, stored images...) are in process/process-ops.ts; this class gives them their runners.
+ * The runners (`run`, `runTimed`, `armTimed`, `stream`) are for this layer only (ESLint `no-restricted-syntax`).
  */
-export class NodeOps {
+export class NodeOps extends ProcessNodeOps {
   private readonly shell: NodeShell;
 
   /** `unfenced`: the sweeper's own view, which may kill a stale copy on a fenced node (fenced-shell.ts). */
@@ -46,6 +42,7 @@ export class NodeOps {
     private readonly raw: NodeShell,
     unfenced = false,
   ) {
+    super();
     this.shell = unfenced ? raw : fenceChecked(raw);
   }
 

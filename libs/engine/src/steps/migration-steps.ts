@@ -3,7 +3,6 @@ import type { WorkloadRepository } from '@spotlift/store';
 import type { ArmedStream, StreamResult } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
 import * as criu from '../node-ops/process/criu-commands.js';
-import * as live from '../node-ops/process/live-commands.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
 import type { ArmedCommand, NodeOps } from '../node-ops/node-ops.js';
 import type { WorkloadFiles } from '../files/workload-files.js';
@@ -125,7 +124,7 @@ export class MigrationSteps {
     const { destination, migration } = ctx;
     const res = opts.armed
       ? await opts.armed.fire()
-      : await this.ops.runTimed(destination, criu.restore(ctx.destinationDir, opts), this.config.criuTimeoutMs);
+      : await this.ops.restore(destination, ctx.destinationDir, opts, this.config.criuTimeoutMs);
     const pid = Number(/RESTORED_PID (\d+)/.exec(res.stdout)?.[1] ?? NaN);
     if (/^LAZY_DAEMON_FAILED/m.test(res.stdout)) {
       const log = await this.ops.tail(destination, `${ctx.destinationDir}/lazy-pages.log`, 200);
@@ -144,15 +143,12 @@ export class MigrationSteps {
   }
 
   /**
-   * The restore command with its channel already open on the destination (see NodeOps.armTimed). `lazy`: with
+   * The restore command with its channel already open on the destination (see NodeOps.armRestore). `lazy`: with
    * `--lazy-pages`, after starting a local lazy-pages daemon on the destination's own images (pre-copy's lazy
    * restore); a daemon that does not start makes `restore` throw {@link LazyDaemonFailed}.
    */
   armRestore(ctx: MigrationContext, opts: { lazy?: boolean } = {}): Promise<ArmedCommand> {
-    const command = opts.lazy
-      ? criu.restore(ctx.destinationDir, { lazyPages: true, daemonFirst: live.lazyPagesDaemon(ctx.destinationDir) })
-      : criu.restore(ctx.destinationDir);
-    return this.ops.armTimed(ctx.destination, command, this.config.criuTimeoutMs);
+    return this.ops.armRestore(ctx.destination, ctx.destinationDir, opts, this.config.criuTimeoutMs);
   }
 
   async verify(ctx: MigrationContext, expectedTasks: number): Promise<void> {
@@ -313,11 +309,7 @@ export class MigrationSteps {
    * (see `criu.awaitPageServerExit`). A server that does not exit leaves images nothing may restore from.
    */
   async pageServerFinished(ctx: MigrationContext, dir: string, phase: 'dump' | 'precopy'): Promise<void> {
-    const res = await this.ops.run(
-      ctx.destination,
-      criu.awaitPageServerExit(dir, PAGE_SERVER_EXIT_MS),
-      PAGE_SERVER_EXIT_MS + 15_000,
-    );
+    const res = await this.ops.awaitPageServerExit(ctx.destination, dir, PAGE_SERVER_EXIT_MS);
     if (res.code !== 0) {
       throw new MigrationStepError(
         phase,

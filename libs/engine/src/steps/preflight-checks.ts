@@ -92,8 +92,7 @@ export async function checkDestinationResources(
 ): Promise<string> {
   const { destination } = ctx;
   const reused = recentCriuVerdict(destination, now, config.probeReuseMs ?? 0);
-  const command = reused ? criu.memoryAndDisk(config.imageRoot) : criu.checkMemoryAndDisk(config.imageRoot);
-  const check = await ops.run(destination, command, 60_000);
+  const check = await ops.memoryAndDisk(destination, config.imageRoot, { criuCheck: !reused });
   const out = check.stdout + check.stderr;
   if (!reused && !/Looks good/.test(out)) {
     throw fail(`CRIU does not work on ${destination.id}: ${(check.stderr || check.stdout).trim().slice(0, 300)}`);
@@ -131,7 +130,7 @@ export async function checkCpuCompatible(ops: NodeOps, ctx: MigrationContext, mi
   const srcDir = `${migrationDir}/cpuinfo-src`;
   const dstDir = `${migrationDir}/cpuinfo-dst`;
   // Two round trips (dump and read back; write and check): this is part of every notice-to-freeze time.
-  const dumped = await ops.run(source, criu.cpuinfoDumpAndRead(srcDir), 60_000);
+  const dumped = await ops.cpuinfoDumpAndRead(source, srcDir);
   if (dumped.code !== 0) {
     const log = await ops.tail(source, `${srcDir}/cpuinfo-dump.log`, 100);
     throw fail(criu.explainFailure('cpuinfo dump', source.id, log || dumped.stderr, dumped.code));
@@ -139,7 +138,7 @@ export async function checkCpuCompatible(ops: NodeOps, ctx: MigrationContext, mi
   const image = dumped.stdout.trim();
   if (!image || !/^[A-Za-z0-9+/=\s]+$/.test(image))
     throw fail(`criu cpuinfo dump on ${source.id} wrote no cpuinfo.img`);
-  const checked = await ops.run(destination, criu.cpuinfoWriteAndCheck(dstDir), 60_000, image);
+  const checked = await ops.cpuinfoWriteAndCheck(destination, dstDir, image);
   if (checked.code !== 0) {
     const log = await ops.tail(destination, `${dstDir}/cpuinfo-check.log`, 100);
     throw fail(

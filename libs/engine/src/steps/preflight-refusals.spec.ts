@@ -1,18 +1,22 @@
 /**
  * Every refusal of preflight's destination and source checks, one row each, with its words (issue 9: mutation
  * testing found most of preflight-checks.ts reached by no spec). A refusal is a MigrationStepError of phase
- * 'preflight' that says nothing was frozen, so the job fails without a rollback. Called directly over a
- * scripted shell; the engine specs (preflight*.spec.ts) show the same refusals end a whole job untouched.
+ * 'preflight' that says nothing was frozen, so the job fails without a rollback. Called directly over the
+ * fake node operations (FakeProcessOps: answers by operation name; what each name runs on a node is golden in
+ * node-ops/process/process-ops.golden.spec.ts); the engine specs (preflight*.spec.ts) show the same refusals
+ * end a whole job untouched.
  */
 import type { NodeRecord, NodeState } from '@spotlift/domain';
-import { ScriptedNodeShell, aNode, aWorkload, inspectionOutput, type ShellRule } from '@spotlift/testing';
+import { FakeProcessOps, aNode, aWorkload, inspectionOutput } from '@spotlift/testing';
+import type { CommandResult } from '@spotlift/transport';
 import {
   DEFAULT_ENGINE_CONFIG,
   type EngineConfig,
   type MigrationContext,
   MigrationStepError,
 } from '../engine.types.js';
-import { NodeOps } from '../node-ops/node-ops.js';
+import type { TreeInfo } from '../node-ops/node-ops.js';
+import { parseRootProcess } from '../process-inspection.js';
 import {
   checkCpuCompatible,
   checkCriuVersions,
@@ -37,12 +41,15 @@ async function refusal(check: () => unknown): Promise<string | undefined> {
 const withCriu = (id: string, criuVersion?: string, probedAt = '2026-03-01T11:59:55.000Z'): NodeRecord =>
   aNode(id, { probe: { probedAt, criuOk: true, features: {}, ...(criuVersion ? { criuVersion } : {}) } });
 
+/** A node's answer to a command: exit 0 and nothing on stderr unless said. */
+const said = (r: Partial<CommandResult>): CommandResult => ({ code: 0, stdout: '', stderr: '', ...r });
+
 function setUp(
-  rules: ShellRule[],
+  script: (ops: FakeProcessOps) => unknown,
   over: { workload?: Parameters<typeof aWorkload>[0]; destination?: NodeRecord } = {},
 ) {
-  const shell = new ScriptedNodeShell(true);
-  for (const r of rules) shell.on(r);
+  const fake = new FakeProcessOps();
+  script(fake);
   const ctx: MigrationContext = {
     migration: undefined as never,
     workload: aWorkload(over.workload),
@@ -51,7 +58,7 @@ function setUp(
     sourceDir: '/img/mig-1/src',
     destinationDir: '/img/mig-1/dst',
   };
-  return { shell, ops: new NodeOps(shell), ctx };
+  return { fake, ops: fake.asNodeOps(), ctx };
 }
 
 describe('checkDestinationState', () => {
@@ -113,16 +120,17 @@ describe('recentCriuVerdict at the edges of its window', () => {
 
 describe('runningTree', () => {
   const identity = { bootId: '53b88e37-904f-4ee1-8e18-0fb871a935bd', pidNs: '4026532201', startTime: '123456' };
-  const inspect = (reply: ShellRule['reply']): ShellRule => ({ node: 'node-a', match: /echo TREE/, reply });
-  const bare = { stdout: 'TREE 4242 4243\nRSS_KB 100\n' };
+  const inspect = (tree: TreeInfo | undefined) => (ops: FakeProcessOps) =>
+    ops.on('inspectTree', tree, { node: 'node-a', when: (_n, pid) => pid === 4242 });
+  /** What inspectTree read: the tree and its RSS, the root's identity when the node could read it. */
+  const read = (stdout?: string): TreeInfo => {
+    const root = stdout === undefined ? undefined : parseRootProcess(stdout, 4242);
+    return { pids: [4242, 4243], rssBytes: 102_400, ...(root ? { root } : {}) };
+  };
+  const bare = read();
 
-  it.each<[string, ShellRule['reply'], boolean, string | undefined]>([
-    [
-      'exited',
-      { code: 3, stderr: 'no process with pid 4242' },
-      true,
-      "workload 'demo' (pid 4242) no longer runs on node-a",
-    ],
+  it.each<[string, TreeInfo | undefined, boolean, string | undefined]>([
+    ['exited', undefined, true, "workload 'demo' (pid 4242) no longer runs on node-a"],
     [
       'registered with an identity, root unreadable',
       bare,
@@ -130,27 +138,22 @@ describe('runningTree', () => {
       'could not read which process pid 4242 is on node-a (it may have just exited)',
     ],
     ['registered without an identity, root unreadable: node and pid are all it has', bare, false, undefined],
-    ['the registered process', { stdout: inspectionOutput({ tree: [4242, 4243] }) }, true, undefined],
-    [
-      'registered without an identity, root readable',
-      { stdout: inspectionOutput({ tree: [4242, 4243] }) },
-      false,
-      undefined,
-    ],
-  ])('%s', async (_what, reply, withIdentity, refused) => {
-    const { ops, ctx } = setUp([inspect(reply)], { workload: withIdentity ? { identity } : {} });
+    ['the registered process', read(inspectionOutput({ tree: [4242, 4243] })), true, undefined],
+    ['registered without an identity, root readable', read(inspectionOutput({ tree: [4242, 4243] })), false, undefined],
+  ])('%s', async (_what, tree, withIdentity, refused) => {
+    const { ops, ctx } = setUp(inspect(tree), { workload: withIdentity ? { identity } : {} });
     expect(await refusal(() => runningTree(ops, ctx))).toBe(refused);
   });
 
   it('returns the tree it read: pids, resident bytes and, when readable, the root', async () => {
-    const { ops, ctx } = setUp([inspect(bare)]);
+    const { ops, ctx } = setUp(inspect(bare));
     expect(await runningTree(ops, ctx)).toEqual({ pids: [4242, 4243], rssBytes: 102_400 });
-    const full = setUp([inspect({ stdout: inspectionOutput({ tree: [4242, 4243] }) })], { workload: { identity } });
+    const full = setUp(inspect(read(inspectionOutput({ tree: [4242, 4243] }))), { workload: { identity } });
     expect((await runningTree(full.ops, full.ctx)).root?.identity).toEqual(identity);
   });
 
   it('another process under the pid is refused with what changed', async () => {
-    const { ops, ctx } = setUp([inspect({ stdout: inspectionOutput({ startTime: '999999' }) })], {
+    const { ops, ctx } = setUp(inspect(read(inspectionOutput({ startTime: '999999' }))), {
       workload: { identity },
     });
     expect(await refusal(() => runningTree(ops, ctx))).toMatch(
@@ -169,16 +172,25 @@ describe('checkDestinationResources', () => {
     head +
     (memKb === undefined ? '' : `MEM_AVAILABLE_KB ${memKb}\n`) +
     (disk === undefined ? '' : `DISK_AVAIL_BYTES ${disk}\n`);
-  const check = async (reply: ShellRule['reply'], over: Partial<EngineConfig> = {}, destination?: NodeRecord) => {
-    const { ops, ctx, shell } = setUp([{ node: 'node-b', match: /./, reply }], destination ? { destination } : {});
+  const check = async (reply: Partial<CommandResult>, over: Partial<EngineConfig> = {}, destination?: NodeRecord) => {
+    const { ops, ctx, fake } = setUp(
+      (f) => f.on('memoryAndDisk', said(reply), { node: 'node-b', when: (_n, root) => root === '/img' }),
+      destination ? { destination } : {},
+    );
     let result: string | undefined;
     const refused = await refusal(async () => {
       result = await checkDestinationResources(ops, ctx, tree, { ...config, ...over }, NOW);
     });
-    return { refused, result, commands: shell.calls.map((c) => c.command) };
+    // Whether `criu check` ran with the figures: the golden table shows what each answer's command is.
+    return {
+      refused,
+      result,
+      ran: fake.sequence(),
+      criuCheck: fake.argsOf('memoryAndDisk').map((a) => a[1].criuCheck),
+    };
   };
 
-  it.each<[string, ShellRule['reply'], Partial<EngineConfig>, string | undefined]>([
+  it.each<[string, Partial<CommandResult>, Partial<EngineConfig>, string | undefined]>([
     ['exactly the memory and disk needed', { stdout: answer(100 * 1024, 100 * MiB) }, {}, undefined],
     [
       '1 KiB short of memory',
@@ -239,8 +251,8 @@ describe('checkDestinationResources', () => {
     const r = await check(reply, over);
     expect(r.refused).toBe(refused);
     if (!refused) expect(r.result).toBe('criu check: ran');
-    expect(r.commands).toHaveLength(1);
-    expect(r.commands[0]).toMatch(/criu check/);
+    expect(r.ran).toEqual(['memoryAndDisk@node-b']);
+    expect(r.criuCheck).toEqual([true]);
   });
 
   it('a long CRIU complaint is cut to 300 characters', async () => {
@@ -253,9 +265,8 @@ describe('checkDestinationResources', () => {
     const r = await check({ stdout: answer(100 * 1024, 100 * MiB, '') }, { probeReuseMs: 60_000 }, fresh);
     expect(r.refused).toBeUndefined();
     expect(r.result).toBe('criu check: the probe of 2026-03-01T11:59:55.000Z (5000 ms old) reused');
-    expect(r.commands).toHaveLength(1);
-    expect(r.commands[0]).not.toMatch(/criu check/);
-    expect(r.commands[0]).toMatch(/MemAvailable.*DISK_AVAIL_BYTES/s);
+    expect(r.ran).toEqual(['memoryAndDisk@node-b']);
+    expect(r.criuCheck).toEqual([false]);
   });
 
   it('a reused probe still refuses a destination short of memory', async () => {
@@ -268,34 +279,38 @@ describe('checkDestinationResources', () => {
     const fresh = withCriu('node-b', '4.2.1', '2026-03-01T11:59:55.000Z');
     const r = await check({ stdout: answer(100 * 1024, 100 * MiB) }, { probeReuseMs: undefined }, fresh);
     expect(r.result).toBe('criu check: ran');
-    expect(r.commands[0]).toMatch(/criu check/);
+    expect(r.criuCheck).toEqual([true]);
   });
 });
 
 describe('checkCpuCompatible', () => {
   const IMAGE = Buffer.from('cpuinfo image bytes').toString('base64');
-  const dump = (reply: ShellRule['reply']): ShellRule => ({ node: 'node-a', match: /criu cpuinfo dump/, reply });
-  const cpuCheck = (reply: ShellRule['reply']): ShellRule => ({ node: 'node-b', match: /criu cpuinfo check/, reply });
-  const logOf = (node: string, name: string, stdout: string): ShellRule => ({
-    node,
-    match: new RegExp(`tail -n 100 .*${name}`),
-    reply: { stdout },
-  });
-  const run = async (rules: ShellRule[]) => {
-    const { ops, ctx, shell } = setUp(rules);
+  type Rule = (ops: FakeProcessOps) => unknown;
+  const dump =
+    (reply: Partial<CommandResult>): Rule =>
+    (f) =>
+      f.on('cpuinfoDumpAndRead', said(reply), { node: 'node-a' });
+  const cpuCheck =
+    (reply: Partial<CommandResult>): Rule =>
+    (f) =>
+      f.on('cpuinfoWriteAndCheck', said(reply), { node: 'node-b' });
+  /** The last 100 lines of `path` on `node`. */
+  const logOf =
+    (node: string, path: string, text: string): Rule =>
+    (f) =>
+      f.on('tail', text, { node, when: (_n, p, lines) => p === path && lines === 100 });
+  const run = async (rules: Rule[]) => {
+    const { ops, ctx, fake } = setUp((f) => rules.forEach((r) => r(f)));
     const refused = await refusal(() => checkCpuCompatible(ops, ctx, '/img/mig-1'));
-    return { refused, shell };
+    return { refused, fake };
   };
 
   it('the source’s image goes to the destination’s check, on stdin, into the migration’s directory', async () => {
-    const { refused, shell } = await run([dump({ stdout: `${IMAGE}\n` }), cpuCheck({ code: 0 })]);
+    const { refused, fake } = await run([dump({ stdout: `${IMAGE}\n` }), cpuCheck({ code: 0 })]);
     expect(refused).toBeUndefined();
-    expect(shell.calls.map((c) => [c.node, c.stdin])).toEqual([
-      ['node-a', undefined],
-      ['node-b', IMAGE],
-    ]);
-    expect(shell.calls[0]!.command).toMatch(/-D \/img\/mig-1\/cpuinfo-src /);
-    expect(shell.calls[1]!.command).toMatch(/\/img\/mig-1\/cpuinfo-dst\/cpuinfo\.img .*-D \/img\/mig-1\/cpuinfo-dst /);
+    expect(fake.sequence()).toEqual(['cpuinfoDumpAndRead@node-a', 'cpuinfoWriteAndCheck@node-b']);
+    expect(fake.argsOf('cpuinfoDumpAndRead')).toEqual([['/img/mig-1/cpuinfo-src']]);
+    expect(fake.argsOf('cpuinfoWriteAndCheck')).toEqual([['/img/mig-1/cpuinfo-dst', IMAGE]]);
   });
 
   it('an image in several lines (base64 wrapped) is still an image', async () => {
@@ -309,9 +324,9 @@ describe('checkCpuCompatible', () => {
     ['text before the image', `criu: oops ${IMAGE}`],
     ['text after the image', `${IMAGE} !`],
   ])('a dump that printed %s wrote no image: refused before the destination is asked', async (_what, stdout) => {
-    const { refused, shell } = await run([dump({ stdout })]);
+    const { refused, fake } = await run([dump({ stdout })]);
     expect(refused).toBe('criu cpuinfo dump on node-a wrote no cpuinfo.img');
-    expect(shell.calls.map((c) => c.node)).toEqual(['node-a']);
+    expect(fake.sequence()).toEqual(['cpuinfoDumpAndRead@node-a']);
   });
 
   it('a failed dump is explained from its log; from stderr when the log is empty', async () => {
@@ -319,16 +334,16 @@ describe('checkCpuCompatible', () => {
       dump({ code: 1, stderr: 'stderr words' }),
       logOf(
         'node-a',
-        'cpuinfo-src/cpuinfo-dump\\.log',
+        '/img/mig-1/cpuinfo-src/cpuinfo-dump.log',
         '(00.002) Error (criu/cpu.c:412): cpu: Unable to read cpuinfo\n',
       ),
     ]);
     expect(fromLog.refused).toMatch(/^criu cpuinfo dump failed on node-a \(.*Unable to read cpuinfo/);
     expect(fromLog.refused).not.toMatch(/stderr words/);
-    expect(fromLog.shell.ran('node-b', /./)).toEqual([]);
+    expect(fromLog.fake.calls.filter((c) => c.node === 'node-b')).toEqual([]);
     const fromStderr = await run([
       dump({ code: 1, stderr: '(00.001) Error (criu/cpu.c:99): cpu: from stderr\n' }),
-      logOf('node-a', 'cpuinfo-dump\\.log', ''),
+      logOf('node-a', '/img/mig-1/cpuinfo-src/cpuinfo-dump.log', ''),
     ]);
     expect(fromStderr.refused).toMatch(/^criu cpuinfo dump failed on node-a \(.*from stderr/);
   });
@@ -339,7 +354,7 @@ describe('checkCpuCompatible', () => {
       cpuCheck({ code: 1, stderr: 'stderr words' }),
       logOf(
         'node-b',
-        'cpuinfo-dst/cpuinfo-check\\.log',
+        '/img/mig-1/cpuinfo-dst/cpuinfo-check.log',
         '(00.003) Error (criu/cpu.c:300): cpu: CPU capabilities do not match\n',
       ),
     ]);
@@ -350,7 +365,7 @@ describe('checkCpuCompatible', () => {
     const fromStderr = await run([
       dump({ stdout: IMAGE }),
       cpuCheck({ code: 1, stderr: '(00.003) Error (criu/cpu.c:301): cpu: from stderr\n' }),
-      logOf('node-b', 'cpuinfo-check\\.log', ''),
+      logOf('node-b', '/img/mig-1/cpuinfo-dst/cpuinfo-check.log', ''),
     ]);
     expect(fromStderr.refused).toMatch(/^the CPU of node-b is not compatible with node-a's: .*from stderr/);
   });

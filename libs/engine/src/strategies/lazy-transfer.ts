@@ -1,7 +1,6 @@
 import type { NodeRecord, PostCopyProgress } from '@spotlift/domain';
 import type { CriuEndpoint, CriuTlsOptions } from '@spotlift/criu';
 import * as criu from '../node-ops/process/criu-commands.js';
-import * as live from '../node-ops/process/live-commands.js';
 import { type MigrationContext, MigrationStepError } from '../engine.types.js';
 import type { NodeOps } from '../node-ops/node-ops.js';
 
@@ -90,11 +89,15 @@ export class LazyTransfer {
     prev?: string,
     tls?: CriuTlsOptions,
   ): Promise<LazyDumpStarted> {
-    const timeoutS = this.criuTimeoutMs / 1000;
-    const res = await this.ops.run(
+    const res = await this.ops.lazyDumpStart(
       ends.source,
-      live.lazyDumpStart(pid, ends.sourceDir, serve, prev, timeoutS, this.ghostLimitBytes, tls),
-      this.criuTimeoutMs + 30_000,
+      pid,
+      ends.sourceDir,
+      serve,
+      prev,
+      this.criuTimeoutMs,
+      this.ghostLimitBytes,
+      tls,
     );
     const ready = /^LAZY_READY (\d+) (\d+)$/m.exec(res.stdout);
     if (!ready?.[1] || ready[2] === undefined) {
@@ -120,7 +123,7 @@ export class LazyTransfer {
    * fills the restored tree from the destination's own images (pre-copy's lazy restore).
    */
   async startDaemon(ends: LazyEnds, from?: CriuEndpoint, tls?: CriuTlsOptions): Promise<void> {
-    const res = await this.ops.run(ends.destination, live.lazyPagesDaemon(ends.destinationDir, from, tls), 60_000);
+    const res = await this.ops.lazyPagesDaemon(ends.destination, ends.destinationDir, from, tls);
     if (res.code !== 0) {
       const log = await this.ops.tail(ends.destination, `${ends.destinationDir}/lazy-pages.log`, 200);
       throw new LazyTransferError(
@@ -136,15 +139,11 @@ export class LazyTransfer {
    * CRIU's lazy dump ends with "finished successfully" when the daemon dies half way (seen here).
    */
   async waitAllPages(ends: LazyEnds, timeoutMs: number): Promise<PagesOutcome> {
-    const res = await this.ops.run(
-      ends.destination,
-      live.lazyPagesWait(ends.destinationDir, timeoutMs / 1000),
-      timeoutMs + 30_000,
-    );
+    const res = await this.ops.lazyPagesWait(ends.destination, ends.destinationDir, timeoutMs);
     const out = res.stdout;
     const transferred = [...out.matchAll(/^TRANSFERRED (\d+)\/(\d+)$/gm)].map((m) => `${m[1]}/${m[2]}`);
     const lazyPages = transferred.reduce((sum, t) => sum + Number(t.split('/')[1]), 0);
-    const src = await this.ops.run(ends.source, live.lazyDumpWait(ends.sourceDir, 30), 60_000);
+    const src = await this.ops.lazyDumpWait(ends.source, ends.sourceDir, 30);
     const done = /^LAZY_DONE (-?\d+)/m.exec(src.stdout);
     const base = { transferred, lazyPages, ...(done?.[1] ? { sourceExit: Number(done[1]) } : {}) };
     if (/PAGES_RUNNING/.test(out)) {
@@ -198,19 +197,19 @@ export class LazyTransfer {
    * the queued SIGSTOP). The restored tree must already be dead. Safe to run twice.
    */
   async stop(ends: LazyEnds): Promise<void> {
-    await this.ops.run(ends.destination, live.lazyPagesStop(ends.destinationDir), 15_000).catch(() => undefined);
-    await this.ops.run(ends.source, live.lazyDumpStop(ends.sourceDir), 30_000).catch(() => undefined);
+    await this.ops.lazyPagesStop(ends.destination, ends.destinationDir).catch(() => undefined);
+    await this.ops.lazyDumpStop(ends.source, ends.sourceDir).catch(() => undefined);
   }
 
   /** True when a lazy-pages daemon was started in the destination's directory (its pidfile exists). */
   async daemonStarted(ends: LazyEnds): Promise<boolean> {
-    const res = await this.ops.run(ends.destination, live.lazyPagesStarted(ends.destinationDir), 15_000);
+    const res = await this.ops.lazyPagesStarted(ends.destination, ends.destinationDir);
     return /DAEMON_STARTED/.test(res.stdout);
   }
 
   /** True when a lazy dump was started in this directory (its wrapper left a pid or done file). */
   async started(ends: LazyEnds): Promise<boolean> {
-    const res = await this.ops.run(ends.source, live.lazyDumpWait(ends.sourceDir, 0), 15_000);
+    const res = await this.ops.lazyDumpWait(ends.source, ends.sourceDir, 0);
     return !/LAZY_NONE/.test(res.stdout);
   }
 }

@@ -82,7 +82,7 @@ export class PostCopyTrialRunner {
     let restored: number | undefined;
     try {
       await Promise.all([this.ops.makeDir(source, ends.sourceDir), this.ops.makeDir(destination, ends.destinationDir)]);
-      const started = await this.ops.run(source, live.startProbeProcess(lifeS), 30_000);
+      const started = await this.ops.startProbeProcess(source, lifeS);
       probe = Number(/^PROBE_PID (\d+)$/m.exec(started.stdout)?.[1] ?? NaN);
       if (!Number.isInteger(probe))
         return `the probe process did not start on ${source.id}: ${started.stderr.trim().slice(0, 300)}`;
@@ -92,11 +92,7 @@ export class PostCopyTrialRunner {
         exclude: ['./*.log', ...live.LAZY_WRAPPER_FILES],
       });
       await this.lazy.startDaemon(ends, serve);
-      const res = await this.ops.run(
-        destination,
-        criu.restore(ends.destinationDir, { lazyPages: true }),
-        this.live.trialTimeoutMs,
-      );
+      const res = await this.ops.restoreProbe(destination, ends.destinationDir, this.live.trialTimeoutMs);
       restored = Number(/RESTORED_PID (\d+)/.exec(res.stdout)?.[1] ?? NaN);
       if (res.code !== 0 || !Number.isInteger(restored)) {
         const log = await this.ops.tail(destination, `${ends.destinationDir}/restore.log`, 200);

@@ -149,7 +149,7 @@ export class PostCopy implements MigrationStrategy {
     for (let attempt = 0; attempt < 5; attempt++) {
       const channel = await transport.open(reversed(ctx), this.steps.pickPort());
       ctx.migration.transport = transport.name;
-      const res = await this.ops.run(ctx.source, live.portFree(channel.listen.port), 15_000);
+      const res = await this.ops.portFree(ctx.source, channel.listen.port);
       if (/PORT_FREE/.test(res.stdout)) {
         phase.detail = `lazy pages will be served on ${ctx.source.id} at ${channel.listen.address}:${channel.listen.port} over ${transport.name}`;
         return channel;

@@ -230,10 +230,12 @@ export class PreCopy implements MigrationStrategy {
     for (let attempt = 0; attempt < 5; attempt++) {
       const channel = await transport.open(ctx, this.steps.pickPort());
       try {
-        const ps = await ops.run(
+        const ps = await ops.startPageServerWithParent(
           destination,
-          live.pageServerWithParent(ctx.destinationDir, channel.listen, prev, channel.tls?.server),
-          30_000,
+          ctx.destinationDir,
+          channel.listen,
+          prev,
+          channel.tls?.server,
         );
         if (ps.code !== 0) {
           lastError = (await ops.tail(destination, `${ctx.destinationDir}/page-server.log`, 200)) || ps.stderr;
@@ -245,13 +247,16 @@ export class PreCopy implements MigrationStrategy {
             false,
           );
         }
-        const res = await ops.runTimed(
+        const res = await ops.dump(
           source,
-          criu.dump(workload.pid, ctx.sourceDir, channel.connect, {
+          workload.pid,
+          ctx.sourceDir,
+          channel.connect,
+          {
             ...(channel.tls ? { tls: channel.tls.client } : {}),
             ghostLimitBytes: this.config.ghostLimitBytes,
             ...(prev ? { prev } : {}),
-          }),
+          },
           this.config.criuTimeoutMs,
         );
         const relayed = channel.bytesRelayed?.();
@@ -264,7 +269,7 @@ export class PreCopy implements MigrationStrategy {
         return res.endNs;
       } finally {
         await channel.close();
-        await ops.run(destination, live.stopPageServer(ctx.destinationDir), 15_000).catch(() => undefined);
+        await ops.stopPageServer(destination, ctx.destinationDir).catch(() => undefined);
       }
     }
     throw new MigrationStepError('dump', criu.explainFailure('page-server', destination.id, lastError, null), false);

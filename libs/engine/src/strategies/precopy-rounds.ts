@@ -84,10 +84,14 @@ export class PreCopyRounds {
     await Promise.all([ops.makeDir(source, dir), ops.makeDir(destination, peerDir)]);
     const channel = await this.openPageServer(ctx, peerDir, live.roundParent(n));
     try {
-      const res = await ops.runTimed(
+      const res = await ops.preDump(
         source,
-        live.preDump(workload.pid, dir, live.roundParent(n), channel.connect, channel.tls?.client),
+        workload.pid,
+        dir,
+        live.roundParent(n),
         this.config.criuTimeoutMs,
+        channel.connect,
+        channel.tls?.client,
       );
       const round = await this.roundResult(ctx, n, dir, res);
       // the next round and the final dump link to this round's images: they must be whole
@@ -97,7 +101,7 @@ export class PreCopyRounds {
       return round;
     } finally {
       await channel.close();
-      await ops.run(destination, live.stopPageServer(peerDir), 15_000).catch(() => undefined);
+      await ops.stopPageServer(destination, peerDir).catch(() => undefined);
     }
   }
 
@@ -106,11 +110,7 @@ export class PreCopyRounds {
     const ops = this.ops;
     const dir = live.roundDir(ctx.sourceDir, n);
     await ops.makeDir(source, dir);
-    const res = await ops.runTimed(
-      source,
-      live.preDump(workload.pid, dir, live.roundParent(n)),
-      this.config.criuTimeoutMs,
-    );
+    const res = await ops.preDump(source, workload.pid, dir, live.roundParent(n), this.config.criuTimeoutMs);
     const round = await this.roundResult(ctx, n, dir, res);
     // The round's files, its `parent` link included (the destination's chain must match the source's).
     const copy = await this.streamer
@@ -136,10 +136,12 @@ export class PreCopyRounds {
     let lastError = '';
     for (let attempt = 0; attempt < 5; attempt++) {
       const channel = await transport.open(ctx, this.steps.pickPort());
-      const res = await this.ops.run(
+      const res = await this.ops.startPageServerWithParent(
         ctx.destination,
-        live.pageServerWithParent(dir, channel.listen, prev, channel.tls?.server),
-        30_000,
+        dir,
+        channel.listen,
+        prev,
+        channel.tls?.server,
       );
       if (res.code === 0) return channel;
       await channel.close();

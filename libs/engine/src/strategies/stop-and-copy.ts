@@ -93,11 +93,7 @@ export class StopAndCopy implements MigrationStrategy {
     for (let attempt = 0; attempt < 5; attempt++) {
       const channel = await transport.open(ctx, this.steps.pickPort());
       ctx.migration.transport = transport.name;
-      const res = await this.ops.run(
-        destination,
-        criu.pageServer(ctx.destinationDir, channel.listen.address, channel.listen.port, channel.tls?.server),
-        30_000,
-      );
+      const res = await this.ops.startPageServer(destination, ctx.destinationDir, channel.listen, channel.tls?.server);
       if (res.code === 0) return channel;
       await channel.close();
       lastError = (await this.ops.tail(destination, `${ctx.destinationDir}/page-server.log`, 200)) || res.stderr;
@@ -113,13 +109,16 @@ export class StopAndCopy implements MigrationStrategy {
     opts: { leaveRunning?: boolean } = {},
   ): Promise<{ startNs?: bigint; endNs: bigint }> {
     const { source, workload } = ctx;
-    const res = await this.ops.runTimed(
+    const res = await this.ops.dump(
       source,
-      criu.dump(workload.pid, ctx.sourceDir, channel.connect, {
+      workload.pid,
+      ctx.sourceDir,
+      channel.connect,
+      {
         ...(channel.tls ? { tls: channel.tls.client } : {}),
         ...(opts.leaveRunning ? { leaveRunning: true } : {}),
         ghostLimitBytes: this.config.ghostLimitBytes,
-      }),
+      },
       this.config.criuTimeoutMs,
     );
     const relayed = channel.bytesRelayed?.();

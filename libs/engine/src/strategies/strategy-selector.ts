@@ -3,7 +3,6 @@ import type { PairLinks } from '@spotlift/store';
 import { chooseStrategy, fmtRate, type ConcreteStrategy, type PostCopyTrial } from '@spotlift/placement';
 import type { Clock } from '../clock.js';
 import type { MigrationContext } from '../engine.types.js';
-import * as live from '../node-ops/process/live-commands.js';
 import type { NodeOps } from '../node-ops/node-ops.js';
 import type { PhaseRecorder } from '../phase-recorder.js';
 import type { LiveConfig } from './live-config.js';
@@ -187,11 +186,7 @@ export class StrategySelector {
 
   /** Bytes per second the tree dirties, from soft-dirty bits over a short window; undefined if unknown. */
   private async dirtyRate(ctx: MigrationContext, rssBytes: number): Promise<number | undefined> {
-    const res = await this.ops.run(
-      ctx.source,
-      live.sampleDirtyPages(ctx.workload.pid, this.live.dirtySampleMs),
-      60_000,
-    );
+    const res = await this.ops.sampleDirtyPages(ctx.source, ctx.workload.pid, this.live.dirtySampleMs);
     const m = /^DIRTY_PAGES (\d+) (\d+)$/m.exec(res.stdout);
     if (!m?.[1] || !m[2] || Number(m[2]) <= 0) return undefined;
     return Math.min(rssBytes, Number(m[1]) * 4096) / (Number(m[2]) / 1000);
