@@ -21,9 +21,9 @@ export interface NodeTarget {
 
 /** Who said a node is gone for good (a restore from guard checkpoints needs this and a silence). */
 export interface NodeLossConfirmation {
-  source: 'operator' | 'notice-deadline';
+  source: 'operator' | 'notice-deadline' | 'kubernetes';
   at: string;
-  /** The operator's token name, or the evacuation whose notice deadline passed. */
+  /** The operator's token name, the evacuation whose notice deadline passed, or the Kubernetes API watched. */
   by: string;
   reason?: string;
 }

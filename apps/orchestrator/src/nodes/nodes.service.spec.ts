@@ -366,3 +366,24 @@ describe('NodesService.remove', () => {
     await expect(world().service.remove('node-zz')).rejects.toMatchObject({ code: 'not_found' });
   });
 });
+
+describe('NodesService.confirmLost', () => {
+  it("records Kubernetes' word with its source, and the first word stands", async () => {
+    const w = world();
+    await w.nodes.save(aNode('node-x'));
+    const reason = 'Node spot-x deleted from the cluster';
+    const saved = await w.service.confirmLost('node-x', 'k8s https://kube', reason, 'kubernetes');
+    expect(saved.lost).toEqual({ source: 'kubernetes', at: expect.any(String), by: 'k8s https://kube', reason });
+    // An operator's later word (or another replica's watch) does not overwrite the first.
+    await w.service.confirmLost('node-x', 'oncall', 'gone');
+    expect((await w.nodes.get('node-x'))?.lost).toMatchObject({ source: 'kubernetes', reason });
+  });
+
+  it('refuses an unknown node with 404 and records nothing', async () => {
+    const w = world();
+    await expect(w.service.confirmLost('node-y', 'k8s', 'x', 'kubernetes')).rejects.toMatchObject({
+      code: 'not_found',
+    });
+    expect(await w.nodes.get('node-y')).toBeUndefined();
+  });
+});

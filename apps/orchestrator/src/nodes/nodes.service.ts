@@ -235,20 +235,25 @@ export class NodesService {
   }
 
   /**
-   * An operator's word that the node is gone for good (node-loss.ts): recorded once (the first word stands).
-   * The guard pass acts on it only once the node is also silent beyond the threshold: then it fences the node
-   * and restores its guarded workloads elsewhere.
+   * A word that the node is gone for good (node-loss.ts), the operator's or Kubernetes' (its Node object was
+   * deleted): recorded once (the first word stands). The guard pass acts on it only once the node is also
+   * silent beyond the threshold: then it fences the node and restores its guarded workloads elsewhere.
    */
-  async confirmLost(id: string, by: string, reason?: string): Promise<NodeRecord> {
+  async confirmLost(
+    id: string,
+    by: string,
+    reason?: string,
+    source: 'operator' | 'kubernetes' = 'operator',
+  ): Promise<NodeRecord> {
     await this.get(id);
     const now = this.clock.now().toISOString();
     const saved = await this.nodes.update(id, (current) => {
       if (current.lost) return false;
-      current.lost = { source: 'operator', at: now, by, ...(reason ? { reason } : {}) };
+      current.lost = { source, at: now, by, ...(reason ? { reason } : {}) };
       current.updatedAt = now;
     });
     if (!saved) return this.get(id);
-    this.logger.warn({ msg: 'node confirmed lost', node: id, by, reason });
+    this.logger.warn({ msg: 'node confirmed lost', node: id, source, by, reason });
     return saved;
   }
 

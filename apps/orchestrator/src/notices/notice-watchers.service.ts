@@ -25,6 +25,7 @@ import { NodeShell } from '@spotlift/transport';
 import { AppConfig } from '../config/app-config.js';
 import { REDIS } from '../core/core.module.js';
 import { NodeEvents } from '../nodes/node-events.js';
+import { NodesService } from '../nodes/nodes.service.js';
 import { AzureAcknowledger } from './azure-acknowledger.js';
 import { metadataProvider } from './metadata-providers.js';
 import { NoticeIntake } from './notice-intake.service.js';
@@ -74,6 +75,7 @@ export class NoticeWatchers implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly evacuations: EvacuationRepository,
     @Inject(REDIS) private readonly redis: Redis,
     private readonly nodeEvents: NodeEvents,
+    private readonly nodeService: NodesService,
     @Optional() private readonly kubeApi?: KubeNodeApi,
   ) {}
 
@@ -218,7 +220,10 @@ export class NoticeWatchers implements OnApplicationBootstrap, OnModuleDestroy {
     this.timers.push(t);
   }
 
-  /** Kubernetes Node watch: a Node maps to our node whose id or name equals the Node's name. */
+  /**
+   * Kubernetes Node watch: a Node maps to our node whose id or name equals the Node's name. Its deletion
+   * confirms the node lost, by the same path as `POST /nodes/:id/lost` (the guard pass then fences and restores).
+   */
   private async startKube(api: KubeNodeApi): Promise<void> {
     const refresh = async () => {
       const nodes = await this.nodes.list();
@@ -234,9 +239,16 @@ export class NoticeWatchers implements OnApplicationBootstrap, OnModuleDestroy {
         this.kubeNames.set(n.name, n.id);
       }),
     );
-    this.kubeLabel = `k8s ${this.config.notices.kubernetes?.apiUrl ?? ''}`.trim();
+    const label = `k8s ${this.config.notices.kubernetes?.apiUrl ?? ''}`.trim();
+    this.kubeLabel = label;
     this.start(
-      new KubeNodeNoticeProvider({ api, nodeIdOf: (name) => this.kubeNames.get(name) }),
+      new KubeNodeNoticeProvider({
+        api,
+        nodeIdOf: (name) => this.kubeNames.get(name),
+        onNodeDeleted: async ({ nodeId, name }) => {
+          await this.nodeService.confirmLost(nodeId, label, `Node ${name} deleted from the cluster`, 'kubernetes');
+        },
+      }),
       this.kubeLabel,
       this.abort.signal,
     );

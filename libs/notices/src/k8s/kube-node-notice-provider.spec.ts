@@ -9,7 +9,7 @@ import {
   type KubeWatchHandle,
   type KubeWatchParams,
 } from './kube-node-api.port.js';
-import { KubeNodeNoticeProvider } from './kube-node-notice-provider.js';
+import { KubeNodeNoticeProvider, type KubeNodeDeletion } from './kube-node-notice-provider.js';
 
 type Script = (
   params: KubeWatchParams,
@@ -22,14 +22,16 @@ class ScriptedKubeApi extends KubeNodeApi {
   lists = 0;
   readonly watches: KubeWatchParams[] = [];
   constructor(
-    private readonly items: unknown[],
+    /** The items of every list, or of the n-th list (1-based). */
+    private readonly items: unknown[] | ((list: number) => unknown[]),
     private readonly script: Script,
   ) {
     super();
   }
   listNodes(): Promise<KubeNodeList> {
     this.lists++;
-    return Promise.resolve({ resourceVersion: String(100 * this.lists), items: this.items });
+    const items = typeof this.items === 'function' ? this.items(this.lists) : this.items;
+    return Promise.resolve({ resourceVersion: String(100 * this.lists), items });
   }
   watchNodes(
     params: KubeWatchParams,
@@ -117,5 +119,64 @@ describe('KubeNodeNoticeProvider (scripted API)', () => {
     await runFor(new KubeNodeNoticeProvider({ api, nodeIdOf: (n) => n }), s, 100);
     expect(problems[0]?.message).toMatch(/does not look like a Node: metadata.name/);
     expect(notices.map((n) => n.nodeId)).toEqual(['b']);
+  });
+
+  describe('a Node deleted from the cluster', () => {
+    const managed = (name: string) => (name.startsWith('spot-') ? `id-${name}` : undefined);
+    const deletions = () => {
+      const seen: KubeNodeDeletion[] = [];
+      return { seen, onNodeDeleted: (d: KubeNodeDeletion) => void seen.push(d) };
+    };
+
+    it('reports a DELETED event of a Node we manage, and ignores other Nodes', async () => {
+      let call = 0;
+      const api = new ScriptedKubeApi([node('spot-1'), node('system-1')], (_p, onEvent, onDone) => {
+        if (call++ > 0) return;
+        // As on the wire: {"type":"DELETED","object":<the Node's last state>}.
+        const event = JSON.parse(
+          JSON.stringify({ type: 'DELETED', object: { kind: 'Node', apiVersion: 'v1', ...node('system-1') } }),
+        ) as { type: string; object: unknown };
+        onEvent(event.type, event.object);
+        onEvent('DELETED', { kind: 'Node', apiVersion: 'v1', metadata: { name: 'spot-1', resourceVersion: '120' } });
+        onDone();
+      });
+      const d = deletions();
+      const p = new KubeNodeNoticeProvider({ api, nodeIdOf: managed, onNodeDeleted: d.onNodeDeleted });
+      await runFor(p, sink().s, 100);
+      expect(d.seen).toEqual([{ nodeId: 'id-spot-1', name: 'spot-1', at: expect.any(Date), how: 'watch' }]);
+      // The deleted Node's resourceVersion is followed like any event's.
+      expect(api.watches.map((w) => w.resourceVersion)).toEqual(['100', '120']);
+    });
+
+    it('reports a seen Node missing from a relist, never a Node it never saw', async () => {
+      // The first list reports nothing (no Node was seen before it); the relist after a 410 lacks spot-1.
+      const api = new ScriptedKubeApi(
+        (list) => (list === 1 ? [node('spot-1')] : [node('system-1')]),
+        (_p, _e, onDone) => {
+          if (api.lists === 1) onDone(new KubeApiError('Gone', 410));
+        },
+      );
+      const d = deletions();
+      const p = new KubeNodeNoticeProvider({ api, nodeIdOf: managed, onNodeDeleted: d.onNodeDeleted });
+      await runFor(p, sink().s, 100);
+      expect(api.lists).toBe(2);
+      expect(d.seen.map(({ nodeId, how }) => ({ nodeId, how }))).toEqual([{ nodeId: 'id-spot-1', how: 'relist' }]);
+    });
+
+    it('reports a failure to record the deletion as a problem and keeps watching', async () => {
+      let call = 0;
+      const api = new ScriptedKubeApi([], (_p, onEvent) => {
+        if (call++ > 0) return;
+        onEvent('DELETED', node('spot-1'));
+        onEvent('ADDED', node('spot-2', [{ key: 'karpenter.sh/disrupted', effect: 'NoSchedule' }]));
+      });
+      const { s, notices, problems } = sink();
+      const onNodeDeleted = () => Promise.reject(new Error("node 'id-spot-1' not found"));
+      await runFor(new KubeNodeNoticeProvider({ api, nodeIdOf: managed, onNodeDeleted }), s, 100);
+      expect(problems.map((x) => x.message)).toEqual([
+        expect.stringMatching(/Node spot-1 deleted, but recording it failed: node 'id-spot-1' not found/),
+      ]);
+      expect(notices.map((n) => n.nodeId)).toEqual(['id-spot-2']);
+    });
   });
 });

@@ -23,6 +23,22 @@ export interface KubeNodeNoticeProviderOptions {
   idleTimeoutMs?: number;
   maxPastMs?: number;
   now?: () => number;
+  /**
+   * A Node we manage was deleted from the cluster: a DELETED watch event, or a Node this provider had seen
+   * missing from a relist (deleted while the watch was down). Kubernetes' word that the node is gone; a node
+   * never seen in the cluster is not reported by its absence. A throw is reported as a problem.
+   */
+  onNodeDeleted?: (deletion: KubeNodeDeletion) => void | Promise<void>;
+}
+
+/** What {@link KubeNodeNoticeProviderOptions.onNodeDeleted} is told. */
+export interface KubeNodeDeletion {
+  nodeId: string;
+  /** The Node's name in Kubernetes. */
+  name: string;
+  at: Date;
+  /** Seen as a DELETED event, or inferred from a relist that no longer lists it. */
+  how: 'watch' | 'relist';
 }
 
 type SessionEnd = { how: 'closed' | 'gone' | 'idle' | 'aborted' } | { how: 'error'; message: string; status?: number };
@@ -37,7 +53,9 @@ export class KubeNodeNoticeProvider implements NoticeProvider {
   private readonly now: () => number;
   private readonly signals: readonly KubeSignal[];
   /** Counters for health checks and tests. */
-  readonly stats = { lists: 0, watches: 0, relistsAfterGone: 0, reconnects: 0, idleTimeouts: 0 };
+  readonly stats = { lists: 0, watches: 0, relistsAfterGone: 0, reconnects: 0, idleTimeouts: 0, deletions: 0 };
+  /** Nodes seen in the cluster (listed, added or modified) and not deleted since, by name. */
+  private readonly present = new Map<string, KubeNode>();
 
   constructor(private readonly options: KubeNodeNoticeProviderOptions) {
     this.now = options.now ?? Date.now;
@@ -59,6 +77,7 @@ export class KubeNodeNoticeProvider implements NoticeProvider {
           const list = await this.options.api.listNodes(signal);
           if (signal.aborted) return;
           for (const item of list.items) await this.handleObject(item, sink);
+          await this.missingFromList(list.items, sink);
           resourceVersion = list.resourceVersion;
         } catch (err) {
           if (signal.aborted) return;
@@ -145,6 +164,7 @@ export class KubeNodeNoticeProvider implements NoticeProvider {
         const rv = resourceVersionOf(object);
         if (rv) setRv(rv);
         if (type === 'ADDED' || type === 'MODIFIED') chain = chain.then(() => this.handleObject(object, sink));
+        if (type === 'DELETED') chain = chain.then(() => this.handleDeleted(object, sink));
       };
       const onDone = (err?: KubeApiError) => {
         if (!err) return end({ how: 'closed' });
@@ -169,6 +189,7 @@ export class KubeNodeNoticeProvider implements NoticeProvider {
       return;
     }
     const node = parsed.data;
+    this.present.set(node.metadata.name, node);
     const nodeId = this.options.nodeIdOf(node.metadata.name, node);
     if (nodeId === undefined) return;
     const ctx: ParseContext = {
@@ -181,6 +202,35 @@ export class KubeNodeNoticeProvider implements NoticeProvider {
     const result = evaluateKubeNode(ctx, node, this.signals);
     result.problems.forEach((p) => sink.problem(p));
     for (const n of result.notices) await sink.notice(n);
+  }
+
+  /** A DELETED event carries the Node's last state: a node we manage is reported gone. */
+  private async handleDeleted(object: unknown, sink: NoticeSink): Promise<void> {
+    const parsed = kubeNodeSchema.safeParse(object);
+    if (!parsed.success) {
+      sink.problem(this.problem(`deleted object does not look like a Node: ${describeZodError(parsed.error)}`));
+      return;
+    }
+    await this.deleted(parsed.data, 'watch', sink);
+  }
+
+  /** Nodes seen before and absent from a (re)list were deleted while no watch ran (client-go says the same). */
+  private async missingFromList(items: unknown[], sink: NoticeSink): Promise<void> {
+    const listed = new Set(items.map((item) => field(field(item, 'metadata'), 'name')));
+    for (const [name, node] of [...this.present]) if (!listed.has(name)) await this.deleted(node, 'relist', sink);
+  }
+
+  private async deleted(node: KubeNode, how: KubeNodeDeletion['how'], sink: NoticeSink): Promise<void> {
+    const name = node.metadata.name;
+    this.present.delete(name);
+    const nodeId = this.options.nodeIdOf(name, node);
+    if (nodeId === undefined || !this.options.onNodeDeleted) return;
+    this.stats.deletions++;
+    try {
+      await this.options.onNodeDeleted({ nodeId, name, at: new Date(this.now()), how });
+    } catch (err) {
+      sink.problem(this.problem(`Node ${name} deleted, but recording it failed: ${errorText(err)}`));
+    }
   }
 
   private problem(message: string, status?: number): NoticeProblem {
