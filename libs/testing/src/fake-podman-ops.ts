@@ -112,7 +112,7 @@ export class FakePodmanOps {
     return this.answer('hasImage', node, [image.slice(0, 12)], (n) => (n.images ?? []).includes(image));
   }
 
-  /** How each stream went: `image direct|relay`, `archive direct|relay`; the direct routes as given. */
+  /** How each stream went: `image|pre|archive direct|relay`; the direct routes as given. */
   readonly routes: string[] = [];
   readonly directRoutes: DirectRoute[] = [];
 
@@ -145,11 +145,11 @@ export class FakePodmanOps {
     round: 'final' | 'pre' | 'with-previous' | 'leave-running' = 'final',
     route?: DirectRoute,
   ) {
-    if (round === 'pre') return this.armPreCheckpoint(source, dir, id, destination, archive);
     if (route && this.fail.directListenerDown) {
       this.calls.push(`armCheckpoint ${source.id}:${id.slice(0, 12)},${destination.id}`);
       return Promise.reject(new Error(this.fail.directListenerDown));
     }
+    if (round === 'pre') return this.armPreCheckpoint(source, dir, id, destination, archive, route);
     const args = [id.slice(0, 12), destination.id, ...(round === 'final' ? [] : [round])];
     return this.answer('armCheckpoint', source, args, () => ({
       start: async () => {
@@ -203,9 +203,18 @@ export class FakePodmanOps {
   /** Final archives that need their pre-checkpoint at restore (`node:path`). */
   readonly withPrevious = new Set<string>();
 
-  private armPreCheckpoint(source: NodeRecord, dir: string, id: string, destination: NodeRecord, archive: string) {
+  private armPreCheckpoint(
+    source: NodeRecord,
+    dir: string,
+    id: string,
+    destination: NodeRecord,
+    archive: string,
+    route?: DirectRoute,
+  ) {
     return this.answer('armCheckpoint', source, [id.slice(0, 12), destination.id, 'pre'], () => ({
       start: async () => {
+        this.routes.push(`pre ${route ? 'direct' : 'relay'}`);
+        if (route) this.directRoutes.push(route);
         await Promise.resolve();
         this.calls.push(`preCheckpoint ${source.id} ${id.slice(0, 12)} ${dir}`);
         const c = this.node(source.id).containers?.find((x) => x.id === id);

@@ -26,7 +26,7 @@ import type { RunControl } from '../run-control.js';
 const C = aContainer({ mainPid: 4242 });
 const ID12 = C.id.slice(0, 12);
 
-function kit(opts: { softDirty?: boolean } = {}) {
+function kit(opts: { softDirty?: boolean; migration?: Partial<MigrationRecord> } = {}) {
   const shell = new ScriptedNodeShell()
     .on({ match: /MemAvailable/, reply: { stdout: '8000000\n' } })
     .on({
@@ -50,7 +50,7 @@ function kit(opts: { softDirty?: boolean } = {}) {
   const nodes = new InMemoryRecords<ReturnType<typeof aNode>>();
   void nodes.save(aNode('node-a'));
   void nodes.save(aNode('node-b'));
-  void migrations.save(aMigration({ strategy: 'pre-copy' }));
+  void migrations.save(aMigration({ strategy: 'pre-copy', ...opts.migration }));
   void workloads.save(
     aWorkload({ kind: 'podman', container: C.id, containerName: C.name, image: C.image, pid: 4242, tree: [4242] }),
   );
@@ -177,5 +177,46 @@ describe('container pre-copy (kind podman)', () => {
     expect(m.rollbackReason).toMatch(/checkpoint of the container on node-a failed: stream to node-b closed/);
     expect(k.running('node-a')).toBe(true);
     expect(k.podman.container('node-b', C.id)).toBeUndefined();
+  });
+
+  it('sends the pre-checkpoint and the final archive node to node over the tcp route, recorded on the job', async () => {
+    const k = kit();
+    const m = await k.run();
+    expect(m.state).toBe('completed');
+    expect(k.podman.routes).toEqual(['pre direct', 'archive direct']);
+    expect(m.container?.route).toMatch(/^direct tcp: node-a -> node-b listening on \S+:\d+$/);
+    expect(m.phases.find((p) => p.name === 'precopy')?.detail).toMatch(
+      /^pre-checkpoint streamed to node-b \(direct tcp\)/,
+    );
+  });
+
+  it('a direct listener that does not come up for the round relays the round and the final archive', async () => {
+    const k = kit();
+    k.podman.fail.directListenerDown = 'the listener on node-b port 40000 ended before a connection (97): port in use';
+    const m = await k.run();
+    expect(m.state).toBe('completed');
+    expect(k.podman.routes).toEqual(['pre relay', 'archive relay']);
+    expect(m.container?.route).toMatch(
+      /^relay: .*direct tcp route failed before the freeze: arming the archive's listener: .*port in use$/,
+    );
+  });
+
+  it('skips the round when the deadline cannot fit it and the final checkpoint, going straight to a full one', async () => {
+    // 64 MiB at the assumed 400 MiB/s: the round and the final checkpoint need about 620 ms; 300 ms are left
+    const k = kit({ migration: { deadline: new Date(Date.now() + 300).toISOString() } });
+    const m = await k.run();
+    expect(m.error).toBeUndefined();
+    expect(m.state).toBe('completed');
+    expect(m.strategy).toBe('pre-copy');
+    expect(k.podman.calls.filter((c) => c.startsWith('preCheckpoint'))).toEqual([]);
+    expect(k.podman.calls).toContain(`checkpoint node-a ${ID12}`);
+    expect(k.podman.calls).toContain('armRestoreImport node-b:/var/lib/spotlift/images/mig-1/dst/checkpoint.tar');
+    expect(m.rounds).toEqual([]);
+    expect(m.precopy?.stopReason).toMatch(
+      /^no pre-checkpoint round: the deadline leaves \d+ ms, a round of 67108864 bytes and the final checkpoint need about 620 ms; straight to the final checkpoint$/,
+    );
+    expect(m.phases.find((p) => p.name === 'precopy')?.detail).toBe(m.precopy?.stopReason);
+    expect(k.running('node-b')).toBe(true);
+    expect(k.podman.container('node-a', C.id)).toBeUndefined();
   });
 });

@@ -1,8 +1,7 @@
 import type { PreCopyRound } from '@spotlift/domain';
-import type { ArmedStream } from '@spotlift/transport';
 import { type MigrationContext, MigrationStepError } from '../engine.types.js';
-import type { ArmedCommand } from '../node-ops/node-ops.js';
 import { type PodmanCheckpointCriuStats, statsOf } from '../podman/stats.js';
+import { type ContainerRoute, openContainerRoute } from './container-route.js';
 import { type ContainerDeps, ContainerStopAndCopy, containerId } from './container-stop-and-copy.js';
 import { decideAfterRound } from './convergence.js';
 import { DEFAULT_LIVE_CONFIG, type LiveConfig } from './live-config.js';
@@ -35,7 +34,7 @@ export class ContainerPreCopy extends ContainerStopAndCopy {
   }
 
   override async run(ctx: MigrationContext): Promise<void> {
-    const { migration, source, destination } = ctx;
+    const { migration, source } = ctx;
     const { phases, podman, config, ops } = this.d;
     migration.strategy = 'pre-copy';
     const id = containerId(ctx);
@@ -56,46 +55,79 @@ export class ContainerPreCopy extends ContainerStopAndCopy {
       phase.detail = `${phase.detail ?? ''}; ${source.id} tracks dirty memory`;
       return found;
     });
+    let route: ContainerRoute | undefined;
     await phases.run(migration, 'prepare', async (phase) => {
       await this.d.steps.makeDirs(ctx);
-      phase.detail = await this.sendImage(ctx, c);
+      // As stop-and-copy's: the image, the pre-checkpoint and the final archive node to node where it can.
+      route = await openContainerRoute(ctx, this.d.transports, podman, this.d.steps.pickPort(), config.criuTimeoutMs);
+      try {
+        const image = await this.sendImage(ctx, c, route);
+        migration.container = { ...migration.container!, route: route.record };
+        phase.detail = `${image}; ${route.record}`;
+      } catch (error) {
+        await route.close();
+        throw error;
+      }
     });
-    const { checkpoint, restore } = await phases.run(migration, 'precopy', async (phase) => {
-      phase.detail = await this.preCheckpoint(ctx, id, previous);
-      // Both commands of the freeze window have their channels open before it (as stop-and-copy's).
-      const checkpoint = await podman.armCheckpoint(
-        source,
-        ctx.sourceDir,
-        id,
-        destination,
-        archive,
-        config.criuTimeoutMs,
-        'with-previous',
-      );
-      const restore = await podman
-        .armRestoreImport(destination, archive, config.criuTimeoutMs, previous)
-        .catch(async (e: unknown) => {
-          await checkpoint.cancel();
-          throw e;
-        });
-      return { checkpoint, restore };
-    });
-    await this.freezeAndMove(ctx, id, checkpoint, restore);
+    const armed = await phases
+      .run(migration, 'precopy', async (phase) => {
+        const late = this.deadlineLeavesNoRound(ctx);
+        if (late) {
+          // Straight to a full final checkpoint: a round that cannot finish in time buys nothing.
+          migration.rounds = [];
+          migration.precopy = { stopReason: late.reason, predictedFinalFreezeMs: late.finalFreezeMs };
+          phase.detail = late.reason;
+          return this.armFreeze(ctx, id, archive, route!, 'final');
+        }
+        phase.detail = await this.preCheckpoint(ctx, id, previous, route!);
+        migration.container = { ...migration.container!, route: route!.record };
+        return this.armFreeze(ctx, id, archive, route!, 'with-previous', previous);
+      })
+      .catch(async (error: unknown) => {
+        await route!.close();
+        throw error;
+      });
+    await this.freezeAndMove(ctx, id, armed, route!);
+  }
+
+  /**
+   * Why no round fits before the job's deadline, if it does not: the round dumps and sends every page (about
+   * the container's RSS at the assumed bandwidth; no pair measurement exists before it), and the final
+   * checkpoint may then need as much again plus its fixed cost. As process pre-copy's deadline check
+   * (convergence.ts), only made before the one round Podman allows.
+   */
+  private deadlineLeavesNoRound(ctx: MigrationContext): { reason: string; finalFreezeMs: number } | undefined {
+    const { migration, workload } = ctx;
+    if (!migration.deadline) return undefined;
+    const leftMs = Date.parse(migration.deadline) - this.d.clock.now().getTime();
+    const bytes = workload.rssBytes ?? 0;
+    const sendMs = (bytes / this.live.assumedBandwidthBytesPerSec) * 1000;
+    const neededMs = Math.round(2 * sendMs + this.live.fixedFreezeMs);
+    if (leftMs >= neededMs) return undefined;
+    const finalFreezeMs = Math.round(sendMs + this.live.fixedFreezeMs);
+    const reason = `no pre-checkpoint round: the deadline leaves ${Math.max(0, Math.round(leftMs))} ms, a round of ${bytes} bytes and the final checkpoint need about ${neededMs} ms; straight to the final checkpoint`;
+    return { reason, finalFreezeMs };
   }
 
   /**
    * The round: the pre-checkpoint streamed into the destination's `previous` while the container runs. A
    * failure leaves it running (Podman resumes it after a pre-dump) and fails the job before any freeze.
    */
-  private async preCheckpoint(ctx: MigrationContext, id: string, previous: string): Promise<string> {
+  private async preCheckpoint(
+    ctx: MigrationContext,
+    id: string,
+    previous: string,
+    route: ContainerRoute,
+  ): Promise<string> {
     const { migration, source, destination } = ctx;
-    const { podman, config, ops } = this.d;
+    const { podman, ops } = this.d;
     const dir = `${ctx.sourceDir}/pre-1`;
     await ops.makeDir(source, dir);
-    const armed = await podman.armCheckpoint(source, dir, id, destination, previous, config.criuTimeoutMs, 'pre');
+    const armed = await this.armCheckpoint(ctx, id, previous, route, 'pre', dir);
     let failure: Error | undefined;
     const sent = await armed.start().catch((e: Error) => {
       failure = e;
+      if (route.direct) route.failed(e);
       return undefined;
     });
     const outcome = await podman.checkpointOutcome(source, dir);
@@ -129,7 +161,7 @@ export class ContainerPreCopy extends ContainerStopAndCopy {
       : `${CONTAINER_ROUNDS_NOTE}; final freeze at most ${Math.round(d.predictedFreezeMs)} ms (as if every page were dirty again) against a ${budgetMs} ms budget`;
     migration.precopy = { stopReason, predictedFinalFreezeMs: Math.round(d.predictedFreezeMs) };
     await this.d.phases.save(migration);
-    return `pre-checkpoint streamed to ${destination.id}: ${sent.bytes} bytes, ${round.pagesWritten} pages; ${stopReason}`;
+    return `pre-checkpoint streamed to ${destination.id} (${route.record.split(':')[0]}): ${sent.bytes} bytes, ${round.pagesWritten} pages; ${stopReason}`;
   }
 
   private round(
@@ -151,40 +183,5 @@ export class ContainerPreCopy extends ContainerStopAndCopy {
       // the whole round (dump, Podman's archive, the stream): what the final checkpoint will go through too
       bandwidthBytesPerSec: seconds > 0 ? Math.round(bytes / seconds) : 0,
     };
-  }
-
-  /** From the freeze on, exactly stop-and-copy's sequence (see ContainerStopAndCopy.run). */
-  private async freezeAndMove(
-    ctx: MigrationContext,
-    id: string,
-    checkpoint: ArmedStream,
-    restore: ArmedCommand,
-  ): Promise<void> {
-    const { migration } = ctx;
-    const { phases } = this.d;
-    let filesArmed: ArmedStream | undefined;
-    try {
-      await this.d.files?.presync(ctx);
-      filesArmed = await this.d.files?.armFinal(ctx);
-      await this.d.steps.markMigrating(ctx);
-      const sent = await phases.run(migration, 'dump', (phase) => this.checkpoint(ctx, checkpoint, phase));
-      if (filesArmed && migration.files?.synced.length) {
-        const armed = filesArmed;
-        await phases.run(migration, 'transfer', async (phase) => {
-          const r = await this.d.files!.final(ctx, armed);
-          phase.detail = r ? `files: ${r.sent} entries, ${r.bytes} bytes, ${r.deleted} removed` : 'no files';
-        });
-      }
-      const restored = await phases.run(migration, 'restore', () => this.restore(ctx, restore));
-      await phases.run(migration, 'verify', () => this.verify(ctx, id));
-      await this.commit(ctx);
-      this.recordStats(ctx, id, sent.outcome, restored);
-      if (migration.precopy && migration.criu.dump) {
-        migration.precopy = { ...migration.precopy, finalPagesWritten: migration.criu.dump.pagesWritten };
-      }
-      await phases.save(migration);
-    } finally {
-      await Promise.allSettled([checkpoint.cancel(), restore.cancel(), filesArmed?.cancel()]);
-    }
   }
 }

@@ -53,7 +53,7 @@ export class ContainerStopAndCopy {
   constructor(protected readonly d: ContainerDeps) {}
 
   async run(ctx: MigrationContext): Promise<void> {
-    const { migration, destination } = ctx;
+    const { migration } = ctx;
     const { phases, podman, config } = this.d;
     const requested = migration.requestedStrategy ?? migration.strategy;
     if (!(CONTAINER_STRATEGIES as readonly string[]).includes(requested)) {
@@ -72,25 +72,60 @@ export class ContainerStopAndCopy {
     const archive = `${ctx.destinationDir}/checkpoint.tar`;
     const c = await phases.run(migration, 'preflight', (phase) => this.preflight(ctx, id, phase));
     let route: ContainerRoute | undefined;
-    const { checkpoint, restore } = await phases.run(migration, 'prepare', async (phase) => {
+    const armed = await phases.run(migration, 'prepare', async (phase) => {
       await this.d.steps.makeDirs(ctx);
       route = await openContainerRoute(ctx, this.d.transports, podman, this.d.steps.pickPort(), config.criuTimeoutMs);
       try {
         const image = await this.sendImage(ctx, c, route);
-        // Both commands of the freeze window have their channels open before it (as the process path's).
-        const checkpoint = await this.armCheckpoint(ctx, id, archive, route);
-        const restore = await podman.armRestoreImport(destination, archive, config.criuTimeoutMs).catch(async (e) => {
-          await checkpoint.cancel();
-          throw e;
-        });
+        const armed = await this.armFreeze(ctx, id, archive, route, 'final');
         migration.container = { ...migration.container!, route: route.record };
         phase.detail = `${image}; ${route.record}`;
-        return { checkpoint, restore };
+        return armed;
       } catch (error) {
         await route.close();
         throw error;
       }
     });
+    await this.freezeAndMove(ctx, id, armed, route!);
+  }
+
+  /**
+   * The freeze window's two commands, both with their channels open before it (as the process path's): the
+   * checkpoint streamed into `archive` and `restore --import` of it (with `previous` after a pre-checkpoint).
+   */
+  protected async armFreeze(
+    ctx: MigrationContext,
+    id: string,
+    archive: string,
+    route: ContainerRoute,
+    round: 'final' | 'with-previous',
+    previous?: string,
+  ): Promise<{ checkpoint: ArmedStream; restore: ArmedCommand }> {
+    const { podman, config } = this.d;
+    const checkpoint = await this.armCheckpoint(ctx, id, archive, route, round);
+    const restore = await podman
+      .armRestoreImport(ctx.destination, archive, config.criuTimeoutMs, previous)
+      .catch(async (e: unknown) => {
+        await checkpoint.cancel();
+        throw e;
+      });
+    return { checkpoint, restore };
+  }
+
+  /**
+   * From the freeze on, the one sequence of both container strategies: the declared files, `migrating`, the
+   * checkpoint (a direct stream that failed is reported to the route), the files' last changes, restore,
+   * verify, commit, stats; whatever happens, the armed commands and the route are closed.
+   */
+  protected async freezeAndMove(
+    ctx: MigrationContext,
+    id: string,
+    armed: { checkpoint: ArmedStream; restore: ArmedCommand },
+    route: ContainerRoute,
+  ): Promise<void> {
+    const { migration } = ctx;
+    const { phases } = this.d;
+    const { checkpoint, restore } = armed;
     let filesArmed: ArmedStream | undefined;
     try {
       await this.d.files?.presync(ctx);
@@ -99,14 +134,14 @@ export class ContainerStopAndCopy {
       const sent = await phases
         .run(migration, 'dump', (phase) => this.checkpoint(ctx, checkpoint, phase))
         .catch((error: Error) => {
-          if (route?.direct) route.failed(error);
+          if (route.direct) route.failed(error);
           throw error;
         });
       // The declared paths' last changes (bind mounts), next to the archive; nothing when none were declared.
       if (filesArmed && migration.files?.synced.length) {
-        const armed = filesArmed;
+        const files = filesArmed;
         await phases.run(migration, 'transfer', async (phase) => {
-          const r = await this.d.files!.final(ctx, armed);
+          const r = await this.d.files!.final(ctx, files);
           phase.detail = r ? `files: ${r.sent} entries, ${r.bytes} bytes, ${r.deleted} removed` : 'no files';
         });
       }
@@ -114,27 +149,39 @@ export class ContainerStopAndCopy {
       await phases.run(migration, 'verify', () => this.verify(ctx, id));
       await this.commit(ctx);
       this.recordStats(ctx, id, sent.outcome, restored);
+      // pre-copy: what the freeze wrote after the round, next to what the round predicted
+      if (migration.precopy && migration.criu.dump) {
+        migration.precopy = { ...migration.precopy, finalPagesWritten: migration.criu.dump.pagesWritten };
+      }
       await phases.save(migration);
     } finally {
-      await Promise.allSettled([checkpoint.cancel(), restore.cancel(), filesArmed?.cancel(), route?.close()]);
+      await Promise.allSettled([checkpoint.cancel(), restore.cancel(), filesArmed?.cancel(), route.close()]);
     }
   }
 
   /**
    * The checkpoint's stream, armed: node to node when the route allows it and its listener comes up, else
-   * (before any freeze, so nothing is lost) relayed by the orchestrator, the reason recorded.
+   * (before any freeze, so nothing is lost) relayed by the orchestrator, the reason recorded. `dir` is where
+   * Podman leaves its stats and log on the source (a pre-checkpoint round's own directory).
    */
-  private async armCheckpoint(ctx: MigrationContext, id: string, archive: string, route: ContainerRoute) {
+  protected async armCheckpoint(
+    ctx: MigrationContext,
+    id: string,
+    archive: string,
+    route: ContainerRoute,
+    round: 'final' | 'pre' | 'with-previous' = 'final',
+    dir = ctx.sourceDir,
+  ) {
     const { source, destination } = ctx;
     const arm = () =>
       this.d.podman.armCheckpoint(
         source,
-        ctx.sourceDir,
+        dir,
         id,
         destination,
         archive,
         this.d.config.criuTimeoutMs,
-        'final',
+        round,
         route.direct,
       );
     if (!route.direct) return arm();
@@ -197,9 +244,8 @@ export class ContainerStopAndCopy {
   /**
    * `podman image save | load` when the destination lacks the image (by id), before any freeze; a direct
    * route that fails is given up for the orchestrator relay (the reason recorded) and the image sent again.
-   * Without a route (container pre-copy today) the orchestrator relays it.
    */
-  protected async sendImage(ctx: MigrationContext, c: ContainerInspection, route?: ContainerRoute): Promise<string> {
+  protected async sendImage(ctx: MigrationContext, c: ContainerInspection, route: ContainerRoute): Promise<string> {
     const { source, destination, migration } = ctx;
     const image = { name: c.image.name, id: c.image.id };
     if (await this.d.podman.hasImage(destination, image.id)) {
@@ -208,9 +254,9 @@ export class ContainerStopAndCopy {
     }
     try {
       const send = () =>
-        this.d.podman.sendImage(source, destination, image.name || image.id, ctx.destinationDir, route?.direct);
+        this.d.podman.sendImage(source, destination, image.name || image.id, ctx.destinationDir, route.direct);
       const r = await send().catch((error: Error) => {
-        if (!route?.direct) throw error;
+        if (!route.direct) throw error;
         route.fallBack(`sending the image: ${error.message}`);
         return send();
       });
