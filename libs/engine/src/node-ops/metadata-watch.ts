@@ -58,7 +58,12 @@ export const METADATA_WATCH_COMMAND: NodeCommand = nodeCommand(`exec sh -c ${shq
 /** What the loop is told on stdin. */
 export function metadataWatchInput(boundary: string, intervalMs: number, tickEvery: number, configs: string[]): string {
   if (!/^[0-9a-f]{16,64}$/.test(boundary)) throw new RangeError('the boundary must be 16-64 hex digits');
-  const parts = [boundary, String(Math.max(1, Math.round(intervalMs))), String(Math.max(1, tickEvery)), String(configs.length)];
+  const parts = [
+    boundary,
+    String(Math.max(1, Math.round(intervalMs))),
+    String(Math.max(1, tickEvery)),
+    String(configs.length),
+  ];
   for (const c of configs) parts.push(c.replace(/\n$/, ''), boundary);
   return parts.join('\n') + '\n';
 }
