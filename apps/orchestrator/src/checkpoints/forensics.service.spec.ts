@@ -1,5 +1,5 @@
 import { type CheckpointRecord, ConflictError } from '@spotlift/domain';
-import type { Clock, NodeOps } from '@spotlift/engine';
+import type { NodeOps } from '@spotlift/engine';
 import type { CheckpointRepository, NodeRepository } from '@spotlift/store';
 import { ForensicsService } from './forensics.service.js';
 
@@ -23,15 +23,15 @@ const containerCheckpoint = {
 describe('ForensicsService on a container checkpoint', () => {
   const nodeCommands: string[] = [];
   const service = new ForensicsService(
-    { get: async () => containerCheckpoint } as unknown as CheckpointRepository,
-    { get: async (id: string) => ({ id, host: '10.0.0.2' }) } as unknown as NodeRepository,
+    { get: () => Promise.resolve(containerCheckpoint) } as unknown as CheckpointRepository,
+    { get: (id: string) => Promise.resolve({ id, host: '10.0.0.2' }) } as unknown as NodeRepository,
     {
-      run: async (_node: unknown, cmd: string) => {
-        nodeCommands.push(String(cmd));
-        return { code: 0, stdout: '', stderr: '' };
+      run: (_node: unknown, cmd: string) => {
+        nodeCommands.push(cmd);
+        return Promise.resolve({ code: 0, stdout: '', stderr: '' });
       },
     } as unknown as NodeOps,
-    { now: () => new Date('2026-12-07T00:00:00.000Z') } as unknown as Clock,
+    { now: () => new Date('2026-12-07T00:00:00.000Z') },
   );
 
   it.each([
