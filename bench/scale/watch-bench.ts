@@ -95,7 +95,8 @@ async function measure(mode: 'exec' | 'stream', nodes: NodeTarget[], imds: ImdsC
       pollIntervalMs: POLL_MS,
       watchMaintenance: false,
     });
-    void aws.watch(sink, stop.signal);
+    // Each node its own signal, as the orchestrator does: one shared signal gets a listener per sleeping watcher.
+    void aws.watch(sink, AbortSignal.any([stop.signal]));
   }
   await sleep(3_000); // warm-up: connections, tokens, loops started
   const lag = monitorEventLoopDelay({ resolution: 10 });

@@ -127,6 +127,15 @@ export class ForensicsService {
         state: cp.state,
       });
     }
+    // A container's CRIU images are members of Podman's checkpoint.tar (under checkpoint/), not files of
+    // imageDir: the readers below would list checkpoint.tar and image.tar and find no inventory.img.
+    if (cp.kind === 'podman' || cp.container) {
+      throw new ConflictError(
+        `inspection of container checkpoints is not available yet: checkpoint '${cp.id}' holds Podman's ` +
+          `archive (its CRIU images are inside checkpoint.tar, which inspect, search and export do not read)`,
+        { kind: 'podman' },
+      );
+    }
     const storage = await this.nodes.get(cp.storageNodeId);
     if (!storage) throw new NotFoundError('node', cp.storageNodeId);
     return { cp, images: StoredImages.of(this.ops, storage, cp) };

@@ -17,10 +17,20 @@ import { StreamingMetadataClient } from './ssh-metadata-watch.adapter.js';
 const GCP_HANG_SECONDS = 30;
 
 /**
+ * One node's watch signal: aborted by the shutdown or by the node's own stop. AbortSignal.any registers no
+ * listener on its sources, so the listeners each node's watch adds (its client's close, its sleeps) sit on
+ * this signal, not on the shutdown's: passing the shutdown signal itself to every node warned
+ * MaxListenersExceeded past 10 watched nodes (the watch bench did).
+ */
+export function nodeWatchSignal(shutdown: AbortSignal, stop: AbortSignal): AbortSignal {
+  return AbortSignal.any([shutdown, stop]);
+}
+
+/**
  * One provider per watched node, reaching the node's metadata service through its SSH session: in `stream`
  * mode AWS and Azure polls are answered by one long-lived loop on the node (ssh-metadata-watch.adapter.ts),
  * in `exec` mode by one curl exec per request. GCP's hanging GET holds one channel either way. The loop
- * ends when `signal` aborts.
+ * ends when `signal` (the node's own: nodeWatchSignal) aborts.
  */
 export function metadataProvider(
   shell: NodeShell,

@@ -27,7 +27,7 @@ import { REDIS } from '../core/core.module.js';
 import { NodeEvents } from '../nodes/node-events.js';
 import { NodesService } from '../nodes/nodes.service.js';
 import { AzureAcknowledger } from './azure-acknowledger.js';
-import { metadataProvider } from './metadata-providers.js';
+import { metadataProvider, nodeWatchSignal } from './metadata-providers.js';
 import { NoticeIntake } from './notice-intake.service.js';
 
 const AZURE_ACK_CHECK_MS = 1_000;
@@ -176,7 +176,7 @@ export class NoticeWatchers implements OnApplicationBootstrap, OnModuleDestroy {
     if (this.abort.signal.aborted || !node?.metadata || this.nodeWatches.has(id)) return;
     const stop = new AbortController();
     this.nodeWatches.set(node.id, { fingerprint: fingerprintOf(node), stop });
-    const signal = AbortSignal.any([this.abort.signal, stop.signal]);
+    const signal = nodeWatchSignal(this.abort.signal, stop.signal);
     const provider = metadataProvider(this.shell, node, node.metadata, {
       pollIntervalMs: this.config.notices.pollIntervalMs,
       mode: this.config.notices.watchMode,

@@ -7,7 +7,7 @@ const record = (i: number, body: string, status: number, exit = 0) =>
 describe('metadataWatchInput', () => {
   it('sends the requests on stdin, each config ended by the boundary; secrets stay off the command line', () => {
     const input = metadataWatchInput(B, 250, 4, ['url = "http://x/a"\nheader = "T: s3cret"\n', 'url = "http://x/b"\n']);
-    expect(input).toBe(`${B}\n0.250\n4\n2\nurl = "http://x/a"\nheader = "T: s3cret"\n${B}\nurl = "http://x/b"\n${B}\n`);
+    expect(input).toBe(`${B}\n250\n4\n2\nurl = "http://x/a"\nheader = "T: s3cret"\n${B}\nurl = "http://x/b"\n${B}\n`);
     expect(METADATA_WATCH_COMMAND).not.toContain('s3cret');
   });
 
