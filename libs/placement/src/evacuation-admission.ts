@@ -23,6 +23,8 @@ import type { CandidateNode, ConcreteStrategy, PlacementWorkload } from './types
 export const EPS = 1e-6;
 /** Destinations tried per admission: the best few by placement score, in case the best one is crowded. */
 const TRIES = 3;
+/** `downtime` objective: another destination replaces the better-scored one only below this share of its cost. */
+const CLEARLY_CHEAPER = 0.8;
 
 /** A migration already running when the pass starts. */
 export interface PinnedJob {
@@ -159,6 +161,9 @@ export function tryAdmit(ctx: ScheduleContext, st: State, w: PlacementWorkload, 
   const model = { ...DEFAULT_STRATEGY_MODEL, ...input.strategyModel };
   let lastReason = '';
   let allAlone = true;
+  // `downtime`: the first admissible option of each ranked destination competes on cost (a pair whose post-copy
+  // trial failed must not keep the workload off post-copy when another pair's passed); `finish`: the first wins.
+  let best: { admitted: Extract<Admission, { ok: true }>; cost: number } | undefined;
   for (const cand of placement.ranked) {
     const dest = st.byId.get(cand.nodeId)!;
     const cap = streamCap(input, dest.id);
@@ -208,7 +213,19 @@ export function tryAdmit(ctx: ScheduleContext, st: State, w: PlacementWorkload, 
             ? placement.reason
             : `${dest.id} (best-scored ${placement.nodeId} too crowded to finish in time)`;
         const reason = passedOver.length ? `${option.reason} (passed over: ${passedOver.join('; ')})` : option.reason;
-        return { ok: true, job, decision: { ...option, reason }, destinationReason };
+        const admitted = { ok: true as const, job, decision: { ...option, reason }, destinationReason };
+        if (ctx.objective !== 'downtime') return admitted;
+        const f = fin.get(w.id)!;
+        const c = moveCost(option, f.transferStartedAt, f.finishedAt, model.fixedCostSeconds);
+        const cost = costSeconds(c.downtime, c.stall, stallWeightOf(input));
+        // Placement's order (memory headroom, spread) stands unless another pair is clearly cheaper.
+        if (!best) best = { admitted, cost };
+        else if (cost < best.cost * CLEARLY_CHEAPER) {
+          const was = best.admitted;
+          const why = `${dest.id} (${option.strategy} here costs ${fmtSeconds(cost)} vs ${was.decision.strategy} ${fmtSeconds(best.cost)} on ${was.job.destinationId}, better-scored)`;
+          best = { admitted: { ...admitted, destinationReason: why }, cost };
+        }
+        break;
       }
       lastReason =
         over.length > 0
@@ -219,6 +236,7 @@ export function tryAdmit(ctx: ScheduleContext, st: State, w: PlacementWorkload, 
       passedOver.push(`${option.strategy} ${lastReason}`);
     }
   }
+  if (best) return best.admitted;
   return { ok: false, permanent: allAlone, reason: lastReason };
 }
 

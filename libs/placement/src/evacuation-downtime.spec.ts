@@ -120,6 +120,27 @@ describe('planEvacuation, objective downtime', () => {
     expect(line(tight, 'w1').predictedDowntimeSeconds!).toBeLessThanOrEqual(2.5);
   });
 
+  it("a failed trial on the best-scored pair does not keep the workloads off post-copy where another pair's passed", () => {
+    // b is in the source's zone (placement scores it first) but its trial failed; c's passed.
+    const pairs = {
+      destinations: [
+        candidate('b', { postCopyTrial: 'failed', bandwidthFromSourceBytesPerSec: mib(300) }),
+        candidate('c', { postCopyTrial: 'ok', zone: 'zone-b', bandwidthFromSourceBytesPerSec: mib(300) }),
+      ],
+    };
+    const plan = planEvacuation(lab('ok', pairs));
+    expect(savedCount(plan)).toBe(3);
+    for (const id of ['w1', 'w2', 'w3']) {
+      expect(line(plan, id)).toMatchObject({ strategy: 'post-copy', destinationId: 'c' });
+      expect(line(plan, id).destinationReason).toMatch(
+        /c \(post-copy here costs .* vs stop-and-copy .* on b, better-scored\)/,
+      );
+    }
+    // The finish objective keeps placement's order: b, by stop-and-copy.
+    const finish = planEvacuation(lab('ok', { ...pairs, objective: 'finish' }));
+    expect(finish.migrations.map((m) => [m.destinationId, m.strategy])).toEqual(Array(3).fill(['b', 'stop-and-copy']));
+  });
+
   it("the issue's three 512 MiB workloads, 120 s notice: at least 3x less total downtime than the finish objective", () => {
     const today = planEvacuation(lab('untested', { objective: 'finish' }));
     const now = planEvacuation(lab('untested'));
