@@ -5,7 +5,8 @@
  */
 import { ScriptedNodeShell, aNode } from '@spotlift/testing';
 import { UNPACK_TAR, tarCommand } from '@spotlift/node-commands';
-import { DirectStreamer } from './direct-stream.js';
+import { PassThrough } from 'node:stream';
+import { COLLECT_HEAD_BYTES, COLLECT_TAIL_BYTES, DirectStreamer, collect } from './direct-stream.js';
 import { TransferError } from './stream-types.js';
 
 const A = aNode('node-a');
@@ -36,6 +37,18 @@ describe('DirectStreamer', () => {
     const r = await armed.start();
     expect(r).toMatchObject({ bytes: 1234, sha256: SHA });
     expect(shell.ran('node-a', /dev\/tcp/)).toHaveLength(1);
+  });
+
+  it('keeps only the head and the tail of what a node prints (a flood of 2 MiB is not held)', () => {
+    const stdout = new PassThrough();
+    const out = collect({ stdout });
+    stdout.write(`SPOTLIFT_LISTENING\n`);
+    for (let i = 0; i < 32; i++) stdout.write('x'.repeat(64 * 1024));
+    stdout.write(`SPOTLIFT_RECEIVED 1234 ${SHA}\n`);
+    const text = out();
+    expect(text.length).toBeLessThanOrEqual(COLLECT_HEAD_BYTES + COLLECT_TAIL_BYTES);
+    expect(text.startsWith('SPOTLIFT_LISTENING\n')).toBe(true);
+    expect(text.endsWith(`SPOTLIFT_RECEIVED 1234 ${SHA}\n`)).toBe(true);
   });
 
   it('fails the copy when the two ends hashed different bytes', async () => {
