@@ -11,8 +11,7 @@ import { type ContainerInspection, movable } from '../podman/inspect.js';
 import { type PodmanRestoreStats, parsePodmanRestoreStats, statsOf } from '../podman/stats.js';
 import type { MigrationSteps } from '../steps/migration-steps.js';
 import { checkDestinationState } from '../steps/preflight-checks.js';
-import { MovedElsewhere } from '../run-control.js';
-import { movedAwayFromSource, saveWorkloadFields } from '../workload-writes.js';
+import { refuseStaleRun, saveWorkloadFields } from '../workload-writes.js';
 import type { PageTransports } from '../transports/page-transports.js';
 import { type ContainerRoute, openContainerRoute } from './container-route.js';
 
@@ -347,8 +346,7 @@ export class ContainerStopAndCopy {
         );
       }
       // The stored record, read afresh: this run's copy may predate a move another worker committed.
-      const moved = await movedAwayFromSource(this.d.workloads, ctx);
-      if (moved) throw new MovedElsewhere('commits nothing (nothing removed)', moved);
+      await refuseStaleRun(this.d.workloads, ctx, 'commits nothing (nothing removed)');
       if (!(await this.d.podman.remove(source, id))) {
         throw new Error(`the source's container ${id.slice(0, 12)} on ${source.id} could not be removed`);
       }
