@@ -179,11 +179,14 @@ export class DirectStreamer {
  */
 export const COLLECT_HEAD_BYTES = 4 * 1024;
 export const COLLECT_TAIL_BYTES = 64 * 1024;
+/** Put where bytes were dropped, so the head's last line and the tail's first do not read as one line. */
+export const COLLECT_GAP = '\n[spotlift: output dropped]\n';
 
 /** The head and the tail of what a command wrote on stdout, read as it comes. */
 export function collect(p: Pick<RemoteProcess, 'stdout'>): () => string {
   let head = Buffer.alloc(0);
   let tail = Buffer.alloc(0);
+  let dropped = false;
   p.stdout.on('data', (d: Buffer) => {
     if (head.length < COLLECT_HEAD_BYTES) {
       const take = d.subarray(0, COLLECT_HEAD_BYTES - head.length);
@@ -191,10 +194,12 @@ export function collect(p: Pick<RemoteProcess, 'stdout'>): () => string {
       d = d.subarray(take.length);
     }
     if (!d.length) return;
-    tail = Buffer.concat([tail, d]);
-    if (tail.length > COLLECT_TAIL_BYTES) tail = tail.subarray(tail.length - COLLECT_TAIL_BYTES);
+    const kept = Buffer.concat([tail, d]);
+    dropped ||= kept.length > COLLECT_TAIL_BYTES;
+    // A copy, not a view: a view would keep a large chunk's whole buffer alive.
+    tail = kept.length > COLLECT_TAIL_BYTES ? Buffer.from(kept.subarray(kept.length - COLLECT_TAIL_BYTES)) : kept;
   });
-  return () => Buffer.concat([head, tail]).toString('utf8');
+  return () => head.toString('utf8') + (dropped ? COLLECT_GAP : '') + tail.toString('utf8');
 }
 
 function settle<T>(p: Promise<T>): Promise<T | undefined> {
