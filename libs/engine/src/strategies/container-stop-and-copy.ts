@@ -146,13 +146,14 @@ export class ContainerStopAndCopy {
       }
       const restored = await phases.run(migration, 'restore', () => this.restore(ctx, restore));
       await phases.run(migration, 'verify', () => this.verify(ctx, id));
-      await this.commit(ctx);
+      // The figures are known once restore returned: on the record before the commit, whose phase saves it, so
+      // a commit that fails and is finished by recovery on a later attempt (which runs only the commit) keeps them.
       this.recordStats(ctx, id, sent.outcome, restored);
       // pre-copy: what the freeze wrote after the round, next to what the round predicted
       if (migration.precopy && migration.criu.dump) {
         migration.precopy = { ...migration.precopy, finalPagesWritten: migration.criu.dump.pagesWritten };
       }
-      await phases.save(migration);
+      await this.commit(ctx);
     } finally {
       await Promise.allSettled([checkpoint.cancel(), restore.cancel(), filesArmed?.cancel(), route.close()]);
     }
