@@ -235,7 +235,13 @@ export class ContainerStopAndCopy {
     if (free === undefined) refuse(`${destination.id} did not say how much memory it has free`);
     if (free! < need) refuse(`${destination.id} has ${free} bytes of memory free, the container needs ${need}`);
     const files = await this.d.files?.check(ctx);
-    workload.pid = c!.mainPid!;
+    if (workload.pid !== c!.mainPid) {
+      // A container Podman restarted since it was registered has another main pid. The stored record must say so
+      // before the freeze: the commit's and the rollback's stale-run check compare it with this run's copy, and
+      // would otherwise take the difference for a move by another worker (commit refused, source left stopped).
+      workload.pid = c!.mainPid!;
+      await saveWorkloadFields(this.d.workloads, workload, ['pid']);
+    }
     if (tree) Object.assign(workload, { tree: tree.pids, rssBytes: tree.rssBytes });
     phase.detail = `container ${c!.name} (${id.slice(0, 12)}) running as pid ${c!.mainPid}, ${rss} bytes; ${destination.id} runs runc with criu, name and ports free, ${free} bytes free${files ? `; ${files}` : ''}`;
     return c!;
