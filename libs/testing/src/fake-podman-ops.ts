@@ -35,6 +35,11 @@ export interface FakePodmanFailures {
   restoredNotRunning?: boolean;
   /** Removing a container fails on these nodes (it stays as it was). */
   removeOn?: string[];
+  /**
+   * Removing a container on these nodes throws, once per entry, before anything ran (what the qemu lab's
+   * dropbear did once at a commit: it refused the exec request); the next call works.
+   */
+  removeRefusedOnce?: string[];
   /** The source's restore from its kept checkpoint fails. */
   restoreLocal?: string;
   /** Storing the image on the storage node fails (before any freeze). */
@@ -361,6 +366,11 @@ export class FakePodmanOps {
 
   remove(node: NodeRecord, id: string): Promise<boolean> {
     return this.answer('remove', node, [id.slice(0, 12)], (n) => {
+      const refused = this.fail.removeRefusedOnce?.indexOf(node.id) ?? -1;
+      if (refused >= 0) {
+        this.fail.removeRefusedOnce!.splice(refused, 1);
+        throw new Error(`node '${node.id}' refused an SSH session channel (Unable to exec)`);
+      }
       if (this.fail.removeOn?.includes(node.id)) return false;
       n.containers = (n.containers ?? []).filter((c) => c.id !== id);
       return true;

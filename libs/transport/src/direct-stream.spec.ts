@@ -5,7 +5,8 @@
  */
 import { ScriptedNodeShell, aNode } from '@spotlift/testing';
 import { UNPACK_TAR, tarCommand } from '@spotlift/node-commands';
-import { DirectStreamer } from './direct-stream.js';
+import { PassThrough } from 'node:stream';
+import { COLLECT_GAP, COLLECT_HEAD_BYTES, COLLECT_TAIL_BYTES, DirectStreamer, collect } from './direct-stream.js';
 import { TransferError } from './stream-types.js';
 
 const A = aNode('node-a');
@@ -36,6 +37,44 @@ describe('DirectStreamer', () => {
     const r = await armed.start();
     expect(r).toMatchObject({ bytes: 1234, sha256: SHA });
     expect(shell.ran('node-a', /dev\/tcp/)).toHaveLength(1);
+  });
+
+  it('keeps only the head and the tail of what a node prints (a flood of 2 MiB is not held)', async () => {
+    const stdout = new PassThrough();
+    const out = collect({ stdout });
+    const ended = new Promise((resolve) => stdout.on('end', resolve));
+    stdout.write(`SPOTLIFT_LISTENING\n`);
+    for (let i = 0; i < 32; i++) stdout.write('x'.repeat(64 * 1024));
+    stdout.end(`SPOTLIFT_RECEIVED 1234 ${SHA}\n`);
+    await ended;
+    const text = out();
+    expect(text.length).toBe(COLLECT_HEAD_BYTES + COLLECT_GAP.length + COLLECT_TAIL_BYTES);
+    expect(text.startsWith('SPOTLIFT_LISTENING\n')).toBe(true);
+    expect(text.endsWith(`SPOTLIFT_RECEIVED 1234 ${SHA}\n`)).toBe(true);
+  });
+
+  it('marks where it dropped output, so a line cut by the gap is not read as one with the next', async () => {
+    const stdout = new PassThrough();
+    const out = collect({ stdout });
+    const ended = new Promise((resolve) => stdout.on('end', resolve));
+    // the head ends in the middle of a line, the tail starts in the middle of another
+    stdout.write('y'.repeat(COLLECT_HEAD_BYTES - 'SPOTLIFT_RECEI'.length) + 'SPOTLIFT_RECEI');
+    stdout.end('z'.repeat(COLLECT_TAIL_BYTES) + `VED 1 ${SHA}\n`.slice(-COLLECT_TAIL_BYTES));
+    await ended;
+    expect(out()).not.toMatch(/^SPOTLIFT_RECEI.*VED/m);
+    expect(out()).toContain(COLLECT_GAP);
+  });
+
+  it('holds everything, unmarked, while a node prints less than the bound', async () => {
+    const stdout = new PassThrough();
+    const out = collect({ stdout });
+    const ended = new Promise((resolve) => stdout.on('end', resolve));
+    const first = `SPOTLIFT_LISTENING\n${'w'.repeat(30_000)}\n`;
+    const second = `${'v'.repeat(30_000)}\nSPOTLIFT_RECEIVED 9 ${SHA}\n`;
+    stdout.write(first);
+    stdout.end(second);
+    await ended;
+    expect(out()).toBe(first + second);
   });
 
   it('fails the copy when the two ends hashed different bytes', async () => {

@@ -173,11 +173,33 @@ export class DirectStreamer {
   }
 }
 
-/** Everything a command writes on stdout (these print a line or two), read as it comes. */
-function collect(p: RemoteProcess): () => string {
-  const chunks: Buffer[] = [];
-  p.stdout.on('data', (d: Buffer) => chunks.push(d));
-  return () => Buffer.concat(chunks).toString('utf8');
+/**
+ * What a node's sender or listener says (a line or two) is all we read. A node printing more keeps only its first
+ * 4 KiB (where the listener says it is bound) and its last 64 KiB (where both ends give their hash): bounded memory.
+ */
+export const COLLECT_HEAD_BYTES = 4 * 1024;
+export const COLLECT_TAIL_BYTES = 64 * 1024;
+/** Put where bytes were dropped, so the head's last line and the tail's first do not read as one line. */
+export const COLLECT_GAP = '\n[spotlift: output dropped]\n';
+
+/** The head and the tail of what a command wrote on stdout, read as it comes. */
+export function collect(p: Pick<RemoteProcess, 'stdout'>): () => string {
+  let head = Buffer.alloc(0);
+  let tail = Buffer.alloc(0);
+  let dropped = false;
+  p.stdout.on('data', (d: Buffer) => {
+    if (head.length < COLLECT_HEAD_BYTES) {
+      const take = d.subarray(0, COLLECT_HEAD_BYTES - head.length);
+      head = Buffer.concat([head, take]);
+      d = d.subarray(take.length);
+    }
+    if (!d.length) return;
+    const kept = Buffer.concat([tail, d]);
+    dropped ||= kept.length > COLLECT_TAIL_BYTES;
+    // A copy, not a view: a view would keep a large chunk's whole buffer alive.
+    tail = kept.length > COLLECT_TAIL_BYTES ? Buffer.from(kept.subarray(kept.length - COLLECT_TAIL_BYTES)) : kept;
+  });
+  return () => head.toString('utf8') + (dropped ? COLLECT_GAP : '') + tail.toString('utf8');
 }
 
 function settle<T>(p: Promise<T>): Promise<T | undefined> {

@@ -44,16 +44,30 @@ export class NodeBusyError extends DomainError {
   }
 }
 
-/** The node's sshd refused a session channel on a live connection (its MaxSessions is below our limit). */
+/**
+ * The node's sshd refused a session channel on a live connection (its MaxSessions is below our limit), or
+ * opened it and refused to start the command in it (an `exec` request answered with a failure: the server
+ * could not fork or make its pipes; nothing ran).
+ */
 export class SshChannelRefusedError extends DomainError {
-  constructor(nodeId: string, reason: string, limit: number) {
+  constructor(nodeId: string, reason: string, limit: number, execRefused = false) {
     super(
       'ssh_channel_refused',
-      `node '${nodeId}' refused an SSH session channel (${reason}); its sshd needs MaxSessions >= ${limit}`,
+      execRefused
+        ? `node '${nodeId}' refused to start a command in an SSH session channel (${reason}); its sshd could not start it (out of processes, memory or file descriptors?)`
+        : `node '${nodeId}' refused an SSH session channel (${reason}); its sshd needs MaxSessions >= ${limit}`,
       { nodeId },
       true,
     );
   }
+}
+
+/**
+ * ssh2's words for an exec request the server answered with a failure (or closed the channel before answering):
+ * the command was not started, so it is as safe to ask again as a refused channel.
+ */
+function isExecRefused(error: Error): boolean {
+  return /^unable to exec$/i.test(error.message);
 }
 
 interface Connection {
@@ -256,8 +270,10 @@ export class SshNodeShell extends NodeShell {
       throw error;
     });
     // sshd frees a session only after its main loop has collected the closed channel: a new channel opened
-    // right after others closed (the queue moving on) may be refused for a moment. Refusals on a live
-    // connection are retried for a few seconds before they count.
+    // right after others closed (the queue moving on) may be refused for a moment. A server short of processes
+    // or memory for a moment (the qemu lab's dropbear under TCG, once, at a commit) refuses the exec request
+    // instead; the command did not start. Refusals on a live connection are retried for a few seconds before
+    // they count.
     const giveUpAt = Date.now() + CHANNEL_REFUSED_RETRY_MS;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -275,9 +291,10 @@ export class SshNodeShell extends NodeShell {
           this.drop(node, conn, error.message);
           throw new NodeUnreachableError(node.id, conn.lost ?? error.message);
         }
-        if (!('reason' in error) || Date.now() >= giveUpAt) {
+        const execRefused = isExecRefused(error);
+        if (!('reason' in error || execRefused) || Date.now() >= giveUpAt) {
           release();
-          throw new SshChannelRefusedError(node.id, error.message, this.channelLimit);
+          throw new SshChannelRefusedError(node.id, error.message, this.channelLimit, execRefused);
         }
         await new Promise((r) => setTimeout(r, Math.min(20 * 2 ** attempt, 500)));
       }

@@ -132,6 +132,15 @@ describe('container checkpoints to storage: taking one', () => {
     expect((await k.workloads.get('wl-1'))!.state).toBe('checkpointed');
   });
 
+  it('a container Podman restarted since it was registered (another main pid) is stored, not refused at the commit', async () => {
+    const k = kit(aCheckpoint(), { pid: 4100 });
+    const cp = await k.flow.take('cp-1');
+    expect(cp.error).toBeUndefined();
+    expect(cp.state).toBe('stored');
+    expect(k.podman.container('node-a', C.id)).toBeUndefined();
+    expect((await k.workloads.get('wl-1'))!).toMatchObject({ state: 'checkpointed', pid: C.mainPid });
+  });
+
   it('a forensic copy checkpoints with --leave-running and removes nothing: the container runs on', async () => {
     const k = kit(aCheckpoint({ mode: 'forensic' }));
     const cp = await k.flow.take('cp-1');

@@ -138,7 +138,12 @@ export class ContainerCheckpoints {
     const rss = tree?.rssBytes ?? workload.rssBytes ?? 0;
     const root = cp.imageDir.split('/').slice(0, -2).join('/') || '/';
     await checkStorage(this.ops, storage, root, rss, this.config.memoryHeadroom);
-    workload.pid = c!.mainPid!;
+    if (workload.pid !== c!.mainPid) {
+      // Restarted by Podman since it was registered: stored now, or the commit's stale-run check would read the
+      // difference as a move by another worker (as in ContainerStopAndCopy's preflight).
+      workload.pid = c!.mainPid!;
+      await saveWorkloadFields(this.workloads, workload, ['pid']);
+    }
     if (tree) Object.assign(workload, { tree: tree.pids, rssBytes: tree.rssBytes });
     cp.kind = 'podman';
     cp.container = {

@@ -124,6 +124,24 @@ describe('container pre-copy (kind podman)', () => {
     expect(w).toMatchObject({ nodeId: 'node-b', state: 'running', pid: k.podman.container('node-b', C.id)!.mainPid });
   });
 
+  it('a commit refused once by the source node and finished by the next attempt keeps the freeze figures (qemu CI run)', async () => {
+    const k = kit();
+    k.podman.fail.removeRefusedOnce = ['node-a'];
+    // the first attempt: verified on node-b, then the source's removal refused: retried (the job is not ended)
+    await expect(k.run()).rejects.toThrow(/refused an SSH session channel/);
+    expect(k.running('node-b')).toBe(true);
+    expect(k.podman.container('node-a', C.id)).toBeDefined();
+    // the next attempt: recovery finishes the commit only; what the freeze measured is still on the record
+    const m = await k.run();
+    expect(m.state).toBe('completed');
+    expect(phaseNames(m).slice(-3)).toEqual(['commit:fail', 'commit:ok', 'cleanup:ok']);
+    expect(k.podman.container('node-a', C.id)).toBeUndefined();
+    expect(m.precopy?.finalPagesWritten).toBe(4_000);
+    expect(m.criu.dump).toMatchObject({ pagesWritten: 4_000 });
+    expect(m.downtimeMs).toBe(2500);
+    expect(m.container).toMatchObject({ frozenMs: expect.any(Number), restoreMs: expect.any(Number) });
+  });
+
   it('refuses before anything runs where the source cannot track dirty memory, naming why', async () => {
     const k = kit({ softDirty: false });
     const m = await k.run();

@@ -117,6 +117,26 @@ describe('container stop-and-copy (kind podman)', () => {
     expect(m.restoredPid).toBe(k.podman.container('node-b', C.id)!.mainPid);
   });
 
+  it('a container whose main pid changed since it was registered (restarted by Podman) still commits', async () => {
+    const k = kit();
+    await k.workloads.update('wl-1', (w) => void Object.assign(w, { pid: 4100, tree: [4100] }));
+    const m = await k.run();
+    expect(m.error).toBeUndefined();
+    expect(m.state).toBe('completed');
+    expect(k.podman.container('node-a', C.id)).toBeUndefined();
+    expect(await k.workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', pid: m.restoredPid });
+  });
+
+  it('a restarted container (another main pid) whose restore fails is rolled back: the source restored, not left stopped', async () => {
+    const k = kit();
+    await k.workloads.update('wl-1', (w) => void Object.assign(w, { pid: 4100, tree: [4100] }));
+    k.podman.fail.restore = 'Error: name web is in use';
+    const m = await k.run();
+    expect(m.state).toBe('rolled_back');
+    expect(k.running('node-a')).toBe(true);
+    expect(k.podman.container('node-b', C.id)).toBeUndefined();
+  });
+
   it('does not send an image the destination has', async () => {
     const k = kit({ imageOnB: true });
     const m = await k.run();

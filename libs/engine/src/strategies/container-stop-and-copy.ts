@@ -11,8 +11,7 @@ import { type ContainerInspection, movable } from '../podman/inspect.js';
 import { type PodmanRestoreStats, parsePodmanRestoreStats, statsOf } from '../podman/stats.js';
 import type { MigrationSteps } from '../steps/migration-steps.js';
 import { checkDestinationState } from '../steps/preflight-checks.js';
-import { MovedElsewhere } from '../run-control.js';
-import { movedAwayFromSource, saveWorkloadFields } from '../workload-writes.js';
+import { refuseStaleRun, saveWorkloadFields } from '../workload-writes.js';
 import type { PageTransports } from '../transports/page-transports.js';
 import { type ContainerRoute, openContainerRoute } from './container-route.js';
 
@@ -147,13 +146,14 @@ export class ContainerStopAndCopy {
       }
       const restored = await phases.run(migration, 'restore', () => this.restore(ctx, restore));
       await phases.run(migration, 'verify', () => this.verify(ctx, id));
-      await this.commit(ctx);
+      // The figures are known once restore returned: on the record before the commit, whose phase saves it, so
+      // a commit that fails and is finished by recovery on a later attempt (which runs only the commit) keeps them.
       this.recordStats(ctx, id, sent.outcome, restored);
       // pre-copy: what the freeze wrote after the round, next to what the round predicted
       if (migration.precopy && migration.criu.dump) {
         migration.precopy = { ...migration.precopy, finalPagesWritten: migration.criu.dump.pagesWritten };
       }
-      await phases.save(migration);
+      await this.commit(ctx);
     } finally {
       await Promise.allSettled([checkpoint.cancel(), restore.cancel(), filesArmed?.cancel(), route.close()]);
     }
@@ -235,7 +235,13 @@ export class ContainerStopAndCopy {
     if (free === undefined) refuse(`${destination.id} did not say how much memory it has free`);
     if (free! < need) refuse(`${destination.id} has ${free} bytes of memory free, the container needs ${need}`);
     const files = await this.d.files?.check(ctx);
-    workload.pid = c!.mainPid!;
+    if (workload.pid !== c!.mainPid) {
+      // A container Podman restarted since it was registered has another main pid. The stored record must say so
+      // before the freeze: the commit's and the rollback's stale-run check compare it with this run's copy, and
+      // would otherwise take the difference for a move by another worker (commit refused, source left stopped).
+      workload.pid = c!.mainPid!;
+      await saveWorkloadFields(this.d.workloads, workload, ['pid']);
+    }
     if (tree) Object.assign(workload, { tree: tree.pids, rssBytes: tree.rssBytes });
     phase.detail = `container ${c!.name} (${id.slice(0, 12)}) running as pid ${c!.mainPid}, ${rss} bytes; ${destination.id} runs runc with criu, name and ports free, ${free} bytes free${files ? `; ${files}` : ''}`;
     return c!;
@@ -347,8 +353,7 @@ export class ContainerStopAndCopy {
         );
       }
       // The stored record, read afresh: this run's copy may predate a move another worker committed.
-      const moved = await movedAwayFromSource(this.d.workloads, ctx);
-      if (moved) throw new MovedElsewhere('commits nothing (nothing removed)', moved);
+      await refuseStaleRun(this.d.workloads, ctx, 'commits nothing (nothing removed)');
       if (!(await this.d.podman.remove(source, id))) {
         throw new Error(`the source's container ${id.slice(0, 12)} on ${source.id} could not be removed`);
       }
