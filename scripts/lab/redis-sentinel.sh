@@ -22,7 +22,7 @@ data_conf() { # PORT DIR [replicaof-port]
   printf '%s\n' "dir $2" "pidfile $2/redis.pid" "logfile $2/redis.log" "daemonize yes" 'save ""' \
     "appendonly yes" "appendfsync everysec" "maxmemory-policy noeviction" "protected-mode yes" \
     "user default off" \
-    "user spotlift on >secret ~spotlift:* ~bull:* &* +@all" \
+    "user spotlift on >secret ~spotlift:* ~spotlift-bull:* &* +@all" \
     "user replica on >secret +psync +replconf +ping" \
     "user sentinel on >secret &* +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish +info +client|setname +client|kill +script|kill" \
     "masteruser replica" "masterauth secret"

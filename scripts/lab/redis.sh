@@ -9,7 +9,7 @@
 #   redis.sh stop PORT      shut it down, delete its data, and wait until it is gone
 #   redis.sh restart PORT   shut it down (the AOF flushed) and start it again from its AOF
 #   redis.sh start-tls PORT as start, but TLS only (no plain port) with ACL users and `default` off:
-#                           `spotlift` (password `secret`; keys spotlift:* and bull:*, every command) and
+#                           `spotlift` (password `secret`; keys spotlift:* and spotlift-bull:*, every command) and
 #                           `narrow` (password `secret`; INFO and CONFIG refused); CA in <dir>/tls/ca.pem
 #   redis.sh start-sentinel-tls PORT
 #                           a Sentinel set, all TLS only: master PORT, replica PORT+1 (`tls-replication`),
@@ -71,8 +71,8 @@ cmd_start() {
     [ -f "$TLS_DIR/server.pem" ] || make_tls # kept by `restart`: clients hold this CA
     listen=(--port 0 --tls-port "$PORT" --tls-cert-file "$TLS_DIR/server.pem" --tls-key-file "$TLS_DIR/server.key"
       --tls-ca-cert-file "$TLS_DIR/ca.pem" --tls-auth-clients no
-      --user default off --user spotlift on '>secret' '~spotlift:*' '~bull:*' '&*' '+@all'
-      --user narrow on '>secret' '~spotlift:*' '~bull:*' '&*' '+@all' '-info' '-config')
+      --user default off --user spotlift on '>secret' '~spotlift:*' '~spotlift-bull:*' '&*' '+@all'
+      --user narrow on '>secret' '~spotlift:*' '~spotlift-bull:*' '&*' '+@all' '-info' '-config')
   else
     rm -rf "$TLS_DIR"
   fi

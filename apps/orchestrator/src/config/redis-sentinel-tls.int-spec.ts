@@ -91,7 +91,7 @@ describe('Redis Sentinel over TLS (real master, replica and three sentinels)', (
     const client = new Redis(redisOptions(settings, appLike));
     client.on('error', () => undefined); // the app's RedisLink logs these; here the loop below counts them
     const records = new RedisRecords<MigrationRecord>(client, 'spotlift', 'migration', { versioned: true });
-    const queue = new Queue('sntls-migrations', { connection: bullConnection(settings) });
+    const queue = new Queue('sntls-migrations', { prefix: 'spotlift-bull', connection: bullConnection(settings) });
     // BullMQ reports the lost master as error events (the app's StoreResync logs them); unheard, it prints them.
     queue.on('error', () => undefined);
     let worker: Worker | undefined;
@@ -140,7 +140,7 @@ describe('Redis Sentinel over TLS (real master, replica and three sentinels)', (
               m.state = 'completed';
             });
           },
-          { connection: bullConnection(settings) },
+          { prefix: 'spotlift-bull', connection: bullConnection(settings) },
         );
         worker.on('error', () => undefined);
         worker.on('completed', (job) => {
