@@ -9,15 +9,21 @@
 #   redis.sh stop PORT      shut it down, delete its data, and wait until it is gone
 #   redis.sh restart PORT   shut it down (the AOF flushed) and start it again from its AOF
 #   redis.sh start-tls PORT as start, but TLS only (no plain port) with ACL users and `default` off:
-#                           `spotlift` (password `secret`; keys spotlift:* and bull:*, every command) and
+#                           `spotlift` (password `secret`; keys spotlift:* and spotlift-bull:*, every command) and
 #                           `narrow` (password `secret`; INFO and CONFIG refused); CA in <dir>/tls/ca.pem
+#   redis.sh start-sentinel-tls PORT
+#                           a Sentinel set, all TLS only: master PORT, replica PORT+1 (`tls-replication`),
+#                           sentinels PORT+20000..20002 (quorum 2, master name `spotlift-lab`, password
+#                           `sentinel-secret`, down after 1 s); users as start-tls, and `replica` / `sentinel`
+#                           with only their commands; `stop PORT` stops all five (whichever is master now)
 #
-# Data dir, pidfile and log: <labdir>/redis/PORT/ (TLS: a throwaway CA and server cert in its tls/).
+# Data dir, pidfile and log: <labdir>/redis/PORT/ (TLS: a throwaway CA and server cert in its tls/; a Sentinel
+# set's replica and sentinels in its replica/ and sentinel-N/).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 usage() {
-  sed -n '7,15p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '7,21p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -27,14 +33,19 @@ DIR=$LAB/redis/$PORT
 PIDFILE=$DIR/redis.pid
 
 TLS_DIR=$DIR/tls
+SET_MARK=$DIR/sentinel-set
+SENTINEL_NAME=spotlift-lab
 # A TLS instance is recognised by its CA, so stop/restart/ping talk TLS (and as `spotlift`) to it.
-rcli() {
+rcli_at() {
+  local port=$1
+  shift
   if [ -f "$TLS_DIR/ca.pem" ]; then
-    REDISCLI_AUTH=secret timeout 2 redis-cli --tls --cacert "$TLS_DIR/ca.pem" --user spotlift -h 127.0.0.1 -p "$PORT" "$@"
+    REDISCLI_AUTH=secret timeout 2 redis-cli --tls --cacert "$TLS_DIR/ca.pem" --user spotlift -h 127.0.0.1 -p "$port" "$@"
   else
-    timeout 2 redis-cli -h 127.0.0.1 -p "$PORT" "$@"
+    timeout 2 redis-cli -h 127.0.0.1 -p "$port" "$@"
   fi
 }
+rcli() { rcli_at "$PORT" "$@"; }
 ping() { [ "$(rcli ping 2>/dev/null)" = PONG ]; }
 
 our_pid() { # pid of our redis on PORT, empty if not running
@@ -53,14 +64,15 @@ cmd_start() {
   fi
   # Something else on the port would make tests talk to a stranger's data: refuse.
   if ping; then die "port $PORT answers PING but is not the lab's redis ($PIDFILE)"; fi
+  [ -f "$SET_MARK" ] && die "port $PORT held a Sentinel set that is partly down: stop it first"
   rm -f "$PIDFILE"
   local listen=(--port "$PORT")
   if [ "${1:-}" = tls ]; then
     [ -f "$TLS_DIR/server.pem" ] || make_tls # kept by `restart`: clients hold this CA
     listen=(--port 0 --tls-port "$PORT" --tls-cert-file "$TLS_DIR/server.pem" --tls-key-file "$TLS_DIR/server.key"
       --tls-ca-cert-file "$TLS_DIR/ca.pem" --tls-auth-clients no
-      --user default off --user spotlift on '>secret' '~spotlift:*' '~bull:*' '&*' '+@all'
-      --user narrow on '>secret' '~spotlift:*' '~bull:*' '&*' '+@all' '-info' '-config')
+      --user default off --user spotlift on '>secret' '~spotlift:*' '~spotlift-bull:*' '&*' '+@all'
+      --user narrow on '>secret' '~spotlift:*' '~spotlift-bull:*' '&*' '+@all' '-info' '-config')
   else
     rm -rf "$TLS_DIR"
   fi
@@ -93,6 +105,7 @@ make_tls() {
 }
 
 cmd_stop() {
+  [ -f "$SET_MARK" ] && { stop_set; return 0; }
   local pid
   pid=$(our_pid)
   if [ -z "$pid" ]; then
@@ -108,6 +121,7 @@ cmd_stop() {
 }
 
 cmd_restart() {
+  [ -f "$SET_MARK" ] && die "port $PORT runs a Sentinel set: stop it and start it again"
   local pid
   pid=$(our_pid)
   if [ -n "$pid" ]; then
@@ -119,9 +133,12 @@ cmd_restart() {
   if [ -f "$TLS_DIR/ca.pem" ]; then cmd_start tls; else cmd_start; fi
 }
 
+source "$LAB_SCRIPTS/redis-sentinel.sh"
+
 case "$1" in
   start) cmd_start ;;
   start-tls) cmd_start tls ;;
+  start-sentinel-tls) start_set ;;
   stop) cmd_stop ;;
   restart) cmd_restart ;;
   *) usage ;;

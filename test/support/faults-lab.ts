@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import type { MigrationRecord, PhaseName } from '@spotlift/domain';
 import { labDir, netnsPath, nodeOfPid, startRedis } from '@spotlift/testing';
 
@@ -21,11 +21,13 @@ export class PhaseWatcher {
   private readonly get: Redis;
 
   constructor(
-    redisPort: number,
+    /** The suite's plain Redis on loopback, or how to reach its master (TLS, ACL user). */
+    redis: number | RedisOptions,
     private readonly prefix: string,
   ) {
-    this.sub = new Redis({ port: redisPort, lazyConnect: true, maxRetriesPerRequest: 1 });
-    this.get = new Redis({ port: redisPort, lazyConnect: true, maxRetriesPerRequest: 1 });
+    const where = typeof redis === 'number' ? { port: redis } : redis;
+    this.sub = new Redis({ ...where, lazyConnect: true, maxRetriesPerRequest: 1 });
+    this.get = new Redis({ ...where, lazyConnect: true, maxRetriesPerRequest: 1 });
     // The suite stops this Redis on purpose: the watcher's clients just reconnect.
     for (const c of [this.sub, this.get]) c.on('error', () => undefined);
   }

@@ -48,7 +48,6 @@ describe('Redis connection options', () => {
       ],
       name: 'spotlift',
       sentinelPassword: 'sp',
-      failoverDetector: true,
       reconnectOnError: expect.any(Function),
       tls: {},
       enableTLSForSentinelMode: true,

@@ -110,9 +110,11 @@ export function redisOptions(s: RedisSettings, extra: RedisOptions = {}): RedisO
         sentinels: s.sentinels,
         name: s.sentinelName,
         ...(s.sentinelPassword ? { sentinelPassword: s.sentinelPassword } : {}),
-        // Told of a failover by the sentinels (not only at the next broken connection), and a write that meets
-        // the old master, now a replica, reconnects to the new one and is sent again.
-        failoverDetector: true,
+        // A dead master breaks the connection, and the reconnect asks the sentinels again; a write that meets the
+        // old master demoted to a replica (a planned failover) reconnects to the new one and is sent again. Not
+        // ioredis's `failoverDetector`: its +switch-master handler, landing while a client re-resolves after a
+        // SIGKILLed master, ends that client for good ("Connection is closed." on every later command; seen in
+        // test/sentinel-failover.e2e-spec.ts), and its own sentinel clients print unhandled TLS errors.
         reconnectOnError: (error: Error) => (error.message.startsWith('READONLY') ? 2 : false),
         // The master's connection is TLS as the URL says; the sentinels' too (one network, one policy).
         ...(url.protocol === 'rediss:'

@@ -1,7 +1,7 @@
 /**
  * Redis over TLS with an ACL user, for real: the lab's redis.sh `start-tls` (TLS only, a throwaway CA, `default`
- * user off, `spotlift` limited to spotlift:* and bull:* keys, `narrow` without INFO and CONFIG). Every client is
- * built the way the orchestrator builds it (redisSettings from the environment, redisOptions / bullConnection),
+ * user off, `spotlift` limited to spotlift:* and spotlift-bull:* keys (the orchestrator's BullMQ prefix), `narrow`
+ * without INFO and CONFIG). Every client is built the way the orchestrator builds it (redisSettings from the environment, redisOptions / bullConnection),
  * from `rediss://spotlift:secret@127.0.0.1:PORT/0` and SPOTLIFT_REDIS_TLS_CA. What a wrong setting does is an
  * error the caller can read, never a crash.
  */
@@ -14,6 +14,8 @@ import { judgeDurability, readPersistence } from '../core/redis-durability.js';
 import { RedisEnv, bullConnection, redisOptions, redisSettings, type RedisSettings } from './redis-config.js';
 
 const PORT = 6441;
+// The orchestrator's BullMQ prefix (`<SPOTLIFT_REDIS_PREFIX>-bull`): the ACL user's keys are spotlift:* and this.
+const BULL_PREFIX = 'spotlift-bull';
 const URL_OK = `rediss://spotlift:secret@127.0.0.1:${PORT}/0`;
 
 const settingsOf = (env: Record<string, string>): RedisSettings => redisSettings(RedisEnv.parse(env));
@@ -69,11 +71,12 @@ describe('Redis over TLS with an ACL user (real rediss:// server)', () => {
   });
 
   it('a BullMQ queue and worker on the same settings run a job', async () => {
-    const queue = new Queue('tls-migrations', { connection: bullConnection(settings) });
+    const queue = new Queue('tls-migrations', { prefix: BULL_PREFIX, connection: bullConnection(settings) });
     let worker: Worker | undefined;
     try {
       const done = new Promise<unknown>((resolve, reject) => {
         worker = new Worker('tls-migrations', (job) => Promise.resolve(`ran ${job.data.migrationId as string}`), {
+          prefix: BULL_PREFIX,
           connection: bullConnection(settings),
         });
         worker.on('completed', (_job, result) => resolve(result));
