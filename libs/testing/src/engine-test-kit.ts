@@ -3,7 +3,6 @@
  * lab nodes (stats images captured from real CRIU runs), and an engine over them.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
 import { InMemoryMigrationFlags, InMemoryRecords } from '@spotlift/store';
 import {
@@ -16,14 +15,10 @@ import {
 } from '@spotlift/engine';
 import { DirectoryStreamer } from '@spotlift/transport';
 import { aMigration, aNode, aWorkload } from './builders.js';
+import { TAR, criuFixture } from './fake-engine-kit.js';
 import { ScriptedNodeShell } from './scripted-node-shell.js';
 import { scriptHealthyPreflight } from './scripted-preflight.js';
 
-export const criuFixture = (path: string): Buffer =>
-  readFileSync(new URL(`../../criu/test/fixtures/${path}`, import.meta.url));
-
-/** What the scripted source answers for the image tar stream (and its checksum on the destination). */
-export const TAR = Buffer.from('scripted tar stream');
 const TAR_SHA = createHash('sha256').update(TAR).digest('hex');
 
 export interface EngineKit {
@@ -100,15 +95,3 @@ export function scriptHappyPath(shell: ScriptedNodeShell): void {
       reply: { stdout: criuFixture('images/page-server/stats-restore').toString('base64') },
     });
 }
-
-export const phaseNames = (m: MigrationRecord): string[] => m.phases.map((p) => `${p.name}:${p.ok ? 'ok' : 'fail'}`);
-
-/** A recorded phase; without `ok` it is one that was under way when its worker died. */
-export const aPhase = (
-  name: MigrationRecord['phases'][number]['name'],
-  ok?: boolean,
-): MigrationRecord['phases'][number] => ({
-  name,
-  startedAt: '2026-01-01T00:00:00Z',
-  ...(ok === undefined ? {} : { ok, endedAt: '2026-01-01T00:00:01Z' }),
-});
