@@ -148,3 +148,30 @@ describe("rollback's operations read the node's answer", () => {
     expect(await on(/kill -CONT/, { stdout: 'STATE T\n' }).resumeTree(node, 4242)).toBe('T');
   });
 });
+
+/**
+ * Cleanup's operations never throw (the engine's specs script their answers by name, so what a node that fails
+ * them gives is pinned here): a failed job's logs kept, its image directory removed.
+ */
+describe("cleanup's operations give an answer, never an error", () => {
+  const node = aNode('node-a');
+  const failing = () =>
+    new NodeOps(new ScriptedNodeShell().on({ match: /./, reply: () => new Error('channel closed') }));
+
+  it('keepLogs: the number of logs kept, 0 when the node printed none or could not answer', async () => {
+    const keep = (ops: NodeOps) => ops.keepLogs(node, '/img/m1/src', '/var/lib/spotlift/logs/m1', 65536, 10080);
+    expect(await keep(new NodeOps(new ScriptedNodeShell().on({ match: /KEPT/, reply: { stdout: 'KEPT 2\n' } })))).toBe(
+      2,
+    );
+    expect(await keep(new NodeOps(new ScriptedNodeShell().on({ match: /KEPT/, reply: { stdout: '' } })))).toBe(0);
+    expect(await keep(failing())).toBe(0);
+  });
+
+  it('removeDir: true only when rm exited 0', async () => {
+    const rm = (reply: { code?: number }) =>
+      new NodeOps(new ScriptedNodeShell().on({ match: /^rm -rf/, reply })).removeDir(node, '/img/m1');
+    expect(await rm({ code: 0 })).toBe(true);
+    expect(await rm({ code: 1 })).toBe(false);
+    expect(await failing().removeDir(node, '/img/m1')).toBe(false);
+  });
+});
