@@ -147,6 +147,18 @@ describe("rollback's operations read the node's answer", () => {
     expect(await on(/kill -KILL/, { stdout: '' }).killTree(node, 777)).toBe('unknown');
     expect(await on(/kill -CONT/, { stdout: 'STATE T\n' }).resumeTree(node, 4242)).toBe('T');
   });
+
+  // The stats images' mtimes a recovery reads its downtime from, as GNU date prints them and as busybox stat
+  // does (qemu lab guests): the same instant.
+  it.each([
+    ['GNU date', '1001300000000\n'],
+    ['busybox stat', '1001 1970-01-01 00:16:41.300000000 +0000\n'],
+  ])('fileMtimeNs reads %s; a missing file: undefined', async (_, stdout) => {
+    expect(await on(/date -r .*stats-restore/, { stdout }).fileMtimeNs(node, '/d/stats-restore')).toBe(
+      1_001_300_000_000n,
+    );
+    expect(await on(/date -r/, { stdout: '' }).fileMtimeNs(node, '/d/stats-restore')).toBeUndefined();
+  });
 });
 
 /**
