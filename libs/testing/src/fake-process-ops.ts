@@ -93,17 +93,12 @@ export class FakeProcessOps {
   }
 
   /**
-   * `node` does not answer for its next `calls` operations (default: all of them, until `reachableAgain`): each
+   * `node` does not answer for its next `calls` operations (default: all of them): each
    * rejects with NodeUnreachableError, as the SSH shell's do, before any rule is asked; the operations that
    * never throw give what they give for a silent node (false, 0, undefined). The calls are recorded.
    */
   unreachable(node: string, opts: { calls?: number } = {}): this {
     this.outages.set(node, opts.calls ?? Infinity);
-    return this;
-  }
-
-  reachableAgain(node: string): this {
-    this.outages.delete(node);
     return this;
   }
 
