@@ -1,33 +1,42 @@
 /**
  * Diagnostics that outlive a failure: a job that did not complete keeps the tails of its CRIU logs before
  * cleanup removes the image directories (and says where), and a phase left open by a dead worker is closed
- * by recovery as interrupted instead of staying open on the record forever.
+ * by recovery as interrupted instead of staying open on the record forever. Over the fake node operations
+ * (fakeEngineKit): what keepLogs runs (tail -c of each log, old job directories removed) is golden in node-ops.
  */
-import { aMigration, aWorkload } from '@spotlift/testing';
-import { aPhase, engineKit, scriptHappyPath } from '@spotlift/testing';
+import { aMigration, aWorkload, type FakeProcessOps } from '@spotlift/testing';
+import { aPhase, fakeEngineKit, scriptHappyOps } from '@spotlift/testing';
 import { keptLogsDir } from './failed-job-logs.js';
 import { closeInterruptedPhases } from './phase-recorder.js';
 
-const KEEP = /KEPT \$n/;
+function engineKit(opts: Parameters<typeof fakeEngineKit>[0] = {}, script?: (ops: FakeProcessOps) => unknown) {
+  const kit = fakeEngineKit(opts);
+  script?.(kit.ops);
+  scriptHappyOps(kit.ops, kit.streams);
+  return kit;
+}
+/** The dump fails with the tree frozen (CRIU's exit 1 after the freeze): the job rolls back. */
+const failedDump = (ops: FakeProcessOps) =>
+  ops.on('dump', { code: 1, stdout: '', stderr: '', startNs: 1n, endNs: 2n }, { node: 'node-a' });
 
 describe("a failed job's CRIU logs", () => {
   it('are kept on both nodes before the image directories are removed, and the error says where', async () => {
-    const kit = engineKit();
-    kit.shell
-      .on({ node: 'node-a', match: /criu dump/, reply: { code: 1, stdout: 'SPOTLIFT_TIMES 1 2 1\n' } })
-      .on({ node: 'node-a', match: KEEP, reply: { stdout: 'KEPT 2\n' } })
-      .on({ node: 'node-b', match: KEEP, reply: { stdout: 'KEPT 0\n' } });
-    scriptHappyPath(kit.shell);
+    const kit = engineKit({}, (ops) =>
+      failedDump(ops).on('keepLogs', 2, { node: 'node-a' }).on('keepLogs', 0, { node: 'node-b' }),
+    );
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('rolled_back');
-    const keep = kit.shell.calls.findIndex((c) => c.node === 'node-a' && KEEP.test(c.command));
-    const remove = kit.shell.calls.findIndex((c) => c.node === 'node-a' && /^rm -rf .*mig-1'?$/.test(c.command));
+    const seq = kit.ops.sequence();
+    const keep = seq.indexOf('keepLogs@node-a');
+    const remove = kit.ops.calls.findIndex(
+      (c) => c.op === 'removeDir' && c.node === 'node-a' && c.args[0] === '/var/lib/spotlift/images/mig-1',
+    );
     expect(keep).toBeGreaterThanOrEqual(0);
     expect(keep).toBeLessThan(remove);
-    const command = kit.shell.calls[keep]!.command;
-    expect(command).toContain('/var/lib/spotlift/images/mig-1');
-    expect(command).toContain('/var/lib/spotlift/logs/mig-1');
-    expect(command).toContain(`tail -c ${256 * 1024}`);
+    // From the job's image directory to its logs directory, the last 256 KiB of each, older ones after 7 days.
+    expect(kit.ops.argsOf('keepLogs', 'node-a')).toEqual([
+      ['/var/lib/spotlift/images/mig-1', '/var/lib/spotlift/logs/mig-1', 256 * 1024, 7 * 24 * 60],
+    ]);
     // Only the node that had logs is named.
     expect(m.keptLogs).toEqual([{ nodeId: 'node-a', dir: '/var/lib/spotlift/logs/mig-1', files: 2 }]);
     expect(m.error).toMatch(
@@ -36,21 +45,18 @@ describe("a failed job's CRIU logs", () => {
   });
 
   it('are not copied for a completed job (its images go as before)', async () => {
-    const kit = engineKit();
-    scriptHappyPath(kit.shell);
+    const kit = engineKit({}, (ops) => ops.on('keepLogs', 2));
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('completed');
-    expect(kit.shell.calls.filter((c) => KEEP.test(c.command))).toEqual([]);
+    expect(kit.ops.argsOf('keepLogs')).toEqual([]);
     expect(m.keptLogs).toBeUndefined();
   });
 
   it('a node that cannot keep them does not stop the cleanup or change the outcome', async () => {
-    const kit = engineKit();
-    kit.shell
-      .on({ node: 'node-a', match: /criu dump/, reply: { code: 1, stdout: 'SPOTLIFT_TIMES 1 2 1\n' } })
-      .on({ match: KEEP, reply: () => new Error('channel closed') });
-    scriptHappyPath(kit.shell);
+    // keepLogs never throws: a node that could not keep them (its channel closed, no room) gives 0
+    const kit = engineKit({}, (ops) => failedDump(ops).on('keepLogs', 0));
     const m = await kit.engine.run('mig-1');
+    expect(kit.ops.argsOf('keepLogs')).toHaveLength(2);
     expect(m.state).toBe('rolled_back');
     expect(m.keptLogs).toBeUndefined();
     expect(m.phases.at(-1)).toMatchObject({ name: 'cleanup', ok: true });
@@ -73,7 +79,6 @@ describe('a phase a dead worker left open', () => {
       }),
       workload: aWorkload({ state: 'migrating', tree: [4242, 4243] }),
     });
-    scriptHappyPath(kit.shell);
     const before = Date.now();
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('rolled_back');

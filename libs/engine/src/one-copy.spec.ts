@@ -2,14 +2,42 @@
  * Only the job that froze a tree may resume it (issue 9): a job whose claim another job holds, whose
  * node-side lock another session holds, or whose dump CRIU refused because another tracer held the tree,
  * never freezes and never sends SIGCONT. Rollback and commit keep their own guards: a destination where CRIU
- * is still busy keeps the source frozen, and a commit whose source kill failed never rolls back.
+ * is still busy keeps the source frozen, and a commit whose source kill failed never rolls back. Over the fake
+ * node operations (fakeEngineKit): the node-side lock is holdLock's answer (its script: node-lock.spec).
  */
 import { readFileSync } from 'node:fs';
-import { jest } from '@jest/globals';
-import { aMigration, aWorkload } from '@spotlift/testing';
-import { aPhase, engineKit, scriptHappyPath } from '@spotlift/testing';
-import { NodeOps } from './node-ops/node-ops.js';
+import { aMigration, aWorkload, type FakeProcessOps, fakeNodeLock } from '@spotlift/testing';
+import { aPhase, fakeEngineKit, scriptHappyOps } from '@spotlift/testing';
 import { MigrationInterrupted } from './run-control.js';
+
+/** The engine over the fake; `script`'s rules answer first, then the happy path's. */
+function engineKit(opts: Parameters<typeof fakeEngineKit>[0] = {}, script?: (ops: FakeProcessOps) => unknown) {
+  const kit = fakeEngineKit(opts);
+  script?.(kit.ops);
+  scriptHappyOps(kit.ops, kit.streams);
+  /** The operations of `names` that ran on `node`. */
+  const did = (node: string, ...names: string[]) =>
+    kit.ops.calls.filter((c) => c.node === node && names.includes(c.op)).map((c) => c.op);
+  return { ...kit, did };
+}
+/** A CRIU command that exited 1 (the dump's: after the freeze). */
+const criuFailed = { code: 1, stdout: '', stderr: '', startNs: 1n, endNs: 2n };
+const failedDump = (ops: FakeProcessOps) => ops.on('dump', criuFailed, { node: 'node-a' });
+/** The restore on node-b fails, armed or not; `first` runs when it does. */
+const failedRestore = (ops: FakeProcessOps, first: () => void = () => undefined) =>
+  ops
+    .on(
+      'armRestore',
+      (n) => {
+        const armed = ops.armed('armRestore', n.id, criuFailed);
+        return { ...armed, fire: () => (first(), armed.fire()) };
+      },
+      { node: 'node-b' },
+    )
+    .on('restore', () => (first(), criuFailed), { node: 'node-b' });
+/** Another session holds the node-side lock of the workload on node-a. */
+const lockBusy = (ops: FakeProcessOps) => ops.on('holdLock', undefined, { node: 'node-a' });
+const FREEZE_ON_A = ['dump', 'killTree', 'resumeTree'];
 
 const seizeLog = (name: string) =>
   readFileSync(new URL(`../../criu/test/fixtures/logs/${name}`, import.meta.url), 'utf8');
@@ -18,11 +46,12 @@ describe('a job that did not freeze the tree never resumes it', () => {
   it.each(['dump-seize-concurrent-dump.log', 'dump-seize-strace.log'])(
     'a dump refused because another tracer holds the tree (%s, real CRIU log): failed, no SIGCONT, said why',
     async (log) => {
-      const kit = engineKit();
-      kit.shell
-        .on({ node: 'node-a', match: /criu dump/, reply: { code: 1, stdout: 'SPOTLIFT_TIMES 1 2 1\n' } })
-        .on({ node: 'node-a', match: /tail -n 200 .*dump\.log/, reply: { stdout: seizeLog(log) } });
-      scriptHappyPath(kit.shell);
+      const kit = engineKit({}, (ops) =>
+        failedDump(ops).on('tail', seizeLog(log), {
+          node: 'node-a',
+          when: (_n, path, lines) => path.endsWith('/dump.log') && lines === 200,
+        }),
+      );
       const m = await kit.engine.run('mig-1', kit.control);
       expect(m.state).toBe('failed');
       expect(m.error).toMatch(/criu dump failed on node-a \(tree_held\): .*this command froze nothing/);
@@ -30,20 +59,18 @@ describe('a job that did not freeze the tree never resumes it', () => {
       expect(m.rollbackReason).toBeUndefined();
       // Marked migrating for the dump, back to running on the stored record: nothing was frozen.
       expect((await kit.workloads.get('wl-1'))!.state).toBe('running');
-      expect(kit.shell.ran('node-a', /kill -CONT|kill -KILL/)).toEqual([]);
-      expect(kit.shell.ran('node-b', /criu restore/)).toEqual([]);
+      expect(kit.did('node-a', 'resumeTree', 'killTree')).toEqual([]);
+      expect(kit.did('node-b', 'restore', 'armRestore.fire')).toEqual([]);
     },
   );
 
   it('a dump that failed with the tree frozen rolls back; the error is the failure, said once (no cancel)', async () => {
-    const kit = engineKit();
-    kit.shell.on({ node: 'node-a', match: /criu dump/, reply: { code: 1, stdout: 'SPOTLIFT_TIMES 1 2 1\n' } });
-    scriptHappyPath(kit.shell);
+    const kit = engineKit({}, failedDump);
     const m = await kit.engine.run('mig-1', kit.control);
     expect(m.state).toBe('rolled_back');
     expect(m.rollbackReason).toMatch(/^criu dump failed on node-a/);
     expect(m.error).toBe(m.rollbackReason);
-    expect(kit.shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
+    expect(kit.did('node-a', 'resumeTree')).toHaveLength(1);
   });
 
   it('a recovered job whose only freeze phase is such a refused dump starts over instead of resuming the tree', async () => {
@@ -58,17 +85,15 @@ describe('a job that did not freeze the tree never resumes it', () => {
       }),
       workload: aWorkload({ state: 'migrating' }),
     });
-    scriptHappyPath(kit.shell);
     const m = await kit.engine.run('mig-1', kit.control);
     expect(m.state).toBe('completed');
     // the restart's own dump froze it; nothing resumed a tree before that
-    const cont = kit.shell.ran('node-a', /kill -CONT/);
-    expect(cont).toEqual([]);
+    expect(kit.did('node-a', 'dump')).toHaveLength(1);
+    expect(kit.did('node-a', 'resumeTree')).toEqual([]);
   });
 
   it('the claim held by another job: failed before prepare, no node-side command touches the workload', async () => {
     const kit = engineKit({ migration: aMigration({ claimKey: 'proc:boot:ns:4242:99' }) });
-    scriptHappyPath(kit.shell);
     const asked: string[] = [];
     const control = {
       ...kit.control,
@@ -80,83 +105,79 @@ describe('a job that did not freeze the tree never resumes it', () => {
     expect(m.error).toBe(
       "workload 'wl-1' is claimed by migration:mig-other (process proc:boot:ns:4242:99); this job did not touch it",
     );
-    expect(kit.shell.ran('node-a', /flock|criu dump|kill -/)).toEqual([]);
-    expect(kit.shell.ran('node-b', /criu page-server/)).toEqual([]);
+    expect(kit.did('node-a', 'holdLock', ...FREEZE_ON_A)).toEqual([]);
+    expect(kit.did('node-b', 'startPageServer')).toEqual([]);
   });
 
   it('the node-side lock held by another session: failed before any page-server or dump, no SIGCONT', async () => {
-    const kit = engineKit();
-    kit.shell.on({ node: 'node-a', match: /flock -n/, reply: { code: 75, stdout: 'LOCK_BUSY\n' } });
-    scriptHappyPath(kit.shell);
+    const kit = engineKit({}, lockBusy);
     const m = await kit.engine.run('mig-1', kit.control);
     expect(m.state).toBe('failed');
     expect(m.error).toMatch(
       /another session holds the node-side lock of workload 'wl-1' on node-a \(node:node-a:pid:4242\)/,
     );
-    expect(kit.shell.ran('node-a', /^l=\/run\/spotlift\/locks\/node_node-a_pid_4242\.lock; f=/)).toHaveLength(1);
-    expect(kit.shell.ran('node-a', /criu dump|kill -/)).toEqual([]);
-    expect(kit.shell.ran('node-b', /criu page-server/)).toEqual([]);
+    expect(kit.ops.argsOf('holdLock', 'node-a').map(([key]) => key)).toEqual(['node:node-a:pid:4242']);
+    expect(kit.did('node-a', ...FREEZE_ON_A)).toEqual([]);
+    expect(kit.did('node-b', 'startPageServer')).toEqual([]);
     expect((await kit.workloads.get('wl-1'))!.state).toBe('running');
   });
 
   it("a job run again after its worker stopped before the freeze waits out a held lock (the dead worker's lease): retried, not failed", async () => {
-    const kit = engineKit({
-      migration: aMigration({ state: 'running', phases: [aPhase('preflight', true), aPhase('prepare')] }),
-      workload: aWorkload({ state: 'running' }),
-    });
-    kit.shell.on({ node: 'node-a', match: /flock -n/, reply: { code: 75, stdout: 'LOCK_BUSY\n' } });
-    scriptHappyPath(kit.shell);
+    const kit = engineKit(
+      {
+        migration: aMigration({ state: 'running', phases: [aPhase('preflight', true), aPhase('prepare')] }),
+        workload: aWorkload({ state: 'running' }),
+      },
+      lockBusy,
+    );
     const error = await kit.engine.run('mig-1', kit.control).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MigrationInterrupted);
     expect(error).toMatchObject({ transient: true, frozen: false });
     expect((error as Error).message).toMatch(/the previous attempt's, until its lease ends/);
     expect((await kit.migrations.get('mig-1'))!.state).toBe('running');
-    expect(kit.shell.ran('node-a', /criu dump|kill -/)).toEqual([]);
-    expect(kit.shell.ran('node-b', /criu page-server/)).toEqual([]);
+    expect(kit.did('node-a', ...FREEZE_ON_A)).toEqual([]);
+    expect(kit.did('node-b', 'startPageServer')).toEqual([]);
   });
 
   it('recovery of a possibly frozen job waits while another session holds the lock: nothing decided, no SIGCONT', async () => {
-    const kit = engineKit({
-      migration: aMigration({
-        state: 'running',
-        phases: [aPhase('preflight', true), aPhase('prepare', true), aPhase('dump')],
-      }),
-      workload: aWorkload({ state: 'migrating' }),
-    });
-    kit.shell.on({ node: 'node-a', match: /flock -n/, reply: { code: 75, stdout: 'LOCK_BUSY\n' } });
-    scriptHappyPath(kit.shell);
+    const kit = engineKit(
+      {
+        migration: aMigration({
+          state: 'running',
+          phases: [aPhase('preflight', true), aPhase('prepare', true), aPhase('dump')],
+        }),
+        workload: aWorkload({ state: 'migrating' }),
+      },
+      lockBusy,
+    );
     const error = await kit.engine.run('mig-1', kit.control).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MigrationInterrupted);
     expect(error).toMatchObject({ transient: true, frozen: true });
     expect((error as Error).message).toMatch(/node-side lock of this workload on node-a is held by another session/);
-    expect(kit.shell.ran('node-a', /kill -/)).toEqual([]);
-    expect(kit.shell.ran('node-b', /kill -/)).toEqual([]);
+    expect(kit.did('node-a', 'killTree', 'resumeTree')).toEqual([]);
+    expect(kit.did('node-b', 'killTree', 'resumeTree')).toEqual([]);
   });
 });
 
 describe('rollback and commit keep the one copy', () => {
   it('a failed restore whose CRIU is still busy on the destination keeps the source frozen (no SIGCONT)', async () => {
-    const kit = engineKit();
-    kit.shell
-      .on({ node: 'node-b', match: /criu restore/, reply: { code: 1, stdout: 'SPOTLIFT_TIMES 1 2 1\n' } })
-      .on({ node: 'node-b', match: /CRIU_IDLE/, reply: { code: 1, stdout: 'CRIU_IDLE no 31337\n' } });
-    scriptHappyPath(kit.shell);
+    const kit = engineKit({}, (ops) =>
+      failedRestore(ops).on('waitCriuIdle', { idle: false, pids: [31337] }, { node: 'node-b' }),
+    );
     const error = await kit.engine.run('mig-1', kit.control).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MigrationInterrupted);
     expect((error as Error).message).toBe('criu is still running on node-b (pids 31337); the source stays frozen');
-    expect(kit.shell.ran('node-a', /kill -CONT/)).toEqual([]);
+    expect(kit.did('node-a', 'resumeTree')).toEqual([]);
     expect((await kit.migrations.get('mig-1'))!.state).toBe('running');
   });
 
   it('a commit whose source kill fails never rolls back: the verified destination stays, a cancel is answered "committed"', async () => {
-    const kit = engineKit();
-    kit.shell.on({ node: 'node-a', match: /kill -KILL/, reply: { stdout: 'STATE T\n' } });
-    scriptHappyPath(kit.shell);
+    const kit = engineKit({}, (ops) => ops.on('killTree', 'T', { node: 'node-a' }));
     const error = await kit.engine.run('mig-1', kit.control).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MigrationInterrupted);
     expect((error as Error).message).toBe('the frozen source pid 4242 on node-a did not die (state T)');
-    expect(kit.shell.ran('node-b', /kill -KILL/)).toEqual([]);
-    expect(kit.shell.ran('node-a', /kill -CONT/)).toEqual([]);
+    expect(kit.did('node-b', 'killTree')).toEqual([]);
+    expect(kit.did('node-a', 'resumeTree')).toEqual([]);
     const m = (await kit.migrations.get('mig-1'))!;
     expect(m.state).toBe('running');
     expect(m.phases.map((p) => p.name)).not.toContain('rollback');
@@ -187,21 +208,21 @@ describe('a stale copy of a migration run again', () => {
     const kit = engineKit({
       migration: aMigration({ state: 'running', restoredFromJournal: RESTORED, phases: [aPhase('preflight', true)] }),
     });
-    scriptHappyPath(kit.shell);
     const m = await kit.engine.run('mig-1', kit.control);
     expect(m.state).toBe('failed');
     expect(m.error).toMatch(/brought back from a worker's journal after Redis lost it .* not started again/);
-    expect(kit.shell.ran('node-a', /criu dump|criu pre-dump|kill -KILL|kill -CONT/)).toEqual([]);
-    expect(kit.shell.ran('node-b', /criu page-server|criu restore|kill -KILL|kill -CONT/)).toEqual([]);
+    expect(kit.did('node-a', 'dump', 'preDump', 'killTree', 'resumeTree')).toEqual([]);
+    expect(kit.did('node-b', 'startPageServer', 'restore', 'armRestore.fire', 'killTree', 'resumeTree')).toEqual([]);
     expect(await kit.workloads.get('wl-1')).toMatchObject({ nodeId: 'node-a', pid: 4242, state: 'running' });
   });
 
   it('... unless a run still driving it holds the node-side lock: then it waits (retried), nothing decided', async () => {
-    const kit = engineKit({
-      migration: aMigration({ state: 'running', restoredFromJournal: RESTORED, phases: [aPhase('preflight', true)] }),
-    });
-    kit.shell.on({ node: 'node-a', match: /flock -n/, reply: { code: 75, stdout: 'LOCK_BUSY\n' } });
-    scriptHappyPath(kit.shell);
+    const kit = engineKit(
+      {
+        migration: aMigration({ state: 'running', restoredFromJournal: RESTORED, phases: [aPhase('preflight', true)] }),
+      },
+      lockBusy,
+    );
     const error = await kit.engine.run('mig-1', kit.control).catch((e: unknown) => e);
     expect(error).toMatchObject({ name: 'MigrationInterrupted', transient: true, frozen: false });
     expect((await kit.migrations.get('mig-1'))!.state).toBe('running');
@@ -212,60 +233,57 @@ describe('a stale copy of a migration run again', () => {
       migration: staleUpToRestore(),
       workload: aWorkload({ nodeId: 'node-b', pid: 777, state: 'running' }),
     });
-    scriptHappyPath(kit.shell); // no restored.pid left on node-b (the other worker cleaned up): recovery rolls back
+    // no restored.pid left on node-b (the happy path's readPidfile: the other worker cleaned up): recovery rolls back
     const m = await kit.engine.run('mig-1', kit.control);
     expect(m.state).toBe('failed');
     expect(m.error).toBe(
       "the workload record names pid 777 on 'node-b', not pid 777 on the source 'node-a' this job started from: the workload moved elsewhere, so this job rolls nothing back (no kill, no resume); nothing was touched",
     );
-    expect(kit.shell.ran('node-b', /kill -KILL|kill -CONT/)).toEqual([]);
-    expect(kit.shell.ran('node-a', /kill -KILL|kill -CONT/)).toEqual([]);
+    expect(kit.did('node-b', 'killTree', 'resumeTree')).toEqual([]);
+    expect(kit.did('node-a', 'killTree', 'resumeTree')).toEqual([]);
     expect(m.phases.map((p) => p.name)).not.toContain('rollback');
     expect(await kit.workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', pid: 777, state: 'running' });
   });
 
   it("the end state the other run wrote meanwhile stays the migration's outcome (not overwritten by 'failed')", async () => {
-    const kit = engineKit({
-      migration: staleUpToRestore(),
-      workload: aWorkload({ nodeId: 'node-b', pid: 777, state: 'running' }),
-    });
-    kit.shell.on({
-      node: 'node-b',
-      match: /CRIU_IDLE/,
-      reply: () => {
-        void kit.migrations.update('mig-1', (m) => {
-          m.state = 'completed';
-          m.notes = ['by the other worker'];
-        });
-        return { stdout: 'CRIU_IDLE yes\n' };
+    const kit = engineKit(
+      {
+        migration: staleUpToRestore(),
+        workload: aWorkload({ nodeId: 'node-b', pid: 777, state: 'running' }),
       },
-    });
-    scriptHappyPath(kit.shell);
+      (ops) =>
+        ops.on(
+          'waitCriuIdle',
+          () => {
+            void kit.migrations.update('mig-1', (m) => {
+              m.state = 'completed';
+              m.notes = ['by the other worker'];
+            });
+            return { idle: true, pids: [] };
+          },
+          { node: 'node-b' },
+        ),
+    );
     const m = await kit.engine.run('mig-1', kit.control);
     expect(m).toMatchObject({ state: 'completed', notes: ['by the other worker'] });
     expect(await kit.migrations.get('mig-1')).toMatchObject({ state: 'completed', notes: ['by the other worker'] });
-    expect(kit.shell.ran('node-b', /kill -KILL|kill -CONT/)).toEqual([]);
+    expect(kit.did('node-b', 'killTree', 'resumeTree')).toEqual([]);
   });
 
   it('the record moved by another worker while this run was under way (read afresh): the rollback touches nothing', async () => {
-    const kit = engineKit();
-    kit.shell.on({
-      node: 'node-b',
-      match: /criu restore/,
-      reply: () => {
+    const kit = engineKit({}, (ops) =>
+      failedRestore(ops, () => {
         // another worker moved the workload meanwhile (its record now names node-c)
         void kit.workloads.update('wl-1', (w) => {
           w.nodeId = 'node-c';
           w.pid = 9;
         });
-        return { code: 1, stdout: 'SPOTLIFT_TIMES 1 2 1\n' };
-      },
-    });
-    scriptHappyPath(kit.shell);
+      }),
+    );
     const m = await kit.engine.run('mig-1', kit.control);
     expect(m.state).toBe('failed');
     expect(m.error).toMatch(/names pid 9 on 'node-c', not pid 4242 on the source 'node-a'.*rolls nothing back/);
-    expect(kit.shell.ran('node-a', /kill -CONT/)).toEqual([]);
+    expect(kit.did('node-a', 'resumeTree')).toEqual([]);
   });
 
   it('the process key no longer matches the one the job claimed (another process at that pid): nothing resumed', async () => {
@@ -274,11 +292,10 @@ describe('a stale copy of a migration run again', () => {
       migration: { ...staleUpToRestore(), restoredPid: undefined, claimKey: 'proc:boot:ns:4242:99' },
       workload: aWorkload({ identity: { ...identity, startTime: '123' } }),
     });
-    scriptHappyPath(kit.shell);
     const m = await kit.engine.run('mig-1', kit.control);
     expect(m.state).toBe('failed');
     expect(m.error).toMatch(/names another process \(proc:boot:ns:4242:123\) than the one this job claimed/);
-    expect(kit.shell.ran('node-a', /kill -KILL|kill -CONT/)).toEqual([]);
+    expect(kit.did('node-a', 'killTree', 'resumeTree')).toEqual([]);
   });
 
   it('a stale commit whose workload moved on to node-c: kills nothing on the source, failed with why', async () => {
@@ -290,57 +307,46 @@ describe('a stale copy of a migration run again', () => {
       }),
       workload: aWorkload({ nodeId: 'node-c', pid: 4242, state: 'running' }),
     });
-    scriptHappyPath(kit.shell);
     const m = await kit.engine.run('mig-1', kit.control);
     expect(m.state).toBe('failed');
     expect(m.error).toMatch(
       /names pid 4242 on 'node-c'.* so this job kills nothing \(pid 4242 on node-a is not killed\)/,
     );
-    expect(kit.shell.ran('node-a', /kill -KILL|kill -CONT/)).toEqual([]);
-    expect(kit.shell.ran('node-b', /kill -KILL|kill -CONT/)).toEqual([]);
+    expect(kit.did('node-a', 'killTree', 'resumeTree')).toEqual([]);
+    expect(kit.did('node-b', 'killTree', 'resumeTree')).toEqual([]);
   });
 });
 
 describe("the node-side lock's lease found lost", () => {
-  afterEach(() => jest.restoreAllMocks());
-
   it('before the freeze (renewed right before the dump): the job stops without freezing and is retried', async () => {
-    const kit = engineKit();
-    kit.shell.on({ node: 'node-a', match: /echo RENEWED/, reply: { stdout: 'LEASE_LOST\n' } });
-    scriptHappyPath(kit.shell);
+    // the lease's holder ended: the renewal finds it gone
+    const kit = engineKit({}, (ops) =>
+      ops.on('holdLock', (_n, key) => fakeNodeLock(`/run/spotlift/locks/${key}.lock`, { renewal: 'lost' })),
+    );
     const error = await kit.engine.run('mig-1', kit.control).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MigrationInterrupted);
     expect(error).toMatchObject({ transient: true, frozen: false });
     expect((error as Error).message).toMatch(/lease on node-a was lost before 'dump'/);
-    expect(kit.shell.ran('node-a', /criu dump|kill -/)).toEqual([]);
+    expect(kit.did('node-a', ...FREEZE_ON_A)).toEqual([]);
     expect((await kit.migrations.get('mig-1'))!.state).toBe('running');
   });
 
   it('after the freeze: the job drives the migration to its end (one dump, completed), it does not stop half way', async () => {
-    const kit = engineKit();
     let frozen = false;
-    kit.shell.on({
-      node: 'node-a',
-      match: /criu dump/,
-      reply: () => ((frozen = true), { stdout: 'SPOTLIFT_TIMES 1000000000000 1001000000000 0\n' }),
-    });
-    scriptHappyPath(kit.shell);
     // The lease is lost the moment the tree is frozen (its holder ended): every later phase boundary sees it.
-    const hold = NodeOps.prototype.holdLock;
-    jest.spyOn(NodeOps.prototype, 'holdLock').mockImplementation(async function (this: NodeOps, ...args) {
-      const lock = (await hold.apply(this, args))!;
-      return {
-        path: lock.path,
-        owner: lock.owner,
-        renew: lock.renew,
-        release: lock.release,
-        get lost() {
-          return frozen;
-        },
-      };
-    });
+    const kit = engineKit({}, (ops) =>
+      ops
+        .on(
+          'dump',
+          () => ((frozen = true), { ...criuFailed, code: 0, startNs: 1_000_000_000_000n, endNs: 1_001_000_000_000n }),
+          {
+            node: 'node-a',
+          },
+        )
+        .on('holdLock', (_n, key) => fakeNodeLock(`/run/spotlift/locks/${key}.lock`, { lost: () => frozen })),
+    );
     const m = await kit.engine.run('mig-1', kit.control);
     expect(m.state).toBe('completed');
-    expect(kit.shell.ran('node-a', /criu dump/)).toHaveLength(1);
+    expect(kit.did('node-a', 'dump')).toHaveLength(1);
   });
 });

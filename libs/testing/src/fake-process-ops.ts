@@ -6,10 +6,24 @@
  * each name runs on a node is checked once, in the layer's golden tables (libs/engine node-ops
  * process-ops.golden.spec.ts, node-commands.golden.spec.ts). The raw runners throw: the engine calls none.
  */
-import type { NodeRecord } from '@spotlift/domain';
+import { type NodeRecord, NodeUnreachableError } from '@spotlift/domain';
 import { type ArmedCommand, NodeOps, ProcessNodeOps, type TimedResult } from '@spotlift/engine';
 
 const RUNNERS = new Set(['run', 'runTimed', 'armTimed', 'stream']);
+
+/**
+ * What the operations that never throw answer when their node does not (node-ops.ts catches the error there):
+ * an unreachable node's cleanup, log keeping and reads give these instead of rejecting.
+ */
+const WHEN_UNREACHABLE: Partial<Record<string, unknown>> = {
+  reachable: false,
+  removeDir: false,
+  removeEmptyDir: undefined,
+  keepLogs: 0,
+  memAvailableBytes: undefined,
+  cpuSample: undefined,
+  processFacts: undefined,
+};
 
 /** The named operations: every method of NodeOps but its runners. */
 export type OpName = Exclude<
@@ -55,6 +69,8 @@ export class FakeProcessOps {
   /** Operations called with no rule to answer them (they rejected; the engine may have swallowed that). */
   readonly unanswered: string[] = [];
   private readonly rules: Rule[] = [];
+  /** node -> how many more calls find it unreachable (Infinity: until the spec says otherwise). */
+  private readonly outages = new Map<string, number>();
 
   constructor() {
     const names = new Set([
@@ -73,6 +89,16 @@ export class FakeProcessOps {
   /** Scripts `op`; the first matching rule that is not used up answers (rules added first win). */
   on<K extends OpName>(op: K, reply: FakeReply<K>, opts: FakeRuleOptions<K> = {}): this {
     this.rules.push({ op, reply, opts, used: false });
+    return this;
+  }
+
+  /**
+   * `node` does not answer for its next `calls` operations (default: all of them): each
+   * rejects with NodeUnreachableError, as the SSH shell's do, before any rule is asked; the operations that
+   * never throw give what they give for a silent node (false, 0, undefined). The calls are recorded.
+   */
+  unreachable(node: string, opts: { calls?: number } = {}): this {
+    this.outages.set(node, opts.calls ?? Infinity);
     return this;
   }
 
@@ -110,6 +136,14 @@ export class FakeProcessOps {
   private answer(op: OpName, args: unknown[]): Promise<unknown> {
     const node = (args[0] as NodeRecord | undefined)?.id ?? '?';
     this.calls.push({ op, node, args: args.slice(1) });
+    const outage = this.outages.get(node) ?? 0;
+    if (outage > 0) {
+      if (outage === 1) this.outages.delete(node);
+      else this.outages.set(node, outage - 1);
+      return op in WHEN_UNREACHABLE
+        ? Promise.resolve(WHEN_UNREACHABLE[op])
+        : Promise.reject(new NodeUnreachableError(node, 'connect ECONNREFUSED'));
+    }
     const rule = this.rules.find(
       (r) =>
         r.op === op &&

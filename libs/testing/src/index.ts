@@ -9,7 +9,6 @@ export * from './test-certificates.js';
 export * from './scripted-inspection.js';
 export * from './local-node-shell.js';
 export * from './hostile-peers.js';
-export * from './engine-test-kit.js';
 export * from './fake-node-ops.js';
 export * from './fake-podman-ops.js';
 export * from './in-memory-watch-leases.js';

@@ -1,17 +1,25 @@
 /**
- * The checkpoint flow's decisions, with a scripted node shell replaying real outputs (CRIU's stats images
- * captured from real runs). Real CRIU on the lab nodes: test/checkpoint.e2e-spec.ts.
+ * The checkpoint flow's decisions, over the fake node operations (FakeProcessOps: each named operation answers
+ * as a healthy node does, CRIU's stats images captured from real runs) and a scripted image stream (the
+ * transport's tar and checksums). What each operation runs is golden in node-ops (process-ops.golden.spec.ts).
+ * Real CRIU on the lab nodes: test/checkpoint.e2e-spec.ts.
  * node-a runs the workload, node-c stores the checkpoint, node-b receives the restore.
  */
 import { createHash } from 'node:crypto';
 import type { CheckpointRecord, WorkloadRecord } from '@spotlift/domain';
 import { InMemoryRecords } from '@spotlift/store';
-import { ScriptedNodeShell, aNode, aWorkload, scriptHealthyPreflight } from '@spotlift/testing';
+import {
+  FakeProcessOps,
+  ScriptedNodeShell,
+  aNode,
+  aWorkload,
+  criuFixture,
+  preflightAnswer,
+  scriptHappyOps,
+} from '@spotlift/testing';
 import { DirectoryStreamer } from '@spotlift/transport';
 import { SystemClock } from '../clock.js';
-import { criuFixture } from '@spotlift/testing';
 import { DEFAULT_ENGINE_CONFIG } from '../engine.types.js';
-import { NodeOps } from '../node-ops/node-ops.js';
 import { CheckpointFlow } from './checkpoint-flow.js';
 
 const TAR = Buffer.from('scripted tar stream of checkpoint images');
@@ -46,7 +54,16 @@ const aRestoreRequest = () =>
     restore: { attempt: 1, destinationNodeId: 'node-b', destinationReason: 'requested', requestedAt: T0, phases: [] },
   });
 
-function setup(checkpoint: CheckpointRecord, workload: WorkloadRecord = aWorkload()) {
+/**
+ * The flow over the fake; `script`'s rules answer first, then healthy nodes'. `shell` is the image stream's
+ * (node-a -> node-c when taking, node-c -> node-b when restoring).
+ */
+function setup(
+  checkpoint: CheckpointRecord,
+  workload: WorkloadRecord = aWorkload(),
+  script?: (ops: FakeProcessOps, shell: ScriptedNodeShell) => unknown,
+) {
+  const ops = new FakeProcessOps();
   const shell = new ScriptedNodeShell();
   const checkpoints = new InMemoryRecords<CheckpointRecord>();
   const workloads = new InMemoryRecords<WorkloadRecord>();
@@ -58,51 +75,50 @@ function setup(checkpoint: CheckpointRecord, workload: WorkloadRecord = aWorkloa
     checkpoints,
     workloads,
     nodes,
-    new NodeOps(shell),
+    ops.asNodeOps(),
     new DirectoryStreamer(shell),
     new SystemClock(),
     { ...DEFAULT_ENGINE_CONFIG, criuIdleTimeoutMs: 1_000 },
   );
-  return { shell, flow, checkpoints, workloads };
+  script?.(ops, shell);
+  scriptHealthy(ops, shell);
+  /** The operations of `names` that ran on `node`. */
+  const did = (node: string, ...names: string[]) =>
+    ops.calls.filter((c) => c.node === node && names.includes(c.op)).map((c) => c.op);
+  /** The directories removed on `node`. */
+  const removed = (node: string) => ops.argsOf('removeDir', node).map(([dir]) => dir);
+  return { ops, shell, flow, checkpoints, workloads, did, removed };
 }
 
-/** Healthy nodes; tests override single steps by adding rules before these. */
-function scriptHealthy(shell: ScriptedNodeShell): void {
-  scriptHealthyPreflight(shell)
-    .on({ node: 'node-a', match: /echo TREE/, reply: { stdout: 'TREE 4242 4243\nRSS_KB 65536\n' } })
-    .on({ node: 'node-b', match: /echo TREE/, reply: { stdout: 'TREE 777 778\nRSS_KB 65536\n' } })
-    .on({ node: 'node-a', match: /criu dump/, reply: { stdout: 'SPOTLIFT_TIMES 1000000000000 1001000000000 0\n' } })
-    // The stream: node-a -> node-c when taking, node-c -> node-b when restoring.
+const said = (stdout = '', code = 0, stderr = '') => ({ code, stdout, stderr });
+
+/** Healthy nodes: the storage node's answers, then the happy path's (tests add their rules before these). */
+function scriptHealthy(ops: FakeProcessOps, shell: ScriptedNodeShell): void {
+  shell
     .on({ match: /(?:^|; )tar -C \S+ -cf/, reply: { stdout: TAR.toString() } })
-    .on({ node: 'node-c', match: /STORED_KB/, reply: { stdout: 'STORED_KB 70000\n' } })
-    .on({ node: 'node-c', match: /sha256sum -c/, reply: { code: 0 } })
-    .on({ match: /sha256sum < /, reply: { stdout: `${TAR_SHA}\n` } })
-    .on({
-      node: 'node-b',
-      match: /criu restore/,
-      reply: { stdout: 'RESTORED_PID 777\nSPOTLIFT_TIMES 1001100000000 1001300000000 0\n' },
-    })
-    .on({ match: /kill -KILL/, reply: { stdout: 'STATE gone\n' } })
-    .on({ node: 'node-a', match: /kill -CONT/, reply: { stdout: 'STATE S\n' } })
-    .on({ node: 'node-b', match: /State:/, reply: { stdout: 'STATE S\n' } })
-    .on({
+    .on({ match: /sha256sum < /, reply: { stdout: `${TAR_SHA}\n` } });
+  ops
+    .on('sealImages', said('STORED_KB 70000\n'), { node: 'node-c' })
+    .on('checkImages', said(), { node: 'node-c' })
+    .on('cpuinfoDump', said())
+    .on('readFile', criuFixture('images/page-server/stats-dump'), {
       node: 'node-c',
-      match: /base64 -w0 .*stats-dump/,
-      reply: { stdout: criuFixture('images/page-server/stats-dump').toString('base64') },
+      when: (_n, path) => path.endsWith('/stats-dump'),
     })
-    .on({
-      node: 'node-b',
-      match: /base64 -w0 .*stats-restore/,
-      reply: { stdout: criuFixture('images/page-server/stats-restore').toString('base64') },
-    });
+    .on('readFile', Buffer.from('cpuinfo image bytes'), { when: (_n, path) => path.endsWith('/cpuinfo.img') })
+    .on('writeFile', undefined)
+    .on('cpuinfoCheck', said());
+  scriptHappyOps(ops);
 }
+
+/** A failed CRIU command (exit 1) as the timed operations give it. */
+const criuFailed = (stderr = '') => ({ ...said('', 1, stderr), startNs: 1n, endNs: 2n });
 
 const phaseNames = (phases: CheckpointRecord['phases']) => phases.map((p) => `${p.name}:${p.ok ? 'ok' : 'fail'}`);
 
 describe('CheckpointFlow.take', () => {
   it('dumps to the storage node, seals the images there, and only then kills the source', async () => {
-    const { shell, flow, workloads, checkpoints } = setup(aCheckpoint());
-    scriptHealthy(shell);
+    const { ops, shell, did, removed, flow, workloads, checkpoints } = setup(aCheckpoint());
     const cp = await flow.take('cp-1');
     expect(cp.state).toBe('stored');
     expect(phaseNames(cp.phases)).toEqual([
@@ -115,19 +131,21 @@ describe('CheckpointFlow.take', () => {
       'cleanup:ok',
     ]);
     // The page-server and the image stream end in the durable directory on the storage node.
-    expect(shell.ran('node-c', /criu page-server/)[0]).toContain(`-D ${IMAGE_DIR} `);
+    expect(ops.argsOf('startPageServer', 'node-c').map(([dir]) => dir)).toEqual([IMAGE_DIR]);
+    expect(ops.argsOf('sealImages', 'node-c').map(([dir]) => dir)).toEqual([IMAGE_DIR]);
+    // (the image stream's receiving end, the transport's, writes there too)
     expect(shell.ran('node-c', /mkfifo/)[0]).toContain(IMAGE_DIR);
     // The CPU description a later restore checks against travels with the images.
-    expect(shell.ran('node-a', /criu cpuinfo dump/)[0]).toContain('-D /var/lib/spotlift/images/cp-1/src');
-    const order = shell.calls.map((c) => `${c.node} ${c.command}`);
-    const sealed = order.findIndex((c) => c.startsWith('node-c') && /STORED_KB/.test(c));
-    const killed = order.findIndex((c) => c.startsWith('node-a') && /kill -KILL/.test(c));
+    expect(ops.argsOf('cpuinfoDump', 'node-a')).toEqual([['/var/lib/spotlift/images/cp-1/src']]);
+    const order = ops.sequence();
+    const sealed = order.indexOf('sealImages@node-c');
+    const killed = order.indexOf('killTree@node-a');
     expect(sealed).toBeGreaterThan(-1);
     expect(killed).toBeGreaterThan(sealed);
-    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(0);
+    expect(did('node-a', 'resumeTree')).toHaveLength(0);
     // Only the source's working directory is removed; the stored images stay.
-    expect(shell.ran('node-a', /rm -rf '?\/var\/lib\/spotlift\/images\/cp-1'?$/)).toHaveLength(1);
-    expect(shell.ran('node-c', /rm -rf/).filter((c) => !/mkdir/.test(c))).toHaveLength(0);
+    expect(removed('node-a')).toEqual(['/var/lib/spotlift/images/cp-1']);
+    expect(removed('node-c')).toEqual([]);
     expect(cp).toMatchObject({
       tree: [4242, 4243],
       rssBytes: 64 * 2 ** 20,
@@ -143,71 +161,67 @@ describe('CheckpointFlow.take', () => {
     expect(await checkpoints.get('cp-1')).toEqual(cp);
   });
 
-  it.each([
-    ['the image stream breaks (checksum mismatch)', { match: /sha256sum < /, reply: { stdout: 'bad\n' } }, 'transfer'],
+  it.each<[string, (ops: FakeProcessOps, shell: ScriptedNodeShell) => unknown, string]>([
+    [
+      'the image stream breaks (checksum mismatch)',
+      (_ops, shell) => shell.on({ match: /sha256sum < /, reply: { stdout: 'bad\n' } }),
+      'transfer',
+    ],
     [
       'the images are incomplete on the storage node',
-      { match: /STORED_KB/, reply: { stdout: 'MISSING pages-*.img\nSTORED_KB 12\n' } },
+      (ops) => ops.on('sealImages', said('MISSING pages-*.img\nSTORED_KB 12\n')),
       'verify',
     ],
-    [
-      'the dump fails',
-      { node: 'node-a', match: /criu dump/, reply: { code: 1, stderr: 'Error (criu/cr-dump.c)' } },
-      'dump',
-    ],
-  ])('%s: the source is resumed, the partial images removed, nothing killed', async (_what, rule, phase) => {
-    const { shell, flow, workloads } = setup(aCheckpoint());
-    shell.on(rule);
-    scriptHealthy(shell);
+    ['the dump fails', (ops) => ops.on('dump', criuFailed('Error (criu/cr-dump.c)'), { node: 'node-a' }), 'dump'],
+  ])('%s: the source is resumed, the partial images removed, nothing killed', async (_what, script, phase) => {
+    const { did, removed, flow, workloads } = setup(aCheckpoint(), aWorkload(), script);
     const cp = await flow.take('cp-1');
     expect(cp.state).toBe('failed');
     expect(cp.phases.find((p) => p.name === phase)?.ok).toBe(false);
     expect(phaseNames(cp.phases)).toContain('rollback:ok');
     expect(phaseNames(cp.phases)).not.toContain('commit:ok');
-    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
-    expect(shell.ran('node-a', /kill -KILL/)).toHaveLength(0);
-    expect(shell.ran('node-c', new RegExp(`^rm -rf '?${IMAGE_DIR}'?$`))).toHaveLength(1);
+    expect(did('node-a', 'resumeTree')).toHaveLength(1);
+    expect(did('node-a', 'killTree')).toHaveLength(0);
+    expect(removed('node-c')).toEqual([IMAGE_DIR]);
     expect(cp.error).toBeTruthy();
     expect((await workloads.get('wl-1'))!.state).toBe('running');
   });
 
   it('another session holding the node-side lock of the process (e.g. a migration): failed, nothing frozen or resumed', async () => {
-    const { shell, flow, workloads } = setup(aCheckpoint({ claimKey: 'proc:b:n:4242:1' }));
-    shell.on({ node: 'node-a', match: /flock -n/, reply: { code: 75, stdout: 'LOCK_BUSY\n' } });
-    scriptHealthy(shell);
+    const { ops, did, flow, workloads } = setup(aCheckpoint({ claimKey: 'proc:b:n:4242:1' }), aWorkload(), (o) =>
+      o.on('holdLock', undefined, { node: 'node-a' }),
+    );
     const cp = await flow.take('cp-1');
     expect(cp.state).toBe('failed');
     expect(cp.error).toBe(
       "another session holds the node-side lock of workload 'wl-1' on node-a (e.g. a migration); nothing was frozen",
     );
-    expect(shell.ran('node-a', /^l=\/run\/spotlift\/locks\/proc_b_n_4242_1\.lock; f=/)).toHaveLength(1);
-    expect(shell.ran('node-a', /criu dump|kill -/)).toEqual([]);
+    expect(ops.argsOf('holdLock', 'node-a').map(([key]) => key)).toEqual(['proc:b:n:4242:1']);
+    expect(did('node-a', 'dump', 'killTree', 'resumeTree')).toEqual([]);
     expect((await workloads.get('wl-1'))!.state).toBe('running');
   });
 
   it('fails before any freeze when the storage node lacks disk: nothing touched', async () => {
-    const { shell, flow, workloads } = setup(aCheckpoint());
-    shell.on({ node: 'node-c', match: /criu check/, reply: { stdout: 'Looks good.\nDISK_AVAIL_BYTES 1024\n' } });
-    scriptHealthy(shell);
+    const { did, flow, workloads } = setup(aCheckpoint(), aWorkload(), (ops) =>
+      ops.on('memoryAndDisk', preflightAnswer({ memKb: null, diskBytes: 1024 }), { node: 'node-c' }),
+    );
     const cp = await flow.take('cp-1');
     expect(cp.state).toBe('failed');
     expect(cp.error).toMatch(/storage node node-c has 0 MiB free under \/var\/lib\/spotlift\/checkpoints/);
-    expect(shell.ran('node-a', /criu dump|kill -/)).toHaveLength(0);
+    expect(did('node-a', 'dump', 'killTree', 'resumeTree')).toHaveLength(0);
     expect((await workloads.get('wl-1'))!.state).toBe('running');
   });
 
   it('records the page transport it used; one the orchestrator does not offer fails before any freeze', async () => {
     const ok = setup(aCheckpoint());
-    scriptHealthy(ok.shell);
     expect(await ok.flow.take('cp-1')).toMatchObject({ state: 'stored', transport: 'tcp' });
 
     // this flow was given tcp only (the app gives tcp, tls and ssh)
-    const { shell, flow, workloads } = setup(aCheckpoint({ transport: 'tls' }));
-    scriptHealthy(shell);
+    const { did, flow, workloads } = setup(aCheckpoint({ transport: 'tls' }));
     const cp = await flow.take('cp-1');
     expect(cp.state).toBe('failed');
     expect(cp.error).toMatch(/page transport 'tls' is not configured on this orchestrator \(available: tcp\)/);
-    expect(shell.ran('node-a', /criu dump|kill -/)).toHaveLength(0);
+    expect(did('node-a', 'dump', 'killTree', 'resumeTree')).toHaveLength(0);
     expect((await workloads.get('wl-1'))!.state).toBe('running');
   });
 
@@ -220,13 +234,12 @@ describe('CheckpointFlow.take', () => {
         { name: 'dump', startedAt: T0 },
       ],
     });
-    const { shell, flow, workloads } = setup(dumping, aWorkload({ state: 'migrating' }));
-    scriptHealthy(shell);
+    const { did, flow, workloads } = setup(dumping, aWorkload({ state: 'migrating' }));
     const cp = await flow.take('cp-1');
     expect(cp.state).toBe('failed');
     expect(cp.notes?.[0]).toMatch(/stopped during 'dump'/);
-    expect(shell.ran('node-a', /criu dump/)).toHaveLength(0);
-    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
+    expect(did('node-a', 'dump')).toHaveLength(0);
+    expect(did('node-a', 'resumeTree')).toHaveLength(1);
     expect((await workloads.get('wl-1'))!.state).toBe('running');
   });
 
@@ -241,12 +254,11 @@ describe('CheckpointFlow.take', () => {
       })),
     });
     committing.phases.push({ name: 'commit', startedAt: T0 });
-    const { shell, flow } = setup(committing, aWorkload({ state: 'migrating' }));
-    scriptHealthy(shell);
+    const { did, flow } = setup(committing, aWorkload({ state: 'migrating' }));
     const cp = await flow.take('cp-1');
     expect(cp.state).toBe('stored');
-    expect(shell.ran('node-a', /kill -KILL/)).toHaveLength(1);
-    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(0);
+    expect(did('node-a', 'killTree')).toHaveLength(1);
+    expect(did('node-a', 'resumeTree')).toHaveLength(0);
   });
 });
 
@@ -264,8 +276,7 @@ describe('phases a dead worker left open on a checkpoint', () => {
       ],
       updatedAt: '2026-01-01T00:00:02.000Z',
     });
-    const { shell, flow } = setup(dumping, aWorkload({ state: 'migrating' }));
-    scriptHealthy(shell);
+    const { flow } = setup(dumping, aWorkload({ state: 'migrating' }));
     const cp = await flow.take('cp-1');
     expect(cp.state).toBe('failed');
     expect(openPhases(cp.phases)).toEqual([]);
@@ -283,8 +294,7 @@ describe('phases a dead worker left open on a checkpoint', () => {
         { name: 'prepare', startedAt: T0 },
       ],
     });
-    const { shell, flow } = setup(preparing, aWorkload({ state: 'migrating' }));
-    scriptHealthy(shell);
+    const { flow } = setup(preparing, aWorkload({ state: 'migrating' }));
     const cp = await flow.take('cp-1');
     expect(cp.state).toBe('stored');
     expect(openPhases(cp.phases)).toEqual([]);
@@ -307,8 +317,7 @@ describe('phases a dead worker left open on a checkpoint', () => {
       { name: 'transfer', startedAt: T0, endedAt: T0, ok: true },
       { name: 'restore', startedAt: T0 },
     );
-    const { shell, flow } = setup(request, aWorkload({ state: 'checkpointed' }));
-    scriptHealthy(shell);
+    const { flow } = setup(request, aWorkload({ state: 'checkpointed' }));
     const cp = await flow.restore('cp-1', 1);
     expect(cp.state).toBe('stored');
     expect(openPhases(cp.restore!.phases)).toEqual([]);
@@ -321,8 +330,7 @@ describe('phases a dead worker left open on a checkpoint', () => {
       { name: 'preflight', startedAt: T0, endedAt: T0, ok: true },
       { name: 'transfer', startedAt: T0 },
     );
-    const { shell, flow } = setup(request, aWorkload({ state: 'checkpointed' }));
-    scriptHealthy(shell);
+    const { flow } = setup(request, aWorkload({ state: 'checkpointed' }));
     const cp = await flow.restore('cp-1', 1);
     expect(cp.state).toBe('restored');
     expect(openPhases(cp.restore!.phases)).toEqual([]);
@@ -332,8 +340,7 @@ describe('phases a dead worker left open on a checkpoint', () => {
 
 describe('CheckpointFlow.restore', () => {
   it('checks the stored images, streams them to the destination, restores, verifies, moves the workload', async () => {
-    const { shell, flow, workloads } = setup(aRestoreRequest(), aWorkload({ state: 'checkpointed' }));
-    scriptHealthy(shell);
+    const { ops, shell, removed, flow, workloads } = setup(aRestoreRequest(), aWorkload({ state: 'checkpointed' }));
     const cp = await flow.restore('cp-1', 1);
     expect(cp.state).toBe('restored');
     expect(phaseNames(cp.restore!.phases)).toEqual([
@@ -344,67 +351,70 @@ describe('CheckpointFlow.restore', () => {
       'commit:ok',
       'cleanup:ok',
     ]);
-    expect(shell.ran('node-c', /sha256sum -c/)).toHaveLength(1);
-    expect(shell.ran('node-b', /criu cpuinfo check/)).toHaveLength(1);
+    expect(ops.argsOf('checkImages', 'node-c').map(([dir]) => dir)).toEqual([IMAGE_DIR]);
+    expect(ops.argsOf('cpuinfoCheck', 'node-b')).toHaveLength(1);
     expect(shell.ran('node-c', /tar -C/)[0]).toContain(IMAGE_DIR);
     expect(cp.restore).toMatchObject({ restoredPid: 777, imageBytes: TAR.length });
     expect(cp.restore!.criu?.pagesRestored ?? cp.restore!.criu?.restoreTimeUs).toBeDefined();
     expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', pid: 777, state: 'running' });
     // The images stay on the storage node until DELETE.
-    expect(shell.ran('node-c', /rm -rf/)).toHaveLength(0);
+    expect(removed('node-c')).toEqual([]);
   });
 
   it('a restore that fails verification kills what it restored; the checkpoint stays stored', async () => {
-    const { shell, flow, workloads } = setup(aRestoreRequest(), aWorkload({ state: 'checkpointed' }));
-    shell.on({ node: 'node-b', match: /echo TREE/, reply: { code: 3 } });
-    scriptHealthy(shell);
+    // the restored tree is gone when verified
+    const { did, flow, workloads } = setup(aRestoreRequest(), aWorkload({ state: 'checkpointed' }), (ops) =>
+      ops.on('inspectTree', undefined, { node: 'node-b' }),
+    );
     const cp = await flow.restore('cp-1', 1);
     expect(cp.state).toBe('stored');
     expect(cp.restore!.error).toMatch(/restored pid 777 on node-b killed/);
-    expect(shell.ran('node-b', /kill -KILL/)).toHaveLength(1);
+    expect(did('node-b', 'killTree')).toHaveLength(1);
     expect((await workloads.get('wl-1'))!.state).toBe('checkpointed');
   });
 
   it('damaged images fail the preflight; nothing is streamed or restored', async () => {
-    const { shell, flow } = setup(aRestoreRequest(), aWorkload({ state: 'checkpointed' }));
-    shell.on({ node: 'node-c', match: /sha256sum -c/, reply: { code: 1, stdout: 'pages-1.img: FAILED\n' } });
-    scriptHealthy(shell);
+    const { did, shell, flow } = setup(aRestoreRequest(), aWorkload({ state: 'checkpointed' }), (ops) =>
+      ops.on('checkImages', said('pages-1.img: FAILED\n', 1), { node: 'node-c' }),
+    );
     const cp = await flow.restore('cp-1', 1);
     expect(cp.state).toBe('stored');
     expect(cp.restore!.error).toMatch(/damaged or gone: pages-1.img: FAILED/);
-    expect(shell.ran('node-b', /criu restore|mkfifo/)).toHaveLength(0);
+    expect(did('node-b', 'restore', 'armRestore.fire')).toHaveLength(0);
+    expect(shell.ran('node-b', /mkfifo/)).toHaveLength(0);
   });
 
   it('a stale job (another attempt, or not restoring) changes nothing', async () => {
-    const { shell, flow } = setup(aRestoreRequest());
+    const { ops, shell, flow } = setup(aRestoreRequest());
     const cp = await flow.restore('cp-1', 2);
     expect(cp.state).toBe('restoring');
+    expect(ops.calls).toHaveLength(0);
     expect(shell.calls).toHaveLength(0);
   });
 });
 
 describe("a failed checkpoint's CRIU logs", () => {
-  const KEEP = /KEPT \$n/;
-  const at = (shell: ScriptedNodeShell, node: string, re: RegExp) =>
-    shell.calls.findIndex((c) => c.node === node && re.test(c.command));
+  /** Where keepLogs and the removal of `dir` ran on `node` among all the operations. */
+  const at = (ops: FakeProcessOps, node: string, op: string, dir?: string) =>
+    ops.calls.findIndex((c) => c.node === node && c.op === op && (dir === undefined || c.args[0] === dir));
+  /** keepLogs' source and destination directories on `node`. */
+  const keptFrom = (ops: FakeProcessOps, node: string) => ops.argsOf('keepLogs', node).map(([from, to]) => [from, to]);
 
   it('a failed take keeps them on the source and the storage node before the images go, and says where', async () => {
-    const { shell, flow, checkpoints } = setup(aCheckpoint());
-    shell
-      .on({ node: 'node-a', match: /criu dump/, reply: { code: 1, stderr: 'Error (criu/cr-dump.c)' } })
-      .on({ node: 'node-a', match: KEEP, reply: { stdout: 'KEPT 2\n' } })
-      .on({ node: 'node-c', match: KEEP, reply: { stdout: 'KEPT 1\n' } });
-    scriptHealthy(shell);
+    const { ops, flow, checkpoints } = setup(aCheckpoint(), aWorkload(), (o) =>
+      o
+        .on('dump', criuFailed('Error (criu/cr-dump.c)'), { node: 'node-a' })
+        .on('keepLogs', 2, { node: 'node-a' })
+        .on('keepLogs', 1, { node: 'node-c' }),
+    );
     const cp = await flow.take('cp-1');
     expect(cp.state).toBe('failed');
     const logs = '/var/lib/spotlift/logs/cp-1';
     // The source's working directory (src/dump.log) and the storage node's partial images (page-server.log).
-    const keepA = at(shell, 'node-a', KEEP);
-    const keepC = at(shell, 'node-c', KEEP);
-    expect(shell.calls[keepA]!.command).toContain(`src=/var/lib/spotlift/images/cp-1; dst=${logs};`);
-    expect(shell.calls[keepC]!.command).toContain(`src=${IMAGE_DIR}; dst=${logs};`);
-    expect(keepA).toBeLessThan(at(shell, 'node-a', /^rm -rf '?\/var\/lib\/spotlift\/images\/cp-1'?$/));
-    expect(keepC).toBeLessThan(at(shell, 'node-c', new RegExp(`^rm -rf '?${IMAGE_DIR}'?$`)));
+    expect(keptFrom(ops, 'node-a')).toEqual([['/var/lib/spotlift/images/cp-1', logs]]);
+    expect(keptFrom(ops, 'node-c')).toEqual([[IMAGE_DIR, logs]]);
+    expect(at(ops, 'node-a', 'keepLogs')).toBeLessThan(at(ops, 'node-a', 'removeDir', '/var/lib/spotlift/images/cp-1'));
+    expect(at(ops, 'node-c', 'keepLogs')).toBeLessThan(at(ops, 'node-c', 'removeDir', IMAGE_DIR));
     expect(cp.keptLogs).toEqual([
       { nodeId: 'node-a', dir: logs, files: 2 },
       { nodeId: 'node-c', dir: logs, files: 1 },
@@ -419,60 +429,52 @@ describe("a failed checkpoint's CRIU logs", () => {
   });
 
   it('a completed take keeps none', async () => {
-    const { shell, flow } = setup(aCheckpoint());
-    shell.on({ match: KEEP, reply: { stdout: 'KEPT 2\n' } });
-    scriptHealthy(shell);
+    const { ops, flow } = setup(aCheckpoint(), aWorkload(), (o) => o.on('keepLogs', 2));
     const cp = await flow.take('cp-1');
     expect(cp.state).toBe('stored');
-    expect(shell.calls.filter((c) => KEEP.test(c.command))).toEqual([]);
+    expect(ops.argsOf('keepLogs')).toEqual([]);
     expect(cp.keptLogs).toBeUndefined();
   });
 
   it('a take that failed in preflight ran no CRIU step: none kept', async () => {
-    const { shell, flow } = setup(aCheckpoint());
-    shell
-      .on({ node: 'node-c', match: /criu check/, reply: { stdout: 'Looks good.\nDISK_AVAIL_BYTES 1024\n' } })
-      .on({ match: KEEP, reply: { stdout: 'KEPT 2\n' } });
-    scriptHealthy(shell);
+    const { ops, flow } = setup(aCheckpoint(), aWorkload(), (o) =>
+      o.on('memoryAndDisk', preflightAnswer({ memKb: null, diskBytes: 1024 }), { node: 'node-c' }).on('keepLogs', 2),
+    );
     const cp = await flow.take('cp-1');
     expect(cp.state).toBe('failed');
-    expect(shell.calls.filter((c) => KEEP.test(c.command))).toEqual([]);
+    expect(ops.argsOf('keepLogs')).toEqual([]);
     expect(cp.keptLogs).toBeUndefined();
   });
 
   it("a failed restore keeps the destination's, per attempt, on the restore; a completed one none", async () => {
-    const { shell, flow } = setup(aRestoreRequest(), aWorkload({ state: 'checkpointed' }));
-    shell
-      .on({ node: 'node-b', match: /echo TREE/, reply: { code: 3 } })
-      .on({ match: KEEP, reply: { stdout: 'KEPT 3\n' } });
-    scriptHealthy(shell);
+    const { ops, flow } = setup(aRestoreRequest(), aWorkload({ state: 'checkpointed' }), (o) =>
+      o.on('inspectTree', undefined, { node: 'node-b' }).on('keepLogs', 3),
+    );
     const cp = await flow.restore('cp-1', 1);
     expect(cp.state).toBe('stored');
     const logs = '/var/lib/spotlift/logs/cp-1-r1';
-    const keep = at(shell, 'node-b', KEEP);
-    expect(shell.calls[keep]!.command).toContain(`src=/var/lib/spotlift/images/cp-1-r1; dst=${logs};`);
-    expect(keep).toBeLessThan(at(shell, 'node-b', /^rm -rf '?\/var\/lib\/spotlift\/images\/cp-1-r1'?$/));
-    expect(shell.calls.filter((c) => c.node !== 'node-b' && KEEP.test(c.command))).toEqual([]);
+    expect(keptFrom(ops, 'node-b')).toEqual([['/var/lib/spotlift/images/cp-1-r1', logs]]);
+    expect(at(ops, 'node-b', 'keepLogs')).toBeLessThan(
+      at(ops, 'node-b', 'removeDir', '/var/lib/spotlift/images/cp-1-r1'),
+    );
+    expect(ops.calls.filter((c) => c.node !== 'node-b' && c.op === 'keepLogs')).toEqual([]);
     expect(cp.restore!.keptLogs).toEqual([{ nodeId: 'node-b', dir: logs, files: 3 }]);
     expect(cp.restore!.error).toMatch(
       new RegExp(`restored pid 777 on node-b killed; CRIU's logs .* kept for 7 days in node-b:${logs}$`),
     );
     expect(cp.keptLogs).toBeUndefined();
 
-    const ok = setup(aRestoreRequest(), aWorkload({ state: 'checkpointed' }));
-    ok.shell.on({ match: KEEP, reply: { stdout: 'KEPT 3\n' } });
-    scriptHealthy(ok.shell);
+    const ok = setup(aRestoreRequest(), aWorkload({ state: 'checkpointed' }), (o) => o.on('keepLogs', 3));
     const restored = await ok.flow.restore('cp-1', 1);
     expect(restored.state).toBe('restored');
-    expect(ok.shell.calls.filter((c) => KEEP.test(c.command))).toEqual([]);
+    expect(ok.ops.argsOf('keepLogs')).toEqual([]);
     expect(restored.restore!.keptLogs).toBeUndefined();
   });
 });
 
 describe('CheckpointFlow, forensic copies', () => {
   it('dumps with --leave-running, stores the images, and kills nothing: the workload runs on where it was', async () => {
-    const { shell, flow, workloads } = setup(aCheckpoint({ mode: 'forensic' }));
-    scriptHealthy(shell);
+    const { ops, did, flow, workloads } = setup(aCheckpoint({ mode: 'forensic' }));
     const seen: string[] = [];
     const save = workloads.save.bind(workloads);
     workloads.save = (w) => (seen.push(w.state), save(w));
@@ -487,10 +489,9 @@ describe('CheckpointFlow, forensic copies', () => {
       'commit:ok',
       'cleanup:ok',
     ]);
-    const dump = shell.ran('node-a', /criu dump/)[0]!;
-    expect(dump).toContain('--leave-running');
-    expect(dump).not.toContain('--leave-stopped');
-    expect(shell.ran('node-a', /kill -KILL/)).toHaveLength(0);
+    const [dump] = ops.argsOf('dump', 'node-a');
+    expect(dump![3]).toMatchObject({ leaveRunning: true });
+    expect(did('node-a', 'killTree')).toHaveLength(0);
     expect(cp.phases.find((p) => p.name === 'commit')!.detail).toMatch(/forensic copy stored .* pid 4242 runs on/);
     // never 'migrating' (nothing may treat it as frozen or moving), never 'checkpointed'
     expect(seen.filter((s) => s !== 'running')).toEqual([]);
@@ -498,16 +499,16 @@ describe('CheckpointFlow, forensic copies', () => {
   });
 
   it('a storage checkpoint of the same workload still dumps --leave-stopped and kills the source', async () => {
-    const { shell, flow } = setup(aCheckpoint());
-    scriptHealthy(shell);
+    const { ops, did, flow } = setup(aCheckpoint());
     await flow.take('cp-1');
-    expect(shell.ran('node-a', /criu dump/)[0]).toContain('--leave-stopped');
-    expect(shell.ran('node-a', /kill -KILL/)).toHaveLength(1);
+    const [dump] = ops.argsOf('dump', 'node-a');
+    // without leaveRunning the dump leaves the tree stopped (--leave-stopped: the golden rows of criu dump)
+    expect(dump![3].leaveRunning).toBeFalsy();
+    expect(did('node-a', 'killTree')).toHaveLength(1);
   });
 
   it('restoring a forensic copy makes a clone: recorded as such, the workload record is not moved', async () => {
-    const { shell, flow, workloads } = setup({ ...aRestoreRequest(), mode: 'forensic' });
-    scriptHealthy(shell);
+    const { flow, workloads } = setup({ ...aRestoreRequest(), mode: 'forensic' });
     const cp = await flow.restore('cp-1', 1);
     expect(cp.state).toBe('restored');
     expect(cp.restore).toMatchObject({ restoredPid: 777, clone: true });
@@ -518,8 +519,7 @@ describe('CheckpointFlow, forensic copies', () => {
   it('restoring a guard checkpoint for its lost node moves the workload (no clone): the restored copy is it', async () => {
     const request = aRestoreRequest();
     const takeover = { fromNodeId: 'node-a', stalePid: 4242 };
-    const { shell, flow, workloads } = setup({ ...request, mode: 'guard', restore: { ...request.restore!, takeover } });
-    scriptHealthy(shell);
+    const { flow, workloads } = setup({ ...request, mode: 'guard', restore: { ...request.restore!, takeover } });
     const cp = await flow.restore('cp-1', 1);
     expect(cp.state).toBe('restored');
     expect(cp.restore?.clone).toBeUndefined();

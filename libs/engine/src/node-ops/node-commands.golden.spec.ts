@@ -75,6 +75,11 @@ const GOLDEN: Array<[string, () => string, string]> = [
     'criu dump -t 4242 -D /img/m1/src --leave-stopped --page-server --address 10.0.0.2 --port 27100 --ghost-limit 67108864 -o /img/m1/src/dump.log -v4',
   ],
   [
+    'criu dump of a forensic copy (the tree runs on)',
+    () => criu.dump(4242, '/img/m1/src', to, { leaveRunning: true }),
+    'criu dump -t 4242 -D /img/m1/src --leave-running --page-server --address 10.0.0.2 --port 27100 -o /img/m1/src/dump.log -v4',
+  ],
+  [
     'criu dump final of pre-copy over tls',
     () => criu.dump(4242, '/img/m1/src', to, { tls, prev: 'round-3' }),
     'criu dump -t 4242 -D /img/m1/src --leave-stopped --page-server --address 10.0.0.2 --port 27100 --prev-images-dir round-3 --track-mem --tls --tls-cacert /t/ca.pem --tls-cert /t/node.pem --tls-key /t/node.key -o /img/m1/src/dump.log -v4',

@@ -147,4 +147,43 @@ describe("rollback's operations read the node's answer", () => {
     expect(await on(/kill -KILL/, { stdout: '' }).killTree(node, 777)).toBe('unknown');
     expect(await on(/kill -CONT/, { stdout: 'STATE T\n' }).resumeTree(node, 4242)).toBe('T');
   });
+
+  // The stats images' mtimes a recovery reads its downtime from, as GNU date prints them and as busybox stat
+  // does (qemu lab guests): the same instant.
+  it.each([
+    ['GNU date', '1001300000000\n'],
+    ['busybox stat', '1001 1970-01-01 00:16:41.300000000 +0000\n'],
+  ])('fileMtimeNs reads %s; a missing file: undefined', async (_, stdout) => {
+    expect(await on(/date -r .*stats-restore/, { stdout }).fileMtimeNs(node, '/d/stats-restore')).toBe(
+      1_001_300_000_000n,
+    );
+    expect(await on(/date -r/, { stdout: '' }).fileMtimeNs(node, '/d/stats-restore')).toBeUndefined();
+  });
+});
+
+/**
+ * Cleanup's operations never throw (the engine's specs script their answers by name, so what a node that fails
+ * them gives is pinned here): a failed job's logs kept, its image directory removed.
+ */
+describe("cleanup's operations give an answer, never an error", () => {
+  const node = aNode('node-a');
+  const failing = () =>
+    new NodeOps(new ScriptedNodeShell().on({ match: /./, reply: () => new Error('channel closed') }));
+
+  it('keepLogs: the number of logs kept, 0 when the node printed none or could not answer', async () => {
+    const keep = (ops: NodeOps) => ops.keepLogs(node, '/img/m1/src', '/var/lib/spotlift/logs/m1', 65536, 10080);
+    expect(await keep(new NodeOps(new ScriptedNodeShell().on({ match: /KEPT/, reply: { stdout: 'KEPT 2\n' } })))).toBe(
+      2,
+    );
+    expect(await keep(new NodeOps(new ScriptedNodeShell().on({ match: /KEPT/, reply: { stdout: '' } })))).toBe(0);
+    expect(await keep(failing())).toBe(0);
+  });
+
+  it('removeDir: true only when rm exited 0', async () => {
+    const rm = (reply: { code?: number }) =>
+      new NodeOps(new ScriptedNodeShell().on({ match: /^rm -rf/, reply })).removeDir(node, '/img/m1');
+    expect(await rm({ code: 0 })).toBe(true);
+    expect(await rm({ code: 1 })).toBe(false);
+    expect(await failing().removeDir(node, '/img/m1')).toBe(false);
+  });
 });

@@ -1,28 +1,26 @@
 /**
  * The workload's process identity in the engine: preflight refuses a pid that is another process now (no
- * freeze), and the commit makes the restored process the workload's identity.
+ * freeze), and the commit makes the restored process the workload's identity. Over the fake node operations:
+ * inspectTree answers the typed facts (what its script prints is golden in node-ops).
  */
-import { aWorkload, inspectionOutput } from '@spotlift/testing';
-import { engineKit, phaseNames, scriptHappyPath } from '@spotlift/testing';
+import { aWorkload, type FakeProcessOps, inspectedTree, type InspectionFacts } from '@spotlift/testing';
+import { fakeEngineKit, phaseNames, scriptHappyOps } from '@spotlift/testing';
 
 const identity = { bootId: '53b88e37-904f-4ee1-8e18-0fb871a935bd', pidNs: '4026532201', startTime: '123456' };
 
-function kitWith(sourceFacts: Parameters<typeof inspectionOutput>[0]) {
-  const kit = engineKit({ workload: aWorkload({ identity, tree: [4242, 4243] }) });
-  kit.shell
-    .on({
-      node: 'node-a',
-      match: /echo TREE/,
-      reply: { stdout: inspectionOutput({ tree: [4242, 4243], ...sourceFacts }) },
-    })
-    .on({
-      node: 'node-b',
-      match: /echo TREE/,
-      reply: { stdout: inspectionOutput({ pid: 777, tree: [777, 778], startTime: '990001', pidNs: '4026532777' }) },
-    });
-  scriptHappyPath(kit.shell);
+function kitWith(sourceFacts: InspectionFacts, restored?: InspectionFacts) {
+  const kit = fakeEngineKit({ workload: aWorkload({ identity, tree: [4242, 4243] }) });
+  kit.ops.on('inspectTree', inspectedTree({ tree: [4242, 4243], ...sourceFacts }), { node: 'node-a' });
+  if (restored) kit.ops.on('inspectTree', inspectedTree(restored), { node: 'node-b' });
+  scriptHappyOps(kit.ops, kit.streams);
   return kit;
 }
+
+/** The workload was frozen, signalled, or restored somewhere. */
+const touched = (ops: FakeProcessOps) =>
+  ops.calls.filter((c) =>
+    ['dump', 'killTree', 'resumeTree', 'startPageServer', 'restore', 'armRestore'].includes(c.op),
+  );
 
 describe('the workload identity in the engine', () => {
   it('fails preflight, touching nothing, when the pid now belongs to another process', async () => {
@@ -31,8 +29,7 @@ describe('the workload identity in the engine', () => {
     expect(m.state).toBe('failed');
     expect(phaseNames(m)).toEqual(['preflight:fail', 'cleanup:ok']);
     expect(m.error).toMatch(/^workload 'demo' no longer runs: pid 4242 on node 'node-a' is another process now/);
-    expect(kit.shell.ran('node-a', /criu dump|kill -|page-server/)).toEqual([]);
-    expect(kit.shell.ran('node-b', /criu page-server|criu restore/)).toEqual([]);
+    expect(touched(kit.ops)).toEqual([]);
   });
 
   it('fails preflight when the node rebooted since the registration', async () => {
@@ -40,10 +37,11 @@ describe('the workload identity in the engine', () => {
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('failed');
     expect(m.error).toMatch(/node 'node-a' rebooted since pid 4242 was registered/);
+    expect(touched(kit.ops)).toEqual([]);
   });
 
   it('moves when the process is the registered one, and the commit records the restored process', async () => {
-    const kit = kitWith({});
+    const kit = kitWith({}, { pid: 777, tree: [777, 778], startTime: '990001', pidNs: '4026532777' });
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('completed');
     expect(await kit.workloads.get('wl-1')).toMatchObject({
@@ -54,9 +52,8 @@ describe('the workload identity in the engine', () => {
   });
 
   it('drops the old identity when the restored one could not be read (node and pid stand for it then)', async () => {
-    const kit = engineKit({ workload: aWorkload({ identity, tree: [4242, 4243] }) });
-    kit.shell.on({ node: 'node-a', match: /echo TREE/, reply: { stdout: inspectionOutput({ tree: [4242, 4243] }) } });
-    scriptHappyPath(kit.shell);
+    // node-b's inspection gives the tree but no root facts (the happy path's answer there)
+    const kit = kitWith({});
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('completed');
     const w = await kit.workloads.get('wl-1');

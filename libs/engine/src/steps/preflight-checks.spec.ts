@@ -1,10 +1,11 @@
 /**
  * Preflight reusing a recent probe: `criu check` on the destination is most of the notice-to-first-freeze
  * time, and the node's probe already ran it. A probe that passed it within `probeReuseMs` stands in for it;
- * memory, disk and the CPU check are always done now.
+ * memory, disk and the CPU check are always done now. Over the fake node operations (fakeEngineKit): what
+ * `memoryAndDisk` runs with and without `criu check` is golden in node-ops.
  */
-import { aNode } from '@spotlift/testing';
-import { engineKit, scriptHappyPath } from '@spotlift/testing';
+import { aNode, type FakeProcessOps, preflightAnswer } from '@spotlift/testing';
+import { fakeEngineKit, scriptHappyOps } from '@spotlift/testing';
 import { recentCriuVerdict } from './preflight-checks.js';
 
 const NOW = new Date('2026-03-01T12:00:00.000Z');
@@ -31,57 +32,53 @@ describe('recentCriuVerdict', () => {
 });
 
 describe('preflight with a recent probe of the destination', () => {
-  /** The memory-and-disk read that replaces `criu check` when the probe is reused. */
-  const memoryOnly = { node: 'node-b', match: /^awk .*MemAvailable.*DISK_AVAIL_BYTES/ };
+  const probedAgo = (ms: number) =>
+    aNode('node-b', { probe: { probedAt: ago(ms), criuOk: true, criuVersion: '4.2.1', features: {} } });
+  function kitWith(destination: ReturnType<typeof aNode>, script?: (ops: FakeProcessOps) => unknown) {
+    const kit = fakeEngineKit({ nodes: [aNode('node-a'), destination], config: { probeReuseMs: 60_000 } });
+    script?.(kit.ops);
+    scriptHappyOps(kit.ops, kit.streams);
+    return kit;
+  }
+  /** Whether each memory-and-disk read on node-b ran `criu check` first. */
+  const criuChecks = (ops: FakeProcessOps) => ops.argsOf('memoryAndDisk', 'node-b').map(([, o]) => o.criuCheck);
 
   it('fresh probe: no criu check on the destination; memory, disk and the CPU check still run', async () => {
-    const fresh = aNode('node-b', {
-      probe: { probedAt: ago(5_000), criuOk: true, criuVersion: '4.2.1', features: {} },
-    });
-    const kit = engineKit({ nodes: [aNode('node-a'), fresh], config: { probeReuseMs: 60_000 } });
-    kit.shell.on({ ...memoryOnly, reply: { stdout: 'MEM_AVAILABLE_KB 8000000\nDISK_AVAIL_BYTES 53687091200\n' } });
-    scriptHappyPath(kit.shell);
+    const kit = kitWith(probedAgo(5_000));
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('completed');
-    expect(kit.shell.ran('node-b', /criu check/)).toEqual([]);
-    expect(kit.shell.ran('node-b', memoryOnly.match)).toHaveLength(1);
-    expect(kit.shell.ran('node-b', /criu cpuinfo check/)).toHaveLength(1);
+    expect(criuChecks(kit.ops)).toEqual([false]);
+    expect(kit.ops.argsOf('cpuinfoWriteAndCheck', 'node-b')).toHaveLength(1);
     expect(m.phases.find((p) => p.name === 'preflight')!.detail).toMatch(
       /^criu check: the probe of .* \(\d+ ms old\) reused$/,
     );
   });
 
   it('still refuses a destination short of memory when the probe is reused', async () => {
-    const fresh = aNode('node-b', {
-      probe: { probedAt: ago(5_000), criuOk: true, criuVersion: '4.2.1', features: {} },
-    });
-    const kit = engineKit({ nodes: [aNode('node-a'), fresh], config: { probeReuseMs: 60_000 } });
-    kit.shell.on({ ...memoryOnly, reply: { stdout: 'MEM_AVAILABLE_KB 1024\nDISK_AVAIL_BYTES 53687091200\n' } });
-    scriptHappyPath(kit.shell);
+    const kit = kitWith(probedAgo(5_000), (ops) =>
+      ops.on('memoryAndDisk', preflightAnswer({ memKb: 1024 }), {
+        node: 'node-b',
+        when: (_n, _root, o) => !o.criuCheck,
+      }),
+    );
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('failed');
     expect(m.error).toBe('node-b has 1 MiB available, the workload needs 70 MiB');
   });
 
   it('stale probe: criu check runs on the destination', async () => {
-    const stale = aNode('node-b', {
-      probe: { probedAt: ago(120_000), criuOk: true, criuVersion: '4.2.1', features: {} },
-    });
-    const kit = engineKit({ nodes: [aNode('node-a'), stale], config: { probeReuseMs: 60_000 } });
-    scriptHappyPath(kit.shell);
+    const kit = kitWith(probedAgo(120_000));
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('completed');
-    expect(kit.shell.ran('node-b', /criu check/)).toHaveLength(1);
+    expect(criuChecks(kit.ops)).toEqual([true]);
     expect(m.phases.find((p) => p.name === 'preflight')!.detail).toBe('criu check: ran');
   });
 
   it('stale probe and a broken CRIU: fails with CRIU’s words, as before', async () => {
-    const stale = aNode('node-b', {
-      probe: { probedAt: ago(120_000), criuOk: true, criuVersion: '4.2.1', features: {} },
-    });
-    const kit = engineKit({ nodes: [aNode('node-a'), stale], config: { probeReuseMs: 60_000 } });
-    kit.shell.on({ node: 'node-b', match: /criu check/, reply: { stdout: 'Error (criu/cr-check.c): fail\n' } });
-    scriptHappyPath(kit.shell);
+    const kit = kitWith(probedAgo(120_000), (ops) =>
+      // CRIU's words on stdout, exit 0: only "Looks good." counts as a pass
+      ops.on('memoryAndDisk', { code: 0, stdout: 'Error (criu/cr-check.c): fail\n', stderr: '' }, { node: 'node-b' }),
+    );
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('failed');
     expect(m.error).toMatch(/^CRIU does not work on node-b: Error \(criu\/cr-check\.c\): fail/);

@@ -1,10 +1,11 @@
 /**
  * Preflight's destination limits at their edges (mutation testing found them unpinned): the memory and disk a
  * workload needs include the headroom, so a destination with a little more than the RSS but less than RSS plus
- * headroom is refused; a little more than that passes. Also a cpuinfo image that is not base64.
+ * headroom is refused; a little more than that passes. Also a cpuinfo image that is not base64. Over the fake
+ * node operations (fakeEngineKit): the destination's figures are preflightAnswer's typed values.
  */
-import { aNode } from '@spotlift/testing';
-import { engineKit, scriptHappyPath } from '@spotlift/testing';
+import { aNode, type FakeProcessOps, preflightAnswer } from '@spotlift/testing';
+import { fakeEngineKit, scriptHappyOps } from '@spotlift/testing';
 import { checkCriuVersions } from './preflight-checks.js';
 
 // The happy path's tree is 65,536 KiB resident; the default headroom is 10 %: 72,090 KiB needed.
@@ -12,13 +13,19 @@ const RSS_KB = 65_536;
 const NEEDED_KB = RSS_KB * 1.1;
 const DISK_PLENTY = 50 * 2 ** 30;
 
+function engineKit(script?: (ops: FakeProcessOps) => unknown) {
+  const kit = fakeEngineKit();
+  script?.(kit.ops);
+  scriptHappyOps(kit.ops, kit.streams);
+  /** The operations of `names` that ran on `node`. */
+  const did = (node: string, ...names: string[]) =>
+    kit.ops.calls.filter((c) => c.node === node && names.includes(c.op)).map((c) => c.op);
+  return { ...kit, did };
+}
+const said = (code: number, stdout = '', stderr = '') => ({ code, stdout, stderr });
+
 const run = async (memKb: number, diskBytes = DISK_PLENTY) => {
-  const kit = engineKit();
-  kit.shell.on({
-    match: /criu check/,
-    reply: { stdout: `Looks good.\nMEM_AVAILABLE_KB ${memKb}\nDISK_AVAIL_BYTES ${diskBytes}\n` },
-  });
-  scriptHappyPath(kit.shell);
+  const kit = engineKit((ops) => ops.on('memoryAndDisk', preflightAnswer({ memKb, diskBytes })));
   const m = await kit.engine.run('mig-1');
   return { m, kit };
 };
@@ -28,7 +35,7 @@ describe('preflight limits at their edges', () => {
     const { m, kit } = await run(Math.floor(RSS_KB * 1.05));
     expect(m.state).toBe('failed');
     expect(m.error).toBe('node-b has 67 MiB available, the workload needs 70 MiB');
-    expect(kit.shell.ran('node-a', /criu dump/)).toEqual([]);
+    expect(kit.did('node-a', 'dump', 'killTree', 'resumeTree')).toEqual([]);
   });
 
   it('memory: just above RSS plus headroom passes', async () => {
@@ -45,60 +52,60 @@ describe('preflight limits at their edges', () => {
   });
 
   it('a memory figure that cannot be read counts as none (never assumed to be enough)', async () => {
-    const kit = engineKit();
-    kit.shell.on({ match: /criu check/, reply: { stdout: `Looks good.\nDISK_AVAIL_BYTES ${DISK_PLENTY}\n` } });
-    scriptHappyPath(kit.shell);
+    const kit = engineKit((ops) => ops.on('memoryAndDisk', preflightAnswer({ memKb: null })));
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('failed');
     expect(m.error).toBe('node-b has 0 MiB available, the workload needs 70 MiB');
   });
 
   it('a cpuinfo image that is not base64 is refused like a missing one', async () => {
-    const kit = engineKit();
-    kit.shell.on({ node: 'node-a', match: /criu cpuinfo dump/, reply: { stdout: 'criu: command not found!\n' } });
-    scriptHappyPath(kit.shell);
+    const kit = engineKit((ops) =>
+      ops.on('cpuinfoDumpAndRead', said(0, 'criu: command not found!\n'), { node: 'node-a' }),
+    );
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('failed');
     expect(m.error).toBe('criu cpuinfo dump on node-a wrote no cpuinfo.img');
-    expect(kit.shell.ran('node-b', /criu cpuinfo check/)).toEqual([]);
+    expect(kit.did('node-b', 'cpuinfoWriteAndCheck')).toEqual([]);
   });
 
   it('a cpuinfo dump that fails is explained from its log, or from stderr when it wrote none', async () => {
-    const withLog = engineKit();
-    withLog.shell.on({ node: 'node-a', match: /criu cpuinfo dump/, reply: { code: 1, stderr: 'ignored' } }).on({
+    const dumpLog = {
       node: 'node-a',
-      match: /tail -n 100 .*cpuinfo-dump\.log/,
-      reply: { stdout: '(00.002) Error (criu/cpu.c:412): cpu: Unable to read cpuinfo\n' },
-    });
-    scriptHappyPath(withLog.shell);
+      when: (_n: unknown, path: string, lines?: number) => /\/cpuinfo-dump\.log$/.test(path) && lines === 100,
+    };
+    const withLog = engineKit((ops) =>
+      ops
+        .on('cpuinfoDumpAndRead', said(1, '', 'ignored'), { node: 'node-a' })
+        .on('tail', '(00.002) Error (criu/cpu.c:412): cpu: Unable to read cpuinfo\n', dumpLog),
+    );
     const a = await withLog.engine.run('mig-1');
     expect(a.state).toBe('failed');
     expect(a.error).toMatch(/^criu cpuinfo dump failed on node-a .*Unable to read cpuinfo/);
     expect(a.error).not.toMatch(/ignored/);
 
-    const noLog = engineKit();
-    noLog.shell
-      .on({
-        node: 'node-a',
-        match: /criu cpuinfo dump/,
-        reply: { code: 1, stderr: '(00.001) Error (criu/cpu.c:99): cpu: from stderr\n' },
-      })
-      .on({ node: 'node-a', match: /tail -n 100 .*cpuinfo-dump\.log/, reply: { stdout: '' } });
-    scriptHappyPath(noLog.shell);
+    const noLog = engineKit((ops) =>
+      ops
+        .on('cpuinfoDumpAndRead', said(1, '', '(00.001) Error (criu/cpu.c:99): cpu: from stderr\n'), {
+          node: 'node-a',
+        })
+        .on('tail', '', dumpLog),
+    );
     const b = await noLog.engine.run('mig-1');
     expect(b.state).toBe('failed');
     expect(b.error).toMatch(/^criu cpuinfo dump failed on node-a .*cpu: from stderr/);
-    expect(noLog.shell.ran('node-b', /criu cpuinfo check/)).toEqual([]);
+    expect(noLog.did('node-b', 'cpuinfoWriteAndCheck')).toEqual([]);
   });
 
   it('a destination whose CRIU does not pass `criu check` is refused with CRIU’s own words', async () => {
-    const kit = engineKit();
-    kit.shell.on({
-      node: 'node-b',
-      match: /criu check/,
-      reply: { code: 1, stderr: "Error (criu/cr-check.c:1290): Kernel doesn't support PTRACE_O_SUSPEND_SECCOMP\n" },
-    });
-    scriptHappyPath(kit.shell);
+    const kit = engineKit((ops) =>
+      ops.on(
+        'memoryAndDisk',
+        preflightAnswer({
+          criu: { fails: "Error (criu/cr-check.c:1290): Kernel doesn't support PTRACE_O_SUSPEND_SECCOMP" },
+        }),
+        { node: 'node-b' },
+      ),
+    );
     const m = await kit.engine.run('mig-1');
     expect(m.state).toBe('failed');
     expect(m.error).toMatch(/^CRIU does not work on node-b: Error \(criu\/cr-check\.c:1290\)/);
