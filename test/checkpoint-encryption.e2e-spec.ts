@@ -3,7 +3,8 @@
  * in-process with a master key file. A workload on node-a is checkpointed to node-c: nothing on node-c holds
  * its memory in clear (grep for a string the workload holds finds nothing there, while a search through the
  * orchestrator, which decrypts, finds it, streamed as found); with another key in the orchestrator the
- * checkpoint is refused (409) and nothing runs; with its key it is restored on node-b, where it goes on.
+ * checkpoint is refused (409) and nothing runs; a page changed on node-c (its own SHA256SUMS rewritten to match)
+ * is refused by the sums recorded at the take; with its key it is restored on node-b, where it goes on.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -155,12 +156,31 @@ describe('checkpoints encrypted at rest (real CRIU, openssl on the nodes)', () =
       saved.copy(key);
     }
 
+    // node-c changes a page and rewrites its own SHA256SUMS to match: the sums recorded at the take refuse it on
+    // node-b before anything is decrypted or restored; then the original files are put back.
+    const dir = `'${cp.imageDir}'`;
+    const tamper = await onNode(
+      'node-c',
+      `cd ${dir} && cp pages-1.img ../pages.orig && cp SHA256SUMS ../sums.orig && ` +
+        `printf X | dd of=pages-1.img bs=1 seek=4096 conv=notrunc 2>/dev/null && ` +
+        `sha256sum $(awk '{print $2}' SHA256SUMS) > ../sums.new && mv ../sums.new SHA256SUMS`,
+    );
+    expect(tamper.code).toBe(0);
+    expect((await orch.api('POST', `/checkpoints/${cp.id}/restore`, { destination: 'node-b' })).status).toBe(202);
+    const refusedRestore = (await settled(cp.id, ['stored', 'restored'])).restore!;
+    expect(refusedRestore.error).toMatch(/differ from the checksums recorded when checkpoint .* was taken \(tampered/);
+    expect(refusedRestore.error).toMatch(/pages-1\.img: FAILED/);
+    expect(refusedRestore.phases.map((p) => p.name)).not.toContain('restore');
+    expect(refusedRestore.restoredPid).toBeUndefined();
+    await onNode('node-c', `cd ${dir} && mv ../pages.orig pages-1.img && mv ../sums.orig SHA256SUMS`);
+
     // Its own key: restored on node-b, and the workload goes on there.
     const asked = await orch.api<CheckpointRecord>('POST', `/checkpoints/${cp.id}/restore`, { destination: 'node-b' });
     expect(asked.status).toBe(202);
     const restored = await settled(cp.id, ['restored', 'stored']);
     expect(restored.restore?.error).toBeUndefined();
     expect(restored.state).toBe('restored');
+    expect(restored.restore!.attempt).toBe(2);
     expect(restored.restore!.phases.find((p) => p.name === 'transfer')?.detail).toMatch(/decrypted there/);
     const pid = restored.restore!.restoredPid!;
     env.track(pid);
