@@ -3,7 +3,7 @@
  * captured from real runs). Real CRIU on the lab nodes: test/checkpoint.e2e-spec.ts.
  * node-a runs the workload, node-c stores the checkpoint, node-b receives the restore.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { CheckpointRecord, WorkloadRecord } from '@spotlift/domain';
 import { InMemoryRecords } from '@spotlift/store';
 import { ScriptedNodeShell, aNode, aWorkload, scriptHealthyPreflight } from '@spotlift/testing';
@@ -13,6 +13,7 @@ import { criuFixture } from '@spotlift/testing';
 import { DEFAULT_ENGINE_CONFIG } from '../engine.types.js';
 import { NodeOps } from '../node-ops/node-ops.js';
 import { CheckpointFlow } from './checkpoint-flow.js';
+import { newDataKey } from './checkpoint-crypto.js';
 
 const TAR = Buffer.from('scripted tar stream of checkpoint images');
 const TAR_SHA = createHash('sha256').update(TAR).digest('hex');
@@ -46,7 +47,7 @@ const aRestoreRequest = () =>
     restore: { attempt: 1, destinationNodeId: 'node-b', destinationReason: 'requested', requestedAt: T0, phases: [] },
   });
 
-function setup(checkpoint: CheckpointRecord, workload: WorkloadRecord = aWorkload()) {
+function setup(checkpoint: CheckpointRecord, workload: WorkloadRecord = aWorkload(), checkpointKey?: Uint8Array) {
   const shell = new ScriptedNodeShell();
   const checkpoints = new InMemoryRecords<CheckpointRecord>();
   const workloads = new InMemoryRecords<WorkloadRecord>();
@@ -61,7 +62,7 @@ function setup(checkpoint: CheckpointRecord, workload: WorkloadRecord = aWorkloa
     new NodeOps(shell),
     new DirectoryStreamer(shell),
     new SystemClock(),
-    { ...DEFAULT_ENGINE_CONFIG, criuIdleTimeoutMs: 1_000 },
+    { ...DEFAULT_ENGINE_CONFIG, criuIdleTimeoutMs: 1_000, ...(checkpointKey ? { checkpointKey } : {}) },
   );
   return { shell, flow, checkpoints, workloads };
 }
@@ -525,5 +526,98 @@ describe('CheckpointFlow, forensic copies', () => {
     expect(cp.restore?.clone).toBeUndefined();
     expect(cp.restore).toMatchObject({ restoredPid: 777, takeover });
     expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', pid: 777, state: 'running' });
+  });
+});
+
+describe('encrypted at rest (a master key configured)', () => {
+  const master = randomBytes(32);
+  const SUMS = `${'a'.repeat(64)}  pages-1.img\n${'b'.repeat(64)}  core-4242.img`;
+  const encrypted = () => {
+    const { dataKey, encryption } = newDataKey(master);
+    return { dataKey, encryption: { ...encryption, sums: SUMS } };
+  };
+
+  it('dumps without a page-server, encrypts on the source before the stream, the key on stdin only', async () => {
+    const { shell, flow } = setup(aCheckpoint(), aWorkload(), master);
+    shell.on({ node: 'node-a', match: /openssl enc -e/, reply: { stdout: `${SUMS}\n` } });
+    scriptHealthy(shell);
+    const cp = await flow.take('cp-1');
+    expect(cp.error).toBeUndefined();
+    expect(cp.state).toBe('stored');
+    expect(shell.ran('node-c', /criu page-server/)).toEqual([]);
+    expect(shell.ran('node-a', /criu dump/)[0]).not.toContain('--page-server');
+    const at = (node: string, re: RegExp) => shell.calls.findIndex((c) => c.node === node && re.test(c.command));
+    const dump = at('node-a', /criu dump/);
+    const enc = at('node-a', /openssl enc -e/);
+    const stream = at('node-a', /(?:^|; )tar -C \S+ -cf/);
+    expect(dump).toBeGreaterThan(-1);
+    expect(dump).toBeLessThan(enc);
+    expect(enc).toBeLessThan(stream);
+    const call = shell.calls.find((c) => /openssl enc -e/.test(c.command))!;
+    const dataKey = call.stdin!.trim();
+    expect(dataKey).toMatch(/^[0-9a-f]{64}$/);
+    // The data key is in no command line on any node, nor in the record in clear.
+    expect(shell.calls.filter((c) => c.command.includes(dataKey))).toEqual([]);
+    expect(JSON.stringify(cp)).not.toContain(dataKey);
+    expect(cp.encryption).toMatchObject({ scheme: 'openssl-aes-256-ctr-pbkdf2', sums: SUMS });
+  });
+
+  it('encryption failing on the source: the source is resumed, the partial images removed', async () => {
+    const { shell, flow, workloads } = setup(aCheckpoint(), aWorkload(), master);
+    shell.on({ node: 'node-a', match: /openssl enc -e/, reply: { code: 4, stdout: 'ENCRYPT_FAILED pages-1.img\n' } });
+    scriptHealthy(shell);
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('failed');
+    expect(cp.error).toMatch(/encrypting the images on node-a failed \(exit 4\): ENCRYPT_FAILED pages-1.img/);
+    expect(shell.ran('node-a', /kill -CONT/)).toHaveLength(1);
+    expect(shell.ran('node-a', /kill -KILL/)).toHaveLength(0);
+    expect(shell.ran('node-c', new RegExp(`^rm -rf '?${IMAGE_DIR}'?$`))).toHaveLength(1);
+    expect((await workloads.get('wl-1'))!.state).toBe('running');
+  });
+
+  it('a restore checks the recorded sums and decrypts on the destination before CRIU restores', async () => {
+    const { dataKey, encryption } = encrypted();
+    const { shell, flow } = setup({ ...aRestoreRequest(), encryption }, aWorkload({ state: 'checkpointed' }), master);
+    shell.on({ node: 'node-b', match: /openssl enc -d/, reply: { code: 0 } });
+    scriptHealthy(shell);
+    const cp = await flow.restore('cp-1', 1);
+    expect(cp.state).toBe('restored');
+    const call = shell.calls.find((c) => c.node === 'node-b' && /openssl enc -d/.test(c.command))!;
+    expect(call.stdin).toBe(`${dataKey}\n${SUMS}\n`);
+    const order = shell.calls.map((c) => `${c.node} ${c.command}`);
+    expect(order.findIndex((c) => /openssl enc -d/.test(c))).toBeLessThan(
+      order.findIndex((c) => c.startsWith('node-b') && /criu restore/.test(c)),
+    );
+  });
+
+  it('images that differ from the recorded sums: nothing restored, the checkpoint stays stored', async () => {
+    const { encryption } = encrypted();
+    const { shell, flow } = setup({ ...aRestoreRequest(), encryption }, aWorkload({ state: 'checkpointed' }), master);
+    shell.on({
+      node: 'node-b',
+      match: /openssl enc -d/,
+      reply: { code: 5, stdout: 'pages-1.img: FAILED\nTAMPERED\n' },
+    });
+    scriptHealthy(shell);
+    const cp = await flow.restore('cp-1', 1);
+    expect(cp.state).toBe('stored');
+    expect(cp.restore!.error).toMatch(
+      /differ from the checksums recorded .*pages-1.img: FAILED.*nothing was decrypted/,
+    );
+    expect(shell.ran('node-b', /criu restore/)).toEqual([]);
+  });
+
+  it('an orchestrator with another key: refused in preflight, nothing run on any node', async () => {
+    const { encryption } = encrypted();
+    const { shell, flow } = setup(
+      { ...aRestoreRequest(), encryption },
+      aWorkload({ state: 'checkpointed' }),
+      randomBytes(32),
+    );
+    scriptHealthy(shell);
+    const cp = await flow.restore('cp-1', 1);
+    expect(cp.state).toBe('stored');
+    expect(cp.restore!.error).toMatch(/encrypted under checkpoint key [0-9a-f]{16}; this orchestrator holds key/);
+    expect(shell.calls.filter((c) => c.node !== 'node-b' || !/rm -rf/.test(c.command))).toEqual([]);
   });
 });
