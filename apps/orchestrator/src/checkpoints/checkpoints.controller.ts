@@ -80,7 +80,9 @@ export class CheckpointsController {
     res.once('close', () => (gone = true));
     // One line per event; a slow reader is waited for (the scan pauses), a vanished one ends the wait.
     const line = async (event: object): Promise<void> => {
-      if (gone || res.write(`${JSON.stringify(event)}\n`)) return;
+      if (gone) return;
+      // A hang-up seen while writing (gone set meanwhile) must not wait for a drain that never comes.
+      if (res.write(`${JSON.stringify(event)}\n`) || gone || res.destroyed) return;
       await new Promise<void>((resolve) => {
         res.once('drain', resolve);
         res.once('close', resolve);
