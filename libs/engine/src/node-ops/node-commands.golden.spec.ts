@@ -290,12 +290,12 @@ const GOLDEN: Array<[string, () => string, string]> = [
   [
     'images encryptImages (the data key on stdin only)',
     () => images.encryptImages('/img/c1/src'),
-    'cd /img/c1/src || exit 2; IFS= read -r k || exit 3; for f in *; do [ -f "$f" ] || continue; case "$f" in *.log|cpuinfo.img|stats-dump|.*) continue;; esac; printf \'%s\\n\' "$k" | openssl enc -e -aes-256-ctr -pbkdf2 -iter 10000 -md sha256 -pass stdin -in "$f" -out "$f.enc" && mv -f "$f.enc" "$f" || { echo "ENCRYPT_FAILED $f"; rm -f "$f.enc"; exit 4; }; done; sha256sum $(ls | grep -v -e \'\\.log$\')',
+    'cd /img/c1/src || exit 2; IFS= read -r k || exit 3; for f in *; do [ -f "$f" ] || continue; case "$f" in *.log|cpuinfo.img|stats-dump|spotlift-owner.json|.*) continue;; esac; printf \'%s\\n\' "$k" | openssl enc -e -aes-256-ctr -pbkdf2 -iter 10000 -md sha256 -pass stdin -in "$f" -out "$f.enc" && mv -f "$f.enc" "$f" || { echo "ENCRYPT_FAILED $f"; rm -f "$f.enc"; exit 4; }; done; sha256sum $(ls | grep -v -e \'\\.log$\')',
   ],
   [
     'images decryptImages (the recorded sums checked first)',
     () => images.decryptImages('/img/c1-r1/dst'),
-    'cd /img/c1-r1/dst || exit 2; IFS= read -r k || exit 3; cat > .sums || exit 3; out=$(sha256sum -c .sums 2>&1) || { printf \'%s\\n\' "$out" | grep -v \': OK$\' | head -n 5; echo TAMPERED; exit 5; }; for f in *; do grep -q "^[0-9a-f]\\{64\\} [ *]\\?$f\\$" .sums || { echo "UNLISTED $f"; echo TAMPERED; exit 5; }; done; for f in *; do case "$f" in *.log|cpuinfo.img|stats-dump|.*) continue;; esac; printf \'%s\\n\' "$k" | openssl enc -d -aes-256-ctr -pbkdf2 -iter 10000 -md sha256 -pass stdin -in "$f" -out "$f.dec" && mv -f "$f.dec" "$f" || { echo "DECRYPT_FAILED $f"; exit 4; }; done; rm -f .sums',
+    'cd /img/c1-r1/dst || exit 2; IFS= read -r k || exit 3; cat > .sums || exit 3; out=$(sha256sum -c .sums 2>&1) || { printf \'%s\\n\' "$out" | grep -v \': OK$\' | head -n 5; echo TAMPERED; exit 5; }; for f in *; do grep -q "^[0-9a-f]\\{64\\} [ *]\\?$f\\$" .sums || { echo "UNLISTED $f"; echo TAMPERED; exit 5; }; done; for f in *; do case "$f" in *.log|cpuinfo.img|stats-dump|spotlift-owner.json|.*) continue;; esac; printf \'%s\\n\' "$k" | openssl enc -d -aes-256-ctr -pbkdf2 -iter 10000 -md sha256 -pass stdin -in "$f" -out "$f.dec" && mv -f "$f.dec" "$f" || { echo "DECRYPT_FAILED $f"; exit 4; }; done; rm -f .sums',
   ],
   [
     'images checkImages',
