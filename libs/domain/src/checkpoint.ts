@@ -114,6 +114,8 @@ export interface CheckpointRecord {
   transportRoute?: string;
   /** sha256 of the image stream, checked on the storage node. */
   sha256?: string;
+  /** Encrypted at rest (a key configured on the orchestrator when it was taken): see CheckpointEncryption. */
+  encryption?: CheckpointEncryption;
   /** The tree at dump time (root first) and its resident memory: what a restore must bring back. */
   tree?: number[];
   rssBytes?: number;
@@ -130,6 +132,22 @@ export interface CheckpointRecord {
   notes?: string[];
   createdAt: string;
   updatedAt: string;
+}
+
+/**
+ * How a stored checkpoint's images are encrypted. The data key is random per checkpoint and kept only wrapped
+ * (AES-256-GCM) by the orchestrator's master key, which never leaves the orchestrator; the data key itself goes
+ * to the source (to encrypt) and to a restoring node (to decrypt), over SSH stdin only.
+ */
+export interface CheckpointEncryption {
+  /** `openssl enc -aes-256-ctr -pbkdf2 -iter 10000 -md sha256`, one salt per file; the data key is the password. */
+  scheme: 'openssl-aes-256-ctr-pbkdf2';
+  /** Which master key wrapped it: the first 16 hex digits of sha256(master key). */
+  keyId: string;
+  /** base64 of iv (12) | tag (16) | the wrapped data key. */
+  wrappedKey: string;
+  /** `sha256sum` lines of every stored file as the source wrote it (ciphertext): what a restore checks against. */
+  sums?: string;
 }
 
 /** True when no job works on the checkpoint right now. */

@@ -37,6 +37,11 @@ export interface EngineConfig {
   ghostLimitBytes?: number;
   /** Copy rounds of workloads' declared files while they run (see WorkloadFiles). */
   fileSync?: FileSyncConfig;
+  /**
+   * The orchestrator's master key (32 bytes): set, every process checkpoint is encrypted at rest under a data
+   * key it wraps (checkpoint/checkpoint-crypto.ts). Never sent to any node.
+   */
+  checkpointKey?: Uint8Array;
 }
 
 export const DEFAULT_ENGINE_CONFIG: EngineConfig = {

@@ -1,5 +1,5 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
-import type { Response } from 'express';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import type { Request, Response } from 'express';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import type { CheckpointRecord } from '@spotlift/domain';
@@ -63,11 +63,46 @@ export class CheckpointsController {
   @HttpCode(200)
   @ApiOperation({
     summary:
-      'Search the dumped memory for a pattern: each hit with process, address, mapping and bytes around it; bounded in hits and time (admin; audited)',
+      'Search the dumped memory for a pattern: each hit with process, address, mapping and bytes around it; bounded in hits and time. With `Accept: application/x-ndjson` the hits stream as found (`{"hit":…}` lines, then `{"done":…}`), and a client that goes away stops the scan (admin; audited)',
   })
   @ApiBody({ schema: z.toJSONSchema(SearchCheckpoint, { io: 'input' }) as object })
-  search(@Param('id') id: string, @Body(new ZodBody(SearchCheckpoint)) body: SearchCheckpoint) {
-    return this.forensics.search(id, body);
+  async search(
+    @Param('id') id: string,
+    @Body(new ZodBody(SearchCheckpoint)) body: SearchCheckpoint,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    if (!/application\/x-ndjson/.test(req.headers.accept ?? '')) {
+      res.status(200).json(await this.forensics.search(id, body));
+      return;
+    }
+    let gone = false;
+    res.once('close', () => (gone = true));
+    // One line per event; a slow reader is waited for (the scan pauses), a vanished one ends the wait.
+    const line = async (event: object): Promise<void> => {
+      if (gone) return;
+      // A hang-up seen while writing (gone set meanwhile) must not wait for a drain that never comes.
+      if (res.write(`${JSON.stringify(event)}\n`) || gone || res.destroyed) return;
+      await new Promise<void>((resolve) => {
+        res.once('drain', resolve);
+        res.once('close', resolve);
+      });
+    };
+    try {
+      const { hits, ...done } = await this.forensics.search(id, body, {
+        onOpen: () => {
+          res.status(200).setHeader('content-type', 'application/x-ndjson');
+          res.flushHeaders();
+        },
+        onHit: (hit) => line({ hit }),
+        cancelled: () => gone,
+      });
+      res.end(`${JSON.stringify({ done: { ...done, hitCount: hits.length } })}\n`);
+    } catch (error) {
+      // Before the answer started: the usual error body and status. After: the last line says what failed.
+      if (!res.headersSent) throw error;
+      res.end(`${JSON.stringify({ error: { message: (error as Error).message } })}\n`);
+    }
   }
 
   @Get(':id/export')

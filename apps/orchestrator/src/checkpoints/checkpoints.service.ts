@@ -15,7 +15,7 @@ import {
   type NodeRecord,
   type WorkloadRecord,
 } from '@spotlift/domain';
-import { CheckpointFlow, Clock, NodeOps, PodmanOps, isFinished } from '@spotlift/engine';
+import { CheckpointFlow, Clock, NodeOps, PodmanOps, isFinished, openDataKey } from '@spotlift/engine';
 import { chooseDestination } from '@spotlift/placement';
 import {
   CheckpointRepository,
@@ -163,6 +163,8 @@ export class CheckpointsService {
   async restore(id: string, body: RestoreCheckpoint, takeover?: LossTakeover): Promise<CheckpointRecord> {
     const cp = await this.get(id);
     if (cp.state !== 'stored') throw new ConflictError(this.notRestorable(cp), { state: cp.state });
+    // An encrypted checkpoint this orchestrator's key cannot open: 409 now, nothing queued (the job checks again).
+    if (cp.encryption) openDataKey(this.config.checkpointKey, cp.encryption, `checkpoint '${cp.id}'`);
     const workload = await this.workloads.get(cp.workloadId);
     if (!workload) throw new NotFoundError('workload', cp.workloadId);
     const { destination, reason } = await this.chooseDestination(body.destination, cp, workload);

@@ -12,6 +12,8 @@ import {
 import type { RemoteProcess } from '@spotlift/transport';
 import { Clock, NodeOps, StoredImages } from '@spotlift/engine';
 import { CheckpointRepository, NodeRepository } from '@spotlift/store';
+import type { SearchHit } from '@spotlift/criu';
+import { AppConfig } from '../config/app-config.js';
 
 export const SearchCheckpoint = z
   .object({
@@ -29,6 +31,15 @@ export const SearchCheckpoint = z
   })
   .strict();
 export type SearchCheckpoint = z.infer<typeof SearchCheckpoint>;
+
+/** A streamed search (POST /checkpoints/:id/search with `Accept: application/x-ndjson`). */
+export interface SearchStream {
+  /** The checkpoint is found and its images readable: the answer may start (errors before it are plain 4xx/5xx). */
+  onOpen: () => void;
+  onHit: (hit: SearchHit) => Promise<void>;
+  /** True once the client went away: the scan stops before its next read. */
+  cancelled: () => boolean;
+}
 
 export interface CheckpointInspection {
   checkpoint: string;
@@ -55,6 +66,8 @@ export class ForensicsService {
     private readonly nodes: NodeRepository,
     private readonly ops: NodeOps,
     private readonly clock: Clock,
+    /** Its `checkpointKey` decrypts encrypted checkpoints here, in the orchestrator. */
+    private readonly config?: AppConfig,
   ) {}
 
   async inspect(id: string): Promise<CheckpointInspection> {
@@ -79,7 +92,11 @@ export class ForensicsService {
     };
   }
 
-  async search(id: string, body: SearchCheckpoint): Promise<SearchResult & { checkpoint: string; durationMs: number }> {
+  async search(
+    id: string,
+    body: SearchCheckpoint,
+    stream?: SearchStream,
+  ): Promise<SearchResult & { checkpoint: string; durationMs: number; cancelled?: true }> {
     let pattern: Uint8Array;
     try {
       pattern = patternBytes(body.pattern, body.encoding);
@@ -89,17 +106,32 @@ export class ForensicsService {
     const started = this.clock.now().getTime();
     const { cp, images } = await this.open(id);
     const deadline = started + body.timeoutMs;
+    stream?.onOpen();
     const result = await images.search(pattern, {
       maxHits: body.maxHits,
       context: body.context,
-      expired: () => this.clock.now().getTime() >= deadline,
+      expired: () => stream?.cancelled() === true || this.clock.now().getTime() >= deadline,
+      ...(stream ? { onHit: stream.onHit } : {}),
     });
-    return { checkpoint: cp.id, ...result, durationMs: this.clock.now().getTime() - started };
+    return {
+      checkpoint: cp.id,
+      ...result,
+      ...(stream?.cancelled() ? { cancelled: true as const } : {}),
+      durationMs: this.clock.now().getTime() - started,
+    };
   }
 
   /** The archive stream (Podman's layout) from the storage node, and what it could not fill. */
   async export(id: string): Promise<{ proc: RemoteProcess; layout: ExportLayout; filename: string }> {
     const { cp, images } = await this.open(id);
+    if (cp.encryption) {
+      // The archive is built by tar on the storage node, which holds no key: it would export ciphertext.
+      throw new ConflictError(
+        `export of an encrypted checkpoint is not available yet: checkpoint '${cp.id}' is encrypted at rest and ` +
+          `the archive is built on its storage node, which has no key (inspect and search decrypt in the orchestrator)`,
+        { encrypted: true },
+      );
+    }
     const source = await this.nodes.get(cp.sourceNodeId);
     const { proc, layout } = await images.export(
       {
@@ -138,6 +170,6 @@ export class ForensicsService {
     }
     const storage = await this.nodes.get(cp.storageNodeId);
     if (!storage) throw new NotFoundError('node', cp.storageNodeId);
-    return { cp, images: StoredImages.of(this.ops, storage, cp) };
+    return { cp, images: StoredImages.of(this.ops, storage, cp, this.config?.checkpointKey) };
   }
 }

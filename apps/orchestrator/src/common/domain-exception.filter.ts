@@ -17,6 +17,8 @@ const STATUS: Record<string, number> = {
   // A stored checkpoint's images (on the storage node) are damaged, missing or cannot be read.
   criu_bad_image: 502,
   images_unavailable: 502,
+  // An encrypted checkpoint this orchestrator's key cannot open (no key, another key, a changed record).
+  checkpoint_key: 409,
 };
 
 /** One place that turns errors into `{ code, message, ... }` bodies; unknown errors get an id and a log line. */

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 // The default import: Node's ESM loader finds no named export `utils` in ssh2 (CommonJS), so
 // `import { utils }` passed the tests (ts-jest) and failed `node dist/.../main.js` at start.
@@ -9,6 +9,7 @@ import {
   DEFAULT_LIVE_CONFIG,
   type EngineConfig,
   type LiveConfig,
+  parseMasterKey,
 } from '@spotlift/engine';
 import {
   EvacuationSettings,
@@ -125,6 +126,10 @@ const Env = z.object({
   SPOTLIFT_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   SPOTLIFT_IMAGE_ROOT: z.string().startsWith('/').default('/var/lib/spotlift/images'),
   SPOTLIFT_CHECKPOINT_ROOT: z.string().startsWith('/').default('/var/lib/spotlift/checkpoints'),
+  /** A file holding the master key of checkpoint encryption at rest (64 hex digits or base64 of 32 bytes). */
+  SPOTLIFT_CHECKPOINT_KEY_FILE: z.string().startsWith('/').optional(),
+  /** The same key inline (prefer the file: the environment is readable where the process is). */
+  SPOTLIFT_CHECKPOINT_KEY: z.string().min(1).optional(),
   // The worker's local journal: migration and workload records it could not hand to Redis, and its last copies.
   SPOTLIFT_STATE_DIR: z.string().startsWith('/').default('/var/lib/spotlift/state'),
   SPOTLIFT_LOG_FORMAT: z.enum(['json', 'text']).default('json'),
@@ -167,6 +172,8 @@ export class AppConfig {
   imageRoot!: string;
   /** Checkpoint images on storage nodes that set no `checkpointRoot` of their own. */
   checkpointRoot!: string;
+  /** Checkpoint encryption at rest: the master key, from SPOTLIFT_CHECKPOINT_KEY(_FILE); absent: off. */
+  checkpointKey?: Buffer;
   /** This process's local journal (`<stateDir>/<redis prefix>/{migration,workload}/<id>.json`). */
   stateDir!: string;
   logFormat!: 'json' | 'text';
@@ -205,6 +212,7 @@ export class AppConfig {
       probeReuseMs: this.probeReuseMs,
       ghostLimitBytes: this.files.ghostLimitBytes,
       fileSync: { maxRounds: this.files.maxRounds, targetRoundMs: this.files.targetRoundMs },
+      ...(this.checkpointKey ? { checkpointKey: this.checkpointKey } : {}),
     };
   }
 
@@ -240,6 +248,31 @@ export function readSshPrivateKey(path: string): Buffer {
   return key;
 }
 
+/**
+ * The checkpoint master key, read once at boot: from a file only its owner can read (as ssh wants of a private
+ * key), or inline; both set is ambiguous and refused.
+ */
+export function readCheckpointKey(file: string | undefined, inline: string | undefined): Buffer | undefined {
+  if (file && inline) throw new ConfigError('set SPOTLIFT_CHECKPOINT_KEY_FILE or SPOTLIFT_CHECKPOINT_KEY, not both');
+  let text = inline;
+  if (file) {
+    try {
+      if (statSync(file).mode & 0o077) {
+        throw new Error('it is readable or writable by others than its owner (chmod 600 it)');
+      }
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new ConfigError(`Cannot use checkpoint key file ${file}: ${(error as Error).message}`);
+    }
+  }
+  if (text === undefined) return undefined;
+  try {
+    return parseMasterKey(text);
+  } catch (error) {
+    throw new ConfigError(`Checkpoint key: ${(error as Error).message}`);
+  }
+}
+
 /** Reads and validates the environment and the config file once, at boot; lists every problem at once. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const parsed = Env.safeParse(env);
@@ -254,6 +287,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const file = ConfigFile.safeParse(raw);
   if (!file.success) throw new ConfigError(explain(`Invalid config file ${e.SPOTLIFT_CONFIG}`, file.error));
   const sshPrivateKey = readSshPrivateKey(file.data.ssh.privateKeyPath);
+  const checkpointKey = readCheckpointKey(e.SPOTLIFT_CHECKPOINT_KEY_FILE, e.SPOTLIFT_CHECKPOINT_KEY);
   let api: ApiSettings;
   let notices: NoticeSettings;
   let redis: RedisSettings;
@@ -276,6 +310,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     workerConcurrency: e.SPOTLIFT_WORKER_CONCURRENCY,
     imageRoot: e.SPOTLIFT_IMAGE_ROOT,
     checkpointRoot: e.SPOTLIFT_CHECKPOINT_ROOT,
+    ...(checkpointKey ? { checkpointKey } : {}),
     stateDir: e.SPOTLIFT_STATE_DIR,
     logFormat: e.SPOTLIFT_LOG_FORMAT,
     tlsCaDir: e.SPOTLIFT_TLS_CA_DIR,

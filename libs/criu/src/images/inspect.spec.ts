@@ -155,6 +155,37 @@ describe('searchMemory on the fixture', () => {
     expect(out).toEqual({ hits: [], truncated: 'time', bytesScanned: 0 });
   });
 
+  it('hands each hit over as it is found, before the scan goes on (a streamed answer)', async () => {
+    const r = await inspectImages(files);
+    const maps = new Map(
+      r.processes.map((p) => [p.pid, readPagemap(`pagemap-${p.pid}.img`, files[`pagemap-${p.pid}.img`]!)]),
+    );
+    const pages = filesPageSource(files);
+    const events: string[] = [];
+    const source = {
+      read: (file: string, offset: number, length: number) => {
+        events.push(`read ${file}`);
+        return pages.read(file, offset, length);
+      },
+    };
+    let stop = false;
+    const out = await searchMemory(r.processes, maps, source, patternBytes('SPOTLIFT-FORENSIC-NEEDLE-4711', 'utf8'), {
+      maxHits: 10,
+      context: 0,
+      // the reader went away after the first hit: nothing more is read
+      expired: () => stop,
+      onHit: (hit) => {
+        events.push(`hit ${hit.pid}`);
+        stop = true;
+      },
+    });
+    expect(out.hits).toHaveLength(1);
+    expect(out.truncated).toBe('time');
+    // pid 1's pages were read, the hit handed over, and pid 2's pages never read
+    expect(events.at(-1)).toBe('hit 1');
+    expect(events.filter((e) => e === 'read pages-2.img')).toEqual([]);
+  });
+
   it.each([
     ['', 'utf8', /empty/],
     ['abc', 'hex', /even number of hex digits/],

@@ -35,6 +35,11 @@ export interface SearchLimits {
   context: number;
   /** Called between chunks; true ends the scan (the caller's clock: this module keeps none). */
   expired: () => boolean;
+  /**
+   * Each hit as soon as it is found (a streamed answer); awaited, so a slow reader slows the scan down instead
+   * of piling hits up. The result still lists every hit.
+   */
+  onHit?: (hit: SearchHit) => void | Promise<void>;
 }
 
 /** The pattern as bytes; a CriuImageError-free validation the REST layer turns into a 400. */
@@ -89,7 +94,7 @@ export async function searchMemory(
           const before = await around(pages, map.pagesFile, run, at + i - limits.context, limits.context);
           const after = await around(pages, map.pagesFile, run, at + i + pattern.length, limits.context);
           const m = p.mappings.find((v) => BigInt(v.start) <= BigInt(vaddr) && BigInt(vaddr) < BigInt(v.end));
-          hits.push({
+          const hit: SearchHit = {
             pid: p.pid,
             vaddr: `0x${vaddr.toString(16)}`,
             mapping: m ? `${m.start}-${m.end} ${m.perms} ${m.file ?? `[${m.kind}]`}` : '?',
@@ -97,7 +102,9 @@ export async function searchMemory(
             match: toHex(pattern),
             after: toHex(after),
             text: printable(new Uint8Array([...before, ...pattern, ...after])),
-          });
+          };
+          hits.push(hit);
+          await limits.onHit?.(hit);
           if (hits.length >= limits.maxHits) return { hits, truncated: 'hits', bytesScanned };
         }
       }

@@ -5,7 +5,7 @@
  * Real CRIU on the lab nodes: test/checkpoint.e2e-spec.ts.
  * node-a runs the workload, node-c stores the checkpoint, node-b receives the restore.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { CheckpointRecord, WorkloadRecord } from '@spotlift/domain';
 import { InMemoryRecords } from '@spotlift/store';
 import {
@@ -20,6 +20,7 @@ import {
 import { DirectoryStreamer } from '@spotlift/transport';
 import { SystemClock } from '../clock.js';
 import { DEFAULT_ENGINE_CONFIG } from '../engine.types.js';
+import { newDataKey } from './checkpoint-crypto.js';
 import { CheckpointFlow } from './checkpoint-flow.js';
 
 const TAR = Buffer.from('scripted tar stream of checkpoint images');
@@ -62,6 +63,7 @@ function setup(
   checkpoint: CheckpointRecord,
   workload: WorkloadRecord = aWorkload(),
   script?: (ops: FakeProcessOps, shell: ScriptedNodeShell) => unknown,
+  checkpointKey?: Uint8Array,
 ) {
   const ops = new FakeProcessOps();
   const shell = new ScriptedNodeShell();
@@ -78,7 +80,7 @@ function setup(
     ops.asNodeOps(),
     new DirectoryStreamer(shell),
     new SystemClock(),
-    { ...DEFAULT_ENGINE_CONFIG, criuIdleTimeoutMs: 1_000 },
+    { ...DEFAULT_ENGINE_CONFIG, criuIdleTimeoutMs: 1_000, ...(checkpointKey ? { checkpointKey } : {}) },
   );
   script?.(ops, shell);
   scriptHealthy(ops, shell);
@@ -525,5 +527,120 @@ describe('CheckpointFlow, forensic copies', () => {
     expect(cp.restore?.clone).toBeUndefined();
     expect(cp.restore).toMatchObject({ restoredPid: 777, takeover });
     expect(await workloads.get('wl-1')).toMatchObject({ nodeId: 'node-b', pid: 777, state: 'running' });
+  });
+});
+
+describe('encrypted at rest (a master key configured)', () => {
+  const master = randomBytes(32);
+  const SUMS = `${'a'.repeat(64)}  pages-1.img\n${'b'.repeat(64)}  core-4242.img`;
+  const encrypted = () => {
+    const { dataKey, encryption } = newDataKey(master);
+    return { dataKey, encryption: { ...encryption, sums: SUMS } };
+  };
+  /** A local dump (no page-server) as the timed operation answers it. */
+  const dumped = { ...said(), startNs: 1_000_000_000_000n, endNs: 1_001_000_000_000n };
+
+  it('dumps without a page-server, encrypts on the source before the stream, the key on stdin only', async () => {
+    let tarsBeforeEncrypt = -1;
+    const { ops, shell, did, flow } = setup(
+      aCheckpoint(),
+      aWorkload(),
+      (o, s) => {
+        o.on('dumpLocal', dumped, { node: 'node-a' }).on(
+          'encryptImages',
+          () => {
+            tarsBeforeEncrypt = s.ran('node-a', /(?:^|; )tar -C \S+ -cf/).length;
+            return said(`${SUMS}\n`);
+          },
+          { node: 'node-a' },
+        );
+      },
+      master,
+    );
+    const cp = await flow.take('cp-1');
+    expect(cp.error).toBeUndefined();
+    expect(cp.state).toBe('stored');
+    expect(did('node-c', 'startPageServer')).toEqual([]);
+    expect(did('node-a', 'dump')).toEqual([]);
+    const order = ops.sequence();
+    expect(order.indexOf('dumpLocal@node-a')).toBeGreaterThan(-1);
+    expect(order.indexOf('dumpLocal@node-a')).toBeLessThan(order.indexOf('encryptImages@node-a'));
+    // Encrypted before any image left the source.
+    expect(tarsBeforeEncrypt).toBe(0);
+    expect(shell.ran('node-a', /(?:^|; )tar -C \S+ -cf/).length).toBeGreaterThan(0);
+    const [[, dataKey]] = ops.argsOf('encryptImages', 'node-a') as [[string, string]];
+    expect(dataKey).toMatch(/^[0-9a-f]{64}$/);
+    // The data key is in no command line of the stream, nor in the record in clear (the operation sends it on
+    // stdin: golden in process-ops.golden.spec.ts).
+    expect(shell.calls.filter((c) => c.command.includes(dataKey))).toEqual([]);
+    expect(JSON.stringify(cp)).not.toContain(dataKey);
+    expect(cp.encryption).toMatchObject({ scheme: 'openssl-aes-256-ctr-pbkdf2', sums: SUMS });
+  });
+
+  it('encryption failing on the source: the source is resumed, the partial images removed', async () => {
+    const { did, removed, flow, workloads } = setup(
+      aCheckpoint(),
+      aWorkload(),
+      (o) =>
+        o
+          .on('dumpLocal', dumped, { node: 'node-a' })
+          .on('encryptImages', said('ENCRYPT_FAILED pages-1.img\n', 4), { node: 'node-a' }),
+      master,
+    );
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('failed');
+    expect(cp.error).toMatch(/encrypting the images on node-a failed \(exit 4\): ENCRYPT_FAILED pages-1.img/);
+    expect(did('node-a', 'resumeTree')).toHaveLength(1);
+    expect(did('node-a', 'killTree')).toHaveLength(0);
+    expect(removed('node-c')).toEqual([IMAGE_DIR]);
+    expect((await workloads.get('wl-1'))!.state).toBe('running');
+  });
+
+  it('a restore checks the recorded sums and decrypts on the destination before CRIU restores', async () => {
+    const { dataKey, encryption } = encrypted();
+    const { ops, flow } = setup(
+      { ...aRestoreRequest(), encryption },
+      aWorkload({ state: 'checkpointed' }),
+      (o) => o.on('decryptImages', said(), { node: 'node-b' }),
+      master,
+    );
+    const cp = await flow.restore('cp-1', 1);
+    expect(cp.state).toBe('restored');
+    expect(ops.argsOf('decryptImages', 'node-b').map(([, key, sums]) => [key, sums])).toEqual([[dataKey, SUMS]]);
+    const order = ops.sequence();
+    const restored = Math.max(order.indexOf('restore@node-b'), order.indexOf('armRestore.fire@node-b'));
+    expect(restored).toBeGreaterThan(-1);
+    expect(order.indexOf('decryptImages@node-b')).toBeGreaterThan(-1);
+    expect(order.indexOf('decryptImages@node-b')).toBeLessThan(restored);
+  });
+
+  it('images that differ from the recorded sums: nothing restored, the checkpoint stays stored', async () => {
+    const { encryption } = encrypted();
+    const { did, flow } = setup(
+      { ...aRestoreRequest(), encryption },
+      aWorkload({ state: 'checkpointed' }),
+      (o) => o.on('decryptImages', said('pages-1.img: FAILED\nTAMPERED\n', 5), { node: 'node-b' }),
+      master,
+    );
+    const cp = await flow.restore('cp-1', 1);
+    expect(cp.state).toBe('stored');
+    expect(cp.restore!.error).toMatch(
+      /differ from the checksums recorded .*pages-1.img: FAILED.*nothing was decrypted/,
+    );
+    expect(did('node-b', 'restore', 'armRestore.fire')).toEqual([]);
+  });
+
+  it('an orchestrator with another key: refused in preflight, nothing run on any node', async () => {
+    const { encryption } = encrypted();
+    const { ops, flow } = setup(
+      { ...aRestoreRequest(), encryption },
+      aWorkload({ state: 'checkpointed' }),
+      undefined,
+      randomBytes(32),
+    );
+    const cp = await flow.restore('cp-1', 1);
+    expect(cp.state).toBe('stored');
+    expect(cp.restore!.error).toMatch(/encrypted under checkpoint key [0-9a-f]{16}; this orchestrator holds key/);
+    expect(ops.calls.filter((c) => c.node !== 'node-b' || c.op !== 'removeDir')).toEqual([]);
   });
 });

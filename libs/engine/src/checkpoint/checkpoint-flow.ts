@@ -47,6 +47,7 @@ import {
   sealStoredImages,
 } from './checkpoint-checks.js';
 import { CheckpointLog } from './checkpoint-log.js';
+import { newDataKey, openDataKey, parseSums } from './checkpoint-crypto.js';
 import { ContainerCheckpoints } from './container-checkpoints.js';
 
 /** One run of the shared steps on a checkpoint (taking it, or one restore of it). */
@@ -130,6 +131,10 @@ export class CheckpointFlow {
       if (cp.state === 'taking') closeInterruptedPhases(s.view, this.clock.now());
       if (cp.state === 'taking' && (await this.resumeTake(s))) return await this.finishTake(s, workDir);
       cp.state = 'taking';
+      // Encrypted at rest when the orchestrator holds a key (containers: Podman writes their archive, not yet).
+      if (this.config.checkpointKey && !isContainer(s) && !cp.encryption) {
+        cp.encryption = newDataKey(this.config.checkpointKey).encryption;
+      }
       await s.phases.save(s.view);
       try {
         await this.takeSteps(s);
@@ -210,12 +215,16 @@ export class CheckpointFlow {
       streamer: this.streamer,
       transports: this.transports,
     });
+    // Encrypted: the pages are written on the source and encrypted there before anything goes to the storage
+    // node, so no page-server (which would write them in clear there); the data key only travels to the source.
+    const dataKey = cp.encryption && openDataKey(this.config.checkpointKey, cp.encryption, `checkpoint '${cp.id}'`);
     const { channel, transfer } = await phases.run(view, 'prepare', async () => {
-      const channel = await strategy.prepare(ctx);
+      const channel = dataKey ? undefined : await strategy.prepare(ctx);
+      if (dataKey) await steps.makeDirs(ctx);
       // A dump writes no cpuinfo.img; the restore, on a node not known yet, checks its CPU against this one.
       const cpu = await this.ops.cpuinfoDump(source, ctx.sourceDir);
       if (cpu.code !== 0) {
-        await channel.close();
+        await channel?.close();
         const log = await this.ops.tail(source, `${ctx.sourceDir}/cpuinfo-dump.log`, 100);
         throw new MigrationStepError(
           'prepare',
@@ -234,20 +243,23 @@ export class CheckpointFlow {
       // as soon as its memory is dumped (--leave-running); the freeze is the dump's frozen time only.
       if (!forensic(cp)) await steps.markMigrating(ctx);
       const dumped = await phases.run(view, 'dump', () =>
-        strategy.dump(ctx, channel, forensic(cp) ? { leaveRunning: true } : {}),
+        channel
+          ? strategy.dump(ctx, channel, forensic(cp) ? { leaveRunning: true } : {})
+          : this.dumpLocal(ctx, forensic(cp)),
       );
       Object.assign(cp, {
         transport: view.transport,
         ...(view.transportRoute ? { transportRoute: view.transportRoute } : {}),
       });
       await phases.run(view, 'transfer', async (phase) => {
+        if (dataKey) await this.encryptOnSource(s, dataKey);
         // The declared files, copied once the workload is frozen (nothing changes them any more).
         const [r, files] = await Promise.all([transfer.images.start(), transfer.files?.start()]).catch((e: Error) => {
           throw new MigrationStepError('transfer', e.message, false);
         });
         Object.assign(cp.bytes, { images: r.bytes, ...(files ? { files: files.bytes } : {}) });
         cp.sha256 = r.sha256;
-        phase.detail = `${r.bytes} bytes of image files${files ? ` and ${files.bytes} bytes of declared files (${cp.paths!.join(', ')})` : ''}, sha256 verified on ${storage.id}`;
+        phase.detail = `${r.bytes} bytes of image files${dataKey ? ' (encrypted on the source)' : ''}${files ? ` and ${files.bytes} bytes of declared files (${cp.paths!.join(', ')})` : ''}, sha256 verified on ${storage.id}`;
       });
       await phases.run(view, 'verify', async (phase) => {
         cp.bytes.stored = await sealStoredImages(this.ops, storage, cp.imageDir);
@@ -257,8 +269,41 @@ export class CheckpointFlow {
       await this.recordDumpStats(s, dumped.endNs);
     } finally {
       await Promise.allSettled([transfer.images.cancel(), transfer.files?.cancel()]);
-      await channel.close();
+      await channel?.close();
     }
+  }
+
+  /** The freezing dump with its pages written on the source (an encrypted checkpoint's); node-side times. */
+  private async dumpLocal(ctx: MigrationContext, leaveRunning: boolean): Promise<{ startNs?: bigint; endNs: bigint }> {
+    const { source, workload } = ctx;
+    const res = await this.ops.dumpLocal(
+      source,
+      workload.pid,
+      ctx.sourceDir,
+      { ghostLimitBytes: this.config.ghostLimitBytes, ...(leaveRunning ? { leaveRunning: true } : {}) },
+      this.config.criuTimeoutMs,
+    );
+    if (res.code !== 0 || res.endNs === undefined) {
+      const log = await this.ops.tail(source, `${ctx.sourceDir}/dump.log`, 200);
+      throw criu.dumpFailure('dump', source.id, log || res.stderr, res.code);
+    }
+    return { ...(res.startNs === undefined ? {} : { startNs: res.startNs }), endNs: res.endNs };
+  }
+
+  /** Encrypts the dumped images in place on the source; the sums of what will be stored go into the record. */
+  private async encryptOnSource(s: Session, dataKey: string): Promise<void> {
+    const { source, sourceDir } = s.ctx;
+    const res = await this.ops.encryptImages(source, sourceDir, dataKey);
+    const sums = parseSums(res.stdout);
+    if (res.code !== 0 || !sums.size) {
+      const why = (/^ENCRYPT_FAILED .*$/m.exec(res.stdout)?.[0] ?? res.stderr).trim().slice(0, 300);
+      throw new MigrationStepError(
+        'transfer',
+        `encrypting the images on ${source.id} failed (exit ${res.code}): ${why}`,
+        false,
+      );
+    }
+    s.cp.encryption!.sums = [...sums].map(([name, hash]) => `${hash}  ${name}`).join('\n');
   }
 
   /** The workload's declared paths as one tar file next to the images; nothing when it declared none. */
@@ -383,7 +428,13 @@ export class CheckpointFlow {
     const { cp, ctx, phases, view, steps } = s;
     const { source: storage, destination } = ctx;
     const request = cp.restore!;
+    let dataKey: string | undefined;
     await phases.run(view, 'preflight', async (phase) => {
+      // First: a key that cannot open the checkpoint fails before anything runs on any node.
+      if (cp.encryption) {
+        dataKey = openDataKey(this.config.checkpointKey, cp.encryption, `checkpoint '${cp.id}'`);
+        if (!cp.encryption.sums) throw new Error(`checkpoint '${cp.id}' is encrypted but has no recorded checksums`);
+      }
       checkDestinationState(destination);
       // The images were written by the source's CRIU; the destination's must not be older.
       checkCriuVersions(
@@ -423,7 +474,8 @@ export class CheckpointFlow {
         throw new MigrationStepError('transfer', e.message, true);
       });
       request.imageBytes = r.bytes;
-      phase.detail = `${r.bytes} bytes of images${files ? ` and ${cp.paths!.join(', ')} (${files.bytes} bytes)` : ''} from ${storage.id}, sha256 verified on ${destination.id}`;
+      if (dataKey) await this.decryptOnDestination(s, dataKey);
+      phase.detail = `${r.bytes} bytes of images${files ? ` and ${cp.paths!.join(', ')} (${files.bytes} bytes)` : ''} from ${storage.id}, sha256 verified on ${destination.id}${dataKey ? ', checked against the sums recorded at the take and decrypted there' : ''}`;
     });
     const resumedNs = await phases.run(view, 'restore', () => steps.restore(ctx));
     request.resumedAt = new Date(Number(resumedNs / 1_000_000n)).toISOString();
@@ -431,6 +483,24 @@ export class CheckpointFlow {
     await this.commitRestore(s);
     const stats = await this.readStats(destination, `${ctx.destinationDir}/stats-restore`, criu.parseRestore, cp);
     if (stats) request.criu = stats;
+  }
+
+  /**
+   * The copied images checked against the ciphertext sums the source reported (the storage node cannot change
+   * those: they are in the record), then decrypted in place on the destination. A mismatch decrypts nothing.
+   */
+  private async decryptOnDestination(s: Session, dataKey: string): Promise<void> {
+    const { destination, destinationDir, source: storage } = s.ctx;
+    const res = await this.ops.decryptImages(destination, destinationDir, dataKey, s.cp.encryption!.sums!);
+    if (res.code === 0) return;
+    const detail = (res.stdout || res.stderr).trim().split('\n').slice(0, 6).join('; ').slice(0, 400);
+    throw new MigrationStepError(
+      'transfer',
+      res.code === 5
+        ? `the images from ${storage.id} differ from the checksums recorded when checkpoint '${s.cp.id}' was taken (tampered or damaged): ${detail}; nothing was decrypted or restored`
+        : `decrypting the images on ${destination.id} failed (exit ${res.code}): ${detail}`,
+      true,
+    );
   }
 
   /**

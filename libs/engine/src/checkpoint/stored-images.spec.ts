@@ -8,7 +8,10 @@
 import { aNode, FakeProcessOps } from '@spotlift/testing';
 import { patternBytes } from '@spotlift/criu';
 import { loadImages, WORKDIR } from '../../../criu/test/forensic-fixture.js';
+import { createCipheriv, createHash, pbkdf2Sync, randomBytes } from 'node:crypto';
+import type { CheckpointRecord } from '@spotlift/domain';
 import { STORED_IMAGE_LIMITS, StoredImages } from './stored-images.js';
+import { isEncryptedFile, newDataKey } from './checkpoint-crypto.js';
 
 const DIR = '/var/lib/spotlift/checkpoints/wl-1/cp-1';
 const files = loadImages();
@@ -84,5 +87,63 @@ describe('StoredImages', () => {
       .join('\n');
     const { images } = storageNode({ list });
     await expect(images.inspect()).rejects.toThrow('pstree.img is missing from the images');
+  });
+
+  describe('an encrypted checkpoint (decrypted in the orchestrator)', () => {
+    /** What `openssl enc -aes-256-ctr -pbkdf2 -iter 10000 -md sha256 -pass stdin` writes (golden-checked in checkpoint-crypto.spec.ts). */
+    const opensslEnc = (pass: string, plain: Uint8Array) => {
+      const salt = randomBytes(8);
+      const k = pbkdf2Sync(pass, salt, 10_000, 48, 'sha256');
+      const c = createCipheriv('aes-256-ctr', k.subarray(0, 32), k.subarray(32));
+      return new Uint8Array(Buffer.concat([Buffer.from('Salted__'), salt, c.update(plain), c.final()]));
+    };
+    const master = randomBytes(32);
+    const { dataKey, encryption } = newDataKey(master);
+    const stored = Object.fromEntries(
+      Object.entries(files).map(([n, b]) => [n, isEncryptedFile(n, encryption) ? opensslEnc(dataKey, b) : b]),
+    );
+    const sums = Object.entries(stored)
+      .map(([n, b]) => `${createHash('sha256').update(b).digest('hex')}  ${n}`)
+      .join('\n');
+    const cp = { id: 'cp-1', imageDir: DIR, encryption: { ...encryption, sums } } as CheckpointRecord;
+    const open = (served = stored, key: Uint8Array = master) => {
+      const list = Object.entries(stored)
+        .map(([n, b]) => `FILE ${b.length} ${n}`)
+        .join('\n');
+      const node = storageNode({ files: served, list });
+      return { ...node, images: StoredImages.of(node.ops.asNodeOps(), aNode('node-c'), cp, key) };
+    };
+
+    it('inspects and searches as in clear: plaintext sizes, command lines and hits from decrypted pages', async () => {
+      const { images } = open();
+      const { inspection, files: listed } = await images.inspect();
+      expect(listed['pages-1.img']).toBe(61440);
+      expect(inspection.processes[0]!.cmdline?.[0]).toBe(`${WORKDIR}/workload`);
+      const r = await images.search(patternBytes('SPOTLIFT-FORENSIC-NEEDLE-4711', 'utf8'), {
+        maxHits: 10,
+        context: 4,
+        expired: () => false,
+      });
+      expect(r.hits.filter((h) => h.mapping.endsWith('[heap]')).map((h) => h.pid)).toEqual([1, 2]);
+      // the storage node holds no plaintext needle
+      expect(Buffer.from(stored['pages-1.img']!).includes('SPOTLIFT-FORENSIC-NEEDLE-4711')).toBe(false);
+    });
+
+    it('a metadata image changed on the storage node is refused against the recorded sums', async () => {
+      const core = new Uint8Array(stored['core-1.img']!);
+      core[40]! ^= 1;
+      const { images } = open({ ...stored, 'core-1.img': core });
+      await expect(images.inspect()).rejects.toThrow(
+        "core-1.img on 'node-c' differs from the checksums recorded when the checkpoint was taken",
+      );
+    });
+
+    it('another master key opens nothing and reads nothing', () => {
+      const node = storageNode({ files: stored });
+      expect(() => StoredImages.of(node.ops.asNodeOps(), aNode('node-c'), cp, randomBytes(32))).toThrow(
+        /encrypted under checkpoint key/,
+      );
+      expect(node.ops.argsOf('listImageFiles')).toHaveLength(0);
+    });
   });
 });

@@ -16,6 +16,21 @@ import {
 } from '@spotlift/criu';
 import type { NodeOps } from '../node-ops/node-ops.js';
 import type { RemoteProcess } from '@spotlift/transport';
+import {
+  OPENSSL_HEADER_BYTES,
+  OpensslCtr,
+  isEncryptedFile,
+  openDataKey,
+  parseSums,
+  sha256Hex,
+} from './checkpoint-crypto.js';
+
+/** An encrypted checkpoint's key and the ciphertext sums recorded at its take (checkpoint-crypto.ts). */
+interface Decryption {
+  ctr: OpensslCtr;
+  sums: Map<string, string>;
+  encryption: NonNullable<CheckpointRecord['encryption']>;
+}
 
 /**
  * A stored checkpoint's images, read from the storage node for inspection and search. The storage node is
@@ -35,17 +50,35 @@ export const STORED_IMAGE_LIMITS = {
 const NAME = /^[A-Za-z0-9._-]{1,128}$/;
 
 export class StoredImages {
+  /** Plaintext sizes (an encrypted file's less openssl's header); `raw`: as stored. */
   private sizes?: Map<string, number>;
+  private readonly raw = new Map<string, number>();
+  private readonly headers = new Map<string, Uint8Array>();
   private readonly blocks = new Map<string, Uint8Array>();
 
   constructor(
     private readonly ops: NodeOps,
     private readonly node: NodeRecord,
     private readonly dir: string,
+    private readonly decryption?: Decryption,
   ) {}
 
-  static of(ops: NodeOps, node: NodeRecord, cp: CheckpointRecord): StoredImages {
-    return new StoredImages(ops, node, cp.imageDir);
+  /**
+   * The checkpoint's images; an encrypted one's are decrypted here, in the orchestrator, with the data key its
+   * master key unwraps (`master`; CheckpointKeyError when it cannot): the storage node never sees a key.
+   */
+  static of(ops: NodeOps, node: NodeRecord, cp: CheckpointRecord, master?: Uint8Array): StoredImages {
+    if (!cp.encryption) return new StoredImages(ops, node, cp.imageDir);
+    const dataKey = openDataKey(master, cp.encryption, `checkpoint '${cp.id}'`);
+    return new StoredImages(ops, node, cp.imageDir, {
+      ctr: new OpensslCtr(dataKey),
+      sums: parseSums(cp.encryption.sums ?? ''),
+      encryption: cp.encryption,
+    });
+  }
+
+  private encrypted(name: string): boolean {
+    return isEncryptedFile(name, this.decryption?.encryption);
   }
 
   /** File name -> size, as the storage node lists them; names that are not plain image names are dropped. */
@@ -61,7 +94,11 @@ export class StoredImages {
       );
     }
     const sizes = new Map<string, number>();
-    for (const m of res.stdout.matchAll(/^FILE (\d+) (\S+)$/gm)) if (NAME.test(m[2]!)) sizes.set(m[2]!, Number(m[1]));
+    for (const m of res.stdout.matchAll(/^FILE (\d+) (\S+)$/gm)) {
+      if (!NAME.test(m[2]!)) continue;
+      this.raw.set(m[2]!, Number(m[1]));
+      sizes.set(m[2]!, this.encrypted(m[2]!) ? Math.max(0, Number(m[1]) - OPENSSL_HEADER_BYTES) : Number(m[1]));
+    }
     this.sizes = sizes;
     return sizes;
   }
@@ -78,7 +115,7 @@ export class StoredImages {
           `${n} on '${this.node.id}' is ${size} bytes; a metadata image over ${STORED_IMAGE_LIMITS.maxFileBytes} is not read`,
         );
       }
-      total += size;
+      total += this.raw.get(n) ?? size;
     }
     if (total > STORED_IMAGE_LIMITS.maxMetadataBytes) {
       throw new CriuImageError(
@@ -91,13 +128,26 @@ export class StoredImages {
       if (names.includes(m[1]!)) out[m[1]!] = new Uint8Array(Buffer.from(m[2]!, 'base64'));
     }
     for (const n of names) {
-      if (out[n]?.length !== sizes.get(n)) {
+      if (out[n]?.length !== this.raw.get(n)) {
         throw new CriuImageError(
-          `${n} from '${this.node.id}' arrived with ${out[n]?.length ?? 0} bytes, listed as ${sizes.get(n)}`,
+          `${n} from '${this.node.id}' arrived with ${out[n]?.length ?? 0} bytes, listed as ${this.raw.get(n)}`,
         );
       }
+      if (this.encrypted(n)) out[n] = this.decrypt(n, out[n]!);
     }
     return out;
+  }
+
+  /** A whole encrypted file, checked against the sum its source recorded (CTR alone would hide a change). */
+  private decrypt(name: string, file: Uint8Array): Uint8Array {
+    const { sums, ctr } = this.decryption!;
+    const want = sums.get(name);
+    if (!want || sha256Hex(file) !== want) {
+      throw new CriuImageError(
+        `${name} on '${this.node.id}' ${want ? 'differs from' : 'is not in'} the checksums recorded when the checkpoint was taken (tampered or damaged)`,
+      );
+    }
+    return ctr.decryptFile(name, file);
   }
 
   /** Pages read in aligned blocks over SSH, only within the listed size of each pages file. */
@@ -126,14 +176,35 @@ export class StoredImages {
     const key = `${file}@${start}`;
     const cached = this.blocks.get(key);
     if (cached) return cached;
+    const encrypted = this.encrypted(file);
+    const header = encrypted ? await this.header(file) : undefined;
+    const at = encrypted ? start + OPENSSL_HEADER_BYTES : start;
+    let bytes = await this.range(file, at, length);
+    // CTR: any block decrypts on its own, at its offset. Pages are not summed block by block: a changed page
+    // decrypts to other bytes (what search shows), it cannot reach anything else.
+    if (header) bytes = this.decryption!.ctr.decryptAt(file, header, start, bytes);
+    if (this.blocks.size >= STORED_IMAGE_LIMITS.cachedBlocks) this.blocks.delete(this.blocks.keys().next().value!);
+    this.blocks.set(key, bytes);
+    return bytes;
+  }
+
+  private async range(file: string, start: number, length: number): Promise<Uint8Array> {
     const res = await this.ops.readImageRange(this.node, this.dir, file, start, length);
     const bytes = new Uint8Array(Buffer.from(res.stdout.trim(), 'base64'));
     if (bytes.length !== length) {
       throw new CriuImageError(`${file} on '${this.node.id}': ${bytes.length} bytes at ${start}, expected ${length}`);
     }
-    if (this.blocks.size >= STORED_IMAGE_LIMITS.cachedBlocks) this.blocks.delete(this.blocks.keys().next().value!);
-    this.blocks.set(key, bytes);
     return bytes;
+  }
+
+  /** openssl's salt header of an encrypted pages file, read once. */
+  private async header(file: string): Promise<Uint8Array> {
+    let header = this.headers.get(file);
+    if (!header) {
+      header = await this.range(file, 0, OPENSSL_HEADER_BYTES);
+      this.headers.set(file, header);
+    }
+    return header;
   }
 
   /** What the images hold (inspectImages), pages read only where a command line lies. */

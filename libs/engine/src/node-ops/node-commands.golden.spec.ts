@@ -80,6 +80,11 @@ const GOLDEN: Array<[string, () => string, string]> = [
     'criu dump -t 4242 -D /img/m1/src --leave-running --page-server --address 10.0.0.2 --port 27100 -o /img/m1/src/dump.log -v4',
   ],
   [
+    'criu dumpLocal of an encrypted forensic checkpoint (no page-server)',
+    () => criu.dumpLocal(4242, '/img/c1/src', { ghostLimitBytes: 64 * 2 ** 20, leaveRunning: true }),
+    'criu dump -t 4242 -D /img/c1/src --leave-running --ghost-limit 67108864 -o /img/c1/src/dump.log -v4',
+  ],
+  [
     'criu dump final of pre-copy over tls',
     () => criu.dump(4242, '/img/m1/src', to, { tls, prev: 'round-3' }),
     'criu dump -t 4242 -D /img/m1/src --leave-stopped --page-server --address 10.0.0.2 --port 27100 --prev-images-dir round-3 --track-mem --tls --tls-cacert /t/ca.pem --tls-cert /t/node.pem --tls-key /t/node.key -o /img/m1/src/dump.log -v4',
@@ -286,6 +291,16 @@ const GOLDEN: Array<[string, () => string, string]> = [
     'images sealImages',
     () => images.sealImages('/cp/1', ['inventory.img', 'pages-*.img'], 'SHA256SUMS'),
     'cd /cp/1 || exit 1; set -- inventory.img; [ -s "$1" ] || echo "MISSING inventory.img"; set -- pages-*.img; [ -s "$1" ] || echo "MISSING pages-*.img"; sha256sum $(ls | grep -v -e \'\\.log$\' -e \'^SHA256SUMS$\') > SHA256SUMS && sync && echo STORED_KB $(du -sk . | cut -f1)',
+  ],
+  [
+    'images encryptImages (the data key on stdin only)',
+    () => images.encryptImages('/img/c1/src'),
+    'cd /img/c1/src || exit 2; IFS= read -r k || exit 3; for f in *; do [ -f "$f" ] || continue; case "$f" in *.log|cpuinfo.img|stats-dump|spotlift-owner.json|.*) continue;; esac; printf \'%s\\n\' "$k" | openssl enc -e -aes-256-ctr -pbkdf2 -iter 10000 -md sha256 -pass stdin -in "$f" -out "$f.enc" && mv -f "$f.enc" "$f" || { echo "ENCRYPT_FAILED $f"; rm -f "$f.enc"; exit 4; }; done; sha256sum $(ls | grep -v -e \'\\.log$\')',
+  ],
+  [
+    'images decryptImages (the recorded sums checked first)',
+    () => images.decryptImages('/img/c1-r1/dst'),
+    'cd /img/c1-r1/dst || exit 2; IFS= read -r k || exit 3; cat > .sums || exit 3; out=$(sha256sum -c .sums 2>&1) || { printf \'%s\\n\' "$out" | grep -v \': OK$\' | head -n 5; echo TAMPERED; exit 5; }; for f in *; do grep -q "^[0-9a-f]\\{64\\} [ *]\\?$f\\$" .sums || { echo "UNLISTED $f"; echo TAMPERED; exit 5; }; done; for f in *; do case "$f" in *.log|cpuinfo.img|stats-dump|spotlift-owner.json|.*) continue;; esac; printf \'%s\\n\' "$k" | openssl enc -d -aes-256-ctr -pbkdf2 -iter 10000 -md sha256 -pass stdin -in "$f" -out "$f.dec" && mv -f "$f.dec" "$f" || { echo "DECRYPT_FAILED $f"; exit 4; }; done; rm -f .sums',
   ],
   [
     'images checkImages',

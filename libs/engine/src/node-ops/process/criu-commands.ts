@@ -131,6 +131,28 @@ export function dump(
 }
 
 /**
+ * The freezing dump with its pages written into `dir` on the source itself (no page-server): an encrypted
+ * checkpoint's, whose pages must not reach the storage node in clear (encryptImages runs on them next).
+ */
+export function dumpLocal(
+  pid: number,
+  dir: string,
+  opts: { ghostLimitBytes?: number; leaveRunning?: boolean } = {},
+): NodeCommand {
+  return nodeCommand(
+    shellJoin(
+      dumpArgv({
+        pid,
+        imagesDir: dir,
+        ...(opts.leaveRunning ? { leaveRunning: true } : { leaveStopped: true }),
+        log: { file: `${dir}/dump.log` },
+        ...(opts.ghostLimitBytes !== undefined ? { ghostLimitBytes: opts.ghostLimitBytes } : {}),
+      }),
+    ),
+  );
+}
+
+/**
  * `criu restore --restore-detached`, printing `RESTORED_PID <pid>`. `daemonFirst`: a command started just before
  * it in the same shell (pre-copy's local lazy-pages daemon, which needs the image files to be there); when it
  * fails the restore does not run and `LAZY_DAEMON_FAILED` is printed.

@@ -58,3 +58,46 @@ export function exportArchive(imageDir: string, stageDir: string, names: readonl
       `tar -chf - --exclude='checkpoint/*.log' --exclude='checkpoint/SHA256SUMS' ${names.map(shq).join(' ')} $(ls stats-dump 2>/dev/null) checkpoint`,
   );
 }
+
+/** The `openssl enc` options of encrypted checkpoints; checkpoint-crypto.ts decrypts the same in the orchestrator. */
+export const OPENSSL_ENC = '-aes-256-ctr -pbkdf2 -iter 10000 -md sha256';
+
+/**
+ * Stored in clear: CPU features (a restore's preflight checks them before any key is given out), CRIU's dump
+ * statistics (counts and times) and the sweeper's owner marker (ids). Logs are never stored. Everything else,
+ * memory and metadata, is encrypted.
+ */
+export const CLEAR_FILES: readonly string[] = ['cpuinfo.img', 'stats-dump', 'spotlift-owner.json'];
+const CLEAR_CASE = ['*.log', ...CLEAR_FILES, '.*'].join('|');
+
+/**
+ * Encrypts the image files of `dir` in place (on the source, before they stream to the storage node), then
+ * prints `sha256sum` of every file that will be stored. The data key is stdin's first line: it never appears in
+ * an argv (printf is a shell builtin, openssl reads it with `-pass stdin`). Each file gets openssl's own random
+ * salt, so its own key and counter.
+ */
+export function encryptImages(dir: string): NodeCommand {
+  return nodeCommand(
+    `cd ${shq(dir)} || exit 2; IFS= read -r k || exit 3; for f in *; do [ -f "$f" ] || continue; ` +
+      `case "$f" in ${CLEAR_CASE}) continue;; esac; ` +
+      `printf '%s\\n' "$k" | openssl enc -e ${OPENSSL_ENC} -pass stdin -in "$f" -out "$f.enc" && mv -f "$f.enc" "$f" ` +
+      `|| { echo "ENCRYPT_FAILED $f"; rm -f "$f.enc"; exit 4; }; done; ` +
+      `sha256sum $(ls | grep -v -e '\\.log$')`,
+  );
+}
+
+/**
+ * Checks the copied files of `dir` against the sums recorded when the checkpoint was taken, then decrypts them
+ * in place (on the restoring node). stdin: the data key's line, then the sums. A file that differs, is missing,
+ * or is not in the list: `TAMPERED` and exit 5, nothing decrypted.
+ */
+export function decryptImages(dir: string): NodeCommand {
+  return nodeCommand(
+    `cd ${shq(dir)} || exit 2; IFS= read -r k || exit 3; cat > .sums || exit 3; ` +
+      `out=$(sha256sum -c .sums 2>&1) || { printf '%s\\n' "$out" | grep -v ': OK$' | head -n 5; echo TAMPERED; exit 5; }; ` +
+      `for f in *; do grep -q "^[0-9a-f]\\{64\\} [ *]\\?$f\\$" .sums || { echo "UNLISTED $f"; echo TAMPERED; exit 5; }; done; ` +
+      `for f in *; do case "$f" in ${CLEAR_CASE}) continue;; esac; ` +
+      `printf '%s\\n' "$k" | openssl enc -d ${OPENSSL_ENC} -pass stdin -in "$f" -out "$f.dec" && mv -f "$f.dec" "$f" ` +
+      `|| { echo "DECRYPT_FAILED $f"; exit 4; }; done; rm -f .sums`,
+  );
+}

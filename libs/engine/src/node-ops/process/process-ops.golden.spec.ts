@@ -203,6 +203,30 @@ const TABLE: Array<[string, (o: ProcessNodeOps) => Promise<unknown>, Omit<Ran, '
     { runner: 'run', command: images.readImageRange(D, 'pages-1.img', 4096, 8192), timeoutMs: 60_000 },
   ],
   [
+    'dumpLocal',
+    (o) => o.dumpLocal(n, 4242, D, { ghostLimitBytes: 1024, leaveRunning: true }, 120_000),
+    {
+      runner: 'runTimed',
+      command: criu.dumpLocal(4242, D, { ghostLimitBytes: 1024, leaveRunning: true }),
+      timeoutMs: 120_000,
+    },
+  ],
+  [
+    'encryptImages, the data key on stdin',
+    (o) => o.encryptImages(n, D, 'k'.repeat(64)),
+    { runner: 'run', command: images.encryptImages(D), timeoutMs: 600_000, stdin: `${'k'.repeat(64)}\n` },
+  ],
+  [
+    'decryptImages, the data key and the recorded sums on stdin',
+    (o) => o.decryptImages(n, D, 'k'.repeat(64), `${'a'.repeat(64)}  pages-1.img\n`),
+    {
+      runner: 'run',
+      command: images.decryptImages(D),
+      timeoutMs: 600_000,
+      stdin: `${'k'.repeat(64)}\n${'a'.repeat(64)}  pages-1.img\n`,
+    },
+  ],
+  [
     'exportArchive',
     (o) => o.exportArchive(n, D, `${D}.export`, ['config.dump'], 'config.dump e30=\n'),
     {

@@ -94,6 +94,17 @@ export abstract class ProcessNodeOps {
     return this.runTimed(node, criu.dump(pid, dir, to, opts), timeoutMs);
   }
 
+  /** The freezing dump of `pid`'s tree with its pages into `dir` on the node itself (encrypted checkpoints); timed. */
+  dumpLocal(
+    node: NodeRecord,
+    pid: number,
+    dir: string,
+    opts: Pick<DumpOptions, 'ghostLimitBytes' | 'leaveRunning'>,
+    timeoutMs: number,
+  ): Promise<TimedResult> {
+    return this.runTimed(node, criu.dumpLocal(pid, dir, opts), timeoutMs);
+  }
+
   /** One pre-copy round into `dir` (linked to `prev`), to a page-server at `to` or into local files; timed. */
   preDump(
     node: NodeRecord,
@@ -215,6 +226,16 @@ export abstract class ProcessNodeOps {
   /** `length` bytes of `dir/name` from `offset`, base64. */
   readImageRange(node: NodeRecord, dir: string, name: string, offset: number, length: number): Promise<CommandResult> {
     return this.run(node, store.readImageRange(dir, name, offset, length), 60_000);
+  }
+
+  /** Encrypts `dir`'s images in place with `dataKey` (stdin, never argv); prints their `sha256sum` lines. */
+  encryptImages(node: NodeRecord, dir: string, dataKey: string): Promise<CommandResult> {
+    return this.run(node, store.encryptImages(dir), 10 * 60_000, `${dataKey}\n`);
+  }
+
+  /** Checks `dir` against `sums`, then decrypts it in place with `dataKey` (both on stdin). */
+  decryptImages(node: NodeRecord, dir: string, dataKey: string, sums: string): Promise<CommandResult> {
+    return this.run(node, store.decryptImages(dir), 10 * 60_000, `${dataKey}\n${sums.trim()}\n`);
   }
 
   /** The stored checkpoint as a Podman-layout tar on stdout; `stdin`: the metadata files, `name base64` lines. */

@@ -1,0 +1,194 @@
+/**
+ * Checkpoints encrypted at rest, for real: lab nodes, real CRIU and openssl, real Redis, the orchestrator
+ * in-process with a master key file. A workload on node-a is checkpointed to node-c: nothing on node-c holds
+ * its memory in clear (grep for a string the workload holds finds nothing there, while a search through the
+ * orchestrator, which decrypts, finds it, streamed as found); with another key in the orchestrator the
+ * checkpoint is refused (409) and nothing runs; a page changed on node-c (its own SHA256SUMS rewritten to match)
+ * is refused by the sums recorded at the take; with its key it is restored on node-b, where it goes on.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CheckpointRecord, WorkloadRecord } from '@spotlift/domain';
+import { nodeOfPid, type HeartbeatCollector, type LabConfig } from '@spotlift/testing';
+import { SshNodeShell } from '@spotlift/transport';
+import { AppConfig } from '../apps/orchestrator/src/config/app-config.js';
+import { setupE2e, type E2eEnv } from './support/e2e-env.js';
+import type { Orchestrator } from './support/orchestrator-harness.js';
+import { until } from './support/poll.js';
+
+const REDIS_PORT = 6477;
+const SUFFIX = randomBytes(3).toString('hex');
+const CP_ROOT = `/var/lib/spotlift/checkpoints-enc-${SUFFIX}`;
+/** In the workload's memory (argv, python objects): what must not be readable on the storage node. */
+const NAME = `enc-needle-${SUFFIX}`;
+
+let env: E2eEnv;
+let lab: LabConfig;
+let orch: Orchestrator;
+let collector: HeartbeatCollector;
+let shell: SshNodeShell;
+const keyDir = mkdtempSync(join(tmpdir(), 'spotlift-cpkey-'));
+
+async function onNode(nodeId: string, command: string): Promise<{ code: number | null; stdout: string }> {
+  const node = lab.nodes.find((n) => n.id === nodeId)!;
+  return shell.exec(node, command, { timeoutMs: 60_000 });
+}
+
+async function settled(id: string, states: string[]): Promise<CheckpointRecord> {
+  return until(
+    `checkpoint ${id} to reach ${states.join('|')}`,
+    async () => {
+      const cp = (await orch.api<CheckpointRecord>('GET', `/checkpoints/${id}`)).body;
+      return states.includes(cp.state) ? cp : undefined;
+    },
+    120_000,
+  );
+}
+
+/** POST /checkpoints/:id/search as NDJSON, read line by line as the lines arrive; `stopAfter` hangs up early. */
+async function streamSearch(id: string, pattern: string, stopAfter?: number) {
+  const res = await fetch(`${orch.baseUrl}/checkpoints/${id}/search`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${orch.token}`,
+      'content-type': 'application/json',
+      accept: 'application/x-ndjson',
+    },
+    body: JSON.stringify({ pattern, maxHits: 50, context: 8 }),
+  });
+  const lines: Record<string, unknown>[] = [];
+  const reader = res.body!.getReader();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += Buffer.from(value).toString();
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      lines.push(JSON.parse(buf.slice(0, i)) as Record<string, unknown>);
+      buf = buf.slice(i + 1);
+    }
+    if (stopAfter !== undefined && lines.length >= stopAfter) {
+      await reader.cancel();
+      break;
+    }
+  }
+  return { status: res.status, type: res.headers.get('content-type'), lines };
+}
+
+beforeAll(async () => {
+  const keyFile = join(keyDir, 'checkpoint.key');
+  writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+  env = await setupE2e({
+    redisPort: REDIS_PORT,
+    env: { SPOTLIFT_CHECKPOINT_KEY_FILE: keyFile },
+    config: (l) => ({
+      ...l,
+      nodes: l.nodes.map((n) => (n.id === 'node-c' ? { ...n, checkpointRoot: CP_ROOT } : n)),
+      evacuation: { storageNodeId: 'node-c' },
+    }),
+  });
+  ({ lab, orch, collector } = env);
+  shell = new SshNodeShell({ privateKey: readFileSync(lab.ssh.privateKeyPath) });
+}, 240_000);
+
+afterAll(async () => {
+  await onNode('node-c', `rm -rf '${CP_ROOT}'`).catch(() => undefined);
+  await shell?.close();
+  await env?.teardown();
+  rmSync(keyDir, { recursive: true, force: true });
+}, 120_000);
+
+describe('checkpoints encrypted at rest (real CRIU, openssl on the nodes)', () => {
+  it('stores ciphertext only, searches it decrypted (streamed), refuses another key, restores with its own', async () => {
+    const w = (await env.launch(NAME, 'node-a', { memMiB: 16 })).workload;
+    const created = await orch.api<CheckpointRecord>('POST', '/checkpoints', { workload: w.id, transport: 'tcp' });
+    expect(created.status).toBe(201);
+    const cp = await settled(created.body.id, ['stored', 'failed']);
+    expect(cp.error).toBeUndefined();
+    expect(cp.state).toBe('stored');
+    expect(cp.encryption).toMatchObject({ scheme: 'openssl-aes-256-ctr-pbkdf2', keyId: /^[0-9a-f]{16}$/ });
+    expect(cp.encryption!.sums).toMatch(/^[0-9a-f]{64} {2}pages-\d+\.img$/m);
+    expect(cp.phases.find((p) => p.name === 'transfer')?.detail).toMatch(/encrypted on the source/);
+
+    // node-c: the images are there, no file holds the needle in clear, and the pages start with openssl's salt.
+    const grep = await onNode('node-c', `grep -rlF '${NAME}' '${cp.imageDir}'; echo "rc=$?"; ls '${cp.imageDir}'`);
+    expect(grep.stdout).toMatch(/^rc=1$/m);
+    expect(grep.stdout).toMatch(/pages-\d+\.img/);
+    const head = await onNode('node-c', `head -c 8 '${cp.imageDir}'/pages-1.img`);
+    expect(head.stdout).toBe('Salted__');
+
+    // The orchestrator decrypts: the needle is in memory, streamed hit by hit, then a summary line.
+    const search = await streamSearch(cp.id, NAME);
+    expect(search.status).toBe(200);
+    expect(search.type).toMatch(/application\/x-ndjson/);
+    const hits = search.lines.filter((l) => 'hit' in l);
+    expect(hits.length).toBeGreaterThan(0);
+    expect(JSON.stringify(hits[0])).toContain(Buffer.from(NAME).toString('hex'));
+    expect(search.lines.at(-1)).toMatchObject({ done: { hitCount: hits.length, checkpoint: cp.id } });
+    // A client that hangs up after the first hit: the answer had started, the orchestrator carries on serving.
+    const early = await streamSearch(cp.id, NAME, 1);
+    expect(early.lines).toHaveLength(1);
+    expect((await orch.api('GET', '/health/live')).status).toBe(200);
+    console.log(
+      `[encryption] stored ${cp.bytes.stored} bytes, take ${Date.parse(cp.storedAt!) - Date.parse(cp.createdAt)} ms; ${hits.length} hits streamed`,
+    );
+
+    // Another master key in the orchestrator (the same Buffer the engine holds, changed in place, then put
+    // back): inspect and restore are refused with the reason, and nothing is queued or run.
+    const key = orch.app.get(AppConfig).checkpointKey!;
+    const saved = Buffer.from(key);
+    key.fill(7);
+    try {
+      const inspect = await orch.api<{ code: string; message: string }>('GET', `/checkpoints/${cp.id}/inspect`);
+      expect(inspect.status).toBe(409);
+      expect(inspect.body.message).toMatch(/encrypted under checkpoint key .* this orchestrator holds key/);
+      const refused = await orch.api<{ code: string }>('POST', `/checkpoints/${cp.id}/restore`, {
+        destination: 'node-b',
+      });
+      expect(refused.status).toBe(409);
+      expect(refused.body.code).toBe('checkpoint_key');
+      const after = (await orch.api<CheckpointRecord>('GET', `/checkpoints/${cp.id}`)).body;
+      expect(after.state).toBe('stored');
+      expect(after.restore).toBeUndefined();
+    } finally {
+      saved.copy(key);
+    }
+
+    // node-c changes a page and rewrites its own SHA256SUMS to match: the sums recorded at the take refuse it on
+    // node-b before anything is decrypted or restored; then the original files are put back.
+    const dir = `'${cp.imageDir}'`;
+    const tamper = await onNode(
+      'node-c',
+      `cd ${dir} && cp pages-1.img ../pages.orig && cp SHA256SUMS ../sums.orig && ` +
+        `printf X | dd of=pages-1.img bs=1 seek=4096 conv=notrunc 2>/dev/null && ` +
+        `sha256sum $(awk '{print $2}' SHA256SUMS) > ../sums.new && mv ../sums.new SHA256SUMS`,
+    );
+    expect(tamper.code).toBe(0);
+    expect((await orch.api('POST', `/checkpoints/${cp.id}/restore`, { destination: 'node-b' })).status).toBe(202);
+    const refusedRestore = (await settled(cp.id, ['stored', 'restored'])).restore!;
+    expect(refusedRestore.error).toMatch(/differ from the checksums recorded when checkpoint .* was taken \(tampered/);
+    expect(refusedRestore.error).toMatch(/pages-1\.img: FAILED/);
+    expect(refusedRestore.phases.map((p) => p.name)).not.toContain('restore');
+    expect(refusedRestore.restoredPid).toBeUndefined();
+    await onNode('node-c', `cd ${dir} && mv ../pages.orig pages-1.img && mv ../sums.orig SHA256SUMS`);
+
+    // Its own key: restored on node-b, and the workload goes on there.
+    const asked = await orch.api<CheckpointRecord>('POST', `/checkpoints/${cp.id}/restore`, { destination: 'node-b' });
+    expect(asked.status).toBe(202);
+    const restored = await settled(cp.id, ['restored', 'stored']);
+    expect(restored.restore?.error).toBeUndefined();
+    expect(restored.state).toBe('restored');
+    expect(restored.restore!.attempt).toBe(2);
+    expect(restored.restore!.phases.find((p) => p.name === 'transfer')?.detail).toMatch(/decrypted there/);
+    const pid = restored.restore!.restoredPid!;
+    env.track(pid);
+    expect(nodeOfPid(pid)).toBe('node-b');
+    const since = Date.now();
+    await collector.waitForCount(NAME, collector.heartbeats(NAME).length + 5, { timeoutMs: 15_000 });
+    expect(collector.heartbeats(NAME, since).length).toBeGreaterThan(0);
+    const wl = (await orch.api<WorkloadRecord>('GET', `/workloads/${w.id}`)).body;
+    expect(wl).toMatchObject({ state: 'running', nodeId: 'node-b', pid });
+  }, 240_000);
+});
