@@ -358,6 +358,14 @@ describe('WorkloadsService.register: Podman containers', () => {
     expect(k.index.holder(`podman:node-a:${c.id}`)).toBe(w.id);
   });
 
+  it('records guard settings given at registration', async () => {
+    const k = kit();
+    k.podman.nodes['node-a'] = { containers: [aContainer({ mainPid: 4242 })] };
+    k.node('node-a', { tree: [4242] });
+    const w = await k.service.register(container({ guard: { intervalSeconds: 30, keep: 3 } }));
+    expect(w.guard).toEqual({ intervalSeconds: 30, keep: 3 });
+  });
+
   it('answers 409 when the same container is registered again, by name or by id', async () => {
     const k = kit();
     const c = aContainer();

@@ -208,6 +208,7 @@ export class WorkloadsService {
       ...(body.dirtyRateBytesPerSec !== undefined ? { dirtyRateBytesPerSec: body.dirtyRateBytesPerSec } : {}),
       ...(body.paths?.length ? { paths: body.paths } : {}),
       ...(tree ? { rssBytes: tree.rssBytes, tree: tree.pids } : {}),
+      ...(body.guard ? { guard: body.guard } : {}),
       state: 'running',
       createdAt: now,
       updatedAt: now,
