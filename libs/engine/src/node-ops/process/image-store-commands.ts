@@ -67,8 +67,10 @@ export function sendImageFile(dir: string, name: string): NodeCommand {
 /**
  * Unpacks the named members of `dir/archive` into `dir/into` (replaced whole: unpacked beside it, then renamed),
  * owned by the login, with no modes kept from the archive, and writes `archive.sha256` (the sum the
- * orchestrator checked the archive against) last, so a half-done unpack is never taken for a whole one.
- * The names are the archive's own, judged member by member first (checkpoint/container-archive.ts).
+ * orchestrator checked the archive against) last, so a half-done unpack is never taken for a whole one. One
+ * unpack at a time per checkpoint (`into.lock`: an inspect and a search may ask together); one that waited finds
+ * the work done and stops. The names are the archive's own, judged member by member first
+ * (checkpoint/container-archive.ts).
  */
 export function extractArchiveMembers(
   dir: string,
@@ -79,7 +81,9 @@ export function extractArchiveMembers(
 ): NodeCommand {
   const part = `${into}.part`;
   return nodeCommand(
-    `cd ${shq(dir)} || exit 2; rm -rf ${shq(part)} && mkdir -m 0700 ${shq(part)} && ` +
+    `cd ${shq(dir)} || exit 2; exec 9>${shq(`${into}.lock`)} && flock -w 600 9 || exit 3; ` +
+      `[ "$(cat ${shq(`${into}/archive.sha256`)} 2>/dev/null)" = ${shq(sha256)} ] && exit 0; ` +
+      `rm -rf ${shq(part)} && mkdir -m 0700 ${shq(part)} && ` +
       `LC_ALL=C tar -C ${shq(part)} -xf ${shq(archive)} --no-same-owner --no-same-permissions -- ${names.map(shq).join(' ')} && ` +
       `printf '%s\\n' ${shq(sha256)} > ${shq(`${part}/archive.sha256`)} && rm -rf ${shq(into)} && mv ${shq(part)} ${shq(into)}`,
   );
