@@ -24,6 +24,8 @@ import {
   type WorkloadRecord,
 } from '@spotlift/domain';
 import { ownerMarker } from '@spotlift/engine';
+import type { SearchResult } from '@spotlift/criu';
+import type { CheckpointInspection } from '../apps/orchestrator/src/checkpoints/forensics.service.js';
 import { aMigration, labDir, nodeAddress, nodeOfPid } from '@spotlift/testing';
 import { AppConfig } from '../apps/orchestrator/src/config/app-config.js';
 import { SweeperService } from '../apps/orchestrator/src/sweeper/sweeper.service.js';
@@ -112,6 +114,52 @@ afterAll(async () => {
 
 const register = (body: object) => env.orch.api<WorkloadRecord & { message?: string }>('POST', '/workloads', body);
 
+/**
+ * Inspection of the stored container checkpoint (issue 15 on a container): its CRIU images are unpacked from
+ * Podman's checkpoint.tar on node-b through the tar guard, decoded like a process checkpoint's, with the
+ * container's own metadata; a search finds the container's name in its memory; the export is the archive.
+ */
+async function inspectsContainerCheckpoint(cp: CheckpointRecord, id: string, procCmdline: string): Promise<void> {
+  const search = (pattern: string) =>
+    env.orch.api<SearchResult>('POST', `/checkpoints/${cp.id}/search`, { pattern, maxHits: 5 });
+  // An inspect and a search at once: both unpack, one after the other on the node (its lock), the second finding it done.
+  const t0 = Date.now();
+  const [res, found] = await Promise.all([
+    env.orch.api<CheckpointInspection>('GET', `/checkpoints/${cp.id}/inspect`),
+    search(STORED),
+  ]);
+  const inspectMs = Date.now() - t0;
+  expect(res.status).toBe(200);
+  const { inspection, container: meta, imageFiles } = res.body;
+  expect(meta).toMatchObject({ id, name: STORED, image: { name: IMAGE }, runtime: 'runc', unpackedNow: true });
+  expect(meta!.command.join(' ')).toContain(STORED);
+  expect(inspection.processes[0]!.cmdline?.join(' ')).toBe(procCmdline);
+  expect(inspection.dumpedNamespaces.map((n) => n.kind)).toEqual(expect.arrayContaining(['mnt', 'uts']));
+  expect(inspection.mounts.length).toBeGreaterThan(0);
+  expect(imageFiles['inventory.img']).toBeGreaterThan(0);
+  // Unpacked: only CRIU's images and the dumps, next to the archive; the rootfs diff stays packed.
+  const unpacked = await must('node-b', `cd ${cp.imageDir}/unpacked && find . -type f | sort`);
+  expect(unpacked).toMatch(/\.\/checkpoint\/inventory\.img/);
+  expect(unpacked).not.toMatch(/rootfs-diff|network\.status/);
+  expect(
+    (await env.orch.api<CheckpointInspection>('GET', `/checkpoints/${cp.id}/inspect`)).body.container?.unpackedNow,
+  ).toBe(false);
+  expect(found.status).toBe(200);
+  expect(found.body.hits.length).toBeGreaterThan(0);
+  expect((await search(`never-held-${TAG}-${Date.now()}`)).body.hits).toEqual([]);
+  // The export is Podman's archive as stored (already the layout checkpointctl reads).
+  const tar = await fetch(`${env.orch.baseUrl}/checkpoints/${cp.id}/export`, {
+    headers: { authorization: `Bearer ${env.orch.token}` },
+  });
+  expect(tar.status).toBe(200);
+  const bytes = Buffer.from(await tar.arrayBuffer());
+  expect(bytes.length).toBe(cp.bytes.images);
+  console.log(
+    `container checkpoint inspected and searched at once in ${inspectMs} ms (unpack included), ${inspection.processes.length} process(es), ` +
+      `${Object.keys(imageFiles).length} image files; search ${found.body.hits.length} hit(s)`,
+  );
+}
+
 describe('Podman containers over REST, real Podman, runc and CRIU', () => {
   let moved: WorkloadRecord;
   let rolledBack: WorkloadRecord;
@@ -120,6 +168,7 @@ describe('Podman containers over REST, real Podman, runc and CRIU', () => {
     await must('node-a', runHeartbeat(STORED, 32));
     await env.collector.waitForCount(STORED, 10, { from: A, timeoutMs: 30_000 });
     const source = (await container('node-a', STORED))!;
+    const procCmdline = (await must('node-a', `tr '\\0' ' ' < /proc/${source.pid}/cmdline`)).trim();
     const reg = await register({ node: 'node-a', kind: 'podman', container: STORED });
     expect(reg.status).toBe(201);
     const cpApi = (method: string, path: string, body?: object) =>
@@ -190,6 +239,7 @@ describe('Podman containers over REST, real Podman, runc and CRIU', () => {
       `container checkpoint to storage (32 MiB): archive ${cp.bytes.images} bytes, image ${cp.container!.imageBytes} bytes, ` +
         `CRIU frozen ${cp.container!.frozenMs} ms; stored in ${Date.parse(cp.storedAt!) - Date.parse(cp.createdAt)} ms`,
     );
+    await inspectsContainerCheckpoint(cp, source.id, procCmdline);
     // The rest of the suite expects node-b without the image: this container and the image leave it again.
     const removed = await cpApi('DELETE', `/checkpoints/${cp.id}`);
     expect(removed.status).toBe(200);

@@ -7,11 +7,20 @@
  * Node loss: node-a's sshd killed and the workload frozen there (SIGSTOP: a hibernated instance that may come
  * back); silent but not confirmed: nothing restored, the reason shown; POST /nodes/node-a/lost: fenced, the
  * workload restored elsewhere from its last guard checkpoint, once; sshd back: the sweeper kills the stale copy.
+ * The same for a Podman container (real Podman, runc): guard checkpoints by `checkpoint --export --leave-running`,
+ * restored once on another node as the workload, the stale container on node-a removed by id when it returns.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { CheckpointRecord, GuardReport, NodeRecord, WorkloadRecord } from '@spotlift/domain';
-import { nodeOfPid, pidAlive, runLabScript, type HeartbeatCollector, type LabConfig } from '@spotlift/testing';
+import {
+  nodeAddress,
+  nodeOfPid,
+  pidAlive,
+  runLabScript,
+  type HeartbeatCollector,
+  type LabConfig,
+} from '@spotlift/testing';
 import { SshNodeShell } from '@spotlift/transport';
 import { setupE2e, type E2eEnv } from './support/e2e-env.js';
 import { killAll, sshdPidsFor } from './support/faults-lab.js';
@@ -22,6 +31,8 @@ const REDIS_PORT = 6481;
 const SUFFIX = randomBytes(3).toString('hex');
 const CP_ROOT = `/var/lib/spotlift/checkpoints-guard-${SUFFIX}`;
 const NAME = `guard-${SUFFIX}`;
+/** The lab's container image, on node-a only (scripts/lab/containers.sh). */
+const IMAGE = 'localhost/spotlift-heartbeat:lab';
 
 let env: E2eEnv;
 let lab: LabConfig;
@@ -229,4 +240,127 @@ describe('guard mode (real CRIU)', () => {
       await runLabScript('nodes.sh', ['up', '3'], 180_000).catch(() => undefined);
     }
   }, 240_000);
+
+  it('a guarded container: guard checkpoints while it runs; its node lost and confirmed: restored once elsewhere; the stale copy removed when node-a returns', async () => {
+    const name = `${NAME}-ct`;
+    const run = `podman run --detach --name ${name} --network host ${IMAGE} ${name} 16 ${collector.host} ${collector.port} 100`;
+    const clean = async () => {
+      for (const n of ['node-a', 'node-b', 'node-c']) {
+        await onNode(n, `podman rm --force --ignore --time 0 ${name}`).catch(() => undefined);
+      }
+    };
+    await onNode('node-a', run);
+    await collector.waitForCount(name, 5, { timeoutMs: 30_000 });
+    const reg = await orch.api<WorkloadRecord>('POST', '/workloads', {
+      node: 'node-a',
+      kind: 'podman',
+      container: name,
+      guard: { intervalSeconds: 5, keep: 2 },
+    });
+    expect(reg.status).toBe(201);
+    const w = reg.body;
+    const guardOf = async () =>
+      (await orch.api<CheckpointRecord[]>('GET', '/checkpoints')).body.filter(
+        (c) => c.workloadId === w.id && c.mode === 'guard',
+      );
+    try {
+      const why = async () =>
+        JSON.stringify({
+          status: (await orch.api('GET', `/workloads/${w.id}/guard`)).body,
+          checkpoints: (await guardOf()).map((c) => ({
+            id: c.id,
+            state: c.state,
+            error: c.error,
+            phases: c.phases.map((p) => `${p.name}:${p.ok}`),
+          })),
+        });
+      await until(
+        'two guard checkpoints of the container stored',
+        async () => {
+          const mine = await guardOf();
+          const failed = mine.find((c) => c.state === 'failed');
+          if (failed) throw new Error(`guard checkpoint ${failed.id} failed: ${failed.error}`);
+          return mine.filter((c) => c.state === 'stored').length >= 2 ? true : undefined;
+        },
+        60_000,
+      ).catch(async (e: Error) => {
+        throw new Error(`${e.message}: ${await why()}`);
+      });
+      expect((await orch.api('PUT', `/workloads/${w.id}/guard`, { intervalSeconds: 60, keep: 2 })).status).toBe(200);
+      await until(
+        'no guard checkpoint under way',
+        async () => ((await guardOf()).every((c) => c.state !== 'queued' && c.state !== 'taking') ? true : undefined),
+        30_000,
+      );
+      const stored = (await guardOf()).filter((c) => c.state === 'stored');
+      // Each guard checkpoint is Podman's --leave-running export: the container ran on through all of them.
+      expect(stored.every((c) => c.kind === 'podman' && c.container?.name === name)).toBe(true);
+      expect(stored.every((c) => (c.criu.dump?.frozenTimeUs ?? 0) > 0)).toBe(true);
+      // Heartbeats carry the pid inside the container (1): where they come from tells the copies apart.
+      expect(new Set(collector.heartbeats(name).map((h) => h.from))).toEqual(new Set([nodeAddress('node-a')]));
+      const last = stored.sort((a, b) => b.createdAt.localeCompare(a.createdAt))[0]!;
+
+      const lastBefore = collector.last(name)!;
+      const lostAt = Date.now();
+      process.kill(w.pid, 'SIGSTOP');
+      killAll(sshdPidsFor('node-a', process.pid));
+      await until(
+        'the restore waiting for a confirmation',
+        async () =>
+          (await orch.api<GuardReport>('GET', `/workloads/${w.id}/guard`)).body.loss?.action === 'wait' || undefined,
+        30_000,
+      );
+      expect((await guardOf()).filter((c) => c.restore)).toEqual([]);
+      expect((await orch.api('POST', '/nodes/node-a/lost', { reason: 'instance gone' })).status).toBe(200);
+      const moved = await until(
+        'the container restored on another node',
+        async () => {
+          const now = (await orch.api<WorkloadRecord>('GET', `/workloads/${w.id}`)).body;
+          return now.nodeId !== 'node-a' && now.state === 'running' ? now : undefined;
+        },
+        120_000,
+      );
+      const restoredAt = Date.now();
+      await until(
+        'the restore ended',
+        async () => ((await guardOf()).some((c) => c.state === 'restored') ? true : undefined),
+        30_000,
+      );
+      const restored = (await guardOf()).filter((c) => c.restore);
+      expect(restored).toHaveLength(1);
+      expect(restored[0]).toMatchObject({ id: last.id, state: 'restored' });
+      expect(restored[0]!.restore!.takeover).toMatchObject({ fromNodeId: 'node-a', staleContainer: w.container });
+      expect(restored[0]!.restore!.clone).toBeUndefined();
+      expect(nodeOfPid(moved.pid)).toBe(moved.nodeId);
+      const there = nodeAddress(moved.nodeId);
+      await collector.waitFor(name, (hb) => hb.some((h) => h.from === there), 15_000);
+      const first = collector.heartbeats(name, lostAt).find((h) => h.from === there)!;
+      expect(first.counter).toBeLessThanOrEqual(lastBefore.counter);
+
+      // node-a answers again: the sweeper removes its frozen copy (by the container's id); the restored one runs on.
+      await runLabScript('nodes.sh', ['up', '3'], 180_000);
+      const gone = await until(
+        'the stale container on node-a removed',
+        async () => (await guardOf()).find((c) => c.id === last.id)?.restore?.takeover?.staleGoneAt,
+        60_000,
+      );
+      expect(gone).toBeDefined();
+      expect(pidAlive(w.pid)).toBe(false);
+      expect((await onNode('node-a', `podman container exists ${w.container} && echo yes || echo no`)).trim()).toBe(
+        'no',
+      );
+      expect(pidAlive(moved.pid)).toBe(true);
+      await collector.waitForCount(name, collector.heartbeats(name).length + 3, { timeoutMs: 10_000 });
+      expect(new Set(collector.heartbeats(name, restoredAt).map((h) => h.from))).toEqual(new Set([there]));
+      console.log(
+        `[guard] container node loss: ${stored.length} guard checkpoints (frozen ${stored.map((c) => Math.round((c.criu.dump?.frozenTimeUs ?? 0) / 1000)).join('/')} ms), restored ${last.id} on ${moved.nodeId} ${((restoredAt - lostAt) / 1000).toFixed(1)} s after the loss (confirmation included); counter ${lastBefore.counter} before, ${first.counter} after`,
+      );
+    } finally {
+      if (pidAlive(w.pid)) process.kill(w.pid, 'SIGKILL');
+      await runLabScript('nodes.sh', ['up', '3'], 180_000).catch(() => undefined);
+      await clean();
+      for (const n of ['node-b', 'node-c'])
+        await onNode(n, `podman image rm --force -- ${IMAGE}`).catch(() => undefined);
+    }
+  }, 300_000);
 });

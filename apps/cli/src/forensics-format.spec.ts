@@ -42,6 +42,29 @@ describe('checkpoints inspect tables (the real fixture dump)', () => {
     for (const h of ['COMMAND', 'TARGET', 'HELD BY', 'BACKING']) expect(out).toContain(h);
   });
 
+  it('a container checkpoint: its name, image, command, ports and volumes in the header', async () => {
+    const out = inspectTables(
+      {
+        ...(await answer()),
+        container: {
+          id: 'c'.repeat(64),
+          name: 'web',
+          image: { name: 'localhost/web:1', id: 'f'.repeat(64) },
+          runtime: 'runc',
+          ports: [{ hostPort: 18080, containerPort: 8080, protocol: 'tcp' }],
+          volumes: [{ name: 'data', dest: '/data' }],
+          command: ['/bin/sh', '/run.sh'],
+        },
+      },
+      {},
+    );
+    expect(out).toMatch(/container\s+web \(cccccccccccc\), runtime runc/);
+    expect(out).toMatch(/image\s+localhost\/web:1 \(ffffffffffff\)/);
+    expect(out).toMatch(/ports\s+18080->8080\/tcp/);
+    expect(out).toMatch(/volumes\s+data:\/data/);
+    expect(inspectTables(await answer(), {})).not.toMatch(/^container/m);
+  });
+
   it('search: hits with address and mapping; an empty answer says how much was scanned', () => {
     expect(searchTable({ hits: [], bytesScanned: 122880, durationMs: 3 })).toBe('0 hit(s) in 120 KiB of pages, 3 ms');
     const out = searchTable({

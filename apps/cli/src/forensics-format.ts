@@ -10,6 +10,16 @@ export interface InspectAnswer {
   writer: { nodeId: string; criuVersion?: string; kernel?: string };
   imageFiles: Record<string, number>;
   inspection: ImageInspection;
+  /** A container's checkpoint: Podman's config.dump / spec.dump (the orchestrator's ContainerCheckpointMetadata). */
+  container?: {
+    id?: string;
+    name?: string;
+    image: { name?: string; id?: string };
+    runtime?: string;
+    ports: { hostIp?: string; hostPort: number; containerPort: number; protocol: string }[];
+    volumes: { name: string; dest: string }[];
+    command: string[];
+  };
   durationMs: number;
 }
 
@@ -32,6 +42,7 @@ export function inspectTables(a: InspectAnswer, want: InspectSections): string {
         ['written by', `${a.writer.nodeId}: CRIU ${a.writer.criuVersion ?? '?'}, kernel ${a.writer.kernel ?? '?'}`],
         ['frozen', r.stats ? `${(r.stats.frozenTimeUs / 1000).toFixed(1)} ms, ${r.stats.pagesWritten} pages` : '?'],
         ['namespaces dumped', r.dumpedNamespaces.map((n) => n.kind).join(', ') || 'none (the host’s)'],
+        ...containerRows(a.container),
       ]),
     );
   }
@@ -101,4 +112,17 @@ export function searchTable(r: SearchResult & { durationMs: number }): string {
   const head = `${r.hits.length} hit(s) in ${KiB(r.bytesScanned)} of pages, ${r.durationMs} ms${r.truncated ? ` (stopped: ${r.truncated} limit)` : ''}`;
   if (r.hits.length === 0) return head;
   return `${head}\n${table([['PID', 'ADDRESS', 'MAPPING', 'BYTES AROUND'], ...r.hits.map((h) => [String(h.pid), h.vaddr, h.mapping, h.text])])}`;
+}
+
+/** `checkpointctl show`'s facts of a container checkpoint, when it is one. */
+function containerRows(c: InspectAnswer['container']): [string, string][] {
+  if (!c) return [];
+  const ports = c.ports.map((p) => `${p.hostIp ? `${p.hostIp}:` : ''}${p.hostPort}->${p.containerPort}/${p.protocol}`);
+  return [
+    ['container', `${c.name ?? '?'} (${c.id?.slice(0, 12) ?? '?'}), runtime ${c.runtime ?? '?'}`],
+    ['image', `${c.image.name ?? '?'} (${c.image.id?.slice(0, 12) ?? '?'})`],
+    ['command', c.command.join(' ') || '?'],
+    ['ports', ports.join(', ') || 'none'],
+    ['volumes', c.volumes.map((v) => `${v.name}:${v.dest}`).join(', ') || 'none'],
+  ];
 }

@@ -45,6 +45,8 @@ export interface LossTakeover {
   fromNodeId: string;
   stalePid: number;
   staleIdentity?: ProcessIdentity;
+  /** A container's (kind `podman`) full id: what the sweeper removes there, by id (`stalePid` is its main pid). */
+  staleContainer?: string;
   /** Set once the sweeper saw the stale copy gone on the returned node (killed, or no longer there). */
   staleGoneAt?: string;
   staleOutcome?: string;

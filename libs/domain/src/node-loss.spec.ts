@@ -1,7 +1,14 @@
 /** Node loss decisions with a fixed clock: silence AND confirmation, then which guard checkpoint, once. */
 import type { CheckpointRecord } from './checkpoint.js';
 import type { NodeLossConfirmation } from './models.js';
-import { decideLossRestore, nodeLossVerdict, staleCopyAction, type LossFacts, type LossNode } from './node-loss.js';
+import {
+  decideLossRestore,
+  nodeLossVerdict,
+  staleContainerAction,
+  staleCopyAction,
+  type LossFacts,
+  type LossNode,
+} from './node-loss.js';
 
 const NOW = new Date('2026-12-06T12:00:00.000Z');
 const ago = (s: number) => new Date(NOW.getTime() - s * 1000).toISOString();
@@ -161,6 +168,20 @@ describe('decideLossRestore', () => {
       action: 'wait',
       reason: "node 'node-a' is lost but the workload has no stored guard checkpoint to restore",
     });
+  });
+});
+
+describe('staleContainerAction', () => {
+  const id = 'c'.repeat(64);
+  const t = { fromNodeId: 'node-a', stalePid: 42, staleContainer: id };
+  it.each([
+    ['Podman there knows no such container: gone', undefined, 'gone', /no longer exists on node-a/],
+    ['the very container: removed', { id }, 'remove', undefined],
+    ['the ref resolves to another container: left alone', { id: 'd'.repeat(64) }, 'gone', /another container/],
+  ] as const)('%s', (_n, found, action, why) => {
+    const a = staleContainerAction(t, found);
+    expect(a.action).toBe(action);
+    if (why) expect(a.action === 'gone' && a.outcome).toMatch(why);
   });
 });
 

@@ -120,6 +120,26 @@ export function decideLossRestore(input: LossRestoreInput): LossRestoreDecision 
 }
 
 /**
+ * The same for a container's copy (`staleContainer`): `found` is what the returned node's Podman shows under
+ * that id now (undefined: it knows none). Only that very container is removed, by its full id; Podman keeps the
+ * id across `restore --import`, so the restored copy has it too, but on another node, which is never asked.
+ */
+export function staleContainerAction(
+  t: LossTakeover & { staleContainer: string },
+  found: { id: string } | undefined,
+): { action: 'remove' } | { action: 'gone'; outcome: string } {
+  const short = t.staleContainer.slice(0, 12);
+  if (!found) return { action: 'gone', outcome: `container ${short} no longer exists on ${t.fromNodeId}` };
+  if (found.id !== t.staleContainer) {
+    return {
+      action: 'gone',
+      outcome: `${short} on ${t.fromNodeId} names another container now (${found.id.slice(0, 12)}); left alone`,
+    };
+  }
+  return { action: 'remove' };
+}
+
+/**
  * What the sweeper does with a restored workload's copy on its returned (fenced) node: `found` is what the
  * node shows under the stale pid now (undefined: nothing). Only the very process that was the workload is
  * killed: a pid reused by another process (another start time, the restored copy too on nodes sharing a

@@ -205,3 +205,23 @@ describe('TarGuard: the deletion list', () => {
     expect(() => new TarGuard({ roots: ['/var/lib'], deletionList: LIST })).toThrow(/under a declared path/);
   });
 });
+
+describe('TarGuard with a member judge (an archive read, not unpacked at /)', () => {
+  it('shows the judge every member the format checks passed, without roots; its refusal stops the stream there', () => {
+    const names: string[] = [];
+    const judge = (m: { name: string; type: string; parts: readonly string[] }) => {
+      names.push(`${m.type}:${m.parts.join('/')}`);
+      if (m.type === '2') throw new TarRefused(`${m.name} is a link`);
+    };
+    const ok = archive(dir('checkpoint/'), file('./checkpoint/core-1.img'), file('config.dump'));
+    expect(run(ok, 512, { roots: [], judge })).toEqual({ out: seen(ok) });
+    expect(names).toEqual(['5:checkpoint', '0:checkpoint/core-1.img', '0:config.dump']);
+    names.length = 0;
+    const head = file('config.dump');
+    const bad = run(archive(head, symlink('checkpoint/x', '/etc'), file('after')), 512, { roots: [], judge });
+    expect(bad).toEqual({ out: seen(head), error: 'checkpoint/x is a link' });
+    // The format checks come first: a device is refused before the judge sees it.
+    expect(run(archive(member({ name: 'dev/x', type: '3' })), 512, { roots: [], judge }).error).toMatch(/device/);
+    expect(names).toEqual(['0:config.dump', '2:checkpoint/x']);
+  });
+});

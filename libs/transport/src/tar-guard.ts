@@ -14,9 +14,28 @@
 
 export class TarRefused extends Error {}
 
+/** One member as the guard read it (for a policy that judges members itself). */
+export interface TarMember {
+  /** '0' file, '5' directory, '2' symlink, '1' hard link... (ustar typeflag). */
+  type: string;
+  /** The name as stored in the archive (what `tar -x` is given to pick it). */
+  name: string;
+  /** The name as tar resolves it: leading `/`, empty and `.` components dropped; never holds `..`. */
+  parts: readonly string[];
+  link: string;
+  mode: number;
+  size: number;
+}
+
 export interface TarPolicy {
   /** Absolute, normalised declared paths: every member is one of them or under one. */
   roots: readonly string[];
+  /**
+   * Instead of `roots`: an archive that is read or picked from, never unpacked at / (a container checkpoint's
+   * export). Called for each member that passed the format checks (no device, no `..`); throws TarRefused to
+   * refuse the archive. `roots` is then unused (may be empty).
+   */
+  judge?: (member: TarMember) => void;
   /**
    * Absolute path of the one member allowed outside the roots: the file sync's list of entries that went away
    * (NUL-separated names, each under a root). It is held back whole and forwarded only once every entry passed.
@@ -135,6 +154,7 @@ export class TarGuard {
   private readonly deletionList?: string[];
   private readonly maxDeletionBytes: number;
   private readonly maxDeletions: number;
+  private readonly custom?: (member: TarMember) => void;
   /** Symbolic links this archive created: no later member or link may pass through one. */
   private readonly symlinks = new Set<string>();
   private state: State = { kind: 'header' };
@@ -152,7 +172,8 @@ export class TarGuard {
   refused?: TarRefused;
 
   constructor(policy: TarPolicy) {
-    if (!policy.roots.length) throw new Error('a tar guard needs at least one declared path');
+    if (policy.judge) this.custom = policy.judge;
+    else if (!policy.roots.length) throw new Error('a tar guard needs at least one declared path');
     this.roots = policy.roots.map((r) => memberComponents(r, 'declared path'));
     if (this.roots.some((r) => !r.length)) throw new Error('/ cannot be a declared path');
     this.rootsShown = policy.roots.join(', ');
@@ -312,6 +333,10 @@ export class TarGuard {
     if (type === '3' || type === '4') throw new TarRefused(`${what} is a device node`);
     if (!MEMBER_TYPES.has(type)) throw new TarRefused(`${what} has type '${type}', which is not accepted`);
     const parts = memberComponents(name);
+    if (this.custom) {
+      this.custom({ type, name, parts, link, mode, size });
+      return false;
+    }
     const key = parts.join('/');
     if (this.deletionList && key === this.deletionList.join('/')) {
       if (type !== '0' && type !== '\0') throw new TarRefused(`the deletion list ${shown(name)} is not a file`);

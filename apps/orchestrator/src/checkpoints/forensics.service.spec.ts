@@ -1,9 +1,15 @@
-import { type CheckpointRecord, ConflictError } from '@spotlift/domain';
+import { Readable } from 'node:stream';
+import type { CheckpointRecord } from '@spotlift/domain';
+import { CriuImageError } from '@spotlift/criu';
 import type { NodeOps } from '@spotlift/engine';
 import type { CheckpointRepository, NodeRepository } from '@spotlift/store';
 import { ForensicsService } from './forensics.service.js';
 
-/** A container's checkpoint as the checkpoints processor stores it: Podman's archive and the image, no CRIU files. */
+/**
+ * A container's checkpoint as the checkpoints processor stores it: Podman's archive and the image. How its
+ * CRIU images are unpacked and read is libs/engine checkpoint/container-images.spec.ts; here, what the service
+ * asks of the storage node.
+ */
 const containerCheckpoint = {
   id: 'cp-1',
   kind: 'podman',
@@ -20,33 +26,52 @@ const containerCheckpoint = {
   updatedAt: '2026-12-07T00:00:00.000Z',
 } satisfies CheckpointRecord;
 
-describe('ForensicsService on a container checkpoint', () => {
-  const nodeCommands: string[] = [];
-  const service = new ForensicsService(
-    { get: () => Promise.resolve(containerCheckpoint) } as unknown as CheckpointRepository,
-    { get: (id: string) => Promise.resolve({ id, host: '10.0.0.2' }) } as unknown as NodeRepository,
+function service(cp: CheckpointRecord) {
+  const calls: unknown[][] = [];
+  const ops = new Proxy(
+    {},
     {
-      run: (_node: unknown, cmd: string) => {
-        nodeCommands.push(cmd);
-        return Promise.resolve({ code: 0, stdout: '', stderr: '' });
-      },
-    } as unknown as NodeOps,
+      get:
+        (_t, op: string) =>
+        (...args: unknown[]) => {
+          calls.push([op, ...args.slice(1)]);
+          return Promise.resolve(
+            op === 'sendImageFile'
+              ? { stdout: Readable.from([]), done: Promise.resolve({ code: 0, stderr: '' }) }
+              : { code: 0, stdout: '', stderr: '' },
+          );
+        },
+    },
+  ) as NodeOps;
+  const forensics = new ForensicsService(
+    { get: () => Promise.resolve(cp) } as unknown as CheckpointRepository,
+    { get: (id: string) => Promise.resolve({ id, host: '10.0.0.2' }) } as unknown as NodeRepository,
+    ops,
     { now: () => new Date('2026-12-07T00:00:00.000Z') },
   );
+  return { forensics, calls };
+}
+
+describe('ForensicsService on a container checkpoint', () => {
+  it('exports Podman’s archive as it was stored (it is the layout checkpointctl reads)', async () => {
+    const { forensics, calls } = service(containerCheckpoint);
+    const out = await forensics.export('cp-1');
+    expect(calls).toEqual([['sendImageFile', '/srv/checkpoints/w-1/cp-1', 'checkpoint.tar']]);
+    expect(out).toMatchObject({ layout: { files: {}, unfilled: [] }, filename: 'checkpoint-w-1-cp-1.tar' });
+  });
 
   it.each([
-    ['inspect', () => service.inspect('cp-1')],
+    ['inspect', (f: ForensicsService) => f.inspect('cp-1')],
     [
       'search',
-      () => service.search('cp-1', { pattern: 'x', encoding: 'utf8', maxHits: 1, context: 0, timeoutMs: 1000 }),
+      (f: ForensicsService) =>
+        f.search('cp-1', { pattern: 'x', encoding: 'utf8', maxHits: 1, context: 0, timeoutMs: 1000 }),
     ],
-    ['export', () => service.export('cp-1')],
-  ])('%s answers a clear conflict and runs nothing on the storage node', async (_name, call) => {
-    const err = await call().catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ConflictError);
-    expect((err as Error).message).toMatch(
-      /^inspection of container checkpoints is not available yet: .*checkpoint\.tar/,
-    );
-    expect(nodeCommands).toEqual([]);
+  ])('%s of one with no recorded archive sum: an image error, nothing run on the storage node', async (_n, call) => {
+    const { forensics, calls } = service(containerCheckpoint);
+    const err = await call(forensics).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CriuImageError);
+    expect((err as Error).message).toMatch(/recorded no sha256 of its archive/);
+    expect(calls).toEqual([]);
   });
 });

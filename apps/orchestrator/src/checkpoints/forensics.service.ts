@@ -1,7 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { BadRequestError, ConflictError, NotFoundError, type CheckpointRecord } from '@spotlift/domain';
+import {
+  BadRequestError,
+  ConflictError,
+  NotFoundError,
+  type CheckpointRecord,
+  type NodeRecord,
+} from '@spotlift/domain';
 import {
   MAX_PATTERN_BYTES,
   patternBytes,
@@ -10,7 +16,15 @@ import {
   type SearchResult,
 } from '@spotlift/criu';
 import type { RemoteProcess } from '@spotlift/transport';
-import { Clock, NodeOps, StoredImages } from '@spotlift/engine';
+import {
+  CONTAINER_ARCHIVE,
+  Clock,
+  NodeOps,
+  StoredImages,
+  openContainerImages,
+  type ContainerCheckpointMetadata,
+  type ContainerImages,
+} from '@spotlift/engine';
 import { CheckpointRepository, NodeRepository } from '@spotlift/store';
 import type { SearchHit } from '@spotlift/criu';
 import { AppConfig } from '../config/app-config.js';
@@ -52,6 +66,12 @@ export interface CheckpointInspection {
   /** Every file of the stored checkpoint with its size. */
   imageFiles: Record<string, number>;
   inspection: ImageInspection;
+  /** A container's checkpoint: what Podman's config.dump and spec.dump say (as `checkpointctl show` does). */
+  container?: ContainerCheckpointMetadata & {
+    /** The CRIU images are members of checkpoint.tar, unpacked on the storage node (`imageFiles` lists them). */
+    archive: string;
+    unpackedNow: boolean;
+  };
   durationMs: number;
 }
 
@@ -72,7 +92,7 @@ export class ForensicsService {
 
   async inspect(id: string): Promise<CheckpointInspection> {
     const started = this.clock.now().getTime();
-    const { cp, images } = await this.open(id);
+    const { cp, images, container } = await this.open(id);
     const { inspection, files } = await images.inspect();
     const source = await this.nodes.get(cp.sourceNodeId);
     return {
@@ -88,6 +108,15 @@ export class ForensicsService {
       },
       imageFiles: files,
       inspection,
+      ...(container
+        ? {
+            container: {
+              ...container.metadata,
+              archive: `${cp.imageDir}/${CONTAINER_ARCHIVE}`,
+              unpackedNow: container.unpacked,
+            },
+          }
+        : {}),
       durationMs: this.clock.now().getTime() - started,
     };
   }
@@ -123,7 +152,8 @@ export class ForensicsService {
 
   /** The archive stream (Podman's layout) from the storage node, and what it could not fill. */
   async export(id: string): Promise<{ proc: RemoteProcess; layout: ExportLayout; filename: string }> {
-    const { cp, images } = await this.open(id);
+    const cp = await this.stored(id);
+    const filename = `checkpoint-${cp.workloadId}-${cp.id}.tar`;
     if (cp.encryption) {
       // The archive is built by tar on the storage node, which holds no key: it would export ciphertext.
       throw new ConflictError(
@@ -132,6 +162,12 @@ export class ForensicsService {
         { encrypted: true },
       );
     }
+    if (cp.kind === 'podman' || cp.container) {
+      // Podman's own export is already the layout checkpointctl and crit read: it goes out as stored.
+      const proc = await this.ops.sendImageFile(await this.storage(cp), cp.imageDir, CONTAINER_ARCHIVE);
+      return { proc, layout: { files: {}, unfilled: [] }, filename };
+    }
+    const images = StoredImages.of(this.ops, await this.storage(cp), cp);
     const source = await this.nodes.get(cp.sourceNodeId);
     const { proc, layout } = await images.export(
       {
@@ -147,11 +183,25 @@ export class ForensicsService {
       },
       `${cp.imageDir}.export-${randomBytes(4).toString('hex')}`,
     );
-    return { proc, layout, filename: `checkpoint-${cp.workloadId}-${cp.id}.tar` };
+    return { proc, layout, filename };
   }
 
-  /** A checkpoint whose images are on its storage node (stored, or restored: the images stay until DELETE). */
-  private async open(id: string): Promise<{ cp: CheckpointRecord; images: StoredImages }> {
+  /**
+   * A checkpoint whose images are on its storage node; a container's are first unpacked from its archive
+   * (container-images.ts: guarded, once).
+   */
+  private async open(id: string): Promise<{ cp: CheckpointRecord; images: StoredImages; container?: ContainerImages }> {
+    const cp = await this.stored(id);
+    const storage = await this.storage(cp);
+    if (cp.kind === 'podman' || cp.container) {
+      const container = await openContainerImages(this.ops, storage, cp);
+      return { cp, images: container.images, container };
+    }
+    return { cp, images: StoredImages.of(this.ops, storage, cp, this.config?.checkpointKey) };
+  }
+
+  /** Stored, or restored: the images stay until DELETE. */
+  private async stored(id: string): Promise<CheckpointRecord> {
     const cp = await this.checkpoints.get(id);
     if (!cp) throw new NotFoundError('checkpoint', id);
     if (cp.state !== 'stored' && cp.state !== 'restored' && cp.state !== 'restoring') {
@@ -159,17 +209,12 @@ export class ForensicsService {
         state: cp.state,
       });
     }
-    // A container's CRIU images are members of Podman's checkpoint.tar (under checkpoint/), not files of
-    // imageDir: the readers below would list checkpoint.tar and image.tar and find no inventory.img.
-    if (cp.kind === 'podman' || cp.container) {
-      throw new ConflictError(
-        `inspection of container checkpoints is not available yet: checkpoint '${cp.id}' holds Podman's ` +
-          `archive (its CRIU images are inside checkpoint.tar, which inspect, search and export do not read)`,
-        { kind: 'podman' },
-      );
-    }
+    return cp;
+  }
+
+  private async storage(cp: CheckpointRecord): Promise<NodeRecord> {
     const storage = await this.nodes.get(cp.storageNodeId);
     if (!storage) throw new NotFoundError('node', cp.storageNodeId);
-    return { cp, images: StoredImages.of(this.ops, storage, cp, this.config?.checkpointKey) };
+    return storage;
   }
 }

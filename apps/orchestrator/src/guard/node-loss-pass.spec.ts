@@ -177,6 +177,32 @@ describe('NodeLossPass.runOnce', () => {
     expect([...k.held.values()]).toEqual(['cp-new']);
   });
 
+  it('a guarded container: its takeover names the container, so the sweeper removes that copy by id', async () => {
+    const k = kit();
+    const id = 'c'.repeat(64);
+    await k.nodes.save(aNode('node-a'));
+    await k.workloads.save(
+      aWorkload({
+        id: 'wl-g',
+        nodeId: 'node-a',
+        pid: 4242,
+        kind: 'podman',
+        container: id,
+        guard: { intervalSeconds: 10 },
+      }),
+    );
+    await k.checkpoints.save({ ...k.guardCp('cp-ct', 12), kind: 'podman' });
+    k.silence(true);
+    await k.pass().runOnce();
+    const node = (await k.nodes.get('node-a'))!;
+    await k.nodes.save({ ...node, lost: { source: 'operator', at: k.clock.now().toISOString(), by: 'ops' } });
+    k.later(35);
+    expect((await k.pass().runOnce())[0]).toMatchObject({ action: 'restore', checkpointId: 'cp-ct' });
+    expect(k.restores).toEqual([
+      { id: 'cp-ct', takeover: { fromNodeId: 'node-a', stalePid: 4242, staleContainer: id }, fenced: true },
+    ]);
+  });
+
   it('a pass that died between the claim and the restore request: the next one restores the claimed checkpoint', async () => {
     const k = kit();
     await guardedOnA(k);

@@ -112,6 +112,8 @@ export class NodeLossPass {
       fromNodeId: nodeId,
       stalePid: w.pid,
       ...(w.identity ? { staleIdentity: w.identity } : {}),
+      // A container is removed by its id on the returned node (its main pid dies with it).
+      ...(w.kind === 'podman' && w.container ? { staleContainer: w.container } : {}),
     };
     try {
       const cp = await this.service.restore(decision.checkpointId, {}, takeover);

@@ -3,7 +3,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import { SchedulerRegistry } from '@nestjs/schedule';
 import type { Redis } from 'ioredis';
 import { Clock, NodeOps, PodmanOps, Sweeper, isFinished, type SweepItem, type SweepReport } from '@spotlift/engine';
-import { staleCopyAction, type NodeRecord } from '@spotlift/domain';
+import { staleContainerAction, staleCopyAction, type LossTakeover, type NodeRecord } from '@spotlift/domain';
 import { CheckpointRepository, MigrationRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
 import { REDIS } from '../core/core.module.js';
@@ -29,6 +29,8 @@ const CHECKPOINT_LIVE = new Set(['queued', 'taking', 'restoring']);
 export class SweeperService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('sweeper');
   private readonly sweeper: Sweeper;
+  /** Podman on fenced nodes too: only for a lost node's stale copy of a restored container. */
+  private readonly podmanUnfenced: PodmanOps;
   private running: Promise<unknown> | undefined;
 
   constructor(
@@ -43,6 +45,7 @@ export class SweeperService implements OnApplicationBootstrap, OnApplicationShut
     private readonly scheduler: SchedulerRegistry,
     podman: PodmanOps,
   ) {
+    this.podmanUnfenced = podman.unfenced();
     this.sweeper = new Sweeper(
       ops,
       { stateOf: (id) => this.stateOf(id) },
@@ -114,20 +117,24 @@ export class SweeperService implements OnApplicationBootstrap, OnApplicationShut
       if (!node) continue;
       let outcome: string;
       try {
-        const tree = await ops.inspectTree(node, t.stalePid);
-        const found = tree ? { ...(tree.root ? { startTime: tree.root.identity.startTime } : {}) } : undefined;
-        const decided = staleCopyAction(t, found);
-        if (decided.action === 'gone') outcome = decided.outcome;
+        if (t.staleContainer)
+          outcome = await this.removeStaleContainer(node, { ...t, staleContainer: t.staleContainer });
         else {
-          const state = await ops.killTree(node, t.stalePid);
-          if (state !== 'gone') throw new Error(`pid ${t.stalePid} did not die (state ${state})`);
-          outcome = `stale copy pid ${t.stalePid} killed on ${node.id}`;
-          this.logger.warn({
-            msg: 'sweeper: stale copy of a restored workload killed',
-            checkpointId: cp.id,
-            node: node.id,
-            pid: t.stalePid,
-          });
+          const tree = await ops.inspectTree(node, t.stalePid);
+          const found = tree ? { ...(tree.root ? { startTime: tree.root.identity.startTime } : {}) } : undefined;
+          const decided = staleCopyAction(t, found);
+          if (decided.action === 'gone') outcome = decided.outcome;
+          else {
+            const state = await ops.killTree(node, t.stalePid);
+            if (state !== 'gone') throw new Error(`pid ${t.stalePid} did not die (state ${state})`);
+            outcome = `stale copy pid ${t.stalePid} killed on ${node.id}`;
+            this.logger.warn({
+              msg: 'sweeper: stale copy of a restored workload killed',
+              checkpointId: cp.id,
+              node: node.id,
+              pid: t.stalePid,
+            });
+          }
         }
       } catch (error) {
         // Still silent (or the kill failed): the next sweep tries again; the node stays fenced meanwhile.
@@ -141,6 +148,21 @@ export class SweeperService implements OnApplicationBootstrap, OnApplicationShut
       });
       await this.redis.hincrby(`${this.config.redisPrefix}:sweeper:totals`, 'stale-copies-gone', 1);
     }
+  }
+
+  /** A container's stale copy: removed by its full id on the returned node, if Podman there still has it. */
+  private async removeStaleContainer(node: NodeRecord, t: LossTakeover & { staleContainer: string }): Promise<string> {
+    const decided = staleContainerAction(t, await this.podmanUnfenced.inspect(node, t.staleContainer));
+    if (decided.action === 'gone') return decided.outcome;
+    if (!(await this.podmanUnfenced.remove(node, t.staleContainer))) {
+      throw new Error(`container ${t.staleContainer.slice(0, 12)} could not be removed`);
+    }
+    this.logger.warn({
+      msg: 'sweeper: stale copy of a restored container removed',
+      node: node.id,
+      container: t.staleContainer,
+    });
+    return `stale copy, container ${t.staleContainer.slice(0, 12)}, removed on ${node.id}`;
   }
 
   async status(): Promise<SweeperStatus> {

@@ -60,8 +60,6 @@ export const RegisterWorkload = z
   .strict()
   .superRefine((w, ctx) => {
     if (w.kind === 'podman') {
-      // Guard passes are not wired for containers yet (their forensic checkpoints to storage work by hand).
-      if (w.guard !== undefined) ctx.addIssue({ code: 'custom', message: "guard is not available for kind 'podman'" });
       if (w.container === undefined) ctx.addIssue({ code: 'custom', message: "kind 'podman' needs container" });
       if (w.pid !== undefined || w.pidfile !== undefined) {
         ctx.addIssue({ code: 'custom', message: "kind 'podman' takes container, not pid or pidfile" });

@@ -358,6 +358,14 @@ describe('WorkloadsService.register: Podman containers', () => {
     expect(k.index.holder(`podman:node-a:${c.id}`)).toBe(w.id);
   });
 
+  it('records guard settings given at registration', async () => {
+    const k = kit();
+    k.podman.nodes['node-a'] = { containers: [aContainer({ mainPid: 4242 })] };
+    k.node('node-a', { tree: [4242] });
+    const w = await k.service.register(container({ guard: { intervalSeconds: 30, keep: 3 } }));
+    expect(w.guard).toEqual({ intervalSeconds: 30, keep: 3 });
+  });
+
   it('answers 409 when the same container is registered again, by name or by id', async () => {
     const k = kit();
     const c = aContainer();
@@ -423,7 +431,7 @@ describe('WorkloadsService: guard mode', () => {
     }
   })();
 
-  it('sets, changes and ends guard mode on a stored workload; refused for a container', async () => {
+  it('sets, changes and ends guard mode on a stored workload, a container too', async () => {
     const k = kit(fixed);
     await k.records.save(aWorkload({ id: 'wl-g' }));
     expect((await k.service.setGuard('wl-g', { intervalSeconds: 60 })).guard).toEqual({ intervalSeconds: 60 });
@@ -432,8 +440,8 @@ describe('WorkloadsService: guard mode', () => {
     await k.service.setGuard('wl-g', undefined);
     expect((await k.records.get('wl-g'))?.guard).toBeUndefined();
     await k.records.save(aWorkload({ id: 'wl-c', kind: 'podman' }));
-    await expect(k.service.setGuard('wl-c', { intervalSeconds: 60 })).rejects.toBeInstanceOf(BadRequestError);
-    expect((await k.records.get('wl-c'))?.guard).toBeUndefined();
+    await k.service.setGuard('wl-c', { intervalSeconds: 60, keep: 2 });
+    expect((await k.records.get('wl-c'))?.guard).toEqual({ intervalSeconds: 60, keep: 2 });
   });
 
   it('records guard settings at registration', async () => {

@@ -90,10 +90,7 @@ export class WorkloadsService {
    * moves it meanwhile loses nothing. Its guard checkpoints stay until deleted.
    */
   async setGuard(id: string, guard: GuardBody | undefined): Promise<WorkloadRecord> {
-    const w = await this.get(id);
-    if (guard && w.kind === 'podman') {
-      throw new BadRequestError(`workload '${id}' is a Podman container: guard mode is not available for containers`);
-    }
+    await this.get(id); // 404 for an unknown workload
     const saved = await this.workloads.update(id, (current) => {
       if (guard) current.guard = guard;
       else delete current.guard;
@@ -211,6 +208,7 @@ export class WorkloadsService {
       ...(body.dirtyRateBytesPerSec !== undefined ? { dirtyRateBytesPerSec: body.dirtyRateBytesPerSec } : {}),
       ...(body.paths?.length ? { paths: body.paths } : {}),
       ...(tree ? { rssBytes: tree.rssBytes, tree: tree.pids } : {}),
+      ...(body.guard ? { guard: body.guard } : {}),
       state: 'running',
       createdAt: now,
       updatedAt: now,

@@ -263,6 +263,41 @@ describe('container checkpoints to storage: restoring one', () => {
     expect(same.podman.ran('armRestoreImport')).toEqual([]);
   });
 
+  it('a guard checkpoint restored for its lost node (takeover) is the workload again, not a clone', async () => {
+    const takeover = { fromNodeId: 'node-a', stalePid: 4242, staleContainer: C.id };
+    const k = stored(
+      restoreRequest({
+        mode: 'guard',
+        restore: {
+          attempt: 1,
+          destinationNodeId: 'node-b',
+          destinationReason: 'placement',
+          requestedAt: T0,
+          phases: [],
+          takeover,
+        },
+      }),
+      // Fenced node-a is silent: its copy is the one the record still names.
+      { state: 'running', nodeId: 'node-a' },
+    );
+    const cp = await k.flow.restore('cp-1', 1);
+    expect(cp.restore?.error).toBeUndefined();
+    expect(cp.state).toBe('restored');
+    expect(cp.restore!.clone).toBeUndefined();
+    expect(k.running('node-b')).toBe(true);
+    expect(await k.workloads.get('wl-1')).toMatchObject({
+      nodeId: 'node-b',
+      state: 'running',
+      pid: cp.restore!.restoredPid,
+    });
+
+    // The same guard checkpoint restored by hand (no loss): a clone; the workload stays on node-a.
+    const byHand = stored(restoreRequest({ mode: 'guard' }), { state: 'running', nodeId: 'node-a' });
+    const clone = await byHand.flow.restore('cp-1', 1);
+    expect(clone.restore!.clone).toBe(true);
+    expect((await byHand.workloads.get('wl-1'))!.nodeId).toBe('node-a');
+  });
+
   it('refuses a destination with the name, a port or a volume taken, touching nothing', async () => {
     for (const [set, why] of [
       [(p: FakePodmanOps) => (p.nodes['node-b']!.containers = [aContainer({ id: 'f'.repeat(64) })]), /name web/],

@@ -333,7 +333,8 @@ export class ContainerCheckpoints {
     await phases.run(view, 'commit', async (phase) => {
       const pid = cp.restore?.restoredPid;
       if (!pid) throw new Error('no restored pid was recorded');
-      if (leavesRunning(cp)) {
+      // A guard checkpoint restored for its lost (fenced) node is the workload again, not a clone.
+      if (leavesRunning(cp) && !cp.restore?.takeover) {
         cp.restore!.clone = true;
         phase.detail = `clone of a forensic copy runs as pid ${pid} on ${destination.id}; workload '${workload.id}' itself is unchanged (on ${workload.nodeId})`;
         return;

@@ -26,6 +26,11 @@ export class PodmanOps {
     private readonly streamer: DirectoryStreamer,
   ) {}
 
+  /** These operations on fenced nodes too: only for removing a lost node's stale copy of a restored container. */
+  unfenced(): PodmanOps {
+    return new PodmanOps(this.ops.unfenced(), this.streamer);
+  }
+
   /** The container as Podman sees it now on `node`; undefined when Podman does not know it. */
   async inspect(node: NodeRecord, ref: string): Promise<ContainerInspection | undefined> {
     const res = await this.ops.run(node, pc.inspect(ref), 30_000);

@@ -101,3 +101,33 @@ export function decryptImages(dir: string): NodeCommand {
       `|| { echo "DECRYPT_FAILED $f"; exit 4; }; done; rm -f .sums`,
   );
 }
+
+/** A stored file of `dir` on stdout (a container checkpoint's archive, read through the orchestrator's tar guard). */
+export function sendImageFile(dir: string, name: string): NodeCommand {
+  return nodeCommand(`cat ${shq(`${dir}/${name}`)}`);
+}
+
+/**
+ * Unpacks the named members of `dir/archive` into `dir/into` (replaced whole: unpacked beside it, then renamed),
+ * owned by the login, with no modes kept from the archive, and writes `archive.sha256` (the sum the
+ * orchestrator checked the archive against) last, so a half-done unpack is never taken for a whole one. One
+ * unpack at a time per checkpoint (`into.lock`: an inspect and a search may ask together); one that waited finds
+ * the work done and stops. The names are the archive's own, judged member by member first
+ * (checkpoint/container-archive.ts).
+ */
+export function extractArchiveMembers(
+  dir: string,
+  archive: string,
+  into: string,
+  names: readonly string[],
+  sha256: string,
+): NodeCommand {
+  const part = `${into}.part`;
+  return nodeCommand(
+    `cd ${shq(dir)} || exit 2; exec 9>${shq(`${into}.lock`)} && flock -w 600 9 || exit 3; ` +
+      `[ "$(cat ${shq(`${into}/archive.sha256`)} 2>/dev/null)" = ${shq(sha256)} ] && exit 0; ` +
+      `rm -rf ${shq(part)} && mkdir -m 0700 ${shq(part)} && ` +
+      `LC_ALL=C tar -C ${shq(part)} -xf ${shq(archive)} --no-same-owner --no-same-permissions -- ${names.map(shq).join(' ')} && ` +
+      `printf '%s\\n' ${shq(sha256)} > ${shq(`${part}/archive.sha256`)} && rm -rf ${shq(into)} && mv ${shq(part)} ${shq(into)}`,
+  );
+}

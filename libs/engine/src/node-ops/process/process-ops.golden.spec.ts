@@ -236,6 +236,21 @@ const TABLE: Array<[string, (o: ProcessNodeOps) => Promise<unknown>, Omit<Ran, '
     },
   ],
   [
+    'sendImageFile',
+    (o) => o.sendImageFile(n, D, 'checkpoint.tar'),
+    { runner: 'stream', command: images.sendImageFile(D, 'checkpoint.tar'), stdin: '' },
+  ],
+  [
+    'extractArchiveMembers',
+    (o) =>
+      o.extractArchiveMembers(n, D, { name: 'checkpoint.tar', sha256: 'ab' }, 'unpacked', ['config.dump'], 600_000),
+    {
+      runner: 'run',
+      command: images.extractArchiveMembers(D, 'checkpoint.tar', 'unpacked', ['config.dump'], 'ab'),
+      timeoutMs: 600_000,
+    },
+  ],
+  [
     'inspectPaths',
     (o) => o.inspectPaths(n, ['/srv/data']),
     { runner: 'run', command: inspectPaths(['/srv/data']), timeoutMs: 60_000 },

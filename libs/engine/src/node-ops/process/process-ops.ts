@@ -249,6 +249,23 @@ export abstract class ProcessNodeOps {
     return this.stream(node, store.exportArchive(dir, stageDir, names), stdin);
   }
 
+  /** A stored file of `dir` on stdout (a container checkpoint's archive). */
+  sendImageFile(node: NodeRecord, dir: string, name: string): Promise<RemoteProcess> {
+    return this.stream(node, store.sendImageFile(dir, name), '');
+  }
+
+  /** Unpacks the named members of `dir/archive` into `dir/into`, with `archive.sha256` written last. */
+  extractArchiveMembers(
+    node: NodeRecord,
+    dir: string,
+    archive: { name: string; sha256: string },
+    into: string,
+    names: readonly string[],
+    timeoutMs: number,
+  ): Promise<CommandResult> {
+    return this.run(node, store.extractArchiveMembers(dir, archive.name, into, names, archive.sha256), timeoutMs);
+  }
+
   // --- declared files (file-sync-commands) ---
 
   /** On the source: `MISSING` or `SIZE <KiB>` per declared path, and the login's home. */

@@ -1,0 +1,187 @@
+/**
+ * Inspecting a container checkpoint: Podman's archive read through the tar guard, only CRIU's flat images and
+ * the metadata dumps unpacked on the storage node (by name), then decoded as a process checkpoint's images
+ * are. The archive is built here member by member around the real forensic fixture's images; the storage
+ * node is the fake operations layer. The lab run with real Podman: test/containers.e2e-spec.ts
+ * "inspects a container checkpoint".
+ */
+import { createHash } from 'node:crypto';
+import { Readable, Writable } from 'node:stream';
+import type { CheckpointRecord } from '@spotlift/domain';
+import { aNode, archive, FakeProcessOps, member } from '@spotlift/testing';
+import type { RemoteProcess } from '@spotlift/transport';
+import { loadImages, WORKDIR } from '../../../criu/test/forensic-fixture.js';
+import { containerMetadata } from './container-archive.js';
+import { openContainerImages, UNPACKED_DIR } from './container-images.js';
+
+const DIR = '/var/lib/spotlift/checkpoints/wl-1/cp-1';
+const UNPACKED = `${DIR}/${UNPACKED_DIR}`;
+const images = loadImages();
+const b64 = (b: Uint8Array | Buffer) => Buffer.from(b).toString('base64');
+const ok = (stdout: string) => ({ code: 0, stdout, stderr: '' });
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+const config = JSON.stringify({
+  id: 'c'.repeat(64),
+  name: 'heartbeat',
+  rootfsImageID: 'f'.repeat(64),
+  rootfsImageName: 'localhost/spotlift-heartbeat:latest',
+  runtime: 'runc',
+  createdTime: '2026-12-07T04:00:00.000000001Z',
+  newPortMappings: [{ host_ip: '', container_port: 8080, host_port: 18080, range: 1, protocol: 'tcp' }],
+  namedVolumes: [{ volumeName: 'hb-data', dest: '/data', options: [] }],
+});
+const spec = JSON.stringify({
+  process: { args: ['/bin/sh', '/heartbeat.sh'] },
+  hostname: 'heartbeat',
+  mounts: [{ destination: '/data', type: 'bind', source: '/var/lib/containers/storage/volumes/hb-data/_data' }],
+  annotations: { 'io.container.manager': 'libpod' },
+});
+
+/** Podman's export: the images under checkpoint/, the dumps, and what is never unpacked. */
+function podmanArchive(extra: Buffer[] = []): Buffer {
+  return archive(
+    member({ name: 'checkpoint/', type: '5' }),
+    ...Object.entries(images).map(([n, data]) => member({ name: `checkpoint/${n}`, data: Buffer.from(data) })),
+    member({ name: 'config.dump', data: config }),
+    member({ name: 'spec.dump', data: spec }),
+    member({ name: 'rootfs-diff.tar', data: 'nested tar, stays packed' }),
+    member({ name: 'volumes/', type: '5' }),
+    member({ name: 'volumes/hb-data.tar', data: 'volume' }),
+    ...extra,
+  );
+}
+
+function remote(bytes: Buffer): RemoteProcess {
+  return {
+    stdin: new Writable({ write: (_c, _e, done) => done() }),
+    stdout: Readable.from([bytes.subarray(0, 1000), bytes.subarray(1000)]),
+    done: Promise.resolve({ code: 0, stderr: '' }),
+  };
+}
+
+/** The storage node: holds `tar`; after an unpack, answers for the unpacked directory from what was picked. */
+function storage(tar: Buffer, opts: { sha256?: string; unpackedBefore?: string } = {}) {
+  const ops = new FakeProcessOps();
+  const unpacked: Record<string, Uint8Array> = {};
+  if (opts.unpackedBefore) {
+    Object.assign(unpacked, {
+      'config.dump': Buffer.from(config),
+      'archive.sha256': Buffer.from(`${opts.unpackedBefore}\n`),
+    });
+  }
+  const dirFiles = (dir: string): Record<string, Uint8Array> =>
+    dir === DIR
+      ? { 'checkpoint.tar': tar, 'image.tar': Buffer.from('img'), SHA256SUMS: Buffer.from('') }
+      : dir === UNPACKED
+        ? Object.fromEntries(Object.entries(unpacked).filter(([n]) => !n.includes('/')))
+        : Object.fromEntries(
+            Object.entries(unpacked)
+              .filter(([n]) => n.startsWith('checkpoint/'))
+              .map(([n, b]) => [n.slice('checkpoint/'.length), b]),
+          );
+  ops
+    .on('listImageFiles', (_n, dir) => {
+      const files = dirFiles(dir);
+      if (dir !== DIR && !Object.keys(unpacked).length) return { code: 2, stdout: '', stderr: 'No such file' };
+      return ok(
+        Object.entries(files)
+          .map(([n, b]) => `FILE ${b.length} ${n}\n`)
+          .join(''),
+      );
+    })
+    .on('readImageFiles', (_n, dir, names) => ok(names.map((n) => `IMG ${n} ${b64(dirFiles(dir)[n]!)}`).join('\n')))
+    .on('readImageRange', (_n, dir, name, offset, length) =>
+      ok(b64(dirFiles(dir)[name]!.subarray(offset, offset + length))),
+    )
+    .on('sendImageFile', () => remote(tar))
+    .on('extractArchiveMembers', (_n, _dir, _archive, _into, names) => {
+      for (const n of names) {
+        const key = n.replace(/^\.\//, '');
+        unpacked[key] = key.startsWith('checkpoint/')
+          ? images[key.slice('checkpoint/'.length)]!
+          : Buffer.from(key === 'config.dump' ? config : spec);
+      }
+      unpacked['archive.sha256'] = Buffer.from(`${opts.sha256 ?? sha(tar)}\n`);
+      return ok('');
+    });
+  const cp = { id: 'cp-1', imageDir: DIR, sha256: opts.sha256 ?? sha(tar) } as CheckpointRecord;
+  return { ops, open: () => openContainerImages(ops.asNodeOps(), aNode('node-c'), cp) };
+}
+
+describe('openContainerImages', () => {
+  it('unpacks only the images and the dumps, then inspects them as a process checkpoint', async () => {
+    const tar = podmanArchive();
+    const { ops, open } = storage(tar);
+    const opened = await open();
+    const [dir, archiveArg, into, names] = ops.argsOf('extractArchiveMembers', 'node-c')[0]!;
+    expect([dir, archiveArg, into]).toEqual([DIR, { name: 'checkpoint.tar', sha256: sha(tar) }, UNPACKED_DIR]);
+    expect(names).toEqual([...Object.keys(images).map((n) => `checkpoint/${n}`), 'config.dump', 'spec.dump']);
+    expect(opened).toMatchObject({ unpacked: true, archiveBytes: tar.length });
+    const { inspection } = await opened.images.inspect();
+    expect(inspection.processes[0]!.cmdline?.[0]).toBe(`${WORKDIR}/workload`);
+    expect(opened.metadata).toMatchObject({
+      name: 'heartbeat',
+      image: { name: 'localhost/spotlift-heartbeat:latest', id: 'f'.repeat(64) },
+      runtime: 'runc',
+      engine: 'libpod',
+      ports: [{ hostPort: 18080, containerPort: 8080, protocol: 'tcp', range: 1 }],
+      volumes: [{ name: 'hb-data', dest: '/data' }],
+      command: ['/bin/sh', '/heartbeat.sh'],
+      problems: [],
+    });
+  });
+
+  it('reuses an earlier unpack of the same archive without reading it again', async () => {
+    const tar = podmanArchive();
+    const { ops, open } = storage(tar, { unpackedBefore: sha(tar) });
+    expect((await open()).unpacked).toBe(false);
+    expect(ops.argsOf('sendImageFile', 'node-c')).toEqual([]);
+    expect(ops.argsOf('extractArchiveMembers', 'node-c')).toEqual([]);
+  });
+
+  it('unpacks again when the earlier unpack was of another archive', async () => {
+    const tar = podmanArchive();
+    const { ops, open } = storage(tar, { unpackedBefore: 'e'.repeat(64) });
+    expect((await open()).unpacked).toBe(true);
+    expect(ops.argsOf('extractArchiveMembers', 'node-c')).toHaveLength(1);
+  });
+
+  it.each([
+    ['a symlink', member({ name: 'checkpoint/evil', type: '2', link: '/etc' }), /is not a regular file \(type '2'\)/],
+    ['a hard link', member({ name: 'checkpoint/h.img', type: '1', link: 'etc/shadow' }), /not a regular file/],
+    ['a nested directory', member({ name: 'checkpoint/sub/x.img', data: 'x' }), /nested under checkpoint/],
+    ['a setuid file', member({ name: 'checkpoint/x.img', data: 'x', mode: 0o4755 }), /setuid/],
+    ['a second inventory', member({ name: 'checkpoint/inventory.img', data: 'x' }), /appears twice/],
+    ['a climb out', member({ name: 'checkpoint/../../etc/cron.d/x', data: 'x' }), /'\.\.'/],
+    ['a device anywhere', member({ name: 'dev/sda', type: '3' }), /device node/],
+    ['an oversized config.dump', member({ name: 'config.dump', data: 'x'.repeat((1 << 20) + 1) }), /over 1048576/],
+  ])('refuses an archive with %s and unpacks nothing', async (_what, bad, why) => {
+    const tar = podmanArchive([bad]);
+    const { ops, open } = storage(tar);
+    await expect(open()).rejects.toThrow(why);
+    expect(ops.argsOf('extractArchiveMembers', 'node-c')).toEqual([]);
+  });
+
+  it('refuses an archive that no longer matches the sum recorded when it was stored', async () => {
+    const { ops, open } = storage(podmanArchive(), { sha256: '0'.repeat(64) });
+    await expect(open()).rejects.toThrow(/no longer matches the sha256 recorded/);
+    expect(ops.argsOf('extractArchiveMembers', 'node-c')).toEqual([]);
+  });
+
+  it('refuses an archive with no CRIU images', async () => {
+    const tar = archive(member({ name: 'config.dump', data: config }));
+    const { ops, open } = storage(tar);
+    await expect(open()).rejects.toThrow(/no checkpoint\/inventory\.img/);
+    expect(ops.argsOf('extractArchiveMembers', 'node-c')).toEqual([]);
+  });
+});
+
+describe('containerMetadata', () => {
+  it('leaves out what has another shape and says so, never throws', () => {
+    const m = containerMetadata(JSON.stringify({ name: 7, newPortMappings: [{ host_port: 'x' }] }), 'not json');
+    expect(m).toMatchObject({ image: {}, ports: [], volumes: [], command: [], mounts: [] });
+    expect(m.name).toBeUndefined();
+    expect(m.problems).toEqual([expect.stringMatching(/^spec\.dump is not JSON/), 'config.dump has no id']);
+  });
+});
