@@ -178,13 +178,30 @@ describe('Sweeper on real processes and files', () => {
     mkdirSync(join(root, name, 'src'), { recursive: true });
     mkdirSync(join(root, name, 'dst'), { recursive: true });
     // The real probe, stopped as the lazy dump leaves it.
-    const started = spawn('sh', ['-c', startProbeProcess(120, name)], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // Descriptors this test inherited (the lab lock's flock) closed: CRIU refuses to dump a tree holding a lock.
+    const started = spawn(
+      'sh',
+      ['-c', `for f in 3 4 5 6 7 8 9; do eval "exec $f>&-"; done; ${startProbeProcess(120, name)}`],
+      {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
     let out = '';
     started.stdout.on('data', (b: Buffer) => (out += b.toString()));
     await new Promise((r) => started.on('exit', r));
     const probe = Number(/PROBE_PID (\d+)/.exec(out)?.[1]);
     expect(readFileSync(`/proc/${probe}/comm`, 'utf8').trim()).toBe(name);
-    process.kill(probe, 'SIGSTOP');
+    // A real lazy dump: the probe stopped, CRIU's page server waiting for a lazy-pages daemon that never comes.
+    const dump = await new NodeOps(new LocalNodeShell()).lazyDumpStart(
+      nodes[0]!,
+      probe,
+      join(root, name, 'src'),
+      { address: '127.0.0.1', port: 27000 + (process.pid % 1000) },
+      undefined,
+      30_000,
+    );
+    expect(dump.stdout).toMatch(/LAZY_READY/);
+    const pageServer = Number(readFileSync(join(root, name, 'src', 'lazy-dump.pid'), 'utf8'));
     // A CRIU helper working in the trial's directory (a program named criu) and one working elsewhere.
     const criu = join(root, 'criu');
     copyFileSync('/bin/sh', criu);
@@ -204,11 +221,13 @@ describe('Sweeper on real processes and files', () => {
       expect.arrayContaining([
         { nodeId: 'node-a', pid: helper.pid, what: 'criu' },
         { nodeId: 'node-a', pid: probe, what: 'probe' },
+        { nodeId: 'node-a', pid: pageServer, what: 'criu' },
       ]),
     );
     await new Promise((r) => setTimeout(r, 200));
     expect(['gone', 'Z']).toContain(state(probe));
     expect(['gone', 'Z']).toContain(state(helper.pid!));
+    expect(['gone', 'Z']).toContain(state(pageServer));
     expect(state(other.pid!)).toMatch(/[RS]/);
     expect(state(bystander)).toMatch(/[RS]/);
     expect(existsSync(join(root, name))).toBe(false);
