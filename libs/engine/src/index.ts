@@ -30,6 +30,7 @@ export * from './sweeper/owner-marker.js';
 export * from './sweeper/sweep-decision.js';
 export * from './sweeper/container-sweep-decision.js';
 export * from './sweeper/sweeper.js';
+export { TRIAL_NAME, decideTrialSweep, trialMaxMs } from './sweeper/trial-leftovers.js';
 export * from './podman/index.js';
 export { CONTAINER_LIVE_UNAVAILABLE, CONTAINER_STRATEGIES } from './strategies/container-stop-and-copy.js';
 export * from './checkpoint/stored-images.js';

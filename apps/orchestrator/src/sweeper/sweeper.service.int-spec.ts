@@ -80,6 +80,7 @@ describe('SweeperService (real Redis, real processes)', () => {
       imageRoot: root,
       runsWorker: true,
       sweeper: { intervalMs: 0, keepImagesMaxAgeMs: 3_600_000, orphanGraceMs: 0 },
+      live: { trialTimeoutMs: 60_000 },
     } as unknown as AppConfig;
     const shell = new LocalNodeShell();
     service = new SweeperService(

@@ -2,7 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import type { Redis } from 'ioredis';
-import { Clock, NodeOps, PodmanOps, Sweeper, isFinished, type SweepItem, type SweepReport } from '@spotlift/engine';
+import {
+  Clock,
+  NodeOps,
+  PodmanOps,
+  Sweeper,
+  isFinished,
+  trialMaxMs,
+  type SweepItem,
+  type SweepReport,
+} from '@spotlift/engine';
 import { staleContainerAction, staleCopyAction, type LossTakeover, type NodeRecord } from '@spotlift/domain';
 import { CheckpointRepository, MigrationRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
@@ -53,6 +62,7 @@ export class SweeperService implements OnApplicationBootstrap, OnApplicationShut
         imageRoot: config.imageRoot,
         keepImagesMaxAgeMs: config.sweeper.keepImagesMaxAgeMs,
         orphanGraceMs: config.sweeper.orphanGraceMs,
+        trialMaxMs: trialMaxMs(config.live.trialTimeoutMs),
       },
       clock,
       podman,
@@ -194,6 +204,8 @@ export class SweeperService implements OnApplicationBootstrap, OnApplicationShut
     else if (item.action === 'resume-source' || item.action === 'kill-source' || item.removedCopyOn)
       this.logger.warn(fields);
     else if (item.action === 'remove-images' && item.removedFrom.length) this.logger.log(fields);
+    else if (item.action === 'remove-trial')
+      this.logger.log({ ...fields, msg: "sweeper: a dead post-copy trial's leftovers removed" });
     if (item.action === 'kill-source' && !item.error && item.workloadId && item.restoredPid) {
       // The destination's copy is the workload now; a record still pointing at the killed source follows it.
       const w = await this.workloads.get(item.workloadId);

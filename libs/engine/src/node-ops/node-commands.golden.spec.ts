@@ -161,8 +161,8 @@ const GOLDEN: Array<[string, () => string, string]> = [
   ],
   [
     'live startProbeProcess',
-    () => live.startProbeProcess(60),
-    "(cd / && exec setsid unshare -p -f setsid sh -c 'v=$(head -c 6291456 /dev/urandom | base64 -w0); sleep 60 & wait' </dev/null >/dev/null 2>&1) & u=$!\nfor i in $(seq 1 500); do c=$(cat /proc/$u/task/*/children 2>/dev/null | awk '{print $1}');\n  for k in $(cat /proc/$c/task/*/children 2>/dev/null); do\n    [ \"$(cat /proc/$k/comm 2>/dev/null)\" = sleep ] && { echo \"PROBE_PID $c\"; exit 0; }; done; sleep 0.02; done\necho 'the probe process did not start' >&2; exit 1",
+    () => live.startProbeProcess(60, 'trial-d788c63e'),
+    "(cd / && exec setsid unshare -p -f setsid sh -c 'printf %s trial-d788c63e > /proc/self/comm; v=$(head -c 6291456 /dev/urandom | base64 -w0); sleep 60 & wait' </dev/null >/dev/null 2>&1) & u=$!\nfor i in $(seq 1 500); do c=$(cat /proc/$u/task/*/children 2>/dev/null | awk '{print $1}');\n  for k in $(cat /proc/$c/task/*/children 2>/dev/null); do\n    [ \"$(cat /proc/$k/comm 2>/dev/null)\" = sleep ] && { echo \"PROBE_PID $c\"; exit 0; }; done; sleep 0.02; done\necho 'the probe process did not start' >&2; exit 1",
   ],
   [
     'live sampleDirtyPages',
@@ -316,6 +316,11 @@ const GOLDEN: Array<[string, () => string, string]> = [
     'sweep processFacts',
     () => sweep.processFacts([4242, 17], ['/run/spotlift/locks/k.lock']),
     'echo "BOOT $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"\n[ -d /proc/4242 ] && echo "PROC 4242 $(base64 -w0 /proc/4242/stat 2>/dev/null) $(readlink /proc/4242/ns/pid 2>/dev/null | tr -dc 0-9) $(cksum < /proc/4242/cmdline 2>/dev/null | cut -d\' \' -f1)"\n[ -d /proc/17 ] && echo "PROC 17 $(base64 -w0 /proc/17/stat 2>/dev/null) $(readlink /proc/17/ns/pid 2>/dev/null | tr -dc 0-9) $(cksum < /proc/17/cmdline 2>/dev/null | cut -d\' \' -f1)"\nif [ ! -e /run/spotlift/locks/k.lock ] || ! command -v flock >/dev/null; then echo "LOCK /run/spotlift/locks/k.lock none"; elif flock -n /run/spotlift/locks/k.lock true; then echo "LOCK /run/spotlift/locks/k.lock free"; else echo "LOCK /run/spotlift/locks/k.lock held"; fi\ntrue',
+  ],
+  [
+    'sweep cleanTrial',
+    () => sweep.cleanTrial('/var/lib/spotlift/images', 'trial-d788c63e'),
+    'd=/var/lib/spotlift/images/trial-d788c63e\nfor p in /proc/[0-9]*; do c=; read -r c 2>/dev/null < "$p/comm"; [ "$c" = criu ] || continue; case "$(tr \'\\0\' \' \' < "$p/cmdline" 2>/dev/null)" in *"$d/"*) kill -KILL "${p#/proc/}" 2>/dev/null && echo "KILLED ${p#/proc/} criu" ;; esac; done\nsleep 0.2\nfor p in /proc/[0-9]*; do c=; read -r c 2>/dev/null < "$p/comm"; [ "$c" = trial-d788c63e ] || continue; k=$(cat "$p"/task/*/children 2>/dev/null); kill -KILL "${p#/proc/}" $k 2>/dev/null && echo "KILLED ${p#/proc/} probe"; done\nrm -rf -- "$d"; [ -e "$d" ] || echo REMOVED\ntrue',
   ],
   // libs/transport's own commands, written in @spotlift/node-commands (transport cannot import the engine).
   ['transport tarCommand', () => tarCommand('/img/m1/src', []), 'tar -C /img/m1/src -cf - .'],

@@ -253,6 +253,13 @@ export class NodeOps extends ProcessNodeOps {
     return sweep.parseImageDirs(res.stdout, root);
   }
 
+  /** A dead post-copy trial's probe, CRIU helpers and directory on this node (sweep-commands.ts); throws when the node does not answer. */
+  async cleanTrial(node: NodeRecord, root: string, name: string): Promise<sweep.TrialCleanup> {
+    const res = await this.shell.exec(node, sweep.cleanTrial(root, name), { timeoutMs: 60_000 });
+    if (res.code !== 0) throw new Error(res.stderr.trim().slice(0, 200) || `exit ${res.code}`);
+    return sweep.parseTrialCleanup(res.stdout);
+  }
+
   /**
    * What identifies each of `pids` now (state, start time, pid namespace, command-line checksum), the node's
    * boot id and whether each lock file is held, in one command for any number of them; undefined when the

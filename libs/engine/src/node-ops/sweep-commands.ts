@@ -112,3 +112,40 @@ export function parseProcessFacts(stdout: string): NodeFacts {
   }
   return facts;
 }
+
+/**
+ * A dead post-copy trial's leftovers on this node (sweeper/trial-leftovers.ts): kills every CRIU process whose
+ * command line names `<root>/<name>/` (the lazy dump's page server, the lazy-pages daemon, a restore), then,
+ * once those let go of their tasks, every process whose comm is exactly `name` (the trial's probe, stopped or
+ * restored; with its children, the probe's sleep), then removes the directory. Prints `KILLED <pid> criu|probe`
+ * lines and `REMOVED`. `name` is checked here too: it goes into a shell pattern.
+ */
+export function cleanTrial(root: string, name: string): NodeCommand {
+  if (!/^trial-[0-9a-f]{8}$/.test(name)) throw new Error(`not a trial directory: ${name}`);
+  return nodeCommand(
+    [
+      `d=${shq(`${root}/${name}`)}`,
+      `for p in /proc/[0-9]*; do c=; read -r c 2>/dev/null < "$p/comm"; [ "$c" = criu ] || continue; ` +
+        `case "$(tr '\\0' ' ' < "$p/cmdline" 2>/dev/null)" in *"$d/"*) kill -KILL "\${p#/proc/}" 2>/dev/null && echo "KILLED \${p#/proc/} criu" ;; esac; done`,
+      'sleep 0.2',
+      `for p in /proc/[0-9]*; do c=; read -r c 2>/dev/null < "$p/comm"; [ "$c" = ${name} ] || continue; ` +
+        `k=$(cat "$p"/task/*/children 2>/dev/null); kill -KILL "\${p#/proc/}" $k 2>/dev/null && echo "KILLED \${p#/proc/} probe"; done`,
+      'rm -rf -- "$d"; [ -e "$d" ] || echo REMOVED',
+      'true',
+    ].join('\n'),
+  );
+}
+
+export interface TrialCleanup {
+  killed: Array<{ pid: number; what: 'criu' | 'probe' }>;
+  removed: boolean;
+}
+
+export function parseTrialCleanup(stdout: string): TrialCleanup {
+  const killed: TrialCleanup['killed'] = [];
+  for (const line of stdout.split('\n')) {
+    const m = /^KILLED (\d{1,8}) (criu|probe)$/.exec(line.trim());
+    if (m) killed.push({ pid: Number(m[1]), what: m[2] as 'criu' | 'probe' });
+  }
+  return { killed, removed: /^REMOVED$/m.test(stdout) };
+}

@@ -8,6 +8,7 @@ import * as criu from '../node-ops/process/criu-commands.js';
 import type { EngineConfig } from '../engine.types.js';
 import * as live from '../node-ops/process/live-commands.js';
 import type { NodeOps } from '../node-ops/node-ops.js';
+import { trialName } from '../sweeper/trial-leftovers.js';
 import { dataAddress } from '../transports/page-transport.port.js';
 import { type LazyEnds, LazyTransfer } from './lazy-transfer.js';
 import type { LiveConfig } from './live-config.js';
@@ -54,11 +55,13 @@ export class PostCopyTrialRunner {
   /** Runs the trial now and caches its result. Never throws: a trial that cannot even start is a failure. */
   async run(source: NodeRecord, destination: NodeRecord): Promise<PostCopyTrialRecord> {
     const t0 = this.clock.now().getTime();
-    const dir = `${this.config.imageRoot}/trial-${randomBytes(4).toString('hex')}`;
+    // The probe is named after its directory: what the sweeper matches when a dead orchestrator left both.
+    const name = trialName(randomBytes(4).toString('hex'));
+    const dir = `${this.config.imageRoot}/${name}`;
     const ends: LazyEnds = { source, destination, sourceDir: `${dir}/src`, destinationDir: `${dir}/dst` };
     let reason: string | undefined;
     try {
-      reason = await this.attempt(ends);
+      reason = await this.attempt(ends, name);
     } catch (e) {
       reason = (e as Error).message;
     }
@@ -75,14 +78,14 @@ export class PostCopyTrialRunner {
   }
 
   /** The whole post-copy sequence on the probe; returns why it failed, or undefined when it worked. */
-  private async attempt(ends: LazyEnds): Promise<string | undefined> {
+  private async attempt(ends: LazyEnds, name: string): Promise<string | undefined> {
     const { source, destination } = ends;
     const lifeS = Math.ceil(this.live.trialTimeoutMs / 1000) + 60;
     let probe: number | undefined;
     let restored: number | undefined;
     try {
       await Promise.all([this.ops.makeDir(source, ends.sourceDir), this.ops.makeDir(destination, ends.destinationDir)]);
-      const started = await this.ops.startProbeProcess(source, lifeS);
+      const started = await this.ops.startProbeProcess(source, lifeS, name);
       probe = Number(/^PROBE_PID (\d+)$/m.exec(started.stdout)?.[1] ?? NaN);
       if (!Number.isInteger(probe))
         return `the probe process did not start on ${source.id}: ${started.stderr.trim().slice(0, 300)}`;

@@ -58,7 +58,12 @@ export type SweepAction =
    * Containers only (container-sweep-decision.ts): the destination's copy, which does not run, is removed while
    * the source's container is still there (running, or checkpointed to be restored); then decided again.
    */
-  | 'remove-copy';
+  | 'remove-copy'
+  /**
+   * A dead post-copy trial's directory (trial-leftovers.ts): its probe processes and CRIU helpers are killed
+   * on each node that lists it, then the directory goes. No workload is involved.
+   */
+  | 'remove-trial';
 
 export interface SweepDecision {
   action: SweepAction;

@@ -5,13 +5,23 @@
  * runs the whole thing with real CRIU on the lab nodes).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NodeRecord } from '@spotlift/domain';
 import { LocalNodeShell, aNode } from '@spotlift/testing';
 import { SystemClock } from '../clock.js';
 import { NodeOps } from '../node-ops/node-ops.js';
+import { startProbeProcess } from '../node-ops/process/live-commands.js';
 import { OWNER_MARKER_FILE, type OwnerMarker } from './owner-marker.js';
 import { Sweeper, type SweepRecords } from './sweeper.js';
 
@@ -161,6 +171,73 @@ describe('Sweeper on real processes and files', () => {
     expect(report.items.find((i) => i.migrationId === 'mig-keep-old')?.removedFrom).toEqual(['node-a', 'node-b']);
     expect(existsSync(join(root, 'mig-keep-young'))).toBe(true);
     expect(existsSync(join(root, 'mig-keep-old'))).toBe(false);
+  });
+
+  it("kills a dead post-copy trial's probe and CRIU helper and removes its directory, and nothing else", async () => {
+    const name = 'trial-0badc0de';
+    mkdirSync(join(root, name, 'src'), { recursive: true });
+    mkdirSync(join(root, name, 'dst'), { recursive: true });
+    // The real probe, stopped as the lazy dump leaves it.
+    // Descriptors this test inherited (the lab lock's flock) closed: CRIU refuses to dump a tree holding a lock.
+    const started = spawn(
+      'sh',
+      ['-c', `for f in 3 4 5 6 7 8 9; do eval "exec $f>&-"; done; ${startProbeProcess(120, name)}`],
+      {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
+    let out = '';
+    started.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    await new Promise((r) => started.on('exit', r));
+    const probe = Number(/PROBE_PID (\d+)/.exec(out)?.[1]);
+    expect(readFileSync(`/proc/${probe}/comm`, 'utf8').trim()).toBe(name);
+    // A real lazy dump: the probe stopped, CRIU's page server waiting for a lazy-pages daemon that never comes.
+    const dump = await new NodeOps(new LocalNodeShell()).lazyDumpStart(
+      nodes[0]!,
+      probe,
+      join(root, name, 'src'),
+      { address: '127.0.0.1', port: 27000 + (process.pid % 1000) },
+      undefined,
+      30_000,
+    );
+    expect(dump.stdout).toMatch(/LAZY_READY/);
+    const pageServer = Number(readFileSync(join(root, name, 'src', 'lazy-dump.pid'), 'utf8'));
+    // A CRIU helper working in the trial's directory (a program named criu) and one working elsewhere.
+    const criu = join(root, 'criu');
+    copyFileSync('/bin/sh', criu);
+    const helper = spawn(criu, ['-c', 'sleep 995; :', 'lazy-pages', `${root}/${name}/dst/`], { stdio: 'ignore' });
+    const other = spawn(criu, ['-c', 'sleep 995; :', 'lazy-pages', `${root}/mig-other/dst/`], { stdio: 'ignore' });
+    // A user's process that only looks like the probe (a sleep), and the trial dir old enough to be dead.
+    const bystander = sleeper(false);
+    children.push(helper, other);
+    await new Promise((r) => setTimeout(r, 200));
+    const old = (Date.now() - 6 * 60_000) / 1000;
+    utimesSync(join(root, name), old, old);
+    const report = await sweeper().sweep(nodes);
+    const item = report.items.find((i) => i.migrationId === name)!;
+    expect(item).toMatchObject({ action: 'remove-trial', removedFrom: ['node-a', 'node-b'] });
+    expect(item.error).toBeUndefined();
+    expect(item.killed).toEqual(
+      expect.arrayContaining([
+        { nodeId: 'node-a', pid: helper.pid, what: 'criu' },
+        { nodeId: 'node-a', pid: probe, what: 'probe' },
+        { nodeId: 'node-a', pid: pageServer, what: 'criu' },
+      ]),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    expect(['gone', 'Z']).toContain(state(probe));
+    expect(['gone', 'Z']).toContain(state(helper.pid!));
+    expect(['gone', 'Z']).toContain(state(pageServer));
+    expect(state(other.pid!)).toMatch(/[RS]/);
+    expect(state(bystander)).toMatch(/[RS]/);
+    expect(existsSync(join(root, name))).toBe(false);
+  });
+
+  it('leaves a young trial directory alone: a trial may be at work in it', async () => {
+    mkdirSync(join(root, 'trial-00c0ffee', 'src'), { recursive: true });
+    const report = await sweeper().sweep(nodes);
+    expect(report.items.find((i) => i.migrationId === 'trial-00c0ffee')?.action).toBe('skip');
+    expect(existsSync(join(root, 'trial-00c0ffee', 'src'))).toBe(true);
   });
 
   it('ignores a marker a node holds about another node (a node speaks for itself only)', async () => {

@@ -4,6 +4,7 @@ import type { NodeOps } from '../node-ops/node-ops.js';
 import type { PodmanOps } from '../node-ops/podman/podman-ops.js';
 import { ContainerSweep, type ContainerSweepOutcome } from './container-sweep.js';
 import { type OwnerMarker, parseOwnerMarker } from './owner-marker.js';
+import { decideTrialSweep, trialMaxMs } from './trial-leftovers.js';
 import type { ListedDir, NodeFacts } from '../node-ops/sweep-commands.js';
 import {
   type RestoredTree,
@@ -23,6 +24,8 @@ export interface SweeperConfig {
   imageRoot: string;
   keepImagesMaxAgeMs: number;
   orphanGraceMs: number;
+  /** How long a running post-copy trial may keep its directory (trialMaxMs(); 5 min for the 60 s default timeout). */
+  trialMaxMs?: number;
 }
 
 /** One migration directory the sweeper looked at, what it decided and did. */
@@ -41,6 +44,8 @@ export interface SweepItem {
   containerPid?: number;
   /** A container's move: the node a copy that did not run was removed from (remove-copy, before the action). */
   removedCopyOn?: string;
+  /** A post-copy trial's leftovers (remove-trial): the processes killed, per node. */
+  killed?: Array<{ nodeId: string; pid: number; what: 'criu' | 'probe' }>;
   /** The action failed: the tree is as it was (a failed resume or kill is retried next sweep). */
   error?: string;
 }
@@ -136,6 +141,17 @@ export class Sweeper {
       keepImages: marker?.keepImages ?? destination?.marker.keepImages ?? false,
       ageMs: Number.isFinite(created) ? this.clock.now().getTime() - created : 0,
     };
+    const trial = decideTrialSweep(
+      {
+        name,
+        record: facts.record,
+        // Any marker text at all, even one that does not parse: not a trial's, the migration rules decide.
+        marked: listed.some((d) => d.markers.src !== undefined || d.markers.dst !== undefined),
+        ageMs: facts.ageMs,
+      },
+      { orphanGraceMs: this.config.orphanGraceMs, trialMaxMs: this.config.trialMaxMs ?? trialMaxMs(60_000) },
+    );
+    if (trial) return this.sweepTrial(name, trial, nodes, listings);
     const dest = destNode && listings.has(destNode.id) ? destNode : undefined;
     const outcome: ContainerSweepOutcome =
       marker?.kind !== 'podman'
@@ -176,6 +192,33 @@ export class Sweeper {
       }
     }
     return item;
+  }
+
+  /**
+   * A dead post-copy trial's leftovers, on every node that lists its directory: each node kills only its own
+   * processes named after the trial (and CRIU helpers working in that directory), then removes the directory.
+   */
+  private async sweepTrial(
+    name: string,
+    decision: SweepDecision,
+    nodes: readonly NodeRecord[],
+    listings: Map<string, Map<string, ListedDir>>,
+  ): Promise<SweepItem> {
+    const item: SweepItem = { migrationId: name, action: decision.action, why: decision.why, removedFrom: [] };
+    if (decision.action !== 'remove-trial') return item;
+    const killed: NonNullable<SweepItem['killed']> = [];
+    const errors: string[] = [];
+    for (const node of nodes.filter((n) => listings.get(n.id)?.has(name))) {
+      try {
+        const done = await this.ops.cleanTrial(node, this.config.imageRoot, name);
+        killed.push(...done.killed.map((k) => ({ nodeId: node.id, ...k })));
+        if (done.removed) item.removedFrom.push(node.id);
+        else errors.push(`${node.id}: the directory is still there`);
+      } catch (error) {
+        errors.push(`${node.id}: ${(error as Error).message}`);
+      }
+    }
+    return { ...item, killed, ...(errors.length ? { error: errors.join('; ') } : {}) };
   }
 
   /** A process tree's leftovers: the frozen source and the restored tree, by pid, decided and acted on. */

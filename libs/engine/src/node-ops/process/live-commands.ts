@@ -227,9 +227,12 @@ export function portFree(port: number): NodeCommand {
  * fs.pipe-max-size; a bare `sleep` has too few pages to prove anything) and a sleeping child, as the init
  * of its own pid namespace and session (like every workload on a shared kernel). It ends by itself after
  * `lifeS` seconds even if nobody cleans up. Prints `PROBE_PID <host pid of the namespace's init>`.
+ * It takes `name` (the trial's directory name) as its comm, so that the sweeper finds it, and only it, after an
+ * orchestrator died mid-trial (sweeper/trial-leftovers.ts); CRIU restores the comm with the task.
  */
-export function startProbeProcess(lifeS: number): NodeCommand {
-  const body = `v=$(head -c 6291456 /dev/urandom | base64 -w0); sleep ${lifeS} & wait`;
+export function startProbeProcess(lifeS: number, name: string): NodeCommand {
+  if (!/^trial-[0-9a-f]{8}$/.test(name)) throw new Error(`not a trial name: ${name}`);
+  const body = `printf %s ${name} > /proc/self/comm; v=$(head -c 6291456 /dev/urandom | base64 -w0); sleep ${lifeS} & wait`;
   return nodeCommand(
     [
       `(cd / && exec setsid unshare -p -f setsid sh -c ${shq(body)} </dev/null >/dev/null 2>&1) & u=$!`,

@@ -174,8 +174,8 @@ const TABLE: Array<[string, (o: ProcessNodeOps) => Promise<unknown>, Omit<Ran, '
   ['lazyPagesStop', (o) => o.lazyPagesStop(n, D), { runner: 'run', command: live.lazyPagesStop(D), timeoutMs: 15_000 }],
   [
     'startProbeProcess',
-    (o) => o.startProbeProcess(n, 150),
-    { runner: 'run', command: live.startProbeProcess(150), timeoutMs: 30_000 },
+    (o) => o.startProbeProcess(n, 150, 'trial-0a1b2c3d'),
+    { runner: 'run', command: live.startProbeProcess(150, 'trial-0a1b2c3d'), timeoutMs: 30_000 },
   ],
   [
     'sealImages',

@@ -196,9 +196,9 @@ export abstract class ProcessNodeOps {
     return this.run(node, live.lazyPagesStop(dir), 15_000);
   }
 
-  /** The post-copy trial's probe process, living `lifeS` at most: `PROBE_PID <pid>`. */
-  startProbeProcess(node: NodeRecord, lifeS: number): Promise<CommandResult> {
-    return this.run(node, live.startProbeProcess(lifeS), 30_000);
+  /** The post-copy trial's probe process, living `lifeS` at most, named `name` (its comm): `PROBE_PID <pid>`. */
+  startProbeProcess(node: NodeRecord, lifeS: number, name: string): Promise<CommandResult> {
+    return this.run(node, live.startProbeProcess(lifeS, name), 30_000);
   }
 
   // --- stored checkpoints (image-store-commands) ---
