@@ -210,6 +210,11 @@ process.on('message', (m: { cmd: string; nodes?: string[]; seq: number }) => {
   }
 });
 
+// The bench gone (killed, crashed): no stand-in outlives it.
+process.on('disconnect', () => {
+  standIns.forEach((p) => p.kill());
+  process.exit(0);
+});
 await Promise.all(listening).catch((error: unknown) => {
   console.error(`fleet simulator: ${String(error)}`);
   process.exit(1);
