@@ -14,6 +14,9 @@
 #   bash bench/run.sh guard [--count 4] [--interval 10] [--mib 256] guard checkpoints vs full ones on demand, restore after a loss
 #   bash bench/run.sh scale --records [--sizes 0,10000,100000]    list and create latency, RSS with 100,000 records
 #   bash bench/run.sh scale --watch [--nodes 30] [--seconds 10]     metadata watch cost, exec vs stream mode
+#   bash bench/run.sh scale --fleet [--nodes 1000] [--baseline 30] [--ks 1,10,50]
+#                                                                 notice -> first migration command, 1 and 2 orchestrators,
+#                                                                 simulated nodes (bench/scale/sim)
 # Run as root; installs and starts what it needs, like the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +38,7 @@ case "$what" in
   container) node dist/bench/container/container-bench.js "$@" ;;
   scale)
     if [ "${1:-}" = "--watch" ]; then shift; node dist/bench/scale/watch-bench.js "$@"
+    elif [ "${1:-}" = "--fleet" ]; then shift; node dist/bench/scale/fleet-bench.js "$@"
     else node dist/bench/scale/records-bench.js "$@"; fi ;;
   guard) node dist/bench/guard/guard-bench.js "$@" ;;
   *) echo "unknown benchmark: $what (container | downtime | evacuation | evacuation-lab | fleet | guard | notice | postcopy | precopy | rebalance | scale | transport)" >&2; exit 2 ;;

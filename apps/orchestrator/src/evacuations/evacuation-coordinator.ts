@@ -44,6 +44,7 @@ import { calibrateFromMigrations } from './evacuation-calibration.js';
 import { PairTrials, trialable } from './pair-trials.js';
 import { pairCapabilities, type PairCapability } from './evacuation-capabilities.js';
 import { EvacuationSignals } from './evacuation-signals.js';
+import { freshMemoryCandidates } from './fresh-memory.js';
 
 /**
  * The coordinator waits for signals (EvacuationSignals: a migration or checkpoint job ended, a notice changed
@@ -190,9 +191,7 @@ export class EvacuationCoordinator {
       const w = allWorkloads.find((x) => x.id === m.workloadId);
       reservedByNode[m.destinationNodeId] = (reservedByNode[m.destinationNodeId] ?? 0) + (w?.rssBytes ?? 0);
     }
-    const freshMemAvailable = await this.readMemAvailable(
-      nodes.filter((n) => n.id !== source.id && n.state === 'ready'),
-    );
+    const freshMemAvailable = await this.readMemAvailable(freshMemoryCandidates(nodes, source.id));
     const calibration = calibrateFromMigrations(migrations);
     const inputAt = (at: Date, pairs: Record<string, PairCapability>) =>
       buildEvacuationInput({

@@ -1,0 +1,323 @@
+/**
+ * Notice-to-first-freeze at fleet scale: the BUILT orchestrator (one process, then two sharing the watch shards)
+ * against N simulated nodes (sim/fleet-sim-child.ts: real SSH servers on loopback, simulated IMDS, see there
+ * what is simulated), every node watched in stream mode (one loop per node, AWS, 250 ms), one workload
+ * registered per node over REST. Baseline in the same run: a small fleet (default 30) with the same steps.
+ *
+ *   bash bench/run.sh scale --fleet [--nodes 1000] [--baseline 30] [--ks 1,10,50]
+ *
+ * Per fleet size and orchestrator count: idle (10 s, everything watched) and under notices: orchestrator CPU
+ * (all processes, % of one core), RSS (each), event-loop lag p99 (prom-client's, over the window, worst
+ * process), Redis commands/s (INFO commandstats delta, every client). Notices on k nodes at once: the time
+ * from the simulated IMDS serving the notice to the first migration command reaching the noticed node (the
+ * preflight's tree inspection on the source; the real freeze comes after preflight, prepare and the dump's
+ * start, which run on the node: `bash bench/run.sh notice` measures those with CRIU).
+ */
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { OrchestratorProcess, builtOrchestratorMain, labDir, startRedis, stopRedis } from '@spotlift/testing';
+
+const args = process.argv.slice(2);
+function opt(name: string, fallback: string): string {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
+}
+const NODES = Number(opt('nodes', '1000'));
+const BASELINE = Number(opt('baseline', '30'));
+const KS = opt('ks', '1,10,50').split(',').map(Number);
+const REDIS_PORT = Number(opt('redis-port', '6473'));
+const SSH_PORT = Number(opt('ssh-port', '2222'));
+const IDLE_S = 10;
+/** Samples wanted per k (rounds = ceil(samples / k)), and nodes always left ready as destinations. */
+const SAMPLES = 10;
+const SPARE = 8;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Nearest-rank percentile. */
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
+}
+
+interface SimStatus {
+  counts: Record<string, number>;
+  connections: number;
+  watchedNodes: number;
+  loops: number;
+  freezes: Record<string, number>;
+  freezeCommands: string[];
+}
+
+let stopping = false;
+
+class Sim {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly hostKey: string,
+  ) {}
+
+  static async start(n: number): Promise<Sim> {
+    const child = fork(fileURLToPath(new URL('./sim/fleet-sim-child.js', import.meta.url)), [
+      String(n),
+      String(SSH_PORT),
+    ]);
+    const m = await new Promise<{ hostKey: string }>((resolve, reject) => {
+      child.once('message', resolve);
+      child.once('exit', (code) => reject(new Error(`the simulator exited (${code})`)));
+    });
+    // A simulator gone mid-run would leave every wait below to its timeout.
+    child.once('exit', (code) => {
+      if (stopping) return;
+      console.error(`the fleet simulator exited (${code})`);
+      process.exit(1);
+    });
+    return new Sim(child, m.hostKey);
+  }
+
+  private seq = 0;
+
+  /** One request, one answer (matched by a sequence number: registrations ask for stand-ins in parallel). */
+  private ask<T>(msg: object, reply: string): Promise<T> {
+    const seq = ++this.seq;
+    return new Promise<T>((resolve) => {
+      const on = (m: { cmd: string; seq?: number }) => {
+        if (m.cmd !== reply || m.seq !== seq) return;
+        this.child.off('message', on);
+        resolve(m as T);
+      };
+      this.child.on('message', on);
+      this.child.send({ ...msg, seq });
+    });
+  }
+
+  status = () => this.ask<SimStatus>({ cmd: 'status' }, 'status');
+  notice = (nodes: string[]) => this.ask({ cmd: 'notice', nodes }, 'noticed');
+  reset = () => this.ask({ cmd: 'reset' }, 'reset');
+  standIn = async () => (await this.ask<{ pid: number }>({ cmd: 'standIn' }, 'standIn')).pid;
+  stop = () => {
+    stopping = true;
+    this.child.send({ cmd: 'stop' });
+  };
+}
+
+/** prom-client's figures of one orchestrator now (reading resets its event-loop histogram). */
+async function scrape(o: OrchestratorProcess): Promise<{ cpuS: number; rssMiB: number; lagP99Ms: number }> {
+  const text = await (await fetch(`${o.baseUrl}/metrics`, { headers: { authorization: `Bearer ${o.token}` } })).text();
+  const metric = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return {
+    cpuS: metric('process_cpu_seconds_total'),
+    rssMiB: metric('process_resident_memory_bytes') / 2 ** 20,
+    lagP99Ms: metric('nodejs_eventloop_lag_p99_seconds') * 1000,
+  };
+}
+
+async function redisCalls(redis: Redis): Promise<number> {
+  const info = await redis.info('commandstats');
+  return [...info.matchAll(/calls=(\d+)/g)].reduce((a, m) => a + Number(m[1]), 0);
+}
+
+interface Window {
+  cpuPct: number;
+  rssMiB: number[];
+  lagP99Ms: number;
+  redisOps: number;
+}
+
+/** Measures the orchestrators over `fn` (CPU summed over processes, lag the worst one's, Redis all clients). */
+async function windowOf(orchs: OrchestratorProcess[], redis: Redis, fn: () => Promise<void>): Promise<Window> {
+  const before = await Promise.all(orchs.map(scrape));
+  const calls0 = await redisCalls(redis);
+  const t0 = Date.now();
+  await fn();
+  const secs = (Date.now() - t0) / 1000;
+  const after = await Promise.all(orchs.map(scrape));
+  // Minus this bench's own INFO call.
+  const calls = (await redisCalls(redis)) - calls0 - 1;
+  return {
+    cpuPct: (after.reduce((a, x, i) => a + x.cpuS - before[i]!.cpuS, 0) / secs) * 100,
+    rssMiB: after.map((x) => x.rssMiB),
+    lagP99Ms: Math.max(...after.map((x) => x.lagP99Ms)),
+    redisOps: calls / secs,
+  };
+}
+
+let unavailable = 0;
+
+/** POST /workloads; a 503 (Redis slow to answer under the bench's load) is counted and retried, up to 5 times. */
+async function register(o: OrchestratorProcess, i: number, pid: number): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const res = await o.api('POST', '/workloads', { name: `w-${i}`, node: `sim-${i}`, pid });
+    if (res.status < 300) return;
+    if (res.status !== 503 || attempt >= 5)
+      throw new Error(`POST /workloads: ${res.status} ${JSON.stringify(res.body)}`);
+    unavailable++;
+    await sleep(1_000);
+  }
+}
+
+interface Row {
+  fleet: number;
+  orchestrators: number;
+  bootS: number;
+  idle: Window;
+  load: Window;
+  perK: { k: number; ms: number[]; missed: number }[];
+}
+
+async function run(sim: Sim, fleet: number, count: number, redis: Redis): Promise<Row> {
+  const keyPath = join(tmpdir(), `spotlift-fleet-bench-${process.pid}.key`);
+  rmSync(keyPath, { force: true });
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', keyPath]);
+  const nodes = Array.from({ length: fleet }, (_, i) => ({
+    id: `sim-${i}`,
+    host: `127.77.${Math.floor(i / 250)}.${(i % 250) + 1}`,
+    port: SSH_PORT,
+    user: 'spotlift',
+    hostKey: sim.hostKey,
+    zone: `zone-${i % 3}`,
+    lifecycle: 'spot',
+    metadata: { provider: 'aws', baseUrl: 'http://169.254.169.254' },
+  }));
+  const configPath = join(tmpdir(), `spotlift-fleet-bench-${process.pid}.json`);
+  // No post-copy trials, ahead of notices or at one (a trial at a notice spends up to trialBudgetSeconds of the
+  // notice's slack before the first freeze, by design; the simulated nodes could not run one anyway).
+  const evacuation = { trialRefreshSeconds: 0, trialBudgetSeconds: 0 };
+  writeFileSync(configPath, JSON.stringify({ ssh: { privateKeyPath: keyPath }, nodes, evacuation }));
+  const prefix = `fleet${fleet}x${count}${Date.now().toString(36)}`;
+  const orchs = Array.from(
+    { length: count },
+    () =>
+      new OrchestratorProcess(
+        builtOrchestratorMain(),
+        REDIS_PORT,
+        { SPOTLIFT_CONFIG: configPath, SPOTLIFT_LOG_LEVEL: 'warn' },
+        prefix,
+        { logDir: join(labDir(), 'bench') },
+      ),
+  );
+  await sim.reset();
+  const t0 = Date.now();
+  try {
+    await Promise.all(orchs.map((o) => o.start()));
+    // Every node watched by one loop, steady for 3 s (two replicas first share the shards out).
+    let steady = 0;
+    for (let i = 0; steady < 6; i++) {
+      const s = await sim.status();
+      steady = s.watchedNodes === fleet && s.loops === fleet ? steady + 1 : 0;
+      if (i > 600) throw new Error(`not every node watched after 300 s: ${JSON.stringify({ ...s, freezes: 0 })}`);
+      await sleep(500);
+    }
+    const bootS = (Date.now() - t0) / 1000;
+    // One workload per node (a stand-in process of this host, inspected for real by the simulated node).
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        for (let i = next++; i < fleet; i = next++) await register(orchs[i % count]!, i, await sim.standIn());
+      }),
+    );
+    console.log(
+      `  ${fleet} nodes, ${count} orchestrator(s): all watched after ${bootS.toFixed(1)} s; workloads registered`,
+    );
+    const idle = await windowOf(orchs, redis, () => sleep(IDLE_S * 1000));
+    const perK: Row['perK'] = [];
+    let used = 0;
+    const load = await windowOf(orchs, redis, async () => {
+      for (const k of KS) {
+        const rounds = Math.ceil(SAMPLES / k);
+        if (used + rounds * k > fleet - SPARE) continue;
+        const entry = { k, ms: [] as number[], missed: 0 };
+        for (let r = 0; r < rounds; r++) {
+          const ids = Array.from({ length: k }, (_, j) => `sim-${used + j}`);
+          used += k;
+          await sim.notice(ids);
+          const until = Date.now() + 15_000;
+          let s = await sim.status();
+          while (ids.some((id) => s.freezes[id] === undefined) && Date.now() < until) {
+            await sleep(50);
+            s = await sim.status();
+          }
+          for (const id of ids) {
+            const ms = s.freezes[id];
+            if (ms === undefined) entry.missed++;
+            else entry.ms.push(ms);
+          }
+          await sleep(1_000);
+        }
+        perK.push(entry);
+      }
+    });
+    const s = await sim.status();
+    console.log(
+      `    first commands seen after a notice: ${JSON.stringify(s.freezeCommands.map((c) => c.slice(0, 40)))}`,
+    );
+    return { fleet, orchestrators: count, bootS, idle, load, perK };
+  } finally {
+    await Promise.all(orchs.map((o) => o.kill('SIGTERM')));
+  }
+}
+
+function line(r: Row): string[] {
+  const w = (x: Window) =>
+    `CPU ${x.cpuPct.toFixed(1)} %, RSS ${x.rssMiB.map((m) => m.toFixed(0)).join('+')} MiB, lag p99 ${x.lagP99Ms.toFixed(0)} ms, Redis ${x.redisOps.toFixed(0)} ops/s`;
+  return [
+    `${r.fleet} nodes, ${r.orchestrators} orchestrator(s): watched ${r.bootS.toFixed(1)} s after start`,
+    `  idle ${IDLE_S} s:      ${w(r.idle)}`,
+    ...(r.perK.length ? [`  under notices:  ${w(r.load)}`] : []),
+    ...r.perK.map(
+      (p) =>
+        `  notices on ${String(p.k).padStart(3)} node(s) at once: ${p.ms.length} samples, notice -> first command p50 ${pct(p.ms, 50).toFixed(0)} ms, p99 ${pct(p.ms, 99).toFixed(0)} ms, max ${Math.max(...p.ms).toFixed(0)} ms${p.missed ? `, ${p.missed} not reached in 15 s` : ''}`,
+    ),
+  ];
+}
+
+async function main(): Promise<void> {
+  await startRedis(REDIS_PORT);
+  const redis = new Redis(REDIS_PORT, '127.0.0.1');
+  const sim = await Sim.start(Math.max(NODES, BASELINE));
+  const rows: Row[] = [];
+  try {
+    for (const fleet of [BASELINE, NODES])
+      for (const count of [1, 2]) {
+        const row = await run(sim, fleet, count, redis);
+        rows.push(row);
+        line(row).forEach((l) => console.log(l));
+      }
+  } finally {
+    sim.stop();
+    redis.disconnect();
+    await stopRedis(REDIS_PORT);
+  }
+  console.log('\nsummary (ratios: the large fleet over the baseline, same orchestrator count)');
+  for (const r of rows) line(r).forEach((l) => console.log(l));
+  for (const count of [1, 2]) {
+    const [b, l] = [
+      rows.find((r) => r.fleet === BASELINE && r.orchestrators === count)!,
+      rows.find((r) => r.fleet === NODES && r.orchestrators === count)!,
+    ];
+    const p99 = (r: Row, k: number) => pct(r.perK.find((p) => p.k === k)?.ms ?? [], 99);
+    console.log(
+      `  ${count} orchestrator(s), ${NODES} / ${BASELINE} nodes: idle CPU x${(l.idle.cpuPct / b.idle.cpuPct).toFixed(1)}, RSS x${(l.idle.rssMiB.reduce((a, x) => a + x) / b.idle.rssMiB.reduce((a, x) => a + x)).toFixed(2)}, ` +
+        `Redis ops x${(l.idle.redisOps / b.idle.redisOps).toFixed(1)}, p99 (k=1) ${p99(b, 1).toFixed(0)} -> ${p99(l, 1).toFixed(0)} ms`,
+    );
+  }
+  const worst = Math.max(...rows.filter((r) => r.fleet === NODES).flatMap((r) => r.perK.map((p) => pct(p.ms, 99))));
+  const missed = rows.filter((r) => r.fleet === NODES).some((r) => r.perK.some((p) => p.missed > 0));
+  console.log(
+    `\ntarget notice-to-first-freeze p99 <= 1000 ms at ${NODES} nodes: notice -> first command worst p99 ${worst.toFixed(0)} ms` +
+      `${missed ? ' (some notices not reached)' : ''}; the node-side part (preflight, prepare, dump start) comes on top`,
+  );
+  if (unavailable) console.log(`registrations answered 503 (Redis unavailable) and retried: ${unavailable}`);
+  console.log(JSON.stringify(rows));
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
