@@ -251,12 +251,21 @@ describe('guard mode (real CRIU)', () => {
     };
     await onNode('node-a', run);
     await collector.waitForCount(name, 5, { timeoutMs: 30_000 });
-    const reg = await orch.api<WorkloadRecord>('POST', '/workloads', {
-      node: 'node-a',
-      kind: 'podman',
-      container: name,
-      guard: { intervalSeconds: 5, keep: 2 },
-    });
+    const body = { node: 'node-a', kind: 'podman', container: name, guard: { intervalSeconds: 5, keep: 2 } };
+    if ((await orch.api<NodeRecord>('GET', '/nodes/node-a')).body.fence) {
+      // The test before confirmed node-a lost: nothing is registered there until node-a is registered again.
+      const refused = await orch.api<{ code: string; message: string }>('POST', '/workloads', body);
+      expect(refused.status).toBe(409);
+      expect(refused.body).toMatchObject({ code: 'node_fenced', message: expect.stringMatching(/registered again/) });
+      const again = await orch.api<NodeRecord>(
+        'POST',
+        '/nodes',
+        lab.nodes.find((n) => n.id === 'node-a'),
+      );
+      expect(again.status).toBeLessThan(300);
+      expect(again.body.fence).toBeUndefined();
+    }
+    const reg = await orch.api<WorkloadRecord>('POST', '/workloads', body);
     expect(reg.status).toBe(201);
     const w = reg.body;
     const guardOf = async () =>

@@ -19,6 +19,8 @@ const STATUS: Record<string, number> = {
   images_unavailable: 502,
   // An encrypted checkpoint this orchestrator's key cannot open (no key, another key, a changed record).
   checkpoint_key: 409,
+  // A node confirmed lost: nothing runs there until it is registered again.
+  node_fenced: 409,
 };
 
 /** One place that turns errors into `{ code, message, ... }` bodies; unknown errors get an id and a log line. */

@@ -13,6 +13,12 @@ describe('NodeOps on a fenced node', () => {
     const ops = new NodeOps(shell);
     await expect(ops.killTree(fenced, 42)).rejects.toBeInstanceOf(NodeFencedError);
     await expect(ops.inspectTree(fenced, 42)).rejects.toThrow("node 'node-a' is fenced");
+    // A domain error (409 at the API, with the way out), not an unknown one (500).
+    await expect(ops.inspectTree(fenced, 42)).rejects.toMatchObject({
+      code: 'node_fenced',
+      meta: { nodeId: 'node-a' },
+      message: expect.stringMatching(/registered again \(POST \/nodes\)/),
+    });
     expect(await ops.reachable(fenced, 1000)).toBe(false);
     expect(shell.ran('node-a', /./)).toEqual([]);
     expect(await ops.reachable(aNode('node-b'), 1000)).toBe(true);

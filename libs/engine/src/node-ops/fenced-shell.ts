@@ -1,10 +1,17 @@
-import type { NodeRecord } from '@spotlift/domain';
+import { DomainError, type NodeRecord } from '@spotlift/domain';
 import type { NodeShell } from '@spotlift/transport';
 
-/** A command refused because its node is fenced (a confirmed loss: its workloads were restored elsewhere). */
-export class NodeFencedError extends Error {
+/**
+ * A command refused because its node is fenced (a confirmed loss: its workloads were restored elsewhere). A
+ * caller asking for work there (registering a workload, a migration) gets 409 with the way out, not a 500.
+ */
+export class NodeFencedError extends DomainError {
   constructor(readonly nodeId: string) {
-    super(`node '${nodeId}' is fenced (lost, its guarded workloads restored elsewhere): no command runs there`);
+    super(
+      'node_fenced',
+      `node '${nodeId}' is fenced (lost, its guarded workloads restored elsewhere): no command runs there until it is registered again (POST /nodes)`,
+      { nodeId },
+    );
   }
 }
 
