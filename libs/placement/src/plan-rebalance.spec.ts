@@ -335,6 +335,48 @@ describe('budgets and windows (fixed clock)', () => {
   });
 });
 
+describe('planRebalance: measured bandwidth per pair', () => {
+  const small = () => node('c', 1, [w('c1', { memoryBytes: mib(64), dirtyRateBytesPerSec: mib(1) })]);
+  const twin = (id: string) => node(id, 4, [w(`${id}1`, { memoryBytes: gib(4) })]);
+
+  it.each([
+    ['no measurement: the fleet figure, ties by id', undefined, ['c1:c>a:consolidate'], 163],
+    [
+      'c to a measured slow: the move goes to b, at the fleet figure',
+      { c: { a: mib(16) } },
+      ['c1:c>b:consolidate'],
+      163,
+    ],
+    [
+      'c to b measured fast too: b, predicted on its own pair',
+      { c: { a: mib(16), b: gib(2) } },
+      ['c1:c>b:consolidate'],
+      131,
+    ],
+    ['a pair measured the other way (a to c) does not count', { a: { c: mib(16) } }, ['c1:c>a:consolidate'], 163],
+  ] as const)('%s', (_name, pairBandwidth, expected, downtimeMs) => {
+    const plan = planRebalance(
+      input({
+        policies: ['consolidate'],
+        nodes: [twin('a'), twin('b'), small()],
+        ...(pairBandwidth ? { pairBandwidth } : {}),
+      }),
+    );
+    expect(pairs(plan)).toEqual(expected);
+    expect(plan.moves[0]!.predictedDowntimeMs).toBe(downtimeMs);
+  });
+
+  it("a slow measured pair puts a move past the workload's maxDowntimeMs: not proposed, the plan changes", () => {
+    const c = node('c', 1, [w('c1', { memoryBytes: mib(64), dirtyRateBytesPerSec: mib(1), maxDowntimeMs: 500 })]);
+    const nodes = [twin('a'), c];
+    expect(pairs(planRebalance(input({ policies: ['consolidate'], nodes })))).toEqual(['c1:c>a:consolidate']);
+    const slow = planRebalance(input({ policies: ['consolidate'], nodes, pairBandwidth: { c: { a: mib(64) } } }));
+    // c stays (its one way out is too slow for c1); a, the other node, is emptied into it instead.
+    expect(pairs(slow)).toEqual(['a1:a>c:consolidate']);
+    expect(slow.skipped.find((x) => x.nodeId === 'c')!.reason).toMatch(/exceeds its maxDowntimeMs 500/);
+  });
+});
+
 describe('planRebalance: never packs a node beyond what leaves within its notice', () => {
   // 500 MiB/s out, 5 s margin, 1.5 s per wave of four: a 30 s notice lets ~11.75 GiB leave, a 120 s one ~56 GiB.
   const evacuation = {

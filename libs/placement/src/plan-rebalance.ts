@@ -113,6 +113,9 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
   };
   const cpuRoom = (n: RebalanceNode, w: RebalanceWorkload, target: number): boolean =>
     !n.cpuCount || (cpuUsed.get(n.id) ?? 0) + (cpuOf.get(w.id) ?? 0) <= target * n.cpuCount;
+  // A pair's measured figure first, then what the destination says of the source, then the fleet's.
+  const pairBandwidth = (from: RebalanceNode, to: RebalanceNode): number =>
+    input.pairBandwidth?.[from.id]?.[to.id] ?? to.bandwidthFromSourceBytesPerSec ?? input.bandwidthBytesPerSec;
   const predict =
     input.predict ??
     ((w: RebalanceWorkload, from: RebalanceNode, to: RebalanceNode): MovePrediction => {
@@ -120,7 +123,7 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
       const d = chooseStrategy({
         memoryBytes: w.memoryBytes,
         dirtyRateBytesPerSec: w.dirtyRateBytesPerSec,
-        bandwidthBytesPerSec: to.bandwidthFromSourceBytesPerSec ?? input.bandwidthBytesPerSec,
+        bandwidthBytesPerSec: pairBandwidth(from, to),
         downtimeBudgetSeconds: budget,
         capabilities: { softDirtyOnSource: from.softDirty ?? false, postCopyTrial: to.postCopyTrial ?? 'untested' },
         ...(input.strategyModel ? { model: input.strategyModel } : {}),
@@ -161,6 +164,7 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
           ),
         ),
         reservedMemoryBytes: 0,
+        bandwidthFromSourceBytesPerSec: pairBandwidth(from, n),
         antiAffinityGroups: groups.get(n.id) ?? [],
       }));
     const source = {

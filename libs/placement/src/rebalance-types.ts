@@ -108,6 +108,11 @@ export interface RebalanceInput {
   evacuation?: EvacuationModel;
   /** Throughput a move's pages get when the pair has no measured figure. */
   bandwidthBytesPerSec: number;
+  /**
+   * Page throughput completed migrations measured per pair, bytes/s, by source id then destination id (the
+   * store's PairLinks): a move is predicted, and its destination scored, on its own pair's figure.
+   */
+  pairBandwidth?: Readonly<Record<string, Readonly<Record<string, number>>>>;
   /** Freeze a move aims below when the workload declares no `maxDowntimeMs`. */
   defaultDowntimeBudgetSeconds?: number;
   /** Predicts a move's downtime (default: live migration, chooseStrategy). The benchmark passes a restart. */
