@@ -9,3 +9,4 @@ export * from './events.js';
 export * from './guard.js';
 export * from './node-loss.js';
 export * from './short-notice.js';
+export * from './rebalance.js';

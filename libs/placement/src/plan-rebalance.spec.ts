@@ -324,13 +324,56 @@ describe('budgets and windows (fixed clock)', () => {
 
   it("the predicted downtime follows the pair's measured bandwidth", () => {
     const c = node('c', 1, [w('c1', { memoryBytes: mib(64), dirtyRateBytesPerSec: mib(1) })]);
-    const fast = planRebalance(input({ policies: ['consolidate'], nodes: [node('a', 4), c] }));
+    const a1 = [w('a1', { memoryBytes: gib(4) })];
+    const fast = planRebalance(input({ policies: ['consolidate'], nodes: [node('a', 4, a1), c] }));
     const slow = planRebalance(
-      input({ policies: ['consolidate'], nodes: [node('a', 4, [], { bandwidthFromSourceBytesPerSec: mib(64) }), c] }),
+      input({ policies: ['consolidate'], nodes: [node('a', 4, a1, { bandwidthFromSourceBytesPerSec: mib(64) }), c] }),
     );
     // 64 MiB over the pair's 1 GiB/s vs 64 MiB/s, plus the model's fixed 0.1 s.
     expect(fast.moves[0]!.predictedDowntimeMs).toBe(163);
     expect(slow.moves[0]!.predictedDowntimeMs).toBe(1100);
+  });
+});
+
+describe('planRebalance: measured bandwidth per pair', () => {
+  const small = () => node('c', 1, [w('c1', { memoryBytes: mib(64), dirtyRateBytesPerSec: mib(1) })]);
+  const twin = (id: string) => node(id, 4, [w(`${id}1`, { memoryBytes: gib(4) })]);
+
+  it.each([
+    ['no measurement: the fleet figure, ties by id', undefined, ['c1:c>a:consolidate'], 163],
+    [
+      'c to a measured slow: the move goes to b, at the fleet figure',
+      { c: { a: mib(16) } },
+      ['c1:c>b:consolidate'],
+      163,
+    ],
+    [
+      'c to b measured fast too: b, predicted on its own pair',
+      { c: { a: mib(16), b: gib(2) } },
+      ['c1:c>b:consolidate'],
+      131,
+    ],
+    ['a pair measured the other way (a to c) does not count', { a: { c: mib(16) } }, ['c1:c>a:consolidate'], 163],
+  ] as const)('%s', (_name, pairBandwidth, expected, downtimeMs) => {
+    const plan = planRebalance(
+      input({
+        policies: ['consolidate'],
+        nodes: [twin('a'), twin('b'), small()],
+        ...(pairBandwidth ? { pairBandwidth } : {}),
+      }),
+    );
+    expect(pairs(plan)).toEqual(expected);
+    expect(plan.moves[0]!.predictedDowntimeMs).toBe(downtimeMs);
+  });
+
+  it("a slow measured pair puts a move past the workload's maxDowntimeMs: not proposed, the plan changes", () => {
+    const c = node('c', 1, [w('c1', { memoryBytes: mib(64), dirtyRateBytesPerSec: mib(1), maxDowntimeMs: 500 })]);
+    const nodes = [twin('a'), c];
+    expect(pairs(planRebalance(input({ policies: ['consolidate'], nodes })))).toEqual(['c1:c>a:consolidate']);
+    const slow = planRebalance(input({ policies: ['consolidate'], nodes, pairBandwidth: { c: { a: mib(64) } } }));
+    // c stays (its one way out is too slow for c1); a, the other node, is emptied into it instead.
+    expect(pairs(slow)).toEqual(['a1:a>c:consolidate']);
+    expect(slow.skipped.find((x) => x.nodeId === 'c')!.reason).toMatch(/exceeds its maxDowntimeMs 500/);
   });
 });
 
@@ -391,6 +434,38 @@ describe('planRebalance: never packs a node beyond what leaves within its notice
     const plan = planRebalance(input({ policies: ['spread'], nodes, evacuation }));
     expect(plan.moves).toHaveLength(expectedMoves);
     for (const m of plan.moves) expect(m.reason).toContain('could not be evacuated in time');
+  });
+});
+
+describe('planRebalance: an empty node stays releasable', () => {
+  const evacuation = {
+    safetyMarginSeconds: 5,
+    perMigrationOverheadSeconds: 1.5,
+    maxParallel: 4,
+    sourceBandwidthBytesPerSec: mib(500),
+  };
+  const big = (id: string, gb: number) => w(id, { memoryBytes: gib(gb) });
+  it.each([
+    ['a node running work has room: spread lands there, not on the empty node', 4, ['f1:f>g:spread', 'f2:f>g:spread']],
+    ['only the empty node has room: it takes the moves', 30, ['f1:f>e:spread', 'f2:f>e:spread']],
+  ] as const)('spread: %s', (_name, gUsed, expected) => {
+    // f, on a 30 s pool, carries more than leaves within its notice; e runs nothing; g runs one workload.
+    const nodes = [
+      node('e', 0, [], { lifecycle: 'on-demand' }),
+      node('f', 20, [big('f1', 5), big('f2', 5), big('f3', 5), big('f4', 5)], { noticeSeconds: 30 }),
+      node('g', gUsed, [big('g1', gUsed)], { lifecycle: 'on-demand' }),
+    ];
+    expect(pairs(planRebalance(input({ policies: ['spread'], nodes, evacuation })))).toEqual(expected);
+  });
+
+  it.each([
+    ['the only room is on an empty node: nothing moves (it would trade one node for another)', false, [], ['e']],
+    ['a node running work has room: the workload goes there', true, ['a1:a>b:consolidate'], ['e', 'a']],
+  ] as const)('consolidate: %s', (_name, withB, expected, releasable) => {
+    const nodes = [node('a', 2, [big('a1', 2)]), node('e', 0), ...(withB ? [node('b', 8, [big('b1', 8)])] : [])];
+    const plan = planRebalance(input({ policies: ['consolidate'], nodes }));
+    expect(pairs(plan)).toEqual(expected);
+    expect(plan.releasable).toEqual(releasable);
   });
 });
 

@@ -4,12 +4,13 @@
  * Balanced consolidation weighs savings against disruption) that must reach a threshold. Policies run in a
  * fixed order on one shared ledger: `de-risk` (leave spot pools with recent notices), `spread` (relieve full
  * nodes), `consolidate` (empty whole nodes for release); a workload moves at most once per plan, a node a
- * move lands on is never emptied in the same plan, and a node being emptied is never a target. Never a
- * target either: a node that is not `ready`, has failed `criu check`, or is under a notice. With an
- * evacuation model, no move fills a node beyond what leaves within its notice, a consolidation never leaves
- * another node without the room to evacuate into, and `spread` relieves a node past either
- * (rebalance-evacuability.ts). Budgets and windows (rebalance-budgets.ts) defer moves with the reason. Pure:
- * the caller reads the fleet and applies.
+ * move lands on is never emptied in the same plan, and a node being emptied is never a target; a node without
+ * workloads (releasable) takes a de-risk or spread move only when nothing else fits, never a consolidation's
+ * (that would trade one node for another). Never a target either: a node that is not `ready`, has failed
+ * `criu check`, or is under a notice. With an evacuation model, no move fills a node beyond what leaves within
+ * its notice, a consolidation never leaves another node without the room to evacuate into, and `spread`
+ * relieves a node past either (rebalance-evacuability.ts). Budgets and windows (rebalance-budgets.ts) defer
+ * moves with the reason. Pure: the caller reads the fleet and applies.
  */
 import { chooseDestination } from './choose-destination.js';
 import { chooseStrategy } from './choose-strategy.js';
@@ -112,6 +113,9 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
   };
   const cpuRoom = (n: RebalanceNode, w: RebalanceWorkload, target: number): boolean =>
     !n.cpuCount || (cpuUsed.get(n.id) ?? 0) + (cpuOf.get(w.id) ?? 0) <= target * n.cpuCount;
+  // A pair's measured figure first, then what the destination says of the source, then the fleet's.
+  const pairBandwidth = (from: RebalanceNode, to: RebalanceNode): number =>
+    input.pairBandwidth?.[from.id]?.[to.id] ?? to.bandwidthFromSourceBytesPerSec ?? input.bandwidthBytesPerSec;
   const predict =
     input.predict ??
     ((w: RebalanceWorkload, from: RebalanceNode, to: RebalanceNode): MovePrediction => {
@@ -119,7 +123,7 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
       const d = chooseStrategy({
         memoryBytes: w.memoryBytes,
         dirtyRateBytesPerSec: w.dirtyRateBytesPerSec,
-        bandwidthBytesPerSec: to.bandwidthFromSourceBytesPerSec ?? input.bandwidthBytesPerSec,
+        bandwidthBytesPerSec: pairBandwidth(from, to),
         downtimeBudgetSeconds: budget,
         capabilities: { softDirtyOnSource: from.softDirty ?? false, postCopyTrial: to.postCopyTrial ?? 'untested' },
         ...(input.strategyModel ? { model: input.strategyModel } : {}),
@@ -160,6 +164,7 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
           ),
         ),
         reservedMemoryBytes: 0,
+        bandwidthFromSourceBytesPerSec: pairBandwidth(from, n),
         antiAffinityGroups: groups.get(n.id) ?? [],
       }));
     const source = {
@@ -230,7 +235,10 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
   ): boolean => {
     const held = hold(w);
     if (held) return (void skipped.push({ policy, workloadId: w.id, nodeId: from.id, ...held }), false);
-    const p = place(w, from, target, avoid, 'spread');
+    // A node without workloads is releasable: a move onto it keeps it running, so only when nothing else fits.
+    const empty = (n: RebalanceNode): boolean => (count.get(n.id) ?? 0) === 0;
+    const first = place(w, from, target, (n) => avoid(n) || empty(n), 'spread');
+    const p = 'reason' in first ? place(w, from, target, avoid, 'spread') : first;
     if ('reason' in p)
       return (
         void skipped.push({ policy, workloadId: w.id, nodeId: from.id, reason: `${why}, but ${p.reason}` }),
@@ -356,7 +364,8 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
         for (const w of ws) {
           const held = hold(w);
           if (held) return held;
-          const p = place(w, n, target, risky, 'pack');
+          // Never onto a node already releasable: that would trade one node for another.
+          const p = place(w, n, target, (x) => risky(x) || releasable.includes(x.id), 'pack');
           if ('reason' in p) return { reason: `'${w.id}' has nowhere to go: ${p.reason}` };
           cost += disruption(w, p.prediction);
           const m = move(w, n, 'consolidate', p, `emptying node ${n.id} for release`, {}, 0);

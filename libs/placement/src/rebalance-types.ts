@@ -6,10 +6,11 @@
 import type { PlacementOptions } from './choose-destination.js';
 import type { EvacuableNode, EvacuationModel } from './rebalance-evacuability.js';
 import type { StrategyModel } from './choose-strategy.js';
+import type { PlannedMove, RebalancePolicy, RebalanceSkip } from '@spotlift/domain';
 import type { CandidateNode, ConcreteStrategy, PlacementWorkload } from './types.js';
 
-/** `consolidate` empties whole nodes, `spread` relieves full ones, `de-risk` leaves spot pools with a bad record. */
-export type RebalancePolicy = 'consolidate' | 'spread' | 'de-risk';
+// The plan's shapes are the domain's (the store and the CLI read the same ones).
+export type { MoveGain, PlannedMove, RebalancePolicy, RebalanceSkip } from '@spotlift/domain';
 export const REBALANCE_POLICIES: readonly RebalancePolicy[] = ['de-risk', 'spread', 'consolidate'];
 
 export interface RebalanceWorkload extends PlacementWorkload {
@@ -107,6 +108,11 @@ export interface RebalanceInput {
   evacuation?: EvacuationModel;
   /** Throughput a move's pages get when the pair has no measured figure. */
   bandwidthBytesPerSec: number;
+  /**
+   * Page throughput completed migrations measured per pair, bytes/s, by source id then destination id (the
+   * store's PairLinks): a move is predicted, and its destination scored, on its own pair's figure.
+   */
+  pairBandwidth?: Readonly<Record<string, Readonly<Record<string, number>>>>;
   /** Freeze a move aims below when the workload declares no `maxDowntimeMs`. */
   defaultDowntimeBudgetSeconds?: number;
   /** Predicts a move's downtime (default: live migration, chooseStrategy). The benchmark passes a restart. */
@@ -119,40 +125,6 @@ export interface MovePrediction {
   strategy: ConcreteStrategy | 'restart';
   downtimeSeconds: number;
   totalSeconds: number;
-}
-
-export interface MoveGain {
-  /** This move's share of the nodes the plan frees (a node's moves share its 1). */
-  nodesFreed: number;
-  costPerHourSaved: number;
-  riskRemoved: number;
-  /** Fraction of the source's capacity taken off an overfull node. */
-  relief: number;
-}
-
-export interface PlannedMove {
-  workloadId: string;
-  fromNodeId: string;
-  toNodeId: string;
-  policy: RebalancePolicy;
-  reason: string;
-  strategy: MovePrediction['strategy'];
-  predictedDowntimeMs: number;
-  predictedTotalSeconds: number;
-  memoryBytes: number;
-  gain: MoveGain;
-  /** Gain points / disruption points (for a consolidation: the whole node's). */
-  score: number;
-}
-
-/** Something considered and not proposed, with why (policy, budget, window, threshold, constraint). */
-export interface RebalanceSkip {
-  policy: RebalancePolicy;
-  workloadId?: string;
-  nodeId?: string;
-  reason: string;
-  /** True when only a budget or window held it back: it may be proposed later as it is. */
-  deferred?: boolean;
 }
 
 export interface RebalancePlanResult {

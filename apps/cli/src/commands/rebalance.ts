@@ -1,37 +1,15 @@
 /**
  * `spotlift rebalance plan|show|apply|cancel`: capacity rebalancing plans (README "Capacity rebalancing").
- * The plan's shape is the orchestrator's (GET /rebalance/plans/:id); only the fields printed are named here.
+ * The plan's shape is the domain's RebalancePlanRecord, as GET /rebalance/plans/:id serves it.
  */
+import type { RebalancePlanRecord } from '@spotlift/domain';
 import type { Command } from 'commander';
 import type { CliContext } from '../cli-context.js';
 import { table } from '../format.js';
 
 const enc = encodeURIComponent;
 
-interface PlanView {
-  id: string;
-  createdAt: string;
-  trigger: string;
-  state: string;
-  summary: string;
-  releasable: string[];
-  released: string[];
-  moves: Array<{
-    workloadId: string;
-    fromNodeId: string;
-    toNodeId: string;
-    policy: string;
-    strategy: string;
-    predictedDowntimeMs: number;
-    score: number;
-    state: string;
-    detail?: string;
-    reason: string;
-  }>;
-  skipped: Array<{ policy: string; workloadId?: string; nodeId?: string; reason: string; deferred?: boolean }>;
-}
-
-export function planSummary(p: PlanView): string {
+export function planSummary(p: RebalancePlanRecord): string {
   const lines = [`plan ${p.id} (${p.trigger}, ${p.createdAt}): ${p.state}`, p.summary];
   if (p.releasable.length)
     lines.push(`releasable: ${p.releasable.join(', ')}; released: ${p.released.join(', ') || '-'}`);
@@ -72,7 +50,7 @@ export function registerRebalance(program: Command, cli: CliContext): void {
     .action(async (o: { policy?: string[] }) => {
       const p = await cli
         .client()
-        .request<PlanView>('POST', '/rebalance/evaluate', o.policy?.length ? { policies: o.policy } : {});
+        .request<RebalancePlanRecord>('POST', '/rebalance/evaluate', o.policy?.length ? { policies: o.policy } : {});
       cli.print(p, () => planSummary(p));
     });
   rebalance
@@ -80,10 +58,10 @@ export function registerRebalance(program: Command, cli: CliContext): void {
     .description('one plan with its moves, or every plan (newest first)')
     .action(async (id?: string) => {
       if (id) {
-        const p = await cli.client().request<PlanView>('GET', `/rebalance/plans/${enc(id)}`);
+        const p = await cli.client().request<RebalancePlanRecord>('GET', `/rebalance/plans/${enc(id)}`);
         return cli.print(p, () => planSummary(p));
       }
-      const list = await cli.client().request<PlanView[]>('GET', '/rebalance/plans');
+      const list = await cli.client().request<RebalancePlanRecord[]>('GET', '/rebalance/plans');
       cli.print(list, () =>
         table([
           ['PLAN', 'CREATED', 'TRIGGER', 'STATE', 'MOVES', 'SUMMARY'],
@@ -95,14 +73,14 @@ export function registerRebalance(program: Command, cli: CliContext): void {
     .command('apply <plan>')
     .description('apply a proposed plan once (operator); its moves start within the budgets')
     .action(async (id: string) => {
-      const p = await cli.client().request<PlanView>('POST', `/rebalance/plans/${enc(id)}/apply`);
+      const p = await cli.client().request<RebalancePlanRecord>('POST', `/rebalance/plans/${enc(id)}/apply`);
       cli.print(p, () => `plan ${p.id} is ${p.state}; follow it with: spotlift rebalance show ${p.id}`);
     });
   rebalance
     .command('cancel <plan>')
     .description('cancel the moves of a plan that have not started (operator)')
     .action(async (id: string) => {
-      const p = await cli.client().request<PlanView>('POST', `/rebalance/plans/${enc(id)}/cancel`);
+      const p = await cli.client().request<RebalancePlanRecord>('POST', `/rebalance/plans/${enc(id)}/cancel`);
       cli.print(p, () => `plan ${p.id}: cancel requested (${p.state})`);
     });
 }

@@ -35,6 +35,8 @@ export interface RebalanceSources {
   freshMemAvailable: Readonly<Record<string, number>>;
   /** CPU read just now, where the node answered. */
   freshCpu?: Readonly<Record<string, FreshCpu>>;
+  /** Page throughput migrations measured per pair (PairLinks), by source then destination id. */
+  pairBandwidth?: Readonly<Record<string, Readonly<Record<string, number>>>>;
   history: readonly MoveStart[];
   settings: RebalanceSettings;
   evacuation: EvacuationSettings;
@@ -100,6 +102,7 @@ export function buildRebalanceInput(src: RebalanceSources): RebalanceInput {
         lifecycle: n.lifecycle,
         labels: n.labels,
         softDirty: n.probe?.features?.mem_dirty_track === true,
+        // The fleet figure; a pair migrations measured (pairBandwidth below) wins over it.
         bandwidthFromSourceBytesPerSec: ev.streamBandwidthBytesPerSec,
         postCopyTrial: 'untested',
         ...(price !== undefined ? { pricePerHour: price } : {}),
@@ -131,6 +134,7 @@ export function buildRebalanceInput(src: RebalanceSources): RebalanceInput {
     spread: s.spread,
     deRisk: { minRisk: s.deRisk.minRisk, minPriority: s.deRisk.minPriority },
     bandwidthBytesPerSec: ev.streamBandwidthBytesPerSec,
+    ...(src.pairBandwidth ? { pairBandwidth: src.pairBandwidth } : {}),
     evacuation: {
       safetyMarginSeconds: ev.safetyMarginSeconds,
       perMigrationOverheadSeconds: ev.perMigrationOverheadSeconds,

@@ -4,39 +4,11 @@
  * claim that makes one replica evaluate per schedule tick.
  */
 import type { Redis } from 'ioredis';
-import type { MoveStart, PlannedMove, RebalancePolicy, RebalanceSkip } from '@spotlift/placement';
+import type { RebalancePlanRecord } from '@spotlift/domain';
+import type { MoveStart } from '@spotlift/placement';
 
-export type PlanState = 'proposed' | 'applying' | 'applied' | 'cancelled' | 'interrupted';
-export type MoveState = 'proposed' | 'started' | 'completed' | 'failed' | 'skipped' | 'cancelled';
-
-export interface PlanMove extends PlannedMove {
-  state: MoveState;
-  /** Why it was skipped, cancelled or failed. */
-  detail?: string;
-  migrationId?: string;
-  startedAt?: string;
-  endedAt?: string;
-  downtimeMs?: number;
-}
-
-export interface RebalancePlanRecord {
-  id: string;
-  createdAt: string;
-  trigger: 'schedule' | 'request';
-  mode: 'off' | 'plan' | 'auto';
-  policies: RebalancePolicy[];
-  state: PlanState;
-  summary: string;
-  totals: { nodesFreed: number; costPerHourSaved: number; riskRemoved: number; predictedDowntimeMs: number };
-  moves: PlanMove[];
-  skipped: RebalanceSkip[];
-  /** Nodes the plan empties or found empty; `released` those it did empty (marked releasable). */
-  releasable: string[];
-  released: string[];
-  events: Array<{ at: string; msg: string }>;
-  appliedAt?: string;
-  finishedAt?: string;
-}
+// The plan's shapes are the domain's (the CLI prints the same ones).
+export type { MoveState, PlanMove, PlanState, RebalancePlanRecord } from '@spotlift/domain';
 
 const WEEK_MS = 7 * 86_400_000;
 const MAX_EVENTS = 100;

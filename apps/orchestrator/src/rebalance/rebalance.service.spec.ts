@@ -14,7 +14,7 @@ import {
 import { Clock, type CpuSample, type NodeOps } from '@spotlift/engine';
 import { KubeNodeApi, type KubeCordonResult } from '@spotlift/notices';
 import type { MoveStart } from '@spotlift/placement';
-import { InMemoryEvacuationRecords, InMemoryRecords } from '@spotlift/store';
+import { InMemoryEvacuationRecords, InMemoryPairLinks, InMemoryRecords, type PairLinks } from '@spotlift/store';
 import { aMigration, aNode, aWorkload } from '@spotlift/testing';
 import { ConfigFile, type AppConfig } from '../config/app-config.js';
 import { EvacuationSettings } from '../config/evacuation-config.js';
@@ -132,6 +132,7 @@ function world(
   store = new MemoryStore(),
   shared?: ReturnType<typeof records>,
   cpu: Record<string, CpuSample> = {},
+  links?: PairLinks,
 ) {
   const r = shared ?? records();
   const kube = new AnnotationsKubeApi();
@@ -175,6 +176,7 @@ function world(
     metrics,
     new SchedulerRegistry(),
     new ReleasableMarks(r.nodes, clock, kube),
+    links,
   );
   service.driveInBackground = false;
   return { service, store, clock, started, metrics, kube, ...r };
@@ -345,6 +347,37 @@ describe('RebalanceService', () => {
     const plan = await w.service.evaluate('request');
     expect(plan.moves.map((m) => `${m.workloadId}:${m.fromNodeId}>${m.toNodeId}`)).toEqual(['a1:node-a>node-c']);
     expect(plan.moves[0]!.reason).toContain('CPU-bound (3.9 of 4 CPUs busy)');
+  });
+
+  it('a pair migrations measured slow (PairLinks, tls) steers the move to the other node', async () => {
+    const plain = await world().service.evaluate('request');
+    expect(plain.moves.map((m) => `${m.workloadId}>${m.toNodeId}`)).toEqual(['c1>node-a']);
+    const links = new InMemoryPairLinks();
+    const at = T0.toISOString();
+    await links.record({
+      sourceNodeId: 'node-c',
+      destinationNodeId: 'node-a',
+      transport: 'tls',
+      bytesPerSec: 2 ** 24,
+      at,
+    });
+    // Measured over another transport, or the other way: not what this move would get.
+    await links.record({
+      sourceNodeId: 'node-c',
+      destinationNodeId: 'node-b',
+      transport: 'tcp',
+      bytesPerSec: 2 ** 20,
+      at,
+    });
+    await links.record({
+      sourceNodeId: 'node-b',
+      destinationNodeId: 'node-c',
+      transport: 'tls',
+      bytesPerSec: 2 ** 20,
+      at,
+    });
+    const plan = await world({}, undefined, undefined, {}, links).service.evaluate('request');
+    expect(plan.moves.map((m) => `${m.workloadId}>${m.toNodeId}`)).toEqual(['c1>node-b']);
   });
 
   it('a node under notice is neither source nor target when planning', async () => {

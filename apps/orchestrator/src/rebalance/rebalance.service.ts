@@ -1,11 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, Logger, Optional, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { ConflictError, NotFoundError, type NodeRecord, type WorkloadRecord } from '@spotlift/domain';
 import { Clock, NodeOps, isFinished } from '@spotlift/engine';
 import { intervalVerdict, planRebalance, startVerdict, type MoveStart } from '@spotlift/placement';
-import { EvacuationRepository, MigrationRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
+import {
+  EvacuationRepository,
+  MigrationRepository,
+  NodeRepository,
+  PairLinks,
+  WorkloadRepository,
+} from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
+import { pairCapabilities } from '../evacuations/evacuation-capabilities.js';
 import { MigrationsService } from '../migrations/migrations.service.js';
 import type { EvaluateBody } from './rebalance-config.js';
 import { buildRebalanceInput, pausedBy, type FreshCpu } from './rebalance-input.js';
@@ -47,6 +54,7 @@ export class RebalanceService implements OnApplicationBootstrap, OnApplicationSh
     private readonly metrics: RebalanceMetrics,
     private readonly scheduler: SchedulerRegistry,
     private readonly marks: ReleasableMarks,
+    @Optional() private readonly links?: PairLinks,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -112,7 +120,10 @@ export class RebalanceService implements OnApplicationBootstrap, OnApplicationSh
     ))
       await this.marks.clear(n.id, 'a workload runs on it');
     const nodes = await this.nodes.list();
-    const { fresh, freshCpu } = await this.readNodes(nodes, workloads);
+    const [{ fresh, freshCpu }, pairBandwidth] = await Promise.all([
+      this.readNodes(nodes, workloads),
+      this.measuredPairs(nodes),
+    ]);
     const policies = body.policies ?? s.policies;
     const result = planRebalance(
       buildRebalanceInput({
@@ -123,6 +134,7 @@ export class RebalanceService implements OnApplicationBootstrap, OnApplicationSh
         evacuations,
         freshMemAvailable: fresh,
         freshCpu,
+        pairBandwidth,
         history,
         settings: s,
         evacuation: this.config.evacuation,
@@ -148,6 +160,26 @@ export class RebalanceService implements OnApplicationBootstrap, OnApplicationSh
     this.logger.log({ msg: 'rebalance plan', plan: plan.id, trigger, summary: plan.summary });
     if (s.mode === 'auto' && plan.moves.length) return this.apply(plan.id, 'auto');
     return plan;
+  }
+
+  /**
+   * Page throughput completed migrations measured per pair of ready nodes (PairLinks, over `tls` as the moves
+   * run), by source then destination; a pair never measured, or not read, keeps the fleet figure.
+   */
+  private async measuredPairs(nodes: readonly NodeRecord[]): Promise<Record<string, Record<string, number>>> {
+    const ready = nodes.filter((n) => n.state === 'ready');
+    const out: Record<string, Record<string, number>> = {};
+    if (!this.links) return out;
+    await Promise.all(
+      ready.map(async (source) => {
+        const pairs = await pairCapabilities(source, ready, undefined, this.links);
+        const measured = Object.entries(pairs).flatMap(([id, p]) =>
+          p.bandwidthBytesPerSec !== undefined ? [[id, p.bandwidthBytesPerSec] as const] : [],
+        );
+        if (measured.length) out[source.id] = Object.fromEntries(measured);
+      }),
+    );
+    return out;
   }
 
   /**
