@@ -5,7 +5,7 @@
 // vm-a runs the workload (64 MiB, 4 MiB hot set by default); vm-b plays the storage node. Each guard checkpoint
 // is `criu dump --leave-running --track-mem` to a `criu page-server` on vm-b; the second one adds
 // `--prev-images-dir ../guard-1` on both sides, so its pages hold only what the workload dirtied in between and
-// vm-b's guard-2 links `parent -> ../guard-1`. The workload keeps running on vm-a after each dump. Then vm-a
+// vm-b's guard-2 links `parent -> ../guard-1` (vm-a keeps only guard-1's inventory.img, for CRIU's pid-reuse check). The workload keeps running on vm-a after each dump. Then vm-a
 // "is lost" (the workload is killed), guard-2's other image files go to vm-b, and `criu restore` there reads the
 // chain: the counter goes on from guard-2 and the workload verifies the sum of all its memory.
 // Environment: SPOTLIFT_QEMU_GUARD_MIB (64), SPOTLIFT_QEMU_GUARD_HOT_MIB (4).
@@ -89,6 +89,11 @@ describe('qemu lab: incremental guard checkpoints (dump --leave-running --track-
     await sleep(3000); // the guard interval: the workload dirties its hot set meanwhile
     const running = parseStatus(await a.sh(`cat ${STATUS}`));
     expect(running.counter).toBeGreaterThan(full.counter); // --leave-running: it went on after the dump
+    // as in the engine, the source keeps only the parent's inventory.img where --prev-images-dir points (the
+    // engine copies it back from the storage node): CRIU reads it for its pid-reuse check (a missing directory
+    // fails the dump, an empty one too: "Pid-reuse detection failed: no parent inventory"); the pages'
+    // parent is asked of the page-server
+    await a.sh('find /lab/src/guard-1 -mindepth 1 ! -name inventory.img -exec rm -rf {} +; ls /lab/src/guard-1');
     const inc = await guardDump(pid, 'guard-2', 'guard-1');
 
     const totalPages = (SIZE_MIB << 20) / PAGE;
