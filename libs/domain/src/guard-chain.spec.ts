@@ -1,7 +1,7 @@
 /** Incremental guard dumps: when the next one may build on the last (tables), and retention keeping chains whole. */
 import type { CheckpointRecord, GuardChainLink } from './checkpoint.js';
 import { guardRetention } from './guard.js';
-import { guardChain, planGuardDump, type GuardDumpInput } from './guard-chain.js';
+import { guardChain, guardChildOf, planGuardDump, type GuardDumpInput } from './guard-chain.js';
 
 const T0 = Date.parse('2026-12-06T12:00:00.000Z');
 const at = (s: number) => new Date(T0 + s * 1000).toISOString();
@@ -138,6 +138,19 @@ describe('guardRetention with chains', () => {
     expect(removed(all, 1)).toEqual(['a1', 'a2', 'a3']);
     // keep 4: b3 b2 b1 a3 kept, so a2 and a1 are needed too
     expect(removed(all, 4)).toEqual([]);
+  });
+
+  it('removes a chain children first (a parent is never removed while its child is stored)', () => {
+    const all = [...chainOf(['a1', 'a2', 'a3'], 0), ...chainOf(['b1'], 100)];
+    const order = guardRetention(all, 1).map((c) => c.id);
+    expect(order).toEqual(['a3', 'a2', 'a1']);
+    let left = all;
+    for (const id of order) {
+      expect(guardChildOf(id, left)).toBeUndefined(); // what DELETE /checkpoints/:id checks
+      left = left.filter((c) => c.id !== id);
+    }
+    expect(guardChildOf('a1', all)?.id).toBe('a2');
+    expect(guardChildOf('a2', [...all.filter((c) => c.id !== 'a3'), { ...all[2]!, state: 'failed' }])).toBeUndefined();
   });
 
   it('keeps what an in-flight dump or a restored checkpoint builds on', () => {

@@ -76,3 +76,11 @@ export function guardChain(c: CheckpointRecord, all: CheckpointRecord[]): { ids:
   }
   return { ids };
 }
+
+/**
+ * A checkpoint whose images build on `id` (an incremental guard checkpoint naming it as parent, not failed): while
+ * one exists, removing `id` would leave that one without its pages. Retention removes children first.
+ */
+export function guardChildOf(id: string, all: CheckpointRecord[]): CheckpointRecord | undefined {
+  return all.find((c) => c.guardChain?.parentId === id && c.state !== 'failed');
+}

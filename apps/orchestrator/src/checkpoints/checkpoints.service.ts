@@ -9,6 +9,7 @@ import {
   checkpointSettled,
   leavesRunning,
   type CheckpointMode,
+  guardChildOf,
   planGuardDump,
   processKey,
   type CheckpointRecord,
@@ -222,6 +223,13 @@ export class CheckpointsService {
       throw new ConflictError(`checkpoint '${cp.id}' is ${cp.state}; delete it once that has ended`, {
         state: cp.state,
       });
+    }
+    const child = guardChildOf(cp.id, await this.checkpoints.list());
+    if (child) {
+      throw new ConflictError(
+        `checkpoint '${cp.id}' holds pages incremental guard checkpoint '${child.id}' builds on; delete that one first`,
+        { child: child.id },
+      );
     }
     if (!(await this.flow.removeImages(cp))) {
       throw new DomainError(
