@@ -127,6 +127,8 @@ export interface CheckpointRecord {
   storedAt?: string;
   /** The evacuation that asked for it, when a notice did. */
   evacuationId?: string;
+  /** A guard checkpoint's place in its chain of incremental dumps (guard-chain.ts); absent: full. */
+  guardChain?: GuardChainLink;
   restore?: CheckpointRestore;
   error?: string;
   /** A failed take: where the tails of its CRIU logs (source, storage node) outlive the removed images. */
@@ -134,6 +136,16 @@ export interface CheckpointRecord {
   notes?: string[];
   createdAt: string;
   updatedAt: string;
+}
+
+/** Where a guard checkpoint sits in its chain (see guard-chain.ts). */
+export interface GuardChainLink {
+  /** The checkpoint whose images this one's pages build on; absent: a full dump. */
+  parentId?: string;
+  /** 1 for a full dump, parent's depth + 1 for an incremental one. */
+  depth: number;
+  /** Taken with `--track-mem`: the soft-dirty bits were reset then, so a child may build on it. */
+  trackMem: boolean;
 }
 
 /**

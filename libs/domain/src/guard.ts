@@ -4,6 +4,7 @@
  * them lives in apps/orchestrator/src/guard.
  */
 import type { CheckpointRecord } from './checkpoint.js';
+import { guardChain } from './guard-chain.js';
 import type { GuardSettings } from './models.js';
 
 export const GUARD_DEFAULT_KEEP = 2;
@@ -83,12 +84,20 @@ export function decideGuard(input: GuardInput): GuardDecision {
 
 /**
  * The guard checkpoints retention removes: stored ones beyond the newest `keep`, and failed ones older than
- * the newest guard checkpoint (the newest failure stays, to say why). Restored ones (clones) are the
+ * the newest guard checkpoint (the newest failure stays, to say why), never a parent a kept one needs
+ * (guard-chain.ts: chains are kept whole, so up to keep + chain length - 1 stay). Restored ones (clones) are the
  * operator's: never touched here.
  */
 export function guardRetention(checkpoints: CheckpointRecord[], keep = GUARD_DEFAULT_KEEP): CheckpointRecord[] {
   const mine = checkpoints.filter((c) => c.mode === 'guard').sort(newestFirst);
-  const stale = goodGuardCheckpoints(mine).slice(keep);
+  const good = goodGuardCheckpoints(mine);
+  // Whole chains stay: a kept, restored or in-flight checkpoint's parents are read by its restore (or its dump).
+  const needed = new Set(
+    [...good.slice(0, keep), ...mine.filter((c) => c.state !== 'stored' && c.state !== 'failed')].flatMap(
+      (c) => guardChain(c, mine).ids,
+    ),
+  );
+  const stale = good.slice(keep).filter((c) => !needed.has(c.id));
   const failed = mine.filter((c, i) => c.state === 'failed' && i > 0);
   return [...stale, ...failed];
 }

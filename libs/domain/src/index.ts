@@ -7,6 +7,7 @@ export * from './workload-identity.js';
 export * from './access.js';
 export * from './events.js';
 export * from './guard.js';
+export * from './guard-chain.js';
 export * from './node-loss.js';
 export * from './short-notice.js';
 export * from './rebalance.js';

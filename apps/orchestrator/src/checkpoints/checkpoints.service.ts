@@ -9,6 +9,8 @@ import {
   checkpointSettled,
   leavesRunning,
   type CheckpointMode,
+  guardChildOf,
+  planGuardDump,
   processKey,
   type CheckpointRecord,
   type LossTakeover,
@@ -126,6 +128,7 @@ export class CheckpointsService {
     const holders = { migrations: this.migrations, checkpoints: this.checkpoints };
     await claimWorkload(this.claims, holders, workload.id, claimKey, checkpointOwner(id));
     const now = this.clock.now().toISOString();
+    const chain = body.mode === 'guard' ? await this.planGuardChain(workload, source, storage.id) : undefined;
     const checkpoint: CheckpointRecord = {
       id,
       claimKey,
@@ -143,6 +146,8 @@ export class CheckpointsService {
       ...(workload.kind === 'podman' ? { kind: 'podman' as const } : {}),
       ...(body.mode !== 'storage' ? { mode: body.mode } : {}),
       ...(link.evacuationId ? { evacuationId: link.evacuationId } : {}),
+      ...(chain ? { guardChain: chain.link } : {}),
+      ...(chain?.kind === 'full' ? { notes: [`full guard dump: ${chain.reason}`] } : {}),
       createdAt: now,
       updatedAt: now,
     };
@@ -154,6 +159,22 @@ export class CheckpointsService {
       throw error;
     }
     return checkpoint;
+  }
+
+  /**
+   * A guard checkpoint is incremental where its node tracks dirty memory and the last one is a safe parent
+   * (libs/domain guard-chain.ts), full otherwise, with the reason kept on the record.
+   */
+  private async planGuardChain(workload: WorkloadRecord, source: NodeRecord, storageNodeId: string) {
+    const mine = (await this.checkpoints.list()).filter((c) => c.workloadId === workload.id);
+    return planGuardDump({
+      checkpoints: mine,
+      nodeId: source.id,
+      pid: workload.pid,
+      storageNodeId,
+      memDirtyTrack: source.probe?.features?.mem_dirty_track === true,
+      encrypted: this.config.checkpointKey !== undefined,
+    });
   }
 
   /**
@@ -202,6 +223,13 @@ export class CheckpointsService {
       throw new ConflictError(`checkpoint '${cp.id}' is ${cp.state}; delete it once that has ended`, {
         state: cp.state,
       });
+    }
+    const child = guardChildOf(cp.id, await this.checkpoints.list());
+    if (child) {
+      throw new ConflictError(
+        `checkpoint '${cp.id}' holds pages incremental guard checkpoint '${child.id}' builds on; delete that one first`,
+        { child: child.id },
+      );
     }
     if (!(await this.flow.removeImages(cp))) {
       throw new DomainError(

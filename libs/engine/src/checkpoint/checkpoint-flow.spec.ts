@@ -644,3 +644,94 @@ describe('encrypted at rest (a master key configured)', () => {
     expect(ops.calls.filter((c) => c.node !== 'node-b' || c.op !== 'removeDir')).toEqual([]);
   });
 });
+
+describe('incremental guard checkpoints (a chain on the storage node)', () => {
+  const PARENT_DIR = '/var/lib/spotlift/checkpoints/wl-1/cp-0';
+  const parentCp = (over: Partial<CheckpointRecord> = {}) =>
+    aCheckpoint({
+      id: 'cp-0',
+      mode: 'guard',
+      imageDir: PARENT_DIR,
+      state: 'stored',
+      guardChain: { depth: 1, trackMem: true },
+      ...over,
+    });
+  const link = { parentId: 'cp-0', depth: 2, trackMem: true };
+
+  it("takes an incremental dump: the storage node's page-server links to the parent, the dump names it", async () => {
+    const { ops, flow, checkpoints } = setup(aCheckpoint({ mode: 'guard', guardChain: link }), aWorkload(), (o) =>
+      o.on('startPageServerWithParent', said(), { node: 'node-c' }).on('readFile', Buffer.from('parent inventory'), {
+        node: 'node-c',
+        when: (_n, path) => path === `${PARENT_DIR}/inventory.img`,
+      }),
+    );
+    await checkpoints.save(parentCp());
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('stored');
+    expect(ops.argsOf('startPageServerWithParent', 'node-c').map((a) => [a[0], a[2]])).toEqual([
+      [IMAGE_DIR, '../cp-0'],
+    ]);
+    expect(ops.argsOf('startPageServer')).toEqual([]);
+    expect(ops.argsOf('dump', 'node-a')[0]![3]).toMatchObject({ leaveRunning: true, trackMem: true, prev: '../cp-0' });
+    // the parent's inventory.img back on the source where --prev-images-dir points (CRIU's pid-reuse check)
+    const [src] = ops.argsOf('dump', 'node-a')[0]!.slice(1, 2) as [string];
+    expect(ops.argsOf('writeFile', 'node-a').map(([path, data]) => [path, data.toString()])).toContainEqual([
+      `${src.slice(0, src.lastIndexOf('/'))}/cp-0/inventory.img`,
+      'parent inventory',
+    ]);
+  });
+
+  it("the parent's inventory gone from the storage node: the take fails before any freeze", async () => {
+    const { ops, flow, checkpoints } = setup(aCheckpoint({ mode: 'guard', guardChain: link }), aWorkload(), (o) =>
+      o.on('readFile', undefined, { node: 'node-c', when: (_n, path) => path.endsWith('/inventory.img') }),
+    );
+    await checkpoints.save(parentCp());
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('failed');
+    expect(cp.error).toMatch(/inventory.img is missing on node-c: chain broken/);
+    expect(ops.argsOf('dump')).toEqual([]);
+  });
+
+  it('a full guard dump on a node with soft-dirty tracks memory, with no parent', async () => {
+    const { ops, flow } = setup(aCheckpoint({ mode: 'guard', guardChain: { depth: 1, trackMem: true } }));
+    await flow.take('cp-1');
+    expect(ops.argsOf('startPageServer', 'node-c')).toHaveLength(1);
+    const opts = ops.argsOf('dump', 'node-a')[0]![3];
+    expect(opts).toMatchObject({ leaveRunning: true, trackMem: true });
+    expect(opts).not.toHaveProperty('prev');
+  });
+
+  it('a restore checks and streams the parent next to the images, where their parent link points', async () => {
+    const { ops, shell, flow, checkpoints } = setup(
+      { ...aRestoreRequest(), mode: 'guard', guardChain: link },
+      aWorkload({ state: 'checkpointed' }),
+    );
+    await checkpoints.save(parentCp());
+    const cp = await flow.restore('cp-1', 1);
+    expect(cp.state).toBe('restored');
+    expect(ops.argsOf('checkImages', 'node-c').map(([dir]) => dir)).toEqual([IMAGE_DIR, PARENT_DIR]);
+    const made = ops.argsOf('makeDir', 'node-b').map(([dir]) => dir);
+    const dst = made.find((d) => d.endsWith('/dst'))!;
+    // ../cp-0 from the images' directory
+    expect(made).toContain(`${dst.slice(0, -'/dst'.length)}/cp-0`);
+    expect(shell.ran('node-c', /tar -C/).map((c) => c.includes(PARENT_DIR))).toEqual([true, false]);
+    expect(cp.restore!.imageBytes).toBe(2 * TAR.length);
+  });
+
+  it.each([
+    ['gone', undefined, /'cp-0', which is not stored with it/],
+    ['failed', parentCp({ state: 'failed' }), /'cp-0', which is failed/],
+    ['on another storage node', parentCp({ storageNodeId: 'node-b' }), /not stored with it/],
+  ])('a parent %s: the restore fails its preflight, nothing streamed or restored', async (_, parent, error) => {
+    const { did, shell, flow, checkpoints } = setup(
+      { ...aRestoreRequest(), mode: 'guard', guardChain: link },
+      aWorkload({ state: 'checkpointed' }),
+    );
+    if (parent) await checkpoints.save(parent);
+    const cp = await flow.restore('cp-1', 1);
+    expect(cp.state).toBe('stored');
+    expect(cp.restore!.error).toMatch(error);
+    expect(shell.ran('node-c', /tar -C/)).toHaveLength(0);
+    expect(did('node-b', 'restore', 'armRestore.fire')).toHaveLength(0);
+  });
+});

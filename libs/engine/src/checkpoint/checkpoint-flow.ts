@@ -218,8 +218,18 @@ export class CheckpointFlow {
     // Encrypted: the pages are written on the source and encrypted there before anything goes to the storage
     // node, so no page-server (which would write them in clear there); the data key only travels to the source.
     const dataKey = cp.encryption && openDataKey(this.config.checkpointKey, cp.encryption, `checkpoint '${cp.id}'`);
+    // An incremental guard dump (libs/domain guard-chain.ts): the storage node's page-server links this one's
+    // images to the parent's, next to them, and the dump sends only the pages dirtied since the parent's.
+    // Encrypted pages are sealed on the source (no page-server): such a dump is always full.
+    if (cp.encryption && cp.guardChain?.parentId) cp.guardChain = { depth: 1, trackMem: false };
+    const chain = cp.guardChain;
+    const parent = chain?.parentId !== undefined ? `../${chain.parentId}` : undefined;
     const { channel, transfer } = await phases.run(view, 'prepare', async () => {
-      const channel = dataKey ? undefined : await strategy.prepare(ctx);
+      // The source keeps no images between guard dumps, but CRIU's dump reads the parent's inventory.img where
+      // --prev-images-dir points (its pid-reuse check; without it the dump fails, seen in the qemu lab): it comes
+      // back from the storage node. The parent's pages are asked of the page-server there.
+      if (parent) await this.parentInventoryToSource(ctx, chain!.parentId!);
+      const channel = dataKey ? undefined : await strategy.prepare(ctx, parent);
       if (dataKey) await steps.makeDirs(ctx);
       // A dump writes no cpuinfo.img; the restore, on a node not known yet, checks its CPU against this one.
       const cpu = await this.ops.cpuinfoDump(source, ctx.sourceDir);
@@ -244,7 +254,17 @@ export class CheckpointFlow {
       if (!forensic(cp)) await steps.markMigrating(ctx);
       const dumped = await phases.run(view, 'dump', () =>
         channel
-          ? strategy.dump(ctx, channel, forensic(cp) ? { leaveRunning: true } : {})
+          ? strategy.dump(
+              ctx,
+              channel,
+              forensic(cp)
+                ? {
+                    leaveRunning: true,
+                    ...(chain?.trackMem ? { trackMem: true } : {}),
+                    ...(parent ? { prev: parent } : {}),
+                  }
+                : {},
+            )
           : this.dumpLocal(ctx, forensic(cp)),
       );
       Object.assign(cp, {
@@ -429,6 +449,7 @@ export class CheckpointFlow {
     const { source: storage, destination } = ctx;
     const request = cp.restore!;
     let dataKey: string | undefined;
+    let ancestors: CheckpointRecord[] = [];
     await phases.run(view, 'preflight', async (phase) => {
       // First: a key that cannot open the checkpoint fails before anything runs on any node.
       if (cp.encryption) {
@@ -448,12 +469,28 @@ export class CheckpointFlow {
         this.config,
         this.clock.now(),
       );
-      await checkStoredImages(this.ops, storage, cp.imageDir);
+      ancestors = await this.storedChain(cp);
+      for (const a of [cp, ...ancestors]) await checkStoredImages(this.ops, storage, a.imageDir);
       await checkCpuFromImages(this.ops, storage, cp.imageDir, destination, `${workDir}/cpuinfo`);
       phase.detail = `${criuCheck}; the images on ${storage.id} match ${CHECKSUMS}`;
     });
     await phases.run(view, 'transfer', async (phase) => {
       await this.ops.makeDir(destination, ctx.destinationDir);
+      // An incremental guard checkpoint's parents go next to its images, where its `parent` links point
+      // (`../<id>`): CRIU's restore reads each page from the newest image in the chain that has it.
+      let chainBytes = 0;
+      for (const a of ancestors) {
+        const dir = `${workDir}/${a.id}`;
+        await this.ops.makeDir(destination, dir);
+        const r = await this.streamer
+          .copy(storage, a.imageDir, destination, dir, {
+            exclude: ['./*.log', `./${CHECKSUMS}`, `./${CHECKPOINT_FILES_TAR}`],
+          })
+          .catch((e: Error) => {
+            throw new MigrationStepError('transfer', e.message, true);
+          });
+        chainBytes += r.bytes;
+      }
       const [r, files] = await Promise.all([
         this.streamer.copy(storage, cp.imageDir, destination, ctx.destinationDir, {
           exclude: ['./*.log', `./${CHECKSUMS}`, `./${CHECKPOINT_FILES_TAR}`],
@@ -473,7 +510,7 @@ export class CheckpointFlow {
       ]).catch((e: Error) => {
         throw new MigrationStepError('transfer', e.message, true);
       });
-      request.imageBytes = r.bytes;
+      request.imageBytes = r.bytes + chainBytes;
       if (dataKey) await this.decryptOnDestination(s, dataKey);
       phase.detail = `${r.bytes} bytes of images${files ? ` and ${cp.paths!.join(', ')} (${files.bytes} bytes)` : ''} from ${storage.id}, sha256 verified on ${destination.id}${dataKey ? ', checked against the sums recorded at the take and decrypted there' : ''}`;
     });
@@ -483,6 +520,43 @@ export class CheckpointFlow {
     await this.commitRestore(s);
     const stats = await this.readStats(destination, `${ctx.destinationDir}/stats-restore`, criu.parseRestore, cp);
     if (stats) request.criu = stats;
+  }
+
+  private async parentInventoryToSource(ctx: MigrationContext, parentId: string): Promise<void> {
+    const { source, destination: storage } = ctx;
+    const stored = `${ctx.destinationDir.slice(0, ctx.destinationDir.lastIndexOf('/'))}/${parentId}/inventory.img`;
+    const inventory = await this.ops.readFile(storage, stored);
+    if (!inventory?.length) {
+      throw new MigrationStepError('prepare', `the parent's ${stored} is missing on ${storage.id}: chain broken`, true);
+    }
+    const dir = `${ctx.sourceDir.slice(0, ctx.sourceDir.lastIndexOf('/'))}/${parentId}`;
+    await this.ops.makeDir(source, dir);
+    await this.ops.writeFile(source, `${dir}/inventory.img`, inventory);
+  }
+
+  /**
+   * An incremental guard checkpoint's parents, newest first, each stored; a chain with a parent gone or not stored
+   * cannot be restored (its pages would be missing) and fails the preflight with nothing run.
+   */
+  private async storedChain(cp: CheckpointRecord): Promise<CheckpointRecord[]> {
+    const out: CheckpointRecord[] = [];
+    for (let id = cp.guardChain?.parentId; id !== undefined;) {
+      const p = await this.checkpoints.get(id);
+      if (
+        !p ||
+        p.workloadId !== cp.workloadId ||
+        p.storageNodeId !== cp.storageNodeId ||
+        out.some((x) => x.id === id)
+      ) {
+        throw new Error(`checkpoint '${cp.id}' builds on '${id}', which is not stored with it: its chain is broken`);
+      }
+      if (p.state === 'failed' || p.state === 'queued' || p.state === 'taking') {
+        throw new Error(`checkpoint '${cp.id}' builds on '${id}', which is ${p.state}: its chain is broken`);
+      }
+      out.push(p);
+      id = p.guardChain?.parentId;
+    }
+    return out;
   }
 
   /**

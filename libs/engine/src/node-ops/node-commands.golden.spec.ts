@@ -80,6 +80,16 @@ const GOLDEN: Array<[string, () => string, string]> = [
     'criu dump -t 4242 -D /img/m1/src --leave-running --page-server --address 10.0.0.2 --port 27100 -o /img/m1/src/dump.log -v4',
   ],
   [
+    'criu dump of a full guard checkpoint on a node with soft-dirty (resets the bits for the next)',
+    () => criu.dump(4242, '/img/g1/src', to, { leaveRunning: true, trackMem: true }),
+    'criu dump -t 4242 -D /img/g1/src --leave-running --page-server --address 10.0.0.2 --port 27100 --track-mem -o /img/g1/src/dump.log -v4',
+  ],
+  [
+    'criu dump of an incremental guard checkpoint (pages dirtied since its parent only)',
+    () => criu.dump(4242, '/img/g2/src', to, { leaveRunning: true, prev: '../g1' }),
+    'criu dump -t 4242 -D /img/g2/src --leave-running --page-server --address 10.0.0.2 --port 27100 --prev-images-dir ../g1 --track-mem -o /img/g2/src/dump.log -v4',
+  ],
+  [
     'criu dumpLocal of an encrypted forensic checkpoint (no page-server)',
     () => criu.dumpLocal(4242, '/img/c1/src', { ghostLimitBytes: 64 * 2 ** 20, leaveRunning: true }),
     'criu dump -t 4242 -D /img/c1/src --leave-running --ghost-limit 67108864 -o /img/c1/src/dump.log -v4',
@@ -290,7 +300,7 @@ const GOLDEN: Array<[string, () => string, string]> = [
   [
     'images sealImages',
     () => images.sealImages('/cp/1', ['inventory.img', 'pages-*.img'], 'SHA256SUMS'),
-    'cd /cp/1 || exit 1; set -- inventory.img; [ -s "$1" ] || echo "MISSING inventory.img"; set -- pages-*.img; [ -s "$1" ] || echo "MISSING pages-*.img"; sha256sum $(ls | grep -v -e \'\\.log$\' -e \'^SHA256SUMS$\') > SHA256SUMS && sync && echo STORED_KB $(du -sk . | cut -f1)',
+    'cd /cp/1 || exit 1; set -- inventory.img; [ -s "$1" ] || echo "MISSING inventory.img"; set -- pages-*.img; [ -s "$1" ] || echo "MISSING pages-*.img"; sha256sum $(ls | grep -v -e \'\\.log$\' -e \'^SHA256SUMS$\' -e \'^parent$\') > SHA256SUMS && sync && echo STORED_KB $(du -sk . | cut -f1)',
   ],
   [
     'images encryptImages (the data key on stdin only)',

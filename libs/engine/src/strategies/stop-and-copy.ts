@@ -84,7 +84,7 @@ export class StopAndCopy implements MigrationStrategy {
    * Image directories on both nodes and a page-server listening on the destination, before any freeze.
    * Also the checkpoint flow's (libs/engine checkpoint/), whose destination is the storage node.
    */
-  async prepare(ctx: MigrationContext): Promise<PageChannel> {
+  async prepare(ctx: MigrationContext, parent?: string): Promise<PageChannel> {
     const { destination } = ctx;
     await this.steps.makeDirs(ctx);
     // The transport the migration asked for (tcp, tls, ssh); an unconfigured one fails before any freeze.
@@ -93,7 +93,17 @@ export class StopAndCopy implements MigrationStrategy {
     for (let attempt = 0; attempt < 5; attempt++) {
       const channel = await transport.open(ctx, this.steps.pickPort());
       ctx.migration.transport = transport.name;
-      const res = await this.ops.startPageServer(destination, ctx.destinationDir, channel.listen, channel.tls?.server);
+      // `parent`: an incremental guard checkpoint's page-server links its images to the parent's (`../<id>`),
+      // which is what tells the dump side that only pages dirtied since then need to go.
+      const res = parent
+        ? await this.ops.startPageServerWithParent(
+            destination,
+            ctx.destinationDir,
+            channel.listen,
+            parent,
+            channel.tls?.server,
+          )
+        : await this.ops.startPageServer(destination, ctx.destinationDir, channel.listen, channel.tls?.server);
       if (res.code === 0) return channel;
       await channel.close();
       lastError = (await this.ops.tail(destination, `${ctx.destinationDir}/page-server.log`, 200)) || res.stderr;
@@ -106,7 +116,7 @@ export class StopAndCopy implements MigrationStrategy {
   async dump(
     ctx: MigrationContext,
     channel: PageChannel,
-    opts: { leaveRunning?: boolean } = {},
+    opts: { leaveRunning?: boolean; trackMem?: boolean; prev?: string } = {},
   ): Promise<{ startNs?: bigint; endNs: bigint }> {
     const { source, workload } = ctx;
     const res = await this.ops.dump(
@@ -117,6 +127,8 @@ export class StopAndCopy implements MigrationStrategy {
       {
         ...(channel.tls ? { tls: channel.tls.client } : {}),
         ...(opts.leaveRunning ? { leaveRunning: true } : {}),
+        ...(opts.trackMem ? { trackMem: true } : {}),
+        ...(opts.prev ? { prev: opts.prev } : {}),
         ghostLimitBytes: this.config.ghostLimitBytes,
       },
       this.config.criuTimeoutMs,

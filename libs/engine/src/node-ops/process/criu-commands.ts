@@ -106,12 +106,20 @@ export function awaitPageServerExit(dir: string, timeoutMs: number): NodeCommand
  * The freezing dump (`--leave-stopped`) to a page-server: stop-and-copy's, and pre-copy's final one with `prev`,
  * the last round (only pages dirtied since then go). `ghostLimitBytes`: files the tree holds open but were
  * deleted are carried in the images up to this size each (CRIU's default, 1 MiB, fails on bigger ones).
+ * `trackMem` without `prev`: a guard checkpoint's full dump that resets the soft-dirty bits, so the next guard
+ * dump can name it as its parent (libs/domain guard-chain.ts); with `leaveRunning` and `prev`, that incremental one.
  */
 export function dump(
   pid: number,
   dir: string,
   to: CriuEndpoint,
-  opts: { tls?: CriuTlsOptions; ghostLimitBytes?: number; prev?: string; leaveRunning?: boolean } = {},
+  opts: {
+    tls?: CriuTlsOptions;
+    ghostLimitBytes?: number;
+    prev?: string;
+    leaveRunning?: boolean;
+    trackMem?: boolean;
+  } = {},
 ): NodeCommand {
   return nodeCommand(
     shellJoin(
@@ -122,7 +130,8 @@ export function dump(
         ...(opts.leaveRunning ? { leaveRunning: true } : { leaveStopped: true }),
         pageServer: to,
         log: { file: `${dir}/dump.log` },
-        ...(opts.prev ? { prevImagesDir: opts.prev, trackMem: true } : {}),
+        ...(opts.prev ? { prevImagesDir: opts.prev } : {}),
+        ...(opts.prev || opts.trackMem ? { trackMem: true } : {}),
         ...(opts.tls ? { tls: opts.tls } : {}),
         ...(opts.ghostLimitBytes !== undefined ? { ghostLimitBytes: opts.ghostLimitBytes } : {}),
       }),

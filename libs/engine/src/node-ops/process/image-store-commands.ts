@@ -6,12 +6,16 @@ import { type NodeCommand, nodeCommand } from '../node-command.js';
  * them again before a restore. The checks' meaning lives in checkpoint/checkpoint-checks.ts.
  */
 
-/** Prints `MISSING <glob>` for each required file that is absent or empty, then writes `checksums`, syncs and prints `STORED_KB n`. */
+/**
+ * Prints `MISSING <glob>` for each required file that is absent or empty, then writes `checksums`, syncs and prints
+ * `STORED_KB n`. An incremental guard checkpoint's `parent` link (to its parent's directory) is not summed: the
+ * parent's images are sealed under its own list.
+ */
 export function sealImages(dir: string, required: readonly string[], checksums: string): NodeCommand {
   const present = required.map((f) => `set -- ${f}; [ -s "$1" ] || echo "MISSING ${f}";`).join(' ');
   return nodeCommand(
     `cd ${shq(dir)} || exit 1; ${present} ` +
-      `sha256sum $(ls | grep -v -e '\\.log$' -e '^${checksums}$') > ${checksums} && sync && ` +
+      `sha256sum $(ls | grep -v -e '\\.log$' -e '^${checksums}$' -e '^parent$') > ${checksums} && sync && ` +
       `echo STORED_KB $(du -sk . | cut -f1)`,
   );
 }
