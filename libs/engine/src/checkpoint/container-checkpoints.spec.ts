@@ -1,8 +1,9 @@
 /**
  * A Podman container's checkpoint to a storage node and its restore, through CheckpointFlow, with the
  * container kind's operations faked as data (FakePodmanOps) and the node-level ones (lock, disk and memory,
- * the checksum list) answered by name (FakeProcessOps): the order of the commit points and each guard of "exactly one running copy".
- * The real thing: test/containers.e2e-spec.ts. node-a runs the container, node-c stores, node-b restores.
+ * the checksum list) answered by name (FakeProcessOps): the order of the commit points and each guard of
+ * "exactly one running copy". The real thing: test/containers.e2e-spec.ts. node-a runs the container, node-c
+ * stores, node-b restores.
  */
 import type { CheckpointRecord, WorkloadRecord } from '@spotlift/domain';
 import { InMemoryRecords } from '@spotlift/store';

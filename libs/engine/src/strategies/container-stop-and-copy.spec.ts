@@ -45,7 +45,6 @@ function kit(
     .on('inspectTree', (_n, pid) => ({ pids: [pid], rssBytes: 65536 * 1024 }))
     .on('makeDir', undefined)
     .on('removeDir', true)
-    .on('removeEmptyDir', undefined)
     .on('holdLock', (_n, key) => fakeNodeLock(`/run/spotlift/locks/${key}.lock`))
     .on('keepLogs', 0);
   const podman = new FakePodmanOps({
