@@ -1,23 +1,25 @@
 /**
  * A Podman container's checkpoint to a storage node and its restore, through CheckpointFlow, with the
  * container kind's operations faked as data (FakePodmanOps) and the node-level ones (lock, disk and memory,
- * the checksum list) scripted: the order of the commit points and each guard of "exactly one running copy".
- * The real thing: test/containers.e2e-spec.ts. node-a runs the container, node-c stores, node-b restores.
+ * the checksum list) answered by name (FakeProcessOps): the order of the commit points and each guard of
+ * "exactly one running copy". The real thing: test/containers.e2e-spec.ts. node-a runs the container, node-c
+ * stores, node-b restores.
  */
 import type { CheckpointRecord, WorkloadRecord } from '@spotlift/domain';
 import { InMemoryRecords } from '@spotlift/store';
 import { DirectoryStreamer } from '@spotlift/transport';
 import {
   FakePodmanOps,
+  FakeProcessOps,
   ScriptedNodeShell,
   aContainer,
   aNode,
   aWorkload,
-  scriptHealthyPreflight,
+  fakeNodeLock,
+  preflightAnswer,
 } from '@spotlift/testing';
 import { SystemClock } from '../clock.js';
 import { DEFAULT_ENGINE_CONFIG } from '../engine.types.js';
-import { NodeOps } from '../node-ops/node-ops.js';
 import { CheckpointFlow } from './checkpoint-flow.js';
 
 const C = aContainer({
@@ -65,11 +67,19 @@ const restoreRequest = (over: Partial<CheckpointRecord> = {}) =>
   });
 
 function kit(checkpoint: CheckpointRecord, workload: Partial<WorkloadRecord> = {}) {
-  const shell = scriptHealthyPreflight(new ScriptedNodeShell())
-    .on({ match: /MemAvailable/, reply: { stdout: '8000000\n' } })
-    .on({ match: /echo TREE/, reply: { stdout: 'TREE 4242\nRSS_KB 65536\n' } })
-    .on({ node: 'node-c', match: /STORED_KB/, reply: { stdout: 'STORED_KB 300000\n' } })
-    .on({ node: 'node-c', match: /sha256sum -c/, reply: { code: 0 } });
+  // The node-level operations answered by name; the shell is only the relayed stream's.
+  const shell = new ScriptedNodeShell();
+  const ok = (stdout = '') => ({ code: 0, stdout, stderr: '' });
+  const ops = new FakeProcessOps()
+    .on('memoryAndDisk', preflightAnswer())
+    .on('memAvailableBytes', 8_000_000 * 1024)
+    .on('inspectTree', { pids: [4242], rssBytes: 65536 * 1024 })
+    .on('sealImages', ok('STORED_KB 300000\n'), { node: 'node-c' })
+    .on('checkImages', ok(), { node: 'node-c' })
+    .on('holdLock', (_n, key) => fakeNodeLock(`/run/spotlift/locks/${key}.lock`))
+    .on('makeDir', undefined)
+    .on('removeDir', true)
+    .on('keepLogs', 0);
   const podman = new FakePodmanOps({
     'node-a': { containers: [{ ...C }], images: [C.image.id], volumes: ['data'] },
     'node-b': { images: [] },
@@ -83,12 +93,11 @@ function kit(checkpoint: CheckpointRecord, workload: Partial<WorkloadRecord> = {
   void workloads.save(
     aWorkload({ kind: 'podman', container: C.id, containerName: C.name, image: C.image, pid: 4242, ...workload }),
   );
-  const ops = new NodeOps(shell);
   const flow = new CheckpointFlow(
     checkpoints,
     workloads,
     nodes,
-    ops,
+    ops.asNodeOps(),
     new DirectoryStreamer(shell),
     new SystemClock(),
     { ...DEFAULT_ENGINE_CONFIG, criuIdleTimeoutMs: 1_000 },
@@ -96,7 +105,7 @@ function kit(checkpoint: CheckpointRecord, workload: Partial<WorkloadRecord> = {
     podman.asPodmanOps(),
   );
   const running = (node: string) => podman.container(node, C.id)?.running === true;
-  return { shell, podman, flow, workloads, running };
+  return { ops, podman, flow, workloads, running };
 }
 
 const phaseNames = (phases: CheckpointRecord['phases']) => phases.map((p) => `${p.name}:${p.ok ? 'ok' : 'fail'}`);
@@ -121,15 +130,16 @@ describe('container checkpoints to storage: taking one', () => {
     expect(k.podman.storedImages.get(`node-c:${IMAGE_DIR}/image.tar`)).toBe(C.image.id);
     expect(k.podman.archives.has(ARCHIVE)).toBe(true);
     // sealed with both files required, before the removal
-    const seal = k.shell.ran('node-c', /STORED_KB/)[0]!;
-    expect(seal).toContain('checkpoint.tar');
-    expect(seal).toContain('image.tar');
+    const [sealed] = k.ops.argsOf('sealImages', 'node-c');
+    expect(sealed?.[0]).toBe(IMAGE_DIR);
+    expect(sealed?.[1]).toEqual(expect.arrayContaining(['checkpoint.tar', 'image.tar']));
     expect(k.podman.ran('remove')).toEqual([`node-a:${C.id.slice(0, 12)}`]);
     expect(k.podman.ran('removeVolumes')).toEqual(['node-a:data']);
     expect(k.podman.container('node-a', C.id)).toBeUndefined();
     expect(cp.container).toMatchObject({ id: C.id, name: C.name, volumes: ['data'], imageBytes: 2_000_000 });
     expect(cp.criu.dump?.frozenTimeUs).toBe(826_120);
     expect((await k.workloads.get('wl-1'))!.state).toBe('checkpointed');
+    expect(k.ops.unanswered).toEqual([]);
   });
 
   it('a container Podman restarted since it was registered (another main pid) is stored, not refused at the commit', async () => {
@@ -160,7 +170,7 @@ describe('container checkpoints to storage: taking one', () => {
     expect(k.podman.ran('restoreLocal')).toEqual([`node-a:${C.id.slice(0, 12)}`]);
     expect(k.running('node-a')).toBe(true);
     expect(k.podman.ran('remove')).toEqual([]);
-    expect(k.shell.ran('node-c', new RegExp(`rm -rf .*${IMAGE_DIR}`)).length).toBeGreaterThan(0);
+    expect(k.ops.argsOf('removeDir', 'node-c').filter(([dir]) => dir.startsWith(IMAGE_DIR)).length).toBeGreaterThan(0);
     expect((await k.workloads.get('wl-1'))!.state).toBe('running');
   });
 

@@ -1,25 +1,26 @@
 /**
  * Pre-copy of a Podman container through the engine, the container kind's operations faked as data
- * (FakePodmanOps) and the node-level ones scripted: the pre-checkpoint round while the container runs, the
- * `--with-previous` final checkpoint, `--import-previous` at restore, the refusal where the source cannot
- * track dirty memory, and the rollbacks. The commands themselves are in the golden table; the real thing
- * between two VMs in test/qemu/container-precopy.qemu-spec.ts.
+ * (FakePodmanOps) and the node-level ones answered by name (FakeProcessOps): the pre-checkpoint round while
+ * the container runs, the `--with-previous` final checkpoint, `--import-previous` at restore, the refusal
+ * where the source cannot track dirty memory, and the rollbacks. The commands themselves are in the golden
+ * table; the real thing between two VMs in test/qemu/container-precopy.qemu-spec.ts.
  */
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
 import { InMemoryRecords } from '@spotlift/store';
 import { DirectoryStreamer } from '@spotlift/transport';
 import {
   FakePodmanOps,
+  FakeProcessOps,
   ScriptedNodeShell,
   aContainer,
   aMigration,
   aNode,
   aWorkload,
+  fakeNodeLock,
   phaseNames,
 } from '@spotlift/testing';
 import { DEFAULT_ENGINE_CONFIG } from '../engine.types.js';
 import { MigrationEngine } from '../migration-engine.js';
-import { NodeOps } from '../node-ops/node-ops.js';
 import { SystemClock } from '../clock.js';
 import type { RunControl } from '../run-control.js';
 
@@ -27,20 +28,29 @@ const C = aContainer({ mainPid: 4242 });
 const ID12 = C.id.slice(0, 12);
 
 function kit(opts: { softDirty?: boolean; migration?: Partial<MigrationRecord> } = {}) {
-  const shell = new ScriptedNodeShell()
-    .on({ match: /MemAvailable/, reply: { stdout: '8000000\n' } })
-    .on({
-      match: /echo TREE/,
-      reply: (cmd) => ({ stdout: `TREE ${/tree (\d+)/.exec(cmd)?.[1] ?? '1'}\nRSS_KB 65536\n` }),
-    })
-    .on({
-      match: /criu check --feature mem_dirty_track/,
-      // CRIU 4.2.1's words either way (the "no" is the project machine's kernel)
-      reply:
-        opts.softDirty === false
-          ? { code: 1, stdout: 'Warn  (criu/cr-check.c:824): Dirty tracking is OFF. Memory snapshot will not work.\n' }
-          : { stdout: 'mem_dirty_track is supported\n' },
-    });
+  // The node-level operations answered by name; the shell is only the relayed stream's.
+  const shell = new ScriptedNodeShell();
+  const ops = new FakeProcessOps()
+    .on('memAvailableBytes', 8_000_000 * 1024)
+    .on('inspectTree', (_n, pid) => ({ pids: [pid], rssBytes: 65536 * 1024 }))
+    .on(
+      'checkFeature',
+      // CRIU 4.2.1's answer either way (the "no" is the project machine's kernel)
+      opts.softDirty === false
+        ? {
+            feature: 'mem_dirty_track',
+            supported: false,
+            known: true,
+            reason: 'Dirty tracking is OFF. Memory snapshot will not work.',
+          }
+        : { feature: 'mem_dirty_track', supported: true, known: true },
+      { when: (_n, feature) => feature === 'mem_dirty_track' },
+    )
+    .on('makeDir', undefined)
+    .on('removeDir', true)
+    .on('holdLock', (_n, key) => fakeNodeLock(`/run/spotlift/locks/${key}.lock`))
+    .on('waitCriuIdle', { idle: true, pids: [] })
+    .on('keepLogs', 0);
   const podman = new FakePodmanOps({
     'node-a': { containers: [{ ...C }], images: [C.image.id] },
     'node-b': { images: [C.image.id] },
@@ -58,7 +68,7 @@ function kit(opts: { softDirty?: boolean; migration?: Partial<MigrationRecord> }
     migrations,
     workloads,
     nodes,
-    new NodeOps(shell),
+    ops.asNodeOps(),
     new DirectoryStreamer(shell),
     new SystemClock(),
     { ...DEFAULT_ENGINE_CONFIG, cleanupRetryMs: 0, cancelPollMs: 5 },
@@ -73,7 +83,7 @@ function kit(opts: { softDirty?: boolean; migration?: Partial<MigrationRecord> }
     claimCommit: () => Promise.resolve(true),
   };
   const running = (node: string) => podman.container(node, C.id)?.running === true;
-  return { podman, workloads, running, shell, run: () => engine.run('mig-1', control) };
+  return { podman, workloads, running, ops, run: () => engine.run('mig-1', control) };
 }
 
 describe('container pre-copy (kind podman)', () => {
@@ -122,6 +132,7 @@ describe('container pre-copy (kind podman)', () => {
     expect(m.downtimeMs).toBe(2500);
     const w = await k.workloads.get('wl-1');
     expect(w).toMatchObject({ nodeId: 'node-b', state: 'running', pid: k.podman.container('node-b', C.id)!.mainPid });
+    expect(k.ops.unanswered).toEqual([]);
   });
 
   it('a commit refused once by the source node and finished by the next attempt keeps the freeze figures (qemu CI run)', async () => {
@@ -150,6 +161,7 @@ describe('container pre-copy (kind podman)', () => {
       /pre-copy is not available: node-a cannot track dirty memory \(criu check --feature mem_dirty_track: .*Dirty tracking is OFF/,
     );
     expect(k.podman.calls).toEqual([]);
+    expect(k.ops.argsOf('checkFeature', 'node-a')).toEqual([['mem_dirty_track']]);
     expect(k.running('node-a')).toBe(true);
   });
 

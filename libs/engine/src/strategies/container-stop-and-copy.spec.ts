@@ -1,26 +1,27 @@
 /**
  * A Podman container's move through the engine, with the container kind's operations faked as data
  * (FakePodmanOps: containers and images per node) and the node-level ones (directories, locks, memory, the
- * main pid's tree) scripted: the sequence, each guard of "exactly one running copy", the rollback and the
- * recovery of a dead worker. What the commands are is in the golden table; the real thing in
- * test/containers.e2e-spec.ts.
+ * main pid's tree) answered by name (FakeProcessOps): the sequence, each guard of "exactly one running copy",
+ * the rollback and the recovery of a dead worker. What the commands are is in the golden table; the real thing
+ * in test/containers.e2e-spec.ts.
  */
 import type { MigrationRecord, WorkloadRecord } from '@spotlift/domain';
 import { InMemoryRecords } from '@spotlift/store';
 import { DirectoryStreamer, type NodeCertificates } from '@spotlift/transport';
 import {
   FakePodmanOps,
+  FakeProcessOps,
   ScriptedNodeShell,
   aContainer,
   aMigration,
   aNode,
   aPhase,
   aWorkload,
+  fakeNodeLock,
   phaseNames,
 } from '@spotlift/testing';
 import { DEFAULT_ENGINE_CONFIG } from '../engine.types.js';
 import { MigrationEngine } from '../migration-engine.js';
-import { NodeOps } from '../node-ops/node-ops.js';
 import { SystemClock } from '../clock.js';
 import type { RunControl } from '../run-control.js';
 import type { PageTransport } from '../transports/page-transport.port.js';
@@ -37,10 +38,15 @@ function kit(
     transports?: (shell: ScriptedNodeShell) => PageTransport[];
   } = {},
 ) {
-  const shell = new ScriptedNodeShell().on({ match: /MemAvailable/, reply: { stdout: '8000000\n' } }).on({
-    match: /echo TREE/,
-    reply: (cmd) => ({ stdout: `TREE ${/tree (\d+)/.exec(cmd)?.[1] ?? '1'}\nRSS_KB 65536\n` }),
-  });
+  // The node-level operations answered by name; the shell is only the relayed stream's and the ssh transport's.
+  const shell = new ScriptedNodeShell();
+  const ops = new FakeProcessOps()
+    .on('memAvailableBytes', 8_000_000 * 1024)
+    .on('inspectTree', (_n, pid) => ({ pids: [pid], rssBytes: 65536 * 1024 }))
+    .on('makeDir', undefined)
+    .on('removeDir', true)
+    .on('holdLock', (_n, key) => fakeNodeLock(`/run/spotlift/locks/${key}.lock`))
+    .on('keepLogs', 0);
   const podman = new FakePodmanOps({
     'node-a': { containers: [{ ...C }], images: [IMAGE_ID] },
     'node-b': { images: opts.imageOnB ? [IMAGE_ID] : [] },
@@ -54,12 +60,11 @@ function kit(
   void workloads.save(
     aWorkload({ kind: 'podman', container: C.id, containerName: C.name, image: C.image, pid: 4242, tree: [4242] }),
   );
-  const ops = new NodeOps(shell);
   const engine = new MigrationEngine(
     migrations,
     workloads,
     nodes,
-    ops,
+    ops.asNodeOps(),
     new DirectoryStreamer(shell),
     new SystemClock(),
     { ...DEFAULT_ENGINE_CONFIG, cleanupRetryMs: 0, cancelPollMs: 5 },
@@ -74,7 +79,7 @@ function kit(
     claimCommit: () => Promise.resolve(true),
   };
   const running = (node: string) => podman.container(node, C.id)?.running === true;
-  return { engine, podman, workloads, shell, control, running, run: () => engine.run('mig-1', control) };
+  return { engine, podman, workloads, shell, ops, control, running, run: () => engine.run('mig-1', control) };
 }
 
 describe('container stop-and-copy (kind podman)', () => {
@@ -115,6 +120,7 @@ describe('container stop-and-copy (kind podman)', () => {
     const w = await k.workloads.get('wl-1');
     expect(w).toMatchObject({ nodeId: 'node-b', pid: m.restoredPid, state: 'running' });
     expect(m.restoredPid).toBe(k.podman.container('node-b', C.id)!.mainPid);
+    expect(k.ops.unanswered).toEqual([]);
   });
 
   it('a container whose main pid changed since it was registered (restarted by Podman) still commits', async () => {
@@ -400,7 +406,7 @@ describe("the container's image and archive over the migration's transport", () 
       // What arrived (a partial or corrupt archive) is in the migration's directory, removed on node-b.
       for (const left of k.podman.leftovers) {
         const dir = left.slice('node-b:'.length).replace(/\/dst\/checkpoint\.tar$/, '');
-        expect(k.shell.ran('node-b', new RegExp(`^rm -rf ${dir}$`))).toHaveLength(1);
+        expect(k.ops.argsOf('removeDir', 'node-b').filter(([d]) => d === dir)).toHaveLength(1);
       }
       expect(k.podman.leftovers.length).toBe(how === 'listener-died' ? 0 : 1);
     },
