@@ -101,4 +101,11 @@ describe('checkpoint encryption (orchestrator side)', () => {
       ['core-1.img', h],
     ]);
   });
+
+  it("keeps only plain names in the images directory: a source cannot point the restoring node's check elsewhere", () => {
+    const h = 'b'.repeat(64);
+    const tried = ['../../etc/shadow', '/etc/passwd', 'sub/pages-1.img', '..', '.hidden', '.'];
+    const text = [...tried.map((n) => `${h}  ${n}`), `${h}  pages-2.img`].join('\n');
+    expect([...parseSums(text)]).toEqual([['pages-2.img', h]]);
+  });
 });

@@ -82,10 +82,14 @@ export function openDataKey(master: Uint8Array | undefined, enc: CheckpointEncry
   }
 }
 
-/** `sha256sum` lines -> name -> hex digest. */
+/**
+ * `sha256sum` lines -> name -> hex digest. The source node prints them and the restoring node checks files by
+ * these names, so only plain names in the images directory count (no `/`, none starting with `.`): a source
+ * cannot make another node read a path outside it.
+ */
 export function parseSums(text: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const m of text.matchAll(/^([0-9a-f]{64}) [ *]?(\S+)$/gm)) out.set(m[2]!, m[1]!);
+  for (const m of text.matchAll(/^([0-9a-f]{64}) [ *]?([^/\s.][^/\s]*)$/gm)) out.set(m[2]!, m[1]!);
   return out;
 }
 
