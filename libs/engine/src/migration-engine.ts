@@ -341,9 +341,16 @@ export class MigrationEngine {
       if (migration.phases.some((p) => p.name === 'prepare')) {
         await this.ops.waitCriuIdle(ctx.destination, ctx.destinationDir, 1_000).catch(() => undefined);
       }
-      if (workload.state === 'migrating') {
-        workload.state = 'running';
+      // CRIU could not seize the tree: the kernel refuses a tree another tracer holds and one exiting as CRIU
+      // came alike (EPERM, `tree_held`); the node tells which. A tree no longer there is gone, not held.
+      const gone = !cancelled && error.message.includes('(tree_held)') && (await this.exitedMeanwhile(ctx));
+      if (workload.state === 'migrating' || gone) {
+        workload.state = gone ? 'gone' : 'running';
         await saveWorkloadFields(this.workloads, workload, ['state']);
+      }
+      if (gone) {
+        migration.error = `workload gone: pid ${workload.pid} on ${ctx.source.id} exited before the migration could move it; nothing was restored and it runs nowhere (${error.message})`;
+        return 'failed';
       }
       migration.error = cancelled
         ? `cancelled by request before any freeze; the workload was not touched`
@@ -361,6 +368,12 @@ export class MigrationEngine {
     }
     migration.error = `workload gone: pid ${workload.pid} on ${ctx.source.id} exited before the migration could move it; nothing was restored and it runs nowhere (${error.message})`;
     return cancelled ? 'cancelled' : 'failed';
+  }
+
+  /** The workload's pid is gone (or a zombie) on its node; an unanswered question counts as no. */
+  private async exitedMeanwhile(ctx: MigrationContext): Promise<boolean> {
+    const state = await this.ops.processState(ctx.source, ctx.workload.pid).catch(() => undefined);
+    return state === 'gone' || state === 'Z';
   }
 
   /** Cleanup, then the end state: a reader never sees an end state with images left behind. */

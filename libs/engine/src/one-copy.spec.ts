@@ -64,6 +64,26 @@ describe('a job that did not freeze the tree never resumes it', () => {
     },
   );
 
+  it('a dump refused as tree_held whose process exited meanwhile (EPERM on an exiting task, seen in CI): gone, not held', async () => {
+    const kit = engineKit({}, (ops) =>
+      failedDump(ops)
+        .on('tail', seizeLog('dump-seize-concurrent-dump.log'), {
+          node: 'node-a',
+          when: (_n, path, lines) => path.endsWith('/dump.log') && lines === 200,
+        })
+        .on('processState', 'gone', { node: 'node-a' }),
+    );
+    const m = await kit.engine.run('mig-1', kit.control);
+    expect(m.state).toBe('failed');
+    expect(m.error).toMatch(
+      /^workload gone: pid 4242 on node-a exited before the migration could move it; nothing was restored/,
+    );
+    expect(m.rollbackReason).toBeUndefined();
+    expect((await kit.workloads.get('wl-1'))!.state).toBe('gone');
+    expect(kit.did('node-a', 'resumeTree', 'killTree')).toEqual([]);
+    expect(kit.did('node-b', 'restore', 'armRestore.fire')).toEqual([]);
+  });
+
   it('a dump that failed with the tree frozen rolls back; the error is the failure, said once (no cancel)', async () => {
     const kit = engineKit({}, failedDump);
     const m = await kit.engine.run('mig-1', kit.control);
