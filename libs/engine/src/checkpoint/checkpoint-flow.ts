@@ -16,7 +16,6 @@ import { type EngineConfig, type MigrationContext, MigrationStepError } from '..
 import { keepJobLogs } from '../failed-job-logs.js';
 import {
   archivePaths,
-  CHECKPOINT_FILES_TAR,
   outermostPaths,
   readStoredArchive,
   storeArchive,
@@ -47,26 +46,16 @@ import {
   sealStoredImages,
 } from './checkpoint-checks.js';
 import { CheckpointLog } from './checkpoint-log.js';
-import { newDataKey, openDataKey, parseSums } from './checkpoint-crypto.js';
+import { newDataKey } from './checkpoint-crypto.js';
+import { type CheckpointSession, committed, ran } from './checkpoint-session.js';
 import { ContainerCheckpoints } from './container-checkpoints.js';
+import { EncryptedSteps } from './encrypted-steps.js';
+import { GuardChainSteps, IMAGE_COPY_EXCLUDES } from './guard-chain-steps.js';
 
-/** One run of the shared steps on a checkpoint (taking it, or one restore of it). */
-interface Session {
-  cp: CheckpointRecord;
-  ctx: MigrationContext;
-  /** The migration-shaped record the shared steps work on (see CheckpointLog). */
-  view: MigrationRecord;
-  phases: PhaseRecorder;
-  steps: MigrationSteps;
-}
-
-const ran = (s: Session, name: string) => s.view.phases.some((p) => p.name === name);
-/** The commit phase ended well: the end state follows once cleanup is done, so readers never see it early. */
-const committed = (s: Session) => s.view.phases.some((p) => p.name === 'commit' && p.ok);
 // Forensic and guard copies: the workload runs on after the dump (libs/domain checkpoint.ts).
 const forensic = (cp: CheckpointRecord) => leavesRunning(cp);
 /** A Podman container's checkpoint: its steps are ContainerCheckpoints' (the states and commit points are these). */
-const isContainer = (s: Session) => s.cp.kind === 'podman' || s.ctx.workload.kind === 'podman';
+const isContainer = (s: CheckpointSession) => s.cp.kind === 'podman' || s.ctx.workload.kind === 'podman';
 
 /**
  * Checkpoints to a storage node, and their restores, with the migration engine's own steps.
@@ -88,6 +77,8 @@ const isContainer = (s: Session) => s.cp.kind === 'podman' || s.ctx.workload.kin
 export class CheckpointFlow {
   private readonly transports: PageTransports;
   private readonly containers: ContainerCheckpoints;
+  private readonly encrypted: EncryptedSteps;
+  private readonly chains: GuardChainSteps;
 
   constructor(
     private readonly checkpoints: CheckpointRepository,
@@ -102,6 +93,8 @@ export class CheckpointFlow {
   ) {
     this.transports = new PageTransports(transports);
     this.containers = new ContainerCheckpoints(ops, podman, workloads, clock, config);
+    this.encrypted = new EncryptedSteps(ops, config);
+    this.chains = new GuardChainSteps(checkpoints, ops, streamer);
   }
 
   /** Takes the checkpoint; re-runnable: a record left 'taking' by a dead worker is finished or undone first. */
@@ -195,7 +188,7 @@ export class CheckpointFlow {
     return removed;
   }
 
-  private async takeSteps(s: Session): Promise<void> {
+  private async takeSteps(s: CheckpointSession): Promise<void> {
     if (isContainer(s)) return this.containers.takeSteps(s);
     const { cp, ctx, phases, view, steps } = s;
     const { source, destination: storage, workload } = ctx;
@@ -217,7 +210,7 @@ export class CheckpointFlow {
     });
     // Encrypted: the pages are written on the source and encrypted there before anything goes to the storage
     // node, so no page-server (which would write them in clear there); the data key only travels to the source.
-    const dataKey = cp.encryption && openDataKey(this.config.checkpointKey, cp.encryption, `checkpoint '${cp.id}'`);
+    const dataKey = this.encrypted.dataKey(cp);
     // An incremental guard dump (libs/domain guard-chain.ts): the storage node's page-server links this one's
     // images to the parent's, next to them, and the dump sends only the pages dirtied since the parent's.
     // Encrypted pages are sealed on the source (no page-server): such a dump is always full.
@@ -225,10 +218,8 @@ export class CheckpointFlow {
     const chain = cp.guardChain;
     const parent = chain?.parentId !== undefined ? `../${chain.parentId}` : undefined;
     const { channel, transfer } = await phases.run(view, 'prepare', async () => {
-      // The source keeps no images between guard dumps, but CRIU's dump reads the parent's inventory.img where
-      // --prev-images-dir points (its pid-reuse check; without it the dump fails, seen in the qemu lab): it comes
-      // back from the storage node. The parent's pages are asked of the page-server there.
-      if (parent) await this.parentInventoryToSource(ctx, chain!.parentId!);
+      // CRIU's dump reads the parent's inventory.img (GuardChainSteps); its pages come from the page-server.
+      if (parent) await this.chains.parentInventoryToSource(ctx, chain!.parentId!);
       const channel = dataKey ? undefined : await strategy.prepare(ctx, parent);
       if (dataKey) await steps.makeDirs(ctx);
       // A dump writes no cpuinfo.img; the restore, on a node not known yet, checks its CPU against this one.
@@ -265,14 +256,14 @@ export class CheckpointFlow {
                   }
                 : {},
             )
-          : this.dumpLocal(ctx, forensic(cp)),
+          : this.encrypted.dumpLocal(ctx, forensic(cp)),
       );
       Object.assign(cp, {
         transport: view.transport,
         ...(view.transportRoute ? { transportRoute: view.transportRoute } : {}),
       });
       await phases.run(view, 'transfer', async (phase) => {
-        if (dataKey) await this.encryptOnSource(s, dataKey);
+        if (dataKey) await this.encrypted.encryptOnSource(s, dataKey);
         // The declared files, copied once the workload is frozen (nothing changes them any more).
         const [r, files] = await Promise.all([transfer.images.start(), transfer.files?.start()]).catch((e: Error) => {
           throw new MigrationStepError('transfer', e.message, false);
@@ -293,41 +284,8 @@ export class CheckpointFlow {
     }
   }
 
-  /** The freezing dump with its pages written on the source (an encrypted checkpoint's); node-side times. */
-  private async dumpLocal(ctx: MigrationContext, leaveRunning: boolean): Promise<{ startNs?: bigint; endNs: bigint }> {
-    const { source, workload } = ctx;
-    const res = await this.ops.dumpLocal(
-      source,
-      workload.pid,
-      ctx.sourceDir,
-      { ghostLimitBytes: this.config.ghostLimitBytes, ...(leaveRunning ? { leaveRunning: true } : {}) },
-      this.config.criuTimeoutMs,
-    );
-    if (res.code !== 0 || res.endNs === undefined) {
-      const log = await this.ops.tail(source, `${ctx.sourceDir}/dump.log`, 200);
-      throw criu.dumpFailure('dump', source.id, log || res.stderr, res.code);
-    }
-    return { ...(res.startNs === undefined ? {} : { startNs: res.startNs }), endNs: res.endNs };
-  }
-
-  /** Encrypts the dumped images in place on the source; the sums of what will be stored go into the record. */
-  private async encryptOnSource(s: Session, dataKey: string): Promise<void> {
-    const { source, sourceDir } = s.ctx;
-    const res = await this.ops.encryptImages(source, sourceDir, dataKey);
-    const sums = parseSums(res.stdout);
-    if (res.code !== 0 || !sums.size) {
-      const why = (/^ENCRYPT_FAILED .*$/m.exec(res.stdout)?.[0] ?? res.stderr).trim().slice(0, 300);
-      throw new MigrationStepError(
-        'transfer',
-        `encrypting the images on ${source.id} failed (exit ${res.code}): ${why}`,
-        false,
-      );
-    }
-    s.cp.encryption!.sums = [...sums].map(([name, hash]) => `${hash}  ${name}`).join('\n');
-  }
-
   /** The workload's declared paths as one tar file next to the images; nothing when it declared none. */
-  private async armFiles(s: Session): Promise<ArmedStream | undefined> {
+  private async armFiles(s: CheckpointSession): Promise<ArmedStream | undefined> {
     const paths = outermostPaths(s.ctx.workload.paths ?? []);
     if (!paths.length) return undefined;
     s.cp.paths = paths;
@@ -344,7 +302,7 @@ export class CheckpointFlow {
    * The commit point of taking: the images are stored and verified, so the frozen source is killed.
    * A forensic copy kills nothing: the workload ran on (CRIU resumed it after the dump) and stays the workload.
    */
-  private async commitTake(s: Session): Promise<void> {
+  private async commitTake(s: CheckpointSession): Promise<void> {
     if (isContainer(s)) return this.containers.commitTake(s);
     const { cp, ctx, phases, view } = s;
     const { source, workload } = ctx;
@@ -373,7 +331,7 @@ export class CheckpointFlow {
    * (a dump started): undo, as any failure before the commit point (true). Otherwise nothing was frozen:
    * stop a page-server left waiting and start over (false).
    */
-  private async resumeTake(s: Session): Promise<boolean> {
+  private async resumeTake(s: CheckpointSession): Promise<boolean> {
     const note = `taken over from a worker that stopped during '${s.view.phases.at(-1)?.name ?? 'start'}'`;
     s.cp.notes = [...(s.cp.notes ?? []), note];
     if (ran(s, 'commit')) {
@@ -397,7 +355,7 @@ export class CheckpointFlow {
    * under it first), the partial images are removed, and the checkpoint failed. A failed commit is not
    * undone (the images are complete): it throws, and the job's next attempt kills the source again.
    */
-  private async undoTake(s: Session, error: Error): Promise<void> {
+  private async undoTake(s: CheckpointSession, error: Error): Promise<void> {
     if (isContainer(s)) {
       await this.containers.undoTake(s, error);
       return;
@@ -439,12 +397,12 @@ export class CheckpointFlow {
     await this.ops.removeDir(ctx.destination, cp.imageDir);
   }
 
-  private async finishTake(s: Session, workDir: string): Promise<CheckpointRecord> {
+  private async finishTake(s: CheckpointSession, workDir: string): Promise<CheckpointRecord> {
     await this.cleanup(s, s.ctx.source, workDir);
     return this.end(s.cp, committed(s) ? 'stored' : 'failed');
   }
 
-  private async restoreSteps(s: Session, workDir: string): Promise<void> {
+  private async restoreSteps(s: CheckpointSession, workDir: string): Promise<void> {
     const { cp, ctx, phases, view, steps } = s;
     const { source: storage, destination } = ctx;
     const request = cp.restore!;
@@ -452,10 +410,7 @@ export class CheckpointFlow {
     let ancestors: CheckpointRecord[] = [];
     await phases.run(view, 'preflight', async (phase) => {
       // First: a key that cannot open the checkpoint fails before anything runs on any node.
-      if (cp.encryption) {
-        dataKey = openDataKey(this.config.checkpointKey, cp.encryption, `checkpoint '${cp.id}'`);
-        if (!cp.encryption.sums) throw new Error(`checkpoint '${cp.id}' is encrypted but has no recorded checksums`);
-      }
+      dataKey = this.encrypted.restoreKey(cp);
       checkDestinationState(destination);
       // The images were written by the source's CRIU; the destination's must not be older.
       checkCriuVersions(
@@ -469,31 +424,18 @@ export class CheckpointFlow {
         this.config,
         this.clock.now(),
       );
-      ancestors = await this.storedChain(cp);
+      ancestors = await this.chains.storedChain(cp);
       for (const a of [cp, ...ancestors]) await checkStoredImages(this.ops, storage, a.imageDir);
       await checkCpuFromImages(this.ops, storage, cp.imageDir, destination, `${workDir}/cpuinfo`);
       phase.detail = `${criuCheck}; the images on ${storage.id} match ${CHECKSUMS}`;
     });
     await phases.run(view, 'transfer', async (phase) => {
       await this.ops.makeDir(destination, ctx.destinationDir);
-      // An incremental guard checkpoint's parents go next to its images, where its `parent` links point
-      // (`../<id>`): CRIU's restore reads each page from the newest image in the chain that has it.
-      let chainBytes = 0;
-      for (const a of ancestors) {
-        const dir = `${workDir}/${a.id}`;
-        await this.ops.makeDir(destination, dir);
-        const r = await this.streamer
-          .copy(storage, a.imageDir, destination, dir, {
-            exclude: ['./*.log', `./${CHECKSUMS}`, `./${CHECKPOINT_FILES_TAR}`],
-          })
-          .catch((e: Error) => {
-            throw new MigrationStepError('transfer', e.message, true);
-          });
-        chainBytes += r.bytes;
-      }
+      // An incremental guard checkpoint's parents go next to its images, where its `parent` links point.
+      const chainBytes = await this.chains.copyChain(ancestors, storage, destination, workDir);
       const [r, files] = await Promise.all([
         this.streamer.copy(storage, cp.imageDir, destination, ctx.destinationDir, {
-          exclude: ['./*.log', `./${CHECKSUMS}`, `./${CHECKPOINT_FILES_TAR}`],
+          exclude: [...IMAGE_COPY_EXCLUDES],
         }),
         // The declared files go back to their paths on the destination before the tree that opens them.
         cp.paths?.length
@@ -511,7 +453,7 @@ export class CheckpointFlow {
         throw new MigrationStepError('transfer', e.message, true);
       });
       request.imageBytes = r.bytes + chainBytes;
-      if (dataKey) await this.decryptOnDestination(s, dataKey);
+      if (dataKey) await this.encrypted.decryptOnDestination(s, dataKey);
       phase.detail = `${r.bytes} bytes of images${files ? ` and ${cp.paths!.join(', ')} (${files.bytes} bytes)` : ''} from ${storage.id}, sha256 verified on ${destination.id}${dataKey ? ', checked against the sums recorded at the take and decrypted there' : ''}`;
     });
     const resumedNs = await phases.run(view, 'restore', () => steps.restore(ctx));
@@ -522,67 +464,12 @@ export class CheckpointFlow {
     if (stats) request.criu = stats;
   }
 
-  private async parentInventoryToSource(ctx: MigrationContext, parentId: string): Promise<void> {
-    const { source, destination: storage } = ctx;
-    const stored = `${ctx.destinationDir.slice(0, ctx.destinationDir.lastIndexOf('/'))}/${parentId}/inventory.img`;
-    const inventory = await this.ops.readFile(storage, stored);
-    if (!inventory?.length) {
-      throw new MigrationStepError('prepare', `the parent's ${stored} is missing on ${storage.id}: chain broken`, true);
-    }
-    const dir = `${ctx.sourceDir.slice(0, ctx.sourceDir.lastIndexOf('/'))}/${parentId}`;
-    await this.ops.makeDir(source, dir);
-    await this.ops.writeFile(source, `${dir}/inventory.img`, inventory);
-  }
-
-  /**
-   * An incremental guard checkpoint's parents, newest first, each stored; a chain with a parent gone or not stored
-   * cannot be restored (its pages would be missing) and fails the preflight with nothing run.
-   */
-  private async storedChain(cp: CheckpointRecord): Promise<CheckpointRecord[]> {
-    const out: CheckpointRecord[] = [];
-    for (let id = cp.guardChain?.parentId; id !== undefined;) {
-      const p = await this.checkpoints.get(id);
-      if (
-        !p ||
-        p.workloadId !== cp.workloadId ||
-        p.storageNodeId !== cp.storageNodeId ||
-        out.some((x) => x.id === id)
-      ) {
-        throw new Error(`checkpoint '${cp.id}' builds on '${id}', which is not stored with it: its chain is broken`);
-      }
-      if (p.state === 'failed' || p.state === 'queued' || p.state === 'taking') {
-        throw new Error(`checkpoint '${cp.id}' builds on '${id}', which is ${p.state}: its chain is broken`);
-      }
-      out.push(p);
-      id = p.guardChain?.parentId;
-    }
-    return out;
-  }
-
-  /**
-   * The copied images checked against the ciphertext sums the source reported (the storage node cannot change
-   * those: they are in the record), then decrypted in place on the destination. A mismatch decrypts nothing.
-   */
-  private async decryptOnDestination(s: Session, dataKey: string): Promise<void> {
-    const { destination, destinationDir, source: storage } = s.ctx;
-    const res = await this.ops.decryptImages(destination, destinationDir, dataKey, s.cp.encryption!.sums!);
-    if (res.code === 0) return;
-    const detail = (res.stdout || res.stderr).trim().split('\n').slice(0, 6).join('; ').slice(0, 400);
-    throw new MigrationStepError(
-      'transfer',
-      res.code === 5
-        ? `the images from ${storage.id} differ from the checksums recorded when checkpoint '${s.cp.id}' was taken (tampered or damaged): ${detail}; nothing was decrypted or restored`
-        : `decrypting the images on ${destination.id} failed (exit ${res.code}): ${detail}`,
-      true,
-    );
-  }
-
   /**
    * The restored tree runs verified: the workload lives on the destination now. A forensic checkpoint's
    * restore is a clone: the workload record (the original, still running) is left as it is. A guard
    * checkpoint restored for its lost node (`restore.takeover`) moves the workload, as a storage one does.
    */
-  private async commitRestore(s: Session): Promise<void> {
+  private async commitRestore(s: CheckpointSession): Promise<void> {
     if (isContainer(s)) return this.containers.commitRestore(s);
     const { cp, ctx, phases, view } = s;
     const { workload, destination } = ctx;
@@ -612,7 +499,7 @@ export class CheckpointFlow {
    * ended there), so the images stay the only copy. When that cannot be proven this throws and the
    * checkpoint stays 'restoring' for the job's next attempt.
    */
-  private async undoRestore(s: Session, error: Error): Promise<void> {
+  private async undoRestore(s: CheckpointSession, error: Error): Promise<void> {
     const { cp, ctx } = s;
     const request = cp.restore!;
     if (ran(s, 'commit')) throw error;
@@ -636,7 +523,7 @@ export class CheckpointFlow {
   }
 
   /** CRIU's stats-dump (streamed with the images); the freeze start from it. Never throws: after the commit. */
-  private async recordDumpStats(s: Session, dumpEndNs: bigint): Promise<void> {
+  private async recordDumpStats(s: CheckpointSession, dumpEndNs: bigint): Promise<void> {
     const { cp, ctx } = s;
     const dump = await this.readStats(ctx.destination, `${cp.imageDir}/stats-dump`, criu.parseDump, cp);
     if (!dump) return;
@@ -662,7 +549,7 @@ export class CheckpointFlow {
   }
 
   /** The working directory under the image root (cpuinfo check, a restore's images); never the stored images. */
-  private async cleanup(s: Session, node: NodeRecord, workDir: string): Promise<void> {
+  private async cleanup(s: CheckpointSession, node: NodeRecord, workDir: string): Promise<void> {
     await s.phases
       .run(s.view, 'cleanup', async (phase) => {
         const removed = await this.ops.removeDir(node, workDir);
@@ -681,7 +568,7 @@ export class CheckpointFlow {
     sourceDir: string,
     destinationDir: string,
     id: string,
-  ): Session {
+  ): CheckpointSession {
     const view: MigrationRecord = {
       id,
       workloadId: cp.workloadId,

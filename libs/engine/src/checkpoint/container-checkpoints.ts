@@ -1,38 +1,23 @@
-import {
-  DomainError,
-  leavesRunning,
-  type CheckpointRecord,
-  type MigrationRecord,
-  type PhaseRecord,
-} from '@spotlift/domain';
+import { DomainError, leavesRunning, type PhaseRecord } from '@spotlift/domain';
 import type { WorkloadRepository } from '@spotlift/store';
 import type { Clock } from '../clock.js';
 import { ContainerRollback } from '../container-recovery.js';
-import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
+import { type EngineConfig, MigrationStepError } from '../engine.types.js';
 import type { NodeOps } from '../node-ops/node-ops.js';
 import type { PodmanOps } from '../node-ops/podman/podman-ops.js';
-import type { PhaseRecorder } from '../phase-recorder.js';
 import { parsePodmanRestoreStats, statsOf } from '../podman/stats.js';
 import { checkDestinationState } from '../steps/preflight-checks.js';
-import type { MigrationSteps } from '../steps/migration-steps.js';
 import { refuseStaleRun, saveWorkloadFields } from '../workload-writes.js';
 import { CHECKSUMS, checkStorage, checkStoredImages, sealStoredImages } from './checkpoint-checks.js';
+import { type CheckpointSession, committed, ran } from './checkpoint-session.js';
 
-/** One run of a checkpoint's steps (CheckpointFlow's session, as far as a container's steps use it). */
-export interface ContainerSession {
-  cp: CheckpointRecord;
-  ctx: MigrationContext;
-  view: MigrationRecord;
-  phases: PhaseRecorder;
-  steps: MigrationSteps;
-}
+/** CheckpointFlow's session, as far as a container's steps use it. */
+export type ContainerSession = CheckpointSession;
 
 /** The files of a container's checkpoint in its `imageDir` on the storage node. */
 export const CONTAINER_ARCHIVE = 'checkpoint.tar';
 export const CONTAINER_IMAGE = 'image.tar';
 
-const ran = (s: ContainerSession, name: string) => s.view.phases.some((p) => p.name === name);
-const committed = (s: ContainerSession) => s.view.phases.some((p) => p.name === 'commit' && p.ok);
 const refuse = (why: string): never => {
   throw new MigrationStepError('preflight', why, true);
 };
