@@ -2,12 +2,14 @@
  * Checkpoints encrypted at rest, for real: lab nodes, real CRIU and openssl, real Redis, the orchestrator
  * in-process with a master key file. A workload on node-a is checkpointed to node-c: nothing on node-c holds
  * its memory in clear (grep for a string the workload holds finds nothing there, while a search through the
- * orchestrator, which decrypts, finds it, streamed as found); with another key in the orchestrator the
- * checkpoint is refused (409) and nothing runs; a page changed on node-c (its own SHA256SUMS rewritten to match)
+ * orchestrator, which decrypts, finds it, streamed as found); its export, which the orchestrator decrypts and
+ * writes itself, unpacks and crit reads it; with another key in the orchestrator the checkpoint is refused (409)
+ * and nothing runs; a page changed on node-c (its own SHA256SUMS rewritten to match)
  * is refused by the sums recorded at the take; with its key it is restored on node-b, where it goes on.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CheckpointRecord, WorkloadRecord } from '@spotlift/domain';
@@ -77,6 +79,16 @@ async function streamSearch(id: string, pattern: string, stopAfter?: number) {
   return { status: res.status, type: res.headers.get('content-type'), lines };
 }
 
+/** GET /checkpoints/:id/export, read whole. */
+async function exportTar(id: string): Promise<{ status: number; tar: Buffer; ms: number }> {
+  const t0 = Date.now();
+  const res = await fetch(`${orch.baseUrl}/checkpoints/${id}/export`, {
+    headers: { authorization: `Bearer ${orch.token}` },
+  });
+  const tar = Buffer.from(await res.arrayBuffer());
+  return { status: res.status, tar, ms: Date.now() - t0 };
+}
+
 beforeAll(async () => {
   const keyFile = join(keyDir, 'checkpoint.key');
   writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
@@ -135,8 +147,37 @@ describe('checkpoints encrypted at rest (real CRIU, openssl on the nodes)', () =
       `[encryption] stored ${cp.bytes.stored} bytes, take ${Date.parse(cp.storedAt!) - Date.parse(cp.createdAt)} ms; ${hits.length} hits streamed`,
     );
 
+    // The export: node-c holds no key, so the orchestrator decrypts and writes the archive; crit reads it.
+    const exported = await exportTar(cp.id);
+    expect(exported.status).toBe(200);
+    const dir0 = mkdtempSync(join(tmpdir(), 'enc-export-'));
+    try {
+      writeFileSync(join(dir0, 'cp.tar'), exported.tar);
+      execFileSync('tar', ['-xf', 'cp.tar'], { cwd: dir0 });
+      expect(readdirSync(dir0).sort()).toEqual([
+        'checkpoint',
+        'config.dump',
+        'cp.tar',
+        'spec.dump',
+        'spotlift-export.json',
+        'stats-dump',
+      ]);
+      const crit = (img: string) =>
+        JSON.parse(execFileSync('crit', ['show', join(dir0, 'checkpoint', img)], { encoding: 'utf8' })) as {
+          entries: Record<string, any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+        };
+      const root = crit('pstree.img').entries[0]!.pid as number;
+      expect(crit(`core-${root}.img`).entries[0]!.tc.comm).toBe('python3');
+      expect(crit('stats-dump').entries[0]!.dump.pages_written).toBe(cp.criu.dump!.pagesWritten);
+      // the pages in the archive are plaintext: the string the workload holds is there
+      expect(readFileSync(join(dir0, 'checkpoint', `pages-1.img`)).includes(NAME)).toBe(true);
+      console.log(`[encryption] export ${exported.ms} ms, ${Math.round(exported.tar.length / 2 ** 20)} MiB`);
+    } finally {
+      rmSync(dir0, { recursive: true, force: true });
+    }
+
     // Another master key in the orchestrator (the same Buffer the engine holds, changed in place, then put
-    // back): inspect and restore are refused with the reason, and nothing is queued or run.
+    // back): inspect, export and restore are refused with the reason, and nothing is queued or run.
     const key = orch.app.get(AppConfig).checkpointKey!;
     const saved = Buffer.from(key);
     key.fill(7);
@@ -144,6 +185,7 @@ describe('checkpoints encrypted at rest (real CRIU, openssl on the nodes)', () =
       const inspect = await orch.api<{ code: string; message: string }>('GET', `/checkpoints/${cp.id}/inspect`);
       expect(inspect.status).toBe(409);
       expect(inspect.body.message).toMatch(/encrypted under checkpoint key .* this orchestrator holds key/);
+      expect((await exportTar(cp.id)).status).toBe(409);
       const refused = await orch.api<{ code: string }>('POST', `/checkpoints/${cp.id}/restore`, {
         destination: 'node-b',
       });

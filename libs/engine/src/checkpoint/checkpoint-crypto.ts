@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { type Decipher, createCipheriv, createDecipheriv, createHash, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { DomainError, type CheckpointEncryption } from '@spotlift/domain';
 import { CLEAR_FILES, OPENSSL_ENC } from '../node-ops/process/image-store-commands.js';
 
@@ -122,6 +122,12 @@ export class OpensslCtr {
     const skip = offset % 16;
     const out = decipher.update(Buffer.concat([Buffer.alloc(skip), ciphertext]));
     return new Uint8Array(out.subarray(skip));
+  }
+
+  /** The file's whole ciphertext after `header`, chunk by chunk, from its start (an export streams it). */
+  decipher(name: string, header: Uint8Array): Decipher {
+    const derived = this.derive(name, header);
+    return createDecipheriv('aes-256-ctr', derived.subarray(0, 32), derived.subarray(32, 48));
   }
 
   private derive(name: string, header: Uint8Array): Buffer {
