@@ -6,6 +6,7 @@
  * node-a runs the workload, node-c stores the checkpoint, node-b receives the restore.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { CheckpointRecord, WorkloadRecord } from '@spotlift/domain';
 import { InMemoryRecords } from '@spotlift/store';
 import {
@@ -266,6 +267,42 @@ describe('CheckpointFlow.take', () => {
 
 /** Every phase on the record ended; the ones a dead worker left open are marked interrupted. */
 const openPhases = (phases: CheckpointRecord['phases']) => phases.filter((p) => p.endedAt === undefined);
+
+describe('a dump CRIU refused as tree_held (another tracer, or the kernel refusing an exiting task)', () => {
+  const seizeLog = readFileSync(
+    new URL('../../../criu/test/fixtures/logs/dump-seize-concurrent-dump.log', import.meta.url),
+    'utf8',
+  );
+  const refused = (o: FakeProcessOps) =>
+    o.on('dump', criuFailed(), { node: 'node-a' }).on('tail', seizeLog, {
+      node: 'node-a',
+      when: (_n, path, lines) => path.endsWith('/dump.log') && lines === 200,
+    });
+
+  it('whose process exited meanwhile: failed as workload gone, the workload marked gone, nothing resumed', async () => {
+    const { flow, workloads, did } = setup(aCheckpoint(), aWorkload(), (o) =>
+      refused(o).on('processState', 'gone', { node: 'node-a' }),
+    );
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('failed');
+    expect(cp.error).toMatch(
+      /^workload gone: pid 4242 on node-a exited before the checkpoint could take it; nothing was stored and it runs nowhere \(criu dump failed on node-a \(tree_held\)/,
+    );
+    expect((await workloads.get('wl-1'))!.state).toBe('gone');
+    expect(did('node-a', 'resumeTree', 'killTree')).toEqual([]);
+  });
+
+  it('whose process lives (held by another tracer): failed with the reason, the workload running, nothing resumed', async () => {
+    const { flow, workloads, did } = setup(aCheckpoint(), aWorkload(), (o) =>
+      refused(o).on('processState', 'S', { node: 'node-a' }),
+    );
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('failed');
+    expect(cp.error).toMatch(/^criu dump failed on node-a \(tree_held\)/);
+    expect((await workloads.get('wl-1'))!.state).toBe('running');
+    expect(did('node-a', 'resumeTree', 'killTree')).toEqual([]);
+  });
+});
 
 describe('phases a dead worker left open on a checkpoint', () => {
   it("a take left 'taking' mid-dump: the dump phase is closed as interrupted, with an end time", async () => {

@@ -24,6 +24,7 @@ import {
 import type { NodeOps } from '../node-ops/node-ops.js';
 import { PodmanOps } from '../node-ops/podman/podman-ops.js';
 import { PhaseRecorder, closeInterruptedPhases } from '../phase-recorder.js';
+import { exitedInsteadOfHeld } from '../recovery.js';
 import { setIdentity } from '../process-inspection.js';
 import { Rollback } from '../rollback.js';
 import {
@@ -377,10 +378,14 @@ export class CheckpointFlow {
     } else {
       if (ran(s, 'prepare'))
         await this.ops.waitCriuIdle(ctx.destination, ctx.destinationDir, 1_000).catch(() => undefined);
-      if (ctx.workload.state === 'migrating') {
-        ctx.workload.state = 'running';
+      // A tree CRIU could not seize because it was exiting is gone, not held by another tracer (as a migration).
+      const gone = await exitedInsteadOfHeld(this.ops, ctx, error);
+      if (ctx.workload.state === 'migrating' || gone) {
+        ctx.workload.state = gone ? 'gone' : 'running';
         await saveWorkloadFields(this.workloads, ctx.workload, ['state']);
       }
+      if (gone)
+        cp.error = `workload gone: pid ${ctx.workload.pid} on ${ctx.source.id} exited before the checkpoint could take it; nothing was stored and it runs nowhere (${error.message})`;
     }
     // dump.log (source) and page-server.log (storage node) go with the directories removed here and at cleanup.
     await keepJobLogs(
