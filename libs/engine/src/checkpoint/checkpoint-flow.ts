@@ -9,12 +9,13 @@ import {
   type WorkloadRecord,
 } from '@spotlift/domain';
 import type { CheckpointRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
-import { type ArmedStream, type DirectoryStreamer } from '@spotlift/transport';
+import { type ArmedStream, type DirectoryStreamer, type StreamResult } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
 import * as criu from '../node-ops/process/criu-commands.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
 import { keepJobLogs } from '../failed-job-logs.js';
 import {
+  CHECKPOINT_FILES_TAR,
   archivePaths,
   outermostPaths,
   readStoredArchive,
@@ -47,7 +48,7 @@ import {
   sealStoredImages,
 } from './checkpoint-checks.js';
 import { CheckpointLog } from './checkpoint-log.js';
-import { newDataKey } from './checkpoint-crypto.js';
+import { newDataKey, opensslSeal } from './checkpoint-crypto.js';
 import { type CheckpointSession, committed, ran } from './checkpoint-session.js';
 import { ContainerCheckpoints } from './container-checkpoints.js';
 import { EncryptedSteps } from './encrypted-steps.js';
@@ -237,7 +238,7 @@ export class CheckpointFlow {
       const transfer = await this.streamer.arm(source, ctx.sourceDir, storage, ctx.destinationDir, {
         exclude: ['./*.log'],
       });
-      const files = await this.armFiles(s);
+      const files = await this.armFiles(s, dataKey);
       return { channel, transfer: { images: transfer, files } };
     });
     try {
@@ -271,7 +272,8 @@ export class CheckpointFlow {
         });
         Object.assign(cp.bytes, { images: r.bytes, ...(files ? { files: files.bytes } : {}) });
         cp.sha256 = r.sha256;
-        phase.detail = `${r.bytes} bytes of image files${dataKey ? ' (encrypted on the source)' : ''}${files ? ` and ${files.bytes} bytes of declared files (${cp.paths!.join(', ')})` : ''}, sha256 verified on ${storage.id}`;
+        if (dataKey && files) this.encrypted.recordFilesSum(cp, files.sha256);
+        phase.detail = `${r.bytes} bytes of image files${dataKey ? ' (encrypted on the source)' : ''}${files ? ` and ${files.bytes} bytes of declared files (${cp.paths!.join(', ')}${dataKey ? ', encrypted by the orchestrator' : ''})` : ''}, sha256 verified on ${storage.id}`;
       });
       await phases.run(view, 'verify', async (phase) => {
         cp.bytes.stored = await sealStoredImages(this.ops, storage, cp.imageDir);
@@ -285,8 +287,12 @@ export class CheckpointFlow {
     }
   }
 
-  /** The workload's declared paths as one tar file next to the images; nothing when it declared none. */
-  private async armFiles(s: CheckpointSession): Promise<ArmedStream | undefined> {
+  /**
+   * The workload's declared paths as one tar file next to the images; nothing when it declared none. Encrypted
+   * checkpoints: the orchestrator encrypts the tar after its guard judged it (the storage node gets ciphertext,
+   * no node gets the key for it); its sum joins the images' in the record.
+   */
+  private async armFiles(s: CheckpointSession, dataKey: string | undefined): Promise<ArmedStream | undefined> {
     const paths = outermostPaths(s.ctx.workload.paths ?? []);
     if (!paths.length) return undefined;
     s.cp.paths = paths;
@@ -296,7 +302,24 @@ export class CheckpointFlow {
       what: 'declared files',
       // checked on the way in too: a hostile source fails its checkpoint, not a later restore
       guard: { roots: paths },
+      ...(dataKey ? { seal: opensslSeal(dataKey) } : {}),
     });
+  }
+
+  /**
+   * The declared files from `dir` on `from` back to their paths on the destination, through the orchestrator's
+   * guard: from the storage node, or for encrypted ones from the destination's own copy, checked and decrypted.
+   */
+  private async restoreFiles(s: CheckpointSession, from: NodeRecord, dir: string): Promise<StreamResult> {
+    const paths = s.cp.paths!;
+    const armed = await this.streamer.armPipe(from, readStoredArchive(dir), s.ctx.destination, {
+      dir: s.ctx.destinationDir,
+      // the storage node is a node too: the stored tar is checked again on its way out
+      unpack: unpackAtRoot(paths),
+      what: 'declared files',
+      guard: { roots: paths },
+    });
+    return armed.start();
   }
 
   /**
@@ -438,27 +461,23 @@ export class CheckpointFlow {
       await this.ops.makeDir(destination, ctx.destinationDir);
       // An incremental guard checkpoint's parents go next to its images, where its `parent` links point.
       const chainBytes = await this.chains.copyChain(ancestors, storage, destination, workDir);
-      const [r, files] = await Promise.all([
+      // Declared files encrypted with the images travel with them, to be checked and decrypted there first.
+      const sealedFiles = cp.paths?.length && this.encrypted.filesEncrypted(cp);
+      const broke = (e: Error) => {
+        throw new MigrationStepError('transfer', e.message, true);
+      };
+      const [r, plainFiles] = await Promise.all([
         this.streamer.copy(storage, cp.imageDir, destination, ctx.destinationDir, {
-          exclude: [...IMAGE_COPY_EXCLUDES],
+          exclude: sealedFiles
+            ? IMAGE_COPY_EXCLUDES.filter((x) => x !== `./${CHECKPOINT_FILES_TAR}`)
+            : [...IMAGE_COPY_EXCLUDES],
         }),
         // The declared files go back to their paths on the destination before the tree that opens them.
-        cp.paths?.length
-          ? this.streamer
-              .armPipe(storage, readStoredArchive(cp.imageDir), destination, {
-                dir: ctx.destinationDir,
-                // the storage node is a node too: the stored tar is checked again on its way out
-                unpack: unpackAtRoot(cp.paths),
-                what: 'declared files',
-                guard: { roots: cp.paths },
-              })
-              .then((armed) => armed.start())
-          : undefined,
-      ]).catch((e: Error) => {
-        throw new MigrationStepError('transfer', e.message, true);
-      });
+        cp.paths?.length && !sealedFiles ? this.restoreFiles(s, storage, cp.imageDir) : undefined,
+      ]).catch(broke);
       request.imageBytes = r.bytes + chainBytes;
       if (dataKey) await this.encrypted.decryptOnDestination(s, dataKey);
+      const files = sealedFiles ? await this.restoreFiles(s, destination, ctx.destinationDir).catch(broke) : plainFiles;
       phase.detail = `${r.bytes} bytes of images${files ? ` and ${cp.paths!.join(', ')} (${files.bytes} bytes)` : ''} from ${storage.id}, sha256 verified on ${destination.id}${dataKey ? ', checked against the sums recorded at the take and decrypted there' : ''}`;
     });
     const resumedNs = await phases.run(view, 'restore', () => steps.restore(ctx));

@@ -1,6 +1,7 @@
 import type { CheckpointRecord } from '@spotlift/domain';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
 import type { NodeOps } from '../node-ops/node-ops.js';
+import { CHECKPOINT_FILES_TAR } from '../node-ops/file-sync-commands.js';
 import * as criu from '../node-ops/process/criu-commands.js';
 import { openDataKey, parseSums } from './checkpoint-crypto.js';
 import type { CheckpointSession } from './checkpoint-session.js';
@@ -63,6 +64,19 @@ export class EncryptedSteps {
       );
     }
     s.cp.encryption!.sums = [...sums].map(([name, hash]) => `${hash}  ${name}`).join('\n');
+  }
+
+  /** The declared-files tar's sum (of the ciphertext the orchestrator wrote to the storage node), with the images'. */
+  recordFilesSum(cp: CheckpointRecord, sha256: string): void {
+    cp.encryption!.sums = `${cp.encryption!.sums ?? ''}\n${sha256}  ${CHECKPOINT_FILES_TAR}`.trim();
+  }
+
+  /**
+   * Its declared-files tar is encrypted (its sum recorded with the images'). Checkpoints encrypted before the tar
+   * was stored it in clear: they restore it as a plain checkpoint does.
+   */
+  filesEncrypted(cp: CheckpointRecord): boolean {
+    return parseSums(cp.encryption?.sums ?? '').has(CHECKPOINT_FILES_TAR);
   }
 
   /**
