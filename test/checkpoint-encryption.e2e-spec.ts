@@ -3,17 +3,18 @@
  * in-process with a master key file. A workload on node-a is checkpointed to node-c: nothing on node-c holds
  * its memory in clear (grep for a string the workload holds finds nothing there, while a search through the
  * orchestrator, which decrypts, finds it, streamed as found); its export, which the orchestrator decrypts and
- * writes itself, unpacks and crit reads it; with another key in the orchestrator the checkpoint is refused (409)
+ * writes itself, unpacks and crit reads it (the workload's declared files, encrypted by the orchestrator on their
+ * way to node-c, are in it in clear); with another key in the orchestrator the checkpoint is refused (409)
  * and nothing runs; a page changed on node-c (its own SHA256SUMS rewritten to match)
  * is refused by the sums recorded at the take; with its key it is restored on node-b, where it goes on.
  */
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CheckpointRecord, WorkloadRecord } from '@spotlift/domain';
-import { nodeOfPid, type HeartbeatCollector, type LabConfig } from '@spotlift/testing';
+import { nodeDataDir, nodeOfPid, type HeartbeatCollector, type LabConfig } from '@spotlift/testing';
 import { SshNodeShell } from '@spotlift/transport';
 import { AppConfig } from '../apps/orchestrator/src/config/app-config.js';
 import { setupE2e, type E2eEnv } from './support/e2e-env.js';
@@ -25,6 +26,8 @@ const SUFFIX = randomBytes(3).toString('hex');
 const CP_ROOT = `/var/lib/spotlift/checkpoints-enc-${SUFFIX}`;
 /** In the workload's memory (argv, python objects): what must not be readable on the storage node. */
 const NAME = `enc-needle-${SUFFIX}`;
+/** Its declared path under /srv/data (each node's own data directory). */
+const DATA = `enc-${SUFFIX}`;
 
 let env: E2eEnv;
 let lab: LabConfig;
@@ -107,6 +110,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await onNode('node-c', `rm -rf '${CP_ROOT}'`).catch(() => undefined);
+  for (const n of ['node-a', 'node-b', 'node-c']) rmSync(join(nodeDataDir(n), DATA), { recursive: true, force: true });
   await shell?.close();
   await env?.teardown();
   rmSync(keyDir, { recursive: true, force: true });
@@ -114,7 +118,18 @@ afterAll(async () => {
 
 describe('checkpoints encrypted at rest (real CRIU, openssl on the nodes)', () => {
   it('stores ciphertext only, searches it decrypted (streamed), refuses another key, restores with its own', async () => {
-    const w = (await env.launch(NAME, 'node-a', { memMiB: 16 })).workload;
+    // A declared path with a file holding the string too: its tar must not reach node-c in clear either.
+    for (const n of ['node-a', 'node-b', 'node-c'])
+      rmSync(join(nodeDataDir(n), DATA), { recursive: true, force: true });
+    mkdirSync(join(nodeDataDir('node-a'), DATA), { recursive: true });
+    writeFileSync(join(nodeDataDir('node-a'), DATA, 'secret.txt'), `${NAME} in a declared file\n`);
+    const w = (
+      await env.launch(NAME, 'node-a', {
+        memMiB: 16,
+        workload: { dataFiles: [`/srv/data/${DATA}/journal.log`] },
+        fields: { paths: [`/srv/data/${DATA}`] },
+      })
+    ).workload;
     const created = await orch.api<CheckpointRecord>('POST', '/checkpoints', { workload: w.id, transport: 'tcp' });
     expect(created.status).toBe(201);
     const cp = await settled(created.body.id, ['stored', 'failed']);
@@ -123,11 +138,13 @@ describe('checkpoints encrypted at rest (real CRIU, openssl on the nodes)', () =
     expect(cp.encryption).toMatchObject({ scheme: 'openssl-aes-256-ctr-pbkdf2', keyId: /^[0-9a-f]{16}$/ });
     expect(cp.encryption!.sums).toMatch(/^[0-9a-f]{64} {2}pages-\d+\.img$/m);
     expect(cp.phases.find((p) => p.name === 'transfer')?.detail).toMatch(/encrypted on the source/);
+    expect(cp.encryption!.sums).toMatch(/^[0-9a-f]{64} {2}workload-files\.tar$/m);
 
     // node-c: the images are there, no file holds the needle in clear, and the pages start with openssl's salt.
     const grep = await onNode('node-c', `grep -rlF '${NAME}' '${cp.imageDir}'; echo "rc=$?"; ls '${cp.imageDir}'`);
     expect(grep.stdout).toMatch(/^rc=1$/m);
     expect(grep.stdout).toMatch(/pages-\d+\.img/);
+    expect(grep.stdout).toMatch(/workload-files\.tar/);
     const head = await onNode('node-c', `head -c 8 '${cp.imageDir}'/pages-1.img`);
     expect(head.stdout).toBe('Salted__');
 
@@ -169,8 +186,10 @@ describe('checkpoints encrypted at rest (real CRIU, openssl on the nodes)', () =
       const root = crit('pstree.img').entries[0]!.pid as number;
       expect(crit(`core-${root}.img`).entries[0]!.tc.comm).toBe('python3');
       expect(crit('stats-dump').entries[0]!.dump.pages_written).toBe(cp.criu.dump!.pagesWritten);
-      // the pages in the archive are plaintext: the string the workload holds is there
+      // the pages in the archive are plaintext: the string the workload holds is there; the declared files too
       expect(readFileSync(join(dir0, 'checkpoint', `pages-1.img`)).includes(NAME)).toBe(true);
+      const listed = execFileSync('tar', ['-tf', join(dir0, 'checkpoint', 'workload-files.tar')], { encoding: 'utf8' });
+      expect(listed).toContain(`srv/data/${DATA}/secret.txt`);
       console.log(`[encryption] export ${exported.ms} ms, ${Math.round(exported.tar.length / 2 ** 20)} MiB`);
     } finally {
       rmSync(dir0, { recursive: true, force: true });
@@ -232,5 +251,7 @@ describe('checkpoints encrypted at rest (real CRIU, openssl on the nodes)', () =
     expect(collector.heartbeats(NAME, since).length).toBeGreaterThan(0);
     const wl = (await orch.api<WorkloadRecord>('GET', `/workloads/${w.id}`)).body;
     expect(wl).toMatchObject({ state: 'running', nodeId: 'node-b', pid });
+    // the declared file, decrypted on node-b and unpacked through the orchestrator's guard, is back at its path
+    expect(readFileSync(join(nodeDataDir('node-b'), DATA, 'secret.txt'), 'utf8')).toBe(`${NAME} in a declared file\n`);
   }, 240_000);
 });
