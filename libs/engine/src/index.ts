@@ -35,7 +35,7 @@ export * from './podman/index.js';
 export { CONTAINER_LIVE_UNAVAILABLE, CONTAINER_STRATEGIES } from './strategies/container-stop-and-copy.js';
 export * from './checkpoint/stored-images.js';
 export type { ArchiveStream } from './checkpoint/decrypted-archive.js';
-export { CheckpointKeyError, openDataKey, parseMasterKey } from './checkpoint/checkpoint-crypto.js';
+export { CheckpointKeyError, newDataKey, openDataKey, parseMasterKey } from './checkpoint/checkpoint-crypto.js';
 export * from './checkpoint/container-images.js';
 export * from './checkpoint/container-archive.js';
 export * from './copy-order.js';

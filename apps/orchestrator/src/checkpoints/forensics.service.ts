@@ -158,8 +158,12 @@ export class ForensicsService {
     const cp = await this.stored(id);
     const filename = `checkpoint-${cp.workloadId}-${cp.id}.tar`;
     if (cp.kind === 'podman' || cp.container) {
-      // Podman's own export is already the layout checkpointctl and crit read: it goes out as stored.
-      const proc = await this.ops.sendImageFile(await this.storage(cp), cp.imageDir, CONTAINER_ARCHIVE);
+      // Podman's own export is already the layout checkpointctl and crit read: it goes out as stored (decrypted
+      // here when it is encrypted).
+      const storage = await this.storage(cp);
+      const proc = cp.encryption
+        ? await StoredImages.of(this.ops, storage, cp, this.config?.checkpointKey).exportFile(CONTAINER_ARCHIVE)
+        : await this.ops.sendImageFile(storage, cp.imageDir, CONTAINER_ARCHIVE);
       return { proc, layout: { files: {}, unfilled: [] }, filename };
     }
     const images = StoredImages.of(this.ops, await this.storage(cp), cp, this.config?.checkpointKey);
@@ -189,6 +193,13 @@ export class ForensicsService {
     const cp = await this.stored(id);
     const storage = await this.storage(cp);
     if (cp.kind === 'podman' || cp.container) {
+      if (cp.encryption) {
+        throw new ConflictError(
+          `inspection and search of an encrypted container checkpoint are not built: checkpoint '${cp.id}' is ` +
+            `Podman's archive, unpacked for them on its storage node, which has no key (its export is decrypted here)`,
+          { encrypted: true },
+        );
+      }
       const container = await openContainerImages(this.ops, storage, cp);
       return { cp, images: container.images, container };
     }

@@ -126,8 +126,8 @@ export class CheckpointFlow {
       if (cp.state === 'taking') closeInterruptedPhases(s.view, this.clock.now());
       if (cp.state === 'taking' && (await this.resumeTake(s))) return await this.finishTake(s, workDir);
       cp.state = 'taking';
-      // Encrypted at rest when the orchestrator holds a key (containers: Podman writes their archive, not yet).
-      if (this.config.checkpointKey && !isContainer(s) && !cp.encryption) {
+      // Encrypted at rest when the orchestrator holds a key (a container's archive: as the orchestrator relays it).
+      if (this.config.checkpointKey && !cp.encryption) {
         cp.encryption = newDataKey(this.config.checkpointKey).encryption;
       }
       await s.phases.save(s.view);

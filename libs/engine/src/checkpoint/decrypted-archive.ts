@@ -81,6 +81,41 @@ export function decryptedArchive(
   return { stdout, done };
 }
 
+/**
+ * One stored encrypted file, decrypted as it streams from the storage node (a container checkpoint's export: Podman's
+ * archive is already the layout), checked as an archive member is: a mismatch ends `stdout` with an error.
+ */
+export function decryptedFile(
+  m: ArchiveMember,
+  open: (name: string) => Promise<RemoteProcess>,
+  ctr: OpensslCtr,
+  where: string,
+): ArchiveStream {
+  let failure: Error | undefined;
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    try {
+      yield* plaintext(m, await open(m.name), ctr, where);
+    } catch (error) {
+      failure = error as Error;
+      throw error;
+    }
+  }
+  const stdout = Readable.from(chunks(), { objectMode: false });
+  stdout.on('error', () => undefined); // `done` says it
+  const done = new Promise<{ code: number | null; stderr: string }>((resolve) =>
+    stdout.once('close', () =>
+      resolve(
+        failure
+          ? { code: 1, stderr: failure.message }
+          : stdout.readableEnded
+            ? { code: 0, stderr: '' }
+            : { code: 1, stderr: 'the export was closed before it was complete' },
+      ),
+    ),
+  );
+  return { stdout, done };
+}
+
 /** A member's plaintext chunks as its stored bytes arrive, checked against its listed size and recorded sum. */
 async function* plaintext(
   m: ArchiveMember,

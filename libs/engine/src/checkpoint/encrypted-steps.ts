@@ -81,11 +81,12 @@ export class EncryptedSteps {
 
   /**
    * The copied images checked against the ciphertext sums the source reported (the storage node cannot change
-   * those: they are in the record), then decrypted in place on the destination. A mismatch decrypts nothing.
+   * those: they are in the record), then decrypted in place on the destination (`dir`: where they were copied,
+   * holding nothing else). A mismatch decrypts nothing.
    */
-  async decryptOnDestination(s: CheckpointSession, dataKey: string): Promise<void> {
-    const { destination, destinationDir, source: storage } = s.ctx;
-    const res = await this.ops.decryptImages(destination, destinationDir, dataKey, s.cp.encryption!.sums!);
+  async decryptOnDestination(s: CheckpointSession, dataKey: string, dir = s.ctx.destinationDir): Promise<void> {
+    const { destination, source: storage } = s.ctx;
+    const res = await this.ops.decryptImages(destination, dir, dataKey, s.cp.encryption!.sums!);
     if (res.code === 0) return;
     const detail = (res.stdout || res.stderr).trim().split('\n').slice(0, 6).join('; ').slice(0, 400);
     throw new MigrationStepError(

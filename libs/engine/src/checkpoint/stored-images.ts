@@ -23,7 +23,7 @@ import {
   parseSums,
   sha256Hex,
 } from './checkpoint-crypto.js';
-import { type ArchiveStream, decryptedArchive } from './decrypted-archive.js';
+import { type ArchiveStream, decryptedArchive, decryptedFile } from './decrypted-archive.js';
 
 /** An encrypted checkpoint's key and the ciphertext sums recorded at its take (checkpoint-crypto.ts). */
 interface Decryption {
@@ -243,6 +243,24 @@ export class StoredImages {
     const stdin = names.map((n) => `${n} ${Buffer.from(layout.files[n]!).toString('base64')}\n`).join('');
     const proc = await this.ops.exportArchive(this.node, this.dir, stageDir, names, stdin);
     return { proc, layout };
+  }
+
+  /** One stored file of an encrypted checkpoint, decrypted here as it streams (Podman's archive of a container). */
+  async exportFile(name: string): Promise<ArchiveStream> {
+    const sizes = await this.list();
+    const sha256 = this.decryption?.sums.get(name);
+    if (!sizes.has(name) || !sha256 || !this.encrypted(name)) {
+      throw new CriuImageError(
+        `${name} is not an encrypted file of ${this.dir} on '${this.node.id}' with a recorded sum`,
+      );
+    }
+    const member = { name, storedBytes: this.raw.get(name)!, sha256, encrypted: true };
+    return decryptedFile(
+      member,
+      (n) => this.ops.sendImageFile(this.node, this.dir, n),
+      this.decryption!.ctr,
+      this.node.id,
+    );
   }
 
   /**
