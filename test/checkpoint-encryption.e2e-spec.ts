@@ -26,6 +26,9 @@ const SUFFIX = randomBytes(3).toString('hex');
 const CP_ROOT = `/var/lib/spotlift/checkpoints-enc-${SUFFIX}`;
 /** In the workload's memory (argv, python objects): what must not be readable on the storage node. */
 const NAME = `enc-needle-${SUFFIX}`;
+/** A container of the lab's heartbeat image (scripts/lab), checkpointed encrypted too. */
+const CT = `enc-ct-${SUFFIX}`;
+const CT_IMAGE = 'localhost/spotlift-heartbeat:lab';
 /** Its declared path under /srv/data (each node's own data directory). */
 const DATA = `enc-${SUFFIX}`;
 
@@ -110,6 +113,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await onNode('node-c', `rm -rf '${CP_ROOT}'`).catch(() => undefined);
+  for (const n of ['node-a', 'node-b'])
+    await onNode(n, `podman rm --force --ignore --time 0 ${CT}`).catch(() => undefined);
   for (const n of ['node-a', 'node-b', 'node-c']) rmSync(join(nodeDataDir(n), DATA), { recursive: true, force: true });
   await shell?.close();
   await env?.teardown();
@@ -254,4 +259,53 @@ describe('checkpoints encrypted at rest (real CRIU, openssl on the nodes)', () =
     // the declared file, decrypted on node-b and unpacked through the orchestrator's guard, is back at its path
     expect(readFileSync(join(nodeDataDir('node-b'), DATA, 'secret.txt'), 'utf8')).toBe(`${NAME} in a declared file\n`);
   }, 240_000);
+
+  it('a Podman container: its archive stored encrypted, inspection 409, exported decrypted, restored on node-b', async () => {
+    const run = await onNode(
+      'node-a',
+      `podman run --detach --name ${CT} --network host ${CT_IMAGE} ${CT} 16 ${collector.host} ${collector.port} 100`,
+    );
+    expect(run.code).toBe(0);
+    await collector.waitForCount(CT, 5, { timeoutMs: 30_000 });
+    const reg = await orch.api<WorkloadRecord>('POST', '/workloads', { node: 'node-a', kind: 'podman', container: CT });
+    expect(reg.status).toBe(201);
+    const created = await orch.api<CheckpointRecord>('POST', '/checkpoints', { workload: reg.body.id });
+    expect(created.status).toBe(201);
+    const cp = await settled(created.body.id, ['stored', 'failed']);
+    expect(cp.error).toBeUndefined();
+    expect(cp).toMatchObject({ state: 'stored', kind: 'podman', storageNodeId: 'node-c' });
+    expect(cp.encryption!.sums).toMatch(/^[0-9a-f]{64} {2}checkpoint\.tar$/);
+    // node-c holds ciphertext: the container's name (in its config and its memory) is nowhere in the archive.
+    const onC = await onNode(
+      'node-c',
+      `grep -c -F '${CT}' '${cp.imageDir}/checkpoint.tar'; head -c 8 '${cp.imageDir}/checkpoint.tar'`,
+    );
+    expect(onC.stdout).toBe('0\nSalted__');
+    expect((await orch.api('GET', `/checkpoints/${cp.id}/inspect`)).status).toBe(409);
+    // The export is Podman's archive, decrypted by the orchestrator: tar lists the CRIU images in it.
+    const exported = await exportTar(cp.id);
+    expect(exported.status).toBe(200);
+    const dir0 = mkdtempSync(join(tmpdir(), 'enc-ct-export-'));
+    try {
+      writeFileSync(join(dir0, 'ct.tar'), exported.tar);
+      const listed = execFileSync('tar', ['-tf', join(dir0, 'ct.tar')], { encoding: 'utf8' });
+      expect(listed).toMatch(/^checkpoint\/pages-\d+\.img$/m);
+      expect(listed).toMatch(/^config\.dump$/m);
+    } finally {
+      rmSync(dir0, { recursive: true, force: true });
+    }
+    // Restored on node-b: the archive checked against the recorded sum and decrypted there, then imported.
+    expect((await orch.api('POST', `/checkpoints/${cp.id}/restore`, { destination: 'node-b' })).status).toBe(202);
+    const restored = await settled(cp.id, ['restored', 'stored']);
+    expect(restored.restore?.error).toBeUndefined();
+    expect(restored.state).toBe('restored');
+    expect(restored.restore!.phases.find((p) => p.name === 'transfer')?.detail).toMatch(/decrypted on node-b/);
+    expect(nodeOfPid(restored.restore!.restoredPid!)).toBe('node-b');
+    const since = Date.now();
+    await collector.waitForCount(CT, collector.heartbeats(CT).length + 5, { timeoutMs: 30_000 });
+    expect(collector.heartbeats(CT, since).length).toBeGreaterThan(0);
+    console.log(
+      `[encryption] container: archive ${cp.bytes.images} bytes, stored in ${Date.parse(cp.storedAt!) - Date.parse(cp.createdAt)} ms, export ${exported.ms} ms`,
+    );
+  }, 180_000);
 });
