@@ -437,6 +437,58 @@ describe('planRebalance: never packs a node beyond what leaves within its notice
   });
 });
 
+describe('planRebalance: the notice reserve sized per pool', () => {
+  // 30 s notice, 500 MiB/s, one wave: 11.75 GiB leave in time, 9.03 GiB with a 20 % reserve, 10.5 GiB with 10 %.
+  const evacuation = {
+    safetyMarginSeconds: 5,
+    perMigrationOverheadSeconds: 1.5,
+    maxParallel: 4,
+    sourceBandwidthBytesPerSec: mib(500),
+    reserveFraction: 0.2,
+  };
+  const nodes = [
+    node('a', 8.5, [w('a1', { memoryBytes: gib(8.5) })], { noticeSeconds: 30 }),
+    // Empty and on-demand: releasable, never a consolidation's target, but room an evacuation of a could use.
+    node('b', 0, [], { lifecycle: 'on-demand' }),
+    // Too small to take a's 8.5 GiB: c is the one to empty, into a or nowhere.
+    node('c', 2.5, [w('c1', { memoryBytes: gib(2.5) })], {
+      noticeSeconds: 120,
+      memoryCapacityBytes: gib(8),
+      freeMemoryBytes: gib(5.5),
+    }),
+  ];
+  const interruption = (pool: string, nodeId: string, hoursAgo = 48) => ({
+    nodeId,
+    spotPool: pool,
+    kind: 'interruption' as const,
+    at: NOW.getTime() - hoursAgo * HOUR,
+  });
+  // Two interruptions in a's pool over a, x and y for a week: 2 / 21 = 0.095 notices per node-day.
+  const hot = [interruption('pool-a', 'x'), interruption('pool-a', 'y')];
+  it.each([
+    ['one reserve for every pool: a keeps 20 % of its notice, c stays', undefined, [], []],
+    ["a's pool saw no notice this week: a packs up to its notice", 0.2, [], ['c1:c>a:consolidate']],
+    ["a's pool is hot (0.095 per node-day, full from 0.05): the whole reserve", 0.05, hot, []],
+    ['half way to the full rate: 10 % kept, 11 GiB still too much', 0.19, hot, []],
+    ['notices older than the week do not count', 0.05, [interruption('pool-a', 'x', 8 * 24)], ['c1:c>a:consolidate']],
+    ["notices on another pool do not count for a's", 0.05, [interruption('pool-c', 'x')], ['c1:c>a:consolidate']],
+  ] as const)('%s', (_name, fullAtPerNodeDay, notices, expected) => {
+    const plan = planRebalance(
+      input({
+        policies: ['consolidate'],
+        nodes,
+        evacuation,
+        notices: [...notices],
+        // De-risk's window is an hour: a's pool is never avoided as risky here, only its reserve changes.
+        riskWindowSeconds: 3600,
+        ...(fullAtPerNodeDay !== undefined ? { poolReserve: { fullAtPerNodeDay } } : {}),
+      }),
+    );
+    expect(pairs(plan)).toEqual(expected);
+    if (!expected.length) expect(plan.skipped.find((s) => s.nodeId === 'c')!.reason).toContain('nowhere to go');
+  });
+});
+
 describe('planRebalance: an empty node stays releasable', () => {
   const evacuation = {
     safetyMarginSeconds: 5,

@@ -17,6 +17,7 @@ import { chooseStrategy } from './choose-strategy.js';
 import { fmtBytes, fmtSeconds } from './format.js';
 import { intervalVerdict, startVerdict } from './rebalance-budgets.js';
 import { evacuableBytes, unevacuable } from './rebalance-evacuability.js';
+import { poolNoticeRates, poolReserve } from './rebalance-reserve.js';
 import type {
   MovePrediction,
   PlannedMove,
@@ -65,6 +66,19 @@ export function nodeRisks(input: Pick<RebalanceInput, 'nodes' | 'notices' | 'ris
   );
 }
 
+/** The nodes, each spot node with its pool's notice reserve when `poolReserve` is set (rebalance-reserve.ts). */
+function withPoolReserves(input: RebalanceInput): RebalanceNode[] {
+  const m = input.evacuation;
+  if (!input.poolReserve || !m) return [...input.nodes];
+  const s = input.poolReserve;
+  const rates = poolNoticeRates(input.nodes, input.notices ?? [], input.now, s.windowSeconds);
+  return input.nodes.map((n) =>
+    n.noticeSeconds === undefined || n.spotPool === undefined
+      ? n
+      : { ...n, reserveFraction: poolReserve(rates.get(n.spotPool) ?? 0, m.reserveFraction ?? 0, s) },
+  );
+}
+
 type Trial = { moves: PlannedMove[]; disruption: number } | { reason: string; deferred?: boolean };
 
 export function planRebalance(input: RebalanceInput): RebalancePlanResult {
@@ -73,7 +87,7 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
   const policies = new Set(input.policies);
   const risk = nodeRisks(input);
   const minRisk = input.deRisk?.minRisk ?? 1;
-  const sorted = [...input.nodes].sort((a, b) => (a.id < b.id ? -1 : 1));
+  const sorted = withPoolReserves(input).sort((a, b) => (a.id < b.id ? -1 : 1));
   const byId = new Map(sorted.map((n) => [n.id, n]));
   let used = new Map(sorted.map((n) => [n.id, n.memoryCapacityBytes - n.freeMemoryBytes]));
   // Workload bytes and count per node: a node never takes more than it could send away within its notice.

@@ -44,6 +44,16 @@ export interface NoticeSighting {
   at: number;
 }
 
+/** How the notice reserve follows a pool's notice rate (rebalance-reserve.ts). */
+export interface PoolReserveSettings {
+  /** Weighted notices per node and day (interruption 1, recommendation 0.5) from which the full reserve applies. */
+  fullAtPerNodeDay: number;
+  /** Reserve of a pool without notices in the window (0..reserveFraction). */
+  floorFraction?: number;
+  /** Notices older than this do not count (default a week). */
+  windowSeconds?: number;
+}
+
 /** A window in which moves are allowed (`allow`) or not (`forbid`): starts at each cron time (UTC), lasts `durationSeconds`. */
 export interface BudgetWindow {
   cron: string;
@@ -106,6 +116,11 @@ export interface RebalanceInput {
    * (rebalance-evacuability.ts). Unbounded when absent.
    */
   evacuation?: EvacuationModel;
+  /**
+   * Sizes the evacuation model's `reserveFraction` per spot pool from the notices in `notices` (rebalance-reserve.ts):
+   * calm pools pack closer to their notice, hot ones keep the whole reserve. One figure for all when absent.
+   */
+  poolReserve?: PoolReserveSettings;
   /** Throughput a move's pages get when the pair has no measured figure. */
   bandwidthBytesPerSec: number;
   /**

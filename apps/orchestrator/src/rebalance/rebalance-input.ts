@@ -142,6 +142,7 @@ export function buildRebalanceInput(src: RebalanceSources): RebalanceInput {
       sourceBandwidthBytesPerSec: ev.sourceBandwidthBytesPerSec,
       reserveFraction: s.noticeReserveFraction,
     },
+    ...(s.poolReserve ? { poolReserve: s.poolReserve } : {}),
     placement: { allowUnverifiedCpu: true },
   };
 }

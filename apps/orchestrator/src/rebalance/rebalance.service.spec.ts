@@ -474,6 +474,27 @@ describe('rebalance config and bodies', () => {
     expect(input.evacuation).toMatchObject({ safetyMarginSeconds: 5, maxParallel: 4, reserveFraction: 0.2 });
   });
 
+  it('poolReserve reaches the planner with its defaults; absent, one reserve for every pool', () => {
+    const build = (settings: RebalanceSettings) =>
+      buildRebalanceInput({
+        now: T0,
+        policies: ['consolidate'],
+        nodes: [],
+        workloads: [],
+        evacuations: [],
+        freshMemAvailable: {},
+        history: [],
+        settings,
+        evacuation: EvacuationSettings.parse({}),
+      });
+    expect(build(RebalanceSettings.parse({})).poolReserve).toBeUndefined();
+    expect(build(RebalanceSettings.parse({ poolReserve: { fullAtPerNodeDay: 0.2 } })).poolReserve).toEqual({
+      fullAtPerNodeDay: 0.2,
+      floorFraction: 0,
+      windowSeconds: 7 * 86_400,
+    });
+  });
+
   it('lists every problem at once: unknown policy, nonsensical budget, bad cron, unknown field', () => {
     const r = file({
       policies: ['consolidate', 'shuffle'],
@@ -495,6 +516,8 @@ describe('rebalance config and bodies', () => {
     [{ budgets: { maxConcurrentMoves: 10, maxMovesPerHour: 2 } }, 'maxConcurrentMoves cannot exceed maxMovesPerHour'],
     [{ spread: { overfullFraction: 0.5, targetFraction: 0.7 } }, 'targetFraction must be below overfullFraction'],
     [{ budgets: { maxMovesPerHour: 0 } }, 'Too small'],
+    [{ poolReserve: { fullAtPerNodeDay: 0 } }, 'Too small'],
+    [{ poolReserve: { fullAtPerNodeDay: 0.2, floor: 0.1 } }, 'Unrecognized key'],
   ])('refuses %j', (rebalance, message) => {
     const r = file(rebalance);
     expect(r.success).toBe(false);
