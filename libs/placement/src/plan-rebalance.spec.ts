@@ -377,6 +377,74 @@ describe('planRebalance: measured bandwidth per pair', () => {
   });
 });
 
+describe('planRebalance: post-copy trials per pair', () => {
+  // 4 GiB dirtied faster than 1 GiB/s sends it: pre-copy cannot converge, stop-and-copy freezes ~4 s. c (16 GiB)
+  // has no room for a's 16 GiB: c is the node to empty, into a.
+  const small = { memoryCapacityBytes: gib(16), freeMemoryBytes: gib(12) };
+  const hot = (over: Partial<RebalanceWorkload> = {}) =>
+    node('c', 4, [w('c1', { memoryBytes: gib(4), dirtyRateBytesPerSec: gib(2), ...over })], small);
+  const twin = (id: string) => node(id, 16, [w(`${id}1`, { memoryBytes: gib(16) })]);
+
+  it.each([
+    ['no trial anywhere: untested, no post-copy', undefined, 'stop-and-copy'],
+    ['the pair c to a passed: post-copy, a short freeze', { c: { a: 'ok' } }, 'post-copy'],
+    ['the pair c to a failed: no post-copy', { c: { a: 'failed' } }, 'stop-and-copy'],
+    ['only the other way (a to c) passed: c to a stays untested', { a: { c: 'ok' } }, 'stop-and-copy'],
+    ['another pair from c passed (c to b): not this one', { c: { b: 'ok' } }, 'stop-and-copy'],
+  ] as const)('%s', (_name, pairPostCopyTrial, strategy) => {
+    const plan = planRebalance(
+      input({
+        policies: ['consolidate'],
+        nodes: [twin('a'), hot()],
+        defaultDowntimeBudgetSeconds: 1,
+        ...(pairPostCopyTrial ? { pairPostCopyTrial } : {}),
+      }),
+    );
+    expect(pairs(plan)).toEqual(['c1:c>a:consolidate']);
+    expect(plan.moves[0]!.strategy).toBe(strategy);
+    if (strategy === 'post-copy') expect(plan.moves[0]!.predictedDowntimeMs).toBeLessThan(1000);
+    else expect(plan.moves[0]!.predictedDowntimeMs).toBeGreaterThan(4000);
+  });
+
+  it("a pair's passed trial keeps a move under maxDowntimeMs that stop-and-copy would break", () => {
+    const nodes = [twin('a'), hot({ maxDowntimeMs: 1000 })];
+    expect(planRebalance(input({ policies: ['consolidate'], nodes })).moves).toEqual([]);
+    const tried = planRebalance(input({ policies: ['consolidate'], nodes, pairPostCopyTrial: { c: { a: 'ok' } } }));
+    expect(pairs(tried)).toEqual(['c1:c>a:consolidate']);
+  });
+});
+
+describe('planRebalance: moves leaving one node at once, from its measured outbound rate', () => {
+  // a carries four workloads that only fit on e together (de-risk sends them all off a's pool).
+  const source = () =>
+    node(
+      'a',
+      8,
+      ['a1', 'a2', 'a3', 'a4'].map((id) => w(id, { memoryBytes: gib(2), priority: 8 })),
+    );
+  const notices = [recommendation('pool-a', 1, 'a'), recommendation('pool-a', 1, 'a')];
+  it.each([
+    ['no measured outbound: no cap (the budgets alone)', undefined, undefined, {}],
+    ['700 MiB/s out of a, one move gets 350 (fleet figure): two at once', { a: mib(700) }, undefined, { a: 2 }],
+    ['the same total, one move measured at 700 to e: one at once', { a: mib(700) }, { a: { e: mib(700) } }, { a: 1 }],
+    ['a measured figure below one move rounds up to one', { a: mib(100) }, undefined, { a: 1 }],
+    ['a figure for another node caps nothing here', { b: mib(100) }, undefined, {}],
+  ] as const)('%s', (_name, nodeOutbound, pairBandwidth, expected) => {
+    const plan = planRebalance(
+      input({
+        policies: ['de-risk'],
+        nodes: [source(), node('e', 0, [], { lifecycle: 'on-demand' })],
+        notices,
+        bandwidthBytesPerSec: mib(350),
+        ...(nodeOutbound ? { nodeOutbound } : {}),
+        ...(pairBandwidth ? { pairBandwidth } : {}),
+      }),
+    );
+    expect(plan.moves.map((m) => m.fromNodeId)).toEqual(['a', 'a', 'a', 'a']);
+    expect(plan.maxMovesFrom).toEqual(expected);
+  });
+});
+
 describe('planRebalance: never packs a node beyond what leaves within its notice', () => {
   // 500 MiB/s out, 5 s margin, 1.5 s per wave of four: a 30 s notice lets ~11.75 GiB leave, a 120 s one ~56 GiB.
   const evacuation = {

@@ -79,6 +79,26 @@ function withPoolReserves(input: RebalanceInput): RebalanceNode[] {
   );
 }
 
+/**
+ * How many moves may leave each source at once: its measured total outbound rate over the rate one move gets
+ * from it (the median of its measured pairs, else the fleet figure), at least one. Only sources of the plan's
+ * moves with a measured figure get a cap; the others are bounded by the budgets alone.
+ */
+export function outboundCaps(
+  input: Pick<RebalanceInput, 'nodeOutbound' | 'pairBandwidth' | 'bandwidthBytesPerSec'>,
+  moves: readonly { fromNodeId: string }[],
+): Record<string, number> {
+  const caps: Record<string, number> = {};
+  for (const id of new Set(moves.map((m) => m.fromNodeId))) {
+    const total = input.nodeOutbound?.[id];
+    if (total === undefined || !(total > 0)) continue;
+    const pairs = Object.values(input.pairBandwidth?.[id] ?? {}).sort((a, b) => a - b);
+    const one = pairs.length ? pairs[Math.floor(pairs.length / 2)]! : input.bandwidthBytesPerSec;
+    caps[id] = Math.max(1, Math.round(total / one));
+  }
+  return caps;
+}
+
 type Trial = { moves: PlannedMove[]; disruption: number } | { reason: string; deferred?: boolean };
 
 export function planRebalance(input: RebalanceInput): RebalancePlanResult {
@@ -139,7 +159,11 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
         dirtyRateBytesPerSec: w.dirtyRateBytesPerSec,
         bandwidthBytesPerSec: pairBandwidth(from, to),
         downtimeBudgetSeconds: budget,
-        capabilities: { softDirtyOnSource: from.softDirty ?? false, postCopyTrial: to.postCopyTrial ?? 'untested' },
+        capabilities: {
+          softDirtyOnSource: from.softDirty ?? false,
+          // The pair's own trial first (post-copy needs userfaultfd on this destination, reached from this source).
+          postCopyTrial: input.pairPostCopyTrial?.[from.id]?.[to.id] ?? to.postCopyTrial ?? 'untested',
+        },
         ...(input.strategyModel ? { model: input.strategyModel } : {}),
       });
       return {
@@ -475,5 +499,5 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
     `${moves.length} move(s) proposed (${[...policies].join(', ') || 'no policy'}), ` +
     `${Math.round(totals.nodesFreed)} node(s) freed, predicted downtime ${fmtSeconds(totals.predictedDowntimeMs / 1000)} in all; ` +
     `${skipped.length - deferred} not proposed, ${deferred} deferred by budgets`;
-  return { moves, skipped, releasable, totals, summary };
+  return { moves, skipped, releasable, totals, maxMovesFrom: outboundCaps(input, moves), summary };
 }

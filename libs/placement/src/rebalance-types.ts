@@ -7,7 +7,7 @@ import type { PlacementOptions } from './choose-destination.js';
 import type { EvacuableNode, EvacuationModel } from './rebalance-evacuability.js';
 import type { StrategyModel } from './choose-strategy.js';
 import type { PlannedMove, RebalancePolicy, RebalanceSkip } from '@spotlift/domain';
-import type { CandidateNode, ConcreteStrategy, PlacementWorkload } from './types.js';
+import type { CandidateNode, ConcreteStrategy, PlacementWorkload, PostCopyTrial } from './types.js';
 
 // The plan's shapes are the domain's (the store and the CLI read the same ones).
 export type { MoveGain, PlannedMove, RebalancePolicy, RebalanceSkip } from '@spotlift/domain';
@@ -128,6 +128,16 @@ export interface RebalanceInput {
    * store's PairLinks): a move is predicted, and its destination scored, on its own pair's figure.
    */
   pairBandwidth?: Readonly<Record<string, Readonly<Record<string, number>>>>;
+  /**
+   * Post-copy trial results per pair, by source id then destination id (the cache the evacuation planner reads):
+   * a move is predicted as post-copy only where its own pair's trial passed; a pair never tried is `untested`.
+   */
+  pairPostCopyTrial?: Readonly<Record<string, Readonly<Record<string, PostCopyTrial>>>>;
+  /**
+   * Each node's total outbound page rate, bytes/s, as measured while several migrations left it at once (the store's
+   * NodeOutbound): moves leaving one node at once are capped at that figure over one move's rate from it.
+   */
+  nodeOutbound?: Readonly<Record<string, number>>;
   /** Freeze a move aims below when the workload declares no `maxDowntimeMs`. */
   defaultDowntimeBudgetSeconds?: number;
   /** Predicts a move's downtime (default: live migration, chooseStrategy). The benchmark passes a restart. */
@@ -148,5 +158,10 @@ export interface RebalancePlanResult {
   /** Nodes the plan empties (consolidate), and ready nodes already without workloads. */
   releasable: string[];
   totals: { nodesFreed: number; costPerHourSaved: number; riskRemoved: number; predictedDowntimeMs: number };
+  /**
+   * Moves that may leave a node at once, for sources whose outbound rate was measured (`nodeOutbound`): an apply
+   * starts no more from that node together (more would only share its link and stretch each move).
+   */
+  maxMovesFrom: Record<string, number>;
   summary: string;
 }

@@ -10,7 +10,14 @@ import {
   type NodeRecord,
   type WorkloadRecord,
 } from '@spotlift/domain';
-import type { MoveStart, NoticeSighting, RebalanceInput, RebalanceNode, RebalancePolicy } from '@spotlift/placement';
+import type {
+  MoveStart,
+  NoticeSighting,
+  PostCopyTrial,
+  RebalanceInput,
+  RebalanceNode,
+  RebalancePolicy,
+} from '@spotlift/placement';
 import type { EvacuationSettings } from '../config/evacuation-config.js';
 import type { RebalanceSettings } from './rebalance-config.js';
 
@@ -37,6 +44,10 @@ export interface RebalanceSources {
   freshCpu?: Readonly<Record<string, FreshCpu>>;
   /** Page throughput migrations measured per pair (PairLinks), by source then destination id. */
   pairBandwidth?: Readonly<Record<string, Readonly<Record<string, number>>>>;
+  /** Post-copy trial results per pair (the evacuation planner's cache), by source then destination id. */
+  pairPostCopyTrial?: Readonly<Record<string, Readonly<Record<string, PostCopyTrial>>>>;
+  /** Each source's total outbound rate measured while several migrations left it (PairLinks.outbound). */
+  nodeOutbound?: Readonly<Record<string, number>>;
   history: readonly MoveStart[];
   settings: RebalanceSettings;
   evacuation: EvacuationSettings;
@@ -135,6 +146,8 @@ export function buildRebalanceInput(src: RebalanceSources): RebalanceInput {
     deRisk: { minRisk: s.deRisk.minRisk, minPriority: s.deRisk.minPriority },
     bandwidthBytesPerSec: ev.streamBandwidthBytesPerSec,
     ...(src.pairBandwidth ? { pairBandwidth: src.pairBandwidth } : {}),
+    ...(src.pairPostCopyTrial ? { pairPostCopyTrial: src.pairPostCopyTrial } : {}),
+    ...(src.nodeOutbound ? { nodeOutbound: src.nodeOutbound } : {}),
     evacuation: {
       safetyMarginSeconds: ev.safetyMarginSeconds,
       perMigrationOverheadSeconds: ev.perMigrationOverheadSeconds,
