@@ -9,8 +9,10 @@
  * (that would trade one node for another). Never a target either: a node that is not `ready`, has failed
  * `criu check`, or is under a notice. With an evacuation model, no move fills a node beyond what leaves within
  * its notice, a consolidation never leaves another node without the room to evacuate into, and `spread`
- * relieves a node past either (rebalance-evacuability.ts). Budgets and windows (rebalance-budgets.ts) defer
- * moves with the reason. Pure: the caller reads the fleet and applies.
+ * relieves a node past either (rebalance-evacuability.ts), the part of the notice kept in reserve sized per pool
+ * when asked (rebalance-reserve.ts). Moves are predicted on their pair's measured throughput and post-copy trial,
+ * and moves leaving one node at once are capped by its measured outbound rate (`maxMovesFrom`). Budgets and
+ * windows (rebalance-budgets.ts) defer moves with the reason. Pure: the caller reads the fleet and applies.
  */
 import { chooseDestination } from './choose-destination.js';
 import { chooseStrategy } from './choose-strategy.js';
