@@ -115,6 +115,7 @@ export function buildRebalanceInput(src: RebalanceSources): RebalanceInput {
         softDirty: n.probe?.features?.mem_dirty_track === true,
         // The fleet figure; a pair migrations measured (pairBandwidth below) wins over it.
         bandwidthFromSourceBytesPerSec: ev.streamBandwidthBytesPerSec,
+        // Per pair, the trial cache evacuations read wins (pairPostCopyTrial); a node alone says nothing of a pair.
         postCopyTrial: 'untested',
         ...(price !== undefined ? { pricePerHour: price } : {}),
         // A node consolidation emptied is left alone both ways: it is about to be released.
