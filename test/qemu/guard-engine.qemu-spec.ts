@@ -213,13 +213,16 @@ describe('qemu lab: guard mode through the orchestrator, incremental on a soft-d
     });
 
     // The bench's baseline: full `--leave-running` checkpoints on demand, one interval apart; the last one restored
-    // as a clone on vm-b (the restore time of a full checkpoint), then all removed to free vm-b's memory.
+    // as a clone on vm-b (the restore time of a full checkpoint); each removed once measured, to free vm-b's memory.
     for (let i = 0; i < BASELINE; i++) {
       const cp = await api<CheckpointRecord>('POST', '/checkpoints', { workload: workload.id, mode: 'forensic' });
       const done = await settled(cp.id, ['stored']);
       results.baseline.push(takeFigures(done));
       console.log(`[qemu] forensic ${i + 1}/${BASELINE}: ${JSON.stringify(results.baseline.at(-1))}`);
-      if (i + 1 < BASELINE) await sleep(INTERVAL_S * 1000);
+      if (i + 1 < BASELINE) {
+        await api('DELETE', `/checkpoints/${cp.id}`); // vm-b's tmpfs holds the images in RAM
+        await sleep(INTERVAL_S * 1000);
+      }
     }
     if (BASELINE) {
       const last = results.baseline.at(-1)!;
@@ -229,7 +232,7 @@ describe('qemu lab: guard mode through the orchestrator, incremental on a soft-d
       results.baselineRestore = restoreFigures(clone, 1);
       console.log(`[qemu] full checkpoint restored as a clone: ${JSON.stringify(results.baselineRestore)}`);
       await b.sh(`kill -9 ${clone.restore!.restoredPid} 2>/dev/null; true`);
-      for (const f of results.baseline) await api('DELETE', `/checkpoints/${f.id}`);
+      await api('DELETE', `/checkpoints/${last.id}`);
     }
 
     await api('PUT', `/workloads/${workload.id}/guard`, { intervalSeconds: INTERVAL_S, keep: GUARDS + 1 });
