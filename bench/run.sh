@@ -12,6 +12,8 @@
 #   bash bench/run.sh precopy [--reps N]                          pre-copy (eager and lazy restore) vs stop-and-copy, qemu lab
 #   bash bench/run.sh container [--reps N] [--mib 256]            Podman container stop-and-copy vs the bare Podman sequence
 #   bash bench/run.sh guard [--count 4] [--interval 10] [--mib 256] guard checkpoints vs full ones on demand, restore after a loss
+#   bash bench/run.sh guard --qemu [--reps 1] [--count 4] [--interval 10] [--mib 64] [--hot 4] [--vm-mib 1024]
+#                                                                 the same in the qemu lab (soft-dirty): incremental guard checkpoints
 #   bash bench/run.sh scale --records [--sizes 0,10000,100000]    list and create latency, RSS with 100,000 records
 #   bash bench/run.sh scale --watch [--nodes 30] [--seconds 10]     metadata watch cost, exec vs stream mode
 #   bash bench/run.sh scale --fleet [--nodes 1000] [--baseline 30] [--ks 1,10,50]
@@ -40,6 +42,8 @@ case "$what" in
     if [ "${1:-}" = "--watch" ]; then shift; node dist/bench/scale/watch-bench.js "$@"
     elif [ "${1:-}" = "--fleet" ]; then shift; node dist/bench/scale/fleet-bench.js "$@"
     else node dist/bench/scale/records-bench.js "$@"; fi ;;
-  guard) node dist/bench/guard/guard-bench.js "$@" ;;
+  guard)
+    if [ "${1:-}" = "--qemu" ]; then shift; node dist/bench/guard/guard-qemu-bench.js "$@"
+    else node dist/bench/guard/guard-bench.js "$@"; fi ;;
   *) echo "unknown benchmark: $what (container | downtime | evacuation | evacuation-lab | fleet | guard | notice | postcopy | precopy | rebalance | scale | transport)" >&2; exit 2 ;;
 esac

@@ -67,6 +67,7 @@ describe('planGuardDump', () => {
   const full: [string, Partial<GuardDumpInput>, RegExp, boolean][] = [
     ['no soft-dirty on the node', { memDirtyTrack: false, checkpoints: [cp('g1', 0, FULL)] }, /no soft-dirty/, false],
     ['encrypted at rest', { encrypted: true, checkpoints: [cp('g1', 0, FULL)] }, /encrypted/, false],
+    ['a Podman container', { container: true, checkpoints: [cp('g1', 0, FULL)] }, /container/, false],
     ['the first one', {}, /first guard checkpoint/, true],
     [
       'the last one failed (its dump may have reset the dirty bits)',

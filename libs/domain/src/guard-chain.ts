@@ -27,6 +27,8 @@ export interface GuardDumpInput {
   memDirtyTrack: boolean;
   /** Pages encrypted on the source before they leave it: no page-server, so no parent on the storage side. */
   encrypted?: boolean;
+  /** A Podman container: Podman exports every guard checkpoint whole (it chains one pre-checkpoint only). */
+  container?: boolean;
   maxChain?: number;
 }
 
@@ -39,8 +41,9 @@ export function chainLink(c: CheckpointRecord): GuardChainLink {
 
 export function planGuardDump(input: GuardDumpInput): GuardDumpPlan {
   const maxChain = input.maxChain ?? GUARD_DEFAULT_CHAIN;
-  const trackMem = input.memDirtyTrack && !input.encrypted;
+  const trackMem = input.memDirtyTrack && !input.encrypted && !input.container;
   const full = (reason: string): GuardDumpPlan => ({ kind: 'full', link: { depth: 1, trackMem }, reason });
+  if (input.container) return full('a container: Podman exports each checkpoint whole');
   if (!input.memDirtyTrack) return full(`${input.nodeId} does not track dirty memory (no soft-dirty)`);
   if (input.encrypted) return full('encrypted at rest: pages are sealed on the source, no parent on the storage node');
   const guards = input.checkpoints.filter((c) => c.mode === 'guard').sort(newestFirst);

@@ -64,6 +64,26 @@ describe('decideGuard', () => {
     ];
     expect(predictFreezeMs(checkpoints)).toBe(40);
   });
+
+  it('predicts a full dump from the last full one and an incremental one from the last incremental one', () => {
+    const full = { depth: 1, trackMem: true };
+    const checkpoints = [
+      cp('g1', 90, { guardChain: full, criu: { dump: { frozenTimeUs: 15_000_000 } as never } }),
+      cp('g2', 60, { guardChain: { parentId: 'g1', depth: 2, trackMem: true } }),
+    ];
+    expect(predictFreezeMs(checkpoints, 100, 'full')).toBe(15_000);
+    expect(predictFreezeMs(checkpoints, 100, 'incremental')).toBe(40);
+    expect(predictFreezeMs(checkpoints.slice(0, 1), 100, 'incremental')).toBeUndefined();
+    const budget = { intervalSeconds: 30, maxFreezeMs: 5_000 };
+    const first = checkpoints.slice(0, 1);
+    // After a costly full one, the incremental one it allows is taken; the next full one is not.
+    expect(decideGuard({ settings: budget, checkpoints: first, nextDump: 'incremental', now: NOW })).toEqual({
+      action: 'take',
+    });
+    const d = decideGuard({ settings: budget, checkpoints, nextDump: 'full', now: NOW });
+    expect(d).toMatchObject({ action: 'skip', predictedFreezeMs: 15_000 });
+    expect(d.action === 'skip' && d.reason).toMatch(/from the last full guard checkpoint/);
+  });
 });
 
 describe('guardRetention', () => {

@@ -174,6 +174,7 @@ export class CheckpointsService {
       storageNodeId,
       memDirtyTrack: source.probe?.features?.mem_dirty_track === true,
       encrypted: this.config.checkpointKey !== undefined,
+      container: workload.kind === 'podman',
     });
   }
 

@@ -17,7 +17,7 @@ class FixedClock extends Clock {
   }
 }
 
-function kit() {
+function kit(dumps: ConstructorParameters<typeof GuardScheduler>[6] = {}) {
   const clock = new FixedClock(new Date('2026-12-06T12:00:00.000Z'));
   const workloads = new InMemoryRecords<WorkloadRecord>();
   const nodes = new InMemoryRecords() as unknown as NodeRepository;
@@ -50,10 +50,16 @@ function kit() {
       return { id, removed: true as const, imageDir: '' };
     },
   };
-  const scheduler = new GuardScheduler(workloads, nodes, checkpoints, statuses, service, clock);
-  const store = async (id: string, frozenTimeUs = 20_000) => {
+  const scheduler = new GuardScheduler(workloads, nodes, checkpoints, statuses, service, clock, dumps);
+  const store = async (id: string, frozenTimeUs = 20_000, over: Partial<CheckpointRecord> = {}) => {
     const cp = (await checkpoints.get(id))!;
-    await checkpoints.save({ ...cp, state: 'stored', criu: { dump: { frozenTimeUs } as never }, rssBytes: 100 });
+    await checkpoints.save({
+      ...cp,
+      state: 'stored',
+      criu: { dump: { frozenTimeUs } as never },
+      rssBytes: 100,
+      ...over,
+    });
   };
   const later = (s: number) => (clock.t = new Date(clock.t.getTime() + s * 1000));
   return {
@@ -112,6 +118,33 @@ describe('GuardScheduler.runOnce', () => {
     k.later(5);
     expect((await k.scheduler.runOnce())[0]!.action).toBe('wait');
     expect(k.created).toEqual(['cp-1']);
+  });
+
+  it('weighs the budget against the last dump of the kind planned next: incremental ones go on after a costly full one', async () => {
+    // As on the qemu lab's soft-dirty kernel: a full guard dump froze 15 s, an incremental one 1.9 s (64 MiB).
+    const k = kit({ storageNodeId: 'node-c' });
+    await k.nodes.save(aNode('node-a', { probe: { ...aNode('node-a').probe!, features: { mem_dirty_track: true } } }));
+    await k.workloads.save(
+      aWorkload({ id: 'wl-g', nodeId: 'node-a', rssBytes: 100, guard: { intervalSeconds: 10, maxFreezeMs: 5_000 } }),
+    );
+    const taken = { sourceNodeId: 'node-a', storageNodeId: 'node-c', tree: [4242] };
+    await k.scheduler.runOnce();
+    await k.store('cp-1', 15_000_000, { ...taken, guardChain: { depth: 1, trackMem: true } });
+    k.later(10);
+    // Planned incremental (cp-1 a safe parent), none measured yet: taken, not predicted from the full one.
+    expect((await k.scheduler.runOnce())[0]).toMatchObject({ action: 'take', checkpointId: 'cp-2' });
+    await k.store('cp-2', 1_900_000, { ...taken, guardChain: { parentId: 'cp-1', depth: 2, trackMem: true } });
+    k.later(10);
+    expect((await k.scheduler.runOnce())[0]).toMatchObject({ action: 'take', checkpointId: 'cp-3' });
+    await k.store('cp-3', 1_900_000, { ...taken, guardChain: { parentId: 'cp-2', depth: 3, trackMem: true } });
+    // Another process now (restarted): the next would be full, predicted from cp-1's 15 s: skipped, saying so.
+    await k.workloads.save({ ...(await k.workloads.get('wl-g'))!, pid: 777 });
+    k.later(10);
+    expect((await k.scheduler.runOnce())[0]).toMatchObject({ action: 'skip' });
+    expect((await k.statuses.get('wl-g'))?.skipped?.reason).toMatch(
+      /predicted freeze 15000 ms \(from the last full guard checkpoint\) is above maxFreezeMs 5000/,
+    );
+    expect(k.created).toEqual(['cp-1', 'cp-2', 'cp-3']);
   });
 
   it('leaves a workload alone while its node is under notice, and records a refused take (claim held)', async () => {

@@ -3,6 +3,7 @@ import {
   GUARD_DEFAULT_KEEP,
   decideGuard,
   guardRetention,
+  planGuardDump,
   type CheckpointRecord,
   type GuardStatus,
 } from '@spotlift/domain';
@@ -32,6 +33,8 @@ export class GuardScheduler {
     private readonly statuses: Repository<GuardStatus>,
     private readonly service: Pick<CheckpointsService, 'create' | 'remove'>,
     private readonly clock: Clock,
+    /** Where guard checkpoints go and whether they are sealed: what decides full vs incremental at create. */
+    private readonly dumps: { storageNodeId?: string; encrypted?: boolean } = {},
   ) {}
 
   async runOnce(): Promise<GuardTickItem[]> {
@@ -44,11 +47,25 @@ export class GuardScheduler {
       const node = await this.nodes.get(w.nodeId);
       const status = (await this.statuses.get(w.id)) ?? { id: w.id };
       const now = this.clock.now();
+      // The plan CheckpointsService.create makes for it, so the freeze budget is weighed against the right kind.
+      const next =
+        node && this.dumps.storageNodeId
+          ? planGuardDump({
+              checkpoints: mine,
+              nodeId: w.nodeId,
+              pid: w.pid,
+              storageNodeId: this.dumps.storageNodeId,
+              memDirtyTrack: node.probe?.features?.mem_dirty_track === true,
+              encrypted: this.dumps.encrypted === true,
+              container: w.kind === 'podman',
+            }).kind
+          : undefined;
       const decision = decideGuard({
         settings: w.guard!,
         checkpoints: mine,
         status,
         ...(w.rssBytes !== undefined ? { rssBytes: w.rssBytes } : {}),
+        ...(next ? { nextDump: next } : {}),
         // Draining or terminating: a notice, an evacuation is in charge; unreachable: nothing to dump from.
         nodeUnderNotice: node?.state !== 'ready',
         now,

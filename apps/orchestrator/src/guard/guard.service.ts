@@ -38,7 +38,10 @@ export class GuardService implements OnApplicationBootstrap, OnApplicationShutdo
     private readonly config: AppConfig,
     private readonly scheduler: SchedulerRegistry,
   ) {
-    this.pass = new GuardScheduler(workloads, nodes, checkpoints, statuses, service, clock);
+    this.pass = new GuardScheduler(workloads, nodes, checkpoints, statuses, service, clock, {
+      ...(config.evacuation.storageNodeId ? { storageNodeId: config.evacuation.storageNodeId } : {}),
+      encrypted: config.checkpointKey !== undefined,
+    });
     const claims = `${config.redisPrefix}:guard:loss-claim`;
     this.loss = new NodeLossPass(
       workloads,

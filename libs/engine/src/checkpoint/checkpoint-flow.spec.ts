@@ -15,6 +15,7 @@ import {
   aNode,
   aWorkload,
   criuFixture,
+  fakeNodeLock,
   preflightAnswer,
   scriptHappyOps,
 } from '@spotlift/testing';
@@ -203,6 +204,24 @@ describe('CheckpointFlow.take', () => {
     expect(ops.argsOf('holdLock', 'node-a').map(([key]) => key)).toEqual(['proc:b:n:4242:1']);
     expect(did('node-a', 'dump', 'killTree', 'resumeTree')).toEqual([]);
     expect((await workloads.get('wl-1'))!.state).toBe('running');
+  });
+
+  it('frees the node-side lock before the record says stored (the guard pass starts the next take at once)', async () => {
+    const seen: string[] = [];
+    const kit = setup(aCheckpoint(), aWorkload(), (o) =>
+      o.on(
+        'holdLock',
+        (_n, key) => ({
+          ...fakeNodeLock(`/run/spotlift/locks/${String(key)}.lock`),
+          // the record as the lock is released (kit is set by then: the take runs after setup)
+          release: async () => void seen.push((await kit.checkpoints.get('cp-1'))!.state),
+        }),
+        { node: 'node-a' },
+      ),
+    );
+    const cp = await kit.flow.take('cp-1');
+    expect(cp.state).toBe('stored');
+    expect(seen[0]).toBe('taking');
   });
 
   it('fails before any freeze when the storage node lacks disk: nothing touched', async () => {

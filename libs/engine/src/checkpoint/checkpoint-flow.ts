@@ -22,7 +22,7 @@ import {
   storeArchive,
   unpackAtRoot,
 } from '../node-ops/file-sync-commands.js';
-import type { NodeOps } from '../node-ops/node-ops.js';
+import type { NodeLock, NodeOps } from '../node-ops/node-ops.js';
 import { PodmanOps } from '../node-ops/podman/podman-ops.js';
 import { PhaseRecorder, closeInterruptedPhases } from '../phase-recorder.js';
 import { exitedInsteadOfHeld } from '../recovery.js';
@@ -124,7 +124,7 @@ export class CheckpointFlow {
     try {
       // A phase the dead worker left open ends here, as interrupted, whatever the take does next.
       if (cp.state === 'taking') closeInterruptedPhases(s.view, this.clock.now());
-      if (cp.state === 'taking' && (await this.resumeTake(s))) return await this.finishTake(s, workDir);
+      if (cp.state === 'taking' && (await this.resumeTake(s))) return await this.finishTake(s, workDir, lock);
       cp.state = 'taking';
       // Encrypted at rest when the orchestrator holds a key (a container's archive: as the orchestrator relays it).
       if (this.config.checkpointKey && !cp.encryption) {
@@ -136,7 +136,7 @@ export class CheckpointFlow {
       } catch (error) {
         await this.undoTake(s, error as Error);
       }
-      return await this.finishTake(s, workDir);
+      return await this.finishTake(s, workDir, lock);
     } finally {
       await lock.release();
     }
@@ -425,8 +425,11 @@ export class CheckpointFlow {
     await this.ops.removeDir(ctx.destination, cp.imageDir);
   }
 
-  private async finishTake(s: CheckpointSession, workDir: string): Promise<CheckpointRecord> {
+  private async finishTake(s: CheckpointSession, workDir: string, lock: NodeLock): Promise<CheckpointRecord> {
     await this.cleanup(s, s.ctx.source, workDir);
+    // Free before the record says the take ended: the guard pass starts the workload's next take as soon as this
+    // one reads stored, and found the lock still held in the qemu lab ("another session holds ...": failed).
+    await lock.release();
     return this.end(s.cp, committed(s) ? 'stored' : 'failed');
   }
 
