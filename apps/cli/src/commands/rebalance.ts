@@ -29,6 +29,11 @@ export function planSummary(p: RebalancePlanRecord): string {
         ]),
       ]),
     );
+  const caps = Object.entries(p.maxMovesFrom ?? {});
+  if (caps.length)
+    lines.push(
+      `moves at once from one node (its measured outbound rate): ${caps.map(([n, k]) => `${n} ${k}`).join(', ')}`,
+    );
   for (const s of p.skipped)
     lines.push(
       `${s.deferred ? 'deferred' : 'not proposed'} (${s.policy}) ${s.workloadId ?? s.nodeId ?? ''}: ${s.reason}`,
