@@ -158,7 +158,11 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
       provide: NodeShell,
       inject: [AppConfig],
       useFactory: (c: AppConfig) =>
-        new SshNodeShell({ privateKey: c.sshPrivateKey, maxChannelsPerNode: c.sshMaxChannels }),
+        new SshNodeShell({
+          privateKey: c.sshPrivateKey,
+          maxChannelsPerNode: c.sshMaxChannels,
+          maxConcurrentConnects: c.sshMaxConnects,
+        }),
     },
     {
       provide: NODE_JOURNAL,

@@ -1,7 +1,13 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { NotFoundError, type EvacuationRecord } from '@spotlift/domain';
-import { crossSourceDedupKey, NoticeDeduplicator, type Notice, type NoticeProblem } from '@spotlift/notices';
+import {
+  crossSourceDedupKey,
+  NoticeDeduplicator,
+  type Notice,
+  type NoticeProblem,
+  type NoticeRecovery,
+} from '@spotlift/notices';
 import { NodeRepository } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
 import { REDIS } from '../core/core.module.js';
@@ -73,6 +79,18 @@ export class NoticeIntake {
       problem: p.message,
       ...(p.status !== undefined ? { status: p.status } : {}),
       ...(repeats ? { suppressedSinceLast: repeats } : {}),
+    });
+  }
+
+  /** The end of a node's failure streak (its problems were logged once, at its start). */
+  recovered(r: NoticeRecovery): void {
+    this.logger.log({
+      msg: 'notice source recovered',
+      node: r.nodeId,
+      source: r.source,
+      failedPolls: r.failedPolls,
+      suppressed: r.suppressed,
+      lastedMs: r.lastedMs,
     });
   }
 
