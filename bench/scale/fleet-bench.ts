@@ -149,16 +149,16 @@ class Sim {
     };
   }
 
-  notice = (nodes: string[]) => this.each(nodes, 'notice', 'noticed');
-  arm = (nodes: string[]) => this.each(nodes, 'arm', 'armed');
+  notice = (nodes: string[]) => this.each(nodes, { cmd: 'notice' }, 'noticed');
+  arm = (nodes: string[], skip: number) => this.each(nodes, { cmd: 'arm', skip }, 'armed');
 
-  private async each(nodes: string[], cmd: string, reply: string): Promise<void> {
+  private async each(nodes: string[], msg: { cmd: string; skip?: number }, reply: string): Promise<void> {
     const byChild = new Map<number, string[]>();
     for (const id of nodes) {
       const c = Math.floor(Number(id.slice(4)) / this.per);
       byChild.set(c, [...(byChild.get(c) ?? []), id]);
     }
-    await Promise.all([...byChild].map(([c, ids]) => this.children[c]!.ask({ cmd, nodes: ids }, reply)));
+    await Promise.all([...byChild].map(([c, ids]) => this.children[c]!.ask({ ...msg, nodes: ids }, reply)));
   }
 
   async reset(): Promise<void> {
@@ -196,15 +196,43 @@ interface Window {
   cpuPct: number;
   rssMiB: number[];
   lagP99Ms: number;
+  /** The same p99 in an idle process on this machine over the same window (lag-probe-child.ts). */
+  controlLagP99Ms: number;
   redisOps: number;
 }
+
+/** The idle control process (see lag-probe-child.ts). */
+class LagProbe {
+  private constructor(private readonly child: ChildProcess) {}
+
+  static async start(): Promise<LagProbe> {
+    const child = fork(fileURLToPath(new URL('./lag-probe-child.js', import.meta.url)));
+    await new Promise((resolve) => child.once('message', resolve));
+    return new LagProbe(child);
+  }
+
+  read(): Promise<{ p99Ms: number; maxMs: number }> {
+    return new Promise((resolve) => {
+      this.child.once('message', resolve);
+      this.child.send('read');
+    });
+  }
+
+  stop(): void {
+    this.child.disconnect();
+  }
+}
+
+let control: LagProbe;
 
 /** Measures the orchestrators over `fn` (CPU summed over processes, lag the worst one's, Redis all clients). */
 async function windowOf(orchs: OrchestratorProcess[], redis: Redis, fn: () => Promise<void>): Promise<Window> {
   const before = await Promise.all(orchs.map(scrape));
   const calls0 = await redisCalls(redis);
+  await control.read();
   const t0 = Date.now();
   await fn();
+  const controlLag = await control.read();
   const secs = (Date.now() - t0) / 1000;
   const after = await Promise.all(orchs.map(scrape));
   // Minus this bench's own INFO call.
@@ -213,6 +241,7 @@ async function windowOf(orchs: OrchestratorProcess[], redis: Redis, fn: () => Pr
     cpuPct: (after.reduce((a, x, i) => a + x.cpuS - before[i]!.cpuS, 0) / secs) * 100,
     rssMiB: after.map((x) => x.rssMiB),
     lagP99Ms: Math.max(...after.map((x) => x.lagP99Ms)),
+    controlLagP99Ms: controlLag.p99Ms,
     redisOps: calls / secs,
   };
 }
@@ -243,8 +272,9 @@ interface JobsResult {
 
 /**
  * POSTs one migration per source at once (sources' workloads to the next source's node), spread over the
- * orchestrators, and waits (60 s at most) for each source to see its first migration command, which the armed
- * simulated node records and refuses: each job ends in preflight, nothing is frozen or copied (no CRIU here).
+ * orchestrators, and waits (60 s at most) for each source to see the first command of its job (the one after the
+ * POST's own tree inspection), which the armed simulated node records and refuses: each job ends in preflight,
+ * nothing is frozen or copied (no CRIU here).
  */
 async function postJobs(
   sim: Sim,
@@ -254,7 +284,8 @@ async function postJobs(
   workloads: string[],
 ): Promise<JobsResult> {
   const ids = sources.map((i) => `sim-${i}`);
-  await sim.arm(ids);
+  // The POST inspects the tree itself (MigrationsService.record): served; the worker's command is recorded.
+  await sim.arm(ids, 1);
   const sentAt: number[] = [];
   const postMs: number[] = [];
   const refused: string[] = [];
@@ -421,7 +452,7 @@ async function run(sim: Sim, fleet: number, count: number, redis: Redis): Promis
 
 function line(r: Row): string[] {
   const w = (x: Window) =>
-    `CPU ${x.cpuPct.toFixed(1)} %, RSS ${x.rssMiB.map((m) => m.toFixed(0)).join('+')} MiB, lag p99 ${x.lagP99Ms.toFixed(0)} ms, Redis ${x.redisOps.toFixed(0)} ops/s`;
+    `CPU ${x.cpuPct.toFixed(1)} %, RSS ${x.rssMiB.map((m) => m.toFixed(0)).join('+')} MiB, lag p99 ${x.lagP99Ms.toFixed(0)} ms (idle control process ${x.controlLagP99Ms.toFixed(0)} ms), Redis ${x.redisOps.toFixed(0)} ops/s`;
   const j = r.jobs;
   return [
     `${r.fleet} nodes, ${r.orchestrators} orchestrator(s): watched ${r.bootS.toFixed(1)} s after start`,
@@ -446,9 +477,10 @@ async function main(): Promise<void> {
   await startRedis(REDIS_PORT);
   const redis = new Redis(REDIS_PORT, '127.0.0.1');
   const sim = await Sim.start(Math.max(NODES, BASELINE), SIM_PROCS);
+  control = await LagProbe.start();
   const rows: Row[] = [];
   try {
-    for (const fleet of [BASELINE, NODES])
+    for (const fleet of [BASELINE, NODES].filter((f) => f > 0))
       for (const count of COUNTS) {
         const row = await run(sim, fleet, count, redis);
         rows.push(row);
@@ -456,6 +488,7 @@ async function main(): Promise<void> {
       }
   } finally {
     sim.stop();
+    control.stop();
     redis.disconnect();
     await stopRedis(REDIS_PORT);
   }
@@ -480,7 +513,9 @@ async function main(): Promise<void> {
       `${missed ? ' (some notices not reached)' : ''}; the node-side part (preflight, prepare, dump start) comes on top`,
   );
   if (unavailable) console.log(`registrations answered 503 (Redis unavailable) and retried: ${unavailable}`);
-  console.log(JSON.stringify(rows));
+  console.log(
+    JSON.stringify(rows.map((r) => (r.jobs ? { ...r, jobs: { ...r.jobs, refused: r.jobs.refused.length } } : r))),
+  );
 }
 
 main().then(

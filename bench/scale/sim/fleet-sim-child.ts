@@ -11,8 +11,9 @@
  * - after a notice on the node, the first command that is not a metadata read (the migration's preflight
  *   inspecting the tree on the source) is recorded as the node's "first freeze" and refused (exit 1): the
  *   migration stops in preflight, with nothing frozen. CRIU itself is not simulated.
- * IPC: {cmd:'notice', nodes} sets Spot notices now; {cmd:'arm', nodes} the same without a notice (the bench's
- * 200 migrations posted at once: their first command at each source is recorded and refused); {cmd:'status'} answers counts, live loops and the freezes
+ * IPC: {cmd:'notice', nodes} sets Spot notices now; {cmd:'arm', nodes, skip} the same without a notice, after
+ * `skip` commands served as usual (the bench's 200 migrations posted at once: the POST's own inspection runs,
+ * the next command at each source, the worker's, is recorded and refused); {cmd:'status'} answers counts, live loops and the freezes
  * (ms after each notice, on this process's clock); {cmd:'reset'} clears notices and freezes; {cmd:'standIn'}
  * starts a stand-in process and answers its pid.
  * Args: N, port, then the range this process serves [from, to) and the host key file (`--sim-procs`: the bench
@@ -56,6 +57,8 @@ interface SimNode {
   id: string;
   imds: ImdsState;
   noticeAt?: number;
+  /** Commands after the arming to serve as usual before the one recorded (the POST's own inspection). */
+  armSkip?: number;
   freezeMs?: number;
   /** When the first command after the notice (or arming) came, ms since the epoch (comparable across processes). */
   firstAt?: number;
@@ -145,7 +148,8 @@ function handle(node: SimNode, command: string, ch: ServerChannel): void {
     return readStdin(ch, (cfg) => finish(ch, 0, curlDump(imdsAnswer(node.imds, parseCurlConfig(cfg)))));
   if (kind === 'probe') return finish(ch, 0, PROBE);
   if (kind === 'memAvailable') return finish(ch, 0, `${6 * 1024 * 1024}\n`);
-  if (node.noticeAt !== undefined) {
+  if (node.noticeAt !== undefined && node.armSkip) node.armSkip--;
+  else if (node.noticeAt !== undefined) {
     if (node.freezeMs === undefined) {
       node.freezeMs = performance.now() - node.noticeAt;
       node.firstAt = Date.now();
@@ -183,7 +187,7 @@ const listening = nodes.map((node, i) => {
   });
 });
 
-process.on('message', (m: { cmd: string; nodes?: string[]; seq: number }) => {
+process.on('message', (m: { cmd: string; nodes?: string[]; skip?: number; seq: number }) => {
   if (m.cmd === 'notice') {
     const at = performance.now();
     const time = new Date(Date.now() + 120_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -199,7 +203,9 @@ process.on('message', (m: { cmd: string; nodes?: string[]; seq: number }) => {
     const at = performance.now();
     for (const id of m.nodes ?? []) {
       const node = nodes[Number(id.slice(4)) - FROM];
-      if (node) node.noticeAt = at;
+      if (!node) continue;
+      node.noticeAt = at;
+      node.armSkip = m.skip ?? 0;
     }
     process.send!({ cmd: 'armed', seq: m.seq });
   } else if (m.cmd === 'status') {
@@ -220,6 +226,7 @@ process.on('message', (m: { cmd: string; nodes?: string[]; seq: number }) => {
       delete n.noticeAt;
       delete n.freezeMs;
       delete n.firstAt;
+      delete n.armSkip;
       delete n.freezeCommand;
     }
     process.send!({ cmd: 'reset', seq: m.seq });
