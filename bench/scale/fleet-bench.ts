@@ -295,9 +295,14 @@ async function postJobs(
       sources.map(async (src, j) => {
         const body = { workload: workloads[src], destination: `sim-${sources[(j + 1) % sources.length]}` };
         sentAt[j] = Date.now();
-        const res = await orchs[j % orchs.length]!.api('POST', '/migrations', body);
+        // A reset connection (200 requests at once on a loaded orchestrator) counts as refused, with its reason.
+        const res = await orchs[j % orchs.length]!.api('POST', '/migrations', body).catch((e: unknown) => ({
+          status: 0,
+          body: String((e as Error).cause ?? e),
+        }));
         postMs[j] = Date.now() - sentAt[j];
-        if (res.status >= 300) refused.push(`${res.status} ${JSON.stringify(res.body).slice(0, 120)}`);
+        if (res.status >= 300 || res.status === 0)
+          refused.push(`${res.status} ${JSON.stringify(res.body).slice(0, 120)}`);
       }),
     );
     const until = Date.now() + 60_000;
