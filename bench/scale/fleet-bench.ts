@@ -5,7 +5,7 @@
  * registered per node over REST. Baseline in the same run: a small fleet (default 30) with the same steps.
  *
  *   bash bench/run.sh scale --fleet [--nodes 1000] [--baseline 30] [--ks 1,10,50] [--orchestrators 1,2]
- *                                   [--sim-procs 4] [--jobs 200] [--worker-concurrency N]
+ *                                   [--sim-procs 4] [--jobs 200] [--worker-concurrency N] [--redis-timeout-ms N]
  *
  * Per fleet size and orchestrator count: idle (10 s, everything watched) and under notices: orchestrator CPU
  * (all processes, % of one core), RSS (each), event-loop lag p99 (prom-client's, over the window, worst
@@ -39,6 +39,8 @@ const COUNTS = opt('orchestrators', '1,2').split(',').map(Number);
 /** Migrations posted at once on the large fleet (0: none), and the worker concurrency (env default: 4). */
 const JOBS = Number(opt('jobs', '200'));
 const WORKER_CONCURRENCY = opt('worker-concurrency', '');
+/** The orchestrators' Redis command timeout (SPOTLIFT_REDIS_COMMAND_TIMEOUT_MS; empty: their default, 1 s). */
+const REDIS_TIMEOUT_MS = opt('redis-timeout-ms', '');
 const IDLE_S = 10;
 /** Samples wanted per k (rounds = ceil(samples / k)), and nodes always left ready as destinations. */
 const SAMPLES = 10;
@@ -371,6 +373,7 @@ async function run(sim: Sim, fleet: number, count: number, redis: Redis): Promis
           SPOTLIFT_CONFIG: configPath,
           SPOTLIFT_LOG_LEVEL: 'warn',
           ...(WORKER_CONCURRENCY ? { SPOTLIFT_WORKER_CONCURRENCY: WORKER_CONCURRENCY } : {}),
+          ...(REDIS_TIMEOUT_MS ? { SPOTLIFT_REDIS_COMMAND_TIMEOUT_MS: REDIS_TIMEOUT_MS } : {}),
         },
         prefix,
         { logDir: join(labDir(), 'bench') },
