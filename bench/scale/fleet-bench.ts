@@ -4,17 +4,20 @@
  * what is simulated), every node watched in stream mode (one loop per node, AWS, 250 ms), one workload
  * registered per node over REST. Baseline in the same run: a small fleet (default 30) with the same steps.
  *
- *   bash bench/run.sh scale --fleet [--nodes 1000] [--baseline 30] [--ks 1,10,50]
+ *   bash bench/run.sh scale --fleet [--nodes 1000] [--baseline 30] [--ks 1,10,50] [--orchestrators 1,2]
+ *                                   [--sim-procs 4] [--jobs 200] [--worker-concurrency N] [--redis-timeout-ms N]
  *
  * Per fleet size and orchestrator count: idle (10 s, everything watched) and under notices: orchestrator CPU
  * (all processes, % of one core), RSS (each), event-loop lag p99 (prom-client's, over the window, worst
  * process), Redis commands/s (INFO commandstats delta, every client). Notices on k nodes at once: the time
  * from the simulated IMDS serving the notice to the first migration command reaching the noticed node (the
  * preflight's tree inspection on the source; the real freeze comes after preflight, prepare and the dump's
- * start, which run on the node: `bash bench/run.sh notice` measures those with CRIU).
+ * start, which run on the node: `bash bench/run.sh notice` measures those with CRIU). Then, on a fleet with room
+ * for them, `--jobs` migrations POSTed at once (see postJobs). Also per run: the boot's CPU and lag, and the
+ * orchestrators' handshake and Redis time-outs as their logs count them.
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +34,13 @@ const BASELINE = Number(opt('baseline', '30'));
 const KS = opt('ks', '1,10,50').split(',').map(Number);
 const REDIS_PORT = Number(opt('redis-port', '6473'));
 const SSH_PORT = Number(opt('ssh-port', '2222'));
+const SIM_PROCS = Number(opt('sim-procs', '4'));
+const COUNTS = opt('orchestrators', '1,2').split(',').map(Number);
+/** Migrations posted at once on the large fleet (0: none), and the worker concurrency (env default: 4). */
+const JOBS = Number(opt('jobs', '200'));
+const WORKER_CONCURRENCY = opt('worker-concurrency', '');
+/** The orchestrators' Redis command timeout (SPOTLIFT_REDIS_COMMAND_TIMEOUT_MS; empty: their default, 1 s). */
+const REDIS_TIMEOUT_MS = opt('redis-timeout-ms', '');
 const IDLE_S = 10;
 /** Samples wanted per k (rounds = ceil(samples / k)), and nodes always left ready as destinations. */
 const SAMPLES = 10;
@@ -49,39 +59,41 @@ interface SimStatus {
   watchedNodes: number;
   loops: number;
   freezes: Record<string, number>;
+  firstAt: Record<string, number>;
   freezeCommands: string[];
 }
 
 let stopping = false;
 
-class Sim {
-  private constructor(
-    private readonly child: ChildProcess,
-    readonly hostKey: string,
-  ) {}
+/** One simulator process, serving nodes [from, to). */
+class SimChild {
+  private constructor(private readonly child: ChildProcess) {}
 
-  static async start(n: number): Promise<Sim> {
+  static async start(n: number, from: number, to: number, keyFile: string): Promise<SimChild> {
     const child = fork(fileURLToPath(new URL('./sim/fleet-sim-child.js', import.meta.url)), [
       String(n),
       String(SSH_PORT),
+      String(from),
+      String(to),
+      keyFile,
     ]);
-    const m = await new Promise<{ hostKey: string }>((resolve, reject) => {
+    await new Promise<unknown>((resolve, reject) => {
       child.once('message', resolve);
       child.once('exit', (code) => reject(new Error(`the simulator exited (${code})`)));
     });
     // A simulator gone mid-run would leave every wait below to its timeout.
     child.once('exit', (code) => {
       if (stopping) return;
-      console.error(`the fleet simulator exited (${code})`);
+      console.error(`a fleet simulator process exited (${code})`);
       process.exit(1);
     });
-    return new Sim(child, m.hostKey);
+    return new SimChild(child);
   }
 
   private seq = 0;
 
   /** One request, one answer (matched by a sequence number: registrations ask for stand-ins in parallel). */
-  private ask<T>(msg: object, reply: string): Promise<T> {
+  ask<T>(msg: object, reply: string): Promise<T> {
     const seq = ++this.seq;
     return new Promise<T>((resolve) => {
       const on = (m: { cmd: string; seq?: number }) => {
@@ -94,14 +106,76 @@ class Sim {
     });
   }
 
-  status = () => this.ask<SimStatus>({ cmd: 'status' }, 'status');
-  notice = (nodes: string[]) => this.ask({ cmd: 'notice', nodes }, 'noticed');
-  reset = () => this.ask({ cmd: 'reset' }, 'reset');
-  standIn = async () => (await this.ask<{ pid: number }>({ cmd: 'standIn' }, 'standIn')).pid;
-  stop = () => {
-    stopping = true;
+  stop(): void {
     this.child.send({ cmd: 'stop' });
-  };
+  }
+}
+
+/** The fleet simulator: `procs` processes, each serving a contiguous share of the nodes, one host key for all. */
+class Sim {
+  private next = 0;
+
+  private constructor(
+    private readonly children: SimChild[],
+    private readonly per: number,
+    readonly hostKey: string,
+  ) {}
+
+  static async start(n: number, procs: number): Promise<Sim> {
+    const keyFile = join(tmpdir(), `spotlift-fleet-sim-${process.pid}-host`);
+    rmSync(keyFile, { force: true });
+    rmSync(`${keyFile}.pub`, { force: true });
+    // ssh-keygen's: ssh2's Server cannot read its own generated ed25519 keys.
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', keyFile]);
+    const per = Math.ceil(n / procs);
+    const children = await Promise.all(
+      Array.from({ length: procs }, (_, p) => SimChild.start(n, p * per, Math.min(n, (p + 1) * per), keyFile)),
+    );
+    const hostKey = readFileSync(`${keyFile}.pub`, 'utf8').split(' ').slice(0, 2).join(' ');
+    return new Sim(children, per, hostKey);
+  }
+
+  async status(): Promise<SimStatus> {
+    const all = await Promise.all(this.children.map((c) => c.ask<SimStatus>({ cmd: 'status' }, 'status')));
+    const counts: Record<string, number> = {};
+    for (const s of all) for (const [k, v] of Object.entries(s.counts)) counts[k] = (counts[k] ?? 0) + v;
+    const sum = (f: (s: SimStatus) => number) => all.reduce((a, s) => a + f(s), 0);
+    return {
+      counts,
+      connections: sum((s) => s.connections),
+      watchedNodes: sum((s) => s.watchedNodes),
+      loops: sum((s) => s.loops),
+      freezes: Object.assign({}, ...all.map((s) => s.freezes)) as Record<string, number>,
+      firstAt: Object.assign({}, ...all.map((s) => s.firstAt)) as Record<string, number>,
+      freezeCommands: [...new Set(all.flatMap((s) => s.freezeCommands))],
+    };
+  }
+
+  notice = (nodes: string[]) => this.each(nodes, { cmd: 'notice' }, 'noticed');
+  arm = (nodes: string[], skip: number) => this.each(nodes, { cmd: 'arm', skip }, 'armed');
+
+  private async each(nodes: string[], msg: { cmd: string; skip?: number }, reply: string): Promise<void> {
+    const byChild = new Map<number, string[]>();
+    for (const id of nodes) {
+      const c = Math.floor(Number(id.slice(4)) / this.per);
+      byChild.set(c, [...(byChild.get(c) ?? []), id]);
+    }
+    await Promise.all([...byChild].map(([c, ids]) => this.children[c]!.ask({ ...msg, nodes: ids }, reply)));
+  }
+
+  async reset(): Promise<void> {
+    await Promise.all(this.children.map((c) => c.ask({ cmd: 'reset' }, 'reset')));
+  }
+
+  async standIn(): Promise<number> {
+    const c = this.children[this.next++ % this.children.length]!;
+    return (await c.ask<{ pid: number }>({ cmd: 'standIn' }, 'standIn')).pid;
+  }
+
+  stop(): void {
+    stopping = true;
+    this.children.forEach((c) => c.stop());
+  }
 }
 
 /** prom-client's figures of one orchestrator now (reading resets its event-loop histogram). */
@@ -124,15 +198,43 @@ interface Window {
   cpuPct: number;
   rssMiB: number[];
   lagP99Ms: number;
+  /** The same p99 in an idle process on this machine over the same window (lag-probe-child.ts). */
+  controlLagP99Ms: number;
   redisOps: number;
 }
+
+/** The idle control process (see lag-probe-child.ts). */
+class LagProbe {
+  private constructor(private readonly child: ChildProcess) {}
+
+  static async start(): Promise<LagProbe> {
+    const child = fork(fileURLToPath(new URL('./lag-probe-child.js', import.meta.url)));
+    await new Promise((resolve) => child.once('message', resolve));
+    return new LagProbe(child);
+  }
+
+  read(): Promise<{ p99Ms: number; maxMs: number }> {
+    return new Promise((resolve) => {
+      this.child.once('message', resolve);
+      this.child.send('read');
+    });
+  }
+
+  stop(): void {
+    this.child.disconnect();
+  }
+}
+
+let control: LagProbe;
 
 /** Measures the orchestrators over `fn` (CPU summed over processes, lag the worst one's, Redis all clients). */
 async function windowOf(orchs: OrchestratorProcess[], redis: Redis, fn: () => Promise<void>): Promise<Window> {
   const before = await Promise.all(orchs.map(scrape));
   const calls0 = await redisCalls(redis);
+  await control.read();
   const t0 = Date.now();
   await fn();
+  const controlLag = await control.read();
   const secs = (Date.now() - t0) / 1000;
   const after = await Promise.all(orchs.map(scrape));
   // Minus this bench's own INFO call.
@@ -141,6 +243,7 @@ async function windowOf(orchs: OrchestratorProcess[], redis: Redis, fn: () => Pr
     cpuPct: (after.reduce((a, x, i) => a + x.cpuS - before[i]!.cpuS, 0) / secs) * 100,
     rssMiB: after.map((x) => x.rssMiB),
     lagP99Ms: Math.max(...after.map((x) => x.lagP99Ms)),
+    controlLagP99Ms: controlLag.p99Ms,
     redisOps: calls / secs,
   };
 }
@@ -148,10 +251,10 @@ async function windowOf(orchs: OrchestratorProcess[], redis: Redis, fn: () => Pr
 let unavailable = 0;
 
 /** POST /workloads; a 503 (Redis slow to answer under the bench's load) is counted and retried, up to 5 times. */
-async function register(o: OrchestratorProcess, i: number, pid: number): Promise<void> {
+async function register(o: OrchestratorProcess, i: number, pid: number): Promise<string> {
   for (let attempt = 0; ; attempt++) {
-    const res = await o.api('POST', '/workloads', { name: `w-${i}`, node: `sim-${i}`, pid });
-    if (res.status < 300) return;
+    const res = await o.api<{ id: string }>('POST', '/workloads', { name: `w-${i}`, node: `sim-${i}`, pid });
+    if (res.status < 300) return res.body.id;
     if (res.status !== 503 || attempt >= 5)
       throw new Error(`POST /workloads: ${res.status} ${JSON.stringify(res.body)}`);
     unavailable++;
@@ -159,10 +262,82 @@ async function register(o: OrchestratorProcess, i: number, pid: number): Promise
   }
 }
 
+/** The 200 migrations posted at once: POST latency, enqueue -> first command at the source, the window. */
+interface JobsResult {
+  posted: number;
+  refused: string[];
+  postMs: number[];
+  firstMs: number[];
+  missed: number;
+  window: Window;
+}
+
+/**
+ * POSTs one migration per source at once (sources' workloads to the next source's node), spread over the
+ * orchestrators, and waits (60 s at most) for each source to see the first command of its job (the one after the
+ * POST's own tree inspection), which the armed simulated node records and refuses: each job ends in preflight,
+ * nothing is frozen or copied (no CRIU here).
+ */
+async function postJobs(
+  sim: Sim,
+  orchs: OrchestratorProcess[],
+  redis: Redis,
+  sources: number[],
+  workloads: string[],
+): Promise<JobsResult> {
+  const ids = sources.map((i) => `sim-${i}`);
+  // The POST inspects the tree itself (MigrationsService.record): served; the worker's command is recorded.
+  await sim.arm(ids, 1);
+  const sentAt: number[] = [];
+  const postMs: number[] = [];
+  const refused: string[] = [];
+  let st: SimStatus | undefined;
+  const window = await windowOf(orchs, redis, async () => {
+    await Promise.all(
+      sources.map(async (src, j) => {
+        const body = { workload: workloads[src], destination: `sim-${sources[(j + 1) % sources.length]}` };
+        sentAt[j] = Date.now();
+        // A reset connection (200 requests at once on a loaded orchestrator) counts as refused, with its reason.
+        const res = await orchs[j % orchs.length]!.api('POST', '/migrations', body).catch((e: unknown) => ({
+          status: 0,
+          body: String((e as Error).cause ?? e),
+        }));
+        postMs[j] = Date.now() - sentAt[j];
+        if (res.status >= 300 || res.status === 0)
+          refused.push(`${res.status} ${JSON.stringify(res.body).slice(0, 120)}`);
+      }),
+    );
+    const until = Date.now() + 60_000;
+    st = await sim.status();
+    while (ids.some((id) => st!.firstAt[id] === undefined) && Date.now() < until) {
+      await sleep(200);
+      st = await sim.status();
+    }
+  });
+  const firstMs = ids.flatMap((id, j) => (st!.firstAt[id] === undefined ? [] : [st!.firstAt[id] - sentAt[j]!]));
+  return { posted: sources.length, refused, postMs, firstMs, missed: ids.length - firstMs.length, window };
+}
+
+/** Lines of an orchestrator's log that say `what`. */
+function logCount(o: OrchestratorProcess, what: RegExp): number {
+  try {
+    return readFileSync(o.logFile, 'utf8')
+      .split('\n')
+      .filter((l) => what.test(l)).length;
+  } catch {
+    return NaN;
+  }
+}
+
 interface Row {
   fleet: number;
   orchestrators: number;
   bootS: number;
+  /** Over the boot (start to every node watched): CPU (all processes) and the worst event-loop lag p99. */
+  boot: { cpuPct: number; lagP99Ms: number };
+  /** Log lines over the whole run: handshake time-outs, Redis command time-outs, warnings and errors. */
+  logs: { handshakeTimeouts: number; redisTimeouts: number; warnings: number };
+  jobs?: JobsResult;
   idle: Window;
   load: Window;
   perK: { k: number; ms: number[]; missed: number }[];
@@ -194,12 +369,18 @@ async function run(sim: Sim, fleet: number, count: number, redis: Redis): Promis
       new OrchestratorProcess(
         builtOrchestratorMain(),
         REDIS_PORT,
-        { SPOTLIFT_CONFIG: configPath, SPOTLIFT_LOG_LEVEL: 'warn' },
+        {
+          SPOTLIFT_CONFIG: configPath,
+          SPOTLIFT_LOG_LEVEL: 'warn',
+          ...(WORKER_CONCURRENCY ? { SPOTLIFT_WORKER_CONCURRENCY: WORKER_CONCURRENCY } : {}),
+          ...(REDIS_TIMEOUT_MS ? { SPOTLIFT_REDIS_COMMAND_TIMEOUT_MS: REDIS_TIMEOUT_MS } : {}),
+        },
         prefix,
         { logDir: join(labDir(), 'bench') },
       ),
   );
   await sim.reset();
+  const logs: Row['logs'] = { handshakeTimeouts: 0, redisTimeouts: 0, warnings: 0 };
   const t0 = Date.now();
   try {
     await Promise.all(orchs.map((o) => o.start()));
@@ -212,11 +393,18 @@ async function run(sim: Sim, fleet: number, count: number, redis: Redis): Promis
       await sleep(500);
     }
     const bootS = (Date.now() - t0) / 1000;
+    const atBoot = await Promise.all(orchs.map(scrape));
+    const boot = {
+      cpuPct: (atBoot.reduce((a, x) => a + x.cpuS, 0) / bootS) * 100,
+      lagP99Ms: Math.max(...atBoot.map((x) => x.lagP99Ms)),
+    };
     // One workload per node (a stand-in process of this host, inspected for real by the simulated node).
     let next = 0;
+    const workloads: string[] = [];
     await Promise.all(
       Array.from({ length: 8 }, async () => {
-        for (let i = next++; i < fleet; i = next++) await register(orchs[i % count]!, i, await sim.standIn());
+        for (let i = next++; i < fleet; i = next++)
+          workloads[i] = await register(orchs[i % count]!, i, await sim.standIn());
       }),
     );
     console.log(
@@ -254,50 +442,72 @@ async function run(sim: Sim, fleet: number, count: number, redis: Redis): Promis
     console.log(
       `    first commands seen after a notice: ${JSON.stringify(s.freezeCommands.map((c) => c.slice(0, 40)))}`,
     );
-    return { fleet, orchestrators: count, bootS, idle, load, perK };
+    // The migrations posted at once, from nodes no notice touched (the last ones), on a fleet large enough.
+    let jobs: JobsResult | undefined;
+    if (JOBS > 0 && fleet - used - SPARE >= JOBS) {
+      await sleep(2_000);
+      const sources = Array.from({ length: JOBS }, (_, j) => fleet - JOBS + j);
+      jobs = await postJobs(sim, orchs, redis, sources, workloads);
+    }
+    return { fleet, orchestrators: count, bootS, boot, logs, ...(jobs ? { jobs } : {}), idle, load, perK };
   } finally {
     await Promise.all(orchs.map((o) => o.kill('SIGTERM')));
+    logs.handshakeTimeouts = orchs.reduce((a, o) => a + logCount(o, /Timed out while waiting for handshake/), 0);
+    logs.redisTimeouts = orchs.reduce((a, o) => a + logCount(o, /Command timed out/), 0);
+    logs.warnings = orchs.reduce((a, o) => a + logCount(o, /\b(WARN|ERROR)\b/), 0);
   }
 }
 
 function line(r: Row): string[] {
   const w = (x: Window) =>
-    `CPU ${x.cpuPct.toFixed(1)} %, RSS ${x.rssMiB.map((m) => m.toFixed(0)).join('+')} MiB, lag p99 ${x.lagP99Ms.toFixed(0)} ms, Redis ${x.redisOps.toFixed(0)} ops/s`;
+    `CPU ${x.cpuPct.toFixed(1)} %, RSS ${x.rssMiB.map((m) => m.toFixed(0)).join('+')} MiB, lag p99 ${x.lagP99Ms.toFixed(0)} ms (idle control process ${x.controlLagP99Ms.toFixed(0)} ms), Redis ${x.redisOps.toFixed(0)} ops/s`;
+  const j = r.jobs;
   return [
     `${r.fleet} nodes, ${r.orchestrators} orchestrator(s): watched ${r.bootS.toFixed(1)} s after start`,
+    `  boot:           CPU ${r.boot.cpuPct.toFixed(1)} %, lag p99 ${r.boot.lagP99Ms.toFixed(0)} ms; log lines over the run: ${r.logs.handshakeTimeouts} handshake time-outs, ${r.logs.redisTimeouts} Redis command time-outs, ${r.logs.warnings} warnings/errors`,
     `  idle ${IDLE_S} s:      ${w(r.idle)}`,
     ...(r.perK.length ? [`  under notices:  ${w(r.load)}`] : []),
     ...r.perK.map(
       (p) =>
         `  notices on ${String(p.k).padStart(3)} node(s) at once: ${p.ms.length} samples, notice -> first command p50 ${pct(p.ms, 50).toFixed(0)} ms, p99 ${pct(p.ms, 99).toFixed(0)} ms, max ${Math.max(...p.ms).toFixed(0)} ms${p.missed ? `, ${p.missed} not reached in 15 s` : ''}`,
     ),
+    ...(j
+      ? [
+          `  ${j.posted} migrations posted at once: POST p50 ${pct(j.postMs, 50).toFixed(0)} / p99 ${pct(j.postMs, 99).toFixed(0)} ms, ${j.refused.length} refused${j.refused.length ? ` (${[...new Set(j.refused)].slice(0, 3).join('; ')})` : ''}`,
+          `    enqueue -> first command at the source: ${j.firstMs.length} seen, p50 ${pct(j.firstMs, 50).toFixed(0)} ms, p99 ${pct(j.firstMs, 99).toFixed(0)} ms${j.missed ? `, ${j.missed} not in 60 s` : ''}`,
+          `    during them:  ${w(j.window)}`,
+        ]
+      : []),
   ];
 }
 
 async function main(): Promise<void> {
   await startRedis(REDIS_PORT);
   const redis = new Redis(REDIS_PORT, '127.0.0.1');
-  const sim = await Sim.start(Math.max(NODES, BASELINE));
+  const sim = await Sim.start(Math.max(NODES, BASELINE), SIM_PROCS);
+  control = await LagProbe.start();
   const rows: Row[] = [];
   try {
-    for (const fleet of [BASELINE, NODES])
-      for (const count of [1, 2]) {
+    for (const fleet of [BASELINE, NODES].filter((f) => f > 0))
+      for (const count of COUNTS) {
         const row = await run(sim, fleet, count, redis);
         rows.push(row);
         line(row).forEach((l) => console.log(l));
       }
   } finally {
     sim.stop();
+    control.stop();
     redis.disconnect();
     await stopRedis(REDIS_PORT);
   }
   console.log('\nsummary (ratios: the large fleet over the baseline, same orchestrator count)');
   for (const r of rows) line(r).forEach((l) => console.log(l));
-  for (const count of [1, 2]) {
+  for (const count of COUNTS) {
     const [b, l] = [
       rows.find((r) => r.fleet === BASELINE && r.orchestrators === count)!,
       rows.find((r) => r.fleet === NODES && r.orchestrators === count)!,
     ];
+    if (!b || !l) continue;
     const p99 = (r: Row, k: number) => pct(r.perK.find((p) => p.k === k)?.ms ?? [], 99);
     console.log(
       `  ${count} orchestrator(s), ${NODES} / ${BASELINE} nodes: idle CPU x${(l.idle.cpuPct / b.idle.cpuPct).toFixed(1)}, RSS x${(l.idle.rssMiB.reduce((a, x) => a + x) / b.idle.rssMiB.reduce((a, x) => a + x)).toFixed(2)}, ` +
@@ -311,7 +521,9 @@ async function main(): Promise<void> {
       `${missed ? ' (some notices not reached)' : ''}; the node-side part (preflight, prepare, dump start) comes on top`,
   );
   if (unavailable) console.log(`registrations answered 503 (Redis unavailable) and retried: ${unavailable}`);
-  console.log(JSON.stringify(rows));
+  console.log(
+    JSON.stringify(rows.map((r) => (r.jobs ? { ...r, jobs: { ...r.jobs, refused: r.jobs.refused.length } } : r))),
+  );
 }
 
 main().then(

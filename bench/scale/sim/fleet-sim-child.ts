@@ -11,9 +11,13 @@
  * - after a notice on the node, the first command that is not a metadata read (the migration's preflight
  *   inspecting the tree on the source) is recorded as the node's "first freeze" and refused (exit 1): the
  *   migration stops in preflight, with nothing frozen. CRIU itself is not simulated.
- * IPC: {cmd:'notice', nodes} sets Spot notices now; {cmd:'status'} answers counts, live loops and the freezes
+ * IPC: {cmd:'notice', nodes} sets Spot notices now; {cmd:'arm', nodes, skip} the same without a notice, after
+ * `skip` commands served as usual (the bench's 200 migrations posted at once: the POST's own inspection runs,
+ * the next command at each source, the worker's, is recorded and refused); {cmd:'status'} answers counts, live loops and the freezes
  * (ms after each notice, on this process's clock); {cmd:'reset'} clears notices and freezes; {cmd:'standIn'}
  * starts a stand-in process and answers its pid.
+ * Args: N, port, then the range this process serves [from, to) and the host key file (`--sim-procs`: the bench
+ * splits the fleet over several of these, so one simulator process serving every handshake is not the limit).
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -35,11 +39,13 @@ import {
 const { Server } = ssh2;
 const N = Number(process.argv[2] ?? 1000);
 const PORT = Number(process.argv[3] ?? 2222);
+const FROM = Number(process.argv[4] ?? 0);
+const TO = Number(process.argv[5] ?? N);
 /** Node i's loopback address (all of 127/8 is the loopback: no port ranges to clash with). */
 const simAddress = (i: number) => `127.77.${Math.floor(i / 250)}.${(i % 250) + 1}`;
 /** One host key for every simulated node (ssh-keygen's: ssh2's Server cannot read its own generated ed25519 keys). */
-const keyFile = join(mkdtempSync(join(tmpdir(), 'spotlift-fleet-sim-')), 'host_ed25519');
-execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', keyFile]);
+const keyFile = process.argv[6] ?? join(mkdtempSync(join(tmpdir(), 'spotlift-fleet-sim-')), 'host_ed25519');
+if (!process.argv[6]) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', keyFile]);
 /**
  * The workloads' stand-ins: real processes of this host, not this simulator (which holds the SSH sessions), one
  * per node (the nodes share this host's boot id, so one process would be one workload to the orchestrator).
@@ -51,12 +57,21 @@ interface SimNode {
   id: string;
   imds: ImdsState;
   noticeAt?: number;
+  /** Commands after the arming to serve as usual before the one recorded (the POST's own inspection). */
+  armSkip?: number;
   freezeMs?: number;
+  /** When the first command after the notice (or arming) came, ms since the epoch (comparable across processes). */
+  firstAt?: number;
   freezeCommand?: string;
   loops: Set<WatchLoop>;
 }
 
-const nodes: SimNode[] = Array.from({ length: N }, (_, i) => ({ id: `sim-${i}`, imds: {}, loops: new Set() }));
+/** Node i of the fleet is `nodes[i - FROM]` here (this process serves [FROM, TO)). */
+const nodes: SimNode[] = Array.from({ length: TO - FROM }, (_, j) => ({
+  id: `sim-${FROM + j}`,
+  imds: {},
+  loops: new Set(),
+}));
 const counts: Record<CommandKind, number> = { watch: 0, curl: 0, probe: 0, memAvailable: 0, inspect: 0, other: 0 };
 let connections = 0;
 
@@ -133,9 +148,11 @@ function handle(node: SimNode, command: string, ch: ServerChannel): void {
     return readStdin(ch, (cfg) => finish(ch, 0, curlDump(imdsAnswer(node.imds, parseCurlConfig(cfg)))));
   if (kind === 'probe') return finish(ch, 0, PROBE);
   if (kind === 'memAvailable') return finish(ch, 0, `${6 * 1024 * 1024}\n`);
-  if (node.noticeAt !== undefined) {
+  if (node.noticeAt !== undefined && node.armSkip) node.armSkip--;
+  else if (node.noticeAt !== undefined) {
     if (node.freezeMs === undefined) {
       node.freezeMs = performance.now() - node.noticeAt;
+      node.firstAt = Date.now();
       node.freezeCommand = command.slice(0, 80);
     }
     return finish(ch, 1, '', 'simulated node: migrations are not simulated past their first command\n');
@@ -166,20 +183,31 @@ const listening = nodes.map((node, i) => {
   });
   return new Promise<InstanceType<typeof Server>>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(PORT, simAddress(i), () => resolve(server));
+    server.listen(PORT, simAddress(FROM + i), () => resolve(server));
   });
 });
 
-process.on('message', (m: { cmd: string; nodes?: string[]; seq: number }) => {
+process.on('message', (m: { cmd: string; nodes?: string[]; skip?: number; seq: number }) => {
   if (m.cmd === 'notice') {
     const at = performance.now();
     const time = new Date(Date.now() + 120_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
     for (const id of m.nodes ?? []) {
-      const node = nodes[Number(id.slice(4))]!;
+      const node = nodes[Number(id.slice(4)) - FROM];
+      if (!node) continue;
       node.imds.spot = { action: 'terminate', time };
       node.noticeAt = at;
     }
     process.send!({ cmd: 'noticed', seq: m.seq });
+  } else if (m.cmd === 'arm') {
+    // Like a notice without the IMDS notice: the next migration command at these nodes is recorded and refused.
+    const at = performance.now();
+    for (const id of m.nodes ?? []) {
+      const node = nodes[Number(id.slice(4)) - FROM];
+      if (!node) continue;
+      node.noticeAt = at;
+      node.armSkip = m.skip ?? 0;
+    }
+    process.send!({ cmd: 'armed', seq: m.seq });
   } else if (m.cmd === 'status') {
     process.send!({
       cmd: 'status',
@@ -189,6 +217,7 @@ process.on('message', (m: { cmd: string; nodes?: string[]; seq: number }) => {
       watchedNodes: nodes.filter((n) => [...n.loops].some((l) => l.watchesSpot)).length,
       loops: nodes.reduce((a, n) => a + n.loops.size, 0),
       freezes: Object.fromEntries(nodes.filter((n) => n.freezeMs !== undefined).map((n) => [n.id, n.freezeMs])),
+      firstAt: Object.fromEntries(nodes.filter((n) => n.firstAt !== undefined).map((n) => [n.id, n.firstAt])),
       freezeCommands: [...new Set(nodes.flatMap((n) => (n.freezeCommand ? [n.freezeCommand] : [])))],
     });
   } else if (m.cmd === 'reset') {
@@ -196,6 +225,8 @@ process.on('message', (m: { cmd: string; nodes?: string[]; seq: number }) => {
       n.imds = {};
       delete n.noticeAt;
       delete n.freezeMs;
+      delete n.firstAt;
+      delete n.armSkip;
       delete n.freezeCommand;
     }
     process.send!({ cmd: 'reset', seq: m.seq });

@@ -52,6 +52,7 @@ export function watchByPolling(
     poll,
     async (result) => {
       result.problems.forEach((p) => sink.problem(p));
+      sink.polled?.(result.problems.length);
       for (const n of result.notices) await sink.notice(n);
     },
     intervalMs,

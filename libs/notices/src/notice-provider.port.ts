@@ -7,6 +7,11 @@ export interface NoticeSink {
   notice(notice: Notice): void | Promise<void>;
   /** An observation that raised nothing, with the reason. */
   problem(problem: NoticeProblem): void;
+  /**
+   * A polling provider's poll ended, with how many problems it reported: a poll without any ends a failure
+   * streak (watchNotices then says the source recovered). Providers that do not poll never call it.
+   */
+  polled?(problems: number): void;
 }
 
 /**

@@ -48,6 +48,8 @@ describe('RedisPairLinks', () => {
     expect(await links.get('node-a', 'node-b', 'ssh')).toMatchObject({ bytesPerSec: 10 * MiB, samples: 1 });
     expect(await links.get('node-b', 'node-a', 'tcp')).toMatchObject({ bytesPerSec: 999 * MiB });
     expect(await links.get('node-a', 'node-c', 'tcp')).toBeUndefined();
+    const many = await links.getMany('node-a', ['node-c', 'node-b'], 'tcp');
+    expect(many.map((l) => l?.bytesPerSec)).toEqual([undefined, 75 * MiB]);
     const ttl = await redis.pttl(`${prefix}:link:node-a->node-b:tcp`);
     expect(ttl).toBeGreaterThan(6 * 24 * 3_600_000);
   });

@@ -103,6 +103,11 @@ export abstract class PairLinks {
   abstract get(source: string, destination: string, transport: string): Promise<PairLinkRecord | undefined>;
   abstract record(sample: PairLinkSample): Promise<PairLinkRecord>;
   abstract outbound(source: string, transport: string): Promise<NodeOutboundRecord | undefined>;
+
+  /** One source's records towards each destination, in order. */
+  getMany(source: string, destinations: readonly string[], transport: string): Promise<(PairLinkRecord | undefined)[]> {
+    return Promise.all(destinations.map((d) => this.get(source, d, transport)));
+  }
 }
 
 export class RedisPairLinks extends PairLinks {
@@ -120,6 +125,17 @@ export class RedisPairLinks extends PairLinks {
   async get(source: string, destination: string, transport: string): Promise<PairLinkRecord | undefined> {
     const raw = await this.redis.get(this.key(source, destination, transport));
     return raw ? (JSON.parse(raw) as PairLinkRecord) : undefined;
+  }
+
+  /** One MGET for every destination (see RedisPostCopyTrials.getMany). */
+  override async getMany(
+    source: string,
+    destinations: readonly string[],
+    transport: string,
+  ): Promise<(PairLinkRecord | undefined)[]> {
+    if (!destinations.length) return [];
+    const raws = await this.redis.mget(...destinations.map((d) => this.key(source, d, transport)));
+    return raws.map((raw) => (raw ? (JSON.parse(raw) as PairLinkRecord) : undefined));
   }
 
   private outboundKey(source: string, transport: string): string {

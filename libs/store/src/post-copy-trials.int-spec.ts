@@ -40,4 +40,13 @@ describe('RedisPostCopyTrials', () => {
     expect(await trials.get('node-a', 'node-b')).toBeUndefined();
     expect(await trials.get('node-b', 'node-a')).toMatchObject({ ok: true });
   });
+
+  it('reads one source towards many destinations in one call, in order, a missing one undefined', async () => {
+    const trials = new RedisPostCopyTrials(redis, `m${Date.now()}`);
+    await trials.put(trial(), 60_000);
+    await trials.put(trial({ destinationNodeId: 'node-c', ok: true }), 60_000);
+    const got = await trials.getMany('node-a', ['node-c', 'node-x', 'node-b']);
+    expect(got.map((t) => t && [t.destinationNodeId, t.ok])).toEqual([['node-c', true], undefined, ['node-b', false]]);
+    expect(await trials.getMany('node-a', [])).toEqual([]);
+  });
 });

@@ -9,6 +9,11 @@ import type { Redis } from 'ioredis';
 export abstract class PostCopyTrials {
   abstract get(sourceNodeId: string, destinationNodeId: string): Promise<PostCopyTrialRecord | undefined>;
   abstract put(record: PostCopyTrialRecord, ttlMs: number): Promise<void>;
+
+  /** One source's records towards each destination, in order (an evacuation plan reads every pair of its source). */
+  getMany(sourceNodeId: string, destinations: readonly string[]): Promise<(PostCopyTrialRecord | undefined)[]> {
+    return Promise.all(destinations.map((d) => this.get(sourceNodeId, d)));
+  }
 }
 
 export class RedisPostCopyTrials extends PostCopyTrials {
@@ -26,6 +31,16 @@ export class RedisPostCopyTrials extends PostCopyTrials {
   async get(source: string, destination: string): Promise<PostCopyTrialRecord | undefined> {
     const raw = await this.redis.get(this.key(source, destination));
     return raw ? (JSON.parse(raw) as PostCopyTrialRecord) : undefined;
+  }
+
+  /** One MGET: at 1,000 nodes a plan's 999 GETs were 999 commands (times 2 with the links) per evacuation. */
+  override async getMany(
+    source: string,
+    destinations: readonly string[],
+  ): Promise<(PostCopyTrialRecord | undefined)[]> {
+    if (!destinations.length) return [];
+    const raws = await this.redis.mget(...destinations.map((d) => this.key(source, d)));
+    return raws.map((raw) => (raw ? (JSON.parse(raw) as PostCopyTrialRecord) : undefined));
   }
 
   async put(record: PostCopyTrialRecord, ttlMs: number): Promise<void> {

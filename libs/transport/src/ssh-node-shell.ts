@@ -26,9 +26,16 @@ export interface SshCredentials {
   maxChannelsPerNode?: number;
   /** How long a command waits in that line before it fails with NodeBusyError. */
   channelWaitMs?: number;
+  /**
+   * SSH handshakes in flight at once, over all nodes; later connects wait in line (FIFO) before they start,
+   * so their handshake timeout runs from their own start. 1,000 nodes connected at once at boot timed out
+   * by the tens of thousands (each handshake's crypto and the simulator's answers queued behind all others).
+   */
+  maxConcurrentConnects?: number;
 }
 
 export const DEFAULT_MAX_CHANNELS_PER_NODE = 8;
+export const DEFAULT_MAX_CONCURRENT_CONNECTS = 32;
 const DEFAULT_CHANNEL_WAIT_MS = 120_000;
 const CHANNEL_REFUSED_RETRY_MS = 5_000;
 
@@ -123,10 +130,13 @@ export class SshNodeShell extends NodeShell {
   /** Host keys nodes presented and their pins accepted, as `TYPE BASE64` (a pin may be a fingerprint). */
   private readonly verifiedKeys = new Map<string, string>();
   private readonly channelLimit: number;
+  /** Handshakes in flight (the same FIFO semaphore as a connection's channels, over every node). */
+  private readonly connectSlots: ChannelSlots;
 
   constructor(private readonly credentials: SshCredentials) {
     super();
     this.channelLimit = credentials.maxChannelsPerNode ?? DEFAULT_MAX_CHANNELS_PER_NODE;
+    this.connectSlots = new ChannelSlots(credentials.maxConcurrentConnects ?? DEFAULT_MAX_CONCURRENT_CONNECTS);
   }
 
   override async connect(node: NodeTarget): Promise<void> {
@@ -258,6 +268,11 @@ export class SshNodeShell extends NodeShell {
     return this.connections.size;
   }
 
+  /** Handshakes in flight, and connects waiting for one of the `maxConcurrentConnects` slots. */
+  get connecting(): { inFlight: number; queued: number } {
+    return { inFlight: this.connectSlots.inUse, queued: this.connectSlots.queued };
+  }
+
   private async openChannel(node: NodeTarget, command: string): Promise<ClientChannel> {
     const conn = this.connection(node);
     const client = await conn.ready;
@@ -329,7 +344,10 @@ export class SshNodeShell extends NodeShell {
     // Whoever called awaits `ready`; this only keeps a failure nobody waits for from being "unhandled".
     ready.catch(() => undefined);
     const conn: Connection = { client, ready, slots: new ChannelSlots(this.channelLimit) };
+    // The handshake's slot, held from connect to ready or failure (released once: ChannelSlots' release is).
+    let releaseSlot = () => {};
     const fail = (why: string) => {
+      releaseSlot();
       this.drop(node, conn, why);
       if (settled) return;
       settled = true;
@@ -340,6 +358,7 @@ export class SshNodeShell extends NodeShell {
       );
     };
     client.on('ready', () => {
+      releaseSlot();
       if (settled || conn.lost) return;
       settled = true;
       settle.resolve(client);
@@ -349,25 +368,30 @@ export class SshNodeShell extends NodeShell {
     client.on('end', () => fail('the connection was closed by the node'));
     client.on('close', () => fail('the connection was closed'));
     this.connections.set(key, conn);
-    try {
-      client.connect({
-        host: node.host,
-        port: node.port,
-        username: node.user,
-        privateKey: this.credentials.privateKey,
-        readyTimeout: this.credentials.readyTimeoutMs ?? 5_000,
-        keepaliveInterval: this.credentials.keepaliveIntervalMs ?? 5_000,
-        keepaliveCountMax: 3,
-        hostVerifier: (hostKey: Buffer) => {
-          presented = hostKey;
-          const ok = pinMatches(node.hostKey, hostKey);
-          if (ok) this.verifiedKeys.set(key, keyLine(hostKey));
-          return ok;
-        },
-      });
-    } catch (error) {
-      fail(error instanceof Error ? error.message : String(error));
-    }
+    void this.connectSlots.acquire().then((release) => {
+      releaseSlot = release;
+      // Dropped (the shell closed) while it waited in line: the slot goes to the next one, no connect.
+      if (conn.lost) return fail(conn.lost);
+      try {
+        client.connect({
+          host: node.host,
+          port: node.port,
+          username: node.user,
+          privateKey: this.credentials.privateKey,
+          readyTimeout: this.credentials.readyTimeoutMs ?? 5_000,
+          keepaliveInterval: this.credentials.keepaliveIntervalMs ?? 5_000,
+          keepaliveCountMax: 3,
+          hostVerifier: (hostKey: Buffer) => {
+            presented = hostKey;
+            const ok = pinMatches(node.hostKey, hostKey);
+            if (ok) this.verifiedKeys.set(key, keyLine(hostKey));
+            return ok;
+          },
+        });
+      } catch (error) {
+        fail(error instanceof Error ? error.message : String(error));
+      }
+    });
     return conn;
   }
 }

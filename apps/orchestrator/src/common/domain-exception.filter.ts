@@ -14,6 +14,7 @@ const STATUS: Record<string, number> = {
   node_busy: 503,
   ssh_channel_refused: 502,
   output_limit: 502,
+  node_command_failed: 502,
   // A stored checkpoint's images (on the storage node) are damaged, missing or cannot be read.
   criu_bad_image: 502,
   images_unavailable: 502,

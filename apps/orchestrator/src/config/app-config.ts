@@ -147,6 +147,8 @@ const Env = z.object({
     .default('.ssh/authorized_keys'),
   // Commands open at once on one node's SSH connection (the rest queue); nodes need sshd MaxSessions above it.
   SPOTLIFT_SSH_MAX_CHANNELS: z.coerce.number().int().min(1).max(1000).default(8),
+  // SSH handshakes in flight at once over all nodes (the rest wait their turn): a fleet's boot is not a storm.
+  SPOTLIFT_SSH_MAX_CONNECTS: z.coerce.number().int().min(1).max(10_000).default(32),
   ...NoticeEnv.shape,
   ...ApiEnv.shape,
   ...SweeperEnv.shape,
@@ -183,6 +185,8 @@ export class AppConfig {
   sshTunnel!: { mode: 'auto' | 'relay'; authorizedKeysFile: string };
   /** Session channels open at once per node connection (SPOTLIFT_SSH_MAX_CHANNELS). */
   sshMaxChannels!: number;
+  /** SSH handshakes in flight at once, over all nodes (SPOTLIFT_SSH_MAX_CONNECTS). */
+  sshMaxConnects!: number;
   sshPrivateKey!: Buffer;
   nodes!: NodeSpec[];
   evacuation!: EvacuationSettings;
@@ -318,6 +322,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     probeReuseMs: e.SPOTLIFT_PROBE_REUSE_MS,
     sshTunnel: { mode: e.SPOTLIFT_SSH_TUNNEL, authorizedKeysFile: e.SPOTLIFT_SSH_TUNNEL_AUTHORIZED_KEYS },
     sshMaxChannels: e.SPOTLIFT_SSH_MAX_CHANNELS,
+    sshMaxConnects: e.SPOTLIFT_SSH_MAX_CONNECTS,
     sshPrivateKey,
     nodes: file.data.nodes,
     evacuation: file.data.evacuation,

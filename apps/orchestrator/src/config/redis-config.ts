@@ -36,6 +36,9 @@ export const RedisEnv = z.object({
    * elsewhere), `off`.
    */
   SPOTLIFT_REDIS_REQUIRE_DURABILITY: z.enum(['refuse', 'warn', 'off']).optional(),
+  // How long our client waits for a command's reply, queueing in the client and this process's event loop
+  // included: past it the command fails (the API's 503). Raise it for large fleets on loaded hosts (README).
+  SPOTLIFT_REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(1_000),
   /** Finished migrations and evacuations are deleted once they are this many days old (0: kept forever). */
   SPOTLIFT_RECORD_RETENTION_DAYS: z.coerce.number().min(0).max(3650).default(7),
 });
@@ -50,6 +53,8 @@ export interface RedisSettings {
   requireDurability: 'refuse' | 'warn' | 'off';
   /** Finished records older than this are trimmed (0: never). */
   retentionMs: number;
+  /** Our fail-fast client's per-command timeout (SPOTLIFT_REDIS_COMMAND_TIMEOUT_MS). */
+  commandTimeoutMs: number;
 }
 
 export function redisSettings(e: z.infer<typeof RedisEnv>, nodeEnv = process.env.NODE_ENV): RedisSettings {
@@ -68,6 +73,7 @@ export function redisSettings(e: z.infer<typeof RedisEnv>, nodeEnv = process.env
     ...(e.SPOTLIFT_REDIS_TLS_CA ? { tlsCa: readCa(e.SPOTLIFT_REDIS_TLS_CA) } : {}),
     requireDurability: e.SPOTLIFT_REDIS_REQUIRE_DURABILITY ?? (nodeEnv === 'production' ? 'refuse' : 'warn'),
     retentionMs: Math.round(e.SPOTLIFT_RECORD_RETENTION_DAYS * 86_400_000),
+    commandTimeoutMs: e.SPOTLIFT_REDIS_COMMAND_TIMEOUT_MS,
   };
 }
 

@@ -74,7 +74,7 @@ export const EVACUATION_JOURNAL = Symbol('EVACUATION_JOURNAL');
 
 /**
  * Our Redis client. Fails fast while Redis is away instead of queueing commands for later: no offline
- * queue (a command on a broken link is refused at once), one retry, 1 s per command (a link that hangs
+ * queue (a command on a broken link is refused at once), one retry, 1 s per command by default (a link that hangs
  * rather than breaks); the API turns those errors into 503s and the engine into journal entries. It
  * reconnects every second at most, so the end of an outage is noticed quickly. Boot waits up to 10 s for the
  * first connection; without one the process starts anyway and catches up when Redis answers.
@@ -85,7 +85,7 @@ async function connectRedis(settings: RedisSettings): Promise<Redis> {
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
-    commandTimeout: 1_000,
+    commandTimeout: settings.commandTimeoutMs,
     connectTimeout: 2_000,
     retryStrategy: (times) => Math.min(times * 200, 1_000),
   });
@@ -158,7 +158,11 @@ export const PAGE_TRANSPORTS = Symbol('PAGE_TRANSPORTS');
       provide: NodeShell,
       inject: [AppConfig],
       useFactory: (c: AppConfig) =>
-        new SshNodeShell({ privateKey: c.sshPrivateKey, maxChannelsPerNode: c.sshMaxChannels }),
+        new SshNodeShell({
+          privateKey: c.sshPrivateKey,
+          maxChannelsPerNode: c.sshMaxChannels,
+          maxConcurrentConnects: c.sshMaxConnects,
+        }),
     },
     {
       provide: NODE_JOURNAL,

@@ -117,6 +117,19 @@ export class EvacuationCoordinator {
     @Optional() private readonly pairTrials?: PairTrials,
   ) {}
 
+  /**
+   * The fleet's records for a plan, read once for every plan that asks while the read is under way: ten notices at
+   * 1,000 nodes planned at once read the nodes, workloads and migrations ten times over (megabytes each on the one
+   * Redis client), and every command queued behind those replies (lease renewals, the API) timed out at 1 s. A
+   * plan joining a read started a moment before it asked sees what it would have seen with that moment's read:
+   * concurrent plans race for destinations either way (the capacity checks at start settle it).
+   */
+  private readonly fleet = {
+    workloads: sharedRead(() => this.workloads.list()),
+    nodes: sharedRead(() => this.nodes.list()),
+    migrations: sharedRead(() => this.migrations.list()),
+  };
+
   async run(evacuationId: string, signal?: AbortSignal): Promise<EvacuationRecord | undefined> {
     let rec = await this.evacuations.get(evacuationId);
     if (!rec || evacuationFinished(rec)) return rec;
@@ -177,9 +190,9 @@ export class EvacuationCoordinator {
     const source = await this.nodes.get(rec.nodeId);
     if (!source) throw new Error(`evacuation ${rec.id}: node '${rec.nodeId}' does not exist`);
     const [allWorkloads, nodes, migrations] = await Promise.all([
-      this.workloads.list(),
-      this.nodes.list(),
-      this.migrations.list(),
+      this.fleet.workloads(),
+      this.fleet.nodes(),
+      this.fleet.migrations(),
     ]);
     const onNode = workloadsInScope(
       rec,
@@ -553,4 +566,13 @@ export class EvacuationCoordinator {
     });
     return saved ?? rec;
   }
+}
+
+/** `read`, shared by the callers that ask while one is under way (each gets the same array: read-only use). */
+function sharedRead<T>(read: () => Promise<T>): () => Promise<T> {
+  let inFlight: Promise<T> | undefined;
+  return () =>
+    (inFlight ??= read().finally(() => {
+      inFlight = undefined;
+    }));
 }

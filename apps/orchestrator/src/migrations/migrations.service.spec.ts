@@ -181,6 +181,18 @@ describe('MigrationsService.create: one claim per process', () => {
     expect(await kit.migrations.list()).toEqual([]);
   });
 
+  it('a source failing the inspection is a node_command_failed (502) with its words, and the claim is released', async () => {
+    const kit = setup();
+    kit.ops.nodes['node-a']!.unreachable = true;
+    await expect(kit.service.create(body())).rejects.toMatchObject({
+      code: 'node_command_failed',
+      message: 'node node-a is unreachable',
+      meta: { nodeId: 'node-a' },
+    });
+    expect(await kit.claims.holder(KEY)).toBeUndefined();
+    expect(await kit.migrations.list()).toEqual([]);
+  });
+
   it('a claim left by a job that ended (its release lost) is taken over; one held by a live job is not', async () => {
     const kit = setup();
     await kit.migrations.save(aMigration({ id: 'mig-old', state: 'completed' }));

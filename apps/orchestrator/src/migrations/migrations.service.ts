@@ -4,6 +4,7 @@ import { z } from 'zod';
 import {
   BadRequestError,
   ConflictError,
+  DomainError,
   NotFoundError,
   processKey,
   type MigrationRecord,
@@ -176,7 +177,12 @@ export class MigrationsService {
     workload: WorkloadRecord,
     source: NodeRecord,
   ): Promise<MigrationRecord> {
-    const tree = await this.ops.inspectTree(source, workload.pid);
+    const tree = await this.ops.inspectTree(source, workload.pid).catch((error: unknown) => {
+      if (error instanceof DomainError) throw error;
+      // The node answered the inspection with a failure: the caller gets its words and a 502, not an "internal
+      // error" 500 (the fleet bench's 200 migrations at once met this: a simulated node refusing the command).
+      throw new DomainError('node_command_failed', (error as Error).message, { nodeId: source.id }, true);
+    });
     if (!tree) {
       throw new BadRequestError(`workload '${workload.id}' (pid ${workload.pid}) no longer runs on '${source.id}'`);
     }

@@ -1,7 +1,13 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { NotFoundError, type EvacuationRecord } from '@spotlift/domain';
-import { crossSourceDedupKey, NoticeDeduplicator, type Notice, type NoticeProblem } from '@spotlift/notices';
+import {
+  crossSourceDedupKey,
+  NoticeDeduplicator,
+  type Notice,
+  type NoticeProblem,
+  type NoticeRecovery,
+} from '@spotlift/notices';
 import { NodeRepository } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
 import { REDIS } from '../core/core.module.js';
@@ -14,10 +20,16 @@ export interface IntakeResult {
   created?: boolean;
 }
 
+/** A watched notice whose evacuation could not be raised is retried after this, doubling per failure, up to the max. */
+const FIRST_RETRY_MS = 500;
+const MAX_RETRY_MS = 8_000;
+
 /** Where every notice enters: pushed ones from `POST /notices`, watched ones from the node watchers. */
 @Injectable()
 export class NoticeIntake {
   private readonly logger = new Logger('notices');
+  /** Per node, how long the next failed raise keeps its claim before the watcher may retry it. */
+  private readonly retryAfterMs = new Map<string, number>();
 
   constructor(
     private readonly dedup: NoticeDeduplicator,
@@ -56,11 +68,21 @@ export class NoticeIntake {
       deadline: notice.deadline.toISOString(),
       reason: notice.reason,
     });
+    const wait = this.retryAfterMs.get(notice.nodeId) ?? FIRST_RETRY_MS;
     try {
-      await this.raise(notice);
+      await this.raise(notice, wait);
+      this.retryAfterMs.delete(notice.nodeId);
     } catch (error) {
-      // Logged, and the claim released: the watcher sees the notice again on its next poll and retries.
-      this.logger.error({ msg: 'raising an evacuation failed', node: notice.nodeId, error: (error as Error).message });
+      // Logged, and the claim released after `wait`: the watcher sees the notice again then and retries. Released
+      // at once, every poll (4 a second per node) raised again into the overload that failed it: 10 notices at
+      // 1,000 nodes raised 1,692 times in two minutes, each one more load on a Redis client already timing out.
+      this.retryAfterMs.set(notice.nodeId, Math.min(wait * 2, MAX_RETRY_MS));
+      this.logger.error({
+        msg: 'raising an evacuation failed',
+        node: notice.nodeId,
+        error: (error as Error).message,
+        retryInMs: wait,
+      });
     }
   }
 
@@ -76,13 +98,27 @@ export class NoticeIntake {
     });
   }
 
-  private async raise(notice: Notice): Promise<{ evacuation: EvacuationRecord; created: boolean }> {
+  /** The end of a node's failure streak (its problems were logged once, at its start). */
+  recovered(r: NoticeRecovery): void {
+    this.logger.log({
+      msg: 'notice source recovered',
+      node: r.nodeId,
+      source: r.source,
+      failedPolls: r.failedPolls,
+      suppressed: r.suppressed,
+      lastedMs: r.lastedMs,
+    });
+  }
+
+  /** Raises the evacuation; on failure the notice's dedup claim is released (after `releaseAfterMs`). */
+  private async raise(notice: Notice, releaseAfterMs = 0): Promise<{ evacuation: EvacuationRecord; created: boolean }> {
     try {
       return await this.evacuations.raise(notice);
     } catch (error) {
-      await this.redis
-        .del(`${this.config.redisPrefix}:notice-dedup:${crossSourceDedupKey(notice)}`)
-        .catch(() => undefined);
+      const release = () =>
+        this.redis.del(`${this.config.redisPrefix}:notice-dedup:${crossSourceDedupKey(notice)}`).catch(() => 0);
+      if (releaseAfterMs > 0) setTimeout(() => void release(), releaseAfterMs).unref();
+      else await release();
       throw error;
     }
   }

@@ -195,6 +195,7 @@ export class NoticeWatchers implements OnApplicationBootstrap, OnModuleDestroy {
       dedup: this.dedup,
       onNotice: (n) => this.intake.watched(n),
       onProblem: (p, repeats) => this.intake.problem(p, repeats),
+      onRecovered: (r) => this.intake.recovered(r),
       signal,
     }).catch((error: unknown) => {
       // A provider only throws on a bug (sources' failures are problems); say so loudly, keep the app up.

@@ -26,8 +26,8 @@ export interface ShardPeriod {
  *
  * When a store call fails (Redis away), the period stops there and the nodes held so far stay watched: a
  * notice needs watching more than it needs exactly one watcher, and the notice deduplicator makes a second
- * watcher harmless. Their leases lapse meanwhile; the first period after Redis returns drops any another
- * replica took.
+ * watcher harmless. Their leases lapse meanwhile; the first period after Redis returns takes back those still
+ * free and drops any another replica took.
  */
 export class WatchShardKeeper {
   private readonly held = new Set<string>();
