@@ -45,6 +45,7 @@ import { PairTrials, trialable } from './pair-trials.js';
 import { pairCapabilities, type PairCapability } from './evacuation-capabilities.js';
 import { EvacuationSignals } from './evacuation-signals.js';
 import { freshMemoryCandidates } from './fresh-memory.js';
+import { EvacuationGuardPath, isGuardRestore } from './evacuation-guard-path.js';
 
 /**
  * The coordinator waits for signals (EvacuationSignals: a migration or checkpoint job ended, a notice changed
@@ -97,6 +98,8 @@ const OWNED = [
 @Injectable()
 export class EvacuationCoordinator {
   private readonly logger = new Logger('evacuations');
+  /** Guarded workloads the notice is too short for (issue 15): their guard path, as the plan chose it. */
+  private readonly guardPath: EvacuationGuardPath;
 
   constructor(
     private readonly evacuations: EvacuationRepository,
@@ -115,7 +118,9 @@ export class EvacuationCoordinator {
     @Optional() private readonly links?: PairLinks,
     /** Runs missing post-copy trials when there is slack (absent in unit tests: trials are never run). */
     @Optional() private readonly pairTrials?: PairTrials,
-  ) {}
+  ) {
+    this.guardPath = new EvacuationGuardPath(checkpointsService, checkpoints, clock);
+  }
 
   async run(evacuationId: string, signal?: AbortSignal): Promise<EvacuationRecord | undefined> {
     let rec = await this.evacuations.get(evacuationId);
@@ -136,15 +141,19 @@ export class EvacuationCoordinator {
       const deadline = new Date(rec.deadline).getTime();
       const ended = await this.collectEnded(rec);
       const checkpointsEnded = await this.collectCheckpoints(rec);
+      const guardMoved = await this.guardPath.advance(rec);
       if (ended.length > 0) this.replanAfter(rec, ended, now);
       const planDeadline = this.planDeadline(rec);
       if (now >= planDeadline)
         this.giveUpPending(rec, 'the deadline (less the safety margin) came before it could start');
       else await this.startNext(rec);
-      if (now < deadline) await this.startCheckpoints(rec);
-      const checkpointing = rec.jobs.some((j) => j.state === 'checkpointing');
+      if (now < deadline) {
+        await this.guardPath.start(rec);
+        await this.startCheckpoints(rec);
+      }
+      const checkpointing = rec.jobs.some((j) => j.state === 'checkpointing' || j.state === 'restoring');
       const open = checkpointing || rec.jobs.some((j) => j.state === 'pending' || jobInFlight(j));
-      if (replanned || ended.length > 0 || checkpointsEnded || open) {
+      if (replanned || ended.length > 0 || checkpointsEnded || guardMoved || open) {
         rec.executed = executedPlan(rec, this.clock.now());
         rec = await this.save(rec, read);
         read = new Set(rec.events);
@@ -176,10 +185,11 @@ export class EvacuationCoordinator {
     let now = this.clock.now();
     const source = await this.nodes.get(rec.nodeId);
     if (!source) throw new Error(`evacuation ${rec.id}: node '${rec.nodeId}' does not exist`);
-    const [allWorkloads, nodes, migrations] = await Promise.all([
+    const [allWorkloads, nodes, migrations, checkpoints] = await Promise.all([
       this.workloads.list(),
       this.nodes.list(),
       this.migrations.list(),
+      this.checkpoints.list(),
     ]);
     const onNode = workloadsInScope(
       rec,
@@ -205,6 +215,7 @@ export class EvacuationCoordinator {
         settings: this.config.evacuation,
         pairs,
         calibration,
+        checkpoints,
       });
     const pairs = await pairCapabilities(source, nodes, this.trials, this.links);
     const input = inputAt(now, pairs);
@@ -469,7 +480,7 @@ export class EvacuationCoordinator {
   /** Copies the ends of checkpoints in flight into their jobs; true when one ended. */
   private async collectCheckpoints(rec: EvacuationRecord): Promise<boolean> {
     let any = false;
-    for (const job of rec.jobs.filter((j) => j.state === 'checkpointing' && j.checkpointId)) {
+    for (const job of rec.jobs.filter((j) => j.state === 'checkpointing' && j.checkpointId && !isGuardRestore(j))) {
       const cp = await this.checkpoints.get(job.checkpointId!);
       if (!cp || cp.state === 'queued' || cp.state === 'taking') continue;
       any = true;

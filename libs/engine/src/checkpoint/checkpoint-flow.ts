@@ -263,7 +263,11 @@ export class CheckpointFlow {
                     ...(chain?.trackMem ? { trackMem: true } : {}),
                     ...(parent ? { prev: parent } : {}),
                   }
-                : {},
+                : parent
+                  ? // A short notice's last checkpoint on the guard chain (guard-restore.ts): CRIU takes a page
+                    // from the parent only under --track-mem (its page_in_parent), so both go together.
+                    { trackMem: true, prev: parent }
+                  : {},
             )
           : this.dumpLocal(ctx, forensic(cp)),
       );
@@ -456,7 +460,8 @@ export class CheckpointFlow {
         dataKey = openDataKey(this.config.checkpointKey, cp.encryption, `checkpoint '${cp.id}'`);
         if (!cp.encryption.sums) throw new Error(`checkpoint '${cp.id}' is encrypted but has no recorded checksums`);
       }
-      checkDestinationState(destination);
+      // A guard-restore's rollback goes back to its source under notice (CheckpointsService.restore decided it).
+      if (!request.rollback) checkDestinationState(destination);
       // The images were written by the source's CRIU; the destination's must not be older.
       checkCriuVersions(
         { ...destination, id: cp.sourceNodeId, probe: { ...destination.probe!, criuVersion: cp.criuVersion ?? '' } },
