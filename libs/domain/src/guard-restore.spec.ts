@@ -1,5 +1,5 @@
 import type { CheckpointRecord, CheckpointRestore } from './checkpoint.js';
-import { guardCopyOf, guardRestoreStep } from './guard-restore.js';
+import { guardCopyOf, guardRestoreStep, lastDumpPlan } from './guard-restore.js';
 import type { WorkloadRecord } from './models.js';
 
 const NOW = new Date('2026-12-07T01:00:00.000Z');
@@ -121,5 +121,32 @@ describe('guardRestoreStep: the sequence of a guard-restore job', () => {
   ];
   it.each(table)('%s', (_name, over, step) => {
     expect(guardRestoreStep(last(over)).do).toBe(step);
+  });
+});
+
+describe('lastDumpPlan: the last checkpoint on the guard chain', () => {
+  const parent = cp('g2', 8, { guardChain: { depth: 1, trackMem: true } });
+  it('incremental on the planned guard checkpoint, tracking no memory for a child', () => {
+    const next = { kind: 'incremental' as const, link: { parentId: 'g2', depth: 2, trackMem: true }, parent };
+    expect(lastDumpPlan(next, 'g2')).toMatchObject({
+      kind: 'incremental',
+      link: { parentId: 'g2', depth: 2, trackMem: false },
+    });
+  });
+  it('another guard checkpoint became the last meanwhile: full, with the reason', () => {
+    const next = { kind: 'incremental' as const, link: { parentId: 'g3', depth: 2, trackMem: true }, parent };
+    expect(lastDumpPlan(next, 'g2')).toMatchObject({
+      kind: 'full',
+      link: { depth: 1, trackMem: false },
+      reason: expect.stringMatching(/g3, not g2/),
+    });
+  });
+  it("no soft-dirty on the node: full, with the chain rules' reason", () => {
+    const next = {
+      kind: 'full' as const,
+      link: { depth: 1, trackMem: false },
+      reason: 'node-a does not track dirty memory',
+    };
+    expect(lastDumpPlan(next, 'g2')).toEqual(next);
   });
 });

@@ -9,7 +9,7 @@
  * restore `restoring` until it proved the copy it restored dead (after CRIU ended there); so the rollback, which
  * needs `stored` again, never runs next to a copy elsewhere, and a restored checkpoint is never restored again.
  */
-import { chainLink, guardChain } from './guard-chain.js';
+import { chainLink, guardChain, type GuardDumpPlan } from './guard-chain.js';
 import type { CheckpointRecord } from './checkpoint.js';
 import { goodGuardCheckpoints } from './guard.js';
 import type { WorkloadRecord } from './models.js';
@@ -107,4 +107,20 @@ export function guardRestoreStep(cp: CheckpointRecord): GuardRestoreStep {
         reason: `the rollback on ${r.destinationNodeId} failed too (${r.error ?? 'no reason recorded'}): checkpoint ${cp.id} is the one copy`,
       };
   }
+}
+
+/**
+ * The chain link of a short notice's last checkpoint, from the plan the next guard dump would get (guard-chain.ts:
+ * same rules): incremental on `parentId`, the guard checkpoint the evacuation planned on, when the chain allows it,
+ * else full with the reason. It tracks no memory for a child: nothing builds on it (the source is gone after it).
+ */
+export function lastDumpPlan(next: GuardDumpPlan, parentId: string): GuardDumpPlan {
+  if (next.kind === 'full') return { ...next, link: { depth: 1, trackMem: false } };
+  if (next.link.parentId !== parentId)
+    return {
+      kind: 'full',
+      link: { depth: 1, trackMem: false },
+      reason: `the chain's last guard checkpoint is ${next.link.parentId}, not ${parentId} as planned`,
+    };
+  return { ...next, link: { ...next.link, trackMem: false } };
 }

@@ -11,6 +11,7 @@ import {
   type CheckpointMode,
   guardChildOf,
   planGuardDump,
+  lastDumpPlan,
   processKey,
   type CheckpointRecord,
   type LossTakeover,
@@ -195,14 +196,7 @@ export class CheckpointsService {
     storageNodeId: string,
     parentId: string,
   ) {
-    const plan = await this.planGuardChain(workload, source, storageNodeId);
-    if (plan.kind === 'incremental' && plan.link.parentId !== parentId)
-      return {
-        kind: 'full' as const,
-        link: { depth: 1, trackMem: false },
-        reason: `the chain's last is ${plan.link.parentId}, not ${parentId}`,
-      };
-    return { ...plan, link: { ...plan.link, trackMem: false } };
+    return lastDumpPlan(await this.planGuardChain(workload, source, storageNodeId), parentId);
   }
 
   /**
