@@ -412,6 +412,9 @@ describe('EvacuationCoordinator', () => {
       const cp = await until(async () => (await w.checkpoints.get('cp-wl-1')) ?? undefined);
       const planned = (await w.evacuations.get('evac-1'))!;
       expect(planned.predictedMisses[0]).toMatchObject({ fallback: 'guard-restore', fallbackNodeId: 'node-c' });
+      expect(planned.storageNote).toBe(
+        '1 guarded workload(s) cannot move live in time: they take the guard path (wl-1: guard-restore)',
+      );
       // A storage checkpoint (the source stops at its dump), on top of the guard chain, to the guard's storage node.
       expect(cp).toMatchObject({ storageNodeId: 'node-c', guardChain: { parentId: 'cp-guard' } });
       expect(cp.mode).toBeUndefined();

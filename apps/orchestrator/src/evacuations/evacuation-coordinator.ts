@@ -244,9 +244,19 @@ export class EvacuationCoordinator {
       addEvent(rec, now, `already migrating, left to their own migrations: ${busy.map((w) => w.id).join(', ')}`);
     if (rec.predictedMisses.length) {
       const storage = this.config.evacuation.storageNodeId;
-      rec.storageNote = storage
-        ? `${rec.predictedMisses.length} workload(s) cannot reach a destination in time: they are checkpointed to storage node '${storage}' (restorable later with POST /checkpoints/:id/restore)`
-        : `${rec.predictedMisses.length} workload(s) cannot reach a destination in time and no storage node is configured: they will be lost with the node`;
+      const guarded = rec.predictedMisses.filter(
+        (m) => m.fallback === 'guard-restore' || m.fallback === 'guard-checkpoint',
+      );
+      const rest = rec.predictedMisses.length - guarded.length;
+      const guardNote = guarded.length
+        ? `${guarded.length} guarded workload(s) cannot move live in time: they take the guard path (${guarded.map((m) => `${m.workloadId}: ${m.fallback}`).join(', ')})`
+        : '';
+      const restNote = !rest
+        ? ''
+        : storage
+          ? `${rest} workload(s) cannot reach a destination in time: they are checkpointed to storage node '${storage}' (restorable later with POST /checkpoints/:id/restore)`
+          : `${rest} workload(s) cannot reach a destination in time and no storage node is configured: they will be lost with the node`;
+      rec.storageNote = [restNote, guardNote].filter(Boolean).join('; ');
       addEvent(rec, now, rec.storageNote);
     }
     this.logger.log({ msg: 'evacuation planned', evacuation: rec.id, node: rec.nodeId, summary: plan.summary });
