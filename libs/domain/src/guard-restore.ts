@@ -111,16 +111,10 @@ export function guardRestoreStep(cp: CheckpointRecord): GuardRestoreStep {
 
 /**
  * The chain link of a short notice's last checkpoint, from the plan the next guard dump would get (guard-chain.ts:
- * same rules): incremental on `parentId`, the guard checkpoint the evacuation planned on, when the chain allows it,
- * else full with the reason. It tracks no memory for a child: nothing builds on it (the source is gone after it).
+ * same rules): incremental on the chain's newest safe parent (the guard checkpoint the evacuation planned on, or one
+ * stored since, which only means fewer pages), else full with the reason. It tracks no memory for a child: nothing
+ * builds on it (the source is gone after it).
  */
-export function lastDumpPlan(next: GuardDumpPlan, parentId: string): GuardDumpPlan {
-  if (next.kind === 'full') return { ...next, link: { depth: 1, trackMem: false } };
-  if (next.link.parentId !== parentId)
-    return {
-      kind: 'full',
-      link: { depth: 1, trackMem: false },
-      reason: `the chain's last guard checkpoint is ${next.link.parentId}, not ${parentId} as planned`,
-    };
-  return { ...next, link: { ...next.link, trackMem: false } };
+export function lastDumpPlan(next: GuardDumpPlan): GuardDumpPlan {
+  return { ...next, link: { ...next.link, trackMem: false } } as GuardDumpPlan;
 }

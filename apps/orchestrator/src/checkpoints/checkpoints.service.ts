@@ -133,7 +133,7 @@ export class CheckpointsService {
       body.mode === 'guard'
         ? await this.planGuardChain(workload, source, storage.id)
         : link.guardParentId
-          ? await this.lastOnGuardChain(workload, source, storage.id, link.guardParentId)
+          ? await this.lastOnGuardChain(workload, source, storage.id)
           : undefined;
     const checkpoint: CheckpointRecord = {
       id,
@@ -187,16 +187,11 @@ export class CheckpointsService {
 
   /**
    * A short notice's last checkpoint (a storage one, the source stops at its dump) on top of the guard chain: an
-   * incremental dump whose parent is the guard checkpoint the evacuation planned on, where the chain allows it
-   * (guard-chain.ts; the same rules as the next guard dump), else full with the reason. Never a parent itself.
+   * incremental dump on the chain's newest safe parent where the chain allows it (guard-chain.ts; the same rules
+   * as the next guard dump), else full with the reason. Never a parent itself.
    */
-  private async lastOnGuardChain(
-    workload: WorkloadRecord,
-    source: NodeRecord,
-    storageNodeId: string,
-    parentId: string,
-  ) {
-    return lastDumpPlan(await this.planGuardChain(workload, source, storageNodeId), parentId);
+  private async lastOnGuardChain(workload: WorkloadRecord, source: NodeRecord, storageNodeId: string) {
+    return lastDumpPlan(await this.planGuardChain(workload, source, storageNodeId));
   }
 
   /**

@@ -1,5 +1,12 @@
 import { Logger } from '@nestjs/common';
-import type { CheckpointRecord, EvacuationRecord, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
+import {
+  ConflictError,
+  type CheckpointRecord,
+  type EvacuationRecord,
+  type MigrationRecord,
+  type NodeRecord,
+  type WorkloadRecord,
+} from '@spotlift/domain';
 import { Clock, type NodeOps } from '@spotlift/engine';
 import {
   InMemoryEvacuationRecords,
@@ -70,11 +77,16 @@ function world(settings: Partial<EvacuationSettings> = {}, pairs: { trials?: Pos
   // A CheckpointsService that only records; tests end the checkpoints by hand.
   const checkpoints = new InMemoryRecords<CheckpointRecord>();
   const restores: Array<{ id: string; destination?: string; rollback: boolean }> = [];
+  /** Set by a test: the next create refuses with it (e.g. a guard checkpoint of the workload under way). */
+  const refuse: { next?: Error } = {};
   const checkpointsService = {
     async create(
       body: CreateCheckpoint,
       link: { evacuationId?: string; guardParentId?: string } = {},
     ): Promise<CheckpointRecord> {
+      const refusal = refuse.next;
+      delete refuse.next;
+      if (refusal) throw refusal;
       const now = clock.now().toISOString();
       const cp = {
         id: `cp-${body.workload}`,
@@ -153,6 +165,7 @@ function world(settings: Partial<EvacuationSettings> = {}, pairs: { trials?: Pos
     checkpoints,
     endCheckpoint,
     restores,
+    refuse,
     clock,
     signals,
   };
@@ -504,6 +517,46 @@ describe('EvacuationCoordinator', () => {
       const done = (await run)!;
       expect(w.restores).toHaveLength(2);
       expect(done.jobs[0]).toMatchObject({ state: 'checkpointed', error: expect.stringMatching(/is the one copy/) });
+    });
+
+    it('a guard checkpoint under way when the notice came: the last one waits for it, then is taken', async () => {
+      const w = await guarded(true);
+      w.refuse.next = new ConflictError("workload 'wl-1' is being checkpointed in cp-busy", { checkpoint: 'cp-busy' });
+      const run = w.coordinator.run('evac-1');
+      await until(async () => ((await w.evacuations.get('evac-1'))!.jobs[0]?.error ? true : undefined));
+      expect(await job(w)).toMatchObject({
+        state: 'missed',
+        error: 'the last checkpoint waits for cp-busy, under way',
+      });
+      // The guard checkpoint's job ended (a checkpoint job's end wakes the coordinator).
+      w.signals.wake();
+      await until(async () => (await w.checkpoints.get('cp-wl-1')) ?? undefined);
+      expect(await job(w)).toMatchObject({ state: 'checkpointing', strategy: 'guard-restore' });
+      expect((await job(w)).error).toBeUndefined();
+      await set(w, { state: 'stored' });
+      await until(async () => ((await job(w)).state === 'restoring' ? true : undefined));
+      await set(w, {
+        state: 'restored',
+        restore: { resumedAt: w.clock.now().toISOString() } as CheckpointRecord['restore'],
+      });
+      expect((await run)!.jobs[0]!.state).toBe('completed');
+    });
+
+    it('a guard take under way past the deadline: the last checkpoint never starts, the guard checkpoint stands in', async () => {
+      const w = await guarded(true);
+      w.refuse.next = new ConflictError('busy', { checkpoint: 'cp-busy' });
+      const run = w.coordinator.run('evac-1');
+      await until(async () => ((await w.evacuations.get('evac-1'))!.jobs[0]?.error ? true : undefined));
+      w.clock.t += 31_000;
+      w.signals.wake();
+      const done = (await run)!;
+      expect(await w.checkpoints.get('cp-wl-1')).toBeUndefined();
+      expect(done.jobs[0]).toMatchObject({
+        state: 'checkpointed',
+        checkpointId: 'cp-guard',
+        guardRpoSeconds: 40,
+        missReason: expect.stringMatching(/the deadline came before the last checkpoint could start/),
+      });
     });
 
     it('the last checkpoint fails: the guard checkpoint stands in with its age as RPO', async () => {

@@ -45,7 +45,7 @@ import { PairTrials, trialable } from './pair-trials.js';
 import { pairCapabilities, type PairCapability } from './evacuation-capabilities.js';
 import { EvacuationSignals } from './evacuation-signals.js';
 import { freshMemoryCandidates } from './fresh-memory.js';
-import { EvacuationGuardPath, isGuardRestore } from './evacuation-guard-path.js';
+import { EvacuationGuardPath, guardRestoreWaiting, isGuardRestore } from './evacuation-guard-path.js';
 
 /**
  * The coordinator waits for signals (EvacuationSignals: a migration or checkpoint job ended, a notice changed
@@ -150,8 +150,10 @@ export class EvacuationCoordinator {
       if (now < deadline) {
         await this.guardPath.start(rec);
         await this.startCheckpoints(rec);
-      }
-      const checkpointing = rec.jobs.some((j) => j.state === 'checkpointing' || j.state === 'restoring');
+      } else await this.guardPath.giveUp(rec);
+      const checkpointing = rec.jobs.some(
+        (j) => j.state === 'checkpointing' || j.state === 'restoring' || (now < deadline && guardRestoreWaiting(j)),
+      );
       const open = checkpointing || rec.jobs.some((j) => j.state === 'pending' || jobInFlight(j));
       if (replanned || ended.length > 0 || checkpointsEnded || guardMoved || open) {
         rec.executed = executedPlan(rec, this.clock.now());

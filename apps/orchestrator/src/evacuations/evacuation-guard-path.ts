@@ -8,13 +8,22 @@
  *   pass restores it once the node is confirmed gone (a notice whose deadline passed confirms it).
  * Everything it decides is on the job, so a worker taking the evacuation over carries on from the record.
  */
-import { guardRestoreStep, type EvacuationJob, type EvacuationRecord, type GuardPathPlan } from '@spotlift/domain';
+import {
+  ConflictError,
+  guardRestoreStep,
+  type EvacuationJob,
+  type EvacuationRecord,
+  type GuardPathPlan,
+} from '@spotlift/domain';
 import type { Clock } from '@spotlift/engine';
 import type { CheckpointRepository } from '@spotlift/store';
 import { CreateCheckpoint, type CheckpointsService } from '../checkpoints/checkpoints.service.js';
 import { addEvent } from './evacuation-events.js';
 
 export const isGuardRestore = (j: EvacuationJob): boolean => j.fallback === 'guard-restore';
+/** A guard-restore job whose last checkpoint has not started yet (it waits for a guard take under way). */
+export const guardRestoreWaiting = (j: EvacuationJob): boolean =>
+  isGuardRestore(j) && j.state === 'missed' && j.checkpointId === undefined;
 
 export class EvacuationGuardPath {
   constructor(
@@ -37,6 +46,7 @@ export class EvacuationGuardPath {
           CreateCheckpoint.parse({ workload: job.workloadId, storage: job.fallbackNodeId }),
           { evacuationId: rec.id, guardParentId: path.checkpointId },
         );
+        delete job.error;
         Object.assign(job, {
           state: 'checkpointing',
           strategy: 'guard-restore',
@@ -47,9 +57,23 @@ export class EvacuationGuardPath {
         const how = cp.guardChain?.parentId ? `incremental on ${cp.guardChain.parentId}` : 'full';
         addEvent(rec, this.now(), `${job.workloadId} (guarded): last checkpoint ${cp.id} (${how}): ${path.reason}`);
       } catch (error) {
+        // A guard checkpoint of it begun before the notice holds the workload: the last one waits for it (its
+        // job's end wakes the coordinator) and then builds on the chain as it is.
+        if (error instanceof ConflictError && typeof error.meta.checkpoint === 'string') {
+          const why = `the last checkpoint waits for ${error.meta.checkpoint}, under way`;
+          if (job.error !== why) addEvent(rec, this.now(), `${job.workloadId} (guarded): ${why}`);
+          job.error = why;
+          continue;
+        }
         await this.standIn(rec, job, path, `the last checkpoint did not start (${(error as Error).message})`);
       }
     }
+  }
+
+  /** At the deadline: a last checkpoint still waiting to start never will; the guard checkpoint stands in. */
+  async giveUp(rec: EvacuationRecord): Promise<void> {
+    for (const job of rec.jobs.filter(guardRestoreWaiting))
+      await this.standIn(rec, job, job.guardPath!, `the deadline came before the last checkpoint could start`);
   }
 
   /** Moves each guard-restore job one step on from its last checkpoint's record; true when one changed. */
@@ -143,6 +167,7 @@ export class EvacuationGuardPath {
       beforeDeadline: true,
       missReason: reason,
     });
+    delete job.error; // the reason is the miss reason now
     addEvent(rec, now, `${job.workloadId} (guarded): ${reason}`);
   }
 
