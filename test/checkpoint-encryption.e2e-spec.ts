@@ -2,16 +2,19 @@
  * Checkpoints encrypted at rest, for real: lab nodes, real CRIU and openssl, real Redis, the orchestrator
  * in-process with a master key file. A workload on node-a is checkpointed to node-c: nothing on node-c holds
  * its memory in clear (grep for a string the workload holds finds nothing there, while a search through the
- * orchestrator, which decrypts, finds it, streamed as found); with another key in the orchestrator the
- * checkpoint is refused (409) and nothing runs; a page changed on node-c (its own SHA256SUMS rewritten to match)
+ * orchestrator, which decrypts, finds it, streamed as found); its export, which the orchestrator decrypts and
+ * writes itself, unpacks and crit reads it (the workload's declared files, encrypted by the orchestrator on their
+ * way to node-c, are in it in clear); with another key in the orchestrator the checkpoint is refused (409)
+ * and nothing runs; a page changed on node-c (its own SHA256SUMS rewritten to match)
  * is refused by the sums recorded at the take; with its key it is restored on node-b, where it goes on.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CheckpointRecord, WorkloadRecord } from '@spotlift/domain';
-import { nodeOfPid, type HeartbeatCollector, type LabConfig } from '@spotlift/testing';
+import { nodeDataDir, nodeOfPid, type HeartbeatCollector, type LabConfig } from '@spotlift/testing';
 import { SshNodeShell } from '@spotlift/transport';
 import { AppConfig } from '../apps/orchestrator/src/config/app-config.js';
 import { setupE2e, type E2eEnv } from './support/e2e-env.js';
@@ -23,6 +26,11 @@ const SUFFIX = randomBytes(3).toString('hex');
 const CP_ROOT = `/var/lib/spotlift/checkpoints-enc-${SUFFIX}`;
 /** In the workload's memory (argv, python objects): what must not be readable on the storage node. */
 const NAME = `enc-needle-${SUFFIX}`;
+/** A container of the lab's heartbeat image (scripts/lab), checkpointed encrypted too. */
+const CT = `enc-ct-${SUFFIX}`;
+const CT_IMAGE = 'localhost/spotlift-heartbeat:lab';
+/** Its declared path under /srv/data (each node's own data directory). */
+const DATA = `enc-${SUFFIX}`;
 
 let env: E2eEnv;
 let lab: LabConfig;
@@ -77,6 +85,16 @@ async function streamSearch(id: string, pattern: string, stopAfter?: number) {
   return { status: res.status, type: res.headers.get('content-type'), lines };
 }
 
+/** GET /checkpoints/:id/export, read whole. */
+async function exportTar(id: string): Promise<{ status: number; tar: Buffer; ms: number }> {
+  const t0 = Date.now();
+  const res = await fetch(`${orch.baseUrl}/checkpoints/${id}/export`, {
+    headers: { authorization: `Bearer ${orch.token}` },
+  });
+  const tar = Buffer.from(await res.arrayBuffer());
+  return { status: res.status, tar, ms: Date.now() - t0 };
+}
+
 beforeAll(async () => {
   const keyFile = join(keyDir, 'checkpoint.key');
   writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
@@ -95,6 +113,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await onNode('node-c', `rm -rf '${CP_ROOT}'`).catch(() => undefined);
+  for (const n of ['node-a', 'node-b'])
+    await onNode(n, `podman rm --force --ignore --time 0 ${CT}`).catch(() => undefined);
+  for (const n of ['node-a', 'node-b', 'node-c']) rmSync(join(nodeDataDir(n), DATA), { recursive: true, force: true });
   await shell?.close();
   await env?.teardown();
   rmSync(keyDir, { recursive: true, force: true });
@@ -102,7 +123,18 @@ afterAll(async () => {
 
 describe('checkpoints encrypted at rest (real CRIU, openssl on the nodes)', () => {
   it('stores ciphertext only, searches it decrypted (streamed), refuses another key, restores with its own', async () => {
-    const w = (await env.launch(NAME, 'node-a', { memMiB: 16 })).workload;
+    // A declared path with a file holding the string too: its tar must not reach node-c in clear either.
+    for (const n of ['node-a', 'node-b', 'node-c'])
+      rmSync(join(nodeDataDir(n), DATA), { recursive: true, force: true });
+    mkdirSync(join(nodeDataDir('node-a'), DATA), { recursive: true });
+    writeFileSync(join(nodeDataDir('node-a'), DATA, 'secret.txt'), `${NAME} in a declared file\n`);
+    const w = (
+      await env.launch(NAME, 'node-a', {
+        memMiB: 16,
+        workload: { dataFiles: [`/srv/data/${DATA}/journal.log`] },
+        fields: { paths: [`/srv/data/${DATA}`] },
+      })
+    ).workload;
     const created = await orch.api<CheckpointRecord>('POST', '/checkpoints', { workload: w.id, transport: 'tcp' });
     expect(created.status).toBe(201);
     const cp = await settled(created.body.id, ['stored', 'failed']);
@@ -111,11 +143,13 @@ describe('checkpoints encrypted at rest (real CRIU, openssl on the nodes)', () =
     expect(cp.encryption).toMatchObject({ scheme: 'openssl-aes-256-ctr-pbkdf2', keyId: /^[0-9a-f]{16}$/ });
     expect(cp.encryption!.sums).toMatch(/^[0-9a-f]{64} {2}pages-\d+\.img$/m);
     expect(cp.phases.find((p) => p.name === 'transfer')?.detail).toMatch(/encrypted on the source/);
+    expect(cp.encryption!.sums).toMatch(/^[0-9a-f]{64} {2}workload-files\.tar$/m);
 
     // node-c: the images are there, no file holds the needle in clear, and the pages start with openssl's salt.
     const grep = await onNode('node-c', `grep -rlF '${NAME}' '${cp.imageDir}'; echo "rc=$?"; ls '${cp.imageDir}'`);
     expect(grep.stdout).toMatch(/^rc=1$/m);
     expect(grep.stdout).toMatch(/pages-\d+\.img/);
+    expect(grep.stdout).toMatch(/workload-files\.tar/);
     const head = await onNode('node-c', `head -c 8 '${cp.imageDir}'/pages-1.img`);
     expect(head.stdout).toBe('Salted__');
 
@@ -135,8 +169,39 @@ describe('checkpoints encrypted at rest (real CRIU, openssl on the nodes)', () =
       `[encryption] stored ${cp.bytes.stored} bytes, take ${Date.parse(cp.storedAt!) - Date.parse(cp.createdAt)} ms; ${hits.length} hits streamed`,
     );
 
+    // The export: node-c holds no key, so the orchestrator decrypts and writes the archive; crit reads it.
+    const exported = await exportTar(cp.id);
+    expect(exported.status).toBe(200);
+    const dir0 = mkdtempSync(join(tmpdir(), 'enc-export-'));
+    try {
+      writeFileSync(join(dir0, 'cp.tar'), exported.tar);
+      execFileSync('tar', ['-xf', 'cp.tar'], { cwd: dir0 });
+      expect(readdirSync(dir0).sort()).toEqual([
+        'checkpoint',
+        'config.dump',
+        'cp.tar',
+        'spec.dump',
+        'spotlift-export.json',
+        'stats-dump',
+      ]);
+      const crit = (img: string) =>
+        JSON.parse(execFileSync('crit', ['show', join(dir0, 'checkpoint', img)], { encoding: 'utf8' })) as {
+          entries: Record<string, any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+        };
+      const root = crit('pstree.img').entries[0]!.pid as number;
+      expect(crit(`core-${root}.img`).entries[0]!.tc.comm).toBe('python3');
+      expect(crit('stats-dump').entries[0]!.dump.pages_written).toBe(cp.criu.dump!.pagesWritten);
+      // the pages in the archive are plaintext: the string the workload holds is there; the declared files too
+      expect(readFileSync(join(dir0, 'checkpoint', `pages-1.img`)).includes(NAME)).toBe(true);
+      const listed = execFileSync('tar', ['-tf', join(dir0, 'checkpoint', 'workload-files.tar')], { encoding: 'utf8' });
+      expect(listed).toContain(`srv/data/${DATA}/secret.txt`);
+      console.log(`[encryption] export ${exported.ms} ms, ${Math.round(exported.tar.length / 2 ** 20)} MiB`);
+    } finally {
+      rmSync(dir0, { recursive: true, force: true });
+    }
+
     // Another master key in the orchestrator (the same Buffer the engine holds, changed in place, then put
-    // back): inspect and restore are refused with the reason, and nothing is queued or run.
+    // back): inspect, export and restore are refused with the reason, and nothing is queued or run.
     const key = orch.app.get(AppConfig).checkpointKey!;
     const saved = Buffer.from(key);
     key.fill(7);
@@ -144,6 +209,7 @@ describe('checkpoints encrypted at rest (real CRIU, openssl on the nodes)', () =
       const inspect = await orch.api<{ code: string; message: string }>('GET', `/checkpoints/${cp.id}/inspect`);
       expect(inspect.status).toBe(409);
       expect(inspect.body.message).toMatch(/encrypted under checkpoint key .* this orchestrator holds key/);
+      expect((await exportTar(cp.id)).status).toBe(409);
       const refused = await orch.api<{ code: string }>('POST', `/checkpoints/${cp.id}/restore`, {
         destination: 'node-b',
       });
@@ -190,5 +256,56 @@ describe('checkpoints encrypted at rest (real CRIU, openssl on the nodes)', () =
     expect(collector.heartbeats(NAME, since).length).toBeGreaterThan(0);
     const wl = (await orch.api<WorkloadRecord>('GET', `/workloads/${w.id}`)).body;
     expect(wl).toMatchObject({ state: 'running', nodeId: 'node-b', pid });
+    // the declared file, decrypted on node-b and unpacked through the orchestrator's guard, is back at its path
+    expect(readFileSync(join(nodeDataDir('node-b'), DATA, 'secret.txt'), 'utf8')).toBe(`${NAME} in a declared file\n`);
   }, 240_000);
+
+  it('a Podman container: its archive stored encrypted, inspection 409, exported decrypted, restored on node-b', async () => {
+    const run = await onNode(
+      'node-a',
+      `podman run --detach --name ${CT} --network host ${CT_IMAGE} ${CT} 16 ${collector.host} ${collector.port} 100`,
+    );
+    expect(run.code).toBe(0);
+    await collector.waitForCount(CT, 5, { timeoutMs: 30_000 });
+    const reg = await orch.api<WorkloadRecord>('POST', '/workloads', { node: 'node-a', kind: 'podman', container: CT });
+    expect(reg.status).toBe(201);
+    const created = await orch.api<CheckpointRecord>('POST', '/checkpoints', { workload: reg.body.id });
+    expect(created.status).toBe(201);
+    const cp = await settled(created.body.id, ['stored', 'failed']);
+    expect(cp.error).toBeUndefined();
+    expect(cp).toMatchObject({ state: 'stored', kind: 'podman', storageNodeId: 'node-c' });
+    expect(cp.encryption!.sums).toMatch(/^[0-9a-f]{64} {2}checkpoint\.tar$/);
+    // node-c holds ciphertext: the container's name (in its config and its memory) is nowhere in the archive.
+    const onC = await onNode(
+      'node-c',
+      `grep -c -F '${CT}' '${cp.imageDir}/checkpoint.tar'; head -c 8 '${cp.imageDir}/checkpoint.tar'`,
+    );
+    expect(onC.stdout).toBe('0\nSalted__');
+    expect((await orch.api('GET', `/checkpoints/${cp.id}/inspect`)).status).toBe(409);
+    // The export is Podman's archive, decrypted by the orchestrator: tar lists the CRIU images in it.
+    const exported = await exportTar(cp.id);
+    expect(exported.status).toBe(200);
+    const dir0 = mkdtempSync(join(tmpdir(), 'enc-ct-export-'));
+    try {
+      writeFileSync(join(dir0, 'ct.tar'), exported.tar);
+      const listed = execFileSync('tar', ['-tf', join(dir0, 'ct.tar')], { encoding: 'utf8' });
+      expect(listed).toMatch(/^checkpoint\/pages-\d+\.img$/m);
+      expect(listed).toMatch(/^config\.dump$/m);
+    } finally {
+      rmSync(dir0, { recursive: true, force: true });
+    }
+    // Restored on node-b: the archive checked against the recorded sum and decrypted there, then imported.
+    expect((await orch.api('POST', `/checkpoints/${cp.id}/restore`, { destination: 'node-b' })).status).toBe(202);
+    const restored = await settled(cp.id, ['restored', 'stored']);
+    expect(restored.restore?.error).toBeUndefined();
+    expect(restored.state).toBe('restored');
+    expect(restored.restore!.phases.find((p) => p.name === 'transfer')?.detail).toMatch(/decrypted on node-b/);
+    expect(nodeOfPid(restored.restore!.restoredPid!)).toBe('node-b');
+    const since = Date.now();
+    await collector.waitForCount(CT, collector.heartbeats(CT).length + 5, { timeoutMs: 30_000 });
+    expect(collector.heartbeats(CT, since).length).toBeGreaterThan(0);
+    console.log(
+      `[encryption] container: archive ${cp.bytes.images} bytes, stored in ${Date.parse(cp.storedAt!) - Date.parse(cp.createdAt)} ms, export ${exported.ms} ms`,
+    );
+  }, 180_000);
 });

@@ -154,9 +154,10 @@ export interface GuardChainLink {
 }
 
 /**
- * How a stored checkpoint's images are encrypted. The data key is random per checkpoint and kept only wrapped
+ * How a stored checkpoint's files are encrypted. The data key is random per checkpoint and kept only wrapped
  * (AES-256-GCM) by the orchestrator's master key, which never leaves the orchestrator; the data key itself goes
- * to the source (to encrypt) and to a restoring node (to decrypt), over SSH stdin only.
+ * to a process's source (to encrypt its images) and to a restoring node (to decrypt), over SSH stdin only. What
+ * the orchestrator relays (a process's declared-files tar, a container's archive) it encrypts itself.
  */
 export interface CheckpointEncryption {
   /** `openssl enc -aes-256-ctr -pbkdf2 -iter 10000 -md sha256`, one salt per file; the data key is the password. */
@@ -165,7 +166,7 @@ export interface CheckpointEncryption {
   keyId: string;
   /** base64 of iv (12) | tag (16) | the wrapped data key. */
   wrappedKey: string;
-  /** `sha256sum` lines of every stored file as the source wrote it (ciphertext): what a restore checks against. */
+  /** `sha256sum` lines of every encrypted stored file as written (ciphertext): what a restore checks against. */
   sums?: string;
 }
 

@@ -69,6 +69,8 @@ export interface RebalancePlanRecord {
   /** Nodes the plan empties or found empty; `released` those it did empty (marked releasable). */
   releasable: string[];
   released: string[];
+  /** Moves an apply starts at once from each node whose total outbound rate was measured (the planner's cap). */
+  maxMovesFrom?: Record<string, number>;
   events: Array<{ at: string; msg: string }>;
   appliedAt?: string;
   finishedAt?: string;

@@ -34,7 +34,8 @@ export { TRIAL_NAME, decideTrialSweep, trialMaxMs } from './sweeper/trial-leftov
 export * from './podman/index.js';
 export { CONTAINER_LIVE_UNAVAILABLE, CONTAINER_STRATEGIES } from './strategies/container-stop-and-copy.js';
 export * from './checkpoint/stored-images.js';
-export { CheckpointKeyError, openDataKey, parseMasterKey } from './checkpoint/checkpoint-crypto.js';
+export type { ArchiveStream } from './checkpoint/decrypted-archive.js';
+export { CheckpointKeyError, newDataKey, openDataKey, parseMasterKey } from './checkpoint/checkpoint-crypto.js';
 export * from './checkpoint/container-images.js';
 export * from './checkpoint/container-archive.js';
 export * from './copy-order.js';

@@ -20,7 +20,15 @@ import { ContainerStopAndCopy } from './strategies/container-stop-and-copy.js';
 import { WorkloadFiles } from './files/workload-files.js';
 import { PhaseRecorder } from './phase-recorder.js';
 import { watchForCancel } from './cancel-watch.js';
-import { Recovery, addNote, commitStarted, committed, mayBeFrozen, type RecoveryOutcome } from './recovery.js';
+import {
+  Recovery,
+  addNote,
+  commitStarted,
+  committed,
+  exitedInsteadOfHeld,
+  mayBeFrozen,
+  type RecoveryOutcome,
+} from './recovery.js';
 import { Rollback } from './rollback.js';
 import { saveWorkloadFields } from './workload-writes.js';
 import {
@@ -341,9 +349,8 @@ export class MigrationEngine {
       if (migration.phases.some((p) => p.name === 'prepare')) {
         await this.ops.waitCriuIdle(ctx.destination, ctx.destinationDir, 1_000).catch(() => undefined);
       }
-      // CRIU could not seize the tree: the kernel refuses a tree another tracer holds and one exiting as CRIU
-      // came alike (EPERM, `tree_held`); the node tells which. A tree no longer there is gone, not held.
-      const gone = !cancelled && error.message.includes('(tree_held)') && (await this.exitedMeanwhile(ctx));
+      // A tree CRIU could not seize because it was exiting is gone, not held by another tracer.
+      const gone = !cancelled && (await exitedInsteadOfHeld(this.ops, ctx, error));
       if (workload.state === 'migrating' || gone) {
         workload.state = gone ? 'gone' : 'running';
         await saveWorkloadFields(this.workloads, workload, ['state']);
@@ -368,12 +375,6 @@ export class MigrationEngine {
     }
     migration.error = `workload gone: pid ${workload.pid} on ${ctx.source.id} exited before the migration could move it; nothing was restored and it runs nowhere (${error.message})`;
     return cancelled ? 'cancelled' : 'failed';
-  }
-
-  /** The workload's pid is gone (or a zombie) on its node; an unanswered question counts as no. */
-  private async exitedMeanwhile(ctx: MigrationContext): Promise<boolean> {
-    const state = await this.ops.processState(ctx.source, ctx.workload.pid).catch(() => undefined);
-    return state === 'gone' || state === 'Z';
   }
 
   /** Cleanup, then the end state: a reader never sees an end state with images left behind. */

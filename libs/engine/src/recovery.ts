@@ -22,6 +22,17 @@ function heldByAnother(p: MigrationRecord['phases'][number]): boolean {
   return p.name === 'dump' && p.ok === false && (p.detail ?? '').includes('(tree_held)');
 }
 
+/**
+ * CRIU could not seize the tree (`tree_held`): the kernel refuses a tree another tracer holds and one exiting as
+ * CRIU came alike (EPERM); the node tells which. True when the workload's pid is gone (or a zombie): it exited,
+ * it is not held. An unanswered question counts as no. Migrations and checkpoint takes ask it alike.
+ */
+export async function exitedInsteadOfHeld(ops: NodeOps, ctx: MigrationContext, error: Error): Promise<boolean> {
+  if (!error.message.includes('(tree_held)')) return false;
+  const state = await ops.processState(ctx.source, ctx.workload.pid).catch(() => undefined);
+  return state === 'gone' || state === 'Z';
+}
+
 /** The commit phase ran to its end: the destination is the workload, whatever happens next. */
 export function committed(m: MigrationRecord): boolean {
   return m.phases.some((p) => p.name === 'commit' && p.ok === true);

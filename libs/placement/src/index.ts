@@ -20,3 +20,4 @@ export * from './rebalance-types.js';
 export * from './rebalance-budgets.js';
 export * from './rebalance-evacuability.js';
 export * from './plan-rebalance.js';
+export * from './rebalance-reserve.js';

@@ -377,6 +377,74 @@ describe('planRebalance: measured bandwidth per pair', () => {
   });
 });
 
+describe('planRebalance: post-copy trials per pair', () => {
+  // 4 GiB dirtied faster than 1 GiB/s sends it: pre-copy cannot converge, stop-and-copy freezes ~4 s. c (16 GiB)
+  // has no room for a's 16 GiB: c is the node to empty, into a.
+  const small = { memoryCapacityBytes: gib(16), freeMemoryBytes: gib(12) };
+  const hot = (over: Partial<RebalanceWorkload> = {}) =>
+    node('c', 4, [w('c1', { memoryBytes: gib(4), dirtyRateBytesPerSec: gib(2), ...over })], small);
+  const twin = (id: string) => node(id, 16, [w(`${id}1`, { memoryBytes: gib(16) })]);
+
+  it.each([
+    ['no trial anywhere: untested, no post-copy', undefined, 'stop-and-copy'],
+    ['the pair c to a passed: post-copy, a short freeze', { c: { a: 'ok' } }, 'post-copy'],
+    ['the pair c to a failed: no post-copy', { c: { a: 'failed' } }, 'stop-and-copy'],
+    ['only the other way (a to c) passed: c to a stays untested', { a: { c: 'ok' } }, 'stop-and-copy'],
+    ['another pair from c passed (c to b): not this one', { c: { b: 'ok' } }, 'stop-and-copy'],
+  ] as const)('%s', (_name, pairPostCopyTrial, strategy) => {
+    const plan = planRebalance(
+      input({
+        policies: ['consolidate'],
+        nodes: [twin('a'), hot()],
+        defaultDowntimeBudgetSeconds: 1,
+        ...(pairPostCopyTrial ? { pairPostCopyTrial } : {}),
+      }),
+    );
+    expect(pairs(plan)).toEqual(['c1:c>a:consolidate']);
+    expect(plan.moves[0]!.strategy).toBe(strategy);
+    if (strategy === 'post-copy') expect(plan.moves[0]!.predictedDowntimeMs).toBeLessThan(1000);
+    else expect(plan.moves[0]!.predictedDowntimeMs).toBeGreaterThan(4000);
+  });
+
+  it("a pair's passed trial keeps a move under maxDowntimeMs that stop-and-copy would break", () => {
+    const nodes = [twin('a'), hot({ maxDowntimeMs: 1000 })];
+    expect(planRebalance(input({ policies: ['consolidate'], nodes })).moves).toEqual([]);
+    const tried = planRebalance(input({ policies: ['consolidate'], nodes, pairPostCopyTrial: { c: { a: 'ok' } } }));
+    expect(pairs(tried)).toEqual(['c1:c>a:consolidate']);
+  });
+});
+
+describe('planRebalance: moves leaving one node at once, from its measured outbound rate', () => {
+  // a carries four workloads that only fit on e together (de-risk sends them all off a's pool).
+  const source = () =>
+    node(
+      'a',
+      8,
+      ['a1', 'a2', 'a3', 'a4'].map((id) => w(id, { memoryBytes: gib(2), priority: 8 })),
+    );
+  const notices = [recommendation('pool-a', 1, 'a'), recommendation('pool-a', 1, 'a')];
+  it.each([
+    ['no measured outbound: no cap (the budgets alone)', undefined, undefined, {}],
+    ['700 MiB/s out of a, one move gets 350 (fleet figure): two at once', { a: mib(700) }, undefined, { a: 2 }],
+    ['the same total, one move measured at 700 to e: one at once', { a: mib(700) }, { a: { e: mib(700) } }, { a: 1 }],
+    ['a measured figure below one move rounds up to one', { a: mib(100) }, undefined, { a: 1 }],
+    ['a figure for another node caps nothing here', { b: mib(100) }, undefined, {}],
+  ] as const)('%s', (_name, nodeOutbound, pairBandwidth, expected) => {
+    const plan = planRebalance(
+      input({
+        policies: ['de-risk'],
+        nodes: [source(), node('e', 0, [], { lifecycle: 'on-demand' })],
+        notices,
+        bandwidthBytesPerSec: mib(350),
+        ...(nodeOutbound ? { nodeOutbound } : {}),
+        ...(pairBandwidth ? { pairBandwidth } : {}),
+      }),
+    );
+    expect(plan.moves.map((m) => m.fromNodeId)).toEqual(['a', 'a', 'a', 'a']);
+    expect(plan.maxMovesFrom).toEqual(expected);
+  });
+});
+
 describe('planRebalance: never packs a node beyond what leaves within its notice', () => {
   // 500 MiB/s out, 5 s margin, 1.5 s per wave of four: a 30 s notice lets ~11.75 GiB leave, a 120 s one ~56 GiB.
   const evacuation = {
@@ -434,6 +502,58 @@ describe('planRebalance: never packs a node beyond what leaves within its notice
     const plan = planRebalance(input({ policies: ['spread'], nodes, evacuation }));
     expect(plan.moves).toHaveLength(expectedMoves);
     for (const m of plan.moves) expect(m.reason).toContain('could not be evacuated in time');
+  });
+});
+
+describe('planRebalance: the notice reserve sized per pool', () => {
+  // 30 s notice, 500 MiB/s, one wave: 11.75 GiB leave in time, 9.03 GiB with a 20 % reserve, 10.5 GiB with 10 %.
+  const evacuation = {
+    safetyMarginSeconds: 5,
+    perMigrationOverheadSeconds: 1.5,
+    maxParallel: 4,
+    sourceBandwidthBytesPerSec: mib(500),
+    reserveFraction: 0.2,
+  };
+  const nodes = [
+    node('a', 8.5, [w('a1', { memoryBytes: gib(8.5) })], { noticeSeconds: 30 }),
+    // Empty and on-demand: releasable, never a consolidation's target, but room an evacuation of a could use.
+    node('b', 0, [], { lifecycle: 'on-demand' }),
+    // Too small to take a's 8.5 GiB: c is the one to empty, into a or nowhere.
+    node('c', 2.5, [w('c1', { memoryBytes: gib(2.5) })], {
+      noticeSeconds: 120,
+      memoryCapacityBytes: gib(8),
+      freeMemoryBytes: gib(5.5),
+    }),
+  ];
+  const interruption = (pool: string, nodeId: string, hoursAgo = 48) => ({
+    nodeId,
+    spotPool: pool,
+    kind: 'interruption' as const,
+    at: NOW.getTime() - hoursAgo * HOUR,
+  });
+  // Two interruptions in a's pool over a, x and y for a week: 2 / 21 = 0.095 notices per node-day.
+  const hot = [interruption('pool-a', 'x'), interruption('pool-a', 'y')];
+  it.each([
+    ['one reserve for every pool: a keeps 20 % of its notice, c stays', undefined, [], []],
+    ["a's pool saw no notice this week: a packs up to its notice", 0.2, [], ['c1:c>a:consolidate']],
+    ["a's pool is hot (0.095 per node-day, full from 0.05): the whole reserve", 0.05, hot, []],
+    ['half way to the full rate: 10 % kept, 11 GiB still too much', 0.19, hot, []],
+    ['notices older than the week do not count', 0.05, [interruption('pool-a', 'x', 8 * 24)], ['c1:c>a:consolidate']],
+    ["notices on another pool do not count for a's", 0.05, [interruption('pool-c', 'x')], ['c1:c>a:consolidate']],
+  ] as const)('%s', (_name, fullAtPerNodeDay, notices, expected) => {
+    const plan = planRebalance(
+      input({
+        policies: ['consolidate'],
+        nodes,
+        evacuation,
+        notices: [...notices],
+        // De-risk's window is an hour: a's pool is never avoided as risky here, only its reserve changes.
+        riskWindowSeconds: 3600,
+        ...(fullAtPerNodeDay !== undefined ? { poolReserve: { fullAtPerNodeDay } } : {}),
+      }),
+    );
+    expect(pairs(plan)).toEqual(expected);
+    if (!expected.length) expect(plan.skipped.find((s) => s.nodeId === 'c')!.reason).toContain('nowhere to go');
   });
 });
 

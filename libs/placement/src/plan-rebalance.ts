@@ -9,14 +9,17 @@
  * (that would trade one node for another). Never a target either: a node that is not `ready`, has failed
  * `criu check`, or is under a notice. With an evacuation model, no move fills a node beyond what leaves within
  * its notice, a consolidation never leaves another node without the room to evacuate into, and `spread`
- * relieves a node past either (rebalance-evacuability.ts). Budgets and windows (rebalance-budgets.ts) defer
- * moves with the reason. Pure: the caller reads the fleet and applies.
+ * relieves a node past either (rebalance-evacuability.ts), the part of the notice kept in reserve sized per pool
+ * when asked (rebalance-reserve.ts). Moves are predicted on their pair's measured throughput and post-copy trial,
+ * and moves leaving one node at once are capped by its measured outbound rate (`maxMovesFrom`). Budgets and
+ * windows (rebalance-budgets.ts) defer moves with the reason. Pure: the caller reads the fleet and applies.
  */
 import { chooseDestination } from './choose-destination.js';
 import { chooseStrategy } from './choose-strategy.js';
 import { fmtBytes, fmtSeconds } from './format.js';
 import { intervalVerdict, startVerdict } from './rebalance-budgets.js';
 import { evacuableBytes, unevacuable } from './rebalance-evacuability.js';
+import { poolNoticeRates, poolReserve } from './rebalance-reserve.js';
 import type {
   MovePrediction,
   PlannedMove,
@@ -65,6 +68,39 @@ export function nodeRisks(input: Pick<RebalanceInput, 'nodes' | 'notices' | 'ris
   );
 }
 
+/** The nodes, each spot node with its pool's notice reserve when `poolReserve` is set (rebalance-reserve.ts). */
+function withPoolReserves(input: RebalanceInput): RebalanceNode[] {
+  const m = input.evacuation;
+  if (!input.poolReserve || !m) return [...input.nodes];
+  const s = input.poolReserve;
+  const rates = poolNoticeRates(input.nodes, input.notices ?? [], input.now, s.windowSeconds);
+  return input.nodes.map((n) =>
+    n.noticeSeconds === undefined || n.spotPool === undefined
+      ? n
+      : { ...n, reserveFraction: poolReserve(rates.get(n.spotPool) ?? 0, m.reserveFraction ?? 0, s) },
+  );
+}
+
+/**
+ * How many moves may leave each source at once: its measured total outbound rate over the rate one move gets
+ * from it (the median of its measured pairs, else the fleet figure), at least one. Only sources of the plan's
+ * moves with a measured figure get a cap; the others are bounded by the budgets alone.
+ */
+export function outboundCaps(
+  input: Pick<RebalanceInput, 'nodeOutbound' | 'pairBandwidth' | 'bandwidthBytesPerSec'>,
+  moves: readonly { fromNodeId: string }[],
+): Record<string, number> {
+  const caps: Record<string, number> = {};
+  for (const id of new Set(moves.map((m) => m.fromNodeId))) {
+    const total = input.nodeOutbound?.[id];
+    if (total === undefined || !(total > 0)) continue;
+    const pairs = Object.values(input.pairBandwidth?.[id] ?? {}).sort((a, b) => a - b);
+    const one = pairs.length ? pairs[Math.floor(pairs.length / 2)]! : input.bandwidthBytesPerSec;
+    caps[id] = Math.max(1, Math.round(total / one));
+  }
+  return caps;
+}
+
 type Trial = { moves: PlannedMove[]; disruption: number } | { reason: string; deferred?: boolean };
 
 export function planRebalance(input: RebalanceInput): RebalancePlanResult {
@@ -73,7 +109,7 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
   const policies = new Set(input.policies);
   const risk = nodeRisks(input);
   const minRisk = input.deRisk?.minRisk ?? 1;
-  const sorted = [...input.nodes].sort((a, b) => (a.id < b.id ? -1 : 1));
+  const sorted = withPoolReserves(input).sort((a, b) => (a.id < b.id ? -1 : 1));
   const byId = new Map(sorted.map((n) => [n.id, n]));
   let used = new Map(sorted.map((n) => [n.id, n.memoryCapacityBytes - n.freeMemoryBytes]));
   // Workload bytes and count per node: a node never takes more than it could send away within its notice.
@@ -125,7 +161,11 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
         dirtyRateBytesPerSec: w.dirtyRateBytesPerSec,
         bandwidthBytesPerSec: pairBandwidth(from, to),
         downtimeBudgetSeconds: budget,
-        capabilities: { softDirtyOnSource: from.softDirty ?? false, postCopyTrial: to.postCopyTrial ?? 'untested' },
+        capabilities: {
+          softDirtyOnSource: from.softDirty ?? false,
+          // The pair's own trial first (post-copy needs userfaultfd on this destination, reached from this source).
+          postCopyTrial: input.pairPostCopyTrial?.[from.id]?.[to.id] ?? to.postCopyTrial ?? 'untested',
+        },
         ...(input.strategyModel ? { model: input.strategyModel } : {}),
       });
       return {
@@ -461,5 +501,5 @@ export function planRebalance(input: RebalanceInput): RebalancePlanResult {
     `${moves.length} move(s) proposed (${[...policies].join(', ') || 'no policy'}), ` +
     `${Math.round(totals.nodesFreed)} node(s) freed, predicted downtime ${fmtSeconds(totals.predictedDowntimeMs / 1000)} in all; ` +
     `${skipped.length - deferred} not proposed, ${deferred} deferred by budgets`;
-  return { moves, skipped, releasable, totals, summary };
+  return { moves, skipped, releasable, totals, maxMovesFrom: outboundCaps(input, moves), summary };
 }

@@ -31,6 +31,8 @@ export interface EvacuableNode {
   noticeSeconds?: number;
   /** Measured outbound bandwidth of the node, bytes/s. */
   uplinkBytesPerSec?: number;
+  /** This node's share of the notice kept unused (its pool's, rebalance-reserve.ts); else the model's. */
+  reserveFraction?: number;
 }
 
 /** Seconds to send `count` workloads of `bytes` in all away: pages over the link plus one overhead per wave. */
@@ -42,7 +44,7 @@ export function evacuationSeconds(bytes: number, count: number, bandwidth: numbe
 export function evacuableBytes(n: EvacuableNode, count: number, m: EvacuationModel | undefined): number {
   if (!m || n.noticeSeconds === undefined) return Infinity;
   const bandwidth = n.uplinkBytesPerSec ?? m.sourceBandwidthBytesPerSec;
-  const seconds = (n.noticeSeconds - m.safetyMarginSeconds) * (1 - (m.reserveFraction ?? 0));
+  const seconds = (n.noticeSeconds - m.safetyMarginSeconds) * (1 - (n.reserveFraction ?? m.reserveFraction ?? 0));
   const overhead = Math.ceil(count / Math.max(1, m.maxParallel)) * m.perMigrationOverheadSeconds;
   return Math.max(0, (seconds - overhead) * bandwidth);
 }

@@ -7,7 +7,7 @@ import type { PlacementOptions } from './choose-destination.js';
 import type { EvacuableNode, EvacuationModel } from './rebalance-evacuability.js';
 import type { StrategyModel } from './choose-strategy.js';
 import type { PlannedMove, RebalancePolicy, RebalanceSkip } from '@spotlift/domain';
-import type { CandidateNode, ConcreteStrategy, PlacementWorkload } from './types.js';
+import type { CandidateNode, ConcreteStrategy, PlacementWorkload, PostCopyTrial } from './types.js';
 
 // The plan's shapes are the domain's (the store and the CLI read the same ones).
 export type { MoveGain, PlannedMove, RebalancePolicy, RebalanceSkip } from '@spotlift/domain';
@@ -42,6 +42,16 @@ export interface NoticeSighting {
   spotPool?: string;
   kind: 'interruption' | 'recommendation';
   at: number;
+}
+
+/** How the notice reserve follows a pool's notice rate (rebalance-reserve.ts). */
+export interface PoolReserveSettings {
+  /** Weighted notices per node and day (interruption 1, recommendation 0.5) from which the full reserve applies. */
+  fullAtPerNodeDay: number;
+  /** Reserve of a pool without notices in the window (0..reserveFraction). */
+  floorFraction?: number;
+  /** Notices older than this do not count (default a week). */
+  windowSeconds?: number;
 }
 
 /** A window in which moves are allowed (`allow`) or not (`forbid`): starts at each cron time (UTC), lasts `durationSeconds`. */
@@ -106,6 +116,11 @@ export interface RebalanceInput {
    * (rebalance-evacuability.ts). Unbounded when absent.
    */
   evacuation?: EvacuationModel;
+  /**
+   * Sizes the evacuation model's `reserveFraction` per spot pool from the notices in `notices` (rebalance-reserve.ts):
+   * calm pools pack closer to their notice, hot ones keep the whole reserve. One figure for all when absent.
+   */
+  poolReserve?: PoolReserveSettings;
   /** Throughput a move's pages get when the pair has no measured figure. */
   bandwidthBytesPerSec: number;
   /**
@@ -113,6 +128,16 @@ export interface RebalanceInput {
    * store's PairLinks): a move is predicted, and its destination scored, on its own pair's figure.
    */
   pairBandwidth?: Readonly<Record<string, Readonly<Record<string, number>>>>;
+  /**
+   * Post-copy trial results per pair, by source id then destination id (the cache the evacuation planner reads):
+   * a move is predicted as post-copy only where its own pair's trial passed; a pair never tried is `untested`.
+   */
+  pairPostCopyTrial?: Readonly<Record<string, Readonly<Record<string, PostCopyTrial>>>>;
+  /**
+   * Each node's total outbound page rate, bytes/s, as measured while several migrations left it at once (the store's
+   * NodeOutbound): moves leaving one node at once are capped at that figure over one move's rate from it.
+   */
+  nodeOutbound?: Readonly<Record<string, number>>;
   /** Freeze a move aims below when the workload declares no `maxDowntimeMs`. */
   defaultDowntimeBudgetSeconds?: number;
   /** Predicts a move's downtime (default: live migration, chooseStrategy). The benchmark passes a restart. */
@@ -133,5 +158,10 @@ export interface RebalancePlanResult {
   /** Nodes the plan empties (consolidate), and ready nodes already without workloads. */
   releasable: string[];
   totals: { nodesFreed: number; costPerHourSaved: number; riskRemoved: number; predictedDowntimeMs: number };
+  /**
+   * Moves that may leave a node at once, for sources whose outbound rate was measured (`nodeOutbound`): an apply
+   * starts no more from that node together (more would only share its link and stretch each move).
+   */
+  maxMovesFrom: Record<string, number>;
   summary: string;
 }

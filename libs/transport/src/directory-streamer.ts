@@ -7,7 +7,7 @@ import { NodeShell, type RemoteProcess } from './node-shell.port.js';
 import { type NodeCommand, UNPACK_TAR, armed, receiveStream, tarCommand } from '@spotlift/node-commands';
 import { TarGuard, type TarPolicy, TarRefused } from './tar-guard.js';
 import { DirectStreamer } from './direct-stream.js';
-import { type ArmedStream, type StreamResult, TransferError } from './stream-types.js';
+import { type ArmedStream, type StreamResult, type StreamSeal, TransferError } from './stream-types.js';
 
 export { type StreamResult, TransferError } from './stream-types.js';
 
@@ -21,7 +21,7 @@ export const ABORT_BLOCK = Buffer.alloc(512, 0xff);
 /** How long an aborted stream's two ends get to report their end before the copy fails anyway. */
 const ABORT_WAIT_MS = 30_000;
 
-export type { ArmedStream } from './stream-types.js';
+export type { ArmedStream, StreamSeal } from './stream-types.js';
 
 /**
  * Copies a directory from one node to another as one tar stream relayed by the orchestrator: one channel on
@@ -80,6 +80,8 @@ export class DirectoryStreamer {
       what: string;
       /** Validate the tar stream on the way through (see tar-guard.ts); a refused member aborts the copy. */
       guard?: TarPolicy;
+      /** What the destination gets instead of the sender's bytes (after the guard): see StreamSeal. */
+      seal?: StreamSeal;
     },
   ): Promise<ArmedStream> {
     const sender = await this.shell.spawn(source, armed(send));
@@ -96,7 +98,7 @@ export class DirectoryStreamer {
     return {
       start: () => {
         started = true;
-        return this.run(source, sender, destination, receiver, receive.what, receive.guard);
+        return this.run(source, sender, destination, receiver, receive.what, receive.guard, receive.seal);
       },
       cancel: async () => {
         if (started) return;
@@ -117,6 +119,7 @@ export class DirectoryStreamer {
     receiver: RemoteProcess,
     what: string,
     policy?: TarPolicy,
+    seal?: StreamSeal,
   ): Promise<StreamResult> {
     const started = process.hrtime.bigint();
     sender.stdin.end('go\n');
@@ -126,13 +129,17 @@ export class DirectoryStreamer {
     receiver.stdout.on('data', (d: Buffer) => received.push(d));
     try {
       if (policy) {
-        bytes = await this.relayGuarded(sender, receiver, new TarGuard(policy), hash, `${what} from ${source.id}`);
+        const label = `${what} from ${source.id}`;
+        bytes = await this.relayGuarded(sender, receiver, new TarGuard(policy), hash, label, seal);
       } else {
+        let header = seal?.header;
         const meter = new Transform({
           transform(chunk: Buffer, _enc, done) {
-            hash.update(chunk);
-            bytes += chunk.length;
-            done(null, chunk);
+            const out = seal ? Buffer.concat([header ?? Buffer.alloc(0), seal.update(chunk)]) : chunk;
+            header = undefined;
+            hash.update(out);
+            bytes += out.length;
+            done(null, out);
           },
         });
         await pipeline(sender.stdout, meter, receiver.stdin);
@@ -173,16 +180,20 @@ export class DirectoryStreamer {
     guard: TarGuard,
     hash: Hash,
     what: string,
+    seal?: StreamSeal,
   ): Promise<number> {
     const to: Writable = receiver.stdin;
     let bytes = 0;
+    let header = seal?.header;
     const broken = new Promise<never>((_, reject) => {
       to.on('error', reject);
       to.once('close', () => reject(new Error('the receiving channel closed')));
     });
     broken.catch(() => undefined);
     const forward = async (chunks: Buffer[]) => {
-      for (const c of chunks) {
+      for (const judged of chunks) {
+        const c = seal ? Buffer.concat([header ?? Buffer.alloc(0), seal.update(judged)]) : judged;
+        header = undefined;
         hash.update(c);
         bytes += c.length;
         if (!to.write(c)) await Promise.race([once(to, 'drain'), broken]);

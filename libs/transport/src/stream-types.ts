@@ -17,3 +17,13 @@ export interface ArmedStream {
   start(): Promise<StreamResult>;
   cancel(): Promise<void>;
 }
+
+/**
+ * Turns a relayed stream into what the destination stores (an encryption the orchestrator does: the key never
+ * reaches either node). `header` goes first; each chunk goes through `update` after any guard judged it, so the
+ * guard sees the sender's bytes and the hashes (StreamResult.sha256) are over what was stored.
+ */
+export interface StreamSeal {
+  header: Buffer;
+  update(chunk: Buffer): Buffer;
+}

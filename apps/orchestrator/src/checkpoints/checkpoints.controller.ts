@@ -121,7 +121,8 @@ export class CheckpointsController {
     // A caller that hangs up stops tar on the node; a tar that fails cuts the response (no silent short file).
     res.once('close', () => proc.stdout.destroy());
     const done = await proc.done;
-    if (done.code !== 0) res.destroy(new Error(`export failed on the storage node (exit ${done.code})`));
+    if (done.code !== 0)
+      res.destroy(new Error(`export failed (exit ${done.code}): ${done.stderr.trim().slice(0, 300)}`));
   }
 
   @Post(':id/restore')

@@ -1,8 +1,10 @@
+import { createCipheriv, createHash, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { CheckpointRecord } from '@spotlift/domain';
+import { ConflictError, type CheckpointRecord } from '@spotlift/domain';
 import { CriuImageError } from '@spotlift/criu';
-import type { NodeOps } from '@spotlift/engine';
+import { newDataKey, type NodeOps } from '@spotlift/engine';
 import type { CheckpointRepository, NodeRepository } from '@spotlift/store';
+import type { AppConfig } from '../config/app-config.js';
 import { ForensicsService } from './forensics.service.js';
 
 /**
@@ -26,7 +28,7 @@ const containerCheckpoint = {
   updatedAt: '2026-12-07T00:00:00.000Z',
 } satisfies CheckpointRecord;
 
-function service(cp: CheckpointRecord) {
+function service(cp: CheckpointRecord, stored?: Buffer, master?: Uint8Array) {
   const calls: unknown[][] = [];
   const ops = new Proxy(
     {},
@@ -35,9 +37,11 @@ function service(cp: CheckpointRecord) {
         (_t, op: string) =>
         (...args: unknown[]) => {
           calls.push([op, ...args.slice(1)]);
+          if (op === 'listImageFiles' && stored)
+            return Promise.resolve({ code: 0, stdout: `FILE ${stored.length} checkpoint.tar\n`, stderr: '' });
           return Promise.resolve(
             op === 'sendImageFile'
-              ? { stdout: Readable.from([]), done: Promise.resolve({ code: 0, stderr: '' }) }
+              ? { stdout: Readable.from(stored ? [stored] : []), done: Promise.resolve({ code: 0, stderr: '' }) }
               : { code: 0, stdout: '', stderr: '' },
           );
         },
@@ -48,6 +52,7 @@ function service(cp: CheckpointRecord) {
     { get: (id: string) => Promise.resolve({ id, host: '10.0.0.2' }) } as unknown as NodeRepository,
     ops,
     { now: () => new Date('2026-12-07T00:00:00.000Z') },
+    master ? ({ checkpointKey: master } as AppConfig) : undefined,
   );
   return { forensics, calls };
 }
@@ -72,6 +77,37 @@ describe('ForensicsService on a container checkpoint', () => {
     const err = await call(forensics).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CriuImageError);
     expect((err as Error).message).toMatch(/recorded no sha256 of its archive/);
+    expect(calls).toEqual([]);
+  });
+});
+
+describe('ForensicsService on an encrypted container checkpoint', () => {
+  const master = randomBytes(32);
+  const { dataKey, encryption } = newDataKey(master);
+  const plain = Buffer.from('podman checkpoint archive bytes '.repeat(500));
+  /** What the relay stored: openssl's format (salt header, AES-256-CTR under the pbkdf2 key). */
+  const salt = randomBytes(8);
+  const k = pbkdf2Sync(dataKey, salt, 10_000, 48, 'sha256');
+  const c = createCipheriv('aes-256-ctr', k.subarray(0, 32), k.subarray(32));
+  const stored = Buffer.concat([Buffer.from('Salted__'), salt, c.update(plain), c.final()]);
+  const sums = `${createHash('sha256').update(stored).digest('hex')}  checkpoint.tar`;
+  const cp = { ...containerCheckpoint, encryption: { ...encryption, sums } } satisfies CheckpointRecord;
+
+  it('exports Podman’s archive decrypted here, as it streams from the storage node', async () => {
+    const { forensics, calls } = service(cp, stored, master);
+    const out = await forensics.export('cp-1');
+    const parts: Buffer[] = [];
+    for await (const chunk of out.proc.stdout) parts.push(chunk as Buffer);
+    expect(Buffer.concat(parts).equals(plain)).toBe(true);
+    expect(await out.proc.done).toEqual({ code: 0, stderr: '' });
+    expect(calls.map(([op]) => op)).toEqual(['listImageFiles', 'sendImageFile']);
+  });
+
+  it('inspect: 409, said why (its archive is unpacked on the storage node, which has no key); nothing run', async () => {
+    const { forensics, calls } = service(cp, stored, master);
+    const err = await forensics.inspect('cp-1').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConflictError);
+    expect((err as Error).message).toMatch(/encrypted container checkpoint are not built/);
     expect(calls).toEqual([]);
   });
 });

@@ -15,12 +15,12 @@ import {
   type ImageInspection,
   type SearchResult,
 } from '@spotlift/criu';
-import type { RemoteProcess } from '@spotlift/transport';
 import {
   CONTAINER_ARCHIVE,
   Clock,
   NodeOps,
   StoredImages,
+  type ArchiveStream,
   openContainerImages,
   type ContainerCheckpointMetadata,
   type ContainerImages,
@@ -150,24 +150,23 @@ export class ForensicsService {
     };
   }
 
-  /** The archive stream (Podman's layout) from the storage node, and what it could not fill. */
-  async export(id: string): Promise<{ proc: RemoteProcess; layout: ExportLayout; filename: string }> {
+  /**
+   * The archive stream (Podman's layout) and what it could not fill: tar on the storage node, or for an encrypted
+   * checkpoint built here from the decrypted images (StoredImages.export), the key never leaving the orchestrator.
+   */
+  async export(id: string): Promise<{ proc: ArchiveStream; layout: ExportLayout; filename: string }> {
     const cp = await this.stored(id);
     const filename = `checkpoint-${cp.workloadId}-${cp.id}.tar`;
-    if (cp.encryption) {
-      // The archive is built by tar on the storage node, which holds no key: it would export ciphertext.
-      throw new ConflictError(
-        `export of an encrypted checkpoint is not available yet: checkpoint '${cp.id}' is encrypted at rest and ` +
-          `the archive is built on its storage node, which has no key (inspect and search decrypt in the orchestrator)`,
-        { encrypted: true },
-      );
-    }
     if (cp.kind === 'podman' || cp.container) {
-      // Podman's own export is already the layout checkpointctl and crit read: it goes out as stored.
-      const proc = await this.ops.sendImageFile(await this.storage(cp), cp.imageDir, CONTAINER_ARCHIVE);
+      // Podman's own export is already the layout checkpointctl and crit read: it goes out as stored (decrypted
+      // here when it is encrypted).
+      const storage = await this.storage(cp);
+      const proc = cp.encryption
+        ? await StoredImages.of(this.ops, storage, cp, this.config?.checkpointKey).exportFile(CONTAINER_ARCHIVE)
+        : await this.ops.sendImageFile(storage, cp.imageDir, CONTAINER_ARCHIVE);
       return { proc, layout: { files: {}, unfilled: [] }, filename };
     }
-    const images = StoredImages.of(this.ops, await this.storage(cp), cp);
+    const images = StoredImages.of(this.ops, await this.storage(cp), cp, this.config?.checkpointKey);
     const source = await this.nodes.get(cp.sourceNodeId);
     const { proc, layout } = await images.export(
       {
@@ -194,6 +193,13 @@ export class ForensicsService {
     const cp = await this.stored(id);
     const storage = await this.storage(cp);
     if (cp.kind === 'podman' || cp.container) {
+      if (cp.encryption) {
+        throw new ConflictError(
+          `inspection and search of an encrypted container checkpoint are not built: checkpoint '${cp.id}' is ` +
+            `Podman's archive, unpacked for them on its storage node, which has no key (its export is decrypted here)`,
+          { encrypted: true },
+        );
+      }
       const container = await openContainerImages(this.ops, storage, cp);
       return { cp, images: container.images, container };
     }

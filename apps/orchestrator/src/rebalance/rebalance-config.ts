@@ -91,6 +91,24 @@ export const RebalanceSettings = z
      * evaluations. No move fills a node beyond what leaves within its notice (aws 120 s, gcp/azure 30 s) otherwise.
      */
     noticeReserveFraction: z.number().min(0).max(0.9).default(0.2),
+    /**
+     * Sizes that reserve per spot pool from the notices recorded there (libs/placement rebalance-reserve.ts): the
+     * whole of it from `fullAtPerNodeDay` weighted notices per node and day, `floorFraction` for a pool without any
+     * in `windowSeconds`, linearly between. Absent: one reserve for every pool.
+     */
+    poolReserve: z
+      .object({
+        fullAtPerNodeDay: z.number().gt(0).max(100),
+        floorFraction: z.number().min(0).max(0.9).default(0),
+        windowSeconds: z
+          .number()
+          .int()
+          .min(3_600)
+          .max(90 * 86_400)
+          .default(7 * 86_400),
+      })
+      .strict()
+      .optional(),
     /** Price per hour of each node (node id -> price, any one currency): the cost a consolidation saves. */
     nodePrices: z.record(z.string().max(63), z.number().min(0).max(1_000_000)).default({}),
     /** Plans kept (newest); older ones are dropped. */

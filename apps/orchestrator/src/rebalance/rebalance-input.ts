@@ -10,7 +10,14 @@ import {
   type NodeRecord,
   type WorkloadRecord,
 } from '@spotlift/domain';
-import type { MoveStart, NoticeSighting, RebalanceInput, RebalanceNode, RebalancePolicy } from '@spotlift/placement';
+import type {
+  MoveStart,
+  NoticeSighting,
+  PostCopyTrial,
+  RebalanceInput,
+  RebalanceNode,
+  RebalancePolicy,
+} from '@spotlift/placement';
 import type { EvacuationSettings } from '../config/evacuation-config.js';
 import type { RebalanceSettings } from './rebalance-config.js';
 
@@ -37,6 +44,10 @@ export interface RebalanceSources {
   freshCpu?: Readonly<Record<string, FreshCpu>>;
   /** Page throughput migrations measured per pair (PairLinks), by source then destination id. */
   pairBandwidth?: Readonly<Record<string, Readonly<Record<string, number>>>>;
+  /** Post-copy trial results per pair (the evacuation planner's cache), by source then destination id. */
+  pairPostCopyTrial?: Readonly<Record<string, Readonly<Record<string, PostCopyTrial>>>>;
+  /** Each source's total outbound rate measured while several migrations left it (PairLinks.outbound). */
+  nodeOutbound?: Readonly<Record<string, number>>;
   history: readonly MoveStart[];
   settings: RebalanceSettings;
   evacuation: EvacuationSettings;
@@ -104,6 +115,7 @@ export function buildRebalanceInput(src: RebalanceSources): RebalanceInput {
         softDirty: n.probe?.features?.mem_dirty_track === true,
         // The fleet figure; a pair migrations measured (pairBandwidth below) wins over it.
         bandwidthFromSourceBytesPerSec: ev.streamBandwidthBytesPerSec,
+        // Per pair, the trial cache evacuations read wins (pairPostCopyTrial); a node alone says nothing of a pair.
         postCopyTrial: 'untested',
         ...(price !== undefined ? { pricePerHour: price } : {}),
         // A node consolidation emptied is left alone both ways: it is about to be released.
@@ -135,6 +147,8 @@ export function buildRebalanceInput(src: RebalanceSources): RebalanceInput {
     deRisk: { minRisk: s.deRisk.minRisk, minPriority: s.deRisk.minPriority },
     bandwidthBytesPerSec: ev.streamBandwidthBytesPerSec,
     ...(src.pairBandwidth ? { pairBandwidth: src.pairBandwidth } : {}),
+    ...(src.pairPostCopyTrial ? { pairPostCopyTrial: src.pairPostCopyTrial } : {}),
+    ...(src.nodeOutbound ? { nodeOutbound: src.nodeOutbound } : {}),
     evacuation: {
       safetyMarginSeconds: ev.safetyMarginSeconds,
       perMigrationOverheadSeconds: ev.perMigrationOverheadSeconds,
@@ -142,6 +156,7 @@ export function buildRebalanceInput(src: RebalanceSources): RebalanceInput {
       sourceBandwidthBytesPerSec: ev.sourceBandwidthBytesPerSec,
       reserveFraction: s.noticeReserveFraction,
     },
+    ...(s.poolReserve ? { poolReserve: s.poolReserve } : {}),
     placement: { allowUnverifiedCpu: true },
   };
 }

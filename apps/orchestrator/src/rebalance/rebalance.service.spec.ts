@@ -14,7 +14,14 @@ import {
 import { Clock, type CpuSample, type NodeOps } from '@spotlift/engine';
 import { KubeNodeApi, type KubeCordonResult } from '@spotlift/notices';
 import type { MoveStart } from '@spotlift/placement';
-import { InMemoryEvacuationRecords, InMemoryPairLinks, InMemoryRecords, type PairLinks } from '@spotlift/store';
+import {
+  InMemoryEvacuationRecords,
+  InMemoryPairLinks,
+  InMemoryPostCopyTrials,
+  InMemoryRecords,
+  type PairLinks,
+  type PostCopyTrials,
+} from '@spotlift/store';
 import { aMigration, aNode, aWorkload } from '@spotlift/testing';
 import { ConfigFile, type AppConfig } from '../config/app-config.js';
 import { EvacuationSettings } from '../config/evacuation-config.js';
@@ -133,6 +140,7 @@ function world(
   shared?: ReturnType<typeof records>,
   cpu: Record<string, CpuSample> = {},
   links?: PairLinks,
+  trials?: PostCopyTrials,
 ) {
   const r = shared ?? records();
   const kube = new AnnotationsKubeApi();
@@ -177,6 +185,7 @@ function world(
     new SchedulerRegistry(),
     new ReleasableMarks(r.nodes, clock, kube),
     links,
+    trials,
   );
   service.driveInBackground = false;
   return { service, store, clock, started, metrics, kube, ...r };
@@ -380,6 +389,81 @@ describe('RebalanceService', () => {
     expect(plan.moves.map((m) => `${m.workloadId}>${m.toNodeId}`)).toEqual(['c1>node-b']);
   });
 
+  /** Only node-c's workloads may move: the plan empties node-c whatever its moves cost. */
+  const onlyC = async (r: ReturnType<typeof records>) => {
+    for (const id of ['a1', 'a2', 'b1', 'b2']) await r.workloads.update(id, (x) => void (x.movable = false));
+  };
+
+  it("the evacuation planner's post-copy trials reach the plan: post-copy predicted only on a pair that passed", async () => {
+    const r = records();
+    await onlyC(r);
+    // 4 GiB dirtied at 2 GiB/s: no pre-copy converges; stop-and-copy freezes for seconds, post-copy does not.
+    await r.workloads.update('c1', (x) => {
+      x.rssBytes = 4 * GIB;
+      x.dirtyRateBytesPerSec = 2 * GIB;
+    });
+    const plain = await world({}, new MemoryStore(), r).service.evaluate('request');
+    expect(plain.moves.map((m) => `${m.workloadId}>${m.toNodeId}`)).toEqual(['c1>node-a']);
+    expect(plain.moves[0]!.strategy).not.toBe('post-copy');
+    const trials = new InMemoryPostCopyTrials(() => T0.getTime());
+    const trial = (sourceNodeId: string, destinationNodeId: string, ok: boolean) =>
+      trials.put({ sourceNodeId, destinationNodeId, ok, at: T0.toISOString(), durationMs: 900 }, 3_600_000);
+    // Passed the other way only, or failed on this pair: still no post-copy.
+    await trial('node-a', 'node-c', true);
+    await trial('node-c', 'node-a', false);
+    const failed = await world({}, new MemoryStore(), r, {}, undefined, trials).service.evaluate('request');
+    expect(failed.moves[0]!.strategy).not.toBe('post-copy');
+    await trial('node-c', 'node-a', true);
+    const tried = await world({}, new MemoryStore(), r, {}, undefined, trials).service.evaluate('request');
+    expect(tried.moves.map((m) => `${m.workloadId}>${m.toNodeId}:${m.strategy}`)).toEqual(['c1>node-a:post-copy']);
+    expect(tried.moves[0]!.predictedDowntimeMs).toBeLessThan(plain.moves[0]!.predictedDowntimeMs);
+  });
+
+  it("moves leaving one node at once stop at what its measured outbound rate carries, below the budget's", async () => {
+    const r = records();
+    await onlyC(r);
+    await r.workloads.save(wl('c2', 'node-c', { rssBytes: GIB / 16 }));
+    await r.workloads.update('c1', (x) => void (x.rssBytes = GIB / 16));
+    const links = new InMemoryPairLinks();
+    const MiB = 2 ** 20;
+    const tls = (destinationNodeId: string, mibps: number, fromS: number, toS: number) =>
+      links.record({
+        sourceNodeId: 'node-c',
+        destinationNodeId,
+        transport: 'tls',
+        bytesPerSec: mibps * MiB,
+        at: new Date(T0.getTime() + toS * 1000).toISOString(),
+        startedAt: new Date(T0.getTime() + fromS * 1000).toISOString(),
+      });
+    // Alone, a move from node-c got 100 MiB/s; two at once 50 each: node-c's link carries one move's worth.
+    await tls('node-a', 100, -600, -590);
+    await tls('node-a', 50, -20, 0);
+    await tls('node-b', 50, -20, 0);
+    expect(await links.outbound('node-c', 'tls')).toMatchObject({ bytesPerSec: 100 * MiB, concurrent: 2 });
+    const budgets = { budgets: { maxConcurrentMoves: 2 } };
+    const w = world(budgets, new MemoryStore(), r, {}, links);
+    const plan = await w.service.evaluate('request');
+    expect(plan.moves.map((m) => m.fromNodeId)).toEqual(['node-c', 'node-c']);
+    expect(plan.maxMovesFrom).toEqual({ 'node-c': 1 });
+    await w.service.apply(plan.id, 'alice');
+    await w.service.step(plan.id);
+    expect(w.started).toHaveLength(1);
+    await finish(w, 'mig-1');
+    await w.service.step(plan.id);
+    expect(w.started).toHaveLength(2);
+    // Without the measured figure the budget's two start together.
+    const r2 = records();
+    await onlyC(r2);
+    await r2.workloads.save(wl('c2', 'node-c', { rssBytes: GIB / 16 }));
+    await r2.workloads.update('c1', (x) => void (x.rssBytes = GIB / 16));
+    const free = world(budgets, new MemoryStore(), r2);
+    const plan2 = await free.service.evaluate('request');
+    expect(plan2.maxMovesFrom).toBeUndefined();
+    await free.service.apply(plan2.id, 'alice');
+    await free.service.step(plan2.id);
+    expect(free.started).toHaveLength(2);
+  });
+
   it('a node under notice is neither source nor target when planning', async () => {
     const w = world();
     await w.evacuations.save(evacuation('node-c'));
@@ -474,6 +558,27 @@ describe('rebalance config and bodies', () => {
     expect(input.evacuation).toMatchObject({ safetyMarginSeconds: 5, maxParallel: 4, reserveFraction: 0.2 });
   });
 
+  it('poolReserve reaches the planner with its defaults; absent, one reserve for every pool', () => {
+    const build = (settings: RebalanceSettings) =>
+      buildRebalanceInput({
+        now: T0,
+        policies: ['consolidate'],
+        nodes: [],
+        workloads: [],
+        evacuations: [],
+        freshMemAvailable: {},
+        history: [],
+        settings,
+        evacuation: EvacuationSettings.parse({}),
+      });
+    expect(build(RebalanceSettings.parse({})).poolReserve).toBeUndefined();
+    expect(build(RebalanceSettings.parse({ poolReserve: { fullAtPerNodeDay: 0.2 } })).poolReserve).toEqual({
+      fullAtPerNodeDay: 0.2,
+      floorFraction: 0,
+      windowSeconds: 7 * 86_400,
+    });
+  });
+
   it('lists every problem at once: unknown policy, nonsensical budget, bad cron, unknown field', () => {
     const r = file({
       policies: ['consolidate', 'shuffle'],
@@ -495,6 +600,8 @@ describe('rebalance config and bodies', () => {
     [{ budgets: { maxConcurrentMoves: 10, maxMovesPerHour: 2 } }, 'maxConcurrentMoves cannot exceed maxMovesPerHour'],
     [{ spread: { overfullFraction: 0.5, targetFraction: 0.7 } }, 'targetFraction must be below overfullFraction'],
     [{ budgets: { maxMovesPerHour: 0 } }, 'Too small'],
+    [{ poolReserve: { fullAtPerNodeDay: 0 } }, 'Too small'],
+    [{ poolReserve: { fullAtPerNodeDay: 0.2, floor: 0.1 } }, 'Unrecognized key'],
   ])('refuses %j', (rebalance, message) => {
     const r = file(rebalance);
     expect(r.success).toBe(false);

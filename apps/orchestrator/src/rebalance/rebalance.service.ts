@@ -3,16 +3,17 @@ import { Injectable, Logger, Optional, type OnApplicationBootstrap, type OnAppli
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { ConflictError, NotFoundError, type NodeRecord, type WorkloadRecord } from '@spotlift/domain';
 import { Clock, NodeOps, isFinished } from '@spotlift/engine';
-import { intervalVerdict, planRebalance, startVerdict, type MoveStart } from '@spotlift/placement';
+import { intervalVerdict, planRebalance, startVerdict, type MoveStart, type PostCopyTrial } from '@spotlift/placement';
 import {
   EvacuationRepository,
   MigrationRepository,
   NodeRepository,
   PairLinks,
+  PostCopyTrials,
   WorkloadRepository,
 } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
-import { pairCapabilities } from '../evacuations/evacuation-capabilities.js';
+import { EVACUATION_TRANSPORT, pairCapabilities } from '../evacuations/evacuation-capabilities.js';
 import { MigrationsService } from '../migrations/migrations.service.js';
 import type { EvaluateBody } from './rebalance-config.js';
 import { buildRebalanceInput, pausedBy, type FreshCpu } from './rebalance-input.js';
@@ -55,6 +56,7 @@ export class RebalanceService implements OnApplicationBootstrap, OnApplicationSh
     private readonly scheduler: SchedulerRegistry,
     private readonly marks: ReleasableMarks,
     @Optional() private readonly links?: PairLinks,
+    @Optional() private readonly trials?: PostCopyTrials,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -120,7 +122,7 @@ export class RebalanceService implements OnApplicationBootstrap, OnApplicationSh
     ))
       await this.marks.clear(n.id, 'a workload runs on it');
     const nodes = await this.nodes.list();
-    const [{ fresh, freshCpu }, pairBandwidth] = await Promise.all([
+    const [{ fresh, freshCpu }, measured] = await Promise.all([
       this.readNodes(nodes, workloads),
       this.measuredPairs(nodes),
     ]);
@@ -134,7 +136,7 @@ export class RebalanceService implements OnApplicationBootstrap, OnApplicationSh
         evacuations,
         freshMemAvailable: fresh,
         freshCpu,
-        pairBandwidth,
+        ...measured,
         history,
         settings: s,
         evacuation: this.config.evacuation,
@@ -153,6 +155,7 @@ export class RebalanceService implements OnApplicationBootstrap, OnApplicationSh
       skipped: result.skipped,
       releasable: result.releasable,
       released: [],
+      ...(Object.keys(result.maxMovesFrom).length ? { maxMovesFrom: result.maxMovesFrom } : {}),
       events: [],
     };
     await this.store.add(plan, s.keepPlans);
@@ -163,20 +166,37 @@ export class RebalanceService implements OnApplicationBootstrap, OnApplicationSh
   }
 
   /**
-   * Page throughput completed migrations measured per pair of ready nodes (PairLinks, over `tls` as the moves
-   * run), by source then destination; a pair never measured, or not read, keeps the fleet figure.
+   * What migrations measured between ready nodes, by source then destination: page throughput over `tls` as the
+   * moves run (PairLinks; a pair never measured keeps the fleet figure), the post-copy trial the evacuation
+   * planner reads (a pair never tried is `untested`), and each source's total outbound rate while several
+   * migrations left it at once. Reads that fail leave the figure out: planning never waits on them.
    */
-  private async measuredPairs(nodes: readonly NodeRecord[]): Promise<Record<string, Record<string, number>>> {
+  private async measuredPairs(nodes: readonly NodeRecord[]): Promise<{
+    pairBandwidth: Record<string, Record<string, number>>;
+    pairPostCopyTrial: Record<string, Record<string, PostCopyTrial>>;
+    nodeOutbound: Record<string, number>;
+  }> {
     const ready = nodes.filter((n) => n.state === 'ready');
-    const out: Record<string, Record<string, number>> = {};
-    if (!this.links) return out;
+    const out = {
+      pairBandwidth: {} as Record<string, Record<string, number>>,
+      pairPostCopyTrial: {} as Record<string, Record<string, PostCopyTrial>>,
+      nodeOutbound: {} as Record<string, number>,
+    };
+    if (!this.links && !this.trials) return out;
     await Promise.all(
       ready.map(async (source) => {
-        const pairs = await pairCapabilities(source, ready, undefined, this.links);
+        const [pairs, outbound] = await Promise.all([
+          pairCapabilities(source, ready, this.trials, this.links),
+          this.links?.outbound(source.id, EVACUATION_TRANSPORT).catch(() => undefined),
+        ]);
         const measured = Object.entries(pairs).flatMap(([id, p]) =>
           p.bandwidthBytesPerSec !== undefined ? [[id, p.bandwidthBytesPerSec] as const] : [],
         );
-        if (measured.length) out[source.id] = Object.fromEntries(measured);
+        if (measured.length) out.pairBandwidth[source.id] = Object.fromEntries(measured);
+        const tried = Object.entries(pairs).filter(([, p]) => p.postCopyTrial !== 'untested');
+        if (tried.length)
+          out.pairPostCopyTrial[source.id] = Object.fromEntries(tried.map(([id, p]) => [id, p.postCopyTrial]));
+        if (outbound) out.nodeOutbound[source.id] = outbound.bytesPerSec;
       }),
     );
     return out;
@@ -285,6 +305,10 @@ export class RebalanceService implements OnApplicationBootstrap, OnApplicationSh
     await this.collect(plan, now);
     const cancelled = await this.store.cancelRequested(id);
     let running = plan.moves.filter((m) => m.state === 'started').length;
+    // Moves under way per source: no more leave one node at once than its measured outbound rate carries.
+    const leaving = new Map<string, number>();
+    for (const m of plan.moves.filter((x) => x.state === 'started'))
+      leaving.set(m.fromNodeId, (leaving.get(m.fromNodeId) ?? 0) + 1);
     for (const m of plan.moves.filter((x) => x.state === 'proposed')) {
       if (cancelled) {
         this.end(plan, m, 'cancelled', 'plan cancelled', now);
@@ -311,13 +335,18 @@ export class RebalanceService implements OnApplicationBootstrap, OnApplicationSh
         this.end(plan, m, 'skipped', `stale: ${stale ?? interval}`, now);
         continue;
       }
+      const cap = plan.maxMovesFrom?.[m.fromNodeId];
+      if (cap !== undefined && (leaving.get(m.fromNodeId) ?? 0) >= cap) continue; // waits for one to end there
       const budget = startVerdict(this.config.rebalance.budgets, history, now, 0, running);
       if (budget && running > 0) break; // wait for a running move to end
       if (budget) {
         this.end(plan, m, 'skipped', `budget: ${budget}`, now);
         continue;
       }
-      if (await this.start(plan, m, workloads, history, now)) running += 1;
+      if (await this.start(plan, m, workloads, history, now)) {
+        running += 1;
+        leaving.set(m.fromNodeId, (leaving.get(m.fromNodeId) ?? 0) + 1);
+      }
     }
     await this.release(plan, nodes, now);
     const done = !plan.moves.some((m) => m.state === 'proposed' || m.state === 'started');

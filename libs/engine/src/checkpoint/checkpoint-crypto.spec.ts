@@ -1,4 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { OPENSSL_ENC } from '../node-ops/process/image-store-commands.js';
 import {
   CheckpointKeyError,
   OpensslCtr,
@@ -6,6 +11,7 @@ import {
   masterKeyId,
   newDataKey,
   openDataKey,
+  opensslSeal,
   parseMasterKey,
   parseSums,
 } from './checkpoint-crypto.js';
@@ -38,6 +44,31 @@ describe('checkpoint encryption (orchestrator side)', () => {
         PLAIN.slice(offset, offset + length),
       );
     }
+  });
+
+  it("seals a stream chunk by chunk as openssl enc would: this host's openssl decrypts it (as the restoring node does)", () => {
+    const plain = Buffer.concat([Buffer.from(PLAIN), randomBytes(70_000)]);
+    const seal = opensslSeal(PASS);
+    const sealed = Buffer.concat([
+      seal.header,
+      ...[0, 7, 4096, 50_000].map((at, i, all) => seal.update(plain.subarray(at, all[i + 1]))),
+    ]);
+    expect(sealed.subarray(0, 8).toString('latin1')).toBe('Salted__');
+    const dir = mkdtempSync(join(tmpdir(), 'seal-'));
+    try {
+      writeFileSync(join(dir, 'files.tar'), sealed);
+      const out = execFileSync(
+        'openssl',
+        ['enc', '-d', ...OPENSSL_ENC.split(' '), '-pass', 'stdin', '-in', join(dir, 'files.tar')],
+        { input: `${PASS}\n` },
+      );
+      expect(out.equals(plain)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(Buffer.from(new OpensslCtr(PASS).decryptFile('files.tar', sealed)).equals(plain)).toBe(true);
+    // a fresh salt each time: the same data key never repeats a counter
+    expect(opensslSeal(PASS).header.equals(seal.header)).toBe(false);
   });
 
   it('another data key gives other bytes (CTR cannot tell: the wrapped key and the sums do)', () => {

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { type Decipher, createCipheriv, createDecipheriv, createHash, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { DomainError, type CheckpointEncryption } from '@spotlift/domain';
 import { CLEAR_FILES, OPENSSL_ENC } from '../node-ops/process/image-store-commands.js';
 
@@ -83,6 +83,19 @@ export function openDataKey(master: Uint8Array | undefined, enc: CheckpointEncry
 }
 
 /**
+ * A stream encrypted here as `openssl enc -e` (OPENSSL_ENC) encrypts a file: openssl's salt header first, then
+ * AES-256-CTR under the key and counter derived from `dataKey` and the salt. The restoring node's openssl
+ * decrypts it like the images its source encrypted (a checkpoint's declared-files tar, which the orchestrator
+ * relays through its tar guard and encrypts on the way to the storage node).
+ */
+export function opensslSeal(dataKey: string): { header: Buffer; update(chunk: Buffer): Buffer } {
+  const salt = randomBytes(8);
+  const derived = pbkdf2Sync(dataKey, salt, ITERATIONS, 48, 'sha256');
+  const cipher = createCipheriv('aes-256-ctr', derived.subarray(0, 32), derived.subarray(32, 48));
+  return { header: Buffer.concat([Buffer.from('Salted__', 'latin1'), salt]), update: (c) => cipher.update(c) };
+}
+
+/**
  * `sha256sum` lines -> name -> hex digest. The source node prints them and the restoring node checks files by
  * these names, so only plain names in the images directory count (no `/`, none starting with `.`): a source
  * cannot make another node read a path outside it.
@@ -122,6 +135,12 @@ export class OpensslCtr {
     const skip = offset % 16;
     const out = decipher.update(Buffer.concat([Buffer.alloc(skip), ciphertext]));
     return new Uint8Array(out.subarray(skip));
+  }
+
+  /** The file's whole ciphertext after `header`, chunk by chunk, from its start (an export streams it). */
+  decipher(name: string, header: Uint8Array): Decipher {
+    const derived = this.derive(name, header);
+    return createDecipheriv('aes-256-ctr', derived.subarray(0, 32), derived.subarray(32, 48));
   }
 
   private derive(name: string, header: Uint8Array): Buffer {

@@ -6,6 +6,7 @@
  * node-a runs the workload, node-c stores the checkpoint, node-b receives the restore.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { CheckpointRecord, WorkloadRecord } from '@spotlift/domain';
 import { InMemoryRecords } from '@spotlift/store';
 import {
@@ -64,6 +65,7 @@ function setup(
   workload: WorkloadRecord = aWorkload(),
   script?: (ops: FakeProcessOps, shell: ScriptedNodeShell) => unknown,
   checkpointKey?: Uint8Array,
+  makeStreamer: (shell: ScriptedNodeShell) => DirectoryStreamer = (shell) => new DirectoryStreamer(shell),
 ) {
   const ops = new FakeProcessOps();
   const shell = new ScriptedNodeShell();
@@ -78,7 +80,7 @@ function setup(
     workloads,
     nodes,
     ops.asNodeOps(),
-    new DirectoryStreamer(shell),
+    makeStreamer(shell),
     new SystemClock(),
     { ...DEFAULT_ENGINE_CONFIG, criuIdleTimeoutMs: 1_000, ...(checkpointKey ? { checkpointKey } : {}) },
   );
@@ -266,6 +268,42 @@ describe('CheckpointFlow.take', () => {
 
 /** Every phase on the record ended; the ones a dead worker left open are marked interrupted. */
 const openPhases = (phases: CheckpointRecord['phases']) => phases.filter((p) => p.endedAt === undefined);
+
+describe('a dump CRIU refused as tree_held (another tracer, or the kernel refusing an exiting task)', () => {
+  const seizeLog = readFileSync(
+    new URL('../../../criu/test/fixtures/logs/dump-seize-concurrent-dump.log', import.meta.url),
+    'utf8',
+  );
+  const refused = (o: FakeProcessOps) =>
+    o.on('dump', criuFailed(), { node: 'node-a' }).on('tail', seizeLog, {
+      node: 'node-a',
+      when: (_n, path, lines) => path.endsWith('/dump.log') && lines === 200,
+    });
+
+  it('whose process exited meanwhile: failed as workload gone, the workload marked gone, nothing resumed', async () => {
+    const { flow, workloads, did } = setup(aCheckpoint(), aWorkload(), (o) =>
+      refused(o).on('processState', 'gone', { node: 'node-a' }),
+    );
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('failed');
+    expect(cp.error).toMatch(
+      /^workload gone: pid 4242 on node-a exited before the checkpoint could take it; nothing was stored and it runs nowhere \(criu dump failed on node-a \(tree_held\)/,
+    );
+    expect((await workloads.get('wl-1'))!.state).toBe('gone');
+    expect(did('node-a', 'resumeTree', 'killTree')).toEqual([]);
+  });
+
+  it('whose process lives (held by another tracer): failed with the reason, the workload running, nothing resumed', async () => {
+    const { flow, workloads, did } = setup(aCheckpoint(), aWorkload(), (o) =>
+      refused(o).on('processState', 'S', { node: 'node-a' }),
+    );
+    const cp = await flow.take('cp-1');
+    expect(cp.state).toBe('failed');
+    expect(cp.error).toMatch(/^criu dump failed on node-a \(tree_held\)/);
+    expect((await workloads.get('wl-1'))!.state).toBe('running');
+    expect(did('node-a', 'resumeTree', 'killTree')).toEqual([]);
+  });
+});
 
 describe('phases a dead worker left open on a checkpoint', () => {
   it("a take left 'taking' mid-dump: the dump phase is closed as interrupted, with an end time", async () => {
@@ -642,6 +680,114 @@ describe('encrypted at rest (a master key configured)', () => {
     expect(cp.state).toBe('stored');
     expect(cp.restore!.error).toMatch(/encrypted under checkpoint key [0-9a-f]{16}; this orchestrator holds key/);
     expect(ops.calls.filter((c) => c.node !== 'node-b' || c.op !== 'removeDir')).toEqual([]);
+  });
+});
+
+describe("encrypted at rest: the workload's declared files", () => {
+  const master = randomBytes(32);
+  const FILES_SUM = 'f'.repeat(64);
+  const dumped = { ...said(), startNs: 1_000_000_000_000n, endNs: 1_001_000_000_000n };
+  type Receive = Parameters<DirectoryStreamer['armPipe']>[3];
+  /** The declared files' pipes, recorded and answered as whole (a relay is DirectoryStreamer's, tested there). */
+  class FilesPipes extends DirectoryStreamer {
+    readonly pipes: { from: string; to: string; send: string; receive: Receive }[] = [];
+    constructor(
+      shell: ScriptedNodeShell,
+      private readonly events: string[],
+    ) {
+      super(shell);
+    }
+    override async armPipe(...args: Parameters<DirectoryStreamer['armPipe']>) {
+      const [from, send, to, receive] = args;
+      if (receive.what !== 'declared files') return super.armPipe(...args);
+      this.events.push(`files ${from.id} -> ${to.id}`);
+      this.pipes.push({ from: from.id, to: to.id, send: JSON.stringify(send), receive });
+      return Promise.resolve({
+        start: () => Promise.resolve({ bytes: 10_240, sha256: FILES_SUM, durationMs: 1 }),
+        cancel: () => Promise.resolve(),
+      });
+    }
+  }
+  /** The flow over FilesPipes; `events` has the pipes armed and what the script adds, in order. */
+  const withFiles = (
+    script: (o: FakeProcessOps, events: string[]) => unknown,
+    key: Uint8Array | undefined,
+    cp = aCheckpoint(),
+  ) => {
+    const events: string[] = [];
+    const pipes: FilesPipes[] = [];
+    const kit = setup(
+      cp,
+      aWorkload({ paths: ['/srv/data'], ...(cp.state === 'restoring' ? { state: 'checkpointed' as const } : {}) }),
+      (o) => script(o, events),
+      key,
+      (shell) => {
+        pipes.push(new FilesPipes(shell, events));
+        return pipes[0]!;
+      },
+    );
+    return { ...kit, pipes: pipes[0]!, events };
+  };
+  const encrypting = (o: FakeProcessOps) =>
+    o
+      .on('dumpLocal', dumped, { node: 'node-a' })
+      .on('encryptImages', said(`${'a'.repeat(64)}  pages-1.img\n`), { node: 'node-a' });
+
+  it('taken: the orchestrator encrypts the tar after its guard (openssl format), its sum joins the record', async () => {
+    const { flow, pipes } = withFiles(encrypting, master);
+    const cp = await flow.take('cp-1');
+    expect(cp.error).toBeUndefined();
+    expect(cp.state).toBe('stored');
+    expect(pipes.pipes).toHaveLength(1);
+    const [pipe] = pipes.pipes;
+    expect([pipe!.from, pipe!.to]).toEqual(['node-a', 'node-c']);
+    expect(pipe!.receive.guard).toEqual({ roots: ['/srv/data'] });
+    expect(pipe!.receive.seal?.header.subarray(0, 8).toString('latin1')).toBe('Salted__');
+    expect(cp.encryption!.sums).toBe(`${'a'.repeat(64)}  pages-1.img\n${FILES_SUM}  workload-files.tar`);
+    expect(cp.phases.find((p) => p.name === 'transfer')?.detail).toMatch(
+      /declared files \(\/srv\/data, encrypted by the orchestrator\)/,
+    );
+  });
+
+  it('taken without a key: the tar is stored as sent (no seal)', async () => {
+    const { flow, pipes } = withFiles(() => undefined, undefined);
+    expect((await flow.take('cp-1')).state).toBe('stored');
+    expect(pipes.pipes[0]!.receive.seal).toBeUndefined();
+  });
+
+  it('restored: the tar travels with the images, is checked and decrypted on the destination, then unpacked through the guard', async () => {
+    const { encryption } = newDataKey(master);
+    const sums = `${'a'.repeat(64)}  pages-1.img\n${FILES_SUM}  workload-files.tar`;
+    const decrypting = (o: FakeProcessOps, events: string[]) =>
+      o.on('decryptImages', () => (events.push('decryptImages'), said()), { node: 'node-b' });
+    const { shell, flow, pipes, events } = withFiles(decrypting, master, {
+      ...aRestoreRequest(),
+      paths: ['/srv/data'],
+      encryption: { ...encryption, sums },
+    });
+    const cp = await flow.restore('cp-1', 1);
+    expect(cp.restore?.error).toBeUndefined();
+    expect(cp.state).toBe('restored');
+    // the images' copy from node-c leaves out logs and sums, not the encrypted tar
+    const copy = shell.ran('node-c', /tar -C /)[0]!;
+    expect(copy).toContain('./*.log|./SHA256SUMS)');
+    expect(copy).not.toContain('workload-files.tar');
+    expect(pipes.pipes.map((p) => [p.from, p.to])).toEqual([['node-b', 'node-b']]);
+    expect(pipes.pipes[0]!.send).toContain('/var/lib/spotlift/images/cp-1-r1/dst/workload-files.tar');
+    expect(pipes.pipes[0]!.receive.guard).toEqual({ roots: ['/srv/data'] });
+    expect(events).toEqual(['decryptImages', 'files node-b -> node-b']);
+  });
+
+  it('a checkpoint encrypted before the tar was (its tar in clear, not in the sums): restored from the storage node as before', async () => {
+    const { encryption } = newDataKey(master);
+    const { shell, flow, pipes } = withFiles((o) => o.on('decryptImages', said(), { node: 'node-b' }), master, {
+      ...aRestoreRequest(),
+      paths: ['/srv/data'],
+      encryption: { ...encryption, sums: `${'a'.repeat(64)}  pages-1.img` },
+    });
+    expect((await flow.restore('cp-1', 1)).state).toBe('restored');
+    expect(shell.ran('node-c', /tar -C /)[0]).toContain('./workload-files.tar');
+    expect(pipes.pipes.map((p) => [p.from, p.to])).toEqual([['node-c', 'node-b']]);
   });
 });
 

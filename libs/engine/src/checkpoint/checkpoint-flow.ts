@@ -9,14 +9,14 @@ import {
   type WorkloadRecord,
 } from '@spotlift/domain';
 import type { CheckpointRepository, NodeRepository, WorkloadRepository } from '@spotlift/store';
-import { type ArmedStream, type DirectoryStreamer } from '@spotlift/transport';
+import { type ArmedStream, type DirectoryStreamer, type StreamResult } from '@spotlift/transport';
 import type { Clock } from '../clock.js';
 import * as criu from '../node-ops/process/criu-commands.js';
 import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
 import { keepJobLogs } from '../failed-job-logs.js';
 import {
-  archivePaths,
   CHECKPOINT_FILES_TAR,
+  archivePaths,
   outermostPaths,
   readStoredArchive,
   storeArchive,
@@ -25,6 +25,7 @@ import {
 import type { NodeOps } from '../node-ops/node-ops.js';
 import { PodmanOps } from '../node-ops/podman/podman-ops.js';
 import { PhaseRecorder, closeInterruptedPhases } from '../phase-recorder.js';
+import { exitedInsteadOfHeld } from '../recovery.js';
 import { setIdentity } from '../process-inspection.js';
 import { Rollback } from '../rollback.js';
 import {
@@ -47,26 +48,16 @@ import {
   sealStoredImages,
 } from './checkpoint-checks.js';
 import { CheckpointLog } from './checkpoint-log.js';
-import { newDataKey, openDataKey, parseSums } from './checkpoint-crypto.js';
+import { newDataKey, opensslSeal } from './checkpoint-crypto.js';
+import { type CheckpointSession, committed, ran } from './checkpoint-session.js';
 import { ContainerCheckpoints } from './container-checkpoints.js';
+import { EncryptedSteps } from './encrypted-steps.js';
+import { GuardChainSteps, IMAGE_COPY_EXCLUDES } from './guard-chain-steps.js';
 
-/** One run of the shared steps on a checkpoint (taking it, or one restore of it). */
-interface Session {
-  cp: CheckpointRecord;
-  ctx: MigrationContext;
-  /** The migration-shaped record the shared steps work on (see CheckpointLog). */
-  view: MigrationRecord;
-  phases: PhaseRecorder;
-  steps: MigrationSteps;
-}
-
-const ran = (s: Session, name: string) => s.view.phases.some((p) => p.name === name);
-/** The commit phase ended well: the end state follows once cleanup is done, so readers never see it early. */
-const committed = (s: Session) => s.view.phases.some((p) => p.name === 'commit' && p.ok);
 // Forensic and guard copies: the workload runs on after the dump (libs/domain checkpoint.ts).
 const forensic = (cp: CheckpointRecord) => leavesRunning(cp);
 /** A Podman container's checkpoint: its steps are ContainerCheckpoints' (the states and commit points are these). */
-const isContainer = (s: Session) => s.cp.kind === 'podman' || s.ctx.workload.kind === 'podman';
+const isContainer = (s: CheckpointSession) => s.cp.kind === 'podman' || s.ctx.workload.kind === 'podman';
 
 /**
  * Checkpoints to a storage node, and their restores, with the migration engine's own steps.
@@ -88,6 +79,8 @@ const isContainer = (s: Session) => s.cp.kind === 'podman' || s.ctx.workload.kin
 export class CheckpointFlow {
   private readonly transports: PageTransports;
   private readonly containers: ContainerCheckpoints;
+  private readonly encrypted: EncryptedSteps;
+  private readonly chains: GuardChainSteps;
 
   constructor(
     private readonly checkpoints: CheckpointRepository,
@@ -102,6 +95,8 @@ export class CheckpointFlow {
   ) {
     this.transports = new PageTransports(transports);
     this.containers = new ContainerCheckpoints(ops, podman, workloads, clock, config);
+    this.encrypted = new EncryptedSteps(ops, config);
+    this.chains = new GuardChainSteps(checkpoints, ops, streamer);
   }
 
   /** Takes the checkpoint; re-runnable: a record left 'taking' by a dead worker is finished or undone first. */
@@ -131,8 +126,8 @@ export class CheckpointFlow {
       if (cp.state === 'taking') closeInterruptedPhases(s.view, this.clock.now());
       if (cp.state === 'taking' && (await this.resumeTake(s))) return await this.finishTake(s, workDir);
       cp.state = 'taking';
-      // Encrypted at rest when the orchestrator holds a key (containers: Podman writes their archive, not yet).
-      if (this.config.checkpointKey && !isContainer(s) && !cp.encryption) {
+      // Encrypted at rest when the orchestrator holds a key (a container's archive: as the orchestrator relays it).
+      if (this.config.checkpointKey && !cp.encryption) {
         cp.encryption = newDataKey(this.config.checkpointKey).encryption;
       }
       await s.phases.save(s.view);
@@ -195,7 +190,7 @@ export class CheckpointFlow {
     return removed;
   }
 
-  private async takeSteps(s: Session): Promise<void> {
+  private async takeSteps(s: CheckpointSession): Promise<void> {
     if (isContainer(s)) return this.containers.takeSteps(s);
     const { cp, ctx, phases, view, steps } = s;
     const { source, destination: storage, workload } = ctx;
@@ -217,7 +212,7 @@ export class CheckpointFlow {
     });
     // Encrypted: the pages are written on the source and encrypted there before anything goes to the storage
     // node, so no page-server (which would write them in clear there); the data key only travels to the source.
-    const dataKey = cp.encryption && openDataKey(this.config.checkpointKey, cp.encryption, `checkpoint '${cp.id}'`);
+    const dataKey = this.encrypted.dataKey(cp);
     // An incremental guard dump (libs/domain guard-chain.ts): the storage node's page-server links this one's
     // images to the parent's, next to them, and the dump sends only the pages dirtied since the parent's.
     // Encrypted pages are sealed on the source (no page-server): such a dump is always full.
@@ -225,10 +220,8 @@ export class CheckpointFlow {
     const chain = cp.guardChain;
     const parent = chain?.parentId !== undefined ? `../${chain.parentId}` : undefined;
     const { channel, transfer } = await phases.run(view, 'prepare', async () => {
-      // The source keeps no images between guard dumps, but CRIU's dump reads the parent's inventory.img where
-      // --prev-images-dir points (its pid-reuse check; without it the dump fails, seen in the qemu lab): it comes
-      // back from the storage node. The parent's pages are asked of the page-server there.
-      if (parent) await this.parentInventoryToSource(ctx, chain!.parentId!);
+      // CRIU's dump reads the parent's inventory.img (GuardChainSteps); its pages come from the page-server.
+      if (parent) await this.chains.parentInventoryToSource(ctx, chain!.parentId!);
       const channel = dataKey ? undefined : await strategy.prepare(ctx, parent);
       if (dataKey) await steps.makeDirs(ctx);
       // A dump writes no cpuinfo.img; the restore, on a node not known yet, checks its CPU against this one.
@@ -245,7 +238,7 @@ export class CheckpointFlow {
       const transfer = await this.streamer.arm(source, ctx.sourceDir, storage, ctx.destinationDir, {
         exclude: ['./*.log'],
       });
-      const files = await this.armFiles(s);
+      const files = await this.armFiles(s, dataKey);
       return { channel, transfer: { images: transfer, files } };
     });
     try {
@@ -269,21 +262,22 @@ export class CheckpointFlow {
                     { trackMem: true, prev: parent }
                   : {},
             )
-          : this.dumpLocal(ctx, forensic(cp)),
+          : this.encrypted.dumpLocal(ctx, forensic(cp)),
       );
       Object.assign(cp, {
         transport: view.transport,
         ...(view.transportRoute ? { transportRoute: view.transportRoute } : {}),
       });
       await phases.run(view, 'transfer', async (phase) => {
-        if (dataKey) await this.encryptOnSource(s, dataKey);
+        if (dataKey) await this.encrypted.encryptOnSource(s, dataKey);
         // The declared files, copied once the workload is frozen (nothing changes them any more).
         const [r, files] = await Promise.all([transfer.images.start(), transfer.files?.start()]).catch((e: Error) => {
           throw new MigrationStepError('transfer', e.message, false);
         });
         Object.assign(cp.bytes, { images: r.bytes, ...(files ? { files: files.bytes } : {}) });
         cp.sha256 = r.sha256;
-        phase.detail = `${r.bytes} bytes of image files${dataKey ? ' (encrypted on the source)' : ''}${files ? ` and ${files.bytes} bytes of declared files (${cp.paths!.join(', ')})` : ''}, sha256 verified on ${storage.id}`;
+        if (dataKey && files) this.encrypted.recordFilesSum(cp, files.sha256);
+        phase.detail = `${r.bytes} bytes of image files${dataKey ? ' (encrypted on the source)' : ''}${files ? ` and ${files.bytes} bytes of declared files (${cp.paths!.join(', ')}${dataKey ? ', encrypted by the orchestrator' : ''})` : ''}, sha256 verified on ${storage.id}`;
       });
       await phases.run(view, 'verify', async (phase) => {
         cp.bytes.stored = await sealStoredImages(this.ops, storage, cp.imageDir);
@@ -297,41 +291,12 @@ export class CheckpointFlow {
     }
   }
 
-  /** The freezing dump with its pages written on the source (an encrypted checkpoint's); node-side times. */
-  private async dumpLocal(ctx: MigrationContext, leaveRunning: boolean): Promise<{ startNs?: bigint; endNs: bigint }> {
-    const { source, workload } = ctx;
-    const res = await this.ops.dumpLocal(
-      source,
-      workload.pid,
-      ctx.sourceDir,
-      { ghostLimitBytes: this.config.ghostLimitBytes, ...(leaveRunning ? { leaveRunning: true } : {}) },
-      this.config.criuTimeoutMs,
-    );
-    if (res.code !== 0 || res.endNs === undefined) {
-      const log = await this.ops.tail(source, `${ctx.sourceDir}/dump.log`, 200);
-      throw criu.dumpFailure('dump', source.id, log || res.stderr, res.code);
-    }
-    return { ...(res.startNs === undefined ? {} : { startNs: res.startNs }), endNs: res.endNs };
-  }
-
-  /** Encrypts the dumped images in place on the source; the sums of what will be stored go into the record. */
-  private async encryptOnSource(s: Session, dataKey: string): Promise<void> {
-    const { source, sourceDir } = s.ctx;
-    const res = await this.ops.encryptImages(source, sourceDir, dataKey);
-    const sums = parseSums(res.stdout);
-    if (res.code !== 0 || !sums.size) {
-      const why = (/^ENCRYPT_FAILED .*$/m.exec(res.stdout)?.[0] ?? res.stderr).trim().slice(0, 300);
-      throw new MigrationStepError(
-        'transfer',
-        `encrypting the images on ${source.id} failed (exit ${res.code}): ${why}`,
-        false,
-      );
-    }
-    s.cp.encryption!.sums = [...sums].map(([name, hash]) => `${hash}  ${name}`).join('\n');
-  }
-
-  /** The workload's declared paths as one tar file next to the images; nothing when it declared none. */
-  private async armFiles(s: Session): Promise<ArmedStream | undefined> {
+  /**
+   * The workload's declared paths as one tar file next to the images; nothing when it declared none. Encrypted
+   * checkpoints: the orchestrator encrypts the tar after its guard judged it (the storage node gets ciphertext,
+   * no node gets the key for it); its sum joins the images' in the record.
+   */
+  private async armFiles(s: CheckpointSession, dataKey: string | undefined): Promise<ArmedStream | undefined> {
     const paths = outermostPaths(s.ctx.workload.paths ?? []);
     if (!paths.length) return undefined;
     s.cp.paths = paths;
@@ -341,14 +306,31 @@ export class CheckpointFlow {
       what: 'declared files',
       // checked on the way in too: a hostile source fails its checkpoint, not a later restore
       guard: { roots: paths },
+      ...(dataKey ? { seal: opensslSeal(dataKey) } : {}),
     });
+  }
+
+  /**
+   * The declared files from `dir` on `from` back to their paths on the destination, through the orchestrator's
+   * guard: from the storage node, or for encrypted ones from the destination's own copy, checked and decrypted.
+   */
+  private async restoreFiles(s: CheckpointSession, from: NodeRecord, dir: string): Promise<StreamResult> {
+    const paths = s.cp.paths!;
+    const armed = await this.streamer.armPipe(from, readStoredArchive(dir), s.ctx.destination, {
+      dir: s.ctx.destinationDir,
+      // the storage node is a node too: the stored tar is checked again on its way out
+      unpack: unpackAtRoot(paths),
+      what: 'declared files',
+      guard: { roots: paths },
+    });
+    return armed.start();
   }
 
   /**
    * The commit point of taking: the images are stored and verified, so the frozen source is killed.
    * A forensic copy kills nothing: the workload ran on (CRIU resumed it after the dump) and stays the workload.
    */
-  private async commitTake(s: Session): Promise<void> {
+  private async commitTake(s: CheckpointSession): Promise<void> {
     if (isContainer(s)) return this.containers.commitTake(s);
     const { cp, ctx, phases, view } = s;
     const { source, workload } = ctx;
@@ -377,7 +359,7 @@ export class CheckpointFlow {
    * (a dump started): undo, as any failure before the commit point (true). Otherwise nothing was frozen:
    * stop a page-server left waiting and start over (false).
    */
-  private async resumeTake(s: Session): Promise<boolean> {
+  private async resumeTake(s: CheckpointSession): Promise<boolean> {
     const note = `taken over from a worker that stopped during '${s.view.phases.at(-1)?.name ?? 'start'}'`;
     s.cp.notes = [...(s.cp.notes ?? []), note];
     if (ran(s, 'commit')) {
@@ -401,7 +383,7 @@ export class CheckpointFlow {
    * under it first), the partial images are removed, and the checkpoint failed. A failed commit is not
    * undone (the images are complete): it throws, and the job's next attempt kills the source again.
    */
-  private async undoTake(s: Session, error: Error): Promise<void> {
+  private async undoTake(s: CheckpointSession, error: Error): Promise<void> {
     if (isContainer(s)) {
       await this.containers.undoTake(s, error);
       return;
@@ -423,10 +405,14 @@ export class CheckpointFlow {
     } else {
       if (ran(s, 'prepare'))
         await this.ops.waitCriuIdle(ctx.destination, ctx.destinationDir, 1_000).catch(() => undefined);
-      if (ctx.workload.state === 'migrating') {
-        ctx.workload.state = 'running';
+      // A tree CRIU could not seize because it was exiting is gone, not held by another tracer (as a migration).
+      const gone = await exitedInsteadOfHeld(this.ops, ctx, error);
+      if (ctx.workload.state === 'migrating' || gone) {
+        ctx.workload.state = gone ? 'gone' : 'running';
         await saveWorkloadFields(this.workloads, ctx.workload, ['state']);
       }
+      if (gone)
+        cp.error = `workload gone: pid ${ctx.workload.pid} on ${ctx.source.id} exited before the checkpoint could take it; nothing was stored and it runs nowhere (${error.message})`;
     }
     // dump.log (source) and page-server.log (storage node) go with the directories removed here and at cleanup.
     await keepJobLogs(
@@ -443,12 +429,12 @@ export class CheckpointFlow {
     await this.ops.removeDir(ctx.destination, cp.imageDir);
   }
 
-  private async finishTake(s: Session, workDir: string): Promise<CheckpointRecord> {
+  private async finishTake(s: CheckpointSession, workDir: string): Promise<CheckpointRecord> {
     await this.cleanup(s, s.ctx.source, workDir);
     return this.end(s.cp, committed(s) ? 'stored' : 'failed');
   }
 
-  private async restoreSteps(s: Session, workDir: string): Promise<void> {
+  private async restoreSteps(s: CheckpointSession, workDir: string): Promise<void> {
     const { cp, ctx, phases, view, steps } = s;
     const { source: storage, destination } = ctx;
     const request = cp.restore!;
@@ -456,10 +442,7 @@ export class CheckpointFlow {
     let ancestors: CheckpointRecord[] = [];
     await phases.run(view, 'preflight', async (phase) => {
       // First: a key that cannot open the checkpoint fails before anything runs on any node.
-      if (cp.encryption) {
-        dataKey = openDataKey(this.config.checkpointKey, cp.encryption, `checkpoint '${cp.id}'`);
-        if (!cp.encryption.sums) throw new Error(`checkpoint '${cp.id}' is encrypted but has no recorded checksums`);
-      }
+      dataKey = this.encrypted.restoreKey(cp);
       // A guard-restore's rollback goes back to its source under notice (CheckpointsService.restore decided it).
       if (!request.rollback) checkDestinationState(destination);
       // The images were written by the source's CRIU; the destination's must not be older.
@@ -474,49 +457,32 @@ export class CheckpointFlow {
         this.config,
         this.clock.now(),
       );
-      ancestors = await this.storedChain(cp);
+      ancestors = await this.chains.storedChain(cp);
       for (const a of [cp, ...ancestors]) await checkStoredImages(this.ops, storage, a.imageDir);
       await checkCpuFromImages(this.ops, storage, cp.imageDir, destination, `${workDir}/cpuinfo`);
       phase.detail = `${criuCheck}; the images on ${storage.id} match ${CHECKSUMS}`;
     });
     await phases.run(view, 'transfer', async (phase) => {
       await this.ops.makeDir(destination, ctx.destinationDir);
-      // An incremental guard checkpoint's parents go next to its images, where its `parent` links point
-      // (`../<id>`): CRIU's restore reads each page from the newest image in the chain that has it.
-      let chainBytes = 0;
-      for (const a of ancestors) {
-        const dir = `${workDir}/${a.id}`;
-        await this.ops.makeDir(destination, dir);
-        const r = await this.streamer
-          .copy(storage, a.imageDir, destination, dir, {
-            exclude: ['./*.log', `./${CHECKSUMS}`, `./${CHECKPOINT_FILES_TAR}`],
-          })
-          .catch((e: Error) => {
-            throw new MigrationStepError('transfer', e.message, true);
-          });
-        chainBytes += r.bytes;
-      }
-      const [r, files] = await Promise.all([
+      // An incremental guard checkpoint's parents go next to its images, where its `parent` links point.
+      const chainBytes = await this.chains.copyChain(ancestors, storage, destination, workDir);
+      // Declared files encrypted with the images travel with them, to be checked and decrypted there first.
+      const sealedFiles = cp.paths?.length && this.encrypted.filesEncrypted(cp);
+      const broke = (e: Error) => {
+        throw new MigrationStepError('transfer', e.message, true);
+      };
+      const [r, plainFiles] = await Promise.all([
         this.streamer.copy(storage, cp.imageDir, destination, ctx.destinationDir, {
-          exclude: ['./*.log', `./${CHECKSUMS}`, `./${CHECKPOINT_FILES_TAR}`],
+          exclude: sealedFiles
+            ? IMAGE_COPY_EXCLUDES.filter((x) => x !== `./${CHECKPOINT_FILES_TAR}`)
+            : [...IMAGE_COPY_EXCLUDES],
         }),
         // The declared files go back to their paths on the destination before the tree that opens them.
-        cp.paths?.length
-          ? this.streamer
-              .armPipe(storage, readStoredArchive(cp.imageDir), destination, {
-                dir: ctx.destinationDir,
-                // the storage node is a node too: the stored tar is checked again on its way out
-                unpack: unpackAtRoot(cp.paths),
-                what: 'declared files',
-                guard: { roots: cp.paths },
-              })
-              .then((armed) => armed.start())
-          : undefined,
-      ]).catch((e: Error) => {
-        throw new MigrationStepError('transfer', e.message, true);
-      });
+        cp.paths?.length && !sealedFiles ? this.restoreFiles(s, storage, cp.imageDir) : undefined,
+      ]).catch(broke);
       request.imageBytes = r.bytes + chainBytes;
-      if (dataKey) await this.decryptOnDestination(s, dataKey);
+      if (dataKey) await this.encrypted.decryptOnDestination(s, dataKey);
+      const files = sealedFiles ? await this.restoreFiles(s, destination, ctx.destinationDir).catch(broke) : plainFiles;
       phase.detail = `${r.bytes} bytes of images${files ? ` and ${cp.paths!.join(', ')} (${files.bytes} bytes)` : ''} from ${storage.id}, sha256 verified on ${destination.id}${dataKey ? ', checked against the sums recorded at the take and decrypted there' : ''}`;
     });
     const resumedNs = await phases.run(view, 'restore', () => steps.restore(ctx));
@@ -527,67 +493,12 @@ export class CheckpointFlow {
     if (stats) request.criu = stats;
   }
 
-  private async parentInventoryToSource(ctx: MigrationContext, parentId: string): Promise<void> {
-    const { source, destination: storage } = ctx;
-    const stored = `${ctx.destinationDir.slice(0, ctx.destinationDir.lastIndexOf('/'))}/${parentId}/inventory.img`;
-    const inventory = await this.ops.readFile(storage, stored);
-    if (!inventory?.length) {
-      throw new MigrationStepError('prepare', `the parent's ${stored} is missing on ${storage.id}: chain broken`, true);
-    }
-    const dir = `${ctx.sourceDir.slice(0, ctx.sourceDir.lastIndexOf('/'))}/${parentId}`;
-    await this.ops.makeDir(source, dir);
-    await this.ops.writeFile(source, `${dir}/inventory.img`, inventory);
-  }
-
-  /**
-   * An incremental guard checkpoint's parents, newest first, each stored; a chain with a parent gone or not stored
-   * cannot be restored (its pages would be missing) and fails the preflight with nothing run.
-   */
-  private async storedChain(cp: CheckpointRecord): Promise<CheckpointRecord[]> {
-    const out: CheckpointRecord[] = [];
-    for (let id = cp.guardChain?.parentId; id !== undefined;) {
-      const p = await this.checkpoints.get(id);
-      if (
-        !p ||
-        p.workloadId !== cp.workloadId ||
-        p.storageNodeId !== cp.storageNodeId ||
-        out.some((x) => x.id === id)
-      ) {
-        throw new Error(`checkpoint '${cp.id}' builds on '${id}', which is not stored with it: its chain is broken`);
-      }
-      if (p.state === 'failed' || p.state === 'queued' || p.state === 'taking') {
-        throw new Error(`checkpoint '${cp.id}' builds on '${id}', which is ${p.state}: its chain is broken`);
-      }
-      out.push(p);
-      id = p.guardChain?.parentId;
-    }
-    return out;
-  }
-
-  /**
-   * The copied images checked against the ciphertext sums the source reported (the storage node cannot change
-   * those: they are in the record), then decrypted in place on the destination. A mismatch decrypts nothing.
-   */
-  private async decryptOnDestination(s: Session, dataKey: string): Promise<void> {
-    const { destination, destinationDir, source: storage } = s.ctx;
-    const res = await this.ops.decryptImages(destination, destinationDir, dataKey, s.cp.encryption!.sums!);
-    if (res.code === 0) return;
-    const detail = (res.stdout || res.stderr).trim().split('\n').slice(0, 6).join('; ').slice(0, 400);
-    throw new MigrationStepError(
-      'transfer',
-      res.code === 5
-        ? `the images from ${storage.id} differ from the checksums recorded when checkpoint '${s.cp.id}' was taken (tampered or damaged): ${detail}; nothing was decrypted or restored`
-        : `decrypting the images on ${destination.id} failed (exit ${res.code}): ${detail}`,
-      true,
-    );
-  }
-
   /**
    * The restored tree runs verified: the workload lives on the destination now. A forensic checkpoint's
    * restore is a clone: the workload record (the original, still running) is left as it is. A guard
    * checkpoint restored for its lost node (`restore.takeover`) moves the workload, as a storage one does.
    */
-  private async commitRestore(s: Session): Promise<void> {
+  private async commitRestore(s: CheckpointSession): Promise<void> {
     if (isContainer(s)) return this.containers.commitRestore(s);
     const { cp, ctx, phases, view } = s;
     const { workload, destination } = ctx;
@@ -617,7 +528,7 @@ export class CheckpointFlow {
    * ended there), so the images stay the only copy. When that cannot be proven this throws and the
    * checkpoint stays 'restoring' for the job's next attempt.
    */
-  private async undoRestore(s: Session, error: Error): Promise<void> {
+  private async undoRestore(s: CheckpointSession, error: Error): Promise<void> {
     const { cp, ctx } = s;
     const request = cp.restore!;
     if (ran(s, 'commit')) throw error;
@@ -641,7 +552,7 @@ export class CheckpointFlow {
   }
 
   /** CRIU's stats-dump (streamed with the images); the freeze start from it. Never throws: after the commit. */
-  private async recordDumpStats(s: Session, dumpEndNs: bigint): Promise<void> {
+  private async recordDumpStats(s: CheckpointSession, dumpEndNs: bigint): Promise<void> {
     const { cp, ctx } = s;
     const dump = await this.readStats(ctx.destination, `${cp.imageDir}/stats-dump`, criu.parseDump, cp);
     if (!dump) return;
@@ -667,7 +578,7 @@ export class CheckpointFlow {
   }
 
   /** The working directory under the image root (cpuinfo check, a restore's images); never the stored images. */
-  private async cleanup(s: Session, node: NodeRecord, workDir: string): Promise<void> {
+  private async cleanup(s: CheckpointSession, node: NodeRecord, workDir: string): Promise<void> {
     await s.phases
       .run(s.view, 'cleanup', async (phase) => {
         const removed = await this.ops.removeDir(node, workDir);
@@ -686,7 +597,7 @@ export class CheckpointFlow {
     sourceDir: string,
     destinationDir: string,
     id: string,
-  ): Session {
+  ): CheckpointSession {
     const view: MigrationRecord = {
       id,
       workloadId: cp.workloadId,

@@ -5,6 +5,7 @@
  * "exactly one running copy". The real thing: test/containers.e2e-spec.ts. node-a runs the container, node-c
  * stores, node-b restores.
  */
+import { randomBytes } from 'node:crypto';
 import type { CheckpointRecord, WorkloadRecord } from '@spotlift/domain';
 import { InMemoryRecords } from '@spotlift/store';
 import { DirectoryStreamer } from '@spotlift/transport';
@@ -20,6 +21,7 @@ import {
 } from '@spotlift/testing';
 import { SystemClock } from '../clock.js';
 import { DEFAULT_ENGINE_CONFIG } from '../engine.types.js';
+import { newDataKey } from './checkpoint-crypto.js';
 import { CheckpointFlow } from './checkpoint-flow.js';
 
 const C = aContainer({
@@ -66,7 +68,7 @@ const restoreRequest = (over: Partial<CheckpointRecord> = {}) =>
     ...over,
   });
 
-function kit(checkpoint: CheckpointRecord, workload: Partial<WorkloadRecord> = {}) {
+function kit(checkpoint: CheckpointRecord, workload: Partial<WorkloadRecord> = {}, checkpointKey?: Uint8Array) {
   // The node-level operations answered by name; the shell is only the relayed stream's.
   const shell = new ScriptedNodeShell();
   const ok = (stdout = '') => ({ code: 0, stdout, stderr: '' });
@@ -100,7 +102,7 @@ function kit(checkpoint: CheckpointRecord, workload: Partial<WorkloadRecord> = {
     ops.asNodeOps(),
     new DirectoryStreamer(shell),
     new SystemClock(),
-    { ...DEFAULT_ENGINE_CONFIG, criuIdleTimeoutMs: 1_000 },
+    { ...DEFAULT_ENGINE_CONFIG, criuIdleTimeoutMs: 1_000, ...(checkpointKey ? { checkpointKey } : {}) },
     undefined,
     podman.asPodmanOps(),
   );
@@ -349,5 +351,78 @@ describe('container checkpoints to storage: restoring one', () => {
     k.podman.busy = ['node-b'];
     await expect(k.flow.restore('cp-1', 1)).rejects.toThrow(/still runs on node-b/);
     expect(k.podman.ran('remove')).toEqual([]);
+  });
+});
+
+describe('container checkpoints encrypted at rest (a master key configured)', () => {
+  const master = randomBytes(32);
+  const said = (stdout = '', code = 0) => ({ code, stdout, stderr: '' });
+  const SEALED = '/var/lib/spotlift/images/cp-1-r1/dst/sealed';
+
+  it('the orchestrator encrypts the archive it relays (openssl format); its ciphertext sum is recorded', async () => {
+    const k = kit(aCheckpoint(), {}, master);
+    const seals: unknown[] = [];
+    const arm = k.podman.armCheckpoint.bind(k.podman);
+    k.podman.armCheckpoint = (...args: Parameters<typeof arm>) => {
+      seals.push((args as unknown[])[8]);
+      return arm(...args);
+    };
+    const cp = await k.flow.take('cp-1');
+    expect(cp.error).toBeUndefined();
+    expect(cp.state).toBe('stored');
+    expect(seals).toHaveLength(1);
+    expect((seals[0] as { header: Buffer }).header.subarray(0, 8).toString('latin1')).toBe('Salted__');
+    expect(cp.encryption).toMatchObject({ scheme: 'openssl-aes-256-ctr-pbkdf2', sums: `${cp.sha256}  checkpoint.tar` });
+    expect(cp.phases.find((p) => p.name === 'dump')?.detail).toMatch(/encrypted by the orchestrator/);
+  });
+
+  /** A stored encrypted checkpoint with a restore to node-b; `decrypt` is node-b's answer to the check. */
+  function storedEncrypted(decrypt: ReturnType<typeof said>, key: Uint8Array = master) {
+    const { encryption } = newDataKey(master);
+    const k = kit(
+      restoreRequest({ encryption: { ...encryption, sums: `${'c'.repeat(64)}  checkpoint.tar` } }),
+      {
+        state: 'checkpointed',
+      },
+      key,
+    );
+    k.podman.nodes['node-a']!.containers = [];
+    k.podman.storedImages.set(`node-c:${IMAGE_DIR}/image.tar`, C.image.id);
+    k.podman.archives.set(ARCHIVE, { ...C, running: false });
+    k.ops.on('decryptImages', decrypt, { node: 'node-b' });
+    return k;
+  }
+
+  it('a restore copies the archive apart, checks its recorded sum and decrypts it there, then imports it', async () => {
+    const k = storedEncrypted(said());
+    const cp = await k.flow.restore('cp-1', 1);
+    expect(cp.restore?.error).toBeUndefined();
+    expect(cp.state).toBe('restored');
+    expect(k.ops.argsOf('decryptImages', 'node-b').map(([dir, , sums]) => [dir, sums])).toEqual([
+      [SEALED, `${'c'.repeat(64)}  checkpoint.tar`],
+    ]);
+    expect(k.podman.archives.has(`node-b:${SEALED}/checkpoint.tar`)).toBe(true);
+    expect(k.podman.ran('armRestoreImport')).toEqual([`node-b:${SEALED}/checkpoint.tar`]);
+    expect(k.running('node-b')).toBe(true);
+  });
+
+  it('an archive that differs from the recorded sum: nothing imported, the checkpoint stays stored', async () => {
+    const k = storedEncrypted(said('checkpoint.tar: FAILED\nTAMPERED\n', 5));
+    const cp = await k.flow.restore('cp-1', 1);
+    expect(cp.state).toBe('stored');
+    expect(cp.restore!.error).toMatch(
+      /differ from the checksums recorded .*checkpoint.tar: FAILED.*nothing was decrypted/,
+    );
+    expect(k.podman.ran('armRestoreImport')).toEqual([]);
+    expect(k.running('node-b')).toBe(false);
+  });
+
+  it('an orchestrator with another key: refused in preflight, nothing asked of any node', async () => {
+    const k = storedEncrypted(said(), randomBytes(32));
+    const cp = await k.flow.restore('cp-1', 1);
+    expect(cp.state).toBe('stored');
+    expect(cp.restore!.error).toMatch(/encrypted under checkpoint key [0-9a-f]{16}; this orchestrator holds key/);
+    expect(k.podman.calls).toEqual([]);
+    expect(k.ops.argsOf('decryptImages')).toEqual([]);
   });
 });

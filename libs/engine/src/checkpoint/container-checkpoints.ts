@@ -1,38 +1,25 @@
-import {
-  DomainError,
-  leavesRunning,
-  type CheckpointRecord,
-  type MigrationRecord,
-  type PhaseRecord,
-} from '@spotlift/domain';
+import { DomainError, leavesRunning, type PhaseRecord } from '@spotlift/domain';
 import type { WorkloadRepository } from '@spotlift/store';
 import type { Clock } from '../clock.js';
 import { ContainerRollback } from '../container-recovery.js';
-import { type EngineConfig, type MigrationContext, MigrationStepError } from '../engine.types.js';
+import { type EngineConfig, MigrationStepError } from '../engine.types.js';
 import type { NodeOps } from '../node-ops/node-ops.js';
 import type { PodmanOps } from '../node-ops/podman/podman-ops.js';
-import type { PhaseRecorder } from '../phase-recorder.js';
 import { parsePodmanRestoreStats, statsOf } from '../podman/stats.js';
 import { checkDestinationState } from '../steps/preflight-checks.js';
-import type { MigrationSteps } from '../steps/migration-steps.js';
 import { refuseStaleRun, saveWorkloadFields } from '../workload-writes.js';
 import { CHECKSUMS, checkStorage, checkStoredImages, sealStoredImages } from './checkpoint-checks.js';
+import { opensslSeal } from './checkpoint-crypto.js';
+import { type CheckpointSession, committed, ran } from './checkpoint-session.js';
+import { EncryptedSteps } from './encrypted-steps.js';
 
-/** One run of a checkpoint's steps (CheckpointFlow's session, as far as a container's steps use it). */
-export interface ContainerSession {
-  cp: CheckpointRecord;
-  ctx: MigrationContext;
-  view: MigrationRecord;
-  phases: PhaseRecorder;
-  steps: MigrationSteps;
-}
+/** CheckpointFlow's session, as far as a container's steps use it. */
+export type ContainerSession = CheckpointSession;
 
 /** The files of a container's checkpoint in its `imageDir` on the storage node. */
 export const CONTAINER_ARCHIVE = 'checkpoint.tar';
 export const CONTAINER_IMAGE = 'image.tar';
 
-const ran = (s: ContainerSession, name: string) => s.view.phases.some((p) => p.name === name);
-const committed = (s: ContainerSession) => s.view.phases.some((p) => p.name === 'commit' && p.ok);
 const refuse = (why: string): never => {
   throw new MigrationStepError('preflight', why, true);
 };
@@ -52,19 +39,25 @@ const refuse = (why: string): never => {
  * Podman command of it runs) and leaves the checkpoint stored. A forensic checkpoint's restore is a clone.
  */
 export class ContainerCheckpoints {
+  private readonly encrypted: EncryptedSteps;
+
   constructor(
     private readonly ops: NodeOps,
     private readonly podman: PodmanOps,
     private readonly workloads: WorkloadRepository,
     private readonly clock: Clock,
     private readonly config: EngineConfig,
-  ) {}
+  ) {
+    this.encrypted = new EncryptedSteps(ops, config);
+  }
 
   async takeSteps(s: ContainerSession): Promise<void> {
     const { cp, ctx, phases, view } = s;
     const { source, destination: storage } = ctx;
     const id = containerOf(s);
     const forensic = leavesRunning(cp);
+    // Encrypted: the orchestrator encrypts the archive as it relays it (Podman writes it; no node gets the key).
+    const dataKey = this.encrypted.dataKey(cp);
     await phases.run(view, 'preflight', (phase) => this.takePreflight(s, id, phase));
     const checkpoint = await phases.run(view, 'prepare', async (phase) => {
       await Promise.all([this.ops.makeDir(source, ctx.sourceDir), this.ops.makeDir(storage, cp.imageDir)]);
@@ -84,6 +77,8 @@ export class ContainerCheckpoints {
         `${cp.imageDir}/${CONTAINER_ARCHIVE}`,
         this.config.criuTimeoutMs,
         forensic ? 'leave-running' : 'final',
+        undefined,
+        dataKey ? opensslSeal(dataKey) : undefined,
       );
       phase.detail = `image ${c.image.name} stored on ${storage.id} (${img.bytes} bytes, sha256 verified)`;
       return armed;
@@ -104,6 +99,8 @@ export class ContainerCheckpoints {
         }
         cp.bytes.images = sent.bytes;
         cp.sha256 = sent.sha256;
+        // The image stays in clear (what a registry serves); the archive (memory, files) is the ciphertext summed.
+        if (dataKey) cp.encryption!.sums = `${sent.sha256}  ${CONTAINER_ARCHIVE}`;
         if (outcome.stats) {
           const st = statsOf(outcome.stats, id);
           cp.criu.dump = { ...st.criu, pagesLazy: 0 };
@@ -114,7 +111,7 @@ export class ContainerCheckpoints {
           });
         } else cp.notes = [...(cp.notes ?? []), outcome.statsProblem ?? 'no checkpoint stats'];
         if (outcome.startNs !== undefined) cp.frozenAt = new Date(Number(outcome.startNs / 1_000_000n)).toISOString();
-        phase.detail = `podman container checkpoint --export${forensic ? ' --leave-running' : ''} streamed to ${storage.id}: ${sent.bytes} bytes, sha256 verified`;
+        phase.detail = `podman container checkpoint --export${forensic ? ' --leave-running' : ''} streamed to ${storage.id}${dataKey ? ', encrypted by the orchestrator' : ''}: ${sent.bytes} bytes, sha256 verified`;
       });
       await phases.run(view, 'verify', async (phase) => {
         cp.bytes.stored = await sealStoredImages(this.ops, storage, cp.imageDir, [CONTAINER_ARCHIVE, CONTAINER_IMAGE]);
@@ -226,13 +223,22 @@ export class ContainerCheckpoints {
     const { source: storage, destination } = ctx;
     const request = cp.restore!;
     const id = containerOf(s);
-    const archive = `${ctx.destinationDir}/${CONTAINER_ARCHIVE}`;
-    await phases.run(view, 'preflight', (phase) => this.restorePreflight(s, id, phase));
+    // An encrypted archive is copied into a directory of its own, checked against its recorded sum and
+    // decrypted there (decryptImages refuses any file the sums do not list).
+    const sealed = cp.encryption ? `${ctx.destinationDir}/sealed` : undefined;
+    const archive = `${sealed ?? ctx.destinationDir}/${CONTAINER_ARCHIVE}`;
+    let dataKey: string | undefined;
+    await phases.run(view, 'preflight', (phase) => {
+      // First: a key that cannot open the checkpoint fails before anything runs on any node.
+      dataKey = this.encrypted.restoreKey(cp);
+      return this.restorePreflight(s, id, phase);
+    });
     await phases.run(view, 'transfer', async (phase) => {
       await this.ops.makeDir(destination, ctx.destinationDir);
       const c = cp.container!;
       const notes: string[] = [];
       try {
+        if (sealed) await this.ops.makeDir(destination, sealed);
         if (!(await this.podman.hasImage(destination, c.image.id))) {
           const img = await this.podman.loadStoredImage(
             storage,
@@ -253,6 +259,10 @@ export class ContainerCheckpoints {
         notes.unshift(`${r.bytes} bytes of archive from ${storage.id}, sha256 verified on ${destination.id}`);
       } catch (e) {
         throw new MigrationStepError('transfer', (e as Error).message, true);
+      }
+      if (dataKey) {
+        await this.encrypted.decryptOnDestination(s, dataKey, sealed);
+        notes.push(`checked against the sum recorded at the take and decrypted on ${destination.id}`);
       }
       phase.detail = notes.join('; ');
     });

@@ -10,6 +10,8 @@ import { patternBytes } from '@spotlift/criu';
 import { loadImages, WORKDIR } from '../../../criu/test/forensic-fixture.js';
 import { createCipheriv, createHash, pbkdf2Sync, randomBytes } from 'node:crypto';
 import type { CheckpointRecord } from '@spotlift/domain';
+import { PassThrough, Readable } from 'node:stream';
+import { extract } from 'tar-stream';
 import { STORED_IMAGE_LIMITS, StoredImages } from './stored-images.js';
 import { isEncryptedFile, newDataKey } from './checkpoint-crypto.js';
 
@@ -136,6 +138,99 @@ describe('StoredImages', () => {
       await expect(images.inspect()).rejects.toThrow(
         "core-1.img on 'node-c' differs from the checksums recorded when the checkpoint was taken",
       );
+    });
+
+    describe('export (the archive built in the orchestrator: the storage node has no key)', () => {
+      const layoutInput = {
+        checkpointId: 'cp-1',
+        workloadId: 'wl-1',
+        createdAt: '2026-01-01T00:00:00.000Z',
+        mode: 'forensic' as const,
+        sourceNodeId: 'node-a',
+      };
+      /** The stored file's bytes as `cat` on the node sends them, in small chunks (the decryption spans them). */
+      const serving = (node: ReturnType<typeof open>, served = stored) => {
+        const streams: Readable[] = [];
+        node.ops.on('sendImageFile', (_n, _dir, name) => {
+          const bytes = Buffer.from(served[name]!);
+          const chunks = Array.from({ length: Math.ceil(bytes.length / 1000) }, (_x, i) =>
+            bytes.subarray(i * 1000, (i + 1) * 1000),
+          );
+          const stdout = Readable.from(chunks, { objectMode: false });
+          streams.push(stdout);
+          return { stdin: new PassThrough(), stdout, done: Promise.resolve({ code: 0, stderr: '' }) };
+        });
+        return streams;
+      };
+      /** The archive's members, read back with tar-stream's parser. */
+      const members = async (stream: Readable) => {
+        const out: Record<string, Buffer> = {};
+        const ex = extract();
+        const read = (async () => {
+          for await (const entry of ex) {
+            const parts: Buffer[] = [];
+            for await (const c of entry) parts.push(c as Buffer);
+            out[entry.header.type === 'directory' ? `${entry.header.name}/` : entry.header.name] = Buffer.concat(parts);
+          }
+        })();
+        for await (const c of stream) ex.write(c);
+        ex.end(undefined);
+        await read;
+        return out;
+      };
+
+      it('holds every image decrypted under checkpoint/, the layout files and stats-dump at the top; no tar on the node', async () => {
+        const node = open();
+        serving(node);
+        const { proc, layout } = await node.images.export(layoutInput, `${DIR}.export-x`);
+        const got = await members(proc.stdout);
+        expect(await proc.done).toEqual({ code: 0, stderr: '' });
+        expect(
+          Object.keys(got)
+            .filter((n) => !n.startsWith('checkpoint'))
+            .sort(),
+        ).toEqual(['config.dump', 'spec.dump', 'spotlift-export.json', 'stats-dump']);
+        expect(got['config.dump']!.toString()).toBe(layout.files['config.dump']);
+        expect(got['checkpoint/']).toBeDefined();
+        for (const [name, plain] of Object.entries(files))
+          expect(got[`checkpoint/${name}`]).toEqual(Buffer.from(plain));
+        expect(got['checkpoint/pages-1.img']!.includes('SPOTLIFT-FORENSIC-NEEDLE-4711')).toBe(true);
+        expect(node.ops.argsOf('exportArchive')).toHaveLength(0);
+      });
+
+      it('a page changed on the storage node cuts the archive: an error, never a whole-looking archive', async () => {
+        const pages = new Uint8Array(stored['pages-1.img']!);
+        pages[5000]! ^= 1;
+        const node = open({ ...stored, 'pages-1.img': pages });
+        serving(node, { ...stored, 'pages-1.img': pages });
+        const { proc } = await node.images.export(layoutInput, `${DIR}.export-x`);
+        await expect(members(proc.stdout)).rejects.toThrow();
+        const done = await proc.done;
+        expect(done.code).toBe(1);
+        expect(done.stderr).toMatch(
+          /pages-1\.img on 'node-c' differs from the checksums recorded .* the export is cut/,
+        );
+      });
+
+      it('a file sent longer than listed is refused as it arrives', async () => {
+        const longer = { ...stored, 'pages-2.img': Buffer.concat([stored['pages-2.img']!, Buffer.alloc(10)]) };
+        const node = open(longer);
+        serving(node, longer);
+        const { proc } = await node.images.export(layoutInput, `${DIR}.export-x`);
+        await expect(members(proc.stdout)).rejects.toThrow();
+        expect((await proc.done).stderr).toMatch(/pages-2\.img from 'node-c' is longer than its listed/);
+      });
+
+      it('a consumer that goes away ends the stream on the node and the building', async () => {
+        const node = open();
+        const streams = serving(node);
+        const { proc } = await node.images.export(layoutInput, `${DIR}.export-x`);
+        for await (const _c of proc.stdout) break; // the first chunk, then hang up
+        const done = await proc.done;
+        expect(done.code).toBe(1);
+        expect(streams.length).toBeLessThan(Object.keys(files).length);
+        expect(streams.every((s) => s.destroyed)).toBe(true);
+      });
     });
 
     it('another master key opens nothing and reads nothing', () => {

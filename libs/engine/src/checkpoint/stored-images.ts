@@ -15,7 +15,6 @@ import {
   type SearchResult,
 } from '@spotlift/criu';
 import type { NodeOps } from '../node-ops/node-ops.js';
-import type { RemoteProcess } from '@spotlift/transport';
 import {
   OPENSSL_HEADER_BYTES,
   OpensslCtr,
@@ -24,6 +23,7 @@ import {
   parseSums,
   sha256Hex,
 } from './checkpoint-crypto.js';
+import { type ArchiveStream, decryptedArchive, decryptedFile } from './decrypted-archive.js';
 
 /** An encrypted checkpoint's key and the ciphertext sums recorded at its take (checkpoint-crypto.ts). */
 interface Decryption {
@@ -235,12 +235,70 @@ export class StoredImages {
   async export(
     input: Omit<ExportInput, 'inspection'>,
     stageDir: string,
-  ): Promise<{ proc: RemoteProcess; layout: ExportLayout }> {
+  ): Promise<{ proc: ArchiveStream; layout: ExportLayout }> {
     const { inspection } = await this.inspect();
     const layout = exportLayout({ ...input, inspection });
+    if (this.decryption) return { proc: await this.decryptedExport(layout), layout };
     const names = Object.keys(layout.files);
     const stdin = names.map((n) => `${n} ${Buffer.from(layout.files[n]!).toString('base64')}\n`).join('');
     const proc = await this.ops.exportArchive(this.node, this.dir, stageDir, names, stdin);
     return { proc, layout };
+  }
+
+  /** One stored file of an encrypted checkpoint, decrypted here as it streams (Podman's archive of a container). */
+  async exportFile(name: string): Promise<ArchiveStream> {
+    const sizes = await this.list();
+    const sha256 = this.decryption?.sums.get(name);
+    if (!sizes.has(name) || !sha256 || !this.encrypted(name)) {
+      throw new CriuImageError(
+        `${name} is not an encrypted file of ${this.dir} on '${this.node.id}' with a recorded sum`,
+      );
+    }
+    const member = { name, storedBytes: this.raw.get(name)!, sha256, encrypted: true };
+    return decryptedFile(
+      member,
+      (n) => this.ops.sendImageFile(this.node, this.dir, n),
+      this.decryption!.ctr,
+      this.node.id,
+    );
+  }
+
+  /**
+   * An encrypted checkpoint's archive, built here (decrypted-archive.ts): the files its source's sums list, each
+   * streamed from the storage node and decrypted on the way; `stats-dump` (in clear, small) also at the top, as
+   * Podman has it. Anything else on the storage node (logs, its own SHA256SUMS) stays out.
+   */
+  private async decryptedExport(layout: ExportLayout): Promise<ArchiveStream> {
+    const sizes = await this.list();
+    const { sums, ctr } = this.decryption!;
+    const members = [...this.raw]
+      .filter(([name]) => sums.has(name))
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, storedBytes]) => ({
+        name,
+        storedBytes,
+        sha256: sums.get(name)!,
+        encrypted: this.encrypted(name),
+      }));
+    const top: Record<string, Uint8Array> = Object.fromEntries(
+      Object.entries(layout.files).map(([n, text]) => [n, Buffer.from(text)]),
+    );
+    if (sizes.has('stats-dump') && sums.has('stats-dump')) {
+      const stats = (await this.read(['stats-dump']))['stats-dump']!;
+      if (sha256Hex(stats) !== sums.get('stats-dump')) {
+        throw new CriuImageError(
+          `stats-dump on '${this.node.id}' differs from the checksums recorded when the checkpoint was taken (tampered or damaged)`,
+        );
+      }
+      top['stats-dump'] = stats;
+    }
+    return decryptedArchive(
+      top,
+      'checkpoint',
+      members,
+      (name) => this.ops.sendImageFile(this.node, this.dir, name),
+      ctr,
+      this.node.id,
+    );
   }
 }

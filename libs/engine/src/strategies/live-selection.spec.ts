@@ -266,6 +266,35 @@ describe('auto: the pair, the memory, the dirty rate, the budget and the deadlin
       samples: 1,
       bytesPerSec: done.throughput!.pagesBytesPerSec,
     });
+    // Alone on node-a: no node-level figure (the pair's says it all).
+    expect(await fresh.links.outbound('node-a', 'tcp')).toBeUndefined();
+  });
+
+  it("a completed job says when its pages began: with another transfer leaving its source then, the node's total", async () => {
+    const links = new InMemoryPairLinks();
+    // A long transfer from node-a to node-c that spans whatever the clock says now.
+    await links.record({
+      sourceNodeId: 'node-a',
+      destinationNodeId: 'node-c',
+      transport: 'tcp',
+      bytesPerSec: 7 * MiB,
+      at: '2100-01-01T00:00:00.000Z',
+      startedAt: '2000-01-01T00:00:00.000Z',
+    });
+    const env = liveSetup({
+      migration: { strategy: 'auto', downtimeBudgetMs: 2000 },
+      workload: aWorkload({ rssBytes: 64 * MiB }),
+      links,
+    });
+    scriptSoftDirtyOps(env.ops, false);
+    tree(env.ops, 65536);
+    scriptPreCopyReplayOps(env.ops, QEMU_PRECOPY.preCopy);
+    common(env);
+    const done = await env.engine.run('mig-1');
+    expect(done.state).toBe('completed');
+    const total = (await links.outbound('node-a', 'tcp'))!;
+    expect(total).toMatchObject({ concurrent: 2, samples: 1 });
+    expect(total.bytesPerSec).toBeCloseTo(7 * MiB + done.throughput!.pagesBytesPerSec!, 0);
   });
 
   it('tight budget without soft-dirty: runs the trial, then post-copy', async () => {

@@ -55,13 +55,18 @@ export class StrategyChain {
   private async recordLink(ctx: MigrationContext): Promise<void> {
     const bytesPerSec = ctx.migration.throughput?.pagesBytesPerSec;
     if (!bytesPerSec || !Number.isFinite(bytesPerSec)) return;
+    const now = this.clock.now();
+    // When the pages began to flow, from their size and rate: lets the source's outbound figure see which of its
+    // transfers overlapped (ending now overstates the end by the restore, alike for every transfer).
+    const startedAt = new Date(now.getTime() - (ctx.migration.bytes.pages / bytesPerSec) * 1000);
     await this.links
       .record({
         sourceNodeId: ctx.source.id,
         destinationNodeId: ctx.destination.id,
         transport: ctx.migration.transport ?? 'tcp',
         bytesPerSec,
-        at: this.clock.now().toISOString(),
+        at: now.toISOString(),
+        startedAt: startedAt.toISOString(),
       })
       .catch(() => undefined);
   }

@@ -1,5 +1,5 @@
 import type { NodeRecord } from '@spotlift/domain';
-import type { ArmedStream, DirectRoute, DirectoryStreamer, StreamResult } from '@spotlift/transport';
+import type { ArmedStream, DirectRoute, DirectoryStreamer, StreamResult, StreamSeal } from '@spotlift/transport';
 import type { ArmedCommand, NodeOps } from '../node-ops.js';
 import * as pc from './podman-commands.js';
 import { type ContainerInspection, parseContainerInspect } from '../../podman/inspect.js';
@@ -101,13 +101,17 @@ export class PodmanOps {
     timeoutMs: number,
     round: pc.CheckpointRound = 'final',
     route?: DirectRoute,
+    /** An encrypted checkpoint's: the orchestrator encrypts the archive it relays (never on a direct route). */
+    seal?: StreamSeal,
   ): Promise<ArmedStream> {
     const send = pc.checkpointToStdout(container, sourceDir, timeoutMs / 1000, round);
     const receive = {
       dir: archive.slice(0, archive.lastIndexOf('/')) || '/',
       unpack: pc.receiveArchive(archive),
       what: `checkpoint archive of ${container}`,
+      ...(seal ? { seal } : {}),
     };
+    if (seal && route) throw new Error('an encrypted archive is relayed by the orchestrator, not sent direct');
     return route
       ? this.streamer.direct.armPipe(source, send, destination, receive, route)
       : this.streamer.armPipe(source, send, destination, receive);
