@@ -44,6 +44,7 @@ describe('guardCopyOf: which guard checkpoint a too-short notice may build on', 
   const table: Array<[string, Partial<WorkloadRecord>, CheckpointRecord[], string | undefined, RegExp]> = [
     ['the newest stored one, with its measured take', {}, [cp('g1', 25), cp('g2', 8)], 'g2', /g2 \(8\.0 s old/],
     ['not guarded', { guard: undefined }, [cp('g1', 8)], undefined, /not guarded/],
+    ['a container: as before', { kind: 'podman' }, [cp('g1', 8)], undefined, /a container/],
     ['no guard checkpoint stored: as today', {}, [cp('g1', 8, { state: 'failed' })], undefined, /no stored/],
     [
       'a guard dump failed after the last good one: as today',

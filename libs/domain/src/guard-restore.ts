@@ -40,6 +40,8 @@ export function guardCopyOf(
   now: Date,
 ): { copy?: GuardCopyInfo; reason: string } {
   if (!workload.guard) return { reason: 'not guarded' };
+  // A container's checkpoint is Podman's archive, which chains no last dump onto a guard one: as before.
+  if (workload.kind === 'podman') return { reason: 'a container: no last checkpoint on a guard chain' };
   const mine = checkpoints.filter((c) => c.workloadId === workload.id);
   const last = goodGuardCheckpoints(mine)[0];
   if (!last) return { reason: 'no stored guard checkpoint' };
