@@ -38,6 +38,11 @@ export interface CheckpointRestore {
   imageSentBytes?: number;
   /** A guard checkpoint restored because its node was lost (node-loss.ts): the restored copy is the workload. */
   takeover?: LossTakeover;
+  /**
+   * A guard-restore's rollback (short-notice.ts): the restore elsewhere failed and was undone, so the workload goes
+   * back to its source node, which is under notice and so no placement target, but still runs until its deadline.
+   */
+  rollback?: boolean;
 }
 
 /** The copy left on a lost node: the sweeper kills it there, first thing, should the node answer again. */

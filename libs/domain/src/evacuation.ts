@@ -70,7 +70,9 @@ export interface EvacuationNotice {
  *   could not finish before the deadline. `skipped`: could not be started (the reason is in `error`).
  * - Otherwise the state of its migration.
  */
-export type EvacuationJobState = 'pending' | 'missed' | 'skipped' | 'checkpointing' | 'checkpointed' | MigrationState;
+/** `restoring`: a guard-restore job's last checkpoint is stored and being restored (on another node, or back on the source). */
+export type EvacuationJobState =
+  'pending' | 'missed' | 'skipped' | 'checkpointing' | 'checkpointed' | 'restoring' | MigrationState;
 
 export interface EvacuationJob {
   workloadId: string;
@@ -104,8 +106,14 @@ export interface EvacuationJob {
   beforeDeadline?: boolean;
   missReason?: string;
   /** What would be done instead when nothing can take it in time. */
-  fallback?: 'checkpoint-to-storage';
+  fallback?: EvacuationFallback;
   fallbackNodeId?: string;
+  /** `guard-restore` / `guard-checkpoint`: the planner's figures for the guard path (see GuardPathPlan). */
+  guardPath?: GuardPathPlan;
+  /** `guard-restore`: the guard checkpoint the last one was taken on top of (its parent in the chain when incremental). */
+  guardParentId?: string;
+  /** `guard-restore`: bytes the last checkpoint wrote (pages) and the restore read from storage (the chain's images). */
+  guardBytes?: { pages: number; restored?: number };
   /**
    * The checkpoint taken instead (`fallback` done): the job is `checkpointing` while it is taken,
    * `checkpointed` once its images are stored, `missed` (with `error`) when it failed.
@@ -123,8 +131,32 @@ export interface EvacuationJob {
 export interface PredictedMiss {
   workloadId: string;
   reason: string;
-  fallback?: 'checkpoint-to-storage';
+  fallback?: EvacuationFallback;
   fallbackNodeId?: string;
+}
+
+/**
+ * A workload no live move can save before the deadline: `checkpoint-to-storage` (a final checkpoint, restored
+ * later by hand), or for a guarded workload with a good guard checkpoint (issue 15, a notice too short):
+ * `guard-restore` (a last checkpoint on top of the guard chain, without --leave-running, restored at once on
+ * another node) or, when even that cannot be taken in time, `guard-checkpoint` (the last guard checkpoint as
+ * it is, restored once the node is confirmed gone; its age is the work lost).
+ */
+export type EvacuationFallback = 'checkpoint-to-storage' | 'guard-restore' | 'guard-checkpoint';
+
+/** The planner's guard path for one workload (placement guard-path.ts), seconds on the plan's clock. */
+export interface GuardPathPlan {
+  /** The stored guard checkpoint the path builds on. */
+  checkpointId: string;
+  /** Bytes of the last checkpoint: pages dirtied since the guard one (dirty rate x age, capped by RSS) or all of RSS. */
+  lastBytes: number;
+  incremental: boolean;
+  /** Predicted: the last dump to its commit (must end before the deadline), then the restore from the chain. */
+  dumpSeconds: number;
+  restoreSeconds: number;
+  /** Work lost: 0 when the last checkpoint is taken, the guard checkpoint's age when it stands in. */
+  rpoSeconds: number;
+  reason: string;
 }
 
 /**

@@ -164,6 +164,13 @@ describe('guardRetention with chains', () => {
     expect(removed(all, 1)).toEqual([]);
   });
 
+  it("keeps the chain a short notice's last checkpoint (a storage one) builds on; a failed one holds nothing", () => {
+    const last = cp('z', 50, { parentId: 'a2', depth: 3, trackMem: false }, { mode: undefined });
+    const all = [...chainOf(['a1', 'a2'], 0), ...chainOf(['b1'], 100)];
+    expect(removed([...all, last], 1)).toEqual([]);
+    expect(removed([...all, { ...last, state: 'failed' }], 1)).toEqual(['a1', 'a2']);
+  });
+
   it('full dumps without chains: as before, beyond keep', () => {
     const all = [cp('s1', 0), cp('s2', 10), cp('s3', 20)];
     expect(removed(all, 2)).toEqual(['s1']);

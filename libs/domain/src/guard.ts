@@ -107,10 +107,12 @@ export function decideGuard(input: GuardInput): GuardDecision {
 export function guardRetention(checkpoints: CheckpointRecord[], keep = GUARD_DEFAULT_KEEP): CheckpointRecord[] {
   const mine = checkpoints.filter((c) => c.mode === 'guard').sort(newestFirst);
   const good = goodGuardCheckpoints(mine);
+  // A short notice's last checkpoint (a storage one, guard-restore.ts) built on the chain reads it too.
+  const builtOn = checkpoints.filter((c) => c.mode !== 'guard' && c.guardChain?.parentId && c.state !== 'failed');
   // Whole chains stay: a kept, restored or in-flight checkpoint's parents are read by its restore (or its dump).
   const needed = new Set(
-    [...good.slice(0, keep), ...mine.filter((c) => c.state !== 'stored' && c.state !== 'failed')].flatMap(
-      (c) => guardChain(c, mine).ids,
+    [...good.slice(0, keep), ...mine.filter((c) => c.state !== 'stored' && c.state !== 'failed'), ...builtOn].flatMap(
+      (c) => guardChain(c, [...mine, c]).ids,
     ),
   );
   const stale = good.slice(keep).filter((c) => !needed.has(c.id));

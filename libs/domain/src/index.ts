@@ -10,4 +10,5 @@ export * from './guard.js';
 export * from './guard-chain.js';
 export * from './node-loss.js';
 export * from './short-notice.js';
+export * from './guard-restore.js';
 export * from './rebalance.js';

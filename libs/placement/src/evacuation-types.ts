@@ -2,7 +2,7 @@
  * Inputs and outputs of the evacuation planner. Times are seconds on the evacuation's own clock:
  * 0 is when the first plan was made, and a re-plan keeps that origin so every figure stays comparable.
  */
-import type { EvacuationPlanSnapshot, PlanObjective } from '@spotlift/domain';
+import type { EvacuationFallback, EvacuationPlanSnapshot, GuardPathPlan, PlanObjective } from '@spotlift/domain';
 import type { PlacementOptions } from './choose-destination.js';
 import type { StrategyModel } from './choose-strategy.js';
 import type { CandidateNode, ConcreteStrategy, PlacementWorkload, SourceNode } from './types.js';
@@ -78,8 +78,10 @@ export interface PlannedMigration {
   completed?: boolean;
   willMiss: boolean;
   missReason?: string;
-  fallback?: 'checkpoint-to-storage';
+  fallback?: EvacuationFallback;
   fallbackNodeId?: string;
+  /** A guarded workload's guard path (guard-path.ts), with `fallback` `guard-restore` or `guard-checkpoint`. */
+  guardPath?: GuardPathPlan;
 }
 
 /** What happened to jobs since the last plan. */

@@ -14,6 +14,7 @@ export { linksOf, streamCap, streamCapOf, valueOf } from './evacuation-model.js'
 export type { PinnedJob, ScheduleContext } from './evacuation-admission.js';
 export { schedulePass, type ScheduleResult } from './evacuation-scheduler.js';
 export { orderQueue, planEvacuation } from './plan-evacuation.js';
+export { withGuardPath } from './guard-path.js';
 export { replan, type ReplanOptions } from './replan.js';
 export * from './rebalance-types.js';
 export * from './rebalance-budgets.js';

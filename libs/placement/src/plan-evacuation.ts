@@ -10,6 +10,7 @@
  * workload's strategy tried cheapest first (post-copy's page fill priced in) and parallelism only where fewer
  * at once would save less; `finish` (before issue 16): the earliest last finish.
  */
+import { withGuardPath } from './guard-path.js';
 import { createLedger, type CapacityLedger } from './capacity-ledger.js';
 import type { PinnedJob, ScheduleContext } from './evacuation-admission.js';
 import { evacuationUpperBound } from './evacuation-bound.js';
@@ -260,9 +261,12 @@ export function planCore(c: Core): EvacuationPlan {
     workSaved: r.workSaved,
   });
   const storage = input.storageNodeId;
+  const byId = new Map(input.workloads.map((w) => [w.id, w]));
   const missed = [...r.missed]
     .sort((a, b) => b.value - a.value || (a.workloadId < b.workloadId ? -1 : 1))
-    .map((m) => (storage ? { ...m, fallback: 'checkpoint-to-storage' as const, fallbackNodeId: storage } : m));
+    .map((m) => (storage ? { ...m, fallback: 'checkpoint-to-storage' as const, fallbackNodeId: storage } : m))
+    // A guarded workload with a good guard checkpoint builds on it instead (guard-path.ts).
+    .map((m) => withGuardPath(m, byId.get(m.workloadId), input, now, r.peakConcurrency));
   const doneValue = c.done.reduce((s, m) => s + m.value, 0);
   const workSaved = doneValue + r.workSaved;
   const workTotal =

@@ -34,6 +34,19 @@ export interface PlacementWorkload {
   downtimeBudgetSeconds?: number;
   /** Hard cap on the freeze, seconds: the evacuation planner never plans a move predicted to freeze longer. */
   maxDowntimeSeconds?: number;
+  /** A guarded workload's last good guard checkpoint (see guard-path.ts): what a too-short notice can build on. */
+  guardCopy?: GuardCopy;
+}
+
+/** The newest stored guard checkpoint of a workload, as the evacuation planner sees it. */
+export interface GuardCopy {
+  checkpointId: string;
+  storageNodeId: string;
+  /** Seconds since its freeze: the work lost if it is restored as it is (its RPO). */
+  ageSeconds: number;
+  /** Measured from its own take: dump start to commit (seconds) and the page bytes it wrote, when recorded. */
+  takeSeconds?: number;
+  pagesBytes?: number;
 }
 
 /** The node being drained or reclaimed. */

@@ -11,6 +11,7 @@ import {
   type CheckpointMode,
   guardChildOf,
   planGuardDump,
+  lastDumpPlan,
   processKey,
   type CheckpointRecord,
   type LossTakeover,
@@ -96,7 +97,7 @@ export class CheckpointsService {
   /** Checks what can be checked without touching the workload, records the checkpoint and queues it. */
   async create(
     body: Omit<CreateCheckpoint, 'mode'> & { mode: CheckpointMode },
-    link: Pick<CheckpointRecord, 'evacuationId'> = {},
+    link: Pick<CheckpointRecord, 'evacuationId'> & { guardParentId?: string } = {},
   ): Promise<CheckpointRecord> {
     const workload = await this.workloads.get(body.workload);
     if (!workload) throw new NotFoundError('workload', body.workload);
@@ -128,7 +129,12 @@ export class CheckpointsService {
     const holders = { migrations: this.migrations, checkpoints: this.checkpoints };
     await claimWorkload(this.claims, holders, workload.id, claimKey, checkpointOwner(id));
     const now = this.clock.now().toISOString();
-    const chain = body.mode === 'guard' ? await this.planGuardChain(workload, source, storage.id) : undefined;
+    const chain =
+      body.mode === 'guard'
+        ? await this.planGuardChain(workload, source, storage.id)
+        : link.guardParentId
+          ? await this.lastOnGuardChain(workload, source, storage.id)
+          : undefined;
     const checkpoint: CheckpointRecord = {
       id,
       claimKey,
@@ -147,7 +153,9 @@ export class CheckpointsService {
       ...(body.mode !== 'storage' ? { mode: body.mode } : {}),
       ...(link.evacuationId ? { evacuationId: link.evacuationId } : {}),
       ...(chain ? { guardChain: chain.link } : {}),
-      ...(chain?.kind === 'full' ? { notes: [`full guard dump: ${chain.reason}`] } : {}),
+      ...(chain?.kind === 'full'
+        ? { notes: [`full ${body.mode === 'guard' ? 'guard' : 'last'} dump: ${chain.reason}`] }
+        : {}),
       createdAt: now,
       updatedAt: now,
     };
@@ -179,17 +187,34 @@ export class CheckpointsService {
   }
 
   /**
+   * A short notice's last checkpoint (a storage one, the source stops at its dump) on top of the guard chain: an
+   * incremental dump on the chain's newest safe parent where the chain allows it (guard-chain.ts; the same rules
+   * as the next guard dump), else full with the reason. Never a parent itself.
+   */
+  private async lastOnGuardChain(workload: WorkloadRecord, source: NodeRecord, storageNodeId: string) {
+    return lastDumpPlan(await this.planGuardChain(workload, source, storageNodeId));
+  }
+
+  /**
    * Records a restore request on a stored checkpoint and queues it; bad input touches nothing. `takeover`:
    * the guard pass restoring a lost (fenced) node's workload: the restored copy becomes the workload.
    */
-  async restore(id: string, body: RestoreCheckpoint, takeover?: LossTakeover): Promise<CheckpointRecord> {
+  async restore(
+    id: string,
+    body: RestoreCheckpoint,
+    takeover?: LossTakeover,
+    rollback?: { reason: string },
+  ): Promise<CheckpointRecord> {
     const cp = await this.get(id);
     if (cp.state !== 'stored') throw new ConflictError(this.notRestorable(cp), { state: cp.state });
     // An encrypted checkpoint this orchestrator's key cannot open: 409 now, nothing queued (the job checks again).
     if (cp.encryption) openDataKey(this.config.checkpointKey, cp.encryption, `checkpoint '${cp.id}'`);
     const workload = await this.workloads.get(cp.workloadId);
     if (!workload) throw new NotFoundError('workload', cp.workloadId);
-    const { destination, reason } = await this.chooseDestination(body.destination, cp, workload);
+    // A guard-restore's rollback goes back to the source, under notice (no placement target) but still there.
+    const { destination, reason } = rollback
+      ? await this.sourceOf(cp, rollback.reason)
+      : await this.chooseDestination(body.destination, cp, workload);
     if (leavesRunning(cp) && destination.id === workload.nodeId) {
       // Its pids, ports and files are in use there by the original, which still runs: CRIU would fail at
       // best; a clone belongs on another node.
@@ -209,6 +234,7 @@ export class CheckpointsService {
       requestedAt: now,
       phases: [],
       ...(takeover ? { takeover } : {}),
+      ...(rollback ? { rollback: true } : {}),
     };
     cp.state = 'restoring';
     cp.updatedAt = now;
@@ -288,6 +314,12 @@ export class CheckpointsService {
         checkpoint: taking.id,
       });
     }
+  }
+
+  private async sourceOf(cp: CheckpointRecord, why: string): Promise<{ destination: NodeRecord; reason: string }> {
+    const node = await this.nodes.get(cp.sourceNodeId);
+    if (!node) throw new NotFoundError('node', cp.sourceNodeId);
+    return { destination: node, reason: `rollback to the source: ${why}` };
   }
 
   private async chooseDestination(

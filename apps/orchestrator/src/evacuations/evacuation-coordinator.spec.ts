@@ -1,5 +1,12 @@
 import { Logger } from '@nestjs/common';
-import type { CheckpointRecord, EvacuationRecord, MigrationRecord, NodeRecord, WorkloadRecord } from '@spotlift/domain';
+import {
+  ConflictError,
+  type CheckpointRecord,
+  type EvacuationRecord,
+  type MigrationRecord,
+  type NodeRecord,
+  type WorkloadRecord,
+} from '@spotlift/domain';
 import { Clock, type NodeOps } from '@spotlift/engine';
 import {
   InMemoryEvacuationRecords,
@@ -69,8 +76,17 @@ function world(settings: Partial<EvacuationSettings> = {}, pairs: { trials?: Pos
   } as unknown as MigrationsService;
   // A CheckpointsService that only records; tests end the checkpoints by hand.
   const checkpoints = new InMemoryRecords<CheckpointRecord>();
+  const restores: Array<{ id: string; destination?: string; rollback: boolean }> = [];
+  /** Set by a test: the next create refuses with it (e.g. a guard checkpoint of the workload under way). */
+  const refuse: { next?: Error } = {};
   const checkpointsService = {
-    async create(body: CreateCheckpoint, link: { evacuationId?: string } = {}): Promise<CheckpointRecord> {
+    async create(
+      body: CreateCheckpoint,
+      link: { evacuationId?: string; guardParentId?: string } = {},
+    ): Promise<CheckpointRecord> {
+      const refusal = refuse.next;
+      delete refuse.next;
+      if (refusal) throw refusal;
       const now = clock.now().toISOString();
       const cp = {
         id: `cp-${body.workload}`,
@@ -84,9 +100,27 @@ function world(settings: Partial<EvacuationSettings> = {}, pairs: { trials?: Pos
         criu: {},
         bytes: { pages: 0, images: 0 },
         evacuationId: link.evacuationId,
+        ...(link.guardParentId ? { guardChain: { parentId: link.guardParentId, depth: 2, trackMem: false } } : {}),
         createdAt: now,
         updatedAt: now,
       } as CheckpointRecord;
+      await checkpoints.save(cp);
+      return cp;
+    },
+    /** Records the request as CheckpointsService.restore does (placement's pick: node-b; a rollback: the source). */
+    async restore(id: string, body: { destination?: string }, _t?: unknown, rollback?: { reason: string }) {
+      restores.push({ id, ...(body.destination ? { destination: body.destination } : {}), rollback: !!rollback });
+      const cp = (await checkpoints.get(id))!;
+      if (cp.state !== 'stored') throw new Error(`checkpoint '${id}' is ${cp.state}`);
+      cp.state = 'restoring';
+      cp.restore = {
+        attempt: (cp.restore?.attempt ?? 0) + 1,
+        destinationNodeId: rollback ? cp.sourceNodeId : (body.destination ?? 'node-b'),
+        destinationReason: rollback ? 'rollback' : 'placement',
+        requestedAt: clock.now().toISOString(),
+        phases: [],
+        ...(rollback ? { rollback: true } : {}),
+      };
       await checkpoints.save(cp);
       return cp;
     },
@@ -130,6 +164,8 @@ function world(settings: Partial<EvacuationSettings> = {}, pairs: { trials?: Pos
     end,
     checkpoints,
     endCheckpoint,
+    restores,
+    refuse,
     clock,
     signals,
   };
@@ -332,6 +368,226 @@ describe('EvacuationCoordinator', () => {
       expect(done.events.map((e) => e.msg).join('\n')).toMatch(
         /wl-1 \(guarded\): a final checkpoint fits: .* took 5.0 s/,
       );
+    });
+  });
+
+  describe('the guard path: a last checkpoint on the guard chain, restored at once (guard-restore)', () => {
+    /**
+     * wl-1 (8 GiB: no live move fits 30 s at 100 MiB/s) guarded every 10 s, its guard checkpoint of this very
+     * process 9 s old on node-c; node-a tracks dirty memory when `softDirty`, the workload dirties 1 MiB/s.
+     */
+    async function guarded(softDirty: boolean) {
+      const w = world({
+        sourceBandwidthBytesPerSec: 100 * MIB,
+        streamBandwidthBytesPerSec: 100 * MIB,
+        storageNodeId: 'node-c',
+        defaultDirtyRateBytesPerSec: MIB,
+      });
+      await seed(w, [8 * GIB], 30);
+      const a = (await w.nodes.get('node-a'))!;
+      await w.nodes.save({ ...a, probe: { ...a.probe!, features: { mem_dirty_track: softDirty } } });
+      const wl = (await w.workloads.get('wl-1'))!;
+      await w.workloads.save({ ...wl, guard: { intervalSeconds: 10 } });
+      const t = (s: number) => new Date(w.clock.now().getTime() - s * 1000).toISOString();
+      await w.checkpoints.save({
+        id: 'cp-guard',
+        mode: 'guard',
+        workloadId: 'wl-1',
+        sourceNodeId: 'node-a',
+        storageNodeId: 'node-c',
+        imageDir: '/cp/wl-1/cp-guard',
+        state: 'stored',
+        tree: [wl.pid],
+        phases: [],
+        criu: {},
+        bytes: { pages: 0, images: 0 },
+        frozenAt: t(9),
+        createdAt: t(10),
+        updatedAt: t(8),
+      });
+      return w;
+    }
+    const job = async (w: ReturnType<typeof world>) => (await w.evacuations.get('evac-1'))!.jobs[0]!;
+    /** The checkpoint as the flow leaves it: taken (stored), restored, or a failed restore undone (stored again). */
+    const set = async (w: ReturnType<typeof world>, over: Partial<CheckpointRecord>) => {
+      const cp = (await w.checkpoints.get('cp-wl-1'))!;
+      await w.checkpoints.save({
+        ...cp,
+        ...over,
+        restore: over.restore ? { ...cp.restore!, ...over.restore } : cp.restore,
+      });
+      w.signals.wake();
+    };
+
+    it('the plan picks the guard path; the last checkpoint builds on the guard one, is restored elsewhere, the job says so', async () => {
+      const w = await guarded(true);
+      const run = w.coordinator.run('evac-1');
+      const cp = await until(async () => (await w.checkpoints.get('cp-wl-1')) ?? undefined);
+      const planned = (await w.evacuations.get('evac-1'))!;
+      expect(planned.predictedMisses[0]).toMatchObject({ fallback: 'guard-restore', fallbackNodeId: 'node-c' });
+      expect(planned.storageNote).toBe(
+        '1 guarded workload(s) cannot move live in time: they take the guard path (wl-1: guard-restore)',
+      );
+      // A storage checkpoint (the source stops at its dump), on top of the guard chain, to the guard's storage node.
+      expect(cp).toMatchObject({ storageNodeId: 'node-c', guardChain: { parentId: 'cp-guard' } });
+      expect(cp.mode).toBeUndefined();
+      expect(await job(w)).toMatchObject({
+        state: 'checkpointing',
+        strategy: 'guard-restore',
+        guardParentId: 'cp-guard',
+      });
+      expect((await job(w)).guardPath).toMatchObject({ checkpointId: 'cp-guard', incremental: true, rpoSeconds: 0 });
+      // Not restored before the images are stored (the source's commit).
+      expect(w.restores).toEqual([]);
+      const frozenAt = w.clock.now().toISOString();
+      w.clock.t += 2_000;
+      await set(w, {
+        state: 'stored',
+        storedAt: w.clock.now().toISOString(),
+        frozenAt,
+        bytes: { pages: 9 * MIB, images: 0 },
+      });
+      await until(async () => ((await job(w)).state === 'restoring' ? true : undefined));
+      expect(w.restores).toEqual([{ id: 'cp-wl-1', rollback: false }]);
+      w.clock.t += 3_000;
+      await set(w, {
+        state: 'restored',
+        restore: {
+          resumedAt: w.clock.now().toISOString(),
+          imageBytes: 8 * GIB + 9 * MIB,
+        } as CheckpointRecord['restore'],
+      });
+      const done = (await run)!;
+      expect(done.jobs[0]).toMatchObject({
+        state: 'completed',
+        strategy: 'guard-restore',
+        destinationNodeId: 'node-b',
+        guardParentId: 'cp-guard',
+        guardRpoSeconds: 0,
+        guardBytes: { pages: 9 * MIB, restored: 8 * GIB + 9 * MIB },
+        downtimeMs: 5_000,
+        beforeDeadline: true,
+      });
+      expect(done.outcome).toMatchObject({ moved: 1, missed: 0, failed: 0 });
+      expect(w.created).toEqual([]);
+    });
+
+    it('a failed restore elsewhere rolls back on the source, only once its copy is proven gone (one copy)', async () => {
+      const w = await guarded(true);
+      const run = w.coordinator.run('evac-1');
+      await until(async () => (await w.checkpoints.get('cp-wl-1')) ?? undefined);
+      await set(w, { state: 'stored', storedAt: w.clock.now().toISOString() });
+      await until(async () => ((await job(w)).state === 'restoring' ? true : undefined));
+      // The restore failed but its copy is not proven dead yet: the flow keeps it restoring; nothing may start.
+      // A tick that read it has run once the record carries this clock time (every open tick saves it).
+      w.clock.t += 1;
+      const seen = w.clock.now().toISOString();
+      await set(w, { restore: { error: 'verify failed' } as CheckpointRecord['restore'] });
+      await until(async () => ((await w.evacuations.get('evac-1'))!.updatedAt === seen ? true : undefined));
+      expect(w.restores).toHaveLength(1);
+      expect((await job(w)).state).toBe('restoring');
+      // Undone (the restored copy killed): stored again, so it goes back to the source.
+      await set(w, { state: 'stored' });
+      await until(() => (w.restores.length === 2 ? true : undefined));
+      expect(w.restores[1]).toEqual({ id: 'cp-wl-1', rollback: true });
+      expect((await w.checkpoints.get('cp-wl-1'))!.restore).toMatchObject({
+        destinationNodeId: 'node-a',
+        rollback: true,
+      });
+      await set(w, { state: 'restored' });
+      const done = (await run)!;
+      expect(done.jobs[0]).toMatchObject({
+        state: 'rolled_back',
+        error: expect.stringMatching(/restored back on node-a after the restore elsewhere failed/),
+      });
+      expect(done.events.map((e) => e.msg).join('\n')).toMatch(
+        /the restore on node-b failed \(verify failed\) and was undone/,
+      );
+    });
+
+    it('the rollback failing too leaves the stored images the one copy: no third restore', async () => {
+      const w = await guarded(true);
+      const run = w.coordinator.run('evac-1');
+      await until(async () => (await w.checkpoints.get('cp-wl-1')) ?? undefined);
+      await set(w, { state: 'stored' });
+      await until(() => (w.restores.length === 1 ? true : undefined));
+      await set(w, { state: 'stored', restore: { error: 'x' } as CheckpointRecord['restore'] });
+      await until(() => (w.restores.length === 2 ? true : undefined));
+      await set(w, { state: 'stored', restore: { error: 'y' } as CheckpointRecord['restore'] });
+      const done = (await run)!;
+      expect(w.restores).toHaveLength(2);
+      expect(done.jobs[0]).toMatchObject({ state: 'checkpointed', error: expect.stringMatching(/is the one copy/) });
+    });
+
+    it('a guard checkpoint under way when the notice came: the last one waits for it, then is taken', async () => {
+      const w = await guarded(true);
+      w.refuse.next = new ConflictError("workload 'wl-1' is being checkpointed in cp-busy", { checkpoint: 'cp-busy' });
+      const run = w.coordinator.run('evac-1');
+      await until(async () => ((await w.evacuations.get('evac-1'))!.jobs[0]?.error ? true : undefined));
+      expect(await job(w)).toMatchObject({
+        state: 'missed',
+        error: 'the last checkpoint waits for cp-busy, under way',
+      });
+      // The guard checkpoint's job ended (a checkpoint job's end wakes the coordinator).
+      w.signals.wake();
+      await until(async () => (await w.checkpoints.get('cp-wl-1')) ?? undefined);
+      expect(await job(w)).toMatchObject({ state: 'checkpointing', strategy: 'guard-restore' });
+      expect((await job(w)).error).toBeUndefined();
+      await set(w, { state: 'stored' });
+      await until(async () => ((await job(w)).state === 'restoring' ? true : undefined));
+      await set(w, {
+        state: 'restored',
+        restore: { resumedAt: w.clock.now().toISOString() } as CheckpointRecord['restore'],
+      });
+      expect((await run)!.jobs[0]!.state).toBe('completed');
+    });
+
+    it('a guard take under way past the deadline: the last checkpoint never starts, the guard checkpoint stands in', async () => {
+      const w = await guarded(true);
+      w.refuse.next = new ConflictError('busy', { checkpoint: 'cp-busy' });
+      const run = w.coordinator.run('evac-1');
+      await until(async () => ((await w.evacuations.get('evac-1'))!.jobs[0]?.error ? true : undefined));
+      w.clock.t += 31_000;
+      w.signals.wake();
+      const done = (await run)!;
+      expect(await w.checkpoints.get('cp-wl-1')).toBeUndefined();
+      expect(done.jobs[0]).toMatchObject({
+        state: 'checkpointed',
+        checkpointId: 'cp-guard',
+        guardRpoSeconds: 40,
+        missReason: expect.stringMatching(/the deadline came before the last checkpoint could start/),
+      });
+    });
+
+    it('the last checkpoint fails: the guard checkpoint stands in with its age as RPO', async () => {
+      const w = await guarded(true);
+      const run = w.coordinator.run('evac-1');
+      await until(async () => (await w.checkpoints.get('cp-wl-1')) ?? undefined);
+      w.clock.t += 1_000;
+      await w.endCheckpoint('cp-wl-1', 'failed');
+      const done = (await run)!;
+      expect(w.restores).toEqual([]);
+      expect(done.jobs[0]).toMatchObject({
+        state: 'checkpointed',
+        checkpointId: 'cp-guard',
+        guardRpoSeconds: 10,
+        missReason: expect.stringMatching(
+          /the last checkpoint cp-wl-1 failed \(boom\): guard checkpoint cp-guard is the copy/,
+        ),
+      });
+    });
+
+    it('without soft-dirty the last checkpoint is all 8 GiB and cannot fit: the guard checkpoint stands in, nothing dumped', async () => {
+      const w = await guarded(false);
+      const done = (await w.coordinator.run('evac-1'))!;
+      expect(await w.checkpoints.get('cp-wl-1')).toBeUndefined();
+      expect(done.jobs[0]).toMatchObject({
+        state: 'checkpointed',
+        fallback: 'guard-checkpoint',
+        checkpointId: 'cp-guard',
+        guardRpoSeconds: 9,
+        missReason: expect.stringMatching(/a full last checkpoint .* stands in as it is/),
+      });
     });
   });
 

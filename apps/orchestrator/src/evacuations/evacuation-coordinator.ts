@@ -45,6 +45,7 @@ import { PairTrials, trialable } from './pair-trials.js';
 import { pairCapabilities, type PairCapability } from './evacuation-capabilities.js';
 import { EvacuationSignals } from './evacuation-signals.js';
 import { freshMemoryCandidates } from './fresh-memory.js';
+import { EvacuationGuardPath, guardRestoreWaiting, isGuardRestore } from './evacuation-guard-path.js';
 
 /**
  * The coordinator waits for signals (EvacuationSignals: a migration or checkpoint job ended, a notice changed
@@ -97,6 +98,8 @@ const OWNED = [
 @Injectable()
 export class EvacuationCoordinator {
   private readonly logger = new Logger('evacuations');
+  /** Guarded workloads the notice is too short for (issue 15): their guard path, as the plan chose it. */
+  private readonly guardPath: EvacuationGuardPath;
 
   constructor(
     private readonly evacuations: EvacuationRepository,
@@ -115,7 +118,9 @@ export class EvacuationCoordinator {
     @Optional() private readonly links?: PairLinks,
     /** Runs missing post-copy trials when there is slack (absent in unit tests: trials are never run). */
     @Optional() private readonly pairTrials?: PairTrials,
-  ) {}
+  ) {
+    this.guardPath = new EvacuationGuardPath(checkpointsService, checkpoints, clock);
+  }
 
   /**
    * The fleet's records for a plan, read once for every plan that asks while the read is under way: ten notices at
@@ -128,6 +133,7 @@ export class EvacuationCoordinator {
     workloads: sharedRead(() => this.workloads.list()),
     nodes: sharedRead(() => this.nodes.list()),
     migrations: sharedRead(() => this.migrations.list()),
+    checkpoints: sharedRead(() => this.checkpoints.list()),
   };
 
   async run(evacuationId: string, signal?: AbortSignal): Promise<EvacuationRecord | undefined> {
@@ -149,15 +155,21 @@ export class EvacuationCoordinator {
       const deadline = new Date(rec.deadline).getTime();
       const ended = await this.collectEnded(rec);
       const checkpointsEnded = await this.collectCheckpoints(rec);
+      const guardMoved = await this.guardPath.advance(rec);
       if (ended.length > 0) this.replanAfter(rec, ended, now);
       const planDeadline = this.planDeadline(rec);
       if (now >= planDeadline)
         this.giveUpPending(rec, 'the deadline (less the safety margin) came before it could start');
       else await this.startNext(rec);
-      if (now < deadline) await this.startCheckpoints(rec);
-      const checkpointing = rec.jobs.some((j) => j.state === 'checkpointing');
+      if (now < deadline) {
+        await this.guardPath.start(rec);
+        await this.startCheckpoints(rec);
+      } else await this.guardPath.giveUp(rec);
+      const checkpointing = rec.jobs.some(
+        (j) => j.state === 'checkpointing' || j.state === 'restoring' || (now < deadline && guardRestoreWaiting(j)),
+      );
       const open = checkpointing || rec.jobs.some((j) => j.state === 'pending' || jobInFlight(j));
-      if (replanned || ended.length > 0 || checkpointsEnded || open) {
+      if (replanned || ended.length > 0 || checkpointsEnded || guardMoved || open) {
         rec.executed = executedPlan(rec, this.clock.now());
         rec = await this.save(rec, read);
         read = new Set(rec.events);
@@ -189,10 +201,11 @@ export class EvacuationCoordinator {
     let now = this.clock.now();
     const source = await this.nodes.get(rec.nodeId);
     if (!source) throw new Error(`evacuation ${rec.id}: node '${rec.nodeId}' does not exist`);
-    const [allWorkloads, nodes, migrations] = await Promise.all([
+    const [allWorkloads, nodes, migrations, checkpoints] = await Promise.all([
       this.fleet.workloads(),
       this.fleet.nodes(),
       this.fleet.migrations(),
+      this.fleet.checkpoints(),
     ]);
     const onNode = workloadsInScope(
       rec,
@@ -218,6 +231,7 @@ export class EvacuationCoordinator {
         settings: this.config.evacuation,
         pairs,
         calibration,
+        checkpoints,
       });
     const pairs = await pairCapabilities(source, nodes, this.trials, this.links);
     const input = inputAt(now, pairs);
@@ -246,9 +260,19 @@ export class EvacuationCoordinator {
       addEvent(rec, now, `already migrating, left to their own migrations: ${busy.map((w) => w.id).join(', ')}`);
     if (rec.predictedMisses.length) {
       const storage = this.config.evacuation.storageNodeId;
-      rec.storageNote = storage
-        ? `${rec.predictedMisses.length} workload(s) cannot reach a destination in time: they are checkpointed to storage node '${storage}' (restorable later with POST /checkpoints/:id/restore)`
-        : `${rec.predictedMisses.length} workload(s) cannot reach a destination in time and no storage node is configured: they will be lost with the node`;
+      const guarded = rec.predictedMisses.filter(
+        (m) => m.fallback === 'guard-restore' || m.fallback === 'guard-checkpoint',
+      );
+      const rest = rec.predictedMisses.length - guarded.length;
+      const guardNote = guarded.length
+        ? `${guarded.length} guarded workload(s) cannot move live in time: they take the guard path (${guarded.map((m) => `${m.workloadId}: ${m.fallback}`).join(', ')})`
+        : '';
+      const restNote = !rest
+        ? ''
+        : storage
+          ? `${rest} workload(s) cannot reach a destination in time: they are checkpointed to storage node '${storage}' (restorable later with POST /checkpoints/:id/restore)`
+          : `${rest} workload(s) cannot reach a destination in time and no storage node is configured: they will be lost with the node`;
+      rec.storageNote = [restNote, guardNote].filter(Boolean).join('; ');
       addEvent(rec, now, rec.storageNote);
     }
     this.logger.log({ msg: 'evacuation planned', evacuation: rec.id, node: rec.nodeId, summary: plan.summary });
@@ -482,7 +506,7 @@ export class EvacuationCoordinator {
   /** Copies the ends of checkpoints in flight into their jobs; true when one ended. */
   private async collectCheckpoints(rec: EvacuationRecord): Promise<boolean> {
     let any = false;
-    for (const job of rec.jobs.filter((j) => j.state === 'checkpointing' && j.checkpointId)) {
+    for (const job of rec.jobs.filter((j) => j.state === 'checkpointing' && j.checkpointId && !isGuardRestore(j))) {
       const cp = await this.checkpoints.get(job.checkpointId!);
       if (!cp || cp.state === 'queued' || cp.state === 'taking') continue;
       any = true;

@@ -2,7 +2,7 @@
  * Per-workload priority and dirty rate reaching the planner, and the `low-risk-first` early-signal scope:
  * which workloads move now, which get a pre-copy start, which stay and why.
  */
-import type { EvacuationJob, EvacuationRecord, WorkloadRecord } from '@spotlift/domain';
+import type { CheckpointRecord, EvacuationJob, EvacuationRecord, WorkloadRecord } from '@spotlift/domain';
 import { planEvacuation } from '@spotlift/placement';
 import { aNode, aWorkload } from '@spotlift/testing';
 import { EvacuationSettings } from '../config/evacuation-config.js';
@@ -168,5 +168,48 @@ describe('earlySignalScope (low-risk-first)', () => {
     const hardNotice = {} as EvacuationRecord;
     expect(workloadsInScope(hardNotice, workloads)).toHaveLength(4);
     expect(strategyFor(hardNotice, job('wl-db'))).toBe('stop-and-copy');
+  });
+});
+
+describe('a guarded workload reaches the planner with its guard copy only while it can be built on', () => {
+  const now = new Date('2026-12-07T01:00:00.000Z');
+  const ago = (s: number) => new Date(now.getTime() - s * 1000).toISOString();
+  const guarded = aWorkload({ rssBytes: 64 * MIB, guard: { intervalSeconds: 10 } });
+  const guardCp = (secondsAgo: number, over: Partial<CheckpointRecord> = {}): CheckpointRecord => ({
+    id: `g-${secondsAgo}`,
+    mode: 'guard',
+    workloadId: guarded.id,
+    sourceNodeId: guarded.nodeId,
+    storageNodeId: 'node-c',
+    imageDir: `/cp/${secondsAgo}`,
+    state: 'stored',
+    tree: [guarded.pid],
+    phases: [],
+    criu: {},
+    bytes: { pages: 0, images: 0 },
+    frozenAt: ago(secondsAgo),
+    createdAt: ago(secondsAgo),
+    updatedAt: ago(secondsAgo),
+    ...over,
+  });
+  const copyOf = (checkpoints: CheckpointRecord[]) =>
+    buildEvacuationInput({
+      deadline: new Date(now.getTime() + 30_000),
+      now,
+      source: aNode(guarded.nodeId, { state: 'terminating' }),
+      workloads: [guarded],
+      nodes: [aNode('node-b')],
+      freshMemAvailable: {},
+      reservedByNode: {},
+      settings,
+      checkpoints,
+    }).workloads[0]!.guardCopy;
+  it.each([
+    ['a fresh guard checkpoint', [guardCp(8)], 'g-8'],
+    ['none stored: as before', [], undefined],
+    ['too old (beyond 3 intervals): as before', [guardCp(31)], undefined],
+    ['the newest guard dump failed: as before', [guardCp(20), guardCp(8, { state: 'failed' })], undefined],
+  ])('%s', (_name, checkpoints, id) => {
+    expect(copyOf(checkpoints)?.checkpointId).toBe(id);
   });
 });

@@ -2,13 +2,15 @@
  * Builds the placement library's evacuation input from stored records. Pure: the caller reads the
  * records, the fresh memory figures and the reservations; this only translates them.
  */
-import type {
-  EarlySignalScope,
-  EarlySignalWorkload,
-  EvacuationJob,
-  EvacuationRecord,
-  NodeRecord,
-  WorkloadRecord,
+import {
+  guardCopyOf,
+  type CheckpointRecord,
+  type EarlySignalScope,
+  type EarlySignalWorkload,
+  type EvacuationJob,
+  type EvacuationRecord,
+  type NodeRecord,
+  type WorkloadRecord,
 } from '@spotlift/domain';
 import type { CandidateNode, EvacuationInput, EvacuationPlan, PlacementWorkload } from '@spotlift/placement';
 import type { EvacuationSettings } from '../config/evacuation-config.js';
@@ -30,6 +32,8 @@ export interface EvacuationInputSources {
   pairs?: Readonly<Record<string, PairCapability>>;
   /** Fixed costs measured on completed migrations (absent, or too few samples: the settings' figures). */
   calibration?: Calibration;
+  /** Every checkpoint: a guarded workload's last good guard checkpoint is what a too-short notice builds on. */
+  checkpoints?: readonly CheckpointRecord[];
 }
 
 /** The workload's declared priority and dirty rate where it has them, the fleet's defaults otherwise. */
@@ -143,7 +147,10 @@ export function buildEvacuationInput(src: EvacuationInputSources): EvacuationInp
     objective: s.objective,
     parallelDumpSlowdown: s.parallelDumpSlowdown,
     postCopyStallWeight: s.postCopyStallWeight,
-    workloads: src.workloads.map((w) => placementWorkload(w, s)),
+    workloads: src.workloads.map((w) => {
+      const guard = src.checkpoints && guardCopyOf(w, [...src.checkpoints], src.now).copy;
+      return { ...placementWorkload(w, s), ...(guard ? { guardCopy: guard } : {}) };
+    }),
     destinations: src.nodes.filter((n) => n.id !== src.source.id).map((n) => candidateNode(n, src)),
     ...(s.storageNodeId ? { storageNodeId: s.storageNodeId } : {}),
     // A probe that could not read the CPU must not strand a workload with the node about to go: the

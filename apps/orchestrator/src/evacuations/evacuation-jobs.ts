@@ -35,6 +35,7 @@ function lineFields(line: PlannedMigration): Partial<EvacuationJob> {
     ...(line.missReason ? { missReason: line.missReason } : {}),
     ...(line.fallback ? { fallback: line.fallback } : {}),
     ...(line.fallbackNodeId ? { fallbackNodeId: line.fallbackNodeId } : {}),
+    ...(line.guardPath ? { guardPath: line.guardPath } : {}),
   };
 }
 

@@ -256,7 +256,11 @@ export class CheckpointFlow {
                     ...(chain?.trackMem ? { trackMem: true } : {}),
                     ...(parent ? { prev: parent } : {}),
                   }
-                : {},
+                : parent
+                  ? // A short notice's last checkpoint on the guard chain (guard-restore.ts): CRIU takes a page
+                    // from the parent only under --track-mem (its page_in_parent), so both go together.
+                    { trackMem: true, prev: parent }
+                  : {},
             )
           : this.encrypted.dumpLocal(ctx, forensic(cp)),
       );
@@ -442,7 +446,8 @@ export class CheckpointFlow {
     await phases.run(view, 'preflight', async (phase) => {
       // First: a key that cannot open the checkpoint fails before anything runs on any node.
       dataKey = this.encrypted.restoreKey(cp);
-      checkDestinationState(destination);
+      // A guard-restore's rollback goes back to its source under notice (CheckpointsService.restore decided it).
+      if (!request.rollback) checkDestinationState(destination);
       // The images were written by the source's CRIU; the destination's must not be older.
       checkCriuVersions(
         { ...destination, id: cp.sourceNodeId, probe: { ...destination.probe!, criuVersion: cp.criuVersion ?? '' } },
