@@ -79,6 +79,12 @@ describe('guardCopyOf: which guard checkpoint a too-short notice may build on', 
       pagesBytes: 16 * 2 ** 20,
     });
   });
+
+  it('says when the chain is encrypted at rest (the last dump on it will be full)', () => {
+    const encryption = { scheme: 'openssl-aes-256-ctr-pbkdf2' as const, keyId: 'k', wrappedKey: 'w' };
+    expect(guardCopyOf(workload(), [cp('g1', 8, { encryption })], NOW).copy?.encrypted).toBe(true);
+    expect(guardCopyOf(workload(), [cp('g1', 8)], NOW).copy?.encrypted).toBeUndefined();
+  });
 });
 
 describe('guardRestoreStep: the sequence of a guard-restore job', () => {

@@ -25,6 +25,7 @@ export interface GuardCopyInfo {
   ageSeconds: number;
   takeSeconds?: number;
   pagesBytes?: number;
+  encrypted?: boolean;
 }
 
 const settled = (c: CheckpointRecord) => c.state !== 'queued' && c.state !== 'taking';
@@ -63,6 +64,8 @@ export function guardCopyOf(
       storageNodeId: last.storageNodeId,
       ageSeconds,
       ...(take !== undefined && last.bytes.pages > 0 ? { takeSeconds: take, pagesBytes: last.bytes.pages } : {}),
+      // Taken under a key, so the last one will be too: the checkpoint flow dumps an encrypted one full.
+      ...(last.encryption ? { encrypted: true } : {}),
     },
     reason: `guard checkpoint ${last.id} (${ageSeconds.toFixed(1)} s old, chain depth ${chainLink(last).depth})`,
   };

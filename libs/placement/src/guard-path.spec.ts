@@ -83,6 +83,15 @@ describe('the guard path of a notice too short for a live move', () => {
       dumpSeconds: 0.2 + 4,
     },
     {
+      name: 'soft-dirty, but the chain is encrypted at rest: the last checkpoint is full, 8 GiB does not fit',
+      in: input(big({ guardCopy: guard({ encrypted: true }) })),
+      fallback: 'guard-checkpoint',
+      willMiss: true,
+      lastBytes: gib(8),
+      rpoSeconds: 10,
+      reason: /a full last checkpoint \(8.0 GiB: cp-g is encrypted at rest/,
+    },
+    {
       name: 'no guard checkpoint: as today (a checkpoint to storage)',
       in: input(big()),
       fallback: 'checkpoint-to-storage',

@@ -30,7 +30,8 @@ export function withGuardPath(
   const g = w?.guardCopy;
   if (!w || !g) return m;
   const bw = Math.min(streamCap(input, g.storageNodeId), input.sourceOutboundBytesPerSec / (1 + concurrent));
-  const incremental = input.source.softDirty;
+  // Pages sealed on the source go through no page-server, so an encrypted last dump is full (checkpoint-flow.ts).
+  const incremental = input.source.softDirty && !g.encrypted;
   const lastBytes = incremental ? Math.min(w.memoryBytes, w.dirtyRateBytesPerSec * g.ageSeconds) : w.memoryBytes;
   // The take's time without its pages, as measured on the guard checkpoint; the configured per-move time if unknown.
   const fixed =
@@ -43,7 +44,7 @@ export function withGuardPath(
   const left = input.deadlineSeconds - now;
   const what = incremental
     ? `an incremental last checkpoint on ${g.checkpointId} (${fmtBytes(lastBytes)} dirtied in ${fmtSeconds(g.ageSeconds)})`
-    : `a full last checkpoint (${fmtBytes(lastBytes)}: ${input.source.id} does not track dirty memory)`;
+    : `a full last checkpoint (${fmtBytes(lastBytes)}: ${g.encrypted ? `${g.checkpointId} is encrypted at rest, so no page-server links the dump to it` : `${input.source.id} does not track dirty memory`})`;
   const cost = `${fmtSeconds(fixed)} + ${fmtBytes(lastBytes)} at ${fmtRate(bw)} = ${fmtSeconds(dumpSeconds)}`;
   const base = { checkpointId: g.checkpointId, lastBytes, incremental, dumpSeconds, restoreSeconds };
   let guardPath: GuardPathPlan;

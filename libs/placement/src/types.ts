@@ -47,6 +47,8 @@ export interface GuardCopy {
   /** Measured from its own take: dump start to commit (seconds) and the page bytes it wrote, when recorded. */
   takeSeconds?: number;
   pagesBytes?: number;
+  /** Encrypted at rest: the last dump on it is full whatever the source tracks (sealed on the source, no page-server). */
+  encrypted?: boolean;
 }
 
 /** The node being drained or reclaimed. */
