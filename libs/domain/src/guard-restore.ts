@@ -22,9 +22,12 @@ export const GUARD_COPY_MAX_INTERVALS = 3;
 export interface GuardCopyInfo {
   checkpointId: string;
   storageNodeId: string;
+  /** Seconds since its freeze: the work lost if it is restored as it is (its RPO). */
   ageSeconds: number;
+  /** Measured from its own take: dump start to commit (seconds) and the page bytes it wrote, when recorded. */
   takeSeconds?: number;
   pagesBytes?: number;
+  /** Encrypted at rest: the last dump on it is full whatever the source tracks (sealed on the source, no page-server). */
   encrypted?: boolean;
 }
 

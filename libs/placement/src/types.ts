@@ -3,7 +3,7 @@
  * callers build them from node probes and workload records; nothing here performs I/O.
  * Units: bytes, bytes per second, seconds.
  */
-import type { Lifecycle, NodeState, Strategy } from '@spotlift/domain';
+import type { GuardCopyInfo, Lifecycle, NodeState, Strategy } from '@spotlift/domain';
 
 /** A strategy the engine can actually run (`auto` is resolved by {@link chooseStrategy}). */
 export type ConcreteStrategy = Exclude<Strategy, 'auto'>;
@@ -38,18 +38,8 @@ export interface PlacementWorkload {
   guardCopy?: GuardCopy;
 }
 
-/** The newest stored guard checkpoint of a workload, as the evacuation planner sees it. */
-export interface GuardCopy {
-  checkpointId: string;
-  storageNodeId: string;
-  /** Seconds since its freeze: the work lost if it is restored as it is (its RPO). */
-  ageSeconds: number;
-  /** Measured from its own take: dump start to commit (seconds) and the page bytes it wrote, when recorded. */
-  takeSeconds?: number;
-  pagesBytes?: number;
-  /** Encrypted at rest: the last dump on it is full whatever the source tracks (sealed on the source, no page-server). */
-  encrypted?: boolean;
-}
+/** The newest stored guard checkpoint of a workload, as the evacuation planner sees it (domain's guardCopyOf). */
+export type GuardCopy = GuardCopyInfo;
 
 /** The node being drained or reclaimed. */
 export interface SourceNode {
