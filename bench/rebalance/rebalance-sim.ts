@@ -59,7 +59,7 @@ interface Node {
   interruptAt?: number;
 }
 interface Result {
-  mode: Mode;
+  mode: string;
   nodeHours: number;
   caught: number;
   /** Caught on nodes with a 30 s notice (the rest on 120 s ones). */
@@ -96,7 +96,14 @@ const liveDowntime = (w: Wl) =>
     capabilities: { softDirtyOnSource: true, postCopyTrial: 'untested' },
   }).predictedDowntimeSeconds;
 
-function run(mode: Mode, seed: number, hours: number, reserve: number, fullAt: number): Result {
+function run(
+  mode: Mode,
+  seed: number,
+  hours: number,
+  reserve: number,
+  fullAt: number,
+  restartMovesPerHour = 200,
+): Result {
   const r = mulberry32(seed);
   const res: Result = {
     mode,
@@ -230,7 +237,12 @@ function run(mode: Mode, seed: number, hours: number, reserve: number, fullAt: n
         nodes: view,
         notices,
         riskWindowSeconds: 6 * 3600,
-        budgets: { maxConcurrentMoves: 8, maxMovesPerHour: 200, minMoveIntervalSeconds: 3600, windows: [] },
+        budgets: {
+          maxConcurrentMoves: 8,
+          maxMovesPerHour: mode === 'restart' ? restartMovesPerHour : 200,
+          minMoveIntervalSeconds: 3600,
+          windows: [],
+        },
         history: [],
         bandwidthBytesPerSec: LINK,
         // spotlift knows its evacuations: no node is packed beyond what leaves within its notice (a part of it
@@ -278,7 +290,21 @@ function main(): void {
   const [evac, live, restart] = (['evacuation-only', 'spotlift', 'restart'] as const).map((m) =>
     run(m, seed, hours, reserve, fullAt),
   );
-  const rows = [evac!, live!, restart!];
+  // Restart-based consolidation held back (fewer moves an hour) until it saves no more node-hours than spotlift:
+  // the issue compares downtime at the same node-hours. Node-hours fall as the budget grows: bisect it.
+  let lo = 0;
+  let hi = 200;
+  let same = restart!;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    const r = run('restart', seed, hours, reserve, fullAt, mid);
+    if (r.nodeHours <= live!.nodeHours) {
+      same = r;
+      hi = mid;
+    } else lo = mid + 1;
+  }
+  const sameNodeHours = { ...same, mode: `restart, ${lo} moves/h (same node-hours)` };
+  const rows = [evac!, live!, restart!, sameNodeHours];
   console.log(
     `rebalance benchmark: seed ${seed}, ${hours} h, 100 nodes and 1,000 workloads at the start, reserve ${reserve}, ` +
       `${fullAt > 0 ? `per pool (whole from ${fullAt} notices per node-day)` : 'one for every pool'} (${Date.now() - t0} ms)`,
@@ -300,8 +326,8 @@ function main(): void {
     ],
     [`state lost by rebalancing: ${live!.stateLost - live!.caught} (target 0)`, live!.stateLost === live!.caught],
     [
-      `downtime: ${Math.round(live!.downtimeS)} s vs restart ${Math.round(restart!.downtimeS)} s at ${restart!.nodeHours} node-hours (target lower)`,
-      live!.downtimeS < restart!.downtimeS,
+      `downtime: ${Math.round(live!.downtimeS)} s vs restart-based at the same node-hours ${Math.round(sameNodeHours.downtimeS)} s (${sameNodeHours.nodeHours} node-hours; unbounded: ${Math.round(restart!.downtimeS)} s at ${restart!.nodeHours}) (target lower)`,
+      live!.downtimeS < sameNodeHours.downtimeS && sameNodeHours.nodeHours <= live!.nodeHours,
     ],
   ] as const;
   for (const [text, ok] of checks) console.log(`${ok ? 'MET    ' : 'NOT MET'} ${text}`);
