@@ -191,7 +191,7 @@ describe('openContainerImages of an encrypted container checkpoint', () => {
   const { dataKey, encryption } = newDataKey(master);
   const NEEDLE = 'SPOTLIFT-FORENSIC-NEEDLE-4711';
 
-  function encryptedStorage(tar: Buffer, opts: { tamper?: (stored: Buffer) => Buffer } = {}) {
+  function encryptedStorage(tar: Buffer, opts: { tamper?: (stored: Buffer) => Buffer; chunk?: number } = {}) {
     const seal = opensslSeal(dataKey);
     const good = Buffer.concat([seal.header, seal.update(tar)]);
     const sha256 = sha(good);
@@ -222,14 +222,26 @@ describe('openContainerImages of an encrypted container checkpoint', () => {
       .on('readImageRange', (_n, dir, name, offset, length) =>
         ok(b64(dirFiles(dir)[name]!.subarray(offset, offset + length))),
       )
-      .on('sendImageFile', () => remote(stored))
+      .on('sendImageFile', () =>
+        opts.chunk
+          ? {
+              ...remote(stored),
+              stdout: Readable.from(
+                Array.from({ length: Math.ceil(stored.length / opts.chunk) }, (_, i) =>
+                  stored.subarray(i * opts.chunk!, (i + 1) * opts.chunk!),
+                ),
+              ),
+            }
+          : remote(stored),
+      )
       .on('receiveArchiveMembers', (_n, _dir, _part, _into, sums) => {
         const chunks: Buffer[] = [];
         let ended = false;
         let end!: (r: { code: number; stderr: string }) => void;
         const done = new Promise<{ code: number; stderr: string }>((r) => (end = r));
         const stdin = new Writable({
-          write: (c: Buffer, _e, cb) => (chunks.push(c), received.push(c), cb()),
+          highWaterMark: 16384,
+          write: (c: Buffer, _e, cb) => (chunks.push(c), received.push(c), setTimeout(cb, 1)),
           final: (cb) => {
             ended = true;
             cb();
@@ -333,6 +345,14 @@ describe('openContainerImages of an encrypted container checkpoint', () => {
     });
     await expect(open()).rejects.toThrow(/differs from the checksums recorded/);
     expect(unpacked).toEqual({});
+  });
+
+  it('streams a large member through at the pace the storage node takes it', async () => {
+    const pages = randomBytes(4 << 20);
+    const big = member({ name: 'checkpoint/pages-9.img', data: pages });
+    const { unpacked, open } = encryptedStorage(podmanArchive([big]), { chunk: 65536 });
+    expect((await open()).unpacked).toBe(true);
+    expect(unpacked['checkpoint/pages-9.img']!.length).toBe(pages.length + 16);
   });
 
   it('another key: a CheckpointKeyError before anything runs on the storage node', async () => {

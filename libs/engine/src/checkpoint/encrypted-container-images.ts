@@ -103,6 +103,8 @@ async function unpack(
     source.stdout.destroy();
     throw error;
   }
+  // It prints nothing; its stdout is read anyway, so the channel can end (an unread one never closes).
+  remote.stdout.resume();
   const pack = tarPack();
   const gone = new Promise<never>((_r, reject) =>
     pack.once('close', () => reject(new Error(`the stream to '${storage.id}' closed`))),
@@ -130,8 +132,7 @@ async function unpack(
       for await (const chunk of source.stdout as AsyncIterable<Buffer>) {
         archiveBytes += chunk.length;
         for (const out of guard.write(chunk)) {
-          if (!parser.write(out))
-            await new Promise<void>((r) => (parser.once('drain', () => r()), parser.once('close', () => r())));
+          if (!parser.write(out)) await drained(parser);
         }
         if (guard.refused) throw guard.refused;
       }
@@ -204,4 +205,17 @@ async function unpack(
     );
   }
   return archiveBytes;
+}
+
+/** Until the writable takes more, or closes (its reader failed: the loop's next write says so). */
+function drained(w: { once(e: string, f: () => void): unknown; off(e: string, f: () => void): unknown }) {
+  return new Promise<void>((resolve) => {
+    const go = () => {
+      w.off('drain', go);
+      w.off('close', go);
+      resolve();
+    };
+    w.once('drain', go);
+    w.once('close', go);
+  });
 }
