@@ -1,9 +1,9 @@
 // A local, type-aware ESLint rule: the runners of the node-operations layer (`run`, `runTimed`, `armTimed`,
-// `stream` of NodeOps / ProcessNodeOps, which take any NodeCommand) are called inside libs/engine/src/node-ops
+// `stream`, `streamIn` of NodeOps / ProcessNodeOps, which take any NodeCommand) are called inside libs/engine/src/node-ops
 // only. Everyone else calls a named operation (`dump`, `restore`, `inspectTree`, `freeSpace`...), so the
 // commands a strategy can make a node run are the ones that layer names. The check is by declaration, not by
 // variable name: `const o = this.ops; o.run(...)` is refused too.
-const RUNNERS = new Set(['run', 'runTimed', 'armTimed', 'stream']);
+const RUNNERS = new Set(['run', 'runTimed', 'armTimed', 'stream', 'streamIn']);
 const LAYER = /[\\/]libs[\\/]engine[\\/]src[\\/]node-ops[\\/]/;
 
 export default {

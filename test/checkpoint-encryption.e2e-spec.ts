@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import type { CheckpointRecord, WorkloadRecord } from '@spotlift/domain';
 import { nodeDataDir, nodeOfPid, type HeartbeatCollector, type LabConfig } from '@spotlift/testing';
 import { SshNodeShell } from '@spotlift/transport';
+import type { CheckpointInspection } from '../apps/orchestrator/src/checkpoints/forensics.service.js';
 import { AppConfig } from '../apps/orchestrator/src/config/app-config.js';
 import { setupE2e, type E2eEnv } from './support/e2e-env.js';
 import type { Orchestrator } from './support/orchestrator-harness.js';
@@ -260,7 +261,7 @@ describe('checkpoints encrypted at rest (real CRIU, openssl on the nodes)', () =
     expect(readFileSync(join(nodeDataDir('node-b'), DATA, 'secret.txt'), 'utf8')).toBe(`${NAME} in a declared file\n`);
   }, 240_000);
 
-  it('a Podman container: its archive stored encrypted, inspection 409, exported decrypted, restored on node-b', async () => {
+  it('a Podman container: its archive stored encrypted, inspected and searched here, exported decrypted, restored on node-b', async () => {
     const run = await onNode(
       'node-a',
       `podman run --detach --name ${CT} --network host ${CT_IMAGE} ${CT} 16 ${collector.host} ${collector.port} 100`,
@@ -269,6 +270,7 @@ describe('checkpoints encrypted at rest (real CRIU, openssl on the nodes)', () =
     await collector.waitForCount(CT, 5, { timeoutMs: 30_000 });
     const reg = await orch.api<WorkloadRecord>('POST', '/workloads', { node: 'node-a', kind: 'podman', container: CT });
     expect(reg.status).toBe(201);
+    const procCmdline = (await onNode('node-a', `tr '\\0' ' ' < /proc/${reg.body.pid}/cmdline`)).stdout.trim();
     const created = await orch.api<CheckpointRecord>('POST', '/checkpoints', { workload: reg.body.id });
     expect(created.status).toBe(201);
     const cp = await settled(created.body.id, ['stored', 'failed']);
@@ -281,7 +283,23 @@ describe('checkpoints encrypted at rest (real CRIU, openssl on the nodes)', () =
       `grep -c -F '${CT}' '${cp.imageDir}/checkpoint.tar'; head -c 8 '${cp.imageDir}/checkpoint.tar'`,
     );
     expect(onC.stdout).toBe('0\nSalted__');
-    expect((await orch.api('GET', `/checkpoints/${cp.id}/inspect`)).status).toBe(409);
+    // Inspected and searched: the orchestrator unpacked the archive itself and stored the members back encrypted.
+    const t0 = Date.now();
+    const inspected = await orch.api<CheckpointInspection>('GET', `/checkpoints/${cp.id}/inspect`);
+    const inspectMs = Date.now() - t0;
+    expect(inspected.status).toBe(200);
+    expect(inspected.body.inspection.processes[0]!.cmdline?.join(' ')).toBe(procCmdline);
+    expect(inspected.body.container).toMatchObject({ name: CT, unpackedNow: true });
+    const found = await streamSearch(cp.id, CT);
+    expect(found.status).toBe(200);
+    expect(found.lines.filter((l) => 'hit' in l).length).toBeGreaterThan(0);
+    // node-c still holds no plaintext: the unpacked members are ciphertext too.
+    const after = await onNode(
+      'node-c',
+      `grep -rlF '${CT}' '${cp.imageDir}'; echo "rc=$?"; ls '${cp.imageDir}/unpacked/checkpoint'`,
+    );
+    expect(after.stdout).toMatch(/^rc=1$/m);
+    expect(after.stdout).toMatch(/pages-\d+\.img/);
     // The export is Podman's archive, decrypted by the orchestrator: tar lists the CRIU images in it.
     const exported = await exportTar(cp.id);
     expect(exported.status).toBe(200);
@@ -305,7 +323,7 @@ describe('checkpoints encrypted at rest (real CRIU, openssl on the nodes)', () =
     await collector.waitForCount(CT, collector.heartbeats(CT).length + 5, { timeoutMs: 30_000 });
     expect(collector.heartbeats(CT, since).length).toBeGreaterThan(0);
     console.log(
-      `[encryption] container: archive ${cp.bytes.images} bytes, stored in ${Date.parse(cp.storedAt!) - Date.parse(cp.createdAt)} ms, export ${exported.ms} ms`,
+      `[encryption] container: archive ${cp.bytes.images} bytes, stored in ${Date.parse(cp.storedAt!) - Date.parse(cp.createdAt)} ms, first inspect (unpack) ${inspectMs} ms, export ${exported.ms} ms`,
     );
   }, 180_000);
 });

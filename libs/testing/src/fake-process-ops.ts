@@ -9,7 +9,7 @@
 import { type NodeRecord, NodeUnreachableError } from '@spotlift/domain';
 import { type ArmedCommand, NodeOps, ProcessNodeOps, type TimedResult } from '@spotlift/engine';
 
-const RUNNERS = new Set(['run', 'runTimed', 'armTimed', 'stream']);
+const RUNNERS = new Set(['run', 'runTimed', 'armTimed', 'stream', 'streamIn']);
 
 /**
  * What the operations that never throw answer when their node does not (node-ops.ts catches the error there):
@@ -28,7 +28,7 @@ const WHEN_UNREACHABLE: Partial<Record<string, unknown>> = {
 /** The named operations: every method of NodeOps but its runners. */
 export type OpName = Exclude<
   { [K in keyof NodeOps]: NodeOps[K] extends (...args: never[]) => unknown ? K : never }[keyof NodeOps],
-  'run' | 'runTimed' | 'armTimed' | 'stream'
+  'run' | 'runTimed' | 'armTimed' | 'stream' | 'streamIn'
 >;
 type Args<K extends OpName> = Parameters<NodeOps[K]>;
 type Answer<K extends OpName> = Awaited<ReturnType<NodeOps[K]>>;

@@ -1,8 +1,8 @@
 import { createCipheriv, createHash, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { ConflictError, type CheckpointRecord } from '@spotlift/domain';
+import type { CheckpointRecord } from '@spotlift/domain';
 import { CriuImageError } from '@spotlift/criu';
-import { newDataKey, type NodeOps } from '@spotlift/engine';
+import { CheckpointKeyError, newDataKey, type NodeOps } from '@spotlift/engine';
 import type { CheckpointRepository, NodeRepository } from '@spotlift/store';
 import type { AppConfig } from '../config/app-config.js';
 import { ForensicsService } from './forensics.service.js';
@@ -90,8 +90,9 @@ describe('ForensicsService on an encrypted container checkpoint', () => {
   const k = pbkdf2Sync(dataKey, salt, 10_000, 48, 'sha256');
   const c = createCipheriv('aes-256-ctr', k.subarray(0, 32), k.subarray(32));
   const stored = Buffer.concat([Buffer.from('Salted__'), salt, c.update(plain), c.final()]);
-  const sums = `${createHash('sha256').update(stored).digest('hex')}  checkpoint.tar`;
-  const cp = { ...containerCheckpoint, encryption: { ...encryption, sums } } satisfies CheckpointRecord;
+  const sha256 = createHash('sha256').update(stored).digest('hex');
+  const sums = `${sha256}  checkpoint.tar`;
+  const cp = { ...containerCheckpoint, sha256, encryption: { ...encryption, sums } } satisfies CheckpointRecord;
 
   it('exports Podman’s archive decrypted here, as it streams from the storage node', async () => {
     const { forensics, calls } = service(cp, stored, master);
@@ -103,11 +104,15 @@ describe('ForensicsService on an encrypted container checkpoint', () => {
     expect(calls.map(([op]) => op)).toEqual(['listImageFiles', 'sendImageFile']);
   });
 
-  it('inspect: 409, said why (its archive is unpacked on the storage node, which has no key); nothing run', async () => {
-    const { forensics, calls } = service(cp, stored, master);
+  // How it is unpacked in the orchestrator and read: libs/engine checkpoint/container-images.spec.ts.
+  it.each([
+    ['another key', randomBytes(32), /encrypted under checkpoint key/],
+    ['no key', undefined, /no checkpoint key configured/],
+  ])('inspect with %s: a checkpoint_key error (409), nothing run on the storage node', async (_n, key, why) => {
+    const { forensics, calls } = service(cp, stored, key);
     const err = await forensics.inspect('cp-1').catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ConflictError);
-    expect((err as Error).message).toMatch(/encrypted container checkpoint are not built/);
+    expect(err).toBeInstanceOf(CheckpointKeyError);
+    expect(err).toMatchObject({ code: 'checkpoint_key', message: expect.stringMatching(why) });
     expect(calls).toEqual([]);
   });
 });

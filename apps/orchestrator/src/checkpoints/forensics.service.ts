@@ -187,20 +187,13 @@ export class ForensicsService {
 
   /**
    * A checkpoint whose images are on its storage node; a container's are first unpacked from its archive
-   * (container-images.ts: guarded, once).
+   * (container-images.ts: guarded, once; an encrypted one's by the orchestrator, stored back encrypted).
    */
   private async open(id: string): Promise<{ cp: CheckpointRecord; images: StoredImages; container?: ContainerImages }> {
     const cp = await this.stored(id);
     const storage = await this.storage(cp);
     if (cp.kind === 'podman' || cp.container) {
-      if (cp.encryption) {
-        throw new ConflictError(
-          `inspection and search of an encrypted container checkpoint are not built: checkpoint '${cp.id}' is ` +
-            `Podman's archive, unpacked for them on its storage node, which has no key (its export is decrypted here)`,
-          { encrypted: true },
-        );
-      }
-      const container = await openContainerImages(this.ops, storage, cp);
+      const container = await openContainerImages(this.ops, storage, cp, this.config?.checkpointKey);
       return { cp, images: container.images, container };
     }
     return { cp, images: StoredImages.of(this.ops, storage, cp, this.config?.checkpointKey) };

@@ -1,4 +1,13 @@
-import { type Decipher, createCipheriv, createDecipheriv, createHash, pbkdf2Sync, randomBytes } from 'node:crypto';
+import {
+  type Decipher,
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  pbkdf2Sync,
+  randomBytes,
+  timingSafeEqual,
+} from 'node:crypto';
 import { DomainError, type CheckpointEncryption } from '@spotlift/domain';
 import { CLEAR_FILES, OPENSSL_ENC } from '../node-ops/process/image-store-commands.js';
 
@@ -107,6 +116,26 @@ export function parseSums(text: string): Map<string, string> {
 }
 
 export const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/**
+ * Lines a storage node keeps for the orchestrator (an encrypted container checkpoint's unpacked sums), with an
+ * HMAC-SHA256 under the checkpoint's data key as the last line: the node, which has no key, cannot change them
+ * unseen, and another checkpoint's (another data key) never opens here.
+ */
+export function macLines(dataKey: string, text: string): string {
+  return `${text}\nmac ${mac(dataKey, text)}\n`;
+}
+
+/** The text macLines sealed, or undefined when its mac is missing or does not match. */
+export function openMacLines(dataKey: string, sealed: string): string | undefined {
+  const m = /^([\s\S]*)\nmac ([0-9a-f]{64})\n?$/.exec(sealed);
+  if (!m) return undefined;
+  const want = Buffer.from(mac(dataKey, m[1]!), 'hex');
+  return timingSafeEqual(want, Buffer.from(m[2]!, 'hex')) ? m[1] : undefined;
+}
+
+const mac = (dataKey: string, text: string): string =>
+  createHmac('sha256', `spotlift unpacked sums\0${dataKey}`).update(text).digest('hex');
 
 /** Decrypts files `openssl enc` (OPENSSL_ENC) wrote with `dataKey`, whole or at any plaintext offset. */
 export class OpensslCtr {

@@ -5,6 +5,7 @@ import { TarGuard, TarRefused } from '@spotlift/transport';
 import type { NodeOps } from '../node-ops/node-ops.js';
 import { CheckpointArchiveMembers, containerMetadata, type ContainerCheckpointMetadata } from './container-archive.js';
 import { CONTAINER_ARCHIVE } from './container-checkpoints.js';
+import { openEncryptedUnpack } from './encrypted-container-images.js';
 import { StoredImages } from './stored-images.js';
 
 export { CONTAINER_ARCHIVE } from './container-checkpoints.js';
@@ -32,14 +33,28 @@ export interface ContainerImages {
  * its sha256 matched the one taken when it was stored. The storage node then unpacks that same file by member
  * names: between the check and the unpack only the storage node could change it, and a storage node that lies
  * harms nothing but its own disk. Later calls reuse the unpacked directory while its recorded sum matches.
+ * An encrypted one (its storage node has no key) is unpacked by the orchestrator instead, each picked member
+ * stored back encrypted (encrypted-container-images.ts); `master` opens its data key.
  */
 export async function openContainerImages(
   ops: NodeOps,
   storage: NodeRecord,
   cp: CheckpointRecord,
+  master?: Uint8Array,
 ): Promise<ContainerImages> {
   if (!cp.sha256) throw new CriuImageError(`checkpoint '${cp.id}' recorded no sha256 of its archive`);
   const dir = `${cp.imageDir}/${UNPACKED_DIR}`;
+  if (cp.encryption) {
+    const { dataKey, sums, unpacked, archiveBytes } = await openEncryptedUnpack(ops, storage, cp, master, UNPACKED_DIR);
+    const keyed = (at: string, s: Map<string, string>) =>
+      StoredImages.encryptedDir(ops, storage, at, dataKey, s, cp.encryption!);
+    return {
+      images: keyed(`${dir}/checkpoint`, sums.images),
+      metadata: await metadataOf(keyed(dir, sums.top)),
+      unpacked,
+      archiveBytes,
+    };
+  }
   let top = new StoredImages(ops, storage, dir);
   let archiveBytes = 0;
   const reused = await sumOf(top).then((sum) => sum === cp.sha256);
@@ -67,15 +82,20 @@ export async function openContainerImages(
     }
     top = new StoredImages(ops, storage, dir);
   }
-  const sizes = await top.list();
-  const dumps = await top.read(sizes.has('spec.dump') ? ['config.dump', 'spec.dump'] : ['config.dump']);
-  const text = (b?: Uint8Array) => (b ? Buffer.from(b).toString('utf8') : undefined);
   return {
     images: new StoredImages(ops, storage, `${dir}/checkpoint`),
-    metadata: containerMetadata(text(dumps['config.dump'])!, text(dumps['spec.dump'])),
+    metadata: await metadataOf(top),
     unpacked: !reused,
     archiveBytes,
   };
+}
+
+/** What config.dump and spec.dump (at the unpack's top) say. */
+async function metadataOf(top: StoredImages): Promise<ContainerCheckpointMetadata> {
+  const sizes = await top.list();
+  const dumps = await top.read(sizes.has('spec.dump') ? ['config.dump', 'spec.dump'] : ['config.dump']);
+  const text = (b?: Uint8Array) => (b ? Buffer.from(b).toString('utf8') : undefined);
+  return containerMetadata(text(dumps['config.dump'])!, text(dumps['spec.dump']));
 }
 
 /** The sum an earlier unpack recorded, if there is one. */

@@ -52,12 +52,13 @@ export function decryptedArchive(
   gone.catch(() => undefined);
   const done = (async () => {
     try {
-      for (const [name, bytes] of Object.entries(top)) await write(pack, { name, size: bytes.length }, [bytes], gone);
-      await write(pack, { name: dir, type: 'directory', mode: 0o700 }, [], gone);
+      for (const [name, bytes] of Object.entries(top))
+        await writeEntry(pack, { name, size: bytes.length }, [bytes], gone);
+      await writeEntry(pack, { name: dir, type: 'directory', mode: 0o700 }, [], gone);
       for (const m of members) {
         current = await open(m.name);
         if (closed) current.stdout.destroy();
-        await write(
+        await writeEntry(
           pack,
           { name: `${dir}/${m.name}`, size: m.encrypted ? m.storedBytes - OPENSSL_HEADER_BYTES : m.storedBytes },
           plaintext(m, current, ctr, where),
@@ -160,7 +161,7 @@ async function* plaintext(
 }
 
 /** One entry, its data written as the pack takes it; rejects when the pack closes first. */
-async function write(
+export async function writeEntry(
   pack: Pack,
   header: Parameters<Pack['entry']>[0],
   data: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,

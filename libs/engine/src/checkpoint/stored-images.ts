@@ -77,6 +77,21 @@ export class StoredImages {
     });
   }
 
+  /**
+   * Files the orchestrator encrypted itself with the checkpoint's data key (an encrypted container checkpoint's
+   * unpacked images: container-images.ts), checked against `sums` it recorded then, as a process checkpoint's are.
+   */
+  static encryptedDir(
+    ops: NodeOps,
+    node: NodeRecord,
+    dir: string,
+    dataKey: string,
+    sums: Map<string, string>,
+    encryption: NonNullable<CheckpointRecord['encryption']>,
+  ): StoredImages {
+    return new StoredImages(ops, node, dir, { ctr: new OpensslCtr(dataKey), sums, encryption });
+  }
+
   private encrypted(name: string): boolean {
     return isEncryptedFile(name, this.decryption?.encryption);
   }

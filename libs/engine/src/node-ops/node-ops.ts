@@ -111,6 +111,11 @@ export class NodeOps extends ProcessNodeOps {
     return proc;
   }
 
+  /** Starts a command whose stdin the caller writes and ends (a stream the orchestrator builds for a node). */
+  async streamIn(node: NodeRecord, command: NodeCommand): Promise<RemoteProcess> {
+    return this.shell.spawn(node, command);
+  }
+
   async runTimed(node: NodeRecord, command: NodeCommand, timeoutMs: number): Promise<TimedResult> {
     const res = await this.shell.exec(node, sh.timed(command), { timeoutMs });
     return { ...res, ...sh.parseTimes(res.stdout) };

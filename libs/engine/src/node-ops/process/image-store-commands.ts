@@ -135,3 +135,22 @@ export function extractArchiveMembers(
       `printf '%s\\n' ${shq(sha256)} > ${shq(`${part}/archive.sha256`)} && rm -rf ${shq(into)} && mv ${shq(part)} ${shq(into)}`,
   );
 }
+
+/**
+ * Receives an encrypted container checkpoint's picked members from the orchestrator (checkpoint/
+ * encrypted-container-images.ts): a tar of ciphertext files it built itself, on stdin, unpacked into `dir/part`
+ * (its own, fresh) with no modes kept, then renamed to `dir/into` under the same lock as extractArchiveMembers.
+ * `sums` is the tar's last member: without it (the orchestrator cut the stream: a refused member, a sum that did
+ * not match) the part is removed and nothing replaces `into`. An unpack of the same archive that finished first
+ * (its sums' first line the same) is kept; the part is removed however the command ends.
+ */
+export function receiveArchiveMembers(dir: string, part: string, into: string, sums: string): NodeCommand {
+  return nodeCommand(
+    `cd ${shq(dir)} || exit 2; trap 'rm -rf ${shq(part)}' EXIT; trap 'exit 1' HUP INT TERM PIPE; ` +
+      `mkdir -m 0700 ${shq(part)} || exit 2; ` +
+      `LC_ALL=C tar -C ${shq(part)} -xf - --no-same-owner --no-same-permissions || exit 4; ` +
+      `[ -s ${shq(`${part}/${sums}`)} ] || exit 5; exec 9>${shq(`${into}.lock`)} && flock -w 600 9 || exit 3; ` +
+      `[ "$(head -n 1 ${shq(`${into}/${sums}`)} 2>/dev/null)" = "$(head -n 1 ${shq(`${part}/${sums}`)})" ] && exit 0; ` +
+      `rm -rf ${shq(into)} && mv ${shq(part)} ${shq(into)}`,
+  );
+}

@@ -15,7 +15,7 @@ import * as live from './live-commands.js';
 import { ProcessNodeOps } from './process-ops.js';
 
 interface Ran {
-  runner: 'run' | 'runTimed' | 'armTimed' | 'stream';
+  runner: 'run' | 'runTimed' | 'armTimed' | 'stream' | 'streamIn';
   node: string;
   command: string;
   timeoutMs?: number;
@@ -39,6 +39,10 @@ class RecordingOps extends ProcessNodeOps {
   }
   stream(node: NodeRecord, command: NodeCommand, stdin: string): Promise<RemoteProcess> {
     this.ran.push({ runner: 'stream', node: node.id, command, stdin });
+    return Promise.resolve({} as RemoteProcess);
+  }
+  streamIn(node: NodeRecord, command: NodeCommand): Promise<RemoteProcess> {
+    this.ran.push({ runner: 'streamIn', node: node.id, command });
     return Promise.resolve({} as RemoteProcess);
   }
 }
@@ -251,6 +255,11 @@ const TABLE: Array<[string, (o: ProcessNodeOps) => Promise<unknown>, Omit<Ran, '
     },
   ],
   [
+    'receiveArchiveMembers',
+    (o) => o.receiveArchiveMembers(n, D, 'unpacked.part-1', 'unpacked', 'archive.sums'),
+    { runner: 'streamIn', command: images.receiveArchiveMembers(D, 'unpacked.part-1', 'unpacked', 'archive.sums') },
+  ],
+  [
     'inspectPaths',
     (o) => o.inspectPaths(n, ['/srv/data']),
     { runner: 'run', command: inspectPaths(['/srv/data']), timeoutMs: 60_000 },
@@ -270,7 +279,7 @@ describe('process operations: name -> command, runner, timeout', () => {
   });
 
   it('names every operation of the layer in this table', () => {
-    const runners = new Set(['constructor', 'run', 'runTimed', 'armTimed', 'stream']);
+    const runners = new Set(['constructor', 'run', 'runTimed', 'armTimed', 'stream', 'streamIn']);
     const named = Object.getOwnPropertyNames(ProcessNodeOps.prototype).filter((m) => !runners.has(m));
     const covered = new Set(TABLE.map(([name]) => name.split(/[ ,]/)[0]));
     expect(named.filter((m) => !covered.has(m))).toEqual([]);

@@ -25,6 +25,8 @@ export abstract class ProcessNodeOps {
   abstract runTimed(node: NodeRecord, command: NodeCommand, timeoutMs: number): Promise<TimedResult>;
   abstract armTimed(node: NodeRecord, command: NodeCommand, timeoutMs: number): Promise<ArmedCommand>;
   abstract stream(node: NodeRecord, command: NodeCommand, stdin: string): Promise<RemoteProcess>;
+  /** Like stream, but stdin is left open for the caller to write and end. */
+  abstract streamIn(node: NodeRecord, command: NodeCommand): Promise<RemoteProcess>;
 
   // --- preflight: CRIU, memory, disk, CPU ---
 
@@ -264,6 +266,20 @@ export abstract class ProcessNodeOps {
     timeoutMs: number,
   ): Promise<CommandResult> {
     return this.run(node, store.extractArchiveMembers(dir, archive.name, into, names, archive.sha256), timeoutMs);
+  }
+
+  /**
+   * Unpacks the ciphertext tar the caller writes to stdin into `dir/part`, renamed to `dir/into` once `sums` came
+   * last (an encrypted container checkpoint's images for inspection; the caller ends stdin, `done` says how).
+   */
+  receiveArchiveMembers(
+    node: NodeRecord,
+    dir: string,
+    part: string,
+    into: string,
+    sums: string,
+  ): Promise<RemoteProcess> {
+    return this.streamIn(node, store.receiveArchiveMembers(dir, part, into, sums));
   }
 
   // --- declared files (file-sync-commands) ---
