@@ -157,6 +157,41 @@ describe('WorkloadsService.register', () => {
     await expect(k.service.register(body())).rejects.toThrow("already registered as workload 'wl-pending'");
   });
 
+  it('does not pass over a rival registration that saves its record between the two reads of it', async () => {
+    const k = kit();
+    k.node('node-a');
+    const key = `proc:53b88e37-904f-4ee1-8e18-0fb871a935bd:4026532201:4242:123456`;
+    const rival = aWorkload({
+      id: 'wl-rival',
+      nodeId: 'node-a',
+      pid: 4242,
+      state: 'running',
+      identity: { bootId: '53b88e37-904f-4ee1-8e18-0fb871a935bd', pidNs: '4026532201', startTime: '123456' },
+    });
+    await k.index.claim(key, rival.id);
+    // The rival finishes (record saved, then its claim followed) right after whichever read of it comes first.
+    let finished = false;
+    const finish = async () => {
+      if (finished) return;
+      finished = true;
+      await k.workloads.save(rival);
+    };
+    const get = k.workloads.get.bind(k.workloads);
+    k.workloads.get = async (id: string) => {
+      const r = await get(id);
+      if (id === rival.id) await finish();
+      return r;
+    };
+    const pending = k.index.pending.bind(k.index);
+    k.index.pending = async (key: string) => {
+      const p = await pending(key);
+      await finish();
+      return p;
+    };
+    await expect(k.service.register(body())).rejects.toThrow("already registered as workload 'wl-rival'");
+    expect((await k.workloads.list()).map((w) => w.id)).toEqual(['wl-rival']);
+  });
+
   it.each([
     ['pid 1, without asking the node', { pid: 1 }, {}, /pid 1 is the init of node 'node-a'/],
     [

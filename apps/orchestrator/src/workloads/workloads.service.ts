@@ -232,8 +232,12 @@ export class WorkloadsService {
     for (let attempt = 0; attempt < 3; attempt++) {
       const holder = await this.index.claim(key, w.id, replacing ? { replacing } : {});
       if (holder === w.id) return;
+      // Pending first, then the record: a rival saves its record before its claim stops being pending
+      // (IndexedWorkloadRepository), so in this order one of the two reads sees it. The other order let a rival
+      // that saved between them look stale, and both registrations won (seen once across two replicas).
+      if (await this.index.pending(key)) throw this.taken(w, holder);
       const held = await this.workloads.get(holder);
-      if (held ? indexKey(held) === key : await this.index.pending(key)) throw this.taken(w, holder);
+      if (held && indexKey(held) === key) throw this.taken(w, holder);
       replacing = holder;
     }
     throw new ConflictError(`pid ${w.pid} on node '${w.nodeId}' is being registered concurrently; try again`);
