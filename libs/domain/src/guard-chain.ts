@@ -7,6 +7,7 @@
  * failed dump may have reset the bits half-way, and a child would then miss pages).
  */
 import type { CheckpointRecord, GuardChainLink } from './checkpoint.js';
+import type { NodeRecord, WorkloadRecord } from './models.js';
 
 /** At most this many checkpoints in one chain (a full one and its incrementals) before a new full one. */
 export const GUARD_DEFAULT_CHAIN = 4;
@@ -37,6 +38,28 @@ const newestFirst = (a: CheckpointRecord, b: CheckpointRecord) => b.createdAt.lo
 /** A record's place in its chain; records without one are full dumps taken without --track-mem. */
 export function chainLink(c: CheckpointRecord): GuardChainLink {
   return c.guardChain ?? { depth: 1, trackMem: false };
+}
+
+/**
+ * The next guard dump's input for `workload` on `node` (where it runs): one place for the guard pass, which weighs
+ * its freeze budget against the kind of dump, and `POST /checkpoints`, which takes it.
+ */
+export function guardDumpInputOf(
+  workload: Pick<WorkloadRecord, 'pid' | 'kind'>,
+  node: Pick<NodeRecord, 'id' | 'probe'>,
+  checkpoints: CheckpointRecord[],
+  storageNodeId: string,
+  encrypted: boolean,
+): GuardDumpInput {
+  return {
+    checkpoints,
+    nodeId: node.id,
+    pid: workload.pid,
+    storageNodeId,
+    memDirtyTrack: node.probe?.features?.mem_dirty_track === true,
+    encrypted,
+    container: workload.kind === 'podman',
+  };
 }
 
 export function planGuardDump(input: GuardDumpInput): GuardDumpPlan {

@@ -368,30 +368,33 @@ export class SshNodeShell extends NodeShell {
     client.on('end', () => fail('the connection was closed by the node'));
     client.on('close', () => fail('the connection was closed'));
     this.connections.set(key, conn);
-    void this.connectSlots.acquire().then((release) => {
-      releaseSlot = release;
-      // Dropped (the shell closed) while it waited in line: the slot goes to the next one, no connect.
-      if (conn.lost) return fail(conn.lost);
-      try {
-        client.connect({
-          host: node.host,
-          port: node.port,
-          username: node.user,
-          privateKey: this.credentials.privateKey,
-          readyTimeout: this.credentials.readyTimeoutMs ?? 5_000,
-          keepaliveInterval: this.credentials.keepaliveIntervalMs ?? 5_000,
-          keepaliveCountMax: 3,
-          hostVerifier: (hostKey: Buffer) => {
-            presented = hostKey;
-            const ok = pinMatches(node.hostKey, hostKey);
-            if (ok) this.verifiedKeys.set(key, keyLine(hostKey));
-            return ok;
-          },
-        });
-      } catch (error) {
-        fail(error instanceof Error ? error.message : String(error));
-      }
-    });
+    void this.connectSlots.acquire().then(
+      (release) => {
+        releaseSlot = release;
+        // Dropped (the shell closed) while it waited in line: the slot goes to the next one, no connect.
+        if (conn.lost) return fail(conn.lost);
+        try {
+          client.connect({
+            host: node.host,
+            port: node.port,
+            username: node.user,
+            privateKey: this.credentials.privateKey,
+            readyTimeout: this.credentials.readyTimeoutMs ?? 5_000,
+            keepaliveInterval: this.credentials.keepaliveIntervalMs ?? 5_000,
+            keepaliveCountMax: 3,
+            hostVerifier: (hostKey: Buffer) => {
+              presented = hostKey;
+              const ok = pinMatches(node.hostKey, hostKey);
+              if (ok) this.verifiedKeys.set(key, keyLine(hostKey));
+              return ok;
+            },
+          });
+        } catch (error) {
+          fail(error instanceof Error ? error.message : String(error));
+        }
+      },
+      (error: Error) => fail(error.message),
+    );
     return conn;
   }
 }

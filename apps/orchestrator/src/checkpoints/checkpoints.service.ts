@@ -10,6 +10,7 @@ import {
   leavesRunning,
   type CheckpointMode,
   guardChildOf,
+  guardDumpInputOf,
   planGuardDump,
   lastDumpPlan,
   processKey,
@@ -175,15 +176,9 @@ export class CheckpointsService {
    */
   private async planGuardChain(workload: WorkloadRecord, source: NodeRecord, storageNodeId: string) {
     const mine = (await this.checkpoints.list()).filter((c) => c.workloadId === workload.id);
-    return planGuardDump({
-      checkpoints: mine,
-      nodeId: source.id,
-      pid: workload.pid,
-      storageNodeId,
-      memDirtyTrack: source.probe?.features?.mem_dirty_track === true,
-      encrypted: this.config.checkpointKey !== undefined,
-      container: workload.kind === 'podman',
-    });
+    return planGuardDump(
+      guardDumpInputOf(workload, source, mine, storageNodeId, this.config.checkpointKey !== undefined),
+    );
   }
 
   /**

@@ -2,6 +2,7 @@ import {
   DomainError,
   GUARD_DEFAULT_KEEP,
   decideGuard,
+  guardDumpInputOf,
   guardRetention,
   planGuardDump,
   type CheckpointRecord,
@@ -50,15 +51,7 @@ export class GuardScheduler {
       // The plan CheckpointsService.create makes for it, so the freeze budget is weighed against the right kind.
       const next =
         node && this.dumps.storageNodeId
-          ? planGuardDump({
-              checkpoints: mine,
-              nodeId: w.nodeId,
-              pid: w.pid,
-              storageNodeId: this.dumps.storageNodeId,
-              memDirtyTrack: node.probe?.features?.mem_dirty_track === true,
-              encrypted: this.dumps.encrypted === true,
-              container: w.kind === 'podman',
-            }).kind
+          ? planGuardDump(guardDumpInputOf(w, node, mine, this.dumps.storageNodeId, this.dumps.encrypted === true)).kind
           : undefined;
       const decision = decideGuard({
         settings: w.guard!,
