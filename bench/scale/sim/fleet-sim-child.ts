@@ -8,9 +8,10 @@
  * - the probe: canned answers (CRIU 4.2.1, "Looks good", 8 GiB free); MemAvailable: 6 GiB;
  * - the process tree inspection before a notice (workload registration): run for real with `sh` on this host,
  *   so the registered workloads are real processes here (a `sleep` per workload, started on request);
- * - after a notice on the node, the first command that is not a metadata read (the migration's preflight
- *   inspecting the tree on the source) is recorded as the node's "first freeze" and refused (exit 1): the
- *   migration stops in preflight, with nothing frozen. CRIU itself is not simulated.
+ * - after a notice on the node, the first tree inspection (the migration's preflight inspecting the tree on the
+ *   source) is recorded as the node's "first freeze" and refused (exit 1): the migration stops in preflight,
+ *   with nothing frozen. CRIU itself is not simulated;
+ * - a migration's cleanup (`rm -rf` of its directory) succeeds; any other command is refused (exit 1).
  * IPC: {cmd:'notice', nodes} sets Spot notices now; {cmd:'arm', nodes, skip} the same without a notice, after
  * `skip` commands served as usual (the bench's 200 migrations posted at once: the POST's own inspection runs,
  * the next command at each source, the worker's, is recorded and refused); {cmd:'status'} answers counts, live loops and the freezes
@@ -72,7 +73,15 @@ const nodes: SimNode[] = Array.from({ length: TO - FROM }, (_, j) => ({
   imds: {},
   loops: new Set(),
 }));
-const counts: Record<CommandKind, number> = { watch: 0, curl: 0, probe: 0, memAvailable: 0, inspect: 0, other: 0 };
+const counts: Record<CommandKind, number> = {
+  watch: 0,
+  curl: 0,
+  probe: 0,
+  memAvailable: 0,
+  inspect: 0,
+  cleanup: 0,
+  other: 0,
+};
 let connections = 0;
 
 const PROBE = [
@@ -148,8 +157,12 @@ function handle(node: SimNode, command: string, ch: ServerChannel): void {
     return readStdin(ch, (cfg) => finish(ch, 0, curlDump(imdsAnswer(node.imds, parseCurlConfig(cfg)))));
   if (kind === 'probe') return finish(ch, 0, PROBE);
   if (kind === 'memAvailable') return finish(ch, 0, `${6 * 1024 * 1024}\n`);
-  if (node.noticeAt !== undefined && node.armSkip) node.armSkip--;
-  else if (node.noticeAt !== undefined) {
+  // A migration's working directory removed (its cleanup): nothing is there to remove, as on a real node.
+  if (kind === 'cleanup') return finish(ch, 0, '');
+  // Only a tree inspection counts as the migration's first command: the sweeper's scans and the like may reach a
+  // noticed node first, and are not the migration.
+  if (kind === 'inspect' && node.noticeAt !== undefined && node.armSkip) node.armSkip--;
+  else if (kind === 'inspect' && node.noticeAt !== undefined) {
     if (node.freezeMs === undefined) {
       node.freezeMs = performance.now() - node.noticeAt;
       node.firstAt = Date.now();

@@ -6,6 +6,7 @@ import {
   metadataWatchInput,
   parseCurlOutput,
 } from '@spotlift/engine';
+import { shq } from '@spotlift/transport';
 import {
   WatchLoop,
   classifyCommand,
@@ -81,6 +82,9 @@ describe('simulated node answers', () => {
     expect(classifyCommand("echo '@@version'; criu --version")).toBe('probe');
     expect(classifyCommand("awk '/^MemAvailable:/ {print $2}' /proc/meminfo")).toBe('memAvailable');
     expect(classifyCommand('echo RSS_KB $x')).toBe('inspect');
+    // node-ops.ts removeDir's command, as it quotes the directory.
+    expect(classifyCommand(`rm -rf ${shq('/var/lib/spotlift/images/mig-1')}`)).toBe('cleanup');
+    expect(classifyCommand("rm -rf '/a'; criu dump -t 1")).toBe('other');
     expect(classifyCommand('criu dump -t 1')).toBe('other');
   });
 });

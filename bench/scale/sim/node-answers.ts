@@ -8,7 +8,7 @@
 import { CURL_COMMAND, METADATA_WATCH_COMMAND } from '@spotlift/engine';
 
 /** What a command is, to the simulator. */
-export type CommandKind = 'watch' | 'curl' | 'probe' | 'memAvailable' | 'inspect' | 'other';
+export type CommandKind = 'watch' | 'curl' | 'probe' | 'memAvailable' | 'inspect' | 'cleanup' | 'other';
 
 export function classifyCommand(command: string): CommandKind {
   if (command === (METADATA_WATCH_COMMAND as string)) return 'watch';
@@ -17,6 +17,8 @@ export function classifyCommand(command: string): CommandKind {
   if (command.includes('/^MemAvailable:/ {print $2}')) return 'memAvailable';
   // The tree inspection (registration, and the first thing a migration's preflight runs on the source).
   if (command.includes('RSS_KB')) return 'inspect';
+  // A migration's cleanup: `rm -rf <imageRoot>/<migration id>`, quoted by shq (node-ops.ts removeDir).
+  if (/^rm -rf (?:'[^']+'|[\w./-]+)$/.test(command)) return 'cleanup';
   return 'other';
 }
 

@@ -104,6 +104,8 @@ export interface EvacuationPlan extends EvacuationPlanSnapshot {
   migrations: PlannedMigration[];
   /** The objective's values for this plan (the second level: downtime, among plans saving `workSaved`). */
   objective: PlanObjective;
+  /** `input` holds only the best `kept` of the fleet's `of` destinations (destination-shortlist.ts). */
+  shortlist?: { kept: number; of: number };
   input: EvacuationInput;
   history: { completed: string[]; failedOn: Record<string, string[]> };
 }

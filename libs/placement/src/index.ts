@@ -15,6 +15,7 @@ export type { PinnedJob, ScheduleContext } from './evacuation-admission.js';
 export { schedulePass, type ScheduleResult } from './evacuation-scheduler.js';
 export { orderQueue, planEvacuation } from './plan-evacuation.js';
 export { withGuardPath } from './guard-path.js';
+export { SHORTLIST, shortlistDestinations } from './destination-shortlist.js';
 export { replan, type ReplanOptions } from './replan.js';
 export * from './rebalance-types.js';
 export * from './rebalance-budgets.js';

@@ -13,6 +13,7 @@
 import { withGuardPath } from './guard-path.js';
 import { createLedger, type CapacityLedger } from './capacity-ledger.js';
 import type { PinnedJob, ScheduleContext } from './evacuation-admission.js';
+import { shortlistDestinations } from './destination-shortlist.js';
 import { evacuationUpperBound } from './evacuation-bound.js';
 import { objectiveOf, stallWeightOf } from './evacuation-cost.js';
 import { explainTiming } from './evacuation-explain.js';
@@ -329,11 +330,13 @@ export function withDefaults(input: EvacuationInput): EvacuationInput {
 
 /** Plan an evacuation from scratch (the evacuation's clock starts at 0). */
 export function planEvacuation(raw: EvacuationInput): EvacuationPlan {
-  const input = withDefaults(raw);
-  validate(input);
+  const whole = withDefaults(raw);
+  validate(whole);
+  const destinations = shortlistDestinations(whole);
+  const input = destinations === whole.destinations ? whole : { ...whole, destinations };
   const { ledger, groups } = ledgerOf(input.destinations);
   const bound = evacuationUpperBound(input).value;
-  return planCore({
+  const plan = planCore({
     input,
     now: 0,
     queue: [...input.workloads],
@@ -344,4 +347,14 @@ export function planEvacuation(raw: EvacuationInput): EvacuationPlan {
     done: [],
     bound,
   });
+  return input === whole ? plan : withShortlist(plan, { kept: destinations.length, of: whole.destinations.length });
+}
+
+/** A plan made over a shortlist of the fleet (destination-shortlist.ts) says so, in its record and summary. */
+export function withShortlist(plan: EvacuationPlan, shortlist: { kept: number; of: number }): EvacuationPlan {
+  return {
+    ...plan,
+    shortlist,
+    summary: `${plan.summary}; planned over the best ${shortlist.kept} of ${shortlist.of} destinations`,
+  };
 }

@@ -8,7 +8,7 @@ import type { PinnedJob } from './evacuation-admission.js';
 import { evacuationUpperBound } from './evacuation-bound.js';
 import { streamCap, valueOf } from './evacuation-model.js';
 import type { EvacuationPlan, FinishedJob, PlannedMigration } from './evacuation-types.js';
-import { ledgerOf, planCore, validate, withDefaults } from './plan-evacuation.js';
+import { ledgerOf, planCore, validate, withDefaults, withShortlist } from './plan-evacuation.js';
 import type { CandidateNode } from './types.js';
 
 /** Options for {@link replan}. */
@@ -97,5 +97,6 @@ export function replan(
     payOverhead: pinned.length === 0,
     bytesLeft,
   }).value;
-  return planCore({ input, now: nowSeconds, queue, pinned, ledger, groups, history, done, bound });
+  const next = planCore({ input, now: nowSeconds, queue, pinned, ledger, groups, history, done, bound });
+  return plan.shortlist ? withShortlist(next, plan.shortlist) : next;
 }

@@ -14,3 +14,4 @@ export * from './workload-claims.js';
 export * from './process-index.js';
 export * from './record-pages.js';
 export * from './record-indexes.js';
+export * from './record-queries.js';

@@ -11,6 +11,7 @@ import type {
   WorkloadRecord,
   WorkloadState,
 } from '@spotlift/domain';
+import { indexKey } from './process-index.js';
 import { type RecordIndex, createdMs } from './record-pages.js';
 
 /** Every value of a state type, checked complete by the compiler (a new state must be listed here). */
@@ -66,7 +67,8 @@ export const MIGRATION_INDEX: RecordIndex<MigrationRecord> = {
 };
 
 export const WORKLOAD_INDEX: RecordIndex<WorkloadRecord> = {
-  terms: (w) => [...term('state', w.state), ...term('node', w.nodeId)],
+  // `process`: the process it holds (process-index.ts), so a registration finds a rival record in one read.
+  terms: (w) => [...term('state', w.state), ...term('node', w.nodeId), ...term('process', indexKey(w))],
   created: createdMs,
 };
 

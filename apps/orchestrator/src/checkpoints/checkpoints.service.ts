@@ -33,6 +33,7 @@ import {
   type PageQuery,
   MIGRATION_INDEX,
   allWhere,
+  checkpointsOfWorkload,
 } from '@spotlift/store';
 import { AppConfig } from '../config/app-config.js';
 import { candidateNode, placementWorkload } from '../evacuations/evacuation-input.js';
@@ -175,7 +176,7 @@ export class CheckpointsService {
    * (libs/domain guard-chain.ts), full otherwise, with the reason kept on the record.
    */
   private async planGuardChain(workload: WorkloadRecord, source: NodeRecord, storageNodeId: string) {
-    const mine = (await this.checkpoints.list()).filter((c) => c.workloadId === workload.id);
+    const mine = await checkpointsOfWorkload(this.checkpoints, workload.id);
     return planGuardDump(
       guardDumpInputOf(workload, source, mine, storageNodeId, this.config.checkpointKey !== undefined),
     );
@@ -246,7 +247,7 @@ export class CheckpointsService {
         state: cp.state,
       });
     }
-    const child = guardChildOf(cp.id, await this.checkpoints.list());
+    const child = guardChildOf(cp.id, await checkpointsOfWorkload(this.checkpoints, cp.workloadId));
     if (child) {
       throw new ConflictError(
         `checkpoint '${cp.id}' holds pages incremental guard checkpoint '${child.id}' builds on; delete that one first`,

@@ -10,7 +10,7 @@ export const RETENTION_EVERY_MS = 3_600_000;
 /** Records deleted per term and round: a backlog (retention turned on late) goes in bounded steps. */
 const PER_ROUND = 5_000;
 /** Bumped when a kind's terms change: the next start rebuilds the term sets of every record once. */
-const INDEX_VERSION = '1';
+const INDEX_VERSION = '2';
 
 /**
  * Keeps Redis the size of what is current: finished migrations and evacuations created more than

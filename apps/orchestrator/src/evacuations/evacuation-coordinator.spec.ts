@@ -751,6 +751,62 @@ describe('EvacuationCoordinator', () => {
     expect(done.executed!.jobs.map((j) => j.concurrentWith.length)).toEqual([2, 2, 2]);
   });
 
+  it('counts the memory migrations in flight will take on a destination (from the in-flight index)', async () => {
+    const w = world();
+    await seed(w, [8 * GIB], 60);
+    // 60 GiB bound for node-b from elsewhere, still queued: node-b has 4 GiB left for this plan. A finished one
+    // to node-b takes nothing any more.
+    await w.workloads.save(aWorkload({ id: 'big', nodeId: 'node-z', rssBytes: 60 * GIB }));
+    await w.workloads.save(aWorkload({ id: 'old', nodeId: 'node-b', rssBytes: 60 * GIB, pid: 99 }));
+    const inFlight = { workloadId: 'big', sourceNodeId: 'node-z', destinationNodeId: 'node-b', state: 'queued' };
+    const finished = { workloadId: 'old', sourceNodeId: 'node-z', destinationNodeId: 'node-c', state: 'completed' };
+    for (const [id, m] of [
+      ['mig-x', inFlight],
+      ['mig-y', finished],
+    ] as const)
+      await w.migrations.save({
+        id,
+        phases: [],
+        bytes: { pages: 0, images: 0 },
+        createdAt: '',
+        ...m,
+      } as unknown as MigrationRecord);
+    void w.coordinator.run('evac-1');
+    await until(() => (w.created.length === 1 ? true : undefined));
+    expect(w.created[0]!.destinationNodeId).toBe('node-c');
+  });
+
+  it('calibrates the model from the newest completed migrations', async () => {
+    const w = world();
+    await seed(w, [GIB], 60);
+    const t = (s: number) => new Date(w.clock.t - 3_600_000 + s * 1000).toISOString();
+    for (let i = 0; i < 3; i++)
+      await w.migrations.save({
+        id: `done-${i}`,
+        workloadId: 'gone',
+        sourceNodeId: 'node-x',
+        destinationNodeId: 'node-y',
+        strategy: 'stop-and-copy',
+        state: 'completed',
+        phases: [],
+        bytes: { pages: 100 * MIB, images: 0 },
+        throughput: { pagesBytesPerSec: 100 * MIB },
+        downtimeMs: 1_500,
+        createdAt: t(i * 10),
+        resumedAt: t(i * 10 + 4),
+      } as unknown as MigrationRecord);
+    void w.coordinator.run('evac-1');
+    const planned = await until(async () =>
+      (await w.evacuations.get('evac-1'))!.plan ? w.evacuations.get('evac-1') : undefined,
+    );
+    // 4 s each, 1 s of it pages: 3 s without pages; a 1.5 s freeze, 1 s of it pages: 0.5 s fixed.
+    expect(planned.events.map((e) => e.msg)).toContainEqual(
+      expect.stringMatching(
+        /^model calibrated from 3 completed migration\(s\) .*: 3\.00 s without pages per migration, 0\.50 s of freeze/,
+      ),
+    );
+  });
+
   it('ends at once with nothing to move', async () => {
     const w = world();
     await seed(w, [], 60);

@@ -9,7 +9,7 @@ import {
   type NodeRecord,
   type Strategy,
 } from '@spotlift/domain';
-import { Clock, NodeOps, isFinished } from '@spotlift/engine';
+import { Clock, NodeOps } from '@spotlift/engine';
 import {
   planEvacuation,
   replan,
@@ -25,6 +25,10 @@ import {
   PairLinks,
   PostCopyTrials,
   WorkloadRepository,
+  checkpointsOfWorkload,
+  migrationsInFlight,
+  newestCompletedMigrations,
+  workloadsOnNode,
 } from '@spotlift/store';
 import { CheckpointsService, CreateCheckpoint } from '../checkpoints/checkpoints.service.js';
 import { AppConfig } from '../config/app-config.js';
@@ -45,6 +49,7 @@ import { PairTrials, trialable } from './pair-trials.js';
 import { pairCapabilities, type PairCapability } from './evacuation-capabilities.js';
 import { EvacuationSignals } from './evacuation-signals.js';
 import { freshMemoryCandidates } from './fresh-memory.js';
+import { sharedRead } from '../common/shared-read.js';
 import { EvacuationGuardPath, guardRestoreWaiting, isGuardRestore } from './evacuation-guard-path.js';
 
 /**
@@ -66,6 +71,9 @@ const sourceFreedAt = (m: MigrationRecord): string => {
   if (m.resumedAt && fill !== undefined) return new Date(Date.parse(m.resumedAt) + fill).toISOString();
   return m.resumedAt ?? m.updatedAt;
 };
+/** Completed migrations read for the calibration (it keeps the newest 20 samples among them). */
+const CALIBRATION_READ = 200;
+const CALIBRATION_MAX_AGE_MS = 5_000;
 /** A failed workload is tried on at most this many destinations. */
 const MAX_ATTEMPTS = 2;
 /** Stop waiting for migrations this long after the deadline (the node is gone; their jobs end on their own). */
@@ -123,17 +131,22 @@ export class EvacuationCoordinator {
   }
 
   /**
-   * The fleet's records for a plan, read once for every plan that asks while the read is under way: ten notices at
-   * 1,000 nodes planned at once read the nodes, workloads and migrations ten times over (megabytes each on the one
-   * Redis client), and every command queued behind those replies (lease renewals, the API) timed out at 1 s. A
-   * plan joining a read started a moment before it asked sees what it would have seen with that moment's read:
-   * concurrent plans race for destinations either way (the capacity checks at start settle it).
+   * The fleet-wide reads of a plan, made once for every plan that asks while one is under way: ten notices at
+   * 1,000 nodes planned at once read the nodes ten times over (megabytes on the one Redis client), and every
+   * command queued behind those replies (lease renewals, the API) timed out at 1 s. A plan joining a read
+   * started a moment before it asked sees what it would have seen with that moment's read: concurrent plans
+   * race for destinations either way (the capacity checks at start settle it). The rest of a plan's reads
+   * are the source's own records, from the indexes (record-queries.ts).
    */
   private readonly fleet = {
-    workloads: sharedRead(() => this.workloads.list()),
     nodes: sharedRead(() => this.nodes.list()),
-    migrations: sharedRead(() => this.migrations.list()),
-    checkpoints: sharedRead(() => this.checkpoints.list()),
+    inFlight: sharedRead(() => this.reservations()),
+    // Changes only when a migration completes; a few seconds old says the same (and spares reading hundreds).
+    calibration: sharedRead(
+      async () => calibrateFromMigrations(await newestCompletedMigrations(this.migrations, CALIBRATION_READ)),
+      CALIBRATION_MAX_AGE_MS,
+      () => this.clock.now().getTime(),
+    ),
   };
 
   async run(evacuationId: string, signal?: AbortSignal): Promise<EvacuationRecord | undefined> {
@@ -201,24 +214,22 @@ export class EvacuationCoordinator {
     let now = this.clock.now();
     const source = await this.nodes.get(rec.nodeId);
     if (!source) throw new Error(`evacuation ${rec.id}: node '${rec.nodeId}' does not exist`);
-    const [allWorkloads, nodes, migrations, checkpoints] = await Promise.all([
-      this.fleet.workloads(),
+    // The source's own records from the indexes; the nodes whole (every one is a destination to weigh).
+    const [onSource, nodes, reservedByNode, calibration] = await Promise.all([
+      workloadsOnNode(this.workloads, source.id),
       this.fleet.nodes(),
-      this.fleet.migrations(),
-      this.fleet.checkpoints(),
+      this.fleet.inFlight(),
+      this.fleet.calibration(),
     ]);
     const onNode = workloadsInScope(
       rec,
-      allWorkloads.filter((w) => w.nodeId === source.id && w.state === 'running'),
+      onSource.filter((w) => w.state === 'running'),
     );
-    const busy = allWorkloads.filter((w) => w.nodeId === source.id && w.state === 'migrating');
-    const reservedByNode: Record<string, number> = {};
-    for (const m of migrations.filter((x) => !isFinished(x))) {
-      const w = allWorkloads.find((x) => x.id === m.workloadId);
-      reservedByNode[m.destinationNodeId] = (reservedByNode[m.destinationNodeId] ?? 0) + (w?.rssBytes ?? 0);
-    }
-    const freshMemAvailable = await this.readMemAvailable(freshMemoryCandidates(nodes, source.id));
-    const calibration = calibrateFromMigrations(migrations);
+    const busy = onSource.filter((w) => w.state === 'migrating');
+    const [freshMemAvailable, checkpoints] = await Promise.all([
+      this.readMemAvailable(freshMemoryCandidates(nodes, source.id)),
+      Promise.all(onNode.map((w) => checkpointsOfWorkload(this.checkpoints, w.id))).then((x) => x.flat()),
+    ]);
     const inputAt = (at: Date, pairs: Record<string, PairCapability>) =>
       buildEvacuationInput({
         deadline: new Date(rec.deadline),
@@ -344,6 +355,17 @@ export class EvacuationCoordinator {
         this.clock.now(),
         `no post-copy trial run first: every pair's trial is stored: ${stored.join('; ')}`,
       );
+  }
+
+  /** Memory the migrations in flight will take on their destinations (their workloads' RSS), by node. */
+  private async reservations(): Promise<Record<string, number>> {
+    const inFlight = await migrationsInFlight(this.migrations);
+    const workloads = await Promise.all(inFlight.map((m) => this.workloads.get(m.workloadId)));
+    const reservedByNode: Record<string, number> = {};
+    inFlight.forEach((m, i) => {
+      reservedByNode[m.destinationNodeId] = (reservedByNode[m.destinationNodeId] ?? 0) + (workloads[i]?.rssBytes ?? 0);
+    });
+    return reservedByNode;
   }
 
   /** MemAvailable read now over SSH (1 s cap per node, in parallel); a node that does not answer keeps its probe. */
@@ -479,7 +501,7 @@ export class EvacuationCoordinator {
     const workload = await this.workloads.get(job.workloadId).catch(() => undefined);
     if (!workload?.guard) return false;
     const now = this.clock.now();
-    const checkpoints = (await this.checkpoints.list()).filter((c) => c.workloadId === workload.id);
+    const checkpoints = await checkpointsOfWorkload(this.checkpoints, workload.id);
     const secondsLeft = (Date.parse(rec.deadline) - now.getTime()) / 1000 - this.config.evacuation.safetyMarginSeconds;
     const decision = decideShortNotice({
       checkpoints,
@@ -590,13 +612,4 @@ export class EvacuationCoordinator {
     });
     return saved ?? rec;
   }
-}
-
-/** `read`, shared by the callers that ask while one is under way (each gets the same array: read-only use). */
-function sharedRead<T>(read: () => Promise<T>): () => Promise<T> {
-  let inFlight: Promise<T> | undefined;
-  return () =>
-    (inFlight ??= read().finally(() => {
-      inFlight = undefined;
-    }));
 }

@@ -16,6 +16,8 @@ import {
   NodeRepository,
   WorkloadRepository,
   EVACUATION_INDEX,
+  evacuationsOfNode,
+  workloadsOnNode,
   type Page,
   type PageQuery,
 } from '@spotlift/store';
@@ -97,13 +99,13 @@ export class EvacuationsService {
     const policy = this.policyFor(notice.kind);
     const noticeRecord = toRecord(notice);
     await this.markNode(node, policy);
-    const all = await this.evacuations.list();
-    const openOnNode = all.filter((e) => e.nodeId === node.id && !evacuationFinished(e));
+    const ofNode = await evacuationsOfNode(this.evacuations, node.id);
+    const openOnNode = ofNode.filter((e) => !evacuationFinished(e));
     const open = openOnNode.find((e) => e.policy === 'evacuate') ?? openOnNode.find((e) => e.policy === policy);
     if (open && policy !== 'record') return { evacuation: await this.join(open, noticeRecord), created: false };
     // The dedup claim lasts an hour at most: an event listed for days comes back through it, and one that an
     // evacuation already handled (same event, no earlier deadline) raises nothing new.
-    const handled = this.sameEventHandled(all, node.id, noticeRecord);
+    const handled = this.sameEventHandled(ofNode, noticeRecord);
     if (handled) return { evacuation: handled, created: false };
     const earlySignal = policy === 'low-risk-first' ? await this.earlySignalScope(node) : undefined;
 
@@ -141,7 +143,7 @@ export class EvacuationsService {
   }
 
   private async earlySignalScope(node: NodeRecord): Promise<EarlySignalScope> {
-    const running = (await this.workloads.list()).filter((w) => w.nodeId === node.id && w.state === 'running');
+    const running = await workloadsOnNode(this.workloads, node.id, 'running');
     return earlySignalScope(running, node, this.config.evacuation);
   }
 
@@ -231,11 +233,10 @@ export class EvacuationsService {
   }
 
   /** A finished evacuation of this node raised by the same event with the same (or an earlier) deadline. */
-  private sameEventHandled(all: EvacuationRecord[], nodeId: string, n: EvacuationNotice): EvacuationRecord | undefined {
+  private sameEventHandled(ofNode: EvacuationRecord[], n: EvacuationNotice): EvacuationRecord | undefined {
     const deadline = Date.parse(n.deadline);
-    return all.find(
+    return ofNode.find(
       (e) =>
-        e.nodeId === nodeId &&
         evacuationFinished(e) &&
         [e.notice, ...(e.otherNotices ?? [])].some((o) => o.dedupKey === n.dedupKey && o.kind === n.kind) &&
         deadline >= Date.parse(e.deadline) - DEADLINE_TOLERANCE_MS,

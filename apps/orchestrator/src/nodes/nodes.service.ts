@@ -17,7 +17,12 @@ import {
   MigrationRepository,
   NodeRepository,
   WorkloadRepository,
+  allWhere,
   createIfAbsent,
+  evacuationsOfNode,
+  migrationsOfNodeInFlight,
+  workloadsOnNode,
+  CHECKPOINT_INDEX,
   NODE_INDEX,
   type Page,
   type PageQuery,
@@ -164,7 +169,7 @@ export class NodesService {
   async clearNotice(id: string): Promise<NodeRecord> {
     const node = await this.get(id);
     if (!NOTICE_STATES.has(node.state)) return node;
-    const open = (await this.evacuations.list()).find((e) => e.nodeId === id && !evacuationFinished(e));
+    const open = (await evacuationsOfNode(this.evacuations, id)).find((e) => !evacuationFinished(e));
     if (open) {
       throw new ConflictError(`node '${id}' has evacuation '${open.id}' in flight; cancel or finish it first`, {
         nodeId: id,
@@ -209,11 +214,11 @@ export class NodesService {
     const node = await this.get(id);
     await this.refuseWhileEvacuating(node.id, 'undrain');
     if (!node.drain) return node;
-    const evacuations = await this.evacuations.list();
+    const evacuations = await evacuationsOfNode(this.evacuations, id);
     const undrained = await this.nodes.update(id, (current) => {
       if (!current.drain) return false;
       const since = current.drain.at;
-      const noticeAfterDrain = evacuations.some((e) => e.nodeId === id && e.createdAt >= since);
+      const noticeAfterDrain = evacuations.some((e) => e.createdAt >= since);
       delete current.drain;
       if (current.state === 'draining' && !noticeAfterDrain)
         current.state = current.probe?.error ? 'unreachable' : 'ready';
@@ -225,7 +230,7 @@ export class NodesService {
   }
 
   private async refuseWhileEvacuating(id: string, what: string): Promise<void> {
-    const open = (await this.evacuations.list()).find((e) => e.nodeId === id && !evacuationFinished(e));
+    const open = (await evacuationsOfNode(this.evacuations, id)).find((e) => !evacuationFinished(e));
     if (open) {
       throw new ConflictError(`cannot ${what} node '${id}': evacuation '${open.id}' is in flight`, {
         nodeId: id,
@@ -272,19 +277,16 @@ export class NodesService {
   }
 
   private async references(id: string): Promise<string[]> {
+    // From the node's term index: a node's own records, never every migration kept.
     const [workloads, migrations, checkpoints, evacuations] = await Promise.all([
-      this.workloads.list(),
-      this.migrations.list(),
-      this.checkpoints.list(),
-      this.evacuations.list(),
+      workloadsOnNode(this.workloads, id),
+      migrationsOfNodeInFlight(this.migrations, id),
+      allWhere(this.checkpoints, CHECKPOINT_INDEX, [`node=${id}`]),
+      evacuationsOfNode(this.evacuations, id),
     ]);
     return [
-      ...workloads.filter((w) => w.nodeId === id && w.state !== 'gone').map((w) => `workload ${w.id}`),
-      ...migrations
-        .filter(
-          (m) => (m.state === 'queued' || m.state === 'running') && [m.sourceNodeId, m.destinationNodeId].includes(id),
-        )
-        .map((m) => `migration ${m.id}`),
+      ...workloads.filter((w) => w.state !== 'gone').map((w) => `workload ${w.id}`),
+      ...migrations.map((m) => `migration ${m.id}`),
       // A stored checkpoint's images live on its storage node: removing the node would orphan them.
       ...checkpoints
         .filter(
@@ -293,7 +295,7 @@ export class NodesService {
             (!checkpointSettled(c) && (c.sourceNodeId === id || c.restore?.destinationNodeId === id)),
         )
         .map((c) => `checkpoint ${c.id}`),
-      ...evacuations.filter((e) => e.nodeId === id && !evacuationFinished(e)).map((e) => `evacuation ${e.id}`),
+      ...evacuations.filter((e) => !evacuationFinished(e)).map((e) => `evacuation ${e.id}`),
     ];
   }
 

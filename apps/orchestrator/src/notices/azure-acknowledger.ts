@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { evacuationFinished, type EvacuationAcknowledgement, type EvacuationRecord } from '@spotlift/domain';
 import type { AzureScheduledEventsNoticeProvider } from '@spotlift/notices';
-import type { EvacuationRepository } from '@spotlift/store';
+import { type EvacuationRepository, evacuationsOfNode } from '@spotlift/store';
 
 /**
  * Approves our own Azure events (`StartRequests`) when our side is done: after the evacuation of the
@@ -24,7 +24,7 @@ export class AzureAcknowledger {
   async check(nodeId: string, provider: AzureScheduledEventsNoticeProvider, now = Date.now()): Promise<void> {
     const events = provider.ownEvents();
     if (events.length === 0) return;
-    const mine = (await this.evacuations.list()).filter((e) => e.nodeId === nodeId && e.notice.source === 'azure');
+    const mine = (await evacuationsOfNode(this.evacuations, nodeId)).filter((e) => e.notice.source === 'azure');
     for (const ev of events) {
       const evac = mine.find((e) => eventIdOf(e) === ev.EventId);
       if (!evac) continue;

@@ -35,6 +35,9 @@ import {
   MIGRATION_INDEX,
   CHECKPOINT_INDEX,
   allWhere,
+  checkpointsOfWorkload,
+  workloadsOfProcess,
+  workloadsOnNode,
 } from '@spotlift/store';
 import type { GuardBody, RegisterWorkload } from './register-workload.js';
 import { AppConfig } from '../config/app-config.js';
@@ -80,7 +83,7 @@ export class WorkloadsService {
     const workload = await this.workloads.get(id);
     if (!workload) throw new NotFoundError('workload', id);
     if (!workload.guard) throw new NotFoundError('guard settings of workload', id);
-    const mine = (await this.checkpoints.list()).filter((c) => c.workloadId === id && c.mode === 'guard');
+    const mine = (await checkpointsOfWorkload(this.checkpoints, id)).filter((c) => c.mode === 'guard');
     const status = await this.guardStatuses.get(id);
     return guardReport(workload.guard, mine, status, this.clock.now());
   }
@@ -224,7 +227,12 @@ export class WorkloadsService {
     const key = processKey(w);
     // The records themselves too: those from before identities were read are indexed by node and pid, and
     // an index entry a failed write did not move is caught here (the claim below is the race-free part).
-    const same = (await this.workloads.list()).find(
+    // Read from the term indexes: the process's records, and the node's for the ones without an identity.
+    const [holding, onNode] = await Promise.all([
+      workloadsOfProcess(this.workloads, key),
+      workloadsOnNode(this.workloads, w.nodeId),
+    ]);
+    const same = [...holding, ...onNode].find(
       (o) => indexKey(o) === key || (!o.identity && o.nodeId === w.nodeId && o.pid === w.pid && indexKey(o)),
     );
     if (same) throw this.taken(w, same.id);

@@ -114,7 +114,9 @@ export class OrchestratorProcess {
   async start(): Promise<void> {
     if (!this.port) this.port = await freePort();
     const out = openSync(this.logFile, 'a');
-    this.child = spawn('node', [this.main], {
+    // Extra node flags for benches (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`, which NODE_OPTIONS does not take).
+    const nodeArgs = (process.env.SPOTLIFT_ORCHESTRATOR_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    this.child = spawn('node', [...nodeArgs, this.main], {
       env: {
         ...process.env,
         SPOTLIFT_CONFIG: labConfigForTests(),
