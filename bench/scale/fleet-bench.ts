@@ -151,7 +151,8 @@ class Sim {
     };
   }
 
-  notice = (nodes: string[]) => this.each(nodes, { cmd: 'notice' }, 'noticed');
+  /** Spot notices now; `skip` tree inspections at each node served before the one recorded (see the simulator). */
+  notice = (nodes: string[], skip: number) => this.each(nodes, { cmd: 'notice', skip }, 'noticed');
   arm = (nodes: string[], skip: number) => this.each(nodes, { cmd: 'arm', skip }, 'armed');
 
   private async each(nodes: string[], msg: { cmd: string; skip?: number }, reply: string): Promise<void> {
@@ -340,7 +341,56 @@ interface Row {
   jobs?: JobsResult;
   idle: Window;
   load: Window;
-  perK: { k: number; ms: number[]; missed: number }[];
+  perK: { k: number; ms: number[]; missed: number; stages: Stages }[];
+}
+
+/**
+ * Where a notice's time went, per noticed node (ms), from its evacuation record's own times: `seen` the watch
+ * (IMDS serving it -> the notice's receivedAt), `raised` the intake (-> the record's createdAt), `planned` the
+ * queue and the plan (-> plannedAt), `recorded` the migration's start (the source's tree inspected, the destination
+ * chosen, the record saved: -> its createdAt), `started` queued, picked up by a worker and preflight begun (-> its
+ * first command at the source).
+ */
+interface Stages {
+  seen: number[];
+  raised: number[];
+  planned: number[];
+  recorded: number[];
+  started: number[];
+}
+
+/** Adds the stages of each noticed node that reached its first command (its evacuation read from Redis). */
+async function addStages(stages: Stages, redis: Redis, prefix: string, ids: string[], s: SimStatus): Promise<void> {
+  for (const id of ids) {
+    const firstAt = s.firstAt[id];
+    const ms = s.freezes[id];
+    if (firstAt === undefined || ms === undefined) continue;
+    const [evacuationId] = await redis.zrange(`${prefix}:evacuations:node=${id}`, -1, -1);
+    const raw = evacuationId ? await redis.get(`${prefix}:evacuation:${evacuationId}`) : null;
+    if (!raw) continue;
+    const e = JSON.parse(raw) as {
+      notice: { receivedAt: string };
+      createdAt: string;
+      plannedAt?: string;
+      jobs: { workloadId: string }[];
+    };
+    // The workload's first migration (a job tried again names its last one).
+    const workloadId = e.jobs[0]?.workloadId;
+    const [migrationId] = workloadId ? await redis.zrange(`${prefix}:migrations:workload=${workloadId}`, 0, 0) : [];
+    const m = migrationId ? await redis.get(`${prefix}:migration:${migrationId}`) : null;
+    const recorded = m ? Date.parse((JSON.parse(m) as { createdAt: string }).createdAt) : NaN;
+    const servedAt = firstAt - ms;
+    const received = Date.parse(e.notice.receivedAt);
+    const created = Date.parse(e.createdAt);
+    const planned = e.plannedAt ? Date.parse(e.plannedAt) : NaN;
+    stages.seen.push(received - servedAt);
+    stages.raised.push(created - received);
+    if (Number.isFinite(planned) && Number.isFinite(recorded)) {
+      stages.planned.push(planned - created);
+      stages.recorded.push(recorded - planned);
+      stages.started.push(firstAt - recorded);
+    }
+  }
 }
 
 async function run(sim: Sim, fleet: number, count: number, redis: Redis): Promise<Row> {
@@ -417,11 +467,17 @@ async function run(sim: Sim, fleet: number, count: number, redis: Redis): Promis
       for (const k of KS) {
         const rounds = Math.ceil(SAMPLES / k);
         if (used + rounds * k > fleet - SPARE) continue;
-        const entry = { k, ms: [] as number[], missed: 0 };
+        const entry = {
+          k,
+          ms: [] as number[],
+          missed: 0,
+          stages: { seen: [], raised: [], planned: [], recorded: [], started: [] } as Stages,
+        };
         for (let r = 0; r < rounds; r++) {
           const ids = Array.from({ length: k }, (_, j) => `sim-${used + j}`);
           used += k;
-          await sim.notice(ids);
+          // The evacuation's own inspection as it records the migration is served; the job's preflight is recorded.
+          await sim.notice(ids, 1);
           const until = Date.now() + 15_000;
           let s = await sim.status();
           while (ids.some((id) => s.freezes[id] === undefined) && Date.now() < until) {
@@ -430,9 +486,12 @@ async function run(sim: Sim, fleet: number, count: number, redis: Redis): Promis
           }
           for (const id of ids) {
             const ms = s.freezes[id];
-            if (ms === undefined) entry.missed++;
-            else entry.ms.push(ms);
+            if (ms === undefined) {
+              entry.missed++;
+              console.log(`    ${id}: no first command within 15 s of its notice`);
+            } else entry.ms.push(ms);
           }
+          await addStages(entry.stages, redis, prefix, ids, s);
           await sleep(1_000);
         }
         perK.push(entry);
@@ -467,10 +526,10 @@ function line(r: Row): string[] {
     `  boot:           CPU ${r.boot.cpuPct.toFixed(1)} %, lag p99 ${r.boot.lagP99Ms.toFixed(0)} ms; log lines over the run: ${r.logs.handshakeTimeouts} handshake time-outs, ${r.logs.redisTimeouts} Redis command time-outs, ${r.logs.warnings} warnings/errors`,
     `  idle ${IDLE_S} s:      ${w(r.idle)}`,
     ...(r.perK.length ? [`  under notices:  ${w(r.load)}`] : []),
-    ...r.perK.map(
-      (p) =>
-        `  notices on ${String(p.k).padStart(3)} node(s) at once: ${p.ms.length} samples, notice -> first command p50 ${pct(p.ms, 50).toFixed(0)} ms, p99 ${pct(p.ms, 99).toFixed(0)} ms, max ${Math.max(...p.ms).toFixed(0)} ms${p.missed ? `, ${p.missed} not reached in 15 s` : ''}`,
-    ),
+    ...r.perK.flatMap((p) => [
+      `  notices on ${String(p.k).padStart(3)} node(s) at once: ${p.ms.length} samples, notice -> first command p50 ${pct(p.ms, 50).toFixed(0)} ms, p99 ${pct(p.ms, 99).toFixed(0)} ms, max ${Math.max(...p.ms).toFixed(0)} ms${p.missed ? `, ${p.missed} not reached in 15 s` : ''}`,
+      `      p50 / p99 by stage: ${(['seen', 'raised', 'planned', 'recorded', 'started'] as const).map((k) => `${k} ${pct(p.stages[k], 50).toFixed(0)} / ${pct(p.stages[k], 99).toFixed(0)}`).join(', ')} ms`,
+    ]),
     ...(j
       ? [
           `  ${j.posted} migrations posted at once: POST p50 ${pct(j.postMs, 50).toFixed(0)} / p99 ${pct(j.postMs, 99).toFixed(0)} ms, ${j.refused.length} refused${j.refused.length ? ` (${[...new Set(j.refused)].slice(0, 3).join('; ')})` : ''}`,

@@ -8,11 +8,12 @@
  * - the probe: canned answers (CRIU 4.2.1, "Looks good", 8 GiB free); MemAvailable: 6 GiB;
  * - the process tree inspection before a notice (workload registration): run for real with `sh` on this host,
  *   so the registered workloads are real processes here (a `sleep` per workload, started on request);
- * - after a notice on the node, the first tree inspection (the migration's preflight inspecting the tree on the
- *   source) is recorded as the node's "first freeze" and refused (exit 1): the migration stops in preflight,
- *   with nothing frozen. CRIU itself is not simulated;
+ * - after a notice on the node, the first tree inspection after `skip` of them (the bench skips the one the
+ *   evacuation makes as it records the migration: the next is the migration job's preflight on the source) is
+ *   recorded as the node's "first freeze" and refused (exit 1): the migration stops in preflight, with nothing
+ *   frozen. CRIU itself is not simulated;
  * - a migration's cleanup (`rm -rf` of its directory) succeeds; any other command is refused (exit 1).
- * IPC: {cmd:'notice', nodes} sets Spot notices now; {cmd:'arm', nodes, skip} the same without a notice, after
+ * IPC: {cmd:'notice', nodes, skip} sets Spot notices now; {cmd:'arm', nodes, skip} the same without a notice, after
  * `skip` commands served as usual (the bench's 200 migrations posted at once: the POST's own inspection runs,
  * the next command at each source, the worker's, is recorded and refused); {cmd:'status'} answers counts, live loops and the freezes
  * (ms after each notice, on this process's clock); {cmd:'reset'} clears notices and freezes; {cmd:'standIn'}
@@ -209,6 +210,7 @@ process.on('message', (m: { cmd: string; nodes?: string[]; skip?: number; seq: n
       if (!node) continue;
       node.imds.spot = { action: 'terminate', time };
       node.noticeAt = at;
+      node.armSkip = m.skip ?? 0;
     }
     process.send!({ cmd: 'noticed', seq: m.seq });
   } else if (m.cmd === 'arm') {

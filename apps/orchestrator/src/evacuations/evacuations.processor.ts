@@ -4,8 +4,12 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import { EVACUATIONS_QUEUE, EvacuateJobData } from '@spotlift/queue';
 import { EvacuationCoordinator } from './evacuation-coordinator.js';
 
-/** Evacuations at once per worker: each job mostly waits on its migrations, so this is cheap. */
-const EVACUATION_CONCURRENCY = 16;
+/**
+ * Evacuations at once per worker: each job mostly waits on its migrations, so this is cheap. It must exceed the
+ * nodes one reclaim can take at once: an evacuation beyond it waits in the queue, unplanned, until another one
+ * ends (16 held 34 of 50 notices at once for a whole evacuation each).
+ */
+const EVACUATION_CONCURRENCY = 256;
 
 /** The worker role's side of evacuations: one long job per evacuation, run by the coordinator. */
 @Processor(EVACUATIONS_QUEUE)

@@ -181,6 +181,24 @@ describe('MigrationsService.create: one claim per process', () => {
     expect(await kit.migrations.list()).toEqual([]);
   });
 
+  it("an evacuation's move to its plan's destination is recorded without inspecting the source (preflight does)", async () => {
+    const kit = setup({ tree: false });
+    const request = { workloadId: 'wl-1', strategy: 'stop-and-copy', transport: 'tls', keepImages: false } as const;
+    const m = await kit.service.start({ ...request, destinationNodeId: 'node-b', evacuationId: 'ev-1' });
+    expect(m).toMatchObject({ destinationNodeId: 'node-b', destinationReason: 'requested', evacuationId: 'ev-1' });
+    expect(kit.ops.ran('inspectTree')).toEqual([]);
+    expect(kit.enqueued).toEqual([m.id]);
+    // Without a destination (or without an evacuation) the source is inspected first, as for a POST.
+    await kit.migrations.save({ ...m, state: 'completed' });
+    await expect(kit.service.start({ ...request, evacuationId: 'ev-1' })).rejects.toMatchObject({
+      code: 'bad_request',
+    });
+    await expect(kit.service.start({ ...request, destinationNodeId: 'node-b' })).rejects.toMatchObject({
+      code: 'bad_request',
+    });
+    expect(kit.ops.ran('inspectTree')).toEqual(['node-a:4242', 'node-a:4242']);
+  });
+
   it('a source failing the inspection is a node_command_failed (502) with its words, and the claim is released', async () => {
     const kit = setup();
     kit.ops.nodes['node-a']!.unreachable = true;
