@@ -476,8 +476,9 @@ async function run(sim: Sim, fleet: number, count: number, redis: Redis): Promis
         for (let r = 0; r < rounds; r++) {
           const ids = Array.from({ length: k }, (_, j) => `sim-${used + j}`);
           used += k;
-          // The evacuation's own inspection as it records the migration is served; the job's preflight is recorded.
-          await sim.notice(ids, 1);
+          // The first tree inspection at a noticed node is its migration job's preflight (the evacuation records the
+          // migration without one): recorded.
+          await sim.notice(ids, 0);
           const until = Date.now() + 15_000;
           let s = await sim.status();
           while (ids.some((id) => s.freezes[id] === undefined) && Date.now() < until) {

@@ -8,10 +8,9 @@
  * - the probe: canned answers (CRIU 4.2.1, "Looks good", 8 GiB free); MemAvailable: 6 GiB;
  * - the process tree inspection before a notice (workload registration): run for real with `sh` on this host,
  *   so the registered workloads are real processes here (a `sleep` per workload, started on request);
- * - after a notice on the node, the first tree inspection after `skip` of them (the bench skips the one the
- *   evacuation makes as it records the migration: the next is the migration job's preflight on the source) is
- *   recorded as the node's "first freeze" and refused (exit 1): the migration stops in preflight, with nothing
- *   frozen. CRIU itself is not simulated;
+ * - after a notice on the node, the first tree inspection after `skip` of them (for a notice, none: the first is
+ *   the migration job's preflight on the source) is recorded as the node's "first freeze" and refused (exit 1):
+ *   the migration stops in preflight, with nothing frozen. CRIU itself is not simulated;
  * - a migration's cleanup (`rm -rf` of its directory) succeeds; any other command is refused (exit 1).
  * IPC: {cmd:'notice', nodes, skip} sets Spot notices now; {cmd:'arm', nodes, skip} the same without a notice, after
  * `skip` commands served as usual (the bench's 200 migrations posted at once: the POST's own inspection runs,

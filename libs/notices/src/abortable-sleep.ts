@@ -18,26 +18,49 @@ export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> 
   });
 }
 
-/** Runs `poll` every `intervalMs` (start to start) until the signal aborts, handing results to `deliver`. */
+/** Subscribes a listener to "there is news": the poll loop then polls at once (returns the unsubscribe). */
+export type WakeSource = (listener: () => void) => () => void;
+
+/**
+ * Runs `poll` every `intervalMs` (start to start) until the signal aborts, handing results to `deliver`. A
+ * `wake` (news heard while polling or sleeping) starts the next poll at once: a client serving answers from a
+ * watch of its own (StreamingMetadataClient) would otherwise add up to a period to every notice it saw.
+ */
 export async function runPollLoop<T>(
   poll: (signal: AbortSignal) => Promise<T>,
   deliver: (result: T) => Promise<void>,
   intervalMs: number,
   signal: AbortSignal,
+  wake?: WakeSource,
 ): Promise<void> {
-  while (!signal.aborted) {
-    const started = Date.now();
-    let result: T;
-    try {
-      result = await poll(signal);
-    } catch (err) {
-      // poll() reports source errors as problems; anything thrown here is an abort or a bug in a sink.
+  let woken = false;
+  let cutSleep: (() => void) | undefined;
+  const unsubscribe = wake?.(() => {
+    woken = true;
+    cutSleep?.();
+  });
+  try {
+    while (!signal.aborted) {
+      const started = Date.now();
+      woken = false;
+      let result: T;
+      try {
+        result = await poll(signal);
+      } catch (err) {
+        // poll() reports source errors as problems; anything thrown here is an abort or a bug in a sink.
+        if (signal.aborted) return;
+        throw err;
+      }
       if (signal.aborted) return;
-      throw err;
+      await deliver(result);
+      if (woken) continue;
+      const cut = new AbortController();
+      cutSleep = () => cut.abort();
+      await abortableSleep(intervalMs - (Date.now() - started), AbortSignal.any([signal, cut.signal]));
+      cutSleep = undefined;
     }
-    if (signal.aborted) return;
-    await deliver(result);
-    await abortableSleep(intervalMs - (Date.now() - started), signal);
+  } finally {
+    unsubscribe?.();
   }
 }
 
@@ -47,6 +70,7 @@ export function watchByPolling(
   sink: NoticeSink,
   intervalMs: number,
   signal: AbortSignal,
+  wake?: WakeSource,
 ): Promise<void> {
   return runPollLoop(
     poll,
@@ -57,5 +81,6 @@ export function watchByPolling(
     },
     intervalMs,
     signal,
+    wake,
   );
 }

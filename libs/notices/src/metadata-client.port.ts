@@ -34,6 +34,15 @@ export interface MetadataResponse {
 export abstract class MetadataClient {
   abstract request(req: MetadataRequest): Promise<MetadataResponse>;
 
+  /**
+   * Calls `listener` when an answer this client serves from a watch of its own changed, so a poll now would
+   * read news (a provider polling through it polls at once instead of at its next tick). Clients that ask the
+   * endpoint on every request never call it. Returns the unsubscribe.
+   */
+  onChange(_listener: () => void): () => void {
+    return () => undefined;
+  }
+
   /** Shorthand for a GET. */
   get(
     path: string,

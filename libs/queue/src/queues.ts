@@ -54,6 +54,13 @@ export const JOB_OPTIONS: Record<JobName, JobsOptions> = {
 };
 
 /**
+ * The BullMQ priority of a migration job no deadline presses (a manual move, rebalancing). An evacuation's
+ * moves race the notice's deadline and are queued without one, which BullMQ hands out before any prioritized
+ * job: a reclaim of 50 nodes is not queued behind 200 moves an operator posted a moment earlier.
+ */
+export const ROUTINE_MIGRATION_PRIORITY = 10;
+
+/**
  * Worker options of the migrations queue. BullMQ keeps a lock on each active job, renewed every lockDuration / 2; when a
  * worker dies the lock expires and the stalled-job check (every stalledInterval) moves the job back to wait
  * for another worker. A dead worker's migration may have left the workload frozen, so every second until

@@ -33,7 +33,7 @@ export class CheckpointsProcessor extends WorkerHost implements OnModuleInit {
   }
 
   onModuleInit(): void {
-    this.worker.concurrency = this.config.workerConcurrency;
+    this.worker.concurrency = this.config.checkpointConcurrency;
   }
 
   async process(job: Job<unknown>): Promise<{ state: string }> {

@@ -1,5 +1,9 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DEFAULT_LIVE_CONFIG } from '@spotlift/engine';
-import { ConfigFile } from './app-config.js';
+import { ConfigFile, loadConfig } from './app-config.js';
 
 const base = { ssh: { privateKeyPath: '/etc/spotlift/id_ed25519' } };
 
@@ -84,5 +88,36 @@ describe('config file: nodes', () => {
     expect(ConfigFile.parse({ ...base, nodes: [{ ...node, dataAddress: '10.1.0.2' }] }).nodes[0]!.dataAddress).toBe(
       '10.1.0.2',
     );
+  });
+});
+
+describe('environment: jobs a worker runs at once', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'spotlift-config-'));
+  const keyPath = join(dir, 'id_rsa');
+  writeFileSync(
+    keyPath,
+    generateKeyPairSync('rsa', {
+      modulusLength: 1024,
+      privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+      publicKeyEncoding: { type: 'pkcs1', format: 'pem' },
+    }).privateKey,
+  );
+  const configPath = join(dir, 'config.json');
+  writeFileSync(configPath, JSON.stringify({ ssh: { privateKeyPath: keyPath } }));
+  const load = (env: Record<string, string> = {}) =>
+    loadConfig({ SPOTLIFT_CONFIG: configPath, SPOTLIFT_API_TOKEN: 'a-token-of-32-characters-or-more-0123', ...env });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('defaults: 32 migrations (they wait on their nodes), 4 checkpoints (they relay every image file)', () => {
+    expect(load()).toMatchObject({ workerConcurrency: 32, checkpointConcurrency: 4 });
+  });
+
+  it('takes what it is given, and refuses what is not a count from 1 to 64', () => {
+    expect(load({ SPOTLIFT_WORKER_CONCURRENCY: '8', SPOTLIFT_CHECKPOINT_CONCURRENCY: '2' })).toMatchObject({
+      workerConcurrency: 8,
+      checkpointConcurrency: 2,
+    });
+    for (const bad of ['0', '65', 'many', '2.5'])
+      expect(() => load({ SPOTLIFT_CHECKPOINT_CONCURRENCY: bad })).toThrow(/SPOTLIFT_CHECKPOINT_CONCURRENCY/);
   });
 });

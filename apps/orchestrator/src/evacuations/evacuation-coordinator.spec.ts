@@ -807,6 +807,22 @@ describe('EvacuationCoordinator', () => {
     );
   });
 
+  it('a re-plan after a failed move leaves out destinations a notice took since the plan (states read again)', async () => {
+    const w = world();
+    await seed(w, [GIB], 60);
+    const run = w.coordinator.run('evac-1');
+    await until(() => (w.created.length === 1 ? true : undefined));
+    const first = w.created[0]!.destinationNodeId!;
+    // Every other destination got its own notice meanwhile (a reclaim of the whole pool).
+    for (const n of await w.nodes.list())
+      if (n.id !== 'node-a' && n.id !== first) await w.nodes.save({ ...n, state: 'terminating' });
+    await w.end('mig-1', 'failed');
+    const done = (await run)!;
+    expect(w.created).toHaveLength(1);
+    expect(done.jobs[0]).toMatchObject({ workloadId: 'wl-1' });
+    expect(done.jobs[0]!.state).not.toBe('completed');
+  });
+
   it('ends at once with nothing to move', async () => {
     const w = world();
     await seed(w, [], 60);

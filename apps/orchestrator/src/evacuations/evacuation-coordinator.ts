@@ -14,6 +14,7 @@ import {
   planEvacuation,
   replan,
   type EvacuationInput,
+  type CandidateNode,
   type EvacuationPlan,
   type FinishedJob,
 } from '@spotlift/placement';
@@ -169,7 +170,7 @@ export class EvacuationCoordinator {
       const ended = await this.collectEnded(rec);
       const checkpointsEnded = await this.collectCheckpoints(rec);
       const guardMoved = await this.guardPath.advance(rec);
-      if (ended.length > 0) this.replanAfter(rec, ended, now);
+      if (ended.length > 0) await this.replanAfter(rec, ended, now);
       const planDeadline = this.planDeadline(rec);
       if (now >= planDeadline)
         this.giveUpPending(rec, 'the deadline (less the safety margin) came before it could start');
@@ -407,11 +408,13 @@ export class EvacuationCoordinator {
     return ended;
   }
 
-  private replanAfter(rec: EvacuationRecord, ended: FinishedJob[], now: number): void {
+  private async replanAfter(rec: EvacuationRecord, ended: FinishedJob[], now: number): Promise<void> {
     const plannedAt = new Date(rec.plannedAt!);
     const stored = rec.plan as unknown as EvacuationPlan; // the record keeps the placement plan whole
     try {
-      const next = replan(planAsExecuted(stored, rec.jobs, plannedAt), ended, (now - plannedAt.getTime()) / 1000);
+      const input = { ...stored.input, destinations: await this.statesNow(stored.input.destinations) };
+      const asExecuted = planAsExecuted({ ...stored, input }, rec.jobs, plannedAt);
+      const next = replan(asExecuted, ended, (now - plannedAt.getTime()) / 1000);
       rec.plan = next;
       rec.replans += 1;
       applyPlan(rec.jobs, next, MAX_ATTEMPTS);
@@ -419,6 +422,26 @@ export class EvacuationCoordinator {
       // A re-plan that cannot be made leaves the last plan in force; the jobs still run.
       addEvent(rec, new Date(now), `re-plan failed: ${(error as Error).message}`);
     }
+  }
+
+  /**
+   * The plan's destinations with their states as stored now: a re-plan must not send a failed move to a node
+   * that a notice (or an operator) took out of placement since the plan was made. Fifty notices at once at
+   * 1,000 nodes: plans made in the same second chose nodes whose own notices came a moment later, and a re-plan
+   * from the plan's copy sent the retry to the next of them. Memory and the rest stay as planned (the plan's
+   * ledger accounts for its own moves).
+   */
+  private async statesNow(destinations: readonly CandidateNode[]): Promise<CandidateNode[]> {
+    // A node that cannot be read now keeps its planned state; one deleted since is gone.
+    const states = await Promise.all(
+      destinations.map((d) =>
+        this.nodes.get(d.id).then(
+          (n) => n?.state ?? 'gone',
+          () => d.state,
+        ),
+      ),
+    );
+    return destinations.map((d, i) => (states[i] === d.state ? d : { ...d, state: states[i]! }));
   }
 
   /**
@@ -589,7 +612,7 @@ export class EvacuationCoordinator {
       const message = error instanceof DomainError || error instanceof Error ? error.message : String(error);
       Object.assign(job, { state: 'skipped', error: message, endedAt: this.clock.now().toISOString() });
       addEvent(rec, this.clock.now(), `could not start ${job.workloadId}: ${message}`);
-      this.replanAfter(rec, [{ workloadId: job.workloadId, outcome: 'failed' }], this.clock.now().getTime());
+      await this.replanAfter(rec, [{ workloadId: job.workloadId, outcome: 'failed' }], this.clock.now().getTime());
     }
   }
 

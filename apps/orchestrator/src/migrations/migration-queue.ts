@@ -1,7 +1,14 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { Injectable } from '@nestjs/common';
 import type { Queue } from 'bullmq';
-import { JOB_OPTIONS, JobName, QueueName, migrateJobId, type MigrateJobData } from '@spotlift/queue';
+import {
+  JOB_OPTIONS,
+  JobName,
+  QueueName,
+  ROUTINE_MIGRATION_PRIORITY,
+  migrateJobId,
+  type MigrateJobData,
+} from '@spotlift/queue';
 import { RedisLink, whileUp } from '../core/redis-link.js';
 
 /** The producers' view of the migrations queue: job names, ids and options come from libs/queue only. */
@@ -15,13 +22,18 @@ export class MigrationQueue {
   /**
    * BullMQ's connection queues commands while Redis is away; a caller must not wait for that. Fails within a
    * second instead (a 503); the record is then 'queued' without a job, which boot reconciliation re-queues.
+   * An evacuation's move (`urgent`) goes before every other waiting move (ROUTINE_MIGRATION_PRIORITY).
    */
-  async enqueue(migrationId: string): Promise<void> {
+  async enqueue(migrationId: string, urgent = false): Promise<void> {
     await whileUp(this.link, 'queueing the migration job', () =>
       this.queue.add(
         JobName.Migrate,
         { migrationId },
-        { ...JOB_OPTIONS[JobName.Migrate], jobId: migrateJobId(migrationId) },
+        {
+          ...JOB_OPTIONS[JobName.Migrate],
+          jobId: migrateJobId(migrationId),
+          ...(urgent ? {} : { priority: ROUTINE_MIGRATION_PRIORITY }),
+        },
       ),
     );
   }
@@ -47,9 +59,9 @@ export class MigrationQueue {
   }
 
   /** Queues the migration again under its usual id, dropping a finished or failed job record first. */
-  async requeue(migrationId: string): Promise<void> {
+  async requeue(migrationId: string, urgent = false): Promise<void> {
     const job = await this.queue.getJob(migrateJobId(migrationId));
     if (job) await job.remove();
-    await this.enqueue(migrationId);
+    await this.enqueue(migrationId, urgent);
   }
 }

@@ -31,7 +31,7 @@ export class MigrationReconciler {
       if (m.state !== 'running' && m.state !== 'queued') continue;
       const jobState = await this.queue.jobState(m.id);
       if (QUEUE_STILL_OWNS.has(jobState)) continue;
-      await this.queue.requeue(m.id);
+      await this.queue.requeue(m.id, m.evacuationId !== undefined);
       requeued.push(m.id);
       this.logger.warn({ msg: 'migration queued again at boot', migrationId: m.id, state: m.state, jobState });
     }

@@ -216,7 +216,7 @@ export class MigrationsService {
     await this.migrations.save(migration);
     // Work lands there: a node rebalancing emptied for release is no longer releasable.
     if (destination.releasable) await this.marks?.clear(destination.id, `migration ${id} lands there`);
-    await this.queue.enqueue(migration.id);
+    await this.queue.enqueue(migration.id, migration.evacuationId !== undefined);
     return migration;
   }
 
@@ -247,7 +247,6 @@ export class MigrationsService {
   ): Promise<{ destination: NodeRecord; reason: string }> {
     const settings = this.config.evacuation;
     const wanted = { ...placementWorkload(workload, settings), memoryBytes: rssBytes };
-    const all = await this.fleetNodes();
     const now = this.clock.now();
     const view = (nodes: NodeRecord[]) =>
       nodes.map((n) =>
@@ -256,7 +255,7 @@ export class MigrationsService {
           now,
           source,
           workloads: [],
-          nodes: all,
+          nodes,
           freshMemAvailable: {},
           reservedByNode: {},
           settings,
@@ -285,6 +284,8 @@ export class MigrationsService {
       if (why.length) throw refuse(why.map((r) => r.message).join('; '));
       return { destination: node, reason: 'requested' };
     }
+    // Only a free choice reads the whole fleet (an evacuation names its plan's node: one read).
+    const all = await this.fleetNodes();
     const decision = chooseDestination(wanted, origin, view(all), options);
     if (!decision.ok) {
       throw new ConflictError(

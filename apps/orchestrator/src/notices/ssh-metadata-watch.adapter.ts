@@ -59,6 +59,7 @@ export class StreamingMetadataClient extends MetadataClient {
   private closed = false;
   /** Loops started, for tests and the bench. */
   starts = 0;
+  private readonly listeners = new Set<() => void>();
 
   constructor(
     private readonly shell: NodeShell,
@@ -89,6 +90,12 @@ export class StreamingMetadataClient extends MetadataClient {
       this.scheduleRestart(0);
     }
     return this.fallback.request(req);
+  }
+
+  /** The loop printed a changed answer: the provider polling through this client polls at once. */
+  override onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** Ends the loop (the watcher stopped). */
@@ -145,10 +152,12 @@ export class StreamingMetadataClient extends MetadataClient {
     proc.stdout.setEncoding('utf8');
     proc.stdout.on('data', (chunk: string) => {
       if (gen !== this.generation) return;
+      let changed = false;
       try {
         for (const e of parser.push(chunk)) {
           this.lastHeard = this.now();
           if (e.kind === 'tick') continue;
+          changed = true;
           const w = this.watched.get(paths[e.index] ?? '');
           if (!w) continue;
           w.answer =
@@ -163,7 +172,9 @@ export class StreamingMetadataClient extends MetadataClient {
         if (this.now() - startedAt > 60_000) this.backoffMs = FIRST_BACKOFF_MS;
       } catch {
         this.died(gen);
+        return;
       }
+      if (changed) for (const listener of this.listeners) listener();
     });
     proc.stdout.on('error', () => this.died(gen));
     void proc.done.then(() => this.died(gen));

@@ -51,11 +51,11 @@ afterEach(async () => {
 });
 afterAll(() => shell.close());
 
-function watch(client: MetadataClient): RecordingNoticeSink {
+function watch(client: MetadataClient, pollIntervalMs = POLL_MS): RecordingNoticeSink {
   const sink = new RecordingNoticeSink();
   const stop = new AbortController();
   stops.push(stop);
-  const aws = new AwsImdsNoticeProvider({ nodeId: 'node-a', client, pollIntervalMs: POLL_MS, watchMaintenance: false });
+  const aws = new AwsImdsNoticeProvider({ nodeId: 'node-a', client, pollIntervalMs, watchMaintenance: false });
   void aws.watch(sink, stop.signal);
   return sink;
 }
@@ -120,5 +120,18 @@ describe('the metadata watch loop over a real SSH session (node-a, fake IMDS)', 
     const execs = shell.execs;
     await sleep(1_000);
     expect(shell.execs - execs).toBe(0);
+  }, 30_000);
+
+  it("a change the loop prints wakes the provider's poll at once (not at its next tick)", async () => {
+    // The provider polls its client every 10 s; the loop on the node every 250 ms. Seen within a second only
+    // if the loop's news starts the provider's next poll.
+    const client = streaming();
+    const sink = watch(client, 10_000);
+    await sleep(1_500);
+    const t0 = Date.now();
+    imds.setSpotInterruption({ action: 'terminate', time: new Date(t0 + 120_000) });
+    const { at } = await sink.waitForNotice(undefined, 3_000);
+    console.log(`provider polling every 10 s through the stream: notice seen after ${at - t0} ms`);
+    expect(at - t0).toBeLessThan(1_000);
   }, 30_000);
 });

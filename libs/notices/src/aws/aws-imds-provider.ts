@@ -71,7 +71,14 @@ export class AwsImdsNoticeProvider implements PollingNoticeProvider {
 
   /** Polls until the signal aborts; each poll's notices and problems go to the sink. */
   watch(sink: NoticeSink, signal: AbortSignal): Promise<void> {
-    return watchByPolling((s) => this.poll(s), sink, this.options.pollIntervalMs ?? 500, signal);
+    const { client } = this.options;
+    return watchByPolling(
+      (s) => this.poll(s),
+      sink,
+      this.options.pollIntervalMs ?? 500,
+      signal,
+      (l) => client.onChange(l),
+    );
   }
 
   /** Reads every enabled path once (in parallel). */

@@ -56,7 +56,14 @@ export class AzureScheduledEventsNoticeProvider implements PollingNoticeProvider
 
   /** Polls until the signal aborts. */
   watch(sink: NoticeSink, signal: AbortSignal): Promise<void> {
-    return watchByPolling((s) => this.poll(s), sink, this.options.pollIntervalMs ?? 500, signal);
+    const { client } = this.options;
+    return watchByPolling(
+      (s) => this.poll(s),
+      sink,
+      this.options.pollIntervalMs ?? 500,
+      signal,
+      (l) => client.onChange(l),
+    );
   }
 
   /** Reads the document once. */
