@@ -1,4 +1,4 @@
-import { sharedRead } from './shared-read.js';
+import { sharedRead, sharedReadBy } from './shared-read.js';
 
 /** A read whose answers the test releases one by one. */
 function gatedRead() {
@@ -52,5 +52,52 @@ describe('sharedRead', () => {
     await expect(shared()).rejects.toThrow('redis away');
     fail = false;
     expect(await shared()).toBe(3);
+  });
+});
+
+describe('sharedReadBy', () => {
+  it('one read per key within the max age (under way or done); other keys read on their own', async () => {
+    let now = 0;
+    const calls: string[] = [];
+    const read = sharedReadBy(
+      (n: { id: string }) => n.id,
+      (n) => {
+        calls.push(n.id);
+        return Promise.resolve(`${n.id}@${now}`);
+      },
+      2_000,
+      () => now,
+    );
+    const [a1, a2, b1] = await Promise.all([read({ id: 'a' }), read({ id: 'a' }), read({ id: 'b' })]);
+    expect([a1, a2, b1]).toEqual(['a@0', 'a@0', 'b@0']);
+    now = 1_999;
+    expect(await read({ id: 'a' })).toBe('a@0');
+    now = 2_000;
+    expect(await read({ id: 'a' })).toBe('a@2000');
+    expect(calls).toEqual(['a', 'b', 'a']);
+  });
+
+  it('does not keep a failed read, and drops stale keys past its bound', async () => {
+    let now = 0;
+    let fail = true;
+    let calls = 0;
+    const read = sharedReadBy(
+      (k: string) => k,
+      () => {
+        calls++;
+        return fail ? Promise.reject(new Error('no answer')) : Promise.resolve(calls);
+      },
+      1_000,
+      () => now,
+      2,
+    );
+    await expect(read('a')).rejects.toThrow('no answer');
+    fail = false;
+    expect(await read('a')).toBe(2);
+    expect(await read('b')).toBe(3);
+    now = 5_000;
+    // Two keys kept, both stale: a third key drops them, and 'a' is read again.
+    expect(await read('c')).toBe(4);
+    expect(await read('a')).toBe(5);
   });
 });

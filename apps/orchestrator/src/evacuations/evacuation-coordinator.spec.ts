@@ -823,6 +823,23 @@ describe('EvacuationCoordinator', () => {
     expect(done.jobs[0]!.state).not.toBe('completed');
   });
 
+  it('a planned destination that left placement before its start (its own notice) is re-planned, not started on', async () => {
+    const w = world();
+    await seed(w, [GIB], 60);
+    // The plan's read of the fleet was made a moment before node-b's own notice: it still shows node-b ready.
+    const before = await w.nodes.list();
+    w.nodes.list = () => Promise.resolve(before.map((n) => ({ ...n })));
+    const b = (await w.nodes.get('node-b'))!;
+    await w.nodes.save({ ...b, state: 'terminating' });
+    void w.coordinator.run('evac-1');
+    await until(() => (w.created.length === 1 ? true : undefined));
+    expect(w.created[0]!.destinationNodeId).toBe('node-c');
+    const rec = (await w.evacuations.get('evac-1'))!;
+    expect(rec.events.map((e) => e.msg)).toContainEqual(
+      'wl-1: destination node-b is terminating now; re-planning it elsewhere',
+    );
+  });
+
   it('ends at once with nothing to move', async () => {
     const w = world();
     await seed(w, [], 60);

@@ -50,7 +50,7 @@ import { PairTrials, trialable } from './pair-trials.js';
 import { pairCapabilities, type PairCapability } from './evacuation-capabilities.js';
 import { EvacuationSignals } from './evacuation-signals.js';
 import { freshMemoryCandidates } from './fresh-memory.js';
-import { sharedRead } from '../common/shared-read.js';
+import { sharedRead, sharedReadBy } from '../common/shared-read.js';
 import { EvacuationGuardPath, guardRestoreWaiting, isGuardRestore } from './evacuation-guard-path.js';
 
 /**
@@ -75,6 +75,10 @@ const sourceFreedAt = (m: MigrationRecord): string => {
 /** Completed migrations read for the calibration (it keeps the newest 20 samples among them). */
 const CALIBRATION_READ = 200;
 const CALIBRATION_MAX_AGE_MS = 5_000;
+/** A node's MemAvailable read for one plan serves the plans made within this long (see memAvailableOf). */
+const FRESH_MEMORY_MAX_AGE_MS = 2_000;
+/** A job's destination found out of placement at its start is replaced at most this many times in a row. */
+const MAX_DESTINATION_CHANGES = 4;
 /** A failed workload is tried on at most this many destinations. */
 const MAX_ATTEMPTS = 2;
 /** Stop waiting for migrations this long after the deadline (the node is gone; their jobs end on their own). */
@@ -369,12 +373,24 @@ export class EvacuationCoordinator {
     return reservedByNode;
   }
 
-  /** MemAvailable read now over SSH (1 s cap per node, in parallel); a node that does not answer keeps its probe. */
+  /**
+   * MemAvailable of one node over SSH (1 s cap), one read for every plan that asks within FRESH_MEMORY_MAX_AGE_MS:
+   * fifty notices at once chose mostly the same roomiest nodes, and read each of them fifty times over (800
+   * execs before their first freezes). Memory that moves since is in the reservations, read fresh per plan.
+   */
+  private readonly memAvailableOf = sharedReadBy(
+    (node: NodeRecord) => node.id,
+    (node) => this.ops.memAvailableBytes(node, 1_000),
+    FRESH_MEMORY_MAX_AGE_MS,
+    () => this.clock.now().getTime(),
+  );
+
+  /** MemAvailable read over SSH (in parallel, see memAvailableOf); a node that does not answer keeps its probe. */
   private async readMemAvailable(nodes: readonly NodeRecord[]): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
     await Promise.all(
       nodes.map(async (n) => {
-        const bytes = await this.ops.memAvailableBytes(n, 1_000);
+        const bytes = await this.memAvailableOf(n);
         if (bytes !== undefined) out[n.id] = bytes;
       }),
     );
@@ -586,6 +602,7 @@ export class EvacuationCoordinator {
   }
 
   private async start(rec: EvacuationRecord, job: EvacuationJob): Promise<void> {
+    if (!(await this.destinationStillReady(rec, job))) return;
     // The plan's strategy and the notice's deadline (which bounds pre-copy rounds); pages leaving a node that
     // is going are encrypted (the API's default transport).
     const strategy = strategyFor(rec, job);
@@ -613,6 +630,30 @@ export class EvacuationCoordinator {
       Object.assign(job, { state: 'skipped', error: message, endedAt: this.clock.now().toISOString() });
       addEvent(rec, this.clock.now(), `could not start ${job.workloadId}: ${message}`);
       await this.replanAfter(rec, [{ workloadId: job.workloadId, outcome: 'failed' }], this.clock.now().getTime());
+    }
+  }
+
+  /**
+   * The job's planned destination as stored now: one that left placement since the plan (its own notice in the
+   * same reclaim, a drain) is not started on, which would refuse it and leave the workload behind; the job is
+   * re-planned away from it (and the next choice checked the same way, a few times in a row at most). False when
+   * the job is not to start now (re-planned as a miss, or still pending for the next pass).
+   */
+  private async destinationStillReady(rec: EvacuationRecord, job: EvacuationJob): Promise<boolean> {
+    for (let changes = 0; ; changes++) {
+      const id = job.destinationNodeId;
+      if (!id) return true; // placement chooses at the start
+      const state = await this.nodes.get(id).then(
+        (n) => n?.state ?? 'gone',
+        () => 'ready', // unreadable now: the start's own checks decide
+      );
+      if (state === 'ready') return true;
+      // Left pending: the next pass checks again.
+      if (changes >= MAX_DESTINATION_CHANGES) return false;
+      const now = this.clock.now();
+      addEvent(rec, now, `${job.workloadId}: destination ${id} is ${state} now; re-planning it elsewhere`);
+      await this.replanAfter(rec, [{ workloadId: job.workloadId, outcome: 'failed' }], now.getTime());
+      if (job.state !== 'pending') return false;
     }
   }
 
