@@ -359,6 +359,18 @@ interface Stages {
   started: number[];
 }
 
+/** The last events of a node's newest evacuation, for a notice that reached no first command. */
+async function lastEvents(redis: Redis, prefix: string, nodeId: string): Promise<string> {
+  const [evacuationId] = await redis.zrange(`${prefix}:evacuations:node=${nodeId}`, -1, -1);
+  const raw = evacuationId ? await redis.get(`${prefix}:evacuation:${evacuationId}`) : null;
+  if (!raw) return 'no evacuation recorded';
+  const e = JSON.parse(raw) as { state: string; events: { msg: string }[] };
+  return `evacuation ${e.state}: ${e.events
+    .slice(-4)
+    .map((x) => x.msg.slice(0, 200))
+    .join(' | ')}`;
+}
+
 /** Adds the stages of each noticed node that reached its first command (its evacuation read from Redis). */
 async function addStages(stages: Stages, redis: Redis, prefix: string, ids: string[], s: SimStatus): Promise<void> {
   for (const id of ids) {
@@ -489,7 +501,9 @@ async function run(sim: Sim, fleet: number, count: number, redis: Redis): Promis
             const ms = s.freezes[id];
             if (ms === undefined) {
               entry.missed++;
-              console.log(`    ${id}: no first command within 15 s of its notice`);
+              console.log(
+                `    ${id}: no first command within 15 s of its notice; ${await lastEvents(redis, prefix, id)}`,
+              );
             } else entry.ms.push(ms);
           }
           await addStages(entry.stages, redis, prefix, ids, s);

@@ -18,7 +18,7 @@ import { aNode, aWorkload } from '@spotlift/testing';
 import type { CheckpointsService, CreateCheckpoint } from '../checkpoints/checkpoints.service.js';
 import type { AppConfig } from '../config/app-config.js';
 import { EvacuationSettings } from '../config/evacuation-config.js';
-import type { MigrationRequest, MigrationsService } from '../migrations/migrations.service.js';
+import { DestinationRefused, type MigrationRequest, type MigrationsService } from '../migrations/migrations.service.js';
 import { EvacuationCoordinator } from './evacuation-coordinator.js';
 import { EvacuationSignals, type Timers } from './evacuation-signals.js';
 
@@ -52,6 +52,10 @@ function world(settings: Partial<EvacuationSettings> = {}, pairs: { trials?: Pos
   let n = 0;
   const service = {
     async start(request: MigrationRequest): Promise<MigrationRecord> {
+      // As MigrationsService: a named destination out of placement now is refused.
+      const dest = request.destinationNodeId ? await nodes.get(request.destinationNodeId) : undefined;
+      if (dest && dest.state !== 'ready')
+        throw new DestinationRefused(dest.id, request.workloadId, `is ${dest.state}: never a destination`);
       created.push(request);
       const now = clock.now().toISOString();
       const m = {
@@ -836,7 +840,7 @@ describe('EvacuationCoordinator', () => {
     expect(w.created[0]!.destinationNodeId).toBe('node-c');
     const rec = (await w.evacuations.get('evac-1'))!;
     expect(rec.events.map((e) => e.msg)).toContainEqual(
-      'wl-1: destination node-b is terminating now; re-planning it elsewhere',
+      "wl-1: destination 'node-b' cannot take workload 'wl-1': is terminating: never a destination; re-planning it elsewhere",
     );
   });
 

@@ -33,7 +33,7 @@ import {
 } from '@spotlift/store';
 import { CheckpointsService, CreateCheckpoint } from '../checkpoints/checkpoints.service.js';
 import { AppConfig } from '../config/app-config.js';
-import { MigrationsService } from '../migrations/migrations.service.js';
+import { DestinationRefused, MigrationsService } from '../migrations/migrations.service.js';
 import { buildEvacuationInput, planAsExecuted, strategyFor, workloadsInScope } from './evacuation-input.js';
 import {
   applyPlan,
@@ -77,7 +77,7 @@ const CALIBRATION_READ = 200;
 const CALIBRATION_MAX_AGE_MS = 5_000;
 /** A node's MemAvailable read for one plan serves the plans made within this long (see memAvailableOf). */
 const FRESH_MEMORY_MAX_AGE_MS = 2_000;
-/** A job's destination found out of placement at its start is replaced at most this many times in a row. */
+/** A job's destination refused at its start (out of placement since the plan) is replaced at most this many times in a row. */
 const MAX_DESTINATION_CHANGES = 4;
 /** A failed workload is tried on at most this many destinations. */
 const MAX_ATTEMPTS = 2;
@@ -602,7 +602,6 @@ export class EvacuationCoordinator {
   }
 
   private async start(rec: EvacuationRecord, job: EvacuationJob): Promise<void> {
-    if (!(await this.destinationStillReady(rec, job))) return;
     // The plan's strategy and the notice's deadline (which bounds pre-copy rounds); pages leaving a node that
     // is going are encrypted (the API's default transport).
     const strategy = strategyFor(rec, job);
@@ -614,46 +613,36 @@ export class EvacuationCoordinator {
       addEvent(rec, this.clock.now(), `not starting ${job.workloadId}: ${message}`);
       return;
     }
-    try {
-      const m = await this.migrationsService.start({
-        workloadId: job.workloadId,
-        ...(job.destinationNodeId ? { destinationNodeId: job.destinationNodeId } : {}),
-        strategy: strategy && STRATEGIES.has(strategy) ? (strategy as Strategy) : 'stop-and-copy',
-        transport: 'tls',
-        keepImages: false,
-        deadline: new Date(rec.deadline),
-        evacuationId: rec.id,
-      });
-      Object.assign(job, { migrationId: m.id, state: m.state, startedAt: m.createdAt, strategy: m.strategy });
-    } catch (error) {
-      const message = error instanceof DomainError || error instanceof Error ? error.message : String(error);
-      Object.assign(job, { state: 'skipped', error: message, endedAt: this.clock.now().toISOString() });
-      addEvent(rec, this.clock.now(), `could not start ${job.workloadId}: ${message}`);
-      await this.replanAfter(rec, [{ workloadId: job.workloadId, outcome: 'failed' }], this.clock.now().getTime());
-    }
-  }
-
-  /**
-   * The job's planned destination as stored now: one that left placement since the plan (its own notice in the
-   * same reclaim, a drain) is not started on, which would refuse it and leave the workload behind; the job is
-   * re-planned away from it (and the next choice checked the same way, a few times in a row at most). False when
-   * the job is not to start now (re-planned as a miss, or still pending for the next pass).
-   */
-  private async destinationStillReady(rec: EvacuationRecord, job: EvacuationJob): Promise<boolean> {
     for (let changes = 0; ; changes++) {
-      const id = job.destinationNodeId;
-      if (!id) return true; // placement chooses at the start
-      const state = await this.nodes.get(id).then(
-        (n) => n?.state ?? 'gone',
-        () => 'ready', // unreadable now: the start's own checks decide
-      );
-      if (state === 'ready') return true;
-      // Left pending: the next pass checks again.
-      if (changes >= MAX_DESTINATION_CHANGES) return false;
-      const now = this.clock.now();
-      addEvent(rec, now, `${job.workloadId}: destination ${id} is ${state} now; re-planning it elsewhere`);
-      await this.replanAfter(rec, [{ workloadId: job.workloadId, outcome: 'failed' }], now.getTime());
-      if (job.state !== 'pending') return false;
+      try {
+        const m = await this.migrationsService.start({
+          workloadId: job.workloadId,
+          ...(job.destinationNodeId ? { destinationNodeId: job.destinationNodeId } : {}),
+          strategy: strategy && STRATEGIES.has(strategy) ? (strategy as Strategy) : 'stop-and-copy',
+          transport: 'tls',
+          keepImages: false,
+          deadline: new Date(rec.deadline),
+          evacuationId: rec.id,
+        });
+        Object.assign(job, { migrationId: m.id, state: m.state, startedAt: m.createdAt, strategy: m.strategy });
+        return;
+      } catch (error) {
+        const message = error instanceof DomainError || error instanceof Error ? error.message : String(error);
+        const at = this.clock.now();
+        // The plan's destination left placement since the plan (its own notice in the same reclaim, a drain):
+        // re-planned away from it, the job stays pending, and the next choice is tried at once (a few in a row).
+        // Skipped, the workload would never be tried again.
+        if (error instanceof DestinationRefused && changes < MAX_DESTINATION_CHANGES) {
+          addEvent(rec, at, `${job.workloadId}: ${message}; re-planning it elsewhere`);
+          await this.replanAfter(rec, [{ workloadId: job.workloadId, outcome: 'failed' }], at.getTime());
+          if (job.state !== 'pending') return;
+          continue;
+        }
+        Object.assign(job, { state: 'skipped', error: message, endedAt: at.toISOString() });
+        addEvent(rec, at, `could not start ${job.workloadId}: ${message}`);
+        await this.replanAfter(rec, [{ workloadId: job.workloadId, outcome: 'failed' }], at.getTime());
+        return;
+      }
     }
   }
 

@@ -86,6 +86,20 @@ export function requestFromBody(body: CreateMigration): MigrationRequest {
   };
 }
 
+/**
+ * A named destination its hard filters refuse now (a 400 to a caller). An evacuation re-plans the move elsewhere:
+ * its plan chose the node a moment ago, and the node's own notice may have come since.
+ */
+export class DestinationRefused extends BadRequestError {
+  constructor(
+    readonly nodeId: string,
+    workloadId: string,
+    why: string,
+  ) {
+    super(`destination '${nodeId}' cannot take workload '${workloadId}': ${why}`);
+  }
+}
+
 @Injectable()
 export class MigrationsService {
   constructor(
@@ -273,8 +287,7 @@ export class MigrationsService {
     if (requested !== undefined) {
       const node = await this.nodes.get(requested);
       if (!node) throw new NotFoundError('node', requested);
-      const refuse = (why: string) =>
-        new BadRequestError(`destination '${node.id}' cannot take workload '${workload.id}': ${why}`);
+      const refuse = (why: string) => new DestinationRefused(node.id, workload.id, why);
       if (node.id === source.id) throw refuse('it is the source node');
       // A named node's CPU is judged by preflight's `criu cpuinfo check`, as before: a model name that differs
       // from the source's is not proof that the restore would fail.
