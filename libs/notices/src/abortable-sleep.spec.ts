@@ -3,9 +3,11 @@ import { runPollLoop, type WakeSource } from './abortable-sleep.js';
 /** A wake source the test fires by hand; counts its subscribers. */
 function handWake() {
   const listeners = new Set<() => void>();
-  const source: WakeSource = (l) => {
-    listeners.add(l);
-    return () => listeners.delete(l);
+  const source: WakeSource = {
+    onChange: (l) => {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
   };
   return { source, fire: () => listeners.forEach((l) => l()), subscribers: () => listeners.size };
 }

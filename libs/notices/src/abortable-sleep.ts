@@ -18,8 +18,11 @@ export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> 
   });
 }
 
-/** Subscribes a listener to "there is news": the poll loop then polls at once (returns the unsubscribe). */
-export type WakeSource = (listener: () => void) => () => void;
+/** Tells of news (a MetadataClient serving a watch of its own): the poll loop then polls at once. */
+export interface WakeSource {
+  /** Subscribes; returns the unsubscribe. */
+  onChange(listener: () => void): () => void;
+}
 
 /**
  * Runs `poll` every `intervalMs` (start to start) until the signal aborts, handing results to `deliver`. A
@@ -35,7 +38,7 @@ export async function runPollLoop<T>(
 ): Promise<void> {
   let woken = false;
   let cutSleep: (() => void) | undefined;
-  const unsubscribe = wake?.(() => {
+  const unsubscribe = wake?.onChange(() => {
     woken = true;
     cutSleep?.();
   });

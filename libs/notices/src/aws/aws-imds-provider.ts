@@ -71,14 +71,7 @@ export class AwsImdsNoticeProvider implements PollingNoticeProvider {
 
   /** Polls until the signal aborts; each poll's notices and problems go to the sink. */
   watch(sink: NoticeSink, signal: AbortSignal): Promise<void> {
-    const { client } = this.options;
-    return watchByPolling(
-      (s) => this.poll(s),
-      sink,
-      this.options.pollIntervalMs ?? 500,
-      signal,
-      (l) => client.onChange(l),
-    );
+    return watchByPolling((s) => this.poll(s), sink, this.options.pollIntervalMs ?? 500, signal, this.options.client);
   }
 
   /** Reads every enabled path once (in parallel). */

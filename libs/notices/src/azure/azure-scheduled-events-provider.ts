@@ -56,14 +56,7 @@ export class AzureScheduledEventsNoticeProvider implements PollingNoticeProvider
 
   /** Polls until the signal aborts. */
   watch(sink: NoticeSink, signal: AbortSignal): Promise<void> {
-    const { client } = this.options;
-    return watchByPolling(
-      (s) => this.poll(s),
-      sink,
-      this.options.pollIntervalMs ?? 500,
-      signal,
-      (l) => client.onChange(l),
-    );
+    return watchByPolling((s) => this.poll(s), sink, this.options.pollIntervalMs ?? 500, signal, this.options.client);
   }
 
   /** Reads the document once. */
