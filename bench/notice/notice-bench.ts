@@ -54,7 +54,11 @@ async function startApp(lab: LabConfig, imdsUrl: string, pollMs: number, trial: 
   const nodes = lab.nodes.map((n) =>
     n.id === 'node-a' ? { ...n, metadata: { provider: 'aws', baseUrl: imdsUrl } } : n,
   );
-  writeFileSync(path, JSON.stringify({ ...lab, nodes }));
+  // No post-copy trials, ahead of the notice or at it: a fresh installation per trial has none stored, and with
+  // slack the planner spends up to `trialBudgetSeconds` (15 s) running them before the first move, by design. In a
+  // running installation they were run ahead (`trialRefreshSeconds`); this measures that path.
+  const evacuation = { trialRefreshSeconds: 0, trialBudgetSeconds: 0 };
+  writeFileSync(path, JSON.stringify({ ...lab, nodes, evacuation }));
   return startBenchOrchestrator(`notice-${trial}`, REDIS_PORT, {
     SPOTLIFT_CONFIG: path,
     SPOTLIFT_NOTICE_POLL_MS: String(pollMs),
