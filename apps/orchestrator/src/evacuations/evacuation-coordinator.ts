@@ -602,9 +602,6 @@ export class EvacuationCoordinator {
   }
 
   private async start(rec: EvacuationRecord, job: EvacuationJob): Promise<void> {
-    // The plan's strategy and the notice's deadline (which bounds pre-copy rounds); pages leaving a node that
-    // is going are encrypted (the API's default transport).
-    const strategy = strategyFor(rec, job);
     // Planned while it ran here; a manual migration may have moved it since (the plan can wait out trials first).
     const now = await this.workloads.get(job.workloadId).catch(() => undefined);
     if (now && now.nodeId !== rec.nodeId) {
@@ -614,6 +611,9 @@ export class EvacuationCoordinator {
       return;
     }
     for (let changes = 0; ; changes++) {
+      // The plan's strategy (a re-plan below may change it with the destination) and the notice's deadline (which
+      // bounds pre-copy rounds); pages leaving a node that is going are encrypted (the API's default transport).
+      const strategy = strategyFor(rec, job);
       try {
         const m = await this.migrationsService.start({
           workloadId: job.workloadId,
