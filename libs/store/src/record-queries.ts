@@ -6,7 +6,14 @@ import type {
   WorkloadRecord,
   WorkloadState,
 } from '@spotlift/domain';
-import { CHECKPOINT_INDEX, EVACUATION_INDEX, MIGRATION_INDEX, WORKLOAD_INDEX } from './record-indexes.js';
+import {
+  CHECKPOINT_INDEX,
+  EVACUATION_INDEX,
+  MIGRATION_FINISHED,
+  MIGRATION_INDEX,
+  MIGRATION_STATES,
+  WORKLOAD_INDEX,
+} from './record-indexes.js';
 import { allWhere, type Repository } from './repositories.port.js';
 
 /**
@@ -35,28 +42,26 @@ export function workloadsOfProcess(repo: Pages<WorkloadRecord>, key: string): Pr
   return allWhere(repo, WORKLOAD_INDEX, [`process=${key}`]);
 }
 
+/** The checkpoints that involve one node (as source, storage or restore destination). */
+export function checkpointsOfNode(repo: Pages<CheckpointRecord>, nodeId: string): Promise<CheckpointRecord[]> {
+  return allWhere(repo, CHECKPOINT_INDEX, [`node=${nodeId}`]);
+}
+
 /** The checkpoints of one workload. */
 export function checkpointsOfWorkload(repo: Pages<CheckpointRecord>, workloadId: string): Promise<CheckpointRecord[]> {
   return allWhere(repo, CHECKPOINT_INDEX, [`workload=${workloadId}`]);
 }
 
-/** The states of a migration whose job has not ended (queued or running). */
-const IN_FLIGHT: MigrationState[] = ['queued', 'running'];
+/** The states of a migration whose job has not ended: every state retention may not trim. */
+const IN_FLIGHT: MigrationState[] = MIGRATION_STATES.filter((s) => !MIGRATION_FINISHED.includes(s));
 
-/** Every migration not yet ended: bounded by the workers' concurrency, not by the records kept. */
-export async function migrationsInFlight(repo: Pages<MigrationRecord>): Promise<MigrationRecord[]> {
-  const found = await Promise.all(IN_FLIGHT.map((s) => allWhere(repo, MIGRATION_INDEX, [`state=${s}`])));
-  return found.flat();
-}
-
-/** The migrations not yet ended with `nodeId` as their source or destination. */
-export async function migrationsOfNodeInFlight(
-  repo: Pages<MigrationRecord>,
-  nodeId: string,
-): Promise<MigrationRecord[]> {
-  const found = await Promise.all(
-    IN_FLIGHT.map((s) => allWhere(repo, MIGRATION_INDEX, [`node=${nodeId}`, `state=${s}`])),
-  );
+/**
+ * Every migration not yet ended (bounded by the workers' concurrency, not by the records kept), or only those
+ * with `nodeId` as their source or destination.
+ */
+export async function migrationsInFlight(repo: Pages<MigrationRecord>, nodeId?: string): Promise<MigrationRecord[]> {
+  const node = nodeId === undefined ? [] : [`node=${nodeId}`];
+  const found = await Promise.all(IN_FLIGHT.map((s) => allWhere(repo, MIGRATION_INDEX, [...node, `state=${s}`])));
   return found.flat();
 }
 

@@ -17,12 +17,11 @@ import {
   MigrationRepository,
   NodeRepository,
   WorkloadRepository,
-  allWhere,
+  checkpointsOfNode,
   createIfAbsent,
   evacuationsOfNode,
-  migrationsOfNodeInFlight,
+  migrationsInFlight,
   workloadsOnNode,
-  CHECKPOINT_INDEX,
   NODE_INDEX,
   type Page,
   type PageQuery,
@@ -280,8 +279,8 @@ export class NodesService {
     // From the node's term index: a node's own records, never every migration kept.
     const [workloads, migrations, checkpoints, evacuations] = await Promise.all([
       workloadsOnNode(this.workloads, id),
-      migrationsOfNodeInFlight(this.migrations, id),
-      allWhere(this.checkpoints, CHECKPOINT_INDEX, [`node=${id}`]),
+      migrationsInFlight(this.migrations, id),
+      checkpointsOfNode(this.checkpoints, id),
       evacuationsOfNode(this.evacuations, id),
     ]);
     return [
