@@ -65,7 +65,9 @@ function world() {
   const prober = new ScriptedProber();
   const events = new NodeEvents();
   const registered: string[] = [];
+  const removed: string[] = [];
   events.onRegistered((n) => registered.push(n.id));
+  events.onRemoved((id) => removed.push(id));
   const service = new NodesService(
     nodes,
     prober,
@@ -76,7 +78,7 @@ function world() {
     checkpoints,
     evacuations,
   );
-  return { service, nodes, workloads, migrations, checkpoints, evacuations, prober, registered };
+  return { service, nodes, workloads, migrations, checkpoints, evacuations, prober, registered, removed };
 }
 
 const warnings: unknown[] = [];
@@ -311,6 +313,8 @@ describe('NodesService.remove', () => {
     await w.migrations.save(aMigration({ destinationNodeId: 'node-x', state: 'completed' }));
     await w.service.remove('node-x');
     expect(await w.nodes.get('node-x')).toBeUndefined();
+    // this process's notice watchers hear of it at once
+    expect(w.removed).toEqual(['node-x']);
   });
 
   it.each([
@@ -360,6 +364,7 @@ describe('NodesService.remove', () => {
       message: expect.stringMatching(what) as unknown,
     });
     expect(await w.nodes.get('node-x')).toBeDefined();
+    expect(w.removed).toEqual([]);
   });
 
   it('404s an unknown node', async () => {

@@ -272,6 +272,7 @@ export class NodesService {
       });
     }
     await this.nodes.delete(id);
+    this.events.removed(id);
     this.logger.log({ msg: 'node removed', node: id });
   }
 

@@ -93,7 +93,10 @@ export class NoticeWatchers implements OnApplicationBootstrap, OnModuleDestroy {
       this.config.evacuation.azureAckLeadSeconds * 1000,
     );
     for (const spec of this.config.nodes) this.consider(spec);
-    this.unsubscribes.push(this.nodeEvents.onRegistered((node) => this.consider(node)));
+    this.unsubscribes.push(
+      this.nodeEvents.onRegistered((node) => this.consider(node)),
+      this.nodeEvents.onRemoved((id) => this.forget(id)),
+    );
     this.every(NODE_SYNC_MS, async () => this.sync(await this.nodes.list()));
     const { leaseMs, renewMs, slack } = this.config.notices.lease;
     const self = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
@@ -146,6 +149,12 @@ export class NoticeWatchers implements OnApplicationBootstrap, OnModuleDestroy {
     for (const node of nodes) this.consider(node);
     const known = new Set([...nodes, ...this.config.nodes].map((n) => n.id));
     for (const id of this.candidates.keys()) if (!known.has(id)) this.candidates.delete(id);
+  }
+
+  /** A node removed here: unwatched now (its lease is given back at the next period), not at the next sync. */
+  private forget(id: string): void {
+    this.candidates.delete(id);
+    this.unwatch(id, 'node removed');
   }
 
   /** A node seen (config, store, registration): a candidate if it has a metadata source; restarted if held and changed. */

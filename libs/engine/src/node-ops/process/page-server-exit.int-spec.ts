@@ -75,16 +75,18 @@ describe('awaitPageServerExit (node script) in a real shell', () => {
   });
 
   it('does not wait on a zombie (a server that exited but was not reaped yet)', () => {
-    // the parent shell execs into a long sleep without reaping its child, a criu that exits at once
-    const parent = spawn('sh', ['-c', `${criu} 0 & echo $! > ${join(dir, 'page-server.pid')}; exec sleep 30`], {
-      stdio: 'ignore',
-    });
+    // The parent shell execs into a long sleep, which never reaps its child: a criu that exits 0.3 s later, so
+    // surely after the exec (a shell may reap a child that is already gone when it runs its next command).
+    const pidfile = join(dir, 'page-server.pid');
+    const parent = spawn('sh', ['-c', `${criu} 0.3 & echo $! > ${pidfile}; exec sleep 30`], { stdio: 'ignore' });
     children.push(parent);
-    execFileSync('sh', ['-c', `until [ -s ${join(dir, 'page-server.pid')} ]; do sleep 0.02; done; sleep 0.3`]);
-    const pid = execFileSync('cat', [join(dir, 'page-server.pid')])
-      .toString()
-      .trim();
-    expect(execFileSync('sh', ['-c', `grep ^State /proc/${pid}/status`]).toString()).toMatch(/Z/);
+    execFileSync('sh', ['-c', `until [ -s ${pidfile} ]; do sleep 0.02; done`]);
+    const pid = readFileSync(pidfile, 'utf8').trim();
+    execFileSync('sh', [
+      '-c',
+      `i=0; until grep -q '^State:.*Z' /proc/${pid}/status || [ $i -ge 250 ]; do sleep 0.02; i=$((i+1)); done`,
+    ]);
+    expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^State:\s*Z/m);
     expect(wait(5_000).code).toBe(0);
   });
 });
