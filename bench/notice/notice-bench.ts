@@ -5,7 +5,12 @@
  * node), Redis, BullMQ, CRIU. Each trial uses a fresh orchestrator (its own Redis prefix), because a
  * notice is deduplicated per node for 10 minutes and a node that got one stays terminating.
  *
- *   bash bench/run.sh notice [--trials 20] [--poll-ms 250] [--mem-mib 16]
+ *   bash bench/run.sh notice [--trials 20] [--poll-ms 250] [--mem-mib 16] [--fleet 1000] [--sim-procs 4]
+ *
+ * `--fleet N`: the orchestrator also watches N simulated nodes (bench/scale/sim: real SSH servers on loopback, one
+ * metadata watch loop each, drained so that none is a destination), so both halves of the notice-to-first-freeze
+ * target at fleet scale are measured in one run: the orchestrator's under the load of N watched nodes, the nodes'
+ * with real CRIU on the lab nodes.
  *
  * Stages, each measured from the notice's appearance: detected (the watcher parsed it), evacuation
  * recorded, first migration recorded, its preflight / prepare / dump phases started, and frozenAt (the source tasks stopped,
@@ -29,8 +34,11 @@ import {
   type LabConfig,
   type OrchestratorProcess,
 } from '@spotlift/testing';
+import { Sim, simNodeSpecs, untilFleetWatched } from '../scale/sim/fleet-sim.js';
 
 const REDIS_PORT = arg('redis-port', 16399);
+const FLEET = arg('fleet', 0);
+const SIM_PORT = arg('sim-port', 2222);
 const STAGES = ['detected', 'evacuation', 'migration', 'preflight', 'prepare', 'dumpStart', 'frozenAt'] as const;
 type Stage = (typeof STAGES)[number];
 
@@ -48,21 +56,58 @@ function pct(xs: number[], p: number): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The lab's orchestrator with node-a's metadata served by the fake IMDS, polled every `pollMs`. */
-async function startApp(lab: LabConfig, imdsUrl: string, pollMs: number, trial: number): Promise<OrchestratorProcess> {
+/**
+ * The lab's orchestrator with node-a's metadata served by the fake IMDS, polled every `pollMs`; with a simulated
+ * fleet, every simulated node watched and drained before it returns (ms it took in `bootMs`).
+ */
+async function startApp(
+  lab: LabConfig,
+  imdsUrl: string,
+  pollMs: number,
+  trial: number,
+  sim?: Sim,
+): Promise<{ orch: OrchestratorProcess; bootMs: number }> {
+  const started = Date.now();
   const path = join(tmpdir(), `spotlift-notice-bench-${process.pid}.json`);
-  const nodes = lab.nodes.map((n) =>
-    n.id === 'node-a' ? { ...n, metadata: { provider: 'aws', baseUrl: imdsUrl } } : n,
-  );
+  const nodes = [
+    ...lab.nodes.map((n) => (n.id === 'node-a' ? { ...n, metadata: { provider: 'aws', baseUrl: imdsUrl } } : n)),
+    ...(sim ? simNodeSpecs(FLEET, SIM_PORT, sim.hostKey) : []),
+  ];
   // No post-copy trials, ahead of the notice or at it: a fresh installation per trial has none stored, and with
   // slack the planner spends up to `trialBudgetSeconds` (15 s) running them before the first move, by design. In a
   // running installation they were run ahead (`trialRefreshSeconds`); this measures that path.
   const evacuation = { trialRefreshSeconds: 0, trialBudgetSeconds: 0 };
   writeFileSync(path, JSON.stringify({ ...lab, nodes, evacuation }));
-  return startBenchOrchestrator(`notice-${trial}`, REDIS_PORT, {
+  const orch = await startBenchOrchestrator(`notice-${trial}`, REDIS_PORT, {
     SPOTLIFT_CONFIG: path,
     SPOTLIFT_NOTICE_POLL_MS: String(pollMs),
   });
+  if (sim) {
+    try {
+      await untilFleetWatched(sim, FLEET);
+      await drainAll(orch, FLEET);
+    } catch (error) {
+      await orch.kill('SIGTERM');
+      throw error;
+    }
+  }
+  return { orch, bootMs: Date.now() - started };
+}
+
+/** Every simulated node drained (no placement lands on it; it is still watched), 16 requests at a time. */
+async function drainAll(orch: OrchestratorProcess, n: number): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      for (let i = next++; i < n; i = next++) {
+        // A node still registering (its probe not stored yet) is not drained yet: asked again.
+        await poll(async () => {
+          const r = await orch.api<{ state: string }>('POST', `/nodes/sim-${i}/drain`);
+          return r.status === 200 && r.body.state === 'draining' ? true : undefined;
+        }, 30_000);
+      }
+    }),
+  );
 }
 
 async function poll<T>(fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
@@ -81,8 +126,9 @@ async function trial(
   collector: HeartbeatCollector,
   opts: { pollMs: number; memMiB: number },
   i: number,
-): Promise<Record<Stage, number>> {
-  const orch = await startApp(lab, imds.url, opts.pollMs, i);
+  sim?: Sim,
+): Promise<Record<Stage, number> & { bootMs: number }> {
+  const { orch, bootMs } = await startApp(lab, imds.url, opts.pollMs, i, sim);
   const pids: number[] = [];
   try {
     const name = `notice-bench-${i}`;
@@ -111,6 +157,7 @@ async function trial(
       throw new Error(`trial ${i}: migration ${m.id} ended ${m.state}: ${m.error ?? ''}`);
     const at = (iso: string) => new Date(iso).getTime() - t0;
     return {
+      bootMs,
       detected: at(evac.notice.receivedAt),
       evacuation: at(evac.createdAt),
       migration: at(m.createdAt),
@@ -142,20 +189,24 @@ async function main(): Promise<void> {
   const imds = await new FakeImdsServer().start({ host: LAB_HOST_ADDRESS });
   const collector = new HeartbeatCollector();
   await collector.start();
+  const sim = FLEET ? await Sim.start(FLEET, arg('sim-procs', 4), SIM_PORT) : undefined;
   const rows: Record<Stage, number>[] = [];
   try {
     for (let i = 0; i < trials; i++) {
-      const r = await trial(lab, imds, collector, { pollMs, memMiB }, i);
+      const r = await trial(lab, imds, collector, { pollMs, memMiB }, i, sim);
       rows.push(r);
-      console.log(`trial ${String(i + 1).padStart(3)}: ${STAGES.map((s) => `${s} ${r[s]} ms`).join(', ')}`);
+      const boot = sim ? ` (orchestrator watching ${FLEET} + 3 nodes, ready ${(r.bootMs / 1000).toFixed(1)} s)` : '';
+      console.log(`trial ${String(i + 1).padStart(3)}: ${STAGES.map((s) => `${s} ${r[s]} ms`).join(', ')}${boot}`);
     }
   } finally {
+    sim?.stop();
     await collector.stop();
     await imds.stop();
     await stopRedis(REDIS_PORT);
   }
   console.log(
-    `\nnotice-to-first-freeze, ${rows.length} trials, IMDS poll every ${pollMs} ms over SSH, ${memMiB} MiB workload`,
+    `\nnotice-to-first-freeze, ${rows.length} trials, IMDS poll every ${pollMs} ms over SSH, ${memMiB} MiB workload` +
+      (FLEET ? `, the orchestrator also watching ${FLEET} simulated nodes (stream mode, drained)` : ''),
   );
   console.log('stage (ms after the notice appeared)   p50    p99    max');
   for (const s of STAGES) {
@@ -169,7 +220,7 @@ async function main(): Promise<void> {
     99,
   );
   console.log(`\ntarget p99 <= 1000 ms (frozenAt): ${p99 <= 1000 ? 'met' : 'NOT met'} (${p99} ms)`);
-  console.log(JSON.stringify({ trials: rows.length, pollMs, memMiB, rows }));
+  console.log(JSON.stringify({ trials: rows.length, pollMs, memMiB, fleet: FLEET, rows }));
 }
 
 main().then(

@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { OrchestratorProcess, builtOrchestratorMain, labDir, startRedis, stopRedis } from '@spotlift/testing';
+import { Sim, simNodeSpecs, untilFleetWatched, type SimStatus } from './sim/fleet-sim.js';
 
 const args = process.argv.slice(2);
 function opt(name: string, fallback: string): string {
@@ -51,132 +52,6 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
-}
-
-interface SimStatus {
-  counts: Record<string, number>;
-  connections: number;
-  watchedNodes: number;
-  loops: number;
-  freezes: Record<string, number>;
-  firstAt: Record<string, number>;
-  freezeCommands: string[];
-}
-
-let stopping = false;
-
-/** One simulator process, serving nodes [from, to). */
-class SimChild {
-  private constructor(private readonly child: ChildProcess) {}
-
-  static async start(n: number, from: number, to: number, keyFile: string): Promise<SimChild> {
-    const child = fork(fileURLToPath(new URL('./sim/fleet-sim-child.js', import.meta.url)), [
-      String(n),
-      String(SSH_PORT),
-      String(from),
-      String(to),
-      keyFile,
-    ]);
-    await new Promise<unknown>((resolve, reject) => {
-      child.once('message', resolve);
-      child.once('exit', (code) => reject(new Error(`the simulator exited (${code})`)));
-    });
-    // A simulator gone mid-run would leave every wait below to its timeout.
-    child.once('exit', (code) => {
-      if (stopping) return;
-      console.error(`a fleet simulator process exited (${code})`);
-      process.exit(1);
-    });
-    return new SimChild(child);
-  }
-
-  private seq = 0;
-
-  /** One request, one answer (matched by a sequence number: registrations ask for stand-ins in parallel). */
-  ask<T>(msg: object, reply: string): Promise<T> {
-    const seq = ++this.seq;
-    return new Promise<T>((resolve) => {
-      const on = (m: { cmd: string; seq?: number }) => {
-        if (m.cmd !== reply || m.seq !== seq) return;
-        this.child.off('message', on);
-        resolve(m as T);
-      };
-      this.child.on('message', on);
-      this.child.send({ ...msg, seq });
-    });
-  }
-
-  stop(): void {
-    this.child.send({ cmd: 'stop' });
-  }
-}
-
-/** The fleet simulator: `procs` processes, each serving a contiguous share of the nodes, one host key for all. */
-class Sim {
-  private next = 0;
-
-  private constructor(
-    private readonly children: SimChild[],
-    private readonly per: number,
-    readonly hostKey: string,
-  ) {}
-
-  static async start(n: number, procs: number): Promise<Sim> {
-    const keyFile = join(tmpdir(), `spotlift-fleet-sim-${process.pid}-host`);
-    rmSync(keyFile, { force: true });
-    rmSync(`${keyFile}.pub`, { force: true });
-    // ssh-keygen's: ssh2's Server cannot read its own generated ed25519 keys.
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', keyFile]);
-    const per = Math.ceil(n / procs);
-    const children = await Promise.all(
-      Array.from({ length: procs }, (_, p) => SimChild.start(n, p * per, Math.min(n, (p + 1) * per), keyFile)),
-    );
-    const hostKey = readFileSync(`${keyFile}.pub`, 'utf8').split(' ').slice(0, 2).join(' ');
-    return new Sim(children, per, hostKey);
-  }
-
-  async status(): Promise<SimStatus> {
-    const all = await Promise.all(this.children.map((c) => c.ask<SimStatus>({ cmd: 'status' }, 'status')));
-    const counts: Record<string, number> = {};
-    for (const s of all) for (const [k, v] of Object.entries(s.counts)) counts[k] = (counts[k] ?? 0) + v;
-    const sum = (f: (s: SimStatus) => number) => all.reduce((a, s) => a + f(s), 0);
-    return {
-      counts,
-      connections: sum((s) => s.connections),
-      watchedNodes: sum((s) => s.watchedNodes),
-      loops: sum((s) => s.loops),
-      freezes: Object.assign({}, ...all.map((s) => s.freezes)) as Record<string, number>,
-      firstAt: Object.assign({}, ...all.map((s) => s.firstAt)) as Record<string, number>,
-      freezeCommands: [...new Set(all.flatMap((s) => s.freezeCommands))],
-    };
-  }
-
-  /** Spot notices now; `skip` tree inspections at each node served before the one recorded (see the simulator). */
-  notice = (nodes: string[], skip: number) => this.each(nodes, { cmd: 'notice', skip }, 'noticed');
-  arm = (nodes: string[], skip: number) => this.each(nodes, { cmd: 'arm', skip }, 'armed');
-
-  private async each(nodes: string[], msg: { cmd: string; skip?: number }, reply: string): Promise<void> {
-    const byChild = new Map<number, string[]>();
-    for (const id of nodes) {
-      const c = Math.floor(Number(id.slice(4)) / this.per);
-      byChild.set(c, [...(byChild.get(c) ?? []), id]);
-    }
-    await Promise.all([...byChild].map(([c, ids]) => this.children[c]!.ask({ ...msg, nodes: ids }, reply)));
-  }
-
-  async reset(): Promise<void> {
-    await Promise.all(this.children.map((c) => c.ask({ cmd: 'reset' }, 'reset')));
-  }
-
-  async standIn(): Promise<number> {
-    const c = this.children[this.next++ % this.children.length]!;
-    return (await c.ask<{ pid: number }>({ cmd: 'standIn' }, 'standIn')).pid;
-  }
-
-  stop(): void {
-    stopping = true;
-    this.children.forEach((c) => c.stop());
-  }
 }
 
 /** prom-client's figures of one orchestrator now (reading resets its event-loop histogram). */
@@ -409,16 +284,7 @@ async function run(sim: Sim, fleet: number, count: number, redis: Redis): Promis
   const keyPath = join(tmpdir(), `spotlift-fleet-bench-${process.pid}.key`);
   rmSync(keyPath, { force: true });
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', keyPath]);
-  const nodes = Array.from({ length: fleet }, (_, i) => ({
-    id: `sim-${i}`,
-    host: `127.77.${Math.floor(i / 250)}.${(i % 250) + 1}`,
-    port: SSH_PORT,
-    user: 'spotlift',
-    hostKey: sim.hostKey,
-    zone: `zone-${i % 3}`,
-    lifecycle: 'spot',
-    metadata: { provider: 'aws', baseUrl: 'http://169.254.169.254' },
-  }));
+  const nodes = simNodeSpecs(fleet, SSH_PORT, sim.hostKey);
   const configPath = join(tmpdir(), `spotlift-fleet-bench-${process.pid}.json`);
   // No post-copy trials, ahead of notices or at one (a trial at a notice spends up to trialBudgetSeconds of the
   // notice's slack before the first freeze, by design; the simulated nodes could not run one anyway).
@@ -447,13 +313,7 @@ async function run(sim: Sim, fleet: number, count: number, redis: Redis): Promis
   try {
     await Promise.all(orchs.map((o) => o.start()));
     // Every node watched by one loop, steady for 3 s (two replicas first share the shards out).
-    let steady = 0;
-    for (let i = 0; steady < 6; i++) {
-      const s = await sim.status();
-      steady = s.watchedNodes === fleet && s.loops === fleet ? steady + 1 : 0;
-      if (i > 600) throw new Error(`not every node watched after 300 s: ${JSON.stringify({ ...s, freezes: 0 })}`);
-      await sleep(500);
-    }
+    await untilFleetWatched(sim, fleet);
     const bootS = (Date.now() - t0) / 1000;
     const atBoot = await Promise.all(orchs.map(scrape));
     const boot = {
@@ -558,7 +418,7 @@ function line(r: Row): string[] {
 async function main(): Promise<void> {
   await startRedis(REDIS_PORT);
   const redis = new Redis(REDIS_PORT, '127.0.0.1');
-  const sim = await Sim.start(Math.max(NODES, BASELINE), SIM_PROCS);
+  const sim = await Sim.start(Math.max(NODES, BASELINE), SIM_PROCS, SSH_PORT);
   control = await LagProbe.start();
   const rows: Row[] = [];
   try {

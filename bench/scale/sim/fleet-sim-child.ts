@@ -36,14 +36,13 @@ import {
   type CommandKind,
   type ImdsState,
 } from './node-answers.js';
+import { simAddress } from './fleet-sim.js';
 
 const { Server } = ssh2;
 const N = Number(process.argv[2] ?? 1000);
 const PORT = Number(process.argv[3] ?? 2222);
 const FROM = Number(process.argv[4] ?? 0);
 const TO = Number(process.argv[5] ?? N);
-/** Node i's loopback address (all of 127/8 is the loopback: no port ranges to clash with). */
-const simAddress = (i: number) => `127.77.${Math.floor(i / 250)}.${(i % 250) + 1}`;
 /** One host key for every simulated node (ssh-keygen's: ssh2's Server cannot read its own generated ed25519 keys). */
 const keyFile = process.argv[6] ?? join(mkdtempSync(join(tmpdir(), 'spotlift-fleet-sim-')), 'host_ed25519');
 if (!process.argv[6]) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', keyFile]);
