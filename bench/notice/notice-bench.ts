@@ -6,11 +6,13 @@
  * notice is deduplicated per node for 10 minutes and a node that got one stays terminating.
  *
  *   bash bench/run.sh notice [--trials 20] [--poll-ms 250] [--mem-mib 16] [--fleet 1000] [--sim-procs 4]
+ *                            [--orchestrators 1]
  *
  * `--fleet N`: the orchestrator also watches N simulated nodes (bench/scale/sim: real SSH servers on loopback, one
  * metadata watch loop each, drained so that none is a destination), so both halves of the notice-to-first-freeze
  * target at fleet scale are measured in one run: the orchestrator's under the load of N watched nodes, the nodes'
- * with real CRIU on the lab nodes.
+ * with real CRIU on the lab nodes. `--orchestrators 2`: two replicas of one deployment (the watches sharded
+ * between them, either one's worker may run the evacuation).
  *
  * Stages, each measured from the notice's appearance: detected (the watcher parsed it), evacuation
  * recorded, first migration recorded, its preflight / prepare / dump phases started, and frozenAt (the source tasks stopped,
@@ -30,7 +32,7 @@ import {
   startWorkload,
   stopRedis,
   stopWorkload,
-  startBenchOrchestrator,
+  startBenchReplicas,
   type LabConfig,
   type OrchestratorProcess,
 } from '@spotlift/testing';
@@ -39,6 +41,7 @@ import { Sim, simNodeSpecs, untilFleetWatched } from '../scale/sim/fleet-sim.js'
 const REDIS_PORT = arg('redis-port', 16399);
 const FLEET = arg('fleet', 0);
 const SIM_PORT = arg('sim-port', 2222);
+const REPLICAS = arg('orchestrators', 1);
 const STAGES = ['detected', 'evacuation', 'migration', 'preflight', 'prepare', 'dumpStart', 'frozenAt'] as const;
 type Stage = (typeof STAGES)[number];
 
@@ -66,7 +69,7 @@ async function startApp(
   pollMs: number,
   trial: number,
   sim?: Sim,
-): Promise<{ orch: OrchestratorProcess; bootMs: number }> {
+): Promise<{ orchs: OrchestratorProcess[]; bootMs: number }> {
   const started = Date.now();
   const path = join(tmpdir(), `spotlift-notice-bench-${process.pid}.json`);
   const nodes = [
@@ -78,20 +81,22 @@ async function startApp(
   // running installation they were run ahead (`trialRefreshSeconds`); this measures that path.
   const evacuation = { trialRefreshSeconds: 0, trialBudgetSeconds: 0 };
   writeFileSync(path, JSON.stringify({ ...lab, nodes, evacuation }));
-  const orch = await startBenchOrchestrator(`notice-${trial}`, REDIS_PORT, {
-    SPOTLIFT_CONFIG: path,
-    SPOTLIFT_NOTICE_POLL_MS: String(pollMs),
-  });
+  const orchs = await startBenchReplicas(
+    `notice-${trial}`,
+    REDIS_PORT,
+    { SPOTLIFT_CONFIG: path, SPOTLIFT_NOTICE_POLL_MS: String(pollMs) },
+    REPLICAS,
+  );
   if (sim) {
     try {
       await untilFleetWatched(sim, FLEET);
-      await drainAll(orch, FLEET);
+      await drainAll(orchs[0]!, FLEET);
     } catch (error) {
-      await orch.kill('SIGTERM');
+      await Promise.all(orchs.map((o) => o.kill('SIGTERM')));
       throw error;
     }
   }
-  return { orch, bootMs: Date.now() - started };
+  return { orchs, bootMs: Date.now() - started };
 }
 
 /** Every simulated node drained (no placement lands on it; it is still watched), 16 requests at a time. */
@@ -128,7 +133,9 @@ async function trial(
   i: number,
   sim?: Sim,
 ): Promise<Record<Stage, number> & { bootMs: number }> {
-  const { orch, bootMs } = await startApp(lab, imds.url, opts.pollMs, i, sim);
+  const { orchs, bootMs } = await startApp(lab, imds.url, opts.pollMs, i, sim);
+  // The API of any replica serves the records the bench reads.
+  const orch = orchs[0]!;
   const pids: number[] = [];
   try {
     const name = `notice-bench-${i}`;
@@ -168,7 +175,7 @@ async function trial(
     };
   } finally {
     imds.clearSpotInterruption();
-    await orch.kill('SIGTERM');
+    await Promise.all(orchs.map((o) => o.kill('SIGTERM')));
     for (const pid of pids) if (pidAlive(pid)) await stopWorkload(pid);
   }
 }
@@ -195,7 +202,9 @@ async function main(): Promise<void> {
     for (let i = 0; i < trials; i++) {
       const r = await trial(lab, imds, collector, { pollMs, memMiB }, i, sim);
       rows.push(r);
-      const boot = sim ? ` (orchestrator watching ${FLEET} + 3 nodes, ready ${(r.bootMs / 1000).toFixed(1)} s)` : '';
+      const boot = sim
+        ? ` (${REPLICAS} orchestrator(s) watching ${FLEET} + 3 nodes, ready ${(r.bootMs / 1000).toFixed(1)} s)`
+        : '';
       console.log(`trial ${String(i + 1).padStart(3)}: ${STAGES.map((s) => `${s} ${r[s]} ms`).join(', ')}${boot}`);
     }
   } finally {
@@ -206,7 +215,7 @@ async function main(): Promise<void> {
   }
   console.log(
     `\nnotice-to-first-freeze, ${rows.length} trials, IMDS poll every ${pollMs} ms over SSH, ${memMiB} MiB workload` +
-      (FLEET ? `, the orchestrator also watching ${FLEET} simulated nodes (stream mode, drained)` : ''),
+      (FLEET ? `, ${REPLICAS} orchestrator(s) also watching ${FLEET} simulated nodes (stream mode, drained)` : ''),
   );
   console.log('stage (ms after the notice appeared)   p50    p99    max');
   for (const s of STAGES) {
@@ -220,7 +229,7 @@ async function main(): Promise<void> {
     99,
   );
   console.log(`\ntarget p99 <= 1000 ms (frozenAt): ${p99 <= 1000 ? 'met' : 'NOT met'} (${p99} ms)`);
-  console.log(JSON.stringify({ trials: rows.length, pollMs, memMiB, fleet: FLEET, rows }));
+  console.log(JSON.stringify({ trials: rows.length, pollMs, memMiB, fleet: FLEET, orchestrators: REPLICAS, rows }));
 }
 
 main().then(

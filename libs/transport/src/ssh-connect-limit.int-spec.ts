@@ -5,7 +5,8 @@
  * is waiting, then accepts them together: more than LIMIT at once would show in its count, fewer would never
  * fill a wave (and the test would time out). Node ids differ, so each is its own pooled connection.
  */
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer, Socket, type AddressInfo } from 'node:net';
+import { jest } from '@jest/globals';
 import { Server, utils, type AuthContext } from 'ssh2';
 import type { NodeTarget } from '@spotlift/domain';
 import { NodeUnreachableError } from '@spotlift/domain';
@@ -141,5 +142,25 @@ describe('SshNodeShell: concurrent connects are capped', () => {
     expect(all.map((o) => o.status)).toEqual(Array(LIMIT + 5).fill('rejected'));
     expect(server.seen.connections).toBe(LIMIT);
     expect(shell.connecting).toEqual({ inFlight: 0, queued: 0 });
+  });
+});
+
+describe('SshNodeShell: each connection', () => {
+  it('sets TCP_NODELAY on its socket (an exec is a few small packets: with Nagle they waited on delayed ACKs)', async () => {
+    const shell = new SshNodeShell({ privateKey: parseableKey().private, maxConcurrentConnects: LIMIT });
+    const server = await wavesServer();
+    const noDelay = jest.spyOn(Socket.prototype, 'setNoDelay');
+    try {
+      await Promise.all(Array.from({ length: LIMIT }, (_, i) => shell.exec(server.node(i), 'true')));
+      const port = server.node(0).port;
+      const sockets = noDelay.mock.contexts.filter(
+        (s, i) => (s as Socket).remotePort === port && noDelay.mock.calls[i]![0] !== false,
+      );
+      expect(new Set(sockets).size).toBe(LIMIT);
+    } finally {
+      noDelay.mockRestore();
+      await shell.close();
+      await server.close();
+    }
   });
 });

@@ -194,13 +194,33 @@ export async function startBenchOrchestrator(
   redisPort: number,
   env: Record<string, string> = {},
 ): Promise<OrchestratorProcess> {
-  const orch = new OrchestratorProcess(
-    builtOrchestratorMain(),
-    redisPort,
-    { SPOTLIFT_SSH_TUNNEL_AUTHORIZED_KEYS: labAuthorizedKeys(), ...env },
-    `bench-${name}-${Date.now()}`,
-    { logDir: join(labDir(), 'bench') },
+  return (await startBenchReplicas(name, redisPort, env, 1))[0]!;
+}
+
+/** `count` replicas of one benchmark deployment (one key prefix), as {@link startBenchOrchestrator} starts one. */
+export async function startBenchReplicas(
+  name: string,
+  redisPort: number,
+  env: Record<string, string>,
+  count: number,
+): Promise<OrchestratorProcess[]> {
+  const prefix = `bench-${name}-${Date.now()}`;
+  const replicas = Array.from(
+    { length: count },
+    () =>
+      new OrchestratorProcess(
+        builtOrchestratorMain(),
+        redisPort,
+        { SPOTLIFT_SSH_TUNNEL_AUTHORIZED_KEYS: labAuthorizedKeys(), ...env },
+        prefix,
+        { logDir: join(labDir(), 'bench') },
+      ),
   );
-  await orch.start();
-  return orch;
+  const started = await Promise.allSettled(replicas.map((r) => r.start()));
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(replicas.map((r) => r.kill('SIGTERM')));
+    throw failed.reason;
+  }
+  return replicas;
 }
