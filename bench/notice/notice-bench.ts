@@ -11,7 +11,8 @@
  * `--fleet N`: the orchestrator also watches N simulated nodes (bench/scale/sim: real SSH servers on loopback, one
  * metadata watch loop each, drained so that none is a destination), so both halves of the notice-to-first-freeze
  * target at fleet scale are measured in one run: the orchestrator's under the load of N watched nodes, the nodes'
- * with real CRIU on the lab nodes. `--orchestrators 2`: two replicas of one deployment (the watches sharded
+ * with real CRIU on the lab nodes. The same trials run first with the lab's three nodes alone: the baseline, in
+ * the same run, and the ratio of the two. `--orchestrators 2`: two replicas of one deployment (the watches sharded
  * between them, either one's worker may run the evacuation).
  *
  * Stages, each measured from the notice's appearance: detected (the watcher parsed it), evacuation
@@ -132,7 +133,7 @@ async function trial(
   opts: { pollMs: number; memMiB: number },
   i: number,
   sim?: Sim,
-): Promise<Record<Stage, number> & { bootMs: number }> {
+): Promise<Row> {
   const { orchs, bootMs } = await startApp(lab, imds.url, opts.pollMs, i, sim);
   // The API of any replica serves the records the bench reads.
   const orch = orchs[0]!;
@@ -187,6 +188,24 @@ function phase(m: MigrationRecord, name: string): string {
   return p.startedAt;
 }
 
+type Row = Record<Stage, number> & { bootMs: number };
+
+/** The stage table of one set of trials; its frozenAt p99. */
+function report(title: string, rows: Row[]): number {
+  console.log(`\n${title}`);
+  console.log('stage (ms after the notice appeared)   p50    p99    max');
+  for (const s of STAGES) {
+    const xs = rows.map((r) => r[s]);
+    console.log(
+      `${s.padEnd(38)} ${String(pct(xs, 50)).padStart(5)}  ${String(pct(xs, 99)).padStart(5)}  ${String(Math.max(...xs)).padStart(5)}`,
+    );
+  }
+  return pct(
+    rows.map((r) => r.frozenAt),
+    99,
+  );
+}
+
 async function main(): Promise<void> {
   const trials = arg('trials', 20);
   const pollMs = arg('poll-ms', 250);
@@ -197,15 +216,21 @@ async function main(): Promise<void> {
   const collector = new HeartbeatCollector();
   await collector.start();
   const sim = FLEET ? await Sim.start(FLEET, arg('sim-procs', 4), SIM_PORT) : undefined;
-  const rows: Record<Stage, number>[] = [];
+  // With a fleet, the baseline first, in the same run: the same trials with the lab's three nodes alone.
+  const sets = sim ? [{ sim: undefined }, { sim }] : [{ sim: undefined }];
+  const results: Row[][] = [];
   try {
-    for (let i = 0; i < trials; i++) {
-      const r = await trial(lab, imds, collector, { pollMs, memMiB }, i, sim);
-      rows.push(r);
-      const boot = sim
-        ? ` (${REPLICAS} orchestrator(s) watching ${FLEET} + 3 nodes, ready ${(r.bootMs / 1000).toFixed(1)} s)`
-        : '';
-      console.log(`trial ${String(i + 1).padStart(3)}: ${STAGES.map((s) => `${s} ${r[s]} ms`).join(', ')}${boot}`);
+    for (const set of sets) {
+      const rows: Row[] = [];
+      for (let i = 0; i < trials; i++) {
+        const r = await trial(lab, imds, collector, { pollMs, memMiB }, results.length * trials + i, set.sim);
+        rows.push(r);
+        const nodes = set.sim ? `${FLEET} simulated + 3 lab nodes` : '3 lab nodes';
+        console.log(
+          `trial ${String(i + 1).padStart(3)}: ${STAGES.map((s) => `${s} ${r[s]} ms`).join(', ')} (${REPLICAS} orchestrator(s), ${nodes}, ready ${(r.bootMs / 1000).toFixed(1)} s)`,
+        );
+      }
+      results.push(rows);
     }
   } finally {
     sim?.stop();
@@ -213,23 +238,38 @@ async function main(): Promise<void> {
     await imds.stop();
     await stopRedis(REDIS_PORT);
   }
-  console.log(
-    `\nnotice-to-first-freeze, ${rows.length} trials, IMDS poll every ${pollMs} ms over SSH, ${memMiB} MiB workload` +
-      (FLEET ? `, ${REPLICAS} orchestrator(s) also watching ${FLEET} simulated nodes (stream mode, drained)` : ''),
-  );
-  console.log('stage (ms after the notice appeared)   p50    p99    max');
-  for (const s of STAGES) {
-    const xs = rows.map((r) => r[s]);
+  const what = `${trials} trials, IMDS poll every ${pollMs} ms over SSH, ${memMiB} MiB workload, ${REPLICAS} orchestrator(s)`;
+  const base = report(`notice-to-first-freeze, ${what}, watching the 3 lab nodes`, results[0]!);
+  const p99 = sim
+    ? report(
+        `notice-to-first-freeze, ${what}, watching ${FLEET} simulated nodes (stream mode, drained) + the 3 lab nodes`,
+        results[1]!,
+      )
+    : base;
+  if (sim) {
+    const p50 = (rows: Row[]) =>
+      pct(
+        rows.map((r) => r.frozenAt),
+        50,
+      );
     console.log(
-      `${s.padEnd(38)} ${String(pct(xs, 50)).padStart(5)}  ${String(pct(xs, 99)).padStart(5)}  ${String(Math.max(...xs)).padStart(5)}`,
+      `\nfrozenAt at ${FLEET} + 3 nodes / at 3 nodes: p50 x${(p50(results[1]!) / p50(results[0]!)).toFixed(2)}, p99 x${(p99 / base).toFixed(2)}`,
     );
   }
-  const p99 = pct(
-    rows.map((r) => r.frozenAt),
-    99,
+  console.log(
+    `target p99 <= 1000 ms (frozenAt${sim ? `, ${FLEET} + 3 nodes` : ''}): ${p99 <= 1000 ? 'met' : 'NOT met'} (${p99} ms)`,
   );
-  console.log(`\ntarget p99 <= 1000 ms (frozenAt): ${p99 <= 1000 ? 'met' : 'NOT met'} (${p99} ms)`);
-  console.log(JSON.stringify({ trials: rows.length, pollMs, memMiB, fleet: FLEET, orchestrators: REPLICAS, rows }));
+  console.log(
+    JSON.stringify({
+      trials,
+      pollMs,
+      memMiB,
+      fleet: FLEET,
+      orchestrators: REPLICAS,
+      baseline: results[0],
+      rows: results[1] ?? results[0],
+    }),
+  );
 }
 
 main().then(

@@ -35,6 +35,7 @@ import {
   allWhere,
   checkpointsOfWorkload,
 } from '@spotlift/store';
+import { inspectForRequest } from '../common/node-inspection.js';
 import { AppConfig } from '../config/app-config.js';
 import { candidateNode, placementWorkload } from '../evacuations/evacuation-input.js';
 import { claimWorkload } from '../migrations/workload-claim.js';
@@ -291,7 +292,7 @@ export class CheckpointsService {
       }
       pid = c.mainPid;
     }
-    const tree = await this.ops.inspectTree(source, pid);
+    const tree = await inspectForRequest(this.ops, source, pid);
     if (!tree) throw new BadRequestError(`workload '${workload.id}' (pid ${pid}) no longer runs on '${source.id}'`);
     return tree;
   }

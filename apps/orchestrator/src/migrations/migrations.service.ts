@@ -1,11 +1,11 @@
 import { Injectable, Optional } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { inspectForRequest } from '../common/node-inspection.js';
 import { sharedRead } from '../common/shared-read.js';
 import {
   BadRequestError,
   ConflictError,
-  DomainError,
   NotFoundError,
   processKey,
   type MigrationRecord,
@@ -236,12 +236,7 @@ export class MigrationsService {
 
   /** The workload's resident size now, from its process tree on the source (a 400 when it no longer runs). */
   private async runningSize(source: NodeRecord, workload: WorkloadRecord): Promise<number> {
-    const tree = await this.ops.inspectTree(source, workload.pid).catch((error: unknown) => {
-      if (error instanceof DomainError) throw error;
-      // The node answered the inspection with a failure: the caller gets its words and a 502, not an "internal
-      // error" 500 (the fleet bench's 200 migrations at once met this: a simulated node refusing the command).
-      throw new DomainError('node_command_failed', (error as Error).message, { nodeId: source.id }, true);
-    });
+    const tree = await inspectForRequest(this.ops, source, workload.pid);
     if (!tree) {
       throw new BadRequestError(`workload '${workload.id}' (pid ${workload.pid}) no longer runs on '${source.id}'`);
     }

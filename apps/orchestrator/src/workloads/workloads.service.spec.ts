@@ -228,6 +228,17 @@ describe('WorkloadsService.register', () => {
     k.shell.on({ node: 'node-a', match: /echo TREE/, reply: { stdout: 'TREE 4242\nRSS_KB 10\n' } });
     await expect(k.service.register(body())).rejects.toThrow(/could not read what pid 4242 is on node 'node-a'/);
   });
+
+  it("answers node_command_failed (502) with the node's words when the node fails the inspection, and records nothing", async () => {
+    const k = kit();
+    k.shell.on({ node: 'node-a', match: /echo TREE/, reply: { code: 1, stderr: 'sh: /proc: Permission denied' } });
+    await expect(k.service.register(body())).rejects.toMatchObject({
+      code: 'node_command_failed',
+      message: expect.stringMatching(/inspecting pid 4242 on node-a failed: sh: \/proc: Permission denied/) as unknown,
+      meta: { nodeId: 'node-a' },
+    });
+    expect(await k.workloads.list()).toEqual([]);
+  });
 });
 
 describe('WorkloadsService.remove', () => {

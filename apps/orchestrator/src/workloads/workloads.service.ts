@@ -40,6 +40,7 @@ import {
   workloadsOnNode,
 } from '@spotlift/store';
 import type { GuardBody, RegisterWorkload } from './register-workload.js';
+import { inspectForRequest } from '../common/node-inspection.js';
 import { AppConfig } from '../config/app-config.js';
 import { GuardStatusRepository } from '../guard/guard-status.js';
 
@@ -130,7 +131,7 @@ export class WorkloadsService {
     const pid = body.pid ?? (await this.readPidfile(node, body.pidfile!));
     // Refused before SSH: its tree is the whole node, which would be walked for nothing.
     if (pid === 1) throw new BadRequestError(initRefusal(node.id), { pid, node: node.id });
-    const tree = await this.ops.inspectTree(node, pid);
+    const tree = await inspectForRequest(this.ops, node, pid);
     if (!tree)
       throw new BadRequestError(`no process with pid ${pid} runs on node '${node.id}'`, { pid, node: node.id });
     if (!tree.root) {
@@ -196,7 +197,7 @@ export class WorkloadsService {
         refusals: verdict.refusals.map((r) => r.code),
       });
     }
-    const tree = await this.ops.inspectTree(node, c.mainPid);
+    const tree = await inspectForRequest(this.ops, node, c.mainPid);
     const now = this.clock.now().toISOString();
     return {
       id: `wl-${randomUUID().slice(0, 8)}`,
