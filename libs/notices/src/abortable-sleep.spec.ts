@@ -1,4 +1,5 @@
-import { runPollLoop, type WakeSource } from './abortable-sleep.js';
+import { getEventListeners } from 'node:events';
+import { cuttableSleep, runPollLoop, type WakeSource } from './abortable-sleep.js';
 
 /** A wake source the test fires by hand; counts its subscribers. */
 function handWake() {
@@ -72,5 +73,40 @@ describe('runPollLoop', () => {
     expect(polls).toBe(1);
     stop.abort();
     await loop;
+  });
+});
+
+describe('cuttableSleep', () => {
+  const timed = async (p: Promise<void>) => {
+    const t0 = Date.now();
+    await p;
+    return Date.now() - t0;
+  };
+
+  it('ends when cut, when its signal aborts, or after its time; a cut after the end is harmless', async () => {
+    const cut = cuttableSleep(10_000);
+    setTimeout(cut.cut, 20);
+    expect(await timed(cut.done)).toBeLessThan(5_000);
+    cut.cut();
+
+    const stop = new AbortController();
+    const aborted = cuttableSleep(10_000, stop.signal);
+    setTimeout(() => stop.abort(), 20);
+    expect(await timed(aborted.done)).toBeLessThan(5_000);
+
+    expect(await timed(cuttableSleep(50).done)).toBeGreaterThanOrEqual(40);
+  });
+
+  it('resolves at once for no time or an aborted signal, and leaves no listener on the signal', async () => {
+    const stop = new AbortController();
+    const listeners = () => getEventListeners(stop.signal, 'abort');
+    const s = cuttableSleep(10_000, stop.signal);
+    expect(listeners()).toHaveLength(1);
+    s.cut();
+    await s.done;
+    expect(listeners()).toHaveLength(0);
+    expect(await timed(cuttableSleep(0).done)).toBeLessThan(1_000);
+    stop.abort();
+    expect(await timed(cuttableSleep(10_000, stop.signal).done)).toBeLessThan(1_000);
   });
 });

@@ -6,16 +6,30 @@ import type { NoticeSink } from './notice-provider.port.js';
  * right after, so an abort ends them at once instead of at the next tick.
  */
 export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted || ms <= 0) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
+  return cuttableSleep(ms, signal).done;
+}
+
+/**
+ * {@link abortableSleep} that its caller can also end early (`cut`), without a signal of its own: a poll loop
+ * sleeps thousands of times a second at 1,000 nodes, and an AbortController plus `AbortSignal.any` per sleep
+ * was ~5 % of a core there (the fleet bench's CPU profile).
+ */
+export function cuttableSleep(ms: number, signal?: AbortSignal): { done: Promise<void>; cut: () => void } {
+  let cut = () => {};
+  const done =
+    signal?.aborted || ms <= 0
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          const end = () => {
+            clearTimeout(timer);
+            signal?.removeEventListener('abort', end);
+            resolve();
+          };
+          const timer = setTimeout(end, ms);
+          signal?.addEventListener('abort', end, { once: true });
+          cut = end;
+        });
+  return { done, cut: () => cut() };
 }
 
 /** Tells of news (a MetadataClient serving a watch of its own): the poll loop then polls at once. */
@@ -57,9 +71,9 @@ export async function runPollLoop<T>(
       if (signal.aborted) return;
       await deliver(result);
       if (woken) continue;
-      const cut = new AbortController();
-      cutSleep = () => cut.abort();
-      await abortableSleep(intervalMs - (Date.now() - started), AbortSignal.any([signal, cut.signal]));
+      const sleep = cuttableSleep(intervalMs - (Date.now() - started), signal);
+      cutSleep = sleep.cut;
+      await sleep.done;
       cutSleep = undefined;
     }
   } finally {
