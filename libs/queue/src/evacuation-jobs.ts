@@ -1,4 +1,5 @@
-import type { JobsOptions } from 'bullmq';
+import type { JobsOptions, WorkerOptions } from 'bullmq';
+import { MIGRATION_WORKER_OPTIONS } from './queues.js';
 import { z } from 'zod';
 
 /**
@@ -14,6 +15,16 @@ export const EVACUATE_JOB = 'evacuate';
  * handled by the stalled-job check, which hands the job to another worker that resumes it.
  */
 export const EVACUATE_JOB_OPTIONS: JobsOptions = { attempts: 1, removeOnComplete: 1_000, removeOnFail: 5_000 };
+
+/**
+ * Worker options of the evacuations queue: the migrations' lock and stalled-check periods (queues.ts says why and
+ * what they cost). A replica killed mid-evacuation (its own spot VM reclaimed, say) left its evacuations to
+ * BullMQ's defaults, 30 s / 30 s: up to a minute of a 120 s notice (30 s on GCP) before another replica resumed
+ * them. Two coordinators on one evacuation after a stalled event loop are harmless: every move starts through the
+ * workload's claim, and the record is saved as a compare-and-set.
+ */
+export const EVACUATION_WORKER_OPTIONS: Pick<WorkerOptions, 'lockDuration' | 'stalledInterval' | 'maxStalledCount'> =
+  MIGRATION_WORKER_OPTIONS;
 
 export const EvacuateJobData = z.object({ evacuationId: z.string().regex(/^[A-Za-z0-9_-]{1,120}$/) });
 export type EvacuateJobData = z.infer<typeof EvacuateJobData>;
