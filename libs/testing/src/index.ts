@@ -14,3 +14,4 @@ export * from './fake-podman-ops.js';
 export * from './in-memory-watch-leases.js';
 export * from './fake-process-ops.js';
 export * from './fake-engine-kit.js';
+export * from './poll.js';

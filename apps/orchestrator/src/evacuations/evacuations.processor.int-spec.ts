@@ -5,7 +5,7 @@
  * minutes), and worker B, another replica, takes the same job and finishes it; the job never counts as failed.
  * The coordinator is a fake that runs until its signal aborts (what the real one does while its moves run).
  */
-import { startRedis, stopRedis } from '@spotlift/testing';
+import { startRedis, stopRedis, until } from '@spotlift/testing';
 import {
   EVACUATE_JOB,
   EVACUATE_JOB_OPTIONS,
@@ -46,16 +46,6 @@ function workerFor(processor: EvacuationsProcessor, queuePrefix = prefix): Worke
   return worker;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 describe('EvacuationsProcessor on shutdown (BullMQ on Redis)', () => {
   beforeAll(() => startRedis(PORT), 60_000);
   afterAll(() => stopRedis(PORT), 60_000);
@@ -69,7 +59,7 @@ describe('EvacuationsProcessor on shutdown (BullMQ on Redis)', () => {
     const jobId = evacuateJobId('evac-1');
     try {
       await queue.add(EVACUATE_JOB, { evacuationId: 'evac-1' }, { ...EVACUATE_JOB_OPTIONS, jobId });
-      await until('replica A to run it', () => Promise.resolve(a.runs.length ? true : undefined));
+      await until('replica A to run it', () => Promise.resolve(a.runs.length ? true : undefined), 10_000, 25);
 
       const stopStarted = Date.now();
       await a.processor.onModuleDestroy();
@@ -81,10 +71,15 @@ describe('EvacuationsProcessor on shutdown (BullMQ on Redis)', () => {
       expect(back.failedReason).toBeFalsy();
 
       workerB = workerFor(b.processor);
-      const done = await until('replica B to finish it', async () => {
-        const job = await queue.getJob(jobId);
-        return (await job?.getState()) === 'completed' ? job : undefined;
-      });
+      const done = await until(
+        'replica B to finish it',
+        async () => {
+          const job = await queue.getJob(jobId);
+          return (await job?.getState()) === 'completed' ? job : undefined;
+        },
+        10_000,
+        25,
+      );
       expect(b.runs).toEqual(['evac-1']);
       // A took no job after it began to stop (it would have taken this one again, due at once).
       expect(a.runs).toEqual(['evac-1']);
@@ -104,8 +99,11 @@ describe('EvacuationsProcessor on shutdown (BullMQ on Redis)', () => {
     try {
       const jobId = evacuateJobId('evac-2');
       await queue.add(EVACUATE_JOB, { evacuationId: 'evac-2' }, { ...EVACUATE_JOB_OPTIONS, jobId });
-      await until('it to complete', async () =>
-        (await (await queue.getJob(jobId))?.getState()) === 'completed' ? true : undefined,
+      await until(
+        'it to complete',
+        async () => ((await (await queue.getJob(jobId))?.getState()) === 'completed' ? true : undefined),
+        10_000,
+        25,
       );
       const t0 = Date.now();
       await c.processor.onModuleDestroy();
@@ -127,7 +125,7 @@ describe('EvacuationsProcessor on shutdown (BullMQ on Redis)', () => {
     const jobId = evacuateJobId('evac-3');
     try {
       await queue.add(EVACUATE_JOB, { evacuationId: 'evac-3' }, { ...EVACUATE_JOB_OPTIONS, jobId });
-      await until('replica A to run it', () => Promise.resolve(a.runs.length ? true : undefined));
+      await until('replica A to run it', () => Promise.resolve(a.runs.length ? true : undefined), 10_000, 25);
       // Killed: its lock is no longer renewed and nothing is handed back (force: no wait, no hand-back).
       await workerA.close(true);
       const killedAt = Date.now();
@@ -136,6 +134,7 @@ describe('EvacuationsProcessor on shutdown (BullMQ on Redis)', () => {
         'replica B to finish it',
         async () => ((await (await queue.getJob(jobId))?.getState()) === 'completed' ? true : undefined),
         40_000,
+        25,
       );
       const { lockDuration, stalledInterval } = EVACUATION_WORKER_OPTIONS;
       // Lock expiry plus at most two checks (a check sees a job stalled only if it was active at the one before).

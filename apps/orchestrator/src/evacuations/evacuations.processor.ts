@@ -37,9 +37,11 @@ export class EvacuationsProcessor extends WorkerHost implements OnModuleInit, On
   async onModuleDestroy(): Promise<void> {
     // No new job first: an evacuation handed back is due at once, and this worker would take it again. (A boot
     // that failed before the worker existed has nothing to pause.)
-    await Promise.resolve()
-      .then(() => this.worker.pause(true))
-      .catch(() => undefined);
+    try {
+      await this.worker.pause(true);
+    } catch {
+      /* no worker to pause */
+    }
     this.stopping.abort(new Error('this replica is stopping'));
     await Promise.allSettled([...this.running]);
   }
